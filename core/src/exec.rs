@@ -1,0 +1,1 @@
+//! Running a tile through the fused layers (placeholder; see the foundation issue).

@@ -1,0 +1,1 @@
+//! Fused Tile Partitioning (placeholder; see the foundation issue).

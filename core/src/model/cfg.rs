@@ -1,0 +1,1 @@
+//! Darknet cfg parser (placeholder; see the foundation issue).

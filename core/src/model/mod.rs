@@ -1,0 +1,10 @@
+//! The network description: layer kinds and parameters, shape inference, the Darknet cfg parser
+//! and the Darknet weights reader.
+
+pub mod cfg;
+mod layer;
+mod network;
+pub mod weights;
+
+pub use layer::{Activation, Conv, Layer, LayerKind, MaxPool, RegionParams, Reorg, Route, Shape};
+pub use network::{Network, ShapeError, MAX_LAYERS, MAX_ROUTE_INPUTS};

@@ -1,0 +1,5 @@
+//! The `tessera` command.
+
+fn main() {
+    println!("tessera");
+}
