@@ -1,5 +1,7 @@
 //! The `tessera` command.
 
+mod image;
+
 fn main() {
     println!("tessera");
 }

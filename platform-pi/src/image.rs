@@ -1,0 +1,326 @@
+//! Images in: JPEG/PNG decoding and Darknet's letterbox preparation of a network input.
+
+use std::fmt;
+use std::path::Path;
+
+use zune_jpeg::zune_core::colorspace::ColorSpace;
+use zune_jpeg::zune_core::options::DecoderOptions;
+use zune_jpeg::JpegDecoder;
+
+/// Largest side accepted when decoding (bounds memory on a 1 GB device).
+pub const MAX_SIDE: usize = 8192;
+
+/// A float image, CHW, values in `[0, 1]` (Darknet's `image`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Image {
+    /// Columns.
+    pub w: usize,
+    /// Rows.
+    pub h: usize,
+    /// Channels (3 for RGB).
+    pub c: usize,
+    /// `c × h × w` values, channel-major.
+    pub data: Vec<f32>,
+}
+
+/// Why an image could not be loaded.
+#[derive(Debug)]
+pub enum ImageError {
+    /// The file could not be read.
+    Io(std::io::Error),
+    /// Neither a JPEG nor a PNG signature.
+    UnknownFormat,
+    /// The JPEG decoder rejected the data.
+    Jpeg(String),
+    /// The PNG decoder rejected the data.
+    Png(String),
+    /// Zero or absurd dimensions, or an unsupported pixel layout.
+    Unsupported(String),
+}
+
+impl fmt::Display for ImageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ImageError::Io(e) => write!(f, "cannot read image: {e}"),
+            ImageError::UnknownFormat => f.write_str("not a JPEG or PNG file"),
+            ImageError::Jpeg(e) => write!(f, "bad JPEG: {e}"),
+            ImageError::Png(e) => write!(f, "bad PNG: {e}"),
+            ImageError::Unsupported(e) => write!(f, "unsupported image: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ImageError {}
+
+impl Image {
+    /// A `w × h × c` image filled with `value`.
+    pub fn filled(w: usize, h: usize, c: usize, value: f32) -> Self {
+        Image {
+            w,
+            h,
+            c,
+            data: vec![value; w * h * c],
+        }
+    }
+
+    fn at(&self, x: usize, y: usize, c: usize) -> f32 {
+        self.data[(c * self.h + y) * self.w + x]
+    }
+
+    fn set(&mut self, x: usize, y: usize, c: usize, v: f32) {
+        self.data[(c * self.h + y) * self.w + x] = v;
+    }
+
+    /// Builds an image from interleaved 8-bit pixels (`channels` per pixel), scaled to `[0, 1]`.
+    pub fn from_interleaved(
+        w: usize,
+        h: usize,
+        channels: usize,
+        px: &[u8],
+    ) -> Result<Self, ImageError> {
+        if w == 0 || h == 0 || w > MAX_SIDE || h > MAX_SIDE || px.len() != w * h * channels {
+            return Err(ImageError::Unsupported(format!(
+                "{w}x{h}x{channels}, {} bytes",
+                px.len()
+            )));
+        }
+        let mut img = Image::filled(w, h, channels, 0.0);
+        for (i, p) in px.chunks_exact(channels).enumerate() {
+            let (x, y) = (i % w, i / w);
+            for (c, &v) in p.iter().enumerate() {
+                img.set(x, y, c, v as f32 / 255.0);
+            }
+        }
+        Ok(img)
+    }
+
+    /// Decodes a JPEG or PNG file into an RGB image.
+    pub fn load(path: &Path) -> Result<Self, ImageError> {
+        let bytes = std::fs::read(path).map_err(ImageError::Io)?;
+        Self::decode(&bytes)
+    }
+
+    /// Decodes JPEG or PNG bytes into an RGB image (grey and alpha are converted).
+    pub fn decode(bytes: &[u8]) -> Result<Self, ImageError> {
+        if bytes.starts_with(&[0xFF, 0xD8]) {
+            decode_jpeg(bytes)
+        } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+            decode_png(bytes)
+        } else {
+            Err(ImageError::UnknownFormat)
+        }
+    }
+
+    /// Darknet's `resize_image`: separable bilinear, columns first, with its float steps (the
+    /// last row excepted, see below).
+    pub fn resize(&self, w: usize, h: usize) -> Image {
+        let mut part = Image::filled(w, self.h, self.c, 0.0);
+        // Darknet divides by zero for a 1-pixel target; every sample is then at 0.
+        let scale = |from: usize, to: usize| {
+            if to > 1 {
+                (from as f32 - 1.0) / (to as f32 - 1.0)
+            } else {
+                0.0
+            }
+        };
+        let (w_scale, h_scale) = (scale(self.w, w), scale(self.h, h));
+        for k in 0..self.c {
+            for r in 0..self.h {
+                for c in 0..w {
+                    let val = if c == w - 1 || self.w == 1 {
+                        self.at(self.w - 1, r, k)
+                    } else {
+                        let sx = c as f32 * w_scale;
+                        let ix = sx as usize;
+                        let dx = sx - ix as f32;
+                        (1.0 - dx) * self.at(ix, r, k) + dx * self.at(ix + 1, r, k)
+                    };
+                    part.set(c, r, k, val);
+                }
+            }
+        }
+        let mut out = Image::filled(w, h, self.c, 0.0);
+        for k in 0..self.c {
+            for r in 0..h {
+                // Darknet weights the last row by (1 − dy) of row ⌊sy⌋ and skips the rest; when
+                // `sy` rounds just below `h − 1` that darkens the row. Take the last source row
+                // instead, as Darknet already does for the last column.
+                if r == h - 1 || self.h == 1 {
+                    for c in 0..w {
+                        out.set(c, r, k, part.at(c, self.h - 1, k));
+                    }
+                    continue;
+                }
+                let sy = r as f32 * h_scale;
+                let iy = sy as usize;
+                let dy = sy - iy as f32;
+                for c in 0..w {
+                    out.set(c, r, k, (1.0 - dy) * part.at(c, iy, k));
+                }
+                for c in 0..w {
+                    let v = out.at(c, r, k) + dy * part.at(c, iy + 1, k);
+                    out.set(c, r, k, v);
+                }
+            }
+        }
+        out
+    }
+
+    /// Darknet's `letterbox_image`: resize keeping the aspect ratio, centre on grey (0.5).
+    pub fn letterbox(&self, w: usize, h: usize) -> Image {
+        let (new_w, new_h) = if (w as f32 / self.w as f32) < (h as f32 / self.h as f32) {
+            (w, self.h * w / self.w)
+        } else {
+            (self.w * h / self.h, h)
+        };
+        let resized = self.resize(new_w.max(1), new_h.max(1));
+        let mut boxed = Image::filled(w, h, self.c, 0.5);
+        let (dx, dy) = ((w - resized.w) / 2, (h - resized.h) / 2);
+        for k in 0..self.c {
+            for y in 0..resized.h {
+                for x in 0..resized.w {
+                    boxed.set(x + dx, y + dy, k, resized.at(x, y, k));
+                }
+            }
+        }
+        boxed
+    }
+}
+
+fn decode_jpeg(bytes: &[u8]) -> Result<Image, ImageError> {
+    let options = DecoderOptions::default()
+        .jpeg_set_out_colorspace(ColorSpace::RGB)
+        .set_max_width(MAX_SIDE)
+        .set_max_height(MAX_SIDE);
+    let mut decoder = JpegDecoder::new_with_options(bytes, options);
+    let px = decoder
+        .decode()
+        .map_err(|e| ImageError::Jpeg(format!("{e:?}")))?;
+    let info = decoder
+        .info()
+        .ok_or_else(|| ImageError::Jpeg("no header".into()))?;
+    Image::from_interleaved(info.width as usize, info.height as usize, 3, &px)
+}
+
+fn decode_png(bytes: &[u8]) -> Result<Image, ImageError> {
+    let mut decoder = png::Decoder::new(bytes);
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = decoder
+        .read_info()
+        .map_err(|e| ImageError::Png(e.to_string()))?;
+    let (w, h) = (reader.info().width as usize, reader.info().height as usize);
+    if w == 0 || h == 0 || w > MAX_SIDE || h > MAX_SIDE {
+        return Err(ImageError::Unsupported(format!("{w}x{h}")));
+    }
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let frame = reader
+        .next_frame(&mut buf)
+        .map_err(|e| ImageError::Png(e.to_string()))?;
+    let px = &buf[..frame.buffer_size()];
+    let rgb: Vec<u8> = match frame.color_type {
+        png::ColorType::Rgb => px.to_vec(),
+        png::ColorType::Rgba => px
+            .chunks_exact(4)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect(),
+        png::ColorType::Grayscale => px.iter().flat_map(|&g| [g, g, g]).collect(),
+        png::ColorType::GrayscaleAlpha => px
+            .chunks_exact(2)
+            .flat_map(|p| [p[0], p[0], p[0]])
+            .collect(),
+        other => return Err(ImageError::Unsupported(format!("{other:?}"))),
+    };
+    Image::from_interleaved(w, h, 3, &rgb)
+}
+
+/// Writes `img` (values clamped to `[0, 1]`) as an 8-bit RGB PNG.
+pub fn write_png(img: &Image, path: &Path) -> Result<(), ImageError> {
+    let file = std::fs::File::create(path).map_err(ImageError::Io)?;
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), img.w as u32, img.h as u32);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut writer = enc
+        .write_header()
+        .map_err(|e| ImageError::Png(e.to_string()))?;
+    let mut px = Vec::with_capacity(img.w * img.h * 3);
+    for y in 0..img.h {
+        for x in 0..img.w {
+            for c in 0..3 {
+                let v = img.at(x, y, c.min(img.c - 1));
+                px.push((v.clamp(0.0, 1.0) * 255.0).round() as u8);
+            }
+        }
+    }
+    writer
+        .write_image_data(&px)
+        .map_err(|e| ImageError::Png(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn letterbox_keeps_aspect_and_fills_grey() {
+        let img = Image::filled(64, 32, 3, 0.25);
+        let boxed = img.letterbox(16, 16);
+        assert_eq!((boxed.w, boxed.h, boxed.c), (16, 16, 3));
+        // 64x32 → 16x8 centred at rows 4..12; rows outside are the grey fill.
+        assert_eq!(boxed.at(5, 0, 1), 0.5);
+        assert_eq!(boxed.at(5, 3, 1), 0.5);
+        assert!((boxed.at(5, 4, 1) - 0.25).abs() < 1e-6);
+        assert!(
+            (boxed.at(0, 11, 2) - 0.25).abs() < 1e-6,
+            "{}",
+            boxed.at(0, 11, 2)
+        );
+        assert_eq!(boxed.at(15, 12, 0), 0.5);
+    }
+
+    #[test]
+    fn resize_interpolates_linearly() {
+        let img = Image {
+            w: 2,
+            h: 1,
+            c: 1,
+            data: vec![0.0, 1.0],
+        };
+        let r = img.resize(5, 1);
+        let expect = [0.0, 0.25, 0.5, 0.75, 1.0];
+        for (a, b) in r.data.iter().zip(expect) {
+            assert!((a - b).abs() < 1e-6, "{:?}", r.data);
+        }
+    }
+
+    #[test]
+    fn decodes_the_sample_jpeg_and_png_round_trip() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/images/0.jpg");
+        let img = Image::load(&root).unwrap();
+        assert_eq!((img.w, img.h, img.c), (640, 480, 3));
+        let mean = img.data.iter().sum::<f32>() / img.data.len() as f32;
+        assert!(mean > 0.05 && mean < 0.95, "mean {mean}");
+        let dir = std::env::temp_dir().join(format!("tessera-png-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let small = img.resize(40, 30);
+        write_png(&small, &dir.join("a.png")).unwrap();
+        let back = Image::load(&dir.join("a.png")).unwrap();
+        assert_eq!((back.w, back.h), (40, 30));
+        for (a, b) in small.data.iter().zip(&back.data) {
+            assert!((a - b).abs() <= 0.5 / 255.0 + 1e-6);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(matches!(
+            Image::decode(b"hello"),
+            Err(ImageError::UnknownFormat)
+        ));
+        assert!(matches!(
+            Image::decode(&[0xFF, 0xD8, 0xFF, 0x00, 1, 2]),
+            Err(ImageError::Jpeg(_))
+        ));
+        assert!(Image::decode(b"\x89PNG\r\n\x1a\nxxxx").is_err());
+    }
+}
