@@ -1,0 +1,176 @@
+//! Buffer sizes, traffic and work per frame for a grid and mode (§2.5, §2.6, §3).
+
+use super::{FusedStack, Grid, Mode, Partition, PlanError, Side, TilePlan};
+use crate::model::weights::{layer_param_count, param_count};
+use crate::model::LayerKind;
+use crate::region::Region;
+
+/// Memory, traffic and compute of running one frame through a fused stack on a grid.
+///
+/// Byte figures assume f32 activations; `in + out` is counted per layer (weights apart, see
+/// the `*_with_weights` fields), and the peak is the maximum over tiles and layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryPlan {
+    /// Capacity in f32 of EACH of the two ping-pong buffers `exec::run_tile` needs for the
+    /// largest tile: every intermediate output `Ô_ℓ` and stitched input `Î_{ℓ+1}`.
+    pub tile_buffer_elems: usize,
+    /// Largest layer-0 input of a tile, in f32 (`|Î_0| · C_0`).
+    pub tile_input_elems: usize,
+    /// Largest last-layer output of a tile, in f32 (grid tile × `C'_{L−1}`).
+    pub tile_output_elems: usize,
+    /// Max over tiles and layers of `(|Î_ℓ|·C_ℓ + |Ô_ℓ|·C'_ℓ) · 4`.
+    pub tile_peak_bytes: u64,
+    /// The same for the unpartitioned frame (1×1 grid).
+    pub full_peak_bytes: u64,
+    /// Max over tiles and layers of input + output + that layer's weights, in bytes (§2.6).
+    pub tile_peak_with_weights_bytes: u64,
+    /// The same for the unpartitioned frame.
+    pub full_peak_with_weights_bytes: u64,
+    /// Total strip bytes exchanged per frame (0 in [`Mode::Plain`]).
+    pub strip_bytes: u64,
+    /// Total layer-0 input bytes shipped to tiles per frame.
+    pub input_bytes: u64,
+    /// Total result bytes per frame (the last layer's full output).
+    pub output_bytes: u64,
+    /// Multiply-accumulates of all tiles of a frame.
+    pub tiled_macs: u64,
+    /// Multiply-accumulates of the unpartitioned stack (`net.macs(L)`).
+    pub full_macs: u64,
+}
+
+/// Per-layer `(input, output, weights)` byte counts of one planned tile, folded into peaks.
+struct Peaks {
+    plain: u64,
+    with_weights: u64,
+}
+
+fn peaks(stack: &FusedStack<'_>, plan: &TilePlan) -> Result<Peaks, PlanError> {
+    let mut p = Peaks {
+        plain: 0,
+        with_weights: 0,
+    };
+    for (l, layer) in stack.layers().iter().enumerate() {
+        let io = bytes(plan.input(l), layer.input.c)? + bytes(plan.output(l), layer.output.c)?;
+        let w = layer_param_count(stack.network(), l).map_err(|_| PlanError::Overflow)? as u64;
+        p.plain = p.plain.max(io);
+        p.with_weights = p.with_weights.max(io + 4 * w);
+    }
+    Ok(p)
+}
+
+fn elems(r: Region, channels: u32) -> Result<u64, PlanError> {
+    r.area()
+        .checked_mul(channels as u64)
+        .ok_or(PlanError::Overflow)
+}
+
+fn bytes(r: Region, channels: u32) -> Result<u64, PlanError> {
+    elems(r, channels)?
+        .checked_mul(4)
+        .ok_or(PlanError::Overflow)
+}
+
+fn to_usize(v: u64) -> Result<usize, PlanError> {
+    usize::try_from(v).map_err(|_| PlanError::Overflow)
+}
+
+impl MemoryPlan {
+    /// Plans every tile of `grid` in `mode` and gathers the figures.
+    pub fn new(stack: &FusedStack<'_>, grid: &Grid, mode: Mode) -> Result<MemoryPlan, PlanError> {
+        let layers = stack.layers();
+        let last = stack.len() - 1;
+        let mut m = MemoryPlan {
+            tile_buffer_elems: 0,
+            tile_input_elems: 0,
+            tile_output_elems: 0,
+            tile_peak_bytes: 0,
+            full_peak_bytes: 0,
+            tile_peak_with_weights_bytes: 0,
+            full_peak_with_weights_bytes: 0,
+            strip_bytes: 0,
+            input_bytes: 0,
+            output_bytes: bytes(
+                Region::full(stack.output().w, stack.output().h),
+                stack.output().c,
+            )?,
+            tiled_macs: 0,
+            full_macs: stack.macs(),
+        };
+        let (mut buffer, mut input, mut output) = (0u64, 0u64, 0u64);
+        for t in 0..grid.tile_count() {
+            let plan = TilePlan::new(stack, grid, t, mode)?;
+            for (l, layer) in layers.iter().enumerate().take(last) {
+                let c = layer.output.c;
+                buffer = buffer
+                    .max(elems(plan.output(l), c)?)
+                    .max(elems(plan.input(l + 1), c)?);
+                for side in Side::ALL {
+                    let s = bytes(plan.receive(l, side), c)?;
+                    m.strip_bytes = m.strip_bytes.checked_add(s).ok_or(PlanError::Overflow)?;
+                }
+            }
+            let i = elems(plan.input(0), stack.input().c)?;
+            input = input.max(i);
+            output = output.max(elems(plan.output(last), stack.output().c)?);
+            m.input_bytes = m
+                .input_bytes
+                .checked_add(i * 4)
+                .ok_or(PlanError::Overflow)?;
+            let p = peaks(stack, &plan)?;
+            m.tile_peak_bytes = m.tile_peak_bytes.max(p.plain);
+            m.tile_peak_with_weights_bytes = m.tile_peak_with_weights_bytes.max(p.with_weights);
+            m.tiled_macs = m
+                .tiled_macs
+                .checked_add(tile_macs(stack, &plan))
+                .ok_or(PlanError::Overflow)?;
+        }
+        m.tile_buffer_elems = to_usize(buffer)?;
+        m.tile_input_elems = to_usize(input)?;
+        m.tile_output_elems = to_usize(output)?;
+        let whole = Grid::new(1, 1, Partition::Darknet, stack)?;
+        let p = peaks(stack, &TilePlan::new(stack, &whole, 0, Mode::Plain)?)?;
+        m.full_peak_bytes = p.plain;
+        m.full_peak_with_weights_bytes = p.with_weights;
+        Ok(m)
+    }
+
+    /// Bytes of the fused layers' parameters (`4 ×` their f32 count); FTP never splits them.
+    pub fn weight_bytes(stack: &FusedStack<'_>) -> Result<u64, PlanError> {
+        let n = param_count(stack.network(), stack.len()).map_err(|_| PlanError::Overflow)?;
+        (n as u64).checked_mul(4).ok_or(PlanError::Overflow)
+    }
+
+    /// Tiled work over unpartitioned work (1.0 = no redundant compute); 0 for an empty stack.
+    pub fn macs_ratio(&self) -> f64 {
+        if self.full_macs == 0 {
+            return 0.0;
+        }
+        self.tiled_macs as f64 / self.full_macs as f64
+    }
+}
+
+/// Multiply-accumulates one tile performs (region-exact: only `Ô_ℓ` is computed).
+pub fn tile_macs(stack: &FusedStack<'_>, plan: &TilePlan) -> u64 {
+    stack
+        .layers()
+        .iter()
+        .enumerate()
+        .map(|(l, layer)| match &layer.kind {
+            LayerKind::Conv(c) => plan
+                .output(l)
+                .area()
+                .saturating_mul(layer.output.c as u64 * layer.input.c as u64)
+                .saturating_mul(c.size as u64 * c.size as u64),
+            _ => 0,
+        })
+        .fold(0u64, u64::saturating_add)
+}
+
+/// Multiply-accumulates of all tiles of one frame on `grid` in `mode`.
+pub fn frame_macs(stack: &FusedStack<'_>, grid: &Grid, mode: Mode) -> Result<u64, PlanError> {
+    (0..grid.tile_count()).try_fold(0u64, |acc, t| {
+        let plan = TilePlan::new(stack, grid, t, mode)?;
+        acc.checked_add(tile_macs(stack, &plan))
+            .ok_or(PlanError::Overflow)
+    })
+}
