@@ -1,1 +1,339 @@
-//! Running a tile through the fused layers (placeholder; see the foundation issue).
+//! Running one tile through the fused layers (DESIGN-NOTES §2.5, §3 "Executing a level-1 tile").
+//!
+//! [`run_tile`] is the only code path: a full frame is the single tile of a 1×1 grid. It uses
+//! two caller-owned ping-pong buffers, each [`MemoryPlan::tile_buffer_elems`] long; the layer-0
+//! input is read from the caller's view and the last layer writes straight into `out`.
+//!
+//! [`MemoryPlan::tile_buffer_elems`]: crate::ftp::MemoryPlan::tile_buffer_elems
+
+use core::fmt;
+
+use crate::ftp::{FusedStack, Side, TilePlan};
+use crate::kernel::{KernelError, Kernels};
+use crate::model::weights::Weights;
+use crate::model::LayerKind;
+use crate::region::Region;
+use crate::tensor::{copy_overlap, region_len, FeatureView, FeatureViewMut, ViewError};
+
+/// Why a tile could not be run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecError {
+    /// The plan was made for a stack of another length.
+    PlanMismatch,
+    /// The input view misses part of `plan.input(0)` or has the wrong channel count.
+    InputMismatch {
+        /// Region the tile needs.
+        needed: Region,
+        /// Region the view holds.
+        have: Region,
+    },
+    /// A ping-pong buffer is shorter than the plan needs.
+    BufferTooSmall {
+        /// Elements needed in each buffer.
+        needed: usize,
+        /// Elements in the shorter buffer.
+        available: usize,
+    },
+    /// The output slice is shorter than the grid tile × output channels.
+    OutputTooSmall {
+        /// Elements needed.
+        needed: usize,
+        /// Elements available.
+        available: usize,
+    },
+    /// The weights do not hold parameters for conv layer `layer`.
+    MissingWeights {
+        /// Layer index.
+        layer: usize,
+    },
+    /// A level-1 tile needs a strip the store does not have (the caller falls back to
+    /// [`Mode::Plain`](crate::ftp::Mode::Plain)).
+    MissingStrip {
+        /// Sender tile.
+        tile: usize,
+        /// Layer whose output the strip belongs to.
+        layer: usize,
+        /// Side of the sender the receiver sits on.
+        side: Side,
+    },
+    /// A stored strip does not cover the region or has the wrong channel count.
+    StripMismatch {
+        /// Sender tile.
+        tile: usize,
+        /// Layer whose output the strip belongs to.
+        layer: usize,
+        /// Side of the sender the receiver sits on.
+        side: Side,
+    },
+    /// The strip store is full.
+    StoreFull,
+    /// A kernel refused its views.
+    Kernel {
+        /// Layer index.
+        layer: usize,
+        /// What the kernel reported.
+        error: KernelError,
+    },
+    /// A region does not fit a buffer (size overflow or short slice).
+    View(ViewError),
+}
+
+impl fmt::Display for ExecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExecError::PlanMismatch => f.write_str("tile plan made for another stack"),
+            ExecError::InputMismatch { needed, have } => {
+                write!(f, "input view {have:?} does not hold needed {needed:?}")
+            }
+            ExecError::BufferTooSmall { needed, available } => {
+                write!(
+                    f,
+                    "scratch buffer holds {available} values, tile needs {needed}"
+                )
+            }
+            ExecError::OutputTooSmall { needed, available } => {
+                write!(
+                    f,
+                    "output buffer holds {available} values, tile needs {needed}"
+                )
+            }
+            ExecError::MissingWeights { layer } => write!(f, "no weights for layer {layer}"),
+            ExecError::MissingStrip { tile, layer, side } => {
+                write!(
+                    f,
+                    "missing strip: tile {tile}, layer {layer}, side {side:?}"
+                )
+            }
+            ExecError::StripMismatch { tile, layer, side } => {
+                write!(
+                    f,
+                    "strip does not fit: tile {tile}, layer {layer}, side {side:?}"
+                )
+            }
+            ExecError::StoreFull => f.write_str("strip store full"),
+            ExecError::Kernel { layer, error } => write!(f, "layer {layer}: {error}"),
+            ExecError::View(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl core::error::Error for ExecError {}
+
+impl From<ViewError> for ExecError {
+    fn from(e: ViewError) -> Self {
+        ExecError::View(e)
+    }
+}
+
+/// Where level-0 tiles leave strips and level-1 tiles pick them up.
+///
+/// A strip is keyed by the SENDER: its task id, the layer whose output it belongs to, and the
+/// side of the sender on which the receiver sits. A receiver on side `s` of its neighbour `n`
+/// therefore asks for `(n, layer, s.opposite())` of its own sides.
+pub trait StripStore {
+    /// Stores a copy of `strip` (exactly `plan.send(layer, side)` of the sender, all output
+    /// channels). The view borrows scratch memory that is overwritten afterwards.
+    fn put(
+        &mut self,
+        tile: usize,
+        layer: usize,
+        side: Side,
+        strip: &FeatureView<'_>,
+    ) -> Result<(), ExecError>;
+
+    /// The strip stored under that key, if any.
+    fn get(&self, tile: usize, layer: usize, side: Side) -> Option<FeatureView<'_>>;
+}
+
+/// A store that keeps nothing: for Plain mode, where no strip is exchanged. Strips put by a
+/// level-0 Reuse tile are dropped (its own output is unaffected).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoStrips;
+
+impl StripStore for NoStrips {
+    fn put(&mut self, _: usize, _: usize, _: Side, _: &FeatureView<'_>) -> Result<(), ExecError> {
+        Ok(())
+    }
+
+    fn get(&self, _: usize, _: usize, _: Side) -> Option<FeatureView<'_>> {
+        None
+    }
+}
+
+/// Scratch elements each ping-pong buffer needs for `plan`: every intermediate output and,
+/// when strips are stitched in, the enlarged next input.
+pub fn scratch_elems(stack: &FusedStack<'_>, plan: &TilePlan) -> Result<usize, ExecError> {
+    let mut need = 0;
+    for (l, layer) in stack.layers().iter().enumerate().take(stack.len() - 1) {
+        let c = layer.output.c;
+        need = need
+            .max(region_len(&plan.output(l), c)?)
+            .max(region_len(&plan.input(l + 1), c)?);
+    }
+    Ok(need)
+}
+
+/// Which memory holds the current layer's input.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Src {
+    Input,
+    A,
+    B,
+}
+
+/// `(which, other)` of the two buffers (`which` is never `Src::Input`).
+fn pick<'x>(a: &'x mut [f32], b: &'x mut [f32], which: Src) -> (&'x mut [f32], &'x mut [f32]) {
+    if which == Src::B {
+        (b, a)
+    } else {
+        (a, b)
+    }
+}
+
+fn layer_step<K: Kernels>(
+    kernels: &K,
+    stack: &FusedStack<'_>,
+    weights: &Weights<'_>,
+    l: usize,
+    input: &FeatureView<'_>,
+    out: &mut FeatureViewMut<'_>,
+) -> Result<(), ExecError> {
+    let layer = &stack.layers()[l];
+    let res = match &layer.kind {
+        LayerKind::Conv(c) => {
+            let params = weights
+                .conv(l)
+                .ok_or(ExecError::MissingWeights { layer: l })?;
+            kernels.conv(c, layer.input, &params, input, out)
+        }
+        LayerKind::MaxPool(p) => kernels.maxpool(p, layer.input, input, out),
+        // FusedStack::new admits only conv and maxpool.
+        _ => return Err(ExecError::PlanMismatch),
+    };
+    res.map_err(|error| ExecError::Kernel { layer: l, error })
+}
+
+/// Runs layers `0..L` of `stack` on one planned tile and returns the grid tile of the last
+/// layer's output, written at the start of `out`.
+///
+/// `input` must cover `plan.input(0)` with all input channels. `buf_a` and `buf_b` each need
+/// [`scratch_elems`] values (at most `MemoryPlan::tile_buffer_elems`). A level-0 Reuse tile
+/// `put`s each of its send strips as soon as the layer is done; a level-1 Reuse tile stitches
+/// each next input from its own output plus the strips it `get`s, and fails with
+/// [`ExecError::MissingStrip`] when one is absent.
+#[allow(clippy::too_many_arguments)]
+pub fn run_tile<'o, K: Kernels, S: StripStore>(
+    kernels: &K,
+    stack: &FusedStack<'_>,
+    weights: &Weights<'_>,
+    plan: &TilePlan,
+    input: &FeatureView<'_>,
+    buf_a: &mut [f32],
+    buf_b: &mut [f32],
+    strips: &mut S,
+    out: &'o mut [f32],
+) -> Result<FeatureView<'o>, ExecError> {
+    if plan.len() != stack.len() {
+        return Err(ExecError::PlanMismatch);
+    }
+    let needed = plan.input(0);
+    if !input.region().covers(&needed) || input.channels() != stack.input().c {
+        return Err(ExecError::InputMismatch {
+            needed,
+            have: input.region(),
+        });
+    }
+    let scratch = scratch_elems(stack, plan)?;
+    let available = buf_a.len().min(buf_b.len());
+    if available < scratch {
+        return Err(ExecError::BufferTooSmall {
+            needed: scratch,
+            available,
+        });
+    }
+    let last = stack.len() - 1;
+    let (tile_region, out_c) = (plan.output(last), stack.output().c);
+    let out_len = region_len(&tile_region, out_c)?;
+    if out.len() < out_len {
+        return Err(ExecError::OutputTooSmall {
+            needed: out_len,
+            available: out.len(),
+        });
+    }
+
+    let mut src = Src::Input;
+    for l in 0..last {
+        let layer = &stack.layers()[l];
+        let (cin, cout) = (layer.input.c, layer.output.c);
+        let computed = plan.output(l);
+        // Write into the buffer not holding the input.
+        let dst = if src == Src::A { Src::B } else { Src::A };
+        {
+            let (free, held) = pick(buf_a, buf_b, dst);
+            let mut o = FeatureViewMut::new(free, computed, cout)?;
+            if src == Src::Input {
+                layer_step(kernels, stack, weights, l, input, &mut o)?;
+            } else {
+                let i = FeatureView::new(held, plan.input(l), cin)?;
+                layer_step(kernels, stack, weights, l, &i, &mut o)?;
+            }
+        }
+        // The other buffer's content (this layer's input) is dead now: use it as scratch.
+        let (done, spare) = pick(buf_a, buf_b, dst);
+        let done = FeatureView::new(done, computed, cout)?;
+        for side in Side::ALL {
+            let r = plan.send(l, side);
+            if r.is_empty() {
+                continue;
+            }
+            let mut s = FeatureViewMut::new(spare, r, cout)?;
+            copy_overlap(&done, &mut s);
+            strips.put(plan.tile(), l, side, &s.as_view())?;
+        }
+        let next = plan.input(l + 1);
+        if next == computed {
+            src = dst;
+            continue;
+        }
+        let mut stitched = FeatureViewMut::new(spare, next, cout)?;
+        copy_overlap(&done, &mut stitched);
+        for side in Side::ALL {
+            let r = plan.receive(l, side);
+            if r.is_empty() {
+                continue;
+            }
+            let key = (plan.neighbour(side), l, side.opposite());
+            let missing = ExecError::MissingStrip {
+                tile: key.0.unwrap_or(usize::MAX),
+                layer: l,
+                side: key.2,
+            };
+            let tile = key.0.ok_or(missing)?;
+            let strip = strips.get(tile, l, key.2).ok_or(missing)?;
+            if strip.channels() != cout || !strip.region().covers(&r) {
+                return Err(ExecError::StripMismatch {
+                    tile,
+                    layer: l,
+                    side: key.2,
+                });
+            }
+            copy_overlap(&strip, &mut stitched);
+        }
+        // The plan checked that Ô_ℓ plus the strips cover Î_{ℓ+1}.
+        src = if dst == Src::A { Src::B } else { Src::A };
+    }
+    {
+        let held: &[f32] = match src {
+            Src::A => buf_a,
+            _ => buf_b,
+        };
+        let mut o = FeatureViewMut::new(&mut *out, tile_region, out_c)?;
+        if src == Src::Input {
+            layer_step(kernels, stack, weights, last, input, &mut o)?;
+        } else {
+            let i = FeatureView::new(held, plan.input(last), stack.layers()[last].input.c)?;
+            layer_step(kernels, stack, weights, last, &i, &mut o)?;
+        }
+    }
+    Ok(FeatureView::new(out, tile_region, out_c)?)
+}

@@ -12,7 +12,8 @@ use crate::region::Region;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemoryPlan {
     /// Capacity in f32 of EACH of the two ping-pong buffers `exec::run_tile` needs for the
-    /// largest tile: every intermediate output `Ô_ℓ` and stitched input `Î_{ℓ+1}`.
+    /// largest tile: every intermediate output `Ô_ℓ` and stitched input `Î_{ℓ+1}`. Like the
+    /// other `tile_*_elems`, it also covers a level-1 tile's Plain fallback in Reuse mode.
     pub tile_buffer_elems: usize,
     /// Largest layer-0 input of a tile, in f32 (`|Î_0| · C_0`).
     pub tile_input_elems: usize,
@@ -99,19 +100,26 @@ impl MemoryPlan {
         let (mut buffer, mut input, mut output) = (0u64, 0u64, 0u64);
         for t in 0..grid.tile_count() {
             let plan = TilePlan::new(stack, grid, t, mode)?;
+            // Capacities also cover the Plain fallback of a level-1 Reuse tile (never smaller).
+            let plain = TilePlan::new(stack, grid, t, Mode::Plain)?;
+            for sized in [&plan, &plain] {
+                for (l, layer) in layers.iter().enumerate().take(last) {
+                    let c = layer.output.c;
+                    buffer = buffer
+                        .max(elems(sized.output(l), c)?)
+                        .max(elems(sized.input(l + 1), c)?);
+                }
+                input = input.max(elems(sized.input(0), stack.input().c)?);
+                output = output.max(elems(sized.output(last), stack.output().c)?);
+            }
             for (l, layer) in layers.iter().enumerate().take(last) {
                 let c = layer.output.c;
-                buffer = buffer
-                    .max(elems(plan.output(l), c)?)
-                    .max(elems(plan.input(l + 1), c)?);
                 for side in Side::ALL {
                     let s = bytes(plan.receive(l, side), c)?;
                     m.strip_bytes = m.strip_bytes.checked_add(s).ok_or(PlanError::Overflow)?;
                 }
             }
             let i = elems(plan.input(0), stack.input().c)?;
-            input = input.max(i);
-            output = output.max(elems(plan.output(last), stack.output().c)?);
             m.input_bytes = m
                 .input_bytes
                 .checked_add(i * 4)
