@@ -6,5 +6,7 @@ mod layer;
 mod network;
 pub mod weights;
 
+pub use cfg::{CfgError, CfgErrorKind};
 pub use layer::{Activation, Conv, Layer, LayerKind, MaxPool, RegionParams, Reorg, Route, Shape};
 pub use network::{Network, ShapeError, MAX_LAYERS, MAX_ROUTE_INPUTS};
+pub use weights::WeightsError;

@@ -3,6 +3,12 @@
 //! Layout, per conv layer in cfg order: `biases[n]`, then when `batch_normalize=1`
 //! `scales[n]`, `rolling_mean[n]`, `rolling_variance[n]`, then `weights[n·c·k·k]`
 //! (`[filters][c_in][k][k]`); all little-endian f32 after the file header.
+//!
+//! File header ([`Header`]): `major`, `minor`, `revision` as little-endian i32, then `seen` as
+//! i32 (4 bytes) or u64 (8 bytes) following Darknet's condition
+//! `(major*10 + minor) >= 2 && major < 1000 && minor < 1000` for the 8-byte form. A file is the
+//! header followed by the parameters of **all** layers ([`file_len`]); [`decode`] reads a prefix
+//! of the layers, [`encode_file`] writes a whole file.
 
 use core::fmt;
 
@@ -45,6 +51,27 @@ pub enum WeightsError {
         /// Values (or bytes) available.
         available: usize,
     },
+    /// A weights file is longer than the header plus the parameters of all layers.
+    TrailingBytes {
+        /// Bytes past the expected end.
+        extra: usize,
+    },
+    /// A header field is negative, or `seen` does not fit the header's 4-byte form.
+    BadHeader,
+    /// The destination buffer is smaller than the data to write.
+    OutputTooSmall {
+        /// Values (or bytes) needed.
+        needed: usize,
+        /// Values (or bytes) available.
+        available: usize,
+    },
+    /// A parameter buffer does not hold exactly the network's parameter count.
+    WrongParamCount {
+        /// Values the network has.
+        expected: usize,
+        /// Values given.
+        actual: usize,
+    },
 }
 
 impl fmt::Display for WeightsError {
@@ -54,6 +81,16 @@ impl fmt::Display for WeightsError {
             WeightsError::Overflow => f.write_str("parameter count overflows"),
             WeightsError::Truncated { needed, available } => {
                 write!(f, "truncated: need {needed}, have {available}")
+            }
+            WeightsError::TrailingBytes { extra } => {
+                write!(f, "{extra} bytes past the end of the weights")
+            }
+            WeightsError::BadHeader => f.write_str("bad weights header"),
+            WeightsError::OutputTooSmall { needed, available } => {
+                write!(f, "output too small: need {needed}, have {available}")
+            }
+            WeightsError::WrongParamCount { expected, actual } => {
+                write!(f, "expected {expected} parameters, got {actual}")
             }
         }
     }
@@ -169,4 +206,201 @@ impl<'a> Weights<'a> {
             weights,
         })
     }
+}
+
+/// Header of a Darknet `.weights` file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Header {
+    /// Format major version.
+    pub major: i32,
+    /// Format minor version.
+    pub minor: i32,
+    /// Format revision.
+    pub revision: i32,
+    /// Images seen in training (stored as i32 or u64, see [`Header::len`]).
+    pub seen: u64,
+}
+
+/// Bytes of the three version fields.
+const VERSION_LEN: usize = 12;
+
+fn i32_at(bytes: &[u8], at: usize) -> Option<i32> {
+    let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
+    Some(i32::from_le_bytes(b))
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
+    let b: [u8; 8] = bytes.get(at..at.checked_add(8)?)?.try_into().ok()?;
+    Some(u64::from_le_bytes(b))
+}
+
+fn truncated(needed: usize, available: usize) -> WeightsError {
+    WeightsError::Truncated { needed, available }
+}
+
+#[allow(clippy::len_without_is_empty)] // a header is never empty
+impl Header {
+    /// Darknet's test for the 8-byte `seen`:
+    /// `(major*10 + minor) >= 2 && major < 1000 && minor < 1000` (computed without overflow).
+    pub fn wide_seen(&self) -> bool {
+        i64::from(self.major) * 10 + i64::from(self.minor) >= 2
+            && self.major < 1000
+            && self.minor < 1000
+    }
+
+    /// Encoded size in bytes: 12 + 8 when `seen` is 8 bytes wide, 12 + 4 otherwise.
+    pub fn len(&self) -> usize {
+        VERSION_LEN + if self.wide_seen() { 8 } else { 4 }
+    }
+
+    /// Reads a header from the start of `bytes`; returns it and its length in bytes.
+    ///
+    /// Errors: [`WeightsError::Truncated`] when `bytes` is too short,
+    /// [`WeightsError::BadHeader`] when a version field (or a 4-byte `seen`) is negative.
+    pub fn parse(bytes: &[u8]) -> Result<(Header, usize), WeightsError> {
+        let short = || truncated(VERSION_LEN, bytes.len());
+        let major = i32_at(bytes, 0).ok_or_else(short)?;
+        let minor = i32_at(bytes, 4).ok_or_else(short)?;
+        let revision = i32_at(bytes, 8).ok_or_else(short)?;
+        if major < 0 || minor < 0 || revision < 0 {
+            return Err(WeightsError::BadHeader);
+        }
+        let mut h = Header {
+            major,
+            minor,
+            revision,
+            seen: 0,
+        };
+        let len = h.len();
+        let short = || truncated(len, bytes.len());
+        h.seen = if h.wide_seen() {
+            u64_at(bytes, VERSION_LEN).ok_or_else(short)?
+        } else {
+            let s = i32_at(bytes, VERSION_LEN).ok_or_else(short)?;
+            u64::try_from(s).map_err(|_| WeightsError::BadHeader)?
+        };
+        Ok((h, len))
+    }
+
+    /// Writes the header at the start of `out`; returns the bytes written ([`Header::len`]).
+    ///
+    /// Errors: [`WeightsError::BadHeader`] for negative fields or a `seen` above `i32::MAX` in
+    /// the 4-byte form, [`WeightsError::OutputTooSmall`] when `out` is shorter than the header.
+    pub fn encode(&self, out: &mut [u8]) -> Result<usize, WeightsError> {
+        if self.major < 0 || self.minor < 0 || self.revision < 0 {
+            return Err(WeightsError::BadHeader);
+        }
+        let len = self.len();
+        let available = out.len();
+        let dst = out.get_mut(..len).ok_or(WeightsError::OutputTooSmall {
+            needed: len,
+            available,
+        })?;
+        let (version, seen) = dst.split_at_mut(VERSION_LEN);
+        for (chunk, v) in version
+            .chunks_exact_mut(4)
+            .zip([self.major, self.minor, self.revision])
+        {
+            chunk.copy_from_slice(&v.to_le_bytes());
+        }
+        if self.wide_seen() {
+            seen.copy_from_slice(&self.seen.to_le_bytes());
+        } else {
+            let s = i32::try_from(self.seen).map_err(|_| WeightsError::BadHeader)?;
+            seen.copy_from_slice(&s.to_le_bytes());
+        }
+        Ok(len)
+    }
+}
+
+/// Size in bytes of a weights file for `net` with `header`: the header plus 4 bytes per
+/// parameter of **all** layers.
+pub fn file_len(net: &Network, header: &Header) -> Result<usize, WeightsError> {
+    param_count(net, net.layers().len())?
+        .checked_mul(4)
+        .and_then(|b| b.checked_add(header.len()))
+        .ok_or(WeightsError::Overflow)
+}
+
+/// Decodes a whole weights file: checks its header and that `bytes` is exactly
+/// [`file_len`] long, then writes the parameters of layers `[0, upto)` (little-endian f32, Darknet
+/// order) to the start of `out`, which must hold at least [`param_count`]`(net, upto)` values.
+///
+/// Errors: those of [`Header::parse`]; [`WeightsError::Truncated`] (bytes) when the file is
+/// short, [`WeightsError::TrailingBytes`] when it is long, [`WeightsError::LayerOutOfRange`]
+/// for `upto` past the last layer, [`WeightsError::OutputTooSmall`] (values) for a short `out`.
+pub fn decode(
+    bytes: &[u8],
+    net: &Network,
+    upto: usize,
+    out: &mut [f32],
+) -> Result<Header, WeightsError> {
+    let (header, header_len) = Header::parse(bytes)?;
+    let total = file_len(net, &header)?;
+    if bytes.len() < total {
+        return Err(truncated(total, bytes.len()));
+    }
+    if bytes.len() > total {
+        return Err(WeightsError::TrailingBytes {
+            extra: bytes.len() - total,
+        });
+    }
+    let n = param_count(net, upto)?;
+    if out.len() < n {
+        return Err(WeightsError::OutputTooSmall {
+            needed: n,
+            available: out.len(),
+        });
+    }
+    let body = bytes.get(header_len..).unwrap_or_default();
+    for (dst, chunk) in out.iter_mut().zip(body.chunks_exact(4)).take(n) {
+        if let Ok(b) = <[u8; 4]>::try_from(chunk) {
+            *dst = f32::from_le_bytes(b);
+        }
+    }
+    Ok(header)
+}
+
+/// Writes `values` as little-endian f32 at the start of `out`; returns the bytes written
+/// (`4 · values.len()`), or [`WeightsError::OutputTooSmall`] (bytes).
+pub fn encode_params(values: &[f32], out: &mut [u8]) -> Result<usize, WeightsError> {
+    let needed = values.len().checked_mul(4).ok_or(WeightsError::Overflow)?;
+    let available = out.len();
+    let dst = out
+        .get_mut(..needed)
+        .ok_or(WeightsError::OutputTooSmall { needed, available })?;
+    for (chunk, v) in dst.chunks_exact_mut(4).zip(values) {
+        chunk.copy_from_slice(&v.to_le_bytes());
+    }
+    Ok(needed)
+}
+
+/// Writes a whole weights file (`header`, then `values`, which must hold exactly the parameters
+/// of all layers of `net`) at the start of `out`; returns the bytes written ([`file_len`]).
+///
+/// Errors: [`WeightsError::WrongParamCount`], [`WeightsError::OutputTooSmall`] (bytes), and
+/// those of [`Header::encode`].
+pub fn encode_file(
+    header: &Header,
+    net: &Network,
+    values: &[f32],
+    out: &mut [u8],
+) -> Result<usize, WeightsError> {
+    let expected = param_count(net, net.layers().len())?;
+    if values.len() != expected {
+        return Err(WeightsError::WrongParamCount {
+            expected,
+            actual: values.len(),
+        });
+    }
+    let total = file_len(net, header)?;
+    if out.len() < total {
+        return Err(WeightsError::OutputTooSmall {
+            needed: total,
+            available: out.len(),
+        });
+    }
+    let h = header.encode(out)?;
+    let body = out.get_mut(h..).unwrap_or_default();
+    Ok(h + encode_params(values, body)?)
 }
