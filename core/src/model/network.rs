@@ -126,7 +126,10 @@ impl Network {
                 if prev.w % s != 0 || prev.h % s != 0 {
                     return Err(ShapeError::ReorgIndivisible);
                 }
-                let c = prev.c.checked_mul(s * s).ok_or(ShapeError::Overflow)?;
+                let c = s
+                    .checked_mul(s)
+                    .and_then(|s2| prev.c.checked_mul(s2))
+                    .ok_or(ShapeError::Overflow)?;
                 (prev, Shape::new(prev.w / s, prev.h / s, c))
             }
             LayerKind::Region(_) => (prev, prev),
