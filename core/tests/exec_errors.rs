@@ -1,0 +1,324 @@
+//! Typed errors (never panics) for bad buffers, missing strips, absurd grids and stacks.
+
+use tessera_core::exec::{run_tile, scratch_elems, ExecError, NoStrips, StripStore};
+use tessera_core::ftp::{
+    FusedStack, Grid, MemoryPlan, Mode, Partition, PlanError, Side, TilePlan, MAX_FUSED,
+};
+use tessera_core::kernel::Reference;
+use tessera_core::model::weights::{param_count, Weights};
+use tessera_core::model::{Activation, Conv, LayerKind, MaxPool, Network, Route, Shape};
+use tessera_core::region::Region;
+use tessera_core::tensor::FeatureView;
+
+fn conv(filters: u32, size: u32) -> LayerKind {
+    LayerKind::Conv(Conv {
+        filters,
+        size,
+        stride: 1,
+        pad: size / 2,
+        batch_norm: false,
+        activation: Activation::Leaky,
+    })
+}
+
+/// conv3 → maxpool → conv3 on 16×16×2: strips exist at layer 1.
+fn small() -> Network {
+    let mut n = Network::new(Shape::new(16, 16, 2)).unwrap();
+    n.push(conv(3, 3)).unwrap();
+    n.push(LayerKind::MaxPool(MaxPool {
+        size: 2,
+        stride: 2,
+        pad: 1,
+    }))
+    .unwrap();
+    n.push(conv(2, 3)).unwrap();
+    n
+}
+
+/// A store that hands out a fixed strip for every key (to provoke mismatches).
+struct Fixed(Vec<f32>, Region, u32);
+
+impl StripStore for Fixed {
+    fn put(&mut self, _: usize, _: usize, _: Side, _: &FeatureView<'_>) -> Result<(), ExecError> {
+        Err(ExecError::StoreFull)
+    }
+
+    fn get(&self, _: usize, _: usize, _: Side) -> Option<FeatureView<'_>> {
+        FeatureView::new(&self.0, self.1, self.2).ok()
+    }
+}
+
+struct Setup {
+    input: Vec<f32>,
+    params: Vec<f32>,
+}
+
+fn setup(net: &Network) -> Setup {
+    let s = net.input();
+    Setup {
+        input: (0..s.elements().unwrap())
+            .map(|i| (i % 7) as f32 - 3.0)
+            .collect(),
+        params: (0..param_count(net, net.layers().len()).unwrap())
+            .map(|i| (i % 5) as f32 * 0.1 - 0.2)
+            .collect(),
+    }
+}
+
+#[test]
+fn buffers_input_output_and_plan_errors() {
+    let net = small();
+    let d = setup(&net);
+    let stack = FusedStack::new(&net, 3).unwrap();
+    let w = Weights::new(&net, 3, &d.params).unwrap();
+    let grid = Grid::new(2, 2, Partition::Darknet, &stack).unwrap();
+    let mem = MemoryPlan::new(&stack, &grid, Mode::Plain).unwrap();
+    let plan = TilePlan::new(&stack, &grid, 0, Mode::Plain).unwrap();
+    let input = FeatureView::new(&d.input, Region::full(16, 16), 2).unwrap();
+    let need = scratch_elems(&stack, &plan).unwrap();
+    assert!(need > 0 && need <= mem.tile_buffer_elems);
+    let mut a = vec![0.0; mem.tile_buffer_elems];
+    let mut short = vec![0.0; need - 1];
+    let mut out = vec![0.0; mem.tile_output_elems];
+    let err = run_tile(
+        &Reference,
+        &stack,
+        &w,
+        &plan,
+        &input,
+        &mut a,
+        &mut short,
+        &mut NoStrips,
+        &mut out,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        ExecError::BufferTooSmall {
+            needed: need,
+            available: need - 1
+        }
+    );
+    let mut b = vec![0.0; mem.tile_buffer_elems];
+    let mut tiny = vec![0.0; mem.tile_output_elems - 1];
+    assert!(matches!(
+        run_tile(
+            &Reference,
+            &stack,
+            &w,
+            &plan,
+            &input,
+            &mut a,
+            &mut b,
+            &mut NoStrips,
+            &mut tiny
+        ),
+        Err(ExecError::OutputTooSmall { .. })
+    ));
+    // An input view missing part of I_0.
+    let part = Region::full(3, 3);
+    let small_in = FeatureView::new(&d.input, part, 2).unwrap();
+    assert!(matches!(
+        run_tile(
+            &Reference,
+            &stack,
+            &w,
+            &plan,
+            &small_in,
+            &mut a,
+            &mut b,
+            &mut NoStrips,
+            &mut out
+        ),
+        Err(ExecError::InputMismatch { .. })
+    ));
+    // Weights covering only layer 0.
+    let w1 = Weights::new(&net, 1, &d.params).unwrap();
+    assert_eq!(
+        run_tile(
+            &Reference,
+            &stack,
+            &w1,
+            &plan,
+            &input,
+            &mut a,
+            &mut b,
+            &mut NoStrips,
+            &mut out
+        )
+        .unwrap_err(),
+        ExecError::MissingWeights { layer: 2 }
+    );
+    // A plan made for a shorter stack.
+    let s1 = FusedStack::new(&net, 1).unwrap();
+    let g1 = Grid::new(1, 1, Partition::Darknet, &s1).unwrap();
+    let p1 = TilePlan::new(&s1, &g1, 0, Mode::Plain).unwrap();
+    assert_eq!(
+        run_tile(
+            &Reference,
+            &stack,
+            &w,
+            &p1,
+            &input,
+            &mut a,
+            &mut b,
+            &mut NoStrips,
+            &mut out
+        )
+        .unwrap_err(),
+        ExecError::PlanMismatch
+    );
+    // And it all works with the right sizes.
+    let got = run_tile(
+        &Reference,
+        &stack,
+        &w,
+        &plan,
+        &input,
+        &mut a,
+        &mut b,
+        &mut NoStrips,
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(got.region(), grid.tile_region(0));
+    assert!(!ExecError::PlanMismatch.to_string().is_empty());
+}
+
+#[test]
+fn missing_and_mismatched_strips() {
+    let net = small();
+    let d = setup(&net);
+    let stack = FusedStack::new(&net, 3).unwrap();
+    let w = Weights::new(&net, 3, &d.params).unwrap();
+    let grid = Grid::new(2, 2, Partition::Darknet, &stack).unwrap();
+    let mem = MemoryPlan::new(&stack, &grid, Mode::Reuse).unwrap();
+    let input = FeatureView::new(&d.input, Region::full(16, 16), 2).unwrap();
+    let mut a = vec![0.0; mem.tile_buffer_elems];
+    let mut b = vec![0.0; mem.tile_buffer_elems];
+    let mut out = vec![0.0; mem.tile_output_elems];
+    // Tile 1 = (0,1) is level 1; its left neighbour 0 sends the layer-1 strip.
+    let plan = TilePlan::new(&stack, &grid, 1, Mode::Reuse).unwrap();
+    assert!(plan.is_reduced());
+    let strip = plan.receive(1, Side::Left);
+    assert!(!strip.is_empty());
+    assert_eq!(
+        run_tile(
+            &Reference,
+            &stack,
+            &w,
+            &plan,
+            &input,
+            &mut a,
+            &mut b,
+            &mut NoStrips,
+            &mut out
+        )
+        .unwrap_err(),
+        // Sides are fetched in wire order: below (tile 3) comes first.
+        ExecError::MissingStrip {
+            tile: 3,
+            layer: 1,
+            side: Side::Above
+        }
+    );
+    // A strip with the wrong channel count, then one too small.
+    let mut wrong = Fixed(vec![0.0; 64 * 8], strip, 2);
+    assert!(matches!(
+        run_tile(&Reference, &stack, &w, &plan, &input, &mut a, &mut b, &mut wrong, &mut out),
+        Err(ExecError::StripMismatch { layer: 1, .. })
+    ));
+    let mut thin = Region::new(strip.x, strip.y);
+    thin.y.end -= 1;
+    wrong = Fixed(vec![0.0; 64 * 8], thin, 3);
+    assert!(matches!(
+        run_tile(&Reference, &stack, &w, &plan, &input, &mut a, &mut b, &mut wrong, &mut out),
+        Err(ExecError::StripMismatch { .. })
+    ));
+    // A level-0 tile whose store refuses strips reports the store's error.
+    let p0 = TilePlan::new(&stack, &grid, 0, Mode::Reuse).unwrap();
+    assert_eq!(
+        run_tile(&Reference, &stack, &w, &p0, &input, &mut a, &mut b, &mut wrong, &mut out)
+            .unwrap_err(),
+        ExecError::StoreFull
+    );
+    // Plain fallback of the same tile needs no strip.
+    let fallback = TilePlan::new(&stack, &grid, 1, Mode::Plain).unwrap();
+    assert!(run_tile(
+        &Reference,
+        &stack,
+        &w,
+        &fallback,
+        &input,
+        &mut a,
+        &mut b,
+        &mut NoStrips,
+        &mut out
+    )
+    .is_ok());
+}
+
+#[test]
+fn absurd_grids_and_stacks() {
+    let net = small();
+    let stack = FusedStack::new(&net, 3).unwrap();
+    for (r, c) in [(0, 1), (1, 0), (0, 0), (9, 9), (1, 9), (9, 1)] {
+        assert_eq!(
+            Grid::new(r, c, Partition::Darknet, &stack).unwrap_err(),
+            PlanError::GridSize { rows: r, cols: c }
+        );
+    }
+    // 8×8 output: 8 tiles fit, but the Darknet rule breaks at 7 (step 2, 6·2 ≥ 8).
+    assert_eq!(stack.output(), Shape::new(8, 8, 2));
+    assert!(Grid::new(8, 8, Partition::Darknet, &stack).is_ok());
+    assert_eq!(
+        Grid::new(7, 1, Partition::Darknet, &stack).unwrap_err(),
+        PlanError::DegenerateGrid {
+            extent: 8,
+            tiles: 7
+        }
+    );
+    assert!(Grid::new(7, 7, Partition::Balanced, &stack).is_ok());
+    // W = 19, M = 6: [16..19] then [20..18] in the C code.
+    let mut n19 = Network::new(Shape::new(19, 19, 1)).unwrap();
+    n19.push(conv(1, 1)).unwrap();
+    let s19 = FusedStack::new(&n19, 1).unwrap();
+    assert_eq!(
+        Grid::new(6, 1, Partition::Darknet, &s19).unwrap_err(),
+        PlanError::DegenerateGrid {
+            extent: 19,
+            tiles: 6
+        }
+    );
+    // Stack lengths and a route layer.
+    assert_eq!(
+        FusedStack::new(&net, 0).unwrap_err(),
+        PlanError::StackLength { layers: 0, max: 3 }
+    );
+    assert!(FusedStack::new(&net, 4).is_err());
+    let mut routed = small();
+    let route = Route {
+        layers: heapless::Vec::from_slice(&[0]).unwrap(),
+    };
+    routed.push(LayerKind::Route(route)).unwrap();
+    routed.push(conv(2, 1)).unwrap();
+    assert!(FusedStack::new(&routed, 3).is_ok());
+    assert_eq!(
+        FusedStack::new(&routed, 5).unwrap_err(),
+        PlanError::NotFusable { layer: 3 }
+    );
+    assert_eq!(MAX_FUSED, 32);
+    let stack_grid = Grid::new(2, 2, Partition::Darknet, &stack).unwrap();
+    let s1 = FusedStack::new(&net, 1).unwrap();
+    assert_eq!(
+        MemoryPlan::new(&s1, &stack_grid, Mode::Plain).unwrap_err(),
+        PlanError::GridMismatch
+    );
+    for e in [
+        PlanError::GridMismatch,
+        PlanError::NotFusable { layer: 3 },
+        PlanError::Uncovered { tile: 1, layer: 2 },
+    ] {
+        assert!(!e.to_string().is_empty());
+    }
+}
