@@ -337,3 +337,100 @@ pub fn run_tile<'o, K: Kernels, S: StripStore>(
     }
     Ok(FeatureView::new(out, tile_region, out_c)?)
 }
+
+/// Key and placement of one strip in an [`ArrayStripStore`].
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    tile: usize,
+    layer: usize,
+    side: Side,
+    at: usize,
+    region: Region,
+    channels: u32,
+}
+
+/// A fixed-capacity, allocation-free strip store: up to `SLOTS` strips sharing an arena of
+/// `ELEMS` f32. Strips are appended; storing a key again appends a fresh copy that shadows the
+/// old one. [`ExecError::StoreFull`] when either capacity is exceeded; `clear` between frames.
+#[derive(Clone, Debug)]
+pub struct ArrayStripStore<const SLOTS: usize, const ELEMS: usize> {
+    arena: [f32; ELEMS],
+    used: usize,
+    slots: [Option<Slot>; SLOTS],
+    count: usize,
+}
+
+impl<const SLOTS: usize, const ELEMS: usize> Default for ArrayStripStore<SLOTS, ELEMS> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const SLOTS: usize, const ELEMS: usize> ArrayStripStore<SLOTS, ELEMS> {
+    /// An empty store.
+    pub const fn new() -> Self {
+        ArrayStripStore {
+            arena: [0.0; ELEMS],
+            used: 0,
+            slots: [None; SLOTS],
+            count: 0,
+        }
+    }
+
+    /// Forgets every strip.
+    pub fn clear(&mut self) {
+        self.used = 0;
+        self.count = 0;
+        self.slots = [None; SLOTS];
+    }
+
+    /// Number of strips held.
+    pub const fn len(&self) -> usize {
+        self.count
+    }
+
+    /// True when no strip is held.
+    pub const fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+impl<const SLOTS: usize, const ELEMS: usize> StripStore for ArrayStripStore<SLOTS, ELEMS> {
+    fn put(
+        &mut self,
+        tile: usize,
+        layer: usize,
+        side: Side,
+        strip: &FeatureView<'_>,
+    ) -> Result<(), ExecError> {
+        let data = strip.data();
+        let end = self
+            .used
+            .checked_add(data.len())
+            .filter(|&e| e <= ELEMS)
+            .ok_or(ExecError::StoreFull)?;
+        let slot = self.slots.get_mut(self.count).ok_or(ExecError::StoreFull)?;
+        self.arena[self.used..end].copy_from_slice(data);
+        *slot = Some(Slot {
+            tile,
+            layer,
+            side,
+            at: self.used,
+            region: strip.region(),
+            channels: strip.channels(),
+        });
+        self.used = end;
+        self.count += 1;
+        Ok(())
+    }
+
+    fn get(&self, tile: usize, layer: usize, side: Side) -> Option<FeatureView<'_>> {
+        // Newest first, so a re-put key shadows the old copy.
+        let s = self.slots[..self.count]
+            .iter()
+            .rev()
+            .flatten()
+            .find(|s| (s.tile, s.layer, s.side) == (tile, layer, side))?;
+        FeatureView::new(&self.arena[s.at..self.used], s.region, s.channels).ok()
+    }
+}

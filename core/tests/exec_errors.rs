@@ -1,6 +1,8 @@
 //! Typed errors (never panics) for bad buffers, missing strips, absurd grids and stacks.
 
-use tessera_core::exec::{run_tile, scratch_elems, ExecError, NoStrips, StripStore};
+use tessera_core::exec::{
+    run_tile, scratch_elems, ArrayStripStore, ExecError, NoStrips, StripStore,
+};
 use tessera_core::ftp::{
     FusedStack, Grid, MemoryPlan, Mode, Partition, PlanError, Side, TilePlan, MAX_FUSED,
 };
@@ -321,4 +323,70 @@ fn absurd_grids_and_stacks() {
     ] {
         assert!(!e.to_string().is_empty());
     }
+}
+
+#[test]
+fn array_store_runs_reuse_and_reports_full() {
+    let net = small();
+    let d = setup(&net);
+    let stack = FusedStack::new(&net, 3).unwrap();
+    let w = Weights::new(&net, 3, &d.params).unwrap();
+    let grid = Grid::new(3, 3, Partition::Darknet, &stack).unwrap();
+    let mem = MemoryPlan::new(&stack, &grid, Mode::Reuse).unwrap();
+    let input = FeatureView::new(&d.input, Region::full(16, 16), 2).unwrap();
+    let mut a = vec![0.0; mem.tile_buffer_elems];
+    let mut b = vec![0.0; mem.tile_buffer_elems];
+    let mut out = vec![0.0; mem.tile_output_elems];
+    let mut store: Box<ArrayStripStore<32, 1024>> = Box::default();
+    assert!(mem.strip_bytes / 4 <= 1024);
+    for t in grid.schedule() {
+        let reuse = TilePlan::new(&stack, &grid, t, Mode::Reuse).unwrap();
+        let plain = TilePlan::new(&stack, &grid, t, Mode::Plain).unwrap();
+        let mut expect = vec![0.0; mem.tile_output_elems];
+        let e = run_tile(
+            &Reference,
+            &stack,
+            &w,
+            &plain,
+            &input,
+            &mut a,
+            &mut b,
+            &mut NoStrips,
+            &mut expect,
+        )
+        .unwrap()
+        .data()
+        .to_vec();
+        let got = run_tile(
+            &Reference,
+            &stack,
+            &w,
+            &reuse,
+            &input,
+            &mut a,
+            &mut b,
+            &mut *store,
+            &mut out,
+        )
+        .unwrap();
+        assert!(e
+            .iter()
+            .zip(got.data())
+            .all(|(x, y)| x.to_bits() == y.to_bits()));
+    }
+    assert!(!store.is_empty());
+    // Strips bytes of the memory plan = what level-0 tiles stored.
+    let stored: usize = (0..grid.tile_count())
+        .flat_map(|t| (0..3).flat_map(move |l| Side::ALL.map(|s| (t, l, s))))
+        .filter_map(|(t, l, s)| store.get(t, l, s).map(|v| v.data().len()))
+        .sum();
+    assert_eq!(stored as u64 * 4, mem.strip_bytes);
+    // Too small an arena: typed error from the level-0 tile that overflows it.
+    let mut tiny: ArrayStripStore<32, 8> = ArrayStripStore::new();
+    let p0 = TilePlan::new(&stack, &grid, 0, Mode::Reuse).unwrap();
+    assert_eq!(
+        run_tile(&Reference, &stack, &w, &p0, &input, &mut a, &mut b, &mut tiny, &mut out)
+            .unwrap_err(),
+        ExecError::StoreFull
+    );
 }
