@@ -6,6 +6,8 @@
 #![no_std]
 #![no_main]
 
+mod ftp;
+mod name;
 mod net;
 
 use core::panic::PanicInfo;
@@ -52,7 +54,7 @@ fn main() -> ! {
         record_grid(&mut record, &fx, "reference", &Reference, gx, gy);
         record_grid(&mut record, &fx, "portable", &Portable, gx, gy);
     }
-    net::ftp_checks(&fx, &mut record);
+    ftp::checks(&fx, &mut record);
 
     hprintln!("{} checks, {} failed", checks, failures);
     exit(failures == 0 && checks > 0)
@@ -66,46 +68,12 @@ fn record_grid<K: Kernels>(
     gx: u32,
     gy: u32,
 ) {
-    let mut name: heapless_name::Name = heapless_name::Name::new();
+    let mut name = name::Name::new();
     let _ = core::fmt::write(
         &mut name,
         format_args!("{kname} kernels: {gx}x{gy} tiles == full frame"),
     );
     record(name.as_str(), fx.tiled_matches_full(k, gx, gy));
-}
-
-/// A tiny fixed-capacity string for check names (no allocator here).
-mod heapless_name {
-    pub struct Name {
-        buf: [u8; 96],
-        len: usize,
-    }
-
-    impl Name {
-        pub const fn new() -> Self {
-            Name {
-                buf: [0; 96],
-                len: 0,
-            }
-        }
-
-        pub fn as_str(&self) -> &str {
-            core::str::from_utf8(&self.buf[..self.len]).unwrap_or("?")
-        }
-    }
-
-    impl core::fmt::Write for Name {
-        fn write_str(&mut self, s: &str) -> core::fmt::Result {
-            let b = s.as_bytes();
-            let end = self.len + b.len();
-            if end > self.buf.len() {
-                return Err(core::fmt::Error);
-            }
-            self.buf[self.len..end].copy_from_slice(b);
-            self.len = end;
-            Ok(())
-        }
-    }
 }
 
 #[panic_handler]

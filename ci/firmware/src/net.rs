@@ -48,7 +48,13 @@ pub enum Failure {
     },
     /// The output is all zeros or all one sign: the comparison would prove little.
     Degenerate,
-    /// An FTP call failed (message from the API).
+    /// An FTP plan could not be made.
+    Plan(tessera_core::ftp::PlanError),
+    /// `run_tile` failed.
+    Exec(tessera_core::exec::ExecError),
+    /// The memory plan asks for more than the fixture's buffers hold.
+    Capacity,
+    /// An FTP invariant did not hold.
     Ftp(&'static str),
 }
 
@@ -339,6 +345,3 @@ pub fn compare(got: &[f32], want: &[f32], region: Region) -> Result<(), Failure>
     }
     Ok(())
 }
-
-/// Checks through the FTP API (`tessera_core::ftp` + `exec::run_tile`): not landed yet.
-pub fn ftp_checks(_fx: &Fixture, _record: &mut impl FnMut(&str, Result<(), Failure>)) {}
