@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 # Its own workspace and target dir (ci/firmware/target), never the host one.
 unset CARGO_TARGET_DIR
-cargo build --release --locked --target thumbv7em-none-eabihf
+cargo build --release --target thumbv7em-none-eabihf
 elf=target/thumbv7em-none-eabihf/release/tessera-firmware-test
 set +e
 timeout 60 qemu-system-arm -machine mps2-an386 -cpu cortex-m4 -nographic \
