@@ -1,7 +1,55 @@
-//! The `tessera` command.
+//! The `tessera` command: distributed CNN inference on Raspberry Pi class devices.
 
-mod image;
+use tessera_pi::{files, gen_weights, layers};
 
-fn main() {
-    println!("tessera");
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Tessera: run a CNN across a cluster of small devices.
+#[derive(Parser, Debug)]
+#[command(name = "tessera", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Write deterministic random weights in Darknet format for a cfg.
+    GenWeights {
+        /// Darknet cfg file [default: the built-in yolov2-608.cfg].
+        #[arg(long)]
+        cfg: Option<PathBuf>,
+        /// Seed of the generator (same seed, same file).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output weights file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Run layers [0, L) on this machine, full frame or tile by tile, and dump the output.
+    Layers(layers::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::GenWeights { cfg, seed, out } => {
+            files::load_network(cfg.as_deref()).and_then(|net| {
+                let bytes = gen_weights::generate(&net, seed, &out)?;
+                println!("wrote {} ({bytes} bytes, seed {seed})", out.display());
+                Ok(())
+            })
+        }
+        Command::Layers(args) => layers::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,0 +1,57 @@
+//! The command's error type: a typed source plus what the command was doing.
+
+use std::fmt;
+
+/// An error with the context it happened in ("reading weights file x.weights: ...").
+#[derive(Debug)]
+pub struct Error {
+    context: String,
+    source: Box<dyn std::error::Error + Send + Sync + 'static>,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.context, self.source)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+/// A plain message used as an error source.
+#[derive(Debug)]
+pub struct Message(pub String);
+
+impl fmt::Display for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Message {}
+
+/// Attaches context to any error.
+pub trait Context<T> {
+    /// Wraps the error with `what` (evaluated only on error).
+    fn context<S: Into<String>>(self, what: impl FnOnce() -> S) -> Result<T, Error>;
+}
+
+impl<T, E: std::error::Error + Send + Sync + 'static> Context<T> for Result<T, E> {
+    fn context<S: Into<String>>(self, what: impl FnOnce() -> S) -> Result<T, Error> {
+        self.map_err(|e| Error {
+            context: what().into(),
+            source: Box::new(e),
+        })
+    }
+}
+
+/// An error from a message alone.
+pub fn error(context: impl Into<String>, message: impl Into<String>) -> Error {
+    Error {
+        context: context.into(),
+        source: Box::new(Message(message.into())),
+    }
+}

@@ -1,0 +1,167 @@
+//! `tessera layers`: run the fused layers on one machine and dump the result.
+
+use std::path::PathBuf;
+
+use clap::ValueEnum;
+use tessera_core::ftp::{FusedStack, Grid, MemoryPlan, Mode, Partition};
+use tessera_core::kernel::{Portable, Reference};
+use tessera_core::model::weights::Weights;
+
+use crate::error::{error, Context, Error};
+use crate::tiled::{run_frame, FrameStats};
+use crate::{files, gen_weights};
+
+/// Which kernel set runs the layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum KernelChoice {
+    /// Plain loops (the oracle).
+    Reference,
+    /// Blocked portable kernel (bit-identical to the reference).
+    Portable,
+}
+
+/// Arguments of `tessera layers`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Darknet cfg file [default: the built-in yolov2-608.cfg].
+    #[arg(long)]
+    pub cfg: Option<PathBuf>,
+    /// Darknet weights file for the whole network [default: generated from --seed].
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Seed of the generated weights when no --weights is given.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// JPEG or PNG frame, letterboxed to the network input as Darknet does
+    /// [default: the built-in sample image].
+    #[arg(long, conflicts_with = "input_raw")]
+    pub input: Option<PathBuf>,
+    /// CHW little-endian f32 tensor of the network's input size.
+    #[arg(long)]
+    pub input_raw: Option<PathBuf>,
+    /// Run layers [0, upto) (YOLOv2's fused stack is 16 layers).
+    #[arg(long, default_value_t = 16)]
+    pub upto: usize,
+    /// Tile grid NxM (N rows, M columns); without it the frame runs whole.
+    #[arg(long, value_parser = parse_grid)]
+    pub grid: Option<(u32, u32)>,
+    /// Data-reuse scheduling (checkerboard order, overlap strips).
+    #[arg(long, requires = "grid")]
+    pub reuse: bool,
+    /// Balanced tile split instead of the original system's rule.
+    #[arg(long)]
+    pub balanced: bool,
+    /// Kernel set.
+    #[arg(long, value_enum, default_value_t = KernelChoice::Portable)]
+    pub kernel: KernelChoice,
+    /// Where to write the output (raw little-endian f32, CHW).
+    #[arg(long)]
+    pub dump: Option<PathBuf>,
+}
+
+fn parse_grid(s: &str) -> Result<(u32, u32), String> {
+    let (n, m) = s.split_once(['x', 'X']).ok_or("expected NxM, e.g. 3x3")?;
+    let n = n.trim().parse::<u32>().map_err(|e| format!("rows: {e}"))?;
+    let m = m
+        .trim()
+        .parse::<u32>()
+        .map_err(|e| format!("columns: {e}"))?;
+    Ok((n, m))
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// Runs the command.
+pub fn run(args: &Args) -> Result<(), Error> {
+    let net = files::load_network(args.cfg.as_deref())?;
+    let stack =
+        FusedStack::new(&net, args.upto).context(|| format!("fusing layers [0, {})", args.upto))?;
+    let params = match &args.weights {
+        Some(path) => files::load_weights(path, &net, args.upto)?,
+        None => gen_weights::params(&net, args.upto, args.seed),
+    };
+    let weights = Weights::new(&net, args.upto, &params).context(|| "viewing the weights")?;
+    let shape = net.input();
+    let elements = shape
+        .elements()
+        .ok_or_else(|| error("input", "size overflows"))?;
+    let input = match &args.input_raw {
+        Some(raw) => files::load_raw(raw, elements)?,
+        None => files::load_image_input(args.input.as_deref(), &net)?,
+    };
+    let (rows, cols) = args.grid.unwrap_or((1, 1));
+    let partition = if args.balanced {
+        Partition::Balanced
+    } else {
+        Partition::Darknet
+    };
+    let grid =
+        Grid::new(rows, cols, partition, &stack).context(|| format!("grid {rows}x{cols}"))?;
+    let mode = if args.reuse { Mode::Reuse } else { Mode::Plain };
+    let (output, stats) = match args.kernel {
+        KernelChoice::Reference => run_frame(&Reference, &stack, &weights, &grid, mode, &input)?,
+        KernelChoice::Portable => run_frame(&Portable, &stack, &weights, &grid, mode, &input)?,
+    };
+    if let Some(dump) = &args.dump {
+        files::write_raw(dump, &output)?;
+    }
+    report(args, &stack, &grid, mode, &stats)
+}
+
+fn report(
+    args: &Args,
+    stack: &FusedStack<'_>,
+    grid: &Grid,
+    mode: Mode,
+    stats: &FrameStats,
+) -> Result<(), Error> {
+    let out = stack.output();
+    let full_macs = stack.network().macs(stack.len());
+    let secs = stats.elapsed.as_secs_f64();
+    println!(
+        "layers [0, {}) {}x{}x{} -> {}x{}x{}, grid {}x{}{}, kernel {:?}",
+        stack.len(),
+        stack.input().w,
+        stack.input().h,
+        stack.input().c,
+        out.w,
+        out.h,
+        out.c,
+        grid.rows(),
+        grid.cols(),
+        if mode == Mode::Reuse {
+            " with reuse"
+        } else {
+            ""
+        },
+        args.kernel,
+    );
+    println!(
+        "time {:.3} s for {} tiles, {:.2} GFLOP ({:.3}x the full frame's {:.2} GFLOP), {:.1} GFLOP/s",
+        secs,
+        stats.tiles,
+        2.0 * stats.macs as f64 / 1e9,
+        stats.macs as f64 / full_macs as f64,
+        2.0 * full_macs as f64 / 1e9,
+        2.0 * stats.macs as f64 / 1e9 / secs,
+    );
+    let memory = MemoryPlan::new(stack, grid, mode).context(|| "planning memory")?;
+    let weight_bytes = MemoryPlan::weight_bytes(stack).context(|| "sizing the weights")?;
+    println!(
+        "memory: tile peak {:.2} MiB (in+out of a layer), ping-pong buffers 2 x {:.2} MiB; full frame peak {:.2} MiB ({:.0} % less per device); fused weights {:.2} MiB",
+        memory.tile_peak_bytes as f64 / MIB,
+        memory.tile_buffer_elems as f64 * 4.0 / MIB,
+        memory.full_peak_bytes as f64 / MIB,
+        100.0 * (1.0 - memory.tile_peak_bytes as f64 / memory.full_peak_bytes as f64),
+        weight_bytes as f64 / MIB,
+    );
+    println!(
+        "traffic: layer-0 inputs {:.2} MiB, strips {:.2} MiB",
+        memory.input_bytes as f64 / MIB,
+        stats.strip_bytes as f64 / MIB,
+    );
+    if let Some(dump) = &args.dump {
+        println!("wrote {}", dump.display());
+    }
+    Ok(())
+}

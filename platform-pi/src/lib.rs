@@ -1,0 +1,12 @@
+//! Tessera on Linux devices (Raspberry Pi 3 class): model files, images, the single-machine
+//! tiled runner and the `tessera` command's subcommands.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod files;
+pub mod gen_weights;
+pub mod image;
+pub mod layers;
+pub mod rng;
+pub mod tiled;
