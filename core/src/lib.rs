@@ -17,5 +17,6 @@ pub mod kernel;
 pub mod model;
 pub mod region;
 pub mod tensor;
+pub mod wire;
 
 pub use region::{Region, Span};

@@ -1,0 +1,108 @@
+//! The Tessera wire protocol: framed, versioned, authenticated messages between cluster nodes.
+//!
+//! Every message travels in one *frame*: a fixed 32-byte header ([`Frame`], [`HeaderRepr`]), a
+//! payload whose layout depends on the message kind ([`Message`]), and — on authenticated
+//! frames — a 16-byte ChaCha20-Poly1305 tag. All integers and tensor values are little-endian
+//! whatever the host.
+//!
+//! The contract follows smoltcp: after `check_len()` (or `new_checked`) no accessor of a view
+//! panics; use `new_checked` on untrusted input and `new_unchecked` only when emitting into a
+//! buffer you sized yourself. Parsing checks *meaning* (kinds, enum values, lengths against the
+//! receiver's [`Limits`]) and reports a typed [`WireError`]: a malformed frame is never a panic
+//! or an allocation. The round trip `emit → parse` is the specification.
+
+use core::fmt;
+
+pub mod message;
+
+pub use message::{
+    FrameKey, Kind, Message, NodeId, Policy, Role, StripEntry, StripsIter, StripsView, Tensor,
+    TileMode,
+};
+
+/// The receiver's bounds on what it accepts from the network.
+///
+/// Every length read from the wire is checked against these before it is used, so a peer cannot
+/// make the receiver read past a buffer or accept a tensor larger than it planned for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest accepted payload, in bytes (header and tag excluded).
+    pub max_payload: u32,
+    /// Largest accepted channel count of a tensor.
+    pub max_channels: u32,
+    /// Largest accepted coordinate of a region (every span end is `<= max_side`).
+    pub max_side: u32,
+}
+
+impl Limits {
+    /// Permissive bounds for tests and tools: 64 MiB payloads, 4096 channels, sides up to 4096.
+    pub const LARGE: Limits = Limits {
+        max_payload: 64 << 20,
+        max_channels: 4096,
+        max_side: 4096,
+    };
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::LARGE
+    }
+}
+
+/// Why bytes could not be parsed, emitted, opened or sealed as a Tessera frame.
+///
+/// One small `Copy` enum for the whole protocol: any of these on a received frame means the
+/// connection is to be dropped (and, for [`WireError::Forged`] or [`WireError::Replayed`],
+/// counted in [`AuthStats`](crate::wire)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WireError {
+    /// The buffer ends before the structure it should hold.
+    Truncated,
+    /// Bytes are left over after the structure (a payload longer than its message).
+    TrailingBytes,
+    /// A declared length or dimension exceeds the receiver's [`Limits`].
+    Oversized,
+    /// The frame does not start with the protocol magic.
+    BadMagic,
+    /// The frame's protocol version is not supported.
+    UnknownVersion,
+    /// The frame's message kind is not known.
+    UnknownKind,
+    /// A field holds a value outside its range (enum tag, reserved bits, inverted region...).
+    BadValue,
+    /// A tensor's data length differs from `4 × channels × area`.
+    TensorSize,
+    /// The output buffer is too small for what is being emitted.
+    BufferTooSmall,
+    /// The header fields disagree with the payload (frame key, tile, kind).
+    Inconsistent,
+    /// The authentication tag does not match: wrong key, or a forged or corrupted frame.
+    Forged,
+    /// The frame's sequence number was already accepted from that sender, or is too old.
+    Replayed,
+    /// An unauthenticated frame reached a receiver that requires authentication, or the reverse.
+    AuthMode,
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WireError::Truncated => "frame is truncated",
+            WireError::TrailingBytes => "payload has trailing bytes",
+            WireError::Oversized => "declared length exceeds the receiver's limits",
+            WireError::BadMagic => "bad frame magic",
+            WireError::UnknownVersion => "unsupported protocol version",
+            WireError::UnknownKind => "unknown message kind",
+            WireError::BadValue => "field value out of range",
+            WireError::TensorSize => "tensor data length does not match its shape",
+            WireError::BufferTooSmall => "output buffer too small",
+            WireError::Inconsistent => "frame header disagrees with its payload",
+            WireError::Forged => "authentication tag mismatch (forged frame or wrong key)",
+            WireError::Replayed => "replayed or stale sequence number",
+            WireError::AuthMode => "authentication mode mismatch (secure vs insecure)",
+        })
+    }
+}
+
+impl core::error::Error for WireError {}
