@@ -9,6 +9,7 @@
 
 mod portable;
 mod reference;
+pub mod tail;
 
 pub use portable::Portable;
 pub use reference::Reference;
