@@ -293,10 +293,24 @@ pub(crate) struct Reader<'a> {
     buf: &'a [u8],
 }
 
-#[allow(dead_code)] // the codec lands next
 impl<'a> Reader<'a> {
     pub(crate) const fn new(buf: &'a [u8]) -> Self {
         Reader { buf }
+    }
+
+    fn frame_key(&mut self) -> Result<FrameKey, WireError> {
+        Ok(FrameKey {
+            origin: self.u16()?,
+            number: self.u32()?,
+        })
+    }
+
+    fn flag(&mut self) -> Result<bool, WireError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(WireError::BadValue),
+        }
     }
 
     pub(crate) const fn rest(&self) -> &'a [u8] {
@@ -636,10 +650,496 @@ impl Message<'_> {
             | Message::Strips { tile, .. }
             | Message::StripRequest { tile, .. }
             | Message::Coverage { tile, .. } => Some(tile),
-            Message::LayerTask { stripe, .. } | Message::LayerResult { stripe, .. } => {
-                Some(stripe)
-            }
+            Message::LayerTask { stripe, .. } | Message::LayerResult { stripe, .. } => Some(stripe),
             _ => None,
+        }
+    }
+}
+
+/// Bytes of a tensor's descriptor on the wire (region `x0 x1 y0 y1`, channels), before its data.
+pub const TENSOR_DESC_LEN: usize = 20;
+/// Bytes of a strip entry's descriptor (layer, side, tensor descriptor), before its data.
+pub const STRIP_DESC_LEN: usize = 2 + TENSOR_DESC_LEN;
+/// Largest [`Message::prefix_len`] of any message.
+pub const MAX_PREFIX_LEN: usize = 6 + 1 + 2 + 16 + TENSOR_DESC_LEN;
+
+/// A bounds-checked little-endian writer into a caller's buffer.
+pub(crate) struct Writer<'b> {
+    buf: &'b mut [u8],
+    pos: usize,
+}
+
+impl<'b> Writer<'b> {
+    pub(crate) fn new(buf: &'b mut [u8]) -> Self {
+        Writer { buf, pos: 0 }
+    }
+
+    pub(crate) const fn pos(&self) -> usize {
+        self.pos
+    }
+
+    pub(crate) fn bytes(&mut self, b: &[u8]) -> Result<(), WireError> {
+        let end = self
+            .pos
+            .checked_add(b.len())
+            .ok_or(WireError::BufferTooSmall)?;
+        self.buf
+            .get_mut(self.pos..end)
+            .ok_or(WireError::BufferTooSmall)?
+            .copy_from_slice(b);
+        self.pos = end;
+        Ok(())
+    }
+
+    /// Reserves `n` bytes and returns them for the caller to fill.
+    pub(crate) fn slot(&mut self, n: usize) -> Result<&mut [u8], WireError> {
+        let end = self.pos.checked_add(n).ok_or(WireError::BufferTooSmall)?;
+        let s = self
+            .buf
+            .get_mut(self.pos..end)
+            .ok_or(WireError::BufferTooSmall)?;
+        self.pos = end;
+        Ok(s)
+    }
+
+    pub(crate) fn u8(&mut self, v: u8) -> Result<(), WireError> {
+        self.bytes(&[v])
+    }
+
+    pub(crate) fn u16(&mut self, v: u16) -> Result<(), WireError> {
+        self.bytes(&v.to_le_bytes())
+    }
+
+    pub(crate) fn u32(&mut self, v: u32) -> Result<(), WireError> {
+        self.bytes(&v.to_le_bytes())
+    }
+
+    fn frame_key(&mut self, k: FrameKey) -> Result<(), WireError> {
+        self.u16(k.origin)?;
+        self.u32(k.number)
+    }
+
+    pub(crate) fn region(&mut self, r: &Region) -> Result<(), WireError> {
+        if r.x.start > r.x.end || r.y.start > r.y.end {
+            return Err(WireError::BadValue);
+        }
+        for v in [r.x.start, r.x.end, r.y.start, r.y.end] {
+            self.u32(v)?;
+        }
+        Ok(())
+    }
+
+    /// Writes a tensor descriptor (not its data).
+    pub(crate) fn tensor_desc(&mut self, region: &Region, channels: u32) -> Result<(), WireError> {
+        self.region(region)?;
+        self.u32(channels)
+    }
+}
+
+fn role_code(r: Role) -> u8 {
+    match r {
+        Role::Gateway => 0,
+        Role::Edge => 1,
+    }
+}
+
+fn mode_code(m: TileMode) -> u8 {
+    match m {
+        TileMode::Plain => 0,
+        TileMode::Reuse => 1,
+    }
+}
+
+impl Policy {
+    /// Every policy, in code order.
+    pub const ALL: [Policy; 4] = [Policy::Wsh, Policy::Wst, Policy::WstS, Policy::Bodp];
+
+    /// Wire code (index in [`Policy::ALL`]).
+    pub const fn code(self) -> u8 {
+        match self {
+            Policy::Wsh => 0,
+            Policy::Wst => 1,
+            Policy::WstS => 2,
+            Policy::Bodp => 3,
+        }
+    }
+
+    /// The policy with wire code `code`.
+    pub fn from_code(code: u8) -> Result<Policy, WireError> {
+        Policy::ALL
+            .get(code as usize)
+            .copied()
+            .ok_or(WireError::BadValue)
+    }
+}
+
+/// The trailing tensor of a message, if its payload ends in one.
+fn trailing_tensor<'a>(m: &Message<'a>) -> Option<Tensor<'a>> {
+    match *m {
+        Message::Task { input, .. }
+        | Message::FrameSubmit { input, .. }
+        | Message::LayerTask { input, .. } => Some(input),
+        Message::Result { output, .. } | Message::LayerResult { output, .. } => Some(output),
+        _ => None,
+    }
+}
+
+impl<'a> Message<'a> {
+    /// Parses the payload of a frame of kind `kind`, checking every length against `limits`.
+    ///
+    /// The whole payload must be consumed: extra bytes are [`WireError::TrailingBytes`].
+    pub fn parse(kind: Kind, payload: &'a [u8], limits: &super::Limits) -> Result<Self, WireError> {
+        if payload.len() > limits.max_payload as usize {
+            return Err(WireError::Oversized);
+        }
+        let mut r = Reader::new(payload);
+        let m = match kind {
+            Kind::Hello => Message::Hello {
+                node: r.u16()?,
+                role: match r.u8()? {
+                    0 => Role::Gateway,
+                    1 => Role::Edge,
+                    _ => return Err(WireError::BadValue),
+                },
+            },
+            Kind::Register => Message::Register {
+                frame: r.frame_key()?,
+                tiles: r.u16()?,
+            },
+            Kind::Unregister => Message::Unregister {
+                frame: r.frame_key()?,
+            },
+            Kind::StealRequest => Message::StealRequest,
+            Kind::StealReply => {
+                let some = r.flag()?;
+                let node = r.u16()?;
+                if !some && node != 0 {
+                    return Err(WireError::BadValue);
+                }
+                Message::StealReply {
+                    victim: some.then_some(node),
+                }
+            }
+            Kind::StealTask => Message::StealTask,
+            Kind::Task => Message::Task {
+                frame: r.frame_key()?,
+                tile: r.u16()?,
+                mode: match r.u8()? {
+                    0 => TileMode::Plain,
+                    1 => TileMode::Reuse,
+                    _ => return Err(WireError::BadValue),
+                },
+                input: r.tensor(limits)?,
+            },
+            Kind::NoTask => Message::NoTask,
+            Kind::TaskRequest => Message::TaskRequest,
+            Kind::Result => Message::Result {
+                frame: r.frame_key()?,
+                tile: r.u16()?,
+                output: r.tensor(limits)?,
+            },
+            Kind::Strips => {
+                let frame = r.frame_key()?;
+                let tile = r.u16()?;
+                let count = r.u16()?;
+                let bytes = r.rest();
+                for _ in 0..count {
+                    r.strip_entry(limits)?;
+                }
+                let used = bytes.len() - r.rest().len();
+                Message::Strips {
+                    frame,
+                    tile,
+                    strips: StripsView {
+                        count,
+                        bytes: &bytes[..used],
+                    },
+                }
+            }
+            Kind::StripRequest => Message::StripRequest {
+                frame: r.frame_key()?,
+                tile: r.u16()?,
+                sides: match r.u8()? {
+                    s if s < 16 => s,
+                    _ => return Err(WireError::BadValue),
+                },
+            },
+            Kind::Coverage => Message::Coverage {
+                frame: r.frame_key()?,
+                tile: r.u16()?,
+            },
+            Kind::FrameSubmit => Message::FrameSubmit {
+                frame: r.frame_key()?,
+                input: r.tensor(limits)?,
+            },
+            Kind::FrameDone => Message::FrameDone {
+                frame: r.frame_key()?,
+                complete: r.flag()?,
+            },
+            Kind::LayerTask => Message::LayerTask {
+                frame: r.frame_key()?,
+                layer: r.u8()?,
+                stripe: r.u16()?,
+                output: r.region(limits)?,
+                input: r.tensor(limits)?,
+            },
+            Kind::LayerResult => Message::LayerResult {
+                frame: r.frame_key()?,
+                layer: r.u8()?,
+                stripe: r.u16()?,
+                output: r.tensor(limits)?,
+            },
+            Kind::Heartbeat => Message::Heartbeat,
+            Kind::Reject => Message::Reject { code: r.u16()? },
+        };
+        if !r.rest().is_empty() {
+            return Err(WireError::TrailingBytes);
+        }
+        Ok(m)
+    }
+
+    /// Bytes of the payload before [`Message::trailing_data`]: the fixed fields and, for a
+    /// tensor message, the tensor's descriptor.
+    pub fn prefix_len(&self) -> usize {
+        match self {
+            Message::Hello { .. } => 3,
+            Message::Register { .. } => 8,
+            Message::Unregister { .. } => 6,
+            Message::StealRequest
+            | Message::StealTask
+            | Message::NoTask
+            | Message::TaskRequest
+            | Message::Heartbeat => 0,
+            Message::StealReply { .. } => 3,
+            Message::Task { .. } => 9 + TENSOR_DESC_LEN,
+            Message::Result { .. } => 8 + TENSOR_DESC_LEN,
+            Message::Strips { .. } => 10,
+            Message::StripRequest { .. } => 9,
+            Message::Coverage { .. } => 8,
+            Message::FrameSubmit { .. } => 6 + TENSOR_DESC_LEN,
+            Message::FrameDone { .. } => 7,
+            Message::LayerTask { .. } => 9 + 16 + TENSOR_DESC_LEN,
+            Message::LayerResult { .. } => 9 + TENSOR_DESC_LEN,
+            Message::Reject { .. } => 2,
+        }
+    }
+
+    /// The bytes that end the payload after the prefix: a tensor's data, or the encoded strip
+    /// entries; empty for other messages. They can be streamed from where they lie.
+    pub fn trailing_data(&self) -> &'a [u8] {
+        match self {
+            Message::Strips { strips, .. } => strips.bytes,
+            m => trailing_tensor(m).map_or(&[], |t| t.data),
+        }
+    }
+
+    /// Payload length: `prefix_len() + trailing_data().len()`.
+    pub fn buffer_len(&self) -> usize {
+        self.prefix_len() + self.trailing_data().len()
+    }
+
+    /// Checks what [`Message::parse`] would reject: tensor sizes, inverted regions, side bits.
+    pub fn check(&self) -> Result<(), WireError> {
+        if let Some(t) = trailing_tensor(self) {
+            t.check()?;
+        }
+        if let Message::LayerTask { output: r, .. } = self {
+            if r.x.start > r.x.end || r.y.start > r.y.end {
+                return Err(WireError::BadValue);
+            }
+        }
+        if let Message::StripRequest { sides, .. } = self {
+            if *sides >= 16 {
+                return Err(WireError::BadValue);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the payload prefix into `buf`; returns [`Message::prefix_len`].
+    ///
+    /// The trailing tensor's `data` is not read: only its region and channels are written, so
+    /// a streaming sender may describe a tensor whose bytes it produces later (see
+    /// [`FrameEncoder`](super::FrameEncoder)).
+    pub fn emit_prefix(&self, buf: &mut [u8]) -> Result<usize, WireError> {
+        let mut w = Writer::new(buf);
+        match *self {
+            Message::Hello { node, role } => {
+                w.u16(node)?;
+                w.u8(role_code(role))?;
+            }
+            Message::Register { frame, tiles } => {
+                w.frame_key(frame)?;
+                w.u16(tiles)?;
+            }
+            Message::Unregister { frame } => w.frame_key(frame)?,
+            Message::StealRequest
+            | Message::StealTask
+            | Message::NoTask
+            | Message::TaskRequest
+            | Message::Heartbeat => {}
+            Message::StealReply { victim } => {
+                w.u8(victim.is_some() as u8)?;
+                w.u16(victim.unwrap_or(0))?;
+            }
+            Message::Task {
+                frame,
+                tile,
+                mode,
+                input,
+            } => {
+                w.frame_key(frame)?;
+                w.u16(tile)?;
+                w.u8(mode_code(mode))?;
+                w.tensor_desc(&input.region, input.channels)?;
+            }
+            Message::Result {
+                frame,
+                tile,
+                output,
+            } => {
+                w.frame_key(frame)?;
+                w.u16(tile)?;
+                w.tensor_desc(&output.region, output.channels)?;
+            }
+            Message::Strips {
+                frame,
+                tile,
+                strips,
+            } => {
+                w.frame_key(frame)?;
+                w.u16(tile)?;
+                w.u16(strips.count)?;
+            }
+            Message::StripRequest { frame, tile, sides } => {
+                if sides >= 16 {
+                    return Err(WireError::BadValue);
+                }
+                w.frame_key(frame)?;
+                w.u16(tile)?;
+                w.u8(sides)?;
+            }
+            Message::Coverage { frame, tile } => {
+                w.frame_key(frame)?;
+                w.u16(tile)?;
+            }
+            Message::FrameSubmit { frame, input } => {
+                w.frame_key(frame)?;
+                w.tensor_desc(&input.region, input.channels)?;
+            }
+            Message::FrameDone { frame, complete } => {
+                w.frame_key(frame)?;
+                w.u8(complete as u8)?;
+            }
+            Message::LayerTask {
+                frame,
+                layer,
+                stripe,
+                output,
+                input,
+            } => {
+                w.frame_key(frame)?;
+                w.u8(layer)?;
+                w.u16(stripe)?;
+                w.region(&output)?;
+                w.tensor_desc(&input.region, input.channels)?;
+            }
+            Message::LayerResult {
+                frame,
+                layer,
+                stripe,
+                output,
+            } => {
+                w.frame_key(frame)?;
+                w.u8(layer)?;
+                w.u16(stripe)?;
+                w.tensor_desc(&output.region, output.channels)?;
+            }
+            Message::Reject { code } => w.u16(code)?,
+        }
+        debug_assert_eq!(w.pos(), self.prefix_len());
+        Ok(w.pos())
+    }
+
+    /// Writes the whole payload into `buf`; returns [`Message::buffer_len`].
+    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
+        self.check()?;
+        let n = self.buffer_len();
+        let buf = buf.get_mut(..n).ok_or(WireError::BufferTooSmall)?;
+        let p = self.emit_prefix(buf)?;
+        buf[p..].copy_from_slice(self.trailing_data());
+        Ok(n)
+    }
+}
+
+impl<'b> StripsView<'b> {
+    /// Starts writing strip entries into `buf` (for a [`Message::Strips`] to send).
+    pub fn writer(buf: &'b mut [u8]) -> StripsWriter<'b> {
+        StripsWriter {
+            buf,
+            len: 0,
+            count: 0,
+        }
+    }
+}
+
+/// Appends strip entries to a caller's buffer; [`StripsWriter::finish`] views them.
+#[derive(Debug)]
+pub struct StripsWriter<'b> {
+    buf: &'b mut [u8],
+    len: usize,
+    count: u16,
+}
+
+impl<'b> StripsWriter<'b> {
+    fn entry(
+        &mut self,
+        layer: u8,
+        side: Side,
+        region: &Region,
+        channels: u32,
+    ) -> Result<&mut [u8], WireError> {
+        if self.count == u16::MAX {
+            return Err(WireError::Oversized);
+        }
+        let n = tensor_byte_len(region, channels).ok_or(WireError::TensorSize)?;
+        let mut w = Writer::new(&mut self.buf[self.len..]);
+        w.u8(layer)?;
+        w.u8(side.index() as u8)?;
+        w.tensor_desc(region, channels)?;
+        w.slot(n)?;
+        let start = self.len + STRIP_DESC_LEN;
+        self.len = start + n;
+        self.count += 1;
+        Ok(&mut self.buf[start..self.len])
+    }
+
+    /// Appends the strip `view` of fused layer `layer` on `side`, encoding its values.
+    pub fn push(&mut self, layer: u8, side: Side, view: &FeatureView<'_>) -> Result<(), WireError> {
+        let out = self.entry(layer, side, &view.region(), view.channels())?;
+        encode_f32(view.data(), out);
+        Ok(())
+    }
+
+    /// Appends a strip already in wire form.
+    pub fn push_tensor(&mut self, layer: u8, side: Side, t: &Tensor<'_>) -> Result<(), WireError> {
+        t.check()?;
+        let out = self.entry(layer, side, &t.region, t.channels)?;
+        out.copy_from_slice(t.data);
+        Ok(())
+    }
+
+    /// Number of entries so far.
+    pub const fn count(&self) -> u16 {
+        self.count
+    }
+
+    /// The entries written.
+    pub fn finish(self) -> StripsView<'b> {
+        let (bytes, _) = self.buf.split_at(self.len);
+        StripsView {
+            count: self.count,
+            bytes,
         }
     }
 }

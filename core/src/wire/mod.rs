@@ -10,14 +10,49 @@
 //! buffer you sized yourself. Parsing checks *meaning* (kinds, enum values, lengths against the
 //! receiver's [`Limits`]) and reports a typed [`WireError`]: a malformed frame is never a panic
 //! or an allocation. The round trip `emit → parse` is the specification.
+//!
+//! Layers, bottom up:
+//! * [`message`]: [`Message`] payloads, [`Message::parse`] / [`Message::emit`];
+//! * [`frame`]: the header view [`Frame`] and [`HeaderRepr`] (byte table there);
+//! * [`auth`]: ChaCha20-Poly1305 [`seal`] / [`open`], the incremental [`Sealer`], [`Key`],
+//!   [`ReplayWindow`] and [`AuthStats`];
+//! * [`encode`] / [`decode`] (and the stateful [`Sender`] / [`Receiver`]): a whole frame in one
+//!   buffer;
+//! * [`FrameEncoder`]: a frame pulled out chunk by chunk, tensors converted and sealed on the
+//!   fly, so a large tensor is never copied into a frame buffer; [`FrameDecoder`]: stream bytes
+//!   in, whole frames out, bounded by the caller's buffer.
+//!
+//! ```
+//! use tessera_core::wire::{self, AuthStats, FrameKey, Key, Limits, Message, ReplayWindow};
+//! let key = Key::new([7; 32]);
+//! let msg = Message::Register { frame: FrameKey::new(2, 41), tiles: 9 };
+//! let mut buf = [0u8; 128];
+//! let n = wire::encode(&msg, 2, 1000, Some(&key), &mut buf)?;
+//! let (mut window, mut stats) = (ReplayWindow::new(), AuthStats::default());
+//! let (header, parsed) = wire::decode(&mut buf[..n], Some(&key), &Limits::LARGE, &mut window, &mut stats)?;
+//! assert_eq!((header.sender, header.seq, parsed), (2, 1000, msg));
+//! # Ok::<(), wire::WireError>(())
+//! ```
 
 use core::fmt;
 
+pub mod auth;
+mod codec;
+mod decoder;
+pub mod frame;
 pub mod message;
+mod stream;
+
+pub use auth::{open, seal, AuthStats, Key, ReplayWindow, Sealer};
+pub use codec::{decode, encode, Receiver, Sender};
+pub use decoder::FrameDecoder;
+pub use frame::{Frame, HeaderRepr, FLAG_AUTH, HEADER_LEN, MAGIC, TAG_LEN, VERSION};
+pub use stream::{Body, FrameEncoder, StripSource};
 
 pub use message::{
-    FrameKey, Kind, Message, NodeId, Policy, Role, StripEntry, StripsIter, StripsView, Tensor,
-    TileMode,
+    decode_f32, encode_f32, tensor_byte_len, FrameKey, Kind, Message, NodeId, Policy, Role,
+    StripEntry, StripsIter, StripsView, StripsWriter, Tensor, TileMode, GATEWAY, MAX_PREFIX_LEN,
+    STRIP_DESC_LEN, TENSOR_DESC_LEN,
 };
 
 /// The receiver's bounds on what it accepts from the network.
@@ -53,7 +88,7 @@ impl Default for Limits {
 ///
 /// One small `Copy` enum for the whole protocol: any of these on a received frame means the
 /// connection is to be dropped (and, for [`WireError::Forged`] or [`WireError::Replayed`],
-/// counted in [`AuthStats`](crate::wire)).
+/// counted in [`AuthStats`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum WireError {
