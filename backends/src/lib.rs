@@ -1,11 +1,16 @@
 //! Tessera backends: bindings of the core to network stacks and platform kernels.
 //!
 //! - `nal_std` (feature `std`): embedded-nal TCP stack over std sockets.
+//! - `kernels` (feature `simd`): FMA conv kernels (AVX2+FMA, NEON), multi-core with `std`;
+//!   `unsafe` is allowed only in its arch modules.
 #![no_std]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![deny(missing_docs)]
 
 pub use embedded_nal;
 
 #[cfg(feature = "std")]
 pub mod nal_std;
+
+#[cfg(feature = "simd")]
+pub mod kernels;

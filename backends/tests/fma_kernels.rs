@@ -1,0 +1,488 @@
+//! The FMA kernels: against the reference within the documented bound, bit for bit against the
+//! scalar FMA path, across regions, threads and tiles (DESIGN-NOTES §2.7).
+#![cfg(feature = "simd")]
+
+use std::collections::HashMap;
+
+use proptest::prelude::*;
+use tessera_backends::kernels::{Fma, Isa};
+use tessera_core::exec::{run_tile, ExecError, StripStore};
+use tessera_core::ftp::{FusedStack, Grid, MemoryPlan, Mode, Partition, Side, TilePlan};
+use tessera_core::kernel::{input_span, KernelError, Kernels, Reference};
+use tessera_core::model::weights::{param_count, BatchNorm, ConvParams, Weights};
+use tessera_core::model::{Activation, Conv, LayerKind, MaxPool, Network, Shape};
+use tessera_core::region::{Region, Span};
+use tessera_core::tensor::{copy_overlap, FeatureView, FeatureViewMut};
+
+/// splitmix64.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [-1, 1).
+    fn f(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+
+    fn below(&mut self, n: u32) -> u32 {
+        (self.next() % n as u64) as u32
+    }
+}
+
+fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+}
+
+/// The kernels under test: the detected ISA and the scalar path (the same on a machine
+/// without SIMD).
+fn kernels() -> Vec<Fma> {
+    let mut v = vec![Fma::new()];
+    if Fma::new().isa() != Isa::Scalar {
+        v.push(Fma::with_isa(Isa::Scalar).unwrap());
+    }
+    v
+}
+
+/// One conv layer with random parameters (variances positive, as in a trained net).
+struct Layer {
+    conv: Conv,
+    map: Shape,
+    biases: Vec<f32>,
+    scales: Vec<f32>,
+    mean: Vec<f32>,
+    variance: Vec<f32>,
+    weights: Vec<f32>,
+    input: Vec<f32>,
+}
+
+impl std::fmt::Debug for Layer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?} on {:?}", self.conv, self.map)
+    }
+}
+
+impl Layer {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        w: u32,
+        h: u32,
+        c: u32,
+        filters: u32,
+        k: u32,
+        stride: u32,
+        pad: u32,
+        bn: bool,
+        leaky: bool,
+        rng: &mut Rng,
+    ) -> Self {
+        let n = filters as usize;
+        let conv = Conv {
+            filters,
+            size: k,
+            stride,
+            pad,
+            batch_norm: bn,
+            activation: if leaky {
+                Activation::Leaky
+            } else {
+                Activation::Linear
+            },
+        };
+        let map = Shape::new(w, h, c);
+        Layer {
+            biases: (0..n).map(|_| rng.f()).collect(),
+            scales: (0..n).map(|_| rng.f() + 1.5).collect(),
+            mean: (0..n).map(|_| rng.f() * 0.5).collect(),
+            variance: (0..n).map(|_| rng.f().abs() + 0.1).collect(),
+            weights: (0..conv.weight_count(c).unwrap())
+                .map(|_| rng.f())
+                .collect(),
+            input: (0..(w * h * c) as usize).map(|_| rng.f()).collect(),
+            conv,
+            map,
+        }
+    }
+
+    fn params(&self) -> ConvParams<'_> {
+        ConvParams {
+            biases: &self.biases,
+            bn: self.conv.batch_norm.then_some(BatchNorm {
+                scales: &self.scales,
+                mean: &self.mean,
+                variance: &self.variance,
+            }),
+            weights: &self.weights,
+        }
+    }
+
+    fn out_map(&self) -> (u32, u32) {
+        (
+            self.conv.out_extent(self.map.w).unwrap(),
+            self.conv.out_extent(self.map.h).unwrap(),
+        )
+    }
+
+    /// Runs `k` on `region`, from an input view holding exactly what the region needs.
+    fn run<K: Kernels>(&self, k: &K, region: Region) -> Vec<f32> {
+        let c = &self.conv;
+        let needed = Region::new(
+            input_span(region.x, c.size, c.stride, c.pad, self.map.w),
+            input_span(region.y, c.size, c.stride, c.pad, self.map.h),
+        );
+        let full =
+            FeatureView::new(&self.input, Region::full(self.map.w, self.map.h), self.map.c)
+                .unwrap();
+        let mut buf = vec![0.0; (needed.area() as usize * self.map.c as usize).max(1)];
+        let mut iv = FeatureViewMut::new(&mut buf, needed, self.map.c).unwrap();
+        copy_overlap(&full, &mut iv);
+        let mut out = vec![f32::NAN; region.area() as usize * c.filters as usize];
+        let mut ov = FeatureViewMut::new(&mut out, region, c.filters).unwrap();
+        k.conv(c, self.map, &self.params(), &iv.as_view(), &mut ov)
+            .unwrap();
+        out
+    }
+
+    /// The documented bound on |FMA − reference| at output (o, x, y):
+    /// 2(n + 4)·u·(|a|·(Σ|w·x| + |μ|) + |β|).
+    fn bound(&self, o: usize, x: u32, y: u32) -> f64 {
+        let c = &self.conv;
+        let (k, s, p) = (c.size as i64, c.stride as i64, c.pad as i64);
+        let (w, h) = (self.map.w as i64, self.map.h as i64);
+        let mut sum = 0.0f64;
+        for ci in 0..self.map.c as i64 {
+            for ky in 0..k {
+                for kx in 0..k {
+                    let (iy, ix) = (y as i64 * s - p + ky, x as i64 * s - p + kx);
+                    if iy < 0 || iy >= h || ix < 0 || ix >= w {
+                        continue;
+                    }
+                    let wi = ((o as i64 * self.map.c as i64 + ci) * k + ky) * k + kx;
+                    let xi = (ci * h + iy) * w + ix;
+                    sum += (self.weights[wi as usize] as f64 * self.input[xi as usize] as f64)
+                        .abs();
+                }
+            }
+        }
+        let n = (self.map.c as i64 * k * k) as f64;
+        let (a, mu) = if c.batch_norm {
+            let d = (self.variance[o] as f64).sqrt() + 1e-6;
+            ((self.scales[o] as f64 / d).abs(), self.mean[o].abs() as f64)
+        } else {
+            (1.0, 0.0)
+        };
+        2.0 * (n + 4.0) * f32::EPSILON as f64 / 2.0 * (a * (sum + mu) + self.biases[o].abs() as f64)
+    }
+}
+
+/// A random sub-region of the output map (tile edges anywhere).
+fn sub_region(rng: &mut Rng, (w, h): (u32, u32)) -> Region {
+    let x0 = rng.below(w);
+    let y0 = rng.below(h);
+    let x1 = x0 + 1 + rng.below(w - x0);
+    let y1 = y0 + 1 + rng.below(h - y0);
+    Region::new(Span::new(x0, x1), Span::new(y0, y1))
+}
+
+fn layer_strategy() -> impl Strategy<Value = (Layer, u64)> {
+    (
+        1u32..=70,
+        1u32..=20,
+        1u32..=9,
+        1u32..=11,
+        prop::sample::select(vec![1u32, 3, 3, 5]),
+        prop::sample::select(vec![1u32, 1, 2]),
+        prop::bool::weighted(0.15),
+        any::<bool>(),
+        any::<bool>(),
+        any::<u64>(),
+    )
+        .prop_filter_map(
+            "kernel larger than the map",
+            |(w, h, c, f, k, s, no_pad, bn, leaky, seed)| {
+                let pad = if no_pad { 0 } else { k / 2 };
+                if w + 2 * pad < k || h + 2 * pad < k {
+                    return None;
+                }
+                let mut rng = Rng(seed);
+                let l = Layer::new(w, h, c, f, k, s, pad, bn, leaky, &mut rng);
+                Some((l, rng.next()))
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// Every kernel is within the bound of the reference, on the full map and on a random
+    /// region; on that region it equals its own full-map result bit for bit; all kernels
+    /// (AVX2/NEON and scalar) agree bit for bit; 2 and 3 threads equal 1.
+    #[test]
+    fn fma_matches_reference_and_itself((layer, seed) in layer_strategy()) {
+        let mut rng = Rng(seed);
+        let (ow, oh) = layer.out_map();
+        let full = Region::full(ow, oh);
+        let expect = layer.run(&Reference, full);
+        let sub = sub_region(&mut rng, (ow, oh));
+        let mut first: Option<Vec<f32>> = None;
+        for k in kernels() {
+            let got = layer.run(&k, full);
+            for o in 0..layer.conv.filters as usize {
+                for y in 0..oh {
+                    for x in 0..ow {
+                        let i = (o * oh as usize + y as usize) * ow as usize + x as usize;
+                        let err = (got[i] as f64 - expect[i] as f64).abs();
+                        let tol = layer.bound(o, x, y);
+                        prop_assert!(
+                            err <= tol,
+                            "{:?} o{o} ({x},{y}): {} vs ref {} (err {err:e} > {tol:e})",
+                            k.isa(), got[i], expect[i]
+                        );
+                    }
+                }
+            }
+            let part = layer.run(&k, sub);
+            for o in 0..layer.conv.filters {
+                for y in sub.y.start..sub.y.end {
+                    for x in sub.x.start..sub.x.end {
+                        let a = part[((o * sub.height() + y - sub.y.start) * sub.width()
+                            + x - sub.x.start) as usize];
+                        let b = got[((o * oh + y) * ow + x) as usize];
+                        prop_assert_eq!(a.to_bits(), b.to_bits(), "{:?} region {:?}", k.isa(), sub);
+                    }
+                }
+            }
+            for t in [2, 3] {
+                let threaded = layer.run(&k.with_threads(t), sub);
+                prop_assert!(same_bits(&threaded, &part), "{:?} {t} threads", k.isa());
+            }
+            match &first {
+                None => first = Some(got),
+                Some(f) => prop_assert!(same_bits(f, &got), "{:?} differs from the SIMD path", k.isa()),
+            }
+        }
+    }
+}
+
+/// Wide YOLO-like rows (24-column blocks, remainders, 1×1 and 3×3) on every kernel: bit-exact
+/// across ISAs and threads, and within the bound of the reference.
+#[test]
+fn yolo_like_shapes() {
+    let mut rng = Rng(42);
+    for (w, h, c, f, k) in [
+        (76, 5, 32, 9, 3),
+        (38, 6, 64, 13, 1),
+        (61, 4, 3, 32, 3),
+        (50, 3, 17, 8, 3),
+    ] {
+        let layer = Layer::new(w, h, c, f, k, 1, k / 2, true, true, &mut rng);
+        let full = Region::full(w, h);
+        let expect = layer.run(&Reference, full);
+        let base = layer.run(&Fma::new(), full);
+        for (o, chunk) in base.chunks(w as usize * h as usize).enumerate() {
+            for (i, (&g, &e)) in chunk.iter().zip(&expect[o * chunk.len()..]).enumerate() {
+                let (x, y) = (i as u32 % w, i as u32 / w);
+                assert!((g as f64 - e as f64).abs() <= layer.bound(o, x, y));
+            }
+        }
+        for kern in kernels() {
+            for t in [1, 2, 4] {
+                assert!(same_bits(&layer.run(&kern.with_threads(t), full), &base));
+            }
+        }
+    }
+}
+
+/// The views are checked as the core kernels check them.
+#[test]
+fn errors_match_the_reference() {
+    let mut rng = Rng(3);
+    let layer = Layer::new(9, 7, 2, 3, 3, 1, 1, true, true, &mut rng);
+    let params = layer.params();
+    let input = vec![0.0; 9 * 7 * 2];
+    let full_in = FeatureView::new(&input, Region::full(9, 7), 2).unwrap();
+    let small_in = FeatureView::new(&input, Region::full(4, 4), 2).unwrap();
+    let mut out = vec![0.0; 10 * 10 * 3];
+    let cases: [(Region, &FeatureView<'_>, u32); 4] = [
+        (Region::full(10, 7), &full_in, 3),
+        (Region::full(9, 7), &small_in, 3),
+        (Region::full(9, 7), &full_in, 2),
+        (Region::full(3, 3), &full_in, 3),
+    ];
+    for (region, iv, ch) in cases {
+        let mut ov = FeatureViewMut::new(&mut out, region, ch).unwrap();
+        let want = Reference.conv(&layer.conv, layer.map, &params, iv, &mut ov);
+        let got = Fma::new().conv(&layer.conv, layer.map, &params, iv, &mut ov);
+        assert_eq!(got, want);
+    }
+    let bad = ConvParams {
+        weights: &layer.weights[1..],
+        ..params
+    };
+    let mut ov = FeatureViewMut::new(&mut out, Region::full(9, 7), 3).unwrap();
+    assert_eq!(
+        Fma::new().conv(&layer.conv, layer.map, &bad, &full_in, &mut ov),
+        Err(KernelError::ParamsMismatch)
+    );
+}
+
+// ---- tiles == full frame through the executor ----------------------------------------------
+
+#[derive(Default)]
+struct MapStore(HashMap<(usize, usize, Side), (Vec<f32>, Region, u32)>);
+
+impl StripStore for MapStore {
+    fn put(
+        &mut self,
+        tile: usize,
+        layer: usize,
+        side: Side,
+        strip: &FeatureView<'_>,
+    ) -> Result<(), ExecError> {
+        let v = (strip.data().to_vec(), strip.region(), strip.channels());
+        self.0.insert((tile, layer, side), v);
+        Ok(())
+    }
+
+    fn get(&self, tile: usize, layer: usize, side: Side) -> Option<FeatureView<'_>> {
+        let (d, r, c) = self.0.get(&(tile, layer, side))?;
+        FeatureView::new(d, *r, *c).ok()
+    }
+}
+
+/// (k, stride, filters) of a conv, or None for a 2×2/2 max pool.
+type Spec = Option<(u32, u32, u32)>;
+
+fn build(w: u32, h: u32, c: u32, specs: &[Spec]) -> Network {
+    let mut net = Network::new(Shape::new(w, h, c)).unwrap();
+    for s in specs {
+        let kind = match *s {
+            Some((k, stride, filters)) => LayerKind::Conv(Conv {
+                filters,
+                size: k,
+                stride,
+                pad: k / 2,
+                batch_norm: true,
+                activation: Activation::Leaky,
+            }),
+            None => LayerKind::MaxPool(MaxPool {
+                size: 2,
+                stride: 2,
+                pad: 1,
+            }),
+        };
+        if net.push(kind).is_err() {
+            break;
+        }
+    }
+    net
+}
+
+fn net_params(net: &Network, upto: usize, rng: &mut Rng) -> Vec<f32> {
+    let mut v = Vec::with_capacity(param_count(net, upto).unwrap());
+    for l in &net.layers()[..upto] {
+        if let Some(c) = l.conv() {
+            let n = c.filters as usize;
+            v.extend((0..n).map(|_| rng.f()));
+            v.extend((0..n).map(|_| rng.f() + 1.5));
+            v.extend((0..n).map(|_| rng.f() * 0.5));
+            v.extend((0..n).map(|_| rng.f().abs() + 0.1));
+            v.extend((0..c.weight_count(l.input.c).unwrap()).map(|_| rng.f()));
+        }
+    }
+    v
+}
+
+/// Runs every tile of `grid` (schedule order) with `k` and stitches the outputs.
+fn tiled<K: Kernels>(
+    k: &K,
+    stack: &FusedStack<'_>,
+    grid: &Grid,
+    mode: Mode,
+    w: &Weights<'_>,
+    input: &[f32],
+) -> Vec<f32> {
+    let (ishape, oshape) = (stack.input(), stack.output());
+    let full_in = FeatureView::new(input, Region::full(ishape.w, ishape.h), ishape.c).unwrap();
+    let mem = MemoryPlan::new(stack, grid, mode).unwrap();
+    let mut store = MapStore::default();
+    let mut result = vec![f32::NAN; oshape.elements().unwrap()];
+    let mut a = vec![f32::NAN; mem.tile_buffer_elems];
+    let mut b = vec![f32::NAN; mem.tile_buffer_elems];
+    let mut out = vec![f32::NAN; mem.tile_output_elems];
+    for t in grid.schedule() {
+        let plan = TilePlan::new(stack, grid, t, mode).unwrap();
+        let mut own = vec![0.0; mem.tile_input_elems];
+        let mut iv = FeatureViewMut::new(&mut own, plan.input(0), ishape.c).unwrap();
+        copy_overlap(&full_in, &mut iv);
+        let got = run_tile(
+            k,
+            stack,
+            w,
+            &plan,
+            &iv.as_view(),
+            &mut a,
+            &mut b,
+            &mut store,
+            &mut out,
+        )
+        .unwrap();
+        let mut rv =
+            FeatureViewMut::new(&mut result, Region::full(oshape.w, oshape.h), oshape.c).unwrap();
+        copy_overlap(&got, &mut rv);
+    }
+    result
+}
+
+fn spec() -> impl Strategy<Value = Spec> {
+    prop_oneof![
+        3 => (prop::sample::select(vec![1u32, 3, 3, 5]), 1u32..=2, 1u32..=6)
+            .prop_map(|(k, s, f)| Some((k, if k == 1 { 1 } else { s }, f))),
+        1 => Just(None),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Stitched tiles (plain and reuse) equal the 1×1 grid bit for bit, per kernel and with
+    /// 2 threads.
+    #[test]
+    fn tiles_equal_full_frame_bit_for_bit(
+        specs in prop::collection::vec(spec(), 2..=6),
+        w in 8u32..=56,
+        h in 8u32..=40,
+        c in 1u32..=5,
+        rows in 1u32..=5,
+        cols in 1u32..=5,
+        seed in any::<u64>(),
+    ) {
+        let net = build(w, h, c, &specs);
+        prop_assume!(!net.layers().is_empty());
+        let upto = net.layers().len();
+        let stack = FusedStack::new(&net, upto).unwrap();
+        let o = stack.output();
+        let (rows, cols) = (1 + (rows - 1) % o.h.min(5), 1 + (cols - 1) % o.w.min(5));
+        let grid = Grid::new(rows, cols, Partition::Balanced, &stack).unwrap();
+        let one = Grid::new(1, 1, Partition::Balanced, &stack).unwrap();
+        let mut rng = Rng(seed);
+        let data = net_params(&net, upto, &mut rng);
+        let weights = Weights::new(&net, upto, &data).unwrap();
+        let input: Vec<f32> = (0..stack.input().elements().unwrap()).map(|_| rng.f()).collect();
+        for k in kernels() {
+            let whole = tiled(&k, &stack, &one, Mode::Plain, &weights, &input);
+            for mode in [Mode::Plain, Mode::Reuse] {
+                let got = tiled(&k, &stack, &grid, mode, &weights, &input);
+                prop_assert!(same_bits(&got, &whole), "{:?} {mode:?} {rows}x{cols}", k.isa());
+            }
+            let two = tiled(&k.with_threads(2), &stack, &grid, Mode::Reuse, &weights, &input);
+            prop_assert!(same_bits(&two, &whole), "{:?} 2 threads", k.isa());
+        }
+    }
+}
