@@ -220,6 +220,23 @@ impl<'a> StripsView<'a> {
         bytes: &[],
     };
 
+    /// Views `bytes` as exactly `count` encoded entries (as kept by a strip cache), checking
+    /// each against `limits`.
+    pub fn new_checked(
+        count: u16,
+        bytes: &'a [u8],
+        limits: &super::Limits,
+    ) -> Result<Self, WireError> {
+        let mut r = Reader::new(bytes);
+        for _ in 0..count {
+            r.strip_entry(limits)?;
+        }
+        if !r.rest().is_empty() {
+            return Err(WireError::TrailingBytes);
+        }
+        Ok(StripsView { count, bytes })
+    }
+
     /// Number of entries.
     pub const fn count(&self) -> u16 {
         self.count
