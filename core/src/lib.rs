@@ -17,7 +17,9 @@ pub mod ftp;
 pub mod kernel;
 pub mod model;
 pub mod region;
+pub mod runtime;
 pub mod tensor;
+pub mod time;
 pub mod wire;
 
 pub use region::{Region, Span};

@@ -1,0 +1,772 @@
+//! An edge: a worker (WSH puller, WST thief, BODP stripe worker) and, when it has a camera, a
+//! data source (WST victim; WSH/BODP submitter).
+
+use heapless::Deque;
+
+use crate::ftp::{Level, Side};
+use crate::time::Instant;
+use crate::wire::{FrameKey, Message, NodeId, Policy, Role, TileMode, GATEWAY};
+
+use super::gateway::neighbour_sides;
+use super::source::{oldest, End, SrcFrame};
+use super::types::{
+    earliest, side_bit, Action, Actions, Config, Control, DisconnectReason, RuntimeError,
+    SubmitError, TileSet, Verdict, Work,
+};
+use super::{Stats, MAX_EDGE_WORK, MAX_FRAMES_PER_SOURCE};
+
+/// Where the edge stands in asking for work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ask {
+    /// Not asking; will ask when idle.
+    Idle,
+    /// WSH: `TaskRequest` sent.
+    Task { until: Instant },
+    /// WST: `StealRequest` sent to the gateway.
+    Steal { until: Instant },
+    /// WST: `StealTask` sent to `victim`.
+    Victim { victim: NodeId, until: Instant },
+    /// Found nothing: ask again at `until`, or on a `Register` notice.
+    Backoff { until: Instant },
+    /// WSH: got `NoTask`; the gateway pushes a `Task` when work appears.
+    Parked,
+}
+
+/// Work received from another node.
+#[derive(Clone, Copy, Debug)]
+struct Inbound {
+    work: Work,
+}
+
+/// What the edge is doing now.
+#[derive(Clone, Copy, Debug)]
+struct Current {
+    work: Work,
+    /// A tile of one of this edge's own frames.
+    own: bool,
+    /// Strips still awaited from the gateway (by producing level-0 tile), and until when.
+    fetch: Option<(TileSet, Instant)>,
+}
+
+/// A WSH/BODP frame submitted to the gateway, until `FrameDone`.
+#[derive(Clone, Copy, Debug)]
+struct Submitted {
+    key: FrameKey,
+    deadline: Instant,
+}
+
+/// The edge's state machine. See the [module docs](super) for the protocol.
+pub struct Edge {
+    cfg: Config,
+    id: NodeId,
+    now: Instant,
+    actions: Actions,
+    gateway_up: bool,
+    gateway_heard: Instant,
+    next_heartbeat: Instant,
+    own: [Option<SrcFrame>; MAX_FRAMES_PER_SOURCE],
+    submitted: [Option<Submitted>; MAX_FRAMES_PER_SOURCE],
+    seq: u64,
+    next_number: u32,
+    inbox: Deque<Inbound, MAX_EDGE_WORK>,
+    current: Option<Current>,
+    ask: Ask,
+    stats: Stats,
+}
+
+impl Edge {
+    /// Edge `id` (`!= 0`), not yet connected, at `now`.
+    pub fn new(config: Config, id: NodeId, now: Instant) -> Edge {
+        Edge {
+            cfg: config,
+            id,
+            now,
+            actions: Actions::new(),
+            gateway_up: false,
+            gateway_heard: now,
+            next_heartbeat: now,
+            own: core::array::from_fn(|_| None),
+            submitted: [None; MAX_FRAMES_PER_SOURCE],
+            seq: 0,
+            next_number: 0,
+            inbox: Deque::new(),
+            current: None,
+            ask: Ask::Idle,
+            stats: Stats::default(),
+        }
+    }
+
+    /// This edge's node id.
+    pub const fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Counters since creation.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Own frames in flight (submitted, not yet reported done by the gateway).
+    pub fn frames_in_flight(&self) -> usize {
+        self.own.iter().flatten().count() + self.submitted.iter().flatten().count()
+    }
+
+    /// A connection to `peer` is up. For the gateway: says `Hello`, re-registers own frames.
+    pub fn on_connected(&mut self, now: Instant, peer: NodeId) {
+        self.now = now;
+        if peer != GATEWAY {
+            return;
+        }
+        self.gateway_up = true;
+        self.gateway_heard = now;
+        self.next_heartbeat = now + self.cfg.heartbeat_interval;
+        self.ask = Ask::Idle;
+        self.actions.send(
+            GATEWAY,
+            Control::Hello {
+                node: self.id,
+                role: Role::Edge,
+            },
+        );
+        for f in self.own.iter_mut().flatten() {
+            if f.queued() > 0 {
+                f.registered = true;
+                self.actions.send(
+                    GATEWAY,
+                    Control::Register {
+                        frame: f.key,
+                        tiles: f.queued(),
+                    },
+                );
+            } else {
+                f.registered = false;
+            }
+        }
+        self.kick();
+    }
+
+    /// The connection to `peer` is gone: tiles lent to it are re-queued; a steal in progress
+    /// from it is dropped.
+    pub fn on_disconnected(&mut self, now: Instant, peer: NodeId) {
+        self.now = now;
+        if peer == GATEWAY {
+            self.gateway_down();
+        } else {
+            for i in 0..MAX_FRAMES_PER_SOURCE {
+                if self.own[i].as_mut().is_some_and(|f| f.peer_gone(peer)) {
+                    self.stats.tiles_redispatched += 1;
+                    self.reregister(i);
+                }
+            }
+            if matches!(self.ask, Ask::Victim { victim, .. } if victim == peer) {
+                self.ask = Ask::Idle;
+            }
+        }
+        self.kick();
+    }
+
+    fn gateway_down(&mut self) {
+        self.gateway_up = false;
+        self.ask = Ask::Idle;
+        if let Some(c) = self.current {
+            if c.fetch.is_some() {
+                self.fetch_failed();
+            }
+        }
+    }
+
+    /// Announces re-queued tiles of own frame `i` to the gateway if it was unregistered.
+    fn reregister(&mut self, i: usize) {
+        let Some(f) = self.own[i].as_mut() else {
+            return;
+        };
+        if f.queued() > 0 && !f.registered && self.gateway_up {
+            f.registered = true;
+            self.actions.send(
+                GATEWAY,
+                Control::Register {
+                    frame: f.key,
+                    tiles: f.queued(),
+                },
+            );
+        }
+    }
+
+    /// Starts a new frame at this data source. The driver stores the frame's image under the
+    /// returned key before calling `poll`.
+    pub fn submit_frame(&mut self, now: Instant) -> Result<FrameKey, SubmitError> {
+        self.now = now;
+        if !self.actions.room() {
+            return Err(SubmitError::Busy);
+        }
+        if !self.gateway_up {
+            return Err(SubmitError::NoGateway);
+        }
+        let key = FrameKey::new(self.id, self.next_number);
+        // The gateway decides about a frame first; the source gives up a little later.
+        let deadline = now + self.cfg.frame_deadline + self.cfg.tile_timeout;
+        if self.cfg.stealing() {
+            let slot = self
+                .own
+                .iter()
+                .position(Option::is_none)
+                .filter(|_| self.frames_in_flight() < MAX_FRAMES_PER_SOURCE)
+                .ok_or(SubmitError::TooManyFrames)?;
+            self.seq += 1;
+            let mut f = SrcFrame::new(key, self.seq, deadline, &self.cfg.grid, self.cfg.reuse());
+            f.registered = true;
+            self.actions.send(
+                GATEWAY,
+                Control::Register {
+                    frame: key,
+                    tiles: f.queued(),
+                },
+            );
+            self.own[slot] = Some(f);
+        } else {
+            let slot = self
+                .submitted
+                .iter()
+                .position(Option::is_none)
+                .filter(|_| self.frames_in_flight() < MAX_FRAMES_PER_SOURCE)
+                .ok_or(SubmitError::TooManyFrames)?;
+            self.submitted[slot] = Some(Submitted { key, deadline });
+            self.actions.push(Action::SubmitFrame { frame: key });
+        }
+        self.next_number = self.next_number.wrapping_add(1);
+        self.kick();
+        Ok(key)
+    }
+
+    fn own_frame(&self, key: FrameKey) -> Option<usize> {
+        self.own
+            .iter()
+            .position(|f| f.as_ref().is_some_and(|f| f.key == key))
+    }
+
+    /// Handles a message from `from`. `Accept` tells the driver to keep the payload (a task's
+    /// input, strips).
+    pub fn on_message(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        msg: &Message<'_>,
+    ) -> Result<Verdict, RuntimeError> {
+        self.now = now;
+        if !self.actions.room() {
+            return Err(RuntimeError::Busy);
+        }
+        let kind = msg.kind();
+        let unexpected = Err(RuntimeError::Unexpected { peer: from, kind });
+        if from == self.id {
+            return unexpected;
+        }
+        let gw = from == GATEWAY;
+        if gw {
+            if !self.gateway_up {
+                return Err(RuntimeError::UnknownPeer { peer: from });
+            }
+            self.gateway_heard = now;
+        }
+        let tiles = self.cfg.tiles();
+        let check_tile = |tile: u16| {
+            if tile < tiles {
+                Ok(())
+            } else {
+                Err(RuntimeError::TileOutOfRange { tile, tiles })
+            }
+        };
+        let policy = self.cfg.policy;
+        let stealing = self.cfg.stealing();
+        let v = match *msg {
+            Message::Heartbeat | Message::Hello { .. } => Verdict::Accept,
+            Message::Task {
+                frame, tile, mode, ..
+            } => {
+                check_tile(tile)?;
+                let asked = match self.ask {
+                    Ask::Victim { victim, .. } => stealing && victim == from,
+                    _ => false,
+                };
+                if !(asked || (policy == Policy::Wsh && gw)) {
+                    return unexpected;
+                }
+                if self.inbox.is_full() {
+                    return Err(RuntimeError::WorkQueueFull);
+                }
+                let _ = self.inbox.push_back(Inbound {
+                    work: Work::Tile { frame, tile, mode },
+                });
+                if asked || matches!(self.ask, Ask::Task { .. } | Ask::Parked) {
+                    self.ask = Ask::Idle;
+                }
+                Verdict::Accept
+            }
+            Message::NoTask => {
+                match self.ask {
+                    Ask::Task { .. } if gw => self.ask = Ask::Parked,
+                    Ask::Victim { victim, .. } if victim == from => {
+                        self.ask = Ask::Backoff {
+                            until: now + self.cfg.steal_backoff,
+                        }
+                    }
+                    _ => {} // late reply to a request that timed out
+                }
+                Verdict::Accept
+            }
+            Message::StealReply { victim } if gw && stealing => {
+                if let Ask::Steal { .. } = self.ask {
+                    match victim.filter(|&v| v != self.id) {
+                        Some(v) => {
+                            self.actions.send(v, Control::StealTask);
+                            self.ask = Ask::Victim {
+                                victim: v,
+                                until: now + self.cfg.tile_timeout,
+                            };
+                        }
+                        None => {
+                            self.ask = Ask::Backoff {
+                                until: now + self.cfg.steal_backoff,
+                            }
+                        }
+                    }
+                }
+                Verdict::Accept
+            }
+            Message::Register { .. } if gw && stealing => {
+                if matches!(self.ask, Ask::Backoff { .. }) {
+                    self.ask = Ask::Idle;
+                }
+                Verdict::Accept
+            }
+            Message::StealTask if stealing && !gw => {
+                self.lend_tail(from);
+                Verdict::Accept
+            }
+            Message::Coverage { frame, tile } if gw && stealing => {
+                check_tile(tile)?;
+                match self.own_frame(frame) {
+                    Some(i) => {
+                        if let Some(f) = self.own[i].as_mut() {
+                            f.cover(tile);
+                        }
+                        Verdict::Accept
+                    }
+                    None => Verdict::Discard,
+                }
+            }
+            Message::FrameDone { frame, complete } if gw => {
+                let found = if let Some(i) = self.own_frame(frame) {
+                    if self.own[i].as_ref().is_some_and(|f| f.registered) {
+                        self.actions.send(GATEWAY, Control::Unregister { frame });
+                    }
+                    self.own[i] = None;
+                    true
+                } else if let Some(s) = self
+                    .submitted
+                    .iter_mut()
+                    .find(|s| s.is_some_and(|s| s.key == frame))
+                {
+                    *s = None;
+                    true
+                } else {
+                    false
+                };
+                if found {
+                    self.actions.push(if complete {
+                        Action::FrameComplete { frame }
+                    } else {
+                        Action::FrameFailed { frame }
+                    });
+                    Verdict::Accept
+                } else {
+                    Verdict::Discard
+                }
+            }
+            Message::Strips { frame, tile, .. } if gw && policy == Policy::WstS => {
+                check_tile(tile)?;
+                match self.current.as_mut() {
+                    Some(Current {
+                        work: Work::Tile { frame: f, .. },
+                        fetch: Some((missing, _)),
+                        ..
+                    }) if *f == frame && missing.contains(tile) => {
+                        missing.remove(tile);
+                        if missing.len() == 0 {
+                            if let Some(c) = self.current.as_mut() {
+                                c.fetch = None;
+                                self.actions.push(Action::Compute(c.work));
+                            }
+                        }
+                        Verdict::Accept
+                    }
+                    _ => Verdict::Discard,
+                }
+            }
+            Message::Reject { .. } if gw => {
+                if self.current.is_some_and(|c| c.fetch.is_some()) {
+                    self.fetch_failed();
+                }
+                Verdict::Accept
+            }
+            Message::LayerTask {
+                frame,
+                layer,
+                stripe,
+                output,
+                ..
+            } if gw && policy == Policy::Bodp => {
+                if layer as usize >= self.cfg.layers.len() {
+                    return Err(RuntimeError::StripeOutOfRange { layer, stripe });
+                }
+                if self.inbox.is_full() {
+                    return Err(RuntimeError::WorkQueueFull);
+                }
+                let _ = self.inbox.push_back(Inbound {
+                    work: Work::Layer {
+                        frame,
+                        layer,
+                        stripe,
+                        output,
+                    },
+                });
+                Verdict::Accept
+            }
+            Message::Reject { .. } => Verdict::Accept,
+            _ => return unexpected,
+        };
+        if v == Verdict::Discard {
+            self.stats.discarded += 1;
+        }
+        self.kick();
+        Ok(v)
+    }
+
+    /// A thief asks: lend the tail tile of the oldest frame with queued tiles, or say `NoTask`.
+    fn lend_tail(&mut self, thief: NodeId) {
+        let Some(i) = oldest(&self.own, |f| f.seq, |f| f.queued() > 0) else {
+            self.actions.send(thief, Control::NoTask);
+            return;
+        };
+        let (grid, reuse) = (self.cfg.grid, self.cfg.reuse());
+        let deadline = self.now + self.cfg.tile_timeout;
+        let Some(f) = self.own[i].as_mut() else {
+            return;
+        };
+        let Some(pick) = f.pick(&grid, reuse, End::Tail) else {
+            self.actions.send(thief, Control::NoTask);
+            return;
+        };
+        f.lend(pick.tile, thief, deadline);
+        self.stats.tiles_lent += 1;
+        self.actions.push(Action::SendTask {
+            to: thief,
+            frame: f.key,
+            tile: pick.tile,
+            mode: pick.mode,
+        });
+        if f.queued() == 0 && f.registered {
+            f.registered = false;
+            self.actions
+                .send(GATEWAY, Control::Unregister { frame: f.key });
+        }
+    }
+
+    /// The strips could not be fetched: an own tile runs Plain from its full input; a stolen
+    /// Reuse tile (reduced input only) is dropped and the victim's deadline re-queues it.
+    fn fetch_failed(&mut self) {
+        let Some(c) = self.current else {
+            return;
+        };
+        let Work::Tile { frame, tile, .. } = c.work else {
+            return;
+        };
+        if c.own {
+            let work = Work::Tile {
+                frame,
+                tile,
+                mode: TileMode::Plain,
+            };
+            self.current = Some(Current {
+                work,
+                own: true,
+                fetch: None,
+            });
+            self.stats.plain_fallbacks += 1;
+            self.actions.push(Action::Compute(work));
+        } else {
+            self.current = None;
+        }
+    }
+
+    /// Starts the next piece of work, or asks for some.
+    fn kick(&mut self) {
+        if self.current.is_some() || !self.gateway_up {
+            return;
+        }
+        // 1. Own frames (WST): the owner takes from the head.
+        if self.cfg.stealing() {
+            if let Some(i) = oldest(&self.own, |f| f.seq, |f| f.queued() > 0) {
+                let (grid, reuse) = (self.cfg.grid, self.cfg.reuse());
+                if let Some(f) = self.own[i].as_mut() {
+                    if let Some(pick) = f.pick(&grid, reuse, End::Head) {
+                        f.run(pick.tile);
+                        let frame = f.key;
+                        if f.queued() == 0 && f.registered {
+                            f.registered = false;
+                            self.actions.send(GATEWAY, Control::Unregister { frame });
+                        }
+                        let work = Work::Tile {
+                            frame,
+                            tile: pick.tile,
+                            mode: pick.mode,
+                        };
+                        self.start(work, true, pick.fetch);
+                        return;
+                    }
+                }
+            }
+        }
+        // 2. Received work.
+        if let Some(job) = self.inbox.pop_front() {
+            let fetch = match job.work {
+                Work::Tile {
+                    tile,
+                    mode: TileMode::Reuse,
+                    ..
+                } if self.cfg.grid.level(tile as usize) == Level::One => {
+                    let mut all = TileSet::default();
+                    for side in Side::ALL {
+                        if let Some(n) = self.cfg.grid.neighbour(tile as usize, side) {
+                            all.insert(n as u16);
+                        }
+                    }
+                    all
+                }
+                _ => TileSet::default(),
+            };
+            self.start(job.work, false, fetch);
+            return;
+        }
+        // 3. Ask for work.
+        if self.ask != Ask::Idle {
+            return;
+        }
+        let until = self.now + self.cfg.tile_timeout;
+        match self.cfg.policy {
+            Policy::Wsh => {
+                self.actions.send(GATEWAY, Control::TaskRequest);
+                self.ask = Ask::Task { until };
+            }
+            Policy::Wst | Policy::WstS => {
+                self.actions.send(GATEWAY, Control::StealRequest);
+                self.ask = Ask::Steal { until };
+            }
+            Policy::Bodp => {}
+        }
+    }
+
+    /// Begins `work`: fetches the strips of the level-0 tiles in `fetch` first, if any.
+    fn start(&mut self, work: Work, own: bool, fetch: TileSet) {
+        if let Work::Tile { mode, tile, .. } = work {
+            if mode == TileMode::Reuse && self.cfg.grid.level(tile as usize) == Level::One {
+                self.stats.reuse_runs += 1;
+            }
+        }
+        if fetch.len() == 0 {
+            self.current = Some(Current {
+                work,
+                own,
+                fetch: None,
+            });
+            self.actions.push(Action::Compute(work));
+            return;
+        }
+        let Work::Tile { frame, tile, .. } = work else {
+            return;
+        };
+        for side in Side::ALL {
+            let Some(n) = self.cfg.grid.neighbour(tile as usize, side) else {
+                continue;
+            };
+            if fetch.contains(n as u16) {
+                // The strip of `n` on its side facing `tile`.
+                self.actions.send(
+                    GATEWAY,
+                    Control::StripRequest {
+                        frame,
+                        tile: n as u16,
+                        sides: side_bit(side.opposite()),
+                    },
+                );
+            }
+        }
+        self.current = Some(Current {
+            work,
+            own,
+            fetch: Some((fetch, self.now + self.cfg.tile_timeout)),
+        });
+    }
+
+    /// The driver finished `work` handed out with [`Action::Compute`]: the edge sends the result
+    /// (and a level-0 Reuse tile's strips) to the gateway. Always `Accept` for current work.
+    pub fn on_computed(&mut self, now: Instant, work: Work) -> Result<Verdict, RuntimeError> {
+        self.now = now;
+        if !self.actions.room() {
+            return Err(RuntimeError::Busy);
+        }
+        match self.current {
+            Some(c) if c.work == work && c.fetch.is_none() => {}
+            _ => return Err(RuntimeError::NotComputing),
+        }
+        let own = self.current.is_some_and(|c| c.own);
+        self.current = None;
+        self.stats.tiles_computed += 1;
+        match work {
+            Work::Tile { frame, tile, mode } => {
+                if mode == TileMode::Reuse && self.cfg.grid.level(tile as usize) == Level::Zero {
+                    self.actions.push(Action::SendStrips {
+                        to: GATEWAY,
+                        frame,
+                        tile,
+                        sides: neighbour_sides(&self.cfg.grid, tile),
+                    });
+                }
+                self.actions.push(Action::SendResult {
+                    to: GATEWAY,
+                    frame,
+                    tile,
+                });
+                if own {
+                    if let Some(f) = self.own_frame(frame).and_then(|i| self.own[i].as_mut()) {
+                        f.computed(tile);
+                    }
+                }
+            }
+            Work::Layer {
+                frame,
+                layer,
+                stripe,
+                ..
+            } => self.actions.push(Action::SendLayerResult {
+                to: GATEWAY,
+                frame,
+                layer,
+                stripe,
+            }),
+        }
+        self.kick();
+        Ok(Verdict::Accept)
+    }
+
+    /// Runs due timers, then returns the next action, if any. Call until `None` after every
+    /// event and whenever [`poll_at`](Self::poll_at) is reached.
+    pub fn poll(&mut self, now: Instant) -> Option<Action> {
+        self.now = now;
+        if self.actions.room() {
+            self.service(now);
+        }
+        self.actions.pop()
+    }
+
+    fn service(&mut self, now: Instant) {
+        if self.gateway_up {
+            if self.gateway_heard + self.cfg.peer_timeout <= now {
+                self.actions.push(Action::Disconnect {
+                    peer: GATEWAY,
+                    reason: DisconnectReason::PeerTimeout,
+                });
+                self.gateway_down();
+            } else if now >= self.next_heartbeat {
+                self.actions.send(GATEWAY, Control::Heartbeat);
+                self.next_heartbeat = now + self.cfg.heartbeat_interval;
+            }
+        }
+        match self.ask {
+            Ask::Task { until }
+            | Ask::Steal { until }
+            | Ask::Victim { until, .. }
+            | Ask::Backoff { until }
+                if until <= now =>
+            {
+                self.ask = Ask::Idle
+            }
+            _ => {}
+        }
+        if let Some(Current {
+            fetch: Some((_, until)),
+            ..
+        }) = self.current
+        {
+            if until <= now {
+                self.fetch_failed();
+            }
+        }
+        for i in 0..MAX_FRAMES_PER_SOURCE {
+            let Some(f) = self.own[i].as_mut() else {
+                continue;
+            };
+            if f.deadline <= now {
+                let frame = f.key;
+                if f.registered && self.gateway_up {
+                    self.actions.send(GATEWAY, Control::Unregister { frame });
+                }
+                self.own[i] = None;
+                self.actions.push(Action::FrameFailed { frame });
+                continue;
+            }
+            if f.expire(now) {
+                self.stats.tiles_redispatched += 1;
+                self.reregister(i);
+            }
+        }
+        for s in self.submitted.iter_mut() {
+            if let Some(x) = *s {
+                if x.deadline <= now {
+                    *s = None;
+                    self.actions.push(Action::FrameFailed { frame: x.key });
+                }
+            }
+        }
+        self.kick();
+    }
+
+    /// When [`poll`](Self::poll) next has something to do (`None`: only on an event).
+    pub fn poll_at(&self) -> Option<Instant> {
+        if !self.actions.is_empty() {
+            return Some(self.now);
+        }
+        let mut at = None;
+        if self.gateway_up {
+            at = earliest(at, Some(self.next_heartbeat));
+            at = earliest(at, Some(self.gateway_heard + self.cfg.peer_timeout));
+        }
+        match self.ask {
+            Ask::Task { until }
+            | Ask::Steal { until }
+            | Ask::Victim { until, .. }
+            | Ask::Backoff { until } => at = earliest(at, Some(until)),
+            Ask::Idle | Ask::Parked => {}
+        }
+        if let Some(Current {
+            fetch: Some((_, until)),
+            ..
+        }) = self.current
+        {
+            at = earliest(at, Some(until));
+        }
+        for f in self.own.iter().flatten() {
+            at = earliest(at, Some(f.deadline));
+            at = earliest(at, f.next_deadline());
+        }
+        for s in self.submitted.iter().flatten() {
+            at = earliest(at, Some(s.deadline));
+        }
+        at
+    }
+}

@@ -1,0 +1,98 @@
+//! Sans-IO runtime: the gateway and edge state machines (DESIGN-NOTES §4, §5).
+//!
+//! A [`Gateway`] and an [`Edge`] decide; the driver moves bytes. They never own tensors, touch
+//! sockets, threads or clocks, or allocate. The driver feeds events with the current time —
+//! [`on_connected`](Edge::on_connected), [`on_disconnected`](Edge::on_disconnected),
+//! [`on_message`](Edge::on_message) (which returns a [`Verdict`] on the payload),
+//! [`on_computed`](Edge::on_computed), [`submit_frame`](Edge::submit_frame) — then drains
+//! [`poll`](Edge::poll) until it returns `None` and sleeps until [`poll_at`](Edge::poll_at) or
+//! the next event. [`Action`]s name data by ids (frame, tile, stripe); the driver slices inputs
+//! from its frame store (`ftp::TilePlan::input(0)` for the tile's mode), outputs and strips
+//! from its stores, and converts [`Control`]s with [`Control::to_message`].
+//!
+//! Every exchange has a deadline from [`Config`]; a late tile or stripe is dispatched again,
+//! the first result wins and later ones get [`Verdict::Discard`]; a departed or silent peer's
+//! work is re-dispatched; the gateway computes itself while no edge is alive
+//! ([`Config::gateway_fallback`]). State is bounded: [`MAX_EDGES`], [`MAX_GATEWAY_FRAMES`],
+//! [`MAX_FRAMES_PER_SOURCE`], [`MAX_STRIPES`], `ftp::MAX_TILES`; frame slots are recycled and
+//! frame numbers may wrap. Nothing from the network indexes an array unchecked.
+//!
+//! # Message sequences
+//!
+//! Every edge opens with `Hello` to the gateway (the gateway ignores anything else from a node
+//! that has not said it) and both sides exchange `Heartbeat` every `heartbeat_interval`.
+//!
+//! * **WSH** — source: `FrameSubmit` (action [`Action::SubmitFrame`]) → gateway queues the
+//!   frame's tiles (oldest frame first across sources). Worker: `TaskRequest` → `Task` (lent
+//!   with a deadline) or `NoTask` (the worker is parked: the gateway pushes a `Task` as soon as
+//!   work appears) → compute → `Result`. Gateway: all tiles in → [`Action::FrameComplete`] and
+//!   `FrameDone` to the source.
+//! * **WST** — source: `Register` → computes its queue from the head, sends each `Result`;
+//!   `Unregister` when its queue is empty (again `Register` if a lent tile comes back). Thief:
+//!   `StealRequest` → gateway `StealReply { victim }` (round-robin over sources with registered
+//!   frames, the gateway's own frames included, never the thief) → `StealTask` to the victim →
+//!   `Task` from the TAIL of the victim's oldest frame (lent with a deadline; re-queued at the
+//!   head on timeout or when the thief disconnects) or `NoTask` → compute → `Result` to the
+//!   gateway. A thief that found nothing waits `steal_backoff` or for a `Register` notice the
+//!   gateway sends to thieves it turned away. Gateway: `Coverage` to the source for each tile
+//!   whose result it holds; all in → `FrameComplete` + `FrameDone`.
+//! * **WST-S** — WST plus reuse: queues in checkerboard order (level 0 first). Level-0 tiles run
+//!   in `TileMode::Reuse` (plain compute that keeps its strips) and their finisher sends
+//!   `Strips` then `Result` to the gateway; the gateway sends `Coverage` only once it holds both
+//!   (readiness follows delivery). A level-1 tile runs `Reuse` only if every existing neighbour
+//!   is covered (for the source: covered or computed by itself, fetching only the others'
+//!   strips); a thief running a `Reuse` tile fetches every side: one `StripRequest { tile:
+//!   neighbour, sides: the side facing it }` per neighbour, answered by `Strips` (or `Reject`,
+//!   whereupon a source falls back to `Plain`, a thief drops the tile). Otherwise `Plain`. The
+//!   owner passes over, and thieves skip from the tail, level-1 tiles that would fall back while
+//!   a ready tile exists.
+//! * **BODP** — source: `FrameSubmit`. Gateway: for each fused layer, splits the output rows
+//!   into one stripe per alive edge sized by its last measured speed, sends `LayerTask` (rows
+//!   plus halo of the layer's input), waits for every `LayerResult` (lock-step), re-dispatches a
+//!   late stripe to the fastest other edge (both results accepted, first wins), emits
+//!   [`Action::LayerComplete`], then the next layer; after the last, `FrameComplete`.
+
+mod bodp;
+mod edge;
+mod gateway;
+mod source;
+mod types;
+
+pub use edge::Edge;
+pub use gateway::Gateway;
+pub use types::{
+    Action, Config, Control, DisconnectReason, RuntimeError, StackShape, SubmitError, Verdict,
+    Work, REJECT_NO_STRIPS,
+};
+
+/// Most edges a gateway tracks at once.
+pub const MAX_EDGES: usize = 16;
+/// Most frames in flight per data source.
+pub const MAX_FRAMES_PER_SOURCE: usize = 8;
+/// Most frames in flight at the gateway, all sources together.
+pub const MAX_GATEWAY_FRAMES: usize = 32;
+/// Most stripes per BODP layer (one per edge).
+pub const MAX_STRIPES: usize = MAX_EDGES;
+/// Most received tasks an edge holds (one computing, the rest waiting).
+pub const MAX_EDGE_WORK: usize = 4;
+/// Capacity of a node's action queue.
+pub const ACTION_QUEUE: usize = 64;
+
+/// Counters a node keeps since creation (for the driver's per-run report).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Tiles or stripes this node computed.
+    pub tiles_computed: u32,
+    /// Tiles this node lent to a worker or thief.
+    pub tiles_lent: u32,
+    /// Times lent tiles or stripes were taken back (timeout, disconnect) to go out again.
+    pub tiles_redispatched: u32,
+    /// Payloads answered with [`Verdict::Discard`] (late, duplicate, unknown frame).
+    pub discarded: u32,
+    /// Level-1 tiles this node started in Reuse mode.
+    pub reuse_runs: u32,
+    /// Reuse runs that fell back to Plain because strips could not be fetched.
+    pub plain_fallbacks: u32,
+    /// Frames abandoned (gateway).
+    pub frames_failed: u32,
+}

@@ -1,0 +1,264 @@
+//! The tile queue of one frame at the node that holds its input: a data source (WST, WST-S:
+//! the owner computes from the head, thieves take from the tail) or the gateway (WSH: workers
+//! pull from the head).
+
+use heapless::Vec;
+
+use crate::ftp::{Grid, Level, Side, MAX_TILES};
+use crate::time::Instant;
+use crate::wire::{FrameKey, NodeId, TileMode};
+
+use super::types::{earliest, TileSet};
+
+/// Where a tile of a queued frame is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TileState {
+    /// Waiting in the queue.
+    Queued,
+    /// Being computed (or its strips fetched) on this node.
+    Running,
+    /// Handed to `to`; re-queued at `deadline` unless covered first.
+    Lent { to: NodeId, deadline: Instant },
+    /// Computed here, or its result is known to be at the gateway.
+    Done,
+}
+
+/// One frame's tiles at the node holding its input.
+#[derive(Clone, Debug)]
+pub(crate) struct SrcFrame {
+    pub key: FrameKey,
+    /// Arrival order: frames are served oldest first, so none starves.
+    pub seq: u64,
+    pub deadline: Instant,
+    pub tiles: u16,
+    /// Queued tiles, head first.
+    queue: Vec<u8, MAX_TILES>,
+    state: [TileState; MAX_TILES],
+    /// Computed on this node: its strips are in the local store.
+    pub local: TileSet,
+    /// The gateway holds the result (and, with reuse, a level-0 tile's strips).
+    pub covered: TileSet,
+    /// The gateway was told this frame has stealable tiles.
+    pub registered: bool,
+}
+
+/// Which end of the queue a tile is taken from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum End {
+    /// The owner (or a WSH worker).
+    Head,
+    /// A thief.
+    Tail,
+}
+
+/// A tile picked for computation or lending, with what it needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Pick {
+    pub tile: u16,
+    pub mode: TileMode,
+    /// Level-0 neighbours whose strips must be fetched from the gateway before a Reuse run
+    /// (owner only; a thief fetches every existing side).
+    pub fetch: TileSet,
+}
+
+impl SrcFrame {
+    pub(crate) fn new(
+        key: FrameKey,
+        seq: u64,
+        deadline: Instant,
+        grid: &Grid,
+        reuse: bool,
+    ) -> Self {
+        let mut queue = Vec::new();
+        let n = grid.tile_count().min(MAX_TILES);
+        if reuse {
+            for t in grid.schedule() {
+                let _ = queue.push(t as u8);
+            }
+        } else {
+            for t in 0..n {
+                let _ = queue.push(t as u8);
+            }
+        }
+        SrcFrame {
+            key,
+            seq,
+            deadline,
+            tiles: n as u16,
+            queue,
+            state: [TileState::Queued; MAX_TILES],
+            local: TileSet::default(),
+            covered: TileSet::default(),
+            registered: false,
+        }
+    }
+
+    pub(crate) fn queued(&self) -> u16 {
+        self.queue.len() as u16
+    }
+
+    /// Every existing neighbour of `t` is covered, or (owner) computed here. Returns the
+    /// neighbours to fetch from the gateway, or `None` when some neighbour is not ready.
+    fn readiness(&self, grid: &Grid, t: u16, owner: bool) -> Option<TileSet> {
+        let mut fetch = TileSet::default();
+        for side in Side::ALL {
+            let Some(n) = grid.neighbour(t as usize, side) else {
+                continue;
+            };
+            let n = n as u16;
+            if owner && self.local.contains(n) {
+                continue;
+            }
+            if !self.covered.contains(n) {
+                return None;
+            }
+            fetch.insert(n);
+        }
+        Some(fetch)
+    }
+
+    /// The tile to take from `end` and its mode. With reuse, level-0 tiles run `Reuse` (plain
+    /// compute that keeps its strips); a level-1 tile runs `Reuse` only when every neighbour is
+    /// ready, and tiles that would have to fall back to `Plain` are passed over while a ready
+    /// one exists further in.
+    pub(crate) fn pick(&self, grid: &Grid, reuse: bool, end: End) -> Option<Pick> {
+        let plain = |t: u8| Pick {
+            tile: t as u16,
+            mode: TileMode::Plain,
+            fetch: TileSet::default(),
+        };
+        let first = match end {
+            End::Head => *self.queue.first()?,
+            End::Tail => *self.queue.last()?,
+        };
+        if !reuse {
+            return Some(plain(first));
+        }
+        let owner = end == End::Head;
+        let check = |t: u8| -> Option<Pick> {
+            if grid.level(t as usize) == Level::Zero {
+                return Some(Pick {
+                    tile: t as u16,
+                    mode: TileMode::Reuse,
+                    fetch: TileSet::default(),
+                });
+            }
+            self.readiness(grid, t as u16, owner).map(|fetch| Pick {
+                tile: t as u16,
+                mode: TileMode::Reuse,
+                fetch: if owner { fetch } else { TileSet::default() },
+            })
+        };
+        let found = match end {
+            End::Head => self.queue.iter().find_map(|&t| check(t)),
+            End::Tail => self.queue.iter().rev().find_map(|&t| check(t)),
+        };
+        Some(found.unwrap_or(plain(first)))
+    }
+
+    fn unqueue(&mut self, t: u16) {
+        if let Some(i) = self.queue.iter().position(|&q| q as u16 == t) {
+            self.queue.remove(i);
+        }
+    }
+
+    /// Takes `t` out of the queue to compute it here.
+    pub(crate) fn run(&mut self, t: u16) {
+        self.unqueue(t);
+        if t < self.tiles {
+            self.state[t as usize] = TileState::Running;
+        }
+    }
+
+    /// Takes `t` out of the queue and lends it to `to` until `deadline`.
+    pub(crate) fn lend(&mut self, t: u16, to: NodeId, deadline: Instant) {
+        self.unqueue(t);
+        if t < self.tiles {
+            self.state[t as usize] = TileState::Lent { to, deadline };
+        }
+    }
+
+    /// Puts `t` back at the head (a local run abandoned, a lent tile lost).
+    pub(crate) fn requeue(&mut self, t: u16) {
+        if t >= self.tiles || self.state[t as usize] == TileState::Done {
+            return;
+        }
+        self.state[t as usize] = TileState::Queued;
+        if !self.queue.iter().any(|&q| q as u16 == t) {
+            let _ = self.queue.insert(0, t as u8);
+        }
+    }
+
+    /// `t` was computed here.
+    pub(crate) fn computed(&mut self, t: u16) {
+        if t < self.tiles {
+            self.unqueue(t);
+            self.state[t as usize] = TileState::Done;
+            self.local.insert(t);
+        }
+    }
+
+    /// The gateway holds `t`'s result: whoever computed it, it is done.
+    pub(crate) fn cover(&mut self, t: u16) {
+        if t < self.tiles {
+            self.unqueue(t);
+            if self.state[t as usize] != TileState::Running {
+                self.state[t as usize] = TileState::Done;
+            }
+            self.covered.insert(t);
+        }
+    }
+
+    /// Re-queues lent tiles whose deadline passed; true if any.
+    pub(crate) fn expire(&mut self, now: Instant) -> bool {
+        let mut any = false;
+        for t in 0..self.tiles {
+            if let TileState::Lent { deadline, .. } = self.state[t as usize] {
+                if deadline <= now {
+                    self.requeue(t);
+                    any = true;
+                }
+            }
+        }
+        any
+    }
+
+    /// Re-queues every tile lent to `peer`; true if any.
+    pub(crate) fn peer_gone(&mut self, peer: NodeId) -> bool {
+        let mut any = false;
+        for t in 0..self.tiles {
+            if let TileState::Lent { to, .. } = self.state[t as usize] {
+                if to == peer {
+                    self.requeue(t);
+                    any = true;
+                }
+            }
+        }
+        any
+    }
+
+    /// The earliest lent-tile deadline.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        let mut at = None;
+        for t in 0..self.tiles {
+            if let TileState::Lent { deadline, .. } = self.state[t as usize] {
+                at = earliest(at, Some(deadline));
+            }
+        }
+        at
+    }
+}
+
+/// Index of the oldest frame (by `seq`) of `slots` satisfying `f`.
+pub(crate) fn oldest<T>(
+    slots: &[Option<T>],
+    seq: impl Fn(&T) -> u64,
+    f: impl Fn(&T) -> bool,
+) -> Option<usize> {
+    slots
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.as_ref().filter(|s| f(s)).map(|s| (seq(s), i)))
+        .min()
+        .map(|(_, i)| i)
+}
