@@ -1,5 +1,7 @@
 //! Tessera backends: bindings of the core to network stacks and platform kernels.
 //!
+//! - `link` (feature `alloc`): authenticated long-lived connections between cluster nodes over
+//!   any embedded-nal TCP stack.
 //! - `nal_std` (feature `std`): embedded-nal TCP stack over std sockets.
 //! - `kernels` (feature `simd`): FMA conv kernels (AVX2+FMA, NEON), multi-core with `std`;
 //!   `unsafe` is allowed only in its arch modules.
@@ -9,6 +11,8 @@
 
 pub use embedded_nal;
 
+#[cfg(feature = "alloc")]
+pub mod link;
 #[cfg(feature = "std")]
 pub mod nal_std;
 
