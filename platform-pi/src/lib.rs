@@ -4,10 +4,13 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod detect;
+pub mod detections;
 pub mod error;
 pub mod files;
 pub mod gen_weights;
 pub mod image;
 pub mod layers;
 pub mod rng;
+pub mod tail;
 pub mod tiled;

@@ -1,6 +1,6 @@
 //! The `tessera` command: distributed CNN inference on Raspberry Pi class devices.
 
-use tessera_pi::{files, gen_weights, layers};
+use tessera_pi::{detect, files, gen_weights, layers};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +31,9 @@ enum Command {
     },
     /// Run layers [0, L) on this machine, full frame or tile by tile, and dump the output.
     Layers(layers::Args),
+    /// Run one frame through the whole network (fused stack tiled, then the tail), decode and
+    /// NMS the boxes, print them and write an annotated PNG and a JSON of boxes.
+    Detect(detect::Args),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
             })
         }
         Command::Layers(args) => layers::run(&args),
+        Command::Detect(args) => detect::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

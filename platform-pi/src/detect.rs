@@ -1,0 +1,238 @@
+//! `tessera detect`: one frame through the whole network on this machine — the fused stack
+//! tile by tile, the tail on the full map, region decoding and NMS — then boxes out.
+
+use std::path::PathBuf;
+
+use tessera_core::detect::{self, Detection, Letterbox, DEFAULT_NMS, DEFAULT_THRESH};
+use tessera_core::ftp::{FusedStack, Grid, Mode, Partition};
+use tessera_core::kernel::Portable;
+use tessera_core::model::weights::Weights;
+use tessera_core::model::{LayerKind, Network};
+
+use crate::detections::{class_name, to_json, write_annotated, PixelBox};
+use crate::error::{error, Context, Error};
+use crate::image::Image;
+use crate::tail::run_tail;
+use crate::tiled::run_frame;
+use crate::{files, gen_weights};
+
+/// Arguments of `tessera detect`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Darknet cfg file [default: the built-in yolov2-608.cfg].
+    #[arg(long)]
+    pub cfg: Option<PathBuf>,
+    /// Darknet weights file for the whole network [default: generated from --seed].
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Seed of the generated weights when no --weights is given.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// JPEG or PNG frame [default: the built-in sample image].
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// Layers [0, upto) run tile by tile (YOLOv2's fused stack is 16); the rest is the tail.
+    #[arg(long, default_value_t = 16)]
+    pub upto: usize,
+    /// Tile grid NxM (N rows, M columns) of the fused stack [default: 1x1].
+    #[arg(long, value_parser = parse_grid)]
+    pub grid: Option<(u32, u32)>,
+    /// Data-reuse scheduling of the fused stack.
+    #[arg(long, requires = "grid")]
+    pub reuse: bool,
+    /// Balanced tile split instead of the original system's rule.
+    #[arg(long)]
+    pub balanced: bool,
+    /// Detection threshold on objectness × class probability (Darknet's default).
+    #[arg(long, default_value_t = DEFAULT_THRESH)]
+    pub thresh: f32,
+    /// NMS IoU threshold.
+    #[arg(long, default_value_t = DEFAULT_NMS)]
+    pub nms: f32,
+    /// Where to write the frame with boxes drawn (PNG).
+    #[arg(long)]
+    pub png: Option<PathBuf>,
+    /// Where to write the boxes (JSON).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+fn parse_grid(s: &str) -> Result<(u32, u32), String> {
+    let (n, m) = s.split_once(['x', 'X']).ok_or("expected NxM, e.g. 3x3")?;
+    let n = n.trim().parse::<u32>().map_err(|e| format!("rows: {e}"))?;
+    let m = m
+        .trim()
+        .parse::<u32>()
+        .map_err(|e| format!("columns: {e}"))?;
+    Ok((n, m))
+}
+
+/// The boxes of one frame and what they cost.
+#[derive(Debug)]
+pub struct FrameDetections {
+    /// Surviving detections, most probable first, relative to the original image.
+    pub detections: Vec<Detection>,
+    /// Seconds in the fused stack.
+    pub stack_secs: f64,
+    /// Seconds in the tail.
+    pub tail_secs: f64,
+    /// Seconds decoding and in NMS.
+    pub decode_secs: f64,
+}
+
+/// Decodes and NMS-filters the region output of `net`'s last layer for an image of
+/// `image_w × image_h` letterboxed to the network input.
+pub fn boxes(
+    net: &Network,
+    region_out: &[f32],
+    image_w: usize,
+    image_h: usize,
+    thresh: f32,
+    nms: f32,
+) -> Result<Vec<Detection>, Error> {
+    let last = net
+        .layers()
+        .last()
+        .ok_or_else(|| error("decoding", "empty network"))?;
+    let LayerKind::Region(params) = &last.kind else {
+        return Err(error("decoding", "the last layer is not a [region]"));
+    };
+    let letterbox = Letterbox {
+        net_w: net.input().w,
+        net_h: net.input().h,
+        image_w: u32::try_from(image_w).context(|| "image width")?,
+        image_h: u32::try_from(image_h).context(|| "image height")?,
+    };
+    let mut dets = vec![Detection::default(); 1024];
+    loop {
+        let count = detect::detect(
+            region_out,
+            last.output,
+            params,
+            &letterbox,
+            thresh,
+            nms,
+            &mut dets,
+        )
+        .context(|| "decoding the region output")?;
+        if !count.truncated() {
+            dets.truncate(count.kept);
+            return Ok(dets);
+        }
+        // Every candidate must be present for Darknet's NMS: retry with room for all.
+        dets = vec![Detection::default(); count.found];
+    }
+}
+
+/// Runs `img` through `net`: layers `[0, upto)` over `grid`, the tail, decoding and NMS.
+#[allow(clippy::too_many_arguments)]
+pub fn run_image(
+    net: &Network,
+    params: &[f32],
+    img: &Image,
+    upto: usize,
+    grid: (u32, u32),
+    partition: Partition,
+    mode: Mode,
+    thresh: f32,
+    nms: f32,
+) -> Result<FrameDetections, Error> {
+    let all = net.layers().len();
+    let weights = Weights::new(net, all, params).context(|| "viewing the weights")?;
+    let stack = FusedStack::new(net, upto).context(|| format!("fusing layers [0, {upto})"))?;
+    let grid = Grid::new(grid.0, grid.1, partition, &stack)
+        .context(|| format!("grid {}x{}", grid.0, grid.1))?;
+    let shape = net.input();
+    if shape.c != 3 {
+        return Err(error(
+            "preparing the input",
+            format!("network takes {} channels, images have 3", shape.c),
+        ));
+    }
+    let input = img.letterbox(shape.w as usize, shape.h as usize).data;
+    let (fused, stats) = run_frame(&Portable, &stack, &weights, &grid, mode, &input)?;
+    let tail = run_tail(&Portable, net, &weights, upto, &fused, &[])?;
+    let t0 = std::time::Instant::now();
+    let detections = boxes(net, &tail.output, img.w, img.h, thresh, nms)?;
+    Ok(FrameDetections {
+        detections,
+        stack_secs: stats.elapsed.as_secs_f64(),
+        tail_secs: tail.elapsed.as_secs_f64(),
+        decode_secs: t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// Runs the command.
+pub fn run(args: &Args) -> Result<(), Error> {
+    let net = files::load_network(args.cfg.as_deref())?;
+    let all = net.layers().len();
+    let params = match &args.weights {
+        Some(path) => files::load_weights(path, &net, all)?,
+        None => gen_weights::params(&net, all, args.seed),
+    };
+    let img = match &args.input {
+        Some(path) => Image::load(path).context(|| format!("loading {}", path.display()))?,
+        None => Image::decode(files::DEFAULT_IMAGE).context(|| "decoding the built-in sample")?,
+    };
+    let grid = args.grid.unwrap_or((1, 1));
+    let partition = if args.balanced {
+        Partition::Balanced
+    } else {
+        Partition::Darknet
+    };
+    let mode = if args.reuse { Mode::Reuse } else { Mode::Plain };
+    let frame = run_image(
+        &net,
+        &params,
+        &img,
+        args.upto,
+        grid,
+        partition,
+        mode,
+        args.thresh,
+        args.nms,
+    )?;
+    let classes = match net.layers().last().map(|l| &l.kind) {
+        Some(LayerKind::Region(p)) => p.classes,
+        _ => 1,
+    };
+    println!(
+        "{}x{} image, grid {}x{}{}: layers [0, {}) {:.3} s, tail [{}, {}) {:.3} s, decode+nms {:.4} s; {} boxes (thresh {}, nms {})",
+        img.w,
+        img.h,
+        grid.0,
+        grid.1,
+        if args.reuse { " with reuse" } else { "" },
+        args.upto,
+        frame.stack_secs,
+        args.upto,
+        all,
+        frame.tail_secs,
+        frame.decode_secs,
+        frame.detections.len(),
+        args.thresh,
+        args.nms,
+    );
+    for d in &frame.detections {
+        let b = PixelBox::of(d, img.w, img.h);
+        println!(
+            "{}: {:.0}% ({}, {})-({}, {})",
+            class_name(d.class),
+            d.prob * 100.0,
+            b.left,
+            b.top,
+            b.right,
+            b.bottom
+        );
+    }
+    if let Some(png) = &args.png {
+        write_annotated(&img, &frame.detections, classes, png)?;
+        println!("wrote {}", png.display());
+    }
+    if let Some(json) = &args.json {
+        std::fs::write(json, to_json(&frame.detections, img.w, img.h))
+            .context(|| format!("writing {}", json.display()))?;
+        println!("wrote {}", json.display());
+    }
+    Ok(())
+}
