@@ -628,3 +628,20 @@ fn decoder_rejects_oversized_before_payload_and_stays_failed() {
     assert_eq!(dec.needed(), 10);
     assert_eq!(dec.next_frame(), Ok(None));
 }
+
+#[test]
+fn sender_never_wraps_its_sequence_and_tiny_decoder_fails() {
+    let mut s = Sender::new(1, u64::MAX - 1, None);
+    let mut buf = [0u8; 64];
+    assert!(s.encode(&Message::Heartbeat, &mut buf).is_ok());
+    assert_eq!(
+        s.encode(&Message::Heartbeat, &mut buf),
+        Err(WireError::Oversized)
+    );
+    assert_eq!(
+        s.stream(&Message::Heartbeat, Body::Message).unwrap_err(),
+        WireError::Oversized
+    );
+    let mut dec = FrameDecoder::new([0u8; 16], Limits::LARGE);
+    assert_eq!(dec.next_frame().unwrap_err(), WireError::BufferTooSmall);
+}

@@ -111,17 +111,19 @@ impl Sender {
         self.key.is_some()
     }
 
-    fn bump(&mut self) -> Result<u64, WireError> {
-        let s = self.next_seq;
-        // A wrapped counter would reuse nonces: refuse instead.
-        self.next_seq = s.checked_add(1).ok_or(WireError::Oversized)?;
-        Ok(s)
+    /// The sequence for the next frame; the last value, `u64::MAX`, is never used, so the
+    /// counter cannot wrap and reuse a nonce.
+    fn seq(&self) -> Result<u64, WireError> {
+        if self.next_seq == u64::MAX {
+            return Err(WireError::Oversized);
+        }
+        Ok(self.next_seq)
     }
 
     /// Encodes `msg` into `buf` (see [`encode`]); returns the frame length.
     pub fn encode(&mut self, msg: &Message<'_>, buf: &mut [u8]) -> Result<usize, WireError> {
-        let n = encode(msg, self.node, self.next_seq, self.key.as_ref(), buf)?;
-        self.bump()?;
+        let n = encode(msg, self.node, self.seq()?, self.key.as_ref(), buf)?;
+        self.next_seq += 1;
         Ok(n)
     }
 
@@ -131,8 +133,8 @@ impl Sender {
         msg: &Message<'a>,
         body: Body<'a>,
     ) -> Result<FrameEncoder<'a>, WireError> {
-        let e = FrameEncoder::new(msg, body, self.node, self.next_seq, self.key.as_ref())?;
-        self.bump()?;
+        let e = FrameEncoder::new(msg, body, self.node, self.seq()?, self.key.as_ref())?;
+        self.next_seq += 1;
         Ok(e)
     }
 }

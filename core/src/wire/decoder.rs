@@ -98,6 +98,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> FrameDecoder<B> {
             return Err(e);
         }
         self.compact();
+        if self.capacity() < HEADER_LEN {
+            return Err(self.fail(WireError::BufferTooSmall));
+        }
         if self.len < HEADER_LEN {
             return Ok(None);
         }

@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora (run from fuzz/: python3 gen_seeds.py). Frames are clear
+(insecure) so the fuzzer reaches the message parsers; see core/src/wire/frame.rs for the layout."""
+import struct, os
+
+def header(kind, payload_len, sender=1, origin=0, number=0, task=0, seq=1, flags=0):
+    return struct.pack('<4sBBBBHHIHHQI', b'TSRW', 1, kind, flags, 0, sender, origin, number,
+                       task, 0, seq, payload_len)
+
+def fk(o, n):
+    return struct.pack('<HI', o, n)
+
+def tensor(x0, x1, y0, y1, c):
+    n = (x1 - x0) * (y1 - y0) * c
+    return struct.pack('<5I', x0, x1, y0, y1, c) + b''.join(struct.pack('<f', i * 0.5) for i in range(n))
+
+payloads = {
+    'hello': (1, struct.pack('<HB', 3, 1), 0, 0, 0),
+    'register': (2, fk(2, 7) + struct.pack('<H', 9), 2, 7, 0),
+    'steal_reply': (5, struct.pack('<BH', 1, 4), 0, 0, 0),
+    'task': (7, fk(2, 7) + struct.pack('<HB', 4, 1) + tensor(0, 2, 0, 2, 1), 2, 7, 4),
+    'result': (10, fk(2, 7) + struct.pack('<H', 4) + tensor(4, 6, 8, 9, 2), 2, 7, 4),
+    'strips': (11, fk(2, 7) + struct.pack('<HH', 0, 2) + bytes([1, 0]) + tensor(0, 2, 5, 6, 1)
+               + bytes([2, 3]) + tensor(0, 1, 0, 2, 1), 2, 7, 0),
+    'strip_request': (12, fk(2, 7) + struct.pack('<HB', 4, 0b0101), 2, 7, 4),
+    'frame_done': (15, fk(2, 7) + b'\x01', 2, 7, 0),
+    'layer_task': (16, fk(2, 7) + struct.pack('<BH', 3, 1) + struct.pack('<4I', 0, 4, 0, 2)
+                   + tensor(0, 4, 0, 3, 1), 2, 7, 1),
+    'heartbeat': (18, b'', 0, 0, 0),
+    'reject': (19, struct.pack('<H', 77), 0, 0, 0),
+}
+os.makedirs('corpus/frame_parser', exist_ok=True)
+stream = b''
+for i, (name, (kind, p, o, n, t)) in enumerate(payloads.items()):
+    frame = header(kind, len(p), origin=o, number=n, task=t, seq=10 + i) + p
+    stream += frame
+    open(f'corpus/frame_parser/frame_{name}', 'wb').write(frame)
+    open(f'corpus/frame_parser/payload_{name}', 'wb').write(bytes([kind]) + p)
+open('corpus/frame_parser/stream_all', 'wb').write(stream)
+open('corpus/frame_parser/sealed_heartbeat', 'wb').write(header(18, 0, flags=1) + bytes(16))
+
+SMALL = open('fuzz_targets/weights_reader.rs').read().split('const SMALL: &str = "')[1].split('";')[0]
+SMALL = SMALL.replace('\\n\\\n', '\n').replace('\\n', '\n')
+os.makedirs('corpus/cfg_parser', exist_ok=True)
+open('corpus/cfg_parser/small.cfg', 'w').write(SMALL)
+
+# Weights for SMALL: 319 parameters; header major 0, minor 2 (8-byte seen).
+os.makedirs('corpus/weights_reader', exist_ok=True)
+body = b''.join(struct.pack('<f', i * 0.01) for i in range(319))
+wide = struct.pack('<iiiQ', 0, 2, 0, 1000)
+narrow = struct.pack('<iiii', 0, 1, 0, 1000)
+open('corpus/weights_reader/exact_wide', 'wb').write(b'\x00' + wide + body)
+open('corpus/weights_reader/exact_wide_upto2', 'wb').write(b'\x04' + wide + body)
+open('corpus/weights_reader/repeat_narrow', 'wb').write(b'\x01' + narrow + body[:64])
+open('corpus/weights_reader/short', 'wb').write(b'\x00' + wide + body[:100])
