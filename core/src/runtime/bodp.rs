@@ -86,7 +86,7 @@ mod tests {
         let s = split(100, &[3, 1]);
         assert_eq!(s.as_slice(), &[Span::new(0, 75), Span::new(75, 100)]);
         let s = split(3, &[1, 1000, 1]);
-        assert!(s.iter().all(|r| r.len() >= 1));
+        assert!(s.iter().all(|r| !r.is_empty()));
         assert_eq!(s.last().unwrap().end, 3);
         let s = split(2, &[1, 1, 1, 1]);
         assert_eq!(s.len(), 2);

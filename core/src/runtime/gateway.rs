@@ -12,7 +12,7 @@ use super::types::{
     earliest, Action, Actions, Config, Control, DisconnectReason, RuntimeError, SubmitError,
     TileSet, Verdict, Work, REJECT_NO_STRIPS,
 };
-use super::{Stats, MAX_EDGES, MAX_FRAMES_PER_SOURCE, MAX_GATEWAY_FRAMES};
+use super::{Stats, MAX_EDGES, MAX_EDGE_WORK, MAX_FRAMES_PER_SOURCE, MAX_GATEWAY_FRAMES};
 
 /// A connected edge that said `Hello`.
 #[derive(Clone, Copy, Debug)]
@@ -25,6 +25,10 @@ struct Peer {
     latest: Option<u32>,
     /// BODP: last measured rows per second (0: not measured yet).
     speed: u64,
+    /// BODP: stripes sent and not answered.
+    outstanding: u8,
+    /// BODP: a stripe of it timed out and nothing came back since.
+    late: bool,
 }
 
 /// A frame known to the gateway.
@@ -203,6 +207,8 @@ impl Gateway {
                         hungry: false,
                         latest: None,
                         speed: 0,
+                        outstanding: 0,
+                        late: false,
                     });
                 }
             }
@@ -351,6 +357,10 @@ impl Gateway {
             } if policy == Policy::Bodp => {
                 if layer as usize >= self.cfg.layers.len() {
                     return Err(RuntimeError::StripeOutOfRange { layer, stripe });
+                }
+                if let Some(p) = self.peers[p].as_mut() {
+                    p.outstanding = p.outstanding.saturating_sub(1);
+                    p.late = false;
                 }
                 match self.frame(frame) {
                     Some(i) => self.stripe_in(i, from, layer, stripe)?,
@@ -668,8 +678,47 @@ impl Gateway {
         Ok(v)
     }
 
-    /// Pushes queued work to hungry WSH workers, and computes here when no edge is alive.
+    /// Pushes queued work to hungry WSH workers, starts or moves BODP stripes waiting for an
+    /// edge, and computes here when no edge is alive.
     fn kick(&mut self) {
+        if self.cfg.policy == Policy::Bodp && self.alive_edges() > 0 {
+            while self.actions.room() {
+                let Some(i) = oldest(
+                    &self.frames,
+                    |f| f.seq,
+                    |f| {
+                        f.bodp.as_ref().is_some_and(|b| {
+                            b.stripes.is_empty()
+                                || b.stripes.iter().any(|s| s.to == GATEWAY && !s.running)
+                        })
+                    },
+                ) else {
+                    break;
+                };
+                let Some(layer) = self.frames[i]
+                    .as_ref()
+                    .and_then(|f| f.bodp.as_ref())
+                    .map(|b| (b.layer, b.stripes.is_empty()))
+                else {
+                    break;
+                };
+                if layer.1 {
+                    self.bodp_start(i, layer.0);
+                } else {
+                    self.bodp_reassign(i, None);
+                }
+                let stuck = self.frames[i]
+                    .as_ref()
+                    .and_then(|f| f.bodp.as_ref())
+                    .is_some_and(|b| {
+                        b.stripes.is_empty()
+                            || b.stripes.iter().any(|s| s.to == GATEWAY && !s.running)
+                    });
+                if stuck {
+                    break; // no edge has room; retried on the next event
+                }
+            }
+        }
         if self.cfg.policy == Policy::Wsh {
             for p in 0..MAX_EDGES {
                 if self.peers[p].is_some_and(|p| p.hungry) && !self.give_task(p, End::Head) {
@@ -733,9 +782,9 @@ impl Gateway {
 
     // ---- BODP ----
 
-    /// Alive workers and their weights (unmeasured ones get the mean of the measured).
+    /// Alive workers and their weights (unmeasured ones get the mean of the measured): those
+    /// with room and not late, else any with room in their work queue.
     fn workers(&self, exclude: Option<NodeId>) -> heapless::Vec<(NodeId, u64), MAX_EDGES> {
-        let mut v: heapless::Vec<(NodeId, u64), MAX_EDGES> = heapless::Vec::new();
         let measured: heapless::Vec<u64, MAX_EDGES> = self
             .peers
             .iter()
@@ -748,13 +797,33 @@ impl Gateway {
         } else {
             (measured.iter().sum::<u64>() / measured.len() as u64).max(1)
         };
-        for p in self.peers.iter().flatten() {
-            if Some(p.id) != exclude {
-                let _ = v.push((p.id, if p.speed > 0 { p.speed } else { mean }));
+        let pick = |strict: bool| {
+            let mut v: heapless::Vec<(NodeId, u64), MAX_EDGES> = heapless::Vec::new();
+            for p in self.peers.iter().flatten() {
+                let room = if strict {
+                    !p.late && (p.outstanding as usize) + 1 < MAX_EDGE_WORK
+                } else {
+                    (p.outstanding as usize) < MAX_EDGE_WORK
+                };
+                if Some(p.id) != exclude && room {
+                    let _ = v.push((p.id, if p.speed > 0 { p.speed } else { mean }));
+                }
             }
+            v.sort_unstable_by_key(|&(id, _)| id);
+            v
+        };
+        let v = pick(true);
+        if v.is_empty() {
+            pick(false)
+        } else {
+            v
         }
-        v.sort_unstable_by_key(|&(id, _)| id);
-        v
+    }
+
+    fn sent_stripe(&mut self, to: NodeId) {
+        if let Some(p) = self.peer(to).and_then(|p| self.peers[p].as_mut()) {
+            p.outstanding = p.outstanding.saturating_add(1);
+        }
     }
 
     fn bodp_start(&mut self, i: usize, layer: u8) {
@@ -769,6 +838,17 @@ impl Gateway {
             workers.sort_unstable_by_key(|&(id, _)| id);
         }
         if workers.is_empty() {
+            if self.alive_edges() > 0 {
+                // Every edge's queue is full: the layer starts when one has room (`kick`).
+                if let Some(f) = self.frames[i].as_mut() {
+                    f.bodp = Some(Bodp {
+                        layer,
+                        width,
+                        stripes: heapless::Vec::new(),
+                    });
+                }
+                return;
+            }
             let _ = workers.push((GATEWAY, 1));
         }
         let weights: heapless::Vec<u64, MAX_EDGES> = workers.iter().map(|w| w.1).collect();
@@ -809,6 +889,9 @@ impl Gateway {
             }
         }
         f.bodp = Some(b);
+        for w in workers.iter().take(spans.len()) {
+            self.sent_stripe(w.0);
+        }
     }
 
     /// Re-dispatches stripes of frame slot `i` that are late (`gone == None`) or were assigned
@@ -833,7 +916,7 @@ impl Gateway {
             }
             let due = match gone {
                 Some(g) => s.to == g,
-                None => s.deadline <= now,
+                None => s.deadline <= now || (s.to == GATEWAY && self.alive_edges() > 0),
             };
             if !due {
                 continue;
@@ -860,28 +943,38 @@ impl Gateway {
             if gone.is_some() && to == s.to {
                 continue;
             }
+            let moved = s.to != to;
             if let Some(st) = self.frames[i]
                 .as_mut()
                 .and_then(|f| f.bodp.as_mut())
                 .and_then(|b| b.stripes.get_mut(k))
             {
-                let moved = st.to != to;
                 st.prev = if Some(st.to) == gone { st.prev } else { prev };
                 st.to = to;
                 st.deadline = deadline;
                 if moved {
                     st.sent = now;
-                    self.stats.tiles_redispatched += 1;
-                    if to != GATEWAY {
-                        self.actions.push(Action::SendLayerTask {
-                            to,
-                            frame,
-                            layer,
-                            stripe: k as u16,
-                            output: Region::new(crate::region::Span::new(0, width), st.rows),
-                        });
-                    }
                 }
+            }
+            if !moved {
+                continue;
+            }
+            self.stats.tiles_redispatched += 1;
+            if gone.is_none() {
+                // The late worker gets no new stripe until it answers.
+                if let Some(p) = self.peer(s.to).and_then(|p| self.peers[p].as_mut()) {
+                    p.late = true;
+                }
+            }
+            if to != GATEWAY {
+                self.sent_stripe(to);
+                self.actions.push(Action::SendLayerTask {
+                    to,
+                    frame,
+                    layer,
+                    stripe: k as u16,
+                    output: Region::new(crate::region::Span::new(0, width), s.rows),
+                });
             }
         }
     }
