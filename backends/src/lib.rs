@@ -2,6 +2,8 @@
 //!
 //! - `link` (feature `alloc`): authenticated long-lived connections between cluster nodes over
 //!   any embedded-nal TCP stack.
+//! - `driver` (feature `alloc`): binds the core runtime state machines to a link, tensor
+//!   stores and an executor.
 //! - `nal_std` (feature `std`): embedded-nal TCP stack over std sockets.
 //! - `kernels` (feature `simd`): FMA conv kernels (AVX2+FMA, NEON), multi-core with `std`;
 //!   `unsafe` is allowed only in its arch modules.
@@ -11,6 +13,8 @@
 
 pub use embedded_nal;
 
+#[cfg(feature = "alloc")]
+pub mod driver;
 #[cfg(feature = "alloc")]
 pub mod link;
 #[cfg(feature = "std")]

@@ -1,0 +1,289 @@
+//! The work a node computes: one tile through the fused layers, or one layer's stripe (BODP).
+//!
+//! Jobs own their inputs so an executor may run them on another thread; the same
+//! [`execute`] serves a worker thread on Linux and an inline executor in tests and the
+//! simulator.
+
+extern crate alloc;
+
+use alloc::collections::BTreeMap;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use tessera_core::exec::{run_tile, ExecError, StripStore};
+use tessera_core::ftp::{FusedStack, Grid, Mode, Partition, PlanError, Side, TilePlan};
+use tessera_core::kernel::{KernelError, Kernels};
+use tessera_core::model::weights::{Weights, WeightsError};
+use tessera_core::model::{LayerKind, Network};
+use tessera_core::runtime::Work;
+use tessera_core::tensor::{region_len, FeatureView, FeatureViewMut};
+use tessera_core::Region;
+
+/// A network with its parameters and the partition every node of a run agrees on.
+#[derive(Clone, Debug)]
+pub struct Model {
+    /// The network.
+    pub net: Network,
+    /// Decoded parameters of the fused layers (`weights::param_count(net, layers)` or more).
+    pub params: Vec<f32>,
+    /// Number of fused layers `L`.
+    pub layers: usize,
+    /// Grid rows and columns.
+    pub grid: (u32, u32),
+    /// Partition rule.
+    pub partition: Partition,
+}
+
+/// Why a model or a job is unusable.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ModelError {
+    /// The fused stack or grid is invalid.
+    Plan(PlanError),
+    /// The parameters do not fit the network.
+    Weights(WeightsError),
+    /// Running the job failed.
+    Exec(ExecError),
+    /// A BODP layer job failed in its kernel.
+    Kernel(KernelError),
+}
+
+impl core::fmt::Display for ModelError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ModelError::Plan(e) => write!(f, "plan: {e}"),
+            ModelError::Weights(e) => write!(f, "weights: {e}"),
+            ModelError::Exec(e) => write!(f, "tile: {e}"),
+            ModelError::Kernel(e) => write!(f, "layer: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for ModelError {}
+
+impl Model {
+    /// Checks the stack, grid and parameters once.
+    pub fn new(
+        net: Network,
+        params: Vec<f32>,
+        layers: usize,
+        grid: (u32, u32),
+        partition: Partition,
+    ) -> Result<Model, ModelError> {
+        let m = Model {
+            net,
+            params,
+            layers,
+            grid,
+            partition,
+        };
+        let stack = m.stack()?;
+        Grid::new(grid.0, grid.1, partition, &stack).map_err(ModelError::Plan)?;
+        Weights::new(&m.net, layers, &m.params).map_err(ModelError::Weights)?;
+        Ok(m)
+    }
+
+    /// The fused stack `[0, L)`.
+    pub fn stack(&self) -> Result<FusedStack<'_>, ModelError> {
+        FusedStack::new(&self.net, self.layers).map_err(ModelError::Plan)
+    }
+
+    /// The grid.
+    pub fn grid(&self) -> Result<Grid, ModelError> {
+        Grid::new(self.grid.0, self.grid.1, self.partition, &self.stack()?)
+            .map_err(ModelError::Plan)
+    }
+
+    /// The parameters as per-layer views.
+    pub fn weights(&self) -> Result<Weights<'_>, ModelError> {
+        Weights::new(&self.net, self.layers, &self.params).map_err(ModelError::Weights)
+    }
+
+    /// The plan of `tile` in `mode`.
+    pub fn plan(&self, tile: u16, mode: Mode) -> Result<TilePlan, ModelError> {
+        let stack = self.stack()?;
+        TilePlan::new(&stack, &self.grid()?, tile as usize, mode).map_err(ModelError::Plan)
+    }
+}
+
+/// A strip of a tile's layer output, owned.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Strip {
+    /// Region of the layer's output map.
+    pub region: Region,
+    /// Channels.
+    pub channels: u32,
+    /// CHW values.
+    pub data: Vec<f32>,
+}
+
+/// Strips keyed by (sender tile, layer, side index), as `exec::StripStore` names them.
+pub type Strips = BTreeMap<(u16, u8, u8), Strip>;
+
+struct StripMap<'a>(&'a mut Strips);
+
+impl StripStore for StripMap<'_> {
+    fn put(
+        &mut self,
+        tile: usize,
+        layer: usize,
+        side: Side,
+        strip: &FeatureView<'_>,
+    ) -> Result<(), ExecError> {
+        let key = (tile as u16, layer as u8, side.index() as u8);
+        let s = Strip {
+            region: strip.region(),
+            channels: strip.channels(),
+            data: strip.data().to_vec(),
+        };
+        self.0.insert(key, s);
+        Ok(())
+    }
+
+    fn get(&self, tile: usize, layer: usize, side: Side) -> Option<FeatureView<'_>> {
+        let s = self
+            .0
+            .get(&(tile as u16, layer as u8, side.index() as u8))?;
+        FeatureView::new(&s.data, s.region, s.channels).ok()
+    }
+}
+
+/// Work with its input, ready to run anywhere.
+#[derive(Clone, Debug)]
+pub struct Job {
+    /// What to compute.
+    pub work: Work,
+    /// Region of the input map held in `input` (a tile's layer-0 input, or a stripe plus halo).
+    pub input_region: Region,
+    /// CHW input values.
+    pub input: Vec<f32>,
+    /// Neighbours' strips (level-1 Reuse tiles).
+    pub strips: Strips,
+}
+
+/// A finished job.
+#[derive(Clone, Debug)]
+pub struct Done {
+    /// What was computed.
+    pub work: Work,
+    /// Region of the output (grid tile, or stripe rows).
+    pub region: Region,
+    /// CHW output values.
+    pub output: Vec<f32>,
+    /// Strips produced for neighbours (level-0 Reuse tiles).
+    pub strips: Strips,
+}
+
+/// Runs `job` with `kernels`.
+pub fn execute<K: Kernels>(kernels: &K, model: &Model, job: Job) -> Result<Done, ModelError> {
+    let stack = model.stack()?;
+    let weights = model.weights()?;
+    match job.work {
+        Work::Tile { tile, mode, .. } => {
+            let plan = model.plan(tile, mode.into())?;
+            let scratch =
+                tessera_core::exec::scratch_elems(&stack, &plan).map_err(ModelError::Exec)?;
+            let (mut a, mut b) = (vec![0.0f32; scratch], vec![0.0f32; scratch]);
+            let region = plan.output(stack.len() - 1);
+            let out_c = stack.output().c;
+            let mut out =
+                vec![0.0f32; region_len(&region, out_c).map_err(|e| ModelError::Exec(e.into()))?];
+            let input = FeatureView::new(&job.input, job.input_region, stack.input().c)
+                .map_err(|e| ModelError::Exec(e.into()))?;
+            let mut strips = job.strips;
+            let mut produced = Strips::new();
+            {
+                let mut store = StripMap(&mut strips);
+                run_tile(
+                    kernels, &stack, &weights, &plan, &input, &mut a, &mut b, &mut store, &mut out,
+                )
+                .map_err(ModelError::Exec)?;
+            }
+            // What the tile put beyond what it was given are its own strips.
+            for (k, s) in strips {
+                if k.0 == tile {
+                    produced.insert(k, s);
+                }
+            }
+            Ok(Done {
+                work: job.work,
+                region,
+                output: out,
+                strips: produced,
+            })
+        }
+        Work::Layer { layer, output, .. } => {
+            let l = stack
+                .layers()
+                .get(layer as usize)
+                .ok_or(ModelError::Plan(PlanError::Overflow))?;
+            let input = FeatureView::new(&job.input, job.input_region, l.input.c)
+                .map_err(|e| ModelError::Exec(e.into()))?;
+            let mut out = vec![
+                0.0f32;
+                region_len(&output, l.output.c)
+                    .map_err(|e| ModelError::Exec(e.into()))?
+            ];
+            let mut view = FeatureViewMut::new(&mut out, output, l.output.c)
+                .map_err(|e| ModelError::Exec(e.into()))?;
+            match &l.kind {
+                LayerKind::Conv(c) => {
+                    let params = weights.conv(layer as usize).ok_or(ModelError::Exec(
+                        ExecError::MissingWeights {
+                            layer: layer as usize,
+                        },
+                    ))?;
+                    kernels.conv(c, l.input, &params, &input, &mut view)
+                }
+                LayerKind::MaxPool(p) => kernels.maxpool(p, l.input, &input, &mut view),
+                _ => {
+                    return Err(ModelError::Plan(PlanError::NotFusable {
+                        layer: layer as usize,
+                    }))
+                }
+            }
+            .map_err(ModelError::Kernel)?;
+            Ok(Done {
+                work: job.work,
+                region: output,
+                output: out,
+                strips: Strips::new(),
+            })
+        }
+    }
+}
+
+/// Runs jobs: inline, on a worker thread, or in simulated time.
+pub trait Executor {
+    /// Starts `job` (a node runs one job at a time).
+    fn start(&mut self, job: Job);
+    /// A finished job, if any.
+    fn poll(&mut self) -> Option<Result<Done, ModelError>>;
+}
+
+/// Runs each job to completion inside `start` (tests, single-threaded tools).
+pub struct Inline<K: Kernels> {
+    kernels: K,
+    model: alloc::sync::Arc<Model>,
+    done: Option<Result<Done, ModelError>>,
+}
+
+impl<K: Kernels> Inline<K> {
+    /// An inline executor of `model` with `kernels`.
+    pub fn new(kernels: K, model: alloc::sync::Arc<Model>) -> Self {
+        Inline {
+            kernels,
+            model,
+            done: None,
+        }
+    }
+}
+
+impl<K: Kernels> Executor for Inline<K> {
+    fn start(&mut self, job: Job) {
+        self.done = Some(execute(&self.kernels, &self.model, job));
+    }
+
+    fn poll(&mut self) -> Option<Result<Done, ModelError>> {
+        self.done.take()
+    }
+}

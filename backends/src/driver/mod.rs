@@ -1,0 +1,821 @@
+//! The runtime driver: binds a core state machine ([`Gateway`] or [`Edge`]) to a [`Link`] over
+//! any embedded-nal stack, to tensor stores, and to an [`Executor`] that computes.
+//!
+//! The state machines decide and name data by ids; this driver moves the bytes: it slices tile
+//! inputs out of frame images (`TilePlan::input(0)` for the tile's mode), stores accepted
+//! results into the frame's output map, caches strips, and streams tensors straight from these
+//! stores into the link. It is generic over the stack and takes time as an argument, so the
+//! same code runs over Linux sockets and over smoltcp in the simulator.
+
+extern crate alloc;
+
+pub mod compute;
+
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use embedded_nal::TcpFullStack;
+use tessera_core::ftp::{Mode, Side};
+use tessera_core::runtime::{
+    Action, Config, Control, Edge, Gateway, RuntimeError, Stats, SubmitError, Verdict, Work,
+};
+use tessera_core::tensor::{copy_overlap, region_len, FeatureView, FeatureViewMut};
+use tessera_core::time::Instant;
+use tessera_core::wire::{Body, FrameKey, Message, NodeId, StripSource, Tensor, TileMode, GATEWAY};
+use tessera_core::Region;
+
+pub use compute::{execute, Done, Executor, Inline, Job, Model, ModelError, Strip, Strips};
+
+use crate::link::{Link, LinkConfig, LinkError, LinkEvent, LinkStats};
+
+/// The state machine a node runs.
+#[allow(clippy::large_enum_variant)]
+enum Machine {
+    Gateway(Gateway),
+    Edge(Edge),
+}
+
+macro_rules! machine {
+    ($m:expr, $x:ident => $e:expr) => {
+        match $m {
+            Machine::Gateway($x) => $e,
+            Machine::Edge($x) => $e,
+        }
+    };
+}
+
+/// What the driver keeps per frame.
+#[derive(Default)]
+struct FrameData {
+    /// The network input (data source; gateway under WSH and BODP).
+    image: Option<Vec<f32>>,
+    /// Gateway: the stitched last-layer map (FTP) or the current layer's output map (BODP).
+    output: Option<Vec<f32>>,
+    /// Gateway BODP: the input map of the current layer (the image for layer 0).
+    layer_input: Option<(u8, Vec<f32>)>,
+    /// Received tile inputs (worker or thief).
+    tasks: BTreeMap<u16, (Region, Vec<f32>)>,
+    /// Received BODP stripe inputs: (layer, stripe) → (input region, output region, values).
+    layer_tasks: BTreeMap<(u8, u16), (Region, Region, Vec<f32>)>,
+    /// Computed outputs waiting to be sent.
+    results: BTreeMap<u16, (Region, Vec<f32>)>,
+    layer_results: BTreeMap<(u8, u16), (Region, Vec<f32>)>,
+    /// Strips of this frame held here.
+    strips: Strips,
+    /// When the frame entered this node.
+    started: Instant,
+    /// Gateway: results accepted per sender.
+    tiles_by: BTreeMap<NodeId, u32>,
+}
+
+/// A frame this node finished (gateway: all tiles in; source: the gateway reported done).
+#[derive(Debug)]
+pub struct Finished {
+    /// The frame.
+    pub frame: FrameKey,
+    /// False when abandoned.
+    pub complete: bool,
+    /// Time from entering this node to completion.
+    pub latency: tessera_core::time::Duration,
+    /// Gateway: the last fused layer's output map (CHW), when complete.
+    pub output: Option<Vec<f32>>,
+    /// Gateway: accepted results per node (the gateway itself is 0).
+    pub tiles_by: Vec<(NodeId, u32)>,
+}
+
+/// Why the driver could not start.
+#[derive(Debug)]
+pub enum DriverError {
+    /// The link failed to listen.
+    Link(LinkError),
+    /// The model is unusable.
+    Model(ModelError),
+}
+
+impl core::fmt::Display for DriverError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DriverError::Link(e) => write!(f, "link: {e}"),
+            DriverError::Model(e) => write!(f, "model: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for DriverError {}
+
+/// Counters of a node's run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NodeStats {
+    /// The state machine's counters.
+    pub runtime: Stats,
+    /// The link's counters.
+    pub link: LinkStats,
+    /// Messages the state machine refused (protocol violations), peers dropped for them.
+    pub refused: u64,
+    /// Compute jobs that failed (bad input from a peer).
+    pub failed_jobs: u64,
+    /// Largest tensor store held at once, in bytes (frames, tasks, results, strips).
+    pub peak_store_bytes: usize,
+}
+
+/// One cluster node: link + state machine + stores + executor.
+pub struct Node<S: TcpFullStack, X: Executor> {
+    link: Link<S>,
+    machine: Machine,
+    model: Arc<Model>,
+    exec: X,
+    frames: BTreeMap<FrameKey, FrameData>,
+    finished: Vec<Finished>,
+    stats: NodeStats,
+    computing: bool,
+}
+
+fn bytes_of(f: &FrameData) -> usize {
+    let v = |x: &Vec<f32>| x.len() * 4;
+    f.image.as_ref().map_or(0, v)
+        + f.output.as_ref().map_or(0, v)
+        + f.layer_input.as_ref().map_or(0, |(_, x)| v(x))
+        + f.tasks.values().map(|(_, x)| v(x)).sum::<usize>()
+        + f.layer_tasks.values().map(|(_, _, x)| v(x)).sum::<usize>()
+        + f.results.values().map(|(_, x)| v(x)).sum::<usize>()
+        + f.layer_results.values().map(|(_, x)| v(x)).sum::<usize>()
+        + f.strips.values().map(|s| v(&s.data)).sum::<usize>()
+}
+
+fn read_tensor(t: &Tensor<'_>) -> Vec<f32> {
+    t.values().collect()
+}
+
+impl<S: TcpFullStack, X: Executor> Node<S, X> {
+    /// A node running `config` as `link.me` (0: the gateway) over `stack`.
+    pub fn new(
+        stack: S,
+        link: LinkConfig,
+        config: Config,
+        model: Arc<Model>,
+        exec: X,
+        now: Instant,
+    ) -> Result<Self, DriverError> {
+        let me = link.me;
+        let link = Link::new(stack, link).map_err(DriverError::Link)?;
+        let machine = if me == GATEWAY {
+            Machine::Gateway(Gateway::new(config, now))
+        } else {
+            Machine::Edge(Edge::new(config, me, now))
+        };
+        Ok(Node {
+            link,
+            machine,
+            model,
+            exec,
+            frames: BTreeMap::new(),
+            finished: Vec::new(),
+            stats: NodeStats::default(),
+            computing: false,
+        })
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.link.me()
+    }
+
+    /// The link (e.g. to see which peers are up).
+    pub fn link(&self) -> &Link<S> {
+        &self.link
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> NodeStats {
+        let mut s = self.stats;
+        s.runtime = machine!(&self.machine, m => m.stats());
+        s.link = self.link.stats();
+        s
+    }
+
+    /// Frames finished since the last call.
+    pub fn take_finished(&mut self) -> Vec<Finished> {
+        core::mem::take(&mut self.finished)
+    }
+
+    /// Frames this node holds data for.
+    pub fn frames_held(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Starts a frame at this node (a data source) with `image` (CHW, the network input).
+    pub fn submit(&mut self, now: Instant, image: Vec<f32>) -> Result<FrameKey, SubmitError> {
+        let key = machine!(&mut self.machine, m => m.submit_frame(now))?;
+        let f = self.frames.entry(key).or_default();
+        f.image = Some(image);
+        f.started = now;
+        self.pump(now);
+        Ok(key)
+    }
+
+    /// When the node next needs a poll without I/O.
+    pub fn poll_at(&self) -> Option<Instant> {
+        let a = machine!(&self.machine, m => m.poll_at());
+        match (a, self.link.poll_at()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Does all pending work: network I/O, finished computations, due timers, actions.
+    pub fn poll(&mut self, now: Instant) {
+        let mut events: Vec<(NodeId, Result<(), LinkError>)> = Vec::new();
+        // Messages are handled inside the callback (they borrow the receive buffer).
+        let mut pending: Vec<PendingMsg> = Vec::new();
+        self.link.poll(now, |_, ev| match ev {
+            LinkEvent::Up(p) => events.push((p, Ok(()))),
+            LinkEvent::Down(p, e) => events.push((p, Err(e))),
+            LinkEvent::Refused(_) => {}
+            LinkEvent::Message(p, msg) => pending.push(PendingMsg::capture(p, &msg)),
+        });
+        for (p, up) in events {
+            match up {
+                Ok(()) => {
+                    machine!(&mut self.machine, m => m.on_connected(now, p));
+                    if let Machine::Gateway(g) = &mut self.machine {
+                        // The link already exchanged Hello; the gateway counts edges by it.
+                        let hello = Message::Hello {
+                            node: p,
+                            role: tessera_core::wire::Role::Edge,
+                        };
+                        let _ = g.on_message(now, p, &hello);
+                    }
+                }
+                Err(_) => machine!(&mut self.machine, m => m.on_disconnected(now, p)),
+            }
+        }
+        for msg in pending {
+            self.on_message(now, msg);
+        }
+        if let Some(done) = self.exec.poll() {
+            self.computing = false;
+            self.on_done(now, done);
+        }
+        self.pump(now);
+    }
+
+    fn on_message(&mut self, now: Instant, p: PendingMsg) {
+        let msg = p.message();
+        let verdict = machine!(&mut self.machine, m => m.on_message(now, p.from, &msg));
+        match verdict {
+            Ok(Verdict::Accept) => self.keep(now, p.from, &msg),
+            Ok(Verdict::Discard) => {}
+            Err(e) => {
+                self.stats.refused += 1;
+                if e.peer_fault() {
+                    self.link.disconnect(p.from);
+                    machine!(&mut self.machine, m => m.on_disconnected(now, p.from));
+                }
+                let _: RuntimeError = e;
+            }
+        }
+    }
+
+    /// Stores the payload of an accepted message.
+    fn keep(&mut self, now: Instant, from: NodeId, msg: &Message<'_>) {
+        let out_shape = self.model.stack().map(|s| s.output()).ok();
+        match *msg {
+            Message::Task {
+                frame, tile, input, ..
+            } => {
+                let f = self.frames.entry(frame).or_insert_with(|| FrameData {
+                    started: now,
+                    ..Default::default()
+                });
+                f.tasks.insert(tile, (input.region, read_tensor(&input)));
+            }
+            Message::FrameSubmit { frame, input } => {
+                let f = self.frames.entry(frame).or_insert_with(|| FrameData {
+                    started: now,
+                    ..Default::default()
+                });
+                f.image = Some(read_tensor(&input));
+            }
+            Message::LayerTask {
+                frame,
+                layer,
+                stripe,
+                output,
+                input,
+            } => {
+                let f = self.frames.entry(frame).or_insert_with(|| FrameData {
+                    started: now,
+                    ..Default::default()
+                });
+                f.layer_tasks
+                    .insert((layer, stripe), (input.region, output, read_tensor(&input)));
+            }
+            Message::Result { frame, output, .. } => {
+                let Some(shape) = out_shape else { return };
+                let f = self.frames.entry(frame).or_insert_with(|| FrameData {
+                    started: now,
+                    ..Default::default()
+                });
+                *f.tiles_by.entry(from).or_default() += 1;
+                let map = f
+                    .output
+                    .get_or_insert_with(|| vec![0.0; (shape.w * shape.h * shape.c) as usize]);
+                stitch(
+                    map,
+                    Region::full(shape.w, shape.h),
+                    shape.c,
+                    output.region,
+                    output.channels,
+                    &read_tensor(&output),
+                );
+            }
+            Message::LayerResult {
+                frame,
+                layer,
+                output,
+                ..
+            } => {
+                self.store_layer_output(frame, layer, output.region, &read_tensor(&output));
+            }
+            Message::Strips {
+                frame,
+                tile,
+                strips,
+            } => {
+                let f = self.frames.entry(frame).or_insert_with(|| FrameData {
+                    started: now,
+                    ..Default::default()
+                });
+                for e in strips.iter() {
+                    let s = Strip {
+                        region: e.tensor.region,
+                        channels: e.tensor.channels,
+                        data: read_tensor(&e.tensor),
+                    };
+                    f.strips.insert((tile, e.layer, e.side.index() as u8), s);
+                }
+            }
+            _ => {}
+        }
+        self.note_store();
+    }
+
+    fn store_layer_output(&mut self, frame: FrameKey, layer: u8, region: Region, values: &[f32]) {
+        let Ok(stack) = self.model.stack() else {
+            return;
+        };
+        let Some(l) = stack.layers().get(layer as usize) else {
+            return;
+        };
+        let f = self.frames.entry(frame).or_default();
+        let (w, h, c) = (l.output.w, l.output.h, l.output.c);
+        let map = f
+            .output
+            .get_or_insert_with(|| vec![0.0; (w * h * c) as usize]);
+        stitch(map, Region::full(w, h), c, region, c, values);
+    }
+
+    fn note_store(&mut self) {
+        let total: usize = self.frames.values().map(bytes_of).sum();
+        self.stats.peak_store_bytes = self.stats.peak_store_bytes.max(total);
+    }
+
+    fn on_done(&mut self, now: Instant, done: Result<Done, ModelError>) {
+        let done = match done {
+            Ok(d) => d,
+            Err(_) => {
+                // A peer sent an input the plan rejects; the machine's timeouts recover.
+                self.stats.failed_jobs += 1;
+                return;
+            }
+        };
+        let verdict = machine!(&mut self.machine, m => m.on_computed(now, done.work));
+        if verdict != Ok(Verdict::Accept) {
+            return;
+        }
+        let is_gateway = matches!(self.machine, Machine::Gateway(_));
+        match done.work {
+            Work::Tile { frame, tile, .. } => {
+                let f = self.frames.entry(frame).or_default();
+                f.tasks.remove(&tile);
+                f.strips.extend(done.strips);
+                if is_gateway {
+                    if let Ok(shape) = self.model.stack().map(|s| s.output()) {
+                        *f.tiles_by.entry(GATEWAY).or_default() += 1;
+                        let map = f.output.get_or_insert_with(|| {
+                            vec![0.0; (shape.w * shape.h * shape.c) as usize]
+                        });
+                        stitch(
+                            map,
+                            Region::full(shape.w, shape.h),
+                            shape.c,
+                            done.region,
+                            shape.c,
+                            &done.output,
+                        );
+                    }
+                } else {
+                    f.results.insert(tile, (done.region, done.output));
+                }
+            }
+            Work::Layer {
+                frame,
+                layer,
+                stripe,
+                ..
+            } => {
+                if is_gateway {
+                    self.store_layer_output(frame, layer, done.region, &done.output);
+                } else {
+                    let f = self.frames.entry(frame).or_default();
+                    f.layer_tasks.remove(&(layer, stripe));
+                    f.layer_results
+                        .insert((layer, stripe), (done.region, done.output));
+                }
+            }
+        }
+        self.note_store();
+    }
+
+    /// Carries out every queued action.
+    fn pump(&mut self, now: Instant) {
+        while let Some(a) = machine!(&mut self.machine, m => m.poll(now)) {
+            self.act(now, a);
+        }
+    }
+
+    fn act(&mut self, now: Instant, action: Action) {
+        match action {
+            // The link says Hello itself, authenticated, before anything else.
+            Action::Send {
+                msg: Control::Hello { .. },
+                ..
+            } => {}
+            Action::Send { to, msg } => {
+                let _ = self.link.send_control(now, to, &msg.to_message());
+            }
+            Action::SubmitFrame { frame } => {
+                let Some(img) = self.frames.get(&frame).and_then(|f| f.image.as_ref()) else {
+                    return;
+                };
+                let Ok(shape) = self.model.stack().map(|s| s.input()) else {
+                    return;
+                };
+                let t = Tensor {
+                    region: Region::full(shape.w, shape.h),
+                    channels: shape.c,
+                    data: &[],
+                };
+                let _ = self.link.send(
+                    now,
+                    GATEWAY,
+                    &Message::FrameSubmit { frame, input: t },
+                    Body::Values(img),
+                );
+            }
+            Action::SendTask {
+                to,
+                frame,
+                tile,
+                mode,
+            } => {
+                let Some((region, values)) = self.tile_input(frame, tile, mode) else {
+                    return;
+                };
+                let c = self.model.net.input().c;
+                let t = Tensor {
+                    region,
+                    channels: c,
+                    data: &[],
+                };
+                let _ = self.link.send(
+                    now,
+                    to,
+                    &Message::Task {
+                        frame,
+                        tile,
+                        mode,
+                        input: t,
+                    },
+                    Body::Values(&values),
+                );
+            }
+            Action::SendResult { to, frame, tile } => {
+                let Some(f) = self.frames.get_mut(&frame) else {
+                    return;
+                };
+                let Some((region, values)) = f.results.remove(&tile) else {
+                    return;
+                };
+                let c = self.model.stack().map(|s| s.output().c).unwrap_or(0);
+                let t = Tensor {
+                    region,
+                    channels: c,
+                    data: &[],
+                };
+                let _ = self.link.send(
+                    now,
+                    to,
+                    &Message::Result {
+                        frame,
+                        tile,
+                        output: t,
+                    },
+                    Body::Values(&values),
+                );
+            }
+            Action::SendStrips {
+                to,
+                frame,
+                tile,
+                sides,
+            } => {
+                let Some(f) = self.frames.get(&frame) else {
+                    return;
+                };
+                let sources: Vec<StripSource<'_>> = f
+                    .strips
+                    .iter()
+                    .filter(|((t, _, s), _)| *t == tile && sides & (1 << s) != 0)
+                    .filter_map(|((_, layer, s), strip)| {
+                        let view =
+                            FeatureView::new(&strip.data, strip.region, strip.channels).ok()?;
+                        Some(StripSource {
+                            layer: *layer,
+                            side: Side::ALL[*s as usize],
+                            view,
+                        })
+                    })
+                    .collect();
+                let msg = Message::Strips {
+                    frame,
+                    tile,
+                    strips: tessera_core::wire::StripsView::EMPTY,
+                };
+                let _ = self.link.send(now, to, &msg, Body::Strips(&sources));
+            }
+            Action::SendLayerTask {
+                to,
+                frame,
+                layer,
+                stripe,
+                output,
+            } => {
+                let Some((region, c, values)) = self.layer_input(frame, layer, output) else {
+                    return;
+                };
+                let t = Tensor {
+                    region,
+                    channels: c,
+                    data: &[],
+                };
+                let msg = Message::LayerTask {
+                    frame,
+                    layer,
+                    stripe,
+                    output,
+                    input: t,
+                };
+                let _ = self.link.send(now, to, &msg, Body::Values(&values));
+            }
+            Action::SendLayerResult {
+                to,
+                frame,
+                layer,
+                stripe,
+            } => {
+                let Some(f) = self.frames.get_mut(&frame) else {
+                    return;
+                };
+                let Some((region, values)) = f.layer_results.remove(&(layer, stripe)) else {
+                    return;
+                };
+                let c = self
+                    .model
+                    .stack()
+                    .ok()
+                    .and_then(|s| s.layers().get(layer as usize).map(|l| l.output.c))
+                    .unwrap_or(0);
+                let t = Tensor {
+                    region,
+                    channels: c,
+                    data: &[],
+                };
+                let _ = self.link.send(
+                    now,
+                    to,
+                    &Message::LayerResult {
+                        frame,
+                        layer,
+                        stripe,
+                        output: t,
+                    },
+                    Body::Values(&values),
+                );
+            }
+            Action::Compute(work) => self.compute(work),
+            Action::LayerComplete { frame, layer } => {
+                if let Some(f) = self.frames.get_mut(&frame) {
+                    if let Some(map) = f.output.take() {
+                        f.layer_input = Some((layer + 1, map));
+                    }
+                }
+            }
+            Action::FrameComplete { frame } => self.finish(now, frame, true),
+            Action::FrameFailed { frame } => self.finish(now, frame, false),
+            Action::Disconnect { peer, .. } => self.link.disconnect(peer),
+            _ => {}
+        }
+    }
+
+    fn finish(&mut self, now: Instant, frame: FrameKey, complete: bool) {
+        let Some(mut f) = self.frames.remove(&frame) else {
+            self.finished.push(Finished {
+                frame,
+                complete,
+                latency: tessera_core::time::Duration::ZERO,
+                output: None,
+                tiles_by: Vec::new(),
+            });
+            return;
+        };
+        let is_gateway = matches!(self.machine, Machine::Gateway(_));
+        let bodp = f.layer_input.is_some();
+        let output = if is_gateway && complete {
+            if bodp {
+                // BODP: the last LayerComplete moved the final map into `layer_input`.
+                f.layer_input.take().map(|(_, m)| m).or(f.output.take())
+            } else {
+                f.output.take()
+            }
+        } else {
+            None
+        };
+        self.finished.push(Finished {
+            frame,
+            complete,
+            latency: now.saturating_duration_since(f.started),
+            output,
+            tiles_by: f.tiles_by.into_iter().collect(),
+        });
+    }
+
+    /// The layer-0 input of `tile` in `mode`, sliced from the frame's image.
+    fn tile_input(&self, frame: FrameKey, tile: u16, mode: TileMode) -> Option<(Region, Vec<f32>)> {
+        let img = self.frames.get(&frame)?.image.as_ref()?;
+        let plan = self.model.plan(tile, Mode::from(mode)).ok()?;
+        let shape = self.model.net.input();
+        let region = plan.input(0);
+        Some((
+            region,
+            slice(img, Region::full(shape.w, shape.h), shape.c, region)?,
+        ))
+    }
+
+    /// BODP: rows of layer `layer`'s input map that `output` depends on.
+    fn layer_input(
+        &self,
+        frame: FrameKey,
+        layer: u8,
+        output: Region,
+    ) -> Option<(Region, u32, Vec<f32>)> {
+        let stack = self.model.stack().ok()?;
+        let l = stack.layers().get(layer as usize)?;
+        let f = self.frames.get(&frame)?;
+        let map = if layer == 0 {
+            f.image.as_ref()?
+        } else {
+            match &f.layer_input {
+                Some((at, m)) if *at == layer => m,
+                _ => return None,
+            }
+        };
+        let region = stack.back(layer as usize, output);
+        let values = slice(map, Region::full(l.input.w, l.input.h), l.input.c, region)?;
+        Some((region, l.input.c, values))
+    }
+
+    fn compute(&mut self, work: Work) {
+        let job = match work {
+            Work::Tile { frame, tile, mode } => {
+                let given = self
+                    .frames
+                    .get(&frame)
+                    .and_then(|f| f.tasks.get(&tile).cloned());
+                let input = given.or_else(|| self.tile_input(frame, tile, mode));
+                let strips = self
+                    .frames
+                    .get(&frame)
+                    .map(|f| f.strips.clone())
+                    .unwrap_or_default();
+                input.map(|(input_region, input)| Job {
+                    work,
+                    input_region,
+                    input,
+                    strips,
+                })
+            }
+            Work::Layer {
+                frame,
+                layer,
+                stripe,
+                output,
+            } => {
+                let given = self
+                    .frames
+                    .get(&frame)
+                    .and_then(|f| f.layer_tasks.get(&(layer, stripe)).cloned());
+                match given {
+                    Some((input_region, _, input)) => Some(Job {
+                        work,
+                        input_region,
+                        input,
+                        strips: Strips::new(),
+                    }),
+                    None => {
+                        self.layer_input(frame, layer, output)
+                            .map(|(input_region, _, input)| Job {
+                                work,
+                                input_region,
+                                input,
+                                strips: Strips::new(),
+                            })
+                    }
+                }
+            }
+        };
+        match job {
+            Some(job) => {
+                self.computing = true;
+                self.exec.start(job);
+            }
+            None => self.stats.failed_jobs += 1,
+        }
+    }
+
+    /// True while a job runs.
+    pub fn computing(&self) -> bool {
+        self.computing
+    }
+}
+
+/// A received message, copied out of the link's buffer so the link may be used while handling
+/// it. Tensors are kept as bytes and re-viewed.
+struct PendingMsg {
+    from: NodeId,
+    kind: tessera_core::wire::Kind,
+    payload: Vec<u8>,
+}
+
+impl PendingMsg {
+    fn capture(from: NodeId, msg: &Message<'_>) -> Self {
+        let mut payload = vec![0u8; msg.buffer_len()];
+        // Re-emitting a parsed message cannot fail: it was checked on parse.
+        let _ = msg.emit(&mut payload);
+        PendingMsg {
+            from,
+            kind: msg.kind(),
+            payload,
+        }
+    }
+
+    fn message(&self) -> Message<'_> {
+        Message::parse(self.kind, &self.payload, &tessera_core::wire::Limits::LARGE)
+            .unwrap_or(Message::Heartbeat)
+    }
+}
+
+/// Copies `region` out of a CHW map covering `full`.
+fn slice(map: &[f32], full: Region, channels: u32, region: Region) -> Option<Vec<f32>> {
+    let src = FeatureView::new(map, full, channels).ok()?;
+    let mut out = vec![0.0f32; region_len(&region, channels).ok()?];
+    let mut dst = FeatureViewMut::new(&mut out, region, channels).ok()?;
+    if !full.covers(&region) {
+        return None;
+    }
+    copy_overlap(&src, &mut dst);
+    Some(out)
+}
+
+/// Copies `values` (CHW over `region`) into a CHW map covering `full`.
+fn stitch(
+    map: &mut [f32],
+    full: Region,
+    channels: u32,
+    region: Region,
+    value_channels: u32,
+    values: &[f32],
+) {
+    if value_channels != channels {
+        return;
+    }
+    let (Ok(src), Ok(mut dst)) = (
+        FeatureView::new(values, region, channels),
+        FeatureViewMut::new(map, full, channels),
+    ) else {
+        return;
+    };
+    copy_overlap(&src, &mut dst);
+}

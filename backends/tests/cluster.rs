@@ -1,0 +1,205 @@
+//! A loopback cluster (real TCP on 127.0.0.x) of one gateway and K edges running every policy:
+//! the stitched output must equal the single-device run bit for bit.
+#![cfg(feature = "std")]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant as StdInstant;
+
+use tessera_backends::driver::{Finished, Inline, Model, Node};
+use tessera_backends::link::LinkConfig;
+use tessera_backends::nal_std::StdStack;
+use tessera_core::exec::{run_tile, NoStrips};
+use tessera_core::ftp::{FusedStack, Grid, Mode, Partition, TilePlan};
+use tessera_core::kernel::Portable;
+use tessera_core::model::weights::param_count;
+use tessera_core::model::{Activation, Conv, LayerKind, MaxPool, Network, Shape};
+use tessera_core::runtime::Config;
+use tessera_core::tensor::FeatureView;
+use tessera_core::time::{Duration, Instant};
+use tessera_core::wire::{Key, Limits, Policy};
+use tessera_core::Region;
+
+fn network() -> Network {
+    let conv = |filters, size| {
+        LayerKind::Conv(Conv {
+            filters,
+            size,
+            stride: 1,
+            pad: size / 2,
+            batch_norm: true,
+            activation: Activation::Leaky,
+        })
+    };
+    let pool = LayerKind::MaxPool(MaxPool {
+        size: 2,
+        stride: 2,
+        pad: 1,
+    });
+    let mut net = Network::new(Shape::new(48, 40, 3)).unwrap();
+    for k in [
+        conv(8, 3),
+        pool.clone(),
+        conv(8, 3),
+        conv(4, 1),
+        conv(8, 3),
+        pool,
+        conv(6, 3),
+    ] {
+        net.push(k).unwrap();
+    }
+    net
+}
+
+fn values(n: usize, seed: u32) -> Vec<f32> {
+    let mut x = seed.wrapping_mul(2654435761).max(1);
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x % 2000) as f32 / 1000.0 - 1.0
+        })
+        .collect()
+}
+
+fn model(grid: (u32, u32)) -> Model {
+    let net = network();
+    let layers = net.layers().len();
+    let mut params = values(param_count(&net, layers).unwrap(), 3);
+    // Batch-norm variances must be positive: every 4th block of a BN layer is variance; make all |x|+0.5.
+    params.iter_mut().for_each(|v| *v = v.abs() * 0.5 + 0.05);
+    Model::new(net, params, layers, grid, Partition::Darknet).unwrap()
+}
+
+fn reference(model: &Model, image: &[f32]) -> Vec<f32> {
+    let stack = FusedStack::new(&model.net, model.layers).unwrap();
+    let grid = Grid::new(1, 1, Partition::Darknet, &stack).unwrap();
+    let plan = TilePlan::new(&stack, &grid, 0, Mode::Plain).unwrap();
+    let n = tessera_core::exec::scratch_elems(&stack, &plan).unwrap();
+    let (mut a, mut b) = (vec![0.0; n], vec![0.0; n]);
+    let s = stack.output();
+    let mut out = vec![0.0; (s.w * s.h * s.c) as usize];
+    let input = FeatureView::new(image, Region::full(48, 40), 3).unwrap();
+    let w = model.weights().unwrap();
+    run_tile(
+        &Portable,
+        &stack,
+        &w,
+        &plan,
+        &input,
+        &mut a,
+        &mut b,
+        &mut NoStrips,
+        &mut out,
+    )
+    .unwrap();
+    out
+}
+
+fn port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs `frames` frames from edge 1 through a cluster; returns what the gateway finished.
+fn run_cluster(
+    policy: Policy,
+    grid: (u32, u32),
+    edges: u16,
+    frames: usize,
+) -> (Vec<Finished>, Vec<f32>) {
+    let model = Arc::new(model(grid));
+    let stack = FusedStack::new(&model.net, model.layers).unwrap();
+    let g = Grid::new(grid.0, grid.1, Partition::Darknet, &stack).unwrap();
+    let mut cfg = Config::new(policy, &stack, g);
+    cfg.tile_timeout = Duration::from_secs(5);
+    let p = port();
+    let peers: Vec<(u16, SocketAddr)> = (0..=edges)
+        .map(|id| (id, SocketAddr::from(([127, 0, 0, 1 + id as u8], p))))
+        .collect();
+    let start = StdInstant::now();
+    let now = || Instant::from_micros(start.elapsed().as_micros() as u64);
+    let key = Key::new([9; 32]);
+    let mut nodes: Vec<Node<StdStack, Inline<Portable>>> = peers
+        .iter()
+        .map(|&(id, addr)| {
+            let link = LinkConfig {
+                me: id,
+                port: p,
+                peers: peers.iter().copied().filter(|(q, _)| *q != id).collect(),
+                key: Some(key.clone()),
+                limits: Limits::LARGE,
+                first_seq: 1,
+                peer_dead: Duration::from_secs(3),
+                retry: Duration::from_millis(10),
+            };
+            Node::new(
+                StdStack::new(addr.ip()),
+                link,
+                cfg,
+                model.clone(),
+                Inline::new(Portable, model.clone()),
+                now(),
+            )
+            .unwrap()
+        })
+        .collect();
+    let image = values(48 * 40 * 3, 11);
+    let mut submitted = 0;
+    let mut done = Vec::new();
+    while done.len() < frames {
+        assert!(
+            start.elapsed().as_secs() < 20,
+            "cluster stalled: {} of {frames} frames",
+            done.len()
+        );
+        let t = now();
+        for n in nodes.iter_mut() {
+            n.poll(t);
+        }
+        if submitted < frames && nodes[0].link().peers_up().count() == edges as usize {
+            if nodes[1].submit(t, image.clone()).is_ok() {
+                submitted += 1;
+            }
+        }
+        done.extend(nodes[0].take_finished());
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    let expect = reference(&model, &image);
+    (done, expect)
+}
+
+fn check(policy: Policy, grid: (u32, u32), edges: u16) {
+    let (done, expect) = run_cluster(policy, grid, edges, 2);
+    for f in &done {
+        println!(
+            "{policy:?} {grid:?} {edges} edges: frame {:?} in {} by {:?}",
+            f.frame, f.latency, f.tiles_by
+        );
+        assert!(
+            f.complete,
+            "{policy:?} {grid:?} {edges} edges: frame {:?} failed",
+            f.frame
+        );
+        let out = f.output.as_ref().expect("gateway output");
+        assert!(
+            out.iter()
+                .zip(&expect)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{policy:?} {grid:?} {edges} edges: output differs from the single-device run"
+        );
+    }
+}
+
+#[test]
+fn every_policy_matches_the_single_device_run() {
+    for policy in [Policy::Wsh, Policy::Wst, Policy::WstS, Policy::Bodp] {
+        for edges in [1, 2] {
+            check(policy, (3, 3), edges);
+        }
+    }
+}
