@@ -161,10 +161,9 @@ fn run_cluster(
         for n in nodes.iter_mut() {
             n.poll(t);
         }
-        if submitted < frames && nodes[0].link().peers_up().count() == edges as usize {
-            if nodes[1].submit(t, image.clone()).is_ok() {
-                submitted += 1;
-            }
+        let ready = nodes[0].link().peers_up().count() == edges as usize;
+        if submitted < frames && ready && nodes[1].submit(t, image.clone()).is_ok() {
+            submitted += 1;
         }
         done.extend(nodes[0].take_finished());
         std::thread::sleep(std::time::Duration::from_micros(200));
