@@ -1,6 +1,7 @@
 //! `tessera detect`: one frame through the whole network on this machine — the fused stack
 //! tile by tile, the tail on the full map, region decoding and NMS — then boxes out.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use tessera_core::detect::{self, Detection, Letterbox, DEFAULT_NMS, DEFAULT_THRESH};
@@ -49,6 +50,9 @@ pub struct Args {
     /// NMS IoU threshold.
     #[arg(long, default_value_t = DEFAULT_NMS)]
     pub nms: f32,
+    /// Boxes listed on stdout (most probable first).
+    #[arg(long, default_value_t = 20)]
+    pub show: usize,
     /// Where to write the frame with boxes drawn (PNG).
     #[arg(long)]
     pub png: Option<PathBuf>,
@@ -164,6 +168,12 @@ pub fn run_image(
 
 /// Runs the command.
 pub fn run(args: &Args) -> Result<(), Error> {
+    // Checked before the network runs rather than after, when decoding would refuse them.
+    for (name, t) in [("--thresh", args.thresh), ("--nms", args.nms)] {
+        if !(0.0..=1.0).contains(&t) {
+            return Err(error(name, format!("{t} is outside [0, 1]")));
+        }
+    }
     let net = files::load_network(args.cfg.as_deref())?;
     let all = net.layers().len();
     let params = match &args.weights {
@@ -196,8 +206,18 @@ pub fn run(args: &Args) -> Result<(), Error> {
         Some(LayerKind::Region(p)) => p.classes,
         _ => 1,
     };
-    println!(
-        "{}x{} image, grid {}x{}{}: layers [0, {}) {:.3} s, tail [{}, {}) {:.3} s, decode+nms {:.4} s; {} boxes (thresh {}, nms {})",
+    // Files first: a closed stdout (`| head`) must not lose them.
+    if let Some(png) = &args.png {
+        write_annotated(&img, &frame.detections, classes, png)?;
+    }
+    if let Some(json) = &args.json {
+        std::fs::write(json, to_json(&frame.detections, img.w, img.h))
+            .context(|| format!("writing {}", json.display()))?;
+    }
+    let gflop = |from: usize, to: usize| 2.0 * (net.macs(to) - net.macs(from)) as f64 / 1e9;
+    let mut report = format!(
+        "{}x{} image, grid {}x{}{}: layers [0, {}) {:.3} s ({:.1} GFLOP), tail [{}, {}) {:.3} s \
+         ({:.1} GFLOP), decode+nms {:.4} s; {} boxes (thresh {}, nms {})\n",
         img.w,
         img.h,
         grid.0,
@@ -205,18 +225,20 @@ pub fn run(args: &Args) -> Result<(), Error> {
         if args.reuse { " with reuse" } else { "" },
         args.upto,
         frame.stack_secs,
+        gflop(0, args.upto),
         args.upto,
         all,
         frame.tail_secs,
+        gflop(args.upto, all),
         frame.decode_secs,
         frame.detections.len(),
         args.thresh,
         args.nms,
     );
-    for d in &frame.detections {
+    for d in frame.detections.iter().take(args.show) {
         let b = PixelBox::of(d, img.w, img.h);
-        println!(
-            "{}: {:.0}% ({}, {})-({}, {})",
+        report += &format!(
+            "{}: {:.0}% ({}, {})-({}, {})\n",
             class_name(d.class),
             d.prob * 100.0,
             b.left,
@@ -225,14 +247,13 @@ pub fn run(args: &Args) -> Result<(), Error> {
             b.bottom
         );
     }
-    if let Some(png) = &args.png {
-        write_annotated(&img, &frame.detections, classes, png)?;
-        println!("wrote {}", png.display());
+    if frame.detections.len() > args.show {
+        report += &format!("... {} more\n", frame.detections.len() - args.show);
     }
-    if let Some(json) = &args.json {
-        std::fs::write(json, to_json(&frame.detections, img.w, img.h))
-            .context(|| format!("writing {}", json.display()))?;
-        println!("wrote {}", json.display());
+    for path in [&args.png, &args.json].into_iter().flatten() {
+        report += &format!("wrote {}\n", path.display());
     }
+    // A closed stdout only cuts the report short.
+    let _ = std::io::stdout().lock().write_all(report.as_bytes());
     Ok(())
 }

@@ -174,9 +174,7 @@ fn detect_command_writes_png_and_json_identically_whole_and_tiled() {
             dir.path(&format!("{tag}.png")),
             dir.path(&format!("{tag}.json")),
         );
-        let mut args = vec![
-            "detect", "--seed", "5", "--input", image, "--thresh", "0.002",
-        ];
+        let mut args = vec!["detect", "--seed", "5", "--input", image];
         args.extend_from_slice(grid);
         args.extend_from_slice(&["--png", &png, "--json", &json]);
         let stdout = tessera(&args);
