@@ -20,6 +20,8 @@ pub(crate) struct Stripe {
     pub prev: Option<NodeId>,
     /// When it was sent to `to` (speed measurement).
     pub sent: Instant,
+    /// When it was first sent (measures a late `prev`).
+    pub first_sent: Instant,
     /// When it is re-dispatched.
     pub deadline: Instant,
     /// Result in.

@@ -874,6 +874,7 @@ impl Gateway {
                 to,
                 prev: None,
                 sent: self.now,
+                first_sent: self.now,
                 deadline,
                 done: false,
                 running: false,
@@ -1004,10 +1005,11 @@ impl Gateway {
         }
         s.done = true;
         s.running = false;
-        let (rows, sent, measured) = (s.rows.len() as u64, s.sent, s.to == from);
+        let rows = s.rows.len() as u64;
+        let sent = if s.to == from { s.sent } else { s.first_sent };
         let all = b.all_done();
         let frame = f.key;
-        if measured && from != GATEWAY {
+        if from != GATEWAY {
             let us = (now - sent).total_micros().max(1);
             if let Some(p) = self.peer(from).and_then(|p| self.peers[p].as_mut()) {
                 p.speed = (rows * 1_000_000_000 / us).max(1);

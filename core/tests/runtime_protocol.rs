@@ -1,0 +1,941 @@
+//! Message-level checks of the gateway and edge state machines: exact sequences, typed errors
+//! for peers and messages out of protocol, capacities, wrap-around, timeouts, and random
+//! message streams that must never panic.
+
+use proptest::prelude::*;
+
+use tessera_core::ftp::{FusedStack, Grid, Partition};
+use tessera_core::model::{Activation, Conv, LayerKind, MaxPool, Network, Shape};
+use tessera_core::region::{Region, Span};
+use tessera_core::runtime::{
+    Action, Config, Control, DisconnectReason, Edge, Gateway, RuntimeError, SubmitError, Verdict,
+    Work, MAX_EDGES, MAX_FRAMES_PER_SOURCE, REJECT_NO_STRIPS,
+};
+use tessera_core::time::{Duration, Instant};
+use tessera_core::wire::{
+    FrameKey, Kind, Message, NodeId, Policy, Role, StripsView, Tensor, TileMode, GATEWAY,
+};
+
+fn net() -> Network {
+    let conv = |filters, size| {
+        LayerKind::Conv(Conv {
+            filters,
+            size,
+            stride: 1,
+            pad: size / 2,
+            batch_norm: true,
+            activation: Activation::Leaky,
+        })
+    };
+    let mut n = Network::new(Shape::new(64, 64, 3)).unwrap();
+    n.push(conv(4, 3)).unwrap();
+    n.push(LayerKind::MaxPool(MaxPool {
+        size: 2,
+        stride: 2,
+        pad: 1,
+    }))
+    .unwrap();
+    n.push(conv(8, 3)).unwrap();
+    n
+}
+
+fn config(policy: Policy) -> Config {
+    let n = net();
+    let stack = FusedStack::new(&n, 3).unwrap();
+    let grid = Grid::new(3, 3, Partition::Darknet, &stack).unwrap();
+    let mut c = Config::new(policy, &stack, grid);
+    c.tile_timeout = Duration::from_millis(100);
+    c.peer_timeout = Duration::from_secs(1);
+    c.heartbeat_interval = Duration::from_millis(200);
+    c
+}
+
+const EMPTY: Tensor<'static> = Tensor {
+    region: Region {
+        x: Span { start: 0, end: 0 },
+        y: Span { start: 0, end: 0 },
+    },
+    channels: 0,
+    data: &[],
+};
+
+fn t(ms: u64) -> Instant {
+    Instant::from_millis(ms)
+}
+
+fn hello(node: NodeId) -> Message<'static> {
+    Message::Hello {
+        node,
+        role: Role::Edge,
+    }
+}
+
+fn result(frame: FrameKey, tile: u16) -> Message<'static> {
+    Message::Result {
+        frame,
+        tile,
+        output: EMPTY,
+    }
+}
+
+fn task(frame: FrameKey, tile: u16) -> Message<'static> {
+    Message::Task {
+        frame,
+        tile,
+        mode: TileMode::Plain,
+        input: EMPTY,
+    }
+}
+
+fn drain_gw(g: &mut Gateway, now: Instant) -> Vec<Action> {
+    std::iter::from_fn(|| g.poll(now)).collect()
+}
+
+fn drain_edge(e: &mut Edge, now: Instant) -> Vec<Action> {
+    std::iter::from_fn(|| e.poll(now)).collect()
+}
+
+fn send(to: NodeId, msg: Control) -> Action {
+    Action::Send { to, msg }
+}
+
+#[test]
+fn gateway_refuses_unknown_peers_and_forged_hellos() {
+    let mut g = Gateway::new(config(Policy::Wsh), t(0));
+    let f = FrameKey::new(3, 0);
+    assert_eq!(
+        g.on_message(t(1), 3, &result(f, 0)),
+        Err(RuntimeError::UnknownPeer { peer: 3 })
+    );
+    // Hello must name the sender, and an edge.
+    assert!(matches!(
+        g.on_message(t(1), 3, &hello(4)),
+        Err(RuntimeError::Unexpected {
+            peer: 3,
+            kind: Kind::Hello
+        })
+    ));
+    let gw_hello = Message::Hello {
+        node: 3,
+        role: Role::Gateway,
+    };
+    assert!(g.on_message(t(1), 3, &gw_hello).is_err());
+    assert_eq!(g.on_message(t(1), 3, &hello(3)), Ok(Verdict::Accept));
+    // A result for a frame that never existed is discarded, an impossible tile is an error.
+    assert_eq!(g.on_message(t(2), 3, &result(f, 0)), Ok(Verdict::Discard));
+    assert_eq!(
+        g.on_message(t(2), 3, &result(f, 9)),
+        Err(RuntimeError::TileOutOfRange { tile: 9, tiles: 9 })
+    );
+    // Messages the gateway never receives.
+    for m in [
+        task(f, 0),
+        Message::NoTask,
+        Message::Coverage { frame: f, tile: 0 },
+    ] {
+        let e = g.on_message(t(3), 3, &m).unwrap_err();
+        assert!(e.peer_fault(), "{m:?}: {e:?}");
+    }
+    // Messages of another policy.
+    assert!(matches!(
+        g.on_message(t(3), 3, &Message::StealRequest),
+        Err(RuntimeError::Unexpected {
+            kind: Kind::StealRequest,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn edge_refuses_tasks_nobody_asked_for() {
+    let mut e = Edge::new(config(Policy::Wst), 1, t(0));
+    let f = FrameKey::new(2, 0);
+    // Not connected to the gateway yet.
+    assert_eq!(
+        e.on_message(t(0), GATEWAY, &Message::Heartbeat),
+        Err(RuntimeError::UnknownPeer { peer: GATEWAY })
+    );
+    e.on_connected(t(0), GATEWAY);
+    let a = drain_edge(&mut e, t(0));
+    assert_eq!(
+        a,
+        vec![
+            send(
+                GATEWAY,
+                Control::Hello {
+                    node: 1,
+                    role: Role::Edge
+                }
+            ),
+            send(GATEWAY, Control::StealRequest),
+        ]
+    );
+    // A Task from a node that is not the victim we asked, and from the gateway under WST.
+    assert!(matches!(
+        e.on_message(t(1), 7, &task(f, 0)),
+        Err(RuntimeError::Unexpected {
+            peer: 7,
+            kind: Kind::Task
+        })
+    ));
+    assert!(e.on_message(t(1), GATEWAY, &task(f, 0)).is_err());
+    // The gateway names victim 2; only 2 may answer.
+    let reply = Message::StealReply { victim: Some(2) };
+    assert_eq!(e.on_message(t(2), GATEWAY, &reply), Ok(Verdict::Accept));
+    assert_eq!(drain_edge(&mut e, t(2)), vec![send(2, Control::StealTask)]);
+    assert!(e.on_message(t(3), 5, &task(f, 0)).is_err());
+    assert_eq!(e.on_message(t(3), 2, &task(f, 4)), Ok(Verdict::Accept));
+    let w = Work::Tile {
+        frame: f,
+        tile: 4,
+        mode: TileMode::Plain,
+    };
+    assert_eq!(drain_edge(&mut e, t(3)), vec![Action::Compute(w)]);
+    // Messages an edge never receives; wrong work reported.
+    assert!(e.on_message(t(4), 3, &result(f, 0)).is_err());
+    assert!(
+        e.on_message(t(4), 1, &Message::Heartbeat).is_err(),
+        "from itself"
+    );
+    let other = Work::Tile {
+        frame: f,
+        tile: 5,
+        mode: TileMode::Plain,
+    };
+    assert_eq!(e.on_computed(t(5), other), Err(RuntimeError::NotComputing));
+    assert_eq!(e.on_computed(t(5), w), Ok(Verdict::Accept));
+    assert_eq!(
+        drain_edge(&mut e, t(5)),
+        vec![
+            Action::SendResult {
+                to: GATEWAY,
+                frame: f,
+                tile: 4
+            },
+            send(GATEWAY, Control::StealRequest),
+        ]
+    );
+    assert_eq!(e.on_computed(t(6), w), Err(RuntimeError::NotComputing));
+}
+
+#[test]
+fn wsh_sequence_parks_idle_workers_and_pushes_work() {
+    let mut g = Gateway::new(config(Policy::Wsh), t(0));
+    for e in [1, 2] {
+        g.on_message(t(0), e, &hello(e)).unwrap();
+    }
+    // Worker 2 asks before any frame: NoTask, parked.
+    g.on_message(t(1), 2, &Message::TaskRequest).unwrap();
+    assert_eq!(drain_gw(&mut g, t(1)), vec![send(2, Control::NoTask)]);
+    // Source 1 submits: the parked worker gets the head tile without asking again.
+    let f = FrameKey::new(1, 0);
+    let submit = Message::FrameSubmit {
+        frame: f,
+        input: EMPTY,
+    };
+    assert_eq!(g.on_message(t(2), 1, &submit), Ok(Verdict::Accept));
+    assert_eq!(
+        g.on_message(t(2), 1, &submit),
+        Ok(Verdict::Discard),
+        "duplicate"
+    );
+    let a = drain_gw(&mut g, t(2));
+    assert_eq!(
+        a,
+        vec![Action::SendTask {
+            to: 2,
+            frame: f,
+            tile: 0,
+            mode: TileMode::Plain
+        }]
+    );
+    // Worker 1 pulls the next tiles; results come back; a late duplicate is discarded.
+    for tile in 1..9 {
+        g.on_message(t(3), 1, &Message::TaskRequest).unwrap();
+        assert_eq!(
+            drain_gw(&mut g, t(3)),
+            vec![Action::SendTask {
+                to: 1,
+                frame: f,
+                tile,
+                mode: TileMode::Plain
+            }]
+        );
+        assert_eq!(g.on_message(t(4), 1, &result(f, tile)), Ok(Verdict::Accept));
+        assert_eq!(
+            g.on_message(t(4), 1, &result(f, tile)),
+            Ok(Verdict::Discard)
+        );
+    }
+    // Tile 0 is late at worker 2: re-dispatched to worker 1 after the tile timeout.
+    g.on_message(t(5), 1, &Message::TaskRequest).unwrap();
+    assert_eq!(drain_gw(&mut g, t(5)), vec![send(1, Control::NoTask)]);
+    assert_eq!(g.poll_at(), Some(t(102)));
+    assert_eq!(
+        drain_gw(&mut g, t(102)),
+        vec![Action::SendTask {
+            to: 1,
+            frame: f,
+            tile: 0,
+            mode: TileMode::Plain
+        }]
+    );
+    assert_eq!(g.on_message(t(110), 1, &result(f, 0)), Ok(Verdict::Accept));
+    assert_eq!(
+        drain_gw(&mut g, t(110)),
+        vec![
+            Action::FrameComplete { frame: f },
+            send(
+                1,
+                Control::FrameDone {
+                    frame: f,
+                    complete: true
+                }
+            ),
+        ]
+    );
+    // The straggler's result arrives after the frame is gone.
+    assert_eq!(g.on_message(t(120), 2, &result(f, 0)), Ok(Verdict::Discard));
+    assert_eq!(g.stats().tiles_redispatched, 1);
+}
+
+#[test]
+fn wst_gateway_round_robins_victims_and_wakes_thieves() {
+    let mut g = Gateway::new(config(Policy::Wst), t(0));
+    for e in [1, 2, 3] {
+        g.on_message(t(0), e, &hello(e)).unwrap();
+    }
+    // No victim yet: thief 3 is told none, then woken by the first Register.
+    g.on_message(t(1), 3, &Message::StealRequest).unwrap();
+    assert_eq!(
+        drain_gw(&mut g, t(1)),
+        vec![send(3, Control::StealReply { victim: None })]
+    );
+    let (f1, f2) = (FrameKey::new(1, 0), FrameKey::new(2, 0));
+    g.on_message(
+        t(2),
+        1,
+        &Message::Register {
+            frame: f1,
+            tiles: 9,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        drain_gw(&mut g, t(2)),
+        vec![send(
+            3,
+            Control::Register {
+                frame: f1,
+                tiles: 1
+            }
+        )]
+    );
+    g.on_message(
+        t(2),
+        2,
+        &Message::Register {
+            frame: f2,
+            tiles: 9,
+        },
+    )
+    .unwrap();
+    // A source never names itself a register for another origin.
+    assert!(g
+        .on_message(
+            t(2),
+            2,
+            &Message::Register {
+                frame: f1,
+                tiles: 9
+            }
+        )
+        .is_err());
+    let mut victims = vec![];
+    for _ in 0..4 {
+        g.on_message(t(3), 3, &Message::StealRequest).unwrap();
+        for a in drain_gw(&mut g, t(3)) {
+            if let Action::Send {
+                msg: Control::StealReply { victim },
+                ..
+            } = a
+            {
+                victims.push(victim);
+            }
+        }
+    }
+    assert_eq!(victims, vec![Some(1), Some(2), Some(1), Some(2)]);
+    // Source 1 never robs itself.
+    g.on_message(t(4), 1, &Message::StealRequest).unwrap();
+    assert_eq!(
+        drain_gw(&mut g, t(4)),
+        vec![send(1, Control::StealReply { victim: Some(2) })]
+    );
+    // A thief's result reaches the gateway: Coverage goes to the origin.
+    assert_eq!(g.on_message(t(5), 3, &result(f1, 8)), Ok(Verdict::Accept));
+    assert_eq!(
+        drain_gw(&mut g, t(5)),
+        vec![send(1, Control::Coverage { frame: f1, tile: 8 })]
+    );
+}
+
+#[test]
+fn wst_victim_lends_from_the_tail_and_takes_back_lost_tiles() {
+    let mut e = Edge::new(config(Policy::Wst), 1, t(0));
+    e.on_connected(t(0), GATEWAY);
+    drain_edge(&mut e, t(0));
+    let f = e.submit_frame(t(1)).unwrap();
+    let a = drain_edge(&mut e, t(1));
+    assert_eq!(
+        a[0],
+        send(GATEWAY, Control::Register { frame: f, tiles: 9 })
+    );
+    let w0 = Work::Tile {
+        frame: f,
+        tile: 0,
+        mode: TileMode::Plain,
+    };
+    assert_eq!(a[1], Action::Compute(w0), "the owner starts at the head");
+    // Thief 5 takes the tail; thief 6 the next one.
+    e.on_message(t(2), 5, &Message::StealTask).unwrap();
+    e.on_message(t(2), 6, &Message::StealTask).unwrap();
+    let lent: Vec<_> = drain_edge(&mut e, t(2));
+    assert_eq!(
+        lent,
+        vec![
+            Action::SendTask {
+                to: 5,
+                frame: f,
+                tile: 8,
+                mode: TileMode::Plain
+            },
+            Action::SendTask {
+                to: 6,
+                frame: f,
+                tile: 7,
+                mode: TileMode::Plain
+            },
+        ]
+    );
+    // Thief 5 disconnects: tile 8 goes back to the head, the owner computes it next.
+    e.on_disconnected(t(3), 5);
+    e.on_computed(t(4), w0).unwrap();
+    let a = drain_edge(&mut e, t(4));
+    assert!(a.contains(&Action::Compute(Work::Tile {
+        frame: f,
+        tile: 8,
+        mode: TileMode::Plain
+    })));
+    // Thief 6's tile times out: re-queued at the head (after tile_timeout = 100 ms).
+    assert!(e.poll_at().unwrap() <= t(102));
+    drain_edge(&mut e, t(102));
+    e.on_computed(
+        t(103),
+        Work::Tile {
+            frame: f,
+            tile: 8,
+            mode: TileMode::Plain,
+        },
+    )
+    .unwrap();
+    let a = drain_edge(&mut e, t(103));
+    assert!(
+        a.contains(&Action::Compute(Work::Tile {
+            frame: f,
+            tile: 7,
+            mode: TileMode::Plain
+        })),
+        "{a:?}"
+    );
+    assert!(e.stats().tiles_redispatched >= 2);
+    // FrameDone from the gateway retires the frame; a second one is discarded.
+    let done = Message::FrameDone {
+        frame: f,
+        complete: true,
+    };
+    assert_eq!(e.on_message(t(200), GATEWAY, &done), Ok(Verdict::Accept));
+    assert!(drain_edge(&mut e, t(200)).contains(&Action::FrameComplete { frame: f }));
+    assert_eq!(e.on_message(t(201), GATEWAY, &done), Ok(Verdict::Discard));
+}
+
+#[test]
+fn wst_s_coverage_follows_strip_delivery() {
+    let mut g = Gateway::new(config(Policy::WstS), t(0));
+    for e in [1, 2] {
+        g.on_message(t(0), e, &hello(e)).unwrap();
+    }
+    let f = FrameKey::new(1, 0);
+    g.on_message(t(1), 1, &Message::Register { frame: f, tiles: 9 })
+        .unwrap();
+    drain_gw(&mut g, t(1));
+    // Tile 0 (level 0): the result alone does not make it covered.
+    assert_eq!(g.on_message(t(2), 2, &result(f, 0)), Ok(Verdict::Accept));
+    assert_eq!(drain_gw(&mut g, t(2)), vec![]);
+    let req = Message::StripRequest {
+        frame: f,
+        tile: 0,
+        sides: 0b0011,
+    };
+    g.on_message(t(3), 2, &req).unwrap();
+    assert_eq!(
+        drain_gw(&mut g, t(3)),
+        vec![send(
+            2,
+            Control::Reject {
+                code: REJECT_NO_STRIPS
+            }
+        )]
+    );
+    let strips = Message::Strips {
+        frame: f,
+        tile: 0,
+        strips: StripsView::EMPTY,
+    };
+    assert_eq!(g.on_message(t(4), 2, &strips), Ok(Verdict::Accept));
+    assert_eq!(g.on_message(t(4), 2, &strips), Ok(Verdict::Discard));
+    assert_eq!(
+        drain_gw(&mut g, t(4)),
+        vec![send(1, Control::Coverage { frame: f, tile: 0 })]
+    );
+    g.on_message(t(5), 2, &req).unwrap();
+    assert_eq!(
+        drain_gw(&mut g, t(5)),
+        vec![Action::SendStrips {
+            to: 2,
+            frame: f,
+            tile: 0,
+            sides: 0b0011
+        }]
+    );
+    // Strips of a level-1 tile do not exist; reserved side bits are refused.
+    let bad = Message::Strips {
+        frame: f,
+        tile: 1,
+        strips: StripsView::EMPTY,
+    };
+    assert!(g.on_message(t(6), 2, &bad).is_err());
+    let bad = Message::StripRequest {
+        frame: f,
+        tile: 0,
+        sides: 0x10,
+    };
+    assert!(g.on_message(t(6), 2, &bad).is_err());
+}
+
+#[test]
+fn wst_s_source_reuses_with_local_and_fetched_strips() {
+    let mut e = Edge::new(config(Policy::WstS), 1, t(0));
+    e.on_connected(t(0), GATEWAY);
+    drain_edge(&mut e, t(0));
+    let f = e.submit_frame(t(0)).unwrap();
+    let mut a = drain_edge(&mut e, t(0));
+    // Checkerboard order, level-0 tiles in Reuse mode (they keep their strips).
+    let first = Work::Tile {
+        frame: f,
+        tile: 0,
+        mode: TileMode::Reuse,
+    };
+    assert_eq!(a.pop(), Some(Action::Compute(first)));
+    // Thief 4 steals the tail: level-1 tiles are not ready, so it gets level-0 tile 8.
+    e.on_message(t(1), 4, &Message::StealTask).unwrap();
+    assert_eq!(
+        drain_edge(&mut e, t(1)),
+        vec![Action::SendTask {
+            to: 4,
+            frame: f,
+            tile: 8,
+            mode: TileMode::Reuse
+        }]
+    );
+    let mut now = 2;
+    let mut current = first;
+    // The owner computes 0, 2, 4, 6 (level 0), then level-1 tile 1 (neighbours 0, 2, 4 local).
+    for expect in [2u16, 4, 6, 1, 3] {
+        e.on_computed(t(now), current).unwrap();
+        let a = drain_edge(&mut e, t(now));
+        let Some(Action::Compute(w)) = a.last().copied() else {
+            panic!("{a:?}")
+        };
+        assert_eq!(
+            w,
+            Work::Tile {
+                frame: f,
+                tile: expect,
+                mode: TileMode::Reuse
+            }
+        );
+        current = w;
+        now += 1;
+    }
+    // Tile 5 needs 8's strips (computed by the thief, not covered yet): falls back to Plain.
+    e.on_computed(t(now), current).unwrap();
+    let a = drain_edge(&mut e, t(now));
+    assert_eq!(
+        a.last(),
+        Some(&Action::Compute(Work::Tile {
+            frame: f,
+            tile: 5,
+            mode: TileMode::Plain
+        }))
+    );
+    current = Work::Tile {
+        frame: f,
+        tile: 5,
+        mode: TileMode::Plain,
+    };
+    now += 1;
+    // Coverage for 8 arrives: tile 7 (neighbours 4, 6 local, 8 remote) fetches 8's strip on
+    // its left side before running Reuse.
+    e.on_message(t(now), GATEWAY, &Message::Coverage { frame: f, tile: 8 })
+        .unwrap();
+    e.on_computed(t(now), current).unwrap();
+    let a = drain_edge(&mut e, t(now));
+    assert!(
+        a.contains(&send(
+            GATEWAY,
+            Control::StripRequest {
+                frame: f,
+                tile: 8,
+                sides: 1 << 3
+            }
+        )),
+        "{a:?}"
+    );
+    assert!(!a.iter().any(|x| matches!(x, Action::Compute(_))));
+    let strips = Message::Strips {
+        frame: f,
+        tile: 8,
+        strips: StripsView::EMPTY,
+    };
+    assert_eq!(
+        e.on_message(t(now + 1), GATEWAY, &strips),
+        Ok(Verdict::Accept)
+    );
+    assert_eq!(
+        drain_edge(&mut e, t(now + 1)),
+        vec![Action::Compute(Work::Tile {
+            frame: f,
+            tile: 7,
+            mode: TileMode::Reuse
+        })]
+    );
+    assert_eq!(
+        e.on_message(t(now + 2), GATEWAY, &strips),
+        Ok(Verdict::Discard)
+    );
+}
+
+#[test]
+fn bodp_splits_layers_and_redispatches_late_stripes() {
+    let mut g = Gateway::new(config(Policy::Bodp), t(0));
+    for e in [1, 2] {
+        g.on_message(t(0), e, &hello(e)).unwrap();
+    }
+    let f = FrameKey::new(1, 0);
+    let submit = Message::FrameSubmit {
+        frame: f,
+        input: EMPTY,
+    };
+    g.on_message(t(1), 1, &submit).unwrap();
+    let a = drain_gw(&mut g, t(1));
+    let rows = |a: &[Action]| -> Vec<(NodeId, u8, u16, Region)> {
+        a.iter()
+            .filter_map(|x| match *x {
+                Action::SendLayerTask {
+                    to,
+                    layer,
+                    stripe,
+                    output,
+                    ..
+                } => Some((to, layer, stripe, output)),
+                _ => None,
+            })
+            .collect()
+    };
+    let full = |y0, y1| Region::new(Span::new(0, 64), Span::new(y0, y1));
+    assert_eq!(
+        rows(&a),
+        vec![(1, 0, 0, full(0, 32)), (2, 0, 1, full(32, 64))]
+    );
+    assert_eq!(g.stripe_region(f, 0, 1), Some(full(32, 64)));
+    let lr = |layer, stripe| Message::LayerResult {
+        frame: f,
+        layer,
+        stripe,
+        output: EMPTY,
+    };
+    // Edge 1 answers fast; edge 2 is late: its stripe moves to edge 1.
+    assert_eq!(g.on_message(t(11), 1, &lr(0, 0)), Ok(Verdict::Accept));
+    assert_eq!(g.on_message(t(11), 1, &lr(0, 0)), Ok(Verdict::Discard));
+    assert_eq!(
+        g.on_message(t(11), 1, &lr(0, 7)),
+        Err(RuntimeError::StripeOutOfRange {
+            layer: 0,
+            stripe: 7
+        })
+    );
+    assert_eq!(drain_gw(&mut g, t(11)), vec![]);
+    let a = drain_gw(&mut g, t(101));
+    assert_eq!(rows(&a), vec![(1, 0, 1, full(32, 64))]);
+    // The late original and the re-dispatch race; the first wins, the other is discarded.
+    assert_eq!(g.on_message(t(105), 2, &lr(0, 1)), Ok(Verdict::Accept));
+    assert_eq!(g.on_message(t(110), 1, &lr(0, 1)), Ok(Verdict::Discard));
+    let a = drain_gw(&mut g, t(110));
+    assert_eq!(a[0], Action::LayerComplete { frame: f, layer: 0 });
+    // Layer 1 (the pool, 32 rows): edge 2 answered again, so both share it, biased by the
+    // measured speed (edge 1 was ten times faster).
+    let r = rows(&a);
+    assert_eq!(r.len(), 2, "{a:?}");
+    assert!(r[0].3.height() > r[1].3.height(), "{r:?}");
+}
+
+#[test]
+fn capacities_are_typed_errors() {
+    // Frames per source.
+    let mut e = Edge::new(config(Policy::Wsh), 1, t(0));
+    assert_eq!(e.submit_frame(t(0)), Err(SubmitError::NoGateway));
+    e.on_connected(t(0), GATEWAY);
+    for _ in 0..MAX_FRAMES_PER_SOURCE {
+        e.submit_frame(t(0)).unwrap();
+        drain_edge(&mut e, t(0));
+    }
+    assert_eq!(e.submit_frame(t(0)), Err(SubmitError::TooManyFrames));
+    let mut g = Gateway::new(config(Policy::Wst), t(0));
+    for _ in 0..MAX_FRAMES_PER_SOURCE {
+        g.submit_frame(t(0)).unwrap();
+    }
+    assert_eq!(g.submit_frame(t(0)), Err(SubmitError::TooManyFrames));
+    // Peers.
+    let mut g = Gateway::new(config(Policy::Wsh), t(0));
+    for p in 1..=MAX_EDGES as NodeId {
+        g.on_message(t(0), p, &hello(p)).unwrap();
+    }
+    assert_eq!(
+        g.on_message(t(0), 99, &hello(99)),
+        Err(RuntimeError::TooManyPeers)
+    );
+    // An undrained action queue refuses new events instead of overflowing.
+    let mut busy = None;
+    for i in 0..100 {
+        if let Err(e) = g.on_message(t(1), 1, &Message::TaskRequest) {
+            busy = Some((i, e));
+            break;
+        }
+    }
+    assert!(matches!(busy, Some((_, RuntimeError::Busy))), "{busy:?}");
+    assert!(!drain_gw(&mut g, t(1)).is_empty());
+    assert!(g.on_message(t(1), 1, &Message::TaskRequest).is_ok());
+}
+
+#[test]
+fn frame_numbers_wrap_and_stale_frames_are_discarded() {
+    let mut g = Gateway::new(config(Policy::Wsh), t(0));
+    g.on_message(t(0), 1, &hello(1)).unwrap();
+    let submit = |n| Message::FrameSubmit {
+        frame: FrameKey::new(1, n),
+        input: EMPTY,
+    };
+    assert_eq!(
+        g.on_message(t(1), 1, &submit(u32::MAX)),
+        Ok(Verdict::Accept)
+    );
+    assert_eq!(g.on_message(t(1), 1, &submit(0)), Ok(Verdict::Accept));
+    // Far-off or older numbers are not new frames.
+    assert_eq!(g.on_message(t(1), 1, &submit(1_000)), Ok(Verdict::Discard));
+    assert_eq!(
+        g.on_message(t(1), 1, &submit(u32::MAX - 1)),
+        Ok(Verdict::Discard)
+    );
+    // Another peer cannot submit in 1's name.
+    g.on_message(t(1), 2, &hello(2)).unwrap();
+    assert!(g.on_message(t(1), 2, &submit(1)).is_err());
+    assert_eq!(g.frames_in_flight(), 2);
+}
+
+#[test]
+fn silent_peer_is_declared_dead_and_its_tiles_move() {
+    let mut g = Gateway::new(config(Policy::Wsh), t(0));
+    g.on_message(t(0), 1, &hello(1)).unwrap();
+    g.on_message(t(0), 2, &hello(2)).unwrap();
+    let f = FrameKey::new(1, 0);
+    g.on_message(
+        t(0),
+        1,
+        &Message::FrameSubmit {
+            frame: f,
+            input: EMPTY,
+        },
+    )
+    .unwrap();
+    g.on_message(t(0), 2, &Message::TaskRequest).unwrap();
+    drain_gw(&mut g, t(0));
+    // Edge 1 keeps beating, edge 2 falls silent.
+    let mut now = 0;
+    let mut dead = vec![];
+    while now < 1_500 {
+        now += 50;
+        g.on_message(t(now), 1, &Message::Heartbeat).unwrap();
+        for a in drain_gw(&mut g, t(now)) {
+            if let Action::Disconnect { peer, reason } = a {
+                dead.push((peer, reason));
+            }
+        }
+    }
+    assert_eq!(dead, vec![(2, DisconnectReason::PeerTimeout)]);
+    assert_eq!(g.alive_edges(), 1);
+    assert_eq!(
+        g.on_message(t(now), 2, &Message::TaskRequest),
+        Err(RuntimeError::UnknownPeer { peer: 2 })
+    );
+    // Tile 0 (lent to 2) is handed to edge 1.
+    g.on_message(t(now), 1, &Message::TaskRequest).unwrap();
+    assert_eq!(
+        drain_gw(&mut g, t(now)),
+        vec![Action::SendTask {
+            to: 1,
+            frame: f,
+            tile: 0,
+            mode: TileMode::Plain
+        }]
+    );
+}
+
+/// A random message from a random peer.
+fn arb_msg() -> impl Strategy<Value = (NodeId, Message<'static>)> {
+    let frame =
+        (0u16..4, prop_oneof![0u32..3, Just(u32::MAX)]).prop_map(|(o, n)| FrameKey::new(o, n));
+    let tile = prop_oneof![0u16..10, Just(u16::MAX)];
+    let msg = prop_oneof![
+        (0u16..5).prop_map(hello),
+        (frame.clone(), 0u16..12).prop_map(|(frame, tiles)| Message::Register { frame, tiles }),
+        frame
+            .clone()
+            .prop_map(|frame| Message::Unregister { frame }),
+        Just(Message::StealRequest),
+        proptest::option::of(0u16..5).prop_map(|victim| Message::StealReply { victim }),
+        Just(Message::StealTask),
+        (frame.clone(), tile.clone(), any::<bool>()).prop_map(|(frame, tile, r)| Message::Task {
+            frame,
+            tile,
+            mode: if r { TileMode::Reuse } else { TileMode::Plain },
+            input: EMPTY
+        }),
+        Just(Message::NoTask),
+        Just(Message::TaskRequest),
+        (frame.clone(), tile.clone()).prop_map(|(f, t)| result(f, t)),
+        (frame.clone(), tile.clone()).prop_map(|(frame, tile)| Message::Strips {
+            frame,
+            tile,
+            strips: StripsView::EMPTY
+        }),
+        (frame.clone(), tile.clone(), any::<u8>())
+            .prop_map(|(frame, tile, sides)| Message::StripRequest { frame, tile, sides }),
+        (frame.clone(), tile.clone()).prop_map(|(frame, tile)| Message::Coverage { frame, tile }),
+        frame.clone().prop_map(|frame| Message::FrameSubmit {
+            frame,
+            input: EMPTY
+        }),
+        (frame.clone(), any::<bool>())
+            .prop_map(|(frame, complete)| Message::FrameDone { frame, complete }),
+        (frame.clone(), 0u8..5, 0u16..20).prop_map(|(frame, layer, stripe)| Message::LayerTask {
+            frame,
+            layer,
+            stripe,
+            output: Region::new(Span::new(0, 64), Span::new(0, 8)),
+            input: EMPTY
+        }),
+        (frame.clone(), 0u8..5, 0u16..20).prop_map(|(frame, layer, stripe)| {
+            Message::LayerResult {
+                frame,
+                layer,
+                stripe,
+                output: EMPTY,
+            }
+        }),
+        Just(Message::Heartbeat),
+        any::<u16>().prop_map(|code| Message::Reject { code }),
+    ];
+    (0u16..5, msg)
+}
+
+#[derive(Clone, Debug)]
+enum Step {
+    Msg(NodeId, Message<'static>),
+    Tick(u64),
+    Computed,
+    Submit,
+    Disconnect(NodeId),
+}
+
+fn arb_steps() -> impl Strategy<Value = Vec<Step>> {
+    proptest::collection::vec(
+        prop_oneof![
+            6 => arb_msg().prop_map(|(p, m)| Step::Msg(p, m)),
+            1 => (0u64..300).prop_map(Step::Tick),
+            1 => Just(Step::Computed),
+            1 => Just(Step::Submit),
+            1 => (0u16..5).prop_map(Step::Disconnect),
+        ],
+        0..80,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Whatever peers send, in whatever order, nodes answer with values, never a panic, and
+    /// keep their queues bounded.
+    #[test]
+    fn random_streams_never_panic(policy in 0usize..4, steps in arb_steps()) {
+        let policy = [Policy::Wsh, Policy::Wst, Policy::WstS, Policy::Bodp][policy];
+        let cfg = config(policy);
+        let mut g = Gateway::new(cfg, t(0));
+        let mut e = Edge::new(cfg, 1, t(0));
+        e.on_connected(t(0), GATEWAY);
+        let mut now = 0;
+        let mut gw_work: Option<Work> = None;
+        let mut edge_work: Option<Work> = None;
+        for step in steps {
+            match step {
+                Step::Msg(from, m) => {
+                    let _ = g.on_message(t(now), from, &m);
+                    let _ = e.on_message(t(now), from, &m);
+                }
+                Step::Tick(ms) => now += ms,
+                Step::Computed => {
+                    if let Some(w) = gw_work.take() {
+                        let _ = g.on_computed(t(now), w);
+                    }
+                    if let Some(w) = edge_work.take() {
+                        let _ = e.on_computed(t(now), w);
+                    }
+                }
+                Step::Submit => {
+                    let _ = g.submit_frame(t(now));
+                    let _ = e.submit_frame(t(now));
+                }
+                Step::Disconnect(p) => {
+                    g.on_disconnected(t(now), p);
+                    e.on_disconnected(t(now), p);
+                }
+            }
+            for a in drain_gw(&mut g, t(now)) {
+                if let Action::Compute(w) = a {
+                    prop_assert!(gw_work.is_none(), "gateway computes twice");
+                    gw_work = Some(w);
+                }
+            }
+            for a in drain_edge(&mut e, t(now)) {
+                if let Action::Compute(w) = a {
+                    prop_assert!(edge_work.is_none(), "edge computes twice");
+                    edge_work = Some(w);
+                }
+            }
+            prop_assert!(g.frames_in_flight() <= tessera_core::runtime::MAX_GATEWAY_FRAMES);
+            prop_assert!(e.frames_in_flight() <= MAX_FRAMES_PER_SOURCE);
+            if let Some(at) = g.poll_at() {
+                prop_assert!(at >= t(now) || at == t(now));
+            }
+        }
+    }
+}
