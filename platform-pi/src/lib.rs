@@ -3,7 +3,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod cluster;
 pub mod config;
+pub mod demo;
 pub mod detect;
 pub mod detections;
 pub mod error;

@@ -1,6 +1,6 @@
 //! The `tessera` command: distributed CNN inference on Raspberry Pi class devices.
 
-use tessera_pi::{detect, files, gen_weights, layers};
+use tessera_pi::{demo, detect, files, gen_weights, layers};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +34,8 @@ enum Command {
     /// Run one frame through the whole network (fused stack tiled, then the tail), decode and
     /// NMS the boxes, print them and write an annotated PNG and a JSON of boxes.
     Detect(detect::Args),
+    /// Start a gateway and K edges on 127.0.0.x and run sample frames through the cluster.
+    Demo(demo::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
         }
         Command::Layers(args) => layers::run(&args),
         Command::Detect(args) => detect::run(&args),
+        Command::Demo(args) => demo::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
