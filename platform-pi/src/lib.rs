@@ -13,6 +13,7 @@ pub mod files;
 pub mod gen_weights;
 pub mod image;
 pub mod layers;
+pub mod nodes;
 pub mod rng;
 pub mod tail;
 pub mod tiled;

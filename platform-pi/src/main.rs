@@ -1,6 +1,6 @@
 //! The `tessera` command: distributed CNN inference on Raspberry Pi class devices.
 
-use tessera_pi::{demo, detect, files, gen_weights, layers};
+use tessera_pi::{demo, detect, files, gen_weights, layers, nodes};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +36,10 @@ enum Command {
     Detect(detect::Args),
     /// Start a gateway and K edges on 127.0.0.x and run sample frames through the cluster.
     Demo(demo::Args),
+    /// Run the gateway of a cluster file.
+    Gateway(nodes::GatewayArgs),
+    /// Run an edge of a cluster file (a data source when given --input frames).
+    Edge(nodes::EdgeArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +55,8 @@ fn main() -> ExitCode {
         Command::Layers(args) => layers::run(&args),
         Command::Detect(args) => detect::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Gateway(args) => nodes::gateway(&args),
+        Command::Edge(args) => nodes::edge(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,185 @@
+//! `tessera gateway` and `tessera edge`: one node of a cluster described by a TOML file.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::Args as ClapArgs;
+use tessera_core::kernel::Portable;
+use tessera_core::model::weights::Weights;
+
+use crate::cluster::{NodeSpec, RunningNode};
+use crate::config::Cluster;
+use crate::demo::fused_model;
+use crate::detections::to_json;
+use crate::error::{error, Context, Error};
+use crate::image::Image;
+use crate::{detect, files, gen_weights, tail};
+
+/// Arguments of `tessera gateway`.
+#[derive(ClapArgs, Debug)]
+pub struct GatewayArgs {
+    /// Cluster file (see cluster.example.toml).
+    #[arg(long)]
+    pub cluster: PathBuf,
+    /// Stop after this many frames (default: run until killed).
+    #[arg(long)]
+    pub frames: Option<usize>,
+    /// Write each frame's boxes (network-input coordinates) as JSON here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Arguments of `tessera edge`.
+#[derive(ClapArgs, Debug)]
+pub struct EdgeArgs {
+    /// Cluster file (see cluster.example.toml).
+    #[arg(long)]
+    pub cluster: PathBuf,
+    /// This edge's id in the cluster file.
+    #[arg(long)]
+    pub id: u16,
+    /// Frames to feed when this edge is a data source (JPEG/PNG), in order.
+    #[arg(long)]
+    pub input: Vec<PathBuf>,
+    /// Feed the inputs this many times.
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
+    /// Run this many seconds, then stop (default: until its frames are done, or forever
+    /// when it feeds none).
+    #[arg(long)]
+    pub seconds: Option<u64>,
+    /// Straggler factor for experiments (2.0: every job takes twice as long).
+    #[arg(long, default_value_t = 1.0)]
+    pub slowdown: f64,
+}
+
+fn load(cluster: &Cluster) -> Result<(tessera_core::model::Network, Vec<f32>), Error> {
+    let net = files::load_network(cluster.cfg.as_deref())?;
+    let all = net.layers().len();
+    let params = match &cluster.weights {
+        Some(p) => files::load_weights(p, &net, all)?,
+        None => gen_weights::params(&net, all, cluster.seed),
+    };
+    Ok((net, params))
+}
+
+/// Runs the gateway.
+pub fn gateway(args: &GatewayArgs) -> Result<(), Error> {
+    let cluster = Cluster::load(&args.cluster)?;
+    let (net, params) = load(&cluster)?;
+    let model = fused_model(&net, &params, cluster.layers, cluster.grid)?;
+    let node = RunningNode::start(NodeSpec {
+        id: 0,
+        cluster: cluster.clone(),
+        model,
+        slowdown: 1.0,
+        key_override: None,
+    })?;
+    println!(
+        "gateway up: {:?}, grid {}x{}, {} edges",
+        cluster.policy,
+        cluster.grid.0,
+        cluster.grid.1,
+        cluster.edges().count()
+    );
+    let weights =
+        Weights::new(&net, net.layers().len(), &params).context(|| "viewing the weights")?;
+    let mut done = 0;
+    while args.frames.is_none_or(|n| done < n) {
+        let Some(f) = node.next_finished(Duration::from_secs(1)) else {
+            continue;
+        };
+        done += 1;
+        let Some(out) = f.output.filter(|_| f.complete) else {
+            println!("frame {}.{} FAILED", f.frame.origin, f.frame.number);
+            continue;
+        };
+        let t = tail::run_tail(&Portable, &net, &weights, cluster.layers, &out, &[])?;
+        let (w, h) = (net.input().w as usize, net.input().h as usize);
+        let dets = detect::boxes(&net, &t.output, w, h, 0.24, 0.45)?;
+        println!(
+            "frame {}.{}: {} ms in the cluster, {} boxes, tiles {:?}",
+            f.frame.origin,
+            f.frame.number,
+            f.latency.total_millis(),
+            dets.len(),
+            f.tiles_by
+        );
+        if let Some(dir) = &args.out {
+            std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
+            let path = dir.join(format!("frame-{}-{}.json", f.frame.origin, f.frame.number));
+            std::fs::write(&path, to_json(&dets, w, h))
+                .context(|| format!("writing {}", path.display()))?;
+        }
+    }
+    let s = node.stop();
+    println!(
+        "gateway: {} frames, {} B sent, {} B received, {} forged, {} replayed, {} refused",
+        done, s.link.bytes_sent, s.link.bytes_received, s.link.forged, s.link.replayed, s.refused
+    );
+    Ok(())
+}
+
+/// Runs an edge.
+pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
+    let cluster = Cluster::load(&args.cluster)?;
+    if args.id == 0 || cluster.node(args.id).is_none() {
+        return Err(error(
+            "edge",
+            format!("no edge with id {} in {}", args.id, args.cluster.display()),
+        ));
+    }
+    if !(args.slowdown >= 1.0 && args.slowdown <= 1000.0) {
+        return Err(error("edge", "--slowdown must be in 1..=1000"));
+    }
+    let (net, params) = load(&cluster)?;
+    let model = fused_model(&net, &params, cluster.layers, cluster.grid)?;
+    let node = RunningNode::start(NodeSpec {
+        id: args.id,
+        cluster: cluster.clone(),
+        model,
+        slowdown: args.slowdown,
+        key_override: None,
+    })?;
+    let shape = net.input();
+    let mut fed = 0;
+    for _ in 0..args.repeat {
+        for p in &args.input {
+            let img = Image::load(p).context(|| format!("loading {}", p.display()))?;
+            node.submit(img.letterbox(shape.w as usize, shape.h as usize).data);
+            fed += 1;
+        }
+    }
+    println!("edge {} up, feeding {fed} frames", args.id);
+    let start = Instant::now();
+    let mut done = 0;
+    loop {
+        if let Some(s) = args.seconds {
+            if start.elapsed() >= Duration::from_secs(s) {
+                break;
+            }
+        } else if fed > 0 && done == fed {
+            break;
+        }
+        if let Some(f) = node.next_finished(Duration::from_millis(200)) {
+            done += 1;
+            println!(
+                "frame {}.{}: {} in {} ms",
+                f.frame.origin,
+                f.frame.number,
+                if f.complete { "done" } else { "FAILED" },
+                f.latency.total_millis()
+            );
+        }
+    }
+    let s = node.stop();
+    println!(
+        "edge {}: computed {}, lent {}, re-dispatched {}, {} B sent",
+        args.id,
+        s.runtime.tiles_computed,
+        s.runtime.tiles_lent,
+        s.runtime.tiles_redispatched,
+        s.link.bytes_sent
+    );
+    Ok(())
+}
