@@ -85,13 +85,17 @@ pub struct LocalRun {
     pub elapsed: StdDuration,
 }
 
-/// Options of a local cluster run beyond the cluster file.
+/// Faults injected into a local cluster run.
 #[derive(Clone, Debug, Default)]
 pub struct Faults {
-    /// Edges that run `factor` times slower.
+    /// Edges that run `factor` times slower (stragglers).
     pub slow: Vec<(NodeId, f64)>,
-    /// An edge stopped after the gateway finished this many frames... or after this delay.
+    /// An edge stopped (threads joined, sockets closed) this long after the start.
     pub kill: Option<(NodeId, StdDuration)>,
+    /// Nodes of the cluster file that are not started (an outside peer may pose as one).
+    pub absent: Vec<NodeId>,
+    /// Nodes started with a different cluster key.
+    pub wrong_key: Vec<NodeId>,
 }
 
 /// A loopback cluster description: gateway on 127.0.0.1, edge i on 127.0.0.(1+i).
@@ -142,7 +146,11 @@ pub fn run_local(
 ) -> Result<LocalRun, Error> {
     let start = StdInstant::now();
     let mut nodes: Vec<RunningNode> = Vec::new();
-    for n in &cluster.nodes {
+    for n in cluster
+        .nodes
+        .iter()
+        .filter(|n| !faults.absent.contains(&n.id))
+    {
         let slowdown = faults
             .slow
             .iter()
@@ -153,7 +161,7 @@ pub fn run_local(
             cluster: cluster.clone(),
             model: model.clone(),
             slowdown,
-            key_override: None,
+            key_override: faults.wrong_key.contains(&n.id).then_some(Some([0x5a; 32])),
         })?);
     }
     let sources: Vec<NodeId> = cluster

@@ -1,0 +1,47 @@
+//! A cluster run leaves no thread or file descriptor behind (its own process, so other tests'
+//! threads do not blur the counts).
+
+use std::time::Duration;
+
+use tessera_core::model::cfg;
+use tessera_core::wire::Policy;
+use tessera_pi::demo::{fused_model, local_cluster, run_local, Faults};
+use tessera_pi::files::DEFAULT_CFG;
+use tessera_pi::gen_weights;
+
+fn count(dir: &str) -> usize {
+    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
+
+#[test]
+fn threads_and_fds_are_released() {
+    let text = DEFAULT_CFG
+        .replace("width=608", "width=96")
+        .replace("height=608", "height=96");
+    let net = cfg::parse(&text).unwrap();
+    let params = gen_weights::params(&net, 16, 2);
+    let model = fused_model(&net, &params, 16, (3, 3)).unwrap();
+    let image = vec![0.5f32; 96 * 96 * 3];
+    let port = 30_000 + (std::process::id() % 5_000) as u16;
+    let (fds, threads) = (count("/proc/self/fd"), count("/proc/self/task"));
+    for (i, policy) in [Policy::WstS, Policy::Bodp].into_iter().enumerate() {
+        let c = local_cluster(policy, (3, 3), 2, 1, port + i as u16, Some([1; 32]), 16);
+        let faults = Faults {
+            kill: Some((2, Duration::from_millis(50))),
+            ..Faults::default()
+        };
+        let r = run_local(
+            &c,
+            model.clone(),
+            &[image.clone(), image.clone()],
+            &faults,
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        assert_eq!(r.gateway.len(), 2);
+    }
+    // Sockets close as nodes stop; give the kernel a moment to reap nothing else.
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(count("/proc/self/task"), threads, "threads leaked");
+    assert_eq!(count("/proc/self/fd"), fds, "file descriptors leaked");
+}
