@@ -1,6 +1,6 @@
 //! The `tessera` command: distributed CNN inference on Raspberry Pi class devices.
 
-use tessera_pi::{demo, detect, files, gen_weights, layers, nodes};
+use tessera_pi::{bench_cluster, demo, detect, files, gen_weights, layers, nodes};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,6 +40,15 @@ enum Command {
     Gateway(nodes::GatewayArgs),
     /// Run an edge of a cluster file (a data source when given --input frames).
     Edge(nodes::EdgeArgs),
+    /// Benchmarks that print figures measured in one run.
+    #[command(subcommand)]
+    Bench(Bench),
+}
+
+#[derive(Subcommand, Debug)]
+enum Bench {
+    /// Policies on a loopback cluster: s/frame, bytes per frame, edge buffers, two sources.
+    Cluster(bench_cluster::Args),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +66,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::Gateway(args) => nodes::gateway(&args),
         Command::Edge(args) => nodes::edge(&args),
+        Command::Bench(Bench::Cluster(args)) => bench_cluster::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

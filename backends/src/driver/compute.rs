@@ -171,6 +171,8 @@ pub struct Done {
     pub output: Vec<f32>,
     /// Strips produced for neighbours (level-0 Reuse tiles).
     pub strips: Strips,
+    /// Bytes of feature buffers the job held at once (input, scratch, output, strips).
+    pub buffer_bytes: usize,
 }
 
 /// Runs `job` with `kernels`.
@@ -198,6 +200,8 @@ pub fn execute<K: Kernels>(kernels: &K, model: &Model, job: Job) -> Result<Done,
                 )
                 .map_err(ModelError::Exec)?;
             }
+            let strip_bytes: usize = strips.values().map(|s| s.data.len() * 4).sum();
+            let buffer_bytes = 4 * (job.input.len() + 2 * scratch + out.len()) + strip_bytes;
             // What the tile put beyond what it was given are its own strips.
             for (k, s) in strips {
                 if k.0 == tile {
@@ -209,6 +213,7 @@ pub fn execute<K: Kernels>(kernels: &K, model: &Model, job: Job) -> Result<Done,
                 region,
                 output: out,
                 strips: produced,
+                buffer_bytes,
             })
         }
         Work::Layer { layer, output, .. } => {
@@ -242,11 +247,13 @@ pub fn execute<K: Kernels>(kernels: &K, model: &Model, job: Job) -> Result<Done,
                 }
             }
             .map_err(ModelError::Kernel)?;
+            let buffer_bytes = 4 * (job.input.len() + out.len());
             Ok(Done {
                 work: job.work,
                 region: output,
                 output: out,
                 strips: Strips::new(),
+                buffer_bytes,
             })
         }
     }

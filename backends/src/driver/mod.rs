@@ -118,6 +118,8 @@ pub struct NodeStats {
     pub failed_jobs: u64,
     /// Largest tensor store held at once, in bytes (frames, tasks, results, strips).
     pub peak_store_bytes: usize,
+    /// Largest set of feature buffers one computation held (input, scratch, output, strips).
+    pub peak_compute_bytes: usize,
 }
 
 /// One cluster node: link + state machine + stores + executor.
@@ -391,6 +393,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 return;
             }
         };
+        self.stats.peak_compute_bytes = self.stats.peak_compute_bytes.max(done.buffer_bytes);
         let verdict = machine!(&mut self.machine, m => m.on_computed(now, done.work));
         if verdict != Ok(Verdict::Accept) {
             return;

@@ -1,0 +1,238 @@
+//! `tessera bench cluster`: the policies measured on a loopback cluster in one run.
+//!
+//! For 1 and 2 edges × 3x3/5x5 × WSH/WST/WST-S/BODP it runs YOLOv2's fused layers on real
+//! sockets and reports seconds per frame (source-measured: submit → FrameDone), bytes on the
+//! wire per frame (all nodes, every frame header, tag and heartbeat included) and the largest
+//! per-edge buffers; then with two data sources, throughput and maximum latency. All nodes
+//! share this machine's cores, so absolute times measure contention as much as the network:
+//! compare policies with each other, not with a Pi cluster.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use clap::Args as ClapArgs;
+use tessera_core::wire::Policy;
+
+use crate::demo::{fused_model, local_cluster, run_local, Faults, LocalRun};
+use crate::error::{error, Error};
+use crate::image::Image;
+use crate::{files, gen_weights};
+
+/// Arguments of `tessera bench cluster`.
+#[derive(ClapArgs, Debug)]
+pub struct Args {
+    /// Frames per configuration (run one after another).
+    #[arg(long, default_value_t = 2)]
+    pub frames: usize,
+    /// Network input side (multiple of 32); 608 is YOLOv2's.
+    #[arg(long, default_value_t = 608)]
+    pub size: u32,
+    /// Print one JSON object instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// First port (each configuration takes the next).
+    #[arg(long, default_value_t = 7800)]
+    pub port: u16,
+}
+
+/// Figures of one configuration.
+#[derive(Clone, Debug)]
+pub struct Row {
+    /// Policy.
+    pub policy: Policy,
+    /// Grid.
+    pub grid: (u32, u32),
+    /// Edges.
+    pub edges: u16,
+    /// Mean seconds per frame.
+    pub secs_per_frame: f64,
+    /// Bytes sent by all nodes per frame.
+    pub bytes_per_frame: f64,
+    /// Largest compute buffers of an edge.
+    pub edge_compute_bytes: usize,
+    /// Largest tensor store of an edge.
+    pub edge_store_bytes: usize,
+}
+
+fn name(p: Policy) -> &'static str {
+    match p {
+        Policy::Wsh => "WSH",
+        Policy::Wst => "WST",
+        Policy::WstS => "WST-S",
+        Policy::Bodp => "BODP",
+    }
+}
+
+fn summarize(policy: Policy, grid: (u32, u32), edges: u16, runs: &[LocalRun]) -> Row {
+    let frames: usize = runs
+        .iter()
+        .map(|r| r.source_latency.len())
+        .sum::<usize>()
+        .max(1);
+    let secs: f64 = runs
+        .iter()
+        .flat_map(|r| r.source_latency.values())
+        .map(|d| d.as_secs_f64())
+        .sum();
+    let bytes: u64 = runs
+        .iter()
+        .flat_map(|r| r.stats.values())
+        .map(|s| s.link.bytes_sent)
+        .sum();
+    let edge = |f: fn(&tessera_backends::driver::NodeStats) -> usize| {
+        runs.iter()
+            .flat_map(|r| r.stats.iter())
+            .filter(|(id, _)| **id != 0)
+            .map(|(_, s)| f(s))
+            .max()
+            .unwrap_or(0)
+    };
+    Row {
+        policy,
+        grid,
+        edges,
+        secs_per_frame: secs / frames as f64,
+        bytes_per_frame: bytes as f64 / frames as f64,
+        edge_compute_bytes: edge(|s| s.peak_compute_bytes),
+        edge_store_bytes: edge(|s| s.peak_store_bytes),
+    }
+}
+
+/// Runs the benchmark.
+pub fn run(args: &Args) -> Result<(), Error> {
+    if args.size == 0 || args.size % 32 != 0 || args.size > 1024 {
+        return Err(error(
+            "bench cluster",
+            "--size must be a multiple of 32 up to 1024",
+        ));
+    }
+    if args.frames == 0 || args.frames > 100 {
+        return Err(error("bench cluster", "--frames must be 1..=100"));
+    }
+    let side = args.size.to_string();
+    let text = files::DEFAULT_CFG
+        .replace("width=608", &format!("width={side}"))
+        .replace("height=608", &format!("height={side}"));
+    let net =
+        tessera_core::model::cfg::parse(&text).map_err(|e| error("bench cfg", e.to_string()))?;
+    let params = gen_weights::params(&net, 16, 1);
+    let img =
+        Image::decode(files::DEFAULT_IMAGE).map_err(|e| error("sample image", e.to_string()))?;
+    let input = img.letterbox(args.size as usize, args.size as usize).data;
+    let mut port = args.port;
+    let mut rows = Vec::new();
+    for edges in [1u16, 2] {
+        for grid in [(3, 3), (5, 5)] {
+            for policy in [Policy::Wsh, Policy::Wst, Policy::WstS, Policy::Bodp] {
+                let model = fused_model(&net, &params, 16, grid)?;
+                let mut runs = Vec::new();
+                for _ in 0..args.frames {
+                    let c = local_cluster(policy, grid, edges, 1, port, Some([7; 32]), 16);
+                    port = port.wrapping_add(1);
+                    runs.push(run_local(
+                        &c,
+                        model.clone(),
+                        std::slice::from_ref(&input),
+                        &Faults::default(),
+                        Duration::from_secs(600),
+                    )?);
+                }
+                let row = summarize(policy, grid, edges, &runs);
+                if !args.json {
+                    eprintln!(
+                        "  {} {}x{} {} edge(s): {:.3} s/frame",
+                        name(policy),
+                        grid.0,
+                        grid.1,
+                        edges,
+                        row.secs_per_frame
+                    );
+                }
+                rows.push(row);
+            }
+        }
+    }
+    // Two data sources (both edges have a camera): frames overlap in the cluster.
+    let mut multi = Vec::new();
+    for policy in [Policy::Wsh, Policy::WstS] {
+        let model = fused_model(&net, &params, 16, (3, 3))?;
+        let c = local_cluster(policy, (3, 3), 2, 2, port, Some([7; 32]), 16);
+        port = port.wrapping_add(1);
+        let frames = 2 * args.frames;
+        let r = run_local(
+            &c,
+            model,
+            &vec![input.clone(); frames],
+            &Faults::default(),
+            Duration::from_secs(600),
+        )?;
+        let max = r
+            .source_latency
+            .values()
+            .map(|d| d.as_secs_f64())
+            .fold(0.0, f64::max);
+        let done = r.gateway.values().filter(|f| f.complete).count();
+        // Throughput over the whole run (start-up included, so a lower bound).
+        let fps = done as f64 / r.elapsed.as_secs_f64();
+        multi.push((policy, frames, done, fps, max));
+    }
+    if args.json {
+        let mut s = String::new();
+        let _ = write!(
+            s,
+            "{{\"size\": {}, \"frames_per_config\": {}, \"configs\": [",
+            args.size, args.frames
+        );
+        for (i, r) in rows.iter().enumerate() {
+            let _ = write!(
+                s,
+                "{}{{\"policy\": \"{}\", \"grid\": \"{}x{}\", \"edges\": {}, \"secs_per_frame\": {:.4}, \"bytes_per_frame\": {:.0}, \"edge_compute_bytes\": {}, \"edge_store_bytes\": {}}}",
+                if i == 0 { "" } else { ", " },
+                name(r.policy),
+                r.grid.0,
+                r.grid.1,
+                r.edges,
+                r.secs_per_frame,
+                r.bytes_per_frame,
+                r.edge_compute_bytes,
+                r.edge_store_bytes
+            );
+        }
+        let _ = write!(s, "], \"two_sources\": [");
+        for (i, (p, frames, done, fps, max)) in multi.iter().enumerate() {
+            let _ = write!(s, "{}{{\"policy\": \"{}\", \"frames\": {frames}, \"completed\": {done}, \"frames_per_sec\": {fps:.4}, \"max_latency_secs\": {max:.4}}}", if i == 0 { "" } else { ", " }, name(*p));
+        }
+        s.push_str("]}");
+        println!("{s}");
+        return Ok(());
+    }
+    println!(
+        "\nYOLOv2 layers 0-15 at {0}x{0}, {1} frame(s) per configuration, loopback, authenticated",
+        args.size, args.frames
+    );
+    println!(
+        "{:<7} {:<5} {:>5} {:>10} {:>14} {:>16} {:>15}",
+        "policy", "grid", "edges", "s/frame", "MiB/frame", "edge compute MiB", "edge store MiB"
+    );
+    const MIB: f64 = 1024.0 * 1024.0;
+    for r in &rows {
+        println!(
+            "{:<7} {:<5} {:>5} {:>10.3} {:>14.2} {:>16.2} {:>15.2}",
+            name(r.policy),
+            format!("{}x{}", r.grid.0, r.grid.1),
+            r.edges,
+            r.secs_per_frame,
+            r.bytes_per_frame / MIB,
+            r.edge_compute_bytes as f64 / MIB,
+            r.edge_store_bytes as f64 / MIB
+        );
+    }
+    println!("\ntwo data sources (2 edges, both cameras), 3x3:");
+    for (p, frames, done, fps, max) in &multi {
+        println!(
+            "  {:<6} {done}/{frames} frames, {fps:.3} frames/s, max latency {max:.3} s",
+            name(*p)
+        );
+    }
+    Ok(())
+}
