@@ -101,6 +101,12 @@ impl Clock {
     }
 }
 
+impl tessera_backends::driver::Clock for Clock {
+    fn now(&self) -> Instant {
+        Clock::now(self)
+    }
+}
+
 impl Default for Clock {
     fn default() -> Self {
         Self::new()
@@ -211,13 +217,13 @@ impl RunningNode {
                 let mut queue: VecDeque<Vec<f32>> = VecDeque::new();
                 while !flag.load(Ordering::Relaxed) {
                     queue.extend(frame_rx.try_iter());
-                    let now = clock.now();
+                    let now = Clock::now(&clock);
                     if let Some(img) = queue.pop_front() {
                         if let Err(img_back) = node.submit(now, img.clone()).map_err(|_| img) {
                             queue.push_front(img_back);
                         }
                     }
-                    node.poll(now);
+                    node.step(&clock);
                     for f in node.take_finished() {
                         let _ = fin_tx.send(f);
                     }

@@ -30,6 +30,14 @@ pub use compute::{execute, Done, Executor, Inline, Job, Model, ModelError, Strip
 
 use crate::link::{Link, LinkConfig, LinkError, LinkEvent, LinkStats};
 
+/// A source of the current time for a driver loop: the system's monotonic clock on Linux, a
+/// virtual clock in the simulator. The core itself never reads a clock; the driver asks this
+/// once per step and passes the instant down.
+pub trait Clock {
+    /// Now, in microseconds since the clock's origin.
+    fn now(&self) -> Instant;
+}
+
 /// The state machine a node runs.
 #[allow(clippy::large_enum_variant)]
 enum Machine {
@@ -224,6 +232,13 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// One step of a driver loop: [`Node::poll`] at `clock.now()`; returns when the node next
+    /// needs a step without I/O.
+    pub fn step<C: Clock>(&mut self, clock: &C) -> Option<Instant> {
+        self.poll(clock.now());
+        self.poll_at()
     }
 
     /// Does all pending work: network I/O, finished computations, due timers, actions.
