@@ -10,6 +10,7 @@ use tessera_core::kernel::Portable;
 use tessera_core::model::weights::Weights;
 use tessera_core::model::{LayerKind, Network};
 
+use crate::config::parse_grid;
 use crate::detections::{class_name, to_json, write_annotated, PixelBox};
 use crate::error::{error, Context, Error};
 use crate::image::Image;
@@ -60,17 +61,6 @@ pub struct Args {
     #[arg(long)]
     pub json: Option<PathBuf>,
 }
-
-fn parse_grid(s: &str) -> Result<(u32, u32), String> {
-    let (n, m) = s.split_once(['x', 'X']).ok_or("expected NxM, e.g. 3x3")?;
-    let n = n.trim().parse::<u32>().map_err(|e| format!("rows: {e}"))?;
-    let m = m
-        .trim()
-        .parse::<u32>()
-        .map_err(|e| format!("columns: {e}"))?;
-    Ok((n, m))
-}
-
 /// The boxes of one frame and what they cost.
 #[derive(Debug)]
 pub struct FrameDetections {

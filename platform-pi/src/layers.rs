@@ -7,6 +7,7 @@ use tessera_core::ftp::{FusedStack, Grid, MemoryPlan, Mode, Partition};
 use tessera_core::kernel::{Portable, Reference};
 use tessera_core::model::weights::Weights;
 
+use crate::config::parse_grid;
 use crate::error::{error, Context, Error};
 use crate::tiled::{run_frame, FrameStats};
 use crate::{files, gen_weights};
@@ -58,17 +59,6 @@ pub struct Args {
     #[arg(long)]
     pub dump: Option<PathBuf>,
 }
-
-fn parse_grid(s: &str) -> Result<(u32, u32), String> {
-    let (n, m) = s.split_once(['x', 'X']).ok_or("expected NxM, e.g. 3x3")?;
-    let n = n.trim().parse::<u32>().map_err(|e| format!("rows: {e}"))?;
-    let m = m
-        .trim()
-        .parse::<u32>()
-        .map_err(|e| format!("columns: {e}"))?;
-    Ok((n, m))
-}
-
 const MIB: f64 = 1024.0 * 1024.0;
 
 /// Runs the command.
