@@ -136,9 +136,12 @@ impl Layer {
             input_span(region.x, c.size, c.stride, c.pad, self.map.w),
             input_span(region.y, c.size, c.stride, c.pad, self.map.h),
         );
-        let full =
-            FeatureView::new(&self.input, Region::full(self.map.w, self.map.h), self.map.c)
-                .unwrap();
+        let full = FeatureView::new(
+            &self.input,
+            Region::full(self.map.w, self.map.h),
+            self.map.c,
+        )
+        .unwrap();
         let mut buf = vec![0.0; (needed.area() as usize * self.map.c as usize).max(1)];
         let mut iv = FeatureViewMut::new(&mut buf, needed, self.map.c).unwrap();
         copy_overlap(&full, &mut iv);
@@ -165,8 +168,8 @@ impl Layer {
                     }
                     let wi = ((o as i64 * self.map.c as i64 + ci) * k + ky) * k + kx;
                     let xi = (ci * h + iy) * w + ix;
-                    sum += (self.weights[wi as usize] as f64 * self.input[xi as usize] as f64)
-                        .abs();
+                    sum +=
+                        (self.weights[wi as usize] as f64 * self.input[xi as usize] as f64).abs();
                 }
             }
         }
@@ -299,6 +302,43 @@ fn yolo_like_shapes() {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Max pools equal the reference bit for bit (full map, a region, threads).
+    #[test]
+    fn maxpool_matches_reference(
+        w in 1u32..=41,
+        h in 1u32..=23,
+        c in 1u32..=6,
+        cfg in prop::sample::select(vec![(2u32, 2u32, 1u32), (2, 2, 0), (3, 2, 2), (2, 1, 1)]),
+        seed in any::<u64>(),
+    ) {
+        let (size, stride, pad) = cfg;
+        let pool = MaxPool { size, stride, pad };
+        let (Ok(ow), Ok(oh)) = (pool.out_extent(w), pool.out_extent(h)) else {
+            return Ok(());
+        };
+        prop_assume!(ow > 0 && oh > 0);
+        let mut rng = Rng(seed);
+        let map = Shape::new(w, h, c);
+        let input: Vec<f32> = (0..(w * h * c) as usize).map(|_| rng.f()).collect();
+        let iv = FeatureView::new(&input, Region::full(w, h), c).unwrap();
+        for region in [Region::full(ow, oh), sub_region(&mut rng, (ow, oh))] {
+            let len = region.area() as usize * c as usize;
+            let mut want = vec![0.0; len];
+            let mut ov = FeatureViewMut::new(&mut want, region, c).unwrap();
+            Reference.maxpool(&pool, map, &iv, &mut ov).unwrap();
+            for t in [1, 2, 3] {
+                let mut got = vec![f32::NAN; len];
+                let mut ov = FeatureViewMut::new(&mut got, region, c).unwrap();
+                Fma::new().with_threads(t).maxpool(&pool, map, &iv, &mut ov).unwrap();
+                prop_assert!(same_bits(&got, &want), "{pool:?} {region:?} {t} threads");
+            }
+        }
+    }
+}
+
 /// The views are checked as the core kernels check them.
 #[test]
 fn errors_match_the_reference() {
@@ -335,7 +375,10 @@ fn errors_match_the_reference() {
 // ---- tiles == full frame through the executor ----------------------------------------------
 
 #[derive(Default)]
-struct MapStore(HashMap<(usize, usize, Side), (Vec<f32>, Region, u32)>);
+struct MapStore(HashMap<(usize, usize, Side), Stored>);
+
+/// A strip's values, region and channel count.
+type Stored = (Vec<f32>, Region, u32);
 
 impl StripStore for MapStore {
     fn put(

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::ValueEnum;
+use tessera_backends::kernels::Fma;
 use tessera_core::ftp::{FusedStack, Grid, MemoryPlan, Mode, Partition};
 use tessera_core::kernel::{Portable, Reference};
 use tessera_core::model::weights::Weights;
@@ -19,6 +20,8 @@ pub enum KernelChoice {
     Reference,
     /// Blocked portable kernel (bit-identical to the reference).
     Portable,
+    /// FMA SIMD kernel (AVX2+FMA or NEON, detected at run time; `--threads`).
+    Simd,
 }
 
 /// Arguments of `tessera layers`.
@@ -55,6 +58,9 @@ pub struct Args {
     /// Kernel set.
     #[arg(long, value_enum, default_value_t = KernelChoice::Portable)]
     pub kernel: KernelChoice,
+    /// Threads per conv for `--kernel simd`.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
     /// Where to write the output (raw little-endian f32, CHW).
     #[arg(long)]
     pub dump: Option<PathBuf>,
@@ -91,6 +97,10 @@ pub fn run(args: &Args) -> Result<(), Error> {
     let (output, stats) = match args.kernel {
         KernelChoice::Reference => run_frame(&Reference, &stack, &weights, &grid, mode, &input)?,
         KernelChoice::Portable => run_frame(&Portable, &stack, &weights, &grid, mode, &input)?,
+        KernelChoice::Simd => {
+            let simd = Fma::new().with_threads(args.threads);
+            run_frame(&simd, &stack, &weights, &grid, mode, &input)?
+        }
     };
     if let Some(dump) = &args.dump {
         files::write_raw(dump, &output)?;

@@ -1,6 +1,6 @@
 //! The `tessera` command: distributed CNN inference on Raspberry Pi class devices.
 
-use tessera_pi::{bench_cluster, demo, detect, files, gen_weights, layers, nodes};
+use tessera_pi::{bench, bench_cluster, demo, detect, files, gen_weights, layers, nodes};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,6 +49,9 @@ enum Command {
 enum Bench {
     /// Policies on a loopback cluster: s/frame, bytes per frame, edge buffers, two sources.
     Cluster(bench_cluster::Args),
+    /// FMA peak, then YOLOv2's fused layers through the reference, portable and SIMD kernels
+    /// (1 and 2 threads), and a tiled run against the full frame.
+    Kernels(bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Command::Gateway(args) => nodes::gateway(&args),
         Command::Edge(args) => nodes::edge(&args),
         Command::Bench(Bench::Cluster(args)) => bench_cluster::run(&args),
+        Command::Bench(Bench::Kernels(args)) => bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

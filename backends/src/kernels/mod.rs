@@ -47,7 +47,6 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
-use alloc::vec;
 use alloc::vec::Vec;
 
 use tessera_core::kernel::{input_span, KernelError, Kernels, Portable};
@@ -64,7 +63,7 @@ mod neon;
 mod x86;
 
 /// Output channels per micro-kernel call.
-const R: usize = 4;
+const R: usize = 6;
 /// Columns the padded rows are rounded up to (the widest vector, in f32 lanes).
 const LANES: usize = 8;
 
@@ -157,6 +156,31 @@ impl Fma {
     }
 }
 
+/// Runs a register-only FMA loop on `isa` (independent chains, enough to fill the FMA pipes)
+/// for `iters` iterations; returns the flops performed and a checksum. Time it to measure the
+/// machine's single-core FMA peak.
+pub fn fma_peak_loop(isa: Isa, iters: u64) -> (u64, f32) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => (iters * 12 * 8 * 2, x86::peak(iters)),
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => (iters * 16 * 4 * 2, neon::peak(iters)),
+        _ => {
+            let (m, a) = (
+                core::hint::black_box(0.999_999),
+                core::hint::black_box(1e-6),
+            );
+            let mut acc = [core::hint::black_box(1.0f32); 8];
+            for _ in 0..iters {
+                for v in acc.iter_mut() {
+                    *v = fma(*v, m, a);
+                }
+            }
+            (iters * 8 * 2, acc.iter().sum())
+        }
+    }
+}
+
 /// `a·b + c` with one rounding.
 #[inline]
 pub(crate) fn fma(a: f32, b: f32, c: f32) -> f32 {
@@ -190,18 +214,21 @@ impl Post {
     }
 }
 
-/// One output row segment of `n ≤ R` output channels, read from the padded input.
+/// One output row segment of `n ≤ R` output channels over a chunk of input channels, read from
+/// the padded input. Chunks after the first continue the sums stored in `out` (a stored f32 is
+/// reloaded exactly, so the per-output order is unchanged); the last applies [`Post`].
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Row<'a> {
     /// Padded input, CHW.
     pub input: &'a [f32],
-    /// Index of channel 0, first in-map kernel row, the column of output 0's tap `kx = 0`.
+    /// Index of the chunk's first channel, first in-map kernel row, the column of output 0's
+    /// tap `kx = 0`.
     pub base: usize,
     /// Elements between channels of the padded input.
     pub plane: usize,
     /// Elements between rows of the padded input.
     pub row: usize,
-    /// Input channels.
+    /// Input channels of the chunk.
     pub channels: usize,
     /// First kernel row inside the map, and how many are.
     pub ky0: usize,
@@ -210,29 +237,35 @@ pub(crate) struct Row<'a> {
     pub k: usize,
     /// Stride (the vector paths need 1).
     pub stride: usize,
-    /// Weights from the first output channel of the block on, `[o][c][ky][kx]`.
+    /// Packed weights of the block from the chunk's first input channel on, `[c][ky][kx][R]`
+    /// (the `R` output channels of the block interleaved).
     pub weights: &'a [f32],
-    /// Output columns.
-    pub ncols: usize,
+    /// Output columns `j0..j1` of the row (`j0` a multiple of 8).
+    pub j0: usize,
+    pub j1: usize,
+    /// First chunk (sums start at 0) and last chunk (apply [`Post`]).
+    pub first: bool,
+    pub last: bool,
 }
 
 impl Row<'_> {
     /// Panics unless `n` channels of this row can be read, and written to `out` at
-    /// `r·oplane + orow + j` for `r < n`, `j < ncols`, with vector reads of `lanes`.
+    /// `r·oplane + orow + j` for `r < n`, `j < j1`, with vector reads of `lanes`.
     pub(crate) fn check(&self, n: usize, lanes: usize, out: usize, oplane: usize, orow: usize) {
-        assert!(n >= 1 && n <= R);
-        if self.ncols == 0 {
+        assert!((1..=R).contains(&n));
+        if self.j1 <= self.j0 {
             return;
         }
+        assert!(self.j0 % LANES == 0 || self.stride != 1);
         let kk = self.k * self.k;
         assert!(self.ky0 + self.nky <= self.k);
-        assert!(n * self.channels * kk <= self.weights.len());
-        assert!((n - 1) * oplane + orow + self.ncols <= out);
+        assert!(self.channels * kk * R <= self.weights.len());
+        assert!((n - 1) * oplane + orow + self.j1 <= out);
         if self.nky > 0 && self.channels > 0 {
             let cols = if self.stride == 1 {
-                self.ncols.div_ceil(lanes) * lanes
+                self.j0 + (self.j1 - self.j0).div_ceil(lanes) * lanes
             } else {
-                (self.ncols - 1) * self.stride + 1
+                (self.j1 - 1) * self.stride + 1
             };
             let last = self.base
                 + (self.channels - 1) * self.plane
@@ -249,23 +282,22 @@ impl Row<'_> {
 fn row_scalar(job: &Row<'_>, n: usize, post: &Post, out: &mut [f32], oplane: usize, orow: usize) {
     job.check(n, 1, out.len(), oplane, orow);
     let (k, kk) = (job.k, job.k * job.k);
-    let ws = job.channels * kk;
     for r in 0..n {
-        let w = &job.weights[r * ws..(r + 1) * ws];
-        let dst = &mut out[r * oplane + orow..r * oplane + orow + job.ncols];
-        for (j, d) in dst.iter_mut().enumerate() {
-            let mut acc = 0.0f32;
+        let w = |t: usize| job.weights[t * R + r];
+        let dst = &mut out[r * oplane + orow + job.j0..r * oplane + orow + job.j1];
+        for (j, d) in (job.j0..job.j1).zip(dst.iter_mut()) {
+            let mut acc = if job.first { 0.0f32 } else { *d };
             for c in 0..job.channels {
                 for ky in 0..job.nky {
                     let at = job.base + c * job.plane + ky * job.row + j * job.stride;
                     let src = &job.input[at..at + k];
-                    let wr = &w[c * kk + (job.ky0 + ky) * k..][..k];
-                    for (&wv, &xv) in wr.iter().zip(src) {
-                        acc = fma(wv, xv, acc);
+                    let t = c * kk + (job.ky0 + ky) * k;
+                    for (kx, &xv) in src.iter().enumerate() {
+                        acc = fma(w(t + kx), xv, acc);
                     }
                 }
             }
-            *d = post.apply(r, acc);
+            *d = if job.last { post.apply(r, acc) } else { acc };
         }
     }
 }
@@ -283,6 +315,8 @@ fn run_row(
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2Fma if job.stride == 1 => match n {
+            6 => x86::row::<6>(job, post, out, oplane, orow),
+            5 => x86::row::<5>(job, post, out, oplane, orow),
             4 => x86::row::<4>(job, post, out, oplane, orow),
             3 => x86::row::<3>(job, post, out, oplane, orow),
             2 => x86::row::<2>(job, post, out, oplane, orow),
@@ -290,6 +324,8 @@ fn run_row(
         },
         #[cfg(target_arch = "aarch64")]
         Isa::Neon if job.stride == 1 => match n {
+            6 => neon::row::<6>(job, post, out, oplane, orow),
+            5 => neon::row::<5>(job, post, out, oplane, orow),
             4 => neon::row::<4>(job, post, out, oplane, orow),
             3 => neon::row::<3>(job, post, out, oplane, orow),
             2 => neon::row::<2>(job, post, out, oplane, orow),
@@ -313,7 +349,8 @@ struct Ctx<'a> {
     p: i64,
     h: i64,
     c: usize,
-    weights: &'a [f32],
+    /// Weights packed per block of `R` output channels: `[o / R][c][ky][kx][o % R]`.
+    packed: &'a [f32],
     /// Folded (a, b) per output channel.
     ab: &'a [(f32, f32)],
     leaky: bool,
@@ -327,55 +364,86 @@ fn taps(start: i64, k: usize, extent: i64) -> (usize, usize) {
     (t0 as usize, t1 as usize)
 }
 
+/// Bytes of input one column block may occupy in L1 across all output channel blocks.
+const L1_BUDGET: usize = 16 * 1024;
+/// Output columns of one block when the input is blocked for L1 (a multiple of the AVX2 and
+/// NEON micro-kernels' widths).
+const XBLOCK: usize = 48;
+
 /// Computes output channels `oa..ob` of the region into `out` (their planes, CHW).
+///
+/// When one output row's input (all channels × kernel rows × row width) fits in L1, rows are
+/// computed whole, channel block by channel block. Otherwise the input channels are cut into
+/// chunks whose 24-column input block fits in L1, and for each chunk, row and column block all
+/// output channel blocks run on that L1-resident block.
 fn conv_range(ctx: &Ctx<'_>, oa: usize, ob: usize, out: &mut [f32]) {
     let ncols = ctx.region.width() as usize;
     let oplane = ncols * ctx.region.height() as usize;
-    let ws = ctx.c * ctx.k * ctx.k;
-    for y in ctx.region.y.start..ctx.region.y.end {
-        let ys = y as i64 * ctx.s as i64 - ctx.p;
-        let (ky0, ky1) = taps(ys, ctx.k, ctx.h);
-        let prow = if ky1 > ky0 {
-            (ys + ky0 as i64 - ctx.iy0) as usize
-        } else {
-            0
-        };
-        let orow = (y - ctx.region.y.start) as usize * ncols;
-        let mut o = oa;
-        while o < ob {
-            let n = R.min(ob - o);
-            let mut post = Post {
-                a: [1.0; R],
-                b: [0.0; R],
-                leaky: ctx.leaky,
+    let kk = ctx.k * ctx.k;
+    let row_bytes = ctx.c * ctx.k * ctx.wp * 4;
+    let (chunk, xblock) = if row_bytes <= L1_BUDGET || ctx.s != 1 {
+        (ctx.c, ncols.max(1))
+    } else {
+        let per_channel = ctx.k * (XBLOCK + ctx.k - 1) * 4;
+        ((L1_BUDGET / per_channel).clamp(1, ctx.c), XBLOCK)
+    };
+    let mut c0 = 0;
+    while c0 < ctx.c {
+        let c1 = (c0 + chunk).min(ctx.c);
+        for y in ctx.region.y.start..ctx.region.y.end {
+            let ys = y as i64 * ctx.s as i64 - ctx.p;
+            let (ky0, ky1) = taps(ys, ctx.k, ctx.h);
+            let prow = if ky1 > ky0 {
+                (ys + ky0 as i64 - ctx.iy0) as usize
+            } else {
+                0
             };
-            for r in 0..n {
-                (post.a[r], post.b[r]) = ctx.ab[o + r];
+            let orow = (y - ctx.region.y.start) as usize * ncols;
+            let mut j0 = 0;
+            while j0 < ncols {
+                let j1 = (j0 + xblock).min(ncols);
+                let mut o = oa;
+                while o < ob {
+                    let n = R.min(ob - o);
+                    let mut post = Post {
+                        a: [1.0; R],
+                        b: [0.0; R],
+                        leaky: ctx.leaky,
+                    };
+                    for r in 0..n {
+                        (post.a[r], post.b[r]) = ctx.ab[o + r];
+                    }
+                    let job = Row {
+                        input: ctx.pad,
+                        base: (c0 * ctx.rows + prow) * ctx.wp,
+                        plane: ctx.rows * ctx.wp,
+                        row: ctx.wp,
+                        channels: c1 - c0,
+                        ky0,
+                        nky: ky1 - ky0,
+                        k: ctx.k,
+                        stride: ctx.s,
+                        weights: &ctx.packed[(o / R * ctx.c + c0) * kk * R..],
+                        j0,
+                        j1,
+                        first: c0 == 0,
+                        last: c1 == ctx.c,
+                    };
+                    run_row(
+                        ctx.isa,
+                        &job,
+                        n,
+                        &post,
+                        &mut out[(o - oa) * oplane..],
+                        oplane,
+                        orow,
+                    );
+                    o += n;
+                }
+                j0 = j1;
             }
-            let job = Row {
-                input: ctx.pad,
-                base: prow * ctx.wp,
-                plane: ctx.rows * ctx.wp,
-                row: ctx.wp,
-                channels: ctx.c,
-                ky0,
-                nky: ky1 - ky0,
-                k: ctx.k,
-                stride: ctx.s,
-                weights: &ctx.weights[o * ws..],
-                ncols,
-            };
-            run_row(
-                ctx.isa,
-                &job,
-                n,
-                &post,
-                &mut out[(o - oa) * oplane..],
-                oplane,
-                orow,
-            );
-            o += n;
         }
+        c0 = c1;
     }
 }
 
@@ -436,40 +504,90 @@ fn fold(params: &ConvParams<'_>, o: usize) -> (f32, f32) {
     }
 }
 
-/// Copies the input rows and columns the region needs into a zero-padded buffer; returns it
-/// with its row length, rows per channel and first map row.
-fn pad_input(
-    conv: &Conv,
-    map: Shape,
-    input: &FeatureView<'_>,
-    region: Region,
-) -> (Vec<f32>, usize, usize, i64) {
-    let (k, s, p) = (conv.size as usize, conv.stride as usize, conv.pad as i64);
-    let ncols = region.width() as usize;
-    let wp = (ncols.div_ceil(LANES) * LANES + k - 1).max((ncols - 1) * s + k);
-    let rows = input_span(region.y, conv.size, conv.stride, conv.pad, map.h);
-    let nrows = rows.len() as usize;
-    let c = map.c as usize;
-    let mut pad = vec![0.0f32; c * nrows * wp];
-    let xin0 = region.x.start as i64 * s as i64 - p;
-    let view = input.region();
-    // Map columns of the padded row that the view holds (it covers all that are needed).
-    let a = xin0.max(view.x.start as i64);
-    let b = (xin0 + wp as i64).min(view.x.end as i64);
-    if b > a && nrows > 0 {
-        let (da, sa, len) = (
-            (a - xin0) as usize,
+/// Geometry of the zero-padded copy of the input a region needs: row length, rows per channel
+/// and their first map row, the first map column, and the element count.
+#[derive(Clone, Copy, Debug)]
+struct PadGeo {
+    wp: usize,
+    nrows: usize,
+    iy0: u32,
+    xin0: i64,
+    len: usize,
+}
+
+impl PadGeo {
+    fn new(conv: &Conv, map: Shape, region: Region) -> Self {
+        let (k, s, p) = (conv.size as usize, conv.stride as usize, conv.pad as i64);
+        let ncols = region.width() as usize;
+        let wp = (ncols.div_ceil(LANES) * LANES + k - 1).max((ncols - 1) * s + k);
+        let rows = input_span(region.y, conv.size, conv.stride, conv.pad, map.h);
+        let nrows = rows.len() as usize;
+        PadGeo {
+            wp,
+            nrows,
+            iy0: rows.start,
+            xin0: region.x.start as i64 * s as i64 - p,
+            len: map.c as usize * nrows * wp,
+        }
+    }
+
+    /// Fills channels `c0..` of the padded buffer (`dst` holds whole channel planes): the
+    /// columns the view holds are copied, all others (padding, rounding) are zero.
+    fn fill(&self, input: &FeatureView<'_>, c0: usize, dst: &mut [f32]) {
+        let view = input.region();
+        // Map columns of a padded row that the view holds (it covers all that are needed).
+        let a = self.xin0.max(view.x.start as i64);
+        let b = (self.xin0 + self.wp as i64).min(view.x.end as i64);
+        if b <= a || self.nrows == 0 {
+            dst.fill(0.0);
+            return;
+        }
+        let (da, sa, n) = (
+            (a - self.xin0) as usize,
             (a - view.x.start as i64) as usize,
             (b - a) as usize,
         );
-        for (ci, plane) in pad.chunks_exact_mut(nrows * wp).enumerate() {
-            for (dst, iy) in plane.chunks_exact_mut(wp).zip(rows.start..rows.end) {
-                let src = input.row(ci as u32, iy);
-                dst[da..da + len].copy_from_slice(&src[sa..sa + len]);
+        for (ci, plane) in dst.chunks_exact_mut(self.nrows * self.wp).enumerate() {
+            for (row, iy) in plane.chunks_exact_mut(self.wp).zip(self.iy0..) {
+                let src = input.row((c0 + ci) as u32, iy);
+                row[..da].fill(0.0);
+                row[da..da + n].copy_from_slice(&src[sa..sa + n]);
+                row[da + n..].fill(0.0);
             }
         }
     }
-    (pad, wp, nrows, rows.start as i64)
+}
+
+#[cfg(feature = "std")]
+std::thread_local! {
+    /// Each thread's padded-input buffer, kept between calls (no page faults per call).
+    static SCRATCH: core::cell::RefCell<Scratch> = const {
+        core::cell::RefCell::new(Scratch { pad: Vec::new(), packed: Vec::new() })
+    };
+}
+
+/// Buffers of one conv call: the padded input and the packed weights.
+#[derive(Default)]
+struct Scratch {
+    pad: Vec<f32>,
+    packed: Vec<f32>,
+}
+
+/// Runs `f` with this thread's scratch buffers (fresh ones without `std`).
+fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> T) -> T {
+    #[cfg(feature = "std")]
+    {
+        SCRATCH.with(|s| {
+            let mut v = s.take();
+            let r = f(&mut v);
+            s.replace(v);
+            r
+        })
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        f(&mut Scratch::default())
+    }
 }
 
 impl Kernels for Fma {
@@ -486,33 +604,28 @@ impl Kernels for Fma {
         if region.is_empty() {
             return Ok(());
         }
-        let (pad, wp, rows, iy0) = pad_input(conv, map, input, region);
+        let geo = PadGeo::new(conv, map, region);
         let n = conv.filters as usize;
-        let ab: Vec<(f32, f32)> = (0..n).map(|o| fold(params, o)).collect();
-        let ctx = Ctx {
-            isa: self.isa,
-            pad: &pad,
-            wp,
-            rows,
-            iy0,
-            k: conv.size as usize,
-            s: conv.stride as usize,
-            p: conv.pad as i64,
-            h: map.h as i64,
-            c: map.c as usize,
-            weights: params.weights,
-            ab: &ab,
-            leaky: conv.activation == Activation::Leaky,
-            region,
-        };
-        let data = out.data();
         let blocks = n.div_ceil(R);
         let threads = self.threads.min(blocks);
-        if threads <= 1 {
-            conv_range(&ctx, 0, n, data);
-        } else {
-            split(&ctx, n, blocks, threads, data);
-        }
+        with_scratch(|scratch| {
+            let per = conv.weight_count(map.c).unwrap_or(0) / n;
+            let plen = blocks * R * per;
+            for (v, len) in [(&mut scratch.pad, geo.len), (&mut scratch.packed, plen)] {
+                if v.len() < len {
+                    v.resize(len, 0.0);
+                }
+            }
+            let pad = &mut scratch.pad[..geo.len];
+            if threads <= 1 {
+                geo.fill(input, 0, pad);
+            } else {
+                fill_split(&geo, input, map.c as usize, threads, pad);
+            }
+            let packed = &mut scratch.packed[..plen];
+            pack(params.weights, n, per, packed);
+            self.conv_padded(conv, map, params, &geo, pad, packed, threads, out);
+        });
         Ok(())
     }
 
@@ -523,8 +636,214 @@ impl Kernels for Fma {
         input: &FeatureView<'_>,
         out: &mut FeatureViewMut<'_>,
     ) -> Result<(), KernelError> {
-        Portable.maxpool(pool, map, input, out)
+        let threads = self.threads.min(map.c as usize);
+        if threads <= 1 || input.channels() != map.c || out.channels() != map.c {
+            return maxpool(pool, map, input, out);
+        }
+        pool_split(pool, map, input, out, threads)
     }
+}
+
+impl Fma {
+    /// The conv proper, on the padded input.
+    #[allow(clippy::too_many_arguments)]
+    fn conv_padded(
+        &self,
+        conv: &Conv,
+        map: Shape,
+        params: &ConvParams<'_>,
+        geo: &PadGeo,
+        pad: &[f32],
+        packed: &[f32],
+        threads: usize,
+        out: &mut FeatureViewMut<'_>,
+    ) {
+        let region = out.region();
+        let n = conv.filters as usize;
+        let ab: Vec<(f32, f32)> = (0..n).map(|o| fold(params, o)).collect();
+        let ctx = Ctx {
+            isa: self.isa,
+            pad,
+            wp: geo.wp,
+            rows: geo.nrows,
+            iy0: geo.iy0 as i64,
+            k: conv.size as usize,
+            s: conv.stride as usize,
+            p: conv.pad as i64,
+            h: map.h as i64,
+            c: map.c as usize,
+            packed,
+            ab: &ab,
+            leaky: conv.activation == Activation::Leaky,
+            region,
+        };
+        let data = out.data();
+        if threads <= 1 {
+            conv_range(&ctx, 0, n, data);
+        } else {
+            split(&ctx, n, n.div_ceil(R), threads, data);
+        }
+    }
+}
+
+/// Packs `[o][t]` weights (`per` taps each) as `[o / R][t][o % R]`, zero for the missing
+/// channels of the last block.
+fn pack(weights: &[f32], n: usize, per: usize, packed: &mut [f32]) {
+    for (b, dst) in packed.chunks_exact_mut(per * R).enumerate() {
+        for r in 0..R {
+            let o = b * R + r;
+            if o < n {
+                let src = &weights[o * per..(o + 1) * per];
+                for (t, &w) in src.iter().enumerate() {
+                    dst[t * R + r] = w;
+                }
+            } else {
+                for t in 0..per {
+                    dst[t * R + r] = 0.0;
+                }
+            }
+        }
+    }
+}
+
+/// Fills the padded buffer with channel ranges on `threads` threads.
+#[cfg(feature = "std")]
+fn fill_split(geo: &PadGeo, input: &FeatureView<'_>, c: usize, threads: usize, pad: &mut [f32]) {
+    let plane = geo.nrows * geo.wp;
+    let threads = threads.min(c).max(1);
+    std::thread::scope(|scope| {
+        let mut rest = pad;
+        let mut c0 = 0;
+        for t in 0..threads {
+            let c1 = c * (t + 1) / threads;
+            let (mine, tail) = rest.split_at_mut((c1 - c0) * plane);
+            rest = tail;
+            let start = c0;
+            if t + 1 == threads {
+                geo.fill(input, start, mine);
+            } else {
+                scope.spawn(move || geo.fill(input, start, mine));
+            }
+            c0 = c1;
+        }
+    });
+}
+
+#[cfg(not(feature = "std"))]
+fn fill_split(geo: &PadGeo, input: &FeatureView<'_>, _: usize, _: usize, pad: &mut [f32]) {
+    geo.fill(input, 0, pad);
+}
+
+/// A 2×2 stride-2 pool whose windows all lie inside the map and the view takes a direct path;
+/// anything else goes to [`Portable`]. Both keep the running maximum in tap order with
+/// `if v > max`, so they agree bit for bit (with the reference too).
+fn maxpool(
+    pool: &MaxPool,
+    map: Shape,
+    input: &FeatureView<'_>,
+    out: &mut FeatureViewMut<'_>,
+) -> Result<(), KernelError> {
+    let o = out.region();
+    let v = input.region();
+    let direct = pool.size == 2
+        && pool.stride == 2
+        && pool.offset() == 0
+        && input.channels() == map.c
+        && out.channels() == map.c
+        && !o.is_empty()
+        && 2 * o.x.end <= map.w
+        && 2 * o.y.end <= map.h
+        && v.x.start <= 2 * o.x.start
+        && v.y.start <= 2 * o.y.start
+        && 2 * o.x.end <= v.x.end
+        && 2 * o.y.end <= v.y.end
+        && pool.out_extent(map.w).is_ok_and(|w| o.x.end <= w)
+        && pool.out_extent(map.h).is_ok_and(|h| o.y.end <= h);
+    if !direct {
+        return Portable.maxpool(pool, map, input, out);
+    }
+    let x0 = (2 * o.x.start - v.x.start) as usize;
+    let n = o.width() as usize;
+    for c in 0..map.c {
+        for y in o.y.start..o.y.end {
+            let r0 = &input.row(c, 2 * y)[x0..x0 + 2 * n];
+            let r1 = &input.row(c, 2 * y + 1)[x0..x0 + 2 * n];
+            let dst = out.row_mut(c, y);
+            for ((d, a), b) in dst
+                .iter_mut()
+                .zip(r0.chunks_exact(2))
+                .zip(r1.chunks_exact(2))
+            {
+                let mut m = -f32::MAX;
+                for t in [a[0], a[1], b[0], b[1]] {
+                    m = if t > m { t } else { m };
+                }
+                *d = m;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Max pool with channel ranges on `threads` threads (a pool is exact, so results equal one
+/// thread's).
+#[cfg(feature = "std")]
+fn pool_split(
+    pool: &MaxPool,
+    map: Shape,
+    input: &FeatureView<'_>,
+    out: &mut FeatureViewMut<'_>,
+    threads: usize,
+) -> Result<(), KernelError> {
+    let (ir, or) = (input.region(), out.region());
+    let (iplane, oplane) = (ir.area() as usize, or.area() as usize);
+    let c = map.c as usize;
+    let src = input.data();
+    let dst = out.data();
+    std::thread::scope(|scope| {
+        let mut rest = dst;
+        let mut handles = Vec::new();
+        let mut result = Ok(());
+        let mut c0 = 0;
+        for t in 0..threads {
+            let c1 = c * (t + 1) / threads;
+            let (mine, tail) = rest.split_at_mut((c1 - c0) * oplane);
+            rest = tail;
+            let part = &src[c0 * iplane..c1 * iplane];
+            let shape = Shape::new(map.w, map.h, (c1 - c0) as u32);
+            let mut job = move || -> Result<(), KernelError> {
+                let iv = FeatureView::new(part, ir, shape.c)
+                    .map_err(|_| KernelError::ChannelMismatch)?;
+                let mut ov = FeatureViewMut::new(mine, or, shape.c)
+                    .map_err(|_| KernelError::ChannelMismatch)?;
+                maxpool(pool, shape, &iv, &mut ov)
+            };
+            if t + 1 == threads {
+                result = job();
+            } else {
+                handles.push(scope.spawn(job));
+            }
+            c0 = c1;
+        }
+        for h in handles {
+            let r = h.join().expect("pool thread panicked");
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    })
+}
+
+#[cfg(not(feature = "std"))]
+fn pool_split(
+    pool: &MaxPool,
+    map: Shape,
+    input: &FeatureView<'_>,
+    out: &mut FeatureViewMut<'_>,
+    _: usize,
+) -> Result<(), KernelError> {
+    maxpool(pool, map, input, out)
 }
 
 /// Runs contiguous ranges of channel blocks on `threads` scoped threads (the caller's thread

@@ -9,7 +9,7 @@
 
 use core::arch::aarch64::*;
 
-use super::{Post, Row};
+use super::{Post, Row, R};
 
 /// f32 lanes per q register.
 const L: usize = 4;
@@ -30,11 +30,11 @@ pub(super) fn row<const N: usize>(
 ) {
     assert!(job.stride == 1 && available());
     job.check(N, L, out.len(), oplane, orow);
-    if job.ncols == 0 {
+    if job.j1 <= job.j0 {
         return;
     }
     // SAFETY: NEON is available (checked above); `check` bounds every input, weight and output
-    // index the kernel forms.
+    // index the kernel forms (outputs are read and written only below `j1`).
     unsafe {
         match job.k {
             1 => row_k::<N, 1>(job, post, out.as_mut_ptr(), oplane, orow),
@@ -53,13 +53,12 @@ unsafe fn row_k<const N: usize, const K: usize>(
     oplane: usize,
     orow: usize,
 ) {
-    let ncols = job.ncols;
-    let mut j = 0;
-    while j + 4 * L <= ncols {
+    let mut j = job.j0;
+    while j + 4 * L <= job.j1 {
         block::<N, 4, K>(job, post, out, oplane, orow, j, 4 * L);
         j += 4 * L;
     }
-    let rem = ncols - j;
+    let rem = job.j1 - j;
     if rem > 3 * L {
         block::<N, 4, K>(job, post, out, oplane, orow, j, rem);
     } else if rem > 2 * L {
@@ -68,6 +67,36 @@ unsafe fn row_k<const N: usize, const K: usize>(
         block::<N, 2, K>(job, post, out, oplane, orow, j, rem);
     } else if rem > 0 {
         block::<N, 1, K>(job, post, out, oplane, orow, j, rem);
+    }
+}
+
+/// Loads the first `n` values at `p` (the rest 0).
+#[target_feature(enable = "neon")]
+#[inline]
+unsafe fn load_part(p: *const f32, n: usize) -> float32x4_t {
+    if n >= L {
+        vld1q_f32(p)
+    } else {
+        let mut t = [0.0f32; L];
+        for i in 0..n {
+            t[i] = *p.add(i);
+        }
+        vld1q_f32(t.as_ptr())
+    }
+}
+
+/// Stores the first `n` lanes of `y` at `p`.
+#[target_feature(enable = "neon")]
+#[inline]
+unsafe fn store_part(p: *mut f32, y: float32x4_t, n: usize) {
+    if n >= L {
+        vst1q_f32(p, y);
+    } else {
+        let mut t = [0.0f32; L];
+        vst1q_f32(t.as_mut_ptr(), y);
+        for i in 0..n {
+            *p.add(i) = t[i];
+        }
     }
 }
 
@@ -86,23 +115,32 @@ unsafe fn block<const N: usize, const V: usize, const K: usize>(
 ) {
     let k = if K == 0 { job.k } else { K };
     let kk = k * k;
-    let ws = job.channels * kk;
     let mut acc = [[vdupq_n_f32(0.0); V]; N];
+    if !job.first {
+        for r in 0..N {
+            let o = out.add(r * oplane + orow + j);
+            for v in 0..V {
+                if L * v < n {
+                    acc[r][v] = load_part(o.add(L * v), n - L * v);
+                }
+            }
+        }
+    }
     let inp = job.input.as_ptr().add(job.base + j);
-    let wp = job.weights.as_ptr().add(job.ky0 * k);
+    let wp = job.weights.as_ptr().add(job.ky0 * k * R);
     for c in 0..job.channels {
         let ic = inp.add(c * job.plane);
-        let wc = wp.add(c * kk);
+        let wc = wp.add(c * kk * R);
         for ky in 0..job.nky {
             let ir = ic.add(ky * job.row);
-            let wr = wc.add(ky * k);
+            let wr = wc.add(ky * k * R);
             for kx in 0..k {
                 let mut x = [vdupq_n_f32(0.0); V];
                 for v in 0..V {
                     x[v] = vld1q_f32(ir.add(kx + L * v));
                 }
                 for r in 0..N {
-                    let w = vld1q_dup_f32(wr.add(r * ws + kx));
+                    let w = vld1q_dup_f32(wr.add(kx * R + r));
                     for v in 0..V {
                         // acc + x·w with one rounding (FMLA).
                         acc[r][v] = vfmaq_f32(acc[r][v], x[v], w);
@@ -118,21 +156,43 @@ unsafe fn block<const N: usize, const V: usize, const K: usize>(
         let b = vdupq_n_f32(post.b[r]);
         let o = out.add(r * oplane + orow + j);
         for v in 0..V {
-            let mut y = vfmaq_f32(b, acc[r][v], a);
-            if post.leaky {
-                let m = vcleq_f32(y, zero);
-                y = vbslq_f32(m, vmulq_f32(y, tenth), y);
-            }
-            let lo = L * v;
-            if lo + L <= n {
-                vst1q_f32(o.add(lo), y);
-            } else if lo < n {
-                let mut t = [0.0f32; L];
-                vst1q_f32(t.as_mut_ptr(), y);
-                for i in 0..n - lo {
-                    *o.add(lo + i) = t[i];
+            let mut y = acc[r][v];
+            if job.last {
+                y = vfmaq_f32(b, y, a);
+                if post.leaky {
+                    let m = vcleq_f32(y, zero);
+                    y = vbslq_f32(m, vmulq_f32(y, tenth), y);
                 }
+            }
+            if L * v < n {
+                store_part(o.add(L * v), y, n - L * v);
             }
         }
     }
+}
+
+/// 16 independent chains of `acc = acc + x·m` on q registers, `iters` times (128 flops per
+/// iteration); returns a checksum so the loop is not removed.
+pub(super) fn peak(iters: u64) -> f32 {
+    assert!(available());
+    // SAFETY: NEON is available (checked above); no memory is accessed.
+    unsafe { peak_neon(iters) }
+}
+
+#[target_feature(enable = "neon")]
+unsafe fn peak_neon(iters: u64) -> f32 {
+    // Opaque constants, so the compiler cannot fold the loop.
+    let m = vdupq_n_f32(core::hint::black_box(0.999_999));
+    let a = vdupq_n_f32(core::hint::black_box(1e-6));
+    let mut acc = [vdupq_n_f32(core::hint::black_box(1.0)); 16];
+    for _ in 0..iters {
+        for v in acc.iter_mut() {
+            *v = vfmaq_f32(a, *v, m);
+        }
+    }
+    let mut s = vdupq_n_f32(0.0);
+    for v in acc {
+        s = vaddq_f32(s, v);
+    }
+    vaddvq_f32(s)
 }

@@ -8,7 +8,7 @@ extern crate std;
 
 use core::arch::x86_64::*;
 
-use super::{Post, Row};
+use super::{Post, Row, R};
 
 /// f32 lanes per ymm register.
 const L: usize = 8;
@@ -36,12 +36,12 @@ pub(super) fn row<const N: usize>(
 ) {
     assert!(job.stride == 1 && available());
     job.check(N, L, out.len(), oplane, orow);
-    if job.ncols == 0 {
+    if job.j1 <= job.j0 {
         return;
     }
     // SAFETY: the CPU has AVX2 and FMA (checked above); `check` bounds every input, weight and
-    // output index the kernel forms (input reads up to the row rounded to whole vectors, which
-    // `check` includes; outputs only up to `ncols`).
+    // output index the kernel forms (input reads up to the segment rounded to whole vectors,
+    // which `check` includes; outputs are read and written only below `j1`).
     unsafe {
         match job.k {
             1 => row_k::<N, 1>(job, post, out.as_mut_ptr(), oplane, orow),
@@ -51,7 +51,7 @@ pub(super) fn row<const N: usize>(
     }
 }
 
-/// Blocks of 3 vectors (24 columns), then one narrower block for the rest.
+/// Blocks of 2 vectors (16 columns), then one narrower block for the rest.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn row_k<const N: usize, const K: usize>(
     job: &Row<'_>,
@@ -60,19 +60,46 @@ unsafe fn row_k<const N: usize, const K: usize>(
     oplane: usize,
     orow: usize,
 ) {
-    let ncols = job.ncols;
-    let mut j = 0;
-    while j + 3 * L <= ncols {
-        block::<N, 3, K>(job, post, out, oplane, orow, j, 3 * L);
-        j += 3 * L;
+    let mut j = job.j0;
+    while j + 2 * L <= job.j1 {
+        block::<N, 2, K>(job, post, out, oplane, orow, j, 2 * L);
+        j += 2 * L;
     }
-    let rem = ncols - j;
-    if rem > 2 * L {
-        block::<N, 3, K>(job, post, out, oplane, orow, j, rem);
-    } else if rem > L {
+    let rem = job.j1 - j;
+    if rem > L {
         block::<N, 2, K>(job, post, out, oplane, orow, j, rem);
     } else if rem > 0 {
         block::<N, 1, K>(job, post, out, oplane, orow, j, rem);
+    }
+}
+
+/// Loads the first `n` values at `p` (the rest 0).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn load_part(p: *const f32, n: usize) -> __m256 {
+    if n >= L {
+        _mm256_loadu_ps(p)
+    } else {
+        let mut t = [0.0f32; L];
+        for i in 0..n {
+            t[i] = *p.add(i);
+        }
+        _mm256_loadu_ps(t.as_ptr())
+    }
+}
+
+/// Stores the first `n` lanes of `y` at `p`.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn store_part(p: *mut f32, y: __m256, n: usize) {
+    if n >= L {
+        _mm256_storeu_ps(p, y);
+    } else {
+        let mut t = [0.0f32; L];
+        _mm256_storeu_ps(t.as_mut_ptr(), y);
+        for i in 0..n {
+            *p.add(i) = t[i];
+        }
     }
 }
 
@@ -91,23 +118,32 @@ unsafe fn block<const N: usize, const V: usize, const K: usize>(
 ) {
     let k = if K == 0 { job.k } else { K };
     let kk = k * k;
-    let ws = job.channels * kk;
     let mut acc = [[_mm256_setzero_ps(); V]; N];
+    if !job.first {
+        for r in 0..N {
+            let o = out.add(r * oplane + orow + j);
+            for v in 0..V {
+                if L * v < n {
+                    acc[r][v] = load_part(o.add(L * v), n - L * v);
+                }
+            }
+        }
+    }
     let inp = job.input.as_ptr().add(job.base + j);
-    let wp = job.weights.as_ptr().add(job.ky0 * k);
+    let wp = job.weights.as_ptr().add(job.ky0 * k * R);
     for c in 0..job.channels {
         let ic = inp.add(c * job.plane);
-        let wc = wp.add(c * kk);
+        let wc = wp.add(c * kk * R);
         for ky in 0..job.nky {
             let ir = ic.add(ky * job.row);
-            let wr = wc.add(ky * k);
+            let wr = wc.add(ky * k * R);
             for kx in 0..k {
                 let mut x = [_mm256_setzero_ps(); V];
                 for v in 0..V {
                     x[v] = _mm256_loadu_ps(ir.add(kx + L * v));
                 }
                 for r in 0..N {
-                    let w = _mm256_broadcast_ss(&*wr.add(r * ws + kx));
+                    let w = _mm256_broadcast_ss(&*wr.add(kx * R + r));
                     for v in 0..V {
                         acc[r][v] = _mm256_fmadd_ps(w, x[v], acc[r][v]);
                     }
@@ -122,21 +158,45 @@ unsafe fn block<const N: usize, const V: usize, const K: usize>(
         let b = _mm256_set1_ps(post.b[r]);
         let o = out.add(r * oplane + orow + j);
         for v in 0..V {
-            let mut y = _mm256_fmadd_ps(acc[r][v], a, b);
-            if post.leaky {
-                let m = _mm256_cmp_ps::<_CMP_LE_OQ>(y, zero);
-                y = _mm256_blendv_ps(y, _mm256_mul_ps(y, tenth), m);
-            }
-            let lo = L * v;
-            if lo + L <= n {
-                _mm256_storeu_ps(o.add(lo), y);
-            } else if lo < n {
-                let mut t = [0.0f32; L];
-                _mm256_storeu_ps(t.as_mut_ptr(), y);
-                for i in 0..n - lo {
-                    *o.add(lo + i) = t[i];
+            let mut y = acc[r][v];
+            if job.last {
+                y = _mm256_fmadd_ps(y, a, b);
+                if post.leaky {
+                    let m = _mm256_cmp_ps::<_CMP_LE_OQ>(y, zero);
+                    y = _mm256_blendv_ps(y, _mm256_mul_ps(y, tenth), m);
                 }
+            }
+            if L * v < n {
+                store_part(o.add(L * v), y, n - L * v);
             }
         }
     }
+}
+
+/// 12 independent chains of `acc = acc·m + a` on ymm registers, `iters` times (192 flops per
+/// iteration); returns a checksum so the loop is not removed.
+pub(super) fn peak(iters: u64) -> f32 {
+    assert!(available());
+    // SAFETY: the CPU has AVX2 and FMA (checked above); no memory is accessed.
+    unsafe { peak_avx2(iters) }
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn peak_avx2(iters: u64) -> f32 {
+    // Opaque constants, so the compiler cannot fold the loop.
+    let m = _mm256_set1_ps(core::hint::black_box(0.999_999));
+    let a = _mm256_set1_ps(core::hint::black_box(1e-6));
+    let mut acc = [_mm256_set1_ps(core::hint::black_box(1.0)); 12];
+    for _ in 0..iters {
+        for v in acc.iter_mut() {
+            *v = _mm256_fmadd_ps(*v, m, a);
+        }
+    }
+    let mut t = [0.0f32; L];
+    let mut s = _mm256_setzero_ps();
+    for v in acc {
+        s = _mm256_add_ps(s, v);
+    }
+    _mm256_storeu_ps(t.as_mut_ptr(), s);
+    t.iter().sum()
 }

@@ -1,0 +1,475 @@
+//! `tessera bench kernels`: the machine's single-core FMA peak, then every fused layer of
+//! YOLOv2 608 through the reference, portable and FMA kernels (1 and 2 threads), and a tiled
+//! run against the full frame.
+//!
+//! Method: the network is the built-in cfg with generated weights (`--seed`); the input is the
+//! built-in sample image; each layer's input is the FMA kernel's output of the layer before.
+//! Every timed run is repeated `--reps` times and the fastest kept. The reference kernel is
+//! slow, so it runs only a band of each layer's output rows (`--reference-rows`, a fraction)
+//! and its rate is that band's FLOPs over its time. A layer's GFLOP/s is `2·MACs / time`;
+//! max pools have no FLOPs but their time counts in the totals.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use tessera_backends::kernels::{fma_peak_loop, Fma, Isa};
+use tessera_core::ftp::{FusedStack, Grid, Mode, Partition};
+use tessera_core::kernel::{Kernels, Portable, Reference};
+use tessera_core::model::weights::Weights;
+use tessera_core::model::{Layer, LayerKind};
+use tessera_core::region::{Region, Span};
+use tessera_core::tensor::{FeatureView, FeatureViewMut};
+
+use crate::error::{error, Context, Error};
+use crate::tiled::run_frame;
+use crate::{files, gen_weights};
+
+/// Threads of the multi-core column.
+const THREADS: usize = 2;
+
+/// Arguments of `tessera bench kernels`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Print the figures as one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Seed of the generated weights.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Timed repetitions of each run (the fastest is kept).
+    #[arg(long, default_value_t = 3)]
+    pub reps: usize,
+    /// Fraction of each layer's output rows the (slow) reference kernel computes.
+    #[arg(long, default_value_t = 0.1)]
+    pub reference_rows: f64,
+    /// Measure layers [0, upto).
+    #[arg(long, default_value_t = 16)]
+    pub upto: usize,
+    /// Skip the tiled-run check.
+    #[arg(long)]
+    pub no_tiled: bool,
+    /// Time only the FMA kernel (skip the slow reference and portable runs).
+    #[arg(long)]
+    pub fma_only: bool,
+}
+
+/// Times of one layer, in seconds (reference: scaled to the whole layer).
+#[derive(Clone, Debug, Default)]
+struct LayerRow {
+    name: String,
+    flop: f64,
+    reference: f64,
+    portable: f64,
+    fma1: f64,
+    fma2: f64,
+}
+
+/// The fastest of `reps` runs of `f`, wall-clock seconds.
+fn best<F: FnMut() -> Result<(), Error>>(reps: usize, mut f: F) -> Result<f64, Error> {
+    let mut t = f64::INFINITY;
+    for _ in 0..reps.max(1) {
+        let start = Instant::now();
+        f()?;
+        t = t.min(start.elapsed().as_secs_f64());
+    }
+    Ok(t)
+}
+
+/// Measured single-core FMA peak in GFLOP/s (best of 5 runs of ≈ 0.1 s).
+pub fn peak_gflops(isa: Isa) -> f64 {
+    let mut iters = 1u64 << 16;
+    loop {
+        let start = Instant::now();
+        let (flops, sum) = fma_peak_loop(isa, iters);
+        std::hint::black_box(sum);
+        if start.elapsed() > Duration::from_millis(100) {
+            let mut best = 0.0f64;
+            for _ in 0..5 {
+                let start = Instant::now();
+                let (flops, sum) = fma_peak_loop(isa, iters);
+                std::hint::black_box(sum);
+                best = best.max(flops as f64 / start.elapsed().as_secs_f64() / 1e9);
+            }
+            return best;
+        }
+        let _ = flops;
+        iters *= 2;
+    }
+}
+
+fn layer_name(layer: &Layer) -> String {
+    match &layer.kind {
+        LayerKind::Conv(c) => format!(
+            "conv {}x{}/{} {:>3}->{:<3} {}x{}",
+            c.size, c.size, c.stride, layer.input.c, c.filters, layer.output.w, layer.output.h
+        ),
+        LayerKind::MaxPool(p) => format!(
+            "max  {}x{}/{} {:>3}        {}x{}",
+            p.size, p.size, p.stride, layer.input.c, layer.output.w, layer.output.h
+        ),
+        _ => "other".into(),
+    }
+}
+
+/// Runs layer `l` with `k` over `region` of its output.
+fn run_layer<K: Kernels>(
+    k: &K,
+    layer: &Layer,
+    weights: &Weights<'_>,
+    l: usize,
+    input: &FeatureView<'_>,
+    out: &mut [f32],
+    region: Region,
+) -> Result<(), Error> {
+    let mut ov = FeatureViewMut::new(out, region, layer.output.c).context(|| "output view")?;
+    let res = match &layer.kind {
+        LayerKind::Conv(c) => {
+            let p = weights
+                .conv(l)
+                .ok_or_else(|| error("weights", format!("layer {l}")))?;
+            k.conv(c, layer.input, &p, input, &mut ov)
+        }
+        LayerKind::MaxPool(p) => k.maxpool(p, layer.input, input, &mut ov),
+        _ => return Err(error("layer", format!("{l} is not fusable"))),
+    };
+    res.context(|| format!("layer {l}"))
+}
+
+/// Runs the command.
+pub fn run(args: &Args) -> Result<(), Error> {
+    let net = files::load_network(None)?;
+    let upto = args.upto;
+    let stack = FusedStack::new(&net, upto).context(|| format!("fusing layers [0, {upto})"))?;
+    let params = gen_weights::params(&net, upto, args.seed);
+    let weights = Weights::new(&net, upto, &params).context(|| "viewing the weights")?;
+    let fma1 = Fma::new();
+    let fma2 = Fma::new().with_threads(THREADS);
+    let isa = fma1.isa();
+    let peak = peak_gflops(isa);
+    if !args.json {
+        println!(
+            "tessera bench kernels: YOLOv2 608 layers [0, {upto}), seed {}, best of {} runs, FMA kernel {:?}",
+            args.seed, args.reps, isa
+        );
+        println!("measured single-core FMA peak: {peak:.1} GFLOP/s");
+    }
+    let image = files::load_image_input(None, &net)?;
+    let mut cur = image.clone();
+    let mut rows = Vec::new();
+    for (l, layer) in net.layers()[..upto].iter().enumerate() {
+        let (i, o) = (layer.input, layer.output);
+        let iv = FeatureView::new(&cur, Region::full(i.w, i.h), i.c).context(|| "input view")?;
+        let full = Region::full(o.w, o.h);
+        let mut out = vec![0.0f32; o.elements().unwrap_or(0)];
+        let flop = 2.0 * layer.macs() as f64;
+        let mut row = LayerRow {
+            name: layer_name(layer),
+            flop,
+            ..LayerRow::default()
+        };
+        row.fma1 = best(args.reps, || {
+            run_layer(&fma1, layer, &weights, l, &iv, &mut out, full)
+        })?;
+        row.fma2 = best(args.reps, || {
+            run_layer(&fma2, layer, &weights, l, &iv, &mut out, full)
+        })?;
+        let mut scratch = vec![0.0f32; out.len()];
+        if args.fma_only {
+            row.portable = f64::NAN;
+            row.reference = f64::NAN;
+            if !args.json {
+                print_row(l, &row, peak);
+            }
+            rows.push(row);
+            cur = out;
+            continue;
+        }
+        row.portable = best(args.reps.min(2), || {
+            run_layer(&Portable, layer, &weights, l, &iv, &mut scratch, full)
+        })?;
+        let band = ((o.h as f64 * args.reference_rows).ceil() as u32).clamp(1, o.h);
+        let y0 = (o.h - band) / 2;
+        let sub = Region::new(Span::new(0, o.w), Span::new(y0, y0 + band));
+        let t = best(1, || {
+            run_layer(&Reference, layer, &weights, l, &iv, &mut scratch, sub)
+        })?;
+        row.reference = t * o.h as f64 / band as f64;
+        if !args.json {
+            print_row(l, &row, peak);
+        }
+        rows.push(row);
+        cur = out;
+    }
+    let tiled = if args.no_tiled {
+        None
+    } else {
+        Some(tiled_check(&fma1, &stack, &weights, &image, args.reps)?)
+    };
+    let sum = |f: fn(&LayerRow) -> f64| rows.iter().map(f).sum::<f64>();
+    let flop = sum(|r| r.flop);
+    let totals = LayerRow {
+        name: "total".into(),
+        flop,
+        reference: sum(|r| r.reference),
+        portable: sum(|r| r.portable),
+        fma1: sum(|r| r.fma1),
+        fma2: sum(|r| r.fma2),
+    };
+    if args.json {
+        println!("{}", json(args, isa, peak, &rows, &totals, tiled.as_ref()));
+    } else {
+        print_summary(peak, &rows, &totals, tiled.as_ref());
+    }
+    Ok(())
+}
+
+/// Times of the full frame and of a 3×3 grid with reuse, with the FLOP ratio.
+struct Tiled {
+    full: f64,
+    tiled: f64,
+    flop_ratio: f64,
+}
+
+impl Tiled {
+    fn time_ratio(&self) -> f64 {
+        self.tiled / self.full
+    }
+
+    /// The criterion: tiled time ≤ full time × FLOP ratio + 10 %.
+    fn ok(&self) -> bool {
+        self.time_ratio() <= self.flop_ratio + 0.10
+    }
+}
+
+fn tiled_check(
+    k: &Fma,
+    stack: &FusedStack<'_>,
+    weights: &Weights<'_>,
+    input: &[f32],
+    reps: usize,
+) -> Result<Tiled, Error> {
+    let one = Grid::new(1, 1, Partition::Darknet, stack).context(|| "grid 1x1")?;
+    let three = Grid::new(3, 3, Partition::Darknet, stack).context(|| "grid 3x3")?;
+    let mut full_out = Vec::new();
+    let mut macs = (0, 0);
+    let full = best(reps, || {
+        let (out, stats) = run_frame(k, stack, weights, &one, Mode::Plain, input)?;
+        full_out = out;
+        macs.0 = stats.macs;
+        Ok(())
+    })?;
+    let mut tiled_out = Vec::new();
+    let tiled = best(reps, || {
+        let (out, stats) = run_frame(k, stack, weights, &three, Mode::Reuse, input)?;
+        tiled_out = out;
+        macs.1 = stats.macs;
+        Ok(())
+    })?;
+    let same = full_out.len() == tiled_out.len()
+        && full_out
+            .iter()
+            .zip(&tiled_out)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+    if !same {
+        return Err(error(
+            "tiled check",
+            "3x3 reuse output differs from the full frame",
+        ));
+    }
+    Ok(Tiled {
+        full,
+        tiled,
+        flop_ratio: macs.1 as f64 / macs.0 as f64,
+    })
+}
+
+fn gflops(flop: f64, t: f64) -> f64 {
+    flop / t / 1e9
+}
+
+fn print_row(l: usize, r: &LayerRow, peak: f64) {
+    if l == 0 {
+        println!(
+            "{:>5} {:<27} {:>6} | {:>9} {:>9} | {:>9} {:>6} {:>6} | {:>9} {:>6} | {:>8} {:>8}",
+            "layer",
+            "",
+            "GFLOP",
+            "reference",
+            "portable",
+            "fma 1t",
+            "%peak",
+            "xport",
+            "fma 2t",
+            "x1t",
+            "ms 1t",
+            "ms 2t"
+        );
+    }
+    let label = if l == usize::MAX {
+        "total".to_string()
+    } else {
+        l.to_string()
+    };
+    if r.flop == 0.0 {
+        println!(
+            "{label:>5} {:<27} {:>6} | {:>9} {:>9} | {:>9} {:>6} {:>6} | {:>9} {:>6} | {:>8.2} {:>8.2}",
+            r.name,
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            format!("{:.1}x", r.portable / r.fma1),
+            "-",
+            format!("{:.2}", r.fma1 / r.fma2),
+            r.fma1 * 1e3,
+            r.fma2 * 1e3
+        );
+        return;
+    }
+    let g1 = gflops(r.flop, r.fma1);
+    println!(
+        "{label:>5} {:<27} {:>6.2} | {:>9.1} {:>9.1} | {:>9.1} {:>5.0}% {:>5.1}x | {:>9.1} {:>5.2}x | {:>8.2} {:>8.2}",
+        r.name,
+        r.flop / 1e9,
+        gflops(r.flop, r.reference),
+        gflops(r.flop, r.portable),
+        g1,
+        100.0 * g1 / peak,
+        r.portable / r.fma1,
+        gflops(r.flop, r.fma2),
+        r.fma1 / r.fma2,
+        r.fma1 * 1e3,
+        r.fma2 * 1e3
+    );
+}
+
+fn print_summary(peak: f64, rows: &[LayerRow], totals: &LayerRow, tiled: Option<&Tiled>) {
+    print_row(usize::MAX, totals, peak);
+    let g1 = gflops(totals.flop, totals.fma1);
+    let g2 = gflops(totals.flop, totals.fma2);
+    println!(
+        "total {:.2} GFLOP (pool times included): reference {:.1} (sampled), portable {:.1}, fma 1 thread {:.1} GFLOP/s ({:.0}% of the {:.1} GFLOP/s peak, {:.1}x portable), {} threads {:.1} GFLOP/s ({:.2}x one thread)",
+        totals.flop / 1e9,
+        gflops(totals.flop, totals.reference),
+        gflops(totals.flop, totals.portable),
+        g1,
+        100.0 * g1 / peak,
+        peak,
+        totals.portable / totals.fma1,
+        THREADS,
+        g2,
+        totals.fma1 / totals.fma2
+    );
+    if let Some(r0) = rows.first().filter(|r| r.flop > 0.0) {
+        println!(
+            "layer 0: fma 1 thread {:.1} GFLOP/s ({:.0}% of peak), {} threads {:.1} GFLOP/s",
+            gflops(r0.flop, r0.fma1),
+            100.0 * gflops(r0.flop, r0.fma1) / peak,
+            THREADS,
+            gflops(r0.flop, r0.fma2)
+        );
+    }
+    if let Some(t) = tiled {
+        println!(
+            "tiled check (fma, 1 thread): 3x3 grid with reuse {:.1} ms vs full frame {:.1} ms: time ratio {:.3}, FLOP ratio {:.3} -> {} (bound: FLOP ratio + 0.10); outputs equal bit for bit",
+            t.tiled * 1e3,
+            t.full * 1e3,
+            t.time_ratio(),
+            t.flop_ratio,
+            if t.ok() { "ok" } else { "OVER" }
+        );
+    }
+}
+
+fn json(
+    args: &Args,
+    isa: Isa,
+    peak: f64,
+    rows: &[LayerRow],
+    totals: &LayerRow,
+    tiled: Option<&Tiled>,
+) -> String {
+    let num = |x: f64| {
+        if x.is_finite() {
+            format!("{x:.4}")
+        } else {
+            "null".into()
+        }
+    };
+    let rate = |flop: f64, t: f64| {
+        if flop > 0.0 {
+            num(gflops(flop, t))
+        } else {
+            "null".into()
+        }
+    };
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "{{\"network\":\"yolov2-608\",\"layers_upto\":{},\"seed\":{},\"reps\":{},\"isa\":\"{:?}\",\"threads_multi\":{},\"reference_rows_fraction\":{},\"peak_gflops\":{},\"total_gflop\":{},",
+        args.upto,
+        args.seed,
+        args.reps,
+        isa,
+        THREADS,
+        num(args.reference_rows),
+        num(peak),
+        num(totals.flop / 1e9)
+    );
+    let g1 = gflops(totals.flop, totals.fma1);
+    let _ = write!(
+        s,
+        "\"total_gflops_reference\":{},\"total_gflops_portable\":{},\"total_gflops_1t\":{},\"total_gflops_2t\":{},\"fraction_of_peak_1t\":{},\"speedup_2t\":{},\"ratio_to_portable_1t\":{},",
+        num(gflops(totals.flop, totals.reference)),
+        num(gflops(totals.flop, totals.portable)),
+        num(g1),
+        num(gflops(totals.flop, totals.fma2)),
+        num(g1 / peak),
+        num(totals.fma1 / totals.fma2),
+        num(totals.portable / totals.fma1)
+    );
+    if let Some(r0) = rows.first() {
+        let _ = write!(
+            s,
+            "\"layer0_gflops_1t\":{},\"layer0_gflops_2t\":{},",
+            rate(r0.flop, r0.fma1),
+            rate(r0.flop, r0.fma2)
+        );
+    }
+    if let Some(t) = tiled {
+        let _ = write!(
+            s,
+            "\"tiled\":{{\"grid\":\"3x3\",\"reuse\":true,\"threads\":1,\"full_s\":{},\"tiled_s\":{},\"time_ratio\":{},\"flop_ratio\":{},\"ok\":{}}},",
+            num(t.full),
+            num(t.tiled),
+            num(t.time_ratio()),
+            num(t.flop_ratio),
+            t.ok()
+        );
+    }
+    s.push_str("\"layers\":[");
+    for (l, r) in rows.iter().enumerate() {
+        if l > 0 {
+            s.push(',');
+        }
+        let _ = write!(
+            s,
+            "{{\"layer\":{l},\"name\":\"{}\",\"gflop\":{},\"reference_gflops\":{},\"portable_gflops\":{},\"gflops_1t\":{},\"gflops_2t\":{},\"fraction_of_peak_1t\":{},\"ratio_to_portable_1t\":{},\"speedup_2t\":{},\"time_1t_s\":{},\"time_2t_s\":{},\"time_portable_s\":{}}}",
+            r.name.split_whitespace().collect::<Vec<_>>().join(" "),
+            num(r.flop / 1e9),
+            rate(r.flop, r.reference),
+            rate(r.flop, r.portable),
+            rate(r.flop, r.fma1),
+            rate(r.flop, r.fma2),
+            if r.flop > 0.0 { num(gflops(r.flop, r.fma1) / peak) } else { "null".into() },
+            num(r.portable / r.fma1),
+            num(r.fma1 / r.fma2),
+            num(r.fma1),
+            num(r.fma2),
+            num(r.portable)
+        );
+    }
+    s.push_str("]}");
+    s
+}
