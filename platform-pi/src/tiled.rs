@@ -2,64 +2,20 @@
 //!
 //! Tiles run in the data source's order (level 0 first, then level 1), each from the input
 //! region a data source would ship it, through the core executor, and are stitched into the
-//! full output map. With reuse, level-0 tiles leave their overlap strips in a [`StripCache`]
-//! for the level-1 tiles, as the gateway's strip cache does in a cluster.
+//! full output map. With reuse, level-0 tiles leave their overlap strips in a strip map (the
+//! driver's, as the gateway's cache holds them in a cluster) for the level-1 tiles.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use tessera_core::exec::{run_tile, StripStore};
-use tessera_core::ftp::{FusedStack, Grid, MemoryPlan, Mode, Side, TilePlan};
+use tessera_backends::driver::{StripMap, Strips};
+use tessera_core::exec::run_tile;
+use tessera_core::ftp::{FusedStack, Grid, MemoryPlan, Mode, TilePlan};
 use tessera_core::kernel::Kernels;
 use tessera_core::model::weights::Weights;
 use tessera_core::tensor::{copy_overlap, region_len, FeatureView, FeatureViewMut};
-use tessera_core::{exec::ExecError, Region};
+use tessera_core::Region;
 
 use crate::error::{Context, Error};
-
-/// One stored strip: its region, channel count and CHW values.
-#[derive(Debug)]
-struct Strip {
-    region: Region,
-    channels: u32,
-    data: Vec<f32>,
-}
-
-/// Strips kept in memory, keyed as the executor puts them: (sender tile, layer, side).
-#[derive(Default, Debug)]
-pub struct StripCache {
-    strips: HashMap<(usize, usize, Side), Strip>,
-}
-
-impl StripCache {
-    /// Total bytes of strips held.
-    pub fn bytes(&self) -> usize {
-        self.strips.values().map(|s| s.data.len() * 4).sum()
-    }
-}
-
-impl StripStore for StripCache {
-    fn put(
-        &mut self,
-        tile: usize,
-        layer: usize,
-        side: Side,
-        strip: &FeatureView<'_>,
-    ) -> Result<(), ExecError> {
-        let strip = Strip {
-            region: strip.region(),
-            channels: strip.channels(),
-            data: strip.data().to_vec(),
-        };
-        self.strips.insert((tile, layer, side), strip);
-        Ok(())
-    }
-
-    fn get(&self, tile: usize, layer: usize, side: Side) -> Option<FeatureView<'_>> {
-        let s = self.strips.get(&(tile, layer, side))?;
-        FeatureView::new(&s.data, s.region, s.channels).ok()
-    }
-}
 
 /// What one frame cost.
 #[derive(Clone, Debug)]
@@ -96,7 +52,8 @@ pub fn run_frame<K: Kernels>(
         vec![0.0f32; region_len(&full_region, out_shape.c).context(|| "sizing the output")?];
     let image = FeatureView::new(input, Region::full(in_shape.w, in_shape.h), in_shape.c)
         .context(|| "viewing the input")?;
-    let mut strips = StripCache::default();
+    let mut held = Strips::new();
+    let mut strips = StripMap(&mut held);
     let mut macs = 0u64;
     let start = Instant::now();
     for tile in grid.schedule() {

@@ -119,7 +119,15 @@ pub struct Strip {
 /// Strips keyed by (sender tile, layer, side index), as `exec::StripStore` names them.
 pub type Strips = BTreeMap<(u16, u8, u8), Strip>;
 
-struct StripMap<'a>(&'a mut Strips);
+/// [`Strips`] seen as the executor's strip store (level-0 tiles `put`, level-1 tiles `get`).
+pub struct StripMap<'a>(pub &'a mut Strips);
+
+impl StripMap<'_> {
+    /// Bytes of strip values held.
+    pub fn bytes(&self) -> usize {
+        self.0.values().map(|s| s.data.len() * 4).sum()
+    }
+}
 
 impl StripStore for StripMap<'_> {
     fn put(

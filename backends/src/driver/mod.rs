@@ -26,7 +26,9 @@ use tessera_core::time::Instant;
 use tessera_core::wire::{Body, FrameKey, Message, NodeId, StripSource, Tensor, TileMode, GATEWAY};
 use tessera_core::Region;
 
-pub use compute::{execute, Done, Executor, Inline, Job, Model, ModelError, Strip, Strips};
+pub use compute::{
+    execute, Done, Executor, Inline, Job, Model, ModelError, Strip, StripMap, Strips,
+};
 
 use crate::link::{Link, LinkConfig, LinkError, LinkEvent, LinkStats};
 
