@@ -11,6 +11,7 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod code;
 pub mod detect;
 pub mod exec;
 pub mod ftp;
