@@ -17,6 +17,8 @@ pub use embedded_nal;
 pub mod driver;
 #[cfg(feature = "alloc")]
 pub mod link;
+#[cfg(feature = "smoltcp")]
+pub mod nal_smoltcp;
 #[cfg(feature = "std")]
 pub mod nal_std;
 

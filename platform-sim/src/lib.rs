@@ -1,5 +1,20 @@
-//! Tessera simulator: runs the core state machines over a simulated network.
+//! Tessera simulator: the core gateway/edge state machines and the backends driver (the code
+//! platform-pi runs) over smoltcp interfaces on a simulated, seeded network, in virtual time.
 //!
-//! Empty for now: the simulator arrives with its own issue.
+//! - [`rng`]: seeded generators and the gamma delay sampler.
+//! - [`medium`]: link model (shared WiFi channel or switched Ethernet), presets, loss, outages.
+//! - [`device`]: the smoltcp device of a node on that medium.
+//! - [`compute`]: the executor in virtual time (real kernels or the FLOP cost model).
+//! - [`models`]: YOLOv2's fused layers and a small net for real kernels.
+//! - [`world`]: the event loop, faults, the trace hash.
+//! - [`scenario`]: TOML scenario files.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+pub mod compute;
+pub mod device;
+pub mod medium;
+pub mod models;
+pub mod rng;
+pub mod scenario;
+pub mod world;

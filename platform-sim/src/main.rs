@@ -1,0 +1,3 @@
+//! `tessera-sim`: runs simulated Tessera clusters.
+
+fn main() {}

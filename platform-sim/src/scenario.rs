@@ -1,0 +1,264 @@
+//! Scenario files: a run and its scripted faults in TOML.
+//!
+//! ```toml
+//! policy = "wst-s"      # wsh | wst | wst-s | bodp
+//! grid = "3x3"
+//! edges = 4
+//! frames = 3
+//! sources = [1]
+//! net = "wifi"          # wifi | ethernet
+//! model = "yolo"        # yolo (cost model) | small (real kernels, results checked)
+//! seed = 7
+//!
+//! [[fault]]             # times in ms, counted from the moment every link is up
+//! kind = "crash"
+//! node = 2
+//! at_ms = 1500
+//!
+//! [[fault]]
+//! kind = "straggler"
+//! node = 3
+//! at_ms = 0
+//! factor = 4.0
+//!
+//! [[fault]]
+//! kind = "loss"         # a burst on every link, or on `link = [a, b]`
+//! from_ms = 1000
+//! until_ms = 3000
+//! rate = 0.1
+//!
+//! [[fault]]
+//! kind = "link_down"
+//! a = 1
+//! b = 0
+//! from_ms = 2000
+//! until_ms = 2500
+//! ```
+
+use serde::Deserialize;
+use tessera_core::wire::{NodeId, Policy};
+
+use crate::medium::NetModel;
+use crate::models::Net;
+use crate::world::{Fault, SimConfig};
+
+/// A scenario file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    /// Policy name.
+    pub policy: Option<String>,
+    /// Grid `RxC`.
+    pub grid: Option<String>,
+    /// Edges per cluster.
+    pub edges: Option<u16>,
+    /// Frames per source.
+    pub frames: Option<usize>,
+    /// Data-source edges.
+    pub sources: Option<Vec<NodeId>>,
+    /// Network preset.
+    pub net: Option<String>,
+    /// Residual loss on every link.
+    pub loss: Option<f64>,
+    /// `yolo` or `small`.
+    pub model: Option<String>,
+    /// Seed.
+    pub seed: Option<u64>,
+    /// Device rate, GFLOP/s.
+    pub gflops: Option<f64>,
+    /// Faults.
+    #[serde(default)]
+    pub fault: Vec<FaultSpec>,
+}
+
+/// One `[[fault]]`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FaultSpec {
+    /// Crash `node` at `at_ms`.
+    Crash {
+        /// Node id.
+        node: NodeId,
+        /// When.
+        at_ms: f64,
+    },
+    /// Slow `node` down by `factor` from `at_ms`.
+    Straggler {
+        /// Node id.
+        node: NodeId,
+        /// When.
+        at_ms: f64,
+        /// Slowdown.
+        factor: f64,
+    },
+    /// Loss burst.
+    Loss {
+        /// Start.
+        from_ms: f64,
+        /// End.
+        until_ms: f64,
+        /// Probability.
+        rate: f64,
+        /// One link.
+        link: Option<[NodeId; 2]>,
+    },
+    /// Outage of one link.
+    LinkDown {
+        /// One end.
+        a: NodeId,
+        /// Other end.
+        b: NodeId,
+        /// Start.
+        from_ms: f64,
+        /// End.
+        until_ms: f64,
+    },
+}
+
+/// Why a scenario was refused.
+#[derive(Debug)]
+pub enum ScenarioError {
+    /// Not TOML of this shape.
+    Parse(String),
+    /// A value out of range (names the field).
+    Value(&'static str),
+}
+
+impl std::fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ScenarioError::Parse(e) => write!(f, "scenario: {e}"),
+            ScenarioError::Value(v) => write!(f, "scenario: bad value of `{v}`"),
+        }
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+/// Parses a policy name.
+pub fn parse_policy(s: &str) -> Option<Policy> {
+    match s.to_ascii_lowercase().as_str() {
+        "wsh" => Some(Policy::Wsh),
+        "wst" => Some(Policy::Wst),
+        "wst-s" | "wsts" | "wst_s" => Some(Policy::WstS),
+        "bodp" | "modnn" => Some(Policy::Bodp),
+        _ => None,
+    }
+}
+
+/// Parses `RxC`.
+pub fn parse_grid(s: &str) -> Option<(u32, u32)> {
+    let (a, b) = s.split_once(['x', 'X'])?;
+    Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+}
+
+fn us(ms: f64) -> u64 {
+    (ms.max(0.0) * 1000.0).round() as u64
+}
+
+/// The run a scenario describes.
+pub fn parse(text: &str) -> Result<SimConfig, ScenarioError> {
+    let f: ScenarioFile = toml::from_str(text).map_err(|e| ScenarioError::Parse(e.to_string()))?;
+    let policy = match &f.policy {
+        Some(p) => parse_policy(p).ok_or(ScenarioError::Value("policy"))?,
+        None => Policy::WstS,
+    };
+    let grid = match &f.grid {
+        Some(g) => parse_grid(g).ok_or(ScenarioError::Value("grid"))?,
+        None => (3, 3),
+    };
+    let edges = f.edges.unwrap_or(4);
+    if edges == 0 || edges as usize > tessera_core::runtime::MAX_EDGES {
+        return Err(ScenarioError::Value("edges"));
+    }
+    let model = match f.model.as_deref() {
+        None | Some("yolo") => Net::Yolo16,
+        Some("small") => Net::Small,
+        Some(_) => return Err(ScenarioError::Value("model")),
+    };
+    let mut cfg = match model {
+        Net::Yolo16 => SimConfig::yolo(policy, grid, edges),
+        Net::Small => SimConfig::small(policy, grid, edges),
+    };
+    if let Some(n) = &f.net {
+        cfg.net = NetModel::preset(n).ok_or(ScenarioError::Value("net"))?;
+    }
+    if let Some(l) = f.loss {
+        if !(0.0..1.0).contains(&l) {
+            return Err(ScenarioError::Value("loss"));
+        }
+        cfg.net.loss = l;
+    }
+    cfg.frames = f.frames.unwrap_or(cfg.frames);
+    if let Some(s) = f.sources {
+        if s.iter().any(|&x| x == 0 || x > edges) {
+            return Err(ScenarioError::Value("sources"));
+        }
+        cfg.sources = s;
+    }
+    cfg.seed = f.seed.unwrap_or(cfg.seed);
+    if let Some(g) = f.gflops {
+        if g <= 0.0 {
+            return Err(ScenarioError::Value("gflops"));
+        }
+        cfg.gflops = g;
+    }
+    for spec in f.fault {
+        let fault = match spec {
+            FaultSpec::Crash { node, at_ms } => Fault::Crash {
+                node,
+                at: us(at_ms),
+            },
+            FaultSpec::Straggler {
+                node,
+                at_ms,
+                factor,
+            } => {
+                if factor <= 0.0 {
+                    return Err(ScenarioError::Value("factor"));
+                }
+                Fault::Straggler {
+                    node,
+                    at: us(at_ms),
+                    factor,
+                }
+            }
+            FaultSpec::Loss {
+                from_ms,
+                until_ms,
+                rate,
+                link,
+            } => {
+                if !(0.0..=1.0).contains(&rate) {
+                    return Err(ScenarioError::Value("rate"));
+                }
+                Fault::Loss {
+                    from: us(from_ms),
+                    until: us(until_ms),
+                    rate,
+                    link: link.map(|[a, b]| (a, b)),
+                }
+            }
+            FaultSpec::LinkDown {
+                a,
+                b,
+                from_ms,
+                until_ms,
+            } => Fault::LinkDown {
+                a,
+                b,
+                from: us(from_ms),
+                until: us(until_ms),
+            },
+        };
+        let node = match fault {
+            Fault::Crash { node, .. } | Fault::Straggler { node, .. } => node,
+            _ => 0,
+        };
+        if node > edges {
+            return Err(ScenarioError::Value("node"));
+        }
+        cfg.faults.push(fault);
+    }
+    Ok(cfg)
+}
