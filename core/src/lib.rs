@@ -12,6 +12,7 @@
 extern crate std;
 
 pub mod code;
+pub mod deadline;
 pub mod detect;
 pub mod exec;
 pub mod ftp;

@@ -1,0 +1,197 @@
+//! Budget allocators: turn a frame deadline into per-actor start offsets and per-channel
+//! timeouts.
+//!
+//! * [`uniform`] (the baseline): each source→sink path's slack `L − Σ c_a` is divided equally
+//!   among its channels, a channel on several paths keeps its smallest share, actors start as
+//!   soon as possible.
+//! * [`optimize`] (quality/latency-aware): coordinate pattern search over the start offsets,
+//!   from the baseline, maximising any objective (the QLA SNR [`Graph::snr`], or
+//!   [`expected_recovery`] for a coded fan-out) subject to the precedence and deadline
+//!   constraints. It only ever accepts improvements, so it keeps the baseline when there is no
+//!   gain.
+
+use super::graph::{Graph, GraphError, MAX_ACTORS};
+
+/// Start offsets (ms) for the actors of a graph.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Schedule {
+    t: [f64; MAX_ACTORS],
+    n: usize,
+}
+
+impl Schedule {
+    /// The start offsets, one per actor.
+    pub fn starts(&self) -> &[f64] {
+        &self.t[..self.n]
+    }
+}
+
+/// Smallest step the pattern search tries, relative to the deadline.
+const MIN_STEP: f64 = 1e-6;
+/// Objective evaluations the pattern search may spend.
+const MAX_EVALS: usize = 20_000;
+
+fn critical(g: &Graph) -> f64 {
+    let mut fin = [0.0f64; MAX_ACTORS];
+    let mut worst = 0.0f64;
+    for (v, a) in g.actors().iter().enumerate() {
+        let start = g
+            .channels()
+            .iter()
+            .filter(|c| c.to == v)
+            .map(|c| fin[c.from])
+            .fold(0.0, f64::max);
+        fin[v] = start + a.wcet;
+        if a.sink_weight > 0.0 {
+            worst = worst.max(fin[v]);
+        }
+    }
+    worst
+}
+
+/// The uniform-slack baseline for deadline `deadline` (ms).
+#[allow(clippy::needless_range_loop)] // path-length DP indexes two tables in step
+pub fn uniform(g: &Graph, deadline: f64) -> Result<Schedule, GraphError> {
+    let n = g.actors().len();
+    let crit = critical(g);
+    if !(deadline.is_finite() && deadline >= crit) {
+        return Err(GraphError::Infeasible {
+            deadline_us: (deadline.max(0.0) * 1e3) as u64,
+            critical_us: (crit * 1e3) as u64,
+        });
+    }
+    // fwd[a][l]: largest Σ WCET over source→a paths with l channels (a included), −∞ if none;
+    // bwd[a][l]: the same over a→sink paths.
+    let neg = f64::NEG_INFINITY;
+    let mut fwd = [[neg; MAX_ACTORS]; MAX_ACTORS];
+    let mut bwd = [[neg; MAX_ACTORS]; MAX_ACTORS];
+    for v in 0..n {
+        let c_v = g.actors()[v].wcet;
+        if g.is_source(v) {
+            fwd[v][0] = c_v;
+        }
+        for ch in g.channels().iter().filter(|c| c.to == v) {
+            for l in 1..n {
+                let prev = fwd[ch.from][l - 1];
+                if prev > neg {
+                    fwd[v][l] = fwd[v][l].max(prev + c_v);
+                }
+            }
+        }
+    }
+    for v in (0..n).rev() {
+        let c_v = g.actors()[v].wcet;
+        if g.actors()[v].sink_weight > 0.0 {
+            bwd[v][0] = c_v;
+        }
+        for ch in g.channels().iter().filter(|c| c.from == v) {
+            for l in 1..n {
+                let next = bwd[ch.to][l - 1];
+                if next > neg {
+                    bwd[v][l] = bwd[v][l].max(next + c_v);
+                }
+            }
+        }
+    }
+    let mut t = [0.0f64; MAX_ACTORS];
+    for v in 0..n {
+        for ch in g.channels().iter().filter(|c| c.to == v) {
+            let mut share = f64::INFINITY;
+            for l1 in 0..n {
+                for l2 in 0..n - l1 {
+                    let (a, b) = (fwd[ch.from][l1], bwd[v][l2]);
+                    if a > neg && b > neg {
+                        let len = (l1 + l2 + 1) as f64;
+                        share = share.min((deadline - a - b) / len);
+                    }
+                }
+            }
+            if !share.is_finite() {
+                share = 0.0; // a channel on no source→sink path: no slack to give
+            }
+            t[v] = t[v].max(t[ch.from] + g.actors()[ch.from].wcet + share.max(0.0));
+        }
+    }
+    Ok(Schedule { t, n })
+}
+
+/// Coordinate pattern search from `start`, maximising `objective(graph, starts)` under the
+/// precedence and deadline constraints; source actors stay where `start` put them.
+pub fn optimize<F>(g: &Graph, deadline: f64, start: &Schedule, mut objective: F) -> Schedule
+where
+    F: FnMut(&Graph, &[f64]) -> f64,
+{
+    let mut best = *start;
+    if start.n != g.actors().len() || !g.feasible(start.starts(), deadline) {
+        return best;
+    }
+    let mut value = objective(g, best.starts());
+    let mut step = deadline / 4.0;
+    let mut evals = 0;
+    while step > deadline * MIN_STEP && evals < MAX_EVALS {
+        let mut improved = false;
+        for a in (0..best.n).filter(|&a| !g.is_source(a)) {
+            for dir in [1.0, -1.0] {
+                let mut cand = best;
+                cand.t[a] += dir * step;
+                if !g.feasible(cand.starts(), deadline) {
+                    continue;
+                }
+                evals += 1;
+                let v = objective(g, cand.starts());
+                if v > value * (1.0 + 1e-12) {
+                    best = cand;
+                    value = v;
+                    improved = true;
+                    break;
+                }
+            }
+        }
+        if !improved {
+            step *= 0.5;
+        }
+    }
+    best
+}
+
+/// Expected fraction of a coded layer's output recovered, for a [`Graph::fan_out`] graph whose
+/// workers `1..=k` compute data shards and `k+1..=n` parity shards: with `D` data and `R`
+/// parity results in time (independent, worker `i` delivering with probability
+/// `π_in,i · π_out,i`), the output is complete if `D + R ≥ k`, else the `D/k` that arrived.
+/// `k = n` is the uncoded split (expected fraction delivered).
+pub fn expected_recovery(g: &Graph, k: usize, t: &[f64]) -> f64 {
+    let n = g.channels().len() / 2;
+    if k == 0 || k > n || t.len() != g.actors().len() {
+        return 0.0;
+    }
+    let deliver = |i: usize| -> f64 {
+        let (cin, cout) = (&g.channels()[i], &g.channels()[n + i]);
+        let din = t[cin.to] - t[cin.from] - g.actors()[cin.from].wcet;
+        let dout = t[cout.to] - t[cout.from] - g.actors()[cout.from].wcet;
+        cin.link.delivery(din) * cout.link.delivery(dout)
+    };
+    // Poisson-binomial distributions of D (workers 0..k) and R (k..n).
+    let mut pd = [0.0f64; MAX_ACTORS + 1];
+    let mut pr = [0.0f64; MAX_ACTORS + 1];
+    pd[0] = 1.0;
+    pr[0] = 1.0;
+    for (dist, range) in [(&mut pd, 0..k), (&mut pr, k..n)] {
+        let mut m = 0;
+        for i in range {
+            let p = deliver(i);
+            m += 1;
+            for c in (1..=m).rev() {
+                dist[c] = dist[c] * (1.0 - p) + dist[c - 1] * p;
+            }
+            dist[0] *= 1.0 - p;
+        }
+    }
+    let mut e = 0.0;
+    for (d, &a) in pd.iter().enumerate().take(k + 1) {
+        for (r, &b) in pr.iter().enumerate().take(n - k + 1) {
+            let got = if d + r >= k { 1.0 } else { d as f64 / k as f64 };
+            e += a * b * got;
+        }
+    }
+    e
+}
