@@ -273,8 +273,8 @@ proptest! {
     }
 }
 
-/// Wide YOLO-like rows (24-column blocks, remainders, 1×1 and 3×3) on every kernel: bit-exact
-/// across ISAs and threads, and within the bound of the reference.
+/// Wide YOLO-like rows (column blocks, remainders, channel chunks, 1×1 and 3×3) on every
+/// kernel: bit-exact across ISAs and threads, and within the bound of the reference.
 #[test]
 fn yolo_like_shapes() {
     let mut rng = Rng(42);
@@ -283,6 +283,9 @@ fn yolo_like_shapes() {
         (38, 6, 64, 13, 1),
         (61, 4, 3, 32, 3),
         (50, 3, 17, 8, 3),
+        // Input channels cut into L1 chunks (sums carried through the output).
+        (50, 3, 60, 7, 3),
+        (20, 2, 400, 7, 1),
     ] {
         let layer = Layer::new(w, h, c, f, k, 1, k / 2, true, true, &mut rng);
         let full = Region::full(w, h);

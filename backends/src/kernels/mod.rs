@@ -37,11 +37,23 @@
 //! # Layout and blocking
 //!
 //! The input region a conv needs is copied once per call into a zero-padded CHW buffer (rows of
-//! the map the region needs, columns widened by the padding and rounded up to whole vectors), so
-//! the micro-kernels never test borders. A micro-kernel computes 4 output channels × 24 columns
-//! (AVX2: 4 × 3 ymm accumulators) or 4 × 16 (NEON: 4 × 4 q registers) of one output row,
-//! broadcasting each weight and loading shifted input vectors; the last block of a row is
-//! narrower and stores only its valid columns. Strides other than 1 take the scalar path.
+//! the map the region needs, columns widened by the padding and rounded up to whole vectors;
+//! kept per thread between calls), and the weights are packed per block of output channels as
+//! `[c][ky][kx][o]`, so the micro-kernels never test borders and read one weight stream. A
+//! micro-kernel computes 6 output channels × 16 columns of one output row (AVX2: 6 × 2 ymm
+//! accumulators; NEON: 6 × 4 q registers), broadcasting each weight against shifted input
+//! vectors; the last block of a row is narrower and stores only its valid columns. When one
+//! output row's input does not fit in L1, input channels are cut into chunks (sums carried in
+//! the output between chunks, exactly) and every channel block runs on an L1-resident column
+//! block. Filter counts that are not multiples of 6 end with two balanced blocks (32 = 6·4 +
+//! 4 + 4). Strides other than 1 take the scalar path.
+//!
+//! # Threads
+//!
+//! With `std` and [`Fma::with_threads`], the padding copy is split over channels and the conv
+//! over contiguous ranges of output channel blocks (`std::thread::scope`); max pools over
+//! channels. Each output is computed by exactly one thread with the same operations, so the
+//! result does not depend on the thread count.
 
 extern crate alloc;
 #[cfg(feature = "std")]
@@ -237,8 +249,8 @@ pub(crate) struct Row<'a> {
     pub k: usize,
     /// Stride (the vector paths need 1).
     pub stride: usize,
-    /// Packed weights of the block from the chunk's first input channel on, `[c][ky][kx][R]`
-    /// (the `R` output channels of the block interleaved).
+    /// Packed weights of the block from the chunk's first input channel on, `[c][ky][kx][n]`
+    /// (the `n` output channels of the block interleaved).
     pub weights: &'a [f32],
     /// Output columns `j0..j1` of the row (`j0` a multiple of 8).
     pub j0: usize,
@@ -259,7 +271,7 @@ impl Row<'_> {
         assert!(self.j0 % LANES == 0 || self.stride != 1);
         let kk = self.k * self.k;
         assert!(self.ky0 + self.nky <= self.k);
-        assert!(self.channels * kk * R <= self.weights.len());
+        assert!(self.channels * kk * n <= self.weights.len());
         assert!((n - 1) * oplane + orow + self.j1 <= out);
         if self.nky > 0 && self.channels > 0 {
             let cols = if self.stride == 1 {
@@ -283,7 +295,7 @@ fn row_scalar(job: &Row<'_>, n: usize, post: &Post, out: &mut [f32], oplane: usi
     job.check(n, 1, out.len(), oplane, orow);
     let (k, kk) = (job.k, job.k * job.k);
     for r in 0..n {
-        let w = |t: usize| job.weights[t * R + r];
+        let w = |t: usize| job.weights[t * n + r];
         let dst = &mut out[r * oplane + orow + job.j0..r * oplane + orow + job.j1];
         for (j, d) in (job.j0..job.j1).zip(dst.iter_mut()) {
             let mut acc = if job.first { 0.0f32 } else { *d };
@@ -349,7 +361,7 @@ struct Ctx<'a> {
     p: i64,
     h: i64,
     c: usize,
-    /// Weights packed per block of `R` output channels: `[o / R][c][ky][kx][o % R]`.
+    /// Weights packed per output channel block (see [`blocks`]): `[block][c][ky][kx][o - o0]`.
     packed: &'a [f32],
     /// Folded (a, b) per output channel.
     ab: &'a [(f32, f32)],
@@ -364,8 +376,8 @@ fn taps(start: i64, k: usize, extent: i64) -> (usize, usize) {
     (t0 as usize, t1 as usize)
 }
 
-/// Bytes of input one column block may occupy in L1 across all output channel blocks.
-const L1_BUDGET: usize = 16 * 1024;
+/// Bytes of input one row or column block may occupy in L1 across all output channel blocks.
+const L1_BUDGET: usize = 24 * 1024;
 /// Output columns of one block when the input is blocked for L1 (a multiple of the AVX2 and
 /// NEON micro-kernels' widths).
 const XBLOCK: usize = 48;
@@ -374,8 +386,8 @@ const XBLOCK: usize = 48;
 ///
 /// When one output row's input (all channels × kernel rows × row width) fits in L1, rows are
 /// computed whole, channel block by channel block. Otherwise the input channels are cut into
-/// chunks whose 24-column input block fits in L1, and for each chunk, row and column block all
-/// output channel blocks run on that L1-resident block.
+/// chunks whose column block (48 columns, 16 for 1×1) fits in L1, and for each chunk, row and
+/// column block all output channel blocks run on that L1-resident block.
 fn conv_range(ctx: &Ctx<'_>, oa: usize, ob: usize, out: &mut [f32]) {
     let ncols = ctx.region.width() as usize;
     let oplane = ncols * ctx.region.height() as usize;
@@ -384,8 +396,9 @@ fn conv_range(ctx: &Ctx<'_>, oa: usize, ob: usize, out: &mut [f32]) {
     let (chunk, xblock) = if row_bytes <= L1_BUDGET || ctx.s != 1 {
         (ctx.c, ncols.max(1))
     } else {
-        let per_channel = ctx.k * (XBLOCK + ctx.k - 1) * 4;
-        ((L1_BUDGET / per_channel).clamp(1, ctx.c), XBLOCK)
+        let xb = if ctx.k == 1 { 16 } else { XBLOCK };
+        let per_channel = ctx.k * (xb + ctx.k - 1) * 4;
+        ((L1_BUDGET / per_channel).clamp(1, ctx.c), xb)
     };
     let mut c0 = 0;
     while c0 < ctx.c {
@@ -402,9 +415,7 @@ fn conv_range(ctx: &Ctx<'_>, oa: usize, ob: usize, out: &mut [f32]) {
             let mut j0 = 0;
             while j0 < ncols {
                 let j1 = (j0 + xblock).min(ncols);
-                let mut o = oa;
-                while o < ob {
-                    let n = R.min(ob - o);
+                for (o, n) in blocks(ctx.ab.len()).filter(|&(o, _)| o >= oa && o < ob) {
                     let mut post = Post {
                         a: [1.0; R],
                         b: [0.0; R],
@@ -423,7 +434,7 @@ fn conv_range(ctx: &Ctx<'_>, oa: usize, ob: usize, out: &mut [f32]) {
                         nky: ky1 - ky0,
                         k: ctx.k,
                         stride: ctx.s,
-                        weights: &ctx.packed[(o / R * ctx.c + c0) * kk * R..],
+                        weights: &ctx.packed[(o * ctx.c + c0 * n) * kk..],
                         j0,
                         j1,
                         first: c0 == 0,
@@ -438,7 +449,6 @@ fn conv_range(ctx: &Ctx<'_>, oa: usize, ob: usize, out: &mut [f32]) {
                         oplane,
                         orow,
                     );
-                    o += n;
                 }
                 j0 = j1;
             }
@@ -606,11 +616,10 @@ impl Kernels for Fma {
         }
         let geo = PadGeo::new(conv, map, region);
         let n = conv.filters as usize;
-        let blocks = n.div_ceil(R);
-        let threads = self.threads.min(blocks);
+        let threads = self.threads.min(blocks(n).count());
         with_scratch(|scratch| {
             let per = conv.weight_count(map.c).unwrap_or(0) / n;
-            let plen = blocks * R * per;
+            let plen = n * per;
             for (v, len) in [(&mut scratch.pad, geo.len), (&mut scratch.packed, plen)] {
                 if v.len() < len {
                     v.resize(len, 0.0);
@@ -681,26 +690,44 @@ impl Fma {
         if threads <= 1 {
             conv_range(&ctx, 0, n, data);
         } else {
-            split(&ctx, n, n.div_ceil(R), threads, data);
+            split(&ctx, n, threads, data);
         }
     }
 }
 
-/// Packs `[o][t]` weights (`per` taps each) as `[o / R][t][o % R]`, zero for the missing
-/// channels of the last block.
-fn pack(weights: &[f32], n: usize, per: usize, packed: &mut [f32]) {
-    for (b, dst) in packed.chunks_exact_mut(per * R).enumerate() {
-        for r in 0..R {
-            let o = b * R + r;
-            if o < n {
-                let src = &weights[o * per..(o + 1) * per];
-                for (t, &w) in src.iter().enumerate() {
-                    dst[t * R + r] = w;
-                }
-            } else {
-                for t in 0..per {
-                    dst[t * R + r] = 0.0;
-                }
+/// Output channel blocks `(o0, n)` of a conv with `filters` outputs: blocks of [`R`]; a
+/// remainder of at most `R / 2` is merged with the last full block and the two split evenly
+/// (e.g. 32 = 6+6+6+6+4+4), so no block is much narrower than the micro-kernel.
+fn blocks(filters: usize) -> impl Iterator<Item = (usize, usize)> {
+    let (full, rem) = (filters / R, filters % R);
+    let split = full >= 1 && rem > 0 && rem <= R / 2;
+    let plain = if split { full - 1 } else { full };
+    let mut tail = [(0, 0); 2];
+    let mut k = 0;
+    if split {
+        let m = R + rem;
+        tail = [
+            (plain * R, m.div_ceil(2)),
+            (plain * R + m.div_ceil(2), m / 2),
+        ];
+        k = 2;
+    } else if rem > 0 {
+        tail[0] = (plain * R, rem);
+        k = 1;
+    }
+    (0..plain)
+        .map(|b| (b * R, R))
+        .chain(tail.into_iter().take(k))
+}
+
+/// Packs `[o][t]` weights (`per` taps each) block by block as `[block][t][o - o0]`.
+fn pack(weights: &[f32], filters: usize, per: usize, packed: &mut [f32]) {
+    for (o0, n) in blocks(filters) {
+        let dst = &mut packed[o0 * per..(o0 + n) * per];
+        for r in 0..n {
+            let src = &weights[(o0 + r) * per..(o0 + r + 1) * per];
+            for (t, &w) in src.iter().enumerate() {
+                dst[t * n + r] = w;
             }
         }
     }
@@ -849,13 +876,17 @@ fn pool_split(
 /// Runs contiguous ranges of channel blocks on `threads` scoped threads (the caller's thread
 /// takes the last range).
 #[cfg(feature = "std")]
-fn split(ctx: &Ctx<'_>, n: usize, blocks: usize, threads: usize, data: &mut [f32]) {
+fn split(ctx: &Ctx<'_>, n: usize, threads: usize, data: &mut [f32]) {
     let oplane = ctx.region.area() as usize;
+    let starts: Vec<usize> = blocks(n).map(|(o, _)| o).collect();
     std::thread::scope(|scope| {
         let mut rest = data;
         let mut o = 0;
         for t in 0..threads {
-            let end = (blocks * (t + 1) / threads * R).min(n);
+            let end = starts
+                .get(starts.len() * (t + 1) / threads)
+                .copied()
+                .unwrap_or(n);
             let (mine, tail) = rest.split_at_mut((end - o) * oplane);
             rest = tail;
             let oa = o;
@@ -870,6 +901,6 @@ fn split(ctx: &Ctx<'_>, n: usize, blocks: usize, threads: usize, data: &mut [f32
 }
 
 #[cfg(not(feature = "std"))]
-fn split(ctx: &Ctx<'_>, n: usize, _: usize, _: usize, data: &mut [f32]) {
+fn split(ctx: &Ctx<'_>, n: usize, _: usize, data: &mut [f32]) {
     conv_range(ctx, 0, n, data);
 }

@@ -9,7 +9,7 @@
 
 use core::arch::aarch64::*;
 
-use super::{Post, Row, R};
+use super::{Post, Row};
 
 /// f32 lanes per q register.
 const L: usize = 4;
@@ -127,23 +127,43 @@ unsafe fn block<const N: usize, const V: usize, const K: usize>(
         }
     }
     let inp = job.input.as_ptr().add(job.base + j);
-    let wp = job.weights.as_ptr().add(job.ky0 * k * R);
-    for c in 0..job.channels {
-        let ic = inp.add(c * job.plane);
-        let wc = wp.add(c * kk * R);
-        for ky in 0..job.nky {
-            let ir = ic.add(ky * job.row);
-            let wr = wc.add(ky * k * R);
-            for kx in 0..k {
+    let wp = job.weights.as_ptr().add(job.ky0 * k * N);
+    if K == 1 {
+        // 1×1: one tap per channel; a flat loop (no kernel-row loop of one iteration).
+        if job.nky == 1 {
+            for c in 0..job.channels {
+                let ir = inp.add(c * job.plane);
+                let wr = wp.add(c * N);
                 let mut x = [vdupq_n_f32(0.0); V];
                 for v in 0..V {
-                    x[v] = vld1q_f32(ir.add(kx + L * v));
+                    x[v] = vld1q_f32(ir.add(L * v));
                 }
                 for r in 0..N {
-                    let w = vld1q_dup_f32(wr.add(kx * R + r));
+                    let w = vld1q_dup_f32(wr.add(r));
                     for v in 0..V {
-                        // acc + x·w with one rounding (FMLA).
                         acc[r][v] = vfmaq_f32(acc[r][v], x[v], w);
+                    }
+                }
+            }
+        }
+    } else {
+        for c in 0..job.channels {
+            let ic = inp.add(c * job.plane);
+            let wc = wp.add(c * kk * N);
+            for ky in 0..job.nky {
+                let ir = ic.add(ky * job.row);
+                let wr = wc.add(ky * k * N);
+                for kx in 0..k {
+                    let mut x = [vdupq_n_f32(0.0); V];
+                    for v in 0..V {
+                        x[v] = vld1q_f32(ir.add(kx + L * v));
+                    }
+                    for r in 0..N {
+                        let w = vld1q_dup_f32(wr.add(kx * N + r));
+                        for v in 0..V {
+                            // acc + x·w with one rounding (FMLA).
+                            acc[r][v] = vfmaq_f32(acc[r][v], x[v], w);
+                        }
                     }
                 }
             }

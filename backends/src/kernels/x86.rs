@@ -8,7 +8,7 @@ extern crate std;
 
 use core::arch::x86_64::*;
 
-use super::{Post, Row, R};
+use super::{Post, Row};
 
 /// f32 lanes per ymm register.
 const L: usize = 8;
@@ -130,22 +130,42 @@ unsafe fn block<const N: usize, const V: usize, const K: usize>(
         }
     }
     let inp = job.input.as_ptr().add(job.base + j);
-    let wp = job.weights.as_ptr().add(job.ky0 * k * R);
-    for c in 0..job.channels {
-        let ic = inp.add(c * job.plane);
-        let wc = wp.add(c * kk * R);
-        for ky in 0..job.nky {
-            let ir = ic.add(ky * job.row);
-            let wr = wc.add(ky * k * R);
-            for kx in 0..k {
+    let wp = job.weights.as_ptr().add(job.ky0 * k * N);
+    if K == 1 {
+        // 1×1: one tap per channel; a flat loop (no kernel-row loop of one iteration).
+        if job.nky == 1 {
+            for c in 0..job.channels {
+                let ir = inp.add(c * job.plane);
+                let wr = wp.add(c * N);
                 let mut x = [_mm256_setzero_ps(); V];
                 for v in 0..V {
-                    x[v] = _mm256_loadu_ps(ir.add(kx + L * v));
+                    x[v] = _mm256_loadu_ps(ir.add(L * v));
                 }
                 for r in 0..N {
-                    let w = _mm256_broadcast_ss(&*wr.add(kx * R + r));
+                    let w = _mm256_broadcast_ss(&*wr.add(r));
                     for v in 0..V {
                         acc[r][v] = _mm256_fmadd_ps(w, x[v], acc[r][v]);
+                    }
+                }
+            }
+        }
+    } else {
+        for c in 0..job.channels {
+            let ic = inp.add(c * job.plane);
+            let wc = wp.add(c * kk * N);
+            for ky in 0..job.nky {
+                let ir = ic.add(ky * job.row);
+                let wr = wc.add(ky * k * N);
+                for kx in 0..k {
+                    let mut x = [_mm256_setzero_ps(); V];
+                    for v in 0..V {
+                        x[v] = _mm256_loadu_ps(ir.add(kx + L * v));
+                    }
+                    for r in 0..N {
+                        let w = _mm256_broadcast_ss(&*wr.add(kx * N + r));
+                        for v in 0..V {
+                            acc[r][v] = _mm256_fmadd_ps(w, x[v], acc[r][v]);
+                        }
                     }
                 }
             }
