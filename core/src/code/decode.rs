@@ -22,7 +22,7 @@
 use super::linalg::{self, Small};
 use super::{
     field, float_coeff, gamma_f32, prime_coeff, Arithmetic, Buffer, Code, CodeError,
-    F32_UNIT_ROUNDOFF, MAX_PARITY, MAX_SHARDS,
+    F32_UNIT_ROUNDOFF, MAX_DATA, MAX_PARITY, MAX_SHARDS,
 };
 
 /// A decode plan for one erasure pattern: build once, decode many outputs.
@@ -37,7 +37,13 @@ pub struct Decoder {
     inv_p: Small<u32>,
     inv_norm: f64,
     cond: f64,
+    /// `g_{jd}` of the chosen parities (row `i` = `parities[i]`), float and `−g_{jd} mod p`.
+    coef: [[f64; MAX_DATA]; MAX_PARITY],
+    neg_coef_p: [[u32; MAX_DATA]; MAX_PARITY],
 }
+
+/// Output elements decoded per block: the right-hand sides of a block live on the stack.
+const BLOCK: usize = 64;
 
 impl Decoder {
     /// Plans the decode for the results flagged in `present` (`present.len() == n`).
@@ -80,6 +86,8 @@ impl Decoder {
             inv_p: [[0; MAX_PARITY]; MAX_PARITY],
             inv_norm: 1.0,
             cond: 1.0,
+            coef: [[0.0; MAX_DATA]; MAX_PARITY],
+            neg_coef_p: [[0; MAX_DATA]; MAX_PARITY],
         };
         if e == 0 {
             return Ok(dec);
@@ -130,6 +138,12 @@ impl Decoder {
             }
         }
         dec.inv_p = linalg::invert_p(&ap, e).ok_or(CodeError::Singular)?;
+        for (i, &j) in dec.parities[..e].iter().enumerate() {
+            for d in 0..k {
+                dec.coef[i][d] = float_coeff(k, code.r(), j.into(), d);
+                dec.neg_coef_p[i][d] = field::sub(0, prime_coeff(j.into(), d));
+            }
+        }
         Ok(dec)
     }
 
@@ -252,32 +266,35 @@ impl Decoder {
     ) -> Result<(), CodeError> {
         self.check_results(results, cols, out.len())?;
         self.copy_data(results, cols, out)?;
-        let (k, r, e, s) = (self.code.k(), self.code.r(), self.e, self.code.shard_rows());
+        let (k, e) = (self.code.k(), self.e);
         if e == 0 {
             return Ok(());
         }
-        let mut rhs = [0.0f64; MAX_PARITY];
-        for t in 0..s {
-            for c in 0..cols {
-                let at = t * cols + c;
-                for (slot, &j) in rhs.iter_mut().zip(self.parities()) {
-                    let j = usize::from(j);
-                    let mut v = get(results, k + j, at).map_or(0.0, f64::from);
-                    for d in (0..k).filter(|&d| self.uses(d)) {
-                        if let Some(y) = get(results, d, at) {
-                            v -= float_coeff(k, r, j, d) * f64::from(y);
-                        }
-                    }
-                    *slot = v;
+        let len = self.code.shard_rows() * cols;
+        let mut rhs = [[0.0f64; BLOCK]; MAX_PARITY];
+        for start in (0..len).step_by(BLOCK) {
+            let end = (start + BLOCK).min(len);
+            // s_j = y_{P_j} − Σ_{d∉E} g_{jd} y_d over the block, shard by shard.
+            for (i, &j) in self.parities().iter().enumerate() {
+                let p = slice(results, k + usize::from(j), start, end);
+                for (r, &v) in rhs[i].iter_mut().zip(p) {
+                    *r = f64::from(v);
                 }
-                for (i, &d) in self.erased().iter().enumerate() {
-                    let y: f64 = (0..e).map(|q| self.inv[i][q] * rhs[q]).sum();
-                    let row = usize::from(d) * s + t;
-                    if row < self.code.rows() {
-                        if let Some(o) = out.get_mut(row * cols + c) {
-                            *o = y as f32;
-                        }
+            }
+            for d in (0..k).filter(|&d| self.uses(d)) {
+                let y = slice(results, d, start, end);
+                for (i, r) in rhs.iter_mut().enumerate().take(e) {
+                    let g = self.coef[i][d];
+                    for (r, &v) in r.iter_mut().zip(y) {
+                        *r -= g * f64::from(v);
                     }
+                }
+            }
+            // y_E = G_{J,E}^{-1} s, written to the erased shards' rows.
+            for (i, &d) in self.erased().iter().enumerate() {
+                let dst = self.dest(out, d, cols, start, end);
+                for (at, o) in dst.iter_mut().enumerate() {
+                    *o = (0..e).map(|q| self.inv[i][q] * rhs[q][at]).sum::<f64>() as f32;
                 }
             }
         }
@@ -295,63 +312,85 @@ impl Decoder {
     ) -> Result<(), CodeError> {
         self.check_results(results, cols, out.len())?;
         self.copy_data(results, cols, out)?;
-        let (k, e, s) = (self.code.k(), self.e, self.code.shard_rows());
+        let (k, e) = (self.code.k(), self.e);
         if e == 0 {
             return Ok(());
         }
-        let wrapping = self.code.int_arithmetic() == Arithmetic::Wrapping;
-        let mut rhs = [0u32; MAX_PARITY];
-        for t in 0..s {
-            for c in 0..cols {
-                let at = t * cols + c;
-                if wrapping {
-                    // r = 1: y_f = y_p − Σ_{d≠f} y_d (mod 2^32).
-                    let mut v = get(results, k, at).unwrap_or(0);
-                    for d in (0..k).filter(|&d| self.uses(d)) {
-                        v = v.wrapping_sub(get(results, d, at).unwrap_or(0));
-                    }
-                    let row = usize::from(self.erased[0]) * s + t;
-                    if row < self.code.rows() {
-                        if let Some(o) = out.get_mut(row * cols + c) {
-                            *o = v;
-                        }
-                    }
-                    continue;
+        let len = self.code.shard_rows() * cols;
+        if self.code.int_arithmetic() == Arithmetic::Wrapping {
+            // r = 1: y_f = y_p − Σ_{d≠f} y_d (mod 2^32), accumulated in the output rows.
+            let f = self.erased[0];
+            let p = slice(results, k, 0, len);
+            let dst = self.dest(out, f, cols, 0, len);
+            for (o, &v) in dst.iter_mut().zip(p) {
+                *o = v;
+            }
+            for d in (0..k).filter(|&d| self.uses(d)) {
+                for (o, &v) in dst.iter_mut().zip(slice(results, d, 0, len)) {
+                    *o = o.wrapping_sub(v);
                 }
-                for (slot, &j) in rhs.iter_mut().zip(self.parities()) {
-                    let j = usize::from(j);
-                    let p = get(results, k + j, at).unwrap_or(0);
-                    let mut v = field::reduce(u64::from(p as u32));
-                    for d in (0..k).filter(|&d| self.uses(d)) {
-                        let y = field::from_i64(get(results, d, at).unwrap_or(0).into());
-                        v = field::sub(v, field::mul(prime_coeff(j, d), y));
-                    }
-                    *slot = v;
+            }
+            return Ok(());
+        }
+        let mut rhs = [[0u32; BLOCK]; MAX_PARITY];
+        for start in (0..len).step_by(BLOCK) {
+            let end = (start + BLOCK).min(len);
+            for (i, &j) in self.parities().iter().enumerate() {
+                let p = slice(results, k + usize::from(j), start, end);
+                for (r, &v) in rhs[i].iter_mut().zip(p) {
+                    *r = field::reduce(u64::from(v as u32));
                 }
-                for (i, &d) in self.erased().iter().enumerate() {
+            }
+            for d in (0..k).filter(|&d| self.uses(d)) {
+                let y = slice(results, d, start, end);
+                for (i, r) in rhs.iter_mut().enumerate().take(e) {
+                    let g = u64::from(self.neg_coef_p[i][d]);
+                    for (r, &v) in r.iter_mut().zip(y) {
+                        let v = u64::from(field::from_i64(v.into()));
+                        *r = field::reduce(u64::from(*r) + g * v);
+                    }
+                }
+            }
+            for (i, &d) in self.erased().iter().enumerate() {
+                let dst = self.dest(out, d, cols, start, end);
+                for (at, o) in dst.iter_mut().enumerate() {
                     let y = (0..e).fold(0, |acc, q| {
-                        field::add(acc, field::mul(self.inv_p[i][q], rhs[q]))
+                        field::add(acc, field::mul(self.inv_p[i][q], rhs[q][at]))
                     });
-                    let row = usize::from(d) * s + t;
-                    if row < self.code.rows() {
-                        if let Some(o) = out.get_mut(row * cols + c) {
-                            *o = field::to_i32(y);
-                        }
-                    }
+                    *o = field::to_i32(y);
                 }
             }
         }
         Ok(())
     }
+
+    /// The part of erased data shard `d`'s rows in `out` holding shard elements
+    /// `start..end` (shorter, or empty, past the shard's real rows).
+    fn dest<'o, T>(
+        &self,
+        out: &'o mut [T],
+        d: u8,
+        cols: usize,
+        start: usize,
+        end: usize,
+    ) -> &'o mut [T] {
+        let Ok(rows) = self.code.data_rows(d.into()) else {
+            return &mut [];
+        };
+        let have = rows.len() * cols;
+        let base = rows.start * cols;
+        let (s, e) = (start.min(have), end.min(have));
+        out.get_mut(base + s..base + e).unwrap_or(&mut [])
+    }
 }
 
-/// Element `at` of shard `i`'s result; a data shard's padding rows read as `None` (zero).
-fn get<T: Copy>(results: &[Option<&[T]>], i: usize, at: usize) -> Option<T> {
-    results
-        .get(i)
-        .copied()
-        .flatten()
-        .and_then(|r| r.get(at).copied())
+/// Elements `start..end` of shard `i`'s result, cut short where a data shard's padding rows
+/// begin (they are zero, and contribute nothing).
+fn slice<'r, T>(results: &[Option<&'r [T]>], i: usize, start: usize, end: usize) -> &'r [T] {
+    match results.get(i).copied().flatten() {
+        Some(r) => r.get(start.min(r.len())..end.min(r.len())).unwrap_or(&[]),
+        None => &[],
+    }
 }
 
 const _: () = assert!(MAX_SHARDS < 32, "shard masks are u32");
