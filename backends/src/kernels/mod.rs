@@ -32,7 +32,8 @@
 //! ```
 //!
 //! (the property tests check exactly this bound; observed errors are far smaller, about
-//! `√n·u` relative). Max pools are exact and delegate to [`Portable`].
+//! `√n·u` relative). Max pools are exact: a direct 2×2/2 path and [`Portable`] elsewhere, both
+//! bit-identical to the reference.
 //!
 //! # Layout and blocking
 //!
