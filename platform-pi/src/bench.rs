@@ -161,6 +161,8 @@ pub fn run(args: &Args) -> Result<(), Error> {
         let iv = FeatureView::new(&cur, Region::full(i.w, i.h), i.c).context(|| "input view")?;
         let full = Region::full(o.w, o.h);
         let mut out = vec![0.0f32; o.elements().unwrap_or(0)];
+        // Touch every page before timing (a fresh allocation is mapped lazily).
+        out.fill(1.0);
         let flop = 2.0 * layer.macs() as f64;
         let mut row = LayerRow {
             name: layer_name(layer),
@@ -173,7 +175,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
         row.fma2 = best(args.reps, || {
             run_layer(&fma2, layer, &weights, l, &iv, &mut out, full)
         })?;
-        let mut scratch = vec![0.0f32; out.len()];
+        let mut scratch = vec![1.0f32; out.len()];
         if args.fma_only {
             row.portable = f64::NAN;
             row.reference = f64::NAN;
