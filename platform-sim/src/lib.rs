@@ -11,8 +11,10 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod cdc;
 pub mod compute;
 pub mod device;
+pub mod digits;
 pub mod medium;
 pub mod models;
 pub mod rng;

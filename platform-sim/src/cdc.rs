@@ -1,0 +1,970 @@
+//! Coded distributed computing experiments (issue 6), run by `tessera-sim cdc …`:
+//!
+//! 1. [`latency`]: layer latency p50/p99/p99.9 under the Pi 3 WiFi reply-time model for an
+//!    uncoded split, 2MR, CDC r = 1 and r = 2, and the extra devices each needs.
+//! 2. [`failures`]: `f` devices killed with `r = f` parities: every kill pattern decoded,
+//!    integer mode bit-exact, float within the bound, decode time vs the layer's compute.
+//! 3. [`accuracy`]: the digits MLP's hidden layer over 8 actors; accuracy vs packet loss for
+//!    uncoded, CDC r = 1/2, and the two deadline allocators.
+//!
+//! All three are Monte Carlo over `tessera_core::deadline` delay models with seeded generators
+//! (not the packet-level smoltcp simulator: a coded layer is not yet dispatched by the
+//! runtime's gateway, see the report). Experiment 2's times are wall-clock measurements.
+
+use std::error::Error;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use tessera_core::code::{encode, replicate, shard, Arithmetic, Code, Decoder};
+use tessera_core::deadline::{
+    expected_recovery, gamma, optimize, uniform, Graph, LinkDelay, Rng, Schedule,
+};
+
+use crate::digits::{self, QuantHidden, Sample, HIDDEN, PIXELS};
+
+/// `tessera-sim cdc` arguments.
+#[derive(clap::Args, Debug)]
+pub struct CdcArgs {
+    /// Which experiment.
+    #[command(subcommand)]
+    pub what: CdcCmd,
+}
+
+/// The CDC experiments.
+#[derive(clap::Subcommand, Debug)]
+pub enum CdcCmd {
+    /// Trains the digits MLP (fixed seeds, stated split) and prints its accuracy.
+    TrainDigits(DataArgs),
+    /// Experiment 1: layer latency under the Pi 3 WiFi reply-time model.
+    Latency(OutArgs),
+    /// Experiment 2: f devices killed with r = f; exactness and decode cost.
+    Failures(OutArgs),
+    /// Experiment 3: digits accuracy vs packet loss.
+    Accuracy(DataArgs),
+    /// All of the above.
+    All(DataArgs),
+}
+
+/// Output directory for CSVs.
+#[derive(clap::Args, Debug, Clone)]
+pub struct OutArgs {
+    /// Directory the CSV files are written to.
+    #[arg(long, default_value = "out/cdc")]
+    pub out: PathBuf,
+}
+
+/// Data file and output directory.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DataArgs {
+    /// The digits CSV.
+    #[arg(long, default_value = "data/digits.csv")]
+    pub data: PathBuf,
+    /// Directory the CSV files are written to.
+    #[arg(long, default_value = "out/cdc")]
+    pub out: PathBuf,
+    /// Deadline tightness ρ of experiment 3 (0 = every link's 0.1 % quantile, 1 = 99.9 %).
+    #[arg(long, default_value_t = RHO)]
+    pub rho: f64,
+}
+
+/// Runs a `cdc` subcommand, printing its tables.
+pub fn run(a: &CdcArgs) -> Result<(), Box<dyn Error>> {
+    match &a.what {
+        CdcCmd::TrainDigits(d) => print!("{}", train_digits(&d.data)?),
+        CdcCmd::Latency(o) => print!("{}", latency(&o.out, LATENCY_TRIALS)?),
+        CdcCmd::Failures(o) => print!("{}", failures(&o.out)?),
+        CdcCmd::Accuracy(d) => print!("{}", accuracy(&d.data, &d.out, d.rho, ACCURACY_REPS)?),
+        CdcCmd::All(d) => {
+            print!("{}", train_digits(&d.data)?);
+            print!("{}", latency(&d.out, LATENCY_TRIALS)?);
+            print!("{}", failures(&d.out)?);
+            print!("{}", accuracy(&d.data, &d.out, d.rho, ACCURACY_REPS)?);
+        }
+    }
+    Ok(())
+}
+
+fn write_csv(dir: &Path, name: &str, text: &str) -> Result<PathBuf, Box<dyn Error>> {
+    std::fs::create_dir_all(dir)?;
+    let p = dir.join(name);
+    std::fs::write(&p, text)?;
+    Ok(p)
+}
+
+/// `tessera-sim cdc train-digits`: split, train, float and int8 test accuracy.
+pub fn train_digits(data: &Path) -> Result<String, Box<dyn Error>> {
+    let all = digits::load(data)?;
+    let (train, test) = digits::split(&all);
+    let t0 = Instant::now();
+    let (m, loss) = digits::train(&train);
+    let q = digits::quantize_hidden(&m);
+    let mut s = String::new();
+    writeln!(s, "## digits MLP 64-{HIDDEN}-10")?;
+    writeln!(
+        s,
+        "{} samples; split: Fisher-Yates(seed {}) then first {} train / last {} test",
+        all.len(),
+        digits::SPLIT_SEED,
+        train.len(),
+        test.len()
+    )?;
+    writeln!(
+        s,
+        "SGD momentum {} lr {} batch {} epochs {} (init seed {}, order seed {}): final train loss {loss:.4}, {:.2} s",
+        digits::MOMENTUM,
+        digits::LEARNING_RATE,
+        digits::BATCH,
+        digits::EPOCHS,
+        digits::INIT_SEED,
+        digits::ORDER_SEED,
+        t0.elapsed().as_secs_f64()
+    )?;
+    writeln!(
+        s,
+        "test accuracy: float {:.2} %, int8 hidden layer {:.2} %; train accuracy {:.2} %",
+        100.0 * m.accuracy(&test),
+        100.0 * int8_accuracy(&m, &q, &test),
+        100.0 * m.accuracy(&train)
+    )?;
+    Ok(s)
+}
+
+fn int8_accuracy(m: &digits::Mlp, q: &QuantHidden, set: &[Sample]) -> f64 {
+    let ok = set
+        .iter()
+        .filter(|s| {
+            let mut y = [0i32; HIDDEN];
+            let x = QuantHidden::input(s);
+            shard::gemm_i8(&q.w, &q.b, &x, PIXELS, 1, &mut y).is_ok()
+                && digits::argmax(&m.head(&q.dequantize(&y))) == s.label
+        })
+        .count();
+    ok as f64 / set.len().max(1) as f64
+}
+
+// ---------------------------------------------------------------------------------------------
+// Experiment 1
+
+/// Monte Carlo trials per scheme in experiment 1.
+pub const LATENCY_TRIALS: usize = 200_000;
+/// Compute time of the CDC paper's 2048-wide FC layer on one Pi 3 (DESIGN-NOTES §6), ms: the
+/// minimum reply time of the arrival model.
+pub const PI3_FC_MS: f64 = 50.0;
+
+/// The Pi 3 WiFi reply-time model: `50 ms + Gamma(κ, θ)`, with `κ, θ` solved so that 34 % of
+/// replies arrive within 100 ms and 42 % within 150 ms (the CDC paper's 4-Pi measurement,
+/// DESIGN-NOTES §6; the note flags that sentence as inconsistent, so this is a heavy-tail
+/// model fitted to the only two figures given, not a measured distribution).
+pub fn pi3_wifi_reply_model() -> LinkDelay {
+    let (p1, p2) = (0.34, 0.42);
+    let (x1, x2) = (100.0 - PI3_FC_MS, 150.0 - PI3_FC_MS);
+    let theta_for = |k: f64| {
+        // cdf(k, θ, x1) decreases in θ: bisect log θ.
+        let (mut lo, mut hi) = (-10.0f64, 30.0f64);
+        for _ in 0..200 {
+            let mid = 0.5 * (lo + hi);
+            if gamma::cdf(k, mid.exp(), x1) > p1 {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        (0.5 * (lo + hi)).exp()
+    };
+    let (mut lo, mut hi) = (0.01f64, 10.0f64);
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if gamma::cdf(mid, theta_for(mid), x2) < p2 {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    let shape = 0.5 * (lo + hi);
+    LinkDelay {
+        loc: PI3_FC_MS,
+        shape,
+        scale: theta_for(shape),
+        loss: 0.0,
+    }
+}
+
+/// Redundancy schemes of one layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    /// `k` devices, wait for all.
+    Uncoded,
+    /// Every device duplicated, wait for one copy of each.
+    TwoMr,
+    /// `k + r` devices, wait for any `k`.
+    Cdc(usize),
+}
+
+impl Scheme {
+    fn name(&self) -> String {
+        match self {
+            Scheme::Uncoded => "uncoded".into(),
+            Scheme::TwoMr => "2MR".into(),
+            Scheme::Cdc(r) => format!("CDC r={r}"),
+        }
+    }
+    fn devices(&self, k: usize) -> usize {
+        match *self {
+            Scheme::Uncoded => k,
+            Scheme::TwoMr => replicate::devices(k),
+            Scheme::Cdc(r) => k + r,
+        }
+    }
+    /// Probability that the layer is complete by `t` for i.i.d. reply CDF value `f = F(t)`.
+    fn complete_prob(&self, k: usize, f: f64) -> f64 {
+        match *self {
+            Scheme::Uncoded => f.powi(k as i32),
+            Scheme::TwoMr => (1.0 - (1.0 - f) * (1.0 - f)).powi(k as i32),
+            Scheme::Cdc(r) => {
+                let n = k + r;
+                (k..=n)
+                    .map(|i| binom(n, i) * f.powi(i as i32) * (1.0 - f).powi((n - i) as i32))
+                    .sum()
+            }
+        }
+    }
+    /// One Monte Carlo layer latency from `replies` (one per device).
+    fn latency(&self, k: usize, replies: &mut [f64]) -> f64 {
+        match *self {
+            Scheme::Uncoded => replies.iter().copied().fold(0.0, f64::max),
+            Scheme::TwoMr => (0..k)
+                .map(|d| replies[d].min(replies[d + k]))
+                .fold(0.0, f64::max),
+            Scheme::Cdc(_) => {
+                replies.sort_by(f64::total_cmp);
+                replies[k - 1]
+            }
+        }
+    }
+}
+
+fn binom(n: usize, i: usize) -> f64 {
+    (0..i).fold(1.0, |acc, j| acc * (n - j) as f64 / (j + 1) as f64)
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i]
+}
+
+/// Row of experiment 1.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LatencyRow {
+    /// Data shards.
+    pub k: usize,
+    /// Scheme.
+    pub scheme: Scheme,
+    /// Devices used.
+    pub devices: usize,
+    /// Monte Carlo p50, p99, p99.9 (ms).
+    pub mc: [f64; 3],
+    /// Exact p50, p99, p99.9 from the order-statistic CDF (ms).
+    pub exact: [f64; 3],
+}
+
+/// Experiment 1 rows for `k ∈ {3, 8}` and every scheme.
+pub fn latency_rows(trials: usize, seed: u64) -> Vec<LatencyRow> {
+    let model = pi3_wifi_reply_model();
+    let mut rows = Vec::new();
+    for k in [3usize, 8] {
+        for scheme in [
+            Scheme::Uncoded,
+            Scheme::TwoMr,
+            Scheme::Cdc(1),
+            Scheme::Cdc(2),
+        ] {
+            let n = scheme.devices(k);
+            let mut rng = Rng::new(seed ^ (k as u64) << 8 ^ n as u64);
+            let mut lat = Vec::with_capacity(trials);
+            let mut replies = vec![0.0; n];
+            for _ in 0..trials {
+                for r in replies.iter_mut() {
+                    *r = model.sample(&mut rng).unwrap_or(f64::INFINITY);
+                }
+                lat.push(scheme.latency(k, &mut replies));
+            }
+            lat.sort_by(f64::total_cmp);
+            let qs = [0.5, 0.99, 0.999];
+            let mc = qs.map(|q| percentile(&lat, q));
+            let exact = qs.map(|q| {
+                let (mut lo, mut hi) = (model.loc, model.loc + 1.0);
+                while scheme.complete_prob(k, gamma::cdf(model.shape, model.scale, hi - model.loc))
+                    < q
+                {
+                    hi = model.loc + 2.0 * (hi - model.loc);
+                }
+                for _ in 0..100 {
+                    let mid = 0.5 * (lo + hi);
+                    let f = gamma::cdf(model.shape, model.scale, mid - model.loc);
+                    if scheme.complete_prob(k, f) < q {
+                        lo = mid;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                0.5 * (lo + hi)
+            });
+            rows.push(LatencyRow {
+                k,
+                scheme,
+                devices: n,
+                mc,
+                exact,
+            });
+        }
+    }
+    rows
+}
+
+/// `tessera-sim cdc latency`.
+pub fn latency(out: &Path, trials: usize) -> Result<String, Box<dyn Error>> {
+    let model = pi3_wifi_reply_model();
+    let rows = latency_rows(trials, 0x1a7e);
+    let mut s = String::new();
+    let mut csv = String::from("k,scheme,devices,extra_devices,p50_ms,p99_ms,p999_ms,exact_p50_ms,exact_p99_ms,exact_p999_ms\n");
+    writeln!(s, "## Experiment 1: layer latency, Pi 3 WiFi reply model")?;
+    writeln!(
+        s,
+        "reply time = {:.0} ms + Gamma(shape {:.3}, scale {:.1} ms): P(<=100 ms) = {:.3}, P(<=150 ms) = {:.3}, mean {:.0} ms; {trials} Monte Carlo layers per row (seeded), exact = order-statistic CDF",
+        model.loc,
+        model.shape,
+        model.scale,
+        gamma::cdf(model.shape, model.scale, 100.0 - model.loc),
+        gamma::cdf(model.shape, model.scale, 150.0 - model.loc),
+        model.mean()
+    )?;
+    writeln!(s, "| k | scheme | devices | extra | p50 ms | p99 ms | p99.9 ms | exact p50 / p99 / p99.9 ms |")?;
+    writeln!(s, "|---|---|---|---|---|---|---|---|")?;
+    for r in &rows {
+        writeln!(
+            s,
+            "| {} | {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} / {:.0} / {:.0} |",
+            r.k,
+            r.scheme.name(),
+            r.devices,
+            r.devices - r.k,
+            r.mc[0],
+            r.mc[1],
+            r.mc[2],
+            r.exact[0],
+            r.exact[1],
+            r.exact[2]
+        )?;
+        writeln!(
+            csv,
+            "{},{},{},{},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3}",
+            r.k,
+            r.scheme.name(),
+            r.devices,
+            r.devices - r.k,
+            r.mc[0],
+            r.mc[1],
+            r.mc[2],
+            r.exact[0],
+            r.exact[1],
+            r.exact[2]
+        )?;
+    }
+    let p = write_csv(out, "cdc_latency.csv", &csv)?;
+    writeln!(s, "(CSV: {})\n", p.display())?;
+    Ok(s)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Experiment 2
+
+/// A layer for experiment 2: `rows` outputs, `in_len` inputs, `cols` columns.
+#[derive(Clone, Copy, Debug)]
+pub struct LayerShape {
+    /// Name in the table.
+    pub name: &'static str,
+    /// Output rows (filters).
+    pub rows: usize,
+    /// Input length `K`.
+    pub in_len: usize,
+    /// Output columns (`H·W` for a conv, 1 for FC).
+    pub cols: usize,
+}
+
+/// Experiment 2's layers: the CDC paper's FC, YOLOv2's last 1×1 conv (1024 → 425 at 19×19),
+/// and a 3×3 conv (64 → 128 at 19×19) as GEMM.
+pub const FAILURE_LAYERS: [LayerShape; 3] = [
+    LayerShape {
+        name: "fc 2048x2048",
+        rows: 2048,
+        in_len: 2048,
+        cols: 1,
+    },
+    LayerShape {
+        name: "conv1x1 1024->425 @19x19",
+        rows: 425,
+        in_len: 1024,
+        cols: 361,
+    },
+    LayerShape {
+        name: "conv3x3 64->128 @19x19",
+        rows: 128,
+        in_len: 576,
+        cols: 361,
+    },
+];
+
+/// Row of experiment 2.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FailureRow {
+    /// Layer.
+    pub layer: &'static str,
+    /// Data shards.
+    pub k: usize,
+    /// Devices killed = parities.
+    pub f: usize,
+    /// Kill patterns decoded.
+    pub patterns: usize,
+    /// Whether every integer decode was bit-exact.
+    pub int_exact: bool,
+    /// Largest float error / bound over every pattern.
+    pub float_err_over_bound: f64,
+    /// Largest float error relative to the output magnitude `A`.
+    pub float_rel_err: f64,
+    /// Median integer decode time (f data shards lost), ms.
+    pub decode_ms: f64,
+    /// Full layer on one device (int8 GEMM), ms.
+    pub layer_ms: f64,
+    /// One shard's compute, ms.
+    pub shard_ms: f64,
+}
+
+fn time_ms<F: FnMut()>(mut f: F) -> f64 {
+    let t0 = Instant::now();
+    f();
+    t0.elapsed().as_secs_f64() * 1e3
+}
+
+/// Experiment 2 rows: `k = 8`, `f = r ∈ 1..=4`, every pattern of `f` killed devices.
+pub fn failure_rows(
+    layers: &[LayerShape],
+    k: usize,
+    max_f: usize,
+) -> Result<Vec<FailureRow>, Box<dyn Error>> {
+    let mut rows = Vec::new();
+    for (li, l) in layers.iter().enumerate() {
+        let mut rng = Rng::new(0xfa11 + li as u64);
+        let wi: Vec<i8> = (0..l.rows * l.in_len)
+            .map(|_| rng.next_u64() as i8)
+            .collect();
+        let bi: Vec<i32> = (0..l.rows)
+            .map(|_| (rng.next_u64() % 20_001) as i32 - 10_000)
+            .collect();
+        let xi: Vec<i8> = (0..l.in_len * l.cols)
+            .map(|_| rng.next_u64() as i8)
+            .collect();
+        let wf: Vec<f32> = wi.iter().map(|&v| f32::from(v) / 128.0).collect();
+        let bf: Vec<f32> = bi.iter().map(|&v| v as f32 / 1e4).collect();
+        let xf: Vec<f32> = xi.iter().map(|&v| f32::from(v) / 128.0).collect();
+        let mut want_i = vec![0i32; l.rows * l.cols];
+        let layer_ms = time_ms(|| {
+            let _ = shard::gemm_i8(&wi, &bi, &xi, l.in_len, l.cols, &mut want_i);
+        });
+        // Exact float reference and magnitudes A per (row, col), f64.
+        let mut exact = vec![0.0f64; l.rows * l.cols];
+        let mut mag = vec![0.0f64; l.rows * l.cols];
+        for i in 0..l.rows {
+            let w = &wf[i * l.in_len..(i + 1) * l.in_len];
+            for c in 0..l.cols {
+                let (mut y, mut a) = (f64::from(bf[i]), f64::from(bf[i].abs()));
+                for (t, &wv) in w.iter().enumerate() {
+                    let p = f64::from(wv) * f64::from(xf[t * l.cols + c]);
+                    y += p;
+                    a += p.abs();
+                }
+                exact[i * l.cols + c] = y;
+                mag[i * l.cols + c] = a;
+            }
+        }
+        for f in 1..=max_f {
+            let code = Code::new(l.rows, k, f)?;
+            let s = code.shard_rows();
+            let n = code.n();
+            // Every shard's result, both modes.
+            let mut res_i: Vec<Vec<i32>> = Vec::new();
+            let mut res_f: Vec<Vec<f32>> = Vec::new();
+            let mut shard_times = Vec::new();
+            for d in 0..k {
+                let (w, b) = encode::data_shard(&code, d, &wi, &bi, l.in_len)?;
+                let mut y = vec![0; b.len() * l.cols];
+                let _ = shard::gemm_i8(w, b, &xi, l.in_len, l.cols, &mut y); // warm-up
+                shard_times.push(time_ms(|| {
+                    let _ = shard::gemm_i8(w, b, &xi, l.in_len, l.cols, &mut y);
+                }));
+                res_i.push(y);
+                let (w, b) = encode::data_shard(&code, d, &wf, &bf, l.in_len)?;
+                let mut y = vec![0.0; b.len() * l.cols];
+                shard::gemm_f32(w, b, &xf, l.in_len, l.cols, &mut y)?;
+                res_f.push(y);
+            }
+            for j in 0..f {
+                let mut y = vec![0; s * l.cols];
+                if code.int_arithmetic() == Arithmetic::Wrapping {
+                    let (mut pw, mut pb) = (vec![0i32; s * l.in_len], vec![0i32; s]);
+                    encode::parity_wrapping(&code, &wi, &bi, l.in_len, &mut pw, &mut pb)?;
+                    shard::gemm_wrapping(&pw, &pb, &xi, l.in_len, l.cols, &mut y)?;
+                } else {
+                    let (mut pw, mut pb) = (vec![0u32; s * l.in_len], vec![0u32; s]);
+                    encode::parity_mod_p(&code, j, &wi, &bi, l.in_len, &mut pw, &mut pb)?;
+                    shard::gemm_mod_p(&pw, &pb, &xi, l.in_len, l.cols, &mut y)?;
+                }
+                res_i.push(y);
+                let (mut pw, mut pb) = (vec![0f32; s * l.in_len], vec![0f32; s]);
+                encode::parity_f32(&code, j, &wf, &bf, l.in_len, &mut pw, &mut pb)?;
+                let mut y = vec![0.0; s * l.cols];
+                shard::gemm_f32(&pw, &pb, &xf, l.in_len, l.cols, &mut y)?;
+                res_f.push(y);
+            }
+            let (mut patterns, mut exact_all) = (0, true);
+            let (mut worst_ratio, mut worst_rel) = (0.0f64, 0.0f64);
+            let mut times = Vec::new();
+            let mut out_i = vec![0i32; l.rows * l.cols];
+            let mut out_f = vec![0f32; l.rows * l.cols];
+            for mask in 0u32..(1 << n) {
+                if n - mask.count_ones() as usize != f {
+                    continue;
+                }
+                patterns += 1;
+                let vi: Vec<Option<&[i32]>> = res_i
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (mask >> i & 1 == 1).then_some(v.as_slice()))
+                    .collect();
+                let vf: Vec<Option<&[f32]>> = res_f
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (mask >> i & 1 == 1).then_some(v.as_slice()))
+                    .collect();
+                let mut dec_result = Ok(());
+                let t = time_ms(|| {
+                    dec_result = Decoder::from_mask(&code, mask)
+                        .and_then(|d| d.decode_i32(&vi, l.cols, &mut out_i));
+                });
+                dec_result?;
+                if (mask & ((1 << k) - 1)).count_ones() as usize == k - f {
+                    times.push(t);
+                }
+                exact_all &= out_i == want_i;
+                let dec = Decoder::from_mask(&code, mask)?;
+                dec.decode_f32(&vf, l.cols, &mut out_f)?;
+                for &d in dec.erased() {
+                    for row in code.data_rows(d.into())? {
+                        for c in 0..l.cols {
+                            let at = row * l.cols + c;
+                            // A for the bound: largest magnitude over the rows mixed with it.
+                            let t = row % s;
+                            let a = (0..k)
+                                .map(|dd| dd * s + t)
+                                .filter(|&rr| rr < l.rows)
+                                .map(|rr| mag[rr * l.cols + c])
+                                .fold(0.0f64, f64::max);
+                            let err = (f64::from(out_f[at]) - exact[at]).abs();
+                            let bound = dec.error_bound_f32(l.in_len, a, exact[at]);
+                            worst_ratio = worst_ratio.max(err / bound);
+                            worst_rel = worst_rel.max(err / a);
+                        }
+                    }
+                }
+            }
+            times.sort_by(f64::total_cmp);
+            shard_times.sort_by(f64::total_cmp);
+            let shard_ms = shard_times[shard_times.len() / 2];
+            rows.push(FailureRow {
+                layer: l.name,
+                k,
+                f,
+                patterns,
+                int_exact: exact_all,
+                float_err_over_bound: worst_ratio,
+                float_rel_err: worst_rel,
+                decode_ms: times.get(times.len() / 2).copied().unwrap_or(0.0),
+                layer_ms,
+                shard_ms,
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// `tessera-sim cdc failures`.
+pub fn failures(out: &Path) -> Result<String, Box<dyn Error>> {
+    let rows = failure_rows(&FAILURE_LAYERS, 8, 4)?;
+    let mut s = String::new();
+    let mut csv = String::from("layer,k,f,r,patterns,int_exact,float_err_over_bound,float_err_over_A,decode_ms,layer_ms,shard_ms,decode_over_layer,decode_over_shard\n");
+    writeln!(
+        s,
+        "## Experiment 2: f devices killed, r = f parities, k = 8"
+    )?;
+    writeln!(s, "every pattern of f killed devices among k + f; int8/i32 (r=1 wrapping, r>=2 GF(2^31-1)) vs the uncoded layer; float vs an exact f64 reference; decode time = median wall time with f data shards lost (plan + decode), one core of this machine; shard = median data-shard compute after a warm-up")?;
+    writeln!(s, "| layer | f = r | patterns | int exact | float err / bound | float err / A | decode ms | layer ms | decode / layer | decode / shard |")?;
+    writeln!(s, "|---|---|---|---|---|---|---|---|---|---|")?;
+    for r in &rows {
+        writeln!(
+            s,
+            "| {} | {} | {} | {} | {:.1e} | {:.1e} | {:.3} | {:.1} | {:.2} % | {:.1} % |",
+            r.layer,
+            r.f,
+            r.patterns,
+            if r.int_exact { "yes" } else { "NO" },
+            r.float_err_over_bound,
+            r.float_rel_err,
+            r.decode_ms,
+            r.layer_ms,
+            100.0 * r.decode_ms / r.layer_ms,
+            100.0 * r.decode_ms / r.shard_ms
+        )?;
+        writeln!(
+            csv,
+            "{},{},{},{},{},{},{:.4},{:.3e},{:.4},{:.4},{:.4},{:.5},{:.5}",
+            r.layer,
+            r.k,
+            r.f,
+            r.f,
+            r.patterns,
+            r.int_exact,
+            r.float_err_over_bound,
+            r.float_rel_err,
+            r.decode_ms,
+            r.layer_ms,
+            r.shard_ms,
+            r.decode_ms / r.layer_ms,
+            r.decode_ms / r.shard_ms
+        )?;
+    }
+    let p = write_csv(out, "cdc_failures.csv", &csv)?;
+    writeln!(s, "(CSV: {})\n", p.display())?;
+    Ok(s)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Experiment 3
+
+/// Monte Carlo repetitions of the test set per cell in experiment 3.
+pub const ACCURACY_REPS: usize = 30;
+/// Actors computing the hidden layer.
+pub const ACTORS: usize = 8;
+/// Default latency tightness `ρ` of experiment 3's deadline (DESIGN-NOTES §8).
+pub const RHO: f64 = 0.5;
+/// WCETs (ms) of the sensor, a hidden-layer actor and the output actor.
+pub const WCET: (f64, f64, f64) = (0.2, 1.0, 0.2);
+
+/// Links of experiment 3: QLA-RTS' reference ranges (shape 2–3, scale 1–1.5 ms, no offset),
+/// drawn with seed `seed`, with loss `loss`.
+pub fn digits_links(seed: u64, loss: f64) -> (Vec<LinkDelay>, Vec<LinkDelay>) {
+    let mut rng = Rng::new(seed);
+    let mut draw = || LinkDelay {
+        loc: 0.0,
+        shape: 2.0 + rng.uniform(),
+        scale: 1.0 + 0.5 * rng.uniform(),
+        loss,
+    };
+    let li = (0..ACTORS).map(|_| draw()).collect();
+    let lo = (0..ACTORS).map(|_| draw()).collect();
+    (li, lo)
+}
+
+/// A column of experiment 3.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AccuracyCase {
+    /// Column name.
+    pub name: &'static str,
+    /// Parity actors (of the 8).
+    pub r: usize,
+    /// Budget policy.
+    pub budget: Budget,
+}
+
+/// How exchanges are timed out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Budget {
+    /// No deadline: only loss erases.
+    None,
+    /// Uniform-slack baseline at tightness ρ.
+    Uniform,
+    /// Quality/latency-aware allocator at ρ (QLA SNR for r = 0, expected recovery else).
+    Aware,
+}
+
+/// The columns of experiment 3.
+pub const ACCURACY_CASES: [AccuracyCase; 7] = [
+    AccuracyCase {
+        name: "uncoded",
+        r: 0,
+        budget: Budget::None,
+    },
+    AccuracyCase {
+        name: "CDC r=1",
+        r: 1,
+        budget: Budget::None,
+    },
+    AccuracyCase {
+        name: "CDC r=2",
+        r: 2,
+        budget: Budget::None,
+    },
+    AccuracyCase {
+        name: "uncoded+uniform",
+        r: 0,
+        budget: Budget::Uniform,
+    },
+    AccuracyCase {
+        name: "uncoded+aware",
+        r: 0,
+        budget: Budget::Aware,
+    },
+    AccuracyCase {
+        name: "CDC r=2+uniform",
+        r: 2,
+        budget: Budget::Uniform,
+    },
+    AccuracyCase {
+        name: "CDC r=2+aware",
+        r: 2,
+        budget: Budget::Aware,
+    },
+];
+
+/// Per-actor budgets `(δ_in, δ_out)` in ms.
+pub type ActorBudgets = Vec<(f64, f64)>;
+
+/// Budgets `(δ_in, δ_out)` per actor for a case (∞ without deadline), and the model's
+/// prediction of the expected recovered fraction.
+pub fn budgets(
+    case: &AccuracyCase,
+    rho: f64,
+    li: &[LinkDelay],
+    lo: &[LinkDelay],
+) -> Result<(ActorBudgets, f64), Box<dyn Error>> {
+    let g = Graph::fan_out(WCET.0, WCET.1, WCET.2, li, lo)?;
+    let k = ACTORS - case.r;
+    let sched: Schedule = match case.budget {
+        Budget::None => return Ok((vec![(f64::INFINITY, f64::INFINITY); ACTORS], f64::NAN)),
+        Budget::Uniform => uniform(&g, g.deadline_at(rho))?,
+        Budget::Aware => {
+            let l = g.deadline_at(rho);
+            let base = uniform(&g, l)?;
+            if case.r == 0 {
+                optimize(&g, l, &base, |g, t| g.snr(t).unwrap_or(0.0))
+            } else {
+                optimize(&g, l, &base, |g, t| expected_recovery(g, k, t))
+            }
+        }
+    };
+    let t = sched.starts();
+    let b = (0..ACTORS)
+        .map(|i| Ok((g.budget(t, i)?, g.budget(t, ACTORS + i)?)))
+        .collect::<Result<Vec<_>, tessera_core::deadline::GraphError>>()?;
+    Ok((b, expected_recovery(&g, k, t)))
+}
+
+/// A coded hidden layer: code, data-shard views and parity weights (int8 exact mode).
+struct CodedHidden {
+    code: Code,
+    parity_wrap: Vec<(Vec<i32>, Vec<i32>)>,
+    parity_p: Vec<(Vec<u32>, Vec<u32>)>,
+}
+
+impl CodedHidden {
+    fn new(q: &QuantHidden, r: usize) -> Result<Self, Box<dyn Error>> {
+        let code = Code::new(HIDDEN, ACTORS - r, r)?;
+        let s = code.shard_rows();
+        let (mut parity_wrap, mut parity_p) = (Vec::new(), Vec::new());
+        for j in 0..r {
+            if code.int_arithmetic() == Arithmetic::Wrapping {
+                let (mut w, mut b) = (vec![0i32; s * PIXELS], vec![0i32; s]);
+                encode::parity_wrapping(&code, &q.w, &q.b, PIXELS, &mut w, &mut b)?;
+                parity_wrap.push((w, b));
+            } else {
+                let (mut w, mut b) = (vec![0u32; s * PIXELS], vec![0u32; s]);
+                encode::parity_mod_p(&code, j, &q.w, &q.b, PIXELS, &mut w, &mut b)?;
+                parity_p.push((w, b));
+            }
+        }
+        Ok(CodedHidden {
+            code,
+            parity_wrap,
+            parity_p,
+        })
+    }
+
+    /// Runs the actors flagged present and decodes (or zero-fills what cannot be recovered).
+    fn forward(
+        &self,
+        q: &QuantHidden,
+        x: &[i8; PIXELS],
+        present: u32,
+    ) -> Result<[i32; HIDDEN], Box<dyn Error>> {
+        let (k, s) = (self.code.k(), self.code.shard_rows());
+        let mut res: Vec<Option<Vec<i32>>> = vec![None; self.code.n()];
+        for (i, slot) in res.iter_mut().enumerate() {
+            if present >> i & 1 == 0 {
+                continue;
+            }
+            let mut y;
+            if i < k {
+                let (w, b) = encode::data_shard(&self.code, i, &q.w, &q.b, PIXELS)?;
+                y = vec![0; b.len()];
+                shard::gemm_i8(w, b, x, PIXELS, 1, &mut y)?;
+            } else {
+                y = vec![0; s];
+                if let Some((w, b)) = self.parity_wrap.get(i - k) {
+                    shard::gemm_wrapping(w, b, x, PIXELS, 1, &mut y)?;
+                } else if let Some((w, b)) = self.parity_p.get(i - k) {
+                    shard::gemm_mod_p(w, b, x, PIXELS, 1, &mut y)?;
+                }
+            }
+            *slot = Some(y);
+        }
+        let views: Vec<Option<&[i32]>> = res.iter().map(|r| r.as_deref()).collect();
+        let mut out = [0i32; HIDDEN];
+        match Decoder::from_mask(&self.code, present) {
+            Ok(dec) => dec.decode_i32(&views, 1, &mut out)?,
+            Err(_) => {
+                // Not decodable: the data shards that arrived, zeros elsewhere.
+                for d in 0..k {
+                    if let Some(Some(y)) = views.get(d) {
+                        let rows = self.code.data_rows(d)?;
+                        out[rows].copy_from_slice(y);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Row of experiment 3: accuracy per case at one loss rate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AccuracyRow {
+    /// Packet loss rate.
+    pub loss: f64,
+    /// Accuracy per [`ACCURACY_CASES`] entry.
+    pub acc: Vec<f64>,
+    /// Fraction of hidden outputs missing (after decode) per case.
+    pub missing: Vec<f64>,
+    /// Model-predicted expected recovered fraction per case (NaN without a deadline).
+    pub predicted: Vec<f64>,
+}
+
+/// Experiment 3 over `losses`, `reps` passes over the test set per cell.
+pub fn accuracy_rows(
+    m: &digits::Mlp,
+    q: &QuantHidden,
+    test: &[Sample],
+    losses: &[f64],
+    rho: f64,
+    reps: usize,
+) -> Result<Vec<AccuracyRow>, Box<dyn Error>> {
+    let coded: Vec<CodedHidden> = (0..=2)
+        .map(|r| CodedHidden::new(q, r))
+        .collect::<Result<_, _>>()?;
+    let mut rows = Vec::new();
+    for (li_idx, &loss) in losses.iter().enumerate() {
+        let (lin, lout) = digits_links(0xd1617, loss);
+        let mut row = AccuracyRow {
+            loss,
+            acc: Vec::new(),
+            missing: Vec::new(),
+            predicted: Vec::new(),
+        };
+        for (ci, case) in ACCURACY_CASES.iter().enumerate() {
+            let (b, pred) = budgets(case, rho, &lin, &lout)?;
+            let ch = &coded[case.r];
+            let mut rng = Rng::new(0xacc0 ^ (li_idx as u64) << 16 ^ ci as u64);
+            let (mut ok, mut trials, mut missing) = (0usize, 0usize, 0usize);
+            for _ in 0..reps {
+                for s in test {
+                    let mut present = 0u32;
+                    for i in 0..ACTORS {
+                        let inp = lin[i].sample(&mut rng).is_some_and(|d| d <= b[i].0);
+                        let outp = lout[i].sample(&mut rng).is_some_and(|d| d <= b[i].1);
+                        if inp && outp {
+                            present |= 1 << i;
+                        }
+                    }
+                    let x = QuantHidden::input(s);
+                    let y = ch.forward(q, &x, present)?;
+                    let decodable = present.count_ones() as usize >= ch.code.k();
+                    if !decodable {
+                        missing += (0..ch.code.k())
+                            .filter(|d| present >> d & 1 == 0)
+                            .map(|d| ch.code.data_rows(d).map_or(0, |r| r.len()))
+                            .sum::<usize>();
+                    }
+                    if digits::argmax(&m.head(&q.dequantize(&y))) == s.label {
+                        ok += 1;
+                    }
+                    trials += 1;
+                }
+            }
+            row.acc.push(ok as f64 / trials as f64);
+            row.missing.push(missing as f64 / (trials * HIDDEN) as f64);
+            row.predicted.push(pred);
+        }
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// `tessera-sim cdc accuracy`.
+pub fn accuracy(data: &Path, out: &Path, rho: f64, reps: usize) -> Result<String, Box<dyn Error>> {
+    let all = digits::load(data)?;
+    let (train, test) = digits::split(&all);
+    let (m, _) = digits::train(&train);
+    let q = digits::quantize_hidden(&m);
+    let losses: Vec<f64> = (0..=6).map(|i| f64::from(i) * 0.1).collect();
+    let rows = accuracy_rows(&m, &q, &test, &losses, rho, reps)?;
+    let (lin, lout) = digits_links(0xd1617, 0.0);
+    let g = Graph::fan_out(WCET.0, WCET.1, WCET.2, &lin, &lout)?;
+    let mut s = String::new();
+    writeln!(s, "## Experiment 3: digits MLP accuracy vs packet loss")?;
+    writeln!(
+        s,
+        "hidden layer (int8, {HIDDEN} units) over {ACTORS} actors: uncoded k=8; CDC r=1 k=7; r=2 k=6 (exact decode); every message (sensor -> actor and actor -> output) lost independently with the given rate and delayed by Gamma(2-3, 1-1.5 ms) (seeded links); deadline columns: frame deadline at rho = {rho} = {:.2} ms (L_lo {:.2}, L_hi {:.2}), WCETs {:?} ms, late = lost; aware = pattern search on QLA SNR (uncoded) or expected recovery (CDC); {reps} passes over the {} test images per cell (Monte Carlo, core::deadline samplers)",
+        g.deadline_at(rho),
+        g.quantile_latency(0.001),
+        g.quantile_latency(0.999),
+        WCET,
+        test.len()
+    )?;
+    write!(s, "| loss |")?;
+    let mut csv = String::from("loss");
+    for c in &ACCURACY_CASES {
+        write!(s, " {} |", c.name)?;
+        write!(csv, ",{0}_acc,{0}_missing,{0}_predicted_recovery", c.name)?;
+    }
+    csv.push('\n');
+    writeln!(s)?;
+    writeln!(s, "|---|{}", "---|".repeat(ACCURACY_CASES.len()))?;
+    for r in &rows {
+        write!(s, "| {:.0} % |", 100.0 * r.loss)?;
+        write!(csv, "{:.2}", r.loss)?;
+        for i in 0..ACCURACY_CASES.len() {
+            write!(s, " {:.1} |", 100.0 * r.acc[i])?;
+            write!(
+                csv,
+                ",{:.4},{:.4},{:.4}",
+                r.acc[i], r.missing[i], r.predicted[i]
+            )?;
+        }
+        writeln!(s)?;
+        csv.push('\n');
+    }
+    writeln!(
+        s,
+        "(accuracy %, CSV with missing-output fractions and model predictions: {})\n",
+        write_csv(out, &format!("cdc_accuracy_rho{rho}.csv"), &csv)?.display()
+    )?;
+    Ok(s)
+}
