@@ -21,7 +21,19 @@
 //!   points interleaved among the data points, the family with the smallest worst-case decode
 //!   condition number of the ones tried (negative points, Chebyshev nodes, the integer points
 //!   below). [`worst_condition`] measures `max ‖G_{J,E}‖_∞‖G_{J,E}^{-1}‖_∞` over every
-//!   erasure pattern; the values for each `(k, r)` are in the `code_props` test and the note.
+//!   erasure pattern (`code_props` prints the full table):
+//!
+//!   | `r` \\ `k` | 2 | 4 | 8 | 12 | 16 |
+//!   |---|---|---|---|---|---|
+//!   | 1 | 1 | 1 | 1 | 1 | 1 |
+//!   | 2 | 4 | 6 | 24 | 32 | 43 |
+//!   | 3 | 6 | 50 | 147 | 472 | 1343 |
+//!   | 4 | 50 | 53 | 1389 | 4063 | 11198 |
+//!
+//!   A recovered value then carries an absolute error of up to about
+//!   `cond · u · A` (`A` the layer's `Σ|w||x|`; [`decode`] states the rigorous bound). Measured
+//!   on a 2048-input layer with `k = 8`: `1e-8·A` for `r = 1`, `9e-6·A` for `r = 2`, `2e-4·A`
+//!   for `r = 3`, `6e-4·A` for `r = 4` — usable for `r ≤ 2`, fragile beyond; use integer mode.
 //! * **Exact integer mode**: int8 weights and activations with `i32` accumulation. For `r = 1`
 //!   the parity weights are the (exact, `i32`) sums of the data weights and every shard result
 //!   is taken modulo `2^32` (wrapping), so `y_f = y_p − Σ y_d` is bit-exact whenever the true
@@ -30,10 +42,13 @@
 //!   `g_{jd} = (d + 1)/(d + 1 + j)` ([`Code::coeff_p`]); decoding is exact when every true
 //!   output lies in `(−p/2, p/2)`, which [`encode::parity_mod_p`] checks from `K` and the bias.
 //!
-//! Replication (2MR, [`replicate`]) is the comparison mode. Nothing here allocates or panics on
+//! Replication (2MR, [`replicate`]) is the comparison mode; [`dispatch`] is the gateway-side
+//! state machine of one coded layer (send once, decode from the first `k`, time out, re-send
+//! only when parity cannot cover). Nothing here allocates or panics on
 //! bad input: every size is checked and reported as a [`CodeError`].
 
 pub mod decode;
+pub mod dispatch;
 pub mod encode;
 pub mod field;
 mod linalg;

@@ -52,7 +52,7 @@ impl fmt::Display for FitError {
 impl core::error::Error for FitError {}
 
 impl LinkDelay {
-    /// The reference NN link of [Q]: shape 2, scale 1 ms, no offset, 1 % loss.
+    /// The reference NN link of QLA-RTS (DESIGN-NOTES §8): shape 2, scale 1 ms, no offset, 1 % loss.
     pub const REFERENCE: LinkDelay = LinkDelay {
         loc: 0.0,
         shape: 2.0,
