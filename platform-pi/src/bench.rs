@@ -75,6 +75,13 @@ fn best<F: FnMut() -> Result<(), Error>>(reps: usize, mut f: F) -> Result<f64, E
     Ok(t)
 }
 
+/// The 1, 5 and 15 minute load averages (Linux), for the record of how busy the machine was.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
 /// Measured single-core FMA peak in GFLOP/s (best of 5 runs of ≈ 0.1 s).
 pub fn peak_gflops(isa: Isa) -> f64 {
     let mut iters = 1u64 << 16;
@@ -145,13 +152,14 @@ pub fn run(args: &Args) -> Result<(), Error> {
     let fma1 = Fma::new();
     let fma2 = Fma::new().with_threads(THREADS);
     let isa = fma1.isa();
-    let peak = peak_gflops(isa);
+    let load = loadavg();
+    let mut peak = peak_gflops(isa);
     if !args.json {
         println!(
-            "tessera bench kernels: YOLOv2 608 layers [0, {upto}), seed {}, best of {} runs, FMA kernel {:?}",
+            "tessera bench kernels: YOLOv2 608 layers [0, {upto}), seed {}, best of {} runs, FMA kernel {:?}, load average {load}",
             args.seed, args.reps, isa
         );
-        println!("measured single-core FMA peak: {peak:.1} GFLOP/s");
+        println!("measured single-core FMA peak: {peak:.1} GFLOP/s (measured again at the end; the higher is used)");
     }
     let image = files::load_image_input(None, &net)?;
     let mut cur = image.clone();
@@ -207,6 +215,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
     } else {
         Some(tiled_check(&fma1, &stack, &weights, &image, args.reps)?)
     };
+    peak = peak.max(peak_gflops(isa));
     let sum = |f: fn(&LayerRow) -> f64| rows.iter().map(f).sum::<f64>();
     let flop = sum(|r| r.flop);
     let totals = LayerRow {
@@ -218,8 +227,12 @@ pub fn run(args: &Args) -> Result<(), Error> {
         fma2: sum(|r| r.fma2),
     };
     if args.json {
-        println!("{}", json(args, isa, peak, &rows, &totals, tiled.as_ref()));
+        println!(
+            "{}",
+            json(args, &load, isa, peak, &rows, &totals, tiled.as_ref())
+        );
     } else {
+        println!("load average at the end: {}", loadavg());
         print_summary(peak, &rows, &totals, tiled.as_ref());
     }
     Ok(())
@@ -384,8 +397,10 @@ fn print_summary(peak: f64, rows: &[LayerRow], totals: &LayerRow, tiled: Option<
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn json(
     args: &Args,
+    load: &str,
     isa: Isa,
     peak: f64,
     rows: &[LayerRow],
@@ -409,7 +424,9 @@ fn json(
     let mut s = String::new();
     let _ = write!(
         s,
-        "{{\"network\":\"yolov2-608\",\"layers_upto\":{},\"seed\":{},\"reps\":{},\"isa\":\"{:?}\",\"threads_multi\":{},\"reference_rows_fraction\":{},\"peak_gflops\":{},\"total_gflop\":{},",
+        "{{\"network\":\"yolov2-608\",\"loadavg_start\":\"{}\",\"loadavg_end\":\"{}\",\"layers_upto\":{},\"seed\":{},\"reps\":{},\"isa\":\"{:?}\",\"threads_multi\":{},\"reference_rows_fraction\":{},\"peak_gflops\":{},\"total_gflop\":{},",
+        load,
+        loadavg(),
         args.upto,
         args.seed,
         args.reps,
