@@ -5,7 +5,7 @@
 //!   among its channels, a channel on several paths keeps its smallest share, actors start as
 //!   soon as possible.
 //! * [`optimize`] (quality/latency-aware): coordinate pattern search over the start offsets,
-//!   from the baseline, maximising any objective (the QLA SNR [`Graph::snr`], or
+//!   (single actors and whole downstream sets) from the baseline, maximising any objective (the QLA SNR [`Graph::snr`], or
 //!   [`expected_recovery`] for a coded fan-out) subject to the precedence and deadline
 //!   constraints. It only ever accepts improvements, so it keeps the baseline when there is no
 //!   gain.
@@ -115,8 +115,10 @@ pub fn uniform(g: &Graph, deadline: f64) -> Result<Schedule, GraphError> {
     Ok(Schedule { t, n })
 }
 
-/// Coordinate pattern search from `start`, maximising `objective(graph, starts)` under the
-/// precedence and deadline constraints; source actors stay where `start` put them.
+/// Pattern search from `start`, maximising `objective(graph, starts)` under the precedence and
+/// deadline constraints; source actors stay where `start` put them. Each sweep tries, for
+/// every other actor, moving it alone and moving it together with everything downstream of it
+/// (so a tight chain can shift as one), by `±step`; the step halves when no move improves.
 pub fn optimize<F>(g: &Graph, deadline: f64, start: &Schedule, mut objective: F) -> Schedule
 where
     F: FnMut(&Graph, &[f64]) -> f64,
@@ -125,25 +127,43 @@ where
     if start.n != g.actors().len() || !g.feasible(start.starts(), deadline) {
         return best;
     }
+    // down[a]: bit mask of a and every actor reachable from it (MAX_ACTORS ≤ 64).
+    let mut down = [0u64; MAX_ACTORS];
+    for a in (0..best.n).rev() {
+        down[a] |= 1 << a;
+        for c in g.channels().iter().filter(|c| c.from == a) {
+            down[a] |= down[c.to];
+        }
+    }
     let mut value = objective(g, best.starts());
     let mut step = deadline / 4.0;
     let mut evals = 0;
     while step > deadline * MIN_STEP && evals < MAX_EVALS {
         let mut improved = false;
         for a in (0..best.n).filter(|&a| !g.is_source(a)) {
-            for dir in [1.0, -1.0] {
-                let mut cand = best;
-                cand.t[a] += dir * step;
-                if !g.feasible(cand.starts(), deadline) {
-                    continue;
+            let moves = [1u64 << a, down[a]];
+            'moves: for (m, &mask) in moves.iter().enumerate() {
+                if m == 1 && mask == 1 << a {
+                    continue; // nothing downstream: same as the single move
                 }
-                evals += 1;
-                let v = objective(g, cand.starts());
-                if v > value * (1.0 + 1e-12) {
-                    best = cand;
-                    value = v;
-                    improved = true;
-                    break;
+                for dir in [1.0, -1.0] {
+                    let mut cand = best;
+                    for (b, t) in cand.t.iter_mut().enumerate().take(best.n) {
+                        if mask >> b & 1 == 1 {
+                            *t += dir * step;
+                        }
+                    }
+                    if !g.feasible(cand.starts(), deadline) {
+                        continue;
+                    }
+                    evals += 1;
+                    let v = objective(g, cand.starts());
+                    if v > value * (1.0 + 1e-12) {
+                        best = cand;
+                        value = v;
+                        improved = true;
+                        break 'moves;
+                    }
                 }
             }
         }
@@ -153,6 +173,8 @@ where
     }
     best
 }
+
+const _: () = assert!(MAX_ACTORS <= 64, "downstream sets are u64 masks");
 
 /// Expected fraction of a coded layer's output recovered, for a [`Graph::fan_out`] graph whose
 /// workers `1..=k` compute data shards and `k+1..=n` parity shards: with `D` data and `R`
