@@ -415,3 +415,59 @@ fn bad_input_is_a_typed_error() {
         Err(CodeError::Length { .. })
     ));
 }
+
+/// Garbage in (random masks, lengths, columns, indices): typed errors or correct sizes, never
+/// a panic.
+#[test]
+fn random_garbage_never_panics() {
+    let mut rng = Rng(0xbad);
+    for _ in 0..20_000 {
+        let k = (rng.next() % 18) as usize;
+        let r = (rng.next() % 6) as usize;
+        let rows = (rng.next() % 40) as usize;
+        let Ok(code) = Code::new(rows, k, r) else {
+            continue;
+        };
+        let cols = (rng.next() % 3) as usize;
+        let mask = rng.next() as u32;
+        let lens: Vec<usize> = (0..code.n() + (rng.next() % 2) as usize)
+            .map(|i| match rng.next() % 4 {
+                0 => (rng.next() % 50) as usize,
+                _ => code.result_rows(i).unwrap_or(0) * cols,
+            })
+            .collect();
+        let bufs: Vec<Vec<i32>> = lens.iter().map(|&l| vec![rng.next() as i32; l]).collect();
+        let fbufs: Vec<Vec<f32>> = lens.iter().map(|&l| vec![rng.f32(); l]).collect();
+        let views: Vec<Option<&[i32]>> = bufs
+            .iter()
+            .map(|b| (rng.next() % 5 != 0).then_some(b.as_slice()))
+            .collect();
+        let fviews: Vec<Option<&[f32]>> = fbufs.iter().map(|b| Some(b.as_slice())).collect();
+        let out_len = if rng.next() % 4 == 0 { 3 } else { rows * cols };
+        if let Ok(dec) = Decoder::from_mask(&code, mask) {
+            let mut out = vec![0i32; out_len];
+            let _ = dec.decode_i32(&views, cols, &mut out);
+            let mut fout = vec![0f32; out_len];
+            let _ = dec.decode_f32(&fviews, cols, &mut fout);
+        }
+        let in_len = (rng.next() % 5) as usize;
+        let w = vec![1i8; (rng.next() % 30) as usize];
+        let b = vec![1i32; (rng.next() % 10) as usize];
+        let (mut ow, mut ob) = (vec![0u32; (rng.next() % 30) as usize], vec![0u32; 3]);
+        let _ = encode::parity_mod_p(
+            &code,
+            (rng.next() % 5) as usize,
+            &w,
+            &b,
+            in_len,
+            &mut ow,
+            &mut ob,
+        );
+        let (mut iw, mut ib) = (vec![0i32; (rng.next() % 30) as usize], vec![0i32; 3]);
+        let _ = encode::parity_wrapping(&code, &w, &b, in_len, &mut iw, &mut ib);
+        let _ = encode::data_shard(&code, (rng.next() % 20) as usize, &w, &b, in_len);
+        let mut o = vec![0i32; (rng.next() % 10) as usize];
+        let _ = shard::gemm_mod_p(&ow, &ob, &[1i8; 4], in_len, cols, &mut o);
+        let _ = replicate::assemble(&code, &views, cols, &mut vec![0i32; out_len]);
+    }
+}
