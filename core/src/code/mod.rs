@@ -52,6 +52,7 @@ pub mod dispatch;
 pub mod encode;
 pub mod field;
 mod linalg;
+pub mod payload;
 pub mod replicate;
 pub mod shard;
 
