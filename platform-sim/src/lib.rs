@@ -15,6 +15,7 @@ pub mod cdc;
 pub mod compute;
 pub mod device;
 pub mod digits;
+pub mod experiments;
 pub mod medium;
 pub mod models;
 pub mod rng;

@@ -1,3 +1,94 @@
-//! `tessera-sim`: runs simulated Tessera clusters.
+//! `tessera-sim`: runs simulated Tessera clusters, the papers' experiments, and the report.
 
-fn main() {}
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tessera_sim::experiments;
+use tessera_sim::scenario;
+use tessera_sim::world::run;
+
+#[derive(Parser)]
+#[command(
+    name = "tessera-sim",
+    about = "Deterministic simulator of Tessera clusters"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Runs one scenario file (TOML) and prints its frames.
+    Run {
+        /// The scenario.
+        scenario: PathBuf,
+    },
+    /// 64 nodes (4 clusters of a gateway and 15 edges) × 100 YOLOv2 frames, cost model: speed.
+    Bench(experiments::BenchArgs),
+    /// Experiment 1: latency and speedup vs device count per policy and grid (CSV).
+    Speedup(experiments::OutArgs),
+    /// Experiment 2: per-device memory vs single device (CSV).
+    Memory(experiments::OutArgs),
+    /// Experiment 3: communication per frame per policy, and reuse's effect on latency (CSV).
+    Comm(experiments::OutArgs),
+    /// Experiment 4: crashes, stragglers, loss (CSV).
+    Faults(experiments::OutArgs),
+    /// Experiment 5: several data sources: max latency and throughput vs devices (CSV).
+    Sources(experiments::OutArgs),
+    /// Every experiment, CSVs and an HTML report with SVG plots and a Gantt chart.
+    Report(experiments::OutArgs),
+    /// Coded computing (issue 6): train-digits, latency, failures, accuracy, all.
+    Cdc(tessera_sim::cdc::CdcArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let r: Result<(), Box<dyn std::error::Error>> = match cli.cmd {
+        Cmd::Run { scenario: path } => (|| {
+            let text = std::fs::read_to_string(&path)?;
+            let cfg = scenario::parse(&text)?;
+            let t0 = std::time::Instant::now();
+            let out = run(&cfg);
+            println!("{}", experiments::describe(&cfg));
+            for f in &out.frames {
+                println!(
+                    "frame {:>2}@{}: {} in {:.3} s, correct {:?}, tiles by {:?}",
+                    f.frame.number,
+                    f.frame.origin,
+                    if f.complete { "complete" } else { "FAILED" },
+                    f.latency_s(),
+                    f.correct,
+                    f.tiles_by
+                );
+            }
+            println!(
+                "{} of {} frames complete; {} events, trace hash {:016x}; {:.3} s virtual in {:.2} s wall",
+                out.completed(),
+                out.submitted,
+                out.events,
+                out.trace_hash,
+                out.virtual_us as f64 / 1e6,
+                t0.elapsed().as_secs_f64()
+            );
+            Ok(())
+        })(),
+        Cmd::Bench(a) => experiments::bench(&a),
+        Cmd::Speedup(a) => experiments::speedup(&a).map(|_| ()),
+        Cmd::Memory(a) => experiments::memory(&a).map(|_| ()),
+        Cmd::Comm(a) => experiments::comm(&a).map(|_| ()),
+        Cmd::Faults(a) => experiments::faults(&a).map(|_| ()),
+        Cmd::Sources(a) => experiments::sources(&a).map(|_| ()),
+        Cmd::Report(a) => experiments::report(&a),
+        Cmd::Cdc(a) => tessera_sim::cdc::run(&a),
+        Cmd::Cdc(a) => tessera_sim::cdc::run(&a),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -139,7 +139,7 @@ impl SimConfig {
             secure: true,
             limit: Duration::from_secs(3600),
             tile_timeout: Duration::from_secs(30),
-            peer_dead: Duration::from_secs(3),
+            peer_dead: Duration::from_secs(10),
             frame_deadline: Duration::from_secs(600),
             socket_buffer: 32 * 1024,
         }
@@ -507,6 +507,9 @@ impl<'n, 'a> Engine<'n, 'a> {
     }
 
     fn next_fault(&self) -> u64 {
+        if !self.ready {
+            return u64::MAX;
+        }
         self.cfg
             .faults
             .iter()
@@ -673,7 +676,10 @@ impl<'n, 'a> Engine<'n, 'a> {
 
     fn finished(&mut self, i: usize, f: tessera_backends::driver::Finished) {
         let c = i / self.per;
-        if i % self.per != GATEWAY as usize {
+        // The gateway reports every frame; a source reports a frame it gave up on (e.g. its
+        // gateway link dropped while the frame was in flight) that the gateway never saw.
+        let at_gateway = i % self.per == GATEWAY as usize;
+        if !at_gateway && (f.complete || i % self.per != f.frame.origin as usize) {
             return;
         }
         let Some((submitted, k)) = self.pending.remove(&(c, f.frame)) else {

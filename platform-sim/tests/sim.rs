@@ -2,7 +2,7 @@
 //! same driver as platform-pi; results bit-identical to the single-device run.
 
 use tessera_core::wire::Policy;
-use tessera_sim::world::{run, SimConfig};
+use tessera_sim::world::{run, Fault, SimConfig};
 
 fn check_all_correct(cfg: &SimConfig, what: &str) -> tessera_sim::world::Outcome {
     let out = run(cfg);
@@ -46,5 +46,210 @@ fn two_nodes_over_smoltcp_match_the_single_device_run() {
         out.steps,
         out.virtual_us,
         out.frames.iter().map(|f| f.latency_s()).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn every_policy_is_bit_exact_through_the_sim() {
+    for policy in [Policy::Wsh, Policy::Wst, Policy::WstS, Policy::Bodp] {
+        for grid in [(3, 3), (2, 3)] {
+            let mut cfg = SimConfig::small(policy, grid, 3);
+            cfg.frames = 2;
+            check_all_correct(&cfg, &format!("{policy:?} {grid:?} 3 edges"));
+        }
+    }
+}
+
+#[test]
+fn same_seed_same_trace_other_seed_other_trace() {
+    let mut cfg = SimConfig::small(Policy::WstS, (3, 3), 3);
+    cfg.frames = 2;
+    cfg.net.loss = 0.02;
+    let a = run(&cfg);
+    let b = run(&cfg);
+    assert_eq!(
+        a.trace_hash, b.trace_hash,
+        "seed {}: two runs differ",
+        cfg.seed
+    );
+    assert_eq!(a.events, b.events);
+    cfg.seed += 1;
+    let c = run(&cfg);
+    assert_ne!(
+        a.trace_hash,
+        c.trace_hash,
+        "seeds {} and {} gave one trace",
+        cfg.seed - 1,
+        cfg.seed
+    );
+}
+
+#[test]
+fn idle_edges_steal_from_the_source() {
+    let mut cfg = SimConfig::small(Policy::Wst, (3, 3), 3);
+    cfg.frames = 2;
+    let out = check_all_correct(&cfg, "wst steal");
+    for f in &out.frames {
+        let thieves: u32 = f
+            .tiles_by
+            .iter()
+            .filter(|(n, _)| *n != 1)
+            .map(|(_, k)| k)
+            .sum();
+        assert!(
+            thieves > 0,
+            "seed {}: no tile of {:?} was stolen: {:?}",
+            cfg.seed,
+            f.frame,
+            f.tiles_by
+        );
+    }
+    let lent: u32 = out
+        .nodes
+        .iter()
+        .filter(|(_, id, _)| *id == 1)
+        .map(|(_, _, s)| s.runtime.tiles_lent)
+        .sum();
+    assert!(lent > 0, "the source lent nothing");
+}
+
+#[test]
+fn a_crashed_edge_mid_frame_is_recovered_by_redispatch() {
+    for policy in [Policy::Wsh, Policy::Wst, Policy::WstS, Policy::Bodp] {
+        let mut cfg = SimConfig::small(policy, (3, 3), 3);
+        cfg.frames = 3;
+        // Edge 3 (a worker/thief, not the source) dies early in the first frame.
+        cfg.faults = vec![Fault::Crash {
+            node: 3,
+            at: 20_000,
+        }];
+        let out = check_all_correct(&cfg, &format!("{policy:?} crash"));
+        let redispatched: u32 = out
+            .nodes
+            .iter()
+            .map(|(_, _, s)| s.runtime.tiles_redispatched)
+            .sum();
+        let by3 = out.jobs.iter().any(|j| j.id == 3);
+        assert!(
+            by3,
+            "{policy:?} seed {}: edge 3 never started work before crashing",
+            cfg.seed
+        );
+        assert!(
+            redispatched > 0,
+            "{policy:?} seed {}: nothing was re-dispatched",
+            cfg.seed
+        );
+    }
+}
+
+#[test]
+fn a_straggler_does_not_stall_frames() {
+    let mut cfg = SimConfig::small(Policy::Wst, (3, 3), 3);
+    cfg.frames = 2;
+    cfg.faults = vec![Fault::Straggler {
+        node: 2,
+        at: 0,
+        factor: 20.0,
+    }];
+    let slow = check_all_correct(&cfg, "wst straggler");
+    cfg.faults.clear();
+    let fast = check_all_correct(&cfg, "wst no straggler");
+    let worst = |o: &tessera_sim::world::Outcome| {
+        o.frames.iter().map(|f| f.latency_s()).fold(0.0, f64::max)
+    };
+    // A 20x straggler holding one tile would cost 20x that tile's time; stealing keeps the
+    // frame within a small multiple of the healthy run.
+    assert!(
+        worst(&slow) < 4.0 * worst(&fast),
+        "straggler {} s vs {} s",
+        worst(&slow),
+        worst(&fast)
+    );
+}
+
+#[test]
+fn loss_is_recovered_by_tcp_and_timeouts() {
+    for loss in [0.01, 0.1] {
+        let mut cfg = SimConfig::small(Policy::WstS, (3, 3), 3);
+        cfg.frames = 2;
+        cfg.net.loss = loss;
+        let out = check_all_correct(&cfg, &format!("wst-s loss {loss}"));
+        let lost: u64 = out.medium.iter().map(|m| m.2).sum();
+        assert!(lost > 0, "loss {loss}: no packet was lost");
+    }
+    // A thief's link to the source goes down for 300 ms during a 30 % loss burst.
+    let mut cfg = SimConfig::small(Policy::Wst, (3, 3), 3);
+    cfg.frames = 2;
+    cfg.faults = vec![
+        Fault::LinkDown {
+            a: 3,
+            b: 1,
+            from: 0,
+            until: 300_000,
+        },
+        Fault::Loss {
+            from: 0,
+            until: 1_000_000,
+            rate: 0.3,
+            link: None,
+        },
+    ];
+    check_all_correct(&cfg, "wst thief link outage + 30 % loss burst");
+}
+
+#[test]
+fn a_frame_whose_gateway_link_breaks_fails_at_its_deadline_and_the_next_completes() {
+    // WSH: the source-gateway link is down long enough for both ends to drop the connection
+    // while the frame is in flight. The frame must end (failed at its deadline) rather than
+    // hang, and the next frame must complete correctly.
+    let mut cfg = SimConfig::small(Policy::Wsh, (3, 3), 2);
+    cfg.frames = 2;
+    cfg.faults = vec![Fault::LinkDown {
+        a: 1,
+        b: 0,
+        from: 0,
+        until: 1_000_000,
+    }];
+    let out = run(&cfg);
+    assert_eq!(
+        out.submitted, 2,
+        "seed {}: the second frame never entered",
+        cfg.seed
+    );
+    assert_eq!(
+        out.frames.len(),
+        2,
+        "seed {}: a frame neither completed nor failed",
+        cfg.seed
+    );
+    assert!(
+        out.frames.iter().any(|f| f.complete),
+        "seed {}: nothing completed after the outage",
+        cfg.seed
+    );
+    for f in out.frames.iter().filter(|f| f.complete) {
+        assert_eq!(
+            f.correct,
+            Some(true),
+            "seed {}: frame {:?} wrong",
+            cfg.seed,
+            f.frame
+        );
+    }
+}
+
+#[test]
+fn scenario_files_parse_and_reject_bad_values() {
+    let cfg = tessera_sim::scenario::parse(
+        "policy = \"wst\"\ngrid = \"2x3\"\nedges = 3\nmodel = \"small\"\n[[fault]]\nkind = \"crash\"\nnode = 2\nat_ms = 5\n[[fault]]\nkind = \"loss\"\nfrom_ms = 0\nuntil_ms = 10\nrate = 0.5\nlink = [1, 0]\n",
+    )
+    .unwrap();
+    assert_eq!(cfg.grid, (2, 3));
+    assert_eq!(cfg.faults.len(), 2);
+    assert!(tessera_sim::scenario::parse("edges = 40").is_err());
+    assert!(tessera_sim::scenario::parse("policy = \"x\"").is_err());
+    assert!(
+        tessera_sim::scenario::parse("[[fault]]\nkind = \"crash\"\nnode = 9\nat_ms = 1").is_err()
     );
 }
