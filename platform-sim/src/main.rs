@@ -82,7 +82,6 @@ fn main() -> ExitCode {
         Cmd::Sources(a) => experiments::sources(&a).map(|_| ()),
         Cmd::Report(a) => experiments::report(&a),
         Cmd::Cdc(a) => tessera_sim::cdc::run(&a),
-        Cmd::Cdc(a) => tessera_sim::cdc::run(&a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
