@@ -171,7 +171,6 @@ unsafe fn block<const N: usize, const V: usize, const K: usize>(
             }
         }
     }
-    let zero = _mm256_setzero_ps();
     let tenth = _mm256_set1_ps(0.1);
     for r in 0..N {
         let a = _mm256_set1_ps(post.a[r]);
@@ -182,8 +181,10 @@ unsafe fn block<const N: usize, const V: usize, const K: usize>(
             if job.last {
                 y = _mm256_fmadd_ps(y, a, b);
                 if post.leaky {
-                    let m = _mm256_cmp_ps::<_CMP_LE_OQ>(y, zero);
-                    y = _mm256_blendv_ps(y, _mm256_mul_ps(y, tenth), m);
+                    // max(y, 0.1·y) is `y ≤ 0 ? 0.1·y : y` bit for bit: both zeros keep
+                    // their sign, and MAXPS returns its second operand (0.1·y, the same NaN)
+                    // for a NaN.
+                    y = _mm256_max_ps(y, _mm256_mul_ps(y, tenth));
                 }
             }
             if L * v < n {
