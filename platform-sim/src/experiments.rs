@@ -5,7 +5,15 @@ use std::path::PathBuf;
 use clap::Args;
 use tessera_core::wire::Policy;
 
-use crate::world::{run, SimConfig};
+use std::fmt::Write as _;
+
+use tessera_core::ftp::{FusedStack, Grid, MemoryPlan, Mode, Partition, TilePlan};
+use tessera_core::model::weights::layer_param_count;
+
+use crate::compute::PI3_GFLOPS;
+use crate::medium::NetModel;
+use crate::models::{self, Net};
+use crate::world::{run, Fault, Outcome, SimConfig};
 
 /// Output directory argument.
 #[derive(Args, Clone, Debug)]
@@ -102,28 +110,547 @@ pub fn bench(a: &BenchArgs) -> Res<()> {
     Ok(())
 }
 
-/// Experiment 1.
-pub fn speedup(_a: &OutArgs) -> Res<Vec<String>> {
-    let _ = Policy::ALL;
-    Ok(Vec::new())
+fn policy_name(p: Policy) -> &'static str {
+    match p {
+        Policy::Wsh => "WSH",
+        Policy::Wst => "WST",
+        Policy::WstS => "WST-S",
+        Policy::Bodp => "BODP",
+    }
 }
-/// Experiment 2.
-pub fn memory(_a: &OutArgs) -> Res<Vec<String>> {
-    Ok(Vec::new())
+
+fn base(a: &OutArgs, policy: Policy, grid: (u32, u32), edges: u16) -> Res<SimConfig> {
+    let mut cfg = SimConfig::yolo(policy, grid, edges);
+    cfg.seed = a.seed;
+    cfg.gflops = a.gflops.unwrap_or(PI3_GFLOPS);
+    cfg.net = NetModel::preset(&a.net).ok_or("unknown net preset")?;
+    if policy == Policy::Bodp {
+        // Whole stripes cross the gateway every layer (see the report): give them time.
+        cfg.tile_timeout = tessera_core::time::Duration::from_secs(600);
+        cfg.frame_deadline = tessera_core::time::Duration::from_secs(3000);
+    }
+    Ok(cfg)
 }
-/// Experiment 3.
-pub fn comm(_a: &OutArgs) -> Res<Vec<String>> {
-    Ok(Vec::new())
+
+fn write(a: &OutArgs, name: &str, csv: &str) -> Res<()> {
+    std::fs::create_dir_all(&a.out)?;
+    std::fs::write(a.out.join(name), csv)?;
+    println!("wrote {}", a.out.join(name).display());
+    Ok(())
 }
-/// Experiment 4.
-pub fn faults(_a: &OutArgs) -> Res<Vec<String>> {
-    Ok(Vec::new())
+
+/// One point of experiment 1 (and 3).
+#[derive(Clone, Debug)]
+pub struct Point {
+    /// Policy.
+    pub policy: Policy,
+    /// Grid.
+    pub grid: (u32, u32),
+    /// Edge devices.
+    pub devices: u16,
+    /// Mean latency, s.
+    pub latency: f64,
+    /// Frames completed of submitted.
+    pub completed: (usize, usize),
+    /// IP bytes on the medium per frame.
+    pub medium_bytes: f64,
+    /// Link payload bytes sent per frame (all nodes).
+    pub link_bytes: f64,
+    /// The run.
+    pub outcome: Outcome,
 }
-/// Experiment 5.
-pub fn sources(_a: &OutArgs) -> Res<Vec<String>> {
-    Ok(Vec::new())
+
+/// Device counts of experiment 1.
+pub fn device_counts(quick: bool) -> Vec<u16> {
+    if quick {
+        vec![1, 2, 4, 6]
+    } else {
+        vec![1, 2, 3, 4, 5, 6, 16]
+    }
 }
-/// The report.
-pub fn report(_a: &OutArgs) -> Res<()> {
+
+/// Runs the sweep of experiment 1 (2 frames per point, one source).
+pub fn sweep(a: &OutArgs) -> Res<Vec<Point>> {
+    let grids: &[(u32, u32)] = if a.quick {
+        &[(3, 3)]
+    } else {
+        &[(3, 3), (5, 5)]
+    };
+    let mut pts = Vec::new();
+    for &grid in grids {
+        for policy in Policy::ALL {
+            for &d in &device_counts(a.quick) {
+                let mut cfg = base(a, policy, grid, d)?;
+                cfg.frames = 2;
+                let t0 = std::time::Instant::now();
+                let out = run(&cfg);
+                let done: Vec<f64> = out
+                    .frames
+                    .iter()
+                    .filter(|f| f.complete)
+                    .map(|f| f.latency_s())
+                    .collect();
+                let latency = if done.is_empty() {
+                    f64::NAN
+                } else {
+                    done.iter().sum::<f64>() / done.len() as f64
+                };
+                let n = out.submitted.max(1) as f64;
+                let medium: u64 = out.medium.iter().map(|m| m.0).sum();
+                let link: u64 = out.nodes.iter().map(|n| n.2.link.bytes_sent).sum();
+                eprintln!(
+                    "  {:5} {}x{} {:2} devices: {:7.2} s ({} of {}) {:7.1} MiB/frame [{:.1} s wall]",
+                    policy_name(policy), grid.0, grid.1, d, latency, done.len(), out.submitted,
+                    medium as f64 / n / 1048576.0, t0.elapsed().as_secs_f64()
+                );
+                pts.push(Point {
+                    policy,
+                    grid,
+                    devices: d,
+                    latency,
+                    completed: (done.len(), out.submitted),
+                    medium_bytes: medium as f64 / n,
+                    link_bytes: link as f64 / n,
+                    outcome: out,
+                });
+            }
+        }
+    }
+    Ok(pts)
+}
+
+/// Single-device compute time of the unpartitioned fused layers at the configured rate, s.
+pub fn single_device_s(gflops: f64) -> f64 {
+    let m = models::model(Net::Yolo16, (1, 1));
+    let stack = m.stack().expect("stack");
+    2.0 * stack.macs() as f64 / (gflops * 1e9)
+}
+
+fn speedup_csv(a: &OutArgs, pts: &[Point]) -> String {
+    let t1 = single_device_s(a.gflops.unwrap_or(PI3_GFLOPS));
+    let mut s = String::from("policy,grid,devices,latency_s,completed,submitted,speedup_vs_unpartitioned_1dev,speedup_vs_own_1dev\n");
+    for p in pts {
+        let own = pts
+            .iter()
+            .find(|q| q.policy == p.policy && q.grid == p.grid && q.devices == 1)
+            .map_or(f64::NAN, |q| q.latency);
+        let _ = writeln!(
+            s,
+            "{},{}x{},{},{:.3},{},{},{:.2},{:.2}",
+            policy_name(p.policy),
+            p.grid.0,
+            p.grid.1,
+            p.devices,
+            p.latency,
+            p.completed.0,
+            p.completed.1,
+            t1 / p.latency,
+            own / p.latency
+        );
+    }
+    s
+}
+
+fn comm_csv(pts: &[Point]) -> String {
+    let mut s = String::from(
+        "policy,grid,devices,medium_mib_per_frame,link_payload_mib_per_frame,latency_s\n",
+    );
+    for p in pts {
+        let _ = writeln!(
+            s,
+            "{},{}x{},{},{:.2},{:.2},{:.3}",
+            policy_name(p.policy),
+            p.grid.0,
+            p.grid.1,
+            p.devices,
+            p.medium_bytes / 1048576.0,
+            p.link_bytes / 1048576.0,
+            p.latency
+        );
+    }
+    s
+}
+
+/// Experiment 1: latency and speedup vs device count.
+pub fn speedup(a: &OutArgs) -> Res<Vec<Point>> {
+    let pts = sweep(a)?;
+    write(a, "speedup.csv", &speedup_csv(a, &pts))?;
+    Ok(pts)
+}
+
+/// Experiment 3: communication per frame per policy (and latency with/without reuse).
+pub fn comm(a: &OutArgs) -> Res<Vec<Point>> {
+    let pts = sweep(a)?;
+    write(a, "comm.csv", &comm_csv(&pts))?;
+    Ok(pts)
+}
+
+/// One row of experiment 2.
+#[derive(Clone, Debug)]
+pub struct MemRow {
+    /// Configuration.
+    pub config: String,
+    /// Peak per device (in + out + weights), bytes.
+    pub peak: u64,
+    /// Single device peak.
+    pub full_peak: u64,
+    /// Mean over layers of per-layer reduction.
+    pub avg_reduction: f64,
+    /// Driver: largest compute buffer set seen in a sim run, bytes.
+    pub driver_compute: usize,
+    /// Driver: largest tensor store seen, bytes.
+    pub driver_store: usize,
+}
+
+/// Experiment 2: per-device memory (model of DESIGN-NOTES §2.6, and the driver's peaks).
+pub fn memory(a: &OutArgs) -> Res<Vec<MemRow>> {
+    let model = models::model(Net::Yolo16, (1, 1));
+    let net = &model.net;
+    let stack = FusedStack::new(net, models::YOLO_FUSED)?;
+    let layers = stack.layers();
+    let full: Vec<u64> = layers
+        .iter()
+        .enumerate()
+        .map(|(l, x)| {
+            4 * (x.input.elements().unwrap_or(0) + x.output.elements().unwrap_or(0)) as u64
+                + 4 * layer_param_count(net, l).unwrap_or(0) as u64
+        })
+        .collect();
+    let full_peak = *full.iter().max().unwrap_or(&0);
+    let mut rows = Vec::new();
+    for grid in [(3u32, 3u32), (5, 5)] {
+        let g = Grid::new(grid.0, grid.1, Partition::Darknet, &stack)?;
+        let mp = MemoryPlan::new(&stack, &g, Mode::Plain)?;
+        let mut per_layer = vec![0u64; layers.len()];
+        for t in 0..g.tile_count() {
+            let plan = TilePlan::new(&stack, &g, t, Mode::Plain)?;
+            for (l, x) in layers.iter().enumerate() {
+                let b = 4
+                    * (plan.input(l).area() * x.input.c as u64
+                        + plan.output(l).area() * x.output.c as u64)
+                    + 4 * layer_param_count(net, l).unwrap_or(0) as u64;
+                per_layer[l] = per_layer[l].max(b);
+            }
+        }
+        let avg = per_layer
+            .iter()
+            .zip(&full)
+            .map(|(t, f)| 1.0 - *t as f64 / *f as f64)
+            .sum::<f64>()
+            / full.len() as f64;
+        let mut cfg = base(a, Policy::WstS, grid, 4)?;
+        cfg.frames = 1;
+        let out = run(&cfg);
+        let edges = out.nodes.iter().filter(|n| n.1 != 0);
+        let (dc, ds) = edges.fold((0, 0), |(c, s), n| {
+            (c.max(n.2.peak_compute_bytes), s.max(n.2.peak_store_bytes))
+        });
+        rows.push(MemRow {
+            config: format!("FTP {}x{}", grid.0, grid.1),
+            peak: mp.tile_peak_with_weights_bytes,
+            full_peak: mp.full_peak_with_weights_bytes,
+            avg_reduction: avg,
+            driver_compute: dc,
+            driver_store: ds,
+        });
+    }
+    // BODP n-way: each device holds 1/n of every output's rows (largest stripe), the input
+    // rows they need (plus halo), and the full weights.
+    for n in [4u32] {
+        let mut per_layer = Vec::new();
+        for (l, x) in layers.iter().enumerate() {
+            let rows_out = x.output.h.div_ceil(n);
+            let out_region = tessera_core::Region::new(
+                tessera_core::region::Span::new(0, x.output.w),
+                tessera_core::region::Span::new(rows_out, (2 * rows_out).min(x.output.h)),
+            );
+            let inr = stack.back(l, out_region);
+            per_layer.push(
+                4 * (inr.area() * x.input.c as u64 + out_region.area() * x.output.c as u64)
+                    + 4 * layer_param_count(net, l).unwrap_or(0) as u64,
+            );
+        }
+        let avg = per_layer
+            .iter()
+            .zip(&full)
+            .map(|(t, f)| 1.0 - *t as f64 / *f as f64)
+            .sum::<f64>()
+            / full.len() as f64;
+        let mut cfg = base(a, Policy::Bodp, (3, 3), n as u16)?;
+        cfg.frames = 1;
+        let out = run(&cfg);
+        let edges = out.nodes.iter().filter(|x| x.1 != 0);
+        let (dc, ds) = edges.fold((0, 0), |(c, s), x| {
+            (c.max(x.2.peak_compute_bytes), s.max(x.2.peak_store_bytes))
+        });
+        rows.push(MemRow {
+            config: format!("BODP {n}-way"),
+            peak: *per_layer.iter().max().unwrap_or(&0),
+            full_peak,
+            avg_reduction: avg,
+            driver_compute: dc,
+            driver_store: ds,
+        });
+    }
+    let mut s = String::from("config,peak_mib,single_device_peak_mib,peak_reduction_pct,avg_layer_reduction_pct,driver_peak_compute_mib,driver_peak_store_mib\n");
+    for r in &rows {
+        let _ = writeln!(
+            s,
+            "{},{:.2},{:.2},{:.1},{:.1},{:.2},{:.2}",
+            r.config,
+            r.peak as f64 / 1048576.0,
+            r.full_peak as f64 / 1048576.0,
+            100.0 * (1.0 - r.peak as f64 / r.full_peak as f64),
+            100.0 * r.avg_reduction,
+            r.driver_compute as f64 / 1048576.0,
+            r.driver_store as f64 / 1048576.0
+        );
+    }
+    write(a, "memory.csv", &s)?;
+    Ok(rows)
+}
+
+/// One row of experiment 4.
+#[derive(Clone, Debug)]
+pub struct FaultRow {
+    /// Scenario.
+    pub scenario: String,
+    /// Completed of submitted (YOLO, cost model).
+    pub completed: (usize, usize),
+    /// Latency percentiles p50, p99, s.
+    pub p50: f64,
+    /// p99.
+    pub p99: f64,
+    /// Small net, real kernels: correct of completed (of submitted).
+    pub correct: (usize, usize, usize),
+    /// Re-dispatched tiles (YOLO run).
+    pub redispatched: u32,
+}
+
+fn percentile(xs: &mut [f64], p: f64) -> f64 {
+    if xs.is_empty() {
+        return f64::NAN;
+    }
+    xs.sort_by(|a, b| a.total_cmp(b));
+    let i = ((p / 100.0) * (xs.len() - 1) as f64).round() as usize;
+    xs[i.min(xs.len() - 1)]
+}
+
+/// Experiment 4: faults (YOLO cost model for latency, small net with real kernels for
+/// correctness under the same scenario scaled to its frame time).
+pub fn faults(a: &OutArgs) -> Res<Vec<FaultRow>> {
+    let frames = if a.quick { 4 } else { 20 };
+    let yolo_mid = 4_000_000; // µs: mid-way through a ~10 s YOLO frame
+    let small_mid = 20_000; // µs: mid-way through a small-net frame
+    let scen: Vec<(String, Vec<Fault>, f64, Vec<Fault>)> = vec![
+        ("none".into(), vec![], 0.0, vec![]),
+        (
+            "1 edge crashed mid-frame".into(),
+            vec![Fault::Crash {
+                node: 3,
+                at: yolo_mid,
+            }],
+            0.0,
+            vec![Fault::Crash {
+                node: 3,
+                at: small_mid,
+            }],
+        ),
+        (
+            "2 edges crashed mid-frame".into(),
+            vec![
+                Fault::Crash {
+                    node: 3,
+                    at: yolo_mid,
+                },
+                Fault::Crash {
+                    node: 4,
+                    at: yolo_mid,
+                },
+            ],
+            0.0,
+            vec![
+                Fault::Crash {
+                    node: 3,
+                    at: small_mid,
+                },
+                Fault::Crash {
+                    node: 4,
+                    at: small_mid,
+                },
+            ],
+        ),
+        (
+            "straggler x4 (edge 2)".into(),
+            vec![Fault::Straggler {
+                node: 2,
+                at: 0,
+                factor: 4.0,
+            }],
+            0.0,
+            vec![Fault::Straggler {
+                node: 2,
+                at: 0,
+                factor: 4.0,
+            }],
+        ),
+        ("loss 1%".into(), vec![], 0.01, vec![]),
+        ("loss 5%".into(), vec![], 0.05, vec![]),
+        ("loss 10%".into(), vec![], 0.10, vec![]),
+        ("loss 20%".into(), vec![], 0.20, vec![]),
+    ];
+    let mut rows = Vec::new();
+    for (name, yf, loss, sf) in scen {
+        let mut cfg = base(a, Policy::WstS, (3, 3), 4)?;
+        cfg.frames = frames;
+        cfg.faults = yf;
+        cfg.net.loss = loss;
+        let out = run(&cfg);
+        let mut lat: Vec<f64> = out
+            .frames
+            .iter()
+            .filter(|f| f.complete)
+            .map(|f| f.latency_s())
+            .collect();
+        let redispatched = out
+            .nodes
+            .iter()
+            .map(|n| n.2.runtime.tiles_redispatched)
+            .sum();
+        let mut sc = SimConfig::small(Policy::WstS, (3, 3), 4);
+        sc.seed = a.seed;
+        sc.frames = frames;
+        sc.faults = sf;
+        sc.net.loss = loss;
+        let so = run(&sc);
+        let ok = so.frames.iter().filter(|f| f.correct == Some(true)).count();
+        let row = FaultRow {
+            scenario: name,
+            completed: (out.completed(), out.submitted),
+            p50: percentile(&mut lat, 50.0),
+            p99: percentile(&mut lat, 99.0),
+            correct: (ok, so.completed(), so.submitted),
+            redispatched,
+        };
+        eprintln!("  {row:?}");
+        rows.push(row);
+    }
+    let mut s = String::from("scenario,completed,submitted,completion_pct,p50_s,p99_s,redispatched,small_net_correct,small_net_completed,small_net_submitted\n");
+    for r in &rows {
+        let _ = writeln!(
+            s,
+            "{},{},{},{:.1},{:.3},{:.3},{},{},{},{}",
+            r.scenario,
+            r.completed.0,
+            r.completed.1,
+            100.0 * r.completed.0 as f64 / r.completed.1.max(1) as f64,
+            r.p50,
+            r.p99,
+            r.redispatched,
+            r.correct.0,
+            r.correct.1,
+            r.correct.2
+        );
+    }
+    write(a, "faults.csv", &s)?;
+    Ok(rows)
+}
+
+/// One row of experiment 5.
+#[derive(Clone, Debug)]
+pub struct SourceRow {
+    /// Policy.
+    pub policy: Policy,
+    /// Devices (each a source).
+    pub devices: u16,
+    /// Max latency, s.
+    pub max_latency: f64,
+    /// Frames per second.
+    pub throughput: f64,
+}
+
+/// Experiment 5: a camera on each of 1–6 edges.
+pub fn sources(a: &OutArgs) -> Res<Vec<SourceRow>> {
+    let mut rows = Vec::new();
+    let counts: Vec<u16> = if a.quick {
+        vec![1, 2, 4]
+    } else {
+        (1..=6).collect()
+    };
+    for policy in [Policy::WstS, Policy::Wsh] {
+        for &d in &counts {
+            let mut cfg = base(a, policy, (3, 3), d)?;
+            cfg.sources = (1..=d).collect();
+            cfg.frames = 3;
+            let out = run(&cfg);
+            let max = out
+                .frames
+                .iter()
+                .filter(|f| f.complete)
+                .map(|f| f.latency_s())
+                .fold(0.0, f64::max);
+            let span = out
+                .frames
+                .iter()
+                .map(|f| f.finished)
+                .max()
+                .unwrap_or(0)
+                .saturating_sub(out.ready_at);
+            let thr = out.completed() as f64 / (span as f64 / 1e6).max(1e-9);
+            eprintln!(
+                "  {} {d} sources: max {max:.2} s, {thr:.3} frames/s ({} of {})",
+                policy_name(policy),
+                out.completed(),
+                out.submitted
+            );
+            rows.push(SourceRow {
+                policy,
+                devices: d,
+                max_latency: max,
+                throughput: thr,
+            });
+        }
+    }
+    let mut s = String::from("policy,devices_and_sources,max_latency_s,throughput_fps\n");
+    for r in &rows {
+        let _ = writeln!(
+            s,
+            "{},{},{:.3},{:.4}",
+            policy_name(r.policy),
+            r.devices,
+            r.max_latency,
+            r.throughput
+        );
+    }
+    write(a, "sources.csv", &s)?;
+    Ok(rows)
+}
+
+/// Every experiment, and the HTML report.
+pub fn report(a: &OutArgs) -> Res<()> {
+    let pts = sweep(a)?;
+    write(a, "speedup.csv", &speedup_csv(a, &pts))?;
+    write(a, "comm.csv", &comm_csv(&pts))?;
+    let mem = memory(a)?;
+    let flt = faults(a)?;
+    let src = sources(a)?;
+    // The Gantt frame: WST-S 3x3 on 6 edges, one edge crashed and one straggler, so steals
+    // and re-dispatches show.
+    let mut g = base(a, Policy::WstS, (3, 3), 6)?;
+    g.frames = 1;
+    g.faults = vec![
+        Fault::Crash {
+            node: 4,
+            at: 4_000_000,
+        },
+        Fault::Straggler {
+            node: 5,
+            at: 0,
+            factor: 3.0,
+        },
+    ];
+    let gantt = run(&g);
+    let html = crate::report::html(a, &pts, &mem, &flt, &src, &g, &gantt);
+    write(a, "report.html", &html)?;
     Ok(())
 }

@@ -18,6 +18,7 @@ pub mod digits;
 pub mod experiments;
 pub mod medium;
 pub mod models;
+pub mod report;
 pub mod rng;
 pub mod scenario;
 pub mod world;

@@ -1,0 +1,332 @@
+//! The HTML report: tables, hand-rolled SVG line plots, and a Gantt chart of one frame.
+
+use std::fmt::Write as _;
+
+use tessera_core::runtime::Work;
+use tessera_core::wire::{Policy, TileMode};
+
+use crate::experiments::{single_device_s, FaultRow, MemRow, OutArgs, Point, SourceRow};
+use crate::world::{Outcome, SimConfig};
+
+const COLOURS: [&str; 4] = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"];
+
+fn name(p: Policy) -> &'static str {
+    match p {
+        Policy::Wsh => "WSH",
+        Policy::Wst => "WST",
+        Policy::WstS => "WST-S",
+        Policy::Bodp => "BODP",
+    }
+}
+
+/// A line plot: series of (x, y) points.
+fn plot(title: &str, xlabel: &str, ylabel: &str, series: &[(String, Vec<(f64, f64)>)]) -> String {
+    let (w, h, l, b) = (520.0, 300.0, 60.0, 40.0);
+    let pts = series
+        .iter()
+        .flat_map(|s| s.1.iter())
+        .filter(|p| p.1.is_finite());
+    let (mut xmax, mut ymax) = (1.0f64, 0.0f64);
+    for &(x, y) in pts {
+        xmax = xmax.max(x);
+        ymax = ymax.max(y);
+    }
+    let ymax = if ymax <= 0.0 { 1.0 } else { ymax * 1.1 };
+    let sx = |x: f64| l + x / xmax * (w - l - 20.0);
+    let sy = |y: f64| h - b - y / ymax * (h - b - 30.0);
+    let mut s = format!("<svg width='{w}' height='{h}' xmlns='http://www.w3.org/2000/svg' font-size='11'><text x='{}' y='16' font-weight='bold'>{title}</text>", l);
+    let _ = write!(s, "<line x1='{l}' y1='{}' x2='{}' y2='{}' stroke='black'/><line x1='{l}' y1='30' x2='{l}' y2='{}' stroke='black'/>", h - b, w - 20.0, h - b, h - b);
+    for k in 0..=4 {
+        let y = ymax * k as f64 / 4.0;
+        let _ = write!(s, "<text x='5' y='{:.0}'>{:.1}</text><line x1='{l}' x2='{}' y1='{:.0}' y2='{:.0}' stroke='#ddd'/>", sy(y) + 4.0, y, w - 20.0, sy(y), sy(y));
+    }
+    let mut xs: Vec<f64> = series
+        .iter()
+        .flat_map(|s| s.1.iter().map(|p| p.0))
+        .collect();
+    xs.sort_by(|a, b| a.total_cmp(b));
+    xs.dedup();
+    for x in xs {
+        let _ = write!(
+            s,
+            "<text x='{:.0}' y='{}'>{x}</text>",
+            sx(x) - 4.0,
+            h - b + 14.0
+        );
+    }
+    let _ = write!(
+        s,
+        "<text x='{}' y='{}'>{xlabel}</text><text x='5' y='26'>{ylabel}</text>",
+        w / 2.0,
+        h - 8.0
+    );
+    for (i, (label, p)) in series.iter().enumerate() {
+        let c = COLOURS[i % COLOURS.len()];
+        let path: Vec<String> = p
+            .iter()
+            .filter(|q| q.1.is_finite())
+            .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
+            .collect();
+        let _ = write!(
+            s,
+            "<polyline fill='none' stroke='{c}' stroke-width='2' points='{}'/>",
+            path.join(" ")
+        );
+        for q in path {
+            let (x, y) = q.split_once(',').unwrap_or(("0", "0"));
+            let _ = write!(s, "<circle cx='{x}' cy='{y}' r='3' fill='{c}'/>");
+        }
+        let _ = write!(s, "<rect x='{}' y='{}' width='10' height='10' fill='{c}'/><text x='{}' y='{}'>{label}</text>", w - 110.0, 30 + 14 * i, w - 95.0, 39 + 14 * i);
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// Gantt chart of the first frame: one row per node, one bar per job.
+fn gantt(cfg: &SimConfig, out: &Outcome) -> String {
+    let Some(frame) = out.frames.first() else {
+        return "<p>(no frame finished)</p>".into();
+    };
+    let jobs: Vec<_> = out
+        .jobs
+        .iter()
+        .filter(|j| j.work.frame() == frame.frame)
+        .collect();
+    let t0 = frame.submitted as f64;
+    let t1 = (frame.finished as f64).max(jobs.iter().map(|j| j.end as f64).fold(0.0, f64::max));
+    let (w, row, l) = (900.0, 26.0, 70.0);
+    let nodes = cfg.edges as usize + 1;
+    let h = row * nodes as f64 + 60.0;
+    let sx = |t: f64| l + (t - t0) / (t1 - t0).max(1.0) * (w - l - 10.0);
+    let mut s =
+        format!("<svg width='{w}' height='{h}' xmlns='http://www.w3.org/2000/svg' font-size='10'>");
+    for n in 0..nodes {
+        let y = 20.0 + row * n as f64;
+        let label = if n == 0 {
+            "gateway".to_string()
+        } else if cfg.sources.contains(&(n as u16)) {
+            format!("edge {n} (src)")
+        } else {
+            format!("edge {n}")
+        };
+        let _ = write!(s, "<text x='2' y='{}'>{label}</text><line x1='{l}' x2='{w}' y1='{}' y2='{}' stroke='#eee'/>", y + 15.0, y + row, y + row);
+    }
+    let mut seen = std::collections::BTreeMap::new();
+    for j in &jobs {
+        if let Work::Tile { tile, .. } = j.work {
+            *seen.entry(tile).or_insert(0) += 1;
+        }
+    }
+    for j in &jobs {
+        let y = 22.0 + row * j.id as f64;
+        let (x0, x1) = (sx(j.start as f64), sx(j.end as f64));
+        let (label, fill, stroke) = match j.work {
+            Work::Tile { tile, mode, .. } => {
+                let again = seen.get(&tile).copied().unwrap_or(0) > 1;
+                let stolen = j.id != frame.frame.origin;
+                let fill = if mode == TileMode::Reuse {
+                    "#9ecae1"
+                } else {
+                    "#c7e9c0"
+                };
+                let stroke = if again {
+                    "#d62728"
+                } else if stolen {
+                    "#ff7f0e"
+                } else {
+                    "#555"
+                };
+                (
+                    format!("t{tile}{}", if mode == TileMode::Reuse { "r" } else { "" }),
+                    fill,
+                    stroke,
+                )
+            }
+            Work::Layer { layer, stripe, .. } => (format!("L{layer}s{stripe}"), "#dadaeb", "#555"),
+        };
+        let _ = write!(s, "<rect x='{x0:.1}' y='{y}' width='{:.1}' height='{}' fill='{fill}' stroke='{stroke}' stroke-width='2'><title>{label} {:.2}–{:.2} s</title></rect><text x='{:.1}' y='{}'>{label}</text>", (x1 - x0).max(1.0), row - 6.0, (j.start as f64 - t0) / 1e6, (j.end as f64 - t0) / 1e6, x0 + 2.0, y + 13.0);
+    }
+    let _ = write!(s, "<text x='{l}' y='{}'>0 s</text><text x='{}' y='{}'>{:.2} s (frame done at the gateway)</text>", h - 20.0, w - 250.0, h - 20.0, (t1 - t0) / 1e6);
+    s.push_str("</svg><p>Bars: green = plain tile, blue = reuse tile (r). Outline: grey = run by the source, <b style='color:#ff7f0e'>orange = stolen</b>, <b style='color:#d62728'>red = tile run more than once (re-dispatched)</b>. A crashed edge's row simply stops.</p>");
+    s
+}
+
+/// The whole report.
+#[allow(clippy::too_many_arguments)]
+pub fn html(
+    a: &OutArgs,
+    pts: &[Point],
+    mem: &[MemRow],
+    flt: &[FaultRow],
+    src: &[SourceRow],
+    gcfg: &SimConfig,
+    g: &Outcome,
+) -> String {
+    let gflops = a.gflops.unwrap_or(crate::compute::PI3_GFLOPS);
+    let t1 = single_device_s(gflops);
+    let mut s = String::from("<!doctype html><html><head><meta charset='utf-8'><title>Tessera simulator report</title><style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}</style></head><body>");
+    let _ = write!(s, "<h1>Tessera simulator report</h1><p>YOLOv2 608×608 fused layers 0–15 (26.0 GFLOP unpartitioned), <b>cost model</b>: every device computes at {gflops:.2} GFLOP/s (single device {t1:.1} s) and returns zero-filled outputs of the right size — timing only; correctness is checked separately with real kernels on a small net. Network: {}. Seed {}. The driver and state machines are those of platform-pi, over smoltcp.</p>", if a.net == "wifi" { "Pi 3 stations on one 2.4 GHz 802.11n AP (40 Mbit/s + 120 µs/packet per air hop, 2 hops Pi→AP→Pi, ≈ 24 Mbit/s TCP per hop), latency 0.5 ms + Gamma(2, 0.75 ms)" } else { "100 Mbit/s switched Ethernet" }, a.seed);
+    // Experiment 1.
+    s.push_str("<h2>1. Latency and speedup vs devices</h2>");
+    let grids: Vec<(u32, u32)> = {
+        let mut v: Vec<_> = pts.iter().map(|p| p.grid).collect();
+        v.dedup();
+        v
+    };
+    for &gr in &grids {
+        let series: Vec<(String, Vec<(f64, f64)>)> = Policy::ALL
+            .iter()
+            .map(|&p| {
+                (
+                    name(p).to_string(),
+                    pts.iter()
+                        .filter(|q| q.policy == p && q.grid == gr && q.devices <= 6)
+                        .map(|q| (q.devices as f64, q.latency))
+                        .collect(),
+                )
+            })
+            .collect();
+        s.push_str(&plot(
+            &format!("latency (s), {}x{} grid", gr.0, gr.1),
+            "edge devices",
+            "s",
+            &series,
+        ));
+        let series: Vec<(String, Vec<(f64, f64)>)> = Policy::ALL
+            .iter()
+            .map(|&p| {
+                (
+                    name(p).to_string(),
+                    pts.iter()
+                        .filter(|q| q.policy == p && q.grid == gr && q.devices <= 6)
+                        .map(|q| (q.devices as f64, t1 / q.latency))
+                        .collect(),
+                )
+            })
+            .collect();
+        s.push_str(&plot(
+            &format!("speedup vs {t1:.1} s single device, {}x{}", gr.0, gr.1),
+            "edge devices",
+            "x",
+            &series,
+        ));
+    }
+    s.push_str("<table><tr><th>policy</th><th>grid</th><th>devices</th><th>latency s</th><th>speedup vs 1 device (unpartitioned)</th><th>speedup vs own 1-device run</th><th>MiB/frame on the medium</th><th>done</th></tr>");
+    for p in pts {
+        let own = pts
+            .iter()
+            .find(|q| q.policy == p.policy && q.grid == p.grid && q.devices == 1)
+            .map_or(f64::NAN, |q| q.latency);
+        let _ = write!(s, "<tr><td>{}</td><td>{}x{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.1}</td><td>{}/{}</td></tr>", name(p.policy), p.grid.0, p.grid.1, p.devices, p.latency, t1 / p.latency, own / p.latency, p.medium_bytes / 1048576.0, p.completed.0, p.completed.1);
+    }
+    s.push_str("</table>");
+    // Papers vs ours.
+    let find = |p: Policy, d: u16| {
+        pts.iter()
+            .find(|q| q.policy == p && q.grid == (3, 3) && q.devices == d)
+            .map_or(f64::NAN, |q| q.latency)
+    };
+    let (wsts6, bodp6, wst6) = (
+        find(Policy::WstS, 6),
+        find(Policy::Bodp, 6),
+        find(Policy::Wst, 6),
+    );
+    let comm = |p: Policy| {
+        let v: Vec<f64> = pts
+            .iter()
+            .filter(|q| q.policy == p && q.devices > 1)
+            .map(|q| q.medium_bytes)
+            .collect();
+        v.iter().sum::<f64>() / v.len().max(1) as f64
+    };
+    let _ = write!(s, "<h3>Papers' numbers beside ours (3x3)</h3><table><tr><th>quantity</th><th>paper</th><th>ours</th><th>why they differ</th></tr>\
+<tr><td>FTP-WST-S, 6 devices</td><td>6.8 s, 3.5×</td><td>{wsts6:.2} s, {:.2}× (vs {t1:.1} s)</td><td>Ours is bound by the shared channel: every tile input crosses the air twice (Pi→AP→Pi) at ≈ 12 Mbit/s end to end, and the compute rate is calibrated so one device needs 17.0 s for the unpartitioned stack; the paper's FTP single-device run (23.8 s) carries darknet's C-engine halo overhead (+65 % at 3×3) that our region-exact kernels do not, so our compute share is smaller and the network share larger.</td></tr>\
+<tr><td>MoDNN/BODP, 6 devices</td><td>8.1 s, 2.1×</td><td>{bodp6:.2} s</td><td>The core's BODP ships each stripe's full input rows and full output rows through the gateway at every layer (≈ 2 × 47 MiB at layer 0), where MoDNN as characterised in [S0] exchanges only the overlap rows (≈ 1.07 MiB per extra device). Over a ≈ 12 Mbit/s shared channel that is minutes, not seconds.</td></tr>\
+<tr><td>latency cut by reuse (WST → WST-S), 6 devices</td><td>27 %</td><td>{:.0} %</td><td>Reuse removes ≈ 40 % of the tile-input bytes and ≈ 45 % of the redundant compute at 3×3, but level-1 tiles wait for strips via the gateway (another two air hops each way); with compute calibrated low the saving is mostly the bytes.</td></tr>\
+<tr><td>communication, WST-S vs WSH</td><td>−52 % on average</td><td>{:.0} %</td><td>WSH sends the whole frame to the gateway first (4.2 MiB) and every tile through it; WST-S keeps the source's own tiles local. Our bytes include IP/TCP headers, the auth tag and ACKs.</td></tr>\
+<tr><td>communication vs devices</td><td>WSH constant, MoDNN linear</td><td>see comm table</td><td>Our BODP is linear in devices by its halo rows on top of the full-map scatter/gather, which dominates.</td></tr></table>",
+        t1 / wsts6, 100.0 * (1.0 - wsts6 / wst6), 100.0 * (comm(Policy::WstS) / comm(Policy::Wsh) - 1.0));
+    // Experiment 2.
+    s.push_str("<h2>2. Memory per device (feature buffers + weights)</h2><table><tr><th>config</th><th>peak MiB</th><th>single device MiB</th><th>peak cut</th><th>paper peak cut</th><th>avg per-layer cut</th><th>paper avg cut</th><th>driver peak compute buffers MiB (sim)</th><th>driver peak store MiB (sim)</th></tr>");
+    for r in mem {
+        let (pp, pa) = match r.config.as_str() {
+            "FTP 3x3" => ("58 %", "69 %"),
+            "FTP 5x5" => ("68 %", "79 %"),
+            _ => ("61 %", "67 %"),
+        };
+        let _ = write!(s, "<tr><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.0} %</td><td>{pp}</td><td>{:.0} %</td><td>{pa}</td><td>{:.1}</td><td>{:.1}</td></tr>", r.config, r.peak as f64 / 1048576.0, r.full_peak as f64 / 1048576.0, 100.0 * (1.0 - r.peak as f64 / r.full_peak as f64), 100.0 * r.avg_reduction, r.driver_compute as f64 / 1048576.0, r.driver_store as f64 / 1048576.0);
+    }
+    s.push_str("</table><p>The model (in + out + weights of each layer on the largest tile) has no engine buffers, so its peak cuts exceed the paper's measured ones (DESIGN-NOTES §2.6); the average per-layer cuts are the quantity the paper's model reproduces. The driver columns are what the real driver held in the simulation (zero-filled tensors of the true sizes): the whole tile's ping-pong buffers, and on the source the full frame image.</p>");
+    // Experiment 3.
+    s.push_str("<h2>3. Communication per frame</h2>");
+    for &gr in &grids {
+        let series: Vec<(String, Vec<(f64, f64)>)> = Policy::ALL
+            .iter()
+            .map(|&p| {
+                (
+                    name(p).to_string(),
+                    pts.iter()
+                        .filter(|q| q.policy == p && q.grid == gr && q.devices <= 6)
+                        .map(|q| (q.devices as f64, q.medium_bytes / 1048576.0))
+                        .collect(),
+                )
+            })
+            .collect();
+        s.push_str(&plot(
+            &format!("MiB on the medium per frame, {}x{}", gr.0, gr.1),
+            "edge devices",
+            "MiB",
+            &series,
+        ));
+    }
+    s.push_str("<p>Paper/derived: 3×3 inputs 8.15 MiB plain / 4.90 MiB reuse + 1.71 MiB strips; 5×5 13.35 / 6.81 + 2.70; results 1.41 MiB. Ours counts IP packets once (a relayed WiFi packet occupies the air twice but is counted once), including headers, ACKs and heartbeats; WST and WST-S do not ship the source's own tiles.</p>");
+    // Experiment 4.
+    s.push_str("<h2>4. Faults (WST-S 3x3, 4 edges, source edge 1)</h2><table><tr><th>scenario</th><th>YOLO frames done</th><th>p50 s</th><th>p99 s</th><th>re-dispatched</th><th>small net (real kernels): bit-exact / done / submitted</th></tr>");
+    for r in flt {
+        let _ = write!(s, "<tr><td>{}</td><td>{}/{}</td><td>{:.2}</td><td>{:.2}</td><td>{}</td><td>{}/{}/{}</td></tr>", r.scenario, r.completed.0, r.completed.1, r.p50, r.p99, r.redispatched, r.correct.0, r.correct.1, r.correct.2);
+    }
+    s.push_str("</table><p>Crashes are detected by link silence (peer_dead = 10 s for YOLO runs: a 4 MiB frame on a 12 Mbit/s path holds the connection longer than the 3 s default, during which no message completes), then the lost tiles are re-dispatched. Loss is repaired by smoltcp's TCP retransmission (no congestion control; RTO backoff), which is what stretches p99 at 10–20 %.</p>");
+    // Experiment 5.
+    s.push_str("<h2>5. Several data sources (a camera on each edge)</h2>");
+    let series: Vec<(String, Vec<(f64, f64)>)> = [Policy::WstS, Policy::Wsh]
+        .iter()
+        .map(|&p| {
+            (
+                name(p).to_string(),
+                src.iter()
+                    .filter(|r| r.policy == p)
+                    .map(|r| (r.devices as f64, r.throughput))
+                    .collect(),
+            )
+        })
+        .collect();
+    s.push_str(&plot(
+        "throughput (frames/s)",
+        "edges = sources",
+        "fps",
+        &series,
+    ));
+    let series: Vec<(String, Vec<(f64, f64)>)> = [Policy::WstS, Policy::Wsh]
+        .iter()
+        .map(|&p| {
+            (
+                name(p).to_string(),
+                src.iter()
+                    .filter(|r| r.policy == p)
+                    .map(|r| (r.devices as f64, r.max_latency))
+                    .collect(),
+            )
+        })
+        .collect();
+    s.push_str(&plot(
+        "maximum latency (s)",
+        "edges = sources",
+        "s",
+        &series,
+    ));
+    s.push_str("<p>Paper [A]: 1.7–2.2× throughput of WST over work sharing with several dynamic sources. Ours: compare the two curves above; each source runs 3 frames back to back.</p>");
+    // Gantt.
+    let _ = write!(s, "<h2>Gantt: one frame (WST-S 3x3, 6 edges; edge 4 crashes 4 s after start, edge 5 is a 3× straggler)</h2>{}", gantt(gcfg, g));
+    s.push_str("</body></html>");
+    s
+}
