@@ -62,7 +62,7 @@ extern crate std;
 
 use alloc::vec::Vec;
 
-use tessera_core::kernel::{input_span, KernelError, Kernels, Portable};
+use tessera_core::kernel::{check_conv_call, input_span, KernelError, Kernels, Portable};
 use tessera_core::model::weights::ConvParams;
 use tessera_core::model::{Activation, Conv, MaxPool, Shape};
 use tessera_core::region::Region;
@@ -458,48 +458,6 @@ fn conv_range(ctx: &Ctx<'_>, oa: usize, ob: usize, out: &mut [f32]) {
     }
 }
 
-/// Checks the views and parameters against the layer (as the core kernels do).
-fn check(
-    conv: &Conv,
-    map: Shape,
-    params: &ConvParams<'_>,
-    input: &FeatureView<'_>,
-    out: &FeatureViewMut<'_>,
-) -> Result<(), KernelError> {
-    if input.channels() != map.c || out.channels() != conv.filters {
-        return Err(KernelError::ChannelMismatch);
-    }
-    let n = conv.filters as usize;
-    let bn_ok = match (&params.bn, conv.batch_norm) {
-        (Some(bn), true) => bn.scales.len() == n && bn.mean.len() == n && bn.variance.len() == n,
-        (None, false) => true,
-        _ => false,
-    };
-    if !bn_ok || params.biases.len() != n || Some(params.weights.len()) != conv.weight_count(map.c)
-    {
-        return Err(KernelError::ParamsMismatch);
-    }
-    let out_map = Region::full(
-        conv.out_extent(map.w).unwrap_or(0),
-        conv.out_extent(map.h).unwrap_or(0),
-    );
-    let o = out.region();
-    if !out_map.covers(&o) {
-        return Err(KernelError::OutputOutsideMap);
-    }
-    let needed = Region::new(
-        input_span(o.x, conv.size, conv.stride, conv.pad, map.w),
-        input_span(o.y, conv.size, conv.stride, conv.pad, map.h),
-    );
-    if !input.region().covers(&needed) {
-        return Err(KernelError::InputTooSmall {
-            needed,
-            have: input.region(),
-        });
-    }
-    Ok(())
-}
-
 /// Batch norm and bias of output channel `o` folded into `(a, b)` (see the module docs).
 fn fold(params: &ConvParams<'_>, o: usize) -> (f32, f32) {
     match &params.bn {
@@ -610,7 +568,7 @@ impl Kernels for Fma {
         input: &FeatureView<'_>,
         out: &mut FeatureViewMut<'_>,
     ) -> Result<(), KernelError> {
-        check(conv, map, params, input, out)?;
+        check_conv_call(conv, map, params, input, out)?;
         let region = out.region();
         if region.is_empty() {
             return Ok(());

@@ -143,6 +143,25 @@ pub(crate) fn check_conv(
     Ok(())
 }
 
+/// Checks a conv call the way every kernel must before touching a value: channel counts,
+/// parameter lengths, the output region inside the output map, and the input view covering
+/// what the output depends on. Returns that needed input region. Backends' kernels call this
+/// too, so every kernel refuses the same inputs with the same errors.
+pub fn check_conv_call(
+    conv: &Conv,
+    map: Shape,
+    params: &ConvParams<'_>,
+    input: &FeatureView<'_>,
+    out: &FeatureViewMut<'_>,
+) -> Result<Region, KernelError> {
+    check_conv(conv, map, params, input, out)?;
+    let out_map = (
+        conv.out_extent(map.w).unwrap_or(0),
+        conv.out_extent(map.h).unwrap_or(0),
+    );
+    check_window(conv.size, conv.stride, conv.pad, map, out_map, input, out)
+}
+
 /// Per-output-channel post-processing, computed exactly as Darknet does at inference:
 /// `((x − μ) / (√σ² + 1e-6))` in double precision, `· γ`, `+ β`, then the activation.
 #[derive(Clone, Copy, Debug)]

@@ -10,7 +10,7 @@
 //! no FMA), so results match [`Reference`](super::Reference) bit for bit; blocking only
 //! interleaves independent sums.
 
-use super::{check_conv, check_window, input_span, KernelError, Kernels, Post};
+use super::{check_conv_call, check_window, input_span, KernelError, Kernels, Post};
 use crate::model::weights::ConvParams;
 use crate::model::{Conv, MaxPool, Shape};
 use crate::region::Span;
@@ -237,12 +237,7 @@ impl Kernels for Portable {
         input: &FeatureView<'_>,
         out: &mut FeatureViewMut<'_>,
     ) -> Result<(), KernelError> {
-        check_conv(conv, map, params, input, out)?;
-        let out_map = (
-            conv.out_extent(map.w).unwrap_or(0),
-            conv.out_extent(map.h).unwrap_or(0),
-        );
-        check_window(conv.size, conv.stride, conv.pad, map, out_map, input, out)?;
+        check_conv_call(conv, map, params, input, out)?;
         if out.region().is_empty() {
             return Ok(());
         }

@@ -1,7 +1,7 @@
 //! The plain reference kernels: one output at a time, the oracle every faster kernel is
 //! checked against.
 
-use super::{check_conv, check_window, KernelError, Kernels, Post};
+use super::{check_conv_call, check_window, KernelError, Kernels, Post};
 use crate::model::weights::ConvParams;
 use crate::model::{Conv, MaxPool, Shape};
 use crate::tensor::{FeatureView, FeatureViewMut};
@@ -19,12 +19,7 @@ impl Kernels for Reference {
         input: &FeatureView<'_>,
         out: &mut FeatureViewMut<'_>,
     ) -> Result<(), KernelError> {
-        check_conv(conv, map, params, input, out)?;
-        let out_map = (
-            conv.out_extent(map.w).unwrap_or(0),
-            conv.out_extent(map.h).unwrap_or(0),
-        );
-        check_window(conv.size, conv.stride, conv.pad, map, out_map, input, out)?;
+        check_conv_call(conv, map, params, input, out)?;
         let (k, s, p) = (conv.size as i64, conv.stride as i64, conv.pad as i64);
         let region = out.region();
         for o in 0..conv.filters {
