@@ -13,6 +13,7 @@ use std::time::Duration;
 use clap::Args as ClapArgs;
 use tessera_core::wire::Policy;
 
+use crate::config::NodeKernel;
 use crate::demo::{fused_model, local_cluster, run_local, Faults, LocalRun};
 use crate::error::{error, Error};
 use crate::image::Image;
@@ -30,6 +31,9 @@ pub struct Args {
     /// Print one JSON object instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// Conv kernel of every node: auto, portable or simd.
+    #[arg(long, default_value = "auto", value_parser = NodeKernel::parse)]
+    pub kernel: NodeKernel,
     /// First port (each configuration takes the next).
     #[arg(long, default_value_t = 7800)]
     pub port: u16,
@@ -127,8 +131,9 @@ pub fn run(args: &Args) -> Result<(), Error> {
                 let model = fused_model(&net, &params, 16, grid)?;
                 let mut runs = Vec::new();
                 for _ in 0..args.frames {
-                    let c = local_cluster(policy, grid, edges, 1, port, Some([7; 32]), 16);
+                    let mut c = local_cluster(policy, grid, edges, 1, port, Some([7; 32]), 16);
                     port = port.wrapping_add(1);
+                    c.kernel = args.kernel;
                     runs.push(run_local(
                         &c,
                         model.clone(),
@@ -156,8 +161,9 @@ pub fn run(args: &Args) -> Result<(), Error> {
     let mut multi = Vec::new();
     for policy in [Policy::Wsh, Policy::WstS] {
         let model = fused_model(&net, &params, 16, (3, 3))?;
-        let c = local_cluster(policy, (3, 3), 2, 2, port, Some([7; 32]), 16);
+        let mut c = local_cluster(policy, (3, 3), 2, 2, port, Some([7; 32]), 16);
         port = port.wrapping_add(1);
+        c.kernel = args.kernel;
         let frames = 2 * args.frames;
         let r = run_local(
             &c,
@@ -207,8 +213,8 @@ pub fn run(args: &Args) -> Result<(), Error> {
         return Ok(());
     }
     println!(
-        "\nYOLOv2 layers 0-15 at {0}x{0}, {1} frame(s) per configuration, loopback, authenticated",
-        args.size, args.frames
+        "\nYOLOv2 layers 0-15 at {0}x{0}, {1} frame(s) per configuration, {2:?} kernel, loopback, authenticated",
+        args.size, args.frames, args.kernel
     );
     println!(
         "{:<7} {:<5} {:>5} {:>10} {:>14} {:>16} {:>15}",

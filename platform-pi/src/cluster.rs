@@ -24,7 +24,7 @@ use tessera_core::runtime::Config;
 use tessera_core::time::{Duration, Instant};
 use tessera_core::wire::{Key, Limits, NodeId};
 
-use crate::config::Cluster;
+use crate::config::{Cluster, NodeKernel};
 use crate::error::{error, Context, Error};
 
 /// Runs jobs on a dedicated thread; an optional slowdown models a straggler (each job takes
@@ -188,11 +188,18 @@ impl RunningNode {
         };
         let cfg = runtime_config(&spec.cluster, &spec.model)?;
         let clock = Clock::new();
-        let exec = ThreadExecutor::new(
-            tessera_core::kernel::Portable,
-            spec.model.clone(),
-            spec.slowdown,
-        );
+        let exec = match spec.cluster.kernel {
+            NodeKernel::Portable => ThreadExecutor::new(
+                tessera_core::kernel::Portable,
+                spec.model.clone(),
+                spec.slowdown,
+            ),
+            NodeKernel::Simd => ThreadExecutor::new(
+                tessera_backends::kernels::Fma::new(),
+                spec.model.clone(),
+                spec.slowdown,
+            ),
+        };
         let mut node = Node::new(
             StdStack::new(addr.ip()),
             link,

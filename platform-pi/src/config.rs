@@ -28,6 +28,8 @@ pub struct Cluster {
     pub layers: usize,
     /// Pre-shared cluster key (ChaCha20-Poly1305), `None` when insecure.
     pub key: Option<[u8; 32]>,
+    /// Conv kernel every node runs (all nodes must agree for bit-identical tiles).
+    pub kernel: NodeKernel,
     /// Darknet cfg (`None`: the built-in YOLOv2 608).
     pub cfg: Option<PathBuf>,
     /// Darknet weights (`None`: generated from `seed`).
@@ -38,6 +40,37 @@ pub struct Cluster {
     pub timeouts: Timeouts,
     /// The gateway (id 0) and the edges, sorted by id.
     pub nodes: Vec<Node>,
+}
+
+/// The conv kernel of a cluster's nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeKernel {
+    /// The blocked portable kernel (bit-identical to the reference).
+    Portable,
+    /// The FMA SIMD kernel (AVX2+FMA or NEON; within a stated bound of the reference).
+    Simd,
+}
+
+impl NodeKernel {
+    /// `auto`: SIMD where it has a vector path (x86_64, aarch64), portable elsewhere (armv7's
+    /// NEON FMA intrinsics need nightly, and software `fmaf` is slow).
+    pub fn auto() -> NodeKernel {
+        if cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
+            NodeKernel::Simd
+        } else {
+            NodeKernel::Portable
+        }
+    }
+
+    /// Parses `auto`, `portable` or `simd`.
+    pub fn parse(s: &str) -> Result<NodeKernel, String> {
+        match s {
+            "auto" => Ok(NodeKernel::auto()),
+            "portable" => Ok(NodeKernel::Portable),
+            "simd" => Ok(NodeKernel::Simd),
+            other => Err(format!("unknown kernel {other:?} (auto, portable, simd)")),
+        }
+    }
 }
 
 /// Timeouts, all finite and positive.
@@ -74,6 +107,7 @@ struct RawCluster {
     #[serde(default = "default_layers")]
     layers: usize,
     key: Option<String>,
+    kernel: Option<String>,
     #[serde(default)]
     insecure: bool,
     cfg: Option<PathBuf>,
@@ -240,6 +274,7 @@ impl Cluster {
             grid,
             layers: raw.layers,
             key,
+            kernel: NodeKernel::parse(raw.kernel.as_deref().unwrap_or("auto"))?,
             cfg: raw.cfg,
             weights: raw.weights,
             seed: raw.seed,

@@ -19,7 +19,7 @@ use tessera_core::model::Network;
 use tessera_core::wire::{FrameKey, NodeId, Policy};
 
 use crate::cluster::{NodeSpec, RunningNode};
-use crate::config::{parse_grid, parse_policy, Cluster, Node, Timeouts};
+use crate::config::{parse_grid, parse_policy, Cluster, Node, NodeKernel, Timeouts};
 use crate::detections::{class_name, to_json, write_annotated};
 use crate::error::{error, Context, Error};
 use crate::image::Image;
@@ -55,6 +55,9 @@ pub struct Args {
     /// Seed of the generated weights.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Conv kernel of every node: auto (SIMD on x86_64/aarch64), portable or simd.
+    #[arg(long, default_value = "auto", value_parser = NodeKernel::parse)]
+    pub kernel: NodeKernel,
     /// Run without authentication (measurements only).
     #[arg(long)]
     pub insecure: bool,
@@ -120,6 +123,7 @@ pub fn local_cluster(
         grid,
         layers,
         key,
+        kernel: NodeKernel::Portable,
         cfg: None,
         weights: None,
         seed: 1,
@@ -318,7 +322,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
     } else {
         Some(*b"tessera-demo-key-not-for-fields!")
     };
-    let cluster = local_cluster(
+    let mut cluster = local_cluster(
         args.policy,
         args.grid,
         args.edges,
@@ -327,6 +331,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
         key,
         layers,
     );
+    cluster.kernel = args.kernel;
     let images = load_images(&args.input)?;
     let shape = net.input();
     let inputs: Vec<Vec<f32>> = (0..args.frames)
@@ -338,13 +343,14 @@ pub fn run(args: &Args) -> Result<(), Error> {
         })
         .collect();
     println!(
-        "demo: gateway + {} edges on 127.0.0.1..{} port {}, {:?}, grid {}x{}, {} frames from {} source(s){}",
+        "demo: gateway + {} edges on 127.0.0.1..{} port {}, {:?}, grid {}x{}, {:?} kernel, {} frames from {} source(s){}",
         args.edges,
         1 + args.edges,
         args.port,
         args.policy,
         args.grid.0,
         args.grid.1,
+        args.kernel,
         args.frames,
         args.sources,
         if args.insecure { ", INSECURE (no authentication)" } else { ", authenticated" }
