@@ -12,8 +12,9 @@ use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use clap::Args as ClapArgs;
 use tessera_backends::driver::{Finished, Model, NodeStats};
+use tessera_backends::kernels::Fma;
 use tessera_core::ftp::Partition;
-use tessera_core::kernel::Portable;
+use tessera_core::kernel::{Kernels, Portable};
 use tessera_core::model::weights::{param_count, Weights};
 use tessera_core::model::Network;
 use tessera_core::wire::{FrameKey, NodeId, Policy};
@@ -268,7 +269,8 @@ fn load_images(paths: &[PathBuf]) -> Result<Vec<(String, Image)>, Error> {
 }
 
 /// Tail, decoding and outputs of one frame the gateway finished; returns the box count.
-pub fn postprocess(
+pub fn postprocess<K: Kernels>(
+    kernels: &K,
     net: &Network,
     params: &[f32],
     layers: usize,
@@ -278,7 +280,7 @@ pub fn postprocess(
 ) -> Result<usize, Error> {
     let weights =
         Weights::new(net, net.layers().len(), params).context(|| "viewing the weights")?;
-    let t = tail::run_tail(&Portable, net, &weights, layers, fused_out, &[])?;
+    let t = tail::run_tail(kernels, net, &weights, layers, fused_out, &[])?;
     let dets = detect::boxes(net, &t.output, img.w, img.h, 0.24, 0.45)?;
     let classes = match &net.layers().last().map(|l| &l.kind) {
         Some(tessera_core::model::LayerKind::Region(r)) => r.classes,
@@ -399,7 +401,14 @@ frame         latency     done  tiles per node               boxes"
         if let (Some(out), false) = (&f.output, args.no_tail) {
             let (name, img) = &images[i % images.len()];
             let stem = args.out.join(format!("frame{i}-{name}"));
-            let n = postprocess(&net, &params, layers, out, img, &stem)?;
+            let n = match args.kernel {
+                NodeKernel::Simd => {
+                    postprocess(&Fma::new(), &net, &params, layers, out, img, &stem)?
+                }
+                NodeKernel::Portable => {
+                    postprocess(&Portable, &net, &params, layers, out, img, &stem)?
+                }
+            };
             println!("    {n} boxes -> {}.png / .json", stem.display());
         }
     }

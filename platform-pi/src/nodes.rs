@@ -4,11 +4,12 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Args as ClapArgs;
+use tessera_backends::kernels::Fma;
 use tessera_core::kernel::Portable;
 use tessera_core::model::weights::Weights;
 
 use crate::cluster::{NodeSpec, RunningNode};
-use crate::config::Cluster;
+use crate::config::{Cluster, NodeKernel};
 use crate::demo::fused_model;
 use crate::detections::to_json;
 use crate::error::{error, Context, Error};
@@ -94,7 +95,14 @@ pub fn gateway(args: &GatewayArgs) -> Result<(), Error> {
             println!("frame {}.{} FAILED", f.frame.origin, f.frame.number);
             continue;
         };
-        let t = tail::run_tail(&Portable, &net, &weights, cluster.layers, &out, &[])?;
+        let t = match cluster.kernel {
+            NodeKernel::Simd => {
+                tail::run_tail(&Fma::new(), &net, &weights, cluster.layers, &out, &[])?
+            }
+            NodeKernel::Portable => {
+                tail::run_tail(&Portable, &net, &weights, cluster.layers, &out, &[])?
+            }
+        };
         let (w, h) = (net.input().w as usize, net.input().h as usize);
         let dets = detect::boxes(&net, &t.output, w, h, 0.24, 0.45)?;
         println!(
