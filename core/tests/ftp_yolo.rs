@@ -3,55 +3,13 @@
 use tessera_core::ftp::{
     frame_macs, FusedStack, Grid, Level, MemoryPlan, Mode, Partition, PlanError, Side, TilePlan,
 };
-use tessera_core::model::{Activation, Conv, LayerKind, MaxPool, Network, Shape};
+mod common;
+
+use common::{conv, yolo16};
+use tessera_core::model::{Network, Shape};
 use tessera_core::region::{Region, Span};
 
 const MIB: f64 = 1024.0 * 1024.0;
-
-fn conv(filters: u32, size: u32) -> LayerKind {
-    LayerKind::Conv(Conv {
-        filters,
-        size,
-        stride: 1,
-        pad: size / 2,
-        batch_norm: true,
-        activation: Activation::Leaky,
-    })
-}
-
-fn pool() -> LayerKind {
-    LayerKind::MaxPool(MaxPool {
-        size: 2,
-        stride: 2,
-        pad: 1,
-    })
-}
-
-/// Layers 0–15 of YOLOv2 (§2.1 table).
-fn yolo16() -> Network {
-    let mut n = Network::new(Shape::new(608, 608, 3)).unwrap();
-    for k in [
-        conv(32, 3),
-        pool(),
-        conv(64, 3),
-        pool(),
-        conv(128, 3),
-        conv(64, 1),
-        conv(128, 3),
-        pool(),
-        conv(256, 3),
-        conv(128, 1),
-        conv(256, 3),
-        pool(),
-        conv(512, 3),
-        conv(256, 1),
-        conv(512, 3),
-        conv(256, 1),
-    ] {
-        n.push(k).unwrap();
-    }
-    n
-}
 
 fn sq(a: u32, b: u32) -> Region {
     Region::new(Span::inclusive(a, b), Span::inclusive(a, b))

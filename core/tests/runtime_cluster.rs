@@ -8,56 +8,13 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 
 use tessera_core::ftp::{FusedStack, Grid, Level, Partition, Side};
-use tessera_core::model::{Activation, Conv, LayerKind, MaxPool, Network, Shape};
+mod common;
+
+use common::yolo16;
 use tessera_core::region::Region;
 use tessera_core::runtime::{Action, Config, Control, Edge, Gateway, RuntimeError, Verdict, Work};
 use tessera_core::time::{Duration, Instant};
 use tessera_core::wire::{FrameKey, Message, NodeId, Policy, StripsView, Tensor, TileMode};
-
-fn conv(filters: u32, size: u32) -> LayerKind {
-    LayerKind::Conv(Conv {
-        filters,
-        size,
-        stride: 1,
-        pad: size / 2,
-        batch_norm: true,
-        activation: Activation::Leaky,
-    })
-}
-
-fn pool() -> LayerKind {
-    LayerKind::MaxPool(MaxPool {
-        size: 2,
-        stride: 2,
-        pad: 1,
-    })
-}
-
-/// Layers 0–15 of YOLOv2 at 608×608.
-fn yolo16() -> Network {
-    let mut n = Network::new(Shape::new(608, 608, 3)).unwrap();
-    for k in [
-        conv(32, 3),
-        pool(),
-        conv(64, 3),
-        pool(),
-        conv(128, 3),
-        conv(64, 1),
-        conv(128, 3),
-        pool(),
-        conv(256, 3),
-        conv(128, 1),
-        conv(256, 3),
-        pool(),
-        conv(512, 3),
-        conv(256, 1),
-        conv(512, 3),
-        conv(256, 1),
-    ] {
-        n.push(k).unwrap();
-    }
-    n
-}
 
 /// A message without tensors (the harness moves no data).
 #[derive(Clone, Copy, Debug)]
