@@ -18,6 +18,7 @@ use alloc::vec::Vec;
 
 use embedded_nal::TcpFullStack;
 use tessera_core::ftp::{Mode, Side};
+use tessera_core::model::Shape;
 use tessera_core::runtime::{
     Action, Config, Control, Edge, Gateway, RuntimeError, Stats, SubmitError, Verdict, Work,
 };
@@ -78,6 +79,36 @@ struct FrameData {
     started: Instant,
     /// Gateway: results accepted per sender.
     tiles_by: BTreeMap<NodeId, u32>,
+}
+
+impl FrameData {
+    /// Copies `values` (CHW over `region`, `channels` deep) into this frame's output map of
+    /// `shape`, allocating the map on first use. Mismatched channels are ignored.
+    fn stitch_output(&mut self, shape: Shape, region: Region, channels: u32, values: &[f32]) {
+        let map = self
+            .output
+            .get_or_insert_with(|| vec![0.0; (shape.w * shape.h * shape.c) as usize]);
+        stitch(
+            map,
+            Region::full(shape.w, shape.h),
+            shape.c,
+            region,
+            channels,
+            values,
+        );
+    }
+}
+
+/// The data of `frame`, created (entered `now`) when it arrives with its first message.
+fn frame_entry(
+    frames: &mut BTreeMap<FrameKey, FrameData>,
+    frame: FrameKey,
+    now: Instant,
+) -> &mut FrameData {
+    frames.entry(frame).or_insert_with(|| FrameData {
+        started: now,
+        ..Default::default()
+    })
 }
 
 /// A frame this node finished (gateway: all tiles in; source: the gateway reported done).
@@ -304,17 +335,11 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             Message::Task {
                 frame, tile, input, ..
             } => {
-                let f = self.frames.entry(frame).or_insert_with(|| FrameData {
-                    started: now,
-                    ..Default::default()
-                });
+                let f = frame_entry(&mut self.frames, frame, now);
                 f.tasks.insert(tile, (input.region, read_tensor(&input)));
             }
             Message::FrameSubmit { frame, input } => {
-                let f = self.frames.entry(frame).or_insert_with(|| FrameData {
-                    started: now,
-                    ..Default::default()
-                });
+                let f = frame_entry(&mut self.frames, frame, now);
                 f.image = Some(read_tensor(&input));
             }
             Message::LayerTask {
@@ -324,31 +349,15 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 output,
                 input,
             } => {
-                let f = self.frames.entry(frame).or_insert_with(|| FrameData {
-                    started: now,
-                    ..Default::default()
-                });
+                let f = frame_entry(&mut self.frames, frame, now);
                 f.layer_tasks
                     .insert((layer, stripe), (input.region, output, read_tensor(&input)));
             }
             Message::Result { frame, output, .. } => {
                 let Some(shape) = out_shape else { return };
-                let f = self.frames.entry(frame).or_insert_with(|| FrameData {
-                    started: now,
-                    ..Default::default()
-                });
+                let f = frame_entry(&mut self.frames, frame, now);
                 *f.tiles_by.entry(from).or_default() += 1;
-                let map = f
-                    .output
-                    .get_or_insert_with(|| vec![0.0; (shape.w * shape.h * shape.c) as usize]);
-                stitch(
-                    map,
-                    Region::full(shape.w, shape.h),
-                    shape.c,
-                    output.region,
-                    output.channels,
-                    &read_tensor(&output),
-                );
+                f.stitch_output(shape, output.region, output.channels, &read_tensor(&output));
             }
             Message::LayerResult {
                 frame,
@@ -363,10 +372,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 tile,
                 strips,
             } => {
-                let f = self.frames.entry(frame).or_insert_with(|| FrameData {
-                    started: now,
-                    ..Default::default()
-                });
+                let f = frame_entry(&mut self.frames, frame, now);
                 for e in strips.iter() {
                     let s = Strip {
                         region: e.tensor.region,
@@ -388,12 +394,11 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         let Some(l) = stack.layers().get(layer as usize) else {
             return;
         };
-        let f = self.frames.entry(frame).or_default();
-        let (w, h, c) = (l.output.w, l.output.h, l.output.c);
-        let map = f
-            .output
-            .get_or_insert_with(|| vec![0.0; (w * h * c) as usize]);
-        stitch(map, Region::full(w, h), c, region, c, values);
+        let shape = l.output;
+        self.frames
+            .entry(frame)
+            .or_default()
+            .stitch_output(shape, region, shape.c, values);
     }
 
     fn note_store(&mut self) {
@@ -424,17 +429,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 if is_gateway {
                     if let Ok(shape) = self.model.stack().map(|s| s.output()) {
                         *f.tiles_by.entry(GATEWAY).or_default() += 1;
-                        let map = f.output.get_or_insert_with(|| {
-                            vec![0.0; (shape.w * shape.h * shape.c) as usize]
-                        });
-                        stitch(
-                            map,
-                            Region::full(shape.w, shape.h),
-                            shape.c,
-                            done.region,
-                            shape.c,
-                            &done.output,
-                        );
+                        f.stitch_output(shape, done.region, shape.c, &done.output);
                     }
                 } else {
                     f.results.insert(tile, (done.region, done.output));
