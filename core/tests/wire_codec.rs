@@ -108,6 +108,19 @@ fn every_message<'a>(a: &'a [u8], strips: StripsView<'a>) -> Vec<Message<'a>> {
         },
         Message::Heartbeat,
         Message::Reject { code: 0xbeef },
+        Message::CodedTask {
+            frame: FK,
+            layer: 1,
+            shard: 9,
+            budget_us: 250_000,
+            input: t,
+        },
+        Message::CodedResult {
+            frame: FK,
+            layer: 1,
+            shard: 9,
+            output: t,
+        },
         // Empty tensor.
         Message::Result {
             frame: FK,

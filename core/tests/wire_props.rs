@@ -168,6 +168,19 @@ fn message<'a>(s: &Spec, b: &'a Built) -> Message<'a> {
         },
         Kind::Heartbeat => Message::Heartbeat,
         Kind::Reject => Message::Reject { code: s.c },
+        Kind::CodedTask => Message::CodedTask {
+            frame,
+            layer: s.d,
+            shard: s.c as u8,
+            budget_us: u32::from(s.c) << 8 | u32::from(s.d),
+            input: t,
+        },
+        Kind::CodedResult => Message::CodedResult {
+            frame,
+            layer: s.d,
+            shard: s.c as u8,
+            output: t,
+        },
     }
 }
 

@@ -9,18 +9,20 @@
 //! ([`crate::deadline`]): shard `i` is late after `start + budgets[i]` (capped at the frame
 //! deadline).
 
-use super::{Code, CodeError, MAX_SHARDS};
+use super::{replicate, Code, CodeError, MAX_SHARDS};
 use crate::time::{Duration, Instant};
 
 /// What the driver must do next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LayerAction {
-    /// Send shard `shard`'s task (its weights are on the worker, the input is broadcast).
+    /// Send shard `shard`'s task (its weights are on the worker, the input is broadcast). For a
+    /// replicated layer, shard `i` of `2k` computes data shard `i mod k`.
     Send {
         /// The shard.
         shard: usize,
     },
-    /// `k` results are in: decode from the shards in `present` (bit `i` = shard `i`).
+    /// Enough results are in (any `k`; one copy of every data shard when replicated): decode
+    /// from the shards in `present` (bit `i` = shard `i`).
     Decode {
         /// Results to decode from.
         present: u32,
@@ -62,6 +64,8 @@ enum Shard {
 #[derive(Clone, Debug)]
 pub struct CodedLayer {
     code: Code,
+    /// 2MR: `2k` shards, shard `i` a copy of data shard `i mod k`, no parity.
+    replicated: bool,
     deadline: Instant,
     budgets: [Duration; MAX_SHARDS],
     shards: [Shard; MAX_SHARDS],
@@ -75,10 +79,41 @@ impl CodedLayer {
     /// A layer starting at `now` that must finish by `deadline`; `budgets[i]` is shard `i`'s
     /// timeout (`budgets.len() == n`).
     pub fn new(code: Code, deadline: Instant, budgets: &[Duration]) -> Result<Self, CodeError> {
-        if budgets.len() != code.n() {
+        Self::with_scheme(code, false, deadline, budgets)
+    }
+
+    /// A replicated (2MR) layer of `code`'s data shards: `budgets.len() == 2k` (the code's
+    /// parity count is ignored), `2k ≤ MAX_SHARDS`.
+    pub fn replicated(
+        code: Code,
+        deadline: Instant,
+        budgets: &[Duration],
+    ) -> Result<Self, CodeError> {
+        Self::with_scheme(code, true, deadline, budgets)
+    }
+
+    fn with_scheme(
+        code: Code,
+        replicated: bool,
+        deadline: Instant,
+        budgets: &[Duration],
+    ) -> Result<Self, CodeError> {
+        let count = if replicated {
+            replicate::devices(code.k())
+        } else {
+            code.n()
+        };
+        if count > MAX_SHARDS {
+            return Err(CodeError::Shape {
+                rows: code.rows(),
+                k: code.k(),
+                r: code.r(),
+            });
+        }
+        if budgets.len() != count {
             return Err(CodeError::Length {
                 buffer: super::Buffer::Result,
-                need: code.n(),
+                need: count,
                 have: budgets.len(),
             });
         }
@@ -86,6 +121,7 @@ impl CodedLayer {
         b[..budgets.len()].copy_from_slice(budgets);
         Ok(CodedLayer {
             code,
+            replicated,
             deadline,
             budgets: b,
             shards: [Shard::Queued; MAX_SHARDS],
@@ -96,8 +132,57 @@ impl CodedLayer {
         })
     }
 
+    /// Shard `shard`'s timeout (zero for an index out of range).
+    pub fn budget(&self, shard: usize) -> Duration {
+        self.budgets
+            .get(shard)
+            .copied()
+            .unwrap_or(Duration::from_micros(0))
+    }
+
+    /// Shards dispatched for this layer: `n`, or `2k` when replicated.
+    pub fn shards(&self) -> usize {
+        if self.replicated {
+            replicate::devices(self.code.k())
+        } else {
+            self.code.n()
+        }
+    }
+
+    /// The layer's code.
+    pub fn code(&self) -> &Code {
+        &self.code
+    }
+
+    /// Whether the layer is replicated (2MR) rather than coded.
+    pub fn is_replicated(&self) -> bool {
+        self.replicated
+    }
+
+    /// Whether the results in `mask` determine the whole output.
+    pub fn decodable(&self, mask: u32) -> bool {
+        if self.replicated {
+            replicate::decodable(&self.code, u64::from(mask))
+        } else {
+            mask.count_ones() as usize >= self.code.k()
+        }
+    }
+
+    /// Data shard `d` is available from the results in `mask` (directly or by a replica).
+    fn data_present(&self, mask: u32, d: usize) -> bool {
+        mask >> d & 1 == 1 || (self.replicated && mask >> (d + self.code.k()) & 1 == 1)
+    }
+
+    /// Output rows available without decoding from the results in `mask`.
+    pub fn rows_present(&self, mask: u32) -> usize {
+        (0..self.code.k())
+            .filter(|&d| self.data_present(mask, d))
+            .filter_map(|d| self.code.data_rows(d).ok().map(|r| r.len()))
+            .sum()
+    }
+
     fn mask(&self, state: fn(&Shard) -> bool) -> u32 {
-        (0..self.code.n())
+        (0..self.shards())
             .filter(|&i| state(&self.shards[i]))
             .fold(0, |m, i| m | 1 << i)
     }
@@ -119,7 +204,7 @@ impl CodedLayer {
 
     /// A result for `shard` arrived at `now`.
     pub fn on_result(&mut self, now: Instant, shard: usize) -> Result<ResultVerdict, CodeError> {
-        let n = self.code.n();
+        let n = self.shards();
         let s = self
             .shards
             .get_mut(shard)
@@ -153,7 +238,7 @@ impl CodedLayer {
         if self.emitted_end {
             return None;
         }
-        let n = self.code.n();
+        let n = self.shards();
         let cap = |b: Duration| {
             let t = now + b;
             if t < self.deadline {
@@ -178,15 +263,14 @@ impl CodedLayer {
             }
         }
         let present = self.present();
-        let k = self.code.k();
-        if present.count_ones() as usize >= k {
+        if self.decodable(present) {
             self.finished = true;
             self.decoded = true;
             self.emitted_end = true;
             return Some(LayerAction::Decode { present });
         }
         let pending = self.mask(|s| matches!(s, Shard::Sent { .. }));
-        if ((present | pending).count_ones() as usize) < k {
+        if !self.decodable(present | pending) {
             // Parity can no longer cover the losses: re-send an erased shard (data first) if
             // its budget still fits before the frame deadline.
             let erased = (0..n).find(|&i| {
@@ -202,10 +286,7 @@ impl CodedLayer {
             if pending == 0 || now >= self.deadline {
                 self.finished = true;
                 self.emitted_end = true;
-                let rows: usize = (0..k)
-                    .filter(|&d| present >> d & 1 == 1)
-                    .filter_map(|d| self.code.data_rows(d).ok().map(|r| r.len()))
-                    .sum();
+                let rows = self.rows_present(present);
                 return Some(LayerAction::Expired { present, rows });
             }
         }
@@ -217,7 +298,7 @@ impl CodedLayer {
         if self.emitted_end {
             return None;
         }
-        self.shards[..self.code.n()]
+        self.shards[..self.shards()]
             .iter()
             .filter_map(|s| match *s {
                 Shard::Sent { until } => Some(until + Duration::from_micros(1)),

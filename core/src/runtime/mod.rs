@@ -53,6 +53,7 @@
 //!   [`Action::LayerComplete`], then the next layer; after the last, `FrameComplete`.
 
 mod bodp;
+pub mod coded;
 mod edge;
 mod gateway;
 mod source;

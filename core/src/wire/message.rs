@@ -446,11 +446,13 @@ pub enum Kind {
     LayerResult = 17,
     Heartbeat = 18,
     Reject = 19,
+    CodedTask = 20,
+    CodedResult = 21,
 }
 
 impl Kind {
     /// Every kind, in code order.
-    pub const ALL: [Kind; 19] = [
+    pub const ALL: [Kind; 21] = [
         Kind::Hello,
         Kind::Register,
         Kind::Unregister,
@@ -470,12 +472,14 @@ impl Kind {
         Kind::LayerResult,
         Kind::Heartbeat,
         Kind::Reject,
+        Kind::CodedTask,
+        Kind::CodedResult,
     ];
 
     /// The kind with wire code `code`.
     pub fn from_u8(code: u8) -> Result<Kind, WireError> {
         match code {
-            1..=19 => Ok(Kind::ALL[code as usize - 1]),
+            1..=21 => Ok(Kind::ALL[code as usize - 1]),
             _ => Err(WireError::UnknownKind),
         }
     }
@@ -613,6 +617,32 @@ pub enum Message<'a> {
         /// Reason code.
         code: u16,
     },
+    /// CDC gateway → worker: compute shard `shard` of coded layer `layer` on `input`
+    /// (`channels` = the layer's input length, the region's area = its columns) and answer
+    /// within `budget_us` of receipt; later results are useless to the gateway.
+    CodedTask {
+        /// The frame.
+        frame: FrameKey,
+        /// Coded layer index.
+        layer: u8,
+        /// Shard index (data shards first, then parities; replicas for 2MR).
+        shard: u8,
+        /// Time the gateway will wait for the result, µs.
+        budget_us: u32,
+        /// The layer's input, 4-byte little-endian words (`f32`, or `i32` in integer modes).
+        input: Tensor<'a>,
+    },
+    /// CDC worker → gateway: the shard's result (`channels` = the shard's rows).
+    CodedResult {
+        /// The frame.
+        frame: FrameKey,
+        /// Coded layer index.
+        layer: u8,
+        /// Shard index.
+        shard: u8,
+        /// The result, 4-byte little-endian words (`f32`, or `i32` in integer modes).
+        output: Tensor<'a>,
+    },
 }
 
 impl Message<'_> {
@@ -638,6 +668,8 @@ impl Message<'_> {
             Message::LayerResult { .. } => Kind::LayerResult,
             Message::Heartbeat => Kind::Heartbeat,
             Message::Reject { .. } => Kind::Reject,
+            Message::CodedTask { .. } => Kind::CodedTask,
+            Message::CodedResult { .. } => Kind::CodedResult,
         }
     }
 
@@ -654,7 +686,9 @@ impl Message<'_> {
             | Message::FrameSubmit { frame, .. }
             | Message::FrameDone { frame, .. }
             | Message::LayerTask { frame, .. }
-            | Message::LayerResult { frame, .. } => Some(frame),
+            | Message::LayerResult { frame, .. }
+            | Message::CodedTask { frame, .. }
+            | Message::CodedResult { frame, .. } => Some(frame),
             _ => None,
         }
     }
@@ -795,8 +829,11 @@ fn trailing_tensor<'a>(m: &Message<'a>) -> Option<Tensor<'a>> {
     match *m {
         Message::Task { input, .. }
         | Message::FrameSubmit { input, .. }
-        | Message::LayerTask { input, .. } => Some(input),
-        Message::Result { output, .. } | Message::LayerResult { output, .. } => Some(output),
+        | Message::LayerTask { input, .. }
+        | Message::CodedTask { input, .. } => Some(input),
+        Message::Result { output, .. }
+        | Message::LayerResult { output, .. }
+        | Message::CodedResult { output, .. } => Some(output),
         _ => None,
     }
 }
@@ -908,6 +945,19 @@ impl<'a> Message<'a> {
             },
             Kind::Heartbeat => Message::Heartbeat,
             Kind::Reject => Message::Reject { code: r.u16()? },
+            Kind::CodedTask => Message::CodedTask {
+                frame: r.frame_key()?,
+                layer: r.u8()?,
+                shard: r.u8()?,
+                budget_us: r.u32()?,
+                input: r.tensor(limits)?,
+            },
+            Kind::CodedResult => Message::CodedResult {
+                frame: r.frame_key()?,
+                layer: r.u8()?,
+                shard: r.u8()?,
+                output: r.tensor(limits)?,
+            },
         };
         if !r.rest().is_empty() {
             return Err(WireError::TrailingBytes);
@@ -938,6 +988,8 @@ impl<'a> Message<'a> {
             Message::LayerTask { .. } => 9 + 16 + TENSOR_DESC_LEN,
             Message::LayerResult { .. } => 9 + TENSOR_DESC_LEN,
             Message::Reject { .. } => 2,
+            Message::CodedTask { .. } => 12 + TENSOR_DESC_LEN,
+            Message::CodedResult { .. } => 8 + TENSOR_DESC_LEN,
         }
     }
 
@@ -1073,6 +1125,30 @@ impl<'a> Message<'a> {
                 w.tensor_desc(&output.region, output.channels)?;
             }
             Message::Reject { code } => w.u16(code)?,
+            Message::CodedTask {
+                frame,
+                layer,
+                shard,
+                budget_us,
+                input,
+            } => {
+                w.frame_key(frame)?;
+                w.u8(layer)?;
+                w.u8(shard)?;
+                w.u32(budget_us)?;
+                w.tensor_desc(&input.region, input.channels)?;
+            }
+            Message::CodedResult {
+                frame,
+                layer,
+                shard,
+                output,
+            } => {
+                w.frame_key(frame)?;
+                w.u8(layer)?;
+                w.u8(shard)?;
+                w.tensor_desc(&output.region, output.channels)?;
+            }
         }
         debug_assert_eq!(w.pos(), self.prefix_len());
         Ok(w.pos())

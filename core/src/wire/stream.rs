@@ -97,7 +97,9 @@ impl<'a> FrameEncoder<'a> {
                     | Message::FrameSubmit { input: t, .. }
                     | Message::LayerTask { input: t, .. }
                     | Message::Result { output: t, .. }
-                    | Message::LayerResult { output: t, .. } => (t.region, t.channels),
+                    | Message::LayerResult { output: t, .. }
+                    | Message::CodedTask { input: t, .. }
+                    | Message::CodedResult { output: t, .. } => (t.region, t.channels),
                     _ => return Err(WireError::BadValue),
                 };
                 let n = tensor_byte_len(&region, channels).ok_or(WireError::TensorSize)?;
