@@ -4,6 +4,8 @@
 //!   any embedded-nal TCP stack.
 //! - `driver` (feature `alloc`): binds the core runtime state machines to a link, tensor
 //!   stores and an executor.
+//! - `coded` (feature `alloc`): the coded (CDC) stage driver: linear layers split into data and
+//!   parity shards over workers, decoded at the gateway under a frame deadline.
 //! - `nal_std` (feature `std`): embedded-nal TCP stack over std sockets.
 //! - `kernels` (feature `simd`): FMA conv kernels (AVX2+FMA, NEON), multi-core with `std`;
 //!   `unsafe` is allowed only in its arch modules.
@@ -13,6 +15,8 @@
 
 pub use embedded_nal;
 
+#[cfg(feature = "alloc")]
+pub mod coded;
 #[cfg(feature = "alloc")]
 pub mod driver;
 #[cfg(feature = "alloc")]

@@ -133,6 +133,8 @@ pub enum DriverError {
     Link(LinkError),
     /// The model is unusable.
     Model(ModelError),
+    /// The coded model or plan is unusable.
+    Coded(crate::coded::CodedModelError),
 }
 
 impl core::fmt::Display for DriverError {
@@ -140,6 +142,7 @@ impl core::fmt::Display for DriverError {
         match self {
             DriverError::Link(e) => write!(f, "link: {e}"),
             DriverError::Model(e) => write!(f, "model: {e}"),
+            DriverError::Coded(e) => write!(f, "coded model: {e}"),
         }
     }
 }

@@ -70,6 +70,9 @@ pub struct CodedLayer {
     budgets: [Duration; MAX_SHARDS],
     shards: [Shard; MAX_SHARDS],
     redispatched: u32,
+    /// Shards already sent a second time: each is re-sent at most once, so a worker that keeps
+    /// failing (or a driver that cannot reach it) cannot make the layer re-send forever.
+    resent: u32,
     finished: bool,
     decoded: bool,
     emitted_end: bool,
@@ -126,6 +129,7 @@ impl CodedLayer {
             budgets: b,
             shards: [Shard::Queued; MAX_SHARDS],
             redispatched: 0,
+            resent: 0,
             finished: false,
             decoded: false,
             emitted_end: false,
@@ -273,14 +277,21 @@ impl CodedLayer {
         if !self.decodable(present | pending) {
             // Parity can no longer cover the losses: re-send an erased shard (data first) if
             // its budget still fits before the frame deadline.
+            // A zero budget (a layer starting at its deadline, or a zero frame deadline) is
+            // excluded: its re-send times out in the same instant and was re-sent again, a
+            // livelock of `Send`s without end (found by tests/coded_runtime.rs).
             let erased = (0..n).find(|&i| {
-                self.shards[i] == Shard::Erased && now + self.budgets[i] <= self.deadline
+                self.shards[i] == Shard::Erased
+                    && self.resent >> i & 1 == 0
+                    && !self.budgets[i].is_zero()
+                    && now + self.budgets[i] <= self.deadline
             });
             if let Some(i) = erased {
                 self.shards[i] = Shard::Sent {
                     until: cap(self.budgets[i]),
                 };
                 self.redispatched += 1;
+                self.resent |= 1 << i;
                 return Some(LayerAction::Send { shard: i });
             }
             if pending == 0 || now >= self.deadline {

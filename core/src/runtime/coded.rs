@@ -35,7 +35,7 @@ use heapless::{Deque, Vec};
 
 use crate::code::dispatch::{CodedLayer, LayerAction, ResultVerdict};
 use crate::code::{replicate, Code, CodeError, MAX_SHARDS};
-use crate::deadline::LinkDelay;
+use crate::deadline::{FitError, LinkDelay};
 use crate::time::{Duration, Instant};
 use crate::wire::{FrameKey, NodeId};
 
@@ -152,7 +152,7 @@ impl CodedLayerSpec {
 }
 
 /// The coded layers a frame runs through, in order.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CodedPlan {
     layers: Vec<CodedLayerSpec, MAX_CODED_LAYERS>,
 }
@@ -426,7 +426,25 @@ impl RttLog {
         if (self.len as usize) < min.max(2) {
             return None;
         }
-        LinkDelay::fit(&d[..n], lost).ok()
+        match LinkDelay::fit(&d[..n], lost) {
+            Ok(m) => Some(m),
+            // A link whose results (almost) never came, or always came after the same delay,
+            // has no moment fit, yet it is what the allocator must know about: without a model
+            // the quality-aware search fell back to uniform for as long as such a worker stayed
+            // in the plan (a dead worker; a fixed-delay link). Model it as a step at the
+            // observed delay (1 µs gamma part) with the observed loss; nothing ever delivered
+            // is loss 1. (Found by tests/coded_runtime.rs.)
+            Err(FitError::TooFewSamples { .. } | FitError::Degenerate) => {
+                let loc = d[..n].iter().copied().fold(f64::INFINITY, f64::min);
+                Some(LinkDelay {
+                    loc: if loc.is_finite() { loc } else { 0.0 },
+                    shape: 1.0,
+                    scale: 1e-3,
+                    loss: lost as f64 / (n + lost) as f64,
+                })
+            }
+            Err(_) => None,
+        }
     }
 }
 
@@ -458,6 +476,8 @@ pub struct CodedGateway {
     rtt: [[RttLog; MAX_CODED_LAYERS]; MAX_EDGES],
     /// Worker node id of each `rtt` row.
     rtt_nodes: Vec<NodeId, MAX_EDGES>,
+    /// Bit `i`: worker `rtt_nodes[i]` is known to be down (no task is sent to it).
+    down: u32,
     outstanding: Deque<Outstanding, OUTSTANDING>,
     actions: Deque<CodedAction, QUEUE>,
     stats: CodedStats,
@@ -483,6 +503,7 @@ impl CodedGateway {
             flights: Vec::new(),
             rtt: [[RttLog::EMPTY; MAX_CODED_LAYERS]; MAX_EDGES],
             rtt_nodes: nodes,
+            down: 0,
             outstanding: Deque::new(),
             actions: Deque::new(),
             stats: CodedStats::default(),
@@ -580,8 +601,26 @@ impl CodedGateway {
         })
     }
 
-    /// `node` is gone: its pending shards become erasures now.
+    /// `node` is (back) up: tasks may be sent to it again.
+    pub fn on_worker_up(&mut self, node: NodeId) {
+        if let Some(i) = self.rtt_nodes.iter().position(|&n| n == node) {
+            self.down &= !(1 << i);
+        }
+    }
+
+    fn is_down(&self, node: NodeId) -> bool {
+        self.rtt_nodes
+            .iter()
+            .position(|&n| n == node)
+            .is_some_and(|i| self.down >> i & 1 == 1)
+    }
+
+    /// `node` is gone (its connection dropped, or a send to it failed): its pending shards
+    /// become erasures now, and no task goes to it until [`on_worker_up`](Self::on_worker_up).
     pub fn on_worker_lost(&mut self, node: NodeId) {
+        if let Some(i) = self.rtt_nodes.iter().position(|&n| n == node) {
+            self.down |= 1 << i;
+        }
         for f in self.flights.iter_mut().filter(|f| !f.done) {
             let spec = &self.plan.layers()[f.layer as usize];
             for (i, _) in spec
@@ -636,13 +675,28 @@ impl CodedGateway {
 
     /// One action of flight `i`, advancing it to its next layer when one ends.
     fn step(&mut self, now: Instant, i: usize) -> Option<CodedAction> {
-        let f = &mut self.flights[i];
-        if f.done {
+        if self.flights[i].done {
             return None;
         }
-        let layer = f.layer;
+        let layer = self.flights[i].layer;
         let spec = self.plan.layers()[layer as usize];
-        let action = f.state.poll(now)?;
+        let down = spec
+            .workers()
+            .iter()
+            .enumerate()
+            .filter(|(_, &w)| self.is_down(w))
+            .fold(0u32, |m, (s, _)| m | 1 << s);
+        let f = &mut self.flights[i];
+        let action = loop {
+            match f.state.poll(now)? {
+                // A shard for a worker known to be down is an erasure at once (each shard is
+                // re-sent at most once, so this ends).
+                LayerAction::Send { shard } if down >> shard & 1 == 1 => {
+                    f.state.on_worker_lost(shard);
+                }
+                a => break a,
+            }
+        };
         match action {
             LayerAction::Send { shard } => {
                 if f.sent >> shard & 1 == 1 {

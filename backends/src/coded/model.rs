@@ -1,0 +1,709 @@
+//! A chain of linear layers prepared for coded computing: every shard's weights encoded once
+//! (data slices, parity combinations, replicas), the shard computation a worker runs, and the
+//! gateway's decode, bias-free finish (activation, requantisation) of each layer.
+//!
+//! Layers compute `Y = W·X + b` (`W` is `rows × in_len`, `X` is `in_len × cols` row-major: an
+//! FC layer has `cols = 1`, a 1x1 convolution is its CHW map with `cols = H·W`), then the
+//! activation. [`Numeric::Int8`] layers quantise their input (`x_q = round(x / in_scale)`,
+//! clamped to ±127), weights (`w_q = round(w / w_scale)`) and bias
+//! (`b_q = round(b / (w_scale·in_scale))`) and compute in `i32`, so coded decoding is exact;
+//! [`Numeric::Float`] layers decode within the bound of `code::decode`. Values cross the wire
+//! as 4-byte words: `f32` bits, or `i32` (int8 inputs sign-extended).
+
+extern crate alloc;
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use tessera_core::code::{encode, replicate, shard, Arithmetic, Code, CodeError, Decoder};
+use tessera_core::runtime::coded::{
+    CodedError, CodedLayerSpec, CodedPlan, Protection, ShardWork, MAX_CODED_LAYERS,
+};
+use tessera_core::wire::NodeId;
+
+/// The non-linearity applied after a layer's decode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// None.
+    Linear,
+    /// `max(x, 0)`.
+    Relu,
+    /// Darknet's leaky ReLU, `x < 0 → 0.1·x`.
+    Leaky,
+}
+
+impl Activation {
+    fn apply(self, x: f32) -> f32 {
+        match self {
+            Activation::Linear => x,
+            Activation::Relu => x.max(0.0),
+            Activation::Leaky if x < 0.0 => 0.1 * x,
+            Activation::Leaky => x,
+        }
+    }
+}
+
+/// How a layer's arithmetic is done.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Numeric {
+    /// `f32` throughout.
+    Float,
+    /// int8 inputs and weights, `i32` accumulation (exact decoding).
+    Int8 {
+        /// Value of one input unit.
+        in_scale: f32,
+        /// Value of one weight unit.
+        w_scale: f32,
+    },
+}
+
+/// One linear layer with its parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinearLayer {
+    /// Inputs per column (`K`).
+    pub in_len: usize,
+    /// Output rows (`m`).
+    pub rows: usize,
+    /// `rows × in_len`, row-major.
+    pub weights: Vec<f32>,
+    /// `rows`.
+    pub bias: Vec<f32>,
+    /// Applied after decoding.
+    pub activation: Activation,
+    /// Float or int8.
+    pub numeric: Numeric,
+}
+
+/// How one layer is split: `k` data shards, `r` parity shards, coded or replicated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LayerScheme {
+    /// Data shards.
+    pub k: usize,
+    /// Parity shards ([`Protection::Coded`] only; `0` is the uncoded split).
+    pub r: usize,
+    /// Coded or 2MR.
+    pub protection: Protection,
+}
+
+/// Why a coded model could not be built or used.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum CodedModelError {
+    /// Layer `layer`'s parameters do not match its shape, or consecutive layers do not chain.
+    Shape {
+        /// Layer index.
+        layer: usize,
+    },
+    /// Layers and schemes differ in number, or there are more than `MAX_CODED_LAYERS`.
+    Layers,
+    /// A scale is not a positive finite number.
+    Scale {
+        /// Layer index.
+        layer: usize,
+    },
+    /// No workers were given.
+    NoWorkers,
+    /// The code or the stage refused.
+    Coded(CodedError),
+    /// An input or result has the wrong length.
+    Length {
+        /// Words needed.
+        need: usize,
+        /// Words given.
+        have: usize,
+    },
+}
+
+impl core::fmt::Display for CodedModelError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            CodedModelError::Shape { layer } => write!(
+                f,
+                "layer {layer}: parameters do not match rows × in_len, or it does not take the \
+                 previous layer's rows"
+            ),
+            CodedModelError::Layers => write!(
+                f,
+                "need one scheme per layer and 1..={MAX_CODED_LAYERS} layers"
+            ),
+            CodedModelError::Scale { layer } => {
+                write!(f, "layer {layer}: int8 scales must be positive and finite")
+            }
+            CodedModelError::NoWorkers => f.write_str("no workers"),
+            CodedModelError::Coded(e) => write!(f, "{e}"),
+            CodedModelError::Length { need, have } => {
+                write!(f, "{have} values where {need} are needed")
+            }
+        }
+    }
+}
+
+impl core::error::Error for CodedModelError {}
+
+impl From<CodeError> for CodedModelError {
+    fn from(e: CodeError) -> Self {
+        CodedModelError::Coded(CodedError::Code(e))
+    }
+}
+
+impl From<CodedError> for CodedModelError {
+    fn from(e: CodedError) -> Self {
+        CodedModelError::Coded(e)
+    }
+}
+
+/// One shard's parameters, in the arithmetic it computes with.
+#[derive(Clone, Debug, PartialEq)]
+enum ShardParams {
+    /// Float data or parity shard.
+    F32 { w: Vec<f32>, b: Vec<f32> },
+    /// int8 data shard.
+    I8 { w: Vec<i8>, b: Vec<i32> },
+    /// Single-parity integer shard (wrapping `i32`).
+    Wrapping { w: Vec<i32>, b: Vec<i32> },
+    /// `GF(p)` parity shard.
+    ModP { w: Vec<u32>, b: Vec<u32> },
+}
+
+impl ShardParams {
+    fn bytes(&self) -> usize {
+        match self {
+            ShardParams::F32 { w, b } => 4 * (w.len() + b.len()),
+            ShardParams::I8 { w, b } => w.len() + 4 * b.len(),
+            ShardParams::Wrapping { w, b } => 4 * (w.len() + b.len()),
+            ShardParams::ModP { w, b } => 4 * (w.len() + b.len()),
+        }
+    }
+}
+
+/// A layer ready to run coded.
+#[derive(Clone, Debug, PartialEq)]
+struct Prepared {
+    layer: LinearLayer,
+    spec: CodedLayerSpec,
+    /// Parameters of every shard (index = shard; replicas share their data shard's).
+    shards: Vec<ShardParams>,
+}
+
+/// Layers, their codes and the shards' parameters; every node of a coded run builds the same
+/// model (a worker only ever uses the shards it is assigned).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CodedModel {
+    layers: Vec<Prepared>,
+    plan: CodedPlan,
+}
+
+/// `f32::round` (half away from zero) without `std`, which this `no_std` crate lacks.
+fn round_f32(x: f32) -> f32 {
+    // From 2^23 on every f32 is an integer (and NaN/inf pass through).
+    if x.is_nan() || x.abs() >= 8_388_608.0 {
+        return x;
+    }
+    let t = x as i32 as f32;
+    let d = x - t;
+    if d >= 0.5 {
+        t + 1.0
+    } else if d <= -0.5 {
+        t - 1.0
+    } else {
+        t
+    }
+}
+
+fn quantize(x: f32, scale: f32) -> i8 {
+    let q = round_f32(x / scale);
+    if q.is_nan() {
+        0
+    } else {
+        q.clamp(-127.0, 127.0) as i8
+    }
+}
+
+impl CodedModel {
+    /// Prepares `layers` split by `schemes`; shard `i` of every layer runs on
+    /// `workers[i % workers.len()]`.
+    pub fn new(
+        layers: Vec<LinearLayer>,
+        schemes: &[LayerScheme],
+        workers: &[NodeId],
+    ) -> Result<CodedModel, CodedModelError> {
+        if layers.len() != schemes.len() || layers.is_empty() || layers.len() > MAX_CODED_LAYERS {
+            return Err(CodedModelError::Layers);
+        }
+        if workers.is_empty() {
+            return Err(CodedModelError::NoWorkers);
+        }
+        let mut prepared = Vec::with_capacity(layers.len());
+        let mut specs = Vec::with_capacity(layers.len());
+        for (i, (layer, s)) in layers.into_iter().zip(schemes).enumerate() {
+            let shape_ok = layer.weights.len() == layer.rows.saturating_mul(layer.in_len)
+                && layer.bias.len() == layer.rows
+                && layer.rows > 0
+                && layer.in_len > 0;
+            let chains = prepared
+                .last()
+                .is_none_or(|p: &Prepared| p.layer.rows == layer.in_len);
+            if !shape_ok || !chains {
+                return Err(CodedModelError::Shape { layer: i });
+            }
+            let r = if s.protection == Protection::Replicated {
+                0
+            } else {
+                s.r
+            };
+            let code = Code::new(layer.rows, s.k, r)?;
+            let n = match s.protection {
+                Protection::Coded => code.n(),
+                Protection::Replicated => replicate::devices(code.k()),
+            };
+            let assigned: Vec<NodeId> = (0..n).map(|i| workers[i % workers.len()]).collect();
+            let spec = CodedLayerSpec::new(code, s.protection, &assigned)?;
+            let p = prepare(layer, spec, i)?;
+            specs.push(spec);
+            prepared.push(p);
+        }
+        Ok(CodedModel {
+            layers: prepared,
+            plan: CodedPlan::new(&specs)?,
+        })
+    }
+
+    /// The plan the gateway runs.
+    pub fn plan(&self) -> &CodedPlan {
+        &self.plan
+    }
+
+    /// Number of layers.
+    pub fn len(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Always false (a model has at least one layer).
+    pub fn is_empty(&self) -> bool {
+        self.layers.is_empty()
+    }
+
+    /// Layer `l`'s parameters.
+    pub fn layer(&self, l: usize) -> Option<&LinearLayer> {
+        self.layers.get(l).map(|p| &p.layer)
+    }
+
+    /// Inputs per column of the first layer.
+    pub fn in_len(&self) -> usize {
+        self.layers[0].layer.in_len
+    }
+
+    /// Output rows of the last layer.
+    pub fn out_len(&self) -> usize {
+        self.layers[self.layers.len() - 1].layer.rows
+    }
+
+    /// Floating-point operations of one shard of layer `l` over `cols` columns (2 per
+    /// multiply-add).
+    pub fn shard_flops(&self, l: usize, shard: usize, cols: usize) -> u64 {
+        let Some(p) = self.layers.get(l) else {
+            return 0;
+        };
+        let rows = p.spec.shard_rows(shard).unwrap_or(0);
+        2 * (rows * p.layer.in_len * cols) as u64
+    }
+
+    /// Bytes of shard parameters `node` holds for the whole model.
+    pub fn worker_param_bytes(&self, node: NodeId) -> usize {
+        self.layers
+            .iter()
+            .map(|p| {
+                p.spec
+                    .workers()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &w)| w == node)
+                    .map(|(s, _)| p.shards.get(s).map_or(0, ShardParams::bytes))
+                    .sum::<usize>()
+            })
+            .sum()
+    }
+
+    /// Layer `l`'s input as wire words: `f32` bits, or the int8 quantisation sign-extended.
+    pub fn input_words(&self, l: usize, x: &[f32]) -> Vec<u32> {
+        match self.layers.get(l).map(|p| p.layer.numeric) {
+            Some(Numeric::Int8 { in_scale, .. }) => x
+                .iter()
+                .map(|&v| i32::from(quantize(v, in_scale)) as u32)
+                .collect(),
+            _ => x.iter().map(|v| v.to_bits()).collect(),
+        }
+    }
+
+    /// What shard `work.shard` of layer `work.layer` computes on `input` (wire words,
+    /// `in_len × cols`): its result as wire words (`shard rows × cols`).
+    pub fn compute_shard(
+        &self,
+        work: ShardWork,
+        cols: usize,
+        input: &[u32],
+    ) -> Result<Vec<u32>, CodedModelError> {
+        let p = self
+            .layers
+            .get(work.layer as usize)
+            .ok_or(CodedModelError::Coded(CodedError::OutOfRange))?;
+        let s = work.shard as usize;
+        let params = p
+            .shards
+            .get(s)
+            .ok_or(CodedModelError::Coded(CodedError::OutOfRange))?;
+        let need = p.layer.in_len.saturating_mul(cols);
+        if input.len() != need || cols == 0 {
+            return Err(CodedModelError::Length {
+                need,
+                have: input.len(),
+            });
+        }
+        let rows = p.spec.shard_rows(s)?;
+        let in_len = p.layer.in_len;
+        let int_x = || -> Vec<i8> { input.iter().map(|&w| w as i32 as i8).collect() };
+        Ok(match params {
+            ShardParams::F32 { w, b } => {
+                let x: Vec<f32> = input.iter().map(|&v| f32::from_bits(v)).collect();
+                let mut out = vec![0.0f32; rows * cols];
+                shard::gemm_f32(w, b, &x, in_len, cols, &mut out)?;
+                out.into_iter().map(f32::to_bits).collect()
+            }
+            ShardParams::I8 { w, b } => {
+                let mut out = vec![0i32; rows * cols];
+                shard::gemm_i8(w, b, &int_x(), in_len, cols, &mut out)?;
+                out.into_iter().map(|v| v as u32).collect()
+            }
+            ShardParams::Wrapping { w, b } => {
+                let mut out = vec![0i32; rows * cols];
+                shard::gemm_wrapping(w, b, &int_x(), in_len, cols, &mut out)?;
+                out.into_iter().map(|v| v as u32).collect()
+            }
+            ShardParams::ModP { w, b } => {
+                let mut out = vec![0i32; rows * cols];
+                shard::gemm_mod_p(w, b, &int_x(), in_len, cols, &mut out)?;
+                out.into_iter().map(|v| v as u32).collect()
+            }
+        })
+    }
+
+    /// Rows × cols words expected from shard `shard` of layer `l`.
+    pub fn result_len(&self, l: usize, shard: usize, cols: usize) -> Option<usize> {
+        let p = self.layers.get(l)?;
+        Some(p.spec.shard_rows(shard).ok()? * cols)
+    }
+
+    /// Gateway: layer `l`'s output (`rows × cols`, after activation) from the shard results
+    /// (`results[i]`: shard `i`'s words or `None`). With `decode` the results in hand must
+    /// determine the output (parity or replicas recover erased data shards); without it,
+    /// rows of missing data shards are zero ([`CodedAction::Expired`]).
+    ///
+    /// [`CodedAction::Expired`]: tessera_core::runtime::coded::CodedAction::Expired
+    pub fn finish_layer(
+        &self,
+        l: usize,
+        results: &[Option<&[u32]>],
+        cols: usize,
+        decode: bool,
+    ) -> Result<Vec<f32>, CodedModelError> {
+        let p = self
+            .layers
+            .get(l)
+            .ok_or(CodedModelError::Coded(CodedError::OutOfRange))?;
+        let code = p.spec.code();
+        let n = p.spec.shards();
+        if results.len() != n {
+            return Err(CodedModelError::Length {
+                need: n,
+                have: results.len(),
+            });
+        }
+        for (s, r) in results.iter().enumerate() {
+            let need = p.spec.shard_rows(s)? * cols;
+            if let Some(r) = r {
+                if r.len() != need {
+                    return Err(CodedModelError::Length {
+                        need,
+                        have: r.len(),
+                    });
+                }
+            }
+        }
+        let m = code.rows() * cols;
+        // Without a decode, keep only data shards (and their replicas): parity is useless alone.
+        let usable: Vec<Option<&[u32]>> = results
+            .iter()
+            .enumerate()
+            .map(|(s, r)| match p.spec.protection() {
+                Protection::Coded if !decode && s >= code.k() => None,
+                _ => *r,
+            })
+            .collect();
+        let int = matches!(p.layer.numeric, Numeric::Int8 { .. });
+        let mut pre = vec![0.0f32; m];
+        if int {
+            let ints: Vec<Option<Vec<i32>>> = usable
+                .iter()
+                .map(|r| r.map(|r| r.iter().map(|&w| w as i32).collect()))
+                .collect();
+            let views: Vec<Option<&[i32]>> = ints.iter().map(|r| r.as_deref()).collect();
+            let mut y = vec![0i32; m];
+            self.assemble(p, &views, cols, decode, &mut y)?;
+            let Numeric::Int8 { in_scale, w_scale } = p.layer.numeric else {
+                unreachable!("checked int above")
+            };
+            let unit = in_scale * w_scale;
+            let rows_present = self.rows_present(p, &views);
+            for (row, chunk) in pre.chunks_exact_mut(cols).enumerate() {
+                let ys = &y[row * cols..(row + 1) * cols];
+                for (o, &v) in chunk.iter_mut().zip(ys) {
+                    // A zero-filled row stays zero (no bias): missing, not computed.
+                    *o = if rows_present[row] {
+                        v as f32 * unit
+                    } else {
+                        0.0
+                    };
+                }
+            }
+        } else {
+            let floats: Vec<Option<Vec<f32>>> = usable
+                .iter()
+                .map(|r| r.map(|r| r.iter().map(|&w| f32::from_bits(w)).collect()))
+                .collect();
+            let views: Vec<Option<&[f32]>> = floats.iter().map(|r| r.as_deref()).collect();
+            self.assemble(p, &views, cols, decode, &mut pre)?;
+        }
+        for v in pre.iter_mut() {
+            *v = p.layer.activation.apply(*v);
+        }
+        Ok(pre)
+    }
+
+    /// Which output rows are real given the data shards (or replicas) present.
+    fn rows_present<T>(&self, p: &Prepared, views: &[Option<&[T]>]) -> Vec<bool> {
+        let code = p.spec.code();
+        let mut rows = vec![false; code.rows()];
+        let all = views.iter().filter(|v| v.is_some()).count().ge(&code.k());
+        for d in 0..code.k() {
+            let here = views[d].is_some()
+                || (p.spec.protection() == Protection::Replicated
+                    && views.get(d + code.k()).is_some_and(|v| v.is_some()));
+            let decoded = all && p.spec.protection() == Protection::Coded;
+            if here || decoded {
+                if let Ok(r) = code.data_rows(d) {
+                    rows[r].iter_mut().for_each(|x| *x = true);
+                }
+            }
+        }
+        rows
+    }
+
+    /// Decodes (or copies the data shards present) into `out` (`rows × cols`, zeros where
+    /// nothing arrived).
+    fn assemble<T: Copy + Default + Decodable>(
+        &self,
+        p: &Prepared,
+        views: &[Option<&[T]>],
+        cols: usize,
+        decode: bool,
+        out: &mut [T],
+    ) -> Result<(), CodedModelError> {
+        let code = p.spec.code();
+        out.iter_mut().for_each(|v| *v = T::default());
+        let copy = |d: usize, res: &[T], out: &mut [T]| {
+            if let Ok(r) = code.data_rows(d) {
+                if let Some(dst) = out.get_mut(r.start * cols..r.end * cols) {
+                    dst.copy_from_slice(&res[..dst.len()]);
+                }
+            }
+        };
+        match p.spec.protection() {
+            Protection::Replicated if decode => {
+                replicate::assemble(code, views, cols, out)?;
+            }
+            Protection::Replicated => {
+                for d in 0..code.k() {
+                    if let Some(r) = views[d].or(views[d + code.k()]) {
+                        copy(d, r, out);
+                    }
+                }
+            }
+            Protection::Coded if decode => {
+                let mask = views
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| v.is_some())
+                    .fold(0u32, |m, (i, _)| m | 1 << i);
+                let dec = Decoder::from_mask(code, mask)?;
+                T::decode(&dec, views, cols, out)?;
+            }
+            Protection::Coded => {
+                for (d, r) in views.iter().enumerate().take(code.k()) {
+                    if let Some(r) = r {
+                        copy(d, r, out);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The whole chain on one node with the same arithmetic (the centralised reference a coded
+    /// run must reproduce exactly in integer mode).
+    pub fn reference(&self, input: &[f32], cols: usize) -> Result<Vec<f32>, CodedModelError> {
+        let mut x = input.to_vec();
+        for (l, p) in self.layers.iter().enumerate() {
+            let words = self.input_words(l, &x);
+            let k = p.spec.code().k();
+            let results: Vec<Vec<u32>> = (0..k)
+                .map(|d| {
+                    self.compute_shard(
+                        ShardWork {
+                            frame: tessera_core::wire::FrameKey::new(0, 0),
+                            layer: l as u8,
+                            shard: d as u8,
+                        },
+                        cols,
+                        &words,
+                    )
+                })
+                .collect::<Result<_, _>>()?;
+            let mut views: Vec<Option<&[u32]>> = results.iter().map(|r| Some(&r[..])).collect();
+            views.resize(p.spec.shards(), None);
+            x = self.finish_layer(l, &views, cols, true)?;
+        }
+        Ok(x)
+    }
+}
+
+/// Element types the decoder handles.
+trait Decodable: Sized {
+    fn decode(
+        dec: &Decoder,
+        views: &[Option<&[Self]>],
+        cols: usize,
+        out: &mut [Self],
+    ) -> Result<(), CodeError>;
+}
+
+impl Decodable for f32 {
+    fn decode(
+        dec: &Decoder,
+        views: &[Option<&[f32]>],
+        cols: usize,
+        out: &mut [f32],
+    ) -> Result<(), CodeError> {
+        dec.decode_f32(views, cols, out)
+    }
+}
+
+impl Decodable for i32 {
+    fn decode(
+        dec: &Decoder,
+        views: &[Option<&[i32]>],
+        cols: usize,
+        out: &mut [i32],
+    ) -> Result<(), CodeError> {
+        dec.decode_i32(views, cols, out)
+    }
+}
+
+/// Encodes every shard of `layer` under `spec`.
+fn prepare(
+    layer: LinearLayer,
+    spec: CodedLayerSpec,
+    index: usize,
+) -> Result<Prepared, CodedModelError> {
+    let code = *spec.code();
+    let in_len = layer.in_len;
+    let s_rows = code.shard_rows();
+    let data_count = code.k();
+    let mut shards = Vec::with_capacity(spec.shards());
+    match layer.numeric {
+        Numeric::Float => {
+            for d in 0..data_count {
+                let (w, b) = encode::data_shard(&code, d, &layer.weights, &layer.bias, in_len)?;
+                shards.push(ShardParams::F32 {
+                    w: w.to_vec(),
+                    b: b.to_vec(),
+                });
+            }
+            if spec.protection() == Protection::Coded {
+                for j in 0..code.r() {
+                    let mut w = vec![0.0f32; s_rows * in_len];
+                    let mut b = vec![0.0f32; s_rows];
+                    encode::parity_f32(
+                        &code,
+                        j,
+                        &layer.weights,
+                        &layer.bias,
+                        in_len,
+                        &mut w,
+                        &mut b,
+                    )?;
+                    shards.push(ShardParams::F32 { w, b });
+                }
+            }
+        }
+        Numeric::Int8 { in_scale, w_scale } => {
+            let ok = |v: f32| v.is_finite() && v > 0.0;
+            if !ok(in_scale) || !ok(w_scale) {
+                return Err(CodedModelError::Scale { layer: index });
+            }
+            let wq: Vec<i8> = layer
+                .weights
+                .iter()
+                .map(|&w| quantize(w, w_scale))
+                .collect();
+            let bias_q: Vec<i32> = layer
+                .bias
+                .iter()
+                .map(|&b| {
+                    let q = round_f32(b / (w_scale * in_scale));
+                    if q.is_nan() {
+                        0
+                    } else {
+                        q.clamp(-(1 << 24) as f32, (1 << 24) as f32) as i32
+                    }
+                })
+                .collect();
+            for d in 0..data_count {
+                let (w, b) = encode::data_shard(&code, d, &wq, &bias_q, in_len)?;
+                shards.push(ShardParams::I8 {
+                    w: w.to_vec(),
+                    b: b.to_vec(),
+                });
+            }
+            if spec.protection() == Protection::Coded && code.r() > 0 {
+                match code.int_arithmetic() {
+                    Arithmetic::Wrapping => {
+                        let mut w = vec![0i32; s_rows * in_len];
+                        let mut b = vec![0i32; s_rows];
+                        encode::parity_wrapping(&code, &wq, &bias_q, in_len, &mut w, &mut b)?;
+                        shards.push(ShardParams::Wrapping { w, b });
+                    }
+                    _ => {
+                        for j in 0..code.r() {
+                            let mut w = vec![0u32; s_rows * in_len];
+                            let mut b = vec![0u32; s_rows];
+                            encode::parity_mod_p(&code, j, &wq, &bias_q, in_len, &mut w, &mut b)?;
+                            shards.push(ShardParams::ModP { w, b });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if spec.protection() == Protection::Replicated {
+        // Replica i computes data shard i mod k: the same parameters.
+        for i in data_count..spec.shards() {
+            let copy = shards[replicate::replica_of(&code, i)].clone();
+            shards.push(copy);
+        }
+    }
+    Ok(Prepared {
+        layer,
+        spec,
+        shards,
+    })
+}

@@ -1,0 +1,236 @@
+//! The coded stage over real TCP on 127.0.0.x: a gateway and 8 workers run a two-layer int8
+//! (exact) or float chain split into data and parity shards; killed workers are covered by
+//! parity, a stalled worker is not waited for, too many losses end the frame at its deadline
+//! with the quality reported.
+#![cfg(feature = "std")]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant as StdInstant;
+
+use tessera_backends::coded::{
+    Activation, CodedFinished, CodedModel, CodedNode, InlineShards, LayerScheme, LinearLayer,
+    Numeric,
+};
+use tessera_backends::link::LinkConfig;
+use tessera_backends::nal_std::StdStack;
+use tessera_core::runtime::coded::{CodedConfig, Protection};
+use tessera_core::time::{Duration, Instant};
+use tessera_core::wire::{Key, Limits, NodeId};
+
+const WORKERS: u16 = 8;
+
+fn values(n: usize, seed: u32) -> Vec<f32> {
+    let mut x = seed.wrapping_mul(2654435761).max(1);
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x % 2000) as f32 / 1000.0 - 1.0
+        })
+        .collect()
+}
+
+fn layer(in_len: usize, rows: usize, seed: u32, act: Activation, numeric: Numeric) -> LinearLayer {
+    LinearLayer {
+        in_len,
+        rows,
+        weights: values(rows * in_len, seed),
+        bias: values(rows, seed + 1),
+        activation: act,
+        numeric,
+    }
+}
+
+fn model(numeric: Numeric, scheme: [LayerScheme; 2]) -> CodedModel {
+    let workers: Vec<NodeId> = (1..=WORKERS).collect();
+    CodedModel::new(
+        vec![
+            layer(64, 48, 1, Activation::Relu, numeric),
+            layer(48, 20, 7, Activation::Linear, numeric),
+        ],
+        &scheme,
+        &workers,
+    )
+    .unwrap()
+}
+
+const INT: Numeric = Numeric::Int8 {
+    in_scale: 1.0 / 64.0,
+    w_scale: 1.0 / 127.0,
+};
+
+fn coded(k: usize, r: usize) -> LayerScheme {
+    LayerScheme {
+        k,
+        r,
+        protection: Protection::Coded,
+    }
+}
+
+fn port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs `frames` frames (`cols` columns each) with the workers in `dead` never started and
+/// `stalled` started but never polled after connecting; returns the finished frames.
+fn run(
+    model: CodedModel,
+    deadline: Duration,
+    frames: usize,
+    cols: usize,
+    dead: &[NodeId],
+    stalled: &[NodeId],
+) -> (Vec<CodedFinished>, Vec<f32>, Vec<f32>) {
+    let model = Arc::new(model);
+    let p = port();
+    let peers: Vec<(NodeId, SocketAddr)> = (0..=WORKERS)
+        .map(|id| (id, SocketAddr::from(([127, 0, 0, 1 + id as u8], p))))
+        .collect();
+    let start = StdInstant::now();
+    let now = || Instant::from_micros(start.elapsed().as_micros() as u64);
+    let key = Key::new([5; 32]);
+    let mut nodes: Vec<CodedNode<StdStack, InlineShards>> = peers
+        .iter()
+        .filter(|(id, _)| !dead.contains(id))
+        .map(|&(id, addr)| {
+            let link = LinkConfig {
+                me: id,
+                port: p,
+                peers: peers.iter().copied().filter(|(q, _)| *q != id).collect(),
+                key: Some(key.clone()),
+                limits: Limits::LARGE,
+                first_seq: 1,
+                peer_dead: Duration::from_secs(5),
+                retry: Duration::from_millis(10),
+            };
+            CodedNode::new(
+                StdStack::new(addr.ip()),
+                link,
+                model.clone(),
+                CodedConfig::new(deadline),
+                InlineShards::default(),
+            )
+            .unwrap()
+        })
+        .collect();
+    let input = values(model.in_len() * cols, 42);
+    let alive = (WORKERS as usize) - dead.len();
+    let mut submitted = 0;
+    let mut done = Vec::new();
+    while done.len() < frames {
+        assert!(
+            start.elapsed().as_secs() < 20,
+            "coded cluster stalled: {} of {frames} frames",
+            done.len()
+        );
+        let t = now();
+        let ready = nodes[0].link().peers_up().count() == alive;
+        for n in nodes.iter_mut() {
+            // A stalled worker stops working once the cluster is up (its socket stays open).
+            if ready && stalled.contains(&n.id()) {
+                continue;
+            }
+            n.poll(t);
+        }
+        if ready && submitted < frames && nodes[0].in_flight() == 0 {
+            nodes[0].submit(t, &input, cols).unwrap();
+            submitted += 1;
+        }
+        done.extend(nodes[0].take_finished());
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    let expect = model.reference(&input, cols).unwrap();
+    (done, expect, input)
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+#[test]
+fn int8_parity_covers_killed_workers_exactly() {
+    // k = 6 + r = 2 on 8 workers; workers 2 and 7 hold a data and a parity shard.
+    let m = model(INT, [coded(6, 2), coded(6, 2)]);
+    let (done, expect, _) = run(m, Duration::from_secs(5), 3, 2, &[2, 7], &[]);
+    for f in &done {
+        assert!(f.quality.is_complete(), "{:?}", f.quality);
+        assert_eq!(f.quality.fraction, 1.0);
+        assert_eq!(bits(&f.output), bits(&expect), "frame {:?}", f.frame);
+        assert!(f.layers.iter().all(|l| l.decoded));
+        // Shard 1 (worker 2) never arrived: decoded from parity.
+        assert!(f.layers.iter().all(|l| l.present >> 1 & 1 == 0));
+    }
+}
+
+#[test]
+fn a_stalled_worker_is_not_waited_for() {
+    // r = 1: the stalled worker's shard is recovered from parity long before the deadline.
+    let m = model(INT, [coded(7, 1), coded(7, 1)]);
+    let (done, expect, _) = run(m, Duration::from_secs(8), 2, 1, &[], &[4]);
+    for f in &done {
+        assert!(f.quality.is_complete());
+        assert_eq!(bits(&f.output), bits(&expect));
+        assert!(
+            f.latency < Duration::from_secs(4),
+            "waited for the straggler: {}",
+            f.latency
+        );
+    }
+}
+
+#[test]
+fn float_replication_and_loss_beyond_parity() {
+    // 2MR on 8 workers (k = 4): losing worker 3 leaves its replica (worker 7).
+    let rep = LayerScheme {
+        k: 4,
+        r: 0,
+        protection: Protection::Replicated,
+    };
+    let m = model(Numeric::Float, [rep, rep]);
+    let (done, expect, _) = run(m, Duration::from_secs(5), 2, 3, &[3], &[]);
+    for f in &done {
+        assert!(f.quality.is_complete());
+        assert_eq!(bits(&f.output), bits(&expect), "replicas compute the same");
+    }
+    // Uncoded k = 8: a dead worker's rows are lost. Its link is down, so the layer does not
+    // wait for it: it ends as soon as the others are in, with the quality reported and the
+    // lost rows zero.
+    let m = model(INT, [coded(8, 0), coded(8, 0)]);
+    let deadline = Duration::from_secs(5);
+    let (done, _, _) = run(m, deadline, 1, 1, &[5], &[]);
+    let f = &done[0];
+    assert!(!f.quality.is_complete());
+    assert!(f.quality.fraction < 1.0 && f.quality.fraction > 0.0);
+    assert!(f.layers.iter().all(|l| !l.decoded));
+    assert!(
+        f.latency < deadline,
+        "waited for a dead worker: {}",
+        f.latency
+    );
+}
+
+#[test]
+fn a_silent_worker_costs_its_rows_at_the_layer_budget() {
+    // Uncoded k = 8 with worker 6 connected but stalled: nothing says it is gone, so layer 0
+    // waits its whole budget (half the frame deadline under the uniform allocator), then
+    // ends with 7/8 of its rows; the frame still completes within its deadline.
+    let m = model(INT, [coded(8, 0), coded(8, 0)]);
+    let deadline = Duration::from_millis(800);
+    let (done, _, _) = run(m, deadline, 1, 1, &[], &[6]);
+    let f = &done[0];
+    assert!(!f.quality.is_complete());
+    let l0 = f.layers[0];
+    assert!(!l0.decoded && l0.present.count_ones() == 7, "{l0:?}");
+    assert!(l0.latency >= Duration::from_millis(400), "{}", l0.latency);
+    assert!(
+        f.latency <= deadline + Duration::from_millis(50),
+        "{}",
+        f.latency
+    );
+}
