@@ -1,6 +1,8 @@
 //! The `tessera` command: distributed CNN inference on Raspberry Pi class devices.
 
-use tessera_pi::{bench, bench_cluster, demo, detect, files, gen_weights, layers, nodes};
+use tessera_pi::{
+    bench, bench_cluster, coded_demo, demo, detect, files, gen_weights, layers, nodes,
+};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +38,10 @@ enum Command {
     Detect(detect::Args),
     /// Start a gateway and K edges on 127.0.0.x and run sample frames through the cluster.
     Demo(demo::Args),
+    /// Coded computing (CDC) on a loopback cluster: FC layers split into data and parity
+    /// shards over W workers, some absent or stalling; outputs checked against the
+    /// centralised run.
+    Coded(coded_demo::Args),
     /// Run the gateway of a cluster file.
     Gateway(nodes::GatewayArgs),
     /// Run an edge of a cluster file (a data source when given --input frames).
@@ -67,6 +73,7 @@ fn main() -> ExitCode {
         Command::Layers(args) => layers::run(&args),
         Command::Detect(args) => detect::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Coded(args) => coded_demo::run(&args),
         Command::Gateway(args) => nodes::gateway(&args),
         Command::Edge(args) => nodes::edge(&args),
         Command::Bench(Bench::Cluster(args)) => bench_cluster::run(&args),

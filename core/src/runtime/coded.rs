@@ -834,7 +834,15 @@ impl CodedGateway {
         let mut models = [[LinkDelay::REFERENCE; MAX_SHARDS]; MAX_CODED_LAYERS];
         for (l, spec) in layers.iter().enumerate().skip(layer) {
             for (s, &w) in spec.workers().iter().enumerate() {
-                models[l][s] = self.link_model(w, l)?;
+                // A worker known to be down delivers nothing, samples or not.
+                models[l][s] = if self.is_down(w) {
+                    LinkDelay {
+                        loss: 1.0,
+                        ..LinkDelay::REFERENCE
+                    }
+                } else {
+                    self.link_model(w, l)?
+                };
             }
         }
         let later = layers.len() - layer - 1;

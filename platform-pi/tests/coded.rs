@@ -1,0 +1,72 @@
+//! `tessera coded`: the coded stage over real loopback TCP, from the command line.
+
+use std::process::Command;
+
+fn tessera(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(args)
+        .output()
+        .expect("run tessera");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn int8_cdc_survives_an_absent_and_a_stalling_worker_bit_exactly() {
+    let (ok, out) = tessera(&[
+        "coded",
+        "--frames",
+        "6",
+        "--r",
+        "2",
+        "--absent",
+        "3",
+        "--stall",
+        "6",
+        "--dims",
+        "256,256,100",
+    ]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("6 frames:") && out.contains("6 bit-identical to the centralised run"),
+        "{out}"
+    );
+    assert!(out.contains("0 expired"), "{out}");
+}
+
+#[test]
+fn uncoded_split_loses_rows_of_a_stalled_worker_at_the_deadline() {
+    let (ok, out) = tessera(&[
+        "coded",
+        "--scheme",
+        "uncoded",
+        "--frames",
+        "3",
+        "--stall",
+        "2",
+        "--deadline-ms",
+        "300",
+        "--dims",
+        "128,64,32",
+    ]);
+    assert!(ok, "{out}");
+    assert!(out.contains("(rows lost)"), "{out}");
+    assert!(out.contains("expired"), "{out}");
+}
+
+#[test]
+fn bad_arguments_are_clear_errors() {
+    for (args, says) in [
+        (&["coded", "--scheme", "raid"][..], "--scheme"),
+        (&["coded", "--absent", "12"][..], "not a worker id"),
+        (&["coded", "--dims", "64"][..], "--dims"),
+        (&["coded", "--dims", "64,x"][..], "--dims"),
+        (&["coded", "--r", "8"][..], "--scheme"),
+        (&["coded", "--allocator", "greedy"][..], "--allocator"),
+    ] {
+        let (ok, out) = tessera(args);
+        assert!(!ok, "{args:?} succeeded: {out}");
+        assert!(out.contains(says), "{args:?}: {out}");
+    }
+}
