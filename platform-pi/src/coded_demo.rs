@@ -228,7 +228,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
     };
     let peers: Vec<(NodeId, SocketAddr)> = (0..=args.workers).map(|id| (id, addr(id))).collect();
     let mut key = [0u8; 32];
-    let mut rng = SplitMix64::new(args.seed ^ 0x6b65_79);
+    let mut rng = SplitMix64::new(args.seed ^ 0x006b_6579);
     key.iter_mut().for_each(|b| *b = rng.next_u64() as u8);
     let first_seq = SystemTime::now()
         .duration_since(UNIX_EPOCH)
