@@ -229,7 +229,8 @@ fn a_silent_worker_costs_its_rows_at_the_layer_budget() {
     assert!(!l0.decoded && l0.present.count_ones() == 7, "{l0:?}");
     assert!(l0.latency >= Duration::from_millis(400), "{}", l0.latency);
     assert!(
-        f.latency <= deadline + Duration::from_millis(50),
+        // Slack for slow hosts (the suite also runs under qemu-user).
+        f.latency <= deadline + Duration::from_millis(500),
         "{}",
         f.latency
     );
