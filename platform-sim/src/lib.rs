@@ -7,11 +7,15 @@
 //! - [`compute`]: the executor in virtual time (real kernels or the FLOP cost model).
 //! - [`models`]: YOLOv2's fused layers and a small net for real kernels.
 //! - [`world`]: the event loop, faults, the trace hash.
+//! - [`coded_world`]: the coded (CDC) stage's gateway and workers (`backends::coded`) on the
+//!   same medium, in virtual time.
+//! - [`cdc`], [`digits`]: the coded-computing experiments and the digits MLP.
 //! - [`scenario`]: TOML scenario files.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod cdc;
+pub mod coded_world;
 pub mod compute;
 pub mod device;
 pub mod digits;
