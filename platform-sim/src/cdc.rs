@@ -24,7 +24,7 @@ use tessera_core::deadline::{
 use std::sync::Arc;
 
 use tessera_backends::coded::{Activation, CodedModel, LayerScheme, LinearLayer, Numeric};
-use tessera_core::runtime::coded::Protection;
+use tessera_core::runtime::coded::{Allocator, CodedConfig, Protection};
 use tessera_core::time::Duration;
 
 use crate::coded_world::{self, Arrival, CodedSimConfig};
@@ -38,21 +38,29 @@ pub struct CdcArgs {
     pub what: CdcCmd,
 }
 
-/// The CDC experiments.
+/// The CDC experiments: `latency`, `failures`, `accuracy` run the coded stage through the
+/// runtime in the simulator (`coded_world`); the `*-model` ones are the earlier Monte Carlo
+/// models (cheap, kept for comparison).
 #[derive(clap::Subcommand, Debug)]
 pub enum CdcCmd {
     /// Trains the digits MLP (fixed seeds, stated split) and prints its accuracy.
     TrainDigits(DataArgs),
-    /// Experiment 1: layer latency under the Pi 3 WiFi reply-time model.
-    Latency(OutArgs),
-    /// Experiment 2: f devices killed with r = f; exactness and decode cost.
-    Failures(OutArgs),
-    /// Experiment 3: digits accuracy vs packet loss.
-    Accuracy(DataArgs),
-    /// Experiment 3b: uniform vs quality-aware budgets on random dataflow graphs.
+    /// Experiment a (runtime): layer latency under the Pi 3 WiFi reply-time model.
+    Latency(RunArgs),
+    /// Experiment b (runtime): f workers killed mid-layer with r = f; exactness, decode cost.
+    Failures(RunArgs),
+    /// Experiment c (runtime): digits accuracy vs packet loss, both allocators.
+    Accuracy(RunArgs),
+    /// Experiment 1 as a Monte Carlo model of the reply times (no runtime).
+    LatencyModel(OutArgs),
+    /// Experiment 2 on the host: every kill pattern decoded, decode time (no runtime).
+    FailuresModel(OutArgs),
+    /// Experiment 3 as a Monte Carlo model (no runtime).
+    AccuracyModel(DataArgs),
+    /// Experiment 3b: uniform vs quality-aware budgets on random dataflow graphs (model).
     Qla(OutArgs),
-    /// All of the above.
-    All(DataArgs),
+    /// The runtime experiments, the models, and the report page `cdc.html` in `--out`.
+    All(RunArgs),
 }
 
 /// Output directory for CSVs.
@@ -81,18 +89,38 @@ pub struct DataArgs {
 pub fn run(a: &CdcArgs) -> Result<(), Box<dyn Error>> {
     match &a.what {
         CdcCmd::TrainDigits(d) => print!("{}", train_digits(&d.data)?),
-        CdcCmd::Latency(o) => print!("{}", latency(&o.out, LATENCY_TRIALS)?),
-        CdcCmd::Failures(o) => print!("{}", failures(&o.out)?),
+        CdcCmd::Latency(r) => print!("{}", rt_latency(r)?.0),
+        CdcCmd::Failures(r) => print!("{}", rt_failures(r)?.0),
+        CdcCmd::Accuracy(r) => print!("{}", rt_accuracy(r)?.0),
+        CdcCmd::LatencyModel(o) => print!("{}", latency(&o.out, LATENCY_TRIALS)?),
+        CdcCmd::FailuresModel(o) => print!("{}", failures(&o.out)?),
         CdcCmd::Qla(o) => print!("{}", qla(&o.out)?),
-        CdcCmd::Accuracy(d) => print!("{}", accuracy(&d.data, &d.out, d.rho, ACCURACY_REPS)?),
-        CdcCmd::All(d) => {
-            print!("{}", train_digits(&d.data)?);
-            print!("{}", latency(&d.out, LATENCY_TRIALS)?);
-            print!("{}", failures(&d.out)?);
-            print!("{}", accuracy(&d.data, &d.out, d.rho, ACCURACY_REPS)?);
-            print!("{}", qla(&d.out)?);
+        CdcCmd::AccuracyModel(d) => {
+            print!("{}", accuracy(&d.data, &d.out, d.rho, ACCURACY_REPS)?)
         }
+        CdcCmd::All(r) => all(r)?,
     }
+    Ok(())
+}
+
+/// `tessera-sim cdc all`: everything, and `cdc.html` in `--out`.
+pub fn all(r: &RunArgs) -> Result<(), Box<dyn Error>> {
+    let t = train_digits(&r.data)?;
+    print!("{t}");
+    let (a, lat) = rt_latency(r)?;
+    print!("{a}");
+    let (b, fail) = rt_failures(r)?;
+    print!("{b}");
+    let (c, acc) = rt_accuracy(r)?;
+    print!("{c}");
+    let mut models = latency(&r.out, LATENCY_TRIALS)?;
+    models.push_str(&failures(&r.out)?);
+    models.push_str(&accuracy(&r.data, &r.out, RHO, ACCURACY_REPS)?);
+    models.push_str(&qla(&r.out)?);
+    print!("{models}");
+    let html = crate::report::cdc_html(r, &t, &a, &lat, &b, &fail, &c, &acc, &models);
+    let p = write_csv(&r.out, "cdc.html", &html)?;
+    println!("(report: {})", p.display());
     Ok(())
 }
 
@@ -1384,5 +1412,537 @@ pub fn rt_latency(a: &RunArgs) -> Result<(String, Vec<RtLatencyRow>), Box<dyn Er
     let p = write_csv(&a.out, "cdc_rt_latency.csv", &csv)?;
     writeln!(s, "(CSV: {})\n", p.display())?;
     write_csv(&a.out, "cdc_rt_latency.txt", &s)?;
+    Ok((s, rows))
+}
+
+/// Frames per kill pattern in runtime experiment b.
+pub const RT_FAILURE_FRAMES: usize = 24;
+
+/// Row of runtime experiment b.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RtFailureRow {
+    /// `int8` or `float`.
+    pub numeric: &'static str,
+    /// Workers killed = parity shards.
+    pub f: usize,
+    /// The workers killed (shard `i` runs on worker `i + 1`; parity shards are `k..`).
+    pub killed: Vec<u16>,
+    /// Whether each killed worker was computing a shard when it died.
+    pub mid_job: bool,
+    /// Frames left the stage / decoded in full.
+    pub frames: (usize, usize),
+    /// Frames equal to the reference bit for bit.
+    pub exact: usize,
+    /// Layers decoded with erased data shards recovered from parity.
+    pub recovered: u32,
+    /// Largest |output − reference|, and the largest ratio of it to the decode's bound.
+    pub max_err: (f32, f64),
+    /// Median host wall time of `finish_layer` with the erasures of the pattern, ms.
+    pub decode_ms: f64,
+    /// Median host wall time of the layer computed centrally (the k data shards), ms.
+    pub layer_ms: f64,
+    /// Decode multiply-adds over the layer's.
+    pub flop_ratio: f64,
+    /// Mean frame latency before / after the kill, ms.
+    pub latency: (f64, f64),
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Host timing of the layer centrally and of `finish_layer` with `erased` data shards.
+fn decode_timing(
+    model: &CodedModel,
+    input: &[f32],
+    erased: &[usize],
+) -> Result<(f64, f64, f64), Box<dyn Error>> {
+    use tessera_core::code::Decoder;
+    use tessera_core::runtime::coded::ShardWork;
+    use tessera_core::wire::FrameKey;
+    let spec = model.plan().layers()[0];
+    let n = spec.shards();
+    let k = spec.code().k();
+    let words = model.input_words(0, input);
+    let work = |s: usize| ShardWork {
+        frame: FrameKey::new(0, 0),
+        layer: 0,
+        shard: s as u8,
+    };
+    let mut results = Vec::new();
+    for s in 0..n {
+        results.push(model.compute_shard(work(s), 1, &words)?);
+    }
+    let mut central = Vec::new();
+    let mut decode = Vec::new();
+    for _ in 0..15 {
+        central.push(time_ms(|| {
+            for s in 0..k {
+                let _ = std::hint::black_box(model.compute_shard(work(s), 1, &words));
+            }
+        }));
+        let views: Vec<Option<&[u32]>> = (0..n)
+            .map(|s| (!erased.contains(&s)).then(|| &results[s][..]))
+            .collect();
+        decode.push(time_ms(|| {
+            let _ = std::hint::black_box(model.finish_layer(0, &views, 1, true));
+        }));
+    }
+    let mask = (0..n)
+        .filter(|s| !erased.contains(s))
+        .fold(0u32, |m, s| m | 1 << s);
+    let dec = Decoder::from_mask(spec.code(), mask)?;
+    let layer = model.layer(0).map_or(1, |l| l.rows * l.in_len);
+    Ok((
+        median(central),
+        median(decode),
+        dec.mul_adds(1) as f64 / layer as f64,
+    ))
+}
+
+/// Runtime experiment b: int8 and float FC 2048×2048, k = 8, r = f, f workers killed while
+/// frames are in flight (fixed 50 ms shard compute, no reply-time factor).
+pub fn rt_failure_rows(frames: usize, seed: u64) -> Result<Vec<RtFailureRow>, Box<dyn Error>> {
+    let k = RT_K;
+    let inputs = fc_inputs(8, RT_FC, seed ^ 0xfa11);
+    let mut rows = Vec::new();
+    for int8 in [true, false] {
+        let layer = fc_layer(RT_FC, RT_FC, 0xfc2048, int8);
+        let w_abs: Vec<f32> = layer.weights.iter().map(|w| w.abs()).collect();
+        for (f, patterns) in [
+            (1usize, vec![vec![3u16], vec![9]]),
+            (2, vec![vec![2, 7], vec![4, 10], vec![1, 8]]),
+        ] {
+            let workers: Vec<u16> = (1..=(k + f) as u16).collect();
+            let scheme = LayerScheme {
+                k,
+                r: f,
+                protection: Protection::Coded,
+            };
+            let model = Arc::new(CodedModel::new(vec![layer.clone()], &[scheme], &workers)?);
+            for killed in patterns {
+                let mut c = CodedSimConfig::new(
+                    model.clone(),
+                    (k + f) as u16,
+                    inputs.clone(),
+                    frames,
+                    Duration::from_secs(5),
+                );
+                c.gflops = rate_for(&model, 0, PI3_FC_MS);
+                c.check = true;
+                c.seed = seed;
+                // Mid-run, 25 ms into a shard job of the killed workers (frames take ~0.1 s).
+                let at = 1_000_000u64;
+                c.faults = killed
+                    .iter()
+                    .map(|&node| crate::world::Fault::Crash { node, at })
+                    .collect();
+                let o = coded_world::run(&c);
+                let crash = o.ready_at + at;
+                let mid_job = killed.iter().all(|&w| {
+                    o.jobs
+                        .iter()
+                        .any(|j| j.node == w && j.start <= crash && j.end > crash)
+                });
+                let exact = o.frames.iter().filter(|x| x.exact == Some(true)).count();
+                // Float: every output within the decode's bound.
+                let mut worst = (0.0f32, 0.0f64);
+                for fr in &o.frames {
+                    let x = &inputs[fr.index % inputs.len()];
+                    let want = model.reference(x, 1)?;
+                    let present = fr.layers.first().map_or(0, |l| l.present);
+                    let dec = tessera_core::code::Decoder::from_mask(
+                        model.plan().layers()[0].code(),
+                        present,
+                    )?;
+                    for (i, (a, b)) in fr.output.iter().zip(&want).enumerate() {
+                        let err = (a - b).abs();
+                        let mag: f64 = w_abs[i * RT_FC..(i + 1) * RT_FC]
+                            .iter()
+                            .zip(x)
+                            .map(|(w, v)| f64::from(w * v.abs()))
+                            .sum::<f64>()
+                            + f64::from(layer.bias[i].abs());
+                        let bound = dec.error_bound_f32(RT_FC, mag, f64::from(b.abs()));
+                        worst.0 = worst.0.max(err);
+                        if err > 0.0 {
+                            worst.1 = worst.1.max(f64::from(err) / bound.max(f64::MIN_POSITIVE));
+                        }
+                    }
+                }
+                let erased: Vec<usize> = killed.iter().map(|&w| w as usize - 1).collect();
+                let (layer_ms, decode_ms, flop_ratio) = decode_timing(&model, &inputs[0], &erased)?;
+                let mean = |v: Vec<f64>| v.iter().sum::<f64>() / v.len().max(1) as f64;
+                rows.push(RtFailureRow {
+                    numeric: if int8 { "int8" } else { "float" },
+                    f,
+                    killed,
+                    mid_job,
+                    frames: (o.frames.len(), o.complete()),
+                    exact,
+                    recovered: o.gateway.recovered,
+                    max_err: worst,
+                    decode_ms,
+                    layer_ms,
+                    flop_ratio,
+                    latency: (
+                        mean(
+                            o.frames
+                                .iter()
+                                .filter(|x| x.finished <= crash)
+                                .map(|x| x.latency_ms())
+                                .collect(),
+                        ),
+                        mean(
+                            o.frames
+                                .iter()
+                                .filter(|x| x.submitted > crash)
+                                .map(|x| x.latency_ms())
+                                .collect(),
+                        ),
+                    ),
+                });
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// `tessera-sim cdc failures`: runtime experiment b.
+pub fn rt_failures(a: &RunArgs) -> Result<(String, Vec<RtFailureRow>), Box<dyn Error>> {
+    let frames = a.frames.map_or(RT_FAILURE_FRAMES, |f| f.min(200));
+    let rows = rt_failure_rows(frames, a.seed)?;
+    let mut s = String::new();
+    let mut csv = String::from("numeric,f,r,killed,mid_job,frames,complete,exact,recovered_layers,max_abs_err,max_err_over_bound,decode_ms,layer_ms,decode_over_layer,decode_flops_over_layer,latency_before_ms,latency_after_ms\n");
+    writeln!(s, "## Experiment b (runtime): f workers killed mid-layer, r = f, FC {RT_FC}x{RT_FC}, k = {RT_K}")?;
+    writeln!(
+        s,
+        "{frames} frames back to back per row, workers killed 1 s after the start while computing a shard (mid_job); shard compute 50 ms (no reply factor); exact = output bit-identical to CodedModel::reference (int8: all must be); err/bound = largest |err| over Decoder::error_bound_f32 of the frame's erasure pattern (float); decode = host wall time of CodedModel::finish_layer with the killed shards erased vs the k data shards computed centrally on this machine (median of 15), flops = Decoder::mul_adds / (rows x K); seed {}",
+        a.seed
+    )?;
+    writeln!(s, "| numeric | f = r | killed workers | mid-job | done/complete | exact | recovered layers | max abs err | err / bound | decode ms | layer ms | decode/layer (time) | decode/layer (FLOPs) | latency before / after kill ms |")?;
+    writeln!(
+        s,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    )?;
+    for r in &rows {
+        let killed = r
+            .killed
+            .iter()
+            .map(|w| w.to_string())
+            .collect::<Vec<_>>()
+            .join("+");
+        writeln!(
+            s,
+            "| {} | {} | {killed} | {} | {}/{} | {} | {} | {:.2e} | {:.2e} | {:.3} | {:.3} | {:.1} % | {:.3} % | {:.0} / {:.0} |",
+            r.numeric,
+            r.f,
+            if r.mid_job { "yes" } else { "no" },
+            r.frames.0,
+            r.frames.1,
+            r.exact,
+            r.recovered,
+            r.max_err.0,
+            r.max_err.1,
+            r.decode_ms,
+            r.layer_ms,
+            100.0 * r.decode_ms / r.layer_ms,
+            100.0 * r.flop_ratio,
+            r.latency.0,
+            r.latency.1
+        )?;
+        writeln!(
+            csv,
+            "{},{},{},{killed},{},{},{},{},{},{:.3e},{:.3e},{:.4},{:.4},{:.4},{:.6},{:.2},{:.2}",
+            r.numeric,
+            r.f,
+            r.f,
+            r.mid_job,
+            r.frames.0,
+            r.frames.1,
+            r.exact,
+            r.recovered,
+            r.max_err.0,
+            r.max_err.1,
+            r.decode_ms,
+            r.layer_ms,
+            r.decode_ms / r.layer_ms,
+            r.flop_ratio,
+            r.latency.0,
+            r.latency.1
+        )?;
+    }
+    let p = write_csv(&a.out, "cdc_rt_failures.csv", &csv)?;
+    writeln!(s, "(CSV: {})\n", p.display())?;
+    write_csv(&a.out, "cdc_rt_failures.txt", &s)?;
+    Ok((s, rows))
+}
+
+/// Default frame deadline of runtime experiment c, ms.
+pub const RT_DIGITS_DEADLINE_MS: u64 = 1200;
+/// Packet loss rates of runtime experiment c.
+pub const RT_LOSSES: [f64; 7] = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6];
+
+/// A column of runtime experiment c.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RtAccuracyCase {
+    /// Column name.
+    pub name: &'static str,
+    /// Parity shards of each layer.
+    pub r: usize,
+    /// Timeout allocator.
+    pub allocator: Allocator,
+}
+
+/// The columns of runtime experiment c.
+pub const RT_ACCURACY_CASES: [RtAccuracyCase; 6] = [
+    RtAccuracyCase {
+        name: "uncoded+uniform",
+        r: 0,
+        allocator: Allocator::Uniform,
+    },
+    RtAccuracyCase {
+        name: "uncoded+aware",
+        r: 0,
+        allocator: Allocator::QualityAware,
+    },
+    RtAccuracyCase {
+        name: "CDC r=1+uniform",
+        r: 1,
+        allocator: Allocator::Uniform,
+    },
+    RtAccuracyCase {
+        name: "CDC r=1+aware",
+        r: 1,
+        allocator: Allocator::QualityAware,
+    },
+    RtAccuracyCase {
+        name: "CDC r=2+uniform",
+        r: 2,
+        allocator: Allocator::Uniform,
+    },
+    RtAccuracyCase {
+        name: "CDC r=2+aware",
+        r: 2,
+        allocator: Allocator::QualityAware,
+    },
+];
+
+/// Data shards of the digits MLP's hidden layer (32 units, 4 per worker) and of its output
+/// layer (10 logits, 2 per worker).
+pub const DIGITS_K: (usize, usize) = (8, 5);
+
+/// The digits MLP as a coded model: hidden 64 → 32 (ReLU) and output 32 → 10, both int8
+/// (inputs: pixels / 16, exactly the raw 0–16 pixels; hidden activations on a scale set by
+/// their maximum over the training set), `r` parity shards each, workers `1..=8 + r`.
+pub fn digits_model(
+    m: &digits::Mlp,
+    train: &[Sample],
+    r: usize,
+) -> Result<CodedModel, Box<dyn Error>> {
+    let wmax = |w: &[f32]| w.iter().fold(0.0f32, |a, b| a.max(b.abs())).max(1e-12);
+    let hmax = train
+        .iter()
+        .flat_map(|s| m.hidden_pre(s))
+        .fold(0.0f32, f32::max)
+        .max(1e-6);
+    let hidden = LinearLayer {
+        in_len: PIXELS,
+        rows: HIDDEN,
+        weights: m.w1.clone(),
+        bias: m.b1.clone(),
+        activation: Activation::Relu,
+        numeric: Numeric::Int8 {
+            in_scale: 1.0 / 16.0,
+            w_scale: wmax(&m.w1) / 127.0,
+        },
+    };
+    let out = LinearLayer {
+        in_len: HIDDEN,
+        rows: digits::CLASSES,
+        weights: m.w2.clone(),
+        bias: m.b2.clone(),
+        activation: Activation::Linear,
+        numeric: Numeric::Int8 {
+            in_scale: hmax / 127.0,
+            w_scale: wmax(&m.w2) / 127.0,
+        },
+    };
+    let s = |k| LayerScheme {
+        k,
+        r,
+        protection: Protection::Coded,
+    };
+    let workers: Vec<u16> = (1..=(DIGITS_K.0 + r) as u16).collect();
+    Ok(CodedModel::new(
+        vec![hidden, out],
+        &[s(DIGITS_K.0), s(DIGITS_K.1)],
+        &workers,
+    )?)
+}
+
+fn digits_input(s: &Sample) -> Vec<f32> {
+    s.pixels.iter().map(|&p| f32::from(p) / 16.0).collect()
+}
+
+fn argmax_slice(o: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, v) in o.iter().enumerate() {
+        if *v > o[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// One cell of runtime experiment c.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RtAccuracyCell {
+    /// Test accuracy (argmax of the stage's output).
+    pub accuracy: f64,
+    /// Mean `quality.fraction`.
+    pub quality: f64,
+    /// Frames decoded in full.
+    pub complete: f64,
+    /// Mean frame latency, ms.
+    pub latency_ms: f64,
+    /// Layer timeouts the quality-aware allocator chose from fitted models.
+    pub fitted_budgets: u32,
+}
+
+/// Row of runtime experiment c: one loss rate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RtAccuracyRow {
+    /// Packet loss rate on every link.
+    pub loss: f64,
+    /// Per [`RT_ACCURACY_CASES`] entry.
+    pub cells: Vec<RtAccuracyCell>,
+}
+
+/// Runtime experiment c over `losses`: every test image one frame, back to back.
+pub fn rt_accuracy_rows(
+    data: &Path,
+    frames: Option<usize>,
+    deadline_ms: u64,
+    losses: &[f64],
+    seed: u64,
+) -> Result<(Vec<RtAccuracyRow>, f64, f64, usize), Box<dyn Error>> {
+    let all = digits::load(data)?;
+    let (train, test) = digits::split(&all);
+    let (m, _) = digits::train(&train);
+    let frames = frames.unwrap_or(test.len());
+    let inputs: Vec<Vec<f32>> = test.iter().map(digits_input).collect();
+    let models: Vec<Arc<CodedModel>> = (0..=2)
+        .map(|r| digits_model(&m, &train, r).map(Arc::new))
+        .collect::<Result<_, _>>()?;
+    let reference = test
+        .iter()
+        .filter(|s| {
+            models[0]
+                .reference(&digits_input(s), 1)
+                .is_ok_and(|o| argmax_slice(&o) == s.label as usize)
+        })
+        .count() as f64
+        / test.len() as f64;
+    let rate = rate_for(&models[0], 0, PI3_FC_MS);
+    let mut rows = Vec::new();
+    for &loss in losses {
+        let mut cells = Vec::new();
+        for case in &RT_ACCURACY_CASES {
+            let model = models[case.r].clone();
+            let mut c = CodedSimConfig::new(
+                model,
+                (DIGITS_K.0 + case.r) as u16,
+                inputs.clone(),
+                frames,
+                Duration::from_millis(deadline_ms),
+            );
+            c.coded = CodedConfig {
+                allocator: case.allocator,
+                ..CodedConfig::new(Duration::from_millis(deadline_ms))
+            };
+            c.gflops = rate;
+            c.arrival = Arrival::Pi3Wifi(pi3_wifi_reply_model());
+            c.loss = loss;
+            c.seed = seed;
+            let o = coded_world::run(&c);
+            let n = o.frames.len().max(1) as f64;
+            let ok = o
+                .frames
+                .iter()
+                .filter(|f| argmax_slice(&f.output) == test[f.index % test.len()].label as usize)
+                .count();
+            cells.push(RtAccuracyCell {
+                accuracy: ok as f64 / frames as f64,
+                quality: o
+                    .frames
+                    .iter()
+                    .map(|f| f64::from(f.quality.fraction))
+                    .sum::<f64>()
+                    / n,
+                complete: o.complete() as f64 / n,
+                latency_ms: o.frames.iter().map(|f| f.latency_ms()).sum::<f64>() / n,
+                fitted_budgets: o.gateway.fitted_budgets,
+            });
+        }
+        rows.push(RtAccuracyRow { loss, cells });
+    }
+    Ok((rows, reference, m.accuracy(&test), frames))
+}
+
+/// `tessera-sim cdc accuracy`: runtime experiment c.
+pub fn rt_accuracy(a: &RunArgs) -> Result<(String, Vec<RtAccuracyRow>), Box<dyn Error>> {
+    let deadline = a.deadline_ms.unwrap_or(RT_DIGITS_DEADLINE_MS);
+    let (rows, reference, float_acc, frames) =
+        rt_accuracy_rows(&a.data, a.frames, deadline, &RT_LOSSES, a.seed)?;
+    let mut s = String::new();
+    writeln!(
+        s,
+        "## Experiment c (runtime): digits MLP accuracy vs packet loss"
+    )?;
+    writeln!(
+        s,
+        "64-32-10 MLP (float test accuracy {:.2} %; int8 centralised reference {:.2} %), hidden layer k = {} (4 units per worker), output layer k = {} (2 logits per worker), + r parity shards each on workers 9..8+r; {frames} test images, one frame each, back to back; frame deadline {deadline} ms; shards of the hidden layer compute in 50 ms × Pi 3 reply factor (output layer in 12.5 ms ×); loss = probability each IP packet on every link is dropped (TCP retransmits: loss becomes delay, delay past a timeout an erasure, missing rows are zeros); aware = quality-aware allocator (gamma models fitted from the gateway's round trips, 8 samples per worker and layer first); seed {}",
+        100.0 * float_acc,
+        100.0 * reference,
+        DIGITS_K.0,
+        DIGITS_K.1,
+        a.seed
+    )?;
+    let mut csv = String::from("loss");
+    write!(s, "| loss |")?;
+    for c in &RT_ACCURACY_CASES {
+        write!(s, " {} acc % / quality |", c.name)?;
+        write!(
+            csv,
+            ",{0}_acc,{0}_quality,{0}_complete,{0}_latency_ms,{0}_fitted_budgets",
+            c.name
+        )?;
+    }
+    writeln!(s)?;
+    csv.push('\n');
+    writeln!(s, "|---|{}", "---|".repeat(RT_ACCURACY_CASES.len()))?;
+    for r in &rows {
+        write!(s, "| {:.0} % |", 100.0 * r.loss)?;
+        write!(csv, "{:.2}", r.loss)?;
+        for c in &r.cells {
+            write!(s, " {:.1} / {:.3} |", 100.0 * c.accuracy, c.quality)?;
+            write!(
+                csv,
+                ",{:.4},{:.4},{:.4},{:.1},{}",
+                c.accuracy, c.quality, c.complete, c.latency_ms, c.fitted_budgets
+            )?;
+        }
+        writeln!(s)?;
+        csv.push('\n');
+    }
+    let p = write_csv(&a.out, "cdc_rt_accuracy.csv", &csv)?;
+    writeln!(
+        s,
+        "(accuracy % / mean quality.fraction; CSV with complete-frame fractions, latencies and fitted budgets: {})\n",
+        p.display()
+    )?;
+    write_csv(&a.out, "cdc_rt_accuracy.txt", &s)?;
     Ok((s, rows))
 }

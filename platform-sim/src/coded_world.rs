@@ -677,7 +677,11 @@ impl Engine<'_, '_> {
         }
         let mut w = u64::MAX;
         if let Some(p) = self.nodes[i].poll_at() {
-            w = w.min(p.total_micros().max(now + 1));
+            // A wake-up in the past is the link's dial time of a peer whose connection is
+            // still being set up (SYN retransmission under loss): re-check every 200 µs, not
+            // every µs (world.rs does the same with 1 ms).
+            let p = p.total_micros();
+            w = w.min(if p <= now { now + 200 } else { p });
         }
         if let Some(p) = self.nets[i].borrow_mut().poll_at() {
             w = w.min(p.total_micros().max(now + 1));
