@@ -474,6 +474,14 @@ impl<S: TcpFullStack, X: ShardExecutor> CodedNode<S, X> {
                 },
             ) => {
                 let Some(f) = frames.get_mut(&work.frame) else {
+                    // The frame already left the stage (a straggler): the machine still logs
+                    // its round trip for the delay model, then discards it.
+                    let fault = machine
+                        .on_result(now, from, work.frame, work.layer, work.shard)
+                        .is_err_and(|e| e.peer_fault());
+                    if fault {
+                        self.refuse(from);
+                    }
                     return;
                 };
                 let need = self
