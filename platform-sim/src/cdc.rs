@@ -1341,6 +1341,13 @@ pub fn rt_latency_rows(
     Ok(rows)
 }
 
+impl RtLatencyRow {
+    /// The scheme's name.
+    pub fn scheme_name(&self) -> String {
+        self.scheme.name()
+    }
+}
+
 /// `tessera-sim cdc latency`: runtime experiment a (back to back, and one frame per second).
 pub fn rt_latency(a: &RunArgs) -> Result<(String, Vec<RtLatencyRow>), Box<dyn Error>> {
     let frames = a.frames.unwrap_or(RT_LATENCY_FRAMES);
