@@ -1831,6 +1831,10 @@ pub struct RtAccuracyRow {
     pub cells: Vec<RtAccuracyCell>,
 }
 
+/// Runtime experiment c's rows, the int8 reference's and the float model's test accuracy, and
+/// the frames per cell.
+pub type RtAccuracyRun = (Vec<RtAccuracyRow>, f64, f64, usize);
+
 /// Runtime experiment c over `losses`: every test image one frame, back to back.
 pub fn rt_accuracy_rows(
     data: &Path,
@@ -1838,7 +1842,7 @@ pub fn rt_accuracy_rows(
     deadline_ms: u64,
     losses: &[f64],
     seed: u64,
-) -> Result<(Vec<RtAccuracyRow>, f64, f64, usize), Box<dyn Error>> {
+) -> Result<RtAccuracyRun, Box<dyn Error>> {
     let all = digits::load(data)?;
     let (train, test) = digits::split(&all);
     let (m, _) = digits::train(&train);

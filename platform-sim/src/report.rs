@@ -336,7 +336,7 @@ pub fn html(
 
 /// A grouped bar chart: one group per label, one bar per series (values ≥ 0).
 fn bars(title: &str, ylabel: &str, groups: &[String], series: &[(String, Vec<f64>)]) -> String {
-    let (w, h, l, b) = (560.0, 300.0, 60.0, 40.0);
+    let (w, h, l, b) = (560.0, 340.0, 60.0, 90.0);
     let ymax = series
         .iter()
         .flat_map(|s| s.1.iter())
@@ -355,7 +355,14 @@ fn bars(title: &str, ylabel: &str, groups: &[String], series: &[(String, Vec<f64
     }
     for (g, name) in groups.iter().enumerate() {
         let x0 = l + g as f64 * gw + gw * 0.1;
-        let _ = write!(s, "<text x='{:.0}' y='{}'>{name}</text>", x0, h - b + 14.0);
+        let _ = write!(
+            s,
+            "<text x='{:.0}' y='{}' transform='rotate(30 {:.0} {})'>{name}</text>",
+            x0,
+            h - b + 14.0,
+            x0,
+            h - b + 14.0
+        );
         for (i, (_, v)) in series.iter().enumerate() {
             let y = v.get(g).copied().unwrap_or(0.0);
             if !y.is_finite() {
@@ -429,7 +436,7 @@ pub fn cdc_html(
         &series,
     ));
     let _ = write!(s, "<pre>{}</pre>", esc(lat_text));
-    s.push_str("<p>The runtime is slower than the model at p50 because the gateway sends the 2048-value input to every worker over one shared WiFi channel (two air hops each) before anyone computes, and because a straggler of frame i is still computing when frame i+1's shard reaches it (the stage does not cancel work it no longer needs; a worker drops a task only past its budget). 2MR pays twice the dispatch and twice the devices; CDC r=2 matches or beats it with 2 extra devices instead of 8.</p>");
+    s.push_str("<p>Where the runtime differs from the order-statistic model: the gateway first sends the 2048-value input to every worker over one shared WiFi channel (two air hops each), and a straggler of frame i is still computing when frame i+1's shard reaches it (the stage does not cancel work it no longer needs; a worker drops a task only past its budget), so coded schemes lose part of their advantage (the uncoded split waits for everyone anyway and matches the model). 2MR sends every input twice and needs 8 extra devices; CDC r = 2 needs 2.</p>");
     // b.
     s.push_str("<h2>b. Workers killed mid-layer, r = f</h2>");
     let groups: Vec<String> = fail
@@ -505,7 +512,7 @@ pub fn cdc_html(
         &series,
     ));
     let _ = write!(s, "<pre>{}</pre>", esc(acc_text));
-    s.push_str("<p>Loss acts on IP packets under the links' TCP: a lost segment costs a retransmission timeout, so loss becomes delay, and delay past a layer's timeout an erasure (zeros). Through TCP the collapse comes earlier than the paper's 30–50 % message loss: from about 20–30 % packet loss nothing arrives within the deadline whatever the coding (smoltcp's retransmission back-off, and links dropped after 3 s of silence). Below that, parity and the quality-aware allocator each recover part of the loss.</p>");
+    s.push_str("<p>Loss acts on IP packets under the links' TCP: a lost segment waits for a retransmission timeout, so loss becomes delay, and delay past a layer's timeout an erasure (zeros). smoltcp follows RFC 6298's 1 s minimum RTO with exponential back-off, and one connection carries every message between the gateway and a worker in order (head-of-line blocking), so with per-layer budgets of about 1.5 s the collapse comes earlier than the paper's 30–50 % message loss: from 20–30 % packet loss almost nothing arrives within the deadline whatever the coding. The paper's curve needs a datagram transport with per-message deadlines; this is what the runtime as built does. Below 20 %, parity and the quality-aware allocator each recover part of what the deadline and the reply-time tail take away (see the table: the allocators are not ordered the same way at every loss rate).</p>");
     let _ = write!(
         s,
         "<h2>The Monte Carlo models (no runtime, for comparison)</h2><pre>{}</pre>",
