@@ -53,7 +53,8 @@ fn inputs(n: usize, seed: u64) -> Vec<Vec<f32>> {
         .collect()
 }
 
-/// Data shards of layer 0 compute in 10 ms (4 × 64 × 2... FLOPs scaled to the rate).
+/// The two-layer model with `k + r` workers; the rate is set so a layer-0 shard computes in
+/// 10 ms (no reply-time factor unless a test sets one).
 fn config(k: usize, r: usize, frames: usize, deadline_ms: u64) -> CodedSimConfig {
     let m = model(k, r, 5);
     let shard_flops = m.shard_flops(0, 0, 1) as f64;
