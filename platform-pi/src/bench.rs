@@ -7,7 +7,8 @@
 //! Every timed run is repeated `--reps` times and the fastest kept. The reference kernel is
 //! slow, so it runs only a band of each layer's output rows (`--reference-rows`, a fraction)
 //! and its rate is that band's FLOPs over its time. A layer's GFLOP/s is `2·MACs / time`;
-//! max pools have no FLOPs but their time counts in the totals.
+//! max pools have no FLOPs but their time counts in the totals. Inputs and outputs sit in
+//! 64-byte-aligned buffers, as in `tiled::run_frame`.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -21,7 +22,7 @@ use tessera_core::region::{Region, Span};
 use tessera_core::tensor::{FeatureView, FeatureViewMut};
 
 use crate::error::{error, Context, Error};
-use crate::tiled::run_frame;
+use crate::tiled::{run_frame, Aligned};
 use crate::{files, gen_weights};
 
 /// Threads of the multi-core column.
@@ -162,13 +163,15 @@ pub fn run(args: &Args) -> Result<(), Error> {
         println!("measured single-core FMA peak: {peak:.1} GFLOP/s (measured again at the end; the higher is used)");
     }
     let image = files::load_image_input(None, &net)?;
-    let mut cur = image.clone();
+    let mut cur = Aligned::from_slice(&image);
     let mut rows = Vec::new();
     for (l, layer) in net.layers()[..upto].iter().enumerate() {
         let (i, o) = (layer.input, layer.output);
-        let iv = FeatureView::new(&cur, Region::full(i.w, i.h), i.c).context(|| "input view")?;
+        let iv = FeatureView::new(cur.as_slice(), Region::full(i.w, i.h), i.c)
+            .context(|| "input view")?;
         let full = Region::full(o.w, o.h);
-        let mut out = vec![0.0f32; o.elements().unwrap_or(0)];
+        let mut out_buf = Aligned::new(o.elements().unwrap_or(0));
+        let out = out_buf.as_mut_slice();
         // Touch every page before timing (a fresh allocation is mapped lazily).
         out.fill(1.0);
         let flop = 2.0 * layer.macs() as f64;
@@ -178,10 +181,10 @@ pub fn run(args: &Args) -> Result<(), Error> {
             ..LayerRow::default()
         };
         row.fma1 = best(args.reps, || {
-            run_layer(&fma1, layer, &weights, l, &iv, &mut out, full)
+            run_layer(&fma1, layer, &weights, l, &iv, out, full)
         })?;
         row.fma2 = best(args.reps, || {
-            run_layer(&fma2, layer, &weights, l, &iv, &mut out, full)
+            run_layer(&fma2, layer, &weights, l, &iv, out, full)
         })?;
         let mut scratch = vec![1.0f32; out.len()];
         if args.fma_only {
@@ -191,7 +194,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
                 print_row(l, &row, peak);
             }
             rows.push(row);
-            cur = out;
+            cur = out_buf;
             continue;
         }
         row.portable = best(args.reps.min(2), || {
@@ -208,7 +211,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
             print_row(l, &row, peak);
         }
         rows.push(row);
-        cur = out;
+        cur = out_buf;
     }
     let tiled = if args.no_tiled {
         None
