@@ -1349,7 +1349,7 @@ fn uniform_budgets_split_the_remaining_time_over_the_layers_left() {
 fn layered(n: usize, net: [u64; 2], jitter: u64) -> Vec<Script> {
     (0..n)
         .map(|_| Script {
-            net: [net[0], net[1], net[1], net[1]],
+            net: core::array::from_fn(|l| net[l.min(1)]),
             jitter,
             compute: 200,
             ..Script::net(0)
@@ -1909,7 +1909,7 @@ fn bad_plans_and_specs_are_refused() {
             .unwrap()
             .layers()
             .len(),
-        4
+        MAX_CODED_LAYERS
     );
     // More distinct workers than MAX_EDGES.
     let wide = Code::new(20, 16, 4).unwrap();

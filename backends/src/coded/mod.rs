@@ -27,10 +27,37 @@ use tessera_core::time::{Duration, Instant};
 use tessera_core::wire::{Body, FrameKey, Message, NodeId, Tensor, GATEWAY};
 use tessera_core::Region;
 
-pub use model::{Activation, CodedModel, CodedModelError, LayerScheme, LinearLayer, Numeric};
+pub use model::{
+    Activation, CodedModel, CodedModelError, ConvGeom, LayerScheme, LinearLayer, Numeric,
+};
 
 use crate::driver::DriverError;
 use crate::link::{Link, LinkConfig, LinkEvent, LinkStats};
+
+/// What the gateway computes itself between coded layers: a network's non-linear or
+/// data-movement layers (pooling, routes, reorg, the detection head), so a coded chain can be
+/// the weight-heavy layers of a CNN tail rather than a plain stack.
+pub trait Glue {
+    /// Coded layer `layer` of `frame` produced `output` (activated, `rows × cols`): return the
+    /// input of coded layer `layer + 1`.
+    fn between(&mut self, frame: FrameKey, layer: usize, output: Vec<f32>) -> Vec<f32>;
+    /// The last coded layer produced `output`: return the frame's output.
+    fn finish(&mut self, frame: FrameKey, output: Vec<f32>) -> Vec<f32>;
+}
+
+/// No glue: each layer's output is the next one's input, the last one's the frame's.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Chain;
+
+impl Glue for Chain {
+    fn between(&mut self, _: FrameKey, _: usize, output: Vec<f32>) -> Vec<f32> {
+        output
+    }
+
+    fn finish(&mut self, _: FrameKey, output: Vec<f32>) -> Vec<f32> {
+        output
+    }
+}
 
 /// One shard computation, owning its input.
 #[derive(Clone, Debug)]
@@ -60,21 +87,34 @@ pub trait ShardExecutor {
     fn poll(&mut self) -> Option<ShardDone>;
 }
 
-/// Computes at [`ShardExecutor::start`].
+/// Computes at [`ShardExecutor::start`], convolutions with `K`.
 #[derive(Debug, Default)]
-pub struct InlineShards(Option<ShardDone>);
+pub struct InlineShards<K = tessera_core::kernel::Portable> {
+    kernels: K,
+    done: Option<ShardDone>,
+}
 
-impl ShardExecutor for InlineShards {
+impl<K> InlineShards<K> {
+    /// Computing with `kernels`.
+    pub fn new(kernels: K) -> Self {
+        InlineShards {
+            kernels,
+            done: None,
+        }
+    }
+}
+
+impl<K: tessera_core::kernel::Kernels> ShardExecutor for InlineShards<K> {
     fn start(&mut self, model: &Arc<CodedModel>, job: ShardJob) {
-        let output = model.compute_shard(job.work, job.cols, &job.input);
-        self.0 = Some(ShardDone {
+        let output = model.compute_shard_with(&self.kernels, job.work, job.cols, &job.input);
+        self.done = Some(ShardDone {
             work: job.work,
             output,
         });
     }
 
     fn poll(&mut self) -> Option<ShardDone> {
-        self.0.take()
+        self.done.take()
     }
 }
 
@@ -249,24 +289,41 @@ impl Incoming {
     }
 }
 
-/// One node of a coded run: link + gateway or worker machine + model + executor.
-pub struct CodedNode<S: TcpFullStack, X: ShardExecutor> {
+/// One node of a coded run: link + gateway or worker machine + model + executor (+ the
+/// gateway's glue between layers).
+pub struct CodedNode<S: TcpFullStack, X: ShardExecutor, G: Glue = Chain> {
     link: Link<S>,
     role: Role,
     model: Arc<CodedModel>,
     exec: X,
+    glue: G,
     finished: Vec<CodedFinished>,
     stats: CodedNodeStats,
 }
 
-impl<S: TcpFullStack, X: ShardExecutor> CodedNode<S, X> {
-    /// A node running as `link.me` (0: the gateway, with `config`) over `stack`.
+impl<S: TcpFullStack, X: ShardExecutor> CodedNode<S, X, Chain> {
+    /// A node running as `link.me` (0: the gateway, with `config`) over `stack`; each layer
+    /// feeds the next.
     pub fn new(
         stack: S,
         link: LinkConfig,
         model: Arc<CodedModel>,
         config: CodedConfig,
         exec: X,
+    ) -> Result<Self, DriverError> {
+        Self::with_glue(stack, link, model, config, exec, Chain)
+    }
+}
+
+impl<S: TcpFullStack, X: ShardExecutor, G: Glue> CodedNode<S, X, G> {
+    /// As [`CodedNode::new`], with `glue` computing between the gateway's layers.
+    pub fn with_glue(
+        stack: S,
+        link: LinkConfig,
+        model: Arc<CodedModel>,
+        config: CodedConfig,
+        exec: X,
+        glue: G,
     ) -> Result<Self, DriverError> {
         let me = link.me;
         let link = Link::new(stack, link).map_err(DriverError::Link)?;
@@ -293,6 +350,7 @@ impl<S: TcpFullStack, X: ShardExecutor> CodedNode<S, X> {
             role,
             model,
             exec,
+            glue,
             finished: Vec::new(),
             stats,
         })
@@ -356,7 +414,7 @@ impl<S: TcpFullStack, X: ShardExecutor> CodedNode<S, X> {
         cols: usize,
     ) -> Result<FrameKey, CodedSubmitError> {
         let need = self.model.in_len().saturating_mul(cols);
-        if input.len() != need || cols == 0 {
+        if input.len() != need || cols == 0 || self.model.layer_cols(0, cols) != cols {
             return Err(CodedSubmitError::Length {
                 need,
                 have: input.len(),
@@ -561,8 +619,12 @@ impl<S: TcpFullStack, X: ShardExecutor> CodedNode<S, X> {
                 f.layer_started.get_or_insert(now);
                 let in_len = self.model.layer(layer as usize).map_or(0, |l| l.in_len);
                 let data = bytes_of(&f.input);
-                let Ok(input) = Tensor::new(Region::full(f.cols as u32, 1), in_len as u32, &data)
-                else {
+                // A convolution's input travels as its map; other layers as `cols × 1`.
+                let region = match self.model.conv(layer as usize) {
+                    Some(g) => Region::full(g.width, g.height),
+                    None => Region::full(f.cols as u32, 1),
+                };
+                let Ok(input) = Tensor::new(region, in_len as u32, &data) else {
                     return;
                 };
                 let msg = Message::CodedTask {
@@ -623,13 +685,14 @@ impl<S: TcpFullStack, X: ShardExecutor> CodedNode<S, X> {
                     .map(|v| &v[..])
             })
             .collect();
-        let out = match self.model.finish_layer(l, &views, f.cols, ok) {
+        let cols = self.model.layer_cols(l, f.cols);
+        let out = match self.model.finish_layer(l, &views, cols, ok) {
             Ok(o) => o,
             Err(_) => {
                 // Cannot happen for results the machine accepted with checked lengths.
                 self.stats.failed_jobs += 1;
                 let rows = self.model.layer(l).map_or(0, |x| x.rows);
-                alloc::vec![0.0; rows * f.cols]
+                alloc::vec![0.0; rows * cols]
             }
         };
         f.layers.push(LayerRecord {
@@ -641,10 +704,18 @@ impl<S: TcpFullStack, X: ShardExecutor> CodedNode<S, X> {
             present,
         });
         if l + 1 < self.model.len() {
-            f.input = self.model.input_words(l + 1, &out);
+            let next = self.glue.between(frame, l, out);
+            let need = self.model.layer(l + 1).map_or(0, |x| x.in_len)
+                * self.model.layer_cols(l + 1, f.cols);
+            if next.len() != need {
+                // The glue does not fit the model: the workers will refuse this input, the
+                // layer expires, and the frame reports the loss.
+                self.stats.failed_jobs += 1;
+            }
+            f.input = self.model.input_words(l + 1, &next);
         } else {
             f.input = Vec::new();
-            f.output = out;
+            f.output = self.glue.finish(frame, out);
         }
     }
 

@@ -4,7 +4,10 @@
 //!
 //! Layers compute `Y = W·X + b` (`W` is `rows × in_len`, `X` is `in_len × cols` row-major: an
 //! FC layer has `cols = 1`, a 1x1 convolution is its CHW map with `cols = H·W`), then the
-//! activation. [`Numeric::Int8`] layers quantise their input (`x_q = round(x / in_scale)`,
+//! activation. A layer with a [`ConvGeom`] is a stride-1 "same" convolution computed directly
+//! by the core conv kernel on the CHW input map (`in_len` channels, `cols = H·W`), its rows
+//! being filters of `in_len·size²` weights: convolution is linear in the filters, so parity
+//! filters (combinations of data filters) give the combinations of their outputs. [`Numeric::Int8`] layers quantise their input (`x_q = round(x / in_scale)`,
 //! clamped to ±127), weights (`w_q = round(w / w_scale)`) and bias
 //! (`b_q = round(b / (w_scale·in_scale))`) and compute in `i32`, so coded decoding is exact;
 //! [`Numeric::Float`] layers decode within the bound of `code::decode`. Values cross the wire
@@ -16,10 +19,15 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use tessera_core::code::{encode, replicate, shard, Arithmetic, Code, CodeError, Decoder};
+use tessera_core::kernel::{Kernels, Portable};
+use tessera_core::model::weights::ConvParams;
+use tessera_core::model::{Activation as ConvActivation, Conv, Shape};
 use tessera_core::runtime::coded::{
     CodedError, CodedLayerSpec, CodedPlan, Protection, ShardWork, MAX_CODED_LAYERS,
 };
+use tessera_core::tensor::{FeatureView, FeatureViewMut};
 use tessera_core::wire::NodeId;
+use tessera_core::Region;
 
 /// The non-linearity applied after a layer's decode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,6 +82,24 @@ pub struct LinearLayer {
     pub numeric: Numeric,
 }
 
+/// A stride-1 convolution with "same" padding (`⌊size/2⌋`) on a `width × height` map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeom {
+    /// Kernel side (odd).
+    pub size: u32,
+    /// Map width (input and output).
+    pub width: u32,
+    /// Map height (input and output).
+    pub height: u32,
+}
+
+impl ConvGeom {
+    /// Columns of the layer's input and output: `width · height`.
+    pub const fn cols(&self) -> usize {
+        self.width as usize * self.height as usize
+    }
+}
+
 /// How one layer is split: `k` data shards, `r` parity shards, coded or replicated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LayerScheme {
@@ -96,6 +122,11 @@ pub enum CodedModelError {
     },
     /// Layers and schemes differ in number, or there are more than `MAX_CODED_LAYERS`.
     Layers,
+    /// A convolution layer is not float, has an even or zero kernel, or an empty map.
+    Conv {
+        /// Layer index.
+        layer: usize,
+    },
     /// A scale is not a positive finite number.
     Scale {
         /// Layer index.
@@ -125,6 +156,11 @@ impl core::fmt::Display for CodedModelError {
             CodedModelError::Layers => write!(
                 f,
                 "need one scheme per layer and 1..={MAX_CODED_LAYERS} layers"
+            ),
+            CodedModelError::Conv { layer } => write!(
+                f,
+                "layer {layer}: coded convolutions must be float, with an odd kernel on a \
+                 non-empty map"
             ),
             CodedModelError::Scale { layer } => {
                 write!(f, "layer {layer}: int8 scales must be positive and finite")
@@ -180,6 +216,7 @@ impl ShardParams {
 #[derive(Clone, Debug, PartialEq)]
 struct Prepared {
     layer: LinearLayer,
+    conv: Option<ConvGeom>,
     spec: CodedLayerSpec,
     /// Parameters of every shard (index = shard; replicas share their data shard's).
     shards: Vec<ShardParams>,
@@ -227,6 +264,27 @@ impl CodedModel {
         schemes: &[LayerScheme],
         workers: &[NodeId],
     ) -> Result<CodedModel, CodedModelError> {
+        let layers = layers.into_iter().map(|l| (l, None)).collect();
+        Self::build(layers, schemes, workers, true)
+    }
+
+    /// As [`CodedModel::new`] with convolution layers (a layer with a [`ConvGeom`] has
+    /// `weights.len() == rows · in_len · size²`). Consecutive layers need not chain: the
+    /// gateway's [`Glue`](super::Glue) turns one layer's output into the next one's input.
+    pub fn with_geometry(
+        layers: Vec<(LinearLayer, Option<ConvGeom>)>,
+        schemes: &[LayerScheme],
+        workers: &[NodeId],
+    ) -> Result<CodedModel, CodedModelError> {
+        Self::build(layers, schemes, workers, false)
+    }
+
+    fn build(
+        layers: Vec<(LinearLayer, Option<ConvGeom>)>,
+        schemes: &[LayerScheme],
+        workers: &[NodeId],
+        chain: bool,
+    ) -> Result<CodedModel, CodedModelError> {
         if layers.len() != schemes.len() || layers.is_empty() || layers.len() > MAX_CODED_LAYERS {
             return Err(CodedModelError::Layers);
         }
@@ -235,14 +293,23 @@ impl CodedModel {
         }
         let mut prepared = Vec::with_capacity(layers.len());
         let mut specs = Vec::with_capacity(layers.len());
-        for (i, (layer, s)) in layers.into_iter().zip(schemes).enumerate() {
-            let shape_ok = layer.weights.len() == layer.rows.saturating_mul(layer.in_len)
+        for (i, ((layer, conv), s)) in layers.into_iter().zip(schemes).enumerate() {
+            if let Some(g) = conv {
+                let odd = g.size % 2 == 1;
+                if !odd || g.cols() == 0 || layer.numeric != Numeric::Float {
+                    return Err(CodedModelError::Conv { layer: i });
+                }
+            }
+            let taps = conv.map_or(1, |g| (g.size * g.size) as usize);
+            let row_len = layer.in_len.saturating_mul(taps);
+            let shape_ok = layer.weights.len() == layer.rows.saturating_mul(row_len)
                 && layer.bias.len() == layer.rows
                 && layer.rows > 0
                 && layer.in_len > 0;
-            let chains = prepared
-                .last()
-                .is_none_or(|p: &Prepared| p.layer.rows == layer.in_len);
+            let chains = !chain
+                || prepared
+                    .last()
+                    .is_none_or(|p: &Prepared| p.layer.rows == layer.in_len);
             if !shape_ok || !chains {
                 return Err(CodedModelError::Shape { layer: i });
             }
@@ -258,7 +325,7 @@ impl CodedModel {
             };
             let assigned: Vec<NodeId> = (0..n).map(|i| workers[i % workers.len()]).collect();
             let spec = CodedLayerSpec::new(code, s.protection, &assigned)?;
-            let p = prepare(layer, spec, i)?;
+            let p = prepare(layer, conv, spec, i)?;
             specs.push(spec);
             prepared.push(p);
         }
@@ -305,7 +372,22 @@ impl CodedModel {
             return 0;
         };
         let rows = p.spec.shard_rows(shard).unwrap_or(0);
-        2 * (rows * p.layer.in_len * cols) as u64
+        let cols = p.conv.map_or(cols, |g| g.cols());
+        2 * (rows * p.row_len() * cols) as u64
+    }
+
+    /// Columns of layer `l` for a frame of `cols` columns: the map's area for a convolution,
+    /// `cols` otherwise.
+    pub fn layer_cols(&self, l: usize, cols: usize) -> usize {
+        self.layers
+            .get(l)
+            .and_then(|p| p.conv)
+            .map_or(cols, |g| g.cols())
+    }
+
+    /// Layer `l`'s convolution geometry, if it is one.
+    pub fn conv(&self, l: usize) -> Option<ConvGeom> {
+        self.layers.get(l).and_then(|p| p.conv)
     }
 
     /// Bytes of shard parameters `node` holds for the whole model.
@@ -343,6 +425,18 @@ impl CodedModel {
         cols: usize,
         input: &[u32],
     ) -> Result<Vec<u32>, CodedModelError> {
+        self.compute_shard_with(&Portable, work, cols, input)
+    }
+
+    /// As [`compute_shard`](Self::compute_shard), convolutions run by `kernels` (all kernels
+    /// of this crate keep each output's summation order, so results are the same).
+    pub fn compute_shard_with<K: Kernels>(
+        &self,
+        kernels: &K,
+        work: ShardWork,
+        cols: usize,
+        input: &[u32],
+    ) -> Result<Vec<u32>, CodedModelError> {
         let p = self
             .layers
             .get(work.layer as usize)
@@ -353,7 +447,8 @@ impl CodedModel {
             .get(s)
             .ok_or(CodedModelError::Coded(CodedError::OutOfRange))?;
         let need = p.layer.in_len.saturating_mul(cols);
-        if input.len() != need || cols == 0 {
+        let geometry_ok = p.conv.is_none_or(|g| g.cols() == cols);
+        if input.len() != need || cols == 0 || !geometry_ok {
             return Err(CodedModelError::Length {
                 need,
                 have: input.len(),
@@ -361,6 +456,18 @@ impl CodedModel {
         }
         let rows = p.spec.shard_rows(s)?;
         let in_len = p.layer.in_len;
+        if let (Some(g), ShardParams::F32 { w, b }) = (p.conv, params) {
+            let x: Vec<f32> = input.iter().map(|&v| f32::from_bits(v)).collect();
+            let mut out = vec![0.0f32; rows * cols];
+            if rows > 0 {
+                conv_shard(kernels, g, in_len, rows, w, b, &x, &mut out).ok_or(
+                    CodedModelError::Conv {
+                        layer: work.layer as usize,
+                    },
+                )?;
+            }
+            return Ok(out.into_iter().map(f32::to_bits).collect());
+        }
         let int_x = || -> Vec<i8> { input.iter().map(|&w| w as i32 as i8).collect() };
         Ok(match params {
             ShardParams::F32 { w, b } => {
@@ -390,7 +497,7 @@ impl CodedModel {
     /// Rows × cols words expected from shard `shard` of layer `l`.
     pub fn result_len(&self, l: usize, shard: usize, cols: usize) -> Option<usize> {
         let p = self.layers.get(l)?;
-        Some(p.spec.shard_rows(shard).ok()? * cols)
+        Some(p.spec.shard_rows(shard).ok()? * self.layer_cols(l, cols))
     }
 
     /// Gateway: layer `l`'s output (`rows × cols`, after activation) from the shard results
@@ -551,15 +658,28 @@ impl CodedModel {
     /// The whole chain on one node with the same arithmetic (the centralised reference a coded
     /// run must reproduce exactly in integer mode).
     pub fn reference(&self, input: &[f32], cols: usize) -> Result<Vec<f32>, CodedModelError> {
+        self.reference_with(input, cols, &mut super::Chain)
+    }
+
+    /// As [`reference`](Self::reference) with `glue` between the layers (as the gateway runs
+    /// it; the frame key passed to the glue is origin 0, number `u32::MAX`).
+    pub fn reference_with<G: super::Glue>(
+        &self,
+        input: &[f32],
+        frame_cols: usize,
+        glue: &mut G,
+    ) -> Result<Vec<f32>, CodedModelError> {
+        let frame = tessera_core::wire::FrameKey::new(0, u32::MAX);
         let mut x = input.to_vec();
         for (l, p) in self.layers.iter().enumerate() {
+            let cols = self.layer_cols(l, frame_cols);
             let words = self.input_words(l, &x);
             let k = p.spec.code().k();
             let results: Vec<Vec<u32>> = (0..k)
                 .map(|d| {
                     self.compute_shard(
                         ShardWork {
-                            frame: tessera_core::wire::FrameKey::new(0, 0),
+                            frame,
                             layer: l as u8,
                             shard: d as u8,
                         },
@@ -570,7 +690,12 @@ impl CodedModel {
                 .collect::<Result<_, _>>()?;
             let mut views: Vec<Option<&[u32]>> = results.iter().map(|r| Some(&r[..])).collect();
             views.resize(p.spec.shards(), None);
-            x = self.finish_layer(l, &views, cols, true)?;
+            let out = self.finish_layer(l, &views, cols, true)?;
+            x = if l + 1 < self.layers.len() {
+                glue.between(frame, l, out)
+            } else {
+                glue.finish(frame, out)
+            };
         }
         Ok(x)
     }
@@ -611,11 +736,13 @@ impl Decodable for i32 {
 /// Encodes every shard of `layer` under `spec`.
 fn prepare(
     layer: LinearLayer,
+    conv: Option<ConvGeom>,
     spec: CodedLayerSpec,
     index: usize,
 ) -> Result<Prepared, CodedModelError> {
     let code = *spec.code();
-    let in_len = layer.in_len;
+    // Weights per row: a convolution's filter holds `in_len · size²`.
+    let in_len = layer.in_len * conv.map_or(1, |g| (g.size * g.size) as usize);
     let s_rows = code.shard_rows();
     let data_count = code.k();
     let mut shards = Vec::with_capacity(spec.shards());
@@ -703,7 +830,48 @@ fn prepare(
     }
     Ok(Prepared {
         layer,
+        conv,
         spec,
         shards,
     })
+}
+
+impl Prepared {
+    /// Weights per output row.
+    fn row_len(&self) -> usize {
+        self.layer.in_len * self.conv.map_or(1, |g| (g.size * g.size) as usize)
+    }
+}
+
+/// One shard of a convolution: `rows` filters (`w`, `b`, no batch norm, linear) over the
+/// `in_len`-channel map `x`, into `out` (`rows × cols`). `None` if the kernel refuses.
+#[allow(clippy::too_many_arguments)]
+fn conv_shard<K: Kernels>(
+    kernels: &K,
+    g: ConvGeom,
+    in_len: usize,
+    rows: usize,
+    w: &[f32],
+    b: &[f32],
+    x: &[f32],
+    out: &mut [f32],
+) -> Option<()> {
+    let conv = Conv {
+        filters: rows as u32,
+        size: g.size,
+        stride: 1,
+        pad: g.size / 2,
+        batch_norm: false,
+        activation: ConvActivation::Linear,
+    };
+    let map = Shape::new(g.width, g.height, in_len as u32);
+    let params = ConvParams {
+        biases: b,
+        bn: None,
+        weights: w,
+    };
+    let full = Region::full(g.width, g.height);
+    let src = FeatureView::new(x, full, in_len as u32).ok()?;
+    let mut dst = FeatureViewMut::new(out, full, rows as u32).ok()?;
+    kernels.conv(&conv, map, &params, &src, &mut dst).ok()
 }

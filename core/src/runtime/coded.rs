@@ -42,7 +42,7 @@ use crate::wire::{FrameKey, NodeId};
 use super::{Verdict, MAX_EDGES};
 
 /// Most coded layers in a plan.
-pub const MAX_CODED_LAYERS: usize = 4;
+pub const MAX_CODED_LAYERS: usize = 12;
 /// Most frames in the coded stage at once.
 pub const MAX_CODED_FRAMES: usize = 8;
 /// Round trips kept per (worker, layer) for the delay model.
