@@ -235,3 +235,52 @@ fn a_silent_worker_costs_its_rows_at_the_layer_budget() {
         f.latency
     );
 }
+
+/// Two 3x3 convolutions on a 7x5 map as coded layers: with every data shard in, the output is
+/// the centralised one bit for bit (data shards run exactly the centralised filters); with a
+/// data worker lost, its filters are decoded from the parity filters within the float bound.
+#[test]
+fn conv_layers_decode_from_parity_filters() {
+    use tessera_backends::coded::ConvGeom;
+    let geom = ConvGeom {
+        size: 3,
+        width: 7,
+        height: 5,
+    };
+    let conv = |c_in: usize, filters: usize, seed: u32, act| {
+        let mut l = layer(c_in, filters, seed, act, Numeric::Float);
+        l.weights = values(filters * c_in * 9, seed);
+        (l, Some(geom))
+    };
+    let scheme = [coded(7, 1), coded(7, 1)];
+    let workers: Vec<NodeId> = (1..=WORKERS).collect();
+    let build = || {
+        CodedModel::with_geometry(
+            vec![
+                conv(4, 14, 3, Activation::Leaky),
+                conv(14, 9, 5, Activation::Linear),
+            ],
+            &scheme,
+            &workers,
+        )
+        .unwrap()
+    };
+    let (done, expect, _) = run(build(), Duration::from_secs(5), 2, geom.cols(), &[], &[]);
+    for f in &done {
+        assert!(f.quality.is_complete());
+        assert_eq!(bits(&f.output), bits(&expect));
+    }
+    // Worker 2 holds data shard 1 of both layers: decoded from the parity filters.
+    let (done, expect, _) = run(build(), Duration::from_secs(5), 2, geom.cols(), &[2], &[]);
+    for f in &done {
+        assert!(f.quality.is_complete());
+        let scale = expect.iter().map(|v| v.abs()).fold(1.0f32, f32::max);
+        let err = f
+            .output
+            .iter()
+            .zip(&expect)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(err <= 1e-4 * scale, "max |err| {err} (scale {scale})");
+    }
+}
