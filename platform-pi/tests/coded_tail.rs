@@ -1,0 +1,362 @@
+//! The YOLOv2 tail's convolutions as coded layers across the edges (`--coded-tail`), on
+//! YOLOv2 at 160×160 with generated weights: the coded stage's output against the centralised
+//! coded run (`CodedModel::reference_with`, same arithmetic) and against the plain tail
+//! (batch norm not folded), on loopback clusters with and without killed edges.
+//!
+//! The coded stage decodes each layer from the first `k` results to arrive. Float parity
+//! decoding is within the bound of `code::decode`, not bit-exact, so the bit-for-bit runs keep
+//! the parity edge slow (its shards arrive last) or kill it.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use tessera_core::detect::Detection;
+use tessera_core::ftp::{FusedStack, Grid, Mode, Partition};
+use tessera_core::kernel::Portable;
+use tessera_core::model::weights::Weights;
+use tessera_core::model::{cfg, Network};
+use tessera_core::wire::{FrameKey, NodeId, Policy};
+use tessera_pi::coded_tail::{
+    bit_identical, max_abs_diff, CodedTail, CodedTailError, CodedTailStage, StageSpec, TailScheme,
+};
+use tessera_pi::config::NodeKernel;
+use tessera_pi::demo::{
+    detections_match, fused_model, local_cluster, run_local_with, Faults, LocalRun,
+};
+use tessera_pi::files::DEFAULT_CFG;
+use tessera_pi::image::Image;
+use tessera_pi::{detect, gen_weights, tail, tiled};
+
+const KEY: [u8; 32] = [0x24; 32];
+const LAYERS: usize = 16;
+
+struct Fixture {
+    net: Network,
+    params: Vec<f32>,
+    images: Vec<Vec<f32>>,
+    /// Layer-15 output of each image (one device, portable kernel).
+    fused: Vec<Vec<f32>>,
+}
+
+fn cfg_160() -> String {
+    DEFAULT_CFG
+        .replace("width=608", "width=160")
+        .replace("height=608", "height=160")
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let net = cfg::parse(&cfg_160()).unwrap();
+        let params = gen_weights::params(&net, net.layers().len(), 5);
+        let images: Vec<Vec<f32>> = [
+            &include_bytes!("../../data/images/0.jpg")[..],
+            &include_bytes!("../../data/images/1.jpg")[..],
+        ]
+        .iter()
+        .map(|b| Image::decode(b).unwrap().letterbox(160, 160).data)
+        .collect();
+        let fused = images
+            .iter()
+            .map(|img| {
+                let w = Weights::new(&net, LAYERS, &params).unwrap();
+                let stack = FusedStack::new(&net, LAYERS).unwrap();
+                let grid = Grid::new(1, 1, Partition::Darknet, &stack).unwrap();
+                tiled::run_frame(&Portable, &stack, &w, &grid, Mode::Plain, img)
+                    .unwrap()
+                    .0
+            })
+            .collect();
+        Fixture {
+            net,
+            params,
+            images,
+            fused,
+        }
+    })
+}
+
+fn coded_tail(scheme: TailScheme, edges: u16) -> CodedTail {
+    let f = fixture();
+    let w = Weights::new(&f.net, f.net.layers().len(), &f.params).unwrap();
+    let workers: Vec<NodeId> = (1..=edges).collect();
+    CodedTail::new(
+        &f.net,
+        &w,
+        LAYERS,
+        scheme.layer_scheme(edges as usize).unwrap(),
+        &workers,
+    )
+    .unwrap()
+}
+
+fn plain_tail(fused: &[f32]) -> Vec<f32> {
+    let f = fixture();
+    let w = Weights::new(&f.net, f.net.layers().len(), &f.params).unwrap();
+    tail::run_tail(&Portable, &f.net, &w, LAYERS, fused, &[])
+        .unwrap()
+        .output
+}
+
+fn boxes(region: &[f32]) -> Vec<Detection> {
+    detect::boxes(&fixture().net, region, 640, 425, 0.24, 0.45).unwrap()
+}
+
+/// The centralised coded run of image `i` as `CodedModel::reference_with` computes it.
+fn reference(t: &CodedTail, i: usize) -> Vec<f32> {
+    let mut glue = t.glue(Portable);
+    t.model()
+        .reference_with(&fixture().fused[i], t.cols(), &mut glue)
+        .unwrap()
+}
+
+#[test]
+fn centralised_coded_tail_is_reference_with_and_close_to_the_plain_tail() {
+    let f = fixture();
+    let t = coded_tail(TailScheme::Cdc(1), 3);
+    assert_eq!(
+        t.conv_layers(),
+        &[16, 18, 19, 20, 21, 22, 23, 24, 26, 29, 30]
+    );
+    for i in 0..f.images.len() {
+        let mut glue = t.glue(Portable);
+        let with = t
+            .model()
+            .reference_with(&f.fused[i], t.cols(), &mut glue)
+            .unwrap();
+        // Every route's saved output is dropped when the frame finishes.
+        assert_eq!(glue.frames_held(), 0);
+        let ours = t.reference(&Portable, &f.fused[i]).unwrap();
+        assert!(bit_identical(&with, &ours), "image {i}");
+        let plain = plain_tail(&f.fused[i]);
+        assert_eq!(with.len(), plain.len());
+        // Folding batch norm changes float rounding only: the region map stays within a few
+        // units in the last place of values of order 1.
+        let d = max_abs_diff(&with, &plain);
+        assert!(d < 1e-3, "image {i}: max |coded − plain| = {d}");
+        let (a, b) = (boxes(&with), boxes(&plain));
+        assert!(
+            detections_match(&a, &b),
+            "image {i}: coded {a:?}\nplain {b:?}"
+        );
+    }
+}
+
+/// A distinct pair of ports per cluster (FTP, coded).
+fn port() -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 30_000 + (std::process::id() % 1_000) as u16 * 20;
+    base + 2 * (NEXT.fetch_add(1, Ordering::Relaxed) % 10)
+}
+
+/// Runs `frames` images (indices) through 3 edges with a `scheme` coded tail under `faults`.
+fn run_coded(scheme: TailScheme, frames: &[usize], faults: &Faults) -> (CodedTail, LocalRun) {
+    let f = fixture();
+    let edges = 3;
+    let t = coded_tail(scheme, edges);
+    let p = port();
+    let mut c = local_cluster(Policy::WstS, (3, 3), edges, 1, p, Some(KEY), LAYERS);
+    c.timeouts.tile = Duration::from_secs(3);
+    let mut stage = CodedTailStage::start(
+        &t,
+        &StageSpec {
+            edges,
+            port: p + 1,
+            key: Some(KEY),
+            kernel: NodeKernel::Portable,
+            deadline: Duration::from_secs(20),
+            slow: faults.slow.clone(),
+            absent: faults.absent.clone(),
+        },
+    )
+    .unwrap();
+    let images: Vec<Vec<f32>> = frames.iter().map(|&i| f.images[i].clone()).collect();
+    let model = fused_model(&f.net, &f.params, LAYERS, c.grid).unwrap();
+    let r = run_local_with(
+        &c,
+        model,
+        &images,
+        faults,
+        Duration::from_secs(60),
+        Some(&mut stage),
+    )
+    .unwrap();
+    let stats = stage.stop();
+    assert_eq!(stats.glue_failures, 0);
+    (t, r)
+}
+
+/// Every frame's tail complete, and (`exact`) bit-identical to `reference_with`, else within
+/// the float decode error; detections as the plain tail's either way.
+fn assert_tails(what: &str, t: &CodedTail, r: &LocalRun, frames: &[usize], exact: bool) {
+    assert_eq!(
+        r.tails.len(),
+        frames.len(),
+        "{what}: tails {:?}",
+        r.tails.keys()
+    );
+    for (n, &img) in frames.iter().enumerate() {
+        let key = FrameKey::new(1, n as u32);
+        let done = &r.tails[&key];
+        assert!(
+            done.finished.quality.is_complete(),
+            "{what}: frame {n} quality {:?}",
+            done.finished.quality
+        );
+        // The fused stack is exact (FTP is bit-identical to the single device).
+        assert!(bit_identical(
+            r.gateway[&key].output.as_deref().unwrap(),
+            &fixture().fused[img]
+        ));
+        let expect = reference(t, img);
+        let out = &done.finished.output;
+        if exact {
+            assert!(
+                bit_identical(out, &expect),
+                "{what}: frame {n} differs by {} (layers {:?})",
+                max_abs_diff(out, &expect),
+                done.finished.layers
+            );
+        } else {
+            let d = max_abs_diff(out, &expect);
+            assert!(d < 1e-3, "{what}: frame {n} max |d| {d}");
+        }
+        let (a, b) = (boxes(out), boxes(&plain_tail(&fixture().fused[img])));
+        assert!(detections_match(&a, &b), "{what}: frame {n}");
+    }
+}
+
+#[test]
+fn cdc1_on_three_edges_is_bit_identical_to_reference_with() {
+    // Edge 3 holds every layer's parity shard; slowed, its results arrive after both data
+    // shards, so every layer is the data shards' (exact) concatenation.
+    let faults = Faults {
+        slow: vec![(3, 20.0)],
+        ..Faults::default()
+    };
+    let frames = [0, 1, 0];
+    let (t, r) = run_coded(TailScheme::Cdc(1), &frames, &faults);
+    assert_tails("cdc:1", &t, &r, &frames, true);
+    for d in r.tails.values() {
+        assert!(d.finished.layers.iter().all(|l| l.present & 0b11 == 0b11));
+    }
+}
+
+#[test]
+fn cdc1_with_the_parity_edge_killed_mid_run_stays_bit_identical() {
+    let faults = Faults {
+        slow: vec![(3, 20.0)],
+        kill: Some((3, Duration::from_millis(300))),
+        ..Faults::default()
+    };
+    let frames = [0, 1, 0, 1];
+    let (t, r) = run_coded(TailScheme::Cdc(1), &frames, &faults);
+    assert_tails("cdc:1, parity edge killed", &t, &r, &frames, true);
+}
+
+#[test]
+fn cdc1_with_a_data_edge_killed_mid_run_completes_every_frame_from_parity() {
+    let faults = Faults {
+        slow: vec![(1, 2.0), (2, 2.0), (3, 2.0)],
+        kill: Some((2, Duration::from_millis(300))),
+        ..Faults::default()
+    };
+    let frames = [0, 1, 0, 1];
+    let (t, r) = run_coded(TailScheme::Cdc(1), &frames, &faults);
+    assert_tails("cdc:1, data edge killed", &t, &r, &frames, false);
+}
+
+#[test]
+fn uncoded_split_is_bit_identical_without_faults() {
+    let frames = [1];
+    let (t, r) = run_coded(TailScheme::Uncoded, &frames, &Faults::default());
+    assert_tails("uncoded", &t, &r, &frames, true);
+}
+
+#[test]
+fn tails_that_cannot_be_coded_are_refused() {
+    let f = fixture();
+    let w = Weights::new(&f.net, f.net.layers().len(), &f.params).unwrap();
+    let s = TailScheme::Cdc(1).layer_scheme(3).unwrap();
+    // Layer 17 is a max pool.
+    assert_eq!(
+        CodedTail::new(&f.net, &w, 17, s, &[1, 2, 3]).unwrap_err(),
+        CodedTailError::FirstNotConv { layer: 17 }
+    );
+    assert!(matches!(
+        CodedTail::new(&f.net, &w, 40, s, &[1, 2, 3]),
+        Err(CodedTailError::Range { .. })
+    ));
+    // From 18, route 25 reads layer 16, before the tail.
+    assert_eq!(
+        CodedTail::new(&f.net, &w, 18, s, &[1, 2, 3]).unwrap_err(),
+        CodedTailError::RouteOutside {
+            layer: 25,
+            source: 16
+        }
+    );
+    // Layer 29 (the 3x3 conv after route 28) with stride 2.
+    let text = cfg_160();
+    let route = text.find("layers=-1,-4").unwrap();
+    let at = route + text[route..].find("stride=1").unwrap();
+    let strided = format!("{}stride=2{}", &text[..at], &text[at + "stride=1".len()..]);
+    let net = cfg::parse(&strided).unwrap();
+    let params = gen_weights::params(&net, net.layers().len(), 5);
+    let w = Weights::new(&net, net.layers().len(), &params).unwrap();
+    let e = CodedTail::new(&net, &w, LAYERS, s, &[1, 2, 3]).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            CodedTailError::NotSame {
+                layer: 29,
+                stride: 2,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("stride 1"), "{e}");
+}
+
+#[test]
+fn bad_coded_tail_values_are_clear_errors() {
+    for (args, says) in [
+        (
+            &["--coded-tail", "raid"][..],
+            "unknown coded tail scheme 'raid'",
+        ),
+        (
+            &["--coded-tail", "cdc:0"][..],
+            "unknown coded tail scheme 'cdc:0'",
+        ),
+        (&["--coded-tail", "cdc:x"][..], "unknown coded tail scheme"),
+        (&["--coded-tail", "cdc:3"][..], "needs more than 3 edges"),
+        (
+            &["--coded-tail", "2mr", "--edges", "1"][..],
+            "2mr needs 2 or more edges",
+        ),
+        (
+            &["--coded-tail", "cdc:1", "--no-tail"][..],
+            "exclude each other",
+        ),
+        (
+            &["--coded-tail", "cdc:1", "--kill", "1@0.5"][..],
+            "data source",
+        ),
+        (&["--coded-tail", "cdc:1", "--kill", "9@0.5"][..], "--kill"),
+        (&["--slow", "2:0.5"][..], "--slow"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .arg("demo")
+            .args(args)
+            .args(["--port", "29990"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded: {text}");
+        assert!(text.contains(says), "{args:?}: {text}");
+    }
+}
