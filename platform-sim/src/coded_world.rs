@@ -2,12 +2,12 @@
 //! and workers `1..=n`, each a `backends::coded::CodedNode` (the driver platform-pi would
 //! run) over its own smoltcp interface on the simulated [`Medium`], in virtual time.
 //!
-//! It is `world.rs` for the coded stage: the clock jumps to the earliest of the next packet
-//! arrival, every node's wake-up (`CodedNode::poll_at`, the interface's `poll_at`, the end of
-//! a running shard job), the next scripted fault and the next periodic submission; nodes due
-//! at the same instant step in id order; every random draw comes from a generator seeded from
-//! the run's seed, with a distinct stream per node and per link. Same seed, same outcome (the
-//! trace hash covers every packet, job and finished frame).
+//! It runs on the event loop `world.rs` runs on (`sim_core`): the clock jumps to the earliest
+//! of the next packet arrival, every node's wake-up (`CodedNode::poll_at`, the interface's
+//! `poll_at`, the end of a running shard job), the next scripted fault and here also the next
+//! periodic submission; nodes due at the same instant step in id order; every random draw
+//! comes from a generator seeded from the run's seed, with a distinct stream per node and per
+//! link. Same seed, same outcome (the trace hash covers every packet, job and finished frame).
 //!
 //! # Shard compute time ([`SimShards`])
 //!
@@ -42,27 +42,28 @@
 //! retransmits, so loss turns into delay, and delay past a budget into an erasure.
 
 use std::cell::RefCell;
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use smoltcp::iface::SocketStorage;
 use tessera_backends::coded::{
-    CodedModel, CodedNode, CodedNodeStats, LayerRecord, ShardDone, ShardExecutor, ShardJob,
+    CodedFinished, CodedModel, CodedNode, CodedNodeStats, LayerRecord, ShardDone, ShardExecutor,
+    ShardJob,
 };
-use tessera_backends::link::LinkConfig;
-use tessera_backends::nal_smoltcp::{NetConfig, SmolNet, SmolStack};
+use tessera_backends::nal_smoltcp::SmolStack;
 use tessera_core::deadline::LinkDelay;
 use tessera_core::runtime::coded::{CodedConfig, CodedStats, Quality};
 use tessera_core::time::{Duration, Instant};
-use tessera_core::wire::{Key, Limits, NodeId, GATEWAY};
+use tessera_core::wire::{NodeId, GATEWAY};
 
 use crate::device::SimDevice;
-use crate::medium::{Fate, LinkFault, Medium, NetModel};
+use crate::fault::{link_faults, Fault};
+use crate::interfaces::{interfaces, link_config, SocketMemory};
+use crate::job_clock::{JobClock, PendingJob};
+use crate::medium::{LinkFault, Medium, NetModel};
 use crate::rng::Rng;
-use crate::world::{Fault, TraceHash};
+use crate::sim_core::{impl_sim_node, Core, SimNode, TracedJob, Workload};
 
 /// The TCP port every node listens on.
 pub const PORT: u16 = 7100;
@@ -234,18 +235,8 @@ impl CodedOutcome {
     }
 }
 
-/// State shared between a worker's [`SimShards`] and the engine.
-#[derive(Debug)]
-pub struct ShardShared {
-    /// The virtual clock (set before each step).
-    pub now: Instant,
-    /// When the running job finishes.
-    pub busy_until: Option<Instant>,
-    /// Compute-time multiplier (straggler: > 1).
-    pub slowdown: f64,
-    /// Jobs started.
-    pub jobs: Vec<ShardRecord>,
-}
+/// State shared between a worker's [`SimShards`] and the world.
+pub type ShardShared = JobClock<ShardRecord>;
 
 /// A worker's [`ShardExecutor`] in virtual time (see the module docs for the duration).
 pub struct SimShards {
@@ -254,7 +245,7 @@ pub struct SimShards {
     flops_per_us: f64,
     arrival: Arrival,
     rng: Rng,
-    pending: Option<(Instant, ShardDone)>,
+    pending: PendingJob<ShardDone>,
 }
 
 impl SimShards {
@@ -272,7 +263,7 @@ impl SimShards {
             flops_per_us: gflops * 1e3,
             arrival,
             rng: Rng::derive(seed, 0xc0de_0000 + u64::from(node)),
-            pending: None,
+            pending: PendingJob::default(),
         }
     }
 }
@@ -292,11 +283,7 @@ impl ShardExecutor for SimShards {
             }
         };
         let mut sh = self.shared.borrow_mut();
-        let slow = if sh.slowdown > 0.0 { sh.slowdown } else { 1.0 };
-        let us = (flops as f64 / self.flops_per_us * factor * slow).ceil() as u64;
-        let start = sh.now;
-        let end = start + Duration::from_micros(us.max(1));
-        sh.busy_until = Some(end);
+        let (start, end) = sh.begin(flops as f64 / self.flops_per_us * factor);
         sh.jobs.push(ShardRecord {
             node: self.node,
             work: (job.work.frame.number, job.work.layer, job.work.shard),
@@ -305,24 +292,17 @@ impl ShardExecutor for SimShards {
             flops,
         });
         let output = model.compute_shard(job.work, job.cols, &job.input);
-        self.pending = Some((
+        self.pending.hold(
             end,
             ShardDone {
                 work: job.work,
                 output,
             },
-        ));
+        );
     }
 
     fn poll(&mut self) -> Option<ShardDone> {
-        let now = self.shared.borrow().now;
-        match &self.pending {
-            Some((end, _)) if *end <= now => {
-                self.shared.borrow_mut().busy_until = None;
-                self.pending.take().map(|(_, d)| d)
-            }
-            _ => None,
-        }
+        self.pending.take_due(&self.shared)
     }
 }
 
@@ -330,91 +310,41 @@ fn address(id: NodeId) -> Ipv4Addr {
     Ipv4Addr::new(10, 1, (id >> 8) as u8, id as u8 + 1)
 }
 
-struct InFlight {
-    at: u64,
-    seq: u64,
-    to: usize,
-    packet: Vec<u8>,
-}
-
-impl PartialEq for InFlight {
-    fn eq(&self, o: &Self) -> bool {
-        (self.at, self.seq) == (o.at, o.seq)
-    }
-}
-impl Eq for InFlight {}
-impl PartialOrd for InFlight {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for InFlight {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        (self.at, self.seq).cmp(&(o.at, o.seq))
-    }
-}
-
 type SimCoded<'n, 'a> = CodedNode<SmolStack<'n, 'a, SimDevice>, SimShards>;
 
-struct Engine<'n, 'a> {
-    cfg: &'n CodedSimConfig,
-    nets: &'n [RefCell<SmolNet<'a, SimDevice>>],
-    nodes: Vec<SimCoded<'n, 'a>>,
-    shared: Vec<Rc<RefCell<ShardShared>>>,
-    medium: Medium,
-    queue: BinaryHeap<Reverse<InFlight>>,
-    seq: u64,
-    wake: Vec<u64>,
-    alive: Vec<bool>,
-    now: u64,
-    hash: TraceHash,
-    events: u64,
-    steps: u64,
+impl_sim_node!(SimCoded<'_, '_>, CodedFinished, ShardRecord);
+
+impl TracedJob for ShardRecord {
+    fn work_words(&self) -> [u64; 3] {
+        let (frame, layer, shard) = self.work;
+        [frame as u64, layer as u64, shard as u64]
+    }
+    fn end(&self) -> u64 {
+        self.end
+    }
+}
+
+/// The coded stage's workload: the gateway submits frames (back to back or periodically)
+/// and reports them when they leave the stage.
+struct Stage<'c> {
+    cfg: &'c CodedSimConfig,
     submitted: usize,
+    /// When the gateway next tries to submit, µs (`u64::MAX`: when a frame leaves).
     next_submit: u64,
+    /// Frame number → (submission index, submitted at).
     pending: BTreeMap<u32, (usize, u64)>,
     frames: Vec<CodedFrame>,
+    /// Reference outputs by input index, computed once.
     references: BTreeMap<usize, Vec<f32>>,
-    sent: Vec<Vec<u8>>,
-    ready: bool,
-    ready_at: u64,
-    faults_done: Vec<bool>,
 }
 
 /// Runs `cfg` until every frame left the stage (or the gateway crashed, or the time limit).
 pub fn run(cfg: &CodedSimConfig) -> CodedOutcome {
     let n = cfg.workers as usize + 1;
     let sockets = n + 3;
-    let buf = cfg.socket_buffer;
-    let mut bytes = vec![0u8; n * sockets * 2 * buf];
-    let mut storage: Vec<SocketStorage<'_>> =
-        (0..n * sockets).map(|_| SocketStorage::EMPTY).collect();
-    let mut chunks = bytes.chunks_mut(buf);
-    let mut nets = Vec::with_capacity(n);
-    for (i, st) in storage.chunks_mut(sockets).enumerate() {
-        let pairs: Vec<(&mut [u8], &mut [u8])> = (0..sockets)
-            .map(|_| {
-                (
-                    chunks.next().expect("rx buffer"),
-                    chunks.next().expect("tx buffer"),
-                )
-            })
-            .collect();
-        let net = SmolNet::new(
-            NetConfig {
-                address: address(i as NodeId),
-                prefix_len: 16,
-                seed: cfg.seed.wrapping_mul(1_000_003).wrapping_add(i as u64 + 1),
-                backlog: 3,
-                first_port: 49152 + (i as u16 % 64) * 256,
-            },
-            SimDevice::new(cfg.net.mtu),
-            st,
-            pairs,
-            Instant::ZERO,
-        );
-        nets.push(RefCell::new(net));
-    }
+    let addresses: Vec<Ipv4Addr> = (0..n).map(|i| address(i as NodeId)).collect();
+    let mut memory = SocketMemory::new(n, sockets, cfg.socket_buffer);
+    let nets = interfaces(&mut memory, &addresses, cfg.net.mtu, cfg.seed);
     let mut nodes = Vec::with_capacity(n);
     let mut shared = Vec::with_capacity(n);
     for (i, net) in nets.iter().enumerate() {
@@ -427,22 +357,8 @@ pub fn run(cfg: &CodedSimConfig) -> CodedOutcome {
         } else {
             vec![(GATEWAY, SocketAddr::from((address(GATEWAY), PORT)))]
         };
-        let link = LinkConfig {
-            me: id,
-            port: PORT,
-            peers,
-            key: cfg.secure.then(|| Key::new([9; 32])),
-            limits: Limits::LARGE,
-            first_seq: 1,
-            peer_dead: cfg.peer_dead,
-            retry: Duration::from_millis(100),
-        };
-        let sh = Rc::new(RefCell::new(ShardShared {
-            now: Instant::ZERO,
-            busy_until: None,
-            slowdown: 1.0,
-            jobs: Vec::new(),
-        }));
+        let link = link_config(id, PORT, peers, cfg.secure, [9; 32], cfg.peer_dead);
+        let sh = Rc::new(RefCell::new(ShardShared::default()));
         let exec = SimShards::new(sh.clone(), id, cfg.gflops, cfg.arrival, cfg.seed);
         let node = CodedNode::new(
             SmolStack::new(net),
@@ -455,258 +371,113 @@ pub fn run(cfg: &CodedSimConfig) -> CodedOutcome {
         nodes.push(node);
         shared.push(sh);
     }
-    let mut link_faults: Vec<LinkFault> = cfg
-        .faults
-        .iter()
-        .filter_map(|f| match *f {
-            Fault::Loss {
-                from,
-                until,
-                rate,
-                link,
-            } => Some(LinkFault {
-                from_us: from,
-                until_us: until,
-                link: link.map(|(a, b)| (a as usize, b as usize)),
-                loss: rate,
-            }),
-            Fault::LinkDown { a, b, from, until } => Some(LinkFault {
-                from_us: from,
-                until_us: until,
-                link: Some((a as usize, b as usize)),
-                loss: 1.0,
-            }),
-            _ => None,
-        })
-        .collect();
+    let mut faults = link_faults(&cfg.faults);
     if cfg.loss > 0.0 {
-        link_faults.push(LinkFault {
+        faults.push(LinkFault {
             from_us: 0,
             until_us: u64::MAX,
             link: None,
             loss: cfg.loss,
         });
     }
-    let medium = Medium::new(cfg.net.clone(), n, cfg.seed ^ 0xc0de_d000, link_faults);
-    let mut e = Engine {
-        cfg,
-        nets: &nets,
+    let medium = Medium::new(cfg.net.clone(), n, cfg.seed ^ 0xc0de_d000, faults);
+    let limit = cfg.limit.total_micros();
+    let mut core = Core::new(
+        &addresses,
+        &nets,
         nodes,
         shared,
-        medium,
-        queue: BinaryHeap::new(),
-        seq: 0,
-        wake: vec![0; n],
-        alive: vec![true; n],
-        now: 0,
-        hash: TraceHash(0xcbf2_9ce4_8422_2325),
-        events: 0,
-        steps: 0,
+        vec![medium],
+        &cfg.faults,
+        limit,
+    );
+    let mut w = Stage {
+        cfg,
         submitted: 0,
         next_submit: u64::MAX,
         pending: BTreeMap::new(),
         frames: Vec::new(),
         references: BTreeMap::new(),
-        sent: Vec::new(),
-        ready: false,
-        ready_at: 0,
-        faults_done: vec![false; cfg.faults.len()],
     };
-    e.run();
-    e.outcome()
+    core.run(&mut w);
+    let g = &core.nodes[GATEWAY as usize];
+    let mut fitted = Vec::new();
+    if let Some(m) = g.gateway() {
+        for worker in 1..n as NodeId {
+            for l in 0..cfg.model.len() {
+                if let Some(d) = m.link_model(worker, l) {
+                    fitted.push((worker, l, d));
+                }
+            }
+        }
+    }
+    let m = &core.media[0];
+    CodedOutcome {
+        submitted: w.submitted,
+        frames: w.frames,
+        trace_hash: core.hash.0,
+        events: core.events,
+        virtual_us: core.now,
+        steps: core.steps,
+        ready_at: core.ready_at,
+        gateway: g.stats().gateway.unwrap_or_default(),
+        nodes: core.nodes.iter().map(|n| (n.id(), n.stats())).collect(),
+        medium: (m.bytes, m.packets, m.lost),
+        jobs: core.jobs(),
+        fitted,
+    }
 }
 
-fn fnv(h: &mut TraceHash, words: &[u64]) {
-    for w in words {
-        for b in w.to_le_bytes() {
-            h.0 ^= b as u64;
-            h.0 = h.0.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-}
+impl<'n, 'a> Workload<SimCoded<'n, 'a>> for Stage<'_> {
+    /// A wake-up in the past is the link's dial time of a peer whose connection is still
+    /// being set up (SYN retransmission under loss): re-checked every 200 µs, not every µs.
+    const PAST_WAKE_US: u64 = 200;
 
-impl Engine<'_, '_> {
-    fn trace(&mut self, words: &[u64]) {
-        self.events += 1;
-        fnv(&mut self.hash, words);
+    /// The gateway has a link to every worker, every worker to the gateway.
+    fn connected(&self, core: &Core<'_, '_, SimCoded<'n, 'a>>) -> bool {
+        let workers = core.nodes.len() - 1;
+        core.nodes[GATEWAY as usize].peers_up() == workers
+            && core.nodes.iter().skip(1).all(|n| n.peers_up() == 1)
     }
 
-    fn done(&self) -> bool {
-        self.ready
-            && ((self.submitted >= self.cfg.frames && self.pending.is_empty())
-                || !self.alive[GATEWAY as usize])
+    fn on_ready(&mut self, core: &mut Core<'_, '_, SimCoded<'n, 'a>>) {
+        self.next_submit = core.now;
     }
 
-    fn run(&mut self) {
-        let limit = self.cfg.limit.total_micros();
-        while !self.done() {
-            let next_packet = self.queue.peek().map_or(u64::MAX, |p| p.0.at);
-            let next_wake = self.wake.iter().copied().min().unwrap_or(u64::MAX);
-            let t = next_packet
-                .min(next_wake)
-                .min(self.next_fault())
-                .min(self.next_submit);
-            if t == u64::MAX || t > limit {
-                self.now = self.now.max(limit.min(t));
-                break;
-            }
-            self.now = t;
-            self.apply_faults();
-            if t >= self.next_submit {
-                self.wake[GATEWAY as usize] = t;
-            }
-            while self.queue.peek().is_some_and(|p| p.0.at == t) {
-                let Reverse(p) = self.queue.pop().expect("peeked");
-                if self.alive[p.to] {
-                    self.nets[p.to].borrow_mut().device_mut().deliver(p.packet);
-                    self.wake[p.to] = t;
-                }
-            }
-            for i in 0..self.nodes.len() {
-                if self.wake[i] <= t {
-                    if self.alive[i] {
-                        self.step(i);
-                    } else {
-                        self.wake[i] = u64::MAX;
-                    }
-                }
-            }
-            if !self.ready {
-                self.check_ready();
-            }
+    /// Every frame left the stage, or the gateway crashed.
+    fn done(&self, core: &Core<'_, '_, SimCoded<'n, 'a>>) -> bool {
+        (self.submitted >= self.cfg.frames && self.pending.is_empty())
+            || !core.alive[GATEWAY as usize]
+    }
+
+    fn next_event(&self) -> u64 {
+        self.next_submit
+    }
+
+    /// A submission is due: the gateway steps now.
+    fn at(&mut self, core: &mut Core<'_, '_, SimCoded<'n, 'a>>, t: u64) {
+        if t >= self.next_submit {
+            core.wake[GATEWAY as usize] = t;
         }
     }
 
-    fn next_fault(&self) -> u64 {
-        if !self.ready {
-            return u64::MAX;
-        }
-        self.cfg
-            .faults
-            .iter()
-            .zip(&self.faults_done)
-            .filter(|(_, d)| !**d)
-            .filter_map(|(f, _)| match *f {
-                Fault::Crash { at, .. } | Fault::Straggler { at, .. } => {
-                    Some(self.ready_at.saturating_add(at))
-                }
-                _ => None,
-            })
-            .min()
-            .unwrap_or(u64::MAX)
-    }
-
-    fn apply_faults(&mut self) {
-        if !self.ready {
+    /// The gateway submits every frame that is due and that it accepts.
+    fn polled(&mut self, core: &mut Core<'_, '_, SimCoded<'n, 'a>>, i: usize) {
+        if i != GATEWAY as usize {
             return;
         }
-        for k in 0..self.cfg.faults.len() {
-            if self.faults_done[k] {
-                continue;
-            }
-            match self.cfg.faults[k] {
-                Fault::Crash { node, at } if self.ready_at.saturating_add(at) <= self.now => {
-                    let i = node as usize;
-                    if i < self.alive.len() {
-                        self.alive[i] = false;
-                        self.nets[i].borrow_mut().device_mut().clear();
-                        self.wake[i] = u64::MAX;
-                    }
-                    self.faults_done[k] = true;
-                    self.trace(&[self.now, 100, node as u64]);
-                }
-                Fault::Straggler { node, at, factor }
-                    if self.ready_at.saturating_add(at) <= self.now =>
-                {
-                    if let Some(x) = self.shared.get(node as usize) {
-                        x.borrow_mut().slowdown = factor;
-                    }
-                    self.faults_done[k] = true;
-                    self.trace(&[self.now, 101, node as u64]);
-                }
-                _ => {}
-            }
-        }
-    }
-
-    fn check_ready(&mut self) {
-        let workers = self.nodes.len() - 1;
-        let all = self.nodes[GATEWAY as usize].link().peers_up().count() == workers
-            && self
-                .nodes
-                .iter()
-                .skip(1)
-                .all(|n| n.link().peers_up().count() == 1);
-        if all {
-            self.ready = true;
-            self.ready_at = self.now;
-            self.medium.origin = Some(self.now);
-            self.next_submit = self.now;
-            self.trace(&[self.now, 1]);
-        }
-    }
-
-    fn step(&mut self, i: usize) {
-        let now = self.now;
-        let t = Instant::from_micros(now);
-        self.steps += 1;
-        self.shared[i].borrow_mut().now = t;
-        self.nets[i].borrow_mut().poll(t);
-        let jobs_before = self.shared[i].borrow().jobs.len();
-        self.nodes[i].poll(t);
-        if self.ready && i == GATEWAY as usize {
-            self.submit();
-        }
-        self.nets[i].borrow_mut().poll(t);
-        let jobs_after = self.shared[i].borrow().jobs.len();
-        for k in jobs_before..jobs_after {
-            let j = self.shared[i].borrow().jobs[k];
-            self.trace(&[
-                now,
-                2,
-                i as u64,
-                j.work.0 as u64,
-                j.work.1 as u64,
-                j.work.2 as u64,
-                j.end,
-            ]);
-        }
-        self.transmit(i);
-        for f in self.nodes[i].take_finished() {
-            self.finished(f);
-        }
-        let mut w = u64::MAX;
-        if let Some(p) = self.nodes[i].poll_at() {
-            // A wake-up in the past is the link's dial time of a peer whose connection is
-            // still being set up (SYN retransmission under loss): re-check every 200 µs, not
-            // every µs (world.rs does the same with 1 ms).
-            let p = p.total_micros();
-            w = w.min(if p <= now { now + 200 } else { p });
-        }
-        if let Some(p) = self.nets[i].borrow_mut().poll_at() {
-            w = w.min(p.total_micros().max(now + 1));
-        }
-        if let Some(p) = self.shared[i].borrow().busy_until {
-            w = w.min(p.total_micros().max(now + 1));
-        }
-        self.wake[i] = w;
-    }
-
-    fn submit(&mut self) {
-        let g = GATEWAY as usize;
-        while self.submitted < self.cfg.frames && self.now >= self.next_submit {
-            if self.cfg.period.is_none() && self.nodes[g].in_flight() > 0 {
+        while self.submitted < self.cfg.frames && core.now >= self.next_submit {
+            if self.cfg.period.is_none() && core.nodes[i].in_flight() > 0 {
                 self.next_submit = u64::MAX;
                 break;
             }
             let idx = self.submitted;
-            let inputs = self.cfg.inputs.clone();
-            let input = &inputs[idx % inputs.len()];
-            match self.nodes[g].submit(Instant::from_micros(self.now), input, self.cfg.cols) {
+            let input = &self.cfg.inputs[idx % self.cfg.inputs.len()];
+            match core.nodes[i].submit(Instant::from_micros(core.now), input, self.cfg.cols) {
                 Ok(key) => {
-                    self.pending.insert(key.number, (idx, self.now));
+                    self.pending.insert(key.number, (idx, core.now));
                     self.submitted += 1;
-                    self.trace(&[self.now, 3, key.number as u64]);
+                    core.trace(&[core.now, 3, key.number as u64]);
                     self.next_submit = match self.cfg.period {
                         Some(p) => self.next_submit.saturating_add(p.total_micros()),
                         None => u64::MAX,
@@ -724,48 +495,15 @@ impl Engine<'_, '_> {
         }
     }
 
-    fn transmit(&mut self, i: usize) {
-        let mut sent = std::mem::take(&mut self.sent);
-        self.nets[i].borrow_mut().device_mut().take_sent(&mut sent);
-        for p in sent.drain(..) {
-            // IPv4 destination: bytes 16..20 = 10.1.hi.(lo + 1).
-            let to = match p.get(16..20) {
-                Some(&[10, 1, hi, lo]) if lo >= 1 => ((hi as usize) << 8) + lo as usize - 1,
-                _ => continue,
-            };
-            if to >= self.nodes.len() {
-                continue;
-            }
-            let fate = self.medium.send(self.now, i, to, p.len());
-            let at = match fate {
-                Fate::Arrives(at) if self.alive[to] => at,
-                _ => u64::MAX,
-            };
-            self.trace(&[self.now, 4, i as u64, to as u64, p.len() as u64, at]);
-            if at != u64::MAX {
-                self.seq += 1;
-                self.queue.push(Reverse(InFlight {
-                    at,
-                    seq: self.seq,
-                    to,
-                    packet: p,
-                }));
-            } else {
-                self.nets[i].borrow_mut().device_mut().recycle(p);
-            }
-        }
-        self.sent = sent;
-    }
-
-    fn finished(&mut self, f: tessera_backends::coded::CodedFinished) {
+    fn finished(&mut self, core: &mut Core<'_, '_, SimCoded<'n, 'a>>, _i: usize, f: CodedFinished) {
         let Some((idx, submitted)) = self.pending.remove(&f.frame.number) else {
             return;
         };
         let (exact, max_abs_err) = if self.cfg.check {
-            let inputs = self.cfg.inputs.clone();
+            let cfg = self.cfg;
+            let inputs = &cfg.inputs;
             let input = &inputs[idx % inputs.len()];
-            let model = self.cfg.model.clone();
-            let cols = self.cfg.cols;
+            let (model, cols) = (&cfg.model, cfg.cols);
             let want = self
                 .references
                 .entry(idx % inputs.len())
@@ -785,8 +523,8 @@ impl Engine<'_, '_> {
         } else {
             (None, None)
         };
-        self.trace(&[
-            self.now,
+        core.trace(&[
+            core.now,
             5,
             f.frame.number as u64,
             u64::from(f.quality.fraction.to_bits()),
@@ -797,7 +535,7 @@ impl Engine<'_, '_> {
         self.frames.push(CodedFrame {
             index: idx,
             submitted,
-            finished: self.now,
+            finished: core.now,
             quality: f.quality,
             layers: f.layers,
             output: f.output,
@@ -807,44 +545,12 @@ impl Engine<'_, '_> {
         // Back to back: the next frame enters now; periodic: a refused frame may enter now.
         if self.submitted < self.cfg.frames {
             self.next_submit = match self.cfg.period {
-                None => self.now,
+                None => core.now,
                 Some(p) => {
-                    let due = self.ready_at + p.total_micros() * self.submitted as u64;
-                    due.max(self.now)
+                    let due = core.ready_at + p.total_micros() * self.submitted as u64;
+                    due.max(core.now)
                 }
             };
-        }
-    }
-
-    fn outcome(self) -> CodedOutcome {
-        let g = &self.nodes[GATEWAY as usize];
-        let mut fitted = Vec::new();
-        if let Some(m) = g.gateway() {
-            for w in 1..self.nodes.len() as NodeId {
-                for l in 0..self.cfg.model.len() {
-                    if let Some(d) = m.link_model(w, l) {
-                        fitted.push((w, l, d));
-                    }
-                }
-            }
-        }
-        CodedOutcome {
-            submitted: self.submitted,
-            frames: self.frames,
-            trace_hash: self.hash.0,
-            events: self.events,
-            virtual_us: self.now,
-            steps: self.steps,
-            ready_at: self.ready_at,
-            gateway: g.stats().gateway.unwrap_or_default(),
-            nodes: self.nodes.iter().map(|n| (n.id(), n.stats())).collect(),
-            medium: (self.medium.bytes, self.medium.packets, self.medium.lost),
-            jobs: self
-                .shared
-                .iter()
-                .flat_map(|x| x.borrow().jobs.clone())
-                .collect(),
-            fitted,
         }
     }
 }

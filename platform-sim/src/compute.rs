@@ -25,8 +25,9 @@ use tessera_core::kernel::Portable;
 use tessera_core::model::LayerKind;
 use tessera_core::runtime::Work;
 use tessera_core::tensor::region_len;
-use tessera_core::time::{Duration, Instant};
 use tessera_core::wire::NodeId;
+
+use crate::job_clock::{JobClock, PendingJob};
 
 /// Pi 3 rate calibrated to [S0]'s single-device time (see the module docs), GFLOP/s.
 pub const PI3_GFLOPS: f64 = 1.53;
@@ -60,17 +61,7 @@ pub struct JobRecord {
 }
 
 /// State shared between a node's executor and the simulator.
-#[derive(Debug, Default)]
-pub struct ExecShared {
-    /// The virtual clock (set by the simulator before each step).
-    pub now: Instant,
-    /// When the running job finishes.
-    pub busy_until: Option<Instant>,
-    /// Multiplier of compute time (straggler: > 1).
-    pub slowdown: f64,
-    /// Jobs started (finished or not).
-    pub jobs: Vec<JobRecord>,
-}
+pub type ExecShared = JobClock<JobRecord>;
 
 /// FLOPs of `work` (2 per multiply-add; pooling is not counted, as in `ftp::tile_macs`).
 pub fn job_flops(model: &Model, work: &Work) -> u64 {
@@ -154,7 +145,7 @@ pub struct SimExecutor {
     flops_per_us: f64,
     node: usize,
     id: NodeId,
-    pending: Option<(Instant, Result<Done, ModelError>)>,
+    pending: PendingJob<Result<Done, ModelError>>,
 }
 
 impl SimExecutor {
@@ -174,7 +165,7 @@ impl SimExecutor {
             flops_per_us: gflops * 1e3,
             node,
             id,
-            pending: None,
+            pending: PendingJob::default(),
         }
     }
 }
@@ -183,11 +174,7 @@ impl Executor for SimExecutor {
     fn start(&mut self, job: Job) {
         let mut sh = self.shared.borrow_mut();
         let flops = job_flops(&self.model, &job.work);
-        let slow = if sh.slowdown > 0.0 { sh.slowdown } else { 1.0 };
-        let us = (flops as f64 / self.flops_per_us * slow).ceil() as u64;
-        let start = sh.now;
-        let end = start + Duration::from_micros(us.max(1));
-        sh.busy_until = Some(end);
+        let (start, end) = sh.begin(flops as f64 / self.flops_per_us);
         sh.jobs.push(JobRecord {
             node: self.node,
             id: self.id,
@@ -200,17 +187,10 @@ impl Executor for SimExecutor {
             Kernels::Real => execute(&Portable, &self.model, job),
             Kernels::CostOnly => zero_done(&self.model, job),
         };
-        self.pending = Some((end, done));
+        self.pending.hold(end, done);
     }
 
     fn poll(&mut self) -> Option<Result<Done, ModelError>> {
-        let now = self.shared.borrow().now;
-        match &self.pending {
-            Some((end, _)) if *end <= now => {
-                self.shared.borrow_mut().busy_until = None;
-                self.pending.take().map(|(_, d)| d)
-            }
-            _ => None,
-        }
+        self.pending.take_due(&self.shared)
     }
 }

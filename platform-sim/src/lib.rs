@@ -6,9 +6,14 @@
 //! - [`device`]: the smoltcp device of a node on that medium.
 //! - [`compute`]: the executor in virtual time (real kernels or the FLOP cost model).
 //! - [`models`]: YOLOv2's fused layers and a small net for real kernels.
-//! - [`world`]: the event loop, faults, the trace hash.
+//! - [`job_clock`]: a node's running job in virtual time (shared by both executors).
+//! - [`fault`]: scripted crashes, stragglers, loss bursts and link outages.
+//! - `interfaces`: each node's smoltcp interface and link configuration.
+//! - `sim_core`: the event loop both worlds share: clock, packets in flight, faults, node
+//!   stepping, the trace hash.
+//! - [`world`]: clusters of FTP nodes (`backends::driver`) and their cameras on that loop.
 //! - [`coded_world`]: the coded (CDC) stage's gateway and workers (`backends::coded`) on the
-//!   same medium, in virtual time.
+//!   same loop.
 //! - [`cdc`], [`digits`]: the coded-computing experiments and the digits MLP.
 //! - [`scenario`]: TOML scenario files.
 #![forbid(unsafe_code)]
@@ -20,9 +25,13 @@ pub mod compute;
 pub mod device;
 pub mod digits;
 pub mod experiments;
+pub mod fault;
+mod interfaces;
+pub mod job_clock;
 pub mod medium;
 pub mod models;
 pub mod report;
 pub mod rng;
 pub mod scenario;
+mod sim_core;
 pub mod world;

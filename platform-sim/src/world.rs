@@ -1,77 +1,38 @@
-//! The simulated world: clusters of nodes, each a smoltcp interface on the medium driving a
-//! `backends::driver::Node` (the driver platform-pi runs), one virtual clock, one event queue.
+//! The simulated FTP world: clusters of a gateway and edges, each node a
+//! `backends::driver::Node` (the driver platform-pi runs) over its own smoltcp interface on
+//! its cluster's medium, cameras on the source edges, run on the shared event loop
+//! (`sim_core`: clock, packets, faults, stepping, trace hash; its module docs say what
+//! makes a run deterministic).
 //!
-//! Determinism: the clock jumps to the earliest of the next packet arrival and every node's
-//! next wake-up (`Node::poll_at`, the interface's `poll_at`, the running job's end); nodes due
-//! at the same instant step in index order; every random draw comes from a generator seeded
-//! from the run's seed. The trace hash covers every packet (time, endpoints, length, fate),
-//! every job (node, work, start, end) and every finished frame.
+//! This file holds what is specific to FTP clusters: the configuration, addressing
+//! (`10.0.cluster.(id + 1)`), how sources submit frames and what a finished frame becomes.
+//! The trace also covers every submitted frame (node, frame) and every finished one (node,
+//! frame, complete).
 
 use std::cell::RefCell;
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use smoltcp::iface::SocketStorage;
-use tessera_backends::driver::{Model, Node, NodeStats};
-use tessera_backends::link::LinkConfig;
-use tessera_backends::nal_smoltcp::{NetConfig, SmolNet, SmolStack};
+use tessera_backends::driver::{Finished, Model, Node, NodeStats};
+use tessera_backends::nal_smoltcp::SmolStack;
 use tessera_core::runtime::Config;
 use tessera_core::time::{Duration, Instant};
-use tessera_core::wire::{FrameKey, Key, Limits, NodeId, Policy, GATEWAY};
+use tessera_core::wire::{FrameKey, NodeId, Policy, GATEWAY};
 
 use crate::compute::{ExecShared, JobRecord, Kernels, SimExecutor, PI3_GFLOPS};
 use crate::device::SimDevice;
-use crate::medium::{Fate, LinkFault, Medium, NetModel};
+use crate::fault::link_faults;
+pub use crate::fault::Fault;
+use crate::interfaces::{interfaces, link_config, SocketMemory};
+use crate::medium::{Medium, NetModel};
 use crate::models::{self, Net};
+pub use crate::sim_core::TraceHash;
+use crate::sim_core::{impl_sim_node, Core, SimNode, TracedJob, Workload};
 
 /// The TCP port every node listens on.
 pub const PORT: u16 = 7000;
-
-/// A scripted fault (node ids are per cluster; a fault applies to every cluster).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Fault {
-    /// The node stops at `at`: no more steps, every packet to or from it is lost.
-    Crash {
-        /// Node id.
-        node: NodeId,
-        /// When, µs.
-        at: u64,
-    },
-    /// From `at`, the node's jobs take `factor` times as long.
-    Straggler {
-        /// Node id.
-        node: NodeId,
-        /// When, µs.
-        at: u64,
-        /// Slowdown (> 1).
-        factor: f64,
-    },
-    /// A loss burst (every link, or one link) in `[from, until)`.
-    Loss {
-        /// Start, µs.
-        from: u64,
-        /// End, µs.
-        until: u64,
-        /// Loss probability.
-        rate: f64,
-        /// One link, or all.
-        link: Option<(NodeId, NodeId)>,
-    },
-    /// The link between `a` and `b` carries nothing in `[from, until)`.
-    LinkDown {
-        /// One end.
-        a: NodeId,
-        /// The other end.
-        b: NodeId,
-        /// Start, µs.
-        from: u64,
-        /// End, µs.
-        until: u64,
-    },
-}
 
 /// Everything a run needs.
 #[derive(Clone, Debug)]
@@ -219,85 +180,42 @@ impl Outcome {
     }
 }
 
-/// FNV-1a, 64 bit.
-#[derive(Clone, Copy, Debug)]
-pub struct TraceHash(pub u64);
-
-impl TraceHash {
-    fn new() -> Self {
-        TraceHash(0xcbf2_9ce4_8422_2325)
-    }
-    fn add(&mut self, words: &[u64]) {
-        for w in words {
-            for b in w.to_le_bytes() {
-                self.0 ^= b as u64;
-                self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-            }
-        }
-    }
-}
-
 fn address(cluster: usize, id: NodeId) -> Ipv4Addr {
     Ipv4Addr::new(10, 0, cluster as u8, id as u8 + 1)
 }
 
-/// A packet on its way.
-struct InFlight {
-    at: u64,
-    seq: u64,
-    to: usize,
-    packet: Vec<u8>,
-}
+type SimNodeOf<'n, 'a> = Node<SmolStack<'n, 'a, SimDevice>, SimExecutor>;
 
-impl PartialEq for InFlight {
-    fn eq(&self, o: &Self) -> bool {
-        (self.at, self.seq) == (o.at, o.seq)
+impl_sim_node!(SimNodeOf<'_, '_>, Finished, JobRecord);
+
+impl TracedJob for JobRecord {
+    fn work_words(&self) -> [u64; 3] {
+        let (kind, a, b) = work_words(&self.work);
+        [kind, a, b]
     }
-}
-impl Eq for InFlight {}
-impl PartialOrd for InFlight {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for InFlight {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        (self.at, self.seq).cmp(&(o.at, o.seq))
+    fn end(&self) -> u64 {
+        self.end
     }
 }
 
+/// A data source: the edge with a camera, and its frames.
 struct Source {
     node: usize,
     submitted: usize,
     outstanding: usize,
 }
 
-type SimNode<'n, 'a> = Node<SmolStack<'n, 'a, SimDevice>, SimExecutor>;
-
-struct Engine<'n, 'a> {
-    cfg: &'n SimConfig,
-    per: usize,
-    nets: &'n [RefCell<SmolNet<'a, SimDevice>>],
-    nodes: Vec<SimNode<'n, 'a>>,
-    execs: Vec<Rc<RefCell<ExecShared>>>,
-    media: Vec<Medium>,
-    queue: BinaryHeap<Reverse<InFlight>>,
-    seq: u64,
-    wake: Vec<u64>,
-    alive: Vec<bool>,
-    now: u64,
-    hash: TraceHash,
-    events: u64,
-    steps: u64,
+/// The FTP workload: cameras submit frames at their edges, gateways (or sources giving up)
+/// report them.
+struct Cameras<'c> {
+    cfg: &'c SimConfig,
+    model: Arc<Model>,
     sources: Vec<Source>,
     frames: Vec<FrameResult>,
+    /// Submitted, not yet finished: (cluster, frame) → (submitted at, image number).
     pending: BTreeMap<(usize, FrameKey), (u64, u32)>,
-    model: Arc<Model>,
+    /// Single-device outputs by image number, computed once.
     references: BTreeMap<u32, Vec<f32>>,
-    sent: Vec<Vec<u8>>,
-    ready: bool,
-    ready_at: u64,
-    faults_done: Vec<bool>,
 }
 
 /// Runs `cfg` to completion (every frame finished or abandoned) or its time limit.
@@ -306,37 +224,11 @@ pub fn run(cfg: &SimConfig) -> Outcome {
     let n = per * cfg.clusters;
     let model = Arc::new(models::model(cfg.model, cfg.grid));
     let sockets = per - 1 + 3;
-    let buf = cfg.socket_buffer;
-    let mut bytes = vec![0u8; n * sockets * 2 * buf];
-    let mut storage: Vec<SocketStorage<'_>> =
-        (0..n * sockets).map(|_| SocketStorage::EMPTY).collect();
-    let mut chunks = bytes.chunks_mut(buf);
-    let mut nets = Vec::with_capacity(n);
-    for (i, st) in storage.chunks_mut(sockets).enumerate() {
-        let (c, id) = (i / per, (i % per) as NodeId);
-        let pairs: Vec<(&mut [u8], &mut [u8])> = (0..sockets)
-            .map(|_| {
-                (
-                    chunks.next().expect("rx buffer"),
-                    chunks.next().expect("tx buffer"),
-                )
-            })
-            .collect();
-        let net = SmolNet::new(
-            NetConfig {
-                address: address(c, id),
-                prefix_len: 16,
-                seed: cfg.seed.wrapping_mul(1_000_003).wrapping_add(i as u64 + 1),
-                backlog: 3,
-                first_port: 49152 + (i as u16 % 64) * 256,
-            },
-            SimDevice::new(cfg.net.mtu),
-            st,
-            pairs,
-            Instant::ZERO,
-        );
-        nets.push(RefCell::new(net));
-    }
+    let addresses: Vec<Ipv4Addr> = (0..n)
+        .map(|i| address(i / per, (i % per) as NodeId))
+        .collect();
+    let mut memory = SocketMemory::new(n, sockets, cfg.socket_buffer);
+    let nets = interfaces(&mut memory, &addresses, cfg.net.mtu, cfg.seed);
     let stack = model.stack().expect("stack");
     let grid = model.grid().expect("grid");
     let mut rt = Config::new(cfg.policy, &stack, grid);
@@ -354,20 +246,8 @@ pub fn run(cfg: &SimConfig) -> Outcome {
             .filter(|&p| p != id)
             .map(|p| (p, SocketAddr::from((address(c, p), PORT))))
             .collect();
-        let link = LinkConfig {
-            me: id,
-            port: PORT,
-            peers,
-            key: cfg.secure.then(|| Key::new([7; 32])),
-            limits: Limits::LARGE,
-            first_seq: 1,
-            peer_dead: cfg.peer_dead,
-            retry: Duration::from_millis(100),
-        };
-        let shared = Rc::new(RefCell::new(ExecShared {
-            slowdown: 1.0,
-            ..Default::default()
-        }));
+        let link = link_config(id, PORT, peers, cfg.secure, [7; 32], cfg.peer_dead);
+        let shared = Rc::new(RefCell::new(ExecShared::default()));
         let factor = cfg
             .speed
             .iter()
@@ -395,31 +275,8 @@ pub fn run(cfg: &SimConfig) -> Outcome {
     }
     let media = (0..cfg.clusters)
         .map(|c| {
-            let faults = cfg
-                .faults
-                .iter()
-                .filter_map(|f| match *f {
-                    Fault::Loss {
-                        from,
-                        until,
-                        rate,
-                        link,
-                    } => Some(LinkFault {
-                        from_us: from,
-                        until_us: until,
-                        link: link.map(|(a, b)| (a as usize, b as usize)),
-                        loss: rate,
-                    }),
-                    Fault::LinkDown { a, b, from, until } => Some(LinkFault {
-                        from_us: from,
-                        until_us: until,
-                        link: Some((a as usize, b as usize)),
-                        loss: 1.0,
-                    }),
-                    _ => None,
-                })
-                .collect();
-            Medium::new(cfg.net.clone(), per, cfg.seed ^ (c as u64) << 32, faults)
+            let seed = cfg.seed ^ (c as u64) << 32;
+            Medium::new(cfg.net.clone(), per, seed, link_faults(&cfg.faults))
         })
         .collect();
     let sources = (0..cfg.clusters)
@@ -431,192 +288,64 @@ pub fn run(cfg: &SimConfig) -> Outcome {
             })
         })
         .collect();
-    let mut e = Engine {
+    let limit = cfg.limit.total_micros();
+    let mut core = Core::new(&addresses, &nets, nodes, execs, media, &cfg.faults, limit);
+    let mut w = Cameras {
         cfg,
-        per,
-        nets: &nets,
-        nodes,
-        execs,
-        media,
-        queue: BinaryHeap::new(),
-        seq: 0,
-        wake: vec![0; n],
-        alive: vec![true; n],
-        now: 0,
-        hash: TraceHash::new(),
-        events: 0,
-        steps: 0,
+        model,
         sources,
         frames: Vec::new(),
         pending: BTreeMap::new(),
-        model,
         references: BTreeMap::new(),
-        sent: Vec::new(),
-        ready: false,
-        ready_at: 0,
-        faults_done: vec![false; cfg.faults.len()],
     };
-    e.run();
-    e.outcome()
-}
-
-impl<'n, 'a> Engine<'n, 'a> {
-    fn trace(&mut self, words: &[u64]) {
-        self.events += 1;
-        self.hash.add(words);
-    }
-
-    fn done(&self) -> bool {
-        self.ready
-            && self.sources.iter().all(|s| {
-                (s.submitted >= self.cfg.frames && s.outstanding == 0) || !self.alive[s.node]
-            })
-    }
-
-    fn run(&mut self) {
-        let limit = self.cfg.limit.total_micros();
-        while !self.done() {
-            let next_packet = self.queue.peek().map_or(u64::MAX, |p| p.0.at);
-            let next_wake = self.wake.iter().copied().min().unwrap_or(u64::MAX);
-            let next_fault = self.next_fault();
-            let t = next_packet.min(next_wake).min(next_fault);
-            if t == u64::MAX || t > limit {
-                self.now = self.now.max(limit.min(t));
-                break;
-            }
-            self.now = t;
-            self.apply_faults();
-            while self.queue.peek().is_some_and(|p| p.0.at == t) {
-                let Reverse(p) = self.queue.pop().expect("peeked");
-                if self.alive[p.to] {
-                    self.nets[p.to].borrow_mut().device_mut().deliver(p.packet);
-                    self.wake[p.to] = t;
-                }
-            }
-            for i in 0..self.nodes.len() {
-                if self.wake[i] <= t {
-                    if self.alive[i] {
-                        self.step(i);
-                    } else {
-                        self.wake[i] = u64::MAX;
-                    }
-                }
-            }
-            if !self.ready {
-                self.check_ready();
-            }
-        }
-    }
-
-    fn next_fault(&self) -> u64 {
-        if !self.ready {
-            return u64::MAX;
-        }
-        self.cfg
-            .faults
-            .iter()
-            .zip(&self.faults_done)
-            .filter(|(_, d)| !**d)
-            .filter_map(|(f, _)| match *f {
-                Fault::Crash { at, .. } | Fault::Straggler { at, .. } => Some(self.ready_at + at),
-                _ => None,
-            })
-            .min()
-            .unwrap_or(u64::MAX)
-    }
-
-    /// Crash and straggler times count from the moment the cluster is ready (frames start).
-    fn apply_faults(&mut self) {
-        if !self.ready {
-            return;
-        }
-        for k in 0..self.cfg.faults.len() {
-            if self.faults_done[k] {
-                continue;
-            }
-            match self.cfg.faults[k] {
-                Fault::Crash { node, at } if self.ready_at + at <= self.now => {
-                    for c in 0..self.cfg.clusters {
-                        let i = c * self.per + node as usize;
-                        if i < self.alive.len() {
-                            self.alive[i] = false;
-                            self.nets[i].borrow_mut().device_mut().clear();
-                            self.wake[i] = u64::MAX;
-                        }
-                    }
-                    self.faults_done[k] = true;
-                    self.trace(&[self.now, 100, node as u64]);
-                }
-                Fault::Straggler { node, at, factor } if self.ready_at + at <= self.now => {
-                    for c in 0..self.cfg.clusters {
-                        let i = c * self.per + node as usize;
-                        if let Some(x) = self.execs.get(i) {
-                            x.borrow_mut().slowdown = factor;
-                        }
-                    }
-                    self.faults_done[k] = true;
-                    self.trace(&[self.now, 101, node as u64]);
-                }
-                _ => {}
-            }
-        }
-    }
-
-    fn check_ready(&mut self) {
-        let all = self
+    core.run(&mut w);
+    Outcome {
+        submitted: w.sources.iter().map(|s| s.submitted).sum(),
+        frames: w.frames,
+        trace_hash: core.hash.0,
+        events: core.events,
+        virtual_us: core.now,
+        steps: core.steps,
+        nodes: core
             .nodes
             .iter()
-            .all(|n| n.link().peers_up().count() == self.per - 1);
-        if all {
-            self.ready = true;
-            self.ready_at = self.now;
-            for m in &mut self.media {
-                m.origin = Some(self.now);
-            }
-            for s in &self.sources {
-                self.wake[s.node] = self.now;
-            }
-            self.trace(&[self.now, 1]);
+            .enumerate()
+            .map(|(i, n)| (i / per, (i % per) as NodeId, n.stats()))
+            .collect(),
+        medium: core
+            .media
+            .iter()
+            .map(|m| (m.bytes, m.packets, m.lost))
+            .collect(),
+        jobs: core.jobs(),
+        ready_at: core.ready_at,
+    }
+}
+
+impl<'n, 'a> Workload<SimNodeOf<'n, 'a>> for Cameras<'_> {
+    /// Far enough apart that a link dialling a peer does not spin.
+    const PAST_WAKE_US: u64 = 1000;
+
+    /// Every node has a link to every other node of its cluster.
+    fn connected(&self, core: &Core<'_, '_, SimNodeOf<'n, 'a>>) -> bool {
+        core.nodes.iter().all(|n| n.peers_up() == core.per - 1)
+    }
+
+    fn on_ready(&mut self, core: &mut Core<'_, '_, SimNodeOf<'n, 'a>>) {
+        for s in &self.sources {
+            core.wake[s.node] = core.now;
         }
     }
 
-    fn step(&mut self, i: usize) {
-        let now = self.now;
-        let t = Instant::from_micros(now);
-        self.steps += 1;
-        self.execs[i].borrow_mut().now = t;
-        self.nets[i].borrow_mut().poll(t);
-        let jobs_before = self.execs[i].borrow().jobs.len();
-        self.nodes[i].poll(t);
-        if self.ready {
-            self.submit(i);
-        }
-        self.nets[i].borrow_mut().poll(t);
-        let jobs_after = self.execs[i].borrow().jobs.len();
-        for k in jobs_before..jobs_after {
-            let j = self.execs[i].borrow().jobs[k];
-            let (kind, a, b) = work_words(&j.work);
-            self.trace(&[now, 2, i as u64, kind, a, b, j.end]);
-        }
-        self.transmit(i);
-        for f in self.nodes[i].take_finished() {
-            self.finished(i, f);
-        }
-        let mut w = u64::MAX;
-        if let Some(p) = self.nodes[i].poll_at() {
-            let p = p.total_micros();
-            w = w.min(if p <= now { now + 1000 } else { p });
-        }
-        if let Some(p) = self.nets[i].borrow_mut().poll_at() {
-            w = w.min(p.total_micros().max(now + 1));
-        }
-        if let Some(p) = self.execs[i].borrow().busy_until {
-            w = w.min(p.total_micros().max(now + 1));
-        }
-        self.wake[i] = w;
+    /// Every source submitted all its frames and saw them finish, or crashed.
+    fn done(&self, core: &Core<'_, '_, SimNodeOf<'n, 'a>>) -> bool {
+        self.sources
+            .iter()
+            .all(|s| (s.submitted >= self.cfg.frames && s.outstanding == 0) || !core.alive[s.node])
     }
 
-    fn submit(&mut self, i: usize) {
+    /// A source submits frames up to its in-flight budget.
+    fn polled(&mut self, core: &mut Core<'_, '_, SimNodeOf<'n, 'a>>, i: usize) {
         let Some(s) = self.sources.iter().position(|s| s.node == i) else {
             return;
         };
@@ -626,62 +355,26 @@ impl<'n, 'a> Engine<'n, 'a> {
             let k = self.sources[s].submitted as u32;
             let real = self.cfg.kernels == Kernels::Real;
             let img = models::image(&self.model, k, real);
-            match self.nodes[i].submit(Instant::from_micros(self.now), img) {
+            match core.nodes[i].submit(Instant::from_micros(core.now), img) {
                 Ok(key) => {
                     self.sources[s].submitted += 1;
                     self.sources[s].outstanding += 1;
-                    let c = i / self.per;
-                    self.pending.insert((c, key), (self.now, k));
-                    self.trace(&[self.now, 3, i as u64, key.origin as u64, key.number as u64]);
+                    let c = i / core.per;
+                    self.pending.insert((c, key), (core.now, k));
+                    core.trace(&[core.now, 3, i as u64, key.origin as u64, key.number as u64]);
                 }
                 Err(_) => break,
             }
         }
     }
 
-    fn transmit(&mut self, i: usize) {
-        let c = i / self.per;
-        let mut sent = std::mem::take(&mut self.sent);
-        self.nets[i].borrow_mut().device_mut().take_sent(&mut sent);
-        for p in sent.drain(..) {
-            // IPv4 destination: bytes 16..20 = 10.0.cluster.(id + 1).
-            let to = match p.get(16..20) {
-                Some(&[10, 0, pc, last]) if pc as usize == c && last >= 1 => {
-                    c * self.per + last as usize - 1
-                }
-                _ => continue,
-            };
-            if to >= self.nodes.len() || to / self.per != c {
-                continue;
-            }
-            let (a, b) = (i % self.per, to % self.per);
-            let fate = self.media[c].send(self.now, a, b, p.len());
-            let at = match fate {
-                Fate::Arrives(at) if self.alive[to] => at,
-                _ => u64::MAX,
-            };
-            self.trace(&[self.now, 4, i as u64, to as u64, p.len() as u64, at]);
-            if at != u64::MAX {
-                self.seq += 1;
-                self.queue.push(Reverse(InFlight {
-                    at,
-                    seq: self.seq,
-                    to,
-                    packet: p,
-                }));
-            } else {
-                self.nets[i].borrow_mut().device_mut().recycle(p);
-            }
-        }
-        self.sent = sent;
-    }
-
-    fn finished(&mut self, i: usize, f: tessera_backends::driver::Finished) {
-        let c = i / self.per;
+    fn finished(&mut self, core: &mut Core<'_, '_, SimNodeOf<'n, 'a>>, i: usize, f: Finished) {
+        let per = core.per;
+        let c = i / per;
         // The gateway reports every frame; a source reports a frame it gave up on (e.g. its
         // gateway link dropped while the frame was in flight) that the gateway never saw.
-        let at_gateway = i % self.per == GATEWAY as usize;
-        if !at_gateway && (f.complete || i % self.per != f.frame.origin as usize) {
+        let at_gateway = i % per == GATEWAY as usize;
+        if !at_gateway && (f.complete || i % per != f.frame.origin as usize) {
             return;
         }
         let Some((submitted, k)) = self.pending.remove(&(c, f.frame)) else {
@@ -705,57 +398,28 @@ impl<'n, 'a> Engine<'n, 'a> {
             (Kernels::Real, _) => Some(false),
             _ => None,
         };
-        self.trace(&[
-            self.now,
+        core.trace(&[
+            core.now,
             5,
             i as u64,
             f.frame.origin as u64,
             f.frame.number as u64,
             f.complete as u64,
         ]);
-        let src = c * self.per + f.frame.origin as usize;
+        let src = c * per + f.frame.origin as usize;
         if let Some(s) = self.sources.iter_mut().find(|s| s.node == src) {
             s.outstanding = s.outstanding.saturating_sub(1);
-            self.wake[src] = self.now;
+            core.wake[src] = core.now;
         }
         self.frames.push(FrameResult {
             cluster: c,
             frame: f.frame,
             submitted,
-            finished: self.now,
+            finished: core.now,
             complete: f.complete,
             correct,
             tiles_by: f.tiles_by,
         });
-    }
-
-    fn outcome(self) -> Outcome {
-        let per = self.per;
-        Outcome {
-            submitted: self.sources.iter().map(|s| s.submitted).sum(),
-            frames: self.frames,
-            trace_hash: self.hash.0,
-            events: self.events,
-            virtual_us: self.now,
-            steps: self.steps,
-            nodes: self
-                .nodes
-                .iter()
-                .enumerate()
-                .map(|(i, n)| (i / per, (i % per) as NodeId, n.stats()))
-                .collect(),
-            medium: self
-                .media
-                .iter()
-                .map(|m| (m.bytes, m.packets, m.lost))
-                .collect(),
-            jobs: self
-                .execs
-                .iter()
-                .flat_map(|x| x.borrow().jobs.clone())
-                .collect(),
-            ready_at: self.ready_at,
-        }
     }
 }
 
