@@ -125,6 +125,9 @@ pub struct Faults {
     pub absent: Vec<NodeId>,
     /// Nodes started with a different cluster key.
     pub wrong_key: Vec<NodeId>,
+    /// With `kill`: the kill also waits until this many frames left the coded tail (a kill in
+    /// the middle of the coded stage, whatever the timing of the fused stack).
+    pub kill_after_tails: usize,
 }
 
 /// A loopback cluster description: gateway on 127.0.0.1, edge i on 127.0.0.(1+i).
@@ -238,7 +241,7 @@ pub fn run_local_with(
             break;
         }
         if let Some((victim, after)) = faults.kill {
-            if !killed && start.elapsed() >= after {
+            if !killed && start.elapsed() >= after && tails.len() >= faults.kill_after_tails {
                 if let Some(i) = nodes.iter().position(|n| n.id() == victim) {
                     stats.insert(victim, nodes.remove(i).stop());
                 }
@@ -514,7 +517,7 @@ fn faults_of(args: &Args) -> Result<Faults, Error> {
         slow,
         kill,
         absent: args.absent.clone(),
-        wrong_key: Vec::new(),
+        ..Faults::default()
     })
 }
 
@@ -537,6 +540,22 @@ pub fn run(args: &Args) -> Result<(), Error> {
         ));
     }
     let faults = faults_of(args)?;
+    // Scheme errors before the (slow) weight generation.
+    let split = match (args.coded_tail, args.no_tail) {
+        (Some(_), true) => {
+            return Err(error(
+                "demo",
+                "--coded-tail and --no-tail exclude each other",
+            ))
+        }
+        (Some(scheme), false) => Some((
+            scheme,
+            scheme
+                .layer_scheme(args.edges as usize)
+                .context(|| "--coded-tail")?,
+        )),
+        (None, _) => None,
+    };
     let net = files::load_network(args.cfg.as_deref())?;
     let layers = 16.min(net.layers().len());
     let all = net.layers().len();
@@ -547,17 +566,8 @@ pub fn run(args: &Args) -> Result<(), Error> {
     } else {
         Some(*b"tessera-demo-key-not-for-fields!")
     };
-    let coded = match (args.coded_tail, args.no_tail) {
-        (Some(_), true) => {
-            return Err(error(
-                "demo",
-                "--coded-tail and --no-tail exclude each other",
-            ))
-        }
-        (Some(scheme), false) => {
-            let split = scheme
-                .layer_scheme(args.edges as usize)
-                .context(|| "--coded-tail")?;
+    let coded = match split {
+        Some((scheme, split)) => {
             let weights = Weights::new(&net, all, &params).context(|| "viewing the weights")?;
             let workers: Vec<NodeId> = (1..=args.edges).collect();
             Some(
@@ -565,7 +575,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
                     .context(|| format!("--coded-tail {scheme}"))?,
             )
         }
-        (None, _) => None,
+        None => None,
     };
     let mut cluster = local_cluster(
         args.policy,

@@ -19,7 +19,8 @@ use tessera_core::model::weights::Weights;
 use tessera_core::model::{cfg, Network};
 use tessera_core::wire::{FrameKey, NodeId, Policy};
 use tessera_pi::coded_tail::{
-    bit_identical, max_abs_diff, CodedTail, CodedTailError, CodedTailStage, StageSpec, TailScheme,
+    bit_identical, max_abs_diff, CodedTail, CodedTailError, CodedTailStage, StageSpec, StageStats,
+    TailScheme,
 };
 use tessera_pi::config::NodeKernel;
 use tessera_pi::demo::{
@@ -152,7 +153,11 @@ fn port() -> u16 {
 }
 
 /// Runs `frames` images (indices) through 3 edges with a `scheme` coded tail under `faults`.
-fn run_coded(scheme: TailScheme, frames: &[usize], faults: &Faults) -> (CodedTail, LocalRun) {
+fn run_coded(
+    scheme: TailScheme,
+    frames: &[usize],
+    faults: &Faults,
+) -> (CodedTail, LocalRun, StageStats) {
     let f = fixture();
     let edges = 3;
     let t = coded_tail(scheme, edges);
@@ -185,7 +190,7 @@ fn run_coded(scheme: TailScheme, frames: &[usize], faults: &Faults) -> (CodedTai
     .unwrap();
     let stats = stage.stop();
     assert_eq!(stats.glue_failures, 0);
-    (t, r)
+    (t, r, stats)
 }
 
 /// Every frame's tail complete, and (`exact`) bit-identical to `reference_with`, else within
@@ -202,8 +207,9 @@ fn assert_tails(what: &str, t: &CodedTail, r: &LocalRun, frames: &[usize], exact
         let done = &r.tails[&key];
         assert!(
             done.finished.quality.is_complete(),
-            "{what}: frame {n} quality {:?}",
-            done.finished.quality
+            "{what}: frame {n} quality {:?}, layers {:?}",
+            done.finished.quality,
+            done.finished.layers
         );
         // The fused stack is exact (FTP is bit-identical to the single device).
         assert!(bit_identical(
@@ -228,6 +234,16 @@ fn assert_tails(what: &str, t: &CodedTail, r: &LocalRun, frames: &[usize], exact
     }
 }
 
+/// Edge `id`'s coded worker got some of the `shards` it would have computed, not all: it was
+/// stopped while the frames went through the coded tail.
+fn assert_killed_mid_run(stats: &StageStats, id: NodeId, shards: usize) {
+    let got = stats.nodes[&id].worker.unwrap().received as usize;
+    assert!(
+        got > 0 && got < shards,
+        "edge {id} received {got} of {shards} shards"
+    );
+}
+
 #[test]
 fn cdc1_on_three_edges_is_bit_identical_to_reference_with() {
     // Edge 3 holds every layer's parity shard; slowed, its results arrive after both data
@@ -237,7 +253,7 @@ fn cdc1_on_three_edges_is_bit_identical_to_reference_with() {
         ..Faults::default()
     };
     let frames = [0, 1, 0];
-    let (t, r) = run_coded(TailScheme::Cdc(1), &frames, &faults);
+    let (t, r, _) = run_coded(TailScheme::Cdc(1), &frames, &faults);
     assert_tails("cdc:1", &t, &r, &frames, true);
     for d in r.tails.values() {
         assert!(d.finished.layers.iter().all(|l| l.present & 0b11 == 0b11));
@@ -248,30 +264,36 @@ fn cdc1_on_three_edges_is_bit_identical_to_reference_with() {
 fn cdc1_with_the_parity_edge_killed_mid_run_stays_bit_identical() {
     let faults = Faults {
         slow: vec![(3, 20.0)],
-        kill: Some((3, Duration::from_millis(300))),
+        kill: Some((3, Duration::ZERO)),
+        kill_after_tails: 1,
         ..Faults::default()
     };
     let frames = [0, 1, 0, 1];
-    let (t, r) = run_coded(TailScheme::Cdc(1), &frames, &faults);
+    let (t, r, stats) = run_coded(TailScheme::Cdc(1), &frames, &faults);
     assert_tails("cdc:1, parity edge killed", &t, &r, &frames, true);
+    assert_killed_mid_run(&stats, 3, frames.len() * t.conv_layers().len());
 }
 
 #[test]
 fn cdc1_with_a_data_edge_killed_mid_run_completes_every_frame_from_parity() {
     let faults = Faults {
-        slow: vec![(1, 2.0), (2, 2.0), (3, 2.0)],
-        kill: Some((2, Duration::from_millis(300))),
+        kill: Some((2, Duration::ZERO)),
+        kill_after_tails: 1,
         ..Faults::default()
     };
     let frames = [0, 1, 0, 1];
-    let (t, r) = run_coded(TailScheme::Cdc(1), &frames, &faults);
+    let (t, r, stats) = run_coded(TailScheme::Cdc(1), &frames, &faults);
     assert_tails("cdc:1, data edge killed", &t, &r, &frames, false);
+    assert_killed_mid_run(&stats, 2, frames.len() * t.conv_layers().len());
+    // Every layer after the kill was decoded from the parity shard.
+    let last = &r.tails[&FrameKey::new(1, frames.len() as u32 - 1)];
+    assert!(last.finished.layers.iter().all(|l| l.present == 0b101));
 }
 
 #[test]
 fn uncoded_split_is_bit_identical_without_faults() {
     let frames = [1];
-    let (t, r) = run_coded(TailScheme::Uncoded, &frames, &Faults::default());
+    let (t, r, _) = run_coded(TailScheme::Uncoded, &frames, &Faults::default());
     assert_tails("uncoded", &t, &r, &frames, true);
 }
 
