@@ -371,12 +371,19 @@ fn write_outputs(
     Ok(dets)
 }
 
-/// Same boxes: equal count, classes and anchors, probabilities and coordinates within
+/// Same boxes (in any order): equal count, classes and anchors, probabilities and coordinates within
 /// `10⁻³·max(1, |v|)` (float rounding — folded batch norm, parity decoding — moves them by about
 /// `10⁻⁵` here; a box whose probability sits at the threshold could still flip).
 pub fn detections_match(a: &[Detection], b: &[Detection]) -> bool {
+    // Sorted by anchor and class: boxes of near-equal probability may swap places.
+    let sorted = |d: &[Detection]| {
+        let mut v = d.to_vec();
+        v.sort_by_key(|x| (x.index, x.class));
+        v
+    };
+    let (a, b) = (sorted(a), sorted(b));
     a.len() == b.len()
-        && a.iter().zip(b).all(|(x, y)| {
+        && a.iter().zip(&b).all(|(x, y)| {
             let close = |p: f32, q: f32| (p - q).abs() <= 1e-3 * p.abs().max(q.abs()).max(1.0);
             x.class == y.class
                 && x.index == y.index
