@@ -660,10 +660,12 @@ impl<K: Kernels> Glue for TailGlue<K> {
 
 /// Computes shards on a dedicated thread (so the node keeps serving its link while a shard
 /// of a large layer computes); an optional slowdown models a straggler (the thread sleeps
-/// `(factor − 1) ×` the compute time after each shard).
+/// `(factor − 1) ×` the compute time after each shard). Dropping it (a killed device) drops
+/// the queued shards and ends the thread after the shard in progress.
 pub struct ThreadShards {
     jobs: Option<Sender<(Arc<CodedModel>, ShardJob)>>,
     done: Receiver<ShardDone>,
+    cancel: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -672,14 +674,22 @@ impl ThreadShards {
     pub fn new<K: Kernels + Send + 'static>(kernels: K, slowdown: f64) -> ThreadShards {
         let (jobs, rx) = mpsc::channel::<(Arc<CodedModel>, ShardJob)>();
         let (tx, done) = mpsc::channel();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let stop = cancel.clone();
         let thread = std::thread::Builder::new()
             .name("tessera-coded-compute".into())
             .spawn(move || {
                 for (model, job) in rx {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
                     let t0 = StdInstant::now();
                     let output = model.compute_shard_with(&kernels, job.work, job.cols, &job.input);
                     if slowdown > 1.0 {
-                        std::thread::sleep(t0.elapsed().mul_f64(slowdown - 1.0));
+                        let until = t0 + t0.elapsed().mul_f64(slowdown);
+                        while StdInstant::now() < until && !stop.load(Ordering::Relaxed) {
+                            std::thread::sleep(StdDuration::from_millis(2));
+                        }
                     }
                     if tx
                         .send(ShardDone {
@@ -696,6 +706,7 @@ impl ThreadShards {
         ThreadShards {
             jobs: Some(jobs),
             done,
+            cancel,
             thread: Some(thread),
         }
     }
@@ -715,6 +726,7 @@ impl ShardExecutor for ThreadShards {
 
 impl Drop for ThreadShards {
     fn drop(&mut self) {
+        self.cancel.store(true, Ordering::Relaxed);
         self.jobs.take();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
