@@ -36,7 +36,7 @@ use tessera_backends::nal_std::StdStack;
 use tessera_core::kernel::{tail, KernelError, Kernels, Portable};
 use tessera_core::model::weights::{ConvParams, Weights};
 use tessera_core::model::{Activation as ConvActivation, Conv, LayerKind, MaxPool, Network, Shape};
-use tessera_core::runtime::coded::{CodedConfig, Protection, ShardWork, MAX_CODED_LAYERS};
+use tessera_core::runtime::coded::{CodedConfig, Protection, MAX_CODED_LAYERS};
 use tessera_core::tensor::{FeatureView, FeatureViewMut};
 use tessera_core::time::{Duration, Instant};
 use tessera_core::wire::{FrameKey, Key, Limits, NodeId, GATEWAY};
@@ -471,44 +471,25 @@ impl CodedTail {
     }
 
     /// The centralised run with the same arithmetic as the coded one: every layer's data
-    /// shards computed with `kernels` on one node, decoded (concatenated), glued.
-    /// With [`Portable`] this is exactly [`CodedModel::reference_with`], which computes its
-    /// shards with [`Portable`] only; workers computing with the SIMD kernels must be compared
-    /// with this run with the same kernels.
+    /// shards computed with `kernels` on one node, decoded (concatenated), glued. Workers
+    /// computing with the SIMD kernels must be compared with this run with the same kernels.
     pub fn reference<K: Kernels + Clone>(
         &self,
         kernels: &K,
         input: &[f32],
     ) -> Result<Vec<f32>, CodedTailError> {
-        let frame = FrameKey::new(0, u32::MAX);
         let mut glue = self.glue(kernels.clone());
-        let m = &self.model;
-        let mut x = input.to_vec();
-        for l in 0..m.len() {
-            let cols = m.layer_cols(l, self.cols());
-            let words = m.input_words(l, &x);
-            let spec = m.plan().layers()[l];
-            let results: Vec<Vec<u32>> = (0..spec.code().k())
-                .map(|d| {
-                    let work = ShardWork {
-                        frame,
-                        layer: l as u8,
-                        shard: d as u8,
-                    };
-                    m.compute_shard_with(kernels, work, cols, &words)
-                })
-                .collect::<Result<_, _>>()?;
-            let mut views: Vec<Option<&[u32]>> = results.iter().map(|r| Some(&r[..])).collect();
-            views.resize(spec.shards(), None);
-            let out = m.finish_layer(l, &views, cols, true)?;
-            let until = self
-                .convs
-                .get(l + 1)
-                .copied()
-                .unwrap_or(self.net.layers().len());
-            x = glue.step(frame, self.convs[l], out, until)?;
+        let failures = glue.failures();
+        let out = self
+            .model
+            .reference_with(kernels, input, self.cols(), &mut glue)?;
+        if failures.load(Ordering::Relaxed) > 0 {
+            return Err(CodedTailError::Glue {
+                layer: self.convs[0],
+                message: "a gateway step between coded layers failed".into(),
+            });
         }
-        Ok(x)
+        Ok(out)
     }
 }
 

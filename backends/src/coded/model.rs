@@ -658,13 +658,15 @@ impl CodedModel {
     /// The whole chain on one node with the same arithmetic (the centralised reference a coded
     /// run must reproduce exactly in integer mode).
     pub fn reference(&self, input: &[f32], cols: usize) -> Result<Vec<f32>, CodedModelError> {
-        self.reference_with(input, cols, &mut super::Chain)
+        self.reference_with(&Portable, input, cols, &mut super::Chain)
     }
 
-    /// As [`reference`](Self::reference) with `glue` between the layers (as the gateway runs
+    /// As [`reference`](Self::reference) with convolutions run by `kernels` (compare workers
+    /// with the run of the same kernels) and `glue` between the layers (as the gateway runs
     /// it; the frame key passed to the glue is origin 0, number `u32::MAX`).
-    pub fn reference_with<G: super::Glue>(
+    pub fn reference_with<K: Kernels, G: super::Glue>(
         &self,
+        kernels: &K,
         input: &[f32],
         frame_cols: usize,
         glue: &mut G,
@@ -677,7 +679,8 @@ impl CodedModel {
             let k = p.spec.code().k();
             let results: Vec<Vec<u32>> = (0..k)
                 .map(|d| {
-                    self.compute_shard(
+                    self.compute_shard_with(
+                        kernels,
                         ShardWork {
                             frame,
                             layer: l as u8,
