@@ -2,6 +2,9 @@
 //! the stitched output must equal the single-device run bit for bit.
 #![cfg(feature = "std")]
 
+mod common;
+
+use common::{port, values};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant as StdInstant;
@@ -51,18 +54,6 @@ fn network() -> Network {
     net
 }
 
-fn values(n: usize, seed: u32) -> Vec<f32> {
-    let mut x = seed.wrapping_mul(2654435761).max(1);
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            (x % 2000) as f32 / 1000.0 - 1.0
-        })
-        .collect()
-}
-
 fn model(grid: (u32, u32)) -> Model {
     let net = network();
     let layers = net.layers().len();
@@ -95,14 +86,6 @@ fn reference(model: &Model, image: &[f32]) -> Vec<f32> {
     )
     .unwrap();
     out
-}
-
-fn port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Runs `frames` frames from edge 1 through a cluster; returns what the gateway finished.

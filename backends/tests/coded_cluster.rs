@@ -4,6 +4,9 @@
 //! with the quality reported.
 #![cfg(feature = "std")]
 
+mod common;
+
+use common::{port, values};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant as StdInstant;
@@ -19,18 +22,6 @@ use tessera_core::time::{Duration, Instant};
 use tessera_core::wire::{Key, Limits, NodeId};
 
 const WORKERS: u16 = 8;
-
-fn values(n: usize, seed: u32) -> Vec<f32> {
-    let mut x = seed.wrapping_mul(2654435761).max(1);
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            (x % 2000) as f32 / 1000.0 - 1.0
-        })
-        .collect()
-}
 
 fn layer(in_len: usize, rows: usize, seed: u32, act: Activation, numeric: Numeric) -> LinearLayer {
     LinearLayer {
@@ -67,14 +58,6 @@ fn coded(k: usize, r: usize) -> LayerScheme {
         r,
         protection: Protection::Coded,
     }
-}
-
-fn port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Runs `frames` frames (`cols` columns each) with the workers in `dead` never started and
