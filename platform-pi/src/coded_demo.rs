@@ -302,7 +302,9 @@ fn drive(
         }
         let t = now();
         gateway.poll(t);
-        let ready = gateway.link().peers_up().count() >= want;
+        // Wait for the whole cluster once; after that a worker that went silent (and was
+        // dropped by the link) is the stage's business, not a reason to stop submitting.
+        let ready = !inputs.is_empty() || gateway.link().peers_up().count() >= want;
         if ready && gateway.in_flight() == 0 && inputs.len() == done.len() {
             if done.len() == 1 {
                 stalled.store(true, Ordering::Relaxed);
