@@ -1964,7 +1964,7 @@ proptest! {
         min_samples in 0usize..4,
     ) {
         let allocator = if quality_aware { Allocator::QualityAware } else { Allocator::Uniform };
-        let mut gw = gateway_with(CodedConfig { frame_deadline: deadline, allocator, min_samples });
+        let mut gw = gateway_with(CodedConfig { frame_deadline: deadline, allocator, min_samples, data_grace: Duration::ZERO });
         let plan = gw.plan().clone();
         let mut now = 0u64;
         for op in ops {
@@ -2387,4 +2387,40 @@ fn a_worker_known_down_gets_no_tasks_until_it_is_up_again() {
             assert!(sim.done_of(frame(1)).at < start + 10 * MS);
         }
     }
+}
+
+/// The data grace: once parity could decode, pending data shards get `grace` more to arrive
+/// (then the output is their own rows, exact in float); past it, or with no grace, the layer
+/// decodes from what came.
+#[test]
+fn a_data_grace_waits_for_pending_data_shards_then_decodes_from_parity() {
+    use tessera_core::code::dispatch::{CodedLayer, LayerAction};
+    let code = Code::new(10, 2, 1).unwrap();
+    let budgets = [Duration::from_micros(1000); 3];
+    let layer = |grace: u64| {
+        let mut l = CodedLayer::new(code, t(5000), &budgets).unwrap();
+        l.set_data_grace(Duration::from_micros(grace));
+        for i in 0..3 {
+            assert_eq!(l.poll(t(0)), Some(LayerAction::Send { shard: i }));
+        }
+        // Parity first, then data shard 0: decodable at 20 µs with data shard 1 pending.
+        l.on_result(t(10), 2).unwrap();
+        l.on_result(t(20), 0).unwrap();
+        l
+    };
+    // No grace: decode from parity at once.
+    let mut l = layer(0);
+    assert_eq!(l.poll(t(20)), Some(LayerAction::Decode { present: 0b101 }));
+    // Grace, data shard 1 comes within it: decoded from the data shards themselves.
+    let mut l = layer(100);
+    assert_eq!(l.poll(t(20)), None);
+    assert!(l.poll_at().unwrap() <= t(120));
+    l.on_result(t(50), 1).unwrap();
+    assert_eq!(l.poll(t(50)), Some(LayerAction::Decode { present: 0b111 }));
+    // Grace, data shard 1 late: decoded from parity when the grace ends, not at the timeout.
+    let mut l = layer(100);
+    assert_eq!(l.poll(t(20)), None);
+    assert_eq!(l.poll(t(119)), None);
+    assert_eq!(l.poll_at(), Some(t(120)));
+    assert_eq!(l.poll(t(120)), Some(LayerAction::Decode { present: 0b101 }));
 }

@@ -728,6 +728,9 @@ pub struct StageSpec {
     pub kernel: NodeKernel,
     /// A frame leaves the stage this long after it entered, complete or not.
     pub deadline: StdDuration,
+    /// Once parity could decode a layer, how long its pending data shards may still come (then
+    /// the layer is the data shards' exact rows rather than a float decode).
+    pub data_grace: StdDuration,
     /// Workers computing `factor` times slower.
     pub slow: Vec<(NodeId, f64)>,
     /// Workers never started.
@@ -812,7 +815,10 @@ impl CodedTailStage {
             peer_dead: Duration::from_secs(3),
             retry: Duration::from_millis(50),
         };
-        let config = CodedConfig::new(Duration::from_micros(spec.deadline.as_micros() as u64));
+        let config = CodedConfig {
+            data_grace: Duration::from_micros(spec.data_grace.as_micros() as u64),
+            ..CodedConfig::new(Duration::from_micros(spec.deadline.as_micros() as u64))
+        };
         let edges: Vec<(NodeId, SocketAddr)> = (1..=spec.edges)
             .map(|id| (id, loopback_addr(id, spec.port)))
             .collect();

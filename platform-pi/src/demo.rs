@@ -88,6 +88,11 @@ pub struct Args {
     /// Coded tail frame deadline, ms (a frame leaves the coded stage by then, complete or not).
     #[arg(long, default_value_t = 120_000)]
     pub coded_deadline_ms: u64,
+    /// Once parity could decode a coded tail layer, wait this long (ms) for its data shards
+    /// still computing: then the layer is exact (bit-identical to the centralised run) rather
+    /// than a float decode. 0: decode from the first results, as CDC does.
+    #[arg(long, default_value_t = 250)]
+    pub coded_grace_ms: u64,
     /// Stop edge ID (its FTP node and its coded worker) SECS seconds after the start: ID@SECS.
     #[arg(long, value_name = "ID@SECS")]
     pub kill: Option<String>,
@@ -638,6 +643,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
                     key,
                     kernel: args.kernel,
                     deadline: StdDuration::from_millis(args.coded_deadline_ms),
+                    data_grace: StdDuration::from_millis(args.coded_grace_ms),
                     slow: faults.slow.clone(),
                     absent: faults.absent.clone(),
                 },

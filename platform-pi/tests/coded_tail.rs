@@ -155,6 +155,7 @@ fn run_coded(
     scheme: TailScheme,
     frames: &[usize],
     faults: &Faults,
+    data_grace: Duration,
 ) -> (CodedTail, LocalRun, StageStats) {
     let f = fixture();
     let edges = 3;
@@ -170,6 +171,7 @@ fn run_coded(
             key: Some(KEY),
             kernel: NodeKernel::Portable,
             deadline: Duration::from_secs(20),
+            data_grace,
             slow: faults.slow.clone(),
             absent: faults.absent.clone(),
         },
@@ -244,14 +246,12 @@ fn assert_killed_mid_run(stats: &StageStats, id: NodeId, shards: usize) {
 
 #[test]
 fn cdc1_on_three_edges_is_bit_identical_to_reference_with() {
-    // Edge 3 holds every layer's parity shard; slowed, its results arrive after both data
-    // shards, so every layer is the data shards' (exact) concatenation.
-    let faults = Faults {
-        slow: vec![(3, 20.0)],
-        ..Faults::default()
-    };
+    // Edge 3 holds every layer's parity shard. With a data grace longer than any shard takes,
+    // a layer waits for its data shards even when parity is in first, so every layer is the
+    // data shards' (exact) concatenation.
     let frames = [0, 1, 0];
-    let (t, r, _) = run_coded(TailScheme::Cdc(1), &frames, &faults);
+    let grace = Duration::from_secs(5);
+    let (t, r, _) = run_coded(TailScheme::Cdc(1), &frames, &Faults::default(), grace);
     assert_tails("cdc:1", &t, &r, &frames, true);
     for d in r.tails.values() {
         assert!(d.finished.layers.iter().all(|l| l.present & 0b11 == 0b11));
@@ -267,7 +267,7 @@ fn cdc1_with_the_parity_edge_killed_mid_run_stays_bit_identical() {
         ..Faults::default()
     };
     let frames = [0, 1, 0, 1];
-    let (t, r, stats) = run_coded(TailScheme::Cdc(1), &frames, &faults);
+    let (t, r, stats) = run_coded(TailScheme::Cdc(1), &frames, &faults, Duration::ZERO);
     assert_tails("cdc:1, parity edge killed", &t, &r, &frames, true);
     assert_killed_mid_run(&stats, 3, frames.len() * t.conv_layers().len());
 }
@@ -280,7 +280,7 @@ fn cdc1_with_a_data_edge_killed_mid_run_completes_every_frame_from_parity() {
         ..Faults::default()
     };
     let frames = [0, 1, 0, 1];
-    let (t, r, stats) = run_coded(TailScheme::Cdc(1), &frames, &faults);
+    let (t, r, stats) = run_coded(TailScheme::Cdc(1), &frames, &faults, Duration::ZERO);
     assert_tails("cdc:1, data edge killed", &t, &r, &frames, false);
     assert_killed_mid_run(&stats, 2, frames.len() * t.conv_layers().len());
     // Every layer after the kill was decoded from the parity shard.
@@ -291,7 +291,12 @@ fn cdc1_with_a_data_edge_killed_mid_run_completes_every_frame_from_parity() {
 #[test]
 fn uncoded_split_is_bit_identical_without_faults() {
     let frames = [1];
-    let (t, r, _) = run_coded(TailScheme::Uncoded, &frames, &Faults::default());
+    let (t, r, _) = run_coded(
+        TailScheme::Uncoded,
+        &frames,
+        &Faults::default(),
+        Duration::ZERO,
+    );
     assert_tails("uncoded", &t, &r, &frames, true);
 }
 

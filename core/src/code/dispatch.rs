@@ -73,6 +73,10 @@ pub struct CodedLayer {
     /// Shards already sent a second time: each is re-sent at most once, so a worker that keeps
     /// failing (or a driver that cannot reach it) cannot make the layer re-send forever.
     resent: u32,
+    /// How long to wait for pending data shards once parity could decode (float exactness).
+    grace: Duration,
+    /// When the results first determined the output while a data shard was still pending.
+    decodable_at: Option<Instant>,
     finished: bool,
     decoded: bool,
     emitted_end: bool,
@@ -130,6 +134,8 @@ impl CodedLayer {
             shards: [Shard::Queued; MAX_SHARDS],
             redispatched: 0,
             resent: 0,
+            grace: Duration::from_micros(0),
+            decodable_at: None,
             finished: false,
             decoded: false,
             emitted_end: false,
@@ -142,6 +148,14 @@ impl CodedLayer {
             .get(shard)
             .copied()
             .unwrap_or(Duration::from_micros(0))
+    }
+
+    /// Once enough results could decode, wait up to `grace` more for data shards still
+    /// pending (never past a shard's timeout or the deadline): with every data shard in, the
+    /// output is the data shards' own rows, bit-identical to a centralised run, where a float
+    /// decode from parity is only within its bound. Zero (the default) decodes at once.
+    pub fn set_data_grace(&mut self, grace: Duration) {
+        self.grace = grace;
     }
 
     /// Shards dispatched for this layer: `n`, or `2k` when replicated.
@@ -243,12 +257,13 @@ impl CodedLayer {
             return None;
         }
         let n = self.shards();
-        let cap = |b: Duration| {
+        let deadline = self.deadline;
+        let cap = move |b: Duration| {
             let t = now + b;
-            if t < self.deadline {
+            if t < deadline {
                 t
             } else {
-                self.deadline
+                deadline
             }
         };
         // Dispatch everything once.
@@ -267,7 +282,7 @@ impl CodedLayer {
             }
         }
         let present = self.present();
-        if self.decodable(present) {
+        if self.decodable(present) && !self.waiting_for_data(now, present) {
             self.finished = true;
             self.decoded = true;
             self.emitted_end = true;
@@ -304,11 +319,24 @@ impl CodedLayer {
         None
     }
 
-    /// When to call [`poll`](Self::poll) next if nothing arrives: the earliest shard timeout.
+    /// True while a decodable coded layer gives its pending data shards their grace.
+    fn waiting_for_data(&mut self, now: Instant, present: u32) -> bool {
+        let pending_data = (0..self.code.k())
+            .any(|d| matches!(self.shards[d], Shard::Sent { .. }) && present >> d & 1 == 0);
+        if self.replicated || self.grace.is_zero() || !pending_data {
+            return false;
+        }
+        let since = *self.decodable_at.get_or_insert(now);
+        now < since + self.grace && now < self.deadline
+    }
+
+    /// When to call [`poll`](Self::poll) next if nothing arrives: the earliest shard timeout
+    /// (or the end of a data grace).
     pub fn poll_at(&self) -> Option<Instant> {
         if self.emitted_end {
             return None;
         }
+        let grace = self.decodable_at.map(|t| t + self.grace);
         self.shards[..self.shards()]
             .iter()
             .filter_map(|s| match *s {
@@ -316,6 +344,7 @@ impl CodedLayer {
                 Shard::Queued => Some(Instant::ZERO),
                 _ => None,
             })
+            .chain(grace)
             .min()
     }
 }

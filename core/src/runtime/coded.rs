@@ -195,15 +195,20 @@ pub struct CodedConfig {
     pub allocator: Allocator,
     /// Round trips needed per (worker, layer) before the quality-aware allocator uses them.
     pub min_samples: usize,
+    /// Once parity could decode a layer, how long to wait for its data shards still pending
+    /// (within their timeouts): zero decodes from the first results (CDC); a small grace makes
+    /// float layers bit-identical to a centralised run whenever the data shards come.
+    pub data_grace: Duration,
 }
 
 impl CodedConfig {
-    /// `frame_deadline` with the uniform allocator and 8 samples before fitting.
+    /// `frame_deadline` with the uniform allocator, 8 samples before fitting, no data grace.
     pub const fn new(frame_deadline: Duration) -> CodedConfig {
         CodedConfig {
             frame_deadline,
             allocator: Allocator::Uniform,
             min_samples: 8,
+            data_grace: Duration::from_micros(0),
         }
     }
 }
@@ -808,7 +813,9 @@ impl CodedGateway {
         let spec = self.plan.layers()[layer];
         let t = self.timeout(now, deadline, layer);
         let budgets = [t; MAX_SHARDS];
-        Ok(spec.layer(deadline, &budgets[..spec.shards()])?)
+        let mut state = spec.layer(deadline, &budgets[..spec.shards()])?;
+        state.set_data_grace(self.config.data_grace);
+        Ok(state)
     }
 
     /// The timeout of layer `layer` starting at `now`.
