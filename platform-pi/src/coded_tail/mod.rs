@@ -1,0 +1,441 @@
+//! The network's tail as coded (CDC) layers across the edges.
+//!
+//! Every convolution of the tail (`[from, end)`; for YOLOv2 from 16: layers 16, 18–24, 26, 29
+//! and 30) becomes one coded layer of a [`CodedModel`]: its filters split over `k` data shards
+//! plus parity (or replicas), each edge holding only its shards' weights. Batch norm is folded
+//! into the weights and bias exactly as the SIMD kernel folds it (`a = γ/(√σ² + 10⁻⁶)` in double
+//! precision, `w' = w·a`, `b' = β − μ·a`, rounded to f32), and the activation (leaky or linear)
+//! is applied by the gateway after decoding.
+//!
+//! Everything else runs on the gateway in a [`TailGlue`]: max pools through the core kernels,
+//! route, reorg and region through `tessera_core::kernel::tail`, as the plain tail
+//! ([`crate::tail`]) does. The glue keeps, per frame, the outputs a later route reads (layer 16
+//! for route 25, layer 24 for route 28) until that route ran, and forgets the frame when it
+//! finishes.
+//!
+//! [`CodedTailStage`] runs the stage on a loopback cluster: one coded worker node per edge (own
+//! threads, its own 127.0.0.x address on a second port) and the coded gateway node, polled by
+//! the caller's loop.
+
+mod compare;
+mod glue;
+mod kernel;
+mod stage;
+mod thread_shards;
+
+pub use compare::{bit_identical, max_abs_diff};
+pub use glue::TailGlue;
+pub use kernel::TailKernel;
+pub use stage::{loopback_addr, CodedTailStage, StageSpec, StageStats, TailDone};
+pub use thread_shards::ThreadShards;
+
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use tessera_backends::coded::{
+    Activation, CodedModel, CodedModelError, ConvGeom, LayerScheme, LinearLayer, Numeric,
+};
+use tessera_core::kernel::Kernels;
+use tessera_core::model::weights::{ConvParams, Weights};
+use tessera_core::model::{Activation as ConvActivation, LayerKind, Network, Shape};
+use tessera_core::runtime::coded::{Protection, MAX_CODED_LAYERS};
+use tessera_core::wire::{FrameKey, NodeId, GATEWAY};
+
+/// Why the tail cannot run coded.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum CodedTailError {
+    /// `from` is not inside the network (it must be 1..layers).
+    Range {
+        /// First tail layer asked for.
+        from: usize,
+        /// Layers of the network.
+        layers: usize,
+    },
+    /// The first tail layer is not a convolution (its input must be the stack output the
+    /// coded gateway receives).
+    FirstNotConv {
+        /// The layer.
+        layer: usize,
+    },
+    /// A tail convolution is not stride 1 with "same" padding and an odd kernel.
+    NotSame {
+        /// The layer.
+        layer: usize,
+        /// Kernel side.
+        size: u32,
+        /// Stride.
+        stride: u32,
+        /// Padding.
+        pad: u32,
+    },
+    /// A tail route reads a layer before the tail (the glue only sees the tail's outputs).
+    RouteOutside {
+        /// The route layer.
+        layer: usize,
+        /// The source it reads.
+        source: usize,
+    },
+    /// More tail convolutions than a coded model holds.
+    TooManyConvs {
+        /// Convolutions in the tail.
+        count: usize,
+    },
+    /// The weights do not cover a tail convolution.
+    Weights {
+        /// The layer.
+        layer: usize,
+    },
+    /// The scheme does not fit the edges.
+    Scheme(String),
+    /// The coded model refused.
+    Model(CodedModelError),
+    /// A gateway layer (pool, route, reorg, region) failed.
+    Glue {
+        /// The layer.
+        layer: usize,
+        /// Why.
+        message: String,
+    },
+}
+
+impl fmt::Display for CodedTailError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CodedTailError::Range { from, layers } => {
+                write!(
+                    f,
+                    "the tail must start inside layers 1..{layers}, not at {from}"
+                )
+            }
+            CodedTailError::FirstNotConv { layer } => write!(
+                f,
+                "tail layer {layer} is not a convolution: a coded tail must start with one"
+            ),
+            CodedTailError::NotSame {
+                layer,
+                size,
+                stride,
+                pad,
+            } => write!(
+                f,
+                "tail layer {layer} is a {size}x{size} convolution with stride {stride} and \
+                 padding {pad}: coded layers must be stride 1 with \"same\" padding"
+            ),
+            CodedTailError::RouteOutside { layer, source } => write!(
+                f,
+                "route {layer} reads layer {source}, which is before the tail"
+            ),
+            CodedTailError::TooManyConvs { count } => write!(
+                f,
+                "the tail has {count} convolutions, a coded model holds at most \
+                 {MAX_CODED_LAYERS}"
+            ),
+            CodedTailError::Weights { layer } => {
+                write!(f, "the weights do not cover tail layer {layer}")
+            }
+            CodedTailError::Scheme(s) => f.write_str(s),
+            CodedTailError::Model(e) => write!(f, "coded model: {e}"),
+            CodedTailError::Glue { layer, message } => write!(f, "tail layer {layer}: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for CodedTailError {}
+
+impl From<CodedModelError> for CodedTailError {
+    fn from(e: CodedModelError) -> Self {
+        CodedTailError::Model(e)
+    }
+}
+
+/// How the tail's layers are split over the edges (`--coded-tail`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TailScheme {
+    /// `cdc:R`: `edges − R` data shards plus `R` parity shards.
+    Cdc(usize),
+    /// `2mr`: `⌊edges/2⌋` data shards, each computed twice.
+    TwoMr,
+    /// `uncoded`: one data shard per edge, no protection.
+    Uncoded,
+}
+
+impl TailScheme {
+    /// Parses `cdc:R`, `2mr` or `uncoded`.
+    pub fn parse(s: &str) -> Result<TailScheme, String> {
+        let bad = || {
+            format!(
+                "unknown coded tail scheme '{s}': use cdc:R (R parity shards, R >= 1), 2mr or \
+                 uncoded"
+            )
+        };
+        match s {
+            "2mr" => Ok(TailScheme::TwoMr),
+            "uncoded" => Ok(TailScheme::Uncoded),
+            _ => {
+                let r = s
+                    .strip_prefix("cdc:")
+                    .and_then(|r| r.parse::<usize>().ok())
+                    .ok_or_else(bad)?;
+                if r == 0 {
+                    return Err(bad());
+                }
+                Ok(TailScheme::Cdc(r))
+            }
+        }
+    }
+
+    /// The split of every tail layer over `edges` workers.
+    pub fn layer_scheme(self, edges: usize) -> Result<LayerScheme, CodedTailError> {
+        let refuse = |why: String| Err(CodedTailError::Scheme(why));
+        match self {
+            TailScheme::Cdc(r) if r >= edges => refuse(format!(
+                "--coded-tail cdc:{r} needs more than {r} edges (k = edges − R data shards), \
+                 there are {edges}"
+            )),
+            TailScheme::Cdc(r) => Ok(LayerScheme {
+                k: edges - r,
+                r,
+                protection: Protection::Coded,
+            }),
+            TailScheme::TwoMr if edges < 2 => refuse(format!(
+                "--coded-tail 2mr needs 2 or more edges, there are {edges}"
+            )),
+            TailScheme::TwoMr => Ok(LayerScheme {
+                k: edges / 2,
+                r: 0,
+                protection: Protection::Replicated,
+            }),
+            TailScheme::Uncoded => Ok(LayerScheme {
+                k: edges,
+                r: 0,
+                protection: Protection::Coded,
+            }),
+        }
+    }
+}
+
+impl fmt::Display for TailScheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TailScheme::Cdc(r) => write!(f, "cdc:{r}"),
+            TailScheme::TwoMr => f.write_str("2mr"),
+            TailScheme::Uncoded => f.write_str("uncoded"),
+        }
+    }
+}
+
+/// A convolution's weights and bias with its batch norm folded in, as the SIMD kernel folds
+/// it: `a = γ/(√σ² + 10⁻⁶)` (f64, ε on the root as Darknet), `w' = w·a`, `b' = β − μ·a`.
+pub fn fold_batch_norm(params: &ConvParams<'_>, filters: usize) -> (Vec<f32>, Vec<f32>) {
+    let Some(bn) = &params.bn else {
+        return (params.weights.to_vec(), params.biases.to_vec());
+    };
+    let per = params.weights.len() / filters.max(1);
+    let mut w = Vec::with_capacity(params.weights.len());
+    let mut b = Vec::with_capacity(filters);
+    for o in 0..filters {
+        let denom = (bn.variance[o] as f64).sqrt() + 0.000001f32 as f64;
+        let a = bn.scales[o] as f64 / denom;
+        w.extend(
+            params.weights[o * per..(o + 1) * per]
+                .iter()
+                .map(|&x| (x as f64 * a) as f32),
+        );
+        b.push((params.biases[o] as f64 - bn.mean[o] as f64 * a) as f32);
+    }
+    (w, b)
+}
+
+/// The coded tail of a network: its model and where each coded layer sits in the network.
+#[derive(Clone, Debug)]
+pub struct CodedTail {
+    net: Arc<Network>,
+    from: usize,
+    convs: Arc<[usize]>,
+    /// Last route reading each layer's output (0: none).
+    route_use: Arc<[usize]>,
+    model: Arc<CodedModel>,
+    scheme: LayerScheme,
+}
+
+impl CodedTail {
+    /// The tail `[from, end)` of `net` with `weights` (covering it), every convolution split
+    /// by `scheme` over `workers` (shard `i` on `workers[i % len]`).
+    pub fn new(
+        net: &Network,
+        weights: &Weights<'_>,
+        from: usize,
+        scheme: LayerScheme,
+        workers: &[NodeId],
+    ) -> Result<CodedTail, CodedTailError> {
+        let layers = net.layers();
+        if from == 0 || from >= layers.len() {
+            return Err(CodedTailError::Range {
+                from,
+                layers: layers.len(),
+            });
+        }
+        if !matches!(layers[from].kind, LayerKind::Conv(_)) {
+            return Err(CodedTailError::FirstNotConv { layer: from });
+        }
+        let mut route_use = vec![0usize; layers.len()];
+        let mut convs = Vec::new();
+        let mut coded = Vec::new();
+        for (j, l) in layers.iter().enumerate().skip(from) {
+            match &l.kind {
+                LayerKind::Conv(c) => {
+                    let same = c.stride == 1 && c.size % 2 == 1 && c.pad == c.size / 2;
+                    if !same || l.input.w != l.output.w || l.input.h != l.output.h {
+                        return Err(CodedTailError::NotSame {
+                            layer: j,
+                            size: c.size,
+                            stride: c.stride,
+                            pad: c.pad,
+                        });
+                    }
+                    let params = weights
+                        .conv(j)
+                        .ok_or(CodedTailError::Weights { layer: j })?;
+                    let (w, b) = fold_batch_norm(&params, c.filters as usize);
+                    coded.push((
+                        LinearLayer {
+                            in_len: l.input.c as usize,
+                            rows: c.filters as usize,
+                            weights: w,
+                            bias: b,
+                            activation: match c.activation {
+                                ConvActivation::Leaky => Activation::Leaky,
+                                ConvActivation::Linear => Activation::Linear,
+                            },
+                            numeric: Numeric::Float,
+                        },
+                        Some(ConvGeom {
+                            size: c.size,
+                            width: l.input.w,
+                            height: l.input.h,
+                        }),
+                    ));
+                    convs.push(j);
+                }
+                LayerKind::Route(r) => {
+                    for &src in r.layers.iter() {
+                        let src = src as usize;
+                        if src < from {
+                            return Err(CodedTailError::RouteOutside {
+                                layer: j,
+                                source: src,
+                            });
+                        }
+                        route_use[src] = route_use[src].max(j);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if convs.len() > MAX_CODED_LAYERS {
+            return Err(CodedTailError::TooManyConvs { count: convs.len() });
+        }
+        let schemes = vec![scheme; coded.len()];
+        let model = CodedModel::with_geometry(coded, &schemes, workers)?;
+        let tail = CodedTail {
+            net: Arc::new(net.clone()),
+            from,
+            convs: convs.into(),
+            route_use: route_use.into(),
+            model: Arc::new(model),
+            scheme,
+        };
+        tail.check_glue()?;
+        Ok(tail)
+    }
+
+    /// Runs every gateway step once on zeros, so a tail whose pools, routes, reorgs or region
+    /// do not fit is refused here rather than mid-frame.
+    fn check_glue(&self) -> Result<(), CodedTailError> {
+        let mut glue = self.glue(TailKernel::Portable);
+        let frame = FrameKey::new(GATEWAY, u32::MAX - 1);
+        let n = self.convs.len();
+        for (l, &j) in self.convs.iter().enumerate() {
+            let out = vec![0.0f32; self.net.layers()[j].output.elements().unwrap_or(0)];
+            if l + 1 < n {
+                glue.step(frame, j, out, self.convs[l + 1])?;
+            } else {
+                glue.step(frame, j, out, self.net.layers().len())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The coded model (every node builds the same).
+    pub fn model(&self) -> &Arc<CodedModel> {
+        &self.model
+    }
+
+    /// The split of every layer.
+    pub fn scheme(&self) -> LayerScheme {
+        self.scheme
+    }
+
+    /// Network index of each coded layer.
+    pub fn conv_layers(&self) -> &[usize] {
+        &self.convs
+    }
+
+    /// First tail layer.
+    pub fn from(&self) -> usize {
+        self.from
+    }
+
+    /// Columns of a frame: the area of the first coded layer's map.
+    pub fn cols(&self) -> usize {
+        self.model.conv(0).map_or(1, |g| g.cols())
+    }
+
+    /// Shape of the tail's output (the last layer's).
+    pub fn output_shape(&self) -> Shape {
+        self.net.output()
+    }
+
+    /// Bytes of the coded layers' (folded) parameters: what one device running the whole tail
+    /// holds.
+    pub fn whole_tail_bytes(&self) -> usize {
+        (0..self.model.len())
+            .filter_map(|l| self.model.layer(l))
+            .map(|l| 4 * (l.weights.len() + l.bias.len()))
+            .sum()
+    }
+
+    /// The gateway's glue computing with `kernels`.
+    pub fn glue<K: Kernels>(&self, kernels: K) -> TailGlue<K> {
+        TailGlue::new(
+            kernels,
+            self.net.clone(),
+            self.convs.clone(),
+            self.route_use.clone(),
+        )
+    }
+
+    /// The centralised run with the same arithmetic as the coded one: every layer's data
+    /// shards computed with `kernels` on one node, decoded (concatenated), glued. Workers
+    /// computing with the SIMD kernels must be compared with this run with the same kernels.
+    pub fn reference<K: Kernels + Clone>(
+        &self,
+        kernels: &K,
+        input: &[f32],
+    ) -> Result<Vec<f32>, CodedTailError> {
+        let mut glue = self.glue(kernels.clone());
+        let failures = glue.failures();
+        let out = self
+            .model
+            .reference_with(kernels, input, self.cols(), &mut glue)?;
+        if failures.load(Ordering::Relaxed) > 0 {
+            return Err(CodedTailError::Glue {
+                layer: self.convs[0],
+                message: "a gateway step between coded layers failed".into(),
+            });
+        }
+        Ok(out)
+    }
+}
