@@ -1,0 +1,179 @@
+//! The gateway's work between coded layers ([`TailGlue`]): max pools through the core
+//! kernels, route, reorg and region through `tessera_core::kernel::tail`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tessera_backends::coded::Glue;
+use tessera_core::kernel::{tail, Kernels};
+use tessera_core::model::{LayerKind, Network};
+use tessera_core::tensor::{FeatureView, FeatureViewMut};
+use tessera_core::wire::FrameKey;
+use tessera_core::Region;
+
+use super::CodedTailError;
+
+/// The gateway's work between the coded layers of one tail: pools, routes, reorgs and the
+/// region head, with the outputs routes read kept per frame.
+pub struct TailGlue<K> {
+    kernels: K,
+    net: Arc<Network>,
+    convs: Arc<[usize]>,
+    route_use: Arc<[usize]>,
+    /// Per frame, the outputs still to be read, by layer.
+    frames: BTreeMap<FrameKey, BTreeMap<usize, Vec<f32>>>,
+    failures: Arc<AtomicU64>,
+}
+
+impl<K: Kernels> TailGlue<K> {
+    /// The glue of the tail of `net` whose coded layers are `convs`, with `route_use` the last
+    /// route reading each layer's output (0: none).
+    pub(super) fn new(
+        kernels: K,
+        net: Arc<Network>,
+        convs: Arc<[usize]>,
+        route_use: Arc<[usize]>,
+    ) -> TailGlue<K> {
+        TailGlue {
+            kernels,
+            net,
+            convs,
+            route_use,
+            frames: BTreeMap::new(),
+            failures: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Frames whose outputs the glue holds.
+    pub fn frames_held(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Counts steps that failed (their output replaced by an empty map); shared with clones of
+    /// the returned handle.
+    pub fn failures(&self) -> Arc<AtomicU64> {
+        self.failures.clone()
+    }
+
+    /// Layer `done` of `frame` produced `output`: runs layers `done+1 .. until` and returns the
+    /// output of `until − 1` (the input of coded layer `until`, or the tail's output when
+    /// `until` is the network's end, then forgetting the frame).
+    pub(super) fn step(
+        &mut self,
+        frame: FrameKey,
+        done: usize,
+        output: Vec<f32>,
+        until: usize,
+    ) -> Result<Vec<f32>, CodedTailError> {
+        let end = until >= self.net.layers().len();
+        let r = self.run(frame, done, output, until);
+        if end || r.is_err() {
+            self.frames.remove(&frame);
+        }
+        r
+    }
+
+    fn run(
+        &mut self,
+        frame: FrameKey,
+        done: usize,
+        output: Vec<f32>,
+        until: usize,
+    ) -> Result<Vec<f32>, CodedTailError> {
+        let layers = self.net.layers();
+        let store = self.frames.entry(frame).or_default();
+        store.insert(done, output);
+        for j in done + 1..until {
+            let layer = &layers[j];
+            let fail = |message: String| CodedTailError::Glue { layer: j, message };
+            let len = layer
+                .output
+                .elements()
+                .ok_or_else(|| fail("output size overflows".into()))?;
+            let mut out = vec![0.0f32; len];
+            let prev = || {
+                store
+                    .get(&(j - 1))
+                    .ok_or_else(|| fail(format!("output of layer {} is gone", j - 1)))
+            };
+            match &layer.kind {
+                LayerKind::Conv(_) => {
+                    return Err(fail("a convolution outside the coded model".into()));
+                }
+                LayerKind::MaxPool(pool) => {
+                    let map = layer.input;
+                    let src = FeatureView::new(prev()?, Region::full(map.w, map.h), map.c)
+                        .map_err(|e| fail(e.to_string()))?;
+                    let o = layer.output;
+                    let mut dst = FeatureViewMut::new(&mut out, Region::full(o.w, o.h), o.c)
+                        .map_err(|e| fail(e.to_string()))?;
+                    self.kernels
+                        .maxpool(pool, map, &src, &mut dst)
+                        .map_err(|e| fail(e.to_string()))?;
+                }
+                LayerKind::Route(r) => {
+                    let mut sources = Vec::with_capacity(r.layers.len());
+                    for &src in r.layers.iter() {
+                        let src = src as usize;
+                        let data = store
+                            .get(&src)
+                            .ok_or_else(|| fail(format!("route source {src} is gone")))?;
+                        sources.push((&data[..], layers[src].output));
+                    }
+                    tail::route(&sources, &mut out).map_err(|e| fail(e.to_string()))?;
+                }
+                LayerKind::Reorg(r) => {
+                    tail::reorg(prev()?, layer.input, r.stride, &mut out)
+                        .map_err(|e| fail(e.to_string()))?;
+                }
+                LayerKind::Region(p) => {
+                    tail::region(prev()?, layer.input, p, &mut out)
+                        .map_err(|e| fail(e.to_string()))?;
+                }
+            }
+            store.insert(j, out);
+            // Outputs no later layer of this segment or route reads.
+            let route_use = &self.route_use;
+            store.retain(|&i, _| i >= j || route_use[i] > j);
+        }
+        let last = until - 1;
+        if self.route_use[last] > last {
+            Ok(store.get(&last).cloned().unwrap_or_default())
+        } else {
+            Ok(store.remove(&last).unwrap_or_default())
+        }
+    }
+
+    fn glue_step(&mut self, frame: FrameKey, layer: usize, output: Vec<f32>) -> Vec<f32> {
+        let done = self.convs[layer];
+        let until = self
+            .convs
+            .get(layer + 1)
+            .copied()
+            .unwrap_or(self.net.layers().len());
+        match self.step(frame, done, output, until) {
+            Ok(v) => v,
+            Err(e) => {
+                // Cannot happen for a tail `CodedTail::new` checked; the empty map makes the
+                // next layer expire and the frame report the loss.
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                eprintln!("coded tail, frame {}.{}: {e}", frame.origin, frame.number);
+                Vec::new()
+            }
+        }
+    }
+}
+
+impl<K: Kernels> Glue for TailGlue<K> {
+    fn between(&mut self, frame: FrameKey, layer: usize, output: Vec<f32>) -> Vec<f32> {
+        self.glue_step(frame, layer, output)
+    }
+
+    fn finish(&mut self, frame: FrameKey, output: Vec<f32>) -> Vec<f32> {
+        let last = self.convs.len() - 1;
+        let out = self.glue_step(frame, last, output);
+        self.frames.remove(&frame);
+        out
+    }
+}
