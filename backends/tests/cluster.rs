@@ -4,13 +4,11 @@
 
 mod common;
 
-use common::{port, values};
-use std::net::SocketAddr;
+use common::{link, loopback, port, values};
 use std::sync::Arc;
 use std::time::Instant as StdInstant;
 
 use tessera_backends::driver::{Finished, Inline, Model, Node};
-use tessera_backends::link::LinkConfig;
 use tessera_backends::nal_std::StdStack;
 use tessera_core::exec::{run_tile, NoStrips};
 use tessera_core::ftp::{FusedStack, Grid, Mode, Partition, TilePlan};
@@ -20,7 +18,7 @@ use tessera_core::model::{Activation, Conv, LayerKind, MaxPool, Network, Shape};
 use tessera_core::runtime::Config;
 use tessera_core::tensor::FeatureView;
 use tessera_core::time::{Duration, Instant};
-use tessera_core::wire::{Key, Limits, Policy};
+use tessera_core::wire::{Key, Policy};
 use tessera_core::Region;
 
 fn network() -> Network {
@@ -101,25 +99,14 @@ fn run_cluster(
     let mut cfg = Config::new(policy, &stack, g);
     cfg.tile_timeout = Duration::from_secs(5);
     let p = port();
-    let peers: Vec<(u16, SocketAddr)> = (0..=edges)
-        .map(|id| (id, SocketAddr::from(([127, 0, 0, 1 + id as u8], p))))
-        .collect();
+    let peers = loopback(edges, p);
     let start = StdInstant::now();
     let now = || Instant::from_micros(start.elapsed().as_micros() as u64);
     let key = Key::new([9; 32]);
     let mut nodes: Vec<Node<StdStack, Inline<Portable>>> = peers
         .iter()
         .map(|&(id, addr)| {
-            let link = LinkConfig {
-                me: id,
-                port: p,
-                peers: peers.iter().copied().filter(|(q, _)| *q != id).collect(),
-                key: Some(key.clone()),
-                limits: Limits::LARGE,
-                first_seq: 1,
-                peer_dead: Duration::from_secs(3),
-                retry: Duration::from_millis(10),
-            };
+            let link = link(id, &peers, p, &key, Duration::from_secs(3));
             Node::new(
                 StdStack::new(addr.ip()),
                 link,

@@ -6,8 +6,7 @@
 
 mod common;
 
-use common::{port, values};
-use std::net::SocketAddr;
+use common::{link, loopback, port, values};
 use std::sync::Arc;
 use std::time::Instant as StdInstant;
 
@@ -15,11 +14,10 @@ use tessera_backends::coded::{
     Activation, CodedFinished, CodedModel, CodedNode, InlineShards, LayerScheme, LinearLayer,
     Numeric,
 };
-use tessera_backends::link::LinkConfig;
 use tessera_backends::nal_std::StdStack;
 use tessera_core::runtime::coded::{CodedConfig, Protection};
 use tessera_core::time::{Duration, Instant};
-use tessera_core::wire::{Key, Limits, NodeId};
+use tessera_core::wire::{Key, NodeId};
 
 const WORKERS: u16 = 8;
 
@@ -72,9 +70,7 @@ fn run(
 ) -> (Vec<CodedFinished>, Vec<f32>, Vec<f32>) {
     let model = Arc::new(model);
     let p = port();
-    let peers: Vec<(NodeId, SocketAddr)> = (0..=WORKERS)
-        .map(|id| (id, SocketAddr::from(([127, 0, 0, 1 + id as u8], p))))
-        .collect();
+    let peers = loopback(WORKERS, p);
     let start = StdInstant::now();
     let now = || Instant::from_micros(start.elapsed().as_micros() as u64);
     let key = Key::new([5; 32]);
@@ -82,16 +78,7 @@ fn run(
         .iter()
         .filter(|(id, _)| !dead.contains(id))
         .map(|&(id, addr)| {
-            let link = LinkConfig {
-                me: id,
-                port: p,
-                peers: peers.iter().copied().filter(|(q, _)| *q != id).collect(),
-                key: Some(key.clone()),
-                limits: Limits::LARGE,
-                first_seq: 1,
-                peer_dead: Duration::from_secs(5),
-                retry: Duration::from_millis(10),
-            };
+            let link = link(id, &peers, p, &key, Duration::from_secs(5));
             CodedNode::new(
                 StdStack::new(addr.ip()),
                 link,

@@ -1,6 +1,12 @@
 //! Helpers shared by the loopback cluster tests.
 #![allow(dead_code)] // each test binary uses its own subset
 
+use std::net::SocketAddr;
+
+use tessera_backends::link::LinkConfig;
+use tessera_core::time::Duration;
+use tessera_core::wire::{Key, Limits, NodeId};
+
 /// `n` deterministic values in `[-1, 1)` (xorshift32 from `seed`).
 pub fn values(n: usize, seed: u32) -> Vec<f32> {
     let mut x = seed.wrapping_mul(2654435761).max(1);
@@ -22,4 +28,31 @@ pub fn port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Nodes `0..=last` on 127.0.0.1.. at `port`.
+pub fn loopback(last: NodeId, port: u16) -> Vec<(NodeId, SocketAddr)> {
+    (0..=last)
+        .map(|id| (id, SocketAddr::from(([127, 0, 0, 1 + id as u8], port))))
+        .collect()
+}
+
+/// Node `me`'s link to every other node of `peers`, authenticated with `key`.
+pub fn link(
+    me: NodeId,
+    peers: &[(NodeId, SocketAddr)],
+    port: u16,
+    key: &Key,
+    peer_dead: Duration,
+) -> LinkConfig {
+    LinkConfig {
+        me,
+        port,
+        peers: peers.iter().copied().filter(|(q, _)| *q != me).collect(),
+        key: Some(key.clone()),
+        limits: Limits::LARGE,
+        first_seq: 1,
+        peer_dead,
+        retry: Duration::from_millis(10),
+    }
 }
