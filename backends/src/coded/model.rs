@@ -247,13 +247,18 @@ fn round_f32(x: f32) -> f32 {
     }
 }
 
-fn quantize(x: f32, scale: f32) -> i8 {
-    let q = round_f32(x / scale);
+/// `x` rounded to an integer in `[-limit, limit]` (NaN: 0).
+fn round_clamped(x: f32, limit: f32) -> f32 {
+    let q = round_f32(x);
     if q.is_nan() {
-        0
+        0.0
     } else {
-        q.clamp(-127.0, 127.0) as i8
+        q.clamp(-limit, limit)
     }
+}
+
+fn quantize(x: f32, scale: f32) -> i8 {
+    round_clamped(x / scale, 127.0) as i8
 }
 
 impl CodedModel {
@@ -788,14 +793,7 @@ fn prepare(
             let bias_q: Vec<i32> = layer
                 .bias
                 .iter()
-                .map(|&b| {
-                    let q = round_f32(b / (w_scale * in_scale));
-                    if q.is_nan() {
-                        0
-                    } else {
-                        q.clamp(-(1 << 24) as f32, (1 << 24) as f32) as i32
-                    }
-                })
+                .map(|&b| round_clamped(b / (w_scale * in_scale), (1 << 24) as f32) as i32)
                 .collect();
             for d in 0..data_count {
                 let (w, b) = encode::data_shard(&code, d, &wq, &bias_q, in_len)?;
