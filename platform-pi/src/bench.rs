@@ -328,6 +328,14 @@ fn print_row(l: usize, r: &LayerRow, peak: f64) {
     } else {
         l.to_string()
     };
+    // Not measured (`--fma-only`): a dash, not NaN.
+    let fig = |x: f64, digits: usize, unit: &str| {
+        if x.is_finite() {
+            format!("{x:.digits$}{unit}")
+        } else {
+            "-".into()
+        }
+    };
     if r.flop == 0.0 {
         println!(
             "{label:>5} {:<27} {:>6} | {:>9} {:>9} | {:>9} {:>6} {:>6} | {:>9} {:>6} | {:>8.2} {:>8.2}",
@@ -337,7 +345,7 @@ fn print_row(l: usize, r: &LayerRow, peak: f64) {
             "-",
             "-",
             "-",
-            format!("{:.1}x", r.portable / r.fma1),
+            fig(r.portable / r.fma1, 1, "x"),
             "-",
             format!("{:.2}", r.fma1 / r.fma2),
             r.fma1 * 1e3,
@@ -347,14 +355,14 @@ fn print_row(l: usize, r: &LayerRow, peak: f64) {
     }
     let g1 = gflops(r.flop, r.fma1);
     println!(
-        "{label:>5} {:<27} {:>6.2} | {:>9.1} {:>9.1} | {:>9.1} {:>5.0}% {:>5.1}x | {:>9.1} {:>5.2}x | {:>8.2} {:>8.2}",
+        "{label:>5} {:<27} {:>6.2} | {:>9} {:>9} | {:>9.1} {:>5.0}% {:>6} | {:>9.1} {:>5.2}x | {:>8.2} {:>8.2}",
         r.name,
         r.flop / 1e9,
-        gflops(r.flop, r.reference),
-        gflops(r.flop, r.portable),
+        fig(gflops(r.flop, r.reference), 1, ""),
+        fig(gflops(r.flop, r.portable), 1, ""),
         g1,
         100.0 * g1 / peak,
-        r.portable / r.fma1,
+        fig(r.portable / r.fma1, 1, "x"),
         gflops(r.flop, r.fma2),
         r.fma1 / r.fma2,
         r.fma1 * 1e3,
