@@ -1,0 +1,178 @@
+//! AVX-512F micro-kernels (x86_64): the generic 16-lane kernel of [`super::wide`] on zmm
+//! registers ([`Zmm`]).
+//!
+//! Tiles are 6 output channels × 4 zmm vectors (64 columns): 24 accumulators, 4 input vectors
+//! and 1 broadcast weight, 29 of the 32 zmm registers. The rest of a row takes one tile of 3, 2
+//! or 1 vectors whose last vector is loaded and stored under a mask (`_mm512_maskz_loadu_ps` /
+//! `_mm512_mask_storeu_ps`; masked-off lanes are not accessed, so they cannot fault). Input
+//! vectors are always read whole: the padded rows are rounded up to 16 columns.
+//!
+//! The CPU is checked at run time (`is_x86_feature_detected!("avx512f")` with `std`, the
+//! compile-time target features without it); AVX-512F includes the 512-bit FMA. The only
+//! `unsafe` of this path: the [`Zmm`] operations and [`row`], which checks every index the
+//! kernel touches, then calls `#[target_feature(enable = "avx512f")]` code into which the
+//! whole generic kernel and the intrinsics are inlined.
+//!
+//! Verification: the development machines have no AVX-512 (and no emulator). This path was
+//! tested through [`super::Isa::Soft16`], which runs the same generic kernel on a software
+//! vector and equals the scalar path bit for bit, and by inspecting the compiled code (the
+//! kernel's loops are zmm `vfmadd231ps` with no calls); the `Zmm` impl below is one intrinsic
+//! per operation.
+#![allow(clippy::needless_range_loop)]
+
+#[cfg(feature = "std")]
+extern crate std;
+
+use core::arch::x86_64::*;
+
+use super::wide::{self, V16, W};
+use super::{Post, Row};
+
+/// Independent zmm FMA chains per iteration of [`peak`] (2 FMA pipes × 4 cycles latency need
+/// 8; twice that leaves slack).
+pub(super) const PEAK_CHAINS: u64 = 16;
+
+/// True when this CPU runs AVX-512F.
+pub(super) fn available() -> bool {
+    #[cfg(feature = "std")]
+    {
+        std::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        cfg!(target_feature = "avx512f")
+    }
+}
+
+/// A zmm register of 16 f32 lanes.
+#[derive(Clone, Copy)]
+pub(super) struct Zmm(__m512);
+
+/// Mask of lanes `0..n` (all 16 for `n ≥ 16`).
+#[inline(always)]
+fn lanes(n: usize) -> __mmask16 {
+    if n >= W {
+        u16::MAX
+    } else {
+        (1u16 << n) - 1
+    }
+}
+
+// One intrinsic per operation. The methods carry no `#[target_feature]` (which would forbid
+// `#[inline(always)]`): they are inlined into the `avx512f` function `row_avx512`, and the
+// intrinsics then into it (checked on the compiled code: no calls remain).
+impl V16 for Zmm {
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        Zmm(_mm512_setzero_ps())
+    }
+
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> Self {
+        Zmm(_mm512_set1_ps(x))
+    }
+
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        Zmm(_mm512_loadu_ps(p))
+    }
+
+    #[inline(always)]
+    unsafe fn load_part(p: *const f32, n: usize) -> Self {
+        Zmm(_mm512_maskz_loadu_ps(lanes(n), p))
+    }
+
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        _mm512_storeu_ps(p, self.0)
+    }
+
+    #[inline(always)]
+    unsafe fn store_part(self, p: *mut f32, n: usize) {
+        _mm512_mask_storeu_ps(p, lanes(n), self.0)
+    }
+
+    #[inline(always)]
+    unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
+        Zmm(_mm512_fmadd_ps(a.0, b.0, c.0))
+    }
+
+    #[inline(always)]
+    unsafe fn mul(a: Self, b: Self) -> Self {
+        Zmm(_mm512_mul_ps(a.0, b.0))
+    }
+
+    #[inline(always)]
+    unsafe fn max(a: Self, b: Self) -> Self {
+        // VMAXPS: `a > b ? a : b` per lane (`b` for a NaN or two zeros), as `V16::max` says.
+        Zmm(_mm512_max_ps(a.0, b.0))
+    }
+}
+
+/// Computes `N` output channels of one row segment (stride 1) into
+/// `out[r·oplane + orow + j]`.
+pub(super) fn row<const N: usize>(
+    job: &Row<'_>,
+    post: &Post,
+    out: &mut [f32],
+    oplane: usize,
+    orow: usize,
+) {
+    assert!(job.stride == 1 && available());
+    job.check(N, W, out.len(), oplane, orow);
+    if job.j1 <= job.j0 {
+        return;
+    }
+    // SAFETY: the CPU has AVX-512F (checked above); `check` bounds every input, weight and
+    // output index the kernel forms (input reads up to the segment rounded to whole vectors,
+    // which `check` includes; outputs are read and written only below `j1`, partial vectors
+    // under a mask), the stride is 1 and `j1 > j0`.
+    unsafe { row_avx512::<N>(job, post, out.as_mut_ptr(), oplane, orow) }
+}
+
+/// The generic kernel on zmm registers, compiled with AVX-512F.
+///
+/// # Safety
+///
+/// As [`wide::row_generic`], on a CPU with AVX-512F.
+#[target_feature(enable = "avx512f")]
+unsafe fn row_avx512<const N: usize>(
+    job: &Row<'_>,
+    post: &Post,
+    out: *mut f32,
+    oplane: usize,
+    orow: usize,
+) {
+    wide::row_generic::<Zmm, N>(job, post, out, oplane, orow)
+}
+
+/// [`PEAK_CHAINS`] independent chains of `acc = acc·m + a` on zmm registers, `iters` times
+/// (`PEAK_CHAINS · 32` flops per iteration); returns a checksum so the loop is not removed.
+pub(super) fn peak(iters: u64) -> f32 {
+    assert!(available());
+    // SAFETY: the CPU has AVX-512F (checked above); no memory is accessed but locals.
+    unsafe { peak_avx512(iters) }
+}
+
+/// The loop of [`peak`].
+///
+/// # Safety
+///
+/// The CPU has AVX-512F.
+#[target_feature(enable = "avx512f")]
+unsafe fn peak_avx512(iters: u64) -> f32 {
+    // Opaque constants, so the compiler cannot fold the loop.
+    let m = _mm512_set1_ps(core::hint::black_box(0.999_999));
+    let a = _mm512_set1_ps(core::hint::black_box(1e-6));
+    let mut acc = [_mm512_set1_ps(core::hint::black_box(1.0)); PEAK_CHAINS as usize];
+    for _ in 0..iters {
+        for v in acc.iter_mut() {
+            *v = _mm512_fmadd_ps(*v, m, a);
+        }
+    }
+    let mut s = _mm512_setzero_ps();
+    for v in acc {
+        s = _mm512_add_ps(s, v);
+    }
+    _mm512_reduce_add_ps(s)
+}
