@@ -440,10 +440,14 @@ fn random_garbage_never_panics() {
         let fbufs: Vec<Vec<f32>> = lens.iter().map(|&l| vec![rng.f32(); l]).collect();
         let views: Vec<Option<&[i32]>> = bufs
             .iter()
-            .map(|b| (rng.next() % 5 != 0).then_some(b.as_slice()))
+            .map(|b| (!rng.next().is_multiple_of(5)).then_some(b.as_slice()))
             .collect();
         let fviews: Vec<Option<&[f32]>> = fbufs.iter().map(|b| Some(b.as_slice())).collect();
-        let out_len = if rng.next() % 4 == 0 { 3 } else { rows * cols };
+        let out_len = if rng.next().is_multiple_of(4) {
+            3
+        } else {
+            rows * cols
+        };
         if let Ok(dec) = Decoder::from_mask(&code, mask) {
             let mut out = vec![0i32; out_len];
             let _ = dec.decode_i32(&views, cols, &mut out);

@@ -104,7 +104,7 @@ fn summarize(policy: Policy, grid: (u32, u32), edges: u16, runs: &[LocalRun]) ->
 
 /// Runs the benchmark.
 pub fn run(args: &Args) -> Result<(), Error> {
-    if args.size == 0 || args.size % 32 != 0 || args.size > 1024 {
+    if args.size == 0 || !args.size.is_multiple_of(32) || args.size > 1024 {
         return Err(error(
             "bench cluster",
             "--size must be a multiple of 32 up to 1024",

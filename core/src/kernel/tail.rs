@@ -98,7 +98,11 @@ pub fn route(sources: &[(&[f32], Shape)], out: &mut [f32]) -> Result<Shape, Tail
 /// arithmetic needs: `w/s × h/s × c·s²`.
 pub fn reorg_shape(input: Shape, stride: u32) -> Result<Shape, TailError> {
     let s2 = stride.checked_mul(stride).ok_or(TailError::Overflow)?;
-    if stride == 0 || input.w % stride != 0 || input.h % stride != 0 || input.c % s2 != 0 {
+    if stride == 0
+        || !input.w.is_multiple_of(stride)
+        || !input.h.is_multiple_of(stride)
+        || !input.c.is_multiple_of(s2)
+    {
         return Err(TailError::ReorgIndivisible);
     }
     let c = input.c.checked_mul(s2).ok_or(TailError::Overflow)?;

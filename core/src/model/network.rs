@@ -123,7 +123,7 @@ impl Network {
                 if s == 0 {
                     return Err(ShapeError::ZeroParameter);
                 }
-                if prev.w % s != 0 || prev.h % s != 0 {
+                if !prev.w.is_multiple_of(s) || !prev.h.is_multiple_of(s) {
                     return Err(ShapeError::ReorgIndivisible);
                 }
                 let c = s

@@ -324,7 +324,7 @@ fn copy_values(v: &[f32], pos: usize, dst: &mut [u8]) -> usize {
     let mut k = 0;
     let mut p = pos;
     // Leading partial value.
-    while p < end && p % VALUE_LEN != 0 {
+    while p < end && !p.is_multiple_of(VALUE_LEN) {
         dst[k] = v[p / VALUE_LEN].to_le_bytes()[p % VALUE_LEN];
         k += 1;
         p += 1;
