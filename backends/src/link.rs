@@ -9,7 +9,7 @@
 //! never disturbs other peers. Peers silent for longer than `peer_dead` are dropped; idle
 //! connections carry `Heartbeat`s so silence means death, not idleness.
 //!
-//! Sending streams the frame out of the caller's tensor with [`FrameEncoder`] straight into the
+//! Sending streams the frame out of the caller's tensor with [`FrameEncoder`](tessera_core::wire::FrameEncoder) straight into the
 //! socket; only what the socket does not take at once is copied into the peer's backlog.
 //! Receiving buffers one frame per connection (the tag must be checked before any byte is
 //! used), bounded by the receiver's [`Limits`].

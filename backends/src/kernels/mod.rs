@@ -1,6 +1,16 @@
-//! Fast conv kernels: FMA micro-kernels vectorised over output columns, for x86_64 (AVX2+FMA,
-//! chosen at run time) and aarch64 (NEON), a portable scalar-FMA path with the same results,
-//! and (with `std`) a tile's output channels split over threads.
+//! Fast conv kernels: FMA micro-kernels vectorised over output columns, for x86_64 (AVX-512F or
+//! AVX2+FMA, chosen at run time), aarch64 (NEON) and armv7 (NEON + VFPv4, inline assembly,
+//! checked in the HWCAP at run time), a portable scalar-FMA path with the same results, and
+//! (with `std`) a tile's output channels split over threads.
+//!
+//! | module | [`Isa`] | tile (channels × columns) |
+//! |---|---|---|
+//! | `x86` | `Avx2Fma` | 6 × 16, 4 × 24 (3×3 in inline asm) |
+//! | `avx512` + `wide` | `Avx512` | 6 × 64, masked tails (generic code over a 16-lane vector) |
+//! | `wide` | `Soft16` | the AVX-512 code on a software vector: its test oracle |
+//! | `neon` | `Neon` | 6 × 16 |
+//! | `armv7` | `Armv7Neon` | 6 × 8, 6 × 4 (inline asm) |
+//! | here | `Scalar` | one output at a time, any stride |
 //!
 //! # What every output is
 //!
@@ -17,8 +27,9 @@
 //! skipped), `a_o = γ/(√σ² + 10⁻⁶)` and `b_o = β − μ·a_o` are the batch norm and bias folded in
 //! double precision and rounded to f32 (without batch norm `a = 1`, `b = β`). Nothing in it
 //! depends on the output region, on which lane of a vector or which thread computes the
-//! output, or on the instruction set: the AVX2 and NEON micro-kernels and the scalar path agree
-//! bit for bit, a tiled run equals the full frame bit for bit, and `n` threads equal one.
+//! output, or on the instruction set: every micro-kernel and the scalar path agree bit for bit
+//! (armv7 NEON flushes subnormals to zero: there, for normal numbers), a tiled run equals the
+//! full frame bit for bit, and `n` threads equal one.
 //!
 //! # How it differs from `Reference`/`Portable`
 //!
@@ -38,12 +49,15 @@
 //! # Layout and blocking
 //!
 //! The input region a conv needs is copied once per call into a zero-padded CHW buffer (rows of
-//! the map the region needs, columns widened by the padding and rounded up to whole vectors;
-//! kept per thread between calls), and the weights are packed per block of output channels as
-//! `[c][ky][kx][o]`, so the micro-kernels never test borders and read one weight stream. A
-//! micro-kernel computes 6 output channels × 16 columns of one output row (AVX2: 6 × 2 ymm
-//! accumulators; NEON: 6 × 4 q registers), broadcasting each weight against shifted input
-//! vectors; the last block of a row is narrower and stores only its valid columns. When one
+//! the map the region needs, columns widened by the padding and rounded up to whole 16-lane
+//! vectors, planes an odd number of cache lines apart so a column block's channels spread over
+//! the L1 sets; kept per thread between calls) — except a 1×1 stride-1 conv whose input view
+//! is its output region, which reads each channel plane in place as one long row (its last
+//! `area mod 16` columns from a small padded copy) — and the weights are packed per block of
+//! output channels as `[c][ky][kx][o]`, so the micro-kernels never test borders and read one
+//! weight stream. A micro-kernel computes up to 6 output channels × a few vectors of columns of
+//! one output row (table above), broadcasting each weight against shifted input vectors; the
+//! last block of a row is narrower and stores only its valid columns. When one
 //! output row's input does not fit in L1, input channels are cut into chunks (sums carried in
 //! the output between chunks, exactly) and every channel block runs on an L1-resident column
 //! block. Filter counts that are not multiples of 6 end with two balanced blocks (32 = 6·4 +
@@ -65,20 +79,28 @@ use alloc::vec::Vec;
 use tessera_core::kernel::{check_conv_call, input_span, KernelError, Kernels, Portable};
 use tessera_core::model::weights::ConvParams;
 use tessera_core::model::{Activation, Conv, MaxPool, Shape};
-use tessera_core::region::Region;
+use tessera_core::region::{Region, Span};
 use tessera_core::tensor::{FeatureView, FeatureViewMut};
 
+#[cfg(target_arch = "arm")]
+#[allow(unsafe_code)]
+mod armv7;
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod avx512;
 #[cfg(target_arch = "aarch64")]
 #[allow(unsafe_code)]
 mod neon;
+#[allow(unsafe_code)]
+mod wide;
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod x86;
 
 /// Output channels per micro-kernel call.
 const R: usize = 6;
-/// Columns the padded rows are rounded up to (the widest vector, in f32 lanes).
-const LANES: usize = 8;
+/// Columns the padded rows are rounded up to (the widest vector, in f32 lanes: AVX-512's 16).
+const LANES: usize = 16;
 
 /// The instruction set a [`Fma`] kernel runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,12 +111,42 @@ pub enum Isa {
     Avx2Fma,
     /// aarch64 Advanced SIMD, 4 lanes.
     Neon,
+    /// x86_64 AVX-512F, 16 lanes (chosen over AVX2 where the CPU has it).
+    Avx512,
+    /// The AVX-512 kernel's code on a 16-lane software vector (one scalar FMA per lane): runs
+    /// on any target, slowly. It is the oracle that tests the AVX-512 path's tiling, masks and
+    /// indexing on machines without AVX-512; [`Isa::detect`] never picks it.
+    Soft16,
+    /// armv7 Advanced SIMD with VFPv4's fused `VFMA` (a Pi 3 on a 32-bit OS), 4 lanes, in
+    /// inline assembly. ARMv7 NEON arithmetic flushes subnormals to zero, so it agrees with
+    /// the other paths bit for bit except where an operand or a result is subnormal; tiles and
+    /// threads still equal the full frame bit for bit on it.
+    Armv7Neon,
 }
 
 impl Isa {
+    /// Every instruction set, available here or not.
+    pub const ALL: [Isa; 6] = [
+        Isa::Scalar,
+        Isa::Avx2Fma,
+        Isa::Neon,
+        Isa::Avx512,
+        Isa::Soft16,
+        Isa::Armv7Neon,
+    ];
+
+    /// Every instruction set this machine runs, [`Isa::Scalar`] first.
+    pub fn available() -> impl Iterator<Item = Isa> {
+        Isa::ALL.into_iter().filter(|isa| isa.is_available())
+    }
+
     /// The fastest instruction set this machine runs (detected at run time with `std` on
     /// x86_64, from the compile-time target features without it).
     pub fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        if avx512::available() {
+            return Isa::Avx512;
+        }
         #[cfg(target_arch = "x86_64")]
         if x86::available() {
             return Isa::Avx2Fma;
@@ -103,17 +155,25 @@ impl Isa {
         if neon::available() {
             return Isa::Neon;
         }
+        #[cfg(target_arch = "arm")]
+        if armv7::available() {
+            return Isa::Armv7Neon;
+        }
         Isa::Scalar
     }
 
     /// True when this machine can run `self`.
     pub fn is_available(self) -> bool {
         match self {
-            Isa::Scalar => true,
+            Isa::Scalar | Isa::Soft16 => true,
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2Fma => x86::available(),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => avx512::available(),
             #[cfg(target_arch = "aarch64")]
             Isa::Neon => neon::available(),
+            #[cfg(target_arch = "arm")]
+            Isa::Armv7Neon => armv7::available(),
             #[allow(unreachable_patterns)]
             _ => false,
         }
@@ -176,8 +236,12 @@ pub fn fma_peak_loop(isa: Isa, iters: u64) -> (u64, f32) {
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2Fma => (iters * 12 * 8 * 2, x86::peak(iters)),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => (iters * avx512::PEAK_CHAINS * 16 * 2, avx512::peak(iters)),
         #[cfg(target_arch = "aarch64")]
         Isa::Neon => (iters * 16 * 4 * 2, neon::peak(iters)),
+        #[cfg(target_arch = "arm")]
+        Isa::Armv7Neon => (iters * armv7::PEAK_CHAINS * 4 * 2, armv7::peak(iters)),
         _ => {
             let (m, a) = (
                 core::hint::black_box(0.999_999),
@@ -253,7 +317,7 @@ pub(crate) struct Row<'a> {
     /// Packed weights of the block from the chunk's first input channel on, `[c][ky][kx][n]`
     /// (the `n` output channels of the block interleaved).
     pub weights: &'a [f32],
-    /// Output columns `j0..j1` of the row (`j0` a multiple of 8).
+    /// Output columns `j0..j1` of the row (`j0` a multiple of 16).
     pub j0: usize,
     pub j1: usize,
     /// First chunk (sums start at 0) and last chunk (apply [`Post`]).
@@ -269,7 +333,7 @@ impl Row<'_> {
         if self.j1 <= self.j0 {
             return;
         }
-        assert!(self.j0 % LANES == 0 || self.stride != 1);
+        assert!(self.j0.is_multiple_of(LANES) || self.stride != 1);
         let kk = self.k * self.k;
         assert!(self.ky0 + self.nky <= self.k);
         assert!(self.channels * kk * n <= self.weights.len());
@@ -344,6 +408,32 @@ fn run_row(
             2 => neon::row::<2>(job, post, out, oplane, orow),
             _ => neon::row::<1>(job, post, out, oplane, orow),
         },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 if job.stride == 1 => match n {
+            6 => avx512::row::<6>(job, post, out, oplane, orow),
+            5 => avx512::row::<5>(job, post, out, oplane, orow),
+            4 => avx512::row::<4>(job, post, out, oplane, orow),
+            3 => avx512::row::<3>(job, post, out, oplane, orow),
+            2 => avx512::row::<2>(job, post, out, oplane, orow),
+            _ => avx512::row::<1>(job, post, out, oplane, orow),
+        },
+        Isa::Soft16 if job.stride == 1 => match n {
+            6 => wide::row_soft::<6>(job, post, out, oplane, orow),
+            5 => wide::row_soft::<5>(job, post, out, oplane, orow),
+            4 => wide::row_soft::<4>(job, post, out, oplane, orow),
+            3 => wide::row_soft::<3>(job, post, out, oplane, orow),
+            2 => wide::row_soft::<2>(job, post, out, oplane, orow),
+            _ => wide::row_soft::<1>(job, post, out, oplane, orow),
+        },
+        #[cfg(target_arch = "arm")]
+        Isa::Armv7Neon if job.stride == 1 => match n {
+            6 => armv7::row::<6>(job, post, out, oplane, orow),
+            5 => armv7::row::<5>(job, post, out, oplane, orow),
+            4 => armv7::row::<4>(job, post, out, oplane, orow),
+            3 => armv7::row::<3>(job, post, out, oplane, orow),
+            2 => armv7::row::<2>(job, post, out, oplane, orow),
+            _ => armv7::row::<1>(job, post, out, oplane, orow),
+        },
         _ => row_scalar(job, n, post, out, oplane, orow),
     }
 }
@@ -353,9 +443,10 @@ fn run_row(
 struct Ctx<'a> {
     isa: Isa,
     pad: &'a [f32],
-    /// Padded row length and rows per channel; first padded row's map row.
+    /// Padded row length; elements between channels of the padded input (see
+    /// [`PadGeo::plane`]); first padded row's map row.
     wp: usize,
-    rows: usize,
+    plane: usize,
     iy0: i64,
     k: usize,
     s: usize,
@@ -368,6 +459,10 @@ struct Ctx<'a> {
     ab: &'a [(f32, f32)],
     leaky: bool,
     region: Region,
+    /// Elements between output planes, and the output column of the region's column 0 (the
+    /// flat 1×1 path computes a plane as one row, its last columns apart).
+    oplane: usize,
+    ocol0: usize,
 }
 
 /// Kernel taps `t0..t1` of a `k`-wide window starting at `start` inside `0..extent`.
@@ -382,22 +477,32 @@ const L1_BUDGET: usize = 24 * 1024;
 /// Output columns of one block when the input is blocked for L1 (a multiple of the AVX2 and
 /// NEON micro-kernels' widths).
 const XBLOCK: usize = 48;
+/// The same for the 16-lane kernel (AVX-512 and its software twin): one full 6 × 64 tile, for
+/// 1×1 convs too (a multiple of [`LANES`], so every block starts on a whole vector).
+const XBLOCK_WIDE: usize = 64;
 
 /// Computes output channels `oa..ob` of the region into `out` (their planes, CHW).
 ///
 /// When one output row's input (all channels × kernel rows × row width) fits in L1, rows are
 /// computed whole, channel block by channel block. Otherwise the input channels are cut into
-/// chunks whose column block (48 columns, 16 for 1×1) fits in L1, and for each chunk, row and
-/// column block all output channel blocks run on that L1-resident block.
+/// chunks whose column block (48 columns, 16 for 1×1; 64 for the 16-lane kernel) fits in L1,
+/// and for each chunk, row and column block all output channel blocks run on that
+/// L1-resident block.
 fn conv_range(ctx: &Ctx<'_>, oa: usize, ob: usize, out: &mut [f32]) {
     let ncols = ctx.region.width() as usize;
-    let oplane = ncols * ctx.region.height() as usize;
+    let oplane = ctx.oplane;
     let kk = ctx.k * ctx.k;
     let row_bytes = ctx.c * ctx.k * ctx.wp * 4;
     let (chunk, xblock) = if row_bytes <= L1_BUDGET || ctx.s != 1 {
         (ctx.c, ncols.max(1))
     } else {
-        let xb = if ctx.k == 1 { 16 } else { XBLOCK };
+        let xb = match ctx.isa {
+            // Narrower rows (13, 19, 38 columns) are sized by the whole vectors they read, so
+            // their chunks hold as many channels as fit.
+            Isa::Avx512 | Isa::Soft16 => XBLOCK_WIDE.min(ncols.div_ceil(LANES) * LANES),
+            _ if ctx.k == 1 => 16,
+            _ => XBLOCK,
+        };
         let per_channel = ctx.k * (xb + ctx.k - 1) * 4;
         ((L1_BUDGET / per_channel).clamp(1, ctx.c), xb)
     };
@@ -412,7 +517,7 @@ fn conv_range(ctx: &Ctx<'_>, oa: usize, ob: usize, out: &mut [f32]) {
             } else {
                 0
             };
-            let orow = (y - ctx.region.y.start) as usize * ncols;
+            let orow = (y - ctx.region.y.start) as usize * ncols + ctx.ocol0;
             let mut j0 = 0;
             while j0 < ncols {
                 let j1 = (j0 + xblock).min(ncols);
@@ -427,8 +532,8 @@ fn conv_range(ctx: &Ctx<'_>, oa: usize, ob: usize, out: &mut [f32]) {
                     }
                     let job = Row {
                         input: ctx.pad,
-                        base: (c0 * ctx.rows + prow) * ctx.wp,
-                        plane: ctx.rows * ctx.wp,
+                        base: c0 * ctx.plane + prow * ctx.wp,
+                        plane: ctx.plane,
                         row: ctx.wp,
                         channels: c1 - c0,
                         ky0,
@@ -479,6 +584,11 @@ fn fold(params: &ConvParams<'_>, o: usize) -> (f32, f32) {
 struct PadGeo {
     wp: usize,
     nrows: usize,
+    /// Elements between channel planes: `nrows·wp` rounded up to an odd number of 64-byte
+    /// lines, so the same column of successive channels falls in successive L1 sets (a plane
+    /// of a whole number of 4 KiB pages put every channel of a column block in the same few
+    /// sets: 1×1 convs read 128–512 channels per block).
+    plane: usize,
     iy0: u32,
     xin0: i64,
     len: usize,
@@ -491,12 +601,15 @@ impl PadGeo {
         let wp = (ncols.div_ceil(LANES) * LANES + k - 1).max((ncols - 1) * s + k);
         let rows = input_span(region.y, conv.size, conv.stride, conv.pad, map.h);
         let nrows = rows.len() as usize;
+        let lines = (nrows * wp).div_ceil(16);
+        let plane = (lines | 1) * 16;
         PadGeo {
             wp,
             nrows,
             iy0: rows.start,
             xin0: region.x.start as i64 * s as i64 - p,
-            len: map.c as usize * nrows * wp,
+            plane,
+            len: map.c as usize * plane,
         }
     }
 
@@ -516,8 +629,10 @@ impl PadGeo {
             (a - view.x.start as i64) as usize,
             (b - a) as usize,
         );
-        for (ci, plane) in dst.chunks_exact_mut(self.nrows * self.wp).enumerate() {
-            for (row, iy) in plane.chunks_exact_mut(self.wp).zip(self.iy0..) {
+        for (ci, plane) in dst.chunks_exact_mut(self.plane).enumerate() {
+            let (rows, gap) = plane.split_at_mut(self.nrows * self.wp);
+            gap.fill(0.0);
+            for (row, iy) in rows.chunks_exact_mut(self.wp).zip(self.iy0..) {
                 let src = input.row((c0 + ci) as u32, iy);
                 row[..da].fill(0.0);
                 row[da..da + n].copy_from_slice(&src[sa..sa + n]);
@@ -573,9 +688,13 @@ impl Kernels for Fma {
         if region.is_empty() {
             return Ok(());
         }
-        let geo = PadGeo::new(conv, map, region);
         let n = conv.filters as usize;
         let threads = self.threads.min(blocks(n).count());
+        if conv.size == 1 && conv.stride == 1 && conv.pad == 0 && input.region() == region {
+            with_scratch(|scratch| self.conv_flat(conv, map, params, input, threads, scratch, out));
+            return Ok(());
+        }
+        let geo = PadGeo::new(conv, map, region);
         with_scratch(|scratch| {
             let per = conv.weight_count(map.c).unwrap_or(0) / n;
             let plen = n * per;
@@ -613,6 +732,81 @@ impl Kernels for Fma {
 }
 
 impl Fma {
+    /// A 1×1 stride-1 conv whose input view is its output region: each channel plane is one
+    /// contiguous row, read in place (no padded copy); the plane's last `area mod 16` columns
+    /// run on a small zero-padded copy, so whole-vector reads stay inside the buffers. Each
+    /// output is the same chain as on the padded path.
+    #[allow(clippy::too_many_arguments)]
+    fn conv_flat(
+        &self,
+        conv: &Conv,
+        map: Shape,
+        params: &ConvParams<'_>,
+        input: &FeatureView<'_>,
+        threads: usize,
+        scratch: &mut Scratch,
+        out: &mut FeatureViewMut<'_>,
+    ) {
+        let n = conv.filters as usize;
+        let c = map.c as usize;
+        let area = out.region().area() as usize;
+        let main = area - area % LANES;
+        let tail_len = c * LANES;
+        for (v, len) in [(&mut scratch.pad, tail_len), (&mut scratch.packed, n * c)] {
+            if v.len() < len {
+                v.resize(len, 0.0);
+            }
+        }
+        let packed = &mut scratch.packed[..n * c];
+        pack(params.weights, n, c, packed);
+        let tail = &mut scratch.pad[..tail_len];
+        let src = input.data();
+        for (ci, dst) in tail.chunks_exact_mut(LANES).enumerate() {
+            let part = &src[ci * area + main..(ci + 1) * area];
+            dst[..part.len()].copy_from_slice(part);
+            dst[part.len()..].fill(0.0);
+        }
+        let ab: Vec<(f32, f32)> = (0..n).map(|o| fold(params, o)).collect();
+        let row = |cols: usize| Region::new(Span::new(0, cols as u32), Span::new(0, 1));
+        let base = Ctx {
+            isa: self.isa,
+            pad: src,
+            wp: area,
+            plane: area,
+            iy0: 0,
+            k: 1,
+            s: 1,
+            p: 0,
+            h: 1,
+            c,
+            packed,
+            ab: &ab,
+            leaky: conv.activation == Activation::Leaky,
+            region: row(main),
+            oplane: area,
+            ocol0: 0,
+        };
+        let rest = Ctx {
+            pad: tail,
+            wp: LANES,
+            plane: LANES,
+            region: row(area - main),
+            ocol0: main,
+            ..base
+        };
+        let data = out.data();
+        for ctx in [base, rest] {
+            if ctx.region.is_empty() {
+                continue;
+            }
+            if threads <= 1 {
+                conv_range(&ctx, 0, n, data);
+            } else {
+                split(&ctx, n, threads, data);
+            }
+        }
+    }
+
     /// The conv proper, on the padded input.
     #[allow(clippy::too_many_arguments)]
     fn conv_padded(
@@ -633,7 +827,7 @@ impl Fma {
             isa: self.isa,
             pad,
             wp: geo.wp,
-            rows: geo.nrows,
+            plane: geo.plane,
             iy0: geo.iy0 as i64,
             k: conv.size as usize,
             s: conv.stride as usize,
@@ -644,6 +838,8 @@ impl Fma {
             ab: &ab,
             leaky: conv.activation == Activation::Leaky,
             region,
+            oplane: region.area() as usize,
+            ocol0: 0,
         };
         let data = out.data();
         if threads <= 1 {
@@ -695,7 +891,7 @@ fn pack(weights: &[f32], filters: usize, per: usize, packed: &mut [f32]) {
 /// Fills the padded buffer with channel ranges on `threads` threads.
 #[cfg(feature = "std")]
 fn fill_split(geo: &PadGeo, input: &FeatureView<'_>, c: usize, threads: usize, pad: &mut [f32]) {
-    let plane = geo.nrows * geo.wp;
+    let plane = geo.plane;
     let threads = threads.min(c).max(1);
     std::thread::scope(|scope| {
         let mut rest = pad;
@@ -836,7 +1032,7 @@ fn pool_split(
 /// takes the last range).
 #[cfg(feature = "std")]
 fn split(ctx: &Ctx<'_>, n: usize, threads: usize, data: &mut [f32]) {
-    let oplane = ctx.region.area() as usize;
+    let oplane = ctx.oplane;
     let starts: Vec<usize> = blocks(n).map(|(o, _)| o).collect();
     std::thread::scope(|scope| {
         let mut rest = data;
