@@ -1,5 +1,5 @@
-//! AVX-512F micro-kernels (x86_64): the generic 16-lane kernel of [`super::wide`] on zmm
-//! registers ([`Zmm`]).
+//! AVX-512F micro-kernels (x86_64): the generic kernel of [`super::wide`] on zmm registers
+//! ([`Zmm`], 16 lanes).
 //!
 //! Tiles are 6 output channels × 4 zmm vectors (64 columns): 24 accumulators, 4 input vectors
 //! and 1 broadcast weight, 29 of the 32 zmm registers. The rest of a row takes one tile of 3, 2
@@ -18,15 +18,17 @@
 //! vector and equals the scalar path bit for bit, and by inspecting the compiled code (the
 //! kernel's loops are zmm `vfmadd231ps` with no calls); the `Zmm` impl below is one intrinsic
 //! per operation.
-#![allow(clippy::needless_range_loop)]
 
 #[cfg(feature = "std")]
 extern crate std;
 
 use core::arch::x86_64::*;
 
-use super::wide::{self, V16, W};
+use super::wide::{self, Vector};
 use super::{Post, Row};
+
+/// f32 lanes per zmm register.
+const L: usize = 16;
 
 /// Independent zmm FMA chains per iteration of [`peak`] (2 FMA pipes × 4 cycles latency need
 /// 8; twice that leaves slack).
@@ -51,17 +53,21 @@ pub(super) struct Zmm(__m512);
 /// Mask of lanes `0..n` (all 16 for `n ≥ 16`).
 #[inline(always)]
 fn lanes(n: usize) -> __mmask16 {
-    if n >= W {
+    if n >= L {
         u16::MAX
     } else {
         (1u16 << n) - 1
     }
 }
 
-// One intrinsic per operation. The methods carry no `#[target_feature]` (which would forbid
-// `#[inline(always)]`): they are inlined into the `avx512f` function `row_avx512`, and the
-// intrinsics then into it (checked on the compiled code: no calls remain).
-impl V16 for Zmm {
+// One intrinsic per operation (two for `leaky`). The methods carry no `#[target_feature]`
+// (which would forbid `#[inline(always)]`): they are inlined into the `avx512f` function
+// `row_avx512`, and the intrinsics then into it (checked on the compiled code: no calls
+// remain).
+impl Vector for Zmm {
+    const LANES: usize = L;
+    const TILE: usize = 4;
+
     #[inline(always)]
     unsafe fn zero() -> Self {
         Zmm(_mm512_setzero_ps())
@@ -70,6 +76,11 @@ impl V16 for Zmm {
     #[inline(always)]
     unsafe fn splat(x: f32) -> Self {
         Zmm(_mm512_set1_ps(x))
+    }
+
+    #[inline(always)]
+    unsafe fn broadcast(p: *const f32) -> Self {
+        Zmm(_mm512_set1_ps(*p))
     }
 
     #[inline(always)]
@@ -98,14 +109,12 @@ impl V16 for Zmm {
     }
 
     #[inline(always)]
-    unsafe fn mul(a: Self, b: Self) -> Self {
-        Zmm(_mm512_mul_ps(a.0, b.0))
-    }
-
-    #[inline(always)]
-    unsafe fn max(a: Self, b: Self) -> Self {
-        // VMAXPS: `a > b ? a : b` per lane (`b` for a NaN or two zeros), as `V16::max` says.
-        Zmm(_mm512_max_ps(a.0, b.0))
+    unsafe fn leaky(self, tenth: Self) -> Self {
+        // max(y, 0.1·y) with VMAXPS (`a > b ? a : b` per lane, `b` for a NaN or two zeros) is
+        // the scalar `y ≤ 0 ? 0.1·y : y` bit for bit: for y > 0 (and +∞ is equal either way)
+        // it is y; for y ≤ 0 it is 0.1·y, zeros keeping their sign; for a NaN it is 0.1·y,
+        // the same NaN. `wide::Soft` computes exactly this expression.
+        Zmm(_mm512_max_ps(self.0, _mm512_mul_ps(self.0, tenth.0)))
     }
 }
 
@@ -118,16 +127,12 @@ pub(super) fn row<const N: usize>(
     oplane: usize,
     orow: usize,
 ) {
-    assert!(job.stride == 1 && available());
-    job.check(N, W, out.len(), oplane, orow);
-    if job.j1 <= job.j0 {
-        return;
+    assert!(available());
+    if wide::checked::<Zmm, N>(job, out, oplane, orow) {
+        // SAFETY: the CPU has AVX-512F (checked above); `checked` bounded every index the
+        // kernel forms (partial vectors are loaded and stored under a mask).
+        unsafe { row_avx512::<N>(job, post, out.as_mut_ptr(), oplane, orow) }
     }
-    // SAFETY: the CPU has AVX-512F (checked above); `check` bounds every input, weight and
-    // output index the kernel forms (input reads up to the segment rounded to whole vectors,
-    // which `check` includes; outputs are read and written only below `j1`, partial vectors
-    // under a mask), the stride is 1 and `j1 > j0`.
-    unsafe { row_avx512::<N>(job, post, out.as_mut_ptr(), oplane, orow) }
 }
 
 /// The generic kernel on zmm registers, compiled with AVX-512F.

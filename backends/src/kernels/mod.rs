@@ -3,12 +3,15 @@
 //! checked in the HWCAP at run time), a portable scalar-FMA path with the same results, and
 //! (with `std`) a tile's output channels split over threads.
 //!
+//! `wide` holds the one tile kernel of all intrinsic paths, generic over a vector type (lanes
+//! and tile width); `x86`, `avx512` and `neon` add their vector type, entry and peak loop.
+//!
 //! | module | [`Isa`] | tile (channels × columns) |
 //! |---|---|---|
-//! | `x86` | `Avx2Fma` | 6 × 16, 4 × 24 (3×3 in inline asm) |
-//! | `avx512` + `wide` | `Avx512` | 6 × 64, masked tails (generic code over a 16-lane vector) |
-//! | `wide` | `Soft16` | the AVX-512 code on a software vector: its test oracle |
-//! | `neon` | `Neon` | 6 × 16 |
+//! | `x86` + `wide` | `Avx2Fma` | 6 × 16 (2 ymm); 3×3: 6 × 16 and 4 × 24 in inline asm |
+//! | `avx512` + `wide` | `Avx512` | 6 × 64 (4 zmm), masked tails |
+//! | `wide` | `Soft16` | the AVX-512 instantiation on a software vector: its test oracle |
+//! | `neon` + `wide` | `Neon` | 6 × 16 (4 q) |
 //! | `armv7` | `Armv7Neon` | 6 × 8, 6 × 4 (inline asm) |
 //! | here | `Scalar` | one output at a time, any stride |
 //!

@@ -1,128 +1,170 @@
-//! The 16-lane conv micro-kernel, written once over a vector trait ([`V16`]) and instantiated
-//! twice: with AVX-512F registers (`avx512::Zmm`, x86_64 only) and with [`Soft16`], a
+//! The conv micro-kernel of every intrinsic path, written once over a vector trait
+//! ([`Vector`]) and instantiated per instruction set: AVX2 + FMA (`x86::Ymm`, 8 lanes),
+//! AVX-512F (`avx512::Zmm`, 16 lanes), aarch64 NEON (`neon::Q`, 4 lanes) and [`Soft`], a
 //! portable software vector that does one scalar fused multiply-add per lane.
 //!
-//! Why generic: the development and CI machines have no AVX-512 (and no emulator for it), so
-//! the AVX-512 kernel could not otherwise be run before it meets real hardware. Its tiling,
-//! masks (the partial last vector of a row), pointer arithmetic and chunk/post logic all live
-//! here; the `Zmm` instantiation adds only a one-line-per-operation trait impl. [`Soft16`] runs
-//! exactly this code on any target ([`super::Isa::Soft16`]), so the property tests compare it
-//! with the scalar path bit for bit and thereby test everything of the AVX-512 path but the
-//! intrinsics themselves. Every operation of [`V16`] is lane-wise and rounds like its scalar
-//! counterpart (one rounding for `fma`), so both instantiations compute the same bits.
+//! Its tiling, partial last vectors, pointer arithmetic and chunk/[`Post`] logic all live here;
+//! an instruction set adds a one-line-per-operation trait impl, a `#[target_feature]` entry
+//! function into which this code is inlined (`#[inline(always)]` down to the operations), and
+//! a safe `row` that checks every index first. Every operation of [`Vector`] is lane-wise and
+//! rounds like its scalar counterpart (one rounding for `fma`), so every instantiation
+//! computes the same bits.
 //!
-//! Tiles: `N ≤ 6` output channels × `NV ≤ 4` vectors (64 columns) of one output row; full
-//! 64-column tiles, then one narrower tile (`NV = ceil(rest / 16)`) whose last vector is
-//! loaded and stored under a mask. Per output the chain is the one of the module docs of
-//! [`super`]: `acc = fma(w, x, acc)` over channels, kernel rows and taps in order.
+//! Why a software vector: the development and CI machines have no AVX-512 (and no emulator
+//! for it). `Soft<16, 4>` runs exactly the AVX-512 instantiation's code (16 lanes, 4-vector
+//! tiles) on any target ([`super::Isa::Soft16`]), so the property tests compare it with the
+//! scalar path bit for bit and thereby test everything of the AVX-512 path but the intrinsics
+//! themselves; the unit tests below run the AVX2 and NEON geometries ([`Soft`] with 8 and 4
+//! lanes) the same way.
+//!
+//! Tiles: `N ≤ 6` output channels × `NV ≤ V::TILE` vectors of one output row (AVX2 6 × 2 ymm,
+//! 16 columns; NEON 6 × 4 q, 16 columns; AVX-512 and Soft16 6 × 4, 64 columns): full tiles,
+//! then one narrower tile (`NV = ceil(rest / LANES)`) whose last vector is loaded and stored
+//! partially (`Vector::load_part`/`Vector::store_part`: masked on AVX-512, through a stack
+//! copy on AVX2 and NEON). Input vectors are always read whole (the padded rows cover them,
+//! see [`Row::check`]). Per output the chain is the one of the module docs of [`super`]:
+//! `acc = fma(w, x, acc)` over channels, kernel rows and taps in order.
+//!
+//! The tile width is a const generic (the accumulators are `[[V; NV]; N]`), and array lengths
+//! cannot come from an associated const on stable Rust, so [`tile`] picks `NV` with a `match`
+//! whose arms beyond `V::TILE` are guarded off.
 #![allow(clippy::needless_range_loop)]
 
 use super::{Post, Row};
 
-/// f32 lanes per vector.
-pub(super) const W: usize = 16;
+/// The most lanes of a [`Vector`] (AVX-512's 16): the size of the stack copies of
+/// [`Vector::load_part`] and [`Vector::store_part`].
+const MAX_LANES: usize = 16;
 
-/// A vector of 16 f32 lanes. Every operation is lane-wise with the rounding of the scalar
+/// A vector of `LANES` f32 lanes. Every operation is lane-wise with the rounding of the scalar
 /// operation (IEEE round to nearest even; `fma` rounds once).
 ///
 /// # Safety
 ///
-/// The methods are `unsafe` because an implementation may need CPU features (AVX-512F for
-/// `Zmm`): callers guarantee them. Pointer methods additionally require the addressed lanes
-/// (`n` for the `_part` methods, all 16 otherwise) to be valid for reads or writes; lanes at
-/// and above `n` are neither read nor written.
-pub(super) trait V16: Copy {
+/// The methods are `unsafe` because an implementation may need CPU features (AVX2 + FMA for
+/// `Ymm`, AVX-512F for `Zmm`, NEON for `Q`): callers guarantee them. Pointer methods
+/// additionally require the addressed lanes (`n` for the `_part` methods, one for `broadcast`,
+/// all `LANES` otherwise) to be valid for reads or writes; lanes at and above `n` are neither
+/// read nor written.
+pub(super) trait Vector: Copy {
+    /// f32 lanes per vector (at most [`MAX_LANES`]).
+    const LANES: usize;
+    /// Vectors of columns per full tile (1 to 4): as many as keep `6·TILE` accumulators, the
+    /// input vectors and a broadcast weight in registers.
+    const TILE: usize;
     /// All lanes 0.0.
     unsafe fn zero() -> Self;
     /// All lanes `x`.
     unsafe fn splat(x: f32) -> Self;
-    /// 16 values at `p` (unaligned).
+    /// All lanes `*p` (a broadcast load).
+    unsafe fn broadcast(p: *const f32) -> Self;
+    /// `LANES` values at `p` (unaligned).
     unsafe fn load(p: *const f32) -> Self;
-    /// The first `n ≤ 16` values at `p`; lanes `n..` are 0 and their addresses not read.
-    unsafe fn load_part(p: *const f32, n: usize) -> Self;
     /// Stores all lanes at `p` (unaligned).
     unsafe fn store(self, p: *mut f32);
-    /// Stores lanes `0..n` (`n ≤ 16`) at `p`; nothing at and above `p + n` is written.
-    unsafe fn store_part(self, p: *mut f32, n: usize);
+    /// The first `n ≤ LANES` values at `p`; lanes `n..` are 0 and their addresses not read.
+    /// By default through a zeroed stack copy (AVX2, NEON); AVX-512 loads under a mask.
+    #[inline(always)]
+    unsafe fn load_part(p: *const f32, n: usize) -> Self {
+        if n >= Self::LANES {
+            return Self::load(p);
+        }
+        let mut t = [0.0f32; MAX_LANES];
+        core::ptr::copy_nonoverlapping(p, t.as_mut_ptr(), n);
+        Self::load(t.as_ptr())
+    }
+    /// Stores lanes `0..n` (`n ≤ LANES`) at `p`; nothing at and above `p + n` is written. By
+    /// default through a stack copy (AVX2, NEON); AVX-512 stores under a mask.
+    #[inline(always)]
+    unsafe fn store_part(self, p: *mut f32, n: usize) {
+        if n >= Self::LANES {
+            return self.store(p);
+        }
+        let mut t = [0.0f32; MAX_LANES];
+        self.store(t.as_mut_ptr());
+        core::ptr::copy_nonoverlapping(t.as_ptr(), p, n);
+    }
     /// `a·b + c` with one rounding.
     unsafe fn fma(a: Self, b: Self, c: Self) -> Self;
-    /// `a·b`.
-    unsafe fn mul(a: Self, b: Self) -> Self;
-    /// `if a > b { a } else { b }` per lane (x86 MAXPS: `b` when either is NaN or both are
-    /// zeros).
-    unsafe fn max(a: Self, b: Self) -> Self;
+    /// The leaky activation of an `fma` result, `tenth` being `splat(0.1)`: per lane the scalar
+    /// `y ≤ 0 ? 0.1·y : y` of [`Post::apply`], bit for bit (zeros keep their sign; a NaN stays
+    /// the same quiet NaN).
+    unsafe fn leaky(self, tenth: Self) -> Self;
 }
 
-/// The software 16-lane vector: every operation is a loop of the scalar one over the lanes
-/// (`fma` is [`super::fma`], the scalar path's). Slow; it exists to run the generic kernel,
-/// and hence the AVX-512 path's code, on machines without AVX-512.
+/// A software vector of `L` lanes with `T`-vector tiles: every operation is a loop of the
+/// scalar one over the lanes (`fma` is [`super::fma`], the scalar path's). Slow; it exists to
+/// run the generic kernel, with the geometry of a hardware vector, on any machine.
 #[derive(Clone, Copy)]
-pub(super) struct Soft16([f32; W]);
+pub(super) struct Soft<const L: usize, const T: usize>([f32; L]);
 
-impl Soft16 {
-    /// Lane-wise `f` of `a` and `b`.
-    #[inline(always)]
-    fn zip(a: Self, b: Self, f: impl Fn(f32, f32) -> f32) -> Self {
-        Soft16(core::array::from_fn(|i| f(a.0[i], b.0[i])))
-    }
-}
+impl<const L: usize, const T: usize> Vector for Soft<L, T> {
+    const LANES: usize = L;
+    const TILE: usize = T;
 
-impl V16 for Soft16 {
     #[inline(always)]
     unsafe fn zero() -> Self {
-        Soft16([0.0; W])
+        Soft([0.0; L])
     }
 
     #[inline(always)]
     unsafe fn splat(x: f32) -> Self {
-        Soft16([x; W])
+        Soft([x; L])
+    }
+
+    #[inline(always)]
+    unsafe fn broadcast(p: *const f32) -> Self {
+        Soft([*p; L])
     }
 
     #[inline(always)]
     unsafe fn load(p: *const f32) -> Self {
-        Soft16(core::array::from_fn(|i| *p.add(i)))
+        Soft(core::array::from_fn(|i| *p.add(i)))
     }
 
     #[inline(always)]
     unsafe fn load_part(p: *const f32, n: usize) -> Self {
-        Soft16(core::array::from_fn(
+        Soft(core::array::from_fn(
             |i| if i < n { *p.add(i) } else { 0.0 },
         ))
     }
 
     #[inline(always)]
     unsafe fn store(self, p: *mut f32) {
-        for i in 0..W {
+        for i in 0..L {
             *p.add(i) = self.0[i];
         }
     }
 
     #[inline(always)]
     unsafe fn store_part(self, p: *mut f32, n: usize) {
-        for i in 0..n.min(W) {
+        for i in 0..n.min(L) {
             *p.add(i) = self.0[i];
         }
     }
 
     #[inline(always)]
     unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
-        Soft16(core::array::from_fn(|i| super::fma(a.0[i], b.0[i], c.0[i])))
+        Soft(core::array::from_fn(|i| super::fma(a.0[i], b.0[i], c.0[i])))
     }
 
     #[inline(always)]
-    unsafe fn mul(a: Self, b: Self) -> Self {
-        Soft16::zip(a, b, |x, y| x * y)
-    }
-
-    #[inline(always)]
-    unsafe fn max(a: Self, b: Self) -> Self {
-        // Exactly MAXPS: the second operand unless the first is greater (NaN, ±0 → `b`).
-        Soft16::zip(a, b, |x, y| if x > y { x } else { y })
+    unsafe fn leaky(self, tenth: Self) -> Self {
+        // Exactly the x86 `max(y, 0.1·y)` (MAXPS: the second operand unless the first is
+        // greater), the expression of `Ymm` and `Zmm`.
+        Soft(core::array::from_fn(|i| {
+            let (y, t) = (self.0[i], self.0[i] * tenth.0[i]);
+            if y > t {
+                y
+            } else {
+                t
+            }
+        }))
     }
 }
 
 /// Computes `N` output channels of one row segment (stride 1) into `out[r·oplane + orow + j]`
-/// with the generic kernel on [`Soft16`] (see [`super::Isa::Soft16`]).
+/// with the generic kernel on `Soft<16, 4>`, the AVX-512 geometry (see [`super::Isa::Soft16`]).
 pub(super) fn row_soft<const N: usize>(
     job: &Row<'_>,
     post: &Post,
@@ -130,15 +172,37 @@ pub(super) fn row_soft<const N: usize>(
     oplane: usize,
     orow: usize,
 ) {
-    assert!(job.stride == 1);
-    job.check(N, W, out.len(), oplane, orow);
-    if job.j1 <= job.j0 {
-        return;
+    row_soft_as::<16, 4, N>(job, post, out, oplane, orow)
+}
+
+/// [`row_soft`] on `Soft<L, T>`: the generic kernel with any lane count and tile width.
+fn row_soft_as<const L: usize, const T: usize, const N: usize>(
+    job: &Row<'_>,
+    post: &Post,
+    out: &mut [f32],
+    oplane: usize,
+    orow: usize,
+) {
+    if checked::<Soft<L, T>, N>(job, out, oplane, orow) {
+        // SAFETY: Soft needs no CPU feature; `checked` did what `row_generic` asks.
+        unsafe { row_generic::<Soft<L, T>, N>(job, post, out.as_mut_ptr(), oplane, orow) }
     }
-    // SAFETY: Soft16 needs no CPU feature; `check` bounds every input, weight and output index
-    // the kernel forms (input reads up to the segment rounded to whole vectors, which `check`
-    // includes; outputs are read and written only below `j1`), the stride is 1 and `j1 > j0`.
-    unsafe { row_generic::<Soft16, N>(job, post, out.as_mut_ptr(), oplane, orow) }
+}
+
+/// The checks of every safe `row` entry before the generic kernel on `V` runs: panics unless
+/// the stride is 1 and `job.check(N, V::LANES, out.len(), oplane, orow)` passes (it bounds
+/// every input, weight and output index the kernel forms: input reads up to the segment
+/// rounded to whole vectors, outputs below `j1`); true when the row has columns to compute
+/// (`j1 > j0`). Then [`row_generic`] on `out` needs only `V`'s CPU features.
+pub(super) fn checked<V: Vector, const N: usize>(
+    job: &Row<'_>,
+    out: &[f32],
+    oplane: usize,
+    orow: usize,
+) -> bool {
+    assert!(job.stride == 1);
+    job.check(N, V::LANES, out.len(), oplane, orow);
+    job.j1 > job.j0
 }
 
 /// The generic kernel: `N` output channels of `job` into `out[r·oplane + orow + j]`.
@@ -146,9 +210,9 @@ pub(super) fn row_soft<const N: usize>(
 /// # Safety
 ///
 /// `V`'s operations are usable on this CPU; `job.stride == 1`, `job.j1 > job.j0`, and
-/// `job.check(N, 16, len, oplane, orow)` passed for a buffer of `len` elements at `out`.
+/// `job.check(N, V::LANES, len, oplane, orow)` passed for a buffer of `len` elements at `out`.
 #[inline(always)]
-pub(super) unsafe fn row_generic<V: V16, const N: usize>(
+pub(super) unsafe fn row_generic<V: Vector, const N: usize>(
     job: &Row<'_>,
     post: &Post,
     out: *mut f32,
@@ -157,52 +221,47 @@ pub(super) unsafe fn row_generic<V: V16, const N: usize>(
 ) {
     // k = 3 and k = 1 are the hot cases: a constant kernel side unrolls their tap loops.
     match job.k {
-        1 => row_k::<V, N, 1>(job, post, out, oplane, orow),
-        3 => row_k::<V, N, 3>(job, post, out, oplane, orow),
-        _ => row_k::<V, N, 0>(job, post, out, oplane, orow),
+        1 => row_from::<V, N, 1>(job, post, out, oplane, orow, job.j0),
+        3 => row_from::<V, N, 3>(job, post, out, oplane, orow, job.j0),
+        _ => row_from::<V, N, 0>(job, post, out, oplane, orow, job.j0),
     }
 }
 
-/// Full tiles of 4 vectors (64 columns), then one tile of `ceil(rest / 16)` vectors. `K` is
-/// the kernel side, or 0 for "read it from `job`".
+/// Columns `j..job.j1` of the row: full tiles of `V::TILE` vectors, then one tile of
+/// `ceil(rest / LANES)` vectors. `K` is the kernel side, or 0 for "read it from `job`".
 ///
 /// # Safety
 ///
-/// As [`row_generic`].
+/// As [`row_generic`], with `job.k == K` unless `K == 0`, and `j0 ≤ j ≤ j1` with `j − j0` a
+/// multiple of `V::LANES` (so the whole vectors read stay inside what `check` allowed).
 #[inline(always)]
-unsafe fn row_k<V: V16, const N: usize, const K: usize>(
+pub(super) unsafe fn row_from<V: Vector, const N: usize, const K: usize>(
     job: &Row<'_>,
     post: &Post,
     out: *mut f32,
     oplane: usize,
     orow: usize,
+    mut j: usize,
 ) {
-    let mut j = job.j0;
-    while j + 4 * W <= job.j1 {
-        block::<V, N, 4, K>(job, post, out, oplane, orow, j, 4 * W);
-        j += 4 * W;
+    let full = V::TILE * V::LANES;
+    while j + full <= job.j1 {
+        tile::<V, N, K>(job, post, out, oplane, orow, j, full);
+        j += full;
     }
-    let rem = job.j1 - j;
-    match rem.div_ceil(W) {
-        4 => block::<V, N, 4, K>(job, post, out, oplane, orow, j, rem),
-        3 => block::<V, N, 3, K>(job, post, out, oplane, orow, j, rem),
-        2 => block::<V, N, 2, K>(job, post, out, oplane, orow, j, rem),
-        1 => block::<V, N, 1, K>(job, post, out, oplane, orow, j, rem),
-        _ => {}
+    if j < job.j1 {
+        tile::<V, N, K>(job, post, out, oplane, orow, j, job.j1 - j);
     }
 }
 
-/// One tile: `N` channels × `NV` vectors of columns from output column `j`, of which the first
-/// `n` are valid (`16·(NV − 1) < n ≤ 16·NV`). Input vectors are read whole (the padded row
-/// covers them, see [`Row::check`]); outputs only below `j + n`.
+/// One tile of `ceil(n / LANES)` vectors (`1 ≤ n ≤ TILE·LANES`) at column `j`: [`block`] with
+/// that width as its const parameter. A constant `n` (full tiles) leaves one arm.
 ///
 /// # Safety
 ///
-/// As [`row_generic`], and `j..j + n` lies inside `job.j0..job.j1` with `j − j0` a multiple of
-/// 16.
+/// As [`block`].
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn block<V: V16, const N: usize, const NV: usize, const K: usize>(
+unsafe fn tile<V: Vector, const N: usize, const K: usize>(
     job: &Row<'_>,
     post: &Post,
     out: *mut f32,
@@ -211,23 +270,142 @@ unsafe fn block<V: V16, const N: usize, const NV: usize, const K: usize>(
     j: usize,
     n: usize,
 ) {
-    debug_assert!(W * (NV - 1) < n && n <= W * NV);
-    let k = if K == 0 { job.k } else { K };
-    let kk = k * k;
-    // Accumulators: zero, or the sums the previous chunk stored (reloaded exactly).
+    const { assert!(1 <= V::TILE && V::TILE <= 4 && V::LANES <= MAX_LANES) };
+    // Arms wider than `V::TILE` are guarded off: they would not fit in the registers, and
+    // `n ≤ TILE·LANES` never selects them.
+    match n.div_ceil(V::LANES) {
+        1 => block::<V, N, 1, K>(job, post, out, oplane, orow, j, n),
+        2 if V::TILE >= 2 => block::<V, N, 2, K>(job, post, out, oplane, orow, j, n),
+        3 if V::TILE >= 3 => block::<V, N, 3, K>(job, post, out, oplane, orow, j, n),
+        4 if V::TILE >= 4 => block::<V, N, 4, K>(job, post, out, oplane, orow, j, n),
+        _ => unreachable!("a tile is 1..=TILE vectors"),
+    }
+}
+
+/// The accumulators of an `N` × `NV` tile at output column `j` of which the first `n` columns
+/// are valid: zero on the first chunk, else the sums the previous chunk stored (reloaded
+/// exactly; the last vector partially).
+///
+/// # Safety
+///
+/// As [`block`].
+#[inline(always)]
+pub(super) unsafe fn start<V: Vector, const N: usize, const NV: usize>(
+    job: &Row<'_>,
+    out: *mut f32,
+    oplane: usize,
+    orow: usize,
+    j: usize,
+    n: usize,
+) -> [[V; NV]; N] {
     let mut acc = [[V::zero(); NV]; N];
     if !job.first {
         for r in 0..N {
             let o = out.add(r * oplane + orow + j);
             for v in 0..NV {
+                let at = o.add(V::LANES * v);
                 acc[r][v] = if v + 1 < NV {
-                    V::load(o.add(W * v))
+                    V::load(at)
                 } else {
-                    V::load_part(o.add(W * v), n - W * v)
+                    V::load_part(at, n - V::LANES * v)
                 };
             }
         }
     }
+    acc
+}
+
+/// Stores an `N` × `NV` tile at output column `j`, its first `n` columns only, with [`Post`]
+/// on the last chunk.
+///
+/// # Safety
+///
+/// As [`block`].
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn finish<V: Vector, const N: usize, const NV: usize>(
+    job: &Row<'_>,
+    post: &Post,
+    acc: [[V; NV]; N],
+    out: *mut f32,
+    oplane: usize,
+    orow: usize,
+    j: usize,
+    n: usize,
+) {
+    let tenth = V::splat(0.1);
+    if n == NV * V::LANES {
+        // A full tile (`n` is a constant there): Post and stores interleaved, as the AVX2 tiles
+        // want (the split order below costs them ~3% on thin layers).
+        for r in 0..N {
+            let a = V::splat(post.a[r]);
+            let b = V::splat(post.b[r]);
+            let o = out.add(r * oplane + orow + j);
+            for v in 0..NV {
+                let mut y = acc[r][v];
+                if job.last {
+                    y = V::fma(y, a, b);
+                    if post.leaky {
+                        y = y.leaky(tenth);
+                    }
+                }
+                y.store(o.add(V::LANES * v));
+            }
+        }
+        return;
+    }
+    // A partial tile: Post first, then the stores. With the partial store's stack copy inside
+    // one loop over `r`, LLVM does not unroll it and keeps `acc` on the stack through the FMA
+    // loop (seen on NEON).
+    let mut acc = acc;
+    if job.last {
+        for r in 0..N {
+            let a = V::splat(post.a[r]);
+            let b = V::splat(post.b[r]);
+            for v in 0..NV {
+                acc[r][v] = V::fma(acc[r][v], a, b);
+                if post.leaky {
+                    acc[r][v] = acc[r][v].leaky(tenth);
+                }
+            }
+        }
+    }
+    for r in 0..N {
+        let o = out.add(r * oplane + orow + j);
+        for v in 0..NV {
+            let at = o.add(V::LANES * v);
+            if v + 1 < NV {
+                acc[r][v].store(at);
+            } else {
+                acc[r][v].store_part(at, n - V::LANES * v);
+            }
+        }
+    }
+}
+
+/// One tile: `N` channels × `NV` vectors of columns from output column `j`, of which the first
+/// `n` are valid (`LANES·(NV − 1) < n ≤ LANES·NV`). Input vectors are read whole (the padded
+/// row covers them, see [`Row::check`]); outputs only below `j + n`.
+///
+/// # Safety
+///
+/// As [`row_from`], and `j..j + n` lies inside `job.j0..job.j1` with `j − j0` a multiple of
+/// `V::LANES`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn block<V: Vector, const N: usize, const NV: usize, const K: usize>(
+    job: &Row<'_>,
+    post: &Post,
+    out: *mut f32,
+    oplane: usize,
+    orow: usize,
+    j: usize,
+    n: usize,
+) {
+    debug_assert!(V::LANES * (NV - 1) < n && n <= V::LANES * NV);
+    let k = if K == 0 { job.k } else { K };
+    let kk = k * k;
+    let mut acc = start::<V, N, NV>(job, out, oplane, orow, j, n);
     let inp = job.input.as_ptr().add(job.base + j);
     let wp = job.weights.as_ptr().add(job.ky0 * k * N);
     if K == 1 {
@@ -238,10 +416,10 @@ unsafe fn block<V: V16, const N: usize, const NV: usize, const K: usize>(
                 let wr = wp.add(c * N);
                 let mut x = [V::zero(); NV];
                 for v in 0..NV {
-                    x[v] = V::load(ir.add(W * v));
+                    x[v] = V::load(ir.add(V::LANES * v));
                 }
                 for r in 0..N {
-                    let w = V::splat(*wr.add(r));
+                    let w = V::broadcast(wr.add(r));
                     for v in 0..NV {
                         acc[r][v] = V::fma(w, x[v], acc[r][v]);
                     }
@@ -256,14 +434,14 @@ unsafe fn block<V: V16, const N: usize, const NV: usize, const K: usize>(
                 let ir = ic.add(ky * job.row);
                 let wr = wc.add(ky * k * N);
                 for kx in 0..k {
-                    // x[v] = the 16 inputs at column j + kx + 16v; then every (r, v) takes its
+                    // x[v] = the inputs at column j + kx + LANES·v; then every (r, v) takes its
                     // tap (c, ky, kx), in the order of the module docs.
                     let mut x = [V::zero(); NV];
                     for v in 0..NV {
-                        x[v] = V::load(ir.add(kx + W * v));
+                        x[v] = V::load(ir.add(kx + V::LANES * v));
                     }
                     for r in 0..N {
-                        let w = V::splat(*wr.add(kx * N + r));
+                        let w = V::broadcast(wr.add(kx * N + r));
                         for v in 0..NV {
                             acc[r][v] = V::fma(w, x[v], acc[r][v]);
                         }
@@ -272,30 +450,7 @@ unsafe fn block<V: V16, const N: usize, const NV: usize, const K: usize>(
             }
         }
     }
-    let tenth = V::splat(0.1);
-    for r in 0..N {
-        let a = V::splat(post.a[r]);
-        let b = V::splat(post.b[r]);
-        let o = out.add(r * oplane + orow + j);
-        for v in 0..NV {
-            let mut y = acc[r][v];
-            if job.last {
-                y = V::fma(y, a, b);
-                if post.leaky {
-                    // max(y, 0.1·y) with MAXPS semantics (`y > 0.1·y ? y : 0.1·y`) is the
-                    // scalar `y ≤ 0 ? 0.1·y : y` bit for bit: for y > 0 (and +∞ is equal
-                    // either way) it is y; for y ≤ 0 it is 0.1·y, zeros keeping their sign;
-                    // for a NaN it is 0.1·y, the same NaN.
-                    y = V::max(y, V::mul(y, tenth));
-                }
-            }
-            if v + 1 < NV {
-                y.store(o.add(W * v));
-            } else {
-                y.store_part(o.add(W * v), n - W * v);
-            }
-        }
-    }
+    finish::<V, N, NV>(job, post, acc, out, oplane, orow, j, n);
 }
 
 #[cfg(all(test, feature = "std"))]
@@ -306,7 +461,7 @@ mod tests {
     use std::vec::Vec;
 
     use super::super::{row_scalar, Fma, Isa, Post, Row, LANES, R};
-    use super::row_soft;
+    use super::{row_soft, row_soft_as};
 
     use tessera_core::kernel::{input_span, Kernels};
     use tessera_core::model::weights::{BatchNorm, ConvParams};
@@ -340,11 +495,30 @@ mod tests {
         a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
     }
 
+    /// A safe row entry: `N` channels of a row job into `out[r·oplane + orow + j]`.
+    type RowFn = fn(&Row<'_>, &Post, &mut [f32], usize, usize);
+
+    /// The entries of one kernel for `N = 1..=6`.
+    macro_rules! entries {
+        ($f:ident $(:: $g:ident)* $(, $c:literal)*) => {
+            [
+                $f$(::$g)*::<$($c,)* 1>,
+                $f$(::$g)*::<$($c,)* 2>,
+                $f$(::$g)*::<$($c,)* 3>,
+                $f$(::$g)*::<$($c,)* 4>,
+                $f$(::$g)*::<$($c,)* 5>,
+                $f$(::$g)*::<$($c,)* 6>,
+            ] as [RowFn; 6]
+        };
+    }
+
     /// Runs one random row job of `n` channels, `channels` input channels, kernel side `k`,
-    /// columns `j0..j0 + width` through `row_soft::<N>` and `row_scalar`; both outputs.
+    /// columns `j0..j0 + width` through `run` and `row_scalar`; both outputs.
     #[allow(clippy::too_many_arguments)]
-    fn one_row<const N: usize>(
+    fn one_row(
         rng: &mut Rng,
+        run: RowFn,
+        n: usize,
         k: usize,
         channels: usize,
         j0: usize,
@@ -365,19 +539,19 @@ mod tests {
         };
         let plane = k * wp;
         let input: Vec<f32> = (0..channels * plane).map(|_| rng.f()).collect();
-        let weights: Vec<f32> = (0..channels * k * k * N).map(|_| rng.f()).collect();
+        let weights: Vec<f32> = (0..channels * k * k * n).map(|_| rng.f()).collect();
         let mut post = Post {
             a: [1.0; R],
             b: [0.0; R],
             leaky,
         };
-        for r in 0..N {
+        for r in 0..n {
             post.a[r] = rng.f() + 1.5;
             post.b[r] = rng.f();
         }
         let orow = rng.below(3);
         let oplane = orow + j1 + rng.below(20);
-        let stored: Vec<f32> = (0..N * oplane).map(|_| rng.f() * 4.0).collect();
+        let stored: Vec<f32> = (0..n * oplane).map(|_| rng.f() * 4.0).collect();
         let job = Row {
             input: &input,
             base: ky0 * wp,
@@ -396,38 +570,74 @@ mod tests {
         };
         let mut a = stored.clone();
         let mut b = stored;
-        row_soft::<N>(&job, &post, &mut a, oplane, orow);
-        row_scalar(&job, N, &post, &mut b, oplane, orow);
+        run(&job, &post, &mut a, oplane, orow);
+        row_scalar(&job, n, &post, &mut b, oplane, orow);
         (a, b)
     }
 
-    fn rows_of<const N: usize>(rng: &mut Rng) {
-        for k in [1, 3, 5] {
-            // Every remainder 1..=63 after 0, 1 or 2 full 64-column tiles.
-            for width in 1..=64 * 2 + 63 {
-                let channels = [1, 2, 3, 7][rng.below(4)];
-                let j0 = 16 * rng.below(3);
-                let (first, last, leaky) =
-                    (rng.below(2) == 0, rng.below(2) == 0, rng.below(2) == 0);
-                let (a, b) = one_row::<N>(rng, k, channels, j0, width, first, last, leaky);
-                assert!(
-                    same_bits(&a, &b),
-                    "N={N} k={k} c={channels} j0={j0} w={width} first={first} last={last} leaky={leaky}"
-                );
+    /// Random rows of every channel count through `runs` (`runs[n − 1]` takes `n` channels)
+    /// against the scalar path, bit for bit (outputs beyond `j1` untouched by both).
+    fn rows(name: &str, rng: &mut Rng, runs: [RowFn; 6]) {
+        for (run, n) in runs.into_iter().zip(1..) {
+            for k in [1, 3, 5] {
+                // Every remainder after 0, 1 or 2 full tiles (64 columns or fewer), and more
+                // tiles.
+                for width in 1..=64 * 2 + 63 {
+                    let channels = [1, 2, 3, 7][rng.below(4)];
+                    let j0 = 16 * rng.below(3);
+                    let (first, last, leaky) =
+                        (rng.below(2) == 0, rng.below(2) == 0, rng.below(2) == 0);
+                    let (a, b) = one_row(rng, run, n, k, channels, j0, width, first, last, leaky);
+                    assert!(
+                        same_bits(&a, &b),
+                        "{name} n={n} k={k} c={channels} j0={j0} w={width} first={first} \
+                         last={last} leaky={leaky}"
+                    );
+                }
             }
         }
     }
 
-    /// `row_soft` equals `row_scalar` bit for bit (outputs beyond `j1` untouched by both).
+    /// `row_soft` (the AVX-512 geometry) equals `row_scalar` bit for bit.
     #[test]
     fn soft16_rows_equal_scalar() {
-        let mut rng = Rng(0x5eed_1616);
-        rows_of::<1>(&mut rng);
-        rows_of::<2>(&mut rng);
-        rows_of::<3>(&mut rng);
-        rows_of::<4>(&mut rng);
-        rows_of::<5>(&mut rng);
-        rows_of::<6>(&mut rng);
+        rows("soft16", &mut Rng(0x5eed_1616), entries!(row_soft));
+    }
+
+    /// The generic kernel with the AVX2 (8 lanes × 2) and NEON (4 lanes × 4) geometries, and a
+    /// 3-vector tile, equals `row_scalar` bit for bit on any machine.
+    #[test]
+    fn narrow_geometries_equal_scalar() {
+        let mut rng = Rng(0x5eed_0804);
+        rows("soft 8x2", &mut rng, entries!(row_soft_as, 8, 2));
+        rows("soft 4x4", &mut rng, entries!(row_soft_as, 4, 4));
+        rows("soft 8x3", &mut rng, entries!(row_soft_as, 8, 3));
+    }
+
+    /// The hardware instantiations this machine runs (AVX2 with its inline-asm 3×3 tiles,
+    /// AVX-512, NEON) equal `row_scalar` bit for bit on every tail width.
+    #[test]
+    fn hardware_rows_equal_scalar() {
+        let mut rng = Rng(0x5eed_4a4d);
+        #[cfg(target_arch = "x86_64")]
+        {
+            use super::super::{avx512, x86};
+            if x86::available() {
+                rows("avx2", &mut rng, entries!(x86::row));
+            }
+            if avx512::available() {
+                rows("avx512", &mut rng, entries!(avx512::row));
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            use super::super::neon;
+            if neon::available() {
+                rows("neon", &mut rng, entries!(neon::row));
+            }
+        }
+        // Other targets have no instantiation to test here.
+        let _ = &mut rng;
     }
 
     /// Leaky on signed zeros, infinities and NaN: the MAXPS-style max equals the scalar rule.

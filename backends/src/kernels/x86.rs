@@ -1,14 +1,22 @@
-//! AVX2 + FMA micro-kernels (x86_64). The only `unsafe` of the x86 path: [`row`] checks every
-//! index the kernel touches, then calls the `#[target_feature]` code, after checking at run
-//! time that the CPU has AVX2 and FMA. 3×3 tiles of 6 channels × 16 columns and 4 × 24 use
-//! inline assembly for their tap loop (fixed registers, see [`row_3`]).
-#![allow(clippy::needless_range_loop)]
+//! AVX2 + FMA micro-kernels (x86_64): the generic kernel of [`super::wide`] on ymm registers
+//! ([`Ymm`], 8 lanes; tiles of 6 channels × 2 vectors, 16 columns: 12 accumulators, 2 input
+//! vectors and 1 broadcast weight fit the 16 ymm registers). The partial last vector of a row
+//! goes through a stack copy. 3×3 tiles of 6 channels × 16 columns and 4 × 24 use inline
+//! assembly for their tap loop (fixed registers, see [`row_3`]) and the generic accumulator
+//! load and [`Post`] epilogue around it.
+//!
+//! The CPU is checked at run time (`is_x86_feature_detected!` with `std`, the compile-time
+//! target features without it). The only `unsafe` of the x86 path: the [`Ymm`] operations and
+//! [`row`], which checks every index the kernel touches, then calls
+//! `#[target_feature(enable = "avx2,fma")]` code into which the generic kernel and the
+//! intrinsics are inlined (checked on the compiled code: ymm `vfmadd231ps`, no calls).
 
 #[cfg(feature = "std")]
 extern crate std;
 
 use core::arch::x86_64::*;
 
+use super::wide::{self, Vector};
 use super::{Post, Row};
 
 /// f32 lanes per ymm register.
@@ -26,6 +34,55 @@ pub(super) fn available() -> bool {
     }
 }
 
+/// A ymm register of 8 f32 lanes.
+#[derive(Clone, Copy)]
+pub(super) struct Ymm(__m256);
+
+// One intrinsic per operation (the partial load/store: the trait's stack copy). The methods
+// carry no `#[target_feature]` (which would forbid `#[inline(always)]`): they are inlined into the
+// `avx2,fma` functions below, and the intrinsics then into those.
+impl Vector for Ymm {
+    const LANES: usize = L;
+    const TILE: usize = 2;
+
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        Ymm(_mm256_setzero_ps())
+    }
+
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> Self {
+        Ymm(_mm256_set1_ps(x))
+    }
+
+    #[inline(always)]
+    unsafe fn broadcast(p: *const f32) -> Self {
+        Ymm(_mm256_broadcast_ss(&*p))
+    }
+
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        Ymm(_mm256_loadu_ps(p))
+    }
+
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        _mm256_storeu_ps(p, self.0)
+    }
+
+    #[inline(always)]
+    unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
+        Ymm(_mm256_fmadd_ps(a.0, b.0, c.0))
+    }
+
+    #[inline(always)]
+    unsafe fn leaky(self, tenth: Self) -> Self {
+        // max(y, 0.1·y) is `y ≤ 0 ? 0.1·y : y` bit for bit: both zeros keep their sign, and
+        // MAXPS returns its second operand (0.1·y, the same NaN) for a NaN.
+        Ymm(_mm256_max_ps(self.0, _mm256_mul_ps(self.0, tenth.0)))
+    }
+}
+
 /// Computes `N` output channels of one row segment (stride 1) into
 /// `out[r·oplane + orow + j]`.
 pub(super) fn row<const N: usize>(
@@ -35,53 +92,47 @@ pub(super) fn row<const N: usize>(
     oplane: usize,
     orow: usize,
 ) {
-    assert!(job.stride == 1 && available());
-    job.check(N, L, out.len(), oplane, orow);
-    if job.j1 <= job.j0 {
-        return;
-    }
-    // SAFETY: the CPU has AVX2 and FMA (checked above); `check` bounds every input, weight and
-    // output index the kernel forms (input reads up to the segment rounded to whole vectors,
-    // which `check` includes; outputs are read and written only below `j1`). The inline-asm
-    // tiles of `row_3` run only on whole tiles inside `j0..j1`, read nothing else (the same
-    // input rows and weights as `block`), write only the ymm registers they declare.
-    unsafe {
-        match job.k {
-            1 => row_k::<N, 1>(job, post, out.as_mut_ptr(), oplane, orow),
-            3 => row_3::<N>(job, post, out.as_mut_ptr(), oplane, orow),
-            _ => row_k::<N, 0>(job, post, out.as_mut_ptr(), oplane, orow),
-        }
+    assert!(available());
+    if wide::checked::<Ymm, N>(job, out, oplane, orow) {
+        // SAFETY: the CPU has AVX2 and FMA (checked above); `checked` bounded every index the
+        // kernel forms. The inline-asm tiles of `row_3` run only on whole tiles inside
+        // `j0..j1`, read nothing else (the same input rows and weights as the generic
+        // kernel), write only the ymm registers they declare.
+        unsafe { row_avx2::<N>(job, post, out.as_mut_ptr(), oplane, orow) }
     }
 }
 
-/// Blocks of 2 vectors (16 columns), then one narrower block for the rest.
+/// The generic kernel on ymm registers, compiled with AVX2 and FMA; 3×3 rows go to [`row_3`].
+///
+/// # Safety
+///
+/// As [`wide::row_generic`], on a CPU with AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn row_k<const N: usize, const K: usize>(
+unsafe fn row_avx2<const N: usize>(
     job: &Row<'_>,
     post: &Post,
     out: *mut f32,
     oplane: usize,
     orow: usize,
 ) {
-    let mut j = job.j0;
-    while j + 2 * L <= job.j1 {
-        block::<N, 2, K>(job, post, out, oplane, orow, j, 2 * L);
-        j += 2 * L;
-    }
-    let rem = job.j1 - j;
-    if rem > L {
-        block::<N, 2, K>(job, post, out, oplane, orow, j, rem);
-    } else if rem > 0 {
-        block::<N, 1, K>(job, post, out, oplane, orow, j, rem);
+    match job.k {
+        1 => wide::row_from::<Ymm, N, 1>(job, post, out, oplane, orow, job.j0),
+        3 => row_3::<N>(job, post, out, oplane, orow),
+        _ => wide::row_from::<Ymm, N, 0>(job, post, out, oplane, orow, job.j0),
     }
 }
 
-/// 3×3 rows. Blocks of 6 channels × 16 columns and of 4 channels × 24 columns take
+/// 3×3 rows. Tiles of 6 channels × 16 columns and of 4 channels × 24 columns take
 /// register-allocated micro-kernels (12 accumulators in ymm0–11, the input vectors and the
 /// broadcast weight in ymm12–15: the compiler's allocation of the 4 × 24 tile spills and the
 /// 4 × 16 tile has too few chains to fill the FMA pipes); other channel counts and the rest of
-/// the row take [`block`]. Each output is the same chain of fused multiply-adds in the same
-/// order either way (`acc = w·x + acc` per tap, one rounding), so results are unchanged.
+/// the row take the generic kernel. Each output is the same chain of fused multiply-adds in
+/// the same order either way (`acc = w·x + acc` per tap, one rounding), so results are
+/// unchanged.
+///
+/// # Safety
+///
+/// As [`row_avx2`], with `job.k == 3`.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn row_3<const N: usize>(
     job: &Row<'_>,
@@ -93,7 +144,7 @@ unsafe fn row_3<const N: usize>(
     let width = match N {
         6 => 2 * L,
         4 => 3 * L,
-        _ => return row_k::<N, 3>(job, post, out, oplane, orow),
+        _ => return wide::row_from::<Ymm, N, 3>(job, post, out, oplane, orow, job.j0),
     };
     let mut j = job.j0;
     while j + width <= job.j1 {
@@ -104,23 +155,20 @@ unsafe fn row_3<const N: usize>(
         }
         j += width;
     }
-    while j < job.j1 {
-        let rem = (job.j1 - j).min(2 * L);
-        if rem > L {
-            block::<N, 2, 3>(job, post, out, oplane, orow, j, rem);
-        } else {
-            block::<N, 1, 3>(job, post, out, oplane, orow, j, rem);
-        }
-        j += rem;
-    }
+    // The rest (fewer than `width` columns; `j − j0` is a multiple of 8).
+    wide::row_from::<Ymm, N, 3>(job, post, out, oplane, orow, j);
 }
 
 /// 6 channels × 16 columns at output column `j` (all 16 stored), 3×3.
+///
+/// # Safety
+///
+/// As [`row_3`], with the whole tile inside `job.j0..job.j1` and `j − j0` a multiple of 8.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 unsafe fn tile6x2(job: &Row<'_>, post: &Post, out: *mut f32, oplane: usize, orow: usize, j: usize) {
     const N: usize = 6;
-    let mut acc = start::<N, 2>(job, out, oplane, orow, j);
+    let mut acc = wide::start::<Ymm, N, 2>(job, out, oplane, orow, j, 2 * L);
     let inp = job.input.as_ptr().add(job.base + j);
     let wp = job.weights.as_ptr().add(job.ky0 * 3 * N);
     for c in 0..job.channels {
@@ -192,32 +240,36 @@ unsafe fn tile6x2(job: &Row<'_>, post: &Post, out: *mut f32, oplane: usize, orow
                 "vfmadd231ps ymm11, ymm15, ymm13",
                 ir = in(reg) ir,
                 wr = in(reg) wr,
-                inout("ymm0") acc[0][0],
-                inout("ymm1") acc[0][1],
-                inout("ymm2") acc[1][0],
-                inout("ymm3") acc[1][1],
-                inout("ymm4") acc[2][0],
-                inout("ymm5") acc[2][1],
-                inout("ymm6") acc[3][0],
-                inout("ymm7") acc[3][1],
-                inout("ymm8") acc[4][0],
-                inout("ymm9") acc[4][1],
-                inout("ymm10") acc[5][0],
-                inout("ymm11") acc[5][1],
+                inout("ymm0") acc[0][0].0,
+                inout("ymm1") acc[0][1].0,
+                inout("ymm2") acc[1][0].0,
+                inout("ymm3") acc[1][1].0,
+                inout("ymm4") acc[2][0].0,
+                inout("ymm5") acc[2][1].0,
+                inout("ymm6") acc[3][0].0,
+                inout("ymm7") acc[3][1].0,
+                inout("ymm8") acc[4][0].0,
+                inout("ymm9") acc[4][1].0,
+                inout("ymm10") acc[5][0].0,
+                inout("ymm11") acc[5][1].0,
                 out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _,
                 options(nostack, readonly, preserves_flags),
             );
         }
     }
-    finish::<N, 2>(job, post, acc, out, oplane, orow, j);
+    wide::finish::<Ymm, N, 2>(job, post, acc, out, oplane, orow, j, 2 * L);
 }
 
 /// 4 channels × 24 columns at output column `j` (all 24 stored), 3×3.
+///
+/// # Safety
+///
+/// As [`row_3`], with the whole tile inside `job.j0..job.j1` and `j − j0` a multiple of 8.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 unsafe fn tile4x3(job: &Row<'_>, post: &Post, out: *mut f32, oplane: usize, orow: usize, j: usize) {
     const N: usize = 4;
-    let mut acc = start::<N, 3>(job, out, oplane, orow, j);
+    let mut acc = wide::start::<Ymm, N, 3>(job, out, oplane, orow, j, 3 * L);
     let inp = job.input.as_ptr().add(job.base + j);
     let wp = job.weights.as_ptr().add(job.ky0 * 3 * N);
     for c in 0..job.channels {
@@ -286,199 +338,24 @@ unsafe fn tile4x3(job: &Row<'_>, post: &Post, out: *mut f32, oplane: usize, orow
                 "vfmadd231ps ymm11, ymm15, ymm14",
                 ir = in(reg) ir,
                 wr = in(reg) wr,
-                inout("ymm0") acc[0][0],
-                inout("ymm1") acc[0][1],
-                inout("ymm2") acc[0][2],
-                inout("ymm3") acc[1][0],
-                inout("ymm4") acc[1][1],
-                inout("ymm5") acc[1][2],
-                inout("ymm6") acc[2][0],
-                inout("ymm7") acc[2][1],
-                inout("ymm8") acc[2][2],
-                inout("ymm9") acc[3][0],
-                inout("ymm10") acc[3][1],
-                inout("ymm11") acc[3][2],
+                inout("ymm0") acc[0][0].0,
+                inout("ymm1") acc[0][1].0,
+                inout("ymm2") acc[0][2].0,
+                inout("ymm3") acc[1][0].0,
+                inout("ymm4") acc[1][1].0,
+                inout("ymm5") acc[1][2].0,
+                inout("ymm6") acc[2][0].0,
+                inout("ymm7") acc[2][1].0,
+                inout("ymm8") acc[2][2].0,
+                inout("ymm9") acc[3][0].0,
+                inout("ymm10") acc[3][1].0,
+                inout("ymm11") acc[3][2].0,
                 out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _,
                 options(nostack, readonly, preserves_flags),
             );
         }
     }
-    finish::<N, 3>(job, post, acc, out, oplane, orow, j);
-}
-
-/// The accumulators of a full `N` × `V` tile at column `j`: zero, or the sums stored by the
-/// previous chunk.
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-unsafe fn start<const N: usize, const V: usize>(
-    job: &Row<'_>,
-    out: *mut f32,
-    oplane: usize,
-    orow: usize,
-    j: usize,
-) -> [[__m256; V]; N] {
-    let mut acc = [[_mm256_setzero_ps(); V]; N];
-    if !job.first {
-        for r in 0..N {
-            let o = out.add(r * oplane + orow + j);
-            for v in 0..V {
-                acc[r][v] = _mm256_loadu_ps(o.add(L * v));
-            }
-        }
-    }
-    acc
-}
-
-/// Stores a full `N` × `V` tile at column `j`, with [`Post`] on the last chunk (as [`block`]).
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-#[allow(clippy::too_many_arguments)]
-unsafe fn finish<const N: usize, const V: usize>(
-    job: &Row<'_>,
-    post: &Post,
-    acc: [[__m256; V]; N],
-    out: *mut f32,
-    oplane: usize,
-    orow: usize,
-    j: usize,
-) {
-    let tenth = _mm256_set1_ps(0.1);
-    for r in 0..N {
-        let a = _mm256_set1_ps(post.a[r]);
-        let b = _mm256_set1_ps(post.b[r]);
-        let o = out.add(r * oplane + orow + j);
-        for v in 0..V {
-            let mut y = acc[r][v];
-            if job.last {
-                y = _mm256_fmadd_ps(y, a, b);
-                if post.leaky {
-                    y = _mm256_max_ps(y, _mm256_mul_ps(y, tenth));
-                }
-            }
-            _mm256_storeu_ps(o.add(L * v), y);
-        }
-    }
-}
-
-/// Loads the first `n` values at `p` (the rest 0).
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-unsafe fn load_part(p: *const f32, n: usize) -> __m256 {
-    if n >= L {
-        _mm256_loadu_ps(p)
-    } else {
-        let mut t = [0.0f32; L];
-        for i in 0..n {
-            t[i] = *p.add(i);
-        }
-        _mm256_loadu_ps(t.as_ptr())
-    }
-}
-
-/// Stores the first `n` lanes of `y` at `p`.
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-unsafe fn store_part(p: *mut f32, y: __m256, n: usize) {
-    if n >= L {
-        _mm256_storeu_ps(p, y);
-    } else {
-        let mut t = [0.0f32; L];
-        _mm256_storeu_ps(t.as_mut_ptr(), y);
-        for i in 0..n {
-            *p.add(i) = t[i];
-        }
-    }
-}
-
-/// `N` channels × `V` vectors of columns starting at output column `j`; stores the first `n`.
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-#[allow(clippy::too_many_arguments)]
-unsafe fn block<const N: usize, const V: usize, const K: usize>(
-    job: &Row<'_>,
-    post: &Post,
-    out: *mut f32,
-    oplane: usize,
-    orow: usize,
-    j: usize,
-    n: usize,
-) {
-    let k = if K == 0 { job.k } else { K };
-    let kk = k * k;
-    let mut acc = [[_mm256_setzero_ps(); V]; N];
-    if !job.first {
-        for r in 0..N {
-            let o = out.add(r * oplane + orow + j);
-            for v in 0..V {
-                if L * v < n {
-                    acc[r][v] = load_part(o.add(L * v), n - L * v);
-                }
-            }
-        }
-    }
-    let inp = job.input.as_ptr().add(job.base + j);
-    let wp = job.weights.as_ptr().add(job.ky0 * k * N);
-    if K == 1 {
-        // 1×1: one tap per channel; a flat loop (no kernel-row loop of one iteration).
-        if job.nky == 1 {
-            for c in 0..job.channels {
-                let ir = inp.add(c * job.plane);
-                let wr = wp.add(c * N);
-                let mut x = [_mm256_setzero_ps(); V];
-                for v in 0..V {
-                    x[v] = _mm256_loadu_ps(ir.add(L * v));
-                }
-                for r in 0..N {
-                    let w = _mm256_broadcast_ss(&*wr.add(r));
-                    for v in 0..V {
-                        acc[r][v] = _mm256_fmadd_ps(w, x[v], acc[r][v]);
-                    }
-                }
-            }
-        }
-    } else {
-        for c in 0..job.channels {
-            let ic = inp.add(c * job.plane);
-            let wc = wp.add(c * kk * N);
-            for ky in 0..job.nky {
-                let ir = ic.add(ky * job.row);
-                let wr = wc.add(ky * k * N);
-                for kx in 0..k {
-                    let mut x = [_mm256_setzero_ps(); V];
-                    for v in 0..V {
-                        x[v] = _mm256_loadu_ps(ir.add(kx + L * v));
-                    }
-                    for r in 0..N {
-                        let w = _mm256_broadcast_ss(&*wr.add(kx * N + r));
-                        for v in 0..V {
-                            acc[r][v] = _mm256_fmadd_ps(w, x[v], acc[r][v]);
-                        }
-                    }
-                }
-            }
-        }
-    }
-    let tenth = _mm256_set1_ps(0.1);
-    for r in 0..N {
-        let a = _mm256_set1_ps(post.a[r]);
-        let b = _mm256_set1_ps(post.b[r]);
-        let o = out.add(r * oplane + orow + j);
-        for v in 0..V {
-            let mut y = acc[r][v];
-            if job.last {
-                y = _mm256_fmadd_ps(y, a, b);
-                if post.leaky {
-                    // max(y, 0.1·y) is `y ≤ 0 ? 0.1·y : y` bit for bit: both zeros keep
-                    // their sign, and MAXPS returns its second operand (0.1·y, the same NaN)
-                    // for a NaN.
-                    y = _mm256_max_ps(y, _mm256_mul_ps(y, tenth));
-                }
-            }
-            if L * v < n {
-                store_part(o.add(L * v), y, n - L * v);
-            }
-        }
-    }
+    wide::finish::<Ymm, N, 3>(job, post, acc, out, oplane, orow, j, 3 * L);
 }
 
 /// 12 independent chains of `acc = acc·m + a` on ymm registers, `iters` times (192 flops per
@@ -489,6 +366,11 @@ pub(super) fn peak(iters: u64) -> f32 {
     unsafe { peak_avx2(iters) }
 }
 
+/// The loop of [`peak`].
+///
+/// # Safety
+///
+/// The CPU has AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn peak_avx2(iters: u64) -> f32 {
     // Opaque constants, so the compiler cannot fold the loop.
