@@ -69,8 +69,8 @@
 //! # Threads
 //!
 //! With `std` and [`Fma::with_threads`], the padding copy is split over channels and the conv
-//! over contiguous ranges of output channel blocks (`std::thread::scope`); max pools over
-//! channels. Each output is computed by exactly one thread with the same operations, so the
+//! over equal contiguous ranges of output channels, each cut into its own blocks
+//! (`std::thread::scope`); max pools over channels. Each output is computed by exactly one thread with the same operations, so the
 //! result does not depend on the thread count.
 
 extern crate alloc;
@@ -445,6 +445,8 @@ fn run_row(
 #[derive(Clone, Copy)]
 struct Ctx<'a> {
     isa: Isa,
+    /// Threads of the conv: the output channel blocks are [`thread_blocks`]`(filters, threads)`.
+    threads: usize,
     pad: &'a [f32],
     /// Padded row length; elements between channels of the padded input (see
     /// [`PadGeo::plane`]); first padded row's map row.
@@ -524,7 +526,8 @@ fn conv_range(ctx: &Ctx<'_>, oa: usize, ob: usize, out: &mut [f32]) {
             let mut j0 = 0;
             while j0 < ncols {
                 let j1 = (j0 + xblock).min(ncols);
-                for (o, n) in blocks(ctx.ab.len()).filter(|&(o, _)| o >= oa && o < ob) {
+                let mine = thread_blocks(ctx.ab.len(), ctx.threads);
+                for (o, n) in mine.filter(|&(o, _)| o >= oa && o < ob) {
                     let mut post = Post {
                         a: [1.0; R],
                         b: [0.0; R],
@@ -713,7 +716,7 @@ impl Kernels for Fma {
                 fill_split(&geo, input, map.c as usize, threads, pad);
             }
             let packed = &mut scratch.packed[..plen];
-            pack(params.weights, n, per, packed);
+            pack(params.weights, n, per, threads, packed);
             self.conv_padded(conv, map, params, &geo, pad, packed, threads, out);
         });
         Ok(())
@@ -761,7 +764,7 @@ impl Fma {
             }
         }
         let packed = &mut scratch.packed[..n * c];
-        pack(params.weights, n, c, packed);
+        pack(params.weights, n, c, threads, packed);
         let tail = &mut scratch.pad[..tail_len];
         let src = input.data();
         for (ci, dst) in tail.chunks_exact_mut(LANES).enumerate() {
@@ -772,6 +775,7 @@ impl Fma {
         let ab: Vec<(f32, f32)> = (0..n).map(|o| fold(params, o)).collect();
         let row = |cols: usize| Region::new(Span::new(0, cols as u32), Span::new(0, 1));
         let base = Ctx {
+            threads,
             isa: self.isa,
             pad: src,
             wp: area,
@@ -827,6 +831,7 @@ impl Fma {
         let n = conv.filters as usize;
         let ab: Vec<(f32, f32)> = (0..n).map(|o| fold(params, o)).collect();
         let ctx = Ctx {
+            threads,
             isa: self.isa,
             pad,
             wp: geo.wp,
@@ -878,9 +883,27 @@ fn blocks(filters: usize) -> impl Iterator<Item = (usize, usize)> {
         .chain(tail.into_iter().take(k))
 }
 
-/// Packs `[o][t]` weights (`per` taps each) block by block as `[block][t][o - o0]`.
-fn pack(weights: &[f32], filters: usize, per: usize, packed: &mut [f32]) {
-    for (o0, n) in blocks(filters) {
+/// Output channels `a..b` of thread `t` of `threads`: contiguous ranges of (nearly) equal
+/// size.
+fn thread_range(filters: usize, threads: usize, t: usize) -> (usize, usize) {
+    (filters * t / threads, filters * (t + 1) / threads)
+}
+
+/// The output channel blocks of a conv run on `threads` threads: each thread's
+/// [`thread_range`] cut into [`blocks`], so the threads get equal work (32 filters on 2
+/// threads: 6+6+4 | 6+6+4, where splitting whole blocks gives 18 | 14). Which block an output
+/// channel falls in does not change its sum, so results do not depend on it.
+fn thread_blocks(filters: usize, threads: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..threads).flat_map(move |t| {
+        let (a, b) = thread_range(filters, threads, t);
+        blocks(b - a).map(move |(o, n)| (a + o, n))
+    })
+}
+
+/// Packs `[o][t]` weights (`per` taps each) block by block ([`thread_blocks`]) as
+/// `[block][t][o - o0]`.
+fn pack(weights: &[f32], filters: usize, per: usize, threads: usize, packed: &mut [f32]) {
+    for (o0, n) in thread_blocks(filters, threads) {
         let dst = &mut packed[o0 * per..(o0 + n) * per];
         for r in 0..n {
             let src = &weights[(o0 + r) * per..(o0 + r + 1) * per];
@@ -1036,15 +1059,11 @@ fn pool_split(
 #[cfg(feature = "std")]
 fn split(ctx: &Ctx<'_>, n: usize, threads: usize, data: &mut [f32]) {
     let oplane = ctx.oplane;
-    let starts: Vec<usize> = blocks(n).map(|(o, _)| o).collect();
     std::thread::scope(|scope| {
         let mut rest = data;
         let mut o = 0;
         for t in 0..threads {
-            let end = starts
-                .get(starts.len() * (t + 1) / threads)
-                .copied()
-                .unwrap_or(n);
+            let end = thread_range(n, threads, t).1;
             let (mine, tail) = rest.split_at_mut((end - o) * oplane);
             rest = tail;
             let oa = o;
@@ -1061,4 +1080,45 @@ fn split(ctx: &Ctx<'_>, n: usize, threads: usize, data: &mut [f32]) {
 #[cfg(not(feature = "std"))]
 fn split(ctx: &Ctx<'_>, n: usize, _: usize, data: &mut [f32]) {
     conv_range(ctx, 0, n, data);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Vec;
+    use super::{blocks, thread_blocks, R};
+
+    /// Thread blocks tile `0..filters` in order with blocks of at most `R`, each thread's
+    /// channels differ from the others' by at most one, and one thread's blocks are `blocks`.
+    #[test]
+    fn thread_blocks_partition_the_filters_evenly() {
+        for filters in 1..200 {
+            assert!(thread_blocks(filters, 1).eq(blocks(filters)));
+            for threads in 1..=blocks(filters).count().min(8) {
+                let mut next = 0;
+                let mut per_thread = [0usize; 8];
+                for (o, n) in thread_blocks(filters, threads) {
+                    assert_eq!(o, next, "{filters} filters, {threads} threads");
+                    assert!((1..=R).contains(&n));
+                    let t = (0..threads)
+                        .find(|&t| o < filters * (t + 1) / threads)
+                        .unwrap();
+                    assert!(
+                        o + n <= filters * (t + 1) / threads,
+                        "a block spans threads"
+                    );
+                    per_thread[t] += n;
+                    next = o + n;
+                }
+                assert_eq!(next, filters);
+                let used = &per_thread[..threads];
+                let (lo, hi) = (used.iter().min().unwrap(), used.iter().max().unwrap());
+                assert!(hi - lo <= 1, "{filters} on {threads}: {used:?}");
+            }
+        }
+        // YOLOv2's layer 0 on 2 threads: 16 channels each (whole blocks would give 18 | 14).
+        assert_eq!(
+            thread_blocks(32, 2).collect::<Vec<_>>(),
+            [(0, 6), (6, 6), (12, 4), (16, 6), (22, 6), (28, 4)]
+        );
+    }
 }
