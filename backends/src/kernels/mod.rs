@@ -392,51 +392,31 @@ fn run_row(
     oplane: usize,
     orow: usize,
 ) {
+    // `row::<N>` of a vector module for the block's channel count (a const generic: one
+    // monomorphised kernel per N).
+    macro_rules! by_n {
+        ($row:path) => {{
+            use $row as row;
+            match n {
+                6 => row::<6>(job, post, out, oplane, orow),
+                5 => row::<5>(job, post, out, oplane, orow),
+                4 => row::<4>(job, post, out, oplane, orow),
+                3 => row::<3>(job, post, out, oplane, orow),
+                2 => row::<2>(job, post, out, oplane, orow),
+                _ => row::<1>(job, post, out, oplane, orow),
+            }
+        }};
+    }
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2Fma if job.stride == 1 => match n {
-            6 => x86::row::<6>(job, post, out, oplane, orow),
-            5 => x86::row::<5>(job, post, out, oplane, orow),
-            4 => x86::row::<4>(job, post, out, oplane, orow),
-            3 => x86::row::<3>(job, post, out, oplane, orow),
-            2 => x86::row::<2>(job, post, out, oplane, orow),
-            _ => x86::row::<1>(job, post, out, oplane, orow),
-        },
+        Isa::Avx2Fma if job.stride == 1 => by_n!(x86::row),
         #[cfg(target_arch = "aarch64")]
-        Isa::Neon if job.stride == 1 => match n {
-            6 => neon::row::<6>(job, post, out, oplane, orow),
-            5 => neon::row::<5>(job, post, out, oplane, orow),
-            4 => neon::row::<4>(job, post, out, oplane, orow),
-            3 => neon::row::<3>(job, post, out, oplane, orow),
-            2 => neon::row::<2>(job, post, out, oplane, orow),
-            _ => neon::row::<1>(job, post, out, oplane, orow),
-        },
+        Isa::Neon if job.stride == 1 => by_n!(neon::row),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 if job.stride == 1 => match n {
-            6 => avx512::row::<6>(job, post, out, oplane, orow),
-            5 => avx512::row::<5>(job, post, out, oplane, orow),
-            4 => avx512::row::<4>(job, post, out, oplane, orow),
-            3 => avx512::row::<3>(job, post, out, oplane, orow),
-            2 => avx512::row::<2>(job, post, out, oplane, orow),
-            _ => avx512::row::<1>(job, post, out, oplane, orow),
-        },
-        Isa::Soft16 if job.stride == 1 => match n {
-            6 => wide::row_soft::<6>(job, post, out, oplane, orow),
-            5 => wide::row_soft::<5>(job, post, out, oplane, orow),
-            4 => wide::row_soft::<4>(job, post, out, oplane, orow),
-            3 => wide::row_soft::<3>(job, post, out, oplane, orow),
-            2 => wide::row_soft::<2>(job, post, out, oplane, orow),
-            _ => wide::row_soft::<1>(job, post, out, oplane, orow),
-        },
+        Isa::Avx512 if job.stride == 1 => by_n!(avx512::row),
+        Isa::Soft16 if job.stride == 1 => by_n!(wide::row_soft),
         #[cfg(target_arch = "arm")]
-        Isa::Armv7Neon if job.stride == 1 => match n {
-            6 => armv7::row::<6>(job, post, out, oplane, orow),
-            5 => armv7::row::<5>(job, post, out, oplane, orow),
-            4 => armv7::row::<4>(job, post, out, oplane, orow),
-            3 => armv7::row::<3>(job, post, out, oplane, orow),
-            2 => armv7::row::<2>(job, post, out, oplane, orow),
-            _ => armv7::row::<1>(job, post, out, oplane, orow),
-        },
+        Isa::Armv7Neon if job.stride == 1 => by_n!(armv7::row),
         _ => row_scalar(job, n, post, out, oplane, orow),
     }
 }
@@ -663,6 +643,18 @@ struct Scratch {
     packed: Vec<f32>,
 }
 
+impl Scratch {
+    /// Grows the buffers to at least `pad` and `packed` elements (never shrinks them: they are
+    /// kept between calls).
+    fn reserve(&mut self, pad: usize, packed: usize) {
+        for (v, len) in [(&mut self.pad, pad), (&mut self.packed, packed)] {
+            if v.len() < len {
+                v.resize(len, 0.0);
+            }
+        }
+    }
+}
+
 /// Runs `f` with this thread's scratch buffers (fresh ones without `std`).
 fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> T) -> T {
     #[cfg(feature = "std")]
@@ -704,11 +696,7 @@ impl Kernels for Fma {
         with_scratch(|scratch| {
             let per = conv.weight_count(map.c).unwrap_or(0) / n;
             let plen = n * per;
-            for (v, len) in [(&mut scratch.pad, geo.len), (&mut scratch.packed, plen)] {
-                if v.len() < len {
-                    v.resize(len, 0.0);
-                }
-            }
+            scratch.reserve(geo.len, plen);
             let pad = &mut scratch.pad[..geo.len];
             if threads <= 1 {
                 geo.fill(input, 0, pad);
@@ -758,11 +746,7 @@ impl Fma {
         let area = out.region().area() as usize;
         let main = area - area % LANES;
         let tail_len = c * LANES;
-        for (v, len) in [(&mut scratch.pad, tail_len), (&mut scratch.packed, n * c)] {
-            if v.len() < len {
-                v.resize(len, 0.0);
-            }
-        }
+        scratch.reserve(tail_len, n * c);
         let packed = &mut scratch.packed[..n * c];
         pack(params.weights, n, c, threads, packed);
         let tail = &mut scratch.pad[..tail_len];
@@ -806,11 +790,7 @@ impl Fma {
             if ctx.region.is_empty() {
                 continue;
             }
-            if threads <= 1 {
-                conv_range(&ctx, 0, n, data);
-            } else {
-                split(&ctx, n, threads, data);
-            }
+            split(&ctx, n, threads, data);
         }
     }
 
@@ -849,12 +829,7 @@ impl Fma {
             oplane: region.area() as usize,
             ocol0: 0,
         };
-        let data = out.data();
-        if threads <= 1 {
-            conv_range(&ctx, 0, n, data);
-        } else {
-            split(&ctx, n, threads, data);
-        }
+        split(&ctx, n, threads, out.data());
     }
 }
 
@@ -1054,10 +1029,13 @@ fn pool_split(
     maxpool(pool, map, input, out)
 }
 
-/// Runs contiguous ranges of channel blocks on `threads` scoped threads (the caller's thread
-/// takes the last range).
+/// Runs the conv's `n` output channels: on this thread for one thread, else each thread's
+/// [`thread_range`] on a scoped thread (the caller's thread takes the last range).
 #[cfg(feature = "std")]
 fn split(ctx: &Ctx<'_>, n: usize, threads: usize, data: &mut [f32]) {
+    if threads <= 1 {
+        return conv_range(ctx, 0, n, data);
+    }
     let oplane = ctx.oplane;
     std::thread::scope(|scope| {
         let mut rest = data;
