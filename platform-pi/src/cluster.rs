@@ -2,88 +2,29 @@
 //! loop that polls the node until told to stop.
 //!
 //! Each node is one thread polling its sockets (non-blocking, bounded work per poll) plus one
-//! compute thread, so a victim serves steal requests while it computes. Threads and sockets
-//! belong to a [`RunningNode`]: stopping it (or dropping it) joins both and closes every fd.
+//! compute thread, so a victim serves steal requests while it computes. Between polls the loop
+//! sleeps until the node's `poll_at`, a socket's readiness, or a wake (a finished job, a
+//! submitted frame, a stop), so an idle node costs no CPU. Threads and sockets belong to a
+//! [`RunningNode`]: stopping it (or dropping it) joins both and closes every fd.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration as StdDuration, Instant as StdInstant, SystemTime, UNIX_EPOCH};
 
-use tessera_backends::driver::{
-    execute, Done, Executor, Finished, Job, Model, ModelError, Node, NodeStats,
-};
-use tessera_backends::link::LinkConfig;
-use tessera_backends::nal_std::StdStack;
+use tessera_backends::driver::readiness::{Readiness, Wake};
+pub use tessera_backends::driver::thread::ThreadExecutor;
+use tessera_backends::driver::{Finished, Model, Node, NodeStats};
+use tessera_backends::link::{LinkConfig, DEFAULT_BACKLOG};
 use tessera_core::ftp::{FusedStack, Grid, Partition};
-use tessera_core::kernel::Kernels;
 use tessera_core::runtime::Config;
 use tessera_core::time::{Duration, Instant};
 use tessera_core::wire::{Key, Limits, NodeId};
 
 use crate::config::{Cluster, NodeKernel};
 use crate::error::{error, Context, Error};
-
-/// Runs jobs on a dedicated thread; an optional slowdown models a straggler (each job takes
-/// `factor` times as long: the thread sleeps `(factor − 1) ×` the compute time after it).
-pub struct ThreadExecutor {
-    jobs: Option<Sender<Job>>,
-    done: Receiver<Result<Done, ModelError>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl ThreadExecutor {
-    /// A compute thread for `model` with `kernels`.
-    pub fn new<K: Kernels + Send + 'static>(kernels: K, model: Arc<Model>, slowdown: f64) -> Self {
-        let (jobs, job_rx) = mpsc::channel::<Job>();
-        let (done_tx, done) = mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("tessera-compute".into())
-            .spawn(move || {
-                for job in job_rx {
-                    let t0 = StdInstant::now();
-                    let r = execute(&kernels, &model, job);
-                    if slowdown > 1.0 {
-                        std::thread::sleep(t0.elapsed().mul_f64(slowdown - 1.0));
-                    }
-                    if done_tx.send(r).is_err() {
-                        break;
-                    }
-                }
-            })
-            .expect("spawn compute thread");
-        ThreadExecutor {
-            jobs: Some(jobs),
-            done,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Executor for ThreadExecutor {
-    fn start(&mut self, job: Job) {
-        if let Some(tx) = &self.jobs {
-            let _ = tx.send(job);
-        }
-    }
-
-    fn poll(&mut self) -> Option<Result<Done, ModelError>> {
-        self.done.try_recv().ok()
-    }
-}
-
-impl Drop for ThreadExecutor {
-    fn drop(&mut self) {
-        // Closing the job channel ends the thread after its current job.
-        self.jobs.take();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
 
 /// A monotonic clock for the core, in microseconds since the node started.
 #[derive(Clone, Copy, Debug)]
@@ -148,13 +89,81 @@ pub fn runtime_config(cluster: &Cluster, model: &Model) -> Result<Config, Error>
     Ok(cfg)
 }
 
+/// Frames a source queues ahead of its node (beyond the runtime's own frames in flight,
+/// `MAX_FRAMES_PER_SOURCE`): [`RunningNode::submit`] blocks while the queue is full.
+pub const FRAME_QUEUE: usize = 2;
+
+/// Why a frame was not queued.
+#[derive(Debug)]
+pub enum SubmitError {
+    /// [`FRAME_QUEUE`] frames are waiting already (only from [`RunningNode::try_submit`]);
+    /// the frame is handed back.
+    Full(Vec<f32>),
+    /// The node has stopped.
+    Stopped,
+}
+
+impl std::fmt::Display for SubmitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SubmitError::Full(_) => write!(f, "frame queue full ({FRAME_QUEUE} frames waiting)"),
+            SubmitError::Stopped => f.write_str("the node has stopped"),
+        }
+    }
+}
+
+impl std::error::Error for SubmitError {}
+
 /// A node running on its own threads.
 pub struct RunningNode {
     id: NodeId,
     stop: Arc<AtomicBool>,
-    frames: Sender<Vec<f32>>,
+    wake: Wake,
+    frames: SyncSender<Vec<f32>>,
     finished: Receiver<Finished>,
     thread: Option<JoinHandle<NodeStats>>,
+}
+
+/// The node loop: poll, hand frames to the node while it takes them, report finished frames,
+/// sleep until the next deadline, readiness or wake.
+fn run<X: tessera_backends::driver::Executor>(
+    mut node: Node<tessera_backends::nal_std::StdStack, X>,
+    mut ready: Readiness,
+    clock: Clock,
+    stop: &AtomicBool,
+    frames: Receiver<Vec<f32>>,
+    finished: mpsc::Sender<Finished>,
+) -> NodeStats {
+    // A frame taken off the queue that the node has not accepted yet (no gateway, or its
+    // frames in flight at the limit): retried after the next event, never dropped.
+    let mut held: Option<Vec<f32>> = None;
+    while !stop.load(Ordering::Relaxed) {
+        node.poll(clock.now());
+        loop {
+            if held.is_none() {
+                held = frames.try_recv().ok();
+            }
+            let Some(img) = held.take() else { break };
+            // The node consumes the image even when it refuses it; the copy is only made
+            // while a frame waits, bounded by the queue.
+            if node.submit(clock.now(), img.clone()).is_err() {
+                held = Some(img);
+                break;
+            }
+        }
+        for f in node.take_finished() {
+            let _ = finished.send(f);
+        }
+        let timeout = node.poll_at().map(|at| {
+            StdDuration::from_micros(at.saturating_duration_since(clock.now()).total_micros())
+        });
+        if ready.wait(timeout).is_err() {
+            // The poll itself failed (not a socket): fall back to a short nap so the node
+            // keeps serving its peers rather than spinning or stopping.
+            std::thread::sleep(StdDuration::from_millis(10));
+        }
+    }
+    node.stats()
 }
 
 impl RunningNode {
@@ -187,65 +196,49 @@ impl RunningNode {
             first_seq,
             peer_dead: dur(spec.cluster.timeouts.peer_dead),
             retry: Duration::from_millis(50),
+            connect: dur(spec.cluster.timeouts.connect),
+            backlog: DEFAULT_BACKLOG,
         };
         let cfg = runtime_config(&spec.cluster, &spec.model)?;
         let clock = Clock::new();
+        let ready = Readiness::new().context(|| "creating a poll set")?;
+        let wake = ready.waker();
         let exec = match spec.cluster.kernel {
             NodeKernel::Portable => ThreadExecutor::new(
                 tessera_core::kernel::Portable,
                 spec.model.clone(),
                 spec.slowdown,
+                Some(wake.clone()),
             ),
             NodeKernel::Simd => ThreadExecutor::new(
                 tessera_backends::kernels::Fma::new(),
                 spec.model.clone(),
                 spec.slowdown,
+                Some(wake.clone()),
             ),
-        };
-        let mut node = Node::new(
-            StdStack::new(addr.ip()),
-            link,
-            cfg,
-            spec.model.clone(),
-            exec,
-            clock.now(),
-        )
-        .map_err(|e| {
-            error(
-                format!("starting node {} on {addr}", spec.id),
-                e.to_string(),
-            )
-        })?;
+        }
+        .context(|| "spawning a compute thread")?;
+        let stack = ready.stack(addr.ip()).context(|| "registering sockets")?;
+        let node = Node::new(stack, link, cfg, spec.model.clone(), exec, clock.now()).map_err(
+            |e| {
+                error(
+                    format!("starting node {} on {addr}", spec.id),
+                    e.to_string(),
+                )
+            },
+        )?;
         let stop = Arc::new(AtomicBool::new(false));
-        let (frames, frame_rx) = mpsc::channel::<Vec<f32>>();
+        let (frames, frame_rx) = mpsc::sync_channel::<Vec<f32>>(FRAME_QUEUE);
         let (fin_tx, finished) = mpsc::channel();
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
             .name(format!("tessera-node-{}", spec.id))
-            .spawn(move || {
-                let mut queue: VecDeque<Vec<f32>> = VecDeque::new();
-                while !flag.load(Ordering::Relaxed) {
-                    queue.extend(frame_rx.try_iter());
-                    let now = Clock::now(&clock);
-                    if let Some(img) = queue.pop_front() {
-                        if let Err(img_back) = node.submit(now, img.clone()).map_err(|_| img) {
-                            queue.push_front(img_back);
-                        }
-                    }
-                    node.step(&clock);
-                    for f in node.take_finished() {
-                        let _ = fin_tx.send(f);
-                    }
-                    // Sockets are non-blocking: a short nap bounds the loop's CPU use while
-                    // keeping latency far below a tile's compute time.
-                    std::thread::sleep(StdDuration::from_micros(300));
-                }
-                node.stats()
-            })
+            .spawn(move || run(node, ready, clock, &flag, frame_rx, fin_tx))
             .context(|| "spawning a node thread")?;
         Ok(RunningNode {
             id: spec.id,
             stop,
+            wake,
             frames,
             finished,
             thread: Some(thread),
@@ -257,9 +250,26 @@ impl RunningNode {
         self.id
     }
 
-    /// Queues a frame (CHW network input) at this node, a data source.
-    pub fn submit(&self, image: Vec<f32>) {
-        let _ = self.frames.send(image);
+    /// Queues a frame (CHW network input) at this node, a data source. Back-pressure: blocks
+    /// while [`FRAME_QUEUE`] frames are waiting, so a source never holds more than that plus
+    /// the runtime's frames in flight.
+    pub fn submit(&self, image: Vec<f32>) -> Result<(), SubmitError> {
+        self.frames
+            .send(image)
+            .map_err(|_| SubmitError::Stopped)?;
+        self.wake.wake();
+        Ok(())
+    }
+
+    /// Queues a frame without waiting: [`SubmitError::Full`] hands it back when the queue is
+    /// full.
+    pub fn try_submit(&self, image: Vec<f32>) -> Result<(), SubmitError> {
+        self.frames.try_send(image).map_err(|e| match e {
+            TrySendError::Full(img) => SubmitError::Full(img),
+            TrySendError::Disconnected(_) => SubmitError::Stopped,
+        })?;
+        self.wake.wake();
+        Ok(())
     }
 
     /// A finished frame, waiting at most `timeout`.
@@ -279,6 +289,7 @@ impl RunningNode {
 
     fn halt(&mut self) -> Option<NodeStats> {
         self.stop.store(true, Ordering::Relaxed);
+        self.wake.wake();
         self.thread.take().and_then(|t| t.join().ok())
     }
 }

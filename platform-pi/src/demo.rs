@@ -228,7 +228,8 @@ pub fn run_local_with(
     for (i, img) in images.iter().enumerate() {
         let src = sources[i % sources.len()];
         if let Some(n) = nodes.iter().find(|n| n.id() == src) {
-            n.submit(img.clone());
+            n.submit(img.clone())
+                .map_err(|e| error("feeding frames", e.to_string()))?;
         }
     }
     let mut gateway = BTreeMap::new();

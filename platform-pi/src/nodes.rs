@@ -154,7 +154,8 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
     for _ in 0..args.repeat {
         for p in &args.input {
             let img = Image::load(p).context(|| format!("loading {}", p.display()))?;
-            node.submit(img.letterbox(shape.w as usize, shape.h as usize).data);
+            node.submit(img.letterbox(shape.w as usize, shape.h as usize).data)
+                .map_err(|e| error("feeding frames", e.to_string()))?;
             fed += 1;
         }
     }

@@ -100,5 +100,8 @@ pub fn link_config(
         first_seq: 1,
         peer_dead,
         retry: Duration::from_millis(100),
+        // smoltcp's connect never waits; its socket buffers already bound what a peer holds.
+        connect: Duration::from_secs(2),
+        backlog: usize::MAX,
     }
 }

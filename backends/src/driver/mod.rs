@@ -10,6 +10,10 @@
 extern crate alloc;
 
 pub mod compute;
+#[cfg(feature = "std")]
+pub mod readiness;
+#[cfg(feature = "std")]
+pub mod thread;
 
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
@@ -164,6 +168,9 @@ pub struct NodeStats {
     pub peak_store_bytes: usize,
     /// Largest set of feature buffers one computation held (input, scratch, output, strips).
     pub peak_compute_bytes: usize,
+    /// Sends the link refused for a full peer backlog; each item was dropped and is
+    /// recovered by the runtime's timeouts (see `LinkConfig::backlog`).
+    pub sends_refused: u64,
 }
 
 /// One cluster node: link + state machine + stores + executor.
@@ -464,6 +471,18 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         }
     }
 
+    /// Counts a send the link refused because the peer's backlog was full. The item (task,
+    /// result, strips, frame, control message) is dropped, not kept for a retry: a peer that
+    /// let `LinkConfig::backlog` bytes pile up is not reading, and the runtime already
+    /// recovers lost work by its timeouts (the gateway re-issues a tile after `tile_timeout`,
+    /// a frame fails at its source after `frame_deadline`), as it does for a peer that died.
+    /// Other send errors mean the peer is gone, which the link reports as `Down`.
+    fn note_send(&mut self, sent: Result<(), LinkError>) {
+        if let Err(LinkError::Backlog { .. }) = sent {
+            self.stats.sends_refused += 1;
+        }
+    }
+
     fn act(&mut self, now: Instant, action: Action) {
         match action {
             // The link says Hello itself, authenticated, before anything else.
@@ -472,7 +491,8 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 ..
             } => {}
             Action::Send { to, msg } => {
-                let _ = self.link.send_control(now, to, &msg.to_message());
+                let sent = self.link.send_control(now, to, &msg.to_message());
+                self.note_send(sent);
             }
             Action::SubmitFrame { frame } => {
                 let Some(img) = self.frames.get(&frame).and_then(|f| f.image.as_ref()) else {
@@ -486,12 +506,13 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     channels: shape.c,
                     data: &[],
                 };
-                let _ = self.link.send(
+                let sent = self.link.send(
                     now,
                     GATEWAY,
                     &Message::FrameSubmit { frame, input: t },
                     Body::Values(img),
                 );
+                self.note_send(sent);
             }
             Action::SendTask {
                 to,
@@ -508,7 +529,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     channels: c,
                     data: &[],
                 };
-                let _ = self.link.send(
+                let sent = self.link.send(
                     now,
                     to,
                     &Message::Task {
@@ -519,6 +540,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     },
                     Body::Values(&values),
                 );
+                self.note_send(sent);
             }
             Action::SendResult { to, frame, tile } => {
                 let Some(f) = self.frames.get_mut(&frame) else {
@@ -533,7 +555,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     channels: c,
                     data: &[],
                 };
-                let _ = self.link.send(
+                let sent = self.link.send(
                     now,
                     to,
                     &Message::Result {
@@ -543,6 +565,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     },
                     Body::Values(&values),
                 );
+                self.note_send(sent);
             }
             Action::SendStrips {
                 to,
@@ -572,7 +595,8 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     tile,
                     strips: tessera_core::wire::StripsView::EMPTY,
                 };
-                let _ = self.link.send(now, to, &msg, Body::Strips(&sources));
+                let sent = self.link.send(now, to, &msg, Body::Strips(&sources));
+                self.note_send(sent);
             }
             Action::SendLayerTask {
                 to,
@@ -596,7 +620,8 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     output,
                     input: t,
                 };
-                let _ = self.link.send(now, to, &msg, Body::Values(&values));
+                let sent = self.link.send(now, to, &msg, Body::Values(&values));
+                self.note_send(sent);
             }
             Action::SendLayerResult {
                 to,
@@ -621,7 +646,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     channels: c,
                     data: &[],
                 };
-                let _ = self.link.send(
+                let sent = self.link.send(
                     now,
                     to,
                     &Message::LayerResult {
@@ -632,6 +657,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     },
                     Body::Values(&values),
                 );
+                self.note_send(sent);
             }
             Action::Compute(work) => self.compute(work),
             Action::LayerComplete { frame, layer } => {

@@ -54,5 +54,7 @@ pub fn link(
         first_seq: 1,
         peer_dead,
         retry: Duration::from_millis(10),
+        connect: Duration::from_secs(2),
+        backlog: tessera_backends::link::DEFAULT_BACKLOG,
     }
 }

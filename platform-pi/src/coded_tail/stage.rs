@@ -119,6 +119,8 @@ impl CodedTailStage {
             first_seq,
             peer_dead: Duration::from_secs(3),
             retry: Duration::from_millis(50),
+            connect: Duration::from_secs(2),
+            backlog: tessera_backends::link::DEFAULT_BACKLOG,
         };
         let config = CodedConfig {
             data_grace: Duration::from_micros(spec.data_grace.as_micros() as u64),
