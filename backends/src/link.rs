@@ -11,7 +11,7 @@
 //!
 //! Dialling never blocks: a connect in progress stays in a "connecting" state across polls and
 //! is abandoned after `LinkConfig::connect`; a peer that is down is re-dialled with exponential
-//! backoff, from `retry` doubling up to [`MAX_BACKOFF`], reset when the peer comes up.
+//! backoff, from `retry` doubling up to `max_backoff`, reset when the peer comes up.
 //!
 //! Sending streams the frame out of the caller's tensor with [`FrameEncoder`](tessera_core::wire::FrameEncoder) straight into the
 //! socket; only what the socket does not take at once is copied into the peer's backlog.
@@ -40,7 +40,7 @@ const CHUNK: usize = 64 * 1024;
 /// slow link drains, and bounds what a peer that stopped reading can cost.
 pub const DEFAULT_BACKLOG: usize = 16 << 20;
 
-/// Longest wait between two dials of a peer that is down (unless `retry` is longer).
+/// A default for `LinkConfig::max_backoff`: a peer that is down costs one dial every 4 s.
 pub const MAX_BACKOFF: Duration = Duration::from_millis(4000);
 
 /// Why the link refused an operation or dropped a connection.
@@ -125,8 +125,11 @@ pub struct LinkConfig {
     /// A peer silent this long is dropped.
     pub peer_dead: Duration,
     /// Wait before the first re-dial of a peer that is down; it doubles on every failed
-    /// attempt up to [`MAX_BACKOFF`] and is reset when the peer comes up.
+    /// attempt up to `max_backoff` and is reset when the peer comes up.
     pub retry: Duration,
+    /// Longest wait between two dials of a peer that is down (e.g. [`MAX_BACKOFF`]; equal to
+    /// `retry` for a fixed period).
+    pub max_backoff: Duration,
     /// A connect still in progress after this long is abandoned (a peer that drops SYNs).
     pub connect: Duration,
     /// Most bytes queued for one peer beyond what its socket took. A send that would grow the
@@ -391,12 +394,16 @@ impl<S: TcpFullStack> Link<S> {
         }
     }
 
+    /// True when the last poll left work behind (a frame behind the one it delivered,
+    /// connections behind the accept bound): a loop that sleeps on edge-triggered readiness
+    /// must poll again before sleeping, as no new readiness event will report it.
+    pub fn more(&self) -> bool {
+        self.more
+    }
+
     /// When the link next needs a poll without I/O (dial retries and timeouts, heartbeats,
-    /// silence checks); [`Instant::ZERO`] when the last poll left work behind.
+    /// silence checks). See also [`Link::more`].
     pub fn poll_at(&self) -> Option<Instant> {
-        if self.more {
-            return Some(Instant::ZERO);
-        }
         let dial = self
             .dials
             .iter()
@@ -431,8 +438,8 @@ impl<S: TcpFullStack> Link<S> {
             self.flush(i);
             match self.read(now, i) {
                 Ok(Some(len)) => {
-                    // More bytes may wait behind this frame; readiness will not report them
-                    // again (edge-triggered), so the caller must poll again at once.
+                    // More bytes may wait behind this frame; edge-triggered readiness will not
+                    // report them again (see `more`).
                     self.more = true;
                     self.deliver(now, i, len, &mut on_event)
                 }
@@ -567,7 +574,7 @@ impl<S: TcpFullStack> Link<S> {
         let d = &mut self.dials[k];
         d.at = now + d.backoff;
         let doubled = Duration::from_micros(d.backoff.total_micros().saturating_mul(2));
-        d.backoff = doubled.min(MAX_BACKOFF.max(self.cfg.retry));
+        d.backoff = doubled.min(self.cfg.max_backoff.max(self.cfg.retry));
     }
 
     /// `peer` completed its Hello: dial it again promptly if it goes down.

@@ -33,6 +33,7 @@ fn config(me: NodeId, port: u16, peers: &[(NodeId, SocketAddr)], backlog: usize)
         first_seq: 1,
         peer_dead: Duration::from_secs(60),
         retry: Duration::from_millis(50),
+        max_backoff: MAX_BACKOFF,
         connect: Duration::from_millis(500),
         backlog,
     }

@@ -10,14 +10,14 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration as StdDuration, Instant as StdInstant, SystemTime, UNIX_EPOCH};
 
 use tessera_backends::driver::readiness::{Readiness, Wake};
 pub use tessera_backends::driver::thread::ThreadExecutor;
 use tessera_backends::driver::{Finished, Model, Node, NodeStats};
-use tessera_backends::link::{LinkConfig, DEFAULT_BACKLOG};
+use tessera_backends::link::{LinkConfig, DEFAULT_BACKLOG, MAX_BACKOFF};
 use tessera_core::ftp::{FusedStack, Grid, Partition};
 use tessera_core::runtime::Config;
 use tessera_core::time::{Duration, Instant};
@@ -121,6 +121,7 @@ pub struct RunningNode {
     wake: Wake,
     frames: SyncSender<Vec<f32>>,
     finished: Receiver<Finished>,
+    stats: Arc<Mutex<NodeStats>>,
     thread: Option<JoinHandle<NodeStats>>,
 }
 
@@ -133,6 +134,7 @@ fn run<X: tessera_backends::driver::Executor>(
     stop: &AtomicBool,
     frames: Receiver<Vec<f32>>,
     finished: mpsc::Sender<Finished>,
+    stats: &Mutex<NodeStats>,
 ) -> NodeStats {
     // A frame taken off the queue that the node has not accepted yet (no gateway, or its
     // frames in flight at the limit): retried after the next event, never dropped.
@@ -154,9 +156,17 @@ fn run<X: tessera_backends::driver::Executor>(
         for f in node.take_finished() {
             let _ = finished.send(f);
         }
-        let timeout = node.poll_at().map(|at| {
-            StdDuration::from_micros(at.saturating_duration_since(clock.now()).total_micros())
-        });
+        if let Ok(mut s) = stats.lock() {
+            *s = node.stats();
+        }
+        // Readiness is edge-triggered: work the link left behind is not reported again.
+        let timeout = if node.link().more() {
+            Some(StdDuration::ZERO)
+        } else {
+            node.poll_at().map(|at| {
+                StdDuration::from_micros(at.saturating_duration_since(clock.now()).total_micros())
+            })
+        };
         if ready.wait(timeout).is_err() {
             // The poll itself failed (not a socket): fall back to a short nap so the node
             // keeps serving its peers rather than spinning or stopping.
@@ -196,6 +206,7 @@ impl RunningNode {
             first_seq,
             peer_dead: dur(spec.cluster.timeouts.peer_dead),
             retry: Duration::from_millis(50),
+            max_backoff: MAX_BACKOFF,
             connect: dur(spec.cluster.timeouts.connect),
             backlog: DEFAULT_BACKLOG,
         };
@@ -231,9 +242,11 @@ impl RunningNode {
         let (frames, frame_rx) = mpsc::sync_channel::<Vec<f32>>(FRAME_QUEUE);
         let (fin_tx, finished) = mpsc::channel();
         let flag = stop.clone();
+        let stats = Arc::new(Mutex::new(NodeStats::default()));
+        let shared = stats.clone();
         let thread = std::thread::Builder::new()
             .name(format!("tessera-node-{}", spec.id))
-            .spawn(move || run(node, ready, clock, &flag, frame_rx, fin_tx))
+            .spawn(move || run(node, ready, clock, &flag, frame_rx, fin_tx, &shared))
             .context(|| "spawning a node thread")?;
         Ok(RunningNode {
             id: spec.id,
@@ -241,6 +254,7 @@ impl RunningNode {
             wake,
             frames,
             finished,
+            stats,
             thread: Some(thread),
         })
     }
@@ -275,6 +289,11 @@ impl RunningNode {
     /// A finished frame, waiting at most `timeout`.
     pub fn next_finished(&self, timeout: StdDuration) -> Option<Finished> {
         self.finished.recv_timeout(timeout).ok()
+    }
+
+    /// The node's counters as of its last poll (while it runs).
+    pub fn stats(&self) -> NodeStats {
+        self.stats.lock().map(|s| *s).unwrap_or_default()
     }
 
     /// Finished frames available now.
