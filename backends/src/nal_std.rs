@@ -10,7 +10,7 @@
 //!
 //! Sockets are `mio` sockets. A stack made with [`StdStack::with_registry`] registers each one
 //! for readable and writable readiness, edge-triggered, so a driver loop can sleep in
-//! [`mio::Poll::poll`] until a socket has something to do (see `driver::thread::Readiness`).
+//! [`mio::Poll::poll`] until a socket has something to do (see `driver::readiness::Readiness`).
 //! Edge-triggered writable readiness fires only on a change (connect completed, send buffer
 //! space freed after a send hit `WouldBlock`), so sockets without a pending backlog or connect
 //! never wake the loop for it.
@@ -225,8 +225,7 @@ impl TcpClientStack for StdStack {
             }
             Err(nb::Error::WouldBlock) => Err(nb::Error::WouldBlock),
             Err(e) => {
-                if let StdSocket::Connecting(mut s) = core::mem::replace(socket, StdSocket::Fresh)
-                {
+                if let StdSocket::Connecting(mut s) = core::mem::replace(socket, StdSocket::Fresh) {
                     self.deregister(&mut s);
                 }
                 Err(e)
@@ -373,7 +372,8 @@ mod tests {
             .unwrap()
             .port();
         let mut c = stack.socket().unwrap();
-        let r = block(|| stack.connect(&mut c, SocketAddr::new("127.0.0.1".parse().unwrap(), port)));
+        let r =
+            block(|| stack.connect(&mut c, SocketAddr::new("127.0.0.1".parse().unwrap(), port)));
         assert!(r.is_err());
         // A failed connect leaves the socket fresh, ready for another attempt.
         assert!(matches!(c, StdSocket::Fresh));
@@ -400,7 +400,10 @@ mod tests {
         // The old blocking connect waited `connect_timeout` and then failed: here every call
         // returns at once, still in progress.
         for _ in 0..3 {
-            assert!(matches!(stack.connect(&mut c, addr), Err(nb::Error::WouldBlock)));
+            assert!(matches!(
+                stack.connect(&mut c, addr),
+                Err(nb::Error::WouldBlock)
+            ));
             assert!(matches!(c, StdSocket::Connecting(_)));
         }
         assert!(matches!(stack.send(&mut c, b"x"), Err(nb::Error::Other(_))));

@@ -39,7 +39,13 @@ fn config(me: NodeId, port: u16, peers: &[(NodeId, SocketAddr)], backlog: usize)
     }
 }
 
-fn link(me: NodeId, ip: &str, port: u16, peers: &[(NodeId, SocketAddr)], backlog: usize) -> Link<StdStack> {
+fn link(
+    me: NodeId,
+    ip: &str,
+    port: u16,
+    peers: &[(NodeId, SocketAddr)],
+    backlog: usize,
+) -> Link<StdStack> {
     let ipaddr: IpAddr = ip.parse().unwrap();
     Link::new(StdStack::new(ipaddr), config(me, port, peers, backlog)).unwrap()
 }
@@ -59,7 +65,8 @@ fn poll_for(link: &mut Link<StdStack>, secs: u64) -> Vec<String> {
 /// on WiFi (no RST comes back).
 fn syn_sink() -> (Socket, std::net::TcpStream, SocketAddr) {
     let l = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    l.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
+    l.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
     l.listen(0).unwrap();
     let addr = l.local_addr().unwrap().as_socket().unwrap();
     let filler = std::net::TcpStream::connect(addr).unwrap();
@@ -77,7 +84,10 @@ fn a_refusing_peer_is_redialled_with_backoff() {
     // A fixed 50 ms retry would dial 400 times in 20 s. Backoff 50, 100, … 3.2 s, then
     // MAX_BACKOFF: at most 7 + 20 s / MAX_BACKOFF (+1 for the first) attempts.
     let bound = 8 + 20_000 / MAX_BACKOFF.total_millis();
-    assert!(dials >= 4 && dials <= bound, "{dials} dials (bound {bound})");
+    assert!(
+        dials >= 4 && dials <= bound,
+        "{dials} dials (bound {bound})"
+    );
     assert!(!l.is_up(0));
     assert!(events.is_empty(), "{events:?}");
     // Waiting out the backoff: the next dial is scheduled, not due yet.
@@ -98,7 +108,10 @@ fn a_peer_that_drops_syns_costs_one_socket_until_the_connect_timeout() {
     let s = l.stats();
     assert!(s.dials >= 3, "{s:?}");
     // Every dial but possibly the last (still connecting) was abandoned after `connect`.
-    assert!(s.dial_timeouts + 1 >= s.dials && s.dial_timeouts >= 2, "{s:?}");
+    assert!(
+        s.dial_timeouts + 1 >= s.dials && s.dial_timeouts >= 2,
+        "{s:?}"
+    );
     assert!(events.is_empty(), "{events:?}");
     assert!(!l.is_up(0));
 }

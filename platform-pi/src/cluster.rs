@@ -230,14 +230,13 @@ impl RunningNode {
         }
         .context(|| "spawning a compute thread")?;
         let stack = ready.stack(addr.ip()).context(|| "registering sockets")?;
-        let node = Node::new(stack, link, cfg, spec.model.clone(), exec, clock.now()).map_err(
-            |e| {
+        let node =
+            Node::new(stack, link, cfg, spec.model.clone(), exec, clock.now()).map_err(|e| {
                 error(
                     format!("starting node {} on {addr}", spec.id),
                     e.to_string(),
                 )
-            },
-        )?;
+            })?;
         let stop = Arc::new(AtomicBool::new(false));
         let (frames, frame_rx) = mpsc::sync_channel::<Vec<f32>>(FRAME_QUEUE);
         let (fin_tx, finished) = mpsc::channel();
@@ -268,9 +267,7 @@ impl RunningNode {
     /// while [`FRAME_QUEUE`] frames are waiting, so a source never holds more than that plus
     /// the runtime's frames in flight.
     pub fn submit(&self, image: Vec<f32>) -> Result<(), SubmitError> {
-        self.frames
-            .send(image)
-            .map_err(|_| SubmitError::Stopped)?;
+        self.frames.send(image).map_err(|_| SubmitError::Stopped)?;
         self.wake.wake();
         Ok(())
     }

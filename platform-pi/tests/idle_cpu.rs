@@ -118,7 +118,10 @@ fn an_idle_gateway_and_idle_edges_use_under_one_percent_of_a_core() {
         cfg.display()
     );
     for (id, a) in addrs.iter().enumerate() {
-        text += &format!("\n[[nodes]]\nid = {id}\naddr = \"{a}\"\nsource = {}\n", id == 1);
+        text += &format!(
+            "\n[[nodes]]\nid = {id}\naddr = \"{a}\"\nsource = {}\n",
+            id == 1
+        );
     }
     let file = dir.0.join("cluster.toml");
     std::fs::write(&file, text).unwrap();
@@ -127,7 +130,11 @@ fn an_idle_gateway_and_idle_edges_use_under_one_percent_of_a_core() {
     let (tx, up) = mpsc::channel();
     let mut procs = [
         Proc::start("gateway", &["gateway", "--cluster", &file], &tx),
-        Proc::start("source edge 1", &["edge", "--cluster", &file, "--id", "1"], &tx),
+        Proc::start(
+            "source edge 1",
+            &["edge", "--cluster", &file, "--id", "1"],
+            &tx,
+        ),
         Proc::start("edge 2", &["edge", "--cluster", &file, "--id", "2"], &tx),
     ];
     for _ in 0..procs.len() {
@@ -144,7 +151,11 @@ fn an_idle_gateway_and_idle_edges_use_under_one_percent_of_a_core() {
     for ((p, b), a) in procs.iter().zip(&before).zip(&after) {
         // Percent of one core over the 10 s window.
         let pct = (a - b) as f64 / hz as f64 / 10.0 * 100.0;
-        report.push(format!("{}: {pct:.2} % ({} ticks at {hz} Hz)", p.name, a - b));
+        report.push(format!(
+            "{}: {pct:.2} % ({} ticks at {hz} Hz)",
+            p.name,
+            a - b
+        ));
     }
     eprintln!("idle CPU over 10 s: {}", report.join(", "));
     for ((p, b), a) in procs.iter().zip(&before).zip(&after) {

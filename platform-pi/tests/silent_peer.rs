@@ -92,7 +92,10 @@ fn a_peer_that_drops_syns_does_not_disturb_the_others() {
     let wall = Instant::now();
     let mut done = Vec::new();
     while done.len() < FRAMES {
-        assert!(wall.elapsed() < Duration::from_secs(120), "frames: {done:?}");
+        assert!(
+            wall.elapsed() < Duration::from_secs(120),
+            "frames: {done:?}"
+        );
         if let Some(f) = gateway.next_finished(Duration::from_millis(200)) {
             done.push(f);
         }
