@@ -1,20 +1,18 @@
 //! Cluster nodes on Linux: the core driver over std sockets, a compute thread per node, and a
 //! loop that polls the node until told to stop.
 //!
-//! Each node is one thread polling its sockets (non-blocking, bounded work per poll) plus one
-//! compute thread, so a victim serves steal requests while it computes. Between polls the loop
-//! sleeps until the node's `poll_at`, a socket's readiness, or a wake (a finished job, a
-//! submitted frame, a stop), so an idle node costs no CPU. Threads and sockets belong to a
+//! Each node is one thread polling its sockets (non-blocking, bounded work per poll; it
+//! sleeps until there is something to do, see [`NodeThread`]) plus one compute thread, so a
+//! victim serves steal requests while it computes. Threads and sockets belong to a
 //! [`RunningNode`]: stopping it (or dropping it) joins both and closes every fd.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant as StdInstant, SystemTime, UNIX_EPOCH};
 
-use tessera_backends::driver::readiness::{Readiness, Wake};
+use tessera_backends::driver::node_thread::NodeThread;
+pub use tessera_backends::driver::node_thread::{SubmitError, FRAME_QUEUE};
+use tessera_backends::driver::readiness::Readiness;
 pub use tessera_backends::driver::thread::ThreadExecutor;
 use tessera_backends::driver::{Finished, Model, Node, NodeStats};
 use tessera_backends::link::{LinkConfig, DEFAULT_BACKLOG, MAX_BACKOFF};
@@ -89,92 +87,8 @@ pub fn runtime_config(cluster: &Cluster, model: &Model) -> Result<Config, Error>
     Ok(cfg)
 }
 
-/// Frames a source queues ahead of its node (beyond the runtime's own frames in flight,
-/// `MAX_FRAMES_PER_SOURCE`): [`RunningNode::submit`] blocks while the queue is full.
-pub const FRAME_QUEUE: usize = 2;
-
-/// Why a frame was not queued.
-#[derive(Debug)]
-pub enum SubmitError {
-    /// [`FRAME_QUEUE`] frames are waiting already (only from [`RunningNode::try_submit`]);
-    /// the frame is handed back.
-    Full(Vec<f32>),
-    /// The node has stopped.
-    Stopped,
-}
-
-impl std::fmt::Display for SubmitError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SubmitError::Full(_) => write!(f, "frame queue full ({FRAME_QUEUE} frames waiting)"),
-            SubmitError::Stopped => f.write_str("the node has stopped"),
-        }
-    }
-}
-
-impl std::error::Error for SubmitError {}
-
-/// A node running on its own threads.
-pub struct RunningNode {
-    id: NodeId,
-    stop: Arc<AtomicBool>,
-    wake: Wake,
-    frames: SyncSender<Vec<f32>>,
-    finished: Receiver<Finished>,
-    stats: Arc<Mutex<NodeStats>>,
-    thread: Option<JoinHandle<NodeStats>>,
-}
-
-/// The node loop: poll, hand frames to the node while it takes them, report finished frames,
-/// sleep until the next deadline, readiness or wake.
-fn run<X: tessera_backends::driver::Executor>(
-    mut node: Node<tessera_backends::nal_std::StdStack, X>,
-    mut ready: Readiness,
-    clock: Clock,
-    stop: &AtomicBool,
-    frames: Receiver<Vec<f32>>,
-    finished: mpsc::Sender<Finished>,
-    stats: &Mutex<NodeStats>,
-) -> NodeStats {
-    // A frame taken off the queue that the node has not accepted yet (no gateway, or its
-    // frames in flight at the limit): retried after the next event, never dropped.
-    let mut held: Option<Vec<f32>> = None;
-    while !stop.load(Ordering::Relaxed) {
-        node.poll(clock.now());
-        loop {
-            if held.is_none() {
-                held = frames.try_recv().ok();
-            }
-            let Some(img) = held.take() else { break };
-            // The node consumes the image even when it refuses it; the copy is only made
-            // while a frame waits, bounded by the queue.
-            if node.submit(clock.now(), img.clone()).is_err() {
-                held = Some(img);
-                break;
-            }
-        }
-        for f in node.take_finished() {
-            let _ = finished.send(f);
-        }
-        if let Ok(mut s) = stats.lock() {
-            *s = node.stats();
-        }
-        // Readiness is edge-triggered: work the link left behind is not reported again.
-        let timeout = if node.link().more() {
-            Some(StdDuration::ZERO)
-        } else {
-            node.poll_at().map(|at| {
-                StdDuration::from_micros(at.saturating_duration_since(clock.now()).total_micros())
-            })
-        };
-        if ready.wait(timeout).is_err() {
-            // The poll itself failed (not a socket): fall back to a short nap so the node
-            // keeps serving its peers rather than spinning or stopping.
-            std::thread::sleep(StdDuration::from_millis(10));
-        }
-    }
-    node.stats()
-}
+/// A node running on its own threads (see [`NodeThread`]).
+pub struct RunningNode(NodeThread);
 
 impl RunningNode {
     /// Starts node `spec.id`: binds its address, then polls until stopped.
@@ -237,81 +151,44 @@ impl RunningNode {
                     e.to_string(),
                 )
             })?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let (frames, frame_rx) = mpsc::sync_channel::<Vec<f32>>(FRAME_QUEUE);
-        let (fin_tx, finished) = mpsc::channel();
-        let flag = stop.clone();
-        let stats = Arc::new(Mutex::new(NodeStats::default()));
-        let shared = stats.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("tessera-node-{}", spec.id))
-            .spawn(move || run(node, ready, clock, &flag, frame_rx, fin_tx, &shared))
-            .context(|| "spawning a node thread")?;
-        Ok(RunningNode {
-            id: spec.id,
-            stop,
-            wake,
-            frames,
-            finished,
-            stats,
-            thread: Some(thread),
-        })
+        NodeThread::spawn(node, ready, clock, format!("tessera-node-{}", spec.id))
+            .map(RunningNode)
+            .context(|| "spawning a node thread")
     }
 
     /// The node's id.
     pub fn id(&self) -> NodeId {
-        self.id
+        self.0.id()
     }
 
-    /// Queues a frame (CHW network input) at this node, a data source. Back-pressure: blocks
-    /// while [`FRAME_QUEUE`] frames are waiting, so a source never holds more than that plus
-    /// the runtime's frames in flight.
+    /// Queues a frame (CHW network input) at this node, a data source; blocks while
+    /// [`FRAME_QUEUE`] frames are waiting (back-pressure, never growth).
     pub fn submit(&self, image: Vec<f32>) -> Result<(), SubmitError> {
-        self.frames.send(image).map_err(|_| SubmitError::Stopped)?;
-        self.wake.wake();
-        Ok(())
+        self.0.submit(image)
     }
 
-    /// Queues a frame without waiting: [`SubmitError::Full`] hands it back when the queue is
-    /// full.
+    /// Queues a frame without waiting ([`SubmitError::Full`] hands it back).
     pub fn try_submit(&self, image: Vec<f32>) -> Result<(), SubmitError> {
-        self.frames.try_send(image).map_err(|e| match e {
-            TrySendError::Full(img) => SubmitError::Full(img),
-            TrySendError::Disconnected(_) => SubmitError::Stopped,
-        })?;
-        self.wake.wake();
-        Ok(())
+        self.0.try_submit(image)
     }
 
     /// A finished frame, waiting at most `timeout`.
     pub fn next_finished(&self, timeout: StdDuration) -> Option<Finished> {
-        self.finished.recv_timeout(timeout).ok()
-    }
-
-    /// The node's counters as of its last poll (while it runs).
-    pub fn stats(&self) -> NodeStats {
-        self.stats.lock().map(|s| *s).unwrap_or_default()
+        self.0.next_finished(timeout)
     }
 
     /// Finished frames available now.
     pub fn try_finished(&self) -> Vec<Finished> {
-        self.finished.try_iter().collect()
+        self.0.try_finished()
+    }
+
+    /// The node's counters as of its last poll (while it runs).
+    pub fn stats(&self) -> NodeStats {
+        self.0.stats()
     }
 
     /// Stops the node, joins its threads and closes its sockets; returns its counters.
-    pub fn stop(mut self) -> NodeStats {
-        self.halt().unwrap_or_default()
-    }
-
-    fn halt(&mut self) -> Option<NodeStats> {
-        self.stop.store(true, Ordering::Relaxed);
-        self.wake.wake();
-        self.thread.take().and_then(|t| t.join().ok())
-    }
-}
-
-impl Drop for RunningNode {
-    fn drop(&mut self) {
-        self.halt();
+    pub fn stop(self) -> NodeStats {
+        self.0.stop()
     }
 }

@@ -11,6 +11,8 @@ extern crate alloc;
 
 pub mod compute;
 #[cfg(feature = "std")]
+pub mod node_thread;
+#[cfg(feature = "std")]
 pub mod readiness;
 #[cfg(feature = "std")]
 pub mod thread;
