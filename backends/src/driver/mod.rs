@@ -28,7 +28,8 @@ use tessera_core::wire::{Body, FrameKey, Message, NodeId, StripSource, Tensor, T
 use tessera_core::Region;
 
 pub use compute::{
-    execute, Done, Executor, Inline, Job, Model, ModelError, Strip, StripMap, Strips,
+    execute, execute_in, needed_strips, Done, Executor, Inline, Job, Model, ModelError, Strip,
+    StripMap, Strips, Workspace,
 };
 
 use crate::link::{Link, LinkConfig, LinkError, LinkEvent, LinkStats};
@@ -723,11 +724,11 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     .get(&frame)
                     .and_then(|f| f.tasks.get(&tile).cloned());
                 let input = given.or_else(|| self.tile_input(frame, tile, mode));
-                let strips = self
-                    .frames
-                    .get(&frame)
-                    .map(|f| f.strips.clone())
-                    .unwrap_or_default();
+                // Only the strips this tile reads, not the frame's whole store.
+                let strips = match (self.frames.get(&frame), self.model.plan(tile, mode.into())) {
+                    (Some(f), Ok(plan)) => needed_strips(&f.strips, &plan),
+                    _ => Strips::new(),
+                };
                 input.map(|(input_region, input)| Job {
                     work,
                     input_region,
