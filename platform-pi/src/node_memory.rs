@@ -60,6 +60,20 @@ impl Role {
     }
 }
 
+/// What an edge's fused-layer work needs by the memory plan on `grid` (YOLOv2-608): the fused
+/// layers' parameters plus the two ping-pong buffers sized for the worst tile, in bytes. The
+/// process adds its code, thread stacks, allocator arenas, the conv kernel's padded input and
+/// packed weights, and the tensors in flight.
+pub fn plan_bytes(grid: (u32, u32)) -> Result<u64, Error> {
+    use tessera_core::ftp::{FusedStack, Grid, MemoryPlan, Mode, Partition};
+    let net = crate::files::load_network(None)?;
+    let stack = FusedStack::new(&net, 16).context(|| "fusing")?;
+    let g = Grid::new(grid.0, grid.1, Partition::Darknet, &stack).context(|| "grid")?;
+    let plan = MemoryPlan::new(&stack, &g, Mode::Reuse).context(|| "planning memory")?;
+    let weights = MemoryPlan::weight_bytes(&stack).context(|| "sizing the weights")?;
+    Ok(weights + 2 * 4 * plan.tile_buffer_elems as u64)
+}
+
 /// One node's measurement.
 #[derive(Clone, Debug)]
 pub struct NodeRss {
