@@ -719,10 +719,11 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
     fn compute(&mut self, work: Work) {
         let job = match work {
             Work::Tile { frame, tile, mode } => {
+                // The job takes the received input (it was only kept for this job).
                 let given = self
                     .frames
-                    .get(&frame)
-                    .and_then(|f| f.tasks.get(&tile).cloned());
+                    .get_mut(&frame)
+                    .and_then(|f| f.tasks.remove(&tile));
                 let input = given.or_else(|| self.tile_input(frame, tile, mode));
                 // Only the strips this tile reads, not the frame's whole store.
                 let strips = match (self.frames.get(&frame), self.model.plan(tile, mode.into())) {
@@ -744,8 +745,8 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             } => {
                 let given = self
                     .frames
-                    .get(&frame)
-                    .and_then(|f| f.layer_tasks.get(&(layer, stripe)).cloned());
+                    .get_mut(&frame)
+                    .and_then(|f| f.layer_tasks.remove(&(layer, stripe)));
                 match given {
                     Some((input_region, _, input)) => Some(Job {
                         work,
