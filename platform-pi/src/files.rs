@@ -38,7 +38,13 @@ pub fn load_weights(path: &Path, net: &Network, upto: usize) -> Result<Vec<f32>,
     let mut head = [0u8; 20];
     let got = read_up_to(&mut file, &mut head).context(at)?;
     let (header, header_len) = weights::Header::parse(&head[..got]).context(at)?;
-    weights::check_file_len(net, &header, len).context(at)?;
+    let expected = weights::file_len(net, &header).context(at)?;
+    weights::check_file_len(net, &header, len).context(|| {
+        format!(
+            "reading {}: {len} bytes, the network needs {expected}",
+            path.display()
+        )
+    })?;
     let count = weights::param_count(net, upto).context(|| "sizing the weights")?;
     let mut params = vec![0.0f32; count];
     file.seek(SeekFrom::Start(header_len as u64)).context(at)?;

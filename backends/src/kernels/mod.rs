@@ -816,7 +816,13 @@ impl Fma {
             let gn = group.min(n - g0);
             let threads = self.threads.min(blocks(gn).count());
             let packed = &mut packed[..gn * per];
-            pack(&params.weights[g0 * per..(g0 + gn) * per], gn, per, threads, packed);
+            pack(
+                &params.weights[g0 * per..(g0 + gn) * per],
+                gn,
+                per,
+                threads,
+                packed,
+            );
             let ab = &ab[g0..g0 + gn];
             let data = &mut data[g0 * oplane..(g0 + gn) * oplane];
             self.conv_group(conv, map, geo, pad, packed, ab, threads, data, region);
