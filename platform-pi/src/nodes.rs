@@ -218,7 +218,7 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
         if fed.saturating_sub(done) < SOURCE_QUEUE {
             if let Some(p) = inputs.next() {
                 let img = Image::load(p).context(|| format!("loading {}", p.display()))?;
-                node.submit(img.letterbox(shape.w as usize, shape.h as usize).data);
+                node.submit(img.into_letterbox(shape.w as usize, shape.h as usize).data);
                 fed += 1;
                 continue;
             }
