@@ -21,6 +21,7 @@ use tessera_core::ftp::{Mode, Side};
 use tessera_core::model::Shape;
 use tessera_core::runtime::{
     Action, Config, Control, Edge, Gateway, RuntimeError, Stats, SubmitError, Verdict, Work,
+    MAX_FRAMES_PER_SOURCE,
 };
 use tessera_core::tensor::{copy_overlap, region_len, FeatureView, FeatureViewMut};
 use tessera_core::time::Instant;
@@ -332,8 +333,27 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         }
     }
 
+    /// Forgets, on an edge, the data of other sources' frames `MAX_FRAMES_PER_SOURCE` or more
+    /// numbers behind `frame` (same origin, numbers wrapping). Only a frame's origin hears
+    /// `FrameDone`, so a helper would otherwise keep every frame's strips and results for good;
+    /// a source has at most that many frames in flight, so these are over (were one not, its
+    /// strip requests here go unanswered and the tile timeout re-dispatches its tiles).
+    fn forget_stale(&mut self, frame: FrameKey) {
+        if matches!(self.machine, Machine::Gateway(_)) || frame.origin == self.id() {
+            return;
+        }
+        let window = MAX_FRAMES_PER_SOURCE as u32;
+        self.frames.retain(|k, _| {
+            let behind = frame.number.wrapping_sub(k.number);
+            k.origin != frame.origin || behind < window || behind > u32::MAX / 2
+        });
+    }
+
     /// Stores the payload of an accepted message.
     fn keep(&mut self, now: Instant, from: NodeId, msg: &Message<'_>) {
+        if let Some(frame) = msg.frame() {
+            self.forget_stale(frame);
+        }
         let out_shape = self.model.stack().map(|s| s.output()).ok();
         match *msg {
             Message::Task {
