@@ -333,19 +333,24 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         }
     }
 
-    /// Forgets, on an edge, the data of other sources' frames `MAX_FRAMES_PER_SOURCE` or more
-    /// numbers behind `frame` (same origin, numbers wrapping). Only a frame's origin hears
-    /// `FrameDone`, so a helper would otherwise keep every frame's strips and results for good;
-    /// a source has at most that many frames in flight, so these are over (were one not, its
-    /// strip requests here go unanswered and the tile timeout re-dispatches its tiles).
+    /// Forgets, on an edge, the strips of other sources' frames `MAX_FRAMES_PER_SOURCE` or more
+    /// numbers behind `frame` (same origin, numbers wrapping) that hold no work for this node
+    /// (no task waiting, no result unsent). Only a frame's origin hears `FrameDone`, so a
+    /// helper would otherwise keep every frame's strips for good; a source has at most that
+    /// many frames in flight, so these are almost surely over (were one not, its strip
+    /// requests here go unanswered and the tile timeout re-dispatches the tiles).
     fn forget_stale(&mut self, frame: FrameKey) {
         if matches!(self.machine, Machine::Gateway(_)) || frame.origin == self.id() {
             return;
         }
         let window = MAX_FRAMES_PER_SOURCE as u32;
-        self.frames.retain(|k, _| {
+        self.frames.retain(|k, f| {
             let behind = frame.number.wrapping_sub(k.number);
-            k.origin != frame.origin || behind < window || behind > u32::MAX / 2
+            let idle = f.tasks.is_empty()
+                && f.layer_tasks.is_empty()
+                && f.results.is_empty()
+                && f.layer_results.is_empty();
+            k.origin != frame.origin || behind < window || behind > u32::MAX / 2 || !idle
         });
     }
 
