@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use tessera_core::kernel::Kernels;
 
-use super::compute::{execute, Done, Executor, Job, Model, ModelError};
+use super::compute::{execute_in, Done, Executor, Job, Model, ModelError, Workspace};
 use super::readiness::Wake;
 
 /// Runs jobs on a dedicated thread; an optional slowdown models a straggler (each job takes
@@ -35,9 +35,11 @@ impl ThreadExecutor {
         let thread = std::thread::Builder::new()
             .name("tessera-compute".into())
             .spawn(move || {
+                // Sized once for the worst tile; a model the plan rejects fails each job instead.
+                let mut ws = Workspace::new(&model).unwrap_or_default();
                 for job in job_rx {
                     let t0 = Instant::now();
-                    let r = execute(&kernels, &model, job);
+                    let r = execute_in(&kernels, &model, job, &mut ws);
                     if slowdown > 1.0 {
                         std::thread::sleep(t0.elapsed().mul_f64(slowdown - 1.0));
                     }
