@@ -141,10 +141,7 @@ pub fn runtime_config(cluster: &Cluster, model: &Model) -> Result<Config, Error>
     cfg.tile_timeout = dur(cluster.timeouts.tile);
     cfg.frame_deadline = dur(cluster.timeouts.frame);
     cfg.steal_backoff = dur(cluster.timeouts.steal_backoff);
-    // Liveness is the link's (any bytes from the peer within `peer_dead`): the runtime's own
-    // whole-message check would count a heartbeat queued behind a multi-MiB frame as silence.
-    cfg.peer_timeout = dur(cluster.timeouts.frame);
-    cfg.heartbeat_interval = dur(cluster.timeouts.peer_dead / 4);
+    // Liveness (`peer_dead`) is the link's alone: the machines only hear peers up and down.
     Ok(cfg)
 }
 

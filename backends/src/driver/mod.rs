@@ -11,7 +11,7 @@ extern crate alloc;
 
 pub mod compute;
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -20,7 +20,7 @@ use embedded_nal::TcpFullStack;
 use tessera_core::ftp::{Mode, Side};
 use tessera_core::model::Shape;
 use tessera_core::runtime::{
-    Action, Config, Control, Edge, Gateway, RuntimeError, Stats, SubmitError, Verdict, Work,
+    Action, Config, Edge, Gateway, RuntimeError, Stats, SubmitError, Verdict, Work,
 };
 use tessera_core::tensor::{copy_overlap, region_len, FeatureView, FeatureViewMut};
 use tessera_core::time::Instant;
@@ -176,6 +176,15 @@ pub struct Node<S: TcpFullStack, X: Executor> {
     finished: Vec<Finished>,
     stats: NodeStats,
     computing: bool,
+    /// Peers the machine was told are connected (`on_connected`, no `on_disconnected` since).
+    up: BTreeSet<NodeId>,
+}
+
+/// A link event kept in arrival order until the link's poll returns.
+enum Event {
+    Up(NodeId),
+    Down(NodeId),
+    Message(PendingMsg),
 }
 
 fn bytes_of(f: &FrameData) -> usize {
@@ -195,7 +204,9 @@ fn read_tensor(t: &Tensor<'_>) -> Vec<f32> {
 }
 
 impl<S: TcpFullStack, X: Executor> Node<S, X> {
-    /// A node running `config` as `link.me` (0: the gateway) over `stack`.
+    /// A node running `config` as `link.me` (0: the gateway) over `stack`. An edge numbers its
+    /// frames from the low 32 bits of `link.first_seq` (which grows with each start), so a
+    /// restarted source never reuses a frame number of its previous run.
     pub fn new(
         stack: S,
         link: LinkConfig,
@@ -205,11 +216,12 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         now: Instant,
     ) -> Result<Self, DriverError> {
         let me = link.me;
+        let first_frame = link.first_seq as u32;
         let link = Link::new(stack, link).map_err(DriverError::Link)?;
         let machine = if me == GATEWAY {
             Machine::Gateway(Gateway::new(config, now))
         } else {
-            Machine::Edge(Edge::new(config, me, now))
+            Machine::Edge(Edge::with_first_frame(config, me, now, first_frame))
         };
         Ok(Node {
             link,
@@ -220,6 +232,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             finished: Vec::new(),
             stats: NodeStats::default(),
             computing: false,
+            up: BTreeSet::new(),
         })
     }
 
@@ -278,34 +291,27 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
     }
 
     /// Does all pending work: network I/O, finished computations, due timers, actions.
+    ///
+    /// The link owns the session (Hello, heartbeats, silence); the machine only hears
+    /// `on_connected`/`on_disconnected`, in the order the link reported them relative to the
+    /// peers' messages.
     pub fn poll(&mut self, now: Instant) {
-        let mut events: Vec<(NodeId, Result<(), LinkError>)> = Vec::new();
-        // Messages are handled inside the callback (they borrow the receive buffer).
-        let mut pending: Vec<PendingMsg> = Vec::new();
+        // Messages are copied out inside the callback (they borrow the receive buffer).
+        let mut events: Vec<Event> = Vec::new();
         self.link.poll(now, |_, ev| match ev {
-            LinkEvent::Up(p) => events.push((p, Ok(()))),
-            LinkEvent::Down(p, e) => events.push((p, Err(e))),
+            LinkEvent::Up(p) => events.push(Event::Up(p)),
+            LinkEvent::Down(p, _) => events.push(Event::Down(p)),
             LinkEvent::Refused(_) => {}
-            LinkEvent::Message(p, msg) => pending.push(PendingMsg::capture(p, &msg)),
+            // Session traffic: the link already counted it as a sign of life.
+            LinkEvent::Message(_, Message::Heartbeat | Message::Hello { .. }) => {}
+            LinkEvent::Message(p, msg) => events.push(Event::Message(PendingMsg::capture(p, &msg))),
         });
-        for (p, up) in events {
-            match up {
-                Ok(()) => {
-                    machine!(&mut self.machine, m => m.on_connected(now, p));
-                    if let Machine::Gateway(g) = &mut self.machine {
-                        // The link already exchanged Hello; the gateway counts edges by it.
-                        let hello = Message::Hello {
-                            node: p,
-                            role: tessera_core::wire::Role::Edge,
-                        };
-                        let _ = g.on_message(now, p, &hello);
-                    }
-                }
-                Err(_) => machine!(&mut self.machine, m => m.on_disconnected(now, p)),
+        for ev in events {
+            match ev {
+                Event::Up(p) => self.peer_up(now, p),
+                Event::Down(p) => self.peer_down(now, p),
+                Event::Message(msg) => self.on_message(now, msg),
             }
-        }
-        for msg in pending {
-            self.on_message(now, msg);
         }
         if let Some(done) = self.exec.poll() {
             self.computing = false;
@@ -324,11 +330,41 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 self.stats.refused += 1;
                 if e.peer_fault() {
                     self.link.disconnect(p.from);
-                    machine!(&mut self.machine, m => m.on_disconnected(now, p.from));
+                    self.peer_down(now, p.from);
                 }
                 let _: RuntimeError = e;
             }
         }
+    }
+
+    /// Tells the machine `p` is connected (once per connection).
+    fn peer_up(&mut self, now: Instant, p: NodeId) {
+        if self.up.insert(p) {
+            machine!(&mut self.machine, m => m.on_connected(now, p));
+        }
+    }
+
+    /// Tells the machine `p` is gone (once per connection).
+    fn peer_down(&mut self, now: Instant, p: NodeId) {
+        if self.up.remove(&p) {
+            machine!(&mut self.machine, m => m.on_disconnected(now, p));
+        }
+    }
+
+    /// Reports peers whose connection the link dropped without an event (a send that failed
+    /// on the socket closes it on the spot) as disconnected, so the machine stops waiting for
+    /// replies to messages that were never sent. True when one was found.
+    fn reconcile(&mut self, now: Instant) -> bool {
+        let gone: Vec<NodeId> = self
+            .up
+            .iter()
+            .copied()
+            .filter(|&p| !self.link.is_up(p))
+            .collect();
+        for &p in &gone {
+            self.peer_down(now, p);
+        }
+        !gone.is_empty()
     }
 
     /// Stores the payload of an accepted message.
@@ -457,20 +493,21 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         self.note_store();
     }
 
-    /// Carries out every queued action.
+    /// Carries out every queued action, then reports peers lost while sending (which may
+    /// queue more actions). Bounded: each extra round removes a peer from `up`.
     fn pump(&mut self, now: Instant) {
-        while let Some(a) = machine!(&mut self.machine, m => m.poll(now)) {
-            self.act(now, a);
+        loop {
+            while let Some(a) = machine!(&mut self.machine, m => m.poll(now)) {
+                self.act(now, a);
+            }
+            if !self.reconcile(now) {
+                break;
+            }
         }
     }
 
     fn act(&mut self, now: Instant, action: Action) {
         match action {
-            // The link says Hello itself, authenticated, before anything else.
-            Action::Send {
-                msg: Control::Hello { .. },
-                ..
-            } => {}
             Action::Send { to, msg } => {
                 let _ = self.link.send_control(now, to, &msg.to_message());
             }
@@ -643,7 +680,6 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             }
             Action::FrameComplete { frame } => self.finish(now, frame, true),
             Action::FrameFailed { frame } => self.finish(now, frame, false),
-            Action::Disconnect { peer, .. } => self.link.disconnect(peer),
             _ => {}
         }
     }
