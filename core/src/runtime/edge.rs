@@ -363,7 +363,7 @@ impl Edge {
                     match victim.filter(|&v| v != self.id) {
                         // Not connected to the victim (yet): a `StealTask` could not be sent;
                         // ask again after the backoff or as soon as the victim comes up.
-                        Some(v) if !self.edges_up.contains(v) => {
+                        Some(v) if v != GATEWAY && !self.edges_up.contains(v) => {
                             self.ask = Ask::Backoff {
                                 until: now + self.cfg.steal_backoff,
                             }
