@@ -8,7 +8,8 @@ use tessera_core::ftp::{FusedStack, Grid, Partition};
 use tessera_core::model::{Activation, Conv, LayerKind, MaxPool, Network, Shape};
 use tessera_core::region::{Region, Span};
 use tessera_core::runtime::{
-    Action, Config, Control, Edge, Gateway, RuntimeError, SubmitError, Verdict, Work, MAX_EDGES, MAX_FRAMES_PER_SOURCE, REJECT_NO_STRIPS,
+    Action, Config, Control, Edge, Gateway, RuntimeError, SubmitError, Verdict, Work, MAX_EDGES,
+    MAX_FRAMES_PER_SOURCE, REJECT_NO_STRIPS,
 };
 use tessera_core::time::{Duration, Instant};
 use tessera_core::wire::{
@@ -116,7 +117,10 @@ fn gateway_refuses_unknown_peers_and_forged_hellos() {
     assert_eq!(g.alive_edges(), 1);
     // Session messages passed up anyway change nothing.
     assert_eq!(g.on_message(t(1), 3, &hello(3)), Ok(Verdict::Accept));
-    assert_eq!(g.on_message(t(1), 3, &Message::Heartbeat), Ok(Verdict::Accept));
+    assert_eq!(
+        g.on_message(t(1), 3, &Message::Heartbeat),
+        Ok(Verdict::Accept)
+    );
     assert!(drain_gw(&mut g, t(1)).is_empty());
     // A result for a frame that never existed is discarded, an impossible tile is an error.
     assert_eq!(g.on_message(t(2), 3, &result(f, 0)), Ok(Verdict::Discard));
@@ -169,7 +173,9 @@ fn edge_refuses_tasks_nobody_asked_for() {
     let reply = Message::StealReply { victim: Some(2) };
     assert_eq!(e.on_message(t(2), GATEWAY, &reply), Ok(Verdict::Accept));
     assert_eq!(drain_edge(&mut e, t(2)), vec![]);
-    assert!(e.poll_at().is_some_and(|at| at <= t(2) + config(Policy::Wst).steal_backoff));
+    assert!(e
+        .poll_at()
+        .is_some_and(|at| at <= t(2) + config(Policy::Wst).steal_backoff));
     e.on_connected(t(2), 2);
     assert_eq!(
         drain_edge(&mut e, t(2)),
@@ -984,7 +990,10 @@ fn a_restarted_edge_rejoins_the_gateway() {
     g.submit_frame(t(0)).unwrap();
     g.on_message(t(0), 2, &Message::TaskRequest).unwrap();
     let lent = drain_gw(&mut g, t(0));
-    assert!(matches!(lent[..], [Action::SendTask { to: 2, tile: 0, .. }]), "{lent:?}");
+    assert!(
+        matches!(lent[..], [Action::SendTask { to: 2, tile: 0, .. }]),
+        "{lent:?}"
+    );
     // Edge 2 dies and comes back with the same id before the tile times out.
     g.on_disconnected(t(5), 2);
     g.on_connected(t(6), 2);

@@ -26,7 +26,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 /// Longest wait for one expected event (a loaded CI machine is slow, not broken).
 const WAIT: Duration = Duration::from_secs(90);
 /// Frames the source edge feeds: far more than any scenario needs, so it never runs dry.
-const FRAMES: usize = 400;
+const FRAMES: usize = 200;
 /// Frames a source keeps in flight at most (`runtime::MAX_FRAMES_PER_SOURCE`).
 const IN_FLIGHT: u32 = tessera_core::runtime::MAX_FRAMES_PER_SOURCE as u32;
 const GATEWAY: u16 = 0;
@@ -292,7 +292,11 @@ fn an_edge_killed_and_restarted_rejoins_and_computes() {
     c.start(3);
     // Frames numbered past the last one finished before the restart plus a source's window
     // entered the cluster after the new edge 3 was up: tiles of 3 in them are the new one's.
-    let last = c.gateway_frames().last().map(|f| f.1).expect("frames before the restart");
+    let last = c
+        .gateway_frames()
+        .last()
+        .map(|f| f.1)
+        .expect("frames before the restart");
     let by = c.wait_every_edge_computes(
         "the restarted edge 3 computing",
         Some(last.wrapping_add(IN_FLIGHT)),

@@ -9,8 +9,8 @@ use crate::wire::{FrameKey, Message, NodeId, Policy, TileMode, GATEWAY};
 use super::bodp::{self, Bodp, Stripe};
 use super::source::{oldest, End, SrcFrame};
 use super::types::{
-    earliest, Action, Actions, Config, Control, RuntimeError, SubmitError, TileSet, Verdict,
-    Work, REJECT_NO_STRIPS,
+    earliest, Action, Actions, Config, Control, RuntimeError, SubmitError, TileSet, Verdict, Work,
+    REJECT_NO_STRIPS,
 };
 use super::{Stats, MAX_EDGES, MAX_EDGE_WORK, MAX_FRAMES_PER_SOURCE, MAX_GATEWAY_FRAMES};
 

@@ -73,8 +73,7 @@ mod types;
 pub use edge::Edge;
 pub use gateway::Gateway;
 pub use types::{
-    Action, Config, Control, RuntimeError, StackShape, SubmitError, Verdict, Work,
-    REJECT_NO_STRIPS,
+    Action, Config, Control, RuntimeError, StackShape, SubmitError, Verdict, Work, REJECT_NO_STRIPS,
 };
 
 /// Most edges a gateway tracks at once.
