@@ -942,8 +942,8 @@ proptest! {
 }
 
 #[test]
-fn gateway_loss_fails_frames_at_their_source_and_new_frames_flow() {
-    for policy in [Policy::Wst, Policy::Wsh] {
+fn frames_in_flight_at_a_lost_gateway_are_resubmitted_oldest_first() {
+    for policy in [Policy::WstS, Policy::Wsh] {
         // A source numbering from a per-start value (here near the wrap).
         let mut e = Edge::with_first_frame(config(policy), 1, t(0), u32::MAX);
         e.on_connected(t(0), GATEWAY);
@@ -951,34 +951,64 @@ fn gateway_loss_fails_frames_at_their_source_and_new_frames_flow() {
         let b = e.submit_frame(t(0)).unwrap();
         assert_eq!((a.number, b.number), (u32::MAX, 0), "{policy:?}");
         drain_edge(&mut e, t(0));
-        assert_eq!(e.frames_in_flight(), 2);
-        // The gateway crashes: both frames end at once, not at their deadline.
+        // WST-S: the source is computing a tile of `a` (its own queue, from the head).
+        let computing = policy == Policy::WstS;
+        // The gateway crashes: the frames wait, nothing new is submitted.
         e.on_disconnected(t(10), GATEWAY);
-        let failed: Vec<FrameKey> = drain_edge(&mut e, t(10))
-            .into_iter()
-            .filter_map(|x| match x {
-                Action::FrameFailed { frame } => Some(frame),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(failed.len(), 2, "{policy:?}");
-        assert!(failed.contains(&a) && failed.contains(&b));
-        assert_eq!(e.frames_in_flight(), 0);
+        assert!(drain_edge(&mut e, t(10)).is_empty(), "{policy:?}");
+        assert_eq!(e.frames_in_flight(), 2);
         assert_eq!(e.submit_frame(t(11)), Err(SubmitError::NoGateway));
-        // A second down event changes nothing.
         e.on_disconnected(t(11), GATEWAY);
         assert!(drain_edge(&mut e, t(11)).is_empty());
-        // The restarted gateway comes up: new frames flow, with new numbers.
+        // The restarted gateway comes up: both frames start over there, oldest first, with
+        // every tile queued again (the old gateway's results are gone).
         e.on_connected(t(20), GATEWAY);
-        drain_edge(&mut e, t(20));
-        let c = e.submit_frame(t(20)).unwrap();
+        let again: Vec<Action> = drain_edge(&mut e, t(20))
+            .into_iter()
+            .filter(|x| !matches!(x, Action::Compute(_)))
+            .filter(|x| {
+                !matches!(
+                    x,
+                    Action::Send {
+                        msg: Control::StealRequest | Control::TaskRequest,
+                        ..
+                    }
+                )
+            })
+            .collect();
+        let want = if policy == Policy::Wsh {
+            vec![
+                Action::SubmitFrame { frame: a },
+                Action::SubmitFrame { frame: b },
+            ]
+        } else {
+            // Tile 0 of `a` was running when the gateway went: it stays running, so `a`
+            // re-registers 8 tiles, `b` all 9.
+            let tiles_a = if computing { 8 } else { 9 };
+            vec![
+                send(
+                    GATEWAY,
+                    Control::Register {
+                        frame: a,
+                        tiles: tiles_a,
+                    },
+                ),
+                send(GATEWAY, Control::Register { frame: b, tiles: 9 }),
+            ]
+        };
+        assert_eq!(again, want, "{policy:?}");
+        // A second up event changes nothing; new frames flow with new numbers.
+        e.on_connected(t(21), GATEWAY);
+        assert!(drain_edge(&mut e, t(21)).is_empty(), "{policy:?}");
+        let c = e.submit_frame(t(22)).unwrap();
         assert_eq!(c.number, 1);
-        let sent = drain_edge(&mut e, t(20));
-        let announced = sent.iter().any(|x| {
-            matches!(x, Action::SubmitFrame { frame } if *frame == c)
-                || matches!(x, Action::Send { msg: Control::Register { frame, .. }, .. } if *frame == c)
-        });
-        assert!(announced, "{policy:?}: {sent:?}");
+        // Their deadlines still run: they fail at the source if the gateway cannot finish them.
+        let late = t(22) + config(policy).frame_deadline + config(policy).tile_timeout;
+        let failed = drain_edge(&mut e, late)
+            .into_iter()
+            .filter(|x| matches!(x, Action::FrameFailed { .. }))
+            .count();
+        assert_eq!(failed, 3, "{policy:?}");
     }
 }
 

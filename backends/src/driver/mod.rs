@@ -312,6 +312,9 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 Event::Down(p) => self.peer_down(now, p),
                 Event::Message(msg) => self.on_message(now, msg),
             }
+            // Each event may queue a burst of actions (a reconnected source re-registers all
+            // its frames); carry them out before the next event needs room.
+            self.pump(now);
         }
         if let Some(done) = self.exec.poll() {
             self.computing = false;

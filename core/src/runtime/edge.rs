@@ -11,13 +11,16 @@
 //!
 //! # Frames in flight when the gateway is lost
 //!
-//! They **fail at their source**: when the gateway connection goes down, every own frame (WST
-//! queue, WSH/BODP submission) ends at once with [`Action::FrameFailed`]. The gateway's results,
-//! coverage and strip cache for them are gone with it (a restarted gateway knows nothing of them),
-//! so re-submitting could only recompute them from scratch; the application decides whether a
-//! stale frame is worth that. New frames flow as soon as the gateway is up again. A source
-//! starts its frame numbers at a per-start value ([`Edge::with_first_frame`]) so a restarted
-//! source never reuses a number the gateway may still hold for its previous life.
+//! They are **re-submitted**. While the gateway connection is down a source keeps its frames
+//! (their deadlines still run) and submits no new ones. When the gateway is up again — the same
+//! gateway after a network outage, or a restarted one that knows nothing of them — every frame
+//! still in flight starts over, oldest first: a WST/WST-S frame re-registers with all its tiles
+//! queued again (tiles computed before went to the old gateway, whose results and strips may be
+//! gone), a WSH/BODP frame is submitted again ([`Action::SubmitFrame`]: the driver keeps the
+//! image until the frame ends). A gateway that still holds the frame discards the duplicates;
+//! a frame that cannot finish before its deadline fails there as usual. A source starts its
+//! frame numbers at a per-start value ([`Edge::with_first_frame`]) so a restarted source never
+//! reuses a number the gateway may still hold for its previous life.
 
 use heapless::Deque;
 
@@ -70,6 +73,8 @@ struct Current {
 #[derive(Clone, Copy, Debug)]
 struct Submitted {
     key: FrameKey,
+    /// Submission order (re-submission goes oldest first).
+    seq: u64,
     deadline: Instant,
 }
 
@@ -140,9 +145,9 @@ impl Edge {
         self.own.iter().flatten().count() + self.submitted.iter().flatten().count()
     }
 
-    /// A connection to `peer` is up (the transport already authenticated it). The gateway:
-    /// own frames with queued tiles are registered, and the edge asks for work. Another edge: it
-    /// may now be stolen from; a thief backing off asks again.
+    /// A connection to `peer` is up (the transport already authenticated it). The gateway: own
+    /// frames in flight start over there (see the [module docs](self)), and the edge asks for
+    /// work. Another edge: it may now be stolen from; a thief backing off asks again.
     pub fn on_connected(&mut self, now: Instant, peer: NodeId) {
         self.now = now;
         if peer == self.id {
@@ -156,28 +161,17 @@ impl Edge {
             self.kick();
             return;
         }
-        self.gateway_up = true;
-        self.ask = Ask::Idle;
-        for f in self.own.iter_mut().flatten() {
-            if f.queued() > 0 {
-                f.registered = true;
-                self.actions.send(
-                    GATEWAY,
-                    Control::Register {
-                        frame: f.key,
-                        tiles: f.queued(),
-                    },
-                );
-            } else {
-                f.registered = false;
-            }
+        if !self.gateway_up {
+            self.gateway_up = true;
+            self.ask = Ask::Idle;
+            self.resubmit();
         }
         self.kick();
     }
 
     /// The connection to `peer` is gone. Another edge: tiles lent to it are re-queued; a steal
-    /// in progress from it is dropped. The gateway: every own frame fails (see the [module
-    /// docs](self)).
+    /// in progress from it is dropped. The gateway: own frames wait for it to come back (see
+    /// the [module docs](self)).
     pub fn on_disconnected(&mut self, now: Instant, peer: NodeId) {
         self.now = now;
         if peer == GATEWAY {
@@ -208,16 +202,45 @@ impl Edge {
                 self.fetch_failed();
             }
         }
-        // Frames in flight fail at their source: the gateway's state about them is gone.
-        for slot in self.own.iter_mut() {
-            if let Some(f) = slot.take() {
-                self.actions.push(Action::FrameFailed { frame: f.key });
+    }
+
+    /// Starts every own frame in flight over at a (re)connected gateway, oldest first so the
+    /// gateway sees their numbers in order.
+    fn resubmit(&mut self) {
+        let running = match self.current {
+            Some(Current {
+                work: Work::Tile { frame, tile, .. },
+                own: true,
+                ..
+            }) => Some((frame, tile)),
+            _ => None,
+        };
+        let (grid, reuse) = (self.cfg.grid, self.cfg.reuse());
+        let mut after = 0;
+        while let Some(i) = oldest(&self.own, |f| f.seq, |f| f.seq > after) {
+            let Some(f) = self.own[i].as_mut() else {
+                break;
+            };
+            after = f.seq;
+            f.restart(&grid, reuse, running.filter(|r| r.0 == f.key).map(|r| r.1));
+            f.registered = f.queued() > 0;
+            if f.registered {
+                self.actions.send(
+                    GATEWAY,
+                    Control::Register {
+                        frame: f.key,
+                        tiles: f.queued(),
+                    },
+                );
             }
         }
-        for slot in self.submitted.iter_mut() {
-            if let Some(s) = slot.take() {
-                self.actions.push(Action::FrameFailed { frame: s.key });
-            }
+        let mut after = 0;
+        while let Some(i) = oldest(&self.submitted, |s| s.seq, |s| s.seq > after) {
+            let Some(s) = self.submitted[i] else {
+                break;
+            };
+            after = s.seq;
+            self.actions.push(Action::SubmitFrame { frame: s.key });
         }
     }
 
@@ -276,7 +299,12 @@ impl Edge {
                 .position(Option::is_none)
                 .filter(|_| self.frames_in_flight() < MAX_FRAMES_PER_SOURCE)
                 .ok_or(SubmitError::TooManyFrames)?;
-            self.submitted[slot] = Some(Submitted { key, deadline });
+            self.seq += 1;
+            self.submitted[slot] = Some(Submitted {
+                key,
+                seq: self.seq,
+                deadline,
+            });
             self.actions.push(Action::SubmitFrame { frame: key });
         }
         self.next_number = self.next_number.wrapping_add(1);
