@@ -34,6 +34,8 @@ const SOURCE: NodeId = 1;
 const HELPER: NodeId = 2;
 
 /// A node: one of the two state machines, plus the job it is computing.
+// Firmware holds one machine per device, statically: no point boxing the larger one.
+#[allow(clippy::large_enum_variant)]
 enum Machine {
     Gateway(Gateway),
     Edge(Edge),

@@ -27,8 +27,8 @@
 //! they are connected. A driver that cannot deliver a message to a peer must report the peer
 //! disconnected, so nothing waits a timeout for a reply to a message never sent. Nodes start in
 //! any order and may restart with the same id: a peer that comes up (again) is used at once.
-//! Frames in flight at a source when its gateway connection goes down fail there (see
-//! [`Edge`]).
+//! Frames in flight at a source when its gateway connection goes down are re-submitted when it
+//! is back (see [`Edge`]).
 //!
 //! # Message sequences
 //!
