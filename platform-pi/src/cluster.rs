@@ -130,6 +130,18 @@ pub struct NodeSpec {
     pub slowdown: f64,
     /// Key override (a peer with the wrong key, for tests).
     pub key_override: Option<Option<[u8; 32]>>,
+    /// Number of this source's first frame (`None`: 0). A process that may restart passes
+    /// [`per_start_frame_number`] so it never reuses a number the gateway may still hold.
+    pub first_frame: Option<u32>,
+}
+
+/// A frame number that grows with each start: the low 32 bits of microseconds since the Unix
+/// epoch (a restart within the same run of 71 minutes always starts past the previous frames).
+pub fn per_start_frame_number() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u32)
+        .unwrap_or(0)
 }
 
 /// The runtime configuration of a cluster file.
@@ -213,6 +225,9 @@ impl RunningNode {
                 e.to_string(),
             )
         })?;
+        if let Some(first) = spec.first_frame {
+            node.set_first_frame(first);
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let (frames, frame_rx) = mpsc::channel::<Vec<f32>>();
         let (fin_tx, finished) = mpsc::channel();

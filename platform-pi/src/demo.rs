@@ -214,6 +214,8 @@ pub fn run_local_with(
             model: model.clone(),
             slowdown,
             key_override: faults.wrong_key.contains(&n.id).then_some(Some([0x5a; 32])),
+            // In-process runs never restart a node: frames numbered from 0 per source.
+            first_frame: None,
         })?);
     }
     let sources: Vec<NodeId> = cluster

@@ -8,7 +8,7 @@ use tessera_backends::kernels::Fma;
 use tessera_core::kernel::Portable;
 use tessera_core::model::weights::Weights;
 
-use crate::cluster::{NodeSpec, RunningNode};
+use crate::cluster::{per_start_frame_number, NodeSpec, RunningNode};
 use crate::config::{Cluster, NodeKernel};
 use crate::demo::fused_model;
 use crate::detections::to_json;
@@ -75,6 +75,7 @@ pub fn gateway(args: &GatewayArgs) -> Result<(), Error> {
         model,
         slowdown: 1.0,
         key_override: None,
+        first_frame: None,
     })?;
     println!(
         "gateway up: {:?}, grid {}x{}, {} edges",
@@ -148,6 +149,8 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
         model,
         slowdown: args.slowdown,
         key_override: None,
+        // A device reboots: its frames must not be mistaken for its previous life's.
+        first_frame: Some(per_start_frame_number()),
     })?;
     let shape = net.input();
     let mut fed = 0;

@@ -205,8 +205,8 @@ fn read_tensor(t: &Tensor<'_>) -> Vec<f32> {
 
 impl<S: TcpFullStack, X: Executor> Node<S, X> {
     /// A node running `config` as `link.me` (0: the gateway) over `stack`. An edge numbers its
-    /// frames from the low 32 bits of `link.first_seq` (which grows with each start), so a
-    /// restarted source never reuses a frame number of its previous run.
+    /// frames from 0; a source that may restart sets a per-start value with
+    /// [`Node::set_first_frame`].
     pub fn new(
         stack: S,
         link: LinkConfig,
@@ -216,12 +216,11 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         now: Instant,
     ) -> Result<Self, DriverError> {
         let me = link.me;
-        let first_frame = link.first_seq as u32;
         let link = Link::new(stack, link).map_err(DriverError::Link)?;
         let machine = if me == GATEWAY {
             Machine::Gateway(Gateway::new(config, now))
         } else {
-            Machine::Edge(Edge::with_first_frame(config, me, now, first_frame))
+            Machine::Edge(Edge::new(config, me, now))
         };
         Ok(Node {
             link,
@@ -234,6 +233,16 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             computing: false,
             up: BTreeSet::new(),
         })
+    }
+
+    /// Numbers this data source's next frames from `first` (wrapping). A node that may restart
+    /// passes a value that grows with each start (e.g. the low 32 bits of a microsecond clock,
+    /// like `LinkConfig::first_seq`), so the gateway never mistakes a new frame for one of the
+    /// previous run. Call before the first [`Node::submit`]; the gateway ignores it.
+    pub fn set_first_frame(&mut self, first: u32) {
+        if let Machine::Edge(e) = &mut self.machine {
+            e.set_next_frame(first);
+        }
     }
 
     /// This node's id.

@@ -125,6 +125,11 @@ impl Edge {
         }
     }
 
+    /// Numbers the next frames from `number` (wrapping): see [`Edge::with_first_frame`].
+    pub fn set_next_frame(&mut self, number: u32) {
+        self.next_number = number;
+    }
+
     /// This edge's node id.
     pub const fn id(&self) -> NodeId {
         self.id
