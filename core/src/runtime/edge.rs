@@ -1,26 +1,5 @@
 //! An edge: a worker (WSH puller, WST thief, BODP stripe worker) and, when it has a camera, a
 //! data source (WST victim; WSH/BODP submitter).
-//!
-//! # Sessions
-//!
-//! The transport owns connections, greetings and liveness; the edge only hears
-//! [`on_connected`](Edge::on_connected) / [`on_disconnected`](Edge::on_disconnected) and only
-//! sends to peers it was told are up (a thief offered a victim it has no connection to yet backs
-//! off until that connection comes up, instead of waiting a whole `tile_timeout` for a reply to
-//! a message that was never sent).
-//!
-//! # Frames in flight when the gateway is lost
-//!
-//! They are **re-submitted**. While the gateway connection is down a source keeps its frames
-//! (their deadlines still run) and submits no new ones. When the gateway is up again — the same
-//! gateway after a network outage, or a restarted one that knows nothing of them — every frame
-//! still in flight starts over, oldest first: a WST/WST-S frame re-registers with all its tiles
-//! queued again (tiles computed before went to the old gateway, whose results and strips may be
-//! gone), a WSH/BODP frame is submitted again ([`Action::SubmitFrame`]: the driver keeps the
-//! image until the frame ends). A gateway that still holds the frame discards the duplicates;
-//! a frame that cannot finish before its deadline fails there as usual. A source starts its
-//! frame numbers at a per-start value ([`Edge::with_first_frame`]) so a restarted source never
-//! reuses a number the gateway may still hold for its previous life.
 
 use heapless::Deque;
 
@@ -79,6 +58,27 @@ struct Submitted {
 }
 
 /// The edge's state machine. See the [module docs](super) for the protocol.
+///
+/// # Sessions
+///
+/// The transport owns connections, greetings and liveness; the edge only hears
+/// [`on_connected`](Edge::on_connected) / [`on_disconnected`](Edge::on_disconnected) and only
+/// sends to peers it was told are up (a thief offered a victim it has no connection to yet backs
+/// off until that connection comes up, instead of waiting a whole `tile_timeout` for a reply to
+/// a message that was never sent).
+///
+/// # Frames in flight when the gateway is lost
+///
+/// They are **re-submitted**. While the gateway connection is down a source keeps its frames
+/// (their deadlines still run) and submits no new ones. When the gateway is up again — the same
+/// gateway after a network outage, or a restarted one that knows nothing of them — every frame
+/// still in flight starts over, oldest first: a WST/WST-S frame re-registers with all its tiles
+/// queued again (tiles computed before went to the old gateway, whose results and strips may be
+/// gone), a WSH/BODP frame is submitted again ([`Action::SubmitFrame`]: the driver keeps the
+/// image until the frame ends). A gateway that still holds the frame discards the duplicates;
+/// a frame that cannot finish before its deadline fails there as usual. A source starts its
+/// frame numbers at a per-start value ([`Edge::with_first_frame`], [`Edge::set_next_frame`]) so
+/// a restarted source never reuses a number the gateway may still hold for its previous life.
 pub struct Edge {
     cfg: Config,
     id: NodeId,
@@ -151,7 +151,7 @@ impl Edge {
     }
 
     /// A connection to `peer` is up (the transport already authenticated it). The gateway: own
-    /// frames in flight start over there (see the [module docs](self)), and the edge asks for
+    /// frames in flight start over there (see [`Edge`]), and the edge asks for
     /// work. Another edge: it may now be stolen from; a thief backing off asks again.
     pub fn on_connected(&mut self, now: Instant, peer: NodeId) {
         self.now = now;
@@ -176,7 +176,7 @@ impl Edge {
 
     /// The connection to `peer` is gone. Another edge: tiles lent to it are re-queued; a steal
     /// in progress from it is dropped. The gateway: own frames wait for it to come back (see
-    /// the [module docs](self)).
+    /// [`Edge`]).
     pub fn on_disconnected(&mut self, now: Instant, peer: NodeId) {
         self.now = now;
         if peer == GATEWAY {
