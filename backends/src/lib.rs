@@ -7,6 +7,8 @@
 //! - `coded` (feature `alloc`): the coded (CDC) stage driver: linear layers split into data and
 //!   parity shards over workers, decoded at the gateway under a frame deadline.
 //! - `nal_std` (feature `std`): embedded-nal TCP stack over std sockets.
+//! - `gen_weights` (feature `alloc`): seeded random parameters in Darknet order; `rng`: the
+//!   SplitMix64 generator behind them.
 //! - `kernels` (feature `simd`): FMA conv kernels (AVX2+FMA, NEON), multi-core with `std`;
 //!   `unsafe` is allowed only in its arch modules.
 #![no_std]
@@ -20,11 +22,14 @@ pub mod coded;
 #[cfg(feature = "alloc")]
 pub mod driver;
 #[cfg(feature = "alloc")]
+pub mod gen_weights;
+#[cfg(feature = "alloc")]
 pub mod link;
 #[cfg(feature = "smoltcp")]
 pub mod nal_smoltcp;
 #[cfg(feature = "std")]
 pub mod nal_std;
+pub mod rng;
 
 #[cfg(feature = "simd")]
 pub mod kernels;
