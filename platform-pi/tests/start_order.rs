@@ -27,8 +27,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 const WAIT: Duration = Duration::from_secs(90);
 /// Frames the source edge feeds: far more than any scenario needs, so it never runs dry.
 const FRAMES: usize = 200;
-/// Frames a source keeps in flight at most (`runtime::MAX_FRAMES_PER_SOURCE`).
-const IN_FLIGHT: u32 = tessera_core::runtime::MAX_FRAMES_PER_SOURCE as u32;
+/// Frames a `tessera edge` source keeps submitted and unfinished at most.
+const IN_FLIGHT: u32 = tessera_pi::nodes::SOURCE_QUEUE as u32;
 const GATEWAY: u16 = 0;
 const SOURCE: u16 = 1;
 const HELPERS: [u16; 2] = [2, 3];
@@ -290,13 +290,13 @@ fn an_edge_killed_and_restarted_rejoins_and_computes() {
     let old = c.kill(3);
     drop(old);
     c.start(3);
-    // Frames numbered past the last one finished before the restart plus a source's window
-    // entered the cluster after the new edge 3 was up: tiles of 3 in them are the new one's.
-    let last = c
-        .gateway_frames()
+    // The old edge 3 could only compute tiles of frames submitted before it died: at most the
+    // source's window past the last frame it has reported done (read after the restart, so
+    // every frame finished before the kill is in it). Tiles of 3 in later frames are the new
+    // edge's.
+    let last = *source_done(&c.live[&SOURCE].lines())
         .last()
-        .map(|f| f.1)
-        .expect("frames before the restart");
+        .expect("frames done before the restart");
     let by = c.wait_every_edge_computes(
         "the restarted edge 3 computing",
         Some(last.wrapping_add(IN_FLIGHT)),
@@ -323,7 +323,8 @@ fn a_gateway_killed_and_restarted_completes_new_frames() {
     let source_lines = |c: &Cluster| c.live[&SOURCE].lines();
     c.kill(GATEWAY);
     // The source is fed far more frames than it may hold in flight, so at the crash it holds
-    // the window after the last frame it saw done.
+    // the window after the last frame it saw done, and submits no later frame until one of
+    // them finishes.
     let last_done = *source_done(&source_lines(&c))
         .last()
         .expect("frames done before the crash");
