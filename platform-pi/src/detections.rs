@@ -1,8 +1,8 @@
 //! Detections out: COCO class names, pixel boxes, an annotated image and a JSON report.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
+use serde::Serialize;
 use tessera_core::detect::Detection;
 
 use crate::error::{Context, Error};
@@ -22,7 +22,7 @@ pub fn class_name(class: u16) -> String {
 
 /// A box in pixels of the original image, edges inclusive, as Darknet's `draw_detections`
 /// computes them (`(int)((x − w/2)·W)` …) and `draw_box` clamps them into the image.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct PixelBox {
     /// Left column.
     pub left: i64,
@@ -124,69 +124,67 @@ pub fn write_annotated(
     write_png(&annotated, path).context(|| format!("writing {}", path.display()))
 }
 
-/// A JSON number, or `null` for NaN and infinities (which JSON cannot hold).
-fn number(v: f32) -> String {
-    if v.is_finite() {
-        format!("{v}")
-    } else {
-        "null".into()
-    }
+/// The JSON report of one frame.
+#[derive(Serialize)]
+struct Report {
+    image: Size,
+    detections: Vec<Boxed>,
 }
 
-/// A JSON string literal.
-fn string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for ch in s.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+#[derive(Serialize)]
+struct Size {
+    width: usize,
+    height: usize,
+}
+
+/// One detection; NaN and infinities (which JSON cannot hold) become `null`.
+#[derive(Serialize)]
+struct Boxed {
+    class: String,
+    class_id: u16,
+    prob: f32,
+    objectness: f32,
+    #[serde(rename = "box")]
+    pixels: PixelBox,
+    relative: Relative,
+}
+
+#[derive(Serialize)]
+struct Relative {
+    x: f32,
+    y: f32,
+    w: f32,
+    h: f32,
 }
 
 /// The detections as a JSON object: image size and, per box, class name and index,
 /// probability, objectness, the pixel box and the relative centre/size.
-pub fn to_json(dets: &[Detection], image_w: usize, image_h: usize) -> String {
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        "{{\n  \"image\": {{\"width\": {image_w}, \"height\": {image_h}}},\n  \"detections\": ["
-    );
-    for (i, d) in dets.iter().enumerate() {
-        let b = PixelBox::of(d, image_w, image_h);
-        let _ = write!(
-            s,
-            "{}\n    {{\"class\": {}, \"class_id\": {}, \"prob\": {}, \"objectness\": {}, \
-             \"box\": {{\"left\": {}, \"top\": {}, \"right\": {}, \"bottom\": {}}}, \
-             \"relative\": {{\"x\": {}, \"y\": {}, \"w\": {}, \"h\": {}}}}}",
-            if i == 0 { "" } else { "," },
-            string(&class_name(d.class)),
-            d.class,
-            number(d.prob),
-            number(d.objectness),
-            b.left,
-            b.top,
-            b.right,
-            b.bottom,
-            number(d.x),
-            number(d.y),
-            number(d.w),
-            number(d.h),
-        );
-    }
-    s.push_str(if dets.is_empty() {
-        "]\n}\n"
-    } else {
-        "\n  ]\n}\n"
-    });
-    s
+pub fn to_json(dets: &[Detection], image_w: usize, image_h: usize) -> Result<String, Error> {
+    let report = Report {
+        image: Size {
+            width: image_w,
+            height: image_h,
+        },
+        detections: dets
+            .iter()
+            .map(|d| Boxed {
+                class: class_name(d.class),
+                class_id: d.class,
+                prob: d.prob,
+                objectness: d.objectness,
+                pixels: PixelBox::of(d, image_w, image_h),
+                relative: Relative {
+                    x: d.x,
+                    y: d.y,
+                    w: d.w,
+                    h: d.h,
+                },
+            })
+            .collect(),
+    };
+    let mut text = serde_json::to_string_pretty(&report).context(|| "writing JSON")?;
+    text.push('\n');
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -267,15 +265,28 @@ mod tests {
     }
 
     #[test]
-    fn json_escapes_and_nulls() {
-        assert_eq!(string("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
-        assert_eq!(number(f32::NAN), "null");
-        let j = to_json(&[det(16, 0.5, 0.5, 0.25, 0.5)], 640, 480);
-        assert!(j.contains("\"class\": \"dog\", \"class_id\": 16, \"prob\": 0.5"));
-        assert!(j.contains("\"left\": 240, \"top\": 120, \"right\": 400, \"bottom\": 360"));
+    fn json_holds_names_boxes_and_nulls() {
+        let mut nan = det(0, 0.5, 0.5, 0.25, 0.5);
+        nan.prob = f32::NAN;
+        let j = to_json(&[det(16, 0.5, 0.5, 0.25, 0.5), nan], 640, 480).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+        assert_eq!(v["image"], serde_json::json!({"width": 640, "height": 480}));
+        let d = &v["detections"][0];
+        assert_eq!(d["class"], "dog");
+        assert_eq!(d["class_id"], 16);
+        assert_eq!(d["prob"], 0.5);
         assert_eq!(
-            to_json(&[], 1, 1),
-            "{\n  \"image\": {\"width\": 1, \"height\": 1},\n  \"detections\": []\n}\n"
+            d["box"],
+            serde_json::json!({"left": 240, "top": 120, "right": 400, "bottom": 360})
+        );
+        assert_eq!(d["relative"]["w"], 0.25);
+        assert!(v["detections"][1]["prob"].is_null());
+        // The CLI tests read `"key": value` pairs.
+        assert!(j.contains("\"left\": 240"), "{j}");
+        let empty: serde_json::Value = serde_json::from_str(&to_json(&[], 1, 1).unwrap()).unwrap();
+        assert_eq!(
+            empty,
+            serde_json::json!({"image": {"width": 1, "height": 1}, "detections": []})
         );
     }
 }

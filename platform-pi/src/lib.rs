@@ -19,5 +19,3 @@ pub mod image;
 pub mod layers;
 pub mod nodes;
 pub mod rng;
-pub mod tail;
-pub mod tiled;

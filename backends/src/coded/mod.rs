@@ -12,6 +12,9 @@
 extern crate alloc;
 
 pub mod model;
+pub mod tail;
+#[cfg(feature = "std")]
+mod thread_shards;
 
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
@@ -30,6 +33,8 @@ use tessera_core::Region;
 pub use model::{
     Activation, CodedModel, CodedModelError, ConvGeom, LayerScheme, LinearLayer, Numeric,
 };
+#[cfg(feature = "std")]
+pub use thread_shards::ThreadShards;
 
 use crate::driver::DriverError;
 use crate::link::{Link, LinkConfig, LinkEvent, LinkStats};
