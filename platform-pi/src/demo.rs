@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use clap::Args as ClapArgs;
+use tessera_backends::coded::tail::{bit_identical, max_abs_diff, CodedTail, TailScheme};
 use tessera_backends::driver::{Finished, Model, NodeStats};
+use tessera_backends::pipeline::{boxes, run_tail, AnyKernel};
 use tessera_core::detect::Detection;
 use tessera_core::ftp::Partition;
 use tessera_core::kernel::Kernels;
@@ -26,8 +28,6 @@ use crate::detections::{class_name, to_json, write_annotated};
 use crate::error::{error, Context, Error};
 use crate::image::Image;
 use crate::{files, gen_weights};
-use tessera_backends::coded::tail::{bit_identical, max_abs_diff, CodedTail, TailScheme};
-use tessera_backends::pipeline::{boxes, run_tail, AnyKernel};
 
 /// The second bundled sample frame.
 const SECOND_IMAGE: &[u8] = include_bytes!("../../data/images/1.jpg");
