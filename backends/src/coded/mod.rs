@@ -8,6 +8,9 @@
 //! computes the shards it is sent with the parameters of its shards and answers within the
 //! task's budget, or drops the work. Like the FTP driver, it takes time as an argument, so
 //! the same code runs over Linux sockets and over smoltcp in the simulator.
+//!
+//! [`tail`] maps a network's tail (YOLOv2's layers 16–31) onto coded layers; with `std`,
+//! [`ThreadShards`] computes a worker's shards on its own thread.
 
 extern crate alloc;
 
