@@ -9,6 +9,8 @@
 //! - `pipeline` (feature `alloc`): one frame on one machine: the fused stack tile by tile, the
 //!   tail, region decoding; the kernel set chosen at run time (feature `simd`).
 //! - `nal_std` (feature `std`): embedded-nal TCP stack over std sockets.
+//! - `gen_weights` (feature `alloc`): seeded random parameters in Darknet order; `rng`: the
+//!   SplitMix64 generator behind them.
 //! - `kernels` (feature `simd`): FMA conv kernels (AVX2+FMA, NEON), multi-core with `std`;
 //!   `unsafe` is allowed only in its arch modules.
 #![no_std]
@@ -22,6 +24,8 @@ pub mod coded;
 #[cfg(feature = "alloc")]
 pub mod driver;
 #[cfg(feature = "alloc")]
+pub mod gen_weights;
+#[cfg(feature = "alloc")]
 pub mod link;
 #[cfg(feature = "smoltcp")]
 pub mod nal_smoltcp;
@@ -29,6 +33,7 @@ pub mod nal_smoltcp;
 pub mod nal_std;
 #[cfg(feature = "alloc")]
 pub mod pipeline;
+pub mod rng;
 
 #[cfg(feature = "simd")]
 pub mod kernels;

@@ -15,8 +15,9 @@ use tessera_core::wire::Policy;
 
 use crate::config::NodeKernel;
 use crate::demo::{fused_model, local_cluster, run_local, Faults, LocalRun};
-use crate::error::{error, Error};
+use crate::error::{error, Context, Error};
 use crate::image::Image;
+use crate::node_memory::{self, RssRun, RssSetup};
 use crate::{files, gen_weights};
 
 /// Arguments of `tessera bench cluster`.
@@ -34,9 +35,40 @@ pub struct Args {
     /// Conv kernel of every node: auto, portable or simd.
     #[arg(long, default_value = "auto", value_parser = NodeKernel::parse)]
     pub kernel: NodeKernel,
-    /// First port (each configuration takes the next).
+    /// First port (each configuration takes the next; the node processes all use it, on
+    /// 127.0.60-62.x).
     #[arg(long, default_value_t = 7800)]
     pub port: u16,
+    /// Only the peak resident memory of real node processes (skip the policy runs).
+    #[arg(long)]
+    pub memory_only: bool,
+}
+
+/// Peak resident memory of real `tessera gateway` / `tessera edge` processes (YOLOv2-608):
+/// 3x3 and 5x5 with the gateway reporting the fused output only, then 3x3 with the tail.
+fn node_memory(args: &Args) -> Result<Vec<RssRun>, Error> {
+    let exe = std::env::current_exe().context(|| "finding the tessera executable")?;
+    let mut runs = Vec::new();
+    for (i, (grid, tail)) in [((3, 3), false), ((5, 5), false), ((3, 3), true)]
+        .into_iter()
+        .enumerate()
+    {
+        if !args.json {
+            eprintln!("  node processes {}x{}, tail {tail}", grid.0, grid.1);
+        }
+        runs.push(node_memory::measure(&RssSetup {
+            exe: exe.clone(),
+            grid,
+            tail,
+            frames: args.frames.max(3),
+            max_frames: 40,
+            kernel: args.kernel,
+            net: 60 + i as u8,
+            ports: [args.port; 4],
+            timeout: Duration::from_secs(600),
+        })?);
+    }
+    Ok(runs)
 }
 
 /// Figures of one configuration.
@@ -112,6 +144,25 @@ pub fn run(args: &Args) -> Result<(), Error> {
     }
     if args.frames == 0 || args.frames > 100 {
         return Err(error("bench cluster", "--frames must be 1..=100"));
+    }
+    // Node processes run the built-in YOLOv2-608: other sizes measure the policies only.
+    if args.memory_only && args.size != 608 {
+        return Err(error("bench cluster", "--memory-only needs --size 608"));
+    }
+    let memory = if args.size == 608 {
+        node_memory(args)?
+    } else {
+        Vec::new()
+    };
+    if args.memory_only {
+        if args.json {
+            let runs: Vec<String> = memory.iter().map(RssRun::json).collect();
+            println!("{{\"node_memory\": [{}]}}", runs.join(", "));
+        } else {
+            println!("\npeak resident memory of node processes (VmHWM), YOLOv2-608, wst-s:");
+            print!("{}", node_memory::table(&memory));
+        }
+        return Ok(());
     }
     let side = args.size.to_string();
     let text = files::DEFAULT_CFG
@@ -208,7 +259,8 @@ pub fn run(args: &Args) -> Result<(), Error> {
         for (i, (p, frames, done, fps, max)) in multi.iter().enumerate() {
             let _ = write!(s, "{}{{\"policy\": \"{}\", \"frames\": {frames}, \"completed\": {done}, \"frames_per_sec\": {fps:.4}, \"max_latency_secs\": {max:.4}}}", if i == 0 { "" } else { ", " }, name(*p));
         }
-        s.push_str("]}");
+        let runs: Vec<String> = memory.iter().map(RssRun::json).collect();
+        let _ = write!(s, "], \"node_memory\": [{}]}}", runs.join(", "));
         println!("{s}");
         return Ok(());
     }
@@ -232,6 +284,10 @@ pub fn run(args: &Args) -> Result<(), Error> {
             r.edge_compute_bytes as f64 / MIB,
             r.edge_store_bytes as f64 / MIB
         );
+    }
+    if !memory.is_empty() {
+        println!("\npeak resident memory of node processes (VmHWM), YOLOv2-608, wst-s:");
+        print!("{}", node_memory::table(&memory));
     }
     println!("\ntwo data sources (2 edges, both cameras), 3x3:");
     for (p, frames, done, fps, max) in &multi {

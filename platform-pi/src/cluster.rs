@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration as StdDuration, Instant as StdInstant, SystemTime, UNIX_EPOCH};
 
 use tessera_backends::driver::{
-    execute, Done, Executor, Finished, Job, Model, ModelError, Node, NodeStats,
+    execute_in, Done, Executor, Finished, Job, Model, ModelError, Node, NodeStats, Workspace,
 };
 use tessera_backends::link::LinkConfig;
 use tessera_backends::nal_std::StdStack;
@@ -43,9 +43,11 @@ impl ThreadExecutor {
         let thread = std::thread::Builder::new()
             .name("tessera-compute".into())
             .spawn(move || {
+                // Sized once for the worst tile; a model the plan rejects fails each job instead.
+                let mut ws = Workspace::new(&model).unwrap_or_default();
                 for job in job_rx {
                     let t0 = StdInstant::now();
-                    let r = execute(&kernels, &model, job);
+                    let r = execute_in(&kernels, &model, job, &mut ws);
                     if slowdown > 1.0 {
                         std::thread::sleep(t0.elapsed().mul_f64(slowdown - 1.0));
                     }

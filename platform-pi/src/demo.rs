@@ -288,7 +288,8 @@ pub fn run_local_with(
     })
 }
 
-/// The model every node of a run shares: the fused layers' parameters of `params`.
+/// The model every node of a run shares: a copy of the fused layers' parameters of `params`
+/// (for runs that keep the whole network's parameters for a tail; a node uses [`own_model`]).
 pub fn fused_model(
     net: &Network,
     params: &[f32],
@@ -300,7 +301,18 @@ pub fn fused_model(
         .get(..n)
         .ok_or_else(|| error("weights", "too few parameters"))?
         .to_vec();
-    Model::new(net.clone(), fused, layers, grid, Partition::Darknet)
+    own_model(net, fused, layers, grid)
+}
+
+/// The model of a node that owns `params` (the fused layers' parameters, or more when the node
+/// also runs layers after them): no copy is made.
+pub fn own_model(
+    net: &Network,
+    params: Vec<f32>,
+    layers: usize,
+    grid: (u32, u32),
+) -> Result<Arc<Model>, Error> {
+    Model::new(net.clone(), params, layers, grid, Partition::Darknet)
         .map(Arc::new)
         .map_err(|e| error("model", e.to_string()))
 }

@@ -1,19 +1,17 @@
-//! `tessera gen-weights`: deterministic random weights in Darknet's format.
+//! `tessera gen-weights`: deterministic random weights in Darknet's format, written to a file.
 //!
-//! No real YOLOv2 weights can be fetched here, so tests and demos use these. Statistics keep
-//! activations of the right order through deep stacks: He-uniform weights (variance
-//! 2/fan-in, suited to leaky ReLU), small biases, batch-norm scales near 1, means near 0 and
-//! variances in [0.5, 1.5]. One seeded stream runs over the layers in file order, so the
-//! parameters of layers `[0, L)` are a prefix of the whole file's, in memory or on disk.
+//! The values come from `tessera_backends::gen_weights` (one seeded stream in file order), so a
+//! file's layers `[0, L)` are exactly what a node generating only those layers draws.
 
 use std::io::Write;
 use std::path::Path;
 
+use tessera_backends::gen_weights::layer_params;
 use tessera_core::model::weights::Header;
-use tessera_core::model::{Layer, LayerKind, Network};
+use tessera_core::model::Network;
 
 use crate::error::{Context, Error};
-use crate::rng::SplitMix64;
+use tessera_backends::rng::SplitMix64;
 
 /// The header written: version 0.1.0 (32-bit `seen`, 16 bytes), as the official YOLOv2 file.
 pub const HEADER: Header = Header {
@@ -23,33 +21,8 @@ pub const HEADER: Header = Header {
     seen: 0,
 };
 
-/// Appends the parameters of one layer, in Darknet order, drawn from `rng`.
-fn layer_params(rng: &mut SplitMix64, layer: &Layer, out: &mut Vec<f32>) {
-    let LayerKind::Conv(c) = &layer.kind else {
-        return;
-    };
-    let n = c.filters as usize;
-    let mut put =
-        |count: usize, lo: f32, hi: f32| out.extend((0..count).map(|_| rng.uniform(lo, hi)));
-    put(n, -0.1, 0.1);
-    if c.batch_norm {
-        put(n, 0.8, 1.2);
-        put(n, -0.1, 0.1);
-        put(n, 0.5, 1.5);
-    }
-    let a = (6.0 / (layer.input.c * c.size * c.size) as f32).sqrt();
-    put(c.weight_count(layer.input.c).unwrap_or(0), -a, a);
-}
-
 /// The parameters of layers `[0, upto)` that `generate` writes for the same seed.
-pub fn params(net: &Network, upto: usize, seed: u64) -> Vec<f32> {
-    let mut rng = SplitMix64::new(seed);
-    let mut out = Vec::new();
-    for layer in net.layers().iter().take(upto) {
-        layer_params(&mut rng, layer, &mut out);
-    }
-    out
-}
+pub use tessera_backends::gen_weights::params;
 
 /// Writes seeded random weights for every conv layer of `net` to `path`; returns bytes written.
 pub fn generate(net: &Network, seed: u64, path: &Path) -> Result<u64, Error> {

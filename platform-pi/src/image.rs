@@ -112,18 +112,18 @@ impl Image {
     }
 
     /// Darknet's `resize_image`: separable bilinear, columns first, with its float steps (the
-    /// last row excepted, see below).
+    /// last row excepted, see [`Image::rows_into`]).
     pub fn resize(&self, w: usize, h: usize) -> Image {
+        let part = self.columns(w);
+        let mut out = Image::filled(w, h, self.c, 0.0);
+        part.rows_into(h, &mut out, 0, 0);
+        out
+    }
+
+    /// The column pass of [`Image::resize`]: every row resampled to `w` columns.
+    fn columns(&self, w: usize) -> Image {
         let mut part = Image::filled(w, self.h, self.c, 0.0);
-        // Darknet divides by zero for a 1-pixel target; every sample is then at 0.
-        let scale = |from: usize, to: usize| {
-            if to > 1 {
-                (from as f32 - 1.0) / (to as f32 - 1.0)
-            } else {
-                0.0
-            }
-        };
-        let (w_scale, h_scale) = (scale(self.w, w), scale(self.h, h));
+        let w_scale = scale(self.w, w);
         for k in 0..self.c {
             for r in 0..self.h {
                 for c in 0..w {
@@ -139,51 +139,78 @@ impl Image {
                 }
             }
         }
-        let mut out = Image::filled(w, h, self.c, 0.0);
+        part
+    }
+
+    /// The row pass of [`Image::resize`] on this column-resampled image: `h` rows, written to
+    /// `out` at column `dx`, row `dy`.
+    fn rows_into(&self, h: usize, out: &mut Image, dx: usize, dy: usize) {
+        let h_scale = scale(self.h, h);
         for k in 0..self.c {
             for r in 0..h {
                 // Darknet weights the last row by (1 − dy) of row ⌊sy⌋ and skips the rest; when
                 // `sy` rounds just below `h − 1` that darkens the row. Take the last source row
                 // instead, as Darknet already does for the last column.
                 if r == h - 1 || self.h == 1 {
-                    for c in 0..w {
-                        out.set(c, r, k, part.at(c, self.h - 1, k));
+                    for c in 0..self.w {
+                        out.set(c + dx, r + dy, k, self.at(c, self.h - 1, k));
                     }
                     continue;
                 }
                 let sy = r as f32 * h_scale;
                 let iy = sy as usize;
-                let dy = sy - iy as f32;
-                for c in 0..w {
-                    out.set(c, r, k, (1.0 - dy) * part.at(c, iy, k));
+                let fy = sy - iy as f32;
+                for c in 0..self.w {
+                    out.set(c + dx, r + dy, k, (1.0 - fy) * self.at(c, iy, k));
                 }
-                for c in 0..w {
-                    let v = out.at(c, r, k) + dy * part.at(c, iy + 1, k);
-                    out.set(c, r, k, v);
+                for c in 0..self.w {
+                    let v = out.at(c + dx, r + dy, k) + fy * self.at(c, iy + 1, k);
+                    out.set(c + dx, r + dy, k, v);
                 }
             }
         }
-        out
     }
 
-    /// Darknet's `letterbox_image`: resize keeping the aspect ratio, centre on grey (0.5).
-    pub fn letterbox(&self, w: usize, h: usize) -> Image {
+    /// The resized size Darknet's letterbox uses for a `w × h` canvas.
+    fn fitted(&self, w: usize, h: usize) -> (usize, usize) {
         let (new_w, new_h) = if (w as f32 / self.w as f32) < (h as f32 / self.h as f32) {
             (w, self.h * w / self.w)
         } else {
             (self.w * h / self.h, h)
         };
-        let resized = self.resize(new_w.max(1), new_h.max(1));
+        (new_w.max(1), new_h.max(1))
+    }
+
+    /// Darknet's `letterbox_image`: resize keeping the aspect ratio, centre on grey (0.5).
+    pub fn letterbox(&self, w: usize, h: usize) -> Image {
+        let (new_w, new_h) = self.fitted(w, h);
+        let part = self.columns(new_w);
         let mut boxed = Image::filled(w, h, self.c, 0.5);
-        let (dx, dy) = ((w - resized.w) / 2, (h - resized.h) / 2);
-        for k in 0..self.c {
-            for y in 0..resized.h {
-                for x in 0..resized.w {
-                    boxed.set(x + dx, y + dy, k, resized.at(x, y, k));
-                }
-            }
-        }
+        part.rows_into(new_h, &mut boxed, (w - new_w) / 2, (h - new_h) / 2);
         boxed
+    }
+
+    /// [`Image::letterbox`], consuming the image: it is freed once its columns are resampled,
+    /// before the canvas is allocated, so a frame being prepared holds at most two of the
+    /// three buffers (a data source decodes while it computes).
+    pub fn into_letterbox(self, w: usize, h: usize) -> Image {
+        let (new_w, new_h) = self.fitted(w, h);
+        let part = self.columns(new_w);
+        let c = self.c;
+        drop(self);
+        let mut boxed = Image::filled(w, h, c, 0.5);
+        part.rows_into(new_h, &mut boxed, (w - new_w) / 2, (h - new_h) / 2);
+        boxed
+    }
+}
+
+/// Darknet's resampling step from `from` to `to` samples; 0 for a 1-sample target (Darknet
+/// divides by zero there, and every sample is then at 0).
+fn scale(from: usize, to: usize) -> f32 {
+    if to > 1 {
+        (from as f32 - 1.0) / (to as f32 - 1.0)
+    } else {
+        0.0
     }
 }
 
@@ -275,6 +302,31 @@ mod tests {
             boxed.at(0, 11, 2)
         );
         assert_eq!(boxed.at(15, 12, 0), 0.5);
+    }
+
+    #[test]
+    fn consuming_letterbox_equals_letterbox_and_resize_then_centre() {
+        for (w, h) in [(37, 23), (19, 41), (30, 30), (1, 9)] {
+            let mut img = Image::filled(w, h, 3, 0.0);
+            for (i, v) in img.data.iter_mut().enumerate() {
+                *v = ((i * 7919) % 1000) as f32 / 999.0;
+            }
+            let boxed = img.letterbox(24, 16);
+            // The resized image centred on grey, as Darknet builds it.
+            let (nw, nh) = img.fitted(24, 16);
+            let r = img.resize(nw, nh);
+            let (dx, dy) = ((24 - nw) / 2, (16 - nh) / 2);
+            for k in 0..3 {
+                for y in 0..16 {
+                    for x in 0..24 {
+                        let inside = (dx..dx + nw).contains(&x) && (dy..dy + nh).contains(&y);
+                        let want = if inside { r.at(x - dx, y - dy, k) } else { 0.5 };
+                        assert_eq!(boxed.at(x, y, k).to_bits(), want.to_bits());
+                    }
+                }
+            }
+            assert_eq!(img.into_letterbox(24, 16), boxed);
+        }
     }
 
     #[test]

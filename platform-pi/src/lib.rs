@@ -17,5 +17,6 @@ pub mod files;
 pub mod gen_weights;
 pub mod image;
 pub mod layers;
+pub mod node_memory;
 pub mod nodes;
 pub mod rng;

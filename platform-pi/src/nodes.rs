@@ -11,7 +11,7 @@ use tessera_core::model::weights::Weights;
 
 use crate::cluster::{NodeSpec, RunningNode};
 use crate::config::{Cluster, NodeKernel};
-use crate::demo::fused_model;
+use crate::demo::own_model;
 use crate::detections::to_json;
 use crate::error::{error, Context, Error};
 use crate::image::Image;
@@ -26,10 +26,29 @@ pub struct GatewayArgs {
     /// Stop after this many frames (default: run until killed).
     #[arg(long)]
     pub frames: Option<usize>,
-    /// Write each frame's boxes (network-input coordinates) as JSON here.
+    /// Write each frame's boxes (network-input coordinates) as JSON here; with `--tail none`,
+    /// the fused layers' output as raw little-endian f32 (`frame-O-N.f32`).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// `run`: run the layers after the fused ones here and decode boxes; `none`: report the
+    /// fused output only, and load only the fused layers' parameters.
+    #[arg(long, value_enum, default_value_t = Tail::Run)]
+    pub tail: Tail,
 }
+
+/// Whether the gateway runs the layers after the fused ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Tail {
+    /// Run them and decode boxes (the gateway holds every layer's parameters).
+    Run,
+    /// Stop at the fused output (the gateway holds the fused layers' parameters only).
+    None,
+}
+
+/// Frames a data-source edge keeps submitted and unfinished at once. Each is decoded just
+/// before it is submitted; past this bound the source waits for a frame to finish
+/// (back-pressure), so its memory does not grow with `--repeat` or the number of inputs.
+pub const SOURCE_QUEUE: usize = 2;
 
 /// Arguments of `tessera edge`.
 #[derive(ClapArgs, Debug)]
@@ -55,12 +74,14 @@ pub struct EdgeArgs {
     pub slowdown: f64,
 }
 
-fn load(cluster: &Cluster) -> Result<(tessera_core::model::Network, Vec<f32>), Error> {
+/// The network and the parameters of its layers `[0, upto)`, read (validating the whole file)
+/// or generated from the cluster's seed; nothing past `upto` is kept.
+fn load(cluster: &Cluster, upto: usize) -> Result<(tessera_core::model::Network, Vec<f32>), Error> {
     let net = files::load_network(cluster.cfg.as_deref())?;
-    let all = net.layers().len();
+    let upto = upto.min(net.layers().len());
     let params = match &cluster.weights {
-        Some(p) => files::load_weights(p, &net, all)?,
-        None => gen_weights::params(&net, all, cluster.seed),
+        Some(p) => files::load_weights(p, &net, upto)?,
+        None => gen_weights::params(&net, upto, cluster.seed),
     };
     Ok((net, params))
 }
@@ -68,24 +89,35 @@ fn load(cluster: &Cluster) -> Result<(tessera_core::model::Network, Vec<f32>), E
 /// Runs the gateway.
 pub fn gateway(args: &GatewayArgs) -> Result<(), Error> {
     let cluster = Cluster::load(&args.cluster)?;
-    let (net, params) = load(&cluster)?;
-    let model = fused_model(&net, &params, cluster.layers, cluster.grid)?;
+    let upto = match args.tail {
+        Tail::Run => usize::MAX,
+        Tail::None => cluster.layers,
+    };
+    let (net, params) = load(&cluster, upto)?;
+    // The model owns the one parameter buffer; the tail views its layers past the fused ones.
+    let model = own_model(&net, params, cluster.layers, cluster.grid)?;
     let node = RunningNode::start(NodeSpec {
         id: 0,
         cluster: cluster.clone(),
-        model,
+        model: model.clone(),
         slowdown: 1.0,
         key_override: None,
     })?;
     println!(
-        "gateway up: {:?}, grid {}x{}, {} edges",
+        "gateway up: {:?}, grid {}x{}, {} edges, tail {:?}",
         cluster.policy,
         cluster.grid.0,
         cluster.grid.1,
-        cluster.edges().count()
+        cluster.edges().count(),
+        args.tail
     );
-    let weights =
-        Weights::new(&net, net.layers().len(), &params).context(|| "viewing the weights")?;
+    let weights = match args.tail {
+        Tail::Run => Some(
+            Weights::new(&net, net.layers().len(), &model.params)
+                .context(|| "viewing the weights")?,
+        ),
+        Tail::None => None,
+    };
     let mut done = 0;
     while args.frames.is_none_or(|n| done < n) {
         let Some(f) = node.next_finished(Duration::from_secs(1)) else {
@@ -96,9 +128,25 @@ pub fn gateway(args: &GatewayArgs) -> Result<(), Error> {
             println!("frame {}.{} FAILED", f.frame.origin, f.frame.number);
             continue;
         };
+        let Some(weights) = &weights else {
+            println!(
+                "frame {}.{}: {} ms in the cluster, fused output {} values, tiles {:?}",
+                f.frame.origin,
+                f.frame.number,
+                f.latency.total_millis(),
+                out.len(),
+                f.tiles_by
+            );
+            if let Some(dir) = &args.out {
+                std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
+                let name = format!("frame-{}-{}.f32", f.frame.origin, f.frame.number);
+                files::write_raw(&dir.join(name), &out)?;
+            }
+            continue;
+        };
         let t = match cluster.kernel {
-            NodeKernel::Simd => run_tail(&Fma::new(), &net, &weights, cluster.layers, &out, &[])?,
-            NodeKernel::Portable => run_tail(&Portable, &net, &weights, cluster.layers, &out, &[])?,
+            NodeKernel::Simd => run_tail(&Fma::new(), &net, weights, cluster.layers, &out, &[])?,
+            NodeKernel::Portable => run_tail(&Portable, &net, weights, cluster.layers, &out, &[])?,
         };
         let (w, h) = (net.input().w as usize, net.input().h as usize);
         let dets = boxes(&net, &t.output, w, h, 0.24, 0.45)?;
@@ -137,8 +185,12 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
     if !(args.slowdown >= 1.0 && args.slowdown <= 1000.0) {
         return Err(error("edge", "--slowdown must be in 1..=1000"));
     }
-    let (net, params) = load(&cluster)?;
-    let model = fused_model(&net, &params, cluster.layers, cluster.grid)?;
+    for p in &args.input {
+        // Inputs are decoded lazily: check now that each is there, not mid-run.
+        std::fs::metadata(p).context(|| format!("reading {}", p.display()))?;
+    }
+    let (net, params) = load(&cluster, cluster.layers)?;
+    let model = own_model(&net, params, cluster.layers, cluster.grid)?;
     let node = RunningNode::start(NodeSpec {
         id: args.id,
         cluster: cluster.clone(),
@@ -147,24 +199,26 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
         key_override: None,
     })?;
     let shape = net.input();
-    let mut fed = 0;
-    for _ in 0..args.repeat {
-        for p in &args.input {
-            let img = Image::load(p).context(|| format!("loading {}", p.display()))?;
-            node.submit(img.letterbox(shape.w as usize, shape.h as usize).data);
-            fed += 1;
-        }
-    }
-    println!("edge {} up, feeding {fed} frames", args.id);
+    let total = args.input.len() * args.repeat;
+    let mut inputs = (0..args.repeat).flat_map(|_| args.input.iter());
+    println!("edge {} up, feeding {total} frames", args.id);
     let start = Instant::now();
-    let mut done = 0;
+    let (mut fed, mut done) = (0usize, 0usize);
     loop {
         if let Some(s) = args.seconds {
             if start.elapsed() >= Duration::from_secs(s) {
                 break;
             }
-        } else if fed > 0 && done == fed {
+        } else if total > 0 && done == total {
             break;
+        }
+        if fed.saturating_sub(done) < SOURCE_QUEUE {
+            if let Some(p) = inputs.next() {
+                let img = Image::load(p).context(|| format!("loading {}", p.display()))?;
+                node.submit(img.into_letterbox(shape.w as usize, shape.h as usize).data);
+                fed += 1;
+                continue;
+            }
         }
         if let Some(f) = node.next_finished(Duration::from_millis(200)) {
             done += 1;

@@ -11,7 +11,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use tessera_core::exec::{run_tile, ExecError, StripStore};
-use tessera_core::ftp::{FusedStack, Grid, Mode, Partition, PlanError, Side, TilePlan};
+use tessera_core::ftp::{FusedStack, Grid, MemoryPlan, Mode, Partition, PlanError, Side, TilePlan};
 use tessera_core::kernel::{KernelError, Kernels};
 use tessera_core::model::weights::{Weights, WeightsError};
 use tessera_core::model::{LayerKind, Network};
@@ -155,6 +155,73 @@ impl StripStore for StripMap<'_> {
     }
 }
 
+/// The strips of `store` a tile planned as `plan` reads: those its neighbours sent it (a level-1
+/// Reuse tile), nothing otherwise. A job carries these instead of the frame's whole store.
+pub fn needed_strips(store: &Strips, plan: &TilePlan) -> Strips {
+    if !plan.is_reduced() {
+        return Strips::new();
+    }
+    let mut out = Strips::new();
+    for side in Side::ALL {
+        let Some(n) = plan.neighbour(side) else {
+            continue;
+        };
+        let from = side.opposite().index() as u8;
+        for (k, s) in store.range((n as u16, 0, 0)..=(n as u16, u8::MAX, u8::MAX)) {
+            if k.2 == from {
+                out.insert(*k, s.clone());
+            }
+        }
+    }
+    out
+}
+
+/// The two ping-pong buffers of `exec::run_tile`, kept across jobs.
+///
+/// [`Workspace::new`] sizes them once from the memory plan, for the worst tile of the model's
+/// grid in either mode, so a compute thread allocates them once and never again; a
+/// [`Workspace::default`] grows to each job's need instead (tools running a few jobs).
+#[derive(Debug, Default)]
+pub struct Workspace {
+    a: Vec<f32>,
+    b: Vec<f32>,
+}
+
+impl Workspace {
+    /// Buffers for every tile job of `model` (`MemoryPlan::tile_buffer_elems` each).
+    pub fn new(model: &Model) -> Result<Workspace, ModelError> {
+        let stack = model.stack()?;
+        // A Reuse plan's capacities also cover every tile's Plain plan.
+        let plan =
+            MemoryPlan::new(&stack, &model.grid()?, Mode::Reuse).map_err(ModelError::Plan)?;
+        let n = plan.tile_buffer_elems;
+        Ok(Workspace {
+            a: vec![0.0; n],
+            b: vec![0.0; n],
+        })
+    }
+
+    /// Elements of each buffer.
+    pub fn len(&self) -> usize {
+        self.a.len().min(self.b.len())
+    }
+
+    /// True before any buffer is allocated.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Both buffers, grown to at least `elems` (never shrunk).
+    fn buffers(&mut self, elems: usize) -> (&mut [f32], &mut [f32]) {
+        for v in [&mut self.a, &mut self.b] {
+            if v.len() < elems {
+                v.resize(elems, 0.0);
+            }
+        }
+        (&mut self.a, &mut self.b)
+    }
+}
+
 /// Work with its input, ready to run anywhere.
 #[derive(Clone, Debug)]
 pub struct Job {
@@ -183,8 +250,19 @@ pub struct Done {
     pub buffer_bytes: usize,
 }
 
-/// Runs `job` with `kernels`.
+/// Runs `job` with `kernels`, with working buffers allocated for this job only.
 pub fn execute<K: Kernels>(kernels: &K, model: &Model, job: Job) -> Result<Done, ModelError> {
+    execute_in(kernels, model, job, &mut Workspace::default())
+}
+
+/// Runs `job` with `kernels` in `ws`: a tile job allocates only its output (the result it
+/// hands back) and the strips it produces.
+pub fn execute_in<K: Kernels>(
+    kernels: &K,
+    model: &Model,
+    job: Job,
+    ws: &mut Workspace,
+) -> Result<Done, ModelError> {
     let stack = model.stack()?;
     let weights = model.weights()?;
     match job.work {
@@ -192,7 +270,7 @@ pub fn execute<K: Kernels>(kernels: &K, model: &Model, job: Job) -> Result<Done,
             let plan = model.plan(tile, mode.into())?;
             let scratch =
                 tessera_core::exec::scratch_elems(&stack, &plan).map_err(ModelError::Exec)?;
-            let (mut a, mut b) = (vec![0.0f32; scratch], vec![0.0f32; scratch]);
+            let (a, b) = ws.buffers(scratch);
             let region = plan.output(stack.len() - 1);
             let out_c = stack.output().c;
             let mut out =
@@ -204,12 +282,12 @@ pub fn execute<K: Kernels>(kernels: &K, model: &Model, job: Job) -> Result<Done,
             {
                 let mut store = StripMap(&mut strips);
                 run_tile(
-                    kernels, &stack, &weights, &plan, &input, &mut a, &mut b, &mut store, &mut out,
+                    kernels, &stack, &weights, &plan, &input, a, b, &mut store, &mut out,
                 )
                 .map_err(ModelError::Exec)?;
             }
             let strip_bytes: usize = strips.values().map(|s| s.data.len() * 4).sum();
-            let buffer_bytes = 4 * (job.input.len() + 2 * scratch + out.len()) + strip_bytes;
+            let buffer_bytes = 4 * (job.input.len() + 2 * ws.len() + out.len()) + strip_bytes;
             // What the tile put beyond what it was given are its own strips.
             for (k, s) in strips {
                 if k.0 == tile {
@@ -279,6 +357,7 @@ pub trait Executor {
 pub struct Inline<K: Kernels> {
     kernels: K,
     model: alloc::sync::Arc<Model>,
+    ws: Workspace,
     done: Option<Result<Done, ModelError>>,
 }
 
@@ -288,6 +367,7 @@ impl<K: Kernels> Inline<K> {
         Inline {
             kernels,
             model,
+            ws: Workspace::default(),
             done: None,
         }
     }
@@ -295,7 +375,7 @@ impl<K: Kernels> Inline<K> {
 
 impl<K: Kernels> Executor for Inline<K> {
     fn start(&mut self, job: Job) {
-        self.done = Some(execute(&self.kernels, &self.model, job));
+        self.done = Some(execute_in(&self.kernels, &self.model, job, &mut self.ws));
     }
 
     fn poll(&mut self) -> Option<Result<Done, ModelError>> {

@@ -21,6 +21,7 @@ use tessera_core::ftp::{Mode, Side};
 use tessera_core::model::Shape;
 use tessera_core::runtime::{
     Action, Config, Control, Edge, Gateway, RuntimeError, Stats, SubmitError, Verdict, Work,
+    MAX_FRAMES_PER_SOURCE,
 };
 use tessera_core::tensor::{copy_overlap, region_len, FeatureView, FeatureViewMut};
 use tessera_core::time::Instant;
@@ -28,7 +29,8 @@ use tessera_core::wire::{Body, FrameKey, Message, NodeId, StripSource, Tensor, T
 use tessera_core::Region;
 
 pub use compute::{
-    execute, Done, Executor, Inline, Job, Model, ModelError, Strip, StripMap, Strips,
+    execute, execute_in, needed_strips, Done, Executor, Inline, Job, Model, ModelError, Strip,
+    StripMap, Strips, Workspace,
 };
 
 use crate::link::{Link, LinkConfig, LinkError, LinkEvent, LinkStats};
@@ -331,8 +333,32 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         }
     }
 
+    /// Forgets, on an edge, the strips of other sources' frames `MAX_FRAMES_PER_SOURCE` or more
+    /// numbers behind `frame` (same origin, numbers wrapping) that hold no work for this node
+    /// (no task waiting, no result unsent). Only a frame's origin hears `FrameDone`, so a
+    /// helper would otherwise keep every frame's strips for good; a source has at most that
+    /// many frames in flight, so these are almost surely over (were one not, its strip
+    /// requests here go unanswered and the tile timeout re-dispatches the tiles).
+    fn forget_stale(&mut self, frame: FrameKey) {
+        if matches!(self.machine, Machine::Gateway(_)) || frame.origin == self.id() {
+            return;
+        }
+        let window = MAX_FRAMES_PER_SOURCE as u32;
+        self.frames.retain(|k, f| {
+            let behind = frame.number.wrapping_sub(k.number);
+            let idle = f.tasks.is_empty()
+                && f.layer_tasks.is_empty()
+                && f.results.is_empty()
+                && f.layer_results.is_empty();
+            k.origin != frame.origin || behind < window || behind > u32::MAX / 2 || !idle
+        });
+    }
+
     /// Stores the payload of an accepted message.
     fn keep(&mut self, now: Instant, from: NodeId, msg: &Message<'_>) {
+        if let Some(frame) = msg.frame() {
+            self.forget_stale(frame);
+        }
         let out_shape = self.model.stack().map(|s| s.output()).ok();
         match *msg {
             Message::Task {
@@ -718,16 +744,17 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
     fn compute(&mut self, work: Work) {
         let job = match work {
             Work::Tile { frame, tile, mode } => {
+                // The job takes the received input (it was only kept for this job).
                 let given = self
                     .frames
-                    .get(&frame)
-                    .and_then(|f| f.tasks.get(&tile).cloned());
+                    .get_mut(&frame)
+                    .and_then(|f| f.tasks.remove(&tile));
                 let input = given.or_else(|| self.tile_input(frame, tile, mode));
-                let strips = self
-                    .frames
-                    .get(&frame)
-                    .map(|f| f.strips.clone())
-                    .unwrap_or_default();
+                // Only the strips this tile reads, not the frame's whole store.
+                let strips = match (self.frames.get(&frame), self.model.plan(tile, mode.into())) {
+                    (Some(f), Ok(plan)) => needed_strips(&f.strips, &plan),
+                    _ => Strips::new(),
+                };
                 input.map(|(input_region, input)| Job {
                     work,
                     input_region,
@@ -743,8 +770,8 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             } => {
                 let given = self
                     .frames
-                    .get(&frame)
-                    .and_then(|f| f.layer_tasks.get(&(layer, stripe)).cloned());
+                    .get_mut(&frame)
+                    .and_then(|f| f.layer_tasks.remove(&(layer, stripe)));
                 match given {
                     Some((input_region, _, input)) => Some(Job {
                         work,

@@ -688,17 +688,14 @@ impl Kernels for Fma {
         let geo = PadGeo::new(conv, map, region);
         with_scratch(|scratch| {
             let per = conv.weight_count(map.c).unwrap_or(0) / n;
-            let plen = n * per;
-            scratch.reserve(geo.len, plen);
+            scratch.reserve(geo.len, group_len(n, per) * per);
             let pad = &mut scratch.pad[..geo.len];
             if threads <= 1 {
                 geo.fill(input, 0, pad);
             } else {
                 fill_split(&geo, input, map.c as usize, threads, pad);
             }
-            let packed = &mut scratch.packed[..plen];
-            pack(params.weights, n, per, threads, packed);
-            self.conv_padded(conv, map, params, &geo, pad, packed, threads, out);
+            self.conv_padded(conv, map, params, &geo, pad, &mut scratch.packed, out);
         });
         Ok(())
     }
@@ -787,7 +784,8 @@ impl Fma {
         }
     }
 
-    /// The conv proper, on the padded input.
+    /// The conv proper, on the padded input: output channels in groups of [`group_len`], each
+    /// group's weights packed into `packed` just before it runs.
     #[allow(clippy::too_many_arguments)]
     fn conv_padded(
         &self,
@@ -796,13 +794,49 @@ impl Fma {
         params: &ConvParams<'_>,
         geo: &PadGeo,
         pad: &[f32],
-        packed: &[f32],
-        threads: usize,
+        packed: &mut [f32],
         out: &mut FeatureViewMut<'_>,
     ) {
         let region = out.region();
         let n = conv.filters as usize;
+        let per = params.weights.len() / n;
+        let group = group_len(n, per);
         let ab: Vec<(f32, f32)> = (0..n).map(|o| fold(params, o)).collect();
+        let oplane = region.area() as usize;
+        let data = out.data();
+        let mut g0 = 0;
+        while g0 < n {
+            let gn = group.min(n - g0);
+            let threads = self.threads.min(blocks(gn).count());
+            let packed = &mut packed[..gn * per];
+            pack(
+                &params.weights[g0 * per..(g0 + gn) * per],
+                gn,
+                per,
+                threads,
+                packed,
+            );
+            let ab = &ab[g0..g0 + gn];
+            let data = &mut data[g0 * oplane..(g0 + gn) * oplane];
+            self.conv_group(conv, map, geo, pad, packed, ab, threads, data, region);
+            g0 += gn;
+        }
+    }
+
+    /// Output channels of one group (`ab.len()` of them, weights in `packed`) into `data`.
+    #[allow(clippy::too_many_arguments)]
+    fn conv_group(
+        &self,
+        conv: &Conv,
+        map: Shape,
+        geo: &PadGeo,
+        pad: &[f32],
+        packed: &[f32],
+        ab: &[(f32, f32)],
+        threads: usize,
+        data: &mut [f32],
+        region: Region,
+    ) {
         let ctx = Ctx {
             threads,
             isa: self.isa,
@@ -816,14 +850,29 @@ impl Fma {
             h: map.h as i64,
             c: map.c as usize,
             packed,
-            ab: &ab,
+            ab,
             leaky: conv.activation == Activation::Leaky,
             region,
             oplane: region.area() as usize,
             ocol0: 0,
         };
-        split(&ctx, n, threads, out.data());
+        split(&ctx, ab.len(), threads, data);
     }
+}
+
+/// Most packed weights a conv holds at once, in f32 (1 MiB): a conv with more is run in groups
+/// of output channels, each packed just before it runs, so a 3×3 256→512 layer keeps 1 MiB of
+/// packed weights instead of a 4.5 MiB copy of its whole layer.
+const PACK_ELEMS: usize = 1 << 18;
+
+/// Output channels per packing group of a conv with `filters` outputs of `per` weights each:
+/// all of them when they fit [`PACK_ELEMS`], else whole blocks of [`R`] (at least one) that
+/// fit. Which group an output falls in does not change its sum.
+fn group_len(filters: usize, per: usize) -> usize {
+    if filters * per <= PACK_ELEMS {
+        return filters.max(1);
+    }
+    (PACK_ELEMS / per.max(1) / R).max(1) * R
 }
 
 /// Output channel blocks `(o0, n)` of a conv with `filters` outputs: blocks of [`R`]; a

@@ -322,13 +322,54 @@ pub fn file_len(net: &Network, header: &Header) -> Result<usize, WeightsError> {
         .ok_or(WeightsError::Overflow)
 }
 
+/// Checks that a weights file of `len` bytes starting with `header` is exactly [`file_len`] long,
+/// before any parameter is read (a reader that streams a prefix still validates the whole
+/// file's size, from its metadata).
+///
+/// Errors: [`WeightsError::Truncated`] (bytes) when the file is short,
+/// [`WeightsError::TrailingBytes`] when it is long, and those of [`file_len`].
+pub fn check_file_len(net: &Network, header: &Header, len: u64) -> Result<(), WeightsError> {
+    let total = file_len(net, header)?;
+    let len = usize::try_from(len).map_err(|_| WeightsError::Overflow)?;
+    if len < total {
+        return Err(truncated(total, len));
+    }
+    if len > total {
+        return Err(WeightsError::TrailingBytes { extra: len - total });
+    }
+    Ok(())
+}
+
+/// Reads little-endian f32 values from `bytes` into the start of `out` (the inverse of
+/// [`encode_params`]); returns the values written. `bytes` must hold a whole number of values.
+///
+/// Errors: [`WeightsError::Truncated`] (bytes) for a length not a multiple of 4,
+/// [`WeightsError::OutputTooSmall`] (values) when `out` is shorter than `bytes.len() / 4`.
+pub fn decode_params(bytes: &[u8], out: &mut [f32]) -> Result<usize, WeightsError> {
+    if !bytes.len().is_multiple_of(4) {
+        return Err(truncated(bytes.len().next_multiple_of(4), bytes.len()));
+    }
+    let n = bytes.len() / 4;
+    let available = out.len();
+    let dst = out.get_mut(..n).ok_or(WeightsError::OutputTooSmall {
+        needed: n,
+        available,
+    })?;
+    for (d, chunk) in dst.iter_mut().zip(bytes.chunks_exact(4)) {
+        if let Ok(b) = <[u8; 4]>::try_from(chunk) {
+            *d = f32::from_le_bytes(b);
+        }
+    }
+    Ok(n)
+}
+
 /// Decodes a whole weights file: checks its header and that `bytes` is exactly
 /// [`file_len`] long, then writes the parameters of layers `[0, upto)` (little-endian f32, Darknet
 /// order) to the start of `out`, which must hold at least [`param_count`]`(net, upto)` values.
 ///
-/// Errors: those of [`Header::parse`]; [`WeightsError::Truncated`] (bytes) when the file is
-/// short, [`WeightsError::TrailingBytes`] when it is long, [`WeightsError::LayerOutOfRange`]
-/// for `upto` past the last layer, [`WeightsError::OutputTooSmall`] (values) for a short `out`.
+/// Errors: those of [`Header::parse`] and [`check_file_len`];
+/// [`WeightsError::LayerOutOfRange`] for `upto` past the last layer,
+/// [`WeightsError::OutputTooSmall`] (values) for a short `out`.
 pub fn decode(
     bytes: &[u8],
     net: &Network,
@@ -336,15 +377,7 @@ pub fn decode(
     out: &mut [f32],
 ) -> Result<Header, WeightsError> {
     let (header, header_len) = Header::parse(bytes)?;
-    let total = file_len(net, &header)?;
-    if bytes.len() < total {
-        return Err(truncated(total, bytes.len()));
-    }
-    if bytes.len() > total {
-        return Err(WeightsError::TrailingBytes {
-            extra: bytes.len() - total,
-        });
-    }
+    check_file_len(net, &header, bytes.len() as u64)?;
     let n = param_count(net, upto)?;
     if out.len() < n {
         return Err(WeightsError::OutputTooSmall {
@@ -353,11 +386,10 @@ pub fn decode(
         });
     }
     let body = bytes.get(header_len..).unwrap_or_default();
-    for (dst, chunk) in out.iter_mut().zip(body.chunks_exact(4)).take(n) {
-        if let Ok(b) = <[u8; 4]>::try_from(chunk) {
-            *dst = f32::from_le_bytes(b);
-        }
-    }
+    let prefix = body
+        .get(..4 * n)
+        .ok_or(truncated(header_len + 4 * n, bytes.len()))?;
+    decode_params(prefix, out)?;
     Ok(header)
 }
 

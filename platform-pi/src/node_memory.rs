@@ -1,0 +1,419 @@
+//! Peak resident memory of real node processes: a gateway and three edges started as separate
+//! `tessera gateway` / `tessera edge` processes from one generated cluster file on 127.0.x.y,
+//! frames fed by the source edge, each process's `VmHWM` read from `/proc/PID/status` while it
+//! still runs, then every process killed by its PID.
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use crate::config::NodeKernel;
+use crate::error::{error, Context, Error};
+use crate::nodes::SOURCE_QUEUE;
+
+/// Bytes in a MiB (`VmHWM` is in KiB; targets are in MiB).
+const MIB: u64 = 1024 * 1024;
+/// Bytes of one queued YOLOv2-608 frame at the source (608 × 608 × 3 f32).
+pub const FRAME_BYTES: u64 = 608 * 608 * 3 * 4;
+
+/// What a node of the measured cluster does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The gateway, reporting the fused output only (`--tail none`).
+    Gateway,
+    /// The gateway running the layers after the fused ones (`--tail run`).
+    GatewayWithTail,
+    /// The edge frames enter at.
+    SourceEdge,
+    /// An edge that only computes.
+    Edge,
+}
+
+impl Role {
+    /// Short name for tables and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Gateway => "gateway",
+            Role::GatewayWithTail => "gateway+tail",
+            Role::SourceEdge => "source edge",
+            Role::Edge => "edge",
+        }
+    }
+
+    /// The YOLOv2-608 target for this role on `grid`, in bytes (`None`: no target).
+    ///
+    /// A non-source edge: 32 MiB on grids of fewer than 25 tiles (3x3), 24 MiB from 5x5 on; a
+    /// source edge that plus its [`SOURCE_QUEUE`] queued frames; the gateway without the tail
+    /// 24 MiB; none for the gateway with the tail (it holds all 50.98 M parameters).
+    pub fn target_bytes(self, grid: (u32, u32)) -> Option<u64> {
+        let edge = if grid.0 * grid.1 >= 25 { 24 } else { 32 } * MIB;
+        match self {
+            Role::Gateway => Some(24 * MIB),
+            Role::GatewayWithTail => None,
+            Role::SourceEdge => Some(edge + SOURCE_QUEUE as u64 * FRAME_BYTES),
+            Role::Edge => Some(edge),
+        }
+    }
+}
+
+/// What an edge's fused-layer work needs by the memory plan on `grid` (YOLOv2-608): the fused
+/// layers' parameters plus the two ping-pong buffers sized for the worst tile, in bytes. The
+/// process adds its code, thread stacks, allocator arenas, the conv kernel's padded input and
+/// packed weights, and the tensors in flight.
+pub fn plan_bytes(grid: (u32, u32)) -> Result<u64, Error> {
+    use tessera_core::ftp::{FusedStack, Grid, MemoryPlan, Mode, Partition};
+    let net = crate::files::load_network(None)?;
+    let stack = FusedStack::new(&net, 16).context(|| "fusing")?;
+    let g = Grid::new(grid.0, grid.1, Partition::Darknet, &stack).context(|| "grid")?;
+    let plan = MemoryPlan::new(&stack, &g, Mode::Reuse).context(|| "planning memory")?;
+    let weights = MemoryPlan::weight_bytes(&stack).context(|| "sizing the weights")?;
+    Ok(weights + 2 * 4 * plan.tile_buffer_elems as u64)
+}
+
+/// One node's measurement.
+#[derive(Clone, Debug)]
+pub struct NodeRss {
+    /// Node id (0: gateway).
+    pub id: u16,
+    /// Its role.
+    pub role: Role,
+    /// Peak resident set (`VmHWM`), bytes.
+    pub peak_bytes: u64,
+    /// Tiles it computed over the measured frames (from the gateway's per-frame report).
+    pub tiles: u32,
+    /// Target, bytes (see [`Role::target_bytes`]).
+    pub target_bytes: Option<u64>,
+}
+
+/// One measured cluster run.
+#[derive(Clone, Debug)]
+pub struct RssRun {
+    /// Grid.
+    pub grid: (u32, u32),
+    /// Frames the gateway finished before the reading.
+    pub frames: usize,
+    /// Gateway first, then edges by id.
+    pub nodes: Vec<NodeRss>,
+}
+
+impl RssRun {
+    /// The run as a JSON object.
+    pub fn json(&self) -> String {
+        let mut s = format!(
+            "{{\"grid\": \"{}x{}\", \"frames\": {}, \"nodes\": [",
+            self.grid.0, self.grid.1, self.frames
+        );
+        for (i, n) in self.nodes.iter().enumerate() {
+            let target = n.target_bytes.map_or("null".to_string(), |t| t.to_string());
+            let _ = write!(
+                s,
+                "{}{{\"id\": {}, \"role\": \"{}\", \"vm_hwm_bytes\": {}, \"target_bytes\": {}, \"tiles\": {}}}",
+                if i == 0 { "" } else { ", " },
+                n.id,
+                n.role.name(),
+                n.peak_bytes,
+                target,
+                n.tiles
+            );
+        }
+        s.push_str("]}");
+        s
+    }
+}
+
+/// How to measure.
+#[derive(Clone, Debug)]
+pub struct RssSetup {
+    /// The `tessera` executable.
+    pub exe: PathBuf,
+    /// Grid.
+    pub grid: (u32, u32),
+    /// Whether the gateway runs the tail.
+    pub tail: bool,
+    /// Frames to finish before reading (more run while some edge has computed no tile yet,
+    /// up to [`RssSetup::max_frames`]).
+    pub frames: usize,
+    /// Most frames to run.
+    pub max_frames: usize,
+    /// Conv kernel of every node.
+    pub kernel: NodeKernel,
+    /// Node `i` listens on `127.0.net.(i+1):port[i]`.
+    pub net: u8,
+    /// Ports of the gateway and edges 1..=3.
+    pub ports: [u16; 4],
+    /// Longest wait for the frames.
+    pub timeout: Duration,
+}
+
+/// Child processes killed (by PID) and reaped on drop, and the cluster file removed.
+struct Procs {
+    children: Vec<Child>,
+    file: PathBuf,
+}
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_file(&self.file);
+    }
+}
+
+fn cluster_text(s: &RssSetup) -> String {
+    let kernel = match s.kernel {
+        NodeKernel::Simd => "simd",
+        NodeKernel::Portable => "portable",
+    };
+    let mut t = format!(
+        "policy = \"wst-s\"\ngrid = \"{}x{}\"\nlayers = 16\nkernel = \"{kernel}\"\n\
+         key = \"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\"\nseed = 1\n\
+         [timeouts]\ntile_ms = 10000\nframe_ms = 60000\nsteal_backoff_ms = 20\n\
+         peer_dead_ms = 5000\nconnect_ms = 2000\n",
+        s.grid.0, s.grid.1
+    );
+    for (i, port) in s.ports.iter().enumerate() {
+        let addr = SocketAddr::from((Ipv4Addr::new(127, 0, s.net, i as u8 + 1), *port));
+        let _ = write!(t, "[[nodes]]\nid = {i}\naddr = \"{addr}\"\n");
+        if i == 1 {
+            t.push_str("source = true\n");
+        }
+    }
+    t
+}
+
+/// `VmHWM` of a running process, in bytes.
+pub fn vm_hwm(pid: u32) -> Result<u64, Error> {
+    let path = format!("/proc/{pid}/status");
+    let text = std::fs::read_to_string(&path).context(|| format!("reading {path}"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|kib| kib * 1024)
+        .ok_or_else(|| error(format!("reading {path}"), "no VmHWM line"))
+}
+
+/// Parses the gateway's `tiles [(1, 3), (2, 2)]` suffix into (edge, count) pairs.
+fn tiles_of(line: &str) -> Vec<(u16, u32)> {
+    let Some(list) = line.split("tiles [").nth(1) else {
+        return Vec::new();
+    };
+    list.split(')')
+        .filter_map(|p| {
+            let p = p.trim_start_matches([',', ' ', '(']);
+            let (id, n) = p.split_once(',')?;
+            Some((id.trim().parse().ok()?, n.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// Streams a child's stdout lines into a channel (the thread ends with the pipe).
+fn lines(child: &mut Child) -> Option<Receiver<String>> {
+    let out = child.stdout.take()?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    Some(rx)
+}
+
+fn spawn(exe: &Path, args: &[String], stdout: bool) -> Result<Child, Error> {
+    Command::new(exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(if stdout {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stderr(Stdio::null())
+        .spawn()
+        .context(|| format!("starting {} {}", exe.display(), args.join(" ")))
+}
+
+/// Starts the cluster, waits until the gateway finished `frames` frames and every edge computed
+/// a tile (or `max_frames`), reads every process's `VmHWM`, then kills them all.
+pub fn measure(s: &RssSetup) -> Result<RssRun, Error> {
+    let file = std::env::temp_dir().join(format!(
+        "tessera-rss-{}-{}-{}.toml",
+        std::process::id(),
+        s.net,
+        s.ports[0]
+    ));
+    std::fs::write(&file, cluster_text(s)).context(|| format!("writing {}", file.display()))?;
+    let mut procs = Procs {
+        children: Vec::new(),
+        file: file.clone(),
+    };
+    let cluster = file.display().to_string();
+    let arg = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    let tail = if s.tail { "run" } else { "none" };
+    procs.children.push(spawn(
+        &s.exe,
+        &arg(&["gateway", "--cluster", &cluster, "--tail", tail]),
+        true,
+    )?);
+    let gateway_lines =
+        lines(&mut procs.children[0]).ok_or_else(|| error("bench cluster", "no gateway stdout"))?;
+    // The source first, the other edges after it: started before the source, an edge may sit
+    // idle for a tile timeout (a start-order problem apart from memory).
+    let image = std::env::temp_dir().join(format!(
+        "tessera-rss-{}-{}-{}.jpg",
+        std::process::id(),
+        s.net,
+        s.ports[0]
+    ));
+    std::fs::write(&image, crate::files::DEFAULT_IMAGE)
+        .context(|| format!("writing {}", image.display()))?;
+    let image_arg = image.display().to_string();
+    let repeat = s.max_frames.to_string();
+    let source = spawn(
+        &s.exe,
+        &arg(&[
+            "edge",
+            "--cluster",
+            &cluster,
+            "--id",
+            "1",
+            "--input",
+            &image_arg,
+            "--repeat",
+            &repeat,
+            "--seconds",
+            "3600",
+        ]),
+        false,
+    );
+    let source = source.inspect_err(|_| {
+        let _ = std::fs::remove_file(&image);
+    })?;
+    procs.children.push(source);
+    std::thread::sleep(Duration::from_millis(300));
+    for id in 2..=3 {
+        let id = id.to_string();
+        procs.children.push(spawn(
+            &s.exe,
+            &arg(&["edge", "--cluster", &cluster, "--id", &id]),
+            false,
+        )?);
+    }
+    let start = Instant::now();
+    let mut tiles = [0u32; 4];
+    let mut frames = 0;
+    let outcome = loop {
+        let all_worked = tiles[1..].iter().all(|&t| t > 0);
+        if frames >= s.max_frames || (frames >= s.frames && all_worked) {
+            break Ok(());
+        }
+        if start.elapsed() > s.timeout {
+            break Err(error(
+                "bench cluster",
+                format!("{frames} frames in {:?}", s.timeout),
+            ));
+        }
+        for (i, c) in procs.children.iter_mut().enumerate() {
+            if let Ok(Some(status)) = c.try_wait() {
+                return Err(error(
+                    "bench cluster",
+                    format!("node {i} exited early: {status}"),
+                ));
+            }
+        }
+        match gateway_lines.recv_timeout(Duration::from_millis(200)) {
+            Ok(l) if l.starts_with("frame ") => {
+                frames += 1;
+                for (id, n) in tiles_of(&l) {
+                    if let Some(t) = tiles.get_mut(id as usize) {
+                        *t += n;
+                    }
+                }
+            }
+            _ => {}
+        }
+    };
+    let _ = std::fs::remove_file(&image);
+    outcome?;
+    let mut nodes = Vec::new();
+    for (i, c) in procs.children.iter().enumerate() {
+        let role = match i {
+            0 if s.tail => Role::GatewayWithTail,
+            0 => Role::Gateway,
+            1 => Role::SourceEdge,
+            _ => Role::Edge,
+        };
+        nodes.push(NodeRss {
+            id: i as u16,
+            role,
+            peak_bytes: vm_hwm(c.id())?,
+            tiles: tiles[i],
+            target_bytes: role.target_bytes(s.grid),
+        });
+    }
+    drop(procs);
+    Ok(RssRun {
+        grid: s.grid,
+        frames,
+        nodes,
+    })
+}
+
+/// The runs as a table, one row per node, MiB.
+pub fn table(runs: &[RssRun]) -> String {
+    let mut s = format!(
+        "{:<5} {:>3} {:<13} {:>9} {:>11} {:>6}\n",
+        "grid", "id", "role", "VmHWM MiB", "target MiB", "tiles"
+    );
+    let mib = |b: u64| b as f64 / MIB as f64;
+    for r in runs {
+        for n in &r.nodes {
+            let target = n
+                .target_bytes
+                .map_or("-".to_string(), |t| format!("{:.1}", mib(t)));
+            let _ = writeln!(
+                s,
+                "{:<5} {:>3} {:<13} {:>9.1} {:>11} {:>6}",
+                format!("{}x{}", r.grid.0, r.grid.1),
+                n.id,
+                n.role.name(),
+                mib(n.peak_bytes),
+                target,
+                n.tiles
+            );
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_gateway_tiles_report() {
+        let l = "frame 1.2: 241 ms in the cluster, fused output 369664 values, tiles [(1, 5), (2, 2), (3, 12)]";
+        assert_eq!(tiles_of(l), vec![(1, 5), (2, 2), (3, 12)]);
+        assert_eq!(tiles_of("frame 1.3 FAILED"), vec![]);
+    }
+
+    #[test]
+    fn source_target_adds_its_queued_frames() {
+        let e = Role::Edge.target_bytes((5, 5)).unwrap();
+        assert_eq!(e, 24 * MIB);
+        assert_eq!(Role::Edge.target_bytes((3, 3)), Some(32 * MIB));
+        assert_eq!(
+            Role::SourceEdge.target_bytes((5, 5)),
+            Some(e + SOURCE_QUEUE as u64 * FRAME_BYTES)
+        );
+        assert_eq!(Role::GatewayWithTail.target_bytes((3, 3)), None);
+    }
+}
