@@ -69,6 +69,18 @@ pub struct NodeSpec {
     pub slowdown: f64,
     /// Key override (a peer with the wrong key, for tests).
     pub key_override: Option<Option<[u8; 32]>>,
+    /// Number of this source's first frame (`None`: 0). A process that may restart passes
+    /// [`per_start_frame_number`] so it never reuses a number the gateway may still hold.
+    pub first_frame: Option<u32>,
+}
+
+/// A frame number that grows with each start: the low 32 bits of microseconds since the Unix
+/// epoch (a restart within the same run of 71 minutes always starts past the previous frames).
+pub fn per_start_frame_number() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u32)
+        .unwrap_or(0)
 }
 
 /// The runtime configuration of a cluster file.
@@ -80,10 +92,7 @@ pub fn runtime_config(cluster: &Cluster, model: &Model) -> Result<Config, Error>
     cfg.tile_timeout = dur(cluster.timeouts.tile);
     cfg.frame_deadline = dur(cluster.timeouts.frame);
     cfg.steal_backoff = dur(cluster.timeouts.steal_backoff);
-    // Liveness is the link's (any bytes from the peer within `peer_dead`): the runtime's own
-    // whole-message check would count a heartbeat queued behind a multi-MiB frame as silence.
-    cfg.peer_timeout = dur(cluster.timeouts.frame);
-    cfg.heartbeat_interval = dur(cluster.timeouts.peer_dead / 4);
+    // Liveness (`peer_dead`) is the link's alone: the machines only hear peers up and down.
     Ok(cfg)
 }
 
@@ -144,13 +153,16 @@ impl RunningNode {
         }
         .context(|| "spawning a compute thread")?;
         let stack = ready.stack(addr.ip()).context(|| "registering sockets")?;
-        let node =
+        let mut node =
             Node::new(stack, link, cfg, spec.model.clone(), exec, clock.now()).map_err(|e| {
                 error(
                     format!("starting node {} on {addr}", spec.id),
                     e.to_string(),
                 )
             })?;
+        if let Some(first) = spec.first_frame {
+            node.set_first_frame(first);
+        }
         NodeThread::spawn(node, ready, clock, format!("tessera-node-{}", spec.id))
             .map(RunningNode)
             .context(|| "spawning a node thread")

@@ -17,7 +17,7 @@ pub mod readiness;
 #[cfg(feature = "std")]
 pub mod thread;
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -26,7 +26,7 @@ use embedded_nal::TcpFullStack;
 use tessera_core::ftp::{Mode, Side};
 use tessera_core::model::Shape;
 use tessera_core::runtime::{
-    Action, Config, Control, Edge, Gateway, RuntimeError, Stats, SubmitError, Verdict, Work,
+    Action, Config, Edge, Gateway, RuntimeError, Stats, SubmitError, Verdict, Work,
     MAX_FRAMES_PER_SOURCE,
 };
 use tessera_core::tensor::{copy_overlap, region_len, FeatureView, FeatureViewMut};
@@ -187,6 +187,15 @@ pub struct Node<S: TcpFullStack, X: Executor> {
     finished: Vec<Finished>,
     stats: NodeStats,
     computing: bool,
+    /// Peers the machine was told are connected (`on_connected`, no `on_disconnected` since).
+    up: BTreeSet<NodeId>,
+}
+
+/// A link event kept in arrival order until the link's poll returns.
+enum Event {
+    Up(NodeId),
+    Down(NodeId),
+    Message(PendingMsg),
 }
 
 fn bytes_of(f: &FrameData) -> usize {
@@ -206,7 +215,9 @@ fn read_tensor(t: &Tensor<'_>) -> Vec<f32> {
 }
 
 impl<S: TcpFullStack, X: Executor> Node<S, X> {
-    /// A node running `config` as `link.me` (0: the gateway) over `stack`.
+    /// A node running `config` as `link.me` (0: the gateway) over `stack`. An edge numbers its
+    /// frames from 0; a source that may restart sets a per-start value with
+    /// [`Node::set_first_frame`].
     pub fn new(
         stack: S,
         link: LinkConfig,
@@ -231,7 +242,18 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             finished: Vec::new(),
             stats: NodeStats::default(),
             computing: false,
+            up: BTreeSet::new(),
         })
+    }
+
+    /// Numbers this data source's next frames from `first` (wrapping). A node that may restart
+    /// passes a value that grows with each start (e.g. the low 32 bits of a microsecond clock,
+    /// like `LinkConfig::first_seq`), so the gateway never mistakes a new frame for one of the
+    /// previous run. Call before the first [`Node::submit`]; the gateway ignores it.
+    pub fn set_first_frame(&mut self, first: u32) {
+        if let Machine::Edge(e) = &mut self.machine {
+            e.set_next_frame(first);
+        }
     }
 
     /// This node's id.
@@ -289,34 +311,30 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
     }
 
     /// Does all pending work: network I/O, finished computations, due timers, actions.
+    ///
+    /// The link owns the session (Hello, heartbeats, silence); the machine only hears
+    /// `on_connected`/`on_disconnected`, in the order the link reported them relative to the
+    /// peers' messages.
     pub fn poll(&mut self, now: Instant) {
-        let mut events: Vec<(NodeId, Result<(), LinkError>)> = Vec::new();
-        // Messages are handled inside the callback (they borrow the receive buffer).
-        let mut pending: Vec<PendingMsg> = Vec::new();
+        // Messages are copied out inside the callback (they borrow the receive buffer).
+        let mut events: Vec<Event> = Vec::new();
         self.link.poll(now, |_, ev| match ev {
-            LinkEvent::Up(p) => events.push((p, Ok(()))),
-            LinkEvent::Down(p, e) => events.push((p, Err(e))),
+            LinkEvent::Up(p) => events.push(Event::Up(p)),
+            LinkEvent::Down(p, _) => events.push(Event::Down(p)),
             LinkEvent::Refused(_) => {}
-            LinkEvent::Message(p, msg) => pending.push(PendingMsg::capture(p, &msg)),
+            // Session traffic: the link already counted it as a sign of life.
+            LinkEvent::Message(_, Message::Heartbeat | Message::Hello { .. }) => {}
+            LinkEvent::Message(p, msg) => events.push(Event::Message(PendingMsg::capture(p, &msg))),
         });
-        for (p, up) in events {
-            match up {
-                Ok(()) => {
-                    machine!(&mut self.machine, m => m.on_connected(now, p));
-                    if let Machine::Gateway(g) = &mut self.machine {
-                        // The link already exchanged Hello; the gateway counts edges by it.
-                        let hello = Message::Hello {
-                            node: p,
-                            role: tessera_core::wire::Role::Edge,
-                        };
-                        let _ = g.on_message(now, p, &hello);
-                    }
-                }
-                Err(_) => machine!(&mut self.machine, m => m.on_disconnected(now, p)),
+        for ev in events {
+            match ev {
+                Event::Up(p) => self.peer_up(now, p),
+                Event::Down(p) => self.peer_down(now, p),
+                Event::Message(msg) => self.on_message(now, msg),
             }
-        }
-        for msg in pending {
-            self.on_message(now, msg);
+            // Each event may queue a burst of actions (a reconnected source re-registers all
+            // its frames); carry them out before the next event needs room.
+            self.pump(now);
         }
         if let Some(done) = self.exec.poll() {
             self.computing = false;
@@ -335,11 +353,41 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 self.stats.refused += 1;
                 if e.peer_fault() {
                     self.link.disconnect(p.from);
-                    machine!(&mut self.machine, m => m.on_disconnected(now, p.from));
+                    self.peer_down(now, p.from);
                 }
                 let _: RuntimeError = e;
             }
         }
+    }
+
+    /// Tells the machine `p` is connected (once per connection).
+    fn peer_up(&mut self, now: Instant, p: NodeId) {
+        if self.up.insert(p) {
+            machine!(&mut self.machine, m => m.on_connected(now, p));
+        }
+    }
+
+    /// Tells the machine `p` is gone (once per connection).
+    fn peer_down(&mut self, now: Instant, p: NodeId) {
+        if self.up.remove(&p) {
+            machine!(&mut self.machine, m => m.on_disconnected(now, p));
+        }
+    }
+
+    /// Reports peers whose connection the link dropped without an event (a send that failed
+    /// on the socket closes it on the spot) as disconnected, so the machine stops waiting for
+    /// replies to messages that were never sent. True when one was found.
+    fn reconcile(&mut self, now: Instant) -> bool {
+        let gone: Vec<NodeId> = self
+            .up
+            .iter()
+            .copied()
+            .filter(|&p| !self.link.is_up(p))
+            .collect();
+        for &p in &gone {
+            self.peer_down(now, p);
+        }
+        !gone.is_empty()
     }
 
     /// Forgets, on an edge, the strips of other sources' frames `MAX_FRAMES_PER_SOURCE` or more
@@ -492,10 +540,16 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         self.note_store();
     }
 
-    /// Carries out every queued action.
+    /// Carries out every queued action, then reports peers lost while sending (which may
+    /// queue more actions). Bounded: each extra round removes a peer from `up`.
     fn pump(&mut self, now: Instant) {
-        while let Some(a) = machine!(&mut self.machine, m => m.poll(now)) {
-            self.act(now, a);
+        loop {
+            while let Some(a) = machine!(&mut self.machine, m => m.poll(now)) {
+                self.act(now, a);
+            }
+            if !self.reconcile(now) {
+                break;
+            }
         }
     }
 
@@ -513,11 +567,6 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
 
     fn act(&mut self, now: Instant, action: Action) {
         match action {
-            // The link says Hello itself, authenticated, before anything else.
-            Action::Send {
-                msg: Control::Hello { .. },
-                ..
-            } => {}
             Action::Send { to, msg } => {
                 let sent = self.link.send_control(now, to, &msg.to_message());
                 self.note_send(sent);
@@ -697,7 +746,6 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             }
             Action::FrameComplete { frame } => self.finish(now, frame, true),
             Action::FrameFailed { frame } => self.finish(now, frame, false),
-            Action::Disconnect { peer, .. } => self.link.disconnect(peer),
             _ => {}
         }
     }
