@@ -9,7 +9,7 @@ use tessera_core::model::{Activation, Conv, LayerKind, MaxPool, Network, Shape};
 use tessera_core::region::{Region, Span};
 use tessera_core::runtime::{
     Action, Config, Control, Edge, Gateway, RuntimeError, SubmitError, Verdict, Work, MAX_EDGES,
-    MAX_FRAMES_PER_SOURCE, REJECT_NO_STRIPS,
+    MAX_FRAMES_PER_SOURCE, MAX_IDLE_BACKOFF, REJECT_NO_STRIPS,
 };
 use tessera_core::time::{Duration, Instant};
 use tessera_core::wire::{
@@ -1034,5 +1034,105 @@ fn a_restarted_edge_rejoins_the_gateway() {
     assert!(
         matches!(again[..], [Action::SendTask { to: 2, tile: 0, .. }]),
         "{again:?}"
+    );
+}
+
+/// An idle thief turned away by a gateway with nothing to offer asks less and less often (up to
+/// `MAX_IDLE_BACKOFF`), and a `Register` notice brings it back at once.
+#[test]
+fn an_idle_thief_backs_off_until_work_appears() {
+    let cfg = config(Policy::Wst);
+    let mut e = Edge::new(cfg.clone(), 1, t(0));
+    e.on_connected(t(0), GATEWAY);
+    assert_eq!(
+        drain_edge(&mut e, t(0)),
+        vec![send(GATEWAY, Control::StealRequest)]
+    );
+    let none = Message::StealReply { victim: None };
+    let mut now = t(0);
+    let mut waits = Vec::new();
+    for _ in 0..12 {
+        assert_eq!(e.on_message(now, GATEWAY, &none), Ok(Verdict::Accept));
+        assert!(drain_edge(&mut e, now).is_empty());
+        let at = e.poll_at().expect("a backing-off thief has a timer");
+        waits.push(at.saturating_duration_since(now).total_micros());
+        // Nothing before the timer; the request at it.
+        assert!(drain_edge(&mut e, Instant::from_micros(at.total_micros() - 1)).is_empty());
+        now = at;
+        assert_eq!(
+            drain_edge(&mut e, now),
+            vec![send(GATEWAY, Control::StealRequest)]
+        );
+    }
+    assert_eq!(waits[0], cfg.steal_backoff.total_micros());
+    assert!(waits.windows(2).all(|w| w[1] >= w[0]), "{waits:?}");
+    assert_eq!(*waits.last().unwrap(), MAX_IDLE_BACKOFF.total_micros());
+    // Work appears: the gateway's notice ends the wait and the next empty answer starts short.
+    assert_eq!(e.on_message(now, GATEWAY, &none), Ok(Verdict::Accept));
+    let notice = Message::Register {
+        frame: FrameKey::new(2, 0),
+        tiles: 1,
+    };
+    assert_eq!(e.on_message(now, GATEWAY, &notice), Ok(Verdict::Accept));
+    assert_eq!(
+        drain_edge(&mut e, now),
+        vec![send(GATEWAY, Control::StealRequest)]
+    );
+    assert_eq!(e.on_message(now, GATEWAY, &none), Ok(Verdict::Accept));
+    assert_eq!(
+        e.poll_at().map(|at| at.saturating_duration_since(now)),
+        Some(cfg.steal_backoff)
+    );
+}
+
+/// The gateway's `Register` notice goes to every thief it turned away, naming a frame that
+/// thief may steal from (never its own), whatever order the frames registered in.
+#[test]
+fn a_work_notice_names_a_frame_the_thief_may_steal() {
+    let mut g = Gateway::new(config(Policy::Wst), t(0));
+    for p in [1, 2] {
+        g.on_connected(t(0), p);
+    }
+    let _ = drain_gw(&mut g, t(0));
+    // Both ask while nothing is registered: both turned away.
+    for p in [1, 2] {
+        assert_eq!(
+            g.on_message(t(1), p, &Message::StealRequest),
+            Ok(Verdict::Accept)
+        );
+    }
+    assert_eq!(
+        drain_gw(&mut g, t(1)),
+        vec![
+            send(1, Control::StealReply { victim: None }),
+            send(2, Control::StealReply { victim: None }),
+        ]
+    );
+    // Edge 1 registers a frame: edge 2 hears of it, edge 1 (its source) does not.
+    let f1 = FrameKey::new(1, 0);
+    let reg = |frame| Message::Register { frame, tiles: 9 };
+    assert_eq!(g.on_message(t(2), 1, &reg(f1)), Ok(Verdict::Accept));
+    assert_eq!(
+        drain_gw(&mut g, t(2)),
+        vec![send(
+            2,
+            Control::Register {
+                frame: f1,
+                tiles: 1
+            }
+        )]
+    );
+    // Edge 2 registers one: edge 1, still hungry, hears of edge 2's frame, not of its own.
+    let f2 = FrameKey::new(2, 0);
+    assert_eq!(g.on_message(t(3), 2, &reg(f2)), Ok(Verdict::Accept));
+    assert_eq!(
+        drain_gw(&mut g, t(3)),
+        vec![send(
+            1,
+            Control::Register {
+                frame: f2,
+                tiles: 1
+            }
+        )]
     );
 }

@@ -4,7 +4,7 @@
 use heapless::Deque;
 
 use crate::ftp::{Level, Side};
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 use crate::wire::{FrameKey, Message, NodeId, Policy, TileMode, GATEWAY};
 
 use super::gateway::neighbour_sides;
@@ -94,8 +94,16 @@ pub struct Edge {
     inbox: Deque<Inbound, MAX_EDGE_WORK>,
     current: Option<Current>,
     ask: Ask,
+    /// Consecutive `StealReply { victim: None }` answers: the idle backoff doubles with each.
+    turned_away: u32,
     stats: Stats,
 }
+
+/// Longest wait of an idle thief between steal requests. The gateway also sends a `Register`
+/// notice to a thief it turned away as soon as work appears, so the wait only bounds how long a
+/// missed notice could delay it; an idle cluster then costs a request a second per edge, not one
+/// per `steal_backoff`.
+pub const MAX_IDLE_BACKOFF: Duration = Duration::from_secs(1);
 
 impl Edge {
     /// Edge `id` (`!= 0`), not yet connected, at `now`; its frames are numbered from 0.
@@ -121,6 +129,7 @@ impl Edge {
             inbox: Deque::new(),
             current: None,
             ask: Ask::Idle,
+            turned_away: 0,
             stats: Stats::default(),
         }
     }
@@ -402,6 +411,7 @@ impl Edge {
                             }
                         }
                         Some(v) => {
+                            self.turned_away = 0;
                             self.actions.send(v, Control::StealTask);
                             self.ask = Ask::Victim {
                                 victim: v,
@@ -409,8 +419,19 @@ impl Edge {
                             };
                         }
                         None => {
+                            // Nothing anywhere: wait longer each time (the gateway's
+                            // `Register` notice ends the wait as soon as work appears).
+                            let shift = self.turned_away.min(16);
+                            let wait = self
+                                .cfg
+                                .steal_backoff
+                                .total_micros()
+                                .saturating_mul(1 << shift)
+                                .min(MAX_IDLE_BACKOFF.total_micros())
+                                .max(self.cfg.steal_backoff.total_micros());
+                            self.turned_away = self.turned_away.saturating_add(1);
                             self.ask = Ask::Backoff {
-                                until: now + self.cfg.steal_backoff,
+                                until: now + Duration::from_micros(wait),
                             }
                         }
                     }
@@ -418,6 +439,7 @@ impl Edge {
                 Verdict::Accept
             }
             Message::Register { .. } if gw && stealing => {
+                self.turned_away = 0;
                 if matches!(self.ask, Ask::Backoff { .. }) {
                     self.ask = Ask::Idle;
                 }

@@ -479,26 +479,33 @@ impl Gateway {
         victim
     }
 
-    /// Tells every hungry thief that work appeared (a `Register` notice).
+    /// Tells every hungry thief that work appeared (a `Register` notice naming a frame it may
+    /// steal from: one registered by another source).
     fn wake_thieves(&mut self) {
-        let Some(frame) = self
-            .frames
-            .iter()
-            .flatten()
-            .find(|f| {
-                f.registered
-                    && (f.key.origin != GATEWAY || f.src.as_ref().is_some_and(|s| s.queued() > 0))
-            })
-            .map(|f| f.key)
-        else {
-            return;
-        };
-        for p in self.peers.iter_mut().flatten() {
-            if p.hungry && p.id != frame.origin {
+        for k in 0..self.peers.len() {
+            let Some(p) = self.peers[k].as_ref().filter(|p| p.hungry) else {
+                continue;
+            };
+            let thief = p.id;
+            let Some(frame) = self
+                .frames
+                .iter()
+                .flatten()
+                .find(|f| {
+                    f.registered
+                        && f.key.origin != thief
+                        && (f.key.origin != GATEWAY
+                            || f.src.as_ref().is_some_and(|s| s.queued() > 0))
+                })
+                .map(|f| f.key)
+            else {
+                continue;
+            };
+            if let Some(p) = self.peers[k].as_mut() {
                 p.hungry = false;
-                self.actions
-                    .send(p.id, Control::Register { frame, tiles: 1 });
             }
+            self.actions
+                .send(thief, Control::Register { frame, tiles: 1 });
         }
     }
 

@@ -44,7 +44,8 @@
 //!   frames, the gateway's own frames included, never the thief) → `StealTask` to the victim →
 //!   `Task` from the TAIL of the victim's oldest frame (lent with a deadline; re-queued at the
 //!   head on timeout or when the thief disconnects) or `NoTask` → compute → `Result` to the
-//!   gateway. A thief that found nothing waits `steal_backoff` or for a `Register` notice the
+//!   gateway. A thief that found nothing waits `steal_backoff` (doubling, up to
+//!   [`MAX_IDLE_BACKOFF`], while the gateway has nothing at all) or for a `Register` notice the
 //!   gateway sends to thieves it turned away. Gateway: `Coverage` to the source for each tile
 //!   whose result it holds; all in → `FrameComplete` + `FrameDone`.
 //! * **WST-S** — WST plus reuse: queues in checkerboard order (level 0 first). Level-0 tiles run
@@ -70,7 +71,7 @@ mod gateway;
 mod source;
 mod types;
 
-pub use edge::Edge;
+pub use edge::{Edge, MAX_IDLE_BACKOFF};
 pub use gateway::Gateway;
 pub use types::{
     Action, Config, Control, RuntimeError, StackShape, SubmitError, Verdict, Work, REJECT_NO_STRIPS,
