@@ -1042,7 +1042,7 @@ fn a_restarted_edge_rejoins_the_gateway() {
 #[test]
 fn an_idle_thief_backs_off_until_work_appears() {
     let cfg = config(Policy::Wst);
-    let mut e = Edge::new(cfg.clone(), 1, t(0));
+    let mut e = Edge::new(cfg, 1, t(0));
     e.on_connected(t(0), GATEWAY);
     assert_eq!(
         drain_edge(&mut e, t(0)),
