@@ -2,12 +2,15 @@
 //!
 //! [`run_tile`] is the only code path: a full frame is the single tile of a 1×1 grid. It uses
 //! two caller-owned ping-pong buffers, each [`MemoryPlan::tile_buffer_elems`] long; the layer-0
-//! input is read from the caller's view and the last layer writes straight into `out`.
+//! input is read from the caller's view and the last layer writes straight into `out`. Layers 0
+//! and 1 run in row bands when the stack goes past them ([`crate::ftp::band`]), so layer 0's
+//! output, the largest of the stack, never exists whole.
 //!
 //! [`MemoryPlan::tile_buffer_elems`]: crate::ftp::MemoryPlan::tile_buffer_elems
 
 use core::fmt;
 
+use crate::ftp::band::{self, Bands};
 use crate::ftp::{FusedStack, Side, TilePlan};
 use crate::kernel::{KernelError, Kernels};
 use crate::model::weights::Weights;
@@ -161,16 +164,11 @@ impl StripStore for NoStrips {
 }
 
 /// Scratch elements each ping-pong buffer needs for `plan`: every intermediate output and,
-/// when strips are stitched in, the enlarged next input.
+/// when strips are stitched in, the enlarged next input; for a banded tile (see
+/// [`ftp::band`](crate::ftp::band)) one band of layer 0 instead of its whole output.
 pub fn scratch_elems(stack: &FusedStack<'_>, plan: &TilePlan) -> Result<usize, ExecError> {
-    let mut need = 0;
-    for (l, layer) in stack.layers().iter().enumerate().take(stack.len() - 1) {
-        let c = layer.output.c;
-        need = need
-            .max(region_len(&plan.output(l), c)?)
-            .max(region_len(&plan.input(l + 1), c)?);
-    }
-    Ok(need)
+    let n = band::scratch_elems(stack, plan).map_err(|_| ExecError::View(ViewError::Overflow))?;
+    usize::try_from(n).map_err(|_| ExecError::View(ViewError::Overflow))
 }
 
 /// Which memory holds the current layer's input.
@@ -211,6 +209,92 @@ fn layer_step<K: Kernels>(
         _ => return Err(ExecError::PlanMismatch),
     };
     res.map_err(|error| ExecError::Kernel { layer: l, error })
+}
+
+/// The strip of layer `l` this level-1 tile receives from its neighbour on `side`, checked
+/// to cover `r` with `c` channels.
+fn received<'s, S: StripStore>(
+    strips: &'s S,
+    plan: &TilePlan,
+    l: usize,
+    side: Side,
+    r: Region,
+    c: u32,
+) -> Result<FeatureView<'s>, ExecError> {
+    let from = side.opposite();
+    let missing = ExecError::MissingStrip {
+        tile: plan.neighbour(side).unwrap_or(usize::MAX),
+        layer: l,
+        side: from,
+    };
+    let tile = plan.neighbour(side).ok_or(missing)?;
+    let strip = strips.get(tile, l, from).ok_or(missing)?;
+    if strip.channels() != c || !strip.region().covers(&r) {
+        return Err(ExecError::StripMismatch {
+            tile,
+            layer: l,
+            side: from,
+        });
+    }
+    Ok(strip)
+}
+
+/// Layers 0 and 1 of a banded tile: `Ô_1` into `dst`, `spare` as scratch. Layer-0 send
+/// strips are computed as regions of their own first; then each band computes its layer-0
+/// rows, stitches received layer-0 strips in, and pools (or convolves) them into `dst`.
+#[allow(clippy::too_many_arguments)]
+fn banded_pair<K: Kernels, S: StripStore>(
+    kernels: &K,
+    stack: &FusedStack<'_>,
+    weights: &Weights<'_>,
+    plan: &TilePlan,
+    bands: Bands<'_, '_>,
+    input: &FeatureView<'_>,
+    dst: &mut [f32],
+    spare: &mut [f32],
+    strips: &mut S,
+) -> Result<(), ExecError> {
+    let (c0, c1) = (stack.layers()[0].output.c, stack.layers()[1].output.c);
+    for side in Side::ALL {
+        let r = plan.send(0, side);
+        if r.is_empty() {
+            continue;
+        }
+        let mut s = FeatureViewMut::new(&mut *spare, r, c0)?;
+        layer_step(kernels, stack, weights, 0, input, &mut s)?;
+        strips.put(plan.tile(), 0, side, &s.as_view())?;
+    }
+    let mut o1 = FeatureViewMut::new(dst, plan.output(1), c1)?;
+    for b in bands {
+        let (computed, rest) = spare.split_at_mut(region_len(&b.computed, c0)?);
+        let mut own = FeatureViewMut::new(computed, b.computed, c0)?;
+        if !b.computed.is_empty() {
+            layer_step(kernels, stack, weights, 0, input, &mut own)?;
+        }
+        let (stitched, rest) = if b.computed == b.input {
+            (None, rest)
+        } else {
+            let (st, rest) = rest.split_at_mut(region_len(&b.input, c0)?);
+            let mut st = FeatureViewMut::new(st, b.input, c0)?;
+            copy_overlap(&own.as_view(), &mut st);
+            for side in Side::ALL {
+                let r = plan.receive(0, side).intersect(&b.input);
+                if r.is_empty() {
+                    continue;
+                }
+                copy_overlap(&received(strips, plan, 0, side, r, c0)?, &mut st);
+            }
+            (Some(st), rest)
+        };
+        let band_in = match &stitched {
+            Some(st) => st.as_view(),
+            None => own.as_view(),
+        };
+        let mut out = FeatureViewMut::new(rest, b.out, c1)?;
+        layer_step(kernels, stack, weights, 1, &band_in, &mut out)?;
+        copy_overlap(&out.as_view(), &mut o1);
+    }
+    Ok(())
 }
 
 /// Runs layers `0..L` of `stack` on one planned tile and returns the grid tile of the last
@@ -262,13 +346,32 @@ pub fn run_tile<'o, K: Kernels, S: StripStore>(
     }
 
     let mut src = Src::Input;
+    let banded = match band::bands(stack, plan) {
+        Some(bands) => {
+            // Ô_1 lands in A; layer 0 exists only band by band, in B.
+            banded_pair(
+                kernels, stack, weights, plan, bands, input, buf_a, buf_b, strips,
+            )?;
+            true
+        }
+        None => false,
+    };
     for l in 0..last {
         let layer = &stack.layers()[l];
         let (cin, cout) = (layer.input.c, layer.output.c);
         let computed = plan.output(l);
-        // Write into the buffer not holding the input.
-        let dst = if src == Src::A { Src::B } else { Src::A };
-        {
+        // A banded pair already computed layer 0 (strips included) and Ô_1, in A.
+        if banded && l == 0 {
+            continue;
+        }
+        let done_by_bands = banded && l == 1;
+        // Write into the buffer not holding the input (a banded Ô_1 is in A).
+        let dst = if src == Src::A && !done_by_bands {
+            Src::B
+        } else {
+            Src::A
+        };
+        if !done_by_bands {
             let (free, held) = pick(buf_a, buf_b, dst);
             let mut o = FeatureViewMut::new(free, computed, cout)?;
             if src == Src::Input {
@@ -302,22 +405,7 @@ pub fn run_tile<'o, K: Kernels, S: StripStore>(
             if r.is_empty() {
                 continue;
             }
-            let key = (plan.neighbour(side), l, side.opposite());
-            let missing = ExecError::MissingStrip {
-                tile: key.0.unwrap_or(usize::MAX),
-                layer: l,
-                side: key.2,
-            };
-            let tile = key.0.ok_or(missing)?;
-            let strip = strips.get(tile, l, key.2).ok_or(missing)?;
-            if strip.channels() != cout || !strip.region().covers(&r) {
-                return Err(ExecError::StripMismatch {
-                    tile,
-                    layer: l,
-                    side: key.2,
-                });
-            }
-            copy_overlap(&strip, &mut stitched);
+            copy_overlap(&received(strips, plan, l, side, r, cout)?, &mut stitched);
         }
         // The plan checked that Ô_ℓ plus the strips cover Î_{ℓ+1}.
         src = if dst == Src::A { Src::B } else { Src::A };
