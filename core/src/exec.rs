@@ -2,9 +2,9 @@
 //!
 //! [`run_tile`] is the only code path: a full frame is the single tile of a 1×1 grid. It uses
 //! two caller-owned ping-pong buffers, each [`MemoryPlan::tile_buffer_elems`] long; the layer-0
-//! input is read from the caller's view and the last layer writes straight into `out`. Layers 0
-//! and 1 run in row bands when the stack goes past them ([`crate::ftp::band`]), so layer 0's
-//! output, the largest of the stack, never exists whole.
+//! input is read from the caller's view and the last layer writes straight into `out`. The pairs
+//! of [`PAIRS`](crate::ftp::band::PAIRS) run in row bands when the stack goes past them
+//! ([`crate::ftp::band`]), so the largest outputs of the stack never exist whole.
 //!
 //! [`MemoryPlan::tile_buffer_elems`]: crate::ftp::MemoryPlan::tile_buffer_elems
 
@@ -239,50 +239,51 @@ fn received<'s, S: StripStore>(
     Ok(strip)
 }
 
-/// Layers 0 and 1 of a banded tile: `Ô_1` into `dst`, `spare` as scratch. Layer-0 send
-/// strips are computed as regions of their own first; then each band computes its layer-0
-/// rows, stitches received layer-0 strips in, and pools (or convolves) them into `dst`.
+/// The banded pair `(l, l+1)` of a tile: `Ô_{l+1}` into `dst`, `spare` as scratch. Layer-`l`
+/// send strips are computed as regions of their own first; then each band computes its
+/// layer-`l` rows, stitches received layer-`l` strips in, and runs layer `l+1` into `dst`.
 #[allow(clippy::too_many_arguments)]
 fn banded_pair<K: Kernels, S: StripStore>(
     kernels: &K,
     stack: &FusedStack<'_>,
     weights: &Weights<'_>,
     plan: &TilePlan,
+    l: usize,
     bands: Bands<'_, '_>,
     input: &FeatureView<'_>,
     dst: &mut [f32],
     spare: &mut [f32],
     strips: &mut S,
 ) -> Result<(), ExecError> {
-    let (c0, c1) = (stack.layers()[0].output.c, stack.layers()[1].output.c);
+    let (c0, c1) = (stack.layers()[l].output.c, stack.layers()[l + 1].output.c);
     for side in Side::ALL {
-        let r = plan.send(0, side);
+        let r = plan.send(l, side);
         if r.is_empty() {
             continue;
         }
         let mut s = FeatureViewMut::new(&mut *spare, r, c0)?;
-        layer_step(kernels, stack, weights, 0, input, &mut s)?;
-        strips.put(plan.tile(), 0, side, &s.as_view())?;
+        layer_step(kernels, stack, weights, l, input, &mut s)?;
+        strips.put(plan.tile(), l, side, &s.as_view())?;
     }
-    let mut o1 = FeatureViewMut::new(dst, plan.output(1), c1)?;
+    let mut whole = FeatureViewMut::new(dst, plan.output(l + 1), c1)?;
     for b in bands {
-        let (computed, rest) = spare.split_at_mut(region_len(&b.computed, c0)?);
+        let (computed, rest) = split(spare, region_len(&b.computed, c0)?)?;
         let mut own = FeatureViewMut::new(computed, b.computed, c0)?;
         if !b.computed.is_empty() {
-            layer_step(kernels, stack, weights, 0, input, &mut own)?;
+            layer_step(kernels, stack, weights, l, input, &mut own)?;
         }
         let (stitched, rest) = if b.computed == b.input {
             (None, rest)
         } else {
-            let (st, rest) = rest.split_at_mut(region_len(&b.input, c0)?);
+            let (st, rest) = split(rest, region_len(&b.input, c0)?)?;
             let mut st = FeatureViewMut::new(st, b.input, c0)?;
             copy_overlap(&own.as_view(), &mut st);
             for side in Side::ALL {
-                let r = plan.receive(0, side).intersect(&b.input);
+                let r = plan.receive(l, side).intersect(&b.input);
                 if r.is_empty() {
                     continue;
                 }
-                copy_overlap(&received(strips, plan, 0, side, r, c0)?, &mut st);
+                copy_overlap(&received(strips, plan, l, side, r, c0)?, &mut st);
             }
             (Some(st), rest)
         };
@@ -291,10 +292,22 @@ fn banded_pair<K: Kernels, S: StripStore>(
             None => own.as_view(),
         };
         let mut out = FeatureViewMut::new(rest, b.out, c1)?;
-        layer_step(kernels, stack, weights, 1, &band_in, &mut out)?;
-        copy_overlap(&out.as_view(), &mut o1);
+        layer_step(kernels, stack, weights, l + 1, &band_in, &mut out)?;
+        copy_overlap(&out.as_view(), &mut whole);
     }
     Ok(())
+}
+
+/// `buf` cut after `n` values; a short buffer is [`ExecError::BufferTooSmall`] (the caller
+/// checked [`scratch_elems`], so this never fires for a well-sized buffer).
+fn split(buf: &mut [f32], n: usize) -> Result<(&mut [f32], &mut [f32]), ExecError> {
+    if buf.len() < n {
+        return Err(ExecError::BufferTooSmall {
+            needed: n,
+            available: buf.len(),
+        });
+    }
+    Ok(buf.split_at_mut(n))
 }
 
 /// Runs layers `0..L` of `stack` on one planned tile and returns the grid tile of the last
@@ -346,41 +359,40 @@ pub fn run_tile<'o, K: Kernels, S: StripStore>(
     }
 
     let mut src = Src::Input;
-    let banded = match band::bands(stack, plan) {
-        Some(bands) => {
-            // Ô_1 lands in A; layer 0 exists only band by band, in B.
-            banded_pair(
-                kernels, stack, weights, plan, bands, input, buf_a, buf_b, strips,
-            )?;
-            true
-        }
-        None => false,
-    };
-    for l in 0..last {
-        let layer = &stack.layers()[l];
-        let (cin, cout) = (layer.input.c, layer.output.c);
-        let computed = plan.output(l);
-        // A banded pair already computed layer 0 (strips included) and Ô_1, in A.
-        if banded && l == 0 {
-            continue;
-        }
-        let done_by_bands = banded && l == 1;
-        // Write into the buffer not holding the input (a banded Ô_1 is in A).
-        let dst = if src == Src::A && !done_by_bands {
-            Src::B
-        } else {
-            Src::A
-        };
-        if !done_by_bands {
+    let mut l = 0;
+    while l < last {
+        // Write into the buffer not holding the input.
+        let dst = if src == Src::A { Src::B } else { Src::A };
+        if let Some(bands) = band::bands(stack, plan, l) {
+            // Layer l exists only band by band; what follows handles layer l + 1's output.
+            let o_len = region_len(&plan.output(l + 1), stack.layers()[l + 1].output.c)?;
             let (free, held) = pick(buf_a, buf_b, dst);
-            let mut o = FeatureViewMut::new(free, computed, cout)?;
+            if src == Src::Input {
+                let (o, _) = split(free, o_len)?;
+                banded_pair(
+                    kernels, stack, weights, plan, l, bands, input, o, held, strips,
+                )?;
+            } else {
+                let i = FeatureView::new(held, plan.input(l), stack.layers()[l].input.c)?;
+                let (o, spare) = split(free, o_len)?;
+                banded_pair(
+                    kernels, stack, weights, plan, l, bands, &i, o, spare, strips,
+                )?;
+            }
+            l += 1;
+        } else {
+            let layer = &stack.layers()[l];
+            let (free, held) = pick(buf_a, buf_b, dst);
+            let mut o = FeatureViewMut::new(free, plan.output(l), layer.output.c)?;
             if src == Src::Input {
                 layer_step(kernels, stack, weights, l, input, &mut o)?;
             } else {
-                let i = FeatureView::new(held, plan.input(l), cin)?;
+                let i = FeatureView::new(held, plan.input(l), layer.input.c)?;
                 layer_step(kernels, stack, weights, l, &i, &mut o)?;
             }
         }
+        let cout = stack.layers()[l].output.c;
+        let computed = plan.output(l);
         // The other buffer's content (this layer's input) is dead now: use it as scratch.
         let (done, spare) = pick(buf_a, buf_b, dst);
         let done = FeatureView::new(done, computed, cout)?;
@@ -396,6 +408,7 @@ pub fn run_tile<'o, K: Kernels, S: StripStore>(
         let next = plan.input(l + 1);
         if next == computed {
             src = dst;
+            l += 1;
             continue;
         }
         let mut stitched = FeatureViewMut::new(spare, next, cout)?;
@@ -409,6 +422,7 @@ pub fn run_tile<'o, K: Kernels, S: StripStore>(
         }
         // The plan checked that Ô_ℓ plus the strips cover Î_{ℓ+1}.
         src = if dst == Src::A { Src::B } else { Src::A };
+        l += 1;
     }
     {
         let held: &[f32] = match src {
