@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use common::{conv, pool};
 use tessera_core::exec::{run_tile, scratch_elems, ExecError, StripStore};
-use tessera_core::ftp::band::{bands, BAND_ROWS};
+use tessera_core::ftp::band::{bands, BAND_ROWS, PAIRS};
 use tessera_core::ftp::{FusedStack, Grid, MemoryPlan, Mode, Partition, Side, TilePlan};
 use tessera_core::kernel::{Kernels, Reference};
 use tessera_core::model::weights::{param_count, Weights};
@@ -57,8 +57,9 @@ fn values(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-/// conv 3×3 → pool → conv 3×3 → pool → conv 3×3 → conv 1×1 on a 96×112 map (YOLO's shape:
-/// aligned pools need no strips of the banded layers 0 and 2).
+/// YOLO's first layers on a 96×112 map: conv 3×3 → pool → conv 3×3 → pool → conv 3×3 →
+/// conv 1×1 → conv 3×3 → pool → conv 1×1 (aligned pools and 1×1 convs need no strips of the
+/// banded layers 0, 2, 4 and 6).
 fn net() -> Network {
     let mut n = Network::new(Shape::new(96, 112, 3)).unwrap();
     for k in [
@@ -68,14 +69,18 @@ fn net() -> Network {
         pool(),
         conv(8, 3),
         conv(6, 1),
+        conv(8, 3),
+        pool(),
+        conv(4, 1),
     ] {
         n.push(k).unwrap();
     }
     n
 }
 
-/// conv 3×3 → conv 3×3 → pool → conv 3×3 → pool → conv 1×1 on a 64×72 map: layer 1's halo
-/// makes Reuse tiles send and receive strips of the banded layers 0 and 2.
+/// conv 3×3 → conv 3×3 → pool → conv 3×3 → pool → conv 3×3 ×3 → conv 1×1 on a 64×72 map:
+/// the halos of layers 1, 3, 5 and 7 make Reuse tiles send and receive strips of the banded
+/// layers.
 fn halo_net() -> Network {
     let mut n = Network::new(Shape::new(64, 72, 3)).unwrap();
     for k in [
@@ -84,6 +89,9 @@ fn halo_net() -> Network {
         pool(),
         conv(6, 3),
         pool(),
+        conv(4, 3),
+        conv(4, 3),
+        conv(4, 3),
         conv(4, 1),
     ] {
         n.push(k).unwrap();
@@ -168,19 +176,29 @@ fn same_bits(a: &[f32], b: &[f32]) -> bool {
 /// Runs `net` on 1×1, 2×2 and 3×3 grids in both modes against the layer-by-layer frame;
 /// returns (bands stitching received strips, strips put per layer in Reuse mode).
 fn check(net: &Network) -> (usize, [usize; 8]) {
-    let stack = FusedStack::new(net, 6).unwrap();
-    let data = params(net, 6);
-    let w = Weights::new(net, 6, &data).unwrap();
+    let upto = net.layers().len();
+    let stack = FusedStack::new(net, upto).unwrap();
+    let data = params(net, upto);
+    let w = Weights::new(net, upto, &data).unwrap();
     let input = values(stack.input().elements().unwrap(), 11);
-    let expect = full_frame(net, 6, &w, &input);
+    let expect = full_frame(net, upto, &w, &input);
     let (mut stitched_bands, mut puts) = (0, [0; 8]);
     for (rows, cols) in [(1, 1), (2, 2), (3, 3)] {
         let grid = Grid::new(rows, cols, Partition::Darknet, &stack).unwrap();
         for mode in [Mode::Plain, Mode::Reuse] {
             for t in 0..grid.tile_count() {
                 let plan = TilePlan::new(&stack, &grid, t, mode).unwrap();
-                for l in [0, 2] {
-                    let b: Vec<_> = bands(&stack, &plan, l).expect("pair is banded").collect();
+                for l in PAIRS {
+                    let Some(b) = bands(&stack, &plan, l) else {
+                        // Only a reduced tile with nothing to compute at l + 1 is not banded.
+                        assert!(
+                            plan.is_reduced() && plan.output(l + 1).is_empty(),
+                            "{rows}x{cols} {mode:?} tile {t} layer {l}: {:?}",
+                            plan.output(l + 1)
+                        );
+                        continue;
+                    };
+                    let b: Vec<_> = b.collect();
                     // Bands tile Ô_{l+1} exactly, top to bottom, BAND_ROWS rows at most.
                     assert_eq!(b.first().unwrap().out.y.start, plan.output(l + 1).y.start);
                     assert_eq!(b.last().unwrap().out.y.end, plan.output(l + 1).y.end);
@@ -188,7 +206,9 @@ fn check(net: &Network) -> (usize, [usize; 8]) {
                     assert!(b.iter().all(|x| x.out.height() <= BAND_ROWS));
                     stitched_bands += b.iter().filter(|x| x.computed != x.input).count();
                 }
-                assert!(bands(&stack, &plan, 1).is_none() && bands(&stack, &plan, 4).is_none());
+                assert!([1, 3, 5, 7]
+                    .iter()
+                    .all(|&l| bands(&stack, &plan, l).is_none()));
             }
             let (got, store) = tiled(&stack, &grid, mode, &w, &input);
             assert!(same_bits(&got, &expect), "{rows}x{cols} {mode:?}");
@@ -203,16 +223,19 @@ fn check(net: &Network) -> (usize, [usize; 8]) {
 #[test]
 fn banded_tiles_equal_the_layer_by_layer_frame() {
     let (stitched, puts) = check(&net());
-    // Aligned pools: no strips of layers 0 and 2, so no band stitches any.
-    assert_eq!((stitched, puts[0], puts[2]), (0, 0, 0));
-    assert!(puts[1] > 0 && puts[3] > 0, "{puts:?}");
+    // Aligned pools and 1×1 convs: no strips of the banded layers, so no band stitches any.
+    assert_eq!(
+        (stitched, puts[0], puts[2], puts[4], puts[6]),
+        (0, 0, 0, 0, 0)
+    );
+    assert!(puts[1] > 0 && puts[3] > 0 && puts[5] > 0, "{puts:?}");
     let (stitched, puts) = check(&halo_net());
     // Banded layers send their strips (computed on their own) and level-1 tiles stitch them.
     assert!(stitched > 0);
-    assert!(puts[0] > 0 && puts[2] > 0, "{puts:?}");
+    assert!(PAIRS.iter().all(|&l| puts[l] > 0), "{puts:?}");
 
     let net = net();
-    let stack = FusedStack::new(&net, 6).unwrap();
+    let stack = FusedStack::new(&net, 9).unwrap();
     // Whole frame: 56 pooled rows in 7 bands; buffers hold no full layer-0 (or layer-2) map.
     let one = Grid::new(1, 1, Partition::Darknet, &stack).unwrap();
     let plan = TilePlan::new(&stack, &one, 0, Mode::Plain).unwrap();

@@ -1,4 +1,4 @@
-//! Row bands of layer pairs: the outputs of layers 0 and 2 never exist whole.
+//! Row bands of layer pairs: the outputs of layers 0, 2, 4 and 6 never exist whole.
 //!
 //! The first layers have the largest outputs of the stack (high resolution, growing channel
 //! counts), yet only the next layer reads each. A pair `(ℓ, ℓ+1)` starting at a layer of
@@ -22,9 +22,11 @@ use crate::region::{Region, Span};
 /// Rows of layer `ℓ+1`'s output computed per band.
 pub const BAND_ROWS: u32 = 8;
 
-/// First layers of the pairs run in bands (YOLOv2: conv 0 → maxpool 1, conv 2 → maxpool 3;
-/// past them the largest map is layer 4's, which banding layer 6 would not shrink).
-pub const PAIRS: [usize; 2] = [0, 2];
+/// First layers of the pairs run in bands. YOLOv2: conv 0 → maxpool 1 and conv 2 → maxpool 3
+/// remove the two largest maps from the buffers; conv 4 → conv 1×1 5 and conv 6 → maxpool 7
+/// cost no recomputation (their second layer has no row overlap) and shrink the conv kernel's
+/// padded input copy, which then never spans more than a band of layers 0–6.
+pub const PAIRS: [usize; 4] = [0, 2, 4, 6];
 
 /// One band of the pair `(ℓ, ℓ+1)`: `out` rows of `Ô_{ℓ+1}`, the layer-`ℓ+1` input they
 /// read, and the part of it the tile computes at layer `ℓ` (the rest arrives as strips).
