@@ -17,10 +17,13 @@ use tessera_core::model::{LayerKind, Network, Shape};
 use tessera_core::region::Region;
 use tessera_core::tensor::{copy_overlap, FeatureView, FeatureViewMut};
 
+/// A strip's values, region and channel count.
+type Stored = (Vec<f32>, Region, u32);
+
 /// Strips keyed as `StripStore` documents; counts puts per layer.
 #[derive(Default)]
 struct MapStore {
-    strips: HashMap<(usize, usize, Side), (Vec<f32>, Region, u32)>,
+    strips: HashMap<(usize, usize, Side), Stored>,
     puts: [usize; 8],
 }
 
