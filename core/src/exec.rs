@@ -315,9 +315,10 @@ fn split(buf: &mut [f32], n: usize) -> Result<(&mut [f32], &mut [f32]), ExecErro
 ///
 /// `input` must cover `plan.input(0)` with all input channels. `buf_a` and `buf_b` each need
 /// [`scratch_elems`] values (at most `MemoryPlan::tile_buffer_elems`). A level-0 Reuse tile
-/// `put`s each of its send strips as soon as the layer is done; a level-1 Reuse tile stitches
-/// each next input from its own output plus the strips it `get`s, and fails with
-/// [`ExecError::MissingStrip`] when one is absent.
+/// `put`s each of its send strips as soon as the layer is done (the first layer of a banded
+/// pair: computed on their own, before the pair's bands); a level-1 Reuse tile stitches each
+/// next input (each band's, in a banded pair) from its own output plus the strips it `get`s,
+/// and fails with [`ExecError::MissingStrip`] when one is absent.
 #[allow(clippy::too_many_arguments)]
 pub fn run_tile<'o, K: Kernels, S: StripStore>(
     kernels: &K,
