@@ -6,6 +6,8 @@
 //!   stores and an executor.
 //! - `coded` (feature `alloc`): the coded (CDC) stage driver: linear layers split into data and
 //!   parity shards over workers, decoded at the gateway under a frame deadline.
+//! - `pipeline` (feature `alloc`): one frame on one machine: the fused stack tile by tile, the
+//!   tail, region decoding; the kernel set chosen at run time (feature `simd`).
 //! - `nal_std` (feature `std`): embedded-nal TCP stack over std sockets.
 //! - `gen_weights` (feature `alloc`): seeded random parameters in Darknet order; `rng`: the
 //!   SplitMix64 generator behind them.
@@ -29,6 +31,8 @@ pub mod link;
 pub mod nal_smoltcp;
 #[cfg(feature = "std")]
 pub mod nal_std;
+#[cfg(feature = "alloc")]
+pub mod pipeline;
 pub mod rng;
 
 #[cfg(feature = "simd")]

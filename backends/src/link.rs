@@ -9,6 +9,10 @@
 //! never disturbs other peers. Peers silent for longer than `peer_dead` are dropped; idle
 //! connections carry `Heartbeat`s so silence means death, not idleness.
 //!
+//! Dialling never blocks: a connect in progress stays in a "connecting" state across polls and
+//! is abandoned after `LinkConfig::connect`; a peer that is down is re-dialled with exponential
+//! backoff, from `retry` doubling up to `max_backoff`, reset when the peer comes up.
+//!
 //! Sending streams the frame out of the caller's tensor with [`FrameEncoder`](tessera_core::wire::FrameEncoder) straight into the
 //! socket; only what the socket does not take at once is copied into the peer's backlog.
 //! Receiving buffers one frame per connection (the tag must be checked before any byte is
@@ -32,6 +36,13 @@ use tessera_core::wire::{
 /// Bytes written to a socket per `send` call (also the streaming chunk).
 const CHUNK: usize = 64 * 1024;
 
+/// A per-peer send backlog that holds a few YOLOv2-608 input frames (4.4 MiB each) while a
+/// slow link drains, and bounds what a peer that stopped reading can cost.
+pub const DEFAULT_BACKLOG: usize = 16 << 20;
+
+/// A default for `LinkConfig::max_backoff`: a peer that is down costs one dial every 4 s.
+pub const MAX_BACKOFF: Duration = Duration::from_millis(4000);
+
 /// Why the link refused an operation or dropped a connection.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum LinkError {
@@ -51,6 +62,16 @@ pub enum LinkError {
     Silent,
     /// Binding or listening failed.
     Listen,
+    /// The peer's send backlog is too full to take this frame (the peer does not read fast
+    /// enough); nothing of the frame was sent.
+    Backlog {
+        /// The peer.
+        peer: NodeId,
+        /// Bytes already waiting for it.
+        queued: usize,
+        /// Length of the refused frame.
+        frame: usize,
+    },
 }
 
 impl fmt::Display for LinkError {
@@ -65,6 +86,14 @@ impl fmt::Display for LinkError {
             LinkError::Socket(_) => f.write_str("socket error"),
             LinkError::Silent => f.write_str("peer silent for too long"),
             LinkError::Listen => f.write_str("cannot listen"),
+            LinkError::Backlog {
+                peer,
+                queued,
+                frame,
+            } => write!(
+                f,
+                "backlog to peer {peer} full: {queued} bytes queued, frame of {frame} refused"
+            ),
         }
     }
 }
@@ -95,8 +124,19 @@ pub struct LinkConfig {
     pub first_seq: u64,
     /// A peer silent this long is dropped.
     pub peer_dead: Duration,
-    /// Wait between connection attempts to a peer that is down.
+    /// Wait before the first re-dial of a peer that is down; it doubles on every failed
+    /// attempt up to `max_backoff` and is reset when the peer comes up.
     pub retry: Duration,
+    /// Longest wait between two dials of a peer that is down (e.g. [`MAX_BACKOFF`]; equal to
+    /// `retry` for a fixed period).
+    pub max_backoff: Duration,
+    /// A connect still in progress after this long is abandoned (a peer that drops SYNs).
+    pub connect: Duration,
+    /// Most bytes queued for one peer beyond what its socket took. A send that would grow the
+    /// backlog past it is refused with [`LinkError::Backlog`]; a frame finding the backlog
+    /// empty is always accepted, so one peer's backlog never exceeds `backlog` plus one frame
+    /// (bounded by the peer's receive [`Limits`]).
+    pub backlog: usize,
 }
 
 /// What happened on the link during a poll.
@@ -127,6 +167,14 @@ pub struct LinkStats {
     pub replayed: u64,
     /// Connections dropped for a protocol violation (malformed frame, no Hello, bad id).
     pub violations: u64,
+    /// Connection attempts started (dials).
+    pub dials: u64,
+    /// Dials abandoned after `LinkConfig::connect` without an answer.
+    pub dial_timeouts: u64,
+    /// Sends refused because the peer's backlog was full.
+    pub sends_refused: u64,
+    /// Connections of identified peers that went down (any reason).
+    pub peers_lost: u64,
 }
 
 struct Conn<T> {
@@ -139,6 +187,17 @@ struct Conn<T> {
     last_sent: Instant,
 }
 
+/// Dialling state of one lower-id peer.
+struct Dial<T> {
+    id: NodeId,
+    /// Earliest next attempt.
+    at: Instant,
+    /// Wait after the next failure.
+    backoff: Duration,
+    /// A connect in progress and when it started.
+    pending: Option<(T, Instant)>,
+}
+
 /// A node's connections to its peers.
 pub struct Link<S: TcpFullStack> {
     stack: S,
@@ -148,9 +207,12 @@ pub struct Link<S: TcpFullStack> {
     sender: Sender,
     receiver: wire::Receiver,
     windows: Vec<(NodeId, ReplayWindow)>,
-    next_dial: Vec<(NodeId, Instant)>,
+    dials: Vec<Dial<S::TcpSocket>>,
     stats: LinkStats,
     role: Role,
+    /// The last poll stopped with work left (a frame behind the one delivered, connections
+    /// behind the accept bound): poll again without waiting for readiness.
+    more: bool,
 }
 
 /// Idle connections carry a heartbeat three times per `peer_dead`.
@@ -183,12 +245,18 @@ impl<S: TcpFullStack> Link<S> {
                 .iter()
                 .map(|&(id, _)| (id, ReplayWindow::new()))
                 .collect(),
-            next_dial: cfg
+            dials: cfg
                 .peers
                 .iter()
                 .filter(|&&(id, _)| id < cfg.me)
-                .map(|&(id, _)| (id, Instant::ZERO))
+                .map(|&(id, _)| Dial {
+                    id,
+                    at: Instant::ZERO,
+                    backoff: cfg.retry,
+                    pending: None,
+                })
                 .collect(),
+            more: false,
             stack,
             listener,
             conns: Vec::new(),
@@ -256,6 +324,15 @@ impl<S: TcpFullStack> Link<S> {
             .position(|c| c.peer == Some(to) && c.socket.is_some())
             .ok_or(LinkError::NotConnected(to))?;
         let mut encoder = self.sender.stream(msg, body)?;
+        let queued = self.conns[idx].tx.len();
+        if queued > 0 && queued.saturating_add(encoder.frame_len()) > self.cfg.backlog {
+            self.stats.sends_refused += 1;
+            return Err(LinkError::Backlog {
+                peer: to,
+                queued,
+                frame: encoder.frame_len(),
+            });
+        }
         let mut chunk = vec![0u8; CHUNK.min(encoder.frame_len())];
         let conn = &mut self.conns[idx];
         conn.last_sent = now;
@@ -317,13 +394,24 @@ impl<S: TcpFullStack> Link<S> {
         }
     }
 
-    /// When the link next needs a poll without I/O (dial retries, heartbeats, silence checks).
+    /// True when the last poll left work behind (a frame behind the one it delivered,
+    /// connections behind the accept bound): a loop that sleeps on edge-triggered readiness
+    /// must poll again before sleeping, as no new readiness event will report it.
+    pub fn more(&self) -> bool {
+        self.more
+    }
+
+    /// When the link next needs a poll without I/O (dial retries and timeouts, heartbeats,
+    /// silence checks). See also [`Link::more`].
     pub fn poll_at(&self) -> Option<Instant> {
         let dial = self
-            .next_dial
+            .dials
             .iter()
-            .filter(|(id, _)| !self.is_up(*id))
-            .map(|&(_, t)| t)
+            .filter(|d| !self.conns.iter().any(|c| c.peer == Some(d.id)))
+            .map(|d| match &d.pending {
+                Some((_, started)) => *started + self.cfg.connect,
+                None => d.at,
+            })
             .min();
         let live = self
             .conns
@@ -342,13 +430,19 @@ impl<S: TcpFullStack> Link<S> {
     /// Accepts, dials, reads, flushes and checks liveness; reports what happened through
     /// `on_event`. Bounded work: at most one frame per connection per call.
     pub fn poll(&mut self, now: Instant, mut on_event: impl FnMut(&mut Self, LinkEvent<'_>)) {
+        self.more = false;
         self.accept(now);
         self.dial(now, &mut on_event);
         let mut i = 0;
         while i < self.conns.len() {
             self.flush(i);
             match self.read(now, i) {
-                Ok(Some(len)) => self.deliver(now, i, len, &mut on_event),
+                Ok(Some(len)) => {
+                    // More bytes may wait behind this frame; edge-triggered readiness will not
+                    // report them again (see `more`).
+                    self.more = true;
+                    self.deliver(now, i, len, &mut on_event)
+                }
                 Ok(None) => {}
                 Err(e) => self.fail(i, e, &mut on_event),
             }
@@ -382,6 +476,9 @@ impl<S: TcpFullStack> Link<S> {
             self.stats.violations += 1;
         }
         let peer = self.conns[i].peer;
+        if peer.is_some() && self.conns[i].socket.is_some() {
+            self.stats.peers_lost += 1;
+        }
         self.drop_conn(i);
         let st = self.receiver.stats();
         self.stats.forged = st.forged;
@@ -393,7 +490,8 @@ impl<S: TcpFullStack> Link<S> {
     }
 
     fn accept(&mut self, now: Instant) {
-        // Bounded: a flood of connects is served a few per poll.
+        // Bounded: a flood of connects is served a few per poll (the rest on the next one).
+        self.more = true;
         for _ in 0..4 {
             match self.stack.accept(&mut self.listener) {
                 Ok((socket, _addr)) => self.conns.push(Conn {
@@ -405,28 +503,54 @@ impl<S: TcpFullStack> Link<S> {
                     last_heard: now,
                     last_sent: now,
                 }),
-                Err(_) => break,
+                Err(_) => {
+                    self.more = false;
+                    break;
+                }
             }
         }
     }
 
     fn dial(&mut self, now: Instant, on_event: &mut impl FnMut(&mut Self, LinkEvent<'_>)) {
-        for k in 0..self.next_dial.len() {
-            let (id, at) = self.next_dial[k];
-            if now < at || self.conns.iter().any(|c| c.peer == Some(id)) {
+        for k in 0..self.dials.len() {
+            let id = self.dials[k].id;
+            if self.conns.iter().any(|c| c.peer == Some(id)) {
                 continue;
             }
-            self.next_dial[k].1 = now + self.cfg.retry;
             let Some(&(_, addr)) = self.cfg.peers.iter().find(|(p, _)| *p == id) else {
                 continue;
             };
-            let Ok(mut socket) = self.stack.socket() else {
-                continue;
+            let (mut socket, started) = match self.dials[k].pending.take() {
+                Some(p) => p,
+                None if now >= self.dials[k].at => match self.stack.socket() {
+                    Ok(s) => {
+                        self.stats.dials += 1;
+                        (s, now)
+                    }
+                    Err(_) => {
+                        self.backoff(k, now);
+                        continue;
+                    }
+                },
+                None => continue,
             };
-            if self.stack.connect(&mut socket, addr).is_err() {
-                let _ = self.stack.close(socket);
-                continue;
+            match self.stack.connect(&mut socket, addr) {
+                Ok(()) => {}
+                Err(nb::Error::WouldBlock) if now < started + self.cfg.connect => {
+                    self.dials[k].pending = Some((socket, started));
+                    continue;
+                }
+                Err(e) => {
+                    if matches!(e, nb::Error::WouldBlock) {
+                        self.stats.dial_timeouts += 1;
+                    }
+                    let _ = self.stack.close(socket);
+                    self.backoff(k, now);
+                    continue;
+                }
             }
+            // Until the peer's Hello comes back, a lost connection counts as a failed dial.
+            self.backoff(k, now);
             self.conns.push(Conn {
                 socket: Some(socket),
                 peer: Some(id),
@@ -442,6 +566,22 @@ impl<S: TcpFullStack> Link<S> {
                     self.fail(i, e, on_event);
                 }
             }
+        }
+    }
+
+    /// Schedules the next dial of `dials[k]` and doubles its wait.
+    fn backoff(&mut self, k: usize, now: Instant) {
+        let d = &mut self.dials[k];
+        d.at = now + d.backoff;
+        let doubled = Duration::from_micros(d.backoff.total_micros().saturating_mul(2));
+        d.backoff = doubled.min(self.cfg.max_backoff.max(self.cfg.retry));
+    }
+
+    /// `peer` completed its Hello: dial it again promptly if it goes down.
+    fn came_up(&mut self, now: Instant, peer: NodeId) {
+        if let Some(d) = self.dials.iter_mut().find(|d| d.id == peer) {
+            d.at = now;
+            d.backoff = self.cfg.retry;
         }
     }
 
@@ -550,7 +690,10 @@ impl<S: TcpFullStack> Link<S> {
                         let hello = self.hello();
                         self.conns[i].rx = rx;
                         match self.send_control(now, node, &hello) {
-                            Ok(()) => on_event(self, LinkEvent::Up(node)),
+                            Ok(()) => {
+                                self.came_up(now, node);
+                                on_event(self, LinkEvent::Up(node))
+                            }
                             Err(e) => self.fail(i, e, on_event),
                         }
                     }
@@ -561,6 +704,7 @@ impl<S: TcpFullStack> Link<S> {
                     (Some(p), Message::Hello { node, .. }) if p == node && node == sender => {
                         // The dialled peer's answering Hello.
                         self.conns[i].rx = rx;
+                        self.came_up(now, p);
                         on_event(self, LinkEvent::Up(p));
                     }
                     (Some(p), _) if p != sender => {

@@ -1,19 +1,31 @@
 //! embedded-nal TCP stack over std sockets (Linux, e.g. a Raspberry Pi).
 //!
-//! Sockets are non-blocking: `send`, `receive` and `accept` return `nb::Error::WouldBlock`
-//! instead of waiting, so one driver thread can serve every peer with bounded work per poll.
-//! `connect` is the exception: std has no non-blocking connect, so it waits at most
-//! [`StdStack::connect_timeout`] (immediate on loopback and a LAN) and reports failure after.
+//! Every socket is non-blocking: `send`, `receive`, `accept` and `connect` return
+//! `nb::Error::WouldBlock` instead of waiting, so one driver thread serves every peer with
+//! bounded work per poll. A `connect` starts the handshake and returns `WouldBlock`; later calls
+//! on the same socket report completion (peer address known) or failure (`SO_ERROR`), so a peer
+//! that never answers a SYN costs nothing but a socket in the connecting state (the caller
+//! decides when to give up, see `LinkConfig::connect`).
 //! A peer that closed its end is `TcpErrorKind::PipeClosed`, never a silent zero-length read.
+//!
+//! Sockets are `mio` sockets. A stack made with [`StdStack::with_registry`] registers each one
+//! for readable and writable readiness, edge-triggered, so a driver loop can sleep in
+//! [`mio::Poll::poll`] until a socket has something to do (see `driver::readiness::Readiness`).
+//! Edge-triggered writable readiness fires only on a change (connect completed, send buffer
+//! space freed after a send hit `WouldBlock`), so sockets without a pending backlog or connect
+//! never wake the loop for it.
 
+extern crate alloc;
 extern crate std;
 
+use alloc::sync::Arc;
 use core::net::{IpAddr, SocketAddr};
-use core::time::Duration;
 use std::io::{self, Read, Write};
-use std::net::{TcpListener, TcpStream};
 
 use embedded_nal::{nb, TcpClientStack, TcpError, TcpErrorKind, TcpFullStack};
+use mio::event::Source;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Interest, Registry, Token};
 
 /// An I/O error from a std socket, with its embedded-nal kind.
 #[derive(Debug)]
@@ -74,7 +86,7 @@ impl core::fmt::Display for StdTcpError {
 
 impl std::error::Error for StdTcpError {}
 
-/// A socket of [`StdStack`]: fresh, bound to a port, listening, or connected.
+/// A socket of [`StdStack`]: fresh, bound to a port, listening, connecting or connected.
 #[derive(Debug)]
 pub enum StdSocket {
     /// Created, not yet bound or connected.
@@ -83,6 +95,8 @@ pub enum StdSocket {
     Bound(u16),
     /// Accepting connections.
     Listening(TcpListener),
+    /// A connect in progress (handshake not finished).
+    Connecting(TcpStream),
     /// A connected stream.
     Connected(TcpStream),
 }
@@ -91,28 +105,76 @@ pub enum StdSocket {
 #[derive(Debug, Clone)]
 pub struct StdStack {
     local_ip: IpAddr,
-    /// Longest a `connect` may wait.
-    pub connect_timeout: Duration,
+    /// Where new sockets are registered for readiness, if anywhere.
+    registry: Option<Arc<Registry>>,
+    /// Token of the next registered socket (tokens only tell sockets apart in traces).
+    next_token: usize,
 }
 
 impl StdStack {
     /// A stack whose listening sockets bind to `local_ip` (e.g. `127.0.0.2` for the second
-    /// node of a loopback cluster).
+    /// node of a loopback cluster). Its sockets are not registered anywhere: the caller polls.
     pub fn new(local_ip: IpAddr) -> Self {
         StdStack {
             local_ip,
-            connect_timeout: Duration::from_secs(2),
+            registry: None,
+            next_token: 0,
         }
     }
 
-    /// The local address of a listening or connected socket.
+    /// A stack that registers every socket it opens with `registry` (readable and writable,
+    /// edge-triggered), so the owner of the matching `mio::Poll` wakes when one is ready.
+    pub fn with_registry(local_ip: IpAddr, registry: Arc<Registry>) -> Self {
+        StdStack {
+            registry: Some(registry),
+            ..StdStack::new(local_ip)
+        }
+    }
+
+    /// The local address of a listening, connecting or connected socket.
     pub fn local_addr(&self, socket: &StdSocket) -> Option<SocketAddr> {
         match socket {
             StdSocket::Listening(l) => l.local_addr().ok(),
-            StdSocket::Connected(s) => s.local_addr().ok(),
+            StdSocket::Connecting(s) | StdSocket::Connected(s) => s.local_addr().ok(),
             _ => None,
         }
     }
+
+    fn register(&mut self, source: &mut impl Source) -> io::Result<()> {
+        let Some(r) = &self.registry else {
+            return Ok(());
+        };
+        self.next_token = self.next_token.wrapping_add(1);
+        r.register(
+            source,
+            Token(self.next_token),
+            Interest::READABLE | Interest::WRITABLE,
+        )
+    }
+
+    fn deregister(&self, source: &mut impl Source) {
+        if let Some(r) = &self.registry {
+            // Closing the fd removes it from the poll set anyway; this only keeps mio's
+            // bookkeeping tidy, so a failure changes nothing.
+            let _ = r.deregister(source);
+        }
+    }
+
+    /// Where a connect in progress stands: done, still waiting, or failed.
+    fn finish_connect(stream: &TcpStream) -> nb::Result<(), StdTcpError> {
+        if let Some(e) = stream.take_error().map_err(other)? {
+            return Err(nb::Error::Other(e.into()));
+        }
+        match stream.peer_addr() {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Err(nb::Error::WouldBlock),
+            Err(e) => Err(nb::Error::Other(e.into())),
+        }
+    }
+}
+
+fn other(e: io::Error) -> nb::Error<StdTcpError> {
+    nb::Error::Other(e.into())
 }
 
 fn would_block<T>(r: io::Result<T>) -> nb::Result<T, StdTcpError> {
@@ -120,12 +182,6 @@ fn would_block<T>(r: io::Result<T>) -> nb::Result<T, StdTcpError> {
         io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => nb::Error::WouldBlock,
         _ => nb::Error::Other(e.into()),
     })
-}
-
-fn prepare(stream: &TcpStream) -> io::Result<()> {
-    stream.set_nonblocking(true)?;
-    // Frames are written whole; Nagle would only add latency to small control frames.
-    stream.set_nodelay(true)
 }
 
 impl TcpClientStack for StdStack {
@@ -136,19 +192,45 @@ impl TcpClientStack for StdStack {
         Ok(StdSocket::Fresh)
     }
 
+    /// Starts a connect on a fresh socket and returns `WouldBlock` until it completes; a
+    /// failed handshake (refused, unreachable) is an error and leaves the socket fresh.
     fn connect(
         &mut self,
         socket: &mut StdSocket,
         remote: SocketAddr,
     ) -> nb::Result<(), StdTcpError> {
-        if matches!(socket, StdSocket::Connected(_)) {
-            return Ok(());
+        match socket {
+            StdSocket::Connected(_) => return Ok(()),
+            StdSocket::Fresh => {
+                let mut stream = TcpStream::connect(remote).map_err(other)?;
+                self.register(&mut stream).map_err(other)?;
+                *socket = StdSocket::Connecting(stream);
+            }
+            StdSocket::Connecting(_) => {}
+            _ => return Err(nb::Error::Other(StdTcpError::misuse())),
         }
-        let stream = TcpStream::connect_timeout(&remote, self.connect_timeout)
-            .map_err(|e| nb::Error::Other(e.into()))?;
-        prepare(&stream).map_err(|e| nb::Error::Other(e.into()))?;
-        *socket = StdSocket::Connected(stream);
-        Ok(())
+        let StdSocket::Connecting(stream) = socket else {
+            return Err(nb::Error::Other(StdTcpError::misuse()));
+        };
+        match Self::finish_connect(stream) {
+            Ok(()) => {
+                // Frames are written whole; Nagle would only delay small control frames.
+                stream.set_nodelay(true).map_err(other)?;
+                let StdSocket::Connecting(stream) = core::mem::replace(socket, StdSocket::Fresh)
+                else {
+                    return Err(nb::Error::Other(StdTcpError::misuse()));
+                };
+                *socket = StdSocket::Connected(stream);
+                Ok(())
+            }
+            Err(nb::Error::WouldBlock) => Err(nb::Error::WouldBlock),
+            Err(e) => {
+                if let StdSocket::Connecting(mut s) = core::mem::replace(socket, StdSocket::Fresh) {
+                    self.deregister(&mut s);
+                }
+                Err(e)
+            }
+        }
     }
 
     fn send(&mut self, socket: &mut StdSocket, buffer: &[u8]) -> nb::Result<usize, StdTcpError> {
@@ -176,9 +258,16 @@ impl TcpClientStack for StdStack {
     }
 
     fn close(&mut self, socket: StdSocket) -> Result<(), StdTcpError> {
-        if let StdSocket::Connected(s) = socket {
-            // The peer may already be gone; closing is best effort and the fd is freed on drop.
-            let _ = s.shutdown(std::net::Shutdown::Both);
+        match socket {
+            StdSocket::Connected(mut s) => {
+                self.deregister(&mut s);
+                // The peer may already be gone; closing is best effort and the fd is freed
+                // on drop.
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+            StdSocket::Connecting(mut s) => self.deregister(&mut s),
+            StdSocket::Listening(mut l) => self.deregister(&mut l),
+            StdSocket::Fresh | StdSocket::Bound(_) => {}
         }
         Ok(())
     }
@@ -199,8 +288,8 @@ impl TcpFullStack for StdStack {
         let StdSocket::Bound(port) = *socket else {
             return Err(StdTcpError::misuse());
         };
-        let listener = TcpListener::bind(SocketAddr::new(self.local_ip, port))?;
-        listener.set_nonblocking(true)?;
+        let mut listener = TcpListener::bind(SocketAddr::new(self.local_ip, port))?;
+        self.register(&mut listener)?;
         *socket = StdSocket::Listening(listener);
         Ok(())
     }
@@ -212,8 +301,9 @@ impl TcpFullStack for StdStack {
         let StdSocket::Listening(l) = socket else {
             return Err(nb::Error::Other(StdTcpError::misuse()));
         };
-        let (stream, addr) = would_block(l.accept())?;
-        prepare(&stream).map_err(|e| nb::Error::Other(e.into()))?;
+        let (mut stream, addr) = would_block(l.accept())?;
+        stream.set_nodelay(true).map_err(other)?;
+        self.register(&mut stream).map_err(other)?;
         Ok((StdSocket::Connected(stream), addr))
     }
 }
@@ -221,6 +311,7 @@ impl TcpFullStack for StdStack {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use core::time::Duration;
     use std::time::Instant;
 
     fn block<T>(mut f: impl FnMut() -> nb::Result<T, StdTcpError>) -> Result<T, StdTcpError> {
@@ -281,7 +372,62 @@ mod tests {
             .unwrap()
             .port();
         let mut c = stack.socket().unwrap();
-        let r = stack.connect(&mut c, SocketAddr::new("127.0.0.1".parse().unwrap(), port));
-        assert!(matches!(r, Err(nb::Error::Other(_))));
+        let r =
+            block(|| stack.connect(&mut c, SocketAddr::new("127.0.0.1".parse().unwrap(), port)));
+        assert!(r.is_err());
+        // A failed connect leaves the socket fresh, ready for another attempt.
+        assert!(matches!(c, StdSocket::Fresh));
+    }
+
+    /// A listener whose accept queue is full: Linux drops further SYNs, as a powered-off peer
+    /// on WiFi would (no RST comes back). Returns the listener and the connection filling it.
+    fn syn_sink() -> (socket2::Socket, std::net::TcpStream, SocketAddr) {
+        use socket2::{Domain, Socket, Type};
+        let l = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        l.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .unwrap();
+        l.listen(0).unwrap();
+        let addr = l.local_addr().unwrap().as_socket().unwrap();
+        let filler = std::net::TcpStream::connect(addr).unwrap();
+        (l, filler, addr)
+    }
+
+    #[test]
+    fn connect_to_a_silent_peer_does_not_block() {
+        let (_l, _filler, addr) = syn_sink();
+        let mut stack = StdStack::new("127.0.0.1".parse().unwrap());
+        let mut c = stack.socket().unwrap();
+        // The old blocking connect waited `connect_timeout` and then failed: here every call
+        // returns at once, still in progress.
+        for _ in 0..3 {
+            assert!(matches!(
+                stack.connect(&mut c, addr),
+                Err(nb::Error::WouldBlock)
+            ));
+            assert!(matches!(c, StdSocket::Connecting(_)));
+        }
+        assert!(matches!(stack.send(&mut c, b"x"), Err(nb::Error::Other(_))));
+        stack.close(c).unwrap();
+    }
+
+    #[test]
+    fn registered_sockets_wake_a_poll() {
+        let mut poll = mio::Poll::new().unwrap();
+        let registry = Arc::new(poll.registry().try_clone().unwrap());
+        let mut stack = StdStack::with_registry("127.0.0.1".parse().unwrap(), registry);
+        let mut listener = stack.socket().unwrap();
+        stack.bind(&mut listener, 0).unwrap();
+        stack.listen(&mut listener).unwrap();
+        let addr = stack.local_addr(&listener).unwrap();
+        let mut events = mio::Events::with_capacity(8);
+        let mut client = stack.socket().unwrap();
+        let _ = stack.connect(&mut client, addr);
+        // The pending connection makes the listener readable: poll returns without a timeout.
+        poll.poll(&mut events, None).unwrap();
+        assert!(!events.is_empty());
+        let (server, _) = block(|| stack.accept(&mut listener)).unwrap();
+        block(|| stack.connect(&mut client, addr)).unwrap();
+        stack.close(client).unwrap();
+        stack.close(server).unwrap();
     }
 }

@@ -35,6 +35,9 @@ fn node(me: NodeId, ip: &str, port: u16, peers: &[(NodeId, SocketAddr)], key: Op
         first_seq: 1,
         peer_dead: Duration::from_secs(2),
         retry: Duration::from_millis(20),
+        max_backoff: tessera_backends::link::MAX_BACKOFF,
+        connect: Duration::from_secs(2),
+        backlog: tessera_backends::link::DEFAULT_BACKLOG,
     };
     Node {
         link: Link::new(StdStack::new(ipaddr), cfg).unwrap(),

@@ -169,8 +169,6 @@ impl Cluster {
         cfg.tile_timeout = Duration::from_micros(s.tile_timeout_us);
         cfg.steal_backoff = Duration::from_millis(5);
         cfg.frame_deadline = Duration::from_secs(20);
-        cfg.heartbeat_interval = Duration::from_millis(100);
-        cfg.peer_timeout = Duration::from_millis(1_000);
         cfg.gateway_fallback = s.fallback;
         let t0 = Instant::ZERO;
         let gw = Gateway::new(cfg, t0);
@@ -195,9 +193,13 @@ impl Cluster {
             last_link: HashMap::new(),
             s,
         };
+        // Every pair of nodes is connected (the transport's job; here, from the start).
         for e in 1..=c.s.edges as NodeId {
             c.gw.on_connected(Instant::ZERO, e);
             c.edges[e as usize - 1].on_connected(Instant::ZERO, 0);
+            for o in (1..=c.s.edges as NodeId).filter(|&o| o != e) {
+                c.edges[e as usize - 1].on_connected(Instant::ZERO, o);
+            }
         }
         for (node, frames, _) in c.s.sources.clone() {
             c.left.insert(node, frames);
@@ -370,10 +372,6 @@ impl Cluster {
                 if node == 0 {
                     self.r.failed.push(frame);
                 }
-            }
-            Action::Disconnect { peer, .. } => {
-                self.on_disconnect(node, peer);
-                self.on_disconnect(peer, node);
             }
             other => panic!("unknown action {other:?}"),
         }

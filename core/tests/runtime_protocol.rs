@@ -8,8 +8,8 @@ use tessera_core::ftp::{FusedStack, Grid, Partition};
 use tessera_core::model::{Activation, Conv, LayerKind, MaxPool, Network, Shape};
 use tessera_core::region::{Region, Span};
 use tessera_core::runtime::{
-    Action, Config, Control, DisconnectReason, Edge, Gateway, RuntimeError, SubmitError, Verdict,
-    Work, MAX_EDGES, MAX_FRAMES_PER_SOURCE, REJECT_NO_STRIPS,
+    Action, Config, Control, Edge, Gateway, RuntimeError, SubmitError, Verdict, Work, MAX_EDGES,
+    MAX_FRAMES_PER_SOURCE, REJECT_NO_STRIPS,
 };
 use tessera_core::time::{Duration, Instant};
 use tessera_core::wire::{
@@ -45,8 +45,6 @@ fn config(policy: Policy) -> Config {
     let grid = Grid::new(3, 3, Partition::Darknet, &stack).unwrap();
     let mut c = Config::new(policy, &stack, grid);
     c.tile_timeout = Duration::from_millis(100);
-    c.peer_timeout = Duration::from_secs(1);
-    c.heartbeat_interval = Duration::from_millis(200);
     c
 }
 
@@ -107,20 +105,23 @@ fn gateway_refuses_unknown_peers_and_forged_hellos() {
         g.on_message(t(1), 3, &result(f, 0)),
         Err(RuntimeError::UnknownPeer { peer: 3 })
     );
-    // Hello must name the sender, and an edge.
-    assert!(matches!(
-        g.on_message(t(1), 3, &hello(4)),
-        Err(RuntimeError::Unexpected {
-            peer: 3,
-            kind: Kind::Hello
-        })
-    ));
-    let gw_hello = Message::Hello {
-        node: 3,
-        role: Role::Gateway,
-    };
-    assert!(g.on_message(t(1), 3, &gw_hello).is_err());
+    // A Hello is the transport's business: it does not make a peer known.
+    assert_eq!(
+        g.on_message(t(1), 3, &hello(3)),
+        Err(RuntimeError::UnknownPeer { peer: 3 })
+    );
+    assert_eq!(g.alive_edges(), 0);
+    g.on_connected(t(1), GATEWAY); // itself: ignored
+    g.on_connected(t(1), 3);
+    g.on_connected(t(1), 3); // twice: one peer
+    assert_eq!(g.alive_edges(), 1);
+    // Session messages passed up anyway change nothing.
     assert_eq!(g.on_message(t(1), 3, &hello(3)), Ok(Verdict::Accept));
+    assert_eq!(
+        g.on_message(t(1), 3, &Message::Heartbeat),
+        Ok(Verdict::Accept)
+    );
+    assert!(drain_gw(&mut g, t(1)).is_empty());
     // A result for a frame that never existed is discarded, an impossible tile is an error.
     assert_eq!(g.on_message(t(2), 3, &result(f, 0)), Ok(Verdict::Discard));
     assert_eq!(
@@ -157,19 +158,7 @@ fn edge_refuses_tasks_nobody_asked_for() {
     );
     e.on_connected(t(0), GATEWAY);
     let a = drain_edge(&mut e, t(0));
-    assert_eq!(
-        a,
-        vec![
-            send(
-                GATEWAY,
-                Control::Hello {
-                    node: 1,
-                    role: Role::Edge
-                }
-            ),
-            send(GATEWAY, Control::StealRequest),
-        ]
-    );
+    assert_eq!(a, vec![send(GATEWAY, Control::StealRequest)]);
     // A Task from a node that is not the victim we asked, and from the gateway under WST.
     assert!(matches!(
         e.on_message(t(1), 7, &task(f, 0)),
@@ -179,8 +168,20 @@ fn edge_refuses_tasks_nobody_asked_for() {
         })
     ));
     assert!(e.on_message(t(1), GATEWAY, &task(f, 0)).is_err());
-    // The gateway names victim 2; only 2 may answer.
+    // The gateway names victim 2 before this edge is connected to it: nothing is sent, and the
+    // thief asks again as soon as 2 comes up (not after a tile timeout).
     let reply = Message::StealReply { victim: Some(2) };
+    assert_eq!(e.on_message(t(2), GATEWAY, &reply), Ok(Verdict::Accept));
+    assert_eq!(drain_edge(&mut e, t(2)), vec![]);
+    assert!(e
+        .poll_at()
+        .is_some_and(|at| at <= t(2) + config(Policy::Wst).steal_backoff));
+    e.on_connected(t(2), 2);
+    assert_eq!(
+        drain_edge(&mut e, t(2)),
+        vec![send(GATEWAY, Control::StealRequest)]
+    );
+    // Connected now: only 2 may answer.
     assert_eq!(e.on_message(t(2), GATEWAY, &reply), Ok(Verdict::Accept));
     assert_eq!(drain_edge(&mut e, t(2)), vec![send(2, Control::StealTask)]);
     assert!(e.on_message(t(3), 5, &task(f, 0)).is_err());
@@ -222,7 +223,7 @@ fn edge_refuses_tasks_nobody_asked_for() {
 fn wsh_sequence_parks_idle_workers_and_pushes_work() {
     let mut g = Gateway::new(config(Policy::Wsh), t(0));
     for e in [1, 2] {
-        g.on_message(t(0), e, &hello(e)).unwrap();
+        g.on_connected(t(0), e);
     }
     // Worker 2 asks before any frame: NoTask, parked.
     g.on_message(t(1), 2, &Message::TaskRequest).unwrap();
@@ -303,7 +304,7 @@ fn wsh_sequence_parks_idle_workers_and_pushes_work() {
 fn wst_gateway_round_robins_victims_and_wakes_thieves() {
     let mut g = Gateway::new(config(Policy::Wst), t(0));
     for e in [1, 2, 3] {
-        g.on_message(t(0), e, &hello(e)).unwrap();
+        g.on_connected(t(0), e);
     }
     // No victim yet: thief 3 is told none, then woken by the first Register.
     g.on_message(t(1), 3, &Message::StealRequest).unwrap();
@@ -462,7 +463,7 @@ fn wst_victim_lends_from_the_tail_and_takes_back_lost_tiles() {
 fn wst_s_coverage_follows_strip_delivery() {
     let mut g = Gateway::new(config(Policy::WstS), t(0));
     for e in [1, 2] {
-        g.on_message(t(0), e, &hello(e)).unwrap();
+        g.on_connected(t(0), e);
     }
     let f = FrameKey::new(1, 0);
     g.on_message(t(1), 1, &Message::Register { frame: f, tiles: 9 })
@@ -629,7 +630,7 @@ fn wst_s_source_reuses_with_local_and_fetched_strips() {
 fn bodp_splits_layers_and_redispatches_late_stripes() {
     let mut g = Gateway::new(config(Policy::Bodp), t(0));
     for e in [1, 2] {
-        g.on_message(t(0), e, &hello(e)).unwrap();
+        g.on_connected(t(0), e);
     }
     let f = FrameKey::new(1, 0);
     let submit = Message::FrameSubmit {
@@ -708,11 +709,13 @@ fn capacities_are_typed_errors() {
     // Peers.
     let mut g = Gateway::new(config(Policy::Wsh), t(0));
     for p in 1..=MAX_EDGES as NodeId {
-        g.on_message(t(0), p, &hello(p)).unwrap();
+        g.on_connected(t(0), p);
     }
+    g.on_connected(t(0), 99);
+    assert_eq!(g.alive_edges(), MAX_EDGES);
     assert_eq!(
-        g.on_message(t(0), 99, &hello(99)),
-        Err(RuntimeError::TooManyPeers)
+        g.on_message(t(0), 99, &Message::TaskRequest),
+        Err(RuntimeError::UnknownPeer { peer: 99 })
     );
     // An undrained action queue refuses new events instead of overflowing.
     let mut busy = None;
@@ -730,7 +733,7 @@ fn capacities_are_typed_errors() {
 #[test]
 fn frame_numbers_wrap_and_stale_frames_are_discarded() {
     let mut g = Gateway::new(config(Policy::Wsh), t(0));
-    g.on_message(t(0), 1, &hello(1)).unwrap();
+    g.on_connected(t(0), 1);
     let submit = |n| Message::FrameSubmit {
         frame: FrameKey::new(1, n),
         input: EMPTY,
@@ -747,16 +750,16 @@ fn frame_numbers_wrap_and_stale_frames_are_discarded() {
         Ok(Verdict::Discard)
     );
     // Another peer cannot submit in 1's name.
-    g.on_message(t(1), 2, &hello(2)).unwrap();
+    g.on_connected(t(1), 2);
     assert!(g.on_message(t(1), 2, &submit(1)).is_err());
     assert_eq!(g.frames_in_flight(), 2);
 }
 
 #[test]
-fn silent_peer_is_declared_dead_and_its_tiles_move() {
+fn departed_peer_is_forgotten_and_its_tiles_move() {
     let mut g = Gateway::new(config(Policy::Wsh), t(0));
-    g.on_message(t(0), 1, &hello(1)).unwrap();
-    g.on_message(t(0), 2, &hello(2)).unwrap();
+    g.on_connected(t(0), 1);
+    g.on_connected(t(0), 2);
     let f = FrameKey::new(1, 0);
     g.on_message(
         t(0),
@@ -769,19 +772,11 @@ fn silent_peer_is_declared_dead_and_its_tiles_move() {
     .unwrap();
     g.on_message(t(0), 2, &Message::TaskRequest).unwrap();
     drain_gw(&mut g, t(0));
-    // Edge 1 keeps beating, edge 2 falls silent.
-    let mut now = 0;
-    let mut dead = vec![];
-    while now < 1_500 {
-        now += 50;
-        g.on_message(t(now), 1, &Message::Heartbeat).unwrap();
-        for a in drain_gw(&mut g, t(now)) {
-            if let Action::Disconnect { peer, reason } = a {
-                dead.push((peer, reason));
-            }
-        }
-    }
-    assert_eq!(dead, vec![(2, DisconnectReason::PeerTimeout)]);
+    // Silence is the transport's to judge: without an event, time alone drops nobody.
+    let now = 1_500;
+    assert!(drain_gw(&mut g, t(now)).is_empty());
+    assert_eq!(g.alive_edges(), 2);
+    g.on_disconnected(t(now), 2);
     assert_eq!(g.alive_edges(), 1);
     assert_eq!(
         g.on_message(t(now), 2, &Message::TaskRequest),
@@ -865,6 +860,7 @@ enum Step {
     Computed,
     Submit,
     Disconnect(NodeId),
+    Connect(NodeId),
 }
 
 fn arb_steps() -> impl Strategy<Value = Vec<Step>> {
@@ -875,6 +871,7 @@ fn arb_steps() -> impl Strategy<Value = Vec<Step>> {
             1 => Just(Step::Computed),
             1 => Just(Step::Submit),
             1 => (0u16..5).prop_map(Step::Disconnect),
+            1 => (0u16..5).prop_map(Step::Connect),
         ],
         0..80,
     )
@@ -918,6 +915,10 @@ proptest! {
                     g.on_disconnected(t(now), p);
                     e.on_disconnected(t(now), p);
                 }
+                Step::Connect(p) => {
+                    g.on_connected(t(now), p);
+                    e.on_connected(t(now), p);
+                }
             }
             for a in drain_gw(&mut g, t(now)) {
                 if let Action::Compute(w) = a {
@@ -938,4 +939,100 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn frames_in_flight_at_a_lost_gateway_are_resubmitted_oldest_first() {
+    for policy in [Policy::WstS, Policy::Wsh] {
+        // A source numbering from a per-start value (here near the wrap).
+        let mut e = Edge::with_first_frame(config(policy), 1, t(0), u32::MAX);
+        e.on_connected(t(0), GATEWAY);
+        let a = e.submit_frame(t(0)).unwrap();
+        let b = e.submit_frame(t(0)).unwrap();
+        assert_eq!((a.number, b.number), (u32::MAX, 0), "{policy:?}");
+        drain_edge(&mut e, t(0));
+        // WST-S: the source is computing a tile of `a` (its own queue, from the head).
+        let computing = policy == Policy::WstS;
+        // The gateway crashes: the frames wait, nothing new is submitted.
+        e.on_disconnected(t(10), GATEWAY);
+        assert!(drain_edge(&mut e, t(10)).is_empty(), "{policy:?}");
+        assert_eq!(e.frames_in_flight(), 2);
+        assert_eq!(e.submit_frame(t(11)), Err(SubmitError::NoGateway));
+        e.on_disconnected(t(11), GATEWAY);
+        assert!(drain_edge(&mut e, t(11)).is_empty());
+        // The restarted gateway comes up: both frames start over there, oldest first, with
+        // every tile queued again (the old gateway's results are gone).
+        e.on_connected(t(20), GATEWAY);
+        let again: Vec<Action> = drain_edge(&mut e, t(20))
+            .into_iter()
+            .filter(|x| !matches!(x, Action::Compute(_)))
+            .filter(|x| {
+                !matches!(
+                    x,
+                    Action::Send {
+                        msg: Control::StealRequest | Control::TaskRequest,
+                        ..
+                    }
+                )
+            })
+            .collect();
+        let want = if policy == Policy::Wsh {
+            vec![
+                Action::SubmitFrame { frame: a },
+                Action::SubmitFrame { frame: b },
+            ]
+        } else {
+            // Tile 0 of `a` was running when the gateway went: it stays running, so `a`
+            // re-registers 8 tiles, `b` all 9.
+            let tiles_a = if computing { 8 } else { 9 };
+            vec![
+                send(
+                    GATEWAY,
+                    Control::Register {
+                        frame: a,
+                        tiles: tiles_a,
+                    },
+                ),
+                send(GATEWAY, Control::Register { frame: b, tiles: 9 }),
+            ]
+        };
+        assert_eq!(again, want, "{policy:?}");
+        // A second up event changes nothing; new frames flow with new numbers.
+        e.on_connected(t(21), GATEWAY);
+        assert!(drain_edge(&mut e, t(21)).is_empty(), "{policy:?}");
+        let c = e.submit_frame(t(22)).unwrap();
+        assert_eq!(c.number, 1);
+        // Their deadlines still run: they fail at the source if the gateway cannot finish them.
+        let late = t(22) + config(policy).frame_deadline + config(policy).tile_timeout;
+        let failed = drain_edge(&mut e, late)
+            .into_iter()
+            .filter(|x| matches!(x, Action::FrameFailed { .. }))
+            .count();
+        assert_eq!(failed, 3, "{policy:?}");
+    }
+}
+
+#[test]
+fn a_restarted_edge_rejoins_the_gateway() {
+    let mut g = Gateway::new(config(Policy::Wsh), t(0));
+    g.on_connected(t(0), 1);
+    g.on_connected(t(0), 2);
+    g.submit_frame(t(0)).unwrap();
+    g.on_message(t(0), 2, &Message::TaskRequest).unwrap();
+    let lent = drain_gw(&mut g, t(0));
+    assert!(
+        matches!(lent[..], [Action::SendTask { to: 2, tile: 0, .. }]),
+        "{lent:?}"
+    );
+    // Edge 2 dies and comes back with the same id before the tile times out.
+    g.on_disconnected(t(5), 2);
+    g.on_connected(t(6), 2);
+    assert_eq!(g.alive_edges(), 2);
+    // Its old tile went back to the queue; the new incarnation gets work again.
+    g.on_message(t(7), 2, &Message::TaskRequest).unwrap();
+    let again = drain_gw(&mut g, t(7));
+    assert!(
+        matches!(again[..], [Action::SendTask { to: 2, tile: 0, .. }]),
+        "{again:?}"
+    );
 }

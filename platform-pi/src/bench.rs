@@ -8,12 +8,13 @@
 //! slow, so it runs only a band of each layer's output rows (`--reference-rows`, a fraction)
 //! and its rate is that band's FLOPs over its time. A layer's GFLOP/s is `2·MACs / time`;
 //! max pools have no FLOPs but their time counts in the totals. Inputs and outputs sit in
-//! 64-byte-aligned buffers, as in `tiled::run_frame`.
+//! 64-byte-aligned buffers, as in `tessera_backends::pipeline::run_frame`.
 
-use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
+use serde_json::json;
 use tessera_backends::kernels::{fma_peak_loop, Fma, Isa};
+use tessera_backends::pipeline::{run_frame, AlignedBuf};
 use tessera_core::ftp::{FusedStack, Grid, Mode, Partition};
 use tessera_core::kernel::{Kernels, Portable, Reference};
 use tessera_core::model::weights::Weights;
@@ -22,7 +23,6 @@ use tessera_core::region::{Region, Span};
 use tessera_core::tensor::{FeatureView, FeatureViewMut};
 
 use crate::error::{error, Context, Error};
-use crate::tiled::{run_frame, Aligned};
 use crate::{files, gen_weights};
 
 /// Threads of the multi-core column.
@@ -163,14 +163,14 @@ pub fn run(args: &Args) -> Result<(), Error> {
         println!("measured single-core FMA peak: {peak:.1} GFLOP/s (measured again at the end; the higher is used)");
     }
     let image = files::load_image_input(None, &net)?;
-    let mut cur = Aligned::from_slice(&image);
+    let mut cur = AlignedBuf::from_slice(&image);
     let mut rows = Vec::new();
     for (l, layer) in net.layers()[..upto].iter().enumerate() {
         let (i, o) = (layer.input, layer.output);
         let iv = FeatureView::new(cur.as_slice(), Region::full(i.w, i.h), i.c)
             .context(|| "input view")?;
         let full = Region::full(o.w, o.h);
-        let mut out_buf = Aligned::new(o.elements().unwrap_or(0));
+        let mut out_buf = AlignedBuf::new(o.elements().unwrap_or(0));
         let out = out_buf.as_mut_slice();
         // Touch every page before timing (a fresh allocation is mapped lazily).
         out.fill(1.0);
@@ -418,88 +418,60 @@ fn json(
     totals: &LayerRow,
     tiled: Option<&Tiled>,
 ) -> String {
-    let num = |x: f64| {
-        if x.is_finite() {
-            format!("{x:.4}")
-        } else {
-            "null".into()
-        }
-    };
-    let rate = |flop: f64, t: f64| {
-        if flop > 0.0 {
-            num(gflops(flop, t))
-        } else {
-            "null".into()
-        }
-    };
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        "{{\"network\":\"yolov2-608\",\"loadavg_start\":\"{}\",\"loadavg_end\":\"{}\",\"layers_upto\":{},\"seed\":{},\"reps\":{},\"isa\":\"{:?}\",\"threads_multi\":{},\"reference_rows_fraction\":{},\"peak_gflops\":{},\"total_gflop\":{},",
-        load,
-        loadavg(),
-        args.upto,
-        args.seed,
-        args.reps,
-        isa,
-        THREADS,
-        num(args.reference_rows),
-        num(peak),
-        num(totals.flop / 1e9)
-    );
+    // Four decimals; NaN and infinities (skipped runs) become `null`.
+    let num = |x: f64| (x * 1e4).round() / 1e4;
+    let rate = |flop: f64, t: f64| (flop > 0.0).then(|| num(gflops(flop, t)));
     let g1 = gflops(totals.flop, totals.fma1);
-    let _ = write!(
-        s,
-        "\"total_gflops_reference\":{},\"total_gflops_portable\":{},\"total_gflops_1t\":{},\"total_gflops_2t\":{},\"fraction_of_peak_1t\":{},\"speedup_2t\":{},\"ratio_to_portable_1t\":{},",
-        num(gflops(totals.flop, totals.reference)),
-        num(gflops(totals.flop, totals.portable)),
-        num(g1),
-        num(gflops(totals.flop, totals.fma2)),
-        num(g1 / peak),
-        num(totals.fma1 / totals.fma2),
-        num(totals.portable / totals.fma1)
-    );
+    let mut v = json!({
+        "network": "yolov2-608",
+        "loadavg_start": load,
+        "loadavg_end": loadavg(),
+        "layers_upto": args.upto,
+        "seed": args.seed,
+        "reps": args.reps,
+        "isa": format!("{isa:?}"),
+        "threads_multi": THREADS,
+        "reference_rows_fraction": num(args.reference_rows),
+        "peak_gflops": num(peak),
+        "total_gflop": num(totals.flop / 1e9),
+        "total_gflops_reference": num(gflops(totals.flop, totals.reference)),
+        "total_gflops_portable": num(gflops(totals.flop, totals.portable)),
+        "total_gflops_1t": num(g1),
+        "total_gflops_2t": num(gflops(totals.flop, totals.fma2)),
+        "fraction_of_peak_1t": num(g1 / peak),
+        "speedup_2t": num(totals.fma1 / totals.fma2),
+        "ratio_to_portable_1t": num(totals.portable / totals.fma1),
+        "layers": rows.iter().enumerate().map(|(l, r)| json!({
+            "layer": l,
+            "name": r.name.split_whitespace().collect::<Vec<_>>().join(" "),
+            "gflop": num(r.flop / 1e9),
+            "reference_gflops": rate(r.flop, r.reference),
+            "portable_gflops": rate(r.flop, r.portable),
+            "gflops_1t": rate(r.flop, r.fma1),
+            "gflops_2t": rate(r.flop, r.fma2),
+            "fraction_of_peak_1t": (r.flop > 0.0).then(|| num(gflops(r.flop, r.fma1) / peak)),
+            "ratio_to_portable_1t": num(r.portable / r.fma1),
+            "speedup_2t": num(r.fma1 / r.fma2),
+            "time_1t_s": num(r.fma1),
+            "time_2t_s": num(r.fma2),
+            "time_portable_s": num(r.portable),
+        })).collect::<Vec<_>>(),
+    });
     if let Some(r0) = rows.first() {
-        let _ = write!(
-            s,
-            "\"layer0_gflops_1t\":{},\"layer0_gflops_2t\":{},",
-            rate(r0.flop, r0.fma1),
-            rate(r0.flop, r0.fma2)
-        );
+        v["layer0_gflops_1t"] = json!(rate(r0.flop, r0.fma1));
+        v["layer0_gflops_2t"] = json!(rate(r0.flop, r0.fma2));
     }
     if let Some(t) = tiled {
-        let _ = write!(
-            s,
-            "\"tiled\":{{\"grid\":\"3x3\",\"reuse\":true,\"threads\":1,\"full_s\":{},\"tiled_s\":{},\"time_ratio\":{},\"flop_ratio\":{},\"ok\":{}}},",
-            num(t.full),
-            num(t.tiled),
-            num(t.time_ratio()),
-            num(t.flop_ratio),
-            t.ok()
-        );
+        v["tiled"] = json!({
+            "grid": "3x3",
+            "reuse": true,
+            "threads": 1,
+            "full_s": num(t.full),
+            "tiled_s": num(t.tiled),
+            "time_ratio": num(t.time_ratio()),
+            "flop_ratio": num(t.flop_ratio),
+            "ok": t.ok(),
+        });
     }
-    s.push_str("\"layers\":[");
-    for (l, r) in rows.iter().enumerate() {
-        if l > 0 {
-            s.push(',');
-        }
-        let _ = write!(
-            s,
-            "{{\"layer\":{l},\"name\":\"{}\",\"gflop\":{},\"reference_gflops\":{},\"portable_gflops\":{},\"gflops_1t\":{},\"gflops_2t\":{},\"fraction_of_peak_1t\":{},\"ratio_to_portable_1t\":{},\"speedup_2t\":{},\"time_1t_s\":{},\"time_2t_s\":{},\"time_portable_s\":{}}}",
-            r.name.split_whitespace().collect::<Vec<_>>().join(" "),
-            num(r.flop / 1e9),
-            rate(r.flop, r.reference),
-            rate(r.flop, r.portable),
-            rate(r.flop, r.fma1),
-            rate(r.flop, r.fma2),
-            if r.flop > 0.0 { num(gflops(r.flop, r.fma1) / peak) } else { "null".into() },
-            num(r.portable / r.fma1),
-            num(r.fma1 / r.fma2),
-            num(r.fma1),
-            num(r.fma2),
-            num(r.portable)
-        );
-    }
-    s.push_str("]}");
-    s
+    v.to_string()
 }

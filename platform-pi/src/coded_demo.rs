@@ -244,6 +244,9 @@ pub fn run(args: &Args) -> Result<(), Error> {
             first_seq,
             peer_dead: Duration::from_secs(3),
             retry: Duration::from_millis(20),
+            max_backoff: tessera_backends::link::MAX_BACKOFF,
+            connect: Duration::from_secs(2),
+            backlog: tessera_backends::link::DEFAULT_BACKLOG,
         };
         CodedNode::new(
             StdStack::new(addr(id).ip()),

@@ -42,36 +42,8 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
 }
 
-/// The conv kernel of a cluster's nodes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NodeKernel {
-    /// The blocked portable kernel (bit-identical to the reference).
-    Portable,
-    /// The FMA SIMD kernel (AVX2+FMA or NEON; within a stated bound of the reference).
-    Simd,
-}
-
-impl NodeKernel {
-    /// `auto`: SIMD where it has a vector path (x86_64, aarch64), portable elsewhere (armv7's
-    /// NEON FMA intrinsics need nightly, and software `fmaf` is slow).
-    pub fn auto() -> NodeKernel {
-        if cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
-            NodeKernel::Simd
-        } else {
-            NodeKernel::Portable
-        }
-    }
-
-    /// Parses `auto`, `portable` or `simd`.
-    pub fn parse(s: &str) -> Result<NodeKernel, String> {
-        match s {
-            "auto" => Ok(NodeKernel::auto()),
-            "portable" => Ok(NodeKernel::Portable),
-            "simd" => Ok(NodeKernel::Simd),
-            other => Err(format!("unknown kernel {other:?} (auto, portable, simd)")),
-        }
-    }
-}
+/// The conv kernel of a cluster's nodes (`auto`, `portable` or `simd`).
+pub use tessera_backends::pipeline::KernelChoice as NodeKernel;
 
 /// Timeouts, all finite and positive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -274,7 +246,8 @@ impl Cluster {
             grid,
             layers: raw.layers,
             key,
-            kernel: NodeKernel::parse(raw.kernel.as_deref().unwrap_or("auto"))?,
+            kernel: NodeKernel::parse(raw.kernel.as_deref().unwrap_or("auto"))
+                .map_err(|e| e.to_string())?,
             cfg: raw.cfg,
             weights: raw.weights,
             seed: raw.seed,

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use clap::Args as ClapArgs;
+use tessera_backends::coded::tail::{bit_identical, max_abs_diff, CodedTail, TailScheme};
 use tessera_backends::driver::{Finished, Model, NodeStats};
+use tessera_backends::pipeline::{boxes, run_tail, AnyKernel};
 use tessera_core::detect::Detection;
 use tessera_core::ftp::Partition;
 use tessera_core::kernel::Kernels;
@@ -20,15 +22,12 @@ use tessera_core::model::Network;
 use tessera_core::wire::{FrameKey, NodeId, Policy};
 
 use crate::cluster::{NodeSpec, RunningNode};
-use crate::coded_tail::{
-    bit_identical, max_abs_diff, CodedTail, CodedTailStage, StageSpec, TailDone, TailKernel,
-    TailScheme,
-};
+use crate::coded_tail::{CodedTailStage, StageSpec, TailDone};
 use crate::config::{parse_grid, parse_policy, Cluster, Node, NodeKernel, Timeouts};
 use crate::detections::{class_name, to_json, write_annotated};
 use crate::error::{error, Context, Error};
 use crate::image::Image;
-use crate::{detect, files, gen_weights, tail};
+use crate::{files, gen_weights};
 
 /// The second bundled sample frame.
 const SECOND_IMAGE: &[u8] = include_bytes!("../../data/images/1.jpg");
@@ -214,6 +213,8 @@ pub fn run_local_with(
             model: model.clone(),
             slowdown,
             key_override: faults.wrong_key.contains(&n.id).then_some(Some([0x5a; 32])),
+            // In-process runs never restart a node: frames numbered from 0 per source.
+            first_frame: None,
         })?);
     }
     let sources: Vec<NodeId> = cluster
@@ -228,7 +229,8 @@ pub fn run_local_with(
     for (i, img) in images.iter().enumerate() {
         let src = sources[i % sources.len()];
         if let Some(n) = nodes.iter().find(|n| n.id() == src) {
-            n.submit(img.clone());
+            n.submit(img.clone())
+                .map_err(|e| error("feeding frames", e.to_string()))?;
         }
     }
     let mut gateway = BTreeMap::new();
@@ -357,10 +359,11 @@ pub fn postprocess<K: Kernels>(
 ) -> Result<usize, Error> {
     let weights =
         Weights::new(net, net.layers().len(), params).context(|| "viewing the weights")?;
-    let t = tail::run_tail(kernels, net, &weights, layers, fused_out, &[])?;
+    let t0 = std::time::Instant::now();
+    let t = run_tail(kernels, net, &weights, layers, fused_out, &[])?;
     println!(
         "    tail (gateway alone) {:.0} ms",
-        t.elapsed.as_secs_f64() * 1e3
+        t0.elapsed().as_secs_f64() * 1e3
     );
     write_outputs(net, &t.output, img, stem).map(|d| d.len())
 }
@@ -373,14 +376,14 @@ fn write_outputs(
     img: &Image,
     stem: &Path,
 ) -> Result<Vec<Detection>, Error> {
-    let dets = detect::boxes(net, region_out, img.w, img.h, 0.24, 0.45)?;
+    let dets = boxes(net, region_out, img.w, img.h, 0.24, 0.45)?;
     let classes = match &net.layers().last().map(|l| &l.kind) {
         Some(tessera_core::model::LayerKind::Region(r)) => r.classes,
         _ => 80,
     };
     write_annotated(img, &dets, classes, &stem.with_extension("png"))?;
     let json = stem.with_extension("json");
-    std::fs::write(&json, to_json(&dets, img.w, img.h))
+    std::fs::write(&json, to_json(&dets, img.w, img.h)?)
         .context(|| format!("writing {}", json.display()))?;
     for d in dets.iter().take(5) {
         println!("    {:<14} {:>5.1} %", class_name(d.class), 100.0 * d.prob);
@@ -445,13 +448,13 @@ pub fn check_coded<K: Kernels + Clone>(
     let reference = coded
         .reference(kernels, fused_out)
         .context(|| "the centralised coded tail")?;
-    let plain = tail::run_tail(kernels, net, &weights, coded.from(), fused_out, &[])?;
+    let plain = run_tail(kernels, net, &weights, coded.from(), fused_out, &[])?;
     let out = &done.finished.output;
     let dets = match stem {
         Some(stem) => write_outputs(net, out, img, stem)?,
-        None => detect::boxes(net, out, img.w, img.h, 0.24, 0.45)?,
+        None => boxes(net, out, img.w, img.h, 0.24, 0.45)?,
     };
-    let plain_dets = detect::boxes(net, &plain.output, img.w, img.h, 0.24, 0.45)?;
+    let plain_dets = boxes(net, &plain.output, img.w, img.h, 0.24, 0.45)?;
     let k = coded.scheme().k;
     let recovered_layers = done
         .finished
@@ -714,7 +717,7 @@ frame         latency     done  tiles per node               boxes"
         };
         let (name, img) = &images[i % images.len()];
         let stem = args.out.join(format!("frame{i}-{name}"));
-        let kernel = TailKernel::of(args.kernel);
+        let kernel = AnyKernel::of(args.kernel);
         let n = match &coded {
             None => postprocess(&kernel, &net, &params, layers, out, img, &stem)?,
             Some(c) => {

@@ -3,19 +3,19 @@
 
 use std::io::Write as _;
 use std::path::PathBuf;
+use std::time::Instant;
 
-use tessera_core::detect::{self, Detection, Letterbox, DEFAULT_NMS, DEFAULT_THRESH};
+use tessera_backends::kernels::Fma;
+use tessera_backends::pipeline::{boxes, run_frame, run_tail, AnyKernel};
+use tessera_core::detect::{Detection, DEFAULT_NMS, DEFAULT_THRESH};
 use tessera_core::ftp::{FusedStack, Grid, Mode, Partition};
-use tessera_core::kernel::Portable;
 use tessera_core::model::weights::Weights;
 use tessera_core::model::{LayerKind, Network};
 
-use crate::config::parse_grid;
+use crate::config::{parse_grid, NodeKernel};
 use crate::detections::{class_name, to_json, write_annotated, PixelBox};
 use crate::error::{error, Context, Error};
 use crate::image::Image;
-use crate::tail::run_tail;
-use crate::tiled::run_frame;
 use crate::{files, gen_weights};
 
 /// Arguments of `tessera detect`.
@@ -45,6 +45,13 @@ pub struct Args {
     /// Balanced tile split instead of the original system's rule.
     #[arg(long)]
     pub balanced: bool,
+    /// Kernels: `auto` (SIMD where there is a vector path), `simd`, or `portable`
+    /// (bit-identical to the reference).
+    #[arg(long, default_value = "auto", value_parser = NodeKernel::parse)]
+    pub kernel: NodeKernel,
+    /// Threads per conv of the SIMD kernels (results do not depend on it).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
     /// Detection threshold on objectness × class probability (Darknet's default).
     #[arg(long, default_value_t = DEFAULT_THRESH)]
     pub thresh: f32,
@@ -74,53 +81,11 @@ pub struct FrameDetections {
     pub decode_secs: f64,
 }
 
-/// Decodes and NMS-filters the region output of `net`'s last layer for an image of
-/// `image_w × image_h` letterboxed to the network input.
-pub fn boxes(
-    net: &Network,
-    region_out: &[f32],
-    image_w: usize,
-    image_h: usize,
-    thresh: f32,
-    nms: f32,
-) -> Result<Vec<Detection>, Error> {
-    let last = net
-        .layers()
-        .last()
-        .ok_or_else(|| error("decoding", "empty network"))?;
-    let LayerKind::Region(params) = &last.kind else {
-        return Err(error("decoding", "the last layer is not a [region]"));
-    };
-    let letterbox = Letterbox {
-        net_w: net.input().w,
-        net_h: net.input().h,
-        image_w: u32::try_from(image_w).context(|| "image width")?,
-        image_h: u32::try_from(image_h).context(|| "image height")?,
-    };
-    let mut dets = vec![Detection::default(); 1024];
-    loop {
-        let count = detect::detect(
-            region_out,
-            last.output,
-            params,
-            &letterbox,
-            thresh,
-            nms,
-            &mut dets,
-        )
-        .context(|| "decoding the region output")?;
-        if !count.truncated() {
-            dets.truncate(count.kept);
-            return Ok(dets);
-        }
-        // Every candidate must be present for Darknet's NMS: retry with room for all.
-        dets = vec![Detection::default(); count.found];
-    }
-}
-
-/// Runs `img` through `net`: layers `[0, upto)` over `grid`, the tail, decoding and NMS.
+/// Runs `img` through `net` with `kernels`: layers `[0, upto)` over `grid`, the tail,
+/// decoding and NMS.
 #[allow(clippy::too_many_arguments)]
 pub fn run_image(
+    kernels: &AnyKernel,
     net: &Network,
     params: &[f32],
     img: &Image,
@@ -144,15 +109,18 @@ pub fn run_image(
         ));
     }
     let input = img.letterbox(shape.w as usize, shape.h as usize).data;
-    let (fused, stats) = run_frame(&Portable, &stack, &weights, &grid, mode, &input)?;
-    let tail = run_tail(&Portable, net, &weights, upto, &fused, &[])?;
-    let t0 = std::time::Instant::now();
-    let detections = boxes(net, &tail.output, img.w, img.h, thresh, nms)?;
+    let t0 = Instant::now();
+    let (fused, _) = run_frame(kernels, &stack, &weights, &grid, mode, &input)
+        .context(|| "running the fused stack")?;
+    let t1 = Instant::now();
+    let tail = run_tail(kernels, net, &weights, upto, &fused, &[]).context(|| "the tail")?;
+    let t2 = Instant::now();
+    let detections = boxes(net, &tail.output, img.w, img.h, thresh, nms).context(|| "boxes")?;
     Ok(FrameDetections {
         detections,
-        stack_secs: stats.elapsed.as_secs_f64(),
-        tail_secs: tail.elapsed.as_secs_f64(),
-        decode_secs: t0.elapsed().as_secs_f64(),
+        stack_secs: (t1 - t0).as_secs_f64(),
+        tail_secs: (t2 - t1).as_secs_f64(),
+        decode_secs: t2.elapsed().as_secs_f64(),
     })
 }
 
@@ -181,7 +149,12 @@ pub fn run(args: &Args) -> Result<(), Error> {
         Partition::Darknet
     };
     let mode = if args.reuse { Mode::Reuse } else { Mode::Plain };
+    let kernels = match args.kernel {
+        NodeKernel::Portable => AnyKernel::Portable,
+        NodeKernel::Simd => AnyKernel::Simd(Fma::new().with_threads(args.threads)),
+    };
     let frame = run_image(
+        &kernels,
         &net,
         &params,
         &img,
@@ -201,18 +174,19 @@ pub fn run(args: &Args) -> Result<(), Error> {
         write_annotated(&img, &frame.detections, classes, png)?;
     }
     if let Some(json) = &args.json {
-        std::fs::write(json, to_json(&frame.detections, img.w, img.h))
+        std::fs::write(json, to_json(&frame.detections, img.w, img.h)?)
             .context(|| format!("writing {}", json.display()))?;
     }
     let gflop = |from: usize, to: usize| 2.0 * (net.macs(to) - net.macs(from)) as f64 / 1e9;
     let mut report = format!(
-        "{}x{} image, grid {}x{}{}: layers [0, {}) {:.3} s ({:.1} GFLOP), tail [{}, {}) {:.3} s \
-         ({:.1} GFLOP), decode+nms {:.4} s; {} boxes (thresh {}, nms {})\n",
+        "{}x{} image, grid {}x{}{}, kernel {}: layers [0, {}) {:.3} s ({:.1} GFLOP), tail [{}, {}) \
+         {:.3} s ({:.1} GFLOP), decode+nms {:.4} s; {} boxes (thresh {}, nms {})\n",
         img.w,
         img.h,
         grid.0,
         grid.1,
         if args.reuse { " with reuse" } else { "" },
+        kernel_name(&kernels),
         args.upto,
         frame.stack_secs,
         gflop(0, args.upto),
@@ -246,4 +220,13 @@ pub fn run(args: &Args) -> Result<(), Error> {
     // A closed stdout only cuts the report short.
     let _ = std::io::stdout().lock().write_all(report.as_bytes());
     Ok(())
+}
+
+/// How a kernel set is named in reports (`portable`, or `simd` with its instruction set and
+/// threads).
+pub fn kernel_name(k: &AnyKernel) -> String {
+    match k {
+        AnyKernel::Portable => "portable".into(),
+        AnyKernel::Simd(f) => format!("simd ({:?}, {} threads)", f.isa(), f.threads()),
+    }
 }

@@ -1,80 +1,14 @@
-//! Detections out: COCO class names, pixel boxes, an annotated image and a JSON report.
+//! Detections out: an annotated image and a JSON report (class names and pixel boxes from
+//! `tessera_backends::pipeline`).
 
-use std::fmt::Write as _;
 use std::path::Path;
 
+use serde::Serialize;
+pub use tessera_backends::pipeline::{class_color, class_name, PixelBox};
 use tessera_core::detect::Detection;
 
 use crate::error::{Context, Error};
 use crate::image::{write_png, Image};
-
-/// The 80 COCO class names, one per line, in YOLOv2's class order.
-pub const COCO_NAMES: &str = include_str!("../../data/coco.names");
-
-/// Name of class `class` (from [`COCO_NAMES`]), or `class N` past the list.
-pub fn class_name(class: u16) -> String {
-    COCO_NAMES
-        .lines()
-        .nth(class as usize)
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|| format!("class {class}"))
-}
-
-/// A box in pixels of the original image, edges inclusive, as Darknet's `draw_detections`
-/// computes them (`(int)((x − w/2)·W)` …) and `draw_box` clamps them into the image.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PixelBox {
-    /// Left column.
-    pub left: i64,
-    /// Top row.
-    pub top: i64,
-    /// Right column.
-    pub right: i64,
-    /// Bottom row.
-    pub bottom: i64,
-}
-
-impl PixelBox {
-    /// The pixel box of `d` in a `w × h` image (a box outside the image collapses onto its
-    /// nearest edge).
-    pub fn of(d: &Detection, w: usize, h: usize) -> Self {
-        // Darknet: double arithmetic (`b.w/2.`), truncation to int, then clamping; `as i64`
-        // saturates on infinities and maps NaN to 0.
-        let (x, y, bw, bh) = (d.x as f64, d.y as f64, d.w as f64, d.h as f64);
-        let (wf, hf) = (w as f64, h as f64);
-        let (maxx, maxy) = ((w as i64 - 1).max(0), (h as i64 - 1).max(0));
-        let px = |v: f64| (v as i64).clamp(0, maxx);
-        let py = |v: f64| (v as i64).clamp(0, maxy);
-        PixelBox {
-            left: px((x - bw / 2.0) * wf),
-            right: px((x + bw / 2.0) * wf),
-            top: py((y - bh / 2.0) * hf),
-            bottom: py((y + bh / 2.0) * hf),
-        }
-    }
-}
-
-/// Darknet's box colour for `class` of `classes`: `get_color` on its six-colour ramp at
-/// offset `class·123457 mod classes`; `[r, g, b]` in `[0, 1]`.
-pub fn class_color(class: u16, classes: u32) -> [f32; 3] {
-    const COLORS: [[f32; 3]; 6] = [
-        [1., 0., 1.],
-        [0., 0., 1.],
-        [0., 1., 1.],
-        [0., 1., 0.],
-        [1., 1., 0.],
-        [1., 0., 0.],
-    ];
-    let classes = classes.max(1) as u64;
-    let offset = (class as u64 * 123457) % classes;
-    let color = |c: usize| {
-        let ratio = offset as f32 / classes as f32 * 5.0;
-        let (i, j) = (ratio.floor() as usize, ratio.ceil() as usize);
-        let r = ratio - i as f32;
-        (1.0 - r) * COLORS[i.min(5)][c] + r * COLORS[j.min(5)][c]
-    };
-    [color(2), color(1), color(0)]
-}
 
 /// Draws each detection's box on `img` in its class colour, `max(1, h·0.006)` pixels thick,
 /// as Darknet's `draw_box_width` does.
@@ -124,69 +58,87 @@ pub fn write_annotated(
     write_png(&annotated, path).context(|| format!("writing {}", path.display()))
 }
 
-/// A JSON number, or `null` for NaN and infinities (which JSON cannot hold).
-fn number(v: f32) -> String {
-    if v.is_finite() {
-        format!("{v}")
-    } else {
-        "null".into()
+/// The JSON report of one frame.
+#[derive(Serialize)]
+struct Report {
+    image: Size,
+    detections: Vec<Boxed>,
+}
+
+#[derive(Serialize)]
+struct Size {
+    width: usize,
+    height: usize,
+}
+
+/// One detection; NaN and infinities (which JSON cannot hold) become `null`.
+#[derive(Serialize)]
+struct Boxed {
+    class: String,
+    class_id: u16,
+    prob: f32,
+    objectness: f32,
+    #[serde(rename = "box")]
+    pixels: Pixels,
+    relative: Relative,
+}
+
+/// [`PixelBox`] in the report.
+#[derive(Serialize)]
+struct Pixels {
+    left: i64,
+    top: i64,
+    right: i64,
+    bottom: i64,
+}
+
+impl From<PixelBox> for Pixels {
+    fn from(b: PixelBox) -> Self {
+        Pixels {
+            left: b.left,
+            top: b.top,
+            right: b.right,
+            bottom: b.bottom,
+        }
     }
 }
 
-/// A JSON string literal.
-fn string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for ch in s.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+#[derive(Serialize)]
+struct Relative {
+    x: f32,
+    y: f32,
+    w: f32,
+    h: f32,
 }
 
 /// The detections as a JSON object: image size and, per box, class name and index,
 /// probability, objectness, the pixel box and the relative centre/size.
-pub fn to_json(dets: &[Detection], image_w: usize, image_h: usize) -> String {
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        "{{\n  \"image\": {{\"width\": {image_w}, \"height\": {image_h}}},\n  \"detections\": ["
-    );
-    for (i, d) in dets.iter().enumerate() {
-        let b = PixelBox::of(d, image_w, image_h);
-        let _ = write!(
-            s,
-            "{}\n    {{\"class\": {}, \"class_id\": {}, \"prob\": {}, \"objectness\": {}, \
-             \"box\": {{\"left\": {}, \"top\": {}, \"right\": {}, \"bottom\": {}}}, \
-             \"relative\": {{\"x\": {}, \"y\": {}, \"w\": {}, \"h\": {}}}}}",
-            if i == 0 { "" } else { "," },
-            string(&class_name(d.class)),
-            d.class,
-            number(d.prob),
-            number(d.objectness),
-            b.left,
-            b.top,
-            b.right,
-            b.bottom,
-            number(d.x),
-            number(d.y),
-            number(d.w),
-            number(d.h),
-        );
-    }
-    s.push_str(if dets.is_empty() {
-        "]\n}\n"
-    } else {
-        "\n  ]\n}\n"
-    });
-    s
+pub fn to_json(dets: &[Detection], image_w: usize, image_h: usize) -> Result<String, Error> {
+    let report = Report {
+        image: Size {
+            width: image_w,
+            height: image_h,
+        },
+        detections: dets
+            .iter()
+            .map(|d| Boxed {
+                class: class_name(d.class),
+                class_id: d.class,
+                prob: d.prob,
+                objectness: d.objectness,
+                pixels: PixelBox::of(d, image_w, image_h).into(),
+                relative: Relative {
+                    x: d.x,
+                    y: d.y,
+                    w: d.w,
+                    h: d.h,
+                },
+            })
+            .collect(),
+    };
+    let mut text = serde_json::to_string_pretty(&report).context(|| "writing JSON")?;
+    text.push('\n');
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -207,54 +159,6 @@ mod tests {
     }
 
     #[test]
-    fn names_come_from_coco() {
-        assert_eq!(COCO_NAMES.lines().count(), 80);
-        assert_eq!(class_name(0), "person");
-        assert_eq!(class_name(16), "dog");
-        assert_eq!(class_name(79), "toothbrush");
-        assert_eq!(class_name(80), "class 80");
-    }
-
-    #[test]
-    fn pixel_boxes_truncate_and_clamp_like_darknet() {
-        let b = PixelBox::of(&det(0, 0.5, 0.5, 0.25, 0.5), 640, 480);
-        assert_eq!(
-            b,
-            PixelBox {
-                left: 240,
-                top: 120,
-                right: 400,
-                bottom: 360
-            }
-        );
-        let edge = PixelBox::of(&det(0, 0.0, 1.0, 0.5, 0.5), 100, 100);
-        assert_eq!(
-            (edge.left, edge.right, edge.top, edge.bottom),
-            (0, 25, 75, 99)
-        );
-        let nan = PixelBox::of(&det(0, f32::NAN, 0.5, f32::INFINITY, 0.1), 10, 10);
-        assert_eq!((nan.left, nan.right), (0, 0));
-        let outside = PixelBox::of(&det(0, 1.5, -0.5, 0.2, 0.2), 10, 10);
-        assert_eq!(
-            (outside.left, outside.right, outside.top, outside.bottom),
-            (9, 9, 0, 0)
-        );
-    }
-
-    #[test]
-    fn colors_follow_darknets_ramp() {
-        // Class 0: offset 0, the ramp's first colour (magenta).
-        assert_eq!(class_color(0, 80), [1.0, 0.0, 1.0]);
-        // Class 1: offset 123457 mod 80 = 17, ratio 1.0625 between ramp entries 1 and 2; the
-        // ramp's columns are read as (blue, green, red).
-        let c = class_color(1, 80);
-        assert!(
-            c[0] == 1.0 && (c[1] - 0.0625).abs() < 1e-6 && c[2] == 0.0,
-            "{c:?}"
-        );
-    }
-
-    #[test]
     fn draws_outlines_only() {
         let mut img = Image::filled(20, 10, 3, 0.5);
         draw(&mut img, &[det(0, 0.5, 0.5, 0.5, 0.5)], 80);
@@ -267,15 +171,28 @@ mod tests {
     }
 
     #[test]
-    fn json_escapes_and_nulls() {
-        assert_eq!(string("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
-        assert_eq!(number(f32::NAN), "null");
-        let j = to_json(&[det(16, 0.5, 0.5, 0.25, 0.5)], 640, 480);
-        assert!(j.contains("\"class\": \"dog\", \"class_id\": 16, \"prob\": 0.5"));
-        assert!(j.contains("\"left\": 240, \"top\": 120, \"right\": 400, \"bottom\": 360"));
+    fn json_holds_names_boxes_and_nulls() {
+        let mut nan = det(0, 0.5, 0.5, 0.25, 0.5);
+        nan.prob = f32::NAN;
+        let j = to_json(&[det(16, 0.5, 0.5, 0.25, 0.5), nan], 640, 480).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+        assert_eq!(v["image"], serde_json::json!({"width": 640, "height": 480}));
+        let d = &v["detections"][0];
+        assert_eq!(d["class"], "dog");
+        assert_eq!(d["class_id"], 16);
+        assert_eq!(d["prob"], 0.5);
         assert_eq!(
-            to_json(&[], 1, 1),
-            "{\n  \"image\": {\"width\": 1, \"height\": 1},\n  \"detections\": []\n}\n"
+            d["box"],
+            serde_json::json!({"left": 240, "top": 120, "right": 400, "bottom": 360})
+        );
+        assert_eq!(d["relative"]["w"], 0.25);
+        assert!(v["detections"][1]["prob"].is_null());
+        // The CLI tests read `"key": value` pairs.
+        assert!(j.contains("\"left\": 240"), "{j}");
+        let empty: serde_json::Value = serde_json::from_str(&to_json(&[], 1, 1).unwrap()).unwrap();
+        assert_eq!(
+            empty,
+            serde_json::json!({"image": {"width": 1, "height": 1}, "detections": []})
         );
     }
 }

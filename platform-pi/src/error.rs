@@ -2,18 +2,47 @@
 
 use std::fmt;
 
+use tessera_backends::coded::tail::{CodedTailError, SchemeError};
+use tessera_backends::pipeline::{DecodeError, FrameError, TailError};
+
 /// An error with the context it happened in ("reading weights file x.weights: ...").
 #[derive(Debug)]
 pub struct Error {
-    context: String,
+    /// `None` for library errors whose message says what was being done.
+    context: Option<String>,
     source: Box<dyn std::error::Error + Send + Sync + 'static>,
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.context, self.source)
+        match &self.context {
+            Some(context) => write!(f, "{context}: {}", self.source),
+            None => write!(f, "{}", self.source),
+        }
     }
 }
+
+/// `?` on the pipeline's errors, whose messages name the operation ("running the tail: ...").
+macro_rules! from_pipeline {
+    ($($e:ty),*) => {$(
+        impl From<$e> for Error {
+            fn from(e: $e) -> Self {
+                Error {
+                    context: None,
+                    source: Box::new(e),
+                }
+            }
+        }
+    )*};
+}
+
+from_pipeline!(
+    FrameError,
+    TailError,
+    DecodeError,
+    CodedTailError,
+    SchemeError
+);
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
@@ -42,7 +71,7 @@ pub trait Context<T> {
 impl<T, E: std::error::Error + Send + Sync + 'static> Context<T> for Result<T, E> {
     fn context<S: Into<String>>(self, what: impl FnOnce() -> S) -> Result<T, Error> {
         self.map_err(|e| Error {
-            context: what().into(),
+            context: Some(what().into()),
             source: Box::new(e),
         })
     }
@@ -51,7 +80,7 @@ impl<T, E: std::error::Error + Send + Sync + 'static> Context<T> for Result<T, E
 /// An error from a message alone.
 pub fn error(context: impl Into<String>, message: impl Into<String>) -> Error {
     Error {
-        context: context.into(),
+        context: Some(context.into()),
         source: Box::new(Message(message.into())),
     }
 }

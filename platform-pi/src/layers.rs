@@ -1,16 +1,17 @@
 //! `tessera layers`: run the fused layers on one machine and dump the result.
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use clap::ValueEnum;
 use tessera_backends::kernels::Fma;
+use tessera_backends::pipeline::{run_frame, FrameStats, KernelChoice as NodeKernel};
 use tessera_core::ftp::{FusedStack, Grid, MemoryPlan, Mode, Partition};
 use tessera_core::kernel::{Portable, Reference};
 use tessera_core::model::weights::Weights;
 
 use crate::config::parse_grid;
 use crate::error::{error, Context, Error};
-use crate::tiled::{run_frame, FrameStats};
 use crate::{files, gen_weights};
 
 /// Which kernel set runs the layers.
@@ -22,6 +23,8 @@ pub enum KernelChoice {
     Portable,
     /// FMA SIMD kernel (AVX2+FMA or NEON, detected at run time; `--threads`).
     Simd,
+    /// SIMD where there is a vector path (x86_64, aarch64), portable elsewhere.
+    Auto,
 }
 
 /// Arguments of `tessera layers`.
@@ -55,8 +58,8 @@ pub struct Args {
     /// Balanced tile split instead of the original system's rule.
     #[arg(long)]
     pub balanced: bool,
-    /// Kernel set.
-    #[arg(long, value_enum, default_value_t = KernelChoice::Portable)]
+    /// Kernel set (`portable` and `reference` agree bit for bit).
+    #[arg(long, value_enum, default_value_t = KernelChoice::Auto)]
     pub kernel: KernelChoice,
     /// Threads per conv for `--kernel simd`.
     #[arg(long, default_value_t = 1)]
@@ -94,30 +97,47 @@ pub fn run(args: &Args) -> Result<(), Error> {
     let grid =
         Grid::new(rows, cols, partition, &stack).context(|| format!("grid {rows}x{cols}"))?;
     let mode = if args.reuse { Mode::Reuse } else { Mode::Plain };
-    let (output, stats) = match args.kernel {
+    let kernel = match args.kernel {
+        KernelChoice::Auto if NodeKernel::auto() == NodeKernel::Simd => KernelChoice::Simd,
+        KernelChoice::Auto => KernelChoice::Portable,
+        k => k,
+    };
+    let t0 = Instant::now();
+    let (output, stats) = match kernel {
         KernelChoice::Reference => run_frame(&Reference, &stack, &weights, &grid, mode, &input)?,
-        KernelChoice::Portable => run_frame(&Portable, &stack, &weights, &grid, mode, &input)?,
         KernelChoice::Simd => {
             let simd = Fma::new().with_threads(args.threads);
             run_frame(&simd, &stack, &weights, &grid, mode, &input)?
         }
+        _ => run_frame(&Portable, &stack, &weights, &grid, mode, &input)?,
     };
+    let elapsed = t0.elapsed();
     if let Some(dump) = &args.dump {
         files::write_raw(dump, &output)?;
     }
-    report(args, &stack, &grid, mode, &stats)
+    report(
+        kernel,
+        &stack,
+        &grid,
+        mode,
+        &stats,
+        elapsed,
+        args.dump.as_ref(),
+    )
 }
 
 fn report(
-    args: &Args,
+    kernel: KernelChoice,
     stack: &FusedStack<'_>,
     grid: &Grid,
     mode: Mode,
     stats: &FrameStats,
+    elapsed: Duration,
+    dump: Option<&PathBuf>,
 ) -> Result<(), Error> {
     let out = stack.output();
     let full_macs = stack.network().macs(stack.len());
-    let secs = stats.elapsed.as_secs_f64();
+    let secs = elapsed.as_secs_f64();
     println!(
         "layers [0, {}) {}x{}x{} -> {}x{}x{}, grid {}x{}{}, kernel {:?}",
         stack.len(),
@@ -134,7 +154,7 @@ fn report(
         } else {
             ""
         },
-        args.kernel,
+        kernel,
     );
     println!(
         "time {:.3} s for {} tiles, {:.2} GFLOP ({:.3}x the full frame's {:.2} GFLOP), {:.1} GFLOP/s",
@@ -160,7 +180,7 @@ fn report(
         memory.input_bytes as f64 / MIB,
         stats.strip_bytes as f64 / MIB,
     );
-    if let Some(dump) = &args.dump {
+    if let Some(dump) = dump {
         println!("wrote {}", dump.display());
     }
     Ok(())

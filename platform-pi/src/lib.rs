@@ -20,5 +20,3 @@ pub mod layers;
 pub mod node_memory;
 pub mod nodes;
 pub mod rng;
-pub mod tail;
-pub mod tiled;

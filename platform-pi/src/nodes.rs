@@ -5,16 +5,17 @@ use std::time::{Duration, Instant};
 
 use clap::Args as ClapArgs;
 use tessera_backends::kernels::Fma;
+use tessera_backends::pipeline::{boxes, run_tail};
 use tessera_core::kernel::Portable;
 use tessera_core::model::weights::Weights;
 
-use crate::cluster::{NodeSpec, RunningNode};
+use crate::cluster::{per_start_frame_number, NodeSpec, RunningNode};
 use crate::config::{Cluster, NodeKernel};
 use crate::demo::own_model;
 use crate::detections::to_json;
 use crate::error::{error, Context, Error};
 use crate::image::Image;
-use crate::{detect, files, gen_weights, tail};
+use crate::{files, gen_weights};
 
 /// Arguments of `tessera gateway`.
 #[derive(ClapArgs, Debug)]
@@ -101,6 +102,7 @@ pub fn gateway(args: &GatewayArgs) -> Result<(), Error> {
         model: model.clone(),
         slowdown: 1.0,
         key_override: None,
+        first_frame: None,
     })?;
     println!(
         "gateway up: {:?}, grid {}x{}, {} edges, tail {:?}",
@@ -144,15 +146,11 @@ pub fn gateway(args: &GatewayArgs) -> Result<(), Error> {
             continue;
         };
         let t = match cluster.kernel {
-            NodeKernel::Simd => {
-                tail::run_tail(&Fma::new(), &net, weights, cluster.layers, &out, &[])?
-            }
-            NodeKernel::Portable => {
-                tail::run_tail(&Portable, &net, weights, cluster.layers, &out, &[])?
-            }
+            NodeKernel::Simd => run_tail(&Fma::new(), &net, weights, cluster.layers, &out, &[])?,
+            NodeKernel::Portable => run_tail(&Portable, &net, weights, cluster.layers, &out, &[])?,
         };
         let (w, h) = (net.input().w as usize, net.input().h as usize);
-        let dets = detect::boxes(&net, &t.output, w, h, 0.24, 0.45)?;
+        let dets = boxes(&net, &t.output, w, h, 0.24, 0.45)?;
         println!(
             "frame {}.{}: {} ms in the cluster, {} boxes, tiles {:?}",
             f.frame.origin,
@@ -164,7 +162,7 @@ pub fn gateway(args: &GatewayArgs) -> Result<(), Error> {
         if let Some(dir) = &args.out {
             std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
             let path = dir.join(format!("frame-{}-{}.json", f.frame.origin, f.frame.number));
-            std::fs::write(&path, to_json(&dets, w, h))
+            std::fs::write(&path, to_json(&dets, w, h)?)
                 .context(|| format!("writing {}", path.display()))?;
         }
     }
@@ -200,6 +198,8 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
         model,
         slowdown: args.slowdown,
         key_override: None,
+        // A device reboots: its frames must not be mistaken for its previous life's.
+        first_frame: Some(per_start_frame_number()),
     })?;
     let shape = net.input();
     let total = args.input.len() * args.repeat;
@@ -218,7 +218,8 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
         if fed.saturating_sub(done) < SOURCE_QUEUE {
             if let Some(p) = inputs.next() {
                 let img = Image::load(p).context(|| format!("loading {}", p.display()))?;
-                node.submit(img.into_letterbox(shape.w as usize, shape.h as usize).data);
+                node.submit(img.into_letterbox(shape.w as usize, shape.h as usize).data)
+                    .map_err(|e| error("feeding frames", e.to_string()))?;
                 fed += 1;
                 continue;
             }

@@ -139,8 +139,14 @@ fn raw_input_and_bad_inputs_give_clear_errors() {
         "--upto",
         "3",
     ];
-    ok(&[&common[..], &["--dump", &a]].concat());
-    ok(&[&common[..], &["--grid", "2x3", "--reuse", "--dump", &b]].concat());
+    ok(&[&common[..], &["--kernel", "portable", "--dump", &a]].concat());
+    ok(&[
+        &common[..],
+        &[
+            "--kernel", "portable", "--grid", "2x3", "--reuse", "--dump", &b,
+        ],
+    ]
+    .concat());
     ok(&[
         &common[..],
         &["--grid", "4x4", "--kernel", "reference", "--dump", &c],
@@ -149,6 +155,19 @@ fn raw_input_and_bad_inputs_give_clear_errors() {
     let a = std::fs::read(a).unwrap();
     assert_eq!(a.len(), 10 * 8 * 2 * 4);
     assert!(a == std::fs::read(b).unwrap() && a == std::fs::read(c).unwrap());
+    // The default (fast) kernels: tiled equals whole bit for bit too.
+    let (d, e) = (dir.path("d-simd.f32"), dir.path("e-simd.f32"));
+    let said = ok(&[&common[..], &["--dump", &d]].concat());
+    ok(&[&common[..], &["--grid", "2x3", "--reuse", "--dump", &e]].concat());
+    let d = std::fs::read(d).unwrap();
+    assert_eq!(d.len(), a.len());
+    assert_eq!(d, std::fs::read(e).unwrap());
+    let auto = if cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
+        "Simd"
+    } else {
+        "Portable"
+    };
+    assert!(said.contains(&format!("kernel {auto}")), "{said}");
 
     // Truncated weights, a raw input of the wrong size, absurd grids, a garbage cfg.
     let bytes = std::fs::read(&w).unwrap();

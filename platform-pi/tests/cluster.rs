@@ -9,6 +9,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tessera_backends::driver::Model;
+use tessera_backends::pipeline::{boxes, run_frame, run_tail};
 use tessera_core::detect::Detection;
 use tessera_core::ftp::{FusedStack, Grid, Mode, Partition};
 use tessera_core::kernel::Portable;
@@ -18,8 +19,8 @@ use tessera_core::wire::{encode, FrameKey, Key, Message, Policy, Role};
 use tessera_pi::config::Cluster;
 use tessera_pi::demo::{fused_model, local_cluster, run_local, Faults, LocalRun};
 use tessera_pi::files::DEFAULT_CFG;
+use tessera_pi::gen_weights;
 use tessera_pi::image::Image;
-use tessera_pi::{detect, gen_weights, tail, tiled};
 
 const KEY: [u8; 32] = [0x42; 32];
 const LAYERS: usize = 16;
@@ -63,8 +64,7 @@ fn single_device(image: usize) -> &'static (Vec<f32>, Vec<Detection>) {
                 let stack = FusedStack::new(&f.net, LAYERS).unwrap();
                 let grid = Grid::new(1, 1, Partition::Darknet, &stack).unwrap();
                 let (out, _) =
-                    tiled::run_frame(&Portable, &stack, &w, &grid, Mode::Plain, &f.images[i])
-                        .unwrap();
+                    run_frame(&Portable, &stack, &w, &grid, Mode::Plain, &f.images[i]).unwrap();
                 let dets = detections(&out);
                 (out, dets)
             })
@@ -75,8 +75,8 @@ fn single_device(image: usize) -> &'static (Vec<f32>, Vec<Detection>) {
 fn detections(fused: &[f32]) -> Vec<Detection> {
     let f = fixture();
     let w = Weights::new(&f.net, f.net.layers().len(), &f.params).unwrap();
-    let t = tail::run_tail(&Portable, &f.net, &w, LAYERS, fused, &[]).unwrap();
-    detect::boxes(&f.net, &t.output, 640, 425, 0.24, 0.45).unwrap()
+    let t = run_tail(&Portable, &f.net, &w, LAYERS, fused, &[]).unwrap();
+    boxes(&f.net, &t.output, 640, 425, 0.24, 0.45).unwrap()
 }
 
 fn model(grid: (u32, u32)) -> Arc<Model> {

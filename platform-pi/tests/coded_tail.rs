@@ -12,23 +12,24 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use tessera_backends::coded::tail::{
+    bit_identical, max_abs_diff, CodedTail, CodedTailError, TailScheme,
+};
+use tessera_backends::pipeline::{run_frame, run_tail};
 use tessera_core::detect::Detection;
 use tessera_core::ftp::{FusedStack, Grid, Mode, Partition};
 use tessera_core::kernel::Portable;
 use tessera_core::model::weights::Weights;
 use tessera_core::model::{cfg, Network};
 use tessera_core::wire::{FrameKey, NodeId, Policy};
-use tessera_pi::coded_tail::{
-    bit_identical, max_abs_diff, CodedTail, CodedTailError, CodedTailStage, StageSpec, StageStats,
-    TailScheme,
-};
+use tessera_pi::coded_tail::{CodedTailStage, StageSpec, StageStats};
 use tessera_pi::config::NodeKernel;
 use tessera_pi::demo::{
     detections_match, fused_model, local_cluster, run_local_with, Faults, LocalRun,
 };
 use tessera_pi::files::DEFAULT_CFG;
+use tessera_pi::gen_weights;
 use tessera_pi::image::Image;
-use tessera_pi::{detect, gen_weights, tail, tiled};
 
 const KEY: [u8; 32] = [0x24; 32];
 const LAYERS: usize = 16;
@@ -65,7 +66,7 @@ fn fixture() -> &'static Fixture {
                 let w = Weights::new(&net, LAYERS, &params).unwrap();
                 let stack = FusedStack::new(&net, LAYERS).unwrap();
                 let grid = Grid::new(1, 1, Partition::Darknet, &stack).unwrap();
-                tiled::run_frame(&Portable, &stack, &w, &grid, Mode::Plain, img)
+                run_frame(&Portable, &stack, &w, &grid, Mode::Plain, img)
                     .unwrap()
                     .0
             })
@@ -96,13 +97,13 @@ fn coded_tail(scheme: TailScheme, edges: u16) -> CodedTail {
 fn plain_tail(fused: &[f32]) -> Vec<f32> {
     let f = fixture();
     let w = Weights::new(&f.net, f.net.layers().len(), &f.params).unwrap();
-    tail::run_tail(&Portable, &f.net, &w, LAYERS, fused, &[])
+    run_tail(&Portable, &f.net, &w, LAYERS, fused, &[])
         .unwrap()
         .output
 }
 
 fn boxes(region: &[f32]) -> Vec<Detection> {
-    detect::boxes(&fixture().net, region, 640, 425, 0.24, 0.45).unwrap()
+    tessera_backends::pipeline::boxes(&fixture().net, region, 640, 425, 0.24, 0.45).unwrap()
 }
 
 /// The centralised coded run of image `i` as `CodedModel::reference_with` computes it.

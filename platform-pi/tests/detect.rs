@@ -3,15 +3,14 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use tessera_backends::pipeline::{boxes, run_tail, Tail, TailError};
 use tessera_core::detect::{DEFAULT_NMS, DEFAULT_THRESH};
 use tessera_core::kernel::tail::entry_index;
 use tessera_core::kernel::Portable;
 use tessera_core::model::weights::Weights;
 use tessera_core::model::Shape;
-use tessera_pi::detect::boxes;
 use tessera_pi::image::Image;
 use tessera_pi::rng::SplitMix64;
-use tessera_pi::tail::run_tail;
 use tessera_pi::{files, gen_weights};
 
 /// A layer-15-like map: leaky-ReLU-shaped values of the right order.
@@ -35,18 +34,31 @@ fn yolov2_tail_runs_end_to_end_and_deterministically() {
     let params = gen_weights::params(&net, 32, 7);
     let weights = Weights::new(&net, 32, &params).unwrap();
     let input = layer15_output(3);
-    let a = run_tail(&Portable, &net, &weights, 16, &input, &[]).unwrap();
+    // One layer per step, timed here (the library reads no clock).
+    let mut tail = Tail::new(&net, 16, &input, &[]).unwrap();
+    let mut layer_times = Vec::new();
+    loop {
+        let t0 = std::time::Instant::now();
+        let Some(l) = tail.step(&Portable, &weights).unwrap() else {
+            break;
+        };
+        layer_times.push((l, t0.elapsed()));
+    }
+    let a = tail.finish();
     eprintln!(
-        "tail [16, 32): {:.3} s; per layer: {:?}",
-        a.elapsed.as_secs_f64(),
-        a.layer_times
+        "tail [16, 32) per layer: {:?}",
+        layer_times
             .iter()
             .map(|(l, t)| format!("{l}: {:.0} ms", t.as_secs_f64() * 1e3))
             .collect::<Vec<_>>()
     );
     assert_eq!(a.shape, Shape::new(19, 19, 425));
     assert_eq!(a.output.len(), 19 * 19 * 425);
-    assert_eq!(a.layer_times.len(), 16);
+    assert_eq!(a.layers, 16);
+    assert_eq!(
+        layer_times.iter().map(|(l, _)| *l).collect::<Vec<_>>(),
+        (16..32).collect::<Vec<_>>()
+    );
     assert!(a.output.iter().all(|v| v.is_finite()));
     // Activated region: objectness in [0, 1], class probabilities summing to 1.
     let cells = 19 * 19;
@@ -63,6 +75,7 @@ fn yolov2_tail_runs_end_to_end_and_deterministically() {
     let spread = a.output.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     assert!(spread > 0.0 && spread < 1e4, "{spread}");
     let b = run_tail(&Portable, &net, &weights, 16, &input, &[]).unwrap();
+    assert_eq!(b.layers, 16);
     assert!(
         a.output
             .iter()
@@ -85,16 +98,36 @@ fn tail_refuses_bad_inputs() {
     let params = gen_weights::params(&net, 32, 7);
     let weights = Weights::new(&net, 32, &params).unwrap();
     let input = layer15_output(3);
-    let err = |r: Result<_, tessera_pi::error::Error>| r.unwrap_err().to_string();
-    assert!(err(run_tail(&Portable, &net, &weights, 16, &input[1..], &[])).contains("values"));
-    assert!(err(run_tail(&Portable, &net, &weights, 0, &input, &[])).contains("tail must start"));
-    assert!(err(run_tail(&Portable, &net, &weights, 32, &input, &[])).contains("tail must start"));
+    let err = |r: Result<_, TailError>| {
+        let e = r.unwrap_err();
+        (e, e.to_string())
+    };
+    let (e, text) = err(run_tail(&Portable, &net, &weights, 16, &input[1..], &[]));
+    assert!(
+        matches!(e, TailError::InputSize { got, layer: 15, .. } if got == input.len() - 1),
+        "{e:?}"
+    );
+    assert!(text.contains("values"), "{text}");
+    for from in [0, 32] {
+        let (e, text) = err(run_tail(&Portable, &net, &weights, from, &input, &[]));
+        assert_eq!(e, TailError::Range { from, layers: 32 });
+        assert!(text.contains("tail must start"), "{text}");
+    }
     // From layer 26 (input: layer 25's output) the route at 28 also reads layer 24.
     let out25 = vec![0.5f32; 38 * 38 * 512];
-    assert!(err(run_tail(&Portable, &net, &weights, 26, &out25, &[]))
-        .contains("route source 24 was not given"));
+    let (e, text) = err(run_tail(&Portable, &net, &weights, 26, &out25, &[]));
+    assert_eq!(
+        e,
+        TailError::Missing {
+            layer: 28,
+            source: 24
+        }
+    );
+    assert!(text.contains("route source 24 was not given"), "{text}");
     let few = Weights::new(&net, 16, &params).unwrap();
-    assert!(err(run_tail(&Portable, &net, &few, 16, &input, &[])).contains("do not cover"));
+    let (e, text) = err(run_tail(&Portable, &net, &few, 16, &input, &[]));
+    assert_eq!(e, TailError::Weights { layer: 16 });
+    assert!(text.contains("do not cover"), "{text}");
 }
 
 #[test]
@@ -107,7 +140,7 @@ fn tail_can_start_later_with_earlier_outputs() {
     let out24: Vec<f32> = (0..19 * 19 * 1024).map(|i| (i % 5) as f32 * 0.2).collect();
     let a = run_tail(&Portable, &net, &weights, 26, &out25, &[(24, &out24)]).unwrap();
     assert_eq!(a.shape, Shape::new(19, 19, 425));
-    assert_eq!(a.layer_times.len(), 6);
+    assert_eq!(a.layers, 6);
     let other24: Vec<f32> = out24.iter().map(|v| v + 0.3).collect();
     let b = run_tail(&Portable, &net, &weights, 26, &out25, &[(24, &other24)]).unwrap();
     assert_ne!(a.output, b.output, "the route really reads layer 24");

@@ -100,5 +100,10 @@ pub fn link_config(
         first_seq: 1,
         peer_dead,
         retry: Duration::from_millis(100),
+        // A fixed period: the simulated schedules stay those of the fixed-retry link.
+        max_backoff: Duration::from_millis(100),
+        // smoltcp's connect never waits; its socket buffers already bound what a peer holds.
+        connect: Duration::from_secs(2),
+        backlog: usize::MAX,
     }
 }

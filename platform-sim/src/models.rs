@@ -1,14 +1,12 @@
 //! The networks the simulator runs: YOLOv2's fused layers 0–15 (cost model) and a small net
 //! for real kernels, with deterministic parameters and inputs.
 
-use tessera_backends::driver::Model;
-use tessera_core::exec::{run_tile, scratch_elems, NoStrips};
-use tessera_core::ftp::{FusedStack, Grid, Mode, Partition, TilePlan};
+use tessera_backends::driver::{Model, ModelError};
+use tessera_backends::pipeline::{run_frame, FrameError};
+use tessera_core::ftp::{Grid, Mode, Partition, PlanError};
 use tessera_core::kernel::Portable;
 use tessera_core::model::weights::param_count;
 use tessera_core::model::{cfg, Activation, Conv, LayerKind, MaxPool, Network, Shape};
-use tessera_core::tensor::FeatureView;
-use tessera_core::Region;
 
 /// The YOLOv2 608×608 cfg the project ships.
 pub const YOLO_CFG: &str = include_str!("../../data/yolov2-608.cfg");
@@ -98,29 +96,24 @@ pub fn image(model: &Model, k: u32, real: bool) -> Vec<f32> {
     }
 }
 
-/// The single-device reference: the whole frame as one tile with `exec::run_tile`.
-pub fn reference(model: &Model, image: &[f32]) -> Vec<f32> {
-    let stack = FusedStack::new(&model.net, model.layers).expect("stack");
-    let grid = Grid::new(1, 1, Partition::Darknet, &stack).expect("1x1 grid");
-    let plan = TilePlan::new(&stack, &grid, 0, Mode::Plain).expect("plan");
-    let n = scratch_elems(&stack, &plan).expect("scratch");
-    let (mut a, mut b) = (vec![0.0; n], vec![0.0; n]);
-    let s = stack.output();
-    let mut out = vec![0.0; (s.w * s.h * s.c) as usize];
-    let i = stack.input();
-    let input = FeatureView::new(image, Region::full(i.w, i.h), i.c).expect("input view");
-    let w = model.weights().expect("weights");
-    run_tile(
-        &Portable,
-        &stack,
-        &w,
-        &plan,
-        &input,
-        &mut a,
-        &mut b,
-        &mut NoStrips,
-        &mut out,
-    )
-    .expect("reference run");
-    out
+/// Why the single-device reference could not run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ReferenceError {
+    /// The model's stack or weights were refused.
+    Model(ModelError),
+    /// The 1x1 grid was refused.
+    Grid(PlanError),
+    /// The frame failed.
+    Frame(FrameError),
+}
+
+/// The single-device reference: the whole frame as one tile (a 1x1 grid) through
+/// `backends::pipeline::run_frame`, as `tessera layers` runs it, with the portable kernels.
+pub fn reference(model: &Model, image: &[f32]) -> Result<Vec<f32>, ReferenceError> {
+    let stack = model.stack().map_err(ReferenceError::Model)?;
+    let grid = Grid::new(1, 1, Partition::Darknet, &stack).map_err(ReferenceError::Grid)?;
+    let w = model.weights().map_err(ReferenceError::Model)?;
+    run_frame(&Portable, &stack, &w, &grid, Mode::Plain, image)
+        .map(|(out, _)| out)
+        .map_err(ReferenceError::Frame)
 }

@@ -8,10 +8,16 @@
 //! computes the shards it is sent with the parameters of its shards and answers within the
 //! task's budget, or drops the work. Like the FTP driver, it takes time as an argument, so
 //! the same code runs over Linux sockets and over smoltcp in the simulator.
+//!
+//! [`tail`] maps a network's tail (YOLOv2's layers 16–31) onto coded layers; with `std`,
+//! [`ThreadShards`] computes a worker's shards on its own thread.
 
 extern crate alloc;
 
 pub mod model;
+pub mod tail;
+#[cfg(feature = "std")]
+mod thread_shards;
 
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
@@ -30,6 +36,8 @@ use tessera_core::Region;
 pub use model::{
     Activation, CodedModel, CodedModelError, ConvGeom, LayerScheme, LinearLayer, Numeric,
 };
+#[cfg(feature = "std")]
+pub use thread_shards::ThreadShards;
 
 use crate::driver::DriverError;
 use crate::link::{Link, LinkConfig, LinkEvent, LinkStats};

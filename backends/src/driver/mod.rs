@@ -10,8 +10,14 @@
 extern crate alloc;
 
 pub mod compute;
+#[cfg(feature = "std")]
+pub mod node_thread;
+#[cfg(feature = "std")]
+pub mod readiness;
+#[cfg(feature = "std")]
+pub mod thread;
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -20,7 +26,7 @@ use embedded_nal::TcpFullStack;
 use tessera_core::ftp::{Mode, Side};
 use tessera_core::model::Shape;
 use tessera_core::runtime::{
-    Action, Config, Control, Edge, Gateway, RuntimeError, Stats, SubmitError, Verdict, Work,
+    Action, Config, Edge, Gateway, RuntimeError, Stats, SubmitError, Verdict, Work,
     MAX_FRAMES_PER_SOURCE,
 };
 use tessera_core::tensor::{copy_overlap, region_len, FeatureView, FeatureViewMut};
@@ -166,6 +172,9 @@ pub struct NodeStats {
     pub peak_store_bytes: usize,
     /// Largest set of feature buffers one computation held (input, scratch, output, strips).
     pub peak_compute_bytes: usize,
+    /// Sends the link refused for a full peer backlog; each item was dropped and is
+    /// recovered by the runtime's timeouts (see `LinkConfig::backlog`).
+    pub sends_refused: u64,
 }
 
 /// One cluster node: link + state machine + stores + executor.
@@ -178,6 +187,15 @@ pub struct Node<S: TcpFullStack, X: Executor> {
     finished: Vec<Finished>,
     stats: NodeStats,
     computing: bool,
+    /// Peers the machine was told are connected (`on_connected`, no `on_disconnected` since).
+    up: BTreeSet<NodeId>,
+}
+
+/// A link event kept in arrival order until the link's poll returns.
+enum Event {
+    Up(NodeId),
+    Down(NodeId),
+    Message(PendingMsg),
 }
 
 fn bytes_of(f: &FrameData) -> usize {
@@ -197,7 +215,9 @@ fn read_tensor(t: &Tensor<'_>) -> Vec<f32> {
 }
 
 impl<S: TcpFullStack, X: Executor> Node<S, X> {
-    /// A node running `config` as `link.me` (0: the gateway) over `stack`.
+    /// A node running `config` as `link.me` (0: the gateway) over `stack`. An edge numbers its
+    /// frames from 0; a source that may restart sets a per-start value with
+    /// [`Node::set_first_frame`].
     pub fn new(
         stack: S,
         link: LinkConfig,
@@ -222,7 +242,18 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             finished: Vec::new(),
             stats: NodeStats::default(),
             computing: false,
+            up: BTreeSet::new(),
         })
+    }
+
+    /// Numbers this data source's next frames from `first` (wrapping). A node that may restart
+    /// passes a value that grows with each start (e.g. the low 32 bits of a microsecond clock,
+    /// like `LinkConfig::first_seq`), so the gateway never mistakes a new frame for one of the
+    /// previous run. Call before the first [`Node::submit`]; the gateway ignores it.
+    pub fn set_first_frame(&mut self, first: u32) {
+        if let Machine::Edge(e) = &mut self.machine {
+            e.set_next_frame(first);
+        }
     }
 
     /// This node's id.
@@ -280,34 +311,30 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
     }
 
     /// Does all pending work: network I/O, finished computations, due timers, actions.
+    ///
+    /// The link owns the session (Hello, heartbeats, silence); the machine only hears
+    /// `on_connected`/`on_disconnected`, in the order the link reported them relative to the
+    /// peers' messages.
     pub fn poll(&mut self, now: Instant) {
-        let mut events: Vec<(NodeId, Result<(), LinkError>)> = Vec::new();
-        // Messages are handled inside the callback (they borrow the receive buffer).
-        let mut pending: Vec<PendingMsg> = Vec::new();
+        // Messages are copied out inside the callback (they borrow the receive buffer).
+        let mut events: Vec<Event> = Vec::new();
         self.link.poll(now, |_, ev| match ev {
-            LinkEvent::Up(p) => events.push((p, Ok(()))),
-            LinkEvent::Down(p, e) => events.push((p, Err(e))),
+            LinkEvent::Up(p) => events.push(Event::Up(p)),
+            LinkEvent::Down(p, _) => events.push(Event::Down(p)),
             LinkEvent::Refused(_) => {}
-            LinkEvent::Message(p, msg) => pending.push(PendingMsg::capture(p, &msg)),
+            // Session traffic: the link already counted it as a sign of life.
+            LinkEvent::Message(_, Message::Heartbeat | Message::Hello { .. }) => {}
+            LinkEvent::Message(p, msg) => events.push(Event::Message(PendingMsg::capture(p, &msg))),
         });
-        for (p, up) in events {
-            match up {
-                Ok(()) => {
-                    machine!(&mut self.machine, m => m.on_connected(now, p));
-                    if let Machine::Gateway(g) = &mut self.machine {
-                        // The link already exchanged Hello; the gateway counts edges by it.
-                        let hello = Message::Hello {
-                            node: p,
-                            role: tessera_core::wire::Role::Edge,
-                        };
-                        let _ = g.on_message(now, p, &hello);
-                    }
-                }
-                Err(_) => machine!(&mut self.machine, m => m.on_disconnected(now, p)),
+        for ev in events {
+            match ev {
+                Event::Up(p) => self.peer_up(now, p),
+                Event::Down(p) => self.peer_down(now, p),
+                Event::Message(msg) => self.on_message(now, msg),
             }
-        }
-        for msg in pending {
-            self.on_message(now, msg);
+            // Each event may queue a burst of actions (a reconnected source re-registers all
+            // its frames); carry them out before the next event needs room.
+            self.pump(now);
         }
         if let Some(done) = self.exec.poll() {
             self.computing = false;
@@ -326,11 +353,41 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 self.stats.refused += 1;
                 if e.peer_fault() {
                     self.link.disconnect(p.from);
-                    machine!(&mut self.machine, m => m.on_disconnected(now, p.from));
+                    self.peer_down(now, p.from);
                 }
                 let _: RuntimeError = e;
             }
         }
+    }
+
+    /// Tells the machine `p` is connected (once per connection).
+    fn peer_up(&mut self, now: Instant, p: NodeId) {
+        if self.up.insert(p) {
+            machine!(&mut self.machine, m => m.on_connected(now, p));
+        }
+    }
+
+    /// Tells the machine `p` is gone (once per connection).
+    fn peer_down(&mut self, now: Instant, p: NodeId) {
+        if self.up.remove(&p) {
+            machine!(&mut self.machine, m => m.on_disconnected(now, p));
+        }
+    }
+
+    /// Reports peers whose connection the link dropped without an event (a send that failed
+    /// on the socket closes it on the spot) as disconnected, so the machine stops waiting for
+    /// replies to messages that were never sent. True when one was found.
+    fn reconcile(&mut self, now: Instant) -> bool {
+        let gone: Vec<NodeId> = self
+            .up
+            .iter()
+            .copied()
+            .filter(|&p| !self.link.is_up(p))
+            .collect();
+        for &p in &gone {
+            self.peer_down(now, p);
+        }
+        !gone.is_empty()
     }
 
     /// Forgets, on an edge, the strips of other sources' frames `MAX_FRAMES_PER_SOURCE` or more
@@ -483,22 +540,36 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         self.note_store();
     }
 
-    /// Carries out every queued action.
+    /// Carries out every queued action, then reports peers lost while sending (which may
+    /// queue more actions). Bounded: each extra round removes a peer from `up`.
     fn pump(&mut self, now: Instant) {
-        while let Some(a) = machine!(&mut self.machine, m => m.poll(now)) {
-            self.act(now, a);
+        loop {
+            while let Some(a) = machine!(&mut self.machine, m => m.poll(now)) {
+                self.act(now, a);
+            }
+            if !self.reconcile(now) {
+                break;
+            }
+        }
+    }
+
+    /// Counts a send the link refused because the peer's backlog was full. The item (task,
+    /// result, strips, frame, control message) is dropped, not kept for a retry: a peer that
+    /// let `LinkConfig::backlog` bytes pile up is not reading, and the runtime already
+    /// recovers lost work by its timeouts (the gateway re-issues a tile after `tile_timeout`,
+    /// a frame fails at its source after `frame_deadline`), as it does for a peer that died.
+    /// Other send errors mean the peer is gone, which the link reports as `Down`.
+    fn note_send(&mut self, sent: Result<(), LinkError>) {
+        if let Err(LinkError::Backlog { .. }) = sent {
+            self.stats.sends_refused += 1;
         }
     }
 
     fn act(&mut self, now: Instant, action: Action) {
         match action {
-            // The link says Hello itself, authenticated, before anything else.
-            Action::Send {
-                msg: Control::Hello { .. },
-                ..
-            } => {}
             Action::Send { to, msg } => {
-                let _ = self.link.send_control(now, to, &msg.to_message());
+                let sent = self.link.send_control(now, to, &msg.to_message());
+                self.note_send(sent);
             }
             Action::SubmitFrame { frame } => {
                 let Some(img) = self.frames.get(&frame).and_then(|f| f.image.as_ref()) else {
@@ -512,12 +583,13 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     channels: shape.c,
                     data: &[],
                 };
-                let _ = self.link.send(
+                let sent = self.link.send(
                     now,
                     GATEWAY,
                     &Message::FrameSubmit { frame, input: t },
                     Body::Values(img),
                 );
+                self.note_send(sent);
             }
             Action::SendTask {
                 to,
@@ -534,7 +606,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     channels: c,
                     data: &[],
                 };
-                let _ = self.link.send(
+                let sent = self.link.send(
                     now,
                     to,
                     &Message::Task {
@@ -545,6 +617,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     },
                     Body::Values(&values),
                 );
+                self.note_send(sent);
             }
             Action::SendResult { to, frame, tile } => {
                 let Some(f) = self.frames.get_mut(&frame) else {
@@ -559,7 +632,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     channels: c,
                     data: &[],
                 };
-                let _ = self.link.send(
+                let sent = self.link.send(
                     now,
                     to,
                     &Message::Result {
@@ -569,6 +642,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     },
                     Body::Values(&values),
                 );
+                self.note_send(sent);
             }
             Action::SendStrips {
                 to,
@@ -598,7 +672,8 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     tile,
                     strips: tessera_core::wire::StripsView::EMPTY,
                 };
-                let _ = self.link.send(now, to, &msg, Body::Strips(&sources));
+                let sent = self.link.send(now, to, &msg, Body::Strips(&sources));
+                self.note_send(sent);
             }
             Action::SendLayerTask {
                 to,
@@ -622,7 +697,8 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     output,
                     input: t,
                 };
-                let _ = self.link.send(now, to, &msg, Body::Values(&values));
+                let sent = self.link.send(now, to, &msg, Body::Values(&values));
+                self.note_send(sent);
             }
             Action::SendLayerResult {
                 to,
@@ -647,7 +723,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     channels: c,
                     data: &[],
                 };
-                let _ = self.link.send(
+                let sent = self.link.send(
                     now,
                     to,
                     &Message::LayerResult {
@@ -658,6 +734,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     },
                     Body::Values(&values),
                 );
+                self.note_send(sent);
             }
             Action::Compute(work) => self.compute(work),
             Action::LayerComplete { frame, layer } => {
@@ -669,7 +746,6 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             }
             Action::FrameComplete { frame } => self.finish(now, frame, true),
             Action::FrameFailed { frame } => self.finish(now, frame, false),
-            Action::Disconnect { peer, .. } => self.link.disconnect(peer),
             _ => {}
         }
     }

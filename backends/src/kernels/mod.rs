@@ -27,8 +27,8 @@
 //! ```
 //!
 //! where `x̃` is the input with zeros outside the map's columns (rows outside the map are
-//! skipped), `a_o = γ/(√σ² + 10⁻⁶)` and `b_o = β − μ·a_o` are the batch norm and bias folded in
-//! double precision and rounded to f32 (without batch norm `a = 1`, `b = β`). Nothing in it
+//! skipped), `a_o = γ/(√σ² + ε)` and `b_o = β − μ·a_o` are the batch norm and bias folded in
+//! double precision (`tessera_core::kernel::batch_norm::fold`, ε Darknet's 10⁻⁶) and rounded to f32 (without batch norm `a = 1`, `b = β`). Nothing in it
 //! depends on the output region, on which lane of a vector or which thread computes the
 //! output, or on the instruction set: every micro-kernel and the scalar path agree bit for bit
 //! (armv7 NEON flushes subnormals to zero: there, for normal numbers), a tiled run equals the
@@ -79,7 +79,9 @@ extern crate std;
 
 use alloc::vec::Vec;
 
-use tessera_core::kernel::{check_conv_call, input_span, KernelError, Kernels, Portable};
+use tessera_core::kernel::{
+    batch_norm, check_conv_call, input_span, KernelError, Kernels, Portable,
+};
 use tessera_core::model::weights::ConvParams;
 use tessera_core::model::{Activation, Conv, MaxPool, Shape};
 use tessera_core::region::{Region, Span};
@@ -551,17 +553,8 @@ fn conv_range(ctx: &Ctx<'_>, oa: usize, ob: usize, out: &mut [f32]) {
 
 /// Batch norm and bias of output channel `o` folded into `(a, b)` (see the module docs).
 fn fold(params: &ConvParams<'_>, o: usize) -> (f32, f32) {
-    match &params.bn {
-        Some(bn) => {
-            let denom = libm::sqrt(bn.variance[o] as f64) + 0.000001f32 as f64;
-            let a = bn.scales[o] as f64 / denom;
-            (
-                a as f32,
-                (params.biases[o] as f64 - bn.mean[o] as f64 * a) as f32,
-            )
-        }
-        None => (1.0, params.biases[o]),
-    }
+    let f = batch_norm::fold(params, o);
+    (f.scale as f32, f.shift)
 }
 
 /// Geometry of the zero-padded copy of the input a region needs: row length, rows per channel

@@ -54,5 +54,8 @@ pub fn link(
         first_seq: 1,
         peer_dead,
         retry: Duration::from_millis(10),
+        max_backoff: tessera_backends::link::MAX_BACKOFF,
+        connect: Duration::from_secs(2),
+        backlog: tessera_backends::link::DEFAULT_BACKLOG,
     }
 }

@@ -7,6 +7,7 @@
 //! so a tiled run is bit-identical to the full frame with the same kernel. [`Reference`] and
 //! [`Portable`] share that order and the post-processing, so they agree bit for bit too.
 
+pub mod batch_norm;
 mod portable;
 mod reference;
 pub mod tail;
@@ -163,7 +164,8 @@ pub fn check_conv_call(
 }
 
 /// Per-output-channel post-processing, computed exactly as Darknet does at inference:
-/// `((x − μ) / (√σ² + 1e-6))` in double precision, `· γ`, `+ β`, then the activation.
+/// `((x − μ) / (√σ² + ε))` in double precision ([`batch_norm::denominator`]), `· γ`, `+ β`,
+/// then the activation.
 #[derive(Clone, Copy, Debug)]
 pub struct Post {
     mean: f32,
@@ -180,7 +182,7 @@ impl Post {
         let (mean, denom, scale, bn) = match &params.bn {
             Some(bn) => (
                 bn.mean[o],
-                libm::sqrt(bn.variance[o] as f64) + 0.000001f32 as f64,
+                batch_norm::denominator(bn.variance[o]),
                 bn.scales[o],
                 true,
             ),

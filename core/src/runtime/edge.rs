@@ -5,13 +5,13 @@ use heapless::Deque;
 
 use crate::ftp::{Level, Side};
 use crate::time::Instant;
-use crate::wire::{FrameKey, Message, NodeId, Policy, Role, TileMode, GATEWAY};
+use crate::wire::{FrameKey, Message, NodeId, Policy, TileMode, GATEWAY};
 
 use super::gateway::neighbour_sides;
 use super::source::{oldest, End, SrcFrame};
 use super::types::{
-    earliest, side_bit, Action, Actions, Config, Control, DisconnectReason, RuntimeError,
-    SubmitError, TileSet, Verdict, Work,
+    earliest, side_bit, Action, Actions, Config, Control, PeerSet, RuntimeError, SubmitError,
+    TileSet, Verdict, Work,
 };
 use super::{Stats, MAX_EDGE_WORK, MAX_FRAMES_PER_SOURCE};
 
@@ -52,18 +52,41 @@ struct Current {
 #[derive(Clone, Copy, Debug)]
 struct Submitted {
     key: FrameKey,
+    /// Submission order (re-submission goes oldest first).
+    seq: u64,
     deadline: Instant,
 }
 
 /// The edge's state machine. See the [module docs](super) for the protocol.
+///
+/// # Sessions
+///
+/// The transport owns connections, greetings and liveness; the edge only hears
+/// [`on_connected`](Edge::on_connected) / [`on_disconnected`](Edge::on_disconnected) and only
+/// sends to peers it was told are up (a thief offered a victim it has no connection to yet backs
+/// off until that connection comes up, instead of waiting a whole `tile_timeout` for a reply to
+/// a message that was never sent).
+///
+/// # Frames in flight when the gateway is lost
+///
+/// They are **re-submitted**. While the gateway connection is down a source keeps its frames
+/// (their deadlines still run) and submits no new ones. When the gateway is up again — the same
+/// gateway after a network outage, or a restarted one that knows nothing of them — every frame
+/// still in flight starts over, oldest first: a WST/WST-S frame re-registers with all its tiles
+/// queued again (tiles computed before went to the old gateway, whose results and strips may be
+/// gone), a WSH/BODP frame is submitted again ([`Action::SubmitFrame`]: the driver keeps the
+/// image until the frame ends). A gateway that still holds the frame discards the duplicates;
+/// a frame that cannot finish before its deadline fails there as usual. A source starts its
+/// frame numbers at a per-start value ([`Edge::with_first_frame`], [`Edge::set_next_frame`]) so
+/// a restarted source never reuses a number the gateway may still hold for its previous life.
 pub struct Edge {
     cfg: Config,
     id: NodeId,
     now: Instant,
     actions: Actions,
     gateway_up: bool,
-    gateway_heard: Instant,
-    next_heartbeat: Instant,
+    /// Other edges connected to this one (possible victims).
+    edges_up: PeerSet,
     own: [Option<SrcFrame>; MAX_FRAMES_PER_SOURCE],
     submitted: [Option<Submitted>; MAX_FRAMES_PER_SOURCE],
     seq: u64,
@@ -75,25 +98,36 @@ pub struct Edge {
 }
 
 impl Edge {
-    /// Edge `id` (`!= 0`), not yet connected, at `now`.
+    /// Edge `id` (`!= 0`), not yet connected, at `now`; its frames are numbered from 0.
     pub fn new(config: Config, id: NodeId, now: Instant) -> Edge {
+        Edge::with_first_frame(config, id, now, 0)
+    }
+
+    /// As [`Edge::new`], numbering this source's frames from `first_frame` (wrapping). A node
+    /// that may restart passes a value that grows with each start, e.g. the low 32 bits of a
+    /// microsecond clock, so the gateway never mistakes a new frame for one of the previous run.
+    pub fn with_first_frame(config: Config, id: NodeId, now: Instant, first_frame: u32) -> Edge {
         Edge {
             cfg: config,
             id,
             now,
             actions: Actions::new(),
             gateway_up: false,
-            gateway_heard: now,
-            next_heartbeat: now,
+            edges_up: PeerSet::default(),
             own: core::array::from_fn(|_| None),
             submitted: [None; MAX_FRAMES_PER_SOURCE],
             seq: 0,
-            next_number: 0,
+            next_number: first_frame,
             inbox: Deque::new(),
             current: None,
             ask: Ask::Idle,
             stats: Stats::default(),
         }
+    }
+
+    /// Numbers the next frames from `number` (wrapping): see [`Edge::with_first_frame`].
+    pub fn set_next_frame(&mut self, number: u32) {
+        self.next_number = number;
     }
 
     /// This edge's node id.
@@ -116,47 +150,39 @@ impl Edge {
         self.own.iter().flatten().count() + self.submitted.iter().flatten().count()
     }
 
-    /// A connection to `peer` is up. For the gateway: says `Hello`, re-registers own frames.
+    /// A connection to `peer` is up (the transport already authenticated it). The gateway: own
+    /// frames in flight start over there (see [`Edge`]), and the edge asks for
+    /// work. Another edge: it may now be stolen from; a thief backing off asks again.
     pub fn on_connected(&mut self, now: Instant, peer: NodeId) {
         self.now = now;
-        if peer != GATEWAY {
+        if peer == self.id {
             return;
         }
-        self.gateway_up = true;
-        self.gateway_heard = now;
-        self.next_heartbeat = now + self.cfg.heartbeat_interval;
-        self.ask = Ask::Idle;
-        self.actions.send(
-            GATEWAY,
-            Control::Hello {
-                node: self.id,
-                role: Role::Edge,
-            },
-        );
-        for f in self.own.iter_mut().flatten() {
-            if f.queued() > 0 {
-                f.registered = true;
-                self.actions.send(
-                    GATEWAY,
-                    Control::Register {
-                        frame: f.key,
-                        tiles: f.queued(),
-                    },
-                );
-            } else {
-                f.registered = false;
+        if peer != GATEWAY {
+            self.edges_up.insert(peer);
+            if matches!(self.ask, Ask::Backoff { .. }) {
+                self.ask = Ask::Idle;
             }
+            self.kick();
+            return;
+        }
+        if !self.gateway_up {
+            self.gateway_up = true;
+            self.ask = Ask::Idle;
+            self.resubmit();
         }
         self.kick();
     }
 
-    /// The connection to `peer` is gone: tiles lent to it are re-queued; a steal in progress
-    /// from it is dropped.
+    /// The connection to `peer` is gone. Another edge: tiles lent to it are re-queued; a steal
+    /// in progress from it is dropped. The gateway: own frames wait for it to come back (see
+    /// [`Edge`]).
     pub fn on_disconnected(&mut self, now: Instant, peer: NodeId) {
         self.now = now;
         if peer == GATEWAY {
             self.gateway_down();
         } else {
+            self.edges_up.remove(peer);
             for i in 0..MAX_FRAMES_PER_SOURCE {
                 if self.own[i].as_mut().is_some_and(|f| f.peer_gone(peer)) {
                     self.stats.tiles_redispatched += 1;
@@ -171,12 +197,55 @@ impl Edge {
     }
 
     fn gateway_down(&mut self) {
+        if !self.gateway_up {
+            return;
+        }
         self.gateway_up = false;
         self.ask = Ask::Idle;
         if let Some(c) = self.current {
             if c.fetch.is_some() {
                 self.fetch_failed();
             }
+        }
+    }
+
+    /// Starts every own frame in flight over at a (re)connected gateway, oldest first so the
+    /// gateway sees their numbers in order.
+    fn resubmit(&mut self) {
+        let running = match self.current {
+            Some(Current {
+                work: Work::Tile { frame, tile, .. },
+                own: true,
+                ..
+            }) => Some((frame, tile)),
+            _ => None,
+        };
+        let (grid, reuse) = (self.cfg.grid, self.cfg.reuse());
+        let mut after = 0;
+        while let Some(i) = oldest(&self.own, |f| f.seq, |f| f.seq > after) {
+            let Some(f) = self.own[i].as_mut() else {
+                break;
+            };
+            after = f.seq;
+            f.restart(&grid, reuse, running.filter(|r| r.0 == f.key).map(|r| r.1));
+            f.registered = f.queued() > 0;
+            if f.registered {
+                self.actions.send(
+                    GATEWAY,
+                    Control::Register {
+                        frame: f.key,
+                        tiles: f.queued(),
+                    },
+                );
+            }
+        }
+        let mut after = 0;
+        while let Some(i) = oldest(&self.submitted, |s| s.seq, |s| s.seq > after) {
+            let Some(s) = self.submitted[i] else {
+                break;
+            };
+            after = s.seq;
+            self.actions.push(Action::SubmitFrame { frame: s.key });
         }
     }
 
@@ -235,7 +304,12 @@ impl Edge {
                 .position(Option::is_none)
                 .filter(|_| self.frames_in_flight() < MAX_FRAMES_PER_SOURCE)
                 .ok_or(SubmitError::TooManyFrames)?;
-            self.submitted[slot] = Some(Submitted { key, deadline });
+            self.seq += 1;
+            self.submitted[slot] = Some(Submitted {
+                key,
+                seq: self.seq,
+                deadline,
+            });
             self.actions.push(Action::SubmitFrame { frame: key });
         }
         self.next_number = self.next_number.wrapping_add(1);
@@ -267,11 +341,8 @@ impl Edge {
             return unexpected;
         }
         let gw = from == GATEWAY;
-        if gw {
-            if !self.gateway_up {
-                return Err(RuntimeError::UnknownPeer { peer: from });
-            }
-            self.gateway_heard = now;
+        if gw && !self.gateway_up {
+            return Err(RuntimeError::UnknownPeer { peer: from });
         }
         let tiles = self.cfg.tiles();
         let check_tile = |tile: u16| {
@@ -284,6 +355,7 @@ impl Edge {
         let policy = self.cfg.policy;
         let stealing = self.cfg.stealing();
         let v = match *msg {
+            // Session messages belong to the transport; one passed up anyway changes nothing.
             Message::Heartbeat | Message::Hello { .. } => Verdict::Accept,
             Message::Task {
                 frame, tile, mode, ..
@@ -322,6 +394,13 @@ impl Edge {
             Message::StealReply { victim } if gw && stealing => {
                 if let Ask::Steal { .. } = self.ask {
                     match victim.filter(|&v| v != self.id) {
+                        // Not connected to the victim (yet): a `StealTask` could not be sent;
+                        // ask again after the backoff or as soon as the victim comes up.
+                        Some(v) if v != GATEWAY && !self.edges_up.contains(v) => {
+                            self.ask = Ask::Backoff {
+                                until: now + self.cfg.steal_backoff,
+                            }
+                        }
                         Some(v) => {
                             self.actions.send(v, Control::StealTask);
                             self.ask = Ask::Victim {
@@ -675,18 +754,6 @@ impl Edge {
     }
 
     fn service(&mut self, now: Instant) {
-        if self.gateway_up {
-            if self.gateway_heard + self.cfg.peer_timeout <= now {
-                self.actions.push(Action::Disconnect {
-                    peer: GATEWAY,
-                    reason: DisconnectReason::PeerTimeout,
-                });
-                self.gateway_down();
-            } else if now >= self.next_heartbeat {
-                self.actions.send(GATEWAY, Control::Heartbeat);
-                self.next_heartbeat = now + self.cfg.heartbeat_interval;
-            }
-        }
         match self.ask {
             Ask::Task { until }
             | Ask::Steal { until }
@@ -742,10 +809,6 @@ impl Edge {
             return Some(self.now);
         }
         let mut at = None;
-        if self.gateway_up {
-            at = earliest(at, Some(self.next_heartbeat));
-            at = earliest(at, Some(self.gateway_heard + self.cfg.peer_timeout));
-        }
         match self.ask {
             Ask::Task { until }
             | Ask::Steal { until }

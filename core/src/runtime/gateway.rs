@@ -4,21 +4,20 @@
 use crate::ftp::{Level, Side};
 use crate::region::Region;
 use crate::time::Instant;
-use crate::wire::{FrameKey, Message, NodeId, Policy, Role, TileMode, GATEWAY};
+use crate::wire::{FrameKey, Message, NodeId, Policy, TileMode, GATEWAY};
 
 use super::bodp::{self, Bodp, Stripe};
 use super::source::{oldest, End, SrcFrame};
 use super::types::{
-    earliest, Action, Actions, Config, Control, DisconnectReason, RuntimeError, SubmitError,
-    TileSet, Verdict, Work, REJECT_NO_STRIPS,
+    earliest, Action, Actions, Config, Control, RuntimeError, SubmitError, TileSet, Verdict, Work,
+    REJECT_NO_STRIPS,
 };
 use super::{Stats, MAX_EDGES, MAX_EDGE_WORK, MAX_FRAMES_PER_SOURCE, MAX_GATEWAY_FRAMES};
 
-/// A connected edge that said `Hello`.
+/// A connected edge.
 #[derive(Clone, Copy, Debug)]
 struct Peer {
     id: NodeId,
-    last_heard: Instant,
     /// Asked for work and got none: push work (WSH) or a `Register` (WST) when some appears.
     hungry: bool,
     /// Highest frame number seen from this peer as a data source.
@@ -63,7 +62,6 @@ pub struct Gateway {
     now: Instant,
     actions: Actions,
     peers: [Option<Peer>; MAX_EDGES],
-    next_heartbeat: Instant,
     last_victim: Option<NodeId>,
     frames: [Option<GwFrame>; MAX_GATEWAY_FRAMES],
     seq: u64,
@@ -80,7 +78,6 @@ impl Gateway {
             now,
             actions: Actions::new(),
             peers: [None; MAX_EDGES],
-            next_heartbeat: now + config.heartbeat_interval,
             last_victim: None,
             frames: core::array::from_fn(|_| None),
             seq: 0,
@@ -100,7 +97,7 @@ impl Gateway {
         self.stats
     }
 
-    /// Edges alive (said `Hello`, not disconnected or timed out).
+    /// Edges connected (`on_connected`, not `on_disconnected` since).
     pub fn alive_edges(&self) -> usize {
         self.peers.iter().flatten().count()
     }
@@ -130,10 +127,26 @@ impl Gateway {
             .position(|f| f.as_ref().is_some_and(|f| f.key == key))
     }
 
-    /// A connection to `peer` is up. The peer counts once it said `Hello`.
+    /// A connection to edge `peer` is up (the transport already authenticated it): it counts
+    /// as alive and gets work. Beyond [`MAX_EDGES`] edges a newcomer is not tracked and its
+    /// messages are refused with [`RuntimeError::UnknownPeer`].
     pub fn on_connected(&mut self, now: Instant, peer: NodeId) {
         self.now = now;
-        let _ = peer;
+        if peer == GATEWAY || self.peer(peer).is_some() {
+            return;
+        }
+        let Some(slot) = self.peers.iter().position(Option::is_none) else {
+            return;
+        };
+        self.peers[slot] = Some(Peer {
+            id: peer,
+            hungry: false,
+            latest: None,
+            speed: 0,
+            outstanding: 0,
+            late: false,
+        });
+        self.kick();
     }
 
     /// The connection to `peer` is gone: its lent tiles and stripes are re-dispatched, and the
@@ -185,42 +198,9 @@ impl Gateway {
         }
         let kind = msg.kind();
         let unexpected = Err(RuntimeError::Unexpected { peer: from, kind });
-        if let Message::Hello { node, role } = *msg {
-            if node != from || from == GATEWAY || role != Role::Edge {
-                return unexpected;
-            }
-            match self.peer(from) {
-                Some(p) => {
-                    if let Some(p) = self.peers[p].as_mut() {
-                        p.last_heard = now;
-                    }
-                }
-                None => {
-                    let slot = self
-                        .peers
-                        .iter()
-                        .position(Option::is_none)
-                        .ok_or(RuntimeError::TooManyPeers)?;
-                    self.peers[slot] = Some(Peer {
-                        id: from,
-                        last_heard: now,
-                        hungry: false,
-                        latest: None,
-                        speed: 0,
-                        outstanding: 0,
-                        late: false,
-                    });
-                }
-            }
-            self.kick();
-            return Ok(Verdict::Accept);
-        }
         let Some(p) = self.peer(from) else {
             return Err(RuntimeError::UnknownPeer { peer: from });
         };
-        if let Some(p) = self.peers[p].as_mut() {
-            p.last_heard = now;
-        }
         let tiles = self.cfg.tiles();
         let check_tile = |tile: u16| {
             if tile < tiles {
@@ -231,7 +211,8 @@ impl Gateway {
         };
         let policy = self.cfg.policy;
         let v = match *msg {
-            Message::Heartbeat | Message::Reject { .. } => Verdict::Accept,
+            // Session messages belong to the transport; one passed up anyway changes nothing.
+            Message::Heartbeat | Message::Hello { .. } | Message::Reject { .. } => Verdict::Accept,
             Message::TaskRequest if policy == Policy::Wsh => {
                 if !self.give_task(p, End::Head) {
                     self.actions.send(from, Control::NoTask);
@@ -1039,29 +1020,6 @@ impl Gateway {
     }
 
     fn service(&mut self, now: Instant) {
-        if now >= self.next_heartbeat {
-            for p in self.peers.iter().flatten() {
-                self.actions.send(p.id, Control::Heartbeat);
-            }
-            self.next_heartbeat = now + self.cfg.heartbeat_interval;
-        }
-        let timeout = self.cfg.peer_timeout;
-        while self.actions.room() {
-            let Some(dead) = self
-                .peers
-                .iter()
-                .flatten()
-                .find(|p| p.last_heard + timeout <= now)
-                .map(|p| p.id)
-            else {
-                break;
-            };
-            self.actions.push(Action::Disconnect {
-                peer: dead,
-                reason: DisconnectReason::PeerTimeout,
-            });
-            self.remove_peer(dead);
-        }
         for i in 0..MAX_GATEWAY_FRAMES {
             if !self.actions.room() {
                 return;
@@ -1097,10 +1055,7 @@ impl Gateway {
         if !self.actions.is_empty() {
             return Some(self.now);
         }
-        let mut at = Some(self.next_heartbeat);
-        for p in self.peers.iter().flatten() {
-            at = earliest(at, Some(p.last_heard + self.cfg.peer_timeout));
-        }
+        let mut at = None;
         for f in self.frames.iter().flatten() {
             at = earliest(at, Some(f.deadline));
             if let Some(src) = &f.src {

@@ -17,10 +17,21 @@
 //! [`MAX_FRAMES_PER_SOURCE`], [`MAX_STRIPES`], `ftp::MAX_TILES`; frame slots are recycled and
 //! frame numbers may wrap. Nothing from the network indexes an array unchecked.
 //!
+//! # Sessions
+//!
+//! Connections, greetings (`Hello`), heartbeats and liveness belong to the transport (the
+//! driver's link), not to these machines: the driver calls `on_connected(peer)` once a peer is
+//! authenticated and `on_disconnected(peer)` when its connection is gone, for whatever reason.
+//! The gateway counts an edge as alive between the two and refuses messages from any other
+//! ([`RuntimeError::UnknownPeer`]); an edge talks to the gateway and to other edges only while
+//! they are connected. A driver that cannot deliver a message to a peer must report the peer
+//! disconnected, so nothing waits a timeout for a reply to a message never sent. Nodes start in
+//! any order and may restart with the same id: a peer that comes up (again) is used at once.
+//! Frames in flight at a source when its gateway connection goes down are re-submitted when it
+//! is back (see [`Edge`]).
+//!
 //! # Message sequences
 //!
-//! Every edge opens with `Hello` to the gateway (the gateway ignores anything else from a node
-//! that has not said it) and both sides exchange `Heartbeat` every `heartbeat_interval`.
 //!
 //! * **WSH** — source: `FrameSubmit` (action [`Action::SubmitFrame`]) → gateway queues the
 //!   frame's tiles (oldest frame first across sources). Worker: `TaskRequest` → `Task` (lent
@@ -62,8 +73,7 @@ mod types;
 pub use edge::Edge;
 pub use gateway::Gateway;
 pub use types::{
-    Action, Config, Control, DisconnectReason, RuntimeError, StackShape, SubmitError, Verdict,
-    Work, REJECT_NO_STRIPS,
+    Action, Config, Control, RuntimeError, StackShape, SubmitError, Verdict, Work, REJECT_NO_STRIPS,
 };
 
 /// Most edges a gateway tracks at once.

@@ -93,6 +93,16 @@ impl SrcFrame {
         }
     }
 
+    /// Starts the frame over for a gateway that may know nothing of it (a restarted one):
+    /// every tile queued again, computed ones too, since their results went to the old
+    /// gateway; `running` (a tile of this frame being computed here) stays running.
+    pub(crate) fn restart(&mut self, grid: &Grid, reuse: bool, running: Option<u16>) {
+        *self = SrcFrame::new(self.key, self.seq, self.deadline, grid, reuse);
+        if let Some(t) = running {
+            self.run(t);
+        }
+    }
+
     pub(crate) fn queued(&self) -> u16 {
         self.queue.len() as u16
     }

@@ -8,7 +8,7 @@ use heapless::Deque;
 use crate::ftp::{FusedStack, Grid, Side, MAX_FUSED, MAX_TILES};
 use crate::region::Region;
 use crate::time::{Duration, Instant};
-use crate::wire::{FrameKey, Kind, Message, NodeId, Policy, Role, TileMode};
+use crate::wire::{FrameKey, Kind, Message, NodeId, Policy, TileMode};
 
 use super::ACTION_QUEUE;
 
@@ -85,17 +85,14 @@ pub struct Config {
     /// A frame not finished this long after it entered the cluster is abandoned
     /// ([`Action::FrameFailed`]).
     pub frame_deadline: Duration,
-    /// Period of [`Control::Heartbeat`] on gateway links.
-    pub heartbeat_interval: Duration,
-    /// A gateway-link peer silent for this long is declared dead ([`Action::Disconnect`]).
-    pub peer_timeout: Duration,
     /// Gateway only: compute tiles (or stripes) itself while no edge is alive.
     pub gateway_fallback: bool,
 }
 
 impl Config {
     /// A configuration with the default timeouts: tile 2 s, steal backoff 50 ms, frame 60 s,
-    /// heartbeat 500 ms, peer timeout 3 s, gateway fallback on.
+    /// gateway fallback on. Connection liveness is not the machines' concern: the transport
+    /// reports peers up and down.
     pub fn new(policy: Policy, stack: &FusedStack<'_>, grid: Grid) -> Config {
         Config::with_shape(policy, StackShape::from_stack(stack), grid)
     }
@@ -109,8 +106,6 @@ impl Config {
             tile_timeout: Duration::from_secs(2),
             steal_backoff: Duration::from_millis(50),
             frame_deadline: Duration::from_secs(60),
-            heartbeat_interval: Duration::from_millis(500),
-            peer_timeout: Duration::from_secs(3),
             gateway_fallback: true,
         }
     }
@@ -132,10 +127,6 @@ impl Config {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[allow(missing_docs)] // fields mirror `wire::Message`
 pub enum Control {
-    Hello {
-        node: NodeId,
-        role: Role,
-    },
     Register {
         frame: FrameKey,
         tiles: u16,
@@ -163,7 +154,6 @@ pub enum Control {
         frame: FrameKey,
         complete: bool,
     },
-    Heartbeat,
     Reject {
         code: u16,
     },
@@ -173,7 +163,6 @@ impl Control {
     /// The wire message.
     pub const fn to_message(self) -> Message<'static> {
         match self {
-            Control::Hello { node, role } => Message::Hello { node, role },
             Control::Register { frame, tiles } => Message::Register { frame, tiles },
             Control::Unregister { frame } => Message::Unregister { frame },
             Control::StealRequest => Message::StealRequest,
@@ -186,7 +175,6 @@ impl Control {
             }
             Control::Coverage { frame, tile } => Message::Coverage { frame, tile },
             Control::FrameDone { frame, complete } => Message::FrameDone { frame, complete },
-            Control::Heartbeat => Message::Heartbeat,
             Control::Reject { code } => Message::Reject { code },
         }
     }
@@ -228,14 +216,6 @@ impl Work {
             Work::Tile { frame, .. } | Work::Layer { frame, .. } => frame,
         }
     }
-}
-
-/// Why the state machine asks the driver to drop a connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum DisconnectReason {
-    /// Nothing heard within `peer_timeout`.
-    PeerTimeout,
 }
 
 /// What the driver must do. Data is named by ids; the driver moves the bytes.
@@ -330,17 +310,11 @@ pub enum Action {
         /// The frame.
         frame: FrameKey,
     },
-    /// The frame is abandoned (deadline, source gone, no capacity); drop its storage.
+    /// The frame is abandoned (deadline, source gone, gateway lost, no capacity); drop its
+    /// storage.
     FrameFailed {
         /// The frame.
         frame: FrameKey,
-    },
-    /// Close the connection to `peer` (the state machine already forgot it).
-    Disconnect {
-        /// The peer.
-        peer: NodeId,
-        /// Why.
-        reason: DisconnectReason,
     },
 }
 
@@ -358,7 +332,8 @@ pub enum Verdict {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RuntimeError {
-    /// The sender never said `Hello` (or was declared dead); the driver should drop it.
+    /// The sender is not connected as far as the machine knows (no `on_connected`, or
+    /// `on_disconnected` since); the driver should drop it.
     UnknownPeer {
         /// The sender.
         peer: NodeId,
@@ -482,6 +457,27 @@ impl TileSet {
     }
     pub(crate) fn len(&self) -> u16 {
         self.0.count_ones() as u16
+    }
+}
+
+/// A set of node ids: the peers a machine was told are connected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub(crate) struct PeerSet([u64; 4]);
+
+impl PeerSet {
+    /// Ids past 255 are never members (no cluster has that many nodes).
+    pub(crate) fn contains(&self, p: NodeId) -> bool {
+        p < 256 && self.0[p as usize / 64] & (1 << (p % 64)) != 0
+    }
+    pub(crate) fn insert(&mut self, p: NodeId) {
+        if p < 256 {
+            self.0[p as usize / 64] |= 1 << (p % 64);
+        }
+    }
+    pub(crate) fn remove(&mut self, p: NodeId) {
+        if p < 256 {
+            self.0[p as usize / 64] &= !(1 << (p % 64));
+        }
     }
 }
 

@@ -1,13 +1,17 @@
 //! A shard executor on its own thread ([`ThreadShards`]), with an optional slowdown.
 
+extern crate std;
+
+use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
-use tessera_backends::coded::{CodedModel, ShardDone, ShardExecutor, ShardJob};
 use tessera_core::kernel::Kernels;
+
+use super::{CodedModel, ShardDone, ShardExecutor, ShardJob};
 
 /// Computes shards on a dedicated thread (so the node keeps serving its link while a shard
 /// of a large layer computes); an optional slowdown models a straggler (the thread sleeps
@@ -21,8 +25,8 @@ pub struct ThreadShards {
 }
 
 impl ThreadShards {
-    /// A compute thread with `kernels`.
-    pub fn new<K: Kernels + Send + 'static>(kernels: K, slowdown: f64) -> ThreadShards {
+    /// A compute thread with `kernels`; refused when the thread cannot be spawned.
+    pub fn new<K: Kernels + Send + 'static>(kernels: K, slowdown: f64) -> io::Result<ThreadShards> {
         let (jobs, rx) = mpsc::channel::<(Arc<CodedModel>, ShardJob)>();
         let (tx, done) = mpsc::channel();
         let cancel = Arc::new(AtomicBool::new(false));
@@ -52,14 +56,13 @@ impl ThreadShards {
                         break;
                     }
                 }
-            })
-            .expect("spawn a coded compute thread");
-        ThreadShards {
+            })?;
+        Ok(ThreadShards {
             jobs: Some(jobs),
             done,
             cancel,
             thread: Some(thread),
-        }
+        })
     }
 }
 

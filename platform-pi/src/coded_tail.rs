@@ -1,5 +1,6 @@
-//! The coded tail on a loopback cluster ([`CodedTailStage`]): one coded worker node per edge
-//! on its own thread and the coded gateway node, polled by the caller's loop.
+//! The coded tail (`tessera_backends::coded::tail`) on a loopback cluster
+//! ([`CodedTailStage`]): one coded worker node per edge on its own thread (its own 127.0.0.x
+//! address on a second port) and the coded gateway node, polled by the caller's loop.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -8,15 +9,18 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration as StdDuration, Instant as StdInstant, SystemTime, UNIX_EPOCH};
 
-use tessera_backends::coded::{CodedFinished, CodedNode, CodedNodeStats, InlineShards};
+use tessera_backends::coded::tail::{CodedTail, TailGlue};
+use tessera_backends::coded::{
+    CodedFinished, CodedNode, CodedNodeStats, InlineShards, ThreadShards,
+};
 use tessera_backends::link::LinkConfig;
 use tessera_backends::nal_std::StdStack;
+use tessera_backends::pipeline::AnyKernel;
 use tessera_core::kernel::Portable;
 use tessera_core::runtime::coded::CodedConfig;
 use tessera_core::time::{Duration, Instant};
 use tessera_core::wire::{FrameKey, Key, Limits, NodeId, GATEWAY};
 
-use super::{CodedTail, TailGlue, TailKernel, ThreadShards};
 use crate::config::NodeKernel;
 use crate::error::{error, Context, Error};
 
@@ -61,7 +65,7 @@ impl Drop for WorkerThread {
     }
 }
 
-type GatewayNode = CodedNode<StdStack, InlineShards<TailKernel>, TailGlue<TailKernel>>;
+type GatewayNode = CodedNode<StdStack, InlineShards<AnyKernel>, TailGlue<AnyKernel>>;
 
 /// A tail frame out of the stage.
 #[derive(Debug)]
@@ -105,7 +109,7 @@ pub fn loopback_addr(id: NodeId, port: u16) -> SocketAddr {
 impl CodedTailStage {
     /// Starts the coded gateway (here) and a worker on each present edge.
     pub fn start(tail: &CodedTail, spec: &StageSpec) -> Result<CodedTailStage, Error> {
-        let kernel = TailKernel::of(spec.kernel);
+        let kernel = AnyKernel::of(spec.kernel);
         let first_seq = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_micros() as u64)
@@ -119,6 +123,9 @@ impl CodedTailStage {
             first_seq,
             peer_dead: Duration::from_secs(3),
             retry: Duration::from_millis(50),
+            max_backoff: tessera_backends::link::MAX_BACKOFF,
+            connect: Duration::from_secs(2),
+            backlog: tessera_backends::link::DEFAULT_BACKLOG,
         };
         let config = CodedConfig {
             data_grace: Duration::from_micros(spec.data_grace.as_micros() as u64),
@@ -149,9 +156,10 @@ impl CodedTailStage {
                 .find(|(n, _)| *n == id)
                 .map_or(1.0, |&(_, f)| f);
             let exec = match kernel {
-                TailKernel::Portable => ThreadShards::new(Portable, slowdown),
-                TailKernel::Simd(k) => ThreadShards::new(k, slowdown),
-            };
+                AnyKernel::Portable => ThreadShards::new(Portable, slowdown),
+                AnyKernel::Simd(k) => ThreadShards::new(k, slowdown),
+            }
+            .context(|| "spawning a coded compute thread")?;
             let mut node = CodedNode::new(
                 StdStack::new(addr.ip()),
                 link(id, vec![(GATEWAY, loopback_addr(GATEWAY, spec.port))]),

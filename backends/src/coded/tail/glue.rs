@@ -1,18 +1,61 @@
 //! The gateway's work between coded layers ([`TailGlue`]): max pools through the core
 //! kernels, route, reorg and region through `tessera_core::kernel::tail`.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+extern crate alloc;
 
-use tessera_backends::coded::Glue;
-use tessera_core::kernel::{tail, Kernels};
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use tessera_core::kernel::{tail, KernelError, Kernels};
 use tessera_core::model::{LayerKind, Network};
-use tessera_core::tensor::{FeatureView, FeatureViewMut};
+use tessera_core::tensor::{FeatureView, FeatureViewMut, ViewError};
 use tessera_core::wire::FrameKey;
 use tessera_core::Region;
 
+use super::super::Glue;
 use super::CodedTailError;
+
+/// Why a gateway step between coded layers failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GlueError {
+    /// The layer's output size overflows.
+    Overflow,
+    /// A convolution the coded model does not hold.
+    Conv,
+    /// An output the layer reads is not held (any more).
+    Gone {
+        /// The layer whose output is missing.
+        source: usize,
+    },
+    /// A map does not fit its view.
+    View(ViewError),
+    /// The max-pool kernel refused its views.
+    Kernel(KernelError),
+    /// A route, reorg or region refused its maps.
+    Op(tail::TailError),
+    /// A step between coded layers failed (counted by [`TailGlue::failures`]).
+    Failed,
+}
+
+impl fmt::Display for GlueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GlueError::Overflow => f.write_str("output size overflows"),
+            GlueError::Conv => f.write_str("a convolution outside the coded model"),
+            GlueError::Gone { source } => write!(f, "output of layer {source} is gone"),
+            GlueError::View(e) => write!(f, "{e}"),
+            GlueError::Kernel(e) => write!(f, "{e}"),
+            GlueError::Op(e) => write!(f, "{e}"),
+            GlueError::Failed => f.write_str("a gateway step between coded layers failed"),
+        }
+    }
+}
+
+impl core::error::Error for GlueError {}
 
 /// The gateway's work between the coded layers of one tail: pools, routes, reorgs and the
 /// region head, with the outputs routes read kept per frame.
@@ -24,6 +67,7 @@ pub struct TailGlue<K> {
     /// Per frame, the outputs still to be read, by layer.
     frames: BTreeMap<FrameKey, BTreeMap<usize, Vec<f32>>>,
     failures: Arc<AtomicU64>,
+    last_failure: Option<CodedTailError>,
 }
 
 impl<K: Kernels> TailGlue<K> {
@@ -42,6 +86,7 @@ impl<K: Kernels> TailGlue<K> {
             route_use,
             frames: BTreeMap::new(),
             failures: Arc::new(AtomicU64::new(0)),
+            last_failure: None,
         }
     }
 
@@ -54,6 +99,11 @@ impl<K: Kernels> TailGlue<K> {
     /// the returned handle.
     pub fn failures(&self) -> Arc<AtomicU64> {
         self.failures.clone()
+    }
+
+    /// The most recent failed step's error, if any.
+    pub fn last_failure(&self) -> Option<&CodedTailError> {
+        self.last_failure.as_ref()
     }
 
     /// Layer `done` of `frame` produced `output`: runs layers `done+1 .. until` and returns the
@@ -86,50 +136,38 @@ impl<K: Kernels> TailGlue<K> {
         store.insert(done, output);
         for j in done + 1..until {
             let layer = &layers[j];
-            let fail = |message: String| CodedTailError::Glue { layer: j, message };
-            let len = layer
-                .output
-                .elements()
-                .ok_or_else(|| fail("output size overflows".into()))?;
+            let fail = |error: GlueError| CodedTailError::Glue { layer: j, error };
+            let len = layer.output.elements().ok_or(fail(GlueError::Overflow))?;
             let mut out = vec![0.0f32; len];
-            let prev = || {
-                store
-                    .get(&(j - 1))
-                    .ok_or_else(|| fail(format!("output of layer {} is gone", j - 1)))
-            };
+            let read = |source: usize| store.get(&source).ok_or(fail(GlueError::Gone { source }));
+            let view = |e| fail(GlueError::View(e));
+            let op = |e| fail(GlueError::Op(e));
             match &layer.kind {
-                LayerKind::Conv(_) => {
-                    return Err(fail("a convolution outside the coded model".into()));
-                }
+                LayerKind::Conv(_) => return Err(fail(GlueError::Conv)),
                 LayerKind::MaxPool(pool) => {
                     let map = layer.input;
-                    let src = FeatureView::new(prev()?, Region::full(map.w, map.h), map.c)
-                        .map_err(|e| fail(e.to_string()))?;
+                    let src = FeatureView::new(read(j - 1)?, Region::full(map.w, map.h), map.c)
+                        .map_err(view)?;
                     let o = layer.output;
-                    let mut dst = FeatureViewMut::new(&mut out, Region::full(o.w, o.h), o.c)
-                        .map_err(|e| fail(e.to_string()))?;
+                    let mut dst =
+                        FeatureViewMut::new(&mut out, Region::full(o.w, o.h), o.c).map_err(view)?;
                     self.kernels
                         .maxpool(pool, map, &src, &mut dst)
-                        .map_err(|e| fail(e.to_string()))?;
+                        .map_err(|e| fail(GlueError::Kernel(e)))?;
                 }
                 LayerKind::Route(r) => {
                     let mut sources = Vec::with_capacity(r.layers.len());
                     for &src in r.layers.iter() {
                         let src = src as usize;
-                        let data = store
-                            .get(&src)
-                            .ok_or_else(|| fail(format!("route source {src} is gone")))?;
-                        sources.push((&data[..], layers[src].output));
+                        sources.push((&read(src)?[..], layers[src].output));
                     }
-                    tail::route(&sources, &mut out).map_err(|e| fail(e.to_string()))?;
+                    tail::route(&sources, &mut out).map_err(op)?;
                 }
                 LayerKind::Reorg(r) => {
-                    tail::reorg(prev()?, layer.input, r.stride, &mut out)
-                        .map_err(|e| fail(e.to_string()))?;
+                    tail::reorg(read(j - 1)?, layer.input, r.stride, &mut out).map_err(op)?;
                 }
                 LayerKind::Region(p) => {
-                    tail::region(prev()?, layer.input, p, &mut out)
-                        .map_err(|e| fail(e.to_string()))?;
+                    tail::region(read(j - 1)?, layer.input, p, &mut out).map_err(op)?;
                 }
             }
             store.insert(j, out);
@@ -158,7 +196,7 @@ impl<K: Kernels> TailGlue<K> {
                 // Cannot happen for a tail `CodedTail::new` checked; the empty map makes the
                 // next layer expire and the frame report the loss.
                 self.failures.fetch_add(1, Ordering::Relaxed);
-                eprintln!("coded tail, frame {}.{}: {e}", frame.origin, frame.number);
+                self.last_failure = Some(e);
                 Vec::new()
             }
         }

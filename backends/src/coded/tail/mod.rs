@@ -3,43 +3,39 @@
 //! Every convolution of the tail (`[from, end)`; for YOLOv2 from 16: layers 16, 18–24, 26, 29
 //! and 30) becomes one coded layer of a [`CodedModel`]: its filters split over `k` data shards
 //! plus parity (or replicas), each edge holding only its shards' weights. Batch norm is folded
-//! into the weights and bias exactly as the SIMD kernel folds it (`a = γ/(√σ² + 10⁻⁶)` in double
-//! precision, `w' = w·a`, `b' = β − μ·a`, rounded to f32), and the activation (leaky or linear)
-//! is applied by the gateway after decoding.
+//! into the weights and bias exactly as the SIMD kernel folds it
+//! (`tessera_core::kernel::batch_norm::fold`: `a = γ/(√σ² + ε)` in double precision,
+//! `w' = w·a`, `b' = β − μ·a`, rounded to f32), and the activation (leaky or linear) is applied
+//! by the gateway after decoding.
 //!
 //! Everything else runs on the gateway in a [`TailGlue`]: max pools through the core kernels,
 //! route, reorg and region through `tessera_core::kernel::tail`, as the plain tail
-//! ([`crate::tail`]) does. The glue keeps, per frame, the outputs a later route reads (layer 16
+//! ([`crate::pipeline::run_tail`]) does. The glue keeps, per frame, the outputs a later route reads (layer 16
 //! for route 25, layer 24 for route 28) until that route ran, and forgets the frame when it
 //! finishes.
-//!
-//! [`CodedTailStage`] runs the stage on a loopback cluster: one coded worker node per edge (own
-//! threads, its own 127.0.0.x address on a second port) and the coded gateway node, polled by
-//! the caller's loop.
+
+extern crate alloc;
 
 mod compare;
 mod glue;
-mod kernel;
-mod stage;
-mod thread_shards;
+mod scheme;
 
 pub use compare::{bit_identical, max_abs_diff};
-pub use glue::TailGlue;
-pub use kernel::TailKernel;
-pub use stage::{loopback_addr, CodedTailStage, StageSpec, StageStats, TailDone};
-pub use thread_shards::ThreadShards;
+pub use glue::{GlueError, TailGlue};
+pub use scheme::{SchemeError, TailScheme};
 
-use std::fmt;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt;
+use core::sync::atomic::Ordering;
 
-use tessera_backends::coded::{
-    Activation, CodedModel, CodedModelError, ConvGeom, LayerScheme, LinearLayer, Numeric,
-};
-use tessera_core::kernel::Kernels;
+use super::{Activation, CodedModel, CodedModelError, ConvGeom, LayerScheme, LinearLayer, Numeric};
+use tessera_core::kernel::batch_norm;
+use tessera_core::kernel::{Kernels, Portable};
 use tessera_core::model::weights::{ConvParams, Weights};
 use tessera_core::model::{Activation as ConvActivation, LayerKind, Network, Shape};
-use tessera_core::runtime::coded::{Protection, MAX_CODED_LAYERS};
+use tessera_core::runtime::coded::MAX_CODED_LAYERS;
 use tessera_core::wire::{FrameKey, NodeId, GATEWAY};
 
 /// Why the tail cannot run coded.
@@ -88,7 +84,7 @@ pub enum CodedTailError {
         layer: usize,
     },
     /// The scheme does not fit the edges.
-    Scheme(String),
+    Scheme(SchemeError),
     /// The coded model refused.
     Model(CodedModelError),
     /// A gateway layer (pool, route, reorg, region) failed.
@@ -96,7 +92,7 @@ pub enum CodedTailError {
         /// The layer.
         layer: usize,
         /// Why.
-        message: String,
+        error: GlueError,
     },
 }
 
@@ -135,14 +131,14 @@ impl fmt::Display for CodedTailError {
             CodedTailError::Weights { layer } => {
                 write!(f, "the weights do not cover tail layer {layer}")
             }
-            CodedTailError::Scheme(s) => f.write_str(s),
+            CodedTailError::Scheme(e) => write!(f, "{e}"),
             CodedTailError::Model(e) => write!(f, "coded model: {e}"),
-            CodedTailError::Glue { layer, message } => write!(f, "tail layer {layer}: {message}"),
+            CodedTailError::Glue { layer, error } => write!(f, "tail layer {layer}: {error}"),
         }
     }
 }
 
-impl std::error::Error for CodedTailError {}
+impl core::error::Error for CodedTailError {}
 
 impl From<CodedModelError> for CodedTailError {
     fn from(e: CodedModelError) -> Self {
@@ -150,100 +146,23 @@ impl From<CodedModelError> for CodedTailError {
     }
 }
 
-/// How the tail's layers are split over the edges (`--coded-tail`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TailScheme {
-    /// `cdc:R`: `edges − R` data shards plus `R` parity shards.
-    Cdc(usize),
-    /// `2mr`: `⌊edges/2⌋` data shards, each computed twice.
-    TwoMr,
-    /// `uncoded`: one data shard per edge, no protection.
-    Uncoded,
-}
-
-impl TailScheme {
-    /// Parses `cdc:R`, `2mr` or `uncoded`.
-    pub fn parse(s: &str) -> Result<TailScheme, String> {
-        let bad = || {
-            format!(
-                "unknown coded tail scheme '{s}': use cdc:R (R parity shards, R >= 1), 2mr or \
-                 uncoded"
-            )
-        };
-        match s {
-            "2mr" => Ok(TailScheme::TwoMr),
-            "uncoded" => Ok(TailScheme::Uncoded),
-            _ => {
-                let r = s
-                    .strip_prefix("cdc:")
-                    .and_then(|r| r.parse::<usize>().ok())
-                    .ok_or_else(bad)?;
-                if r == 0 {
-                    return Err(bad());
-                }
-                Ok(TailScheme::Cdc(r))
-            }
-        }
-    }
-
-    /// The split of every tail layer over `edges` workers.
-    pub fn layer_scheme(self, edges: usize) -> Result<LayerScheme, CodedTailError> {
-        let refuse = |why: String| Err(CodedTailError::Scheme(why));
-        match self {
-            TailScheme::Cdc(r) if r >= edges => refuse(format!(
-                "--coded-tail cdc:{r} needs more than {r} edges (k = edges − R data shards), \
-                 there are {edges}"
-            )),
-            TailScheme::Cdc(r) => Ok(LayerScheme {
-                k: edges - r,
-                r,
-                protection: Protection::Coded,
-            }),
-            TailScheme::TwoMr if edges < 2 => refuse(format!(
-                "--coded-tail 2mr needs 2 or more edges, there are {edges}"
-            )),
-            TailScheme::TwoMr => Ok(LayerScheme {
-                k: edges / 2,
-                r: 0,
-                protection: Protection::Replicated,
-            }),
-            TailScheme::Uncoded => Ok(LayerScheme {
-                k: edges,
-                r: 0,
-                protection: Protection::Coded,
-            }),
-        }
-    }
-}
-
-impl fmt::Display for TailScheme {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TailScheme::Cdc(r) => write!(f, "cdc:{r}"),
-            TailScheme::TwoMr => f.write_str("2mr"),
-            TailScheme::Uncoded => f.write_str("uncoded"),
-        }
-    }
-}
-
 /// A convolution's weights and bias with its batch norm folded in, as the SIMD kernel folds
-/// it: `a = γ/(√σ² + 10⁻⁶)` (f64, ε on the root as Darknet), `w' = w·a`, `b' = β − μ·a`.
+/// it ([`batch_norm::fold`]): `w' = w·a` with `a` in double precision, `b' = β − μ·a`.
 pub fn fold_batch_norm(params: &ConvParams<'_>, filters: usize) -> (Vec<f32>, Vec<f32>) {
-    let Some(bn) = &params.bn else {
+    if params.bn.is_none() {
         return (params.weights.to_vec(), params.biases.to_vec());
-    };
+    }
     let per = params.weights.len() / filters.max(1);
     let mut w = Vec::with_capacity(params.weights.len());
     let mut b = Vec::with_capacity(filters);
     for o in 0..filters {
-        let denom = (bn.variance[o] as f64).sqrt() + 0.000001f32 as f64;
-        let a = bn.scales[o] as f64 / denom;
+        let f = batch_norm::fold(params, o);
         w.extend(
             params.weights[o * per..(o + 1) * per]
                 .iter()
-                .map(|&x| (x as f64 * a) as f32),
+                .map(|&x| (x as f64 * f.scale) as f32),
         );
-        b.push((params.biases[o] as f64 - bn.mean[o] as f64 * a) as f32);
+        b.push(f.shift);
     }
     (w, b)
 }
@@ -354,7 +273,7 @@ impl CodedTail {
     /// Runs every gateway step once on zeros, so a tail whose pools, routes, reorgs or region
     /// do not fit is refused here rather than mid-frame.
     fn check_glue(&self) -> Result<(), CodedTailError> {
-        let mut glue = self.glue(TailKernel::Portable);
+        let mut glue = self.glue(Portable);
         let frame = FrameKey::new(GATEWAY, u32::MAX - 1);
         let n = self.convs.len();
         for (l, &j) in self.convs.iter().enumerate() {
@@ -433,7 +352,7 @@ impl CodedTail {
         if failures.load(Ordering::Relaxed) > 0 {
             return Err(CodedTailError::Glue {
                 layer: self.convs[0],
-                message: "a gateway step between coded layers failed".into(),
+                error: GlueError::Failed,
             });
         }
         Ok(out)

@@ -1,0 +1,134 @@
+//! Running the fused layers of one frame on one machine, whole or tile by tile.
+//!
+//! Tiles run in the data source's order (level 0 first, then level 1), each from the input
+//! region a data source would ship it, through the core executor, and are stitched into the
+//! full output map. With reuse, level-0 tiles leave their overlap strips in a strip map (the
+//! driver's, as the gateway's cache holds them in a cluster) for the level-1 tiles.
+
+extern crate alloc;
+
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt;
+
+use tessera_core::exec::{run_tile, ExecError};
+use tessera_core::ftp::{tile_macs, FusedStack, Grid, MemoryPlan, Mode, PlanError, TilePlan};
+use tessera_core::kernel::Kernels;
+use tessera_core::model::weights::Weights;
+use tessera_core::tensor::{copy_overlap, region_len, FeatureView, FeatureViewMut, ViewError};
+use tessera_core::Region;
+
+use super::AlignedBuf;
+use crate::driver::{StripMap, Strips};
+
+/// Why a frame could not run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameError {
+    /// The memory plan of the stack and grid was refused.
+    Memory(PlanError),
+    /// Tile `tile` could not be planned.
+    Plan {
+        /// The tile.
+        tile: usize,
+        /// Why.
+        error: PlanError,
+    },
+    /// `input` is not the network input's size.
+    Input(ViewError),
+    /// The output map's size overflows.
+    Output(ViewError),
+    /// Tile `tile` failed in the executor.
+    Tile {
+        /// The tile.
+        tile: usize,
+        /// Why.
+        error: ExecError,
+    },
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FrameError::Memory(e) => write!(f, "planning memory: {e}"),
+            FrameError::Plan { tile, error } => write!(f, "planning tile {tile}: {error}"),
+            FrameError::Input(e) => write!(f, "viewing the input: {e}"),
+            FrameError::Output(e) => write!(f, "sizing the output: {e}"),
+            FrameError::Tile { tile, error } => write!(f, "running tile {tile}: {error}"),
+        }
+    }
+}
+
+impl core::error::Error for FrameError {}
+
+/// What one frame cost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FrameStats {
+    /// Tiles run.
+    pub tiles: usize,
+    /// Multiply-accumulates actually computed over all tiles.
+    pub macs: u64,
+    /// Bytes of strips exchanged (reuse only).
+    pub strip_bytes: usize,
+}
+
+/// Runs layers `[0, L)` of `stack` on `input` (CHW, the network input) over `grid`, stitching
+/// the tiles' outputs into the full output map. A 1x1 grid is the whole frame on one device.
+pub fn run_frame<K: Kernels>(
+    kernels: &K,
+    stack: &FusedStack<'_>,
+    weights: &Weights<'_>,
+    grid: &Grid,
+    mode: Mode,
+    input: &[f32],
+) -> Result<(Vec<f32>, FrameStats), FrameError> {
+    let in_shape = stack.input();
+    let out_shape = stack.output();
+    let memory = MemoryPlan::new(stack, grid, mode).map_err(FrameError::Memory)?;
+    // Cache-line-aligned layer buffers: a kernel's output rows then start on lines, so its
+    // 16-column tiles store whole lines (a few percent on the wide early layers).
+    let mut buf_a = AlignedBuf::new(memory.tile_buffer_elems);
+    let mut buf_b = AlignedBuf::new(memory.tile_buffer_elems);
+    let mut tile_in = AlignedBuf::new(memory.tile_input_elems);
+    let mut tile_out = AlignedBuf::new(memory.tile_output_elems);
+    let full_region = Region::full(out_shape.w, out_shape.h);
+    let mut output =
+        vec![0.0f32; region_len(&full_region, out_shape.c).map_err(FrameError::Output)?];
+    let image = FeatureView::new(input, Region::full(in_shape.w, in_shape.h), in_shape.c)
+        .map_err(FrameError::Input)?;
+    let mut held = Strips::new();
+    let mut strips = StripMap(&mut held);
+    let mut macs = 0u64;
+    for tile in grid.schedule() {
+        let plan = TilePlan::new(stack, grid, tile, mode)
+            .map_err(|error| FrameError::Plan { tile, error })?;
+        macs += tile_macs(stack, &plan);
+        let failed = |error: ExecError| FrameError::Tile { tile, error };
+        let r0 = plan.input(0);
+        let mut dst = FeatureViewMut::new(tile_in.as_mut_slice(), r0, in_shape.c)
+            .map_err(|e| failed(e.into()))?;
+        copy_overlap(&image, &mut dst);
+        let src =
+            FeatureView::new(tile_in.as_slice(), r0, in_shape.c).map_err(|e| failed(e.into()))?;
+        let result = run_tile(
+            kernels,
+            stack,
+            weights,
+            &plan,
+            &src,
+            buf_a.as_mut_slice(),
+            buf_b.as_mut_slice(),
+            &mut strips,
+            tile_out.as_mut_slice(),
+        )
+        .map_err(failed)?;
+        let mut full = FeatureViewMut::new(&mut output, full_region, out_shape.c)
+            .map_err(FrameError::Output)?;
+        copy_overlap(&result, &mut full);
+    }
+    let stats = FrameStats {
+        tiles: grid.tile_count(),
+        macs,
+        strip_bytes: strips.bytes(),
+    };
+    Ok((output, stats))
+}

@@ -1,0 +1,24 @@
+//! One frame through the network on one machine: the fused stack tile by tile
+//! ([`run_frame`]), the tail on full maps ([`run_tail`]), region decoding and NMS ([`boxes`]),
+//! what boxes are called and where they sit in the image ([`class_name`], [`PixelBox`]), and
+//! the kernel set chosen at run time ([`AnyKernel`], feature `simd`).
+//!
+//! The cluster runs the same pieces split over nodes (tiles on the edges, the tail on the
+//! gateway); these are the single-machine runs the cluster's results are checked against, and
+//! what the simulator's reference and `tessera detect`/`layers` run.
+
+mod aligned;
+mod decode;
+mod frame;
+#[cfg(feature = "simd")]
+mod kernel;
+mod labels;
+mod tail;
+
+pub use aligned::AlignedBuf;
+pub use decode::{boxes, DecodeError};
+pub use frame::{run_frame, FrameError, FrameStats};
+#[cfg(feature = "simd")]
+pub use kernel::{AnyKernel, KernelChoice, UnknownKernel};
+pub use labels::{class_color, class_name, PixelBox, COCO_NAMES};
+pub use tail::{run_tail, Tail, TailError, TailRun};
