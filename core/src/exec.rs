@@ -2,12 +2,15 @@
 //!
 //! [`run_tile`] is the only code path: a full frame is the single tile of a 1×1 grid. It uses
 //! two caller-owned ping-pong buffers, each [`MemoryPlan::tile_buffer_elems`] long; the layer-0
-//! input is read from the caller's view and the last layer writes straight into `out`.
+//! input is read from the caller's view and the last layer writes straight into `out`. The pairs
+//! of [`PAIRS`](crate::ftp::band::PAIRS) run in row bands when the stack goes past them
+//! ([`crate::ftp::band`]), so the largest outputs of the stack never exist whole.
 //!
 //! [`MemoryPlan::tile_buffer_elems`]: crate::ftp::MemoryPlan::tile_buffer_elems
 
 use core::fmt;
 
+use crate::ftp::band::{self, Bands};
 use crate::ftp::{FusedStack, Side, TilePlan};
 use crate::kernel::{KernelError, Kernels};
 use crate::model::weights::Weights;
@@ -161,16 +164,11 @@ impl StripStore for NoStrips {
 }
 
 /// Scratch elements each ping-pong buffer needs for `plan`: every intermediate output and,
-/// when strips are stitched in, the enlarged next input.
+/// when strips are stitched in, the enlarged next input; for a banded tile (see
+/// [`ftp::band`](crate::ftp::band)) one band of layer 0 instead of its whole output.
 pub fn scratch_elems(stack: &FusedStack<'_>, plan: &TilePlan) -> Result<usize, ExecError> {
-    let mut need = 0;
-    for (l, layer) in stack.layers().iter().enumerate().take(stack.len() - 1) {
-        let c = layer.output.c;
-        need = need
-            .max(region_len(&plan.output(l), c)?)
-            .max(region_len(&plan.input(l + 1), c)?);
-    }
-    Ok(need)
+    let n = band::scratch_elems(stack, plan).map_err(|_| ExecError::View(ViewError::Overflow))?;
+    usize::try_from(n).map_err(|_| ExecError::View(ViewError::Overflow))
 }
 
 /// Which memory holds the current layer's input.
@@ -213,14 +211,114 @@ fn layer_step<K: Kernels>(
     res.map_err(|error| ExecError::Kernel { layer: l, error })
 }
 
+/// The strip of layer `l` this level-1 tile receives from its neighbour on `side`, checked
+/// to cover `r` with `c` channels.
+fn received<'s, S: StripStore>(
+    strips: &'s S,
+    plan: &TilePlan,
+    l: usize,
+    side: Side,
+    r: Region,
+    c: u32,
+) -> Result<FeatureView<'s>, ExecError> {
+    let from = side.opposite();
+    let missing = ExecError::MissingStrip {
+        tile: plan.neighbour(side).unwrap_or(usize::MAX),
+        layer: l,
+        side: from,
+    };
+    let tile = plan.neighbour(side).ok_or(missing)?;
+    let strip = strips.get(tile, l, from).ok_or(missing)?;
+    if strip.channels() != c || !strip.region().covers(&r) {
+        return Err(ExecError::StripMismatch {
+            tile,
+            layer: l,
+            side: from,
+        });
+    }
+    Ok(strip)
+}
+
+/// The banded pair `(l, l+1)` of a tile: `Ô_{l+1}` into `dst`, `spare` as scratch. Layer-`l`
+/// send strips are computed as regions of their own first; then each band computes its
+/// layer-`l` rows, stitches received layer-`l` strips in, and runs layer `l+1` into `dst`.
+#[allow(clippy::too_many_arguments)]
+fn banded_pair<K: Kernels, S: StripStore>(
+    kernels: &K,
+    stack: &FusedStack<'_>,
+    weights: &Weights<'_>,
+    plan: &TilePlan,
+    l: usize,
+    bands: Bands<'_, '_>,
+    input: &FeatureView<'_>,
+    dst: &mut [f32],
+    spare: &mut [f32],
+    strips: &mut S,
+) -> Result<(), ExecError> {
+    let (c0, c1) = (stack.layers()[l].output.c, stack.layers()[l + 1].output.c);
+    for side in Side::ALL {
+        let r = plan.send(l, side);
+        if r.is_empty() {
+            continue;
+        }
+        let mut s = FeatureViewMut::new(&mut *spare, r, c0)?;
+        layer_step(kernels, stack, weights, l, input, &mut s)?;
+        strips.put(plan.tile(), l, side, &s.as_view())?;
+    }
+    let mut whole = FeatureViewMut::new(dst, plan.output(l + 1), c1)?;
+    for b in bands {
+        let (computed, rest) = split(spare, region_len(&b.computed, c0)?)?;
+        let mut own = FeatureViewMut::new(computed, b.computed, c0)?;
+        if !b.computed.is_empty() {
+            layer_step(kernels, stack, weights, l, input, &mut own)?;
+        }
+        let (stitched, rest) = if b.computed == b.input {
+            (None, rest)
+        } else {
+            let (st, rest) = split(rest, region_len(&b.input, c0)?)?;
+            let mut st = FeatureViewMut::new(st, b.input, c0)?;
+            copy_overlap(&own.as_view(), &mut st);
+            for side in Side::ALL {
+                let r = plan.receive(l, side).intersect(&b.input);
+                if r.is_empty() {
+                    continue;
+                }
+                copy_overlap(&received(strips, plan, l, side, r, c0)?, &mut st);
+            }
+            (Some(st), rest)
+        };
+        let band_in = match &stitched {
+            Some(st) => st.as_view(),
+            None => own.as_view(),
+        };
+        let mut out = FeatureViewMut::new(rest, b.out, c1)?;
+        layer_step(kernels, stack, weights, l + 1, &band_in, &mut out)?;
+        copy_overlap(&out.as_view(), &mut whole);
+    }
+    Ok(())
+}
+
+/// `buf` cut after `n` values; a short buffer is [`ExecError::BufferTooSmall`] (the caller
+/// checked [`scratch_elems`], so this never fires for a well-sized buffer).
+fn split(buf: &mut [f32], n: usize) -> Result<(&mut [f32], &mut [f32]), ExecError> {
+    if buf.len() < n {
+        return Err(ExecError::BufferTooSmall {
+            needed: n,
+            available: buf.len(),
+        });
+    }
+    Ok(buf.split_at_mut(n))
+}
+
 /// Runs layers `0..L` of `stack` on one planned tile and returns the grid tile of the last
 /// layer's output, written at the start of `out`.
 ///
 /// `input` must cover `plan.input(0)` with all input channels. `buf_a` and `buf_b` each need
 /// [`scratch_elems`] values (at most `MemoryPlan::tile_buffer_elems`). A level-0 Reuse tile
-/// `put`s each of its send strips as soon as the layer is done; a level-1 Reuse tile stitches
-/// each next input from its own output plus the strips it `get`s, and fails with
-/// [`ExecError::MissingStrip`] when one is absent.
+/// `put`s each of its send strips as soon as the layer is done (the first layer of a banded
+/// pair: computed on their own, before the pair's bands); a level-1 Reuse tile stitches each
+/// next input (each band's, in a banded pair) from its own output plus the strips it `get`s,
+/// and fails with [`ExecError::MissingStrip`] when one is absent.
 #[allow(clippy::too_many_arguments)]
 pub fn run_tile<'o, K: Kernels, S: StripStore>(
     kernels: &K,
@@ -262,22 +360,40 @@ pub fn run_tile<'o, K: Kernels, S: StripStore>(
     }
 
     let mut src = Src::Input;
-    for l in 0..last {
-        let layer = &stack.layers()[l];
-        let (cin, cout) = (layer.input.c, layer.output.c);
-        let computed = plan.output(l);
+    let mut l = 0;
+    while l < last {
         // Write into the buffer not holding the input.
         let dst = if src == Src::A { Src::B } else { Src::A };
-        {
+        if let Some(bands) = band::bands(stack, plan, l) {
+            // Layer l exists only band by band; what follows handles layer l + 1's output.
+            let o_len = region_len(&plan.output(l + 1), stack.layers()[l + 1].output.c)?;
             let (free, held) = pick(buf_a, buf_b, dst);
-            let mut o = FeatureViewMut::new(free, computed, cout)?;
+            if src == Src::Input {
+                let (o, _) = split(free, o_len)?;
+                banded_pair(
+                    kernels, stack, weights, plan, l, bands, input, o, held, strips,
+                )?;
+            } else {
+                let i = FeatureView::new(held, plan.input(l), stack.layers()[l].input.c)?;
+                let (o, spare) = split(free, o_len)?;
+                banded_pair(
+                    kernels, stack, weights, plan, l, bands, &i, o, spare, strips,
+                )?;
+            }
+            l += 1;
+        } else {
+            let layer = &stack.layers()[l];
+            let (free, held) = pick(buf_a, buf_b, dst);
+            let mut o = FeatureViewMut::new(free, plan.output(l), layer.output.c)?;
             if src == Src::Input {
                 layer_step(kernels, stack, weights, l, input, &mut o)?;
             } else {
-                let i = FeatureView::new(held, plan.input(l), cin)?;
+                let i = FeatureView::new(held, plan.input(l), layer.input.c)?;
                 layer_step(kernels, stack, weights, l, &i, &mut o)?;
             }
         }
+        let cout = stack.layers()[l].output.c;
+        let computed = plan.output(l);
         // The other buffer's content (this layer's input) is dead now: use it as scratch.
         let (done, spare) = pick(buf_a, buf_b, dst);
         let done = FeatureView::new(done, computed, cout)?;
@@ -293,6 +409,7 @@ pub fn run_tile<'o, K: Kernels, S: StripStore>(
         let next = plan.input(l + 1);
         if next == computed {
             src = dst;
+            l += 1;
             continue;
         }
         let mut stitched = FeatureViewMut::new(spare, next, cout)?;
@@ -302,25 +419,11 @@ pub fn run_tile<'o, K: Kernels, S: StripStore>(
             if r.is_empty() {
                 continue;
             }
-            let key = (plan.neighbour(side), l, side.opposite());
-            let missing = ExecError::MissingStrip {
-                tile: key.0.unwrap_or(usize::MAX),
-                layer: l,
-                side: key.2,
-            };
-            let tile = key.0.ok_or(missing)?;
-            let strip = strips.get(tile, l, key.2).ok_or(missing)?;
-            if strip.channels() != cout || !strip.region().covers(&r) {
-                return Err(ExecError::StripMismatch {
-                    tile,
-                    layer: l,
-                    side: key.2,
-                });
-            }
-            copy_overlap(&strip, &mut stitched);
+            copy_overlap(&received(strips, plan, l, side, r, cout)?, &mut stitched);
         }
         // The plan checked that Ô_ℓ plus the strips cover Î_{ℓ+1}.
         src = if dst == Src::A { Src::B } else { Src::A };
+        l += 1;
     }
     {
         let held: &[f32] = match src {

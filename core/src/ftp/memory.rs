@@ -1,5 +1,6 @@
 //! Buffer sizes, traffic and work per frame for a grid and mode (§2.5, §2.6, §3).
 
+use super::band::scratch_elems;
 use super::{FusedStack, Grid, Mode, Partition, PlanError, Side, TilePlan};
 use crate::model::weights::{layer_param_count, param_count};
 use crate::model::LayerKind;
@@ -12,8 +13,10 @@ use crate::region::Region;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemoryPlan {
     /// Capacity in f32 of EACH of the two ping-pong buffers `exec::run_tile` needs for the
-    /// largest tile: every intermediate output `Ô_ℓ` and stitched input `Î_{ℓ+1}`. Like the
-    /// other `tile_*_elems`, it also covers a level-1 tile's Plain fallback in Reuse mode.
+    /// largest tile ([`band::scratch_elems`](super::band::scratch_elems): every intermediate
+    /// output `Ô_ℓ` and stitched input `Î_{ℓ+1}`, with layer 0's output replaced by one row
+    /// band when the tile is banded). Like the other `tile_*_elems`, it also covers a level-1
+    /// tile's Plain fallback in Reuse mode.
     pub tile_buffer_elems: usize,
     /// Largest layer-0 input of a tile, in f32 (`|Î_0| · C_0`).
     pub tile_input_elems: usize,
@@ -103,12 +106,7 @@ impl MemoryPlan {
             // Capacities also cover the Plain fallback of a level-1 Reuse tile (never smaller).
             let plain = TilePlan::new(stack, grid, t, Mode::Plain)?;
             for sized in [&plan, &plain] {
-                for (l, layer) in layers.iter().enumerate().take(last) {
-                    let c = layer.output.c;
-                    buffer = buffer
-                        .max(elems(sized.output(l), c)?)
-                        .max(elems(sized.input(l + 1), c)?);
-                }
+                buffer = buffer.max(scratch_elems(stack, sized)?);
                 input = input.max(elems(sized.input(0), stack.input().c)?);
                 output = output.max(elems(sized.output(last), stack.output().c)?);
             }

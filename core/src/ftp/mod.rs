@@ -3,11 +3,12 @@
 //! A [`FusedStack`] is the prefix of conv/maxpool layers run on the edges. A [`Grid`] splits the
 //! last fused layer's output into tiles; a [`TilePlan`] propagates one tile's region backwards
 //! through the stack, in plain FTP or with data reuse (checkerboard levels, reduced regions,
-//! strips); a [`MemoryPlan`] sizes the buffers and counts traffic and work per frame.
+//! strips); [`band`] cuts layers 0 and 1 into row bands; a [`MemoryPlan`] sizes the buffers and counts traffic and work per frame.
 //!
 //! Regions are half-open (see [`crate::region`]); DESIGN-NOTES' inclusive `[a..b]` is
 //! `Span::inclusive(a, b)`.
 
+pub mod band;
 mod error;
 mod grid;
 mod memory;

@@ -1,0 +1,140 @@
+//! Row bands of layer pairs: the outputs of layers 0, 2, 4 and 6 never exist whole.
+//!
+//! The first layers have the largest outputs of the stack (high resolution, growing channel
+//! counts), yet only the next layer reads each. A pair `(ℓ, ℓ+1)` starting at a layer of
+//! [`PAIRS`] is run in bands: layer `ℓ+1`'s output `Ô_{ℓ+1}` is computed [`BAND_ROWS`] rows
+//! at a time; for each band the tile computes the layer-`ℓ` rows that band reads
+//! (`back_{ℓ+1}(band)`, overlap rows recomputed), stitches in received layer-`ℓ` strips, runs
+//! layer `ℓ+1` on them and copies the result into `Ô_{ℓ+1}`. Every output value is still one
+//! kernel call's sum in the same order, so banded tiles are bit-identical to unbanded ones.
+//!
+//! Layer-`ℓ` strips a level-0 Reuse tile sends are computed separately, each as its own output
+//! region of layer `ℓ` (they are thin: computing them again is cheaper than holding `Ô_ℓ`);
+//! a level-1 tile stitches the strips it receives into each band's layer-`ℓ+1` input.
+//!
+//! Buffers: for the pair at layer 0 the input is the caller's view, `Ô_1` fills one ping-pong
+//! buffer and the band scratch the other; for a later pair `Î_ℓ` holds one buffer, so the
+//! other holds `Ô_{ℓ+1}` followed by the band scratch.
+
+use super::{FusedStack, PlanError, Side, TilePlan};
+use crate::region::{Region, Span};
+
+/// Rows of layer `ℓ+1`'s output computed per band.
+pub const BAND_ROWS: u32 = 8;
+
+/// First layers of the pairs run in bands. YOLOv2: conv 0 → maxpool 1 and conv 2 → maxpool 3
+/// remove the two largest maps from the buffers; conv 4 → conv 1×1 5 and conv 6 → maxpool 7
+/// cost no recomputation (their second layer has no row overlap) and shrink the conv kernel's
+/// padded input copy, which then never spans more than a band of layers 0–6.
+pub const PAIRS: [usize; 4] = [0, 2, 4, 6];
+
+/// One band of the pair `(ℓ, ℓ+1)`: `out` rows of `Ô_{ℓ+1}`, the layer-`ℓ+1` input they
+/// read, and the part of it the tile computes at layer `ℓ` (the rest arrives as strips).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Band {
+    /// Rows of layer `ℓ+1`'s output (all of `Ô_{ℓ+1}`'s columns).
+    pub out: Region,
+    /// `back_{ℓ+1}(out)`: the layer-`ℓ` output rows layer `ℓ+1` reads for this band.
+    pub input: Region,
+    /// `input ∩ Ô_ℓ`: what the tile computes of layer `ℓ` for this band.
+    pub computed: Region,
+}
+
+/// The bands of a banded tile, top to bottom.
+#[derive(Clone, Copy, Debug)]
+pub struct Bands<'s, 'n> {
+    stack: &'s FusedStack<'n>,
+    layer: usize,
+    out: Region,
+    own: Region,
+    next: u32,
+}
+
+impl Iterator for Bands<'_, '_> {
+    type Item = Band;
+
+    fn next(&mut self) -> Option<Band> {
+        if self.next >= self.out.y.end {
+            return None;
+        }
+        let end = self.next.saturating_add(BAND_ROWS).min(self.out.y.end);
+        let out = Region::new(self.out.x, Span::new(self.next, end));
+        self.next = end;
+        let input = self.stack.back(self.layer + 1, out);
+        Some(Band {
+            out,
+            input,
+            computed: input.intersect(&self.own),
+        })
+    }
+}
+
+/// The bands `run_tile` computes layers `layer` and `layer + 1` of `plan` in, or `None` when
+/// it runs them one after the other whole: `layer` must start a pair of [`PAIRS`], the stack
+/// must go past `layer + 1` (the last layer writes the caller's output directly) and the tile
+/// must compute something at `layer + 1`.
+pub fn bands<'s, 'n>(
+    stack: &'s FusedStack<'n>,
+    plan: &TilePlan,
+    layer: usize,
+) -> Option<Bands<'s, 'n>> {
+    let out = plan.output(layer + 1);
+    if !PAIRS.contains(&layer) || layer + 2 >= stack.len() || out.is_empty() {
+        return None;
+    }
+    Some(Bands {
+        stack,
+        layer,
+        out,
+        own: plan.output(layer),
+        next: out.y.start,
+    })
+}
+
+/// Values in `channels × r`, checked.
+fn elems(r: Region, channels: u32) -> Result<u64, PlanError> {
+    r.area()
+        .checked_mul(channels as u64)
+        .ok_or(PlanError::Overflow)
+}
+
+/// Elements each of `run_tile`'s two ping-pong buffers needs for `plan`.
+///
+/// Unbanded: every intermediate output `Ô_ℓ` and stitched input `Î_{ℓ+1}`. For a banded pair
+/// at `ℓ`, layer `ℓ`'s terms are replaced by the pair's scratch: the largest layer-`ℓ` send
+/// strip or band (its computed layer-`ℓ` rows, their stitched copy when strips are received,
+/// and its layer-`ℓ+1` rows), after `Ô_{ℓ+1}` in the same buffer unless `ℓ = 0`.
+pub fn scratch_elems(stack: &FusedStack<'_>, plan: &TilePlan) -> Result<u64, PlanError> {
+    let layers = stack.layers();
+    let mut need = 0u64;
+    for (l, layer) in layers.iter().enumerate().take(stack.len() - 1) {
+        let Some(bands) = bands(stack, plan, l) else {
+            let c = layer.output.c;
+            need = need
+                .max(elems(plan.output(l), c)?)
+                .max(elems(plan.input(l + 1), c)?);
+            continue;
+        };
+        let (c0, c1) = (layer.output.c, layers[l + 1].output.c);
+        let mut scratch = 0u64;
+        for side in Side::ALL {
+            scratch = scratch.max(elems(plan.send(l, side), c0)?);
+        }
+        for b in bands {
+            let mut n = elems(b.computed, c0)?;
+            if b.computed != b.input {
+                n = add(n, elems(b.input, c0)?)?;
+            }
+            scratch = scratch.max(add(n, elems(b.out, c1)?)?);
+        }
+        if l > 0 {
+            scratch = add(scratch, elems(plan.output(l + 1), c1)?)?;
+        }
+        need = need.max(scratch);
+    }
+    Ok(need)
+}
+
+fn add(a: u64, b: u64) -> Result<u64, PlanError> {
+    a.checked_add(b).ok_or(PlanError::Overflow)
+}

@@ -1,0 +1,261 @@
+//! Banded pairs (`ftp::band`): a YOLO-shaped stack large enough for many bands, run through
+//! `run_tile` on several grids in Plain and Reuse mode, equals the stack run layer by layer on
+//! whole maps bit for bit; the bands, stitched bands and strips it relies on really occur, and
+//! the buffers are smaller than the layer-0 output they replace.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::{conv, pool};
+use tessera_core::exec::{run_tile, scratch_elems, ExecError, StripStore};
+use tessera_core::ftp::band::{bands, BAND_ROWS, PAIRS};
+use tessera_core::ftp::{FusedStack, Grid, MemoryPlan, Mode, Partition, Side, TilePlan};
+use tessera_core::kernel::{Kernels, Reference};
+use tessera_core::model::weights::{param_count, Weights};
+use tessera_core::model::{LayerKind, Network, Shape};
+use tessera_core::region::Region;
+use tessera_core::tensor::{copy_overlap, FeatureView, FeatureViewMut};
+
+/// A strip's values, region and channel count.
+type Stored = (Vec<f32>, Region, u32);
+
+/// Strips keyed as `StripStore` documents; counts puts per layer.
+#[derive(Default)]
+struct MapStore {
+    strips: HashMap<(usize, usize, Side), Stored>,
+    puts: [usize; 8],
+}
+
+impl StripStore for MapStore {
+    fn put(
+        &mut self,
+        tile: usize,
+        layer: usize,
+        side: Side,
+        strip: &FeatureView<'_>,
+    ) -> Result<(), ExecError> {
+        let v = (strip.data().to_vec(), strip.region(), strip.channels());
+        self.strips.insert((tile, layer, side), v);
+        self.puts[layer] += 1;
+        Ok(())
+    }
+
+    fn get(&self, tile: usize, layer: usize, side: Side) -> Option<FeatureView<'_>> {
+        let (d, r, c) = self.strips.get(&(tile, layer, side))?;
+        FeatureView::new(d, *r, *c).ok()
+    }
+}
+
+/// Deterministic values in [-1, 1) (an LCG is enough to make every output depend on them).
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+/// YOLO's first layers on a 96×112 map: conv 3×3 → pool → conv 3×3 → pool → conv 3×3 →
+/// conv 1×1 → conv 3×3 → pool → conv 1×1 (aligned pools and 1×1 convs need no strips of the
+/// banded layers 0, 2, 4 and 6).
+fn net() -> Network {
+    let mut n = Network::new(Shape::new(96, 112, 3)).unwrap();
+    for k in [
+        conv(8, 3),
+        pool(),
+        conv(12, 3),
+        pool(),
+        conv(8, 3),
+        conv(6, 1),
+        conv(8, 3),
+        pool(),
+        conv(4, 1),
+    ] {
+        n.push(k).unwrap();
+    }
+    n
+}
+
+/// conv 3×3 → conv 3×3 → pool → conv 3×3 → pool → conv 3×3 ×3 → conv 1×1 on a 64×72 map:
+/// the halos of layers 1, 3, 5 and 7 make Reuse tiles send and receive strips of the banded
+/// layers.
+fn halo_net() -> Network {
+    let mut n = Network::new(Shape::new(64, 72, 3)).unwrap();
+    for k in [
+        conv(6, 3),
+        conv(8, 3),
+        pool(),
+        conv(6, 3),
+        pool(),
+        conv(4, 3),
+        conv(4, 3),
+        conv(4, 3),
+        conv(4, 1),
+    ] {
+        n.push(k).unwrap();
+    }
+    n
+}
+
+/// Variances must stay positive: shift every batch-norm block up (Darknet order: biases,
+/// scales, means, variances, weights; a positive shift of all is harmless).
+fn params(net: &Network, upto: usize) -> Vec<f32> {
+    values(param_count(net, upto).unwrap(), 7)
+        .into_iter()
+        .map(|v| v.abs() + 0.05)
+        .collect()
+}
+
+fn full_frame(net: &Network, upto: usize, w: &Weights<'_>, input: &[f32]) -> Vec<f32> {
+    let mut cur = input.to_vec();
+    for (l, layer) in net.layers()[..upto].iter().enumerate() {
+        let (i, o) = (layer.input, layer.output);
+        let iv = FeatureView::new(&cur, Region::full(i.w, i.h), i.c).unwrap();
+        let mut next = vec![0.0; o.elements().unwrap()];
+        let mut ov = FeatureViewMut::new(&mut next, Region::full(o.w, o.h), o.c).unwrap();
+        match &layer.kind {
+            LayerKind::Conv(c) => Reference
+                .conv(c, i, &w.conv(l).unwrap(), &iv, &mut ov)
+                .unwrap(),
+            LayerKind::MaxPool(p) => Reference.maxpool(p, i, &iv, &mut ov).unwrap(),
+            _ => unreachable!(),
+        }
+        cur = next;
+    }
+    cur
+}
+
+/// Every tile in schedule order with buffers of exactly `tile_buffer_elems`; the stitched
+/// output and the strip store.
+fn tiled(
+    stack: &FusedStack<'_>,
+    grid: &Grid,
+    mode: Mode,
+    w: &Weights<'_>,
+    input: &[f32],
+) -> (Vec<f32>, MapStore) {
+    let (ishape, oshape) = (stack.input(), stack.output());
+    let full_in = FeatureView::new(input, Region::full(ishape.w, ishape.h), ishape.c).unwrap();
+    let mem = MemoryPlan::new(stack, grid, mode).unwrap();
+    let mut store = MapStore::default();
+    let mut result = vec![f32::NAN; oshape.elements().unwrap()];
+    let mut a = vec![f32::NAN; mem.tile_buffer_elems];
+    let mut b = vec![f32::NAN; mem.tile_buffer_elems];
+    let mut out = vec![f32::NAN; mem.tile_output_elems];
+    for t in grid.schedule() {
+        let plan = TilePlan::new(stack, grid, t, mode).unwrap();
+        assert!(scratch_elems(stack, &plan).unwrap() <= mem.tile_buffer_elems);
+        let mut own = vec![0.0; mem.tile_input_elems];
+        let mut iv = FeatureViewMut::new(&mut own, plan.input(0), ishape.c).unwrap();
+        copy_overlap(&full_in, &mut iv);
+        let got = run_tile(
+            &Reference,
+            stack,
+            w,
+            &plan,
+            &iv.as_view(),
+            &mut a,
+            &mut b,
+            &mut store,
+            &mut out,
+        )
+        .unwrap();
+        let mut rv =
+            FeatureViewMut::new(&mut result, Region::full(oshape.w, oshape.h), oshape.c).unwrap();
+        copy_overlap(&got, &mut rv);
+    }
+    (result, store)
+}
+
+fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+}
+
+/// Runs `net` on 1×1, 2×2 and 3×3 grids in both modes against the layer-by-layer frame;
+/// returns (bands stitching received strips, strips put per layer in Reuse mode).
+fn check(net: &Network) -> (usize, [usize; 8]) {
+    let upto = net.layers().len();
+    let stack = FusedStack::new(net, upto).unwrap();
+    let data = params(net, upto);
+    let w = Weights::new(net, upto, &data).unwrap();
+    let input = values(stack.input().elements().unwrap(), 11);
+    let expect = full_frame(net, upto, &w, &input);
+    let (mut stitched_bands, mut puts) = (0, [0; 8]);
+    for (rows, cols) in [(1, 1), (2, 2), (3, 3)] {
+        let grid = Grid::new(rows, cols, Partition::Darknet, &stack).unwrap();
+        for mode in [Mode::Plain, Mode::Reuse] {
+            for t in 0..grid.tile_count() {
+                let plan = TilePlan::new(&stack, &grid, t, mode).unwrap();
+                for l in PAIRS {
+                    let Some(b) = bands(&stack, &plan, l) else {
+                        // Only a reduced tile with nothing to compute at l + 1 is not banded.
+                        assert!(
+                            plan.is_reduced() && plan.output(l + 1).is_empty(),
+                            "{rows}x{cols} {mode:?} tile {t} layer {l}: {:?}",
+                            plan.output(l + 1)
+                        );
+                        continue;
+                    };
+                    let b: Vec<_> = b.collect();
+                    // Bands tile Ô_{l+1} exactly, top to bottom, BAND_ROWS rows at most.
+                    assert_eq!(b.first().unwrap().out.y.start, plan.output(l + 1).y.start);
+                    assert_eq!(b.last().unwrap().out.y.end, plan.output(l + 1).y.end);
+                    assert!(b.windows(2).all(|p| p[0].out.y.end == p[1].out.y.start));
+                    assert!(b.iter().all(|x| x.out.height() <= BAND_ROWS));
+                    stitched_bands += b.iter().filter(|x| x.computed != x.input).count();
+                }
+                assert!([1, 3, 5, 7]
+                    .iter()
+                    .all(|&l| bands(&stack, &plan, l).is_none()));
+            }
+            let (got, store) = tiled(&stack, &grid, mode, &w, &input);
+            assert!(same_bits(&got, &expect), "{rows}x{cols} {mode:?}");
+            if mode == Mode::Reuse {
+                puts.iter_mut().zip(store.puts).for_each(|(a, b)| *a += b);
+            }
+        }
+    }
+    (stitched_bands, puts)
+}
+
+#[test]
+fn banded_tiles_equal_the_layer_by_layer_frame() {
+    let (stitched, puts) = check(&net());
+    // Aligned pools and 1×1 convs: no strips of the banded layers, so no band stitches any.
+    assert_eq!(
+        (stitched, puts[0], puts[2], puts[4], puts[6]),
+        (0, 0, 0, 0, 0)
+    );
+    assert!(puts[1] > 0 && puts[3] > 0 && puts[5] > 0, "{puts:?}");
+    let (stitched, puts) = check(&halo_net());
+    // Banded layers send their strips (computed on their own) and level-1 tiles stitch them.
+    assert!(stitched > 0);
+    assert!(PAIRS.iter().all(|&l| puts[l] > 0), "{puts:?}");
+
+    let net = net();
+    let stack = FusedStack::new(&net, 9).unwrap();
+    // Whole frame: 56 pooled rows in 7 bands; buffers hold no full layer-0 (or layer-2) map.
+    let one = Grid::new(1, 1, Partition::Darknet, &stack).unwrap();
+    let plan = TilePlan::new(&stack, &one, 0, Mode::Plain).unwrap();
+    assert_eq!(bands(&stack, &plan, 0).unwrap().count(), 7);
+    let mem = MemoryPlan::new(&stack, &one, Mode::Plain).unwrap();
+    assert!(mem.tile_buffer_elems < 96 * 112 * 8);
+    assert!(mem.tile_buffer_elems < 48 * 56 * 12);
+    assert_eq!(mem.tile_buffer_elems, 48 * 56 * 8);
+}
+
+#[test]
+fn a_short_stack_is_not_banded() {
+    // Layer 1 writes the caller's output directly: nothing to band.
+    let net = net();
+    let stack = FusedStack::new(&net, 2).unwrap();
+    let one = Grid::new(1, 1, Partition::Darknet, &stack).unwrap();
+    let plan = TilePlan::new(&stack, &one, 0, Mode::Plain).unwrap();
+    assert!(bands(&stack, &plan, 0).is_none());
+    assert_eq!(scratch_elems(&stack, &plan).unwrap(), 96 * 112 * 8);
+}
