@@ -9,6 +9,7 @@
 
 use std::process::Command;
 use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Mutex;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -158,6 +159,10 @@ fn run_coded(
     faults: &Faults,
     data_grace: Duration,
 ) -> (CodedTail, LocalRun, StageStats) {
+    // Each run is a whole cluster plus a coded stage with per-layer deadlines: the tests of
+    // this file take turns rather than starving each other's threads on a small machine.
+    static SERIAL: Mutex<()> = Mutex::new(());
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let f = fixture();
     let edges = 3;
     let t = coded_tail(scheme, edges);

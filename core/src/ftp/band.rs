@@ -72,14 +72,15 @@ impl Iterator for Bands<'_, '_> {
 /// The bands `run_tile` computes layers `layer` and `layer + 1` of `plan` in, or `None` when
 /// it runs them one after the other whole: `layer` must start a pair of [`PAIRS`], the stack
 /// must go past `layer + 1` (the last layer writes the caller's output directly) and the tile
-/// must compute something at `layer + 1`.
+/// must compute more than one band at `layer + 1` (a single band would hold the whole pair plus
+/// its output, more than running the two layers whole).
 pub fn bands<'s, 'n>(
     stack: &'s FusedStack<'n>,
     plan: &TilePlan,
     layer: usize,
 ) -> Option<Bands<'s, 'n>> {
     let out = plan.output(layer + 1);
-    if !PAIRS.contains(&layer) || layer + 2 >= stack.len() || out.is_empty() {
+    if !PAIRS.contains(&layer) || layer + 2 >= stack.len() || out.y.len() <= BAND_ROWS {
         return None;
     }
     Some(Bands {
