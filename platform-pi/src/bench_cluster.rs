@@ -7,7 +7,6 @@
 //! share this machine's cores, so absolute times measure contention as much as the network:
 //! compare policies with each other, not with a Pi cluster.
 
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use clap::Args as ClapArgs;
@@ -156,8 +155,8 @@ pub fn run(args: &Args) -> Result<(), Error> {
     };
     if args.memory_only {
         if args.json {
-            let runs: Vec<String> = memory.iter().map(RssRun::json).collect();
-            println!("{{\"node_memory\": [{}]}}", runs.join(", "));
+            let runs: Vec<_> = memory.iter().map(RssRun::json).collect();
+            println!("{}", serde_json::json!({ "node_memory": runs }));
         } else {
             println!("\npeak resident memory of node processes (VmHWM), YOLOv2-608, wst-s:");
             print!("{}", node_memory::table(&memory));
@@ -234,33 +233,40 @@ pub fn run(args: &Args) -> Result<(), Error> {
         multi.push((policy, frames, done, fps, max));
     }
     if args.json {
-        let mut s = String::new();
-        let _ = write!(
-            s,
-            "{{\"size\": {}, \"frames_per_config\": {}, \"configs\": [",
-            args.size, args.frames
-        );
-        for (i, r) in rows.iter().enumerate() {
-            let _ = write!(
-                s,
-                "{}{{\"policy\": \"{}\", \"grid\": \"{}x{}\", \"edges\": {}, \"secs_per_frame\": {:.4}, \"bytes_per_frame\": {:.0}, \"edge_compute_bytes\": {}, \"edge_store_bytes\": {}}}",
-                if i == 0 { "" } else { ", " },
-                name(r.policy),
-                r.grid.0,
-                r.grid.1,
-                r.edges,
-                r.secs_per_frame,
-                r.bytes_per_frame,
-                r.edge_compute_bytes,
-                r.edge_store_bytes
-            );
-        }
-        let _ = write!(s, "], \"two_sources\": [");
-        for (i, (p, frames, done, fps, max)) in multi.iter().enumerate() {
-            let _ = write!(s, "{}{{\"policy\": \"{}\", \"frames\": {frames}, \"completed\": {done}, \"frames_per_sec\": {fps:.4}, \"max_latency_secs\": {max:.4}}}", if i == 0 { "" } else { ", " }, name(*p));
-        }
-        let runs: Vec<String> = memory.iter().map(RssRun::json).collect();
-        let _ = write!(s, "], \"node_memory\": [{}]}}", runs.join(", "));
+        let configs: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "policy": name(r.policy),
+                    "grid": format!("{}x{}", r.grid.0, r.grid.1),
+                    "edges": r.edges,
+                    "secs_per_frame": r.secs_per_frame,
+                    "bytes_per_frame": r.bytes_per_frame,
+                    "edge_compute_bytes": r.edge_compute_bytes,
+                    "edge_store_bytes": r.edge_store_bytes,
+                })
+            })
+            .collect();
+        let two_sources: Vec<_> = multi
+            .iter()
+            .map(|(p, frames, done, fps, max)| {
+                serde_json::json!({
+                    "policy": name(*p),
+                    "frames": frames,
+                    "completed": done,
+                    "frames_per_sec": fps,
+                    "max_latency_secs": max,
+                })
+            })
+            .collect();
+        let runs: Vec<_> = memory.iter().map(RssRun::json).collect();
+        let s = serde_json::json!({
+            "size": args.size,
+            "frames_per_config": args.frames,
+            "configs": configs,
+            "two_sources": two_sources,
+            "node_memory": runs,
+        });
         println!("{s}");
         return Ok(());
     }

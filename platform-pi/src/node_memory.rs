@@ -102,26 +102,25 @@ pub struct RssRun {
 
 impl RssRun {
     /// The run as a JSON object.
-    pub fn json(&self) -> String {
-        let mut s = format!(
-            "{{\"grid\": \"{}x{}\", \"frames\": {}, \"nodes\": [",
-            self.grid.0, self.grid.1, self.frames
-        );
-        for (i, n) in self.nodes.iter().enumerate() {
-            let target = n.target_bytes.map_or("null".to_string(), |t| t.to_string());
-            let _ = write!(
-                s,
-                "{}{{\"id\": {}, \"role\": \"{}\", \"vm_hwm_bytes\": {}, \"target_bytes\": {}, \"tiles\": {}}}",
-                if i == 0 { "" } else { ", " },
-                n.id,
-                n.role.name(),
-                n.peak_bytes,
-                target,
-                n.tiles
-            );
-        }
-        s.push_str("]}");
-        s
+    pub fn json(&self) -> serde_json::Value {
+        let nodes: Vec<_> = self
+            .nodes
+            .iter()
+            .map(|n| {
+                serde_json::json!({
+                    "id": n.id,
+                    "role": n.role.name(),
+                    "vm_hwm_bytes": n.peak_bytes,
+                    "target_bytes": n.target_bytes,
+                    "tiles": n.tiles,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "grid": format!("{}x{}", self.grid.0, self.grid.1),
+            "frames": self.frames,
+            "nodes": nodes,
+        })
     }
 }
 
