@@ -134,6 +134,15 @@ pub struct Finished {
     pub tiles_by: Vec<(NodeId, u32)>,
 }
 
+/// A frame [`Node::submit`] did not take, handed back.
+#[derive(Debug)]
+pub struct Refused {
+    /// Why the state machine refused it.
+    pub reason: SubmitError,
+    /// The frame, untouched.
+    pub image: Vec<f32>,
+}
+
 /// Why the driver could not start.
 #[derive(Debug)]
 pub enum DriverError {
@@ -284,9 +293,14 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         self.frames.len()
     }
 
-    /// Starts a frame at this node (a data source) with `image` (CHW, the network input).
-    pub fn submit(&mut self, now: Instant, image: Vec<f32>) -> Result<FrameKey, SubmitError> {
-        let key = machine!(&mut self.machine, m => m.submit_frame(now))?;
+    /// Starts a frame at this node (a data source) with `image` (CHW, the network input). A
+    /// frame the machine refuses (no gateway, too many in flight) is handed back with the
+    /// reason, so a caller can retry it without keeping a copy.
+    pub fn submit(&mut self, now: Instant, image: Vec<f32>) -> Result<FrameKey, Refused> {
+        let key = match machine!(&mut self.machine, m => m.submit_frame(now)) {
+            Ok(key) => key,
+            Err(reason) => return Err(Refused { reason, image }),
+        };
         let f = self.frames.entry(key).or_default();
         f.image = Some(image);
         f.started = now;

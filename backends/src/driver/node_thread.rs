@@ -186,10 +186,8 @@ impl<X: Executor, C: Clock> Loop<X, C> {
                     held = self.frames.try_recv().ok();
                 }
                 let Some(img) = held.take() else { break };
-                // The node consumes the image even when it refuses it; the copy is only made
-                // while a frame waits, bounded by the queue.
-                if self.node.submit(self.clock.now(), img.clone()).is_err() {
-                    held = Some(img);
+                if let Err(refused) = self.node.submit(self.clock.now(), img) {
+                    held = Some(refused.image);
                     break;
                 }
             }
