@@ -77,9 +77,16 @@ pub struct NodeSpec {
 /// A frame number that grows with each start: the low 32 bits of microseconds since the Unix
 /// epoch (a restart within the same run of 71 minutes always starts past the previous frames).
 pub fn per_start_frame_number() -> u32 {
+    epoch_micros() as u32
+}
+
+/// Microseconds since the Unix epoch (0 on a clock set before it): the per-start value behind
+/// frame numbers and a link's first sequence number (`LinkConfig::first_seq`, which must grow
+/// across restarts with the same key).
+pub fn epoch_micros() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u32)
+        .map(|d| d.as_micros() as u64)
         .unwrap_or(0)
 }
 
@@ -110,10 +117,7 @@ impl RunningNode {
         })?;
         let addr: SocketAddr = me.addr;
         let key = spec.key_override.unwrap_or(spec.cluster.key).map(Key::new);
-        let first_seq = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_micros() as u64)
-            .unwrap_or(1);
+        let first_seq = epoch_micros().max(1);
         let link = LinkConfig {
             me: spec.id,
             port: addr.port(),

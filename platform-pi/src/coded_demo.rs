@@ -11,7 +11,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration as StdDuration, Instant as StdInstant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use clap::Args as ClapArgs;
 use tessera_backends::coded::{
@@ -230,10 +230,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
     let mut key = [0u8; 32];
     let mut rng = SplitMix64::new(args.seed ^ 0x006b_6579);
     key.iter_mut().for_each(|b| *b = rng.next_u64() as u8);
-    let first_seq = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(1);
+    let first_seq = crate::cluster::epoch_micros().max(1);
     let make = |id: NodeId| {
         let link = LinkConfig {
             me: id,

@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration as StdDuration, Instant as StdInstant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use tessera_backends::coded::tail::{CodedTail, TailGlue};
 use tessera_backends::coded::{
@@ -110,10 +110,7 @@ impl CodedTailStage {
     /// Starts the coded gateway (here) and a worker on each present edge.
     pub fn start(tail: &CodedTail, spec: &StageSpec) -> Result<CodedTailStage, Error> {
         let kernel = AnyKernel::of(spec.kernel);
-        let first_seq = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_micros() as u64)
-            .unwrap_or(1);
+        let first_seq = crate::cluster::epoch_micros().max(1);
         let link = |id: NodeId, peers: Vec<(NodeId, SocketAddr)>| LinkConfig {
             me: id,
             port: spec.port,
