@@ -10,13 +10,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant as StdInstant, SystemTime, UNIX_EPOCH};
 
+use tessera_backends::coded::tail::CodedTail;
+use tessera_backends::coded::{BoxedGlue, BoxedShards, CodedFinished, CodedModel, CodedPart};
+use tessera_backends::coded::{InlineShards, ThreadShards};
 use tessera_backends::driver::node_thread::NodeThread;
 pub use tessera_backends::driver::node_thread::{SubmitError, FRAME_QUEUE};
 use tessera_backends::driver::readiness::Readiness;
 pub use tessera_backends::driver::thread::ThreadExecutor;
 use tessera_backends::driver::{Finished, Model, Node, NodeStats};
 use tessera_backends::link::{LinkConfig, DEFAULT_BACKLOG, MAX_BACKOFF};
+use tessera_backends::pipeline::AnyKernel;
 use tessera_core::ftp::{FusedStack, Grid, Partition};
+use tessera_core::runtime::coded::CodedConfig;
 use tessera_core::runtime::Config;
 use tessera_core::time::{Duration, Instant};
 use tessera_core::wire::{Key, Limits, NodeId};
@@ -103,12 +108,31 @@ pub fn runtime_config(cluster: &Cluster, model: &Model) -> Result<Config, Error>
     Ok(cfg)
 }
 
+/// A node's part in a coded tail, run on the node's own link (`Node::attach_coded`).
+#[derive(Clone)]
+pub enum CodedRole {
+    /// The coded gateway (node 0): every complete frame's fused output enters the tail.
+    Gateway {
+        /// The tail (its model, columns and glue).
+        tail: Arc<CodedTail>,
+        /// Frame deadline and data grace of the stage.
+        config: CodedConfig,
+    },
+    /// A coded worker: computes its shards of `model` on a thread of its own.
+    Worker(Arc<CodedModel>),
+}
+
 /// A node running on its own threads (see [`NodeThread`]).
 pub struct RunningNode(NodeThread);
 
 impl RunningNode {
     /// Starts node `spec.id`: binds its address, then polls until stopped.
     pub fn start(spec: NodeSpec) -> Result<RunningNode, Error> {
+        Self::start_with(spec, None)
+    }
+
+    /// As [`RunningNode::start`], the node also running `coded` on its link.
+    pub fn start_with(spec: NodeSpec, coded: Option<CodedRole>) -> Result<RunningNode, Error> {
         let me = spec.cluster.node(spec.id).ok_or_else(|| {
             error(
                 "starting a node",
@@ -167,6 +191,41 @@ impl RunningNode {
         if let Some(first) = spec.first_frame {
             node.set_first_frame(first);
         }
+        let kernel = AnyKernel::of(spec.cluster.kernel);
+        let part = match coded {
+            None => None,
+            Some(CodedRole::Gateway { tail, config }) => {
+                let exec: BoxedShards = Box::new(InlineShards::new(kernel));
+                let glue: BoxedGlue = Box::new(tail.glue(kernel));
+                Some((
+                    CodedPart::new(spec.id, tail.model().clone(), config, exec, glue),
+                    tail.cols(),
+                ))
+            }
+            Some(CodedRole::Worker(model)) => {
+                let exec: BoxedShards = Box::new(
+                    match kernel {
+                        AnyKernel::Portable => ThreadShards::new(
+                            tessera_core::kernel::Portable,
+                            spec.slowdown,
+                            Some(wake.clone()),
+                        ),
+                        AnyKernel::Simd(k) => {
+                            ThreadShards::new(k, spec.slowdown, Some(wake.clone()))
+                        }
+                    }
+                    .context(|| "spawning a coded compute thread")?,
+                );
+                let glue: BoxedGlue = Box::new(tessera_backends::coded::Chain);
+                // A worker's part ignores the stage's configuration.
+                let config = CodedConfig::new(Duration::from_secs(1));
+                Some((CodedPart::new(spec.id, model, config, exec, glue), 0))
+            }
+        };
+        if let Some((part, cols)) = part {
+            let part = part.map_err(|e| error("starting the coded stage", e.to_string()))?;
+            node.attach_coded(part, cols);
+        }
         NodeThread::spawn(node, ready, clock, format!("tessera-node-{}", spec.id))
             .map(RunningNode)
             .context(|| "spawning a node thread")
@@ -196,6 +255,11 @@ impl RunningNode {
     /// Finished frames available now.
     pub fn try_finished(&self) -> Vec<Finished> {
         self.0.try_finished()
+    }
+
+    /// Frames out of the node's coded tail available now (the coded gateway).
+    pub fn try_tails(&self) -> Vec<CodedFinished> {
+        self.0.try_tails()
     }
 
     /// The node's counters as of its last poll (while it runs).

@@ -21,8 +21,10 @@ use tessera_core::model::weights::{param_count, Weights};
 use tessera_core::model::Network;
 use tessera_core::wire::{FrameKey, NodeId, Policy};
 
-use crate::cluster::{NodeSpec, RunningNode};
-use crate::coded_tail::{CodedTailStage, StageSpec, TailDone};
+use tessera_backends::coded::CodedFinished;
+use tessera_core::runtime::coded::CodedConfig;
+
+use crate::cluster::{CodedRole, NodeSpec, RunningNode};
 use crate::config::{parse_grid, parse_policy, Cluster, Node, NodeKernel, Timeouts};
 use crate::detections::{class_name, to_json, write_annotated};
 use crate::error::{error, Context, Error};
@@ -81,9 +83,6 @@ pub struct Args {
     /// shards + R parity), 2mr or uncoded [default: the whole tail on the gateway].
     #[arg(long, value_name = "SCHEME", value_parser = TailScheme::parse)]
     pub coded_tail: Option<TailScheme>,
-    /// Port of the coded tail's nodes [default: --port + 1].
-    #[arg(long)]
-    pub coded_port: Option<u16>,
     /// Coded tail frame deadline, ms (a frame leaves the coded stage by then, complete or not).
     #[arg(long, default_value_t = 120_000)]
     pub coded_deadline_ms: u64,
@@ -115,7 +114,7 @@ pub struct LocalRun {
     /// Wall time of the whole run.
     pub elapsed: StdDuration,
     /// Coded tails of the frames (by FTP key), when the run had a coded stage.
-    pub tails: BTreeMap<FrameKey, TailDone>,
+    pub tails: BTreeMap<FrameKey, CodedFinished>,
 }
 
 /// Faults injected into a local cluster run.
@@ -184,16 +183,25 @@ pub fn run_local(
     run_local_with(cluster, model, images, faults, timeout, None)
 }
 
-/// As [`run_local`], with each complete frame's fused-stack output fed to a coded tail stage
-/// (whose workers the faults hit too: a killed edge's worker is stopped with it); returns also
-/// when every such frame left the stage.
+/// A coded tail run by a cluster's nodes: the gateway codes, every edge is a worker.
+#[derive(Clone)]
+pub struct TailSpec {
+    /// The tail.
+    pub tail: Arc<CodedTail>,
+    /// Frame deadline and data grace of the coded stage.
+    pub config: CodedConfig,
+}
+
+/// As [`run_local`], the nodes also running a coded tail on their links: the gateway feeds
+/// each complete frame's fused output to it, every edge is a coded worker (the faults hit
+/// both stages of a node alike); returns also when every such frame left the coded stage.
 pub fn run_local_with(
     cluster: &Cluster,
     model: Arc<Model>,
     images: &[Vec<f32>],
     faults: &Faults,
     timeout: StdDuration,
-    mut stage: Option<&mut CodedTailStage>,
+    tail: Option<&TailSpec>,
 ) -> Result<LocalRun, Error> {
     let start = StdInstant::now();
     let mut nodes: Vec<RunningNode> = Vec::new();
@@ -207,7 +215,14 @@ pub fn run_local_with(
             .iter()
             .find(|(id, _)| *id == n.id)
             .map_or(1.0, |&(_, f)| f);
-        nodes.push(RunningNode::start(NodeSpec {
+        let coded = tail.map(|t| match n.id {
+            0 => CodedRole::Gateway {
+                tail: t.tail.clone(),
+                config: t.config,
+            },
+            _ => CodedRole::Worker(t.tail.model().clone()),
+        });
+        let spec = NodeSpec {
             id: n.id,
             cluster: cluster.clone(),
             model: model.clone(),
@@ -215,7 +230,8 @@ pub fn run_local_with(
             key_override: faults.wrong_key.contains(&n.id).then_some(Some([0x5a; 32])),
             // In-process runs never restart a node: frames numbered from 0 per source.
             first_frame: None,
-        })?);
+        };
+        nodes.push(RunningNode::start_with(spec, coded)?);
     }
     let sources: Vec<NodeId> = cluster
         .nodes
@@ -238,11 +254,13 @@ pub fn run_local_with(
     let mut stats = BTreeMap::new();
     let mut killed = false;
     let mut tails = BTreeMap::new();
-    let tails_pending =
-        |stage: &Option<&mut CodedTailStage>| stage.as_ref().is_some_and(|s| s.outstanding() > 0);
+    // Every complete frame enters the coded tail and leaves it (lost or not) exactly once.
+    let tails_pending = |gateway: &BTreeMap<FrameKey, Finished>, tails: usize| {
+        tail.is_some() && tails < gateway.values().filter(|f| f.complete).count()
+    };
     while gateway.len() < images.len()
         || source_latency.len() < images.len()
-        || tails_pending(&stage)
+        || tails_pending(&gateway, tails.len())
     {
         if start.elapsed() > timeout {
             break;
@@ -252,28 +270,20 @@ pub fn run_local_with(
                 if let Some(i) = nodes.iter().position(|n| n.id() == victim) {
                     stats.insert(victim, nodes.remove(i).stop());
                 }
-                if let Some(s) = stage.as_mut() {
-                    s.kill(victim);
-                }
                 killed = true;
-            }
-        }
-        if let Some(s) = stage.as_mut() {
-            for t in s.poll()? {
-                tails.insert(t.frame, t);
             }
         }
         for n in &nodes {
             for f in n.try_finished() {
                 if n.id() == 0 {
-                    if let (Some(s), Some(out), true) = (stage.as_mut(), &f.output, f.complete) {
-                        s.submit(f.frame, out.clone());
-                    }
                     gateway.insert(f.frame, f);
                 } else {
                     source_latency
                         .insert(f.frame, StdDuration::from_micros(f.latency.total_micros()));
                 }
+            }
+            for t in n.try_tails() {
+                tails.insert(t.frame, t);
             }
         }
         std::thread::sleep(StdDuration::from_millis(2));
@@ -439,7 +449,7 @@ pub fn check_coded<K: Kernels + Clone>(
     params: &[f32],
     coded: &CodedTail,
     fused_out: &[f32],
-    done: &TailDone,
+    done: &CodedFinished,
     img: &Image,
     stem: Option<&Path>,
 ) -> Result<(CodedCheck, Vec<Detection>), Error> {
@@ -449,7 +459,7 @@ pub fn check_coded<K: Kernels + Clone>(
         .reference(kernels, fused_out)
         .context(|| "the centralised coded tail")?;
     let plain = run_tail(kernels, net, &weights, coded.from(), fused_out, &[])?;
-    let out = &done.finished.output;
+    let out = &done.output;
     let dets = match stem {
         Some(stem) => write_outputs(net, out, img, stem)?,
         None => boxes(net, out, img.w, img.h, 0.24, 0.45)?,
@@ -457,7 +467,6 @@ pub fn check_coded<K: Kernels + Clone>(
     let plain_dets = boxes(net, &plain.output, img.w, img.h, 0.24, 0.45)?;
     let k = coded.scheme().k;
     let recovered_layers = done
-        .finished
         .layers
         .iter()
         .filter(|l| (0..k).any(|d| l.present >> d & 1 == 0))
@@ -637,12 +646,11 @@ pub fn run(args: &Args) -> Result<(), Error> {
         args.sources,
         if args.insecure { ", INSECURE (no authentication)" } else { ", authenticated" }
     );
-    let mut stage = match &coded {
+    let tail = match coded {
         Some(c) => {
-            let port = args.coded_port.unwrap_or(args.port.wrapping_add(1));
             let s = c.scheme();
             println!(
-                "coded tail: {} ({} data + {} {} shards per layer) over {} coded layers (network layers {:?}), port {port}",
+                "coded tail: {} ({} data + {} {} shards per layer) over {} coded layers (network layers {:?}), on the nodes' links",
                 args.coded_tail.map_or(String::new(), |t| t.to_string()),
                 s.k,
                 if s.protection == tessera_core::runtime::coded::Protection::Replicated { s.k } else { s.r },
@@ -650,32 +658,26 @@ pub fn run(args: &Args) -> Result<(), Error> {
                 c.conv_layers().len(),
                 c.conv_layers(),
             );
-            Some(CodedTailStage::start(
-                c,
-                &StageSpec {
-                    edges: args.edges,
-                    port,
-                    key,
-                    kernel: args.kernel,
-                    deadline: StdDuration::from_millis(args.coded_deadline_ms),
-                    data_grace: StdDuration::from_millis(args.coded_grace_ms),
-                    slow: faults.slow.clone(),
-                    absent: faults.absent.clone(),
+            let micros = |ms: u64| tessera_core::time::Duration::from_micros(ms * 1000);
+            Some(TailSpec {
+                tail: Arc::new(c),
+                config: CodedConfig {
+                    data_grace: micros(args.coded_grace_ms),
+                    ..CodedConfig::new(micros(args.coded_deadline_ms))
                 },
-            )?)
+            })
         }
         None => None,
     };
+    let coded = tail.as_ref().map(|t| t.tail.clone());
     let run = run_local_with(
         &cluster,
         model,
         &inputs,
         &faults,
         StdDuration::from_secs(args.timeout),
-        stage.as_mut(),
-    );
-    let stage_stats = stage.map(CodedTailStage::stop);
-    let run = run?;
+        tail.as_ref(),
+    )?;
     std::fs::create_dir_all(&args.out).context(|| format!("creating {}", args.out.display()))?;
     println!(
         "
@@ -726,19 +728,22 @@ frame         latency     done  tiles per node               boxes"
                     failed += 1;
                     continue;
                 };
-                let fin = &done.finished;
+                let fin = done;
                 let layer_ms: Vec<String> = fin
                     .layers
                     .iter()
                     .map(|l| format!("{:.0}", l.latency.total_micros() as f64 / 1e3))
                     .collect();
                 println!(
-                    "    coded tail {:.0} ms (in stage {:.0} ms; per layer ms: {}), quality {:.3}{}",
-                    done.wall.as_secs_f64() * 1e3,
+                    "    coded tail {:.0} ms (per layer ms: {}), quality {:.3}{}",
                     fin.latency.total_micros() as f64 / 1e3,
                     layer_ms.join(" "),
                     fin.quality.fraction,
-                    if fin.quality.is_complete() { "" } else { " (rows lost)" }
+                    if fin.quality.is_complete() {
+                        ""
+                    } else {
+                        " (rows lost)"
+                    }
                 );
                 tail_ms.push(fin.latency.total_micros() as f64 / 1e3);
                 let (check, dets) =
@@ -794,7 +799,7 @@ frame         latency     done  tiles per node               boxes"
             s.peak_store_bytes as f64 / (1 << 20) as f64,
         );
     }
-    if let (Some(c), Some(st)) = (&coded, &stage_stats) {
+    if let Some(c) = &coded {
         let mib = |b: usize| b as f64 / (1 << 20) as f64;
         let whole = c.whole_tail_bytes();
         let per: Vec<String> = (1..=args.edges)
@@ -831,21 +836,18 @@ frame         latency     done  tiles per node               boxes"
             worst_plain,
             checks.len()
         );
-        if let Some(g) = st.nodes.get(&0).and_then(|s| s.gateway) {
-            println!(
-                "coded gateway: {} layers decoded ({} recovered), {} expired, {} shards re-sent, {} results discarded; glue failures {}",
-                g.decoded, g.recovered, g.expired, g.resent, g.discarded, st.glue_failures
-            );
-        }
-        for (id, s) in st.nodes.iter().filter(|(id, _)| **id != 0) {
+        let coded_stats = run.stats.iter().filter_map(|(id, s)| Some((id, s.coded?)));
+        for (id, s) in coded_stats {
+            if let Some(g) = s.gateway {
+                println!(
+                    "coded gateway: {} layers decoded ({} recovered), {} expired, {} shards re-sent, {} results discarded; glue failures {}",
+                    g.decoded, g.recovered, g.expired, g.resent, g.discarded, s.glue_failures
+                );
+            }
             if let Some(w) = s.worker {
                 println!(
-                    "coded edge{id}: {} shards received, {} sent, {} late; sent {:.2} MiB, received {:.2} MiB",
-                    w.received,
-                    w.sent,
-                    w.late,
-                    mib(s.link.bytes_sent as usize),
-                    mib(s.link.bytes_received as usize)
+                    "coded edge{id}: {} shards received, {} sent, {} late",
+                    w.received, w.sent, w.late,
                 );
             }
         }

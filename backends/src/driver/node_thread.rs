@@ -23,6 +23,7 @@ use tessera_core::wire::NodeId;
 
 use super::readiness::{Readiness, Wake};
 use super::{Clock, Executor, Finished, Node, NodeStats};
+use crate::coded::CodedFinished;
 use crate::nal_std::StdStack;
 
 /// Frames a source queues ahead of its node, beyond the runtime's own frames in flight
@@ -58,6 +59,7 @@ pub struct NodeThread {
     wake: Wake,
     frames: SyncSender<Vec<f32>>,
     finished: Receiver<Finished>,
+    tails: Receiver<CodedFinished>,
     stats: Arc<Mutex<NodeStats>>,
     thread: Option<JoinHandle<NodeStats>>,
 }
@@ -82,6 +84,7 @@ impl NodeThread {
         let stats = Arc::new(Mutex::new(NodeStats::default()));
         let (frames, frame_rx) = mpsc::sync_channel::<Vec<f32>>(FRAME_QUEUE);
         let (fin_tx, finished) = mpsc::channel();
+        let (tail_tx, tails) = mpsc::channel();
         let (flag, shared) = (stop.clone(), stats.clone());
         let thread = std::thread::Builder::new().name(name).spawn(move || {
             let mut l = Loop {
@@ -90,6 +93,7 @@ impl NodeThread {
                 clock,
                 frames: frame_rx,
                 finished: fin_tx,
+                tails: tail_tx,
                 stats: shared,
             };
             l.run(&flag)
@@ -100,6 +104,7 @@ impl NodeThread {
             wake,
             frames,
             finished,
+            tails,
             stats,
             thread: Some(thread),
         })
@@ -139,6 +144,12 @@ impl NodeThread {
         self.finished.try_iter().collect()
     }
 
+    /// Frames that left the node's coded stage (a gateway with a coded part, see
+    /// [`Node::attach_coded`]) available now.
+    pub fn try_tails(&self) -> Vec<CodedFinished> {
+        self.tails.try_iter().collect()
+    }
+
     /// The node's counters as of its last poll.
     pub fn stats(&self) -> NodeStats {
         self.stats.lock().map(|s| *s).unwrap_or_default()
@@ -169,6 +180,7 @@ struct Loop<X: Executor, C: Clock> {
     clock: C,
     frames: Receiver<Vec<f32>>,
     finished: mpsc::Sender<Finished>,
+    tails: mpsc::Sender<CodedFinished>,
     stats: Arc<Mutex<NodeStats>>,
 }
 
@@ -193,6 +205,9 @@ impl<X: Executor, C: Clock> Loop<X, C> {
             }
             for f in self.node.take_finished() {
                 let _ = self.finished.send(f);
+            }
+            for t in self.node.take_tails() {
+                let _ = self.tails.send(t);
             }
             if let Ok(mut s) = self.stats.lock() {
                 *s = self.node.stats();
