@@ -4,28 +4,25 @@
 //! Every node is the real thing — its own address, TCP links authenticated with the cluster
 //! key, a compute thread — so the demo exercises exactly what runs on a Pi cluster.
 
-use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration as StdDuration, Instant as StdInstant};
+use std::time::Duration as StdDuration;
 
 use clap::Args as ClapArgs;
-use tessera_backends::coded::tail::{bit_identical, max_abs_diff, CodedTail, TailScheme};
-use tessera_backends::driver::{Finished, Model, NodeStats};
+use tessera_backends::cluster::ClusterSpec;
+use tessera_backends::coded::tail::{self, CodedCheck, CodedTail, TailScheme};
+use tessera_backends::driver::Model;
+use tessera_backends::local::{fused_model, run_local, Faults, TailSpec};
 use tessera_backends::pipeline::{boxes, run_tail, AnyKernel};
 use tessera_core::detect::Detection;
 use tessera_core::ftp::Partition;
 use tessera_core::kernel::Kernels;
-use tessera_core::model::weights::{param_count, Weights};
+use tessera_core::model::weights::Weights;
 use tessera_core::model::Network;
+use tessera_core::runtime::coded::{CodedConfig, Protection};
 use tessera_core::wire::{FrameKey, NodeId, Policy};
 
-use tessera_backends::coded::CodedFinished;
-use tessera_core::runtime::coded::CodedConfig;
-
-use crate::cluster::{CodedRole, NodeSpec, RunningNode};
-use crate::config::{parse_grid, parse_policy, Cluster, Node, NodeKernel, Timeouts};
+use crate::config::{parse_grid, parse_policy, NodeKernel};
 use crate::detections::{class_name, to_json, write_annotated};
 use crate::error::{error, Context, Error};
 use crate::image::Image;
@@ -102,221 +99,6 @@ pub struct Args {
     pub absent: Vec<u16>,
 }
 
-/// The result of a local cluster run.
-#[derive(Debug)]
-pub struct LocalRun {
-    /// Frames the gateway finished, by key.
-    pub gateway: BTreeMap<FrameKey, Finished>,
-    /// Latency seen by the data sources (submit → FrameDone), by key.
-    pub source_latency: BTreeMap<FrameKey, StdDuration>,
-    /// Counters of each node, by id.
-    pub stats: BTreeMap<NodeId, NodeStats>,
-    /// Wall time of the whole run.
-    pub elapsed: StdDuration,
-    /// Coded tails of the frames (by FTP key), when the run had a coded stage.
-    pub tails: BTreeMap<FrameKey, CodedFinished>,
-}
-
-/// Faults injected into a local cluster run.
-#[derive(Clone, Debug, Default)]
-pub struct Faults {
-    /// Edges that run `factor` times slower (stragglers).
-    pub slow: Vec<(NodeId, f64)>,
-    /// An edge stopped (threads joined, sockets closed) this long after the start.
-    pub kill: Option<(NodeId, StdDuration)>,
-    /// Nodes of the cluster file that are not started (an outside peer may pose as one).
-    pub absent: Vec<NodeId>,
-    /// Nodes started with a different cluster key.
-    pub wrong_key: Vec<NodeId>,
-    /// With `kill`: the kill also waits until this many frames left the coded tail (a kill in
-    /// the middle of the coded stage, whatever the timing of the fused stack).
-    pub kill_after_tails: usize,
-}
-
-/// A loopback cluster description: gateway on 127.0.0.1, edge i on 127.0.0.(1+i).
-pub fn local_cluster(
-    policy: Policy,
-    grid: (u32, u32),
-    edges: u16,
-    sources: u16,
-    port: u16,
-    key: Option<[u8; 32]>,
-    layers: usize,
-) -> Cluster {
-    let nodes = (0..=edges)
-        .map(|id| Node {
-            id,
-            addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + id as u8)), port),
-            source: id >= 1 && id <= sources,
-        })
-        .collect();
-    Cluster {
-        policy,
-        grid,
-        layers,
-        key,
-        kernel: NodeKernel::Portable,
-        cfg: None,
-        weights: None,
-        seed: 1,
-        timeouts: Timeouts {
-            tile: StdDuration::from_secs(20),
-            frame: StdDuration::from_secs(300),
-            steal_backoff: StdDuration::from_millis(20),
-            peer_dead: StdDuration::from_secs(3),
-            connect: StdDuration::from_secs(2),
-        },
-        nodes,
-    }
-}
-
-/// Runs `images` (network inputs) through a loopback cluster, spreading them over the sources
-/// round-robin; returns when every frame finished at the gateway and its source, or after
-/// `timeout`.
-pub fn run_local(
-    cluster: &Cluster,
-    model: Arc<Model>,
-    images: &[Vec<f32>],
-    faults: &Faults,
-    timeout: StdDuration,
-) -> Result<LocalRun, Error> {
-    run_local_with(cluster, model, images, faults, timeout, None)
-}
-
-/// A coded tail run by a cluster's nodes: the gateway codes, every edge is a worker.
-#[derive(Clone)]
-pub struct TailSpec {
-    /// The tail.
-    pub tail: Arc<CodedTail>,
-    /// Frame deadline and data grace of the coded stage.
-    pub config: CodedConfig,
-}
-
-/// As [`run_local`], the nodes also running a coded tail on their links: the gateway feeds
-/// each complete frame's fused output to it, every edge is a coded worker (the faults hit
-/// both stages of a node alike); returns also when every such frame left the coded stage.
-pub fn run_local_with(
-    cluster: &Cluster,
-    model: Arc<Model>,
-    images: &[Vec<f32>],
-    faults: &Faults,
-    timeout: StdDuration,
-    tail: Option<&TailSpec>,
-) -> Result<LocalRun, Error> {
-    let start = StdInstant::now();
-    let mut nodes: Vec<RunningNode> = Vec::new();
-    for n in cluster
-        .nodes
-        .iter()
-        .filter(|n| !faults.absent.contains(&n.id))
-    {
-        let slowdown = faults
-            .slow
-            .iter()
-            .find(|(id, _)| *id == n.id)
-            .map_or(1.0, |&(_, f)| f);
-        let coded = tail.map(|t| match n.id {
-            0 => CodedRole::Gateway {
-                tail: t.tail.clone(),
-                config: t.config,
-            },
-            _ => CodedRole::Worker(t.tail.model().clone()),
-        });
-        let spec = NodeSpec {
-            id: n.id,
-            cluster: cluster.clone(),
-            model: model.clone(),
-            slowdown,
-            key_override: faults.wrong_key.contains(&n.id).then_some(Some([0x5a; 32])),
-            // In-process runs never restart a node: frames numbered from 0 per source.
-            first_frame: None,
-        };
-        nodes.push(RunningNode::start_with(spec, coded)?);
-    }
-    let sources: Vec<NodeId> = cluster
-        .nodes
-        .iter()
-        .filter(|n| n.source)
-        .map(|n| n.id)
-        .collect();
-    if sources.is_empty() {
-        return Err(error("running the cluster", "no data source"));
-    }
-    for (i, img) in images.iter().enumerate() {
-        let src = sources[i % sources.len()];
-        if let Some(n) = nodes.iter().find(|n| n.id() == src) {
-            n.submit(img.clone())
-                .map_err(|e| error("feeding frames", e.to_string()))?;
-        }
-    }
-    let mut gateway = BTreeMap::new();
-    let mut source_latency = BTreeMap::new();
-    let mut stats = BTreeMap::new();
-    let mut killed = false;
-    let mut tails = BTreeMap::new();
-    // Every complete frame enters the coded tail and leaves it (lost or not) exactly once.
-    let tails_pending = |gateway: &BTreeMap<FrameKey, Finished>, tails: usize| {
-        tail.is_some() && tails < gateway.values().filter(|f| f.complete).count()
-    };
-    while gateway.len() < images.len()
-        || source_latency.len() < images.len()
-        || tails_pending(&gateway, tails.len())
-    {
-        if start.elapsed() > timeout {
-            break;
-        }
-        if let Some((victim, after)) = faults.kill {
-            if !killed && start.elapsed() >= after && tails.len() >= faults.kill_after_tails {
-                if let Some(i) = nodes.iter().position(|n| n.id() == victim) {
-                    stats.insert(victim, nodes.remove(i).stop());
-                }
-                killed = true;
-            }
-        }
-        for n in &nodes {
-            for f in n.try_finished() {
-                if n.id() == 0 {
-                    gateway.insert(f.frame, f);
-                } else {
-                    source_latency
-                        .insert(f.frame, StdDuration::from_micros(f.latency.total_micros()));
-                }
-            }
-            for t in n.try_tails() {
-                tails.insert(t.frame, t);
-            }
-        }
-        std::thread::sleep(StdDuration::from_millis(2));
-    }
-    for n in nodes {
-        let id = n.id();
-        stats.insert(id, n.stop());
-    }
-    Ok(LocalRun {
-        gateway,
-        source_latency,
-        stats,
-        elapsed: start.elapsed(),
-        tails,
-    })
-}
-
-/// The model every node of a run shares: a copy of the fused layers' parameters of `params`
-/// (for runs that keep the whole network's parameters for a tail; a node uses [`own_model`]).
-pub fn fused_model(
-    net: &Network,
-    params: &[f32],
-    layers: usize,
-    grid: (u32, u32),
-) -> Result<Arc<Model>, Error> {
-    let n = param_count(net, layers).context(|| "sizing the fused weights")?;
-    let fused = params
-        .get(..n)
-        .ok_or_else(|| error("weights", "too few parameters"))?
-        .to_vec();
-    own_model(net, fused, layers, grid)
-}
-
 /// The model of a node that owns `params` (the fused layers' parameters, or more when the node
 /// also runs layers after them): no copy is made.
 pub fn own_model(
@@ -375,112 +157,24 @@ pub fn postprocess<K: Kernels>(
         "    tail (gateway alone) {:.0} ms",
         t0.elapsed().as_secs_f64() * 1e3
     );
-    write_outputs(net, &t.output, img, stem).map(|d| d.len())
+    let dets = boxes(net, &t.output, img.w, img.h, tail::THRESH, tail::NMS)?;
+    write_outputs(net, &dets, img, stem).map(|()| dets.len())
 }
 
-/// Decodes, NMS, prints the first boxes and writes the annotated PNG and the JSON of one
-/// frame's region output.
-fn write_outputs(
-    net: &Network,
-    region_out: &[f32],
-    img: &Image,
-    stem: &Path,
-) -> Result<Vec<Detection>, Error> {
-    let dets = boxes(net, region_out, img.w, img.h, 0.24, 0.45)?;
+/// Prints the first boxes of one frame and writes its annotated PNG and JSON.
+fn write_outputs(net: &Network, dets: &[Detection], img: &Image, stem: &Path) -> Result<(), Error> {
     let classes = match &net.layers().last().map(|l| &l.kind) {
         Some(tessera_core::model::LayerKind::Region(r)) => r.classes,
         _ => 80,
     };
-    write_annotated(img, &dets, classes, &stem.with_extension("png"))?;
+    write_annotated(img, dets, classes, &stem.with_extension("png"))?;
     let json = stem.with_extension("json");
-    std::fs::write(&json, to_json(&dets, img.w, img.h)?)
+    std::fs::write(&json, to_json(dets, img.w, img.h)?)
         .context(|| format!("writing {}", json.display()))?;
     for d in dets.iter().take(5) {
         println!("    {:<14} {:>5.1} %", class_name(d.class), 100.0 * d.prob);
     }
-    Ok(dets)
-}
-
-/// Same boxes (in any order): equal count, classes and anchors, probabilities and coordinates within
-/// `10⁻³·max(1, |v|)` (float rounding — folded batch norm, parity decoding — moves them by about
-/// `10⁻⁵` here; a box whose probability sits at the threshold could still flip).
-pub fn detections_match(a: &[Detection], b: &[Detection]) -> bool {
-    // Sorted by anchor and class: boxes of near-equal probability may swap places.
-    let sorted = |d: &[Detection]| {
-        let mut v = d.to_vec();
-        v.sort_by_key(|x| (x.index, x.class));
-        v
-    };
-    let (a, b) = (sorted(a), sorted(b));
-    a.len() == b.len()
-        && a.iter().zip(&b).all(|(x, y)| {
-            let close = |p: f32, q: f32| (p - q).abs() <= 1e-3 * p.abs().max(q.abs()).max(1.0);
-            x.class == y.class
-                && x.index == y.index
-                && close(x.prob, y.prob)
-                && close(x.x, y.x)
-                && close(x.y, y.y)
-                && close(x.w, y.w)
-                && close(x.h, y.h)
-        })
-}
-
-/// What the coded tail did to one frame, against the centralised and the plain runs.
-#[derive(Clone, Debug)]
-pub struct CodedCheck {
-    /// The coded output has the bits of the centralised run with the same arithmetic.
-    pub bit_identical: bool,
-    /// Largest difference from that run.
-    pub vs_reference: f64,
-    /// Largest difference from the plain tail (batch norm not folded).
-    pub vs_plain: f64,
-    /// The detections equal the plain tail's ([`detections_match`]).
-    pub detections_match: bool,
-    /// Coded layers decoded with parity or replicas standing in for a data shard.
-    pub recovered_layers: usize,
-}
-
-/// Checks a coded tail output of `fused_out` against [`CodedTail::reference`] (same kernels)
-/// and the plain tail; writes the outputs of the coded one.
-#[allow(clippy::too_many_arguments)]
-pub fn check_coded<K: Kernels + Clone>(
-    kernels: &K,
-    net: &Network,
-    params: &[f32],
-    coded: &CodedTail,
-    fused_out: &[f32],
-    done: &CodedFinished,
-    img: &Image,
-    stem: Option<&Path>,
-) -> Result<(CodedCheck, Vec<Detection>), Error> {
-    let weights =
-        Weights::new(net, net.layers().len(), params).context(|| "viewing the weights")?;
-    let reference = coded
-        .reference(kernels, fused_out)
-        .context(|| "the centralised coded tail")?;
-    let plain = run_tail(kernels, net, &weights, coded.from(), fused_out, &[])?;
-    let out = &done.output;
-    let dets = match stem {
-        Some(stem) => write_outputs(net, out, img, stem)?,
-        None => boxes(net, out, img.w, img.h, 0.24, 0.45)?,
-    };
-    let plain_dets = boxes(net, &plain.output, img.w, img.h, 0.24, 0.45)?;
-    let k = coded.scheme().k;
-    let recovered_layers = done
-        .layers
-        .iter()
-        .filter(|l| (0..k).any(|d| l.present >> d & 1 == 0))
-        .count();
-    Ok((
-        CodedCheck {
-            bit_identical: bit_identical(out, &reference),
-            vs_reference: max_abs_diff(out, &reference),
-            vs_plain: max_abs_diff(out, &plain.output),
-            detections_match: detections_match(&dets, &plain_dets),
-            recovered_layers,
-        },
-        dets,
-    ))
+    Ok(())
 }
 
 fn parse_kill(s: &str, edges: u16) -> Result<(NodeId, StdDuration), Error> {
@@ -613,7 +307,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
         }
         None => None,
     };
-    let mut cluster = local_cluster(
+    let mut cluster = ClusterSpec::loopback(
         args.policy,
         args.grid,
         args.edges,
@@ -653,8 +347,8 @@ pub fn run(args: &Args) -> Result<(), Error> {
                 "coded tail: {} ({} data + {} {} shards per layer) over {} coded layers (network layers {:?}), on the nodes' links",
                 args.coded_tail.map_or(String::new(), |t| t.to_string()),
                 s.k,
-                if s.protection == tessera_core::runtime::coded::Protection::Replicated { s.k } else { s.r },
-                if s.protection == tessera_core::runtime::coded::Protection::Replicated { "replica" } else { "parity" },
+                if s.protection == Protection::Replicated { s.k } else { s.r },
+                if s.protection == Protection::Replicated { "replica" } else { "parity" },
                 c.conv_layers().len(),
                 c.conv_layers(),
             );
@@ -670,7 +364,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
         None => None,
     };
     let coded = tail.as_ref().map(|t| t.tail.clone());
-    let run = run_local_with(
+    let run = run_local(
         &cluster,
         model,
         &inputs,
@@ -746,8 +440,10 @@ frame         latency     done  tiles per node               boxes"
                     }
                 );
                 tail_ms.push(fin.latency.total_micros() as f64 / 1e3);
+                let weights = Weights::new(&net, all, &params).context(|| "viewing the weights")?;
                 let (check, dets) =
-                    check_coded(&kernel, &net, &params, c, out, done, img, Some(&stem))?;
+                    tail::check(&kernel, &net, &weights, c, out, done, (img.w, img.h))?;
+                write_outputs(&net, &dets, img, &stem)?;
                 println!(
                     "    {}; {} of {} layers decoded with parity/replicas; vs plain tail max |d| {:.2e}, detections {}",
                     if check.bit_identical {

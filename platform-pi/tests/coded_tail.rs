@@ -12,9 +12,12 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use tessera_backends::cluster::ClusterSpec;
+use tessera_backends::coded::tail::detections_match;
 use tessera_backends::coded::tail::{
     bit_identical, max_abs_diff, CodedTail, CodedTailError, TailScheme,
 };
+use tessera_backends::local::{fused_model, run_local, Faults, LocalRun, TailSpec};
 use tessera_backends::pipeline::{run_frame, run_tail};
 use tessera_core::detect::Detection;
 use tessera_core::ftp::{FusedStack, Grid, Mode, Partition};
@@ -24,9 +27,6 @@ use tessera_core::model::{cfg, Network};
 use tessera_core::runtime::coded::CodedConfig;
 use tessera_core::time::Duration as CoreDuration;
 use tessera_core::wire::{FrameKey, NodeId, Policy};
-use tessera_pi::demo::{
-    detections_match, fused_model, local_cluster, run_local_with, Faults, LocalRun, TailSpec,
-};
 use tessera_pi::files::DEFAULT_CFG;
 use tessera_pi::gen_weights;
 use tessera_pi::image::Image;
@@ -166,7 +166,7 @@ fn run_coded(
     let edges = 3;
     let t = coded_tail(scheme, edges);
     let p = port();
-    let mut c = local_cluster(Policy::WstS, (3, 3), edges, 1, p, Some(KEY), LAYERS);
+    let mut c = ClusterSpec::loopback(Policy::WstS, (3, 3), edges, 1, p, Some(KEY), LAYERS);
     c.timeouts.tile = Duration::from_secs(3);
     let tail = TailSpec {
         tail: Arc::new(t.clone()),
@@ -177,7 +177,7 @@ fn run_coded(
     };
     let images: Vec<Vec<f32>> = frames.iter().map(|&i| f.images[i].clone()).collect();
     let model = fused_model(&f.net, &f.params, LAYERS, c.grid).unwrap();
-    let r = run_local_with(
+    let r = run_local(
         &c,
         model,
         &images,

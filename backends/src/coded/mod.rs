@@ -18,6 +18,9 @@
 
 extern crate alloc;
 
+mod generated;
+#[cfg(all(feature = "std", feature = "simd"))]
+pub mod loopback;
 pub mod model;
 mod part;
 pub mod tail;
@@ -34,6 +37,7 @@ use tessera_core::runtime::coded::{
 use tessera_core::time::{Duration, Instant};
 use tessera_core::wire::{FrameKey, NodeId};
 
+pub use generated::generated_chain;
 pub use model::{
     Activation, CodedModel, CodedModelError, ConvGeom, LayerScheme, LinearLayer, Numeric,
 };
