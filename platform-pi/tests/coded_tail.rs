@@ -7,12 +7,14 @@
 //! decoding is within the bound of `code::decode`, not bit-exact, so the bit-for-bit runs keep
 //! the parity edge slow (its shards arrive last) or kill it.
 
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use tessera_backends::cluster::ClusterSpec;
+use tessera_backends::cluster::{start_node, ClusterSpec, CodedRole, NodeOptions};
 use tessera_backends::coded::tail::detections_match;
 use tessera_backends::coded::tail::{
     bit_identical, max_abs_diff, CodedTail, CodedTailError, TailScheme,
@@ -151,6 +153,78 @@ fn port() -> u16 {
     base + 2 * (NEXT.fetch_add(1, Ordering::Relaxed) % 10)
 }
 
+/// Each run is a whole cluster plus a coded stage with per-layer deadlines: the tests of this
+/// file take turns rather than starving each other's threads on a small machine (and a test
+/// counting this process's sockets sees only its own).
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The addresses this process listens on (IPv4 TCP): its sockets' inodes (`/proc/self/fd`)
+/// looked up in `/proc/net/tcp`.
+fn own_listeners() -> BTreeSet<SocketAddr> {
+    let inodes: BTreeSet<String> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+        })
+        .collect();
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // State 0A is LISTEN; field 9 is the inode.
+            if f.get(3) != Some(&"0A") || !inodes.contains(*f.get(9)?) {
+                return None;
+            }
+            let (ip, port) = f[1].split_once(':')?;
+            let ip = u32::from_str_radix(ip, 16).ok()?.to_ne_bytes();
+            let port = u16::from_str_radix(port, 16).ok()?;
+            Some(SocketAddr::from((ip, port)))
+        })
+        .collect()
+}
+
+#[test]
+fn nodes_running_the_coded_tail_listen_on_their_one_address_only() {
+    let _turn = turn();
+    let f = fixture();
+    let t = Arc::new(coded_tail(TailScheme::Cdc(1), 3));
+    let c = ClusterSpec::loopback(Policy::WstS, (3, 3), 3, 1, port(), Some(KEY), LAYERS);
+    let model = fused_model(&f.net, &f.params, LAYERS, c.grid).unwrap();
+    let nodes: Vec<_> = c
+        .nodes
+        .iter()
+        .map(|n| {
+            let coded = match n.id {
+                0 => CodedRole::Gateway {
+                    tail: t.clone(),
+                    config: CodedConfig::new(CoreDuration::from_secs(20)),
+                },
+                _ => CodedRole::Worker(t.model().clone()),
+            };
+            let options = NodeOptions {
+                coded: Some(coded),
+                ..NodeOptions::default()
+            };
+            start_node(&c, n.id, model.clone(), options).unwrap()
+        })
+        .collect();
+    let want: BTreeSet<SocketAddr> = c.nodes.iter().map(|n| n.addr).collect();
+    assert_eq!(want.len(), 4);
+    assert_eq!(own_listeners(), want);
+    for n in nodes {
+        let s = n.stop();
+        assert!(s.coded.is_some());
+    }
+    assert!(own_listeners().is_empty());
+}
+
 /// Runs `frames` images (indices) through 3 edges with a `scheme` coded tail under `faults`.
 fn run_coded(
     scheme: TailScheme,
@@ -158,10 +232,7 @@ fn run_coded(
     faults: &Faults,
     data_grace: Duration,
 ) -> (CodedTail, LocalRun) {
-    // Each run is a whole cluster plus a coded stage with per-layer deadlines: the tests of
-    // this file take turns rather than starving each other's threads on a small machine.
-    static SERIAL: Mutex<()> = Mutex::new(());
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = turn();
     let f = fixture();
     let edges = 3;
     let t = coded_tail(scheme, edges);
