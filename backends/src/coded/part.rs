@@ -463,7 +463,8 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
     }
 
     /// Handles a coded message from `from` (a task at a worker, a result at the gateway); a
-    /// message that breaks the protocol drops its peer.
+    /// message that breaks the protocol drops its peer. The actions it leads to are carried
+    /// out by the next [`CodedPart::poll`] (so a poll's messages all count before a decode).
     pub fn on_message<S: TcpFullStack>(
         &mut self,
         now: Instant,
@@ -529,7 +530,6 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
             // A task at the gateway or a result at a worker.
             _ => self.refuse(link, from),
         }
-        self.pump(now, link);
     }
 
     fn on_done(&mut self, now: Instant, done: ShardDone) {
