@@ -1,8 +1,10 @@
 //! `tessera demo`: a gateway and K edges on 127.0.0.x in one process, running the sample
 //! frames through the cluster, then the tail, decoding and NMS on the gateway.
 //!
-//! Every node is the real thing — its own address, TCP links authenticated with the cluster
-//! key, a compute thread — so the demo exercises exactly what runs on a Pi cluster.
+//! The run is `tessera_backends::local::run_local`: every node is the real thing — its own
+//! address, TCP links authenticated with the cluster key, a compute thread — so the demo
+//! exercises exactly what runs on a Pi cluster. With `--coded-tail` the tail's convolutions
+//! run coded across the edges on the same links. This module parses, prints and writes.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -140,7 +142,7 @@ fn load_images(paths: &[PathBuf]) -> Result<Vec<(String, Image)>, Error> {
 }
 
 /// Tail, decoding and outputs of one frame the gateway finished; returns the box count.
-pub fn postprocess<K: Kernels>(
+fn postprocess<K: Kernels>(
     kernels: &K,
     net: &Network,
     params: &[f32],

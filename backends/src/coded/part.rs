@@ -19,7 +19,7 @@ use tessera_core::runtime::coded::{
 };
 use tessera_core::runtime::Verdict;
 use tessera_core::time::{Duration, Instant};
-use tessera_core::wire::{Body, FrameKey, Kind, Message, NodeId, Tensor, GATEWAY};
+use tessera_core::wire::{Body, FrameKey, Message, NodeId, Tensor, GATEWAY};
 use tessera_core::Region;
 
 use super::{
@@ -131,11 +131,6 @@ fn bytes_of(words: &[u32]) -> Vec<u8> {
 }
 
 impl CodedMessage {
-    /// True for the kinds the coded stage handles (`CodedTask`, `CodedResult`).
-    pub fn is_coded(kind: Kind) -> bool {
-        matches!(kind, Kind::CodedTask | Kind::CodedResult)
-    }
-
     /// A copy of `msg` when it is a coded message, else `None`.
     pub fn capture(msg: &Message<'_>) -> Option<CodedMessage> {
         match *msg {

@@ -6,6 +6,10 @@
 //! results into the frame's output map, caches strips, and streams tensors straight from these
 //! stores into the link. It is generic over the stack and takes time as an argument, so the
 //! same code runs over Linux sockets and over smoltcp in the simulator.
+//!
+//! A node may also run the coded tail ([`Node::attach_coded`]): its coded messages go to its
+//! [`NodeCoded`] part and peer up/down to both stages, so FTP, BODP and coded traffic share
+//! the node's one link, port, key and liveness.
 
 extern crate alloc;
 
@@ -375,11 +379,13 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             LinkEvent::Refused(_) => {}
             // Session traffic: the link already counted it as a sign of life.
             LinkEvent::Message(_, Message::Heartbeat | Message::Hello { .. }) => {}
-            LinkEvent::Message(p, msg) => match CodedMessage::capture(&msg).filter(|_| coded) {
-                Some(m) => events.push(Event::Coded(p, m)),
-                // Without a coded part, a coded message is the machine's to refuse.
-                None => events.push(Event::Message(PendingMsg::capture(p, &msg))),
-            },
+            LinkEvent::Message(p, msg) => {
+                match coded.then(|| CodedMessage::capture(&msg)).flatten() {
+                    Some(m) => events.push(Event::Coded(p, m)),
+                    // Without a coded part, a coded message is the machine's to refuse.
+                    None => events.push(Event::Message(PendingMsg::capture(p, &msg))),
+                }
+            }
         });
         for ev in events {
             match ev {
