@@ -1148,7 +1148,10 @@ fn wsh_run_all_but_last(g: &mut Gateway, f: FrameKey, at: u64) {
     for tile in 0..8 {
         g.on_message(t(at), 2, &Message::TaskRequest).unwrap();
         drain_gw(g, t(at));
-        assert_eq!(g.on_message(t(at), 2, &result(f, tile)), Ok(Verdict::Accept));
+        assert_eq!(
+            g.on_message(t(at), 2, &result(f, tile)),
+            Ok(Verdict::Accept)
+        );
         drain_gw(g, t(at));
     }
     g.on_message(t(at), 2, &Message::TaskRequest).unwrap();

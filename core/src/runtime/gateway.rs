@@ -1175,7 +1175,12 @@ impl Gateway {
             return Some(self.now);
         }
         let mut at = None;
-        for a in self.awaiting.iter().flatten().filter(|a| a.confirmed.is_some()) {
+        for a in self
+            .awaiting
+            .iter()
+            .flatten()
+            .filter(|a| a.confirmed.is_some())
+        {
             at = earliest(at, Some(a.deadline));
         }
         for f in self.frames.iter().flatten() {
