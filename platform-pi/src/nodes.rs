@@ -330,6 +330,22 @@ struct SourceCounts {
     failed: usize,
 }
 
+/// Counts and prints a frame finished at a source.
+fn report(c: &mut SourceCounts, f: &Finished) {
+    if f.complete {
+        c.done += 1;
+    } else {
+        c.failed += 1;
+    }
+    println!(
+        "frame {}.{}: {} in {} ms",
+        f.frame.origin,
+        f.frame.number,
+        if f.complete { "done" } else { "FAILED" },
+        f.latency.total_millis()
+    );
+}
+
 /// Runs an edge until its frames are done (or `--seconds` pass, or SIGTERM/SIGINT; then it
 /// feeds no new frame and waits for the ones in flight, at most their deadline, reports them,
 /// prints the counters and exits 0).
@@ -393,7 +409,14 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
         }
         let finished = c.done + c.failed;
         match stopping {
-            Some(at) if c.fed == finished || at.elapsed() >= drain => break,
+            // Frames the node never took (no gateway) are not waited for: none is in flight.
+            Some(at)
+                if c.fed == finished
+                    || node.stats().frames_in_flight == 0
+                    || at.elapsed() >= drain =>
+            {
+                break
+            }
             None if total > 0 && finished == total => break,
             _ => {}
         }
@@ -410,24 +433,21 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
             }
         }
         if let Some(f) = node.next_finished(Duration::from_millis(200)) {
-            if f.complete {
-                c.done += 1;
-            } else {
-                c.failed += 1;
-            }
-            println!(
-                "frame {}.{}: {} in {} ms",
-                f.frame.origin,
-                f.frame.number,
-                if f.complete { "done" } else { "FAILED" },
-                f.latency.total_millis()
-            );
+            report(&mut c, &f);
         }
+    }
+    // Frames reported finished before the node's counters said none is in flight.
+    for f in node.try_finished() {
+        report(&mut c, &f);
     }
     let s = node.stop();
     let unfinished = c.fed - (c.done + c.failed);
     if unfinished > 0 {
-        println!("edge {}: {unfinished} frames unfinished at stop", args.id);
+        println!(
+            "edge {}: {unfinished} frames unfinished at stop (not taken by the node, or past \
+             the wait)",
+            args.id
+        );
     }
     println!("{}", line(&c, &s));
     Ok(())
