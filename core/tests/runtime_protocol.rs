@@ -861,6 +861,8 @@ enum Step {
     Submit,
     Disconnect(NodeId),
     Connect(NodeId),
+    /// The gateway's driver made (or gave up on) the oldest complete frame's result.
+    Confirm(bool),
 }
 
 fn arb_steps() -> impl Strategy<Value = Vec<Step>> {
@@ -872,6 +874,7 @@ fn arb_steps() -> impl Strategy<Value = Vec<Step>> {
             1 => Just(Step::Submit),
             1 => (0u16..5).prop_map(Step::Disconnect),
             1 => (0u16..5).prop_map(Step::Connect),
+            1 => any::<bool>().prop_map(Step::Confirm),
         ],
         0..80,
     )
@@ -883,10 +886,16 @@ proptest! {
     /// Whatever peers send, in whatever order, nodes answer with values, never a panic, and
     /// keep their queues bounded.
     #[test]
-    fn random_streams_never_panic(policy in 0usize..4, steps in arb_steps()) {
+    fn random_streams_never_panic(
+        policy in 0usize..4,
+        confirm_done in any::<bool>(),
+        steps in arb_steps(),
+    ) {
         let policy = [Policy::Wsh, Policy::Wst, Policy::WstS, Policy::Bodp][policy];
-        let cfg = config(policy);
+        let mut cfg = config(policy);
+        cfg.confirm_done = confirm_done;
         let mut g = Gateway::new(cfg, t(0));
+        let mut complete: Vec<FrameKey> = Vec::new();
         let mut e = Edge::new(cfg, 1, t(0));
         e.on_connected(t(0), GATEWAY);
         let mut now = 0;
@@ -919,11 +928,21 @@ proptest! {
                     g.on_connected(t(now), p);
                     e.on_connected(t(now), p);
                 }
+                Step::Confirm(ok) => {
+                    if !complete.is_empty() {
+                        let f = complete.remove(0);
+                        prop_assert_eq!(g.frame_done(t(now), f, ok), Ok(confirm_done));
+                    }
+                }
             }
             for a in drain_gw(&mut g, t(now)) {
-                if let Action::Compute(w) = a {
-                    prop_assert!(gw_work.is_none(), "gateway computes twice");
-                    gw_work = Some(w);
+                match a {
+                    Action::Compute(w) => {
+                        prop_assert!(gw_work.is_none(), "gateway computes twice");
+                        gw_work = Some(w);
+                    }
+                    Action::FrameComplete { frame } => complete.push(frame),
+                    _ => {}
                 }
             }
             for a in drain_edge(&mut e, t(now)) {
@@ -932,7 +951,16 @@ proptest! {
                     edge_work = Some(w);
                 }
             }
-            prop_assert!(g.frames_in_flight() <= tessera_core::runtime::MAX_GATEWAY_FRAMES);
+            prop_assert!(
+                g.frames_in_flight() + g.frames_awaiting_done()
+                    <= tessera_core::runtime::MAX_GATEWAY_FRAMES
+            );
+            // Every complete frame not yet confirmed waits (and only with confirm_done).
+            if confirm_done {
+                prop_assert!(g.frames_awaiting_done() >= complete.len());
+            } else {
+                prop_assert_eq!(g.frames_awaiting_done(), 0);
+            }
             prop_assert!(e.frames_in_flight() <= MAX_FRAMES_PER_SOURCE);
             if let Some(at) = g.poll_at() {
                 prop_assert!(at >= t(now) || at == t(now));
