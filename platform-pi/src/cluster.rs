@@ -136,6 +136,7 @@ impl RunningNode {
             max_backoff: MAX_BACKOFF,
             connect: dur(spec.cluster.timeouts.connect),
             backlog: DEFAULT_BACKLOG,
+            handshake: Default::default(),
         };
         let cfg = runtime_config(&spec.cluster, &spec.model)?;
         let clock = Clock::new();
