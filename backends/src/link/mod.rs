@@ -638,14 +638,23 @@ impl<S: TcpFullStack> Link<S> {
         }
         let claimed = HeaderRepr::parse(&Frame::new_unchecked(&rx[..len]), &self.cfg.limits)
             .map(|h| h.sender);
+        let mut window: Option<(usize, ReplayWindow)> = None;
         let result = match claimed {
             Err(e) => Err(LinkError::Wire(e)),
             Ok(sender) => match self.windows.iter().position(|(id, _)| *id == sender) {
                 None => Err(LinkError::UnknownPeer(sender)),
                 Some(w) => {
-                    let window = &mut self.windows[w].1;
+                    // Before authentication the Hello is checked against a copy of the
+                    // sender's window, kept only if the Hello is accepted: a refused claim
+                    // (an id in use) must not make the holder's next frames look stale.
+                    window = Some((w, self.windows[w].1));
+                    let copy = window.as_mut().map(|(_, c)| c);
+                    let win = match (authenticated, copy) {
+                        (false, Some(c)) => c,
+                        _ => &mut self.windows[w].1,
+                    };
                     self.receiver
-                        .decode(&mut rx[..len], window)
+                        .decode(&mut rx[..len], win)
                         .map_err(LinkError::Wire)
                         .map(|(_, m)| (sender, m))
                 }
@@ -666,12 +675,15 @@ impl<S: TcpFullStack> Link<S> {
         match (known, authenticated, msg) {
             (None, false, Message::Hello { node, .. }) if node == sender => {
                 self.conns[i].rx = rx;
-                self.hello_accepted(now, i, node, on_event);
+                self.hello_accepted(now, i, node, window, on_event);
             }
             (Some(p), false, Message::Hello { node, .. }) if p == node && node == sender => {
                 // The dialled peer's answering Hello.
                 self.conns[i].rx = rx;
                 self.conns[i].authenticated = true;
+                if let Some((w, copy)) = window {
+                    self.windows[w].1 = copy;
+                }
                 self.came_up(now, p);
                 on_event(self, LinkEvent::Up(p));
             }
@@ -704,6 +716,7 @@ impl<S: TcpFullStack> Link<S> {
         now: Instant,
         i: usize,
         node: NodeId,
+        window: Option<(usize, ReplayWindow)>,
         on_event: &mut impl FnMut(&mut Self, LinkEvent<'_>),
     ) {
         let holder = self
@@ -720,6 +733,9 @@ impl<S: TcpFullStack> Link<S> {
             }
             // The same address dials again before we noticed it died: a restart.
             self.fail(now, old, LinkError::Duplicate(node), on_event);
+        }
+        if let Some((w, copy)) = window {
+            self.windows[w].1 = copy;
         }
         self.conns[i].peer = Some(node);
         self.conns[i].authenticated = true;
