@@ -208,6 +208,10 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
     let start = Instant::now();
     let (mut fed, mut done) = (0usize, 0usize);
     loop {
+        // The link gave up after a run of refused Hellos (wrong key, unknown id...): say why.
+        if let Some(r) = node.stats().link.gave_up {
+            return Err(error(format!("edge {}", args.id), r.to_string()));
+        }
         if let Some(s) = args.seconds {
             if start.elapsed() >= Duration::from_secs(s) {
                 break;
