@@ -85,7 +85,7 @@ impl Peer {
     }
 
     fn advance(&mut self, d: Duration) {
-        self.t = self.t + d;
+        self.t += d;
     }
 
     fn count(&self, prefix: &str) -> usize {

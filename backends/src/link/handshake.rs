@@ -145,7 +145,7 @@ mod tests {
         let mut buf = [0u8; 256];
         let n = wire::encode(&hello, 7, 1, Some(&Key::new([1; 32])), &mut buf).unwrap();
         assert_eq!(n, PRE_AUTH_FRAME);
-        assert!(REFUSAL_LEN <= PRE_AUTH_FRAME);
+        const { assert!(REFUSAL_LEN <= PRE_AUTH_FRAME) };
     }
 
     #[test]

@@ -257,7 +257,7 @@ pub fn replay_first_bytes(data: &[u8]) -> Replay {
     let polls = input.len() / chunk + 8;
     for k in 0..=polls {
         if k == polls {
-            t = t + handshake.deadline + Duration::from_millis(1);
+            t += handshake.deadline + Duration::from_millis(1);
         }
         let mut came_up = false;
         link.poll(t, |_, e| {
@@ -268,7 +268,7 @@ pub fn replay_first_bytes(data: &[u8]) -> Replay {
         if came_up && up_at.is_none() {
             up_at = Some(link.stack().conn(conn).consumed);
         }
-        t = t + Duration::from_millis(1);
+        t += Duration::from_millis(1);
     }
     let c = link.stack().conn(conn);
     let stats = link.stats();
