@@ -206,6 +206,9 @@ pub struct NodeOptions {
     /// Number of this source's first frame (`None`: 0). A process that may restart passes
     /// [`per_start_frame_number`] so it never reuses a number the gateway may still hold.
     pub first_frame: Option<u32>,
+    /// Gateway: a source hears `FrameDone` only once `NodeThread::frame_done` says the final
+    /// result is made (`runtime::Config::confirm_done`); until then the frame holds its slot.
+    pub confirm_done: bool,
     /// The node's part in a coded tail.
     pub coded: Option<CodedRole>,
 }
@@ -216,6 +219,7 @@ impl Default for NodeOptions {
             slowdown: 1.0,
             key: None,
             first_frame: None,
+            confirm_done: false,
             coded: None,
         }
     }
@@ -292,8 +296,10 @@ pub fn start_node(
         max_backoff: MAX_BACKOFF,
         connect: dur(cluster.timeouts.connect),
         backlog: DEFAULT_BACKLOG,
+        handshake: Default::default(),
     };
-    let cfg = cluster.runtime_config(&model).map_err(StartError::Plan)?;
+    let mut cfg = cluster.runtime_config(&model).map_err(StartError::Plan)?;
+    cfg.confirm_done = options.confirm_done;
     let clock = MonoClock::new();
     let ready = Readiness::new().map_err(io("a poll set"))?;
     let wake = ready.waker();

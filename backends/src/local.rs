@@ -186,6 +186,7 @@ pub fn run_local(
             key: faults.wrong_key.contains(&n.id).then_some(Some([0x5a; 32])),
             // In-process runs never restart a node: frames numbered from 0 per source.
             first_frame: None,
+            confirm_done: false,
             coded: tail.map(|t| match n.id {
                 0 => CodedRole::Gateway {
                     tail: t.tail.clone(),

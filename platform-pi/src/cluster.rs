@@ -11,7 +11,7 @@ use tessera_backends::cluster::{
 use tessera_backends::driver::node_thread::NodeThread;
 pub use tessera_backends::driver::node_thread::{SubmitError, FRAME_QUEUE};
 use tessera_backends::driver::{Finished, Model, NodeStats};
-use tessera_core::wire::NodeId;
+use tessera_core::wire::{FrameKey, NodeId};
 
 use crate::config::Cluster;
 use crate::error::{Context, Error};
@@ -32,6 +32,9 @@ pub struct NodeSpec {
     /// Number of this source's first frame (`None`: 0). A process that may restart passes
     /// [`per_start_frame_number`] so it never reuses a number the gateway may still hold.
     pub first_frame: Option<u32>,
+    /// Gateway: a source hears `FrameDone` only once [`RunningNode::frame_done`] says the final
+    /// result is made (`runtime::Config::confirm_done`); until then the frame holds its slot.
+    pub confirm_done: bool,
 }
 
 /// What the nodes of `cluster` agree on (the file's policy, grid, key, kernel, timeouts and
@@ -73,6 +76,7 @@ impl RunningNode {
             slowdown: spec.slowdown,
             key: spec.key_override,
             first_frame: spec.first_frame,
+            confirm_done: spec.confirm_done,
             coded: None,
         };
         start_node(&spec_of(&spec.cluster), spec.id, spec.model, options)
@@ -94,6 +98,17 @@ impl RunningNode {
     /// A finished frame, waiting at most `timeout`.
     pub fn next_finished(&self, timeout: StdDuration) -> Option<Finished> {
         self.0.next_finished(timeout)
+    }
+
+    /// Finished frames available now.
+    pub fn try_finished(&self) -> Vec<Finished> {
+        self.0.try_finished()
+    }
+
+    /// Gateway started with [`NodeSpec::confirm_done`]: `frame`'s final result is made
+    /// (`complete`) or given up; its source is told `FrameDone` and its slot is freed.
+    pub fn frame_done(&self, frame: FrameKey, complete: bool) {
+        self.0.frame_done(frame, complete)
     }
 
     /// The node's counters as of its last poll (while it runs).

@@ -204,6 +204,7 @@ pub fn run_loopback(
             max_backoff: MAX_BACKOFF,
             connect: Duration::from_secs(2),
             backlog: DEFAULT_BACKLOG,
+            handshake: Default::default(),
         };
         let ready = Readiness::new().map_err(LoopbackError::Io)?;
         let stack = ready.stack(addr(id).ip()).map_err(LoopbackError::Io)?;

@@ -194,6 +194,9 @@ pub struct NodeStats {
     /// The coded part's counters, when the node runs one (its `link` counters are this
     /// node's, as `link` above: both stages share the link).
     pub coded: Option<CodedNodeStats>,
+    /// Frames in flight at the state machine (gateway: in the cluster plus complete ones
+    /// awaiting `frame_done`; source: its own, until `FrameDone`).
+    pub frames_in_flight: usize,
 }
 
 /// A node's coded part: the coded stage's gateway (fed each complete frame's fused output) or
@@ -317,6 +320,10 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
     pub fn stats(&self) -> NodeStats {
         let mut s = self.stats;
         s.runtime = machine!(&self.machine, m => m.stats());
+        s.frames_in_flight = match &self.machine {
+            Machine::Gateway(g) => g.frames_in_flight() + g.frames_awaiting_done(),
+            Machine::Edge(e) => e.frames_in_flight(),
+        };
         s.link = self.link.stats();
         s.coded = self.coded.as_ref().map(|(c, _)| CodedNodeStats {
             link: s.link,
@@ -348,6 +355,21 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         f.started = now;
         self.pump(now);
         Ok(key)
+    }
+
+    /// Gateway with `Config::confirm_done`: `frame`'s final result is made (`complete`) or
+    /// given up, so its source is told `FrameDone` now (or when it reconnects) and its slot
+    /// is free; see `Gateway::frame_done`. False when the frame was not waiting for this (or
+    /// this node is an edge).
+    pub fn frame_done(&mut self, now: Instant, frame: FrameKey, complete: bool) -> bool {
+        // Drained actions leave the machine room to queue the `FrameDone`.
+        self.pump(now);
+        let Machine::Gateway(g) = &mut self.machine else {
+            return false;
+        };
+        let found = g.frame_done(now, frame, complete).unwrap_or(false);
+        self.pump(now);
+        found
     }
 
     /// When the node next needs a poll without I/O.

@@ -19,7 +19,7 @@ use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::Duration as StdDuration;
 
-use tessera_core::wire::NodeId;
+use tessera_core::wire::{FrameKey, NodeId};
 
 use super::readiness::{Readiness, Wake};
 use super::{Clock, Executor, Finished, Node, NodeStats};
@@ -60,6 +60,7 @@ pub struct NodeThread {
     frames: SyncSender<Vec<f32>>,
     finished: Receiver<Finished>,
     tails: Receiver<CodedFinished>,
+    done: mpsc::Sender<(FrameKey, bool)>,
     stats: Arc<Mutex<NodeStats>>,
     thread: Option<JoinHandle<NodeStats>>,
 }
@@ -85,6 +86,7 @@ impl NodeThread {
         let (frames, frame_rx) = mpsc::sync_channel::<Vec<f32>>(FRAME_QUEUE);
         let (fin_tx, finished) = mpsc::channel();
         let (tail_tx, tails) = mpsc::channel();
+        let (done, done_rx) = mpsc::channel();
         let (flag, shared) = (stop.clone(), stats.clone());
         let thread = std::thread::Builder::new().name(name).spawn(move || {
             let mut l = Loop {
@@ -94,6 +96,7 @@ impl NodeThread {
                 frames: frame_rx,
                 finished: fin_tx,
                 tails: tail_tx,
+                done: done_rx,
                 stats: shared,
             };
             l.run(&flag)
@@ -105,6 +108,7 @@ impl NodeThread {
             frames,
             finished,
             tails,
+            done,
             stats,
             thread: Some(thread),
         })
@@ -150,6 +154,14 @@ impl NodeThread {
         self.tails.try_iter().collect()
     }
 
+    /// Gateway with `Config::confirm_done`: `frame`'s final result is made (`complete`) or
+    /// given up (see [`Node::frame_done`]); handed to the node thread.
+    pub fn frame_done(&self, frame: FrameKey, complete: bool) {
+        if self.done.send((frame, complete)).is_ok() {
+            self.wake.wake();
+        }
+    }
+
     /// The node's counters as of its last poll.
     pub fn stats(&self) -> NodeStats {
         self.stats.lock().map(|s| *s).unwrap_or_default()
@@ -181,6 +193,7 @@ struct Loop<X: Executor, C: Clock> {
     frames: Receiver<Vec<f32>>,
     finished: mpsc::Sender<Finished>,
     tails: mpsc::Sender<CodedFinished>,
+    done: Receiver<(FrameKey, bool)>,
     stats: Arc<Mutex<NodeStats>>,
 }
 
@@ -193,6 +206,9 @@ impl<X: Executor, C: Clock> Loop<X, C> {
         let mut held: Option<Vec<f32>> = None;
         while !stop.load(Ordering::Relaxed) {
             self.node.poll(self.clock.now());
+            while let Ok((frame, complete)) = self.done.try_recv() {
+                self.node.frame_done(self.clock.now(), frame, complete);
+            }
             loop {
                 if held.is_none() {
                     held = self.frames.try_recv().ok();
@@ -226,6 +242,10 @@ impl<X: Executor, C: Clock> Loop<X, C> {
                 // its peers rather than spinning or stopping.
                 std::thread::sleep(StdDuration::from_millis(10));
             }
+        }
+        // Results confirmed just before the stop: their sources still hear `FrameDone`.
+        while let Ok((frame, complete)) = self.done.try_recv() {
+            self.node.frame_done(self.clock.now(), frame, complete);
         }
         self.node.stats()
     }
