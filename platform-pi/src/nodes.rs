@@ -352,10 +352,20 @@ fn report(c: &mut SourceCounts, f: &Finished) {
 pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
     let signals = Signals::install().context(|| "installing signal handlers")?;
     let cluster = Cluster::load(&args.cluster)?;
-    if args.id == 0 || cluster.node(args.id).is_none() {
+    let Some(me) = cluster.node(args.id).filter(|_| args.id != 0) else {
         return Err(error(
             "edge",
             format!("no edge with id {} in {}", args.id, args.cluster.display()),
+        ));
+    };
+    if !args.input.is_empty() && !me.source {
+        return Err(error(
+            "edge",
+            format!(
+                "edge {} is given --input frames but is no source in {} (set source = true)",
+                args.id,
+                args.cluster.display()
+            ),
         ));
     }
     if !(args.slowdown >= 1.0 && args.slowdown <= 1000.0) {
