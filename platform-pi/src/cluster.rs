@@ -139,6 +139,7 @@ impl RunningNode {
             max_backoff: MAX_BACKOFF,
             connect: dur(spec.cluster.timeouts.connect),
             backlog: DEFAULT_BACKLOG,
+            handshake: Default::default(),
         };
         let mut cfg = runtime_config(&spec.cluster, &spec.model)?;
         cfg.confirm_done = spec.confirm_done;

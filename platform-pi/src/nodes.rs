@@ -411,6 +411,10 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
         )
     };
     loop {
+        // The link gave up after a run of refused Hellos (wrong key, unknown id...): say why.
+        if let Some(r) = node.stats().link.gave_up {
+            return Err(error(format!("edge {}", args.id), r.to_string()));
+        }
         let timed_out = args
             .seconds
             .is_some_and(|s| start.elapsed() >= Duration::from_secs(s));
