@@ -158,22 +158,42 @@ impl StripStore for StripMap<'_> {
 /// The strips of `store` a tile planned as `plan` reads: those its neighbours sent it (a level-1
 /// Reuse tile), nothing otherwise. A job carries these instead of the frame's whole store.
 pub fn needed_strips(store: &Strips, plan: &TilePlan) -> Strips {
-    if !plan.is_reduced() {
-        return Strips::new();
-    }
-    let mut out = Strips::new();
-    for side in Side::ALL {
-        let Some(n) = plan.neighbour(side) else {
-            continue;
-        };
-        let from = side.opposite().index() as u8;
-        for (k, s) in store.range((n as u16, 0, 0)..=(n as u16, u8::MAX, u8::MAX)) {
-            if k.2 == from {
-                out.insert(*k, s.clone());
-            }
-        }
-    }
-    out
+    needed_strips_keys(store, plan)
+        .filter_map(|k| store.get(&k).map(|s| (k, s.clone())))
+        .collect()
+}
+
+/// [`needed_strips`] moved out of `store` instead of copied: for a node that reads each strip
+/// once (every strip serves the one neighbour on its side).
+pub fn take_strips(store: &mut Strips, plan: &TilePlan) -> Strips {
+    let keys: Vec<_> = needed_strips_keys(store, plan).collect();
+    keys.into_iter()
+        .filter_map(|k| store.remove(&k).map(|s| (k, s)))
+        .collect()
+}
+
+/// Keys of the strips a tile planned as `plan` reads (see [`needed_strips`]).
+fn needed_strips_keys<'s>(
+    store: &'s Strips,
+    plan: &TilePlan,
+) -> impl Iterator<Item = (u16, u8, u8)> + 's {
+    let sides: Vec<(u16, u8)> = if plan.is_reduced() {
+        Side::ALL
+            .iter()
+            .filter_map(|&side| {
+                let n = plan.neighbour(side)?;
+                Some((n as u16, side.opposite().index() as u8))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    sides.into_iter().flat_map(move |(n, from)| {
+        store
+            .range((n, 0, 0)..=(n, u8::MAX, u8::MAX))
+            .map(|(k, _)| *k)
+            .filter(move |k| k.2 == from)
+    })
 }
 
 /// The two ping-pong buffers of `exec::run_tile`, kept across jobs.
