@@ -35,6 +35,8 @@ use tessera_core::wire::{
 
 /// Bytes written to a socket per `send` call (also the streaming chunk).
 const CHUNK: usize = 64 * 1024;
+/// Largest receive buffer (and drained send backlog) a connection keeps between frames.
+const RX_KEEP: usize = 64 * 1024;
 
 /// A per-peer send backlog that holds a few YOLOv2-608 input frames (4.4 MiB each) while a
 /// slow link drains, and bounds what a peer that stopped reading can cost.
@@ -596,6 +598,10 @@ impl<S: TcpFullStack> Link<S> {
                 Ok(w) => {
                     conn.tx.drain(..w);
                     self.stats.bytes_sent += w as u64;
+                    if conn.tx.is_empty() && conn.tx.capacity() > RX_KEEP {
+                        // Drained: a backlog grown for a burst is not kept for good.
+                        conn.tx = VecDeque::new();
+                    }
                 }
                 Err(nb::Error::WouldBlock) => break,
                 Err(nb::Error::Other(_)) => {
@@ -713,7 +719,10 @@ impl<S: TcpFullStack> Link<S> {
                     }
                     (Some(p), msg) => {
                         on_event(self, LinkEvent::Message(p, msg));
-                        if let Some(c) = self.conns.get_mut(i) {
+                        // A buffer grown for one large frame (a tile input, strips) is
+                        // released rather than kept per connection: a node's memory is its
+                        // one largest message in flight, not one per peer.
+                        if let Some(c) = self.conns.get_mut(i).filter(|_| rx.len() <= RX_KEEP) {
                             c.rx = rx;
                         }
                     }

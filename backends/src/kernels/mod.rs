@@ -736,9 +736,8 @@ impl Fma {
         let area = out.region().area() as usize;
         let main = area - area % LANES;
         let tail_len = c * LANES;
-        scratch.reserve(tail_len, n * c);
-        let packed = &mut scratch.packed[..n * c];
-        pack(params.weights, n, c, threads, packed);
+        let group = group_len(n, c);
+        scratch.reserve(tail_len, group.min(n) * c);
         let tail = &mut scratch.pad[..tail_len];
         let src = input.data();
         for (ci, dst) in tail.chunks_exact_mut(LANES).enumerate() {
@@ -746,41 +745,53 @@ impl Fma {
             dst[..part.len()].copy_from_slice(part);
             dst[part.len()..].fill(0.0);
         }
+        let tail: &[f32] = tail;
         let ab: Vec<(f32, f32)> = (0..n).map(|o| fold(params, o)).collect();
         let row = |cols: usize| Region::new(Span::new(0, cols as u32), Span::new(0, 1));
-        let base = Ctx {
-            threads,
-            isa: self.isa,
-            pad: src,
-            wp: area,
-            plane: area,
-            iy0: 0,
-            k: 1,
-            s: 1,
-            p: 0,
-            h: 1,
-            c,
-            packed,
-            ab: &ab,
-            leaky: conv.activation == Activation::Leaky,
-            region: row(main),
-            oplane: area,
-            ocol0: 0,
-        };
-        let rest = Ctx {
-            pad: tail,
-            wp: LANES,
-            plane: LANES,
-            region: row(area - main),
-            ocol0: main,
-            ..base
-        };
         let data = out.data();
-        for ctx in [base, rest] {
-            if ctx.region.is_empty() {
-                continue;
+        // Output channels in groups of `group_len`, each group's weights packed just before
+        // it runs (as on the padded path): a 1×1 512→256 layer packs 1 MiB at most, not 2.
+        let mut g0 = 0;
+        while g0 < n {
+            let gn = group.min(n - g0);
+            let threads = threads.min(blocks(gn).count());
+            let packed = &mut scratch.packed[..gn * c];
+            pack(&params.weights[g0 * c..(g0 + gn) * c], gn, c, threads, packed);
+            let base = Ctx {
+                threads,
+                isa: self.isa,
+                pad: src,
+                wp: area,
+                plane: area,
+                iy0: 0,
+                k: 1,
+                s: 1,
+                p: 0,
+                h: 1,
+                c,
+                packed,
+                ab: &ab[g0..g0 + gn],
+                leaky: conv.activation == Activation::Leaky,
+                region: row(main),
+                oplane: area,
+                ocol0: 0,
+            };
+            let rest = Ctx {
+                pad: tail,
+                wp: LANES,
+                plane: LANES,
+                region: row(area - main),
+                ocol0: main,
+                ..base
+            };
+            let data = &mut data[g0 * area..(g0 + gn) * area];
+            for ctx in [base, rest] {
+                if ctx.region.is_empty() {
+                    continue;
+                }
+                split(&ctx, gn, threads, data);
             }
-            split(&ctx, n, threads, data);
+            g0 += gn;
         }
     }
 
