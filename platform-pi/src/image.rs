@@ -123,23 +123,29 @@ impl Image {
     /// The column pass of [`Image::resize`]: every row resampled to `w` columns.
     fn columns(&self, w: usize) -> Image {
         let mut part = Image::filled(w, self.h, self.c, 0.0);
-        let w_scale = scale(self.w, w);
         for k in 0..self.c {
             for r in 0..self.h {
-                for c in 0..w {
-                    let val = if c == w - 1 || self.w == 1 {
-                        self.at(self.w - 1, r, k)
-                    } else {
-                        let sx = c as f32 * w_scale;
-                        let ix = sx as usize;
-                        let dx = sx - ix as f32;
-                        (1.0 - dx) * self.at(ix, r, k) + dx * self.at(ix + 1, r, k)
-                    };
-                    part.set(c, r, k, val);
-                }
+                let at = (k * self.h + r) * w;
+                self.column_row(r, k, &mut part.data[at..at + w]);
             }
         }
         part
+    }
+
+    /// Row `r` of channel `k` resampled to `dst.len()` columns (one row of the column pass).
+    fn column_row(&self, r: usize, k: usize, dst: &mut [f32]) {
+        let w = dst.len();
+        let w_scale = scale(self.w, w);
+        for (c, d) in dst.iter_mut().enumerate() {
+            *d = if c == w - 1 || self.w == 1 {
+                self.at(self.w - 1, r, k)
+            } else {
+                let sx = c as f32 * w_scale;
+                let ix = sx as usize;
+                let dx = sx - ix as f32;
+                (1.0 - dx) * self.at(ix, r, k) + dx * self.at(ix + 1, r, k)
+            };
+        }
     }
 
     /// The row pass of [`Image::resize`] on this column-resampled image: `h` rows, written to
@@ -190,16 +196,36 @@ impl Image {
         boxed
     }
 
-    /// [`Image::letterbox`], consuming the image: it is freed once its columns are resampled,
-    /// before the canvas is allocated, so a frame being prepared holds at most two of the
-    /// three buffers (a data source decodes while it computes).
+    /// [`Image::letterbox`], consuming the image, without the column-resampled copy: each
+    /// canvas row is made from the two source rows it reads, resampled on the fly (the same
+    /// operations in the same order, so the same values). A data source decodes while it
+    /// computes; this holds the decoded image and the canvas only.
     pub fn into_letterbox(self, w: usize, h: usize) -> Image {
         let (new_w, new_h) = self.fitted(w, h);
-        let part = self.columns(new_w);
-        let c = self.c;
-        drop(self);
-        let mut boxed = Image::filled(w, h, c, 0.5);
-        part.rows_into(new_h, &mut boxed, (w - new_w) / 2, (h - new_h) / 2);
+        let (dx, dy) = ((w - new_w) / 2, (h - new_h) / 2);
+        let mut boxed = Image::filled(w, h, self.c, 0.5);
+        let h_scale = scale(self.h, new_h);
+        let (mut upper, mut lower) = (vec![0.0f32; new_w], vec![0.0f32; new_w]);
+        for k in 0..self.c {
+            for r in 0..new_h {
+                let at = (k * h + r + dy) * w + dx;
+                let row = &mut boxed.data[at..at + new_w];
+                // As in `rows_into`: the last row is the last source row.
+                if r == new_h - 1 || self.h == 1 {
+                    self.column_row(self.h - 1, k, row);
+                    continue;
+                }
+                let sy = r as f32 * h_scale;
+                let iy = sy as usize;
+                let fy = sy - iy as f32;
+                self.column_row(iy, k, &mut upper);
+                self.column_row(iy + 1, k, &mut lower);
+                for ((o, &a), &b) in row.iter_mut().zip(&upper).zip(&lower) {
+                    let top = (1.0 - fy) * a;
+                    *o = top + fy * b;
+                }
+            }
+        }
         boxed
     }
 }

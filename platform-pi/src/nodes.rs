@@ -1,11 +1,14 @@
 //! `tessera gateway` and `tessera edge`: one node of a cluster described by a TOML file.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args as ClapArgs;
+use tessera_backends::driver::{Model, ParamSource};
 use tessera_backends::kernels::Fma;
 use tessera_backends::pipeline::{boxes, run_tail};
+use tessera_core::ftp::Partition;
 use tessera_core::kernel::Portable;
 use tessera_core::model::weights::Weights;
 
@@ -86,16 +89,46 @@ fn load(cluster: &Cluster, upto: usize) -> Result<(tessera_core::model::Network,
     Ok((net, params))
 }
 
+/// The fused layers' model of a gateway without the tail: it computes tiles only when no edge
+/// is left, so their parameters are read (or generated) then, not at start. A weights file is
+/// still checked now (header, and size from its metadata), so a wrong one is loud at start.
+fn deferred_model(cluster: &Cluster) -> Result<Arc<Model>, Error> {
+    let net = files::load_network(cluster.cfg.as_deref())?;
+    if let Some(p) = &cluster.weights {
+        files::load_weights(p, &net, 0)?;
+    }
+    let c = cluster.clone();
+    let source = ParamSource(Arc::new(move || match load(&c, c.layers) {
+        Ok((_, params)) => Some(params),
+        Err(e) => {
+            eprintln!("gateway: loading the fused layers' parameters: {e}");
+            None
+        }
+    }));
+    Model::deferred(
+        net,
+        cluster.layers,
+        cluster.grid,
+        Partition::Darknet,
+        source,
+    )
+    .map(Arc::new)
+    .map_err(|e| error("model", e.to_string()))
+}
+
 /// Runs the gateway.
 pub fn gateway(args: &GatewayArgs) -> Result<(), Error> {
     let cluster = Cluster::load(&args.cluster)?;
-    let upto = match args.tail {
-        Tail::Run => usize::MAX,
-        Tail::None => cluster.layers,
+    let model = match args.tail {
+        Tail::Run => {
+            let (net, params) = load(&cluster, usize::MAX)?;
+            // The model owns the one parameter buffer; the tail views its layers past the
+            // fused ones.
+            own_model(&net, params, cluster.layers, cluster.grid)?
+        }
+        Tail::None => deferred_model(&cluster)?,
     };
-    let (net, params) = load(&cluster, upto)?;
-    // The model owns the one parameter buffer; the tail views its layers past the fused ones.
-    let model = own_model(&net, params, cluster.layers, cluster.grid)?;
+    let net = model.net.clone();
     let node = RunningNode::start(NodeSpec {
         id: 0,
         cluster: cluster.clone(),

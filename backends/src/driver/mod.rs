@@ -36,7 +36,7 @@ use tessera_core::Region;
 
 pub use compute::{
     execute, execute_in, needed_strips, take_strips, Done, Executor, Inline, Job, Model,
-    ModelError, Strip, StripMap, Strips, Workspace,
+    ModelError, ParamSource, Strip, StripMap, Strips, Workspace,
 };
 
 use crate::link::{Link, LinkConfig, LinkError, LinkEvent, LinkStats};

@@ -756,7 +756,13 @@ impl Fma {
             let gn = group.min(n - g0);
             let threads = threads.min(blocks(gn).count());
             let packed = &mut scratch.packed[..gn * c];
-            pack(&params.weights[g0 * c..(g0 + gn) * c], gn, c, threads, packed);
+            pack(
+                &params.weights[g0 * c..(g0 + gn) * c],
+                gn,
+                c,
+                threads,
+                packed,
+            );
             let base = Ctx {
                 threads,
                 isa: self.isa,
@@ -871,10 +877,10 @@ impl Fma {
     }
 }
 
-/// Most packed weights a conv holds at once, in f32 (1 MiB): a conv with more is run in groups
-/// of output channels, each packed just before it runs, so a 3×3 256→512 layer keeps 1 MiB of
+/// Most packed weights a conv holds at once, in f32 (256 KiB): a conv with more is run in groups
+/// of output channels, each packed just before it runs, so a 3×3 256→512 layer keeps 256 KiB of
 /// packed weights instead of a 4.5 MiB copy of its whole layer.
-const PACK_ELEMS: usize = 1 << 18;
+const PACK_ELEMS: usize = 1 << 16;
 
 /// Output channels per packing group of a conv with `filters` outputs of `per` weights each:
 /// all of them when they fit [`PACK_ELEMS`], else whole blocks of [`R`] (at least one) that
