@@ -472,3 +472,114 @@ impl<K: Kernels> Executor for Inline<K> {
         self.done.take()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::sync::Arc;
+    use core::sync::atomic::{AtomicUsize, Ordering};
+    use tessera_core::kernel::Portable;
+    use tessera_core::model::weights::param_count;
+    use tessera_core::model::{Activation, Conv, MaxPool, Shape};
+    use tessera_core::wire::{FrameKey, TileMode};
+
+    fn net() -> Network {
+        let conv = |filters| {
+            LayerKind::Conv(Conv {
+                filters,
+                size: 3,
+                stride: 1,
+                pad: 1,
+                batch_norm: true,
+                activation: Activation::Leaky,
+            })
+        };
+        let mut n = Network::new(Shape::new(16, 12, 3)).unwrap();
+        n.push(conv(4)).unwrap();
+        n.push(LayerKind::MaxPool(MaxPool {
+            size: 2,
+            stride: 2,
+            pad: 0,
+        }))
+        .unwrap();
+        n.push(conv(5)).unwrap();
+        n
+    }
+
+    fn params(n: &Network) -> Vec<f32> {
+        (0..param_count(n, 3).unwrap())
+            .map(|i| 0.05 + (i % 17) as f32 / 40.0)
+            .collect()
+    }
+
+    fn job(tile: u16) -> Job {
+        let number = tile as u32;
+        Job {
+            work: Work::Tile {
+                frame: FrameKey { origin: 1, number },
+                tile,
+                mode: TileMode::Plain,
+            },
+            input_region: Region::full(16, 12),
+            input: (0..16 * 12 * 3).map(|i| (i % 13) as f32 / 13.0).collect(),
+            strips: Strips::new(),
+        }
+    }
+
+    #[test]
+    fn a_deferred_model_loads_its_parameters_at_the_first_job_only() {
+        let loaded =
+            Arc::new(Model::new(net(), params(&net()), 3, (2, 2), Partition::Darknet).unwrap());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        let source = ParamSource(Arc::new(move || {
+            counted.fetch_add(1, Ordering::Relaxed);
+            Some(params(&net()))
+        }));
+        let deferred =
+            Arc::new(Model::deferred(net(), 3, (2, 2), Partition::Darknet, source).unwrap());
+        assert!(deferred.is_deferred() && deferred.params.is_empty());
+        assert!(!loaded.is_deferred());
+        let mut lazy = Inline::new(Portable, deferred.clone());
+        let mut eager = Inline::new(Portable, loaded);
+        assert_eq!(
+            calls.load(Ordering::Relaxed),
+            0,
+            "nothing loaded before a job"
+        );
+        for tile in 0..4 {
+            lazy.start(job(tile));
+            eager.start(job(tile));
+            let (a, b) = (
+                lazy.poll().unwrap().unwrap(),
+                eager.poll().unwrap().unwrap(),
+            );
+            assert_eq!(a.region, b.region);
+            assert!(a
+                .output
+                .iter()
+                .zip(&b.output)
+                .all(|(x, y)| x.to_bits() == y.to_bits()));
+        }
+        assert_eq!(
+            calls.load(Ordering::Relaxed),
+            1,
+            "loaded once, at the first job"
+        );
+        // The shared model itself stays without parameters; the executor keeps its copy.
+        assert!(deferred.is_deferred());
+    }
+
+    #[test]
+    fn a_deferred_model_whose_source_fails_fails_its_jobs() {
+        let source = ParamSource(Arc::new(|| None));
+        let m = Arc::new(Model::deferred(net(), 3, (2, 2), Partition::Darknet, source).unwrap());
+        let mut x = Inline::new(Portable, m.clone());
+        x.start(job(0));
+        assert_eq!(x.poll().unwrap().unwrap_err(), ModelError::NoParams);
+        // Parameters that do not fit the network are refused when loaded.
+        let short = ParamSource(Arc::new(|| Some(vec![0.5; 3])));
+        let m = Arc::new(Model::deferred(net(), 3, (2, 2), Partition::Darknet, short).unwrap());
+        assert!(matches!(m.loaded(), Err(ModelError::Weights(_))));
+    }
+}
