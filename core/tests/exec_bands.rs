@@ -244,10 +244,13 @@ fn banded_tiles_equal_the_layer_by_layer_frame() {
 
     let net = net();
     let stack = FusedStack::new(&net, 9).unwrap();
-    // Whole frame: 56 pooled rows in 7 bands; buffers hold no full layer-0 (or layer-2) map.
+    // Whole frame: 56 pooled rows in 14 bands; buffers hold no full layer-0 (or layer-2) map.
     let one = Grid::new(1, 1, Partition::Darknet, &stack).unwrap();
     let plan = TilePlan::new(&stack, &one, 0, Mode::Plain).unwrap();
-    assert_eq!(bands(&stack, &plan, 0).unwrap().count(), 7);
+    assert_eq!(
+        bands(&stack, &plan, 0).unwrap().count(),
+        56 / BAND_ROWS as usize
+    );
     let mem = MemoryPlan::new(&stack, &one, Mode::Plain).unwrap();
     assert!(mem.tile_buffer_elems < 96 * 112 * 8);
     assert!(mem.tile_buffer_elems < 48 * 56 * 12);

@@ -34,7 +34,8 @@ pub struct GatewayArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// `run`: run the layers after the fused ones here and decode boxes; `none`: report the
-    /// fused output only, and load only the fused layers' parameters.
+    /// fused output only, and load the fused layers' parameters only when computing a tile
+    /// itself (no edge left).
     #[arg(long, value_enum, default_value_t = Tail::Run)]
     pub tail: Tail,
 }
@@ -44,7 +45,8 @@ pub struct GatewayArgs {
 pub enum Tail {
     /// Run them and decode boxes (the gateway holds every layer's parameters).
     Run,
-    /// Stop at the fused output (the gateway holds the fused layers' parameters only).
+    /// Stop at the fused output (the gateway loads the fused layers' parameters only if it
+    /// computes a tile itself).
     None,
 }
 
@@ -250,8 +252,10 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
         }
         if fed.saturating_sub(done) < SOURCE_QUEUE {
             if let Some(p) = inputs.next() {
-                let img = Image::load(p).context(|| format!("loading {}", p.display()))?;
-                node.submit(img.into_letterbox(shape.w as usize, shape.h as usize).data)
+                let (w, h) = (shape.w as usize, shape.h as usize);
+                let img = Image::load_letterboxed(p, w, h)
+                    .context(|| format!("loading {}", p.display()))?;
+                node.submit(img.data)
                     .map_err(|e| error("feeding frames", e.to_string()))?;
                 fed += 1;
                 continue;

@@ -301,6 +301,7 @@ impl Workspace {
     fn buffers(&mut self, elems: [usize; 2]) -> (&mut [f32], &mut [f32]) {
         for (v, n) in [(&mut self.a, elems[0]), (&mut self.b, elems[1])] {
             if v.len() < n {
+                v.reserve_exact(n - v.len());
                 v.resize(n, 0.0);
             }
         }

@@ -642,6 +642,8 @@ impl Scratch {
     fn reserve(&mut self, pad: usize, packed: usize) {
         for (v, len) in [(&mut self.pad, pad), (&mut self.packed, packed)] {
             if v.len() < len {
+                // Exactly: a doubled capacity would stay resident for good.
+                v.reserve_exact(len - v.len());
                 v.resize(len, 0.0);
             }
         }

@@ -19,8 +19,10 @@
 use super::{FusedStack, PlanError, Side, TilePlan};
 use crate::region::{Region, Span};
 
-/// Rows of layer `ℓ+1`'s output computed per band.
-pub const BAND_ROWS: u32 = 8;
+/// Rows of layer `ℓ+1`'s output computed per band. YOLOv2's banded pairs recompute no rows
+/// (their second layers are 2×2 pools and a 1×1 conv), so thin bands cost only more, smaller
+/// kernel calls; each band's rows and their padded input copy are held at once.
+pub const BAND_ROWS: u32 = 4;
 
 /// First layers of the pairs run in bands. YOLOv2: conv 0 → maxpool 1 and conv 2 → maxpool 3
 /// remove the two largest maps from the buffers; conv 4 → conv 1×1 5 and conv 6 → maxpool 7
