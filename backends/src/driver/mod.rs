@@ -841,13 +841,14 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     .get_mut(&frame)
                     .and_then(|f| f.tasks.remove(&tile));
                 let input = given.or_else(|| self.tile_input(frame, tile, mode));
-                // Only the strips this tile reads, not the frame's whole store; a helper
-                // moves them into the job (each is read by this one tile, and it fetches them
-                // again should it run the tile again), a source keeps its own frames' copies.
-                let helper = self.is_helper_of(frame);
+                // Only the strips this tile reads, not the frame's whole store. An edge moves
+                // them into the job: each strip serves the one tile on its side, which runs
+                // once here (its level-0 neighbours, recomputed, would put them again); the
+                // gateway keeps its copies to serve them to the edges.
+                let edge = matches!(self.machine, Machine::Edge(_));
                 let plan = self.model.plan(tile, mode.into());
                 let strips = match (self.frames.get_mut(&frame), plan) {
-                    (Some(f), Ok(plan)) if helper => take_strips(&mut f.strips, &plan),
+                    (Some(f), Ok(plan)) if edge => take_strips(&mut f.strips, &plan),
                     (Some(f), Ok(plan)) => needed_strips(&f.strips, &plan),
                     _ => Strips::new(),
                 };
