@@ -5,7 +5,8 @@
 #   FUZZ_SECONDS=60 ci/fuzz.sh frame_parser
 #
 # Targets (fuzz/fuzz_targets/): frame_parser (wire frames, stream decoder, payload parsers),
-# cfg_parser (model::cfg::parse), weights_reader (model::weights::decode).
+# link_handshake (a connection's first bytes through a real link), cfg_parser (model::cfg::parse),
+# weights_reader (model::weights::decode).
 # Seeds are read from fuzz/corpus/<target>/ and never written to: new inputs go to a scratch
 # corpus under fuzz/target/. A crash leaves its input in fuzz/artifacts/<target>/ and fails the
 # script. Installs cargo-fuzz if missing; needs the nightly toolchain.
@@ -19,7 +20,7 @@ export CARGO_TARGET_DIR="$root/fuzz/target"
 
 seconds="${FUZZ_SECONDS:-20}"
 toolchain="${FUZZ_TOOLCHAIN:-nightly}"
-all_targets=(frame_parser cfg_parser weights_reader)
+all_targets=(frame_parser link_handshake cfg_parser weights_reader)
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=("${all_targets[@]}")
 

@@ -53,3 +53,23 @@ open('corpus/weights_reader/exact_wide', 'wb').write(b'\x00' + wide + body)
 open('corpus/weights_reader/exact_wide_upto2', 'wb').write(b'\x04' + wide + body)
 open('corpus/weights_reader/repeat_narrow', 'wb').write(b'\x01' + narrow + body[:64])
 open('corpus/weights_reader/short', 'wb').write(b'\x00' + wide + body[:100])
+
+# A connection's first bytes (fuzz_targets/link_handshake.rs): mode byte (bit 0 the link
+# dials, bit 1 the peer closes after its bytes, bit 2 a valid sealed Hello first), read size,
+# then the peer's bytes. The sealed Hello is made by the target (no AEAD here).
+os.makedirs('corpus/link_handshake', exist_ok=True)
+hs = {
+    'empty_silent': bytes([0, 0]),
+    'empty_closed': bytes([2, 0]),
+    'clear_hello': bytes([0, 63]) + header(1, 3) + struct.pack('<HB', 1, 1),
+    'big_header': bytes([0, 7]) + header(7, 64 << 20, flags=1),
+    'half_header': bytes([2, 3]) + header(1, 19, flags=1)[:20],
+    'garbage': bytes([0, 5]) + b'GET / HTTP/1.1\r\n\r\n' * 3,
+    'refusal_to_dialler': bytes([1, 63]) + header(19, 2, sender=0) + struct.pack('<H', 1),
+    'busy_to_dialler': bytes([3, 1]) + header(19, 2, sender=0) + struct.pack('<H', 5),
+    'hello_then_heartbeat': bytes([4, 9]) + header(18, 0, flags=1, seq=2) + bytes(16),
+    'hello_then_big_frame': bytes([6, 63]) + header(10, 1 << 20, flags=1, seq=2),
+    'dialled_hello_then_frames': bytes([5, 17]) + header(18, 0, flags=1, seq=2) + bytes(16) * 2,
+}
+for name, data in hs.items():
+    open(f'corpus/link_handshake/{name}', 'wb').write(data)

@@ -8,6 +8,11 @@
 //! decides when to give up, see `LinkConfig::connect`).
 //! A peer that closed its end is `TcpErrorKind::PipeClosed`, never a silent zero-length read.
 //!
+//! Outgoing connections leave from the stack's own address (`local_ip`, when it is a specific
+//! address of the same kind, loopback or not, as the peer's): the link tells peers apart by
+//! source address (caps on unauthenticated connections, who may hold a node id), and on a
+//! loopback cluster every connect would otherwise come from 127.0.0.1.
+//!
 //! Sockets are `mio` sockets. A stack made with [`StdStack::with_registry`] registers each one
 //! for readable and writable readiness, edge-triggered, so a driver loop can sleep in
 //! [`mio::Poll::poll`] until a socket has something to do (see `driver::readiness::Readiness`).
@@ -160,6 +165,35 @@ impl StdStack {
         }
     }
 
+    /// Starts a non-blocking connect to `remote`, from `local_ip` when that can reach it.
+    fn start_connect(&self, remote: SocketAddr) -> io::Result<TcpStream> {
+        let ip = self.local_ip;
+        let bindable = !ip.is_unspecified()
+            && ip.is_ipv4() == remote.is_ipv4()
+            && ip.is_loopback() == remote.ip().is_loopback();
+        if !bindable {
+            return TcpStream::connect(remote);
+        }
+        use socket2::{Domain, Protocol, Socket, Type};
+        let s = Socket::new(
+            Domain::for_address(remote),
+            Type::STREAM,
+            Some(Protocol::TCP),
+        )?;
+        s.set_nonblocking(true)?;
+        if s.bind(&SocketAddr::new(ip, 0).into()).is_err() {
+            // Not an address of this host (misconfiguration shows up elsewhere): let the
+            // kernel choose, as without binding.
+            return TcpStream::connect(remote);
+        }
+        match s.connect(&remote.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => return Err(e),
+        }
+        Ok(TcpStream::from_std(s.into()))
+    }
+
     /// Where a connect in progress stands: done, still waiting, or failed.
     fn finish_connect(stream: &TcpStream) -> nb::Result<(), StdTcpError> {
         if let Some(e) = stream.take_error().map_err(other)? {
@@ -202,7 +236,7 @@ impl TcpClientStack for StdStack {
         match socket {
             StdSocket::Connected(_) => return Ok(()),
             StdSocket::Fresh => {
-                let mut stream = TcpStream::connect(remote).map_err(other)?;
+                let mut stream = self.start_connect(remote).map_err(other)?;
                 self.register(&mut stream).map_err(other)?;
                 *socket = StdSocket::Connecting(stream);
             }
@@ -357,6 +391,22 @@ mod tests {
         let err = block(|| stack.receive(&mut server, &mut buf)).unwrap_err();
         assert_eq!(err.kind(), TcpErrorKind::PipeClosed);
         stack.close(server).unwrap();
+    }
+
+    #[test]
+    fn connects_leave_from_the_stack_address() {
+        let mut server = StdStack::new("127.13.0.1".parse().unwrap());
+        let mut listener = server.socket().unwrap();
+        server.bind(&mut listener, 0).unwrap();
+        server.listen(&mut listener).unwrap();
+        let addr = server.local_addr(&listener).unwrap();
+        let mut client = StdStack::new("127.13.0.9".parse().unwrap());
+        let mut c = client.socket().unwrap();
+        block(|| client.connect(&mut c, addr)).unwrap();
+        let (s, from) = block(|| server.accept(&mut listener)).unwrap();
+        assert_eq!(from.ip(), "127.13.0.9".parse::<IpAddr>().unwrap());
+        client.close(c).unwrap();
+        server.close(s).unwrap();
     }
 
     #[test]

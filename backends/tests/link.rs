@@ -38,6 +38,7 @@ fn node(me: NodeId, ip: &str, port: u16, peers: &[(NodeId, SocketAddr)], key: Op
         max_backoff: tessera_backends::link::MAX_BACKOFF,
         connect: Duration::from_secs(2),
         backlog: tessera_backends::link::DEFAULT_BACKLOG,
+        handshake: Default::default(),
     };
     Node {
         link: Link::new(StdStack::new(ipaddr), cfg).unwrap(),

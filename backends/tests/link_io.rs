@@ -36,6 +36,7 @@ fn config(me: NodeId, port: u16, peers: &[(NodeId, SocketAddr)], backlog: usize)
         max_backoff: MAX_BACKOFF,
         connect: Duration::from_millis(500),
         backlog,
+        handshake: Default::default(),
     }
 }
 

@@ -19,7 +19,7 @@ use tessera_backends::link::{LinkConfig, DEFAULT_BACKLOG, MAX_BACKOFF};
 use tessera_core::ftp::{FusedStack, Grid, Partition};
 use tessera_core::runtime::Config;
 use tessera_core::time::{Duration, Instant};
-use tessera_core::wire::{Key, Limits, NodeId};
+use tessera_core::wire::{FrameKey, Key, Limits, NodeId};
 
 use crate::config::{Cluster, NodeKernel};
 use crate::error::{error, Context, Error};
@@ -72,6 +72,9 @@ pub struct NodeSpec {
     /// Number of this source's first frame (`None`: 0). A process that may restart passes
     /// [`per_start_frame_number`] so it never reuses a number the gateway may still hold.
     pub first_frame: Option<u32>,
+    /// Gateway: a source hears `FrameDone` only once [`RunningNode::frame_done`] says the final
+    /// result is made (`runtime::Config::confirm_done`); until then the frame holds its slot.
+    pub confirm_done: bool,
 }
 
 /// A frame number that grows with each start: the low 32 bits of microseconds since the Unix
@@ -136,8 +139,10 @@ impl RunningNode {
             max_backoff: MAX_BACKOFF,
             connect: dur(spec.cluster.timeouts.connect),
             backlog: DEFAULT_BACKLOG,
+            handshake: Default::default(),
         };
-        let cfg = runtime_config(&spec.cluster, &spec.model)?;
+        let mut cfg = runtime_config(&spec.cluster, &spec.model)?;
+        cfg.confirm_done = spec.confirm_done;
         let clock = Clock::new();
         let ready = Readiness::new().context(|| "creating a poll set")?;
         let wake = ready.waker();
@@ -191,6 +196,12 @@ impl RunningNode {
     /// A finished frame, waiting at most `timeout`.
     pub fn next_finished(&self, timeout: StdDuration) -> Option<Finished> {
         self.0.next_finished(timeout)
+    }
+
+    /// Gateway started with [`NodeSpec::confirm_done`]: `frame`'s final result is made
+    /// (`complete`) or given up; its source is told `FrameDone` and its slot is freed.
+    pub fn frame_done(&self, frame: FrameKey, complete: bool) {
+        self.0.frame_done(frame, complete)
     }
 
     /// Finished frames available now.

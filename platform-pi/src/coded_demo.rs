@@ -244,6 +244,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
             max_backoff: tessera_backends::link::MAX_BACKOFF,
             connect: Duration::from_secs(2),
             backlog: tessera_backends::link::DEFAULT_BACKLOG,
+            handshake: Default::default(),
         };
         CodedNode::new(
             StdStack::new(addr(id).ip()),

@@ -123,6 +123,7 @@ impl CodedTailStage {
             max_backoff: tessera_backends::link::MAX_BACKOFF,
             connect: Duration::from_secs(2),
             backlog: tessera_backends::link::DEFAULT_BACKLOG,
+            handshake: Default::default(),
         };
         let config = CodedConfig {
             data_grace: Duration::from_micros(spec.data_grace.as_micros() as u64),

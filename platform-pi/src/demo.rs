@@ -215,6 +215,7 @@ pub fn run_local_with(
             key_override: faults.wrong_key.contains(&n.id).then_some(Some([0x5a; 32])),
             // In-process runs never restart a node: frames numbered from 0 per source.
             first_frame: None,
+            confirm_done: false,
         })?);
     }
     let sources: Vec<NodeId> = cluster

@@ -19,4 +19,6 @@ pub mod image;
 pub mod layers;
 pub mod node_memory;
 pub mod nodes;
+pub mod result_file;
 pub mod rng;
+pub mod signals;

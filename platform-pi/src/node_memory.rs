@@ -180,16 +180,34 @@ fn cluster_text(s: &RssSetup) -> String {
     t
 }
 
-/// `VmHWM` of a running process, in bytes.
+/// `VmHWM` (peak resident set) of a running process, in bytes.
 pub fn vm_hwm(pid: u32) -> Result<u64, Error> {
+    status_kib(pid, "VmHWM")
+}
+
+/// `VmRSS` (resident set now) of a running process, in bytes.
+pub fn vm_rss(pid: u32) -> Result<u64, Error> {
+    status_kib(pid, "VmRSS")
+}
+
+/// File descriptors a running process holds now (entries of `/proc/PID/fd`).
+pub fn fd_count(pid: u32) -> Result<usize, Error> {
+    let path = format!("/proc/{pid}/fd");
+    Ok(std::fs::read_dir(&path)
+        .context(|| format!("reading {path}"))?
+        .count())
+}
+
+/// A `kB` field of `/proc/PID/status`, in bytes.
+fn status_kib(pid: u32, field: &str) -> Result<u64, Error> {
     let path = format!("/proc/{pid}/status");
     let text = std::fs::read_to_string(&path).context(|| format!("reading {path}"))?;
     text.lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().strip_suffix("kB"))
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(|kib| kib * 1024)
-        .ok_or_else(|| error(format!("reading {path}"), "no VmHWM line"))
+        .ok_or_else(|| error(format!("reading {path}"), format!("no {field} line")))
 }
 
 /// Parses the gateway's `tiles [(1, 3), (2, 2)]` suffix into (edge, count) pairs.

@@ -79,6 +79,7 @@ fn a_peer_that_drops_syns_does_not_disturb_the_others() {
             slowdown: 1.0,
             key_override: None,
             first_frame: None,
+            confirm_done: false,
         })
         .unwrap()
     };

@@ -105,5 +105,10 @@ pub fn link_config(
         // smoltcp's connect never waits; its socket buffers already bound what a peer holds.
         connect: Duration::from_secs(2),
         backlog: usize::MAX,
+        // Lossy simulated links may take seconds to carry a Hello: bounded by liveness, as before.
+        handshake: tessera_backends::link::HandshakeConfig {
+            deadline: peer_dead,
+            ..Default::default()
+        },
     }
 }

@@ -184,6 +184,9 @@ pub struct NodeStats {
     /// Sends the link refused for a full peer backlog; each item was dropped and is
     /// recovered by the runtime's timeouts (see `LinkConfig::backlog`).
     pub sends_refused: u64,
+    /// Frames in flight at the state machine (gateway: in the cluster plus complete ones
+    /// awaiting `frame_done`; source: its own, until `FrameDone`).
+    pub frames_in_flight: usize,
 }
 
 /// One cluster node: link + state machine + stores + executor.
@@ -279,6 +282,10 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
     pub fn stats(&self) -> NodeStats {
         let mut s = self.stats;
         s.runtime = machine!(&self.machine, m => m.stats());
+        s.frames_in_flight = match &self.machine {
+            Machine::Gateway(g) => g.frames_in_flight() + g.frames_awaiting_done(),
+            Machine::Edge(e) => e.frames_in_flight(),
+        };
         s.link = self.link.stats();
         s
     }
@@ -306,6 +313,21 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         f.started = now;
         self.pump(now);
         Ok(key)
+    }
+
+    /// Gateway with `Config::confirm_done`: `frame`'s final result is made (`complete`) or
+    /// given up, so its source is told `FrameDone` now (or when it reconnects) and its slot
+    /// is free; see `Gateway::frame_done`. False when the frame was not waiting for this (or
+    /// this node is an edge).
+    pub fn frame_done(&mut self, now: Instant, frame: FrameKey, complete: bool) -> bool {
+        // Drained actions leave the machine room to queue the `FrameDone`.
+        self.pump(now);
+        let Machine::Gateway(g) = &mut self.machine else {
+            return false;
+        };
+        let found = g.frame_done(now, frame, complete).unwrap_or(false);
+        self.pump(now);
+        found
     }
 
     /// When the node next needs a poll without I/O.

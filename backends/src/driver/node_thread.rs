@@ -19,7 +19,7 @@ use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::Duration as StdDuration;
 
-use tessera_core::wire::NodeId;
+use tessera_core::wire::{FrameKey, NodeId};
 
 use super::readiness::{Readiness, Wake};
 use super::{Clock, Executor, Finished, Node, NodeStats};
@@ -58,6 +58,7 @@ pub struct NodeThread {
     wake: Wake,
     frames: SyncSender<Vec<f32>>,
     finished: Receiver<Finished>,
+    done: mpsc::Sender<(FrameKey, bool)>,
     stats: Arc<Mutex<NodeStats>>,
     thread: Option<JoinHandle<NodeStats>>,
 }
@@ -82,6 +83,7 @@ impl NodeThread {
         let stats = Arc::new(Mutex::new(NodeStats::default()));
         let (frames, frame_rx) = mpsc::sync_channel::<Vec<f32>>(FRAME_QUEUE);
         let (fin_tx, finished) = mpsc::channel();
+        let (done, done_rx) = mpsc::channel();
         let (flag, shared) = (stop.clone(), stats.clone());
         let thread = std::thread::Builder::new().name(name).spawn(move || {
             let mut l = Loop {
@@ -90,6 +92,7 @@ impl NodeThread {
                 clock,
                 frames: frame_rx,
                 finished: fin_tx,
+                done: done_rx,
                 stats: shared,
             };
             l.run(&flag)
@@ -100,6 +103,7 @@ impl NodeThread {
             wake,
             frames,
             finished,
+            done,
             stats,
             thread: Some(thread),
         })
@@ -139,6 +143,14 @@ impl NodeThread {
         self.finished.try_iter().collect()
     }
 
+    /// Gateway with `Config::confirm_done`: `frame`'s final result is made (`complete`) or
+    /// given up (see [`Node::frame_done`]); handed to the node thread.
+    pub fn frame_done(&self, frame: FrameKey, complete: bool) {
+        if self.done.send((frame, complete)).is_ok() {
+            self.wake.wake();
+        }
+    }
+
     /// The node's counters as of its last poll.
     pub fn stats(&self) -> NodeStats {
         self.stats.lock().map(|s| *s).unwrap_or_default()
@@ -169,6 +181,7 @@ struct Loop<X: Executor, C: Clock> {
     clock: C,
     frames: Receiver<Vec<f32>>,
     finished: mpsc::Sender<Finished>,
+    done: Receiver<(FrameKey, bool)>,
     stats: Arc<Mutex<NodeStats>>,
 }
 
@@ -181,6 +194,9 @@ impl<X: Executor, C: Clock> Loop<X, C> {
         let mut held: Option<Vec<f32>> = None;
         while !stop.load(Ordering::Relaxed) {
             self.node.poll(self.clock.now());
+            while let Ok((frame, complete)) = self.done.try_recv() {
+                self.node.frame_done(self.clock.now(), frame, complete);
+            }
             loop {
                 if held.is_none() {
                     held = self.frames.try_recv().ok();
@@ -211,6 +227,10 @@ impl<X: Executor, C: Clock> Loop<X, C> {
                 // its peers rather than spinning or stopping.
                 std::thread::sleep(StdDuration::from_millis(10));
             }
+        }
+        // Results confirmed just before the stop: their sources still hear `FrameDone`.
+        while let Ok((frame, complete)) = self.done.try_recv() {
+            self.node.frame_done(self.clock.now(), frame, complete);
         }
         self.node.stats()
     }

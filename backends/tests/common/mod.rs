@@ -57,5 +57,6 @@ pub fn link(
         max_backoff: tessera_backends::link::MAX_BACKOFF,
         connect: Duration::from_secs(2),
         backlog: tessera_backends::link::DEFAULT_BACKLOG,
+        handshake: Default::default(),
     }
 }

@@ -9,6 +9,16 @@
 //! never disturbs other peers. Peers silent for longer than `peer_dead` are dropped; idle
 //! connections carry `Heartbeat`s so silence means death, not idleness.
 //!
+//! Before its `Hello` verifies, a connection costs at most one `Hello`-sized buffer
+//! ([`PRE_AUTH_FRAME`]) and lives at most [`HandshakeConfig::deadline`]; accepted connections
+//! waiting for their `Hello` are capped in all and per source address, the newcomer evicting
+//! the oldest waiting one (never an authenticated peer). An id is held by its live connection:
+//! a `Hello` claiming it from another address is refused (the holder must first be proven dead
+//! by `peer_dead`), one from the same address is a restart and replaces it. A refused dialler
+//! is told why ([`handshake`]) and the link gives up after a run of refusals
+//! ([`LinkStats::gave_up`]). Every connection that ends is counted once by reason
+//! ([`Drops`]).
+//!
 //! Dialling never blocks: a connect in progress stays in a "connecting" state across polls and
 //! is abandoned after `LinkConfig::connect`; a peer that is down is re-dialled with exponential
 //! backoff, from `retry` doubling up to `max_backoff`, reset when the peer comes up.
@@ -16,188 +26,51 @@
 //! Sending streams the frame out of the caller's tensor with [`FrameEncoder`](tessera_core::wire::FrameEncoder) straight into the
 //! socket; only what the socket does not take at once is copied into the peer's backlog.
 //! Receiving buffers one frame per connection (the tag must be checked before any byte is
-//! used), bounded by the receiver's [`Limits`].
+//! used), bounded by the receiver's [`Limits`](tessera_core::wire::Limits) once authenticated.
 
 extern crate alloc;
 
-use alloc::collections::VecDeque;
+mod config;
+mod conn;
+mod error;
+pub mod handshake;
+pub mod mem;
+mod stats;
+
 use alloc::vec;
 use alloc::vec::Vec;
-use core::fmt;
-use core::net::SocketAddr;
 
-use embedded_nal::{nb, TcpError, TcpErrorKind, TcpFullStack};
+use embedded_nal::{nb, TcpError, TcpFullStack};
 use tessera_core::time::{Duration, Instant};
 use tessera_core::wire::{
-    self, Body, Frame, HeaderRepr, Key, Limits, Message, NodeId, ReplayWindow, Role, Sender,
-    WireError, GATEWAY, HEADER_LEN,
+    self, Body, Frame, HeaderRepr, Message, NodeId, ReplayWindow, Role, Sender, FLAG_AUTH, GATEWAY,
+    HEADER_LEN,
 };
+
+pub use config::{HandshakeConfig, LinkConfig, DEFAULT_BACKLOG, MAX_BACKOFF};
+pub use error::LinkError;
+pub use handshake::{Refusal, RefusalReason, PRE_AUTH_FRAME};
+pub use stats::{Drops, LinkStats};
+
+use conn::{evict_for, Conn, Dial, Origin};
 
 /// Bytes written to a socket per `send` call (also the streaming chunk).
 const CHUNK: usize = 64 * 1024;
 /// Largest receive buffer (and drained send backlog) a connection keeps between frames.
 const RX_KEEP: usize = 64 * 1024;
 
-/// A per-peer send backlog that holds a few YOLOv2-608 input frames (4.4 MiB each) while a
-/// slow link drains, and bounds what a peer that stopped reading can cost.
-pub const DEFAULT_BACKLOG: usize = 16 << 20;
-
-/// A default for `LinkConfig::max_backoff`: a peer that is down costs one dial every 4 s.
-pub const MAX_BACKOFF: Duration = Duration::from_millis(4000);
-
-/// Why the link refused an operation or dropped a connection.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum LinkError {
-    /// The peer is not connected.
-    NotConnected(NodeId),
-    /// The peer id is not in the peer table.
-    UnknownPeer(NodeId),
-    /// A frame from the peer was malformed, forged or replayed.
-    Wire(WireError),
-    /// The first frame on a connection was not a `Hello`.
-    NoHello,
-    /// A new connection from the same peer replaced this one.
-    Duplicate(NodeId),
-    /// The socket failed or the peer closed it.
-    Socket(TcpErrorKind),
-    /// The peer was silent for longer than `peer_dead`.
-    Silent,
-    /// Binding or listening failed.
-    Listen,
-    /// The peer's send backlog is too full to take this frame (the peer does not read fast
-    /// enough); nothing of the frame was sent.
-    Backlog {
-        /// The peer.
-        peer: NodeId,
-        /// Bytes already waiting for it.
-        queued: usize,
-        /// Length of the refused frame.
-        frame: usize,
-    },
-}
-
-impl fmt::Display for LinkError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LinkError::NotConnected(p) => write!(f, "peer {p} is not connected"),
-            LinkError::UnknownPeer(p) => write!(f, "unknown peer id {p}"),
-            LinkError::Wire(e) => write!(f, "bad frame: {e}"),
-            LinkError::NoHello => f.write_str("first frame was not Hello"),
-            LinkError::Duplicate(p) => write!(f, "peer {p} reconnected"),
-            LinkError::Socket(TcpErrorKind::PipeClosed) => f.write_str("connection closed"),
-            LinkError::Socket(_) => f.write_str("socket error"),
-            LinkError::Silent => f.write_str("peer silent for too long"),
-            LinkError::Listen => f.write_str("cannot listen"),
-            LinkError::Backlog {
-                peer,
-                queued,
-                frame,
-            } => write!(
-                f,
-                "backlog to peer {peer} full: {queued} bytes queued, frame of {frame} refused"
-            ),
-        }
-    }
-}
-
-impl core::error::Error for LinkError {}
-
-impl From<WireError> for LinkError {
-    fn from(e: WireError) -> Self {
-        LinkError::Wire(e)
-    }
-}
-
-/// Configuration of one node's link.
-#[derive(Clone, Debug)]
-pub struct LinkConfig {
-    /// This node.
-    pub me: NodeId,
-    /// Local port to listen on.
-    pub port: u16,
-    /// Every other node of the cluster and its listening address.
-    pub peers: Vec<(NodeId, SocketAddr)>,
-    /// Cluster key; `None` runs unauthenticated (measurements only).
-    pub key: Option<Key>,
-    /// Bounds on received frames.
-    pub limits: Limits,
-    /// Sequence number of this node's first frame; must exceed any it used before with the
-    /// same key (e.g. microseconds since the Unix epoch at start-up).
-    pub first_seq: u64,
-    /// A peer silent this long is dropped.
-    pub peer_dead: Duration,
-    /// Wait before the first re-dial of a peer that is down; it doubles on every failed
-    /// attempt up to `max_backoff` and is reset when the peer comes up.
-    pub retry: Duration,
-    /// Longest wait between two dials of a peer that is down (e.g. [`MAX_BACKOFF`]; equal to
-    /// `retry` for a fixed period).
-    pub max_backoff: Duration,
-    /// A connect still in progress after this long is abandoned (a peer that drops SYNs).
-    pub connect: Duration,
-    /// Most bytes queued for one peer beyond what its socket took. A send that would grow the
-    /// backlog past it is refused with [`LinkError::Backlog`]; a frame finding the backlog
-    /// empty is always accepted, so one peer's backlog never exceeds `backlog` plus one frame
-    /// (bounded by the peer's receive [`Limits`]).
-    pub backlog: usize,
-}
-
 /// What happened on the link during a poll.
 #[derive(Debug)]
 pub enum LinkEvent<'a> {
     /// A peer completed its Hello.
     Up(NodeId),
-    /// A peer's connection was dropped (it may come back).
+    /// A peer's connection was dropped (it may come back). A dialled peer that refused our
+    /// `Hello` is reported here too, with [`LinkError::Refused`].
     Down(NodeId, LinkError),
     /// A message from a peer.
     Message(NodeId, Message<'a>),
-    /// A connection from an unidentified peer was refused.
+    /// A connection from an unidentified peer was refused (or a claim of an id in use).
     Refused(LinkError),
-}
-
-/// Counters of the link.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct LinkStats {
-    /// Bytes handed to sockets.
-    pub bytes_sent: u64,
-    /// Bytes read from sockets.
-    pub bytes_received: u64,
-    /// Frames accepted.
-    pub frames_received: u64,
-    /// Frames whose tag did not verify.
-    pub forged: u64,
-    /// Frames replayed or stale.
-    pub replayed: u64,
-    /// Connections dropped for a protocol violation (malformed frame, no Hello, bad id).
-    pub violations: u64,
-    /// Connection attempts started (dials).
-    pub dials: u64,
-    /// Dials abandoned after `LinkConfig::connect` without an answer.
-    pub dial_timeouts: u64,
-    /// Sends refused because the peer's backlog was full.
-    pub sends_refused: u64,
-    /// Connections of identified peers that went down (any reason).
-    pub peers_lost: u64,
-}
-
-struct Conn<T> {
-    socket: Option<T>,
-    peer: Option<NodeId>,
-    rx: Vec<u8>,
-    rx_len: usize,
-    tx: VecDeque<u8>,
-    last_heard: Instant,
-    last_sent: Instant,
-}
-
-/// Dialling state of one lower-id peer.
-struct Dial<T> {
-    id: NodeId,
-    /// Earliest next attempt.
-    at: Instant,
-    /// Wait after the next failure.
-    backoff: Duration,
-    /// A connect in progress and when it started.
-    pending: Option<(T, Instant)>,
 }
 
 /// A node's connections to its peers.
@@ -229,6 +102,16 @@ fn socket_error<E: TcpError>(e: E) -> LinkError {
 impl<S: TcpFullStack> Link<S> {
     /// Binds and listens on `cfg.port`.
     pub fn new(mut stack: S, cfg: LinkConfig) -> Result<Self, LinkError> {
+        let h = &cfg.handshake;
+        if h.deadline.total_micros() == 0
+            || h.max_pending == 0
+            || h.max_pending_per_addr == 0
+            || h.max_refusals == 0
+        {
+            return Err(LinkError::Config(
+                "handshake deadline, caps and max_refusals must be positive",
+            ));
+        }
         let mut listener = stack.socket().map_err(|_| LinkError::Listen)?;
         stack
             .bind(&mut listener, cfg.port)
@@ -256,6 +139,8 @@ impl<S: TcpFullStack> Link<S> {
                     at: Instant::ZERO,
                     backoff: cfg.retry,
                     pending: None,
+                    refusals: 0,
+                    refused_since: Instant::ZERO,
                 })
                 .collect(),
             more: false,
@@ -288,19 +173,22 @@ impl<S: TcpFullStack> Link<S> {
         self.stats
     }
 
-    /// True when `peer` has completed its Hello and is connected.
-    pub fn is_up(&self, peer: NodeId) -> bool {
+    /// Connections open but not authenticated yet (accepted or dialled).
+    pub fn unauthenticated(&self) -> usize {
         self.conns
             .iter()
-            .any(|c| c.peer == Some(peer) && c.socket.is_some())
+            .filter(|c| c.socket.is_some() && !c.authenticated)
+            .count()
+    }
+
+    /// True when `peer` has completed its Hello and is connected.
+    pub fn is_up(&self, peer: NodeId) -> bool {
+        self.up_conn(peer).is_some()
     }
 
     /// The connected peers.
     pub fn peers_up(&self) -> impl Iterator<Item = NodeId> + '_ {
-        self.conns
-            .iter()
-            .filter(|c| c.socket.is_some())
-            .filter_map(|c| c.peer)
+        self.conns.iter().filter(|c| c.up()).filter_map(|c| c.peer)
     }
 
     /// Bytes waiting in `peer`'s backlog (not yet taken by its socket).
@@ -312,6 +200,12 @@ impl<S: TcpFullStack> Link<S> {
             .sum()
     }
 
+    fn up_conn(&self, peer: NodeId) -> Option<usize> {
+        self.conns
+            .iter()
+            .position(|c| c.peer == Some(peer) && c.up())
+    }
+
     /// Sends `msg` (whose trailing tensor or strips come from `body`) to `to`.
     pub fn send(
         &mut self,
@@ -320,11 +214,19 @@ impl<S: TcpFullStack> Link<S> {
         msg: &Message<'_>,
         body: Body<'_>,
     ) -> Result<(), LinkError> {
-        let idx = self
-            .conns
-            .iter()
-            .position(|c| c.peer == Some(to) && c.socket.is_some())
-            .ok_or(LinkError::NotConnected(to))?;
+        let idx = self.up_conn(to).ok_or(LinkError::NotConnected(to))?;
+        self.send_on(now, idx, msg, body)
+    }
+
+    /// Sends on connection `idx` (authenticated or not: our `Hello` goes first).
+    fn send_on(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        msg: &Message<'_>,
+        body: Body<'_>,
+    ) -> Result<(), LinkError> {
+        let to = self.conns[idx].peer.unwrap_or(GATEWAY);
         let mut encoder = self.sender.stream(msg, body)?;
         let queued = self.conns[idx].tx.len();
         if queued > 0 && queued.saturating_add(encoder.frame_len()) > self.cfg.backlog {
@@ -355,7 +257,8 @@ impl<S: TcpFullStack> Link<S> {
                         Err(nb::Error::WouldBlock) => break,
                         Err(nb::Error::Other(e)) => {
                             let err = socket_error(e);
-                            self.drop_conn(idx);
+                            // Reported to the caller, not as an event: counted here.
+                            self.close(idx, &err);
                             return Err(err);
                         }
                     }
@@ -379,12 +282,14 @@ impl<S: TcpFullStack> Link<S> {
     /// Closes the connection to `peer` (e.g. a peer the runtime found faulty).
     pub fn disconnect(&mut self, peer: NodeId) {
         if let Some(i) = self.conns.iter().position(|c| c.peer == Some(peer)) {
-            self.drop_conn(i);
+            self.close(i, &LinkError::Local);
         }
     }
 
-    fn drop_conn(&mut self, i: usize) {
+    /// Closes connection `i` (once) and counts why.
+    fn close(&mut self, i: usize, why: &LinkError) {
         if let Some(s) = self.conns[i].socket.take() {
+            why.count(&mut self.stats.dropped);
             let _ = self.stack.close(s);
         }
     }
@@ -404,7 +309,7 @@ impl<S: TcpFullStack> Link<S> {
     }
 
     /// When the link next needs a poll without I/O (dial retries and timeouts, heartbeats,
-    /// silence checks). See also [`Link::more`].
+    /// silence checks, handshake deadlines). See also [`Link::more`].
     pub fn poll_at(&self) -> Option<Instant> {
         let dial = self
             .dials
@@ -420,7 +325,12 @@ impl<S: TcpFullStack> Link<S> {
             .iter()
             .filter(|c| c.socket.is_some())
             .map(|c| {
-                (c.last_heard + self.cfg.peer_dead).min(c.last_sent + heartbeat(self.cfg.peer_dead))
+                let dead = c.last_heard + self.cfg.peer_dead;
+                if c.authenticated {
+                    dead.min(c.last_sent + heartbeat(self.cfg.peer_dead))
+                } else {
+                    dead.min(c.opened + self.cfg.handshake.deadline)
+                }
             })
             .min();
         match (dial, live) {
@@ -433,7 +343,7 @@ impl<S: TcpFullStack> Link<S> {
     /// `on_event`. Bounded work: at most one frame per connection per call.
     pub fn poll(&mut self, now: Instant, mut on_event: impl FnMut(&mut Self, LinkEvent<'_>)) {
         self.more = false;
-        self.accept(now);
+        self.accept(now, &mut on_event);
         self.dial(now, &mut on_event);
         let mut i = 0;
         while i < self.conns.len() {
@@ -446,18 +356,20 @@ impl<S: TcpFullStack> Link<S> {
                     self.deliver(now, i, len, &mut on_event)
                 }
                 Ok(None) => {}
-                Err(e) => self.fail(i, e, &mut on_event),
+                Err(e) => self.fail(now, i, e, &mut on_event),
             }
+            // Deadlines are checked after reading, so a Hello already in the socket counts
+            // even when this poll comes late.
             if let Some(c) = self.conns.get(i) {
                 if c.socket.is_some() && now >= c.last_heard + self.cfg.peer_dead {
-                    self.fail(i, LinkError::Silent, &mut on_event);
+                    self.fail(now, i, LinkError::Silent, &mut on_event);
                 } else if c.socket.is_some()
-                    && c.peer.is_some()
-                    && now >= c.last_sent + heartbeat(self.cfg.peer_dead)
+                    && !c.authenticated
+                    && now >= c.opened + self.cfg.handshake.deadline
                 {
-                    if let Some(p) = c.peer {
-                        let _ = self.send_control(now, p, &Message::Heartbeat);
-                    }
+                    self.fail(now, i, LinkError::HandshakeTimeout, &mut on_event);
+                } else if c.up() && now >= c.last_sent + heartbeat(self.cfg.peer_dead) {
+                    let _ = self.send_on(now, i, &Message::Heartbeat, Body::Message);
                 }
             }
             i += 1;
@@ -467,44 +379,100 @@ impl<S: TcpFullStack> Link<S> {
 
     fn fail(
         &mut self,
+        now: Instant,
         i: usize,
         e: LinkError,
         on_event: &mut impl FnMut(&mut Self, LinkEvent<'_>),
     ) {
+        if self.conns[i].socket.is_none() {
+            return;
+        }
         if matches!(
             e,
-            LinkError::Wire(_) | LinkError::NoHello | LinkError::UnknownPeer(_)
+            LinkError::Wire(_)
+                | LinkError::NoHello
+                | LinkError::UnknownPeer(_)
+                | LinkError::Oversize { .. }
         ) {
             self.stats.violations += 1;
         }
-        let peer = self.conns[i].peer;
-        if peer.is_some() && self.conns[i].socket.is_some() {
+        let (peer, origin, authenticated) = {
+            let c = &self.conns[i];
+            (c.peer, c.origin, c.authenticated)
+        };
+        if peer.is_some() {
             self.stats.peers_lost += 1;
         }
-        self.drop_conn(i);
+        if origin == Origin::Accepted && !authenticated {
+            if let Some(reason) = e.refusal() {
+                self.send_refusal(i, reason);
+            }
+        }
+        if let (LinkError::Refused(reason), Some(p)) = (e, peer) {
+            self.refused(now, p, reason);
+        }
+        self.close(i, &e);
         let st = self.receiver.stats();
         self.stats.forged = st.forged;
         self.stats.replayed = st.replayed;
         match peer {
-            Some(p) => on_event(self, LinkEvent::Down(p, e)),
-            None => on_event(self, LinkEvent::Refused(e)),
+            Some(p) if origin == Origin::Dialled || authenticated => {
+                on_event(self, LinkEvent::Down(p, e))
+            }
+            _ => on_event(self, LinkEvent::Refused(e)),
         }
     }
 
-    fn accept(&mut self, now: Instant) {
+    /// Tells an unauthenticated dialler why it is dropped: one clear frame, best effort (a
+    /// socket that does not take it at once gets nothing; nothing is ever queued for it).
+    fn send_refusal(&mut self, i: usize, reason: RefusalReason) {
+        let frame = handshake::refusal_frame(self.cfg.me, reason);
+        if let Some(s) = self.conns[i].socket.as_mut() {
+            if let Ok(n) = self.stack.send(s, &frame) {
+                self.stats.bytes_sent += n as u64;
+            }
+        }
+    }
+
+    /// Dialled peer `p` refused our Hello: count the run and give up after enough of them.
+    fn refused(&mut self, now: Instant, p: NodeId, reason: RefusalReason) {
+        let limit = self.cfg.handshake.max_refusals;
+        let proven = Duration::from_micros(self.cfg.peer_dead.total_micros().saturating_mul(2));
+        let Some(d) = self.dials.iter_mut().find(|d| d.id == p) else {
+            return;
+        };
+        if !reason.is_persistent() {
+            return;
+        }
+        if d.refusals == 0 {
+            d.refused_since = now;
+        }
+        d.refusals = d.refusals.saturating_add(1);
+        // An id in use may be our own previous life, half dead: the listener drops it after
+        // `peer_dead` of silence, so only a refusal outliving that is final.
+        let lasting = reason != RefusalReason::IdInUse || now >= d.refused_since + proven;
+        if d.refusals >= limit && lasting && self.stats.gave_up.is_none() {
+            self.stats.gave_up = Some(Refusal { peer: p, reason });
+        }
+    }
+
+    fn accept(&mut self, now: Instant, on_event: &mut impl FnMut(&mut Self, LinkEvent<'_>)) {
         // Bounded: a flood of connects is served a few per poll (the rest on the next one).
         self.more = true;
         for _ in 0..4 {
             match self.stack.accept(&mut self.listener) {
-                Ok((socket, _addr)) => self.conns.push(Conn {
-                    socket: Some(socket),
-                    peer: None,
-                    rx: Vec::new(),
-                    rx_len: 0,
-                    tx: VecDeque::new(),
-                    last_heard: now,
-                    last_sent: now,
-                }),
+                Ok((socket, addr)) => {
+                    let ip = Some(addr.ip());
+                    // Make room first: the newcomer may be a restarted peer locked out by
+                    // connections that will never authenticate.
+                    if let Some((victim, per_addr)) =
+                        evict_for(&self.conns, ip, &self.cfg.handshake)
+                    {
+                        self.fail(now, victim, LinkError::Capacity { per_addr }, on_event);
+                    }
+                    self.conns
+                        .push(Conn::new(socket, Origin::Accepted, None, ip, now));
+                }
                 Err(_) => {
                     self.more = false;
                     break;
@@ -516,7 +484,11 @@ impl<S: TcpFullStack> Link<S> {
     fn dial(&mut self, now: Instant, on_event: &mut impl FnMut(&mut Self, LinkEvent<'_>)) {
         for k in 0..self.dials.len() {
             let id = self.dials[k].id;
-            if self.conns.iter().any(|c| c.peer == Some(id)) {
+            if self
+                .conns
+                .iter()
+                .any(|c| c.peer == Some(id) && c.socket.is_some())
+            {
                 continue;
             }
             let Some(&(_, addr)) = self.cfg.peers.iter().find(|(p, _)| *p == id) else {
@@ -553,20 +525,17 @@ impl<S: TcpFullStack> Link<S> {
             }
             // Until the peer's Hello comes back, a lost connection counts as a failed dial.
             self.backoff(k, now);
-            self.conns.push(Conn {
-                socket: Some(socket),
-                peer: Some(id),
-                rx: Vec::new(),
-                rx_len: 0,
-                tx: VecDeque::new(),
-                last_heard: now,
-                last_sent: now,
-            });
+            self.conns.push(Conn::new(
+                socket,
+                Origin::Dialled,
+                Some(id),
+                Some(addr.ip()),
+                now,
+            ));
+            let i = self.conns.len() - 1;
             let hello = self.hello();
-            if let Err(e) = self.send_control(now, id, &hello) {
-                if let Some(i) = self.conns.iter().position(|c| c.peer == Some(id)) {
-                    self.fail(i, e, on_event);
-                }
+            if let Err(e) = self.send_on(now, i, &hello, Body::Message) {
+                self.fail(now, i, e, on_event);
             }
         }
     }
@@ -584,6 +553,7 @@ impl<S: TcpFullStack> Link<S> {
         if let Some(d) = self.dials.iter_mut().find(|d| d.id == peer) {
             d.at = now;
             d.backoff = self.cfg.retry;
+            d.refusals = 0;
         }
     }
 
@@ -600,7 +570,7 @@ impl<S: TcpFullStack> Link<S> {
                     self.stats.bytes_sent += w as u64;
                     if conn.tx.is_empty() && conn.tx.capacity() > RX_KEEP {
                         // Drained: a backlog grown for a burst is not kept for good.
-                        conn.tx = VecDeque::new();
+                        conn.tx = alloc::collections::VecDeque::new();
                     }
                 }
                 Err(nb::Error::WouldBlock) => break,
@@ -625,7 +595,12 @@ impl<S: TcpFullStack> Link<S> {
                 HEADER_LEN
             } else {
                 let h = HeaderRepr::parse(&Frame::new_unchecked(&conn.rx[..conn.rx_len]), &limits)?;
-                h.frame_len()
+                let declared = h.frame_len();
+                // Nothing sized by an unverified header beyond one Hello.
+                if !conn.authenticated && declared > PRE_AUTH_FRAME {
+                    return Err(LinkError::Oversize { declared });
+                }
+                declared
             };
             if conn.rx_len >= want {
                 return Ok(Some(want));
@@ -655,16 +630,37 @@ impl<S: TcpFullStack> Link<S> {
         // Take the buffer out so the callback may use the link (e.g. to reply).
         let mut rx = core::mem::take(&mut self.conns[i].rx);
         self.conns[i].rx_len = 0;
+        let (known, origin, authenticated) = {
+            let c = &self.conns[i];
+            (c.peer, c.origin, c.authenticated)
+        };
+        // A listener that refuses our Hello says why in a clear frame before closing.
+        if origin == Origin::Dialled && !authenticated && rx[6] & FLAG_AUTH == 0 {
+            if let Some(reason) = handshake::parse_refusal(&mut rx[..len]) {
+                self.conns[i].rx = rx;
+                self.fail(now, i, LinkError::Refused(reason), on_event);
+                return;
+            }
+        }
         let claimed = HeaderRepr::parse(&Frame::new_unchecked(&rx[..len]), &self.cfg.limits)
             .map(|h| h.sender);
+        let mut window: Option<(usize, ReplayWindow)> = None;
         let result = match claimed {
             Err(e) => Err(LinkError::Wire(e)),
             Ok(sender) => match self.windows.iter().position(|(id, _)| *id == sender) {
                 None => Err(LinkError::UnknownPeer(sender)),
                 Some(w) => {
-                    let window = &mut self.windows[w].1;
+                    // Before authentication the Hello is checked against a copy of the
+                    // sender's window, kept only if the Hello is accepted: a refused claim
+                    // (an id in use) must not make the holder's next frames look stale.
+                    window = Some((w, self.windows[w].1));
+                    let copy = window.as_mut().map(|(_, c)| c);
+                    let win = match (authenticated, copy) {
+                        (false, Some(c)) => c,
+                        _ => &mut self.windows[w].1,
+                    };
                     self.receiver
-                        .decode(&mut rx[..len], window)
+                        .decode(&mut rx[..len], win)
                         .map_err(LinkError::Wire)
                         .map(|(_, m)| (sender, m))
                 }
@@ -673,61 +669,92 @@ impl<S: TcpFullStack> Link<S> {
         let st = self.receiver.stats();
         self.stats.forged = st.forged;
         self.stats.replayed = st.replayed;
-        match result {
+        let (sender, msg) = match result {
             Err(e) => {
                 self.conns[i].rx = rx;
-                self.fail(i, e, on_event);
+                self.fail(now, i, e, on_event);
+                return;
             }
-            Ok((sender, msg)) => {
-                self.stats.frames_received += 1;
-                let known = self.conns[i].peer;
-                match (known, msg) {
-                    (None, Message::Hello { node, .. }) if node == sender => {
-                        // A peer that restarted dials again before we noticed it died: the
-                        // new, authenticated Hello replaces the stale connection.
-                        if let Some(old) = self
-                            .conns
-                            .iter()
-                            .position(|c| c.peer == Some(node) && c.socket.is_some())
-                        {
-                            self.fail(old, LinkError::Duplicate(node), on_event);
-                        }
-                        self.conns[i].peer = Some(node);
-                        let hello = self.hello();
-                        self.conns[i].rx = rx;
-                        match self.send_control(now, node, &hello) {
-                            Ok(()) => {
-                                self.came_up(now, node);
-                                on_event(self, LinkEvent::Up(node))
-                            }
-                            Err(e) => self.fail(i, e, on_event),
-                        }
-                    }
-                    (None, _) => {
-                        self.conns[i].rx = rx;
-                        self.fail(i, LinkError::NoHello, on_event);
-                    }
-                    (Some(p), Message::Hello { node, .. }) if p == node && node == sender => {
-                        // The dialled peer's answering Hello.
-                        self.conns[i].rx = rx;
-                        self.came_up(now, p);
-                        on_event(self, LinkEvent::Up(p));
-                    }
-                    (Some(p), _) if p != sender => {
-                        self.conns[i].rx = rx;
-                        self.fail(i, LinkError::UnknownPeer(sender), on_event);
-                    }
-                    (Some(p), msg) => {
-                        on_event(self, LinkEvent::Message(p, msg));
-                        // A buffer grown for one large frame (a tile input, strips) is
-                        // released rather than kept per connection: a node's memory is its
-                        // one largest message in flight, not one per peer.
-                        if let Some(c) = self.conns.get_mut(i).filter(|_| rx.len() <= RX_KEEP) {
-                            c.rx = rx;
-                        }
-                    }
+            Ok(v) => v,
+        };
+        self.stats.frames_received += 1;
+        match (known, authenticated, msg) {
+            (None, false, Message::Hello { node, .. }) if node == sender => {
+                self.conns[i].rx = rx;
+                self.hello_accepted(now, i, node, window, on_event);
+            }
+            (Some(p), false, Message::Hello { node, .. }) if p == node && node == sender => {
+                // The dialled peer's answering Hello.
+                self.conns[i].rx = rx;
+                self.conns[i].authenticated = true;
+                if let Some((w, copy)) = window {
+                    self.windows[w].1 = copy;
+                }
+                self.came_up(now, p);
+                on_event(self, LinkEvent::Up(p));
+            }
+            (_, false, _) => {
+                self.conns[i].rx = rx;
+                self.fail(now, i, LinkError::NoHello, on_event);
+            }
+            (Some(p), true, _) if p != sender => {
+                self.conns[i].rx = rx;
+                self.fail(now, i, LinkError::UnknownPeer(sender), on_event);
+            }
+            (Some(p), true, msg) => {
+                on_event(self, LinkEvent::Message(p, msg));
+                // A buffer grown for one large frame (a tile input, strips) is released
+                // rather than kept per connection: a node's memory is its one largest message
+                // in flight, not one per peer.
+                if let Some(c) = self.conns.get_mut(i).filter(|_| rx.len() <= RX_KEEP) {
+                    c.rx = rx;
                 }
             }
+            (None, true, _) => {
+                // Unreachable: authentication sets the peer. Dropped rather than trusted.
+                self.conns[i].rx = rx;
+                self.fail(now, i, LinkError::NoHello, on_event);
+            }
+        }
+    }
+
+    /// A verified Hello from `node` on accepted connection `i`: the id is taken unless a live
+    /// connection from another address holds it.
+    fn hello_accepted(
+        &mut self,
+        now: Instant,
+        i: usize,
+        node: NodeId,
+        window: Option<(usize, ReplayWindow)>,
+        on_event: &mut impl FnMut(&mut Self, LinkEvent<'_>),
+    ) {
+        let holder = self
+            .conns
+            .iter()
+            .enumerate()
+            .position(|(j, c)| j != i && c.peer == Some(node) && c.up());
+        if let Some(old) = holder {
+            if self.conns[old].ip != self.conns[i].ip {
+                // Another process claims a live peer's id: refuse it. A restart of that peer
+                // elsewhere gets in once the old connection is dropped as silent.
+                self.fail(now, i, LinkError::IdInUse(node), on_event);
+                return;
+            }
+            // The same address dials again before we noticed it died: a restart.
+            self.fail(now, old, LinkError::Duplicate(node), on_event);
+        }
+        if let Some((w, copy)) = window {
+            self.windows[w].1 = copy;
+        }
+        self.conns[i].peer = Some(node);
+        self.conns[i].authenticated = true;
+        let hello = self.hello();
+        match self.send_on(now, i, &hello, Body::Message) {
+            Ok(()) => {
+                self.came_up(now, node);
+                on_event(self, LinkEvent::Up(node))
+            }
+            Err(e) => self.fail(now, i, e, on_event),
         }
     }
 }

@@ -1,0 +1,121 @@
+//! Per-connection and per-dial state, and which waiting connection makes room for a new one.
+
+extern crate alloc;
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+use core::net::IpAddr;
+
+use tessera_core::time::{Duration, Instant};
+use tessera_core::wire::NodeId;
+
+use super::HandshakeConfig;
+
+/// Who opened a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Origin {
+    /// A peer dialled us; its `Hello` names it.
+    Accepted,
+    /// We dialled the peer; its answering `Hello` confirms it.
+    Dialled,
+}
+
+/// One TCP connection.
+pub(super) struct Conn<T> {
+    pub socket: Option<T>,
+    /// The peer: claimed by its verified `Hello` (accepted), or the one dialled.
+    pub peer: Option<NodeId>,
+    pub origin: Origin,
+    /// The remote address (accepted: its source; dialled: the peer's configured address).
+    pub ip: Option<IpAddr>,
+    /// The peer's `Hello` verified on this connection.
+    pub authenticated: bool,
+    /// When it was accepted or its connect completed (the handshake deadline runs from here).
+    pub opened: Instant,
+    pub rx: Vec<u8>,
+    pub rx_len: usize,
+    pub tx: VecDeque<u8>,
+    pub last_heard: Instant,
+    pub last_sent: Instant,
+}
+
+impl<T> Conn<T> {
+    pub fn new(
+        socket: T,
+        origin: Origin,
+        peer: Option<NodeId>,
+        ip: Option<IpAddr>,
+        now: Instant,
+    ) -> Self {
+        Conn {
+            socket: Some(socket),
+            peer,
+            origin,
+            ip,
+            authenticated: false,
+            opened: now,
+            rx: Vec::new(),
+            rx_len: 0,
+            tx: VecDeque::new(),
+            last_heard: now,
+            last_sent: now,
+        }
+    }
+
+    /// An accepted connection still waiting for its `Hello` (what the caps count).
+    pub fn waiting(&self) -> bool {
+        self.socket.is_some() && self.origin == Origin::Accepted && !self.authenticated
+    }
+
+    /// Up: open and authenticated.
+    pub fn up(&self) -> bool {
+        self.socket.is_some() && self.authenticated
+    }
+}
+
+/// Dialling state of one lower-id peer.
+pub(super) struct Dial<T> {
+    pub id: NodeId,
+    /// Earliest next attempt.
+    pub at: Instant,
+    /// Wait after the next failure.
+    pub backoff: Duration,
+    /// A connect in progress and when it started.
+    pub pending: Option<(T, Instant)>,
+    /// Consecutive persistent refusals since the peer was last up, and when the run began.
+    pub refusals: u32,
+    pub refused_since: Instant,
+}
+
+/// Which waiting connection a new one from `ip` evicts, and whether the per-address cap (true)
+/// or the global one (false) made it necessary. The per-address cap evicts that address's
+/// oldest; the global cap evicts the oldest of the address holding the most waiting
+/// connections, so one noisy address cannot push out a lone newcomer (a restarted peer).
+/// Authenticated connections are never candidates.
+pub(super) fn evict_for<T>(
+    conns: &[Conn<T>],
+    ip: Option<IpAddr>,
+    cfg: &HandshakeConfig,
+) -> Option<(usize, bool)> {
+    let waiting = || conns.iter().enumerate().filter(|(_, c)| c.waiting());
+    let oldest_from = |from: Option<IpAddr>| {
+        waiting()
+            .filter(|(_, c)| c.ip == from)
+            .min_by_key(|(_, c)| c.opened)
+            .map(|(i, _)| i)
+    };
+    if waiting().filter(|(_, c)| c.ip == ip).count() >= cfg.max_pending_per_addr {
+        return oldest_from(ip).map(|i| (i, true));
+    }
+    if waiting().count() >= cfg.max_pending {
+        // The address with the most waiting connections (ties: the one with the oldest).
+        let (_, heaviest) = waiting()
+            .map(|(_, c)| {
+                let n = waiting().filter(|(_, d)| d.ip == c.ip).count();
+                (n, c.ip)
+            })
+            .max_by_key(|&(n, _)| n)?;
+        return oldest_from(heaviest).map(|i| (i, false));
+    }
+    None
+}
