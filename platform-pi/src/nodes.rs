@@ -1,12 +1,14 @@
 //! `tessera gateway` and `tessera edge`: one node of a cluster described by a TOML file.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args as ClapArgs;
-use tessera_backends::driver::{Finished, NodeStats};
+use tessera_backends::driver::{Finished, Model, NodeStats, ParamSource};
 use tessera_backends::kernels::Fma;
 use tessera_backends::pipeline::{boxes, run_tail};
+use tessera_core::ftp::Partition;
 use tessera_core::kernel::Portable;
 use tessera_core::model::weights::Weights;
 use tessera_core::model::Network;
@@ -35,7 +37,8 @@ pub struct GatewayArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// `run`: run the layers after the fused ones here and decode boxes; `none`: report the
-    /// fused output only, and load only the fused layers' parameters.
+    /// fused output only, and load the fused layers' parameters only when computing a tile
+    /// itself (no edge left).
     #[arg(long, value_enum, default_value_t = Tail::Run)]
     pub tail: Tail,
     /// Print a counters line every this many seconds (also on SIGUSR1, and at exit).
@@ -48,7 +51,8 @@ pub struct GatewayArgs {
 pub enum Tail {
     /// Run them and decode boxes (the gateway holds every layer's parameters).
     Run,
-    /// Stop at the fused output (the gateway holds the fused layers' parameters only).
+    /// Stop at the fused output (the gateway loads the fused layers' parameters only if it
+    /// computes a tile itself).
     None,
 }
 
@@ -94,6 +98,33 @@ fn load(cluster: &Cluster, upto: usize) -> Result<(tessera_core::model::Network,
         None => gen_weights::params(&net, upto, cluster.seed),
     };
     Ok((net, params))
+}
+
+/// The fused layers' model of a gateway without the tail: it computes tiles only when no edge
+/// is left, so their parameters are read (or generated) then, not at start. A weights file is
+/// still checked now (header, and size from its metadata), so a wrong one is loud at start.
+fn deferred_model(cluster: &Cluster) -> Result<Arc<Model>, Error> {
+    let net = files::load_network(cluster.cfg.as_deref())?;
+    if let Some(p) = &cluster.weights {
+        files::load_weights(p, &net, 0)?;
+    }
+    let c = cluster.clone();
+    let source = ParamSource(Arc::new(move || match load(&c, c.layers) {
+        Ok((_, params)) => Some(params),
+        Err(e) => {
+            eprintln!("gateway: loading the fused layers' parameters: {e}");
+            None
+        }
+    }));
+    Model::deferred(
+        net,
+        cluster.layers,
+        cluster.grid,
+        Partition::Darknet,
+        source,
+    )
+    .map(Arc::new)
+    .map_err(|e| error("model", e.to_string()))
 }
 
 /// When a node command prints its counters line: every `--stats-every` seconds, on SIGUSR1.
@@ -248,13 +279,16 @@ impl Results<'_> {
 pub fn gateway(args: &GatewayArgs) -> Result<(), Error> {
     let signals = Signals::install().context(|| "installing signal handlers")?;
     let cluster = Cluster::load(&args.cluster)?;
-    let upto = match args.tail {
-        Tail::Run => usize::MAX,
-        Tail::None => cluster.layers,
+    let model = match args.tail {
+        Tail::Run => {
+            let (net, params) = load(&cluster, usize::MAX)?;
+            // The model owns the one parameter buffer; the tail views its layers past the
+            // fused ones.
+            own_model(&net, params, cluster.layers, cluster.grid)?
+        }
+        Tail::None => deferred_model(&cluster)?,
     };
-    let (net, params) = load(&cluster, upto)?;
-    // The model owns the one parameter buffer; the tail views its layers past the fused ones.
-    let model = own_model(&net, params, cluster.layers, cluster.grid)?;
+    let net = model.net.clone();
     let node = RunningNode::start(NodeSpec {
         id: 0,
         cluster: cluster.clone(),
@@ -439,8 +473,10 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
         }
         if stopping.is_none() && c.fed - finished < SOURCE_QUEUE {
             if let Some(p) = inputs.next() {
-                let img = Image::load(p).context(|| format!("loading {}", p.display()))?;
-                node.submit(img.into_letterbox(shape.w as usize, shape.h as usize).data)
+                let (w, h) = (shape.w as usize, shape.h as usize);
+                let img = Image::load_letterboxed(p, w, h)
+                    .context(|| format!("loading {}", p.display()))?;
+                node.submit(img.data)
                     .map_err(|e| error("feeding frames", e.to_string()))?;
                 c.fed += 1;
                 continue;

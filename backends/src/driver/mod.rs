@@ -39,8 +39,8 @@ use tessera_core::wire::{Body, FrameKey, Message, NodeId, StripSource, Tensor, T
 use tessera_core::Region;
 
 pub use compute::{
-    execute, execute_in, needed_strips, Done, Executor, Inline, Job, Model, ModelError, Strip,
-    StripMap, Strips, Workspace,
+    execute, execute_in, needed_strips, take_strips, Done, Executor, Inline, Job, Model,
+    ModelError, ParamSource, Strip, StripMap, Strips, Workspace,
 };
 
 use crate::coded::{
@@ -773,6 +773,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 };
                 let sent = self.link.send(now, to, &msg, Body::Strips(&sources));
                 self.note_send(sent);
+                self.drop_sent_strips(frame, tile, sides);
             }
             Action::SendLayerTask {
                 to,
@@ -930,8 +931,14 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     .get_mut(&frame)
                     .and_then(|f| f.tasks.remove(&tile));
                 let input = given.or_else(|| self.tile_input(frame, tile, mode));
-                // Only the strips this tile reads, not the frame's whole store.
-                let strips = match (self.frames.get(&frame), self.model.plan(tile, mode.into())) {
+                // Only the strips this tile reads, not the frame's whole store. An edge moves
+                // them into the job: each strip serves the one tile on its side, which runs
+                // once here (its level-0 neighbours, recomputed, would put them again); the
+                // gateway keeps its copies to serve them to the edges.
+                let edge = matches!(self.machine, Machine::Edge(_));
+                let plan = self.model.plan(tile, mode.into());
+                let strips = match (self.frames.get_mut(&frame), plan) {
+                    (Some(f), Ok(plan)) if edge => take_strips(&mut f.strips, &plan),
                     (Some(f), Ok(plan)) => needed_strips(&f.strips, &plan),
                     _ => Strips::new(),
                 };
@@ -977,6 +984,24 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 self.exec.start(job);
             }
             None => self.stats.failed_jobs += 1,
+        }
+    }
+
+    /// True on an edge for a frame another source started: it computes some of its tiles and
+    /// never reads its strips again once they are sent or handed to a job.
+    fn is_helper_of(&self, frame: FrameKey) -> bool {
+        matches!(self.machine, Machine::Edge(_)) && frame.origin != self.id()
+    }
+
+    /// Forgets, on a helper, the strips of `tile` on `sides` it just sent to the gateway: the
+    /// gateway serves them from then on, and every tile that reads them fetches them there.
+    fn drop_sent_strips(&mut self, frame: FrameKey, tile: u16, sides: u8) {
+        if !self.is_helper_of(frame) {
+            return;
+        }
+        if let Some(f) = self.frames.get_mut(&frame) {
+            f.strips
+                .retain(|&(t, _, s), _| t != tile || sides & (1 << s) == 0);
         }
     }
 
