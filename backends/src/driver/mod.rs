@@ -431,9 +431,9 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         self.pump(now);
         if let Some((c, _)) = &mut self.coded {
             c.poll(now, &mut self.link);
+            // The coded part may have dropped a peer that broke its protocol.
+            self.pump(now);
         }
-        // The coded part may have dropped a peer that broke its protocol.
-        self.pump(now);
     }
 
     fn on_message(&mut self, now: Instant, p: PendingMsg) {
