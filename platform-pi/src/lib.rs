@@ -7,7 +7,6 @@ pub mod bench;
 pub mod bench_cluster;
 pub mod cluster;
 pub mod coded_demo;
-pub mod coded_tail;
 pub mod config;
 pub mod demo;
 pub mod detect;

@@ -170,14 +170,17 @@ struct GatewayCounts {
     done: usize,
     /// Abandoned by the cluster, or whose tail or output failed.
     failed: usize,
-    /// Results not written because a file of that name exists (an earlier run's).
+    /// Of `done`: results not written because a file of that name exists, left as it was.
+    /// Frame numbers are unique per source start, so that file is this frame's result from
+    /// an earlier gateway (one that wrote it, then died before telling the source, which
+    /// re-submitted the frame here).
     exists: usize,
 }
 
 impl GatewayCounts {
     fn line(&self, s: &NodeStats) -> String {
         format!(
-            "gateway: {} frames, {} done, {} failed, {} not overwritten, {}",
+            "gateway: {} frames, {} done, {} failed, {} already on disk, {}",
             self.finished,
             self.done,
             self.failed,
@@ -196,7 +199,8 @@ struct Results<'a> {
 }
 
 impl Results<'_> {
-    /// Makes frame `f`'s final result; false (said on stderr) when it could not be made.
+    /// Makes frame `f`'s final result; false (said on stderr) when it could not be made. A
+    /// result file already there counts as made (see [`GatewayCounts::exists`]).
     fn make(&self, f: &Finished, counts: &mut GatewayCounts) -> bool {
         let key = f.frame;
         let Some(out) = f.output.as_ref().filter(|_| f.complete) else {
@@ -220,19 +224,15 @@ impl Results<'_> {
                 self.write(&format!("frame-{}-{}.json", key.origin, key.number), &json)
             }),
         };
-        match made {
-            Ok(()) => true,
-            Err(e) => {
-                let exists = std::error::Error::source(&e)
-                    .and_then(|s| s.downcast_ref::<WriteError>())
-                    .is_some_and(|w| matches!(w, WriteError::Exists(_)));
-                if exists {
-                    counts.exists += 1;
-                }
-                eprintln!("frame {}.{}: {e}", key.origin, key.number);
-                false
-            }
-        }
+        let Err(e) = made else {
+            return true;
+        };
+        eprintln!("frame {}.{}: {e}", key.origin, key.number);
+        let exists = std::error::Error::source(&e)
+            .and_then(|s| s.downcast_ref::<WriteError>())
+            .is_some_and(|w| matches!(w, WriteError::Exists(_)));
+        counts.exists += usize::from(exists);
+        exists
     }
 
     /// Runs the tail and decodes boxes; prints the frame's line; returns the boxes' JSON.
@@ -386,10 +386,20 @@ fn report(c: &mut SourceCounts, f: &Finished) {
 pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
     let signals = Signals::install().context(|| "installing signal handlers")?;
     let cluster = Cluster::load(&args.cluster)?;
-    if args.id == 0 || cluster.node(args.id).is_none() {
+    let Some(me) = cluster.node(args.id).filter(|_| args.id != 0) else {
         return Err(error(
             "edge",
             format!("no edge with id {} in {}", args.id, args.cluster.display()),
+        ));
+    };
+    if !args.input.is_empty() && !me.source {
+        return Err(error(
+            "edge",
+            format!(
+                "edge {} is given --input frames but is no source in {} (set source = true)",
+                args.id,
+                args.cluster.display()
+            ),
         ));
     }
     if !(args.slowdown >= 1.0 && args.slowdown <= 1000.0) {

@@ -9,11 +9,12 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use tessera_backends::cluster::{start_node, ClusterSpec, NodeOptions};
+use tessera_backends::driver::node_thread::NodeThread;
+use tessera_backends::local::fused_model;
 use tessera_core::model::cfg;
 use tessera_core::runtime::MAX_FRAMES_PER_SOURCE;
 use tessera_core::wire::Policy;
-use tessera_pi::cluster::{NodeSpec, RunningNode};
-use tessera_pi::demo::{fused_model, local_cluster};
 use tessera_pi::files::DEFAULT_CFG;
 use tessera_pi::gen_weights;
 use tessera_pi::image::Image;
@@ -30,7 +31,7 @@ fn free_port(ip: IpAddr) -> u16 {
         .port()
 }
 
-fn expect_finished(node: &RunningNode) -> tessera_backends::driver::Finished {
+fn expect_finished(node: &NodeThread) -> tessera_backends::driver::Finished {
     let start = Instant::now();
     loop {
         if let Some(f) = node.next_finished(Duration::from_millis(100)) {
@@ -56,22 +57,17 @@ fn a_source_hears_done_only_after_the_result_and_stops_feeding_while_results_wai
         .unwrap()
         .letterbox(64, 64)
         .data;
-    let mut c = local_cluster(Policy::WstS, (2, 2), 2, 1, 0, Some([0x3c; 32]), LAYERS);
+    let mut c = ClusterSpec::loopback(Policy::WstS, (2, 2), 2, 1, 0, Some([0x3c; 32]), LAYERS);
     for n in &mut c.nodes {
         let ip = IpAddr::from([127, 0, 95, 1 + n.id as u8]);
         n.addr = SocketAddr::new(ip, free_port(ip));
     }
     let start = |id, confirm_done| {
-        RunningNode::start(NodeSpec {
-            id,
-            cluster: c.clone(),
-            model: model.clone(),
-            slowdown: 1.0,
-            key_override: None,
-            first_frame: None,
+        let options = NodeOptions {
             confirm_done,
-        })
-        .unwrap()
+            ..NodeOptions::default()
+        };
+        start_node(&c, id, model.clone(), options).unwrap()
     };
     let gateway = start(0, true);
     let source = start(1, false);

@@ -139,6 +139,20 @@ fn a_misconfigured_cluster_is_refused_with_every_problem_and_its_line() {
     ];
     refused(&["gateway", "--cluster", &file], &needles);
     refused(&["edge", "--cluster", &file, "--id", "1"], &needles);
+    // Frames fed at an edge the cluster file does not call a source.
+    let good = dir.file(
+        "good.toml",
+        "policy = \"wst-s\"\ngrid = \"2x2\"\ninsecure = true\n\
+         [[nodes]]\nid = 0\naddr = \"127.0.94.1:7700\"\n\
+         [[nodes]]\nid = 1\naddr = \"127.0.94.2:7700\"\n",
+    );
+    refused(
+        &["edge", "--cluster", &good, "--id", "1", "--input", &good],
+        &[
+            "edge 1 is given --input frames but is no source",
+            "source = true",
+        ],
+    );
     // A period of 0 s is no period.
     let out = tessera(&["gateway", "--cluster", &file, "--stats-every", "0"]);
     assert!(!out.status.success());

@@ -23,6 +23,7 @@ use tessera_core::wire::{FrameKey, NodeId};
 
 use super::readiness::{Readiness, Wake};
 use super::{Clock, Executor, Finished, Node, NodeStats};
+use crate::coded::CodedFinished;
 use crate::nal_std::StdStack;
 
 /// Frames a source queues ahead of its node, beyond the runtime's own frames in flight
@@ -58,6 +59,7 @@ pub struct NodeThread {
     wake: Wake,
     frames: SyncSender<Vec<f32>>,
     finished: Receiver<Finished>,
+    tails: Receiver<CodedFinished>,
     done: mpsc::Sender<(FrameKey, bool)>,
     stats: Arc<Mutex<NodeStats>>,
     thread: Option<JoinHandle<NodeStats>>,
@@ -83,6 +85,7 @@ impl NodeThread {
         let stats = Arc::new(Mutex::new(NodeStats::default()));
         let (frames, frame_rx) = mpsc::sync_channel::<Vec<f32>>(FRAME_QUEUE);
         let (fin_tx, finished) = mpsc::channel();
+        let (tail_tx, tails) = mpsc::channel();
         let (done, done_rx) = mpsc::channel();
         let (flag, shared) = (stop.clone(), stats.clone());
         let thread = std::thread::Builder::new().name(name).spawn(move || {
@@ -92,6 +95,7 @@ impl NodeThread {
                 clock,
                 frames: frame_rx,
                 finished: fin_tx,
+                tails: tail_tx,
                 done: done_rx,
                 stats: shared,
             };
@@ -103,6 +107,7 @@ impl NodeThread {
             wake,
             frames,
             finished,
+            tails,
             done,
             stats,
             thread: Some(thread),
@@ -143,6 +148,12 @@ impl NodeThread {
         self.finished.try_iter().collect()
     }
 
+    /// Frames that left the node's coded stage (a gateway with a coded part, see
+    /// [`Node::attach_coded`]) available now.
+    pub fn try_tails(&self) -> Vec<CodedFinished> {
+        self.tails.try_iter().collect()
+    }
+
     /// Gateway with `Config::confirm_done`: `frame`'s final result is made (`complete`) or
     /// given up (see [`Node::frame_done`]); handed to the node thread.
     pub fn frame_done(&self, frame: FrameKey, complete: bool) {
@@ -181,6 +192,7 @@ struct Loop<X: Executor, C: Clock> {
     clock: C,
     frames: Receiver<Vec<f32>>,
     finished: mpsc::Sender<Finished>,
+    tails: mpsc::Sender<CodedFinished>,
     done: Receiver<(FrameKey, bool)>,
     stats: Arc<Mutex<NodeStats>>,
 }
@@ -209,6 +221,9 @@ impl<X: Executor, C: Clock> Loop<X, C> {
             }
             for f in self.node.take_finished() {
                 let _ = self.finished.send(f);
+            }
+            for t in self.node.take_tails() {
+                let _ = self.tails.send(t);
             }
             if let Ok(mut s) = self.stats.lock() {
                 *s = self.node.stats();
