@@ -35,6 +35,7 @@ mod conn;
 mod error;
 pub mod handshake;
 pub mod mem;
+pub mod replay;
 mod stats;
 
 use alloc::vec;
