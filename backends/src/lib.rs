@@ -9,6 +9,9 @@
 //! - `pipeline` (feature `alloc`): one frame on one machine: the fused stack tile by tile, the
 //!   tail, region decoding; the kernel set chosen at run time (feature `simd`).
 //! - `nal_std` (feature `std`): embedded-nal TCP stack over std sockets.
+//! - `cluster` (features `std` + `simd`): a cluster's description and starting one node of it
+//!   on its own threads; `local`: a whole cluster in one process on loopback, with faults and
+//!   an optional coded tail; `bench`: the kernel benchmark's measurements.
 //! - `gen_weights` (feature `alloc`): seeded random parameters in Darknet order; `rng`: the
 //!   SplitMix64 generator behind them.
 //! - `kernels` (feature `simd`): FMA conv kernels (AVX2+FMA, NEON), multi-core with `std`;
@@ -19,6 +22,10 @@
 
 pub use embedded_nal;
 
+#[cfg(all(feature = "std", feature = "simd"))]
+pub mod bench;
+#[cfg(all(feature = "std", feature = "simd"))]
+pub mod cluster;
 #[cfg(feature = "alloc")]
 pub mod coded;
 #[cfg(feature = "alloc")]
@@ -27,6 +34,8 @@ pub mod driver;
 pub mod gen_weights;
 #[cfg(feature = "alloc")]
 pub mod link;
+#[cfg(all(feature = "std", feature = "simd"))]
+pub mod local;
 #[cfg(feature = "smoltcp")]
 pub mod nal_smoltcp;
 #[cfg(feature = "std")]

@@ -167,8 +167,21 @@ impl StripStore for NoStrips {
 /// when strips are stitched in, the enlarged next input; for a banded tile (see
 /// [`ftp::band`](crate::ftp::band)) one band of layer 0 instead of its whole output.
 pub fn scratch_elems(stack: &FusedStack<'_>, plan: &TilePlan) -> Result<usize, ExecError> {
-    let n = band::scratch_elems(stack, plan).map_err(|_| ExecError::View(ViewError::Overflow))?;
-    usize::try_from(n).map_err(|_| ExecError::View(ViewError::Overflow))
+    let [a, b] = buffer_elems(stack, plan)?;
+    Ok(a.max(b))
+}
+
+/// Scratch elements of the first and of the second ping-pong buffer for `plan` (see
+/// [`band::buffer_elems`](crate::ftp::band::buffer_elems)): [`run_tile`] takes buffers of
+/// these sizes, or larger.
+pub fn buffer_elems(stack: &FusedStack<'_>, plan: &TilePlan) -> Result<[usize; 2], ExecError> {
+    let overflow = |_| ExecError::View(ViewError::Overflow);
+    let [a, b] =
+        band::buffer_elems(stack, plan).map_err(|_| ExecError::View(ViewError::Overflow))?;
+    Ok([
+        usize::try_from(a).map_err(overflow)?,
+        usize::try_from(b).map_err(overflow)?,
+    ])
 }
 
 /// Which memory holds the current layer's input.
@@ -313,8 +326,9 @@ fn split(buf: &mut [f32], n: usize) -> Result<(&mut [f32], &mut [f32]), ExecErro
 /// Runs layers `0..L` of `stack` on one planned tile and returns the grid tile of the last
 /// layer's output, written at the start of `out`.
 ///
-/// `input` must cover `plan.input(0)` with all input channels. `buf_a` and `buf_b` each need
-/// [`scratch_elems`] values (at most `MemoryPlan::tile_buffer_elems`). A level-0 Reuse tile
+/// `input` must cover `plan.input(0)` with all input channels. `buf_a` and `buf_b` need the
+/// two [`buffer_elems`] values (at most `MemoryPlan::tile_buffers_elems`; [`scratch_elems`]
+/// each always does). A level-0 Reuse tile
 /// `put`s each of its send strips as soon as the layer is done (the first layer of a banded
 /// pair: computed on their own, before the pair's bands); a level-1 Reuse tile stitches each
 /// next input (each band's, in a banded pair) from its own output plus the strips it `get`s,
@@ -341,13 +355,11 @@ pub fn run_tile<'o, K: Kernels, S: StripStore>(
             have: input.region(),
         });
     }
-    let scratch = scratch_elems(stack, plan)?;
-    let available = buf_a.len().min(buf_b.len());
-    if available < scratch {
-        return Err(ExecError::BufferTooSmall {
-            needed: scratch,
-            available,
-        });
+    let [need_a, need_b] = buffer_elems(stack, plan)?;
+    for (needed, available) in [(need_a, buf_a.len()), (need_b, buf_b.len())] {
+        if available < needed {
+            return Err(ExecError::BufferTooSmall { needed, available });
+        }
     }
     let last = stack.len() - 1;
     let (tile_region, out_c) = (plan.output(last), stack.output().c);

@@ -8,7 +8,7 @@ mod common;
 use std::collections::HashMap;
 
 use common::{conv, pool};
-use tessera_core::exec::{run_tile, scratch_elems, ExecError, StripStore};
+use tessera_core::exec::{buffer_elems, run_tile, scratch_elems, ExecError, StripStore};
 use tessera_core::ftp::band::{bands, BAND_ROWS, PAIRS};
 use tessera_core::ftp::{FusedStack, Grid, MemoryPlan, Mode, Partition, Side, TilePlan};
 use tessera_core::kernel::{Kernels, Reference};
@@ -130,8 +130,8 @@ fn full_frame(net: &Network, upto: usize, w: &Weights<'_>, input: &[f32]) -> Vec
     cur
 }
 
-/// Every tile in schedule order with buffers of exactly `tile_buffer_elems`; the stitched
-/// output and the strip store.
+/// Every tile in schedule order with buffers of exactly `tile_buffers_elems` (the second
+/// smaller than the first, NaN-filled); the stitched output and the strip store.
 fn tiled(
     stack: &FusedStack<'_>,
     grid: &Grid,
@@ -144,12 +144,16 @@ fn tiled(
     let mem = MemoryPlan::new(stack, grid, mode).unwrap();
     let mut store = MapStore::default();
     let mut result = vec![f32::NAN; oshape.elements().unwrap()];
-    let mut a = vec![f32::NAN; mem.tile_buffer_elems];
-    let mut b = vec![f32::NAN; mem.tile_buffer_elems];
+    let [na, nb] = mem.tile_buffers_elems;
+    assert_eq!(na.max(nb), mem.tile_buffer_elems);
+    let mut a = vec![f32::NAN; na];
+    let mut b = vec![f32::NAN; nb];
     let mut out = vec![f32::NAN; mem.tile_output_elems];
     for t in grid.schedule() {
         let plan = TilePlan::new(stack, grid, t, mode).unwrap();
         assert!(scratch_elems(stack, &plan).unwrap() <= mem.tile_buffer_elems);
+        let [pa, pb] = buffer_elems(stack, &plan).unwrap();
+        assert!(pa <= na && pb <= nb);
         let mut own = vec![0.0; mem.tile_input_elems];
         let mut iv = FeatureViewMut::new(&mut own, plan.input(0), ishape.c).unwrap();
         copy_overlap(&full_in, &mut iv);
@@ -240,10 +244,13 @@ fn banded_tiles_equal_the_layer_by_layer_frame() {
 
     let net = net();
     let stack = FusedStack::new(&net, 9).unwrap();
-    // Whole frame: 56 pooled rows in 7 bands; buffers hold no full layer-0 (or layer-2) map.
+    // Whole frame: 56 pooled rows in 14 bands; buffers hold no full layer-0 (or layer-2) map.
     let one = Grid::new(1, 1, Partition::Darknet, &stack).unwrap();
     let plan = TilePlan::new(&stack, &one, 0, Mode::Plain).unwrap();
-    assert_eq!(bands(&stack, &plan, 0).unwrap().count(), 7);
+    assert_eq!(
+        bands(&stack, &plan, 0).unwrap().count(),
+        56 / BAND_ROWS as usize
+    );
     let mem = MemoryPlan::new(&stack, &one, Mode::Plain).unwrap();
     assert!(mem.tile_buffer_elems < 96 * 112 * 8);
     assert!(mem.tile_buffer_elems < 48 * 56 * 12);

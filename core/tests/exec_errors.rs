@@ -1,7 +1,7 @@
 //! Typed errors (never panics) for bad buffers, missing strips, absurd grids and stacks.
 
 use tessera_core::exec::{
-    run_tile, scratch_elems, ArrayStripStore, ExecError, NoStrips, StripStore,
+    buffer_elems, run_tile, scratch_elems, ArrayStripStore, ExecError, NoStrips, StripStore,
 };
 use tessera_core::ftp::{
     FusedStack, Grid, MemoryPlan, Mode, Partition, PlanError, Side, TilePlan, MAX_FUSED,
@@ -80,7 +80,11 @@ fn buffers_input_output_and_plan_errors() {
     let need = scratch_elems(&stack, &plan).unwrap();
     assert!(need > 0 && need <= mem.tile_buffer_elems);
     let mut a = vec![0.0; mem.tile_buffer_elems];
-    let mut short = vec![0.0; need - 1];
+    // The second buffer may be smaller than the first: each is checked against its own need.
+    let [need_a, need_b] = buffer_elems(&stack, &plan).unwrap();
+    assert_eq!(need, need_a.max(need_b));
+    assert!(need_b > 0);
+    let mut short = vec![0.0; need_b - 1];
     let mut out = vec![0.0; mem.tile_output_elems];
     let err = run_tile(
         &Reference,
@@ -97,8 +101,8 @@ fn buffers_input_output_and_plan_errors() {
     assert_eq!(
         err,
         ExecError::BufferTooSmall {
-            needed: need,
-            available: need - 1
+            needed: need_b,
+            available: need_b - 1
         }
     );
     let mut b = vec![0.0; mem.tile_buffer_elems];

@@ -205,6 +205,15 @@ fn traffic_memory_and_compute() {
     // Reuse capacities cover the Plain fallback and layer-0 strips fit a band's buffer.
     assert_eq!(r3.tile_buffer_elems, p3.tile_buffer_elems);
     assert_eq!(r5.tile_buffer_elems, p5.tile_buffer_elems);
+    // Layer 1's output sits in the first buffer only; the second holds at most layer 3's
+    // output (80²·64 at 3x3, 60²·64 at 5x5) plus a band of pair (2, 3): 15 % less or more.
+    for m in [&p3, &p5, &r3, &r5] {
+        let [a, b] = m.tile_buffers_elems;
+        assert_eq!(a, m.tile_buffer_elems);
+        assert!(b * 100 <= a * 85, "{a} {b}");
+    }
+    assert!(r3.tile_buffers_elems[1] > 80 * 80 * 64);
+    assert!(r5.tile_buffers_elems[1] > 60 * 60 * 64);
     assert_eq!(p3.tile_input_elems, 326 * 326 * 3);
     assert_eq!(p3.tile_output_elems, 13 * 13 * 256);
 }

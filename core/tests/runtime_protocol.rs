@@ -861,6 +861,8 @@ enum Step {
     Submit,
     Disconnect(NodeId),
     Connect(NodeId),
+    /// The gateway's driver made (or gave up on) the oldest complete frame's result.
+    Confirm(bool),
 }
 
 fn arb_steps() -> impl Strategy<Value = Vec<Step>> {
@@ -872,6 +874,7 @@ fn arb_steps() -> impl Strategy<Value = Vec<Step>> {
             1 => Just(Step::Submit),
             1 => (0u16..5).prop_map(Step::Disconnect),
             1 => (0u16..5).prop_map(Step::Connect),
+            1 => any::<bool>().prop_map(Step::Confirm),
         ],
         0..80,
     )
@@ -883,10 +886,16 @@ proptest! {
     /// Whatever peers send, in whatever order, nodes answer with values, never a panic, and
     /// keep their queues bounded.
     #[test]
-    fn random_streams_never_panic(policy in 0usize..4, steps in arb_steps()) {
+    fn random_streams_never_panic(
+        policy in 0usize..4,
+        confirm_done in any::<bool>(),
+        steps in arb_steps(),
+    ) {
         let policy = [Policy::Wsh, Policy::Wst, Policy::WstS, Policy::Bodp][policy];
-        let cfg = config(policy);
+        let mut cfg = config(policy);
+        cfg.confirm_done = confirm_done;
         let mut g = Gateway::new(cfg, t(0));
+        let mut complete: Vec<FrameKey> = Vec::new();
         let mut e = Edge::new(cfg, 1, t(0));
         e.on_connected(t(0), GATEWAY);
         let mut now = 0;
@@ -919,11 +928,21 @@ proptest! {
                     g.on_connected(t(now), p);
                     e.on_connected(t(now), p);
                 }
+                Step::Confirm(ok) => {
+                    if !complete.is_empty() {
+                        let f = complete.remove(0);
+                        prop_assert_eq!(g.frame_done(t(now), f, ok), Ok(confirm_done));
+                    }
+                }
             }
             for a in drain_gw(&mut g, t(now)) {
-                if let Action::Compute(w) = a {
-                    prop_assert!(gw_work.is_none(), "gateway computes twice");
-                    gw_work = Some(w);
+                match a {
+                    Action::Compute(w) => {
+                        prop_assert!(gw_work.is_none(), "gateway computes twice");
+                        gw_work = Some(w);
+                    }
+                    Action::FrameComplete { frame } => complete.push(frame),
+                    _ => {}
                 }
             }
             for a in drain_edge(&mut e, t(now)) {
@@ -932,7 +951,16 @@ proptest! {
                     edge_work = Some(w);
                 }
             }
-            prop_assert!(g.frames_in_flight() <= tessera_core::runtime::MAX_GATEWAY_FRAMES);
+            prop_assert!(
+                g.frames_in_flight() + g.frames_awaiting_done()
+                    <= tessera_core::runtime::MAX_GATEWAY_FRAMES
+            );
+            // Every complete frame not yet confirmed waits (and only with confirm_done).
+            if confirm_done {
+                prop_assert!(g.frames_awaiting_done() >= complete.len());
+            } else {
+                prop_assert_eq!(g.frames_awaiting_done(), 0);
+            }
             prop_assert!(e.frames_in_flight() <= MAX_FRAMES_PER_SOURCE);
             if let Some(at) = g.poll_at() {
                 prop_assert!(at >= t(now) || at == t(now));
@@ -1135,4 +1163,153 @@ fn a_work_notice_names_a_frame_the_thief_may_steal() {
             }
         )]
     );
+}
+
+/// Runs every tile of WSH frame `f` at worker 2 up to (not including) the `FrameComplete`.
+fn wsh_run_all_but_last(g: &mut Gateway, f: FrameKey, at: u64) {
+    let submit = Message::FrameSubmit {
+        frame: f,
+        input: EMPTY,
+    };
+    assert_eq!(g.on_message(t(at), 1, &submit), Ok(Verdict::Accept));
+    drain_gw(g, t(at));
+    for tile in 0..8 {
+        g.on_message(t(at), 2, &Message::TaskRequest).unwrap();
+        drain_gw(g, t(at));
+        assert_eq!(
+            g.on_message(t(at), 2, &result(f, tile)),
+            Ok(Verdict::Accept)
+        );
+        drain_gw(g, t(at));
+    }
+    g.on_message(t(at), 2, &Message::TaskRequest).unwrap();
+    drain_gw(g, t(at));
+}
+
+#[test]
+fn with_confirm_done_the_source_hears_done_only_after_the_driver_has_the_result() {
+    let mut c = config(Policy::Wsh);
+    c.confirm_done = true;
+    let mut g = Gateway::new(c, t(0));
+    g.on_connected(t(0), 1);
+    g.on_connected(t(0), 2);
+    let f = FrameKey::new(1, 0);
+    wsh_run_all_but_last(&mut g, f, 1);
+    assert_eq!(g.on_message(t(2), 2, &result(f, 8)), Ok(Verdict::Accept));
+    // All tiles in: the driver gets the frame, the source hears nothing yet.
+    assert_eq!(
+        drain_gw(&mut g, t(2)),
+        vec![Action::FrameComplete { frame: f }]
+    );
+    assert_eq!((g.frames_in_flight(), g.frames_awaiting_done()), (0, 1));
+    // A re-submission (the source reconnected meanwhile) is no new frame.
+    let submit = Message::FrameSubmit {
+        frame: f,
+        input: EMPTY,
+    };
+    assert_eq!(g.on_message(t(3), 1, &submit), Ok(Verdict::Discard));
+    // The driver made the result: now the source is told.
+    assert_eq!(g.frame_done(t(4), f, true), Ok(true));
+    assert_eq!(
+        drain_gw(&mut g, t(4)),
+        vec![send(
+            1,
+            Control::FrameDone {
+                frame: f,
+                complete: true
+            }
+        )]
+    );
+    assert_eq!(g.frames_awaiting_done(), 0);
+    // Once only; an unknown frame is not waiting.
+    assert_eq!(g.frame_done(t(5), f, true), Ok(false));
+    assert_eq!(g.frame_done(t(5), FrameKey::new(1, 7), true), Ok(false));
+    assert!(drain_gw(&mut g, t(5)).is_empty());
+}
+
+#[test]
+fn a_confirmed_done_waits_for_its_source_to_reconnect_until_the_deadline() {
+    let mut c = config(Policy::Wsh);
+    c.confirm_done = true;
+    c.frame_deadline = Duration::from_millis(1_000);
+    let mut g = Gateway::new(c, t(0));
+    g.on_connected(t(0), 1);
+    g.on_connected(t(0), 2);
+    let (f0, f1) = (FrameKey::new(1, 0), FrameKey::new(1, 1));
+    for (f, at) in [(f0, 1), (f1, 2)] {
+        wsh_run_all_but_last(&mut g, f, at);
+        g.on_message(t(at), 2, &result(f, 8)).unwrap();
+        drain_gw(&mut g, t(at));
+    }
+    g.on_disconnected(t(3), 1);
+    // Confirmed while the source is away: kept, not sent to nobody.
+    assert_eq!(g.frame_done(t(4), f0, true), Ok(true));
+    assert_eq!(g.frame_done(t(4), f1, false), Ok(true));
+    assert!(drain_gw(&mut g, t(4)).is_empty());
+    assert_eq!(g.frames_awaiting_done(), 2);
+    // It comes back: both are told at once, in the order they were confirmed.
+    g.on_connected(t(5), 1);
+    let a = drain_gw(&mut g, t(5));
+    assert!(a.contains(&send(
+        1,
+        Control::FrameDone {
+            frame: f0,
+            complete: true
+        }
+    )));
+    assert!(a.contains(&send(
+        1,
+        Control::FrameDone {
+            frame: f1,
+            complete: false
+        }
+    )));
+    assert_eq!(g.frames_awaiting_done(), 0);
+    // A source that never returns: the confirmed entry goes at the frame's deadline.
+    let f2 = FrameKey::new(1, 2);
+    wsh_run_all_but_last(&mut g, f2, 6);
+    g.on_message(t(6), 2, &result(f2, 8)).unwrap();
+    drain_gw(&mut g, t(6));
+    g.on_disconnected(t(7), 1);
+    assert_eq!(g.frame_done(t(8), f2, true), Ok(true));
+    assert_eq!(g.poll_at(), Some(t(1_006)));
+    assert!(drain_gw(&mut g, t(1_006)).is_empty());
+    assert_eq!(g.frames_awaiting_done(), 0);
+}
+
+#[test]
+fn frames_awaiting_done_hold_their_slots_so_the_backlog_is_bounded() {
+    let mut c = config(Policy::Wst);
+    c.confirm_done = true;
+    let mut g = Gateway::new(c, t(0));
+    // The gateway's own frames: complete them by computing (no edge: fallback).
+    let mut keys = Vec::new();
+    while let Ok(k) = g.submit_frame(t(0)) {
+        keys.push(k);
+    }
+    assert_eq!(keys.len(), MAX_FRAMES_PER_SOURCE);
+    let mut completed = Vec::new();
+    for _ in 0..1000 {
+        let mut any = false;
+        for a in drain_gw(&mut g, t(1)) {
+            any = true;
+            match a {
+                Action::Compute(w) => {
+                    g.on_computed(t(1), w).unwrap();
+                }
+                Action::FrameComplete { frame } => completed.push(frame),
+                _ => {}
+            }
+        }
+        if !any {
+            break;
+        }
+    }
+    assert_eq!(completed.len(), MAX_FRAMES_PER_SOURCE);
+    assert_eq!(g.frames_awaiting_done(), MAX_FRAMES_PER_SOURCE);
+    // No result made yet: no room for a new frame.
+    assert_eq!(g.submit_frame(t(2)), Err(SubmitError::TooManyFrames));
+    assert_eq!(g.frame_done(t(3), completed[0], true), Ok(true));
+    assert!(drain_gw(&mut g, t(3)).is_empty(), "own frames tell nobody");
+    assert!(g.submit_frame(t(4)).is_ok());
 }

@@ -1,32 +1,21 @@
 //! `tessera bench kernels`: the machine's single-core FMA peak, then every fused layer of
 //! YOLOv2 608 through the reference, portable and FMA kernels (1 and 2 threads), and a tiled
-//! run against the full frame.
-//!
-//! Method: the network is the built-in cfg with generated weights (`--seed`); the input is the
-//! built-in sample image; each layer's input is the FMA kernel's output of the layer before.
-//! Every timed run is repeated `--reps` times and the fastest kept. The reference kernel is
-//! slow, so it runs only a band of each layer's output rows (`--reference-rows`, a fraction)
-//! and its rate is that band's FLOPs over its time. A layer's GFLOP/s is `2·MACs / time`;
-//! max pools have no FLOPs but their time counts in the totals. Inputs and outputs sit in
-//! 64-byte-aligned buffers, as in `tessera_backends::pipeline::run_frame`.
-
-use std::time::{Duration, Instant};
+//! run against the full frame, measured by `tessera_backends::bench` (its docs say how) on the
+//! built-in cfg with generated weights (`--seed`) and the built-in sample image. A layer's
+//! GFLOP/s is `2·MACs / time`; max pools have no FLOPs but their time counts in the totals.
 
 use serde_json::json;
-use tessera_backends::kernels::{fma_peak_loop, Fma, Isa};
-use tessera_backends::pipeline::{run_frame, AlignedBuf};
-use tessera_core::ftp::{FusedStack, Grid, Mode, Partition};
-use tessera_core::kernel::{Kernels, Portable, Reference};
+use tessera_backends::bench::{
+    bench_layers, peak_gflops, tiled_check, LayerBench, LayerTimes, TiledCheck, THREADS_MULTI,
+};
+use tessera_backends::kernels::{Fma, Isa};
+use tessera_core::ftp::FusedStack;
 use tessera_core::model::weights::Weights;
-use tessera_core::model::{Layer, LayerKind};
-use tessera_core::region::{Region, Span};
-use tessera_core::tensor::{FeatureView, FeatureViewMut};
 
-use crate::error::{error, Context, Error};
+use crate::error::{Context, Error};
 use crate::{files, gen_weights};
 
-/// Threads of the multi-core column.
-const THREADS: usize = 2;
+const THREADS: usize = THREADS_MULTI;
 
 /// Arguments of `tessera bench kernels`.
 #[derive(clap::Args, Debug)]
@@ -54,93 +43,11 @@ pub struct Args {
     pub fma_only: bool,
 }
 
-/// Times of one layer, in seconds (reference: scaled to the whole layer).
-#[derive(Clone, Debug, Default)]
-struct LayerRow {
-    name: String,
-    flop: f64,
-    reference: f64,
-    portable: f64,
-    fma1: f64,
-    fma2: f64,
-}
-
-/// The fastest of `reps` runs of `f`, wall-clock seconds.
-fn best<F: FnMut() -> Result<(), Error>>(reps: usize, mut f: F) -> Result<f64, Error> {
-    let mut t = f64::INFINITY;
-    for _ in 0..reps.max(1) {
-        let start = Instant::now();
-        f()?;
-        t = t.min(start.elapsed().as_secs_f64());
-    }
-    Ok(t)
-}
-
 /// The 1, 5 and 15 minute load averages (Linux), for the record of how busy the machine was.
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "unknown".into())
-}
-
-/// Measured single-core FMA peak in GFLOP/s (best of 5 runs of ≈ 0.1 s).
-pub fn peak_gflops(isa: Isa) -> f64 {
-    let mut iters = 1u64 << 16;
-    loop {
-        let start = Instant::now();
-        let (flops, sum) = fma_peak_loop(isa, iters);
-        std::hint::black_box(sum);
-        if start.elapsed() > Duration::from_millis(100) {
-            let mut best = 0.0f64;
-            for _ in 0..5 {
-                let start = Instant::now();
-                let (flops, sum) = fma_peak_loop(isa, iters);
-                std::hint::black_box(sum);
-                best = best.max(flops as f64 / start.elapsed().as_secs_f64() / 1e9);
-            }
-            return best;
-        }
-        let _ = flops;
-        iters *= 2;
-    }
-}
-
-fn layer_name(layer: &Layer) -> String {
-    match &layer.kind {
-        LayerKind::Conv(c) => format!(
-            "conv {}x{}/{} {:>3}->{:<3} {}x{}",
-            c.size, c.size, c.stride, layer.input.c, c.filters, layer.output.w, layer.output.h
-        ),
-        LayerKind::MaxPool(p) => format!(
-            "max  {}x{}/{} {:>3}        {}x{}",
-            p.size, p.size, p.stride, layer.input.c, layer.output.w, layer.output.h
-        ),
-        _ => "other".into(),
-    }
-}
-
-/// Runs layer `l` with `k` over `region` of its output.
-fn run_layer<K: Kernels>(
-    k: &K,
-    layer: &Layer,
-    weights: &Weights<'_>,
-    l: usize,
-    input: &FeatureView<'_>,
-    out: &mut [f32],
-    region: Region,
-) -> Result<(), Error> {
-    let mut ov = FeatureViewMut::new(out, region, layer.output.c).context(|| "output view")?;
-    let res = match &layer.kind {
-        LayerKind::Conv(c) => {
-            let p = weights
-                .conv(l)
-                .ok_or_else(|| error("weights", format!("layer {l}")))?;
-            k.conv(c, layer.input, &p, input, &mut ov)
-        }
-        LayerKind::MaxPool(p) => k.maxpool(p, layer.input, input, &mut ov),
-        _ => return Err(error("layer", format!("{l} is not fusable"))),
-    };
-    res.context(|| format!("layer {l}"))
 }
 
 /// Runs the command.
@@ -150,9 +57,8 @@ pub fn run(args: &Args) -> Result<(), Error> {
     let stack = FusedStack::new(&net, upto).context(|| format!("fusing layers [0, {upto})"))?;
     let params = gen_weights::params(&net, upto, args.seed);
     let weights = Weights::new(&net, upto, &params).context(|| "viewing the weights")?;
-    let fma1 = Fma::new();
-    let fma2 = Fma::new().with_threads(THREADS);
-    let isa = fma1.isa();
+    let fma = Fma::new();
+    let isa = fma.isa();
     let load = loadavg();
     let mut peak = peak_gflops(isa);
     if !args.json {
@@ -163,72 +69,24 @@ pub fn run(args: &Args) -> Result<(), Error> {
         println!("measured single-core FMA peak: {peak:.1} GFLOP/s (measured again at the end; the higher is used)");
     }
     let image = files::load_image_input(None, &net)?;
-    let mut cur = AlignedBuf::from_slice(&image);
-    let mut rows = Vec::new();
-    for (l, layer) in net.layers()[..upto].iter().enumerate() {
-        let (i, o) = (layer.input, layer.output);
-        let iv = FeatureView::new(cur.as_slice(), Region::full(i.w, i.h), i.c)
-            .context(|| "input view")?;
-        let full = Region::full(o.w, o.h);
-        let mut out_buf = AlignedBuf::new(o.elements().unwrap_or(0));
-        let out = out_buf.as_mut_slice();
-        // Touch every page before timing (a fresh allocation is mapped lazily).
-        out.fill(1.0);
-        let flop = 2.0 * layer.macs() as f64;
-        let mut row = LayerRow {
-            name: layer_name(layer),
-            flop,
-            ..LayerRow::default()
-        };
-        row.fma1 = best(args.reps, || {
-            run_layer(&fma1, layer, &weights, l, &iv, out, full)
-        })?;
-        row.fma2 = best(args.reps, || {
-            run_layer(&fma2, layer, &weights, l, &iv, out, full)
-        })?;
-        let mut scratch = vec![1.0f32; out.len()];
-        if args.fma_only {
-            row.portable = f64::NAN;
-            row.reference = f64::NAN;
-            if !args.json {
-                print_row(l, &row, peak);
-            }
-            rows.push(row);
-            cur = out_buf;
-            continue;
-        }
-        row.portable = best(args.reps.min(2), || {
-            run_layer(&Portable, layer, &weights, l, &iv, &mut scratch, full)
-        })?;
-        let band = ((o.h as f64 * args.reference_rows).ceil() as u32).clamp(1, o.h);
-        let y0 = (o.h - band) / 2;
-        let sub = Region::new(Span::new(0, o.w), Span::new(y0, y0 + band));
-        let t = best(1, || {
-            run_layer(&Reference, layer, &weights, l, &iv, &mut scratch, sub)
-        })?;
-        row.reference = t * o.h as f64 / band as f64;
+    let bench = LayerBench {
+        reps: args.reps,
+        reference_rows: args.reference_rows,
+        fma_only: args.fma_only,
+    };
+    let rows = bench_layers(&net, &weights, upto, &image, &bench, |l, row| {
         if !args.json {
-            print_row(l, &row, peak);
+            print_row(l, row, peak);
         }
-        rows.push(row);
-        cur = out_buf;
-    }
+    })
+    .context(|| "measuring the layers")?;
     let tiled = if args.no_tiled {
         None
     } else {
-        Some(tiled_check(&fma1, &stack, &weights, &image, args.reps)?)
+        Some(tiled_check(&fma, &stack, &weights, &image, args.reps).context(|| "tiled check")?)
     };
     peak = peak.max(peak_gflops(isa));
-    let sum = |f: fn(&LayerRow) -> f64| rows.iter().map(f).sum::<f64>();
-    let flop = sum(|r| r.flop);
-    let totals = LayerRow {
-        name: "total".into(),
-        flop,
-        reference: sum(|r| r.reference),
-        portable: sum(|r| r.portable),
-        fma1: sum(|r| r.fma1),
-        fma2: sum(|r| r.fma2),
-    };
+    let totals = LayerTimes::total("total", &rows);
     if args.json {
         println!(
             "{}",
@@ -241,71 +99,16 @@ pub fn run(args: &Args) -> Result<(), Error> {
     Ok(())
 }
 
-/// Times of the full frame and of a 3×3 grid with reuse, with the FLOP ratio.
-struct Tiled {
-    full: f64,
-    tiled: f64,
-    flop_ratio: f64,
-}
-
-impl Tiled {
-    fn time_ratio(&self) -> f64 {
-        self.tiled / self.full
-    }
-
-    /// The criterion: tiled time ≤ full time × FLOP ratio + 10 %.
-    fn ok(&self) -> bool {
-        self.time_ratio() <= self.flop_ratio + 0.10
-    }
-}
-
-fn tiled_check(
-    k: &Fma,
-    stack: &FusedStack<'_>,
-    weights: &Weights<'_>,
-    input: &[f32],
-    reps: usize,
-) -> Result<Tiled, Error> {
-    let one = Grid::new(1, 1, Partition::Darknet, stack).context(|| "grid 1x1")?;
-    let three = Grid::new(3, 3, Partition::Darknet, stack).context(|| "grid 3x3")?;
-    let mut full_out = Vec::new();
-    let mut macs = (0, 0);
-    let full = best(reps, || {
-        let (out, stats) = run_frame(k, stack, weights, &one, Mode::Plain, input)?;
-        full_out = out;
-        macs.0 = stats.macs;
-        Ok(())
-    })?;
-    let mut tiled_out = Vec::new();
-    let tiled = best(reps, || {
-        let (out, stats) = run_frame(k, stack, weights, &three, Mode::Reuse, input)?;
-        tiled_out = out;
-        macs.1 = stats.macs;
-        Ok(())
-    })?;
-    let same = full_out.len() == tiled_out.len()
-        && full_out
-            .iter()
-            .zip(&tiled_out)
-            .all(|(a, b)| a.to_bits() == b.to_bits());
-    if !same {
-        return Err(error(
-            "tiled check",
-            "3x3 reuse output differs from the full frame",
-        ));
-    }
-    Ok(Tiled {
-        full,
-        tiled,
-        flop_ratio: macs.1 as f64 / macs.0 as f64,
-    })
+/// Seconds of a kernel, NaN when it was not measured (printed as a dash, `null` in JSON).
+fn secs(t: Option<f64>) -> f64 {
+    t.unwrap_or(f64::NAN)
 }
 
 fn gflops(flop: f64, t: f64) -> f64 {
     flop / t / 1e9
 }
 
-fn print_row(l: usize, r: &LayerRow, peak: f64) {
+fn print_row(l: usize, r: &LayerTimes, peak: f64) {
     if l == 0 {
         println!(
             "{:>5} {:<27} {:>6} | {:>9} {:>9} | {:>9} {:>6} {:>6} | {:>9} {:>6} | {:>8} {:>8}",
@@ -345,7 +148,7 @@ fn print_row(l: usize, r: &LayerRow, peak: f64) {
             "-",
             "-",
             "-",
-            fig(r.portable / r.fma1, 1, "x"),
+            fig(secs(r.portable) / r.fma1, 1, "x"),
             "-",
             format!("{:.2}", r.fma1 / r.fma2),
             r.fma1 * 1e3,
@@ -358,11 +161,11 @@ fn print_row(l: usize, r: &LayerRow, peak: f64) {
         "{label:>5} {:<27} {:>6.2} | {:>9} {:>9} | {:>9.1} {:>5.0}% {:>6} | {:>9.1} {:>5.2}x | {:>8.2} {:>8.2}",
         r.name,
         r.flop / 1e9,
-        fig(gflops(r.flop, r.reference), 1, ""),
-        fig(gflops(r.flop, r.portable), 1, ""),
+        fig(gflops(r.flop, secs(r.reference)), 1, ""),
+        fig(gflops(r.flop, secs(r.portable)), 1, ""),
         g1,
         100.0 * g1 / peak,
-        fig(r.portable / r.fma1, 1, "x"),
+        fig(secs(r.portable) / r.fma1, 1, "x"),
         gflops(r.flop, r.fma2),
         r.fma1 / r.fma2,
         r.fma1 * 1e3,
@@ -370,19 +173,19 @@ fn print_row(l: usize, r: &LayerRow, peak: f64) {
     );
 }
 
-fn print_summary(peak: f64, rows: &[LayerRow], totals: &LayerRow, tiled: Option<&Tiled>) {
+fn print_summary(peak: f64, rows: &[LayerTimes], totals: &LayerTimes, tiled: Option<&TiledCheck>) {
     print_row(usize::MAX, totals, peak);
     let g1 = gflops(totals.flop, totals.fma1);
     let g2 = gflops(totals.flop, totals.fma2);
     println!(
         "total {:.2} GFLOP (pool times included): reference {:.1} (sampled), portable {:.1}, fma 1 thread {:.1} GFLOP/s ({:.0}% of the {:.1} GFLOP/s peak, {:.1}x portable), {} threads {:.1} GFLOP/s ({:.2}x one thread)",
         totals.flop / 1e9,
-        gflops(totals.flop, totals.reference),
-        gflops(totals.flop, totals.portable),
+        gflops(totals.flop, secs(totals.reference)),
+        gflops(totals.flop, secs(totals.portable)),
         g1,
         100.0 * g1 / peak,
         peak,
-        totals.portable / totals.fma1,
+        secs(totals.portable) / totals.fma1,
         THREADS,
         g2,
         totals.fma1 / totals.fma2
@@ -403,7 +206,7 @@ fn print_summary(peak: f64, rows: &[LayerRow], totals: &LayerRow, tiled: Option<
             t.full * 1e3,
             t.time_ratio(),
             t.flop_ratio,
-            if t.ok() { "ok" } else { "OVER" }
+            if t.within_bound() { "ok" } else { "OVER" }
         );
     }
 }
@@ -414,9 +217,9 @@ fn json(
     load: &str,
     isa: Isa,
     peak: f64,
-    rows: &[LayerRow],
-    totals: &LayerRow,
-    tiled: Option<&Tiled>,
+    rows: &[LayerTimes],
+    totals: &LayerTimes,
+    tiled: Option<&TiledCheck>,
 ) -> String {
     // Four decimals; NaN and infinities (skipped runs) become `null`.
     let num = |x: f64| (x * 1e4).round() / 1e4;
@@ -434,27 +237,27 @@ fn json(
         "reference_rows_fraction": num(args.reference_rows),
         "peak_gflops": num(peak),
         "total_gflop": num(totals.flop / 1e9),
-        "total_gflops_reference": num(gflops(totals.flop, totals.reference)),
-        "total_gflops_portable": num(gflops(totals.flop, totals.portable)),
+        "total_gflops_reference": num(gflops(totals.flop, secs(totals.reference))),
+        "total_gflops_portable": num(gflops(totals.flop, secs(totals.portable))),
         "total_gflops_1t": num(g1),
         "total_gflops_2t": num(gflops(totals.flop, totals.fma2)),
         "fraction_of_peak_1t": num(g1 / peak),
         "speedup_2t": num(totals.fma1 / totals.fma2),
-        "ratio_to_portable_1t": num(totals.portable / totals.fma1),
+        "ratio_to_portable_1t": num(secs(totals.portable) / totals.fma1),
         "layers": rows.iter().enumerate().map(|(l, r)| json!({
             "layer": l,
             "name": r.name.split_whitespace().collect::<Vec<_>>().join(" "),
             "gflop": num(r.flop / 1e9),
-            "reference_gflops": rate(r.flop, r.reference),
-            "portable_gflops": rate(r.flop, r.portable),
+            "reference_gflops": rate(r.flop, secs(r.reference)),
+            "portable_gflops": rate(r.flop, secs(r.portable)),
             "gflops_1t": rate(r.flop, r.fma1),
             "gflops_2t": rate(r.flop, r.fma2),
             "fraction_of_peak_1t": (r.flop > 0.0).then(|| num(gflops(r.flop, r.fma1) / peak)),
-            "ratio_to_portable_1t": num(r.portable / r.fma1),
+            "ratio_to_portable_1t": num(secs(r.portable) / r.fma1),
             "speedup_2t": num(r.fma1 / r.fma2),
             "time_1t_s": num(r.fma1),
             "time_2t_s": num(r.fma2),
-            "time_portable_s": num(r.portable),
+            "time_portable_s": num(secs(r.portable)),
         })).collect::<Vec<_>>(),
     });
     if let Some(r0) = rows.first() {
@@ -470,7 +273,7 @@ fn json(
             "tiled_s": num(t.tiled),
             "time_ratio": num(t.time_ratio()),
             "flop_ratio": num(t.flop_ratio),
-            "ok": t.ok(),
+            "ok": t.within_bound(),
         });
     }
     v.to_string()

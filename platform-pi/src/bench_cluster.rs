@@ -13,11 +13,12 @@ use clap::Args as ClapArgs;
 use tessera_core::wire::Policy;
 
 use crate::config::NodeKernel;
-use crate::demo::{fused_model, local_cluster, run_local, Faults, LocalRun};
 use crate::error::{error, Context, Error};
 use crate::image::Image;
 use crate::node_memory::{self, RssRun, RssSetup};
 use crate::{files, gen_weights};
+use tessera_backends::cluster::ClusterSpec;
+use tessera_backends::local::{fused_model, run_local, Faults, LocalRun};
 
 /// Arguments of `tessera bench cluster`.
 #[derive(ClapArgs, Debug)]
@@ -181,7 +182,8 @@ pub fn run(args: &Args) -> Result<(), Error> {
                 let model = fused_model(&net, &params, 16, grid)?;
                 let mut runs = Vec::new();
                 for _ in 0..args.frames {
-                    let mut c = local_cluster(policy, grid, edges, 1, port, Some([7; 32]), 16);
+                    let mut c =
+                        ClusterSpec::loopback(policy, grid, edges, 1, port, Some([7; 32]), 16);
                     port = port.wrapping_add(1);
                     c.kernel = args.kernel;
                     runs.push(run_local(
@@ -190,6 +192,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
                         std::slice::from_ref(&input),
                         &Faults::default(),
                         Duration::from_secs(600),
+                        None,
                     )?);
                 }
                 let row = summarize(policy, grid, edges, &runs);
@@ -211,7 +214,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
     let mut multi = Vec::new();
     for policy in [Policy::Wsh, Policy::WstS] {
         let model = fused_model(&net, &params, 16, (3, 3))?;
-        let mut c = local_cluster(policy, (3, 3), 2, 2, port, Some([7; 32]), 16);
+        let mut c = ClusterSpec::loopback(policy, (3, 3), 2, 2, port, Some([7; 32]), 16);
         port = port.wrapping_add(1);
         c.kernel = args.kernel;
         let frames = 2 * args.frames;
@@ -221,6 +224,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
             &vec![input.clone(); frames],
             &Faults::default(),
             Duration::from_secs(600),
+            None,
         )?;
         let max = r
             .source_latency

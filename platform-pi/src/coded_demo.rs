@@ -8,21 +8,15 @@
 //! in float mode. The run prints per-frame latency and quality, then p50/p99, the shard
 //! parameters each worker holds against the whole model, and the gateway's counters.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use clap::Args as ClapArgs;
-use tessera_backends::coded::{
-    Activation, CodedFinished, CodedModel, CodedNode, InlineShards, LayerScheme, LinearLayer,
-    Numeric,
-};
-use tessera_backends::link::LinkConfig;
-use tessera_backends::nal_std::StdStack;
-use tessera_core::runtime::coded::{Allocator, CodedConfig, Protection};
-use tessera_core::time::{Duration, Instant};
-use tessera_core::wire::{Key, Limits, NodeId};
+use tessera_backends::coded::loopback::{run_loopback, LoopbackFrame, LoopbackSpec};
+use tessera_backends::coded::tail::{bit_identical, max_abs_diff, TailScheme};
+use tessera_backends::coded::{generated_chain, CodedModel, CodedNodeStats};
+use tessera_core::runtime::coded::{Allocator, CodedConfig};
+use tessera_core::time::Duration;
+use tessera_core::wire::NodeId;
 
 use crate::error::{error, Context, Error};
 use crate::rng::SplitMix64;
@@ -95,98 +89,26 @@ pub fn model(args: &Args) -> Result<CodedModel, Error> {
         ));
     }
     let w = args.workers as usize;
-    let scheme = match args.scheme.as_str() {
-        "cdc" if args.r < w => LayerScheme {
-            k: w - args.r,
-            r: args.r,
-            protection: Protection::Coded,
-        },
-        "2mr" if w >= 2 => LayerScheme {
-            k: w / 2,
-            r: 0,
-            protection: Protection::Replicated,
-        },
-        "uncoded" => LayerScheme {
-            k: w,
-            r: 0,
-            protection: Protection::Coded,
-        },
-        s => {
-            return Err(error(
-                "reading --scheme",
-                format!(
-                    "'{s}' with {w} workers and r = {}: use cdc (r < W), 2mr or uncoded",
-                    args.r
-                ),
-            ))
-        }
+    let bad = || {
+        error(
+            "reading --scheme",
+            format!(
+                "'{}' with {w} workers and r = {}: use cdc (r < W), 2mr or uncoded",
+                args.scheme, args.r
+            ),
+        )
     };
-    let mut rng = SplitMix64::new(args.seed);
-    let layers: Vec<LinearLayer> = dims
-        .windows(2)
-        .enumerate()
-        .map(|(i, d)| {
-            let (in_len, rows) = (d[0], d[1]);
-            // He-style scale keeps activations in a stable range through the chain.
-            let s = (2.0 / in_len as f32).sqrt();
-            let weights = (0..rows * in_len).map(|_| rng.uniform(-s, s)).collect();
-            let bias = (0..rows).map(|_| rng.uniform(-0.1, 0.1)).collect();
-            let last = i + 2 == dims.len();
-            LinearLayer {
-                in_len,
-                rows,
-                weights,
-                bias,
-                activation: if last {
-                    Activation::Linear
-                } else {
-                    Activation::Relu
-                },
-                numeric: if args.float {
-                    Numeric::Float
-                } else {
-                    Numeric::Int8 {
-                        in_scale: 1.0 / 32.0,
-                        w_scale: s / 127.0,
-                    }
-                },
-            }
-        })
-        .collect();
-    let schemes = vec![scheme; layers.len()];
+    let scheme = match args.scheme.as_str() {
+        "cdc" => TailScheme::Cdc(args.r),
+        "2mr" => TailScheme::TwoMr,
+        "uncoded" => TailScheme::Uncoded,
+        _ => return Err(bad()),
+    }
+    .layer_scheme(w)
+    .map_err(|_| bad())?;
     let workers: Vec<NodeId> = (1..=args.workers).collect();
-    CodedModel::new(layers, &schemes, &workers).context(|| "building the coded model")
-}
-
-struct Running {
-    stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-fn start_worker(
-    node: CodedNode<StdStack, InlineShards>,
-    stall_after: Option<Arc<AtomicBool>>,
-) -> Result<Running, Error> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    let clock = StdInstant::now();
-    let mut node = node;
-    let thread = std::thread::Builder::new()
-        .name(format!("tessera-coded-{}", node.id()))
-        .spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
-                // A stalled worker keeps its sockets open and stops answering.
-                if !stall_after
-                    .as_ref()
-                    .is_some_and(|s| s.load(Ordering::Relaxed))
-                {
-                    node.poll(Instant::from_micros(clock.elapsed().as_micros() as u64));
-                }
-                std::thread::sleep(StdDuration::from_micros(200));
-            }
-        })
-        .context(|| "spawning a worker thread")?;
-    Ok(Running { stop, thread })
+    generated_chain(&dims, scheme, &workers, args.float, args.seed)
+        .context(|| "building the coded model")
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
@@ -220,135 +142,38 @@ pub fn run(args: &Args) -> Result<(), Error> {
         .and_then(|l| l.local_addr())
         .context(|| "finding a free port")?
         .port();
-    let addr = |id: NodeId| {
-        SocketAddr::new(
-            IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (id % 250) as u8)),
-            port,
-        )
-    };
-    let peers: Vec<(NodeId, SocketAddr)> = (0..=args.workers).map(|id| (id, addr(id))).collect();
     let mut key = [0u8; 32];
     let mut rng = SplitMix64::new(args.seed ^ 0x006b_6579);
     key.iter_mut().for_each(|b| *b = rng.next_u64() as u8);
-    let first_seq = crate::cluster::epoch_micros().max(1);
-    let make = |id: NodeId| {
-        let link = LinkConfig {
-            me: id,
-            port,
-            peers: peers.iter().copied().filter(|(q, _)| *q != id).collect(),
-            key: Some(Key::new(key)),
-            limits: Limits::LARGE,
-            first_seq,
-            peer_dead: Duration::from_secs(3),
-            retry: Duration::from_millis(20),
-            max_backoff: tessera_backends::link::MAX_BACKOFF,
-            connect: Duration::from_secs(2),
-            backlog: tessera_backends::link::DEFAULT_BACKLOG,
-            handshake: Default::default(),
-        };
-        CodedNode::new(
-            StdStack::new(addr(id).ip()),
-            link,
-            model.clone(),
-            config,
-            InlineShards::default(),
-        )
-        .map_err(|e| error(format!("starting coded node {id}"), e.to_string()))
+    let spec = LoopbackSpec {
+        workers: args.workers,
+        absent,
+        stall,
+        frames: args.frames,
+        config,
+        seed: args.seed,
+        key,
+        port,
     };
-    let mut gateway = make(0)?;
-    let stalled = Arc::new(AtomicBool::new(false));
-    let mut running = Vec::new();
-    for id in (1..=args.workers).filter(|id| !absent.contains(id)) {
-        let s = stall.contains(&id).then(|| stalled.clone());
-        running.push(start_worker(make(id)?, s)?);
-    }
-    let result = drive(args, &model, &mut gateway, absent.len(), &stalled);
-    for r in &running {
-        r.stop.store(true, Ordering::Relaxed);
-    }
-    for r in running {
-        let _ = r.thread.join();
-    }
-    let done = result?;
-    report(args, &model, &gateway, &done)
-}
-
-/// Submits the frames one after another from the gateway's own loop; returns them finished.
-fn drive(
-    args: &Args,
-    model: &CodedModel,
-    gateway: &mut CodedNode<StdStack, InlineShards>,
-    absent: usize,
-    stalled: &AtomicBool,
-) -> Result<Vec<(CodedFinished, Vec<f32>)>, Error> {
-    let clock = StdInstant::now();
-    let now = || Instant::from_micros(clock.elapsed().as_micros() as u64);
-    let want = args.workers as usize - absent;
-    let mut rng = SplitMix64::new(args.seed.wrapping_add(7));
-    let mut inputs = std::collections::BTreeMap::new();
-    let mut done = Vec::new();
-    let limit = StdDuration::from_millis(10_000 + args.deadline_ms * (args.frames as u64 + 1));
-    while done.len() < args.frames {
-        if clock.elapsed() > limit {
-            return Err(error(
-                "running the coded cluster",
-                format!(
-                    "{} of {} frames finished after {:?} ({} of {want} workers connected)",
-                    done.len(),
-                    args.frames,
-                    limit,
-                    gateway.link().peers_up().count()
-                ),
-            ));
-        }
-        let t = now();
-        gateway.poll(t);
-        // Wait for the whole cluster once; after that a worker that went silent (and was
-        // dropped by the link) is the stage's business, not a reason to stop submitting.
-        let ready = !inputs.is_empty() || gateway.link().peers_up().count() >= want;
-        if ready && gateway.in_flight() == 0 && inputs.len() == done.len() {
-            if done.len() == 1 {
-                stalled.store(true, Ordering::Relaxed);
-            }
-            let x: Vec<f32> = (0..model.in_len()).map(|_| rng.uniform(0.0, 1.0)).collect();
-            let key = gateway
-                .submit(t, &x, 1)
-                .map_err(|e| error("submitting a frame", e.to_string()))?;
-            inputs.insert(key, x);
-        }
-        for f in gateway.take_finished() {
-            let x = inputs.get(&f.frame).cloned().unwrap_or_default();
-            done.push((f, x));
-        }
-        std::thread::sleep(StdDuration::from_micros(200));
-    }
-    Ok(done)
+    let run = run_loopback(model.clone(), &spec).context(|| "running the coded cluster")?;
+    report(args, &model, &run.gateway, &run.frames)
 }
 
 fn report(
     args: &Args,
     model: &CodedModel,
-    gateway: &CodedNode<StdStack, InlineShards>,
-    done: &[(CodedFinished, Vec<f32>)],
+    gateway: &CodedNodeStats,
+    done: &[LoopbackFrame],
 ) -> Result<(), Error> {
     let mut lat = Vec::new();
     let mut exact = 0;
     let mut worst: f64 = 0.0;
-    for (f, x) in done {
+    for LoopbackFrame { finished: f, input } in done {
         let expect = model
-            .reference(x, 1)
+            .reference(input, 1)
             .context(|| "computing the reference")?;
-        let same = f
-            .output
-            .iter()
-            .zip(&expect)
-            .all(|(a, b)| a.to_bits() == b.to_bits());
-        let err = f
-            .output
-            .iter()
-            .zip(&expect)
-            .map(|(a, b)| f64::from((a - b).abs()))
-            .fold(0.0, f64::max);
+        let same = bit_identical(&f.output, &expect);
+        let err = max_abs_diff(&f.output, &expect);
         worst = worst.max(if f.quality.is_complete() { err } else { 0.0 });
         exact += same as usize;
         let layers: Vec<String> = f
@@ -411,7 +236,7 @@ fn report(
         per_worker as f64 / 1048576.0,
         100.0 * per_worker as f64 / full.max(1) as f64
     );
-    if let Some(s) = gateway.stats().gateway {
+    if let Some(s) = gateway.gateway {
         println!(
             "gateway: {} layers decoded ({} recovered from parity or replicas), {} expired, \
              {} shards re-sent, {} results discarded, {} budgets from fitted link models",

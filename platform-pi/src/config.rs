@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tessera_core::wire::{NodeId, Policy};
 
-use crate::error::{error, Context, Error};
+use crate::error::{Context, Error};
 
 /// Most edges a cluster file may list.
 pub const MAX_EDGES: usize = 16;
@@ -71,59 +71,78 @@ pub struct Node {
     pub source: bool,
 }
 
+/// One thing wrong with a cluster file, and where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line of the offending value (`None`: the file as a whole).
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Why a cluster file was refused: every problem found, not just the first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The problems, in file order.
+    pub problems: Vec<Problem>,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            match p.line {
+                Some(l) => write!(f, "line {l}: {}", p.message)?,
+                None => f.write_str(&p.message)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A value and where it was written.
+type At<T> = toml::Spanned<T>;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCluster {
-    policy: String,
-    grid: String,
-    #[serde(default = "default_layers")]
-    layers: usize,
-    key: Option<String>,
-    kernel: Option<String>,
-    #[serde(default)]
-    insecure: bool,
+    policy: At<String>,
+    grid: At<String>,
+    layers: Option<At<usize>>,
+    key: Option<At<String>>,
+    kernel: Option<At<String>>,
+    insecure: Option<At<bool>>,
     cfg: Option<PathBuf>,
     weights: Option<PathBuf>,
     #[serde(default = "default_seed")]
     seed: u64,
-    #[serde(default)]
-    timeouts: RawTimeouts,
+    timeouts: Option<RawTimeouts>,
     nodes: Vec<RawNode>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTimeouts {
-    tile_ms: u64,
-    frame_ms: u64,
-    steal_backoff_ms: u64,
-    peer_dead_ms: u64,
-    connect_ms: u64,
+    tile_ms: At<u64>,
+    frame_ms: At<u64>,
+    steal_backoff_ms: At<u64>,
+    peer_dead_ms: At<u64>,
+    connect_ms: At<u64>,
 }
 
-impl Default for RawTimeouts {
-    fn default() -> Self {
-        RawTimeouts {
-            tile_ms: 10_000,
-            frame_ms: 60_000,
-            steal_backoff_ms: 20,
-            peer_dead_ms: 5_000,
-            connect_ms: 2_000,
-        }
-    }
-}
+/// The default timeouts (ms): tile, frame, steal backoff, peer dead, connect.
+const DEFAULT_TIMEOUTS_MS: [u64; 5] = [10_000, 60_000, 20, 5_000, 2_000];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawNode {
-    id: NodeId,
-    addr: SocketAddr,
-    #[serde(default)]
-    source: bool,
-}
-
-fn default_layers() -> usize {
-    16
+    id: At<NodeId>,
+    addr: At<SocketAddr>,
+    source: Option<At<bool>>,
 }
 
 fn default_seed() -> u64 {
@@ -169,11 +188,55 @@ pub fn parse_key(s: &str) -> Result<[u8; 32], String> {
     Ok(key)
 }
 
-fn ms(what: &str, v: u64) -> Result<Duration, String> {
-    if v == 0 || v > 3_600_000 {
-        return Err(format!("timeouts.{what} must be 1..=3600000 ms, got {v}"));
+/// Longest timeout accepted (one hour).
+const MAX_TIMEOUT_MS: u64 = 3_600_000;
+
+/// Collects problems with the line each value is on.
+struct Problems<'a> {
+    text: &'a str,
+    list: Vec<Problem>,
+}
+
+impl Problems<'_> {
+    fn line_of(&self, span: std::ops::Range<usize>) -> usize {
+        let at = span.start.min(self.text.len());
+        self.text.as_bytes()[..at]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
     }
-    Ok(Duration::from_millis(v))
+
+    fn at<T>(&mut self, v: &At<T>, message: impl Into<String>) {
+        let line = Some(self.line_of(v.span()));
+        self.list.push(Problem {
+            line,
+            message: message.into(),
+        });
+    }
+
+    fn whole(&mut self, message: impl Into<String>) {
+        self.list.push(Problem {
+            line: None,
+            message: message.into(),
+        });
+    }
+
+    /// `r`'s value, or `None` with its error recorded at `v`'s line.
+    fn check<T, U>(&mut self, v: &At<T>, r: Result<U, String>) -> Option<U> {
+        r.map_err(|e| self.at(v, e)).ok()
+    }
+
+    fn ms(&mut self, what: &str, v: &At<u64>) -> Duration {
+        let ms = *v.get_ref();
+        if ms == 0 || ms > MAX_TIMEOUT_MS {
+            self.at(
+                v,
+                format!("timeouts.{what} must be 1..={MAX_TIMEOUT_MS} ms, got {ms}"),
+            );
+        }
+        Duration::from_millis(ms)
+    }
 }
 
 impl Cluster {
@@ -181,73 +244,156 @@ impl Cluster {
     pub fn load(path: &Path) -> Result<Cluster, Error> {
         let text =
             std::fs::read_to_string(path).context(|| format!("reading {}", path.display()))?;
-        Cluster::parse(&text).map_err(|e| error(format!("cluster file {}", path.display()), e))
+        Cluster::parse(&text).context(|| format!("cluster file {}", path.display()))
     }
 
-    /// Parses and validates cluster TOML.
-    pub fn parse(text: &str) -> Result<Cluster, String> {
-        let raw: RawCluster = toml::from_str(text).map_err(|e| e.to_string())?;
-        let policy = parse_policy(&raw.policy)?;
-        let grid = parse_grid(&raw.grid)?;
-        if grid.0 == 0 || grid.1 == 0 || grid.0 > 8 || grid.1 > 8 {
-            return Err(format!("grid {}x{} outside 1x1..8x8", grid.0, grid.1));
-        }
-        if raw.layers == 0 || raw.layers > 32 {
-            return Err(format!("layers = {} outside 1..=32", raw.layers));
-        }
-        let key = match (&raw.key, raw.insecure) {
-            (Some(k), false) => Some(parse_key(k)?),
-            (None, true) => None,
-            (Some(_), true) => return Err("give either key or insecure = true, not both".into()),
+    /// Parses and validates cluster TOML: every problem is reported at once, each with its
+    /// line (a syntax error, the first one only).
+    pub fn parse(text: &str) -> Result<Cluster, ConfigError> {
+        let raw: RawCluster = toml::from_str(text).map_err(|e| ConfigError {
+            problems: vec![Problem {
+                line: e
+                    .span()
+                    .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1),
+                message: e.message().to_string(),
+            }],
+        })?;
+        let mut p = Problems {
+            text,
+            list: Vec::new(),
+        };
+        let policy = p.check(&raw.policy, parse_policy(raw.policy.get_ref()));
+        let grid = p
+            .check(&raw.grid, parse_grid(raw.grid.get_ref()))
+            .and_then(|g| {
+                if g.0 == 0 || g.1 == 0 || g.0 > 8 || g.1 > 8 {
+                    p.at(&raw.grid, format!("grid {}x{} outside 1x1..8x8", g.0, g.1));
+                    return None;
+                }
+                Some(g)
+            });
+        let layers = match &raw.layers {
+            Some(l) if *l.get_ref() == 0 || *l.get_ref() > 32 => {
+                p.at(l, format!("layers = {} outside 1..=32", l.get_ref()));
+                16
+            }
+            Some(l) => *l.get_ref(),
+            None => 16,
+        };
+        let insecure = raw.insecure.as_ref().is_some_and(|i| *i.get_ref());
+        let key = match (&raw.key, insecure) {
+            (Some(k), false) => p.check(k, parse_key(k.get_ref())).map(Some),
+            (None, true) => Some(None),
+            (Some(k), true) => {
+                p.at(k, "give either key or insecure = true, not both");
+                None
+            }
             (None, false) => {
-                return Err("no key: set key = \"<64 hex digits>\" (or insecure = true)".into())
+                p.whole("no key: set key = \"<64 hex digits>\" (or insecure = true)");
+                None
             }
         };
-        let t = &raw.timeouts;
-        let timeouts = Timeouts {
-            tile: ms("tile_ms", t.tile_ms)?,
-            frame: ms("frame_ms", t.frame_ms)?,
-            steal_backoff: ms("steal_backoff_ms", t.steal_backoff_ms)?,
-            peer_dead: ms("peer_dead_ms", t.peer_dead_ms)?,
-            connect: ms("connect_ms", t.connect_ms)?,
+        let kernel = match &raw.kernel {
+            Some(k) => p.check(k, NodeKernel::parse(k.get_ref()).map_err(|e| e.to_string())),
+            None => NodeKernel::parse("auto").ok(),
+        };
+        let timeouts = match &raw.timeouts {
+            Some(t) => {
+                let timeouts = Timeouts {
+                    tile: p.ms("tile_ms", &t.tile_ms),
+                    frame: p.ms("frame_ms", &t.frame_ms),
+                    steal_backoff: p.ms("steal_backoff_ms", &t.steal_backoff_ms),
+                    peer_dead: p.ms("peer_dead_ms", &t.peer_dead_ms),
+                    connect: p.ms("connect_ms", &t.connect_ms),
+                };
+                let valid = |v: &At<u64>| (1..=MAX_TIMEOUT_MS).contains(v.get_ref());
+                let both = valid(&t.tile_ms) && valid(&t.frame_ms);
+                if both && timeouts.tile >= timeouts.frame {
+                    p.at(
+                        &t.tile_ms,
+                        format!(
+                            "timeouts.tile_ms ({}) must be below frame_ms ({}): a tile sent \
+                             again could never finish its frame",
+                            t.tile_ms.get_ref(),
+                            t.frame_ms.get_ref()
+                        ),
+                    );
+                }
+                timeouts
+            }
+            None => {
+                let [tile, frame, steal_backoff, peer_dead, connect] =
+                    DEFAULT_TIMEOUTS_MS.map(Duration::from_millis);
+                Timeouts {
+                    tile,
+                    frame,
+                    steal_backoff,
+                    peer_dead,
+                    connect,
+                }
+            }
         };
         let mut ids = BTreeSet::new();
         let mut addrs = BTreeSet::new();
         for n in &raw.nodes {
-            if !ids.insert(n.id) {
-                return Err(format!("node id {} listed twice", n.id));
+            let (id, addr) = (*n.id.get_ref(), *n.addr.get_ref());
+            if !ids.insert(id) {
+                p.at(&n.id, format!("node id {id} listed twice"));
             }
-            if !addrs.insert(n.addr) {
-                return Err(format!("address {} listed twice", n.addr));
+            if id as usize > MAX_EDGES {
+                p.at(&n.id, format!("node id {id} above {MAX_EDGES}"));
+            }
+            if !addrs.insert(addr) {
+                p.at(&n.addr, format!("address {addr} listed twice"));
+            }
+            if addr.port() == 0 {
+                p.at(
+                    &n.addr,
+                    format!("address {addr}: port 0 (peers could not find the node)"),
+                );
+            }
+            if addr.ip().is_unspecified() || addr.ip().is_multicast() {
+                p.at(
+                    &n.addr,
+                    format!("address {addr}: not a node's own address (peers dial it)"),
+                );
+            }
+            if let Some(src) = n.source.as_ref().filter(|s| *s.get_ref() && id == 0) {
+                p.at(
+                    src,
+                    "source = true on the gateway (id 0): frames enter at an edge",
+                );
             }
         }
         if !ids.contains(&0) {
-            return Err("no gateway: one node must have id 0".into());
+            p.whole("no gateway: one node must have id 0");
         }
-        let edges = raw.nodes.len() - 1;
+        let edges = ids.iter().filter(|&&id| id != 0).count();
         if edges == 0 || edges > MAX_EDGES {
-            return Err(format!("{edges} edges; a cluster has 1..={MAX_EDGES}"));
+            p.whole(format!("{edges} edges; a cluster has 1..={MAX_EDGES}"));
         }
-        if let Some(n) = raw.nodes.iter().find(|n| n.id as usize > MAX_EDGES) {
-            return Err(format!("node id {} above {MAX_EDGES}", n.id));
-        }
+        let (Some(policy), Some(grid), Some(key), Some(kernel), true) =
+            (policy, grid, key, kernel, p.list.is_empty())
+        else {
+            p.list.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
+            return Err(ConfigError { problems: p.list });
+        };
         let mut nodes: Vec<Node> = raw
             .nodes
             .iter()
             .map(|n| Node {
-                id: n.id,
-                addr: n.addr,
-                source: n.source,
+                id: *n.id.get_ref(),
+                addr: *n.addr.get_ref(),
+                source: n.source.as_ref().is_some_and(|s| *s.get_ref()),
             })
             .collect();
         nodes.sort_by_key(|n| n.id);
         Ok(Cluster {
             policy,
             grid,
-            layers: raw.layers,
+            layers,
             key,
-            kernel: NodeKernel::parse(raw.kernel.as_deref().unwrap_or("auto"))
-                .map_err(|e| e.to_string())?,
+            kernel,
             cfg: raw.cfg,
             weights: raw.weights,
             seed: raw.seed,
@@ -286,6 +432,10 @@ mod tests {
         assert_eq!(c.timeouts.tile, Duration::from_millis(10_000));
     }
 
+    fn err(text: &str) -> String {
+        Cluster::parse(text).unwrap_err().to_string()
+    }
+
     #[test]
     fn bad_files_say_what_is_wrong() {
         let cases: &[(&str, &str)] = &[
@@ -307,16 +457,91 @@ mod tests {
                 .map(|l| format!("{l}\n"))
                 .collect();
             let text = format!("{line}\n{text}");
-            let err = Cluster::parse(&text).unwrap_err();
+            let err = err(&text);
             assert!(err.contains(needle), "{line}: {err}");
+            assert!(err.starts_with("line 1: "), "{line}: {err}");
         }
         let dup = EXAMPLE.replace("id = 2", "id = 1");
-        assert!(Cluster::parse(&dup).unwrap_err().contains("listed twice"));
+        assert!(err(&dup).contains("listed twice"));
         let no_gw = EXAMPLE.replace("id = 0", "id = 9");
-        assert!(Cluster::parse(&no_gw).unwrap_err().contains("no gateway"));
+        assert!(err(&no_gw).contains("no gateway"));
         let both = format!("insecure = true\n{EXAMPLE}");
-        assert!(Cluster::parse(&both).unwrap_err().contains("not both"));
+        assert!(err(&both).contains("not both"));
         let zero = EXAMPLE.replace("tile_ms = 10000", "tile_ms = 0");
-        assert!(Cluster::parse(&zero).unwrap_err().contains("tile_ms"));
+        assert!(err(&zero).contains("tile_ms"));
+    }
+
+    /// The 1-based line of the first line of `text` containing `needle`.
+    fn line_of(text: &str, needle: &str) -> usize {
+        text.lines().position(|l| l.contains(needle)).unwrap() + 1
+    }
+
+    #[test]
+    fn absurd_settings_are_all_reported_at_once_with_their_lines() {
+        let text = EXAMPLE
+            .replace("127.0.0.1:7700", "127.0.0.1:0")
+            .replace(
+                "id = 0\naddr = \"127.0.0.1:0\"",
+                "id = 0\naddr = \"127.0.0.1:0\"\nsource = true",
+            )
+            .replace("127.0.0.4:7700", "127.0.0.3:7700")
+            .replace("frame_ms = 60000", "frame_ms = 0")
+            .replace("connect_ms = 2000", "connect_ms = 0");
+        let e = Cluster::parse(&text).unwrap_err();
+        let lines: Vec<(Option<usize>, &str)> = e
+            .problems
+            .iter()
+            .map(|p| (p.line, p.message.as_str()))
+            .collect();
+        let has = |line: usize, needle: &str| {
+            lines
+                .iter()
+                .any(|(l, m)| *l == Some(line) && m.contains(needle))
+        };
+        assert_eq!(lines.len(), 5, "{e}");
+        assert!(has(line_of(&text, "frame_ms"), "frame_ms"), "{e}");
+        assert!(has(line_of(&text, "connect_ms"), "connect_ms"), "{e}");
+        assert!(has(line_of(&text, "127.0.0.1:0"), "port 0"), "{e}");
+        let gw_source = text
+            .lines()
+            .enumerate()
+            .skip(line_of(&text, "127.0.0.1:0"))
+            .find(|(_, l)| l.trim() == "source = true")
+            .unwrap()
+            .0
+            + 1;
+        assert!(has(gw_source, "on the gateway"), "{e}");
+        let second = text.rfind("127.0.0.3:7700").unwrap();
+        let second_line = text[..second].matches('\n').count() + 1;
+        assert!(has(second_line, "listed twice"), "{e}");
+        // In file order.
+        let order: Vec<usize> = lines.iter().filter_map(|(l, _)| *l).collect();
+        assert!(order.windows(2).all(|w| w[0] <= w[1]), "{e}");
+    }
+
+    #[test]
+    fn other_absurd_settings_are_refused() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("127.0.0.2:7700", "0.0.0.0:7700", "not a node's own address"),
+            ("tile_ms = 10000", "tile_ms = 60000", "below frame_ms"),
+            ("id = 3", "id = 17", "above 16"),
+            (
+                "peer_dead_ms = 5000",
+                "peer_dead_ms = 3600001",
+                "peer_dead_ms",
+            ),
+        ];
+        for (from, to, needle) in cases {
+            let text = EXAMPLE.replace(from, to);
+            let e = err(&text);
+            let line = line_of(&text, to);
+            assert!(
+                e.contains(&format!("line {line}: ")) && e.contains(needle),
+                "{to}: {e}"
+            );
+        }
+        // A syntax error keeps toml's own line.
+        let e = err(&format!("{EXAMPLE}\n[[nodes]\n"));
+        assert!(e.starts_with("line "), "{e}");
     }
 }

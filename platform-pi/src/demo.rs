@@ -1,29 +1,30 @@
 //! `tessera demo`: a gateway and K edges on 127.0.0.x in one process, running the sample
 //! frames through the cluster, then the tail, decoding and NMS on the gateway.
 //!
-//! Every node is the real thing — its own address, TCP links authenticated with the cluster
-//! key, a compute thread — so the demo exercises exactly what runs on a Pi cluster.
+//! The run is `tessera_backends::local::run_local`: every node is the real thing — its own
+//! address, TCP links authenticated with the cluster key, a compute thread — so the demo
+//! exercises exactly what runs on a Pi cluster. With `--coded-tail` the tail's convolutions
+//! run coded across the edges on the same links. This module parses, prints and writes.
 
-use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration as StdDuration, Instant as StdInstant};
+use std::time::Duration as StdDuration;
 
 use clap::Args as ClapArgs;
-use tessera_backends::coded::tail::{bit_identical, max_abs_diff, CodedTail, TailScheme};
-use tessera_backends::driver::{Finished, Model, NodeStats};
+use tessera_backends::cluster::ClusterSpec;
+use tessera_backends::coded::tail::{self, CodedCheck, CodedTail, TailScheme};
+use tessera_backends::driver::Model;
+use tessera_backends::local::{fused_model, run_local, Faults, TailSpec};
 use tessera_backends::pipeline::{boxes, run_tail, AnyKernel};
 use tessera_core::detect::Detection;
 use tessera_core::ftp::Partition;
 use tessera_core::kernel::Kernels;
-use tessera_core::model::weights::{param_count, Weights};
+use tessera_core::model::weights::Weights;
 use tessera_core::model::Network;
+use tessera_core::runtime::coded::{CodedConfig, Protection};
 use tessera_core::wire::{FrameKey, NodeId, Policy};
 
-use crate::cluster::{NodeSpec, RunningNode};
-use crate::coded_tail::{CodedTailStage, StageSpec, TailDone};
-use crate::config::{parse_grid, parse_policy, Cluster, Node, NodeKernel, Timeouts};
+use crate::config::{parse_grid, parse_policy, NodeKernel};
 use crate::detections::{class_name, to_json, write_annotated};
 use crate::error::{error, Context, Error};
 use crate::image::Image;
@@ -81,9 +82,6 @@ pub struct Args {
     /// shards + R parity), 2mr or uncoded [default: the whole tail on the gateway].
     #[arg(long, value_name = "SCHEME", value_parser = TailScheme::parse)]
     pub coded_tail: Option<TailScheme>,
-    /// Port of the coded tail's nodes [default: --port + 1].
-    #[arg(long)]
-    pub coded_port: Option<u16>,
     /// Coded tail frame deadline, ms (a frame leaves the coded stage by then, complete or not).
     #[arg(long, default_value_t = 120_000)]
     pub coded_deadline_ms: u64,
@@ -101,210 +99,6 @@ pub struct Args {
     /// Do not start edge ID (FTP node nor coded worker); repeatable.
     #[arg(long, value_name = "ID")]
     pub absent: Vec<u16>,
-}
-
-/// The result of a local cluster run.
-#[derive(Debug)]
-pub struct LocalRun {
-    /// Frames the gateway finished, by key.
-    pub gateway: BTreeMap<FrameKey, Finished>,
-    /// Latency seen by the data sources (submit → FrameDone), by key.
-    pub source_latency: BTreeMap<FrameKey, StdDuration>,
-    /// Counters of each node, by id.
-    pub stats: BTreeMap<NodeId, NodeStats>,
-    /// Wall time of the whole run.
-    pub elapsed: StdDuration,
-    /// Coded tails of the frames (by FTP key), when the run had a coded stage.
-    pub tails: BTreeMap<FrameKey, TailDone>,
-}
-
-/// Faults injected into a local cluster run.
-#[derive(Clone, Debug, Default)]
-pub struct Faults {
-    /// Edges that run `factor` times slower (stragglers).
-    pub slow: Vec<(NodeId, f64)>,
-    /// An edge stopped (threads joined, sockets closed) this long after the start.
-    pub kill: Option<(NodeId, StdDuration)>,
-    /// Nodes of the cluster file that are not started (an outside peer may pose as one).
-    pub absent: Vec<NodeId>,
-    /// Nodes started with a different cluster key.
-    pub wrong_key: Vec<NodeId>,
-    /// With `kill`: the kill also waits until this many frames left the coded tail (a kill in
-    /// the middle of the coded stage, whatever the timing of the fused stack).
-    pub kill_after_tails: usize,
-}
-
-/// A loopback cluster description: gateway on 127.0.0.1, edge i on 127.0.0.(1+i).
-pub fn local_cluster(
-    policy: Policy,
-    grid: (u32, u32),
-    edges: u16,
-    sources: u16,
-    port: u16,
-    key: Option<[u8; 32]>,
-    layers: usize,
-) -> Cluster {
-    let nodes = (0..=edges)
-        .map(|id| Node {
-            id,
-            addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + id as u8)), port),
-            source: id >= 1 && id <= sources,
-        })
-        .collect();
-    Cluster {
-        policy,
-        grid,
-        layers,
-        key,
-        kernel: NodeKernel::Portable,
-        cfg: None,
-        weights: None,
-        seed: 1,
-        timeouts: Timeouts {
-            tile: StdDuration::from_secs(20),
-            frame: StdDuration::from_secs(300),
-            steal_backoff: StdDuration::from_millis(20),
-            peer_dead: StdDuration::from_secs(3),
-            connect: StdDuration::from_secs(2),
-        },
-        nodes,
-    }
-}
-
-/// Runs `images` (network inputs) through a loopback cluster, spreading them over the sources
-/// round-robin; returns when every frame finished at the gateway and its source, or after
-/// `timeout`.
-pub fn run_local(
-    cluster: &Cluster,
-    model: Arc<Model>,
-    images: &[Vec<f32>],
-    faults: &Faults,
-    timeout: StdDuration,
-) -> Result<LocalRun, Error> {
-    run_local_with(cluster, model, images, faults, timeout, None)
-}
-
-/// As [`run_local`], with each complete frame's fused-stack output fed to a coded tail stage
-/// (whose workers the faults hit too: a killed edge's worker is stopped with it); returns also
-/// when every such frame left the stage.
-pub fn run_local_with(
-    cluster: &Cluster,
-    model: Arc<Model>,
-    images: &[Vec<f32>],
-    faults: &Faults,
-    timeout: StdDuration,
-    mut stage: Option<&mut CodedTailStage>,
-) -> Result<LocalRun, Error> {
-    let start = StdInstant::now();
-    let mut nodes: Vec<RunningNode> = Vec::new();
-    for n in cluster
-        .nodes
-        .iter()
-        .filter(|n| !faults.absent.contains(&n.id))
-    {
-        let slowdown = faults
-            .slow
-            .iter()
-            .find(|(id, _)| *id == n.id)
-            .map_or(1.0, |&(_, f)| f);
-        nodes.push(RunningNode::start(NodeSpec {
-            id: n.id,
-            cluster: cluster.clone(),
-            model: model.clone(),
-            slowdown,
-            key_override: faults.wrong_key.contains(&n.id).then_some(Some([0x5a; 32])),
-            // In-process runs never restart a node: frames numbered from 0 per source.
-            first_frame: None,
-        })?);
-    }
-    let sources: Vec<NodeId> = cluster
-        .nodes
-        .iter()
-        .filter(|n| n.source)
-        .map(|n| n.id)
-        .collect();
-    if sources.is_empty() {
-        return Err(error("running the cluster", "no data source"));
-    }
-    for (i, img) in images.iter().enumerate() {
-        let src = sources[i % sources.len()];
-        if let Some(n) = nodes.iter().find(|n| n.id() == src) {
-            n.submit(img.clone())
-                .map_err(|e| error("feeding frames", e.to_string()))?;
-        }
-    }
-    let mut gateway = BTreeMap::new();
-    let mut source_latency = BTreeMap::new();
-    let mut stats = BTreeMap::new();
-    let mut killed = false;
-    let mut tails = BTreeMap::new();
-    let tails_pending =
-        |stage: &Option<&mut CodedTailStage>| stage.as_ref().is_some_and(|s| s.outstanding() > 0);
-    while gateway.len() < images.len()
-        || source_latency.len() < images.len()
-        || tails_pending(&stage)
-    {
-        if start.elapsed() > timeout {
-            break;
-        }
-        if let Some((victim, after)) = faults.kill {
-            if !killed && start.elapsed() >= after && tails.len() >= faults.kill_after_tails {
-                if let Some(i) = nodes.iter().position(|n| n.id() == victim) {
-                    stats.insert(victim, nodes.remove(i).stop());
-                }
-                if let Some(s) = stage.as_mut() {
-                    s.kill(victim);
-                }
-                killed = true;
-            }
-        }
-        if let Some(s) = stage.as_mut() {
-            for t in s.poll()? {
-                tails.insert(t.frame, t);
-            }
-        }
-        for n in &nodes {
-            for f in n.try_finished() {
-                if n.id() == 0 {
-                    if let (Some(s), Some(out), true) = (stage.as_mut(), &f.output, f.complete) {
-                        s.submit(f.frame, out.clone());
-                    }
-                    gateway.insert(f.frame, f);
-                } else {
-                    source_latency
-                        .insert(f.frame, StdDuration::from_micros(f.latency.total_micros()));
-                }
-            }
-        }
-        std::thread::sleep(StdDuration::from_millis(2));
-    }
-    for n in nodes {
-        let id = n.id();
-        stats.insert(id, n.stop());
-    }
-    Ok(LocalRun {
-        gateway,
-        source_latency,
-        stats,
-        elapsed: start.elapsed(),
-        tails,
-    })
-}
-
-/// The model every node of a run shares: a copy of the fused layers' parameters of `params`
-/// (for runs that keep the whole network's parameters for a tail; a node uses [`own_model`]).
-pub fn fused_model(
-    net: &Network,
-    params: &[f32],
-    layers: usize,
-    grid: (u32, u32),
-) -> Result<Arc<Model>, Error> {
-    let n = param_count(net, layers).context(|| "sizing the fused weights")?;
-    let fused = params
-        .get(..n)
-        .ok_or_else(|| error("weights", "too few parameters"))?
-        .to_vec();
-    own_model(net, fused, layers, grid)
 }
 
 /// The model of a node that owns `params` (the fused layers' parameters, or more when the node
@@ -348,7 +142,7 @@ fn load_images(paths: &[PathBuf]) -> Result<Vec<(String, Image)>, Error> {
 }
 
 /// Tail, decoding and outputs of one frame the gateway finished; returns the box count.
-pub fn postprocess<K: Kernels>(
+fn postprocess<K: Kernels>(
     kernels: &K,
     net: &Network,
     params: &[f32],
@@ -365,113 +159,24 @@ pub fn postprocess<K: Kernels>(
         "    tail (gateway alone) {:.0} ms",
         t0.elapsed().as_secs_f64() * 1e3
     );
-    write_outputs(net, &t.output, img, stem).map(|d| d.len())
+    let dets = boxes(net, &t.output, img.w, img.h, tail::THRESH, tail::NMS)?;
+    write_outputs(net, &dets, img, stem).map(|()| dets.len())
 }
 
-/// Decodes, NMS, prints the first boxes and writes the annotated PNG and the JSON of one
-/// frame's region output.
-fn write_outputs(
-    net: &Network,
-    region_out: &[f32],
-    img: &Image,
-    stem: &Path,
-) -> Result<Vec<Detection>, Error> {
-    let dets = boxes(net, region_out, img.w, img.h, 0.24, 0.45)?;
+/// Prints the first boxes of one frame and writes its annotated PNG and JSON.
+fn write_outputs(net: &Network, dets: &[Detection], img: &Image, stem: &Path) -> Result<(), Error> {
     let classes = match &net.layers().last().map(|l| &l.kind) {
         Some(tessera_core::model::LayerKind::Region(r)) => r.classes,
         _ => 80,
     };
-    write_annotated(img, &dets, classes, &stem.with_extension("png"))?;
+    write_annotated(img, dets, classes, &stem.with_extension("png"))?;
     let json = stem.with_extension("json");
-    std::fs::write(&json, to_json(&dets, img.w, img.h)?)
+    std::fs::write(&json, to_json(dets, img.w, img.h)?)
         .context(|| format!("writing {}", json.display()))?;
     for d in dets.iter().take(5) {
         println!("    {:<14} {:>5.1} %", class_name(d.class), 100.0 * d.prob);
     }
-    Ok(dets)
-}
-
-/// Same boxes (in any order): equal count, classes and anchors, probabilities and coordinates within
-/// `10⁻³·max(1, |v|)` (float rounding — folded batch norm, parity decoding — moves them by about
-/// `10⁻⁵` here; a box whose probability sits at the threshold could still flip).
-pub fn detections_match(a: &[Detection], b: &[Detection]) -> bool {
-    // Sorted by anchor and class: boxes of near-equal probability may swap places.
-    let sorted = |d: &[Detection]| {
-        let mut v = d.to_vec();
-        v.sort_by_key(|x| (x.index, x.class));
-        v
-    };
-    let (a, b) = (sorted(a), sorted(b));
-    a.len() == b.len()
-        && a.iter().zip(&b).all(|(x, y)| {
-            let close = |p: f32, q: f32| (p - q).abs() <= 1e-3 * p.abs().max(q.abs()).max(1.0);
-            x.class == y.class
-                && x.index == y.index
-                && close(x.prob, y.prob)
-                && close(x.x, y.x)
-                && close(x.y, y.y)
-                && close(x.w, y.w)
-                && close(x.h, y.h)
-        })
-}
-
-/// What the coded tail did to one frame, against the centralised and the plain runs.
-#[derive(Clone, Debug)]
-pub struct CodedCheck {
-    /// The coded output has the bits of the centralised run with the same arithmetic.
-    pub bit_identical: bool,
-    /// Largest difference from that run.
-    pub vs_reference: f64,
-    /// Largest difference from the plain tail (batch norm not folded).
-    pub vs_plain: f64,
-    /// The detections equal the plain tail's ([`detections_match`]).
-    pub detections_match: bool,
-    /// Coded layers decoded with parity or replicas standing in for a data shard.
-    pub recovered_layers: usize,
-}
-
-/// Checks a coded tail output of `fused_out` against [`CodedTail::reference`] (same kernels)
-/// and the plain tail; writes the outputs of the coded one.
-#[allow(clippy::too_many_arguments)]
-pub fn check_coded<K: Kernels + Clone>(
-    kernels: &K,
-    net: &Network,
-    params: &[f32],
-    coded: &CodedTail,
-    fused_out: &[f32],
-    done: &TailDone,
-    img: &Image,
-    stem: Option<&Path>,
-) -> Result<(CodedCheck, Vec<Detection>), Error> {
-    let weights =
-        Weights::new(net, net.layers().len(), params).context(|| "viewing the weights")?;
-    let reference = coded
-        .reference(kernels, fused_out)
-        .context(|| "the centralised coded tail")?;
-    let plain = run_tail(kernels, net, &weights, coded.from(), fused_out, &[])?;
-    let out = &done.finished.output;
-    let dets = match stem {
-        Some(stem) => write_outputs(net, out, img, stem)?,
-        None => boxes(net, out, img.w, img.h, 0.24, 0.45)?,
-    };
-    let plain_dets = boxes(net, &plain.output, img.w, img.h, 0.24, 0.45)?;
-    let k = coded.scheme().k;
-    let recovered_layers = done
-        .finished
-        .layers
-        .iter()
-        .filter(|l| (0..k).any(|d| l.present >> d & 1 == 0))
-        .count();
-    Ok((
-        CodedCheck {
-            bit_identical: bit_identical(out, &reference),
-            vs_reference: max_abs_diff(out, &reference),
-            vs_plain: max_abs_diff(out, &plain.output),
-            detections_match: detections_match(&dets, &plain_dets),
-            recovered_layers,
-        },
-        dets,
-    ))
+    Ok(())
 }
 
 fn parse_kill(s: &str, edges: u16) -> Result<(NodeId, StdDuration), Error> {
@@ -604,7 +309,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
         }
         None => None,
     };
-    let mut cluster = local_cluster(
+    let mut cluster = ClusterSpec::loopback(
         args.policy,
         args.grid,
         args.edges,
@@ -637,45 +342,38 @@ pub fn run(args: &Args) -> Result<(), Error> {
         args.sources,
         if args.insecure { ", INSECURE (no authentication)" } else { ", authenticated" }
     );
-    let mut stage = match &coded {
+    let tail = match coded {
         Some(c) => {
-            let port = args.coded_port.unwrap_or(args.port.wrapping_add(1));
             let s = c.scheme();
             println!(
-                "coded tail: {} ({} data + {} {} shards per layer) over {} coded layers (network layers {:?}), port {port}",
+                "coded tail: {} ({} data + {} {} shards per layer) over {} coded layers (network layers {:?}), on the nodes' links",
                 args.coded_tail.map_or(String::new(), |t| t.to_string()),
                 s.k,
-                if s.protection == tessera_core::runtime::coded::Protection::Replicated { s.k } else { s.r },
-                if s.protection == tessera_core::runtime::coded::Protection::Replicated { "replica" } else { "parity" },
+                if s.protection == Protection::Replicated { s.k } else { s.r },
+                if s.protection == Protection::Replicated { "replica" } else { "parity" },
                 c.conv_layers().len(),
                 c.conv_layers(),
             );
-            Some(CodedTailStage::start(
-                c,
-                &StageSpec {
-                    edges: args.edges,
-                    port,
-                    key,
-                    kernel: args.kernel,
-                    deadline: StdDuration::from_millis(args.coded_deadline_ms),
-                    data_grace: StdDuration::from_millis(args.coded_grace_ms),
-                    slow: faults.slow.clone(),
-                    absent: faults.absent.clone(),
+            let micros = |ms: u64| tessera_core::time::Duration::from_micros(ms * 1000);
+            Some(TailSpec {
+                tail: Arc::new(c),
+                config: CodedConfig {
+                    data_grace: micros(args.coded_grace_ms),
+                    ..CodedConfig::new(micros(args.coded_deadline_ms))
                 },
-            )?)
+            })
         }
         None => None,
     };
-    let run = run_local_with(
+    let coded = tail.as_ref().map(|t| t.tail.clone());
+    let run = run_local(
         &cluster,
         model,
         &inputs,
         &faults,
         StdDuration::from_secs(args.timeout),
-        stage.as_mut(),
-    );
-    let stage_stats = stage.map(CodedTailStage::stop);
-    let run = run?;
+        tail.as_ref(),
+    )?;
     std::fs::create_dir_all(&args.out).context(|| format!("creating {}", args.out.display()))?;
     println!(
         "
@@ -726,23 +424,28 @@ frame         latency     done  tiles per node               boxes"
                     failed += 1;
                     continue;
                 };
-                let fin = &done.finished;
+                let fin = done;
                 let layer_ms: Vec<String> = fin
                     .layers
                     .iter()
                     .map(|l| format!("{:.0}", l.latency.total_micros() as f64 / 1e3))
                     .collect();
                 println!(
-                    "    coded tail {:.0} ms (in stage {:.0} ms; per layer ms: {}), quality {:.3}{}",
-                    done.wall.as_secs_f64() * 1e3,
+                    "    coded tail {:.0} ms (per layer ms: {}), quality {:.3}{}",
                     fin.latency.total_micros() as f64 / 1e3,
                     layer_ms.join(" "),
                     fin.quality.fraction,
-                    if fin.quality.is_complete() { "" } else { " (rows lost)" }
+                    if fin.quality.is_complete() {
+                        ""
+                    } else {
+                        " (rows lost)"
+                    }
                 );
                 tail_ms.push(fin.latency.total_micros() as f64 / 1e3);
+                let weights = Weights::new(&net, all, &params).context(|| "viewing the weights")?;
                 let (check, dets) =
-                    check_coded(&kernel, &net, &params, c, out, done, img, Some(&stem))?;
+                    tail::check(&kernel, &net, &weights, c, out, done, (img.w, img.h))?;
+                write_outputs(&net, &dets, img, &stem)?;
                 println!(
                     "    {}; {} of {} layers decoded with parity/replicas; vs plain tail max |d| {:.2e}, detections {}",
                     if check.bit_identical {
@@ -794,7 +497,7 @@ frame         latency     done  tiles per node               boxes"
             s.peak_store_bytes as f64 / (1 << 20) as f64,
         );
     }
-    if let (Some(c), Some(st)) = (&coded, &stage_stats) {
+    if let Some(c) = &coded {
         let mib = |b: usize| b as f64 / (1 << 20) as f64;
         let whole = c.whole_tail_bytes();
         let per: Vec<String> = (1..=args.edges)
@@ -831,21 +534,18 @@ frame         latency     done  tiles per node               boxes"
             worst_plain,
             checks.len()
         );
-        if let Some(g) = st.nodes.get(&0).and_then(|s| s.gateway) {
-            println!(
-                "coded gateway: {} layers decoded ({} recovered), {} expired, {} shards re-sent, {} results discarded; glue failures {}",
-                g.decoded, g.recovered, g.expired, g.resent, g.discarded, st.glue_failures
-            );
-        }
-        for (id, s) in st.nodes.iter().filter(|(id, _)| **id != 0) {
+        let coded_stats = run.stats.iter().filter_map(|(id, s)| Some((id, s.coded?)));
+        for (id, s) in coded_stats {
+            if let Some(g) = s.gateway {
+                println!(
+                    "coded gateway: {} layers decoded ({} recovered), {} expired, {} shards re-sent, {} results discarded; glue failures {}",
+                    g.decoded, g.recovered, g.expired, g.resent, g.discarded, s.glue_failures
+                );
+            }
             if let Some(w) = s.worker {
                 println!(
-                    "coded edge{id}: {} shards received, {} sent, {} late; sent {:.2} MiB, received {:.2} MiB",
-                    w.received,
-                    w.sent,
-                    w.late,
-                    mib(s.link.bytes_sent as usize),
-                    mib(s.link.bytes_received as usize)
+                    "coded edge{id}: {} shards received, {} sent, {} late",
+                    w.received, w.sent, w.late,
                 );
             }
         }

@@ -2,7 +2,9 @@
 
 use std::fmt;
 
-use tessera_backends::coded::tail::{CodedTailError, SchemeError};
+use tessera_backends::cluster::StartError;
+use tessera_backends::coded::tail::{CheckError, CodedTailError, SchemeError};
+use tessera_backends::local::{FusedModelError, LocalError};
 use tessera_backends::pipeline::{DecodeError, FrameError, TailError};
 
 /// An error with the context it happened in ("reading weights file x.weights: ...").
@@ -41,7 +43,11 @@ from_pipeline!(
     TailError,
     DecodeError,
     CodedTailError,
-    SchemeError
+    SchemeError,
+    StartError,
+    LocalError,
+    FusedModelError,
+    CheckError
 );
 
 impl std::error::Error for Error {

@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-use tessera_core::model::{cfg, weights, Network};
+use tessera_core::model::{cfg, weights, Footprint, Network};
 
 use crate::error::{error, Context, Error};
 use crate::image::Image;
@@ -14,13 +14,21 @@ pub const DEFAULT_CFG: &str = include_str!("../../data/yolov2-608.cfg");
 /// A sample frame (640×480 JPEG) built in as the default input.
 pub const DEFAULT_IMAGE: &[u8] = include_bytes!("../../data/images/0.jpg");
 
-/// Parses a Darknet cfg file, or the built-in YOLOv2 cfg when `path` is `None`.
+/// Most memory a network may need on one device (parameters plus its largest activations,
+/// see [`Footprint`]): 2 GiB, twice a Raspberry Pi 3's RAM and about 7 times YOLOv2-608's
+/// 268 MB. A larger network is refused when its cfg is loaded, before anything is allocated.
+pub const MEMORY_LIMIT: u64 = 2 << 30;
+
+/// Parses a Darknet cfg file, or the built-in YOLOv2 cfg when `path` is `None`, and refuses a
+/// network whose footprint exceeds [`MEMORY_LIMIT`].
 pub fn load_network(path: Option<&Path>) -> Result<Network, Error> {
     let Some(path) = path else {
         return cfg::parse(DEFAULT_CFG).context(|| "parsing the built-in yolov2-608.cfg");
     };
     let text = std::fs::read_to_string(path).context(|| format!("reading {}", path.display()))?;
-    cfg::parse(&text).context(|| format!("parsing {}", path.display()))
+    let net = cfg::parse(&text).context(|| format!("parsing {}", path.display()))?;
+    Footprint::check(&net, MEMORY_LIMIT).context(|| format!("sizing {}", path.display()))?;
+    Ok(net)
 }
 
 /// Reads the parameters of layers `[0, upto)` of `net` from a Darknet weights file, keeping

@@ -102,13 +102,21 @@ impl Image {
 
     /// Decodes JPEG or PNG bytes into an RGB image (grey and alpha are converted).
     pub fn decode(bytes: &[u8]) -> Result<Self, ImageError> {
-        if bytes.starts_with(&[0xFF, 0xD8]) {
-            decode_jpeg(bytes)
-        } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-            decode_png(bytes)
-        } else {
-            Err(ImageError::UnknownFormat)
-        }
+        let rgb = decode_rgb(bytes)?;
+        Image::from_interleaved(rgb.w, rgb.h, 3, &rgb.px)
+    }
+
+    /// [`Image::decode`] then [`Image::into_letterbox`], the same values, without the float
+    /// copy of the decoded image: the 8-bit pixels are resampled directly (a data source
+    /// holds them, a quarter of the float image, while it builds the canvas).
+    pub fn decode_letterboxed(bytes: &[u8], w: usize, h: usize) -> Result<Self, ImageError> {
+        Ok(letterbox_of(&decode_rgb(bytes)?, w, h))
+    }
+
+    /// [`Image::decode_letterboxed`] of a file.
+    pub fn load_letterboxed(path: &Path, w: usize, h: usize) -> Result<Self, ImageError> {
+        let rgb = decode_rgb(&std::fs::read(path).map_err(ImageError::Io)?)?;
+        Ok(letterbox_of(&rgb, w, h))
     }
 
     /// Darknet's `resize_image`: separable bilinear, columns first, with its float steps (the
@@ -123,20 +131,10 @@ impl Image {
     /// The column pass of [`Image::resize`]: every row resampled to `w` columns.
     fn columns(&self, w: usize) -> Image {
         let mut part = Image::filled(w, self.h, self.c, 0.0);
-        let w_scale = scale(self.w, w);
         for k in 0..self.c {
             for r in 0..self.h {
-                for c in 0..w {
-                    let val = if c == w - 1 || self.w == 1 {
-                        self.at(self.w - 1, r, k)
-                    } else {
-                        let sx = c as f32 * w_scale;
-                        let ix = sx as usize;
-                        let dx = sx - ix as f32;
-                        (1.0 - dx) * self.at(ix, r, k) + dx * self.at(ix + 1, r, k)
-                    };
-                    part.set(c, r, k, val);
-                }
+                let at = (k * self.h + r) * w;
+                column_row(self, r, k, &mut part.data[at..at + w]);
             }
         }
         part
@@ -171,36 +169,20 @@ impl Image {
         }
     }
 
-    /// The resized size Darknet's letterbox uses for a `w × h` canvas.
-    fn fitted(&self, w: usize, h: usize) -> (usize, usize) {
-        let (new_w, new_h) = if (w as f32 / self.w as f32) < (h as f32 / self.h as f32) {
-            (w, self.h * w / self.w)
-        } else {
-            (self.w * h / self.h, h)
-        };
-        (new_w.max(1), new_h.max(1))
-    }
-
     /// Darknet's `letterbox_image`: resize keeping the aspect ratio, centre on grey (0.5).
     pub fn letterbox(&self, w: usize, h: usize) -> Image {
-        let (new_w, new_h) = self.fitted(w, h);
+        let (new_w, new_h) = fitted(self.w, self.h, w, h);
         let part = self.columns(new_w);
         let mut boxed = Image::filled(w, h, self.c, 0.5);
         part.rows_into(new_h, &mut boxed, (w - new_w) / 2, (h - new_h) / 2);
         boxed
     }
 
-    /// [`Image::letterbox`], consuming the image: it is freed once its columns are resampled,
-    /// before the canvas is allocated, so a frame being prepared holds at most two of the
-    /// three buffers (a data source decodes while it computes).
+    /// [`Image::letterbox`], consuming the image, without the column-resampled copy (each
+    /// canvas row is made from the two source rows it reads, resampled on the fly: the same
+    /// values). A data source decodes while it computes; this holds the image and the canvas.
     pub fn into_letterbox(self, w: usize, h: usize) -> Image {
-        let (new_w, new_h) = self.fitted(w, h);
-        let part = self.columns(new_w);
-        let c = self.c;
-        drop(self);
-        let mut boxed = Image::filled(w, h, c, 0.5);
-        part.rows_into(new_h, &mut boxed, (w - new_w) / 2, (h - new_h) / 2);
-        boxed
+        letterbox_of(&self, w, h)
     }
 }
 
@@ -214,7 +196,18 @@ fn scale(from: usize, to: usize) -> f32 {
     }
 }
 
-fn decode_jpeg(bytes: &[u8]) -> Result<Image, ImageError> {
+/// JPEG or PNG bytes as 8-bit RGB pixels.
+fn decode_rgb(bytes: &[u8]) -> Result<Rgb8, ImageError> {
+    if bytes.starts_with(&[0xFF, 0xD8]) {
+        decode_jpeg(bytes)
+    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        decode_png(bytes)
+    } else {
+        Err(ImageError::UnknownFormat)
+    }
+}
+
+fn decode_jpeg(bytes: &[u8]) -> Result<Rgb8, ImageError> {
     let options = DecoderOptions::default()
         .jpeg_set_out_colorspace(ColorSpace::RGB)
         .set_max_width(MAX_SIDE)
@@ -226,10 +219,10 @@ fn decode_jpeg(bytes: &[u8]) -> Result<Image, ImageError> {
     let info = decoder
         .info()
         .ok_or_else(|| ImageError::Jpeg("no header".into()))?;
-    Image::from_interleaved(info.width as usize, info.height as usize, 3, &px)
+    Rgb8::new(info.width as usize, info.height as usize, px)
 }
 
-fn decode_png(bytes: &[u8]) -> Result<Image, ImageError> {
+fn decode_png(bytes: &[u8]) -> Result<Rgb8, ImageError> {
     let mut decoder = png::Decoder::new(bytes);
     decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
     let mut reader = decoder
@@ -257,7 +250,116 @@ fn decode_png(bytes: &[u8]) -> Result<Image, ImageError> {
             .collect(),
         other => return Err(ImageError::Unsupported(format!("{other:?}"))),
     };
-    Image::from_interleaved(w, h, 3, &rgb)
+    Rgb8::new(w, h, rgb)
+}
+
+/// Decoded 8-bit RGB pixels, interleaved; read as `[0, 1]` values on the fly.
+struct Rgb8 {
+    w: usize,
+    h: usize,
+    px: Vec<u8>,
+}
+
+impl Rgb8 {
+    fn new(w: usize, h: usize, px: Vec<u8>) -> Result<Self, ImageError> {
+        if w == 0 || h == 0 || w > MAX_SIDE || h > MAX_SIDE || px.len() != w * h * 3 {
+            return Err(ImageError::Unsupported(format!(
+                "{w}x{h}x3, {} bytes",
+                px.len()
+            )));
+        }
+        Ok(Rgb8 { w, h, px })
+    }
+}
+
+/// An image the resampling reads value by value.
+trait Samples {
+    /// Width, height, channels.
+    fn dims(&self) -> (usize, usize, usize);
+    /// The value at column `x`, row `y` of channel `c`.
+    fn at(&self, x: usize, y: usize, c: usize) -> f32;
+}
+
+impl Samples for Image {
+    fn dims(&self) -> (usize, usize, usize) {
+        (self.w, self.h, self.c)
+    }
+
+    fn at(&self, x: usize, y: usize, c: usize) -> f32 {
+        Image::at(self, x, y, c)
+    }
+}
+
+impl Samples for Rgb8 {
+    fn dims(&self) -> (usize, usize, usize) {
+        (self.w, self.h, 3)
+    }
+
+    /// The value [`Image::from_interleaved`] stores for this pixel.
+    fn at(&self, x: usize, y: usize, c: usize) -> f32 {
+        self.px[(y * self.w + x) * 3 + c] as f32 / 255.0
+    }
+}
+
+/// Row `r` of channel `k` of `src` resampled to `dst.len()` columns (one row of
+/// [`Image::resize`]'s column pass).
+fn column_row<S: Samples>(src: &S, r: usize, k: usize, dst: &mut [f32]) {
+    let (sw, _, _) = src.dims();
+    let w = dst.len();
+    let w_scale = scale(sw, w);
+    for (c, d) in dst.iter_mut().enumerate() {
+        *d = if c == w - 1 || sw == 1 {
+            src.at(sw - 1, r, k)
+        } else {
+            let sx = c as f32 * w_scale;
+            let ix = sx as usize;
+            let dx = sx - ix as f32;
+            (1.0 - dx) * src.at(ix, r, k) + dx * src.at(ix + 1, r, k)
+        };
+    }
+}
+
+/// [`Image::letterbox`] of `src` without the column-resampled copy: each canvas row is made
+/// from the two source rows it reads, resampled on the fly (the same operations in the same
+/// order, so the same values).
+fn letterbox_of<S: Samples>(src: &S, w: usize, h: usize) -> Image {
+    let (sw, sh, ch) = src.dims();
+    let (new_w, new_h) = fitted(sw, sh, w, h);
+    let (dx, dy) = ((w - new_w) / 2, (h - new_h) / 2);
+    let mut boxed = Image::filled(w, h, ch, 0.5);
+    let h_scale = scale(sh, new_h);
+    let (mut upper, mut lower) = (vec![0.0f32; new_w], vec![0.0f32; new_w]);
+    for k in 0..ch {
+        for r in 0..new_h {
+            let at = (k * h + r + dy) * w + dx;
+            let row = &mut boxed.data[at..at + new_w];
+            // As in `rows_into`: the last row is the last source row.
+            if r == new_h - 1 || sh == 1 {
+                column_row(src, sh - 1, k, row);
+                continue;
+            }
+            let sy = r as f32 * h_scale;
+            let iy = sy as usize;
+            let fy = sy - iy as f32;
+            column_row(src, iy, k, &mut upper);
+            column_row(src, iy + 1, k, &mut lower);
+            for ((o, &a), &b) in row.iter_mut().zip(&upper).zip(&lower) {
+                let top = (1.0 - fy) * a;
+                *o = top + fy * b;
+            }
+        }
+    }
+    boxed
+}
+
+/// The resized size Darknet's letterbox uses for a `sw × sh` image on a `w × h` canvas.
+fn fitted(sw: usize, sh: usize, w: usize, h: usize) -> (usize, usize) {
+    let (new_w, new_h) = if (w as f32 / sw as f32) < (h as f32 / sh as f32) {
+        (w, sh * w / sw)
+    } else {
+        (sw * h / sh, h)
+    };
+    (new_w.max(1), new_h.max(1))
 }
 
 /// Writes `img` (values clamped to `[0, 1]`) as an 8-bit RGB PNG.
@@ -313,7 +415,7 @@ mod tests {
             }
             let boxed = img.letterbox(24, 16);
             // The resized image centred on grey, as Darknet builds it.
-            let (nw, nh) = img.fitted(24, 16);
+            let (nw, nh) = fitted(img.w, img.h, 24, 16);
             let r = img.resize(nw, nh);
             let (dx, dy) = ((24 - nw) / 2, (16 - nh) / 2);
             for k in 0..3 {
@@ -327,6 +429,25 @@ mod tests {
             }
             assert_eq!(img.into_letterbox(24, 16), boxed);
         }
+    }
+
+    #[test]
+    fn letterboxing_the_pixels_equals_letterboxing_the_float_image() {
+        let bytes = crate::files::DEFAULT_IMAGE;
+        for (w, h) in [(608, 608), (416, 320), (31, 57)] {
+            let direct = Image::decode_letterboxed(bytes, w, h).unwrap();
+            let via = Image::decode(bytes).unwrap().into_letterbox(w, h);
+            assert_eq!((direct.w, direct.h, direct.c), (w, h, 3));
+            assert!(direct
+                .data
+                .iter()
+                .zip(&via.data)
+                .all(|(a, b)| a.to_bits() == b.to_bits()));
+        }
+        assert!(matches!(
+            Image::decode_letterboxed(b"nope", 8, 8),
+            Err(ImageError::UnknownFormat)
+        ));
     }
 
     #[test]

@@ -60,20 +60,6 @@ impl Role {
     }
 }
 
-/// What an edge's fused-layer work needs by the memory plan on `grid` (YOLOv2-608): the fused
-/// layers' parameters plus the two ping-pong buffers sized for the worst tile, in bytes. The
-/// process adds its code, thread stacks, allocator arenas, the conv kernel's padded input and
-/// packed weights, and the tensors in flight.
-pub fn plan_bytes(grid: (u32, u32)) -> Result<u64, Error> {
-    use tessera_core::ftp::{FusedStack, Grid, MemoryPlan, Mode, Partition};
-    let net = crate::files::load_network(None)?;
-    let stack = FusedStack::new(&net, 16).context(|| "fusing")?;
-    let g = Grid::new(grid.0, grid.1, Partition::Darknet, &stack).context(|| "grid")?;
-    let plan = MemoryPlan::new(&stack, &g, Mode::Reuse).context(|| "planning memory")?;
-    let weights = MemoryPlan::weight_bytes(&stack).context(|| "sizing the weights")?;
-    Ok(weights + 2 * 4 * plan.tile_buffer_elems as u64)
-}
-
 /// One node's measurement.
 #[derive(Clone, Debug)]
 pub struct NodeRss {
@@ -87,6 +73,13 @@ pub struct NodeRss {
     pub tiles: u32,
     /// Target, bytes (see [`Role::target_bytes`]).
     pub target_bytes: Option<u64>,
+}
+
+impl NodeRss {
+    /// Whether the peak is within the target (`None`: no target).
+    pub fn within_target(&self) -> Option<bool> {
+        self.target_bytes.map(|t| self.peak_bytes <= t)
+    }
 }
 
 /// One measured cluster run.
@@ -112,6 +105,7 @@ impl RssRun {
                     "role": n.role.name(),
                     "vm_hwm_bytes": n.peak_bytes,
                     "target_bytes": n.target_bytes,
+                    "within_target": n.within_target(),
                     "tiles": n.tiles,
                 })
             })
@@ -186,16 +180,34 @@ fn cluster_text(s: &RssSetup) -> String {
     t
 }
 
-/// `VmHWM` of a running process, in bytes.
+/// `VmHWM` (peak resident set) of a running process, in bytes.
 pub fn vm_hwm(pid: u32) -> Result<u64, Error> {
+    status_kib(pid, "VmHWM")
+}
+
+/// `VmRSS` (resident set now) of a running process, in bytes.
+pub fn vm_rss(pid: u32) -> Result<u64, Error> {
+    status_kib(pid, "VmRSS")
+}
+
+/// File descriptors a running process holds now (entries of `/proc/PID/fd`).
+pub fn fd_count(pid: u32) -> Result<usize, Error> {
+    let path = format!("/proc/{pid}/fd");
+    Ok(std::fs::read_dir(&path)
+        .context(|| format!("reading {path}"))?
+        .count())
+}
+
+/// A `kB` field of `/proc/PID/status`, in bytes.
+fn status_kib(pid: u32, field: &str) -> Result<u64, Error> {
     let path = format!("/proc/{pid}/status");
     let text = std::fs::read_to_string(&path).context(|| format!("reading {path}"))?;
     text.lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().strip_suffix("kB"))
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(|kib| kib * 1024)
-        .ok_or_else(|| error(format!("reading {path}"), "no VmHWM line"))
+        .ok_or_else(|| error(format!("reading {path}"), format!("no {field} line")))
 }
 
 /// Parses the gateway's `tiles [(1, 3), (2, 2)]` suffix into (edge, count) pairs.
@@ -369,8 +381,8 @@ pub fn measure(s: &RssSetup) -> Result<RssRun, Error> {
 /// The runs as a table, one row per node, MiB.
 pub fn table(runs: &[RssRun]) -> String {
     let mut s = format!(
-        "{:<5} {:>3} {:<13} {:>9} {:>11} {:>6}\n",
-        "grid", "id", "role", "VmHWM MiB", "target MiB", "tiles"
+        "{:<5} {:>3} {:<13} {:>9} {:>11} {:>6} {:>6}\n",
+        "grid", "id", "role", "VmHWM MiB", "target MiB", "tiles", "target"
     );
     let mib = |b: u64| b as f64 / MIB as f64;
     for r in runs {
@@ -378,15 +390,21 @@ pub fn table(runs: &[RssRun]) -> String {
             let target = n
                 .target_bytes
                 .map_or("-".to_string(), |t| format!("{:.1}", mib(t)));
+            let verdict = match n.within_target() {
+                Some(true) => "pass",
+                Some(false) => "miss",
+                None => "-",
+            };
             let _ = writeln!(
                 s,
-                "{:<5} {:>3} {:<13} {:>9.1} {:>11} {:>6}",
+                "{:<5} {:>3} {:<13} {:>9.1} {:>11} {:>6} {:>6}",
                 format!("{}x{}", r.grid.0, r.grid.1),
                 n.id,
                 n.role.name(),
                 mib(n.peak_bytes),
                 target,
-                n.tiles
+                n.tiles,
+                verdict
             );
         }
     }

@@ -1,13 +1,17 @@
 //! `tessera gateway` and `tessera edge`: one node of a cluster described by a TOML file.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args as ClapArgs;
+use tessera_backends::driver::{Finished, Model, NodeStats, ParamSource};
 use tessera_backends::kernels::Fma;
 use tessera_backends::pipeline::{boxes, run_tail};
+use tessera_core::ftp::Partition;
 use tessera_core::kernel::Portable;
 use tessera_core::model::weights::Weights;
+use tessera_core::model::Network;
 
 use crate::cluster::{per_start_frame_number, NodeSpec, RunningNode};
 use crate::config::{Cluster, NodeKernel};
@@ -15,6 +19,8 @@ use crate::demo::own_model;
 use crate::detections::to_json;
 use crate::error::{error, Context, Error};
 use crate::image::Image;
+use crate::result_file::{write_new, WriteError};
+use crate::signals::Signals;
 use crate::{files, gen_weights};
 
 /// Arguments of `tessera gateway`.
@@ -31,9 +37,13 @@ pub struct GatewayArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// `run`: run the layers after the fused ones here and decode boxes; `none`: report the
-    /// fused output only, and load only the fused layers' parameters.
+    /// fused output only, and load the fused layers' parameters only when computing a tile
+    /// itself (no edge left).
     #[arg(long, value_enum, default_value_t = Tail::Run)]
     pub tail: Tail,
+    /// Print a counters line every this many seconds (also on SIGUSR1, and at exit).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub stats_every: Option<u64>,
 }
 
 /// Whether the gateway runs the layers after the fused ones.
@@ -41,7 +51,8 @@ pub struct GatewayArgs {
 pub enum Tail {
     /// Run them and decode boxes (the gateway holds every layer's parameters).
     Run,
-    /// Stop at the fused output (the gateway holds the fused layers' parameters only).
+    /// Stop at the fused output (the gateway loads the fused layers' parameters only if it
+    /// computes a tile itself).
     None,
 }
 
@@ -72,6 +83,9 @@ pub struct EdgeArgs {
     /// Straggler factor for experiments (2.0: every job takes twice as long).
     #[arg(long, default_value_t = 1.0)]
     pub slowdown: f64,
+    /// Print a counters line every this many seconds (also on SIGUSR1, and at exit).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub stats_every: Option<u64>,
 }
 
 /// The network and the parameters of its layers `[0, upto)`, read (validating the whole file)
@@ -86,16 +100,195 @@ fn load(cluster: &Cluster, upto: usize) -> Result<(tessera_core::model::Network,
     Ok((net, params))
 }
 
-/// Runs the gateway.
+/// The fused layers' model of a gateway without the tail: it computes tiles only when no edge
+/// is left, so their parameters are read (or generated) then, not at start. A weights file is
+/// still checked now (header, and size from its metadata), so a wrong one is loud at start.
+fn deferred_model(cluster: &Cluster) -> Result<Arc<Model>, Error> {
+    let net = files::load_network(cluster.cfg.as_deref())?;
+    if let Some(p) = &cluster.weights {
+        files::load_weights(p, &net, 0)?;
+    }
+    let c = cluster.clone();
+    let source = ParamSource(Arc::new(move || match load(&c, c.layers) {
+        Ok((_, params)) => Some(params),
+        Err(e) => {
+            eprintln!("gateway: loading the fused layers' parameters: {e}");
+            None
+        }
+    }));
+    Model::deferred(
+        net,
+        cluster.layers,
+        cluster.grid,
+        Partition::Darknet,
+        source,
+    )
+    .map(Arc::new)
+    .map_err(|e| error("model", e.to_string()))
+}
+
+/// When a node command prints its counters line: every `--stats-every` seconds, on SIGUSR1.
+struct StatsClock {
+    every: Option<Duration>,
+    last: Instant,
+}
+
+impl StatsClock {
+    fn new(every: Option<u64>) -> Self {
+        StatsClock {
+            every: every.map(Duration::from_secs),
+            last: Instant::now(),
+        }
+    }
+
+    /// True when a line is due now (SIGUSR1 arrived, or the period passed).
+    fn due(&mut self, signals: &Signals) -> bool {
+        let asked = signals.take_report();
+        let periodic = self.every.is_some_and(|e| self.last.elapsed() >= e);
+        if asked || periodic {
+            self.last = Instant::now();
+        }
+        asked || periodic
+    }
+}
+
+/// The link's and the node's counters, for the stats lines.
+fn node_counters(s: &NodeStats) -> String {
+    format!(
+        "{} in flight, {} refused, {} sends refused, link {:?}",
+        s.frames_in_flight, s.refused, s.sends_refused, s.link
+    )
+}
+
+/// What the gateway did with the frames it finished.
+#[derive(Clone, Copy, Debug, Default)]
+struct GatewayCounts {
+    /// Frames finished here (complete or not).
+    finished: usize,
+    /// Complete with their final result (boxes, or the fused output with `--tail none`),
+    /// written when `--out` is given.
+    done: usize,
+    /// Abandoned by the cluster, or whose tail or output failed.
+    failed: usize,
+    /// Of `done`: results not written because a file of that name exists, left as it was.
+    /// Frame numbers are unique per source start, so that file is this frame's result from
+    /// an earlier gateway (one that wrote it, then died before telling the source, which
+    /// re-submitted the frame here).
+    exists: usize,
+}
+
+impl GatewayCounts {
+    fn line(&self, s: &NodeStats) -> String {
+        format!(
+            "gateway: {} frames, {} done, {} failed, {} already on disk, {}",
+            self.finished,
+            self.done,
+            self.failed,
+            self.exists,
+            node_counters(s)
+        )
+    }
+}
+
+/// The gateway's per-frame work after the cluster: the tail, boxes, the result file.
+struct Results<'a> {
+    net: &'a Network,
+    cluster: &'a Cluster,
+    weights: Option<Weights<'a>>,
+    out: Option<&'a Path>,
+}
+
+impl Results<'_> {
+    /// Makes frame `f`'s final result; false (said on stderr) when it could not be made. A
+    /// result file already there counts as made (see [`GatewayCounts::exists`]).
+    fn make(&self, f: &Finished, counts: &mut GatewayCounts) -> bool {
+        let key = f.frame;
+        let Some(out) = f.output.as_ref().filter(|_| f.complete) else {
+            println!("frame {}.{} FAILED", key.origin, key.number);
+            return false;
+        };
+        let made = match &self.weights {
+            None => {
+                println!(
+                    "frame {}.{}: {} ms in the cluster, fused output {} values, tiles {:?}",
+                    key.origin,
+                    key.number,
+                    f.latency.total_millis(),
+                    out.len(),
+                    f.tiles_by
+                );
+                let bytes: Vec<u8> = out.iter().flat_map(|v| v.to_le_bytes()).collect();
+                self.write(&format!("frame-{}-{}.f32", key.origin, key.number), &bytes)
+            }
+            Some(weights) => self.tail(f, out, weights).and_then(|json| {
+                self.write(&format!("frame-{}-{}.json", key.origin, key.number), &json)
+            }),
+        };
+        let Err(e) = made else {
+            return true;
+        };
+        eprintln!("frame {}.{}: {e}", key.origin, key.number);
+        let exists = std::error::Error::source(&e)
+            .and_then(|s| s.downcast_ref::<WriteError>())
+            .is_some_and(|w| matches!(w, WriteError::Exists(_)));
+        counts.exists += usize::from(exists);
+        exists
+    }
+
+    /// Runs the tail and decodes boxes; prints the frame's line; returns the boxes' JSON.
+    fn tail(&self, f: &Finished, out: &[f32], weights: &Weights<'_>) -> Result<Vec<u8>, Error> {
+        let (net, layers) = (self.net, self.cluster.layers);
+        let t = match self.cluster.kernel {
+            NodeKernel::Simd => run_tail(&Fma::new(), net, weights, layers, out, &[])?,
+            NodeKernel::Portable => run_tail(&Portable, net, weights, layers, out, &[])?,
+        };
+        let (w, h) = (net.input().w as usize, net.input().h as usize);
+        let dets = boxes(net, &t.output, w, h, 0.24, 0.45)?;
+        println!(
+            "frame {}.{}: {} ms in the cluster, {} boxes, tiles {:?}",
+            f.frame.origin,
+            f.frame.number,
+            f.latency.total_millis(),
+            dets.len(),
+            f.tiles_by
+        );
+        Ok(to_json(&dets, w, h)?.into_bytes())
+    }
+
+    /// Writes a result under `--out` (nothing without it), atomically and never over an
+    /// earlier file: frame numbers carry their source's start time, so a restarted source's
+    /// frames have new names.
+    fn write(&self, name: &str, bytes: &[u8]) -> Result<(), Error> {
+        let Some(dir) = self.out else {
+            return Ok(());
+        };
+        std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
+        write_new(&dir.join(name), bytes).context(|| "saving the result")
+    }
+}
+
+/// Runs the gateway until `--frames` frames are finished, or SIGTERM/SIGINT.
+///
+/// A source hears that a frame is done only once its final result is made here (boxes, or
+/// the fused output with `--tail none`; written when `--out` is given): the frame holds its
+/// slot until then, so at most `MAX_GATEWAY_FRAMES` finished frames wait for the tail, and
+/// a source (holding each frame until done) feeds no faster than the tail runs. On a stop
+/// signal the frames already collected get their results, the frames still in the cluster
+/// are counted as abandoned (their sources fail them, or re-submit them to a restarted
+/// gateway), the counters are printed and the exit status is 0.
 pub fn gateway(args: &GatewayArgs) -> Result<(), Error> {
+    let signals = Signals::install().context(|| "installing signal handlers")?;
     let cluster = Cluster::load(&args.cluster)?;
-    let upto = match args.tail {
-        Tail::Run => usize::MAX,
-        Tail::None => cluster.layers,
+    let model = match args.tail {
+        Tail::Run => {
+            let (net, params) = load(&cluster, usize::MAX)?;
+            // The model owns the one parameter buffer; the tail views its layers past the
+            // fused ones.
+            own_model(&net, params, cluster.layers, cluster.grid)?
+        }
+        Tail::None => deferred_model(&cluster)?,
     };
-    let (net, params) = load(&cluster, upto)?;
-    // The model owns the one parameter buffer; the tail views its layers past the fused ones.
-    let model = own_model(&net, params, cluster.layers, cluster.grid)?;
+    let net = model.net.clone();
     let node = RunningNode::start(NodeSpec {
         id: 0,
         cluster: cluster.clone(),
@@ -103,6 +296,7 @@ pub fn gateway(args: &GatewayArgs) -> Result<(), Error> {
         slowdown: 1.0,
         key_override: None,
         first_frame: None,
+        confirm_done: true,
     })?;
     println!(
         "gateway up: {:?}, grid {}x{}, {} edges, tail {:?}",
@@ -112,75 +306,100 @@ pub fn gateway(args: &GatewayArgs) -> Result<(), Error> {
         cluster.edges().count(),
         args.tail
     );
-    let weights = match args.tail {
-        Tail::Run => Some(
-            Weights::new(&net, net.layers().len(), &model.params)
-                .context(|| "viewing the weights")?,
-        ),
-        Tail::None => None,
+    let results = Results {
+        net: &net,
+        cluster: &cluster,
+        weights: match args.tail {
+            Tail::Run => Some(
+                Weights::new(&net, net.layers().len(), &model.params)
+                    .context(|| "viewing the weights")?,
+            ),
+            Tail::None => None,
+        },
+        out: args.out.as_deref(),
     };
-    let mut done = 0;
-    while args.frames.is_none_or(|n| done < n) {
-        let Some(f) = node.next_finished(Duration::from_secs(1)) else {
-            continue;
-        };
-        done += 1;
-        let Some(out) = f.output.filter(|_| f.complete) else {
-            println!("frame {}.{} FAILED", f.frame.origin, f.frame.number);
-            continue;
-        };
-        let Some(weights) = &weights else {
-            println!(
-                "frame {}.{}: {} ms in the cluster, fused output {} values, tiles {:?}",
-                f.frame.origin,
-                f.frame.number,
-                f.latency.total_millis(),
-                out.len(),
-                f.tiles_by
-            );
-            if let Some(dir) = &args.out {
-                std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
-                let name = format!("frame-{}-{}.f32", f.frame.origin, f.frame.number);
-                files::write_raw(&dir.join(name), &out)?;
-            }
-            continue;
-        };
-        let t = match cluster.kernel {
-            NodeKernel::Simd => run_tail(&Fma::new(), &net, weights, cluster.layers, &out, &[])?,
-            NodeKernel::Portable => run_tail(&Portable, &net, weights, cluster.layers, &out, &[])?,
-        };
-        let (w, h) = (net.input().w as usize, net.input().h as usize);
-        let dets = boxes(&net, &t.output, w, h, 0.24, 0.45)?;
-        println!(
-            "frame {}.{}: {} ms in the cluster, {} boxes, tiles {:?}",
-            f.frame.origin,
-            f.frame.number,
-            f.latency.total_millis(),
-            dets.len(),
-            f.tiles_by
-        );
-        if let Some(dir) = &args.out {
-            std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
-            let path = dir.join(format!("frame-{}-{}.json", f.frame.origin, f.frame.number));
-            std::fs::write(&path, to_json(&dets, w, h)?)
-                .context(|| format!("writing {}", path.display()))?;
+    let mut counts = GatewayCounts::default();
+    let handle = |f: Finished, counts: &mut GatewayCounts| {
+        counts.finished += 1;
+        let ok = results.make(&f, counts);
+        if ok {
+            counts.done += 1;
+        } else {
+            counts.failed += 1;
+        }
+        if f.complete {
+            node.frame_done(f.frame, ok);
+        }
+    };
+    let mut stats = StatsClock::new(args.stats_every);
+    while args.frames.is_none_or(|n| counts.finished < n) && !signals.stop_requested() {
+        if stats.due(&signals) {
+            println!("{}", counts.line(&node.stats()));
+        }
+        if let Some(f) = node.next_finished(Duration::from_millis(200)) {
+            handle(f, &mut counts);
+        }
+    }
+    if signals.stop_requested() {
+        for f in node.try_finished() {
+            handle(f, &mut counts);
         }
     }
     let s = node.stop();
-    println!(
-        "gateway: {} frames, {} B sent, {} B received, {} forged, {} replayed, {} refused",
-        done, s.link.bytes_sent, s.link.bytes_received, s.link.forged, s.link.replayed, s.refused
-    );
+    if signals.stop_requested() {
+        println!(
+            "gateway: stopped by signal; {} frames abandoned in flight",
+            s.frames_in_flight
+        );
+    }
+    println!("{}", counts.line(&s));
     Ok(())
 }
 
-/// Runs an edge.
+/// What a data-source edge's frames became.
+#[derive(Clone, Copy, Debug, Default)]
+struct SourceCounts {
+    fed: usize,
+    done: usize,
+    failed: usize,
+}
+
+/// Counts and prints a frame finished at a source.
+fn report(c: &mut SourceCounts, f: &Finished) {
+    if f.complete {
+        c.done += 1;
+    } else {
+        c.failed += 1;
+    }
+    println!(
+        "frame {}.{}: {} in {} ms",
+        f.frame.origin,
+        f.frame.number,
+        if f.complete { "done" } else { "FAILED" },
+        f.latency.total_millis()
+    );
+}
+
+/// Runs an edge until its frames are done (or `--seconds` pass, or SIGTERM/SIGINT; then it
+/// feeds no new frame and waits for the ones in flight, at most their deadline, reports them,
+/// prints the counters and exits 0).
 pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
+    let signals = Signals::install().context(|| "installing signal handlers")?;
     let cluster = Cluster::load(&args.cluster)?;
-    if args.id == 0 || cluster.node(args.id).is_none() {
+    let Some(me) = cluster.node(args.id).filter(|_| args.id != 0) else {
         return Err(error(
             "edge",
             format!("no edge with id {} in {}", args.id, args.cluster.display()),
+        ));
+    };
+    if !args.input.is_empty() && !me.source {
+        return Err(error(
+            "edge",
+            format!(
+                "edge {} is given --input frames but is no source in {} (set source = true)",
+                args.id,
+                args.cluster.display()
+            ),
         ));
     }
     if !(args.slowdown >= 1.0 && args.slowdown <= 1000.0) {
@@ -200,53 +419,86 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
         key_override: None,
         // A device reboots: its frames must not be mistaken for its previous life's.
         first_frame: Some(per_start_frame_number()),
+        confirm_done: false,
     })?;
     let shape = net.input();
     let total = args.input.len() * args.repeat;
     let mut inputs = (0..args.repeat).flat_map(|_| args.input.iter());
     println!("edge {} up, feeding {total} frames", args.id);
     let start = Instant::now();
-    let (mut fed, mut done) = (0usize, 0usize);
+    // A frame in flight ends (done or failed) within the source's frame deadline.
+    let drain = cluster.timeouts.frame + cluster.timeouts.tile + Duration::from_secs(1);
+    let mut stopping: Option<Instant> = None;
+    let mut c = SourceCounts::default();
+    let mut stats = StatsClock::new(args.stats_every);
+    let line = |c: &SourceCounts, s: &NodeStats| {
+        format!(
+            "edge {}: fed {}, done {}, failed {}, computed {}, lent {}, re-dispatched {}, {}",
+            args.id,
+            c.fed,
+            c.done,
+            c.failed,
+            s.runtime.tiles_computed,
+            s.runtime.tiles_lent,
+            s.runtime.tiles_redispatched,
+            node_counters(s)
+        )
+    };
     loop {
         // The link gave up after a run of refused Hellos (wrong key, unknown id...): say why.
         if let Some(r) = node.stats().link.gave_up {
             return Err(error(format!("edge {}", args.id), r.to_string()));
         }
-        if let Some(s) = args.seconds {
-            if start.elapsed() >= Duration::from_secs(s) {
-                break;
-            }
-        } else if total > 0 && done == total {
-            break;
+        let timed_out = args
+            .seconds
+            .is_some_and(|s| start.elapsed() >= Duration::from_secs(s));
+        if stopping.is_none() && (timed_out || signals.stop_requested()) {
+            stopping = Some(Instant::now());
         }
-        if fed.saturating_sub(done) < SOURCE_QUEUE {
+        let finished = c.done + c.failed;
+        match stopping {
+            // Frames the node never took (no gateway) are not waited for: none is in flight.
+            Some(at)
+                if c.fed == finished
+                    || node.stats().frames_in_flight == 0
+                    || at.elapsed() >= drain =>
+            {
+                break
+            }
+            None if total > 0 && finished == total => break,
+            _ => {}
+        }
+        if stats.due(&signals) {
+            println!("{}", line(&c, &node.stats()));
+        }
+        if stopping.is_none() && c.fed - finished < SOURCE_QUEUE {
             if let Some(p) = inputs.next() {
-                let img = Image::load(p).context(|| format!("loading {}", p.display()))?;
-                node.submit(img.into_letterbox(shape.w as usize, shape.h as usize).data)
+                let (w, h) = (shape.w as usize, shape.h as usize);
+                let img = Image::load_letterboxed(p, w, h)
+                    .context(|| format!("loading {}", p.display()))?;
+                node.submit(img.data)
                     .map_err(|e| error("feeding frames", e.to_string()))?;
-                fed += 1;
+                c.fed += 1;
                 continue;
             }
         }
         if let Some(f) = node.next_finished(Duration::from_millis(200)) {
-            done += 1;
-            println!(
-                "frame {}.{}: {} in {} ms",
-                f.frame.origin,
-                f.frame.number,
-                if f.complete { "done" } else { "FAILED" },
-                f.latency.total_millis()
-            );
+            report(&mut c, &f);
         }
     }
+    // Frames reported finished before the node's counters said none is in flight.
+    for f in node.try_finished() {
+        report(&mut c, &f);
+    }
     let s = node.stop();
-    println!(
-        "edge {}: computed {}, lent {}, re-dispatched {}, {} B sent",
-        args.id,
-        s.runtime.tiles_computed,
-        s.runtime.tiles_lent,
-        s.runtime.tiles_redispatched,
-        s.link.bytes_sent
-    );
+    let unfinished = c.fed - (c.done + c.failed);
+    if unfinished > 0 {
+        println!(
+            "edge {}: {unfinished} frames unfinished at stop (not taken by the node, or past \
+             the wait)",
+            args.id
+        );
+    }
+    println!("{}", line(&c, &s));
     Ok(())
 }

@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use tessera_backends::cluster::ClusterSpec;
 use tessera_backends::driver::Model;
+use tessera_backends::local::{fused_model, run_local, Faults, LocalRun};
 use tessera_backends::pipeline::{boxes, run_frame, run_tail};
 use tessera_core::detect::Detection;
 use tessera_core::ftp::{FusedStack, Grid, Mode, Partition};
@@ -16,8 +18,6 @@ use tessera_core::kernel::Portable;
 use tessera_core::model::weights::Weights;
 use tessera_core::model::{cfg, Network};
 use tessera_core::wire::{encode, FrameKey, Key, Message, Policy, Role};
-use tessera_pi::config::Cluster;
-use tessera_pi::demo::{fused_model, local_cluster, run_local, Faults, LocalRun};
 use tessera_pi::files::DEFAULT_CFG;
 use tessera_pi::gen_weights;
 use tessera_pi::image::Image;
@@ -91,20 +91,28 @@ fn port() -> u16 {
     base + NEXT.fetch_add(1, Ordering::Relaxed) % 10
 }
 
-fn cluster(policy: Policy, grid: (u32, u32), edges: u16, sources: u16) -> Cluster {
-    let mut c = local_cluster(policy, grid, edges, sources, port(), Some(KEY), LAYERS);
+fn cluster(policy: Policy, grid: (u32, u32), edges: u16, sources: u16) -> ClusterSpec {
+    let mut c = ClusterSpec::loopback(policy, grid, edges, sources, port(), Some(KEY), LAYERS);
     c.timeouts.tile = Duration::from_secs(3);
     c
 }
 
-fn run(c: &Cluster, frames: &[usize], faults: &Faults) -> LocalRun {
+fn run(c: &ClusterSpec, frames: &[usize], faults: &Faults) -> LocalRun {
     let f = fixture();
     let images: Vec<Vec<f32>> = frames.iter().map(|&i| f.images[i].clone()).collect();
-    run_local(c, model(c.grid), &images, faults, Duration::from_secs(60)).unwrap()
+    run_local(
+        c,
+        model(c.grid),
+        &images,
+        faults,
+        Duration::from_secs(60),
+        None,
+    )
+    .unwrap()
 }
 
 /// Every frame complete at the gateway and its source, with the single-device bits.
-fn assert_exact(what: &str, c: &Cluster, r: &LocalRun, frames: &[usize]) {
+fn assert_exact(what: &str, c: &ClusterSpec, r: &LocalRun, frames: &[usize]) {
     let sources: Vec<u16> = c.nodes.iter().filter(|n| n.source).map(|n| n.id).collect();
     assert_eq!(
         r.gateway.len(),

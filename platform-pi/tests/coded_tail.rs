@@ -7,27 +7,28 @@
 //! decoding is within the bound of `code::decode`, not bit-exact, so the bit-for-bit runs keep
 //! the parity edge slow (its shards arrive last) or kill it.
 
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::Mutex;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use tessera_backends::cluster::{start_node, ClusterSpec, CodedRole, NodeOptions};
+use tessera_backends::coded::tail::detections_match;
 use tessera_backends::coded::tail::{
     bit_identical, max_abs_diff, CodedTail, CodedTailError, TailScheme,
 };
+use tessera_backends::local::{fused_model, run_local, Faults, LocalRun, TailSpec};
 use tessera_backends::pipeline::{run_frame, run_tail};
 use tessera_core::detect::Detection;
 use tessera_core::ftp::{FusedStack, Grid, Mode, Partition};
 use tessera_core::kernel::Portable;
 use tessera_core::model::weights::Weights;
 use tessera_core::model::{cfg, Network};
+use tessera_core::runtime::coded::CodedConfig;
+use tessera_core::time::Duration as CoreDuration;
 use tessera_core::wire::{FrameKey, NodeId, Policy};
-use tessera_pi::coded_tail::{CodedTailStage, StageSpec, StageStats};
-use tessera_pi::config::NodeKernel;
-use tessera_pi::demo::{
-    detections_match, fused_model, local_cluster, run_local_with, Faults, LocalRun,
-};
 use tessera_pi::files::DEFAULT_CFG;
 use tessera_pi::gen_weights;
 use tessera_pi::image::Image;
@@ -145,11 +146,83 @@ fn centralised_coded_tail_is_reference_with_and_close_to_the_plain_tail() {
     }
 }
 
-/// A distinct pair of ports per cluster (FTP, coded).
+/// A distinct port per cluster: FTP and the coded tail share it.
 fn port() -> u16 {
     static NEXT: AtomicU16 = AtomicU16::new(0);
     let base = 30_000 + (std::process::id() % 1_000) as u16 * 20;
     base + 2 * (NEXT.fetch_add(1, Ordering::Relaxed) % 10)
+}
+
+/// Each run is a whole cluster plus a coded stage with per-layer deadlines: the tests of this
+/// file take turns rather than starving each other's threads on a small machine (and a test
+/// counting this process's sockets sees only its own).
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The addresses this process listens on (IPv4 TCP): its sockets' inodes (`/proc/self/fd`)
+/// looked up in `/proc/net/tcp`.
+fn own_listeners() -> BTreeSet<SocketAddr> {
+    let inodes: BTreeSet<String> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+        })
+        .collect();
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // State 0A is LISTEN; field 9 is the inode.
+            if f.get(3) != Some(&"0A") || !inodes.contains(*f.get(9)?) {
+                return None;
+            }
+            let (ip, port) = f[1].split_once(':')?;
+            let ip = u32::from_str_radix(ip, 16).ok()?.to_ne_bytes();
+            let port = u16::from_str_radix(port, 16).ok()?;
+            Some(SocketAddr::from((ip, port)))
+        })
+        .collect()
+}
+
+#[test]
+fn nodes_running_the_coded_tail_listen_on_their_one_address_only() {
+    let _turn = turn();
+    let f = fixture();
+    let t = Arc::new(coded_tail(TailScheme::Cdc(1), 3));
+    let c = ClusterSpec::loopback(Policy::WstS, (3, 3), 3, 1, port(), Some(KEY), LAYERS);
+    let model = fused_model(&f.net, &f.params, LAYERS, c.grid).unwrap();
+    let nodes: Vec<_> = c
+        .nodes
+        .iter()
+        .map(|n| {
+            let coded = match n.id {
+                0 => CodedRole::Gateway {
+                    tail: t.clone(),
+                    config: CodedConfig::new(CoreDuration::from_secs(20)),
+                },
+                _ => CodedRole::Worker(t.model().clone()),
+            };
+            let options = NodeOptions {
+                coded: Some(coded),
+                ..NodeOptions::default()
+            };
+            start_node(&c, n.id, model.clone(), options).unwrap()
+        })
+        .collect();
+    let want: BTreeSet<SocketAddr> = c.nodes.iter().map(|n| n.addr).collect();
+    assert_eq!(want.len(), 4);
+    assert_eq!(own_listeners(), want);
+    for n in nodes {
+        let s = n.stop();
+        assert!(s.coded.is_some());
+    }
+    assert!(own_listeners().is_empty());
 }
 
 /// Runs `frames` images (indices) through 3 edges with a `scheme` coded tail under `faults`.
@@ -158,45 +231,37 @@ fn run_coded(
     frames: &[usize],
     faults: &Faults,
     data_grace: Duration,
-) -> (CodedTail, LocalRun, StageStats) {
-    // Each run is a whole cluster plus a coded stage with per-layer deadlines: the tests of
-    // this file take turns rather than starving each other's threads on a small machine.
-    static SERIAL: Mutex<()> = Mutex::new(());
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+) -> (CodedTail, LocalRun) {
+    let _turn = turn();
     let f = fixture();
     let edges = 3;
     let t = coded_tail(scheme, edges);
     let p = port();
-    let mut c = local_cluster(Policy::WstS, (3, 3), edges, 1, p, Some(KEY), LAYERS);
+    let mut c = ClusterSpec::loopback(Policy::WstS, (3, 3), edges, 1, p, Some(KEY), LAYERS);
     c.timeouts.tile = Duration::from_secs(3);
-    let mut stage = CodedTailStage::start(
-        &t,
-        &StageSpec {
-            edges,
-            port: p + 1,
-            key: Some(KEY),
-            kernel: NodeKernel::Portable,
-            deadline: Duration::from_secs(20),
-            data_grace,
-            slow: faults.slow.clone(),
-            absent: faults.absent.clone(),
+    let tail = TailSpec {
+        tail: Arc::new(t.clone()),
+        config: CodedConfig {
+            data_grace: CoreDuration::from_micros(data_grace.as_micros() as u64),
+            ..CodedConfig::new(CoreDuration::from_secs(20))
         },
-    )
-    .unwrap();
+    };
     let images: Vec<Vec<f32>> = frames.iter().map(|&i| f.images[i].clone()).collect();
     let model = fused_model(&f.net, &f.params, LAYERS, c.grid).unwrap();
-    let r = run_local_with(
+    let r = run_local(
         &c,
         model,
         &images,
         faults,
         Duration::from_secs(60),
-        Some(&mut stage),
+        Some(&tail),
     )
     .unwrap();
-    let stats = stage.stop();
-    assert_eq!(stats.glue_failures, 0);
-    (t, r, stats)
+    let gateway = r.stats[&0].coded.unwrap();
+    assert_eq!(gateway.glue_failures, 0);
+    // The coded stage ran (on the nodes' links: a tail has no port of its own).
+    assert!(gateway.gateway.unwrap().decoded > 0);
+    (t, r)
 }
 
 /// Every frame's tail complete, and (`exact`) bit-identical to `reference_with`, else within
@@ -212,10 +277,10 @@ fn assert_tails(what: &str, t: &CodedTail, r: &LocalRun, frames: &[usize], exact
         let key = FrameKey::new(1, n as u32);
         let done = &r.tails[&key];
         assert!(
-            done.finished.quality.is_complete(),
+            done.quality.is_complete(),
             "{what}: frame {n} quality {:?}, layers {:?}",
-            done.finished.quality,
-            done.finished.layers
+            done.quality,
+            done.layers
         );
         // The fused stack is exact (FTP is bit-identical to the single device).
         assert!(bit_identical(
@@ -223,13 +288,13 @@ fn assert_tails(what: &str, t: &CodedTail, r: &LocalRun, frames: &[usize], exact
             &fixture().fused[img]
         ));
         let expect = reference(t, img);
-        let out = &done.finished.output;
+        let out = &done.output;
         if exact {
             assert!(
                 bit_identical(out, &expect),
                 "{what}: frame {n} differs by {} (layers {:?})",
                 max_abs_diff(out, &expect),
-                done.finished.layers
+                done.layers
             );
         } else {
             let d = max_abs_diff(out, &expect);
@@ -242,8 +307,8 @@ fn assert_tails(what: &str, t: &CodedTail, r: &LocalRun, frames: &[usize], exact
 
 /// Edge `id`'s coded worker got some of the `shards` it would have computed, not all: it was
 /// stopped while the frames went through the coded tail.
-fn assert_killed_mid_run(stats: &StageStats, id: NodeId, shards: usize) {
-    let got = stats.nodes[&id].worker.unwrap().received as usize;
+fn assert_killed_mid_run(r: &LocalRun, id: NodeId, shards: usize) {
+    let got = r.stats[&id].coded.unwrap().worker.unwrap().received as usize;
     assert!(
         got > 0 && got < shards,
         "edge {id} received {got} of {shards} shards"
@@ -257,10 +322,10 @@ fn cdc1_on_three_edges_is_bit_identical_to_reference_with() {
     // data shards' (exact) concatenation.
     let frames = [0, 1, 0];
     let grace = Duration::from_secs(5);
-    let (t, r, _) = run_coded(TailScheme::Cdc(1), &frames, &Faults::default(), grace);
+    let (t, r) = run_coded(TailScheme::Cdc(1), &frames, &Faults::default(), grace);
     assert_tails("cdc:1", &t, &r, &frames, true);
     for d in r.tails.values() {
-        assert!(d.finished.layers.iter().all(|l| l.present & 0b11 == 0b11));
+        assert!(d.layers.iter().all(|l| l.present & 0b11 == 0b11));
     }
 }
 
@@ -273,9 +338,9 @@ fn cdc1_with_the_parity_edge_killed_mid_run_stays_bit_identical() {
         ..Faults::default()
     };
     let frames = [0, 1, 0, 1];
-    let (t, r, stats) = run_coded(TailScheme::Cdc(1), &frames, &faults, Duration::ZERO);
+    let (t, r) = run_coded(TailScheme::Cdc(1), &frames, &faults, Duration::ZERO);
     assert_tails("cdc:1, parity edge killed", &t, &r, &frames, true);
-    assert_killed_mid_run(&stats, 3, frames.len() * t.conv_layers().len());
+    assert_killed_mid_run(&r, 3, frames.len() * t.conv_layers().len());
 }
 
 #[test]
@@ -286,18 +351,18 @@ fn cdc1_with_a_data_edge_killed_mid_run_completes_every_frame_from_parity() {
         ..Faults::default()
     };
     let frames = [0, 1, 0, 1];
-    let (t, r, stats) = run_coded(TailScheme::Cdc(1), &frames, &faults, Duration::ZERO);
+    let (t, r) = run_coded(TailScheme::Cdc(1), &frames, &faults, Duration::ZERO);
     assert_tails("cdc:1, data edge killed", &t, &r, &frames, false);
-    assert_killed_mid_run(&stats, 2, frames.len() * t.conv_layers().len());
+    assert_killed_mid_run(&r, 2, frames.len() * t.conv_layers().len());
     // Every layer after the kill was decoded from the parity shard.
     let last = &r.tails[&FrameKey::new(1, frames.len() as u32 - 1)];
-    assert!(last.finished.layers.iter().all(|l| l.present == 0b101));
+    assert!(last.layers.iter().all(|l| l.present == 0b101));
 }
 
 #[test]
 fn uncoded_split_is_bit_identical_without_faults() {
     let frames = [1];
-    let (t, r, _) = run_coded(
+    let (t, r) = run_coded(
         TailScheme::Uncoded,
         &frames,
         &Faults::default(),

@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
+use tessera_backends::cluster::ClusterSpec;
+use tessera_backends::local::{fused_model, run_local, Faults};
 use tessera_core::model::cfg;
 use tessera_core::wire::Policy;
-use tessera_pi::demo::{fused_model, local_cluster, run_local, Faults};
 use tessera_pi::files::DEFAULT_CFG;
 use tessera_pi::gen_weights;
 
@@ -25,7 +26,7 @@ fn threads_and_fds_are_released() {
     let port = 30_000 + (std::process::id() % 5_000) as u16;
     let (fds, threads) = (count("/proc/self/fd"), count("/proc/self/task"));
     for (i, policy) in [Policy::WstS, Policy::Bodp].into_iter().enumerate() {
-        let c = local_cluster(policy, (3, 3), 2, 1, port + i as u16, Some([1; 32]), 16);
+        let c = ClusterSpec::loopback(policy, (3, 3), 2, 1, port + i as u16, Some([1; 32]), 16);
         let faults = Faults {
             kill: Some((2, Duration::from_millis(50))),
             ..Faults::default()
@@ -36,6 +37,7 @@ fn threads_and_fds_are_released() {
             &[image.clone(), image.clone()],
             &faults,
             Duration::from_secs(60),
+            None,
         )
         .unwrap();
         assert_eq!(r.gateway.len(), 2);

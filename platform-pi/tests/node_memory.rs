@@ -1,19 +1,19 @@
 //! Peak resident memory of real `tessera gateway` / `tessera edge` processes (YOLOv2-608,
 //! wst-s, generated weights), at 3x3 and 5x5, read from `/proc/PID/status` while they run.
 //!
-//! Bounds, with 25 % headroom: the gateway without the tail within its 24 MiB target; every
-//! non-source edge within its memory plan (fused parameters + two worst-tile ping-pong buffers)
-//! plus 16 MiB for code, stacks, allocator arenas and the conv kernel's scratch; the source edge
-//! within that plus its queued frames and their copies. A node that loaded the whole model
-//! (204 MB of parameters), kept per-job buffers or kept per-frame data would exceed them. The edge targets
-//! (32 / 24 MiB) are printed beside the figures, not asserted: see `tessera bench cluster`.
+//! Asserts the targets with 10 % headroom (run-to-run noise, this binary's test
+//! profile): a non-source edge within 32 MiB at 3x3 and 24 MiB at 5x5, the source edge within
+//! that plus its `SOURCE_QUEUE` queued frames, the gateway without the tail within 24 MiB. The
+//! run lasts 40 frames or more, so a per-frame leak shows: helpers used to keep every frame's
+//! strips (+0.7 MiB a frame at 3x3), and a node that loaded the whole model (204 MB of
+//! parameters) or kept per-job buffers would exceed the bounds as well.
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use tessera_pi::config::NodeKernel;
-use tessera_pi::node_memory::{measure, plan_bytes, table, Role, RssSetup, FRAME_BYTES};
+use tessera_pi::node_memory::{measure, table, Role, RssSetup, FRAME_BYTES};
 use tessera_pi::nodes::SOURCE_QUEUE;
 
 const MIB: u64 = 1024 * 1024;
@@ -53,29 +53,34 @@ fn node_processes_keep_only_what_they_run() {
     }
     println!("{}", table(&runs));
     for r in &runs {
-        let plan = plan_bytes(r.grid).unwrap();
-        let edge = (plan + 16 * MIB) * 5 / 4;
         for n in &r.nodes {
-            let bound = match n.role {
-                Role::Gateway => n.target_bytes.unwrap() * 5 / 4,
-                Role::Edge => edge,
-                // Queued frames, each once more in flight (submit, letterbox).
-                Role::SourceEdge => edge + 2 * SOURCE_QUEUE as u64 * FRAME_BYTES * 5 / 4,
-                Role::GatewayWithTail => unreachable!("no tail here"),
-            };
+            let target = n
+                .target_bytes
+                .expect("no tail here: every node has a target");
+            if n.role == Role::SourceEdge {
+                let edge = Role::Edge.target_bytes(r.grid).unwrap();
+                assert_eq!(target, edge + SOURCE_QUEUE as u64 * FRAME_BYTES);
+            }
+            let bound = target + target / 10;
             assert!(
                 n.peak_bytes <= bound,
-                "{}x{} node {} ({}): VmHWM {:.1} MiB > {:.1} MiB",
+                "{}x{} node {} ({}): VmHWM {:.1} MiB > {:.1} MiB (target {:.1} MiB + 10 %)",
                 r.grid.0,
                 r.grid.1,
                 n.id,
                 n.role.name(),
                 n.peak_bytes as f64 / MIB as f64,
-                bound as f64 / MIB as f64
+                bound as f64 / MIB as f64,
+                target as f64 / MIB as f64
             );
             if n.id != 0 {
                 assert!(n.tiles > 0, "edge {} computed no tile: not measured", n.id);
             }
         }
+        assert!(
+            r.frames >= 40,
+            "{} frames: too few to show a leak",
+            r.frames
+        );
     }
 }

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
+use tessera_backends::cluster::{start_node, ClusterSpec, NodeOptions};
 use tessera_backends::driver::Model;
+use tessera_backends::local::fused_model;
 use tessera_core::model::cfg;
 use tessera_core::wire::Policy;
-use tessera_pi::cluster::{NodeSpec, RunningNode};
-use tessera_pi::demo::{fused_model, local_cluster};
 use tessera_pi::files::DEFAULT_CFG;
 use tessera_pi::gen_weights;
 use tessera_pi::image::Image;
@@ -57,7 +57,7 @@ fn a_peer_that_drops_syns_does_not_disturb_the_others() {
         .map(|&x| IpAddr::from([127, 0, 0, x]))
         .collect();
     let (_sink, _filler, dead) = syn_sink(ips[1]);
-    let mut c = local_cluster(Policy::WstS, (3, 3), 3, 0, 0, Some([0x5a; 32]), LAYERS);
+    let mut c = ClusterSpec::loopback(Policy::WstS, (3, 3), 3, 0, 0, Some([0x5a; 32]), LAYERS);
     for n in &mut c.nodes {
         let ip = ips[n.id as usize];
         n.addr = SocketAddr::new(ip, free_port(ip));
@@ -71,17 +71,7 @@ fn a_peer_that_drops_syns_does_not_disturb_the_others() {
     c.timeouts.connect = Duration::from_secs(20);
     c.timeouts.tile = Duration::from_secs(5);
 
-    let start = |id| {
-        RunningNode::start(NodeSpec {
-            id,
-            cluster: c.clone(),
-            model: model.clone(),
-            slowdown: 1.0,
-            key_override: None,
-            first_frame: None,
-        })
-        .unwrap()
-    };
+    let start = |id| start_node(&c, id, model.clone(), NodeOptions::default()).unwrap();
     let gateway = start(0);
     let source = start(2);
     let helper = start(3);

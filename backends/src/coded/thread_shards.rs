@@ -12,6 +12,7 @@ use std::time::{Duration as StdDuration, Instant as StdInstant};
 use tessera_core::kernel::Kernels;
 
 use super::{CodedModel, ShardDone, ShardExecutor, ShardJob};
+use crate::driver::readiness::Wake;
 
 /// Computes shards on a dedicated thread (so the node keeps serving its link while a shard
 /// of a large layer computes); an optional slowdown models a straggler (the thread sleeps
@@ -25,8 +26,13 @@ pub struct ThreadShards {
 }
 
 impl ThreadShards {
-    /// A compute thread with `kernels`; refused when the thread cannot be spawned.
-    pub fn new<K: Kernels + Send + 'static>(kernels: K, slowdown: f64) -> io::Result<ThreadShards> {
+    /// A compute thread with `kernels`, waking `wake` (the node loop's poll set) after each
+    /// shard; refused when the thread cannot be spawned.
+    pub fn new<K: Kernels + Send + 'static>(
+        kernels: K,
+        slowdown: f64,
+        wake: Option<Wake>,
+    ) -> io::Result<ThreadShards> {
         let (jobs, rx) = mpsc::channel::<(Arc<CodedModel>, ShardJob)>();
         let (tx, done) = mpsc::channel();
         let cancel = Arc::new(AtomicBool::new(false));
@@ -54,6 +60,9 @@ impl ThreadShards {
                         .is_err()
                     {
                         break;
+                    }
+                    if let Some(w) = &wake {
+                        w.wake();
                     }
                 }
             })?;

@@ -24,7 +24,8 @@ use tessera_core::Region;
 pub struct Model {
     /// The network.
     pub net: Network,
-    /// Decoded parameters of the fused layers (`weights::param_count(net, layers)` or more).
+    /// Decoded parameters of the fused layers (`weights::param_count(net, layers)` or more);
+    /// empty in a [`Model::deferred`] model until [`Model::loaded`].
     pub params: Vec<f32>,
     /// Number of fused layers `L`.
     pub layers: usize,
@@ -32,6 +33,19 @@ pub struct Model {
     pub grid: (u32, u32),
     /// Partition rule.
     pub partition: Partition,
+    /// Where a deferred model's parameters come from.
+    source: Option<ParamSource>,
+}
+
+/// Produces a model's fused-layer parameters on demand (reads or generates them); `None` when
+/// it cannot (the source reports why itself).
+#[derive(Clone)]
+pub struct ParamSource(pub alloc::sync::Arc<dyn Fn() -> Option<Vec<f32>> + Send + Sync>);
+
+impl core::fmt::Debug for ParamSource {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("ParamSource")
+    }
 }
 
 /// Why a model or a job is unusable.
@@ -45,6 +59,8 @@ pub enum ModelError {
     Exec(ExecError),
     /// A BODP layer job failed in its kernel.
     Kernel(KernelError),
+    /// A deferred model's parameter source produced none.
+    NoParams,
 }
 
 impl core::fmt::Display for ModelError {
@@ -54,6 +70,7 @@ impl core::fmt::Display for ModelError {
             ModelError::Weights(e) => write!(f, "weights: {e}"),
             ModelError::Exec(e) => write!(f, "tile: {e}"),
             ModelError::Kernel(e) => write!(f, "layer: {e}"),
+            ModelError::NoParams => f.write_str("the model's parameters could not be loaded"),
         }
     }
 }
@@ -75,11 +92,59 @@ impl Model {
             layers,
             grid,
             partition,
+            source: None,
         };
         let stack = m.stack()?;
         Grid::new(grid.0, grid.1, partition, &stack).map_err(ModelError::Plan)?;
         Weights::new(&m.net, layers, &m.params).map_err(ModelError::Weights)?;
         Ok(m)
+    }
+
+    /// A model without its parameters: `source` produces them the first time a job needs them
+    /// ([`Model::loaded`]; the executors call it). For a node that computes only as a last
+    /// resort, e.g. a gateway whose edges are all gone: until then it holds no parameters
+    /// (13.1 MiB for YOLOv2's fused layers). The stack and grid are checked now, the
+    /// parameters when they are loaded.
+    pub fn deferred(
+        net: Network,
+        layers: usize,
+        grid: (u32, u32),
+        partition: Partition,
+        source: ParamSource,
+    ) -> Result<Model, ModelError> {
+        let m = Model {
+            net,
+            params: Vec::new(),
+            layers,
+            grid,
+            partition,
+            source: Some(source),
+        };
+        let stack = m.stack()?;
+        Grid::new(grid.0, grid.1, partition, &stack).map_err(ModelError::Plan)?;
+        Ok(m)
+    }
+
+    /// True while a deferred model's parameters are not loaded.
+    pub fn is_deferred(&self) -> bool {
+        self.source.is_some() && self.params.is_empty()
+    }
+
+    /// This model with its parameters: itself, or (deferred) a copy holding what its source
+    /// produced, checked against the network.
+    pub fn loaded(self: &alloc::sync::Arc<Self>) -> Result<alloc::sync::Arc<Model>, ModelError> {
+        let Some(source) = self.source.as_ref().filter(|_| self.params.is_empty()) else {
+            return Ok(self.clone());
+        };
+        let params = (source.0)().ok_or(ModelError::NoParams)?;
+        let m = Model::new(
+            self.net.clone(),
+            params,
+            self.layers,
+            self.grid,
+            self.partition,
+        )?;
+        Ok(alloc::sync::Arc::new(m))
     }
 
     /// The fused stack `[0, L)`.
@@ -158,22 +223,42 @@ impl StripStore for StripMap<'_> {
 /// The strips of `store` a tile planned as `plan` reads: those its neighbours sent it (a level-1
 /// Reuse tile), nothing otherwise. A job carries these instead of the frame's whole store.
 pub fn needed_strips(store: &Strips, plan: &TilePlan) -> Strips {
-    if !plan.is_reduced() {
-        return Strips::new();
-    }
-    let mut out = Strips::new();
-    for side in Side::ALL {
-        let Some(n) = plan.neighbour(side) else {
-            continue;
-        };
-        let from = side.opposite().index() as u8;
-        for (k, s) in store.range((n as u16, 0, 0)..=(n as u16, u8::MAX, u8::MAX)) {
-            if k.2 == from {
-                out.insert(*k, s.clone());
-            }
-        }
-    }
-    out
+    needed_strips_keys(store, plan)
+        .filter_map(|k| store.get(&k).map(|s| (k, s.clone())))
+        .collect()
+}
+
+/// [`needed_strips`] moved out of `store` instead of copied: for a node that reads each strip
+/// once (every strip serves the one neighbour on its side).
+pub fn take_strips(store: &mut Strips, plan: &TilePlan) -> Strips {
+    let keys: Vec<_> = needed_strips_keys(store, plan).collect();
+    keys.into_iter()
+        .filter_map(|k| store.remove(&k).map(|s| (k, s)))
+        .collect()
+}
+
+/// Keys of the strips a tile planned as `plan` reads (see [`needed_strips`]).
+fn needed_strips_keys<'s>(
+    store: &'s Strips,
+    plan: &TilePlan,
+) -> impl Iterator<Item = (u16, u8, u8)> + 's {
+    let sides: Vec<(u16, u8)> = if plan.is_reduced() {
+        Side::ALL
+            .iter()
+            .filter_map(|&side| {
+                let n = plan.neighbour(side)?;
+                Some((n as u16, side.opposite().index() as u8))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    sides.into_iter().flat_map(move |(n, from)| {
+        store
+            .range((n, 0, 0)..=(n, u8::MAX, u8::MAX))
+            .map(|(k, _)| *k)
+            .filter(move |k| k.2 == from)
+    })
 }
 
 /// The two ping-pong buffers of `exec::run_tile`, kept across jobs.
@@ -188,22 +273,23 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    /// Buffers for every tile job of `model` (`MemoryPlan::tile_buffer_elems` each).
+    /// Buffers for every tile job of `model` (`MemoryPlan::tile_buffers_elems`: the first
+    /// holds the stack's largest output, the second is smaller).
     pub fn new(model: &Model) -> Result<Workspace, ModelError> {
         let stack = model.stack()?;
         // A Reuse plan's capacities also cover every tile's Plain plan.
         let plan =
             MemoryPlan::new(&stack, &model.grid()?, Mode::Reuse).map_err(ModelError::Plan)?;
-        let n = plan.tile_buffer_elems;
+        let [a, b] = plan.tile_buffers_elems;
         Ok(Workspace {
-            a: vec![0.0; n],
-            b: vec![0.0; n],
+            a: vec![0.0; a],
+            b: vec![0.0; b],
         })
     }
 
-    /// Elements of each buffer.
+    /// Elements of both buffers together.
     pub fn len(&self) -> usize {
-        self.a.len().min(self.b.len())
+        self.a.len() + self.b.len()
     }
 
     /// True before any buffer is allocated.
@@ -212,10 +298,11 @@ impl Workspace {
     }
 
     /// Both buffers, grown to at least `elems` (never shrunk).
-    fn buffers(&mut self, elems: usize) -> (&mut [f32], &mut [f32]) {
-        for v in [&mut self.a, &mut self.b] {
-            if v.len() < elems {
-                v.resize(elems, 0.0);
+    fn buffers(&mut self, elems: [usize; 2]) -> (&mut [f32], &mut [f32]) {
+        for (v, n) in [(&mut self.a, elems[0]), (&mut self.b, elems[1])] {
+            if v.len() < n {
+                v.reserve_exact(n - v.len());
+                v.resize(n, 0.0);
             }
         }
         (&mut self.a, &mut self.b)
@@ -269,7 +356,7 @@ pub fn execute_in<K: Kernels>(
         Work::Tile { tile, mode, .. } => {
             let plan = model.plan(tile, mode.into())?;
             let scratch =
-                tessera_core::exec::scratch_elems(&stack, &plan).map_err(ModelError::Exec)?;
+                tessera_core::exec::buffer_elems(&stack, &plan).map_err(ModelError::Exec)?;
             let (a, b) = ws.buffers(scratch);
             let region = plan.output(stack.len() - 1);
             let out_c = stack.output().c;
@@ -287,7 +374,7 @@ pub fn execute_in<K: Kernels>(
                 .map_err(ModelError::Exec)?;
             }
             let strip_bytes: usize = strips.values().map(|s| s.data.len() * 4).sum();
-            let buffer_bytes = 4 * (job.input.len() + 2 * ws.len() + out.len()) + strip_bytes;
+            let buffer_bytes = 4 * (job.input.len() + ws.len() + out.len()) + strip_bytes;
             // What the tile put beyond what it was given are its own strips.
             for (k, s) in strips {
                 if k.0 == tile {
@@ -375,10 +462,125 @@ impl<K: Kernels> Inline<K> {
 
 impl<K: Kernels> Executor for Inline<K> {
     fn start(&mut self, job: Job) {
-        self.done = Some(execute_in(&self.kernels, &self.model, job, &mut self.ws));
+        let done = self.model.loaded().and_then(|m| {
+            self.model = m;
+            execute_in(&self.kernels, &self.model, job, &mut self.ws)
+        });
+        self.done = Some(done);
     }
 
     fn poll(&mut self) -> Option<Result<Done, ModelError>> {
         self.done.take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::sync::Arc;
+    use core::sync::atomic::{AtomicUsize, Ordering};
+    use tessera_core::kernel::Portable;
+    use tessera_core::model::weights::param_count;
+    use tessera_core::model::{Activation, Conv, MaxPool, Shape};
+    use tessera_core::wire::{FrameKey, TileMode};
+
+    fn net() -> Network {
+        let conv = |filters| {
+            LayerKind::Conv(Conv {
+                filters,
+                size: 3,
+                stride: 1,
+                pad: 1,
+                batch_norm: true,
+                activation: Activation::Leaky,
+            })
+        };
+        let mut n = Network::new(Shape::new(16, 12, 3)).unwrap();
+        n.push(conv(4)).unwrap();
+        n.push(LayerKind::MaxPool(MaxPool {
+            size: 2,
+            stride: 2,
+            pad: 0,
+        }))
+        .unwrap();
+        n.push(conv(5)).unwrap();
+        n
+    }
+
+    fn params(n: &Network) -> Vec<f32> {
+        (0..param_count(n, 3).unwrap())
+            .map(|i| 0.05 + (i % 17) as f32 / 40.0)
+            .collect()
+    }
+
+    fn job(tile: u16) -> Job {
+        let number = tile as u32;
+        Job {
+            work: Work::Tile {
+                frame: FrameKey { origin: 1, number },
+                tile,
+                mode: TileMode::Plain,
+            },
+            input_region: Region::full(16, 12),
+            input: (0..16 * 12 * 3).map(|i| (i % 13) as f32 / 13.0).collect(),
+            strips: Strips::new(),
+        }
+    }
+
+    #[test]
+    fn a_deferred_model_loads_its_parameters_at_the_first_job_only() {
+        let loaded =
+            Arc::new(Model::new(net(), params(&net()), 3, (2, 2), Partition::Darknet).unwrap());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        let source = ParamSource(Arc::new(move || {
+            counted.fetch_add(1, Ordering::Relaxed);
+            Some(params(&net()))
+        }));
+        let deferred =
+            Arc::new(Model::deferred(net(), 3, (2, 2), Partition::Darknet, source).unwrap());
+        assert!(deferred.is_deferred() && deferred.params.is_empty());
+        assert!(!loaded.is_deferred());
+        let mut lazy = Inline::new(Portable, deferred.clone());
+        let mut eager = Inline::new(Portable, loaded);
+        assert_eq!(
+            calls.load(Ordering::Relaxed),
+            0,
+            "nothing loaded before a job"
+        );
+        for tile in 0..4 {
+            lazy.start(job(tile));
+            eager.start(job(tile));
+            let (a, b) = (
+                lazy.poll().unwrap().unwrap(),
+                eager.poll().unwrap().unwrap(),
+            );
+            assert_eq!(a.region, b.region);
+            assert!(a
+                .output
+                .iter()
+                .zip(&b.output)
+                .all(|(x, y)| x.to_bits() == y.to_bits()));
+        }
+        assert_eq!(
+            calls.load(Ordering::Relaxed),
+            1,
+            "loaded once, at the first job"
+        );
+        // The shared model itself stays without parameters; the executor keeps its copy.
+        assert!(deferred.is_deferred());
+    }
+
+    #[test]
+    fn a_deferred_model_whose_source_fails_fails_its_jobs() {
+        let source = ParamSource(Arc::new(|| None));
+        let m = Arc::new(Model::deferred(net(), 3, (2, 2), Partition::Darknet, source).unwrap());
+        let mut x = Inline::new(Portable, m.clone());
+        x.start(job(0));
+        assert_eq!(x.poll().unwrap().unwrap_err(), ModelError::NoParams);
+        // Parameters that do not fit the network are refused when loaded.
+        let short = ParamSource(Arc::new(|| Some(vec![0.5; 3])));
+        let m = Arc::new(Model::deferred(net(), 3, (2, 2), Partition::Darknet, short).unwrap());
+        assert!(matches!(m.loaded(), Err(ModelError::Weights(_))));
     }
 }

@@ -6,6 +6,10 @@
 //! results into the frame's output map, caches strips, and streams tensors straight from these
 //! stores into the link. It is generic over the stack and takes time as an argument, so the
 //! same code runs over Linux sockets and over smoltcp in the simulator.
+//!
+//! A node may also run the coded tail ([`Node::attach_coded`]): its coded messages go to its
+//! [`NodeCoded`] part and peer up/down to both stages, so FTP, BODP and coded traffic share
+//! the node's one link, port, key and liveness.
 
 extern crate alloc;
 
@@ -35,10 +39,13 @@ use tessera_core::wire::{Body, FrameKey, Message, NodeId, StripSource, Tensor, T
 use tessera_core::Region;
 
 pub use compute::{
-    execute, execute_in, needed_strips, Done, Executor, Inline, Job, Model, ModelError, Strip,
-    StripMap, Strips, Workspace,
+    execute, execute_in, needed_strips, take_strips, Done, Executor, Inline, Job, Model,
+    ModelError, ParamSource, Strip, StripMap, Strips, Workspace,
 };
 
+use crate::coded::{
+    BoxedGlue, BoxedShards, CodedFinished, CodedMessage, CodedNodeStats, CodedPart,
+};
 use crate::link::{Link, LinkConfig, LinkError, LinkEvent, LinkStats};
 
 /// A source of the current time for a driver loop: the system's monotonic clock on Linux, a
@@ -184,7 +191,17 @@ pub struct NodeStats {
     /// Sends the link refused for a full peer backlog; each item was dropped and is
     /// recovered by the runtime's timeouts (see `LinkConfig::backlog`).
     pub sends_refused: u64,
+    /// The coded part's counters, when the node runs one (its `link` counters are this
+    /// node's, as `link` above: both stages share the link).
+    pub coded: Option<CodedNodeStats>,
+    /// Frames in flight at the state machine (gateway: in the cluster plus complete ones
+    /// awaiting `frame_done`; source: its own, until `FrameDone`).
+    pub frames_in_flight: usize,
 }
+
+/// A node's coded part: the coded stage's gateway (fed each complete frame's fused output) or
+/// a worker, on the node's link.
+pub type NodeCoded = CodedPart<BoxedShards, BoxedGlue>;
 
 /// One cluster node: link + state machine + stores + executor.
 pub struct Node<S: TcpFullStack, X: Executor> {
@@ -198,6 +215,8 @@ pub struct Node<S: TcpFullStack, X: Executor> {
     computing: bool,
     /// Peers the machine was told are connected (`on_connected`, no `on_disconnected` since).
     up: BTreeSet<NodeId>,
+    /// The coded stage on this node, and the columns of the fused output it takes (gateway).
+    coded: Option<(NodeCoded, usize)>,
 }
 
 /// A link event kept in arrival order until the link's poll returns.
@@ -205,6 +224,7 @@ enum Event {
     Up(NodeId),
     Down(NodeId),
     Message(PendingMsg),
+    Coded(NodeId, CodedMessage),
 }
 
 fn bytes_of(f: &FrameData) -> usize {
@@ -252,7 +272,28 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             stats: NodeStats::default(),
             computing: false,
             up: BTreeSet::new(),
+            coded: None,
         })
+    }
+
+    /// Runs the coded stage on this node's link too: a worker computes the shards the
+    /// gateway sends it; the gateway hands each complete frame's fused output (`in_len ×
+    /// cols` values of `part`'s model) to its coded part under the frame's key, and the
+    /// frames out of the stage come from [`Node::take_tails`]. Coded messages go to `part`;
+    /// peer up/down go to both stages.
+    pub fn attach_coded(&mut self, mut part: NodeCoded, cols: usize) {
+        for &p in &self.up {
+            part.on_peer_up(p);
+        }
+        self.coded = Some((part, cols));
+    }
+
+    /// Frames that left the coded stage since the last call (gateway with a coded part).
+    pub fn take_tails(&mut self) -> Vec<CodedFinished> {
+        match &mut self.coded {
+            Some((part, _)) => part.take_finished(),
+            None => Vec::new(),
+        }
     }
 
     /// Numbers this data source's next frames from `first` (wrapping). A node that may restart
@@ -279,7 +320,15 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
     pub fn stats(&self) -> NodeStats {
         let mut s = self.stats;
         s.runtime = machine!(&self.machine, m => m.stats());
+        s.frames_in_flight = match &self.machine {
+            Machine::Gateway(g) => g.frames_in_flight() + g.frames_awaiting_done(),
+            Machine::Edge(e) => e.frames_in_flight(),
+        };
         s.link = self.link.stats();
+        s.coded = self.coded.as_ref().map(|(c, _)| CodedNodeStats {
+            link: s.link,
+            ..c.stats()
+        });
         s
     }
 
@@ -308,13 +357,26 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         Ok(key)
     }
 
+    /// Gateway with `Config::confirm_done`: `frame`'s final result is made (`complete`) or
+    /// given up, so its source is told `FrameDone` now (or when it reconnects) and its slot
+    /// is free; see `Gateway::frame_done`. False when the frame was not waiting for this (or
+    /// this node is an edge).
+    pub fn frame_done(&mut self, now: Instant, frame: FrameKey, complete: bool) -> bool {
+        // Drained actions leave the machine room to queue the `FrameDone`.
+        self.pump(now);
+        let Machine::Gateway(g) = &mut self.machine else {
+            return false;
+        };
+        let found = g.frame_done(now, frame, complete).unwrap_or(false);
+        self.pump(now);
+        found
+    }
+
     /// When the node next needs a poll without I/O.
     pub fn poll_at(&self) -> Option<Instant> {
         let a = machine!(&self.machine, m => m.poll_at());
-        match (a, self.link.poll_at()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let c = self.coded.as_ref().and_then(|(c, _)| c.poll_at());
+        [a, self.link.poll_at(), c].into_iter().flatten().min()
     }
 
     /// One step of a driver loop: [`Node::poll`] at `clock.now()`; returns when the node next
@@ -332,19 +394,31 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
     pub fn poll(&mut self, now: Instant) {
         // Messages are copied out inside the callback (they borrow the receive buffer).
         let mut events: Vec<Event> = Vec::new();
+        let coded = self.coded.is_some();
         self.link.poll(now, |_, ev| match ev {
             LinkEvent::Up(p) => events.push(Event::Up(p)),
             LinkEvent::Down(p, _) => events.push(Event::Down(p)),
             LinkEvent::Refused(_) => {}
             // Session traffic: the link already counted it as a sign of life.
             LinkEvent::Message(_, Message::Heartbeat | Message::Hello { .. }) => {}
-            LinkEvent::Message(p, msg) => events.push(Event::Message(PendingMsg::capture(p, &msg))),
+            LinkEvent::Message(p, msg) => {
+                match coded.then(|| CodedMessage::capture(&msg)).flatten() {
+                    Some(m) => events.push(Event::Coded(p, m)),
+                    // Without a coded part, a coded message is the machine's to refuse.
+                    None => events.push(Event::Message(PendingMsg::capture(p, &msg))),
+                }
+            }
         });
         for ev in events {
             match ev {
                 Event::Up(p) => self.peer_up(now, p),
                 Event::Down(p) => self.peer_down(now, p),
                 Event::Message(msg) => self.on_message(now, msg),
+                Event::Coded(p, m) => {
+                    if let Some((c, _)) = &mut self.coded {
+                        c.on_message(now, &mut self.link, p, m);
+                    }
+                }
             }
             // Each event may queue a burst of actions (a reconnected source re-registers all
             // its frames); carry them out before the next event needs room.
@@ -354,6 +428,11 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             self.computing = false;
             self.on_done(now, done);
         }
+        self.pump(now);
+        if let Some((c, _)) = &mut self.coded {
+            c.poll(now, &mut self.link);
+        }
+        // The coded part may have dropped a peer that broke its protocol.
         self.pump(now);
     }
 
@@ -378,6 +457,9 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
     fn peer_up(&mut self, now: Instant, p: NodeId) {
         if self.up.insert(p) {
             machine!(&mut self.machine, m => m.on_connected(now, p));
+            if let Some((c, _)) = &mut self.coded {
+                c.on_peer_up(p);
+            }
         }
     }
 
@@ -385,6 +467,9 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
     fn peer_down(&mut self, now: Instant, p: NodeId) {
         if self.up.remove(&p) {
             machine!(&mut self.machine, m => m.on_disconnected(now, p));
+            if let Some((c, _)) = &mut self.coded {
+                c.on_peer_down(p);
+            }
         }
     }
 
@@ -688,6 +773,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 };
                 let sent = self.link.send(now, to, &msg, Body::Strips(&sources));
                 self.note_send(sent);
+                self.drop_sent_strips(frame, tile, sides);
             }
             Action::SendLayerTask {
                 to,
@@ -787,6 +873,11 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         } else {
             None
         };
+        if let (Some((c, cols)), Some(out)) = (&mut self.coded, &output) {
+            // A refused input (it does not fit the coded model) leaves the stage at once as a
+            // lost frame, reported by `take_tails`.
+            let _ = c.queue(now, &mut self.link, frame, out, *cols);
+        }
         self.finished.push(Finished {
             frame,
             complete,
@@ -840,8 +931,14 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     .get_mut(&frame)
                     .and_then(|f| f.tasks.remove(&tile));
                 let input = given.or_else(|| self.tile_input(frame, tile, mode));
-                // Only the strips this tile reads, not the frame's whole store.
-                let strips = match (self.frames.get(&frame), self.model.plan(tile, mode.into())) {
+                // Only the strips this tile reads, not the frame's whole store. An edge moves
+                // them into the job: each strip serves the one tile on its side, which runs
+                // once here (its level-0 neighbours, recomputed, would put them again); the
+                // gateway keeps its copies to serve them to the edges.
+                let edge = matches!(self.machine, Machine::Edge(_));
+                let plan = self.model.plan(tile, mode.into());
+                let strips = match (self.frames.get_mut(&frame), plan) {
+                    (Some(f), Ok(plan)) if edge => take_strips(&mut f.strips, &plan),
                     (Some(f), Ok(plan)) => needed_strips(&f.strips, &plan),
                     _ => Strips::new(),
                 };
@@ -887,6 +984,24 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 self.exec.start(job);
             }
             None => self.stats.failed_jobs += 1,
+        }
+    }
+
+    /// True on an edge for a frame another source started: it computes some of its tiles and
+    /// never reads its strips again once they are sent or handed to a job.
+    fn is_helper_of(&self, frame: FrameKey) -> bool {
+        matches!(self.machine, Machine::Edge(_)) && frame.origin != self.id()
+    }
+
+    /// Forgets, on a helper, the strips of `tile` on `sides` it just sent to the gateway: the
+    /// gateway serves them from then on, and every tile that reads them fetches them there.
+    fn drop_sent_strips(&mut self, frame: FrameKey, tile: u16, sides: u8) {
+        if !self.is_helper_of(frame) {
+            return;
+        }
+        if let Some(f) = self.frames.get_mut(&frame) {
+            f.strips
+                .retain(|&(t, _, s), _| t != tile || sides & (1 << s) == 0);
         }
     }
 

@@ -19,10 +19,11 @@ use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::Duration as StdDuration;
 
-use tessera_core::wire::NodeId;
+use tessera_core::wire::{FrameKey, NodeId};
 
 use super::readiness::{Readiness, Wake};
 use super::{Clock, Executor, Finished, Node, NodeStats};
+use crate::coded::CodedFinished;
 use crate::nal_std::StdStack;
 
 /// Frames a source queues ahead of its node, beyond the runtime's own frames in flight
@@ -58,6 +59,8 @@ pub struct NodeThread {
     wake: Wake,
     frames: SyncSender<Vec<f32>>,
     finished: Receiver<Finished>,
+    tails: Receiver<CodedFinished>,
+    done: mpsc::Sender<(FrameKey, bool)>,
     stats: Arc<Mutex<NodeStats>>,
     thread: Option<JoinHandle<NodeStats>>,
 }
@@ -82,6 +85,8 @@ impl NodeThread {
         let stats = Arc::new(Mutex::new(NodeStats::default()));
         let (frames, frame_rx) = mpsc::sync_channel::<Vec<f32>>(FRAME_QUEUE);
         let (fin_tx, finished) = mpsc::channel();
+        let (tail_tx, tails) = mpsc::channel();
+        let (done, done_rx) = mpsc::channel();
         let (flag, shared) = (stop.clone(), stats.clone());
         let thread = std::thread::Builder::new().name(name).spawn(move || {
             let mut l = Loop {
@@ -90,6 +95,8 @@ impl NodeThread {
                 clock,
                 frames: frame_rx,
                 finished: fin_tx,
+                tails: tail_tx,
+                done: done_rx,
                 stats: shared,
             };
             l.run(&flag)
@@ -100,6 +107,8 @@ impl NodeThread {
             wake,
             frames,
             finished,
+            tails,
+            done,
             stats,
             thread: Some(thread),
         })
@@ -139,6 +148,20 @@ impl NodeThread {
         self.finished.try_iter().collect()
     }
 
+    /// Frames that left the node's coded stage (a gateway with a coded part, see
+    /// [`Node::attach_coded`]) available now.
+    pub fn try_tails(&self) -> Vec<CodedFinished> {
+        self.tails.try_iter().collect()
+    }
+
+    /// Gateway with `Config::confirm_done`: `frame`'s final result is made (`complete`) or
+    /// given up (see [`Node::frame_done`]); handed to the node thread.
+    pub fn frame_done(&self, frame: FrameKey, complete: bool) {
+        if self.done.send((frame, complete)).is_ok() {
+            self.wake.wake();
+        }
+    }
+
     /// The node's counters as of its last poll.
     pub fn stats(&self) -> NodeStats {
         self.stats.lock().map(|s| *s).unwrap_or_default()
@@ -169,6 +192,8 @@ struct Loop<X: Executor, C: Clock> {
     clock: C,
     frames: Receiver<Vec<f32>>,
     finished: mpsc::Sender<Finished>,
+    tails: mpsc::Sender<CodedFinished>,
+    done: Receiver<(FrameKey, bool)>,
     stats: Arc<Mutex<NodeStats>>,
 }
 
@@ -181,6 +206,9 @@ impl<X: Executor, C: Clock> Loop<X, C> {
         let mut held: Option<Vec<f32>> = None;
         while !stop.load(Ordering::Relaxed) {
             self.node.poll(self.clock.now());
+            while let Ok((frame, complete)) = self.done.try_recv() {
+                self.node.frame_done(self.clock.now(), frame, complete);
+            }
             loop {
                 if held.is_none() {
                     held = self.frames.try_recv().ok();
@@ -193,6 +221,9 @@ impl<X: Executor, C: Clock> Loop<X, C> {
             }
             for f in self.node.take_finished() {
                 let _ = self.finished.send(f);
+            }
+            for t in self.node.take_tails() {
+                let _ = self.tails.send(t);
             }
             if let Ok(mut s) = self.stats.lock() {
                 *s = self.node.stats();
@@ -211,6 +242,10 @@ impl<X: Executor, C: Clock> Loop<X, C> {
                 // its peers rather than spinning or stopping.
                 std::thread::sleep(StdDuration::from_millis(10));
             }
+        }
+        // Results confirmed just before the stop: their sources still hear `FrameDone`.
+        while let Ok((frame, complete)) = self.done.try_recv() {
+            self.node.frame_done(self.clock.now(), frame, complete);
         }
         self.node.stats()
     }

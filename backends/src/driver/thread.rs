@@ -35,11 +35,19 @@ impl ThreadExecutor {
         let thread = std::thread::Builder::new()
             .name("tessera-compute".into())
             .spawn(move || {
-                // Sized once for the worst tile; a model the plan rejects fails each job instead.
-                let mut ws = Workspace::new(&model).unwrap_or_default();
+                let mut model = model;
+                // Sized once for the worst tile, when the first job comes (a gateway may never
+                // compute); a model the plan rejects fails each job instead.
+                let mut ws: Option<Workspace> = None;
                 for job in job_rx {
                     let t0 = Instant::now();
-                    let r = execute_in(&kernels, &model, job, &mut ws);
+                    // A deferred model's parameters are loaded by the first job.
+                    let r = model.loaded().and_then(|m| {
+                        model = m;
+                        let ws =
+                            ws.get_or_insert_with(|| Workspace::new(&model).unwrap_or_default());
+                        execute_in(&kernels, &model, job, ws)
+                    });
                     if slowdown > 1.0 {
                         std::thread::sleep(t0.elapsed().mul_f64(slowdown - 1.0));
                     }

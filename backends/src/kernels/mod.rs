@@ -642,6 +642,8 @@ impl Scratch {
     fn reserve(&mut self, pad: usize, packed: usize) {
         for (v, len) in [(&mut self.pad, pad), (&mut self.packed, packed)] {
             if v.len() < len {
+                // Exactly: a doubled capacity would stay resident for good.
+                v.reserve_exact(len - v.len());
                 v.resize(len, 0.0);
             }
         }
@@ -736,9 +738,8 @@ impl Fma {
         let area = out.region().area() as usize;
         let main = area - area % LANES;
         let tail_len = c * LANES;
-        scratch.reserve(tail_len, n * c);
-        let packed = &mut scratch.packed[..n * c];
-        pack(params.weights, n, c, threads, packed);
+        let group = group_len(n, c);
+        scratch.reserve(tail_len, group.min(n) * c);
         let tail = &mut scratch.pad[..tail_len];
         let src = input.data();
         for (ci, dst) in tail.chunks_exact_mut(LANES).enumerate() {
@@ -746,41 +747,59 @@ impl Fma {
             dst[..part.len()].copy_from_slice(part);
             dst[part.len()..].fill(0.0);
         }
+        let tail: &[f32] = tail;
         let ab: Vec<(f32, f32)> = (0..n).map(|o| fold(params, o)).collect();
         let row = |cols: usize| Region::new(Span::new(0, cols as u32), Span::new(0, 1));
-        let base = Ctx {
-            threads,
-            isa: self.isa,
-            pad: src,
-            wp: area,
-            plane: area,
-            iy0: 0,
-            k: 1,
-            s: 1,
-            p: 0,
-            h: 1,
-            c,
-            packed,
-            ab: &ab,
-            leaky: conv.activation == Activation::Leaky,
-            region: row(main),
-            oplane: area,
-            ocol0: 0,
-        };
-        let rest = Ctx {
-            pad: tail,
-            wp: LANES,
-            plane: LANES,
-            region: row(area - main),
-            ocol0: main,
-            ..base
-        };
         let data = out.data();
-        for ctx in [base, rest] {
-            if ctx.region.is_empty() {
-                continue;
+        // Output channels in groups of `group_len`, each group's weights packed just before
+        // it runs (as on the padded path): a 1×1 512→256 layer packs 1 MiB at most, not 2.
+        let mut g0 = 0;
+        while g0 < n {
+            let gn = group.min(n - g0);
+            let threads = threads.min(blocks(gn).count());
+            let packed = &mut scratch.packed[..gn * c];
+            pack(
+                &params.weights[g0 * c..(g0 + gn) * c],
+                gn,
+                c,
+                threads,
+                packed,
+            );
+            let base = Ctx {
+                threads,
+                isa: self.isa,
+                pad: src,
+                wp: area,
+                plane: area,
+                iy0: 0,
+                k: 1,
+                s: 1,
+                p: 0,
+                h: 1,
+                c,
+                packed,
+                ab: &ab[g0..g0 + gn],
+                leaky: conv.activation == Activation::Leaky,
+                region: row(main),
+                oplane: area,
+                ocol0: 0,
+            };
+            let rest = Ctx {
+                pad: tail,
+                wp: LANES,
+                plane: LANES,
+                region: row(area - main),
+                ocol0: main,
+                ..base
+            };
+            let data = &mut data[g0 * area..(g0 + gn) * area];
+            for ctx in [base, rest] {
+                if ctx.region.is_empty() {
+                    continue;
+                }
+                split(&ctx, gn, threads, data);
             }
-            split(&ctx, n, threads, data);
+            g0 += gn;
         }
     }
 
@@ -860,10 +879,10 @@ impl Fma {
     }
 }
 
-/// Most packed weights a conv holds at once, in f32 (1 MiB): a conv with more is run in groups
-/// of output channels, each packed just before it runs, so a 3×3 256→512 layer keeps 1 MiB of
+/// Most packed weights a conv holds at once, in f32 (256 KiB): a conv with more is run in groups
+/// of output channels, each packed just before it runs, so a 3×3 256→512 layer keeps 256 KiB of
 /// packed weights instead of a 4.5 MiB copy of its whole layer.
-const PACK_ELEMS: usize = 1 << 18;
+const PACK_ELEMS: usize = 1 << 16;
 
 /// Output channels per packing group of a conv with `filters` outputs of `per` weights each:
 /// all of them when they fit [`PACK_ELEMS`], else whole blocks of [`R`] (at least one) that

@@ -57,6 +57,8 @@ use conn::{evict_for, Conn, Dial, Origin};
 
 /// Bytes written to a socket per `send` call (also the streaming chunk).
 const CHUNK: usize = 64 * 1024;
+/// Largest receive buffer (and drained send backlog) a connection keeps between frames.
+const RX_KEEP: usize = 64 * 1024;
 
 /// What happened on the link during a poll.
 #[derive(Debug)]
@@ -575,6 +577,10 @@ impl<S: TcpFullStack> Link<S> {
                 Ok(w) => {
                     conn.tx.drain(..w);
                     self.stats.bytes_sent += w as u64;
+                    if conn.tx.is_empty() && conn.tx.capacity() > RX_KEEP {
+                        // Drained: a backlog grown for a burst is not kept for good.
+                        conn.tx = alloc::collections::VecDeque::new();
+                    }
                 }
                 Err(nb::Error::WouldBlock) => break,
                 Err(nb::Error::Other(_)) => {
@@ -706,7 +712,10 @@ impl<S: TcpFullStack> Link<S> {
             }
             (Some(p), true, msg) => {
                 on_event(self, LinkEvent::Message(p, msg));
-                if let Some(c) = self.conns.get_mut(i) {
+                // A buffer grown for one large frame (a tile input, strips) is released
+                // rather than kept per connection: a node's memory is its one largest message
+                // in flight, not one per peer.
+                if let Some(c) = self.conns.get_mut(i).filter(|_| rx.len() <= RX_KEEP) {
                     c.rx = rx;
                 }
             }

@@ -19,8 +19,10 @@
 use super::{FusedStack, PlanError, Side, TilePlan};
 use crate::region::{Region, Span};
 
-/// Rows of layer `ℓ+1`'s output computed per band.
-pub const BAND_ROWS: u32 = 8;
+/// Rows of layer `ℓ+1`'s output computed per band. YOLOv2's banded pairs recompute no rows
+/// (their second layers are 2×2 pools and a 1×1 conv), so thin bands cost only more, smaller
+/// kernel calls; each band's rows and their padded input copy are held at once.
+pub const BAND_ROWS: u32 = 4;
 
 /// First layers of the pairs run in bands. YOLOv2: conv 0 → maxpool 1 and conv 2 → maxpool 3
 /// remove the two largest maps from the buffers; conv 4 → conv 1×1 5 and conv 6 → maxpool 7
@@ -99,39 +101,70 @@ fn elems(r: Region, channels: u32) -> Result<u64, PlanError> {
         .ok_or(PlanError::Overflow)
 }
 
-/// Elements each of `run_tile`'s two ping-pong buffers needs for `plan`.
-///
-/// Unbanded: every intermediate output `Ô_ℓ` and stitched input `Î_{ℓ+1}`. For a banded pair
-/// at `ℓ`, layer `ℓ`'s terms are replaced by the pair's scratch: the largest layer-`ℓ` send
-/// strip or band (its computed layer-`ℓ` rows, their stitched copy when strips are received,
-/// and its layer-`ℓ+1` rows), after `Ô_{ℓ+1}` in the same buffer unless `ℓ = 0`.
+/// Elements each of `run_tile`'s two ping-pong buffers needs for `plan`: the larger of
+/// [`buffer_elems`]' two.
 pub fn scratch_elems(stack: &FusedStack<'_>, plan: &TilePlan) -> Result<u64, PlanError> {
+    let [a, b] = buffer_elems(stack, plan)?;
+    Ok(a.max(b))
+}
+
+/// Elements `run_tile`'s first and second ping-pong buffer need for `plan`, following which
+/// buffer holds what: the first takes layer 0's output, then the two alternate.
+///
+/// Unbanded: a layer's output `Ô_ℓ` in the buffer not holding its input, its send strips and
+/// the stitched next input `Î_{ℓ+1}` in the other one. For a banded pair at `ℓ`: `Ô_{ℓ+1}`
+/// plus the pair's scratch (the largest layer-`ℓ` send strip or band: its computed layer-`ℓ`
+/// rows, their stitched copy when strips are received, and its layer-`ℓ+1` rows) in the
+/// buffer not holding `Î_ℓ`; for the pair at layer 0, whose input is the caller's, the scratch
+/// goes to the other buffer. The largest output of the stack sits in one buffer only, so the
+/// two need not be the same size.
+pub fn buffer_elems(stack: &FusedStack<'_>, plan: &TilePlan) -> Result<[u64; 2], PlanError> {
     let layers = stack.layers();
-    let mut need = 0u64;
-    for (l, layer) in layers.iter().enumerate().take(stack.len() - 1) {
-        let Some(bands) = bands(stack, plan, l) else {
-            let c = layer.output.c;
-            need = need
-                .max(elems(plan.output(l), c)?)
-                .max(elems(plan.input(l + 1), c)?);
-            continue;
-        };
-        let (c0, c1) = (layer.output.c, layers[l + 1].output.c);
-        let mut scratch = 0u64;
-        for side in Side::ALL {
-            scratch = scratch.max(elems(plan.send(l, side), c0)?);
-        }
-        for b in bands {
-            let mut n = elems(b.computed, c0)?;
-            if b.computed != b.input {
-                n = add(n, elems(b.input, c0)?)?;
+    let last = stack.len() - 1;
+    let mut need = [0u64; 2];
+    // Which buffer holds the current layer's input (`None`: the caller's input view).
+    let mut src: Option<usize> = None;
+    let mut l = 0;
+    while l < last {
+        let dst = if src == Some(0) { 1 } else { 0 };
+        let other = 1 - dst;
+        if let Some(bands) = bands(stack, plan, l) {
+            let (c0, c1) = (layers[l].output.c, layers[l + 1].output.c);
+            let mut scratch = 0u64;
+            for side in Side::ALL {
+                scratch = scratch.max(elems(plan.send(l, side), c0)?);
             }
-            scratch = scratch.max(add(n, elems(b.out, c1)?)?);
+            for b in bands {
+                let mut n = elems(b.computed, c0)?;
+                if b.computed != b.input {
+                    n = add(n, elems(b.input, c0)?)?;
+                }
+                scratch = scratch.max(add(n, elems(b.out, c1)?)?);
+            }
+            let o = elems(plan.output(l + 1), c1)?;
+            if src.is_none() {
+                need[dst] = need[dst].max(o);
+                need[other] = need[other].max(scratch);
+            } else {
+                need[dst] = need[dst].max(add(o, scratch)?);
+            }
+            l += 1;
+        } else {
+            need[dst] = need[dst].max(elems(plan.output(l), layers[l].output.c)?);
         }
-        if l > 0 {
-            scratch = add(scratch, elems(plan.output(l + 1), c1)?)?;
+        // Send strips and the stitched next input go to the buffer holding this layer's input.
+        let c = layers[l].output.c;
+        for side in Side::ALL {
+            need[other] = need[other].max(elems(plan.send(l, side), c)?);
         }
-        need = need.max(scratch);
+        let next = plan.input(l + 1);
+        if next == plan.output(l) {
+            src = Some(dst);
+        } else {
+            need[other] = need[other].max(elems(next, c)?);
+            src = Some(other);
+        }
+        l += 1;
     }
     Ok(need)
 }

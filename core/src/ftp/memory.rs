@@ -1,6 +1,6 @@
 //! Buffer sizes, traffic and work per frame for a grid and mode (§2.5, §2.6, §3).
 
-use super::band::scratch_elems;
+use super::band::buffer_elems;
 use super::{FusedStack, Grid, Mode, Partition, PlanError, Side, TilePlan};
 use crate::model::weights::{layer_param_count, param_count};
 use crate::model::LayerKind;
@@ -18,6 +18,10 @@ pub struct MemoryPlan {
     /// band when the tile is banded). Like the other `tile_*_elems`, it also covers a level-1
     /// tile's Plain fallback in Reuse mode.
     pub tile_buffer_elems: usize,
+    /// Capacities in f32 of the first and of the second ping-pong buffer for the largest tile
+    /// ([`band::buffer_elems`](super::band::buffer_elems)): the larger is
+    /// `tile_buffer_elems`; the stack's largest output sits in one buffer only.
+    pub tile_buffers_elems: [usize; 2],
     /// Largest layer-0 input of a tile, in f32 (`|Î_0| · C_0`).
     pub tile_input_elems: usize,
     /// Largest last-layer output of a tile, in f32 (grid tile × `C'_{L−1}`).
@@ -85,6 +89,7 @@ impl MemoryPlan {
         let last = stack.len() - 1;
         let mut m = MemoryPlan {
             tile_buffer_elems: 0,
+            tile_buffers_elems: [0; 2],
             tile_input_elems: 0,
             tile_output_elems: 0,
             tile_peak_bytes: 0,
@@ -100,13 +105,14 @@ impl MemoryPlan {
             tiled_macs: 0,
             full_macs: stack.macs(),
         };
-        let (mut buffer, mut input, mut output) = (0u64, 0u64, 0u64);
+        let (mut buffers, mut input, mut output) = ([0u64; 2], 0u64, 0u64);
         for t in 0..grid.tile_count() {
             let plan = TilePlan::new(stack, grid, t, mode)?;
             // Capacities also cover the Plain fallback of a level-1 Reuse tile (never smaller).
             let plain = TilePlan::new(stack, grid, t, Mode::Plain)?;
             for sized in [&plan, &plain] {
-                buffer = buffer.max(scratch_elems(stack, sized)?);
+                let [a, b] = buffer_elems(stack, sized)?;
+                buffers = [buffers[0].max(a), buffers[1].max(b)];
                 input = input.max(elems(sized.input(0), stack.input().c)?);
                 output = output.max(elems(sized.output(last), stack.output().c)?);
             }
@@ -130,7 +136,8 @@ impl MemoryPlan {
                 .checked_add(tile_macs(stack, &plan))
                 .ok_or(PlanError::Overflow)?;
         }
-        m.tile_buffer_elems = to_usize(buffer)?;
+        m.tile_buffers_elems = [to_usize(buffers[0])?, to_usize(buffers[1])?];
+        m.tile_buffer_elems = to_usize(buffers[0].max(buffers[1]))?;
         m.tile_input_elems = to_usize(input)?;
         m.tile_output_elems = to_usize(output)?;
         let whole = Grid::new(1, 1, Partition::Darknet, stack)?;

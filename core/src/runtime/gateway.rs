@@ -48,6 +48,17 @@ struct GwFrame {
     bodp: Option<Bodp>,
 }
 
+/// A complete frame whose `FrameDone` waits for the driver ([`Config::confirm_done`]).
+#[derive(Clone, Copy, Debug)]
+struct Awaiting {
+    key: FrameKey,
+    /// Past this, a confirmed `FrameDone` whose origin is away is given up.
+    deadline: Instant,
+    /// `Some(complete)`: confirmed by the driver while the origin was not connected; sent when
+    /// it is back.
+    confirmed: Option<bool>,
+}
+
 /// True when `n` is a frame number after `latest` within the per-source window.
 fn is_newer(latest: Option<u32>, n: u32) -> bool {
     match latest {
@@ -64,6 +75,9 @@ pub struct Gateway {
     peers: [Option<Peer>; MAX_EDGES],
     last_victim: Option<NodeId>,
     frames: [Option<GwFrame>; MAX_GATEWAY_FRAMES],
+    /// Complete frames waiting for [`Gateway::frame_done`]; with `frames`, at most
+    /// [`MAX_GATEWAY_FRAMES`] together.
+    awaiting: [Option<Awaiting>; MAX_GATEWAY_FRAMES],
     seq: u64,
     own_next: u32,
     computing: Option<Work>,
@@ -80,6 +94,7 @@ impl Gateway {
             peers: [None; MAX_EDGES],
             last_victim: None,
             frames: core::array::from_fn(|_| None),
+            awaiting: [None; MAX_GATEWAY_FRAMES],
             seq: 0,
             own_next: 0,
             computing: None,
@@ -105,6 +120,55 @@ impl Gateway {
     /// Frames in flight.
     pub fn frames_in_flight(&self) -> usize {
         self.frames.iter().flatten().count()
+    }
+
+    /// Complete frames whose `FrameDone` waits for [`Gateway::frame_done`] (or, confirmed, for
+    /// their origin to reconnect).
+    pub fn frames_awaiting_done(&self) -> usize {
+        self.awaiting.iter().flatten().count()
+    }
+
+    /// With [`Config::confirm_done`]: the driver holds `frame`'s final result (`complete`), or
+    /// gave up on it (`!complete`); its origin is told `FrameDone` now, or when it reconnects
+    /// (until the frame's deadline), and the slot is free for a new frame. False when `frame`
+    /// was not waiting (unknown, or confirmed already).
+    pub fn frame_done(
+        &mut self,
+        now: Instant,
+        frame: FrameKey,
+        complete: bool,
+    ) -> Result<bool, RuntimeError> {
+        self.now = now;
+        if !self.actions.room() {
+            return Err(RuntimeError::Busy);
+        }
+        let here = frame.origin == GATEWAY || self.peer(frame.origin).is_some();
+        let Some(slot) = self
+            .awaiting
+            .iter_mut()
+            .find(|a| a.is_some_and(|a| a.key == frame && a.confirmed.is_none()))
+        else {
+            return Ok(false);
+        };
+        if here {
+            *slot = None;
+            if frame.origin != GATEWAY {
+                self.actions
+                    .send(frame.origin, Control::FrameDone { frame, complete });
+            }
+        } else if let Some(a) = slot.as_mut() {
+            a.confirmed = Some(complete);
+        }
+        if !complete {
+            self.stats.frames_failed += 1;
+        }
+        self.kick();
+        Ok(true)
+    }
+
+    /// Frames in flight plus frames awaiting `frame_done`: the slots in use.
+    fn slots_used(&self) -> usize {
+        self.frames_in_flight() + self.frames_awaiting_done()
     }
 
     /// BODP: the output region of `stripe` of `frame`'s current layer `layer` (where an
@@ -146,6 +210,27 @@ impl Gateway {
             outstanding: 0,
             late: false,
         });
+        // `FrameDone`s confirmed while it was away (it still holds those frames).
+        for a in self.awaiting.iter_mut() {
+            let Some(Awaiting {
+                key,
+                confirmed: Some(complete),
+                ..
+            }) = *a
+            else {
+                continue;
+            };
+            if key.origin == peer && self.actions.room() {
+                *a = None;
+                self.actions.send(
+                    peer,
+                    Control::FrameDone {
+                        frame: key,
+                        complete,
+                    },
+                );
+            }
+        }
         self.kick();
     }
 
@@ -382,6 +467,9 @@ impl Gateway {
     /// A new frame slot for `key` from peer slot `p` (or the gateway itself when `p` is out of
     /// range); starts WSH queueing or BODP layer 0.
     fn create(&mut self, key: FrameKey, p: usize) -> Option<usize> {
+        if self.slots_used() >= MAX_GATEWAY_FRAMES {
+            return None;
+        }
         let i = self.frames.iter().position(Option::is_none)?;
         if let Some(Some(peer)) = self.peers.get_mut(p) {
             if is_newer(peer.latest, key.number) {
@@ -590,6 +678,17 @@ impl Gateway {
         } else {
             Action::FrameFailed { frame }
         });
+        if complete && self.cfg.confirm_done {
+            // The origin hears `FrameDone` from `frame_done`, once the result is made.
+            if let Some(slot) = self.awaiting.iter_mut().find(|a| a.is_none()) {
+                *slot = Some(Awaiting {
+                    key: frame,
+                    deadline: f.deadline,
+                    confirmed: None,
+                });
+                return;
+            }
+        }
         if frame.origin != GATEWAY && self.peer(frame.origin).is_some() {
             self.actions
                 .send(frame.origin, Control::FrameDone { frame, complete });
@@ -611,7 +710,13 @@ impl Gateway {
             .iter()
             .flatten()
             .filter(|f| f.key.origin == GATEWAY)
-            .count();
+            .count()
+            + self
+                .awaiting
+                .iter()
+                .flatten()
+                .filter(|a| a.key.origin == GATEWAY)
+                .count();
         if own >= MAX_FRAMES_PER_SOURCE {
             return Err(SubmitError::TooManyFrames);
         }
@@ -1027,6 +1132,13 @@ impl Gateway {
     }
 
     fn service(&mut self, now: Instant) {
+        // A confirmed `FrameDone` whose origin stayed away past the frame's deadline: that
+        // source failed the frame already.
+        for a in self.awaiting.iter_mut() {
+            if a.is_some_and(|a| a.confirmed.is_some() && a.deadline <= now) {
+                *a = None;
+            }
+        }
         for i in 0..MAX_GATEWAY_FRAMES {
             if !self.actions.room() {
                 return;
@@ -1063,6 +1175,14 @@ impl Gateway {
             return Some(self.now);
         }
         let mut at = None;
+        for a in self
+            .awaiting
+            .iter()
+            .flatten()
+            .filter(|a| a.confirmed.is_some())
+        {
+            at = earliest(at, Some(a.deadline));
+        }
         for f in self.frames.iter().flatten() {
             at = earliest(at, Some(f.deadline));
             if let Some(src) = &f.src {

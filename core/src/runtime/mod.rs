@@ -30,6 +30,16 @@
 //! Frames in flight at a source when its gateway connection goes down are re-submitted when it
 //! is back (see [`Edge`]).
 //!
+//! # When a frame is done
+//!
+//! By default the gateway sends `FrameDone` as soon as every tile (BODP: the last layer) is in.
+//! With [`Config::confirm_done`] it sends it only when the driver calls
+//! [`Gateway::frame_done`] (the final result — the tail's boxes — is made); the frame keeps its
+//! slot until then, so finished frames awaiting their result are bounded by
+//! [`MAX_GATEWAY_FRAMES`] and a source, holding each frame until `FrameDone`, feeds no faster
+//! than the results are made. A confirmation for a source that is away is sent when it
+//! reconnects, until the frame's deadline.
+//!
 //! # Message sequences
 //!
 //!

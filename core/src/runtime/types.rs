@@ -87,11 +87,17 @@ pub struct Config {
     pub frame_deadline: Duration,
     /// Gateway only: compute tiles (or stripes) itself while no edge is alive.
     pub gateway_fallback: bool,
+    /// Gateway only: a complete frame's `FrameDone` waits for
+    /// [`Gateway::frame_done`](super::Gateway::frame_done) (the driver holds the final result,
+    /// e.g. after the tail), and the frame keeps its slot until then, so the backlog of
+    /// finished frames is bounded by [`MAX_GATEWAY_FRAMES`](super::MAX_GATEWAY_FRAMES) and a
+    /// source, which holds a frame until `FrameDone`, feeds no faster than results are made.
+    pub confirm_done: bool,
 }
 
 impl Config {
     /// A configuration with the default timeouts: tile 2 s, steal backoff 50 ms, frame 60 s,
-    /// gateway fallback on. Connection liveness is not the machines' concern: the transport
+    /// gateway fallback on, `FrameDone` as soon as every tile is in (`confirm_done` off). Connection liveness is not the machines' concern: the transport
     /// reports peers up and down.
     pub fn new(policy: Policy, stack: &FusedStack<'_>, grid: Grid) -> Config {
         Config::with_shape(policy, StackShape::from_stack(stack), grid)
@@ -107,6 +113,7 @@ impl Config {
             steal_backoff: Duration::from_millis(50),
             frame_deadline: Duration::from_secs(60),
             gateway_fallback: true,
+            confirm_done: false,
         }
     }
 

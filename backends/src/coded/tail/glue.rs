@@ -214,4 +214,8 @@ impl<K: Kernels> Glue for TailGlue<K> {
         self.frames.remove(&frame);
         out
     }
+
+    fn failed_steps(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
 }

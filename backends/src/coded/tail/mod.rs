@@ -16,10 +16,12 @@
 
 extern crate alloc;
 
+mod check;
 mod compare;
 mod glue;
 mod scheme;
 
+pub use check::{check, detections_match, CheckError, CodedCheck, NMS, THRESH};
 pub use compare::{bit_identical, max_abs_diff};
 pub use glue::{GlueError, TailGlue};
 pub use scheme::{SchemeError, TailScheme};

@@ -1,0 +1,310 @@
+//! The kernel benchmark's measurements (std): the single-core FMA peak ([`peak_gflops`]),
+//! every fused layer through the reference, portable and FMA kernels on one and
+//! [`THREADS_MULTI`] threads ([`bench_layers`]), and a tiled run against the full frame
+//! ([`tiled_check`]). Results are plain structs; printing is the caller's.
+//!
+//! Method: each layer's input is the FMA kernel's output of the layer before. Every timed run
+//! is repeated `reps` times and the fastest kept. The reference kernel is slow, so it runs only
+//! a band of each layer's output rows (`reference_rows`, a fraction) and its time is scaled to
+//! the whole layer. Inputs and outputs sit in 64-byte-aligned buffers, as in
+//! [`crate::pipeline::run_frame`].
+
+extern crate alloc;
+extern crate std;
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt;
+use std::time::{Duration, Instant};
+
+use tessera_core::ftp::{FusedStack, Grid, Mode, Partition, PlanError};
+use tessera_core::kernel::{KernelError, Kernels, Portable, Reference};
+use tessera_core::model::weights::Weights;
+use tessera_core::model::{Layer, LayerKind, Network};
+use tessera_core::region::{Region, Span};
+use tessera_core::tensor::{FeatureView, FeatureViewMut, ViewError};
+
+use crate::kernels::{fma_peak_loop, Fma, Isa};
+use crate::pipeline::{run_frame, AlignedBuf, FrameError};
+
+/// Threads of the multi-core measurement.
+pub const THREADS_MULTI: usize = 2;
+
+/// What [`bench_layers`] measures.
+#[derive(Clone, Copy, Debug)]
+pub struct LayerBench {
+    /// Timed repetitions of each run (the fastest is kept).
+    pub reps: usize,
+    /// Fraction of each layer's output rows the reference kernel computes.
+    pub reference_rows: f64,
+    /// Time only the FMA kernel (skip the slow reference and portable runs).
+    pub fma_only: bool,
+}
+
+/// Times of one layer (or of a sum of layers), in seconds.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LayerTimes {
+    /// What the layer is ("conv 3x3/1  32->64  304x304").
+    pub name: String,
+    /// Floating-point operations (`2·MACs`; 0 for a max pool).
+    pub flop: f64,
+    /// Reference kernel, scaled from its band to the whole layer (`None`: not measured).
+    pub reference: Option<f64>,
+    /// Portable kernel (`None`: not measured).
+    pub portable: Option<f64>,
+    /// FMA kernel, one thread.
+    pub fma1: f64,
+    /// FMA kernel, [`THREADS_MULTI`] threads.
+    pub fma2: f64,
+}
+
+impl LayerTimes {
+    /// The sum of `rows` (a kernel's total is `None` when any layer lacks it), named `name`.
+    pub fn total(name: &str, rows: &[LayerTimes]) -> LayerTimes {
+        let opt = |f: fn(&LayerTimes) -> Option<f64>| rows.iter().map(f).sum::<Option<f64>>();
+        LayerTimes {
+            name: name.to_string(),
+            flop: rows.iter().map(|r| r.flop).sum(),
+            reference: opt(|r| r.reference),
+            portable: opt(|r| r.portable),
+            fma1: rows.iter().map(|r| r.fma1).sum(),
+            fma2: rows.iter().map(|r| r.fma2).sum(),
+        }
+    }
+}
+
+/// Times of the full frame and of a 3×3 grid with reuse (FMA, one thread), with the FLOP
+/// ratio; the outputs were equal bit for bit.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TiledCheck {
+    /// Full frame, seconds.
+    pub full: f64,
+    /// 3×3 grid with reuse, seconds.
+    pub tiled: f64,
+    /// Tiled FLOPs over full-frame FLOPs.
+    pub flop_ratio: f64,
+}
+
+impl TiledCheck {
+    /// Tiled time over full time.
+    pub fn time_ratio(&self) -> f64 {
+        self.tiled / self.full
+    }
+
+    /// The bound: tiled time ≤ full time × FLOP ratio + 10 %.
+    pub fn within_bound(&self) -> bool {
+        self.time_ratio() <= self.flop_ratio + 0.10
+    }
+}
+
+/// Why a measurement failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BenchError {
+    /// The fused stack or a grid is invalid.
+    Plan(PlanError),
+    /// A buffer does not fit its layer.
+    View(ViewError),
+    /// Layer `layer` has no parameters in the weights.
+    Weights {
+        /// The layer.
+        layer: usize,
+    },
+    /// Layer `layer` is neither a convolution nor a max pool.
+    NotFusable {
+        /// The layer.
+        layer: usize,
+    },
+    /// A kernel refused layer `layer`.
+    Kernel {
+        /// The layer.
+        layer: usize,
+        /// Why.
+        error: KernelError,
+    },
+    /// Running a frame failed.
+    Frame(FrameError),
+    /// The 3×3 reuse output differs from the full frame's.
+    TiledDiffers,
+}
+
+impl fmt::Display for BenchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BenchError::Plan(e) => write!(f, "plan: {e}"),
+            BenchError::View(e) => write!(f, "buffer: {e}"),
+            BenchError::Weights { layer } => write!(f, "no parameters for layer {layer}"),
+            BenchError::NotFusable { layer } => write!(f, "layer {layer} is not fusable"),
+            BenchError::Kernel { layer, error } => write!(f, "layer {layer}: {error}"),
+            BenchError::Frame(e) => write!(f, "{e}"),
+            BenchError::TiledDiffers => {
+                f.write_str("tiled check: 3x3 reuse output differs from the full frame")
+            }
+        }
+    }
+}
+
+impl std::error::Error for BenchError {}
+
+/// The fastest of `reps` runs of `f`, wall-clock seconds.
+fn best<F: FnMut() -> Result<(), BenchError>>(reps: usize, mut f: F) -> Result<f64, BenchError> {
+    let mut t = f64::INFINITY;
+    for _ in 0..reps.max(1) {
+        let start = Instant::now();
+        f()?;
+        t = t.min(start.elapsed().as_secs_f64());
+    }
+    Ok(t)
+}
+
+/// Measured single-core FMA peak in GFLOP/s (best of 5 runs of ≈ 0.1 s).
+pub fn peak_gflops(isa: Isa) -> f64 {
+    let mut iters = 1u64 << 16;
+    loop {
+        let start = Instant::now();
+        let (_, sum) = fma_peak_loop(isa, iters);
+        std::hint::black_box(sum);
+        if start.elapsed() > Duration::from_millis(100) {
+            let mut best = 0.0f64;
+            for _ in 0..5 {
+                let start = Instant::now();
+                let (flops, sum) = fma_peak_loop(isa, iters);
+                std::hint::black_box(sum);
+                best = best.max(flops as f64 / start.elapsed().as_secs_f64() / 1e9);
+            }
+            return best;
+        }
+        iters *= 2;
+    }
+}
+
+/// A short description of a fusable layer.
+pub fn layer_name(layer: &Layer) -> String {
+    match &layer.kind {
+        LayerKind::Conv(c) => format!(
+            "conv {}x{}/{} {:>3}->{:<3} {}x{}",
+            c.size, c.size, c.stride, layer.input.c, c.filters, layer.output.w, layer.output.h
+        ),
+        LayerKind::MaxPool(p) => format!(
+            "max  {}x{}/{} {:>3}        {}x{}",
+            p.size, p.size, p.stride, layer.input.c, layer.output.w, layer.output.h
+        ),
+        _ => "other".into(),
+    }
+}
+
+/// Runs layer `l` with `k` over `region` of its output.
+fn run_layer<K: Kernels>(
+    k: &K,
+    layer: &Layer,
+    weights: &Weights<'_>,
+    l: usize,
+    input: &FeatureView<'_>,
+    out: &mut [f32],
+    region: Region,
+) -> Result<(), BenchError> {
+    let mut ov = FeatureViewMut::new(out, region, layer.output.c).map_err(BenchError::View)?;
+    let res = match &layer.kind {
+        LayerKind::Conv(c) => {
+            let p = weights.conv(l).ok_or(BenchError::Weights { layer: l })?;
+            k.conv(c, layer.input, &p, input, &mut ov)
+        }
+        LayerKind::MaxPool(p) => k.maxpool(p, layer.input, input, &mut ov),
+        _ => return Err(BenchError::NotFusable { layer: l }),
+    };
+    res.map_err(|error| BenchError::Kernel { layer: l, error })
+}
+
+/// Times layers `[0, upto)` of `net` on `image` (the network input, CHW); calls `on_layer`
+/// with each layer's times as they come (a long run shows progress).
+pub fn bench_layers(
+    net: &Network,
+    weights: &Weights<'_>,
+    upto: usize,
+    image: &[f32],
+    bench: &LayerBench,
+    mut on_layer: impl FnMut(usize, &LayerTimes),
+) -> Result<Vec<LayerTimes>, BenchError> {
+    let fma1 = Fma::new();
+    let fma2 = Fma::new().with_threads(THREADS_MULTI);
+    let mut cur = AlignedBuf::from_slice(image);
+    let mut rows = Vec::new();
+    for (l, layer) in net.layers().iter().take(upto).enumerate() {
+        let (i, o) = (layer.input, layer.output);
+        let iv = FeatureView::new(cur.as_slice(), Region::full(i.w, i.h), i.c)
+            .map_err(BenchError::View)?;
+        let full = Region::full(o.w, o.h);
+        let mut out_buf = AlignedBuf::new(o.elements().unwrap_or(0));
+        let out = out_buf.as_mut_slice();
+        // Touch every page before timing (a fresh allocation is mapped lazily).
+        out.fill(1.0);
+        let mut row = LayerTimes {
+            name: layer_name(layer),
+            flop: 2.0 * layer.macs() as f64,
+            ..LayerTimes::default()
+        };
+        row.fma1 = best(bench.reps, || {
+            run_layer(&fma1, layer, weights, l, &iv, out, full)
+        })?;
+        row.fma2 = best(bench.reps, || {
+            run_layer(&fma2, layer, weights, l, &iv, out, full)
+        })?;
+        if !bench.fma_only {
+            let mut scratch = vec![1.0f32; out.len()];
+            row.portable = Some(best(bench.reps.min(2), || {
+                run_layer(&Portable, layer, weights, l, &iv, &mut scratch, full)
+            })?);
+            let band = ((o.h as f64 * bench.reference_rows).ceil() as u32).clamp(1, o.h);
+            let y0 = (o.h - band) / 2;
+            let sub = Region::new(Span::new(0, o.w), Span::new(y0, y0 + band));
+            let t = best(1, || {
+                run_layer(&Reference, layer, weights, l, &iv, &mut scratch, sub)
+            })?;
+            row.reference = Some(t * o.h as f64 / band as f64);
+        }
+        on_layer(l, &row);
+        rows.push(row);
+        cur = out_buf;
+    }
+    Ok(rows)
+}
+
+/// Runs `input` through `stack` whole and as a 3×3 grid with reuse (FMA `k`), best of `reps`
+/// each; refuses outputs that differ in any bit.
+pub fn tiled_check(
+    k: &Fma,
+    stack: &FusedStack<'_>,
+    weights: &Weights<'_>,
+    input: &[f32],
+    reps: usize,
+) -> Result<TiledCheck, BenchError> {
+    let one = Grid::new(1, 1, Partition::Darknet, stack).map_err(BenchError::Plan)?;
+    let three = Grid::new(3, 3, Partition::Darknet, stack).map_err(BenchError::Plan)?;
+    let run = |grid: &Grid, mode: Mode, out: &mut Vec<f32>, macs: &mut u64| {
+        best(reps, || {
+            let (o, stats) =
+                run_frame(k, stack, weights, grid, mode, input).map_err(BenchError::Frame)?;
+            *out = o;
+            *macs = stats.macs;
+            Ok(())
+        })
+    };
+    let (mut full_out, mut tiled_out, mut macs) = (Vec::new(), Vec::new(), (0, 0));
+    let full = run(&one, Mode::Plain, &mut full_out, &mut macs.0)?;
+    let tiled = run(&three, Mode::Reuse, &mut tiled_out, &mut macs.1)?;
+    let same = full_out.len() == tiled_out.len()
+        && full_out
+            .iter()
+            .zip(&tiled_out)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+    if !same {
+        return Err(BenchError::TiledDiffers);
+    }
+    Ok(TiledCheck {
+        full,
+        tiled,
+        flop_ratio: macs.1 as f64 / macs.0 as f64,
+    })
+}

@@ -1,0 +1,359 @@
+//! Starting a cluster node on Linux (std): what a node needs to know of its cluster
+//! ([`ClusterSpec`]: policy, grid, key, timeouts, every node's one address) and
+//! [`start_node`], which binds the node's address and runs it on its own threads (a
+//! [`NodeThread`] polling the link, a compute thread, and, with a [`CodedRole`], the coded
+//! stage on the same link).
+
+extern crate alloc;
+extern crate std;
+
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration as StdDuration, Instant as StdInstant, SystemTime, UNIX_EPOCH};
+
+use tessera_core::ftp::{FusedStack, Grid, Partition, PlanError};
+use tessera_core::runtime::coded::CodedConfig;
+use tessera_core::runtime::Config;
+use tessera_core::time::{Duration, Instant};
+use tessera_core::wire::{Key, Limits, NodeId, Policy};
+
+use crate::coded::tail::CodedTail;
+use crate::coded::{BoxedGlue, BoxedShards, Chain, CodedModel, CodedModelError, CodedPart};
+use crate::coded::{InlineShards, ThreadShards};
+use crate::driver::node_thread::NodeThread;
+use crate::driver::readiness::Readiness;
+use crate::driver::thread::ThreadExecutor;
+use crate::driver::{DriverError, Model, Node};
+use crate::kernels::Fma;
+use crate::link::{LinkConfig, DEFAULT_BACKLOG, MAX_BACKOFF};
+use crate::pipeline::{AnyKernel, KernelChoice};
+
+/// A node's timeouts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// A tile not back this long after dispatch is re-dispatched.
+    pub tile: StdDuration,
+    /// A frame not done this long after submission fails at its source.
+    pub frame: StdDuration,
+    /// An idle thief waits at least this long between steal requests.
+    pub steal_backoff: StdDuration,
+    /// A peer silent this long is down (the link's liveness).
+    pub peer_dead: StdDuration,
+    /// A connect not established this long is abandoned (and retried with backoff).
+    pub connect: StdDuration,
+}
+
+/// One node of a cluster: its id, its one address (FTP, BODP and coded traffic), whether it
+/// feeds frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClusterNode {
+    /// Node id (0: the gateway).
+    pub id: NodeId,
+    /// Its address.
+    pub addr: SocketAddr,
+    /// A data source (a camera).
+    pub source: bool,
+}
+
+/// What every node of a cluster agrees on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterSpec {
+    /// Scheduling policy.
+    pub policy: Policy,
+    /// Tile grid (rows, columns).
+    pub grid: (u32, u32),
+    /// Fused layers.
+    pub layers: usize,
+    /// Cluster key (`None`: unauthenticated, measurements only).
+    pub key: Option<[u8; 32]>,
+    /// Conv kernels of every node.
+    pub kernel: KernelChoice,
+    /// Timeouts.
+    pub timeouts: Timeouts,
+    /// The nodes.
+    pub nodes: Vec<ClusterNode>,
+}
+
+impl ClusterSpec {
+    /// A loopback cluster: the gateway on 127.0.0.1, edge `i` on 127.0.0.(1+i), all on
+    /// `port`; edges `1..=sources` feed frames; portable kernels; timeouts generous enough
+    /// for a loaded test machine (tile 20 s, frame 300 s, peer dead 3 s).
+    pub fn loopback(
+        policy: Policy,
+        grid: (u32, u32),
+        edges: u16,
+        sources: u16,
+        port: u16,
+        key: Option<[u8; 32]>,
+        layers: usize,
+    ) -> ClusterSpec {
+        let nodes = (0..=edges)
+            .map(|id| ClusterNode {
+                id,
+                addr: loopback_addr(id, port),
+                source: id >= 1 && id <= sources,
+            })
+            .collect();
+        ClusterSpec {
+            policy,
+            grid,
+            layers,
+            key,
+            kernel: KernelChoice::Portable,
+            timeouts: Timeouts {
+                tile: StdDuration::from_secs(20),
+                frame: StdDuration::from_secs(300),
+                steal_backoff: StdDuration::from_millis(20),
+                peer_dead: StdDuration::from_secs(3),
+                connect: StdDuration::from_secs(2),
+            },
+            nodes,
+        }
+    }
+
+    /// Node `id`.
+    pub fn node(&self, id: NodeId) -> Option<&ClusterNode> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+
+    /// The runtime configuration of this cluster for `model`'s network. Liveness
+    /// (`peer_dead`) is the link's alone: the machines only hear peers up and down.
+    pub fn runtime_config(&self, model: &Model) -> Result<Config, PlanError> {
+        let stack = FusedStack::new(&model.net, model.layers)?;
+        let grid = Grid::new(self.grid.0, self.grid.1, Partition::Darknet, &stack)?;
+        let mut cfg = Config::new(self.policy, &stack, grid);
+        cfg.tile_timeout = dur(self.timeouts.tile);
+        cfg.frame_deadline = dur(self.timeouts.frame);
+        cfg.steal_backoff = dur(self.timeouts.steal_backoff);
+        Ok(cfg)
+    }
+}
+
+/// Address of node `id` of a loopback cluster on `port` (127.0.0.(1+id)).
+pub fn loopback_addr(id: NodeId, port: u16) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + id as u8)), port)
+}
+
+fn dur(d: StdDuration) -> Duration {
+    Duration::from_micros(d.as_micros() as u64)
+}
+
+/// Microseconds since the Unix epoch (0 on a clock set before it): the per-start value behind
+/// frame numbers and a link's first sequence number (`LinkConfig::first_seq`, which must grow
+/// across restarts with the same key).
+pub fn epoch_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// A frame number that grows with each start: the low 32 bits of microseconds since the Unix
+/// epoch (a restart within the same run of 71 minutes always starts past the previous frames).
+pub fn per_start_frame_number() -> u32 {
+    epoch_micros() as u32
+}
+
+/// A monotonic clock for the core, in microseconds since it was made.
+#[derive(Clone, Copy, Debug)]
+pub struct MonoClock(StdInstant);
+
+impl MonoClock {
+    /// A clock starting now.
+    pub fn new() -> Self {
+        MonoClock(StdInstant::now())
+    }
+}
+
+impl Default for MonoClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl crate::driver::Clock for MonoClock {
+    fn now(&self) -> Instant {
+        Instant::from_micros(self.0.elapsed().as_micros() as u64)
+    }
+}
+
+/// A node's part in a coded tail, run on the node's own link (`Node::attach_coded`).
+#[derive(Clone)]
+pub enum CodedRole {
+    /// The coded gateway (node 0): every complete frame's fused output enters the tail.
+    Gateway {
+        /// The tail (its model, columns and glue).
+        tail: Arc<CodedTail>,
+        /// Frame deadline and data grace of the stage.
+        config: CodedConfig,
+    },
+    /// A coded worker: computes its shards of the model on a thread of its own.
+    Worker(Arc<CodedModel>),
+}
+
+/// How one node starts, beyond the cluster.
+#[derive(Clone)]
+pub struct NodeOptions {
+    /// Straggler factor (1.0: normal speed; 2.0: every job takes twice as long).
+    pub slowdown: f64,
+    /// A key other than the cluster's (`Some(None)`: unauthenticated), e.g. a wrong one.
+    pub key: Option<Option<[u8; 32]>>,
+    /// Number of this source's first frame (`None`: 0). A process that may restart passes
+    /// [`per_start_frame_number`] so it never reuses a number the gateway may still hold.
+    pub first_frame: Option<u32>,
+    /// Gateway: a source hears `FrameDone` only once `NodeThread::frame_done` says the final
+    /// result is made (`runtime::Config::confirm_done`); until then the frame holds its slot.
+    pub confirm_done: bool,
+    /// The node's part in a coded tail.
+    pub coded: Option<CodedRole>,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        NodeOptions {
+            slowdown: 1.0,
+            key: None,
+            first_frame: None,
+            confirm_done: false,
+            coded: None,
+        }
+    }
+}
+
+/// Why a node did not start.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StartError {
+    /// No node with this id in the cluster.
+    NoNode(NodeId),
+    /// The cluster's grid does not fit the model.
+    Plan(PlanError),
+    /// The coded tail's model or plan is unusable.
+    Coded(CodedModelError),
+    /// The node could not listen on its address.
+    Driver {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        error: DriverError,
+    },
+    /// A poll set or a thread could not be created.
+    Io {
+        /// What was being created.
+        what: &'static str,
+        /// Why.
+        error: io::Error,
+    },
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::NoNode(id) => write!(f, "no node {id} in the cluster"),
+            StartError::Plan(e) => write!(f, "the cluster's grid: {e}"),
+            StartError::Coded(e) => write!(f, "the coded stage: {e}"),
+            StartError::Driver { addr, error } => write!(f, "listening on {addr}: {error}"),
+            StartError::Io { what, error } => write!(f, "creating {what}: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+fn io(what: &'static str) -> impl FnOnce(io::Error) -> StartError {
+    move |error| StartError::Io { what, error }
+}
+
+/// Starts node `id` of `cluster` with `model` (the fused layers' parameters): binds its
+/// address, then polls until the returned [`NodeThread`] is stopped or dropped.
+pub fn start_node(
+    cluster: &ClusterSpec,
+    id: NodeId,
+    model: Arc<Model>,
+    options: NodeOptions,
+) -> Result<NodeThread, StartError> {
+    let me = cluster.node(id).ok_or(StartError::NoNode(id))?;
+    let addr = me.addr;
+    let link = LinkConfig {
+        me: id,
+        port: addr.port(),
+        peers: cluster
+            .nodes
+            .iter()
+            .filter(|n| n.id != id)
+            .map(|n| (n.id, n.addr))
+            .collect(),
+        key: options.key.unwrap_or(cluster.key).map(Key::new),
+        limits: Limits::LARGE,
+        first_seq: epoch_micros().max(1),
+        peer_dead: dur(cluster.timeouts.peer_dead),
+        retry: Duration::from_millis(50),
+        max_backoff: MAX_BACKOFF,
+        connect: dur(cluster.timeouts.connect),
+        backlog: DEFAULT_BACKLOG,
+        handshake: Default::default(),
+    };
+    let mut cfg = cluster.runtime_config(&model).map_err(StartError::Plan)?;
+    cfg.confirm_done = options.confirm_done;
+    let clock = MonoClock::new();
+    let ready = Readiness::new().map_err(io("a poll set"))?;
+    let wake = ready.waker();
+    let slowdown = options.slowdown;
+    let exec = match cluster.kernel {
+        KernelChoice::Portable => ThreadExecutor::new(
+            tessera_core::kernel::Portable,
+            model.clone(),
+            slowdown,
+            Some(wake.clone()),
+        ),
+        KernelChoice::Simd => {
+            ThreadExecutor::new(Fma::new(), model.clone(), slowdown, Some(wake.clone()))
+        }
+    }
+    .map_err(io("a compute thread"))?;
+    let stack = ready.stack(addr.ip()).map_err(io("the node's sockets"))?;
+    let now = crate::driver::Clock::now(&clock);
+    let mut node = Node::new(stack, link, cfg, model, exec, now)
+        .map_err(|error| StartError::Driver { addr, error })?;
+    if let Some(first) = options.first_frame {
+        node.set_first_frame(first);
+    }
+    let kernel = AnyKernel::of(cluster.kernel);
+    let coded = match options.coded {
+        None => None,
+        Some(CodedRole::Gateway { tail, config }) => {
+            let exec: BoxedShards = Box::new(InlineShards::new(kernel));
+            let glue: BoxedGlue = Box::new(tail.glue(kernel));
+            Some((tail.model().clone(), config, exec, glue, tail.cols()))
+        }
+        Some(CodedRole::Worker(model)) => {
+            let exec = match kernel {
+                AnyKernel::Portable => {
+                    ThreadShards::new(tessera_core::kernel::Portable, slowdown, Some(wake.clone()))
+                }
+                AnyKernel::Simd(k) => ThreadShards::new(k, slowdown, Some(wake.clone())),
+            }
+            .map_err(io("a coded compute thread"))?;
+            // A worker's part ignores the stage's configuration (the gateway's).
+            let config = CodedConfig::new(Duration::from_secs(1));
+            Some((
+                model,
+                config,
+                Box::new(exec) as BoxedShards,
+                Box::new(Chain) as BoxedGlue,
+                0,
+            ))
+        }
+    };
+    if let Some((model, config, exec, glue, cols)) = coded {
+        let part = CodedPart::new(id, model, config, exec, glue).map_err(StartError::Coded)?;
+        node.attach_coded(part, cols);
+    }
+    NodeThread::spawn(node, ready, clock, format!("tessera-node-{id}"))
+        .map_err(io("the node thread"))
+}

@@ -1,0 +1,742 @@
+//! The coded stage's half of a node, without a link of its own ([`CodedPart`]): the gateway
+//! or worker machine, the model, the shard executor and the glue. Its owner polls the link
+//! and hands it the coded messages and peer events; every send goes through the owner's link
+//! (passed to each call). [`super::CodedNode`] owns one with a link of its own (a node that
+//! only runs the coded stage); the FTP driver's [`crate::driver::Node`] owns one beside its
+//! FTP machine, so both stages share the node's one link, port, key and liveness.
+
+extern crate alloc;
+
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use embedded_nal::TcpFullStack;
+use tessera_core::runtime::coded::{
+    CodedAction, CodedConfig, CodedError, CodedGateway, CodedWorker, Quality, ShardWork,
+    WorkerAction,
+};
+use tessera_core::runtime::Verdict;
+use tessera_core::time::{Duration, Instant};
+use tessera_core::wire::{Body, FrameKey, Message, NodeId, Tensor, GATEWAY};
+use tessera_core::Region;
+
+use super::{
+    CodedFinished, CodedModel, CodedModelError, CodedNodeStats, CodedSubmitError, Glue,
+    LayerRecord, ShardDone, ShardExecutor, ShardJob,
+};
+use crate::link::Link;
+
+/// Frames a gateway's [`CodedPart::queue`] holds while the stage is full
+/// (`MAX_CODED_FRAMES` in flight); past that a frame leaves at once with nothing decoded.
+pub const CODED_QUEUE: usize = tessera_core::runtime::coded::MAX_CODED_FRAMES;
+
+/// A shard executor chosen at run time (a node's coded part, whatever executes it).
+pub type BoxedShards = Box<dyn ShardExecutor + Send>;
+/// Glue chosen at run time.
+pub type BoxedGlue = Box<dyn Glue + Send>;
+
+impl ShardExecutor for BoxedShards {
+    fn start(&mut self, model: &Arc<CodedModel>, job: ShardJob) {
+        (**self).start(model, job)
+    }
+
+    fn poll(&mut self) -> Option<ShardDone> {
+        (**self).poll()
+    }
+}
+
+impl Glue for BoxedGlue {
+    fn between(&mut self, frame: FrameKey, layer: usize, output: Vec<f32>) -> Vec<f32> {
+        (**self).between(frame, layer, output)
+    }
+
+    fn finish(&mut self, frame: FrameKey, output: Vec<f32>) -> Vec<f32> {
+        (**self).finish(frame, output)
+    }
+
+    fn failed_steps(&self) -> u64 {
+        (**self).failed_steps()
+    }
+}
+
+/// The gateway's data of one frame.
+#[derive(Debug)]
+struct GatewayFrame {
+    cols: usize,
+    /// The current layer's input words.
+    input: Vec<u32>,
+    results: BTreeMap<u8, Vec<u32>>,
+    output: Vec<f32>,
+    started: Instant,
+    layer_started: Option<Instant>,
+    layers: Vec<LayerRecord>,
+}
+
+/// A frame waiting for a slot in the stage: key, columns, first layer's input words, queued at.
+type Waiting = (FrameKey, usize, Vec<u32>, Instant);
+
+type TaskKey = (u16, u32, u8, u8);
+
+fn task_key(w: &ShardWork) -> TaskKey {
+    (w.frame.origin, w.frame.number, w.layer, w.shard)
+}
+
+/// One per node for its lifetime: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+enum Role {
+    Gateway {
+        machine: CodedGateway,
+        frames: BTreeMap<FrameKey, GatewayFrame>,
+        waiting: VecDeque<Waiting>,
+        next: u32,
+    },
+    Worker {
+        machine: CodedWorker,
+        /// Inputs (and then results) of accepted tasks: (cols, words).
+        tasks: BTreeMap<TaskKey, (usize, Vec<u32>)>,
+    },
+}
+
+/// A coded message copied out of the link's receive buffer ([`CodedMessage::capture`]), so
+/// the owner may hand it over once the link's poll returned.
+#[derive(Debug)]
+pub struct CodedMessage(Incoming);
+
+#[derive(Debug)]
+enum Incoming {
+    Task {
+        work: ShardWork,
+        budget: Duration,
+        cols: usize,
+        words: Vec<u32>,
+    },
+    Result {
+        work: ShardWork,
+        words: Vec<u32>,
+    },
+}
+
+fn words_of(t: &Tensor<'_>) -> Vec<u32> {
+    t.data
+        .chunks_exact(4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+fn bytes_of(words: &[u32]) -> Vec<u8> {
+    words.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
+impl CodedMessage {
+    /// A copy of `msg` when it is a coded message, else `None`.
+    pub fn capture(msg: &Message<'_>) -> Option<CodedMessage> {
+        match *msg {
+            Message::CodedTask {
+                frame,
+                layer,
+                shard,
+                budget_us,
+                input,
+            } => Some(CodedMessage(Incoming::Task {
+                work: ShardWork {
+                    frame,
+                    layer,
+                    shard,
+                },
+                budget: Duration::from_micros(u64::from(budget_us)),
+                cols: input.region.width() as usize * input.region.height() as usize,
+                words: words_of(&input),
+            })),
+            Message::CodedResult {
+                frame,
+                layer,
+                shard,
+                output,
+            } => Some(CodedMessage(Incoming::Result {
+                work: ShardWork {
+                    frame,
+                    layer,
+                    shard,
+                },
+                words: words_of(&output),
+            })),
+            _ => None,
+        }
+    }
+}
+
+/// The coded stage of one node (gateway or worker), driven by an owner that holds the link.
+pub struct CodedPart<X: ShardExecutor, G: Glue = super::Chain> {
+    me: NodeId,
+    role: Role,
+    model: Arc<CodedModel>,
+    exec: X,
+    glue: G,
+    finished: Vec<CodedFinished>,
+    stats: CodedNodeStats,
+}
+
+impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
+    /// The coded part of node `me` (0: the gateway, with `config` and `glue` between its
+    /// layers; a worker ignores both).
+    pub fn new(
+        me: NodeId,
+        model: Arc<CodedModel>,
+        config: CodedConfig,
+        exec: X,
+        glue: G,
+    ) -> Result<Self, CodedModelError> {
+        let role = if me == GATEWAY {
+            let machine =
+                CodedGateway::new(model.plan().clone(), config).map_err(CodedModelError::Coded)?;
+            Role::Gateway {
+                machine,
+                frames: BTreeMap::new(),
+                waiting: VecDeque::new(),
+                next: 0,
+            }
+        } else {
+            Role::Worker {
+                machine: CodedWorker::new(),
+                tasks: BTreeMap::new(),
+            }
+        };
+        let stats = CodedNodeStats {
+            param_bytes: model.worker_param_bytes(me),
+            ..Default::default()
+        };
+        Ok(CodedPart {
+            me,
+            role,
+            model,
+            exec,
+            glue,
+            finished: Vec::new(),
+            stats,
+        })
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.me
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Arc<CodedModel> {
+        &self.model
+    }
+
+    /// The gateway machine (e.g. for its fitted link models), on the gateway.
+    pub fn gateway(&self) -> Option<&CodedGateway> {
+        match &self.role {
+            Role::Gateway { machine, .. } => Some(machine),
+            Role::Worker { .. } => None,
+        }
+    }
+
+    /// Counters so far (`link` left at zero: the owner's link counts the bytes).
+    pub fn stats(&self) -> CodedNodeStats {
+        let mut s = self.stats;
+        s.glue_failures = self.glue.failed_steps();
+        match &self.role {
+            Role::Gateway { machine, .. } => s.gateway = Some(machine.stats()),
+            Role::Worker { machine, .. } => s.worker = Some(machine.stats()),
+        }
+        s
+    }
+
+    /// Frames finished since the last call.
+    pub fn take_finished(&mut self) -> Vec<CodedFinished> {
+        core::mem::take(&mut self.finished)
+    }
+
+    /// Frames in the stage or waiting for it (gateway).
+    pub fn in_flight(&self) -> usize {
+        match &self.role {
+            Role::Gateway {
+                frames, waiting, ..
+            } => frames.len() + waiting.len(),
+            Role::Worker { .. } => 0,
+        }
+    }
+
+    /// True while a worker computes.
+    pub fn computing(&self) -> bool {
+        match &self.role {
+            Role::Worker { machine, .. } => machine.is_computing(),
+            Role::Gateway { .. } => false,
+        }
+    }
+
+    /// When the part next needs a poll without I/O.
+    pub fn poll_at(&self) -> Option<Instant> {
+        match &self.role {
+            Role::Gateway { machine, .. } => machine.poll_at(),
+            Role::Worker { machine, .. } => machine.poll_at(),
+        }
+    }
+
+    /// Peer `p` is connected (the gateway may send it shards again).
+    pub fn on_peer_up(&mut self, p: NodeId) {
+        if let Role::Gateway { machine, .. } = &mut self.role {
+            machine.on_worker_up(p);
+        }
+    }
+
+    /// Peer `p` is gone: its pending shards are erasures now.
+    pub fn on_peer_down(&mut self, p: NodeId) {
+        if let Role::Gateway { machine, .. } = &mut self.role {
+            machine.on_worker_lost(p);
+        }
+    }
+
+    /// Checks `input` for `cols` and returns its first layer's words.
+    fn first_words(&self, input: &[f32], cols: usize) -> Result<Vec<u32>, CodedSubmitError> {
+        let need = self.model.in_len().saturating_mul(cols);
+        if input.len() != need || cols == 0 || self.model.layer_cols(0, cols) != cols {
+            return Err(CodedSubmitError::Length {
+                need,
+                have: input.len(),
+            });
+        }
+        if !matches!(self.role, Role::Gateway { .. }) {
+            return Err(CodedSubmitError::NotGateway);
+        }
+        Ok(self.model.input_words(0, input))
+    }
+
+    /// Gateway: starts a frame on `input` (`in_len × cols` values, row-major), numbered by
+    /// this part (frames `(0, n)`).
+    pub fn submit<S: TcpFullStack>(
+        &mut self,
+        now: Instant,
+        link: &mut Link<S>,
+        input: &[f32],
+        cols: usize,
+    ) -> Result<FrameKey, CodedSubmitError> {
+        let words = self.first_words(input, cols)?;
+        let Role::Gateway { next, .. } = &mut self.role else {
+            return Err(CodedSubmitError::NotGateway);
+        };
+        let key = FrameKey::new(GATEWAY, *next);
+        self.start(now, key, cols, words, now)
+            .map_err(|(e, _)| CodedSubmitError::Stage(e))?;
+        if let Role::Gateway { next, .. } = &mut self.role {
+            *next = next.wrapping_add(1);
+        }
+        self.pump(now, link);
+        Ok(key)
+    }
+
+    /// Gateway: starts `frame` (a key of the caller's, e.g. the FTP frame whose fused output
+    /// `input` is) as soon as the stage has room: a frame that finds
+    /// `MAX_CODED_FRAMES` in flight waits (at most [`CODED_QUEUE`] do; past that, or when
+    /// `input` does not fit, it leaves at once, reported by [`CodedPart::take_finished`] with
+    /// nothing decoded). Its latency counts the wait.
+    pub fn queue<S: TcpFullStack>(
+        &mut self,
+        now: Instant,
+        link: &mut Link<S>,
+        frame: FrameKey,
+        input: &[f32],
+        cols: usize,
+    ) -> Result<(), CodedSubmitError> {
+        let words = match self.first_words(input, cols) {
+            Ok(w) => w,
+            Err(e) => {
+                self.lose(frame);
+                return Err(e);
+            }
+        };
+        if let Role::Gateway { waiting, .. } = &mut self.role {
+            if waiting.len() >= CODED_QUEUE {
+                self.lose(frame);
+                return Err(CodedSubmitError::Stage(CodedError::TooManyFrames));
+            }
+            waiting.push_back((frame, cols, words, now));
+        }
+        self.admit(now);
+        self.pump(now, link);
+        Ok(())
+    }
+
+    /// Reports `frame` as finished with nothing decoded.
+    fn lose(&mut self, frame: FrameKey) {
+        self.stats.failed_jobs += 1;
+        let layers = self.model.len().min(u8::MAX as usize) as u8;
+        self.finished.push(CodedFinished {
+            frame,
+            output: Vec::new(),
+            quality: Quality {
+                decoded: 0,
+                expired: layers,
+                fraction: 0.0,
+            },
+            latency: Duration::ZERO,
+            layers: Vec::new(),
+        });
+    }
+
+    /// Starts waiting frames while the stage has room.
+    fn admit(&mut self, now: Instant) {
+        loop {
+            let Role::Gateway { waiting, .. } = &mut self.role else {
+                return;
+            };
+            let Some((key, cols, words, queued)) = waiting.pop_front() else {
+                return;
+            };
+            match self.start(now, key, cols, words, queued) {
+                Ok(()) => {}
+                Err((CodedError::TooManyFrames, words)) => {
+                    if let Role::Gateway { waiting, .. } = &mut self.role {
+                        waiting.push_front((key, cols, words, queued));
+                    }
+                    return;
+                }
+                // A duplicate key: the frame is already in the stage.
+                Err(_) => self.stats.failed_jobs += 1,
+            }
+        }
+    }
+
+    /// Starts `key` in the machine; on refusal the words come back.
+    fn start(
+        &mut self,
+        now: Instant,
+        key: FrameKey,
+        cols: usize,
+        words: Vec<u32>,
+        started: Instant,
+    ) -> Result<(), (CodedError, Vec<u32>)> {
+        let Role::Gateway {
+            machine, frames, ..
+        } = &mut self.role
+        else {
+            return Ok(());
+        };
+        if let Err(e) = machine.start_frame(now, key) {
+            return Err((e, words));
+        }
+        frames.insert(
+            key,
+            GatewayFrame {
+                cols,
+                input: words,
+                results: BTreeMap::new(),
+                output: Vec::new(),
+                started,
+                layer_started: None,
+                layers: Vec::new(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Does all pending work: a finished computation, waiting frames, due timers, actions.
+    pub fn poll<S: TcpFullStack>(&mut self, now: Instant, link: &mut Link<S>) {
+        loop {
+            self.admit(now);
+            self.pump(now, link);
+            // An inline executor finishes within `start`: hand the result on at once.
+            match self.exec.poll() {
+                Some(done) => self.on_done(now, done),
+                None => break,
+            }
+        }
+        self.admit(now);
+        self.pump(now, link);
+    }
+
+    fn refuse<S: TcpFullStack>(&mut self, link: &mut Link<S>, peer: NodeId) {
+        self.stats.refused += 1;
+        link.disconnect(peer);
+        self.on_peer_down(peer);
+    }
+
+    /// Handles a coded message from `from` (a task at a worker, a result at the gateway); a
+    /// message that breaks the protocol drops its peer. The actions it leads to are carried
+    /// out by the next [`CodedPart::poll`] (so a poll's messages all count before a decode).
+    pub fn on_message<S: TcpFullStack>(
+        &mut self,
+        now: Instant,
+        link: &mut Link<S>,
+        from: NodeId,
+        m: CodedMessage,
+    ) {
+        match (m.0, &mut self.role) {
+            (
+                Incoming::Task {
+                    work,
+                    budget,
+                    cols,
+                    words,
+                },
+                Role::Worker { machine, tasks },
+            ) => {
+                let fits = self
+                    .model
+                    .layer(work.layer as usize)
+                    .is_some_and(|l| l.in_len.saturating_mul(cols) == words.len() && cols > 0);
+                if from != GATEWAY || !fits {
+                    self.refuse(link, from);
+                    return;
+                }
+                if machine.on_task(now, work, budget) == Verdict::Accept {
+                    tasks.insert(task_key(&work), (cols, words));
+                }
+            }
+            (
+                Incoming::Result { work, words },
+                Role::Gateway {
+                    machine, frames, ..
+                },
+            ) => {
+                let Some(f) = frames.get_mut(&work.frame) else {
+                    // The frame already left the stage (a straggler): the machine still logs
+                    // its round trip for the delay model, then discards it.
+                    let fault = machine
+                        .on_result(now, from, work.frame, work.layer, work.shard)
+                        .is_err_and(|e| e.peer_fault());
+                    if fault {
+                        self.refuse(link, from);
+                    }
+                    return;
+                };
+                let need = self
+                    .model
+                    .result_len(work.layer as usize, work.shard as usize, f.cols);
+                if need != Some(words.len()) {
+                    self.refuse(link, from);
+                    return;
+                }
+                match machine.on_result(now, from, work.frame, work.layer, work.shard) {
+                    Ok(Verdict::Accept) => {
+                        f.results.insert(work.shard, words);
+                    }
+                    Ok(Verdict::Discard) => {}
+                    Err(e) if e.peer_fault() => self.refuse(link, from),
+                    Err(_) => {}
+                }
+            }
+            // A task at the gateway or a result at a worker.
+            _ => self.refuse(link, from),
+        }
+    }
+
+    fn on_done(&mut self, now: Instant, done: ShardDone) {
+        let Role::Worker { machine, tasks } = &mut self.role else {
+            return;
+        };
+        let key = task_key(&done.work);
+        match done.output {
+            Ok(out) => {
+                if let Some(t) = tasks.get_mut(&key) {
+                    t.1 = out;
+                }
+            }
+            Err(_) => {
+                self.stats.failed_jobs += 1;
+                tasks.remove(&key);
+            }
+        }
+        let _ = machine.on_computed(now);
+    }
+
+    /// Carries out every queued action.
+    fn pump<S: TcpFullStack>(&mut self, now: Instant, link: &mut Link<S>) {
+        loop {
+            match &mut self.role {
+                Role::Gateway { machine, .. } => match machine.poll(now) {
+                    Some(a) => self.gateway_act(now, link, a),
+                    None => break,
+                },
+                Role::Worker { machine, .. } => match machine.poll(now) {
+                    Some(a) => self.worker_act(now, link, a),
+                    None => break,
+                },
+            }
+        }
+    }
+
+    fn gateway_act<S: TcpFullStack>(
+        &mut self,
+        now: Instant,
+        link: &mut Link<S>,
+        action: CodedAction,
+    ) {
+        let Role::Gateway {
+            machine, frames, ..
+        } = &mut self.role
+        else {
+            return;
+        };
+        match action {
+            CodedAction::Send {
+                to,
+                frame,
+                layer,
+                shard,
+                budget,
+            } => {
+                let Some(f) = frames.get_mut(&frame) else {
+                    return;
+                };
+                f.layer_started.get_or_insert(now);
+                let in_len = self.model.layer(layer as usize).map_or(0, |l| l.in_len);
+                let data = bytes_of(&f.input);
+                // A convolution's input travels as its map; other layers as `cols × 1`.
+                let region = match self.model.conv(layer as usize) {
+                    Some(g) => Region::full(g.width, g.height),
+                    None => Region::full(f.cols as u32, 1),
+                };
+                let Ok(input) = Tensor::new(region, in_len as u32, &data) else {
+                    return;
+                };
+                let msg = Message::CodedTask {
+                    frame,
+                    layer,
+                    shard,
+                    budget_us: budget.total_micros().min(u64::from(u32::MAX)) as u32,
+                    input,
+                };
+                if link.send(now, to, &msg, Body::Message).is_err() {
+                    // Not connected (or its backlog is full): an erasure now rather than at
+                    // the timeout.
+                    machine.on_worker_lost(to);
+                }
+            }
+            CodedAction::Decode {
+                frame,
+                layer,
+                present,
+            } => self.finish_layer(now, frame, layer, present, true),
+            CodedAction::Expired {
+                frame,
+                layer,
+                present,
+                ..
+            } => self.finish_layer(now, frame, layer, present, false),
+            CodedAction::FrameDone { frame, quality } => {
+                if let Some(f) = frames.remove(&frame) {
+                    self.finished.push(CodedFinished {
+                        frame,
+                        output: f.output,
+                        quality,
+                        latency: now.saturating_duration_since(f.started),
+                        layers: f.layers,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Decode (or zero-fill) layer `layer` of `frame`, then make its output the next layer's
+    /// input (or the frame's output).
+    fn finish_layer(&mut self, now: Instant, frame: FrameKey, layer: u8, present: u32, ok: bool) {
+        let Role::Gateway { frames, .. } = &mut self.role else {
+            return;
+        };
+        let Some(f) = frames.get_mut(&frame) else {
+            return;
+        };
+        let l = layer as usize;
+        let shards = self.model.plan().layers().get(l).map_or(0, |s| s.shards());
+        let results = core::mem::take(&mut f.results);
+        let views: Vec<Option<&[u32]>> = (0..shards)
+            .map(|s| {
+                let s = s as u8;
+                results
+                    .get(&s)
+                    .filter(|_| present >> s & 1 == 1)
+                    .map(|v| &v[..])
+            })
+            .collect();
+        let cols = self.model.layer_cols(l, f.cols);
+        let out = match self.model.finish_layer(l, &views, cols, ok) {
+            Ok(o) => o,
+            Err(_) => {
+                // Cannot happen for results the machine accepted with checked lengths.
+                self.stats.failed_jobs += 1;
+                let rows = self.model.layer(l).map_or(0, |x| x.rows);
+                alloc::vec![0.0; rows * cols]
+            }
+        };
+        f.layers.push(LayerRecord {
+            latency: f
+                .layer_started
+                .take()
+                .map_or(Duration::ZERO, |t| now.saturating_duration_since(t)),
+            decoded: ok,
+            present,
+        });
+        if l + 1 < self.model.len() {
+            let next = self.glue.between(frame, l, out);
+            let need = self.model.layer(l + 1).map_or(0, |x| x.in_len)
+                * self.model.layer_cols(l + 1, f.cols);
+            if next.len() != need {
+                // The glue does not fit the model: the workers will refuse this input, the
+                // layer expires, and the frame reports the loss.
+                self.stats.failed_jobs += 1;
+            }
+            f.input = self.model.input_words(l + 1, &next);
+        } else {
+            f.input = Vec::new();
+            f.output = self.glue.finish(frame, out);
+        }
+    }
+
+    fn worker_act<S: TcpFullStack>(
+        &mut self,
+        now: Instant,
+        link: &mut Link<S>,
+        action: WorkerAction,
+    ) {
+        let Role::Worker { tasks, .. } = &mut self.role else {
+            return;
+        };
+        match action {
+            WorkerAction::Compute(work) => {
+                let Some((cols, input)) = tasks.get_mut(&task_key(&work)) else {
+                    // Unreachable: every accepted task stored its input. Unblock the machine.
+                    self.stats.failed_jobs += 1;
+                    if let Role::Worker { machine, .. } = &mut self.role {
+                        let _ = machine.on_computed(now);
+                    }
+                    return;
+                };
+                let job = ShardJob {
+                    work,
+                    cols: *cols,
+                    input: core::mem::take(input),
+                };
+                self.exec.start(&self.model, job);
+            }
+            WorkerAction::SendResult(work) => {
+                let Some((cols, out)) = tasks.remove(&task_key(&work)) else {
+                    return;
+                };
+                let rows = (out.len() / cols.max(1)) as u32;
+                let data = bytes_of(&out);
+                let Ok(output) = Tensor::new(Region::full(cols as u32, 1), rows, &data) else {
+                    return;
+                };
+                let msg = Message::CodedResult {
+                    frame: work.frame,
+                    layer: work.layer,
+                    shard: work.shard,
+                    output,
+                };
+                // A refused send is a lost result: the gateway's budget turns it into an
+                // erasure.
+                let _ = link.send(now, GATEWAY, &msg, Body::Message);
+            }
+            WorkerAction::Drop(work) => {
+                tasks.remove(&task_key(&work));
+            }
+        }
+    }
+}
