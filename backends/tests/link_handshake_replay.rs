@@ -5,7 +5,7 @@
 #![cfg(feature = "alloc")]
 
 use proptest::prelude::*;
-use tessera_backends::link::mem::replay_first_bytes;
+use tessera_backends::link::replay::replay_first_bytes;
 use tessera_backends::link::{RefusalReason, PRE_AUTH_FRAME};
 
 fn header(kind: u8, flags: u8, sender: u16, seq: u64, payload: u32) -> Vec<u8> {

@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tessera_backends::link::mem::replay_first_bytes;
+use tessera_backends::link::replay::replay_first_bytes;
 
 fuzz_target!(|data: &[u8]| {
     let _ = replay_first_bytes(data);

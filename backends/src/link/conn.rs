@@ -67,7 +67,13 @@ impl<T> Conn<T> {
         self.socket.is_some() && self.origin == Origin::Accepted && !self.authenticated
     }
 
-    /// Up: open and authenticated.
+    /// Open to a known peer: authenticated, or dialled by us (the address is the peer's and
+    /// our Hello went first; what comes back is still checked before it is believed).
+    pub fn connected(&self) -> bool {
+        self.socket.is_some() && (self.authenticated || self.origin == Origin::Dialled)
+    }
+
+    /// Open and authenticated.
     pub fn up(&self) -> bool {
         self.socket.is_some() && self.authenticated
     }
