@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod detect;
 pub mod detections;
+pub mod drop_log;
 pub mod error;
 pub mod files;
 pub mod gen_weights;

@@ -17,6 +17,7 @@ use crate::cluster::{per_start_frame_number, NodeSpec, RunningNode};
 use crate::config::{Cluster, NodeKernel};
 use crate::demo::own_model;
 use crate::detections::to_json;
+use crate::drop_log::DropLog;
 use crate::error::{error, Context, Error};
 use crate::image::Image;
 use crate::result_file::{write_new, WriteError};
@@ -332,10 +333,12 @@ pub fn gateway(args: &GatewayArgs) -> Result<(), Error> {
         }
     };
     let mut stats = StatsClock::new(args.stats_every);
+    let mut drops = DropLog::default();
     while args.frames.is_none_or(|n| counts.finished < n) && !signals.stop_requested() {
         if stats.due(&signals) {
             println!("{}", counts.line(&node.stats()));
         }
+        drops.report("gateway", &node.stats().link.dropped);
         if let Some(f) = node.next_finished(Duration::from_millis(200)) {
             handle(f, &mut counts);
         }
@@ -431,6 +434,7 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
     let mut stopping: Option<Instant> = None;
     let mut c = SourceCounts::default();
     let mut stats = StatsClock::new(args.stats_every);
+    let (mut drops, who) = (DropLog::default(), format!("edge {}", args.id));
     let line = |c: &SourceCounts, s: &NodeStats| {
         format!(
             "edge {}: fed {}, done {}, failed {}, computed {}, lent {}, re-dispatched {}, {}",
@@ -471,6 +475,7 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
         if stats.due(&signals) {
             println!("{}", line(&c, &node.stats()));
         }
+        drops.report(&who, &node.stats().link.dropped);
         if stopping.is_none() && c.fed - finished < SOURCE_QUEUE {
             if let Some(p) = inputs.next() {
                 let (w, h) = (shape.w as usize, shape.h as usize);

@@ -4,6 +4,7 @@ extern crate alloc;
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
+use core::cmp::Reverse;
 use core::net::IpAddr;
 
 use tessera_core::time::{Duration, Instant};
@@ -114,14 +115,61 @@ pub(super) fn evict_for<T>(
         return oldest_from(ip).map(|i| (i, true));
     }
     if waiting().count() >= cfg.max_pending {
-        // The address with the most waiting connections (ties: the one with the oldest).
-        let (_, heaviest) = waiting()
+        // The address with the most waiting connections; among equals, the one holding the
+        // oldest (`max_by_key` keeps the last maximum, so the age must be part of the key).
+        let (_, _, heaviest) = waiting()
             .map(|(_, c)| {
                 let n = waiting().filter(|(_, d)| d.ip == c.ip).count();
-                (n, c.ip)
+                (n, Reverse(c.opened), c.ip)
             })
-            .max_by_key(|&(n, _)| n)?;
+            .max_by_key(|&(n, opened, _)| (n, opened))?;
         return oldest_from(heaviest).map(|i| (i, false));
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::net::Ipv4Addr;
+
+    fn waiting_from(last: u8, opened_ms: u64) -> Conn<()> {
+        let ip = IpAddr::V4(Ipv4Addr::new(127, 0, 0, last));
+        let opened = Instant::from_millis(opened_ms);
+        Conn::new((), Origin::Accepted, None, Some(ip), opened)
+    }
+
+    #[test]
+    fn the_global_cap_evicts_the_oldest_of_equally_loaded_addresses() {
+        let cfg = HandshakeConfig {
+            max_pending: 4,
+            ..HandshakeConfig::default()
+        };
+        // One waiting connection per address, the oldest in the middle: a newcomer evicts it,
+        // not the most recent arrival (which may be a restarted peer about to say Hello).
+        let conns = [
+            waiting_from(2, 30),
+            waiting_from(3, 10),
+            waiting_from(4, 20),
+            waiting_from(5, 40),
+        ];
+        let new = Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9)));
+        assert_eq!(evict_for(&conns, new, &cfg), Some((1, false)));
+    }
+
+    #[test]
+    fn the_global_cap_evicts_from_the_noisiest_address_first() {
+        let cfg = HandshakeConfig {
+            max_pending: 4,
+            ..HandshakeConfig::default()
+        };
+        let conns = [
+            waiting_from(2, 1),
+            waiting_from(3, 30),
+            waiting_from(3, 20),
+            waiting_from(4, 2),
+        ];
+        let new = Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9)));
+        assert_eq!(evict_for(&conns, new, &cfg), Some((2, false)));
+    }
 }

@@ -1,0 +1,62 @@
+//! A stderr line for every connection a node's link refused or dropped for a reason an operator
+//! should hear about (a wrong key, an id claimed from a second address, a flood): the counters
+//! say how many, this says when.
+
+use tessera_backends::link::Drops;
+
+/// Remembers the counters it last reported, so each poll prints only what is new.
+#[derive(Default)]
+pub struct DropLog {
+    seen: Drops,
+}
+
+impl DropLog {
+    /// Prints one line per reason whose count grew since the last call (at most one line per
+    /// reason per call, however many connections it covers).
+    pub fn report(&mut self, who: &str, now: &Drops) {
+        for (what, seen, now) in reasons(&self.seen, now) {
+            if now > seen {
+                eprintln!(
+                    "{who}: refused {} connection(s): {what} ({now} so far)",
+                    now - seen
+                );
+            }
+        }
+        self.seen = *now;
+    }
+}
+
+/// The reasons worth a line, with the old and new counts (peers closing or going silent are
+/// ordinary and only counted).
+fn reasons(a: &Drops, b: &Drops) -> [(&'static str, u64, u64); 8] {
+    [
+        ("bad tag (wrong cluster key?)", a.forged, b.forged),
+        (
+            "an id a live connection from another address holds",
+            a.duplicate_id,
+            b.duplicate_id,
+        ),
+        ("an id not in the cluster file", a.unknown_id, b.unknown_id),
+        ("malformed first bytes", a.malformed, b.malformed),
+        (
+            "a header larger than a Hello before authenticating",
+            a.oversize,
+            b.oversize,
+        ),
+        (
+            "no Hello within the handshake deadline",
+            a.handshake_timeout,
+            b.handshake_timeout,
+        ),
+        (
+            "too many connections waiting to authenticate",
+            a.cap_global,
+            b.cap_global,
+        ),
+        (
+            "too many waiting connections from one address",
+            a.cap_per_addr,
+            b.cap_per_addr,
+        ),
+    ]
+}
