@@ -353,10 +353,25 @@ fn cdc1_with_a_data_edge_killed_mid_run_completes_every_frame_from_parity() {
     let frames = [0, 1, 0, 1];
     let (t, r) = run_coded(TailScheme::Cdc(1), &frames, &faults, Duration::ZERO);
     assert_tails("cdc:1, data edge killed", &t, &r, &frames, false);
-    assert_killed_mid_run(&r, 2, frames.len() * t.conv_layers().len());
-    // Every layer after the kill was decoded from the parity shard.
-    let last = &r.tails[&FrameKey::new(1, frames.len() as u32 - 1)];
-    assert!(last.layers.iter().all(|l| l.present == 0b101));
+    let shards = frames.len() * t.conv_layers().len();
+    assert_killed_mid_run(&r, 2, shards);
+    // Every layer edge 2 never received was decoded from edge 1's shard and the parity shard
+    // (when the harness kills it depends on the machine's load, so count rather than pick a
+    // frame: frames overlap in the coded stage).
+    let received = r.stats[&2].coded.unwrap().worker.unwrap().received as usize;
+    let layers: Vec<_> = r.tails.values().flat_map(|d| d.layers.iter()).collect();
+    let from_parity = layers.iter().filter(|l| l.present == 0b101).count();
+    assert!(
+        from_parity >= shards - received,
+        "{from_parity} layers decoded from parity, edge 2 missed {}",
+        shards - received
+    );
+    // And every layer had two shards of three (any two decode).
+    let present: Vec<u32> = layers.iter().map(|l| l.present).collect();
+    assert!(
+        present.iter().all(|p| p.count_ones() >= 2),
+        "shards present per layer: {present:?}"
+    );
 }
 
 #[test]

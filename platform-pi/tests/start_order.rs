@@ -321,6 +321,10 @@ fn a_gateway_killed_and_restarted_completes_new_frames() {
     }
     c.wait_every_edge_computes("every edge computing before the crash", None);
     let source_lines = |c: &Cluster| c.live[&SOURCE].lines();
+    // The source hears "done" only once the gateway has the final result (after the tail).
+    wait_for("a frame done at the source before the crash", || {
+        !source_done(&source_lines(&c)).is_empty()
+    });
     c.kill(GATEWAY);
     // The source is fed far more frames than it may hold in flight, so at the crash it holds
     // the window after the last frame it saw done, and submits no later frame until one of
