@@ -19,11 +19,15 @@ extern crate alloc;
 mod check;
 mod compare;
 mod glue;
+mod join;
+mod place;
 mod scheme;
 
 pub use check::{check, detections_match, CheckError, CodedCheck, NMS, THRESH};
 pub use compare::{bit_identical, max_abs_diff};
 pub use glue::{GlueError, TailGlue};
+pub use join::{Joined, TailJoin};
+pub use place::{PlaceError, TailPlace};
 pub use scheme::{SchemeError, TailScheme};
 
 use alloc::sync::Arc;
