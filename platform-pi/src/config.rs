@@ -237,7 +237,10 @@ impl Problems<'_> {
 /// The file's `tail` and the coded stage's timing, checked against the `edges` workers.
 fn tail_of(raw: &RawCluster, p: &mut Problems<'_>, edges: usize) -> (TailPlace, CodedConfig) {
     let parsed = match &raw.tail {
-        Some(t) => p.check(t, t.get_ref().parse::<TailPlace>().map_err(|e| e.to_string())),
+        Some(t) => p.check(
+            t,
+            t.get_ref().parse::<TailPlace>().map_err(|e| e.to_string()),
+        ),
         None => Some(TailPlace::Gateway),
     };
     let place = parsed.unwrap_or_default();
@@ -246,20 +249,34 @@ fn tail_of(raw: &RawCluster, p: &mut Problems<'_>, edges: usize) -> (TailPlace, 
     }
     let [deadline, grace] = DEFAULT_TAIL_MS;
     let ms = |v: &Option<At<u64>>, default| v.as_ref().map_or(default, |v| *v.get_ref());
-    let (deadline_ms, grace_ms) = (ms(&raw.tail_deadline_ms, deadline), ms(&raw.tail_grace_ms, grace));
-    for v in [&raw.tail_deadline_ms, &raw.tail_grace_ms].into_iter().flatten() {
+    let (deadline_ms, grace_ms) = (
+        ms(&raw.tail_deadline_ms, deadline),
+        ms(&raw.tail_grace_ms, grace),
+    );
+    for v in [&raw.tail_deadline_ms, &raw.tail_grace_ms]
+        .into_iter()
+        .flatten()
+    {
         if parsed == Some(TailPlace::Gateway) {
             p.at(v, "tail_deadline_ms and tail_grace_ms time a coded tail: set tail = \"cdc:R\", \"2mr\" or \"uncoded\"");
         }
     }
     if let Some(v) = &raw.tail_deadline_ms {
         if deadline_ms == 0 || deadline_ms > MAX_TIMEOUT_MS {
-            p.at(v, format!("tail_deadline_ms must be 1..={MAX_TIMEOUT_MS} ms, got {deadline_ms}"));
+            p.at(
+                v,
+                format!("tail_deadline_ms must be 1..={MAX_TIMEOUT_MS} ms, got {deadline_ms}"),
+            );
         }
     }
     if let Some(v) = &raw.tail_grace_ms {
         if grace_ms >= deadline_ms {
-            p.at(v, format!("tail_grace_ms ({grace_ms}) must be below tail_deadline_ms ({deadline_ms})"));
+            p.at(
+                v,
+                format!(
+                    "tail_grace_ms ({grace_ms}) must be below tail_deadline_ms ({deadline_ms})"
+                ),
+            );
         }
     }
     let micros = |ms: u64| tessera_core::time::Duration::from_micros(ms * 1000);
@@ -468,6 +485,7 @@ impl Cluster {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tessera_backends::coded::tail::TailScheme;
 
     const EXAMPLE: &str = include_str!("../../cluster.example.toml");
 
@@ -497,6 +515,9 @@ mod tests {
             ("key = \"abcd\"", "64 hex digits"),
             ("layers = 0", "outside 1..=32"),
             ("colour = \"red\"", "unknown field"),
+            ("tail = \"raid\"", "unknown tail 'raid': use gateway, cdc:R"),
+            ("tail = \"cdc:3\"", "cdc:3 needs more than 3 edges"),
+            ("tail_grace_ms = 10", "time a coded tail"),
         ];
         for (line, needle) in cases {
             let key = line.split('=').next().unwrap().trim();
@@ -521,6 +542,27 @@ mod tests {
         assert!(err(&both).contains("not both"));
         let zero = EXAMPLE.replace("tile_ms = 10000", "tile_ms = 0");
         assert!(err(&zero).contains("tile_ms"));
+    }
+
+    #[test]
+    fn a_coded_tail_is_read_with_its_timing() {
+        let text = EXAMPLE.replace(
+            "tail = \"gateway\"",
+            "tail = \"cdc:1\"\ntail_deadline_ms = 9000\ntail_grace_ms = 500",
+        );
+        let c = Cluster::parse(&text).unwrap();
+        assert_eq!(c.tail, TailPlace::Coded(TailScheme::Cdc(1)));
+        assert_eq!(c.coded.frame_deadline.total_micros(), 9_000_000);
+        assert_eq!(c.coded.data_grace.total_micros(), 500_000);
+        assert_eq!(c.workers(), vec![1, 2, 3]);
+        assert_eq!(Cluster::parse(EXAMPLE).unwrap().tail, TailPlace::Gateway);
+        let late = text.replace("tail_grace_ms = 500", "tail_grace_ms = 9000");
+        let e = err(&late);
+        let line = line_of(&late, "tail_grace_ms");
+        assert!(e.starts_with(&format!("line {line}: ")), "{e}");
+        assert!(e.contains("below tail_deadline_ms"), "{e}");
+        let zero = text.replace("tail_deadline_ms = 9000", "tail_deadline_ms = 0");
+        assert!(err(&zero).contains("tail_deadline_ms must be"));
     }
 
     /// The 1-based line of the first line of `text` containing `needle`.

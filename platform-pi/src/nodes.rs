@@ -199,7 +199,7 @@ enum TailWork<'a> {
     /// `--tail none`: the fused output is the result.
     None,
     /// The tail runs here, over the whole network's parameters.
-    Here(Weights<'a>),
+    Here(Box<Weights<'a>>),
     /// The tail ran coded across the edges; its output arrives from the coded stage.
     Coded,
 }
@@ -311,7 +311,8 @@ fn coded_tail_of(
     };
     let workers = cluster.workers();
     let split = scheme.layer_scheme(workers.len())?;
-    let weights = Weights::new(net, net.layers().len(), params).context(|| "viewing the weights")?;
+    let weights =
+        Weights::new(net, net.layers().len(), params).context(|| "viewing the weights")?;
     let tail = CodedTail::new(net, &weights, cluster.layers, split, &workers)
         .context(|| format!("the cluster file's tail = \"{scheme}\""))?;
     Ok(Some(tail))
@@ -356,17 +357,20 @@ pub fn gateway(args: &GatewayArgs) -> Result<(), Error> {
             let coded = coded_tail_of(&cluster, &net, &params)?;
             // The model owns the one parameter buffer; the tail views its layers past the
             // fused ones.
-            (own_model(&net, params, cluster.layers, cluster.grid)?, coded)
+            (
+                own_model(&net, params, cluster.layers, cluster.grid)?,
+                coded,
+            )
         }
         Tail::None => (deferred_model(&cluster)?, None),
     };
     let net = model.net.clone();
     let work = match (&coded, args.tail) {
         (Some(_), _) => TailWork::Coded,
-        (None, Tail::Run) => TailWork::Here(
+        (None, Tail::Run) => TailWork::Here(Box::new(
             Weights::new(&net, net.layers().len(), &model.params)
                 .context(|| "viewing the weights")?,
-        ),
+        )),
         (None, Tail::None) => TailWork::None,
     };
     let options = NodeOptions {

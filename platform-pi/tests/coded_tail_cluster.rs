@@ -112,7 +112,13 @@ fn run_processes(dir: &Path) -> Vec<String> {
     let (out_s, frames) = (out.display().to_string(), images().len().to_string());
     let mut gateway = spawn(
         &[
-            "gateway", "--cluster", &file, "--frames", &frames, "--out", &out_s,
+            "gateway",
+            "--cluster",
+            &file,
+            "--frames",
+            &frames,
+            "--out",
+            &out_s,
         ],
         &dir.join("gateway"),
     );
@@ -149,10 +155,7 @@ fn run_processes(dir: &Path) -> Vec<String> {
     // Each frame's line says its tail ran coded; none failed.
     let frames: Vec<&str> = said.lines().filter(|l| l.starts_with("frame ")).collect();
     assert_eq!(frames.len(), images().len(), "{said}");
-    assert!(
-        frames.iter().all(|l| l.contains(", coded tail ")),
-        "{said}"
-    );
+    assert!(frames.iter().all(|l| l.contains(", coded tail ")), "{said}");
     // frame-1-N.json, N from the source's start time, in feeding order.
     let mut files: Vec<(u32, PathBuf)> = std::fs::read_dir(&out)
         .unwrap()
@@ -186,7 +189,15 @@ fn run_in_process(net: &Network, params: &[f32], inputs: &[Vec<f32>]) -> Vec<Str
     let port = 55_000 + (std::process::id() % 3_000) as u16;
     let cluster = ClusterSpec::loopback(Policy::WstS, (3, 3), EDGES, 1, port, Some(KEY), LAYERS);
     let model = fused_model(net, params, LAYERS, cluster.grid).unwrap();
-    let run = run_local(&cluster, model, inputs, &Faults::default(), WAIT, Some(&spec)).unwrap();
+    let run = run_local(
+        &cluster,
+        model,
+        inputs,
+        &Faults::default(),
+        WAIT,
+        Some(&spec),
+    )
+    .unwrap();
     let (w, h) = (net.input().w as usize, net.input().h as usize);
     (0..inputs.len())
         .map(|n| {

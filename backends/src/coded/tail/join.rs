@@ -119,7 +119,10 @@ mod tests {
         assert!(j.tail(tail(1)).is_none());
         assert_eq!(j.waiting(), 2);
         let a = j.tail(tail(0)).unwrap();
-        assert_eq!((a.frame.frame.number, a.tail.unwrap().output), (0, vec![2.0]));
+        assert_eq!(
+            (a.frame.frame.number, a.tail.unwrap().output),
+            (0, vec![2.0])
+        );
         let b = j.frame(fused(1, true)).unwrap();
         assert_eq!(b.tail.unwrap().frame, FrameKey::new(1, 1));
         let c = j.frame(fused(2, false)).unwrap();
