@@ -14,7 +14,7 @@ use tessera_core::wire::Policy;
 
 use crate::config::NodeKernel;
 use crate::error::{error, Context, Error};
-use crate::image::Image;
+use crate::image::{Image, ImageFiles};
 use crate::node_memory::{self, RssRun, RssSetup};
 use crate::{files, gen_weights};
 use tessera_backends::cluster::ClusterSpec;

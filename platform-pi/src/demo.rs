@@ -27,7 +27,7 @@ use tessera_core::wire::{FrameKey, NodeId, Policy};
 use crate::config::{parse_grid, parse_policy, NodeKernel};
 use crate::detections::{class_name, to_json, write_annotated};
 use crate::error::{error, Context, Error};
-use crate::image::Image;
+use crate::image::{Image, ImageFiles};
 use crate::{files, gen_weights};
 
 /// The second bundled sample frame.

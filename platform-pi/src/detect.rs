@@ -15,7 +15,7 @@ use tessera_core::model::{LayerKind, Network};
 use crate::config::{parse_grid, NodeKernel};
 use crate::detections::{class_name, to_json, write_annotated, PixelBox};
 use crate::error::{error, Context, Error};
-use crate::image::Image;
+use crate::image::{Image, ImageFiles};
 use crate::{files, gen_weights};
 
 /// Arguments of `tessera detect`.

@@ -7,7 +7,7 @@ use std::path::Path;
 use tessera_core::model::{cfg, weights, Footprint, Network};
 
 use crate::error::{error, Context, Error};
-use crate::image::Image;
+use crate::image::{Image, ImageFiles};
 
 /// The YOLOv2 608 cfg the original system runs, built in as the default network.
 pub const DEFAULT_CFG: &str = include_str!("../../data/yolov2-608.cfg");

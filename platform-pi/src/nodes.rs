@@ -22,7 +22,7 @@ use crate::demo::own_model;
 use crate::detections::to_json;
 use crate::drop_log::DropLog;
 use crate::error::{error, Context, Error};
-use crate::image::Image;
+use crate::image::{Image, ImageFiles};
 use crate::result_file::{write_new, WriteError};
 use crate::signals::Signals;
 use crate::{files, gen_weights};

@@ -28,7 +28,7 @@ use tessera_core::wire::{FrameKey, Policy};
 use tessera_pi::detections::to_json;
 use tessera_pi::files::DEFAULT_CFG;
 use tessera_pi::gen_weights;
-use tessera_pi::image::Image;
+use tessera_pi::image::{Image, ImageFiles};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 const KEY: [u8; 32] = [0x3c; 32];
