@@ -11,7 +11,8 @@
 //! - `nal_std` (feature `std`): embedded-nal TCP stack over std sockets.
 //! - `cluster` (features `std` + `simd`): a cluster's description and starting one node of it
 //!   on its own threads; `local`: a whole cluster in one process on loopback, with faults and
-//!   an optional coded tail; `bench`: the kernel benchmark's measurements.
+//!   an optional coded tail, `fault_spec` its faults as the demo spells them; `bench`: the
+//!   kernel benchmark's measurements; `policy_bench`: the policies measured on loopback.
 //! - `gen_weights` (feature `alloc`): seeded random parameters in Darknet order; `rng`: the
 //!   SplitMix64 generator behind them.
 //! - `kernels` (feature `simd`): FMA conv kernels (AVX2+FMA, NEON), multi-core with `std`;
@@ -30,6 +31,8 @@ pub mod cluster;
 pub mod coded;
 #[cfg(feature = "alloc")]
 pub mod driver;
+#[cfg(all(feature = "std", feature = "simd"))]
+pub mod fault_spec;
 #[cfg(feature = "alloc")]
 pub mod gen_weights;
 #[cfg(feature = "alloc")]
@@ -42,6 +45,8 @@ pub mod nal_smoltcp;
 pub mod nal_std;
 #[cfg(feature = "alloc")]
 pub mod pipeline;
+#[cfg(all(feature = "std", feature = "simd"))]
+pub mod policy_bench;
 pub mod rng;
 
 #[cfg(feature = "simd")]

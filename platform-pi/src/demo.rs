@@ -14,7 +14,8 @@ use clap::Args as ClapArgs;
 use tessera_backends::cluster::ClusterSpec;
 use tessera_backends::coded::tail::{self, CodedCheck, CodedTail, TailScheme};
 use tessera_backends::driver::Model;
-use tessera_backends::local::{fused_model, run_local, Faults, TailSpec};
+use tessera_backends::fault_spec::FaultSpec;
+use tessera_backends::local::{fused_model, run_local, TailSpec};
 use tessera_backends::pipeline::{boxes, run_tail, AnyKernel};
 use tessera_core::detect::Detection;
 use tessera_core::ftp::Partition;
@@ -179,80 +180,6 @@ fn write_outputs(net: &Network, dets: &[Detection], img: &Image, stem: &Path) ->
     Ok(())
 }
 
-fn parse_kill(s: &str, edges: u16) -> Result<(NodeId, StdDuration), Error> {
-    let bad = || {
-        error(
-            "reading --kill",
-            format!("'{s}' is not ID@SECS with an edge ID 1..={edges}"),
-        )
-    };
-    let (id, secs) = s.split_once('@').ok_or_else(bad)?;
-    let id: NodeId = id.trim().parse().map_err(|_| bad())?;
-    let secs: f64 = secs.trim().parse().map_err(|_| bad())?;
-    if !(1..=edges).contains(&id) || !secs.is_finite() || secs < 0.0 {
-        return Err(bad());
-    }
-    Ok((id, StdDuration::from_secs_f64(secs)))
-}
-
-fn parse_slow(s: &str, edges: u16) -> Result<(NodeId, f64), Error> {
-    let bad = || {
-        error(
-            "reading --slow",
-            format!("'{s}' is not ID:FACTOR with an edge ID 1..={edges} and FACTOR >= 1"),
-        )
-    };
-    let (id, f) = s.split_once(':').ok_or_else(bad)?;
-    let id: NodeId = id.trim().parse().map_err(|_| bad())?;
-    let f: f64 = f.trim().parse().map_err(|_| bad())?;
-    if !(1..=edges).contains(&id) || !f.is_finite() || f < 1.0 {
-        return Err(bad());
-    }
-    Ok((id, f))
-}
-
-/// The faults of `args`: edges only, never a data source (its frames would never start).
-fn faults_of(args: &Args) -> Result<Faults, Error> {
-    let kill = args
-        .kill
-        .as_deref()
-        .map(|s| parse_kill(s, args.edges))
-        .transpose()?;
-    let slow = args
-        .slow
-        .iter()
-        .map(|s| parse_slow(s, args.edges))
-        .collect::<Result<Vec<_>, _>>()?;
-    for &id in &args.absent {
-        if !(1..=args.edges).contains(&id) {
-            return Err(error(
-                "reading --absent",
-                format!("{id} is not an edge ID 1..={}", args.edges),
-            ));
-        }
-    }
-    let hit: Vec<NodeId> = kill
-        .iter()
-        .map(|k| k.0)
-        .chain(args.absent.iter().copied())
-        .collect();
-    if let Some(id) = hit.iter().find(|&&id| id <= args.sources) {
-        return Err(error(
-            "demo",
-            format!(
-                "edge {id} is a data source (1..={}): it cannot be killed or absent",
-                args.sources
-            ),
-        ));
-    }
-    Ok(Faults {
-        slow,
-        kill,
-        absent: args.absent.clone(),
-        ..Faults::default()
-    })
-}
-
 /// Runs the command.
 pub fn run(args: &Args) -> Result<(), Error> {
     if args.edges == 0 || args.edges as usize > crate::config::MAX_EDGES {
@@ -271,7 +198,14 @@ pub fn run(args: &Args) -> Result<(), Error> {
             format!("--sources {} outside 1..={}", args.sources, args.edges),
         ));
     }
-    let faults = faults_of(args)?;
+    let faults = FaultSpec {
+        kill: args.kill.as_deref(),
+        slow: &args.slow,
+        absent: &args.absent,
+        edges: args.edges,
+        sources: args.sources,
+    }
+    .faults()?;
     // Scheme errors before the (slow) weight generation.
     let split = match (args.coded_tail, args.no_tail) {
         (Some(_), true) => {

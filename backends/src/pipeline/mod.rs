@@ -10,6 +10,8 @@
 
 mod aligned;
 mod decode;
+#[cfg(feature = "std")]
+mod detect_frame;
 mod frame;
 #[cfg(feature = "simd")]
 mod kernel;
@@ -19,6 +21,8 @@ mod tail;
 
 pub use aligned::AlignedBuf;
 pub use decode::{boxes, DecodeError};
+#[cfg(feature = "std")]
+pub use detect_frame::{detect_frame, DetectError, DetectSetup, FrameDetections};
 pub use frame::{run_frame, FrameError, FrameStats};
 #[cfg(feature = "simd")]
 pub use kernel::{AnyKernel, KernelChoice, UnknownKernel};
