@@ -13,6 +13,8 @@
 //!   on its own threads; `local`: a whole cluster in one process on loopback, with faults and
 //!   an optional coded tail, `fault_spec` its faults as the demo spells them; `bench`: the
 //!   kernel benchmark's measurements; `policy_bench`: the policies measured on loopback.
+//! - `frame_result` (features `alloc` + `simd`): a gateway's final result of a frame (fused
+//!   output, the tail run here, or the coded stage's output; then boxes).
 //! - `gen_weights` (feature `alloc`): seeded random parameters in Darknet order; `rng`: the
 //!   SplitMix64 generator behind them.
 //! - `kernels` (feature `simd`): FMA conv kernels (AVX2+FMA, NEON), multi-core with `std`;
@@ -33,6 +35,8 @@ pub mod coded;
 pub mod driver;
 #[cfg(all(feature = "std", feature = "simd"))]
 pub mod fault_spec;
+#[cfg(all(feature = "alloc", feature = "simd"))]
+pub mod frame_result;
 #[cfg(feature = "alloc")]
 pub mod gen_weights;
 #[cfg(feature = "alloc")]

@@ -6,12 +6,13 @@ use std::time::{Duration, Instant};
 
 use clap::Args as ClapArgs;
 use tessera_backends::cluster::{per_start_frame_number, start_node, CodedRole, NodeOptions};
-use tessera_backends::coded::tail::{self as coded_tail, CodedTail, TailJoin, TailPlace};
+use tessera_backends::coded::tail::{CodedTail, TailJoin, TailPlace};
 use tessera_backends::coded::CodedFinished;
 use tessera_backends::driver::node_thread::NodeThread;
 use tessera_backends::driver::{Finished, Model, NodeStats, ParamSource};
+use tessera_backends::frame_result::{FrameResult, ResultError, TailWork};
 use tessera_backends::local::fused_model;
-use tessera_backends::pipeline::{boxes, run_tail, AnyKernel};
+use tessera_backends::pipeline::AnyKernel;
 use tessera_core::ftp::Partition;
 use tessera_core::model::weights::Weights;
 use tessera_core::model::Network;
@@ -194,17 +195,7 @@ impl GatewayCounts {
     }
 }
 
-/// How the gateway makes a frame's final result after the fused stack.
-enum TailWork<'a> {
-    /// `--tail none`: the fused output is the result.
-    None,
-    /// The tail runs here, over the whole network's parameters.
-    Here(Box<Weights<'a>>),
-    /// The tail ran coded across the edges; its output arrives from the coded stage.
-    Coded,
-}
-
-/// The gateway's per-frame work after the cluster: the tail, boxes, the result file.
+/// The gateway's per-frame work after the cluster: the final result, the result file.
 struct Results<'a> {
     net: &'a Network,
     cluster: &'a Cluster,
@@ -218,13 +209,16 @@ impl Results<'_> {
     /// (see [`GatewayCounts::exists`]).
     fn make(&self, f: &Finished, tail: Option<&CodedFinished>, counts: &mut GatewayCounts) -> bool {
         let key = f.frame;
-        let Some(out) = f.output.as_ref().filter(|_| f.complete) else {
-            println!("frame {}.{} FAILED", key.origin, key.number);
-            return false;
-        };
-        let json = |name: &str| format!("frame-{}-{}.{name}", key.origin, key.number);
-        let made = match &self.work {
-            TailWork::None => {
+        let name = |ext: &str| format!("frame-{}-{}.{ext}", key.origin, key.number);
+        let made = match self.work.result(self.net, self.cluster.layers, f, tail) {
+            Err(e) => {
+                println!("frame {}.{} FAILED", key.origin, key.number);
+                if !matches!(e, ResultError::Abandoned) {
+                    eprintln!("frame {}.{}: {e}", key.origin, key.number);
+                }
+                return false;
+            }
+            Ok(FrameResult::Fused(out)) => {
                 println!(
                     "frame {}.{}: {} ms in the cluster, fused output {} values, tiles {:?}",
                     key.origin,
@@ -234,30 +228,23 @@ impl Results<'_> {
                     f.tiles_by
                 );
                 let bytes: Vec<u8> = out.iter().flat_map(|v| v.to_le_bytes()).collect();
-                self.write(&json("f32"), &bytes)
+                self.write(&name("f32"), &bytes)
             }
-            TailWork::Here(weights) => {
-                let kernel = AnyKernel::of(self.cluster.kernel);
-                run_tail(&kernel, self.net, weights, self.cluster.layers, out, &[])
-                    .map_err(Error::from)
-                    .and_then(|t| self.boxes(f, &t.output, ""))
-                    .and_then(|j| self.write(&json("json"), &j))
+            Ok(FrameResult::Boxes(dets)) => {
+                let how = tail.map_or(String::new(), |t| {
+                    format!(", coded tail {} ms", t.latency.total_millis())
+                });
+                println!(
+                    "frame {}.{}: {} ms in the cluster{how}, {} boxes, tiles {:?}",
+                    key.origin,
+                    key.number,
+                    f.latency.total_millis(),
+                    dets.len(),
+                    f.tiles_by
+                );
+                let (w, h) = (self.net.input().w as usize, self.net.input().h as usize);
+                to_json(&dets, w, h).and_then(|j| self.write(&name("json"), j.as_bytes()))
             }
-            TailWork::Coded => match tail.filter(|t| t.quality.is_complete()) {
-                Some(t) => {
-                    let how = format!(", coded tail {} ms", t.latency.total_millis());
-                    self.boxes(f, &t.output, &how)
-                        .and_then(|j| self.write(&json("json"), &j))
-                }
-                None => {
-                    println!("frame {}.{} FAILED", key.origin, key.number);
-                    eprintln!(
-                        "frame {}.{}: the coded tail lost rows by its deadline",
-                        key.origin, key.number
-                    );
-                    return false;
-                }
-            },
         };
         let Err(e) = made else {
             return true;
@@ -268,23 +255,6 @@ impl Results<'_> {
             .is_some_and(|w| matches!(w, WriteError::Exists(_)));
         counts.exists += usize::from(exists);
         exists
-    }
-
-    /// Decodes boxes from the region output; prints the frame's line (`how`: what the tail
-    /// did, before the tiles); returns the boxes' JSON.
-    fn boxes(&self, f: &Finished, region: &[f32], how: &str) -> Result<Vec<u8>, Error> {
-        let net = self.net;
-        let (w, h) = (net.input().w as usize, net.input().h as usize);
-        let dets = boxes(net, region, w, h, coded_tail::THRESH, coded_tail::NMS)?;
-        println!(
-            "frame {}.{}: {} ms in the cluster{how}, {} boxes, tiles {:?}",
-            f.frame.origin,
-            f.frame.number,
-            f.latency.total_millis(),
-            dets.len(),
-            f.tiles_by
-        );
-        Ok(to_json(&dets, w, h)?.into_bytes())
     }
 
     /// Writes a result under `--out` (nothing without it), atomically and never over an
@@ -367,10 +337,13 @@ pub fn gateway(args: &GatewayArgs) -> Result<(), Error> {
     let net = model.net.clone();
     let work = match (&coded, args.tail) {
         (Some(_), _) => TailWork::Coded,
-        (None, Tail::Run) => TailWork::Here(Box::new(
-            Weights::new(&net, net.layers().len(), &model.params)
-                .context(|| "viewing the weights")?,
-        )),
+        (None, Tail::Run) => TailWork::Here {
+            kernel: AnyKernel::of(cluster.kernel),
+            weights: Box::new(
+                Weights::new(&net, net.layers().len(), &model.params)
+                    .context(|| "viewing the weights")?,
+            ),
+        },
         (None, Tail::None) => TailWork::None,
     };
     let options = NodeOptions {
