@@ -8,7 +8,8 @@
 //!   parity shards over workers, decoded at the gateway under a frame deadline.
 //! - `pipeline` (feature `alloc`): one frame on one machine: the fused stack tile by tile, the
 //!   tail, region decoding; the kernel set chosen at run time (feature `simd`).
-//! - `nal_std` (feature `std`): embedded-nal TCP stack over std sockets.
+//! - `nal_std` (feature `std`): embedded-nal TCP stack over std sockets; `weights_file`: the
+//!   parameters of the layers a node runs, read from a Darknet weights file validated whole.
 //! - `cluster` (features `std` + `simd`): a cluster's description and starting one node of it
 //!   on its own threads; `local`: a whole cluster in one process on loopback, with faults and
 //!   an optional coded tail, `fault_spec` its faults as the demo spells them; `bench`: the
@@ -52,6 +53,8 @@ pub mod pipeline;
 #[cfg(all(feature = "std", feature = "simd"))]
 pub mod policy_bench;
 pub mod rng;
+#[cfg(feature = "std")]
+pub mod weights_file;
 
 #[cfg(feature = "simd")]
 pub mod kernels;
