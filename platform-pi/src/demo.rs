@@ -12,7 +12,7 @@ use std::time::Duration as StdDuration;
 
 use clap::Args as ClapArgs;
 use tessera_backends::cluster::ClusterSpec;
-use tessera_backends::coded::tail::{self, CodedCheck, CodedTail, TailScheme};
+use tessera_backends::coded::tail::{self, CheckSummary, CodedCheck, CodedTail, TailScheme};
 use tessera_backends::driver::Model;
 use tessera_backends::fault_spec::FaultSpec;
 use tessera_backends::local::{fused_model, run_local, TailSpec};
@@ -449,24 +449,22 @@ frame         latency     done  tiles per node               boxes"
             mib(whole),
             per.join(", ")
         );
-        let exact = checks.iter().filter(|c| c.bit_identical).count();
-        let same_dets = checks.iter().filter(|c| c.detections_match).count();
-        let worst_ref = checks.iter().map(|c| c.vs_reference).fold(0.0, f64::max);
-        let worst_plain = checks.iter().map(|c| c.vs_plain).fold(0.0, f64::max);
-        let recovered: usize = checks.iter().map(|c| c.recovered_layers).sum();
+        let s = CheckSummary::of(&checks);
         tail_ms.sort_by(f64::total_cmp);
         println!(
-            "coded tail: {} frames, {:.0} ms median in the stage; {exact} of {} bit-identical to the centralised coded run{}; max |d| vs plain tail {:.2e}; detections match the plain tail in {same_dets} of {}",
-            checks.len(),
+            "coded tail: {} frames, {:.0} ms median in the stage; {} of {} bit-identical to the centralised coded run{}; max |d| vs plain tail {:.2e}; detections match the plain tail in {} of {}",
+            s.frames,
             tail_ms.get(tail_ms.len() / 2).copied().unwrap_or(f64::NAN),
-            checks.len(),
-            if exact < checks.len() {
-                format!(" (others within {worst_ref:.2e}: {recovered} layers decoded from parity/replicas, float decode is not bit-exact)")
+            s.exact,
+            s.frames,
+            if s.exact < s.frames {
+                format!(" (others within {:.2e}: {} layers decoded from parity/replicas, float decode is not bit-exact)", s.worst_vs_reference, s.recovered_layers)
             } else {
                 String::new()
             },
-            worst_plain,
-            checks.len()
+            s.worst_vs_plain,
+            s.same_detections,
+            s.frames
         );
         let coded_stats = run.stats.iter().filter_map(|(id, s)| Some((id, s.coded?)));
         for (id, s) in coded_stats {
