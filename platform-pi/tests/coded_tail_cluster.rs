@@ -236,3 +236,49 @@ fn gateway_and_edges_run_the_files_coded_tail_as_the_one_process_run_does() {
     }
     assert_ne!(together[0], together[1]);
 }
+
+#[test]
+fn a_tail_the_cluster_cannot_run_is_refused_at_start_with_its_line() {
+    let dir = std::env::temp_dir().join(format!("tessera-coded-refused-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Dir(dir);
+    let example = include_str!("../../cluster.example.toml");
+    let line = example
+        .lines()
+        .position(|l| l.starts_with("tail = "))
+        .unwrap()
+        + 1;
+    let run = |text: &str, args: &[&str]| {
+        let file = dir.0.join("cluster.toml");
+        std::fs::write(&file, text).unwrap();
+        let file = file.display().to_string();
+        let out = Command::new(BIN)
+            .args(args)
+            .args(["--cluster", &file])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} started");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let cases = [
+        (
+            "cdc:3",
+            format!("line {line}: coded tail cdc:3 needs more than 3 edges"),
+        ),
+        (
+            "raid",
+            format!("line {line}: unknown tail 'raid': use gateway"),
+        ),
+    ];
+    for (tail, says) in cases {
+        let text = example.replace("tail = \"gateway\"", &format!("tail = \"{tail}\""));
+        for args in [&["gateway"][..], &["edge", "--id", "2"][..]] {
+            let e = run(&text, args);
+            assert!(e.contains(&says), "{tail} {args:?}: {e}");
+        }
+    }
+    // A gateway told to stop at the fused output cannot hold a coded tail's results.
+    let coded = example.replace("tail = \"gateway\"", "tail = \"cdc:1\"");
+    let e = run(&coded, &["gateway", "--tail", "none"]);
+    assert!(e.contains("--tail none, but") && e.contains("cdc:1"), "{e}");
+}
