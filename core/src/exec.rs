@@ -172,7 +172,7 @@ pub fn scratch_elems(stack: &FusedStack<'_>, plan: &TilePlan) -> Result<usize, E
 }
 
 /// Scratch elements of the first and of the second ping-pong buffer for `plan` (see
-/// [`band::buffer_elems`](crate::ftp::band::buffer_elems)): [`run_tile`] takes buffers of
+/// [`band::buffer_elems`]): [`run_tile`] takes buffers of
 /// these sizes, or larger.
 pub fn buffer_elems(stack: &FusedStack<'_>, plan: &TilePlan) -> Result<[usize; 2], ExecError> {
     let overflow = |_| ExecError::View(ViewError::Overflow);
