@@ -1,5 +1,5 @@
 //! The FMA kernels: against the reference within the documented bound, bit for bit against the
-//! scalar FMA path, across regions, threads and tiles (DESIGN-NOTES §2.7).
+//! scalar FMA path, across regions, threads and tiles (docs/design.md §2.7).
 #![cfg(feature = "simd")]
 
 use std::collections::HashMap;

@@ -1,4 +1,4 @@
-//! The link's handshake guards over real loopback sockets (issue 13): the pre-authentication
+//! The link's handshake guards over real loopback sockets: the pre-authentication
 //! buffer cap, the handshake deadline, the caps on waiting connections, who may hold a node
 //! id, refusals the dialler learns, and a counter for every dropped connection.
 //!
@@ -200,7 +200,7 @@ fn edge(id: NodeId, ip_: &str, peers: &[(NodeId, SocketAddr)], key: Key) -> Peer
 #[test]
 fn a_header_declaring_more_than_a_hello_is_dropped_at_once() {
     let (mut gw, peers) = gateway(1, &[(1, "127.13.1.2")], HandshakeConfig::DEFAULT);
-    // The issue's reproduction: a header declaring 64 MiB, then a trickle.
+    // The slow-loris case: a header declaring 64 MiB, then a trickle.
     let mut s = raw("127.13.1.9", peers[0].1);
     s.write_all(&header(7, 1, 1, 64 << 20)).unwrap();
     settle(&mut [&mut gw], |p| p[0].link.stats().dropped.oversize == 1);

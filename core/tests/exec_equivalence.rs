@@ -1,4 +1,4 @@
-//! Stitched tiles equal the unpartitioned frame bit for bit (DESIGN-NOTES §2.7), in plain FTP
+//! Stitched tiles equal the unpartitioned frame bit for bit (docs/design.md §2.7), in plain FTP
 //! and with data reuse, over random stacks, inputs, grids and weights.
 
 use std::collections::HashMap;

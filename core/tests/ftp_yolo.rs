@@ -1,4 +1,4 @@
-//! DESIGN-NOTES §2–§3 figures for the first 16 layers of YOLOv2 at 608×608.
+//! docs/design.md §2–§3 figures for the first 16 layers of YOLOv2 at 608×608.
 
 use tessera_core::ftp::{
     frame_macs, FusedStack, Grid, Level, MemoryPlan, Mode, Partition, PlanError, Side, TilePlan,
@@ -99,7 +99,7 @@ fn reduced_chain_of_level1_tile_0_1() {
     let r = TilePlan::new(&s, &g, 1, Mode::Reuse).unwrap();
     let plain = TilePlan::new(&s, &g, 1, Mode::Plain).unwrap();
     assert!(r.is_reduced());
-    // (ℓ, Ô, Î, plain O) of the §3 table, as (x0, x1, y0, y1).
+    // (ℓ, Ô, Î, plain O) of the §3.2 table, as (x0, x1, y0, y1).
     let table = [
         (15, (13, 25, 0, 12), (13, 25, 0, 12), (13, 25, 0, 12)),
         (14, (13, 25, 0, 12), (12, 26, 0, 13), (13, 25, 0, 12)),

@@ -8,7 +8,7 @@
 //! `PI3_GFLOPS = 1.53`: calibrated to the papers' own single-device time, not to a kernel
 //! benchmark. The DeepThings evaluation reports MoDNN at 8.1 s and 2.1× on 6 devices, i.e. 17.0 s for YOLOv2's
 //! fused layers 0–15 on one Pi 3 (darknet-nnpack); those layers are 13.0 G multiply-adds =
-//! 26.0 GFLOP (DESIGN-NOTES §1), hence 26.0 / 17.0 = 1.53 GFLOP/s. It keeps the
+//! 26.0 GFLOP (docs/design.md §1.2), hence 26.0 / 17.0 = 1.53 GFLOP/s. It keeps the
 //! compute/communication ratio of the papers' testbed, which decides every speedup.
 //! `PI3_NEON_GFLOPS = 3.0` is what a good 4-core NEON conv kernel reaches on the Pi 3's
 //! Cortex-A53 at 1.2 GHz (peak 4 cores × 1.2 GHz × 4 FLOP/cycle = 19.2 GFLOP/s; 15–20 %

@@ -22,7 +22,7 @@ pub fn pool() -> LayerKind {
     })
 }
 
-/// Layers 0–15 of YOLOv2 at 608×608 (DESIGN-NOTES §2.1 table).
+/// Layers 0–15 of YOLOv2 at 608×608 (docs/design.md §2.1 table).
 pub fn yolo16() -> Network {
     let mut n = Network::new(Shape::new(608, 608, 3)).unwrap();
     for k in [
