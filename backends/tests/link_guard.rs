@@ -11,6 +11,7 @@
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::{Duration as StdDuration, Instant as StdInstant};
+use tessera_testkit::free_port;
 
 use socket2::{Domain, Socket, Type};
 use tessera_backends::link::{
@@ -25,14 +26,6 @@ const KEY: Key = Key::new([13; 32]);
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
-}
-
-fn free_port(ip: &str) -> u16 {
-    std::net::TcpListener::bind((ip, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 struct Peer {

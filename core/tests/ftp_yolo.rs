@@ -3,11 +3,10 @@
 use tessera_core::ftp::{
     frame_macs, FusedStack, Grid, Level, MemoryPlan, Mode, Partition, PlanError, Side, TilePlan,
 };
-mod common;
 
-use common::{conv, yolo16};
 use tessera_core::model::{Network, Shape};
 use tessera_core::region::{Region, Span};
+use tessera_testkit::{conv, yolo16};
 
 const MIB: f64 = 1024.0 * 1024.0;
 

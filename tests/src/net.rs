@@ -1,8 +1,9 @@
-//! Networks shared by the core's integration tests.
-#![allow(dead_code)] // each test binary uses a subset
+//! Layer and network builders for tests.
 
 use tessera_core::model::{Activation, Conv, LayerKind, MaxPool, Network, Shape};
 
+/// A stride-1 `size`×`size` conv with Darknet's `pad=1` (`⌊size/2⌋`), batch norm and a leaky
+/// activation: every conv of YOLOv2's fused prefix.
 pub fn conv(filters: u32, size: u32) -> LayerKind {
     LayerKind::Conv(Conv {
         filters,
@@ -14,6 +15,7 @@ pub fn conv(filters: u32, size: u32) -> LayerKind {
     })
 }
 
+/// A 2×2 stride-2 max pool as the cfg parser builds it (Darknet's default `padding = size − 1`).
 pub fn pool() -> LayerKind {
     LayerKind::MaxPool(MaxPool {
         size: 2,
@@ -22,9 +24,9 @@ pub fn pool() -> LayerKind {
     })
 }
 
-/// Layers 0–15 of YOLOv2 at 608×608 (docs/design.md §2.1 table).
+/// Layers 0–15 of YOLOv2 at 608×608 (the table of docs/design.md §2.1).
 pub fn yolo16() -> Network {
-    let mut n = Network::new(Shape::new(608, 608, 3)).unwrap();
+    let mut n = Network::new(Shape::new(608, 608, 3)).expect("608×608×3 is a valid input");
     for k in [
         conv(32, 3),
         pool(),
@@ -43,7 +45,7 @@ pub fn yolo16() -> Network {
         conv(512, 3),
         conv(256, 1),
     ] {
-        n.push(k).unwrap();
+        n.push(k).expect("YOLOv2's prefix fits a network");
     }
     n
 }
