@@ -24,28 +24,40 @@ pub fn pool() -> LayerKind {
     })
 }
 
-/// Layers 0–15 of YOLOv2 at 608×608 (the table of docs/design.md §2.1).
-pub fn yolo16() -> Network {
-    let mut n = Network::new(Shape::new(608, 608, 3)).expect("608×608×3 is a valid input");
-    for k in [
-        conv(32, 3),
-        pool(),
-        conv(64, 3),
-        pool(),
-        conv(128, 3),
-        conv(64, 1),
-        conv(128, 3),
-        pool(),
-        conv(256, 3),
-        conv(128, 1),
-        conv(256, 3),
-        pool(),
-        conv(512, 3),
-        conv(256, 1),
-        conv(512, 3),
-        conv(256, 1),
-    ] {
-        n.push(k).expect("YOLOv2's prefix fits a network");
+/// A network on `input` made of `layers`, in order.
+///
+/// # Panics
+///
+/// If the input or a layer is refused (a test's network is fixed, so that is a bug in the test).
+pub fn network(input: Shape, layers: impl IntoIterator<Item = LayerKind>) -> Network {
+    let mut n = Network::new(input).expect("a valid input shape");
+    for k in layers {
+        n.push(k).expect("a layer that fits the network");
     }
     n
+}
+
+/// Layers 0–15 of YOLOv2 at 608×608 (the table of docs/design.md §2.1).
+pub fn yolo16() -> Network {
+    network(
+        Shape::new(608, 608, 3),
+        [
+            conv(32, 3),
+            pool(),
+            conv(64, 3),
+            pool(),
+            conv(128, 3),
+            conv(64, 1),
+            conv(128, 3),
+            pool(),
+            conv(256, 3),
+            conv(128, 1),
+            conv(256, 3),
+            pool(),
+            conv(512, 3),
+            conv(256, 1),
+            conv(512, 3),
+            conv(256, 1),
+        ],
+    )
 }
