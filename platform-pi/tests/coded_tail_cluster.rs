@@ -29,6 +29,7 @@ use tessera_pi::detections::to_json;
 use tessera_pi::files::DEFAULT_CFG;
 use tessera_pi::gen_weights;
 use tessera_pi::image::{Image, ImageFiles};
+use tessera_testkit::free_port;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 const KEY: [u8; 32] = [0x3c; 32];
@@ -88,7 +89,7 @@ impl Drop for Dir {
 fn run_processes(dir: &Path) -> Vec<String> {
     let cfg_path = dir.join("yolo160.cfg");
     std::fs::write(&cfg_path, small_cfg()).unwrap();
-    let port = 52_000 + (std::process::id() % 3_000) as u16;
+    let port = free_port("127.0.0.1");
     let hex: String = KEY.iter().map(|b| format!("{b:02x}")).collect();
     let mut text = format!(
         "policy = \"wst-s\"\ngrid = \"3x3\"\nlayers = {LAYERS}\nseed = {SEED}\n\
@@ -186,7 +187,7 @@ fn run_in_process(net: &Network, params: &[f32], inputs: &[Vec<f32>]) -> Vec<Str
             ..CodedConfig::new(micros(DEADLINE_MS))
         },
     };
-    let port = 55_000 + (std::process::id() % 3_000) as u16;
+    let port = free_port("127.0.0.1");
     let cluster = ClusterSpec::loopback(Policy::WstS, (3, 3), EDGES, 1, port, Some(KEY), LAYERS);
     let model = fused_model(net, params, LAYERS, cluster.grid).unwrap();
     let run = run_local(
