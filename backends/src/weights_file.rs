@@ -1,6 +1,7 @@
-//! A node's parameters from a Darknet weights file ([`read_prefix`]): the whole file is
-//! validated (header, and size against every layer's parameters), then only the layers the
-//! node runs are read and the rest is skipped with a seek, so a node holds what it computes.
+//! A node's parameters from a Darknet weights file ([`read_prefix`], [`LayerReader`]): the
+//! whole file is validated (header, and size against every layer's parameters), then only the
+//! layers the node runs are read and the rest is skipped with a seek, so a node holds what it
+//! computes.
 
 extern crate alloc;
 extern crate std;
@@ -78,28 +79,60 @@ pub fn read_prefix<F: Read + Seek>(
     net: &Network,
     upto: usize,
 ) -> Result<Vec<f32>, WeightsFileError> {
-    // The longest header (8-byte `seen`); a shorter file is reported by `Header::parse`.
-    let mut head = [0u8; 20];
-    let got = read_up_to(file, &mut head)?;
-    let (header, header_len) = weights::Header::parse(&head[..got])?;
-    let expected = weights::file_len(net, &header)?;
-    weights::check_file_len(net, &header, len).map_err(|error| WeightsFileError::Size {
-        len,
-        expected,
-        error,
-    })?;
-    let count = weights::param_count(net, upto)?;
-    let mut params = vec![0.0f32; count];
-    file.seek(SeekFrom::Start(header_len as u64))?;
-    let mut chunk = vec![0u8; CHUNK];
-    for dst in params.chunks_mut(CHUNK / 4) {
-        let bytes = &mut chunk[..4 * dst.len()];
-        file.read_exact(bytes)?;
-        weights::decode_params(bytes, dst)?;
-    }
-    // Past the layers not run: the size check above already covered them.
-    file.seek(SeekFrom::End(0))?;
+    let mut reader = LayerReader::open(file, len, net)?;
+    let params = reader.read(0, upto)?;
+    // Past the layers not run: the size check already covered them.
+    reader.file.seek(SeekFrom::End(0))?;
     Ok(params)
+}
+
+/// A Darknet weights file validated once (header, and size against every layer's
+/// parameters), then read a range of layers at a time, so a node building its share layer by
+/// layer holds one layer's parameters at once.
+#[derive(Debug)]
+pub struct LayerReader<'n, F> {
+    file: F,
+    net: &'n Network,
+    header_len: u64,
+}
+
+impl<'n, F: Read + Seek> LayerReader<'n, F> {
+    /// Checks `file` (`len` bytes) against `net`.
+    pub fn open(mut file: F, len: u64, net: &'n Network) -> Result<Self, WeightsFileError> {
+        // The longest header (8-byte `seen`); a shorter file is reported by `Header::parse`.
+        let mut head = [0u8; 20];
+        file.seek(SeekFrom::Start(0))?;
+        let got = read_up_to(&mut file, &mut head)?;
+        let (header, header_len) = weights::Header::parse(&head[..got])?;
+        let expected = weights::file_len(net, &header)?;
+        weights::check_file_len(net, &header, len).map_err(|error| WeightsFileError::Size {
+            len,
+            expected,
+            error,
+        })?;
+        Ok(LayerReader {
+            file,
+            net,
+            header_len: header_len as u64,
+        })
+    }
+
+    /// The parameters of layers `[from, upto)`, in Darknet order (read in fixed-size chunks
+    /// into the one buffer returned).
+    pub fn read(&mut self, from: usize, upto: usize) -> Result<Vec<f32>, WeightsFileError> {
+        let before = weights::param_count(self.net, from.min(upto))?;
+        let count = weights::param_count(self.net, upto)? - before;
+        let mut params = vec![0.0f32; count];
+        self.file
+            .seek(SeekFrom::Start(self.header_len + 4 * before as u64))?;
+        let mut chunk = vec![0u8; CHUNK];
+        for dst in params.chunks_mut(CHUNK / 4) {
+            let bytes = &mut chunk[..4 * dst.len()];
+            self.file.read_exact(bytes)?;
+            weights::decode_params(bytes, dst)?;
+        }
+        Ok(params)
+    }
 }
 
 /// Reads until `buf` is full or the input ends; returns the bytes read.
@@ -161,5 +194,28 @@ mod tests {
         assert!(matches!(e, WeightsFileError::Size { .. }), "{e}");
         let e = read_prefix(&mut Cursor::new(&bytes[..6]), 6, &net, 1).unwrap_err();
         assert!(matches!(e, WeightsFileError::Weights(_)), "{e}");
+    }
+
+    #[test]
+    fn reads_any_range_of_layers() {
+        let net = cfg::parse(CFG).unwrap();
+        let (bytes, params) = file(&net);
+        let len = bytes.len() as u64;
+        let mut r = LayerReader::open(Cursor::new(&bytes), len, &net).unwrap();
+        let at = |l: usize| param_count(&net, l).unwrap();
+        // The last conv alone, then the first: each exactly its slice of the whole.
+        assert_eq!(r.read(2, 3).unwrap(), params[at(2)..]);
+        assert_eq!(r.read(0, 1).unwrap(), params[..at(1)]);
+        assert!(
+            r.read(1, 2).unwrap().is_empty(),
+            "a max pool has no parameters"
+        );
+        assert!(matches!(
+            r.read(0, 4).unwrap_err(),
+            WeightsFileError::Weights(_)
+        ));
+        let short = &bytes[..bytes.len() - 4];
+        let e = LayerReader::open(Cursor::new(short), len - 4, &net).unwrap_err();
+        assert!(matches!(e, WeightsFileError::Size { .. }), "{e}");
     }
 }

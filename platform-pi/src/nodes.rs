@@ -1,18 +1,21 @@
 //! `tessera gateway` and `tessera edge`: one node of a cluster described by a TOML file.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args as ClapArgs;
 use tessera_backends::cluster::{per_start_frame_number, start_node, CodedRole, NodeOptions};
-use tessera_backends::coded::tail::{CodedTail, TailJoin, TailPlace};
-use tessera_backends::coded::CodedFinished;
+use tessera_backends::coded::tail::{worker_model, CodedTail, TailJoin, TailPlace};
+use tessera_backends::coded::{CodedFinished, CodedModel};
 use tessera_backends::driver::node_thread::NodeThread;
 use tessera_backends::driver::{Finished, Model, NodeStats, ParamSource};
 use tessera_backends::frame_result::{FrameResult, ResultError, TailWork};
-use tessera_backends::local::fused_model;
+use tessera_backends::gen_weights::layer_params;
 use tessera_backends::pipeline::AnyKernel;
+use tessera_backends::rng::SplitMix64;
+use tessera_backends::weights_file::LayerReader;
 use tessera_core::ftp::Partition;
 use tessera_core::model::weights::Weights;
 use tessera_core::model::Network;
@@ -288,6 +291,80 @@ fn coded_tail_of(
     Ok(Some(tail))
 }
 
+/// One layer's parameters at a time, in increasing layer order: read from the cluster's
+/// weights file (validated whole when opened) or drawn from its seed.
+enum LayerParams<'n> {
+    File(LayerReader<'n, File>, PathBuf),
+    /// The seeded stream positioned at layer `next` (earlier layers drawn and discarded).
+    Seeded {
+        net: &'n Network,
+        rng: SplitMix64,
+        next: usize,
+    },
+}
+
+impl<'n> LayerParams<'n> {
+    fn of(cluster: &Cluster, net: &'n Network) -> Result<Self, Error> {
+        let Some(path) = &cluster.weights else {
+            return Ok(LayerParams::Seeded {
+                net,
+                rng: SplitMix64::new(cluster.seed),
+                next: 0,
+            });
+        };
+        let at = || format!("reading {}", path.display());
+        let file = File::open(path).context(at)?;
+        let len = file.metadata().context(at)?.len();
+        let reader = LayerReader::open(file, len, net).context(at)?;
+        Ok(LayerParams::File(reader, path.clone()))
+    }
+
+    /// Layer `j`'s parameters (a seeded stream cannot go back to a layer before the last).
+    fn layer(&mut self, j: usize) -> Result<Vec<f32>, Error> {
+        match self {
+            LayerParams::File(reader, path) => reader
+                .read(j, j + 1)
+                .context(|| format!("reading {}", path.display())),
+            LayerParams::Seeded { net, rng, next } => {
+                let layers = net.layers();
+                if j < *next || j >= layers.len() {
+                    return Err(error(
+                        "generating weights",
+                        format!("layer {j} out of order"),
+                    ));
+                }
+                let mut out = Vec::new();
+                for layer in &layers[*next..=j] {
+                    out.clear();
+                    layer_params(rng, layer, &mut out);
+                }
+                *next = j + 1;
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// Edge `id`'s share of the cluster's coded tail (`None`: the tail runs on the gateway): the
+/// shards assigned to it only, made one tail layer at a time from that layer's parameters.
+fn worker_tail(
+    cluster: &Cluster,
+    net: &Network,
+    id: NodeId,
+) -> Result<Option<Arc<CodedModel>>, Error> {
+    let TailPlace::Coded(scheme) = cluster.tail else {
+        return Ok(None);
+    };
+    let workers = cluster.workers();
+    let split = scheme.layer_scheme(workers.len())?;
+    let mut source = LayerParams::of(cluster, net)?;
+    let model = worker_model(net, cluster.layers, split, &workers, id, |j| {
+        source.layer(j)
+    })
+    .context(|| format!("the cluster file's tail = \"{scheme}\""))?;
+    Ok(Some(Arc::new(model)))
+}
+
 /// Starts node `id` of `cluster` on its own threads.
 fn start(
     cluster: &Cluster,
@@ -485,11 +562,11 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
         let model = own_model(&net, params, cluster.layers, cluster.grid)?;
         (net, model, None)
     } else {
-        // A coded worker builds the coded model from every tail layer's parameters; it keeps
-        // the model (every node builds the same) and a copy of the fused layers' parameters.
-        let (net, params) = load(&cluster, usize::MAX)?;
-        let coded = coded_tail_of(&cluster, &net, &params)?.map(|t| t.model().clone());
-        let model = fused_model(&net, &params, cluster.layers, cluster.grid)?;
+        // A coded worker holds the fused layers' parameters and its own shards of the tail,
+        // made one tail layer at a time (never every tail layer at once).
+        let (net, params) = load(&cluster, cluster.layers)?;
+        let coded = worker_tail(&cluster, &net, args.id)?;
+        let model = own_model(&net, params, cluster.layers, cluster.grid)?;
         (net, model, coded)
     };
     let options = NodeOptions {

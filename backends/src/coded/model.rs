@@ -136,6 +136,13 @@ pub enum CodedModelError {
     NoWorkers,
     /// The code or the stage refused.
     Coded(CodedError),
+    /// A worker's model ([`CodedModel::for_worker`]) was asked for a shard another node holds.
+    NotHeld {
+        /// Layer index.
+        layer: usize,
+        /// Shard index.
+        shard: usize,
+    },
     /// An input or result has the wrong length.
     Length {
         /// Words needed.
@@ -167,6 +174,11 @@ impl core::fmt::Display for CodedModelError {
             }
             CodedModelError::NoWorkers => f.write_str("no workers"),
             CodedModelError::Coded(e) => write!(f, "{e}"),
+            CodedModelError::NotHeld { layer, shard } => write!(
+                f,
+                "layer {layer}: shard {shard} is assigned to another node, this one does not \
+                 hold its parameters"
+            ),
             CodedModelError::Length { need, have } => {
                 write!(f, "{have} values where {need} are needed")
             }
@@ -215,19 +227,33 @@ impl ShardParams {
 /// A layer ready to run coded.
 #[derive(Clone, Debug, PartialEq)]
 struct Prepared {
+    /// The layer; a worker's model keeps its shape, activation and numeric only (weights and
+    /// bias empty).
     layer: LinearLayer,
     conv: Option<ConvGeom>,
     spec: CodedLayerSpec,
-    /// Parameters of every shard (index = shard; replicas share their data shard's).
-    shards: Vec<ShardParams>,
+    /// Parameters of every shard (index = shard; replicas equal their data shard's); `None`
+    /// for a shard a worker's model does not hold.
+    shards: Vec<Option<ShardParams>>,
 }
 
-/// Layers, their codes and the shards' parameters; every node of a coded run builds the same
-/// model (a worker only ever uses the shards it is assigned).
+/// Which shards a model holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Holds {
+    /// Every shard and the layers' weights: the gateway's (and a one-process run's) model.
+    All,
+    /// Only the shards assigned to this worker.
+    Worker(NodeId),
+}
+
+/// Layers, their codes and the shards' parameters. The gateway holds every shard and every
+/// layer's weights ([`CodedModel::with_geometry`]); a worker holds only the shards assigned
+/// to it ([`CodedModel::for_worker`]), built one layer at a time.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CodedModel {
     layers: Vec<Prepared>,
     plan: CodedPlan,
+    holds: Holds,
 }
 
 /// `f32::round` (half away from zero) without `std`, which this `no_std` crate lacks.
@@ -269,8 +295,8 @@ impl CodedModel {
         schemes: &[LayerScheme],
         workers: &[NodeId],
     ) -> Result<CodedModel, CodedModelError> {
-        let layers = layers.into_iter().map(|l| (l, None)).collect();
-        Self::build(layers, schemes, workers, true)
+        let layers = layers.into_iter().map(|l| Ok((l, None)));
+        Self::build(layers, schemes, workers, true, Holds::All)
     }
 
     /// As [`CodedModel::new`] with convolution layers (a layer with a [`ConvGeom`] has
@@ -281,63 +307,93 @@ impl CodedModel {
         schemes: &[LayerScheme],
         workers: &[NodeId],
     ) -> Result<CodedModel, CodedModelError> {
-        Self::build(layers, schemes, workers, false)
+        Self::build(
+            layers.into_iter().map(Ok),
+            schemes,
+            workers,
+            false,
+            Holds::All,
+        )
     }
 
-    fn build(
-        layers: Vec<(LinearLayer, Option<ConvGeom>)>,
+    /// Worker `node`'s model: as [`CodedModel::with_geometry`], holding only the shards
+    /// assigned to `node` (the others, and every layer's weights, dropped). `layers` is
+    /// consumed one layer at a time and each layer is dropped once `node`'s shards of it are
+    /// made, so a lazy iterator (reading each layer's parameters when asked) never holds more
+    /// than one layer; its first error stops the build. The shards are identical to those of
+    /// the full model ([`CodedModel::retain_worker`]).
+    pub fn for_worker<E, I>(
+        layers: I,
+        schemes: &[LayerScheme],
+        workers: &[NodeId],
+        node: NodeId,
+    ) -> Result<CodedModel, E>
+    where
+        E: From<CodedModelError>,
+        I: IntoIterator<Item = Result<(LinearLayer, Option<ConvGeom>), E>>,
+    {
+        Self::build(layers, schemes, workers, false, Holds::Worker(node))
+    }
+
+    /// This model as worker `node` holds it: the shards assigned to `node` only, no layer
+    /// weights (what [`CodedModel::for_worker`] builds without ever holding every layer).
+    pub fn retain_worker(mut self, node: NodeId) -> CodedModel {
+        for p in &mut self.layers {
+            p.keep_only(Holds::Worker(node));
+        }
+        self.holds = Holds::Worker(node);
+        self
+    }
+
+    fn build<E, I>(
+        layers: I,
         schemes: &[LayerScheme],
         workers: &[NodeId],
         chain: bool,
-    ) -> Result<CodedModel, CodedModelError> {
-        if layers.len() != schemes.len() || layers.is_empty() || layers.len() > MAX_CODED_LAYERS {
-            return Err(CodedModelError::Layers);
+        holds: Holds,
+    ) -> Result<CodedModel, E>
+    where
+        E: From<CodedModelError>,
+        I: IntoIterator<Item = Result<(LinearLayer, Option<ConvGeom>), E>>,
+    {
+        if schemes.is_empty() || schemes.len() > MAX_CODED_LAYERS {
+            return Err(CodedModelError::Layers.into());
         }
         if workers.is_empty() {
-            return Err(CodedModelError::NoWorkers);
+            return Err(CodedModelError::NoWorkers.into());
         }
-        let mut prepared = Vec::with_capacity(layers.len());
-        let mut specs = Vec::with_capacity(layers.len());
-        for (i, ((layer, conv), s)) in layers.into_iter().zip(schemes).enumerate() {
-            if let Some(g) = conv {
-                let odd = g.size % 2 == 1;
-                if !odd || g.cols() == 0 || layer.numeric != Numeric::Float {
-                    return Err(CodedModelError::Conv { layer: i });
-                }
-            }
-            let taps = conv.map_or(1, |g| (g.size * g.size) as usize);
-            let row_len = layer.in_len.saturating_mul(taps);
-            let shape_ok = layer.weights.len() == layer.rows.saturating_mul(row_len)
-                && layer.bias.len() == layer.rows
-                && layer.rows > 0
-                && layer.in_len > 0;
+        let mut prepared: Vec<Prepared> = Vec::with_capacity(schemes.len());
+        let mut specs = Vec::with_capacity(schemes.len());
+        for (i, item) in layers.into_iter().enumerate() {
+            let s = schemes.get(i).ok_or(CodedModelError::Layers)?;
+            let (layer, conv) = item?;
             let chains = !chain
                 || prepared
                     .last()
                     .is_none_or(|p: &Prepared| p.layer.rows == layer.in_len);
-            if !shape_ok || !chains {
-                return Err(CodedModelError::Shape { layer: i });
+            if !chains {
+                return Err(CodedModelError::Shape { layer: i }.into());
             }
-            let r = if s.protection == Protection::Replicated {
-                0
-            } else {
-                s.r
-            };
-            let code = Code::new(layer.rows, s.k, r)?;
-            let n = match s.protection {
-                Protection::Coded => code.n(),
-                Protection::Replicated => replicate::devices(code.k()),
-            };
-            let assigned: Vec<NodeId> = (0..n).map(|i| workers[i % workers.len()]).collect();
-            let spec = CodedLayerSpec::new(code, s.protection, &assigned)?;
-            let p = prepare(layer, conv, spec, i)?;
-            specs.push(spec);
+            let p = prepare_layer(layer, conv, s, workers, i, holds)?;
+            specs.push(p.spec);
             prepared.push(p);
+        }
+        if prepared.len() != schemes.len() {
+            return Err(CodedModelError::Layers.into());
         }
         Ok(CodedModel {
             layers: prepared,
-            plan: CodedPlan::new(&specs)?,
+            plan: CodedPlan::new(&specs).map_err(CodedModelError::from)?,
+            holds,
         })
+    }
+
+    /// The worker whose shards only this model holds (`None`: it holds every shard).
+    pub fn worker(&self) -> Option<NodeId> {
+        match self.holds {
+            Holds::All => None,
+            Holds::Worker(n) => Some(n),
+        }
     }
 
     /// The plan the gateway runs.
@@ -355,7 +411,8 @@ impl CodedModel {
         self.layers.is_empty()
     }
 
-    /// Layer `l`'s parameters.
+    /// Layer `l`'s parameters (on a worker's model, its shape, activation and numeric only:
+    /// weights and bias are empty).
     pub fn layer(&self, l: usize) -> Option<&LinearLayer> {
         self.layers.get(l).map(|p| &p.layer)
     }
@@ -405,7 +462,12 @@ impl CodedModel {
                     .iter()
                     .enumerate()
                     .filter(|(_, &w)| w == node)
-                    .map(|(s, _)| p.shards.get(s).map_or(0, ShardParams::bytes))
+                    .map(|(s, _)| {
+                        p.shards
+                            .get(s)
+                            .and_then(Option::as_ref)
+                            .map_or(0, ShardParams::bytes)
+                    })
                     .sum::<usize>()
             })
             .sum()
@@ -450,7 +512,12 @@ impl CodedModel {
         let params = p
             .shards
             .get(s)
-            .ok_or(CodedModelError::Coded(CodedError::OutOfRange))?;
+            .ok_or(CodedModelError::Coded(CodedError::OutOfRange))?
+            .as_ref()
+            .ok_or(CodedModelError::NotHeld {
+                layer: work.layer as usize,
+                shard: s,
+            })?;
         let need = p.layer.in_len.saturating_mul(cols);
         let geometry_ok = p.conv.is_none_or(|g| g.cols() == cols);
         if input.len() != need || cols == 0 || !geometry_ok {
@@ -741,106 +808,172 @@ impl Decodable for i32 {
     }
 }
 
-/// Encodes every shard of `layer` under `spec`.
-fn prepare(
+/// Checks `layer` (index `index`) against its shape, makes its code and spec under `scheme`
+/// over `workers`, and encodes the shards `holds` keeps; a worker's copy drops the weights.
+fn prepare_layer(
     layer: LinearLayer,
     conv: Option<ConvGeom>,
-    spec: CodedLayerSpec,
+    scheme: &LayerScheme,
+    workers: &[NodeId],
     index: usize,
+    holds: Holds,
 ) -> Result<Prepared, CodedModelError> {
-    let code = *spec.code();
-    // Weights per row: a convolution's filter holds `in_len · size²`.
-    let in_len = layer.in_len * conv.map_or(1, |g| (g.size * g.size) as usize);
-    let s_rows = code.shard_rows();
-    let data_count = code.k();
-    let mut shards = Vec::with_capacity(spec.shards());
-    match layer.numeric {
-        Numeric::Float => {
-            for d in 0..data_count {
-                let (w, b) = encode::data_shard(&code, d, &layer.weights, &layer.bias, in_len)?;
-                shards.push(ShardParams::F32 {
-                    w: w.to_vec(),
-                    b: b.to_vec(),
-                });
-            }
-            if spec.protection() == Protection::Coded {
-                for j in 0..code.r() {
-                    let mut w = vec![0.0f32; s_rows * in_len];
-                    let mut b = vec![0.0f32; s_rows];
-                    encode::parity_f32(
-                        &code,
-                        j,
-                        &layer.weights,
-                        &layer.bias,
-                        in_len,
-                        &mut w,
-                        &mut b,
-                    )?;
-                    shards.push(ShardParams::F32 { w, b });
-                }
-            }
-        }
-        Numeric::Int8 { in_scale, w_scale } => {
-            let ok = |v: f32| v.is_finite() && v > 0.0;
-            if !ok(in_scale) || !ok(w_scale) {
-                return Err(CodedModelError::Scale { layer: index });
-            }
-            let wq: Vec<i8> = layer
-                .weights
-                .iter()
-                .map(|&w| quantize(w, w_scale))
-                .collect();
-            let bias_q: Vec<i32> = layer
-                .bias
-                .iter()
-                .map(|&b| round_clamped(b / (w_scale * in_scale), (1 << 24) as f32) as i32)
-                .collect();
-            for d in 0..data_count {
-                let (w, b) = encode::data_shard(&code, d, &wq, &bias_q, in_len)?;
-                shards.push(ShardParams::I8 {
-                    w: w.to_vec(),
-                    b: b.to_vec(),
-                });
-            }
-            if spec.protection() == Protection::Coded && code.r() > 0 {
-                match code.int_arithmetic() {
-                    Arithmetic::Wrapping => {
-                        let mut w = vec![0i32; s_rows * in_len];
-                        let mut b = vec![0i32; s_rows];
-                        encode::parity_wrapping(&code, &wq, &bias_q, in_len, &mut w, &mut b)?;
-                        shards.push(ShardParams::Wrapping { w, b });
-                    }
-                    _ => {
-                        for j in 0..code.r() {
-                            let mut w = vec![0u32; s_rows * in_len];
-                            let mut b = vec![0u32; s_rows];
-                            encode::parity_mod_p(&code, j, &wq, &bias_q, in_len, &mut w, &mut b)?;
-                            shards.push(ShardParams::ModP { w, b });
-                        }
-                    }
-                }
-            }
+    if let Some(g) = conv {
+        let odd = g.size % 2 == 1;
+        if !odd || g.cols() == 0 || layer.numeric != Numeric::Float {
+            return Err(CodedModelError::Conv { layer: index });
         }
     }
-    if spec.protection() == Protection::Replicated {
-        // Replica i computes data shard i mod k: the same parameters.
-        for i in data_count..spec.shards() {
-            let copy = shards[replicate::replica_of(&code, i)].clone();
-            shards.push(copy);
-        }
+    let taps = conv.map_or(1, |g| (g.size * g.size) as usize);
+    let row_len = layer.in_len.saturating_mul(taps);
+    let shape_ok = layer.weights.len() == layer.rows.saturating_mul(row_len)
+        && layer.bias.len() == layer.rows
+        && layer.rows > 0
+        && layer.in_len > 0;
+    if !shape_ok {
+        return Err(CodedModelError::Shape { layer: index });
     }
-    Ok(Prepared {
+    let r = match scheme.protection {
+        Protection::Replicated => 0,
+        Protection::Coded => scheme.r,
+    };
+    let code = Code::new(layer.rows, scheme.k, r)?;
+    let n = match scheme.protection {
+        Protection::Coded => code.n(),
+        Protection::Replicated => replicate::devices(code.k()),
+    };
+    let assigned: Vec<NodeId> = (0..n).map(|i| workers[i % workers.len()]).collect();
+    let spec = CodedLayerSpec::new(code, scheme.protection, &assigned)?;
+    let source = Source::of(&layer, index)?;
+    let shards = (0..n)
+        .map(|s| {
+            let held = match holds {
+                Holds::All => true,
+                Holds::Worker(node) => assigned[s] == node,
+            };
+            held.then(|| source.shard(&spec, s, row_len)).transpose()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    drop(source);
+    let mut p = Prepared {
         layer,
         conv,
         spec,
         shards,
-    })
+    };
+    p.keep_only(holds);
+    Ok(p)
+}
+
+/// A layer's parameters in the arithmetic its shards are encoded from.
+enum Source<'a> {
+    /// Float weights and bias, as given.
+    F32 { w: &'a [f32], b: &'a [f32] },
+    /// Quantised weights and bias (`i32` bias in units of `w_scale·in_scale`).
+    I8 { w: Vec<i8>, b: Vec<i32> },
+}
+
+impl<'a> Source<'a> {
+    /// `layer`'s parameters (layer `index`), quantised when it is int8.
+    fn of(layer: &'a LinearLayer, index: usize) -> Result<Self, CodedModelError> {
+        let Numeric::Int8 { in_scale, w_scale } = layer.numeric else {
+            return Ok(Source::F32 {
+                w: &layer.weights,
+                b: &layer.bias,
+            });
+        };
+        let ok = |v: f32| v.is_finite() && v > 0.0;
+        if !ok(in_scale) || !ok(w_scale) {
+            return Err(CodedModelError::Scale { layer: index });
+        }
+        Ok(Source::I8 {
+            w: layer
+                .weights
+                .iter()
+                .map(|&w| quantize(w, w_scale))
+                .collect(),
+            b: layer
+                .bias
+                .iter()
+                .map(|&b| round_clamped(b / (w_scale * in_scale), (1 << 24) as f32) as i32)
+                .collect(),
+        })
+    }
+
+    /// Shard `s`'s parameters under `spec` (`in_len` weights per row): a data shard's slice
+    /// of rows, a parity shard's combination of every row, a replica its data shard's.
+    fn shard(
+        &self,
+        spec: &CodedLayerSpec,
+        s: usize,
+        in_len: usize,
+    ) -> Result<ShardParams, CodedModelError> {
+        let code = spec.code();
+        let d = match spec.protection() {
+            Protection::Replicated => replicate::replica_of(code, s),
+            Protection::Coded => s,
+        };
+        let s_rows = code.shard_rows();
+        if d < code.k() {
+            return Ok(match self {
+                Source::F32 { w, b } => {
+                    let (w, b) = encode::data_shard(code, d, w, b, in_len)?;
+                    ShardParams::F32 {
+                        w: w.to_vec(),
+                        b: b.to_vec(),
+                    }
+                }
+                Source::I8 { w, b } => {
+                    let (w, b) = encode::data_shard(code, d, w, b, in_len)?;
+                    ShardParams::I8 {
+                        w: w.to_vec(),
+                        b: b.to_vec(),
+                    }
+                }
+            });
+        }
+        let j = d - code.k();
+        Ok(match self {
+            Source::F32 { w, b } => {
+                let mut pw = vec![0.0f32; s_rows * in_len];
+                let mut pb = vec![0.0f32; s_rows];
+                encode::parity_f32(code, j, w, b, in_len, &mut pw, &mut pb)?;
+                ShardParams::F32 { w: pw, b: pb }
+            }
+            Source::I8 { w, b } if code.int_arithmetic() == Arithmetic::Wrapping => {
+                let mut pw = vec![0i32; s_rows * in_len];
+                let mut pb = vec![0i32; s_rows];
+                encode::parity_wrapping(code, w, b, in_len, &mut pw, &mut pb)?;
+                ShardParams::Wrapping { w: pw, b: pb }
+            }
+            Source::I8 { w, b } => {
+                let mut pw = vec![0u32; s_rows * in_len];
+                let mut pb = vec![0u32; s_rows];
+                encode::parity_mod_p(code, j, w, b, in_len, &mut pw, &mut pb)?;
+                ShardParams::ModP { w: pw, b: pb }
+            }
+        })
+    }
 }
 
 impl Prepared {
     /// Weights per output row.
     fn row_len(&self) -> usize {
         self.layer.in_len * self.conv.map_or(1, |g| (g.size * g.size) as usize)
+    }
+
+    /// Drops what `holds` does not keep: another worker's shards and the layer's weights.
+    fn keep_only(&mut self, holds: Holds) {
+        let Holds::Worker(node) = holds else {
+            return;
+        };
+        for (s, shard) in self.shards.iter_mut().enumerate() {
+            if self.spec.workers().get(s) != Some(&node) {
+                *shard = None;
+            }
+        }
+        self.layer.weights = Vec::new();
+        self.layer.bias = Vec::new();
     }
 }
 

@@ -180,26 +180,33 @@ impl<'a> Weights<'a> {
         if layer >= self.upto {
             return None;
         }
-        let l = &self.net.layers()[layer];
-        let c = l.conv()?;
+        ConvParams::of(&self.net.layers()[layer], &self.data[self.offsets[layer]..])
+    }
+}
+
+impl<'a> ConvParams<'a> {
+    /// Views `data`, starting with conv layer `layer`'s parameters in Darknet order, as that
+    /// layer's parameters; `None` if `layer` is not a convolution or `data` is too short.
+    pub fn of(layer: &super::Layer, data: &'a [f32]) -> Option<ConvParams<'a>> {
+        let c = layer.conv()?;
         let n = c.filters as usize;
-        let mut rest = &self.data[self.offsets[layer]..];
+        let mut rest = data;
         let mut take = |len: usize| {
-            let (head, tail) = rest.split_at(len);
-            rest = tail;
-            head
+            let head = rest.get(..len)?;
+            rest = &rest[len..];
+            Some(head)
         };
-        let biases = take(n);
+        let biases = take(n)?;
         let bn = if c.batch_norm {
             Some(BatchNorm {
-                scales: take(n),
-                mean: take(n),
-                variance: take(n),
+                scales: take(n)?,
+                mean: take(n)?,
+                variance: take(n)?,
             })
         } else {
             None
         };
-        let weights = take(c.weight_count(l.input.c)?);
+        let weights = take(c.weight_count(layer.input.c)?)?;
         Some(ConvParams {
             biases,
             bn,

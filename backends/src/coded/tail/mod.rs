@@ -23,6 +23,7 @@ mod join;
 mod place;
 mod scheme;
 mod summary;
+mod worker;
 
 pub use check::{check, detections_match, CheckError, CodedCheck, NMS, THRESH};
 pub use compare::{bit_identical, max_abs_diff};
@@ -31,6 +32,7 @@ pub use join::{Joined, TailJoin};
 pub use place::{PlaceError, TailPlace};
 pub use scheme::{SchemeError, TailScheme};
 pub use summary::CheckSummary;
+pub use worker::{worker_model, WorkerTailError};
 
 use alloc::sync::Arc;
 use alloc::vec;
@@ -42,7 +44,7 @@ use super::{Activation, CodedModel, CodedModelError, ConvGeom, LayerScheme, Line
 use tessera_core::kernel::batch_norm;
 use tessera_core::kernel::{Kernels, Portable};
 use tessera_core::model::weights::{ConvParams, Weights};
-use tessera_core::model::{Activation as ConvActivation, LayerKind, Network, Shape};
+use tessera_core::model::{Activation as ConvActivation, Layer, LayerKind, Network, Shape};
 use tessera_core::runtime::coded::MAX_CODED_LAYERS;
 use tessera_core::wire::{FrameKey, NodeId, GATEWAY};
 
@@ -175,6 +177,81 @@ pub fn fold_batch_norm(params: &ConvParams<'_>, filters: usize) -> (Vec<f32>, Ve
     (w, b)
 }
 
+/// The tail `[from, end)` of `net` checked for running coded: the network index of each
+/// convolution (stride 1, "same"), and per layer the last route reading its output (0: none).
+fn layout(net: &Network, from: usize) -> Result<(Vec<usize>, Vec<usize>), CodedTailError> {
+    let layers = net.layers();
+    if from == 0 || from >= layers.len() {
+        return Err(CodedTailError::Range {
+            from,
+            layers: layers.len(),
+        });
+    }
+    if !matches!(layers[from].kind, LayerKind::Conv(_)) {
+        return Err(CodedTailError::FirstNotConv { layer: from });
+    }
+    let mut route_use = vec![0usize; layers.len()];
+    let mut convs = Vec::new();
+    for (j, l) in layers.iter().enumerate().skip(from) {
+        match &l.kind {
+            LayerKind::Conv(c) => {
+                let same = c.stride == 1 && c.size % 2 == 1 && c.pad == c.size / 2;
+                if !same || l.input.w != l.output.w || l.input.h != l.output.h {
+                    return Err(CodedTailError::NotSame {
+                        layer: j,
+                        size: c.size,
+                        stride: c.stride,
+                        pad: c.pad,
+                    });
+                }
+                convs.push(j);
+            }
+            LayerKind::Route(r) => {
+                for &src in r.layers.iter() {
+                    let src = src as usize;
+                    if src < from {
+                        return Err(CodedTailError::RouteOutside {
+                            layer: j,
+                            source: src,
+                        });
+                    }
+                    route_use[src] = route_use[src].max(j);
+                }
+            }
+            _ => {}
+        }
+    }
+    if convs.len() > MAX_CODED_LAYERS {
+        return Err(CodedTailError::TooManyConvs { count: convs.len() });
+    }
+    Ok((convs, route_use))
+}
+
+/// Convolution `l` (checked by [`layout`]) with `params` as a float coded layer, its batch
+/// norm folded; `None` if `l` is no convolution.
+fn coded_layer(l: &Layer, params: &ConvParams<'_>) -> Option<(LinearLayer, Option<ConvGeom>)> {
+    let c = l.conv()?;
+    let (w, b) = fold_batch_norm(params, c.filters as usize);
+    Some((
+        LinearLayer {
+            in_len: l.input.c as usize,
+            rows: c.filters as usize,
+            weights: w,
+            bias: b,
+            activation: match c.activation {
+                ConvActivation::Leaky => Activation::Leaky,
+                ConvActivation::Linear => Activation::Linear,
+            },
+            numeric: Numeric::Float,
+        },
+        Some(ConvGeom {
+            size: c.size,
+            width: l.input.w,
+            height: l.input.h,
+        }),
+    ))
+}
+
 /// The coded tail of a network: its model and where each coded layer sits in the network.
 #[derive(Clone, Debug)]
 pub struct CodedTail {
@@ -197,73 +274,15 @@ impl CodedTail {
         scheme: LayerScheme,
         workers: &[NodeId],
     ) -> Result<CodedTail, CodedTailError> {
-        let layers = net.layers();
-        if from == 0 || from >= layers.len() {
-            return Err(CodedTailError::Range {
-                from,
-                layers: layers.len(),
-            });
-        }
-        if !matches!(layers[from].kind, LayerKind::Conv(_)) {
-            return Err(CodedTailError::FirstNotConv { layer: from });
-        }
-        let mut route_use = vec![0usize; layers.len()];
-        let mut convs = Vec::new();
-        let mut coded = Vec::new();
-        for (j, l) in layers.iter().enumerate().skip(from) {
-            match &l.kind {
-                LayerKind::Conv(c) => {
-                    let same = c.stride == 1 && c.size % 2 == 1 && c.pad == c.size / 2;
-                    if !same || l.input.w != l.output.w || l.input.h != l.output.h {
-                        return Err(CodedTailError::NotSame {
-                            layer: j,
-                            size: c.size,
-                            stride: c.stride,
-                            pad: c.pad,
-                        });
-                    }
-                    let params = weights
-                        .conv(j)
-                        .ok_or(CodedTailError::Weights { layer: j })?;
-                    let (w, b) = fold_batch_norm(&params, c.filters as usize);
-                    coded.push((
-                        LinearLayer {
-                            in_len: l.input.c as usize,
-                            rows: c.filters as usize,
-                            weights: w,
-                            bias: b,
-                            activation: match c.activation {
-                                ConvActivation::Leaky => Activation::Leaky,
-                                ConvActivation::Linear => Activation::Linear,
-                            },
-                            numeric: Numeric::Float,
-                        },
-                        Some(ConvGeom {
-                            size: c.size,
-                            width: l.input.w,
-                            height: l.input.h,
-                        }),
-                    ));
-                    convs.push(j);
-                }
-                LayerKind::Route(r) => {
-                    for &src in r.layers.iter() {
-                        let src = src as usize;
-                        if src < from {
-                            return Err(CodedTailError::RouteOutside {
-                                layer: j,
-                                source: src,
-                            });
-                        }
-                        route_use[src] = route_use[src].max(j);
-                    }
-                }
-                _ => {}
-            }
-        }
-        if convs.len() > MAX_CODED_LAYERS {
-            return Err(CodedTailError::TooManyConvs { count: convs.len() });
-        }
+        let (convs, route_use) = layout(net, from)?;
+        let coded = convs
+            .iter()
+            .map(|&j| {
+                let missing = CodedTailError::Weights { layer: j };
+                let params = weights.conv(j).ok_or(missing.clone())?;
+                coded_layer(&net.layers()[j], &params).ok_or(missing)
+            })
+            .collect::<Result<Vec<_>, CodedTailError>>()?;
         let schemes = vec![scheme; coded.len()];
         let model = CodedModel::with_geometry(coded, &schemes, workers)?;
         let tail = CodedTail {
