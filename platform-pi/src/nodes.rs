@@ -566,6 +566,13 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
         // made one tail layer at a time (never every tail layer at once).
         let (net, params) = load(&cluster, cluster.layers)?;
         let coded = worker_tail(&cluster, &net, args.id)?;
+        if let Some(m) = &coded {
+            println!(
+                "edge {}: coded tail shards held, {} bytes",
+                args.id,
+                m.worker_param_bytes(args.id)
+            );
+        }
         let model = own_model(&net, params, cluster.layers, cluster.grid)?;
         (net, model, coded)
     };

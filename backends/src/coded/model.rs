@@ -811,7 +811,7 @@ impl Decodable for i32 {
 /// Checks `layer` (index `index`) against its shape, makes its code and spec under `scheme`
 /// over `workers`, and encodes the shards `holds` keeps; a worker's copy drops the weights.
 fn prepare_layer(
-    layer: LinearLayer,
+    mut layer: LinearLayer,
     conv: Option<ConvGeom>,
     scheme: &LayerScheme,
     workers: &[NodeId],
@@ -844,17 +844,23 @@ fn prepare_layer(
     };
     let assigned: Vec<NodeId> = (0..n).map(|i| workers[i % workers.len()]).collect();
     let spec = CodedLayerSpec::new(code, scheme.protection, &assigned)?;
-    let source = Source::of(&layer, index)?;
-    let shards = (0..n)
-        .map(|s| {
-            let held = match holds {
-                Holds::All => true,
-                Holds::Worker(node) => assigned[s] == node,
-            };
-            held.then(|| source.shard(&spec, s, row_len)).transpose()
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    drop(source);
+    let held: Vec<bool> = assigned
+        .iter()
+        .map(|&w| holds == Holds::All || holds == Holds::Worker(w))
+        .collect();
+    let shards = match sole_float_data_shard(&layer, &spec, &held) {
+        Some((s, d)) => {
+            let mut shards = vec![None; n];
+            shards[s] = Some(take_data_shard(&mut layer, &code, d, row_len, index)?);
+            shards
+        }
+        None => {
+            let source = Source::of(&layer, index)?;
+            (0..n)
+                .map(|s| held[s].then(|| source.shard(&spec, s, row_len)).transpose())
+                .collect::<Result<Vec<_>, _>>()?
+        }
+    };
     let mut p = Prepared {
         layer,
         conv,
@@ -863,6 +869,47 @@ fn prepare_layer(
     };
     p.keep_only(holds);
     Ok(p)
+}
+
+/// The one shard held (`held[s]`) when it is a float data shard or its replica: (shard, data
+/// shard). A worker makes such a shard from the layer's own buffer ([`take_data_shard`]).
+fn sole_float_data_shard(
+    layer: &LinearLayer,
+    spec: &CodedLayerSpec,
+    held: &[bool],
+) -> Option<(usize, usize)> {
+    let mut mine = held.iter().enumerate().filter(|(_, &h)| h).map(|(s, _)| s);
+    let (Some(s), None) = (mine.next(), mine.next()) else {
+        return None;
+    };
+    let d = match spec.protection() {
+        Protection::Replicated => replicate::replica_of(spec.code(), s),
+        Protection::Coded => s,
+    };
+    (layer.numeric == Numeric::Float && d < spec.code().k()).then_some((s, d))
+}
+
+/// Data shard `d` of float `layer` (layer `index`, `row_len` weights per row) cut out of the layer's own
+/// weight buffer, which the layer gives up: the same values as [`encode::data_shard`]'s
+/// slice, without a second copy of the shard beside the layer's weights.
+fn take_data_shard(
+    layer: &mut LinearLayer,
+    code: &Code,
+    d: usize,
+    row_len: usize,
+    index: usize,
+) -> Result<ShardParams, CodedModelError> {
+    let rows = code.data_rows(d)?;
+    let b = layer
+        .bias
+        .get(rows.clone())
+        .ok_or(CodedModelError::Shape { layer: index })?
+        .to_vec();
+    let mut w = core::mem::take(&mut layer.weights);
+    w.truncate(rows.end * row_len);
+    w.drain(..rows.start * row_len);
+    w.shrink_to_fit();
+    Ok(ShardParams::F32 { w, b })
 }
 
 /// A layer's parameters in the arithmetic its shards are encoded from.

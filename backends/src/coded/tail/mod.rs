@@ -159,22 +159,49 @@ impl From<CodedModelError> for CodedTailError {
 /// A convolution's weights and bias with its batch norm folded in, as the SIMD kernel folds
 /// it ([`batch_norm::fold`]): `w' = w·a` with `a` in double precision, `b' = β − μ·a`.
 pub fn fold_batch_norm(params: &ConvParams<'_>, filters: usize) -> (Vec<f32>, Vec<f32>) {
-    if params.bn.is_none() {
-        return (params.weights.to_vec(), params.biases.to_vec());
-    }
-    let per = params.weights.len() / filters.max(1);
-    let mut w = Vec::with_capacity(params.weights.len());
-    let mut b = Vec::with_capacity(filters);
-    for o in 0..filters {
-        let f = batch_norm::fold(params, o);
-        w.extend(
-            params.weights[o * per..(o + 1) * per]
-                .iter()
-                .map(|&x| (x as f64 * f.scale) as f32),
-        );
-        b.push(f.shift);
-    }
+    let (scales, b) = folds(params, filters);
+    let mut w = params.weights.to_vec();
+    scale_filters(&mut w, scales.as_deref());
     (w, b)
+}
+
+/// As [`fold_batch_norm`] on conv layer `l`'s parameters `raw` (in Darknet order), folding in
+/// place: the weights are `raw`'s own buffer, so no second copy of the layer is made.
+/// `None` if `l` is no convolution or `raw` does not hold its parameters.
+fn fold_batch_norm_owned(l: &Layer, mut raw: Vec<f32>) -> Option<(Vec<f32>, Vec<f32>)> {
+    let filters = l.conv()?.filters as usize;
+    let params = ConvParams::of(l, &raw)?;
+    let (scales, b) = folds(&params, filters);
+    let len = params.weights.len();
+    let head = params.biases.len() + params.bn.map_or(0, |bn| 3 * bn.scales.len());
+    raw.drain(..head);
+    raw.truncate(len);
+    scale_filters(&mut raw, scales.as_deref());
+    Some((raw, b))
+}
+
+/// Per filter, the scale multiplied into its weights (`None` without batch norm: they stay)
+/// and its bias.
+fn folds(params: &ConvParams<'_>, filters: usize) -> (Option<Vec<f64>>, Vec<f32>) {
+    let f: Vec<_> = (0..filters).map(|o| batch_norm::fold(params, o)).collect();
+    let scales = params
+        .bn
+        .is_some()
+        .then(|| f.iter().map(|f| f.scale).collect());
+    (scales, f.iter().map(|f| f.shift).collect())
+}
+
+/// Multiplies each filter's weights (`w` split evenly over `scales`) by its scale.
+fn scale_filters(w: &mut [f32], scales: Option<&[f64]>) {
+    let Some(scales) = scales else {
+        return;
+    };
+    let per = w.len() / scales.len().max(1);
+    for (chunk, &a) in w.chunks_exact_mut(per.max(1)).zip(scales) {
+        for x in chunk {
+            *x = (*x as f64 * a) as f32;
+        }
+    }
 }
 
 /// The tail `[from, end)` of `net` checked for running coded: the network index of each
@@ -227,11 +254,10 @@ fn layout(net: &Network, from: usize) -> Result<(Vec<usize>, Vec<usize>), CodedT
     Ok((convs, route_use))
 }
 
-/// Convolution `l` (checked by [`layout`]) with `params` as a float coded layer, its batch
-/// norm folded; `None` if `l` is no convolution.
-fn coded_layer(l: &Layer, params: &ConvParams<'_>) -> Option<(LinearLayer, Option<ConvGeom>)> {
+/// Convolution `l` (checked by [`layout`]) as a float coded layer of folded weights `w` and
+/// bias `b`; `None` if `l` is no convolution.
+fn coded_layer(l: &Layer, w: Vec<f32>, b: Vec<f32>) -> Option<(LinearLayer, Option<ConvGeom>)> {
     let c = l.conv()?;
-    let (w, b) = fold_batch_norm(params, c.filters as usize);
     Some((
         LinearLayer {
             in_len: l.input.c as usize,
@@ -280,7 +306,9 @@ impl CodedTail {
             .map(|&j| {
                 let missing = CodedTailError::Weights { layer: j };
                 let params = weights.conv(j).ok_or(missing.clone())?;
-                coded_layer(&net.layers()[j], &params).ok_or(missing)
+                let l = &net.layers()[j];
+                let (w, b) = fold_batch_norm(&params, l.conv().map_or(0, |c| c.filters as usize));
+                coded_layer(l, w, b).ok_or(missing)
             })
             .collect::<Result<Vec<_>, CodedTailError>>()?;
         let schemes = vec![scheme; coded.len()];

@@ -7,11 +7,10 @@ extern crate alloc;
 use alloc::vec::Vec;
 use core::fmt;
 
-use tessera_core::model::weights::ConvParams;
 use tessera_core::model::Network;
 use tessera_core::wire::NodeId;
 
-use super::{coded_layer, layout, CodedTailError};
+use super::{coded_layer, fold_batch_norm_owned, layout, CodedTailError};
 use crate::coded::{CodedModel, CodedModelError, LayerScheme};
 
 /// Why a worker's tail model could not be built.
@@ -82,10 +81,9 @@ where
         let raw = params(j).map_err(|error| WorkerTailError::Params { layer: j, error })?;
         let missing = WorkerTailError::Tail(CodedTailError::Weights { layer: j });
         let l = &net.layers()[j];
-        match ConvParams::of(l, &raw) {
-            Some(p) => coded_layer(l, &p).ok_or(missing),
-            None => Err(missing),
-        }
+        fold_batch_norm_owned(l, raw)
+            .and_then(|(w, b)| coded_layer(l, w, b))
+            .ok_or(missing)
     });
     CodedModel::for_worker(layers, &schemes, workers, node)
 }
