@@ -154,10 +154,10 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
 }
 
 /// The host's single-thread rate of YOLOv2's fused layers (`tessera layers`, SIMD, one
-/// thread), best of two runs, GFLOP/s.
+/// thread), best of three runs (the least disturbed by other load), GFLOP/s.
 pub fn probe_host(tessera: &Path) -> Result<f64, RunError> {
     let mut best: f64 = 0.0;
-    for _ in 0..2 {
+    for _ in 0..3 {
         let out = run_cmd(
             &tessera.to_string_lossy(),
             &["layers", "--kernel", "simd", "--threads", "1"],
