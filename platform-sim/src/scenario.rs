@@ -7,6 +7,7 @@
 //! frames = 3
 //! sources = [1]
 //! net = "wifi"          # wifi | ethernet
+//! rate_mbps = 40        # optional: the preset's link (WiFi: channel) rate
 //! model = "yolo"        # yolo (cost model) | small (real kernels, results checked)
 //! seed = 7
 //!
@@ -83,6 +84,8 @@ pub struct ScenarioFile {
     pub net: Option<String>,
     /// Residual loss on every link.
     pub loss: Option<f64>,
+    /// The preset's link (or channel) rate, Mbit/s, overridden.
+    pub rate_mbps: Option<f64>,
     /// `yolo` or `small`.
     pub model: Option<String>,
     /// Seed.
@@ -260,6 +263,12 @@ pub fn parse_testbed(text: &str) -> Result<(SimConfig, Vec<TestbedFault>), Scena
     };
     if let Some(n) = &f.net {
         cfg.net = NetModel::preset(n).ok_or(ScenarioError::Value("net"))?;
+    }
+    if let Some(r) = f.rate_mbps {
+        if !(r > 0.0 && r <= 100_000.0) {
+            return Err(ScenarioError::Value("rate_mbps"));
+        }
+        cfg.net.rate_bps = r * 1e6;
     }
     if let Some(l) = f.loss {
         if !(0.0..1.0).contains(&l) {

@@ -42,6 +42,14 @@ pub struct Row {
     pub bed_bytes: u64,
     /// (sim − bed) / bed, %.
     pub bytes_diff_pct: f64,
+    /// Tiles the source computed itself over every frame (no input sent), simulator.
+    pub sim_source_tiles: u32,
+    /// The same on the testbed.
+    pub bed_source_tiles: u32,
+    /// The device rate the testbed's compute threads reached, GFLOP/s: the simulator's FLOPs
+    /// per complete frame times the testbed's complete frames, over the compute threads' CPU
+    /// time, times the quota's fraction of a core (meaningful without crashes).
+    pub bed_device_gflops: f64,
 }
 
 fn mean(v: &[f64]) -> f64 {
@@ -69,6 +77,25 @@ pub fn compare(name: &str, text: &str, o: &Options) -> Result<(Row, Outcome), Ru
         .collect();
     let bed_lat = bed.latencies_s();
     let sim_bytes = sim.medium.first().map_or(0, |m| m.0);
+    let sim_flops: u64 = sim.jobs.iter().map(|j| j.flops).sum();
+    let flops = sim_flops as f64 / sim.completed().max(1) as f64 * bed_lat.len() as f64;
+    let cpu: f64 = bed.nodes.iter().map(|n| n.compute_cpu_s).sum();
+    let sim_source_tiles = sim
+        .frames
+        .iter()
+        .flat_map(|f| f.tiles_by.iter().filter(move |t| t.0 == f.frame.origin))
+        .map(|t| t.1)
+        .sum();
+    let bed_source_tiles = bed
+        .frames
+        .iter()
+        .flat_map(|f| {
+            let me = format!("{}:", f.origin);
+            f.tiles_by
+                .split_whitespace()
+                .filter_map(move |t| t.strip_prefix(&me).and_then(|k| k.parse::<u32>().ok()))
+        })
+        .sum();
     let bed_bytes = bed.ip_bytes();
     let row = Row {
         scenario: name.to_string(),
@@ -84,6 +111,9 @@ pub fn compare(name: &str, text: &str, o: &Options) -> Result<(Row, Outcome), Ru
         sim_bytes,
         bed_bytes,
         bytes_diff_pct: pct(sim_bytes as f64, bed_bytes as f64),
+        sim_source_tiles,
+        bed_source_tiles,
+        bed_device_gflops: flops / cpu / 1e9 * bed.fraction,
     };
     Ok((row, bed))
 }
@@ -91,11 +121,11 @@ pub fn compare(name: &str, text: &str, o: &Options) -> Result<(Row, Outcome), Ru
 /// The rows as a Markdown table (for the docs).
 pub fn markdown(rows: &[Row]) -> String {
     let mut s = String::from(
-        "| scenario | net | policy | edges | frames sim / bed | latency sim s | latency bed s | Δ % | MB sim | MB bed | Δ % |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| scenario | net | policy | edges | frames sim / bed | latency sim s | latency bed s | Δ % | MB sim | MB bed | Δ % | source tiles sim / bed | bed device GFLOP/s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         s.push_str(&format!(
-            "| {} | {} | {} {} | {} | {} / {} | {:.2} | {:.2} | {:+.1} | {:.2} | {:.2} | {:+.1} |\n",
+            "| {} | {} | {} {} | {} | {} / {} | {:.2} | {:.2} | {:+.1} | {:.2} | {:.2} | {:+.1} | {} / {} | {:.2} |\n",
             r.scenario,
             r.net,
             r.policy,
@@ -108,7 +138,10 @@ pub fn markdown(rows: &[Row]) -> String {
             r.latency_diff_pct,
             r.sim_bytes as f64 / 1e6,
             r.bed_bytes as f64 / 1e6,
-            r.bytes_diff_pct
+            r.bytes_diff_pct,
+            r.sim_source_tiles,
+            r.bed_source_tiles,
+            r.bed_device_gflops
         ));
     }
     s

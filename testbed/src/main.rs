@@ -14,7 +14,7 @@ use tessera_testbed::cmd;
 use tessera_testbed::names::Names;
 use tessera_testbed::netns::remove_leftovers;
 use tessera_testbed::record::write;
-use tessera_testbed::run::{run, ComputeMode, Options, Outcome};
+use tessera_testbed::run::{probe_host, run, ComputeMode, Options, Outcome};
 
 #[derive(Parser)]
 #[command(
@@ -75,6 +75,12 @@ enum Cmd {
     },
     /// Says whether this machine lets the testbed run (root, namespaces, tools); exit 0 if so.
     Check,
+    /// Prints the host rate the CPU quotas are sized from (see `run::probe_host`).
+    Probe {
+        /// The `tessera` binary [default: `tessera` beside this program].
+        #[arg(long)]
+        tessera: Option<PathBuf>,
+    },
     /// Removes the namespaces (and their processes) a crashed run of this tag left.
     Cleanup {
         /// Tag.
@@ -206,6 +212,14 @@ fn main() -> ExitCode {
             }
             Some(why) => Err(why.into()),
         },
+        Cmd::Probe { tessera } => {
+            let t = match tessera {
+                Some(t) => t,
+                None => std::env::current_exe()?.with_file_name("tessera"),
+            };
+            println!("{:.1} GFLOP/s per CPU second", probe_host(&t)?);
+            Ok(())
+        }
         Cmd::Cleanup { tag } => {
             let n = remove_leftovers(&Names::new(&tag)?)?;
             println!("removed {n} namespaces");

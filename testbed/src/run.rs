@@ -123,6 +123,8 @@ pub struct Outcome {
     pub host_gflops: f64,
     /// How compute was held to the device rate.
     pub compute: String,
+    /// The fraction of a host core each compute thread was given (quota mode).
+    pub fraction: f64,
     /// The run hit its timeout.
     pub timed_out: bool,
     /// From t = 0 to the end, s.
@@ -154,14 +156,48 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
 }
 
 /// The host's single-thread rate of YOLOv2's fused layers (`tessera layers`, SIMD, one
-/// thread), best of three runs (the least disturbed by other load), GFLOP/s.
+/// thread) per second of CPU time, GFLOP/s: the median of three runs.
+///
+/// The command reports FLOPs over wall time; on a loaded host the probe is not scheduled
+/// all the time, so its rate is scaled by wall time over CPU time (both over the process's
+/// life, CPU time sampled from `/proc` every 2 ms). A CPU quota is CPU time, so this is the
+/// rate it buys.
 pub fn probe_host(tessera: &Path) -> Result<f64, RunError> {
-    let mut best: f64 = 0.0;
+    let mut rates = Vec::new();
+    let tick = clock_ticks();
     for _ in 0..3 {
-        let out = run_cmd(
-            &tessera.to_string_lossy(),
-            &["layers", "--kernel", "simd", "--threads", "1"],
-        )?;
+        let t0 = Instant::now();
+        let mut child = std::process::Command::new(tessera)
+            .args(["layers", "--kernel", "simd", "--threads", "1"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| RunError::Probe(format!("starting {}: {e}", tessera.display())))?;
+        let stat = format!("/proc/{}/stat", child.id());
+        let mut ticks = 0;
+        let status = loop {
+            if let Some(t) = std::fs::read_to_string(&stat)
+                .ok()
+                .as_deref()
+                .and_then(crate::process::stat_ticks)
+            {
+                ticks = ticks.max(t);
+            }
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) => std::thread::sleep(Duration::from_millis(2)),
+                Err(e) => return Err(RunError::Probe(format!("waiting: {e}"))),
+            }
+        };
+        let wall = t0.elapsed().as_secs_f64();
+        let mut out = String::new();
+        if let Some(mut o) = child.stdout.take() {
+            use std::io::Read;
+            let _ = o.read_to_string(&mut out);
+        }
+        if !status.success() {
+            return Err(RunError::Probe(format!("`tessera layers` {status}")));
+        }
         let rate = out
             .lines()
             .find(|l| l.starts_with("time "))
@@ -169,9 +205,11 @@ pub fn probe_host(tessera: &Path) -> Result<f64, RunError> {
             .and_then(|s| s.strip_suffix(" GFLOP/s"))
             .and_then(|s| s.trim().parse::<f64>().ok())
             .ok_or_else(|| RunError::Probe(format!("no rate in: {out}")))?;
-        best = best.max(rate);
+        let scheduled = (ticks as f64 / tick / wall).clamp(0.05, 1.0);
+        rates.push(rate / scheduled);
     }
-    Ok(best)
+    rates.sort_by(f64::total_cmp);
+    Ok(rates[rates.len() / 2])
 }
 
 /// The testbed's view of the scenario, checked.
@@ -467,6 +505,7 @@ pub fn run(name: &str, text: &str, o: &Options) -> Result<Outcome, RunError> {
         nodes,
         host_gflops: host,
         compute,
+        fraction,
         timed_out,
         span_s,
     })
