@@ -21,9 +21,60 @@ fn name(p: Policy) -> &'static str {
     }
 }
 
-/// A line plot: series of (x, y) points.
+/// One colour per policy in every plot (a series is named by its policy, maybe followed by
+/// more words); other series take the remaining colours in order.
+fn colour(label: &str, i: usize) -> &'static str {
+    match label.split_whitespace().next() {
+        Some("WSH") => COLOURS[0],
+        Some("WST") => COLOURS[1],
+        Some("WST-S") => COLOURS[2],
+        Some("BODP") => COLOURS[3],
+        _ => COLOURS[(4 + i) % COLOURS.len()],
+    }
+}
+
+/// Axis ticks for values in `[0, max]`: a 1-2-5 step giving at most 6 intervals, and the top
+/// of the axis (a whole number of steps at or above `max`).
+fn nice_ticks(max: f64) -> (f64, f64) {
+    let max = if max.is_finite() && max > 0.0 {
+        max
+    } else {
+        1.0
+    };
+    let raw = max / 5.0;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|&st| st >= raw)
+        .unwrap_or(10.0 * mag);
+    (step, (max / step - 1e-9).ceil().max(1.0) * step)
+}
+
+/// A tick label with as many decimals as the step needs.
+fn tick_label(v: f64, step: f64) -> String {
+    let decimals = if step >= 1.0 {
+        0
+    } else {
+        (-step.log10().floor()) as usize
+    };
+    format!("{v:.decimals$}")
+}
+
+/// A latency (or any figure from complete frames) for a table: "no frame completed" when there
+/// was none to average.
+pub fn figure(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.2}")
+    } else {
+        "no frame completed".into()
+    }
+}
+
+/// A line plot: series of (x, y) points; the legend sits right of the plot area, the unit
+/// above the y axis.
 fn plot(title: &str, xlabel: &str, ylabel: &str, series: &[(String, Vec<(f64, f64)>)]) -> String {
-    let (w, h, l, b) = (520.0, 300.0, 60.0, 40.0);
+    let (w, h, l, b, top, legend) = (520.0, 300.0, 60.0, 40.0, 45.0, 130.0);
     let pts = series
         .iter()
         .flat_map(|s| s.1.iter())
@@ -33,14 +84,15 @@ fn plot(title: &str, xlabel: &str, ylabel: &str, series: &[(String, Vec<(f64, f6
         xmax = xmax.max(x);
         ymax = ymax.max(y);
     }
-    let ymax = if ymax <= 0.0 { 1.0 } else { ymax * 1.1 };
+    let (step, ymax) = nice_ticks(ymax);
     let sx = |x: f64| l + x / xmax * (w - l - 20.0);
-    let sy = |y: f64| h - b - y / ymax * (h - b - 30.0);
-    let mut s = format!("<svg width='{w}' height='{h}' xmlns='http://www.w3.org/2000/svg' font-size='11'><text x='{}' y='16' font-weight='bold'>{title}</text>", l);
-    let _ = write!(s, "<line x1='{l}' y1='{}' x2='{}' y2='{}' stroke='black'/><line x1='{l}' y1='30' x2='{l}' y2='{}' stroke='black'/>", h - b, w - 20.0, h - b, h - b);
-    for k in 0..=4 {
-        let y = ymax * k as f64 / 4.0;
-        let _ = write!(s, "<text x='5' y='{:.0}'>{:.1}</text><line x1='{l}' x2='{}' y1='{:.0}' y2='{:.0}' stroke='#ddd'/>", sy(y) + 4.0, y, w - 20.0, sy(y), sy(y));
+    let sy = |y: f64| h - b - y / ymax * (h - b - top);
+    let mut s = format!("<svg width='{}' height='{h}' xmlns='http://www.w3.org/2000/svg' font-size='11'><text x='{}' y='16' font-weight='bold'>{title}</text>", w + legend, l);
+    let _ = write!(s, "<line x1='{l}' y1='{}' x2='{}' y2='{}' stroke='black'/><line x1='{l}' y1='{top}' x2='{l}' y2='{}' stroke='black'/>", h - b, w - 20.0, h - b, h - b);
+    let ticks = (ymax / step).round() as usize;
+    for k in 0..=ticks {
+        let y = step * k as f64;
+        let _ = write!(s, "<text x='{}' y='{:.0}' text-anchor='end'>{}</text><line x1='{l}' x2='{}' y1='{:.0}' y2='{:.0}' stroke='#ddd'/>", l - 4.0, sy(y) + 4.0, tick_label(y, step), w - 20.0, sy(y), sy(y));
     }
     let mut xs: Vec<f64> = series
         .iter()
@@ -51,19 +103,20 @@ fn plot(title: &str, xlabel: &str, ylabel: &str, series: &[(String, Vec<(f64, f6
     for x in xs {
         let _ = write!(
             s,
-            "<text x='{:.0}' y='{}'>{x}</text>",
-            sx(x) - 4.0,
+            "<text x='{:.0}' y='{}' text-anchor='middle'>{x}</text>",
+            sx(x),
             h - b + 14.0
         );
     }
     let _ = write!(
         s,
-        "<text x='{}' y='{}'>{xlabel}</text><text x='5' y='26'>{ylabel}</text>",
-        w / 2.0,
-        h - 8.0
+        "<text x='{}' y='{}' text-anchor='middle'>{xlabel}</text><text x='{l}' y='{}' text-anchor='middle'>{ylabel}</text>",
+        (l + w - 20.0) / 2.0,
+        h - 8.0,
+        top - 12.0
     );
     for (i, (label, p)) in series.iter().enumerate() {
-        let c = COLOURS[i % COLOURS.len()];
+        let c = colour(label, i);
         let path: Vec<String> = p
             .iter()
             .filter(|q| q.1.is_finite())
@@ -78,7 +131,7 @@ fn plot(title: &str, xlabel: &str, ylabel: &str, series: &[(String, Vec<(f64, f6
             let (x, y) = q.split_once(',').unwrap_or(("0", "0"));
             let _ = write!(s, "<circle cx='{x}' cy='{y}' r='3' fill='{c}'/>");
         }
-        let _ = write!(s, "<rect x='{}' y='{}' width='10' height='10' fill='{c}'/><text x='{}' y='{}'>{label}</text>", w - 110.0, 30 + 14 * i, w - 95.0, 39 + 14 * i);
+        let _ = write!(s, "<rect x='{}' y='{}' width='10' height='10' fill='{c}'/><text x='{}' y='{}'>{label}</text>", w, top + 14.0 * i as f64, w + 15.0, top + 9.0 + 14.0 * i as f64);
     }
     s.push_str("</svg>");
     s
@@ -219,7 +272,7 @@ pub fn html(
             .iter()
             .find(|q| q.policy == p.policy && q.grid == p.grid && q.devices == 1)
             .map_or(f64::NAN, |q| q.latency);
-        let _ = write!(s, "<tr><td>{}</td><td>{}x{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.1}</td><td>{}/{}</td></tr>", name(p.policy), p.grid.0, p.grid.1, p.devices, p.latency, t1 / p.latency, own / p.latency, p.medium_bytes / 1048576.0, p.completed.0, p.completed.1);
+        let _ = write!(s, "<tr><td>{}</td><td>{}x{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{}/{}</td></tr>", name(p.policy), p.grid.0, p.grid.1, p.devices, figure(p.latency), figure(t1 / p.latency), figure(own / p.latency), p.medium_bytes / 1048576.0, p.completed.0, p.completed.1);
     }
     s.push_str("</table>");
     // Papers vs ours.
@@ -520,4 +573,27 @@ pub fn cdc_html(
     );
     s.push_str("</body></html>");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_are_1_2_5_steps_covering_the_maximum() {
+        assert_eq!(nice_ticks(9.71), (2.0, 10.0));
+        assert_eq!(nice_ticks(12.56), (5.0, 15.0));
+        assert_eq!(nice_ticks(0.37), (0.1, 0.4));
+        assert_eq!(nice_ticks(f64::NAN), (0.2, 1.0));
+        assert_eq!(tick_label(0.30000000000000004, 0.1), "0.3");
+        assert_eq!(tick_label(15.0, 5.0), "15");
+    }
+
+    #[test]
+    fn a_missing_figure_says_so_and_policies_keep_their_colour() {
+        assert_eq!(figure(f64::NAN), "no frame completed");
+        assert_eq!(figure(9.714), "9.71");
+        assert_eq!(colour("WST-S", 0), colour("WST-S 3x3", 3));
+        assert_ne!(colour("WST", 0), colour("WST-S", 0));
+    }
 }
