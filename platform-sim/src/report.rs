@@ -71,18 +71,30 @@ pub fn figure(v: f64) -> String {
     }
 }
 
-/// A line plot: series of (x, y) points; the legend sits right of the plot area, the unit
-/// above the y axis.
+/// A named series of (x, mean, low, high) points.
+type SpreadSeries = (String, Vec<(f64, f64, f64, f64)>);
+
+/// A line plot: series of (x, y) points (see [`plot_spread`]).
 fn plot(title: &str, xlabel: &str, ylabel: &str, series: &[(String, Vec<(f64, f64)>)]) -> String {
+    let series: Vec<SpreadSeries> = series
+        .iter()
+        .map(|(l, p)| (l.clone(), p.iter().map(|&(x, y)| (x, y, y, y)).collect()))
+        .collect();
+    plot_spread(title, xlabel, ylabel, &series)
+}
+
+/// A line plot of (x, mean, low, high) points, a bar from low to high at each point where they
+/// differ; the legend sits right of the plot area, the unit above the y axis.
+fn plot_spread(title: &str, xlabel: &str, ylabel: &str, series: &[SpreadSeries]) -> String {
     let (w, h, l, b, top, legend) = (520.0, 300.0, 60.0, 40.0, 45.0, 130.0);
     let pts = series
         .iter()
         .flat_map(|s| s.1.iter())
         .filter(|p| p.1.is_finite());
     let (mut xmax, mut ymax) = (1.0f64, 0.0f64);
-    for &(x, y) in pts {
+    for &(x, y, _, hi) in pts {
         xmax = xmax.max(x);
-        ymax = ymax.max(y);
+        ymax = ymax.max(y).max(if hi.is_finite() { hi } else { y });
     }
     let (step, ymax) = nice_ticks(ymax);
     let sx = |x: f64| l + x / xmax * (w - l - 20.0);
@@ -117,10 +129,15 @@ fn plot(title: &str, xlabel: &str, ylabel: &str, series: &[(String, Vec<(f64, f6
     );
     for (i, (label, p)) in series.iter().enumerate() {
         let c = colour(label, i);
+        for &(x, y, lo, hi) in p.iter().filter(|q| q.1.is_finite()) {
+            if lo.is_finite() && hi.is_finite() && hi > lo {
+                let _ = write!(s, "<line x1='{:.1}' x2='{:.1}' y1='{:.1}' y2='{:.1}' stroke='{c}' stroke-width='1'><title>p10–p90 {lo:.2}–{hi:.2}, mean {y:.2}</title></line>", sx(x), sx(x), sy(lo), sy(hi));
+            }
+        }
         let path: Vec<String> = p
             .iter()
             .filter(|q| q.1.is_finite())
-            .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
+            .map(|&(x, y, _, _)| format!("{:.1},{:.1}", sx(x), sy(y)))
             .collect();
         let _ = write!(
             s,
@@ -278,20 +295,25 @@ pub fn html(
         v
     };
     for &gr in &grids {
-        let series: Vec<(String, Vec<(f64, f64)>)> = Policy::ALL
+        let series: Vec<SpreadSeries> = Policy::ALL
             .iter()
             .map(|&p| {
                 (
                     name(p).to_string(),
                     pts.iter()
                         .filter(|q| q.policy == p && q.grid == gr && q.devices <= 6)
-                        .map(|q| (q.devices as f64, q.latency))
+                        .map(|q| (q.devices as f64, q.latency, q.spread.0, q.spread.1))
                         .collect(),
                 )
             })
             .collect();
-        s.push_str(&plot(
-            &format!("latency (s), {}x{} grid", gr.0, gr.1),
+        s.push_str(&plot_spread(
+            &format!(
+                "latency (s), {}x{} grid, mean of {} frames, bars p10–p90",
+                gr.0,
+                gr.1,
+                crate::experiments::SWEEP_FRAMES
+            ),
             "edge devices",
             "s",
             &series,
