@@ -218,8 +218,38 @@ fn gantt(cfg: &SimConfig, out: &Outcome) -> String {
         };
         let _ = write!(s, "<rect x='{x0:.1}' y='{y}' width='{:.1}' height='{}' fill='{fill}' stroke='{stroke}' stroke-width='2'><title>{label} {:.2}–{:.2} s</title></rect><text x='{:.1}' y='{}'>{label}</text>", (x1 - x0).max(1.0), row - 6.0, (j.start as f64 - t0) / 1e6, (j.end as f64 - t0) / 1e6, x0 + 2.0, y + 13.0);
     }
-    let _ = write!(s, "<text x='{l}' y='{}'>0 s</text><text x='{}' y='{}'>{:.2} s (frame done at the gateway)</text>", h - 20.0, w - 250.0, h - 20.0, (t1 - t0) / 1e6);
-    s.push_str("</svg><p>Bars: green = plain tile, blue = reuse tile (r). Outline: grey = run by the source, <b style='color:#ff7f0e'>orange = stolen</b>, <b style='color:#d62728'>red = tile run more than once (re-dispatched)</b>. A crashed edge's row simply stops.</p>");
+    // Time axis under the rows, from the frame's submission.
+    let axis = 20.0 + row * nodes as f64 + 4.0;
+    let span = (t1 - t0) / 1e6;
+    let (step, _) = nice_ticks(span);
+    let _ = write!(
+        s,
+        "<line x1='{l}' x2='{}' y1='{axis}' y2='{axis}' stroke='black'/>",
+        w - 10.0
+    );
+    let mut k = 0.0;
+    while k * step <= span + 1e-9 {
+        let x = sx(t0 + k * step * 1e6);
+        let _ = write!(s, "<line x1='{x:.1}' x2='{x:.1}' y1='{axis}' y2='{}' stroke='black'/><text x='{x:.1}' y='{}' text-anchor='middle'>{} s</text>", axis + 4.0, axis + 15.0, tick_label(k * step, step));
+        k += 1.0;
+    }
+    // Crashes inside the frame's window: a red line across the node's row.
+    for f in &cfg.faults {
+        if let crate::world::Fault::Crash { node, at } = *f {
+            let t = (out.ready_at + at) as f64;
+            if (t0..=t1).contains(&t) && (node as usize) < nodes {
+                let (x, y) = (sx(t), 20.0 + row * node as f64);
+                let _ = write!(s, "<line x1='{x:.1}' x2='{x:.1}' y1='{y}' y2='{}' stroke='#d62728' stroke-width='3'><title>edge {node} crashes at {:.2} s</title></line><text x='{:.1}' y='{}' fill='#d62728'>crash</text>", y + row, (t - t0) / 1e6, x + 3.0, y + 24.0);
+            }
+        }
+    }
+    let _ = write!(
+        s,
+        "<text x='{}' y='{}' text-anchor='end'>frame done at the gateway at {span:.2} s</text>",
+        w - 10.0,
+        axis + 30.0
+    );
+    s.push_str("</svg><p>Bars: green = plain tile, blue = reuse tile (r). Outline: grey = run by the source, <b style='color:#ff7f0e'>orange = stolen</b>, <b style='color:#d62728'>red = tile run more than once (re-dispatched)</b>. A red line marks a crash; the gateway's row shows the jobs it ran itself (none while an edge is left).</p>");
     s
 }
 
