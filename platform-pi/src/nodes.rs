@@ -679,3 +679,49 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
     println!("{}", line(&c, &s));
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_core::model::weights::{layer_param_count, param_count};
+
+    /// A two-node cluster with `seed = 9` and, optionally, a weights file.
+    fn cluster(weights: Option<PathBuf>) -> Cluster {
+        let text = "policy = \"wst\"\ngrid = \"2x2\"\nlayers = 16\ninsecure = true\nseed = 9\n\
+                    [[nodes]]\nid = 0\naddr = \"127.0.0.1:1\"\n\
+                    [[nodes]]\nid = 1\naddr = \"127.0.0.1:2\"\nsource = true\n";
+        let mut c = Cluster::parse(text).unwrap();
+        c.weights = weights;
+        c
+    }
+
+    #[test]
+    fn tail_layers_one_at_a_time_are_the_whole_files() {
+        let text = files::DEFAULT_CFG
+            .replace("width=608", "width=96")
+            .replace("height=608", "height=96")
+            .replace("filters=1024", "filters=32")
+            .replace("filters=512", "filters=16");
+        let net = tessera_core::model::cfg::parse(&text).unwrap();
+        let n = net.layers().len();
+        let whole = gen_weights::params(&net, n, 9);
+        let dir = std::env::temp_dir().join(format!("tessera-layer-params-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("w.weights");
+        gen_weights::generate(&net, 9, &path).unwrap();
+        let file = cluster(Some(path));
+        let seeded = cluster(None);
+        let mut from_file = LayerParams::of(&file, &net).unwrap();
+        let mut drawn = LayerParams::of(&seeded, &net).unwrap();
+        for j in [16, 18, 23, 29, 30] {
+            let at = param_count(&net, j).unwrap();
+            let want = &whole[at..at + layer_param_count(&net, j).unwrap()];
+            assert_eq!(from_file.layer(j).unwrap(), want, "file, layer {j}");
+            assert_eq!(drawn.layer(j).unwrap(), want, "seed, layer {j}");
+        }
+        // The seeded stream cannot go back; a file can.
+        assert!(drawn.layer(18).is_err());
+        assert!(from_file.layer(18).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
