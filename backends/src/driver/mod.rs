@@ -21,6 +21,7 @@ pub mod readiness;
 #[cfg(feature = "std")]
 pub mod thread;
 
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::sync::Arc;
 use alloc::vec;
@@ -56,11 +57,12 @@ pub trait Clock {
     fn now(&self) -> Instant;
 }
 
-/// The state machine a node runs.
-#[allow(clippy::large_enum_variant)]
+/// The state machine a node runs, boxed: a gateway's tables are ~60 KiB, and a [`Node`] moved
+/// by value (built, handed to its thread) would otherwise leave copies of them on each stack
+/// it passes through (stack pages stay resident for good).
 enum Machine {
-    Gateway(Gateway),
-    Edge(Edge),
+    Gateway(Box<Gateway>),
+    Edge(Box<Edge>),
 }
 
 macro_rules! machine {
@@ -216,7 +218,8 @@ pub struct Node<S: TcpFullStack, X: Executor> {
     /// Peers the machine was told are connected (`on_connected`, no `on_disconnected` since).
     up: BTreeSet<NodeId>,
     /// The coded stage on this node, and the columns of the fused output it takes (gateway).
-    coded: Option<(NodeCoded, usize)>,
+    /// Boxed for the reason [`Machine`] is (a coded gateway's part is ~60 KiB).
+    coded: Option<(Box<NodeCoded>, usize)>,
 }
 
 /// A link event kept in arrival order until the link's poll returns.
@@ -258,9 +261,9 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         let me = link.me;
         let link = Link::new(stack, link).map_err(DriverError::Link)?;
         let machine = if me == GATEWAY {
-            Machine::Gateway(Gateway::new(config, now))
+            Machine::Gateway(Box::new(Gateway::new(config, now)))
         } else {
-            Machine::Edge(Edge::new(config, me, now))
+            Machine::Edge(Box::new(Edge::new(config, me, now)))
         };
         Ok(Node {
             link,
@@ -285,7 +288,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         for &p in &self.up {
             part.on_peer_up(p);
         }
-        self.coded = Some((part, cols));
+        self.coded = Some((Box::new(part), cols));
     }
 
     /// Frames that left the coded stage since the last call (gateway with a coded part).
