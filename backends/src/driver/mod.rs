@@ -15,6 +15,8 @@ extern crate alloc;
 
 pub mod compute;
 #[cfg(feature = "std")]
+pub mod heap;
+#[cfg(feature = "std")]
 pub mod node_thread;
 #[cfg(feature = "std")]
 pub mod readiness;
@@ -77,8 +79,9 @@ macro_rules! machine {
 /// What the driver keeps per frame.
 #[derive(Default)]
 struct FrameData {
-    /// The network input (data source; gateway under WSH and BODP).
-    image: Option<Vec<f32>>,
+    /// The network input (data source; gateway under WSH and BODP), shared with the jobs that
+    /// compute its tiles here (they read their region in place instead of a copy).
+    image: Option<Arc<Vec<f32>>>,
     /// Gateway: the stitched last-layer map (FTP) or the current layer's output map (BODP).
     output: Option<Vec<f32>>,
     /// Gateway BODP: the input map of the current layer (the image for layer 0).
@@ -232,7 +235,7 @@ enum Event {
 
 fn bytes_of(f: &FrameData) -> usize {
     let v = |x: &Vec<f32>| x.len() * 4;
-    f.image.as_ref().map_or(0, v)
+    f.image.as_ref().map_or(0, |x| v(x))
         + f.output.as_ref().map_or(0, v)
         + f.layer_input.as_ref().map_or(0, |(_, x)| v(x))
         + f.tasks.values().map(|(_, x)| v(x)).sum::<usize>()
@@ -354,7 +357,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             Err(reason) => return Err(Refused { reason, image }),
         };
         let f = self.frames.entry(key).or_default();
-        f.image = Some(image);
+        f.image = Some(Arc::new(image));
         f.started = now;
         self.pump(now);
         Ok(key)
@@ -528,7 +531,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             }
             Message::FrameSubmit { frame, input } => {
                 let f = frame_entry(&mut self.frames, frame, now);
-                f.image = Some(read_tensor(&input));
+                f.image = Some(Arc::new(read_tensor(&input)));
             }
             Message::LayerTask {
                 frame,
@@ -902,6 +905,13 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         ))
     }
 
+    /// The frame's whole image, shared, with its region (the network input's full map).
+    fn shared_image(&self, frame: FrameKey) -> Option<(Region, Arc<Vec<f32>>)> {
+        let img = self.frames.get(&frame)?.image.as_ref()?;
+        let shape = self.model.net.input();
+        Some((Region::full(shape.w, shape.h), img.clone()))
+    }
+
     /// BODP: rows of layer `layer`'s input map that `output` depends on.
     fn layer_input(
         &self,
@@ -933,7 +943,11 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     .frames
                     .get_mut(&frame)
                     .and_then(|f| f.tasks.remove(&tile));
-                let input = given.or_else(|| self.tile_input(frame, tile, mode));
+                // A tile of a frame held here reads its region of the shared image in place.
+                let input = match given {
+                    Some((region, values)) => Some((region, Arc::new(values))),
+                    None => self.shared_image(frame),
+                };
                 // Only the strips this tile reads, not the frame's whole store. An edge moves
                 // them into the job: each strip serves the one tile on its side, which runs
                 // once here (its level-0 neighbours, recomputed, would put them again); the
@@ -966,7 +980,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     Some((input_region, _, input)) => Some(Job {
                         work,
                         input_region,
-                        input,
+                        input: Arc::new(input),
                         strips: Strips::new(),
                     }),
                     None => {
@@ -974,7 +988,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                             .map(|(input_region, _, input)| Job {
                                 work,
                                 input_region,
-                                input,
+                                input: Arc::new(input),
                                 strips: Strips::new(),
                             })
                     }
