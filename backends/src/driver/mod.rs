@@ -38,7 +38,7 @@ use tessera_core::runtime::{
 };
 use tessera_core::tensor::{copy_overlap, region_len, FeatureView, FeatureViewMut};
 use tessera_core::time::Instant;
-use tessera_core::wire::{Body, FrameKey, Message, NodeId, StripSource, Tensor, TileMode, GATEWAY};
+use tessera_core::wire::{Body, FrameKey, Message, NodeId, StripSource, Tensor, GATEWAY};
 use tessera_core::Region;
 
 pub use compute::{
@@ -702,10 +702,18 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 tile,
                 mode,
             } => {
-                let Some((region, values)) = self.tile_input(frame, tile, mode) else {
+                // Streamed out of the frame's image: no copy of the tile's input is made.
+                let Some((full, image)) = self.shared_image(frame) else {
+                    return;
+                };
+                let Ok(plan) = self.model.plan(tile, Mode::from(mode)) else {
                     return;
                 };
                 let c = self.model.net.input().c;
+                let Ok(view) = FeatureView::new(&image, full, c) else {
+                    return;
+                };
+                let region = plan.input(0);
                 let t = Tensor {
                     region,
                     channels: c,
@@ -720,7 +728,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                         mode,
                         input: t,
                     },
-                    Body::Values(&values),
+                    Body::Region(view),
                 );
                 self.note_send(sent);
             }
@@ -891,18 +899,6 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             output,
             tiles_by: f.tiles_by.into_iter().collect(),
         });
-    }
-
-    /// The layer-0 input of `tile` in `mode`, sliced from the frame's image.
-    fn tile_input(&self, frame: FrameKey, tile: u16, mode: TileMode) -> Option<(Region, Vec<f32>)> {
-        let img = self.frames.get(&frame)?.image.as_ref()?;
-        let plan = self.model.plan(tile, Mode::from(mode)).ok()?;
-        let shape = self.model.net.input();
-        let region = plan.input(0);
-        Some((
-            region,
-            slice(img, Region::full(shape.w, shape.h), shape.c, region)?,
-        ))
     }
 
     /// The frame's whole image, shared, with its region (the network input's full map).
