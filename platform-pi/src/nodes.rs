@@ -321,6 +321,7 @@ fn start(
 /// still in the cluster are counted as abandoned (their sources fail them, or re-submit them
 /// to a restarted gateway), the counters are printed and the exit status is 0.
 pub fn gateway(args: &GatewayArgs) -> Result<(), Error> {
+    tessera_backends::driver::heap::tune_heap();
     let signals = Signals::install().context(|| "installing signal handlers")?;
     let cluster = Cluster::load(&args.cluster)?;
     if cluster.tail != TailPlace::Gateway && args.tail == Tail::None {
@@ -467,6 +468,7 @@ fn report(c: &mut SourceCounts, f: &Finished) {
 /// feeds no new frame and waits for the ones in flight, at most their deadline, reports them,
 /// prints the counters and exits 0).
 pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
+    tessera_backends::driver::heap::tune_heap();
     let signals = Signals::install().context(|| "installing signal handlers")?;
     let cluster = Cluster::load(&args.cluster)?;
     let Some(me) = cluster.node(args.id).filter(|_| args.id != 0) else {
