@@ -65,6 +65,7 @@ fn hello(node: NodeId) -> Message<'static> {
     Message::Hello {
         node,
         role: Role::Edge,
+        model: 0,
     }
 }
 

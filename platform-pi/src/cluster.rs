@@ -35,6 +35,8 @@ pub struct NodeSpec {
     /// Gateway: a source hears `FrameDone` only once [`RunningNode::frame_done`] says the final
     /// result is made (`runtime::Config::confirm_done`); until then the frame holds its slot.
     pub confirm_done: bool,
+    /// Fingerprint of the model (see [`crate::fingerprint`]): peers with another are refused.
+    pub model_fingerprint: u64,
 }
 
 /// What the nodes of `cluster` agree on (the file's policy, grid, key, kernel, timeouts and
@@ -78,6 +80,7 @@ impl RunningNode {
             first_frame: spec.first_frame,
             confirm_done: spec.confirm_done,
             coded: None,
+            model_fingerprint: spec.model_fingerprint,
         };
         start_node(&spec_of(&spec.cluster), spec.id, spec.model, options)
             .map(RunningNode)

@@ -40,19 +40,7 @@ pub fn load_network(path: Option<&Path>) -> Result<Network, Error> {
 /// one buffer returned; the rest is skipped with a seek.
 pub fn load_weights(path: &Path, net: &Network, upto: usize) -> Result<Vec<f32>, Error> {
     let at = || format!("reading {}", path.display());
-    let mut file = File::open(path).context(at)?;
-    let len = file.metadata().context(at)?.len();
-    // The longest header (8-byte `seen`); a shorter file is reported by `Header::parse`.
-    let mut head = [0u8; 20];
-    let got = read_up_to(&mut file, &mut head).context(at)?;
-    let (header, header_len) = weights::Header::parse(&head[..got]).context(at)?;
-    let expected = weights::file_len(net, &header).context(at)?;
-    weights::check_file_len(net, &header, len).context(|| {
-        format!(
-            "reading {}: {len} bytes, the network needs {expected}",
-            path.display()
-        )
-    })?;
+    let (mut file, header_len) = open_weights(path, net)?;
     let count = weights::param_count(net, upto).context(|| "sizing the weights")?;
     let mut params = vec![0.0f32; count];
     file.seek(SeekFrom::Start(header_len as u64)).context(at)?;
@@ -67,8 +55,38 @@ pub fn load_weights(path: &Path, net: &Network, upto: usize) -> Result<Vec<f32>,
     Ok(params)
 }
 
+/// Opens a Darknet weights file for `net` and validates it whole (header, and size from the
+/// file's metadata); returns it with the header's length (where the parameters start).
+pub fn open_weights(path: &Path, net: &Network) -> Result<(File, usize), Error> {
+    let at = || format!("reading {}", path.display());
+    let mut file = File::open(path).context(at)?;
+    let len = file.metadata().context(at)?.len();
+    // The longest header (8-byte `seen`); a shorter file is reported by `Header::parse`.
+    let mut head = [0u8; 20];
+    let got = read_up_to(&mut file, &mut head).context(at)?;
+    let (header, header_len) = weights::Header::parse(&head[..got]).context(at)?;
+    let expected = weights::file_len(net, &header).context(at)?;
+    weights::check_file_len(net, &header, len).context(|| {
+        format!(
+            "reading {}: {len} bytes, the network needs {expected}",
+            path.display()
+        )
+    })?;
+    Ok((file, header_len))
+}
+
+/// The text of a Darknet cfg file, or of the built-in YOLOv2 cfg when `path` is `None`.
+pub fn cfg_text(path: Option<&Path>) -> Result<String, Error> {
+    match path {
+        None => Ok(DEFAULT_CFG.to_string()),
+        Some(path) => {
+            std::fs::read_to_string(path).context(|| format!("reading {}", path.display()))
+        }
+    }
+}
+
 /// Bytes read from a weights file at a time.
-const CHUNK: usize = 1 << 16;
+pub const CHUNK: usize = 1 << 16;
 
 /// Reads until `buf` is full or the file ends; returns the bytes read.
 fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {

@@ -19,6 +19,7 @@ use crate::demo::own_model;
 use crate::detections::to_json;
 use crate::drop_log::DropLog;
 use crate::error::{error, Context, Error};
+use crate::fingerprint::model_fingerprint;
 use crate::image::Image;
 use crate::result_file::{write_new, WriteError};
 use crate::signals::Signals;
@@ -280,6 +281,7 @@ impl Results<'_> {
 pub fn gateway(args: &GatewayArgs) -> Result<(), Error> {
     let signals = Signals::install().context(|| "installing signal handlers")?;
     let cluster = Cluster::load(&args.cluster)?;
+    let fingerprint = model_fingerprint(&cluster)?;
     let model = match args.tail {
         Tail::Run => {
             let (net, params) = load(&cluster, usize::MAX)?;
@@ -298,9 +300,10 @@ pub fn gateway(args: &GatewayArgs) -> Result<(), Error> {
         key_override: None,
         first_frame: None,
         confirm_done: true,
+        model_fingerprint: fingerprint,
     })?;
     println!(
-        "gateway up: {:?}, grid {}x{}, {} edges, tail {:?}",
+        "gateway up: {:?}, grid {}x{}, {} edges, tail {:?}, model {fingerprint:016x}",
         cluster.policy,
         cluster.grid.0,
         cluster.grid.1,
@@ -412,6 +415,7 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
         // Inputs are decoded lazily: check now that each is there, not mid-run.
         std::fs::metadata(p).context(|| format!("reading {}", p.display()))?;
     }
+    let fingerprint = model_fingerprint(&cluster)?;
     let (net, params) = load(&cluster, cluster.layers)?;
     let model = own_model(&net, params, cluster.layers, cluster.grid)?;
     let node = RunningNode::start(NodeSpec {
@@ -423,11 +427,15 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
         // A device reboots: its frames must not be mistaken for its previous life's.
         first_frame: Some(per_start_frame_number()),
         confirm_done: false,
+        model_fingerprint: fingerprint,
     })?;
     let shape = net.input();
     let total = args.input.len() * args.repeat;
     let mut inputs = (0..args.repeat).flat_map(|_| args.input.iter());
-    println!("edge {} up, feeding {total} frames", args.id);
+    println!(
+        "edge {} up, feeding {total} frames, model {fingerprint:016x}",
+        args.id
+    );
     let start = Instant::now();
     // A frame in flight ends (done or failed) within the source's frame deadline.
     let drain = cluster.timeouts.frame + cluster.timeouts.tile + Duration::from_secs(1);
