@@ -16,6 +16,7 @@ pub mod drop_log;
 pub mod error;
 pub mod files;
 pub mod fingerprint;
+pub mod frame_source;
 pub mod gen_weights;
 pub mod image;
 pub mod keygen;

@@ -76,7 +76,10 @@ fn check_names_a_different_model_a_wrong_key_and_dead_nodes_then_passes() {
     let (code, out) = check(&["--cluster", &file_c]);
     assert_eq!(code, Some(1), "{out}");
     let gw_row = row(&out, 0);
-    assert!(gw_row.contains("WRONG") && gw_row.contains("refused"), "{out}");
+    assert!(
+        gw_row.contains("WRONG") && gw_row.contains("refused"),
+        "{out}"
+    );
 
     // A file with errors: every one, with its line, and no probing.
     let bad = write(
