@@ -84,7 +84,7 @@ fn check_names_a_different_model_a_wrong_key_and_dead_nodes_then_passes() {
     // A file with errors: every one, with its line, and no probing.
     let bad = write(
         "bad.toml",
-        &a.replace("grid = \"2x2\"", "grid = \"9x9\"")
+        &a.replace("grid = \"3x3\"", "grid = \"9x9\"")
             .replace("policy = \"wst-s\"", "policy = \"fifo\""),
     );
     let (code, out) = check(&["--cluster", &bad]);

@@ -78,11 +78,28 @@ impl Proc {
     }
 
     /// Output lines containing `needle` so far (waits briefly for lines in transit).
-    pub fn count(&mut self, needle: &str) -> usize {
+    pub fn matching(&mut self, needle: &str) -> Vec<String> {
         while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(50)) {
             self.seen.push(l);
         }
-        self.seen.iter().filter(|l| l.contains(needle)).count()
+        self.seen
+            .iter()
+            .filter(|l| l.contains(needle))
+            .cloned()
+            .collect()
+    }
+
+    /// Waits (up to [`WAIT`]) until `n` output lines contain `needle`; returns them.
+    pub fn wait_count(&mut self, needle: &str, n: usize) -> Vec<String> {
+        let end = Instant::now() + WAIT;
+        while Instant::now() < end {
+            let found = self.matching(needle);
+            if found.len() >= n {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("fewer than {n} lines with {needle:?}; saw {:?}", self.seen);
     }
 
     /// Waits (up to [`WAIT`]) for the process to exit; its status code.
@@ -156,7 +173,7 @@ pub fn write_small_cfg(path: &Path) {
 /// the OS found free; edge 1 is a data source; short timeouts.
 pub fn cluster_text(subnet: [u8; 3], edges: u16, key: &str, seed: u64, cfg: &Path) -> String {
     let mut text = format!(
-        "policy = \"wst-s\"\ngrid = \"2x2\"\nlayers = 16\nkernel = \"portable\"\nseed = {seed}\n\
+        "policy = \"wst-s\"\ngrid = \"3x3\"\nlayers = 16\nkernel = \"portable\"\nseed = {seed}\n\
          key = \"{key}\"\ncfg = \"{}\"\n\n[timeouts]\ntile_ms = 2000\nframe_ms = 30000\n\
          steal_backoff_ms = 20\npeer_dead_ms = 1000\nconnect_ms = 500\n",
         cfg.display()
