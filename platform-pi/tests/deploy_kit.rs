@@ -52,8 +52,8 @@ fn unit_command(root: &Path, unit: &str, instance: &str) -> Vec<String> {
     let text = std::fs::read_to_string(root.join("usr/lib/systemd/system").join(unit)).unwrap();
     let value = |key: &str| {
         text.lines()
-            .filter_map(|l| l.strip_prefix(key))
-            .last()
+            .rev()
+            .find_map(|l| l.strip_prefix(key))
             .unwrap_or_else(|| panic!("{unit} has no {key}"))
             .replace("%i", instance)
     };
