@@ -72,7 +72,10 @@ fn run(
     let p = port();
     let peers = loopback(WORKERS, p);
     let start = StdInstant::now();
-    let now = || Instant::from_micros(start.elapsed().as_micros() as u64);
+    // Virtual time: every round of polls is one millisecond, whatever the host's speed, so
+    // budgets and latencies are counted in rounds (loopback delivers within a round) and a
+    // loaded machine (or qemu-user) runs the same schedule, only slower.
+    let mut rounds = 0u64;
     let key = Key::new([5; 32]);
     let mut nodes: Vec<CodedNode<StdStack, InlineShards>> = peers
         .iter()
@@ -95,11 +98,12 @@ fn run(
     let mut done = Vec::new();
     while done.len() < frames {
         assert!(
-            start.elapsed().as_secs() < 20,
+            start.elapsed().as_secs() < 120,
             "coded cluster stalled: {} of {frames} frames",
             done.len()
         );
-        let t = now();
+        let t = Instant::from_micros(rounds * 1000);
+        rounds += 1;
         let ready = nodes[0].link().peers_up().count() == alive;
         for n in nodes.iter_mut() {
             // A stalled worker stops working once the cluster is up (its socket stays open).
@@ -198,12 +202,7 @@ fn a_silent_worker_costs_its_rows_at_the_layer_budget() {
     let l0 = f.layers[0];
     assert!(!l0.decoded && l0.present.count_ones() == 7, "{l0:?}");
     assert!(l0.latency >= Duration::from_millis(400), "{}", l0.latency);
-    assert!(
-        // Slack for slow hosts (the suite also runs under qemu-user).
-        f.latency <= deadline + Duration::from_millis(500),
-        "{}",
-        f.latency
-    );
+    assert!(f.latency <= deadline, "{}", f.latency);
 }
 
 /// Two 3x3 convolutions on a 7x5 map as coded layers: with every data shard in, the output is

@@ -91,9 +91,9 @@ fn free_port(ip: IpAddr) -> u16 {
         .port()
 }
 
-#[test]
-fn an_idle_gateway_and_idle_edges_use_under_one_percent_of_a_core() {
-    let dir = TempDir::new("idle-cpu");
+/// A cluster file for nodes at 127.0.0.`hosts[i]` (node 1 the source) running a 160 × 160
+/// YOLOv2 in `dir`; returns its path.
+fn cluster_file(dir: &TempDir, hosts: &[u8]) -> String {
     let cfg = dir.0.join("yolo160.cfg");
     std::fs::write(
         &cfg,
@@ -102,7 +102,7 @@ fn an_idle_gateway_and_idle_edges_use_under_one_percent_of_a_core() {
             .replace("height=608", "height=160"),
     )
     .unwrap();
-    let addrs: Vec<SocketAddr> = [41u8, 42, 43]
+    let addrs: Vec<SocketAddr> = hosts
         .iter()
         .map(|&x| {
             let ip = IpAddr::from([127, 0, 0, x]);
@@ -128,23 +128,18 @@ fn an_idle_gateway_and_idle_edges_use_under_one_percent_of_a_core() {
     }
     let file = dir.0.join("cluster.toml");
     std::fs::write(&file, text).unwrap();
-    let file = file.to_string_lossy().into_owned();
+    file.to_string_lossy().into_owned()
+}
 
-    let (tx, up) = mpsc::channel();
-    let mut procs = [
-        Proc::start("gateway", &["gateway", "--cluster", &file], &tx),
-        Proc::start(
-            "source edge 1",
-            &["edge", "--cluster", &file, "--id", "1"],
-            &tx,
-        ),
-        Proc::start("edge 2", &["edge", "--cluster", &file, "--id", "2"], &tx),
-    ];
+/// Waits for every process's up line, lets start-up settle, then asserts each uses under 1 %
+/// of a core over 10 s and is still running.
+fn assert_idle(procs: &mut [Proc], up: &mpsc::Receiver<String>) {
     for _ in 0..procs.len() {
         up.recv_timeout(Duration::from_secs(120))
             .expect("every node prints its up line");
     }
-    // Start-up (weights, first connections) is over; what follows is the idle cost.
+    // Start-up (weights, first connections, a source's first frames) is over; what follows is
+    // the idle cost.
     std::thread::sleep(Duration::from_secs(2));
     let before: Vec<u64> = procs.iter().map(Proc::cpu_ticks).collect();
     std::thread::sleep(Duration::from_secs(10));
@@ -166,7 +161,53 @@ fn an_idle_gateway_and_idle_edges_use_under_one_percent_of_a_core() {
         assert!((a - b) * 10 < hz, "{}: {report:?}", p.name);
     }
     // Every node is still running (an exited process would use no CPU at all).
-    for p in &mut procs {
+    for p in procs {
         assert!(p.child.try_wait().unwrap().is_none(), "{} exited", p.name);
     }
+}
+
+#[test]
+fn an_idle_gateway_and_idle_edges_use_under_one_percent_of_a_core() {
+    let dir = TempDir::new("idle-cpu");
+    let file = cluster_file(&dir, &[41, 42, 43]);
+    let (tx, up) = mpsc::channel();
+    let mut procs = [
+        Proc::start("gateway", &["gateway", "--cluster", &file], &tx),
+        Proc::start(
+            "source edge 1",
+            &["edge", "--cluster", &file, "--id", "1"],
+            &tx,
+        ),
+        Proc::start("edge 2", &["edge", "--cluster", &file, "--id", "2"], &tx),
+    ];
+    assert_idle(&mut procs, &up);
+}
+
+/// A source with frames to feed and an edge whose gateway is not (yet) there wait for it
+/// without spinning: re-dials back off, the source holds its bounded queue.
+#[test]
+fn a_source_and_an_edge_without_their_gateway_use_under_one_percent_of_a_core() {
+    let dir = TempDir::new("idle-cpu-no-gateway");
+    let file = cluster_file(&dir, &[44, 45, 46]);
+    let jpg = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/images/0.jpg");
+    let (tx, up) = mpsc::channel();
+    let mut procs = [
+        Proc::start(
+            "source edge 1",
+            &[
+                "edge",
+                "--cluster",
+                &file,
+                "--id",
+                "1",
+                "--input",
+                jpg,
+                "--repeat",
+                "20",
+            ],
+            &tx,
+        ),
+        Proc::start("edge 2", &["edge", "--cluster", &file, "--id", "2"], &tx),
+    ];
+    assert_idle(&mut procs, &up);
 }
