@@ -1,6 +1,7 @@
 //! `tessera check --cluster F [--id N]`: what an operator runs when something does not work.
 //!
-//! It validates the cluster file (every problem at once, with its line), computes this
+//! It validates the cluster file (every problem at once, with its line; host names are
+//! resolved, an unresolvable one is a problem of its line), computes this
 //! machine's model fingerprint (so a missing or different weights file shows here), checks
 //! that node N's address belongs to this machine, then probes every node: a TCP connect, a
 //! probe `Hello` sealed with the file's key, and the node's answer (its id, its model
@@ -102,6 +103,8 @@ pub struct Row {
     pub id: NodeId,
     /// Its address.
     pub addr: SocketAddr,
+    /// The address as the file writes it (a host name: resolved into `addr`).
+    pub written: String,
     /// What probing it found.
     pub probe: Probe,
     /// Ours, when this machine's model loaded.
@@ -171,7 +174,11 @@ pub fn table(rows: &[Row]) -> String {
         .iter()
         .map(|r| {
             let [a, b, c, d, e] = r.cells();
-            [r.id.to_string(), r.addr.to_string(), a, b, c, d, e]
+            let addr = match r.addr.to_string() {
+                ip if ip == r.written => ip,
+                ip => format!("{} ({ip})", r.written),
+            };
+            [r.id.to_string(), addr, a, b, c, d, e]
         })
         .collect();
     let mut width = head.map(str::len);
@@ -281,6 +288,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
             .map(|(n, h)| Row {
                 id: n.id,
                 addr: n.addr,
+                written: n.written.clone(),
                 probe: h
                     .join()
                     .unwrap_or_else(|_| Probe::NoAnswer("probe thread panicked".into())),

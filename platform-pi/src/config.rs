@@ -5,7 +5,7 @@
 //! so a bad file is one clear error before any socket opens.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -65,8 +65,10 @@ pub struct Timeouts {
 pub struct Node {
     /// 0 for the gateway, 1.. for edges.
     pub id: NodeId,
-    /// Listening address.
+    /// Listening address (a host name in the file is resolved when the file is loaded).
     pub addr: SocketAddr,
+    /// The address as the file writes it (`192.168.1.11:7700` or `tessera-1.local:7700`).
+    pub written: String,
     /// Frames enter here (a camera on the device).
     pub source: bool,
 }
@@ -141,7 +143,7 @@ const DEFAULT_TIMEOUTS_MS: [u64; 5] = [10_000, 60_000, 20, 5_000, 2_000];
 #[serde(deny_unknown_fields)]
 struct RawNode {
     id: At<NodeId>,
-    addr: At<SocketAddr>,
+    addr: At<String>,
     source: Option<At<bool>>,
 }
 
@@ -186,6 +188,29 @@ pub fn parse_key(s: &str) -> Result<[u8; 32], String> {
             .map_err(|_| "key must be hex digits".to_string())?;
     }
     Ok(key)
+}
+
+/// `host:port` as a socket address: an IP address as it is, a host name resolved (the first
+/// address the resolver gives, IPv4 preferred: the nodes' addresses are usually IPv4).
+pub fn resolve(addr: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = addr.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if addr
+        .rsplit_once(':')
+        .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+    {
+        return Err(format!("address {addr:?}: expected HOST:PORT or IP:PORT"));
+    }
+    let all: Vec<SocketAddr> = addr
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {addr}: {e}"))?
+        .collect();
+    all.iter()
+        .find(|a| a.is_ipv4())
+        .or(all.first())
+        .copied()
+        .ok_or_else(|| format!("cannot resolve {addr}: no address"))
 }
 
 /// Longest timeout accepted (one hour).
@@ -335,28 +360,32 @@ impl Cluster {
         };
         let mut ids = BTreeSet::new();
         let mut addrs = BTreeSet::new();
+        let mut resolved = Vec::with_capacity(raw.nodes.len());
         for n in &raw.nodes {
-            let (id, addr) = (*n.id.get_ref(), *n.addr.get_ref());
+            let id = *n.id.get_ref();
             if !ids.insert(id) {
                 p.at(&n.id, format!("node id {id} listed twice"));
             }
             if id as usize > MAX_EDGES {
                 p.at(&n.id, format!("node id {id} above {MAX_EDGES}"));
             }
-            if !addrs.insert(addr) {
-                p.at(&n.addr, format!("address {addr} listed twice"));
-            }
-            if addr.port() == 0 {
-                p.at(
-                    &n.addr,
-                    format!("address {addr}: port 0 (peers could not find the node)"),
-                );
-            }
-            if addr.ip().is_unspecified() || addr.ip().is_multicast() {
-                p.at(
-                    &n.addr,
-                    format!("address {addr}: not a node's own address (peers dial it)"),
-                );
+            if let Some(addr) = p.check(&n.addr, resolve(n.addr.get_ref())) {
+                resolved.push(addr);
+                if !addrs.insert(addr) {
+                    p.at(&n.addr, format!("address {addr} listed twice"));
+                }
+                if addr.port() == 0 {
+                    p.at(
+                        &n.addr,
+                        format!("address {addr}: port 0 (peers could not find the node)"),
+                    );
+                }
+                if addr.ip().is_unspecified() || addr.ip().is_multicast() {
+                    p.at(
+                        &n.addr,
+                        format!("address {addr}: not a node's own address (peers dial it)"),
+                    );
+                }
             }
             if let Some(src) = n.source.as_ref().filter(|s| *s.get_ref() && id == 0) {
                 p.at(
@@ -381,9 +410,11 @@ impl Cluster {
         let mut nodes: Vec<Node> = raw
             .nodes
             .iter()
-            .map(|n| Node {
+            .zip(resolved)
+            .map(|(n, addr)| Node {
                 id: *n.id.get_ref(),
-                addr: *n.addr.get_ref(),
+                addr,
+                written: n.addr.get_ref().clone(),
                 source: n.source.as_ref().is_some_and(|s| *s.get_ref()),
             })
             .collect();
@@ -543,5 +574,29 @@ mod tests {
         // A syntax error keeps toml's own line.
         let e = err(&format!("{EXAMPLE}\n[[nodes]\n"));
         assert!(e.starts_with("line "), "{e}");
+    }
+
+    #[test]
+    fn host_names_are_resolved_and_bad_addresses_named_with_their_lines() {
+        let text = EXAMPLE.replace("127.0.0.3:7700", "localhost:7701");
+        let c = Cluster::parse(&text).unwrap();
+        let n = c.node(2).unwrap();
+        assert!(n.addr.ip().is_loopback() && n.addr.port() == 7701, "{n:?}");
+        assert_eq!(n.written, "localhost:7701");
+        let text = EXAMPLE
+            .replace("127.0.0.3:7700", "no-such-host.invalid:7700")
+            .replace("127.0.0.4:7700", "127.0.0.4");
+        let e = Cluster::parse(&text).unwrap_err();
+        let lines: Vec<Option<usize>> = e.problems.iter().map(|p| p.line).collect();
+        assert_eq!(
+            lines,
+            [
+                Some(line_of(&text, "no-such-host.invalid")),
+                Some(line_of(&text, "\"127.0.0.4\""))
+            ],
+            "{e}"
+        );
+        assert!(e.problems[0].message.contains("cannot resolve"), "{e}");
+        assert!(e.problems[1].message.contains("HOST:PORT"), "{e}");
     }
 }
