@@ -1,4 +1,4 @@
-//! What the deployment-kit tests share: `tessera` processes whose output lines are collected,
+//! What the tests running `tessera` processes share: processes whose output lines are collected,
 //! and cluster files for YOLOv2 at 160×160 (generated weights) in a scratch directory.
 #![allow(dead_code)]
 
