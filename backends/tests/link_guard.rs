@@ -586,6 +586,17 @@ fn a_probe_gets_the_node_hello_and_is_closed_without_joining() {
         probe_answer(&mut gw, &Key::new([1; 32])),
         Ok(handshake::ProbeAnswer::Refused(RefusalReason::Auth))
     );
+    // The probe id with an ordinary Hello (of the right model) does not join either.
+    let mut s = raw("127.13.21.9", peers[0].1);
+    let mut buf = [0u8; 128];
+    let hello = Message::Hello {
+        node: wire::PROBE,
+        role: Role::Edge,
+        model: 0x1234_5678,
+    };
+    let n = wire::encode(&hello, wire::PROBE, 9, Some(&KEY), &mut buf).unwrap();
+    s.write_all(&buf[..n]).unwrap();
+    settle(&mut [&mut gw], |p| p[0].link.stats().dropped.no_hello == 1);
     let st = gw.link.stats();
     assert_eq!((st.dropped.probed, st.dropped.forged), (1, 1));
     assert_eq!(gw.count("up "), 0, "{:?}", gw.events);

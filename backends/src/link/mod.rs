@@ -710,6 +710,11 @@ impl<S: TcpFullStack> Link<S> {
                     on_event,
                 );
             }
+            (None, false, _) if sender == PROBE => {
+                // The probe id says nothing but a probe's Hello, and never joins.
+                self.conns[i].rx = rx;
+                self.fail(now, i, LinkError::NoHello, on_event);
+            }
             (_, false, Message::Hello { node, model, .. }) if node == sender && model != ours => {
                 self.conns[i].rx = rx;
                 let e = LinkError::ModelMismatch {
