@@ -23,7 +23,7 @@ use tessera_core::wire::{Key, NodeId, HEADER_LEN};
 
 use crate::config::Cluster;
 use crate::error::{error, Context, Error};
-use crate::fingerprint::model_fingerprint;
+use crate::fingerprint::{differences, model_fingerprint};
 
 /// Arguments of `tessera check`.
 #[derive(ClapArgs, Debug)]
@@ -142,9 +142,10 @@ impl Row {
                 let model_cell = format!("{model:016x}");
                 let verdict = match (node == &self.id, self.ours) {
                     (false, _) => format!("node {node} answers at node {}'s address", self.id),
-                    (true, Some(o)) if o != *model => {
-                        format!("DIFFERENT MODEL (ours {o:016x})")
-                    }
+                    (true, Some(o)) if o != *model => format!(
+                        "DIFFERENT MODEL: {} differ (ours {o:016x})",
+                        differences(o, *model).join(", ")
+                    ),
                     (true, None) => "cannot compare models (this machine's did not load)".into(),
                     (true, Some(_)) => "ok".into(),
                 };

@@ -17,27 +17,34 @@ use crate::config::Cluster;
 use crate::error::{Context, Error};
 use crate::files;
 
+/// The parts of a fingerprint, from its high bits to its low ones: what each covers and how
+/// many bits of its digest it keeps. A part that differs between two fingerprints names what
+/// differs between two nodes (a digest of 32 bits misses a difference once in 4 billion).
+pub const PARTS: [(&str, u32); 4] = [
+    ("network or weights", 32),
+    ("grid", 16),
+    ("conv kernel", 8),
+    ("policy", 8),
+];
+const _: () = assert!(PARTS[0].1 + PARTS[1].1 + PARTS[2].1 + PARTS[3].1 == 64);
+
 /// The fingerprint of `cluster`'s model as this machine would run it (reads the cfg and the
 /// fused layers' part of the weights file; a missing or wrong file is an error naming it).
 pub fn model_fingerprint(cluster: &Cluster) -> Result<u64, Error> {
-    let mut h = Sha256::new();
-    h.update(b"tessera model fingerprint 1\0");
+    let mut network = Sha256::new();
+    network.update(b"tessera network 1\0");
     let cfg = files::cfg_text(cluster.cfg.as_deref())?;
-    field(&mut h, cfg.as_bytes());
+    field(&mut network, cfg.as_bytes());
     let net = files::load_network(cluster.cfg.as_deref())?;
     let layers = cluster.layers.min(net.layers().len());
-    field(&mut h, &(layers as u64).to_le_bytes());
-    field(&mut h, &cluster.grid.0.to_le_bytes());
-    field(&mut h, &cluster.grid.1.to_le_bytes());
-    field(&mut h, format!("{:?}", cluster.kernel).as_bytes());
-    field(&mut h, format!("{:?}", cluster.policy).as_bytes());
+    field(&mut network, &(layers as u64).to_le_bytes());
     match &cluster.weights {
         None => {
-            field(&mut h, b"seed");
-            field(&mut h, &cluster.seed.to_le_bytes());
+            field(&mut network, b"seed");
+            field(&mut network, &cluster.seed.to_le_bytes());
         }
         Some(path) => {
-            field(&mut h, b"file");
+            field(&mut network, b"file");
             let at = || format!("reading {}", path.display());
             let (mut file, header_len) = files::open_weights(path, &net)?;
             let count = weights::param_count(&net, layers).context(|| "sizing the weights")?;
@@ -48,15 +55,41 @@ pub fn model_fingerprint(cluster: &Cluster) -> Result<u64, Error> {
             while left > 0 {
                 let n = left.min(chunk.len() as u64) as usize;
                 file.read_exact(&mut chunk[..n]).context(at)?;
-                h.update(&chunk[..n]);
+                network.update(&chunk[..n]);
                 left -= n as u64;
             }
         }
     }
-    let digest = h.finalize();
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    Ok(u64::from_be_bytes(first))
+    let (rows, cols) = cluster.grid;
+    let grid = [rows.to_le_bytes(), cols.to_le_bytes()].concat();
+    let kernel = format!("{:?}", cluster.kernel);
+    let policy = format!("{:?}", cluster.policy);
+    let digests = [
+        network.finalize(),
+        Sha256::digest(&grid),
+        Sha256::digest(kernel.as_bytes()),
+        Sha256::digest(policy.as_bytes()),
+    ];
+    let mut fp = 0u64;
+    for ((_, bits), d) in PARTS.iter().zip(digests) {
+        let top = u64::from_be_bytes(d[..8].try_into().unwrap_or_default());
+        fp = fp << bits | top >> (64 - bits);
+    }
+    Ok(fp)
+}
+
+/// What differs between nodes with fingerprints `a` and `b` (empty when they are equal).
+pub fn differences(a: u64, b: u64) -> Vec<&'static str> {
+    let mut shift = 64;
+    PARTS
+        .iter()
+        .filter(|&&(_, bits)| {
+            shift -= bits;
+            let mask = (1u64 << bits) - 1;
+            (a >> shift) & mask != (b >> shift) & mask
+        })
+        .map(|&(what, _)| what)
+        .collect()
 }
 
 /// Feeds one length-prefixed field, so adjacent fields cannot run into each other.
@@ -68,6 +101,7 @@ fn field(h: &mut Sha256, bytes: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tessera_core::wire::Policy;
 
     const EXAMPLE: &str = include_str!("../../cluster.example.toml");
 
@@ -79,19 +113,30 @@ mod tests {
         assert_eq!(f0, fp(&base.clone()));
         let mut c = base.clone();
         c.seed += 1;
-        assert_ne!(fp(&c), f0, "seed");
+        assert_eq!(differences(fp(&c), f0), ["network or weights"], "seed");
         let mut c = base.clone();
         c.grid = (2, 2);
-        assert_ne!(fp(&c), f0, "grid");
+        assert_eq!(differences(fp(&c), f0), ["grid"]);
         let mut c = base.clone();
         c.layers = 8;
-        assert_ne!(fp(&c), f0, "layers");
+        assert_eq!(differences(fp(&c), f0), ["network or weights"], "layers");
+        let mut c = base.clone();
+        c.policy = Policy::Wsh;
+        c.grid = (1, 2);
+        assert_eq!(differences(fp(&c), f0), ["grid", "policy"]);
+        // Every policy has a part of its own (8 bits: checked, not left to chance).
+        let mut seen = std::collections::BTreeSet::new();
+        for p in [Policy::Wsh, Policy::Wst, Policy::WstS, Policy::Bodp] {
+            let mut c = base.clone();
+            c.policy = p;
+            assert!(seen.insert(fp(&c) & 0xff), "{p:?}");
+        }
         let mut c = base.clone();
         c.kernel = match base.kernel {
             crate::config::NodeKernel::Simd => crate::config::NodeKernel::Portable,
             crate::config::NodeKernel::Portable => crate::config::NodeKernel::Simd,
         };
-        assert_ne!(fp(&c), f0, "kernel");
+        assert_eq!(differences(fp(&c), f0), ["conv kernel"]);
         // Timeouts do not change what a node computes.
         let mut c = base.clone();
         c.timeouts.tile = std::time::Duration::from_millis(1234);

@@ -63,7 +63,10 @@ fn check_names_a_different_model_a_wrong_key_and_dead_nodes_then_passes() {
     assert_ne!(ours, theirs);
     let gw_row = row(&out, 0);
     assert!(
-        gw_row.contains(&theirs) && gw_row.contains(&format!("DIFFERENT MODEL (ours {ours})")),
+        gw_row.contains(&theirs)
+            && gw_row.contains(&format!(
+                "DIFFERENT MODEL: network or weights differ (ours {ours})"
+            )),
         "{out}"
     );
     assert!(out.contains("this machine: node 1 at 127.0.98.2:"), "{out}");
