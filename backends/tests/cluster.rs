@@ -14,42 +14,25 @@ use tessera_core::exec::{run_tile, NoStrips};
 use tessera_core::ftp::{FusedStack, Grid, Mode, Partition, TilePlan};
 use tessera_core::kernel::Portable;
 use tessera_core::model::weights::param_count;
-use tessera_core::model::{Activation, Conv, LayerKind, MaxPool, Network, Shape};
+use tessera_core::model::{Network, Shape};
 use tessera_core::runtime::Config;
 use tessera_core::tensor::FeatureView;
 use tessera_core::time::{Duration, Instant};
 use tessera_core::wire::{Key, Policy};
 use tessera_core::Region;
+use tessera_testkit::{conv, pool};
 
 fn network() -> Network {
-    let conv = |filters, size| {
-        LayerKind::Conv(Conv {
-            filters,
-            size,
-            stride: 1,
-            pad: size / 2,
-            batch_norm: true,
-            activation: Activation::Leaky,
-        })
-    };
-    let pool = LayerKind::MaxPool(MaxPool {
-        size: 2,
-        stride: 2,
-        pad: 1,
-    });
-    let mut net = Network::new(Shape::new(48, 40, 3)).unwrap();
-    for k in [
+    let layers = [
         conv(8, 3),
-        pool.clone(),
+        pool(),
         conv(8, 3),
         conv(4, 1),
         conv(8, 3),
-        pool,
+        pool(),
         conv(6, 3),
-    ] {
-        net.push(k).unwrap();
-    }
-    net
+    ];
+    tessera_testkit::network(Shape::new(48, 40, 3), layers)
 }
 
 fn model(grid: (u32, u32)) -> Model {

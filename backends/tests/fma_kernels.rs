@@ -1,18 +1,17 @@
 //! The FMA kernels: against the reference within the documented bound, bit for bit against the
-//! scalar FMA path, across regions, threads and tiles (DESIGN-NOTES §2.7).
+//! scalar FMA path, across regions, threads and tiles (docs/design.md §2.7).
 #![cfg(feature = "simd")]
-
-use std::collections::HashMap;
 
 use proptest::prelude::*;
 use tessera_backends::kernels::{Fma, Isa};
-use tessera_core::exec::{run_tile, ExecError, StripStore};
-use tessera_core::ftp::{FusedStack, Grid, MemoryPlan, Mode, Partition, Side, TilePlan};
+use tessera_core::exec::run_tile;
+use tessera_core::ftp::{FusedStack, Grid, MemoryPlan, Mode, Partition, TilePlan};
 use tessera_core::kernel::{input_span, KernelError, Kernels, Reference};
 use tessera_core::model::weights::{param_count, BatchNorm, ConvParams, Weights};
 use tessera_core::model::{Activation, Conv, LayerKind, MaxPool, Network, Shape};
 use tessera_core::region::{Region, Span};
 use tessera_core::tensor::{copy_overlap, FeatureView, FeatureViewMut};
+use tessera_testkit::MapStore;
 
 /// splitmix64.
 struct Rng(u64);
@@ -378,31 +377,6 @@ fn errors_match_the_reference() {
 }
 
 // ---- tiles == full frame through the executor ----------------------------------------------
-
-#[derive(Default)]
-struct MapStore(HashMap<(usize, usize, Side), Stored>);
-
-/// A strip's values, region and channel count.
-type Stored = (Vec<f32>, Region, u32);
-
-impl StripStore for MapStore {
-    fn put(
-        &mut self,
-        tile: usize,
-        layer: usize,
-        side: Side,
-        strip: &FeatureView<'_>,
-    ) -> Result<(), ExecError> {
-        let v = (strip.data().to_vec(), strip.region(), strip.channels());
-        self.0.insert((tile, layer, side), v);
-        Ok(())
-    }
-
-    fn get(&self, tile: usize, layer: usize, side: Side) -> Option<FeatureView<'_>> {
-        let (d, r, c) = self.0.get(&(tile, layer, side))?;
-        FeatureView::new(d, *r, *c).ok()
-    }
-}
 
 /// (k, stride, filters) of a conv, or None for a 2×2/2 max pool.
 type Spec = Option<(u32, u32, u32)>;

@@ -4,19 +4,12 @@
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::Instant as StdInstant;
+use tessera_testkit::free_port;
 
 use tessera_backends::link::{Link, LinkConfig, LinkError, LinkEvent};
 use tessera_backends::nal_std::StdStack;
 use tessera_core::time::{Duration, Instant};
 use tessera_core::wire::{Body, FrameKey, Key, Limits, Message, NodeId};
-
-fn free_port(ip: &str) -> u16 {
-    std::net::TcpListener::bind((ip, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Node {
     link: Link<StdStack>,

@@ -1,4 +1,4 @@
-//! The link's handshake guards over real loopback sockets (issue 13): the pre-authentication
+//! The link's handshake guards over real loopback sockets: the pre-authentication
 //! buffer cap, the handshake deadline, the caps on waiting connections, who may hold a node
 //! id, refusals the dialler learns, and a counter for every dropped connection.
 //!
@@ -11,6 +11,7 @@
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::{Duration as StdDuration, Instant as StdInstant};
+use tessera_testkit::free_port;
 
 use socket2::{Domain, Socket, Type};
 use tessera_backends::link::{
@@ -25,14 +26,6 @@ const KEY: Key = Key::new([13; 32]);
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
-}
-
-fn free_port(ip: &str) -> u16 {
-    std::net::TcpListener::bind((ip, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 struct Peer {
@@ -204,7 +197,7 @@ fn edge(id: NodeId, ip_: &str, peers: &[(NodeId, SocketAddr)], key: Key) -> Peer
 #[test]
 fn a_header_declaring_more_than_a_hello_is_dropped_at_once() {
     let (mut gw, peers) = gateway(1, &[(1, "127.13.1.2")], HandshakeConfig::DEFAULT);
-    // The issue's reproduction: a header declaring 64 MiB, then a trickle.
+    // The slow-loris case: a header declaring 64 MiB, then a trickle.
     let mut s = raw("127.13.1.9", peers[0].1);
     s.write_all(&header(7, 1, 1, 64 << 20)).unwrap();
     settle(&mut [&mut gw], |p| p[0].link.stats().dropped.oversize == 1);

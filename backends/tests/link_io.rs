@@ -7,6 +7,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant as StdInstant;
+use tessera_testkit::free_port;
 
 use socket2::{Domain, Socket, Type};
 use tessera_backends::link::{Link, LinkConfig, LinkError, LinkEvent, MAX_BACKOFF};
@@ -14,14 +15,6 @@ use tessera_backends::nal_std::StdStack;
 use tessera_core::time::{Duration, Instant};
 use tessera_core::wire::{Body, FrameKey, Key, Limits, Message, NodeId, Tensor};
 use tessera_core::Region;
-
-fn free_port(ip: &str) -> u16 {
-    std::net::TcpListener::bind((ip, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn config(me: NodeId, port: u16, peers: &[(NodeId, SocketAddr)], backlog: usize) -> LinkConfig {
     LinkConfig {
@@ -135,7 +128,7 @@ fn tensor_msg(n: u32) -> (Message<'static>, Vec<f32>) {
 #[test]
 fn sends_to_a_peer_that_does_not_read_are_refused_and_others_still_flow() {
     let ips = ["127.0.0.7", "127.0.0.8", "127.0.0.9"];
-    let ports: Vec<u16> = ips.iter().map(|ip| free_port(ip)).collect();
+    let ports: Vec<u16> = ips.iter().map(free_port).collect();
     let peers: Vec<(NodeId, SocketAddr)> = (0..3)
         .map(|i| {
             let ip: IpAddr = ips[i].parse().unwrap();

@@ -1,4 +1,4 @@
-//! Running one tile through the fused layers (DESIGN-NOTES §2.5, §3 "Executing a level-1 tile").
+//! Running one tile through the fused layers (docs/design.md §2.5, §3.3).
 //!
 //! [`run_tile`] is the only code path: a full frame is the single tile of a 1×1 grid. It uses
 //! two caller-owned ping-pong buffers, each [`MemoryPlan::tile_buffer_elems`] long; the layer-0
@@ -172,7 +172,7 @@ pub fn scratch_elems(stack: &FusedStack<'_>, plan: &TilePlan) -> Result<usize, E
 }
 
 /// Scratch elements of the first and of the second ping-pong buffer for `plan` (see
-/// [`band::buffer_elems`](crate::ftp::band::buffer_elems)): [`run_tile`] takes buffers of
+/// [`band::buffer_elems`]): [`run_tile`] takes buffers of
 /// these sizes, or larger.
 pub fn buffer_elems(stack: &FusedStack<'_>, plan: &TilePlan) -> Result<[usize; 2], ExecError> {
     let overflow = |_| ExecError::View(ViewError::Overflow);

@@ -1,6 +1,6 @@
 //! Rectangular regions of a feature map.
 //!
-//! Spans are half-open (`start..end`), unlike the inclusive `[a..b]` of DESIGN-NOTES: an empty
+//! Spans are half-open (`start..end`), unlike the inclusive `[a..b]` of docs/design.md: an empty
 //! span (`start >= end`) is an ordinary value, which makes reuse strips and clamping total.
 
 /// A half-open interval `start..end` of pixel indices along one axis.
@@ -18,7 +18,7 @@ impl Span {
         Span { start, end }
     }
 
-    /// The inclusive interval `[first..=last]` of DESIGN-NOTES.
+    /// The inclusive interval `[first..=last]` of docs/design.md.
     pub const fn inclusive(first: u32, last: u32) -> Self {
         Span {
             start: first,

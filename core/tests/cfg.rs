@@ -24,7 +24,7 @@ fn yolo_has_32_layers_and_input() {
     assert_eq!(net.layers().len(), 32);
 }
 
-/// DESIGN-NOTES §2.1: kind, k, s, filters, input, output of layers 0..16.
+/// docs/design.md §2.1: kind, k, s, filters, input, output of layers 0..16.
 #[test]
 fn yolo_fused_stack_matches_design_table() {
     #[rustfmt::skip]

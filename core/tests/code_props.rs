@@ -318,7 +318,7 @@ fn replication_survives_one_copy_of_each_shard() {
 }
 
 /// Worst decode condition number of the float construction, every (k, r); the values are the
-/// documented conditioning (DESIGN-NOTES / report).
+/// documented conditioning (the table in `core::code`'s module docs).
 #[test]
 fn float_construction_conditioning() {
     let mut overall = 0.0f64;

@@ -1,4 +1,4 @@
-//! Delay model, quality model and budget allocators (DESIGN-NOTES §8).
+//! Delay model, quality model and budget allocators (docs/design.md §7).
 
 use tessera_core::deadline::{
     expected_recovery, gamma, optimize, uniform, Actor, Channel, FitError, Graph, GraphError,

@@ -3,49 +3,15 @@
 //! whole maps bit for bit; the bands, stitched bands and strips it relies on really occur, and
 //! the buffers are smaller than the layer-0 output they replace.
 
-mod common;
-
-use std::collections::HashMap;
-
-use common::{conv, pool};
-use tessera_core::exec::{buffer_elems, run_tile, scratch_elems, ExecError, StripStore};
+use tessera_core::exec::{buffer_elems, run_tile, scratch_elems};
 use tessera_core::ftp::band::{bands, BAND_ROWS, PAIRS};
-use tessera_core::ftp::{FusedStack, Grid, MemoryPlan, Mode, Partition, Side, TilePlan};
+use tessera_core::ftp::{FusedStack, Grid, MemoryPlan, Mode, Partition, TilePlan};
 use tessera_core::kernel::{Kernels, Reference};
 use tessera_core::model::weights::{param_count, Weights};
 use tessera_core::model::{LayerKind, Network, Shape};
 use tessera_core::region::Region;
 use tessera_core::tensor::{copy_overlap, FeatureView, FeatureViewMut};
-
-/// A strip's values, region and channel count.
-type Stored = (Vec<f32>, Region, u32);
-
-/// Strips keyed as `StripStore` documents; counts puts per layer.
-#[derive(Default)]
-struct MapStore {
-    strips: HashMap<(usize, usize, Side), Stored>,
-    puts: [usize; 8],
-}
-
-impl StripStore for MapStore {
-    fn put(
-        &mut self,
-        tile: usize,
-        layer: usize,
-        side: Side,
-        strip: &FeatureView<'_>,
-    ) -> Result<(), ExecError> {
-        let v = (strip.data().to_vec(), strip.region(), strip.channels());
-        self.strips.insert((tile, layer, side), v);
-        self.puts[layer] += 1;
-        Ok(())
-    }
-
-    fn get(&self, tile: usize, layer: usize, side: Side) -> Option<FeatureView<'_>> {
-        let (d, r, c) = self.strips.get(&(tile, layer, side))?;
-        FeatureView::new(d, *r, *c).ok()
-    }
-}
+use tessera_testkit::{conv, pool, MapStore};
 
 /// Deterministic values in [-1, 1) (an LCG is enough to make every output depend on them).
 fn values(n: usize, seed: u64) -> Vec<f32> {
@@ -221,7 +187,7 @@ fn check(net: &Network) -> (usize, [usize; 8]) {
             let (got, store) = tiled(&stack, &grid, mode, &w, &input);
             assert!(same_bits(&got, &expect), "{rows}x{cols} {mode:?}");
             if mode == Mode::Reuse {
-                puts.iter_mut().zip(store.puts).for_each(|(a, b)| *a += b);
+                puts.iter_mut().zip(store.puts()).for_each(|(a, b)| *a += b);
             }
         }
     }

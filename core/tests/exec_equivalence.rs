@@ -1,44 +1,17 @@
-//! Stitched tiles equal the unpartitioned frame bit for bit (DESIGN-NOTES §2.7), in plain FTP
+//! Stitched tiles equal the unpartitioned frame bit for bit (docs/design.md §2.7), in plain FTP
 //! and with data reuse, over random stacks, inputs, grids and weights.
 
-use std::collections::HashMap;
-
 use proptest::prelude::*;
-use tessera_core::exec::{run_tile, ExecError, NoStrips, StripStore};
+use tessera_core::exec::{run_tile, NoStrips};
 use tessera_core::ftp::{
-    FusedStack, Grid, Level, MemoryPlan, Mode, Partition, PlanError, Side, TilePlan,
+    FusedStack, Grid, Level, MemoryPlan, Mode, Partition, PlanError, TilePlan,
 };
 use tessera_core::kernel::{Kernels, Reference};
 use tessera_core::model::weights::{param_count, Weights};
 use tessera_core::model::{Activation, Conv, LayerKind, MaxPool, Network, Shape};
 use tessera_core::region::Region;
 use tessera_core::tensor::{copy_overlap, FeatureView, FeatureViewMut};
-
-/// Strips in a hash map, keyed as `StripStore` documents (sender tile, layer, sender side).
-#[derive(Default)]
-struct MapStore(HashMap<(usize, usize, Side), Stored>);
-
-/// A strip's values, region and channel count.
-type Stored = (Vec<f32>, Region, u32);
-
-impl StripStore for MapStore {
-    fn put(
-        &mut self,
-        tile: usize,
-        layer: usize,
-        side: Side,
-        strip: &FeatureView<'_>,
-    ) -> Result<(), ExecError> {
-        let v = (strip.data().to_vec(), strip.region(), strip.channels());
-        self.0.insert((tile, layer, side), v);
-        Ok(())
-    }
-
-    fn get(&self, tile: usize, layer: usize, side: Side) -> Option<FeatureView<'_>> {
-        let (d, r, c) = self.0.get(&(tile, layer, side))?;
-        FeatureView::new(d, *r, *c).ok()
-    }
-}
+use tessera_testkit::MapStore;
 
 /// splitmix64: a seeded PRNG so weights and inputs are reproducible from the case.
 struct Rng(u64);

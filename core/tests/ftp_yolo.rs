@@ -1,13 +1,12 @@
-//! DESIGN-NOTES §2–§3 figures for the first 16 layers of YOLOv2 at 608×608.
+//! docs/design.md §2–§3 figures for the first 16 layers of YOLOv2 at 608×608.
 
 use tessera_core::ftp::{
     frame_macs, FusedStack, Grid, Level, MemoryPlan, Mode, Partition, PlanError, Side, TilePlan,
 };
-mod common;
 
-use common::{conv, yolo16};
 use tessera_core::model::{Network, Shape};
 use tessera_core::region::{Region, Span};
+use tessera_testkit::{conv, yolo16};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -99,7 +98,7 @@ fn reduced_chain_of_level1_tile_0_1() {
     let r = TilePlan::new(&s, &g, 1, Mode::Reuse).unwrap();
     let plain = TilePlan::new(&s, &g, 1, Mode::Plain).unwrap();
     assert!(r.is_reduced());
-    // (ℓ, Ô, Î, plain O) of the §3 table, as (x0, x1, y0, y1).
+    // (ℓ, Ô, Î, plain O) of the §3.2 table, as (x0, x1, y0, y1).
     let table = [
         (15, (13, 25, 0, 12), (13, 25, 0, 12), (13, 25, 0, 12)),
         (14, (13, 25, 0, 12), (12, 26, 0, 13), (13, 25, 0, 12)),

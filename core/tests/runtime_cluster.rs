@@ -8,13 +8,12 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 
 use tessera_core::ftp::{FusedStack, Grid, Level, Partition, Side};
-mod common;
 
-use common::yolo16;
 use tessera_core::region::Region;
 use tessera_core::runtime::{Action, Config, Control, Edge, Gateway, RuntimeError, Verdict, Work};
 use tessera_core::time::{Duration, Instant};
 use tessera_core::wire::{FrameKey, Message, NodeId, Policy, StripsView, Tensor, TileMode};
+use tessera_testkit::yolo16;
 
 /// A message without tensors (the harness moves no data).
 #[derive(Clone, Copy, Debug)]

@@ -5,7 +5,7 @@
 use proptest::prelude::*;
 
 use tessera_core::ftp::{FusedStack, Grid, Partition};
-use tessera_core::model::{Activation, Conv, LayerKind, MaxPool, Network, Shape};
+use tessera_core::model::{Network, Shape};
 use tessera_core::region::{Region, Span};
 use tessera_core::runtime::{
     Action, Config, Control, Edge, Gateway, RuntimeError, SubmitError, Verdict, Work, MAX_EDGES,
@@ -15,28 +15,10 @@ use tessera_core::time::{Duration, Instant};
 use tessera_core::wire::{
     FrameKey, Kind, Message, NodeId, Policy, Role, StripsView, Tensor, TileMode, GATEWAY,
 };
+use tessera_testkit::{conv, network, pool};
 
 fn net() -> Network {
-    let conv = |filters, size| {
-        LayerKind::Conv(Conv {
-            filters,
-            size,
-            stride: 1,
-            pad: size / 2,
-            batch_norm: true,
-            activation: Activation::Leaky,
-        })
-    };
-    let mut n = Network::new(Shape::new(64, 64, 3)).unwrap();
-    n.push(conv(4, 3)).unwrap();
-    n.push(LayerKind::MaxPool(MaxPool {
-        size: 2,
-        stride: 2,
-        pad: 1,
-    }))
-    .unwrap();
-    n.push(conv(8, 3)).unwrap();
-    n
+    network(Shape::new(64, 64, 3), [conv(4, 3), pool(), conv(8, 3)])
 }
 
 fn config(policy: Policy) -> Config {

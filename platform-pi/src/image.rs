@@ -120,7 +120,7 @@ impl Image {
     }
 
     /// Darknet's `resize_image`: separable bilinear, columns first, with its float steps (the
-    /// last row excepted, see [`Image::rows_into`]).
+    /// last row excepted, see `Image::rows_into`).
     pub fn resize(&self, w: usize, h: usize) -> Image {
         let part = self.columns(w);
         let mut out = Image::filled(w, h, self.c, 0.0);

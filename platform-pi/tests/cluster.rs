@@ -4,9 +4,9 @@
 
 use std::io::Write;
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use tessera_testkit::free_port;
 
 use tessera_backends::cluster::ClusterSpec;
 use tessera_backends::driver::Model;
@@ -84,15 +84,16 @@ fn model(grid: (u32, u32)) -> Arc<Model> {
     fused_model(&f.net, &f.params, LAYERS, grid).unwrap()
 }
 
-/// A distinct port per cluster: ports left in TIME_WAIT by one run never meet the next.
-fn port() -> u16 {
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let base = 20_000 + (std::process::id() % 2_000) as u16 * 10;
-    base + NEXT.fetch_add(1, Ordering::Relaxed) % 10
-}
-
 fn cluster(policy: Policy, grid: (u32, u32), edges: u16, sources: u16) -> ClusterSpec {
-    let mut c = ClusterSpec::loopback(policy, grid, edges, sources, port(), Some(KEY), LAYERS);
+    let mut c = ClusterSpec::loopback(
+        policy,
+        grid,
+        edges,
+        sources,
+        free_port("127.0.0.1"),
+        Some(KEY),
+        LAYERS,
+    );
     c.timeouts.tile = Duration::from_secs(3);
     c
 }

@@ -10,9 +10,9 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::process::Command;
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+use tessera_testkit::free_port;
 
 use tessera_backends::cluster::{start_node, ClusterSpec, CodedRole, NodeOptions};
 use tessera_backends::coded::tail::detections_match;
@@ -146,13 +146,6 @@ fn centralised_coded_tail_is_reference_with_and_close_to_the_plain_tail() {
     }
 }
 
-/// A distinct port per cluster: FTP and the coded tail share it.
-fn port() -> u16 {
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let base = 30_000 + (std::process::id() % 1_000) as u16 * 20;
-    base + 2 * (NEXT.fetch_add(1, Ordering::Relaxed) % 10)
-}
-
 /// Each run is a whole cluster plus a coded stage with per-layer deadlines: the tests of this
 /// file take turns rather than starving each other's threads on a small machine (and a test
 /// counting this process's sockets sees only its own).
@@ -195,7 +188,15 @@ fn nodes_running_the_coded_tail_listen_on_their_one_address_only() {
     let _turn = turn();
     let f = fixture();
     let t = Arc::new(coded_tail(TailScheme::Cdc(1), 3));
-    let c = ClusterSpec::loopback(Policy::WstS, (3, 3), 3, 1, port(), Some(KEY), LAYERS);
+    let c = ClusterSpec::loopback(
+        Policy::WstS,
+        (3, 3),
+        3,
+        1,
+        free_port("127.0.0.1"),
+        Some(KEY),
+        LAYERS,
+    );
     let model = fused_model(&f.net, &f.params, LAYERS, c.grid).unwrap();
     let nodes: Vec<_> = c
         .nodes
@@ -236,7 +237,7 @@ fn run_coded(
     let f = fixture();
     let edges = 3;
     let t = coded_tail(scheme, edges);
-    let p = port();
+    let p = free_port("127.0.0.1");
     let mut c = ClusterSpec::loopback(Policy::WstS, (3, 3), edges, 1, p, Some(KEY), LAYERS);
     c.timeouts.tile = Duration::from_secs(3);
     let tail = TailSpec {

@@ -8,6 +8,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
+use tessera_testkit::free_port;
 
 use tessera_backends::cluster::{start_node, ClusterSpec, NodeOptions};
 use tessera_backends::driver::node_thread::NodeThread;
@@ -22,14 +23,6 @@ use tessera_pi::image::Image;
 const LAYERS: usize = 16;
 /// Longest wait for an expected event (a loaded machine is slow, not broken).
 const WAIT: Duration = Duration::from_secs(120);
-
-fn free_port(ip: IpAddr) -> u16 {
-    std::net::TcpListener::bind((ip, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn expect_finished(node: &NodeThread) -> tessera_backends::driver::Finished {
     let start = Instant::now();

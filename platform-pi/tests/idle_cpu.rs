@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+use tessera_testkit::free_port;
 
 use tessera_pi::files::DEFAULT_CFG;
 
@@ -81,14 +82,6 @@ impl Proc {
 fn clock_ticks_per_second() -> u64 {
     let out = Command::new("getconf").arg("CLK_TCK").output().unwrap();
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-}
-
-fn free_port(ip: IpAddr) -> u16 {
-    std::net::TcpListener::bind((ip, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A cluster file for nodes at 127.0.0.`hosts[i]` (node 1 the source) running a 160 × 160

@@ -2,6 +2,7 @@
 //! threads do not blur the counts).
 
 use std::time::Duration;
+use tessera_testkit::free_port;
 
 use tessera_backends::cluster::ClusterSpec;
 use tessera_backends::local::{fused_model, run_local, Faults};
@@ -23,10 +24,17 @@ fn threads_and_fds_are_released() {
     let params = gen_weights::params(&net, 16, 2);
     let model = fused_model(&net, &params, 16, (3, 3)).unwrap();
     let image = vec![0.5f32; 96 * 96 * 3];
-    let port = 30_000 + (std::process::id() % 5_000) as u16;
     let (fds, threads) = (count("/proc/self/fd"), count("/proc/self/task"));
-    for (i, policy) in [Policy::WstS, Policy::Bodp].into_iter().enumerate() {
-        let c = ClusterSpec::loopback(policy, (3, 3), 2, 1, port + i as u16, Some([1; 32]), 16);
+    for policy in [Policy::WstS, Policy::Bodp] {
+        let c = ClusterSpec::loopback(
+            policy,
+            (3, 3),
+            2,
+            1,
+            free_port("127.0.0.1"),
+            Some([1; 32]),
+            16,
+        );
         let faults = Faults {
             kill: Some((2, Duration::from_millis(50))),
             ..Faults::default()

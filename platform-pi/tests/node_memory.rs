@@ -1,7 +1,7 @@
 //! Peak resident memory of real `tessera gateway` / `tessera edge` processes (YOLOv2-608,
 //! wst-s, generated weights), at 3x3 and 5x5, read from `/proc/PID/status` while they run.
 //!
-//! Asserts the targets: a non-source edge within 32 MiB at 3x3 and 24 MiB at 5x5, the
+//! Asserts the memory targets: a non-source edge within 32 MiB at 3x3 and 24 MiB at 5x5, the
 //! source edge within that plus its `SOURCE_QUEUE` queued frames, the gateway without the tail
 //! within 24 MiB. Headroom: 10 % for the gateway and the 3x3 edges, which meet their targets;
 //! 20 % for the 5x5 edges and the sources, which do not yet (release build, `tessera bench

@@ -9,6 +9,7 @@ use std::net::{Ipv4Addr, TcpListener};
 use std::path::PathBuf;
 
 use common::Proc;
+use tessera_testkit::free_port;
 
 const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 const OTHER_KEY: &str = "ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
@@ -51,12 +52,7 @@ impl Drop for ClusterFile {
 }
 
 fn free_ports() -> [u16; 3] {
-    let mut p = [0u16; 3];
-    for (i, port) in p.iter_mut().enumerate() {
-        let l = TcpListener::bind((Ipv4Addr::new(127, 0, 96, i as u8 + 1), 0)).unwrap();
-        *port = l.local_addr().unwrap().port();
-    }
-    p
+    [1, 2, 3].map(|host| free_port(Ipv4Addr::new(127, 0, 96, host)))
 }
 
 #[test]

@@ -6,6 +6,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tessera_testkit::free_port;
 
 use socket2::{Domain, Socket, Type};
 use tessera_backends::cluster::{start_node, ClusterSpec, NodeOptions};
@@ -18,14 +19,6 @@ use tessera_pi::gen_weights;
 use tessera_pi::image::Image;
 
 const LAYERS: usize = 16;
-
-fn free_port(ip: IpAddr) -> u16 {
-    std::net::TcpListener::bind((ip, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A listener whose accept queue is full, so Linux drops every further SYN to it.
 fn syn_sink(ip: IpAddr) -> (Socket, std::net::TcpStream, SocketAddr) {

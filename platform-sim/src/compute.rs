@@ -6,9 +6,9 @@
 //! # Default rate
 //!
 //! `PI3_GFLOPS = 1.53`: calibrated to the papers' own single-device time, not to a kernel
-//! benchmark. [S0] reports MoDNN at 8.1 s and 2.1× on 6 devices, i.e. 17.0 s for YOLOv2's
+//! benchmark. The DeepThings evaluation reports MoDNN at 8.1 s and 2.1× on 6 devices, i.e. 17.0 s for YOLOv2's
 //! fused layers 0–15 on one Pi 3 (darknet-nnpack); those layers are 13.0 G multiply-adds =
-//! 26.0 GFLOP (DESIGN-NOTES §1), hence 26.0 / 17.0 = 1.53 GFLOP/s. It keeps the
+//! 26.0 GFLOP (docs/design.md §1.2), hence 26.0 / 17.0 = 1.53 GFLOP/s. It keeps the
 //! compute/communication ratio of the papers' testbed, which decides every speedup.
 //! `PI3_NEON_GFLOPS = 3.0` is what a good 4-core NEON conv kernel reaches on the Pi 3's
 //! Cortex-A53 at 1.2 GHz (peak 4 cores × 1.2 GHz × 4 FLOP/cycle = 19.2 GFLOP/s; 15–20 %
@@ -29,7 +29,7 @@ use tessera_core::wire::NodeId;
 
 use crate::job_clock::{JobClock, PendingJob};
 
-/// Pi 3 rate calibrated to [S0]'s single-device time (see the module docs), GFLOP/s.
+/// Pi 3 rate calibrated to the DeepThings evaluation's single-device time (see the module docs), GFLOP/s.
 pub const PI3_GFLOPS: f64 = 1.53;
 /// A good NEON kernel on a Pi 3 (see the module docs), GFLOP/s.
 pub const PI3_NEON_GFLOPS: f64 = 3.0;

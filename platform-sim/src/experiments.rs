@@ -302,7 +302,7 @@ pub struct MemRow {
     pub driver_store: usize,
 }
 
-/// Experiment 2: per-device memory (model of DESIGN-NOTES §2.6, and the driver's peaks).
+/// Experiment 2: per-device memory (model of docs/design.md §2.6, and the driver's peaks).
 pub fn memory(a: &OutArgs) -> Res<Vec<MemRow>> {
     let model = models::model(Net::Yolo16, (1, 1));
     let net = &model.net;

@@ -39,7 +39,7 @@ enum Cmd {
     Sources(experiments::OutArgs),
     /// Every experiment, CSVs and an HTML report with SVG plots and a Gantt chart.
     Report(experiments::OutArgs),
-    /// Coded computing (issue 6): train-digits, latency, failures, accuracy, all.
+    /// Coded distributed computing: train-digits, latency, failures, accuracy, all.
     Cdc(tessera_sim::cdc::CdcArgs),
 }
 

@@ -3,7 +3,7 @@
 //!
 //! # Presets and where their figures come from
 //!
-//! **`wifi`: Raspberry Pi 3 on 2.4 GHz 802.11n** (DESIGN-NOTES §1: every device, the gateway
+//! **`wifi`: Raspberry Pi 3 on 2.4 GHz 802.11n** (docs/design.md §1.1: every device, the gateway
 //! included, is a station of one access point).
 //! - One channel shared by all stations: one transmission at a time; serialisation time
 //!   `(bytes + 0)·8 / 40 Mbit/s` plus a fixed `120 µs` per frame for DIFS, average back-off
@@ -15,8 +15,8 @@
 //!   so a Pi-to-Pi TCP stream gets ≈ 12 Mbit/s when alone on the channel.
 //! - One-way latency beyond serialisation: `0.5 ms + Gamma(k = 2, θ = 0.75 ms)` (mean 2 ms,
 //!   ping RTT ≈ 4–5 ms with a tail), the gamma family and shape of QLA-RTS' reference links
-//!   (§8: shape 2, scale 1 ms). Jitter never reorders packets of one link (WiFi delivers in
-//!   order).
+//!   (docs/design.md §7.1: shape 2, scale 1 ms). Jitter never reorders packets of one link
+//!   (WiFi delivers in order).
 //! - No residual loss by default (the MAC retransmits); loss experiments add it.
 //!
 //! **`ethernet`: 100 Mbit/s switched** (the Pi 3's USB-attached LAN9514): full duplex, each

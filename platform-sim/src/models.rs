@@ -10,7 +10,7 @@ use tessera_core::model::{cfg, Activation, Conv, LayerKind, MaxPool, Network, Sh
 
 /// The YOLOv2 608×608 cfg the project ships.
 pub const YOLO_CFG: &str = include_str!("../../data/yolov2-608.cfg");
-/// Fused layers of YOLOv2 (DESIGN-NOTES §1).
+/// Fused layers of YOLOv2 (docs/design.md §2.1).
 pub const YOLO_FUSED: usize = 16;
 
 /// Which network a run uses.

@@ -243,7 +243,7 @@ pub fn html(
     };
     let _ = write!(s, "<h3>Papers' numbers beside ours (3x3)</h3><table><tr><th>quantity</th><th>paper</th><th>ours</th><th>why they differ</th></tr>\
 <tr><td>FTP-WST-S, 6 devices</td><td>6.8 s, 3.5×</td><td>{wsts6:.2} s, {:.2}× (vs {t1:.1} s)</td><td>Ours is bound by the shared channel: every tile input crosses the air twice (Pi→AP→Pi) at ≈ 12 Mbit/s end to end, and the compute rate is calibrated so one device needs 17.0 s for the unpartitioned stack; the paper's FTP single-device run (23.8 s) carries darknet's C-engine halo overhead (+65 % at 3×3) that our region-exact kernels do not, so our compute share is smaller and the network share larger.</td></tr>\
-<tr><td>MoDNN/BODP, 6 devices</td><td>8.1 s, 2.1×</td><td>{bodp6:.2} s</td><td>The core's BODP ships each stripe's full input rows and full output rows through the gateway at every layer (≈ 2 × 47 MiB at layer 0), where MoDNN as characterised in [S0] exchanges only the overlap rows (≈ 1.07 MiB per extra device). Over a ≈ 12 Mbit/s shared channel that is minutes, not seconds.</td></tr>\
+<tr><td>MoDNN/BODP, 6 devices</td><td>8.1 s, 2.1×</td><td>{bodp6:.2} s</td><td>The core's BODP ships each stripe's full input rows and full output rows through the gateway at every layer (≈ 2 × 47 MiB at layer 0), where MoDNN as the DeepThings evaluation characterises it exchanges only the overlap rows (≈ 1.07 MiB per extra device). Over a ≈ 12 Mbit/s shared channel that is minutes, not seconds.</td></tr>\
 <tr><td>latency cut by reuse (WST → WST-S), 6 devices</td><td>27 %</td><td>{:.0} %</td><td>Reuse removes ≈ 40 % of the tile-input bytes and ≈ 45 % of the redundant compute at 3×3, but level-1 tiles wait for strips via the gateway (another two air hops each way); with compute calibrated low the saving is mostly the bytes.</td></tr>\
 <tr><td>communication, WST-S vs WSH</td><td>−52 % on average</td><td>{:.0} %</td><td>WSH sends the whole frame to the gateway first (4.2 MiB) and every tile through it; WST-S keeps the source's own tiles local. Our bytes include IP/TCP headers, the auth tag and ACKs.</td></tr>\
 <tr><td>communication vs devices</td><td>WSH constant, MoDNN linear</td><td>see comm table</td><td>Our BODP is linear in devices by its halo rows on top of the full-map scatter/gather, which dominates.</td></tr></table>",
@@ -258,7 +258,7 @@ pub fn html(
         };
         let _ = write!(s, "<tr><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.0} %</td><td>{pp}</td><td>{:.0} %</td><td>{pa}</td><td>{:.1}</td><td>{:.1}</td></tr>", r.config, r.peak as f64 / 1048576.0, r.full_peak as f64 / 1048576.0, 100.0 * (1.0 - r.peak as f64 / r.full_peak as f64), 100.0 * r.avg_reduction, r.driver_compute as f64 / 1048576.0, r.driver_store as f64 / 1048576.0);
     }
-    s.push_str("</table><p>The model (in + out + weights of each layer on the largest tile) has no engine buffers, so its peak cuts exceed the paper's measured ones (DESIGN-NOTES §2.6); the average per-layer cuts are the quantity the paper's model reproduces. The driver columns are what the real driver held in the simulation (zero-filled tensors of the true sizes): the whole tile's ping-pong buffers, and on the source the full frame image.</p>");
+    s.push_str("</table><p>The model (in + out + weights of each layer on the largest tile) has no engine buffers, so its peak cuts exceed the paper's measured ones (docs/design.md §2.6); the average per-layer cuts are the quantity the paper's model reproduces. The driver columns are what the real driver held in the simulation (zero-filled tensors of the true sizes): the whole tile's ping-pong buffers, and on the source the full frame image.</p>");
     // Experiment 3.
     s.push_str("<h2>3. Communication per frame</h2>");
     for &gr in &grids {
@@ -326,8 +326,8 @@ pub fn html(
         "s",
         &series,
     ));
-    s.push_str("<p>Paper [A]: 1.7–2.2× throughput of WST over work sharing with several dynamic sources. Ours: compare the two curves above; each source runs 3 frames back to back.</p>");
-    s.push_str("<h2>6. Coded computing (issue 6)</h2><p>The coded stage run through the runtime in the simulator (layer latency under the Pi 3 WiFi reply model, killed workers, digits accuracy vs loss with both deadline allocators): <a href='cdc.html'>cdc.html</a>, written by <code>tessera-sim cdc all --out docs/sim-report</code>.</p>");
+    s.push_str("<p>DeepThings journal paper: 1.7–2.2× throughput of WST over work sharing with several dynamic sources. Ours: compare the two curves above; each source runs 3 frames back to back.</p>");
+    s.push_str("<h2>6. Coded distributed computing</h2><p>The coded stage run through the runtime in the simulator (layer latency under the Pi 3 WiFi reply model, killed workers, digits accuracy vs loss with both deadline allocators): <a href='cdc.html'>cdc.html</a>, written by <code>tessera-sim cdc all --out docs/sim-report</code>.</p>");
     // Gantt.
     let _ = write!(s, "<h2>Gantt: one frame (WST-S 3x3, 6 edges; edge 4 crashes 4 s after start, edge 5 is a 3× straggler)</h2>{}", gantt(gcfg, g));
     s.push_str("</body></html>");
@@ -410,7 +410,7 @@ pub fn cdc_html(
 ) -> String {
     use crate::cdc::RT_ACCURACY_CASES;
     let mut s = String::from("<!doctype html><html><head><meta charset='utf-8'><title>Tessera: coded computing in the simulator</title><style>body{font-family:sans-serif;max-width:1100px;margin:auto}pre{background:#f6f6f6;padding:6px;overflow-x:auto;font-size:12px}</style></head><body>");
-    let _ = write!(s, "<h1>Coded distributed computing through the runtime (issue 6)</h1><p>Every number on this page except the last section comes from <code>backends::coded::CodedNode</code> (the coded-stage driver: gateway dispatch, decode from the first k, erasures, deadlines, uniform and quality-aware timeouts) running as a gateway and workers over smoltcp on the simulated Pi 3 WiFi medium (<code>platform-sim/src/coded_world.rs</code>), seed {}. Produced by <code>tessera-sim cdc all --out docs/sim-report --seed {}</code>; each experiment alone: <code>tessera-sim cdc latency|failures|accuracy</code>. Worker shard jobs compute the real results; their durations are FLOPs / rate × a per-job factor drawn from the Pi 3 WiFi reply-time model (50 ms + Gamma, the CDC paper's two figures) × a scripted straggler slowdown (module docs of coded_world).</p>", a.seed, a.seed);
+    let _ = write!(s, "<h1>Coded distributed computing through the runtime</h1><p>Every number on this page except the last section comes from <code>backends::coded::CodedNode</code> (the coded-stage driver: gateway dispatch, decode from the first k, erasures, deadlines, uniform and quality-aware timeouts) running as a gateway and workers over smoltcp on the simulated Pi 3 WiFi medium (<code>platform-sim/src/coded_world.rs</code>), seed {}. Produced by <code>tessera-sim cdc all --out docs/sim-report --seed {}</code>; each experiment alone: <code>tessera-sim cdc latency|failures|accuracy</code>. Worker shard jobs compute the real results; their durations are FLOPs / rate × a per-job factor drawn from the Pi 3 WiFi reply-time model (50 ms + Gamma, the CDC paper's two figures) × a scripted straggler slowdown (module docs of coded_world).</p>", a.seed, a.seed);
     let _ = write!(s, "<h2>Digits MLP</h2><pre>{}</pre>", esc(train));
     // a.
     s.push_str("<h2>a. Layer latency under the Pi 3 WiFi reply model</h2>");

@@ -1,5 +1,5 @@
 //! Seeded randomness of the simulator: a SplitMix64 generator per link and per purpose, and
-//! the gamma sampler of the delay model (DESIGN-NOTES §8).
+//! the gamma sampler of the delay model (docs/design.md §7.1).
 
 /// SplitMix64: small, fast, and the same sequence on every platform for a given seed.
 #[derive(Clone, Debug)]

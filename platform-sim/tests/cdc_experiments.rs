@@ -1,4 +1,4 @@
-//! Issue 6's experiments at test size: the digits MLP, the reply-time model, kill patterns and
+//! The coded-computing experiments at test size: the digits MLP, the reply-time model, kill patterns and
 //! accuracy under loss.
 
 use std::path::PathBuf;

@@ -3,7 +3,7 @@
 //!
 //! Built on `mio` rather than `polling`: `mio` registers sockets through a safe API (this crate
 //! denies `unsafe`; `polling` 3 makes `add` unsafe), its `Waker` is the cross-thread wake, and
-//! its sockets already do the non-blocking connect [`StdStack`](crate::nal_std::StdStack)
+//! its sockets already do the non-blocking connect [`StdStack`]
 //! needs. Registration is edge-triggered: a socket wakes the loop when it changes state (bytes
 //! arrived, a connect finished, send space freed after a send hit `WouldBlock`), so the loop
 //! must finish what it can before sleeping again; the link says so through `poll_at`.

@@ -23,11 +23,7 @@ pub fn values(n: usize, seed: u32) -> Vec<f32> {
 /// A TCP port free on 127.0.0.1 a moment ago (every node of a test listens on it, each on its
 /// own 127.0.0.x address).
 pub fn port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    tessera_testkit::free_port("127.0.0.1")
 }
 
 /// Nodes `0..=last` on 127.0.0.1.. at `port`.

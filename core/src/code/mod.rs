@@ -1,4 +1,4 @@
-//! Coded distributed computing (CDC, DESIGN-NOTES §7): output splitting of a linear layer over
+//! Coded distributed computing (CDC, docs/design.md §6): output splitting of a linear layer over
 //! `n = k + r` devices so that any `k` results give the full output.
 //!
 //! A layer `Y = W·X + b` (`W` is `m × K`, `X` is `K × cols`: `cols = 1` for a fully connected

@@ -6,10 +6,10 @@
 //!
 //! **Quality.** Under the linearity assumption a source contributes power `w_in²`; along a
 //! channel `P_v += w_e²·P_u` (all delivered) and `Q_v += w_e²·π_e(δ_e)·Q_u` (expected
-//! delivered); at a sink `SNR = P/(P − Q)`. DESIGN-NOTES §8 writes the full-delivery term as an
-//! amplitude `S_v += |w_e| S_u` squared at the sink; that equals `P` on a chain, but on a
-//! fan-in of `n` paths it makes the SNR finite even when everything arrives, so we propagate
-//! power. Both forms rank schedules identically on a single-sink graph.
+//! delivered); at a sink `SNR = P/(P − Q)`. QLA-RTS (docs/design.md §7.2) writes the
+//! full-delivery term as an amplitude `S_v += |w_e| S_u` squared at the sink; that equals `P`
+//! on a chain, but on a fan-in of `n` paths it makes the SNR finite even when everything
+//! arrives, so we propagate power. Both forms rank schedules identically on a single-sink graph.
 
 use core::fmt;
 
@@ -322,7 +322,7 @@ impl Graph {
         end
     }
 
-    /// Deadline at tightness `ρ`: `L_lo + ρ·(L_hi − L_lo)` (DESIGN-NOTES §8).
+    /// Deadline at tightness `ρ`: `L_lo + ρ·(L_hi − L_lo)` (docs/design.md §7.2).
     pub fn deadline_at(&self, rho: f64) -> f64 {
         let lo = self.quantile_latency(0.001);
         let hi = self.quantile_latency(0.999);

@@ -1,5 +1,5 @@
 //! One channel's network delay distribution (NDD): `D = loc + Gamma(κ, θ)` with independent
-//! loss `λ`; delivery probability `π(δ) = (1 − λ)·F_Γ((δ − loc)/θ; κ)` (DESIGN-NOTES §8).
+//! loss `λ`; delivery probability `π(δ) = (1 − λ)·F_Γ((δ − loc)/θ; κ)` (docs/design.md §7.1).
 //! Times are `f64` milliseconds.
 
 use core::fmt;
@@ -52,7 +52,8 @@ impl fmt::Display for FitError {
 impl core::error::Error for FitError {}
 
 impl LinkDelay {
-    /// The reference NN link of QLA-RTS (DESIGN-NOTES §8): shape 2, scale 1 ms, no offset, 1 % loss.
+    /// The reference NN link of QLA-RTS (docs/design.md §7.1): shape 2, scale 1 ms, no offset,
+    /// 1 % loss.
     pub const REFERENCE: LinkDelay = LinkDelay {
         loc: 0.0,
         shape: 2.0,

@@ -1,4 +1,4 @@
-//! Real-time budgets (DESIGN-NOTES §8): per-link gamma delay models fitted from observed round
+//! Real-time budgets (docs/design.md §7): per-link gamma delay models fitted from observed round
 //! trips, the QLA-RTS quality model on a dataflow graph, and two allocators of a frame's
 //! deadline into per-exchange timeouts — the uniform-slack baseline and a quality/latency-aware
 //! search.

@@ -26,7 +26,7 @@ pub enum PlanError {
         /// Tile columns asked for.
         cols: u32,
     },
-    /// The partition rule leaves a tile empty or inverted along one axis (§2.2).
+    /// The partition rule leaves a tile empty or inverted along one axis (docs/design.md §2.2).
     DegenerateGrid {
         /// Extent of the last fused layer's output along that axis.
         extent: u32,

@@ -1,4 +1,4 @@
-//! The output grid (§2.2), checkerboard levels and neighbours (§3).
+//! The output grid (docs/design.md §2.2), checkerboard levels and neighbours (§3.1).
 
 use super::{FusedStack, PlanError, MAX_GRID};
 use crate::region::{Region, Span};
@@ -24,7 +24,7 @@ pub enum Level {
 }
 
 /// A side of a tile. The declaration order (below, right, above, left) is the wire order of
-/// strips in DESIGN-NOTES §3.
+/// strips in docs/design.md §3.2.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Side {
     /// Row `i + 1`.

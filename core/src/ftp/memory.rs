@@ -1,4 +1,4 @@
-//! Buffer sizes, traffic and work per frame for a grid and mode (§2.5, §2.6, §3).
+//! Buffer sizes, traffic and work per frame for a grid and mode (docs/design.md §2.5, §2.6, §3.2).
 
 use super::band::buffer_elems;
 use super::{FusedStack, Grid, Mode, Partition, PlanError, Side, TilePlan};

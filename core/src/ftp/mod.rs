@@ -1,11 +1,11 @@
-//! Fused Tile Partitioning (DESIGN-NOTES §2–§3).
+//! Fused Tile Partitioning (docs/design.md §2–§3).
 //!
 //! A [`FusedStack`] is the prefix of conv/maxpool layers run on the edges. A [`Grid`] splits the
 //! last fused layer's output into tiles; a [`TilePlan`] propagates one tile's region backwards
 //! through the stack, in plain FTP or with data reuse (checkerboard levels, reduced regions,
 //! strips); [`band`] cuts layers 0 and 1 into row bands; a [`MemoryPlan`] sizes the buffers and counts traffic and work per frame.
 //!
-//! Regions are half-open (see [`crate::region`]); DESIGN-NOTES' inclusive `[a..b]` is
+//! Regions are half-open (see [`crate::region`]); the inclusive `[a..b]` of docs/design.md is
 //! `Span::inclusive(a, b)`.
 
 pub mod band;

@@ -10,8 +10,8 @@ pub enum Mode {
     /// Plain FTP: every tile computes its whole dependency cone.
     #[default]
     Plain,
-    /// Data reuse (§3): level-0 tiles run plain and hand strips to level-1 neighbours, which
-    /// compute reduced regions. All or nothing per tile: when a neighbour's strips are missing
+    /// Data reuse (docs/design.md §3): level-0 tiles run plain and hand strips to level-1
+    /// neighbours, which compute reduced regions. All or nothing per tile: when a neighbour's strips are missing
     /// the caller runs the level-1 tile in [`Mode::Plain`] instead.
     Reuse,
 }

@@ -1,4 +1,4 @@
-//! Region chains: plain FTP (§2.3) and the reduced regions of a level-1 tile (§3).
+//! Region chains: plain FTP (docs/design.md §2.3) and the reduced regions of a level-1 tile (§3.2).
 
 use super::{FusedStack, Grid, PlanError, Side, MAX_FUSED};
 use crate::region::Region;

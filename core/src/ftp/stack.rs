@@ -1,4 +1,4 @@
-//! The fused prefix of a network and backward region propagation (§2.3).
+//! The fused prefix of a network and backward region propagation (docs/design.md §2.3).
 
 use super::{PlanError, MAX_FUSED};
 use crate::kernel::input_span;

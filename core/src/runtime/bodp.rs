@@ -1,4 +1,4 @@
-//! MoDNN's Biased One-Dimensional Partition (DESIGN-NOTES §5): one layer's output rows split
+//! MoDNN's Biased One-Dimensional Partition (docs/design.md §5): one layer's output rows split
 //! into stripes sized by each worker's measured speed.
 
 use heapless::Vec;

@@ -1,5 +1,5 @@
 //! The coded (CDC) stage of the runtime, sans-IO: a chain of output-split linear layers run on
-//! workers under a frame deadline (DESIGN-NOTES §7, §8).
+//! workers under a frame deadline (docs/design.md §6.6, §7).
 //!
 //! [`CodedGateway`] runs each frame through the layers of a [`CodedPlan`] one after the other.
 //! For a layer it sends every shard once ([`CodedAction::Send`], the layer input broadcast to

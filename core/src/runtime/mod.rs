@@ -1,4 +1,4 @@
-//! Sans-IO runtime: the gateway and edge state machines (DESIGN-NOTES §4, §5).
+//! Sans-IO runtime: the gateway and edge state machines (docs/design.md §4, §5).
 //!
 //! A [`Gateway`] and an [`Edge`] decide; the driver moves bytes. They never own tensors, touch
 //! sockets, threads or clocks, or allocate. The driver feeds events with the current time —

@@ -3,13 +3,14 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
 use tessera_pi::files::DEFAULT_CFG;
+use tessera_testkit::free_port;
 
 /// The `tessera` binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_tessera");
@@ -180,11 +181,7 @@ pub fn cluster_text(subnet: [u8; 3], edges: u16, key: &str, seed: u64, cfg: &Pat
     );
     for id in 0..=edges {
         let ip = Ipv4Addr::new(subnet[0], subnet[1], subnet[2], id as u8 + 1);
-        let port = TcpListener::bind((ip, 0))
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port(ip);
         text += &format!(
             "\n[[nodes]]\nid = {id}\naddr = \"{ip}:{port}\"\nsource = {}\n",
             id == 1

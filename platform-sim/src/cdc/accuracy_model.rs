@@ -17,7 +17,7 @@ use crate::digits::{self, QuantHidden, Sample, HIDDEN, PIXELS};
 pub const ACCURACY_REPS: usize = 30;
 /// Actors computing the hidden layer.
 pub const ACTORS: usize = 8;
-/// Default latency tightness `ρ` of experiment 3's deadline (DESIGN-NOTES §8).
+/// Default latency tightness `ρ` of experiment 3's deadline (docs/design.md §7.2).
 pub const RHO: f64 = 0.5;
 /// WCETs (ms) of the sensor, a hidden-layer actor and the output actor.
 pub const WCET: (f64, f64, f64) = (0.2, 1.0, 0.2);

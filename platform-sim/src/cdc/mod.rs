@@ -1,4 +1,4 @@
-//! Coded distributed computing experiments (issue 6), run by `tessera-sim cdc …`:
+//! Coded distributed computing experiments (docs/design.md §6), run by `tessera-sim cdc …`:
 //!
 //! 1. [`latency`]: layer latency p50/p99/p99.9 under the Pi 3 WiFi reply-time model for an
 //!    uncoded split, 2MR, CDC r = 1 and r = 2, and the extra devices each needs.

@@ -2,13 +2,13 @@
 
 use tessera_core::deadline::{gamma, LinkDelay};
 
-/// Compute time of the CDC paper's 2048-wide FC layer on one Pi 3 (DESIGN-NOTES §6), ms: the
+/// Compute time of the CDC paper's 2048-wide FC layer on one Pi 3 (docs/design.md §8), ms: the
 /// minimum reply time of the arrival model.
 pub const PI3_FC_MS: f64 = 50.0;
 
 /// The Pi 3 WiFi reply-time model: `50 ms + Gamma(κ, θ)`, with `κ, θ` solved so that 34 % of
 /// replies arrive within 100 ms and 42 % within 150 ms (the CDC paper's 4-Pi measurement,
-/// DESIGN-NOTES §6; the note flags that sentence as inconsistent, so this is a heavy-tail
+/// docs/design.md §8; that sentence is inconsistent, so this is a heavy-tail
 /// model fitted to the only two figures given, not a measured distribution).
 pub fn pi3_wifi_reply_model() -> LinkDelay {
     let (p1, p2) = (0.34, 0.42);
