@@ -1,4 +1,4 @@
-//! `tessera check` and the model fingerprint against real `tessera` processes (127.0.98.x,
+//! `tessera keygen`, `tessera check` and the model fingerprint against real processes (127.0.98.x,
 //! YOLOv2 at 160×160): a gateway whose weights differ (another seed) refuses an edge before the
 //! first frame, the edge exits 1 naming the reason and the gateway logs it; `tessera check`
 //! shows the different model, a wrong key and unreachable nodes in its table and exits 1; once
@@ -30,6 +30,25 @@ fn check_names_a_different_model_a_wrong_key_and_dead_nodes_then_passes() {
     let cfg = dir.join("yolo160.cfg");
     write_small_cfg(&cfg);
     let key = keygen();
+    // --out writes a new file for its owner only, and never over an existing one.
+    let out = dir.join("cluster.key");
+    let out_s = out.display().to_string();
+    let mut p = Proc::tessera(&["keygen", "--out", &out_s]);
+    assert_eq!(p.wait_exit(), Some(0), "{}", p.output());
+    let printed = p.output();
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap().trim(),
+        printed.trim()
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(&out.metadata().unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let mut again = Proc::tessera(&["keygen", "--out", &out_s]);
+    assert_eq!(again.wait_exit(), Some(1));
+    assert!(again.output().contains("exists"));
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap().trim(),
+        printed.trim()
+    );
     let a = cluster_text([127, 0, 98], 2, &key, 3, &cfg);
     let write = |name: &str, text: &str| {
         let p = dir.join(name);
