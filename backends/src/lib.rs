@@ -8,10 +8,14 @@
 //!   parity shards over workers, decoded at the gateway under a frame deadline.
 //! - `pipeline` (feature `alloc`): one frame on one machine: the fused stack tile by tile, the
 //!   tail, region decoding; the kernel set chosen at run time (feature `simd`).
-//! - `nal_std` (feature `std`): embedded-nal TCP stack over std sockets.
+//! - `nal_std` (feature `std`): embedded-nal TCP stack over std sockets; `weights_file`: the
+//!   parameters of the layers a node runs, read from a Darknet weights file validated whole.
 //! - `cluster` (features `std` + `simd`): a cluster's description and starting one node of it
 //!   on its own threads; `local`: a whole cluster in one process on loopback, with faults and
-//!   an optional coded tail; `bench`: the kernel benchmark's measurements.
+//!   an optional coded tail, `fault_spec` its faults as the demo spells them; `bench`: the
+//!   kernel benchmark's measurements; `policy_bench`: the policies measured on loopback.
+//! - `frame_result` (features `alloc` + `simd`): a gateway's final result of a frame (fused
+//!   output, the tail run here, or the coded stage's output; then boxes).
 //! - `gen_weights` (feature `alloc`): seeded random parameters in Darknet order; `rng`: the
 //!   SplitMix64 generator behind them.
 //! - `kernels` (feature `simd`): FMA conv kernels (AVX2+FMA, NEON), multi-core with `std`;
@@ -30,6 +34,10 @@ pub mod cluster;
 pub mod coded;
 #[cfg(feature = "alloc")]
 pub mod driver;
+#[cfg(all(feature = "std", feature = "simd"))]
+pub mod fault_spec;
+#[cfg(all(feature = "alloc", feature = "simd"))]
+pub mod frame_result;
 #[cfg(feature = "alloc")]
 pub mod gen_weights;
 #[cfg(feature = "alloc")]
@@ -42,7 +50,11 @@ pub mod nal_smoltcp;
 pub mod nal_std;
 #[cfg(feature = "alloc")]
 pub mod pipeline;
+#[cfg(all(feature = "std", feature = "simd"))]
+pub mod policy_bench;
 pub mod rng;
+#[cfg(feature = "std")]
+pub mod weights_file;
 
 #[cfg(feature = "simd")]
 pub mod kernels;

@@ -1,24 +1,20 @@
 //! `tessera bench cluster`: the policies measured on a loopback cluster in one run.
 //!
-//! For 1 and 2 edges × 3x3/5x5 × WSH/WST/WST-S/BODP it runs YOLOv2's fused layers on real
-//! sockets and reports seconds per frame (source-measured: submit → FrameDone), bytes on the
-//! wire per frame (all nodes, every frame header, tag and heartbeat included) and the largest
-//! per-edge buffers; then with two data sources, throughput and maximum latency. All nodes
-//! share this machine's cores, so absolute times measure contention as much as the network:
-//! compare policies with each other, not with a Pi cluster.
+//! The runs are `tessera_backends::policy_bench`'s (seconds per frame measured at the source,
+//! bytes on the wire per frame with every header, tag and heartbeat, the largest edge buffers;
+//! two data sources' throughput and latency), then the peak resident memory of real node
+//! processes; this module checks the arguments and prints.
 
 use std::time::Duration;
 
 use clap::Args as ClapArgs;
-use tessera_core::wire::Policy;
 
 use crate::config::NodeKernel;
 use crate::error::{error, Context, Error};
-use crate::image::Image;
+use crate::image::{Image, ImageFiles};
 use crate::node_memory::{self, RssRun, RssSetup};
 use crate::{files, gen_weights};
-use tessera_backends::cluster::ClusterSpec;
-use tessera_backends::local::{fused_model, run_local, Faults, LocalRun};
+use tessera_backends::policy_bench::{policy_name as name, sweep, two_sources, BenchSetup};
 
 /// Arguments of `tessera bench cluster`.
 #[derive(ClapArgs, Debug)]
@@ -71,69 +67,6 @@ fn node_memory(args: &Args) -> Result<Vec<RssRun>, Error> {
     Ok(runs)
 }
 
-/// Figures of one configuration.
-#[derive(Clone, Debug)]
-pub struct Row {
-    /// Policy.
-    pub policy: Policy,
-    /// Grid.
-    pub grid: (u32, u32),
-    /// Edges.
-    pub edges: u16,
-    /// Mean seconds per frame.
-    pub secs_per_frame: f64,
-    /// Bytes sent by all nodes per frame.
-    pub bytes_per_frame: f64,
-    /// Largest compute buffers of an edge.
-    pub edge_compute_bytes: usize,
-    /// Largest tensor store of an edge.
-    pub edge_store_bytes: usize,
-}
-
-fn name(p: Policy) -> &'static str {
-    match p {
-        Policy::Wsh => "WSH",
-        Policy::Wst => "WST",
-        Policy::WstS => "WST-S",
-        Policy::Bodp => "BODP",
-    }
-}
-
-fn summarize(policy: Policy, grid: (u32, u32), edges: u16, runs: &[LocalRun]) -> Row {
-    let frames: usize = runs
-        .iter()
-        .map(|r| r.source_latency.len())
-        .sum::<usize>()
-        .max(1);
-    let secs: f64 = runs
-        .iter()
-        .flat_map(|r| r.source_latency.values())
-        .map(|d| d.as_secs_f64())
-        .sum();
-    let bytes: u64 = runs
-        .iter()
-        .flat_map(|r| r.stats.values())
-        .map(|s| s.link.bytes_sent)
-        .sum();
-    let edge = |f: fn(&tessera_backends::driver::NodeStats) -> usize| {
-        runs.iter()
-            .flat_map(|r| r.stats.iter())
-            .filter(|(id, _)| **id != 0)
-            .map(|(_, s)| f(s))
-            .max()
-            .unwrap_or(0)
-    };
-    Row {
-        policy,
-        grid,
-        edges,
-        secs_per_frame: secs / frames as f64,
-        bytes_per_frame: bytes as f64 / frames as f64,
-        edge_compute_bytes: edge(|s| s.peak_compute_bytes),
-        edge_store_bytes: edge(|s| s.peak_store_bytes),
-    }
-}
-
 /// Runs the benchmark.
 pub fn run(args: &Args) -> Result<(), Error> {
     if args.size == 0 || !args.size.is_multiple_of(32) || args.size > 1024 {
@@ -175,67 +108,24 @@ pub fn run(args: &Args) -> Result<(), Error> {
         Image::decode(files::DEFAULT_IMAGE).map_err(|e| error("sample image", e.to_string()))?;
     let input = img.letterbox(args.size as usize, args.size as usize).data;
     let mut port = args.port;
-    let mut rows = Vec::new();
-    for edges in [1u16, 2] {
-        for grid in [(3, 3), (5, 5)] {
-            for policy in [Policy::Wsh, Policy::Wst, Policy::WstS, Policy::Bodp] {
-                let model = fused_model(&net, &params, 16, grid)?;
-                let mut runs = Vec::new();
-                for _ in 0..args.frames {
-                    let mut c =
-                        ClusterSpec::loopback(policy, grid, edges, 1, port, Some([7; 32]), 16);
-                    port = port.wrapping_add(1);
-                    c.kernel = args.kernel;
-                    runs.push(run_local(
-                        &c,
-                        model.clone(),
-                        std::slice::from_ref(&input),
-                        &Faults::default(),
-                        Duration::from_secs(600),
-                        None,
-                    )?);
-                }
-                let row = summarize(policy, grid, edges, &runs);
-                if !args.json {
-                    eprintln!(
-                        "  {} {}x{} {} edge(s): {:.3} s/frame",
-                        name(policy),
-                        grid.0,
-                        grid.1,
-                        edges,
-                        row.secs_per_frame
-                    );
-                }
-                rows.push(row);
-            }
+    let setup = BenchSetup {
+        kernel: args.kernel,
+        frames: args.frames,
+    };
+    let rows = sweep(&net, &params, &input, setup, &mut port, |row| {
+        if !args.json {
+            eprintln!(
+                "  {} {}x{} {} edge(s): {:.3} s/frame",
+                name(row.policy),
+                row.grid.0,
+                row.grid.1,
+                row.edges,
+                row.secs_per_frame
+            );
         }
-    }
+    })?;
     // Two data sources (both edges have a camera): frames overlap in the cluster.
-    let mut multi = Vec::new();
-    for policy in [Policy::Wsh, Policy::WstS] {
-        let model = fused_model(&net, &params, 16, (3, 3))?;
-        let mut c = ClusterSpec::loopback(policy, (3, 3), 2, 2, port, Some([7; 32]), 16);
-        port = port.wrapping_add(1);
-        c.kernel = args.kernel;
-        let frames = 2 * args.frames;
-        let r = run_local(
-            &c,
-            model,
-            &vec![input.clone(); frames],
-            &Faults::default(),
-            Duration::from_secs(600),
-            None,
-        )?;
-        let max = r
-            .source_latency
-            .values()
-            .map(|d| d.as_secs_f64())
-            .fold(0.0, f64::max);
-        let done = r.gateway.values().filter(|f| f.complete).count();
-        // Throughput over the whole run (start-up included, so a lower bound).
-        let fps = done as f64 / r.elapsed.as_secs_f64();
-        multi.push((policy, frames, done, fps, max));
-    }
+    let multi = two_sources(&net, &params, &input, setup, &mut port)?;
     if args.json {
         let configs: Vec<_> = rows
             .iter()
@@ -253,13 +143,13 @@ pub fn run(args: &Args) -> Result<(), Error> {
             .collect();
         let two_sources: Vec<_> = multi
             .iter()
-            .map(|(p, frames, done, fps, max)| {
+            .map(|t| {
                 serde_json::json!({
-                    "policy": name(*p),
-                    "frames": frames,
-                    "completed": done,
-                    "frames_per_sec": fps,
-                    "max_latency_secs": max,
+                    "policy": name(t.policy),
+                    "frames": t.frames,
+                    "completed": t.completed,
+                    "frames_per_sec": t.frames_per_sec,
+                    "max_latency_secs": t.max_latency_secs,
                 })
             })
             .collect();
@@ -300,10 +190,14 @@ pub fn run(args: &Args) -> Result<(), Error> {
         print!("{}", node_memory::table(&memory));
     }
     println!("\ntwo data sources (2 edges, both cameras), 3x3:");
-    for (p, frames, done, fps, max) in &multi {
+    for t in &multi {
         println!(
-            "  {:<6} {done}/{frames} frames, {fps:.3} frames/s, max latency {max:.3} s",
-            name(*p)
+            "  {:<6} {}/{} frames, {:.3} frames/s, max latency {:.3} s",
+            name(t.policy),
+            t.completed,
+            t.frames,
+            t.frames_per_sec,
+            t.max_latency_secs
         );
     }
     Ok(())

@@ -286,10 +286,11 @@ pub fn run(args: &Args) -> Result<(), Error> {
             .collect();
         probes
             .into_iter()
-            .map(|(n, h)| Row {
+            .zip(&cluster.written)
+            .map(|((n, h), written)| Row {
                 id: n.id,
                 addr: n.addr,
-                written: n.written.clone(),
+                written: written.clone(),
                 probe: h
                     .join()
                     .unwrap_or_else(|_| Probe::NoAnswer("probe thread panicked".into())),

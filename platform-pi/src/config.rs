@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use tessera_backends::cluster::ClusterSpec;
+use tessera_core::runtime::coded::CodedConfig;
 use tessera_core::wire::{NodeId, Policy};
 
 use crate::error::{Context, Error};
@@ -38,40 +40,29 @@ pub struct Cluster {
     pub seed: u64,
     /// Timeouts of every exchange.
     pub timeouts: Timeouts,
-    /// The gateway (id 0) and the edges, sorted by id.
+    /// The gateway (id 0) and the edges, sorted by id (host names resolved when the file was
+    /// loaded).
     pub nodes: Vec<Node>,
+    /// Each node's address as the file writes it (`192.168.1.11:7700`, `tessera-1.local:7700`),
+    /// in the order of `nodes`.
+    pub written: Vec<String>,
+    /// Where the layers after the fused ones run.
+    pub tail: TailPlace,
+    /// A coded tail: its frame deadline and data grace.
+    pub coded: CodedConfig,
 }
 
 /// The conv kernel of a cluster's nodes (`auto`, `portable` or `simd`).
 pub use tessera_backends::pipeline::KernelChoice as NodeKernel;
 
 /// Timeouts, all finite and positive.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Timeouts {
-    /// A dispatched tile not back by then is dispatched again.
-    pub tile: Duration,
-    /// A frame not complete by then is reported failed.
-    pub frame: Duration,
-    /// A thief that found nothing waits this long before asking again.
-    pub steal_backoff: Duration,
-    /// A peer silent for this long is considered dead.
-    pub peer_dead: Duration,
-    /// Longest wait for a TCP connect.
-    pub connect: Duration,
-}
+pub use tessera_backends::cluster::Timeouts;
 
-/// One node of the cluster.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Node {
-    /// 0 for the gateway, 1.. for edges.
-    pub id: NodeId,
-    /// Listening address (a host name in the file is resolved when the file is loaded).
-    pub addr: SocketAddr,
-    /// The address as the file writes it (`192.168.1.11:7700` or `tessera-1.local:7700`).
-    pub written: String,
-    /// Frames enter here (a camera on the device).
-    pub source: bool,
-}
+/// One node of the cluster: id (0: the gateway), listening address, data source or not.
+pub use tessera_backends::cluster::ClusterNode as Node;
+
+/// Where the tail runs (`tail = "gateway"`, or a coded scheme across the edges).
+pub use tessera_backends::coded::tail::TailPlace;
 
 /// One thing wrong with a cluster file, and where.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,6 +114,9 @@ struct RawCluster {
     #[serde(default = "default_seed")]
     seed: u64,
     timeouts: Option<RawTimeouts>,
+    tail: Option<At<String>>,
+    tail_deadline_ms: Option<At<u64>>,
+    tail_grace_ms: Option<At<u64>>,
     nodes: Vec<RawNode>,
 }
 
@@ -138,6 +132,9 @@ struct RawTimeouts {
 
 /// The default timeouts (ms): tile, frame, steal backoff, peer dead, connect.
 const DEFAULT_TIMEOUTS_MS: [u64; 5] = [10_000, 60_000, 20, 5_000, 2_000];
+
+/// The default coded tail frame deadline and data grace (ms), as `tessera demo`'s.
+const DEFAULT_TAIL_MS: [u64; 2] = [120_000, 250];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -262,6 +259,59 @@ impl Problems<'_> {
         }
         Duration::from_millis(ms)
     }
+}
+
+/// The file's `tail` and the coded stage's timing, checked against the `edges` workers.
+fn tail_of(raw: &RawCluster, p: &mut Problems<'_>, edges: usize) -> (TailPlace, CodedConfig) {
+    let parsed = match &raw.tail {
+        Some(t) => p.check(
+            t,
+            t.get_ref().parse::<TailPlace>().map_err(|e| e.to_string()),
+        ),
+        None => Some(TailPlace::Gateway),
+    };
+    let place = parsed.unwrap_or_default();
+    if let (TailPlace::Coded(scheme), Some(t)) = (place, &raw.tail) {
+        p.check(t, scheme.layer_scheme(edges).map_err(|e| e.to_string()));
+    }
+    let [deadline, grace] = DEFAULT_TAIL_MS;
+    let ms = |v: &Option<At<u64>>, default| v.as_ref().map_or(default, |v| *v.get_ref());
+    let (deadline_ms, grace_ms) = (
+        ms(&raw.tail_deadline_ms, deadline),
+        ms(&raw.tail_grace_ms, grace),
+    );
+    for v in [&raw.tail_deadline_ms, &raw.tail_grace_ms]
+        .into_iter()
+        .flatten()
+    {
+        if parsed == Some(TailPlace::Gateway) {
+            p.at(v, "tail_deadline_ms and tail_grace_ms time a coded tail: set tail = \"cdc:R\", \"2mr\" or \"uncoded\"");
+        }
+    }
+    if let Some(v) = &raw.tail_deadline_ms {
+        if deadline_ms == 0 || deadline_ms > MAX_TIMEOUT_MS {
+            p.at(
+                v,
+                format!("tail_deadline_ms must be 1..={MAX_TIMEOUT_MS} ms, got {deadline_ms}"),
+            );
+        }
+    }
+    if let Some(v) = &raw.tail_grace_ms {
+        if grace_ms >= deadline_ms {
+            p.at(
+                v,
+                format!(
+                    "tail_grace_ms ({grace_ms}) must be below tail_deadline_ms ({deadline_ms})"
+                ),
+            );
+        }
+    }
+    let micros = |ms: u64| tessera_core::time::Duration::from_micros(ms * 1000);
+    let coded = CodedConfig {
+        data_grace: micros(grace_ms),
+        ..CodedConfig::new(micros(deadline_ms))
+    };
+    (place, coded)
 }
 
 impl Cluster {
@@ -401,24 +451,28 @@ impl Cluster {
         if edges == 0 || edges > MAX_EDGES {
             p.whole(format!("{edges} edges; a cluster has 1..={MAX_EDGES}"));
         }
+        let (tail, coded) = tail_of(&raw, &mut p, edges);
         let (Some(policy), Some(grid), Some(key), Some(kernel), true) =
             (policy, grid, key, kernel, p.list.is_empty())
         else {
             p.list.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
             return Err(ConfigError { problems: p.list });
         };
-        let mut nodes: Vec<Node> = raw
+        let mut nodes: Vec<(Node, String)> = raw
             .nodes
             .iter()
             .zip(resolved)
-            .map(|(n, addr)| Node {
-                id: *n.id.get_ref(),
-                addr,
-                written: n.addr.get_ref().clone(),
-                source: n.source.as_ref().is_some_and(|s| *s.get_ref()),
+            .map(|(n, addr)| {
+                let node = Node {
+                    id: *n.id.get_ref(),
+                    addr,
+                    source: n.source.as_ref().is_some_and(|s| *s.get_ref()),
+                };
+                (node, n.addr.get_ref().clone())
             })
             .collect();
-        nodes.sort_by_key(|n| n.id);
+        nodes.sort_by_key(|(n, _)| n.id);
+        let (nodes, written) = nodes.into_iter().unzip();
         Ok(Cluster {
             policy,
             grid,
@@ -430,7 +484,28 @@ impl Cluster {
             seed: raw.seed,
             timeouts,
             nodes,
+            written,
+            tail,
+            coded,
         })
+    }
+
+    /// What the nodes agree on, for starting one (`tessera_backends::cluster::start_node`).
+    pub fn spec(&self) -> ClusterSpec {
+        ClusterSpec {
+            policy: self.policy,
+            grid: self.grid,
+            layers: self.layers,
+            key: self.key,
+            kernel: self.kernel,
+            timeouts: self.timeouts,
+            nodes: self.nodes.clone(),
+        }
+    }
+
+    /// The coded workers of a coded tail: every edge, in id order (shard `i` on the `i`-th).
+    pub fn workers(&self) -> Vec<NodeId> {
+        self.edges().map(|n| n.id).collect()
     }
 
     /// The node with `id`, if listed.
@@ -447,6 +522,7 @@ impl Cluster {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tessera_backends::coded::tail::TailScheme;
 
     const EXAMPLE: &str = include_str!("../../cluster.example.toml");
 
@@ -476,6 +552,9 @@ mod tests {
             ("key = \"abcd\"", "64 hex digits"),
             ("layers = 0", "outside 1..=32"),
             ("colour = \"red\"", "unknown field"),
+            ("tail = \"raid\"", "unknown tail 'raid': use gateway, cdc:R"),
+            ("tail = \"cdc:3\"", "cdc:3 needs more than 3 edges"),
+            ("tail_grace_ms = 10", "time a coded tail"),
         ];
         for (line, needle) in cases {
             let key = line.split('=').next().unwrap().trim();
@@ -500,6 +579,27 @@ mod tests {
         assert!(err(&both).contains("not both"));
         let zero = EXAMPLE.replace("tile_ms = 10000", "tile_ms = 0");
         assert!(err(&zero).contains("tile_ms"));
+    }
+
+    #[test]
+    fn a_coded_tail_is_read_with_its_timing() {
+        let text = EXAMPLE.replace(
+            "tail = \"gateway\"",
+            "tail = \"cdc:1\"\ntail_deadline_ms = 9000\ntail_grace_ms = 500",
+        );
+        let c = Cluster::parse(&text).unwrap();
+        assert_eq!(c.tail, TailPlace::Coded(TailScheme::Cdc(1)));
+        assert_eq!(c.coded.frame_deadline.total_micros(), 9_000_000);
+        assert_eq!(c.coded.data_grace.total_micros(), 500_000);
+        assert_eq!(c.workers(), vec![1, 2, 3]);
+        assert_eq!(Cluster::parse(EXAMPLE).unwrap().tail, TailPlace::Gateway);
+        let late = text.replace("tail_grace_ms = 500", "tail_grace_ms = 9000");
+        let e = err(&late);
+        let line = line_of(&late, "tail_grace_ms");
+        assert!(e.starts_with(&format!("line {line}: ")), "{e}");
+        assert!(e.contains("below tail_deadline_ms"), "{e}");
+        let zero = text.replace("tail_deadline_ms = 9000", "tail_deadline_ms = 0");
+        assert!(err(&zero).contains("tail_deadline_ms must be"));
     }
 
     /// The 1-based line of the first line of `text` containing `needle`.
@@ -582,7 +682,7 @@ mod tests {
         let c = Cluster::parse(&text).unwrap();
         let n = c.node(2).unwrap();
         assert!(n.addr.ip().is_loopback() && n.addr.port() == 7701, "{n:?}");
-        assert_eq!(n.written, "localhost:7701");
+        assert_eq!(c.written[2], "localhost:7701");
         let text = EXAMPLE
             .replace("127.0.0.3:7700", "no-such-host.invalid:7700")
             .replace("127.0.0.4:7700", "127.0.0.4");

@@ -12,9 +12,10 @@ use std::time::Duration as StdDuration;
 
 use clap::Args as ClapArgs;
 use tessera_backends::cluster::ClusterSpec;
-use tessera_backends::coded::tail::{self, CodedCheck, CodedTail, TailScheme};
+use tessera_backends::coded::tail::{self, CheckSummary, CodedCheck, CodedTail, TailScheme};
 use tessera_backends::driver::Model;
-use tessera_backends::local::{fused_model, run_local, Faults, TailSpec};
+use tessera_backends::fault_spec::FaultSpec;
+use tessera_backends::local::{fused_model, run_local, TailSpec};
 use tessera_backends::pipeline::{boxes, run_tail, AnyKernel};
 use tessera_core::detect::Detection;
 use tessera_core::ftp::Partition;
@@ -27,7 +28,7 @@ use tessera_core::wire::{FrameKey, NodeId, Policy};
 use crate::config::{parse_grid, parse_policy, NodeKernel};
 use crate::detections::{class_name, to_json, write_annotated};
 use crate::error::{error, Context, Error};
-use crate::image::Image;
+use crate::image::{Image, ImageFiles};
 use crate::{files, gen_weights};
 
 /// The second bundled sample frame.
@@ -179,80 +180,6 @@ fn write_outputs(net: &Network, dets: &[Detection], img: &Image, stem: &Path) ->
     Ok(())
 }
 
-fn parse_kill(s: &str, edges: u16) -> Result<(NodeId, StdDuration), Error> {
-    let bad = || {
-        error(
-            "reading --kill",
-            format!("'{s}' is not ID@SECS with an edge ID 1..={edges}"),
-        )
-    };
-    let (id, secs) = s.split_once('@').ok_or_else(bad)?;
-    let id: NodeId = id.trim().parse().map_err(|_| bad())?;
-    let secs: f64 = secs.trim().parse().map_err(|_| bad())?;
-    if !(1..=edges).contains(&id) || !secs.is_finite() || secs < 0.0 {
-        return Err(bad());
-    }
-    Ok((id, StdDuration::from_secs_f64(secs)))
-}
-
-fn parse_slow(s: &str, edges: u16) -> Result<(NodeId, f64), Error> {
-    let bad = || {
-        error(
-            "reading --slow",
-            format!("'{s}' is not ID:FACTOR with an edge ID 1..={edges} and FACTOR >= 1"),
-        )
-    };
-    let (id, f) = s.split_once(':').ok_or_else(bad)?;
-    let id: NodeId = id.trim().parse().map_err(|_| bad())?;
-    let f: f64 = f.trim().parse().map_err(|_| bad())?;
-    if !(1..=edges).contains(&id) || !f.is_finite() || f < 1.0 {
-        return Err(bad());
-    }
-    Ok((id, f))
-}
-
-/// The faults of `args`: edges only, never a data source (its frames would never start).
-fn faults_of(args: &Args) -> Result<Faults, Error> {
-    let kill = args
-        .kill
-        .as_deref()
-        .map(|s| parse_kill(s, args.edges))
-        .transpose()?;
-    let slow = args
-        .slow
-        .iter()
-        .map(|s| parse_slow(s, args.edges))
-        .collect::<Result<Vec<_>, _>>()?;
-    for &id in &args.absent {
-        if !(1..=args.edges).contains(&id) {
-            return Err(error(
-                "reading --absent",
-                format!("{id} is not an edge ID 1..={}", args.edges),
-            ));
-        }
-    }
-    let hit: Vec<NodeId> = kill
-        .iter()
-        .map(|k| k.0)
-        .chain(args.absent.iter().copied())
-        .collect();
-    if let Some(id) = hit.iter().find(|&&id| id <= args.sources) {
-        return Err(error(
-            "demo",
-            format!(
-                "edge {id} is a data source (1..={}): it cannot be killed or absent",
-                args.sources
-            ),
-        ));
-    }
-    Ok(Faults {
-        slow,
-        kill,
-        absent: args.absent.clone(),
-        ..Faults::default()
-    })
-}
-
 /// Runs the command.
 pub fn run(args: &Args) -> Result<(), Error> {
     if args.edges == 0 || args.edges as usize > crate::config::MAX_EDGES {
@@ -271,7 +198,14 @@ pub fn run(args: &Args) -> Result<(), Error> {
             format!("--sources {} outside 1..={}", args.sources, args.edges),
         ));
     }
-    let faults = faults_of(args)?;
+    let faults = FaultSpec {
+        kill: args.kill.as_deref(),
+        slow: &args.slow,
+        absent: &args.absent,
+        edges: args.edges,
+        sources: args.sources,
+    }
+    .faults()?;
     // Scheme errors before the (slow) weight generation.
     let split = match (args.coded_tail, args.no_tail) {
         (Some(_), true) => {
@@ -515,24 +449,22 @@ frame         latency     done  tiles per node               boxes"
             mib(whole),
             per.join(", ")
         );
-        let exact = checks.iter().filter(|c| c.bit_identical).count();
-        let same_dets = checks.iter().filter(|c| c.detections_match).count();
-        let worst_ref = checks.iter().map(|c| c.vs_reference).fold(0.0, f64::max);
-        let worst_plain = checks.iter().map(|c| c.vs_plain).fold(0.0, f64::max);
-        let recovered: usize = checks.iter().map(|c| c.recovered_layers).sum();
+        let s = CheckSummary::of(&checks);
         tail_ms.sort_by(f64::total_cmp);
         println!(
-            "coded tail: {} frames, {:.0} ms median in the stage; {exact} of {} bit-identical to the centralised coded run{}; max |d| vs plain tail {:.2e}; detections match the plain tail in {same_dets} of {}",
-            checks.len(),
+            "coded tail: {} frames, {:.0} ms median in the stage; {} of {} bit-identical to the centralised coded run{}; max |d| vs plain tail {:.2e}; detections match the plain tail in {} of {}",
+            s.frames,
             tail_ms.get(tail_ms.len() / 2).copied().unwrap_or(f64::NAN),
-            checks.len(),
-            if exact < checks.len() {
-                format!(" (others within {worst_ref:.2e}: {recovered} layers decoded from parity/replicas, float decode is not bit-exact)")
+            s.exact,
+            s.frames,
+            if s.exact < s.frames {
+                format!(" (others within {:.2e}: {} layers decoded from parity/replicas, float decode is not bit-exact)", s.worst_vs_reference, s.recovered_layers)
             } else {
                 String::new()
             },
-            worst_plain,
-            checks.len()
+            s.worst_vs_plain,
+            s.same_detections,
+            s.frames
         );
         let coded_stats = run.stats.iter().filter_map(|(id, s)| Some((id, s.coded?)));
         for (id, s) in coded_stats {

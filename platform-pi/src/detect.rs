@@ -3,19 +3,17 @@
 
 use std::io::Write as _;
 use std::path::PathBuf;
-use std::time::Instant;
 
 use tessera_backends::kernels::Fma;
-use tessera_backends::pipeline::{boxes, run_frame, run_tail, AnyKernel};
-use tessera_core::detect::{Detection, DEFAULT_NMS, DEFAULT_THRESH};
-use tessera_core::ftp::{FusedStack, Grid, Mode, Partition};
-use tessera_core::model::weights::Weights;
-use tessera_core::model::{LayerKind, Network};
+use tessera_backends::pipeline::{detect_frame, AnyKernel, DetectSetup};
+use tessera_core::detect::{DEFAULT_NMS, DEFAULT_THRESH};
+use tessera_core::ftp::{Mode, Partition};
+use tessera_core::model::LayerKind;
 
 use crate::config::{parse_grid, NodeKernel};
 use crate::detections::{class_name, to_json, write_annotated, PixelBox};
 use crate::error::{error, Context, Error};
-use crate::image::Image;
+use crate::image::{Image, ImageFiles};
 use crate::{files, gen_weights};
 
 /// Arguments of `tessera detect`.
@@ -68,62 +66,6 @@ pub struct Args {
     #[arg(long)]
     pub json: Option<PathBuf>,
 }
-/// The boxes of one frame and what they cost.
-#[derive(Debug)]
-pub struct FrameDetections {
-    /// Surviving detections, most probable first, relative to the original image.
-    pub detections: Vec<Detection>,
-    /// Seconds in the fused stack.
-    pub stack_secs: f64,
-    /// Seconds in the tail.
-    pub tail_secs: f64,
-    /// Seconds decoding and in NMS.
-    pub decode_secs: f64,
-}
-
-/// Runs `img` through `net` with `kernels`: layers `[0, upto)` over `grid`, the tail,
-/// decoding and NMS.
-#[allow(clippy::too_many_arguments)]
-pub fn run_image(
-    kernels: &AnyKernel,
-    net: &Network,
-    params: &[f32],
-    img: &Image,
-    upto: usize,
-    grid: (u32, u32),
-    partition: Partition,
-    mode: Mode,
-    thresh: f32,
-    nms: f32,
-) -> Result<FrameDetections, Error> {
-    let all = net.layers().len();
-    let weights = Weights::new(net, all, params).context(|| "viewing the weights")?;
-    let stack = FusedStack::new(net, upto).context(|| format!("fusing layers [0, {upto})"))?;
-    let grid = Grid::new(grid.0, grid.1, partition, &stack)
-        .context(|| format!("grid {}x{}", grid.0, grid.1))?;
-    let shape = net.input();
-    if shape.c != 3 {
-        return Err(error(
-            "preparing the input",
-            format!("network takes {} channels, images have 3", shape.c),
-        ));
-    }
-    let input = img.letterbox(shape.w as usize, shape.h as usize).data;
-    let t0 = Instant::now();
-    let (fused, _) = run_frame(kernels, &stack, &weights, &grid, mode, &input)
-        .context(|| "running the fused stack")?;
-    let t1 = Instant::now();
-    let tail = run_tail(kernels, net, &weights, upto, &fused, &[]).context(|| "the tail")?;
-    let t2 = Instant::now();
-    let detections = boxes(net, &tail.output, img.w, img.h, thresh, nms).context(|| "boxes")?;
-    Ok(FrameDetections {
-        detections,
-        stack_secs: (t1 - t0).as_secs_f64(),
-        tail_secs: (t2 - t1).as_secs_f64(),
-        decode_secs: t2.elapsed().as_secs_f64(),
-    })
-}
-
 /// Runs the command.
 pub fn run(args: &Args) -> Result<(), Error> {
     // Checked before the network runs rather than after, when decoding would refuse them.
@@ -153,18 +95,23 @@ pub fn run(args: &Args) -> Result<(), Error> {
         NodeKernel::Portable => AnyKernel::Portable,
         NodeKernel::Simd => AnyKernel::Simd(Fma::new().with_threads(args.threads)),
     };
-    let frame = run_image(
-        &kernels,
-        &net,
-        &params,
-        &img,
-        args.upto,
+    let shape = net.input();
+    if shape.c != 3 {
+        return Err(error(
+            "preparing the input",
+            format!("network takes {} channels, images have 3", shape.c),
+        ));
+    }
+    let input = img.letterbox(shape.w as usize, shape.h as usize).data;
+    let setup = DetectSetup {
+        upto: args.upto,
         grid,
         partition,
         mode,
-        args.thresh,
-        args.nms,
-    )?;
+        thresh: args.thresh,
+        nms: args.nms,
+    };
+    let frame = detect_frame(&kernels, &net, &params, &input, (img.w, img.h), &setup)?;
     let classes = match net.layers().last().map(|l| &l.kind) {
         Some(LayerKind::Region(p)) => p.classes,
         _ => 1,

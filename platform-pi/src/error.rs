@@ -4,8 +4,10 @@ use std::fmt;
 
 use tessera_backends::cluster::StartError;
 use tessera_backends::coded::tail::{CheckError, CodedTailError, SchemeError};
+use tessera_backends::fault_spec::FaultError;
 use tessera_backends::local::{FusedModelError, LocalError};
-use tessera_backends::pipeline::{DecodeError, FrameError, TailError};
+use tessera_backends::pipeline::{DecodeError, DetectError, FrameError, TailError};
+use tessera_backends::policy_bench::BenchError;
 
 /// An error with the context it happened in ("reading weights file x.weights: ...").
 #[derive(Debug)]
@@ -47,7 +49,10 @@ from_pipeline!(
     StartError,
     LocalError,
     FusedModelError,
-    CheckError
+    CheckError,
+    FaultError,
+    DetectError,
+    BenchError
 );
 
 impl std::error::Error for Error {

@@ -1,13 +1,13 @@
 //! Loading a network, its weights and input tensors from files, with typed core errors.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-use tessera_core::model::{cfg, weights, Footprint, Network};
+use tessera_backends::weights_file::read_prefix;
+use tessera_core::model::{cfg, Footprint, Network};
 
 use crate::error::{error, Context, Error};
-use crate::image::Image;
+use crate::image::{Image, ImageFiles};
 
 /// The YOLOv2 608 cfg the original system runs, built in as the default network.
 pub const DEFAULT_CFG: &str = include_str!("../../data/yolov2-608.cfg");
@@ -31,50 +31,6 @@ pub fn load_network(path: Option<&Path>) -> Result<Network, Error> {
     Ok(net)
 }
 
-/// Reads the parameters of layers `[0, upto)` of `net` from a Darknet weights file, keeping
-/// only those.
-///
-/// The whole file is still validated first: its header, and its size (from the file's
-/// metadata) against the header plus every layer's parameters, so a file for another network
-/// fails before anything is read. Then only the prefix is read, in fixed-size chunks, into the
-/// one buffer returned; the rest is skipped with a seek.
-pub fn load_weights(path: &Path, net: &Network, upto: usize) -> Result<Vec<f32>, Error> {
-    let at = || format!("reading {}", path.display());
-    let (mut file, header_len) = open_weights(path, net)?;
-    let count = weights::param_count(net, upto).context(|| "sizing the weights")?;
-    let mut params = vec![0.0f32; count];
-    file.seek(SeekFrom::Start(header_len as u64)).context(at)?;
-    let mut chunk = vec![0u8; CHUNK];
-    for dst in params.chunks_mut(CHUNK / 4) {
-        let bytes = &mut chunk[..4 * dst.len()];
-        file.read_exact(bytes).context(at)?;
-        weights::decode_params(bytes, dst).context(at)?;
-    }
-    // Past the layers not run: the size check above already covered them.
-    file.seek(SeekFrom::End(0)).context(at)?;
-    Ok(params)
-}
-
-/// Opens a Darknet weights file for `net` and validates it whole (header, and size from the
-/// file's metadata); returns it with the header's length (where the parameters start).
-pub fn open_weights(path: &Path, net: &Network) -> Result<(File, usize), Error> {
-    let at = || format!("reading {}", path.display());
-    let mut file = File::open(path).context(at)?;
-    let len = file.metadata().context(at)?.len();
-    // The longest header (8-byte `seen`); a shorter file is reported by `Header::parse`.
-    let mut head = [0u8; 20];
-    let got = read_up_to(&mut file, &mut head).context(at)?;
-    let (header, header_len) = weights::Header::parse(&head[..got]).context(at)?;
-    let expected = weights::file_len(net, &header).context(at)?;
-    weights::check_file_len(net, &header, len).context(|| {
-        format!(
-            "reading {}: {len} bytes, the network needs {expected}",
-            path.display()
-        )
-    })?;
-    Ok((file, header_len))
-}
-
 /// The text of a Darknet cfg file, or of the built-in YOLOv2 cfg when `path` is `None`.
 pub fn cfg_text(path: Option<&Path>) -> Result<String, Error> {
     match path {
@@ -85,21 +41,14 @@ pub fn cfg_text(path: Option<&Path>) -> Result<String, Error> {
     }
 }
 
-/// Bytes read from a weights file at a time.
-pub const CHUNK: usize = 1 << 16;
-
-/// Reads until `buf` is full or the file ends; returns the bytes read.
-fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match file.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
+/// Reads the parameters of layers `[0, upto)` of `net` from a Darknet weights file, keeping
+/// only those (`tessera_backends::weights_file::read_prefix`: the whole file is validated
+/// first, its size taken from the file's metadata, and the rest skipped with a seek).
+pub fn load_weights(path: &Path, net: &Network, upto: usize) -> Result<Vec<f32>, Error> {
+    let at = || format!("reading {}", path.display());
+    let mut file = File::open(path).context(at)?;
+    let len = file.metadata().context(at)?.len();
+    read_prefix(&mut file, len, net, upto).context(at)
 }
 
 /// Reads a CHW little-endian f32 tensor of exactly `elements` values.

@@ -4,17 +4,16 @@
 //!
 //! It covers the cfg's text, the fused layers' count, the grid, the resolved conv kernel
 //! (`auto` is SIMD on x86_64/aarch64, portable on armv7: a mixed cluster must name one), the
-//! policy, and the weights: a file's header and the parameters of the fused layers (what every
-//! node runs; the file is validated whole first), or the seed of generated weights. Timeouts and
-//! addresses are left out: nodes may differ there without computing differently.
-
-use std::io::{Read, Seek, SeekFrom};
+//! policy and where the tail runs, and the weights: the parameters of the fused layers (what
+//! every node runs; the file is validated whole first), or the seed of generated weights.
+//! Timeouts and addresses are left out: nodes may differ there without computing differently.
+//! The tail's parameters are left out too (with the tail on the gateway, only it reads them; a
+//! coded tail's workers that disagree there are not caught here).
 
 use sha2::{Digest, Sha256};
-use tessera_core::model::weights;
 
 use crate::config::Cluster;
-use crate::error::{Context, Error};
+use crate::error::Error;
 use crate::files;
 
 /// The parts of a fingerprint, from its high bits to its low ones: what each covers and how
@@ -24,8 +23,11 @@ pub const PARTS: [(&str, u32); 4] = [
     ("network or weights", 32),
     ("grid", 16),
     ("conv kernel", 8),
-    ("policy", 8),
+    ("policy or tail", 8),
 ];
+
+/// Parameters hashed at a time.
+const HASH_CHUNK: usize = 1 << 14;
 const _: () = assert!(PARTS[0].1 + PARTS[1].1 + PARTS[2].1 + PARTS[3].1 == 64);
 
 /// The fingerprint of `cluster`'s model as this machine would run it (reads the cfg and the
@@ -45,25 +47,22 @@ pub fn model_fingerprint(cluster: &Cluster) -> Result<u64, Error> {
         }
         Some(path) => {
             field(&mut network, b"file");
-            let at = || format!("reading {}", path.display());
-            let (mut file, header_len) = files::open_weights(path, &net)?;
-            let count = weights::param_count(&net, layers).context(|| "sizing the weights")?;
-            // The header, then the fused layers' parameters, streamed.
-            file.seek(SeekFrom::Start(0)).context(at)?;
-            let mut left = (header_len + 4 * count) as u64;
-            let mut chunk = vec![0u8; files::CHUNK];
-            while left > 0 {
-                let n = left.min(chunk.len() as u64) as usize;
-                file.read_exact(&mut chunk[..n]).context(at)?;
-                network.update(&chunk[..n]);
-                left -= n as u64;
+            // The fused layers' parameters as this node reads them (the file is validated
+            // whole first), hashed a chunk at a time.
+            let params = files::load_weights(path, &net, layers)?;
+            let mut bytes = Vec::with_capacity(4 * HASH_CHUNK);
+            for chunk in params.chunks(HASH_CHUNK) {
+                bytes.clear();
+                bytes.extend(chunk.iter().flat_map(|v| v.to_le_bytes()));
+                network.update(&bytes);
             }
         }
     }
     let (rows, cols) = cluster.grid;
     let grid = [rows.to_le_bytes(), cols.to_le_bytes()].concat();
     let kernel = format!("{:?}", cluster.kernel);
-    let policy = format!("{:?}", cluster.policy);
+    // Where the tail runs too: coded tail shards on the edges change the protocol.
+    let policy = format!("{:?} {}", cluster.policy, cluster.tail);
     let digests = [
         network.finalize(),
         Sha256::digest(&grid),
@@ -123,7 +122,7 @@ mod tests {
         let mut c = base.clone();
         c.policy = Policy::Wsh;
         c.grid = (1, 2);
-        assert_eq!(differences(fp(&c), f0), ["grid", "policy"]);
+        assert_eq!(differences(fp(&c), f0), ["grid", "policy or tail"]);
         // Every policy has a part of its own (8 bits: checked, not left to chance).
         let mut seen = std::collections::BTreeSet::new();
         for p in [Policy::Wsh, Policy::Wst, Policy::WstS, Policy::Bodp] {

@@ -6,7 +6,6 @@
 pub mod bench;
 pub mod bench_cluster;
 pub mod check;
-pub mod cluster;
 pub mod coded_demo;
 pub mod config;
 pub mod demo;

@@ -5,23 +5,27 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args as ClapArgs;
+use tessera_backends::cluster::{per_start_frame_number, start_node, CodedRole, NodeOptions};
+use tessera_backends::coded::tail::{CodedTail, TailJoin, TailPlace};
+use tessera_backends::coded::CodedFinished;
+use tessera_backends::driver::node_thread::NodeThread;
 use tessera_backends::driver::{Finished, Model, NodeStats, ParamSource};
-use tessera_backends::kernels::Fma;
-use tessera_backends::pipeline::{boxes, run_tail};
+use tessera_backends::frame_result::{FrameResult, ResultError, TailWork};
+use tessera_backends::local::fused_model;
+use tessera_backends::pipeline::AnyKernel;
 use tessera_core::ftp::Partition;
-use tessera_core::kernel::Portable;
 use tessera_core::model::weights::Weights;
 use tessera_core::model::Network;
+use tessera_core::wire::NodeId;
 
-use crate::cluster::{per_start_frame_number, NodeSpec, RunningNode};
-use crate::config::{Cluster, NodeKernel};
+use crate::config::Cluster;
 use crate::demo::own_model;
 use crate::detections::to_json;
 use crate::drop_log::DropLog;
 use crate::error::{error, Context, Error};
 use crate::fingerprint::model_fingerprint;
 use crate::frame_source::{FrameSource, Next};
-use crate::image::Image;
+use crate::image::{Image, ImageFiles};
 use crate::result_file::{write_new, WriteError};
 use crate::signals::Signals;
 use crate::{files, gen_weights};
@@ -202,25 +206,30 @@ impl GatewayCounts {
     }
 }
 
-/// The gateway's per-frame work after the cluster: the tail, boxes, the result file.
+/// The gateway's per-frame work after the cluster: the final result, the result file.
 struct Results<'a> {
     net: &'a Network,
     cluster: &'a Cluster,
-    weights: Option<Weights<'a>>,
+    work: TailWork<'a>,
     out: Option<&'a Path>,
 }
 
 impl Results<'_> {
-    /// Makes frame `f`'s final result; false (said on stderr) when it could not be made. A
-    /// result file already there counts as made (see [`GatewayCounts::exists`]).
-    fn make(&self, f: &Finished, counts: &mut GatewayCounts) -> bool {
+    /// Makes frame `f`'s final result (`tail`: its coded tail, with a coded tail); false
+    /// (said on stderr) when it could not be made. A result file already there counts as made
+    /// (see [`GatewayCounts::exists`]).
+    fn make(&self, f: &Finished, tail: Option<&CodedFinished>, counts: &mut GatewayCounts) -> bool {
         let key = f.frame;
-        let Some(out) = f.output.as_ref().filter(|_| f.complete) else {
-            println!("frame {}.{} FAILED", key.origin, key.number);
-            return false;
-        };
-        let made = match &self.weights {
-            None => {
+        let name = |ext: &str| format!("frame-{}-{}.{ext}", key.origin, key.number);
+        let made = match self.work.result(self.net, self.cluster.layers, f, tail) {
+            Err(e) => {
+                println!("frame {}.{} FAILED", key.origin, key.number);
+                if !matches!(e, ResultError::Abandoned) {
+                    eprintln!("frame {}.{}: {e}", key.origin, key.number);
+                }
+                return false;
+            }
+            Ok(FrameResult::Fused(out)) => {
                 println!(
                     "frame {}.{}: {} ms in the cluster, fused output {} values, tiles {:?}",
                     key.origin,
@@ -230,11 +239,23 @@ impl Results<'_> {
                     f.tiles_by
                 );
                 let bytes: Vec<u8> = out.iter().flat_map(|v| v.to_le_bytes()).collect();
-                self.write(&format!("frame-{}-{}.f32", key.origin, key.number), &bytes)
+                self.write(&name("f32"), &bytes)
             }
-            Some(weights) => self.tail(f, out, weights).and_then(|json| {
-                self.write(&format!("frame-{}-{}.json", key.origin, key.number), &json)
-            }),
+            Ok(FrameResult::Boxes(dets)) => {
+                let how = tail.map_or(String::new(), |t| {
+                    format!(", coded tail {} ms", t.latency.total_millis())
+                });
+                println!(
+                    "frame {}.{}: {} ms in the cluster{how}, {} boxes, tiles {:?}",
+                    key.origin,
+                    key.number,
+                    f.latency.total_millis(),
+                    dets.len(),
+                    f.tiles_by
+                );
+                let (w, h) = (self.net.input().w as usize, self.net.input().h as usize);
+                to_json(&dets, w, h).and_then(|j| self.write(&name("json"), j.as_bytes()))
+            }
         };
         let Err(e) = made else {
             return true;
@@ -245,26 +266,6 @@ impl Results<'_> {
             .is_some_and(|w| matches!(w, WriteError::Exists(_)));
         counts.exists += usize::from(exists);
         exists
-    }
-
-    /// Runs the tail and decodes boxes; prints the frame's line; returns the boxes' JSON.
-    fn tail(&self, f: &Finished, out: &[f32], weights: &Weights<'_>) -> Result<Vec<u8>, Error> {
-        let (net, layers) = (self.net, self.cluster.layers);
-        let t = match self.cluster.kernel {
-            NodeKernel::Simd => run_tail(&Fma::new(), net, weights, layers, out, &[])?,
-            NodeKernel::Portable => run_tail(&Portable, net, weights, layers, out, &[])?,
-        };
-        let (w, h) = (net.input().w as usize, net.input().h as usize);
-        let dets = boxes(net, &t.output, w, h, 0.24, 0.45)?;
-        println!(
-            "frame {}.{}: {} ms in the cluster, {} boxes, tiles {:?}",
-            f.frame.origin,
-            f.frame.number,
-            f.latency.total_millis(),
-            dets.len(),
-            f.tiles_by
-        );
-        Ok(to_json(&dets, w, h)?.into_bytes())
     }
 
     /// Writes a result under `--out` (nothing without it), atomically and never over an
@@ -279,63 +280,115 @@ impl Results<'_> {
     }
 }
 
+/// The coded tail of a cluster file with `tail = SCHEME` (`None`: the tail runs on the
+/// gateway): every convolution after the fused layers split over every edge.
+fn coded_tail_of(
+    cluster: &Cluster,
+    net: &Network,
+    params: &[f32],
+) -> Result<Option<CodedTail>, Error> {
+    let TailPlace::Coded(scheme) = cluster.tail else {
+        return Ok(None);
+    };
+    let workers = cluster.workers();
+    let split = scheme.layer_scheme(workers.len())?;
+    let weights =
+        Weights::new(net, net.layers().len(), params).context(|| "viewing the weights")?;
+    let tail = CodedTail::new(net, &weights, cluster.layers, split, &workers)
+        .context(|| format!("the cluster file's tail = \"{scheme}\""))?;
+    Ok(Some(tail))
+}
+
+/// Starts node `id` of `cluster` on its own threads.
+fn start(
+    cluster: &Cluster,
+    id: NodeId,
+    model: Arc<Model>,
+    options: NodeOptions,
+) -> Result<NodeThread, Error> {
+    start_node(&cluster.spec(), id, model, options).context(|| format!("starting node {id}"))
+}
+
 /// Runs the gateway until `--frames` frames are finished, or SIGTERM/SIGINT.
 ///
 /// A source hears that a frame is done only once its final result is made here (boxes, or
 /// the fused output with `--tail none`; written when `--out` is given): the frame holds its
 /// slot until then, so at most `MAX_GATEWAY_FRAMES` finished frames wait for the tail, and
-/// a source (holding each frame until done) feeds no faster than the tail runs. On a stop
-/// signal the frames already collected get their results, the frames still in the cluster
-/// are counted as abandoned (their sources fail them, or re-submit them to a restarted
-/// gateway), the counters are printed and the exit status is 0.
+/// a source (holding each frame until done) feeds no faster than the tail runs. With a coded
+/// tail (`tail = SCHEME` in the cluster file) the result waits for the frame to leave the
+/// coded stage. On a stop signal the frames already collected get their results, the frames
+/// still in the cluster are counted as abandoned (their sources fail them, or re-submit them
+/// to a restarted gateway), the counters are printed and the exit status is 0.
 pub fn gateway(args: &GatewayArgs) -> Result<(), Error> {
     let signals = Signals::install().context(|| "installing signal handlers")?;
     let cluster = Cluster::load(&args.cluster)?;
-    let fingerprint = model_fingerprint(&cluster)?;
-    let model = match args.tail {
+    if cluster.tail != TailPlace::Gateway && args.tail == Tail::None {
+        return Err(error(
+            "gateway",
+            format!(
+                "--tail none, but {} runs the tail coded (tail = \"{}\")",
+                args.cluster.display(),
+                cluster.tail
+            ),
+        ));
+    }
+    let (model, coded) = match args.tail {
         Tail::Run => {
             let (net, params) = load(&cluster, usize::MAX)?;
+            let coded = coded_tail_of(&cluster, &net, &params)?;
             // The model owns the one parameter buffer; the tail views its layers past the
             // fused ones.
-            own_model(&net, params, cluster.layers, cluster.grid)?
+            (
+                own_model(&net, params, cluster.layers, cluster.grid)?,
+                coded,
+            )
         }
-        Tail::None => deferred_model(&cluster)?,
+        Tail::None => (deferred_model(&cluster)?, None),
     };
     let net = model.net.clone();
-    let node = RunningNode::start(NodeSpec {
-        id: 0,
-        cluster: cluster.clone(),
-        model: model.clone(),
-        slowdown: 1.0,
-        key_override: None,
-        first_frame: None,
+    let work = match (&coded, args.tail) {
+        (Some(_), _) => TailWork::Coded,
+        (None, Tail::Run) => TailWork::Here {
+            kernel: AnyKernel::of(cluster.kernel),
+            weights: Box::new(
+                Weights::new(&net, net.layers().len(), &model.params)
+                    .context(|| "viewing the weights")?,
+            ),
+        },
+        (None, Tail::None) => TailWork::None,
+    };
+    let fingerprint = model_fingerprint(&cluster)?;
+    let options = NodeOptions {
         confirm_done: true,
         model_fingerprint: fingerprint,
-    })?;
+        coded: coded.map(|t| CodedRole::Gateway {
+            tail: Arc::new(t),
+            config: cluster.coded,
+        }),
+        ..NodeOptions::default()
+    };
+    let node = start(&cluster, 0, model.clone(), options)?;
     println!(
-        "gateway up: {:?}, grid {}x{}, {} edges, tail {:?}, model {fingerprint:016x}",
+        "gateway up: {:?}, grid {}x{}, {} edges, tail {}, model {fingerprint:016x}",
         cluster.policy,
         cluster.grid.0,
         cluster.grid.1,
         cluster.edges().count(),
-        args.tail
+        match args.tail {
+            Tail::None => "none".to_string(),
+            Tail::Run => cluster.tail.to_string(),
+        }
     );
     let results = Results {
         net: &net,
         cluster: &cluster,
-        weights: match args.tail {
-            Tail::Run => Some(
-                Weights::new(&net, net.layers().len(), &model.params)
-                    .context(|| "viewing the weights")?,
-            ),
-            Tail::None => None,
-        },
+        work,
         out: args.out.as_deref(),
     };
     let mut counts = GatewayCounts::default();
-    let handle = |f: Finished, counts: &mut GatewayCounts| {
+    let handle = |f: Finished, t: Option<CodedFinished>, counts: &mut GatewayCounts| {
         counts.finished += 1;
-        let ok = results.make(&f, counts);
+        let ok = results.make(&f, t.as_ref(), counts);
         if ok {
             counts.done += 1;
         } else {
@@ -345,6 +398,21 @@ pub fn gateway(args: &GatewayArgs) -> Result<(), Error> {
             node.frame_done(f.frame, ok);
         }
     };
+    // With a coded tail, a frame's result waits for both of its reports.
+    let mut join = matches!(results.work, TailWork::Coded).then(TailJoin::new);
+    let mut step = |f: Option<Finished>, counts: &mut GatewayCounts| {
+        let Some(join) = &mut join else {
+            if let Some(f) = f {
+                handle(f, None, counts);
+            }
+            return;
+        };
+        let mut joined: Vec<_> = f.and_then(|f| join.frame(f)).into_iter().collect();
+        joined.extend(node.try_tails().into_iter().filter_map(|t| join.tail(t)));
+        for j in joined {
+            handle(j.frame, j.tail, counts);
+        }
+    };
     let mut stats = StatsClock::new(args.stats_every);
     let mut drops = DropLog::default();
     while args.frames.is_none_or(|n| counts.finished < n) && !signals.stop_requested() {
@@ -352,14 +420,14 @@ pub fn gateway(args: &GatewayArgs) -> Result<(), Error> {
             println!("{}", counts.line(&node.stats()));
         }
         drops.report("gateway", &node.stats().link.dropped);
-        if let Some(f) = node.next_finished(Duration::from_millis(200)) {
-            handle(f, &mut counts);
-        }
+        let f = node.next_finished(Duration::from_millis(50));
+        step(f, &mut counts);
     }
     if signals.stop_requested() {
         for f in node.try_finished() {
-            handle(f, &mut counts);
+            step(Some(f), &mut counts);
         }
+        step(None, &mut counts);
     }
     let s = node.stop();
     if signals.stop_requested() {
@@ -428,20 +496,28 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
         // Inputs are decoded lazily: check now that each is there, not mid-run.
         std::fs::metadata(p).context(|| format!("reading {}", p.display()))?;
     }
+    let (net, model, coded) = if cluster.tail == TailPlace::Gateway {
+        let (net, params) = load(&cluster, cluster.layers)?;
+        let model = own_model(&net, params, cluster.layers, cluster.grid)?;
+        (net, model, None)
+    } else {
+        // A coded worker builds the coded model from every tail layer's parameters; it keeps
+        // the model (every node builds the same) and a copy of the fused layers' parameters.
+        let (net, params) = load(&cluster, usize::MAX)?;
+        let coded = coded_tail_of(&cluster, &net, &params)?.map(|t| t.model().clone());
+        let model = fused_model(&net, &params, cluster.layers, cluster.grid)?;
+        (net, model, coded)
+    };
     let fingerprint = model_fingerprint(&cluster)?;
-    let (net, params) = load(&cluster, cluster.layers)?;
-    let model = own_model(&net, params, cluster.layers, cluster.grid)?;
-    let node = RunningNode::start(NodeSpec {
-        id: args.id,
-        cluster: cluster.clone(),
-        model,
+    let options = NodeOptions {
+        model_fingerprint: fingerprint,
         slowdown: args.slowdown,
-        key_override: None,
         // A device reboots: its frames must not be mistaken for its previous life's.
         first_frame: Some(per_start_frame_number()),
-        confirm_done: false,
-        model_fingerprint: fingerprint,
-    })?;
+        coded: coded.map(CodedRole::Worker),
+        ..NodeOptions::default()
+    };
+    let node = start(&cluster, args.id, model, options)?;
     let shape = net.input();
     let (mut source, feeding) = match (&args.input_dir, &args.input_list) {
         (Some(dir), _) => (

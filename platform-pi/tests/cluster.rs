@@ -20,7 +20,7 @@ use tessera_core::model::{cfg, Network};
 use tessera_core::wire::{encode, FrameKey, Key, Message, Policy, Role};
 use tessera_pi::files::DEFAULT_CFG;
 use tessera_pi::gen_weights;
-use tessera_pi::image::Image;
+use tessera_pi::image::{Image, ImageFiles};
 
 const KEY: [u8; 32] = [0x42; 32];
 const LAYERS: usize = 16;

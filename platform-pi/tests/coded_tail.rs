@@ -31,7 +31,7 @@ use tessera_core::time::Duration as CoreDuration;
 use tessera_core::wire::{FrameKey, NodeId, Policy};
 use tessera_pi::files::DEFAULT_CFG;
 use tessera_pi::gen_weights;
-use tessera_pi::image::Image;
+use tessera_pi::image::{Image, ImageFiles};
 
 const KEY: [u8; 32] = [0x24; 32];
 const LAYERS: usize = 16;

@@ -9,7 +9,7 @@ use tessera_core::kernel::tail::entry_index;
 use tessera_core::kernel::Portable;
 use tessera_core::model::weights::Weights;
 use tessera_core::model::Shape;
-use tessera_pi::image::Image;
+use tessera_pi::image::{Image, ImageFiles};
 use tessera_pi::rng::SplitMix64;
 use tessera_pi::{files, gen_weights};
 

@@ -18,7 +18,7 @@ use tessera_core::runtime::MAX_FRAMES_PER_SOURCE;
 use tessera_core::wire::Policy;
 use tessera_pi::files::DEFAULT_CFG;
 use tessera_pi::gen_weights;
-use tessera_pi::image::Image;
+use tessera_pi::image::{Image, ImageFiles};
 
 const LAYERS: usize = 16;
 /// Longest wait for an expected event (a loaded machine is slow, not broken).

@@ -16,7 +16,7 @@ use tessera_core::model::cfg;
 use tessera_core::wire::Policy;
 use tessera_pi::files::DEFAULT_CFG;
 use tessera_pi::gen_weights;
-use tessera_pi::image::Image;
+use tessera_pi::image::{Image, ImageFiles};
 
 const LAYERS: usize = 16;
 

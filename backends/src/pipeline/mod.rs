@@ -1,6 +1,7 @@
 //! One frame through the network on one machine: the fused stack tile by tile
 //! ([`run_frame`]), the tail on full maps ([`run_tail`]), region decoding and NMS ([`boxes`]),
-//! what boxes are called and where they sit in the image ([`class_name`], [`PixelBox`]), and
+//! what boxes are called and where they sit in the image ([`class_name`], [`PixelBox`]), the
+//! network input made from an image ([`Image`], Darknet's letterbox), and
 //! the kernel set chosen at run time ([`AnyKernel`], feature `simd`).
 //!
 //! The cluster runs the same pieces split over nodes (tiles on the edges, the tail on the
@@ -9,16 +10,22 @@
 
 mod aligned;
 mod decode;
+#[cfg(feature = "std")]
+mod detect_frame;
 mod frame;
 #[cfg(feature = "simd")]
 mod kernel;
 mod labels;
+mod letterbox;
 mod tail;
 
 pub use aligned::AlignedBuf;
 pub use decode::{boxes, DecodeError};
+#[cfg(feature = "std")]
+pub use detect_frame::{detect_frame, DetectError, DetectSetup, FrameDetections};
 pub use frame::{run_frame, FrameError, FrameStats};
 #[cfg(feature = "simd")]
 pub use kernel::{AnyKernel, KernelChoice, UnknownKernel};
 pub use labels::{class_color, class_name, PixelBox, COCO_NAMES};
+pub use letterbox::{letterbox_of, Image, PixelsError, Rgb8, Samples, MAX_SIDE};
 pub use tail::{run_tail, Tail, TailError, TailRun};

@@ -19,12 +19,18 @@ extern crate alloc;
 mod check;
 mod compare;
 mod glue;
+mod join;
+mod place;
 mod scheme;
+mod summary;
 
 pub use check::{check, detections_match, CheckError, CodedCheck, NMS, THRESH};
 pub use compare::{bit_identical, max_abs_diff};
 pub use glue::{GlueError, TailGlue};
+pub use join::{Joined, TailJoin};
+pub use place::{PlaceError, TailPlace};
 pub use scheme::{SchemeError, TailScheme};
+pub use summary::CheckSummary;
 
 use alloc::sync::Arc;
 use alloc::vec;

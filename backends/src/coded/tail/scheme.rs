@@ -48,12 +48,12 @@ impl fmt::Display for SchemeError {
                 edges,
             } => write!(
                 f,
-                "--coded-tail cdc:{r} needs more than {r} edges (k = edges − R data shards), \
+                "coded tail cdc:{r} needs more than {r} edges (k = edges − R data shards), \
                  there are {edges}"
             ),
             SchemeError::TooFewEdges { scheme, edges } => write!(
                 f,
-                "--coded-tail {scheme} needs 2 or more edges, there are {edges}"
+                "coded tail {scheme} needs 2 or more edges, there are {edges}"
             ),
         }
     }

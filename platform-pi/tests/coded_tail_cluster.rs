@@ -1,0 +1,285 @@
+//! A coded tail from the cluster file, as a user deploys it: a gateway and three edges as
+//! separate `tessera gateway` / `tessera edge` processes on 127.0.0.x reading one file with
+//! `tail = "cdc:1"`. Every frame leaves the coded stage complete, and the boxes the gateway
+//! writes equal, byte for byte, those of the same cluster run in one process
+//! (`local::run_local` with a `TailSpec`).
+//!
+//! The network is YOLOv2 at 160×160 with its 1024-filter convolutions cut to 256 (generated
+//! weights; every process and the in-process run parse the same cfg): the coded tail's shape
+//! (routes, reorg, region) is YOLOv2's, its arithmetic a fraction. The data grace is longer
+//! than any shard takes, so every layer is its data shards' exact concatenation in both runs
+//! (a float parity decode would be close, not bit-equal). Waits are bounded only so a broken
+//! cluster fails instead of hanging; every child is killed by PID when its handle drops.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tessera_backends::cluster::ClusterSpec;
+use tessera_backends::coded::tail::{CodedTail, TailScheme, NMS, THRESH};
+use tessera_backends::local::{fused_model, run_local, Faults, TailSpec};
+use tessera_backends::pipeline::boxes;
+use tessera_core::model::weights::Weights;
+use tessera_core::model::{cfg, Network};
+use tessera_core::runtime::coded::CodedConfig;
+use tessera_core::time::Duration as CoreDuration;
+use tessera_core::wire::{FrameKey, Policy};
+use tessera_pi::detections::to_json;
+use tessera_pi::files::DEFAULT_CFG;
+use tessera_pi::gen_weights;
+use tessera_pi::image::{Image, ImageFiles};
+use tessera_testkit::free_port;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tessera");
+const KEY: [u8; 32] = [0x3c; 32];
+const SEED: u64 = 7;
+const LAYERS: usize = 16;
+const EDGES: u16 = 3;
+/// Longer than any shard takes on a loaded machine: layers wait for their data shards.
+const GRACE_MS: u64 = 20_000;
+const DEADLINE_MS: u64 = 120_000;
+/// Longest wait for the whole run (a loaded CI machine is slow, not broken).
+const WAIT: Duration = Duration::from_secs(300);
+
+fn images() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/images");
+    vec![dir.join("0.jpg"), dir.join("1.jpg")]
+}
+
+fn small_cfg() -> String {
+    DEFAULT_CFG
+        .replace("width=608", "width=160")
+        .replace("height=608", "height=160")
+        .replace("filters=1024", "filters=256")
+}
+
+/// A child killed (by PID) and reaped when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(args: &[&str], out: &Path) -> Proc {
+    let log = |ext: &str| std::fs::File::create(out.with_extension(ext)).unwrap();
+    Proc(
+        Command::new(BIN)
+            .args(args)
+            .stdout(Stdio::from(log("out")))
+            .stderr(Stdio::from(log("err")))
+            .spawn()
+            .expect("spawn tessera"),
+    )
+}
+
+/// The directory of one run, removed at the end.
+struct Dir(PathBuf);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The boxes JSON of each frame the processes ran, in frame order.
+fn run_processes(dir: &Path) -> Vec<String> {
+    let cfg_path = dir.join("yolo160.cfg");
+    std::fs::write(&cfg_path, small_cfg()).unwrap();
+    let port = free_port("127.0.0.1");
+    let hex: String = KEY.iter().map(|b| format!("{b:02x}")).collect();
+    let mut text = format!(
+        "policy = \"wst-s\"\ngrid = \"3x3\"\nlayers = {LAYERS}\nseed = {SEED}\n\
+         kernel = \"portable\"\nkey = \"{hex}\"\ncfg = \"{}\"\n\
+         tail = \"cdc:1\"\ntail_deadline_ms = {DEADLINE_MS}\ntail_grace_ms = {GRACE_MS}\n\n\
+         [timeouts]\ntile_ms = 20000\nframe_ms = 240000\nsteal_backoff_ms = 20\n\
+         peer_dead_ms = 3000\nconnect_ms = 1000\n",
+        cfg_path.display()
+    );
+    for id in 0..=EDGES {
+        text += &format!(
+            "\n[[nodes]]\nid = {id}\naddr = \"127.0.0.{}:{port}\"\nsource = {}\n",
+            id + 1,
+            id == 1
+        );
+    }
+    let file = dir.join("cluster.toml");
+    std::fs::write(&file, text).unwrap();
+    let file = file.display().to_string();
+    let out = dir.join("out");
+    let (out_s, frames) = (out.display().to_string(), images().len().to_string());
+    let mut gateway = spawn(
+        &[
+            "gateway",
+            "--cluster",
+            &file,
+            "--frames",
+            &frames,
+            "--out",
+            &out_s,
+        ],
+        &dir.join("gateway"),
+    );
+    let mut edges: Vec<Proc> = (2..=EDGES)
+        .map(|id| {
+            let id = id.to_string();
+            spawn(
+                &["edge", "--cluster", &file, "--id", &id],
+                &dir.join(format!("edge{id}")),
+            )
+        })
+        .collect();
+    let inputs: Vec<String> = images().iter().map(|p| p.display().to_string()).collect();
+    let mut args = vec!["edge", "--cluster", &file, "--id", "1"];
+    for i in &inputs {
+        args.extend(["--input", i]);
+    }
+    edges.push(spawn(&args, &dir.join("edge1")));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = gateway.0.try_wait().unwrap() {
+            break s;
+        }
+        let log = std::fs::read_to_string(dir.join("gateway.err")).unwrap_or_default();
+        assert!(
+            start.elapsed() < WAIT,
+            "the gateway did not finish its frames; stderr: {log}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    drop(edges);
+    let said = std::fs::read_to_string(dir.join("gateway.out")).unwrap();
+    assert!(status.success(), "gateway: {status}\n{said}");
+    // Each frame's line says its tail ran coded; none failed.
+    let frames: Vec<&str> = said.lines().filter(|l| l.starts_with("frame ")).collect();
+    assert_eq!(frames.len(), images().len(), "{said}");
+    assert!(frames.iter().all(|l| l.contains(", coded tail ")), "{said}");
+    // frame-1-N.json, N from the source's start time, in feeding order.
+    let mut files: Vec<(u32, PathBuf)> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter_map(|p| {
+            let name = p.file_name()?.to_str()?.to_string();
+            let n = name.strip_prefix("frame-1-")?.strip_suffix(".json")?;
+            Some((n.parse().ok()?, p))
+        })
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|(_, p)| std::fs::read_to_string(p).unwrap())
+        .collect()
+}
+
+/// The same cluster in this process: each frame's boxes JSON as the gateway writes it.
+fn run_in_process(net: &Network, params: &[f32], inputs: &[Vec<f32>]) -> Vec<String> {
+    let weights = Weights::new(net, net.layers().len(), params).unwrap();
+    let split = TailScheme::Cdc(1).layer_scheme(EDGES as usize).unwrap();
+    let tail = CodedTail::new(net, &weights, LAYERS, split, &[1, 2, 3]).unwrap();
+    let micros = |ms: u64| CoreDuration::from_micros(ms * 1000);
+    let spec = TailSpec {
+        tail: Arc::new(tail),
+        config: CodedConfig {
+            data_grace: micros(GRACE_MS),
+            ..CodedConfig::new(micros(DEADLINE_MS))
+        },
+    };
+    let port = free_port("127.0.0.1");
+    let cluster = ClusterSpec::loopback(Policy::WstS, (3, 3), EDGES, 1, port, Some(KEY), LAYERS);
+    let model = fused_model(net, params, LAYERS, cluster.grid).unwrap();
+    let run = run_local(
+        &cluster,
+        model,
+        inputs,
+        &Faults::default(),
+        WAIT,
+        Some(&spec),
+    )
+    .unwrap();
+    let (w, h) = (net.input().w as usize, net.input().h as usize);
+    (0..inputs.len())
+        .map(|n| {
+            let done = &run.tails[&FrameKey::new(1, n as u32)];
+            assert!(done.quality.is_complete(), "frame {n}: {:?}", done.quality);
+            let dets = boxes(net, &done.output, w, h, THRESH, NMS).unwrap();
+            to_json(&dets, w, h).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn gateway_and_edges_run_the_files_coded_tail_as_the_one_process_run_does() {
+    let dir = std::env::temp_dir().join(format!("tessera-coded-cluster-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Dir(dir);
+    let separate = run_processes(&dir.0);
+
+    let net = cfg::parse(&small_cfg()).unwrap();
+    let params = gen_weights::params(&net, net.layers().len(), SEED);
+    let inputs: Vec<Vec<f32>> = images()
+        .iter()
+        .map(|p| Image::load_letterboxed(p, 160, 160).unwrap().data)
+        .collect();
+    let together = run_in_process(&net, &params, &inputs);
+    assert_eq!(separate.len(), together.len());
+    for (n, (a, b)) in separate.iter().zip(&together).enumerate() {
+        assert_eq!(a, b, "frame {n}: separate processes vs one process");
+    }
+    // Boxes were found (generated weights find plenty), and differ between the frames: the
+    // comparison is not of two empty reports.
+    for (n, json) in together.iter().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(json).unwrap();
+        let found = v["detections"].as_array().map_or(0, Vec::len);
+        assert!(found > 0, "frame {n}: no boxes: {json}");
+    }
+    assert_ne!(together[0], together[1]);
+}
+
+#[test]
+fn a_tail_the_cluster_cannot_run_is_refused_at_start_with_its_line() {
+    let dir = std::env::temp_dir().join(format!("tessera-coded-refused-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Dir(dir);
+    let example = include_str!("../../cluster.example.toml");
+    let line = example
+        .lines()
+        .position(|l| l.starts_with("tail = "))
+        .unwrap()
+        + 1;
+    let run = |text: &str, args: &[&str]| {
+        let file = dir.0.join("cluster.toml");
+        std::fs::write(&file, text).unwrap();
+        let file = file.display().to_string();
+        let out = Command::new(BIN)
+            .args(args)
+            .args(["--cluster", &file])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} started");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let cases = [
+        (
+            "cdc:3",
+            format!("line {line}: coded tail cdc:3 needs more than 3 edges"),
+        ),
+        (
+            "raid",
+            format!("line {line}: unknown tail 'raid': use gateway"),
+        ),
+    ];
+    for (tail, says) in cases {
+        let text = example.replace("tail = \"gateway\"", &format!("tail = \"{tail}\""));
+        for args in [&["gateway"][..], &["edge", "--id", "2"][..]] {
+            let e = run(&text, args);
+            assert!(e.contains(&says), "{tail} {args:?}: {e}");
+        }
+    }
+    // A gateway told to stop at the fused output cannot hold a coded tail's results.
+    let coded = example.replace("tail = \"gateway\"", "tail = \"cdc:1\"");
+    let e = run(&coded, &["gateway", "--tail", "none"]);
+    assert!(e.contains("--tail none, but") && e.contains("cdc:1"), "{e}");
+}
