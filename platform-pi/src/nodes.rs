@@ -99,9 +99,21 @@ pub struct EdgeArgs {
     /// Straggler factor for experiments (2.0: every job takes twice as long).
     #[arg(long, default_value_t = 1.0)]
     pub slowdown: f64,
+    /// Frames this source keeps submitted and unfinished at once (1: the next frame enters
+    /// when the previous is done, as in the simulator's default).
+    #[arg(long, default_value_t = SOURCE_QUEUE, value_parser = inflight_parser())]
+    pub inflight: usize,
     /// Print a counters line every this many seconds (also on SIGUSR1, and at exit).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub stats_every: Option<u64>,
+}
+
+/// `--inflight`: 1..=SOURCE_QUEUE.
+fn inflight_parser() -> impl clap::builder::TypedValueParser<Value = usize> {
+    use clap::builder::TypedValueParser;
+    clap::value_parser!(u64)
+        .range(1..=SOURCE_QUEUE as u64)
+        .map(|v| v as usize)
 }
 
 /// The network and the parameters of its layers `[0, upto)`, read (validating the whole file)
@@ -590,7 +602,7 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
             println!("{}", line(&c, &node.stats()));
         }
         drops.report(&who, &node.stats().link.dropped);
-        if stopping.is_none() && !ended && c.fed - finished < SOURCE_QUEUE {
+        if stopping.is_none() && !ended && c.fed - finished < args.inflight {
             match source.poll() {
                 Next::Frame(p) => {
                     let (w, h) = (shape.w as usize, shape.h as usize);

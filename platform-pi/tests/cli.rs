@@ -232,3 +232,26 @@ fn raw_input_and_bad_inputs_give_clear_errors() {
     fails(&[&common[..], &["--dump", &d]].concat(), "line 6");
     assert!(!Path::new(&d).exists(), "no output on error");
 }
+
+#[test]
+fn edge_inflight_is_bounded_by_the_source_queue() {
+    let cluster = repo().join("cluster.example.toml");
+    let c = cluster.to_string_lossy();
+    // `--seconds 1` bounds the run should the value ever be accepted.
+    for bad in ["0", "3"] {
+        fails(
+            &[
+                "edge",
+                "--cluster",
+                &c,
+                "--id",
+                "1",
+                "--seconds",
+                "1",
+                "--inflight",
+                bad,
+            ],
+            "--inflight",
+        );
+    }
+}

@@ -150,6 +150,8 @@ pub struct Point {
     pub devices: u16,
     /// Mean latency, s.
     pub latency: f64,
+    /// 10th and 90th percentile of the frames' latencies, s (NaN: none completed).
+    pub spread: (f64, f64),
     /// Frames completed of submitted.
     pub completed: (usize, usize),
     /// IP bytes on the medium per frame.
@@ -169,7 +171,20 @@ pub fn device_counts(quick: bool) -> Vec<u16> {
     }
 }
 
-/// Runs the sweep of experiment 1 (2 frames per point, one source).
+/// Frames per point of experiment 1.
+pub const SWEEP_FRAMES: usize = 10;
+
+/// The `q` quantile (nearest rank) of `v`, NaN when empty.
+pub fn quantile(v: &[f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s[((s.len() - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize]
+}
+
+/// Runs the sweep of experiment 1 ([`SWEEP_FRAMES`] frames per point, one source).
 pub fn sweep(a: &OutArgs) -> Res<Vec<Point>> {
     let grids: &[(u32, u32)] = if a.quick {
         &[(3, 3)]
@@ -181,7 +196,7 @@ pub fn sweep(a: &OutArgs) -> Res<Vec<Point>> {
         for policy in Policy::ALL {
             for &d in &device_counts(a.quick) {
                 let mut cfg = base(a, policy, grid, d)?;
-                cfg.frames = 2;
+                cfg.frames = SWEEP_FRAMES;
                 let t0 = std::time::Instant::now();
                 let out = run(&cfg);
                 let done: Vec<f64> = out
@@ -208,6 +223,7 @@ pub fn sweep(a: &OutArgs) -> Res<Vec<Point>> {
                     grid,
                     devices: d,
                     latency,
+                    spread: (quantile(&done, 0.1), quantile(&done, 0.9)),
                     completed: (done.len(), out.submitted),
                     medium_bytes: medium as f64 / n,
                     link_bytes: link as f64 / n,
@@ -228,7 +244,7 @@ pub fn single_device_s(gflops: f64) -> f64 {
 
 fn speedup_csv(a: &OutArgs, pts: &[Point]) -> String {
     let t1 = single_device_s(a.gflops.unwrap_or(PI3_GFLOPS));
-    let mut s = String::from("policy,grid,devices,latency_s,completed,submitted,speedup_vs_unpartitioned_1dev,speedup_vs_own_1dev\n");
+    let mut s = String::from("policy,grid,devices,latency_s,p10_s,p90_s,completed,submitted,speedup_vs_unpartitioned_1dev,speedup_vs_own_1dev\n");
     for p in pts {
         let own = pts
             .iter()
@@ -236,12 +252,14 @@ fn speedup_csv(a: &OutArgs, pts: &[Point]) -> String {
             .map_or(f64::NAN, |q| q.latency);
         let _ = writeln!(
             s,
-            "{},{}x{},{},{:.3},{},{},{:.2},{:.2}",
+            "{},{}x{},{},{:.3},{:.3},{:.3},{},{},{:.2},{:.2}",
             policy_name(p.policy),
             p.grid.0,
             p.grid.1,
             p.devices,
             p.latency,
+            p.spread.0,
+            p.spread.1,
             p.completed.0,
             p.completed.1,
             t1 / p.latency,

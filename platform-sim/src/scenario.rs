@@ -7,6 +7,7 @@
 //! frames = 3
 //! sources = [1]
 //! net = "wifi"          # wifi | ethernet
+//! rate_mbps = 40        # optional: the preset's link (WiFi: channel) rate
 //! model = "yolo"        # yolo (cost model) | small (real kernels, results checked)
 //! seed = 7
 //!
@@ -34,6 +35,27 @@
 //! from_ms = 2000
 //! until_ms = 2500
 //! ```
+//!
+//! `inflight = N` (default 1) lets each source keep N frames submitted and unfinished.
+//!
+//! The network testbed (`tessera-testbed`, real processes in network namespaces) reads the
+//! same files, and two fault kinds only it can apply: `freeze` (SIGSTOP at `from_ms`, SIGCONT
+//! at `until_ms`: the kernel still acknowledges TCP while the process is stopped, which a
+//! simulated node cannot model) and `restart` (a crashed node's process started again at
+//! `at_ms`). The simulator refuses a file that has them ([`ScenarioError::TestbedOnly`]).
+//!
+//! ```toml
+//! [[fault]]
+//! kind = "freeze"
+//! node = 2
+//! from_ms = 500
+//! until_ms = 4000
+//!
+//! [[fault]]
+//! kind = "restart"
+//! node = 2
+//! at_ms = 6000
+//! ```
 
 use serde::Deserialize;
 use tessera_core::wire::{NodeId, Policy};
@@ -54,12 +76,16 @@ pub struct ScenarioFile {
     pub edges: Option<u16>,
     /// Frames per source.
     pub frames: Option<usize>,
+    /// Frames each source keeps in flight.
+    pub inflight: Option<usize>,
     /// Data-source edges.
     pub sources: Option<Vec<NodeId>>,
     /// Network preset.
     pub net: Option<String>,
     /// Residual loss on every link.
     pub loss: Option<f64>,
+    /// The preset's link (or channel) rate, Mbit/s, overridden.
+    pub rate_mbps: Option<f64>,
     /// `yolo` or `small`.
     pub model: Option<String>,
     /// Seed.
@@ -113,6 +139,22 @@ pub enum FaultSpec {
         /// End.
         until_ms: f64,
     },
+    /// Testbed only: `node`'s process stopped (SIGSTOP) in `[from_ms, until_ms)`.
+    Freeze {
+        /// Node id.
+        node: NodeId,
+        /// SIGSTOP.
+        from_ms: f64,
+        /// SIGCONT.
+        until_ms: f64,
+    },
+    /// Testbed only: `node`'s process started again (after a crash) at `at_ms`.
+    Restart {
+        /// Node id.
+        node: NodeId,
+        /// When.
+        at_ms: f64,
+    },
 }
 
 /// Why a scenario was refused.
@@ -122,6 +164,8 @@ pub enum ScenarioError {
     Parse(String),
     /// A value out of range (names the field).
     Value(&'static str),
+    /// A fault kind only the network testbed applies (names the kind).
+    TestbedOnly(&'static str),
 }
 
 impl std::fmt::Display for ScenarioError {
@@ -129,6 +173,10 @@ impl std::fmt::Display for ScenarioError {
         match self {
             ScenarioError::Parse(e) => write!(f, "scenario: {e}"),
             ScenarioError::Value(v) => write!(f, "scenario: bad value of `{v}`"),
+            ScenarioError::TestbedOnly(k) => write!(
+                f,
+                "scenario: fault kind `{k}` runs in the network testbed only (tessera-testbed)"
+            ),
         }
     }
 }
@@ -156,9 +204,42 @@ fn us(ms: f64) -> u64 {
     (ms.max(0.0) * 1000.0).round() as u64
 }
 
-/// The run a scenario describes.
+/// A fault only the network testbed applies (times in µs from the moment every link is up).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum TestbedFault {
+    /// The node's process is stopped in `[from, until)`.
+    Freeze {
+        /// Node id.
+        node: NodeId,
+        /// SIGSTOP, µs.
+        from: u64,
+        /// SIGCONT, µs.
+        until: u64,
+    },
+    /// The node's process is started again at `at`.
+    Restart {
+        /// Node id.
+        node: NodeId,
+        /// When, µs.
+        at: u64,
+    },
+}
+
+/// The run a scenario describes (the simulator's view: a file with a testbed-only fault is
+/// refused).
 pub fn parse(text: &str) -> Result<SimConfig, ScenarioError> {
+    let (cfg, testbed) = parse_testbed(text)?;
+    match testbed.first() {
+        Some(TestbedFault::Freeze { .. }) => Err(ScenarioError::TestbedOnly("freeze")),
+        Some(TestbedFault::Restart { .. }) => Err(ScenarioError::TestbedOnly("restart")),
+        None => Ok(cfg),
+    }
+}
+
+/// The run a scenario describes and the faults only the network testbed applies.
+pub fn parse_testbed(text: &str) -> Result<(SimConfig, Vec<TestbedFault>), ScenarioError> {
     let f: ScenarioFile = toml::from_str(text).map_err(|e| ScenarioError::Parse(e.to_string()))?;
+    let mut testbed = Vec::new();
     let policy = match &f.policy {
         Some(p) => parse_policy(p).ok_or(ScenarioError::Value("policy"))?,
         None => Policy::WstS,
@@ -183,6 +264,12 @@ pub fn parse(text: &str) -> Result<SimConfig, ScenarioError> {
     if let Some(n) = &f.net {
         cfg.net = NetModel::preset(n).ok_or(ScenarioError::Value("net"))?;
     }
+    if let Some(r) = f.rate_mbps {
+        if !(r > 0.0 && r <= 100_000.0) {
+            return Err(ScenarioError::Value("rate_mbps"));
+        }
+        cfg.net.rate_bps = r * 1e6;
+    }
     if let Some(l) = f.loss {
         if !(0.0..1.0).contains(&l) {
             return Err(ScenarioError::Value("loss"));
@@ -190,6 +277,12 @@ pub fn parse(text: &str) -> Result<SimConfig, ScenarioError> {
         cfg.net.loss = l;
     }
     cfg.frames = f.frames.unwrap_or(cfg.frames);
+    if let Some(n) = f.inflight {
+        if n == 0 {
+            return Err(ScenarioError::Value("inflight"));
+        }
+        cfg.inflight = n;
+    }
     if let Some(s) = f.sources {
         if s.iter().any(|&x| x == 0 || x > edges) {
             return Err(ScenarioError::Value("sources"));
@@ -250,6 +343,31 @@ pub fn parse(text: &str) -> Result<SimConfig, ScenarioError> {
                 from: us(from_ms),
                 until: us(until_ms),
             },
+            FaultSpec::Freeze {
+                node,
+                from_ms,
+                until_ms,
+            } => {
+                if node > edges || until_ms < from_ms {
+                    return Err(ScenarioError::Value("freeze"));
+                }
+                testbed.push(TestbedFault::Freeze {
+                    node,
+                    from: us(from_ms),
+                    until: us(until_ms),
+                });
+                continue;
+            }
+            FaultSpec::Restart { node, at_ms } => {
+                if node > edges {
+                    return Err(ScenarioError::Value("node"));
+                }
+                testbed.push(TestbedFault::Restart {
+                    node,
+                    at: us(at_ms),
+                });
+                continue;
+            }
         };
         let node = match fault {
             Fault::Crash { node, .. } | Fault::Straggler { node, .. } => node,
@@ -260,5 +378,5 @@ pub fn parse(text: &str) -> Result<SimConfig, ScenarioError> {
         }
         cfg.faults.push(fault);
     }
-    Ok(cfg)
+    Ok((cfg, testbed))
 }

@@ -253,3 +253,26 @@ fn scenario_files_parse_and_reject_bad_values() {
         tessera_sim::scenario::parse("[[fault]]\nkind = \"crash\"\nnode = 9\nat_ms = 1").is_err()
     );
 }
+
+#[test]
+fn testbed_only_faults_are_refused_by_the_simulator_and_read_by_the_testbed() {
+    use tessera_sim::scenario::{parse, parse_testbed, ScenarioError, TestbedFault};
+    let text = "edges = 2\ninflight = 2\n[[fault]]\nkind = \"freeze\"\nnode = 2\nfrom_ms = 100\nuntil_ms = 300\n[[fault]]\nkind = \"crash\"\nnode = 1\nat_ms = 50\n";
+    assert!(matches!(
+        parse(text),
+        Err(ScenarioError::TestbedOnly("freeze"))
+    ));
+    let (cfg, tb) = parse_testbed(text).unwrap();
+    assert_eq!(cfg.inflight, 2);
+    assert_eq!(cfg.faults.len(), 1);
+    assert_eq!(
+        tb,
+        vec![TestbedFault::Freeze {
+            node: 2,
+            from: 100_000,
+            until: 300_000
+        }]
+    );
+    assert!(parse("inflight = 0").is_err());
+    assert!(parse_testbed("[[fault]]\nkind = \"restart\"\nnode = 7\nat_ms = 1").is_err());
+}

@@ -1,0 +1,100 @@
+//! The cluster file every node of a testbed run reads (`tessera gateway|edge --cluster`),
+//! written from the scenario: the simulator's policy, grid, timeouts and addressing.
+
+use serde::Serialize;
+use tessera_core::wire::{NodeId, Policy};
+use tessera_sim::world::SimConfig;
+
+use crate::names::{Names, PORT};
+
+#[derive(Serialize)]
+struct File {
+    policy: &'static str,
+    grid: String,
+    layers: usize,
+    kernel: &'static str,
+    key: String,
+    seed: u64,
+    timeouts: Timeouts,
+    nodes: Vec<Node>,
+}
+
+#[derive(Serialize)]
+struct Timeouts {
+    tile_ms: u64,
+    frame_ms: u64,
+    steal_backoff_ms: u64,
+    peer_dead_ms: u64,
+    connect_ms: u64,
+}
+
+#[derive(Serialize)]
+struct Node {
+    id: NodeId,
+    addr: String,
+    source: bool,
+}
+
+/// The policy's name in cluster files.
+pub fn policy_name(p: Policy) -> &'static str {
+    match p {
+        Policy::Wsh => "wsh",
+        Policy::Wst => "wst",
+        Policy::WstS => "wst-s",
+        Policy::Bodp => "bodp",
+    }
+}
+
+/// A run's pre-shared key (private namespaces only; derived from the seed so reruns match).
+fn key(seed: u64) -> String {
+    let mut x = seed ^ 0x9e37_79b9_7f4a_7c15;
+    (0..4)
+        .map(|_| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            format!("{x:016x}")
+        })
+        .collect()
+}
+
+/// The cluster file of `cfg` (YOLOv2's 16 fused layers, generated weights from its seed;
+/// the steal backoff is the runtime's default, which the simulator uses).
+pub fn render(cfg: &SimConfig) -> Result<String, toml::ser::Error> {
+    let f = File {
+        policy: policy_name(cfg.policy),
+        grid: format!("{}x{}", cfg.grid.0, cfg.grid.1),
+        layers: tessera_sim::models::YOLO_FUSED,
+        kernel: "auto",
+        key: key(cfg.seed),
+        seed: cfg.seed,
+        timeouts: Timeouts {
+            tile_ms: cfg.tile_timeout.total_millis(),
+            frame_ms: cfg.frame_deadline.total_millis(),
+            steal_backoff_ms: 50,
+            peer_dead_ms: cfg.peer_dead.total_millis(),
+            connect_ms: 2_000,
+        },
+        nodes: (0..=cfg.edges)
+            .map(|id| Node {
+                id,
+                addr: format!("{}:{PORT}", Names::addr(id)),
+                source: cfg.sources.contains(&id),
+            })
+            .collect(),
+    };
+    toml::to_string(&f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_node_and_the_sources() {
+        let cfg = SimConfig::yolo(Policy::WstS, (3, 3), 2);
+        let t = render(&cfg).unwrap();
+        assert!(t.contains("policy = \"wst-s\""));
+        assert!(t.contains("addr = \"10.77.0.3:7700\""));
+        assert_eq!(t.matches("source = true").count(), 1);
+        assert_eq!(key(1).len(), 64);
+    }
+}
