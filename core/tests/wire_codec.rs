@@ -32,10 +32,17 @@ fn every_message<'a>(a: &'a [u8], strips: StripsView<'a>) -> Vec<Message<'a>> {
         Message::Hello {
             node: 0,
             role: Role::Gateway,
+            model: 0x0123_4567_89ab_cdef,
         },
         Message::Hello {
             node: 5,
             role: Role::Edge,
+            model: 0,
+        },
+        Message::Hello {
+            node: u16::MAX,
+            role: Role::Probe,
+            model: u64::MAX,
         },
         Message::Register {
             frame: FK,
@@ -325,8 +332,13 @@ fn every_error_kind() {
     assert_eq!(damaged(&res, |b| b[7] = 1), Err(WireError::BadValue));
     assert_eq!(damaged(&res, |b| b[19] = 1), Err(WireError::BadValue));
     assert_eq!(
-        Message::parse(Kind::Hello, &[1, 0, 2], &l),
+        Message::parse(Kind::Hello, &[1, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0], &l),
         Err(WireError::BadValue)
+    );
+    // A Hello without its model fingerprint (an older node's) is short.
+    assert_eq!(
+        Message::parse(Kind::Hello, &[1, 0, 1], &l),
+        Err(WireError::Truncated)
     );
     assert_eq!(
         Message::parse(Kind::StealReply, &[2, 0, 0], &l),

@@ -250,6 +250,7 @@ fn a_malformed_frame_from_a_connected_peer_drops_only_that_peer() {
                     &Message::Hello {
                         node: 3,
                         role: Role::Edge,
+                        model: 0,
                     },
                     3,
                     u64::MAX / 2,
