@@ -15,7 +15,7 @@ def tensor(x0, x1, y0, y1, c):
     return struct.pack('<5I', x0, x1, y0, y1, c) + b''.join(struct.pack('<f', i * 0.5) for i in range(n))
 
 payloads = {
-    'hello': (1, struct.pack('<HB', 3, 1), 0, 0, 0),
+    'hello': (1, struct.pack('<HBQ', 3, 1, 0x0123456789abcdef), 0, 0, 0),
     'register': (2, fk(2, 7) + struct.pack('<H', 9), 2, 7, 0),
     'steal_reply': (5, struct.pack('<BH', 1, 4), 0, 0, 0),
     'task': (7, fk(2, 7) + struct.pack('<HB', 4, 1) + tensor(0, 2, 0, 2, 1), 2, 7, 4),
@@ -61,9 +61,10 @@ os.makedirs('corpus/link_handshake', exist_ok=True)
 hs = {
     'empty_silent': bytes([0, 0]),
     'empty_closed': bytes([2, 0]),
-    'clear_hello': bytes([0, 63]) + header(1, 3) + struct.pack('<HB', 1, 1),
+    'clear_hello': bytes([0, 63]) + header(1, 11) + struct.pack('<HBQ', 1, 1, 0),
     'big_header': bytes([0, 7]) + header(7, 64 << 20, flags=1),
-    'half_header': bytes([2, 3]) + header(1, 19, flags=1)[:20],
+    'half_header': bytes([2, 3]) + header(1, 27, flags=1)[:20],
+    'probe_hello_clear': bytes([0, 63]) + header(1, 11, sender=0xffff) + struct.pack('<HBQ', 0xffff, 2, 0),
     'garbage': bytes([0, 5]) + b'GET / HTTP/1.1\r\n\r\n' * 3,
     'refusal_to_dialler': bytes([1, 63]) + header(19, 2, sender=0) + struct.pack('<H', 1),
     'busy_to_dialler': bytes([3, 1]) + header(19, 2, sender=0) + struct.pack('<H', 5),

@@ -30,7 +30,7 @@ use crate::driver::readiness::Readiness;
 use crate::driver::thread::ThreadExecutor;
 use crate::driver::{DriverError, Model, Node};
 use crate::kernels::Fma;
-use crate::link::{LinkConfig, DEFAULT_BACKLOG, MAX_BACKOFF};
+use crate::link::{HandshakeConfig, LinkConfig, DEFAULT_BACKLOG, MAX_BACKOFF};
 use crate::pipeline::{AnyKernel, KernelChoice};
 
 /// A node's timeouts.
@@ -211,6 +211,9 @@ pub struct NodeOptions {
     pub confirm_done: bool,
     /// The node's part in a coded tail.
     pub coded: Option<CodedRole>,
+    /// Fingerprint of the model this node runs, carried by its `Hello`: peers with another
+    /// are refused ([`HandshakeConfig::model`](crate::link::HandshakeConfig::model)).
+    pub model_fingerprint: u64,
 }
 
 impl Default for NodeOptions {
@@ -221,6 +224,7 @@ impl Default for NodeOptions {
             first_frame: None,
             confirm_done: false,
             coded: None,
+            model_fingerprint: 0,
         }
     }
 }
@@ -296,7 +300,10 @@ pub fn start_node(
         max_backoff: MAX_BACKOFF,
         connect: dur(cluster.timeouts.connect),
         backlog: DEFAULT_BACKLOG,
-        handshake: Default::default(),
+        handshake: HandshakeConfig {
+            model: options.model_fingerprint,
+            ..HandshakeConfig::DEFAULT
+        },
     };
     let mut cfg = cluster.runtime_config(&model).map_err(StartError::Plan)?;
     cfg.confirm_done = options.confirm_done;

@@ -187,6 +187,7 @@ pub fn run_local(
             // In-process runs never restart a node: frames numbered from 0 per source.
             first_frame: None,
             confirm_done: false,
+            model_fingerprint: 0,
             coded: tail.map(|t| match n.id {
                 0 => CodedRole::Gateway {
                     tail: t.tail.clone(),

@@ -15,7 +15,7 @@ use tessera_testkit::free_port;
 
 use socket2::{Domain, Socket, Type};
 use tessera_backends::link::{
-    HandshakeConfig, Link, LinkConfig, LinkError, LinkEvent, Refusal, RefusalReason,
+    handshake, HandshakeConfig, Link, LinkConfig, LinkError, LinkEvent, Refusal, RefusalReason,
     DEFAULT_BACKLOG, PRE_AUTH_FRAME,
 };
 use tessera_backends::nal_std::StdStack;
@@ -161,7 +161,11 @@ fn hello(node: NodeId, key: &Key, seq: u64) -> Vec<u8> {
     let mut buf = [0u8; 128];
     let role = if node == 0 { Role::Gateway } else { Role::Edge };
     let n = wire::encode(
-        &Message::Hello { node, role },
+        &Message::Hello {
+            node,
+            role,
+            model: 0,
+        },
         node,
         seq,
         Some(key),
@@ -458,6 +462,7 @@ fn every_bad_first_frame_is_counted_by_reason() {
                     &Message::Hello {
                         node: 1,
                         role: Role::Edge,
+                        model: 0,
                     },
                     1,
                     1,
@@ -514,4 +519,79 @@ fn every_bad_first_frame_is_counted_by_reason() {
     assert_eq!(gw.count("refused"), cases.len() + 1);
     assert_eq!(gw.link.peers_up().count(), 0);
     let _ = LinkError::Silent;
+}
+
+#[test]
+fn a_dialler_with_another_model_learns_why_and_gives_up() {
+    let h = HandshakeConfig {
+        model: 0xaaaa,
+        ..HandshakeConfig::DEFAULT
+    };
+    let (mut gw, peers) = gateway(20, &[(1, "127.13.20.2")], h);
+    let mut cfg = config(1, 0, &peers, KEY);
+    cfg.handshake.model = 0xbbbb;
+    let mut e = peer("127.13.20.2", cfg);
+    e.tick = Duration::from_millis(10);
+    settle(&mut [&mut gw, &mut e], |p| {
+        p[1].link.stats().gave_up.is_some()
+    });
+    let refusal = Refusal {
+        peer: 0,
+        reason: RefusalReason::Model,
+    };
+    assert_eq!(e.link.stats().gave_up, Some(refusal));
+    assert!(
+        refusal.to_string().contains("runs another model"),
+        "{refusal}"
+    );
+    let max = HandshakeConfig::DEFAULT.max_refusals as u64;
+    assert!(gw.link.stats().dropped.model_mismatch >= max);
+    assert!(gw.count("refused: ModelMismatch { peer: 1, theirs: 48059, ours: 43690 }") >= 1);
+    assert!(!gw.link.is_up(1));
+}
+
+#[test]
+fn a_probe_gets_the_node_hello_and_is_closed_without_joining() {
+    let h = HandshakeConfig {
+        model: 0x1234_5678,
+        ..HandshakeConfig::DEFAULT
+    };
+    let (mut gw, peers) = gateway(21, &[(1, "127.13.21.2")], h);
+    let probe_answer = |gw: &mut Peer, key: &Key| {
+        let mut s = raw("127.13.21.9", peers[0].1);
+        let (frame, n) = handshake::probe_hello(Some(key), 7);
+        s.write_all(&frame[..n]).unwrap();
+        let before = gw.link.stats().dropped.total();
+        settle(&mut [gw], |p| p[0].link.stats().dropped.total() > before);
+        let mut answer = read_to_close(&mut s);
+        handshake::parse_probe_answer(&mut answer, Some(key))
+    };
+    assert_eq!(
+        probe_answer(&mut gw, &KEY),
+        Ok(handshake::ProbeAnswer::Hello {
+            node: 0,
+            role: Role::Gateway,
+            model: 0x1234_5678
+        })
+    );
+    assert_eq!(gw.link.stats().dropped.probed, 1);
+    assert_eq!(
+        probe_answer(&mut gw, &Key::new([1; 32])),
+        Ok(handshake::ProbeAnswer::Refused(RefusalReason::Auth))
+    );
+    // The probe id with an ordinary Hello (of the right model) does not join either.
+    let mut s = raw("127.13.21.9", peers[0].1);
+    let mut buf = [0u8; 128];
+    let hello = Message::Hello {
+        node: wire::PROBE,
+        role: Role::Edge,
+        model: 0x1234_5678,
+    };
+    let n = wire::encode(&hello, wire::PROBE, 9, Some(&KEY), &mut buf).unwrap();
+    s.write_all(&buf[..n]).unwrap();
+    settle(&mut [&mut gw], |p| p[0].link.stats().dropped.no_hello == 1);
+    let st = gw.link.stats();
+    assert_eq!((st.dropped.probed, st.dropped.forged), (1, 1));
+    assert_eq!(gw.count("up "), 0, "{:?}", gw.events);
+    assert!(gw.link.peers_up().next().is_none());
 }

@@ -47,6 +47,7 @@ fn hello(node: NodeId) -> Message<'static> {
     Message::Hello {
         node,
         role: Role::Edge,
+        model: 0,
     }
 }
 

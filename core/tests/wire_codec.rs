@@ -2,7 +2,7 @@
 //! encoder and stream decoder agree with the one-buffer codec.
 
 use tessera_core::ftp::Side;
-use tessera_core::tensor::FeatureView;
+use tessera_core::tensor::{copy_overlap, FeatureView, FeatureViewMut};
 use tessera_core::wire::{
     self, AuthStats, Body, Frame, FrameDecoder, FrameEncoder, FrameKey, HeaderRepr, Key, Kind,
     Limits, Message, Policy, Receiver, ReplayWindow, Role, Sender, StripSource, StripsView, Tensor,
@@ -32,10 +32,17 @@ fn every_message<'a>(a: &'a [u8], strips: StripsView<'a>) -> Vec<Message<'a>> {
         Message::Hello {
             node: 0,
             role: Role::Gateway,
+            model: 0x0123_4567_89ab_cdef,
         },
         Message::Hello {
             node: 5,
             role: Role::Edge,
+            model: 0,
+        },
+        Message::Hello {
+            node: u16::MAX,
+            role: Role::Probe,
+            model: u64::MAX,
         },
         Message::Register {
             frame: FK,
@@ -325,8 +332,13 @@ fn every_error_kind() {
     assert_eq!(damaged(&res, |b| b[7] = 1), Err(WireError::BadValue));
     assert_eq!(damaged(&res, |b| b[19] = 1), Err(WireError::BadValue));
     assert_eq!(
-        Message::parse(Kind::Hello, &[1, 0, 2], &l),
+        Message::parse(Kind::Hello, &[1, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0], &l),
         Err(WireError::BadValue)
+    );
+    // A Hello without its model fingerprint (an older node's) is short.
+    assert_eq!(
+        Message::parse(Kind::Hello, &[1, 0, 1], &l),
+        Err(WireError::Truncated)
     );
     assert_eq!(
         Message::parse(Kind::StealReply, &[2, 0, 0], &l),
@@ -528,6 +540,28 @@ fn streaming_from_f32_values_and_feature_views() {
         FrameEncoder::new(&Message::Heartbeat, Body::Values(&v), 2, 5, None).unwrap_err(),
         WireError::BadValue
     );
+
+    // The same tensor streamed out of a larger map it sits in == its values copied out.
+    let big_r = region(0, 10, 0, 9);
+    let big = values(2 * 10 * 9, 0.25);
+    let view = FeatureView::new(&big, big_r, 2).unwrap();
+    let mut cut = vec![0.0f32; 2 * 5 * 7];
+    copy_overlap(&view, &mut FeatureViewMut::new(&mut cut, r, 2).unwrap());
+    let copied = FrameEncoder::new(&described, Body::Values(&cut), 2, 5, Some(&KEY)).unwrap();
+    let expected = drain(copied, 1000);
+    for chunk in [1, 3, 5, 29, 64, 1000] {
+        let e = FrameEncoder::new(&described, Body::Region(view), 2, 5, Some(&KEY)).unwrap();
+        assert_eq!(e.frame_len(), expected.len());
+        assert_eq!(drain(e, chunk), expected, "chunk {chunk}");
+    }
+    let short = FeatureView::new(&big, region(2, 10, 0, 9), 2).unwrap();
+    let thin = FeatureView::new(&big, big_r, 1).unwrap();
+    for bad in [short, thin] {
+        assert_eq!(
+            FrameEncoder::new(&described, Body::Region(bad), 2, 5, None).unwrap_err(),
+            WireError::TensorSize
+        );
+    }
 
     // Strips straight from feature views == StripsWriter + encode.
     let s1 = values(3 * 2, 1.0);

@@ -111,6 +111,7 @@ fn message<'a>(s: &Spec, b: &'a Built) -> Message<'a> {
         Kind::Hello => Message::Hello {
             node: s.a,
             role: if s.flag { Role::Edge } else { Role::Gateway },
+            model: u64::from(s.b) << 32 | u64::from(s.c),
         },
         Kind::Register => Message::Register { frame, tiles: s.c },
         Kind::Unregister => Message::Unregister { frame },

@@ -5,7 +5,7 @@
 //! so a bad file is one clear error before any socket opens.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -40,8 +40,12 @@ pub struct Cluster {
     pub seed: u64,
     /// Timeouts of every exchange.
     pub timeouts: Timeouts,
-    /// The gateway (id 0) and the edges, sorted by id.
+    /// The gateway (id 0) and the edges, sorted by id (host names resolved when the file was
+    /// loaded).
     pub nodes: Vec<Node>,
+    /// Each node's address as the file writes it (`192.168.1.11:7700`, `tessera-1.local:7700`),
+    /// in the order of `nodes`.
+    pub written: Vec<String>,
     /// Where the layers after the fused ones run.
     pub tail: TailPlace,
     /// A coded tail: its frame deadline and data grace.
@@ -136,7 +140,7 @@ const DEFAULT_TAIL_MS: [u64; 2] = [120_000, 250];
 #[serde(deny_unknown_fields)]
 struct RawNode {
     id: At<NodeId>,
-    addr: At<SocketAddr>,
+    addr: At<String>,
     source: Option<At<bool>>,
 }
 
@@ -181,6 +185,29 @@ pub fn parse_key(s: &str) -> Result<[u8; 32], String> {
             .map_err(|_| "key must be hex digits".to_string())?;
     }
     Ok(key)
+}
+
+/// `host:port` as a socket address: an IP address as it is, a host name resolved (the first
+/// address the resolver gives, IPv4 preferred: the nodes' addresses are usually IPv4).
+pub fn resolve(addr: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = addr.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if addr
+        .rsplit_once(':')
+        .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+    {
+        return Err(format!("address {addr:?}: expected HOST:PORT or IP:PORT"));
+    }
+    let all: Vec<SocketAddr> = addr
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {addr}: {e}"))?
+        .collect();
+    all.iter()
+        .find(|a| a.is_ipv4())
+        .or(all.first())
+        .copied()
+        .ok_or_else(|| format!("cannot resolve {addr}: no address"))
 }
 
 /// Longest timeout accepted (one hour).
@@ -383,28 +410,32 @@ impl Cluster {
         };
         let mut ids = BTreeSet::new();
         let mut addrs = BTreeSet::new();
+        let mut resolved = Vec::with_capacity(raw.nodes.len());
         for n in &raw.nodes {
-            let (id, addr) = (*n.id.get_ref(), *n.addr.get_ref());
+            let id = *n.id.get_ref();
             if !ids.insert(id) {
                 p.at(&n.id, format!("node id {id} listed twice"));
             }
             if id as usize > MAX_EDGES {
                 p.at(&n.id, format!("node id {id} above {MAX_EDGES}"));
             }
-            if !addrs.insert(addr) {
-                p.at(&n.addr, format!("address {addr} listed twice"));
-            }
-            if addr.port() == 0 {
-                p.at(
-                    &n.addr,
-                    format!("address {addr}: port 0 (peers could not find the node)"),
-                );
-            }
-            if addr.ip().is_unspecified() || addr.ip().is_multicast() {
-                p.at(
-                    &n.addr,
-                    format!("address {addr}: not a node's own address (peers dial it)"),
-                );
+            if let Some(addr) = p.check(&n.addr, resolve(n.addr.get_ref())) {
+                resolved.push(addr);
+                if !addrs.insert(addr) {
+                    p.at(&n.addr, format!("address {addr} listed twice"));
+                }
+                if addr.port() == 0 {
+                    p.at(
+                        &n.addr,
+                        format!("address {addr}: port 0 (peers could not find the node)"),
+                    );
+                }
+                if addr.ip().is_unspecified() || addr.ip().is_multicast() {
+                    p.at(
+                        &n.addr,
+                        format!("address {addr}: not a node's own address (peers dial it)"),
+                    );
+                }
             }
             if let Some(src) = n.source.as_ref().filter(|s| *s.get_ref() && id == 0) {
                 p.at(
@@ -427,16 +458,21 @@ impl Cluster {
             p.list.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
             return Err(ConfigError { problems: p.list });
         };
-        let mut nodes: Vec<Node> = raw
+        let mut nodes: Vec<(Node, String)> = raw
             .nodes
             .iter()
-            .map(|n| Node {
-                id: *n.id.get_ref(),
-                addr: *n.addr.get_ref(),
-                source: n.source.as_ref().is_some_and(|s| *s.get_ref()),
+            .zip(resolved)
+            .map(|(n, addr)| {
+                let node = Node {
+                    id: *n.id.get_ref(),
+                    addr,
+                    source: n.source.as_ref().is_some_and(|s| *s.get_ref()),
+                };
+                (node, n.addr.get_ref().clone())
             })
             .collect();
-        nodes.sort_by_key(|n| n.id);
+        nodes.sort_by_key(|(n, _)| n.id);
+        let (nodes, written) = nodes.into_iter().unzip();
         Ok(Cluster {
             policy,
             grid,
@@ -448,6 +484,7 @@ impl Cluster {
             seed: raw.seed,
             timeouts,
             nodes,
+            written,
             tail,
             coded,
         })
@@ -637,5 +674,29 @@ mod tests {
         // A syntax error keeps toml's own line.
         let e = err(&format!("{EXAMPLE}\n[[nodes]\n"));
         assert!(e.starts_with("line "), "{e}");
+    }
+
+    #[test]
+    fn host_names_are_resolved_and_bad_addresses_named_with_their_lines() {
+        let text = EXAMPLE.replace("127.0.0.3:7700", "localhost:7701");
+        let c = Cluster::parse(&text).unwrap();
+        let n = c.node(2).unwrap();
+        assert!(n.addr.ip().is_loopback() && n.addr.port() == 7701, "{n:?}");
+        assert_eq!(c.written[2], "localhost:7701");
+        let text = EXAMPLE
+            .replace("127.0.0.3:7700", "no-such-host.invalid:7700")
+            .replace("127.0.0.4:7700", "127.0.0.4");
+        let e = Cluster::parse(&text).unwrap_err();
+        let lines: Vec<Option<usize>> = e.problems.iter().map(|p| p.line).collect();
+        assert_eq!(
+            lines,
+            [
+                Some(line_of(&text, "no-such-host.invalid")),
+                Some(line_of(&text, "\"127.0.0.4\""))
+            ],
+            "{e}"
+        );
+        assert!(e.problems[0].message.contains("cannot resolve"), "{e}");
+        assert!(e.problems[1].message.contains("HOST:PORT"), "{e}");
     }
 }

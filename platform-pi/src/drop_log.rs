@@ -22,15 +22,28 @@ impl DropLog {
                 );
             }
         }
+        if now.probed > self.seen.probed {
+            eprintln!(
+                "{who}: answered {} probe(s) (tessera check) ({} so far)",
+                now.probed - self.seen.probed,
+                now.probed
+            );
+        }
         self.seen = *now;
     }
 }
 
 /// The reasons worth a line, with the old and new counts (peers closing or going silent are
 /// ordinary and only counted).
-fn reasons(a: &Drops, b: &Drops) -> [(&'static str, u64, u64); 8] {
+fn reasons(a: &Drops, b: &Drops) -> [(&'static str, u64, u64); 9] {
     [
         ("bad tag (wrong cluster key?)", a.forged, b.forged),
+        (
+            "a different model fingerprint (weights, cfg, layers, grid, kernel or policy; \
+             run tessera check)",
+            a.model_mismatch,
+            b.model_mismatch,
+        ),
         (
             "an id a live connection from another address holds",
             a.duplicate_id,

@@ -31,6 +31,16 @@ pub fn load_network(path: Option<&Path>) -> Result<Network, Error> {
     Ok(net)
 }
 
+/// The text of a Darknet cfg file, or of the built-in YOLOv2 cfg when `path` is `None`.
+pub fn cfg_text(path: Option<&Path>) -> Result<String, Error> {
+    match path {
+        None => Ok(DEFAULT_CFG.to_string()),
+        Some(path) => {
+            std::fs::read_to_string(path).context(|| format!("reading {}", path.display()))
+        }
+    }
+}
+
 /// Reads the parameters of layers `[0, upto)` of `net` from a Darknet weights file, keeping
 /// only those (`tessera_backends::weights_file::read_prefix`: the whole file is validated
 /// first, its size taken from the file's metadata, and the rest skipped with a seek).

@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod bench_cluster;
+pub mod check;
 pub mod coded_demo;
 pub mod config;
 pub mod demo;
@@ -13,8 +14,11 @@ pub mod detections;
 pub mod drop_log;
 pub mod error;
 pub mod files;
+pub mod fingerprint;
+pub mod frame_source;
 pub mod gen_weights;
 pub mod image;
+pub mod keygen;
 pub mod layers;
 pub mod node_memory;
 pub mod nodes;

@@ -1,7 +1,8 @@
 //! The `tessera` command: distributed CNN inference on Raspberry Pi class devices.
 
 use tessera_pi::{
-    bench, bench_cluster, coded_demo, demo, detect, files, gen_weights, layers, nodes,
+    bench, bench_cluster, check, coded_demo, demo, detect, files, gen_weights, keygen, layers,
+    nodes,
 };
 
 use std::path::PathBuf;
@@ -46,6 +47,11 @@ enum Command {
     Gateway(nodes::GatewayArgs),
     /// Run an edge of a cluster file (a data source when given --input frames).
     Edge(nodes::EdgeArgs),
+    /// Print a fresh cluster key (64 hex digits) for a cluster file's `key = "..."`.
+    Keygen(keygen::Args),
+    /// Check a cluster file and probe every node (reachable? same key? right id? same
+    /// model?); prints a table, exits 1 when anything is wrong.
+    Check(check::Args),
     /// Benchmarks that print figures measured in one run.
     #[command(subcommand)]
     Bench(Bench),
@@ -76,6 +82,8 @@ fn main() -> ExitCode {
         Command::Coded(args) => coded_demo::run(&args),
         Command::Gateway(args) => nodes::gateway(&args),
         Command::Edge(args) => nodes::edge(&args),
+        Command::Keygen(args) => keygen::run(&args),
+        Command::Check(args) => check::run(&args),
         Command::Bench(Bench::Cluster(args)) => bench_cluster::run(&args),
         Command::Bench(Bench::Kernels(args)) => bench::run(&args),
     };

@@ -26,6 +26,8 @@ use crate::demo::own_model;
 use crate::detections::to_json;
 use crate::drop_log::DropLog;
 use crate::error::{error, Context, Error};
+use crate::fingerprint::model_fingerprint;
+use crate::frame_source::{FrameSource, Next};
 use crate::image::{Image, ImageFiles};
 use crate::result_file::{write_new, WriteError};
 use crate::signals::Signals;
@@ -84,6 +86,15 @@ pub struct EdgeArgs {
     /// Feed the inputs this many times.
     #[arg(long, default_value_t = 1)]
     pub repeat: usize,
+    /// Feed every image that appears in this directory (a camera's spool), in name order,
+    /// deleting each once read; names starting with `.` or ending in `.tmp` are skipped
+    /// (write there, then rename). Runs until stopped.
+    #[arg(long, conflicts_with_all = ["input", "input_list"])]
+    pub input_dir: Option<PathBuf>,
+    /// Feed the image paths read from this file, one per line, as they arrive (`-`: stdin;
+    /// a FIFO works); the source ends at end of file.
+    #[arg(long, conflicts_with = "input")]
+    pub input_list: Option<PathBuf>,
     /// Run this many seconds, then stop (default: until its frames are done, or forever
     /// when it feeds none).
     #[arg(long)]
@@ -398,6 +409,7 @@ fn start(
 /// still in the cluster are counted as abandoned (their sources fail them, or re-submit them
 /// to a restarted gateway), the counters are printed and the exit status is 0.
 pub fn gateway(args: &GatewayArgs) -> Result<(), Error> {
+    tessera_backends::driver::heap::tune_heap();
     let signals = Signals::install().context(|| "installing signal handlers")?;
     let cluster = Cluster::load(&args.cluster)?;
     if cluster.tail != TailPlace::Gateway && args.tail == Tail::None {
@@ -435,8 +447,10 @@ pub fn gateway(args: &GatewayArgs) -> Result<(), Error> {
         },
         (None, Tail::None) => TailWork::None,
     };
+    let fingerprint = model_fingerprint(&cluster)?;
     let options = NodeOptions {
         confirm_done: true,
+        model_fingerprint: fingerprint,
         coded: coded.map(|t| CodedRole::Gateway {
             tail: Arc::new(t),
             config: cluster.coded,
@@ -445,7 +459,7 @@ pub fn gateway(args: &GatewayArgs) -> Result<(), Error> {
     };
     let node = start(&cluster, 0, model.clone(), options)?;
     println!(
-        "gateway up: {:?}, grid {}x{}, {} edges, tail {}",
+        "gateway up: {:?}, grid {}x{}, {} edges, tail {}, model {fingerprint:016x}",
         cluster.policy,
         cluster.grid.0,
         cluster.grid.1,
@@ -522,6 +536,8 @@ struct SourceCounts {
     fed: usize,
     done: usize,
     failed: usize,
+    /// Frames from a live source (directory, list) that did not load or decode.
+    skipped: usize,
 }
 
 /// Counts and prints a frame finished at a source.
@@ -544,6 +560,7 @@ fn report(c: &mut SourceCounts, f: &Finished) {
 /// feeds no new frame and waits for the ones in flight, at most their deadline, reports them,
 /// prints the counters and exits 0).
 pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
+    tessera_backends::driver::heap::tune_heap();
     let signals = Signals::install().context(|| "installing signal handlers")?;
     let cluster = Cluster::load(&args.cluster)?;
     let Some(me) = cluster.node(args.id).filter(|_| args.id != 0) else {
@@ -552,7 +569,8 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
             format!("no edge with id {} in {}", args.id, args.cluster.display()),
         ));
     };
-    if !args.input.is_empty() && !me.source {
+    let feeds = !args.input.is_empty() || args.input_dir.is_some() || args.input_list.is_some();
+    if feeds && !me.source {
         return Err(error(
             "edge",
             format!(
@@ -588,7 +606,9 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
         let model = own_model(&net, params, cluster.layers, cluster.grid)?;
         (net, model, coded)
     };
+    let fingerprint = model_fingerprint(&cluster)?;
     let options = NodeOptions {
+        model_fingerprint: fingerprint,
         slowdown: args.slowdown,
         // A device reboots: its frames must not be mistaken for its previous life's.
         first_frame: Some(per_start_frame_number()),
@@ -597,9 +617,27 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
     };
     let node = start(&cluster, args.id, model, options)?;
     let shape = net.input();
-    let total = args.input.len() * args.repeat;
-    let mut inputs = (0..args.repeat).flat_map(|_| args.input.iter());
-    println!("edge {} up, feeding {total} frames", args.id);
+    let (mut source, feeding) = match (&args.input_dir, &args.input_list) {
+        (Some(dir), _) => (
+            FrameSource::dir(dir)?,
+            format!("frames from {}", dir.display()),
+        ),
+        (None, Some(list)) => (
+            FrameSource::list(list),
+            format!("frames listed in {}", list.display()),
+        ),
+        (None, None) => {
+            let source = FrameSource::files(args.input.clone(), args.repeat);
+            let total = source.total().unwrap_or(0);
+            (source, format!("{total} frames"))
+        }
+    };
+    // The source has no more frames (a live one: until stopped).
+    let mut ended = false;
+    println!(
+        "edge {} up, feeding {feeding}, model {fingerprint:016x}",
+        args.id
+    );
     let start = Instant::now();
     // A frame in flight ends (done or failed) within the source's frame deadline.
     let drain = cluster.timeouts.frame + cluster.timeouts.tile + Duration::from_secs(1);
@@ -609,11 +647,13 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
     let (mut drops, who) = (DropLog::default(), format!("edge {}", args.id));
     let line = |c: &SourceCounts, s: &NodeStats| {
         format!(
-            "edge {}: fed {}, done {}, failed {}, computed {}, lent {}, re-dispatched {}, {}",
+            "edge {}: fed {}, done {}, failed {}, skipped {}, computed {}, lent {}, \
+             re-dispatched {}, {}",
             args.id,
             c.fed,
             c.done,
             c.failed,
+            c.skipped,
             s.runtime.tiles_computed,
             s.runtime.tiles_lent,
             s.runtime.tiles_redispatched,
@@ -641,22 +681,37 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
             {
                 break
             }
-            None if total > 0 && finished == total => break,
+            None if ended && c.fed > 0 && finished == c.fed => break,
             _ => {}
         }
         if stats.due(&signals) {
             println!("{}", line(&c, &node.stats()));
         }
         drops.report(&who, &node.stats().link.dropped);
-        if stopping.is_none() && c.fed - finished < args.inflight {
-            if let Some(p) = inputs.next() {
-                let (w, h) = (shape.w as usize, shape.h as usize);
-                let img = Image::load_letterboxed(p, w, h)
-                    .context(|| format!("loading {}", p.display()))?;
-                node.submit(img.data)
-                    .map_err(|e| error("feeding frames", e.to_string()))?;
-                c.fed += 1;
-                continue;
+        if stopping.is_none() && !ended && c.fed - finished < args.inflight {
+            match source.poll() {
+                Next::Frame(p) => {
+                    let (w, h) = (shape.w as usize, shape.h as usize);
+                    let img = Image::load_letterboxed(&p, w, h)
+                        .context(|| format!("loading {}", p.display()));
+                    source.consumed(&p);
+                    match img {
+                        Ok(img) => {
+                            node.submit(img.data)
+                                .map_err(|e| error("feeding frames", e.to_string()))?;
+                            c.fed += 1;
+                        }
+                        // A camera's bad frame costs that frame, not the edge.
+                        Err(e) if source.live() => {
+                            eprintln!("edge {}: skipped a frame: {e}", args.id);
+                            c.skipped += 1;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                    continue;
+                }
+                Next::NotYet => {}
+                Next::Done => ended = true,
             }
         }
         if let Some(f) = node.next_finished(Duration::from_millis(200)) {

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use tessera_testkit::free_port;
+use tessera_testkit::loopback_port;
 
 use tessera_backends::cluster::ClusterSpec;
 use tessera_backends::driver::Model;
@@ -90,7 +90,7 @@ fn cluster(policy: Policy, grid: (u32, u32), edges: u16, sources: u16) -> Cluste
         grid,
         edges,
         sources,
-        free_port("127.0.0.1"),
+        loopback_port(),
         Some(KEY),
         LAYERS,
     );
@@ -250,6 +250,7 @@ fn a_malformed_frame_from_a_connected_peer_drops_only_that_peer() {
                     &Message::Hello {
                         node: 3,
                         role: Role::Edge,
+                        model: 0,
                     },
                     3,
                     u64::MAX / 2,

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
-use tessera_testkit::free_port;
+use tessera_testkit::loopback_port;
 
 use tessera_backends::cluster::{start_node, ClusterSpec, CodedRole, NodeOptions};
 use tessera_backends::coded::tail::detections_match;
@@ -193,7 +193,7 @@ fn nodes_running_the_coded_tail_listen_on_their_one_address_only() {
         (3, 3),
         3,
         1,
-        free_port("127.0.0.1"),
+        loopback_port(),
         Some(KEY),
         LAYERS,
     );
@@ -237,7 +237,7 @@ fn run_coded(
     let f = fixture();
     let edges = 3;
     let t = coded_tail(scheme, edges);
-    let p = free_port("127.0.0.1");
+    let p = loopback_port();
     let mut c = ClusterSpec::loopback(Policy::WstS, (3, 3), edges, 1, p, Some(KEY), LAYERS);
     c.timeouts.tile = Duration::from_secs(3);
     let tail = TailSpec {

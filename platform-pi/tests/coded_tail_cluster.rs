@@ -29,7 +29,7 @@ use tessera_pi::detections::to_json;
 use tessera_pi::files::DEFAULT_CFG;
 use tessera_pi::gen_weights;
 use tessera_pi::image::{Image, ImageFiles};
-use tessera_testkit::free_port;
+use tessera_testkit::loopback_port;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 const KEY: [u8; 32] = [0x3c; 32];
@@ -89,7 +89,7 @@ impl Drop for Dir {
 fn run_processes(dir: &Path) -> Vec<String> {
     let cfg_path = dir.join("yolo160.cfg");
     std::fs::write(&cfg_path, small_cfg()).unwrap();
-    let port = free_port("127.0.0.1");
+    let port = loopback_port();
     let hex: String = KEY.iter().map(|b| format!("{b:02x}")).collect();
     let mut text = format!(
         "policy = \"wst-s\"\ngrid = \"3x3\"\nlayers = {LAYERS}\nseed = {SEED}\n\
@@ -187,7 +187,7 @@ fn run_in_process(net: &Network, params: &[f32], inputs: &[Vec<f32>]) -> Vec<Str
             ..CodedConfig::new(micros(DEADLINE_MS))
         },
     };
-    let port = free_port("127.0.0.1");
+    let port = loopback_port();
     let cluster = ClusterSpec::loopback(Policy::WstS, (3, 3), EDGES, 1, port, Some(KEY), LAYERS);
     let model = fused_model(net, params, LAYERS, cluster.grid).unwrap();
     let run = run_local(

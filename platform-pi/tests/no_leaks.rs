@@ -2,7 +2,7 @@
 //! threads do not blur the counts).
 
 use std::time::Duration;
-use tessera_testkit::free_port;
+use tessera_testkit::loopback_port;
 
 use tessera_backends::cluster::ClusterSpec;
 use tessera_backends::local::{fused_model, run_local, Faults};
@@ -26,15 +26,7 @@ fn threads_and_fds_are_released() {
     let image = vec![0.5f32; 96 * 96 * 3];
     let (fds, threads) = (count("/proc/self/fd"), count("/proc/self/task"));
     for policy in [Policy::WstS, Policy::Bodp] {
-        let c = ClusterSpec::loopback(
-            policy,
-            (3, 3),
-            2,
-            1,
-            free_port("127.0.0.1"),
-            Some([1; 32]),
-            16,
-        );
+        let c = ClusterSpec::loopback(policy, (3, 3), 2, 1, loopback_port(), Some([1; 32]), 16);
         let faults = Faults {
             kill: Some((2, Duration::from_millis(50))),
             ..Faults::default()

@@ -3,10 +3,10 @@
 //!
 //! Asserts the memory targets: a non-source edge within 32 MiB at 3x3 and 24 MiB at 5x5, the
 //! source edge within that plus its `SOURCE_QUEUE` queued frames, the gateway without the tail
-//! within 24 MiB. Headroom: 10 % for the gateway and the 3x3 edges, which meet their targets;
-//! 20 % for the 5x5 edges and the sources, which do not yet (release build, `tessera bench
-//! cluster`: 5x5 edges 24.7–25.3 MiB, sources 39.3 MiB at 3x3 and 35.5 MiB at 5x5). This
-//! binary's test profile (overflow checks, debug assertions) adds about 1.3 MiB to every node.
+//! within 24 MiB, each with 10 % headroom (run-to-run variation of the peak; this binary's
+//! test profile also adds about 1 MiB to every node). Release build, `tessera bench cluster
+//! --memory-only`: 5x5 edges 23.4–24.0 MiB, the 5x5 source 34.2–34.4 MiB (over its 32.5 MiB
+//! target, within the headroom); this test's longer runs peak higher (5x5 edges ~25 MiB).
 //! The run lasts 40 frames or more, so a per-frame leak shows: helpers used to keep every
 //! frame's strips (+0.7 MiB a frame at 3x3), and a node that loaded the whole model (204 MB of
 //! parameters) or kept per-job buffers would exceed the bounds as well.
@@ -20,6 +20,9 @@ use tessera_pi::node_memory::{measure, table, Role, RssSetup, FRAME_BYTES};
 use tessera_pi::nodes::SOURCE_QUEUE;
 
 const MIB: u64 = 1024 * 1024;
+/// Percent over its target a node may peak at (run-to-run variation of the peak, and this
+/// binary's test profile).
+const HEADROOM: u64 = 10;
 
 /// Free ports on 127.0.`net`.1-4 (each address its own, so parallel binaries cannot collide
 /// on an address they do not use; this test alone uses 127.0.70-71.x).
@@ -64,14 +67,10 @@ fn node_processes_keep_only_what_they_run() {
                 let edge = Role::Edge.target_bytes(r.grid).unwrap();
                 assert_eq!(target, edge + SOURCE_QUEUE as u64 * FRAME_BYTES);
             }
-            let headroom = match (n.role, r.grid) {
-                (Role::Gateway, _) | (Role::Edge, (3, 3)) => 10,
-                _ => 20,
-            };
-            let bound = target + target * headroom / 100;
+            let bound = target + target * HEADROOM / 100;
             assert!(
                 n.peak_bytes <= bound,
-                "{}x{} node {} ({}): VmHWM {:.1} MiB > {:.1} MiB (target {:.1} MiB + {headroom} %)",
+                "{}x{} node {} ({}): VmHWM {:.1} MiB > {:.1} MiB (target {:.1} MiB + {HEADROOM} %)",
                 r.grid.0,
                 r.grid.1,
                 n.id,

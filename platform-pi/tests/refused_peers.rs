@@ -3,97 +3,16 @@
 //! refusals; a second process claiming an id a live edge holds (from another address) is refused
 //! and logged while the first keeps it.
 
-use std::io::{BufRead, BufReader, Read};
+mod common;
+
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
-use std::time::{Duration, Instant};
+
+use common::Proc;
 use tessera_testkit::free_port;
 
 const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 const OTHER_KEY: &str = "ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
-
-/// A `tessera` process, killed on drop, its stdout and stderr lines collected by threads.
-struct Proc {
-    child: Child,
-    lines: Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Proc {
-    fn spawn(args: &[&str]) -> Proc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn tessera");
-        let (tx, lines) = channel();
-        let out: Box<dyn Read + Send> = Box::new(child.stdout.take().unwrap());
-        let err: Box<dyn Read + Send> = Box::new(child.stderr.take().unwrap());
-        for stream in [out, err] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for l in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let _ = tx.send(l);
-                }
-            });
-        }
-        Proc {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits (up to a generous bound) for an output line containing `needle`.
-    fn wait_line(&mut self, needle: &str) -> String {
-        self.wait_for(needle, |l| l.contains(needle))
-    }
-
-    /// Waits (up to a generous bound) for an output line `matches` accepts.
-    fn wait_for(&mut self, what: &str, matches: impl Fn(&str) -> bool) -> String {
-        let end = Instant::now() + Duration::from_secs(120);
-        while Instant::now() < end {
-            if let Some(l) = self.seen.iter().find(|l| matches(l)) {
-                return l.clone();
-            }
-            if let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
-                self.seen.push(l);
-            }
-        }
-        panic!("no {what:?} in the output; saw {:?}", self.seen);
-    }
-
-    /// Waits (up to a generous bound) for the process to exit; its status code.
-    fn wait_exit(&mut self) -> Option<i32> {
-        let end = Instant::now() + Duration::from_secs(120);
-        while Instant::now() < end {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s.code();
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("still running after 120 s");
-    }
-
-    /// Everything it printed (waits briefly for the last lines).
-    fn output(&mut self) -> String {
-        while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(500)) {
-            self.seen.push(l);
-        }
-        self.seen.join("\n")
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A cluster file in a temporary directory (removed on drop).
 struct ClusterFile(PathBuf);
@@ -141,8 +60,8 @@ fn an_edge_with_the_wrong_key_says_so_and_exits_non_zero() {
     let ports = free_ports();
     let good = ClusterFile::new("good-key", KEY, ports, None);
     let bad = ClusterFile::new("bad-key", OTHER_KEY, ports, None);
-    let mut gw = Proc::spawn(&["gateway", "--cluster", good.path(), "--tail", "none"]);
-    let mut edge = Proc::spawn(&["edge", "--cluster", bad.path(), "--id", "1"]);
+    let mut gw = Proc::tessera(&["gateway", "--cluster", good.path(), "--tail", "none"]);
+    let mut edge = Proc::tessera(&["edge", "--cluster", bad.path(), "--id", "1"]);
     let code = edge.wait_exit();
     let err = edge.output();
     assert_eq!(code, Some(1), "edge stderr: {err}");
@@ -162,7 +81,7 @@ fn an_id_held_by_a_live_edge_is_refused_from_another_address_and_logged() {
         .port();
     let addr = format!("127.0.96.4:{impostor_port}");
     let other = ClusterFile::new("impostor", KEY, ports, Some(&addr));
-    let mut gw = Proc::spawn(&[
+    let mut gw = Proc::tessera(&[
         "gateway",
         "--cluster",
         cluster.path(),
@@ -171,12 +90,12 @@ fn an_id_held_by_a_live_edge_is_refused_from_another_address_and_logged() {
         "--stats-every",
         "1",
     ]);
-    let _holder = Proc::spawn(&["edge", "--cluster", cluster.path(), "--id", "1"]);
+    let _holder = Proc::tessera(&["edge", "--cluster", cluster.path(), "--id", "1"]);
     // Edge 1 is the gateway's only peer: a frame received means its Hello was accepted.
     gw.wait_for("edge 1 authenticated", |l| {
         l.contains("LinkStats") && !l.contains("frames_received: 0,")
     });
-    let mut impostor = Proc::spawn(&["edge", "--cluster", other.path(), "--id", "1"]);
+    let mut impostor = Proc::tessera(&["edge", "--cluster", other.path(), "--id", "1"]);
     gw.wait_line("an id a live connection from another address holds");
     // The impostor learns why it was refused and gives up; the holder was never replaced.
     let code = impostor.wait_exit();

@@ -3,13 +3,13 @@
 //! - [`net`]: layer and network builders (a conv, a pool, a network from layers, YOLOv2's
 //!   fused prefix).
 //! - [`strips`]: a [`StripStore`](tessera_core::exec::StripStore) in a hash map.
-//! - [`port`]: a TCP port the OS just handed out (port 0), so parallel test binaries never
-//!   pick the same one.
+//! - [`port`]: TCP ports: one the OS just handed out (port 0) for a single address, one free on
+//!   every 127.0.0.x of a loopback cluster.
 
 pub mod net;
 pub mod port;
 pub mod strips;
 
 pub use net::{conv, network, pool, yolo16};
-pub use port::free_port;
+pub use port::{free_port, loopback_port};
 pub use strips::MapStore;

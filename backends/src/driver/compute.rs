@@ -7,6 +7,7 @@
 extern crate alloc;
 
 use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -314,10 +315,11 @@ impl Workspace {
 pub struct Job {
     /// What to compute.
     pub work: Work,
-    /// Region of the input map held in `input` (a tile's layer-0 input, or a stripe plus halo).
+    /// Region of the input map held in `input` (a tile's layer-0 input, a stripe plus halo, or
+    /// the whole frame a node holds: the job reads the part it needs in place).
     pub input_region: Region,
-    /// CHW input values.
-    pub input: Vec<f32>,
+    /// CHW input values: received for this job, or the frame's image shared with its node.
+    pub input: Arc<Vec<f32>>,
     /// Neighbours' strips (level-1 Reuse tiles).
     pub strips: Strips,
 }
@@ -374,7 +376,9 @@ pub fn execute_in<K: Kernels>(
                 .map_err(ModelError::Exec)?;
             }
             let strip_bytes: usize = strips.values().map(|s| s.data.len() * 4).sum();
-            let buffer_bytes = 4 * (job.input.len() + ws.len() + out.len()) + strip_bytes;
+            // The input the tile reads (of a shared frame, no more is the job's).
+            let read = region_len(&plan.input(0), stack.input().c).unwrap_or(job.input.len());
+            let buffer_bytes = 4 * (read.min(job.input.len()) + ws.len() + out.len()) + strip_bytes;
             // What the tile put beyond what it was given are its own strips.
             for (k, s) in strips {
                 if k.0 == tile {
@@ -522,7 +526,7 @@ mod tests {
                 mode: TileMode::Plain,
             },
             input_region: Region::full(16, 12),
-            input: (0..16 * 12 * 3).map(|i| (i % 13) as f32 / 13.0).collect(),
+            input: Arc::new((0..16 * 12 * 3).map(|i| (i % 13) as f32 / 13.0).collect()),
             strips: Strips::new(),
         }
     }

@@ -15,12 +15,15 @@ extern crate alloc;
 
 pub mod compute;
 #[cfg(feature = "std")]
+pub mod heap;
+#[cfg(feature = "std")]
 pub mod node_thread;
 #[cfg(feature = "std")]
 pub mod readiness;
 #[cfg(feature = "std")]
 pub mod thread;
 
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::sync::Arc;
 use alloc::vec;
@@ -35,7 +38,7 @@ use tessera_core::runtime::{
 };
 use tessera_core::tensor::{copy_overlap, region_len, FeatureView, FeatureViewMut};
 use tessera_core::time::Instant;
-use tessera_core::wire::{Body, FrameKey, Message, NodeId, StripSource, Tensor, TileMode, GATEWAY};
+use tessera_core::wire::{Body, FrameKey, Message, NodeId, StripSource, Tensor, GATEWAY};
 use tessera_core::Region;
 
 pub use compute::{
@@ -56,11 +59,12 @@ pub trait Clock {
     fn now(&self) -> Instant;
 }
 
-/// The state machine a node runs.
-#[allow(clippy::large_enum_variant)]
+/// The state machine a node runs, boxed: a gateway's tables are ~60 KiB, and a [`Node`] moved
+/// by value (built, handed to its thread) would otherwise leave copies of them on each stack
+/// it passes through (stack pages stay resident for good).
 enum Machine {
-    Gateway(Gateway),
-    Edge(Edge),
+    Gateway(Box<Gateway>),
+    Edge(Box<Edge>),
 }
 
 macro_rules! machine {
@@ -75,8 +79,9 @@ macro_rules! machine {
 /// What the driver keeps per frame.
 #[derive(Default)]
 struct FrameData {
-    /// The network input (data source; gateway under WSH and BODP).
-    image: Option<Vec<f32>>,
+    /// The network input (data source; gateway under WSH and BODP), shared with the jobs that
+    /// compute its tiles here (they read their region in place instead of a copy).
+    image: Option<Arc<Vec<f32>>>,
     /// Gateway: the stitched last-layer map (FTP) or the current layer's output map (BODP).
     output: Option<Vec<f32>>,
     /// Gateway BODP: the input map of the current layer (the image for layer 0).
@@ -216,7 +221,8 @@ pub struct Node<S: TcpFullStack, X: Executor> {
     /// Peers the machine was told are connected (`on_connected`, no `on_disconnected` since).
     up: BTreeSet<NodeId>,
     /// The coded stage on this node, and the columns of the fused output it takes (gateway).
-    coded: Option<(NodeCoded, usize)>,
+    /// Boxed for the reason [`Machine`] is (a coded gateway's part is ~60 KiB).
+    coded: Option<(Box<NodeCoded>, usize)>,
 }
 
 /// A link event kept in arrival order until the link's poll returns.
@@ -229,7 +235,7 @@ enum Event {
 
 fn bytes_of(f: &FrameData) -> usize {
     let v = |x: &Vec<f32>| x.len() * 4;
-    f.image.as_ref().map_or(0, v)
+    f.image.as_ref().map_or(0, |x| v(x))
         + f.output.as_ref().map_or(0, v)
         + f.layer_input.as_ref().map_or(0, |(_, x)| v(x))
         + f.tasks.values().map(|(_, x)| v(x)).sum::<usize>()
@@ -258,9 +264,9 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         let me = link.me;
         let link = Link::new(stack, link).map_err(DriverError::Link)?;
         let machine = if me == GATEWAY {
-            Machine::Gateway(Gateway::new(config, now))
+            Machine::Gateway(Box::new(Gateway::new(config, now)))
         } else {
-            Machine::Edge(Edge::new(config, me, now))
+            Machine::Edge(Box::new(Edge::new(config, me, now)))
         };
         Ok(Node {
             link,
@@ -285,7 +291,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         for &p in &self.up {
             part.on_peer_up(p);
         }
-        self.coded = Some((part, cols));
+        self.coded = Some((Box::new(part), cols));
     }
 
     /// Frames that left the coded stage since the last call (gateway with a coded part).
@@ -351,7 +357,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             Err(reason) => return Err(Refused { reason, image }),
         };
         let f = self.frames.entry(key).or_default();
-        f.image = Some(image);
+        f.image = Some(Arc::new(image));
         f.started = now;
         self.pump(now);
         Ok(key)
@@ -525,7 +531,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             }
             Message::FrameSubmit { frame, input } => {
                 let f = frame_entry(&mut self.frames, frame, now);
-                f.image = Some(read_tensor(&input));
+                f.image = Some(Arc::new(read_tensor(&input)));
             }
             Message::LayerTask {
                 frame,
@@ -696,10 +702,18 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 tile,
                 mode,
             } => {
-                let Some((region, values)) = self.tile_input(frame, tile, mode) else {
+                // Streamed out of the frame's image: no copy of the tile's input is made.
+                let Some((full, image)) = self.shared_image(frame) else {
+                    return;
+                };
+                let Ok(plan) = self.model.plan(tile, Mode::from(mode)) else {
                     return;
                 };
                 let c = self.model.net.input().c;
+                let Ok(view) = FeatureView::new(&image, full, c) else {
+                    return;
+                };
+                let region = plan.input(0);
                 let t = Tensor {
                     region,
                     channels: c,
@@ -714,7 +728,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                         mode,
                         input: t,
                     },
-                    Body::Values(&values),
+                    Body::Region(view),
                 );
                 self.note_send(sent);
             }
@@ -887,16 +901,11 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         });
     }
 
-    /// The layer-0 input of `tile` in `mode`, sliced from the frame's image.
-    fn tile_input(&self, frame: FrameKey, tile: u16, mode: TileMode) -> Option<(Region, Vec<f32>)> {
+    /// The frame's whole image, shared, with its region (the network input's full map).
+    fn shared_image(&self, frame: FrameKey) -> Option<(Region, Arc<Vec<f32>>)> {
         let img = self.frames.get(&frame)?.image.as_ref()?;
-        let plan = self.model.plan(tile, Mode::from(mode)).ok()?;
         let shape = self.model.net.input();
-        let region = plan.input(0);
-        Some((
-            region,
-            slice(img, Region::full(shape.w, shape.h), shape.c, region)?,
-        ))
+        Some((Region::full(shape.w, shape.h), img.clone()))
     }
 
     /// BODP: rows of layer `layer`'s input map that `output` depends on.
@@ -930,7 +939,11 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     .frames
                     .get_mut(&frame)
                     .and_then(|f| f.tasks.remove(&tile));
-                let input = given.or_else(|| self.tile_input(frame, tile, mode));
+                // A tile of a frame held here reads its region of the shared image in place.
+                let input = match given {
+                    Some((region, values)) => Some((region, Arc::new(values))),
+                    None => self.shared_image(frame),
+                };
                 // Only the strips this tile reads, not the frame's whole store. An edge moves
                 // them into the job: each strip serves the one tile on its side, which runs
                 // once here (its level-0 neighbours, recomputed, would put them again); the
@@ -963,7 +976,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     Some((input_region, _, input)) => Some(Job {
                         work,
                         input_region,
-                        input,
+                        input: Arc::new(input),
                         strips: Strips::new(),
                     }),
                     None => {
@@ -971,7 +984,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                             .map(|(input_region, _, input)| Job {
                                 work,
                                 input_region,
-                                input,
+                                input: Arc::new(input),
                                 strips: Strips::new(),
                             })
                     }

@@ -71,16 +71,20 @@ pub struct HandshakeConfig {
     /// malformed; an id in use only once `2 × peer_dead` has passed too), the link sets
     /// [`LinkStats::gave_up`](super::LinkStats::gave_up) so the node can say why and stop.
     pub max_refusals: u32,
+    /// Fingerprint of the model this node runs: our `Hello` carries it, and a peer's `Hello`
+    /// carrying another is refused ([`RefusalReason::Model`](super::RefusalReason::Model)).
+    pub model: u64,
 }
 
 impl HandshakeConfig {
     /// Defaults: 2 s to authenticate, 64 waiting connections, 8 per source address, give up
-    /// after 5 refusals.
+    /// after 5 refusals, model fingerprint 0.
     pub const DEFAULT: HandshakeConfig = HandshakeConfig {
         deadline: Duration::from_millis(2000),
         max_pending: 64,
         max_pending_per_addr: 8,
         max_refusals: 5,
+        model: 0,
     };
 }
 

@@ -22,6 +22,17 @@ pub enum LinkError {
     Duplicate(NodeId),
     /// A `Hello` claimed an id that a live connection from another address holds.
     IdInUse(NodeId),
+    /// A peer's `Hello` carries another model fingerprint than ours.
+    ModelMismatch {
+        /// The peer.
+        peer: NodeId,
+        /// Its fingerprint.
+        theirs: u64,
+        /// Ours.
+        ours: u64,
+    },
+    /// A probe (`tessera check`) was answered with our `Hello`; the connection is closed.
+    Probed,
     /// Before authentication, a frame header declared more than a `Hello` (`declared` bytes).
     Oversize {
         /// The declared frame length.
@@ -67,6 +78,7 @@ impl LinkError {
             LinkError::Wire(WireError::Forged | WireError::AuthMode) => Some(RefusalReason::Auth),
             LinkError::UnknownPeer(_) => Some(RefusalReason::UnknownId),
             LinkError::IdInUse(_) => Some(RefusalReason::IdInUse),
+            LinkError::ModelMismatch { .. } => Some(RefusalReason::Model),
             LinkError::Wire(_) | LinkError::NoHello | LinkError::Oversize { .. } => {
                 Some(RefusalReason::Protocol)
             }
@@ -85,6 +97,8 @@ impl LinkError {
             LinkError::NoHello => &mut d.no_hello,
             LinkError::UnknownPeer(_) => &mut d.unknown_id,
             LinkError::IdInUse(_) => &mut d.duplicate_id,
+            LinkError::ModelMismatch { .. } => &mut d.model_mismatch,
+            LinkError::Probed => &mut d.probed,
             LinkError::Duplicate(_) => &mut d.replaced,
             LinkError::HandshakeTimeout => &mut d.handshake_timeout,
             LinkError::Capacity { per_addr: false } => &mut d.cap_global,
@@ -113,6 +127,12 @@ impl fmt::Display for LinkError {
                 f,
                 "node id {p} claimed from a second address while its connection is alive"
             ),
+            LinkError::ModelMismatch { peer, theirs, ours } => write!(
+                f,
+                "node {peer} runs model {theirs:016x}, this node {ours:016x} (weights, cfg, \
+                 layers, grid, kernel or policy differ)"
+            ),
+            LinkError::Probed => f.write_str("answered a probe"),
             LinkError::Oversize { declared } => write!(
                 f,
                 "unauthenticated frame declares {declared} bytes (a Hello is {})",

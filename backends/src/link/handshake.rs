@@ -11,10 +11,10 @@
 use core::fmt;
 
 use tessera_core::wire::{self, Frame, HeaderRepr, Kind, Limits, Message, NodeId, HEADER_LEN};
-use tessera_core::wire::{ReplayWindow, TAG_LEN};
+use tessera_core::wire::{Key, ReplayWindow, Role, WireError, PROBE, TAG_LEN};
 
-/// Payload length of a `Hello` (node id, role).
-const HELLO_PAYLOAD: usize = 3;
+/// Payload length of a `Hello` (node id, role, model fingerprint).
+const HELLO_PAYLOAD: usize = 11;
 
 /// Most bytes one connection may buffer before its first frame verifies: a sealed `Hello`
 /// (a refusal, clear and 2 bytes of payload, is smaller). A header declaring more drops the
@@ -34,6 +34,8 @@ pub enum RefusalReason {
     Protocol,
     /// The listener is at its cap of waiting connections (try again later).
     Busy,
+    /// The `Hello` carries another model fingerprint than the listener's.
+    Model,
     /// A code this build does not know.
     Other(u16),
 }
@@ -47,6 +49,7 @@ impl RefusalReason {
             RefusalReason::IdInUse => 3,
             RefusalReason::Protocol => 4,
             RefusalReason::Busy => 5,
+            RefusalReason::Model => 6,
             RefusalReason::Other(c) => c,
         }
     }
@@ -59,6 +62,7 @@ impl RefusalReason {
             3 => RefusalReason::IdInUse,
             4 => RefusalReason::Protocol,
             5 => RefusalReason::Busy,
+            6 => RefusalReason::Model,
             c => RefusalReason::Other(c),
         }
     }
@@ -80,6 +84,10 @@ impl fmt::Display for RefusalReason {
             }
             RefusalReason::Protocol => f.write_str("our first frame was malformed"),
             RefusalReason::Busy => f.write_str("too many connections waiting to authenticate"),
+            RefusalReason::Model => f.write_str(
+                "it runs another model (weights, cfg, fused layers, grid, kernel or policy \
+                 differ: run `tessera check`)",
+            ),
             RefusalReason::Other(c) => write!(f, "refusal code {c}"),
         }
     }
@@ -131,6 +139,70 @@ pub(super) fn parse_refusal(frame: &mut [u8]) -> Option<RefusalReason> {
     }
 }
 
+/// A probe's `Hello` (`tessera check`): sender [`PROBE`], role [`Role::Probe`], sealed with
+/// `key`, sequence number `seq`. A node answers it with its own `Hello` (or a refusal) and
+/// closes the connection.
+pub fn probe_hello(key: Option<&Key>, seq: u64) -> ([u8; PRE_AUTH_FRAME], usize) {
+    let mut buf = [0u8; PRE_AUTH_FRAME];
+    let hello = Message::Hello {
+        node: PROBE,
+        role: Role::Probe,
+        model: 0,
+    };
+    // Cannot fail: a sealed Hello is exactly PRE_AUTH_FRAME bytes, a clear one less.
+    let n = wire::encode(&hello, PROBE, seq, key, &mut buf).unwrap_or(0);
+    (buf, n)
+}
+
+/// What a node answered a probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProbeAnswer {
+    /// Its `Hello`: who it is and the model it runs.
+    Hello {
+        /// Its node id.
+        node: NodeId,
+        /// Its role.
+        role: Role,
+        /// Its model fingerprint.
+        model: u64,
+    },
+    /// It refused the probe (e.g. [`RefusalReason::Auth`]: another key).
+    Refused(RefusalReason),
+}
+
+/// The whole length of the answer frame whose header is `header` ([`HEADER_LEN`] bytes);
+/// anything longer than a `Hello` is refused before it is read.
+pub fn probe_answer_len(header: &[u8]) -> Result<usize, WireError> {
+    let limits = Limits {
+        max_payload: HELLO_PAYLOAD as u32,
+        ..Limits::LARGE
+    };
+    let h = HeaderRepr::parse(&Frame::new_unchecked(header), &limits)?;
+    match h.frame_len() {
+        n if n > PRE_AUTH_FRAME => Err(WireError::Oversized),
+        n => Ok(n),
+    }
+}
+
+/// Reads a probe's answer (the whole frame, see [`probe_answer_len`]): a clear refusal, or a
+/// `Hello` that must verify with `key`.
+pub fn parse_probe_answer(frame: &mut [u8], key: Option<&Key>) -> Result<ProbeAnswer, WireError> {
+    if let Some(reason) = parse_refusal(frame) {
+        return Ok(ProbeAnswer::Refused(reason));
+    }
+    let limits = Limits {
+        max_payload: HELLO_PAYLOAD as u32,
+        ..Limits::LARGE
+    };
+    let mut stats = wire::AuthStats::default();
+    match wire::decode(frame, key, &limits, &mut ReplayWindow::new(), &mut stats)? {
+        (h, Message::Hello { node, role, model }) if h.sender == node => {
+            Ok(ProbeAnswer::Hello { node, role, model })
+        }
+        _ => Err(WireError::BadValue),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,11 +213,49 @@ mod tests {
         let hello = Message::Hello {
             node: 7,
             role: Role::Edge,
+            model: u64::MAX,
         };
         let mut buf = [0u8; 256];
         let n = wire::encode(&hello, 7, 1, Some(&Key::new([1; 32])), &mut buf).unwrap();
         assert_eq!(n, PRE_AUTH_FRAME);
         const { assert!(REFUSAL_LEN <= PRE_AUTH_FRAME) };
+    }
+
+    #[test]
+    fn a_probe_answer_is_a_verified_hello_or_a_refusal() {
+        let key = Key::new([9; 32]);
+        let (probe, n) = probe_hello(Some(&key), 5);
+        assert_eq!(n, PRE_AUTH_FRAME);
+        assert_eq!(probe_answer_len(&probe[..HEADER_LEN]), Ok(PRE_AUTH_FRAME));
+        let hello = Message::Hello {
+            node: 4,
+            role: Role::Edge,
+            model: 0xfeed,
+        };
+        let mut buf = [0u8; PRE_AUTH_FRAME];
+        let n = wire::encode(&hello, 4, 1, Some(&key), &mut buf).unwrap();
+        let answer = parse_probe_answer(&mut buf[..n].to_vec(), Some(&key));
+        assert_eq!(
+            answer,
+            Ok(ProbeAnswer::Hello {
+                node: 4,
+                role: Role::Edge,
+                model: 0xfeed
+            })
+        );
+        // Sealed with another key: it does not verify.
+        let other = Key::new([8; 32]);
+        assert!(parse_probe_answer(&mut buf[..n], Some(&other)).is_err());
+        let mut r = refusal_frame(0, RefusalReason::Auth);
+        assert_eq!(
+            parse_probe_answer(&mut r, Some(&key)),
+            Ok(ProbeAnswer::Refused(RefusalReason::Auth))
+        );
+        // A header declaring a large frame is refused before anything is read.
+        let mut big = [0u8; 64];
+        let t = wire::encode(&Message::Heartbeat, 0, 1, None, &mut big).unwrap();
+        big[HEADER_LEN - 4..HEADER_LEN].copy_from_slice(&(1u32 << 20).to_le_bytes());
+        assert!(probe_answer_len(&big[..t.max(HEADER_LEN)]).is_err());
     }
 
     #[test]
@@ -156,6 +266,7 @@ mod tests {
             RefusalReason::IdInUse,
             RefusalReason::Protocol,
             RefusalReason::Busy,
+            RefusalReason::Model,
             RefusalReason::Other(900),
         ] {
             let mut f = refusal_frame(3, r);
@@ -177,6 +288,7 @@ mod tests {
             &Message::Hello {
                 node: 3,
                 role: Role::Edge,
+                model: 0,
             },
             3,
             1,

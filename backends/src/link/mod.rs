@@ -45,7 +45,7 @@ use embedded_nal::{nb, TcpError, TcpFullStack};
 use tessera_core::time::{Duration, Instant};
 use tessera_core::wire::{
     self, Body, Frame, HeaderRepr, Message, NodeId, ReplayWindow, Role, Sender, FLAG_AUTH, GATEWAY,
-    HEADER_LEN,
+    HEADER_LEN, PROBE,
 };
 
 pub use config::{HandshakeConfig, LinkConfig, DEFAULT_BACKLOG, MAX_BACKOFF};
@@ -303,6 +303,7 @@ impl<S: TcpFullStack> Link<S> {
         Message::Hello {
             node: self.cfg.me,
             role: self.role,
+            model: self.cfg.handshake.model,
         }
     }
 
@@ -657,6 +658,13 @@ impl<S: TcpFullStack> Link<S> {
         let result = match claimed {
             Err(e) => Err(LinkError::Wire(e)),
             Ok(sender) => match self.windows.iter().position(|(id, _)| *id == sender) {
+                // A probe's Hello, checked against a window of its own: a probe sends nothing
+                // else, and a replayed one earns only our sealed Hello.
+                None if sender == PROBE && !authenticated && origin == Origin::Accepted => self
+                    .receiver
+                    .decode(&mut rx[..len], &mut ReplayWindow::new())
+                    .map_err(LinkError::Wire)
+                    .map(|(_, m)| (sender, m)),
                 None => Err(LinkError::UnknownPeer(sender)),
                 Some(w) => {
                     // Before authentication the Hello is checked against a copy of the
@@ -687,7 +695,35 @@ impl<S: TcpFullStack> Link<S> {
             Ok(v) => v,
         };
         self.stats.frames_received += 1;
+        let ours = self.cfg.handshake.model;
         match (known, authenticated, msg) {
+            (None, false, Message::Hello { node, role, .. })
+                if node == sender && node == PROBE && role == Role::Probe =>
+            {
+                self.conns[i].rx = rx;
+                let hello = self.hello();
+                let answered = self.send_on(now, i, &hello, Body::Message);
+                self.fail(
+                    now,
+                    i,
+                    answered.err().unwrap_or(LinkError::Probed),
+                    on_event,
+                );
+            }
+            (None, false, _) if sender == PROBE => {
+                // The probe id says nothing but a probe's Hello, and never joins.
+                self.conns[i].rx = rx;
+                self.fail(now, i, LinkError::NoHello, on_event);
+            }
+            (_, false, Message::Hello { node, model, .. }) if node == sender && model != ours => {
+                self.conns[i].rx = rx;
+                let e = LinkError::ModelMismatch {
+                    peer: node,
+                    theirs: model,
+                    ours,
+                };
+                self.fail(now, i, e, on_event);
+            }
             (None, false, Message::Hello { node, .. }) if node == sender => {
                 self.conns[i].rx = rx;
                 self.hello_accepted(now, i, node, window, on_event);

@@ -54,6 +54,7 @@ pub fn replay_first_bytes(data: &[u8]) -> Replay {
         let hello = Message::Hello {
             node: peer,
             role: if peer == 0 { Role::Gateway } else { Role::Edge },
+            model: HandshakeConfig::DEFAULT.model,
         };
         let mut buf = [0u8; PRE_AUTH_FRAME];
         if let Ok(n) = wire::encode(&hello, peer, 1, Some(&REPLAY_KEY), &mut buf) {

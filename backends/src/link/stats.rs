@@ -51,6 +51,11 @@ pub struct Drops {
     pub unknown_id: u64,
     /// A `Hello` claiming an id a live connection from another address holds.
     pub duplicate_id: u64,
+    /// A `Hello` carrying another model fingerprint than ours (different weights, cfg, fused
+    /// layers, grid, kernel or policy).
+    pub model_mismatch: u64,
+    /// A probe (`tessera check`) answered with our `Hello`, then closed.
+    pub probed: u64,
     /// Not authenticated within `HandshakeConfig::deadline`.
     pub handshake_timeout: u64,
     /// Evicted: too many connections waiting to authenticate (`max_pending`).
@@ -80,6 +85,8 @@ impl Drops {
             + self.no_hello
             + self.unknown_id
             + self.duplicate_id
+            + self.model_mismatch
+            + self.probed
             + self.handshake_timeout
             + self.cap_global
             + self.cap_per_addr

@@ -20,10 +20,10 @@ pub fn values(n: usize, seed: u32) -> Vec<f32> {
         .collect()
 }
 
-/// A TCP port free on 127.0.0.1 a moment ago (every node of a test listens on it, each on its
+/// A TCP port free on every 127.0.0.x a moment ago (every node of a test listens on it, each on its
 /// own 127.0.0.x address).
 pub fn port() -> u16 {
-    tessera_testkit::free_port("127.0.0.1")
+    tessera_testkit::loopback_port()
 }
 
 /// Nodes `0..=last` on 127.0.0.1.. at `port`.

@@ -16,6 +16,9 @@ pub type NodeId = u16;
 /// The gateway's node id.
 pub const GATEWAY: NodeId = 0;
 
+/// The sender id of a probe `Hello` ([`Role::Probe`]): no node may have it.
+pub const PROBE: NodeId = NodeId::MAX;
+
 /// Names one frame of the cluster: frames are numbered per data source (`origin`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct FrameKey {
@@ -39,6 +42,9 @@ pub enum Role {
     Gateway,
     /// A worker (and possibly a data source).
     Edge,
+    /// Not a node: a diagnostic (`tessera check`) asking a node who it is. A node answers a
+    /// verified probe `Hello` with its own and closes the connection.
+    Probe,
 }
 
 /// Scheduling policy of a run.
@@ -361,6 +367,10 @@ impl<'a> Reader<'a> {
         Ok(u32::from_le_bytes(self.array()?))
     }
 
+    pub(crate) fn u64(&mut self) -> Result<u64, WireError> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+
     pub(crate) fn region(&mut self, limits: &super::Limits) -> Result<Region, WireError> {
         let (x0, x1, y0, y1) = (self.u32()?, self.u32()?, self.u32()?, self.u32()?);
         let r = Region::new(Span::new(x0, x1), Span::new(y0, y1));
@@ -500,6 +510,10 @@ pub enum Message<'a> {
         node: NodeId,
         /// The sender's role.
         role: Role,
+        /// Fingerprint of the model the sender runs (network, weights, fused layers, grid,
+        /// kernel, policy): nodes that disagree would compute different tiles, so a listener
+        /// refuses a `Hello` whose fingerprint is not its own.
+        model: u64,
     },
     /// Data source → gateway: `frame` has `tiles` stealable tasks queued at the sender.
     Register {
@@ -765,6 +779,10 @@ impl<'b> Writer<'b> {
         self.bytes(&v.to_le_bytes())
     }
 
+    pub(crate) fn u64(&mut self, v: u64) -> Result<(), WireError> {
+        self.bytes(&v.to_le_bytes())
+    }
+
     fn frame_key(&mut self, k: FrameKey) -> Result<(), WireError> {
         self.u16(k.origin)?;
         self.u32(k.number)
@@ -791,6 +809,7 @@ fn role_code(r: Role) -> u8 {
     match r {
         Role::Gateway => 0,
         Role::Edge => 1,
+        Role::Probe => 2,
     }
 }
 
@@ -853,8 +872,10 @@ impl<'a> Message<'a> {
                 role: match r.u8()? {
                     0 => Role::Gateway,
                     1 => Role::Edge,
+                    2 => Role::Probe,
                     _ => return Err(WireError::BadValue),
                 },
+                model: r.u64()?,
             },
             Kind::Register => Message::Register {
                 frame: r.frame_key()?,
@@ -969,7 +990,7 @@ impl<'a> Message<'a> {
     /// tensor message, the tensor's descriptor.
     pub fn prefix_len(&self) -> usize {
         match self {
-            Message::Hello { .. } => 3,
+            Message::Hello { .. } => 11,
             Message::Register { .. } => 8,
             Message::Unregister { .. } => 6,
             Message::StealRequest
@@ -1033,9 +1054,10 @@ impl<'a> Message<'a> {
     pub fn emit_prefix(&self, buf: &mut [u8]) -> Result<usize, WireError> {
         let mut w = Writer::new(buf);
         match *self {
-            Message::Hello { node, role } => {
+            Message::Hello { node, role, model } => {
                 w.u16(node)?;
                 w.u8(role_code(role))?;
+                w.u64(model)?;
             }
             Message::Register { frame, tiles } => {
                 w.frame_key(frame)?;

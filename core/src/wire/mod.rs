@@ -52,7 +52,7 @@ pub use stream::{Body, FrameEncoder, StripSource};
 pub use message::{
     decode_f32, encode_f32, tensor_byte_len, FrameKey, Kind, Message, NodeId, Policy, Role,
     StripEntry, StripsIter, StripsView, StripsWriter, Tensor, TileMode, GATEWAY, MAX_PREFIX_LEN,
-    STRIP_DESC_LEN, TENSOR_DESC_LEN,
+    PROBE, STRIP_DESC_LEN, TENSOR_DESC_LEN,
 };
 
 /// The receiver's bounds on what it accepts from the network.

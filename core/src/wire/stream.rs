@@ -10,6 +10,7 @@
 //! the tag before it acts on it, so it buffers one frame ([`FrameDecoder`](super::FrameDecoder)).
 
 use crate::ftp::Side;
+use crate::region::Region;
 use crate::tensor::FeatureView;
 
 use super::auth::{Key, Sealer};
@@ -38,6 +39,9 @@ pub enum Body<'a> {
     /// `f32` values of the message's trailing tensor (whose `data` is then ignored and may be
     /// empty); there must be exactly `channels × area` of them.
     Values(&'a [f32]),
+    /// The values of the message's trailing tensor region read from a view that covers it with
+    /// the same channels (e.g. a tile's input streamed out of the whole frame, no copy made).
+    Region(FeatureView<'a>),
     /// Strip entries for a [`Message::Strips`] (whose own `strips` are then ignored).
     Strips(&'a [StripSource<'a>]),
 }
@@ -63,6 +67,8 @@ pub struct FrameEncoder<'a> {
     head: [u8; HEADER_LEN + MAX_PREFIX_LEN],
     head_len: usize,
     body: Body<'a>,
+    /// The trailing tensor's region (what a [`Body::Region`] streams).
+    region: Region,
     data: &'a [u8],
     sealer: Option<Sealer>,
     tag: [u8; TAG_LEN],
@@ -92,21 +98,19 @@ impl<'a> FrameEncoder<'a> {
                 msg.trailing_data().len()
             }
             Body::Values(v) => {
-                let (region, channels) = match *msg {
-                    Message::Task { input: t, .. }
-                    | Message::FrameSubmit { input: t, .. }
-                    | Message::LayerTask { input: t, .. }
-                    | Message::Result { output: t, .. }
-                    | Message::LayerResult { output: t, .. }
-                    | Message::CodedTask { input: t, .. }
-                    | Message::CodedResult { output: t, .. } => (t.region, t.channels),
-                    _ => return Err(WireError::BadValue),
-                };
+                let (region, channels) = tensor_of(msg)?;
                 let n = tensor_byte_len(&region, channels).ok_or(WireError::TensorSize)?;
                 if v.len().checked_mul(VALUE_LEN) != Some(n) {
                     return Err(WireError::TensorSize);
                 }
                 n
+            }
+            Body::Region(view) => {
+                let (region, channels) = tensor_of(msg)?;
+                if view.channels() != channels || !view.region().covers(&region) {
+                    return Err(WireError::TensorSize);
+                }
+                tensor_byte_len(&region, channels).ok_or(WireError::TensorSize)?
             }
             Body::Strips(s) => {
                 if !matches!(msg, Message::Strips { .. }) || s.len() > u16::MAX as usize {
@@ -151,6 +155,7 @@ impl<'a> FrameEncoder<'a> {
             head,
             head_len: HEADER_LEN + plen,
             body,
+            region: tensor_of(msg).map_or(Region::full(0, 0), |(r, _)| r),
             data: match body {
                 Body::Message => msg.trailing_data(),
                 _ => &[],
@@ -207,6 +212,15 @@ impl<'a> FrameEncoder<'a> {
                             let k = copy_values(v, self.pos, dst);
                             self.pos += k;
                             if self.pos == v.len() * VALUE_LEN {
+                                self.part = Part::Tag;
+                                self.pos = 0;
+                            }
+                            k
+                        }
+                        Body::Region(view) => {
+                            let k = copy_region(&view, self.region, self.pos, dst);
+                            self.pos += k;
+                            if self.pos == region_bytes(self.region, view.channels()) {
                                 self.part = Part::Tag;
                                 self.pos = 0;
                             }
@@ -284,6 +298,7 @@ impl<'a> FrameEncoder<'a> {
                 self.start_strip()
             }
             Body::Values(v) if !v.is_empty() => Part::Data,
+            Body::Region(v) if region_bytes(self.region, v.channels()) > 0 => Part::Data,
             Body::Message if !self.data.is_empty() => Part::Data,
             _ => Part::Tag,
         };
@@ -316,6 +331,46 @@ impl<'a> FrameEncoder<'a> {
             self.part = self.start_strip();
         }
     }
+}
+
+/// The region and channels of the trailing tensor of `msg` (`BadValue`: it has none).
+fn tensor_of(msg: &Message<'_>) -> Result<(Region, u32), WireError> {
+    match *msg {
+        Message::Task { input: t, .. }
+        | Message::FrameSubmit { input: t, .. }
+        | Message::LayerTask { input: t, .. }
+        | Message::Result { output: t, .. }
+        | Message::LayerResult { output: t, .. }
+        | Message::CodedTask { input: t, .. }
+        | Message::CodedResult { output: t, .. } => Ok((t.region, t.channels)),
+        _ => Err(WireError::BadValue),
+    }
+}
+
+/// Bytes of `channels × region` values (checked against overflow when the encoder was built).
+fn region_bytes(region: Region, channels: u32) -> usize {
+    region.area() as usize * channels as usize * VALUE_LEN
+}
+
+/// Copies the little-endian bytes of `region`'s values in `view` (CHW, row by row) starting at
+/// byte `pos` into `dst`; returns the count.
+fn copy_region(view: &FeatureView<'_>, region: Region, pos: usize, dst: &mut [u8]) -> usize {
+    let w = region.width() as usize;
+    let h = region.height() as usize;
+    let row_bytes = w * VALUE_LEN;
+    let end = region_bytes(region, view.channels());
+    let (mut k, mut p) = (0, pos);
+    while k < dst.len() && p < end {
+        // Row `r` of the region, counted over channels then rows.
+        let r = p / row_bytes;
+        let (c, y) = ((r / h) as u32, region.y.start + (r % h) as u32);
+        let x0 = (region.x.start - view.region().x.start) as usize;
+        let row = &view.row(c, y)[x0..x0 + w];
+        let n = copy_values(row, p % row_bytes, &mut dst[k..]);
+        k += n;
+        p += n;
+    }
+    k
 }
 
 /// Copies the little-endian bytes of `v` starting at byte `pos` into `dst`; returns the count.

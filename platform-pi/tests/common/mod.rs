@@ -1,0 +1,206 @@
+//! What the tests running `tessera` processes share: processes whose output lines are collected,
+//! and cluster files for YOLOv2 at 160×160 (generated weights) in a scratch directory.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+use tessera_pi::files::DEFAULT_CFG;
+use tessera_testkit::free_port;
+
+/// The `tessera` binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_tessera");
+/// Longest wait for one expected event (a loaded CI machine is slow, not broken).
+pub const WAIT: Duration = Duration::from_secs(120);
+
+/// A process, killed by PID on drop; its stdout and stderr lines collected by threads.
+pub struct Proc {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Proc {
+    /// Starts `program args` with `env` added to the environment.
+    pub fn spawn(program: &Path, args: &[String], env: &[(&str, &str)]) -> Proc {
+        let mut child = Command::new(program)
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", program.display()));
+        let (tx, lines) = channel();
+        let out: Box<dyn Read + Send> = Box::new(child.stdout.take().unwrap());
+        let err: Box<dyn Read + Send> = Box::new(child.stderr.take().unwrap());
+        for stream in [out, err] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for l in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let _ = tx.send(l);
+                }
+            });
+        }
+        Proc {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// `tessera args`.
+    pub fn tessera(args: &[&str]) -> Proc {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        Proc::spawn(Path::new(BIN), &args, &[])
+    }
+
+    /// Waits (up to [`WAIT`]) for an output line containing `needle`.
+    pub fn wait_line(&mut self, needle: &str) -> String {
+        self.wait_for(needle, |l| l.contains(needle))
+    }
+
+    /// Waits (up to [`WAIT`]) for an output line `matches` accepts.
+    pub fn wait_for(&mut self, what: &str, matches: impl Fn(&str) -> bool) -> String {
+        let end = Instant::now() + WAIT;
+        while Instant::now() < end {
+            if let Some(l) = self.seen.iter().find(|l| matches(l)) {
+                return l.clone();
+            }
+            if let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                self.seen.push(l);
+            }
+        }
+        panic!("no {what:?} in the output; saw {:?}", self.seen);
+    }
+
+    /// Output lines containing `needle` so far (waits briefly for lines in transit).
+    pub fn matching(&mut self, needle: &str) -> Vec<String> {
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(50)) {
+            self.seen.push(l);
+        }
+        self.seen
+            .iter()
+            .filter(|l| l.contains(needle))
+            .cloned()
+            .collect()
+    }
+
+    /// Waits (up to [`WAIT`]) until `n` output lines contain `needle`; returns them.
+    pub fn wait_count(&mut self, needle: &str, n: usize) -> Vec<String> {
+        let end = Instant::now() + WAIT;
+        while Instant::now() < end {
+            let found = self.matching(needle);
+            if found.len() >= n {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("fewer than {n} lines with {needle:?}; saw {:?}", self.seen);
+    }
+
+    /// Waits (up to [`WAIT`]) for the process to exit; its status code.
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let end = Instant::now() + WAIT;
+        while Instant::now() < end {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("still running after {WAIT:?}; saw {:?}", self.seen);
+    }
+
+    /// Everything it printed (waits briefly for the last lines).
+    pub fn output(&mut self) -> String {
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(500)) {
+            self.seen.push(l);
+        }
+        self.seen.join("\n")
+    }
+
+    /// Sends SIGTERM (what systemd's stop does) to this process by its PID.
+    pub fn terminate(&self) {
+        let pid = self.child.id().to_string();
+        let ok = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(ok.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A scratch directory, removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    /// `$TMPDIR/tessera-NAME-PID`, empty.
+    pub fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("tessera-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    /// A path inside.
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.0.join(p)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Writes YOLOv2 at 160×160 (fast enough for a loaded test machine) to `path`.
+pub fn write_small_cfg(path: &Path) {
+    let text = DEFAULT_CFG
+        .replace("width=608", "width=160")
+        .replace("height=608", "height=160");
+    std::fs::write(path, text).unwrap();
+}
+
+/// A cluster file's text: gateway 0 and edges 1..=edges on `subnet`.(id+1), each on a port
+/// the OS found free; edge 1 is a data source; short timeouts.
+pub fn cluster_text(subnet: [u8; 3], edges: u16, key: &str, seed: u64, cfg: &Path) -> String {
+    let mut text = format!(
+        "policy = \"wst-s\"\ngrid = \"3x3\"\nlayers = 16\nkernel = \"portable\"\nseed = {seed}\n\
+         key = \"{key}\"\ncfg = \"{}\"\n\n[timeouts]\ntile_ms = 2000\nframe_ms = 30000\n\
+         steal_backoff_ms = 20\npeer_dead_ms = 1000\nconnect_ms = 500\n",
+        cfg.display()
+    );
+    for id in 0..=edges {
+        let ip = Ipv4Addr::new(subnet[0], subnet[1], subnet[2], id as u8 + 1);
+        let port = free_port(ip);
+        text += &format!(
+            "\n[[nodes]]\nid = {id}\naddr = \"{ip}:{port}\"\nsource = {}\n",
+            id == 1
+        );
+    }
+    text
+}
+
+/// A fresh key from `tessera keygen`.
+pub fn keygen() -> String {
+    let out = Command::new(BIN).arg("keygen").output().unwrap();
+    assert!(out.status.success(), "tessera keygen failed");
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_eq!(key.len(), 64, "{key}");
+    assert!(key.bytes().all(|b| b.is_ascii_hexdigit()), "{key}");
+    key
+}
+
+/// The sample frame.
+pub fn sample_image() -> &'static str {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../data/images/1.jpg")
+}
