@@ -17,7 +17,7 @@ use tessera_backends::pipeline::AnyKernel;
 use tessera_backends::rng::SplitMix64;
 use tessera_backends::weights_file::LayerReader;
 use tessera_core::ftp::Partition;
-use tessera_core::model::weights::Weights;
+use tessera_core::model::weights::{param_count, Weights};
 use tessera_core::model::Network;
 use tessera_core::wire::NodeId;
 
@@ -314,26 +314,17 @@ fn coded_tail_of(
     Ok(Some(tail))
 }
 
-/// One layer's parameters at a time, in increasing layer order: read from the cluster's
-/// weights file (validated whole when opened) or drawn from its seed.
+/// One layer's parameters at a time, in any order: read from the cluster's weights file
+/// (validated whole when opened) or drawn from its seed (the stream skipped to the layer).
 enum LayerParams<'n> {
     File(LayerReader<'n, File>, PathBuf),
-    /// The seeded stream positioned at layer `next` (earlier layers drawn and discarded).
-    Seeded {
-        net: &'n Network,
-        rng: SplitMix64,
-        next: usize,
-    },
+    Seeded(&'n Network, u64),
 }
 
 impl<'n> LayerParams<'n> {
     fn of(cluster: &Cluster, net: &'n Network) -> Result<Self, Error> {
         let Some(path) = &cluster.weights else {
-            return Ok(LayerParams::Seeded {
-                net,
-                rng: SplitMix64::new(cluster.seed),
-                next: 0,
-            });
+            return Ok(LayerParams::Seeded(net, cluster.seed));
         };
         let at = || format!("reading {}", path.display());
         let file = File::open(path).context(at)?;
@@ -342,26 +333,21 @@ impl<'n> LayerParams<'n> {
         Ok(LayerParams::File(reader, path.clone()))
     }
 
-    /// Layer `j`'s parameters (a seeded stream cannot go back to a layer before the last).
+    /// Layer `j`'s parameters.
     fn layer(&mut self, j: usize) -> Result<Vec<f32>, Error> {
         match self {
             LayerParams::File(reader, path) => reader
                 .read(j, j + 1)
                 .context(|| format!("reading {}", path.display())),
-            LayerParams::Seeded { net, rng, next } => {
-                let layers = net.layers();
-                if j < *next || j >= layers.len() {
-                    return Err(error(
-                        "generating weights",
-                        format!("layer {j} out of order"),
-                    ));
-                }
+            LayerParams::Seeded(net, seed) => {
+                let layer = net.layers().get(j).ok_or_else(|| {
+                    error("generating weights", format!("no layer {j} in the network"))
+                })?;
+                let before = param_count(net, j).context(|| "generating weights")?;
+                let mut rng = SplitMix64::new(*seed);
+                rng.skip(before as u64);
                 let mut out = Vec::new();
-                for layer in &layers[*next..=j] {
-                    out.clear();
-                    layer_params(rng, layer, &mut out);
-                }
-                *next = j + 1;
+                layer_params(&mut rng, layer, &mut out);
                 Ok(out)
             }
         }
@@ -738,7 +724,7 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tessera_core::model::weights::{layer_param_count, param_count};
+    use tessera_core::model::weights::layer_param_count;
 
     /// A two-node cluster with `seed = 9` and, optionally, a weights file.
     fn cluster(weights: Option<PathBuf>) -> Cluster {
@@ -774,9 +760,13 @@ mod tests {
             assert_eq!(from_file.layer(j).unwrap(), want, "file, layer {j}");
             assert_eq!(drawn.layer(j).unwrap(), want, "seed, layer {j}");
         }
-        // The seeded stream cannot go back; a file can.
-        assert!(drawn.layer(18).is_err());
-        assert!(from_file.layer(18).is_ok());
+        // Any order, as the tail reads them (largest first).
+        let at = param_count(&net, 18).unwrap();
+        let want = &whole[at..at + layer_param_count(&net, 18).unwrap()];
+        assert_eq!(drawn.layer(18).unwrap(), want);
+        assert_eq!(from_file.layer(18).unwrap(), want);
+        assert!(drawn.layer(n).is_err());
+        assert!(from_file.layer(n).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

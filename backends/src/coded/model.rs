@@ -295,7 +295,7 @@ impl CodedModel {
         schemes: &[LayerScheme],
         workers: &[NodeId],
     ) -> Result<CodedModel, CodedModelError> {
-        let layers = layers.into_iter().map(|l| Ok((l, None)));
+        let layers = layers.into_iter().map(|l| Ok((l, None))).enumerate();
         Self::build(layers, schemes, workers, true, Holds::All)
     }
 
@@ -307,17 +307,14 @@ impl CodedModel {
         schemes: &[LayerScheme],
         workers: &[NodeId],
     ) -> Result<CodedModel, CodedModelError> {
-        Self::build(
-            layers.into_iter().map(Ok),
-            schemes,
-            workers,
-            false,
-            Holds::All,
-        )
+        let layers = layers.into_iter().map(Ok).enumerate();
+        Self::build(layers, schemes, workers, false, Holds::All)
     }
 
     /// Worker `node`'s model: as [`CodedModel::with_geometry`], holding only the shards
-    /// assigned to `node` (the others, and every layer's weights, dropped). `layers` is
+    /// assigned to `node` (the others, and every layer's weights, dropped). `layers` gives
+    /// each layer with its index, once, in any order (largest first keeps the peak lowest:
+    /// the shards made so far are smallest when the largest layer is held whole); it is
     /// consumed one layer at a time and each layer is dropped once `node`'s shards of it are
     /// made, so a lazy iterator (reading each layer's parameters when asked) never holds more
     /// than one layer; its first error stops the build. The shards are identical to those of
@@ -330,7 +327,7 @@ impl CodedModel {
     ) -> Result<CodedModel, E>
     where
         E: From<CodedModelError>,
-        I: IntoIterator<Item = Result<(LinearLayer, Option<ConvGeom>), E>>,
+        I: IntoIterator<Item = (usize, Result<(LinearLayer, Option<ConvGeom>), E>)>,
     {
         Self::build(layers, schemes, workers, false, Holds::Worker(node))
     }
@@ -345,6 +342,8 @@ impl CodedModel {
         self
     }
 
+    /// Prepares the layers given with their index (each once, in any order; `chain` checks
+    /// each layer takes its predecessor's rows, the layers given in order).
     fn build<E, I>(
         layers: I,
         schemes: &[LayerScheme],
@@ -354,7 +353,7 @@ impl CodedModel {
     ) -> Result<CodedModel, E>
     where
         E: From<CodedModelError>,
-        I: IntoIterator<Item = Result<(LinearLayer, Option<ConvGeom>), E>>,
+        I: IntoIterator<Item = (usize, Result<(LinearLayer, Option<ConvGeom>), E>)>,
     {
         if schemes.is_empty() || schemes.len() > MAX_CODED_LAYERS {
             return Err(CodedModelError::Layers.into());
@@ -362,25 +361,28 @@ impl CodedModel {
         if workers.is_empty() {
             return Err(CodedModelError::NoWorkers.into());
         }
-        let mut prepared: Vec<Prepared> = Vec::with_capacity(schemes.len());
-        let mut specs = Vec::with_capacity(schemes.len());
-        for (i, item) in layers.into_iter().enumerate() {
+        let mut slots: Vec<Option<Prepared>> = vec![None; schemes.len()];
+        for (i, item) in layers {
             let s = schemes.get(i).ok_or(CodedModelError::Layers)?;
+            if slots[i].is_some() {
+                return Err(CodedModelError::Layers.into());
+            }
             let (layer, conv) = item?;
             let chains = !chain
-                || prepared
-                    .last()
-                    .is_none_or(|p: &Prepared| p.layer.rows == layer.in_len);
+                || i == 0
+                || slots[i - 1]
+                    .as_ref()
+                    .is_some_and(|p| p.layer.rows == layer.in_len);
             if !chains {
                 return Err(CodedModelError::Shape { layer: i }.into());
             }
-            let p = prepare_layer(layer, conv, s, workers, i, holds)?;
-            specs.push(p.spec);
-            prepared.push(p);
+            slots[i] = Some(prepare_layer(layer, conv, s, workers, i, holds)?);
         }
-        if prepared.len() != schemes.len() {
-            return Err(CodedModelError::Layers.into());
-        }
+        let prepared: Vec<Prepared> = slots
+            .into_iter()
+            .collect::<Option<_>>()
+            .ok_or(CodedModelError::Layers)?;
+        let specs: Vec<CodedLayerSpec> = prepared.iter().map(|p| p.spec).collect();
         Ok(CodedModel {
             layers: prepared,
             plan: CodedPlan::new(&specs).map_err(CodedModelError::from)?,

@@ -7,6 +7,7 @@ extern crate alloc;
 use alloc::vec::Vec;
 use core::fmt;
 
+use tessera_core::model::weights::layer_param_count;
 use tessera_core::model::Network;
 use tessera_core::wire::NodeId;
 
@@ -62,8 +63,9 @@ impl<E> From<CodedTailError> for WorkerTailError<E> {
 /// Worker `node`'s model of the tail `[from, end)` of `net`, every convolution split by
 /// `scheme` over `workers` as [`super::CodedTail::new`] splits it: the same shards, bit for
 /// bit, holding only `node`'s. `params(j)` returns convolution `j`'s parameters in Darknet
-/// order (called once per tail convolution, in increasing `j`); each is dropped once `node`'s
-/// shards of it are made.
+/// order; it is called once per tail convolution, the largest first (so the peak is the
+/// shards plus about one large layer), and each layer is dropped once `node`'s shards of it
+/// are made.
 pub fn worker_model<E, P>(
     net: &Network,
     from: usize,
@@ -77,13 +79,17 @@ where
 {
     let (convs, _) = layout(net, from)?;
     let schemes = alloc::vec![scheme; convs.len()];
-    let layers = convs.iter().map(|&j| {
+    let mut read = |j: usize| {
         let raw = params(j).map_err(|error| WorkerTailError::Params { layer: j, error })?;
         let missing = WorkerTailError::Tail(CodedTailError::Weights { layer: j });
         let l = &net.layers()[j];
         fold_batch_norm_owned(l, raw)
             .and_then(|(w, b)| coded_layer(l, w, b))
             .ok_or(missing)
-    });
+    };
+    // Largest first: the shards already made are fewest while the largest layer is whole.
+    let mut order: Vec<usize> = (0..convs.len()).collect();
+    order.sort_by_key(|&l| core::cmp::Reverse(layer_param_count(net, convs[l]).unwrap_or(0)));
+    let layers = order.into_iter().map(move |l| (l, read(convs[l])));
     CodedModel::for_worker(layers, &schemes, workers, node)
 }
