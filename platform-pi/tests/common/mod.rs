@@ -123,6 +123,16 @@ impl Proc {
         self.seen.join("\n")
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// True while it has not exited.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
     /// Sends SIGTERM (what systemd's stop does) to this process by its PID.
     pub fn terminate(&self) {
         let pid = self.child.id().to_string();
@@ -170,13 +180,28 @@ pub fn write_small_cfg(path: &Path) {
     std::fs::write(path, text).unwrap();
 }
 
+/// Short timeouts: failures and restarts show within seconds.
+pub const SHORT_TIMEOUTS: &str = "tile_ms = 2000\nframe_ms = 30000\nsteal_backoff_ms = 20\n\
+                                  peer_dead_ms = 1000\nconnect_ms = 500\n";
+
 /// A cluster file's text: gateway 0 and edges 1..=edges on `subnet`.(id+1), each on a port
-/// the OS found free; edge 1 is a data source; short timeouts.
+/// the OS found free; edge 1 is a data source; [`SHORT_TIMEOUTS`].
 pub fn cluster_text(subnet: [u8; 3], edges: u16, key: &str, seed: u64, cfg: &Path) -> String {
+    cluster_text_timed(subnet, edges, key, seed, cfg, SHORT_TIMEOUTS)
+}
+
+/// As [`cluster_text`] with `timeouts` (the `[timeouts]` section's lines).
+pub fn cluster_text_timed(
+    subnet: [u8; 3],
+    edges: u16,
+    key: &str,
+    seed: u64,
+    cfg: &Path,
+    timeouts: &str,
+) -> String {
     let mut text = format!(
         "policy = \"wst-s\"\ngrid = \"3x3\"\nlayers = 16\nkernel = \"portable\"\nseed = {seed}\n\
-         key = \"{key}\"\ncfg = \"{}\"\n\n[timeouts]\ntile_ms = 2000\nframe_ms = 30000\n\
-         steal_backoff_ms = 20\npeer_dead_ms = 1000\nconnect_ms = 500\n",
+         key = \"{key}\"\ncfg = \"{}\"\n\n[timeouts]\n{timeouts}",
         cfg.display()
     );
     for id in 0..=edges {
