@@ -485,30 +485,17 @@ mod tests {
     use core::sync::atomic::{AtomicUsize, Ordering};
     use tessera_core::kernel::Portable;
     use tessera_core::model::weights::param_count;
-    use tessera_core::model::{Activation, Conv, MaxPool, Shape};
+    use tessera_core::model::{MaxPool, Shape};
     use tessera_core::wire::{FrameKey, TileMode};
+    use tessera_testkit::{conv, network};
 
     fn net() -> Network {
-        let conv = |filters| {
-            LayerKind::Conv(Conv {
-                filters,
-                size: 3,
-                stride: 1,
-                pad: 1,
-                batch_norm: true,
-                activation: Activation::Leaky,
-            })
-        };
-        let mut n = Network::new(Shape::new(16, 12, 3)).unwrap();
-        n.push(conv(4)).unwrap();
-        n.push(LayerKind::MaxPool(MaxPool {
+        let pool = LayerKind::MaxPool(MaxPool {
             size: 2,
             stride: 2,
             pad: 0,
-        }))
-        .unwrap();
-        n.push(conv(5)).unwrap();
-        n
+        });
+        network(Shape::new(16, 12, 3), [conv(4, 3), pool, conv(5, 3)])
     }
 
     fn params(n: &Network) -> Vec<f32> {
