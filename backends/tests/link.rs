@@ -51,10 +51,10 @@ fn poll(n: &mut Node, t: Instant) {
         LinkEvent::Up(p) => events.push(format!("up {p}")),
         LinkEvent::Down(p, e) => events.push(format!("down {p}: {e}")),
         LinkEvent::Refused(e) => events.push(format!("refused: {e}")),
-        LinkEvent::Message(p, Message::Result { output, .. }) => {
-            got.push((p, output.values().collect()))
-        }
-        LinkEvent::Message(p, m) => events.push(format!("msg {p} {:?}", m.kind())),
+        LinkEvent::Message(p, r) => match r.message() {
+            Message::Result { output, .. } => got.push((p, output.values().collect())),
+            m => events.push(format!("msg {p} {:?}", m.kind())),
+        },
     });
     n.events.extend(events);
     n.got.extend(got);

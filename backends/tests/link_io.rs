@@ -145,8 +145,10 @@ fn sends_to_a_peer_that_does_not_read_are_refused_and_others_still_flow() {
         t += 1_000;
         for l in links.iter_mut() {
             l.poll(Instant::from_micros(t), |_, e| {
-                if let LinkEvent::Message(p, Message::Result { output, .. }) = e {
-                    got.push((p, output.values().count()));
+                if let LinkEvent::Message(p, r) = e {
+                    if let Message::Result { output, .. } = r.message() {
+                        got.push((p, output.values().count()));
+                    }
                 }
             });
         }

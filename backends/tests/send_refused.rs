@@ -125,7 +125,7 @@ fn a_frame_refused_for_a_full_backlog_is_counted_and_fails_at_its_source() {
     while !(edge.link().is_up(0) && gateway.is_up(1)) {
         assert!(wall.elapsed().as_secs() < 20, "never connected");
         t += 1_000;
-        gateway.poll(Instant::from_micros(t), |_, _: LinkEvent<'_>| {});
+        gateway.poll(Instant::from_micros(t), |_, _: LinkEvent| {});
         edge.poll(Instant::from_micros(t));
         std::thread::sleep(std::time::Duration::from_millis(1));
     }

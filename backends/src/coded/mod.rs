@@ -312,8 +312,8 @@ impl<S: TcpFullStack, X: ShardExecutor, G: Glue> CodedNode<S, X, G> {
         self.link.poll(now, |_, ev| match ev {
             LinkEvent::Up(p) => events.push((p, true)),
             LinkEvent::Down(p, _) => events.push((p, false)),
-            LinkEvent::Message(p, msg) => {
-                if let Some(m) = CodedMessage::capture(&msg) {
+            LinkEvent::Message(p, r) => {
+                if let Some(m) = CodedMessage::capture(&r.message()) {
                     incoming.push((p, m));
                 }
             }

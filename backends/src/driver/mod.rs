@@ -38,7 +38,7 @@ use tessera_core::runtime::{
 };
 use tessera_core::tensor::{copy_overlap, region_len, FeatureView, FeatureViewMut};
 use tessera_core::time::Instant;
-use tessera_core::wire::{Body, FrameKey, Message, NodeId, StripSource, Tensor, GATEWAY};
+use tessera_core::wire::{Body, FrameKey, Kind, Message, NodeId, StripSource, Tensor, GATEWAY};
 use tessera_core::Region;
 
 pub use compute::{
@@ -49,7 +49,7 @@ pub use compute::{
 use crate::coded::{
     BoxedGlue, BoxedShards, CodedFinished, CodedMessage, CodedNodeStats, CodedPart,
 };
-use crate::link::{Link, LinkConfig, LinkError, LinkEvent, LinkStats};
+use crate::link::{Link, LinkConfig, LinkError, LinkEvent, LinkStats, Received};
 
 /// A source of the current time for a driver loop: the system's monotonic clock on Linux, a
 /// virtual clock in the simulator. The core itself never reads a clock; the driver asks this
@@ -229,7 +229,7 @@ pub struct Node<S: TcpFullStack, X: Executor> {
 enum Event {
     Up(NodeId),
     Down(NodeId),
-    Message(PendingMsg),
+    Message(NodeId, Received),
     Coded(NodeId, CodedMessage),
 }
 
@@ -398,7 +398,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
     /// `on_connected`/`on_disconnected`, in the order the link reported them relative to the
     /// peers' messages.
     pub fn poll(&mut self, now: Instant) {
-        // Messages are copied out inside the callback (they borrow the receive buffer).
+        // Events wait until the link's poll returns; a message keeps the buffer it arrived in.
         let mut events: Vec<Event> = Vec::new();
         let coded = self.coded.is_some();
         self.link.poll(now, |_, ev| match ev {
@@ -406,12 +406,12 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             LinkEvent::Down(p, _) => events.push(Event::Down(p)),
             LinkEvent::Refused(_) => {}
             // Session traffic: the link already counted it as a sign of life.
-            LinkEvent::Message(_, Message::Heartbeat | Message::Hello { .. }) => {}
-            LinkEvent::Message(p, msg) => {
-                match coded.then(|| CodedMessage::capture(&msg)).flatten() {
+            LinkEvent::Message(_, r) if matches!(r.kind(), Kind::Heartbeat | Kind::Hello) => {}
+            LinkEvent::Message(p, r) => {
+                match coded.then(|| CodedMessage::capture(&r.message())).flatten() {
                     Some(m) => events.push(Event::Coded(p, m)),
                     // Without a coded part, a coded message is the machine's to refuse.
-                    None => events.push(Event::Message(PendingMsg::capture(p, &msg))),
+                    None => events.push(Event::Message(p, r)),
                 }
             }
         });
@@ -419,7 +419,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             match ev {
                 Event::Up(p) => self.peer_up(now, p),
                 Event::Down(p) => self.peer_down(now, p),
-                Event::Message(msg) => self.on_message(now, msg),
+                Event::Message(p, r) => self.on_message(now, p, r),
                 Event::Coded(p, m) => {
                     if let Some((c, _)) = &mut self.coded {
                         c.on_message(now, &mut self.link, p, m);
@@ -442,17 +442,17 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         }
     }
 
-    fn on_message(&mut self, now: Instant, p: PendingMsg) {
-        let msg = p.message();
-        let verdict = machine!(&mut self.machine, m => m.on_message(now, p.from, &msg));
+    fn on_message(&mut self, now: Instant, from: NodeId, r: Received) {
+        let msg = r.message();
+        let verdict = machine!(&mut self.machine, m => m.on_message(now, from, &msg));
         match verdict {
-            Ok(Verdict::Accept) => self.keep(now, p.from, &msg),
+            Ok(Verdict::Accept) => self.keep(now, from, r),
             Ok(Verdict::Discard) => {}
             Err(e) => {
                 self.stats.refused += 1;
                 if e.peer_fault() {
-                    self.link.disconnect(p.from);
-                    self.peer_down(now, p.from);
+                    self.link.disconnect(from);
+                    self.peer_down(now, from);
                 }
                 let _: RuntimeError = e;
             }
@@ -516,53 +516,68 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         });
     }
 
-    /// Stores the payload of an accepted message.
-    fn keep(&mut self, now: Instant, from: NodeId, msg: &Message<'_>) {
+    /// Stores the payload of an accepted message. A tensor becomes its values in the buffer it
+    /// arrived in (a tile input is held once, not as bytes and again as values).
+    fn keep(&mut self, now: Instant, from: NodeId, r: Received) {
+        let msg = r.message();
         if let Some(frame) = msg.frame() {
             self.forget_stale(frame);
         }
         let out_shape = self.model.stack().map(|s| s.output()).ok();
-        match *msg {
-            Message::Task {
-                frame, tile, input, ..
-            } => {
+        // The message's one tensor, with its span in `r`'s buffer.
+        let tensor = match msg {
+            Message::Task { input, .. }
+            | Message::FrameSubmit { input, .. }
+            | Message::LayerTask { input, .. } => Some(input),
+            Message::Result { output, .. } | Message::LayerResult { output, .. } => Some(output),
+            _ => None,
+        };
+        let span = tensor.and_then(|t| Some((t.region, t.channels, r.span(&t)?)));
+        match (msg, span) {
+            (Message::Task { frame, tile, .. }, Some((region, _, span))) => {
+                let values = r.into_values(span);
                 let f = frame_entry(&mut self.frames, frame, now);
-                f.tasks.insert(tile, (input.region, read_tensor(&input)));
+                f.tasks.insert(tile, (region, values));
             }
-            Message::FrameSubmit { frame, input } => {
+            (Message::FrameSubmit { frame, .. }, Some((_, _, span))) => {
+                let values = r.into_values(span);
                 let f = frame_entry(&mut self.frames, frame, now);
-                f.image = Some(Arc::new(read_tensor(&input)));
+                f.image = Some(Arc::new(values));
             }
-            Message::LayerTask {
-                frame,
-                layer,
-                stripe,
-                output,
-                input,
-            } => {
+            (
+                Message::LayerTask {
+                    frame,
+                    layer,
+                    stripe,
+                    output,
+                    ..
+                },
+                Some((region, _, span)),
+            ) => {
+                let values = r.into_values(span);
                 let f = frame_entry(&mut self.frames, frame, now);
                 f.layer_tasks
-                    .insert((layer, stripe), (input.region, output, read_tensor(&input)));
+                    .insert((layer, stripe), (region, output, values));
             }
-            Message::Result { frame, output, .. } => {
+            (Message::Result { frame, .. }, Some((region, channels, span))) => {
                 let Some(shape) = out_shape else { return };
+                let values = r.into_values(span);
                 let f = frame_entry(&mut self.frames, frame, now);
                 *f.tiles_by.entry(from).or_default() += 1;
-                f.stitch_output(shape, output.region, output.channels, &read_tensor(&output));
+                f.stitch_output(shape, region, channels, &values);
             }
-            Message::LayerResult {
-                frame,
-                layer,
-                output,
-                ..
-            } => {
-                self.store_layer_output(frame, layer, output.region, &read_tensor(&output));
+            (Message::LayerResult { frame, layer, .. }, Some((region, _, span))) => {
+                let values = r.into_values(span);
+                self.store_layer_output(frame, layer, region, &values);
             }
-            Message::Strips {
-                frame,
-                tile,
-                strips,
-            } => {
+            (
+                Message::Strips {
+                    frame,
+                    tile,
+                    strips,
+                },
+                _,
+            ) => {
                 let f = frame_entry(&mut self.frames, frame, now);
                 for e in strips.iter() {
                     let s = Strip {
@@ -1021,32 +1036,6 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
     /// True while a job runs.
     pub fn computing(&self) -> bool {
         self.computing
-    }
-}
-
-/// A received message, copied out of the link's buffer so the link may be used while handling
-/// it. Tensors are kept as bytes and re-viewed.
-struct PendingMsg {
-    from: NodeId,
-    kind: tessera_core::wire::Kind,
-    payload: Vec<u8>,
-}
-
-impl PendingMsg {
-    fn capture(from: NodeId, msg: &Message<'_>) -> Self {
-        let mut payload = vec![0u8; msg.buffer_len()];
-        // Re-emitting a parsed message cannot fail: it was checked on parse.
-        let _ = msg.emit(&mut payload);
-        PendingMsg {
-            from,
-            kind: msg.kind(),
-            payload,
-        }
-    }
-
-    fn message(&self) -> Message<'_> {
-        Message::parse(self.kind, &self.payload, &tessera_core::wire::Limits::LARGE)
-            .unwrap_or(Message::Heartbeat)
     }
 }
 

@@ -3,13 +3,13 @@
 extern crate alloc;
 
 use alloc::collections::VecDeque;
-use alloc::vec::Vec;
 use core::cmp::Reverse;
 use core::net::IpAddr;
 
 use tessera_core::time::{Duration, Instant};
 use tessera_core::wire::NodeId;
 
+use super::received::FrameBuf;
 use super::HandshakeConfig;
 
 /// Who opened a connection.
@@ -33,7 +33,7 @@ pub(super) struct Conn<T> {
     pub authenticated: bool,
     /// When it was accepted or its connect completed (the handshake deadline runs from here).
     pub opened: Instant,
-    pub rx: Vec<u8>,
+    pub rx: FrameBuf,
     pub rx_len: usize,
     pub tx: VecDeque<u8>,
     pub last_heard: Instant,
@@ -55,7 +55,7 @@ impl<T> Conn<T> {
             ip,
             authenticated: false,
             opened: now,
-            rx: Vec::new(),
+            rx: FrameBuf::default(),
             rx_len: 0,
             tx: VecDeque::new(),
             last_heard: now,

@@ -26,7 +26,8 @@
 //! Sending streams the frame out of the caller's tensor with [`FrameEncoder`](tessera_core::wire::FrameEncoder) straight into the
 //! socket; only what the socket does not take at once is copied into the peer's backlog.
 //! Receiving buffers one frame per connection (the tag must be checked before any byte is
-//! used), bounded by the receiver's [`Limits`](tessera_core::wire::Limits) once authenticated.
+//! used), bounded by the receiver's [`Limits`](tessera_core::wire::Limits) once authenticated;
+//! a large frame's buffer is then handed to the receiver with its message ([`Received`]).
 
 extern crate alloc;
 
@@ -36,6 +37,7 @@ mod error;
 pub mod handshake;
 pub mod mem;
 pub mod replay;
+mod received;
 mod stats;
 
 use alloc::vec;
@@ -51,25 +53,28 @@ use tessera_core::wire::{
 pub use config::{HandshakeConfig, LinkConfig, DEFAULT_BACKLOG, MAX_BACKOFF};
 pub use error::LinkError;
 pub use handshake::{Refusal, RefusalReason, PRE_AUTH_FRAME};
+pub use received::{Received, TensorSpan};
 pub use stats::{Drops, LinkStats};
 
 use conn::{evict_for, Conn, Dial, Origin};
 
 /// Bytes written to a socket per `send` call (also the streaming chunk).
 const CHUNK: usize = 64 * 1024;
-/// Largest receive buffer (and drained send backlog) a connection keeps between frames.
+/// Largest receive buffer (and drained send backlog) a connection keeps between frames; a
+/// larger frame's buffer goes to the receiver with the message.
 const RX_KEEP: usize = 64 * 1024;
 
 /// What happened on the link during a poll.
 #[derive(Debug)]
-pub enum LinkEvent<'a> {
+pub enum LinkEvent {
     /// A peer completed its Hello.
     Up(NodeId),
     /// A peer's connection was dropped (it may come back). A dialled peer that refused our
     /// `Hello` is reported here too, with [`LinkError::Refused`].
     Down(NodeId, LinkError),
-    /// A message from a peer.
-    Message(NodeId, Message<'a>),
+    /// A message from a peer, with the buffer it arrived in (a large frame's buffer is handed
+    /// over, not copied: see [`Received::into_values`]).
+    Message(NodeId, Received),
     /// A connection from an unidentified peer was refused (or a claim of an id in use).
     Refused(LinkError),
 }
@@ -351,7 +356,7 @@ impl<S: TcpFullStack> Link<S> {
 
     /// Accepts, dials, reads, flushes and checks liveness; reports what happened through
     /// `on_event`. Bounded work: at most one frame per connection per call.
-    pub fn poll(&mut self, now: Instant, mut on_event: impl FnMut(&mut Self, LinkEvent<'_>)) {
+    pub fn poll(&mut self, now: Instant, mut on_event: impl FnMut(&mut Self, LinkEvent)) {
         self.more = false;
         self.accept(now, &mut on_event);
         self.dial(now, &mut on_event);
@@ -392,7 +397,7 @@ impl<S: TcpFullStack> Link<S> {
         now: Instant,
         i: usize,
         e: LinkError,
-        on_event: &mut impl FnMut(&mut Self, LinkEvent<'_>),
+        on_event: &mut impl FnMut(&mut Self, LinkEvent),
     ) {
         if self.conns[i].socket.is_none() {
             return;
@@ -466,7 +471,7 @@ impl<S: TcpFullStack> Link<S> {
         }
     }
 
-    fn accept(&mut self, now: Instant, on_event: &mut impl FnMut(&mut Self, LinkEvent<'_>)) {
+    fn accept(&mut self, now: Instant, on_event: &mut impl FnMut(&mut Self, LinkEvent)) {
         // Bounded: a flood of connects is served a few per poll (the rest on the next one).
         self.more = true;
         for _ in 0..4 {
@@ -491,7 +496,7 @@ impl<S: TcpFullStack> Link<S> {
         }
     }
 
-    fn dial(&mut self, now: Instant, on_event: &mut impl FnMut(&mut Self, LinkEvent<'_>)) {
+    fn dial(&mut self, now: Instant, on_event: &mut impl FnMut(&mut Self, LinkEvent)) {
         for k in 0..self.dials.len() {
             let id = self.dials[k].id;
             if self
@@ -604,7 +609,10 @@ impl<S: TcpFullStack> Link<S> {
             let want = if conn.rx_len < HEADER_LEN {
                 HEADER_LEN
             } else {
-                let h = HeaderRepr::parse(&Frame::new_unchecked(&conn.rx[..conn.rx_len]), &limits)?;
+                let h = HeaderRepr::parse(
+                    &Frame::new_unchecked(&conn.rx.bytes()[..conn.rx_len]),
+                    &limits,
+                )?;
                 let declared = h.frame_len();
                 // Nothing sized by an unverified header beyond one Hello.
                 if !conn.authenticated && declared > PRE_AUTH_FRAME {
@@ -615,10 +623,11 @@ impl<S: TcpFullStack> Link<S> {
             if conn.rx_len >= want {
                 return Ok(Some(want));
             }
-            if conn.rx.len() < want {
-                conn.rx.resize(want, 0);
-            }
-            match self.stack.receive(socket, &mut conn.rx[conn.rx_len..want]) {
+            conn.rx.grow_to(want);
+            match self
+                .stack
+                .receive(socket, &mut conn.rx.bytes_mut()[conn.rx_len..want])
+            {
                 Ok(n) => {
                     conn.rx_len += n;
                     conn.last_heard = now;
@@ -635,7 +644,7 @@ impl<S: TcpFullStack> Link<S> {
         now: Instant,
         i: usize,
         len: usize,
-        on_event: &mut impl FnMut(&mut Self, LinkEvent<'_>),
+        on_event: &mut impl FnMut(&mut Self, LinkEvent),
     ) {
         // Take the buffer out so the callback may use the link (e.g. to reply).
         let mut rx = core::mem::take(&mut self.conns[i].rx);
@@ -645,15 +654,21 @@ impl<S: TcpFullStack> Link<S> {
             (c.peer, c.origin, c.authenticated)
         };
         // A listener that refuses our Hello says why in a clear frame before closing.
-        if origin == Origin::Dialled && !authenticated && rx[6] & FLAG_AUTH == 0 {
-            if let Some(reason) = handshake::parse_refusal(&mut rx[..len]) {
+        if origin == Origin::Dialled && !authenticated && rx.bytes()[6] & FLAG_AUTH == 0 {
+            if let Some(reason) = handshake::parse_refusal(&mut rx.bytes_mut()[..len]) {
                 self.conns[i].rx = rx;
                 self.fail(now, i, LinkError::Refused(reason), on_event);
                 return;
             }
         }
-        let claimed = HeaderRepr::parse(&Frame::new_unchecked(&rx[..len]), &self.cfg.limits)
-            .map(|h| h.sender);
+        let claimed =
+            HeaderRepr::parse(&Frame::new_unchecked(&rx.bytes()[..len]), &self.cfg.limits)
+                .map(|h| h.sender);
+        // What the session needs of a message: its header and, for a Hello, who it names.
+        let hello_of = |(h, m): (HeaderRepr, Message<'_>)| match m {
+            Message::Hello { node, role, model } => (h, Some((node, role, model))),
+            _ => (h, None),
+        };
         let mut window: Option<(usize, ReplayWindow)> = None;
         let result = match claimed {
             Err(e) => Err(LinkError::Wire(e)),
@@ -662,9 +677,9 @@ impl<S: TcpFullStack> Link<S> {
                 // else, and a replayed one earns only our sealed Hello.
                 None if sender == PROBE && !authenticated && origin == Origin::Accepted => self
                     .receiver
-                    .decode(&mut rx[..len], &mut ReplayWindow::new())
+                    .decode(&mut rx.bytes_mut()[..len], &mut ReplayWindow::new())
                     .map_err(LinkError::Wire)
-                    .map(|(_, m)| (sender, m)),
+                    .map(|v| (sender, hello_of(v))),
                 None => Err(LinkError::UnknownPeer(sender)),
                 Some(w) => {
                     // Before authentication the Hello is checked against a copy of the
@@ -677,16 +692,16 @@ impl<S: TcpFullStack> Link<S> {
                         _ => &mut self.windows[w].1,
                     };
                     self.receiver
-                        .decode(&mut rx[..len], win)
+                        .decode(&mut rx.bytes_mut()[..len], win)
                         .map_err(LinkError::Wire)
-                        .map(|(_, m)| (sender, m))
+                        .map(|v| (sender, hello_of(v)))
                 }
             },
         };
         let st = self.receiver.stats();
         self.stats.forged = st.forged;
         self.stats.replayed = st.replayed;
-        let (sender, msg) = match result {
+        let (sender, (header, hello)) = match result {
             Err(e) => {
                 self.conns[i].rx = rx;
                 self.fail(now, i, e, on_event);
@@ -696,8 +711,8 @@ impl<S: TcpFullStack> Link<S> {
         };
         self.stats.frames_received += 1;
         let ours = self.cfg.handshake.model;
-        match (known, authenticated, msg) {
-            (None, false, Message::Hello { node, role, .. })
+        match (known, authenticated, hello) {
+            (None, false, Some((node, role, _)))
                 if node == sender && node == PROBE && role == Role::Probe =>
             {
                 self.conns[i].rx = rx;
@@ -715,7 +730,7 @@ impl<S: TcpFullStack> Link<S> {
                 self.conns[i].rx = rx;
                 self.fail(now, i, LinkError::NoHello, on_event);
             }
-            (_, false, Message::Hello { node, model, .. }) if node == sender && model != ours => {
+            (_, false, Some((node, _, model))) if node == sender && model != ours => {
                 self.conns[i].rx = rx;
                 let e = LinkError::ModelMismatch {
                     peer: node,
@@ -724,11 +739,11 @@ impl<S: TcpFullStack> Link<S> {
                 };
                 self.fail(now, i, e, on_event);
             }
-            (None, false, Message::Hello { node, .. }) if node == sender => {
+            (None, false, Some((node, ..))) if node == sender => {
                 self.conns[i].rx = rx;
                 self.hello_accepted(now, i, node, window, on_event);
             }
-            (Some(p), false, Message::Hello { node, .. }) if p == node && node == sender => {
+            (Some(p), false, Some((node, ..))) if p == node && node == sender => {
                 // The dialled peer's answering Hello.
                 self.conns[i].rx = rx;
                 self.conns[i].authenticated = true;
@@ -746,12 +761,20 @@ impl<S: TcpFullStack> Link<S> {
                 self.conns[i].rx = rx;
                 self.fail(now, i, LinkError::UnknownPeer(sender), on_event);
             }
-            (Some(p), true, msg) => {
-                on_event(self, LinkEvent::Message(p, msg));
-                // A buffer grown for one large frame (a tile input, strips) is released
-                // rather than kept per connection: a node's memory is its one largest message
-                // in flight, not one per peer.
-                if let Some(c) = self.conns.get_mut(i).filter(|_| rx.len() <= RX_KEEP) {
+            (Some(p), true, _) => {
+                // A buffer grown for one large frame (a tile input, strips) is handed over
+                // with the message, never kept per connection: a node's memory is its one
+                // largest message in flight, held once. A small frame is copied out and the
+                // connection keeps its buffer.
+                let (buf, keep) = if rx.len() <= RX_KEEP {
+                    (rx.copy_of(len), Some(rx))
+                } else {
+                    (rx, None)
+                };
+                let payload = header.payload_len as usize;
+                let received = Received::new(buf, header.kind, payload, self.cfg.limits);
+                on_event(self, LinkEvent::Message(p, received));
+                if let (Some(c), Some(rx)) = (self.conns.get_mut(i), keep) {
                     c.rx = rx;
                 }
             }
@@ -771,7 +794,7 @@ impl<S: TcpFullStack> Link<S> {
         i: usize,
         node: NodeId,
         window: Option<(usize, ReplayWindow)>,
-        on_event: &mut impl FnMut(&mut Self, LinkEvent<'_>),
+        on_event: &mut impl FnMut(&mut Self, LinkEvent),
     ) {
         let holder = self
             .conns
