@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 
-use tessera_core::ftp::{FusedStack, Grid, Partition};
+use tessera_core::ftp::{FusedStack, Grid, Partition, Side};
 use tessera_core::model::{Network, Shape};
 use tessera_core::region::{Region, Span};
 use tessera_core::runtime::{
@@ -551,6 +551,12 @@ fn wst_s_source_reuses_with_local_and_fetched_strips() {
         current = w;
         now += 1;
     }
+    // Tile 1 is done here: the strips of 0 and 4 facing it have no reader left; those facing
+    // 5 (not computed yet) are still wanted.
+    assert!(!e.strip_wanted(f, 0, Side::Right));
+    assert!(!e.strip_wanted(f, 4, Side::Above));
+    assert!(e.strip_wanted(f, 2, Side::Below));
+    assert!(e.strip_wanted(f, 4, Side::Right));
     // Tile 5 needs 8's strips (computed by the thief, not covered yet): falls back to Plain.
     e.on_computed(t(now), current).unwrap();
     let a = drain_edge(&mut e, t(now));
@@ -568,6 +574,15 @@ fn wst_s_source_reuses_with_local_and_fetched_strips() {
         mode: TileMode::Plain,
     };
     now += 1;
+    // Tile 3 done, 5 running Plain: 2's and 4's strips facing 5 stay until 5 is done.
+    assert!(!e.strip_wanted(f, 4, Side::Left));
+    assert!(e.strip_wanted(f, 2, Side::Below));
+    // Another source's frame is not the edge's to judge.
+    let other = FrameKey {
+        origin: 2,
+        number: f.number,
+    };
+    assert!(e.strip_wanted(other, 0, Side::Right));
     // Coverage for 8 arrives: tile 7 (neighbours 4, 6 local, 8 remote) fetches 8's strip on
     // its left side before running Reuse.
     e.on_message(t(now), GATEWAY, &Message::Coverage { frame: f, tile: 8 })
@@ -607,6 +622,11 @@ fn wst_s_source_reuses_with_local_and_fetched_strips() {
         e.on_message(t(now + 2), GATEWAY, &strips),
         Ok(Verdict::Discard)
     );
+    // Tile 5 (run Plain) is done: no reader is left for the strips facing it; 4's strip
+    // facing 7 (running) is its job's.
+    assert!(!e.strip_wanted(f, 2, Side::Below));
+    assert!(!e.strip_wanted(f, 4, Side::Right));
+    assert!(e.strip_wanted(f, 4, Side::Below));
 }
 
 #[test]

@@ -415,6 +415,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 }
             }
         });
+        let mut changed = !events.is_empty();
         for ev in events {
             match ev {
                 Event::Up(p) => self.peer_up(now, p),
@@ -433,8 +434,12 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         if let Some(done) = self.exec.poll() {
             self.computing = false;
             self.on_done(now, done);
+            changed = true;
         }
         self.pump(now);
+        if changed {
+            self.drop_dead_strips();
+        }
         if let Some((c, _)) = &mut self.coded {
             c.poll(now, &mut self.link);
             // The coded part may have dropped a peer that broke its protocol.
@@ -1030,6 +1035,21 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         if let Some(f) = self.frames.get_mut(&frame) {
             f.strips
                 .retain(|&(t, _, s), _| t != tile || sides & (1 << s) == 0);
+        }
+    }
+
+    /// Forgets, on a data source, the strips of its own frames whose one reader (the tile on
+    /// their side) is done: computed here (its job took them) or its result at the gateway (a
+    /// thief fetched them there). Without this, the strips facing stolen tiles stayed until
+    /// the frame ended.
+    fn drop_dead_strips(&mut self) {
+        let Machine::Edge(e) = &self.machine else {
+            return;
+        };
+        let me = self.link.me();
+        for (&key, f) in self.frames.iter_mut().filter(|(k, _)| k.origin == me) {
+            f.strips
+                .retain(|&(t, _, s), _| e.strip_wanted(key, t, Side::ALL[s as usize]));
         }
     }
 

@@ -159,6 +159,21 @@ impl Edge {
         self.own.iter().flatten().count() + self.submitted.iter().flatten().count()
     }
 
+    /// Whether this node may still read the strip of level-0 `tile` on `side` of `frame`, one
+    /// of its own frames: not once the neighbour on that side is done (computed here, or its
+    /// result at the gateway), so a data source can drop its strips as their last reader
+    /// finishes instead of when the frame ends. True for a frame that is not its own (not
+    /// this machine's to judge).
+    pub fn strip_wanted(&self, frame: FrameKey, tile: u16, side: Side) -> bool {
+        let Some(f) = self.own_frame(frame).and_then(|i| self.own[i].as_ref()) else {
+            return true;
+        };
+        match self.cfg.grid.neighbour(tile as usize, side) {
+            Some(n) => !f.done(n as u16),
+            None => false,
+        }
+    }
+
     /// A connection to `peer` is up (the transport already authenticated it). The gateway: own
     /// frames in flight start over there (see [`Edge`]), and the edge asks for
     /// work. Another edge: it may now be stolen from; a thief backing off asks again.

@@ -219,6 +219,11 @@ impl SrcFrame {
         }
     }
 
+    /// `t` is done: computed here, or its result is at the gateway.
+    pub(crate) fn done(&self, t: u16) -> bool {
+        t < self.tiles && self.state[t as usize] == TileState::Done
+    }
+
     /// Re-queues lent tiles whose deadline passed; true if any.
     pub(crate) fn expire(&mut self, now: Instant) -> bool {
         let mut any = false;
