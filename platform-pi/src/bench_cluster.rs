@@ -41,21 +41,29 @@ pub struct Args {
 }
 
 /// Peak resident memory of real `tessera gateway` / `tessera edge` processes (YOLOv2-608):
-/// 3x3 and 5x5 with the gateway reporting the fused output only, then 3x3 with the tail.
+/// 3x3 and 5x5 with the gateway reporting the fused output only, 3x3 with the tail on the
+/// gateway, then 3x3 and 5x5 with the tail coded over the edges (`cdc:1`: each edge a coded
+/// worker).
 fn node_memory(args: &Args) -> Result<Vec<RssRun>, Error> {
     let exe = std::env::current_exe().context(|| "finding the tessera executable")?;
     let mut runs = Vec::new();
-    for (i, (grid, tail)) in [((3, 3), false), ((5, 5), false), ((3, 3), true)]
-        .into_iter()
-        .enumerate()
-    {
+    let configs = [
+        ((3, 3), false, None),
+        ((5, 5), false, None),
+        ((3, 3), true, None),
+        ((3, 3), false, Some("cdc:1")),
+        ((5, 5), false, Some("cdc:1")),
+    ];
+    for (i, (grid, tail, coded)) in configs.into_iter().enumerate() {
         if !args.json {
-            eprintln!("  node processes {}x{}, tail {tail}", grid.0, grid.1);
+            let coded = coded.map_or(String::new(), |c| format!(", coded tail {c}"));
+            eprintln!("  node processes {}x{}, tail {tail}{coded}", grid.0, grid.1);
         }
         runs.push(node_memory::measure(&RssSetup {
             exe: exe.clone(),
             grid,
             tail,
+            coded: coded.map(str::to_string),
             frames: args.frames.max(3),
             max_frames: 40,
             kernel: args.kernel,

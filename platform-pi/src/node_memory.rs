@@ -1,7 +1,8 @@
 //! Peak resident memory of real node processes: a gateway and three edges started as separate
 //! `tessera gateway` / `tessera edge` processes from one generated cluster file on 127.0.x.y,
 //! frames fed by the source edge, each process's `VmHWM` read from `/proc/PID/status` while it
-//! still runs, then every process killed by its PID.
+//! still runs, then every process killed by its PID. With a coded tail every edge is also a
+//! coded worker: its target grows by the shard weights it reports holding.
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
@@ -27,6 +28,9 @@ pub enum Role {
     Gateway,
     /// The gateway running the layers after the fused ones (`--tail run`).
     GatewayWithTail,
+    /// The gateway of a coded tail: it decodes and runs the glue layers, the edges hold the
+    /// tail's convolutions.
+    GatewayCoded,
     /// The edge frames enter at.
     SourceEdge,
     /// An edge that only computes.
@@ -39,6 +43,7 @@ impl Role {
         match self {
             Role::Gateway => "gateway",
             Role::GatewayWithTail => "gateway+tail",
+            Role::GatewayCoded => "gateway+coded",
             Role::SourceEdge => "source edge",
             Role::Edge => "edge",
         }
@@ -48,12 +53,13 @@ impl Role {
     ///
     /// A non-source edge: 32 MiB on grids of fewer than 25 tiles (3x3), 24 MiB from 5x5 on; a
     /// source edge that plus its [`SOURCE_QUEUE`] queued frames; the gateway without the tail
-    /// 24 MiB; none for the gateway with the tail (it holds all 50.98 M parameters).
+    /// 24 MiB; none for the gateway with the tail (it holds all 50.98 M parameters) or a coded
+    /// one. A coded worker adds its shard weights ([`NodeRss::shard_bytes`]).
     pub fn target_bytes(self, grid: (u32, u32)) -> Option<u64> {
         let edge = if grid.0 * grid.1 >= 25 { 24 } else { 32 } * MIB;
         match self {
             Role::Gateway => Some(24 * MIB),
-            Role::GatewayWithTail => None,
+            Role::GatewayWithTail | Role::GatewayCoded => None,
             Role::SourceEdge => Some(edge + SOURCE_QUEUE as u64 * FRAME_BYTES),
             Role::Edge => Some(edge),
         }
@@ -71,7 +77,10 @@ pub struct NodeRss {
     pub peak_bytes: u64,
     /// Tiles it computed over the measured frames (from the gateway's per-frame report).
     pub tiles: u32,
-    /// Target, bytes (see [`Role::target_bytes`]).
+    /// Coded-tail shard weights it holds, bytes (as the edge reports them; 0 without a coded
+    /// tail).
+    pub shard_bytes: u64,
+    /// Target, bytes ([`Role::target_bytes`] plus the shard weights).
     pub target_bytes: Option<u64>,
 }
 
@@ -87,6 +96,8 @@ impl NodeRss {
 pub struct RssRun {
     /// Grid.
     pub grid: (u32, u32),
+    /// The coded tail, if any (the cluster file's `tail`, e.g. `cdc:1`).
+    pub coded: Option<String>,
     /// Frames the gateway finished before the reading.
     pub frames: usize,
     /// Gateway first, then edges by id.
@@ -107,11 +118,13 @@ impl RssRun {
                     "target_bytes": n.target_bytes,
                     "within_target": n.within_target(),
                     "tiles": n.tiles,
+                    "shard_bytes": n.shard_bytes,
                 })
             })
             .collect();
         serde_json::json!({
             "grid": format!("{}x{}", self.grid.0, self.grid.1),
+            "coded_tail": self.coded,
             "frames": self.frames,
             "nodes": nodes,
         })
@@ -127,6 +140,9 @@ pub struct RssSetup {
     pub grid: (u32, u32),
     /// Whether the gateway runs the tail.
     pub tail: bool,
+    /// A coded tail over the edges (the cluster file's `tail`, e.g. `cdc:1`; the gateway then
+    /// runs with `--tail run` and `tail` is ignored).
+    pub coded: Option<String>,
     /// Frames to finish before reading (more run while some edge has computed no tile yet,
     /// up to [`RssSetup::max_frames`]).
     pub frames: usize,
@@ -170,6 +186,10 @@ fn cluster_text(s: &RssSetup) -> String {
          peer_dead_ms = 5000\nconnect_ms = 2000\n",
         s.grid.0, s.grid.1
     );
+    if let Some(tail) = &s.coded {
+        // Before the first table: a top-level key.
+        t = t.replacen("[timeouts]", &format!("tail = \"{tail}\"\n[timeouts]"), 1);
+    }
     for (i, port) in s.ports.iter().enumerate() {
         let addr = SocketAddr::from((Ipv4Addr::new(127, 0, s.net, i as u8 + 1), *port));
         let _ = write!(t, "[[nodes]]\nid = {i}\naddr = \"{addr}\"\n");
@@ -208,6 +228,23 @@ fn status_kib(pid: u32, field: &str) -> Result<u64, Error> {
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(|kib| kib * 1024)
         .ok_or_else(|| error(format!("reading {path}"), format!("no {field} line")))
+}
+
+/// Parses an edge's `edge 2: coded tail shards held, 1234 bytes` line.
+fn shard_bytes_of(line: &str) -> Option<u64> {
+    let rest = line.split(": coded tail shards held, ").nth(1)?;
+    rest.strip_suffix(" bytes")?.trim().parse().ok()
+}
+
+/// Takes the shard bytes edge `i + 1` reported from `edges[i]`'s lines so far.
+fn read_shards(edges: &[Option<Receiver<String>>], shards: &mut [u64; 4]) {
+    for (i, rx) in edges.iter().enumerate() {
+        for l in rx.iter().flat_map(|rx| rx.try_iter()) {
+            if let (Some(b), Some(s)) = (shard_bytes_of(&l), shards.get_mut(i + 1)) {
+                *s = b;
+            }
+        }
+    }
 }
 
 /// Parses the gateway's `tiles [(1, 3), (2, 2)]` suffix into (edge, count) pairs.
@@ -268,7 +305,13 @@ pub fn measure(s: &RssSetup) -> Result<RssRun, Error> {
     };
     let cluster = file.display().to_string();
     let arg = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
-    let tail = if s.tail { "run" } else { "none" };
+    let tail = if s.tail || s.coded.is_some() {
+        "run"
+    } else {
+        "none"
+    };
+    // A coded worker says how many shard bytes it holds on stdout.
+    let coded = s.coded.is_some();
     procs.children.push(spawn(
         &s.exe,
         &arg(&["gateway", "--cluster", &cluster, "--tail", tail]),
@@ -303,7 +346,7 @@ pub fn measure(s: &RssSetup) -> Result<RssRun, Error> {
             "--seconds",
             "3600",
         ]),
-        false,
+        coded,
     );
     let source = source.inspect_err(|_| {
         let _ = std::fs::remove_file(&image);
@@ -315,9 +358,12 @@ pub fn measure(s: &RssSetup) -> Result<RssRun, Error> {
         procs.children.push(spawn(
             &s.exe,
             &arg(&["edge", "--cluster", &cluster, "--id", &id]),
-            false,
+            coded,
         )?);
     }
+    let edge_lines: Vec<Option<Receiver<String>>> =
+        procs.children[1..].iter_mut().map(lines).collect();
+    let mut shards = [0u64; 4];
     let start = Instant::now();
     let mut tiles = [0u32; 4];
     let mut frames = 0;
@@ -340,6 +386,7 @@ pub fn measure(s: &RssSetup) -> Result<RssRun, Error> {
                 ));
             }
         }
+        read_shards(&edge_lines, &mut shards);
         match gateway_lines.recv_timeout(Duration::from_millis(200)) {
             Ok(l) if l.starts_with("frame ") => {
                 frames += 1;
@@ -354,9 +401,19 @@ pub fn measure(s: &RssSetup) -> Result<RssRun, Error> {
     };
     let _ = std::fs::remove_file(&image);
     outcome?;
+    read_shards(&edge_lines, &mut shards);
+    if coded {
+        if let Some(i) = (1..4).find(|&i| shards[i] == 0) {
+            return Err(error(
+                "bench cluster",
+                format!("edge {i} did not report its coded-tail shards"),
+            ));
+        }
+    }
     let mut nodes = Vec::new();
     for (i, c) in procs.children.iter().enumerate() {
         let role = match i {
+            0 if coded => Role::GatewayCoded,
             0 if s.tail => Role::GatewayWithTail,
             0 => Role::Gateway,
             1 => Role::SourceEdge,
@@ -367,12 +424,14 @@ pub fn measure(s: &RssSetup) -> Result<RssRun, Error> {
             role,
             peak_bytes: vm_hwm(c.id())?,
             tiles: tiles[i],
-            target_bytes: role.target_bytes(s.grid),
+            shard_bytes: shards[i],
+            target_bytes: role.target_bytes(s.grid).map(|t| t + shards[i]),
         });
     }
     drop(procs);
     Ok(RssRun {
         grid: s.grid,
+        coded: s.coded.clone(),
         frames,
         nodes,
     })
@@ -381,8 +440,8 @@ pub fn measure(s: &RssSetup) -> Result<RssRun, Error> {
 /// The runs as a table, one row per node, MiB.
 pub fn table(runs: &[RssRun]) -> String {
     let mut s = format!(
-        "{:<5} {:>3} {:<13} {:>9} {:>11} {:>6} {:>6}\n",
-        "grid", "id", "role", "VmHWM MiB", "target MiB", "tiles", "target"
+        "{:<5} {:<6} {:>3} {:<13} {:>9} {:>10} {:>11} {:>6} {:>6}\n",
+        "grid", "tail", "id", "role", "VmHWM MiB", "shards MiB", "target MiB", "tiles", "target"
     );
     let mib = |b: u64| b as f64 / MIB as f64;
     for r in runs {
@@ -397,11 +456,13 @@ pub fn table(runs: &[RssRun]) -> String {
             };
             let _ = writeln!(
                 s,
-                "{:<5} {:>3} {:<13} {:>9.1} {:>11} {:>6} {:>6}",
+                "{:<5} {:<6} {:>3} {:<13} {:>9.1} {:>10.1} {:>11} {:>6} {:>6}",
                 format!("{}x{}", r.grid.0, r.grid.1),
+                r.coded.as_deref().unwrap_or("-"),
                 n.id,
                 n.role.name(),
                 mib(n.peak_bytes),
+                mib(n.shard_bytes),
                 target,
                 n.tiles,
                 verdict
@@ -420,6 +481,15 @@ mod tests {
         let l = "frame 1.2: 241 ms in the cluster, fused output 369664 values, tiles [(1, 5), (2, 2), (3, 12)]";
         assert_eq!(tiles_of(l), vec![(1, 5), (2, 2), (3, 12)]);
         assert_eq!(tiles_of("frame 1.3 FAILED"), vec![]);
+    }
+
+    #[test]
+    fn parses_a_workers_shard_bytes() {
+        assert_eq!(
+            shard_bytes_of("edge 3: coded tail shards held, 95063040 bytes"),
+            Some(95_063_040)
+        );
+        assert_eq!(shard_bytes_of("edge 3: 2 frames done"), None);
     }
 
     #[test]

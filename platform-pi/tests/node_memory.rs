@@ -25,7 +25,7 @@ const MIB: u64 = 1024 * 1024;
 const HEADROOM: u64 = 10;
 
 /// Free ports on 127.0.`net`.1-4 (each address its own, so parallel binaries cannot collide
-/// on an address they do not use; this test alone uses 127.0.70-71.x).
+/// on an address they do not use; these tests alone use 127.0.70-72.x).
 fn ports(net: u8) -> [u16; 4] {
     let mut p = [0u16; 4];
     for (i, port) in p.iter_mut().enumerate() {
@@ -45,6 +45,7 @@ fn node_processes_keep_only_what_they_run() {
                 exe: exe.clone(),
                 grid,
                 tail: false,
+                coded: None,
                 // Enough frames that a per-frame leak shows: helpers used to keep every frame's
                 // strips (+0.7 MiB a frame at 3x3), which 40 frames take past the bound.
                 frames: 40,
@@ -88,5 +89,44 @@ fn node_processes_keep_only_what_they_run() {
             "{} frames: too few to show a leak",
             r.frames
         );
+    }
+}
+
+/// Every edge a coded worker (`tail = "cdc:1"` over the three edges, 5x5): each holds its
+/// fused layers and only its own shards of the tail (95 MB each), so its target grows by
+/// exactly the shard bytes it reports, with the same headroom. An edge that built the whole coded model (686 MB) or held every tail layer at
+/// once (190 MB) would be far past it.
+#[test]
+fn coded_workers_keep_only_their_shards() {
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_tessera"));
+    let net = 72;
+    let run = measure(&RssSetup {
+        exe,
+        grid: (5, 5),
+        tail: false,
+        coded: Some("cdc:1".to_string()),
+        frames: 3,
+        max_frames: 20,
+        kernel: NodeKernel::auto(),
+        net,
+        ports: ports(net),
+        timeout: Duration::from_secs(600),
+    })
+    .unwrap();
+    println!("{}", table(std::slice::from_ref(&run)));
+    for n in run.nodes.iter().filter(|n| n.id != 0) {
+        assert!(n.shard_bytes > 0, "edge {} holds no shards", n.id);
+        let target = n.target_bytes.expect("an edge has a target");
+        let bound = target + target * HEADROOM / 100;
+        assert!(
+            n.peak_bytes <= bound,
+            "coded worker {} ({}): VmHWM {:.1} MiB > {:.1} MiB (shards {:.1} MiB + edge target, + {HEADROOM} %)",
+            n.id,
+            n.role.name(),
+            n.peak_bytes as f64 / MIB as f64,
+            bound as f64 / MIB as f64,
+            n.shard_bytes as f64 / MIB as f64
+        );
+        assert!(n.tiles > 0, "edge {} computed no tile: not measured", n.id);
     }
 }
