@@ -850,10 +850,13 @@ fn prepare_layer(
         .iter()
         .map(|&w| holds == Holds::All || holds == Holds::Worker(w))
         .collect();
-    let shards = match sole_float_data_shard(&layer, &spec, &held) {
+    let shards = match sole_float_shard(&layer, &spec, &held) {
         Some((s, d)) => {
             let mut shards = vec![None; n];
-            shards[s] = Some(take_data_shard(&mut layer, &code, d, row_len, index)?);
+            shards[s] = Some(match d.checked_sub(code.k()) {
+                None => take_data_shard(&mut layer, &code, d, row_len, index)?,
+                Some(j) => take_parity_shard(&mut layer, &code, j, row_len, index)?,
+            });
             shards
         }
         None => {
@@ -873,9 +876,10 @@ fn prepare_layer(
     Ok(p)
 }
 
-/// The one shard held (`held[s]`) when it is a float data shard or its replica: (shard, data
-/// shard). A worker makes such a shard from the layer's own buffer ([`take_data_shard`]).
-fn sole_float_data_shard(
+/// The one shard held (`held[s]`) of a float layer: (shard, data shard `d < k` or parity
+/// `k + j`; a replica names the data shard it copies). A worker makes such a shard in the
+/// layer's own buffer ([`take_data_shard`], [`take_parity_shard`]).
+fn sole_float_shard(
     layer: &LinearLayer,
     spec: &CodedLayerSpec,
     held: &[bool],
@@ -888,7 +892,7 @@ fn sole_float_data_shard(
         Protection::Replicated => replicate::replica_of(spec.code(), s),
         Protection::Coded => s,
     };
-    (layer.numeric == Numeric::Float && d < spec.code().k()).then_some((s, d))
+    (layer.numeric == Numeric::Float).then_some((s, d))
 }
 
 /// Data shard `d` of float `layer` (layer `index`, `row_len` weights per row) cut out of the layer's own
@@ -911,6 +915,55 @@ fn take_data_shard(
     w.truncate(rows.end * row_len);
     w.drain(..rows.start * row_len);
     w.shrink_to_fit();
+    Ok(ShardParams::F32 { w, b })
+}
+
+/// Parity shard `j` of float `layer` (layer `index`, `row_len` weights per row) computed in the
+/// layer's own weight buffer, which the layer gives up: the same values as
+/// [`encode::parity_f32`] (each value summed in `f64` over the data shards in order), without
+/// a second buffer beside the whole layer. In place is safe: parity row `t` overwrites data
+/// row `t` of shard 0 only after reading it, and reads the other shards' rows `d·s + t`,
+/// which lie past every parity row.
+fn take_parity_shard(
+    layer: &mut LinearLayer,
+    code: &Code,
+    j: usize,
+    row_len: usize,
+    index: usize,
+) -> Result<ShardParams, CodedModelError> {
+    let (s, rows) = (code.shard_rows(), code.rows());
+    if j >= code.r() || layer.weights.len() != rows * row_len || layer.bias.len() != rows {
+        return Err(CodedModelError::Shape { layer: index });
+    }
+    let coeffs = (0..code.k())
+        .map(|d| code.coeff(j, d))
+        .collect::<Result<Vec<f64>, _>>()?;
+    let mut w = core::mem::take(&mut layer.weights);
+    let mut b = core::mem::take(&mut layer.bias);
+    for t in 0..s {
+        for c in 0..row_len {
+            let mut acc = 0.0f64;
+            for (d, &k) in coeffs.iter().enumerate() {
+                let row = d * s + t;
+                if row < rows {
+                    acc += k * f64::from(w[row * row_len + c]);
+                }
+            }
+            w[t * row_len + c] = acc as f32;
+        }
+        let mut bias = 0.0f64;
+        for (d, &k) in coeffs.iter().enumerate() {
+            let row = d * s + t;
+            if row < rows {
+                bias += k * f64::from(b[row]);
+            }
+        }
+        b[t] = bias as f32;
+    }
+    w.truncate(s * row_len);
+    w.shrink_to_fit();
+    b.truncate(s);
+    b.shrink_to_fit();
     Ok(ShardParams::F32 { w, b })
 }
 
