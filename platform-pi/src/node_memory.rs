@@ -330,7 +330,9 @@ pub fn measure(s: &RssSetup) -> Result<RssRun, Error> {
     std::fs::write(&image, crate::files::DEFAULT_IMAGE)
         .context(|| format!("writing {}", image.display()))?;
     let image_arg = image.display().to_string();
-    let repeat = s.max_frames.to_string();
+    // More frames than are ever waited for: a source that ran out would exit before its
+    // `VmHWM` is read (a reaped-to-be process has no such line).
+    let repeat = (2 * s.max_frames + 8).to_string();
     let source = spawn(
         &s.exe,
         &arg(&[

@@ -36,8 +36,8 @@ mod conn;
 mod error;
 pub mod handshake;
 pub mod mem;
-pub mod replay;
 mod received;
+pub mod replay;
 mod stats;
 
 use alloc::vec;
