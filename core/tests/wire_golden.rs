@@ -103,7 +103,7 @@ fn golden<'a>(t: Tensor<'a>, strips: StripsView<'a>) -> Vec<(Message<'a>, String
             Message::Task {
                 frame: FK,
                 tile: 0x0d0e,
-                mode: Mode::Reuse.into(),
+                mode: Mode::Reuse,
                 input: t,
             },
             fk(&format!("0e0d01{TENSOR_HEX}")),

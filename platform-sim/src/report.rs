@@ -2,8 +2,9 @@
 
 use std::fmt::Write as _;
 
+use tessera_core::ftp::Mode;
 use tessera_core::runtime::Work;
-use tessera_core::wire::{Policy, TileMode};
+use tessera_core::wire::Policy;
 
 use crate::experiments::{single_device_s, FaultRow, MemRow, OutArgs, Point, SourceRow};
 use crate::world::{Outcome, SimConfig};
@@ -196,7 +197,7 @@ fn gantt(cfg: &SimConfig, out: &Outcome) -> String {
             Work::Tile { tile, mode, .. } => {
                 let again = seen.get(&tile).copied().unwrap_or(0) > 1;
                 let stolen = j.id != frame.frame.origin;
-                let fill = if mode == TileMode::Reuse {
+                let fill = if mode == Mode::Reuse {
                     "#9ecae1"
                 } else {
                     "#c7e9c0"
@@ -209,7 +210,7 @@ fn gantt(cfg: &SimConfig, out: &Outcome) -> String {
                     "#555"
                 };
                 (
-                    format!("t{tile}{}", if mode == TileMode::Reuse { "r" } else { "" }),
+                    format!("t{tile}{}", if mode == Mode::Reuse { "r" } else { "" }),
                     fill,
                     stroke,
                 )

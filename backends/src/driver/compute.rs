@@ -486,7 +486,7 @@ mod tests {
     use tessera_core::kernel::Portable;
     use tessera_core::model::weights::param_count;
     use tessera_core::model::{MaxPool, Shape};
-    use tessera_core::wire::{FrameKey, TileMode};
+    use tessera_core::wire::FrameKey;
     use tessera_testkit::{conv, network};
 
     fn net() -> Network {
@@ -510,7 +510,7 @@ mod tests {
             work: Work::Tile {
                 frame: FrameKey { origin: 1, number },
                 tile,
-                mode: TileMode::Plain,
+                mode: Mode::Plain,
             },
             input_region: Region::full(16, 12),
             input: Arc::new((0..16 * 12 * 3).map(|i| (i % 13) as f32 / 13.0).collect()),
