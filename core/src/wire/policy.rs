@@ -73,7 +73,6 @@ impl fmt::Display for Policy {
 
 /// A string is not the name of a [`Policy`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct ParsePolicyError;
 
 impl fmt::Display for ParsePolicyError {
