@@ -3,18 +3,16 @@
 //! The runs are `tessera_backends::policy_bench`'s (seconds per frame measured at the source,
 //! bytes on the wire per frame with every header, tag and heartbeat, the largest edge buffers;
 //! two data sources' throughput and latency), then the peak resident memory of real node
-//! processes; this module checks the arguments and prints.
-
-use std::time::Duration;
+//! processes (`tessera_backends::node_memory`); this module checks the arguments and prints.
 
 use clap::Args as ClapArgs;
+use tessera_backends::node_memory::{self, RssRun};
 
 use crate::config::NodeKernel;
 use crate::error::{error, Context, Error};
 use crate::image::{Image, ImageFiles};
-use crate::node_memory::{self, RssRun, RssSetup};
 use crate::{files, gen_weights};
-use tessera_backends::policy_bench::{policy_name as name, sweep, two_sources, BenchSetup};
+use tessera_backends::policy_bench::{sweep, two_sources, BenchSetup};
 
 /// Arguments of `tessera bench cluster`.
 #[derive(ClapArgs, Debug)]
@@ -40,38 +38,21 @@ pub struct Args {
     pub memory_only: bool,
 }
 
-/// Peak resident memory of real `tessera gateway` / `tessera edge` processes (YOLOv2-608):
-/// 3x3 and 5x5 with the gateway reporting the fused output only, 3x3 with the tail on the
-/// gateway, then 3x3 and 5x5 with the tail coded over the edges (`cdc:1`: each edge a coded
-/// worker).
+/// Peak resident memory of real `tessera gateway` / `tessera edge` processes (YOLOv2-608).
 fn node_memory(args: &Args) -> Result<Vec<RssRun>, Error> {
     let exe = std::env::current_exe().context(|| "finding the tessera executable")?;
-    let mut runs = Vec::new();
-    let configs = [
-        ((3, 3), false, None),
-        ((5, 5), false, None),
-        ((3, 3), true, None),
-        ((3, 3), false, Some("cdc:1")),
-        ((5, 5), false, Some("cdc:1")),
-    ];
-    for (i, (grid, tail, coded)) in configs.into_iter().enumerate() {
-        if !args.json {
-            let coded = coded.map_or(String::new(), |c| format!(", coded tail {c}"));
-            eprintln!("  node processes {}x{}, tail {tail}{coded}", grid.0, grid.1);
-        }
-        runs.push(node_memory::measure(&RssSetup {
-            exe: exe.clone(),
-            grid,
-            tail,
-            coded: coded.map(str::to_string),
-            frames: args.frames.max(3),
-            max_frames: 40,
-            kernel: args.kernel,
-            net: 60 + i as u8,
-            ports: [args.port; 4],
-            timeout: Duration::from_secs(600),
-        })?);
-    }
+    let runs = node_memory::yolo_runs(
+        &exe,
+        args.kernel,
+        args.frames,
+        args.port,
+        |grid, tail, coded| {
+            if !args.json {
+                let coded = coded.map_or(String::new(), |c| format!(", coded tail {c}"));
+                eprintln!("  node processes {}x{}, tail {tail}{coded}", grid.0, grid.1);
+            }
+        },
+    )?;
     Ok(runs)
 }
 
@@ -124,7 +105,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
         if !args.json {
             eprintln!(
                 "  {} {}x{} {} edge(s): {:.3} s/frame",
-                name(row.policy),
+                row.policy.label(),
                 row.grid.0,
                 row.grid.1,
                 row.edges,
@@ -139,7 +120,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
             .iter()
             .map(|r| {
                 serde_json::json!({
-                    "policy": name(r.policy),
+                    "policy": r.policy.label(),
                     "grid": format!("{}x{}", r.grid.0, r.grid.1),
                     "edges": r.edges,
                     "secs_per_frame": r.secs_per_frame,
@@ -153,7 +134,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
             .iter()
             .map(|t| {
                 serde_json::json!({
-                    "policy": name(t.policy),
+                    "policy": t.policy.label(),
                     "frames": t.frames,
                     "completed": t.completed,
                     "frames_per_sec": t.frames_per_sec,
@@ -184,7 +165,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
     for r in &rows {
         println!(
             "{:<7} {:<5} {:>5} {:>10.3} {:>14.2} {:>16.2} {:>15.2}",
-            name(r.policy),
+            r.policy.label(),
             format!("{}x{}", r.grid.0, r.grid.1),
             r.edges,
             r.secs_per_frame,
@@ -201,7 +182,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
     for t in &multi {
         println!(
             "  {:<6} {}/{} frames, {:.3} frames/s, max latency {:.3} s",
-            name(t.policy),
+            t.policy.label(),
             t.completed,
             t.frames,
             t.frames_per_sec,
