@@ -313,7 +313,7 @@ impl<S: TcpFullStack, X: ShardExecutor, G: Glue> CodedNode<S, X, G> {
             LinkEvent::Up(p) => events.push((p, true)),
             LinkEvent::Down(p, _) => events.push((p, false)),
             LinkEvent::Message(p, r) => {
-                if let Some(m) = CodedMessage::capture(&r.message()) {
+                if let Ok(m) = CodedMessage::take(r) {
                     incoming.push((p, m));
                 }
             }

@@ -531,10 +531,11 @@ impl CodedModel {
         let rows = p.spec.shard_rows(s)?;
         let in_len = p.layer.in_len;
         if let (Some(g), ShardParams::F32 { w, b }) = (p.conv, params) {
-            let x: Vec<f32> = input.iter().map(|&v| f32::from_bits(v)).collect();
+            // The wire words read as floats in place (no copy of the input).
+            let x: &[f32] = bytemuck::cast_slice(input);
             let mut out = vec![0.0f32; rows * cols];
             if rows > 0 {
-                conv_shard(kernels, g, in_len, rows, w, b, &x, &mut out).ok_or(
+                conv_shard(kernels, g, in_len, rows, w, b, x, &mut out).ok_or(
                     CodedModelError::Conv {
                         layer: work.layer as usize,
                     },
@@ -545,9 +546,9 @@ impl CodedModel {
         let int_x = || -> Vec<i8> { input.iter().map(|&w| w as i32 as i8).collect() };
         Ok(match params {
             ShardParams::F32 { w, b } => {
-                let x: Vec<f32> = input.iter().map(|&v| f32::from_bits(v)).collect();
+                let x: &[f32] = bytemuck::cast_slice(input);
                 let mut out = vec![0.0f32; rows * cols];
-                shard::gemm_f32(w, b, &x, in_len, cols, &mut out)?;
+                shard::gemm_f32(w, b, x, in_len, cols, &mut out)?;
                 out.into_iter().map(f32::to_bits).collect()
             }
             ShardParams::I8 { w, b } => {

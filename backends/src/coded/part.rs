@@ -26,7 +26,7 @@ use super::{
     CodedFinished, CodedModel, CodedModelError, CodedNodeStats, CodedSubmitError, Glue,
     LayerRecord, ShardDone, ShardExecutor, ShardJob,
 };
-use crate::link::Link;
+use crate::link::{Link, Received};
 
 /// Frames a gateway's [`CodedPart::queue`] holds while the stage is full
 /// (`MAX_CODED_FRAMES` in flight); past that a frame leaves at once with nothing decoded.
@@ -131,6 +131,59 @@ fn bytes_of(words: &[u32]) -> Vec<u8> {
 }
 
 impl CodedMessage {
+    /// `r`'s message when it is a coded one, its tensor's words made in the buffer it arrived
+    /// in (no copy); else `r`, untouched.
+    pub fn take(r: Received) -> Result<CodedMessage, Received> {
+        let (t, work, budget) = match r.message() {
+            Message::CodedTask {
+                frame,
+                layer,
+                shard,
+                budget_us,
+                input,
+            } => (
+                input,
+                ShardWork {
+                    frame,
+                    layer,
+                    shard,
+                },
+                Some(Duration::from_micros(u64::from(budget_us))),
+            ),
+            Message::CodedResult {
+                frame,
+                layer,
+                shard,
+                output,
+            } => (
+                output,
+                ShardWork {
+                    frame,
+                    layer,
+                    shard,
+                },
+                None,
+            ),
+            _ => return Err(r),
+        };
+        let cols = t.region.width() as usize * t.region.height() as usize;
+        let Some(span) = r.span(&t) else {
+            // A tensor of the message always lies in its buffer; copied should it not.
+            return CodedMessage::capture(&r.message()).ok_or(r);
+        };
+        // Same size and alignment: the words are made in the values' own allocation.
+        let words: Vec<u32> = r.into_values(span).into_iter().map(f32::to_bits).collect();
+        Ok(CodedMessage(match budget {
+            Some(budget) => Incoming::Task {
+                work,
+                budget,
+                cols,
+                words,
+            },
+            None => Incoming::Result { work, words },
+        }))
+    }
+
     /// A copy of `msg` when it is a coded message, else `None`.
     pub fn capture(msg: &Message<'_>) -> Option<CodedMessage> {
         match *msg {

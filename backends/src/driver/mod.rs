@@ -407,13 +407,12 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             LinkEvent::Refused(_) => {}
             // Session traffic: the link already counted it as a sign of life.
             LinkEvent::Message(_, r) if matches!(r.kind(), Kind::Heartbeat | Kind::Hello) => {}
-            LinkEvent::Message(p, r) => {
-                match coded.then(|| CodedMessage::capture(&r.message())).flatten() {
-                    Some(m) => events.push(Event::Coded(p, m)),
-                    // Without a coded part, a coded message is the machine's to refuse.
-                    None => events.push(Event::Message(p, r)),
-                }
-            }
+            // Without a coded part, a coded message is the machine's to refuse.
+            LinkEvent::Message(p, r) if !coded => events.push(Event::Message(p, r)),
+            LinkEvent::Message(p, r) => match CodedMessage::take(r) {
+                Ok(m) => events.push(Event::Coded(p, m)),
+                Err(r) => events.push(Event::Message(p, r)),
+            },
         });
         let mut changed = !events.is_empty();
         for ev in events {
