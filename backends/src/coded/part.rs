@@ -130,50 +130,42 @@ fn bytes_of(words: &[u32]) -> Vec<u8> {
     words.iter().flat_map(|w| w.to_le_bytes()).collect()
 }
 
+/// A coded message's tensor, shard and (a task's) budget.
+fn coded_parts<'m>(msg: &Message<'m>) -> Option<(Tensor<'m>, ShardWork, Option<Duration>)> {
+    let (t, frame, layer, shard, budget) = match *msg {
+        Message::CodedTask {
+            frame,
+            layer,
+            shard,
+            budget_us,
+            input,
+        } => (
+            input,
+            frame,
+            layer,
+            shard,
+            Some(Duration::from_micros(u64::from(budget_us))),
+        ),
+        Message::CodedResult {
+            frame,
+            layer,
+            shard,
+            output,
+        } => (output, frame, layer, shard, None),
+        _ => return None,
+    };
+    let work = ShardWork {
+        frame,
+        layer,
+        shard,
+    };
+    Some((t, work, budget))
+}
+
 impl CodedMessage {
-    /// `r`'s message when it is a coded one, its tensor's words made in the buffer it arrived
-    /// in (no copy); else `r`, untouched.
-    pub fn take(r: Received) -> Result<CodedMessage, Received> {
-        let (t, work, budget) = match r.message() {
-            Message::CodedTask {
-                frame,
-                layer,
-                shard,
-                budget_us,
-                input,
-            } => (
-                input,
-                ShardWork {
-                    frame,
-                    layer,
-                    shard,
-                },
-                Some(Duration::from_micros(u64::from(budget_us))),
-            ),
-            Message::CodedResult {
-                frame,
-                layer,
-                shard,
-                output,
-            } => (
-                output,
-                ShardWork {
-                    frame,
-                    layer,
-                    shard,
-                },
-                None,
-            ),
-            _ => return Err(r),
-        };
-        let cols = t.region.width() as usize * t.region.height() as usize;
-        let Some(span) = r.span(&t) else {
-            // A tensor of the message always lies in its buffer; copied should it not.
-            return CodedMessage::capture(&r.message()).ok_or(r);
-        };
-        // Same size and alignment: the words are made in the values' own allocation.
-        let words: Vec<u32> = r.into_values(span).into_iter().map(f32::to_bits).collect();
-        Ok(CodedMessage(match budget {
+    /// The message of `work` with `words`: a task (`cols` columns) when it has a budget.
+    fn new(work: ShardWork, budget: Option<Duration>, cols: usize, words: Vec<u32>) -> Self {
+        CodedMessage(match budget {
             Some(budget) => Incoming::Task {
                 work,
                 budget,
@@ -181,43 +173,30 @@ impl CodedMessage {
                 words,
             },
             None => Incoming::Result { work, words },
-        }))
+        })
+    }
+
+    /// `r`'s message when it is a coded one, its tensor's words made in the buffer it arrived
+    /// in (no copy); else `r`, untouched.
+    pub fn take(r: Received) -> Result<CodedMessage, Received> {
+        let Some((t, work, budget)) = coded_parts(&r.message()) else {
+            return Err(r);
+        };
+        let cols = t.region.width() as usize * t.region.height() as usize;
+        let Some(span) = r.span(&t) else {
+            // A tensor of the message always lies in its buffer; copied should it not.
+            return Ok(CodedMessage::new(work, budget, cols, words_of(&t)));
+        };
+        // Same size and alignment: the words are made in the values' own allocation.
+        let words: Vec<u32> = r.into_values(span).into_iter().map(f32::to_bits).collect();
+        Ok(CodedMessage::new(work, budget, cols, words))
     }
 
     /// A copy of `msg` when it is a coded message, else `None`.
     pub fn capture(msg: &Message<'_>) -> Option<CodedMessage> {
-        match *msg {
-            Message::CodedTask {
-                frame,
-                layer,
-                shard,
-                budget_us,
-                input,
-            } => Some(CodedMessage(Incoming::Task {
-                work: ShardWork {
-                    frame,
-                    layer,
-                    shard,
-                },
-                budget: Duration::from_micros(u64::from(budget_us)),
-                cols: input.region.width() as usize * input.region.height() as usize,
-                words: words_of(&input),
-            })),
-            Message::CodedResult {
-                frame,
-                layer,
-                shard,
-                output,
-            } => Some(CodedMessage(Incoming::Result {
-                work: ShardWork {
-                    frame,
-                    layer,
-                    shard,
-                },
-                words: words_of(&output),
-            })),
-            _ => None,
-        }
+        let (t, work, budget) = coded_parts(msg)?;
+        let cols = t.region.width() as usize * t.region.height() as usize;
+        Some(CodedMessage::new(work, budget, cols, words_of(&t)))
     }
 }
 
