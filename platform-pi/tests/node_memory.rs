@@ -5,8 +5,9 @@
 //! source edge within that plus its `SOURCE_QUEUE` queued frames, the gateway without the tail
 //! within 24 MiB, each with 10 % headroom (run-to-run variation of the peak; this binary's
 //! test profile also adds about 1 MiB to every node). Release build, `tessera bench cluster
-//! --memory-only`: 5x5 edges 23.4–24.0 MiB, the 5x5 source 34.2–34.4 MiB (over its 32.5 MiB
-//! target, within the headroom); this test's longer runs peak higher (5x5 edges ~25 MiB).
+//! --memory-only`: 5x5 edges 23.7–24.2 MiB (at their 24 MiB target), the 5x5 source
+//! 33.0–33.7 MiB (over its 32.5 MiB target, within the headroom); this test's runs peak a
+//! little higher (5x5 edges 24.4–24.7 MiB, source 34.0 MiB).
 //! The run lasts 40 frames or more, so a per-frame leak shows: helpers used to keep every
 //! frame's strips (+0.7 MiB a frame at 3x3), and a node that loaded the whole model (204 MB of
 //! parameters) or kept per-job buffers would exceed the bounds as well.
