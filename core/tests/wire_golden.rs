@@ -223,6 +223,18 @@ fn every_kind_has_a_golden_payload() {
 }
 
 #[test]
+fn descriptor_and_prefix_lengths_are_the_documented_ones() {
+    assert_eq!(wire::TENSOR_DESC_LEN, 20);
+    assert_eq!(wire::STRIP_DESC_LEN, 22);
+    // LayerTask: frame key 6, layer 1, stripe 2, region 16, tensor descriptor 20.
+    assert_eq!(wire::MAX_PREFIX_LEN, 45);
+    with_golden(|table| {
+        let longest = table.iter().map(|(m, _)| m.prefix_len()).max();
+        assert_eq!(longest, Some(wire::MAX_PREFIX_LEN));
+    });
+}
+
+#[test]
 fn payloads_are_the_golden_bytes() {
     with_golden(|table| {
         for (m, want) in table {
