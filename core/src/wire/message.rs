@@ -4,6 +4,8 @@
 //! given by [`Message::parse`] / [`Message::emit`]. Tensors are CHW `f32` values stored as
 //! little-endian bytes ([`Tensor`]).
 
+use core::fmt;
+
 use crate::ftp::{Mode, Side};
 use crate::region::{Region, Span};
 use crate::tensor::FeatureView;
@@ -26,6 +28,13 @@ pub struct FrameKey {
     pub origin: NodeId,
     /// The frame's number at that source.
     pub number: u32,
+}
+
+/// `origin.number`, as the CLI and the logs name frames.
+impl fmt::Display for FrameKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.origin, self.number)
+    }
 }
 
 impl FrameKey {
