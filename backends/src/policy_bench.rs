@@ -11,7 +11,6 @@ extern crate std;
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::fmt;
 use std::time::Duration;
 
 use tessera_core::model::Network;
@@ -73,24 +72,15 @@ pub struct BenchSetup {
 }
 
 /// Why a measurement could not run.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum BenchError {
     /// The fused model could not be made.
+    #[error("the fused model: {0}")]
     Model(FusedModelError),
     /// A run failed.
+    #[error("a loopback run: {0}")]
     Run(LocalError),
 }
-
-impl fmt::Display for BenchError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BenchError::Model(e) => write!(f, "the fused model: {e}"),
-            BenchError::Run(e) => write!(f, "a loopback run: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for BenchError {}
 
 /// The policy's name in reports.
 pub fn policy_name(p: Policy) -> &'static str {

@@ -157,27 +157,18 @@ pub struct Refused {
 }
 
 /// Why the driver could not start.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum DriverError {
     /// The link failed to listen.
+    #[error("link: {0}")]
     Link(LinkError),
     /// The model is unusable.
+    #[error("model: {0}")]
     Model(ModelError),
     /// The coded model or plan is unusable.
+    #[error("coded model: {0}")]
     Coded(crate::coded::CodedModelError),
 }
-
-impl core::fmt::Display for DriverError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            DriverError::Link(e) => write!(f, "link: {e}"),
-            DriverError::Model(e) => write!(f, "model: {e}"),
-            DriverError::Coded(e) => write!(f, "coded model: {e}"),
-        }
-    }
-}
-
-impl core::error::Error for DriverError {}
 
 /// Counters of a node's run.
 #[derive(Clone, Copy, Debug, Default)]

@@ -32,7 +32,7 @@
 //! [`RTT_WINDOW`] samples per layer; nothing allocates.
 
 use heapless::{Deque, Vec};
-use tessera_log::{debug, info, trace, warn};
+use tessera_log::{debug, trace, warn};
 
 use crate::code::dispatch::{CodedLayer, LayerAction, ResultVerdict};
 use crate::code::{replicate, Code, CodeError, MAX_SHARDS};
@@ -750,7 +750,8 @@ impl CodedGateway {
                 let missing = (0..k).filter(|d| present >> d & 1 == 0).count();
                 if missing > 0 {
                     self.stats.recovered += 1;
-                    info!(
+                    // Per layer: a worker that is down costs one line per layer and frame.
+                    debug!(
                         "coded: frame {} layer {}: {} of {} data shards missing, recovered from parity or replicas",
                         f.key, layer, missing, k
                     );
