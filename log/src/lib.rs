@@ -5,7 +5,8 @@
 //!
 //! The backend is chosen once for the whole build: any crate of the build enabling
 //! `tessera-log/log` (the binaries do) turns on the lines of every crate using the macros, so
-//! the library crates carry no logging features of their own.
+//! the library crates carry no logging features of their own. With both features (an
+//! `--all-features` check), `log` wins.
 //!
 //! The call syntax is the subset both backends share: a literal format string with positional
 //! `{}` placeholders, each taking an argument that implements `Display` (no inline captures,
@@ -15,9 +16,6 @@
 
 #![no_std]
 #![forbid(unsafe_code)]
-
-#[cfg(all(feature = "log", feature = "defmt"))]
-compile_error!("tessera-log: features `log` and `defmt` are exclusive; enable one backend");
 
 /// The backends, for the macros' expansions only.
 #[doc(hidden)]
