@@ -24,8 +24,8 @@ extern crate std;
 
 use core::arch::x86_64::*;
 
+use super::row::{Post, Row};
 use super::wide::{self, Vector};
-use super::{Post, Row};
 
 /// f32 lanes per zmm register.
 const L: usize = 16;

@@ -10,8 +10,8 @@
 
 use core::arch::aarch64::*;
 
+use super::row::{Post, Row};
 use super::wide::{self, Vector};
-use super::{Post, Row};
 
 /// f32 lanes per q register.
 const L: usize = 4;

@@ -30,7 +30,7 @@
 //! whose arms beyond `V::TILE` are guarded off.
 #![allow(clippy::needless_range_loop)]
 
-use super::{Post, Row};
+use super::row::{Post, Row};
 
 /// The most lanes of a [`Vector`] (AVX-512's 16): the size of the stack copies of
 /// [`Vector::load_part`] and [`Vector::store_part`].
@@ -460,7 +460,8 @@ mod tests {
     use std::vec;
     use std::vec::Vec;
 
-    use super::super::{row_scalar, Fma, Isa, Post, Row, LANES, R};
+    use super::super::row::{row_scalar, Post, Row};
+    use super::super::{Fma, Isa, LANES, R};
     use super::{row_soft, row_soft_as};
 
     use tessera_core::kernel::{input_span, Kernels};
