@@ -67,22 +67,35 @@ pub(super) trait Vector: Copy {
     #[inline(always)]
     unsafe fn load_part(p: *const f32, n: usize) -> Self {
         if n >= Self::LANES {
-            return Self::load(p);
+            // SAFETY: `n ≥ LANES` values at `p` are readable (this method's contract) and the
+            // caller guarantees `Self`'s CPU features.
+            return unsafe { Self::load(p) };
         }
         let mut t = [0.0f32; MAX_LANES];
-        core::ptr::copy_nonoverlapping(p, t.as_mut_ptr(), n);
-        Self::load(t.as_ptr())
+        // SAFETY: the `n < LANES` values at `p` are readable (the contract) and cannot overlap
+        // the local `t`, which holds `MAX_LANES ≥ LANES` values for `load`; CPU features as
+        // the caller guarantees.
+        unsafe {
+            core::ptr::copy_nonoverlapping(p, t.as_mut_ptr(), n);
+            Self::load(t.as_ptr())
+        }
     }
     /// Stores lanes `0..n` (`n ≤ LANES`) at `p`; nothing at and above `p + n` is written. By
     /// default through a stack copy (AVX2, NEON); AVX-512 stores under a mask.
     #[inline(always)]
     unsafe fn store_part(self, p: *mut f32, n: usize) {
         if n >= Self::LANES {
-            return self.store(p);
+            // SAFETY: `n ≥ LANES` values at `p` are writable (this method's contract); CPU
+            // features as the caller guarantees.
+            return unsafe { self.store(p) };
         }
         let mut t = [0.0f32; MAX_LANES];
-        self.store(t.as_mut_ptr());
-        core::ptr::copy_nonoverlapping(t.as_ptr(), p, n);
+        // SAFETY: `t` holds `MAX_LANES ≥ LANES` values for `store`; the `n < LANES` values at
+        // `p` are writable (the contract) and cannot overlap the local `t`.
+        unsafe {
+            self.store(t.as_mut_ptr());
+            core::ptr::copy_nonoverlapping(t.as_ptr(), p, n);
+        }
     }
     /// `a·b + c` with one rounding.
     unsafe fn fma(a: Self, b: Self, c: Self) -> Self;
@@ -114,32 +127,41 @@ impl<const L: usize, const T: usize> Vector for Soft<L, T> {
 
     #[inline(always)]
     unsafe fn broadcast(p: *const f32) -> Self {
-        Soft([*p; L])
+        // SAFETY: `*p` is readable (the trait's contract).
+        Soft([unsafe { *p }; L])
     }
 
     #[inline(always)]
     unsafe fn load(p: *const f32) -> Self {
-        Soft(core::array::from_fn(|i| *p.add(i)))
+        // SAFETY: the `L` values at `p` are readable (the trait's contract).
+        Soft(core::array::from_fn(|i| unsafe { *p.add(i) }))
     }
 
     #[inline(always)]
     unsafe fn load_part(p: *const f32, n: usize) -> Self {
-        Soft(core::array::from_fn(
-            |i| if i < n { *p.add(i) } else { 0.0 },
-        ))
+        Soft(core::array::from_fn(|i| {
+            if i < n {
+                // SAFETY: the first `n` values at `p` are readable (the trait's contract).
+                unsafe { *p.add(i) }
+            } else {
+                0.0
+            }
+        }))
     }
 
     #[inline(always)]
     unsafe fn store(self, p: *mut f32) {
         for i in 0..L {
-            *p.add(i) = self.0[i];
+            // SAFETY: the `L` values at `p` are writable (the trait's contract).
+            unsafe { *p.add(i) = self.0[i] };
         }
     }
 
     #[inline(always)]
     unsafe fn store_part(self, p: *mut f32, n: usize) {
         for i in 0..n.min(L) {
-            *p.add(i) = self.0[i];
+            // SAFETY: the first `n` values at `p` are writable (the trait's contract).
+            unsafe { *p.add(i) = self.0[i] };
         }
     }
 
@@ -220,10 +242,14 @@ pub(super) unsafe fn row_generic<V: Vector, const N: usize>(
     orow: usize,
 ) {
     // k = 3 and k = 1 are the hot cases: a constant kernel side unrolls their tap loops.
-    match job.k {
-        1 => row_from::<V, N, 1>(job, post, out, oplane, orow, job.j0),
-        3 => row_from::<V, N, 3>(job, post, out, oplane, orow, job.j0),
-        _ => row_from::<V, N, 0>(job, post, out, oplane, orow, job.j0),
+    // SAFETY: this function's contract is `row_from`'s from `j = j0` (an offset of 0 vectors),
+    // with `K` equal to `job.k` or 0.
+    unsafe {
+        match job.k {
+            1 => row_from::<V, N, 1>(job, post, out, oplane, orow, job.j0),
+            3 => row_from::<V, N, 3>(job, post, out, oplane, orow, job.j0),
+            _ => row_from::<V, N, 0>(job, post, out, oplane, orow, job.j0),
+        }
     }
 }
 
@@ -245,11 +271,14 @@ pub(super) unsafe fn row_from<V: Vector, const N: usize, const K: usize>(
 ) {
     let full = V::TILE * V::LANES;
     while j + full <= job.j1 {
-        tile::<V, N, K>(job, post, out, oplane, orow, j, full);
+        // SAFETY: the tile `j..j + full` lies inside `j0..j1`, and `j − j0` stays a multiple of
+        // `LANES` (`full` is one); the rest is this function's contract.
+        unsafe { tile::<V, N, K>(job, post, out, oplane, orow, j, full) };
         j += full;
     }
     if j < job.j1 {
-        tile::<V, N, K>(job, post, out, oplane, orow, j, job.j1 - j);
+        // SAFETY: as above, for the last `j1 − j < full` columns.
+        unsafe { tile::<V, N, K>(job, post, out, oplane, orow, j, job.j1 - j) };
     }
 }
 
@@ -273,12 +302,16 @@ unsafe fn tile<V: Vector, const N: usize, const K: usize>(
     const { assert!(1 <= V::TILE && V::TILE <= 4 && V::LANES <= MAX_LANES) };
     // Arms wider than `V::TILE` are guarded off: they would not fit in the registers, and
     // `n ≤ TILE·LANES` never selects them.
-    match n.div_ceil(V::LANES) {
-        1 => block::<V, N, 1, K>(job, post, out, oplane, orow, j, n),
-        2 if V::TILE >= 2 => block::<V, N, 2, K>(job, post, out, oplane, orow, j, n),
-        3 if V::TILE >= 3 => block::<V, N, 3, K>(job, post, out, oplane, orow, j, n),
-        4 if V::TILE >= 4 => block::<V, N, 4, K>(job, post, out, oplane, orow, j, n),
-        _ => unreachable!("a tile is 1..=TILE vectors"),
+    // SAFETY: each arm's `NV = ceil(n / LANES)` gives `block`'s `LANES·(NV − 1) < n ≤
+    // LANES·NV`; the rest is this function's contract, which is `block`'s.
+    unsafe {
+        match n.div_ceil(V::LANES) {
+            1 => block::<V, N, 1, K>(job, post, out, oplane, orow, j, n),
+            2 if V::TILE >= 2 => block::<V, N, 2, K>(job, post, out, oplane, orow, j, n),
+            3 if V::TILE >= 3 => block::<V, N, 3, K>(job, post, out, oplane, orow, j, n),
+            4 if V::TILE >= 4 => block::<V, N, 4, K>(job, post, out, oplane, orow, j, n),
+            _ => unreachable!("a tile is 1..=TILE vectors"),
+        }
     }
 }
 
@@ -298,21 +331,27 @@ pub(super) unsafe fn start<V: Vector, const N: usize, const NV: usize>(
     j: usize,
     n: usize,
 ) -> [[V; NV]; N] {
-    let mut acc = [[V::zero(); NV]; N];
-    if !job.first {
-        for r in 0..N {
-            let o = out.add(r * oplane + orow + j);
-            for v in 0..NV {
-                let at = o.add(V::LANES * v);
-                acc[r][v] = if v + 1 < NV {
-                    V::load(at)
-                } else {
-                    V::load_part(at, n - V::LANES * v)
-                };
+    // SAFETY: `V`'s CPU features are the caller's. Channel `r`'s accumulators are
+    // `out[r·oplane + orow + j..][..n]`, below `(N − 1)·oplane + orow + j1`, which `check`
+    // bounded by the buffer's length (`j + n ≤ j1`); whole vectors are read below `n` and the
+    // last one only up to `n`.
+    unsafe {
+        let mut acc = [[V::zero(); NV]; N];
+        if !job.first {
+            for r in 0..N {
+                let o = out.add(r * oplane + orow + j);
+                for v in 0..NV {
+                    let at = o.add(V::LANES * v);
+                    acc[r][v] = if v + 1 < NV {
+                        V::load(at)
+                    } else {
+                        V::load_part(at, n - V::LANES * v)
+                    };
+                }
             }
         }
+        acc
     }
-    acc
 }
 
 /// Stores an `N` × `NV` tile at output column `j`, its first `n` columns only, with [`Post`]
@@ -333,51 +372,56 @@ pub(super) unsafe fn finish<V: Vector, const N: usize, const NV: usize>(
     j: usize,
     n: usize,
 ) {
-    let tenth = V::splat(0.1);
-    if n == NV * V::LANES {
-        // A full tile (`n` is a constant there): Post and stores interleaved, as the AVX2 tiles
-        // want (the split order below costs them ~3% on thin layers).
-        for r in 0..N {
-            let a = V::splat(post.a[r]);
-            let b = V::splat(post.b[r]);
-            let o = out.add(r * oplane + orow + j);
-            for v in 0..NV {
-                let mut y = acc[r][v];
-                if job.last {
-                    y = V::fma(y, a, b);
+    // SAFETY: `V`'s CPU features are the caller's. Channel `r`'s stores go to
+    // `out[r·oplane + orow + j..][..n]`, inside the buffer as in `start`: whole vectors below
+    // `n`, the last one only up to `n`.
+    unsafe {
+        let tenth = V::splat(0.1);
+        if n == NV * V::LANES {
+            // A full tile (`n` is a constant there): Post and stores interleaved, as the AVX2 tiles
+            // want (the split order below costs them ~3% on thin layers).
+            for r in 0..N {
+                let a = V::splat(post.a[r]);
+                let b = V::splat(post.b[r]);
+                let o = out.add(r * oplane + orow + j);
+                for v in 0..NV {
+                    let mut y = acc[r][v];
+                    if job.last {
+                        y = V::fma(y, a, b);
+                        if post.leaky {
+                            y = y.leaky(tenth);
+                        }
+                    }
+                    y.store(o.add(V::LANES * v));
+                }
+            }
+            return;
+        }
+        // A partial tile: Post first, then the stores. With the partial store's stack copy inside
+        // one loop over `r`, LLVM does not unroll it and keeps `acc` on the stack through the FMA
+        // loop (seen on NEON).
+        let mut acc = acc;
+        if job.last {
+            for r in 0..N {
+                let a = V::splat(post.a[r]);
+                let b = V::splat(post.b[r]);
+                for v in 0..NV {
+                    acc[r][v] = V::fma(acc[r][v], a, b);
                     if post.leaky {
-                        y = y.leaky(tenth);
+                        acc[r][v] = acc[r][v].leaky(tenth);
                     }
                 }
-                y.store(o.add(V::LANES * v));
             }
         }
-        return;
-    }
-    // A partial tile: Post first, then the stores. With the partial store's stack copy inside
-    // one loop over `r`, LLVM does not unroll it and keeps `acc` on the stack through the FMA
-    // loop (seen on NEON).
-    let mut acc = acc;
-    if job.last {
         for r in 0..N {
-            let a = V::splat(post.a[r]);
-            let b = V::splat(post.b[r]);
+            let o = out.add(r * oplane + orow + j);
             for v in 0..NV {
-                acc[r][v] = V::fma(acc[r][v], a, b);
-                if post.leaky {
-                    acc[r][v] = acc[r][v].leaky(tenth);
+                let at = o.add(V::LANES * v);
+                if v + 1 < NV {
+                    acc[r][v].store(at);
+                } else {
+                    acc[r][v].store_part(at, n - V::LANES * v);
                 }
-            }
-        }
-    }
-    for r in 0..N {
-        let o = out.add(r * oplane + orow + j);
-        for v in 0..NV {
-            let at = o.add(V::LANES * v);
-            if v + 1 < NV {
-                acc[r][v].store(at);
-            } else {
-                acc[r][v].store_part(at, n - V::LANES * v);
             }
         }
     }
@@ -405,52 +449,66 @@ unsafe fn block<V: Vector, const N: usize, const NV: usize, const K: usize>(
     debug_assert!(V::LANES * (NV - 1) < n && n <= V::LANES * NV);
     let k = if K == 0 { job.k } else { K };
     let kk = k * k;
-    let mut acc = start::<V, N, NV>(job, out, oplane, orow, j, n);
-    let inp = job.input.as_ptr().add(job.base + j);
-    let wp = job.weights.as_ptr().add(job.ky0 * k * N);
-    if K == 1 {
-        // 1×1: one tap per channel, a flat channel loop (`nky` is 0 or 1).
-        if job.nky == 1 {
-            for c in 0..job.channels {
-                let ir = inp.add(c * job.plane);
-                let wr = wp.add(c * N);
-                let mut x = [V::zero(); NV];
-                for v in 0..NV {
-                    x[v] = V::load(ir.add(V::LANES * v));
-                }
-                for r in 0..N {
-                    let w = V::broadcast(wr.add(r));
-                    for v in 0..NV {
-                        acc[r][v] = V::fma(w, x[v], acc[r][v]);
-                    }
-                }
-            }
-        }
-    } else {
-        for c in 0..job.channels {
-            let ic = inp.add(c * job.plane);
-            let wc = wp.add(c * kk * N);
-            for ky in 0..job.nky {
-                let ir = ic.add(ky * job.row);
-                let wr = wc.add(ky * k * N);
-                for kx in 0..k {
-                    // x[v] = the inputs at column j + kx + LANES·v; then every (r, v) takes its
-                    // tap (c, ky, kx), in the order of the module docs.
+    // SAFETY: this function's contract is `start`'s.
+    let mut acc = unsafe { start::<V, N, NV>(job, out, oplane, orow, j, n) };
+    // Without kernel rows in the map or input channels there are no taps, and `check` bounds
+    // neither `base` nor the weights: no pointer is formed from them.
+    if job.nky > 0 && job.channels > 0 {
+        // SAFETY: `V`'s CPU features are the caller's. Input: channel `c < channels`, kernel
+        // row `ky < nky`, tap `kx < k` and vector `v < NV` read `LANES` values from
+        // `base + c·plane + ky·row + j + kx + LANES·v`, the last at most
+        // `base + (channels − 1)·plane + (nky − 1)·row + (j + LANES·NV) + k − 2`; with `j − j0`
+        // a multiple of `LANES` and `j + n ≤ j1`, `j + LANES·NV` is at most `j0 + (j1 − j0)`
+        // rounded up to whole vectors, the bound `check` proved below `input.len()`. Weights:
+        // `ky0·k·N + c·k²·N + ky·k·N + kx·N + r < channels·k²·N ≤ weights.len()` (`check`;
+        // `ky0 + nky ≤ k`). 1×1 has `k = 1`, so `nky = 1` and `ky = kx = 0`.
+        unsafe {
+            let inp = job.input.as_ptr().add(job.base + j);
+            let wp = job.weights.as_ptr().add(job.ky0 * k * N);
+            if K == 1 {
+                // 1×1: one tap per channel, a flat channel loop.
+                for c in 0..job.channels {
+                    let ir = inp.add(c * job.plane);
+                    let wr = wp.add(c * N);
                     let mut x = [V::zero(); NV];
                     for v in 0..NV {
-                        x[v] = V::load(ir.add(kx + V::LANES * v));
+                        x[v] = V::load(ir.add(V::LANES * v));
                     }
                     for r in 0..N {
-                        let w = V::broadcast(wr.add(kx * N + r));
+                        let w = V::broadcast(wr.add(r));
                         for v in 0..NV {
                             acc[r][v] = V::fma(w, x[v], acc[r][v]);
+                        }
+                    }
+                }
+            } else {
+                for c in 0..job.channels {
+                    let ic = inp.add(c * job.plane);
+                    let wc = wp.add(c * kk * N);
+                    for ky in 0..job.nky {
+                        let ir = ic.add(ky * job.row);
+                        let wr = wc.add(ky * k * N);
+                        for kx in 0..k {
+                            // x[v] = the inputs at column j + kx + LANES·v; then every (r, v)
+                            // takes its tap (c, ky, kx), in the order of the module docs.
+                            let mut x = [V::zero(); NV];
+                            for v in 0..NV {
+                                x[v] = V::load(ir.add(kx + V::LANES * v));
+                            }
+                            for r in 0..N {
+                                let w = V::broadcast(wr.add(kx * N + r));
+                                for v in 0..NV {
+                                    acc[r][v] = V::fma(w, x[v], acc[r][v]);
+                                }
+                            }
                         }
                     }
                 }
             }
         }
     }
-    finish::<V, N, NV>(job, post, acc, out, oplane, orow, j, n);
+    // SAFETY: this function's contract is `finish`'s.
+    unsafe { finish::<V, N, NV>(job, post, acc, out, oplane, orow, j, n) };
 }
 
 #[cfg(all(test, feature = "std"))]
