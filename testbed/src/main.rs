@@ -1,6 +1,9 @@
 //! `tessera-testbed`: Tessera clusters as real processes in network namespaces on shaped
 //! links, driven by the simulator's scenario files (see `docs/testbed.md`).
 
+#![forbid(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
