@@ -520,7 +520,7 @@ mod tests {
 
     use super::super::row::{row_scalar, Post, Row};
     use super::super::{Fma, Isa, LANES, R};
-    use super::{row_soft, row_soft_as};
+    use super::{checked, row_generic, row_soft, row_soft_as, Soft, Vector};
 
     use tessera_core::kernel::{input_span, Kernels};
     use tessera_core::model::weights::{BatchNorm, ConvParams};
@@ -572,11 +572,17 @@ mod tests {
     }
 
     /// Runs one random row job of `n` channels, `channels` input channels, kernel side `k`,
-    /// columns `j0..j0 + width` through `run` and `row_scalar`; both outputs.
+    /// columns `j0..j0 + width` through `run` (a kernel reading whole vectors of `lanes`) and
+    /// `row_scalar`; both outputs.
+    ///
+    /// The input and output buffers are exactly as long as [`Row::check`] demands for `lanes`
+    /// (no input at all when the row has no taps), so any access past what it bounds is out of
+    /// bounds, which Miri reports.
     #[allow(clippy::too_many_arguments)]
     fn one_row(
         rng: &mut Rng,
         run: RowFn,
+        lanes: usize,
         n: usize,
         k: usize,
         channels: usize,
@@ -610,9 +616,17 @@ mod tests {
         }
         let orow = rng.below(3);
         let oplane = orow + j1 + rng.below(20);
-        let stored: Vec<f32> = (0..n * oplane).map(|_| rng.f() * 4.0).collect();
+        let mut stored: Vec<f32> = (0..n * oplane).map(|_| rng.f() * 4.0).collect();
+        stored.truncate((n - 1) * oplane + orow + j1);
+        let input_len = if nky == 0 || channels == 0 {
+            0
+        } else {
+            // `check`'s last input index, plus one.
+            let cols = j0 + width.div_ceil(lanes) * lanes;
+            ky0 * wp + (channels - 1) * plane + (nky - 1) * wp + cols + k - 1
+        };
         let job = Row {
-            input: &input,
+            input: &input[..input_len],
             base: ky0 * wp,
             plane,
             row: wp,
@@ -636,7 +650,7 @@ mod tests {
 
     /// Random rows of every channel count through `runs` (`runs[n − 1]` takes `n` channels)
     /// against the scalar path, bit for bit (outputs beyond `j1` untouched by both).
-    fn rows(name: &str, rng: &mut Rng, runs: [RowFn; 6]) {
+    fn rows(name: &str, rng: &mut Rng, lanes: usize, runs: [RowFn; 6]) {
         for (run, n) in runs.into_iter().zip(1..) {
             for k in [1, 3, 5] {
                 // Every remainder after 0, 1 or 2 full tiles (64 columns or fewer), and more
@@ -646,7 +660,9 @@ mod tests {
                     let j0 = 16 * rng.below(3);
                     let (first, last, leaky) =
                         (rng.below(2) == 0, rng.below(2) == 0, rng.below(2) == 0);
-                    let (a, b) = one_row(rng, run, n, k, channels, j0, width, first, last, leaky);
+                    let (a, b) = one_row(
+                        rng, run, lanes, n, k, channels, j0, width, first, last, leaky,
+                    );
                     assert!(
                         same_bits(&a, &b),
                         "{name} n={n} k={k} c={channels} j0={j0} w={width} first={first} \
@@ -660,7 +676,7 @@ mod tests {
     /// `row_soft` (the AVX-512 geometry) equals `row_scalar` bit for bit.
     #[test]
     fn soft16_rows_equal_scalar() {
-        rows("soft16", &mut Rng(0x5eed_1616), entries!(row_soft));
+        rows("soft16", &mut Rng(0x5eed_1616), 16, entries!(row_soft));
     }
 
     /// The generic kernel with the AVX2 (8 lanes × 2) and NEON (4 lanes × 4) geometries, and a
@@ -668,9 +684,9 @@ mod tests {
     #[test]
     fn narrow_geometries_equal_scalar() {
         let mut rng = Rng(0x5eed_0804);
-        rows("soft 8x2", &mut rng, entries!(row_soft_as, 8, 2));
-        rows("soft 4x4", &mut rng, entries!(row_soft_as, 4, 4));
-        rows("soft 8x3", &mut rng, entries!(row_soft_as, 8, 3));
+        rows("soft 8x2", &mut rng, 8, entries!(row_soft_as, 8, 2));
+        rows("soft 4x4", &mut rng, 4, entries!(row_soft_as, 4, 4));
+        rows("soft 8x3", &mut rng, 8, entries!(row_soft_as, 8, 3));
     }
 
     /// The hardware instantiations this machine runs (AVX2 with its inline-asm 3×3 tiles,
@@ -682,21 +698,187 @@ mod tests {
         {
             use super::super::{avx512, x86};
             if x86::available() {
-                rows("avx2", &mut rng, entries!(x86::row));
+                rows("avx2", &mut rng, 8, entries!(x86::row));
             }
             if avx512::available() {
-                rows("avx512", &mut rng, entries!(avx512::row));
+                rows("avx512", &mut rng, 16, entries!(avx512::row));
             }
         }
         #[cfg(target_arch = "aarch64")]
         {
             use super::super::neon;
             if neon::available() {
-                rows("neon", &mut rng, entries!(neon::row));
+                rows("neon", &mut rng, 4, entries!(neon::row));
             }
         }
         // Other targets have no instantiation to test here.
         let _ = &mut rng;
+    }
+
+    /// `V` with the trait's default partial load and store (through a stack copy, as `Ymm` and
+    /// `Q` do) instead of its own: runs the AVX2 and NEON partial-vector code on a software
+    /// vector.
+    #[derive(Clone, Copy)]
+    struct Copied<V>(V);
+
+    impl<V: Vector> Vector for Copied<V> {
+        const LANES: usize = V::LANES;
+        const TILE: usize = V::TILE;
+
+        unsafe fn zero() -> Self {
+            // SAFETY: the caller's contract is `V`'s.
+            Copied(unsafe { V::zero() })
+        }
+
+        unsafe fn splat(x: f32) -> Self {
+            // SAFETY: the caller's contract is `V`'s.
+            Copied(unsafe { V::splat(x) })
+        }
+
+        unsafe fn broadcast(p: *const f32) -> Self {
+            // SAFETY: the caller's contract is `V`'s.
+            Copied(unsafe { V::broadcast(p) })
+        }
+
+        unsafe fn load(p: *const f32) -> Self {
+            // SAFETY: the caller's contract is `V`'s.
+            Copied(unsafe { V::load(p) })
+        }
+
+        unsafe fn store(self, p: *mut f32) {
+            // SAFETY: the caller's contract is `V`'s.
+            unsafe { self.0.store(p) }
+        }
+
+        unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
+            // SAFETY: the caller's contract is `V`'s.
+            Copied(unsafe { V::fma(a.0, b.0, c.0) })
+        }
+
+        unsafe fn leaky(self, tenth: Self) -> Self {
+            // SAFETY: the caller's contract is `V`'s.
+            Copied(unsafe { self.0.leaky(tenth.0) })
+        }
+    }
+
+    /// The generic kernel on `Copied<Soft<L, T>>`: the AVX2 (`8, 2`) or NEON (`4, 4`)
+    /// geometry with their partial-vector code.
+    fn row_copied<const L: usize, const T: usize, const N: usize>(
+        job: &Row<'_>,
+        post: &Post,
+        out: &mut [f32],
+        oplane: usize,
+        orow: usize,
+    ) {
+        if checked::<Copied<Soft<L, T>>, N>(job, out, oplane, orow) {
+            // SAFETY: a software vector needs no CPU feature; `checked` did what
+            // `row_generic` asks.
+            unsafe {
+                row_generic::<Copied<Soft<L, T>>, N>(job, post, out.as_mut_ptr(), oplane, orow)
+            }
+        }
+    }
+
+    /// The software kernels that run the pointer code of the SIMD paths: the AVX-512 geometry
+    /// with its own partial vectors, the AVX2 and NEON geometries with the stack copies.
+    fn pointer_kernels() -> [(&'static str, usize, usize, [RowFn; 6]); 3] {
+        [
+            ("soft16", 16, 4, entries!(row_soft)),
+            ("copied 8x2", 8, 2, entries!(row_copied, 8, 2)),
+            ("copied 4x4", 4, 4, entries!(row_copied, 4, 4)),
+        ]
+    }
+
+    /// The generic kernel's pointer code on tight buffers, sized for Miri (`ci/run` runs the
+    /// tests named `pointer_` under it, where any access outside what [`Row::check`] bounds is
+    /// an error): every tile width (partial and whole tiles, a whole tile and a rest), kernel
+    /// sides 1 and 3 (their constant paths) and 2 (read from the job), 0 to 2 input channels,
+    /// against the scalar path bit for bit.
+    #[test]
+    fn pointer_paths_equal_scalar_on_tight_buffers() {
+        let mut rng = Rng(0x5eed_3141);
+        for (name, lanes, tile, runs) in pointer_kernels() {
+            let full = lanes * tile;
+            for (run, n) in runs
+                .into_iter()
+                .zip(1..)
+                .filter(|(_, n)| [1, 4, 6].contains(n))
+            {
+                for k in [1, 3, 2] {
+                    for width in [
+                        1,
+                        lanes + 1,
+                        2 * lanes + 3,
+                        full - 1,
+                        full,
+                        full + lanes + 3,
+                    ] {
+                        let channels = rng.below(3);
+                        let j0 = 16 * rng.below(2);
+                        let (first, last, leaky) =
+                            (rng.below(2) == 0, rng.below(2) == 0, rng.below(2) == 0);
+                        let (a, b) = one_row(
+                            &mut rng, run, lanes, n, k, channels, j0, width, first, last, leaky,
+                        );
+                        assert!(
+                            same_bits(&a, &b),
+                            "{name} n={n} k={k} c={channels} j0={j0} w={width} first={first} \
+                             last={last} leaky={leaky}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rows without taps (no kernel row inside the map, or no input channels) form no pointer
+    /// from `base` or the weights, which [`Row::check`] does not bound then: here an empty
+    /// input with `base` far past it, and no weights with `ky0 > 0`. Natively nothing is
+    /// read either way; under Miri an out-of-bounds offset is an error.
+    #[test]
+    fn pointer_paths_without_taps() {
+        let mut rng = Rng(0x5eed_0000);
+        for (name, _, _, runs) in pointer_kernels() {
+            for (nky, channels, ky0) in [(0, 2, 0), (0, 2, 3), (1, 0, 2)] {
+                for (run, n) in runs
+                    .into_iter()
+                    .zip(1..)
+                    .filter(|(_, n)| [1, 6].contains(n))
+                {
+                    let k = 3;
+                    let weights: Vec<f32> = (0..channels * k * k * n).map(|_| rng.f()).collect();
+                    let post = Post {
+                        a: [1.5; R],
+                        b: [-0.25; R],
+                        leaky: true,
+                    };
+                    let (j0, j1) = (16, 16 + 37);
+                    let job = Row {
+                        input: &[],
+                        base: 1000,
+                        plane: 500,
+                        row: 50,
+                        channels,
+                        ky0,
+                        nky,
+                        k,
+                        stride: 1,
+                        weights: &weights,
+                        j0,
+                        j1,
+                        first: false,
+                        last: true,
+                    };
+                    let oplane = j1 + 3;
+                    let stored: Vec<f32> =
+                        (0..(n - 1) * oplane + j1).map(|_| rng.f() * 4.0).collect();
+                    let (mut a, mut b) = (stored.clone(), stored);
+                    run(&job, &post, &mut a, oplane, 0);
+                    row_scalar(&job, n, &post, &mut b, oplane, 0);
+                    assert!(same_bits(&a, &b), "{name} n={n} nky={nky} c={channels}");
+                }
+            }
+        }
     }
 
     /// Leaky on signed zeros, infinities and NaN: the MAXPS-style max equals the scalar rule.
