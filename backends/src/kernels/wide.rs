@@ -658,19 +658,34 @@ mod tests {
                 for width in 1..=64 * 2 + 63 {
                     let channels = [1, 2, 3, 7][rng.below(4)];
                     let j0 = 16 * rng.below(3);
-                    let (first, last, leaky) =
-                        (rng.below(2) == 0, rng.below(2) == 0, rng.below(2) == 0);
-                    let (a, b) = one_row(
-                        rng, run, lanes, n, k, channels, j0, width, first, last, leaky,
-                    );
-                    assert!(
-                        same_bits(&a, &b),
-                        "{name} n={n} k={k} c={channels} j0={j0} w={width} first={first} \
-                         last={last} leaky={leaky}"
-                    );
+                    row_case(name, rng, run, lanes, n, k, channels, j0, width);
                 }
             }
         }
+    }
+
+    /// [`one_row`] with random first/last/leaky flags; asserts both outputs equal bit for bit.
+    #[allow(clippy::too_many_arguments)]
+    fn row_case(
+        name: &str,
+        rng: &mut Rng,
+        run: RowFn,
+        lanes: usize,
+        n: usize,
+        k: usize,
+        channels: usize,
+        j0: usize,
+        width: usize,
+    ) {
+        let (first, last, leaky) = (rng.below(2) == 0, rng.below(2) == 0, rng.below(2) == 0);
+        let (a, b) = one_row(
+            rng, run, lanes, n, k, channels, j0, width, first, last, leaky,
+        );
+        assert!(
+            same_bits(&a, &b),
+            "{name} n={n} k={k} c={channels} j0={j0} w={width} first={first} last={last} \
+             leaky={leaky}"
+        );
     }
 
     /// `row_soft` (the AVX-512 geometry) equals `row_scalar` bit for bit.
@@ -815,16 +830,7 @@ mod tests {
                     ] {
                         let channels = rng.below(3);
                         let j0 = 16 * rng.below(2);
-                        let (first, last, leaky) =
-                            (rng.below(2) == 0, rng.below(2) == 0, rng.below(2) == 0);
-                        let (a, b) = one_row(
-                            &mut rng, run, lanes, n, k, channels, j0, width, first, last, leaky,
-                        );
-                        assert!(
-                            same_bits(&a, &b),
-                            "{name} n={n} k={k} c={channels} j0={j0} w={width} first={first} \
-                             last={last} leaky={leaky}"
-                        );
+                        row_case(name, &mut rng, run, lanes, n, k, channels, j0, width);
                     }
                 }
             }
