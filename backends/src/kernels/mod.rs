@@ -54,7 +54,7 @@
 //! ```
 //!
 //! (the property tests check exactly this bound; observed errors are far smaller, about
-//! `√n·u` relative). Max pools are exact: a direct 2×2/2 path and [`Portable`] elsewhere, both
+//! `√n·u` relative). Max pools are exact: a direct 2×2/2 path and [`Portable`](tessera_core::kernel::Portable) elsewhere, both
 //! bit-identical to the reference.
 //!
 //! # Layout and blocking
