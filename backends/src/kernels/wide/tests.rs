@@ -10,31 +10,29 @@ use super::super::row::{row_scalar, Post, Row};
 use super::super::{Fma, Isa, LANES, R};
 use super::{checked, row_generic, row_soft, row_soft_as, Soft, Vector};
 
+use crate::rng::SplitMix64;
+
 use tessera_core::kernel::{input_span, Kernels};
 use tessera_core::model::weights::{BatchNorm, ConvParams};
 use tessera_core::model::{Activation, Conv, Shape};
 use tessera_core::region::{Region, Span};
 use tessera_core::tensor::{FeatureView, FeatureViewMut};
 
-/// splitmix64.
-struct Rng(u64);
+/// The crate's SplitMix64 with the draws these tests use.
+struct Rng(SplitMix64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+    fn new(seed: u64) -> Self {
+        Rng(SplitMix64::new(seed))
     }
 
     /// Uniform in [-1, 1).
     fn f(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        self.0.uniform(-1.0, 1.0)
     }
 
     fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        (self.0.next_u64() % n as u64) as usize
     }
 }
 
@@ -179,14 +177,14 @@ fn row_case(
 /// `row_soft` (the AVX-512 geometry) equals `row_scalar` bit for bit.
 #[test]
 fn soft16_rows_equal_scalar() {
-    rows("soft16", &mut Rng(0x5eed_1616), 16, entries!(row_soft));
+    rows("soft16", &mut Rng::new(0x5eed_1616), 16, entries!(row_soft));
 }
 
 /// The generic kernel with the AVX2 (8 lanes × 2) and NEON (4 lanes × 4) geometries, and a
 /// 3-vector tile, equals `row_scalar` bit for bit on any machine.
 #[test]
 fn narrow_geometries_equal_scalar() {
-    let mut rng = Rng(0x5eed_0804);
+    let mut rng = Rng::new(0x5eed_0804);
     rows("soft 8x2", &mut rng, 8, entries!(row_soft_as, 8, 2));
     rows("soft 4x4", &mut rng, 4, entries!(row_soft_as, 4, 4));
     rows("soft 8x3", &mut rng, 8, entries!(row_soft_as, 8, 3));
@@ -196,7 +194,7 @@ fn narrow_geometries_equal_scalar() {
 /// AVX-512, NEON) equal `row_scalar` bit for bit on every tail width.
 #[test]
 fn hardware_rows_equal_scalar() {
-    let mut rng = Rng(0x5eed_4a4d);
+    let mut rng = Rng::new(0x5eed_4a4d);
     #[cfg(target_arch = "x86_64")]
     {
         use super::super::{avx512, x86};
@@ -297,7 +295,7 @@ fn pointer_kernels() -> [(&'static str, usize, usize, [RowFn; 6]); 3] {
 /// against the scalar path bit for bit.
 #[test]
 fn pointer_paths_equal_scalar_on_tight_buffers() {
-    let mut rng = Rng(0x5eed_3141);
+    let mut rng = Rng::new(0x5eed_3141);
     for (name, lanes, tile, runs) in pointer_kernels() {
         let full = lanes * tile;
         for (run, n) in runs
@@ -329,7 +327,7 @@ fn pointer_paths_equal_scalar_on_tight_buffers() {
 /// read either way; under Miri an out-of-bounds offset is an error.
 #[test]
 fn pointer_paths_without_taps() {
-    let mut rng = Rng(0x5eed_0000);
+    let mut rng = Rng::new(0x5eed_0000);
     for (name, _, _, runs) in pointer_kernels() {
         for (nky, channels, ky0) in [(0, 2, 0), (0, 2, 3), (1, 0, 2)] {
             for (run, n) in runs
@@ -450,7 +448,7 @@ fn conv_on(
 /// maps, odd filter counts) on Soft16 equal the scalar path bit for bit, whole and tiled.
 #[test]
 fn soft16_conv_equals_scalar() {
-    let mut rng = Rng(0xc0_5e16);
+    let mut rng = Rng::new(0xc0_5e16);
     // (w, h, c, filters, k, pad)
     let layers = [
         (150, 3, 40, 16, 3, 1),
