@@ -143,6 +143,7 @@ fn draw(
     };
     let mut chart = ChartBuilder::on(&root)
         .margin(8)
+        .margin_right(28)
         .x_label_area_size(36)
         .y_label_area_size(120)
         .build_cartesian_2d(

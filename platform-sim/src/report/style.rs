@@ -95,10 +95,10 @@ pub fn esc(t: &str) -> String {
 pub fn page_head(title: &str) -> String {
     format!(
         "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{}</title><style>\
-body{{font-family:sans-serif;max-width:1100px;margin:auto}}\
+body{{font-family:sans-serif;max-width:1200px;margin:auto}}\
 table{{border-collapse:collapse;font-size:13px;margin:6px 0}}\
 td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}th{{background:#f0f0f0}}\
-td.paper{{background:#fff8e0}}figure{{margin:8px 0}}</style></head><body>",
+td:first-child,th:first-child{{white-space:nowrap}}td.paper{{background:#fff8e0}}figure{{margin:8px 0}}</style></head><body>",
         esc(title)
     )
 }
