@@ -13,6 +13,7 @@ use tessera_core::model::weights::layer_param_count;
 use crate::compute::PI3_GFLOPS;
 use crate::medium::NetModel;
 use crate::models::{self, Net};
+use crate::report::style::policy_name;
 use crate::world::{run, Fault, Outcome, SimConfig};
 
 /// Output directory argument.
@@ -112,15 +113,6 @@ pub fn bench(a: &BenchArgs) -> Res<()> {
         out.trace_hash
     );
     Ok(())
-}
-
-fn policy_name(p: Policy) -> &'static str {
-    match p {
-        Policy::Wsh => "WSH",
-        Policy::Wst => "WST",
-        Policy::WstS => "WST-S",
-        Policy::Bodp => "BODP",
-    }
 }
 
 fn base(a: &OutArgs, policy: Policy, grid: (u32, u32), edges: u16) -> Res<SimConfig> {

@@ -96,13 +96,6 @@ impl Ranged for Axis {
 const SIZE: (u32, u32) = (680, 320);
 const LEGEND: u32 = 150;
 
-fn fail(title: &str) -> impl Fn(String) -> ChartError + '_ {
-    move |why| ChartError {
-        title: title.to_string(),
-        why,
-    }
-}
-
 /// Legend entries (a colour swatch and its label) in `area`, top down.
 fn legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
@@ -127,11 +120,78 @@ fn x_text(v: f64) -> String {
     }
 }
 
+/// The SVG `draw` writes, or what went wrong, named by the chart's `title`.
+pub(super) fn render(
+    title: &str,
+    draw: impl FnOnce(&mut String) -> Result<(), String>,
+) -> Result<String, ChartError> {
+    let mut svg = String::new();
+    draw(&mut svg).map_err(|why| ChartError {
+        title: title.to_string(),
+        why,
+    })?;
+    Ok(svg)
+}
+
+/// A tick label for an axis value.
+pub(super) type TickText<'f> = &'f dyn Fn(&f64) -> String;
+
+/// How a plot area is laid out and labelled.
+pub(super) struct Frame<'f> {
+    /// Title above the plot area.
+    pub caption: Option<&'f str>,
+    /// Width of the y tick labels' column, px.
+    pub y_label_width: u32,
+    /// The axes.
+    pub axes: (Axis, Axis),
+    /// Axis titles.
+    pub desc: (&'f str, &'f str),
+    /// Tick labels.
+    pub fmt: (TickText<'f>, TickText<'f>),
+    /// Vertical grid lines at the x ticks.
+    pub x_grid: bool,
+    /// Horizontal grid lines at the y ticks.
+    pub y_grid: bool,
+}
+
+/// The plot area of `f` on `area`, its axes and grid drawn.
+pub(super) fn plot_area<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    f: Frame,
+) -> Result<ChartContext<'a, DB, Cartesian2d<Axis, Axis>>, String> {
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+    let mut b = ChartBuilder::on(area);
+    if let Some(c) = f.caption {
+        b.caption(c, ("sans-serif", 19));
+    }
+    let mut chart = b
+        .margin(8)
+        .margin_right(28)
+        .x_label_area_size(38)
+        .y_label_area_size(f.y_label_width)
+        .build_cartesian_2d(f.axes.0, f.axes.1)
+        .map_err(|x| e(&x))?;
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(f.desc.0)
+        .y_desc(f.desc.1)
+        .x_label_formatter(f.fmt.0)
+        .y_label_formatter(f.fmt.1)
+        .light_line_style(WHITE)
+        .bold_line_style(RGBColor(0xdd, 0xdd, 0xdd))
+        .label_style(("sans-serif", 15));
+    if !f.x_grid {
+        mesh.disable_x_mesh();
+    }
+    if !f.y_grid {
+        mesh.disable_y_mesh();
+    }
+    mesh.draw().map_err(|x| e(&x))?;
+    Ok(chart)
+}
+
 /// The chart as an SVG element.
 pub fn line_chart(c: &LineChart) -> Result<String, ChartError> {
-    let mut svg = String::new();
-    draw_lines(c, &mut svg).map_err(fail(c.title))?;
-    Ok(svg)
+    render(c.title, |svg| draw_lines(c, svg))
 }
 
 fn draw_lines(c: &LineChart, svg: &mut String) -> Result<(), String> {
@@ -160,33 +220,27 @@ fn draw_lines(c: &LineChart, svg: &mut String) -> Result<(), String> {
     let (plot, side) = root.split_horizontally(SIZE.0 - LEGEND);
     let y_fmt = |v: &f64| tick_label(*v, step);
     let x_fmt = |v: &f64| x_text(*v);
-    let mut chart = ChartBuilder::on(&plot)
-        .caption(c.title, ("sans-serif", 19))
-        .margin(8)
-        .x_label_area_size(38)
-        .y_label_area_size(52)
-        .build_cartesian_2d(
-            Axis {
-                range: (x0 - pad, x1 + pad),
-                ticks: xs.clone(),
-            },
-            Axis {
-                range: (0.0, top),
-                ticks: tick_values(step, top),
-            },
-        )
-        .map_err(|x| e(&x))?;
-    chart
-        .configure_mesh()
-        .x_desc(c.x_label)
-        .y_desc(c.y_label)
-        .x_label_formatter(&x_fmt)
-        .y_label_formatter(&y_fmt)
-        .light_line_style(WHITE)
-        .bold_line_style(RGBColor(0xdd, 0xdd, 0xdd))
-        .label_style(("sans-serif", 15))
-        .draw()
-        .map_err(|x| e(&x))?;
+    let mut chart = plot_area(
+        &plot,
+        Frame {
+            caption: Some(c.title),
+            y_label_width: 52,
+            axes: (
+                Axis {
+                    range: (x0 - pad, x1 + pad),
+                    ticks: xs.clone(),
+                },
+                Axis {
+                    range: (0.0, top),
+                    ticks: tick_values(step, top),
+                },
+            ),
+            desc: (c.x_label, c.y_label),
+            fmt: (&x_fmt, &y_fmt),
+            x_grid: true,
+            y_grid: true,
+        },
+    )?;
     let mut entries = Vec::new();
     for (i, s) in c.series.iter().enumerate() {
         let col = colour(&s.label, i);
@@ -241,9 +295,7 @@ pub struct BarChart<'a> {
 
 /// The chart as an SVG element.
 pub fn bar_chart(c: &BarChart) -> Result<String, ChartError> {
-    let mut svg = String::new();
-    draw_bars(c, &mut svg).map_err(fail(c.title))?;
-    Ok(svg)
+    render(c.title, |svg| draw_bars(c, svg))
 }
 
 fn draw_bars(c: &BarChart, svg: &mut String) -> Result<(), String> {
@@ -273,33 +325,27 @@ fn draw_bars(c: &BarChart, svg: &mut String) -> Result<(), String> {
             String::new()
         }
     };
-    let mut chart = ChartBuilder::on(&plot)
-        .caption(c.title, ("sans-serif", 19))
-        .margin(8)
-        .x_label_area_size(38)
-        .y_label_area_size(label_w)
-        .build_cartesian_2d(
-            Axis {
-                range: (0.0, top),
-                ticks: tick_values(step, top),
-            },
-            Axis {
-                range: (0.0, n as f64),
-                ticks: centres,
-            },
-        )
-        .map_err(|x| e(&x))?;
-    chart
-        .configure_mesh()
-        .x_desc(c.x_label)
-        .x_label_formatter(&x_fmt)
-        .y_label_formatter(&y_fmt)
-        .disable_y_mesh()
-        .light_line_style(WHITE)
-        .bold_line_style(RGBColor(0xdd, 0xdd, 0xdd))
-        .label_style(("sans-serif", 15))
-        .draw()
-        .map_err(|x| e(&x))?;
+    let mut chart = plot_area(
+        &plot,
+        Frame {
+            caption: Some(c.title),
+            y_label_width: label_w,
+            axes: (
+                Axis {
+                    range: (0.0, top),
+                    ticks: tick_values(step, top),
+                },
+                Axis {
+                    range: (0.0, n as f64),
+                    ticks: centres,
+                },
+            ),
+            desc: (c.x_label, ""),
+            fmt: (&x_fmt, &y_fmt),
+            x_grid: true,
+            y_grid: false,
+        },
+    )?;
     let mut entries = Vec::new();
     let slot = 0.8 / k as f64;
     for (i, (label, values)) in c.series.iter().enumerate() {

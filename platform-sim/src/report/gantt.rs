@@ -7,7 +7,7 @@ use plotters::prelude::*;
 use tessera_core::runtime::Work;
 use tessera_core::wire::TileMode;
 
-use super::chart::{Axis, ChartError};
+use super::chart::{plot_area, render, Axis, ChartError, Frame};
 use super::style::{nice_ticks, tick_label, tick_values};
 use crate::world::{Fault, Outcome, SimConfig};
 
@@ -104,11 +104,7 @@ pub fn gantt(cfg: &SimConfig, out: &Outcome) -> Result<String, ChartError> {
             n => format!("edge {n}"),
         })
         .collect();
-    let mut svg = String::new();
-    draw(&bars, span, &crashes, &names, &mut svg).map_err(|why| ChartError {
-        title: "Gantt".into(),
-        why,
-    })?;
+    let svg = render("Gantt", |svg| draw(&bars, span, &crashes, &names, svg))?;
     Ok(format!(
         "{svg}<p>Time from the frame's submission at its source; the frame was done at the \
 gateway at {span:.2} s. Bars: green = plain tile, blue = reuse tile (r), lilac = a BODP layer \
@@ -141,32 +137,27 @@ fn draw(
             .cloned()
             .unwrap_or_default()
     };
-    let mut chart = ChartBuilder::on(&root)
-        .margin(8)
-        .margin_right(28)
-        .x_label_area_size(36)
-        .y_label_area_size(120)
-        .build_cartesian_2d(
-            Axis {
-                range: (0.0, top),
-                ticks: tick_values(step, top),
-            },
-            Axis {
-                range: (0.0, rows as f64),
-                ticks: centres,
-            },
-        )
-        .map_err(|x| e(&x))?;
-    chart
-        .configure_mesh()
-        .x_desc("time since the frame's submission (s)")
-        .x_label_formatter(&x_fmt)
-        .y_label_formatter(&y_fmt)
-        .light_line_style(WHITE)
-        .bold_line_style(RGBColor(0xee, 0xee, 0xee))
-        .label_style(("sans-serif", 15))
-        .draw()
-        .map_err(|x| e(&x))?;
+    let mut chart = plot_area(
+        &root,
+        Frame {
+            caption: None,
+            y_label_width: 120,
+            axes: (
+                Axis {
+                    range: (0.0, top),
+                    ticks: tick_values(step, top),
+                },
+                Axis {
+                    range: (0.0, rows as f64),
+                    ticks: centres,
+                },
+            ),
+            desc: ("time since the frame's submission (s)", ""),
+            fmt: (&x_fmt, &y_fmt),
+            x_grid: true,
+            y_grid: true,
+        },
+    )?;
     for b in bars {
         let rect = [(b.t.0, y(b.row, 0.12)), (b.t.1, y(b.row, 0.88))];
         chart
