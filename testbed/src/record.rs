@@ -77,7 +77,7 @@ pub struct ReadError {
     pub source: csv::Error,
 }
 
-/// Reads rows written by [`write`].
+/// Reads rows written by [`write()`].
 pub fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>, ReadError> {
     let err = |source| ReadError {
         path: path.display().to_string(),

@@ -53,7 +53,7 @@ mean tile input: work stealing decides from timing which tiles move, and one til
 is 3–4 % of a frame's bytes.</p>",
         esc(source)
     );
-    s.push_str("<table><tr><th>scenario</th><th>net</th><th>policy</th><th>edges</th><th>frames sim / bed</th><th>latency sim s</th><th>latency bed s</th><th>Δ %</th><th>published s</th><th>link MB sim</th><th>link MB bed</th><th>Δ %</th><th>Δ % at the testbed's split</th><th>IP MB sim</th><th>IP MB bed</th><th>Δ %</th><th>source tiles sim / bed</th></tr>");
+    s.push_str("<div style='overflow-x:auto'><table style='font-size:12px'><tr><th>scenario</th><th>net</th><th>policy</th><th>edges</th><th>frames sim / bed</th><th>latency sim s</th><th>latency bed s</th><th>Δ %</th><th>published s</th><th>link MB sim</th><th>link MB bed</th><th>Δ %</th><th>Δ % at the testbed's split</th><th>IP MB sim</th><th>IP MB bed</th><th>Δ %</th><th>source tiles sim / bed</th></tr>");
     for r in rows {
         let _ = write!(
             s,
@@ -80,7 +80,7 @@ is 3–4 % of a frame's bytes.</p>",
             r.bed_source_tiles
         );
     }
-    s.push_str("</table>");
+    s.push_str("</table></div>");
     let lat = within(rows, 15.0, |r| Some(r.latency_diff_pct));
     let link = within(rows, 5.0, |r| r.link_diff_pct);
     let split = within(rows, 5.0, |r| r.link_diff_at_bed_split_pct);
