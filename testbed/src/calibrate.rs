@@ -23,7 +23,6 @@ use tessera_sim::world::{self, Outcome as SimOutcome};
 
 use std::path::Path;
 
-use crate::cluster_file::policy_name;
 use crate::logs::link_bytes_sent;
 use crate::record::{read, FrameRow, NodeRow, ReadError};
 use crate::run::{run, scenario, Options, Outcome, RunError};
@@ -52,7 +51,7 @@ fn moved_tile_bytes(cfg: &world::SimConfig, sim: &SimOutcome) -> Option<f64> {
         .iter()
         .filter_map(|j| match j.work {
             Work::Tile { frame, tile, mode } if origins.get(&frame) != Some(&j.id) => {
-                let plan = model.plan(tile, mode.into()).ok()?;
+                let plan = model.plan(tile, mode).ok()?;
                 Some((4 * plan.input(0).area() * channels) as f64)
             }
             _ => None,
@@ -125,7 +124,7 @@ pub fn against(name: &str, text: &str, bed: &Outcome, fraction: f64) -> Result<R
     Ok(Row {
         scenario: name.to_string(),
         net: cfg.net.name.clone(),
-        policy: policy_name(cfg.policy).to_string(),
+        policy: cfg.policy.name().to_string(),
         grid: format!("{}x{}", cfg.grid.0, cfg.grid.1),
         edges: cfg.edges,
         sim_frames: format!("{}/{}", sim.completed(), sim.submitted),

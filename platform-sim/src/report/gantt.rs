@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use plotters::prelude::*;
+use tessera_core::ftp::Mode;
 use tessera_core::runtime::Work;
-use tessera_core::wire::TileMode;
 
 use super::chart::{plot_area, render, Axis, ChartError, Frame};
 use super::style::{nice_ticks, tick_label, tick_values};
@@ -51,7 +51,7 @@ fn bars(out: &Outcome) -> Option<(Vec<Bar>, f64)> {
         .map(|j| {
             let (label, fill, outline) = match j.work {
                 Work::Tile { tile, mode, .. } => {
-                    let reuse = mode == TileMode::Reuse;
+                    let reuse = mode == Mode::Reuse;
                     let outline = if runs.get(&tile).copied().unwrap_or(0) > 1 {
                         AGAIN
                     } else if j.id != frame.frame.origin {

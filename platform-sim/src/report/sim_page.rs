@@ -9,7 +9,7 @@ use tessera_core::wire::Policy;
 use super::chart::{line_chart, ChartError, LineChart, Point as ChartPoint, Series};
 use super::gantt::gantt;
 use super::paper;
-use super::style::{figure, page_head, policy_name, PAGE_END};
+use super::style::{figure, page_head, PAGE_END};
 use super::testbed;
 use crate::calibration;
 use crate::experiments::{single_device_s, FaultRow, MemRow, OutArgs, Point, SourceRow};
@@ -43,7 +43,7 @@ fn per_policy(
     policies
         .iter()
         .map(|&p| Series {
-            label: policy_name(p).to_string(),
+            label: p.label().to_string(),
             points: pts
                 .iter()
                 .filter(|q| q.policy == p && q.grid == gr && q.devices <= 6)
@@ -131,7 +131,7 @@ fn experiment1(s: &mut String, pts: &[Point], t1: f64) -> Result<(), ChartError>
         } else {
             figure(f64::NAN)
         };
-        let _ = write!(s, "<tr><td>{}</td><td>{}x{}</td><td>{}</td><td>{}</td><td>{spread}</td><td class='paper'>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{}/{}</td></tr>", policy_name(p.policy), p.grid.0, p.grid.1, p.devices, figure(p.latency), paper::latency_cell(p.policy, p.grid, p.devices), figure(t1 / p.latency), figure(own / p.latency), p.medium_bytes / 1048576.0, p.completed.0, p.completed.1);
+        let _ = write!(s, "<tr><td>{}</td><td>{}x{}</td><td>{}</td><td>{}</td><td>{spread}</td><td class='paper'>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{}/{}</td></tr>", p.policy.label(), p.grid.0, p.grid.1, p.devices, figure(p.latency), paper::latency_cell(p.policy, p.grid, p.devices), figure(t1 / p.latency), figure(own / p.latency), p.medium_bytes / 1048576.0, p.completed.0, p.completed.1);
     }
     s.push_str("</table>");
     Ok(())
@@ -226,7 +226,7 @@ fn sources(s: &mut String, src: &[SourceRow]) -> Result<(), ChartError> {
         [Policy::WstS, Policy::Wsh]
             .iter()
             .map(|&p| Series {
-                label: policy_name(p).to_string(),
+                label: p.label().to_string(),
                 points: src
                     .iter()
                     .filter(|r| r.policy == p)

@@ -18,25 +18,13 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(0x17, 0xbe, 0xcf),
 ];
 
-/// A policy's name as the papers write it.
-pub fn policy_name(p: Policy) -> &'static str {
-    match p {
-        Policy::Wsh => "WSH",
-        Policy::Wst => "WST",
-        Policy::WstS => "WST-S",
-        Policy::Bodp => "BODP",
-    }
-}
-
-/// One colour per policy in every chart (a series is named by its policy, maybe followed by
-/// more words); series of other names take the remaining colours by their index `i`.
+/// One colour per policy in every chart (a series is named by its policy's label, maybe
+/// followed by more words); series of other names take the remaining colours by their index `i`.
 pub fn colour(label: &str, i: usize) -> RGBColor {
-    match label.split_whitespace().next() {
-        Some("WSH") => PALETTE[0],
-        Some("WST") => PALETTE[1],
-        Some("WST-S") => PALETTE[2],
-        Some("BODP") => PALETTE[3],
-        _ => PALETTE[4 + i % (PALETTE.len() - 4)],
+    let first = label.split_whitespace().next();
+    match Policy::ALL.iter().position(|p| Some(p.label()) == first) {
+        Some(k) => PALETTE[k],
+        None => PALETTE[Policy::ALL.len() + i % (PALETTE.len() - Policy::ALL.len())],
     }
 }
 
