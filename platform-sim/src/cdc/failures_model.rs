@@ -291,3 +291,30 @@ pub fn failures(out: &Path) -> Result<String, Box<dyn Error>> {
     writeln!(s, "(CSV: {})\n", p.display())?;
     Ok(s)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_time_reads_in_pi_time_scaled_by_the_layer() {
+        let fc = FAILURE_LAYERS[0];
+        let row = FailureRow {
+            layer: fc.name,
+            k: 8,
+            f: 1,
+            patterns: 9,
+            int_exact: true,
+            float_err_over_bound: 0.0,
+            float_rel_err: 0.0,
+            decode_ms: 0.02,
+            layer_ms: 0.5,
+            shard_ms: 0.07,
+        };
+        // 2 × 2048 × 2048 FLOPs at 1.53 GFLOP/s.
+        let layer = row.layer_pi_ms(&fc);
+        assert!((layer - 5.483).abs() < 0.001, "{layer}");
+        // The host decoded in 4 % of its layer time: so does the Pi.
+        assert!((row.decode_pi_ms(&fc) - 0.04 * layer).abs() < 1e-9);
+    }
+}
