@@ -19,6 +19,7 @@ pub mod ftp;
 pub mod kernel;
 pub mod model;
 pub mod region;
+pub mod rng;
 pub mod runtime;
 pub mod tensor;
 pub mod time;

@@ -13,7 +13,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use proptest::prelude::*;
 use tessera_core::code::{encode, replicate, shard, Arithmetic, Code, CodeError, Decoder};
-use tessera_core::deadline::{LinkDelay, Rng};
+use tessera_core::deadline::LinkDelay;
+use tessera_core::rng::SplitMix64;
 use tessera_core::runtime::coded::{
     expected_quality, Allocator, CodedAction, CodedConfig, CodedError, CodedGateway,
     CodedLayerSpec, CodedPlan, CodedWorker, Protection, Quality, ShardWork, WorkerAction,
@@ -92,7 +93,7 @@ fn spec(rows: usize, k: usize, r: usize, protection: Protection) -> CodedLayerSp
 impl Net {
     /// Layers of `specs` (layer `l > 0` takes layer `l − 1`'s rows as input length).
     fn new(mode: Mode, specs: &[CodedLayerSpec], in_len: usize, cols: usize, seed: u64) -> Net {
-        let mut rng = Rng::new(seed);
+        let mut rng = SplitMix64::new(seed);
         let mut layers = Vec::new();
         let mut len = in_len;
         for &spec in specs {
@@ -486,7 +487,7 @@ fn jitter(seed: u64, max: u64) -> u64 {
     if max == 0 {
         0
     } else {
-        Rng::new(seed).next_u64() % (max + 1)
+        SplitMix64::new(seed).next_u64() % (max + 1)
     }
 }
 

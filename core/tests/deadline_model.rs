@@ -2,8 +2,9 @@
 
 use tessera_core::deadline::{
     expected_recovery, gamma, optimize, uniform, Actor, Channel, FitError, Graph, GraphError,
-    LinkDelay, Rng,
+    LinkDelay,
 };
+use tessera_core::rng::SplitMix64;
 
 /// `P(n, x) = 1 − e^{−x} Σ_{i<n} x^i/i!` for integer `n`, summed in log space: an independent
 /// closed form for the series / continued-fraction implementation.
@@ -82,7 +83,7 @@ fn quantile_inverts_cdf_and_pdf_integrates_to_cdf() {
 
 #[test]
 fn sampler_and_fit_recover_the_parameters() {
-    let mut rng = Rng::new(7);
+    let mut rng = SplitMix64::new(7);
     let truth = LinkDelay {
         loc: 3.0,
         shape: 2.5,
@@ -206,7 +207,7 @@ fn chain_quality_is_the_product_of_delivery_odds_and_uniform_splits_slack_evenly
 }
 
 fn hetero_links(seed: u64, n: usize) -> Vec<LinkDelay> {
-    let mut rng = Rng::new(seed);
+    let mut rng = SplitMix64::new(seed);
     (0..n)
         .map(|_| LinkDelay {
             loc: 0.0,

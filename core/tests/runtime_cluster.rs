@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use tessera_core::ftp::{FusedStack, Grid, Level, Partition, Side};
 
 use tessera_core::region::Region;
-use tessera_core::runtime::{Action, Config, Control, Edge, Gateway, RuntimeError, Verdict, Work};
+use tessera_core::runtime::{Action, Config, Edge, Gateway, RuntimeError, Verdict, Work};
 use tessera_core::time::{Duration, Instant};
 use tessera_core::wire::{FrameKey, Message, NodeId, Policy, StripsView, Tensor, TileMode};
 use tessera_testkit::yolo16;
@@ -18,7 +18,7 @@ use tessera_testkit::yolo16;
 /// A message without tensors (the harness moves no data).
 #[derive(Clone, Copy, Debug)]
 enum Msg {
-    Ctrl(Control),
+    Ctrl(Message<'static>),
     Task(FrameKey, u16, TileMode),
     Result(FrameKey, u16),
     Strips(FrameKey, u16),
@@ -39,7 +39,7 @@ const EMPTY: Tensor<'static> = Tensor {
 impl Msg {
     fn message(&self) -> Message<'static> {
         match *self {
-            Msg::Ctrl(c) => c.to_message(),
+            Msg::Ctrl(c) => c,
             Msg::Task(frame, tile, mode) => Message::Task {
                 frame,
                 tile,
@@ -450,7 +450,7 @@ impl Cluster {
                         Msg::Strips(frame, tile) if to == 0 => {
                             self.strips_at_gw.insert((frame, tile));
                         }
-                        Msg::Ctrl(Control::Coverage { frame, tile }) => {
+                        Msg::Ctrl(Message::Coverage { frame, tile }) => {
                             self.covered_at.insert((to, frame, tile));
                         }
                         _ => {}

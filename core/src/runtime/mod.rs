@@ -8,7 +8,8 @@
 //! [`poll`](Edge::poll) until it returns `None` and sleeps until [`poll_at`](Edge::poll_at) or
 //! the next event. [`Action`]s name data by ids (frame, tile, stripe); the driver slices inputs
 //! from its frame store (`ftp::TilePlan::input(0)` for the tile's mode), outputs and strips
-//! from its stores, and converts [`Control`]s with [`Control::to_message`].
+//! from its stores, and sends the data-free [`Message`](crate::wire::Message)s of
+//! [`Action::Send`] as they are.
 //!
 //! Every exchange has a deadline from [`Config`]; a late tile or stripe is dispatched again,
 //! the first result wins and later ones get [`Verdict::Discard`]; a departed or silent peer's
@@ -74,18 +75,21 @@
 //!   late stripe to the fastest other edge (both results accepted, first wins), emits
 //!   [`Action::LayerComplete`], then the next layer; after the last, `FrameComplete`.
 
-mod bodp;
+mod action;
 pub mod coded;
+mod config;
 mod edge;
+mod error;
 mod gateway;
+mod queue;
+mod sets;
 mod source;
-mod types;
 
+pub use action::{Action, Verdict, Work, REJECT_NO_STRIPS};
+pub use config::{Config, StackShape};
 pub use edge::{Edge, MAX_IDLE_BACKOFF};
+pub use error::{RuntimeError, SubmitError};
 pub use gateway::Gateway;
-pub use types::{
-    Action, Config, Control, RuntimeError, StackShape, SubmitError, Verdict, Work, REJECT_NO_STRIPS,
-};
 
 /// Most edges a gateway tracks at once.
 pub const MAX_EDGES: usize = 16;
