@@ -16,8 +16,8 @@
 //!   kernel benchmark's measurements; `policy_bench`: the policies measured on loopback.
 //! - `frame_result` (features `alloc` + `simd`): a gateway's final result of a frame (fused
 //!   output, the tail run here, or the coded stage's output; then boxes).
-//! - `gen_weights` (feature `alloc`): seeded random parameters in Darknet order; `rng`: the
-//!   SplitMix64 generator behind them.
+//! - `gen_weights` (feature `alloc`): seeded random parameters in Darknet order
+//!   (drawn from `tessera_core::rng::SplitMix64`).
 //! - `kernels` (feature `simd`): FMA conv kernels (AVX2+FMA, NEON), multi-core with `std`;
 //!   `unsafe` is allowed only in its arch modules.
 #![no_std]
@@ -52,7 +52,6 @@ pub mod nal_std;
 pub mod pipeline;
 #[cfg(all(feature = "std", feature = "simd"))]
 pub mod policy_bench;
-pub mod rng;
 #[cfg(feature = "std")]
 pub mod weights_file;
 

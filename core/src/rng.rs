@@ -42,6 +42,14 @@ impl SplitMix64 {
         ((self.next_u64() >> 11) as f64 + 0.5) * (1.0 / (1u64 << 53) as f64)
     }
 
+    /// An index below `n` (the draw modulo `n`: a bias of at most `n / 2^64`); 0 when `n` is 0.
+    pub fn below(&mut self, n: usize) -> usize {
+        match n {
+            0 => 0,
+            n => (self.next_u64() % n as u64) as usize,
+        }
+    }
+
     /// Uniform in `[lo, hi)` as `f32`, from the top 24 bits (exact in `f32`).
     pub fn uniform_f32(&mut self, lo: f32, hi: f32) -> f32 {
         let u = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;

@@ -23,5 +23,4 @@ pub mod layers;
 pub mod node_memory;
 pub mod nodes;
 pub mod result_file;
-pub mod rng;
 pub mod signals;

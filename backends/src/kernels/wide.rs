@@ -467,29 +467,8 @@ mod tests {
     use tessera_core::model::weights::{BatchNorm, ConvParams};
     use tessera_core::model::{Activation, Conv, Shape};
     use tessera_core::region::{Region, Span};
+    use tessera_core::rng::SplitMix64;
     use tessera_core::tensor::{FeatureView, FeatureViewMut};
-
-    /// splitmix64.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        }
-
-        /// Uniform in [-1, 1).
-        fn f(&mut self) -> f32 {
-            (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
 
     fn same_bits(a: &[f32], b: &[f32]) -> bool {
         a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
@@ -516,7 +495,7 @@ mod tests {
     /// columns `j0..j0 + width` through `run` and `row_scalar`; both outputs.
     #[allow(clippy::too_many_arguments)]
     fn one_row(
-        rng: &mut Rng,
+        rng: &mut SplitMix64,
         run: RowFn,
         n: usize,
         k: usize,
@@ -538,20 +517,26 @@ mod tests {
             k
         };
         let plane = k * wp;
-        let input: Vec<f32> = (0..channels * plane).map(|_| rng.f()).collect();
-        let weights: Vec<f32> = (0..channels * k * k * n).map(|_| rng.f()).collect();
+        let input: Vec<f32> = (0..channels * plane)
+            .map(|_| rng.uniform_f32(-1.0, 1.0))
+            .collect();
+        let weights: Vec<f32> = (0..channels * k * k * n)
+            .map(|_| rng.uniform_f32(-1.0, 1.0))
+            .collect();
         let mut post = Post {
             a: [1.0; R],
             b: [0.0; R],
             leaky,
         };
         for r in 0..n {
-            post.a[r] = rng.f() + 1.5;
-            post.b[r] = rng.f();
+            post.a[r] = rng.uniform_f32(-1.0, 1.0) + 1.5;
+            post.b[r] = rng.uniform_f32(-1.0, 1.0);
         }
         let orow = rng.below(3);
         let oplane = orow + j1 + rng.below(20);
-        let stored: Vec<f32> = (0..n * oplane).map(|_| rng.f() * 4.0).collect();
+        let stored: Vec<f32> = (0..n * oplane)
+            .map(|_| rng.uniform_f32(-1.0, 1.0) * 4.0)
+            .collect();
         let job = Row {
             input: &input,
             base: ky0 * wp,
@@ -577,7 +562,7 @@ mod tests {
 
     /// Random rows of every channel count through `runs` (`runs[n − 1]` takes `n` channels)
     /// against the scalar path, bit for bit (outputs beyond `j1` untouched by both).
-    fn rows(name: &str, rng: &mut Rng, runs: [RowFn; 6]) {
+    fn rows(name: &str, rng: &mut SplitMix64, runs: [RowFn; 6]) {
         for (run, n) in runs.into_iter().zip(1..) {
             for k in [1, 3, 5] {
                 // Every remainder after 0, 1 or 2 full tiles (64 columns or fewer), and more
@@ -601,14 +586,18 @@ mod tests {
     /// `row_soft` (the AVX-512 geometry) equals `row_scalar` bit for bit.
     #[test]
     fn soft16_rows_equal_scalar() {
-        rows("soft16", &mut Rng(0x5eed_1616), entries!(row_soft));
+        rows(
+            "soft16",
+            &mut SplitMix64::new(0x5eed_1616),
+            entries!(row_soft),
+        );
     }
 
     /// The generic kernel with the AVX2 (8 lanes × 2) and NEON (4 lanes × 4) geometries, and a
     /// 3-vector tile, equals `row_scalar` bit for bit on any machine.
     #[test]
     fn narrow_geometries_equal_scalar() {
-        let mut rng = Rng(0x5eed_0804);
+        let mut rng = SplitMix64::new(0x5eed_0804);
         rows("soft 8x2", &mut rng, entries!(row_soft_as, 8, 2));
         rows("soft 4x4", &mut rng, entries!(row_soft_as, 4, 4));
         rows("soft 8x3", &mut rng, entries!(row_soft_as, 8, 3));
@@ -618,7 +607,7 @@ mod tests {
     /// AVX-512, NEON) equal `row_scalar` bit for bit on every tail width.
     #[test]
     fn hardware_rows_equal_scalar() {
-        let mut rng = Rng(0x5eed_4a4d);
+        let mut rng = SplitMix64::new(0x5eed_4a4d);
         #[cfg(target_arch = "x86_64")]
         {
             use super::super::{avx512, x86};
@@ -718,7 +707,7 @@ mod tests {
     /// maps, odd filter counts) on Soft16 equal the scalar path bit for bit, whole and tiled.
     #[test]
     fn soft16_conv_equals_scalar() {
-        let mut rng = Rng(0xc0_5e16);
+        let mut rng = SplitMix64::new(0xc0_5e16);
         // (w, h, c, filters, k, pad)
         let layers = [
             (150, 3, 40, 16, 3, 1),
@@ -740,14 +729,18 @@ mod tests {
             };
             let map = Shape::new(w, h, c);
             let n = filters as usize;
-            let biases: Vec<f32> = (0..n).map(|_| rng.f()).collect();
-            let scales: Vec<f32> = (0..n).map(|_| rng.f() + 1.5).collect();
-            let mean: Vec<f32> = (0..n).map(|_| rng.f() * 0.5).collect();
-            let variance: Vec<f32> = (0..n).map(|_| rng.f().abs() + 0.1).collect();
-            let weights: Vec<f32> = (0..conv.weight_count(c).unwrap())
-                .map(|_| rng.f())
+            let biases: Vec<f32> = (0..n).map(|_| rng.uniform_f32(-1.0, 1.0)).collect();
+            let scales: Vec<f32> = (0..n).map(|_| rng.uniform_f32(-1.0, 1.0) + 1.5).collect();
+            let mean: Vec<f32> = (0..n).map(|_| rng.uniform_f32(-1.0, 1.0) * 0.5).collect();
+            let variance: Vec<f32> = (0..n)
+                .map(|_| rng.uniform_f32(-1.0, 1.0).abs() + 0.1)
                 .collect();
-            let input: Vec<f32> = (0..(w * h * c) as usize).map(|_| rng.f()).collect();
+            let weights: Vec<f32> = (0..conv.weight_count(c).unwrap())
+                .map(|_| rng.uniform_f32(-1.0, 1.0))
+                .collect();
+            let input: Vec<f32> = (0..(w * h * c) as usize)
+                .map(|_| rng.uniform_f32(-1.0, 1.0))
+                .collect();
             let params = ConvParams {
                 biases: &biases,
                 bn: Some(BatchNorm {
