@@ -34,7 +34,8 @@ mod tests {
         assert_eq!(draw(1, 2), draw(1, 2));
         assert_ne!(draw(1, 2), draw(1, 3));
         // The derivation the recorded results were made with.
-        let mut r = SplitMix64::new((1u64 + 2 * 0xD1B5_4A32_D192_ED03) ^ SALT);
+        let mut r =
+            SplitMix64::new(1u64.wrapping_add(2u64.wrapping_mul(0xD1B5_4A32_D192_ED03)) ^ SALT);
         r.next_u64();
         assert_eq!(draw(1, 2)[0], r.next_u64());
     }
