@@ -18,6 +18,9 @@
 //!   output, the tail run here, or the coded stage's output; then boxes).
 //! - `gen_weights` (feature `alloc`): seeded random parameters in Darknet order
 //!   (drawn from `tessera_core::rng::SplitMix64`).
+//! - `builtin`: the built-in YOLOv2-608 cfg and sample frames; `frame_source` (feature
+//!   `std`): where a data-source edge's frames come from (files, a spool directory, a list);
+//!   `node_memory` (features `std` + `simd`): peak resident memory of real node processes.
 //! - `kernels` (feature `simd`): FMA conv kernels (AVX2+FMA, NEON), multi-core with `std`;
 //!   `unsafe` is allowed only in its arch modules.
 #![no_std]
@@ -28,6 +31,7 @@ pub use embedded_nal;
 
 #[cfg(all(feature = "std", feature = "simd"))]
 pub mod bench;
+pub mod builtin;
 #[cfg(all(feature = "std", feature = "simd"))]
 pub mod cluster;
 #[cfg(feature = "alloc")]
@@ -38,6 +42,8 @@ pub mod driver;
 pub mod fault_spec;
 #[cfg(all(feature = "alloc", feature = "simd"))]
 pub mod frame_result;
+#[cfg(feature = "std")]
+pub mod frame_source;
 #[cfg(feature = "alloc")]
 pub mod gen_weights;
 #[cfg(feature = "alloc")]
@@ -48,6 +54,8 @@ pub mod local;
 pub mod nal_smoltcp;
 #[cfg(feature = "std")]
 pub mod nal_std;
+#[cfg(all(feature = "std", feature = "simd"))]
+pub mod node_memory;
 #[cfg(feature = "alloc")]
 pub mod pipeline;
 #[cfg(all(feature = "std", feature = "simd"))]

@@ -3,16 +3,14 @@
 //! The runs are `tessera_backends::policy_bench`'s (seconds per frame measured at the source,
 //! bytes on the wire per frame with every header, tag and heartbeat, the largest edge buffers;
 //! two data sources' throughput and latency), then the peak resident memory of real node
-//! processes; this module checks the arguments and prints.
-
-use std::time::Duration;
+//! processes (`tessera_backends::node_memory`); this module checks the arguments and prints.
 
 use clap::Args as ClapArgs;
+use tessera_backends::node_memory::{self, RssRun};
 
 use crate::config::NodeKernel;
 use crate::error::{error, Context, Error};
 use crate::image::{Image, ImageFiles};
-use crate::node_memory::{self, RssRun, RssSetup};
 use crate::{files, gen_weights};
 use tessera_backends::policy_bench::{policy_name as name, sweep, two_sources, BenchSetup};
 
@@ -40,30 +38,14 @@ pub struct Args {
     pub memory_only: bool,
 }
 
-/// Peak resident memory of real `tessera gateway` / `tessera edge` processes (YOLOv2-608):
-/// 3x3 and 5x5 with the gateway reporting the fused output only, then 3x3 with the tail.
+/// Peak resident memory of real `tessera gateway` / `tessera edge` processes (YOLOv2-608).
 fn node_memory(args: &Args) -> Result<Vec<RssRun>, Error> {
     let exe = std::env::current_exe().context(|| "finding the tessera executable")?;
-    let mut runs = Vec::new();
-    for (i, (grid, tail)) in [((3, 3), false), ((5, 5), false), ((3, 3), true)]
-        .into_iter()
-        .enumerate()
-    {
+    let runs = node_memory::yolo_runs(&exe, args.kernel, args.frames, args.port, |grid, tail| {
         if !args.json {
             eprintln!("  node processes {}x{}, tail {tail}", grid.0, grid.1);
         }
-        runs.push(node_memory::measure(&RssSetup {
-            exe: exe.clone(),
-            grid,
-            tail,
-            frames: args.frames.max(3),
-            max_frames: 40,
-            kernel: args.kernel,
-            net: 60 + i as u8,
-            ports: [args.port; 4],
-            timeout: Duration::from_secs(600),
-        })?);
-    }
+    })?;
     Ok(runs)
 }
 

@@ -25,14 +25,13 @@ use tessera_core::model::Network;
 use tessera_core::runtime::coded::{CodedConfig, Protection};
 use tessera_core::wire::{FrameKey, NodeId, Policy};
 
+use tessera_backends::builtin::SECOND_IMAGE;
+
 use crate::config::{parse_grid, parse_policy, NodeKernel};
 use crate::detections::{class_name, to_json, write_annotated};
 use crate::error::{error, Context, Error};
 use crate::image::{Image, ImageFiles};
 use crate::{files, gen_weights};
-
-/// The second bundled sample frame.
-const SECOND_IMAGE: &[u8] = include_bytes!("../../data/images/1.jpg");
 
 /// Arguments of `tessera demo`.
 #[derive(ClapArgs, Debug, Clone)]

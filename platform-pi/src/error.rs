@@ -6,6 +6,7 @@ use tessera_backends::cluster::StartError;
 use tessera_backends::coded::tail::{CheckError, CodedTailError, SchemeError};
 use tessera_backends::fault_spec::FaultError;
 use tessera_backends::local::{FusedModelError, LocalError};
+use tessera_backends::node_memory::MeasureError;
 use tessera_backends::pipeline::{DecodeError, DetectError, FrameError, TailError};
 use tessera_backends::policy_bench::BenchError;
 
@@ -52,7 +53,8 @@ from_pipeline!(
     CheckError,
     FaultError,
     DetectError,
-    BenchError
+    BenchError,
+    MeasureError
 );
 
 impl std::error::Error for Error {

@@ -9,10 +9,7 @@ use tessera_core::model::{cfg, Footprint, Network};
 use crate::error::{error, Context, Error};
 use crate::image::{Image, ImageFiles};
 
-/// The YOLOv2 608 cfg the original system runs, built in as the default network.
-pub const DEFAULT_CFG: &str = include_str!("../../data/yolov2-608.cfg");
-/// A sample frame (640×480 JPEG) built in as the default input.
-pub const DEFAULT_IMAGE: &[u8] = include_bytes!("../../data/images/0.jpg");
+pub use tessera_backends::builtin::{DEFAULT_CFG, DEFAULT_IMAGE};
 
 /// Most memory a network may need on one device (parameters plus its largest activations,
 /// see [`Footprint`]): 2 GiB, twice a Raspberry Pi 3's RAM and about 7 times YOLOv2-608's

@@ -27,11 +27,11 @@ use crate::detections::to_json;
 use crate::drop_log::DropLog;
 use crate::error::{error, Context, Error};
 use crate::fingerprint::model_fingerprint;
-use crate::frame_source::{FrameSource, Next};
 use crate::image::{Image, ImageFiles};
 use crate::result_file::{write_new, WriteError};
 use crate::signals::Signals;
 use crate::{files, gen_weights};
+use tessera_backends::frame_source::{FrameSource, Next, SOURCE_QUEUE};
 
 /// Arguments of `tessera gateway`.
 #[derive(ClapArgs, Debug)]
@@ -65,11 +65,6 @@ pub enum Tail {
     /// computes a tile itself).
     None,
 }
-
-/// Frames a data-source edge keeps submitted and unfinished at once. Each is decoded just
-/// before it is submitted; past this bound the source waits for a frame to finish
-/// (back-pressure), so its memory does not grow with `--repeat` or the number of inputs.
-pub const SOURCE_QUEUE: usize = 2;
 
 /// Arguments of `tessera edge`.
 #[derive(ClapArgs, Debug)]
@@ -605,7 +600,7 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
     let shape = net.input();
     let (mut source, feeding) = match (&args.input_dir, &args.input_list) {
         (Some(dir), _) => (
-            FrameSource::dir(dir)?,
+            FrameSource::dir(dir).context(|| format!("reading {}", dir.display()))?,
             format!("frames from {}", dir.display()),
         ),
         (None, Some(list)) => (
@@ -680,7 +675,9 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
                     let (w, h) = (shape.w as usize, shape.h as usize);
                     let img = Image::load_letterboxed(&p, w, h)
                         .context(|| format!("loading {}", p.display()));
-                    source.consumed(&p);
+                    if let Err(e) = source.consumed(&p) {
+                        eprintln!("removing {}: {e}", p.display());
+                    }
                     match img {
                         Ok(img) => {
                             node.submit(img.data)
@@ -697,6 +694,10 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
                     continue;
                 }
                 Next::NotYet => {}
+                Next::Unreadable(why) => {
+                    eprintln!("{why}");
+                    ended = true;
+                }
                 Next::Done => ended = true,
             }
         }

@@ -15,9 +15,9 @@ use std::net::{Ipv4Addr, TcpListener};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tessera_pi::config::NodeKernel;
-use tessera_pi::node_memory::{measure, table, Role, RssSetup, FRAME_BYTES};
-use tessera_pi::nodes::SOURCE_QUEUE;
+use tessera_backends::frame_source::SOURCE_QUEUE;
+use tessera_backends::node_memory::{measure, table, Role, RssSetup, FRAME_BYTES};
+use tessera_backends::pipeline::KernelChoice as NodeKernel;
 
 const MIB: u64 = 1024 * 1024;
 /// Percent over its target a node may peak at (run-to-run variation of the peak, and this

@@ -30,8 +30,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tessera_backends::node_memory::{fd_count, vm_rss};
 use tessera_pi::files::DEFAULT_CFG;
-use tessera_pi::node_memory::{fd_count, vm_rss};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 /// Frames of the soak proper.

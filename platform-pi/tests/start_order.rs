@@ -28,7 +28,7 @@ const WAIT: Duration = Duration::from_secs(90);
 /// Frames the source edge feeds: far more than any scenario needs, so it never runs dry.
 const FRAMES: usize = 200;
 /// Frames a `tessera edge` source keeps submitted and unfinished at most.
-const IN_FLIGHT: u32 = tessera_pi::nodes::SOURCE_QUEUE as u32;
+const IN_FLIGHT: u32 = tessera_backends::frame_source::SOURCE_QUEUE as u32;
 const GATEWAY: u16 = 0;
 const SOURCE: u16 = 1;
 const HELPERS: [u16; 2] = [2, 3];

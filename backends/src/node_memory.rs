@@ -3,17 +3,85 @@
 //! frames fed by the source edge, each process's `VmHWM` read from `/proc/PID/status` while it
 //! still runs, then every process killed by its PID.
 
-use std::fmt::Write as _;
-use std::io::{BufRead, BufReader};
+extern crate alloc;
+extern crate std;
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt::Write as _;
+use std::io::{self, BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
-use crate::config::NodeKernel;
-use crate::error::{error, Context, Error};
-use crate::nodes::SOURCE_QUEUE;
+use crate::builtin::DEFAULT_IMAGE;
+use crate::frame_source::SOURCE_QUEUE;
+use crate::pipeline::KernelChoice as NodeKernel;
+
+/// Why a measurement failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MeasureError {
+    /// A file under `/proc` (or a temporary file) could not be read or written.
+    #[error("{what} {}: {error}", path.display())]
+    File {
+        /// Reading or writing.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What the file system said.
+        error: io::Error,
+    },
+    /// `/proc/PID/status` has no such line.
+    #[error("reading {}: no {field} line", path.display())]
+    NoField {
+        /// The status file.
+        path: PathBuf,
+        /// The field looked for.
+        field: &'static str,
+    },
+    /// A node process did not start.
+    #[error("starting {command}: {error}")]
+    Spawn {
+        /// The command line.
+        command: String,
+        /// What the system said.
+        error: io::Error,
+    },
+    /// The gateway's stdout could not be read.
+    #[error("bench cluster: no gateway stdout")]
+    NoStdout,
+    /// Too few frames before the timeout.
+    #[error("bench cluster: {frames} frames in {timeout:?}")]
+    Timeout {
+        /// Frames finished.
+        frames: usize,
+        /// The wait.
+        timeout: Duration,
+    },
+    /// A node process ended before the reading.
+    #[error("bench cluster: node {id} exited early: {status}")]
+    Exited {
+        /// Its index (0: gateway).
+        id: usize,
+        /// Its exit status.
+        status: ExitStatus,
+    },
+}
+
+/// `MeasureError::File` for `path`.
+fn file_error<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> MeasureError + 'a {
+    move |error| MeasureError::File {
+        what,
+        path: path.to_path_buf(),
+        error,
+    }
+}
 
 /// Bytes in a MiB (`VmHWM` is in KiB; targets are in MiB).
 const MIB: u64 = 1024 * 1024;
@@ -181,33 +249,33 @@ fn cluster_text(s: &RssSetup) -> String {
 }
 
 /// `VmHWM` (peak resident set) of a running process, in bytes.
-pub fn vm_hwm(pid: u32) -> Result<u64, Error> {
+pub fn vm_hwm(pid: u32) -> Result<u64, MeasureError> {
     status_kib(pid, "VmHWM")
 }
 
 /// `VmRSS` (resident set now) of a running process, in bytes.
-pub fn vm_rss(pid: u32) -> Result<u64, Error> {
+pub fn vm_rss(pid: u32) -> Result<u64, MeasureError> {
     status_kib(pid, "VmRSS")
 }
 
 /// File descriptors a running process holds now (entries of `/proc/PID/fd`).
-pub fn fd_count(pid: u32) -> Result<usize, Error> {
-    let path = format!("/proc/{pid}/fd");
+pub fn fd_count(pid: u32) -> Result<usize, MeasureError> {
+    let path = PathBuf::from(format!("/proc/{pid}/fd"));
     Ok(std::fs::read_dir(&path)
-        .context(|| format!("reading {path}"))?
+        .map_err(file_error("reading", &path))?
         .count())
 }
 
 /// A `kB` field of `/proc/PID/status`, in bytes.
-fn status_kib(pid: u32, field: &str) -> Result<u64, Error> {
-    let path = format!("/proc/{pid}/status");
-    let text = std::fs::read_to_string(&path).context(|| format!("reading {path}"))?;
+fn status_kib(pid: u32, field: &'static str) -> Result<u64, MeasureError> {
+    let path = PathBuf::from(format!("/proc/{pid}/status"));
+    let text = std::fs::read_to_string(&path).map_err(file_error("reading", &path))?;
     text.lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().strip_suffix("kB"))
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(|kib| kib * 1024)
-        .ok_or_else(|| error(format!("reading {path}"), format!("no {field} line")))
+        .ok_or(MeasureError::NoField { path, field })
 }
 
 /// Parses the gateway's `tiles [(1, 3), (2, 2)]` suffix into (edge, count) pairs.
@@ -238,7 +306,7 @@ fn lines(child: &mut Child) -> Option<Receiver<String>> {
     Some(rx)
 }
 
-fn spawn(exe: &Path, args: &[String], stdout: bool) -> Result<Child, Error> {
+fn spawn(exe: &Path, args: &[String], stdout: bool) -> Result<Child, MeasureError> {
     Command::new(exe)
         .args(args)
         .stdin(Stdio::null())
@@ -249,19 +317,22 @@ fn spawn(exe: &Path, args: &[String], stdout: bool) -> Result<Child, Error> {
         })
         .stderr(Stdio::null())
         .spawn()
-        .context(|| format!("starting {} {}", exe.display(), args.join(" ")))
+        .map_err(|error| MeasureError::Spawn {
+            command: format!("{} {}", exe.display(), args.join(" ")),
+            error,
+        })
 }
 
 /// Starts the cluster, waits until the gateway finished `frames` frames and every edge computed
 /// a tile (or `max_frames`), reads every process's `VmHWM`, then kills them all.
-pub fn measure(s: &RssSetup) -> Result<RssRun, Error> {
+pub fn measure(s: &RssSetup) -> Result<RssRun, MeasureError> {
     let file = std::env::temp_dir().join(format!(
         "tessera-rss-{}-{}-{}.toml",
         std::process::id(),
         s.net,
         s.ports[0]
     ));
-    std::fs::write(&file, cluster_text(s)).context(|| format!("writing {}", file.display()))?;
+    std::fs::write(&file, cluster_text(s)).map_err(file_error("writing", &file))?;
     let mut procs = Procs {
         children: Vec::new(),
         file: file.clone(),
@@ -274,8 +345,7 @@ pub fn measure(s: &RssSetup) -> Result<RssRun, Error> {
         &arg(&["gateway", "--cluster", &cluster, "--tail", tail]),
         true,
     )?);
-    let gateway_lines =
-        lines(&mut procs.children[0]).ok_or_else(|| error("bench cluster", "no gateway stdout"))?;
+    let gateway_lines = lines(&mut procs.children[0]).ok_or(MeasureError::NoStdout)?;
     // The source first, the other edges after it: started before the source, an edge may sit
     // idle for a tile timeout (a start-order problem apart from memory).
     let image = std::env::temp_dir().join(format!(
@@ -284,8 +354,7 @@ pub fn measure(s: &RssSetup) -> Result<RssRun, Error> {
         s.net,
         s.ports[0]
     ));
-    std::fs::write(&image, crate::files::DEFAULT_IMAGE)
-        .context(|| format!("writing {}", image.display()))?;
+    std::fs::write(&image, DEFAULT_IMAGE).map_err(file_error("writing", &image))?;
     let image_arg = image.display().to_string();
     let repeat = s.max_frames.to_string();
     let source = spawn(
@@ -327,17 +396,14 @@ pub fn measure(s: &RssSetup) -> Result<RssRun, Error> {
             break Ok(());
         }
         if start.elapsed() > s.timeout {
-            break Err(error(
-                "bench cluster",
-                format!("{frames} frames in {:?}", s.timeout),
-            ));
+            break Err(MeasureError::Timeout {
+                frames,
+                timeout: s.timeout,
+            });
         }
         for (i, c) in procs.children.iter_mut().enumerate() {
             if let Ok(Some(status)) = c.try_wait() {
-                return Err(error(
-                    "bench cluster",
-                    format!("node {i} exited early: {status}"),
-                ));
+                return Err(MeasureError::Exited { id: i, status });
             }
         }
         match gateway_lines.recv_timeout(Duration::from_millis(200)) {
@@ -378,6 +444,38 @@ pub fn measure(s: &RssSetup) -> Result<RssRun, Error> {
     })
 }
 
+/// Peak resident memory of real `tessera gateway` / `tessera edge` processes (YOLOv2-608), as
+/// `tessera bench cluster` reports it: 3x3 and 5x5 with the gateway reporting the fused output
+/// only, then 3x3 with the tail. Run `i` listens on 127.0.(60+i).x at `port`; `progress` hears
+/// each run's grid and tail before it starts.
+pub fn yolo_runs(
+    exe: &Path,
+    kernel: NodeKernel,
+    frames: usize,
+    port: u16,
+    mut progress: impl FnMut((u32, u32), bool),
+) -> Result<Vec<RssRun>, MeasureError> {
+    let mut runs = Vec::new();
+    for (i, (grid, tail)) in [((3, 3), false), ((5, 5), false), ((3, 3), true)]
+        .into_iter()
+        .enumerate()
+    {
+        progress(grid, tail);
+        runs.push(measure(&RssSetup {
+            exe: exe.to_path_buf(),
+            grid,
+            tail,
+            frames: frames.max(3),
+            max_frames: 40,
+            kernel,
+            net: 60 + i as u8,
+            ports: [port; 4],
+            timeout: Duration::from_secs(600),
+        })?);
+    }
+    Ok(runs)
+}
+
 /// The runs as a table, one row per node, MiB.
 pub fn table(runs: &[RssRun]) -> String {
     let mut s = format!(
@@ -414,6 +512,7 @@ pub fn table(runs: &[RssRun]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec;
 
     #[test]
     fn parses_the_gateway_tiles_report() {

@@ -2,12 +2,22 @@
 //! into, or a pipe of paths. Each is polled without blocking, so the edge keeps serving its
 //! peers while it waits for the next frame.
 
-use std::collections::VecDeque;
-use std::io::BufRead;
+extern crate alloc;
+extern crate std;
+
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use std::io::{self, BufRead};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, TryRecvError};
 
-use crate::error::{Context, Error};
+/// Frames a data-source edge keeps submitted and unfinished at once. Each is decoded just
+/// before it is submitted; past this bound the source waits for a frame to finish
+/// (back-pressure), so its memory does not grow with `--repeat` or the number of inputs.
+pub const SOURCE_QUEUE: usize = 2;
 
 /// What [`FrameSource::poll`] has.
 #[derive(Debug, PartialEq, Eq)]
@@ -16,6 +26,8 @@ pub enum Next {
     Frame(PathBuf),
     /// Nothing yet; poll again later.
     NotYet,
+    /// A list source's file could not be read (the source has ended).
+    Unreadable(String),
     /// The source has ended.
     Done,
 }
@@ -40,8 +52,9 @@ pub enum FrameSource {
         /// Files seen and not handed out yet, in name order.
         queue: VecDeque<PathBuf>,
     },
-    /// `--input-list FILE` (`-`: stdin): one path per line, as the lines arrive; ends at EOF.
-    List(Receiver<PathBuf>),
+    /// `--input-list FILE` (`-`: stdin): one path per line, as the lines arrive; ends at EOF
+    /// (or with why the file could not be opened).
+    List(Receiver<Result<PathBuf, String>>),
 }
 
 /// Most files a directory source keeps queued from one scan (a directory flooded by a
@@ -60,8 +73,8 @@ impl FrameSource {
     }
 
     /// A directory source (the directory must exist).
-    pub fn dir(dir: &Path) -> Result<FrameSource, Error> {
-        std::fs::read_dir(dir).context(|| format!("reading {}", dir.display()))?;
+    pub fn dir(dir: &Path) -> io::Result<FrameSource> {
+        std::fs::read_dir(dir)?;
         Ok(FrameSource::Dir {
             dir: dir.to_path_buf(),
             queue: VecDeque::new(),
@@ -80,14 +93,14 @@ impl FrameSource {
                 match std::fs::File::open(&file) {
                     Ok(f) => Box::new(std::io::BufReader::new(f)),
                     Err(e) => {
-                        eprintln!("reading {}: {e}", file.display());
+                        let _ = tx.send(Err(format!("reading {}: {e}", file.display())));
                         return;
                     }
                 }
             };
             for line in reader.lines().map_while(Result::ok) {
                 let line = line.trim();
-                if !line.is_empty() && tx.send(PathBuf::from(line)).is_err() {
+                if !line.is_empty() && tx.send(Ok(PathBuf::from(line))).is_err() {
                     return;
                 }
             }
@@ -120,7 +133,8 @@ impl FrameSource {
                 queue.pop_front().map_or(Next::NotYet, Next::Frame)
             }
             FrameSource::List(rx) => match rx.try_recv() {
-                Ok(p) => Next::Frame(p),
+                Ok(Ok(p)) => Next::Frame(p),
+                Ok(Err(why)) => Next::Unreadable(why),
                 Err(TryRecvError::Empty) => Next::NotYet,
                 Err(TryRecvError::Disconnected) => Next::Done,
             },
@@ -128,11 +142,10 @@ impl FrameSource {
     }
 
     /// `frame` was read: a directory source deletes it (the directory is a spool).
-    pub fn consumed(&self, frame: &Path) {
-        if let FrameSource::Dir { .. } = self {
-            if let Err(e) = std::fs::remove_file(frame) {
-                eprintln!("removing {}: {e}", frame.display());
-            }
+    pub fn consumed(&self, frame: &Path) -> io::Result<()> {
+        match self {
+            FrameSource::Dir { .. } => std::fs::remove_file(frame),
+            _ => Ok(()),
         }
     }
 
@@ -166,6 +179,7 @@ fn scan(dir: &Path) -> VecDeque<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec;
 
     #[test]
     fn files_repeat_then_end() {
@@ -191,7 +205,7 @@ mod tests {
                 panic!("no frame")
             };
             assert_eq!(p, dir.join(want));
-            s.consumed(&p);
+            s.consumed(&p).unwrap();
             assert!(!p.exists());
         }
         assert_eq!(s.poll(), Next::NotYet);
@@ -212,7 +226,7 @@ mod tests {
             match s.poll() {
                 Next::Frame(p) => got.push(p),
                 Next::NotYet => std::thread::sleep(std::time::Duration::from_millis(5)),
-                Next::Done => break,
+                Next::Done | Next::Unreadable(_) => break,
             }
         }
         std::fs::remove_file(&file).unwrap();
