@@ -12,7 +12,7 @@ use crate::wire::{FrameKey, Message, NodeId, GATEWAY};
 use super::super::queue::earliest;
 use super::super::source::oldest;
 use super::super::{Action, RuntimeError, Verdict, Work, MAX_EDGES, MAX_EDGE_WORK, MAX_STRIPES};
-use super::Gateway;
+use super::{Gateway, Handled};
 
 /// One stripe of the current layer of a BODP frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,12 +77,7 @@ impl Bodp {
 
 impl Gateway {
     /// A BODP message from `from` (peer slot `p`).
-    pub(super) fn on_bodp(
-        &mut self,
-        p: usize,
-        from: NodeId,
-        msg: &Message<'_>,
-    ) -> Result<Verdict, RuntimeError> {
+    pub(super) fn on_bodp(&mut self, p: usize, from: NodeId, msg: &Message<'_>) -> Handled {
         match *msg {
             Message::FrameSubmit { frame, .. } => self.submitted(p, from, frame),
             Message::LayerResult {

@@ -18,6 +18,9 @@ use self::peers::Peer;
 use super::queue::{earliest, Actions};
 use super::{Action, Config, RuntimeError, Stats, Verdict, Work, MAX_EDGES, MAX_GATEWAY_FRAMES};
 
+/// What handling a message gives: the verdict on its payload, or why it was refused.
+type Handled = Result<Verdict, RuntimeError>;
+
 /// The gateway's state machine. See the [module docs](super) for the protocol.
 pub struct Gateway {
     cfg: Config,

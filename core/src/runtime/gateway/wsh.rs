@@ -5,16 +5,11 @@ use crate::wire::{Message, NodeId, GATEWAY};
 
 use super::super::source::{oldest, End};
 use super::super::{Action, RuntimeError, Verdict, MAX_EDGES};
-use super::Gateway;
+use super::{Gateway, Handled};
 
 impl Gateway {
     /// A WSH message from `from` (peer slot `p`).
-    pub(super) fn on_wsh(
-        &mut self,
-        p: usize,
-        from: NodeId,
-        msg: &Message<'_>,
-    ) -> Result<Verdict, RuntimeError> {
+    pub(super) fn on_wsh(&mut self, p: usize, from: NodeId, msg: &Message<'_>) -> Handled {
         match *msg {
             Message::TaskRequest => {
                 if !self.give_task(p, End::Head) {

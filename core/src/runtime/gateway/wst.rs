@@ -7,16 +7,11 @@ use crate::wire::{Message, NodeId, GATEWAY};
 use super::super::source::End;
 use super::super::{RuntimeError, Verdict};
 use super::peers::is_newer;
-use super::Gateway;
+use super::{Gateway, Handled};
 
 impl Gateway {
     /// A WST message from `from` (peer slot `p`); also WST-S's apart from strips.
-    pub(super) fn on_wst(
-        &mut self,
-        p: usize,
-        from: NodeId,
-        msg: &Message<'_>,
-    ) -> Result<Verdict, RuntimeError> {
+    pub(super) fn on_wst(&mut self, p: usize, from: NodeId, msg: &Message<'_>) -> Handled {
         match *msg {
             Message::Register { frame, tiles } => {
                 if frame.origin != from {

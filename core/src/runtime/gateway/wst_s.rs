@@ -5,16 +5,11 @@ use crate::ftp::Level;
 use crate::wire::{Message, NodeId};
 
 use super::super::{Action, RuntimeError, Verdict, REJECT_NO_STRIPS};
-use super::Gateway;
+use super::{Gateway, Handled};
 
 impl Gateway {
     /// A WST-S message from `from` (peer slot `p`).
-    pub(super) fn on_wst_s(
-        &mut self,
-        p: usize,
-        from: NodeId,
-        msg: &Message<'_>,
-    ) -> Result<Verdict, RuntimeError> {
+    pub(super) fn on_wst_s(&mut self, p: usize, from: NodeId, msg: &Message<'_>) -> Handled {
         match *msg {
             Message::Strips { frame, tile, .. } => {
                 self.check_tile(tile)?;
