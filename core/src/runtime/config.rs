@@ -75,7 +75,7 @@ pub struct Config {
     /// unless the gateway announces a new registration first.
     pub steal_backoff: Duration,
     /// A frame not finished this long after it entered the cluster is abandoned
-    /// ([`Action::FrameFailed`]).
+    /// ([`Action::FrameFailed`](super::Action::FrameFailed)).
     pub frame_deadline: Duration,
     /// Gateway only: compute tiles (or stripes) itself while no edge is alive.
     pub gateway_fallback: bool,

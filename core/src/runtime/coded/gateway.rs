@@ -85,7 +85,7 @@ pub enum CodedAction {
         budget: Duration,
     },
     /// Decode layer `layer`'s output from the results in `present` (bit `i` = shard `i`;
-    /// [`crate::code::Decoder::from_mask`] or [`replicate::assemble`]), apply the layer's
+    /// [`crate::code::Decoder::from_mask`] or [`replicate::assemble`](crate::code::replicate::assemble)), apply the layer's
     /// bias and activation: that is the next layer's input. Drop the layer's results.
     Decode {
         /// The frame.
