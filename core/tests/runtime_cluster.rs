@@ -6,19 +6,19 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use tessera_core::ftp::{FusedStack, Grid, Level, Partition, Side};
+use tessera_core::ftp::{FusedStack, Grid, Level, Mode, Partition, Side};
 
 use tessera_core::region::Region;
 use tessera_core::runtime::{Action, Config, Edge, Gateway, RuntimeError, Verdict, Work};
 use tessera_core::time::{Duration, Instant};
-use tessera_core::wire::{FrameKey, Message, NodeId, Policy, StripsView, Tensor, TileMode};
+use tessera_core::wire::{FrameKey, Message, NodeId, Policy, StripsView, Tensor};
 use tessera_testkit::{run, yolo16, EventQueue, Stop, World};
 
 /// A message without tensors (the harness moves no data).
 #[derive(Clone, Copy, Debug)]
 enum Msg {
     Ctrl(Message<'static>),
-    Task(FrameKey, u16, TileMode),
+    Task(FrameKey, u16, Mode),
     Result(FrameKey, u16),
     Strips(FrameKey, u16),
     Submit(FrameKey),
@@ -261,7 +261,7 @@ impl Cluster {
                         .neighbours(tile)
                         .iter()
                         .all(|&n| self.covered_at.contains(&(node, frame, n)) || node == 0);
-                    if mode == TileMode::Reuse {
+                    if mode == Mode::Reuse {
                         assert!(
                             known,
                             "victim {node} lent Reuse tile {tile} of {frame:?} before coverage"
@@ -313,7 +313,7 @@ impl Cluster {
                     Work::Tile { frame, tile, mode } => {
                         if self.s.policy == Policy::WstS && level1(tile) {
                             let ready = self.ready_for(node, frame, tile);
-                            if mode == TileMode::Reuse {
+                            if mode == Mode::Reuse {
                                 self.r.level1.0 += 1;
                                 for n in self.neighbours(tile) {
                                     assert!(
@@ -500,7 +500,7 @@ impl Cluster {
                         if let Work::Tile { frame, tile, mode } = work {
                             if node == 0 && v == Verdict::Accept {
                                 *self.r.accepted.entry((frame, tile)).or_default() += 1;
-                                if mode == TileMode::Reuse {
+                                if mode == Mode::Reuse {
                                     self.strips_at_gw.insert((frame, tile));
                                 }
                             }

@@ -17,8 +17,8 @@ use tessera_backends::driver::Model;
 use tessera_backends::fault_spec::FaultSpec;
 use tessera_backends::local::{fused_model, run_local, TailSpec};
 use tessera_backends::pipeline::{boxes, run_tail, AnyKernel};
-use tessera_core::detect::Detection;
-use tessera_core::ftp::Partition;
+use tessera_core::detect::{Detection, DEFAULT_NMS, DEFAULT_THRESH};
+use tessera_core::ftp::{GridShape, Partition};
 use tessera_core::kernel::Kernels;
 use tessera_core::model::weights::Weights;
 use tessera_core::model::Network;
@@ -27,7 +27,7 @@ use tessera_core::wire::{FrameKey, NodeId, Policy};
 
 use tessera_backends::builtin::SECOND_IMAGE;
 
-use crate::config::{parse_grid, parse_policy, NodeKernel};
+use crate::config::NodeKernel;
 use crate::detections::{class_name, to_json, write_annotated};
 use crate::error::{error, Context, Error};
 use crate::image::{Image, ImageFiles};
@@ -40,11 +40,11 @@ pub struct Args {
     #[arg(long, default_value_t = 3)]
     pub edges: u16,
     /// Policy: wsh, wst, wst-s or bodp.
-    #[arg(long, default_value = "wst-s", value_parser = parse_policy)]
+    #[arg(long, default_value = "wst-s")]
     pub policy: Policy,
     /// Tile grid NxM.
-    #[arg(long, default_value = "3x3", value_parser = parse_grid)]
-    pub grid: (u32, u32),
+    #[arg(long, default_value = "3x3")]
+    pub grid: GridShape,
     /// Frames to run (the images are cycled).
     #[arg(long, default_value_t = 2)]
     pub frames: usize,
@@ -159,7 +159,7 @@ fn postprocess<K: Kernels>(
         "    tail (gateway alone) {:.0} ms",
         t0.elapsed().as_secs_f64() * 1e3
     );
-    let dets = boxes(net, &t.output, img.w, img.h, tail::THRESH, tail::NMS)?;
+    let dets = boxes(net, &t.output, img.w, img.h, DEFAULT_THRESH, DEFAULT_NMS)?;
     write_outputs(net, &dets, img, stem).map(|()| dets.len())
 }
 
@@ -225,7 +225,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
     let layers = 16.min(net.layers().len());
     let all = net.layers().len();
     let params = gen_weights::params(&net, all, args.seed);
-    let model = fused_model(&net, &params, layers, args.grid)?;
+    let model = fused_model(&net, &params, layers, args.grid.into())?;
     let key = if args.insecure {
         None
     } else {
@@ -244,7 +244,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
     };
     let mut cluster = ClusterSpec::loopback(
         args.policy,
-        args.grid,
+        args.grid.into(),
         args.edges,
         args.sources,
         args.port,
@@ -263,13 +263,12 @@ pub fn run(args: &Args) -> Result<(), Error> {
         })
         .collect();
     println!(
-        "demo: gateway + {} edges on 127.0.0.1..{} port {}, {:?}, grid {}x{}, {:?} kernel, {} frames from {} source(s){}",
+        "demo: gateway + {} edges on 127.0.0.1..{} port {}, {:?}, grid {}, {:?} kernel, {} frames from {} source(s){}",
         args.edges,
         1 + args.edges,
         args.port,
         args.policy,
-        args.grid.0,
-        args.grid.1,
+        args.grid,
         args.kernel,
         args.frames,
         args.sources,

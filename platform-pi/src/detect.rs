@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use tessera_backends::kernels::Fma;
 use tessera_backends::pipeline::{detect_frame, AnyKernel, DetectSetup};
 use tessera_core::detect::{DEFAULT_NMS, DEFAULT_THRESH};
-use tessera_core::ftp::{Mode, Partition};
+use tessera_core::ftp::{GridShape, Mode, Partition};
 use tessera_core::model::LayerKind;
 
-use crate::config::{parse_grid, NodeKernel};
+use crate::config::NodeKernel;
 use crate::detections::{class_name, to_json, write_annotated, PixelBox};
 use crate::error::{error, Context, Error};
 use crate::image::{Image, ImageFiles};
@@ -35,8 +35,8 @@ pub struct Args {
     #[arg(long, default_value_t = 16)]
     pub upto: usize,
     /// Tile grid NxM (N rows, M columns) of the fused stack [default: 1x1].
-    #[arg(long, value_parser = parse_grid)]
-    pub grid: Option<(u32, u32)>,
+    #[arg(long)]
+    pub grid: Option<GridShape>,
     /// Data-reuse scheduling of the fused stack.
     #[arg(long, requires = "grid")]
     pub reuse: bool,
@@ -84,7 +84,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
         Some(path) => Image::load(path).context(|| format!("loading {}", path.display()))?,
         None => Image::decode(files::DEFAULT_IMAGE).context(|| "decoding the built-in sample")?,
     };
-    let grid = args.grid.unwrap_or((1, 1));
+    let grid: (u32, u32) = args.grid.map_or((1, 1), Into::into);
     let partition = if args.balanced {
         Partition::Balanced
     } else {
