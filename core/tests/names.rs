@@ -10,7 +10,11 @@ fn policies_parse_their_own_names_in_any_case() {
     assert_eq!(names, ["wsh", "wst", "wst-s", "bodp"]);
     for p in Policy::ALL {
         assert_eq!(p.name().parse(), Ok(p));
-        assert_eq!(p.label().parse(), Ok(p), "the report label is the name upper-cased");
+        assert_eq!(
+            p.label().parse(),
+            Ok(p),
+            "the report label is the name upper-cased"
+        );
         assert_eq!(p.label(), p.name().to_ascii_uppercase());
     }
     assert_eq!("Wst-S".parse(), Ok(Policy::WstS));

@@ -1,8 +1,9 @@
 //! What the machines ask of the driver ([`Action`], naming the [`Work`] to compute) and what
 //! the driver does with a received payload ([`Verdict`]).
 
+use crate::ftp::Mode;
 use crate::region::Region;
-use crate::wire::{FrameKey, Message, NodeId, TileMode};
+use crate::wire::{FrameKey, Message, NodeId};
 
 /// A unit of computation the driver runs and reports back with `on_computed`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -14,7 +15,7 @@ pub enum Work {
         /// Tile id.
         tile: u16,
         /// Plain, or Reuse (level 0: also keep the strips; level 1: reduced input + strips).
-        mode: TileMode,
+        mode: Mode,
     },
     /// BODP: compute rows `output` of fused layer `layer` from the input stripe plus halo
     /// (`FusedStack::back(layer, output)`).
@@ -66,7 +67,7 @@ pub enum Action {
         /// Tile id.
         tile: u16,
         /// Mode the receiver will compute in.
-        mode: TileMode,
+        mode: Mode,
     },
     /// Send `Result { frame, tile, output }` with the tile's last-layer output.
     SendResult {

@@ -74,6 +74,14 @@
 //!   plus halo of the layer's input), waits for every `LayerResult` (lock-step), re-dispatches a
 //!   late stripe to the fastest other edge (both results accepted, first wins), emits
 //!   [`Action::LayerComplete`], then the next layer; after the last, `FrameComplete`.
+//!
+//! # Layout
+//!
+//! `config` (what every node of a run shares), `action` (what the machines ask of the driver),
+//! `error`, `queue` (the bounded action queue), `sets` (tile, peer and side sets), `source`
+//! (a data source's tile queue, shared by the edge and the gateway's own frames), `edge`, and
+//! `gateway/`: `peers`, `frames`, one module per policy (`wsh`, `wst`, `wst_s`, `bodp`) and
+//! `local` (the gateway as a source and fallback worker). [`coded`] is the CDC stage.
 
 mod action;
 pub mod coded;

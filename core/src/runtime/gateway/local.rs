@@ -1,9 +1,9 @@
 //! The gateway as a node of its own: a data source (`submit_frame`) and the fallback worker
 //! that computes tiles or stripes while no edge is alive (`Config::gateway_fallback`).
 
-use crate::ftp::Level;
+use crate::ftp::{Level, Mode};
 use crate::time::Instant;
-use crate::wire::{FrameKey, Policy, TileMode, GATEWAY};
+use crate::wire::{FrameKey, Policy, GATEWAY};
 
 use super::super::source::{oldest, End};
 use super::super::{Action, RuntimeError, SubmitError, Verdict, Work, MAX_FRAMES_PER_SOURCE};
@@ -58,8 +58,7 @@ impl Gateway {
         let v = match work {
             Work::Tile { frame, tile, mode } => match self.frame(frame) {
                 Some(i) => {
-                    if mode == TileMode::Reuse && self.cfg.grid.level(tile as usize) == Level::Zero
-                    {
+                    if mode == Mode::Reuse && self.cfg.grid.level(tile as usize) == Level::Zero {
                         if let Some(f) = self.frames[i].as_mut() {
                             f.strips.insert(tile);
                         }
