@@ -67,6 +67,9 @@ enum Bench {
 }
 
 fn main() -> ExitCode {
+    // Library log lines (links, re-dispatch, coded recovery) go to stderr as `RUST_LOG` asks;
+    // errors only when it is unset, so the command's own output is unchanged.
+    env_logger::init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::GenWeights { cfg, seed, out } => {

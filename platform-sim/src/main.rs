@@ -44,6 +44,9 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    // Library log lines (links, re-dispatch, coded recovery) go to stderr as `RUST_LOG` asks;
+    // errors only when it is unset, so the command's own output is unchanged.
+    env_logger::init();
     let cli = Cli::parse();
     let r: Result<(), Box<dyn std::error::Error>> = match cli.cmd {
         Cmd::Run { scenario: path } => (|| {

@@ -166,6 +166,9 @@ fn blocker() -> Option<String> {
 }
 
 fn main() -> ExitCode {
+    // Library log lines (links, re-dispatch, coded recovery) go to stderr as `RUST_LOG` asks;
+    // errors only when it is unset, so the command's own output is unchanged.
+    env_logger::init();
     let cli = Cli::parse();
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [SIGINT, SIGTERM, SIGHUP] {

@@ -4,6 +4,7 @@
 //! when every stripe is in.
 
 use heapless::Vec;
+use tessera_log::info;
 
 use crate::region::{Region, Span};
 use crate::time::Instant;
@@ -355,6 +356,11 @@ impl Gateway {
                 continue;
             }
             self.stats.tiles_redispatched += 1;
+            let why = if gone.is_some() { "left" } else { "is late" };
+            info!(
+                "gateway: frame {}: layer {} stripe {} re-dispatched to node {} (node {} {})",
+                frame, layer, k, to, s.to, why
+            );
             if gone.is_none() {
                 // The late worker gets no new stripe until it answers.
                 if let Some(p) = self.peer_mut(s.to) {

@@ -10,6 +10,8 @@ mod wsh;
 mod wst;
 mod wst_s;
 
+use tessera_log::{debug, info};
+
 use crate::time::Instant;
 use crate::wire::{Message, NodeId, Policy};
 
@@ -144,12 +146,14 @@ impl Gateway {
                 continue;
             };
             if f.deadline <= now {
+                debug!("gateway: frame {} abandoned at its deadline", f.key);
                 self.finish(i, false);
                 continue;
             }
             if let Some(src) = f.src.as_mut() {
                 if src.expire(now) {
                     self.stats.tiles_redispatched += 1;
+                    info!("gateway: frame {}: a tile timed out, re-dispatched", f.key);
                     if self.cfg.stealing() {
                         self.wake_thieves();
                     }

@@ -1,6 +1,8 @@
 //! The gateway's edges: who is connected, what each asked for, and what happens when one comes
 //! or goes.
 
+use tessera_log::info;
+
 use crate::time::Instant;
 use crate::wire::{Message, NodeId, GATEWAY};
 
@@ -122,6 +124,10 @@ impl Gateway {
             if let Some(src) = f.src.as_mut() {
                 if src.peer_gone(peer) {
                     self.stats.tiles_redispatched += 1;
+                    info!(
+                        "gateway: frame {}: node {} left, its tiles re-dispatched",
+                        f.key, peer
+                    );
                 }
             }
             if stealing && f.key.origin == peer {
