@@ -1,6 +1,7 @@
 //! Tessera on Linux devices (Raspberry Pi 3 class): model files, images, the single-machine
 //! tiled runner and the `tessera` command's subcommands.
 #![forbid(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
 #![deny(missing_docs)]
 
 pub mod bench;

@@ -1,5 +1,8 @@
 //! The `tessera` command: distributed CNN inference on Raspberry Pi class devices.
 
+#![forbid(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
 use tessera_pi::{
     bench, bench_cluster, check, coded_demo, demo, detect, files, gen_weights, keygen, layers,
     nodes,

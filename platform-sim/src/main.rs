@@ -1,5 +1,8 @@
 //! `tessera-sim`: runs simulated Tessera clusters, the papers' experiments, and the report.
 
+#![forbid(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

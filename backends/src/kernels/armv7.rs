@@ -52,7 +52,8 @@ extern crate std;
 
 use core::mem::offset_of;
 
-use super::{Post, Row, R};
+use super::row::{Post, Row};
+use super::R;
 
 /// f32 lanes per q register.
 const L: usize = 4;
@@ -717,7 +718,8 @@ mod tests {
     use alloc::vec;
     use alloc::vec::Vec;
 
-    use super::super::{row_scalar, Post, Row, R};
+    use super::super::row::{row_scalar, Post, Row};
+    use super::super::R;
     use tessera_core::rng::SplitMix64;
 
     /// One random row job of `n` channels run by `row` and by `row_scalar`: equal bit for bit,
