@@ -13,7 +13,7 @@ use alloc::vec::Vec;
 
 use tessera_core::model::{Layer, LayerKind, Network};
 
-use crate::rng::SplitMix64;
+use tessera_core::rng::SplitMix64;
 
 /// Appends the parameters of one layer, in Darknet order, drawn from `rng`.
 pub fn layer_params(rng: &mut SplitMix64, layer: &Layer, out: &mut Vec<f32>) {
@@ -22,7 +22,7 @@ pub fn layer_params(rng: &mut SplitMix64, layer: &Layer, out: &mut Vec<f32>) {
     };
     let n = c.filters as usize;
     let mut put =
-        |count: usize, lo: f32, hi: f32| out.extend((0..count).map(|_| rng.uniform(lo, hi)));
+        |count: usize, lo: f32, hi: f32| out.extend((0..count).map(|_| rng.uniform_f32(lo, hi)));
     put(n, -0.1, 0.1);
     if c.batch_norm {
         put(n, 0.8, 1.2);

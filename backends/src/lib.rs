@@ -16,8 +16,8 @@
 //!   kernel benchmark's measurements; `policy_bench`: the policies measured on loopback.
 //! - `frame_result` (features `alloc` + `simd`): a gateway's final result of a frame (fused
 //!   output, the tail run here, or the coded stage's output; then boxes).
-//! - `gen_weights` (feature `alloc`): seeded random parameters in Darknet order; `rng`: the
-//!   SplitMix64 generator behind them.
+//! - `gen_weights` (feature `alloc`): seeded random parameters in Darknet order
+//!   (drawn from `tessera_core::rng::SplitMix64`).
 //! - `builtin`: the built-in YOLOv2-608 cfg and sample frames; `frame_source` (feature
 //!   `std`): where a data-source edge's frames come from (files, a spool directory, a list);
 //!   `node_memory` (features `std` + `simd`): peak resident memory of real node processes.
@@ -62,7 +62,6 @@ pub mod node_memory;
 pub mod pipeline;
 #[cfg(all(feature = "std", feature = "simd"))]
 pub mod policy_bench;
-pub mod rng;
 #[cfg(feature = "std")]
 pub mod weights_file;
 

@@ -10,30 +10,9 @@ use tessera_core::kernel::{input_span, KernelError, Kernels, Reference};
 use tessera_core::model::weights::{param_count, BatchNorm, ConvParams, Weights};
 use tessera_core::model::{Activation, Conv, LayerKind, MaxPool, Network, Shape};
 use tessera_core::region::{Region, Span};
+use tessera_core::rng::SplitMix64;
 use tessera_core::tensor::{copy_overlap, FeatureView, FeatureViewMut};
 use tessera_testkit::MapStore;
-
-/// splitmix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [-1, 1).
-    fn f(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-
-    fn below(&mut self, n: u32) -> u32 {
-        (self.next() % n as u64) as u32
-    }
-}
 
 fn same_bits(a: &[f32], b: &[f32]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
@@ -77,7 +56,7 @@ impl Layer {
         pad: u32,
         bn: bool,
         leaky: bool,
-        rng: &mut Rng,
+        rng: &mut SplitMix64,
     ) -> Self {
         let n = filters as usize;
         let conv = Conv {
@@ -94,14 +73,18 @@ impl Layer {
         };
         let map = Shape::new(w, h, c);
         Layer {
-            biases: (0..n).map(|_| rng.f()).collect(),
-            scales: (0..n).map(|_| rng.f() + 1.5).collect(),
-            mean: (0..n).map(|_| rng.f() * 0.5).collect(),
-            variance: (0..n).map(|_| rng.f().abs() + 0.1).collect(),
-            weights: (0..conv.weight_count(c).unwrap())
-                .map(|_| rng.f())
+            biases: (0..n).map(|_| rng.uniform_f32(-1.0, 1.0)).collect(),
+            scales: (0..n).map(|_| rng.uniform_f32(-1.0, 1.0) + 1.5).collect(),
+            mean: (0..n).map(|_| rng.uniform_f32(-1.0, 1.0) * 0.5).collect(),
+            variance: (0..n)
+                .map(|_| rng.uniform_f32(-1.0, 1.0).abs() + 0.1)
                 .collect(),
-            input: (0..(w * h * c) as usize).map(|_| rng.f()).collect(),
+            weights: (0..conv.weight_count(c).unwrap())
+                .map(|_| rng.uniform_f32(-1.0, 1.0))
+                .collect(),
+            input: (0..(w * h * c) as usize)
+                .map(|_| rng.uniform_f32(-1.0, 1.0))
+                .collect(),
             conv,
             map,
         }
@@ -182,11 +165,12 @@ impl Layer {
 }
 
 /// A random sub-region of the output map (tile edges anywhere).
-fn sub_region(rng: &mut Rng, (w, h): (u32, u32)) -> Region {
-    let x0 = rng.below(w);
-    let y0 = rng.below(h);
-    let x1 = x0 + 1 + rng.below(w - x0);
-    let y1 = y0 + 1 + rng.below(h - y0);
+fn sub_region(rng: &mut SplitMix64, (w, h): (u32, u32)) -> Region {
+    let mut below = |n: u32| rng.below(n as usize) as u32;
+    let x0 = below(w);
+    let y0 = below(h);
+    let x1 = x0 + 1 + below(w - x0);
+    let y1 = y0 + 1 + below(h - y0);
     Region::new(Span::new(x0, x1), Span::new(y0, y1))
 }
 
@@ -210,9 +194,9 @@ fn layer_strategy() -> impl Strategy<Value = (Layer, u64)> {
                 if w + 2 * pad < k || h + 2 * pad < k {
                     return None;
                 }
-                let mut rng = Rng(seed);
+                let mut rng = SplitMix64::new(seed);
                 let l = Layer::new(w, h, c, f, k, s, pad, bn, leaky, &mut rng);
-                Some((l, rng.next()))
+                Some((l, rng.next_u64()))
             },
         )
 }
@@ -226,7 +210,7 @@ proptest! {
     /// threads equal 1.
     #[test]
     fn fma_matches_reference_and_itself((layer, seed) in layer_strategy()) {
-        let mut rng = Rng(seed);
+        let mut rng = SplitMix64::new(seed);
         let (ow, oh) = layer.out_map();
         let full = Region::full(ow, oh);
         let expect = layer.run(&Reference, full);
@@ -275,7 +259,7 @@ proptest! {
 /// kernel: bit-exact across ISAs and threads, and within the bound of the reference.
 #[test]
 fn yolo_like_shapes() {
-    let mut rng = Rng(42);
+    let mut rng = SplitMix64::new(42);
     for (w, h, c, f, k) in [
         (76, 5, 32, 9, 3),
         (38, 6, 64, 13, 1),
@@ -324,9 +308,9 @@ proptest! {
             return Ok(());
         };
         prop_assume!(ow > 0 && oh > 0);
-        let mut rng = Rng(seed);
+        let mut rng = SplitMix64::new(seed);
         let map = Shape::new(w, h, c);
-        let input: Vec<f32> = (0..(w * h * c) as usize).map(|_| rng.f()).collect();
+        let input: Vec<f32> = (0..(w * h * c) as usize).map(|_| rng.uniform_f32(-1.0, 1.0)).collect();
         let iv = FeatureView::new(&input, Region::full(w, h), c).unwrap();
         for region in [Region::full(ow, oh), sub_region(&mut rng, (ow, oh))] {
             let len = region.area() as usize * c as usize;
@@ -346,7 +330,7 @@ proptest! {
 /// The views are checked as the core kernels check them.
 #[test]
 fn errors_match_the_reference() {
-    let mut rng = Rng(3);
+    let mut rng = SplitMix64::new(3);
     let layer = Layer::new(9, 7, 2, 3, 3, 1, 1, true, true, &mut rng);
     let params = layer.params();
     let input = vec![0.0; 9 * 7 * 2];
@@ -406,16 +390,16 @@ fn build(w: u32, h: u32, c: u32, specs: &[Spec]) -> Network {
     net
 }
 
-fn net_params(net: &Network, upto: usize, rng: &mut Rng) -> Vec<f32> {
+fn net_params(net: &Network, upto: usize, rng: &mut SplitMix64) -> Vec<f32> {
     let mut v = Vec::with_capacity(param_count(net, upto).unwrap());
     for l in &net.layers()[..upto] {
         if let Some(c) = l.conv() {
             let n = c.filters as usize;
-            v.extend((0..n).map(|_| rng.f()));
-            v.extend((0..n).map(|_| rng.f() + 1.5));
-            v.extend((0..n).map(|_| rng.f() * 0.5));
-            v.extend((0..n).map(|_| rng.f().abs() + 0.1));
-            v.extend((0..c.weight_count(l.input.c).unwrap()).map(|_| rng.f()));
+            v.extend((0..n).map(|_| rng.uniform_f32(-1.0, 1.0)));
+            v.extend((0..n).map(|_| rng.uniform_f32(-1.0, 1.0) + 1.5));
+            v.extend((0..n).map(|_| rng.uniform_f32(-1.0, 1.0) * 0.5));
+            v.extend((0..n).map(|_| rng.uniform_f32(-1.0, 1.0).abs() + 0.1));
+            v.extend((0..c.weight_count(l.input.c).unwrap()).map(|_| rng.uniform_f32(-1.0, 1.0)));
         }
     }
     v
@@ -495,10 +479,10 @@ proptest! {
         let (rows, cols) = (1 + (rows - 1) % o.h.min(5), 1 + (cols - 1) % o.w.min(5));
         let grid = Grid::new(rows, cols, Partition::Balanced, &stack).unwrap();
         let one = Grid::new(1, 1, Partition::Balanced, &stack).unwrap();
-        let mut rng = Rng(seed);
+        let mut rng = SplitMix64::new(seed);
         let data = net_params(&net, upto, &mut rng);
         let weights = Weights::new(&net, upto, &data).unwrap();
-        let input: Vec<f32> = (0..stack.input().elements().unwrap()).map(|_| rng.f()).collect();
+        let input: Vec<f32> = (0..stack.input().elements().unwrap()).map(|_| rng.uniform_f32(-1.0, 1.0)).collect();
         for k in kernels() {
             let whole = tiled(&k, &stack, &one, Mode::Plain, &weights, &input);
             for mode in [Mode::Plain, Mode::Reuse] {

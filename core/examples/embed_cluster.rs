@@ -114,7 +114,7 @@ impl Net {
     /// Turns a send action into a message (a real driver attaches the tensors here).
     fn send(&mut self, now: Instant, from: NodeId, action: Action) {
         let (to, msg) = match action {
-            Action::Send { to, msg } => (to, msg.to_message()),
+            Action::Send { to, msg } => (to, msg),
             Action::SubmitFrame { frame } => (
                 GATEWAY,
                 Message::FrameSubmit {

@@ -20,6 +20,7 @@ pub mod ftp;
 pub mod kernel;
 pub mod model;
 pub mod region;
+pub mod rng;
 pub mod runtime;
 pub mod tensor;
 pub mod time;

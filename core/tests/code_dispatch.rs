@@ -3,7 +3,8 @@
 
 use tessera_core::code::dispatch::{CodedLayer, LayerAction, ResultVerdict};
 use tessera_core::code::{encode, shard, Arithmetic, Code, Decoder};
-use tessera_core::deadline::{LinkDelay, Rng};
+use tessera_core::deadline::LinkDelay;
+use tessera_core::rng::SplitMix64;
 use tessera_core::time::{Duration, Instant};
 
 const IN: usize = 16;
@@ -16,7 +17,7 @@ struct Layer {
 }
 
 fn layer(rows: usize, k: usize, r: usize, seed: u64) -> Layer {
-    let mut rng = Rng::new(seed);
+    let mut rng = SplitMix64::new(seed);
     let code = Code::new(rows, k, r).unwrap();
     let w: Vec<i8> = (0..rows * IN).map(|_| rng.next_u64() as i8).collect();
     let b: Vec<i32> = (0..rows).map(|_| rng.next_u64() as i32 % 1000).collect();
@@ -255,7 +256,7 @@ fn too_many_losses_resend_when_the_deadline_allows_else_expire_with_quality() {
 
 #[test]
 fn random_arrivals_decode_exactly_whenever_k_arrive() {
-    let mut rng = Rng::new(77);
+    let mut rng = SplitMix64::new(77);
     let link = LinkDelay {
         loc: 200.0,
         shape: 0.5,

@@ -6,24 +6,7 @@ use tessera_core::code::{
     encode, replicate, shard, worst_condition, Arithmetic, Code, CodeError, Decoder, MAX_DATA,
     MAX_PARITY,
 };
-
-/// splitmix64: the tests' own seeded generator.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn i8(&mut self) -> i8 {
-        self.next() as i8
-    }
-    fn f32(&mut self) -> f32 {
-        ((self.next() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-}
+use tessera_core::rng::SplitMix64;
 
 /// Integer layer: computes every shard (data + parity) in the code's arithmetic.
 fn int_results(
@@ -101,16 +84,16 @@ fn views<T>(res: &[Vec<T>], mask: u32) -> Vec<Option<&[T]>> {
 
 #[test]
 fn integer_decode_is_exact_for_every_k_r_and_erasure_pattern() {
-    let mut rng = Rng(0x1d3c);
+    let mut rng = SplitMix64::new(0x1d3c);
     let (in_len, cols) = (7, 2);
     let mut decodes = 0usize;
     for k in 1..=MAX_DATA {
         for r in 0..=MAX_PARITY {
             let rows = 2 * k + 1; // k ∤ rows for k > 1: padding rows are exercised
             let code = Code::new(rows, k, r).unwrap();
-            let w: Vec<i8> = (0..rows * in_len).map(|_| rng.i8()).collect();
-            let b: Vec<i32> = (0..rows).map(|_| rng.next() as i32 % 100_000).collect();
-            let x: Vec<i8> = (0..in_len * cols).map(|_| rng.i8()).collect();
+            let w: Vec<i8> = (0..rows * in_len).map(|_| rng.next_u64() as i8).collect();
+            let b: Vec<i32> = (0..rows).map(|_| rng.next_u64() as i32 % 100_000).collect();
+            let x: Vec<i8> = (0..in_len * cols).map(|_| rng.next_u64() as i8).collect();
             let mut want = vec![0i32; rows * cols];
             shard::gemm_i8(&w, &b, &x, in_len, cols, &mut want).unwrap();
             let res = int_results(&code, &w, &b, &x, in_len, cols);
@@ -139,7 +122,7 @@ fn integer_decode_is_exact_for_every_k_r_and_erasure_pattern() {
 
 #[test]
 fn float_decode_stays_within_the_documented_bound() {
-    let mut rng = Rng(0xf10a7);
+    let mut rng = SplitMix64::new(0xf10a7);
     let (in_len, cols) = (9, 2);
     let mut worst_ratio = 0.0f64;
     let mut worst_rel = 0.0f64;
@@ -147,9 +130,13 @@ fn float_decode_stays_within_the_documented_bound() {
         for r in 0..=MAX_PARITY {
             let rows = 2 * k + 1;
             let code = Code::new(rows, k, r).unwrap();
-            let w: Vec<f32> = (0..rows * in_len).map(|_| rng.f32()).collect();
-            let b: Vec<f32> = (0..rows).map(|_| rng.f32()).collect();
-            let x: Vec<f32> = (0..in_len * cols).map(|_| rng.f32()).collect();
+            let w: Vec<f32> = (0..rows * in_len)
+                .map(|_| rng.uniform_f32(-1.0, 1.0))
+                .collect();
+            let b: Vec<f32> = (0..rows).map(|_| rng.uniform_f32(-1.0, 1.0)).collect();
+            let x: Vec<f32> = (0..in_len * cols)
+                .map(|_| rng.uniform_f32(-1.0, 1.0))
+                .collect();
             // Exact result and absolute magnitude A per (shard row, column), in f64.
             let s = code.shard_rows();
             let mut exact = vec![0.0f64; rows * cols];
@@ -229,8 +216,8 @@ fn single_parity_wraps_and_stays_exact() {
 #[test]
 fn conv3x3_as_gemm_decodes_exactly() {
     let (c_in, h, wd, c_out) = (3usize, 5usize, 6usize, 10usize);
-    let mut rng = Rng(33);
-    let img: Vec<i8> = (0..c_in * h * wd).map(|_| rng.i8()).collect();
+    let mut rng = SplitMix64::new(33);
+    let img: Vec<i8> = (0..c_in * h * wd).map(|_| rng.next_u64() as i8).collect();
     let in_len = c_in * 9;
     let cols = h * wd;
     let mut xcol = vec![0i8; in_len * cols];
@@ -251,7 +238,7 @@ fn conv3x3_as_gemm_decodes_exactly() {
             }
         }
     }
-    let filt: Vec<i8> = (0..c_out * in_len).map(|_| rng.i8()).collect();
+    let filt: Vec<i8> = (0..c_out * in_len).map(|_| rng.next_u64() as i8).collect();
     let bias: Vec<i32> = (0..c_out).map(|i| i as i32 * 1000 - 4000).collect();
     // Direct convolution as the reference.
     let mut want = vec![0i32; c_out * cols];
@@ -293,10 +280,12 @@ fn conv3x3_as_gemm_decodes_exactly() {
 fn replication_survives_one_copy_of_each_shard() {
     let (k, in_len) = (4, 6);
     let code = Code::new(8, k, 0).unwrap();
-    let mut rng = Rng(2);
-    let w: Vec<f32> = (0..8 * in_len).map(|_| rng.f32()).collect();
+    let mut rng = SplitMix64::new(2);
+    let w: Vec<f32> = (0..8 * in_len)
+        .map(|_| rng.uniform_f32(-1.0, 1.0))
+        .collect();
     let b = vec![0.5f32; 8];
-    let x: Vec<f32> = (0..in_len).map(|_| rng.f32()).collect();
+    let x: Vec<f32> = (0..in_len).map(|_| rng.uniform_f32(-1.0, 1.0)).collect();
     let mut want = vec![0.0; 8];
     shard::gemm_f32(&w, &b, &x, in_len, 1, &mut want).unwrap();
     let data = float_results(&code, &w, &b, &x, in_len, 1);
@@ -420,30 +409,36 @@ fn bad_input_is_a_typed_error() {
 /// a panic.
 #[test]
 fn random_garbage_never_panics() {
-    let mut rng = Rng(0xbad);
+    let mut rng = SplitMix64::new(0xbad);
     for _ in 0..20_000 {
-        let k = (rng.next() % 18) as usize;
-        let r = (rng.next() % 6) as usize;
-        let rows = (rng.next() % 40) as usize;
+        let k = (rng.next_u64() % 18) as usize;
+        let r = (rng.next_u64() % 6) as usize;
+        let rows = (rng.next_u64() % 40) as usize;
         let Ok(code) = Code::new(rows, k, r) else {
             continue;
         };
-        let cols = (rng.next() % 3) as usize;
-        let mask = rng.next() as u32;
-        let lens: Vec<usize> = (0..code.n() + (rng.next() % 2) as usize)
-            .map(|i| match rng.next() % 4 {
-                0 => (rng.next() % 50) as usize,
+        let cols = (rng.next_u64() % 3) as usize;
+        let mask = rng.next_u64() as u32;
+        let lens: Vec<usize> = (0..code.n() + (rng.next_u64() % 2) as usize)
+            .map(|i| match rng.next_u64() % 4 {
+                0 => (rng.next_u64() % 50) as usize,
                 _ => code.result_rows(i).unwrap_or(0) * cols,
             })
             .collect();
-        let bufs: Vec<Vec<i32>> = lens.iter().map(|&l| vec![rng.next() as i32; l]).collect();
-        let fbufs: Vec<Vec<f32>> = lens.iter().map(|&l| vec![rng.f32(); l]).collect();
+        let bufs: Vec<Vec<i32>> = lens
+            .iter()
+            .map(|&l| vec![rng.next_u64() as i32; l])
+            .collect();
+        let fbufs: Vec<Vec<f32>> = lens
+            .iter()
+            .map(|&l| vec![rng.uniform_f32(-1.0, 1.0); l])
+            .collect();
         let views: Vec<Option<&[i32]>> = bufs
             .iter()
-            .map(|b| (!rng.next().is_multiple_of(5)).then_some(b.as_slice()))
+            .map(|b| (!rng.next_u64().is_multiple_of(5)).then_some(b.as_slice()))
             .collect();
         let fviews: Vec<Option<&[f32]>> = fbufs.iter().map(|b| Some(b.as_slice())).collect();
-        let out_len = if rng.next().is_multiple_of(4) {
+        let out_len = if rng.next_u64().is_multiple_of(4) {
             3
         } else {
             rows * cols
@@ -454,23 +449,23 @@ fn random_garbage_never_panics() {
             let mut fout = vec![0f32; out_len];
             let _ = dec.decode_f32(&fviews, cols, &mut fout);
         }
-        let in_len = (rng.next() % 5) as usize;
-        let w = vec![1i8; (rng.next() % 30) as usize];
-        let b = vec![1i32; (rng.next() % 10) as usize];
-        let (mut ow, mut ob) = (vec![0u32; (rng.next() % 30) as usize], vec![0u32; 3]);
+        let in_len = (rng.next_u64() % 5) as usize;
+        let w = vec![1i8; (rng.next_u64() % 30) as usize];
+        let b = vec![1i32; (rng.next_u64() % 10) as usize];
+        let (mut ow, mut ob) = (vec![0u32; (rng.next_u64() % 30) as usize], vec![0u32; 3]);
         let _ = encode::parity_mod_p(
             &code,
-            (rng.next() % 5) as usize,
+            (rng.next_u64() % 5) as usize,
             &w,
             &b,
             in_len,
             &mut ow,
             &mut ob,
         );
-        let (mut iw, mut ib) = (vec![0i32; (rng.next() % 30) as usize], vec![0i32; 3]);
+        let (mut iw, mut ib) = (vec![0i32; (rng.next_u64() % 30) as usize], vec![0i32; 3]);
         let _ = encode::parity_wrapping(&code, &w, &b, in_len, &mut iw, &mut ib);
-        let _ = encode::data_shard(&code, (rng.next() % 20) as usize, &w, &b, in_len);
-        let mut o = vec![0i32; (rng.next() % 10) as usize];
+        let _ = encode::data_shard(&code, (rng.next_u64() % 20) as usize, &w, &b, in_len);
+        let mut o = vec![0i32; (rng.next_u64() % 10) as usize];
         let _ = shard::gemm_mod_p(&ow, &ob, &[1i8; 4], in_len, cols, &mut o);
         let _ = replicate::assemble(&code, &views, cols, &mut vec![0i32; out_len]);
     }

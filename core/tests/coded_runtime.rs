@@ -13,7 +13,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use proptest::prelude::*;
 use tessera_core::code::{encode, replicate, shard, Arithmetic, Code, CodeError, Decoder};
-use tessera_core::deadline::{LinkDelay, Rng};
+use tessera_core::deadline::LinkDelay;
+use tessera_core::rng::SplitMix64;
 use tessera_core::runtime::coded::{
     expected_quality, Allocator, CodedAction, CodedConfig, CodedError, CodedGateway,
     CodedLayerSpec, CodedPlan, CodedWorker, Protection, Quality, ShardWork, WorkerAction,
@@ -22,6 +23,7 @@ use tessera_core::runtime::coded::{
 use tessera_core::runtime::{Verdict, MAX_EDGES};
 use tessera_core::time::{Duration, Instant};
 use tessera_core::wire::{FrameKey, NodeId};
+use tessera_testkit::events::{self, EventQueue, Stop, World};
 
 // ---------------------------------------------------------------------------------------------
 // The network: a chain of output-split linear layers with real weights.
@@ -92,7 +94,7 @@ fn spec(rows: usize, k: usize, r: usize, protection: Protection) -> CodedLayerSp
 impl Net {
     /// Layers of `specs` (layer `l > 0` takes layer `l − 1`'s rows as input length).
     fn new(mode: Mode, specs: &[CodedLayerSpec], in_len: usize, cols: usize, seed: u64) -> Net {
-        let mut rng = Rng::new(seed);
+        let mut rng = SplitMix64::new(seed);
         let mut layers = Vec::new();
         let mut len = in_len;
         for &spec in specs {
@@ -465,9 +467,7 @@ struct Log {
 struct Sim<'n> {
     net: &'n Net,
     gw: CodedGateway,
-    now: u64,
-    seq: u64,
-    events: BTreeMap<(u64, u64), Ev>,
+    q: EventQueue<Ev>,
     nodes: BTreeMap<NodeId, Node>,
     /// The gateway tells the stage a killed worker is lost this long after the kill.
     lost_notice: Option<u64>,
@@ -486,7 +486,36 @@ fn jitter(seed: u64, max: u64) -> u64 {
     if max == 0 {
         0
     } else {
-        Rng::new(seed).next_u64() % (max + 1)
+        SplitMix64::new(seed).next_u64() % (max + 1)
+    }
+}
+
+impl World for Sim<'_> {
+    type Event = Ev;
+
+    fn queue(&mut self) -> &mut EventQueue<Ev> {
+        &mut self.q
+    }
+
+    fn handle(&mut self, ev: Ev) {
+        self.on_event(ev);
+        self.pump();
+    }
+
+    fn poll(&mut self) {
+        self.pump();
+    }
+
+    fn poll_at(&self) -> Option<u64> {
+        let t = self.gw.poll_at().map(|t| t.total_micros());
+        if let Some(t) = t {
+            assert!(
+                t > self.q.now,
+                "gateway idle at {} but wants a poll at {t}",
+                self.q.now
+            );
+        }
+        t
     }
 }
 
@@ -497,9 +526,7 @@ impl<'n> Sim<'n> {
         let mut sim = Sim {
             net,
             gw,
-            now: 0,
-            seq: 0,
-            events: BTreeMap::new(),
+            q: EventQueue::new(),
             nodes: BTreeMap::new(),
             lost_notice: None,
             inputs: HashMap::new(),
@@ -528,8 +555,7 @@ impl<'n> Sim<'n> {
     }
 
     fn at(&mut self, t: u64, ev: Ev) {
-        self.seq += 1;
-        self.events.insert((t, self.seq), ev);
+        self.q.at(t, ev);
     }
 
     /// Frames `0..count` start every `period` µs from `first`.
@@ -543,49 +569,19 @@ impl<'n> Sim<'n> {
         let s = &self.nodes[&node].script;
         s.net[layer as usize]
             + jitter(
-                self.seq ^ (u64::from(node) << 40) ^ (salt << 20) ^ self.now,
+                self.q.scheduled() ^ (u64::from(node) << 40) ^ (salt << 20) ^ self.q.now,
                 s.jitter,
             )
     }
 
     /// Runs until nothing is left to happen (or `until`).
     fn run(&mut self, until: u64) {
-        for _ in 0..1_000_000 {
-            self.pump();
-            let next_ev = self.events.keys().next().map(|k| k.0);
-            let next_gw = self.gw.poll_at().map(|t| t.total_micros());
-            if let Some(t) = next_gw {
-                assert!(
-                    t > self.now,
-                    "gateway idle at {} but wants a poll at {t}",
-                    self.now
-                );
-            }
-            let next = match (next_ev, next_gw) {
-                (Some(a), Some(b)) => a.min(b),
-                (a, b) => match a.or(b) {
-                    Some(t) => t,
-                    None => return,
-                },
-            };
-            if next > until {
-                return;
-            }
-            self.now = next;
-            while let Some(entry) = self.events.first_entry() {
-                if entry.key().0 > self.now {
-                    break;
-                }
-                let ev = entry.remove();
-                self.handle(ev);
-                self.pump();
-            }
-        }
-        panic!("simulation did not settle");
+        let stop = events::run(self, until, 1_000_000);
+        assert_ne!(stop, Stop::Steps, "simulation did not settle");
     }
 
-    fn handle(&mut self, ev: Ev) {
-        let now = Instant::from_micros(self.now);
+    fn on_event(&mut self, ev: Ev) {
+        let now = Instant::from_micros(self.q.now);
         match ev {
             Ev::Start(f) => {
                 self.gw.start_frame(now, f).unwrap();
@@ -610,7 +606,7 @@ impl<'n> Sim<'n> {
                 if v == Verdict::Accept {
                     n.inputs.push((work, input));
                 }
-                self.log.tasks.push((self.now, node, work, v));
+                self.log.tasks.push((self.q.now, node, work, v));
             }
             Ev::Computed(node) => {
                 let n = self.nodes.get_mut(&node).unwrap();
@@ -632,7 +628,7 @@ impl<'n> Sim<'n> {
                     assert!(prev.is_none(), "a shard's result accepted twice");
                 }
                 self.log.results.push(ResultRec {
-                    at: self.now,
+                    at: self.q.now,
                     from,
                     frame: work.frame,
                     layer: work.layer,
@@ -644,7 +640,7 @@ impl<'n> Sim<'n> {
                 let n = self.nodes.get_mut(&node).unwrap();
                 n.dead = true;
                 if let Some(d) = self.lost_notice {
-                    self.at(self.now + d, Ev::Lost(node));
+                    self.at(self.q.now + d, Ev::Lost(node));
                 }
             }
             Ev::Lost(node) => self.gw.on_worker_lost(node),
@@ -661,7 +657,7 @@ impl<'n> Sim<'n> {
 
     /// Polls the gateway and every live worker until nothing more happens at `now`.
     fn pump(&mut self) {
-        let now = Instant::from_micros(self.now);
+        let now = Instant::from_micros(self.q.now);
         loop {
             let mut busy = false;
             while let Some(a) = self.gw.poll(now) {
@@ -697,14 +693,14 @@ impl<'n> Sim<'n> {
                 let compute = n.script.compute;
                 if n.script.kill_in_layer == Some(work.layer) {
                     n.script.kill_in_layer = None;
-                    self.at(self.now + compute / 2, Ev::Kill(id));
+                    self.at(self.q.now + compute / 2, Ev::Kill(id));
                 }
-                self.at(self.now + compute, Ev::Computed(id));
+                self.at(self.q.now + compute, Ev::Computed(id));
             }
             WorkerAction::SendResult(work) => {
                 let i = n.outputs.iter().position(|t| t.0 == work).unwrap();
                 let (_, out) = n.outputs.remove(i);
-                let t = self.now + self.trip(id, work.layer, 2 * u64::from(work.shard) + 1);
+                let t = self.q.now + self.trip(id, work.layer, 2 * u64::from(work.shard) + 1);
                 self.at(
                     t,
                     Ev::Result {
@@ -717,7 +713,7 @@ impl<'n> Sim<'n> {
             WorkerAction::Drop(work) => {
                 n.inputs.retain(|t| t.0 != work);
                 n.outputs.retain(|t| t.0 != work);
-                self.log.drops.push((self.now, id, work));
+                self.log.drops.push((self.q.now, id, work));
             }
         }
     }
@@ -732,7 +728,7 @@ impl<'n> Sim<'n> {
                 budget,
             } => {
                 self.log.sends.push(SendRec {
-                    at: self.now,
+                    at: self.q.now,
                     to,
                     frame,
                     layer,
@@ -747,7 +743,7 @@ impl<'n> Sim<'n> {
                 if self.nodes[&to].dead {
                     return; // the connection is gone: the message never leaves
                 }
-                let t = self.now + self.trip(to, layer, 2 * u64::from(shard));
+                let t = self.q.now + self.trip(to, layer, 2 * u64::from(shard));
                 self.at(
                     t,
                     Ev::Task {
@@ -782,7 +778,7 @@ impl<'n> Sim<'n> {
                 let ends = self.log.ends.iter().filter(|e| e.frame == frame).count();
                 assert_eq!(ends, layers as usize, "FrameDone before every layer ended");
                 self.log.done.push(Done {
-                    at: self.now,
+                    at: self.q.now,
                     frame,
                     quality,
                 });
@@ -805,7 +801,7 @@ impl<'n> Sim<'n> {
         let input = self.inputs[&(frame, layer)].clone();
         self.inputs.insert((frame, layer + 1), Net::activate(&out));
         self.log.ends.push(LayerEnd {
-            at: self.now,
+            at: self.q.now,
             frame,
             layer,
             decoded: expired.is_none(),

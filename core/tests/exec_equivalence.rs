@@ -10,26 +10,9 @@ use tessera_core::kernel::{Kernels, Reference};
 use tessera_core::model::weights::{param_count, Weights};
 use tessera_core::model::{Activation, Conv, LayerKind, MaxPool, Network, Shape};
 use tessera_core::region::Region;
+use tessera_core::rng::SplitMix64;
 use tessera_core::tensor::{copy_overlap, FeatureView, FeatureViewMut};
 use tessera_testkit::MapStore;
-
-/// splitmix64: a seeded PRNG so weights and inputs are reproducible from the case.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [-1, 1).
-    fn f(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-}
 
 #[derive(Clone, Debug)]
 enum Spec {
@@ -105,18 +88,18 @@ fn build(w: u32, h: u32, c: u32, specs: &[Spec]) -> Network {
 }
 
 /// Random parameters in Darknet layout; variances are kept positive.
-fn params(net: &Network, upto: usize, rng: &mut Rng) -> Vec<f32> {
+fn params(net: &Network, upto: usize, rng: &mut SplitMix64) -> Vec<f32> {
     let mut v = Vec::with_capacity(param_count(net, upto).unwrap());
     for l in &net.layers()[..upto] {
         if let Some(c) = l.conv() {
             let n = c.filters as usize;
-            v.extend((0..n).map(|_| rng.f()));
+            v.extend((0..n).map(|_| rng.uniform_f32(-1.0, 1.0)));
             if c.batch_norm {
-                v.extend((0..n).map(|_| rng.f() + 1.5));
-                v.extend((0..n).map(|_| rng.f() * 0.5));
-                v.extend((0..n).map(|_| rng.f().abs() + 0.1));
+                v.extend((0..n).map(|_| rng.uniform_f32(-1.0, 1.0) + 1.5));
+                v.extend((0..n).map(|_| rng.uniform_f32(-1.0, 1.0) * 0.5));
+                v.extend((0..n).map(|_| rng.uniform_f32(-1.0, 1.0).abs() + 0.1));
             }
-            v.extend((0..c.weight_count(l.input.c).unwrap()).map(|_| rng.f()));
+            v.extend((0..c.weight_count(l.input.c).unwrap()).map(|_| rng.uniform_f32(-1.0, 1.0)));
         }
     }
     v
@@ -229,10 +212,10 @@ proptest! {
             }
             Err(e) => panic!("{e}"),
         };
-        let mut rng = Rng(seed);
+        let mut rng = SplitMix64::new(seed);
         let data = params(&net, upto, &mut rng);
         let weights = Weights::new(&net, upto, &data).unwrap();
-        let input: Vec<f32> = (0..stack.input().elements().unwrap()).map(|_| rng.f()).collect();
+        let input: Vec<f32> = (0..stack.input().elements().unwrap()).map(|_| rng.uniform_f32(-1.0, 1.0)).collect();
         let expect = full_frame(&net, upto, &weights, &input);
         let none = vec![false; grid.tile_count()];
         let plain = tiled(&stack, &grid, Mode::Plain, &weights, &input, whole_input, &none);
@@ -281,9 +264,11 @@ fn comparison_detects_a_changed_weight() {
     let net = build(16, 16, 2, &specs);
     let stack = FusedStack::new(&net, 3).unwrap();
     let grid = Grid::new(2, 2, Partition::Darknet, &stack).unwrap();
-    let mut rng = Rng(7);
+    let mut rng = SplitMix64::new(7);
     let mut data = params(&net, 3, &mut rng);
-    let input: Vec<f32> = (0..16 * 16 * 2).map(|_| rng.f()).collect();
+    let input: Vec<f32> = (0..16 * 16 * 2)
+        .map(|_| rng.uniform_f32(-1.0, 1.0))
+        .collect();
     let expect = {
         let w = Weights::new(&net, 3, &data).unwrap();
         full_frame(&net, 3, &w, &input)

@@ -5,17 +5,16 @@ use proptest::prelude::*;
 use tessera_core::kernel::{KernelError, Kernels, Portable, Reference};
 use tessera_core::model::weights::{BatchNorm, ConvParams};
 use tessera_core::model::{Activation, Conv, MaxPool, Shape};
+use tessera_core::rng::SplitMix64;
 use tessera_core::tensor::{FeatureView, FeatureViewMut};
 use tessera_core::{Region, Span};
 
 /// Deterministic values in [-1, 1) with some exact ±0 and repeats (ties matter for maxpool).
 fn values(seed: u64, n: usize) -> Vec<f32> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut rng = SplitMix64::new(seed);
     (0..n)
         .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            let x = rng.next_u64();
             match x % 16 {
                 0 => 0.0,
                 1 => -0.0,

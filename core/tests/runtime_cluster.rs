@@ -4,21 +4,20 @@
 //! every frame with each tile's result accepted exactly once at the gateway, reuse readiness,
 //! fault handling (killed edge, straggler), fairness between sources, and determinism.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use tessera_core::ftp::{FusedStack, Grid, Level, Mode, Partition, Side};
 
 use tessera_core::region::Region;
-use tessera_core::runtime::{Action, Config, Control, Edge, Gateway, RuntimeError, Verdict, Work};
+use tessera_core::runtime::{Action, Config, Edge, Gateway, RuntimeError, Verdict, Work};
 use tessera_core::time::{Duration, Instant};
 use tessera_core::wire::{FrameKey, Message, NodeId, Policy, StripsView, Tensor};
-use tessera_testkit::yolo16;
+use tessera_testkit::{run, yolo16, EventQueue, Stop, World};
 
 /// A message without tensors (the harness moves no data).
 #[derive(Clone, Copy, Debug)]
 enum Msg {
-    Ctrl(Control),
+    Ctrl(Message<'static>),
     Task(FrameKey, u16, Mode),
     Result(FrameKey, u16),
     Strips(FrameKey, u16),
@@ -39,7 +38,7 @@ const EMPTY: Tensor<'static> = Tensor {
 impl Msg {
     fn message(&self) -> Message<'static> {
         match *self {
-            Msg::Ctrl(c) => c.to_message(),
+            Msg::Ctrl(c) => c,
             Msg::Task(frame, tile, mode) => Message::Task {
                 frame,
                 tile,
@@ -142,10 +141,7 @@ struct Report {
 struct Cluster {
     s: Setup,
     cfg: Config,
-    now: u64,
-    seq: u64,
-    events: BinaryHeap<Reverse<(u64, u64, usize)>>,
-    store: Vec<Option<Ev>>,
+    q: EventQueue<Ev>,
     gw: Gateway,
     edges: Vec<Edge>,
     dead: BTreeSet<NodeId>,
@@ -176,10 +172,7 @@ impl Cluster {
             .collect();
         let mut c = Cluster {
             cfg,
-            now: 0,
-            seq: 0,
-            events: BinaryHeap::new(),
-            store: vec![],
+            q: EventQueue::new(),
             gw,
             edges,
             dead: BTreeSet::new(),
@@ -211,10 +204,7 @@ impl Cluster {
     }
 
     fn push(&mut self, at: u64, ev: Ev) {
-        self.seq += 1;
-        self.store.push(Some(ev));
-        self.events
-            .push(Reverse((at, self.seq, self.store.len() - 1)));
+        self.q.at(at, ev);
     }
 
     fn tile_us(&self, node: NodeId) -> u64 {
@@ -230,7 +220,7 @@ impl Cluster {
             return;
         }
         // FIFO per link.
-        let at = (self.now + self.s.delay_us).max(*self.last_link.get(&(from, to)).unwrap_or(&0));
+        let at = (self.q.now + self.s.delay_us).max(*self.last_link.get(&(from, to)).unwrap_or(&0));
         self.last_link.insert((from, to), at);
         self.push(at, Ev::Deliver { from, to, msg });
     }
@@ -251,7 +241,9 @@ impl Cluster {
     }
 
     fn act(&mut self, node: NodeId, a: Action) {
-        self.r.trace.push(format!("{} n{} {:?}", self.now, node, a));
+        self.r
+            .trace
+            .push(format!("{} n{} {:?}", self.q.now, node, a));
         let level1 = |t: u16| self.cfg.grid.level(t as usize) == Level::One;
         match a {
             Action::Send { to, msg } => self.send(node, to, Msg::Ctrl(msg)),
@@ -349,7 +341,7 @@ impl Cluster {
                         (self.tile_us(node) * tiles * rows.min(h) / h / 16).max(1)
                     }
                 };
-                let at = self.now + us;
+                let at = self.q.now + us;
                 self.push(at, Ev::Computed { node, work: w });
             }
             Action::LayerComplete { frame, layer } => {
@@ -359,7 +351,7 @@ impl Cluster {
             Action::FrameComplete { frame } => {
                 if node == 0 {
                     assert!(
-                        self.r.complete.insert(frame, self.now).is_none(),
+                        self.r.complete.insert(frame, self.q.now).is_none(),
                         "{frame:?} twice"
                     );
                 } else {
@@ -380,7 +372,7 @@ impl Cluster {
         if self.dead.contains(&at) {
             return;
         }
-        let now = Instant::from_micros(self.now);
+        let now = Instant::from_micros(self.q.now);
         if at == 0 {
             self.gw.on_disconnected(now, peer);
         } else {
@@ -392,7 +384,7 @@ impl Cluster {
         if self.dead.contains(&node) {
             return;
         }
-        let now = Instant::from_micros(self.now);
+        let now = Instant::from_micros(self.q.now);
         loop {
             let a = if node == 0 {
                 self.gw.poll(now)
@@ -406,7 +398,7 @@ impl Cluster {
         }
     }
 
-    fn poll_at(&self, node: NodeId) -> Option<u64> {
+    fn node_poll_at(&self, node: NodeId) -> Option<u64> {
         if self.dead.contains(&node) {
             return None;
         }
@@ -430,7 +422,7 @@ impl Cluster {
     }
 
     fn deliver(&mut self, from: NodeId, to: NodeId, msg: Msg) {
-        let now = Instant::from_micros(self.now);
+        let now = Instant::from_micros(self.q.now);
         let m = msg.message();
         let res = if to == 0 {
             self.gw.on_message(now, from, &m)
@@ -450,14 +442,14 @@ impl Cluster {
                         Msg::Strips(frame, tile) if to == 0 => {
                             self.strips_at_gw.insert((frame, tile));
                         }
-                        Msg::Ctrl(Control::Coverage { frame, tile }) => {
+                        Msg::Ctrl(Message::Coverage { frame, tile }) => {
                             self.covered_at.insert((to, frame, tile));
                         }
                         _ => {}
                     }
                 }
             }
-            Err(e) => self.r.errors.push((self.now, from, to, e)),
+            Err(e) => self.r.errors.push((self.q.now, from, to, e)),
         }
     }
 
@@ -466,54 +458,24 @@ impl Cluster {
         for n in self.nodes() {
             self.drain(n);
         }
-        while !self.finished() {
-            let next_ev = self.events.peek().map(|Reverse((t, _, _))| *t);
-            let next_poll = self.nodes().iter().filter_map(|&n| self.poll_at(n)).min();
-            let t = match (next_ev, next_poll) {
-                (Some(a), Some(b)) => a.min(b),
-                (a, b) => a.or(b).expect("nothing left to do"),
-            };
-            assert!(t <= limit, "virtual time limit reached: {:?}", self.r);
-            self.now = self.now.max(t);
-            while let Some(&Reverse((at, _, idx))) = self.events.peek() {
-                if at > self.now {
-                    break;
-                }
-                self.events.pop();
-                let Some(ev) = self.store[idx].take() else {
-                    continue;
-                };
-                self.event(ev);
-            }
-            for n in self.nodes() {
-                if self.poll_at(n).is_some_and(|t| t <= self.now) {
-                    self.drain(n);
-                }
-            }
-        }
-        self.r.end = self.now;
+        let stop = run(&mut self, limit, usize::MAX);
+        assert_eq!(stop, Stop::Done, "{:?}", self.r);
+        self.r.end = self.q.now;
         if std::env::var("RT_TRACE").is_ok() {
             for l in &self.r.trace {
                 eprintln!("{l}");
             }
         }
         // Let the last FrameDone notices arrive.
-        let grace = self.now + 5 * self.s.delay_us;
-        while let Some(&Reverse((at, _, idx))) = self.events.peek() {
-            if at > grace {
-                break;
-            }
-            self.events.pop();
-            self.now = self.now.max(at);
-            if let Some(ev) = self.store[idx].take() {
-                self.event(ev);
-            }
+        let grace = self.q.now + 5 * self.s.delay_us;
+        while let Some(ev) = self.q.pop_until(grace) {
+            self.event(ev);
         }
         self.r
     }
 
     fn event(&mut self, ev: Ev) {
-        let now = Instant::from_micros(self.now);
+        let now = Instant::from_micros(self.q.now);
         match ev {
             Ev::Deliver { from, to, msg } => {
                 if self.dead.contains(&to) || self.dead.contains(&from) {
@@ -545,7 +507,7 @@ impl Cluster {
                             self.computed_at.insert((node, frame, tile));
                         }
                     }
-                    Err(e) => self.r.errors.push((self.now, node, node, e)),
+                    Err(e) => self.r.errors.push((self.q.now, node, node, e)),
                 }
                 self.drain(node);
             }
@@ -562,13 +524,13 @@ impl Cluster {
                 let interval = self.s.sources.iter().find(|s| s.0 == node).unwrap().2;
                 match res {
                     Ok(key) => {
-                        self.r.submitted.insert(key, self.now);
+                        self.r.submitted.insert(key, self.q.now);
                         self.left.insert(node, left - 1);
                         if left > 1 {
-                            self.push(self.now + interval, Ev::Submit { node });
+                            self.push(self.q.now + interval, Ev::Submit { node });
                         }
                     }
-                    Err(_) => self.push(self.now + interval.max(1_000), Ev::Submit { node }),
+                    Err(_) => self.push(self.q.now + interval.max(1_000), Ev::Submit { node }),
                 }
                 self.drain(node);
             }
@@ -830,5 +792,38 @@ fn same_inputs_same_trace() {
         let b = Cluster::new(s.clone()).run();
         assert!(a.trace.len() > 100);
         assert_eq!(a.trace, b.trace, "{policy:?}");
+    }
+}
+
+impl World for Cluster {
+    type Event = Ev;
+
+    fn queue(&mut self) -> &mut EventQueue<Ev> {
+        &mut self.q
+    }
+
+    fn handle(&mut self, ev: Ev) {
+        self.event(ev);
+    }
+
+    /// Drains every node whose `poll_at` has come (a delivery or computation drains its node
+    /// at once, in [`Cluster::event`]).
+    fn poll(&mut self) {
+        for n in self.nodes() {
+            if self.node_poll_at(n).is_some_and(|t| t <= self.q.now) {
+                self.drain(n);
+            }
+        }
+    }
+
+    fn poll_at(&self) -> Option<u64> {
+        self.nodes()
+            .iter()
+            .filter_map(|&n| self.node_poll_at(n))
+            .min()
+    }
+
+    fn done(&self) -> bool {
+        self.finished()
     }
 }

@@ -8,7 +8,7 @@ use tessera_core::ftp::{FusedStack, Grid, Mode, Partition, Side};
 use tessera_core::model::{Network, Shape};
 use tessera_core::region::{Region, Span};
 use tessera_core::runtime::{
-    Action, Config, Control, Edge, Gateway, RuntimeError, SubmitError, Verdict, Work, MAX_EDGES,
+    Action, Config, Edge, Gateway, RuntimeError, SubmitError, Verdict, Work, MAX_EDGES,
     MAX_FRAMES_PER_SOURCE, MAX_IDLE_BACKOFF, REJECT_NO_STRIPS,
 };
 use tessera_core::time::{Duration, Instant};
@@ -76,7 +76,7 @@ fn drain_edge(e: &mut Edge, now: Instant) -> Vec<Action> {
     std::iter::from_fn(|| e.poll(now)).collect()
 }
 
-fn send(to: NodeId, msg: Control) -> Action {
+fn send(to: NodeId, msg: Message<'static>) -> Action {
     Action::Send { to, msg }
 }
 
@@ -141,7 +141,7 @@ fn edge_refuses_tasks_nobody_asked_for() {
     );
     e.on_connected(t(0), GATEWAY);
     let a = drain_edge(&mut e, t(0));
-    assert_eq!(a, vec![send(GATEWAY, Control::StealRequest)]);
+    assert_eq!(a, vec![send(GATEWAY, Message::StealRequest)]);
     // A Task from a node that is not the victim we asked, and from the gateway under WST.
     assert!(matches!(
         e.on_message(t(1), 7, &task(f, 0)),
@@ -162,11 +162,11 @@ fn edge_refuses_tasks_nobody_asked_for() {
     e.on_connected(t(2), 2);
     assert_eq!(
         drain_edge(&mut e, t(2)),
-        vec![send(GATEWAY, Control::StealRequest)]
+        vec![send(GATEWAY, Message::StealRequest)]
     );
     // Connected now: only 2 may answer.
     assert_eq!(e.on_message(t(2), GATEWAY, &reply), Ok(Verdict::Accept));
-    assert_eq!(drain_edge(&mut e, t(2)), vec![send(2, Control::StealTask)]);
+    assert_eq!(drain_edge(&mut e, t(2)), vec![send(2, Message::StealTask)]);
     assert!(e.on_message(t(3), 5, &task(f, 0)).is_err());
     assert_eq!(e.on_message(t(3), 2, &task(f, 4)), Ok(Verdict::Accept));
     let w = Work::Tile {
@@ -196,7 +196,7 @@ fn edge_refuses_tasks_nobody_asked_for() {
                 frame: f,
                 tile: 4
             },
-            send(GATEWAY, Control::StealRequest),
+            send(GATEWAY, Message::StealRequest),
         ]
     );
     assert_eq!(e.on_computed(t(6), w), Err(RuntimeError::NotComputing));
@@ -210,7 +210,7 @@ fn wsh_sequence_parks_idle_workers_and_pushes_work() {
     }
     // Worker 2 asks before any frame: NoTask, parked.
     g.on_message(t(1), 2, &Message::TaskRequest).unwrap();
-    assert_eq!(drain_gw(&mut g, t(1)), vec![send(2, Control::NoTask)]);
+    assert_eq!(drain_gw(&mut g, t(1)), vec![send(2, Message::NoTask)]);
     // Source 1 submits: the parked worker gets the head tile without asking again.
     let f = FrameKey::new(1, 0);
     let submit = Message::FrameSubmit {
@@ -253,7 +253,7 @@ fn wsh_sequence_parks_idle_workers_and_pushes_work() {
     }
     // Tile 0 is late at worker 2: re-dispatched to worker 1 after the tile timeout.
     g.on_message(t(5), 1, &Message::TaskRequest).unwrap();
-    assert_eq!(drain_gw(&mut g, t(5)), vec![send(1, Control::NoTask)]);
+    assert_eq!(drain_gw(&mut g, t(5)), vec![send(1, Message::NoTask)]);
     assert_eq!(g.poll_at(), Some(t(102)));
     assert_eq!(
         drain_gw(&mut g, t(102)),
@@ -271,7 +271,7 @@ fn wsh_sequence_parks_idle_workers_and_pushes_work() {
             Action::FrameComplete { frame: f },
             send(
                 1,
-                Control::FrameDone {
+                Message::FrameDone {
                     frame: f,
                     complete: true
                 }
@@ -293,7 +293,7 @@ fn wst_gateway_round_robins_victims_and_wakes_thieves() {
     g.on_message(t(1), 3, &Message::StealRequest).unwrap();
     assert_eq!(
         drain_gw(&mut g, t(1)),
-        vec![send(3, Control::StealReply { victim: None })]
+        vec![send(3, Message::StealReply { victim: None })]
     );
     let (f1, f2) = (FrameKey::new(1, 0), FrameKey::new(2, 0));
     g.on_message(
@@ -309,7 +309,7 @@ fn wst_gateway_round_robins_victims_and_wakes_thieves() {
         drain_gw(&mut g, t(2)),
         vec![send(
             3,
-            Control::Register {
+            Message::Register {
                 frame: f1,
                 tiles: 1
             }
@@ -340,7 +340,7 @@ fn wst_gateway_round_robins_victims_and_wakes_thieves() {
         g.on_message(t(3), 3, &Message::StealRequest).unwrap();
         for a in drain_gw(&mut g, t(3)) {
             if let Action::Send {
-                msg: Control::StealReply { victim },
+                msg: Message::StealReply { victim },
                 ..
             } = a
             {
@@ -353,13 +353,13 @@ fn wst_gateway_round_robins_victims_and_wakes_thieves() {
     g.on_message(t(4), 1, &Message::StealRequest).unwrap();
     assert_eq!(
         drain_gw(&mut g, t(4)),
-        vec![send(1, Control::StealReply { victim: Some(2) })]
+        vec![send(1, Message::StealReply { victim: Some(2) })]
     );
     // A thief's result reaches the gateway: Coverage goes to the origin.
     assert_eq!(g.on_message(t(5), 3, &result(f1, 8)), Ok(Verdict::Accept));
     assert_eq!(
         drain_gw(&mut g, t(5)),
-        vec![send(1, Control::Coverage { frame: f1, tile: 8 })]
+        vec![send(1, Message::Coverage { frame: f1, tile: 8 })]
     );
 }
 
@@ -372,7 +372,7 @@ fn wst_victim_lends_from_the_tail_and_takes_back_lost_tiles() {
     let a = drain_edge(&mut e, t(1));
     assert_eq!(
         a[0],
-        send(GATEWAY, Control::Register { frame: f, tiles: 9 })
+        send(GATEWAY, Message::Register { frame: f, tiles: 9 })
     );
     let w0 = Work::Tile {
         frame: f,
@@ -465,7 +465,7 @@ fn wst_s_coverage_follows_strip_delivery() {
         drain_gw(&mut g, t(3)),
         vec![send(
             2,
-            Control::Reject {
+            Message::Reject {
                 code: REJECT_NO_STRIPS
             }
         )]
@@ -479,7 +479,7 @@ fn wst_s_coverage_follows_strip_delivery() {
     assert_eq!(g.on_message(t(4), 2, &strips), Ok(Verdict::Discard));
     assert_eq!(
         drain_gw(&mut g, t(4)),
-        vec![send(1, Control::Coverage { frame: f, tile: 0 })]
+        vec![send(1, Message::Coverage { frame: f, tile: 0 })]
     );
     g.on_message(t(5), 2, &req).unwrap();
     assert_eq!(
@@ -592,7 +592,7 @@ fn wst_s_source_reuses_with_local_and_fetched_strips() {
     assert!(
         a.contains(&send(
             GATEWAY,
-            Control::StripRequest {
+            Message::StripRequest {
                 frame: f,
                 tile: 8,
                 sides: 1 << 3
@@ -1001,7 +1001,7 @@ fn frames_in_flight_at_a_lost_gateway_are_resubmitted_oldest_first() {
                 !matches!(
                     x,
                     Action::Send {
-                        msg: Control::StealRequest | Control::TaskRequest,
+                        msg: Message::StealRequest | Message::TaskRequest,
                         ..
                     }
                 )
@@ -1019,12 +1019,12 @@ fn frames_in_flight_at_a_lost_gateway_are_resubmitted_oldest_first() {
             vec![
                 send(
                     GATEWAY,
-                    Control::Register {
+                    Message::Register {
                         frame: a,
                         tiles: tiles_a,
                     },
                 ),
-                send(GATEWAY, Control::Register { frame: b, tiles: 9 }),
+                send(GATEWAY, Message::Register { frame: b, tiles: 9 }),
             ]
         };
         assert_eq!(again, want, "{policy:?}");
@@ -1077,7 +1077,7 @@ fn an_idle_thief_backs_off_until_work_appears() {
     e.on_connected(t(0), GATEWAY);
     assert_eq!(
         drain_edge(&mut e, t(0)),
-        vec![send(GATEWAY, Control::StealRequest)]
+        vec![send(GATEWAY, Message::StealRequest)]
     );
     let none = Message::StealReply { victim: None };
     let mut now = t(0);
@@ -1092,7 +1092,7 @@ fn an_idle_thief_backs_off_until_work_appears() {
         now = at;
         assert_eq!(
             drain_edge(&mut e, now),
-            vec![send(GATEWAY, Control::StealRequest)]
+            vec![send(GATEWAY, Message::StealRequest)]
         );
     }
     assert_eq!(waits[0], cfg.steal_backoff.total_micros());
@@ -1107,7 +1107,7 @@ fn an_idle_thief_backs_off_until_work_appears() {
     assert_eq!(e.on_message(now, GATEWAY, &notice), Ok(Verdict::Accept));
     assert_eq!(
         drain_edge(&mut e, now),
-        vec![send(GATEWAY, Control::StealRequest)]
+        vec![send(GATEWAY, Message::StealRequest)]
     );
     assert_eq!(e.on_message(now, GATEWAY, &none), Ok(Verdict::Accept));
     assert_eq!(
@@ -1135,8 +1135,8 @@ fn a_work_notice_names_a_frame_the_thief_may_steal() {
     assert_eq!(
         drain_gw(&mut g, t(1)),
         vec![
-            send(1, Control::StealReply { victim: None }),
-            send(2, Control::StealReply { victim: None }),
+            send(1, Message::StealReply { victim: None }),
+            send(2, Message::StealReply { victim: None }),
         ]
     );
     // Edge 1 registers a frame: edge 2 hears of it, edge 1 (its source) does not.
@@ -1147,7 +1147,7 @@ fn a_work_notice_names_a_frame_the_thief_may_steal() {
         drain_gw(&mut g, t(2)),
         vec![send(
             2,
-            Control::Register {
+            Message::Register {
                 frame: f1,
                 tiles: 1
             }
@@ -1160,7 +1160,7 @@ fn a_work_notice_names_a_frame_the_thief_may_steal() {
         drain_gw(&mut g, t(3)),
         vec![send(
             1,
-            Control::Register {
+            Message::Register {
                 frame: f2,
                 tiles: 1
             }
@@ -1217,7 +1217,7 @@ fn with_confirm_done_the_source_hears_done_only_after_the_driver_has_the_result(
         drain_gw(&mut g, t(4)),
         vec![send(
             1,
-            Control::FrameDone {
+            Message::FrameDone {
                 frame: f,
                 complete: true
             }
@@ -1255,14 +1255,14 @@ fn a_confirmed_done_waits_for_its_source_to_reconnect_until_the_deadline() {
     let a = drain_gw(&mut g, t(5));
     assert!(a.contains(&send(
         1,
-        Control::FrameDone {
+        Message::FrameDone {
             frame: f0,
             complete: true
         }
     )));
     assert!(a.contains(&send(
         1,
-        Control::FrameDone {
+        Message::FrameDone {
             frame: f1,
             complete: false
         }

@@ -6,6 +6,7 @@ use tessera_core::model::weights::{
     decode, encode_file, encode_params, file_len, param_count, Header, Weights,
 };
 use tessera_core::model::{Network, WeightsError};
+use tessera_core::rng::SplitMix64;
 
 /// Conv (BN) → maxpool → conv (no BN) → route → conv: 3 parameterised layers.
 const SMALL: &str = "[net]
@@ -48,23 +49,6 @@ fn small() -> Network {
 /// Expected parameter counts of [`SMALL`], by hand.
 const SMALL_COUNTS: [usize; 5] = [4 * 4 + 4 * 3 * 9, 0, 5 + 5 * 4, 0, 4 * 2 + 2 * 9 * 9];
 
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Arbitrary f32 bit patterns, including NaNs, infinities and subnormals.
-    fn bits(&mut self) -> f32 {
-        f32::from_bits(self.next() as u32)
-    }
-}
-
 const V01: Header = Header {
     major: 0,
     minor: 1,
@@ -81,8 +65,10 @@ const V02: Header = Header {
 
 fn file(net: &Network, h: &Header, seed: u64) -> (Vec<f32>, Vec<u8>) {
     let n = param_count(net, net.layers().len()).unwrap();
-    let mut rng = SplitMix(seed);
-    let values: Vec<f32> = (0..n).map(|_| rng.bits()).collect();
+    let mut rng = SplitMix64::new(seed);
+    let values: Vec<f32> = (0..n)
+        .map(|_| f32::from_bits(rng.next_u64() as u32))
+        .collect();
     let mut bytes = vec![0u8; file_len(net, h).unwrap()];
     assert_eq!(
         encode_file(h, net, &values, &mut bytes).unwrap(),

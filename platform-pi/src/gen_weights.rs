@@ -11,7 +11,7 @@ use tessera_core::model::weights::Header;
 use tessera_core::model::Network;
 
 use crate::error::{Context, Error};
-use tessera_backends::rng::SplitMix64;
+use tessera_core::rng::SplitMix64;
 
 /// The header written: version 0.1.0 (32-bit `seen`, 16 bytes), as the official YOLOv2 file.
 pub const HEADER: Header = Header {

@@ -22,5 +22,4 @@ pub mod keygen;
 pub mod layers;
 pub mod nodes;
 pub mod result_file;
-pub mod rng;
 pub mod signals;

@@ -14,11 +14,11 @@ use tessera_backends::driver::{Finished, Model, NodeStats, ParamSource};
 use tessera_backends::frame_result::{FrameResult, ResultError, TailWork};
 use tessera_backends::gen_weights::layer_params;
 use tessera_backends::pipeline::AnyKernel;
-use tessera_backends::rng::SplitMix64;
 use tessera_backends::weights_file::LayerReader;
 use tessera_core::ftp::Partition;
 use tessera_core::model::weights::{param_count, Weights};
 use tessera_core::model::Network;
+use tessera_core::rng::SplitMix64;
 use tessera_core::wire::NodeId;
 
 use crate::config::Cluster;

@@ -9,8 +9,8 @@ use tessera_core::kernel::tail::entry_index;
 use tessera_core::kernel::Portable;
 use tessera_core::model::weights::Weights;
 use tessera_core::model::Shape;
+use tessera_core::rng::SplitMix64;
 use tessera_pi::image::{Image, ImageFiles};
-use tessera_pi::rng::SplitMix64;
 use tessera_pi::{files, gen_weights};
 
 /// A layer-15-like map: leaky-ReLU-shaped values of the right order.
@@ -18,7 +18,7 @@ fn layer15_output(seed: u64) -> Vec<f32> {
     let mut rng = SplitMix64::new(seed);
     (0..38 * 38 * 256)
         .map(|_| {
-            let v = rng.uniform(-1.0, 3.0);
+            let v = rng.uniform_f32(-1.0, 3.0);
             if v > 0.0 {
                 v
             } else {

@@ -62,7 +62,9 @@ use crate::fault::{link_faults, Fault};
 use crate::interfaces::{interfaces, link_config, SocketMemory};
 use crate::job_clock::{JobClock, PendingJob};
 use crate::medium::{LinkFault, Medium, NetModel};
-use crate::rng::Rng;
+use tessera_core::deadline::gamma;
+
+use crate::rng::{derive, SplitMix64};
 use crate::sim_core::{impl_sim_node, Core, SimNode, TracedJob, Workload};
 
 /// The TCP port every node listens on.
@@ -244,7 +246,7 @@ pub struct SimShards {
     node: NodeId,
     flops_per_us: f64,
     arrival: Arrival,
-    rng: Rng,
+    rng: SplitMix64,
     pending: PendingJob<ShardDone>,
 }
 
@@ -262,7 +264,7 @@ impl SimShards {
             node,
             flops_per_us: gflops * 1e3,
             arrival,
-            rng: Rng::derive(seed, 0xc0de_0000 + u64::from(node)),
+            rng: derive(seed, 0xc0de_0000 + u64::from(node)),
             pending: PendingJob::default(),
         }
     }
@@ -274,7 +276,7 @@ impl ShardExecutor for SimShards {
         let factor = match self.arrival {
             Arrival::Fixed => 1.0,
             Arrival::Pi3Wifi(m) => {
-                let d = m.loc + self.rng.gamma(m.shape, m.scale);
+                let d = m.loc + gamma::sample(m.shape, m.scale, &mut self.rng);
                 if m.loc > 0.0 {
                     d / m.loc
                 } else {

@@ -12,7 +12,7 @@
 
 use std::path::Path;
 
-use tessera_core::deadline::Rng;
+use tessera_core::rng::SplitMix64;
 
 /// Pixels per image.
 pub const PIXELS: usize = 64;
@@ -126,7 +126,7 @@ pub fn load(path: &Path) -> Result<Vec<Sample>, DigitsError> {
 /// The stated split: shuffled with [`SPLIT_SEED`], first [`TRAIN`] train, the rest test.
 pub fn split(samples: &[Sample]) -> (Vec<Sample>, Vec<Sample>) {
     let mut idx: Vec<usize> = (0..samples.len()).collect();
-    let mut rng = Rng::new(SPLIT_SEED);
+    let mut rng = SplitMix64::new(SPLIT_SEED);
     for i in (1..idx.len()).rev() {
         let j = (rng.next_u64() % (i as u64 + 1)) as usize;
         idx.swap(i, j);
@@ -208,7 +208,7 @@ pub fn argmax(o: &[f32; CLASSES]) -> u8 {
 /// Trains the MLP on `train` (see the module docs for the recipe); returns the model and the
 /// training loss of the last epoch.
 pub fn train(train: &[Sample]) -> (Mlp, f32) {
-    let mut rng = Rng::new(INIT_SEED);
+    let mut rng = SplitMix64::new(INIT_SEED);
     let mut he = |fan_in: usize, n: usize| -> Vec<f32> {
         let a = (6.0 / fan_in as f64).sqrt();
         (0..n)
@@ -228,7 +228,7 @@ pub fn train(train: &[Sample]) -> (Mlp, f32) {
         b2: vec![0.0; CLASSES],
     };
     let mut order: Vec<usize> = (0..train.len()).collect();
-    let mut orng = Rng::new(ORDER_SEED);
+    let mut orng = SplitMix64::new(ORDER_SEED);
     let mut last_loss = 0.0;
     for _ in 0..EPOCHS {
         for i in (1..order.len()).rev() {

@@ -23,7 +23,9 @@
 //! sender's port and each receiver's switch port serialise at 100 Mbit/s with 38 bytes of
 //! framing per packet (preamble, header, FCS, gap); latency `50 µs + Gamma(2, 25 µs)`.
 
-use crate::rng::Rng;
+use tessera_core::deadline::gamma;
+
+use crate::rng::{derive, SplitMix64};
 
 /// How nodes share the medium.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -151,7 +153,7 @@ pub struct Medium {
     port_free: Vec<f64>,
     uplink_free: Vec<f64>,
     last_arrival: Vec<u64>,
-    rngs: Vec<Rng>,
+    rngs: Vec<SplitMix64>,
     nodes: usize,
     faults: Vec<LinkFault>,
     /// Bytes put on the medium (IP packets, once per packet), lost ones included.
@@ -177,7 +179,7 @@ impl Medium {
             uplink_free: vec![0.0; nodes],
             last_arrival: vec![0; nodes * nodes],
             rngs: (0..nodes * nodes)
-                .map(|i| Rng::derive(seed, 0x11_0000 + i as u64))
+                .map(|i| derive(seed, 0x11_0000 + i as u64))
                 .collect(),
             nodes,
             faults,
@@ -221,7 +223,7 @@ impl Medium {
         }
         let link = a * self.nodes + b;
         let rng = &mut self.rngs[link];
-        let jitter = rng.gamma(m.latency_shape, m.latency_scale_us);
+        let jitter = gamma::sample(m.latency_shape, m.latency_scale_us, rng);
         let mut loss = m.loss;
         let rel = self.origin.map(|o| now_us.checked_sub(o));
         for f in &self.faults {
@@ -233,7 +235,8 @@ impl Medium {
                 loss = 1.0 - (1.0 - loss) * (1.0 - f.loss);
             }
         }
-        if rng.chance(loss) {
+        // No draw at all on a loss-free link (the recorded streams depend on it).
+        if loss > 0.0 && rng.bernoulli(loss) {
             self.lost += 1;
             return Fate::Lost;
         }

@@ -7,6 +7,7 @@ use tessera_core::ftp::{Grid, Mode, Partition, PlanError};
 use tessera_core::kernel::Portable;
 use tessera_core::model::weights::param_count;
 use tessera_core::model::{cfg, Activation, Conv, LayerKind, MaxPool, Network, Shape};
+use tessera_core::rng::SplitMix64;
 
 /// The YOLOv2 608×608 cfg the project ships.
 pub const YOLO_CFG: &str = include_str!("../../data/yolov2-608.cfg");
@@ -24,15 +25,8 @@ pub enum Net {
 
 /// Deterministic values in [-1, 1).
 pub fn values(n: usize, seed: u32) -> Vec<f32> {
-    let mut x = seed.wrapping_mul(2_654_435_761).max(1);
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            (x % 2000) as f32 / 1000.0 - 1.0
-        })
-        .collect()
+    let mut rng = SplitMix64::new(u64::from(seed));
+    (0..n).map(|_| rng.uniform_f32(-1.0, 1.0)).collect()
 }
 
 fn small_network() -> Network {

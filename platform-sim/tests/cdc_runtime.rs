@@ -9,13 +9,13 @@ use tessera_core::runtime::coded::{Allocator, Protection};
 use tessera_core::time::Duration;
 use tessera_sim::cdc::pi3_wifi_reply_model;
 use tessera_sim::coded_world::{run, Arrival, CodedOutcome, CodedSimConfig};
-use tessera_sim::rng::Rng;
+use tessera_sim::rng::stream;
 use tessera_sim::world::Fault;
 
 /// Two int8 layers 64 → 32 (ReLU) → 16, `k` data and `r` parity shards each, on workers
 /// `1..=k + r`.
 fn model(k: usize, r: usize, seed: u64) -> Arc<CodedModel> {
-    let mut rng = Rng::new(seed);
+    let mut rng = stream(seed);
     let mut layer = |in_len: usize, rows: usize, activation| LinearLayer {
         in_len,
         rows,
@@ -43,7 +43,7 @@ fn model(k: usize, r: usize, seed: u64) -> Arc<CodedModel> {
 }
 
 fn inputs(n: usize, seed: u64) -> Vec<Vec<f32>> {
-    let mut rng = Rng::new(seed);
+    let mut rng = stream(seed);
     (0..n)
         .map(|_| {
             (0..64)

@@ -2,6 +2,7 @@
 //! written from the scenario: the simulator's policy, grid, timeouts and addressing.
 
 use serde::Serialize;
+use tessera_core::rng::SplitMix64;
 use tessera_core::wire::NodeId;
 use tessera_sim::world::SimConfig;
 
@@ -37,13 +38,8 @@ struct Node {
 
 /// A run's pre-shared key (private namespaces only; derived from the seed so reruns match).
 fn key(seed: u64) -> String {
-    let mut x = seed ^ 0x9e37_79b9_7f4a_7c15;
-    (0..4)
-        .map(|_| {
-            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-            format!("{x:016x}")
-        })
-        .collect()
+    let mut rng = SplitMix64::new(seed);
+    (0..4).map(|_| format!("{:016x}", rng.next_u64())).collect()
 }
 
 /// The cluster file of `cfg` (YOLOv2's 16 fused layers, generated weights from its seed;

@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 use tessera_core::wire::NodeId;
 
 use super::{Activation, CodedModel, CodedModelError, LayerScheme, LinearLayer, Numeric};
-use crate::rng::SplitMix64;
+use tessera_core::rng::SplitMix64;
 
 /// Layers `dims[0] → dims[1] → …` (ReLU between, linear last), weights uniform in `±√(2/in)`
 /// (He-style: activations stay in a stable range through the chain), biases in `±0.1`, from
@@ -29,8 +29,8 @@ pub fn generated_chain(
         .map(|(i, d)| {
             let (in_len, rows) = (d[0], d[1]);
             let s = libm::sqrtf(2.0 / in_len.max(1) as f32);
-            let weights = (0..rows * in_len).map(|_| rng.uniform(-s, s)).collect();
-            let bias = (0..rows).map(|_| rng.uniform(-0.1, 0.1)).collect();
+            let weights = (0..rows * in_len).map(|_| rng.uniform_f32(-s, s)).collect();
+            let bias = (0..rows).map(|_| rng.uniform_f32(-0.1, 0.1)).collect();
             let last = i + 2 == dims.len();
             LinearLayer {
                 in_len,

@@ -26,7 +26,7 @@ use crate::driver::readiness::{Readiness, Wake};
 use crate::driver::DriverError;
 use crate::link::{LinkConfig, DEFAULT_BACKLOG, MAX_BACKOFF};
 use crate::nal_std::StdStack;
-use crate::rng::SplitMix64;
+use tessera_core::rng::SplitMix64;
 
 /// How to run the coded stage on loopback.
 #[derive(Clone, Debug)]
@@ -236,7 +236,9 @@ pub fn run_loopback(
             if frames.len() == 1 {
                 stalled.store(true, Ordering::Relaxed);
             }
-            let x: Vec<f32> = (0..model.in_len()).map(|_| rng.uniform(0.0, 1.0)).collect();
+            let x: Vec<f32> = (0..model.in_len())
+                .map(|_| rng.uniform_f32(0.0, 1.0))
+                .collect();
             let key = gateway.submit(t, &x, 1).map_err(LoopbackError::Submit)?;
             inputs.insert(key, x);
             continue;

@@ -689,7 +689,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
     fn act(&mut self, now: Instant, action: Action) {
         match action {
             Action::Send { to, msg } => {
-                let sent = self.link.send_control(now, to, &msg.to_message());
+                let sent = self.link.send_control(now, to, &msg);
                 self.note_send(sent);
             }
             Action::SubmitFrame { frame } => {

@@ -720,28 +720,11 @@ mod tests {
 
     use super::super::row::{row_scalar, Post, Row};
     use super::super::R;
-
-    /// xorshift64*; `f` uniform in [-1, 1) on a 2⁻²³ grid (normal numbers or zero).
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-        fn f(&mut self) -> f32 {
-            (self.next() >> 41) as f32 / (1u32 << 22) as f32 - 1.0
-        }
-    }
+    use tessera_core::rng::SplitMix64;
 
     /// One random row job of `n` channels run by `row` and by `row_scalar`: equal bit for bit,
     /// and nothing outside the segment written.
-    fn case(rng: &mut Rng, n: usize, k: usize) {
+    fn case(rng: &mut SplitMix64, n: usize, k: usize) {
         let channels = 1 + rng.below(5);
         let ky0 = rng.below(k);
         let nky = rng.below(k - ky0 + 1); // 0 ..= k − ky0
@@ -752,16 +735,18 @@ mod tests {
         let plane = nky.max(1) * row + rng.below(5);
         let base = rng.below(7);
         let len = base + channels * plane;
-        let input: Vec<f32> = (0..len).map(|_| rng.f()).collect();
-        let weights: Vec<f32> = (0..channels * k * k * n).map(|_| rng.f()).collect();
+        let input: Vec<f32> = (0..len).map(|_| rng.uniform_f32(-1.0, 1.0)).collect();
+        let weights: Vec<f32> = (0..channels * k * k * n)
+            .map(|_| rng.uniform_f32(-1.0, 1.0))
+            .collect();
         let mut post = Post {
             a: [0.0; R],
             b: [0.0; R],
             leaky: rng.below(2) == 0,
         };
         for r in 0..R {
-            post.a[r] = rng.f();
-            post.b[r] = rng.f() * 0.25;
+            post.a[r] = rng.uniform_f32(-1.0, 1.0);
+            post.b[r] = rng.uniform_f32(-1.0, 1.0) * 0.25;
         }
         let job = Row {
             input: &input,
@@ -782,7 +767,7 @@ mod tests {
         let orow = rng.below(9);
         let oplane = orow + j1 + rng.below(9);
         let out0: Vec<f32> = (0..(n - 1) * oplane + orow + j1 + 3)
-            .map(|_| rng.f())
+            .map(|_| rng.uniform_f32(-1.0, 1.0))
             .collect();
         let (mut want, mut got) = (out0.clone(), out0.clone());
         row_scalar(&job, n, &post, &mut want, oplane, orow);
@@ -812,7 +797,7 @@ mod tests {
     #[test]
     fn rows_equal_the_scalar_path_bit_for_bit() {
         assert!(super::available());
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut rng = SplitMix64::new(0x9e37_79b9_7f4a_7c15);
         for n in 1..=6 {
             for k in [1, 2, 3, 5] {
                 for _ in 0..60 {

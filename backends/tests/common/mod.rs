@@ -4,20 +4,14 @@
 use std::net::SocketAddr;
 
 use tessera_backends::link::LinkConfig;
+use tessera_core::rng::SplitMix64;
 use tessera_core::time::Duration;
 use tessera_core::wire::{Key, Limits, NodeId};
 
-/// `n` deterministic values in `[-1, 1)` (xorshift32 from `seed`).
+/// `n` deterministic values in `[-1, 1)` (SplitMix64 from `seed`).
 pub fn values(n: usize, seed: u32) -> Vec<f32> {
-    let mut x = seed.wrapping_mul(2654435761).max(1);
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            (x % 2000) as f32 / 1000.0 - 1.0
-        })
-        .collect()
+    let mut rng = SplitMix64::new(u64::from(seed));
+    (0..n).map(|_| rng.uniform_f32(-1.0, 1.0)).collect()
 }
 
 /// A TCP port free on every 127.0.0.x a moment ago (every node of a test listens on it, each on its

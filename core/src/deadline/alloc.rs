@@ -11,6 +11,7 @@
 //!   gain.
 
 use super::graph::{Graph, GraphError, MAX_ACTORS};
+use super::recovery::{recovered, MAX_DELIVERIES};
 
 /// Start offsets (ms) for the actors of a graph.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -179,8 +180,9 @@ const _: () = assert!(MAX_ACTORS <= 64, "downstream sets are u64 masks");
 /// Expected fraction of a coded layer's output recovered, for a [`Graph::fan_out`] graph whose
 /// workers `1..=k` compute data shards and `k+1..=n` parity shards: with `D` data and `R`
 /// parity results in time (independent, worker `i` delivering with probability
-/// `π_in,i · π_out,i`), the output is complete if `D + R ≥ k`, else the `D/k` that arrived.
-/// `k = n` is the uncoded split (expected fraction delivered).
+/// `π_in,i · π_out,i`), the output is complete if `D + R ≥ k`, else the `D/k` that arrived
+/// (the [recovery model](super::recovery::recovered) with equal shares). `k = n` is the
+/// uncoded split (expected fraction delivered).
 pub fn expected_recovery(g: &Graph, k: usize, t: &[f64]) -> f64 {
     let n = g.channels().len() / 2;
     if k == 0 || k > n || t.len() != g.actors().len() {
@@ -192,28 +194,9 @@ pub fn expected_recovery(g: &Graph, k: usize, t: &[f64]) -> f64 {
         let dout = t[cout.to] - t[cout.from] - g.actors()[cout.from].wcet;
         cin.link.delivery(din) * cout.link.delivery(dout)
     };
-    // Poisson-binomial distributions of D (workers 0..k) and R (k..n).
-    let mut pd = [0.0f64; MAX_ACTORS + 1];
-    let mut pr = [0.0f64; MAX_ACTORS + 1];
-    pd[0] = 1.0;
-    pr[0] = 1.0;
-    for (dist, range) in [(&mut pd, 0..k), (&mut pr, k..n)] {
-        let mut m = 0;
-        for i in range {
-            let p = deliver(i);
-            m += 1;
-            for c in (1..=m).rev() {
-                dist[c] = dist[c] * (1.0 - p) + dist[c - 1] * p;
-            }
-            dist[0] *= 1.0 - p;
-        }
+    let mut p = [0.0f64; MAX_DELIVERIES];
+    for (i, slot) in p.iter_mut().enumerate().take(n) {
+        *slot = deliver(i);
     }
-    let mut e = 0.0;
-    for (d, &a) in pd.iter().enumerate().take(k + 1) {
-        for (r, &b) in pr.iter().enumerate().take(n - k + 1) {
-            let got = if d + r >= k { 1.0 } else { d as f64 / k as f64 };
-            e += a * b * got;
-        }
-    }
-    e
+    recovered(&p[..n], k, |_| 1.0 / k as f64)
 }

@@ -2,7 +2,7 @@
 //! `x < a + 1`, Lentz continued fraction for `Q = 1 − P` otherwise, as in Numerical Recipes
 //! §6.2), density, CDF, quantile, and a sampler (Marsaglia–Tsang).
 
-use super::rng::Rng;
+use crate::rng::SplitMix64;
 
 /// Relative accuracy the series and continued fraction iterate to.
 const EPS: f64 = 1e-15;
@@ -123,8 +123,12 @@ pub fn quantile(shape: f64, scale: f64, q: f64) -> f64 {
     0.5 * (lo + hi)
 }
 
-/// One draw from `Gamma(κ, θ)` (Marsaglia & Tsang 2000; `κ < 1` by the `U^{1/κ}` boost).
-pub fn sample(shape: f64, scale: f64, rng: &mut Rng) -> f64 {
+/// One draw from `Gamma(κ, θ)` (Marsaglia & Tsang 2000; `κ < 1` by the `U^{1/κ}` boost); 0 when
+/// `κ` or `θ` is not positive (a degenerate link model delays nothing).
+pub fn sample(shape: f64, scale: f64, rng: &mut SplitMix64) -> f64 {
+    if !(shape > 0.0 && scale > 0.0) {
+        return 0.0;
+    }
     if shape < 1.0 {
         let u = rng.uniform_open();
         return sample(shape + 1.0, scale, rng) * libm::pow(u, 1.0 / shape);

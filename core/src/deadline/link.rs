@@ -4,7 +4,8 @@
 
 use core::fmt;
 
-use super::{gamma, rng::Rng};
+use super::gamma;
+use crate::rng::SplitMix64;
 
 /// Per-link delay model.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -82,7 +83,7 @@ impl LinkDelay {
     }
 
     /// One message: `Some(delay)` or `None` if lost.
-    pub fn sample(&self, rng: &mut Rng) -> Option<f64> {
+    pub fn sample(&self, rng: &mut SplitMix64) -> Option<f64> {
         if rng.bernoulli(self.loss) {
             None
         } else {

@@ -10,12 +10,11 @@ pub mod alloc;
 pub mod gamma;
 pub mod graph;
 pub mod link;
-pub mod rng;
+pub mod recovery;
 
 pub use alloc::{expected_recovery, optimize, uniform, Schedule};
 pub use graph::{Actor, Channel, Graph, GraphError};
 pub use link::{FitError, LinkDelay};
-pub use rng::Rng;
 
 /// A budget in milliseconds as a timeout (negative and NaN become zero, saturating).
 pub fn budget_duration(ms: f64) -> crate::time::Duration {

@@ -8,13 +8,13 @@ use crate::ftp::{Level, Side};
 use crate::time::{Duration, Instant};
 use crate::wire::{FrameKey, Message, NodeId, Policy, TileMode, GATEWAY};
 
-use super::gateway::neighbour_sides;
+use super::queue::{earliest, Actions};
+use super::sets::{neighbour_sides, side_bit, PeerSet, TileSet};
 use super::source::{oldest, End, SrcFrame};
-use super::types::{
-    earliest, side_bit, Action, Actions, Config, Control, PeerSet, RuntimeError, SubmitError,
-    TileSet, Verdict, Work,
+use super::{
+    Action, Config, RuntimeError, Stats, SubmitError, Verdict, Work, MAX_EDGE_WORK,
+    MAX_FRAMES_PER_SOURCE,
 };
-use super::{Stats, MAX_EDGE_WORK, MAX_FRAMES_PER_SOURCE};
 
 /// Where the edge stands in asking for work.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -257,7 +257,7 @@ impl Edge {
             if f.registered {
                 self.actions.send(
                     GATEWAY,
-                    Control::Register {
+                    Message::Register {
                         frame: f.key,
                         tiles: f.queued(),
                     },
@@ -283,7 +283,7 @@ impl Edge {
             f.registered = true;
             self.actions.send(
                 GATEWAY,
-                Control::Register {
+                Message::Register {
                     frame: f.key,
                     tiles: f.queued(),
                 },
@@ -316,7 +316,7 @@ impl Edge {
             f.registered = true;
             self.actions.send(
                 GATEWAY,
-                Control::Register {
+                Message::Register {
                     frame: key,
                     tiles: f.queued(),
                 },
@@ -428,7 +428,7 @@ impl Edge {
                         }
                         Some(v) => {
                             self.turned_away = 0;
-                            self.actions.send(v, Control::StealTask);
+                            self.actions.send(v, Message::StealTask);
                             self.ask = Ask::Victim {
                                 victim: v,
                                 until: now + self.cfg.tile_timeout,
@@ -480,7 +480,7 @@ impl Edge {
             Message::FrameDone { frame, complete } if gw => {
                 let found = if let Some(i) = self.own_frame(frame) {
                     if self.own[i].as_ref().is_some_and(|f| f.registered) {
-                        self.actions.send(GATEWAY, Control::Unregister { frame });
+                        self.actions.send(GATEWAY, Message::Unregister { frame });
                     }
                     self.own[i] = None;
                     true
@@ -567,7 +567,7 @@ impl Edge {
     /// A thief asks: lend the tail tile of the oldest frame with queued tiles, or say `NoTask`.
     fn lend_tail(&mut self, thief: NodeId) {
         let Some(i) = oldest(&self.own, |f| f.seq, |f| f.queued() > 0) else {
-            self.actions.send(thief, Control::NoTask);
+            self.actions.send(thief, Message::NoTask);
             return;
         };
         let (grid, reuse) = (self.cfg.grid, self.cfg.reuse());
@@ -576,7 +576,7 @@ impl Edge {
             return;
         };
         let Some(pick) = f.pick(&grid, reuse, End::Tail) else {
-            self.actions.send(thief, Control::NoTask);
+            self.actions.send(thief, Message::NoTask);
             return;
         };
         f.lend(pick.tile, thief, deadline);
@@ -590,7 +590,7 @@ impl Edge {
         if f.queued() == 0 && f.registered {
             f.registered = false;
             self.actions
-                .send(GATEWAY, Control::Unregister { frame: f.key });
+                .send(GATEWAY, Message::Unregister { frame: f.key });
         }
     }
 
@@ -640,7 +640,7 @@ impl Edge {
                         let frame = f.key;
                         if f.queued() == 0 && f.registered {
                             f.registered = false;
-                            self.actions.send(GATEWAY, Control::Unregister { frame });
+                            self.actions.send(GATEWAY, Message::Unregister { frame });
                         }
                         let work = Work::Tile {
                             frame,
@@ -681,11 +681,11 @@ impl Edge {
         let until = self.now + self.cfg.tile_timeout;
         match self.cfg.policy {
             Policy::Wsh => {
-                self.actions.send(GATEWAY, Control::TaskRequest);
+                self.actions.send(GATEWAY, Message::TaskRequest);
                 self.ask = Ask::Task { until };
             }
             Policy::Wst | Policy::WstS => {
-                self.actions.send(GATEWAY, Control::StealRequest);
+                self.actions.send(GATEWAY, Message::StealRequest);
                 self.ask = Ask::Steal { until };
             }
             Policy::Bodp => {}
@@ -719,7 +719,7 @@ impl Edge {
                 // The strip of `n` on its side facing `tile`.
                 self.actions.send(
                     GATEWAY,
-                    Control::StripRequest {
+                    Message::StripRequest {
                         frame,
                         tile: n as u16,
                         sides: side_bit(side.opposite()),
@@ -823,7 +823,7 @@ impl Edge {
             if f.deadline <= now {
                 let frame = f.key;
                 if f.registered && self.gateway_up {
-                    self.actions.send(GATEWAY, Control::Unregister { frame });
+                    self.actions.send(GATEWAY, Message::Unregister { frame });
                 }
                 self.own[i] = None;
                 self.actions.push(Action::FrameFailed { frame });

@@ -8,7 +8,8 @@
 //! [`poll`](Edge::poll) until it returns `None` and sleeps until [`poll_at`](Edge::poll_at) or
 //! the next event. [`Action`]s name data by ids (frame, tile, stripe); the driver slices inputs
 //! from its frame store (`ftp::TilePlan::input(0)` for the tile's mode), outputs and strips
-//! from its stores, and converts [`Control`]s with [`Control::to_message`].
+//! from its stores, and sends the data-free [`Message`](crate::wire::Message)s of
+//! [`Action::Send`] as they are.
 //!
 //! Every exchange has a deadline from [`Config`]; a late tile or stripe is dispatched again,
 //! the first result wins and later ones get [`Verdict::Discard`]; a departed or silent peer's
@@ -73,19 +74,30 @@
 //!   plus halo of the layer's input), waits for every `LayerResult` (lock-step), re-dispatches a
 //!   late stripe to the fastest other edge (both results accepted, first wins), emits
 //!   [`Action::LayerComplete`], then the next layer; after the last, `FrameComplete`.
+//!
+//! # Layout
+//!
+//! `config` (what every node of a run shares), `action` (what the machines ask of the driver),
+//! `error`, `queue` (the bounded action queue), `sets` (tile, peer and side sets), `source`
+//! (a data source's tile queue, shared by the edge and the gateway's own frames), `edge`, and
+//! `gateway/`: `peers`, `frames`, one module per policy (`wsh`, `wst`, `wst_s`, `bodp`) and
+//! `local` (the gateway as a source and fallback worker). [`coded`] is the CDC stage.
 
-mod bodp;
+mod action;
 pub mod coded;
+mod config;
 mod edge;
+mod error;
 mod gateway;
+mod queue;
+mod sets;
 mod source;
-mod types;
 
+pub use action::{Action, Verdict, Work, REJECT_NO_STRIPS};
+pub use config::{Config, StackShape};
 pub use edge::{Edge, MAX_IDLE_BACKOFF};
+pub use error::{RuntimeError, SubmitError};
 pub use gateway::Gateway;
-pub use types::{
-    Action, Config, Control, RuntimeError, StackShape, SubmitError, Verdict, Work, REJECT_NO_STRIPS,
-};
 
 /// Most edges a gateway tracks at once.
 pub const MAX_EDGES: usize = 16;

@@ -8,7 +8,8 @@ use crate::ftp::{Grid, Level, Side, MAX_TILES};
 use crate::time::Instant;
 use crate::wire::{FrameKey, NodeId, TileMode};
 
-use super::types::{earliest, TileSet};
+use super::queue::earliest;
+use super::sets::TileSet;
 
 /// Where a tile of a queued frame is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

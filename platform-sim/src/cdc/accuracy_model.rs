@@ -6,9 +6,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use tessera_core::code::{encode, shard, Arithmetic, Code, Decoder};
-use tessera_core::deadline::{
-    expected_recovery, optimize, uniform, Graph, LinkDelay, Rng, Schedule,
-};
+use tessera_core::deadline::{expected_recovery, optimize, uniform, Graph, LinkDelay, Schedule};
+use tessera_core::rng::SplitMix64;
 
 use super::write_csv;
 use crate::digits::{self, QuantHidden, Sample, HIDDEN, PIXELS};
@@ -25,7 +24,7 @@ pub const WCET: (f64, f64, f64) = (0.2, 1.0, 0.2);
 /// Links of experiment 3: QLA-RTS' reference ranges (shape 2–3, scale 1–1.5 ms, no offset),
 /// drawn with seed `seed`, with loss `loss`.
 pub fn digits_links(seed: u64, loss: f64) -> (Vec<LinkDelay>, Vec<LinkDelay>) {
-    let mut rng = Rng::new(seed);
+    let mut rng = SplitMix64::new(seed);
     let mut draw = || LinkDelay {
         loc: 0.0,
         shape: 2.0 + rng.uniform(),
@@ -244,7 +243,7 @@ pub fn accuracy_rows(
         for (ci, case) in ACCURACY_CASES.iter().enumerate() {
             let (b, pred) = budgets(case, rho, &lin, &lout)?;
             let ch = &coded[case.r];
-            let mut rng = Rng::new(0xacc0 ^ (li_idx as u64) << 16 ^ ci as u64);
+            let mut rng = SplitMix64::new(0xacc0 ^ (li_idx as u64) << 16 ^ ci as u64);
             let (mut ok, mut trials, mut missing) = (0usize, 0usize, 0usize);
             for _ in 0..reps {
                 for s in test {

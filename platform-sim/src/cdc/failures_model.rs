@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use tessera_core::code::{encode, shard, Arithmetic, Code, Decoder};
-use tessera_core::deadline::Rng;
+use tessera_core::rng::SplitMix64;
 
 use super::{on_pi, time_ms, write_csv};
 use crate::compute::PI3_GFLOPS;
@@ -92,7 +92,7 @@ pub fn failure_rows(
 ) -> Result<Vec<FailureRow>, Box<dyn Error>> {
     let mut rows = Vec::new();
     for (li, l) in layers.iter().enumerate() {
-        let mut rng = Rng::new(0xfa11 + li as u64);
+        let mut rng = SplitMix64::new(0xfa11 + li as u64);
         let wi: Vec<i8> = (0..l.rows * l.in_len)
             .map(|_| rng.next_u64() as i8)
             .collect();

@@ -5,7 +5,8 @@ use std::error::Error;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use tessera_core::deadline::{gamma, Rng};
+use tessera_core::deadline::gamma;
+use tessera_core::rng::SplitMix64;
 
 use super::reply::pi3_wifi_reply_model;
 use super::scheme::Scheme;
@@ -46,7 +47,7 @@ pub fn latency_rows(trials: usize, seed: u64) -> Vec<LatencyRow> {
             Scheme::Cdc(2),
         ] {
             let n = scheme.devices(k);
-            let mut rng = Rng::new(seed ^ (k as u64) << 8 ^ n as u64);
+            let mut rng = SplitMix64::new(seed ^ (k as u64) << 8 ^ n as u64);
             let mut lat = Vec::with_capacity(trials);
             let mut replies = vec![0.0; n];
             for _ in 0..trials {

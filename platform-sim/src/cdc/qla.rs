@@ -5,7 +5,8 @@ use std::error::Error;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use tessera_core::deadline::{optimize, uniform, Graph, LinkDelay, Rng};
+use tessera_core::deadline::{optimize, uniform, Graph, LinkDelay};
+use tessera_core::rng::SplitMix64;
 
 use super::write_csv;
 
@@ -14,7 +15,7 @@ use super::write_csv;
 /// `[0.5, 1.5]`; WCETs 0.5–2 ms; links shape 2–3, scale 1–1.5 ms, 1 % loss.
 pub fn random_graph(actors: usize, seed: u64) -> Result<Graph, Box<dyn Error>> {
     use tessera_core::deadline::{Actor, Channel};
-    let mut rng = Rng::new(seed);
+    let mut rng = SplitMix64::new(seed);
     let mut g = Graph::new();
     let layers = (actors / 3).max(2);
     let layer_of = |a: usize| a * layers / actors;

@@ -9,7 +9,7 @@ pub const RT_K: usize = 8;
 pub const RT_FC: usize = 2048;
 
 pub(super) fn fc_layer(rows: usize, in_len: usize, seed: u64, int8: bool) -> LinearLayer {
-    let mut rng = crate::rng::Rng::new(seed);
+    let mut rng = crate::rng::stream(seed);
     let a = (1.0 / in_len as f64).sqrt();
     LinearLayer {
         in_len,
@@ -33,7 +33,7 @@ pub(super) fn fc_layer(rows: usize, in_len: usize, seed: u64, int8: bool) -> Lin
 }
 
 pub(super) fn fc_inputs(n: usize, len: usize, seed: u64) -> Vec<Vec<f32>> {
-    let mut rng = crate::rng::Rng::new(seed);
+    let mut rng = crate::rng::stream(seed);
     (0..n)
         .map(|_| {
             (0..len)

@@ -10,15 +10,14 @@ use super::super::row::{row_scalar, Post, Row};
 use super::super::{Fma, Isa, LANES, R};
 use super::{checked, row_generic, row_soft, row_soft_as, Soft, Vector};
 
-use crate::rng::SplitMix64;
-
 use tessera_core::kernel::{input_span, Kernels};
 use tessera_core::model::weights::{BatchNorm, ConvParams};
 use tessera_core::model::{Activation, Conv, Shape};
 use tessera_core::region::{Region, Span};
+use tessera_core::rng::SplitMix64;
 use tessera_core::tensor::{FeatureView, FeatureViewMut};
 
-/// The crate's SplitMix64 with the draws these tests use.
+/// The workspace's SplitMix64 with the draws these tests use.
 struct Rng(SplitMix64);
 
 impl Rng {
@@ -28,11 +27,11 @@ impl Rng {
 
     /// Uniform in [-1, 1).
     fn f(&mut self) -> f32 {
-        self.0.uniform(-1.0, 1.0)
+        self.0.uniform_f32(-1.0, 1.0)
     }
 
     fn below(&mut self, n: usize) -> usize {
-        (self.0.next_u64() % n as u64) as usize
+        self.0.below(n)
     }
 }
 

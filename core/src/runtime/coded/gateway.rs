@@ -1,191 +1,21 @@
-//! The coded (CDC) stage of the runtime, sans-IO: a chain of output-split linear layers run on
-//! workers under a frame deadline (docs/design.md §6.6, §7).
-//!
-//! [`CodedGateway`] runs each frame through the layers of a [`CodedPlan`] one after the other.
-//! For a layer it sends every shard once ([`CodedAction::Send`], the layer input broadcast to
-//! the shard's worker), accepts the first results in time, decodes as soon as they determine
-//! the output ([`CodedAction::Decode`]: any `k` for a code, one copy of every data shard for
-//! 2MR), ignores stragglers, turns a timeout or a lost worker into an erasure that parity
-//! covers without re-sending work, re-sends only when parity can no longer cover and the
-//! deadline still allows, and otherwise ends the layer at its budget with the rows that came
-//! ([`CodedAction::Expired`]; the driver zero-fills the rest). Each frame ends with
-//! [`CodedAction::FrameDone`] and its [`Quality`].
-//!
-//! # Budgets
-//!
-//! A frame must finish `frame_deadline` after it starts; when a layer starts, its timeout
-//! (every shard's budget, sent to the worker in the task) is chosen from what remains:
-//!
-//! * [`Allocator::Uniform`] (the baseline): the remaining time split evenly over the layers
-//!   left.
-//! * [`Allocator::QualityAware`]: per (worker, layer) a shifted-gamma delay model
-//!   ([`LinkDelay`]) is fitted from the round trips this gateway observed (send to result,
-//!   compute included; results that never came count as losses). The layer's timeout `t` maximises the expected
-//!   quality of the frame, `E[q_l(t)] · Π_{later} E[q_j((R − t)/(L − 1))]`, where `E[q]` is the
-//!   expected fraction of output rows the layer delivers (decoded, or the data shards that
-//!   arrived) under the fitted models. Until every worker involved has
-//!   [`CodedConfig::min_samples`] round trips, it falls back to uniform.
-//!
-//! Workers ([`CodedWorker`]) drop a task they cannot start within its budget and a result
-//! finished after it: late data is discarded at the source instead of loading the network.
-//! State is bounded: [`MAX_CODED_LAYERS`], [`MAX_CODED_FRAMES`], `MAX_EDGES` round-trip logs of
-//! [`RTT_WINDOW`] samples per layer; nothing allocates.
+//! The gateway side of the coded stage: frames in flight layer after layer, the round trips
+//! the budgets are fitted from, and the actions for the driver.
 
 use heapless::{Deque, Vec};
 use tessera_log::{debug, trace, warn};
 
 use crate::code::dispatch::{CodedLayer, LayerAction, ResultVerdict};
-use crate::code::{replicate, Code, CodeError, MAX_SHARDS};
-use crate::deadline::{FitError, LinkDelay};
+use crate::code::MAX_SHARDS;
+use crate::deadline::LinkDelay;
+use crate::runtime::{Verdict, MAX_EDGES};
 use crate::time::{Duration, Instant};
 use crate::wire::{FrameKey, NodeId};
 
-use super::{Verdict, MAX_EDGES};
+use super::budget::{best_timeout, Allocator, RttLog};
+use super::{CodedError, CodedPlan, MAX_CODED_FRAMES, MAX_CODED_LAYERS};
 
-/// Most coded layers in a plan.
-pub const MAX_CODED_LAYERS: usize = 12;
-/// Most frames in the coded stage at once.
-pub const MAX_CODED_FRAMES: usize = 8;
-/// Round trips kept per (worker, layer) for the delay model.
-pub const RTT_WINDOW: usize = 32;
-/// Most tasks a worker holds (one computing, the rest waiting).
-pub const MAX_WORKER_TASKS: usize = 8;
 /// Capacity of a coded machine's action queue.
 const QUEUE: usize = 2 * MAX_SHARDS + 8;
-/// Points of the quality-aware timeout search.
-const SEARCH_POINTS: usize = 48;
-
-/// How a layer's output rows are protected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Protection {
-    /// `k` data shards plus the code's `r` parity shards (`r = 0`: the uncoded split).
-    Coded,
-    /// 2MR: every data shard on two workers (`2k` shards), the code's parity unused.
-    Replicated,
-}
-
-/// One coded layer of a plan: its code, protection and the worker of every shard.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CodedLayerSpec {
-    code: Code,
-    protection: Protection,
-    workers: [NodeId; MAX_SHARDS],
-}
-
-impl CodedLayerSpec {
-    /// Shard `i` runs on `workers[i]`; `workers.len()` must be `n` ([`Protection::Coded`]) or
-    /// `2k` ([`Protection::Replicated`]), at most [`MAX_SHARDS`]; worker ids must not be the
-    /// gateway's (0).
-    pub fn new(
-        code: Code,
-        protection: Protection,
-        workers: &[NodeId],
-    ) -> Result<CodedLayerSpec, CodedError> {
-        let need = match protection {
-            Protection::Coded => code.n(),
-            Protection::Replicated => replicate::devices(code.k()),
-        };
-        if need > MAX_SHARDS || workers.len() != need {
-            return Err(CodedError::Workers {
-                need,
-                have: workers.len(),
-            });
-        }
-        if workers.contains(&crate::wire::GATEWAY) {
-            return Err(CodedError::Workers {
-                need,
-                have: workers.len(),
-            });
-        }
-        let mut w = [0; MAX_SHARDS];
-        w[..need].copy_from_slice(workers);
-        Ok(CodedLayerSpec {
-            code,
-            protection,
-            workers: w,
-        })
-    }
-
-    /// The layer's code.
-    pub const fn code(&self) -> &Code {
-        &self.code
-    }
-
-    /// Coded or replicated.
-    pub const fn protection(&self) -> Protection {
-        self.protection
-    }
-
-    /// Shards sent per frame.
-    pub const fn shards(&self) -> usize {
-        match self.protection {
-            Protection::Coded => self.code.n(),
-            Protection::Replicated => replicate::devices(self.code.k()),
-        }
-    }
-
-    /// The worker of every shard.
-    pub fn workers(&self) -> &[NodeId] {
-        &self.workers[..self.shards()]
-    }
-
-    /// Output rows computed by shard `shard` (its result's length per column).
-    pub fn shard_rows(&self, shard: usize) -> Result<usize, CodeError> {
-        match self.protection {
-            Protection::Coded => self.code.result_rows(shard),
-            Protection::Replicated if shard < self.shards() => self
-                .code
-                .data_rows(replicate::replica_of(&self.code, shard))
-                .map(|r| r.len()),
-            Protection::Replicated => Err(CodeError::Index {
-                index: shard,
-                count: self.shards(),
-            }),
-        }
-    }
-
-    fn layer(&self, deadline: Instant, budgets: &[Duration]) -> Result<CodedLayer, CodeError> {
-        match self.protection {
-            Protection::Coded => CodedLayer::new(self.code, deadline, budgets),
-            Protection::Replicated => CodedLayer::replicated(self.code, deadline, budgets),
-        }
-    }
-}
-
-/// The coded layers a frame runs through, in order.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CodedPlan {
-    layers: Vec<CodedLayerSpec, MAX_CODED_LAYERS>,
-}
-
-impl CodedPlan {
-    /// A plan of `layers` (1 to [`MAX_CODED_LAYERS`]).
-    pub fn new(layers: &[CodedLayerSpec]) -> Result<CodedPlan, CodedError> {
-        if layers.is_empty() || layers.len() > MAX_CODED_LAYERS {
-            return Err(CodedError::Layers { have: layers.len() });
-        }
-        let mut v = Vec::new();
-        for l in layers {
-            let _ = v.push(*l);
-        }
-        Ok(CodedPlan { layers: v })
-    }
-
-    /// The layers.
-    pub fn layers(&self) -> &[CodedLayerSpec] {
-        &self.layers
-    }
-}
-
-/// How a frame's deadline is turned into per-layer timeouts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Allocator {
-    /// The remaining time split evenly over the layers left.
-    Uniform,
-    /// Timeouts maximising expected quality under per-link delay models fitted from observed
-    /// round trips (uniform until enough are observed).
-    QualityAware,
-}
 
 /// Settings of the coded stage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -256,7 +86,7 @@ pub enum CodedAction {
         budget: Duration,
     },
     /// Decode layer `layer`'s output from the results in `present` (bit `i` = shard `i`;
-    /// [`crate::code::Decoder::from_mask`] or [`replicate::assemble`]), apply the layer's
+    /// [`crate::code::Decoder::from_mask`] or [`replicate::assemble`](crate::code::replicate::assemble)), apply the layer's
     /// bias and activation: that is the next layer's input. Drop the layer's results.
     Decode {
         /// The frame.
@@ -287,84 +117,6 @@ pub enum CodedAction {
     },
 }
 
-/// Why a coded-stage call was refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CodedError {
-    /// A plan needs 1 to [`MAX_CODED_LAYERS`] layers.
-    Layers {
-        /// Layers given.
-        have: usize,
-    },
-    /// A layer's worker list does not match its shard count, or names the gateway.
-    Workers {
-        /// Workers needed.
-        need: usize,
-        /// Workers given.
-        have: usize,
-    },
-    /// [`MAX_CODED_FRAMES`] frames are already in the stage.
-    TooManyFrames,
-    /// The frame is already in the stage.
-    DuplicateFrame,
-    /// A result names a layer or shard that does not exist.
-    OutOfRange,
-    /// A result came from a node that is not the shard's worker.
-    WrongWorker {
-        /// The sender.
-        from: NodeId,
-    },
-    /// The worker's task queue is full.
-    Busy,
-    /// `on_computed` without a computation running.
-    NotComputing,
-    /// The code refused (see [`CodeError`]).
-    Code(CodeError),
-}
-
-impl core::fmt::Display for CodedError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match *self {
-            CodedError::Layers { have } => {
-                write!(f, "{have} coded layers; 1..={MAX_CODED_LAYERS} allowed")
-            }
-            CodedError::Workers { need, have } => write!(
-                f,
-                "{have} workers for {need} shards (one non-gateway worker per shard needed)"
-            ),
-            CodedError::TooManyFrames => {
-                write!(f, "{MAX_CODED_FRAMES} frames already in the coded stage")
-            }
-            CodedError::DuplicateFrame => f.write_str("frame already in the coded stage"),
-            CodedError::OutOfRange => f.write_str("coded layer or shard out of range"),
-            CodedError::WrongWorker { from } => {
-                write!(f, "node {from} is not the worker of that shard")
-            }
-            CodedError::Busy => write!(f, "{MAX_WORKER_TASKS} coded tasks already queued"),
-            CodedError::NotComputing => f.write_str("no coded task is computing"),
-            CodedError::Code(e) => write!(f, "code: {e}"),
-        }
-    }
-}
-
-impl core::error::Error for CodedError {}
-
-impl From<CodeError> for CodedError {
-    fn from(e: CodeError) -> Self {
-        CodedError::Code(e)
-    }
-}
-
-impl CodedError {
-    /// True when the error shows the peer broke the protocol (the driver may drop it).
-    pub fn peer_fault(&self) -> bool {
-        matches!(
-            self,
-            CodedError::OutOfRange | CodedError::WrongWorker { .. }
-        )
-    }
-}
-
 /// A frame in the stage.
 #[derive(Clone, Debug)]
 struct Flight {
@@ -393,66 +145,6 @@ struct Outstanding {
 
 /// Outstanding tasks tracked for round trips (the oldest is counted lost when full).
 const OUTSTANDING: usize = MAX_CODED_FRAMES * MAX_SHARDS;
-
-/// Round trips observed from one worker for one layer, a ring of the last [`RTT_WINDOW`]
-/// (`None`: the result never came while its frame was in the stage).
-#[derive(Clone, Copy, Debug)]
-struct RttLog {
-    samples: [Option<f32>; RTT_WINDOW],
-    len: u8,
-    next: u8,
-}
-
-impl RttLog {
-    const EMPTY: RttLog = RttLog {
-        samples: [None; RTT_WINDOW],
-        len: 0,
-        next: 0,
-    };
-
-    fn push(&mut self, s: Option<f32>) {
-        self.samples[self.next as usize] = s;
-        self.next = ((self.next as usize + 1) % RTT_WINDOW) as u8;
-        self.len = (self.len as usize + 1).min(RTT_WINDOW) as u8;
-    }
-
-    fn fit(&self, min: usize) -> Option<LinkDelay> {
-        let mut d = [0.0f64; RTT_WINDOW];
-        let mut n = 0;
-        let mut lost = 0;
-        for s in &self.samples[..self.len as usize] {
-            match s {
-                Some(v) => {
-                    d[n] = f64::from(*v);
-                    n += 1;
-                }
-                None => lost += 1,
-            }
-        }
-        if (self.len as usize) < min.max(2) {
-            return None;
-        }
-        match LinkDelay::fit(&d[..n], lost) {
-            Ok(m) => Some(m),
-            // A link whose results (almost) never came, or always came after the same delay,
-            // has no moment fit, yet it is what the allocator must know about: without a model
-            // the quality-aware search fell back to uniform for as long as such a worker stayed
-            // in the plan (a dead worker; a fixed-delay link). Model it as a step at the
-            // observed delay (1 µs gamma part) with the observed loss; nothing ever delivered
-            // is loss 1. (Found by tests/coded_runtime.rs.)
-            Err(FitError::TooFewSamples { .. } | FitError::Degenerate) => {
-                let loc = d[..n].iter().copied().fold(f64::INFINITY, f64::min);
-                Some(LinkDelay {
-                    loc: if loc.is_finite() { loc } else { 0.0 },
-                    shape: 1.0,
-                    scale: 1e-3,
-                    loss: lost as f64 / (n + lost) as f64,
-                })
-            }
-            Err(_) => None,
-        }
-    }
-}
 
 /// Counters of the coded stage.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -869,7 +561,8 @@ impl CodedGateway {
         }
     }
 
-    /// The quality-aware search: `None` when some worker lacks a fitted model.
+    /// The quality-aware timeout of layer `layer`: `None` when some worker lacks a fitted
+    /// model.
     fn best_timeout(&self, remaining_ms: f64, layer: usize) -> Option<f64> {
         let layers = self.plan.layers();
         let mut models = [[LinkDelay::REFERENCE; MAX_SHARDS]; MAX_CODED_LAYERS];
@@ -886,24 +579,7 @@ impl CodedGateway {
                 };
             }
         }
-        let later = layers.len() - layer - 1;
-        let mut best = (f64::NEG_INFINITY, remaining_ms / (later + 1) as f64);
-        for p in 1..=SEARCH_POINTS {
-            let t = remaining_ms * p as f64 / SEARCH_POINTS as f64;
-            let rest = if later == 0 {
-                0.0
-            } else {
-                (remaining_ms - t) / later as f64
-            };
-            let mut q = expected_quality(&layers[layer], &models[layer], t);
-            for (l, spec) in layers.iter().enumerate().skip(layer + 1) {
-                q *= expected_quality(spec, &models[l], rest);
-            }
-            if q > best.0 + 1e-12 {
-                best = (q, t);
-            }
-        }
-        Some(best.1)
+        Some(best_timeout(layers, &models, remaining_ms, layer))
     }
 }
 
@@ -923,186 +599,4 @@ fn remove_at<T: Copy, const N: usize>(q: &mut Deque<T, N>, i: usize) -> Option<T
         }
     }
     found
-}
-
-/// Expected fraction of `spec`'s output rows delivered within `t` ms when shard `s`'s result
-/// arrives with probability `models[s].delivery(t)`, independently.
-pub fn expected_quality(spec: &CodedLayerSpec, models: &[LinkDelay], t: f64) -> f64 {
-    let code = spec.code();
-    let n = spec.shards();
-    let mut p = [0.0f64; MAX_SHARDS];
-    for (s, m) in models.iter().take(n).enumerate() {
-        p[s] = m.delivery(t).clamp(0.0, 1.0);
-    }
-    let rows = code.rows() as f64;
-    let k = code.k();
-    let share = |d: usize| code.data_rows(d).map_or(0.0, |r| r.len() as f64 / rows);
-    match spec.protection() {
-        Protection::Replicated => (0..k)
-            .map(|d| share(d) * (1.0 - (1.0 - p[d]) * (1.0 - p[d + k])))
-            .sum(),
-        Protection::Coded => {
-            // P(at least k arrive) + Σ_d share_d · P(d arrives and fewer than k in all).
-            let all = arrivals(&p[..n], None);
-            let decodable: f64 = all[k..=n].iter().sum();
-            let partial: f64 = (0..k)
-                .map(|d| {
-                    let others = arrivals(&p[..n], Some(d));
-                    share(d) * p[d] * others[..k.saturating_sub(1)].iter().sum::<f64>()
-                })
-                .sum();
-            decodable + partial
-        }
-    }
-}
-
-/// Distribution of the number of arrivals (Poisson binomial), shard `skip` left out.
-fn arrivals(p: &[f64], skip: Option<usize>) -> [f64; MAX_SHARDS + 1] {
-    let mut dist = [0.0f64; MAX_SHARDS + 1];
-    dist[0] = 1.0;
-    let mut len = 0;
-    for (i, &q) in p.iter().enumerate() {
-        if Some(i) == skip {
-            continue;
-        }
-        len += 1;
-        for c in (1..=len).rev() {
-            dist[c] = dist[c] * (1.0 - q) + dist[c - 1] * q;
-        }
-        dist[0] *= 1.0 - q;
-    }
-    dist
-}
-
-/// A shard to compute (worker side).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ShardWork {
-    /// The frame.
-    pub frame: FrameKey,
-    /// Coded layer index.
-    pub layer: u8,
-    /// Shard index.
-    pub shard: u8,
-}
-
-/// What the driver must do next (worker side).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WorkerAction {
-    /// Compute `work` on the task's input with this worker's weights of the shard; report
-    /// with [`CodedWorker::on_computed`].
-    Compute(ShardWork),
-    /// Send the computed result of `work` to the gateway as `CodedResult`.
-    SendResult(ShardWork),
-    /// Drop the task's input (and result, if any): it is past its budget.
-    Drop(ShardWork),
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Task {
-    work: ShardWork,
-    expires: Instant,
-}
-
-/// Counters of a worker.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct WorkerStats {
-    /// Tasks received.
-    pub received: u32,
-    /// Results sent.
-    pub sent: u32,
-    /// Tasks or results dropped past their budget.
-    pub late: u32,
-}
-
-/// The worker side: a bounded FIFO of shard tasks with budgets, one computing at a time.
-#[derive(Clone, Debug, Default)]
-pub struct CodedWorker {
-    queue: Deque<Task, MAX_WORKER_TASKS>,
-    computing: Option<Task>,
-    actions: Deque<WorkerAction, { 2 * MAX_WORKER_TASKS + 2 }>,
-    stats: WorkerStats,
-}
-
-impl CodedWorker {
-    /// An idle worker.
-    pub fn new() -> CodedWorker {
-        CodedWorker::default()
-    }
-
-    /// Counters so far.
-    pub fn stats(&self) -> WorkerStats {
-        self.stats
-    }
-
-    /// A `CodedTask` arrived at `now` with `budget`. Accept: keep its input until `Compute`
-    /// or `Drop` names it; `Busy`: the queue is full (the gateway's timeout covers it).
-    pub fn on_task(&mut self, now: Instant, work: ShardWork, budget: Duration) -> Verdict {
-        let dup = self
-            .computing
-            .iter()
-            .chain(self.queue.iter())
-            .any(|t| t.work == work);
-        if dup {
-            return Verdict::Discard;
-        }
-        self.stats.received += 1;
-        let task = Task {
-            work,
-            expires: now.saturating_add(budget),
-        };
-        match self.queue.push_back(task) {
-            Ok(()) => Verdict::Accept,
-            Err(_) => {
-                self.stats.late += 1;
-                Verdict::Discard
-            }
-        }
-    }
-
-    /// The computation of the running task finished at `now`.
-    pub fn on_computed(&mut self, now: Instant) -> Result<(), CodedError> {
-        let t = self.computing.take().ok_or(CodedError::NotComputing)?;
-        let a = if now <= t.expires {
-            self.stats.sent += 1;
-            WorkerAction::SendResult(t.work)
-        } else {
-            self.stats.late += 1;
-            WorkerAction::Drop(t.work)
-        };
-        let _ = self.actions.push_back(a);
-        Ok(())
-    }
-
-    /// True while a task computes.
-    pub fn is_computing(&self) -> bool {
-        self.computing.is_some()
-    }
-
-    /// Next action at `now`.
-    pub fn poll(&mut self, now: Instant) -> Option<WorkerAction> {
-        if let Some(a) = self.actions.pop_front() {
-            return Some(a);
-        }
-        if self.computing.is_some() {
-            return None;
-        }
-        let t = self.queue.pop_front()?;
-        if now > t.expires {
-            self.stats.late += 1;
-            return Some(WorkerAction::Drop(t.work));
-        }
-        self.computing = Some(t);
-        Some(WorkerAction::Compute(t.work))
-    }
-
-    /// When a queued task expires (the next `Drop`), if nothing else happens first.
-    pub fn poll_at(&self) -> Option<Instant> {
-        if !self.actions.is_empty() {
-            return Some(Instant::ZERO);
-        }
-        if self.computing.is_some() {
-            return None;
-        }
-        self.queue.front().map(|_| Instant::ZERO)
-    }
 }

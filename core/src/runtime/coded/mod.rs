@@ -1,0 +1,53 @@
+//! The coded (CDC) stage of the runtime, sans-IO: a chain of output-split linear layers run on
+//! workers under a frame deadline (docs/design.md §6.6, §7).
+//!
+//! [`CodedGateway`] runs each frame through the layers of a [`CodedPlan`] one after the other.
+//! For a layer it sends every shard once ([`CodedAction::Send`], the layer input broadcast to
+//! the shard's worker), accepts the first results in time, decodes as soon as they determine
+//! the output ([`CodedAction::Decode`]: any `k` for a code, one copy of every data shard for
+//! 2MR), ignores stragglers, turns a timeout or a lost worker into an erasure that parity
+//! covers without re-sending work, re-sends only when parity can no longer cover and the
+//! deadline still allows, and otherwise ends the layer at its budget with the rows that came
+//! ([`CodedAction::Expired`]; the driver zero-fills the rest). Each frame ends with
+//! [`CodedAction::FrameDone`] and its [`Quality`].
+//!
+//! # Budgets
+//!
+//! A frame must finish `frame_deadline` after it starts; when a layer starts, its timeout
+//! (every shard's budget, sent to the worker in the task) is chosen from what remains:
+//!
+//! * [`Allocator::Uniform`] (the baseline): the remaining time split evenly over the layers
+//!   left.
+//! * [`Allocator::QualityAware`]: per (worker, layer) a shifted-gamma delay model
+//!   ([`LinkDelay`](crate::deadline::LinkDelay)) is fitted from the round trips this gateway observed (send to result,
+//!   compute included; results that never came count as losses). The layer's timeout `t` maximises the expected
+//!   quality of the frame, `E[q_l(t)] · Π_{later} E[q_j((R − t)/(L − 1))]`, where `E[q]` is the
+//!   expected fraction of output rows the layer delivers (decoded, or the data shards that
+//!   arrived) under the fitted models. Until every worker involved has
+//!   [`CodedConfig::min_samples`] round trips, it falls back to uniform.
+//!
+//! Workers ([`CodedWorker`]) drop a task they cannot start within its budget and a result
+//! finished after it: late data is discarded at the source instead of loading the network.
+//! State is bounded: [`MAX_CODED_LAYERS`], [`MAX_CODED_FRAMES`], `MAX_EDGES` round-trip logs of
+//! [`RTT_WINDOW`] samples per layer; nothing allocates.
+
+mod budget;
+mod error;
+mod gateway;
+mod plan;
+mod worker;
+
+pub use budget::{expected_quality, Allocator};
+pub use error::CodedError;
+pub use gateway::{CodedAction, CodedConfig, CodedGateway, CodedStats, Quality};
+pub use plan::{CodedLayerSpec, CodedPlan, Protection};
+pub use worker::{CodedWorker, ShardWork, WorkerAction, WorkerStats};
+
+/// Most coded layers in a plan.
+pub const MAX_CODED_LAYERS: usize = 12;
+/// Most frames in the coded stage at once.
+pub const MAX_CODED_FRAMES: usize = 8;
+/// Round trips kept per (worker, layer) for the delay model.
+pub const RTT_WINDOW: usize = 32;
+/// Most tasks a worker holds (one computing, the rest waiting).
+pub const MAX_WORKER_TASKS: usize = 8;

@@ -1,0 +1,142 @@
+//! The worker side of the coded stage: a bounded FIFO of shard tasks with budgets.
+
+use heapless::Deque;
+
+use crate::runtime::Verdict;
+use crate::time::{Duration, Instant};
+use crate::wire::FrameKey;
+
+use super::{CodedError, MAX_WORKER_TASKS};
+
+/// A shard to compute (worker side).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShardWork {
+    /// The frame.
+    pub frame: FrameKey,
+    /// Coded layer index.
+    pub layer: u8,
+    /// Shard index.
+    pub shard: u8,
+}
+
+/// What the driver must do next (worker side).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkerAction {
+    /// Compute `work` on the task's input with this worker's weights of the shard; report
+    /// with [`CodedWorker::on_computed`].
+    Compute(ShardWork),
+    /// Send the computed result of `work` to the gateway as `CodedResult`.
+    SendResult(ShardWork),
+    /// Drop the task's input (and result, if any): it is past its budget.
+    Drop(ShardWork),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Task {
+    work: ShardWork,
+    expires: Instant,
+}
+
+/// Counters of a worker.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorkerStats {
+    /// Tasks received.
+    pub received: u32,
+    /// Results sent.
+    pub sent: u32,
+    /// Tasks or results dropped past their budget.
+    pub late: u32,
+}
+
+/// The worker side: a bounded FIFO of shard tasks with budgets, one computing at a time.
+#[derive(Clone, Debug, Default)]
+pub struct CodedWorker {
+    queue: Deque<Task, MAX_WORKER_TASKS>,
+    computing: Option<Task>,
+    actions: Deque<WorkerAction, { 2 * MAX_WORKER_TASKS + 2 }>,
+    stats: WorkerStats,
+}
+
+impl CodedWorker {
+    /// An idle worker.
+    pub fn new() -> CodedWorker {
+        CodedWorker::default()
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> WorkerStats {
+        self.stats
+    }
+
+    /// A `CodedTask` arrived at `now` with `budget`. Accept: keep its input until `Compute`
+    /// or `Drop` names it; `Busy`: the queue is full (the gateway's timeout covers it).
+    pub fn on_task(&mut self, now: Instant, work: ShardWork, budget: Duration) -> Verdict {
+        let dup = self
+            .computing
+            .iter()
+            .chain(self.queue.iter())
+            .any(|t| t.work == work);
+        if dup {
+            return Verdict::Discard;
+        }
+        self.stats.received += 1;
+        let task = Task {
+            work,
+            expires: now.saturating_add(budget),
+        };
+        match self.queue.push_back(task) {
+            Ok(()) => Verdict::Accept,
+            Err(_) => {
+                self.stats.late += 1;
+                Verdict::Discard
+            }
+        }
+    }
+
+    /// The computation of the running task finished at `now`.
+    pub fn on_computed(&mut self, now: Instant) -> Result<(), CodedError> {
+        let t = self.computing.take().ok_or(CodedError::NotComputing)?;
+        let a = if now <= t.expires {
+            self.stats.sent += 1;
+            WorkerAction::SendResult(t.work)
+        } else {
+            self.stats.late += 1;
+            WorkerAction::Drop(t.work)
+        };
+        let _ = self.actions.push_back(a);
+        Ok(())
+    }
+
+    /// True while a task computes.
+    pub fn is_computing(&self) -> bool {
+        self.computing.is_some()
+    }
+
+    /// Next action at `now`.
+    pub fn poll(&mut self, now: Instant) -> Option<WorkerAction> {
+        if let Some(a) = self.actions.pop_front() {
+            return Some(a);
+        }
+        if self.computing.is_some() {
+            return None;
+        }
+        let t = self.queue.pop_front()?;
+        if now > t.expires {
+            self.stats.late += 1;
+            return Some(WorkerAction::Drop(t.work));
+        }
+        self.computing = Some(t);
+        Some(WorkerAction::Compute(t.work))
+    }
+
+    /// When a queued task expires (the next `Drop`), if nothing else happens first.
+    pub fn poll_at(&self) -> Option<Instant> {
+        if !self.actions.is_empty() {
+            return Some(Instant::ZERO);
+        }
+        if self.computing.is_some() {
+            return None;
+        }
+        self.queue.front().map(|_| Instant::ZERO)
+    }
+}

@@ -1,0 +1,123 @@
+//! The settings every node of a run shares, and the output extents of the fused layers.
+
+use crate::ftp::{FusedStack, Grid, MAX_FUSED};
+use crate::time::Duration;
+use crate::wire::Policy;
+
+/// Output extents `(width, height)` of every fused layer: what BODP splits into stripes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StackShape {
+    len: u8,
+    out: [(u32, u32); MAX_FUSED],
+}
+
+impl StackShape {
+    /// The output extents of `stack`'s layers.
+    pub fn from_stack(stack: &FusedStack<'_>) -> StackShape {
+        let mut s = StackShape {
+            len: 0,
+            out: [(0, 0); MAX_FUSED],
+        };
+        for (l, layer) in stack.layers().iter().enumerate() {
+            s.out[l] = (layer.output.w, layer.output.h);
+            s.len = l as u8 + 1;
+        }
+        s
+    }
+
+    /// Extents given directly (at most [`MAX_FUSED`] layers are kept).
+    pub fn from_extents(extents: &[(u32, u32)]) -> StackShape {
+        let mut s = StackShape {
+            len: 0,
+            out: [(0, 0); MAX_FUSED],
+        };
+        for (l, &e) in extents.iter().take(MAX_FUSED).enumerate() {
+            s.out[l] = e;
+            s.len = l as u8 + 1;
+        }
+        s
+    }
+
+    /// Number of fused layers.
+    pub const fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// True when no layer is described.
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// `(width, height)` of layer `layer`'s output.
+    pub fn output(&self, layer: usize) -> Option<(u32, u32)> {
+        if layer < self.len() {
+            Some(self.out[layer])
+        } else {
+            None
+        }
+    }
+}
+
+/// Settings shared by every node of a run (the gateway's and the edges' must agree on
+/// `policy` and `grid`).
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    /// Scheduling policy.
+    pub policy: Policy,
+    /// The tile grid (tile count, checkerboard levels, neighbours).
+    pub grid: Grid,
+    /// Output extents of the fused layers (BODP stripes).
+    pub layers: StackShape,
+    /// A dispatched tile or stripe not back within this is dispatched again (the first result
+    /// wins, later ones are discarded). Also bounds every request/reply exchange.
+    pub tile_timeout: Duration,
+    /// A thief that found no work (no victim, or the victim had nothing) asks again after this,
+    /// unless the gateway announces a new registration first.
+    pub steal_backoff: Duration,
+    /// A frame not finished this long after it entered the cluster is abandoned
+    /// ([`Action::FrameFailed`](super::Action::FrameFailed)).
+    pub frame_deadline: Duration,
+    /// Gateway only: compute tiles (or stripes) itself while no edge is alive.
+    pub gateway_fallback: bool,
+    /// Gateway only: a complete frame's `FrameDone` waits for
+    /// [`Gateway::frame_done`](super::Gateway::frame_done) (the driver holds the final result,
+    /// e.g. after the tail), and the frame keeps its slot until then, so the backlog of
+    /// finished frames is bounded by [`MAX_GATEWAY_FRAMES`](super::MAX_GATEWAY_FRAMES) and a
+    /// source, which holds a frame until `FrameDone`, feeds no faster than results are made.
+    pub confirm_done: bool,
+}
+
+impl Config {
+    /// A configuration with the default timeouts: tile 2 s, steal backoff 50 ms, frame 60 s,
+    /// gateway fallback on, `FrameDone` as soon as every tile is in (`confirm_done` off). Connection liveness is not the machines' concern: the transport
+    /// reports peers up and down.
+    pub fn new(policy: Policy, stack: &FusedStack<'_>, grid: Grid) -> Config {
+        Config::with_shape(policy, StackShape::from_stack(stack), grid)
+    }
+
+    /// As [`Config::new`] from extents already extracted.
+    pub fn with_shape(policy: Policy, layers: StackShape, grid: Grid) -> Config {
+        Config {
+            policy,
+            grid,
+            layers,
+            tile_timeout: Duration::from_secs(2),
+            steal_backoff: Duration::from_millis(50),
+            frame_deadline: Duration::from_secs(60),
+            gateway_fallback: true,
+            confirm_done: false,
+        }
+    }
+
+    pub(crate) fn tiles(&self) -> u16 {
+        self.grid.tile_count() as u16
+    }
+
+    pub(crate) fn reuse(&self) -> bool {
+        self.policy == Policy::WstS
+    }
+
+    pub(crate) fn stealing(&self) -> bool {
+        matches!(self.policy, Policy::Wst | Policy::WstS)
+    }
+}
