@@ -20,7 +20,10 @@
 //!   SplitMix64 generator behind them.
 //! - `builtin`: the built-in YOLOv2-608 cfg and sample frames; `frame_source` (feature
 //!   `std`): where a data-source edge's frames come from (files, a spool directory, a list);
-//!   `node_memory` (features `std` + `simd`): peak resident memory of real node processes.
+//!   `node_memory` (features `std` + `simd`): peak resident memory of real node processes;
+//!   `model_files`: a node's cfg and parameters from files or a seed, `model_fingerprint` the
+//!   digest nodes compare in their `Hello`; `weights_writer` (feature `std`): seeded weights
+//!   written as a Darknet file.
 //! - `kernels` (feature `simd`): FMA conv kernels (AVX2+FMA, NEON), multi-core with `std`;
 //!   `unsafe` is allowed only in its arch modules.
 #![no_std]
@@ -50,6 +53,10 @@ pub mod gen_weights;
 pub mod link;
 #[cfg(all(feature = "std", feature = "simd"))]
 pub mod local;
+#[cfg(all(feature = "std", feature = "simd"))]
+pub mod model_files;
+#[cfg(all(feature = "std", feature = "simd"))]
+pub mod model_fingerprint;
 #[cfg(feature = "smoltcp")]
 pub mod nal_smoltcp;
 #[cfg(feature = "std")]
@@ -63,6 +70,8 @@ pub mod policy_bench;
 pub mod rng;
 #[cfg(feature = "std")]
 pub mod weights_file;
+#[cfg(feature = "std")]
+pub mod weights_writer;
 
 #[cfg(feature = "simd")]
 pub mod kernels;

@@ -13,7 +13,9 @@ use tessera_core::ftp::FusedStack;
 use tessera_core::model::weights::Weights;
 
 use crate::error::{Context, Error};
-use crate::{files, gen_weights};
+use crate::files;
+use tessera_backends::gen_weights;
+use tessera_backends::model_files::ModelFiles;
 
 const THREADS: usize = THREADS_MULTI;
 
@@ -52,7 +54,7 @@ fn loadavg() -> String {
 
 /// Runs the command.
 pub fn run(args: &Args) -> Result<(), Error> {
-    let net = files::load_network(None)?;
+    let net = ModelFiles::default().network()?;
     let upto = args.upto;
     let stack = FusedStack::new(&net, upto).context(|| format!("fusing layers [0, {upto})"))?;
     let params = gen_weights::params(&net, upto, args.seed);

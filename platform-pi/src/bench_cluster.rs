@@ -10,8 +10,9 @@ use tessera_backends::node_memory::{self, RssRun};
 
 use crate::config::NodeKernel;
 use crate::error::{error, Context, Error};
+use crate::files;
 use crate::image::{Image, ImageFiles};
-use crate::{files, gen_weights};
+use tessera_backends::gen_weights;
 use tessera_backends::policy_bench::{policy_name as name, sweep, two_sources, BenchSetup};
 
 /// Arguments of `tessera bench cluster`.

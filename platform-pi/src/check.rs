@@ -23,7 +23,7 @@ use tessera_core::wire::{Key, NodeId, HEADER_LEN};
 
 use crate::config::Cluster;
 use crate::error::{error, Context, Error};
-use crate::fingerprint::{differences, model_fingerprint};
+use tessera_backends::model_fingerprint::differences;
 
 /// Arguments of `tessera check`.
 #[derive(ClapArgs, Debug)]
@@ -249,7 +249,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
         }
     );
     let mut problems = 0usize;
-    let ours = match model_fingerprint(&cluster) {
+    let ours = match cluster.fingerprint() {
         Ok(f) => {
             println!("model here: {f:016x}");
             Some(f)

@@ -19,7 +19,7 @@ use tessera_core::time::Duration;
 use tessera_core::wire::NodeId;
 
 use crate::error::{error, Context, Error};
-use crate::rng::SplitMix64;
+use tessera_backends::rng::SplitMix64;
 
 /// Arguments of `tessera coded`.
 #[derive(ClapArgs, Debug, Clone)]

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use tessera_backends::cluster::ClusterSpec;
+use tessera_backends::model_files::{ModelFileError, ModelFiles};
+use tessera_backends::model_fingerprint::ModelIdentity;
 use tessera_core::runtime::coded::CodedConfig;
 use tessera_core::wire::{NodeId, Policy};
 
@@ -32,12 +34,8 @@ pub struct Cluster {
     pub key: Option<[u8; 32]>,
     /// Conv kernel every node runs (all nodes must agree for bit-identical tiles).
     pub kernel: NodeKernel,
-    /// Darknet cfg (`None`: the built-in YOLOv2 608).
-    pub cfg: Option<PathBuf>,
-    /// Darknet weights (`None`: generated from `seed`).
-    pub weights: Option<PathBuf>,
-    /// Seed of generated weights.
-    pub seed: u64,
+    /// Darknet cfg and weights (or the built-in cfg, and weights generated from a seed).
+    pub model: ModelFiles,
     /// Timeouts of every exchange.
     pub timeouts: Timeouts,
     /// The gateway (id 0) and the edges, sorted by id (host names resolved when the file was
@@ -479,9 +477,11 @@ impl Cluster {
             layers,
             key,
             kernel,
-            cfg: raw.cfg,
-            weights: raw.weights,
-            seed: raw.seed,
+            model: ModelFiles {
+                cfg: raw.cfg,
+                weights: raw.weights,
+                seed: raw.seed,
+            },
             timeouts,
             nodes,
             written,
@@ -501,6 +501,20 @@ impl Cluster {
             timeouts: self.timeouts,
             nodes: self.nodes.clone(),
         }
+    }
+
+    /// The model fingerprint of this cluster as this machine runs it (reads the cfg and the
+    /// fused layers' part of the weights file).
+    pub fn fingerprint(&self) -> Result<u64, ModelFileError> {
+        ModelIdentity {
+            files: &self.model,
+            layers: self.layers,
+            grid: self.grid,
+            kernel: self.kernel,
+            policy: self.policy,
+            tail: self.tail,
+        }
+        .fingerprint()
     }
 
     /// The coded workers of a coded tail: every edge, in id order (shard `i` on the `i`-th).

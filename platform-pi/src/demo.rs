@@ -30,8 +30,10 @@ use tessera_backends::builtin::SECOND_IMAGE;
 use crate::config::{parse_grid, parse_policy, NodeKernel};
 use crate::detections::{class_name, to_json, write_annotated};
 use crate::error::{error, Context, Error};
+use crate::files;
 use crate::image::{Image, ImageFiles};
-use crate::{files, gen_weights};
+use tessera_backends::gen_weights;
+use tessera_backends::model_files::ModelFiles;
 
 /// Arguments of `tessera demo`.
 #[derive(ClapArgs, Debug, Clone)]
@@ -221,7 +223,11 @@ pub fn run(args: &Args) -> Result<(), Error> {
         )),
         (None, _) => None,
     };
-    let net = files::load_network(args.cfg.as_deref())?;
+    let model_files = ModelFiles {
+        cfg: args.cfg.clone(),
+        ..ModelFiles::default()
+    };
+    let net = model_files.network()?;
     let layers = 16.min(net.layers().len());
     let all = net.layers().len();
     let params = gen_weights::params(&net, all, args.seed);

@@ -13,8 +13,9 @@ use tessera_core::model::LayerKind;
 use crate::config::{parse_grid, NodeKernel};
 use crate::detections::{class_name, to_json, write_annotated, PixelBox};
 use crate::error::{error, Context, Error};
+use crate::files;
 use crate::image::{Image, ImageFiles};
-use crate::{files, gen_weights};
+use tessera_backends::model_files::ModelFiles;
 
 /// Arguments of `tessera detect`.
 #[derive(clap::Args, Debug)]
@@ -74,12 +75,14 @@ pub fn run(args: &Args) -> Result<(), Error> {
             return Err(error(name, format!("{t} is outside [0, 1]")));
         }
     }
-    let net = files::load_network(args.cfg.as_deref())?;
-    let all = net.layers().len();
-    let params = match &args.weights {
-        Some(path) => files::load_weights(path, &net, all)?,
-        None => gen_weights::params(&net, all, args.seed),
+    let model_files = ModelFiles {
+        cfg: args.cfg.clone(),
+        weights: args.weights.clone(),
+        seed: args.seed,
     };
+    let net = model_files.network()?;
+    let all = net.layers().len();
+    let params = model_files.params(&net, all)?;
     let img = match &args.input {
         Some(path) => Image::load(path).context(|| format!("loading {}", path.display()))?,
         None => Image::decode(files::DEFAULT_IMAGE).context(|| "decoding the built-in sample")?,

@@ -6,6 +6,7 @@ use tessera_backends::cluster::StartError;
 use tessera_backends::coded::tail::{CheckError, CodedTailError, SchemeError};
 use tessera_backends::fault_spec::FaultError;
 use tessera_backends::local::{FusedModelError, LocalError};
+use tessera_backends::model_files::ModelFileError;
 use tessera_backends::node_memory::MeasureError;
 use tessera_backends::pipeline::{DecodeError, DetectError, FrameError, TailError};
 use tessera_backends::policy_bench::BenchError;
@@ -54,7 +55,8 @@ from_pipeline!(
     FaultError,
     DetectError,
     BenchError,
-    MeasureError
+    MeasureError,
+    ModelFileError
 );
 
 impl std::error::Error for Error {

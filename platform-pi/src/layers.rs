@@ -12,7 +12,8 @@ use tessera_core::model::weights::Weights;
 
 use crate::config::parse_grid;
 use crate::error::{error, Context, Error};
-use crate::{files, gen_weights};
+use crate::files;
+use tessera_backends::model_files::ModelFiles;
 
 /// Which kernel set runs the layers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -72,13 +73,15 @@ const MIB: f64 = 1024.0 * 1024.0;
 
 /// Runs the command.
 pub fn run(args: &Args) -> Result<(), Error> {
-    let net = files::load_network(args.cfg.as_deref())?;
+    let model_files = ModelFiles {
+        cfg: args.cfg.clone(),
+        weights: args.weights.clone(),
+        seed: args.seed,
+    };
+    let net = model_files.network()?;
     let stack =
         FusedStack::new(&net, args.upto).context(|| format!("fusing layers [0, {})", args.upto))?;
-    let params = match &args.weights {
-        Some(path) => files::load_weights(path, &net, args.upto)?,
-        None => gen_weights::params(&net, args.upto, args.seed),
-    };
+    let params = model_files.params(&net, args.upto)?;
     let weights = Weights::new(&net, args.upto, &params).context(|| "viewing the weights")?;
     let shape = net.input();
     let elements = shape

@@ -1,8 +1,9 @@
 //! The `tessera` command: distributed CNN inference on Raspberry Pi class devices.
 
+use tessera_backends::model_files::ModelFiles;
+use tessera_backends::weights_writer::write_weights;
 use tessera_pi::{
-    bench, bench_cluster, check, coded_demo, demo, detect, files, gen_weights, keygen, layers,
-    nodes,
+    bench, bench_cluster, check, coded_demo, demo, detect, error::Context, keygen, layers, nodes,
 };
 
 use std::path::PathBuf;
@@ -70,8 +71,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::GenWeights { cfg, seed, out } => {
-            files::load_network(cfg.as_deref()).and_then(|net| {
-                let bytes = gen_weights::generate(&net, seed, &out)?;
+            let model_files = ModelFiles {
+                cfg,
+                ..ModelFiles::default()
+            };
+            model_files.network().map_err(Into::into).and_then(|net| {
+                let bytes = write_weights(&net, seed, &out)
+                    .context(|| format!("writing {}", out.display()))?;
                 println!("wrote {} ({bytes} bytes, seed {seed})", out.display());
                 Ok(())
             })

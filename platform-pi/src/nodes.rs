@@ -1,6 +1,5 @@
 //! `tessera gateway` and `tessera edge`: one node of a cluster described by a TOML file.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,12 +11,9 @@ use tessera_backends::coded::{CodedFinished, CodedModel};
 use tessera_backends::driver::node_thread::NodeThread;
 use tessera_backends::driver::{Finished, Model, NodeStats, ParamSource};
 use tessera_backends::frame_result::{FrameResult, ResultError, TailWork};
-use tessera_backends::gen_weights::layer_params;
 use tessera_backends::pipeline::AnyKernel;
-use tessera_backends::rng::SplitMix64;
-use tessera_backends::weights_file::LayerReader;
 use tessera_core::ftp::Partition;
-use tessera_core::model::weights::{param_count, Weights};
+use tessera_core::model::weights::Weights;
 use tessera_core::model::Network;
 use tessera_core::wire::NodeId;
 
@@ -26,11 +22,9 @@ use crate::demo::own_model;
 use crate::detections::to_json;
 use crate::drop_log::DropLog;
 use crate::error::{error, Context, Error};
-use crate::fingerprint::model_fingerprint;
 use crate::image::{Image, ImageFiles};
 use crate::result_file::{write_new, WriteError};
 use crate::signals::Signals;
-use crate::{files, gen_weights};
 use tessera_backends::frame_source::{FrameSource, Next, SOURCE_QUEUE};
 
 /// Arguments of `tessera gateway`.
@@ -114,28 +108,14 @@ fn inflight_parser() -> impl clap::builder::TypedValueParser<Value = usize> {
         .map(|v| v as usize)
 }
 
-/// The network and the parameters of its layers `[0, upto)`, read (validating the whole file)
-/// or generated from the cluster's seed; nothing past `upto` is kept.
-fn load(cluster: &Cluster, upto: usize) -> Result<(tessera_core::model::Network, Vec<f32>), Error> {
-    let net = files::load_network(cluster.cfg.as_deref())?;
-    let upto = upto.min(net.layers().len());
-    let params = match &cluster.weights {
-        Some(p) => files::load_weights(p, &net, upto)?,
-        None => gen_weights::params(&net, upto, cluster.seed),
-    };
-    Ok((net, params))
-}
-
 /// The fused layers' model of a gateway without the tail: it computes tiles only when no edge
 /// is left, so their parameters are read (or generated) then, not at start. A weights file is
 /// still checked now (header, and size from its metadata), so a wrong one is loud at start.
 fn deferred_model(cluster: &Cluster) -> Result<Arc<Model>, Error> {
-    let net = files::load_network(cluster.cfg.as_deref())?;
-    if let Some(p) = &cluster.weights {
-        files::load_weights(p, &net, 0)?;
-    }
-    let c = cluster.clone();
-    let source = ParamSource(Arc::new(move || match load(&c, c.layers) {
+    let net = cluster.model.network()?;
+    cluster.model.check_weights(&net)?;
+    let (files, layers) = (cluster.model.clone(), cluster.layers);
+    let source = ParamSource(Arc::new(move || match files.load(layers) {
         Ok((_, params)) => Some(params),
         Err(e) => {
             eprintln!("gateway: loading the fused layers' parameters: {e}");
@@ -309,46 +289,6 @@ fn coded_tail_of(
     Ok(Some(tail))
 }
 
-/// One layer's parameters at a time, in any order: read from the cluster's weights file
-/// (validated whole when opened) or drawn from its seed (the stream skipped to the layer).
-enum LayerParams<'n> {
-    File(LayerReader<'n, File>, PathBuf),
-    Seeded(&'n Network, u64),
-}
-
-impl<'n> LayerParams<'n> {
-    fn of(cluster: &Cluster, net: &'n Network) -> Result<Self, Error> {
-        let Some(path) = &cluster.weights else {
-            return Ok(LayerParams::Seeded(net, cluster.seed));
-        };
-        let at = || format!("reading {}", path.display());
-        let file = File::open(path).context(at)?;
-        let len = file.metadata().context(at)?.len();
-        let reader = LayerReader::open(file, len, net).context(at)?;
-        Ok(LayerParams::File(reader, path.clone()))
-    }
-
-    /// Layer `j`'s parameters.
-    fn layer(&mut self, j: usize) -> Result<Vec<f32>, Error> {
-        match self {
-            LayerParams::File(reader, path) => reader
-                .read(j, j + 1)
-                .context(|| format!("reading {}", path.display())),
-            LayerParams::Seeded(net, seed) => {
-                let layer = net.layers().get(j).ok_or_else(|| {
-                    error("generating weights", format!("no layer {j} in the network"))
-                })?;
-                let before = param_count(net, j).context(|| "generating weights")?;
-                let mut rng = SplitMix64::new(*seed);
-                rng.skip(before as u64);
-                let mut out = Vec::new();
-                layer_params(&mut rng, layer, &mut out);
-                Ok(out)
-            }
-        }
-    }
-}
-
 /// Edge `id`'s share of the cluster's coded tail (`None`: the tail runs on the gateway): the
 /// shards assigned to it only, made one tail layer at a time from that layer's parameters.
 fn worker_tail(
@@ -361,7 +301,7 @@ fn worker_tail(
     };
     let workers = cluster.workers();
     let split = scheme.layer_scheme(workers.len())?;
-    let mut source = LayerParams::of(cluster, net)?;
+    let mut source = cluster.model.layers(net)?;
     let model = worker_model(net, cluster.layers, split, &workers, id, |j| {
         source.layer(j)
     })
@@ -405,7 +345,7 @@ pub fn gateway(args: &GatewayArgs) -> Result<(), Error> {
     }
     let (model, coded) = match args.tail {
         Tail::Run => {
-            let (net, params) = load(&cluster, usize::MAX)?;
+            let (net, params) = cluster.model.load(usize::MAX)?;
             let coded = coded_tail_of(&cluster, &net, &params)?;
             // The model owns the one parameter buffer; the tail views its layers past the
             // fused ones.
@@ -428,7 +368,7 @@ pub fn gateway(args: &GatewayArgs) -> Result<(), Error> {
         },
         (None, Tail::None) => TailWork::None,
     };
-    let fingerprint = model_fingerprint(&cluster)?;
+    let fingerprint = cluster.fingerprint()?;
     let options = NodeOptions {
         confirm_done: true,
         model_fingerprint: fingerprint,
@@ -569,13 +509,13 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
         std::fs::metadata(p).context(|| format!("reading {}", p.display()))?;
     }
     let (net, model, coded) = if cluster.tail == TailPlace::Gateway {
-        let (net, params) = load(&cluster, cluster.layers)?;
+        let (net, params) = cluster.model.load(cluster.layers)?;
         let model = own_model(&net, params, cluster.layers, cluster.grid)?;
         (net, model, None)
     } else {
         // A coded worker holds the fused layers' parameters and its own shards of the tail,
         // made one tail layer at a time (never every tail layer at once).
-        let (net, params) = load(&cluster, cluster.layers)?;
+        let (net, params) = cluster.model.load(cluster.layers)?;
         let coded = worker_tail(&cluster, &net, args.id)?;
         if let Some(m) = &coded {
             println!(
@@ -587,7 +527,7 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
         let model = own_model(&net, params, cluster.layers, cluster.grid)?;
         (net, model, coded)
     };
-    let fingerprint = model_fingerprint(&cluster)?;
+    let fingerprint = cluster.fingerprint()?;
     let options = NodeOptions {
         model_fingerprint: fingerprint,
         slowdown: args.slowdown,
@@ -720,54 +660,4 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
     }
     println!("{}", line(&c, &s));
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tessera_core::model::weights::layer_param_count;
-
-    /// A two-node cluster with `seed = 9` and, optionally, a weights file.
-    fn cluster(weights: Option<PathBuf>) -> Cluster {
-        let text = "policy = \"wst\"\ngrid = \"2x2\"\nlayers = 16\ninsecure = true\nseed = 9\n\
-                    [[nodes]]\nid = 0\naddr = \"127.0.0.1:1\"\n\
-                    [[nodes]]\nid = 1\naddr = \"127.0.0.1:2\"\nsource = true\n";
-        let mut c = Cluster::parse(text).unwrap();
-        c.weights = weights;
-        c
-    }
-
-    #[test]
-    fn tail_layers_one_at_a_time_are_the_whole_files() {
-        let text = files::DEFAULT_CFG
-            .replace("width=608", "width=96")
-            .replace("height=608", "height=96")
-            .replace("filters=1024", "filters=32")
-            .replace("filters=512", "filters=16");
-        let net = tessera_core::model::cfg::parse(&text).unwrap();
-        let n = net.layers().len();
-        let whole = gen_weights::params(&net, n, 9);
-        let dir = std::env::temp_dir().join(format!("tessera-layer-params-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("w.weights");
-        gen_weights::generate(&net, 9, &path).unwrap();
-        let file = cluster(Some(path));
-        let seeded = cluster(None);
-        let mut from_file = LayerParams::of(&file, &net).unwrap();
-        let mut drawn = LayerParams::of(&seeded, &net).unwrap();
-        for j in [16, 18, 23, 29, 30] {
-            let at = param_count(&net, j).unwrap();
-            let want = &whole[at..at + layer_param_count(&net, j).unwrap()];
-            assert_eq!(from_file.layer(j).unwrap(), want, "file, layer {j}");
-            assert_eq!(drawn.layer(j).unwrap(), want, "seed, layer {j}");
-        }
-        // Any order, as the tail reads them (largest first).
-        let at = param_count(&net, 18).unwrap();
-        let want = &whole[at..at + layer_param_count(&net, 18).unwrap()];
-        assert_eq!(drawn.layer(18).unwrap(), want);
-        assert_eq!(from_file.layer(18).unwrap(), want);
-        assert!(drawn.layer(n).is_err());
-        assert!(from_file.layer(n).is_err());
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
 }

@@ -30,8 +30,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tessera_backends::builtin::DEFAULT_CFG;
 use tessera_backends::node_memory::{fd_count, vm_rss};
-use tessera_pi::files::DEFAULT_CFG;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 /// Frames of the soak proper.
@@ -233,7 +233,7 @@ fn a_cluster_of_processes_runs_250_frames_in_steady_state() {
     )
     .unwrap();
     let image = dir.0.join("frame.jpg");
-    std::fs::write(&image, tessera_pi::files::DEFAULT_IMAGE).unwrap();
+    std::fs::write(&image, tessera_backends::builtin::DEFAULT_IMAGE).unwrap();
     let out = dir.0.join("out");
     let mut text = format!(
         "policy = \"wst-s\"\ngrid = \"2x2\"\nlayers = 16\nseed = 3\nkey = \"{}\"\ncfg = \"{}\"\n\

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tessera_pi::files::DEFAULT_CFG;
+use tessera_backends::builtin::DEFAULT_CFG;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 /// Longest wait for one expected event (a loaded CI machine is slow, not broken).

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
-use tessera_pi::files::DEFAULT_CFG;
+use tessera_backends::builtin::DEFAULT_CFG;
 use tessera_testkit::free_port;
 
 /// The `tessera` binary under test.
