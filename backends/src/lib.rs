@@ -24,6 +24,8 @@
 //!   `model_files`: a node's cfg and parameters from files or a seed, `model_fingerprint` the
 //!   digest nodes compare in their `Hello`; `weights_writer` (feature `std`): seeded weights
 //!   written as a Darknet file.
+//! - `annotate` (feature `alloc`): detections drawn on a frame; `detections_json` (feature
+//!   `std`): a frame's detections as a JSON report.
 //! - `kernels` (feature `simd`): FMA conv kernels (AVX2+FMA, NEON), multi-core with `std`;
 //!   `unsafe` is allowed only in its arch modules.
 #![no_std]
@@ -32,6 +34,8 @@
 
 pub use embedded_nal;
 
+#[cfg(feature = "alloc")]
+pub mod annotate;
 #[cfg(all(feature = "std", feature = "simd"))]
 pub mod bench;
 pub mod builtin;
@@ -39,6 +43,8 @@ pub mod builtin;
 pub mod cluster;
 #[cfg(feature = "alloc")]
 pub mod coded;
+#[cfg(feature = "std")]
+pub mod detections_json;
 #[cfg(feature = "alloc")]
 pub mod driver;
 #[cfg(all(feature = "std", feature = "simd"))]

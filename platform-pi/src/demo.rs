@@ -28,12 +28,13 @@ use tessera_core::wire::{FrameKey, NodeId, Policy};
 use tessera_backends::builtin::SECOND_IMAGE;
 
 use crate::config::{parse_grid, parse_policy, NodeKernel};
-use crate::detections::{class_name, to_json, write_annotated};
 use crate::error::{error, Context, Error};
 use crate::files;
-use crate::image::{Image, ImageFiles};
+use crate::image::{write_annotated, Image, ImageFiles};
+use tessera_backends::detections_json::to_json;
 use tessera_backends::gen_weights;
 use tessera_backends::model_files::ModelFiles;
+use tessera_backends::pipeline::class_name;
 
 /// Arguments of `tessera demo`.
 #[derive(ClapArgs, Debug, Clone)]
@@ -171,10 +172,11 @@ fn write_outputs(net: &Network, dets: &[Detection], img: &Image, stem: &Path) ->
         Some(tessera_core::model::LayerKind::Region(r)) => r.classes,
         _ => 80,
     };
-    write_annotated(img, dets, classes, &stem.with_extension("png"))?;
+    let png = stem.with_extension("png");
+    write_annotated(img, dets, classes, &png).context(|| format!("writing {}", png.display()))?;
     let json = stem.with_extension("json");
-    std::fs::write(&json, to_json(dets, img.w, img.h)?)
-        .context(|| format!("writing {}", json.display()))?;
+    let text = to_json(dets, img.w, img.h).context(|| "writing JSON")?;
+    std::fs::write(&json, text).context(|| format!("writing {}", json.display()))?;
     for d in dets.iter().take(5) {
         println!("    {:<14} {:>5.1} %", class_name(d.class), 100.0 * d.prob);
     }

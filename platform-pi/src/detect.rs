@@ -11,11 +11,12 @@ use tessera_core::ftp::{Mode, Partition};
 use tessera_core::model::LayerKind;
 
 use crate::config::{parse_grid, NodeKernel};
-use crate::detections::{class_name, to_json, write_annotated, PixelBox};
 use crate::error::{error, Context, Error};
 use crate::files;
-use crate::image::{Image, ImageFiles};
+use crate::image::{write_annotated, Image, ImageFiles};
+use tessera_backends::detections_json::to_json;
 use tessera_backends::model_files::ModelFiles;
+use tessera_backends::pipeline::{class_name, PixelBox};
 
 /// Arguments of `tessera detect`.
 #[derive(clap::Args, Debug)]
@@ -121,11 +122,12 @@ pub fn run(args: &Args) -> Result<(), Error> {
     };
     // Files first: a closed stdout (`| head`) must not lose them.
     if let Some(png) = &args.png {
-        write_annotated(&img, &frame.detections, classes, png)?;
+        write_annotated(&img, &frame.detections, classes, png)
+            .context(|| format!("writing {}", png.display()))?;
     }
     if let Some(json) = &args.json {
-        std::fs::write(json, to_json(&frame.detections, img.w, img.h)?)
-            .context(|| format!("writing {}", json.display()))?;
+        let text = to_json(&frame.detections, img.w, img.h).context(|| "writing JSON")?;
+        std::fs::write(json, text).context(|| format!("writing {}", json.display()))?;
     }
     let gflop = |from: usize, to: usize| 2.0 * (net.macs(to) - net.macs(from)) as f64 / 1e9;
     let mut report = format!(

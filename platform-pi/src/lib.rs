@@ -10,7 +10,6 @@ pub mod coded_demo;
 pub mod config;
 pub mod demo;
 pub mod detect;
-pub mod detections;
 pub mod drop_log;
 pub mod error;
 pub mod files;

@@ -19,12 +19,12 @@ use tessera_core::wire::NodeId;
 
 use crate::config::Cluster;
 use crate::demo::own_model;
-use crate::detections::to_json;
 use crate::drop_log::DropLog;
 use crate::error::{error, Context, Error};
 use crate::image::{Image, ImageFiles};
 use crate::result_file::{write_new, WriteError};
 use crate::signals::Signals;
+use tessera_backends::detections_json::to_json;
 use tessera_backends::frame_source::{FrameSource, Next, SOURCE_QUEUE};
 
 /// Arguments of `tessera gateway`.
@@ -244,7 +244,9 @@ impl Results<'_> {
                     f.tiles_by
                 );
                 let (w, h) = (self.net.input().w as usize, self.net.input().h as usize);
-                to_json(&dets, w, h).and_then(|j| self.write(&name("json"), j.as_bytes()))
+                to_json(&dets, w, h)
+                    .context(|| "writing JSON")
+                    .and_then(|j| self.write(&name("json"), j.as_bytes()))
             }
         };
         let Err(e) = made else {
