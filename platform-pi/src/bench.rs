@@ -12,8 +12,8 @@ use tessera_backends::kernels::{Fma, Isa};
 use tessera_core::ftp::FusedStack;
 use tessera_core::model::weights::Weights;
 
-use crate::error::{Context, Error};
 use crate::files;
+use anyhow::{Context, Error};
 use tessera_backends::gen_weights;
 use tessera_backends::model_files::ModelFiles;
 
@@ -56,9 +56,10 @@ fn loadavg() -> String {
 pub fn run(args: &Args) -> Result<(), Error> {
     let net = ModelFiles::default().network()?;
     let upto = args.upto;
-    let stack = FusedStack::new(&net, upto).context(|| format!("fusing layers [0, {upto})"))?;
+    let stack =
+        FusedStack::new(&net, upto).with_context(|| format!("fusing layers [0, {upto})"))?;
     let params = gen_weights::params(&net, upto, args.seed);
-    let weights = Weights::new(&net, upto, &params).context(|| "viewing the weights")?;
+    let weights = Weights::new(&net, upto, &params).context("viewing the weights")?;
     let fma = Fma::new();
     let isa = fma.isa();
     let load = loadavg();
@@ -81,11 +82,11 @@ pub fn run(args: &Args) -> Result<(), Error> {
             print_row(l, row, peak);
         }
     })
-    .context(|| "measuring the layers")?;
+    .context("measuring the layers")?;
     let tiled = if args.no_tiled {
         None
     } else {
-        Some(tiled_check(&fma, &stack, &weights, &image, args.reps).context(|| "tiled check")?)
+        Some(tiled_check(&fma, &stack, &weights, &image, args.reps).context("tiled check")?)
     };
     peak = peak.max(peak_gflops(isa));
     let totals = LayerTimes::total("total", &rows);

@@ -22,7 +22,7 @@ use tessera_backends::link::RefusalReason;
 use tessera_core::wire::{Key, NodeId, HEADER_LEN};
 
 use crate::config::Cluster;
-use crate::error::{error, Context, Error};
+use anyhow::{anyhow, Context, Error};
 use tessera_backends::model_fingerprint::differences;
 
 /// Arguments of `tessera check`.
@@ -218,7 +218,8 @@ fn own_address(addr: SocketAddr) -> Result<&'static str, String> {
 /// Runs the checks and prints what they found; an error when anything is wrong.
 pub fn run(args: &Args) -> Result<(), Error> {
     let path = &args.cluster;
-    let text = std::fs::read_to_string(path).context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let cluster = match Cluster::parse(&text) {
         Ok(c) => c,
         Err(e) => {
@@ -228,9 +229,10 @@ pub fn run(args: &Args) -> Result<(), Error> {
                     None => println!("{}: {}", path.display(), p.message),
                 }
             }
-            return Err(error(
-                format!("checking {}", path.display()),
-                format!("{} problem(s) in the cluster file", e.problems.len()),
+            return Err(anyhow!(
+                "checking {}: {} problem(s) in the cluster file",
+                path.display(),
+                e.problems.len()
             ));
         }
     };
@@ -302,7 +304,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
     print!("{}", table(&rows));
     problems += rows.iter().filter(|r| !r.ok()).count();
     if problems > 0 {
-        return Err(error("check", format!("{problems} problem(s), see above")));
+        return Err(anyhow!("check: {problems} problem(s), see above"));
     }
     println!("all {} nodes ok", rows.len());
     Ok(())

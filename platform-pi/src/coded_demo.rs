@@ -18,7 +18,7 @@ use tessera_core::runtime::coded::{Allocator, CodedConfig};
 use tessera_core::time::Duration;
 use tessera_core::wire::NodeId;
 
-use crate::error::{error, Context, Error};
+use anyhow::{anyhow, Context, Error};
 use tessera_backends::rng::SplitMix64;
 
 /// Arguments of `tessera coded`.
@@ -66,9 +66,8 @@ fn ids(list: &str, workers: u16) -> Result<Vec<NodeId>, Error> {
         .filter(|s| !s.is_empty())
         .map(|s| match s.parse::<NodeId>() {
             Ok(id) if (1..=workers).contains(&id) => Ok(id),
-            _ => Err(error(
-                "reading worker ids",
-                format!("'{s}' is not a worker id 1..={workers}"),
+            _ => Err(anyhow!(
+                "reading worker ids: '{s}' is not a worker id 1..={workers}"
             )),
         })
         .collect()
@@ -81,21 +80,18 @@ pub fn model(args: &Args) -> Result<CodedModel, Error> {
         .split(',')
         .map(|d| d.trim().parse::<usize>())
         .collect::<Result<_, _>>()
-        .context(|| format!("reading --dims '{}'", args.dims))?;
+        .with_context(|| format!("reading --dims '{}'", args.dims))?;
     if dims.len() < 2 || dims.contains(&0) {
-        return Err(error(
-            "reading --dims",
-            "need at least two positive widths (input, then each layer's output)",
+        return Err(anyhow!(
+            "reading --dims: need at least two positive widths (input, then each layer's output)"
         ));
     }
     let w = args.workers as usize;
     let bad = || {
-        error(
-            "reading --scheme",
-            format!(
-                "'{}' with {w} workers and r = {}: use cdc (r < W), 2mr or uncoded",
-                args.scheme, args.r
-            ),
+        anyhow!(
+            "reading --scheme: '{}' with {w} workers and r = {}: use cdc (r < W), 2mr or uncoded",
+            args.scheme,
+            args.r
         )
     };
     let scheme = match args.scheme.as_str() {
@@ -108,7 +104,7 @@ pub fn model(args: &Args) -> Result<CodedModel, Error> {
     .map_err(|_| bad())?;
     let workers: Vec<NodeId> = (1..=args.workers).collect();
     generated_chain(&dims, scheme, &workers, args.float, args.seed)
-        .context(|| "building the coded model")
+        .context("building the coded model")
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
@@ -128,9 +124,8 @@ pub fn run(args: &Args) -> Result<(), Error> {
         "uniform" => Allocator::Uniform,
         "quality" => Allocator::QualityAware,
         s => {
-            return Err(error(
-                "reading --allocator",
-                format!("'{s}': use uniform or quality"),
+            return Err(anyhow!(
+                "reading --allocator: '{s}': use uniform or quality"
             ))
         }
     };
@@ -140,7 +135,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
     };
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
-        .context(|| "finding a free port")?
+        .context("finding a free port")?
         .port();
     let mut key = [0u8; 32];
     let mut rng = SplitMix64::new(args.seed ^ 0x006b_6579);
@@ -155,7 +150,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
         key,
         port,
     };
-    let run = run_loopback(model.clone(), &spec).context(|| "running the coded cluster")?;
+    let run = run_loopback(model.clone(), &spec).context("running the coded cluster")?;
     report(args, &model, &run.gateway, &run.frames)
 }
 
@@ -171,7 +166,7 @@ fn report(
     for LoopbackFrame { finished: f, input } in done {
         let expect = model
             .reference(input, 1)
-            .context(|| "computing the reference")?;
+            .context("computing the reference")?;
         let same = bit_identical(&f.output, &expect);
         let err = max_abs_diff(&f.output, &expect);
         worst = worst.max(if f.quality.is_complete() { err } else { 0.0 });

@@ -16,7 +16,7 @@ use tessera_backends::model_fingerprint::ModelIdentity;
 use tessera_core::runtime::coded::CodedConfig;
 use tessera_core::wire::{NodeId, Policy};
 
-use crate::error::{Context, Error};
+use anyhow::{Context, Error};
 
 /// Most edges a cluster file may list.
 pub const MAX_EDGES: usize = 16;
@@ -316,8 +316,8 @@ impl Cluster {
     /// Loads and validates a cluster file.
     pub fn load(path: &Path) -> Result<Cluster, Error> {
         let text =
-            std::fs::read_to_string(path).context(|| format!("reading {}", path.display()))?;
-        Cluster::parse(&text).context(|| format!("cluster file {}", path.display()))
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Cluster::parse(&text).with_context(|| format!("cluster file {}", path.display()))
     }
 
     /// Parses and validates cluster TOML: every problem is reported at once, each with its

@@ -28,9 +28,9 @@ use tessera_core::wire::{FrameKey, NodeId, Policy};
 use tessera_backends::builtin::SECOND_IMAGE;
 
 use crate::config::{parse_grid, parse_policy, NodeKernel};
-use crate::error::{error, Context, Error};
 use crate::files;
 use crate::image::{write_annotated, Image, ImageFiles};
+use anyhow::{anyhow, Context, Error};
 use tessera_backends::detections_json::to_json;
 use tessera_backends::gen_weights;
 use tessera_backends::model_files::ModelFiles;
@@ -114,7 +114,7 @@ pub fn own_model(
 ) -> Result<Arc<Model>, Error> {
     Model::new(net.clone(), params, layers, grid, Partition::Darknet)
         .map(Arc::new)
-        .map_err(|e| error("model", e.to_string()))
+        .map_err(|e| anyhow!("model: {}", e))
 }
 
 fn load_images(paths: &[PathBuf]) -> Result<Vec<(String, Image)>, Error> {
@@ -122,11 +122,11 @@ fn load_images(paths: &[PathBuf]) -> Result<Vec<(String, Image)>, Error> {
         return Ok(vec![
             (
                 "0".into(),
-                Image::decode(files::DEFAULT_IMAGE).context(|| "bundled sample 0")?,
+                Image::decode(files::DEFAULT_IMAGE).context("bundled sample 0")?,
             ),
             (
                 "1".into(),
-                Image::decode(SECOND_IMAGE).context(|| "bundled sample 1")?,
+                Image::decode(SECOND_IMAGE).context("bundled sample 1")?,
             ),
         ]);
     }
@@ -138,7 +138,7 @@ fn load_images(paths: &[PathBuf]) -> Result<Vec<(String, Image)>, Error> {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "frame".into());
             Image::load(p)
-                .context(|| format!("loading {}", p.display()))
+                .with_context(|| format!("loading {}", p.display()))
                 .map(|i| (name, i))
         })
         .collect()
@@ -154,8 +154,7 @@ fn postprocess<K: Kernels>(
     img: &Image,
     stem: &Path,
 ) -> Result<usize, Error> {
-    let weights =
-        Weights::new(net, net.layers().len(), params).context(|| "viewing the weights")?;
+    let weights = Weights::new(net, net.layers().len(), params).context("viewing the weights")?;
     let t0 = std::time::Instant::now();
     let t = run_tail(kernels, net, &weights, layers, fused_out, &[])?;
     println!(
@@ -173,10 +172,11 @@ fn write_outputs(net: &Network, dets: &[Detection], img: &Image, stem: &Path) ->
         _ => 80,
     };
     let png = stem.with_extension("png");
-    write_annotated(img, dets, classes, &png).context(|| format!("writing {}", png.display()))?;
+    write_annotated(img, dets, classes, &png)
+        .with_context(|| format!("writing {}", png.display()))?;
     let json = stem.with_extension("json");
-    let text = to_json(dets, img.w, img.h).context(|| "writing JSON")?;
-    std::fs::write(&json, text).context(|| format!("writing {}", json.display()))?;
+    let text = to_json(dets, img.w, img.h).context("writing JSON")?;
+    std::fs::write(&json, text).with_context(|| format!("writing {}", json.display()))?;
     for d in dets.iter().take(5) {
         println!("    {:<14} {:>5.1} %", class_name(d.class), 100.0 * d.prob);
     }
@@ -186,19 +186,17 @@ fn write_outputs(net: &Network, dets: &[Detection], img: &Image, stem: &Path) ->
 /// Runs the command.
 pub fn run(args: &Args) -> Result<(), Error> {
     if args.edges == 0 || args.edges as usize > crate::config::MAX_EDGES {
-        return Err(error(
-            "demo",
-            format!(
-                "--edges {} outside 1..={}",
-                args.edges,
-                crate::config::MAX_EDGES
-            ),
+        return Err(anyhow!(
+            "demo: --edges {} outside 1..={}",
+            args.edges,
+            crate::config::MAX_EDGES
         ));
     }
     if args.sources == 0 || args.sources > args.edges {
-        return Err(error(
-            "demo",
-            format!("--sources {} outside 1..={}", args.sources, args.edges),
+        return Err(anyhow!(
+            "demo: --sources {} outside 1..={}",
+            args.sources,
+            args.edges
         ));
     }
     let faults = FaultSpec {
@@ -212,16 +210,15 @@ pub fn run(args: &Args) -> Result<(), Error> {
     // Scheme errors before the (slow) weight generation.
     let split = match (args.coded_tail, args.no_tail) {
         (Some(_), true) => {
-            return Err(error(
-                "demo",
-                "--coded-tail and --no-tail exclude each other",
+            return Err(anyhow!(
+                "demo: --coded-tail and --no-tail exclude each other"
             ))
         }
         (Some(scheme), false) => Some((
             scheme,
             scheme
                 .layer_scheme(args.edges as usize)
-                .context(|| "--coded-tail")?,
+                .context("--coded-tail")?,
         )),
         (None, _) => None,
     };
@@ -241,11 +238,11 @@ pub fn run(args: &Args) -> Result<(), Error> {
     };
     let coded = match split {
         Some((scheme, split)) => {
-            let weights = Weights::new(&net, all, &params).context(|| "viewing the weights")?;
+            let weights = Weights::new(&net, all, &params).context("viewing the weights")?;
             let workers: Vec<NodeId> = (1..=args.edges).collect();
             Some(
                 CodedTail::new(&net, &weights, layers, split, &workers)
-                    .context(|| format!("--coded-tail {scheme}"))?,
+                    .with_context(|| format!("--coded-tail {scheme}"))?,
             )
         }
         None => None,
@@ -315,7 +312,8 @@ pub fn run(args: &Args) -> Result<(), Error> {
         StdDuration::from_secs(args.timeout),
         tail.as_ref(),
     )?;
-    std::fs::create_dir_all(&args.out).context(|| format!("creating {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
     println!(
         "
 frame         latency     done  tiles per node               boxes"
@@ -383,7 +381,7 @@ frame         latency     done  tiles per node               boxes"
                     }
                 );
                 tail_ms.push(fin.latency.total_micros() as f64 / 1e3);
-                let weights = Weights::new(&net, all, &params).context(|| "viewing the weights")?;
+                let weights = Weights::new(&net, all, &params).context("viewing the weights")?;
                 let (check, dets) =
                     tail::check(&kernel, &net, &weights, c, out, done, (img.w, img.h))?;
                 write_outputs(&net, &dets, img, &stem)?;
@@ -495,7 +493,7 @@ frame         latency     done  tiles per node               boxes"
         run.elapsed.as_secs_f64()
     );
     if failed > 0 {
-        return Err(error("demo", format!("{failed} frame(s) did not complete")));
+        return Err(anyhow!("demo: {failed} frame(s) did not complete"));
     }
     Ok(())
 }

@@ -11,9 +11,9 @@ use tessera_core::ftp::{Mode, Partition};
 use tessera_core::model::LayerKind;
 
 use crate::config::{parse_grid, NodeKernel};
-use crate::error::{error, Context, Error};
 use crate::files;
 use crate::image::{write_annotated, Image, ImageFiles};
+use anyhow::{anyhow, Context, Error};
 use tessera_backends::detections_json::to_json;
 use tessera_backends::model_files::ModelFiles;
 use tessera_backends::pipeline::{class_name, PixelBox};
@@ -73,7 +73,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
     // Checked before the network runs rather than after, when decoding would refuse them.
     for (name, t) in [("--thresh", args.thresh), ("--nms", args.nms)] {
         if !(0.0..=1.0).contains(&t) {
-            return Err(error(name, format!("{t} is outside [0, 1]")));
+            return Err(anyhow!("{}: {t} is outside [0, 1]", name));
         }
     }
     let model_files = ModelFiles {
@@ -85,8 +85,8 @@ pub fn run(args: &Args) -> Result<(), Error> {
     let all = net.layers().len();
     let params = model_files.params(&net, all)?;
     let img = match &args.input {
-        Some(path) => Image::load(path).context(|| format!("loading {}", path.display()))?,
-        None => Image::decode(files::DEFAULT_IMAGE).context(|| "decoding the built-in sample")?,
+        Some(path) => Image::load(path).with_context(|| format!("loading {}", path.display()))?,
+        None => Image::decode(files::DEFAULT_IMAGE).context("decoding the built-in sample")?,
     };
     let grid = args.grid.unwrap_or((1, 1));
     let partition = if args.balanced {
@@ -101,9 +101,9 @@ pub fn run(args: &Args) -> Result<(), Error> {
     };
     let shape = net.input();
     if shape.c != 3 {
-        return Err(error(
-            "preparing the input",
-            format!("network takes {} channels, images have 3", shape.c),
+        return Err(anyhow!(
+            "preparing the input: network takes {} channels, images have 3",
+            shape.c
         ));
     }
     let input = img.letterbox(shape.w as usize, shape.h as usize).data;
@@ -123,11 +123,11 @@ pub fn run(args: &Args) -> Result<(), Error> {
     // Files first: a closed stdout (`| head`) must not lose them.
     if let Some(png) = &args.png {
         write_annotated(&img, &frame.detections, classes, png)
-            .context(|| format!("writing {}", png.display()))?;
+            .with_context(|| format!("writing {}", png.display()))?;
     }
     if let Some(json) = &args.json {
-        let text = to_json(&frame.detections, img.w, img.h).context(|| "writing JSON")?;
-        std::fs::write(json, text).context(|| format!("writing {}", json.display()))?;
+        let text = to_json(&frame.detections, img.w, img.h).context("writing JSON")?;
+        std::fs::write(json, text).with_context(|| format!("writing {}", json.display()))?;
     }
     let gflop = |from: usize, to: usize| 2.0 * (net.macs(to) - net.macs(from)) as f64 / 1e9;
     let mut report = format!(

@@ -4,22 +4,20 @@ use std::path::Path;
 
 use tessera_core::model::Network;
 
-use crate::error::{error, Context, Error};
 use crate::image::{Image, ImageFiles};
+use anyhow::{anyhow, Context, Error};
 
 pub use tessera_backends::builtin::{DEFAULT_CFG, DEFAULT_IMAGE};
 
 /// Reads a CHW little-endian f32 tensor of exactly `elements` values.
 pub fn load_raw(path: &Path, elements: usize) -> Result<Vec<f32>, Error> {
-    let bytes = std::fs::read(path).context(|| format!("reading {}", path.display()))?;
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     if bytes.len() != elements * 4 {
-        return Err(error(
-            format!("reading {}", path.display()),
-            format!(
-                "expected {} bytes ({elements} f32), found {}",
-                elements * 4,
-                bytes.len()
-            ),
+        return Err(anyhow!(
+            "reading {}: expected {} bytes ({elements} f32), found {}",
+            path.display(),
+            elements * 4,
+            bytes.len()
         ));
     }
     Ok(bytes
@@ -31,7 +29,7 @@ pub fn load_raw(path: &Path, elements: usize) -> Result<Vec<f32>, Error> {
 /// Writes values as little-endian f32.
 pub fn write_raw(path: &Path, values: &[f32]) -> Result<(), Error> {
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    std::fs::write(path, bytes).context(|| format!("writing {}", path.display()))
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Loads an image (the built-in sample when `path` is `None`) and letterboxes it to the network
@@ -39,14 +37,14 @@ pub fn write_raw(path: &Path, values: &[f32]) -> Result<(), Error> {
 pub fn load_image_input(path: Option<&Path>, net: &Network) -> Result<Vec<f32>, Error> {
     let shape = net.input();
     if shape.c != 3 {
-        return Err(error(
-            "preparing the input",
-            format!("network takes {} channels, images have 3", shape.c),
+        return Err(anyhow!(
+            "preparing the input: network takes {} channels, images have 3",
+            shape.c
         ));
     }
     let img = match path {
-        Some(path) => Image::load(path).context(|| format!("loading {}", path.display()))?,
-        None => Image::decode(DEFAULT_IMAGE).context(|| "decoding the built-in sample")?,
+        Some(path) => Image::load(path).with_context(|| format!("loading {}", path.display()))?,
+        None => Image::decode(DEFAULT_IMAGE).context("decoding the built-in sample")?,
     };
     Ok(img.letterbox(shape.w as usize, shape.h as usize).data)
 }

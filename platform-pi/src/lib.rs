@@ -11,7 +11,6 @@ pub mod config;
 pub mod demo;
 pub mod detect;
 pub mod drop_log;
-pub mod error;
 pub mod files;
 pub mod image;
 pub mod keygen;

@@ -1,10 +1,9 @@
 //! The `tessera` command: distributed CNN inference on Raspberry Pi class devices.
 
+use anyhow::Context;
 use tessera_backends::model_files::ModelFiles;
 use tessera_backends::weights_writer::write_weights;
-use tessera_pi::{
-    bench, bench_cluster, check, coded_demo, demo, detect, error::Context, keygen, layers, nodes,
-};
+use tessera_pi::{bench, bench_cluster, check, coded_demo, demo, detect, keygen, layers, nodes};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -77,7 +76,7 @@ fn main() -> ExitCode {
             };
             model_files.network().map_err(Into::into).and_then(|net| {
                 let bytes = write_weights(&net, seed, &out)
-                    .context(|| format!("writing {}", out.display()))?;
+                    .with_context(|| format!("writing {}", out.display()))?;
                 println!("wrote {} ({bytes} bytes, seed {seed})", out.display());
                 Ok(())
             })
@@ -96,7 +95,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }

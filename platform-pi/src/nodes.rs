@@ -20,10 +20,10 @@ use tessera_core::wire::NodeId;
 use crate::config::Cluster;
 use crate::demo::own_model;
 use crate::drop_log::DropLog;
-use crate::error::{error, Context, Error};
 use crate::image::{Image, ImageFiles};
 use crate::result_file::{write_new, WriteError};
 use crate::signals::Signals;
+use anyhow::{anyhow, Context, Error};
 use tessera_backends::detections_json::to_json;
 use tessera_backends::frame_source::{FrameSource, Next, SOURCE_QUEUE};
 
@@ -130,7 +130,7 @@ fn deferred_model(cluster: &Cluster) -> Result<Arc<Model>, Error> {
         source,
     )
     .map(Arc::new)
-    .map_err(|e| error("model", e.to_string()))
+    .map_err(|e| anyhow!("model: {}", e))
 }
 
 /// When a node command prints its counters line: every `--stats-every` seconds, on SIGUSR1.
@@ -245,17 +245,15 @@ impl Results<'_> {
                 );
                 let (w, h) = (self.net.input().w as usize, self.net.input().h as usize);
                 to_json(&dets, w, h)
-                    .context(|| "writing JSON")
+                    .context("writing JSON")
                     .and_then(|j| self.write(&name("json"), j.as_bytes()))
             }
         };
         let Err(e) = made else {
             return true;
         };
-        eprintln!("frame {}.{}: {e}", key.origin, key.number);
-        let exists = std::error::Error::source(&e)
-            .and_then(|s| s.downcast_ref::<WriteError>())
-            .is_some_and(|w| matches!(w, WriteError::Exists(_)));
+        eprintln!("frame {}.{}: {e:#}", key.origin, key.number);
+        let exists = matches!(e.downcast_ref::<WriteError>(), Some(WriteError::Exists(_)));
         counts.exists += usize::from(exists);
         exists
     }
@@ -267,8 +265,8 @@ impl Results<'_> {
         let Some(dir) = self.out else {
             return Ok(());
         };
-        std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
-        write_new(&dir.join(name), bytes).context(|| "saving the result")
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        write_new(&dir.join(name), bytes).context("saving the result")
     }
 }
 
@@ -284,10 +282,9 @@ fn coded_tail_of(
     };
     let workers = cluster.workers();
     let split = scheme.layer_scheme(workers.len())?;
-    let weights =
-        Weights::new(net, net.layers().len(), params).context(|| "viewing the weights")?;
+    let weights = Weights::new(net, net.layers().len(), params).context("viewing the weights")?;
     let tail = CodedTail::new(net, &weights, cluster.layers, split, &workers)
-        .context(|| format!("the cluster file's tail = \"{scheme}\""))?;
+        .with_context(|| format!("the cluster file's tail = \"{scheme}\""))?;
     Ok(Some(tail))
 }
 
@@ -307,7 +304,7 @@ fn worker_tail(
     let model = worker_model(net, cluster.layers, split, &workers, id, |j| {
         source.layer(j)
     })
-    .context(|| format!("the cluster file's tail = \"{scheme}\""))?;
+    .with_context(|| format!("the cluster file's tail = \"{scheme}\""))?;
     Ok(Some(Arc::new(model)))
 }
 
@@ -318,7 +315,7 @@ fn start(
     model: Arc<Model>,
     options: NodeOptions,
 ) -> Result<NodeThread, Error> {
-    start_node(&cluster.spec(), id, model, options).context(|| format!("starting node {id}"))
+    start_node(&cluster.spec(), id, model, options).with_context(|| format!("starting node {id}"))
 }
 
 /// Runs the gateway until `--frames` frames are finished, or SIGTERM/SIGINT.
@@ -333,16 +330,13 @@ fn start(
 /// to a restarted gateway), the counters are printed and the exit status is 0.
 pub fn gateway(args: &GatewayArgs) -> Result<(), Error> {
     tessera_backends::driver::heap::tune_heap();
-    let signals = Signals::install().context(|| "installing signal handlers")?;
+    let signals = Signals::install().context("installing signal handlers")?;
     let cluster = Cluster::load(&args.cluster)?;
     if cluster.tail != TailPlace::Gateway && args.tail == Tail::None {
-        return Err(error(
-            "gateway",
-            format!(
-                "--tail none, but {} runs the tail coded (tail = \"{}\")",
-                args.cluster.display(),
-                cluster.tail
-            ),
+        return Err(anyhow!(
+            "gateway: --tail none, but {} runs the tail coded (tail = \"{}\")",
+            args.cluster.display(),
+            cluster.tail
         ));
     }
     let (model, coded) = match args.tail {
@@ -365,7 +359,7 @@ pub fn gateway(args: &GatewayArgs) -> Result<(), Error> {
             kernel: AnyKernel::of(cluster.kernel),
             weights: Box::new(
                 Weights::new(&net, net.layers().len(), &model.params)
-                    .context(|| "viewing the weights")?,
+                    .context("viewing the weights")?,
             ),
         },
         (None, Tail::None) => TailWork::None,
@@ -484,31 +478,29 @@ fn report(c: &mut SourceCounts, f: &Finished) {
 /// prints the counters and exits 0).
 pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
     tessera_backends::driver::heap::tune_heap();
-    let signals = Signals::install().context(|| "installing signal handlers")?;
+    let signals = Signals::install().context("installing signal handlers")?;
     let cluster = Cluster::load(&args.cluster)?;
     let Some(me) = cluster.node(args.id).filter(|_| args.id != 0) else {
-        return Err(error(
-            "edge",
-            format!("no edge with id {} in {}", args.id, args.cluster.display()),
+        return Err(anyhow!(
+            "edge: no edge with id {} in {}",
+            args.id,
+            args.cluster.display()
         ));
     };
     let feeds = !args.input.is_empty() || args.input_dir.is_some() || args.input_list.is_some();
     if feeds && !me.source {
-        return Err(error(
-            "edge",
-            format!(
-                "edge {} is given --input frames but is no source in {} (set source = true)",
-                args.id,
-                args.cluster.display()
-            ),
+        return Err(anyhow!(
+            "edge: edge {} is given --input frames but is no source in {} (set source = true)",
+            args.id,
+            args.cluster.display()
         ));
     }
     if !(args.slowdown >= 1.0 && args.slowdown <= 1000.0) {
-        return Err(error("edge", "--slowdown must be in 1..=1000"));
+        return Err(anyhow!("edge: --slowdown must be in 1..=1000"));
     }
     for p in &args.input {
         // Inputs are decoded lazily: check now that each is there, not mid-run.
-        std::fs::metadata(p).context(|| format!("reading {}", p.display()))?;
+        std::fs::metadata(p).with_context(|| format!("reading {}", p.display()))?;
     }
     let (net, model, coded) = if cluster.tail == TailPlace::Gateway {
         let (net, params) = cluster.model.load(cluster.layers)?;
@@ -542,7 +534,7 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
     let shape = net.input();
     let (mut source, feeding) = match (&args.input_dir, &args.input_list) {
         (Some(dir), _) => (
-            FrameSource::dir(dir).context(|| format!("reading {}", dir.display()))?,
+            FrameSource::dir(dir).with_context(|| format!("reading {}", dir.display()))?,
             format!("frames from {}", dir.display()),
         ),
         (None, Some(list)) => (
@@ -586,7 +578,7 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
     loop {
         // The link gave up after a run of refused Hellos (wrong key, unknown id...): say why.
         if let Some(r) = node.stats().link.gave_up {
-            return Err(error(format!("edge {}", args.id), r.to_string()));
+            return Err(anyhow!("edge {}: {}", args.id, r));
         }
         let timed_out = args
             .seconds
@@ -616,19 +608,19 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
                 Next::Frame(p) => {
                     let (w, h) = (shape.w as usize, shape.h as usize);
                     let img = Image::load_letterboxed(&p, w, h)
-                        .context(|| format!("loading {}", p.display()));
+                        .with_context(|| format!("loading {}", p.display()));
                     if let Err(e) = source.consumed(&p) {
                         eprintln!("removing {}: {e}", p.display());
                     }
                     match img {
                         Ok(img) => {
                             node.submit(img.data)
-                                .map_err(|e| error("feeding frames", e.to_string()))?;
+                                .map_err(|e| anyhow!("feeding frames: {}", e))?;
                             c.fed += 1;
                         }
                         // A camera's bad frame costs that frame, not the edge.
                         Err(e) if source.live() => {
-                            eprintln!("edge {}: skipped a frame: {e}", args.id);
+                            eprintln!("edge {}: skipped a frame: {e:#}", args.id);
                             c.skipped += 1;
                         }
                         Err(e) => return Err(e),
