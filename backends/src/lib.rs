@@ -13,7 +13,8 @@
 //! - `cluster` (features `std` + `simd`): a cluster's description and starting one node of it
 //!   on its own threads; `local`: a whole cluster in one process on loopback, with faults and
 //!   an optional coded tail, `fault_spec` its faults as the demo spells them; `bench`: the
-//!   kernel benchmark's measurements; `policy_bench`: the policies measured on loopback.
+//!   kernel benchmark's measurements, `kernel_report` their JSON report; `policy_bench`: the
+//!   policies measured on loopback.
 //! - `frame_result` (features `alloc` + `simd`): a gateway's final result of a frame (fused
 //!   output, the tail run here, or the coded stage's output; then boxes).
 //! - `gen_weights` (feature `alloc`): seeded random parameters in Darknet order; `rng`: the
@@ -55,6 +56,8 @@ pub mod frame_result;
 pub mod frame_source;
 #[cfg(feature = "alloc")]
 pub mod gen_weights;
+#[cfg(all(feature = "std", feature = "simd"))]
+pub mod kernel_report;
 #[cfg(feature = "alloc")]
 pub mod link;
 #[cfg(all(feature = "std", feature = "simd"))]
