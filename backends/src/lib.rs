@@ -14,7 +14,7 @@
 //!   on its own threads; `local`: a whole cluster in one process on loopback, with faults and
 //!   an optional coded tail, `fault_spec` its faults as the demo spells them; `bench`: the
 //!   kernel benchmark's measurements, `kernel_report` their JSON report; `policy_bench`: the
-//!   policies measured on loopback.
+//!   policies measured on loopback; `probe`: what `tessera check` asks a node.
 //! - `frame_result` (features `alloc` + `simd`): a gateway's final result of a frame (fused
 //!   output, the tail run here, or the coded stage's output; then boxes).
 //! - `gen_weights` (feature `alloc`): seeded random parameters in Darknet order; `rng`: the
@@ -76,6 +76,8 @@ pub mod node_memory;
 pub mod pipeline;
 #[cfg(all(feature = "std", feature = "simd"))]
 pub mod policy_bench;
+#[cfg(all(feature = "std", feature = "simd"))]
+pub mod probe;
 pub mod rng;
 #[cfg(feature = "std")]
 pub mod weights_file;

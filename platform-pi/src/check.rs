@@ -8,18 +8,16 @@
 //! fingerprint, or a refusal such as a different key). The answers go in one table; the exit
 //! status is 0 only when every row is fine.
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::ErrorKind;
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args as ClapArgs;
-use tessera_backends::cluster::epoch_micros;
-use tessera_backends::link::handshake::{
-    parse_probe_answer, probe_answer_len, probe_hello, ProbeAnswer,
-};
+use tessera_backends::link::handshake::ProbeAnswer;
 use tessera_backends::link::RefusalReason;
-use tessera_core::wire::{Key, NodeId, HEADER_LEN};
+use tessera_backends::probe::{probe, Probe};
+use tessera_core::wire::{Key, NodeId};
 
 use crate::config::Cluster;
 use anyhow::{anyhow, Context, Error};
@@ -37,63 +35,6 @@ pub struct Args {
     /// Longest wait for each node's connect and answer, ms (default: the file's connect_ms).
     #[arg(long)]
     pub timeout_ms: Option<u64>,
-}
-
-/// What probing one node found.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Probe {
-    /// No TCP connection (what the socket said).
-    Unreachable(String),
-    /// Connected, but no answer came (closed or silent: what happened).
-    NoAnswer(String),
-    /// An answer that is not a verified `Hello` nor a refusal.
-    Garbled(String),
-    /// A refusal or the node's `Hello`.
-    Answer(ProbeAnswer),
-}
-
-/// Probes the node at `addr` with a `Hello` sealed with `key`, waiting at most `timeout` for
-/// the connect and again for the answer.
-pub fn probe(addr: SocketAddr, key: Option<&Key>, timeout: Duration) -> Probe {
-    let mut s = match TcpStream::connect_timeout(&addr, timeout) {
-        Ok(s) => s,
-        Err(e) => return Probe::Unreachable(unreachable_why(&e)),
-    };
-    let _ = s.set_read_timeout(Some(timeout));
-    let _ = s.set_write_timeout(Some(timeout));
-    let (hello, n) = probe_hello(key, epoch_micros().max(1));
-    if let Err(e) = s.write_all(&hello[..n]) {
-        return Probe::NoAnswer(format!("sending the probe: {e}"));
-    }
-    let mut frame = [0u8; tessera_backends::link::PRE_AUTH_FRAME];
-    if let Err(e) = s.read_exact(&mut frame[..HEADER_LEN]) {
-        return Probe::NoAnswer(match e.kind() {
-            ErrorKind::UnexpectedEof => "closed without answering (not a tessera node?)".into(),
-            ErrorKind::WouldBlock | ErrorKind::TimedOut => "no answer in time".into(),
-            _ => e.to_string(),
-        });
-    }
-    let len = match probe_answer_len(&frame[..HEADER_LEN]) {
-        Ok(len) => len,
-        Err(e) => return Probe::Garbled(format!("answer header: {e}")),
-    };
-    if let Err(e) = s.read_exact(&mut frame[HEADER_LEN..len]) {
-        return Probe::NoAnswer(format!("reading the answer: {e}"));
-    }
-    match parse_probe_answer(&mut frame[..len], key) {
-        Ok(a) => Probe::Answer(a),
-        Err(e) => Probe::Garbled(format!("answer did not verify ({e}): another key?")),
-    }
-}
-
-fn unreachable_why(e: &std::io::Error) -> String {
-    match e.kind() {
-        ErrorKind::ConnectionRefused => "connection refused (is tessera running there?)".into(),
-        ErrorKind::TimedOut | ErrorKind::WouldBlock => {
-            "no answer to connect (down or firewalled?)".into()
-        }
-        _ => e.to_string(),
-    }
 }
 
 /// One row of the table.
