@@ -4,18 +4,19 @@
 //! built-in cfg with generated weights (`--seed`) and the built-in sample image. A layer's
 //! GFLOP/s is `2·MACs / time`; max pools have no FLOPs but their time counts in the totals.
 
+use anyhow::{Context, Error};
+
 use tessera_backends::bench::{
     bench_layers, peak_gflops, tiled_check, LayerBench, LayerTimes, TiledCheck, THREADS_MULTI,
 };
+use tessera_backends::gen_weights;
 use tessera_backends::kernel_report::{gflops, secs, KernelReport, KernelRun};
 use tessera_backends::kernels::Fma;
+use tessera_backends::model_files::ModelFiles;
 use tessera_core::ftp::FusedStack;
 use tessera_core::model::weights::Weights;
 
 use crate::files;
-use anyhow::{Context, Error};
-use tessera_backends::gen_weights;
-use tessera_backends::model_files::ModelFiles;
 
 const THREADS: usize = THREADS_MULTI;
 

@@ -5,15 +5,16 @@
 //! two data sources' throughput and latency), then the peak resident memory of real node
 //! processes (`tessera_backends::node_memory`); this module checks the arguments and prints.
 
+use anyhow::{anyhow, Context, Error};
 use clap::Args as ClapArgs;
+
+use tessera_backends::gen_weights;
 use tessera_backends::node_memory::{self, RssRun};
+use tessera_backends::policy_bench::{policy_name as name, sweep, two_sources, BenchSetup};
 
 use crate::config::NodeKernel;
 use crate::files;
 use crate::image::{Image, ImageFiles};
-use anyhow::{anyhow, Context, Error};
-use tessera_backends::gen_weights;
-use tessera_backends::policy_bench::{policy_name as name, sweep, two_sources, BenchSetup};
 
 /// Arguments of `tessera bench cluster`.
 #[derive(ClapArgs, Debug)]

@@ -13,15 +13,16 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::{anyhow, Context, Error};
 use clap::Args as ClapArgs;
+
 use tessera_backends::link::handshake::ProbeAnswer;
 use tessera_backends::link::RefusalReason;
+use tessera_backends::model_fingerprint::differences;
 use tessera_backends::probe::{probe, Probe};
 use tessera_core::wire::{Key, NodeId};
 
 use crate::config::Cluster;
-use anyhow::{anyhow, Context, Error};
-use tessera_backends::model_fingerprint::differences;
 
 /// Arguments of `tessera check`.
 #[derive(ClapArgs, Debug)]

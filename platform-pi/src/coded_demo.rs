@@ -10,16 +10,16 @@
 
 use std::sync::Arc;
 
+use anyhow::{anyhow, Context, Error};
 use clap::Args as ClapArgs;
+
 use tessera_backends::coded::loopback::{run_loopback, LoopbackFrame, LoopbackSpec};
 use tessera_backends::coded::tail::{bit_identical, max_abs_diff, TailScheme};
 use tessera_backends::coded::{generated_chain, CodedModel, CodedNodeStats};
+use tessera_backends::rng::SplitMix64;
 use tessera_core::runtime::coded::{Allocator, CodedConfig};
 use tessera_core::time::Duration;
 use tessera_core::wire::NodeId;
-
-use anyhow::{anyhow, Context, Error};
-use tessera_backends::rng::SplitMix64;
 
 /// Arguments of `tessera coded`.
 #[derive(ClapArgs, Debug, Clone)]

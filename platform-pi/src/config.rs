@@ -9,14 +9,14 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use anyhow::{Context, Error};
 use serde::Deserialize;
+
 use tessera_backends::cluster::ClusterSpec;
 use tessera_backends::model_files::{ModelFileError, ModelFiles};
 use tessera_backends::model_fingerprint::ModelIdentity;
 use tessera_core::runtime::coded::CodedConfig;
 use tessera_core::wire::{NodeId, Policy};
-
-use anyhow::{Context, Error};
 
 /// Most edges a cluster file may list.
 pub const MAX_EDGES: usize = 16;

@@ -10,12 +10,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
+use anyhow::{anyhow, Context, Error};
 use clap::Args as ClapArgs;
+
+use tessera_backends::builtin::SECOND_IMAGE;
 use tessera_backends::cluster::ClusterSpec;
 use tessera_backends::coded::tail::{self, CheckSummary, CodedCheck, CodedTail, TailScheme};
+use tessera_backends::detections_json::to_json;
 use tessera_backends::driver::Model;
 use tessera_backends::fault_spec::FaultSpec;
+use tessera_backends::gen_weights;
 use tessera_backends::local::{fused_model, run_local, TailSpec};
+use tessera_backends::model_files::ModelFiles;
+use tessera_backends::pipeline::class_name;
 use tessera_backends::pipeline::{boxes, run_tail, AnyKernel};
 use tessera_core::detect::Detection;
 use tessera_core::ftp::Partition;
@@ -25,16 +32,9 @@ use tessera_core::model::Network;
 use tessera_core::runtime::coded::{CodedConfig, Protection};
 use tessera_core::wire::{FrameKey, NodeId, Policy};
 
-use tessera_backends::builtin::SECOND_IMAGE;
-
 use crate::config::{parse_grid, parse_policy, NodeKernel};
 use crate::files;
 use crate::image::{write_annotated, Image, ImageFiles};
-use anyhow::{anyhow, Context, Error};
-use tessera_backends::detections_json::to_json;
-use tessera_backends::gen_weights;
-use tessera_backends::model_files::ModelFiles;
-use tessera_backends::pipeline::class_name;
 
 /// Arguments of `tessera demo`.
 #[derive(ClapArgs, Debug, Clone)]

@@ -4,7 +4,12 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 
+use anyhow::{anyhow, Context, Error};
+
+use tessera_backends::detections_json::to_json;
 use tessera_backends::kernels::Fma;
+use tessera_backends::model_files::ModelFiles;
+use tessera_backends::pipeline::{class_name, PixelBox};
 use tessera_backends::pipeline::{detect_frame, AnyKernel, DetectSetup};
 use tessera_core::detect::{DEFAULT_NMS, DEFAULT_THRESH};
 use tessera_core::ftp::{Mode, Partition};
@@ -13,10 +18,6 @@ use tessera_core::model::LayerKind;
 use crate::config::{parse_grid, NodeKernel};
 use crate::files;
 use crate::image::{write_annotated, Image, ImageFiles};
-use anyhow::{anyhow, Context, Error};
-use tessera_backends::detections_json::to_json;
-use tessera_backends::model_files::ModelFiles;
-use tessera_backends::pipeline::{class_name, PixelBox};
 
 /// Arguments of `tessera detect`.
 #[derive(clap::Args, Debug)]

@@ -2,10 +2,11 @@
 
 use std::path::Path;
 
+use anyhow::{anyhow, Context, Error};
+
 use tessera_core::model::Network;
 
 use crate::image::{Image, ImageFiles};
-use anyhow::{anyhow, Context, Error};
 
 pub use tessera_backends::builtin::{DEFAULT_CFG, DEFAULT_IMAGE};
 

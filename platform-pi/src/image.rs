@@ -4,13 +4,15 @@
 use std::fmt;
 use std::path::Path;
 
-use tessera_backends::annotate::draw;
-use tessera_backends::pipeline::{letterbox_of, PixelsError, Rgb8};
-pub use tessera_backends::pipeline::{Image, MAX_SIDE};
-use tessera_core::detect::Detection;
 use zune_jpeg::zune_core::colorspace::ColorSpace;
 use zune_jpeg::zune_core::options::DecoderOptions;
 use zune_jpeg::JpegDecoder;
+
+use tessera_backends::annotate::draw;
+use tessera_backends::pipeline::{letterbox_of, PixelsError, Rgb8};
+use tessera_core::detect::Detection;
+
+pub use tessera_backends::pipeline::{Image, MAX_SIDE};
 
 /// Why an image could not be loaded.
 #[derive(Debug)]

@@ -5,9 +5,8 @@ use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
-use clap::Args as ClapArgs;
-
 use anyhow::{Context, Error};
+use clap::Args as ClapArgs;
 
 /// Arguments of `tessera keygen`.
 #[derive(ClapArgs, Debug)]

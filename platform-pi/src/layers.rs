@@ -3,8 +3,11 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use anyhow::{anyhow, Context, Error};
 use clap::ValueEnum;
+
 use tessera_backends::kernels::Fma;
+use tessera_backends::model_files::ModelFiles;
 use tessera_backends::pipeline::{run_frame, FrameStats, KernelChoice as NodeKernel};
 use tessera_core::ftp::{FusedStack, Grid, MemoryPlan, Mode, Partition};
 use tessera_core::kernel::{Portable, Reference};
@@ -12,8 +15,6 @@ use tessera_core::model::weights::Weights;
 
 use crate::config::parse_grid;
 use crate::files;
-use anyhow::{anyhow, Context, Error};
-use tessera_backends::model_files::ModelFiles;
 
 /// Which kernel set runs the layers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -1,14 +1,16 @@
 //! The `tessera` command: distributed CNN inference on Raspberry Pi class devices.
 
-use anyhow::Context;
-use tessera_backends::model_files::ModelFiles;
-use tessera_backends::weights_writer::write_weights;
-use tessera_pi::{bench, bench_cluster, check, coded_demo, demo, detect, keygen, layers, nodes};
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+
+use tessera_backends::model_files::ModelFiles;
+use tessera_backends::weights_writer::write_weights;
+use tessera_pi::{
+    bench, bench_cluster, check, coded_demo, demo, detect, edge, gateway, keygen, layers,
+};
 
 /// Tessera: run a CNN across a cluster of small devices.
 #[derive(Parser, Debug)]
@@ -44,9 +46,9 @@ enum Command {
     /// centralised run.
     Coded(coded_demo::Args),
     /// Run the gateway of a cluster file.
-    Gateway(nodes::GatewayArgs),
+    Gateway(gateway::GatewayArgs),
     /// Run an edge of a cluster file (a data source when given --input frames).
-    Edge(nodes::EdgeArgs),
+    Edge(edge::EdgeArgs),
     /// Print a fresh cluster key (64 hex digits) for a cluster file's `key = "..."`.
     Keygen(keygen::Args),
     /// Check a cluster file and probe every node (reachable? same key? right id? same
@@ -85,8 +87,8 @@ fn main() -> ExitCode {
         Command::Detect(args) => detect::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Coded(args) => coded_demo::run(&args),
-        Command::Gateway(args) => nodes::gateway(&args),
-        Command::Edge(args) => nodes::edge(&args),
+        Command::Gateway(args) => gateway::gateway(&args),
+        Command::Edge(args) => edge::edge(&args),
         Command::Keygen(args) => keygen::run(&args),
         Command::Check(args) => check::run(&args),
         Command::Bench(Bench::Cluster(args)) => bench_cluster::run(&args),
