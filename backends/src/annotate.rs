@@ -42,10 +42,11 @@ fn rect(img: &mut Image, x1: i64, y1: i64, x2: i64, y2: i64, rgb: [f32; 3]) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn det(class: u16, x: f32, y: f32, w: f32, h: f32) -> Detection {
+    /// A detection of `class` at centre `(x, y)`, size `w × h` (relative), probability 0.5.
+    pub(crate) fn det(class: u16, x: f32, y: f32, w: f32, h: f32) -> Detection {
         Detection {
             x,
             y,

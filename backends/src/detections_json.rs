@@ -101,19 +101,7 @@ pub fn to_json(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn det(class: u16, x: f32, y: f32, w: f32, h: f32) -> Detection {
-        Detection {
-            x,
-            y,
-            w,
-            h,
-            class,
-            prob: 0.5,
-            objectness: 0.75,
-            index: 0,
-        }
-    }
+    use crate::annotate::tests::det;
 
     #[test]
     fn json_holds_names_boxes_and_nulls() {

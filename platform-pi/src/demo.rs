@@ -17,7 +17,6 @@ use tessera_backends::builtin::SECOND_IMAGE;
 use tessera_backends::cluster::ClusterSpec;
 use tessera_backends::coded::tail::{self, CheckSummary, CodedCheck, CodedTail, TailScheme};
 use tessera_backends::detections_json::to_json;
-use tessera_backends::driver::Model;
 use tessera_backends::fault_spec::FaultSpec;
 use tessera_backends::gen_weights;
 use tessera_backends::local::{fused_model, run_local, TailSpec};
@@ -25,7 +24,6 @@ use tessera_backends::model_files::ModelFiles;
 use tessera_backends::pipeline::class_name;
 use tessera_backends::pipeline::{boxes, run_tail, AnyKernel};
 use tessera_core::detect::Detection;
-use tessera_core::ftp::Partition;
 use tessera_core::kernel::Kernels;
 use tessera_core::model::weights::Weights;
 use tessera_core::model::Network;
@@ -102,19 +100,6 @@ pub struct Args {
     /// Do not start edge ID (FTP node nor coded worker); repeatable.
     #[arg(long, value_name = "ID")]
     pub absent: Vec<u16>,
-}
-
-/// The model of a node that owns `params` (the fused layers' parameters, or more when the node
-/// also runs layers after them): no copy is made.
-pub fn own_model(
-    net: &Network,
-    params: Vec<f32>,
-    layers: usize,
-    grid: (u32, u32),
-) -> Result<Arc<Model>, Error> {
-    Model::new(net.clone(), params, layers, grid, Partition::Darknet)
-        .map(Arc::new)
-        .map_err(|e| anyhow!("model: {}", e))
 }
 
 fn load_images(paths: &[PathBuf]) -> Result<Vec<(String, Image)>, Error> {

@@ -17,10 +17,9 @@ use tessera_core::model::Network;
 use tessera_core::wire::NodeId;
 
 use crate::config::Cluster;
-use crate::demo::own_model;
 use crate::drop_log::DropLog;
 use crate::image::{Image, ImageFiles};
-use crate::node::{node_counters, start, StatsClock};
+use crate::node::{node_counters, own_model, start, StatsClock};
 use crate::signals::Signals;
 
 /// Arguments of `tessera edge`.

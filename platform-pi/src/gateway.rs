@@ -21,9 +21,8 @@ use tessera_core::model::weights::Weights;
 use tessera_core::model::Network;
 
 use crate::config::Cluster;
-use crate::demo::own_model;
 use crate::drop_log::DropLog;
-use crate::node::{node_counters, start, StatsClock};
+use crate::node::{node_counters, own_model, start, StatsClock};
 use crate::result_file::{write_new, WriteError};
 use crate::signals::Signals;
 

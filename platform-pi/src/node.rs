@@ -1,14 +1,16 @@
-//! What the node commands (`tessera gateway`, `tessera edge`) share: starting the node of a
-//! cluster file, and when and what their counters lines print.
+//! What the node commands (`tessera gateway`, `tessera edge`) share: the model a node owns,
+//! starting the node of a cluster file, and when and what their counters lines print.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Error};
+use anyhow::{anyhow, Context, Error};
 
 use tessera_backends::cluster::{start_node, NodeOptions};
 use tessera_backends::driver::node_thread::NodeThread;
 use tessera_backends::driver::{Model, NodeStats};
+use tessera_core::ftp::Partition;
+use tessera_core::model::Network;
 use tessera_core::wire::NodeId;
 
 use crate::config::Cluster;
@@ -55,4 +57,17 @@ pub(crate) fn start(
     options: NodeOptions,
 ) -> Result<NodeThread, Error> {
     start_node(&cluster.spec(), id, model, options).with_context(|| format!("starting node {id}"))
+}
+
+/// The model of a node that owns `params` (the fused layers' parameters, or more when the node
+/// also runs layers after them): no copy is made.
+pub fn own_model(
+    net: &Network,
+    params: Vec<f32>,
+    layers: usize,
+    grid: (u32, u32),
+) -> Result<Arc<Model>, Error> {
+    Model::new(net.clone(), params, layers, grid, Partition::Darknet)
+        .map(Arc::new)
+        .map_err(|e| anyhow!("model: {}", e))
 }
