@@ -12,10 +12,10 @@ use tessera_core::detect::Detection;
 use tessera_core::model::weights::Weights;
 use tessera_core::model::Network;
 
-use crate::coded::tail::{NMS, THRESH};
 use crate::coded::CodedFinished;
 use crate::driver::Finished;
 use crate::pipeline::{boxes, run_tail, AnyKernel, DecodeError, TailError};
+use tessera_core::detect::{DEFAULT_NMS, DEFAULT_THRESH};
 
 /// How the gateway gets from the fused output to the final result.
 pub enum TailWork<'a> {
@@ -96,7 +96,7 @@ impl TailWork<'_> {
             },
         };
         let (w, h) = (net.input().w as usize, net.input().h as usize);
-        boxes(net, &region, w, h, THRESH, NMS)
+        boxes(net, &region, w, h, DEFAULT_THRESH, DEFAULT_NMS)
             .map(FrameResult::Boxes)
             .map_err(ResultError::Decode)
     }

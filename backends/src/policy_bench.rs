@@ -92,16 +92,6 @@ impl fmt::Display for BenchError {
 
 impl std::error::Error for BenchError {}
 
-/// The policy's name in reports.
-pub fn policy_name(p: Policy) -> &'static str {
-    match p {
-        Policy::Wsh => "WSH",
-        Policy::Wst => "WST",
-        Policy::WstS => "WST-S",
-        Policy::Bodp => "BODP",
-    }
-}
-
 /// One configuration's figures from its runs.
 pub fn summarize(policy: Policy, grid: (u32, u32), edges: u16, runs: &[LocalRun]) -> PolicyRow {
     let frames: usize = runs

@@ -10,7 +10,7 @@ use std::time::Instant as StdInstant;
 
 use tessera_backends::driver::{Finished, Inline, Model, Node};
 use tessera_backends::nal_std::StdStack;
-use tessera_core::exec::{run_tile, NoStrips};
+use tessera_core::exec::{run_tile, NoStrips, TileJob};
 use tessera_core::ftp::{FusedStack, Grid, Mode, Partition, TilePlan};
 use tessera_core::kernel::Portable;
 use tessera_core::model::weights::param_count;
@@ -55,14 +55,16 @@ fn reference(model: &Model, image: &[f32]) -> Vec<f32> {
     let input = FeatureView::new(image, Region::full(48, 40), 3).unwrap();
     let w = model.weights().unwrap();
     run_tile(
-        &Portable,
-        &stack,
-        &w,
-        &plan,
-        &input,
-        &mut a,
-        &mut b,
-        &mut NoStrips,
+        TileJob {
+            kernels: &Portable,
+            stack: &stack,
+            weights: &w,
+            plan: &plan,
+            input: &input,
+            buf_a: &mut a,
+            buf_b: &mut b,
+            strips: &mut NoStrips,
+        },
         &mut out,
     )
     .unwrap();

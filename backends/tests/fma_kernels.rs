@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use tessera_backends::kernels::{Fma, Isa};
-use tessera_core::exec::run_tile;
+use tessera_core::exec::{run_tile, TileJob};
 use tessera_core::ftp::{FusedStack, Grid, MemoryPlan, Mode, Partition, TilePlan};
 use tessera_core::kernel::{input_span, KernelError, Kernels, Reference};
 use tessera_core::model::weights::{param_count, BatchNorm, ConvParams, Weights};
@@ -444,14 +444,16 @@ fn tiled<K: Kernels>(
         let mut iv = FeatureViewMut::new(&mut own, plan.input(0), ishape.c).unwrap();
         copy_overlap(&full_in, &mut iv);
         let got = run_tile(
-            k,
-            stack,
-            w,
-            &plan,
-            &iv.as_view(),
-            &mut a,
-            &mut b,
-            &mut store,
+            TileJob {
+                kernels: k,
+                stack,
+                weights: w,
+                plan: &plan,
+                input: &iv.as_view(),
+                buf_a: &mut a,
+                buf_b: &mut b,
+                strips: &mut store,
+            },
             &mut out,
         )
         .unwrap();

@@ -9,7 +9,7 @@ use tessera_backends::kernels::Fma;
 use tessera_backends::pipeline::{
     boxes, run_frame, run_tail, AnyKernel, DecodeError, FrameError, KernelChoice, Tail, TailError,
 };
-use tessera_core::detect::DetectError;
+use tessera_core::detect::{DetectError, DEFAULT_NMS};
 use tessera_core::ftp::{FusedStack, Grid, Mode, Partition};
 use tessera_core::kernel::{Kernels, Portable};
 use tessera_core::model::weights::{param_count, Weights};
@@ -197,12 +197,15 @@ fn the_tail_steps_through_route_reorg_and_region() {
     assert_ne!(bits(&run.output), bits(&moved.output));
 
     // Boxes: a low threshold decodes some; the same output gives the same boxes.
-    let d = boxes(&net, &run.output, 64, 48, 0.001, 0.45).unwrap();
+    let d = boxes(&net, &run.output, 64, 48, 0.001, DEFAULT_NMS).unwrap();
     assert!(!d.is_empty());
-    assert_eq!(d, boxes(&net, &again.output, 64, 48, 0.001, 0.45).unwrap());
+    assert_eq!(
+        d,
+        boxes(&net, &again.output, 64, 48, 0.001, DEFAULT_NMS).unwrap()
+    );
     assert!(d.windows(2).all(|p| p[0].prob >= p[1].prob));
     assert_eq!(
-        boxes(&net, &run.output, 64, 48, 2.0, 0.45),
+        boxes(&net, &run.output, 64, 48, 2.0, DEFAULT_NMS),
         Err(DecodeError::Detect(DetectError::BadThreshold))
     );
 
@@ -235,7 +238,7 @@ fn boxes_need_a_region_layer() {
     assert_eq!(cut.layers().len() + 1, net.layers().len());
     let out = vec![0.0; 8 * 8 * 30];
     assert_eq!(
-        boxes(&cut, &out, 64, 48, 0.5, 0.45),
+        boxes(&cut, &out, 64, 48, 0.5, DEFAULT_NMS),
         Err(DecodeError::NotRegion)
     );
 }

@@ -323,28 +323,53 @@ fn split(buf: &mut [f32], n: usize) -> Result<(&mut [f32], &mut [f32]), ExecErro
     Ok(buf.split_at_mut(n))
 }
 
-/// Runs layers `0..L` of `stack` on one planned tile and returns the grid tile of the last
+/// One tile to run, each part named: the model, the tile's plan and input, the scratch
+/// buffers and the strip store [`run_tile`] works with.
+#[derive(Debug)]
+pub struct TileJob<'j, K, S> {
+    /// The layer kernels.
+    pub kernels: &'j K,
+    /// The fused layers `0..L`.
+    pub stack: &'j FusedStack<'j>,
+    /// Their weights.
+    pub weights: &'j Weights<'j>,
+    /// The tile's regions at every layer.
+    pub plan: &'j TilePlan,
+    /// A view covering `plan.input(0)` with all input channels.
+    pub input: &'j FeatureView<'j>,
+    /// First ping-pong buffer: at least the first [`buffer_elems`] value long.
+    pub buf_a: &'j mut [f32],
+    /// Second ping-pong buffer: at least the second [`buffer_elems`] value long.
+    pub buf_b: &'j mut [f32],
+    /// Where a level-0 Reuse tile puts its strips and a level-1 Reuse tile gets its
+    /// neighbours'.
+    pub strips: &'j mut S,
+}
+
+/// Runs layers `0..L` of `job.stack` on one planned tile and returns the grid tile of the last
 /// layer's output, written at the start of `out`.
 ///
-/// `input` must cover `plan.input(0)` with all input channels. `buf_a` and `buf_b` need the
+/// `job.input` must cover `plan.input(0)` with all input channels. `buf_a` and `buf_b` need the
 /// two [`buffer_elems`] values (at most `MemoryPlan::tile_buffers_elems`; [`scratch_elems`]
 /// each always does). A level-0 Reuse tile
 /// `put`s each of its send strips as soon as the layer is done (the first layer of a banded
 /// pair: computed on their own, before the pair's bands); a level-1 Reuse tile stitches each
 /// next input (each band's, in a banded pair) from its own output plus the strips it `get`s,
 /// and fails with [`ExecError::MissingStrip`] when one is absent.
-#[allow(clippy::too_many_arguments)]
 pub fn run_tile<'o, K: Kernels, S: StripStore>(
-    kernels: &K,
-    stack: &FusedStack<'_>,
-    weights: &Weights<'_>,
-    plan: &TilePlan,
-    input: &FeatureView<'_>,
-    buf_a: &mut [f32],
-    buf_b: &mut [f32],
-    strips: &mut S,
+    job: TileJob<'_, K, S>,
     out: &'o mut [f32],
 ) -> Result<FeatureView<'o>, ExecError> {
+    let TileJob {
+        kernels,
+        stack,
+        weights,
+        plan,
+        input,
+        buf_a,
+        buf_b,
+        strips,
+    } = job;
     if plan.len() != stack.len() {
         return Err(ExecError::PlanMismatch);
     }

@@ -334,7 +334,7 @@ fn thresholds_apply_to_objectness_and_class_probability() {
     out[entry_index(SIZE, CELLS, 0, 5, loc)] = 0.5;
     out[entry_index(SIZE, CELLS, 0, 6, loc)] = 0.4;
     let mut dets = [Detection::default(); 4];
-    let c = decode(&out, shape, &p, &SQUARE, 0.24, &mut dets).unwrap();
+    let c = decode(&out, shape, &p, &SQUARE, DEFAULT_THRESH, &mut dets).unwrap();
     assert_eq!(c.kept, 1);
     assert_eq!(dets[0].prob, 0.25);
     let c = decode(&out, shape, &p, &SQUARE, 0.19, &mut dets).unwrap();
@@ -349,7 +349,7 @@ fn bad_inputs_are_typed_errors() {
     let out = activated(&[]);
     let mut dets = [Detection::default(); 4];
     assert_eq!(
-        decode(&out[1..], shape, &p, &SQUARE, 0.24, &mut dets),
+        decode(&out[1..], shape, &p, &SQUARE, DEFAULT_THRESH, &mut dets),
         Err(DetectError::Region(TailError::Length {
             expected: out.len(),
             found: out.len() - 1
@@ -361,18 +361,25 @@ fn bad_inputs_are_typed_errors() {
             Err(DetectError::BadThreshold)
         );
         assert_eq!(
-            detect(&out, shape, &p, &SQUARE, 0.24, t, &mut dets),
+            detect(&out, shape, &p, &SQUARE, DEFAULT_THRESH, t, &mut dets),
             Err(DetectError::BadThreshold)
         );
     }
     let other = Shape::new(19, 19, 424);
     assert_eq!(
-        decode(&out[..19 * 19 * 424], other, &p, &SQUARE, 0.24, &mut dets),
+        decode(
+            &out[..19 * 19 * 424],
+            other,
+            &p,
+            &SQUARE,
+            DEFAULT_THRESH,
+            &mut dets
+        ),
         Err(DetectError::Region(TailError::RegionMismatch))
     );
     let zero = Letterbox { net_w: 0, ..SQUARE };
     assert_eq!(
-        decode(&out, shape, &p, &zero, 0.24, &mut dets),
+        decode(&out, shape, &p, &zero, DEFAULT_THRESH, &mut dets),
         Err(DetectError::ZeroSize)
     );
 }

@@ -3,7 +3,7 @@
 //! whole maps bit for bit; the bands, stitched bands and strips it relies on really occur, and
 //! the buffers are smaller than the layer-0 output they replace.
 
-use tessera_core::exec::{buffer_elems, run_tile, scratch_elems};
+use tessera_core::exec::{buffer_elems, run_tile, scratch_elems, TileJob};
 use tessera_core::ftp::band::{bands, BAND_ROWS, PAIRS};
 use tessera_core::ftp::{FusedStack, Grid, MemoryPlan, Mode, Partition, TilePlan};
 use tessera_core::kernel::{Kernels, Reference};
@@ -124,14 +124,16 @@ fn tiled(
         let mut iv = FeatureViewMut::new(&mut own, plan.input(0), ishape.c).unwrap();
         copy_overlap(&full_in, &mut iv);
         let got = run_tile(
-            &Reference,
-            stack,
-            w,
-            &plan,
-            &iv.as_view(),
-            &mut a,
-            &mut b,
-            &mut store,
+            TileJob {
+                kernels: &Reference,
+                stack,
+                weights: w,
+                plan: &plan,
+                input: &iv.as_view(),
+                buf_a: &mut a,
+                buf_b: &mut b,
+                strips: &mut store,
+            },
             &mut out,
         )
         .unwrap();

@@ -2,7 +2,7 @@
 //! and with data reuse, over random stacks, inputs, grids and weights.
 
 use proptest::prelude::*;
-use tessera_core::exec::{run_tile, NoStrips};
+use tessera_core::exec::{run_tile, NoStrips, TileJob};
 use tessera_core::ftp::{
     FusedStack, Grid, Level, MemoryPlan, Mode, Partition, PlanError, TilePlan,
 };
@@ -171,7 +171,17 @@ fn tiled(
         copy_overlap(&full_in, &mut iv);
         let tile_in = if whole_input { full_in } else { iv.as_view() };
         let got = run_tile(
-            &Reference, stack, w, &plan, &tile_in, &mut a, &mut b, &mut store, &mut out,
+            TileJob {
+                kernels: &Reference,
+                stack,
+                weights: w,
+                plan: &plan,
+                input: &tile_in,
+                buf_a: &mut a,
+                buf_b: &mut b,
+                strips: &mut store,
+            },
+            &mut out,
         )
         .unwrap();
         assert_eq!(got.region(), grid.tile_region(t));

@@ -2,6 +2,7 @@
 
 use tessera_core::exec::{
     buffer_elems, run_tile, scratch_elems, ArrayStripStore, ExecError, NoStrips, StripStore,
+    TileJob,
 };
 use tessera_core::ftp::{
     FusedStack, Grid, MemoryPlan, Mode, Partition, PlanError, Side, TilePlan, MAX_FUSED,
@@ -87,14 +88,16 @@ fn buffers_input_output_and_plan_errors() {
     let mut short = vec![0.0; need_b - 1];
     let mut out = vec![0.0; mem.tile_output_elems];
     let err = run_tile(
-        &Reference,
-        &stack,
-        &w,
-        &plan,
-        &input,
-        &mut a,
-        &mut short,
-        &mut NoStrips,
+        TileJob {
+            kernels: &Reference,
+            stack: &stack,
+            weights: &w,
+            plan: &plan,
+            input: &input,
+            buf_a: &mut a,
+            buf_b: &mut short,
+            strips: &mut NoStrips,
+        },
         &mut out,
     )
     .unwrap_err();
@@ -109,14 +112,16 @@ fn buffers_input_output_and_plan_errors() {
     let mut tiny = vec![0.0; mem.tile_output_elems - 1];
     assert!(matches!(
         run_tile(
-            &Reference,
-            &stack,
-            &w,
-            &plan,
-            &input,
-            &mut a,
-            &mut b,
-            &mut NoStrips,
+            TileJob {
+                kernels: &Reference,
+                stack: &stack,
+                weights: &w,
+                plan: &plan,
+                input: &input,
+                buf_a: &mut a,
+                buf_b: &mut b,
+                strips: &mut NoStrips
+            },
             &mut tiny
         ),
         Err(ExecError::OutputTooSmall { .. })
@@ -126,14 +131,16 @@ fn buffers_input_output_and_plan_errors() {
     let small_in = FeatureView::new(&d.input, part, 2).unwrap();
     assert!(matches!(
         run_tile(
-            &Reference,
-            &stack,
-            &w,
-            &plan,
-            &small_in,
-            &mut a,
-            &mut b,
-            &mut NoStrips,
+            TileJob {
+                kernels: &Reference,
+                stack: &stack,
+                weights: &w,
+                plan: &plan,
+                input: &small_in,
+                buf_a: &mut a,
+                buf_b: &mut b,
+                strips: &mut NoStrips
+            },
             &mut out
         ),
         Err(ExecError::InputMismatch { .. })
@@ -142,14 +149,16 @@ fn buffers_input_output_and_plan_errors() {
     let w1 = Weights::new(&net, 1, &d.params).unwrap();
     assert_eq!(
         run_tile(
-            &Reference,
-            &stack,
-            &w1,
-            &plan,
-            &input,
-            &mut a,
-            &mut b,
-            &mut NoStrips,
+            TileJob {
+                kernels: &Reference,
+                stack: &stack,
+                weights: &w1,
+                plan: &plan,
+                input: &input,
+                buf_a: &mut a,
+                buf_b: &mut b,
+                strips: &mut NoStrips
+            },
             &mut out
         )
         .unwrap_err(),
@@ -161,14 +170,16 @@ fn buffers_input_output_and_plan_errors() {
     let p1 = TilePlan::new(&s1, &g1, 0, Mode::Plain).unwrap();
     assert_eq!(
         run_tile(
-            &Reference,
-            &stack,
-            &w,
-            &p1,
-            &input,
-            &mut a,
-            &mut b,
-            &mut NoStrips,
+            TileJob {
+                kernels: &Reference,
+                stack: &stack,
+                weights: &w,
+                plan: &p1,
+                input: &input,
+                buf_a: &mut a,
+                buf_b: &mut b,
+                strips: &mut NoStrips
+            },
             &mut out
         )
         .unwrap_err(),
@@ -176,14 +187,16 @@ fn buffers_input_output_and_plan_errors() {
     );
     // And it all works with the right sizes.
     let got = run_tile(
-        &Reference,
-        &stack,
-        &w,
-        &plan,
-        &input,
-        &mut a,
-        &mut b,
-        &mut NoStrips,
+        TileJob {
+            kernels: &Reference,
+            stack: &stack,
+            weights: &w,
+            plan: &plan,
+            input: &input,
+            buf_a: &mut a,
+            buf_b: &mut b,
+            strips: &mut NoStrips,
+        },
         &mut out,
     )
     .unwrap();
@@ -210,14 +223,16 @@ fn missing_and_mismatched_strips() {
     assert!(!strip.is_empty());
     assert_eq!(
         run_tile(
-            &Reference,
-            &stack,
-            &w,
-            &plan,
-            &input,
-            &mut a,
-            &mut b,
-            &mut NoStrips,
+            TileJob {
+                kernels: &Reference,
+                stack: &stack,
+                weights: &w,
+                plan: &plan,
+                input: &input,
+                buf_a: &mut a,
+                buf_b: &mut b,
+                strips: &mut NoStrips
+            },
             &mut out
         )
         .unwrap_err(),
@@ -231,34 +246,72 @@ fn missing_and_mismatched_strips() {
     // A strip with the wrong channel count, then one too small.
     let mut wrong = Fixed(vec![0.0; 64 * 8], strip, 2);
     assert!(matches!(
-        run_tile(&Reference, &stack, &w, &plan, &input, &mut a, &mut b, &mut wrong, &mut out),
+        run_tile(
+            TileJob {
+                kernels: &Reference,
+                stack: &stack,
+                weights: &w,
+                plan: &plan,
+                input: &input,
+                buf_a: &mut a,
+                buf_b: &mut b,
+                strips: &mut wrong
+            },
+            &mut out
+        ),
         Err(ExecError::StripMismatch { layer: 1, .. })
     ));
     let mut thin = Region::new(strip.x, strip.y);
     thin.y.end -= 1;
     wrong = Fixed(vec![0.0; 64 * 8], thin, 3);
     assert!(matches!(
-        run_tile(&Reference, &stack, &w, &plan, &input, &mut a, &mut b, &mut wrong, &mut out),
+        run_tile(
+            TileJob {
+                kernels: &Reference,
+                stack: &stack,
+                weights: &w,
+                plan: &plan,
+                input: &input,
+                buf_a: &mut a,
+                buf_b: &mut b,
+                strips: &mut wrong
+            },
+            &mut out
+        ),
         Err(ExecError::StripMismatch { .. })
     ));
     // A level-0 tile whose store refuses strips reports the store's error.
     let p0 = TilePlan::new(&stack, &grid, 0, Mode::Reuse).unwrap();
     assert_eq!(
-        run_tile(&Reference, &stack, &w, &p0, &input, &mut a, &mut b, &mut wrong, &mut out)
-            .unwrap_err(),
+        run_tile(
+            TileJob {
+                kernels: &Reference,
+                stack: &stack,
+                weights: &w,
+                plan: &p0,
+                input: &input,
+                buf_a: &mut a,
+                buf_b: &mut b,
+                strips: &mut wrong
+            },
+            &mut out
+        )
+        .unwrap_err(),
         ExecError::StoreFull
     );
     // Plain fallback of the same tile needs no strip.
     let fallback = TilePlan::new(&stack, &grid, 1, Mode::Plain).unwrap();
     assert!(run_tile(
-        &Reference,
-        &stack,
-        &w,
-        &fallback,
-        &input,
-        &mut a,
-        &mut b,
-        &mut NoStrips,
+        TileJob {
+            kernels: &Reference,
+            stack: &stack,
+            weights: &w,
+            plan: &fallback,
+            input: &input,
+            buf_a: &mut a,
+            buf_b: &mut b,
+            strips: &mut NoStrips
+        },
         &mut out
     )
     .is_ok());
@@ -348,28 +401,32 @@ fn array_store_runs_reuse_and_reports_full() {
         let plain = TilePlan::new(&stack, &grid, t, Mode::Plain).unwrap();
         let mut expect = vec![0.0; mem.tile_output_elems];
         let e = run_tile(
-            &Reference,
-            &stack,
-            &w,
-            &plain,
-            &input,
-            &mut a,
-            &mut b,
-            &mut NoStrips,
+            TileJob {
+                kernels: &Reference,
+                stack: &stack,
+                weights: &w,
+                plan: &plain,
+                input: &input,
+                buf_a: &mut a,
+                buf_b: &mut b,
+                strips: &mut NoStrips,
+            },
             &mut expect,
         )
         .unwrap()
         .data()
         .to_vec();
         let got = run_tile(
-            &Reference,
-            &stack,
-            &w,
-            &reuse,
-            &input,
-            &mut a,
-            &mut b,
-            &mut *store,
+            TileJob {
+                kernels: &Reference,
+                stack: &stack,
+                weights: &w,
+                plan: &reuse,
+                input: &input,
+                buf_a: &mut a,
+                buf_b: &mut b,
+                strips: &mut *store,
+            },
             &mut out,
         )
         .unwrap();
@@ -389,8 +446,20 @@ fn array_store_runs_reuse_and_reports_full() {
     let mut tiny: ArrayStripStore<32, 8> = ArrayStripStore::new();
     let p0 = TilePlan::new(&stack, &grid, 0, Mode::Reuse).unwrap();
     assert_eq!(
-        run_tile(&Reference, &stack, &w, &p0, &input, &mut a, &mut b, &mut tiny, &mut out)
-            .unwrap_err(),
+        run_tile(
+            TileJob {
+                kernels: &Reference,
+                stack: &stack,
+                weights: &w,
+                plan: &p0,
+                input: &input,
+                buf_a: &mut a,
+                buf_b: &mut b,
+                strips: &mut tiny
+            },
+            &mut out
+        )
+        .unwrap_err(),
         ExecError::StoreFull
     );
 }

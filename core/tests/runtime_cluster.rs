@@ -7,19 +7,19 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 
-use tessera_core::ftp::{FusedStack, Grid, Level, Partition, Side};
+use tessera_core::ftp::{FusedStack, Grid, Level, Mode, Partition, Side};
 
 use tessera_core::region::Region;
 use tessera_core::runtime::{Action, Config, Control, Edge, Gateway, RuntimeError, Verdict, Work};
 use tessera_core::time::{Duration, Instant};
-use tessera_core::wire::{FrameKey, Message, NodeId, Policy, StripsView, Tensor, TileMode};
+use tessera_core::wire::{FrameKey, Message, NodeId, Policy, StripsView, Tensor};
 use tessera_testkit::yolo16;
 
 /// A message without tensors (the harness moves no data).
 #[derive(Clone, Copy, Debug)]
 enum Msg {
     Ctrl(Control),
-    Task(FrameKey, u16, TileMode),
+    Task(FrameKey, u16, Mode),
     Result(FrameKey, u16),
     Strips(FrameKey, u16),
     Submit(FrameKey),
@@ -269,7 +269,7 @@ impl Cluster {
                         .neighbours(tile)
                         .iter()
                         .all(|&n| self.covered_at.contains(&(node, frame, n)) || node == 0);
-                    if mode == TileMode::Reuse {
+                    if mode == Mode::Reuse {
                         assert!(
                             known,
                             "victim {node} lent Reuse tile {tile} of {frame:?} before coverage"
@@ -321,7 +321,7 @@ impl Cluster {
                     Work::Tile { frame, tile, mode } => {
                         if self.s.policy == Policy::WstS && level1(tile) {
                             let ready = self.ready_for(node, frame, tile);
-                            if mode == TileMode::Reuse {
+                            if mode == Mode::Reuse {
                                 self.r.level1.0 += 1;
                                 for n in self.neighbours(tile) {
                                     assert!(
@@ -538,7 +538,7 @@ impl Cluster {
                         if let Work::Tile { frame, tile, mode } = work {
                             if node == 0 && v == Verdict::Accept {
                                 *self.r.accepted.entry((frame, tile)).or_default() += 1;
-                                if mode == TileMode::Reuse {
+                                if mode == Mode::Reuse {
                                     self.strips_at_gw.insert((frame, tile));
                                 }
                             }

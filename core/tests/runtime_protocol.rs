@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 
-use tessera_core::ftp::{FusedStack, Grid, Partition};
+use tessera_core::ftp::{FusedStack, Grid, Mode, Partition};
 use tessera_core::model::{Network, Shape};
 use tessera_core::region::{Region, Span};
 use tessera_core::runtime::{
@@ -13,7 +13,7 @@ use tessera_core::runtime::{
 };
 use tessera_core::time::{Duration, Instant};
 use tessera_core::wire::{
-    FrameKey, Kind, Message, NodeId, Policy, Role, StripsView, Tensor, TileMode, GATEWAY,
+    FrameKey, Kind, Message, NodeId, Policy, Role, StripsView, Tensor, GATEWAY,
 };
 use tessera_testkit::{conv, network, pool};
 
@@ -63,7 +63,7 @@ fn task(frame: FrameKey, tile: u16) -> Message<'static> {
     Message::Task {
         frame,
         tile,
-        mode: TileMode::Plain,
+        mode: Mode::Plain,
         input: EMPTY,
     }
 }
@@ -172,7 +172,7 @@ fn edge_refuses_tasks_nobody_asked_for() {
     let w = Work::Tile {
         frame: f,
         tile: 4,
-        mode: TileMode::Plain,
+        mode: Mode::Plain,
     };
     assert_eq!(drain_edge(&mut e, t(3)), vec![Action::Compute(w)]);
     // Messages an edge never receives; wrong work reported.
@@ -184,7 +184,7 @@ fn edge_refuses_tasks_nobody_asked_for() {
     let other = Work::Tile {
         frame: f,
         tile: 5,
-        mode: TileMode::Plain,
+        mode: Mode::Plain,
     };
     assert_eq!(e.on_computed(t(5), other), Err(RuntimeError::NotComputing));
     assert_eq!(e.on_computed(t(5), w), Ok(Verdict::Accept));
@@ -230,7 +230,7 @@ fn wsh_sequence_parks_idle_workers_and_pushes_work() {
             to: 2,
             frame: f,
             tile: 0,
-            mode: TileMode::Plain
+            mode: Mode::Plain
         }]
     );
     // Worker 1 pulls the next tiles; results come back; a late duplicate is discarded.
@@ -242,7 +242,7 @@ fn wsh_sequence_parks_idle_workers_and_pushes_work() {
                 to: 1,
                 frame: f,
                 tile,
-                mode: TileMode::Plain
+                mode: Mode::Plain
             }]
         );
         assert_eq!(g.on_message(t(4), 1, &result(f, tile)), Ok(Verdict::Accept));
@@ -261,7 +261,7 @@ fn wsh_sequence_parks_idle_workers_and_pushes_work() {
             to: 1,
             frame: f,
             tile: 0,
-            mode: TileMode::Plain
+            mode: Mode::Plain
         }]
     );
     assert_eq!(g.on_message(t(110), 1, &result(f, 0)), Ok(Verdict::Accept));
@@ -377,7 +377,7 @@ fn wst_victim_lends_from_the_tail_and_takes_back_lost_tiles() {
     let w0 = Work::Tile {
         frame: f,
         tile: 0,
-        mode: TileMode::Plain,
+        mode: Mode::Plain,
     };
     assert_eq!(a[1], Action::Compute(w0), "the owner starts at the head");
     // Thief 5 takes the tail; thief 6 the next one.
@@ -391,13 +391,13 @@ fn wst_victim_lends_from_the_tail_and_takes_back_lost_tiles() {
                 to: 5,
                 frame: f,
                 tile: 8,
-                mode: TileMode::Plain
+                mode: Mode::Plain
             },
             Action::SendTask {
                 to: 6,
                 frame: f,
                 tile: 7,
-                mode: TileMode::Plain
+                mode: Mode::Plain
             },
         ]
     );
@@ -408,7 +408,7 @@ fn wst_victim_lends_from_the_tail_and_takes_back_lost_tiles() {
     assert!(a.contains(&Action::Compute(Work::Tile {
         frame: f,
         tile: 8,
-        mode: TileMode::Plain
+        mode: Mode::Plain
     })));
     // Thief 6's tile times out: re-queued at the head (after tile_timeout = 100 ms).
     assert!(e.poll_at().unwrap() <= t(102));
@@ -418,7 +418,7 @@ fn wst_victim_lends_from_the_tail_and_takes_back_lost_tiles() {
         Work::Tile {
             frame: f,
             tile: 8,
-            mode: TileMode::Plain,
+            mode: Mode::Plain,
         },
     )
     .unwrap();
@@ -427,7 +427,7 @@ fn wst_victim_lends_from_the_tail_and_takes_back_lost_tiles() {
         a.contains(&Action::Compute(Work::Tile {
             frame: f,
             tile: 7,
-            mode: TileMode::Plain
+            mode: Mode::Plain
         })),
         "{a:?}"
     );
@@ -517,7 +517,7 @@ fn wst_s_source_reuses_with_local_and_fetched_strips() {
     let first = Work::Tile {
         frame: f,
         tile: 0,
-        mode: TileMode::Reuse,
+        mode: Mode::Reuse,
     };
     assert_eq!(a.pop(), Some(Action::Compute(first)));
     // Thief 4 steals the tail: level-1 tiles are not ready, so it gets level-0 tile 8.
@@ -528,7 +528,7 @@ fn wst_s_source_reuses_with_local_and_fetched_strips() {
             to: 4,
             frame: f,
             tile: 8,
-            mode: TileMode::Reuse
+            mode: Mode::Reuse
         }]
     );
     let mut now = 2;
@@ -545,7 +545,7 @@ fn wst_s_source_reuses_with_local_and_fetched_strips() {
             Work::Tile {
                 frame: f,
                 tile: expect,
-                mode: TileMode::Reuse
+                mode: Mode::Reuse
             }
         );
         current = w;
@@ -559,13 +559,13 @@ fn wst_s_source_reuses_with_local_and_fetched_strips() {
         Some(&Action::Compute(Work::Tile {
             frame: f,
             tile: 5,
-            mode: TileMode::Plain
+            mode: Mode::Plain
         }))
     );
     current = Work::Tile {
         frame: f,
         tile: 5,
-        mode: TileMode::Plain,
+        mode: Mode::Plain,
     };
     now += 1;
     // Coverage for 8 arrives: tile 7 (neighbours 4, 6 local, 8 remote) fetches 8's strip on
@@ -600,7 +600,7 @@ fn wst_s_source_reuses_with_local_and_fetched_strips() {
         vec![Action::Compute(Work::Tile {
             frame: f,
             tile: 7,
-            mode: TileMode::Reuse
+            mode: Mode::Reuse
         })]
     );
     assert_eq!(
@@ -773,7 +773,7 @@ fn departed_peer_is_forgotten_and_its_tiles_move() {
             to: 1,
             frame: f,
             tile: 0,
-            mode: TileMode::Plain
+            mode: Mode::Plain
         }]
     );
 }
@@ -795,7 +795,7 @@ fn arb_msg() -> impl Strategy<Value = (NodeId, Message<'static>)> {
         (frame.clone(), tile.clone(), any::<bool>()).prop_map(|(frame, tile, r)| Message::Task {
             frame,
             tile,
-            mode: if r { TileMode::Reuse } else { TileMode::Plain },
+            mode: if r { Mode::Reuse } else { Mode::Plain },
             input: EMPTY
         }),
         Just(Message::NoTask),

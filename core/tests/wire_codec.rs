@@ -1,12 +1,12 @@
 //! Wire protocol: every message kind round-trips, every error kind is reachable, streaming
 //! encoder and stream decoder agree with the one-buffer codec.
 
-use tessera_core::ftp::Side;
+use tessera_core::ftp::{Mode, Side};
 use tessera_core::tensor::{copy_overlap, FeatureView, FeatureViewMut};
 use tessera_core::wire::{
     self, AuthStats, Body, Frame, FrameDecoder, FrameEncoder, FrameKey, HeaderRepr, Key, Kind,
     Limits, Message, Policy, Receiver, ReplayWindow, Role, Sender, StripSource, StripsView, Tensor,
-    TileMode, WireError, HEADER_LEN, TAG_LEN,
+    WireError, HEADER_LEN, TAG_LEN,
 };
 use tessera_core::{Region, Span};
 
@@ -56,13 +56,13 @@ fn every_message<'a>(a: &'a [u8], strips: StripsView<'a>) -> Vec<Message<'a>> {
         Message::Task {
             frame: FK,
             tile: 7,
-            mode: TileMode::Reuse,
+            mode: Mode::Reuse,
             input: t,
         },
         Message::Task {
             frame: FK,
             tile: 8,
-            mode: TileMode::Plain,
+            mode: Mode::Plain,
             input: t,
         },
         Message::NoTask,
@@ -440,14 +440,6 @@ fn tensor_helpers_little_endian() {
     assert_eq!(
         Tensor::from_f32(region(0, 3, 0, 2), 1, &v[..5], &mut [0u8; 24]),
         Err(WireError::TensorSize)
-    );
-    assert_eq!(
-        TileMode::from(tessera_core::ftp::Mode::Reuse),
-        TileMode::Reuse
-    );
-    assert_eq!(
-        tessera_core::ftp::Mode::from(TileMode::Plain),
-        tessera_core::ftp::Mode::Plain
     );
     for p in Policy::ALL {
         assert_eq!(Policy::from_code(p.code()), Ok(p));

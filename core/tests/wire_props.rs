@@ -3,10 +3,10 @@
 //! rejected.
 
 use proptest::prelude::*;
-use tessera_core::ftp::Side;
+use tessera_core::ftp::{Mode, Side};
 use tessera_core::wire::{
     self, open, AuthStats, Body, FrameDecoder, FrameEncoder, FrameKey, Key, Kind, Limits, Message,
-    ReplayWindow, Role, StripsView, Tensor, TileMode, HEADER_LEN,
+    ReplayWindow, Role, StripsView, Tensor, HEADER_LEN,
 };
 use tessera_core::{Region, Span};
 
@@ -123,11 +123,7 @@ fn message<'a>(s: &Spec, b: &'a Built) -> Message<'a> {
         Kind::Task => Message::Task {
             frame,
             tile: s.c,
-            mode: if s.flag {
-                TileMode::Reuse
-            } else {
-                TileMode::Plain
-            },
+            mode: if s.flag { Mode::Reuse } else { Mode::Plain },
             input: t,
         },
         Kind::NoTask => Message::NoTask,

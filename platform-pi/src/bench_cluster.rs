@@ -10,7 +10,7 @@ use clap::Args as ClapArgs;
 
 use tessera_backends::gen_weights;
 use tessera_backends::node_memory::{self, RssRun};
-use tessera_backends::policy_bench::{policy_name as name, sweep, two_sources, BenchSetup};
+use tessera_backends::policy_bench::{sweep, two_sources, BenchSetup};
 
 use crate::config::NodeKernel;
 use crate::files;
@@ -97,7 +97,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
         if !args.json {
             eprintln!(
                 "  {} {}x{} {} edge(s): {:.3} s/frame",
-                name(row.policy),
+                row.policy.label(),
                 row.grid.0,
                 row.grid.1,
                 row.edges,
@@ -112,7 +112,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
             .iter()
             .map(|r| {
                 serde_json::json!({
-                    "policy": name(r.policy),
+                    "policy": r.policy.label(),
                     "grid": format!("{}x{}", r.grid.0, r.grid.1),
                     "edges": r.edges,
                     "secs_per_frame": r.secs_per_frame,
@@ -126,7 +126,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
             .iter()
             .map(|t| {
                 serde_json::json!({
-                    "policy": name(t.policy),
+                    "policy": t.policy.label(),
                     "frames": t.frames,
                     "completed": t.completed,
                     "frames_per_sec": t.frames_per_sec,
@@ -157,7 +157,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
     for r in &rows {
         println!(
             "{:<7} {:<5} {:>5} {:>10.3} {:>14.2} {:>16.2} {:>15.2}",
-            name(r.policy),
+            r.policy.label(),
             format!("{}x{}", r.grid.0, r.grid.1),
             r.edges,
             r.secs_per_frame,
@@ -174,7 +174,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
     for t in &multi {
         println!(
             "  {:<6} {}/{} frames, {:.3} frames/s, max latency {:.3} s",
-            name(t.policy),
+            t.policy.label(),
             t.completed,
             t.frames,
             t.frames_per_sec,

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use tessera_backends::cluster::ClusterSpec;
 use tessera_backends::model_files::{ModelFileError, ModelFiles};
 use tessera_backends::model_fingerprint::ModelIdentity;
+use tessera_core::ftp::GridShape;
 use tessera_core::runtime::coded::CodedConfig;
 use tessera_core::wire::{NodeId, Policy};
 
@@ -146,28 +147,6 @@ fn default_seed() -> u64 {
     1
 }
 
-/// Parses `3x3` style grids (rows x columns).
-pub fn parse_grid(s: &str) -> Result<(u32, u32), String> {
-    let (n, m) = s.split_once(['x', 'X']).ok_or("expected NxM, e.g. 3x3")?;
-    let n = n.trim().parse::<u32>().map_err(|e| format!("rows: {e}"))?;
-    let m = m
-        .trim()
-        .parse::<u32>()
-        .map_err(|e| format!("columns: {e}"))?;
-    Ok((n, m))
-}
-
-/// Parses a policy name: `wsh`, `wst`, `wst-s` or `bodp`.
-pub fn parse_policy(s: &str) -> Result<Policy, String> {
-    match s.to_ascii_lowercase().as_str() {
-        "wsh" => Ok(Policy::Wsh),
-        "wst" => Ok(Policy::Wst),
-        "wst-s" | "wsts" => Ok(Policy::WstS),
-        "bodp" | "modnn" => Ok(Policy::Bodp),
-        other => Err(format!("unknown policy {other:?} (wsh, wst, wst-s, bodp)")),
-    }
-}
-
 /// Parses a 32-byte key written as 64 hex digits.
 pub fn parse_key(s: &str) -> Result<[u8; 32], String> {
     let s = s.trim();
@@ -243,8 +222,8 @@ impl Problems<'_> {
     }
 
     /// `r`'s value, or `None` with its error recorded at `v`'s line.
-    fn check<T, U>(&mut self, v: &At<T>, r: Result<U, String>) -> Option<U> {
-        r.map_err(|e| self.at(v, e)).ok()
+    fn check<T, U, E: std::fmt::Display>(&mut self, v: &At<T>, r: Result<U, E>) -> Option<U> {
+        r.map_err(|e| self.at(v, e.to_string())).ok()
     }
 
     fn ms(&mut self, what: &str, v: &At<u64>) -> Duration {
@@ -335,15 +314,15 @@ impl Cluster {
             text,
             list: Vec::new(),
         };
-        let policy = p.check(&raw.policy, parse_policy(raw.policy.get_ref()));
+        let policy = p.check(&raw.policy, raw.policy.get_ref().parse::<Policy>());
         let grid = p
-            .check(&raw.grid, parse_grid(raw.grid.get_ref()))
+            .check(&raw.grid, raw.grid.get_ref().parse::<GridShape>())
             .and_then(|g| {
-                if g.0 == 0 || g.1 == 0 || g.0 > 8 || g.1 > 8 {
-                    p.at(&raw.grid, format!("grid {}x{} outside 1x1..8x8", g.0, g.1));
+                if g.rows == 0 || g.cols == 0 || g.rows > 8 || g.cols > 8 {
+                    p.at(&raw.grid, format!("grid {g} outside 1x1..8x8"));
                     return None;
                 }
-                Some(g)
+                Some(g.into())
             });
         let layers = match &raw.layers {
             Some(l) if *l.get_ref() == 0 || *l.get_ref() > 32 => {

@@ -23,14 +23,15 @@ use tessera_backends::local::{fused_model, run_local, TailSpec};
 use tessera_backends::model_files::ModelFiles;
 use tessera_backends::pipeline::class_name;
 use tessera_backends::pipeline::{boxes, run_tail, AnyKernel};
-use tessera_core::detect::Detection;
+use tessera_core::detect::{Detection, DEFAULT_NMS, DEFAULT_THRESH};
+use tessera_core::ftp::GridShape;
 use tessera_core::kernel::Kernels;
 use tessera_core::model::weights::Weights;
 use tessera_core::model::Network;
 use tessera_core::runtime::coded::{CodedConfig, Protection};
 use tessera_core::wire::{FrameKey, NodeId, Policy};
 
-use crate::config::{parse_grid, parse_policy, NodeKernel};
+use crate::config::NodeKernel;
 use crate::files;
 use crate::image::{write_annotated, Image, ImageFiles};
 
@@ -41,11 +42,11 @@ pub struct Args {
     #[arg(long, default_value_t = 3)]
     pub edges: u16,
     /// Policy: wsh, wst, wst-s or bodp.
-    #[arg(long, default_value = "wst-s", value_parser = parse_policy)]
+    #[arg(long, default_value = "wst-s")]
     pub policy: Policy,
     /// Tile grid NxM.
-    #[arg(long, default_value = "3x3", value_parser = parse_grid)]
-    pub grid: (u32, u32),
+    #[arg(long, default_value = "3x3")]
+    pub grid: GridShape,
     /// Frames to run (the images are cycled).
     #[arg(long, default_value_t = 2)]
     pub frames: usize,
@@ -146,7 +147,7 @@ fn postprocess<K: Kernels>(
         "    tail (gateway alone) {:.0} ms",
         t0.elapsed().as_secs_f64() * 1e3
     );
-    let dets = boxes(net, &t.output, img.w, img.h, tail::THRESH, tail::NMS)?;
+    let dets = boxes(net, &t.output, img.w, img.h, DEFAULT_THRESH, DEFAULT_NMS)?;
     write_outputs(net, &dets, img, stem).map(|()| dets.len())
 }
 
@@ -215,7 +216,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
     let layers = 16.min(net.layers().len());
     let all = net.layers().len();
     let params = gen_weights::params(&net, all, args.seed);
-    let model = fused_model(&net, &params, layers, args.grid)?;
+    let model = fused_model(&net, &params, layers, args.grid.into())?;
     let key = if args.insecure {
         None
     } else {
@@ -234,7 +235,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
     };
     let mut cluster = ClusterSpec::loopback(
         args.policy,
-        args.grid,
+        args.grid.into(),
         args.edges,
         args.sources,
         args.port,
@@ -253,13 +254,12 @@ pub fn run(args: &Args) -> Result<(), Error> {
         })
         .collect();
     println!(
-        "demo: gateway + {} edges on 127.0.0.1..{} port {}, {:?}, grid {}x{}, {:?} kernel, {} frames from {} source(s){}",
+        "demo: gateway + {} edges on 127.0.0.1..{} port {}, {:?}, grid {}, {:?} kernel, {} frames from {} source(s){}",
         args.edges,
         1 + args.edges,
         args.port,
         args.policy,
-        args.grid.0,
-        args.grid.1,
+        args.grid,
         args.kernel,
         args.frames,
         args.sources,

@@ -12,10 +12,10 @@ use tessera_backends::model_files::ModelFiles;
 use tessera_backends::pipeline::{class_name, PixelBox};
 use tessera_backends::pipeline::{detect_frame, AnyKernel, DetectSetup};
 use tessera_core::detect::{DEFAULT_NMS, DEFAULT_THRESH};
-use tessera_core::ftp::{Mode, Partition};
+use tessera_core::ftp::{GridShape, Mode, Partition};
 use tessera_core::model::LayerKind;
 
-use crate::config::{parse_grid, NodeKernel};
+use crate::config::NodeKernel;
 use crate::files;
 use crate::image::{write_annotated, Image, ImageFiles};
 
@@ -38,8 +38,8 @@ pub struct Args {
     #[arg(long, default_value_t = 16)]
     pub upto: usize,
     /// Tile grid NxM (N rows, M columns) of the fused stack [default: 1x1].
-    #[arg(long, value_parser = parse_grid)]
-    pub grid: Option<(u32, u32)>,
+    #[arg(long)]
+    pub grid: Option<GridShape>,
     /// Data-reuse scheduling of the fused stack.
     #[arg(long, requires = "grid")]
     pub reuse: bool,
@@ -89,7 +89,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
         Some(path) => Image::load(path).with_context(|| format!("loading {}", path.display()))?,
         None => Image::decode(files::DEFAULT_IMAGE).context("decoding the built-in sample")?,
     };
-    let grid = args.grid.unwrap_or((1, 1));
+    let grid: (u32, u32) = args.grid.map_or((1, 1), Into::into);
     let partition = if args.balanced {
         Partition::Balanced
     } else {

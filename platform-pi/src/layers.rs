@@ -9,11 +9,10 @@ use clap::ValueEnum;
 use tessera_backends::kernels::Fma;
 use tessera_backends::model_files::ModelFiles;
 use tessera_backends::pipeline::{run_frame, FrameStats, KernelChoice as NodeKernel};
-use tessera_core::ftp::{FusedStack, Grid, MemoryPlan, Mode, Partition};
+use tessera_core::ftp::{FusedStack, Grid, GridShape, MemoryPlan, Mode, Partition};
 use tessera_core::kernel::{Portable, Reference};
 use tessera_core::model::weights::Weights;
 
-use crate::config::parse_grid;
 use crate::files;
 
 /// Which kernel set runs the layers.
@@ -52,8 +51,8 @@ pub struct Args {
     #[arg(long, default_value_t = 16)]
     pub upto: usize,
     /// Tile grid NxM (N rows, M columns); without it the frame runs whole.
-    #[arg(long, value_parser = parse_grid)]
-    pub grid: Option<(u32, u32)>,
+    #[arg(long)]
+    pub grid: Option<GridShape>,
     /// Data-reuse scheduling (checkerboard order, overlap strips).
     #[arg(long, requires = "grid")]
     pub reuse: bool,
@@ -92,7 +91,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
         Some(raw) => files::load_raw(raw, elements)?,
         None => files::load_image_input(args.input.as_deref(), &net)?,
     };
-    let (rows, cols) = args.grid.unwrap_or((1, 1));
+    let (rows, cols) = args.grid.map_or((1, 1), Into::into);
     let partition = if args.balanced {
         Partition::Balanced
     } else {

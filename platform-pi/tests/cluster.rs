@@ -15,6 +15,7 @@ use tessera_backends::gen_weights;
 use tessera_backends::local::{fused_model, run_local, Faults, LocalRun};
 use tessera_backends::pipeline::{boxes, run_frame, run_tail};
 use tessera_core::detect::Detection;
+use tessera_core::detect::{DEFAULT_NMS, DEFAULT_THRESH};
 use tessera_core::ftp::{FusedStack, Grid, Mode, Partition};
 use tessera_core::kernel::Portable;
 use tessera_core::model::weights::Weights;
@@ -76,7 +77,7 @@ fn detections(fused: &[f32]) -> Vec<Detection> {
     let f = fixture();
     let w = Weights::new(&f.net, f.net.layers().len(), &f.params).unwrap();
     let t = run_tail(&Portable, &f.net, &w, LAYERS, fused, &[]).unwrap();
-    boxes(&f.net, &t.output, 640, 425, 0.24, 0.45).unwrap()
+    boxes(&f.net, &t.output, 640, 425, DEFAULT_THRESH, DEFAULT_NMS).unwrap()
 }
 
 fn model(grid: (u32, u32)) -> Arc<Model> {

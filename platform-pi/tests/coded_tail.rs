@@ -24,6 +24,7 @@ use tessera_backends::gen_weights;
 use tessera_backends::local::{fused_model, run_local, Faults, LocalRun, TailSpec};
 use tessera_backends::pipeline::{run_frame, run_tail};
 use tessera_core::detect::Detection;
+use tessera_core::detect::{DEFAULT_NMS, DEFAULT_THRESH};
 use tessera_core::ftp::{FusedStack, Grid, Mode, Partition};
 use tessera_core::kernel::Portable;
 use tessera_core::model::weights::Weights;
@@ -105,7 +106,15 @@ fn plain_tail(fused: &[f32]) -> Vec<f32> {
 }
 
 fn boxes(region: &[f32]) -> Vec<Detection> {
-    tessera_backends::pipeline::boxes(&fixture().net, region, 640, 425, 0.24, 0.45).unwrap()
+    tessera_backends::pipeline::boxes(
+        &fixture().net,
+        region,
+        640,
+        425,
+        DEFAULT_THRESH,
+        DEFAULT_NMS,
+    )
+    .unwrap()
 }
 
 /// The centralised coded run of image `i` as `CodedModel::reference_with` computes it.

@@ -18,11 +18,12 @@ use std::time::{Duration, Instant};
 
 use tessera_backends::builtin::DEFAULT_CFG;
 use tessera_backends::cluster::ClusterSpec;
-use tessera_backends::coded::tail::{CodedTail, TailScheme, NMS, THRESH};
+use tessera_backends::coded::tail::{CodedTail, TailScheme};
 use tessera_backends::detections_json::to_json;
 use tessera_backends::gen_weights;
 use tessera_backends::local::{fused_model, run_local, Faults, TailSpec};
 use tessera_backends::pipeline::boxes;
+use tessera_core::detect::{DEFAULT_NMS, DEFAULT_THRESH};
 use tessera_core::model::weights::Weights;
 use tessera_core::model::{cfg, Network};
 use tessera_core::runtime::coded::CodedConfig;
@@ -204,7 +205,7 @@ fn run_in_process(net: &Network, params: &[f32], inputs: &[Vec<f32>]) -> Vec<Str
         .map(|n| {
             let done = &run.tails[&FrameKey::new(1, n as u32)];
             assert!(done.quality.is_complete(), "frame {n}: {:?}", done.quality);
-            let dets = boxes(net, &done.output, w, h, THRESH, NMS).unwrap();
+            let dets = boxes(net, &done.output, w, h, DEFAULT_THRESH, DEFAULT_NMS).unwrap();
             to_json(&dets, w, h).unwrap()
         })
         .collect()

@@ -68,7 +68,7 @@ pub fn job_flops(model: &Model, work: &Work) -> u64 {
     let Ok(stack) = model.stack() else { return 0 };
     match *work {
         Work::Tile { tile, mode, .. } => model
-            .plan(tile, mode.into())
+            .plan(tile, mode)
             .map_or(0, |p| 2 * tile_macs(&stack, &p)),
         Work::Layer { layer, output, .. } => match stack.layers().get(layer as usize) {
             Some(l) => match &l.kind {
@@ -90,7 +90,7 @@ pub fn zero_done(model: &Model, job: Job) -> Result<Done, ModelError> {
     let stack = model.stack()?;
     match job.work {
         Work::Tile { tile, mode, .. } => {
-            let plan = model.plan(tile, mode.into())?;
+            let plan = model.plan(tile, mode)?;
             let last = stack.len() - 1;
             let region = plan.output(last);
             let out_c = stack.output().c;

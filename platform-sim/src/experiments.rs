@@ -49,7 +49,7 @@ pub struct BenchArgs {
     pub edges: u16,
     /// Policy.
     #[arg(long, default_value = "wst-s")]
-    pub policy: String,
+    pub policy: Policy,
     /// Network preset.
     #[arg(long, default_value = "ethernet")]
     pub net: String,
@@ -82,7 +82,7 @@ type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 /// The 64-node × 100-frame speed run.
 pub fn bench(a: &BenchArgs) -> Res<()> {
-    let policy = crate::scenario::parse_policy(&a.policy).ok_or("unknown policy")?;
+    let policy = a.policy;
     let mut cfg = SimConfig::yolo(policy, (3, 3), a.edges);
     cfg.clusters = a.clusters;
     cfg.frames = a.frames.div_ceil(a.clusters);
@@ -108,15 +108,6 @@ pub fn bench(a: &BenchArgs) -> Res<()> {
         out.trace_hash
     );
     Ok(())
-}
-
-fn policy_name(p: Policy) -> &'static str {
-    match p {
-        Policy::Wsh => "WSH",
-        Policy::Wst => "WST",
-        Policy::WstS => "WST-S",
-        Policy::Bodp => "BODP",
-    }
 }
 
 fn base(a: &OutArgs, policy: Policy, grid: (u32, u32), edges: u16) -> Res<SimConfig> {
@@ -215,7 +206,7 @@ pub fn sweep(a: &OutArgs) -> Res<Vec<Point>> {
                 let link: u64 = out.nodes.iter().map(|n| n.2.link.bytes_sent).sum();
                 eprintln!(
                     "  {:5} {}x{} {:2} devices: {:7.2} s ({} of {}) {:7.1} MiB/frame [{:.1} s wall]",
-                    policy_name(policy), grid.0, grid.1, d, latency, done.len(), out.submitted,
+                    policy.label(), grid.0, grid.1, d, latency, done.len(), out.submitted,
                     medium as f64 / n / 1048576.0, t0.elapsed().as_secs_f64()
                 );
                 pts.push(Point {
@@ -253,7 +244,7 @@ fn speedup_csv(a: &OutArgs, pts: &[Point]) -> String {
         let _ = writeln!(
             s,
             "{},{}x{},{},{:.3},{:.3},{:.3},{},{},{:.2},{:.2}",
-            policy_name(p.policy),
+            p.policy.label(),
             p.grid.0,
             p.grid.1,
             p.devices,
@@ -277,7 +268,7 @@ fn comm_csv(pts: &[Point]) -> String {
         let _ = writeln!(
             s,
             "{},{}x{},{},{:.2},{:.2},{:.3}",
-            policy_name(p.policy),
+            p.policy.label(),
             p.grid.0,
             p.grid.1,
             p.devices,
@@ -617,7 +608,7 @@ pub fn sources(a: &OutArgs) -> Res<Vec<SourceRow>> {
             let thr = out.completed() as f64 / (span as f64 / 1e6).max(1e-9);
             eprintln!(
                 "  {} {d} sources: max {max:.2} s, {thr:.3} frames/s ({} of {})",
-                policy_name(policy),
+                policy.label(),
                 out.completed(),
                 out.submitted
             );
@@ -634,7 +625,7 @@ pub fn sources(a: &OutArgs) -> Res<Vec<SourceRow>> {
         let _ = writeln!(
             s,
             "{},{},{:.3},{:.4}",
-            policy_name(r.policy),
+            r.policy.label(),
             r.devices,
             r.max_latency,
             r.throughput

@@ -2,8 +2,9 @@
 
 use std::fmt::Write as _;
 
+use tessera_core::ftp::Mode;
 use tessera_core::runtime::Work;
-use tessera_core::wire::{Policy, TileMode};
+use tessera_core::wire::Policy;
 
 use crate::experiments::{single_device_s, FaultRow, MemRow, OutArgs, Point, SourceRow};
 use crate::world::{Outcome, SimConfig};
@@ -11,15 +12,6 @@ use crate::world::{Outcome, SimConfig};
 const COLOURS: [&str; 6] = [
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
 ];
-
-fn name(p: Policy) -> &'static str {
-    match p {
-        Policy::Wsh => "WSH",
-        Policy::Wst => "WST",
-        Policy::WstS => "WST-S",
-        Policy::Bodp => "BODP",
-    }
-}
 
 /// One colour per policy in every plot (a series is named by its policy, maybe followed by
 /// more words); other series take the remaining colours in order.
@@ -196,7 +188,7 @@ fn gantt(cfg: &SimConfig, out: &Outcome) -> String {
             Work::Tile { tile, mode, .. } => {
                 let again = seen.get(&tile).copied().unwrap_or(0) > 1;
                 let stolen = j.id != frame.frame.origin;
-                let fill = if mode == TileMode::Reuse {
+                let fill = if mode == Mode::Reuse {
                     "#9ecae1"
                 } else {
                     "#c7e9c0"
@@ -209,7 +201,7 @@ fn gantt(cfg: &SimConfig, out: &Outcome) -> String {
                     "#555"
                 };
                 (
-                    format!("t{tile}{}", if mode == TileMode::Reuse { "r" } else { "" }),
+                    format!("t{tile}{}", if mode == Mode::Reuse { "r" } else { "" }),
                     fill,
                     stroke,
                 )
@@ -329,7 +321,7 @@ pub fn html(
             .iter()
             .map(|&p| {
                 (
-                    name(p).to_string(),
+                    p.label().to_string(),
                     pts.iter()
                         .filter(|q| q.policy == p && q.grid == gr && q.devices <= 6)
                         .map(|q| (q.devices as f64, q.latency, q.spread.0, q.spread.1))
@@ -341,7 +333,7 @@ pub fn html(
         // FTP policies keep a readable scale.
         let (bodp, ftp): (Vec<SpreadSeries>, Vec<SpreadSeries>) = series
             .into_iter()
-            .partition(|(l, _)| l == name(Policy::Bodp));
+            .partition(|(l, _)| l == Policy::Bodp.label());
         for (which, part) in [("FTP policies", ftp), ("BODP", bodp)] {
             if part.iter().all(|(_, p)| p.is_empty()) {
                 continue;
@@ -362,7 +354,7 @@ pub fn html(
             .iter()
             .map(|&p| {
                 (
-                    name(p).to_string(),
+                    p.label().to_string(),
                     pts.iter()
                         .filter(|q| q.policy == p && q.grid == gr && q.devices <= 6)
                         .map(|q| (q.devices as f64, t1 / q.latency))
@@ -383,7 +375,7 @@ pub fn html(
             .iter()
             .find(|q| q.policy == p.policy && q.grid == p.grid && q.devices == 1)
             .map_or(f64::NAN, |q| q.latency);
-        let _ = write!(s, "<tr><td>{}</td><td>{}x{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{}/{}</td></tr>", name(p.policy), p.grid.0, p.grid.1, p.devices, figure(p.latency), figure(t1 / p.latency), figure(own / p.latency), p.medium_bytes / 1048576.0, p.completed.0, p.completed.1);
+        let _ = write!(s, "<tr><td>{}</td><td>{}x{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{}/{}</td></tr>", p.policy.label(), p.grid.0, p.grid.1, p.devices, figure(p.latency), figure(t1 / p.latency), figure(own / p.latency), p.medium_bytes / 1048576.0, p.completed.0, p.completed.1);
     }
     s.push_str("</table>");
     // Papers vs ours.
@@ -430,7 +422,7 @@ pub fn html(
             .iter()
             .map(|&p| {
                 (
-                    name(p).to_string(),
+                    p.label().to_string(),
                     pts.iter()
                         .filter(|q| q.policy == p && q.grid == gr && q.devices <= 6)
                         .map(|q| (q.devices as f64, q.medium_bytes / 1048576.0))
@@ -458,7 +450,7 @@ pub fn html(
         .iter()
         .map(|&p| {
             (
-                name(p).to_string(),
+                p.label().to_string(),
                 src.iter()
                     .filter(|r| r.policy == p)
                     .map(|r| (r.devices as f64, r.throughput))
@@ -476,7 +468,7 @@ pub fn html(
         .iter()
         .map(|&p| {
             (
-                name(p).to_string(),
+                p.label().to_string(),
                 src.iter()
                     .filter(|r| r.policy == p)
                     .map(|r| (r.devices as f64, r.max_latency))

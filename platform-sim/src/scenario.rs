@@ -58,6 +58,7 @@
 //! ```
 
 use serde::Deserialize;
+use tessera_core::ftp::GridShape;
 use tessera_core::wire::{NodeId, Policy};
 
 use crate::medium::NetModel;
@@ -183,23 +184,6 @@ impl std::fmt::Display for ScenarioError {
 
 impl std::error::Error for ScenarioError {}
 
-/// Parses a policy name.
-pub fn parse_policy(s: &str) -> Option<Policy> {
-    match s.to_ascii_lowercase().as_str() {
-        "wsh" => Some(Policy::Wsh),
-        "wst" => Some(Policy::Wst),
-        "wst-s" | "wsts" | "wst_s" => Some(Policy::WstS),
-        "bodp" | "modnn" => Some(Policy::Bodp),
-        _ => None,
-    }
-}
-
-/// Parses `RxC`.
-pub fn parse_grid(s: &str) -> Option<(u32, u32)> {
-    let (a, b) = s.split_once(['x', 'X'])?;
-    Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
-}
-
 fn us(ms: f64) -> u64 {
     (ms.max(0.0) * 1000.0).round() as u64
 }
@@ -241,11 +225,16 @@ pub fn parse_testbed(text: &str) -> Result<(SimConfig, Vec<TestbedFault>), Scena
     let f: ScenarioFile = toml::from_str(text).map_err(|e| ScenarioError::Parse(e.to_string()))?;
     let mut testbed = Vec::new();
     let policy = match &f.policy {
-        Some(p) => parse_policy(p).ok_or(ScenarioError::Value("policy"))?,
+        Some(p) => p
+            .parse::<Policy>()
+            .map_err(|_| ScenarioError::Value("policy"))?,
         None => Policy::WstS,
     };
     let grid = match &f.grid {
-        Some(g) => parse_grid(g).ok_or(ScenarioError::Value("grid"))?,
+        Some(g) => g
+            .parse::<GridShape>()
+            .map_err(|_| ScenarioError::Value("grid"))?
+            .into(),
         None => (3, 3),
     };
     let edges = f.edges.unwrap_or(4);

@@ -427,7 +427,7 @@ pub fn work_words(w: &tessera_core::runtime::Work) -> (u64, u64, u64) {
         Work::Tile { frame, tile, mode } => (
             1,
             ((frame.origin as u64) << 32) | frame.number as u64,
-            tile as u64 | ((mode == tessera_core::wire::TileMode::Reuse) as u64) << 16,
+            tile as u64 | ((mode == tessera_core::ftp::Mode::Reuse) as u64) << 16,
         ),
         Work::Layer {
             frame,

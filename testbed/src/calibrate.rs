@@ -10,7 +10,6 @@
 use serde::Serialize;
 use tessera_sim::world;
 
-use crate::cluster_file::policy_name;
 use crate::run::{run, scenario, Options, Outcome, RunError};
 
 /// One scenario, both ways.
@@ -100,7 +99,7 @@ pub fn compare(name: &str, text: &str, o: &Options) -> Result<(Row, Outcome), Ru
     let row = Row {
         scenario: name.to_string(),
         net: cfg.net.name.clone(),
-        policy: policy_name(cfg.policy),
+        policy: cfg.policy.name(),
         grid: format!("{}x{}", cfg.grid.0, cfg.grid.1),
         edges: cfg.edges,
         sim_frames: format!("{}/{}", sim.completed(), sim.submitted),

@@ -2,7 +2,7 @@
 //! written from the scenario: the simulator's policy, grid, timeouts and addressing.
 
 use serde::Serialize;
-use tessera_core::wire::{NodeId, Policy};
+use tessera_core::wire::NodeId;
 use tessera_sim::world::SimConfig;
 
 use crate::names::{Names, PORT};
@@ -35,16 +35,6 @@ struct Node {
     source: bool,
 }
 
-/// The policy's name in cluster files.
-pub fn policy_name(p: Policy) -> &'static str {
-    match p {
-        Policy::Wsh => "wsh",
-        Policy::Wst => "wst",
-        Policy::WstS => "wst-s",
-        Policy::Bodp => "bodp",
-    }
-}
-
 /// A run's pre-shared key (private namespaces only; derived from the seed so reruns match).
 fn key(seed: u64) -> String {
     let mut x = seed ^ 0x9e37_79b9_7f4a_7c15;
@@ -60,7 +50,7 @@ fn key(seed: u64) -> String {
 /// the steal backoff is the runtime's default, which the simulator uses).
 pub fn render(cfg: &SimConfig) -> Result<String, toml::ser::Error> {
     let f = File {
-        policy: policy_name(cfg.policy),
+        policy: cfg.policy.name(),
         grid: format!("{}x{}", cfg.grid.0, cfg.grid.1),
         layers: tessera_sim::models::YOLO_FUSED,
         kernel: "auto",
@@ -87,6 +77,7 @@ pub fn render(cfg: &SimConfig) -> Result<String, toml::ser::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tessera_core::wire::Policy;
 
     #[test]
     fn renders_every_node_and_the_sources() {

@@ -11,7 +11,7 @@ use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use tessera_core::exec::{run_tile, ExecError, StripStore};
+use tessera_core::exec::{run_tile, ExecError, StripStore, TileJob};
 use tessera_core::ftp::{FusedStack, Grid, MemoryPlan, Mode, Partition, PlanError, Side, TilePlan};
 use tessera_core::kernel::{KernelError, Kernels};
 use tessera_core::model::weights::{Weights, WeightsError};
@@ -356,7 +356,7 @@ pub fn execute_in<K: Kernels>(
     let weights = model.weights()?;
     match job.work {
         Work::Tile { tile, mode, .. } => {
-            let plan = model.plan(tile, mode.into())?;
+            let plan = model.plan(tile, mode)?;
             let scratch =
                 tessera_core::exec::buffer_elems(&stack, &plan).map_err(ModelError::Exec)?;
             let (a, b) = ws.buffers(scratch);
@@ -371,7 +371,17 @@ pub fn execute_in<K: Kernels>(
             {
                 let mut store = StripMap(&mut strips);
                 run_tile(
-                    kernels, &stack, &weights, &plan, &input, a, b, &mut store, &mut out,
+                    TileJob {
+                        kernels,
+                        stack: &stack,
+                        weights: &weights,
+                        plan: &plan,
+                        input: &input,
+                        buf_a: a,
+                        buf_b: b,
+                        strips: &mut store,
+                    },
+                    &mut out,
                 )
                 .map_err(ModelError::Exec)?;
             }
@@ -486,7 +496,7 @@ mod tests {
     use tessera_core::kernel::Portable;
     use tessera_core::model::weights::param_count;
     use tessera_core::model::{MaxPool, Shape};
-    use tessera_core::wire::{FrameKey, TileMode};
+    use tessera_core::wire::FrameKey;
     use tessera_testkit::{conv, network};
 
     fn net() -> Network {
@@ -510,7 +520,7 @@ mod tests {
             work: Work::Tile {
                 frame: FrameKey { origin: 1, number },
                 tile,
-                mode: TileMode::Plain,
+                mode: Mode::Plain,
             },
             input_region: Region::full(16, 12),
             input: Arc::new((0..16 * 12 * 3).map(|i| (i % 13) as f32 / 13.0).collect()),

@@ -30,7 +30,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use embedded_nal::TcpFullStack;
-use tessera_core::ftp::{Mode, Side};
+use tessera_core::ftp::Side;
 use tessera_core::model::Shape;
 use tessera_core::runtime::{
     Action, Config, Edge, Gateway, RuntimeError, Stats, SubmitError, Verdict, Work,
@@ -706,7 +706,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 let Some((full, image)) = self.shared_image(frame) else {
                     return;
                 };
-                let Ok(plan) = self.model.plan(tile, Mode::from(mode)) else {
+                let Ok(plan) = self.model.plan(tile, mode) else {
                     return;
                 };
                 let c = self.model.net.input().c;
@@ -949,7 +949,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 // once here (its level-0 neighbours, recomputed, would put them again); the
                 // gateway keeps its copies to serve them to the edges.
                 let edge = matches!(self.machine, Machine::Edge(_));
-                let plan = self.model.plan(tile, mode.into());
+                let plan = self.model.plan(tile, mode);
                 let strips = match (self.frames.get_mut(&frame), plan) {
                     (Some(f), Ok(plan)) if edge => take_strips(&mut f.strips, &plan),
                     (Some(f), Ok(plan)) => needed_strips(&f.strips, &plan),

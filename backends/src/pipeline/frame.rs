@@ -11,7 +11,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
-use tessera_core::exec::{run_tile, ExecError};
+use tessera_core::exec::{run_tile, ExecError, TileJob};
 use tessera_core::ftp::{tile_macs, FusedStack, Grid, MemoryPlan, Mode, PlanError, TilePlan};
 use tessera_core::kernel::Kernels;
 use tessera_core::model::weights::Weights;
@@ -110,14 +110,16 @@ pub fn run_frame<K: Kernels>(
         let src =
             FeatureView::new(tile_in.as_slice(), r0, in_shape.c).map_err(|e| failed(e.into()))?;
         let result = run_tile(
-            kernels,
-            stack,
-            weights,
-            &plan,
-            &src,
-            buf_a.as_mut_slice(),
-            buf_b.as_mut_slice(),
-            &mut strips,
+            TileJob {
+                kernels,
+                stack,
+                weights,
+                plan: &plan,
+                input: &src,
+                buf_a: buf_a.as_mut_slice(),
+                buf_b: buf_b.as_mut_slice(),
+                strips: &mut strips,
+            },
             tile_out.as_mut_slice(),
         )
         .map_err(failed)?;

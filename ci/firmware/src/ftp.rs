@@ -4,7 +4,7 @@
 
 use core::fmt::Write;
 
-use tessera_core::exec::{run_tile, ArrayStripStore, ExecError, NoStrips, StripStore};
+use tessera_core::exec::{run_tile, ArrayStripStore, ExecError, NoStrips, StripStore, TileJob};
 use tessera_core::ftp::{FusedStack, Grid, Level, MemoryPlan, Mode, Partition, TilePlan};
 use tessera_core::kernel::{Kernels, Portable, Reference};
 use tessera_core::tensor::{copy_overlap, FeatureView, FeatureViewMut};
@@ -133,7 +133,17 @@ fn frame<K: Kernels>(
         let tile_in = iv.as_view();
         let mut out = [f32::NAN; OUTPUT_LEN];
         let got = run_tile(
-            k, &stack, &weights, &plan, &tile_in, &mut *a, &mut *b, &mut store, &mut out,
+            TileJob {
+                kernels: k,
+                stack: &stack,
+                weights: &weights,
+                plan: &plan,
+                input: &tile_in,
+                buf_a: &mut *a,
+                buf_b: &mut *b,
+                strips: &mut store,
+            },
+            &mut out,
         )
         .map_err(Failure::Exec)?;
         if got.region() != grid.tile_region(t) {
@@ -175,7 +185,17 @@ fn missing_strip(fx: &Fixture) -> Result<(), Failure> {
         return Err(Failure::Ftp("NoStrips returned a strip"));
     }
     match run_tile(
-        &Reference, &stack, &weights, &plan, &input, &mut a, &mut b, &mut none, &mut out,
+        TileJob {
+            kernels: &Reference,
+            stack: &stack,
+            weights: &weights,
+            plan: &plan,
+            input: &input,
+            buf_a: &mut a,
+            buf_b: &mut b,
+            strips: &mut none,
+        },
+        &mut out,
     ) {
         Err(ExecError::MissingStrip { .. }) => Ok(()),
         Err(e) => Err(Failure::Exec(e)),

@@ -14,12 +14,14 @@ mod grid;
 mod memory;
 mod plan;
 mod reuse;
+mod shape;
 mod stack;
 
 pub use error::PlanError;
 pub use grid::{Grid, Level, Partition, Side};
 pub use memory::{frame_macs, tile_macs, MemoryPlan};
 pub use plan::{Mode, TilePlan};
+pub use shape::{GridShape, ParseGridError};
 pub use stack::FusedStack;
 
 /// Most layers a [`FusedStack`] may fuse (bounds the per-tile region tables).

@@ -2,7 +2,8 @@
 
 use super::auth::{self, AuthStats, Key, ReplayWindow};
 use super::frame::{Frame, HeaderRepr, HEADER_LEN, TAG_LEN};
-use super::message::{Message, NodeId};
+use super::ids::NodeId;
+use super::message::Message;
 use super::stream::{Body, FrameEncoder};
 use super::{Limits, WireError};
 

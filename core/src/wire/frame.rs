@@ -18,7 +18,9 @@
 //! ```
 //! All integers little-endian.
 
-use super::message::{FrameKey, Kind, Message, NodeId};
+use super::ids::{FrameKey, NodeId};
+use super::kind::Kind;
+use super::message::Message;
 use super::{Limits, WireError};
 
 /// The first four bytes of every frame.

@@ -12,7 +12,11 @@
 //! or an allocation. The round trip `emit → parse` is the specification.
 //!
 //! Layers, bottom up:
-//! * [`message`]: [`Message`] payloads, [`Message::parse`] / [`Message::emit`];
+//! * the values messages carry: node ids and [`FrameKey`]s, the run's [`Policy`], [`Tensor`]s
+//!   and overlap strips ([`StripsView`], [`StripsWriter`]), each with its wire form stated once
+//!   (a private `Field` impl over bounds-checked cursors);
+//! * [`message`]: [`Message`] payloads, one layout table from which [`Message::parse`],
+//!   [`Message::emit`] and the lengths are derived; [`Kind`], the header's kind byte;
 //! * [`frame`]: the header view [`Frame`] and [`HeaderRepr`] (byte table there);
 //! * [`auth`]: ChaCha20-Poly1305 [`seal`] / [`open`], the incremental [`Sealer`], [`Key`],
 //!   [`ReplayWindow`] and [`AuthStats`];
@@ -38,22 +42,33 @@ use core::fmt;
 
 pub mod auth;
 mod codec;
+mod cursor;
 mod decoder;
 pub mod frame;
+mod ids;
+mod kind;
 pub mod message;
+mod policy;
 mod stream;
+mod strips;
+mod tensor;
 
 pub use auth::{open, seal, AuthStats, Key, ReplayWindow, Sealer};
 pub use codec::{decode, encode, Receiver, Sender};
 pub use decoder::FrameDecoder;
 pub use frame::{Frame, HeaderRepr, FLAG_AUTH, HEADER_LEN, MAGIC, TAG_LEN, VERSION};
+pub use ids::{FrameKey, NodeId, Role, GATEWAY, PROBE};
+pub use kind::Kind;
+pub use message::{Message, MAX_PREFIX_LEN};
+pub use policy::{ParsePolicyError, Policy};
 pub use stream::{Body, FrameEncoder, StripSource};
+pub use strips::{StripEntry, StripsIter, StripsView, StripsWriter, STRIP_DESC_LEN};
+pub use tensor::{decode_f32, encode_f32, tensor_byte_len, Tensor, TENSOR_DESC_LEN, VALUE_LEN};
 
-pub use message::{
-    decode_f32, encode_f32, tensor_byte_len, FrameKey, Kind, Message, NodeId, Policy, Role,
-    StripEntry, StripsIter, StripsView, StripsWriter, Tensor, TileMode, GATEWAY, MAX_PREFIX_LEN,
-    PROBE, STRIP_DESC_LEN, TENSOR_DESC_LEN,
-};
+/// The tile mode a `Task` carries: the planner's own [`Mode`](crate::ftp::Mode) (the wire
+/// form is one byte, `0` plain, `1` reuse). The old name, kept so paths that spell it still
+/// build; new code writes `ftp::Mode`.
+pub use crate::ftp::Mode as TileMode;
 
 /// The receiver's bounds on what it accepts from the network.
 ///

@@ -14,10 +14,12 @@ use crate::region::Region;
 use crate::tensor::FeatureView;
 
 use super::auth::{Key, Sealer};
+use super::cursor::Writer;
 use super::frame::{HeaderRepr, HEADER_LEN, TAG_LEN};
-use super::message::{
-    encode_f32, tensor_byte_len, Message, NodeId, Writer, MAX_PREFIX_LEN, STRIP_DESC_LEN, VALUE_LEN,
-};
+use super::ids::NodeId;
+use super::message::{Message, MAX_PREFIX_LEN};
+use super::strips::{StripDesc, StripsView, STRIP_DESC_LEN};
+use super::tensor::{encode_f32, tensor_byte_len, TensorDesc, VALUE_LEN};
 use super::WireError;
 
 /// One strip to stream in a [`Message::Strips`] frame.
@@ -136,15 +138,17 @@ impl<'a> FrameEncoder<'a> {
         let mut head = [0u8; HEADER_LEN + MAX_PREFIX_LEN];
         let hdr = h.to_bytes();
         head[..HEADER_LEN].copy_from_slice(&hdr);
-        let plen = match (msg, body) {
-            (Message::Strips { frame, tile, .. }, Body::Strips(s)) => {
-                let mut w = Writer::new(&mut head[HEADER_LEN..]);
-                w.u16(frame.origin)?;
-                w.u32(frame.number)?;
-                w.u16(*tile)?;
-                w.u16(s.len() as u16)?;
-                w.pos()
+        let plen = match (*msg, body) {
+            // The prefix counts the streamed entries, not the message's own.
+            (Message::Strips { frame, tile, .. }, Body::Strips(s)) => Message::Strips {
+                frame,
+                tile,
+                strips: StripsView {
+                    count: s.len() as u16,
+                    bytes: &[],
+                },
             }
+            .emit_prefix(&mut head[HEADER_LEN..])?,
             _ => msg.emit_prefix(&mut head[HEADER_LEN..])?,
         };
         let mut sealer = key.map(|k| Sealer::new(k, &hdr));
@@ -312,12 +316,18 @@ impl<'a> FrameEncoder<'a> {
         let Some(e) = s.get(self.idx) else {
             return Part::Tag;
         };
-        let mut w = Writer::new(&mut self.desc);
-        let r = e.view.region();
-        // Regions of views are never inverted and the descriptor fits: these cannot fail.
-        let ok = w.u8(e.layer).is_ok()
-            && w.u8(e.side.index() as u8).is_ok()
-            && w.tensor_desc(&r, e.view.channels()).is_ok();
+        let desc = StripDesc {
+            layer: e.layer,
+            side: e.side,
+            tensor: TensorDesc {
+                region: e.view.region(),
+                channels: e.view.channels(),
+            },
+        };
+        // Regions of views are never inverted and the descriptor fits: this cannot fail.
+        let ok = Writer::new(&mut self.desc)
+            .field::<StripDesc>(&desc)
+            .is_ok();
         debug_assert!(ok);
         Part::StripDesc
     }
@@ -335,16 +345,8 @@ impl<'a> FrameEncoder<'a> {
 
 /// The region and channels of the trailing tensor of `msg` (`BadValue`: it has none).
 fn tensor_of(msg: &Message<'_>) -> Result<(Region, u32), WireError> {
-    match *msg {
-        Message::Task { input: t, .. }
-        | Message::FrameSubmit { input: t, .. }
-        | Message::LayerTask { input: t, .. }
-        | Message::Result { output: t, .. }
-        | Message::LayerResult { output: t, .. }
-        | Message::CodedTask { input: t, .. }
-        | Message::CodedResult { output: t, .. } => Ok((t.region, t.channels)),
-        _ => Err(WireError::BadValue),
-    }
+    let t = msg.tensor().ok_or(WireError::BadValue)?;
+    Ok((t.region, t.channels))
 }
 
 /// Bytes of `channels × region` values (checked against overflow when the encoder was built).

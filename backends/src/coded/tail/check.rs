@@ -12,14 +12,11 @@ use tessera_core::kernel::Kernels;
 use tessera_core::model::weights::Weights;
 use tessera_core::model::Network;
 
+use tessera_core::detect::{DEFAULT_NMS, DEFAULT_THRESH};
+
 use super::{bit_identical, max_abs_diff, CodedTail, CodedTailError};
 use crate::coded::CodedFinished;
 use crate::pipeline::{boxes, run_tail, DecodeError, TailError};
-
-/// Box threshold and NMS overlap of the checks (Darknet's defaults).
-pub const THRESH: f32 = 0.24;
-/// NMS overlap of the checks.
-pub const NMS: f32 = 0.45;
 
 /// What the coded tail did to one frame, against the centralised and the plain runs.
 #[derive(Clone, Debug)]
@@ -77,7 +74,7 @@ pub fn check<K: Kernels + Clone>(
     let plain =
         run_tail(kernels, net, weights, tail.from(), fused_out, &[]).map_err(CheckError::Plain)?;
     let out = &done.output;
-    let decode = |o: &[f32]| boxes(net, o, image_w, image_h, THRESH, NMS);
+    let decode = |o: &[f32]| boxes(net, o, image_w, image_h, DEFAULT_THRESH, DEFAULT_NMS);
     let dets = decode(out).map_err(CheckError::Decode)?;
     let plain_dets = decode(&plain.output).map_err(CheckError::Decode)?;
     let k = tail.scheme().k;

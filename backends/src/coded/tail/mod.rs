@@ -25,7 +25,7 @@ mod scheme;
 mod summary;
 mod worker;
 
-pub use check::{check, detections_match, CheckError, CodedCheck, NMS, THRESH};
+pub use check::{check, detections_match, CheckError, CodedCheck};
 pub use compare::{bit_identical, max_abs_diff};
 pub use glue::{GlueError, TailGlue};
 pub use join::{Joined, TailJoin};
