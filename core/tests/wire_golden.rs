@@ -223,6 +223,18 @@ fn every_kind_has_a_golden_payload() {
 }
 
 #[test]
+fn descriptor_and_prefix_lengths_are_the_documented_ones() {
+    assert_eq!(wire::TENSOR_DESC_LEN, 20);
+    assert_eq!(wire::STRIP_DESC_LEN, 22);
+    // LayerTask: frame key 6, layer 1, stripe 2, region 16, tensor descriptor 20.
+    assert_eq!(wire::MAX_PREFIX_LEN, 45);
+    with_golden(|table| {
+        let longest = table.iter().map(|(m, _)| m.prefix_len()).max();
+        assert_eq!(longest, Some(wire::MAX_PREFIX_LEN));
+    });
+}
+
+#[test]
 fn payloads_are_the_golden_bytes() {
     with_golden(|table| {
         for (m, want) in table {
@@ -237,42 +249,21 @@ fn payloads_are_the_golden_bytes() {
     });
 }
 
-/// `Coverage` from sender `0x3132`, sequence `0x3334353637383940`: the 32-byte header
-/// (magic `TSRW`, version 1, kind 13, flags, reserved, sender, origin, number, task, reserved,
-/// sequence, payload length), then the payload.
+/// `Coverage` from sender `0x3132`, sequence `0x3334353637383940`, in clear: the 32-byte
+/// header (fields in order: magic `TSRW`, version 1, kind 13, flags, reserved, sender, origin,
+/// number, task, reserved, sequence, payload length 8), then the payload.
+#[rustfmt::skip]
 const COVERAGE_FRAME: &str = concat!(
-    "54535257",
-    "01",
-    "0d",
-    "00",
-    "00",
-    "3231",
-    "0403",
-    "08070605",
-    "1615",
-    "0000",
-    "4039383736353433",
-    "08000000",
-    "040308070605",
-    "1615",
+    "54535257", "01", "0d", "00", "00", "3231", "0403", "08070605", "1615", "0000", "4039383736353433", "08000000",
+    "040308070605", "1615",
 );
 
-/// The same frame sealed with key `[0x42; 32]` (flags bit 0 set; ciphertext and tag recorded).
+/// The same frame sealed with key `[0x42; 32]`: flags bit 0 set, then the ciphertext and the
+/// tag (recorded, see the file's doc).
+#[rustfmt::skip]
 const COVERAGE_SEALED: &str = concat!(
-    "54535257",
-    "01",
-    "0d",
-    "01",
-    "00",
-    "3231",
-    "0403",
-    "08070605",
-    "1615",
-    "0000",
-    "4039383736353433",
-    "08000000",
-    "535efb75a0e0c8f4",
-    "8e2a64bfe90f895bcde5aabbedad96fa",
+    "54535257", "01", "0d", "01", "00", "3231", "0403", "08070605", "1615", "0000", "4039383736353433", "08000000",
+    "535efb75a0e0c8f4", "8e2a64bfe90f895bcde5aabbedad96fa",
 );
 
 #[test]

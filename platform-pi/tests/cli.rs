@@ -206,7 +206,7 @@ fn raw_input_and_bad_inputs_give_clear_errors() {
     );
     fails(
         &[&common[..], &["--grid", "3by3", "--dump", &d]].concat(),
-        "ROWSxCOLS",
+        "NxM",
     );
     fails(
         &[

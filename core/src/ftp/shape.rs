@@ -1,4 +1,4 @@
-//! A grid's shape, `ROWSxCOLS`: its one spelling in files and flags.
+//! A grid's shape, `NxM` (rows x columns): its one spelling in files and flags.
 
 use core::fmt;
 use core::str::FromStr;
@@ -57,9 +57,9 @@ pub enum ParseGridError {
 impl fmt::Display for ParseGridError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            ParseGridError::NoSeparator => "expected ROWSxCOLS, e.g. 3x3",
-            ParseGridError::Rows => "grid rows are not a number (expected ROWSxCOLS, e.g. 3x3)",
-            ParseGridError::Cols => "grid columns are not a number (expected ROWSxCOLS, e.g. 3x3)",
+            ParseGridError::NoSeparator => "expected NxM (rows x columns), e.g. 3x3",
+            ParseGridError::Rows => "grid rows are not a number (expected NxM, e.g. 3x3)",
+            ParseGridError::Cols => "grid columns are not a number (expected NxM, e.g. 3x3)",
         })
     }
 }
@@ -87,7 +87,7 @@ impl Grid {
     }
 }
 
-/// Written as its shape, `ROWSxCOLS`.
+/// Written as its shape, `NxM`.
 impl fmt::Display for Grid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.shape().fmt(f)

@@ -2,7 +2,7 @@
 //!
 //! A [`Message`] borrows its tensors from the received payload (zero copy). Its payload layout
 //! is stated once, in the table at the end of this file: each kind's fields in wire order,
-//! each with its wire type ([`Field`]: length, read, write, check). [`Message::parse`],
+//! each with its wire type (a private `Field` impl: length, read, write, check). [`Message::parse`],
 //! [`Message::emit_prefix`], [`Message::prefix_len`], [`Message::check`] and
 //! [`MAX_PREFIX_LEN`] are all derived from that table. Tensors are CHW `f32` values stored as
 //! little-endian bytes ([`Tensor`]); a message's tensor or strips always come last, so their
