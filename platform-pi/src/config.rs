@@ -541,7 +541,7 @@ mod tests {
         let cases: &[(&str, &str)] = &[
             ("policy = \"fifo\"", "unknown policy"),
             ("grid = \"9x9\"", "outside 1x1..8x8"),
-            ("grid = \"3by3\"", "ROWSxCOLS"),
+            ("grid = \"3by3\"", "NxM"),
             ("key = \"abcd\"", "64 hex digits"),
             ("layers = 0", "outside 1..=32"),
             ("colour = \"red\"", "unknown field"),
