@@ -16,7 +16,6 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
-use core::fmt;
 use std::time::{Duration, Instant};
 
 use tessera_core::ftp::{FusedStack, Grid, Mode, Partition, PlanError};
@@ -100,24 +99,29 @@ impl TiledCheck {
 }
 
 /// Why a measurement failed.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BenchError {
     /// The fused stack or a grid is invalid.
+    #[error("plan: {0}")]
     Plan(PlanError),
     /// A buffer does not fit its layer.
+    #[error("buffer: {0}")]
     View(ViewError),
     /// Layer `layer` has no parameters in the weights.
+    #[error("no parameters for layer {layer}")]
     Weights {
         /// The layer.
         layer: usize,
     },
     /// Layer `layer` is neither a convolution nor a max pool.
+    #[error("layer {layer} is not fusable")]
     NotFusable {
         /// The layer.
         layer: usize,
     },
     /// A kernel refused layer `layer`.
+    #[error("layer {layer}: {error}")]
     Kernel {
         /// The layer.
         layer: usize,
@@ -125,28 +129,12 @@ pub enum BenchError {
         error: KernelError,
     },
     /// Running a frame failed.
+    #[error("{0}")]
     Frame(FrameError),
     /// The 3×3 reuse output differs from the full frame's.
+    #[error("tiled check: 3x3 reuse output differs from the full frame")]
     TiledDiffers,
 }
-
-impl fmt::Display for BenchError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BenchError::Plan(e) => write!(f, "plan: {e}"),
-            BenchError::View(e) => write!(f, "buffer: {e}"),
-            BenchError::Weights { layer } => write!(f, "no parameters for layer {layer}"),
-            BenchError::NotFusable { layer } => write!(f, "layer {layer} is not fusable"),
-            BenchError::Kernel { layer, error } => write!(f, "layer {layer}: {error}"),
-            BenchError::Frame(e) => write!(f, "{e}"),
-            BenchError::TiledDiffers => {
-                f.write_str("tiled check: 3x3 reuse output differs from the full frame")
-            }
-        }
-    }
-}
-
-impl std::error::Error for BenchError {}
 
 /// The fastest of `reps` runs of `f`, wall-clock seconds.
 fn best<F: FnMut() -> Result<(), BenchError>>(reps: usize, mut f: F) -> Result<f64, BenchError> {

@@ -11,7 +11,6 @@ use alloc::boxed::Box;
 use alloc::format;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration as StdDuration, Instant as StdInstant, SystemTime, UNIX_EPOCH};
@@ -230,16 +229,20 @@ impl Default for NodeOptions {
 }
 
 /// Why a node did not start.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartError {
     /// No node with this id in the cluster.
+    #[error("no node {0} in the cluster")]
     NoNode(NodeId),
     /// The cluster's grid does not fit the model.
+    #[error("the cluster's grid: {0}")]
     Plan(PlanError),
     /// The coded tail's model or plan is unusable.
+    #[error("the coded stage: {0}")]
     Coded(CodedModelError),
     /// The node could not listen on its address.
+    #[error("listening on {addr}: {error}")]
     Driver {
         /// The address.
         addr: SocketAddr,
@@ -247,6 +250,7 @@ pub enum StartError {
         error: DriverError,
     },
     /// A poll set or a thread could not be created.
+    #[error("creating {what}: {error}")]
     Io {
         /// What was being created.
         what: &'static str,
@@ -254,20 +258,6 @@ pub enum StartError {
         error: io::Error,
     },
 }
-
-impl fmt::Display for StartError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StartError::NoNode(id) => write!(f, "no node {id} in the cluster"),
-            StartError::Plan(e) => write!(f, "the cluster's grid: {e}"),
-            StartError::Coded(e) => write!(f, "the coded stage: {e}"),
-            StartError::Driver { addr, error } => write!(f, "listening on {addr}: {error}"),
-            StartError::Io { what, error } => write!(f, "creating {what}: {error}"),
-        }
-    }
-}
-
-impl std::error::Error for StartError {}
 
 fn io(what: &'static str) -> impl FnOnce(io::Error) -> StartError {
     move |error| StartError::Io { what, error }

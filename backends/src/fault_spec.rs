@@ -7,7 +7,6 @@ extern crate std;
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use core::fmt;
 use std::time::Duration;
 
 use tessera_core::wire::NodeId;
@@ -30,10 +29,11 @@ pub struct FaultSpec<'a> {
 }
 
 /// Why faults were refused.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum FaultError {
     /// Not `ID@SECS` with an edge id and finite, non-negative seconds.
+    #[error("reading --kill: '{text}' is not ID@SECS with an edge ID 1..={edges}")]
     Kill {
         /// The text given.
         text: String,
@@ -41,6 +41,9 @@ pub enum FaultError {
         edges: u16,
     },
     /// Not `ID:FACTOR` with an edge id and a finite factor ≥ 1.
+    #[error(
+        "reading --slow: '{text}' is not ID:FACTOR with an edge ID 1..={edges} and FACTOR >= 1"
+    )]
     Slow {
         /// The text given.
         text: String,
@@ -48,6 +51,7 @@ pub enum FaultError {
         edges: u16,
     },
     /// An absent id that is no edge.
+    #[error("reading --absent: {id} is not an edge ID 1..={edges}")]
     Absent {
         /// The id given.
         id: NodeId,
@@ -55,6 +59,7 @@ pub enum FaultError {
         edges: u16,
     },
     /// A data source killed or absent (its frames would never start).
+    #[error("edge {id} is a data source (1..={sources}): it cannot be killed or absent")]
     Source {
         /// The edge.
         id: NodeId,
@@ -62,31 +67,6 @@ pub enum FaultError {
         sources: u16,
     },
 }
-
-impl fmt::Display for FaultError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FaultError::Kill { text, edges } => write!(
-                f,
-                "reading --kill: '{text}' is not ID@SECS with an edge ID 1..={edges}"
-            ),
-            FaultError::Slow { text, edges } => write!(
-                f,
-                "reading --slow: '{text}' is not ID:FACTOR with an edge ID 1..={edges} and \
-                 FACTOR >= 1"
-            ),
-            FaultError::Absent { id, edges } => {
-                write!(f, "reading --absent: {id} is not an edge ID 1..={edges}")
-            }
-            FaultError::Source { id, sources } => write!(
-                f,
-                "edge {id} is a data source (1..={sources}): it cannot be killed or absent"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for FaultError {}
 
 /// `ID<sep>VALUE` with an edge id `1..=edges` and a value `ok` accepts.
 fn pair(text: &str, sep: char, edges: u16, ok: impl Fn(f64) -> bool) -> Option<(NodeId, f64)> {

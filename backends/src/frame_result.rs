@@ -6,7 +6,6 @@ extern crate alloc;
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::fmt;
 
 use tessera_core::detect::Detection;
 use tessera_core::model::weights::Weights;
@@ -42,31 +41,22 @@ pub enum FrameResult<'f> {
 }
 
 /// Why a frame has no final result.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ResultError {
     /// The cluster abandoned the frame (no fused output).
+    #[error("abandoned by the cluster")]
     Abandoned,
     /// The coded tail lost rows by its deadline, or never reported the frame.
+    #[error("the coded tail lost rows by its deadline")]
     TailLost,
     /// The tail failed here.
+    #[error("{0}")]
     Tail(TailError),
     /// Decoding boxes failed.
+    #[error("decoding boxes: {0}")]
     Decode(DecodeError),
 }
-
-impl fmt::Display for ResultError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ResultError::Abandoned => f.write_str("abandoned by the cluster"),
-            ResultError::TailLost => f.write_str("the coded tail lost rows by its deadline"),
-            ResultError::Tail(e) => write!(f, "{e}"),
-            ResultError::Decode(e) => write!(f, "decoding boxes: {e}"),
-        }
-    }
-}
-
-impl core::error::Error for ResultError {}
 
 impl TailWork<'_> {
     /// The final result of `f` in `net` whose fused layers are `[0, from)`; `tail` is the

@@ -31,6 +31,8 @@
 //!   `unsafe` is allowed only in its arch modules.
 #![no_std]
 #![deny(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 #![deny(missing_docs)]
 
 pub use embedded_nal;

@@ -10,7 +10,6 @@ extern crate std;
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::fmt;
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use tessera_core::ftp::Partition;
@@ -66,12 +65,14 @@ pub struct TailSpec {
 }
 
 /// Why a local run failed (a run that merely timed out returns what finished).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LocalError {
     /// The cluster has no data source.
+    #[error("the cluster has no data source")]
     NoSource,
     /// A node did not start.
+    #[error("starting node {node}: {error}")]
     Start {
         /// The node.
         node: NodeId,
@@ -79,27 +80,18 @@ pub enum LocalError {
         error: StartError,
     },
     /// A source refused a frame (it stopped).
+    #[error("feeding frames: {0}")]
     Submit(SubmitError),
 }
 
-impl fmt::Display for LocalError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LocalError::NoSource => f.write_str("the cluster has no data source"),
-            LocalError::Start { node, error } => write!(f, "starting node {node}: {error}"),
-            LocalError::Submit(e) => write!(f, "feeding frames: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for LocalError {}
-
 /// Why a fused model could not be made.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum FusedModelError {
     /// The parameters do not cover the fused layers.
+    #[error("sizing the fused weights: {0}")]
     Weights(WeightsError),
     /// Fewer parameters than the fused layers need.
+    #[error("{have} parameters, the fused layers need {need}")]
     TooFew {
         /// Parameters needed.
         need: usize,
@@ -107,22 +99,9 @@ pub enum FusedModelError {
         have: usize,
     },
     /// The model (stack, grid) is invalid.
+    #[error("model: {0}")]
     Model(ModelError),
 }
-
-impl fmt::Display for FusedModelError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FusedModelError::Weights(e) => write!(f, "sizing the fused weights: {e}"),
-            FusedModelError::TooFew { need, have } => {
-                write!(f, "{have} parameters, the fused layers need {need}")
-            }
-            FusedModelError::Model(e) => write!(f, "model: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for FusedModelError {}
 
 /// The model every node of a run shares: a copy of the first `layers` layers' parameters of
 /// `params` (which may hold the whole network's, for a tail).

@@ -11,7 +11,6 @@ extern crate std;
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::fmt;
 use std::time::Duration;
 
 use tessera_core::model::Network;
@@ -73,24 +72,15 @@ pub struct BenchSetup {
 }
 
 /// Why a measurement could not run.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum BenchError {
     /// The fused model could not be made.
+    #[error("the fused model: {0}")]
     Model(FusedModelError),
     /// A run failed.
+    #[error("a loopback run: {0}")]
     Run(LocalError),
 }
-
-impl fmt::Display for BenchError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BenchError::Model(e) => write!(f, "the fused model: {e}"),
-            BenchError::Run(e) => write!(f, "a loopback run: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for BenchError {}
 
 /// One configuration's figures from its runs.
 pub fn summarize(policy: Policy, grid: (u32, u32), edges: u16, runs: &[LocalRun]) -> PolicyRow {

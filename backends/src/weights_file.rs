@@ -8,7 +8,6 @@ extern crate std;
 
 use alloc::vec;
 use alloc::vec::Vec;
-use core::fmt;
 use std::io::{self, Read, Seek, SeekFrom};
 
 use tessera_core::model::weights::{self, WeightsError};
@@ -18,57 +17,26 @@ use tessera_core::model::Network;
 const CHUNK: usize = 1 << 16;
 
 /// Why the parameters could not be read.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WeightsFileError {
     /// Reading or seeking failed.
-    Io(io::Error),
+    #[error("{0}")]
+    Io(#[from] io::Error),
     /// The header is unreadable, or the contents are not parameters.
-    Weights(WeightsError),
+    #[error("{0}")]
+    Weights(#[from] WeightsError),
     /// The file's size does not match the network.
+    #[error("{len} bytes, the network needs {expected}: {error}")]
     Size {
         /// Bytes in the file.
         len: u64,
         /// Bytes the network needs (header included).
         expected: usize,
         /// How they differ.
+        #[source]
         error: WeightsError,
     },
-}
-
-impl fmt::Display for WeightsFileError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            WeightsFileError::Io(e) => write!(f, "{e}"),
-            WeightsFileError::Weights(e) => write!(f, "{e}"),
-            WeightsFileError::Size {
-                len,
-                expected,
-                error,
-            } => write!(f, "{len} bytes, the network needs {expected}: {error}"),
-        }
-    }
-}
-
-impl std::error::Error for WeightsFileError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            WeightsFileError::Io(e) => Some(e),
-            WeightsFileError::Weights(e) | WeightsFileError::Size { error: e, .. } => Some(e),
-        }
-    }
-}
-
-impl From<io::Error> for WeightsFileError {
-    fn from(e: io::Error) -> Self {
-        WeightsFileError::Io(e)
-    }
-}
-
-impl From<WeightsError> for WeightsFileError {
-    fn from(e: WeightsError) -> Self {
-        WeightsFileError::Weights(e)
-    }
 }
 
 /// Reads the parameters of layers `[0, upto)` of `net` from `file`, a Darknet weights file of

@@ -6,6 +6,7 @@
 //! crates own memory, time and I/O.
 #![no_std]
 #![forbid(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
 #![deny(missing_docs)]
 
 #[cfg(test)]

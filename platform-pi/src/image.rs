@@ -1,7 +1,6 @@
 //! Images in and out: JPEG/PNG files decoded to the backends' [`Image`] (letterboxed for the
 //! network by `tessera_backends::pipeline`), and PNGs written.
 
-use std::fmt;
 use std::path::Path;
 
 use zune_jpeg::zune_core::colorspace::ColorSpace;
@@ -15,33 +14,24 @@ use tessera_core::detect::Detection;
 pub use tessera_backends::pipeline::{Image, MAX_SIDE};
 
 /// Why an image could not be loaded.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     /// The file could not be read.
+    #[error("cannot read image: {0}")]
     Io(std::io::Error),
     /// Neither a JPEG nor a PNG signature.
+    #[error("not a JPEG or PNG file")]
     UnknownFormat,
     /// The JPEG decoder rejected the data.
+    #[error("bad JPEG: {0}")]
     Jpeg(String),
     /// The PNG decoder rejected the data.
+    #[error("bad PNG: {0}")]
     Png(String),
     /// Zero or absurd dimensions, or an unsupported pixel layout.
+    #[error("unsupported image: {0}")]
     Unsupported(String),
 }
-
-impl fmt::Display for ImageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ImageError::Io(e) => write!(f, "cannot read image: {e}"),
-            ImageError::UnknownFormat => f.write_str("not a JPEG or PNG file"),
-            ImageError::Jpeg(e) => write!(f, "bad JPEG: {e}"),
-            ImageError::Png(e) => write!(f, "bad PNG: {e}"),
-            ImageError::Unsupported(e) => write!(f, "unsupported image: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for ImageError {}
 
 impl From<PixelsError> for ImageError {
     fn from(e: PixelsError) -> Self {

@@ -2,6 +2,7 @@
 //! the libraries (`tessera-backends`, `tessera-core`), the cluster file, the node processes'
 //! main loops, signals and result files, and images in and out.
 #![forbid(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
 #![deny(missing_docs)]
 
 pub mod bench;

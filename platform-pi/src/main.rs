@@ -1,5 +1,8 @@
 //! The `tessera` command: distributed CNN inference on Raspberry Pi class devices.
 
+#![forbid(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -69,6 +72,9 @@ enum Bench {
 }
 
 fn main() -> ExitCode {
+    // Library log lines (links, re-dispatch, coded recovery) go to stderr as `RUST_LOG` asks;
+    // errors only when it is unset, so the command's own output is unchanged.
+    env_logger::init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::GenWeights { cfg, seed, out } => {

@@ -3,29 +3,19 @@
 //! fails if the name exists) and removed. A reader never sees half a file, and a restarted
 //! gateway or source never replaces what a previous run wrote.
 
-use std::fmt;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 /// Why a result file was not written.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     /// A file of that name exists already (an earlier run's result); it is left as it was.
+    #[error("{} exists already; not overwritten", .0.display())]
     Exists(PathBuf),
     /// The file system refused (no space, no permission, no such directory).
+    #[error("writing {}: {}", .0.display(), .1)]
     Io(PathBuf, io::Error),
 }
-
-impl fmt::Display for WriteError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            WriteError::Exists(p) => write!(f, "{} exists already; not overwritten", p.display()),
-            WriteError::Io(p, e) => write!(f, "writing {}: {e}", p.display()),
-        }
-    }
-}
-
-impl std::error::Error for WriteError {}
 
 /// Writes `bytes` to the new file `path` atomically; an existing `path` is never replaced.
 pub fn write_new(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {

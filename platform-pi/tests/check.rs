@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{cluster_text, keygen, write_small_cfg, Proc, Scratch};
+use common::{cluster_text, keygen, write_small_cfg, Proc, Scratch, BIN};
 
 /// Runs `tessera check args` to its end: (exit code, output).
 fn check(args: &[&str]) -> (Option<i32>, String) {
@@ -60,8 +60,11 @@ fn check_names_a_different_model_a_wrong_key_and_dead_nodes_then_passes() {
     let file_b = write("b.toml", &a.replace("seed = 3", "seed = 4"));
     let file_c = write("c.toml", &a.replace(&key, &keygen()));
 
-    // The gateway runs other weights: edge 1 is refused before any frame and says why.
-    let mut gw = Proc::tessera(&["gateway", "--cluster", &file_b, "--tail", "none"]);
+    // The gateway runs other weights: edge 1 is refused before any frame and says why. Its
+    // link's log lines are on (RUST_LOG): each refusal also names the address and the reason.
+    let args = ["gateway", "--cluster", &file_b, "--tail", "none"].map(String::from);
+    let log = [("RUST_LOG", "tessera_backends::link=debug")];
+    let mut gw = Proc::spawn(std::path::Path::new(BIN), &args, &log);
     let up = gw.wait_line("gateway up");
     let theirs = up.rsplit("model ").next().unwrap().trim().to_string();
     let mut edge = Proc::tessera(&["edge", "--cluster", &file_a, "--id", "1"]);
@@ -72,6 +75,8 @@ fn check_names_a_different_model_a_wrong_key_and_dead_nodes_then_passes() {
         "{said}"
     );
     gw.wait_line("a different model fingerprint");
+    let logged = gw.wait_line("node 0: refused a connection from 127.0.98.2: node 1 runs model");
+    assert!(logged.contains("WARN"), "{logged}");
 
     let (code, out) = check(&["--cluster", &file_a, "--id", "1"]);
     assert_eq!(code, Some(1), "{out}");
@@ -93,6 +98,7 @@ fn check_names_a_different_model_a_wrong_key_and_dead_nodes_then_passes() {
         assert!(row(&out, id).contains("connection refused"), "{out}");
     }
     gw.wait_line("answered 1 probe(s)");
+    gw.wait_line("node 0: answered a probe from 127.");
 
     // Another key: the gateway refuses the probe, the table says the key is wrong.
     let (code, out) = check(&["--cluster", &file_c]);

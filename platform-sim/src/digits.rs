@@ -10,7 +10,6 @@
 //!   already int8, the weights are `round(W/16 / s)` with `s = max|W/16| / 127`, the bias
 //!   `round(b / s)` in `i32`; pre-activations are `s · (W_q x + b_q)`.
 
-use std::fmt;
 use std::path::Path;
 
 use tessera_core::deadline::Rng;
@@ -48,11 +47,13 @@ pub struct Sample {
 }
 
 /// Why the data set could not be read.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum DigitsError {
     /// The file could not be read.
+    #[error("cannot read digits: {0}")]
     Io(std::io::Error),
     /// A row (1-based line number) does not have 65 fields.
+    #[error("line {line}: {have} fields, {} expected", PIXELS + 1)]
     Fields {
         /// Line number.
         line: usize,
@@ -60,6 +61,7 @@ pub enum DigitsError {
         have: usize,
     },
     /// A field is not an integer in range (pixels 0–16, label 0–9).
+    #[error("line {line}: field {field} is not a valid value")]
     Value {
         /// Line number.
         line: usize,
@@ -67,25 +69,9 @@ pub enum DigitsError {
         field: usize,
     },
     /// The file holds no samples.
+    #[error("no samples")]
     Empty,
 }
-
-impl fmt::Display for DigitsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DigitsError::Io(e) => write!(f, "cannot read digits: {e}"),
-            DigitsError::Fields { line, have } => {
-                write!(f, "line {line}: {have} fields, {} expected", PIXELS + 1)
-            }
-            DigitsError::Value { line, field } => {
-                write!(f, "line {line}: field {field} is not a valid value")
-            }
-            DigitsError::Empty => f.write_str("no samples"),
-        }
-    }
-}
-
-impl std::error::Error for DigitsError {}
 
 /// Parses the CSV text; a first line starting with a non-digit is a header.
 pub fn parse(text: &str) -> Result<Vec<Sample>, DigitsError> {

@@ -1,5 +1,8 @@
 //! `tessera-sim`: runs simulated Tessera clusters, the papers' experiments, and the report.
 
+#![forbid(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -44,6 +47,9 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    // Library log lines (links, re-dispatch, coded recovery) go to stderr as `RUST_LOG` asks;
+    // errors only when it is unset, so the command's own output is unchanged.
+    env_logger::init();
     let cli = Cli::parse();
     let r: Result<(), Box<dyn std::error::Error>> = match cli.cmd {
         Cmd::Run { scenario: path } => (|| {

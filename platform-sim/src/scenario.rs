@@ -159,30 +159,18 @@ pub enum FaultSpec {
 }
 
 /// Why a scenario was refused.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     /// Not TOML of this shape.
+    #[error("scenario: {0}")]
     Parse(String),
     /// A value out of range (names the field).
+    #[error("scenario: bad value of `{0}`")]
     Value(&'static str),
     /// A fault kind only the network testbed applies (names the kind).
+    #[error("scenario: fault kind `{0}` runs in the network testbed only (tessera-testbed)")]
     TestbedOnly(&'static str),
 }
-
-impl std::fmt::Display for ScenarioError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ScenarioError::Parse(e) => write!(f, "scenario: {e}"),
-            ScenarioError::Value(v) => write!(f, "scenario: bad value of `{v}`"),
-            ScenarioError::TestbedOnly(k) => write!(
-                f,
-                "scenario: fault kind `{k}` runs in the network testbed only (tessera-testbed)"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for ScenarioError {}
 
 fn us(ms: f64) -> u64 {
     (ms.max(0.0) * 1000.0).round() as u64

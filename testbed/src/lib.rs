@@ -21,6 +21,7 @@
 //! - [`run`]: one scenario, start to cleanup.
 //! - [`calibrate`]: the same scenarios in the simulator and the testbed, compared.
 #![forbid(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
 #![deny(missing_docs)]
 
 pub mod calibrate;

@@ -1,6 +1,9 @@
 //! `tessera-testbed`: Tessera clusters as real processes in network namespaces on shaped
 //! links, driven by the simulator's scenario files (see `docs/testbed.md`).
 
+#![forbid(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -166,6 +169,9 @@ fn blocker() -> Option<String> {
 }
 
 fn main() -> ExitCode {
+    // Library log lines (links, re-dispatch, coded recovery) go to stderr as `RUST_LOG` asks;
+    // errors only when it is unset, so the command's own output is unchanged.
+    env_logger::init();
     let cli = Cli::parse();
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [SIGINT, SIGTERM, SIGHUP] {

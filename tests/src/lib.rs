@@ -6,6 +6,9 @@
 //! - [`port`]: TCP ports: one the OS just handed out (port 0) for a single address, one free on
 //!   every 127.0.0.x of a loopback cluster.
 
+#![forbid(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
 pub mod net;
 pub mod port;
 pub mod strips;

@@ -10,7 +10,6 @@ extern crate std;
 use alloc::format;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -69,10 +68,11 @@ pub struct LoopbackRun {
 }
 
 /// Why a loopback run failed.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LoopbackError {
     /// A node did not start.
+    #[error("starting coded node {node}: {error}")]
     Start {
         /// The node.
         node: NodeId,
@@ -80,10 +80,15 @@ pub enum LoopbackError {
         error: DriverError,
     },
     /// A poll set or a thread could not be created.
+    #[error("starting a node's loop: {0}")]
     Io(io::Error),
     /// The gateway refused a frame.
+    #[error("submitting a frame: {0}")]
     Submit(CodedSubmitError),
     /// The frames did not all finish in time.
+    #[error(
+        "{done} of {frames} frames finished after {limit:?} ({up} of {started} workers connected)"
+    )]
     Timeout {
         /// Frames finished.
         done: usize,
@@ -97,28 +102,6 @@ pub enum LoopbackError {
         started: usize,
     },
 }
-
-impl fmt::Display for LoopbackError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LoopbackError::Start { node, error } => write!(f, "starting coded node {node}: {error}"),
-            LoopbackError::Io(e) => write!(f, "starting a node's loop: {e}"),
-            LoopbackError::Submit(e) => write!(f, "submitting a frame: {e}"),
-            LoopbackError::Timeout {
-                done,
-                frames,
-                limit,
-                up,
-                started,
-            } => write!(
-                f,
-                "{done} of {frames} frames finished after {limit:?} ({up} of {started} workers connected)"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for LoopbackError {}
 
 type LoopNode = CodedNode<StdStack, InlineShards>;
 

@@ -163,11 +163,13 @@ pub struct CodedFinished {
 }
 
 /// Why a frame could not be submitted.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, thiserror::Error)]
 pub enum CodedSubmitError {
     /// Only the gateway submits frames.
+    #[error("only the gateway submits frames")]
     NotGateway,
     /// The input is not `in_len × cols` values (or `cols` is 0).
+    #[error("input has {have} values, {need} needed")]
     Length {
         /// Values needed.
         need: usize,
@@ -175,22 +177,9 @@ pub enum CodedSubmitError {
         have: usize,
     },
     /// The stage refused (too many frames in flight).
+    #[error("{0}")]
     Stage(CodedError),
 }
-
-impl core::fmt::Display for CodedSubmitError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            CodedSubmitError::NotGateway => f.write_str("only the gateway submits frames"),
-            CodedSubmitError::Length { need, have } => {
-                write!(f, "input has {have} values, {need} needed")
-            }
-            CodedSubmitError::Stage(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl core::error::Error for CodedSubmitError {}
 
 /// Counters of a coded node.
 #[derive(Clone, Copy, Debug, Default)]

@@ -112,31 +112,40 @@ pub struct LayerScheme {
 }
 
 /// Why a coded model could not be built or used.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CodedModelError {
     /// Layer `layer`'s parameters do not match its shape, or consecutive layers do not chain.
+    #[error("layer {layer}: parameters do not match rows × in_len, or it does not take the previous layer's rows")]
     Shape {
         /// Layer index.
         layer: usize,
     },
     /// Layers and schemes differ in number, or there are more than `MAX_CODED_LAYERS`.
+    #[error("need one scheme per layer and 1..={} layers", MAX_CODED_LAYERS)]
     Layers,
     /// A convolution layer is not float, has an even or zero kernel, or an empty map.
+    #[error(
+        "layer {layer}: coded convolutions must be float, with an odd kernel on a non-empty map"
+    )]
     Conv {
         /// Layer index.
         layer: usize,
     },
     /// A scale is not a positive finite number.
+    #[error("layer {layer}: int8 scales must be positive and finite")]
     Scale {
         /// Layer index.
         layer: usize,
     },
     /// No workers were given.
+    #[error("no workers")]
     NoWorkers,
     /// The code or the stage refused.
+    #[error("{0}")]
     Coded(CodedError),
     /// A worker's model ([`CodedModel::for_worker`]) was asked for a shard another node holds.
+    #[error("layer {layer}: shard {shard} is assigned to another node, this one does not hold its parameters")]
     NotHeld {
         /// Layer index.
         layer: usize,
@@ -144,6 +153,7 @@ pub enum CodedModelError {
         shard: usize,
     },
     /// An input or result has the wrong length.
+    #[error("{have} values where {need} are needed")]
     Length {
         /// Words needed.
         need: usize,
@@ -151,42 +161,6 @@ pub enum CodedModelError {
         have: usize,
     },
 }
-
-impl core::fmt::Display for CodedModelError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match *self {
-            CodedModelError::Shape { layer } => write!(
-                f,
-                "layer {layer}: parameters do not match rows × in_len, or it does not take the \
-                 previous layer's rows"
-            ),
-            CodedModelError::Layers => write!(
-                f,
-                "need one scheme per layer and 1..={MAX_CODED_LAYERS} layers"
-            ),
-            CodedModelError::Conv { layer } => write!(
-                f,
-                "layer {layer}: coded convolutions must be float, with an odd kernel on a \
-                 non-empty map"
-            ),
-            CodedModelError::Scale { layer } => {
-                write!(f, "layer {layer}: int8 scales must be positive and finite")
-            }
-            CodedModelError::NoWorkers => f.write_str("no workers"),
-            CodedModelError::Coded(e) => write!(f, "{e}"),
-            CodedModelError::NotHeld { layer, shard } => write!(
-                f,
-                "layer {layer}: shard {shard} is assigned to another node, this one does not \
-                 hold its parameters"
-            ),
-            CodedModelError::Length { need, have } => {
-                write!(f, "{have} values where {need} are needed")
-            }
-        }
-    }
-}
-
-impl core::error::Error for CodedModelError {}
 
 impl From<CodeError> for CodedModelError {
     fn from(e: CodeError) -> Self {

@@ -21,6 +21,7 @@ use tessera_core::runtime::Verdict;
 use tessera_core::time::{Duration, Instant};
 use tessera_core::wire::{Body, FrameKey, Message, NodeId, Tensor, GATEWAY};
 use tessera_core::Region;
+use tessera_log::{debug, warn};
 
 use super::{
     CodedFinished, CodedModel, CodedModelError, CodedNodeStats, CodedSubmitError, Glue,
@@ -603,9 +604,13 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
                     budget_us: budget.total_micros().min(u64::from(u32::MAX)) as u32,
                     input,
                 };
-                if link.send(now, to, &msg, Body::Message).is_err() {
+                if let Err(e) = link.send(now, to, &msg, Body::Message) {
                     // Not connected (or its backlog is full): an erasure now rather than at
                     // the timeout.
+                    debug!(
+                        "coded: frame {} layer {} shard {}: an erasure: {}",
+                        frame, layer, shard, e
+                    );
                     machine.on_worker_lost(to);
                 }
             }
@@ -658,9 +663,10 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
         let cols = self.model.layer_cols(l, f.cols);
         let out = match self.model.finish_layer(l, &views, cols, ok) {
             Ok(o) => o,
-            Err(_) => {
+            Err(e) => {
                 // Cannot happen for results the machine accepted with checked lengths.
                 self.stats.failed_jobs += 1;
+                warn!("coded: frame {} layer {}: zero-filled: {}", frame, l, e);
                 let rows = self.model.layer(l).map_or(0, |x| x.rows);
                 alloc::vec![0.0; rows * cols]
             }
@@ -681,6 +687,13 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
                 // The glue does not fit the model: the workers will refuse this input, the
                 // layer expires, and the frame reports the loss.
                 self.stats.failed_jobs += 1;
+                warn!(
+                    "coded: frame {} layer {}: glue made {} values, the next layer takes {}",
+                    frame,
+                    l,
+                    next.len(),
+                    need
+                );
             }
             f.input = self.model.input_words(l + 1, &next);
         } else {

@@ -50,33 +50,24 @@ impl core::fmt::Debug for ParamSource {
 }
 
 /// Why a model or a job is unusable.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, thiserror::Error)]
 pub enum ModelError {
     /// The fused stack or grid is invalid.
+    #[error("plan: {0}")]
     Plan(PlanError),
     /// The parameters do not fit the network.
+    #[error("weights: {0}")]
     Weights(WeightsError),
     /// Running the job failed.
+    #[error("tile: {0}")]
     Exec(ExecError),
     /// A BODP layer job failed in its kernel.
+    #[error("layer: {0}")]
     Kernel(KernelError),
     /// A deferred model's parameter source produced none.
+    #[error("the model's parameters could not be loaded")]
     NoParams,
 }
-
-impl core::fmt::Display for ModelError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            ModelError::Plan(e) => write!(f, "plan: {e}"),
-            ModelError::Weights(e) => write!(f, "weights: {e}"),
-            ModelError::Exec(e) => write!(f, "tile: {e}"),
-            ModelError::Kernel(e) => write!(f, "layer: {e}"),
-            ModelError::NoParams => f.write_str("the model's parameters could not be loaded"),
-        }
-    }
-}
-
-impl core::error::Error for ModelError {}
 
 impl Model {
     /// Checks the stack, grid and parameters once.

@@ -40,6 +40,7 @@ use tessera_core::tensor::{copy_overlap, region_len, FeatureView, FeatureViewMut
 use tessera_core::time::Instant;
 use tessera_core::wire::{Body, FrameKey, Message, NodeId, StripSource, Tensor, GATEWAY};
 use tessera_core::Region;
+use tessera_log::{debug, warn};
 
 pub use compute::{
     execute, execute_in, needed_strips, take_strips, Done, Executor, Inline, Job, Model,
@@ -156,27 +157,18 @@ pub struct Refused {
 }
 
 /// Why the driver could not start.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum DriverError {
     /// The link failed to listen.
+    #[error("link: {0}")]
     Link(LinkError),
     /// The model is unusable.
+    #[error("model: {0}")]
     Model(ModelError),
     /// The coded model or plan is unusable.
+    #[error("coded model: {0}")]
     Coded(crate::coded::CodedModelError),
 }
-
-impl core::fmt::Display for DriverError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            DriverError::Link(e) => write!(f, "link: {e}"),
-            DriverError::Model(e) => write!(f, "model: {e}"),
-            DriverError::Coded(e) => write!(f, "coded model: {e}"),
-        }
-    }
-}
-
-impl core::error::Error for DriverError {}
 
 /// Counters of a node's run.
 #[derive(Clone, Copy, Debug, Default)]
@@ -451,8 +443,11 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             Err(e) => {
                 self.stats.refused += 1;
                 if e.peer_fault() {
+                    warn!("node {}: dropping peer {}: {}", self.id(), p.from, e);
                     self.link.disconnect(p.from);
                     self.peer_down(now, p.from);
+                } else {
+                    debug!("node {}: message from {} refused: {}", self.id(), p.from, e);
                 }
                 let _: RuntimeError = e;
             }
@@ -600,9 +595,10 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
     fn on_done(&mut self, now: Instant, done: Result<Done, ModelError>) {
         let done = match done {
             Ok(d) => d,
-            Err(_) => {
+            Err(e) => {
                 // A peer sent an input the plan rejects; the machine's timeouts recover.
                 self.stats.failed_jobs += 1;
+                warn!("node {}: a job failed: {}", self.id(), e);
                 return;
             }
         };
@@ -665,8 +661,9 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
     /// a frame fails at its source after `frame_deadline`), as it does for a peer that died.
     /// Other send errors mean the peer is gone, which the link reports as `Down`.
     fn note_send(&mut self, sent: Result<(), LinkError>) {
-        if let Err(LinkError::Backlog { .. }) = sent {
+        if let Err(e @ LinkError::Backlog { .. }) = sent {
             self.stats.sends_refused += 1;
+            debug!("node {}: message dropped: {}", self.id(), e);
         }
     }
 
@@ -865,6 +862,13 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
     }
 
     fn finish(&mut self, now: Instant, frame: FrameKey, complete: bool) {
+        if !complete {
+            warn!(
+                "node {}: frame {} failed (not complete by its deadline)",
+                self.id(),
+                frame
+            );
+        }
         let Some(mut f) = self.frames.remove(&frame) else {
             self.finished.push(Finished {
                 frame,
@@ -890,7 +894,14 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         if let (Some((c, cols)), Some(out)) = (&mut self.coded, &output) {
             // A refused input (it does not fit the coded model) leaves the stage at once as a
             // lost frame, reported by `take_tails`.
-            let _ = c.queue(now, &mut self.link, frame, out, *cols);
+            if let Err(e) = c.queue(now, &mut self.link, frame, out, *cols) {
+                warn!(
+                    "node {}: frame {} lost before the coded tail: {}",
+                    self.id(),
+                    frame,
+                    e
+                );
+            }
         }
         self.finished.push(Finished {
             frame,

@@ -31,25 +31,16 @@ use crate::nal_std::StdStack;
 pub const FRAME_QUEUE: usize = 2;
 
 /// Why a frame was not queued.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
     /// [`FRAME_QUEUE`] frames are waiting already (only from [`NodeThread::try_submit`]);
     /// the frame is handed back.
+    #[error("frame queue full ({} frames waiting)", FRAME_QUEUE)]
     Full(Vec<f32>),
     /// The node has stopped.
+    #[error("the node has stopped")]
     Stopped,
 }
-
-impl core::fmt::Display for SubmitError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            SubmitError::Full(_) => write!(f, "frame queue full ({FRAME_QUEUE} frames waiting)"),
-            SubmitError::Stopped => f.write_str("the node has stopped"),
-        }
-    }
-}
-
-impl core::error::Error for SubmitError {}
 
 /// A node running on its own thread (plus its executor's): stopping or dropping it joins the
 /// thread and closes every socket.

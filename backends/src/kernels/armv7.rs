@@ -52,7 +52,8 @@ extern crate std;
 
 use core::mem::offset_of;
 
-use super::{Post, Row, R};
+use super::row::{Post, Row};
+use super::R;
 
 /// f32 lanes per q register.
 const L: usize = 4;
@@ -717,7 +718,8 @@ mod tests {
     use alloc::vec;
     use alloc::vec::Vec;
 
-    use super::super::{row_scalar, Post, Row, R};
+    use super::super::row::{row_scalar, Post, Row};
+    use super::super::R;
 
     /// xorshift64*; `f` uniform in [-1, 1) on a 2⁻²³ grid (normal numbers or zero).
     struct Rng(u64);

@@ -24,8 +24,8 @@ extern crate std;
 
 use core::arch::x86_64::*;
 
+use super::row::{Post, Row};
 use super::wide::{self, Vector};
-use super::{Post, Row};
 
 /// f32 lanes per zmm register.
 const L: usize = 16;
@@ -70,42 +70,52 @@ impl Vector for Zmm {
 
     #[inline(always)]
     unsafe fn zero() -> Self {
-        Zmm(_mm512_setzero_ps())
+        // SAFETY: the caller guarantees AVX-512F (the trait's contract).
+        Zmm(unsafe { _mm512_setzero_ps() })
     }
 
     #[inline(always)]
     unsafe fn splat(x: f32) -> Self {
-        Zmm(_mm512_set1_ps(x))
+        // SAFETY: the caller guarantees AVX-512F.
+        Zmm(unsafe { _mm512_set1_ps(x) })
     }
 
     #[inline(always)]
     unsafe fn broadcast(p: *const f32) -> Self {
-        Zmm(_mm512_set1_ps(*p))
+        // SAFETY: the caller guarantees AVX-512F, and that `*p` is readable.
+        Zmm(unsafe { _mm512_set1_ps(*p) })
     }
 
     #[inline(always)]
     unsafe fn load(p: *const f32) -> Self {
-        Zmm(_mm512_loadu_ps(p))
+        // SAFETY: the caller guarantees AVX-512F, and that 16 values at `p` are readable.
+        Zmm(unsafe { _mm512_loadu_ps(p) })
     }
 
     #[inline(always)]
     unsafe fn load_part(p: *const f32, n: usize) -> Self {
-        Zmm(_mm512_maskz_loadu_ps(lanes(n), p))
+        // SAFETY: the caller guarantees AVX-512F, and that the first `n` values at `p` are readable;
+        // lanes at and above `n` are masked off, so they are not accessed.
+        Zmm(unsafe { _mm512_maskz_loadu_ps(lanes(n), p) })
     }
 
     #[inline(always)]
     unsafe fn store(self, p: *mut f32) {
-        _mm512_storeu_ps(p, self.0)
+        // SAFETY: the caller guarantees AVX-512F, and that 16 values at `p` are writable.
+        unsafe { _mm512_storeu_ps(p, self.0) }
     }
 
     #[inline(always)]
     unsafe fn store_part(self, p: *mut f32, n: usize) {
-        _mm512_mask_storeu_ps(p, lanes(n), self.0)
+        // SAFETY: the caller guarantees AVX-512F, and that the first `n` values at `p` are writable;
+        // lanes at and above `n` are masked off, so they are not accessed.
+        unsafe { _mm512_mask_storeu_ps(p, lanes(n), self.0) }
     }
 
     #[inline(always)]
     unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
-        Zmm(_mm512_fmadd_ps(a.0, b.0, c.0))
+        // SAFETY: the caller guarantees AVX-512F.
+        Zmm(unsafe { _mm512_fmadd_ps(a.0, b.0, c.0) })
     }
 
     #[inline(always)]
@@ -114,7 +124,8 @@ impl Vector for Zmm {
         // the scalar `y ≤ 0 ? 0.1·y : y` bit for bit: for y > 0 (and +∞ is equal either way)
         // it is y; for y ≤ 0 it is 0.1·y, zeros keeping their sign; for a NaN it is 0.1·y,
         // the same NaN. `wide::Soft` computes exactly this expression.
-        Zmm(_mm512_max_ps(self.0, _mm512_mul_ps(self.0, tenth.0)))
+        // SAFETY: the caller guarantees AVX-512F.
+        Zmm(unsafe { _mm512_max_ps(self.0, _mm512_mul_ps(self.0, tenth.0)) })
     }
 }
 
@@ -128,44 +139,39 @@ pub(super) fn row<const N: usize>(
     orow: usize,
 ) {
     assert!(available());
-    if wide::checked::<Zmm, N>(job, out, oplane, orow) {
-        // SAFETY: the CPU has AVX-512F (checked above); `checked` bounded every index the
-        // kernel forms (partial vectors are loaded and stored under a mask).
-        unsafe { row_avx512::<N>(job, post, out.as_mut_ptr(), oplane, orow) }
-    }
+    // SAFETY: the CPU has AVX-512F (checked above), `row_avx512`'s target feature.
+    unsafe { row_avx512::<N>(job, post, out, oplane, orow) }
 }
 
-/// The generic kernel on zmm registers, compiled with AVX-512F.
-///
-/// # Safety
-///
-/// As [`wide::row_generic`], on a CPU with AVX-512F.
+/// [`row`] compiled with AVX-512F: the generic kernel on zmm registers, after
+/// `wide::checked` bounded every index it forms.
 #[target_feature(enable = "avx512f")]
-unsafe fn row_avx512<const N: usize>(
+fn row_avx512<const N: usize>(
     job: &Row<'_>,
     post: &Post,
-    out: *mut f32,
+    out: &mut [f32],
     oplane: usize,
     orow: usize,
 ) {
-    wide::row_generic::<Zmm, N>(job, post, out, oplane, orow)
+    if wide::checked::<Zmm, N>(job, out, oplane, orow) {
+        // SAFETY: this function runs only where AVX-512F is (its target feature), and
+        // `checked` passed: `row_generic`'s contract (partial vectors are loaded and stored
+        // under a mask).
+        unsafe { wide::row_generic::<Zmm, N>(job, post, out.as_mut_ptr(), oplane, orow) }
+    }
 }
 
 /// [`PEAK_CHAINS`] independent chains of `acc = acc·m + a` on zmm registers, `iters` times
 /// (`PEAK_CHAINS · 32` flops per iteration); returns a checksum so the loop is not removed.
 pub(super) fn peak(iters: u64) -> f32 {
     assert!(available());
-    // SAFETY: the CPU has AVX-512F (checked above); no memory is accessed but locals.
+    // SAFETY: the CPU has AVX-512F (checked above), `peak_avx512`'s target feature.
     unsafe { peak_avx512(iters) }
 }
 
-/// The loop of [`peak`].
-///
-/// # Safety
-///
-/// The CPU has AVX-512F.
+/// The loop of [`peak`], compiled with AVX-512F.
 #[target_feature(enable = "avx512f")]
-unsafe fn peak_avx512(iters: u64) -> f32 {
+fn peak_avx512(iters: u64) -> f32 {
     // Opaque constants, so the compiler cannot fold the loop.
     let m = _mm512_set1_ps(core::hint::black_box(0.999_999));
     let a = _mm512_set1_ps(core::hint::black_box(1e-6));

@@ -10,8 +10,8 @@
 
 use core::arch::aarch64::*;
 
+use super::row::{Post, Row};
 use super::wide::{self, Vector};
-use super::{Post, Row};
 
 /// f32 lanes per q register.
 const L: usize = 4;
@@ -34,40 +34,49 @@ impl Vector for Q {
 
     #[inline(always)]
     unsafe fn zero() -> Self {
-        Q(vdupq_n_f32(0.0))
+        // SAFETY: the caller guarantees NEON (the trait's contract).
+        Q(unsafe { vdupq_n_f32(0.0) })
     }
 
     #[inline(always)]
     unsafe fn splat(x: f32) -> Self {
-        Q(vdupq_n_f32(x))
+        // SAFETY: the caller guarantees NEON.
+        Q(unsafe { vdupq_n_f32(x) })
     }
 
     #[inline(always)]
     unsafe fn broadcast(p: *const f32) -> Self {
-        Q(vld1q_dup_f32(p))
+        // SAFETY: the caller guarantees NEON, and that `*p` is readable.
+        Q(unsafe { vld1q_dup_f32(p) })
     }
 
     #[inline(always)]
     unsafe fn load(p: *const f32) -> Self {
-        Q(vld1q_f32(p))
+        // SAFETY: the caller guarantees NEON, and that 4 values at `p` are readable.
+        Q(unsafe { vld1q_f32(p) })
     }
 
     #[inline(always)]
     unsafe fn store(self, p: *mut f32) {
-        vst1q_f32(p, self.0)
+        // SAFETY: the caller guarantees NEON, and that 4 values at `p` are writable.
+        unsafe { vst1q_f32(p, self.0) }
     }
 
     #[inline(always)]
     unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
         // c + a·b with one rounding (FMLA).
-        Q(vfmaq_f32(c.0, a.0, b.0))
+        // SAFETY: the caller guarantees NEON.
+        Q(unsafe { vfmaq_f32(c.0, a.0, b.0) })
     }
 
     #[inline(always)]
     unsafe fn leaky(self, tenth: Self) -> Self {
         // The scalar rule itself: 0.1·y where y ≤ 0, else y.
-        let m = vcleq_f32(self.0, vdupq_n_f32(0.0));
-        Q(vbslq_f32(m, vmulq_f32(self.0, tenth.0), self.0))
+        // SAFETY: the caller guarantees NEON.
+        unsafe {
+            let m = vcleq_f32(self.0, vdupq_n_f32(0.0));
+            Q(vbslq_f32(m, vmulq_f32(self.0, tenth.0), self.0))
+        }
     }
 }
 
@@ -81,44 +90,38 @@ pub(super) fn row<const N: usize>(
     orow: usize,
 ) {
     assert!(available());
-    if wide::checked::<Q, N>(job, out, oplane, orow) {
-        // SAFETY: NEON is available (checked above); `checked` bounded every index the kernel
-        // forms.
-        unsafe { row_neon::<N>(job, post, out.as_mut_ptr(), oplane, orow) }
-    }
+    // SAFETY: NEON is available (checked above), `row_neon`'s target feature.
+    unsafe { row_neon::<N>(job, post, out, oplane, orow) }
 }
 
-/// The generic kernel on q registers, compiled with NEON.
-///
-/// # Safety
-///
-/// As [`wide::row_generic`], with NEON available.
+/// [`row`] compiled with NEON: the generic kernel on q registers, after `wide::checked`
+/// bounded every index it forms.
 #[target_feature(enable = "neon")]
-unsafe fn row_neon<const N: usize>(
+fn row_neon<const N: usize>(
     job: &Row<'_>,
     post: &Post,
-    out: *mut f32,
+    out: &mut [f32],
     oplane: usize,
     orow: usize,
 ) {
-    wide::row_generic::<Q, N>(job, post, out, oplane, orow)
+    if wide::checked::<Q, N>(job, out, oplane, orow) {
+        // SAFETY: this function runs only where NEON is (its target feature), and `checked`
+        // passed: `row_generic`'s contract.
+        unsafe { wide::row_generic::<Q, N>(job, post, out.as_mut_ptr(), oplane, orow) }
+    }
 }
 
 /// 16 independent chains of `acc = acc + x·m` on q registers, `iters` times (128 flops per
 /// iteration); returns a checksum so the loop is not removed.
 pub(super) fn peak(iters: u64) -> f32 {
     assert!(available());
-    // SAFETY: NEON is available (checked above); no memory is accessed.
+    // SAFETY: NEON is available (checked above), `peak_neon`'s target feature.
     unsafe { peak_neon(iters) }
 }
 
-/// The loop of [`peak`].
-///
-/// # Safety
-///
-/// NEON is available.
+/// The loop of [`peak`], compiled with NEON.
 #[target_feature(enable = "neon")]
-unsafe fn peak_neon(iters: u64) -> f32 {
+fn peak_neon(iters: u64) -> f32 {
     // Opaque constants, so the compiler cannot fold the loop.
     let m = vdupq_n_f32(core::hint::black_box(0.999_999));
     let a = vdupq_n_f32(core::hint::black_box(1e-6));

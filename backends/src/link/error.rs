@@ -1,28 +1,33 @@
 //! Why the link refused an operation or dropped a connection.
 
-use core::fmt;
-
 use embedded_nal::TcpErrorKind;
 use tessera_core::wire::{NodeId, WireError};
 
 use super::{Drops, RefusalReason};
 
 /// Why the link refused an operation or dropped a connection.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, thiserror::Error)]
 pub enum LinkError {
     /// The peer is not connected.
+    #[error("peer {0} is not connected")]
     NotConnected(NodeId),
     /// The peer id is not in the peer table.
+    #[error("unknown peer id {0}")]
     UnknownPeer(NodeId),
     /// A frame from the peer was malformed, forged or replayed.
+    #[error("bad frame: {0}")]
     Wire(WireError),
     /// The first frame on a connection was not a `Hello`.
+    #[error("first frame was not Hello")]
     NoHello,
     /// A new connection from the same peer (same address: a restart) replaced this one.
+    #[error("peer {0} reconnected")]
     Duplicate(NodeId),
     /// A `Hello` claimed an id that a live connection from another address holds.
+    #[error("node id {0} claimed from a second address while its connection is alive")]
     IdInUse(NodeId),
     /// A peer's `Hello` carries another model fingerprint than ours.
+    #[error("node {peer} runs model {theirs:016x}, this node {ours:016x} (weights, cfg, layers, grid, kernel or policy differ)")]
     ModelMismatch {
         /// The peer.
         peer: NodeId,
@@ -32,34 +37,48 @@ pub enum LinkError {
         ours: u64,
     },
     /// A probe (`tessera check`) was answered with our `Hello`; the connection is closed.
+    #[error("answered a probe")]
     Probed,
     /// Before authentication, a frame header declared more than a `Hello` (`declared` bytes).
+    #[error(
+        "unauthenticated frame declares {declared} bytes (a Hello is {})",
+        super::PRE_AUTH_FRAME
+    )]
     Oversize {
         /// The declared frame length.
         declared: usize,
     },
     /// The connection did not authenticate within `HandshakeConfig::deadline`.
+    #[error("no valid Hello before the deadline")]
     HandshakeTimeout,
     /// Evicted to make room: too many connections waiting to authenticate, in all
     /// (`per_addr` false) or from one address (`per_addr` true).
+    #[error("too many connections waiting to authenticate{}", if *per_addr { " from this address" } else { "" })]
     Capacity {
         /// The per-address cap, rather than the global one.
         per_addr: bool,
     },
     /// The peer refused our `Hello` (an unauthenticated hint, see `link::handshake`).
+    #[error("peer refused our Hello: {0}")]
     Refused(RefusalReason),
     /// The socket failed or the peer closed it.
+    #[error("{}", socket_text(.0))]
     Socket(TcpErrorKind),
     /// The peer was silent for longer than `peer_dead`.
+    #[error("peer silent for too long")]
     Silent,
     /// This node closed the connection.
+    #[error("closed by this node")]
     Local,
     /// Binding or listening failed.
+    #[error("cannot listen")]
     Listen,
     /// The configuration is unusable (what is wrong).
+    #[error("bad link configuration: {0}")]
     Config(&'static str),
     /// The peer's send backlog is too full to take this frame (the peer does not read fast
     /// enough); nothing of the frame was sent.
+    #[error("backlog to peer {peer} full: {queued} bytes queued, frame of {frame} refused")]
     Backlog {
         /// The peer.
         peer: NodeId,
@@ -115,59 +134,45 @@ impl LinkError {
     }
 }
 
-impl fmt::Display for LinkError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LinkError::NotConnected(p) => write!(f, "peer {p} is not connected"),
-            LinkError::UnknownPeer(p) => write!(f, "unknown peer id {p}"),
-            LinkError::Wire(e) => write!(f, "bad frame: {e}"),
-            LinkError::NoHello => f.write_str("first frame was not Hello"),
-            LinkError::Duplicate(p) => write!(f, "peer {p} reconnected"),
-            LinkError::IdInUse(p) => write!(
-                f,
-                "node id {p} claimed from a second address while its connection is alive"
-            ),
-            LinkError::ModelMismatch { peer, theirs, ours } => write!(
-                f,
-                "node {peer} runs model {theirs:016x}, this node {ours:016x} (weights, cfg, \
-                 layers, grid, kernel or policy differ)"
-            ),
-            LinkError::Probed => f.write_str("answered a probe"),
-            LinkError::Oversize { declared } => write!(
-                f,
-                "unauthenticated frame declares {declared} bytes (a Hello is {})",
-                super::PRE_AUTH_FRAME
-            ),
-            LinkError::HandshakeTimeout => f.write_str("no valid Hello before the deadline"),
-            LinkError::Capacity { per_addr: false } => {
-                f.write_str("too many connections waiting to authenticate")
-            }
-            LinkError::Capacity { per_addr: true } => {
-                f.write_str("too many connections waiting to authenticate from this address")
-            }
-            LinkError::Refused(r) => write!(f, "peer refused our Hello: {r}"),
-            LinkError::Socket(TcpErrorKind::PipeClosed) => f.write_str("connection closed"),
-            LinkError::Socket(_) => f.write_str("socket error"),
-            LinkError::Silent => f.write_str("peer silent for too long"),
-            LinkError::Local => f.write_str("closed by this node"),
-            LinkError::Listen => f.write_str("cannot listen"),
-            LinkError::Config(what) => write!(f, "bad link configuration: {what}"),
-            LinkError::Backlog {
-                peer,
-                queued,
-                frame,
-            } => write!(
-                f,
-                "backlog to peer {peer} full: {queued} bytes queued, frame of {frame} refused"
-            ),
-        }
+/// What a socket error says: a closed pipe, or anything else.
+fn socket_text(kind: &TcpErrorKind) -> &'static str {
+    match kind {
+        TcpErrorKind::PipeClosed => "connection closed",
+        _ => "socket error",
     }
 }
-
-impl core::error::Error for LinkError {}
 
 impl From<WireError> for LinkError {
     fn from(e: WireError) -> Self {
         LinkError::Wire(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate alloc;
+    use alloc::string::ToString;
+
+    use super::super::PRE_AUTH_FRAME;
+    use super::*;
+
+    #[test]
+    fn the_messages_that_depend_on_a_field_say_which_case() {
+        let cap = |per_addr| LinkError::Capacity { per_addr }.to_string();
+        assert_eq!(cap(false), "too many connections waiting to authenticate");
+        assert_eq!(
+            cap(true),
+            "too many connections waiting to authenticate from this address"
+        );
+        let socket = |k| LinkError::Socket(k).to_string();
+        assert_eq!(socket(TcpErrorKind::PipeClosed), "connection closed");
+        assert_eq!(socket(TcpErrorKind::Other), "socket error");
+        let oversize = LinkError::Oversize { declared: 1 << 20 }.to_string();
+        assert_eq!(
+            oversize,
+            alloc::format!(
+                "unauthenticated frame declares 1048576 bytes (a Hello is {PRE_AUTH_FRAME})"
+            )
+        );
     }
 }

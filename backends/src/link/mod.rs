@@ -34,6 +34,7 @@ mod config;
 mod conn;
 mod error;
 pub mod handshake;
+mod log_lines;
 pub mod mem;
 pub mod replay;
 mod stats;
@@ -295,6 +296,7 @@ impl<S: TcpFullStack> Link<S> {
     fn close(&mut self, i: usize, why: &LinkError) {
         if let Some(s) = self.conns[i].socket.take() {
             why.count(&mut self.stats.dropped);
+            log_lines::closed(self.cfg.me, &self.conns[i], why);
             let _ = self.stack.close(s);
         }
     }
@@ -462,7 +464,9 @@ impl<S: TcpFullStack> Link<S> {
         // `peer_dead` of silence, so only a refusal outliving that is final.
         let lasting = reason != RefusalReason::IdInUse || now >= d.refused_since + proven;
         if d.refusals >= limit && lasting && self.stats.gave_up.is_none() {
-            self.stats.gave_up = Some(Refusal { peer: p, reason });
+            let r = Refusal { peer: p, reason };
+            log_lines::gave_up(self.cfg.me, &r);
+            self.stats.gave_up = Some(r);
         }
     }
 
@@ -472,6 +476,7 @@ impl<S: TcpFullStack> Link<S> {
         for _ in 0..4 {
             match self.stack.accept(&mut self.listener) {
                 Ok((socket, addr)) => {
+                    log_lines::accepted(self.cfg.me, addr);
                     let ip = Some(addr.ip());
                     // Make room first: the newcomer may be a restarted peer locked out by
                     // connections that will never authenticate.
@@ -509,6 +514,7 @@ impl<S: TcpFullStack> Link<S> {
                 None if now >= self.dials[k].at => match self.stack.socket() {
                     Ok(s) => {
                         self.stats.dials += 1;
+                        log_lines::dialling(self.cfg.me, id, addr);
                         (s, now)
                     }
                     Err(_) => {
@@ -525,11 +531,18 @@ impl<S: TcpFullStack> Link<S> {
                     continue;
                 }
                 Err(e) => {
-                    if matches!(e, nb::Error::WouldBlock) {
+                    let timed_out = matches!(e, nb::Error::WouldBlock);
+                    if timed_out {
                         self.stats.dial_timeouts += 1;
                     }
+                    log_lines::dial_failed(self.cfg.me, id, addr, timed_out);
                     let _ = self.stack.close(socket);
                     self.backoff(k, now);
+                    log_lines::retry_in(
+                        self.cfg.me,
+                        id,
+                        self.dials[k].at.saturating_duration_since(now),
+                    );
                     continue;
                 }
             }
@@ -736,6 +749,7 @@ impl<S: TcpFullStack> Link<S> {
                     self.windows[w].1 = copy;
                 }
                 self.came_up(now, p);
+                log_lines::up(self.cfg.me, p, &self.conns[i]);
                 on_event(self, LinkEvent::Up(p));
             }
             (_, false, _) => {
@@ -797,6 +811,7 @@ impl<S: TcpFullStack> Link<S> {
         match self.send_on(now, i, &hello, Body::Message) {
             Ok(()) => {
                 self.came_up(now, node);
+                log_lines::up(self.cfg.me, node, &self.conns[i]);
                 on_event(self, LinkEvent::Up(node))
             }
             Err(e) => self.fail(now, i, e, on_event),

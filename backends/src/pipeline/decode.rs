@@ -4,36 +4,26 @@ extern crate alloc;
 
 use alloc::vec;
 use alloc::vec::Vec;
-use core::fmt;
 
 use tessera_core::detect::{self, DetectError, Detection, Letterbox};
 use tessera_core::model::{LayerKind, Network};
 
 /// Why boxes could not be decoded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     /// The network has no layers.
+    #[error("decoding: empty network")]
     Empty,
     /// The last layer is not a `[region]`.
+    #[error("decoding: the last layer is not a [region]")]
     NotRegion,
     /// An image side does not fit a `u32`.
+    #[error("decoding: image side past u32")]
     ImageSize,
     /// Decoding or NMS refused the output.
+    #[error("decoding the region output: {0}")]
     Detect(DetectError),
 }
-
-impl fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DecodeError::Empty => f.write_str("decoding: empty network"),
-            DecodeError::NotRegion => f.write_str("decoding: the last layer is not a [region]"),
-            DecodeError::ImageSize => f.write_str("decoding: image side past u32"),
-            DecodeError::Detect(e) => write!(f, "decoding the region output: {e}"),
-        }
-    }
-}
-
-impl core::error::Error for DecodeError {}
 
 /// Decodes and NMS-filters the region output of `net`'s last layer for an image of
 /// `image_w × image_h` letterboxed to the network input; most probable first, relative to the

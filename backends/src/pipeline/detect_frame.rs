@@ -5,7 +5,6 @@ extern crate alloc;
 extern crate std;
 
 use alloc::vec::Vec;
-use core::fmt;
 use std::time::Instant;
 
 use tessera_core::detect::Detection;
@@ -47,34 +46,25 @@ pub struct DetectSetup {
 }
 
 /// Why a frame could not be run.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DetectError {
     /// The parameters do not cover the network.
+    #[error("viewing the weights: {0}")]
     Weights(WeightsError),
     /// The fused stack or the grid is unusable.
+    #[error("fusing the layers over the grid: {0}")]
     Plan(PlanError),
     /// The fused stack failed.
+    #[error("running the fused stack: {0}")]
     Frame(FrameError),
     /// The tail failed.
+    #[error("the tail: {0}")]
     Tail(TailError),
     /// Decoding boxes failed.
+    #[error("boxes: {0}")]
     Decode(DecodeError),
 }
-
-impl fmt::Display for DetectError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DetectError::Weights(e) => write!(f, "viewing the weights: {e}"),
-            DetectError::Plan(e) => write!(f, "fusing the layers over the grid: {e}"),
-            DetectError::Frame(e) => write!(f, "running the fused stack: {e}"),
-            DetectError::Tail(e) => write!(f, "the tail: {e}"),
-            DetectError::Decode(e) => write!(f, "boxes: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for DetectError {}
 
 /// Runs `input` (the network input, letterboxed) through `net` with `kernels` as `setup`
 /// says; boxes are relative to the original `image_w × image_h` image.

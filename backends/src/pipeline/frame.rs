@@ -9,7 +9,6 @@ extern crate alloc;
 
 use alloc::vec;
 use alloc::vec::Vec;
-use core::fmt;
 
 use tessera_core::exec::{run_tile, ExecError, TileJob};
 use tessera_core::ftp::{tile_macs, FusedStack, Grid, MemoryPlan, Mode, PlanError, TilePlan};
@@ -22,11 +21,13 @@ use super::AlignedBuf;
 use crate::driver::{StripMap, Strips};
 
 /// Why a frame could not run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
     /// The memory plan of the stack and grid was refused.
+    #[error("planning memory: {0}")]
     Memory(PlanError),
     /// Tile `tile` could not be planned.
+    #[error("planning tile {tile}: {error}")]
     Plan {
         /// The tile.
         tile: usize,
@@ -34,10 +35,13 @@ pub enum FrameError {
         error: PlanError,
     },
     /// `input` is not the network input's size.
+    #[error("viewing the input: {0}")]
     Input(ViewError),
     /// The output map's size overflows.
+    #[error("sizing the output: {0}")]
     Output(ViewError),
     /// Tile `tile` failed in the executor.
+    #[error("running tile {tile}: {error}")]
     Tile {
         /// The tile.
         tile: usize,
@@ -45,20 +49,6 @@ pub enum FrameError {
         error: ExecError,
     },
 }
-
-impl fmt::Display for FrameError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FrameError::Memory(e) => write!(f, "planning memory: {e}"),
-            FrameError::Plan { tile, error } => write!(f, "planning tile {tile}: {error}"),
-            FrameError::Input(e) => write!(f, "viewing the input: {e}"),
-            FrameError::Output(e) => write!(f, "sizing the output: {e}"),
-            FrameError::Tile { tile, error } => write!(f, "running tile {tile}: {error}"),
-        }
-    }
-}
-
-impl core::error::Error for FrameError {}
 
 /// What one frame cost.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -3,7 +3,6 @@
 extern crate alloc;
 
 use alloc::string::{String, ToString};
-use core::fmt;
 use core::str::FromStr;
 
 use tessera_core::kernel::{KernelError, Kernels, Portable};
@@ -41,16 +40,9 @@ impl KernelChoice {
 }
 
 /// A kernel name that is not `auto`, `portable` or `simd` (the name given).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown kernel {0:?} (auto, portable, simd)")]
 pub struct UnknownKernel(pub String);
-
-impl fmt::Display for UnknownKernel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown kernel {:?} (auto, portable, simd)", self.0)
-    }
-}
-
-impl core::error::Error for UnknownKernel {}
 
 impl FromStr for KernelChoice {
     type Err = UnknownKernel;

@@ -7,7 +7,6 @@ extern crate alloc;
 
 use alloc::vec;
 use alloc::vec::Vec;
-use core::fmt;
 
 /// Largest side accepted (bounds memory on a 1 GB device).
 pub const MAX_SIDE: usize = 8192;
@@ -26,7 +25,11 @@ pub struct Image {
 }
 
 /// Pixels that do not make an image: zero or absurd sides, or a length that does not match.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{w}x{h}x{channels}, {bytes} bytes (sides 1..={}, one byte per sample)",
+    MAX_SIDE
+)]
 pub struct PixelsError {
     /// Columns given.
     pub w: usize,
@@ -37,18 +40,6 @@ pub struct PixelsError {
     /// Bytes given.
     pub bytes: usize,
 }
-
-impl fmt::Display for PixelsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}x{}x{}, {} bytes (sides 1..={MAX_SIDE}, one byte per sample)",
-            self.w, self.h, self.channels, self.bytes
-        )
-    }
-}
-
-impl core::error::Error for PixelsError {}
 
 /// Checks `w × h × channels` pixels in `bytes` bytes.
 fn check(w: usize, h: usize, channels: usize, bytes: usize) -> Result<(), PixelsError> {

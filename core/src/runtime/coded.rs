@@ -32,6 +32,7 @@
 //! [`RTT_WINDOW`] samples per layer; nothing allocates.
 
 use heapless::{Deque, Vec};
+use tessera_log::{debug, trace, warn};
 
 use crate::code::dispatch::{CodedLayer, LayerAction, ResultVerdict};
 use crate::code::{replicate, Code, CodeError, MAX_SHARDS};
@@ -706,6 +707,13 @@ impl CodedGateway {
             LayerAction::Send { shard } => {
                 if f.sent >> shard & 1 == 1 {
                     self.stats.resent += 1;
+                    debug!(
+                        "coded: frame {} layer {}: shard {} re-sent to node {}",
+                        f.key,
+                        layer,
+                        shard,
+                        spec.workers()[shard]
+                    );
                 }
                 f.sent |= 1 << shard;
                 let budget = f
@@ -738,8 +746,17 @@ impl CodedGateway {
             }
             LayerAction::Decode { present } => {
                 self.stats.decoded += 1;
-                if (0..spec.code().k()).any(|d| present >> d & 1 == 0) {
+                let k = spec.code().k();
+                let missing = (0..k).filter(|d| present >> d & 1 == 0).count();
+                if missing > 0 {
                     self.stats.recovered += 1;
+                    // Per layer: a worker that is down costs one line per layer and frame.
+                    debug!(
+                        "coded: frame {} layer {}: {} of {} data shards missing, recovered from parity or replicas",
+                        f.key, layer, missing, k
+                    );
+                } else {
+                    trace!("coded: frame {} layer {}: decoded", f.key, layer);
                 }
                 f.quality.decoded += 1;
                 let a = CodedAction::Decode {
@@ -752,6 +769,15 @@ impl CodedGateway {
             }
             LayerAction::Expired { present, rows } => {
                 self.stats.expired += 1;
+                warn!(
+                    "coded: frame {} layer {}: budget over with {} of {} shards in, {} of {} rows kept (the rest zero)",
+                    f.key,
+                    layer,
+                    present.count_ones(),
+                    spec.shards(),
+                    rows,
+                    spec.code().rows()
+                );
                 f.quality.expired += 1;
                 f.quality.fraction *= rows as f32 / spec.code().rows() as f32;
                 let a = CodedAction::Expired {
@@ -829,9 +855,17 @@ impl CodedGateway {
         match self.best_timeout(remaining as f64 / 1000.0, layer) {
             Some(ms) => {
                 self.stats.fitted_budgets += 1;
-                Duration::from_micros((ms * 1000.0) as u64)
+                let t = Duration::from_micros((ms * 1000.0) as u64);
+                trace!("coded: layer {} budget {} (fitted)", layer, t);
+                t
             }
-            None => uniform,
+            None => {
+                debug!(
+                    "coded: layer {} budget {} (uniform: some worker has no fitted delay yet)",
+                    layer, uniform
+                );
+                uniform
+            }
         }
     }
 

@@ -2,6 +2,7 @@
 //! data source (WST victim; WSH/BODP submitter).
 
 use heapless::Deque;
+use tessera_log::debug;
 
 use crate::ftp::{Level, Side};
 use crate::time::{Duration, Instant};
@@ -599,6 +600,10 @@ impl Edge {
                 fetch: None,
             });
             self.stats.plain_fallbacks += 1;
+            debug!(
+                "edge: frame {} tile {}: strips not fetched, computed Plain from its input",
+                frame, tile
+            );
             self.actions.push(Action::Compute(work));
         } else {
             self.current = None;

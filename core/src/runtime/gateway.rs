@@ -1,6 +1,8 @@
 //! The gateway: victim registry (WST), central tile queue (WSH), strip cache bookkeeping and
 //! coverage (WST-S), layer-by-layer coordinator (BODP), result collection, and fallback worker.
 
+use tessera_log::{debug, info};
+
 use crate::ftp::{Level, Side};
 use crate::region::Region;
 use crate::time::Instant;
@@ -255,6 +257,10 @@ impl Gateway {
             if let Some(src) = f.src.as_mut() {
                 if src.peer_gone(peer) {
                     self.stats.tiles_redispatched += 1;
+                    info!(
+                        "gateway: frame {}: node {} left, its tiles re-dispatched",
+                        f.key, peer
+                    );
                 }
             }
             if stealing && f.key.origin == peer {
@@ -1054,6 +1060,11 @@ impl Gateway {
                 continue;
             }
             self.stats.tiles_redispatched += 1;
+            let why = if gone.is_some() { "left" } else { "is late" };
+            info!(
+                "gateway: frame {}: layer {} stripe {} re-dispatched to node {} (node {} {})",
+                frame, layer, k, to, s.to, why
+            );
             if gone.is_none() {
                 // The late worker gets no new stripe until it answers.
                 if let Some(p) = self.peer(s.to).and_then(|p| self.peers[p].as_mut()) {
@@ -1147,12 +1158,14 @@ impl Gateway {
                 continue;
             };
             if f.deadline <= now {
+                debug!("gateway: frame {} abandoned at its deadline", f.key);
                 self.finish(i, false);
                 continue;
             }
             if let Some(src) = f.src.as_mut() {
                 if src.expire(now) {
                     self.stats.tiles_redispatched += 1;
+                    info!("gateway: frame {}: a tile timed out, re-dispatched", f.key);
                     if self.cfg.stealing() {
                         self.wake_thieves();
                     }

@@ -1,5 +1,7 @@
 //! Who and what a message is about: node ids, node roles and frame keys.
 
+use core::fmt;
+
 use super::cursor::{get_u16, get_u32, put, Field, Reader, Writer};
 use super::{Limits, WireError};
 
@@ -19,6 +21,13 @@ pub struct FrameKey {
     pub origin: NodeId,
     /// The frame's number at that source.
     pub number: u32,
+}
+
+/// `origin.number`, as the CLI and the logs name frames.
+impl fmt::Display for FrameKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.origin, self.number)
+    }
 }
 
 impl FrameKey {

@@ -5,7 +5,6 @@
 extern crate alloc;
 
 use alloc::vec::Vec;
-use core::fmt;
 
 use tessera_core::detect::Detection;
 use tessera_core::kernel::Kernels;
@@ -34,27 +33,18 @@ pub struct CodedCheck {
 }
 
 /// Why a check could not run.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum CheckError {
     /// The centralised coded run failed.
+    #[error("the centralised coded tail: {0}")]
     Reference(CodedTailError),
     /// The plain tail failed.
+    #[error("the plain tail: {0}")]
     Plain(TailError),
     /// Decoding boxes failed.
+    #[error("decoding boxes: {0}")]
     Decode(DecodeError),
 }
-
-impl fmt::Display for CheckError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CheckError::Reference(e) => write!(f, "the centralised coded tail: {e}"),
-            CheckError::Plain(e) => write!(f, "the plain tail: {e}"),
-            CheckError::Decode(e) => write!(f, "decoding boxes: {e}"),
-        }
-    }
-}
-
-impl core::error::Error for CheckError {}
 
 /// Checks `done`, the coded tail of `fused_out` (the fused stack's output), against
 /// [`CodedTail::reference`] (same kernels) and the plain tail over `weights` (every layer of

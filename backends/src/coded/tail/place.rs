@@ -22,20 +22,9 @@ pub enum TailPlace {
 }
 
 /// A `tail` value that is neither `gateway` nor a coded scheme.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown tail '{0}': use gateway, cdc:R (R parity shards, R >= 1), 2mr or uncoded")]
 pub struct PlaceError(pub String);
-
-impl fmt::Display for PlaceError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "unknown tail '{}': use gateway, cdc:R (R parity shards, R >= 1), 2mr or uncoded",
-            self.0
-        )
-    }
-}
-
-impl core::error::Error for PlaceError {}
 
 impl FromStr for TailPlace {
     type Err = PlaceError;

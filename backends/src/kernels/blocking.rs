@@ -1,0 +1,136 @@
+//! The loop nest of one thread's output channels ([`conv_range`]): output rows, column blocks
+//! and input-channel chunks sized for L1, each step one [`Row`] job per output channel block.
+
+use tessera_core::region::Region;
+
+use super::channels::thread_blocks;
+use super::row::{Post, Row};
+use super::{run_row, Isa, LANES, R};
+
+/// Everything the threads of one conv share.
+#[derive(Clone, Copy)]
+pub(super) struct Ctx<'a> {
+    pub(super) isa: Isa,
+    /// Threads of the conv: the output channel blocks are [`thread_blocks`]`(filters, threads)`.
+    pub(super) threads: usize,
+    pub(super) pad: &'a [f32],
+    /// Padded row length; elements between channels of the padded input (see
+    /// [`PadGeo::plane`](super::pad::PadGeo::plane)); first padded row's map row.
+    pub(super) wp: usize,
+    pub(super) plane: usize,
+    pub(super) iy0: i64,
+    pub(super) k: usize,
+    pub(super) s: usize,
+    pub(super) p: i64,
+    pub(super) h: i64,
+    pub(super) c: usize,
+    /// Weights packed per output channel block (see [`blocks`](super::channels::blocks)): `[block][c][ky][kx][o - o0]`.
+    pub(super) packed: &'a [f32],
+    /// Folded (a, b) per output channel.
+    pub(super) ab: &'a [(f32, f32)],
+    pub(super) leaky: bool,
+    pub(super) region: Region,
+    /// Elements between output planes, and the output column of the region's column 0 (the
+    /// flat 1×1 path computes a plane as one row, its last columns apart).
+    pub(super) oplane: usize,
+    pub(super) ocol0: usize,
+}
+
+/// Kernel taps `t0..t1` of a `k`-wide window starting at `start` inside `0..extent`.
+fn taps(start: i64, k: usize, extent: i64) -> (usize, usize) {
+    let t0 = (-start).clamp(0, k as i64);
+    let t1 = (extent - start).clamp(t0, k as i64);
+    (t0 as usize, t1 as usize)
+}
+
+/// Bytes of input one row or column block may occupy in L1 across all output channel blocks.
+const L1_BUDGET: usize = 24 * 1024;
+/// Output columns of one block when the input is blocked for L1 (a multiple of the AVX2 and
+/// NEON micro-kernels' widths).
+const XBLOCK: usize = 48;
+/// The same for the 16-lane kernel (AVX-512 and its software twin): one full 6 × 64 tile, for
+/// 1×1 convs too (a multiple of [`LANES`], so every block starts on a whole vector).
+const XBLOCK_WIDE: usize = 64;
+
+/// Computes output channels `oa..ob` of the region into `out` (their planes, CHW).
+///
+/// When one output row's input (all channels × kernel rows × row width) fits in L1, rows are
+/// computed whole, channel block by channel block. Otherwise the input channels are cut into
+/// chunks whose column block (48 columns, 16 for 1×1; 64 for the 16-lane kernel) fits in L1,
+/// and for each chunk, row and column block all output channel blocks run on that
+/// L1-resident block.
+pub(super) fn conv_range(ctx: &Ctx<'_>, oa: usize, ob: usize, out: &mut [f32]) {
+    let ncols = ctx.region.width() as usize;
+    let oplane = ctx.oplane;
+    let kk = ctx.k * ctx.k;
+    let row_bytes = ctx.c * ctx.k * ctx.wp * 4;
+    let (chunk, xblock) = if row_bytes <= L1_BUDGET || ctx.s != 1 {
+        (ctx.c, ncols.max(1))
+    } else {
+        let xb = match ctx.isa {
+            // Narrower rows (13, 19, 38 columns) are sized by the whole vectors they read, so
+            // their chunks hold as many channels as fit.
+            Isa::Avx512 | Isa::Soft16 => XBLOCK_WIDE.min(ncols.div_ceil(LANES) * LANES),
+            _ if ctx.k == 1 => 16,
+            _ => XBLOCK,
+        };
+        let per_channel = ctx.k * (xb + ctx.k - 1) * 4;
+        ((L1_BUDGET / per_channel).clamp(1, ctx.c), xb)
+    };
+    let mut c0 = 0;
+    while c0 < ctx.c {
+        let c1 = (c0 + chunk).min(ctx.c);
+        for y in ctx.region.y.start..ctx.region.y.end {
+            let ys = y as i64 * ctx.s as i64 - ctx.p;
+            let (ky0, ky1) = taps(ys, ctx.k, ctx.h);
+            let prow = if ky1 > ky0 {
+                (ys + ky0 as i64 - ctx.iy0) as usize
+            } else {
+                0
+            };
+            let orow = (y - ctx.region.y.start) as usize * ncols + ctx.ocol0;
+            let mut j0 = 0;
+            while j0 < ncols {
+                let j1 = (j0 + xblock).min(ncols);
+                let mine = thread_blocks(ctx.ab.len(), ctx.threads);
+                for (o, n) in mine.filter(|&(o, _)| o >= oa && o < ob) {
+                    let mut post = Post {
+                        a: [1.0; R],
+                        b: [0.0; R],
+                        leaky: ctx.leaky,
+                    };
+                    for r in 0..n {
+                        (post.a[r], post.b[r]) = ctx.ab[o + r];
+                    }
+                    let job = Row {
+                        input: ctx.pad,
+                        base: c0 * ctx.plane + prow * ctx.wp,
+                        plane: ctx.plane,
+                        row: ctx.wp,
+                        channels: c1 - c0,
+                        ky0,
+                        nky: ky1 - ky0,
+                        k: ctx.k,
+                        stride: ctx.s,
+                        weights: &ctx.packed[(o * ctx.c + c0 * n) * kk..],
+                        j0,
+                        j1,
+                        first: c0 == 0,
+                        last: c1 == ctx.c,
+                    };
+                    run_row(
+                        ctx.isa,
+                        &job,
+                        n,
+                        &post,
+                        &mut out[(o - oa) * oplane..],
+                        oplane,
+                        orow,
+                    );
+                }
+                j0 = j1;
+            }
+        }
+        c0 = c1;
+    }
+}
