@@ -33,6 +33,10 @@ pub struct OutArgs {
     /// Fewer configurations (CI smoke).
     #[arg(long)]
     pub quick: bool,
+    /// `report`: a calibration CSV of the testbed (`tessera-testbed calibrate`) to table beside
+    /// the simulator, e.g. `testbed/scenarios/calibration/results.csv`.
+    #[arg(long)]
+    pub testbed: Option<PathBuf>,
 }
 
 /// Arguments of `bench`.
@@ -659,7 +663,19 @@ pub fn report(a: &OutArgs) -> Res<()> {
         },
     ];
     let gantt = run(&g);
-    let html = crate::report::html(a, &pts, &mem, &flt, &src, &g, &gantt);
+    let testbed = match &a.testbed {
+        Some(p) => Some((crate::calibration::read(p)?, p.display().to_string())),
+        None => None,
+    };
+    let html = crate::report::html(&crate::report::SimReport {
+        args: a,
+        points: &pts,
+        memory: &mem,
+        faults: &flt,
+        sources: &src,
+        gantt: (&g, &gantt),
+        testbed: testbed.as_ref().map(|(r, p)| (&r[..], p.clone())),
+    })?;
     write(a, "report.html", &html)?;
     Ok(())
 }

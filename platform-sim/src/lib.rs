@@ -16,10 +16,13 @@
 //!   same loop.
 //! - [`cdc`], [`digits`]: the coded-computing experiments and the digits MLP.
 //! - [`scenario`]: TOML scenario files.
+//! - [`report`]: the HTML report pages; [`calibration`]: the testbed's calibration rows it
+//!   can include.
 #![forbid(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(missing_docs)]
 
+pub mod calibration;
 pub mod cdc;
 pub mod coded_world;
 pub mod compute;

@@ -160,6 +160,9 @@ pub struct Medium {
     pub packets: u64,
     /// Packets lost.
     pub lost: u64,
+    /// IP bytes each node put on the medium once the cluster was ready ([`Medium::origin`]
+    /// set): what the testbed's interface counters see, connection set-up excluded.
+    pub sent: Vec<u64>,
     /// Fault times count from this instant (set when the cluster is ready); no fault acts
     /// before it is set.
     pub origin: Option<u64>,
@@ -182,6 +185,7 @@ impl Medium {
             bytes: 0,
             packets: 0,
             lost: 0,
+            sent: vec![0; nodes],
             origin: None,
         }
     }
@@ -212,6 +216,9 @@ impl Medium {
         };
         self.bytes += len as u64;
         self.packets += 1;
+        if self.origin.is_some() {
+            self.sent[a] += len as u64;
+        }
         let link = a * self.nodes + b;
         let rng = &mut self.rngs[link];
         let jitter = rng.gamma(m.latency_shape, m.latency_scale_us);

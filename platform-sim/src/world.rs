@@ -167,6 +167,8 @@ pub struct Outcome {
     pub nodes: Vec<(usize, NodeId, NodeStats)>,
     /// Per cluster: IP bytes, packets, lost packets on the medium.
     pub medium: Vec<(u64, u64, u64)>,
+    /// Per cluster, per node id: IP bytes the node sent once the cluster was ready.
+    pub sent: Vec<Vec<u64>>,
     /// Every job started.
     pub jobs: Vec<JobRecord>,
     /// Time every node of every cluster was connected (frames start then), µs.
@@ -314,6 +316,7 @@ pub fn run(cfg: &SimConfig) -> Outcome {
             .iter()
             .map(|m| (m.bytes, m.packets, m.lost))
             .collect(),
+        sent: core.media.iter().map(|m| m.sent.clone()).collect(),
         jobs: core.jobs(),
         ready_at: core.ready_at,
     }

@@ -93,6 +93,23 @@ pub fn read_gateway(text: &str, frames: &mut BTreeMap<Key, FrameLog>) {
     }
 }
 
+/// The link payload bytes a node's processes sent, from the `bytes_sent: N` each process
+/// prints in its exit line: `None` when fewer processes said so than were started (one was
+/// killed, so its bytes are unknown).
+pub fn link_bytes_sent(text: &str, starts: u32) -> Option<u64> {
+    let said: Vec<u64> = text
+        .lines()
+        .filter_map(|l| l.split_once("LinkStats { bytes_sent: "))
+        .filter_map(|(_, rest)| {
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    (said.len() as u32 >= starts.max(1)).then(|| said.iter().sum())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +132,14 @@ mod tests {
         assert_eq!(a.gateway_ms, Some(9100));
         assert_eq!(a.tiles_by, vec![(1, 4), (2, 5)]);
         let b = &m[&(1, 70001)];
+        let exit = "edge 1: fed 4, done 4, link LinkStats { bytes_sent: 26465242, bytes_received: 4783 }\n";
+        assert_eq!(link_bytes_sent(exit, 1), Some(26_465_242));
+        assert_eq!(
+            link_bytes_sent(&format!("{exit}{exit}"), 2),
+            Some(52_930_484)
+        );
+        assert_eq!(link_bytes_sent(exit, 2), None, "a killed life said nothing");
+        assert_eq!(link_bytes_sent("frame 1.2: done in 5 ms\n", 1), None);
         assert_eq!(b.source_done, Some(false));
         assert_eq!(b.gateway_done, Some(false));
     }

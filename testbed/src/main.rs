@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-use tessera_testbed::calibrate::{compare, markdown};
+use tessera_testbed::calibrate::{against, compare, markdown, saved};
 use tessera_testbed::cmd;
 use tessera_testbed::names::Names;
 use tessera_testbed::netns::remove_leftovers;
@@ -75,6 +75,23 @@ enum Cmd {
         scenarios: Vec<PathBuf>,
         #[command(flatten)]
         common: Common,
+    },
+    /// Sets saved testbed runs (each scenario's directory under --bed, as `calibrate` wrote
+    /// them) against the simulator as it is now, without running the testbed; writes
+    /// calibration.csv under --out and prints a Markdown table. Needs no root.
+    Recompare {
+        /// Scenarios.
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+        /// The directory `calibrate --out` wrote.
+        #[arg(long)]
+        bed: PathBuf,
+        /// Where calibration.csv goes.
+        #[arg(long)]
+        out: PathBuf,
+        /// The host rate the saved runs' quotas were sized from, GFLOP/s.
+        #[arg(long)]
+        host_gflops: f64,
     },
     /// Says whether this machine lets the testbed run (root, namespaces, tools); exit 0 if so.
     Check,
@@ -208,6 +225,25 @@ fn main() -> ExitCode {
                 // Written after each scenario: a long batch keeps what it measured.
                 write(&common.out.join("calibration.csv"), &rows)?;
             }
+            println!("{}", markdown(&rows));
+            Ok(())
+        }
+        Cmd::Recompare {
+            scenarios,
+            bed,
+            out,
+            host_gflops,
+        } => {
+            let mut rows = Vec::new();
+            for s in &scenarios {
+                let name = name_of(s);
+                let text = std::fs::read_to_string(s)?;
+                let (cfg, _) = tessera_testbed::run::scenario(&text)?;
+                let b = saved(&bed.join(&name))?;
+                rows.push(against(&name, &text, &b, cfg.gflops / host_gflops)?);
+            }
+            std::fs::create_dir_all(&out)?;
+            write(&out.join("calibration.csv"), &rows)?;
             println!("{}", markdown(&rows));
             Ok(())
         }

@@ -3,10 +3,10 @@
 
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One frame.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct FrameRow {
     /// Scenario name.
     pub scenario: String,
@@ -25,14 +25,14 @@ pub struct FrameRow {
 }
 
 /// One node.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct NodeRow {
     /// Scenario name.
     pub scenario: String,
     /// Node id (0: gateway).
     pub node: u16,
     /// `gateway`, `source` or `edge`.
-    pub role: &'static str,
+    pub role: String,
     /// Processes started (restarts + 1).
     pub starts: u32,
     /// IP bytes sent, from the first frame's start to the last frame's end.
@@ -51,6 +51,10 @@ pub struct NodeRow {
     pub compute_cpu_s: f64,
     /// How its last process ended (empty: running when the run ended, then stopped).
     pub exit: String,
+    /// Link payload bytes its processes sent, from their exit lines (empty: a process was
+    /// killed and never said; older files lack the column).
+    #[serde(default)]
+    pub link_bytes_sent: Option<u64>,
 }
 
 /// Writing a CSV failed.
@@ -61,6 +65,26 @@ pub struct CsvError {
     pub path: String,
     /// Why.
     pub source: csv::Error,
+}
+
+/// Reading a CSV failed.
+#[derive(Debug, thiserror::Error)]
+#[error("reading {path}: {source}")]
+pub struct ReadError {
+    /// The file.
+    pub path: String,
+    /// Why.
+    pub source: csv::Error,
+}
+
+/// Reads rows written by [`write()`].
+pub fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>, ReadError> {
+    let err = |source| ReadError {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut r = csv::Reader::from_path(path).map_err(err)?;
+    r.deserialize().collect::<Result<_, _>>().map_err(err)
 }
 
 /// Writes `rows` to `path` with a header.

@@ -8,7 +8,8 @@ use std::path::Path;
 use tessera_core::code::{encode, shard, Arithmetic, Code, Decoder};
 use tessera_core::deadline::Rng;
 
-use super::{time_ms, write_csv};
+use super::{on_pi, time_ms, write_csv};
+use crate::compute::PI3_GFLOPS;
 
 /// A layer for experiment 2: `rows` outputs, `in_len` inputs, `cols` columns.
 #[derive(Clone, Copy, Debug)]
@@ -63,12 +64,24 @@ pub struct FailureRow {
     pub float_err_over_bound: f64,
     /// Largest float error relative to the output magnitude `A`.
     pub float_rel_err: f64,
-    /// Median integer decode time (f data shards lost), ms.
+    /// Median integer decode time (f data shards lost) on this host, ms.
     pub decode_ms: f64,
-    /// Full layer on one device (int8 GEMM), ms.
+    /// Full layer on one device (int8 GEMM) on this host, ms.
     pub layer_ms: f64,
-    /// One shard's compute, ms.
+    /// One shard's compute on this host, ms.
     pub shard_ms: f64,
+}
+
+impl FailureRow {
+    /// The full layer on a simulated Pi 3 ([`PI3_GFLOPS`]), ms.
+    pub fn layer_pi_ms(&self, l: &LayerShape) -> f64 {
+        2.0 * (l.rows * l.in_len * l.cols) as f64 / (PI3_GFLOPS * 1e6)
+    }
+
+    /// The decode on a simulated Pi 3 (host time scaled by the layer's), ms.
+    pub fn decode_pi_ms(&self, l: &LayerShape) -> f64 {
+        on_pi(self.decode_ms, self.layer_ms, self.layer_pi_ms(l))
+    }
 }
 
 /// Experiment 2 rows: `k = 8`, `f = r ∈ 1..=4`, every pattern of `f` killed devices.
@@ -226,32 +239,37 @@ pub fn failure_rows(
 pub fn failures(out: &Path) -> Result<String, Box<dyn Error>> {
     let rows = failure_rows(&FAILURE_LAYERS, 8, 4)?;
     let mut s = String::new();
-    let mut csv = String::from("layer,k,f,r,patterns,int_exact,float_err_over_bound,float_err_over_A,decode_ms,layer_ms,shard_ms,decode_over_layer,decode_over_shard\n");
+    let mut csv = String::from("layer,k,f,r,patterns,int_exact,float_err_over_bound,float_err_over_A,decode_pi_ms,layer_pi_ms,host_decode_ms,host_layer_ms,host_shard_ms,decode_over_layer,decode_over_shard\n");
     writeln!(
         s,
         "## Experiment 2: f devices killed, r = f parities, k = 8"
     )?;
-    writeln!(s, "every pattern of f killed devices among k + f; int8/i32 (r=1 wrapping, r>=2 GF(2^31-1)) vs the uncoded layer; float vs an exact f64 reference; decode time = median wall time with f data shards lost (plan + decode), one core of this machine; shard = median data-shard compute after a warm-up")?;
-    writeln!(s, "| layer | f = r | patterns | int exact | float err / bound | float err / A | decode ms | layer ms | decode / layer | decode / shard |")?;
+    writeln!(s, "every pattern of f killed devices among k + f; int8/i32 (r=1 wrapping, r>=2 GF(2^31-1)) vs the uncoded layer; float vs an exact f64 reference; decode time = median wall time with f data shards lost (plan + decode) on one core of this machine, scaled to a Pi 3 at {PI3_GFLOPS} GFLOP/s by the layer's own compute time on both (layer on a Pi 3 = its FLOPs at that rate); shard = median data-shard compute after a warm-up")?;
+    writeln!(s, "| layer | f = r | patterns | int exact | float err / bound | float err / A | decode ms (Pi 3) | layer ms (Pi 3) | decode / layer | decode / shard |")?;
     writeln!(s, "|---|---|---|---|---|---|---|---|---|---|")?;
     for r in &rows {
+        let shape = FAILURE_LAYERS
+            .iter()
+            .find(|l| l.name == r.layer)
+            .ok_or("a row of an unknown layer")?;
+        let (decode_pi, layer_pi) = (r.decode_pi_ms(shape), r.layer_pi_ms(shape));
         writeln!(
             s,
-            "| {} | {} | {} | {} | {:.1e} | {:.1e} | {:.3} | {:.1} | {:.2} % | {:.1} % |",
+            "| {} | {} | {} | {} | {:.1e} | {:.1e} | {:.2} | {:.0} | {:.2} % | {:.1} % |",
             r.layer,
             r.f,
             r.patterns,
             if r.int_exact { "yes" } else { "NO" },
             r.float_err_over_bound,
             r.float_rel_err,
-            r.decode_ms,
-            r.layer_ms,
+            decode_pi,
+            layer_pi,
             100.0 * r.decode_ms / r.layer_ms,
             100.0 * r.decode_ms / r.shard_ms
         )?;
         writeln!(
             csv,
-            "{},{},{},{},{},{},{:.4},{:.3e},{:.4},{:.4},{:.4},{:.5},{:.5}",
+            "{},{},{},{},{},{},{:.4},{:.3e},{:.3},{:.1},{:.4},{:.4},{:.4},{:.5},{:.5}",
             r.layer,
             r.k,
             r.f,
@@ -260,6 +278,8 @@ pub fn failures(out: &Path) -> Result<String, Box<dyn Error>> {
             r.int_exact,
             r.float_err_over_bound,
             r.float_rel_err,
+            decode_pi,
+            layer_pi,
             r.decode_ms,
             r.layer_ms,
             r.shard_ms,
@@ -270,4 +290,31 @@ pub fn failures(out: &Path) -> Result<String, Box<dyn Error>> {
     let p = write_csv(out, "cdc_failures.csv", &csv)?;
     writeln!(s, "(CSV: {})\n", p.display())?;
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_time_reads_in_pi_time_scaled_by_the_layer() {
+        let fc = FAILURE_LAYERS[0];
+        let row = FailureRow {
+            layer: fc.name,
+            k: 8,
+            f: 1,
+            patterns: 9,
+            int_exact: true,
+            float_err_over_bound: 0.0,
+            float_rel_err: 0.0,
+            decode_ms: 0.02,
+            layer_ms: 0.5,
+            shard_ms: 0.07,
+        };
+        // 2 × 2048 × 2048 FLOPs at 1.53 GFLOP/s.
+        let layer = row.layer_pi_ms(&fc);
+        assert!((layer - 5.483).abs() < 0.001, "{layer}");
+        // The host decoded in 4 % of its layer time: so does the Pi.
+        assert!((row.decode_pi_ms(&fc) - 0.04 * layer).abs() < 1e-9);
+    }
 }

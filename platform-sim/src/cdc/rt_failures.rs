@@ -11,7 +11,7 @@ use tessera_core::time::Duration;
 
 use super::reply::PI3_FC_MS;
 use super::runtime_setup::{fc_inputs, fc_layer, rate_for, RT_FC, RT_K};
-use super::{time_ms, write_csv, RunArgs};
+use super::{on_pi, time_ms, write_csv, RunArgs};
 use crate::coded_world::{self, CodedSimConfig};
 
 /// Frames per kill pattern in runtime experiment b.
@@ -40,6 +40,10 @@ pub struct RtFailureRow {
     pub decode_ms: f64,
     /// Median host wall time of the layer computed centrally (the k data shards), ms.
     pub layer_ms: f64,
+    /// The layer's k data shards at the simulated workers' rate (one Pi 3), ms.
+    pub layer_pi_ms: f64,
+    /// The decode on that Pi 3: the host's decode time scaled by the layer's, ms.
+    pub decode_pi_ms: f64,
     /// Decode multiply-adds over the layer's.
     pub flop_ratio: f64,
     /// Mean frame latency before / after the kill, ms.
@@ -181,6 +185,8 @@ pub fn rt_failure_rows(frames: usize, seed: u64) -> Result<Vec<RtFailureRow>, Bo
                 }
                 let erased: Vec<usize> = killed.iter().map(|&w| w as usize - 1).collect();
                 let (layer_ms, decode_ms, flop_ratio) = decode_timing(&model, &inputs[0], &erased)?;
+                let layer_flops: u64 = (0..k).map(|d| model.shard_flops(0, d, 1)).sum();
+                let layer_pi_ms = layer_flops as f64 / (c.gflops * 1e6);
                 let mean = |v: Vec<f64>| v.iter().sum::<f64>() / v.len().max(1) as f64;
                 rows.push(RtFailureRow {
                     numeric: if int8 { "int8" } else { "float" },
@@ -193,6 +199,8 @@ pub fn rt_failure_rows(frames: usize, seed: u64) -> Result<Vec<RtFailureRow>, Bo
                     max_err: worst,
                     decode_ms,
                     layer_ms,
+                    layer_pi_ms,
+                    decode_pi_ms: on_pi(decode_ms, layer_ms, layer_pi_ms),
                     flop_ratio,
                     latency: (
                         mean(
@@ -222,14 +230,14 @@ pub fn rt_failures(a: &RunArgs) -> Result<(String, Vec<RtFailureRow>), Box<dyn E
     let frames = a.frames.map_or(RT_FAILURE_FRAMES, |f| f.min(200));
     let rows = rt_failure_rows(frames, a.seed)?;
     let mut s = String::new();
-    let mut csv = String::from("numeric,f,r,killed,mid_job,frames,complete,exact,recovered_layers,max_abs_err,max_err_over_bound,decode_ms,layer_ms,decode_over_layer,decode_flops_over_layer,latency_before_ms,latency_after_ms\n");
+    let mut csv = String::from("numeric,f,r,killed,mid_job,frames,complete,exact,recovered_layers,max_abs_err,max_err_over_bound,decode_pi_ms,layer_pi_ms,host_decode_ms,host_layer_ms,decode_over_layer,decode_flops_over_layer,latency_before_ms,latency_after_ms\n");
     writeln!(s, "## Experiment b (runtime): f workers killed mid-layer, r = f, FC {RT_FC}x{RT_FC}, k = {RT_K}")?;
     writeln!(
         s,
-        "{frames} frames back to back per row, workers killed in the middle of a shard job about 1 s after the start (mid-job: every killed worker was computing); shard compute 50 ms (no reply factor); exact = output bit-identical to CodedModel::reference (int8: all must be); err/bound = largest |err| over Decoder::error_bound_f32 of the frame's erasure pattern (float); decode = host wall time of CodedModel::finish_layer with the killed shards erased vs the k data shards computed centrally on this machine (median of 15), flops = Decoder::mul_adds / (rows x K); seed {}",
+        "{frames} frames back to back per row, workers killed in the middle of a shard job about 1 s after the start (mid-job: every killed worker was computing); shard compute 50 ms (no reply factor); exact = output bit-identical to CodedModel::reference (int8: all must be); err/bound = largest |err| over Decoder::error_bound_f32 of the frame's erasure pattern (float); decode = wall time of CodedModel::finish_layer with the killed shards erased on this machine (median of 15), expressed on the simulated Pi 3 by the ratio of the layer's k data shards there (their FLOPs at the workers' rate) to the same shards computed here; flops = Decoder::mul_adds / (rows x K); seed {}",
         a.seed
     )?;
-    writeln!(s, "| numeric | f = r | killed workers | mid-job | done/complete | exact | recovered layers | max abs err | err / bound | decode ms | layer ms | decode/layer (time) | decode/layer (FLOPs) | latency before / after kill ms |")?;
+    writeln!(s, "| numeric | f = r | killed workers | mid-job | done/complete | exact | recovered layers | max abs err | err / bound | decode ms (Pi 3) | layer ms (Pi 3) | decode/layer (time) | decode/layer (FLOPs) | latency before / after kill ms |")?;
     writeln!(
         s,
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
@@ -253,8 +261,8 @@ pub fn rt_failures(a: &RunArgs) -> Result<(String, Vec<RtFailureRow>), Box<dyn E
             r.recovered,
             r.max_err.0,
             r.max_err.1,
-            r.decode_ms,
-            r.layer_ms,
+            r.decode_pi_ms,
+            r.layer_pi_ms,
             100.0 * r.decode_ms / r.layer_ms,
             100.0 * r.flop_ratio,
             r.latency.0,
@@ -262,7 +270,7 @@ pub fn rt_failures(a: &RunArgs) -> Result<(String, Vec<RtFailureRow>), Box<dyn E
         )?;
         writeln!(
             csv,
-            "{},{},{},{killed},{},{},{},{},{},{:.3e},{:.3e},{:.4},{:.4},{:.4},{:.6},{:.2},{:.2}",
+            "{},{},{},{killed},{},{},{},{},{},{:.3e},{:.3e},{:.3},{:.1},{:.4},{:.4},{:.4},{:.6},{:.2},{:.2}",
             r.numeric,
             r.f,
             r.f,
@@ -273,6 +281,8 @@ pub fn rt_failures(a: &RunArgs) -> Result<(String, Vec<RtFailureRow>), Box<dyn E
             r.recovered,
             r.max_err.0,
             r.max_err.1,
+            r.decode_pi_ms,
+            r.layer_pi_ms,
             r.decode_ms,
             r.layer_ms,
             r.decode_ms / r.layer_ms,
