@@ -13,14 +13,20 @@
 //! - `cluster` (features `std` + `simd`): a cluster's description and starting one node of it
 //!   on its own threads; `local`: a whole cluster in one process on loopback, with faults and
 //!   an optional coded tail, `fault_spec` its faults as the demo spells them; `bench`: the
-//!   kernel benchmark's measurements; `policy_bench`: the policies measured on loopback.
+//!   kernel benchmark's measurements, `kernel_report` their JSON report; `policy_bench`: the
+//!   policies measured on loopback; `probe`: what `tessera check` asks a node.
 //! - `frame_result` (features `alloc` + `simd`): a gateway's final result of a frame (fused
 //!   output, the tail run here, or the coded stage's output; then boxes).
 //! - `gen_weights` (feature `alloc`): seeded random parameters in Darknet order
 //!   (drawn from `tessera_core::rng::SplitMix64`).
 //! - `builtin`: the built-in YOLOv2-608 cfg and sample frames; `frame_source` (feature
 //!   `std`): where a data-source edge's frames come from (files, a spool directory, a list);
-//!   `node_memory` (features `std` + `simd`): peak resident memory of real node processes.
+//!   `node_memory` (features `std` + `simd`): peak resident memory of real node processes;
+//!   `model_files`: a node's cfg and parameters from files or a seed, `model_fingerprint` the
+//!   digest nodes compare in their `Hello`; `weights_writer` (feature `std`): seeded weights
+//!   written as a Darknet file.
+//! - `annotate` (feature `alloc`): detections drawn on a frame; `detections_json` (feature
+//!   `std`): a frame's detections as a JSON report.
 //! - `kernels` (feature `simd`): FMA conv kernels (AVX2+FMA, NEON), multi-core with `std`;
 //!   `unsafe` is allowed only in its arch modules.
 #![no_std]
@@ -31,6 +37,8 @@
 
 pub use embedded_nal;
 
+#[cfg(feature = "alloc")]
+pub mod annotate;
 #[cfg(all(feature = "std", feature = "simd"))]
 pub mod bench;
 pub mod builtin;
@@ -38,6 +46,8 @@ pub mod builtin;
 pub mod cluster;
 #[cfg(feature = "alloc")]
 pub mod coded;
+#[cfg(feature = "std")]
+pub mod detections_json;
 #[cfg(feature = "alloc")]
 pub mod driver;
 #[cfg(all(feature = "std", feature = "simd"))]
@@ -48,10 +58,16 @@ pub mod frame_result;
 pub mod frame_source;
 #[cfg(feature = "alloc")]
 pub mod gen_weights;
+#[cfg(all(feature = "std", feature = "simd"))]
+pub mod kernel_report;
 #[cfg(feature = "alloc")]
 pub mod link;
 #[cfg(all(feature = "std", feature = "simd"))]
 pub mod local;
+#[cfg(all(feature = "std", feature = "simd"))]
+pub mod model_files;
+#[cfg(all(feature = "std", feature = "simd"))]
+pub mod model_fingerprint;
 #[cfg(feature = "smoltcp")]
 pub mod nal_smoltcp;
 #[cfg(feature = "std")]
@@ -62,8 +78,12 @@ pub mod node_memory;
 pub mod pipeline;
 #[cfg(all(feature = "std", feature = "simd"))]
 pub mod policy_bench;
+#[cfg(all(feature = "std", feature = "simd"))]
+pub mod probe;
 #[cfg(feature = "std")]
 pub mod weights_file;
+#[cfg(feature = "std")]
+pub mod weights_writer;
 
 #[cfg(feature = "simd")]
 pub mod kernels;

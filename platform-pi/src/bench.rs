@@ -4,16 +4,19 @@
 //! built-in cfg with generated weights (`--seed`) and the built-in sample image. A layer's
 //! GFLOP/s is `2·MACs / time`; max pools have no FLOPs but their time counts in the totals.
 
-use serde_json::json;
+use anyhow::{Context, Error};
+
 use tessera_backends::bench::{
     bench_layers, peak_gflops, tiled_check, LayerBench, LayerTimes, TiledCheck, THREADS_MULTI,
 };
-use tessera_backends::kernels::{Fma, Isa};
+use tessera_backends::gen_weights;
+use tessera_backends::kernel_report::{gflops, secs, KernelReport, KernelRun};
+use tessera_backends::kernels::Fma;
+use tessera_backends::model_files::ModelFiles;
 use tessera_core::ftp::FusedStack;
 use tessera_core::model::weights::Weights;
 
-use crate::error::{Context, Error};
-use crate::{files, gen_weights};
+use crate::files;
 
 const THREADS: usize = THREADS_MULTI;
 
@@ -52,11 +55,12 @@ fn loadavg() -> String {
 
 /// Runs the command.
 pub fn run(args: &Args) -> Result<(), Error> {
-    let net = files::load_network(None)?;
+    let net = ModelFiles::default().network()?;
     let upto = args.upto;
-    let stack = FusedStack::new(&net, upto).context(|| format!("fusing layers [0, {upto})"))?;
+    let stack =
+        FusedStack::new(&net, upto).with_context(|| format!("fusing layers [0, {upto})"))?;
     let params = gen_weights::params(&net, upto, args.seed);
-    let weights = Weights::new(&net, upto, &params).context(|| "viewing the weights")?;
+    let weights = Weights::new(&net, upto, &params).context("viewing the weights")?;
     let fma = Fma::new();
     let isa = fma.isa();
     let load = loadavg();
@@ -79,33 +83,31 @@ pub fn run(args: &Args) -> Result<(), Error> {
             print_row(l, row, peak);
         }
     })
-    .context(|| "measuring the layers")?;
+    .context("measuring the layers")?;
     let tiled = if args.no_tiled {
         None
     } else {
-        Some(tiled_check(&fma, &stack, &weights, &image, args.reps).context(|| "tiled check")?)
+        Some(tiled_check(&fma, &stack, &weights, &image, args.reps).context("tiled check")?)
     };
     peak = peak.max(peak_gflops(isa));
     let totals = LayerTimes::total("total", &rows);
     if args.json {
-        println!(
-            "{}",
-            json(args, &load, isa, peak, &rows, &totals, tiled.as_ref())
-        );
+        let run = KernelRun {
+            upto,
+            seed: args.seed,
+            reps: args.reps,
+            reference_rows: args.reference_rows,
+            load: [load, loadavg()],
+            isa,
+            peak,
+        };
+        let report = KernelReport::new(&run, &rows, &totals, tiled.as_ref());
+        println!("{}", serde_json::to_string(&report)?);
     } else {
         println!("load average at the end: {}", loadavg());
         print_summary(peak, &rows, &totals, tiled.as_ref());
     }
     Ok(())
-}
-
-/// Seconds of a kernel, NaN when it was not measured (printed as a dash, `null` in JSON).
-fn secs(t: Option<f64>) -> f64 {
-    t.unwrap_or(f64::NAN)
-}
-
-fn gflops(flop: f64, t: f64) -> f64 {
-    flop / t / 1e9
 }
 
 fn print_row(l: usize, r: &LayerTimes, peak: f64) {
@@ -209,72 +211,4 @@ fn print_summary(peak: f64, rows: &[LayerTimes], totals: &LayerTimes, tiled: Opt
             if t.within_bound() { "ok" } else { "OVER" }
         );
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn json(
-    args: &Args,
-    load: &str,
-    isa: Isa,
-    peak: f64,
-    rows: &[LayerTimes],
-    totals: &LayerTimes,
-    tiled: Option<&TiledCheck>,
-) -> String {
-    // Four decimals; NaN and infinities (skipped runs) become `null`.
-    let num = |x: f64| (x * 1e4).round() / 1e4;
-    let rate = |flop: f64, t: f64| (flop > 0.0).then(|| num(gflops(flop, t)));
-    let g1 = gflops(totals.flop, totals.fma1);
-    let mut v = json!({
-        "network": "yolov2-608",
-        "loadavg_start": load,
-        "loadavg_end": loadavg(),
-        "layers_upto": args.upto,
-        "seed": args.seed,
-        "reps": args.reps,
-        "isa": format!("{isa:?}"),
-        "threads_multi": THREADS,
-        "reference_rows_fraction": num(args.reference_rows),
-        "peak_gflops": num(peak),
-        "total_gflop": num(totals.flop / 1e9),
-        "total_gflops_reference": num(gflops(totals.flop, secs(totals.reference))),
-        "total_gflops_portable": num(gflops(totals.flop, secs(totals.portable))),
-        "total_gflops_1t": num(g1),
-        "total_gflops_2t": num(gflops(totals.flop, totals.fma2)),
-        "fraction_of_peak_1t": num(g1 / peak),
-        "speedup_2t": num(totals.fma1 / totals.fma2),
-        "ratio_to_portable_1t": num(secs(totals.portable) / totals.fma1),
-        "layers": rows.iter().enumerate().map(|(l, r)| json!({
-            "layer": l,
-            "name": r.name.split_whitespace().collect::<Vec<_>>().join(" "),
-            "gflop": num(r.flop / 1e9),
-            "reference_gflops": rate(r.flop, secs(r.reference)),
-            "portable_gflops": rate(r.flop, secs(r.portable)),
-            "gflops_1t": rate(r.flop, r.fma1),
-            "gflops_2t": rate(r.flop, r.fma2),
-            "fraction_of_peak_1t": (r.flop > 0.0).then(|| num(gflops(r.flop, r.fma1) / peak)),
-            "ratio_to_portable_1t": num(secs(r.portable) / r.fma1),
-            "speedup_2t": num(r.fma1 / r.fma2),
-            "time_1t_s": num(r.fma1),
-            "time_2t_s": num(r.fma2),
-            "time_portable_s": num(secs(r.portable)),
-        })).collect::<Vec<_>>(),
-    });
-    if let Some(r0) = rows.first() {
-        v["layer0_gflops_1t"] = json!(rate(r0.flop, r0.fma1));
-        v["layer0_gflops_2t"] = json!(rate(r0.flop, r0.fma2));
-    }
-    if let Some(t) = tiled {
-        v["tiled"] = json!({
-            "grid": "3x3",
-            "reuse": true,
-            "threads": 1,
-            "full_s": num(t.full),
-            "tiled_s": num(t.tiled),
-            "time_ratio": num(t.time_ratio()),
-            "flop_ratio": num(t.flop_ratio),
-            "ok": t.within_bound(),
-        });
-    }
-    v.to_string()
 }

@@ -5,14 +5,16 @@
 //! two data sources' throughput and latency), then the peak resident memory of real node
 //! processes (`tessera_backends::node_memory`); this module checks the arguments and prints.
 
+use anyhow::{anyhow, Context, Error};
 use clap::Args as ClapArgs;
+
+use tessera_backends::gen_weights;
 use tessera_backends::node_memory::{self, RssRun};
+use tessera_backends::policy_bench::{sweep, two_sources, BenchSetup};
 
 use crate::config::NodeKernel;
-use crate::error::{error, Context, Error};
+use crate::files;
 use crate::image::{Image, ImageFiles};
-use crate::{files, gen_weights};
-use tessera_backends::policy_bench::{sweep, two_sources, BenchSetup};
 
 /// Arguments of `tessera bench cluster`.
 #[derive(ClapArgs, Debug)]
@@ -40,7 +42,7 @@ pub struct Args {
 
 /// Peak resident memory of real `tessera gateway` / `tessera edge` processes (YOLOv2-608).
 fn node_memory(args: &Args) -> Result<Vec<RssRun>, Error> {
-    let exe = std::env::current_exe().context(|| "finding the tessera executable")?;
+    let exe = std::env::current_exe().context("finding the tessera executable")?;
     let runs = node_memory::yolo_runs(
         &exe,
         args.kernel,
@@ -59,17 +61,16 @@ fn node_memory(args: &Args) -> Result<Vec<RssRun>, Error> {
 /// Runs the benchmark.
 pub fn run(args: &Args) -> Result<(), Error> {
     if args.size == 0 || !args.size.is_multiple_of(32) || args.size > 1024 {
-        return Err(error(
-            "bench cluster",
-            "--size must be a multiple of 32 up to 1024",
+        return Err(anyhow!(
+            "bench cluster: --size must be a multiple of 32 up to 1024"
         ));
     }
     if args.frames == 0 || args.frames > 100 {
-        return Err(error("bench cluster", "--frames must be 1..=100"));
+        return Err(anyhow!("bench cluster: --frames must be 1..=100"));
     }
     // Node processes run the built-in YOLOv2-608: other sizes measure the policies only.
     if args.memory_only && args.size != 608 {
-        return Err(error("bench cluster", "--memory-only needs --size 608"));
+        return Err(anyhow!("bench cluster: --memory-only needs --size 608"));
     }
     let memory = if args.size == 608 {
         node_memory(args)?
@@ -90,11 +91,9 @@ pub fn run(args: &Args) -> Result<(), Error> {
     let text = files::DEFAULT_CFG
         .replace("width=608", &format!("width={side}"))
         .replace("height=608", &format!("height={side}"));
-    let net =
-        tessera_core::model::cfg::parse(&text).map_err(|e| error("bench cfg", e.to_string()))?;
+    let net = tessera_core::model::cfg::parse(&text).map_err(|e| anyhow!("bench cfg: {}", e))?;
     let params = gen_weights::params(&net, 16, 1);
-    let img =
-        Image::decode(files::DEFAULT_IMAGE).map_err(|e| error("sample image", e.to_string()))?;
+    let img = Image::decode(files::DEFAULT_IMAGE).map_err(|e| anyhow!("sample image: {}", e))?;
     let input = img.letterbox(args.size as usize, args.size as usize).data;
     let mut port = args.port;
     let setup = BenchSetup {

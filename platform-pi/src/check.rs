@@ -8,22 +8,21 @@
 //! fingerprint, or a refusal such as a different key). The answers go in one table; the exit
 //! status is 0 only when every row is fine.
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::ErrorKind;
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::{anyhow, Context, Error};
 use clap::Args as ClapArgs;
-use tessera_backends::cluster::epoch_micros;
-use tessera_backends::link::handshake::{
-    parse_probe_answer, probe_answer_len, probe_hello, ProbeAnswer,
-};
+
+use tessera_backends::link::handshake::ProbeAnswer;
 use tessera_backends::link::RefusalReason;
-use tessera_core::wire::{Key, NodeId, HEADER_LEN};
+use tessera_backends::model_fingerprint::differences;
+use tessera_backends::probe::{probe, Probe};
+use tessera_core::wire::{Key, NodeId};
 
 use crate::config::Cluster;
-use crate::error::{error, Context, Error};
-use crate::fingerprint::{differences, model_fingerprint};
 
 /// Arguments of `tessera check`.
 #[derive(ClapArgs, Debug)]
@@ -37,63 +36,6 @@ pub struct Args {
     /// Longest wait for each node's connect and answer, ms (default: the file's connect_ms).
     #[arg(long)]
     pub timeout_ms: Option<u64>,
-}
-
-/// What probing one node found.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Probe {
-    /// No TCP connection (what the socket said).
-    Unreachable(String),
-    /// Connected, but no answer came (closed or silent: what happened).
-    NoAnswer(String),
-    /// An answer that is not a verified `Hello` nor a refusal.
-    Garbled(String),
-    /// A refusal or the node's `Hello`.
-    Answer(ProbeAnswer),
-}
-
-/// Probes the node at `addr` with a `Hello` sealed with `key`, waiting at most `timeout` for
-/// the connect and again for the answer.
-pub fn probe(addr: SocketAddr, key: Option<&Key>, timeout: Duration) -> Probe {
-    let mut s = match TcpStream::connect_timeout(&addr, timeout) {
-        Ok(s) => s,
-        Err(e) => return Probe::Unreachable(unreachable_why(&e)),
-    };
-    let _ = s.set_read_timeout(Some(timeout));
-    let _ = s.set_write_timeout(Some(timeout));
-    let (hello, n) = probe_hello(key, epoch_micros().max(1));
-    if let Err(e) = s.write_all(&hello[..n]) {
-        return Probe::NoAnswer(format!("sending the probe: {e}"));
-    }
-    let mut frame = [0u8; tessera_backends::link::PRE_AUTH_FRAME];
-    if let Err(e) = s.read_exact(&mut frame[..HEADER_LEN]) {
-        return Probe::NoAnswer(match e.kind() {
-            ErrorKind::UnexpectedEof => "closed without answering (not a tessera node?)".into(),
-            ErrorKind::WouldBlock | ErrorKind::TimedOut => "no answer in time".into(),
-            _ => e.to_string(),
-        });
-    }
-    let len = match probe_answer_len(&frame[..HEADER_LEN]) {
-        Ok(len) => len,
-        Err(e) => return Probe::Garbled(format!("answer header: {e}")),
-    };
-    if let Err(e) = s.read_exact(&mut frame[HEADER_LEN..len]) {
-        return Probe::NoAnswer(format!("reading the answer: {e}"));
-    }
-    match parse_probe_answer(&mut frame[..len], key) {
-        Ok(a) => Probe::Answer(a),
-        Err(e) => Probe::Garbled(format!("answer did not verify ({e}): another key?")),
-    }
-}
-
-fn unreachable_why(e: &std::io::Error) -> String {
-    match e.kind() {
-        ErrorKind::ConnectionRefused => "connection refused (is tessera running there?)".into(),
-        ErrorKind::TimedOut | ErrorKind::WouldBlock => {
-            "no answer to connect (down or firewalled?)".into()
-        }
-        _ => e.to_string(),
-    }
 }
 
 /// One row of the table.
@@ -218,7 +160,8 @@ fn own_address(addr: SocketAddr) -> Result<&'static str, String> {
 /// Runs the checks and prints what they found; an error when anything is wrong.
 pub fn run(args: &Args) -> Result<(), Error> {
     let path = &args.cluster;
-    let text = std::fs::read_to_string(path).context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let cluster = match Cluster::parse(&text) {
         Ok(c) => c,
         Err(e) => {
@@ -228,9 +171,10 @@ pub fn run(args: &Args) -> Result<(), Error> {
                     None => println!("{}: {}", path.display(), p.message),
                 }
             }
-            return Err(error(
-                format!("checking {}", path.display()),
-                format!("{} problem(s) in the cluster file", e.problems.len()),
+            return Err(anyhow!(
+                "checking {}: {} problem(s) in the cluster file",
+                path.display(),
+                e.problems.len()
             ));
         }
     };
@@ -249,7 +193,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
         }
     );
     let mut problems = 0usize;
-    let ours = match model_fingerprint(&cluster) {
+    let ours = match cluster.fingerprint() {
         Ok(f) => {
             println!("model here: {f:016x}");
             Some(f)
@@ -302,7 +246,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
     print!("{}", table(&rows));
     problems += rows.iter().filter(|r| !r.ok()).count();
     if problems > 0 {
-        return Err(error("check", format!("{problems} problem(s), see above")));
+        return Err(anyhow!("check: {problems} problem(s), see above"));
     }
     println!("all {} nodes ok", rows.len());
     Ok(())

@@ -10,7 +10,9 @@
 
 use std::sync::Arc;
 
+use anyhow::{anyhow, Context, Error};
 use clap::Args as ClapArgs;
+
 use tessera_backends::coded::loopback::{run_loopback, LoopbackFrame, LoopbackSpec};
 use tessera_backends::coded::tail::{bit_identical, max_abs_diff, TailScheme};
 use tessera_backends::coded::{generated_chain, CodedModel, CodedNodeStats};
@@ -18,7 +20,6 @@ use tessera_core::runtime::coded::{Allocator, CodedConfig};
 use tessera_core::time::Duration;
 use tessera_core::wire::NodeId;
 
-use crate::error::{error, Context, Error};
 use tessera_core::rng::SplitMix64;
 
 /// Arguments of `tessera coded`.
@@ -28,15 +29,15 @@ pub struct Args {
     #[arg(long, default_value_t = 8)]
     pub workers: u16,
     /// Protection: cdc (k data + r parity), 2mr (k = W/2, every shard twice) or uncoded (k = W).
-    #[arg(long, default_value = "cdc")]
-    pub scheme: String,
+    #[arg(long, value_enum, default_value_t = Scheme::Cdc)]
+    pub scheme: Scheme,
     /// Parity shards for cdc (k = W − r).
     #[arg(long, default_value_t = 2)]
     pub r: usize,
     /// Layer widths, input first: "1024,1024,1000" is two FC layers 1024→1024 (ReLU) and
     /// 1024→1000.
-    #[arg(long, default_value = "1024,1024,1000")]
-    pub dims: String,
+    #[arg(long, value_delimiter = ',', default_value = "1024,1024,1000")]
+    pub dims: Vec<usize>,
     /// Float arithmetic instead of exact int8.
     #[arg(long)]
     pub float: bool,
@@ -46,69 +47,74 @@ pub struct Args {
     /// Frame deadline, ms.
     #[arg(long, default_value_t = 2000)]
     pub deadline_ms: u64,
-    /// Timeout allocator: uniform or quality.
-    #[arg(long, default_value = "uniform")]
-    pub allocator: String,
+    /// Timeout allocator.
+    #[arg(long, value_enum, default_value_t = AllocatorArg::Uniform)]
+    pub allocator: AllocatorArg,
     /// Workers never started (comma-separated ids).
-    #[arg(long, default_value = "")]
-    pub absent: String,
+    #[arg(long, value_delimiter = ',')]
+    pub absent: Vec<NodeId>,
     /// Workers that stop answering after the first frame (comma-separated ids).
-    #[arg(long, default_value = "")]
-    pub stall: String,
+    #[arg(long, value_delimiter = ',')]
+    pub stall: Vec<NodeId>,
     /// Seed of the generated weights and inputs.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 }
 
-fn ids(list: &str, workers: u16) -> Result<Vec<NodeId>, Error> {
-    list.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| match s.parse::<NodeId>() {
-            Ok(id) if (1..=workers).contains(&id) => Ok(id),
-            _ => Err(error(
-                "reading worker ids",
-                format!("'{s}' is not a worker id 1..={workers}"),
-            )),
-        })
-        .collect()
+/// How `tessera coded` protects its layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scheme {
+    /// k data + r parity shards.
+    Cdc,
+    /// Every shard twice (k = W/2).
+    #[value(name = "2mr")]
+    TwoMr,
+    /// k = W data shards, no protection.
+    Uncoded,
+}
+
+/// The coded stage's timeout allocator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AllocatorArg {
+    /// The same budget for every worker.
+    Uniform,
+    /// Budgets that maximise the expected quality.
+    Quality,
+}
+
+/// `list` checked against the workers 1..=`workers`.
+fn ids(list: &[NodeId], workers: u16) -> Result<Vec<NodeId>, Error> {
+    match list.iter().find(|id| !(1..=workers).contains(id)) {
+        Some(id) => Err(anyhow!(
+            "reading worker ids: '{id}' is not a worker id 1..={workers}"
+        )),
+        None => Ok(list.to_vec()),
+    }
 }
 
 /// The model of `args`: layers with generated weights, split as asked over the workers.
 pub fn model(args: &Args) -> Result<CodedModel, Error> {
-    let dims: Vec<usize> = args
-        .dims
-        .split(',')
-        .map(|d| d.trim().parse::<usize>())
-        .collect::<Result<_, _>>()
-        .context(|| format!("reading --dims '{}'", args.dims))?;
+    let dims = &args.dims;
     if dims.len() < 2 || dims.contains(&0) {
-        return Err(error(
-            "reading --dims",
-            "need at least two positive widths (input, then each layer's output)",
+        return Err(anyhow!(
+            "reading --dims: need at least two positive widths (input, then each layer's output)"
         ));
     }
     let w = args.workers as usize;
-    let bad = || {
-        error(
-            "reading --scheme",
-            format!(
-                "'{}' with {w} workers and r = {}: use cdc (r < W), 2mr or uncoded",
-                args.scheme, args.r
-            ),
-        )
+    let (name, scheme) = match args.scheme {
+        Scheme::Cdc => ("cdc", TailScheme::Cdc(args.r)),
+        Scheme::TwoMr => ("2mr", TailScheme::TwoMr),
+        Scheme::Uncoded => ("uncoded", TailScheme::Uncoded),
     };
-    let scheme = match args.scheme.as_str() {
-        "cdc" => TailScheme::Cdc(args.r),
-        "2mr" => TailScheme::TwoMr,
-        "uncoded" => TailScheme::Uncoded,
-        _ => return Err(bad()),
-    }
-    .layer_scheme(w)
-    .map_err(|_| bad())?;
+    let scheme = scheme.layer_scheme(w).map_err(|_| {
+        anyhow!(
+            "reading --scheme: '{name}' with {w} workers and r = {}: use cdc (r < W), 2mr or uncoded",
+            args.r
+        )
+    })?;
     let workers: Vec<NodeId> = (1..=args.workers).collect();
-    generated_chain(&dims, scheme, &workers, args.float, args.seed)
-        .context(|| "building the coded model")
+    generated_chain(dims, scheme, &workers, args.float, args.seed)
+        .context("building the coded model")
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
@@ -124,15 +130,9 @@ pub fn run(args: &Args) -> Result<(), Error> {
     let model = Arc::new(model(args)?);
     let absent = ids(&args.absent, args.workers)?;
     let stall = ids(&args.stall, args.workers)?;
-    let allocator = match args.allocator.as_str() {
-        "uniform" => Allocator::Uniform,
-        "quality" => Allocator::QualityAware,
-        s => {
-            return Err(error(
-                "reading --allocator",
-                format!("'{s}': use uniform or quality"),
-            ))
-        }
+    let allocator = match args.allocator {
+        AllocatorArg::Uniform => Allocator::Uniform,
+        AllocatorArg::Quality => Allocator::QualityAware,
     };
     let config = CodedConfig {
         allocator,
@@ -140,7 +140,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
     };
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
-        .context(|| "finding a free port")?
+        .context("finding a free port")?
         .port();
     let mut key = [0u8; 32];
     let mut rng = SplitMix64::new(args.seed ^ 0x006b_6579);
@@ -155,7 +155,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
         key,
         port,
     };
-    let run = run_loopback(model.clone(), &spec).context(|| "running the coded cluster")?;
+    let run = run_loopback(model.clone(), &spec).context("running the coded cluster")?;
     report(args, &model, &run.gateway, &run.frames)
 }
 
@@ -171,7 +171,7 @@ fn report(
     for LoopbackFrame { finished: f, input } in done {
         let expect = model
             .reference(input, 1)
-            .context(|| "computing the reference")?;
+            .context("computing the reference")?;
         let same = bit_identical(&f.output, &expect);
         let err = max_abs_diff(&f.output, &expect);
         worst = worst.max(if f.quality.is_complete() { err } else { 0.0 });

@@ -9,13 +9,15 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use anyhow::{Context, Error};
 use serde::Deserialize;
+
 use tessera_backends::cluster::ClusterSpec;
+use tessera_backends::model_files::{ModelFileError, ModelFiles};
+use tessera_backends::model_fingerprint::ModelIdentity;
 use tessera_core::ftp::GridShape;
 use tessera_core::runtime::coded::CodedConfig;
 use tessera_core::wire::{NodeId, Policy};
-
-use crate::error::{Context, Error};
 
 /// Most edges a cluster file may list.
 pub const MAX_EDGES: usize = 16;
@@ -33,12 +35,8 @@ pub struct Cluster {
     pub key: Option<[u8; 32]>,
     /// Conv kernel every node runs (all nodes must agree for bit-identical tiles).
     pub kernel: NodeKernel,
-    /// Darknet cfg (`None`: the built-in YOLOv2 608).
-    pub cfg: Option<PathBuf>,
-    /// Darknet weights (`None`: generated from `seed`).
-    pub weights: Option<PathBuf>,
-    /// Seed of generated weights.
-    pub seed: u64,
+    /// Darknet cfg and weights (or the built-in cfg, and weights generated from a seed).
+    pub model: ModelFiles,
     /// Timeouts of every exchange.
     pub timeouts: Timeouts,
     /// The gateway (id 0) and the edges, sorted by id (host names resolved when the file was
@@ -297,8 +295,8 @@ impl Cluster {
     /// Loads and validates a cluster file.
     pub fn load(path: &Path) -> Result<Cluster, Error> {
         let text =
-            std::fs::read_to_string(path).context(|| format!("reading {}", path.display()))?;
-        Cluster::parse(&text).context(|| format!("cluster file {}", path.display()))
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Cluster::parse(&text).with_context(|| format!("cluster file {}", path.display()))
     }
 
     /// Parses and validates cluster TOML: every problem is reported at once, each with its
@@ -458,9 +456,11 @@ impl Cluster {
             layers,
             key,
             kernel,
-            cfg: raw.cfg,
-            weights: raw.weights,
-            seed: raw.seed,
+            model: ModelFiles {
+                cfg: raw.cfg,
+                weights: raw.weights,
+                seed: raw.seed,
+            },
             timeouts,
             nodes,
             written,
@@ -480,6 +480,20 @@ impl Cluster {
             timeouts: self.timeouts,
             nodes: self.nodes.clone(),
         }
+    }
+
+    /// The model fingerprint of this cluster as this machine runs it (reads the cfg and the
+    /// fused layers' part of the weights file).
+    pub fn fingerprint(&self) -> Result<u64, ModelFileError> {
+        ModelIdentity {
+            files: &self.model,
+            layers: self.layers,
+            grid: self.grid,
+            kernel: self.kernel,
+            policy: self.policy,
+            tail: self.tail,
+        }
+        .fingerprint()
     }
 
     /// The coded workers of a coded tail: every edge, in id order (shard `i` on the `i`-th).

@@ -10,28 +10,30 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
+use anyhow::{anyhow, Context, Error};
 use clap::Args as ClapArgs;
+
+use tessera_backends::builtin::SECOND_IMAGE;
 use tessera_backends::cluster::ClusterSpec;
 use tessera_backends::coded::tail::{self, CheckSummary, CodedCheck, CodedTail, TailScheme};
-use tessera_backends::driver::Model;
+use tessera_backends::detections_json::to_json;
 use tessera_backends::fault_spec::FaultSpec;
+use tessera_backends::gen_weights;
 use tessera_backends::local::{fused_model, run_local, TailSpec};
+use tessera_backends::model_files::ModelFiles;
+use tessera_backends::pipeline::class_name;
 use tessera_backends::pipeline::{boxes, run_tail, AnyKernel};
 use tessera_core::detect::{Detection, DEFAULT_NMS, DEFAULT_THRESH};
-use tessera_core::ftp::{GridShape, Partition};
+use tessera_core::ftp::GridShape;
 use tessera_core::kernel::Kernels;
 use tessera_core::model::weights::Weights;
 use tessera_core::model::Network;
 use tessera_core::runtime::coded::{CodedConfig, Protection};
 use tessera_core::wire::{FrameKey, NodeId, Policy};
 
-use tessera_backends::builtin::SECOND_IMAGE;
-
 use crate::config::NodeKernel;
-use crate::detections::{class_name, to_json, write_annotated};
-use crate::error::{error, Context, Error};
-use crate::image::{Image, ImageFiles};
-use crate::{files, gen_weights};
+use crate::files;
+use crate::image::{write_annotated, Image, ImageFiles};
 
 /// Arguments of `tessera demo`.
 #[derive(ClapArgs, Debug, Clone)]
@@ -101,29 +103,16 @@ pub struct Args {
     pub absent: Vec<u16>,
 }
 
-/// The model of a node that owns `params` (the fused layers' parameters, or more when the node
-/// also runs layers after them): no copy is made.
-pub fn own_model(
-    net: &Network,
-    params: Vec<f32>,
-    layers: usize,
-    grid: (u32, u32),
-) -> Result<Arc<Model>, Error> {
-    Model::new(net.clone(), params, layers, grid, Partition::Darknet)
-        .map(Arc::new)
-        .map_err(|e| error("model", e.to_string()))
-}
-
 fn load_images(paths: &[PathBuf]) -> Result<Vec<(String, Image)>, Error> {
     if paths.is_empty() {
         return Ok(vec![
             (
                 "0".into(),
-                Image::decode(files::DEFAULT_IMAGE).context(|| "bundled sample 0")?,
+                Image::decode(files::DEFAULT_IMAGE).context("bundled sample 0")?,
             ),
             (
                 "1".into(),
-                Image::decode(SECOND_IMAGE).context(|| "bundled sample 1")?,
+                Image::decode(SECOND_IMAGE).context("bundled sample 1")?,
             ),
         ]);
     }
@@ -135,7 +124,7 @@ fn load_images(paths: &[PathBuf]) -> Result<Vec<(String, Image)>, Error> {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "frame".into());
             Image::load(p)
-                .context(|| format!("loading {}", p.display()))
+                .with_context(|| format!("loading {}", p.display()))
                 .map(|i| (name, i))
         })
         .collect()
@@ -151,8 +140,7 @@ fn postprocess<K: Kernels>(
     img: &Image,
     stem: &Path,
 ) -> Result<usize, Error> {
-    let weights =
-        Weights::new(net, net.layers().len(), params).context(|| "viewing the weights")?;
+    let weights = Weights::new(net, net.layers().len(), params).context("viewing the weights")?;
     let t0 = std::time::Instant::now();
     let t = run_tail(kernels, net, &weights, layers, fused_out, &[])?;
     println!(
@@ -169,10 +157,12 @@ fn write_outputs(net: &Network, dets: &[Detection], img: &Image, stem: &Path) ->
         Some(tessera_core::model::LayerKind::Region(r)) => r.classes,
         _ => 80,
     };
-    write_annotated(img, dets, classes, &stem.with_extension("png"))?;
+    let png = stem.with_extension("png");
+    write_annotated(img, dets, classes, &png)
+        .with_context(|| format!("writing {}", png.display()))?;
     let json = stem.with_extension("json");
-    std::fs::write(&json, to_json(dets, img.w, img.h)?)
-        .context(|| format!("writing {}", json.display()))?;
+    let text = to_json(dets, img.w, img.h).context("writing JSON")?;
+    std::fs::write(&json, text).with_context(|| format!("writing {}", json.display()))?;
     for d in dets.iter().take(5) {
         println!("    {:<14} {:>5.1} %", class_name(d.class), 100.0 * d.prob);
     }
@@ -182,19 +172,17 @@ fn write_outputs(net: &Network, dets: &[Detection], img: &Image, stem: &Path) ->
 /// Runs the command.
 pub fn run(args: &Args) -> Result<(), Error> {
     if args.edges == 0 || args.edges as usize > crate::config::MAX_EDGES {
-        return Err(error(
-            "demo",
-            format!(
-                "--edges {} outside 1..={}",
-                args.edges,
-                crate::config::MAX_EDGES
-            ),
+        return Err(anyhow!(
+            "demo: --edges {} outside 1..={}",
+            args.edges,
+            crate::config::MAX_EDGES
         ));
     }
     if args.sources == 0 || args.sources > args.edges {
-        return Err(error(
-            "demo",
-            format!("--sources {} outside 1..={}", args.sources, args.edges),
+        return Err(anyhow!(
+            "demo: --sources {} outside 1..={}",
+            args.sources,
+            args.edges
         ));
     }
     let faults = FaultSpec {
@@ -208,20 +196,23 @@ pub fn run(args: &Args) -> Result<(), Error> {
     // Scheme errors before the (slow) weight generation.
     let split = match (args.coded_tail, args.no_tail) {
         (Some(_), true) => {
-            return Err(error(
-                "demo",
-                "--coded-tail and --no-tail exclude each other",
+            return Err(anyhow!(
+                "demo: --coded-tail and --no-tail exclude each other"
             ))
         }
         (Some(scheme), false) => Some((
             scheme,
             scheme
                 .layer_scheme(args.edges as usize)
-                .context(|| "--coded-tail")?,
+                .context("--coded-tail")?,
         )),
         (None, _) => None,
     };
-    let net = files::load_network(args.cfg.as_deref())?;
+    let model_files = ModelFiles {
+        cfg: args.cfg.clone(),
+        ..ModelFiles::default()
+    };
+    let net = model_files.network()?;
     let layers = 16.min(net.layers().len());
     let all = net.layers().len();
     let params = gen_weights::params(&net, all, args.seed);
@@ -233,11 +224,11 @@ pub fn run(args: &Args) -> Result<(), Error> {
     };
     let coded = match split {
         Some((scheme, split)) => {
-            let weights = Weights::new(&net, all, &params).context(|| "viewing the weights")?;
+            let weights = Weights::new(&net, all, &params).context("viewing the weights")?;
             let workers: Vec<NodeId> = (1..=args.edges).collect();
             Some(
                 CodedTail::new(&net, &weights, layers, split, &workers)
-                    .context(|| format!("--coded-tail {scheme}"))?,
+                    .with_context(|| format!("--coded-tail {scheme}"))?,
             )
         }
         None => None,
@@ -306,7 +297,8 @@ pub fn run(args: &Args) -> Result<(), Error> {
         StdDuration::from_secs(args.timeout),
         tail.as_ref(),
     )?;
-    std::fs::create_dir_all(&args.out).context(|| format!("creating {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
     println!(
         "
 frame         latency     done  tiles per node               boxes"
@@ -374,7 +366,7 @@ frame         latency     done  tiles per node               boxes"
                     }
                 );
                 tail_ms.push(fin.latency.total_micros() as f64 / 1e3);
-                let weights = Weights::new(&net, all, &params).context(|| "viewing the weights")?;
+                let weights = Weights::new(&net, all, &params).context("viewing the weights")?;
                 let (check, dets) =
                     tail::check(&kernel, &net, &weights, c, out, done, (img.w, img.h))?;
                 write_outputs(&net, &dets, img, &stem)?;
@@ -486,7 +478,7 @@ frame         latency     done  tiles per node               boxes"
         run.elapsed.as_secs_f64()
     );
     if failed > 0 {
-        return Err(error("demo", format!("{failed} frame(s) did not complete")));
+        return Err(anyhow!("demo: {failed} frame(s) did not complete"));
     }
     Ok(())
 }

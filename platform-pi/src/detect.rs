@@ -4,17 +4,20 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 
+use anyhow::{anyhow, Context, Error};
+
+use tessera_backends::detections_json::to_json;
 use tessera_backends::kernels::Fma;
+use tessera_backends::model_files::ModelFiles;
+use tessera_backends::pipeline::{class_name, PixelBox};
 use tessera_backends::pipeline::{detect_frame, AnyKernel, DetectSetup};
 use tessera_core::detect::{DEFAULT_NMS, DEFAULT_THRESH};
 use tessera_core::ftp::{GridShape, Mode, Partition};
 use tessera_core::model::LayerKind;
 
 use crate::config::NodeKernel;
-use crate::detections::{class_name, to_json, write_annotated, PixelBox};
-use crate::error::{error, Context, Error};
-use crate::image::{Image, ImageFiles};
-use crate::{files, gen_weights};
+use crate::files;
+use crate::image::{write_annotated, Image, ImageFiles};
 
 /// Arguments of `tessera detect`.
 #[derive(clap::Args, Debug)]
@@ -71,18 +74,20 @@ pub fn run(args: &Args) -> Result<(), Error> {
     // Checked before the network runs rather than after, when decoding would refuse them.
     for (name, t) in [("--thresh", args.thresh), ("--nms", args.nms)] {
         if !(0.0..=1.0).contains(&t) {
-            return Err(error(name, format!("{t} is outside [0, 1]")));
+            return Err(anyhow!("{}: {t} is outside [0, 1]", name));
         }
     }
-    let net = files::load_network(args.cfg.as_deref())?;
-    let all = net.layers().len();
-    let params = match &args.weights {
-        Some(path) => files::load_weights(path, &net, all)?,
-        None => gen_weights::params(&net, all, args.seed),
+    let model_files = ModelFiles {
+        cfg: args.cfg.clone(),
+        weights: args.weights.clone(),
+        seed: args.seed,
     };
+    let net = model_files.network()?;
+    let all = net.layers().len();
+    let params = model_files.params(&net, all)?;
     let img = match &args.input {
-        Some(path) => Image::load(path).context(|| format!("loading {}", path.display()))?,
-        None => Image::decode(files::DEFAULT_IMAGE).context(|| "decoding the built-in sample")?,
+        Some(path) => Image::load(path).with_context(|| format!("loading {}", path.display()))?,
+        None => Image::decode(files::DEFAULT_IMAGE).context("decoding the built-in sample")?,
     };
     let grid: (u32, u32) = args.grid.map_or((1, 1), Into::into);
     let partition = if args.balanced {
@@ -97,9 +102,9 @@ pub fn run(args: &Args) -> Result<(), Error> {
     };
     let shape = net.input();
     if shape.c != 3 {
-        return Err(error(
-            "preparing the input",
-            format!("network takes {} channels, images have 3", shape.c),
+        return Err(anyhow!(
+            "preparing the input: network takes {} channels, images have 3",
+            shape.c
         ));
     }
     let input = img.letterbox(shape.w as usize, shape.h as usize).data;
@@ -118,11 +123,12 @@ pub fn run(args: &Args) -> Result<(), Error> {
     };
     // Files first: a closed stdout (`| head`) must not lose them.
     if let Some(png) = &args.png {
-        write_annotated(&img, &frame.detections, classes, png)?;
+        write_annotated(&img, &frame.detections, classes, png)
+            .with_context(|| format!("writing {}", png.display()))?;
     }
     if let Some(json) = &args.json {
-        std::fs::write(json, to_json(&frame.detections, img.w, img.h)?)
-            .context(|| format!("writing {}", json.display()))?;
+        let text = to_json(&frame.detections, img.w, img.h).context("writing JSON")?;
+        std::fs::write(json, text).with_context(|| format!("writing {}", json.display()))?;
     }
     let gflop = |from: usize, to: usize| 2.0 * (net.macs(to) - net.macs(from)) as f64 / 1e9;
     let mut report = format!(

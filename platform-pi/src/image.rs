@@ -3,11 +3,15 @@
 
 use std::path::Path;
 
-use tessera_backends::pipeline::{letterbox_of, PixelsError, Rgb8};
-pub use tessera_backends::pipeline::{Image, MAX_SIDE};
 use zune_jpeg::zune_core::colorspace::ColorSpace;
 use zune_jpeg::zune_core::options::DecoderOptions;
 use zune_jpeg::JpegDecoder;
+
+use tessera_backends::annotate::draw;
+use tessera_backends::pipeline::{letterbox_of, PixelsError, Rgb8};
+use tessera_core::detect::Detection;
+
+pub use tessera_backends::pipeline::{Image, MAX_SIDE};
 
 /// Why an image could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -145,6 +149,19 @@ pub fn write_png(img: &Image, path: &Path) -> Result<(), ImageError> {
     writer
         .write_image_data(&px)
         .map_err(|e| ImageError::Png(e.to_string()))
+}
+
+/// Writes `img` with the detections drawn (`classes`: the network's class count, for colours)
+/// to `path` as PNG.
+pub fn write_annotated(
+    img: &Image,
+    dets: &[Detection],
+    classes: u32,
+    path: &Path,
+) -> Result<(), ImageError> {
+    let mut annotated = img.clone();
+    draw(&mut annotated, dets, classes);
+    write_png(&annotated, path)
 }
 
 #[cfg(test)]

@@ -5,9 +5,8 @@ use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
+use anyhow::{Context, Error};
 use clap::Args as ClapArgs;
-
-use crate::error::{Context, Error};
 
 /// Arguments of `tessera keygen`.
 #[derive(ClapArgs, Debug)]
@@ -23,7 +22,7 @@ pub fn fresh_key() -> Result<[u8; 32], Error> {
     let mut key = [0u8; 32];
     File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut key))
-        .context(|| "reading /dev/urandom")?;
+        .context("reading /dev/urandom")?;
     Ok(key)
 }
 
@@ -42,8 +41,8 @@ pub fn run(args: &Args) -> Result<(), Error> {
             .create_new(true)
             .mode(0o600)
             .open(path)
-            .context(at)?;
-        writeln!(f, "{hex}").context(at)?;
+            .with_context(at)?;
+        writeln!(f, "{hex}").with_context(at)?;
     }
     println!("{hex}");
     Ok(())

@@ -3,15 +3,17 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use anyhow::{anyhow, Context, Error};
 use clap::ValueEnum;
+
 use tessera_backends::kernels::Fma;
+use tessera_backends::model_files::ModelFiles;
 use tessera_backends::pipeline::{run_frame, FrameStats, KernelChoice as NodeKernel};
 use tessera_core::ftp::{FusedStack, Grid, GridShape, MemoryPlan, Mode, Partition};
 use tessera_core::kernel::{Portable, Reference};
 use tessera_core::model::weights::Weights;
 
-use crate::error::{error, Context, Error};
-use crate::{files, gen_weights};
+use crate::files;
 
 /// Which kernel set runs the layers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -71,18 +73,20 @@ const MIB: f64 = 1024.0 * 1024.0;
 
 /// Runs the command.
 pub fn run(args: &Args) -> Result<(), Error> {
-    let net = files::load_network(args.cfg.as_deref())?;
-    let stack =
-        FusedStack::new(&net, args.upto).context(|| format!("fusing layers [0, {})", args.upto))?;
-    let params = match &args.weights {
-        Some(path) => files::load_weights(path, &net, args.upto)?,
-        None => gen_weights::params(&net, args.upto, args.seed),
+    let model_files = ModelFiles {
+        cfg: args.cfg.clone(),
+        weights: args.weights.clone(),
+        seed: args.seed,
     };
-    let weights = Weights::new(&net, args.upto, &params).context(|| "viewing the weights")?;
+    let net = model_files.network()?;
+    let stack = FusedStack::new(&net, args.upto)
+        .with_context(|| format!("fusing layers [0, {})", args.upto))?;
+    let params = model_files.params(&net, args.upto)?;
+    let weights = Weights::new(&net, args.upto, &params).context("viewing the weights")?;
     let shape = net.input();
     let elements = shape
         .elements()
-        .ok_or_else(|| error("input", "size overflows"))?;
+        .ok_or_else(|| anyhow!("input: size overflows"))?;
     let input = match &args.input_raw {
         Some(raw) => files::load_raw(raw, elements)?,
         None => files::load_image_input(args.input.as_deref(), &net)?,
@@ -94,7 +98,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
         Partition::Darknet
     };
     let grid =
-        Grid::new(rows, cols, partition, &stack).context(|| format!("grid {rows}x{cols}"))?;
+        Grid::new(rows, cols, partition, &stack).with_context(|| format!("grid {rows}x{cols}"))?;
     let mode = if args.reuse { Mode::Reuse } else { Mode::Plain };
     let kernel = match args.kernel {
         KernelChoice::Auto if NodeKernel::auto() == NodeKernel::Simd => KernelChoice::Simd,
@@ -164,8 +168,8 @@ fn report(
         2.0 * full_macs as f64 / 1e9,
         2.0 * stats.macs as f64 / 1e9 / secs,
     );
-    let memory = MemoryPlan::new(stack, grid, mode).context(|| "planning memory")?;
-    let weight_bytes = MemoryPlan::weight_bytes(stack).context(|| "sizing the weights")?;
+    let memory = MemoryPlan::new(stack, grid, mode).context("planning memory")?;
+    let weight_bytes = MemoryPlan::weight_bytes(stack).context("sizing the weights")?;
     println!(
         "memory: tile peak {:.2} MiB (in+out of a layer), ping-pong buffers 2 x {:.2} MiB; full frame peak {:.2} MiB ({:.0} % less per device); fused weights {:.2} MiB",
         memory.tile_peak_bytes as f64 / MIB,

@@ -1,5 +1,6 @@
-//! Tessera on Linux devices (Raspberry Pi 3 class): model files, images, the single-machine
-//! tiled runner and the `tessera` command's subcommands.
+//! Tessera on Linux devices (Raspberry Pi 3 class): the `tessera` command's subcommands over
+//! the libraries (`tessera-backends`, `tessera-core`), the cluster file, the node processes'
+//! main loops, signals and result files, and images in and out.
 #![forbid(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(missing_docs)]
@@ -11,15 +12,13 @@ pub mod coded_demo;
 pub mod config;
 pub mod demo;
 pub mod detect;
-pub mod detections;
 pub mod drop_log;
-pub mod error;
+pub mod edge;
 pub mod files;
-pub mod fingerprint;
-pub mod gen_weights;
+pub mod gateway;
 pub mod image;
 pub mod keygen;
 pub mod layers;
-pub mod nodes;
+pub mod node;
 pub mod result_file;
 pub mod signals;

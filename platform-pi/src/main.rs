@@ -3,15 +3,17 @@
 #![forbid(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
-use tessera_pi::{
-    bench, bench_cluster, check, coded_demo, demo, detect, files, gen_weights, keygen, layers,
-    nodes,
-};
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+
+use tessera_backends::model_files::ModelFiles;
+use tessera_backends::weights_writer::write_weights;
+use tessera_pi::{
+    bench, bench_cluster, check, coded_demo, demo, detect, edge, gateway, keygen, layers,
+};
 
 /// Tessera: run a CNN across a cluster of small devices.
 #[derive(Parser, Debug)]
@@ -47,9 +49,9 @@ enum Command {
     /// centralised run.
     Coded(coded_demo::Args),
     /// Run the gateway of a cluster file.
-    Gateway(nodes::GatewayArgs),
+    Gateway(gateway::GatewayArgs),
     /// Run an edge of a cluster file (a data source when given --input frames).
-    Edge(nodes::EdgeArgs),
+    Edge(edge::EdgeArgs),
     /// Print a fresh cluster key (64 hex digits) for a cluster file's `key = "..."`.
     Keygen(keygen::Args),
     /// Check a cluster file and probe every node (reachable? same key? right id? same
@@ -76,8 +78,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::GenWeights { cfg, seed, out } => {
-            files::load_network(cfg.as_deref()).and_then(|net| {
-                let bytes = gen_weights::generate(&net, seed, &out)?;
+            let model_files = ModelFiles {
+                cfg,
+                ..ModelFiles::default()
+            };
+            model_files.network().map_err(Into::into).and_then(|net| {
+                let bytes = write_weights(&net, seed, &out)
+                    .with_context(|| format!("writing {}", out.display()))?;
                 println!("wrote {} ({bytes} bytes, seed {seed})", out.display());
                 Ok(())
             })
@@ -86,8 +93,8 @@ fn main() -> ExitCode {
         Command::Detect(args) => detect::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Coded(args) => coded_demo::run(&args),
-        Command::Gateway(args) => nodes::gateway(&args),
-        Command::Edge(args) => nodes::edge(&args),
+        Command::Gateway(args) => gateway::gateway(&args),
+        Command::Edge(args) => edge::edge(&args),
         Command::Keygen(args) => keygen::run(&args),
         Command::Check(args) => check::run(&args),
         Command::Bench(Bench::Cluster(args)) => bench_cluster::run(&args),
@@ -96,7 +103,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -8,8 +8,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tessera_testkit::loopback_port;
 
+use tessera_backends::builtin::DEFAULT_CFG;
 use tessera_backends::cluster::ClusterSpec;
 use tessera_backends::driver::Model;
+use tessera_backends::gen_weights;
 use tessera_backends::local::{fused_model, run_local, Faults, LocalRun};
 use tessera_backends::pipeline::{boxes, run_frame, run_tail};
 use tessera_core::detect::Detection;
@@ -19,8 +21,6 @@ use tessera_core::kernel::Portable;
 use tessera_core::model::weights::Weights;
 use tessera_core::model::{cfg, Network};
 use tessera_core::wire::{encode, FrameKey, Key, Message, Policy, Role};
-use tessera_pi::files::DEFAULT_CFG;
-use tessera_pi::gen_weights;
 use tessera_pi::image::{Image, ImageFiles};
 
 const KEY: [u8; 32] = [0x42; 32];

@@ -14,11 +14,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tessera_testkit::loopback_port;
 
+use tessera_backends::builtin::DEFAULT_CFG;
 use tessera_backends::cluster::{start_node, ClusterSpec, CodedRole, NodeOptions};
 use tessera_backends::coded::tail::detections_match;
 use tessera_backends::coded::tail::{
     bit_identical, max_abs_diff, CodedTail, CodedTailError, TailScheme,
 };
+use tessera_backends::gen_weights;
 use tessera_backends::local::{fused_model, run_local, Faults, LocalRun, TailSpec};
 use tessera_backends::pipeline::{run_frame, run_tail};
 use tessera_core::detect::Detection;
@@ -30,8 +32,6 @@ use tessera_core::model::{cfg, Network};
 use tessera_core::runtime::coded::CodedConfig;
 use tessera_core::time::Duration as CoreDuration;
 use tessera_core::wire::{FrameKey, NodeId, Policy};
-use tessera_pi::files::DEFAULT_CFG;
-use tessera_pi::gen_weights;
 use tessera_pi::image::{Image, ImageFiles};
 
 const KEY: [u8; 32] = [0x24; 32];

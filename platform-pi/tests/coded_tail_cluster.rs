@@ -16,8 +16,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tessera_backends::builtin::DEFAULT_CFG;
 use tessera_backends::cluster::ClusterSpec;
 use tessera_backends::coded::tail::{CodedTail, TailScheme};
+use tessera_backends::detections_json::to_json;
+use tessera_backends::gen_weights;
 use tessera_backends::local::{fused_model, run_local, Faults, TailSpec};
 use tessera_backends::pipeline::boxes;
 use tessera_core::detect::{DEFAULT_NMS, DEFAULT_THRESH};
@@ -26,9 +29,6 @@ use tessera_core::model::{cfg, Network};
 use tessera_core::runtime::coded::CodedConfig;
 use tessera_core::time::Duration as CoreDuration;
 use tessera_core::wire::{FrameKey, Policy};
-use tessera_pi::detections::to_json;
-use tessera_pi::files::DEFAULT_CFG;
-use tessera_pi::gen_weights;
 use tessera_pi::image::{Image, ImageFiles};
 use tessera_testkit::loopback_port;
 

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use tessera_backends::gen_weights;
+use tessera_backends::model_files::ModelFiles;
 use tessera_backends::pipeline::{boxes, run_tail, Tail, TailError};
 use tessera_core::detect::{DEFAULT_NMS, DEFAULT_THRESH};
 use tessera_core::kernel::tail::entry_index;
@@ -11,7 +13,6 @@ use tessera_core::model::weights::Weights;
 use tessera_core::model::Shape;
 use tessera_core::rng::SplitMix64;
 use tessera_pi::image::{Image, ImageFiles};
-use tessera_pi::{files, gen_weights};
 
 /// A layer-15-like map: leaky-ReLU-shaped values of the right order.
 fn layer15_output(seed: u64) -> Vec<f32> {
@@ -30,7 +31,7 @@ fn layer15_output(seed: u64) -> Vec<f32> {
 
 #[test]
 fn yolov2_tail_runs_end_to_end_and_deterministically() {
-    let net = files::load_network(None).unwrap();
+    let net = ModelFiles::default().network().unwrap();
     let params = gen_weights::params(&net, 32, 7);
     let weights = Weights::new(&net, 32, &params).unwrap();
     let input = layer15_output(3);
@@ -94,7 +95,7 @@ fn yolov2_tail_runs_end_to_end_and_deterministically() {
 
 #[test]
 fn tail_refuses_bad_inputs() {
-    let net = files::load_network(None).unwrap();
+    let net = ModelFiles::default().network().unwrap();
     let params = gen_weights::params(&net, 32, 7);
     let weights = Weights::new(&net, 32, &params).unwrap();
     let input = layer15_output(3);
@@ -132,7 +133,7 @@ fn tail_refuses_bad_inputs() {
 
 #[test]
 fn tail_can_start_later_with_earlier_outputs() {
-    let net = files::load_network(None).unwrap();
+    let net = ModelFiles::default().network().unwrap();
     let params = gen_weights::params(&net, 32, 9);
     let weights = Weights::new(&net, 32, &params).unwrap();
     // Start at 26 with made-up outputs of 25 (= layer 16's) and 24: the route at 28 reads 24.

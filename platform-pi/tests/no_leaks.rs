@@ -4,12 +4,12 @@
 use std::time::Duration;
 use tessera_testkit::loopback_port;
 
+use tessera_backends::builtin::DEFAULT_CFG;
 use tessera_backends::cluster::ClusterSpec;
+use tessera_backends::gen_weights;
 use tessera_backends::local::{fused_model, run_local, Faults};
 use tessera_core::model::cfg;
 use tessera_core::wire::Policy;
-use tessera_pi::files::DEFAULT_CFG;
-use tessera_pi::gen_weights;
 
 fn count(dir: &str) -> usize {
     std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)

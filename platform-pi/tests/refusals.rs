@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use tessera_pi::files::DEFAULT_CFG;
+use tessera_backends::builtin::DEFAULT_CFG;
 
 /// A temporary directory, removed on drop.
 struct Dir(PathBuf);

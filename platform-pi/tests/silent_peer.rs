@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 use tessera_testkit::free_port;
 
 use socket2::{Domain, Socket, Type};
+use tessera_backends::builtin::DEFAULT_CFG;
 use tessera_backends::cluster::{start_node, ClusterSpec, NodeOptions};
 use tessera_backends::driver::Model;
+use tessera_backends::gen_weights;
 use tessera_backends::local::fused_model;
 use tessera_core::model::cfg;
 use tessera_core::wire::Policy;
-use tessera_pi::files::DEFAULT_CFG;
-use tessera_pi::gen_weights;
 use tessera_pi::image::{Image, ImageFiles};
 
 const LAYERS: usize = 16;

@@ -22,18 +22,17 @@
 //! Assertions are about events and sizes, never about elapsed time: waits are bounded only so
 //! a broken cluster fails instead of hanging. Every child is killed by PID on drop.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::{Proc, Scratch};
+use tessera_backends::builtin::DEFAULT_CFG;
 use tessera_backends::node_memory::{fd_count, vm_rss};
-use tessera_pi::files::DEFAULT_CFG;
 
-const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 /// Frames of the soak proper.
 const FRAMES: usize = 250;
 /// Frames before the first sample (start-up: weights, buffers and connections settle).
@@ -47,104 +46,9 @@ const EVERY: usize = 20;
 const RSS_MARGIN: u64 = 4 << 20;
 /// Most a process's fd count may grow past its sample at frame 50 (a reconnect in progress).
 const FD_MARGIN: usize = 2;
-/// Longest wait for any one event.
+/// Longest wait for the soak's frames.
 const WAIT: Duration = Duration::from_secs(300);
 const NET: u8 = 93;
-
-/// A `tessera` process whose stdout lines are collected; killed by PID on drop.
-struct Proc {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Proc {
-    fn spawn(args: &[&str]) -> Proc {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn tessera");
-        let out = child.stdout.take().expect("stdout");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Proc { child, lines }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.lines.lock().unwrap().clone()
-    }
-
-    /// Waits for a line containing `needle` at index `from` or later; returns its index.
-    fn wait_line(&self, from: usize, needle: &str) -> usize {
-        let start = Instant::now();
-        loop {
-            if let Some(i) = self
-                .lines()
-                .iter()
-                .skip(from)
-                .position(|l| l.contains(needle))
-            {
-                return from + i;
-            }
-            assert!(
-                start.elapsed() < WAIT,
-                "no line with {needle:?}: {:?}",
-                self.lines()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.pid().to_string()])
-            .status()
-            .expect("kill")
-            .success();
-        assert!(ok, "kill {sig} {}", self.pid());
-    }
-
-    /// Waits for the process to exit (bounded), then for its output to be read.
-    fn wait_exit(&mut self) -> ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(s) = self.child.try_wait().expect("try_wait") {
-                // The reader thread drains the pipe's last lines.
-                std::thread::sleep(Duration::from_millis(200));
-                return s;
-            }
-            assert!(start.elapsed() < WAIT, "still running: {:?}", self.lines());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The temporary directory of the run, removed on drop.
-struct Dir(PathBuf);
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Free ports on 127.0.NET.1..=3.
 fn ports() -> [u16; 3] {
@@ -222,8 +126,7 @@ fn check_done_has_result(source: &Proc, out: &Path, seen: &mut usize) -> usize {
 
 #[test]
 fn a_cluster_of_processes_runs_250_frames_in_steady_state() {
-    let dir = Dir(std::env::temp_dir().join(format!("tessera-soak-{}", std::process::id())));
-    std::fs::create_dir_all(&dir.0).unwrap();
+    let dir = Scratch::new("soak");
     let cfg = dir.0.join("yolo64.cfg");
     std::fs::write(
         &cfg,
@@ -233,7 +136,7 @@ fn a_cluster_of_processes_runs_250_frames_in_steady_state() {
     )
     .unwrap();
     let image = dir.0.join("frame.jpg");
-    std::fs::write(&image, tessera_pi::files::DEFAULT_IMAGE).unwrap();
+    std::fs::write(&image, tessera_backends::builtin::DEFAULT_IMAGE).unwrap();
     let out = dir.0.join("out");
     let mut text = format!(
         "policy = \"wst-s\"\ngrid = \"2x2\"\nlayers = 16\nseed = 3\nkey = \"{}\"\ncfg = \"{}\"\n\
@@ -257,9 +160,9 @@ fn a_cluster_of_processes_runs_250_frames_in_steady_state() {
         image.display().to_string(),
     );
 
-    let mut gateway = Proc::spawn(&["gateway", "--cluster", &file, "--out", &out_s]);
-    gateway.wait_line(0, "gateway up");
-    let mut helper = Proc::spawn(&[
+    let mut gateway = Proc::tessera_stdout(&["gateway", "--cluster", &file, "--out", &out_s]);
+    gateway.wait_line_after(0, "gateway up");
+    let mut helper = Proc::tessera_stdout(&[
         "edge",
         "--cluster",
         &file,
@@ -268,10 +171,10 @@ fn a_cluster_of_processes_runs_250_frames_in_steady_state() {
         "--stats-every",
         "1",
     ]);
-    helper.wait_line(0, "edge 2 up");
+    helper.wait_line_after(0, "edge 2 up");
     let source_args = |repeat: usize| {
         let r = repeat.to_string();
-        Proc::spawn(&[
+        Proc::tessera_stdout(&[
             "edge",
             "--cluster",
             &file,
@@ -305,7 +208,7 @@ fn a_cluster_of_processes_runs_250_frames_in_steady_state() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert!(source.wait_exit().success(), "{:?}", source.lines());
+    assert_eq!(source.wait_exit(), Some(0), "{:?}", source.lines());
     check_done_has_result(&source, &out, &mut seen);
     assert_eq!(source_counts(&source.lines()), (FRAMES, FRAMES, 0));
     let names = ["gateway", "source edge", "helper edge"];
@@ -334,7 +237,7 @@ fn a_cluster_of_processes_runs_250_frames_in_steady_state() {
 
     // A restarted source: new files, the earlier ones untouched.
     let mut again = source_args(3);
-    assert!(again.wait_exit().success(), "{:?}", again.lines());
+    assert_eq!(again.wait_exit(), Some(0), "{:?}", again.lines());
     let mut seen_again = 0;
     check_done_has_result(&again, &out, &mut seen_again);
     assert_eq!(source_counts(&again.lines()), (3, 3, 0));
@@ -350,9 +253,9 @@ fn a_cluster_of_processes_runs_250_frames_in_steady_state() {
 
     // SIGTERM mid-run: no new frame, every frame in flight ends, counters, status 0.
     let mut stopped = source_args(1000);
-    stopped.wait_line(0, ": done in");
+    stopped.wait_line_after(0, ": done in");
     stopped.signal("-TERM");
-    assert!(stopped.wait_exit().success(), "{:?}", stopped.lines());
+    assert_eq!(stopped.wait_exit(), Some(0), "{:?}", stopped.lines());
     let (fed, done, failed) = source_counts(&stopped.lines());
     assert!(fed < 1000 && fed == done + failed, "{:?}", stopped.lines());
     let mut seen_stopped = 0;
@@ -380,10 +283,10 @@ fn a_cluster_of_processes_runs_250_frames_in_steady_state() {
     // Counters on demand, and a graceful stop of the gateway while a source feeds it: the
     // results it holds are made, the frames still in the cluster are counted, status 0.
     let busy = source_args(1000);
-    busy.wait_line(0, ": done in");
+    busy.wait_line_after(0, ": done in");
     let before = gateway.lines().len();
     gateway.signal("-USR1");
-    gateway.wait_line(before, "gateway: ");
+    gateway.wait_line_after(before, "gateway: ");
     assert!(
         helper
             .lines()
@@ -393,7 +296,7 @@ fn a_cluster_of_processes_runs_250_frames_in_steady_state() {
         helper.lines()
     );
     gateway.signal("-TERM");
-    assert!(gateway.wait_exit().success(), "{:?}", gateway.lines());
+    assert_eq!(gateway.wait_exit(), Some(0), "{:?}", gateway.lines());
     let last = gateway.lines();
     assert!(
         last.iter()
@@ -420,6 +323,6 @@ fn a_cluster_of_processes_runs_250_frames_in_steady_state() {
     assert_eq!((total, failed), (made, 0), "{summary}");
     drop(busy);
     helper.signal("-TERM");
-    assert!(helper.wait_exit().success());
+    assert_eq!(helper.wait_exit(), Some(0));
     assert!(helper.lines().last().unwrap().starts_with("edge 2: fed 0"));
 }

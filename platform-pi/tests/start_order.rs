@@ -12,17 +12,15 @@
 //! from the process id, so parallel scenarios and parallel runs of this binary never share an
 //! address. Every child is killed by PID when its handle drops.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tessera_pi::files::DEFAULT_CFG;
+use common::Proc;
+use tessera_backends::builtin::DEFAULT_CFG;
 
-const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 /// Longest wait for one expected event (a loaded CI machine is slow, not broken).
 const WAIT: Duration = Duration::from_secs(90);
 /// Frames the source edge feeds: far more than any scenario needs, so it never runs dry.
@@ -33,57 +31,6 @@ const GATEWAY: u16 = 0;
 const SOURCE: u16 = 1;
 const HELPERS: [u16; 2] = [2, 3];
 const EDGES: [u16; 3] = [1, 2, 3];
-
-/// A running `tessera` process; its stdout lines are collected as they come.
-struct Proc {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-    reader: Option<JoinHandle<()>>,
-}
-
-impl Proc {
-    fn spawn(args: &[&str]) -> Proc {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn tessera");
-        let out = child.stdout.take().expect("stdout");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Proc {
-            child,
-            lines,
-            reader: Some(reader),
-        }
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.lines.lock().unwrap().clone()
-    }
-
-    /// SIGKILL (no chance to say goodbye), then reap it.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// A frame the gateway finished: `(origin, number, tiles per node)`; `None` tiles: failed.
 type GwFrame = (u16, u32, Option<BTreeMap<u16, u32>>);
@@ -167,7 +114,7 @@ impl Cluster {
                 args.extend(["--input", image, "--repeat", &repeat]);
             }
         }
-        let p = Proc::spawn(&args);
+        let p = Proc::tessera_stdout(&args);
         let up = if id == GATEWAY {
             "gateway up".to_string()
         } else {

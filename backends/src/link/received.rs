@@ -158,7 +158,7 @@ mod tests {
                 number: 7,
             },
             tile: 3,
-            mode: tessera_core::wire::TileMode::Plain,
+            mode: tessera_core::ftp::Mode::Plain,
             input: Tensor::new(region, 1, &data).unwrap(),
         };
         let len = msg.buffer_len();

@@ -81,19 +81,7 @@ pub fn class_color(class: u16, classes: u32) -> [f32; 3] {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn det(class: u16, x: f32, y: f32, w: f32, h: f32) -> Detection {
-        Detection {
-            x,
-            y,
-            w,
-            h,
-            class,
-            prob: 0.5,
-            objectness: 0.75,
-            index: 0,
-        }
-    }
+    use crate::annotate::tests::det;
 
     #[test]
     fn names_come_from_coco() {

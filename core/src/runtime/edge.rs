@@ -4,9 +4,9 @@
 use heapless::Deque;
 use tessera_log::debug;
 
-use crate::ftp::{Level, Side};
+use crate::ftp::{Level, Mode, Side};
 use crate::time::{Duration, Instant};
-use crate::wire::{FrameKey, Message, NodeId, Policy, TileMode, GATEWAY};
+use crate::wire::{FrameKey, Message, NodeId, Policy, GATEWAY};
 
 use super::queue::{earliest, Actions};
 use super::sets::{neighbour_sides, side_bit, PeerSet, TileSet};
@@ -607,7 +607,7 @@ impl Edge {
             let work = Work::Tile {
                 frame,
                 tile,
-                mode: TileMode::Plain,
+                mode: Mode::Plain,
             };
             self.current = Some(Current {
                 work,
@@ -658,7 +658,7 @@ impl Edge {
             let fetch = match job.work {
                 Work::Tile {
                     tile,
-                    mode: TileMode::Reuse,
+                    mode: Mode::Reuse,
                     ..
                 } if self.cfg.grid.level(tile as usize) == Level::One => {
                     let mut all = TileSet::default();
@@ -695,7 +695,7 @@ impl Edge {
     /// Begins `work`: fetches the strips of the level-0 tiles in `fetch` first, if any.
     fn start(&mut self, work: Work, own: bool, fetch: TileSet) {
         if let Work::Tile { mode, tile, .. } = work {
-            if mode == TileMode::Reuse && self.cfg.grid.level(tile as usize) == Level::One {
+            if mode == Mode::Reuse && self.cfg.grid.level(tile as usize) == Level::One {
                 self.stats.reuse_runs += 1;
             }
         }
@@ -750,7 +750,7 @@ impl Edge {
         self.stats.tiles_computed += 1;
         match work {
             Work::Tile { frame, tile, mode } => {
-                if mode == TileMode::Reuse && self.cfg.grid.level(tile as usize) == Level::Zero {
+                if mode == Mode::Reuse && self.cfg.grid.level(tile as usize) == Level::Zero {
                     self.actions.push(Action::SendStrips {
                         to: GATEWAY,
                         frame,

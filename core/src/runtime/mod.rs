@@ -60,7 +60,7 @@
 //!   gateway sends to thieves it turned away. Gateway: `Coverage` to the source for each tile
 //!   whose result it holds; all in → `FrameComplete` + `FrameDone`.
 //! * **WST-S** — WST plus reuse: queues in checkerboard order (level 0 first). Level-0 tiles run
-//!   in `TileMode::Reuse` (plain compute that keeps its strips) and their finisher sends
+//!   in `ftp::Mode::Reuse` (plain compute that keeps its strips) and their finisher sends
 //!   `Strips` then `Result` to the gateway; the gateway sends `Coverage` only once it holds both
 //!   (readiness follows delivery). A level-1 tile runs `Reuse` only if every existing neighbour
 //!   is covered (for the source: covered or computed by itself, fetching only the others'

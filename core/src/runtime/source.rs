@@ -4,9 +4,10 @@
 
 use heapless::Vec;
 
+use crate::ftp::Mode;
 use crate::ftp::{Grid, Level, Side, MAX_TILES};
 use crate::time::Instant;
-use crate::wire::{FrameKey, NodeId, TileMode};
+use crate::wire::{FrameKey, NodeId};
 
 use super::queue::earliest;
 use super::sets::TileSet;
@@ -56,7 +57,7 @@ pub(crate) enum End {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Pick {
     pub tile: u16,
-    pub mode: TileMode,
+    pub mode: Mode,
     /// Level-0 neighbours whose strips must be fetched from the gateway before a Reuse run
     /// (owner only; a thief fetches every existing side).
     pub fetch: TileSet,
@@ -135,7 +136,7 @@ impl SrcFrame {
     pub(crate) fn pick(&self, grid: &Grid, reuse: bool, end: End) -> Option<Pick> {
         let plain = |t: u8| Pick {
             tile: t as u16,
-            mode: TileMode::Plain,
+            mode: Mode::Plain,
             fetch: TileSet::default(),
         };
         let first = match end {
@@ -150,13 +151,13 @@ impl SrcFrame {
             if grid.level(t as usize) == Level::Zero {
                 return Some(Pick {
                     tile: t as u16,
-                    mode: TileMode::Reuse,
+                    mode: Mode::Reuse,
                     fetch: TileSet::default(),
                 });
             }
             self.readiness(grid, t as u16, owner).map(|fetch| Pick {
                 tile: t as u16,
-                mode: TileMode::Reuse,
+                mode: Mode::Reuse,
                 fetch: if owner { fetch } else { TileSet::default() },
             })
         };

@@ -65,11 +65,6 @@ pub use stream::{Body, FrameEncoder, StripSource};
 pub use strips::{StripEntry, StripsIter, StripsView, StripsWriter, STRIP_DESC_LEN};
 pub use tensor::{decode_f32, encode_f32, tensor_byte_len, Tensor, TENSOR_DESC_LEN, VALUE_LEN};
 
-/// The tile mode a `Task` carries: the planner's own [`Mode`](crate::ftp::Mode) (the wire
-/// form is one byte, `0` plain, `1` reuse). The old name, kept so paths that spell it still
-/// build; new code writes `ftp::Mode`.
-pub use crate::ftp::Mode as TileMode;
-
 /// The receiver's bounds on what it accepts from the network.
 ///
 /// Every length read from the wire is checked against these before it is used, so a peer cannot

@@ -6,10 +6,11 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tessera_pi::files::DEFAULT_CFG;
+use tessera_backends::builtin::DEFAULT_CFG;
 use tessera_testkit::free_port;
 
 /// The `tessera` binary under test.
@@ -17,46 +18,71 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 /// Longest wait for one expected event (a loaded CI machine is slow, not broken).
 pub const WAIT: Duration = Duration::from_secs(120);
 
-/// A process, killed by PID on drop; its stdout and stderr lines collected by threads.
+/// A process, killed by PID on drop; its output lines collected by threads as they come.
 pub struct Proc {
     child: Child,
-    lines: Receiver<String>,
-    seen: Vec<String>,
+    lines: Arc<Mutex<Vec<String>>>,
+    readers: Vec<JoinHandle<()>>,
 }
 
 impl Proc {
-    /// Starts `program args` with `env` added to the environment.
+    /// Starts `program args` with `env` added to the environment; stdout and stderr collected.
     pub fn spawn(program: &Path, args: &[String], env: &[(&str, &str)]) -> Proc {
+        Proc::start(program, args, env, true)
+    }
+
+    /// `tessera args`, stdout and stderr collected.
+    pub fn tessera(args: &[&str]) -> Proc {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        Proc::spawn(Path::new(BIN), &args, &[])
+    }
+
+    /// `tessera args`, stdout only (stderr discarded): for tests that parse the command's
+    /// report lines (frames, counters) and read its last line.
+    pub fn tessera_stdout(args: &[&str]) -> Proc {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        Proc::start(Path::new(BIN), &args, &[], false)
+    }
+
+    fn start(program: &Path, args: &[String], env: &[(&str, &str)], stderr: bool) -> Proc {
         let mut child = Command::new(program)
             .args(args)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(if stderr {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", program.display()));
-        let (tx, lines) = channel();
-        let out: Box<dyn Read + Send> = Box::new(child.stdout.take().unwrap());
-        let err: Box<dyn Read + Send> = Box::new(child.stderr.take().unwrap());
-        for stream in [out, err] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for l in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let _ = tx.send(l);
-                }
-            });
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let mut streams: Vec<Box<dyn Read + Send>> = vec![Box::new(child.stdout.take().unwrap())];
+        if let Some(err) = child.stderr.take() {
+            streams.push(Box::new(err));
         }
+        let readers = streams
+            .into_iter()
+            .map(|stream| {
+                let sink = lines.clone();
+                std::thread::spawn(move || {
+                    for l in BufReader::new(stream).lines().map_while(Result::ok) {
+                        sink.lock().unwrap().push(l);
+                    }
+                })
+            })
+            .collect();
         Proc {
             child,
             lines,
-            seen: Vec::new(),
+            readers,
         }
     }
 
-    /// `tessera args`.
-    pub fn tessera(args: &[&str]) -> Proc {
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        Proc::spawn(Path::new(BIN), &args, &[])
+    /// The output lines so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
     }
 
     /// Waits (up to [`WAIT`]) for an output line containing `needle`.
@@ -68,25 +94,34 @@ impl Proc {
     pub fn wait_for(&mut self, what: &str, matches: impl Fn(&str) -> bool) -> String {
         let end = Instant::now() + WAIT;
         while Instant::now() < end {
-            if let Some(l) = self.seen.iter().find(|l| matches(l)) {
-                return l.clone();
+            if let Some(l) = self.lines().into_iter().find(|l| matches(l)) {
+                return l;
             }
-            if let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
-                self.seen.push(l);
-            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("no {what:?} in the output; saw {:?}", self.seen);
+        panic!("no {what:?} in the output; saw {:?}", self.lines());
+    }
+
+    /// Waits (up to [`WAIT`]) for a line containing `needle` at index `from` or later;
+    /// returns its index.
+    pub fn wait_line_after(&self, from: usize, needle: &str) -> usize {
+        let end = Instant::now() + WAIT;
+        while Instant::now() < end {
+            let lines = self.lines();
+            if let Some(i) = lines.iter().skip(from).position(|l| l.contains(needle)) {
+                return from + i;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("no line with {needle:?}: {:?}", self.lines());
     }
 
     /// Output lines containing `needle` so far (waits briefly for lines in transit).
     pub fn matching(&mut self, needle: &str) -> Vec<String> {
-        while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(50)) {
-            self.seen.push(l);
-        }
-        self.seen
-            .iter()
+        std::thread::sleep(Duration::from_millis(50));
+        self.lines()
+            .into_iter()
             .filter(|l| l.contains(needle))
-            .cloned()
             .collect()
     }
 
@@ -100,27 +135,35 @@ impl Proc {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("fewer than {n} lines with {needle:?}; saw {:?}", self.seen);
+        panic!(
+            "fewer than {n} lines with {needle:?}; saw {:?}",
+            self.lines()
+        );
     }
 
-    /// Waits (up to [`WAIT`]) for the process to exit; its status code.
+    /// Waits (up to [`WAIT`]) for the process to exit, then for its last output lines; its
+    /// status code.
     pub fn wait_exit(&mut self) -> Option<i32> {
         let end = Instant::now() + WAIT;
         while Instant::now() < end {
             if let Some(s) = self.child.try_wait().unwrap() {
+                self.join_readers();
                 return s.code();
             }
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("still running after {WAIT:?}; saw {:?}", self.seen);
+        panic!("still running after {WAIT:?}; saw {:?}", self.lines());
     }
 
-    /// Everything it printed (waits briefly for the last lines).
+    /// Everything it printed (all of it once it has exited; else waits briefly for the last
+    /// lines).
     pub fn output(&mut self) -> String {
-        while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(500)) {
-            self.seen.push(l);
+        if self.running() {
+            std::thread::sleep(Duration::from_millis(500));
+        } else {
+            self.join_readers();
         }
-        self.seen.join("\n")
+        self.lines().join("\n")
     }
 
     /// Its process id.
@@ -133,18 +176,39 @@ impl Proc {
         self.child.try_wait().unwrap().is_none()
     }
 
-    /// Sends SIGTERM (what systemd's stop does) to this process by its PID.
-    pub fn terminate(&self) {
+    /// Sends `sig` (`-TERM`: what systemd's stop does, `-USR1`...) to this process by its PID.
+    pub fn signal(&self, sig: &str) {
         let pid = self.child.id().to_string();
-        let ok = Command::new("kill").args(["-TERM", &pid]).status();
-        assert!(ok.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+        let ok = Command::new("kill").args([sig, &pid]).status();
+        assert!(ok.is_ok_and(|s| s.success()), "kill {sig} {pid}");
+    }
+
+    /// Sends SIGTERM to this process by its PID.
+    pub fn terminate(&self) {
+        self.signal("-TERM");
+    }
+
+    /// SIGKILL (no chance to say goodbye), then reaps it and reads its last lines.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.join_readers();
+    }
+
+    /// Waits for the reader threads, which end when the process's pipes close (at most a few
+    /// seconds: a child it started may still hold them).
+    fn join_readers(&mut self) {
+        let end = Instant::now() + Duration::from_secs(5);
+        while self.readers.iter().any(|r| !r.is_finished()) && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.readers.retain(|r| !r.is_finished());
     }
 }
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 

@@ -1,62 +1,15 @@
-//! Detections out: an annotated image and a JSON report (class names and pixel boxes from
-//! `tessera_backends::pipeline`).
+//! A frame's detections as a JSON report: image size and, per box, class name and index,
+//! probabilities, the pixel box and the relative centre and size.
 
-use std::path::Path;
+extern crate alloc;
+
+use alloc::string::String;
+use alloc::vec::Vec;
 
 use serde::Serialize;
-pub use tessera_backends::pipeline::{class_color, class_name, PixelBox};
 use tessera_core::detect::Detection;
 
-use crate::error::{Context, Error};
-use crate::image::{write_png, Image};
-
-/// Draws each detection's box on `img` in its class colour, `max(1, h·0.006)` pixels thick,
-/// as Darknet's `draw_box_width` does.
-pub fn draw(img: &mut Image, dets: &[Detection], classes: u32) {
-    if img.w == 0 || img.h == 0 {
-        return;
-    }
-    let width = ((img.h as f32 * 0.006) as i64).max(1);
-    for d in dets {
-        let b = PixelBox::of(d, img.w, img.h);
-        let rgb = class_color(d.class, classes);
-        for k in 0..width {
-            rect(img, b.left + k, b.top + k, b.right - k, b.bottom - k, rgb);
-        }
-    }
-}
-
-/// One rectangle outline, clipped to the image.
-fn rect(img: &mut Image, x1: i64, y1: i64, x2: i64, y2: i64, rgb: [f32; 3]) {
-    let (w, h) = (img.w as i64, img.h as i64);
-    let mut put = |x: i64, y: i64| {
-        if (0..w).contains(&x) && (0..h).contains(&y) {
-            for (c, &v) in rgb.iter().enumerate().take(img.c) {
-                img.data[(c * img.h + y as usize) * img.w + x as usize] = v;
-            }
-        }
-    };
-    for x in x1..=x2 {
-        put(x, y1);
-        put(x, y2);
-    }
-    for y in y1..=y2 {
-        put(x1, y);
-        put(x2, y);
-    }
-}
-
-/// Writes `img` with the detections drawn to `path` as PNG.
-pub fn write_annotated(
-    img: &Image,
-    dets: &[Detection],
-    classes: u32,
-    path: &Path,
-) -> Result<(), Error> {
-    let mut annotated = img.clone();
-    draw(&mut annotated, dets, classes);
-    write_png(&annotated, path).context(|| format!("writing {}", path.display()))
-}
+use crate::pipeline::{class_name, PixelBox};
 
 /// The JSON report of one frame.
 #[derive(Serialize)]
@@ -113,7 +66,11 @@ struct Relative {
 
 /// The detections as a JSON object: image size and, per box, class name and index,
 /// probability, objectness, the pixel box and the relative centre/size.
-pub fn to_json(dets: &[Detection], image_w: usize, image_h: usize) -> Result<String, Error> {
+pub fn to_json(
+    dets: &[Detection],
+    image_w: usize,
+    image_h: usize,
+) -> Result<String, serde_json::Error> {
     let report = Report {
         image: Size {
             width: image_w,
@@ -136,7 +93,7 @@ pub fn to_json(dets: &[Detection], image_w: usize, image_h: usize) -> Result<Str
             })
             .collect(),
     };
-    let mut text = serde_json::to_string_pretty(&report).context(|| "writing JSON")?;
+    let mut text = serde_json::to_string_pretty(&report)?;
     text.push('\n');
     Ok(text)
 }
@@ -144,31 +101,7 @@ pub fn to_json(dets: &[Detection], image_w: usize, image_h: usize) -> Result<Str
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn det(class: u16, x: f32, y: f32, w: f32, h: f32) -> Detection {
-        Detection {
-            x,
-            y,
-            w,
-            h,
-            class,
-            prob: 0.5,
-            objectness: 0.75,
-            index: 0,
-        }
-    }
-
-    #[test]
-    fn draws_outlines_only() {
-        let mut img = Image::filled(20, 10, 3, 0.5);
-        draw(&mut img, &[det(0, 0.5, 0.5, 0.5, 0.5)], 80);
-        let at = |x: usize, y: usize, c: usize| img.data[(c * 10 + y) * 20 + x];
-        // Box columns 5..=15, rows 2..=7: magenta edges, grey inside and outside.
-        assert_eq!((at(5, 5, 0), at(5, 5, 1), at(5, 5, 2)), (1.0, 0.0, 1.0));
-        assert_eq!(at(10, 2, 1), 0.0);
-        assert_eq!(at(10, 5, 0), 0.5);
-        assert_eq!(at(1, 1, 0), 0.5);
-    }
+    use crate::annotate::tests::det;
 
     #[test]
     fn json_holds_names_boxes_and_nulls() {

@@ -1,0 +1,225 @@
+//! The kernel benchmark's figures as one JSON object (`tessera bench kernels --json`): GFLOP/s
+//! per layer and in total for each kernel, from [`crate::bench`]'s measured times. A layer's
+//! GFLOP/s is `2·MACs / time`. Figures keep four decimals; a kernel that was not measured (or a
+//! layer without FLOPs, a max pool) is `null`.
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use serde::Serialize;
+
+use crate::bench::{LayerTimes, TiledCheck, THREADS_MULTI};
+use crate::kernels::Isa;
+
+/// How the benchmark ran.
+#[derive(Clone, Debug)]
+pub struct KernelRun {
+    /// Layers `[0, upto)` were measured.
+    pub upto: usize,
+    /// Seed of the generated weights.
+    pub seed: u64,
+    /// Timed repetitions of each run.
+    pub reps: usize,
+    /// Fraction of each layer's rows the reference kernel computed.
+    pub reference_rows: f64,
+    /// Load averages (1, 5, 15 minutes) at the start and at the end.
+    pub load: [String; 2],
+    /// The FMA kernel's instruction set.
+    pub isa: Isa,
+    /// Single-core FMA peak, GFLOP/s.
+    pub peak: f64,
+}
+
+/// The JSON report.
+#[derive(Clone, Debug, Serialize)]
+pub struct KernelReport {
+    network: &'static str,
+    loadavg_start: String,
+    loadavg_end: String,
+    layers_upto: usize,
+    seed: u64,
+    reps: usize,
+    isa: String,
+    threads_multi: usize,
+    reference_rows_fraction: f64,
+    peak_gflops: f64,
+    total_gflop: f64,
+    total_gflops_reference: f64,
+    total_gflops_portable: f64,
+    total_gflops_1t: f64,
+    total_gflops_2t: f64,
+    fraction_of_peak_1t: f64,
+    speedup_2t: f64,
+    ratio_to_portable_1t: f64,
+    layers: Vec<LayerReport>,
+    layer0_gflops_1t: Option<f64>,
+    layer0_gflops_2t: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tiled: Option<TiledReport>,
+}
+
+/// One layer's figures.
+#[derive(Clone, Debug, Serialize)]
+struct LayerReport {
+    layer: usize,
+    name: String,
+    gflop: f64,
+    reference_gflops: Option<f64>,
+    portable_gflops: Option<f64>,
+    gflops_1t: Option<f64>,
+    gflops_2t: Option<f64>,
+    fraction_of_peak_1t: Option<f64>,
+    ratio_to_portable_1t: f64,
+    speedup_2t: f64,
+    time_1t_s: f64,
+    time_2t_s: f64,
+    time_portable_s: f64,
+}
+
+/// The tiled run against the full frame.
+#[derive(Clone, Debug, Serialize)]
+struct TiledReport {
+    grid: &'static str,
+    reuse: bool,
+    threads: usize,
+    full_s: f64,
+    tiled_s: f64,
+    time_ratio: f64,
+    flop_ratio: f64,
+    ok: bool,
+}
+
+/// Four decimals (NaN and infinities stay so, and serialize as `null`).
+fn num(x: f64) -> f64 {
+    (x * 1e4).round() / 1e4
+}
+
+/// GFLOP/s of `flop` in `t` seconds.
+pub fn gflops(flop: f64, t: f64) -> f64 {
+    flop / t / 1e9
+}
+
+/// Seconds of a kernel, NaN when it was not measured.
+pub fn secs(t: Option<f64>) -> f64 {
+    t.unwrap_or(f64::NAN)
+}
+
+/// GFLOP/s of a layer with FLOPs (`None` for a max pool).
+fn rate(flop: f64, t: f64) -> Option<f64> {
+    (flop > 0.0).then(|| num(gflops(flop, t)))
+}
+
+impl KernelReport {
+    /// The report of `rows` (one per layer), their `totals` and the tiled check.
+    pub fn new(
+        run: &KernelRun,
+        rows: &[LayerTimes],
+        totals: &LayerTimes,
+        tiled: Option<&TiledCheck>,
+    ) -> KernelReport {
+        let peak = run.peak;
+        let g1 = gflops(totals.flop, totals.fma1);
+        let layers = rows
+            .iter()
+            .enumerate()
+            .map(|(l, r)| LayerReport {
+                layer: l,
+                name: r.name.split_whitespace().collect::<Vec<_>>().join(" "),
+                gflop: num(r.flop / 1e9),
+                reference_gflops: rate(r.flop, secs(r.reference)),
+                portable_gflops: rate(r.flop, secs(r.portable)),
+                gflops_1t: rate(r.flop, r.fma1),
+                gflops_2t: rate(r.flop, r.fma2),
+                fraction_of_peak_1t: (r.flop > 0.0).then(|| num(gflops(r.flop, r.fma1) / peak)),
+                ratio_to_portable_1t: num(secs(r.portable) / r.fma1),
+                speedup_2t: num(r.fma1 / r.fma2),
+                time_1t_s: num(r.fma1),
+                time_2t_s: num(r.fma2),
+                time_portable_s: num(secs(r.portable)),
+            })
+            .collect();
+        let [loadavg_start, loadavg_end] = run.load.clone();
+        KernelReport {
+            network: "yolov2-608",
+            loadavg_start,
+            loadavg_end,
+            layers_upto: run.upto,
+            seed: run.seed,
+            reps: run.reps,
+            isa: format!("{:?}", run.isa),
+            threads_multi: THREADS_MULTI,
+            reference_rows_fraction: num(run.reference_rows),
+            peak_gflops: num(peak),
+            total_gflop: num(totals.flop / 1e9),
+            total_gflops_reference: num(gflops(totals.flop, secs(totals.reference))),
+            total_gflops_portable: num(gflops(totals.flop, secs(totals.portable))),
+            total_gflops_1t: num(g1),
+            total_gflops_2t: num(gflops(totals.flop, totals.fma2)),
+            fraction_of_peak_1t: num(g1 / peak),
+            speedup_2t: num(totals.fma1 / totals.fma2),
+            ratio_to_portable_1t: num(secs(totals.portable) / totals.fma1),
+            layers,
+            layer0_gflops_1t: rows.first().and_then(|r| rate(r.flop, r.fma1)),
+            layer0_gflops_2t: rows.first().and_then(|r| rate(r.flop, r.fma2)),
+            tiled: tiled.map(|t| TiledReport {
+                grid: "3x3",
+                reuse: true,
+                threads: 1,
+                full_s: num(t.full),
+                tiled_s: num(t.tiled),
+                time_ratio: num(t.time_ratio()),
+                flop_ratio: num(t.flop_ratio),
+                ok: t.within_bound(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+    use alloc::vec;
+
+    #[test]
+    fn unmeasured_kernels_and_pools_are_null() {
+        let conv = LayerTimes {
+            name: "conv 3x3/1  3->32".to_string(),
+            flop: 2e9,
+            reference: None,
+            portable: Some(2.0),
+            fma1: 0.5,
+            fma2: 0.25,
+        };
+        let pool = LayerTimes {
+            name: "max 2x2/2".to_string(),
+            flop: 0.0,
+            ..conv.clone()
+        };
+        let rows = vec![conv, pool];
+        let run = KernelRun {
+            upto: 2,
+            seed: 1,
+            reps: 3,
+            reference_rows: 0.1,
+            load: ["0.5 0.4 0.3".to_string(), "0.6 0.4 0.3".to_string()],
+            isa: Isa::Scalar,
+            peak: 8.0,
+        };
+        let totals = LayerTimes::total("total", &rows);
+        let r = KernelReport::new(&run, &rows, &totals, None);
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["layers"][0]["gflops_1t"], 4.0);
+        assert_eq!(v["layers"][0]["fraction_of_peak_1t"], 0.5);
+        assert_eq!(v["layers"][0]["name"], "conv 3x3/1 3->32");
+        assert!(v["layers"][0]["reference_gflops"].is_null());
+        assert!(v["layers"][1]["gflops_1t"].is_null());
+        assert!(v["total_gflops_reference"].is_null());
+        assert_eq!(v["speedup_2t"], 2.0);
+        assert_eq!(v["layer0_gflops_2t"], 8.0);
+        assert!(v.get("tiled").is_none());
+    }
+}
