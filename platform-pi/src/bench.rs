@@ -133,14 +133,6 @@ fn print_row(l: usize, r: &LayerTimes, peak: f64) {
     } else {
         l.to_string()
     };
-    // Not measured (`--fma-only`): a dash, not NaN.
-    let fig = |x: f64, digits: usize, unit: &str| {
-        if x.is_finite() {
-            format!("{x:.digits$}{unit}")
-        } else {
-            "-".into()
-        }
-    };
     if r.flop == 0.0 {
         println!(
             "{label:>5} {:<27} {:>6} | {:>9} {:>9} | {:>9} {:>6} {:>6} | {:>9} {:>6} | {:>8.2} {:>8.2}",
@@ -175,19 +167,29 @@ fn print_row(l: usize, r: &LayerTimes, peak: f64) {
     );
 }
 
+/// A figure with `digits` decimals and its unit, or a dash where it was not measured
+/// (`--fma-only`), never NaN.
+fn fig(x: f64, digits: usize, unit: &str) -> String {
+    if x.is_finite() {
+        format!("{x:.digits$}{unit}")
+    } else {
+        "-".into()
+    }
+}
+
 fn print_summary(peak: f64, rows: &[LayerTimes], totals: &LayerTimes, tiled: Option<&TiledCheck>) {
     print_row(usize::MAX, totals, peak);
     let g1 = gflops(totals.flop, totals.fma1);
     let g2 = gflops(totals.flop, totals.fma2);
     println!(
-        "total {:.2} GFLOP (pool times included): reference {:.1} (sampled), portable {:.1}, fma 1 thread {:.1} GFLOP/s ({:.0}% of the {:.1} GFLOP/s peak, {:.1}x portable), {} threads {:.1} GFLOP/s ({:.2}x one thread)",
+        "total {:.2} GFLOP (pool times included): reference {} (sampled), portable {}, fma 1 thread {:.1} GFLOP/s ({:.0}% of the {:.1} GFLOP/s peak, {} portable), {} threads {:.1} GFLOP/s ({:.2}x one thread)",
         totals.flop / 1e9,
-        gflops(totals.flop, secs(totals.reference)),
-        gflops(totals.flop, secs(totals.portable)),
+        fig(gflops(totals.flop, secs(totals.reference)), 1, ""),
+        fig(gflops(totals.flop, secs(totals.portable)), 1, ""),
         g1,
         100.0 * g1 / peak,
         peak,
-        secs(totals.portable) / totals.fma1,
+        fig(secs(totals.portable) / totals.fma1, 1, "x"),
         THREADS,
         g2,
         totals.fma1 / totals.fma2
