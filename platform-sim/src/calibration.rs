@@ -84,6 +84,17 @@ pub fn pct(sim: f64, bed: f64) -> f64 {
     100.0 * (sim - bed) / bed
 }
 
+/// A signed percentage with one decimal, or a dash where a row has none (tables of rows).
+pub fn signed(v: Option<f64>) -> String {
+    v.filter(|x| x.is_finite())
+        .map_or("–".into(), |x| format!("{x:+.1}"))
+}
+
+/// Bytes as megabytes with two decimals, or a dash where a row has none (tables of rows).
+pub fn megabytes(v: Option<u64>) -> String {
+    v.map_or("–".into(), |b| format!("{:.2}", b as f64 / 1e6))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

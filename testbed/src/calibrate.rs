@@ -18,7 +18,7 @@
 //!   bridge-port counters from before the sources start to the last frame.
 
 use tessera_core::runtime::Work;
-use tessera_sim::calibration::{pct, Row};
+use tessera_sim::calibration::{megabytes, pct, signed, Row};
 use tessera_sim::world::{self, Outcome as SimOutcome};
 
 use std::path::Path;
@@ -169,18 +169,11 @@ pub fn saved(dir: &Path) -> Result<Outcome, ReadError> {
     })
 }
 
-/// A signed percentage with one decimal, or a dash.
-fn signed(v: Option<f64>) -> String {
-    v.filter(|x| x.is_finite())
-        .map_or("–".into(), |x| format!("{x:+.1}"))
-}
-
 /// The rows as a Markdown table (for the docs).
 pub fn markdown(rows: &[Row]) -> String {
     let mut s = String::from(
         "| scenario | net | policy | edges | frames sim / bed | latency sim s | latency bed s | Δ % | link MB sim | link MB bed | Δ % | Δ % at bed's split | IP MB sim | IP MB bed | Δ % | source tiles sim / bed | bed device GFLOP/s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
-    let mb = |b: Option<u64>| b.map_or("–".into(), |b| format!("{:.2}", b as f64 / 1e6));
     for r in rows {
         s.push_str(&format!(
             "| {} | {} | {} {} | {} | {} / {} | {:.2} | {:.2} | {:+.1} | {} | {} | {} | {} | {:.2} | {:.2} | {:+.1} | {} / {} | {:.2} |\n",
@@ -194,8 +187,8 @@ pub fn markdown(rows: &[Row]) -> String {
             r.sim_latency_s,
             r.bed_latency_s,
             r.latency_diff_pct,
-            mb(r.sim_link_bytes),
-            mb(r.bed_link_bytes),
+            megabytes(r.sim_link_bytes),
+            megabytes(r.bed_link_bytes),
             signed(r.link_diff_pct),
             signed(r.link_diff_at_bed_split_pct),
             r.sim_bytes as f64 / 1e6,

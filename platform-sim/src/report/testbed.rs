@@ -4,20 +4,7 @@
 use std::fmt::Write as _;
 
 use super::style::{esc, figure};
-use crate::calibration::Row;
-
-/// A signed percentage, or a dash when there is none.
-fn delta(v: Option<f64>) -> String {
-    match v {
-        Some(v) if v.is_finite() => format!("{v:+.1}"),
-        _ => "–".into(),
-    }
-}
-
-/// Megabytes, or a dash.
-fn mb(v: Option<u64>) -> String {
-    v.map_or("–".into(), |b| format!("{:.2}", b as f64 / 1e6))
-}
+use crate::calibration::{megabytes, signed, Row};
 
 /// Whether `|v| ≤ bound`, counted over the rows that have `v`: `(within, of)`.
 fn within(rows: &[Row], bound: f64, v: impl Fn(&Row) -> Option<f64>) -> (usize, usize) {
@@ -67,15 +54,15 @@ is 3–4 % of a frame's bytes.</p>",
             esc(&r.bed_frames),
             figure(r.sim_latency_s),
             figure(r.bed_latency_s),
-            delta(Some(r.latency_diff_pct)),
+            signed(Some(r.latency_diff_pct)),
             published(r),
-            mb(r.sim_link_bytes),
-            mb(r.bed_link_bytes),
-            delta(r.link_diff_pct),
-            delta(r.link_diff_at_bed_split_pct),
+            megabytes(r.sim_link_bytes),
+            megabytes(r.bed_link_bytes),
+            signed(r.link_diff_pct),
+            signed(r.link_diff_at_bed_split_pct),
             r.sim_bytes as f64 / 1e6,
             r.bed_bytes as f64 / 1e6,
-            delta(Some(r.bytes_diff_pct)),
+            signed(Some(r.bytes_diff_pct)),
             r.sim_source_tiles,
             r.bed_source_tiles
         );
