@@ -313,6 +313,39 @@ impl CodedTail {
             .collect::<Result<Vec<_>, CodedTailError>>()?;
         let schemes = vec![scheme; coded.len()];
         let model = CodedModel::with_geometry(coded, &schemes, workers)?;
+        Self::with_model(net, from, convs, route_use, model, scheme)
+    }
+
+    /// The tail as the coded gateway holds it: the same layers, codes and plan as
+    /// [`CodedTail::new`] without any parameters ([`CodedModel::plan_only`]): the gateway
+    /// sends inputs, decodes and glues, the workers hold the shards.
+    pub fn for_gateway(
+        net: &Network,
+        from: usize,
+        scheme: LayerScheme,
+        workers: &[NodeId],
+    ) -> Result<CodedTail, CodedTailError> {
+        let (convs, route_use) = layout(net, from)?;
+        let coded = convs
+            .iter()
+            .map(|&j| {
+                coded_layer(&net.layers()[j], Vec::new(), Vec::new())
+                    .ok_or(CodedTailError::Weights { layer: j })
+            })
+            .collect::<Result<Vec<_>, CodedTailError>>()?;
+        let schemes = vec![scheme; coded.len()];
+        let model = CodedModel::plan_only(coded, &schemes, workers)?;
+        Self::with_model(net, from, convs, route_use, model, scheme)
+    }
+
+    fn with_model(
+        net: &Network,
+        from: usize,
+        convs: Vec<usize>,
+        route_use: Vec<usize>,
+        model: CodedModel,
+        scheme: LayerScheme,
+    ) -> Result<CodedTail, CodedTailError> {
         let tail = CodedTail {
             net: Arc::new(net.clone()),
             from,
