@@ -4,13 +4,14 @@
 //! two caller-owned ping-pong buffers, each [`MemoryPlan::tile_buffer_elems`] long; the layer-0
 //! input is read from the caller's view and the last layer writes straight into `out`. The pairs
 //! of [`PAIRS`](crate::ftp::band::PAIRS) run in row bands when the stack goes past them
-//! ([`crate::ftp::band`]), so the largest outputs of the stack never exist whole.
+//! ([`crate::ftp::band`]), the first two of them chained, so the largest outputs of the stack
+//! never exist whole.
 //!
 //! [`MemoryPlan::tile_buffer_elems`]: crate::ftp::MemoryPlan::tile_buffer_elems
 
 use core::fmt;
 
-use crate::ftp::band::{self, Bands};
+use crate::ftp::band::{self, Band, Bands};
 use crate::ftp::{FusedStack, Side, TilePlan};
 use crate::kernel::{KernelError, Kernels};
 use crate::model::weights::Weights;
@@ -268,7 +269,28 @@ fn banded_pair<K: Kernels, S: StripStore>(
     spare: &mut [f32],
     strips: &mut S,
 ) -> Result<(), ExecError> {
-    let (c0, c1) = (stack.layers()[l].output.c, stack.layers()[l + 1].output.c);
+    send_first(kernels, stack, weights, plan, l, input, spare, strips)?;
+    let c1 = stack.layers()[l + 1].output.c;
+    let mut whole = FeatureViewMut::new(dst, plan.output(l + 1), c1)?;
+    band_rows(
+        kernels, stack, weights, plan, l, bands, input, &mut whole, spare, strips,
+    )
+}
+
+/// The layer-`l` send strips of the first layer of a banded pair, each computed from `input`
+/// as a region of its own (in `spare`) and `put`.
+#[allow(clippy::too_many_arguments)]
+fn send_first<K: Kernels, S: StripStore>(
+    kernels: &K,
+    stack: &FusedStack<'_>,
+    weights: &Weights<'_>,
+    plan: &TilePlan,
+    l: usize,
+    input: &FeatureView<'_>,
+    spare: &mut [f32],
+    strips: &mut S,
+) -> Result<(), ExecError> {
+    let c0 = stack.layers()[l].output.c;
     for side in Side::ALL {
         let r = plan.send(l, side);
         if r.is_empty() {
@@ -278,7 +300,26 @@ fn banded_pair<K: Kernels, S: StripStore>(
         layer_step(kernels, stack, weights, l, input, &mut s)?;
         strips.put(plan.tile(), l, side, &s.as_view())?;
     }
-    let mut whole = FeatureViewMut::new(dst, plan.output(l + 1), c1)?;
+    Ok(())
+}
+
+/// `bands` of pair `(l, l+1)`: each band's layer-`l` rows from `input`, received layer-`l`
+/// strips stitched in, layer `l+1` copied into `whole` (which may cover more or less than
+/// the bands). `spare` is scratch.
+#[allow(clippy::too_many_arguments)]
+fn band_rows<K: Kernels, S: StripStore>(
+    kernels: &K,
+    stack: &FusedStack<'_>,
+    weights: &Weights<'_>,
+    plan: &TilePlan,
+    l: usize,
+    bands: impl Iterator<Item = Band>,
+    input: &FeatureView<'_>,
+    whole: &mut FeatureViewMut<'_>,
+    spare: &mut [f32],
+    strips: &mut S,
+) -> Result<(), ExecError> {
+    let (c0, c1) = (stack.layers()[l].output.c, stack.layers()[l + 1].output.c);
     for b in bands {
         let (computed, rest) = split(spare, region_len(&b.computed, c0)?)?;
         let mut own = FeatureViewMut::new(computed, b.computed, c0)?;
@@ -306,7 +347,112 @@ fn banded_pair<K: Kernels, S: StripStore>(
         };
         let mut out = FeatureViewMut::new(rest, b.out, c1)?;
         layer_step(kernels, stack, weights, l + 1, &band_in, &mut out)?;
-        copy_overlap(&out.as_view(), &mut whole);
+        copy_overlap(&out.as_view(), whole);
+    }
+    Ok(())
+}
+
+/// `Î_2` over `region` for the chained pairs ([`band::CHAINED`]): the tile's own `Ô_1` rows
+/// computed by pair `(0, 1)` in bands from the tile `input`, received layer-1 strips stitched
+/// in. Returns the view (at the start of `buf`) and the rest of `buf`.
+#[allow(clippy::too_many_arguments)]
+fn chained_input<'b, K: Kernels, S: StripStore>(
+    kernels: &K,
+    stack: &FusedStack<'_>,
+    weights: &Weights<'_>,
+    plan: &TilePlan,
+    input: &FeatureView<'_>,
+    region: Region,
+    buf: &'b mut [f32],
+    strips: &mut S,
+) -> Result<(FeatureViewMut<'b>, &'b mut [f32]), ExecError> {
+    let c = stack.layers()[1].output.c;
+    let (x, rest) = split(buf, region_len(&region, c)?)?;
+    let mut x = FeatureViewMut::new(x, region, c)?;
+    let own = region.intersect(&plan.output(1));
+    if !own.is_empty() {
+        let bands = band::bands_over(stack, plan, 0, own);
+        band_rows(
+            kernels, stack, weights, plan, 0, bands, input, &mut x, rest, strips,
+        )?;
+    }
+    for side in Side::ALL {
+        let r = plan.receive(1, side).intersect(&region);
+        if r.is_empty() {
+            continue;
+        }
+        copy_overlap(&received(strips, plan, 1, side, r, c)?, &mut x);
+    }
+    Ok((x, rest))
+}
+
+/// The chained pairs `(0, 1)` and `(2, 3)` of a tile ([`band::CHAINED`]): `Ô_3` into `dst`
+/// from the tile `input`, `spare` as scratch; `Ô_0`, `Ô_1` and `Ô_2` exist only band by band.
+/// The send strips of layers 0, 1 and 2 are computed as regions of their own first.
+#[allow(clippy::too_many_arguments)]
+fn chain<K: Kernels, S: StripStore>(
+    kernels: &K,
+    stack: &FusedStack<'_>,
+    weights: &Weights<'_>,
+    plan: &TilePlan,
+    input: &FeatureView<'_>,
+    dst: &mut [f32],
+    spare: &mut [f32],
+    strips: &mut S,
+) -> Result<(), ExecError> {
+    const L: usize = band::CHAINED;
+    let c = |l: usize| stack.layers()[l].output.c;
+    send_first(kernels, stack, weights, plan, 0, input, spare, strips)?;
+    for side in Side::ALL {
+        let r = plan.send(1, side);
+        if r.is_empty() {
+            continue;
+        }
+        let (s, rest) = split(spare, region_len(&r, c(1))?)?;
+        let mut s = FeatureViewMut::new(s, r, c(1))?;
+        let bands = band::bands_over(stack, plan, 0, r);
+        band_rows(
+            kernels, stack, weights, plan, 0, bands, input, &mut s, rest, strips,
+        )?;
+        strips.put(plan.tile(), 1, side, &s.as_view())?;
+    }
+    for side in Side::ALL {
+        let r = plan.send(L, side);
+        if r.is_empty() {
+            continue;
+        }
+        let region = stack.back(L, r);
+        let (x, rest) = chained_input(kernels, stack, weights, plan, input, region, spare, strips)?;
+        let (s, _) = split(rest, region_len(&r, c(L))?)?;
+        let mut s = FeatureViewMut::new(s, r, c(L))?;
+        layer_step(kernels, stack, weights, L, &x.as_view(), &mut s)?;
+        strips.put(plan.tile(), L, side, &s.as_view())?;
+    }
+    let mut whole = FeatureViewMut::new(dst, plan.output(L + 1), c(L + 1))?;
+    let bands = band::bands(stack, plan, L).ok_or(ExecError::PlanMismatch)?;
+    for b in bands {
+        let one = core::iter::once(b);
+        if b.computed.is_empty() {
+            // Every layer-2 row of this band arrives as strips: no `Î_2` is read.
+            band_rows(
+                kernels, stack, weights, plan, L, one, input, &mut whole, spare, strips,
+            )?;
+            continue;
+        }
+        let region = stack.back(L, b.computed);
+        let (x, rest) = chained_input(kernels, stack, weights, plan, input, region, spare, strips)?;
+        band_rows(
+            kernels,
+            stack,
+            weights,
+            plan,
+            L,
+            one,
+            &x.as_view(),
+            &mut whole,
+            rest,
+            strips,
+        )?;
     }
     Ok(())
 }
@@ -401,7 +547,17 @@ pub fn run_tile<'o, K: Kernels, S: StripStore>(
     while l < last {
         // Write into the buffer not holding the input.
         let dst = if src == Src::A { Src::B } else { Src::A };
-        if let Some(bands) = band::bands(stack, plan, l) {
+        if l == 0 && band::chained(stack, plan) {
+            // Layers 0-3 at once; what follows handles layer 3's output.
+            let o_len = region_len(
+                &plan.output(band::CHAINED + 1),
+                stack.layers()[band::CHAINED + 1].output.c,
+            )?;
+            let (free, held) = pick(buf_a, buf_b, dst);
+            let (o, _) = split(free, o_len)?;
+            chain(kernels, stack, weights, plan, input, o, held, strips)?;
+            l = band::CHAINED + 1;
+        } else if let Some(bands) = band::bands(stack, plan, l) {
             // Layer l exists only band by band; what follows handles layer l + 1's output.
             let o_len = region_len(&plan.output(l + 1), stack.layers()[l + 1].output.c)?;
             let (free, held) = pick(buf_a, buf_b, dst);
