@@ -217,6 +217,7 @@ fn main() -> ! {
 
     let mut done = 0usize;
     let mut failed = 0usize;
+    let mut drops_seen = 0u64;
     loop {
         let now = {
             let mut s = smol.borrow_mut();
@@ -227,11 +228,11 @@ fn main() -> ! {
         node.poll(now);
         smol.borrow_mut().poll(now);
         for f in node.take_finished() {
-            let secs = (now.total_micros() - start.total_micros()) as f64 / 1e6;
+            let secs = f.latency.total_micros() as f64 / 1e6;
             match &f.output {
                 Some(out) if f.complete => {
                     hprintln!(
-                        "frame {}/{}: fused output {} values, fnv1a {:016x}, tiles {:?}, {:.1} s (qemu time)",
+                        "frame {}/{}: fused output {} values, fnv1a {:016x}, tiles {:?}, {:.1} s in the gateway (qemu time)",
                         f.frame.origin,
                         f.frame.number,
                         out.len(),
@@ -248,18 +249,31 @@ fn main() -> ! {
             }
             node.frame_done(now, f.frame, f.complete);
         }
+        let stats = node.stats();
+        let drops = stats.link.dropped.total();
+        if drops != drops_seen {
+            // The log line of a refused connection (a forged or malformed first frame, an
+            // unknown id, ...): the counters say which.
+            hprintln!(
+                "gateway: connection dropped ({} in all): {:?}",
+                drops,
+                stats.link.dropped
+            );
+            drops_seen = drops;
+        }
         if done + failed >= frames {
-            let s = node.stats();
             let c = smol.borrow().device().counters();
             hprintln!(
-                "gateway: {} frames, {} failed; heap peak {} KiB; nic rx {} tx {} dropped {}; node {:?}",
+                "gateway: summary frames={} failed={} redispatched={} dropped={} forged={} heap_peak_kib={} nic_rx={} nic_tx={} nic_rx_dropped={}",
                 done,
                 failed,
+                stats.runtime.tiles_redispatched,
+                drops,
+                stats.link.forged + stats.link.dropped.forged,
                 memory::heap_peak() / 1024,
                 c.received,
                 c.sent,
-                c.rx_dropped,
-                s
+                c.rx_dropped
             );
             exit(failed == 0)
         }
