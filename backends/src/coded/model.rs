@@ -26,7 +26,7 @@ use tessera_core::runtime::coded::{
     CodedError, CodedLayerSpec, CodedPlan, Protection, ShardWork, MAX_CODED_LAYERS,
 };
 use tessera_core::tensor::{FeatureView, FeatureViewMut};
-use tessera_core::wire::NodeId;
+use tessera_core::wire::{NodeId, GATEWAY};
 use tessera_core::Region;
 
 /// The non-linearity applied after a layer's decode.
@@ -218,6 +218,9 @@ enum Holds {
     All,
     /// Only the shards assigned to this worker.
     Worker(NodeId),
+    /// No shard and no weights: the layers' shapes, codes and activations, all a gateway
+    /// needs to send inputs and decode results ([`CodedModel::geometry`]).
+    Geometry,
 }
 
 /// Layers, their codes and the shards' parameters. The gateway holds every shard and every
@@ -306,6 +309,31 @@ impl CodedModel {
         Self::build(layers, schemes, workers, false, Holds::Worker(node))
     }
 
+    /// The gateway's model without any parameters: `layers` carry their shapes, activations
+    /// and numerics, their `weights` and `bias` empty. A gateway that never computes a shard
+    /// itself (a microcontroller's, which could not hold YOLOv2's 200 MB of tail weights)
+    /// sends inputs, decodes results and applies activations from it alone; computing a shard
+    /// with it is refused ([`CodedModelError::Shape`]).
+    pub fn geometry<I>(
+        layers: I,
+        schemes: &[LayerScheme],
+        workers: &[NodeId],
+    ) -> Result<CodedModel, CodedModelError>
+    where
+        I: IntoIterator<Item = (LinearLayer, Option<ConvGeom>)>,
+    {
+        Self::build(
+            layers
+                .into_iter()
+                .map(Ok::<_, CodedModelError>)
+                .enumerate(),
+            schemes,
+            workers,
+            false,
+            Holds::Geometry,
+        )
+    }
+
     /// This model as worker `node` holds it: the shards assigned to `node` only, no layer
     /// weights (what [`CodedModel::for_worker`] builds without ever holding every layer).
     pub fn retain_worker(mut self, node: NodeId) -> CodedModel {
@@ -367,7 +395,7 @@ impl CodedModel {
     /// The worker whose shards only this model holds (`None`: it holds every shard).
     pub fn worker(&self) -> Option<NodeId> {
         match self.holds {
-            Holds::All => None,
+            Holds::All | Holds::Geometry => None,
             Holds::Worker(n) => Some(n),
         }
     }
@@ -622,11 +650,12 @@ impl CodedModel {
                 }
             }
         } else {
-            let floats: Vec<Option<Vec<f32>>> = usable
+            // The results' words are the values' bits: viewed, not copied (a gateway decodes
+            // layers of megabytes, a microcontroller's among them).
+            let views: Vec<Option<&[f32]>> = usable
                 .iter()
-                .map(|r| r.map(|r| r.iter().map(|&w| f32::from_bits(w)).collect()))
+                .map(|r| r.map(bytemuck::cast_slice::<u32, f32>))
                 .collect();
-            let views: Vec<Option<&[f32]>> = floats.iter().map(|r| r.as_deref()).collect();
             self.assemble(p, &views, cols, decode, &mut pre)?;
         }
         for v in pre.iter_mut() {
@@ -803,10 +832,10 @@ fn prepare_layer(
     }
     let taps = conv.map_or(1, |g| (g.size * g.size) as usize);
     let row_len = layer.in_len.saturating_mul(taps);
-    let shape_ok = layer.weights.len() == layer.rows.saturating_mul(row_len)
-        && layer.bias.len() == layer.rows
-        && layer.rows > 0
-        && layer.in_len > 0;
+    let params_ok = holds == Holds::Geometry
+        || (layer.weights.len() == layer.rows.saturating_mul(row_len)
+            && layer.bias.len() == layer.rows);
+    let shape_ok = params_ok && layer.rows > 0 && layer.in_len > 0;
     if !shape_ok {
         return Err(CodedModelError::Shape { layer: index });
     }
@@ -826,6 +855,7 @@ fn prepare_layer(
         .map(|&w| holds == Holds::All || holds == Holds::Worker(w))
         .collect();
     let shards = match sole_float_shard(&layer, &spec, &held) {
+        _ if holds == Holds::Geometry => vec![None; n],
         Some((s, d)) => {
             let mut shards = vec![None; n];
             shards[s] = Some(match d.checked_sub(code.k()) {
@@ -1041,8 +1071,10 @@ impl Prepared {
 
     /// Drops what `holds` does not keep: another worker's shards and the layer's weights.
     fn keep_only(&mut self, holds: Holds) {
-        let Holds::Worker(node) = holds else {
-            return;
+        let node = match holds {
+            Holds::All => return,
+            Holds::Worker(node) => node,
+            Holds::Geometry => GATEWAY,
         };
         for (s, shard) in self.shards.iter_mut().enumerate() {
             if self.spec.workers().get(s) != Some(&node) {
