@@ -26,7 +26,7 @@ use tessera_core::runtime::coded::{
     CodedError, CodedLayerSpec, CodedPlan, Protection, ShardWork, MAX_CODED_LAYERS,
 };
 use tessera_core::tensor::{FeatureView, FeatureViewMut};
-use tessera_core::wire::{NodeId, GATEWAY};
+use tessera_core::wire::NodeId;
 use tessera_core::Region;
 
 /// The non-linearity applied after a layer's decode.
@@ -218,9 +218,9 @@ enum Holds {
     All,
     /// Only the shards assigned to this worker.
     Worker(NodeId),
-    /// No shard and no weights: the layers' shapes, codes and activations, all a gateway
-    /// needs to send inputs and decode results ([`CodedModel::geometry`]).
-    Geometry,
+    /// No shard and no weights: codes, geometry and plan only, all a coded gateway needs
+    /// (it sends inputs, decodes and glues; workers compute).
+    Plan,
 }
 
 /// Layers, their codes and the shards' parameters. The gateway holds every shard and every
@@ -309,29 +309,16 @@ impl CodedModel {
         Self::build(layers, schemes, workers, false, Holds::Worker(node))
     }
 
-    /// The gateway's model without any parameters: `layers` carry their shapes, activations
-    /// and numerics, their `weights` and `bias` empty. A gateway that never computes a shard
-    /// itself (a microcontroller's, which could not hold YOLOv2's 200 MB of tail weights)
-    /// sends inputs, decodes results and applies activations from it alone; computing a shard
-    /// with it is refused ([`CodedModelError::Shape`]).
-    pub fn geometry<I>(
-        layers: I,
+    /// The coded gateway's model: as [`CodedModel::with_geometry`] without any shard or
+    /// weights (each layer is given with empty `weights` and `bias`, its shape only), so a
+    /// gateway never holds the tail's parameters.
+    pub fn plan_only(
+        layers: Vec<(LinearLayer, Option<ConvGeom>)>,
         schemes: &[LayerScheme],
         workers: &[NodeId],
-    ) -> Result<CodedModel, CodedModelError>
-    where
-        I: IntoIterator<Item = (LinearLayer, Option<ConvGeom>)>,
-    {
-        Self::build(
-            layers
-                .into_iter()
-                .map(Ok::<_, CodedModelError>)
-                .enumerate(),
-            schemes,
-            workers,
-            false,
-            Holds::Geometry,
-        )
+    ) -> Result<CodedModel, CodedModelError> {
+        let layers = layers.into_iter().map(Ok).enumerate();
+        Self::build(layers, schemes, workers, false, Holds::Plan)
     }
 
     /// This model as worker `node` holds it: the shards assigned to `node` only, no layer
@@ -392,10 +379,11 @@ impl CodedModel {
         })
     }
 
-    /// The worker whose shards only this model holds (`None`: it holds every shard).
+    /// The worker whose shards only this model holds (`None`: it holds every shard, or none
+    /// on a [`CodedModel::plan_only`] model).
     pub fn worker(&self) -> Option<NodeId> {
         match self.holds {
-            Holds::All | Holds::Geometry => None,
+            Holds::All | Holds::Plan => None,
             Holds::Worker(n) => Some(n),
         }
     }
@@ -832,10 +820,12 @@ fn prepare_layer(
     }
     let taps = conv.map_or(1, |g| (g.size * g.size) as usize);
     let row_len = layer.in_len.saturating_mul(taps);
-    let params_ok = holds == Holds::Geometry
-        || (layer.weights.len() == layer.rows.saturating_mul(row_len)
-            && layer.bias.len() == layer.rows);
-    let shape_ok = params_ok && layer.rows > 0 && layer.in_len > 0;
+    // A plan-only layer comes without weights.
+    let sized = |len: usize, want: usize| len == want || (holds == Holds::Plan && len == 0);
+    let shape_ok = sized(layer.weights.len(), layer.rows.saturating_mul(row_len))
+        && sized(layer.bias.len(), layer.rows)
+        && layer.rows > 0
+        && layer.in_len > 0;
     if !shape_ok {
         return Err(CodedModelError::Shape { layer: index });
     }
@@ -855,7 +845,6 @@ fn prepare_layer(
         .map(|&w| holds == Holds::All || holds == Holds::Worker(w))
         .collect();
     let shards = match sole_float_shard(&layer, &spec, &held) {
-        _ if holds == Holds::Geometry => vec![None; n],
         Some((s, d)) => {
             let mut shards = vec![None; n];
             shards[s] = Some(match d.checked_sub(code.k()) {
@@ -1073,11 +1062,11 @@ impl Prepared {
     fn keep_only(&mut self, holds: Holds) {
         let node = match holds {
             Holds::All => return,
-            Holds::Worker(node) => node,
-            Holds::Geometry => GATEWAY,
+            Holds::Worker(node) => Some(node),
+            Holds::Plan => None,
         };
         for (s, shard) in self.shards.iter_mut().enumerate() {
-            if self.spec.workers().get(s) != Some(&node) {
+            if node.is_none() || self.spec.workers().get(s) != node.as_ref() {
                 *shard = None;
             }
         }

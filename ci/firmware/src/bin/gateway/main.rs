@@ -140,7 +140,7 @@ fn main() -> ! {
             hprintln!("gateway: tail {}: {:?}", scheme, e);
             exit(false)
         });
-        CodedTail::geometry(&net, FUSED, split, &workers).unwrap_or_else(|e| {
+        CodedTail::for_gateway(&net, FUSED, split, &workers).unwrap_or_else(|e| {
             hprintln!("gateway: coded tail: {:?}", e);
             exit(false)
         })
