@@ -363,37 +363,6 @@ impl CodedTail {
         Ok(tail)
     }
 
-    /// The tail `[from, end)` of `net` as a gateway that holds no parameters sees it (see
-    /// [`CodedModel::geometry`]): every convolution split by `scheme` over `workers`, its
-    /// glue (pools, routes, reorgs, region) run by the gateway as usual.
-    pub fn geometry(
-        net: &Network,
-        from: usize,
-        scheme: LayerScheme,
-        workers: &[NodeId],
-    ) -> Result<CodedTail, CodedTailError> {
-        let (convs, route_use) = layout(net, from)?;
-        let layers = convs
-            .iter()
-            .map(|&j| {
-                coded_layer(&net.layers()[j], Vec::new(), Vec::new())
-                    .ok_or(CodedTailError::Weights { layer: j })
-            })
-            .collect::<Result<Vec<_>, CodedTailError>>()?;
-        let schemes = vec![scheme; layers.len()];
-        let model = CodedModel::geometry(layers, &schemes, workers)?;
-        let tail = CodedTail {
-            net: Arc::new(net.clone()),
-            from,
-            convs: convs.into(),
-            route_use: route_use.into(),
-            model: Arc::new(model),
-            scheme,
-        };
-        tail.check_glue()?;
-        Ok(tail)
-    }
-
     /// Runs every gateway step once on zeros, so a tail whose pools, routes, reorgs or region
     /// do not fit is refused here rather than mid-frame.
     fn check_glue(&self) -> Result<(), CodedTailError> {
