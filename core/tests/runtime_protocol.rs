@@ -1316,3 +1316,42 @@ fn frames_awaiting_done_hold_their_slots_so_the_backlog_is_bounded() {
     assert!(drain_gw(&mut g, t(3)).is_empty(), "own frames tell nobody");
     assert!(g.submit_frame(t(4)).is_ok());
 }
+
+#[test]
+fn a_steal_reply_after_its_request_timed_out_is_taken_once() {
+    // Under loss a victim's Task can come after the thief's request timed out: the victim has
+    // lent the tile already, so the thief takes it (once) instead of dropping the connection.
+    let mut e = Edge::new(config(Policy::Wst), 1, t(0));
+    let f = FrameKey::new(2, 0);
+    e.on_connected(t(0), GATEWAY);
+    e.on_connected(t(0), 2);
+    assert_eq!(
+        drain_edge(&mut e, t(0)),
+        vec![send(GATEWAY, Message::StealRequest)]
+    );
+    let reply = Message::StealReply { victim: Some(2) };
+    assert_eq!(e.on_message(t(1), GATEWAY, &reply), Ok(Verdict::Accept));
+    assert_eq!(drain_edge(&mut e, t(1)), vec![send(2, Message::StealTask)]);
+    // The request times out (tile_timeout 100 ms); the thief asks the gateway again.
+    assert_eq!(
+        drain_edge(&mut e, t(200)),
+        vec![send(GATEWAY, Message::StealRequest)]
+    );
+    assert_eq!(e.on_message(t(250), 2, &task(f, 4)), Ok(Verdict::Accept));
+    let w = Work::Tile {
+        frame: f,
+        tile: 4,
+        mode: Mode::Plain,
+    };
+    assert_eq!(drain_edge(&mut e, t(250)), vec![Action::Compute(w)]);
+    // One request, one reply: a second Task from 2 was never asked for.
+    assert!(matches!(
+        e.on_message(t(260), 2, &task(f, 5)),
+        Err(RuntimeError::Unexpected {
+            peer: 2,
+            kind: Kind::Task
+        })
+    ));
+    // A node never asked stays refused.
+    assert!(e.on_message(t(260), 3, &task(f, 6)).is_err());
+}

@@ -430,23 +430,29 @@ pub struct FaultRow {
     pub scenario: String,
     /// Completed of submitted (YOLO, cost model).
     pub completed: (usize, usize),
-    /// Latency percentiles p50, p99, s.
-    pub p50: f64,
-    /// p99.
-    pub p99: f64,
+    /// Latency p50 of the completed frames, s (`None`: no frame completed).
+    pub p50: Option<f64>,
+    /// p99 of the completed frames, s (`None`: no frame completed).
+    pub p99: Option<f64>,
     /// Small net, real kernels: correct of completed (of submitted).
     pub correct: (usize, usize, usize),
     /// Re-dispatched tiles (YOLO run).
     pub redispatched: u32,
 }
 
-fn percentile(xs: &mut [f64], p: f64) -> f64 {
+/// Percentile `p` of `xs` (nearest rank), `None` for no samples.
+fn percentile(xs: &mut [f64], p: f64) -> Option<f64> {
     if xs.is_empty() {
-        return f64::NAN;
+        return None;
     }
     xs.sort_by(|a, b| a.total_cmp(b));
     let i = ((p / 100.0) * (xs.len() - 1) as f64).round() as usize;
-    xs[i.min(xs.len() - 1)]
+    Some(xs[i.min(xs.len() - 1)])
+}
+
+/// A latency for a CSV cell: empty when no frame completed (never `NaN`).
+fn csv_seconds(v: Option<f64>) -> String {
+    v.map_or_else(String::new, |v| format!("{v:.3}"))
 }
 
 /// Experiment 4: faults (YOLO cost model for latency, small net with real kernels for
@@ -552,13 +558,13 @@ pub fn faults(a: &OutArgs) -> Res<Vec<FaultRow>> {
     for r in &rows {
         let _ = writeln!(
             s,
-            "{},{},{},{:.1},{:.3},{:.3},{},{},{},{}",
+            "{},{},{},{:.1},{},{},{},{},{},{}",
             r.scenario,
             r.completed.0,
             r.completed.1,
             100.0 * r.completed.0 as f64 / r.completed.1.max(1) as f64,
-            r.p50,
-            r.p99,
+            csv_seconds(r.p50),
+            csv_seconds(r.p99),
             r.redispatched,
             r.correct.0,
             r.correct.1,

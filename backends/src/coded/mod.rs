@@ -103,6 +103,16 @@ pub trait ShardExecutor {
     fn start(&mut self, model: &Arc<CodedModel>, job: ShardJob);
     /// The finished job, once.
     fn poll(&mut self) -> Option<ShardDone>;
+    /// Whether [`cancel`](Self::cancel) can stop a running job (default: no).
+    fn can_cancel(&self) -> bool {
+        false
+    }
+    /// Stops the running job, whose result will never come: true when stopped. The worker
+    /// abandons a computation past its budget this way; an executor that cannot stop one
+    /// (the default) finishes it, and its result is dropped as late.
+    fn cancel(&mut self) -> bool {
+        false
+    }
 }
 
 /// Computes at [`ShardExecutor::start`], convolutions with `K`.

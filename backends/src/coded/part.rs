@@ -46,6 +46,14 @@ impl ShardExecutor for BoxedShards {
     fn poll(&mut self) -> Option<ShardDone> {
         (**self).poll()
     }
+
+    fn can_cancel(&self) -> bool {
+        (**self).can_cancel()
+    }
+
+    fn cancel(&mut self) -> bool {
+        (**self).cancel()
+    }
 }
 
 impl Glue for BoxedGlue {
@@ -308,7 +316,14 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
     pub fn poll_at(&self) -> Option<Instant> {
         match &self.role {
             Role::Gateway { machine, .. } => machine.poll_at(),
-            Role::Worker { machine, .. } => machine.poll_at(),
+            Role::Worker { machine, .. } => {
+                // A computation past its budget is abandoned when the executor can stop it.
+                let overdue = machine.overdue_at().filter(|_| self.exec.can_cancel());
+                match (machine.poll_at(), overdue) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
         }
     }
 
@@ -471,6 +486,7 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
 
     /// Does all pending work: a finished computation, waiting frames, due timers, actions.
     pub fn poll<S: TcpFullStack>(&mut self, now: Instant, link: &mut Link<S>) {
+        self.abandon_overdue(now);
         loop {
             self.admit(now);
             self.pump(now, link);
@@ -482,6 +498,17 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
         }
         self.admit(now);
         self.pump(now, link);
+    }
+
+    /// A worker's computation past its budget is stopped (when the executor can), so the
+    /// tasks behind it are not held up for a result the worker would drop anyway.
+    fn abandon_overdue(&mut self, now: Instant) {
+        let Role::Worker { machine, .. } = &mut self.role else {
+            return;
+        };
+        if machine.overdue(now).is_some() && self.exec.cancel() {
+            let _ = machine.abandon(now);
+        }
     }
 
     fn refuse<S: TcpFullStack>(&mut self, link: &mut Link<S>, peer: NodeId) {

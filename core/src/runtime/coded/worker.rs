@@ -46,6 +46,8 @@ pub struct WorkerStats {
     pub sent: u32,
     /// Tasks or results dropped past their budget.
     pub late: u32,
+    /// Computations abandoned at their budget (also counted in `late`).
+    pub abandoned: u32,
 }
 
 /// The worker side: a bounded FIFO of shard tasks with budgets, one computing at a time.
@@ -110,6 +112,34 @@ impl CodedWorker {
     /// True while a task computes.
     pub fn is_computing(&self) -> bool {
         self.computing.is_some()
+    }
+
+    /// The running computation once `now` is past its budget: its result would be dropped,
+    /// so a driver whose executor can stop it calls [`abandon`](Self::abandon) and the worker
+    /// moves on. Otherwise one straggling shard holds every task queued behind it (the next
+    /// layer of the same frame, later frames) until it ends.
+    pub fn overdue(&self, now: Instant) -> Option<ShardWork> {
+        self.computing.filter(|t| now > t.expires).map(|t| t.work)
+    }
+
+    /// When the running computation passes its budget (see [`overdue`](Self::overdue)).
+    pub fn overdue_at(&self) -> Option<Instant> {
+        self.computing
+            .map(|t| t.expires.saturating_add(Duration::from_micros(1)))
+    }
+
+    /// The running computation was stopped at `now`, past its budget: its task is dropped
+    /// (a `Drop` action) and the next one may start.
+    pub fn abandon(&mut self, now: Instant) -> Result<(), CodedError> {
+        let t = self.computing.ok_or(CodedError::NotComputing)?;
+        if now <= t.expires {
+            return Err(CodedError::NotOverdue);
+        }
+        self.computing = None;
+        self.stats.late += 1;
+        self.stats.abandoned += 1;
+        let _ = self.actions.push_back(WorkerAction::Drop(t.work));
+        Ok(())
     }
 
     /// Next action at `now`.
