@@ -1768,6 +1768,28 @@ fn worker_abandons_a_computation_past_its_budget_and_starts_the_next() {
 }
 
 #[test]
+fn a_task_of_a_later_layer_supersedes_the_frames_earlier_tasks() {
+    let mut w = CodedWorker::new();
+    let d = Duration::from_secs(1);
+    let (a, b, other) = (work(0, 0, 0), work(0, 0, 1), work(1, 0, 0));
+    for x in [a, b, other] {
+        assert_eq!(w.on_task(t(0), x, d), Verdict::Accept);
+    }
+    assert_eq!(w.poll(t(0)), Some(WorkerAction::Compute(a)));
+    // Frame 0's layer 1 arrives: its layer-0 work is a straggler's, of no use any more.
+    let next = work(0, 1, 0);
+    w.supersede(t(5), next);
+    assert_eq!(w.on_task(t(5), next, d), Verdict::Accept);
+    assert_eq!(w.overdue(t(5)), None);
+    assert_eq!(w.overdue(t(6)), Some(a));
+    w.abandon(t(6)).unwrap();
+    assert_eq!(w.poll(t(6)), Some(WorkerAction::Drop(a)));
+    assert_eq!(w.poll(t(6)), Some(WorkerAction::Drop(b)));
+    // Another frame's task is untouched.
+    assert_eq!(w.poll(t(6)), Some(WorkerAction::Compute(other)));
+}
+
+#[test]
 fn worker_on_computed_without_a_task_is_an_error() {
     let mut w = CodedWorker::new();
     assert_eq!(w.on_computed(t(0)), Err(CodedError::NotComputing));

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use tessera_core::time::Duration;
 use tessera_core::wire::Policy;
 
 use std::fmt::Write as _;
@@ -122,7 +123,7 @@ fn base(a: &OutArgs, policy: Policy, grid: (u32, u32), edges: u16) -> Res<SimCon
     if policy == Policy::Bodp {
         // Whole stripes cross the gateway every layer (see the report): give them time.
         cfg.tile_timeout = tessera_core::time::Duration::from_secs(600);
-        cfg.frame_deadline = tessera_core::time::Duration::from_secs(3000);
+        cfg.frame_deadline = Duration::from_secs(3000);
     }
     Ok(cfg)
 }
@@ -458,7 +459,7 @@ fn csv_seconds(v: Option<f64>) -> String {
 /// Experiment 4: faults (YOLO cost model for latency, small net with real kernels for
 /// correctness under the same scenario scaled to its frame time).
 pub fn faults(a: &OutArgs) -> Res<Vec<FaultRow>> {
-    let frames = if a.quick { 4 } else { 20 };
+    let frames = if a.quick { 4 } else { 100 };
     let yolo_mid = 4_000_000; // µs: mid-way through a ~10 s YOLO frame
     let small_mid = 20_000; // µs: mid-way through a small-net frame
     let scen: Vec<(String, Vec<Fault>, f64, Vec<Fault>)> = vec![
@@ -524,6 +525,8 @@ pub fn faults(a: &OutArgs) -> Res<Vec<FaultRow>> {
         cfg.frames = frames;
         cfg.faults = yf;
         cfg.net.loss = loss;
+        // Every frame gets its whole deadline: a run cut short would hide frames unsubmitted.
+        cfg.limit = Duration::from_micros(cfg.frame_deadline.total_micros() * (frames as u64 + 1));
         let out = run(&cfg);
         let mut lat: Vec<f64> = out
             .frames
@@ -541,6 +544,7 @@ pub fn faults(a: &OutArgs) -> Res<Vec<FaultRow>> {
         sc.frames = frames;
         sc.faults = sf;
         sc.net.loss = loss;
+        sc.limit = Duration::from_micros(sc.frame_deadline.total_micros() * (frames as u64 + 1));
         let so = run(&sc);
         let ok = so.frames.iter().filter(|f| f.correct == Some(true)).count();
         let row = FaultRow {

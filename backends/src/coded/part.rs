@@ -545,6 +545,7 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
                     self.refuse(link, from);
                     return;
                 }
+                machine.supersede(now, work);
                 if machine.on_task(now, work, budget) == Verdict::Accept {
                     tasks.insert(task_key(&work), (cols, words));
                 }

@@ -96,8 +96,8 @@ pub struct Edge {
     current: Option<Current>,
     ask: Ask,
     /// Unanswered `StealTask`s per victim (index = node id). Under loss a reply may come after
-    /// its request timed out; a `Task` in it is a tile the victim already lent, so it is taken
-    /// rather than refused (refusing dropped the connection and left the tile to a timeout).
+    /// its request timed out: it is discarded, not refused as a protocol error (which dropped
+    /// the connection, and every message queued on it, under 5 % loss).
     unanswered: [u8; MAX_EDGES + 1],
     /// Consecutive `StealReply { victim: None }` answers: the idle backoff doubles with each.
     turned_away: u32,
@@ -407,7 +407,13 @@ impl Edge {
                 check_tile(tile)?;
                 let current = matches!(self.ask, Ask::Victim { victim, .. } if victim == from);
                 let replied = self.answered(from);
-                let asked = stealing && (current || replied);
+                if stealing && replied && !current {
+                    // A reply to a request that timed out: the victim's own timeout covers
+                    // the tile; dropped quietly rather than as a protocol error (which cost
+                    // the connection).
+                    return Ok(Verdict::Discard);
+                }
+                let asked = stealing && current;
                 if !(asked || (policy == Policy::Wsh && gw)) {
                     return unexpected;
                 }
@@ -805,6 +811,27 @@ impl Edge {
         }
         self.kick();
         Ok(Verdict::Accept)
+    }
+
+    /// The driver could not compute the current work (its model refused the inputs it has,
+    /// e.g. a Reuse tile whose strip went missing with a dropped connection). An own Reuse
+    /// tile is computed again Plain from its input, as when its strips are not fetched in
+    /// time; other work is given up (its lender's tile timeout re-dispatches it), so the edge
+    /// is never left computing forever.
+    pub fn on_compute_failed(&mut self, now: Instant) {
+        self.now = now;
+        match self.current {
+            Some(Current {
+                work: Work::Tile { mode, .. },
+                own: true,
+                fetch: None,
+            }) if mode != Mode::Plain => self.fetch_failed(),
+            Some(Current { fetch: None, .. }) => {
+                self.current = None;
+                self.kick();
+            }
+            _ => {}
+        }
     }
 
     /// Runs due timers, then returns the next action, if any. Call until `None` after every

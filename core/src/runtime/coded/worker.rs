@@ -122,6 +122,18 @@ impl CodedWorker {
         self.computing.filter(|t| now > t.expires).map(|t| t.work)
     }
 
+    /// A task of `work`'s frame at `work`'s layer arrived at `now`: a gateway sends a frame's
+    /// next layer only once the layer before has ended, so the frame's earlier-layer tasks
+    /// still here (stragglers past a decode) are of no use. Their budgets end now: queued ones
+    /// are dropped, a running one is [`overdue`](Self::overdue) from the next instant.
+    pub fn supersede(&mut self, now: Instant, work: ShardWork) {
+        for t in self.computing.iter_mut().chain(self.queue.iter_mut()) {
+            if t.work.frame == work.frame && t.work.layer < work.layer && t.expires > now {
+                t.expires = now;
+            }
+        }
+    }
+
     /// When the running computation passes its budget (see [`overdue`](Self::overdue)).
     pub fn overdue_at(&self) -> Option<Instant> {
         self.computing
