@@ -348,6 +348,9 @@ impl TcpFullStack for StdStack {
     }
 }
 
+/// Receive and send buffer asked for each UDP socket, bytes.
+pub const UDP_BUFFER: usize = 4 << 20;
+
 /// An I/O error from a std UDP socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StdUdpError(pub io::ErrorKind);
@@ -416,6 +419,12 @@ impl StdUdpStack {
             return Err(StdUdpError(io::ErrorKind::InvalidInput));
         }
         let mut s = UdpSocket::bind(SocketAddr::new(self.inner.local_ip, port))?;
+        // A message of many datagrams arrives as a burst: the default receive buffer
+        // (208 KiB, about 90 Ethernet-sized datagrams) would drop its tail. Best effort: Linux
+        // caps the request at net.core.rmem_max / wmem_max (docs/datagram.md).
+        let sock = socket2::SockRef::from(&s);
+        let _ = sock.set_recv_buffer_size(UDP_BUFFER);
+        let _ = sock.set_send_buffer_size(UDP_BUFFER);
         self.inner.register(&mut s)?;
         *socket = StdUdpSocket::Open {
             socket: s,
