@@ -218,11 +218,23 @@ pub struct CodedPart<X: ShardExecutor, G: Glue = super::Chain> {
     glue: G,
     finished: Vec<CodedFinished>,
     stats: CodedNodeStats,
+    /// [`CodedConfig::copies`]: sends per task or result on a datagram transport.
+    copies: u8,
 }
 
 impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
+    /// Sends per coded message on transport `L`: a stream transport delivers every message
+    /// it accepts, so once.
+    fn copies<L: CodedTransport>(&self) -> u8 {
+        if L::CONNECTED {
+            1
+        } else {
+            self.copies.max(1)
+        }
+    }
+
     /// The coded part of node `me` (0: the gateway, with `config` and `glue` between its
-    /// layers; a worker ignores both).
+    /// layers; a worker uses only `config.copies`).
     pub fn new(
         me: NodeId,
         model: Arc<CodedModel>,
@@ -257,6 +269,7 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
             glue,
             finished: Vec::new(),
             stats,
+            copies: config.copies,
         })
     }
 
@@ -677,6 +690,10 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
                         frame, layer, shard, e
                     );
                     self.lost::<L>(to);
+                } else {
+                    for _ in 1..self.copies::<L>() {
+                        let _ = link.send_coded(now, to, &msg, Some(budget));
+                    }
                 }
             }
             CodedAction::Decode {
@@ -768,6 +785,7 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
     }
 
     fn worker_act<L: CodedTransport>(&mut self, now: Instant, link: &mut L, action: WorkerAction) {
+        let copies = self.copies::<L>();
         let Role::Worker { tasks, .. } = &mut self.role else {
             return;
         };
@@ -806,7 +824,9 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
                 // A refused send is a lost result: the gateway's budget turns it into an
                 // erasure. It is worth nothing after the task's budget.
                 let lifetime = ends.saturating_duration_since(now);
-                let _ = link.send_coded(now, GATEWAY, &msg, Some(lifetime));
+                for _ in 0..copies {
+                    let _ = link.send_coded(now, GATEWAY, &msg, Some(lifetime));
+                }
             }
             WorkerAction::Drop(work) => {
                 tasks.remove(&task_key(&work));

@@ -13,7 +13,7 @@ use tessera_core::time::Duration;
 use super::reply::{pi3_wifi_reply_model, PI3_FC_MS};
 use super::runtime_setup::rate_for;
 use super::{write_csv, RunArgs};
-use crate::coded_world::{self, Arrival, CodedSimConfig};
+use crate::coded_world::{self, Arrival, CodedSimConfig, Transport};
 use crate::digits::{self, Sample, HIDDEN, PIXELS};
 
 /// Default frame deadline of runtime experiment c, ms.
@@ -168,6 +168,8 @@ pub fn rt_accuracy_rows(
     deadline_ms: u64,
     losses: &[f64],
     seed: u64,
+    transport: Transport,
+    copies: u8,
 ) -> Result<RtAccuracyRun, Box<dyn Error>> {
     let all = digits::load(data)?;
     let (train, test) = digits::split(&all);
@@ -201,12 +203,14 @@ pub fn rt_accuracy_rows(
             );
             c.coded = CodedConfig {
                 allocator: case.allocator,
+                copies,
                 ..CodedConfig::new(Duration::from_millis(deadline_ms))
             };
             c.gflops = rate;
             c.arrival = Arrival::Pi3Wifi(pi3_wifi_reply_model());
             c.loss = loss;
             c.seed = seed;
+            c.transport = transport;
             let o = coded_world::run(&c);
             let n = o.frames.len().max(1) as f64;
             let ok = o
@@ -235,8 +239,15 @@ pub fn rt_accuracy_rows(
 /// `tessera-sim cdc accuracy`: runtime experiment c.
 pub fn rt_accuracy(a: &RunArgs) -> Result<(String, Vec<RtAccuracyRow>), Box<dyn Error>> {
     let deadline = a.deadline_ms.unwrap_or(RT_DIGITS_DEADLINE_MS);
-    let (rows, reference, float_acc, frames) =
-        rt_accuracy_rows(&a.data, a.frames, deadline, &RT_LOSSES, a.seed)?;
+    let (rows, reference, float_acc, frames) = rt_accuracy_rows(
+        &a.data,
+        a.frames,
+        deadline,
+        &RT_LOSSES,
+        a.seed,
+        a.transport.into(),
+        a.copies,
+    )?;
     let mut s = String::new();
     writeln!(
         s,
