@@ -2009,7 +2009,7 @@ proptest! {
         min_samples in 0usize..4,
     ) {
         let allocator = if quality_aware { Allocator::QualityAware } else { Allocator::Uniform };
-        let mut gw = gateway_with(CodedConfig { frame_deadline: deadline, allocator, min_samples, data_grace: Duration::ZERO });
+        let mut gw = gateway_with(CodedConfig { frame_deadline: deadline, allocator, min_samples, data_grace: Duration::ZERO, copies: 1 });
         let plan = gw.plan().clone();
         let mut now = 0u64;
         for op in ops {

@@ -255,11 +255,19 @@ pub fn rt_accuracy(a: &RunArgs) -> Result<(String, Vec<RtAccuracyRow>), Box<dyn 
     )?;
     writeln!(
         s,
-        "64-32-10 MLP (float test accuracy {:.2} %; int8 centralised reference {:.2} %), hidden layer k = {} (4 units per worker), output layer k = {} (2 logits per worker), + r parity shards each on workers 9..8+r; {frames} test images, one frame each, back to back; frame deadline {deadline} ms; shards of the hidden layer compute in 50 ms × Pi 3 reply factor (output layer in 12.5 ms ×); loss = probability each IP packet on every link is dropped (TCP retransmits: loss becomes delay, delay past a timeout an erasure, missing rows are zeros); aware = quality-aware allocator (gamma models fitted from the gateway's round trips, 8 samples per worker and layer first); seed {}",
+        "64-32-10 MLP (float test accuracy {:.2} %; int8 centralised reference {:.2} %), hidden layer k = {} (4 units per worker), output layer k = {} (2 logits per worker), + r parity shards each on workers 9..8+r; {frames} test images, one frame each, back to back; frame deadline {deadline} ms; shards of the hidden layer compute in 50 ms × Pi 3 reply factor (output layer in 12.5 ms ×); loss = probability each IP packet on every link is dropped; {}; missing rows are zeros; aware = quality-aware allocator (gamma models fitted from the gateway's round trips, 8 samples per worker and layer first); a worker stops a shard at its budget; seed {}",
         100.0 * float_acc,
         100.0 * reference,
         DIGITS_K.0,
         DIGITS_K.1,
+        match a.transport {
+            super::TransportArg::Datagram => format!(
+                "shards and results on authenticated datagrams, each sent {} time(s) (a lost datagram is an erasure, never retransmitted)",
+                a.copies
+            ),
+            super::TransportArg::Tcp =>
+                "shards and results on the authenticated TCP link (loss becomes retransmission delay, delay past a timeout an erasure)".to_string(),
+        },
         a.seed
     )?;
     let mut csv = String::from("loss");
