@@ -400,51 +400,50 @@ trait StageNode: SimNode<Finished = CodedFinished, Job = ShardRecord> {
     fn node_id(&self) -> NodeId;
 }
 
-impl StageNode for SimCoded<'_, '_> {
-    fn submit_frame(
-        &mut self,
-        now: Instant,
-        input: &[f32],
-        cols: usize,
-    ) -> Result<FrameKey, CodedSubmitError> {
-        self.submit(now, input, cols)
-    }
-    fn frames_in_flight(&self) -> usize {
-        self.in_flight()
-    }
-    fn gateway_machine(&self) -> Option<&CodedGateway> {
-        self.gateway()
-    }
-    fn node_stats(&self) -> CodedNodeStats {
-        self.stats()
-    }
-    fn node_id(&self) -> NodeId {
-        self.id()
+/// `StageNode` by the node's inherent methods (`CodedNode` and `CodedDgramNode` share them; a
+/// `DgramSim` reaches its node's by `Deref`).
+macro_rules! impl_stage_node {
+    ($node:ty) => {
+        impl StageNode for $node {
+            fn submit_frame(
+                &mut self,
+                now: Instant,
+                input: &[f32],
+                cols: usize,
+            ) -> Result<FrameKey, CodedSubmitError> {
+                self.submit(now, input, cols)
+            }
+            fn frames_in_flight(&self) -> usize {
+                self.in_flight()
+            }
+            fn gateway_machine(&self) -> Option<&CodedGateway> {
+                self.gateway()
+            }
+            fn node_stats(&self) -> CodedNodeStats {
+                self.stats()
+            }
+            fn node_id(&self) -> NodeId {
+                self.id()
+            }
+        }
+    };
+}
+
+impl<'n, 'a> std::ops::Deref for DgramSim<'n, 'a> {
+    type Target = SimDgram<'n, 'a>;
+    fn deref(&self) -> &Self::Target {
+        &self.node
     }
 }
 
-impl StageNode for DgramSim<'_, '_> {
-    fn submit_frame(
-        &mut self,
-        now: Instant,
-        input: &[f32],
-        cols: usize,
-    ) -> Result<FrameKey, CodedSubmitError> {
-        self.node.submit(now, input, cols)
-    }
-    fn frames_in_flight(&self) -> usize {
-        self.node.in_flight()
-    }
-    fn gateway_machine(&self) -> Option<&CodedGateway> {
-        self.node.gateway()
-    }
-    fn node_stats(&self) -> CodedNodeStats {
-        self.node.stats()
-    }
-    fn node_id(&self) -> NodeId {
-        self.node.id()
+impl std::ops::DerefMut for DgramSim<'_, '_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.node
     }
 }
+
+impl_stage_node!(SimCoded<'_, '_>);
+impl_stage_node!(DgramSim<'_, '_>);
 
 impl TracedJob for ShardRecord {
     fn work_words(&self) -> [u64; 3] {

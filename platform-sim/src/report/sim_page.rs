@@ -217,7 +217,7 @@ fn faults(s: &mut String, flt: &[FaultRow]) {
     for r in flt {
         let _ = write!(s, "<tr><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}/{}/{}</td><td class='paper'>–</td></tr>", r.scenario, r.completed.0, r.completed.1, figure(r.p50.unwrap_or(f64::NAN)), figure(r.p99.unwrap_or(f64::NAN)), r.redispatched, r.correct.0, r.correct.1, r.correct.2);
     }
-    s.push_str("</table><p>Neither DeepThings nor MoDNN evaluates crashes, stragglers or loss, so this table has no published column to fill. Crashes are detected by link silence (peer_dead = 10 s for YOLO runs: a 4 MiB frame on a 12 Mbit/s path holds the connection longer than the 3 s default, during which no message completes), then the lost tiles are re-dispatched. Loss is repaired by smoltcp's TCP retransmission (no congestion control; RTO backoff), which is what stretches p99 at 10–20 %.</p>");
+    s.push_str("</table><p>Neither DeepThings nor MoDNN evaluates crashes, stragglers or loss, so this table has no published column to fill. Crashes are detected by link silence (peer_dead = 10 s for YOLO runs: a 4 MiB frame on a 12 Mbit/s path holds the connection longer than the 3 s default, during which no message completes), then the lost tiles are re-dispatched. Loss is repaired by smoltcp's TCP retransmission (no congestion control; at least 1 s RTO, doubling; go-back-N after a timeout), which is what stretches p99 from 5 % and ends most frames at their deadline at 10–20 %: a YOLO frame's 4 MiB of tiles cross lossy TCP links (docs/loss.md). Rows with no complete frame have no latency.</p>");
 }
 
 fn sources(s: &mut String, src: &[SourceRow]) -> Result<(), ChartError> {
