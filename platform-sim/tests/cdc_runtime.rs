@@ -272,3 +272,33 @@ fn a_worker_stops_a_shard_past_its_budget_so_the_next_tasks_are_not_held() {
         quality(&old)
     );
 }
+
+#[test]
+fn over_datagrams_a_killed_worker_and_loss_are_erasures_the_parity_covers() {
+    use tessera_sim::coded_world::Transport;
+    let datagram = |seed: u64| {
+        let mut c = config(4, 2, 24, 2_000);
+        c.transport = Transport::Datagram;
+        c.coded.copies = 2;
+        c.loss = 0.1;
+        c.seed = seed;
+        c.faults = vec![Fault::Crash {
+            node: 2,
+            at: 95_000,
+        }];
+        run(&c)
+    };
+    let o = datagram(3);
+    // No connection notices the dead worker: its shards are erasures at their timeouts, and
+    // lost datagrams are erasures at once; two parities cover both.
+    assert_eq!(o.frames.len(), 24, "every frame leaves the stage");
+    let exact = o.frames.iter().filter(|f| f.exact == Some(true)).count();
+    assert!(exact >= 20, "{exact} of 24 frames exact");
+    for f in o.frames.iter().filter(|f| f.quality.is_complete()) {
+        assert_eq!(f.exact, Some(true), "frame {} decoded wrong", f.index);
+    }
+    assert!(o.gateway.recovered > 0, "parity recovered no layer");
+    assert!(o.medium.2 > 0, "no packet was lost");
+    assert_eq!(datagram(3).trace_hash, o.trace_hash, "same seed, same run");
+    assert_ne!(datagram(4).trace_hash, o.trace_hash);
+}
