@@ -4,11 +4,13 @@
 //!   any embedded-nal TCP stack.
 //! - `driver` (feature `alloc`): binds the core runtime state machines to a link, tensor
 //!   stores and an executor.
+//! - `dgram` (feature `alloc`): the datagram transport over any embedded-nal UDP stack
+//!   (authenticated, fragmented, deadline-bounded, never retransmitted), and a lossy wrapper.
 //! - `coded` (feature `alloc`): the coded (CDC) stage driver: linear layers split into data and
 //!   parity shards over workers, decoded at the gateway under a frame deadline.
 //! - `pipeline` (feature `alloc`): one frame on one machine: the fused stack tile by tile, the
 //!   tail, region decoding; the kernel set chosen at run time (feature `simd`).
-//! - `nal_std` (feature `std`): embedded-nal TCP stack over std sockets; `weights_file`: the
+//! - `nal_std` (feature `std`): embedded-nal TCP and UDP stacks over std sockets; `weights_file`: the
 //!   parameters of the layers a node runs, read from a Darknet weights file validated whole.
 //! - `cluster` (features `std` + `simd`): a cluster's description and starting one node of it
 //!   on its own threads; `local`: a whole cluster in one process on loopback, with faults and
@@ -48,6 +50,8 @@ pub mod cluster;
 pub mod coded;
 #[cfg(feature = "std")]
 pub mod detections_json;
+#[cfg(feature = "alloc")]
+pub mod dgram;
 #[cfg(feature = "alloc")]
 pub mod driver;
 #[cfg(all(feature = "std", feature = "simd"))]
