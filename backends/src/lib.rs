@@ -29,6 +29,8 @@
 //!   written as a Darknet file.
 //! - `annotate` (feature `alloc`): detections drawn on a frame; `detections_json` (feature
 //!   `std`): a frame's detections as a JSON report.
+//! - `transport_bench` (features `alloc` + `smoltcp`): the TCP link against datagrams under
+//!   packet loss, two smoltcp nodes in virtual time (`tessera bench transport`).
 //! - `kernels` (feature `simd`): FMA conv kernels (AVX2+FMA, NEON), multi-core with `std`;
 //!   `unsafe` is allowed only in its arch modules.
 #![no_std]
@@ -84,6 +86,8 @@ pub mod pipeline;
 pub mod policy_bench;
 #[cfg(all(feature = "std", feature = "simd"))]
 pub mod probe;
+#[cfg(all(feature = "alloc", feature = "smoltcp"))]
+pub mod transport_bench;
 #[cfg(feature = "std")]
 pub mod weights_file;
 #[cfg(feature = "std")]

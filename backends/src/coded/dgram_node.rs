@@ -127,7 +127,7 @@ impl<U: UdpFullStack, X: ShardExecutor, G: Glue> CodedDgramNode<U, X, G> {
         }
     }
 
-    /// True while messages wait for room in the socket.
+    /// True when the endpoint has more to do at once (see [`DgramEndpoint::more`]).
     pub fn more(&self) -> bool {
         self.dgram.more()
     }
