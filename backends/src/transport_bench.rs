@@ -18,7 +18,6 @@ use core::cell::RefCell;
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use smoltcp::iface::SocketStorage;
-use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::socket::udp::PacketMetadata;
 use tessera_core::region::Region;
 use tessera_core::rng::SplitMix64;
@@ -27,6 +26,7 @@ use tessera_core::wire::{Body, FrameKey, Key, Limits, Message, Tensor};
 
 use crate::dgram::{DgramConfig, DgramEndpoint};
 use crate::link::{HandshakeConfig, Link, LinkConfig, LinkEvent};
+use crate::mem_device::MemDevice as Port;
 use crate::nal_smoltcp::{NetConfig, SmolNet, SmolStack, EPHEMERAL_FIRST};
 
 /// The two transports compared.
@@ -109,52 +109,6 @@ pub fn measure(spec: &TransportSpec) -> Vec<TransportRow> {
         }
     }
     rows
-}
-
-/// IP packets in and out of one interface; the world carries them.
-#[derive(Default)]
-struct Port {
-    rx: VecDeque<Vec<u8>>,
-    tx: VecDeque<Vec<u8>>,
-}
-
-struct Rx(Vec<u8>);
-struct Tx<'a>(&'a mut VecDeque<Vec<u8>>);
-
-impl RxToken for Rx {
-    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(&self.0)
-    }
-}
-
-impl TxToken for Tx<'_> {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut b = vec![0; len];
-        let r = f(&mut b);
-        self.0.push_back(b);
-        r
-    }
-}
-
-impl Device for Port {
-    type RxToken<'a> = Rx;
-    type TxToken<'a> = Tx<'a>;
-
-    fn receive(&mut self, _: smoltcp::time::Instant) -> Option<(Rx, Tx<'_>)> {
-        let p = self.rx.pop_front()?;
-        Some((Rx(p), Tx(&mut self.tx)))
-    }
-
-    fn transmit(&mut self, _: smoltcp::time::Instant) -> Option<Tx<'_>> {
-        Some(Tx(&mut self.tx))
-    }
-
-    fn capabilities(&self) -> DeviceCapabilities {
-        let mut c = DeviceCapabilities::default();
-        c.medium = Medium::Ip;
-        c.max_transmission_unit = 1500;
-        c
-    }
 }
 
 /// A direction of the wire: packets in flight and when it is free to send the next.

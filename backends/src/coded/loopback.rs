@@ -150,65 +150,56 @@ trait LoopNode: Send + 'static {
     fn stats(&self) -> (CodedNodeStats, Option<DgramStats>);
 }
 
-impl LoopNode for CodedNode<StdStack, InlineShards> {
-    fn id(&self) -> NodeId {
-        self.id()
-    }
-    fn poll(&mut self, now: Instant) {
-        self.poll(now)
-    }
-    fn poll_at(&self) -> Option<Instant> {
-        self.poll_at()
-    }
-    fn more(&self) -> bool {
-        self.link().more()
-    }
-    fn reachable(&self, _: usize) -> usize {
-        self.link().peers_up().count()
-    }
-    fn submit(&mut self, now: Instant, x: &[f32]) -> Result<FrameKey, CodedSubmitError> {
-        self.submit(now, x, 1)
-    }
-    fn take_finished(&mut self) -> Vec<CodedFinished> {
-        self.take_finished()
-    }
-    fn in_flight(&self) -> usize {
-        self.in_flight()
-    }
-    fn stats(&self) -> (CodedNodeStats, Option<DgramStats>) {
-        (self.stats(), None)
-    }
+/// `LoopNode` for a node type: the methods both node types share, and the three that differ.
+macro_rules! loop_node {
+    ($ty:ty, more: $more:expr, reachable: $reach:expr, dgram: $dgram:expr) => {
+        impl LoopNode for $ty {
+            fn id(&self) -> NodeId {
+                self.id()
+            }
+            fn poll(&mut self, now: Instant) {
+                self.poll(now)
+            }
+            fn poll_at(&self) -> Option<Instant> {
+                self.poll_at()
+            }
+            fn more(&self) -> bool {
+                $more(self)
+            }
+            fn reachable(&self, started: usize) -> usize {
+                $reach(self, started)
+            }
+            fn submit(&mut self, now: Instant, x: &[f32]) -> Result<FrameKey, CodedSubmitError> {
+                self.submit(now, x, 1)
+            }
+            fn take_finished(&mut self) -> Vec<CodedFinished> {
+                self.take_finished()
+            }
+            fn in_flight(&self) -> usize {
+                self.in_flight()
+            }
+            fn stats(&self) -> (CodedNodeStats, Option<DgramStats>) {
+                (self.stats(), $dgram(self))
+            }
+        }
+    };
 }
 
-impl LoopNode for CodedDgramNode<LossyUdp<StdUdpStack>, InlineShards> {
-    fn id(&self) -> NodeId {
-        self.id()
-    }
-    fn poll(&mut self, now: Instant) {
-        self.poll(now)
-    }
-    fn poll_at(&self) -> Option<Instant> {
-        self.poll_at()
-    }
-    fn more(&self) -> bool {
-        self.more()
-    }
-    fn reachable(&self, started: usize) -> usize {
-        started
-    }
-    fn submit(&mut self, now: Instant, x: &[f32]) -> Result<FrameKey, CodedSubmitError> {
-        self.submit(now, x, 1)
-    }
-    fn take_finished(&mut self) -> Vec<CodedFinished> {
-        self.take_finished()
-    }
-    fn in_flight(&self) -> usize {
-        self.in_flight()
-    }
-    fn stats(&self) -> (CodedNodeStats, Option<DgramStats>) {
-        (self.stats(), Some(self.dgram_stats()))
-    }
-}
+type TcpNode = CodedNode<StdStack, InlineShards>;
+type UdpNode = CodedDgramNode<LossyUdp<StdUdpStack>, InlineShards>;
+
+loop_node!(
+    TcpNode,
+    more: |n: &TcpNode| n.link().more(),
+    reachable: |n: &TcpNode, _| n.link().peers_up().count(),
+    dgram: |_| None
+);
+loop_node!(
+    UdpNode,
+    more: |n: &UdpNode| n.more(),
+    reachable: |_, started| started,
+    dgram: |n: &UdpNode| Some(n.dgram_stats())
+);
 
 /// A worker on its own thread; dropping it stops and joins the thread.
 struct Worker {
