@@ -94,7 +94,7 @@ impl TransportRow {
     /// The `q`-quantile of the delivered messages' latency (nearest rank).
     pub fn quantile(&self, q: f64) -> Option<Duration> {
         let n = self.latencies.len();
-        (n > 0).then(|| self.latencies[(((n - 1) as f64 * q).round() as usize).min(n - 1)])
+        (n > 0).then(|| self.latencies[(libm::round((n - 1) as f64 * q) as usize).min(n - 1)])
     }
 }
 
