@@ -121,7 +121,7 @@ pub struct DgramStats {
     pub wrong_source: u64,
     /// Reassembled messages that did not parse as a [`Message`].
     pub bad_message: u64,
-    /// Socket errors on receive.
+    /// Socket errors (a send that failed loses its message).
     pub socket_errors: u64,
 }
 
@@ -316,6 +316,7 @@ impl<U: UdpFullStack> DgramEndpoint<U> {
                     return true;
                 }
                 Err(nb::Error::Other(_)) => {
+                    self.stats.socket_errors += 1;
                     self.pop();
                     return false;
                 }
