@@ -212,6 +212,11 @@ impl<U: UdpFullStack> DgramEndpoint<U> {
         &self.socket
     }
 
+    /// The peer table: every other node and its address.
+    pub fn peers(&self) -> &[(NodeId, SocketAddr)] {
+        &self.peers
+    }
+
     /// Replaces the peer table (e.g. once every node bound port 0 and told its address).
     pub fn set_peers(&mut self, peers: Vec<(NodeId, SocketAddr)>) {
         self.peers = peers;
