@@ -36,6 +36,33 @@ fn int8_cdc_survives_an_absent_and_a_stalling_worker_bit_exactly() {
 }
 
 #[test]
+fn on_datagrams_cdc_survives_an_absent_and_a_stalling_worker_bit_exactly() {
+    let (ok, out) = tessera(&[
+        "coded",
+        "--transport",
+        "datagram",
+        "--frames",
+        "6",
+        "--r",
+        "2",
+        "--absent",
+        "3",
+        "--stall",
+        "6",
+        "--dims",
+        "256,256,100",
+    ]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("6 frames:") && out.contains("6 bit-identical to the centralised run"),
+        "{out}"
+    );
+    // Nothing was lost to the network (no --loss): no datagram dropped for any reason.
+    assert!(out.contains("gateway datagrams:"), "{out}");
+    assert!(out.contains("forged 0, replayed 0"), "{out}");
+}
+
+#[test]
 fn uncoded_split_loses_rows_of_a_stalled_worker_at_the_deadline() {
     let (ok, out) = tessera(&[
         "coded",
@@ -64,6 +91,12 @@ fn bad_arguments_are_clear_errors() {
         (&["coded", "--dims", "64,x"][..], "--dims"),
         (&["coded", "--r", "8"][..], "--scheme"),
         (&["coded", "--allocator", "greedy"][..], "--allocator"),
+        (&["coded", "--loss", "0.1"][..], "--transport datagram"),
+        (
+            &["coded", "--transport", "datagram", "--loss", "2"][..],
+            "--loss",
+        ),
+        (&["coded", "--transport", "pigeon"][..], "--transport"),
     ] {
         let (ok, out) = tessera(args);
         assert!(!ok, "{args:?} succeeded: {out}");
