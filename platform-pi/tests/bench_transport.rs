@@ -1,17 +1,9 @@
 //! `tessera bench transport` from the command line: a table row per transport, size and loss
 //! (virtual time, so the figures are the same on any machine), and clear argument errors.
 
-use std::process::Command;
+mod common;
 
-fn tessera(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(args)
-        .output()
-        .expect("run tessera");
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
-}
+use common::run_tessera as tessera;
 
 #[test]
 fn prints_a_row_per_transport_size_and_loss() {
