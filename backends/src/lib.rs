@@ -29,6 +29,10 @@
 //!   written as a Darknet file.
 //! - `annotate` (feature `alloc`): detections drawn on a frame; `detections_json` (feature
 //!   `std`): a frame's detections as a JSON report.
+//! - `mem_device` (features `alloc` + `smoltcp`): an in-memory smoltcp device for tests and
+//!   virtual-time measurements.
+//! - `transport_bench` (features `alloc` + `smoltcp`): the TCP link against datagrams under
+//!   packet loss, two smoltcp nodes in virtual time (`tessera bench transport`).
 //! - `kernels` (feature `simd`): FMA conv kernels (AVX2+FMA, NEON), multi-core with `std`;
 //!   `unsafe` is allowed only in its arch modules.
 #![no_std]
@@ -68,6 +72,8 @@ pub mod kernel_report;
 pub mod link;
 #[cfg(all(feature = "std", feature = "simd"))]
 pub mod local;
+#[cfg(all(feature = "alloc", feature = "smoltcp"))]
+pub mod mem_device;
 #[cfg(all(feature = "std", feature = "simd"))]
 pub mod model_files;
 #[cfg(all(feature = "std", feature = "simd"))]
@@ -86,6 +92,8 @@ pub mod pipeline;
 pub mod policy_bench;
 #[cfg(all(feature = "std", feature = "simd"))]
 pub mod probe;
+#[cfg(all(feature = "alloc", feature = "smoltcp"))]
+pub mod transport_bench;
 #[cfg(feature = "std")]
 pub mod weights_file;
 #[cfg(feature = "std")]

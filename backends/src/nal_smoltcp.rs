@@ -651,60 +651,13 @@ impl<D: Device> UdpFullStack for SmolStack<'_, '_, D> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "alloc"))]
 mod tests {
     extern crate std;
     use super::*;
-    use smoltcp::phy::{DeviceCapabilities, Medium, RxToken, TxToken};
-    use std::collections::VecDeque;
+    use crate::mem_device::MemDevice as Wire;
     use std::vec;
     use std::vec::Vec;
-
-    /// IP packets out of `tx`, into `rx`: the test moves them between two interfaces.
-    #[derive(Default)]
-    struct Wire {
-        rx: VecDeque<Vec<u8>>,
-        tx: VecDeque<Vec<u8>>,
-    }
-
-    struct Rx(Vec<u8>);
-    struct Tx<'a>(&'a mut VecDeque<Vec<u8>>);
-
-    impl RxToken for Rx {
-        fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-            f(&self.0)
-        }
-    }
-
-    impl TxToken for Tx<'_> {
-        fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-            let mut b = vec![0; len];
-            let r = f(&mut b);
-            self.0.push_back(b);
-            r
-        }
-    }
-
-    impl Device for Wire {
-        type RxToken<'a> = Rx;
-        type TxToken<'a> = Tx<'a>;
-
-        fn receive(&mut self, _: smoltcp::time::Instant) -> Option<(Rx, Tx<'_>)> {
-            let p = self.rx.pop_front()?;
-            Some((Rx(p), Tx(&mut self.tx)))
-        }
-
-        fn transmit(&mut self, _: smoltcp::time::Instant) -> Option<Tx<'_>> {
-            Some(Tx(&mut self.tx))
-        }
-
-        fn capabilities(&self) -> DeviceCapabilities {
-            let mut c = DeviceCapabilities::default();
-            c.medium = Medium::Ip;
-            c.max_transmission_unit = 1500;
-            c
-        }
-    }
 
     fn cfg(last: u8) -> NetConfig {
         NetConfig {

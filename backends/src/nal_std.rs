@@ -217,7 +217,8 @@ fn other(e: io::Error) -> nb::Error<StdTcpError> {
     nb::Error::Other(e.into())
 }
 
-fn would_block<T>(r: io::Result<T>) -> nb::Result<T, StdTcpError> {
+/// `WouldBlock` (and an interrupted call) as `nb`'s, any other error as the stack's.
+fn would_block<T, E: From<io::Error>>(r: io::Result<T>) -> nb::Result<T, E> {
     r.map_err(|e| match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => nb::Error::WouldBlock,
         _ => nb::Error::Other(e.into()),
@@ -434,13 +435,6 @@ impl StdUdpStack {
     }
 }
 
-fn udp_would_block<T>(r: io::Result<T>) -> nb::Result<T, StdUdpError> {
-    r.map_err(|e| match e.kind() {
-        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => nb::Error::WouldBlock,
-        _ => nb::Error::Other(e.into()),
-    })
-}
-
 impl UdpClientStack for StdUdpStack {
     type UdpSocket = StdUdpSocket;
     type Error = StdUdpError;
@@ -487,7 +481,7 @@ impl UdpClientStack for StdUdpStack {
         let StdUdpSocket::Open { socket, .. } = socket else {
             return Err(nb::Error::Other(StdUdpError(io::ErrorKind::NotConnected)));
         };
-        udp_would_block(socket.recv_from(buffer))
+        would_block(socket.recv_from(buffer))
     }
 
     fn close(&mut self, socket: StdUdpSocket) -> Result<(), StdUdpError> {
@@ -512,7 +506,7 @@ impl UdpFullStack for StdUdpStack {
         let StdUdpSocket::Open { socket, .. } = socket else {
             return Err(nb::Error::Other(StdUdpError(io::ErrorKind::NotConnected)));
         };
-        let n = udp_would_block(socket.send_to(buffer, remote))?;
+        let n = would_block(socket.send_to(buffer, remote))?;
         if n != buffer.len() {
             // Datagrams are sent whole or not at all; a short count is a broken socket.
             return Err(nb::Error::Other(StdUdpError(io::ErrorKind::WriteZero)));
@@ -527,7 +521,7 @@ mod tests {
     use core::time::Duration;
     use std::time::Instant;
 
-    fn block<T>(mut f: impl FnMut() -> nb::Result<T, StdTcpError>) -> Result<T, StdTcpError> {
+    fn block<T, E>(mut f: impl FnMut() -> nb::Result<T, E>) -> Result<T, E> {
         let start = Instant::now();
         loop {
             match f() {
@@ -673,14 +667,14 @@ mod tests {
             b.receive(&mut sb, &mut buf),
             Err(nb::Error::WouldBlock)
         ));
-        block_udp(|| a.send_to(&mut sa, ba, b"one")).unwrap();
-        let (n, from) = block_udp(|| b.receive(&mut sb, &mut buf)).unwrap();
+        block(|| a.send_to(&mut sa, ba, b"one")).unwrap();
+        let (n, from) = block(|| b.receive(&mut sb, &mut buf)).unwrap();
         assert_eq!((&buf[..n], from), (&b"one"[..], aa));
         // A connected client socket answers to the bound one.
         let mut c = a.socket().unwrap();
         a.connect(&mut c, ba).unwrap();
-        block_udp(|| a.send(&mut c, b"two")).unwrap();
-        let (n, _) = block_udp(|| b.receive(&mut sb, &mut buf)).unwrap();
+        block(|| a.send(&mut c, b"two")).unwrap();
+        let (n, _) = block(|| b.receive(&mut sb, &mut buf)).unwrap();
         assert_eq!(&buf[..n], b"two");
         // Misuse is an error, not a panic.
         let mut fresh = a.socket().unwrap();
@@ -689,19 +683,5 @@ mod tests {
         a.close(sa).unwrap();
         a.close(c).unwrap();
         b.close(sb).unwrap();
-    }
-
-    fn block_udp<T>(mut f: impl FnMut() -> nb::Result<T, StdUdpError>) -> Result<T, StdUdpError> {
-        let start = Instant::now();
-        loop {
-            match f() {
-                Ok(v) => return Ok(v),
-                Err(nb::Error::Other(e)) => return Err(e),
-                Err(nb::Error::WouldBlock) => {
-                    assert!(start.elapsed() < Duration::from_secs(5), "timed out");
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-            }
-        }
     }
 }

@@ -6,14 +6,13 @@
 
 mod common;
 
-use common::values;
+use common::{linear_layer, values};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant as StdInstant;
 
 use tessera_backends::coded::{
-    Activation, CodedDgramNode, CodedFinished, CodedModel, InlineShards, LayerScheme, LinearLayer,
-    Numeric,
+    Activation, CodedDgramNode, CodedFinished, CodedModel, InlineShards, LayerScheme, Numeric,
 };
 use tessera_backends::dgram::{DgramConfig, DgramStats, LossyUdp};
 use tessera_backends::nal_std::StdUdpStack;
@@ -31,17 +30,6 @@ const INT: Numeric = Numeric::Int8 {
     w_scale: 1.0 / 127.0,
 };
 
-fn layer(in_len: usize, rows: usize, seed: u32, act: Activation) -> LinearLayer {
-    LinearLayer {
-        in_len,
-        rows,
-        weights: values(rows * in_len, seed),
-        bias: values(rows, seed + 1),
-        activation: act,
-        numeric: INT,
-    }
-}
-
 /// Two int8 layers, each split into `K` data and `R` parity shards on workers 1..=8.
 fn model() -> CodedModel {
     let coded = LayerScheme {
@@ -52,8 +40,8 @@ fn model() -> CodedModel {
     let workers: Vec<NodeId> = (1..=WORKERS).collect();
     CodedModel::new(
         vec![
-            layer(64, 48, 1, Activation::Relu),
-            layer(48, 20, 7, Activation::Linear),
+            linear_layer(64, 48, 1, Activation::Relu, INT),
+            linear_layer(48, 20, 7, Activation::Linear, INT),
         ],
         &[coded, coded],
         &workers,
@@ -163,6 +151,27 @@ fn assert_exact(f: &CodedFinished, expect: &[f32]) {
     assert_eq!(bits(&f.output), bits(expect), "frame {:?}", f.frame);
 }
 
+/// Checks every frame of `r` (a layer decodes exactly when at least K of its K + R results
+/// arrived in time; a complete frame is exact, an incomplete one says so) and returns the
+/// exact frames and those that needed parity for a lost data shard.
+fn check_frames(r: &Run) -> (usize, usize) {
+    let (mut exact, mut recovered) = (0, 0);
+    let data = (1u32 << K) - 1;
+    for f in &r.done {
+        for l in &f.layers {
+            assert_eq!(l.decoded, l.present.count_ones() >= K as u32, "{l:?}");
+        }
+        if f.quality.is_complete() {
+            assert_exact(f, &r.expect);
+            exact += 1;
+            recovered += usize::from(f.layers.iter().any(|l| l.present & data != data));
+        } else {
+            assert!(f.quality.fraction < 1.0, "{:?}", f.quality);
+        }
+    }
+    (exact, recovered)
+}
+
 #[test]
 fn without_loss_every_frame_is_exact() {
     let r = run(3, 2, Duration::from_millis(400), 0.0, 1, &[]);
@@ -218,22 +227,8 @@ fn random_loss_is_recovered_exactly_while_at_most_r_shards_are_lost() {
     let r = run(24, 2, Duration::from_millis(300), 0.1, 4, &[]);
     assert_eq!(r.done.len(), 24);
     assert!(r.dropped > 0);
-    let mut recovered = 0;
-    let mut expired = 0;
-    for f in &r.done {
-        // A layer decodes exactly when at least K of its K + R results arrived in time.
-        for l in &f.layers {
-            assert_eq!(l.decoded, l.present.count_ones() >= K as u32, "{l:?}");
-        }
-        if f.quality.is_complete() {
-            assert_exact(f, &r.expect);
-            let data = (1u32 << K) - 1;
-            recovered += usize::from(f.layers.iter().any(|l| l.present & data != data));
-        } else {
-            assert!(f.quality.fraction < 1.0);
-            expired += 1;
-        }
-    }
+    let (exact, recovered) = check_frames(&r);
+    let expired = r.done.len() - exact;
     eprintln!("24 frames at 10 % datagram loss: {recovered} recovered from parity, {expired} past R, {} datagrams dropped; gateway {:?}", r.dropped, r.gateway);
     // Seeded loss on a single-threaded schedule: these are fixed counts, both kinds occur.
     assert!(recovered > 0, "no frame needed parity");
@@ -255,16 +250,7 @@ fn inputs_of_many_datagrams_are_reassembled_and_a_lost_fragment_loses_only_its_s
     // datagram loses about one task in ten, each an erasure like any other.
     let r = run(12, 24, Duration::from_millis(300), 0.02, 5, &[]);
     assert!(r.dropped > 0);
-    let mut exact = 0;
-    for f in &r.done {
-        for l in &f.layers {
-            assert_eq!(l.decoded, l.present.count_ones() >= K as u32, "{l:?}");
-        }
-        if f.quality.is_complete() {
-            assert_exact(f, &r.expect);
-            exact += 1;
-        }
-    }
+    let (exact, _) = check_frames(&r);
     assert!(exact >= 6, "{exact} of 12 frames exact");
     assert!(
         r.gateway.sent_datagrams >= 12 * (K + R) as u64 * 5,

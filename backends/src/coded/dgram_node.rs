@@ -109,6 +109,17 @@ impl<U: UdpFullStack, X: ShardExecutor, G: Glue> CodedDgramNode<U, X, G> {
         self.part.in_flight()
     }
 
+    /// True while a worker computes.
+    pub fn computing(&self) -> bool {
+        self.part.computing()
+    }
+
+    /// Peers this node can send to: every configured one (datagrams have no connections, so
+    /// none is ever reported down; silence shows as erasures at the layer timeouts).
+    pub fn peers_up(&self) -> usize {
+        self.dgram.peers().len()
+    }
+
     /// Gateway: starts a frame on `input` (`in_len × cols` values, row-major).
     pub fn submit(
         &mut self,
@@ -127,7 +138,7 @@ impl<U: UdpFullStack, X: ShardExecutor, G: Glue> CodedDgramNode<U, X, G> {
         }
     }
 
-    /// True while messages wait for room in the socket.
+    /// True when the endpoint has more to do at once (see [`DgramEndpoint::more`]).
     pub fn more(&self) -> bool {
         self.dgram.more()
     }

@@ -2,6 +2,7 @@
 
 extern crate alloc;
 
+use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -120,7 +121,7 @@ pub struct DgramStats {
     pub wrong_source: u64,
     /// Reassembled messages that did not parse as a [`Message`].
     pub bad_message: u64,
-    /// Socket errors on receive.
+    /// Socket errors (a send that failed loses its message).
     pub socket_errors: u64,
 }
 
@@ -152,11 +153,15 @@ pub struct DgramEndpoint<U: UdpFullStack> {
     backlog: usize,
     limits: Limits,
     tx: DatagramSender,
-    rx: Reassembler<Vec<u8>, DGRAM_SLOTS, DGRAM_PEERS>,
+    /// Boxed: sixteen slots' fragment bitmaps are 8 KiB, kept off whatever holds the endpoint.
+    rx: Box<Reassembler<Vec<u8>, DGRAM_SLOTS, DGRAM_PEERS>>,
     out_buf: Vec<u8>,
     in_buf: Vec<u8>,
     queue: VecDeque<Pending>,
     queued: usize,
+    /// The last poll stopped reading at its cap: datagrams may be waiting (an edge-triggered
+    /// readiness will not say so again).
+    unread: bool,
     stats: DgramStats,
 }
 
@@ -182,11 +187,12 @@ impl<U: UdpFullStack> DgramEndpoint<U> {
             backlog: cfg.backlog,
             limits: cfg.limits,
             tx,
-            rx: Reassembler::new(cfg.key, cfg.max_lifetime, slots),
+            rx: Box::new(Reassembler::new(cfg.key, cfg.max_lifetime, slots)),
             out_buf: vec![0u8; cfg.max_datagram],
             in_buf: vec![0u8; RX_BUF],
             queue: VecDeque::new(),
             queued: 0,
+            unread: false,
             stats: DgramStats::default(),
         })
     }
@@ -206,6 +212,11 @@ impl<U: UdpFullStack> DgramEndpoint<U> {
         &self.socket
     }
 
+    /// The peer table: every other node and its address.
+    pub fn peers(&self) -> &[(NodeId, SocketAddr)] {
+        &self.peers
+    }
+
     /// Replaces the peer table (e.g. once every node bound port 0 and told its address).
     pub fn set_peers(&mut self, peers: Vec<(NodeId, SocketAddr)>) {
         self.peers = peers;
@@ -219,9 +230,10 @@ impl<U: UdpFullStack> DgramEndpoint<U> {
         }
     }
 
-    /// True while messages wait for room in the socket.
+    /// True while messages wait for room in the socket, or datagrams may wait to be read:
+    /// poll again without waiting for readiness.
     pub fn more(&self) -> bool {
-        !self.queue.is_empty()
+        !self.queue.is_empty() || self.unread
     }
 
     /// When the endpoint next needs a poll without I/O: a message's reassembly deadline or a
@@ -309,6 +321,7 @@ impl<U: UdpFullStack> DgramEndpoint<U> {
                     return true;
                 }
                 Err(nb::Error::Other(_)) => {
+                    self.stats.socket_errors += 1;
                     self.pop();
                     return false;
                 }
@@ -328,10 +341,14 @@ impl<U: UdpFullStack> DgramEndpoint<U> {
     /// their deadline.
     pub fn poll(&mut self, now: Instant, mut on: impl FnMut(NodeId, Message<'_>)) {
         self.flush(now);
+        self.unread = true;
         for _ in 0..READS_PER_POLL {
             let (n, from) = match self.stack.receive(&mut self.socket, &mut self.in_buf) {
                 Ok(r) => r,
-                Err(nb::Error::WouldBlock) => break,
+                Err(nb::Error::WouldBlock) => {
+                    self.unread = false;
+                    break;
+                }
                 Err(nb::Error::Other(_)) => {
                     self.stats.socket_errors += 1;
                     continue;
