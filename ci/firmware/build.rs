@@ -41,4 +41,15 @@ fn main() {
         let value = env::var(name).unwrap_or_else(|_| default.to_string());
         println!("cargo:rustc-env={name}={value}");
     }
+    // The cluster's size sizes the gateway's static memory (its sockets), so it is a constant.
+    let edges = env::var("TESSERA_GW_EDGES").unwrap_or_else(|_| "2".to_string());
+    let edges: usize = match edges.parse() {
+        Ok(n) if (1..=16).contains(&n) => n,
+        _ => panic!("TESSERA_GW_EDGES = {edges:?}: expected 1..=16 edges"),
+    };
+    fs::write(
+        out.join("limits.rs"),
+        format!("/// Edges of the cluster (ids 1..=EDGES), from `TESSERA_GW_EDGES`.\npub const EDGES: usize = {edges};\n"),
+    )
+    .expect("write limits.rs");
 }

@@ -190,6 +190,13 @@ impl Lan9118 {
         self.regs.read(FREE_RUN)
     }
 
+    /// True while received frames wait in the controller's FIFO (it holds about seven
+    /// full-size frames: the loop drains it before anything slower, or the host's next
+    /// frames are lost and TCP has to resend them).
+    pub fn rx_pending(&self) -> bool {
+        (self.regs.read(RX_FIFO_INF) >> 16) & 0xff != 0
+    }
+
     /// Reads the next good received frame into the receive buffer; its length, or `None`
     /// when none waits. Frames with errors or too long are read out and counted.
     fn next_frame(&mut self) -> Option<usize> {

@@ -20,7 +20,6 @@ mod memory;
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
-use alloc::vec;
 use alloc::vec::Vec;
 use core::cell::RefCell;
 use core::net::{Ipv4Addr, SocketAddr};
@@ -55,10 +54,8 @@ const FUSED: usize = 16;
 /// qemu user networking: the guest's address and subnet.
 const ADDRESS: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 15);
 const PREFIX: u8 = 24;
-/// Sockets: one connection per edge plus listeners waiting for the next.
-const SOCKETS: usize = 8;
-/// Each socket's receive and send buffer (the TCP window): 0.5 MiB in all, of a 16 MiB heap.
-const SOCKET_BUFFER: usize = 32 * 1024;
+/// Most extra interface polls per loop while received frames wait.
+const RX_DRAIN: usize = 64;
 
 /// Exits qemu with `ok` (semihosting `SYS_EXIT`).
 fn exit(ok: bool) -> ! {
@@ -182,31 +179,36 @@ fn main() -> ! {
     let mut clock = Clock::new(&nic);
     let start = clock.now(&nic);
     hprintln!(
-        "gateway: {} {} grid, {} edges, port {}, MAC {}, heap {} KiB",
+        "gateway: {} {} grid, {} edges, port {}, MAC {}, heap {} KiB PSRAM + {} KiB SRAM, socket buffers {} KiB",
         policy,
         shape,
         edges,
         port,
         mac,
-        memory::HEAP_BYTES / 1024
+        memory::HEAP_BYTES / 1024,
+        memory::SRAM_HEAP_BYTES / 1024,
+        memory::SOCKET_BYTES / 1024
     );
 
+    if usize::from(edges) != memory::EDGES {
+        hprintln!(
+            "gateway: {} edges, but the image was built for {}",
+            edges,
+            memory::EDGES
+        );
+        exit(false)
+    }
     let storage: &'static mut [SocketStorage<'static>] =
-        Box::leak(Box::new([SocketStorage::EMPTY; SOCKETS]));
-    let buffers: Vec<(&'static mut [u8], &'static mut [u8])> = (0..SOCKETS)
-        .map(|_| {
-            (
-                Box::leak(vec![0u8; SOCKET_BUFFER].into_boxed_slice()) as &mut [u8],
-                Box::leak(vec![0u8; SOCKET_BUFFER].into_boxed_slice()) as &mut [u8],
-            )
-        })
-        .collect();
+        Box::leak(Box::new([SocketStorage::EMPTY; memory::SOCKETS]));
+    let Some(buffers) = memory::socket_buffers() else {
+        exit(false)
+    };
     let smol = RefCell::new(SmolNet::with_hardware(
         NetConfig {
             address: ADDRESS,
             prefix_len: PREFIX,
             seed: clock.now(&nic).total_micros() ^ 0x7e55_e7a0,
-            backlog: 3,
+            backlog: memory::BACKLOG,
             first_port: 49152,
         },
         HardwareAddress::Ethernet(mac),
@@ -275,6 +277,13 @@ fn main() -> ! {
             let mut s = smol.borrow_mut();
             let now = clock.now(s.device());
             s.poll(now);
+            // Empty the controller's small receive FIFO before the node's slower work.
+            for _ in 0..RX_DRAIN {
+                if !s.device().rx_pending() {
+                    break;
+                }
+                s.poll(now);
+            }
             now
         };
         node.poll(now);
@@ -284,13 +293,14 @@ fn main() -> ! {
             match f.output.as_mut().filter(|_| f.complete) {
                 Some(out) => {
                     hprintln!(
-                        "frame {}/{}: fused output {} values, fnv1a {:016x}, tiles {:?}, {:.1} s in the gateway (qemu time)",
+                        "frame {}/{}: fused output {} values, fnv1a {:016x}, tiles {:?}, {:.1} s in the gateway (qemu time), heap {} KiB in use",
                         f.frame.origin,
                         f.frame.number,
                         out.len(),
                         fnv1a(out),
                         f.tiles_by,
-                        f.latency.total_micros() as f64 / 1e6
+                        f.latency.total_micros() as f64 / 1e6,
+                        memory::heap_in_use() / 1024
                     );
                     // The coded stage has its own copy: free this one while the tail runs.
                     *out = Vec::new();
