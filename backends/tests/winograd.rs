@@ -176,6 +176,46 @@ impl Layer {
     }
 }
 
+/// The checks of `matches_exact_sum_and_itself` on one layer.
+fn check_layer(form: Form, layer: &Layer, rng: &mut SplitMix64) -> Result<(), TestCaseError> {
+    let (w, h, filters) = (layer.map.w, layer.map.h, layer.conv.filters);
+    let full = Region::full(w, h);
+    let ks = kernels(form);
+    let base = layer.run(&ks[0], full);
+    let worst = layer.worst_relative(&base, full);
+    prop_assert!(worst <= tol(form), "{form:?}: relative error {worst:e}");
+    let sub = sub_region(rng, w, h);
+    for k in &ks {
+        prop_assert!(same_bits(&layer.run(k, full), &base), "{:?}", k.isa());
+        let got = layer.run(k, sub);
+        let mut want = Vec::new();
+        for o in 0..filters {
+            for y in sub.y.start..sub.y.end {
+                for x in sub.x.start..sub.x.end {
+                    want.push(base[((o * h + y) * w + x) as usize]);
+                }
+            }
+        }
+        prop_assert!(same_bits(&got, &want), "{:?} region {sub:?}", k.isa());
+        let two = layer.run(&k.clone().with_threads(2), full);
+        prop_assert!(same_bits(&two, &base), "{:?} 2 threads", k.isa());
+    }
+    Ok(())
+}
+
+/// Layers of more input channels than one GEMM pass takes (sums carried between passes),
+/// and wide enough for several lane groups and GEMM tiles per block row.
+#[test]
+fn many_channels_and_wide_maps() {
+    let mut rng = SplitMix64::new(3);
+    for (w, h, c, filters) in [(9, 7, 200, 13), (150, 6, 20, 7)] {
+        let layer = Layer::new(w, h, c, filters, false, &mut rng);
+        for form in [Form::F2, Form::F4] {
+            check_layer(form, &layer, &mut rng).unwrap();
+        }
+    }
+}
+
 fn form() -> impl Strategy<Value = Form> {
     prop_oneof![Just(Form::F2), Just(Form::F4)]
 }
@@ -205,27 +245,7 @@ proptest! {
     ) {
         let mut rng = SplitMix64::new(seed);
         let layer = Layer::new(w, h, c, filters, false, &mut rng);
-        let full = Region::full(w, h);
-        let ks = kernels(form);
-        let base = layer.run(&ks[0], full);
-        let worst = layer.worst_relative(&base, full);
-        prop_assert!(worst <= tol(form), "{form:?}: relative error {worst:e}");
-        let sub = sub_region(&mut rng, w, h);
-        for k in &ks {
-            prop_assert!(same_bits(&layer.run(k, full), &base), "{:?}", k.isa());
-            let got = layer.run(k, sub);
-            let mut want = Vec::new();
-            for o in 0..filters {
-                for y in sub.y.start..sub.y.end {
-                    for x in sub.x.start..sub.x.end {
-                        want.push(base[((o * h + y) * w + x) as usize]);
-                    }
-                }
-            }
-            prop_assert!(same_bits(&got, &want), "{:?} region {sub:?}", k.isa());
-            let two = layer.run(&k.clone().with_threads(2), full);
-            prop_assert!(same_bits(&two, &base), "{:?} 2 threads", k.isa());
-        }
+        check_layer(form, &layer, &mut rng)?;
     }
 
     /// With batch norm and leaky activation, within the bound of the reference's output.

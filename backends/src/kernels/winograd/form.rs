@@ -51,20 +51,34 @@ impl Form {
     }
 }
 
+// Plain loops over the lanes (`array::from_fn` is not always inlined, and a call would run
+// outside the caller's target features).
 #[inline(always)]
 fn add(a: &V, b: &V) -> V {
-    core::array::from_fn(|i| a[i] + b[i])
+    let mut r = [0.0; W];
+    for i in 0..W {
+        r[i] = a[i] + b[i];
+    }
+    r
 }
 
 #[inline(always)]
 fn sub(a: &V, b: &V) -> V {
-    core::array::from_fn(|i| a[i] - b[i])
+    let mut r = [0.0; W];
+    for i in 0..W {
+        r[i] = a[i] - b[i];
+    }
+    r
 }
 
 /// `a + k·b`.
 #[inline(always)]
 fn axpy(a: &V, k: f32, b: &V) -> V {
-    core::array::from_fn(|i| a[i] + k * b[i])
+    let mut r = [0.0; W];
+    for i in 0..W {
+        r[i] = a[i] + k * b[i];
+    }
+    r
 }
 
 /// `Bᵀ d` along one axis: `α` vectors in, `α` out (only the first `α` of each array are used).

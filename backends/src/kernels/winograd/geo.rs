@@ -9,17 +9,14 @@
 //! - phase input, per channel: `prow = n·m + α − m` input rows, each as `m` phases of `ncp`
 //!   columns (padded column `X = j·m + q` at phase `q`, index `j`), so the `W` blocks of a lane
 //!   vector read each tap as one contiguous run;
-//! - `V[c][ξ][pp]` (input transforms), `M[k][ξ][pp]` (products), `pp ≥ P + W` rounded up to
-//!   [`NR_MAX`] so lane vectors and GEMM tiles never leave the buffers.
+//! - `V[ξ][c][pp]` (input transforms), `M[k][ξ][pp]` (products), `pp ≥ P + W` so lane
+//!   vectors and GEMM tiles never leave the buffers.
 
 use tessera_core::model::{Conv, Shape};
 use tessera_core::region::Region;
 
 use super::form::{Form, W};
 use super::MR;
-
-/// Widest GEMM tile, in blocks.
-pub(super) const NR_MAX: usize = 32;
 
 /// Scratch bytes a chunk may take at least (its `V` and `M`); more when the layer's
 /// transformed filters are larger, so those stream from memory once per call or few times.
@@ -112,9 +109,11 @@ impl Geo {
         self.prow(n) * self.m * self.ncp
     }
 
-    /// Padded block count `pp` of a chunk of `n` block rows.
+    /// Padded block count `pp` of a chunk of `n` block rows: at least `P + W`, an odd number
+    /// of 16-float (64-byte) lines, so rows `pp` apart spread over the L1 sets.
     pub fn pp(&self, n: usize) -> usize {
-        (n * self.nbx + W).div_ceil(NR_MAX) * NR_MAX
+        let lines = (n * self.nbx + W).div_ceil(16);
+        (lines | 1) * 16
     }
 
     /// Lane vectors per block row.

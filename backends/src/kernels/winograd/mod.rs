@@ -297,7 +297,8 @@ fn range(n: usize, threads: usize, t: usize) -> (usize, usize) {
     (n * t / threads, n * (t + 1) / threads)
 }
 
-/// The input stage over channel ranges on `threads` threads.
+/// The input stage over channel ranges on `threads` threads: each gets its channels' phase
+/// planes and their rows of `V[ξ][c]`.
 fn input_split(
     path: Path,
     geo: &Geo,
@@ -308,22 +309,56 @@ fn input_split(
     threads: usize,
 ) {
     let plane = geo.plane(chunk.n);
-    let vlen = geo.e * geo.pp(chunk.n);
-    let threads = threads.clamp(1, geo.c.max(1));
-    let job = |c0: usize, phase: &'_ mut [f32], v: &'_ mut [f32]| {
+    let pp = geo.pp(chunk.n);
+    let c = geo.c;
+    let threads = threads.clamp(1, c.max(1));
+    let mut rows: Vec<Vec<&mut [f32]>> = (0..threads)
+        .map(|t| {
+            let (c0, c1) = range(c, threads, t);
+            Vec::with_capacity(geo.e * (c1 - c0))
+        })
+        .collect();
+    // Row `ξ·C + c` goes to the thread of channel `c`, in ξ-major order.
+    let owner = |ci: usize| {
+        (0..threads)
+            .find(|&t| range(c, threads, t).1 > ci)
+            .unwrap_or(0)
+    };
+    for (i, row) in v.chunks_exact_mut(pp).take(geo.e * c).enumerate() {
+        rows[owner(i % c)].push(row);
+    }
+    let job = |t: usize, phase: &mut [f32], v: &mut [&mut [f32]]| {
         isa::input(
             path,
             InputJob {
                 geo,
                 chunk,
                 input,
-                c0,
+                c0: range(c, threads, t).0,
                 phase,
                 v,
             },
         )
     };
-    split(threads, geo.c, phase, plane, v, vlen, job);
+    #[cfg(feature = "std")]
+    if threads > 1 {
+        let job = &job;
+        std::thread::scope(|scope| {
+            let mut rest = phase;
+            for (t, mine) in rows.iter_mut().enumerate() {
+                let (c0, c1) = range(c, threads, t);
+                let (ph, tail) = rest.split_at_mut((c1 - c0) * plane);
+                rest = tail;
+                if t + 1 == threads {
+                    job(t, ph, mine);
+                } else {
+                    scope.spawn(move || job(t, ph, mine));
+                }
+            }
+        });
+        return;
+    }
+    job(0, &mut phase[..c * plane], &mut rows[0]);
 }
 
 /// The product stage over output channel block ranges on `threads` threads.
@@ -372,42 +407,6 @@ fn product_split(path: Path, p: &Products<'_>, m: &mut [f32], out: &mut [f32], t
     }
     let _ = (threads, out_of);
     run(0, &mut m[..nkb * mlen], out);
-}
-
-/// Runs `job(first, a part, b part)` over `threads` contiguous ranges of `n` items, `a` and
-/// `b` cut `alen` and `blen` elements per item.
-fn split<F>(
-    threads: usize,
-    n: usize,
-    a: &mut [f32],
-    alen: usize,
-    b: &mut [f32],
-    blen: usize,
-    job: F,
-) where
-    F: Fn(usize, &mut [f32], &mut [f32]) + Sync,
-{
-    #[cfg(feature = "std")]
-    if threads > 1 {
-        let job = &job;
-        std::thread::scope(|scope| {
-            let (mut arest, mut brest) = (a, b);
-            for t in 0..threads {
-                let (i0, i1) = range(n, threads, t);
-                let (am, at) = arest.split_at_mut((i1 - i0) * alen);
-                let (bm, bt) = brest.split_at_mut((i1 - i0) * blen);
-                (arest, brest) = (at, bt);
-                if t + 1 == threads {
-                    job(i0, am, bm);
-                } else {
-                    scope.spawn(move || job(i0, am, bm));
-                }
-            }
-        });
-        return;
-    }
-    let _ = threads;
-    job(0, &mut a[..n * alen], &mut b[..n * blen]);
 }
 
 /// Each thread's buffers, kept between calls.

@@ -6,11 +6,13 @@
 //! Every value is computed by the same operations in the same order whatever the chunk,
 //! thread, region or instruction set (no reassociation: Rust never contracts or reorders
 //! float operations), so all paths agree bit for bit and tiles equal the full frame.
+// Index loops: the transforms read their arrays across two dimensions at once.
+#![allow(clippy::needless_range_loop)]
 
 use tessera_core::region::Region;
 use tessera_core::tensor::FeatureView;
 
-use super::form::{at, bt, AMAX, V, W};
+use super::form::{at, bt, AMAX, W};
 use super::geo::{Chunk, Geo};
 use super::MR;
 
@@ -28,25 +30,24 @@ fn fma(a: f32, b: f32, c: f32) -> f32 {
 }
 
 /// The input stage of channels `c0..c0 + n` of a chunk.
-pub(super) struct InputJob<'a> {
+pub(super) struct InputJob<'a, 'r> {
     pub geo: &'a Geo,
     pub chunk: Chunk,
     pub input: &'a FeatureView<'a>,
     pub c0: usize,
     /// `n` phase planes.
     pub phase: &'a mut [f32],
-    /// `V` of the `n` channels: `n · α² · pp`.
-    pub v: &'a mut [f32],
+    /// The rows `V[ξ][c]` (`pp` blocks each) of the `n` channels, `ξ`-major.
+    pub v: &'a mut [&'r mut [f32]],
 }
 
 /// Copies the channels' input rows into phase planes (zeros outside the map and the view),
 /// then writes every block's `Bᵀ d B` to `V`.
 #[inline(always)]
-pub(super) fn input(job: InputJob<'_>) {
+pub(super) fn input(job: InputJob<'_, '_>) {
     let g = job.geo;
-    let (m, a, e) = (g.m, g.a, g.e);
+    let (m, a) = (g.m, g.a);
     let plane = g.plane(job.chunk.n);
-    let pp = g.pp(job.chunk.n);
     let vr = job.input.region();
     let x_first = (g.bx0 * m) as i64 - g.pad;
     let y_first = (job.chunk.by * m) as i64 - g.pad;
@@ -75,7 +76,6 @@ pub(super) fn input(job: InputJob<'_>) {
                 }
             }
         }
-        let v = &mut job.v[ci * e * pp..][..e * pp];
         for br in 0..job.chunk.n {
             for grp in 0..g.groups() {
                 let valid = W.min(g.nbx - grp * W);
@@ -93,10 +93,13 @@ pub(super) fn input(job: InputJob<'_>) {
                 }
                 let p = br * g.nbx + grp * W;
                 for xc in 0..a {
-                    let col: [V; AMAX] = core::array::from_fn(|sr| t[sr][xc]);
+                    let mut col = [[0.0f32; W]; AMAX];
+                    for sr in 0..a {
+                        col[sr] = t[sr][xc];
+                    }
                     let vv = bt(g.form, &col);
                     for (xr, vx) in vv.iter().enumerate().take(a) {
-                        v[(xr * a + xc) * pp + p..][..valid].copy_from_slice(&vx[..valid]);
+                        job.v[(xr * a + xc) * n + ci][p..][..valid].copy_from_slice(&vx[..valid]);
                     }
                 }
             }
@@ -110,7 +113,7 @@ pub(super) struct ProductJob<'a> {
     pub chunk: Chunk,
     /// All transformed filters of the layer.
     pub u: &'a [f32],
-    /// `V` of all channels.
+    /// `V[ξ][c][pp]` of all channels.
     pub v: &'a [f32],
     pub kb0: usize,
     /// Products of the blocks' channels: `n · MR · α² · pp`.
@@ -123,11 +126,17 @@ pub(super) struct ProductJob<'a> {
     pub out: &'a mut [f32],
 }
 
-/// One `MR × NR` tile of products over all input channels: `Σ_c u[c][r] · v[c][j]`, summed
-/// in channel order with one fused multiply-add per term.
+/// One `MR × NR` tile of products over input channels `0..c` of `u`/`v`, continuing the sums
+/// `acc` (zeros for the first channel block): `Σ_c u[c][r] · v[c][j]` in channel order, one
+/// fused multiply-add per term.
 #[inline(always)]
-fn tile<const NR: usize>(u: &[f32], v: &[f32], vstride: usize, c: usize) -> [[f32; NR]; MR] {
-    let mut acc = [[0.0f32; NR]; MR];
+fn tile<const NR: usize>(
+    mut acc: [[f32; NR]; MR],
+    u: &[f32],
+    v: &[f32],
+    vstride: usize,
+    c: usize,
+) -> [[f32; NR]; MR] {
     for ci in 0..c {
         let uu: &[f32; MR] = u[ci * MR..][..MR].try_into().expect("MR weights");
         let vv: &[f32; NR] = v[ci * vstride..][..NR].try_into().expect("NR blocks");
@@ -140,31 +149,66 @@ fn tile<const NR: usize>(u: &[f32], v: &[f32], vstride: usize, c: usize) -> [[f3
     acc
 }
 
-/// Products (`NR` blocks per GEMM tile), then output transforms into `out`.
+/// Input channels per GEMM pass: a tile's `V` rows (`CB × NR` values) stay in L1 while every
+/// output channel block runs over them; later passes continue the sums stored in `M` (an f32
+/// stored and reloaded is exact, so each sum is the same chain as in one pass).
+const CB: usize = 128;
+
+/// One `MR × NR` tile at blocks `pv..pv + NR` of output channel block `kb` (job-relative),
+/// element `xi`, input channels `c0..c0 + cn`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn gemm_tile<const NR: usize>(
+    job: &mut ProductJob<'_>,
+    pp: usize,
+    xi: usize,
+    kb: usize,
+    pv: usize,
+    c0: usize,
+    cn: usize,
+) {
+    let (e, c) = (job.geo.e, job.geo.c);
+    let u = &job.u[(((job.kb0 + kb) * e + xi) * c + c0) * MR..][..cn * MR];
+    let at = |r: usize| ((kb * MR + r) * e + xi) * pp + pv;
+    let mut acc = [[0.0; NR]; MR];
+    if c0 > 0 {
+        for (r, row) in acc.iter_mut().enumerate() {
+            row.copy_from_slice(&job.m[at(r)..][..NR]);
+        }
+    }
+    let acc = tile::<NR>(acc, u, &job.v[(xi * c + c0) * pp + pv..], pp, cn);
+    for (r, row) in acc.iter().enumerate() {
+        job.m[at(r)..][..NR].copy_from_slice(row);
+    }
+}
+
+/// Products (`NR` blocks per GEMM tile, a 16-block tile at the end), then output transforms
+/// into `out`.
 #[inline(always)]
 pub(super) fn product<const NR: usize>(mut job: ProductJob<'_>) {
     let g = job.geo;
     let (e, c) = (g.e, g.c);
     let pp = g.pp(job.chunk.n);
     let nkb = job.m.len() / (MR * e * pp);
-    // Columns of `V` per panel: a panel of one ξ stays in L2 while every channel block runs.
-    let panel = ((64 << 10) / (4 * c.max(1)) / NR * NR).max(NR);
+    // Blocks with products: the chunk's, rounded up to whole 16-block tiles.
+    let used = (job.chunk.n * g.nbx).div_ceil(16) * 16;
     for xi in 0..e {
-        let mut ps = 0;
-        while ps < pp {
-            let pe = (ps + panel).min(pp);
-            for kb in 0..nkb {
-                let u = &job.u[((job.kb0 + kb) * e + xi) * c * MR..][..c * MR];
-                let mut pv = ps;
-                while pv < pe {
-                    let acc = tile::<NR>(u, &job.v[xi * pp + pv..], e * pp, c);
-                    for (r, row) in acc.iter().enumerate() {
-                        job.m[((kb * MR + r) * e + xi) * pp + pv..][..NR].copy_from_slice(row);
+        let mut c0 = 0;
+        while c0 < c {
+            let cn = CB.min(c - c0);
+            let mut pv = 0;
+            while pv < used {
+                let wide = pv + NR <= used;
+                for kb in 0..nkb {
+                    if wide {
+                        gemm_tile::<NR>(&mut job, pp, xi, kb, pv, c0, cn);
+                    } else {
+                        gemm_tile::<16>(&mut job, pp, xi, kb, pv, c0, cn);
                     }
-                    pv += NR;
                 }
+                pv += if wide { NR } else { 16 };
             }
-            ps = pe;
+            c0 += cn;
         }
     }
     output(&mut job, nkb);
@@ -172,8 +216,6 @@ pub(super) fn product<const NR: usize>(mut job: ProductJob<'_>) {
 
 /// Output transforms, batch norm and activation of the job's channels, stored where they
 /// fall inside the region.
-// Index loops: `y[j][i][lane]` is read across two dimensions at once.
-#[allow(clippy::needless_range_loop)]
 #[inline(always)]
 fn output(job: &mut ProductJob<'_>, nkb: usize) {
     let g = job.geo;
@@ -194,19 +236,19 @@ fn output(job: &mut ProductJob<'_>, nkb: usize) {
                 let p = br * g.nbx + grp * W;
                 let mut t = [[[0.0f32; W]; 4]; AMAX];
                 for (xr, tr) in t.iter_mut().enumerate().take(a) {
-                    let mm: [V; AMAX] = core::array::from_fn(|xc| {
-                        let mut v = [0.0; W];
-                        if xc < a {
-                            v.copy_from_slice(&mk[(xr * a + xc) * pp + p..][..W]);
-                        }
-                        v
-                    });
+                    let mut mm = [[0.0f32; W]; AMAX];
+                    for (xc, v) in mm.iter_mut().enumerate().take(a) {
+                        v.copy_from_slice(&mk[(xr * a + xc) * pp + p..][..W]);
+                    }
                     *tr = at(g.form, &mm);
                 }
                 // y[j][i]: output row i, column j of each lane's block.
                 let mut y = [[[0.0f32; W]; 4]; 4];
                 for (j, yj) in y.iter_mut().enumerate().take(m) {
-                    let col: [V; AMAX] = core::array::from_fn(|xr| t[xr][j]);
+                    let mut col = [[0.0f32; W]; AMAX];
+                    for xr in 0..a {
+                        col[xr] = t[xr][j];
+                    }
                     *yj = at(g.form, &col);
                 }
                 let x_abs = (g.bx0 + grp * W) * m;
