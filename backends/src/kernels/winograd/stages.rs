@@ -12,7 +12,7 @@
 use tessera_core::region::Region;
 use tessera_core::tensor::FeatureView;
 
-use super::form::{at, bt, AMAX, W};
+use super::form::{at, bt, Form, AMAX, W};
 use super::geo::{Chunk, Geo};
 use super::MR;
 
@@ -45,8 +45,28 @@ pub(super) struct InputJob<'a, 'r> {
 /// then writes every block's `Bᵀ d B` to `V`.
 #[inline(always)]
 pub(super) fn input(job: InputJob<'_, '_>) {
+    match job.geo.form {
+        Form::F2 => input_form::<2, 4>(job),
+        Form::F4 => input_form::<4, 6>(job),
+    }
+}
+
+/// The form of output block side `M` (constant after monomorphisation).
+#[inline(always)]
+const fn form_of<const M: usize>() -> Form {
+    if M == 2 {
+        Form::F2
+    } else {
+        Form::F4
+    }
+}
+
+/// [`input`] for block side `M`, `α = A` (loops of constant length, unrolled).
+#[inline(always)]
+fn input_form<const M: usize, const A: usize>(job: InputJob<'_, '_>) {
     let g = job.geo;
-    let (m, a) = (g.m, g.a);
+    let (m, a) = (M, A);
+    let form = form_of::<M>();
     let plane = g.plane(job.chunk.n);
     let vr = job.input.region();
     let x_first = (g.bx0 * m) as i64 - g.pad;
@@ -89,7 +109,7 @@ pub(super) fn input(job: InputJob<'_, '_>) {
                 }
                 let mut t = [[[0.0f32; W]; AMAX]; AMAX];
                 for sr in 0..a {
-                    t[sr] = bt(g.form, &d[sr]);
+                    t[sr] = bt(form, &d[sr]);
                 }
                 let p = br * g.nbx + grp * W;
                 for xc in 0..a {
@@ -97,7 +117,7 @@ pub(super) fn input(job: InputJob<'_, '_>) {
                     for sr in 0..a {
                         col[sr] = t[sr][xc];
                     }
-                    let vv = bt(g.form, &col);
+                    let vv = bt(form, &col);
                     for (xr, vx) in vv.iter().enumerate().take(a) {
                         job.v[(xr * a + xc) * n + ci][p..][..valid].copy_from_slice(&vx[..valid]);
                     }
@@ -211,15 +231,19 @@ pub(super) fn product<const NR: usize>(mut job: ProductJob<'_>) {
             c0 += cn;
         }
     }
-    output(&mut job, nkb);
+    match g.form {
+        Form::F2 => output::<2, 4>(&mut job, nkb),
+        Form::F4 => output::<4, 6>(&mut job, nkb),
+    }
 }
 
 /// Output transforms, batch norm and activation of the job's channels, stored where they
 /// fall inside the region.
 #[inline(always)]
-fn output(job: &mut ProductJob<'_>, nkb: usize) {
+fn output<const M: usize, const A: usize>(job: &mut ProductJob<'_>, nkb: usize) {
     let g = job.geo;
-    let (m, a, e) = (g.m, g.a, g.e);
+    let (m, a, e) = (M, A, g.e);
+    let form = form_of::<M>();
     let pp = g.pp(job.chunk.n);
     let r = job.region;
     let (rw, rh) = (r.width() as usize, r.height() as usize);
@@ -240,7 +264,7 @@ fn output(job: &mut ProductJob<'_>, nkb: usize) {
                     for (xc, v) in mm.iter_mut().enumerate().take(a) {
                         v.copy_from_slice(&mk[(xr * a + xc) * pp + p..][..W]);
                     }
-                    *tr = at(g.form, &mm);
+                    *tr = at(form, &mm);
                 }
                 // y[j][i]: output row i, column j of each lane's block.
                 let mut y = [[[0.0f32; W]; 4]; 4];
@@ -249,7 +273,7 @@ fn output(job: &mut ProductJob<'_>, nkb: usize) {
                     for xr in 0..a {
                         col[xr] = t[xr][j];
                     }
-                    *yj = at(g.form, &col);
+                    *yj = at(form, &col);
                 }
                 let x_abs = (g.bx0 + grp * W) * m;
                 let (xa, xb) = (
