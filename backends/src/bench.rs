@@ -25,7 +25,7 @@ use tessera_core::model::{Layer, LayerKind, Network};
 use tessera_core::region::{Region, Span};
 use tessera_core::tensor::{FeatureView, FeatureViewMut, ViewError};
 
-use crate::kernels::{fma_peak_loop, Fma, Isa, Winograd};
+use crate::kernels::{fma_peak_loop, Fma, Form, Isa, Winograd};
 use crate::pipeline::{run_frame, AlignedBuf, FrameError};
 
 /// Threads of the multi-core measurement.
@@ -40,8 +40,8 @@ pub struct LayerBench {
     pub reference_rows: f64,
     /// Time only the FMA kernel (skip the slow reference and portable runs).
     pub fma_only: bool,
-    /// Time the Winograd kernel too (one and [`THREADS_MULTI`] threads).
-    pub winograd: bool,
+    /// Time the Winograd kernel in this form too (one and [`THREADS_MULTI`] threads).
+    pub winograd: Option<Form>,
 }
 
 /// Times of one layer (or of a sum of layers), in seconds.
@@ -225,7 +225,9 @@ pub fn bench_layers(
 ) -> Result<Vec<LayerTimes>, BenchError> {
     let fma1 = Fma::new();
     let fma2 = Fma::new().with_threads(THREADS_MULTI);
-    let wino1 = Winograd::new().prepare(weights);
+    let wino1 = Winograd::new()
+        .with_form(bench.winograd.unwrap_or(Form::F4))
+        .prepare(weights);
     let wino2 = wino1.clone().with_threads(THREADS_MULTI);
     let mut cur = AlignedBuf::from_slice(image);
     let mut rows = Vec::new();
@@ -249,7 +251,7 @@ pub fn bench_layers(
         row.fma2 = best(bench.reps, || {
             run_layer(&fma2, layer, weights, l, &iv, out, full)
         })?;
-        if bench.winograd {
+        if bench.winograd.is_some() {
             let mut scratch = vec![1.0f32; out.len()];
             row.wino1 = Some(best(bench.reps, || {
                 run_layer(&wino1, layer, weights, l, &iv, &mut scratch, full)

@@ -13,7 +13,7 @@ use alloc::vec::Vec;
 use serde::Serialize;
 
 use crate::bench::{LayerTimes, TiledCheck, THREADS_MULTI};
-use crate::kernels::Isa;
+use crate::kernels::{Form, Isa};
 
 /// How the benchmark ran.
 #[derive(Clone, Debug)]
@@ -32,6 +32,8 @@ pub struct KernelRun {
     pub isa: Isa,
     /// Single-core FMA peak, GFLOP/s.
     pub peak: f64,
+    /// The Winograd kernel's form, when it was timed.
+    pub winograd: Option<Form>,
 }
 
 /// The JSON report.
@@ -58,6 +60,8 @@ pub struct KernelReport {
     layers: Vec<LayerReport>,
     layer0_gflops_1t: Option<f64>,
     layer0_gflops_2t: Option<f64>,
+    /// `F2` or `F4` (`null`: not timed).
+    winograd_form: Option<String>,
     /// Winograd kernel, effective GFLOP/s (direct-convolution FLOPs ÷ time), 1 thread.
     total_gflops_winograd_1t: f64,
     /// Winograd kernel, effective GFLOP/s, [`THREADS_MULTI`] threads.
@@ -183,6 +187,7 @@ impl KernelReport {
             layers,
             layer0_gflops_1t: rows.first().and_then(|r| rate(r.flop, r.fma1)),
             layer0_gflops_2t: rows.first().and_then(|r| rate(r.flop, r.fma2)),
+            winograd_form: run.winograd.map(|f| format!("{f:?}")),
             total_gflops_winograd_1t: num(gflops(totals.flop, secs(totals.wino1))),
             total_gflops_winograd_2t: num(gflops(totals.flop, secs(totals.wino2))),
             winograd_speedup_2t: num(secs(totals.wino1) / secs(totals.wino2)),
@@ -241,6 +246,7 @@ mod tests {
             load: ["0.5 0.4 0.3".to_string(), "0.6 0.4 0.3".to_string()],
             isa: Isa::Scalar,
             peak: 8.0,
+            winograd: Some(Form::F4),
         };
         let totals = LayerTimes::total("total", &rows);
         let r = KernelReport::new(&run, &rows, &totals, None, None);
@@ -257,6 +263,7 @@ mod tests {
         assert_eq!(v["layers"][0]["winograd_gflops_1t"], 8.0);
         assert!(v["layers"][0]["winograd_gflops_2t"].is_null());
         assert_eq!(v["winograd_over_fma_1t"], 2.0);
+        assert_eq!(v["winograd_form"], "F4");
         assert!(v["total_gflops_winograd_2t"].is_null());
     }
 }

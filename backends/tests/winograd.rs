@@ -14,10 +14,11 @@ use tessera_core::rng::SplitMix64;
 use tessera_core::tensor::{copy_overlap, FeatureView, FeatureViewMut};
 use tessera_testkit::MapStore;
 
-/// Stated bound on the error of a Winograd conv sum, relative to `Σ|w·x|` of the output
-/// (measured worst cases over these tests' random layers: see docs/kernels.md).
-const TOL_F2: f64 = 4e-6;
-const TOL_F4: f64 = 2e-5;
+/// Stated bound on the error of a Winograd conv sum, relative to `Σ|w·x|` of the output:
+/// about 4× the worst measured over 3000 random layers (`measure_worst_relative_error`:
+/// F2 5.5e-7, F4 2.2e-5; proptest has found 2.4e-5 for F4), see docs/kernels.md.
+const TOL_F2: f64 = 2e-6;
+const TOL_F4: f64 = 1e-4;
 
 fn tol(form: Form) -> f64 {
     match form {
@@ -301,6 +302,10 @@ fn input_short_of_whole_blocks_is_refused() {
         }
     );
     assert!(layer.run_from(&k, region, blocks).is_ok());
+    // F2 reads only each output's receptive field: the direct dependencies suffice.
+    let f2 = k.with_form(Form::F2);
+    assert_eq!(f2.conv_alignment(&layer.conv, layer.map), 1);
+    assert!(layer.run_from(&f2, region, direct).is_ok());
 }
 
 // ---- tiles == full frame through the executor ----------------------------------------------
@@ -479,5 +484,27 @@ fn yolo_like_stack_3x3_reuse_and_5x5() {
         for (rows, cols) in [(3, 3), (5, 5)] {
             check_grid(&net, form, rows, cols, 11).unwrap();
         }
+    }
+}
+
+/// The worst relative error over 3000 random small layers per form, printed (the figures
+/// behind `TOL_F2`/`TOL_F4`; slow in debug builds, so on demand:
+/// `cargo test -p tessera-backends --features std,simd --test winograd -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn measure_worst_relative_error() {
+    let mut rng = SplitMix64::new(99);
+    for form in [Form::F2, Form::F4] {
+        let k = Winograd::new().with_form(form).with_min_channels(1);
+        let mut worst = 0.0f64;
+        for _ in 0..3000 {
+            let (w, h) = (1 + rng.below(24) as u32, 1 + rng.below(12) as u32);
+            let c = 1 + rng.below(48) as u32;
+            let layer = Layer::new(w, h, c, 1 + rng.below(6) as u32, false, &mut rng);
+            let full = Region::full(w, h);
+            worst = worst.max(layer.worst_relative(&layer.run(&k, full), full));
+        }
+        println!("{form:?}: worst relative error {worst:e}");
+        assert!(worst <= tol(form));
     }
 }

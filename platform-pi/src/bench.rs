@@ -11,7 +11,7 @@ use tessera_backends::bench::{
 };
 use tessera_backends::gen_weights;
 use tessera_backends::kernel_report::{gflops, secs, KernelReport, KernelRun};
-use tessera_backends::kernels::{Fma, Winograd};
+use tessera_backends::kernels::{Fma, Form, Winograd};
 use tessera_backends::model_files::ModelFiles;
 use tessera_core::ftp::FusedStack;
 use tessera_core::model::weights::Weights;
@@ -47,6 +47,9 @@ pub struct Args {
     /// Skip the Winograd kernel (timed by default, 1 and 2 threads, with its own tiled check).
     #[arg(long)]
     pub no_winograd: bool,
+    /// Winograd form of the 3x3 layers: f4 (F(4x4,3x3)) or f2 (F(2x2,3x3)).
+    #[arg(long, default_value = "f4", value_parser = crate::bench_winograd::parse_form)]
+    pub winograd_form: Form,
 }
 
 /// The 1, 5 and 15 minute load averages (Linux), for the record of how busy the machine was.
@@ -80,7 +83,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
         reps: args.reps,
         reference_rows: args.reference_rows,
         fma_only: args.fma_only,
-        winograd: !args.no_winograd,
+        winograd: (!args.no_winograd).then_some(args.winograd_form),
     };
     let rows = bench_layers(&net, &weights, upto, &image, &bench, |l, row| {
         if !args.json {
@@ -96,7 +99,9 @@ pub fn run(args: &Args) -> Result<(), Error> {
     let tiled_wino = if args.no_tiled || args.no_winograd {
         None
     } else {
-        let wino = Winograd::new().prepare(&weights);
+        let wino = Winograd::new()
+            .with_form(args.winograd_form)
+            .prepare(&weights);
         Some(
             tiled_check(&wino, &stack, &weights, &image, args.reps)
                 .context("tiled check (winograd)")?,
@@ -113,13 +118,14 @@ pub fn run(args: &Args) -> Result<(), Error> {
             load: [load, loadavg()],
             isa,
             peak,
+            winograd: (!args.no_winograd).then_some(args.winograd_form),
         };
         let report = KernelReport::new(&run, &rows, &totals, tiled.as_ref(), tiled_wino.as_ref());
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!("load average at the end: {}", loadavg());
         print_summary(peak, &rows, &totals, tiled.as_ref());
-        print_winograd(&totals, tiled_wino.as_ref());
+        print_winograd(args.winograd_form, &totals, tiled_wino.as_ref());
     }
     Ok(())
 }
@@ -237,13 +243,13 @@ fn print_summary(peak: f64, rows: &[LayerTimes], totals: &LayerTimes, tiled: Opt
 
 /// The Winograd kernel's totals (effective GFLOP/s: direct-convolution FLOPs over its time)
 /// and its tiled check.
-fn print_winograd(totals: &LayerTimes, tiled: Option<&TiledCheck>) {
+fn print_winograd(form: Form, totals: &LayerTimes, tiled: Option<&TiledCheck>) {
     let (w1, w2) = (secs(totals.wino1), secs(totals.wino2));
     if !w1.is_finite() {
         return;
     }
     println!(
-        "winograd (F(4x4,3x3) on 3x3 stride-1 layers of >= 16 channels, direct elsewhere): 1 thread {:.1} effective GFLOP/s ({:.2}x fma), {} threads {:.1} ({:.2}x fma, {:.2}x one thread)",
+        "winograd ({form:?} on 3x3 stride-1 layers of >= 16 channels, direct elsewhere): 1 thread {:.1} effective GFLOP/s ({:.2}x fma), {} threads {:.1} ({:.2}x fma, {:.2}x one thread)",
         gflops(totals.flop, w1),
         totals.fma1 / w1,
         THREADS,

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{anyhow, Context, Error};
 
 use tessera_backends::detections_json::to_json;
-use tessera_backends::kernels::{Fma, Winograd};
+use tessera_backends::kernels::{Fma, Form, Winograd};
 use tessera_backends::model_files::ModelFiles;
 use tessera_backends::pipeline::{class_name, PixelBox};
 use tessera_backends::pipeline::{detect_frame, AnyKernel, DetectSetup};
@@ -48,7 +48,8 @@ pub struct Args {
     #[arg(long)]
     pub balanced: bool,
     /// Kernels: `auto` (SIMD where there is a vector path), `simd`, `portable`
-    /// (bit-identical to the reference) or `winograd` (F(4x4,3x3) on 3x3 stride-1 layers).
+    /// (bit-identical to the reference), `winograd` (F(4x4,3x3) on 3x3 stride-1 layers) or
+    /// `winograd-f2` (F(2x2,3x3)).
     #[arg(long, default_value = "auto", value_parser = DetectKernel::parse)]
     pub kernel: DetectKernel,
     /// Threads per conv of the SIMD kernels (results do not depend on it).
@@ -99,7 +100,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
     let mode = if args.reuse { Mode::Reuse } else { Mode::Plain };
     let kernels = match args.kernel {
         DetectKernel::Node(NodeKernel::Portable) => AnyKernel::Portable,
-        DetectKernel::Node(NodeKernel::Simd) | DetectKernel::Winograd => {
+        DetectKernel::Node(NodeKernel::Simd) | DetectKernel::Winograd(_) => {
             AnyKernel::Simd(Fma::new().with_threads(args.threads))
         }
     };
@@ -119,9 +120,12 @@ pub fn run(args: &Args) -> Result<(), Error> {
         thresh: args.thresh,
         nms: args.nms,
     };
-    let (frame, name) = if args.kernel == DetectKernel::Winograd {
+    let (frame, name) = if let DetectKernel::Winograd(form) = args.kernel {
         let weights = Weights::new(&net, all, &params).context("viewing the weights")?;
-        let wino = Winograd::new().with_threads(args.threads).prepare(&weights);
+        let wino = Winograd::new()
+            .with_form(form)
+            .with_threads(args.threads)
+            .prepare(&weights);
         let frame = detect_frame(&wino, &net, &params, &input, (img.w, img.h), &setup)?;
         (frame, winograd_name(&wino))
     } else {
@@ -191,19 +195,20 @@ pub fn run(args: &Args) -> Result<(), Error> {
 pub enum DetectKernel {
     /// `auto`, `portable` or `simd`.
     Node(NodeKernel),
-    /// `winograd`.
-    Winograd,
+    /// `winograd` (F4) or `winograd-f2`.
+    Winograd(Form),
 }
 
 impl DetectKernel {
-    /// Parses `winograd` or a node kernel name.
+    /// Parses `winograd`, `winograd-f2` or a node kernel name.
     pub fn parse(s: &str) -> Result<DetectKernel, String> {
-        if s == "winograd" {
-            return Ok(DetectKernel::Winograd);
+        match s {
+            "winograd" => Ok(DetectKernel::Winograd(Form::F4)),
+            "winograd-f2" => Ok(DetectKernel::Winograd(Form::F2)),
+            _ => NodeKernel::parse(s)
+                .map(DetectKernel::Node)
+                .map_err(|e| format!("{e}, winograd or winograd-f2")),
         }
-        NodeKernel::parse(s)
-            .map(DetectKernel::Node)
-            .map_err(|e| format!("{e} or winograd"))
     }
 }
 

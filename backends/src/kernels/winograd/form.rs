@@ -44,6 +44,18 @@ impl Form {
         self.alpha() * self.alpha()
     }
 
+    /// The output alignment tiles need ([`Kernels::conv_alignment`]): `m` for F4, whose block
+    /// values depend on the whole input window; 1 for F2, whose outputs depend only on their
+    /// own receptive fields (see the module docs).
+    ///
+    /// [`Kernels::conv_alignment`]: tessera_core::kernel::Kernels::conv_alignment
+    pub const fn alignment(self) -> u32 {
+        match self {
+            Form::F2 => 1,
+            Form::F4 => 4,
+        }
+    }
+
     /// Direct-convolution multiplications per Winograd product: `(m² · 9) / α²` (2.25 for F2,
     /// 4 for F4).
     pub fn mult_saving(self) -> f64 {

@@ -11,15 +11,29 @@
 //!
 //! # Tiles stay bit-identical
 //!
-//! A block's values depend (through rounding) on its whole input window, not only on each
-//! output's 3×3 receptive field. So a call computes every block its output region touches,
-//! whole, exactly as the full frame does, and needs the input of those whole blocks:
-//! [`Kernels::conv_alignment`] reports `m`, and a plan made from
-//! [`FusedStack::aligned`](tessera_core::ftp::FusedStack::aligned) rounds each such layer's
-//! output region out to the block grid before taking its input region. A call whose input
-//! view misses part of that is refused with [`KernelError::InputTooSmall`]. Each value is
-//! computed by one thread with the same operations whatever the region, chunk, thread count
-//! or instruction set (`isa`), so tiled == full frame and `n` threads == one, bit for bit.
+//! An output's value depends on where it sits in its block (each of the `m × m` positions is
+//! a different sum), so blocks are anchored to the map, and a call computes every block its
+//! output region touches, whole, exactly as the full frame does.
+//!
+//! With F4, a block's values also depend (through rounding) on its whole 6×6 input window,
+//! not only on each output's 3×3 receptive field (F4's `Aᵀ` rows mix all of `M`'s rows, whose
+//! `Bᵀ` rows mix inputs outside the field; in exact arithmetic those terms cancel, in floating
+//! point they leave rounding). So an F4 call needs the input of the whole blocks:
+//! [`Kernels::conv_alignment`] reports 4, and a plan made from
+//! [`FusedStack::aligned`](tessera_core::ftp::FusedStack::aligned) rounds each F4 layer's
+//! output region out to the block grid before taking its input region; a call whose input
+//! view misses part of it is refused with [`KernelError::InputTooSmall`]. That widens tiles
+//! (`tessera bench winograd` measures by how much).
+//!
+//! F2 needs no alignment: each row of its `Bᵀ` and `Aᵀ` touches only inputs of the outputs it
+//! serves (output row 0 reads `Bᵀ` rows 0–2, which read input rows 0–2; output row 1 reads
+//! rows 1–3, which read input rows 1–3), so every output is computed from its own receptive
+//! field only, even in floating point. Inputs of a block outside the view are read as zero
+//! and reach only outputs outside the region. F2 tiles plan exactly as direct ones.
+//!
+//! Each value is computed by one thread with the same operations whatever the region, chunk,
+//! thread count or instruction set (`isa`), so tiled == full frame and `n` threads == one, bit
+//! for bit.
 //!
 //! # Numerics
 //!
@@ -254,7 +268,7 @@ impl Kernels for Winograd<'_> {
         if region.is_empty() {
             return Ok(());
         }
-        let needed = aligned_input_region(conv, map, form.m() as u32, region)
+        let needed = aligned_input_region(conv, map, form.alignment(), region)
             .ok_or(KernelError::OutputOutsideMap)?;
         if !input.region().covers(&needed) {
             return Err(KernelError::InputTooSmall {
@@ -277,7 +291,7 @@ impl Kernels for Winograd<'_> {
     }
 
     fn conv_alignment(&self, conv: &Conv, map: Shape) -> u32 {
-        self.form_for(conv, map).map_or(1, |f| f.m() as u32)
+        self.form_for(conv, map).map_or(1, |f| f.alignment())
     }
 }
 
