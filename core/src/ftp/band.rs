@@ -130,6 +130,7 @@ pub fn bands_over<'s, 'n>(
         out,
         own: plan.output(layer),
         next: out.y.start,
+        anchored: stack.alignment(layer) > 1,
     }
 }
 
