@@ -85,14 +85,26 @@ fn input_form<const M: usize, const A: usize>(job: InputJob<'_, '_>) {
             }
             let row = job.input.row(c as u32, y as u32);
             let (xs, xe) = (vr.x.start as i64, vr.x.end.min(g.in_w as u32) as i64);
-            for j in 0..g.ncp {
-                for q in 0..m {
-                    let x = x_first + (j * m + q) as i64;
-                    dst[q * g.ncp + j] = if x >= xs && x < xe {
-                        row[(x - xs) as usize]
+            for q in 0..m {
+                // Phase q holds columns x = x_first + j·m + q: those in [xs, xe) come from the
+                // row (j in [lo, hi)), the rest are zeros.
+                let first = |bound: i64| {
+                    let d = bound - x_first - q as i64;
+                    (if d <= 0 {
+                        0
                     } else {
-                        0.0
-                    };
+                        (d + m as i64 - 1) / m as i64
+                    })
+                    .min(g.ncp as i64) as usize
+                };
+                let (lo, hi) = (first(xs), first(xe).max(first(xs)));
+                let ph = &mut dst[q * g.ncp..][..g.ncp];
+                ph[..lo].fill(0.0);
+                ph[hi..].fill(0.0);
+                // x of j = lo, at or right of xs.
+                let start = (x_first + (q + lo * m) as i64 - xs).max(0) as usize;
+                for (j, v) in ph[lo..hi].iter_mut().enumerate() {
+                    *v = row[start + j * m];
                 }
             }
         }
