@@ -173,20 +173,22 @@ fn g(form: Form) -> &'static [[f64; 3]] {
     }
 }
 
-/// `U = G g Gᵀ` of one 3×3 filter `g` (row-major, `g[ky·3 + kx]`), computed in f64 and
-/// rounded once; written to `u[ξr·α + ξc]`.
+/// `U = G g Gᵀ` of one 3×3 filter `g` (row-major, `g[ky·3 + kx]`), computed in f64 (`G g`
+/// first) and rounded once; written to `u[ξr·α + ξc]`.
 pub(super) fn filter(form: Form, kernel: &[f32], u: &mut [f32]) {
     let g = g(form);
     let a = form.alpha();
-    for (xr, gr) in g.iter().enumerate() {
+    let mut gk = [[0.0f64; 3]; AMAX];
+    for (row, gr) in gk.iter_mut().zip(g) {
+        for (kx, v) in row.iter_mut().enumerate() {
+            *v = (0..3)
+                .map(|ky| gr[ky] * f64::from(kernel[ky * 3 + kx]))
+                .sum();
+        }
+    }
+    for (xr, row) in gk.iter().enumerate().take(a) {
         for (xc, gc) in g.iter().enumerate() {
-            let mut s = 0.0f64;
-            for ky in 0..3 {
-                for kx in 0..3 {
-                    s += gr[ky] * gc[kx] * f64::from(kernel[ky * 3 + kx]);
-                }
-            }
-            u[xr * a + xc] = s as f32;
+            u[xr * a + xc] = (0..3).map(|kx| row[kx] * gc[kx]).sum::<f64>() as f32;
         }
     }
 }
