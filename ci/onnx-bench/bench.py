@@ -174,15 +174,18 @@ def main():
     print(f"yolov2-608 layers [0, {args.upto}): {flop / 1e9:.2f} GFLOP, output {c}x{h}x{w}, "
           f"max |output| {scale:.4g}; onnxruntime {ort.__version__}, numpy {np.__version__}")
     ok = True
-    for kernel, grid in (("simd", []), ("winograd", []), ("winograd", ["--grid", "3x3", "--reuse"])):
-        dump = os.path.join(args.workdir, f"out-{kernel}.raw")
+    reuse = ["--grid", "3x3", "--reuse"]
+    runs = (("simd", []), ("winograd", []), ("winograd", reuse), ("winograd-f2", []),
+            ("winograd-f2", reuse))
+    for kernel, grid in runs:
+        dump = os.path.join(args.workdir, f"out-{kernel}{len(grid)}.raw")
         tessera(args, "layers", "--weights", wpath, "--input-raw", ipath, "--upto",
                 str(args.upto), "--kernel", kernel, "--dump", dump, *grid)
         got = np.fromfile(dump, "<f4").reshape(c, h, w)
         err = float(np.abs(got - want).max()) / scale
         good = err <= TOLERANCE
         ok &= good
-        print(f"check {kernel:8} {' '.join(grid) or 'full frame':15}: max |tessera - onnxruntime| "
+        print(f"check {kernel:11} {' '.join(grid) or 'full frame':17}: max |tessera - onnxruntime| "
               f"= {err:.2e} of max |output| ({'ok' if good else 'OVER'} the {TOLERANCE:g} tolerance)")
 
     # Speed, one run: onnxruntime on 1 and 2 threads, then Tessera's kernel bench.
