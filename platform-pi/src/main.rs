@@ -12,8 +12,8 @@ use clap::{Parser, Subcommand};
 use tessera_backends::model_files::ModelFiles;
 use tessera_backends::weights_writer::write_weights;
 use tessera_pi::{
-    bench, bench_cluster, bench_winograd, check, coded_demo, demo, detect, edge, gateway, keygen,
-    layers,
+    bench, bench_cluster, bench_transport, bench_winograd, check, coded_demo, demo, detect, edge,
+    gateway, keygen, layers,
 };
 
 /// Tessera: run a CNN across a cluster of small devices.
@@ -73,6 +73,9 @@ enum Bench {
     /// Winograd kernels: per-layer worst error against exact sums (and the direct kernel's),
     /// and how much block-aligned tiles grow the overlap (3x3, 5x5, plain and reuse).
     Winograd(bench_winograd::Args),
+    /// The TCP link against datagrams on a lossy wire (smoltcp, virtual time): messages in
+    /// time and latency per size and loss.
+    Transport(bench_transport::Args),
 }
 
 fn main() -> ExitCode {
@@ -104,6 +107,7 @@ fn main() -> ExitCode {
         Command::Bench(Bench::Cluster(args)) => bench_cluster::run(&args),
         Command::Bench(Bench::Kernels(args)) => bench::run(&args),
         Command::Bench(Bench::Winograd(args)) => bench_winograd::run(&args),
+        Command::Bench(Bench::Transport(args)) => bench_transport::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -638,11 +638,12 @@ impl CodedModel {
                 }
             }
         } else {
-            let floats: Vec<Option<Vec<f32>>> = usable
+            // The results' words are the values' bits: viewed, not copied (a gateway decodes
+            // layers of megabytes, a microcontroller's among them).
+            let views: Vec<Option<&[f32]>> = usable
                 .iter()
-                .map(|r| r.map(|r| r.iter().map(|&w| f32::from_bits(w)).collect()))
+                .map(|r| r.map(bytemuck::cast_slice::<u32, f32>))
                 .collect();
-            let views: Vec<Option<&[f32]>> = floats.iter().map(|r| r.as_deref()).collect();
             self.assemble(p, &views, cols, decode, &mut pre)?;
         }
         for v in pre.iter_mut() {
