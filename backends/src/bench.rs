@@ -25,7 +25,7 @@ use tessera_core::model::{Layer, LayerKind, Network};
 use tessera_core::region::{Region, Span};
 use tessera_core::tensor::{FeatureView, FeatureViewMut, ViewError};
 
-use crate::kernels::{fma_peak_loop, Fma, Isa};
+use crate::kernels::{fma_peak_loop, Fma, Form, Isa, Winograd};
 use crate::pipeline::{run_frame, AlignedBuf, FrameError};
 
 /// Threads of the multi-core measurement.
@@ -40,6 +40,8 @@ pub struct LayerBench {
     pub reference_rows: f64,
     /// Time only the FMA kernel (skip the slow reference and portable runs).
     pub fma_only: bool,
+    /// Time the Winograd kernel in this form too (one and [`THREADS_MULTI`] threads).
+    pub winograd: Option<Form>,
 }
 
 /// Times of one layer (or of a sum of layers), in seconds.
@@ -57,6 +59,10 @@ pub struct LayerTimes {
     pub fma1: f64,
     /// FMA kernel, [`THREADS_MULTI`] threads.
     pub fma2: f64,
+    /// Winograd kernel (direct FMA on the layers it does not transform), one thread.
+    pub wino1: Option<f64>,
+    /// Winograd kernel, [`THREADS_MULTI`] threads.
+    pub wino2: Option<f64>,
 }
 
 impl LayerTimes {
@@ -70,6 +76,8 @@ impl LayerTimes {
             portable: opt(|r| r.portable),
             fma1: rows.iter().map(|r| r.fma1).sum(),
             fma2: rows.iter().map(|r| r.fma2).sum(),
+            wino1: opt(|r| r.wino1),
+            wino2: opt(|r| r.wino2),
         }
     }
 }
@@ -217,6 +225,10 @@ pub fn bench_layers(
 ) -> Result<Vec<LayerTimes>, BenchError> {
     let fma1 = Fma::new();
     let fma2 = Fma::new().with_threads(THREADS_MULTI);
+    let wino1 = Winograd::new()
+        .with_form(bench.winograd.unwrap_or(Form::F4))
+        .prepare(weights);
+    let wino2 = wino1.clone().with_threads(THREADS_MULTI);
     let mut cur = AlignedBuf::from_slice(image);
     let mut rows = Vec::new();
     for (l, layer) in net.layers().iter().take(upto).enumerate() {
@@ -239,6 +251,15 @@ pub fn bench_layers(
         row.fma2 = best(bench.reps, || {
             run_layer(&fma2, layer, weights, l, &iv, out, full)
         })?;
+        if bench.winograd.is_some() {
+            let mut scratch = vec![1.0f32; out.len()];
+            row.wino1 = Some(best(bench.reps, || {
+                run_layer(&wino1, layer, weights, l, &iv, &mut scratch, full)
+            })?);
+            row.wino2 = Some(best(bench.reps, || {
+                run_layer(&wino2, layer, weights, l, &iv, &mut scratch, full)
+            })?);
+        }
         if !bench.fma_only {
             let mut scratch = vec![1.0f32; out.len()];
             row.portable = Some(best(bench.reps.min(2), || {
@@ -259,10 +280,10 @@ pub fn bench_layers(
     Ok(rows)
 }
 
-/// Runs `input` through `stack` whole and as a 3×3 grid with reuse (FMA `k`), best of `reps`
-/// each; refuses outputs that differ in any bit.
-pub fn tiled_check(
-    k: &Fma,
+/// Runs `input` through `stack` whole and as a 3×3 grid with reuse (kernels `k`, the stack
+/// aligned to them), best of `reps` each; refuses outputs that differ in any bit.
+pub fn tiled_check<K: Kernels>(
+    k: &K,
     stack: &FusedStack<'_>,
     weights: &Weights<'_>,
     input: &[f32],

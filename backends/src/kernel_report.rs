@@ -1,7 +1,8 @@
 //! The kernel benchmark's figures as one JSON object (`tessera bench kernels --json`): GFLOP/s
 //! per layer and in total for each kernel, from [`crate::bench`]'s measured times. A layer's
-//! GFLOP/s is `2·MACs / time`. Figures keep four decimals; a kernel that was not measured (or a
-//! layer without FLOPs, a max pool) is `null`.
+//! GFLOP/s is `2·MACs / time`; for the Winograd kernel that is its effective rate (the direct
+//! convolution's FLOPs over its time: it performs fewer). Figures keep four decimals; a kernel
+//! that was not measured (or a layer without FLOPs, a max pool) is `null`.
 
 extern crate alloc;
 
@@ -12,7 +13,7 @@ use alloc::vec::Vec;
 use serde::Serialize;
 
 use crate::bench::{LayerTimes, TiledCheck, THREADS_MULTI};
-use crate::kernels::Isa;
+use crate::kernels::{Form, Isa};
 
 /// How the benchmark ran.
 #[derive(Clone, Debug)]
@@ -31,6 +32,8 @@ pub struct KernelRun {
     pub isa: Isa,
     /// Single-core FMA peak, GFLOP/s.
     pub peak: f64,
+    /// The Winograd kernel's form, when it was timed.
+    pub winograd: Option<Form>,
 }
 
 /// The JSON report.
@@ -57,8 +60,19 @@ pub struct KernelReport {
     layers: Vec<LayerReport>,
     layer0_gflops_1t: Option<f64>,
     layer0_gflops_2t: Option<f64>,
+    /// `F2` or `F4` (`null`: not timed).
+    winograd_form: Option<String>,
+    /// Winograd kernel, effective GFLOP/s (direct-convolution FLOPs ÷ time), 1 thread.
+    total_gflops_winograd_1t: f64,
+    /// Winograd kernel, effective GFLOP/s, [`THREADS_MULTI`] threads.
+    total_gflops_winograd_2t: f64,
+    winograd_speedup_2t: f64,
+    winograd_over_fma_1t: f64,
+    winograd_over_fma_2t: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     tiled: Option<TiledReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tiled_winograd: Option<TiledReport>,
 }
 
 /// One layer's figures.
@@ -77,6 +91,10 @@ struct LayerReport {
     time_1t_s: f64,
     time_2t_s: f64,
     time_portable_s: f64,
+    winograd_gflops_1t: Option<f64>,
+    winograd_gflops_2t: Option<f64>,
+    winograd_time_1t_s: f64,
+    winograd_time_2t_s: f64,
 }
 
 /// The tiled run against the full frame.
@@ -119,6 +137,7 @@ impl KernelReport {
         rows: &[LayerTimes],
         totals: &LayerTimes,
         tiled: Option<&TiledCheck>,
+        tiled_winograd: Option<&TiledCheck>,
     ) -> KernelReport {
         let peak = run.peak;
         let g1 = gflops(totals.flop, totals.fma1);
@@ -139,6 +158,10 @@ impl KernelReport {
                 time_1t_s: num(r.fma1),
                 time_2t_s: num(r.fma2),
                 time_portable_s: num(secs(r.portable)),
+                winograd_gflops_1t: rate(r.flop, secs(r.wino1)),
+                winograd_gflops_2t: rate(r.flop, secs(r.wino2)),
+                winograd_time_1t_s: num(secs(r.wino1)),
+                winograd_time_2t_s: num(secs(r.wino2)),
             })
             .collect();
         let [loadavg_start, loadavg_end] = run.load.clone();
@@ -164,16 +187,29 @@ impl KernelReport {
             layers,
             layer0_gflops_1t: rows.first().and_then(|r| rate(r.flop, r.fma1)),
             layer0_gflops_2t: rows.first().and_then(|r| rate(r.flop, r.fma2)),
-            tiled: tiled.map(|t| TiledReport {
-                grid: "3x3",
-                reuse: true,
-                threads: 1,
-                full_s: num(t.full),
-                tiled_s: num(t.tiled),
-                time_ratio: num(t.time_ratio()),
-                flop_ratio: num(t.flop_ratio),
-                ok: t.within_bound(),
-            }),
+            winograd_form: run.winograd.map(|f| format!("{f:?}")),
+            total_gflops_winograd_1t: num(gflops(totals.flop, secs(totals.wino1))),
+            total_gflops_winograd_2t: num(gflops(totals.flop, secs(totals.wino2))),
+            winograd_speedup_2t: num(secs(totals.wino1) / secs(totals.wino2)),
+            winograd_over_fma_1t: num(totals.fma1 / secs(totals.wino1)),
+            winograd_over_fma_2t: num(totals.fma2 / secs(totals.wino2)),
+            tiled: tiled.map(TiledReport::of),
+            tiled_winograd: tiled_winograd.map(TiledReport::of),
+        }
+    }
+}
+
+impl TiledReport {
+    fn of(t: &TiledCheck) -> TiledReport {
+        TiledReport {
+            grid: "3x3",
+            reuse: true,
+            threads: 1,
+            full_s: num(t.full),
+            tiled_s: num(t.tiled),
+            time_ratio: num(t.time_ratio()),
+            flop_ratio: num(t.flop_ratio),
+            ok: t.within_bound(),
         }
     }
 }
@@ -193,6 +229,8 @@ mod tests {
             portable: Some(2.0),
             fma1: 0.5,
             fma2: 0.25,
+            wino1: Some(0.25),
+            wino2: None,
         };
         let pool = LayerTimes {
             name: "max 2x2/2".to_string(),
@@ -208,9 +246,10 @@ mod tests {
             load: ["0.5 0.4 0.3".to_string(), "0.6 0.4 0.3".to_string()],
             isa: Isa::Scalar,
             peak: 8.0,
+            winograd: Some(Form::F4),
         };
         let totals = LayerTimes::total("total", &rows);
-        let r = KernelReport::new(&run, &rows, &totals, None);
+        let r = KernelReport::new(&run, &rows, &totals, None, None);
         let v = serde_json::to_value(&r).unwrap();
         assert_eq!(v["layers"][0]["gflops_1t"], 4.0);
         assert_eq!(v["layers"][0]["fraction_of_peak_1t"], 0.5);
@@ -221,5 +260,10 @@ mod tests {
         assert_eq!(v["speedup_2t"], 2.0);
         assert_eq!(v["layer0_gflops_2t"], 8.0);
         assert!(v.get("tiled").is_none());
+        assert_eq!(v["layers"][0]["winograd_gflops_1t"], 8.0);
+        assert!(v["layers"][0]["winograd_gflops_2t"].is_null());
+        assert_eq!(v["winograd_over_fma_1t"], 2.0);
+        assert_eq!(v["winograd_form"], "F4");
+        assert!(v["total_gflops_winograd_2t"].is_null());
     }
 }

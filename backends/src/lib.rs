@@ -33,8 +33,10 @@
 //!   virtual-time measurements.
 //! - `transport_bench` (features `alloc` + `smoltcp`): the TCP link against datagrams under
 //!   packet loss, two smoltcp nodes in virtual time (`tessera bench transport`).
-//! - `kernels` (feature `simd`): FMA conv kernels (AVX2+FMA, NEON), multi-core with `std`;
-//!   `unsafe` is allowed only in its arch modules.
+//! - `kernels` (feature `simd`): FMA conv kernels (AVX2+FMA, NEON), multi-core with `std`,
+//!   and Winograd kernels for 3×3 stride-1 convs; `unsafe` is allowed only in its arch
+//!   modules. `winograd_report` (features `std` + `simd`): the Winograd kernels' measured
+//!   errors and tile overlap.
 #![no_std]
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -98,6 +100,8 @@ pub mod transport_bench;
 pub mod weights_file;
 #[cfg(feature = "std")]
 pub mod weights_writer;
+#[cfg(all(feature = "std", feature = "simd"))]
+pub mod winograd_report;
 
 #[cfg(feature = "simd")]
 pub mod kernels;

@@ -4,19 +4,14 @@
 
 use proptest::prelude::*;
 use tessera_backends::kernels::{Fma, Isa};
-use tessera_core::exec::{run_tile, TileJob};
-use tessera_core::ftp::{FusedStack, Grid, MemoryPlan, Mode, Partition, TilePlan};
+use tessera_core::ftp::{FusedStack, Grid, Mode, Partition};
 use tessera_core::kernel::{input_span, KernelError, Kernels, Reference};
-use tessera_core::model::weights::{param_count, BatchNorm, ConvParams, Weights};
-use tessera_core::model::{Activation, Conv, LayerKind, MaxPool, Network, Shape};
+use tessera_core::model::weights::{BatchNorm, ConvParams, Weights};
+use tessera_core::model::{Activation, Conv, MaxPool, Shape};
 use tessera_core::region::{Region, Span};
 use tessera_core::rng::SplitMix64;
 use tessera_core::tensor::{copy_overlap, FeatureView, FeatureViewMut};
-use tessera_testkit::MapStore;
-
-fn same_bits(a: &[f32], b: &[f32]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
-}
+use tessera_testkit::tiles::{build, net_params, same_bits, tiled, Spec};
 
 /// The kernels under test: every instruction set this machine runs (the scalar path first,
 /// then e.g. AVX2 and the AVX-512 code on its 16-lane software vector, or NEON).
@@ -361,92 +356,6 @@ fn errors_match_the_reference() {
 }
 
 // ---- tiles == full frame through the executor ----------------------------------------------
-
-/// (k, stride, filters) of a conv, or None for a 2×2/2 max pool.
-type Spec = Option<(u32, u32, u32)>;
-
-fn build(w: u32, h: u32, c: u32, specs: &[Spec]) -> Network {
-    let mut net = Network::new(Shape::new(w, h, c)).unwrap();
-    for s in specs {
-        let kind = match *s {
-            Some((k, stride, filters)) => LayerKind::Conv(Conv {
-                filters,
-                size: k,
-                stride,
-                pad: k / 2,
-                batch_norm: true,
-                activation: Activation::Leaky,
-            }),
-            None => LayerKind::MaxPool(MaxPool {
-                size: 2,
-                stride: 2,
-                pad: 1,
-            }),
-        };
-        if net.push(kind).is_err() {
-            break;
-        }
-    }
-    net
-}
-
-fn net_params(net: &Network, upto: usize, rng: &mut SplitMix64) -> Vec<f32> {
-    let mut v = Vec::with_capacity(param_count(net, upto).unwrap());
-    for l in &net.layers()[..upto] {
-        if let Some(c) = l.conv() {
-            let n = c.filters as usize;
-            v.extend((0..n).map(|_| rng.uniform_f32(-1.0, 1.0)));
-            v.extend((0..n).map(|_| rng.uniform_f32(-1.0, 1.0) + 1.5));
-            v.extend((0..n).map(|_| rng.uniform_f32(-1.0, 1.0) * 0.5));
-            v.extend((0..n).map(|_| rng.uniform_f32(-1.0, 1.0).abs() + 0.1));
-            v.extend((0..c.weight_count(l.input.c).unwrap()).map(|_| rng.uniform_f32(-1.0, 1.0)));
-        }
-    }
-    v
-}
-
-/// Runs every tile of `grid` (schedule order) with `k` and stitches the outputs.
-fn tiled<K: Kernels>(
-    k: &K,
-    stack: &FusedStack<'_>,
-    grid: &Grid,
-    mode: Mode,
-    w: &Weights<'_>,
-    input: &[f32],
-) -> Vec<f32> {
-    let (ishape, oshape) = (stack.input(), stack.output());
-    let full_in = FeatureView::new(input, Region::full(ishape.w, ishape.h), ishape.c).unwrap();
-    let mem = MemoryPlan::new(stack, grid, mode).unwrap();
-    let mut store = MapStore::default();
-    let mut result = vec![f32::NAN; oshape.elements().unwrap()];
-    let mut a = vec![f32::NAN; mem.tile_buffer_elems];
-    let mut b = vec![f32::NAN; mem.tile_buffer_elems];
-    let mut out = vec![f32::NAN; mem.tile_output_elems];
-    for t in grid.schedule() {
-        let plan = TilePlan::new(stack, grid, t, mode).unwrap();
-        let mut own = vec![0.0; mem.tile_input_elems];
-        let mut iv = FeatureViewMut::new(&mut own, plan.input(0), ishape.c).unwrap();
-        copy_overlap(&full_in, &mut iv);
-        let got = run_tile(
-            TileJob {
-                kernels: k,
-                stack,
-                weights: w,
-                plan: &plan,
-                input: &iv.as_view(),
-                buf_a: &mut a,
-                buf_b: &mut b,
-                strips: &mut store,
-            },
-            &mut out,
-        )
-        .unwrap();
-        let mut rv =
-            FeatureViewMut::new(&mut result, Region::full(oshape.w, oshape.h), oshape.c).unwrap();
-        copy_overlap(&got, &mut rv);
-    }
-    result
-}
 
 fn spec() -> impl Strategy<Value = Spec> {
     prop_oneof![

@@ -11,7 +11,7 @@ use tessera_backends::bench::{
 };
 use tessera_backends::gen_weights;
 use tessera_backends::kernel_report::{gflops, secs, KernelReport, KernelRun};
-use tessera_backends::kernels::Fma;
+use tessera_backends::kernels::{Fma, Form, Winograd};
 use tessera_backends::model_files::ModelFiles;
 use tessera_core::ftp::FusedStack;
 use tessera_core::model::weights::Weights;
@@ -44,6 +44,12 @@ pub struct Args {
     /// Time only the FMA kernel (skip the slow reference and portable runs).
     #[arg(long)]
     pub fma_only: bool,
+    /// Skip the Winograd kernel (timed by default, 1 and 2 threads, with its own tiled check).
+    #[arg(long)]
+    pub no_winograd: bool,
+    /// Winograd form of the 3x3 layers: f4 (F(4x4,3x3)) or f2 (F(2x2,3x3)).
+    #[arg(long, default_value = "f4", value_parser = crate::bench_winograd::parse_form)]
+    pub winograd_form: Form,
 }
 
 /// The 1, 5 and 15 minute load averages (Linux), for the record of how busy the machine was.
@@ -77,6 +83,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
         reps: args.reps,
         reference_rows: args.reference_rows,
         fma_only: args.fma_only,
+        winograd: (!args.no_winograd).then_some(args.winograd_form),
     };
     let rows = bench_layers(&net, &weights, upto, &image, &bench, |l, row| {
         if !args.json {
@@ -89,6 +96,17 @@ pub fn run(args: &Args) -> Result<(), Error> {
     } else {
         Some(tiled_check(&fma, &stack, &weights, &image, args.reps).context("tiled check")?)
     };
+    let tiled_wino = if args.no_tiled || args.no_winograd {
+        None
+    } else {
+        let wino = Winograd::new()
+            .with_form(args.winograd_form)
+            .prepare(&weights);
+        Some(
+            tiled_check(&wino, &stack, &weights, &image, args.reps)
+                .context("tiled check (winograd)")?,
+        )
+    };
     peak = peak.max(peak_gflops(isa));
     let totals = LayerTimes::total("total", &rows);
     if args.json {
@@ -100,12 +118,14 @@ pub fn run(args: &Args) -> Result<(), Error> {
             load: [load, loadavg()],
             isa,
             peak,
+            winograd: (!args.no_winograd).then_some(args.winograd_form),
         };
-        let report = KernelReport::new(&run, &rows, &totals, tiled.as_ref());
+        let report = KernelReport::new(&run, &rows, &totals, tiled.as_ref(), tiled_wino.as_ref());
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!("load average at the end: {}", loadavg());
         print_summary(peak, &rows, &totals, tiled.as_ref());
+        print_winograd(args.winograd_form, &totals, tiled_wino.as_ref());
     }
     Ok(())
 }
@@ -113,7 +133,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
 fn print_row(l: usize, r: &LayerTimes, peak: f64) {
     if l == 0 {
         println!(
-            "{:>5} {:<27} {:>6} | {:>9} {:>9} | {:>9} {:>6} {:>6} | {:>9} {:>6} | {:>8} {:>8}",
+            "{:>5} {:<27} {:>6} | {:>9} {:>9} | {:>9} {:>6} {:>6} | {:>9} {:>6} | {:>8} {:>8} | {:>7} {:>7}",
             "layer",
             "",
             "GFLOP",
@@ -125,7 +145,9 @@ fn print_row(l: usize, r: &LayerTimes, peak: f64) {
             "fma 2t",
             "x1t",
             "ms 1t",
-            "ms 2t"
+            "ms 2t",
+            "wino 1t",
+            "wino 2t"
         );
     }
     let label = if l == usize::MAX {
@@ -135,7 +157,7 @@ fn print_row(l: usize, r: &LayerTimes, peak: f64) {
     };
     if r.flop == 0.0 {
         println!(
-            "{label:>5} {:<27} {:>6} | {:>9} {:>9} | {:>9} {:>6} {:>6} | {:>9} {:>6} | {:>8.2} {:>8.2}",
+            "{label:>5} {:<27} {:>6} | {:>9} {:>9} | {:>9} {:>6} {:>6} | {:>9} {:>6} | {:>8.2} {:>8.2} | {:>7} {:>7}",
             r.name,
             "-",
             "-",
@@ -146,13 +168,15 @@ fn print_row(l: usize, r: &LayerTimes, peak: f64) {
             "-",
             format!("{:.2}", r.fma1 / r.fma2),
             r.fma1 * 1e3,
-            r.fma2 * 1e3
+            r.fma2 * 1e3,
+            fig(secs(r.wino1) * 1e3, 2, "ms"),
+            fig(secs(r.wino2) * 1e3, 2, "ms")
         );
         return;
     }
     let g1 = gflops(r.flop, r.fma1);
     println!(
-        "{label:>5} {:<27} {:>6.2} | {:>9} {:>9} | {:>9.1} {:>5.0}% {:>6} | {:>9.1} {:>5.2}x | {:>8.2} {:>8.2}",
+        "{label:>5} {:<27} {:>6.2} | {:>9} {:>9} | {:>9.1} {:>5.0}% {:>6} | {:>9.1} {:>5.2}x | {:>8.2} {:>8.2} | {:>7} {:>7}",
         r.name,
         r.flop / 1e9,
         fig(gflops(r.flop, secs(r.reference)), 1, ""),
@@ -163,7 +187,9 @@ fn print_row(l: usize, r: &LayerTimes, peak: f64) {
         gflops(r.flop, r.fma2),
         r.fma1 / r.fma2,
         r.fma1 * 1e3,
-        r.fma2 * 1e3
+        r.fma2 * 1e3,
+        fig(gflops(r.flop, secs(r.wino1)), 1, ""),
+        fig(gflops(r.flop, secs(r.wino2)), 1, "")
     );
 }
 
@@ -206,6 +232,34 @@ fn print_summary(peak: f64, rows: &[LayerTimes], totals: &LayerTimes, tiled: Opt
     if let Some(t) = tiled {
         println!(
             "tiled check (fma, 1 thread): 3x3 grid with reuse {:.1} ms vs full frame {:.1} ms: time ratio {:.3}, FLOP ratio {:.3} -> {} (bound: FLOP ratio + 0.10); outputs equal bit for bit",
+            t.tiled * 1e3,
+            t.full * 1e3,
+            t.time_ratio(),
+            t.flop_ratio,
+            if t.within_bound() { "ok" } else { "OVER" }
+        );
+    }
+}
+
+/// The Winograd kernel's totals (effective GFLOP/s: direct-convolution FLOPs over its time)
+/// and its tiled check.
+fn print_winograd(form: Form, totals: &LayerTimes, tiled: Option<&TiledCheck>) {
+    let (w1, w2) = (secs(totals.wino1), secs(totals.wino2));
+    if !w1.is_finite() {
+        return;
+    }
+    println!(
+        "winograd ({form:?} on 3x3 stride-1 layers of >= 16 channels, direct elsewhere): 1 thread {:.1} effective GFLOP/s ({:.2}x fma), {} threads {:.1} ({:.2}x fma, {:.2}x one thread)",
+        gflops(totals.flop, w1),
+        totals.fma1 / w1,
+        THREADS,
+        gflops(totals.flop, w2),
+        totals.fma2 / w2,
+        w1 / w2
+    );
+    if let Some(t) = tiled {
+        println!(
+            "tiled check (winograd, 1 thread): 3x3 grid with reuse {:.1} ms vs full frame {:.1} ms: time ratio {:.3}, FLOP ratio {:.3} -> {} (bound: FLOP ratio + 0.10); outputs equal bit for bit",
             t.tiled * 1e3,
             t.full * 1e3,
             t.time_ratio(),

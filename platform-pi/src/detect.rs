@@ -7,12 +7,13 @@ use std::path::PathBuf;
 use anyhow::{anyhow, Context, Error};
 
 use tessera_backends::detections_json::to_json;
-use tessera_backends::kernels::Fma;
+use tessera_backends::kernels::{Fma, Form, Winograd};
 use tessera_backends::model_files::ModelFiles;
 use tessera_backends::pipeline::{class_name, PixelBox};
 use tessera_backends::pipeline::{detect_frame, AnyKernel, DetectSetup};
 use tessera_core::detect::{DEFAULT_NMS, DEFAULT_THRESH};
 use tessera_core::ftp::{GridShape, Mode, Partition};
+use tessera_core::model::weights::Weights;
 use tessera_core::model::LayerKind;
 
 use crate::config::NodeKernel;
@@ -46,10 +47,11 @@ pub struct Args {
     /// Balanced tile split instead of the original system's rule.
     #[arg(long)]
     pub balanced: bool,
-    /// Kernels: `auto` (SIMD where there is a vector path), `simd`, or `portable`
-    /// (bit-identical to the reference).
-    #[arg(long, default_value = "auto", value_parser = NodeKernel::parse)]
-    pub kernel: NodeKernel,
+    /// Kernels: `auto` (SIMD where there is a vector path), `simd`, `portable`
+    /// (bit-identical to the reference), `winograd` (F(4x4,3x3) on 3x3 stride-1 layers) or
+    /// `winograd-f2` (F(2x2,3x3)).
+    #[arg(long, default_value = "auto", value_parser = DetectKernel::parse)]
+    pub kernel: DetectKernel,
     /// Threads per conv of the SIMD kernels (results do not depend on it).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
@@ -97,8 +99,10 @@ pub fn run(args: &Args) -> Result<(), Error> {
     };
     let mode = if args.reuse { Mode::Reuse } else { Mode::Plain };
     let kernels = match args.kernel {
-        NodeKernel::Portable => AnyKernel::Portable,
-        NodeKernel::Simd => AnyKernel::Simd(Fma::new().with_threads(args.threads)),
+        DetectKernel::Node(NodeKernel::Portable) => AnyKernel::Portable,
+        DetectKernel::Node(NodeKernel::Simd) | DetectKernel::Winograd(_) => {
+            AnyKernel::Simd(Fma::new().with_threads(args.threads))
+        }
     };
     let shape = net.input();
     if shape.c != 3 {
@@ -116,7 +120,18 @@ pub fn run(args: &Args) -> Result<(), Error> {
         thresh: args.thresh,
         nms: args.nms,
     };
-    let frame = detect_frame(&kernels, &net, &params, &input, (img.w, img.h), &setup)?;
+    let (frame, name) = if let DetectKernel::Winograd(form) = args.kernel {
+        let weights = Weights::new(&net, all, &params).context("viewing the weights")?;
+        let wino = Winograd::new()
+            .with_form(form)
+            .with_threads(args.threads)
+            .prepare(&weights);
+        let frame = detect_frame(&wino, &net, &params, &input, (img.w, img.h), &setup)?;
+        (frame, winograd_name(&wino))
+    } else {
+        let frame = detect_frame(&kernels, &net, &params, &input, (img.w, img.h), &setup)?;
+        (frame, kernel_name(&kernels))
+    };
     let classes = match net.layers().last().map(|l| &l.kind) {
         Some(LayerKind::Region(p)) => p.classes,
         _ => 1,
@@ -139,7 +154,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
         grid.0,
         grid.1,
         if args.reuse { " with reuse" } else { "" },
-        kernel_name(&kernels),
+        name,
         args.upto,
         frame.stack_secs,
         gflop(0, args.upto),
@@ -173,6 +188,38 @@ pub fn run(args: &Args) -> Result<(), Error> {
     // A closed stdout only cuts the report short.
     let _ = std::io::stdout().lock().write_all(report.as_bytes());
     Ok(())
+}
+
+/// `--kernel` of `tessera detect`: a node's kernel set or the Winograd kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DetectKernel {
+    /// `auto`, `portable` or `simd`.
+    Node(NodeKernel),
+    /// `winograd` (F4) or `winograd-f2`.
+    Winograd(Form),
+}
+
+impl DetectKernel {
+    /// Parses `winograd`, `winograd-f2` or a node kernel name.
+    pub fn parse(s: &str) -> Result<DetectKernel, String> {
+        match s {
+            "winograd" => Ok(DetectKernel::Winograd(Form::F4)),
+            "winograd-f2" => Ok(DetectKernel::Winograd(Form::F2)),
+            _ => NodeKernel::parse(s)
+                .map(DetectKernel::Node)
+                .map_err(|e| format!("{e}, winograd or winograd-f2")),
+        }
+    }
+}
+
+/// How the Winograd kernels are named in reports.
+pub fn winograd_name(k: &Winograd<'_>) -> String {
+    format!(
+        "winograd ({:?}, {:?}, {} threads)",
+        k.form(),
+        k.isa(),
+        k.threads()
+    )
 }
 
 /// How a kernel set is named in reports (`portable`, or `simd` with its instruction set and

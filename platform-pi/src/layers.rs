@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Error};
 use clap::ValueEnum;
 
-use tessera_backends::kernels::Fma;
+use tessera_backends::kernels::{Fma, Form, Winograd};
 use tessera_backends::model_files::ModelFiles;
 use tessera_backends::pipeline::{run_frame, FrameStats, KernelChoice as NodeKernel};
 use tessera_core::ftp::{FusedStack, Grid, GridShape, MemoryPlan, Mode, Partition};
@@ -24,6 +24,12 @@ pub enum KernelChoice {
     Portable,
     /// FMA SIMD kernel (AVX2+FMA or NEON, detected at run time; `--threads`).
     Simd,
+    /// Winograd F(4x4,3x3) on 3x3 stride-1 layers of 16+ channels, the SIMD kernel elsewhere
+    /// (`--threads`; within a stated bound of the reference, tiles bit-identical to the frame,
+    /// tile regions rounded to its 4x4 blocks).
+    Winograd,
+    /// Winograd F(2x2,3x3) likewise (fewer savings, smaller errors, tiles as with direct).
+    WinogradF2,
     /// SIMD where there is a vector path (x86_64, aarch64), portable elsewhere.
     Auto,
 }
@@ -111,6 +117,18 @@ pub fn run(args: &Args) -> Result<(), Error> {
         KernelChoice::Simd => {
             let simd = Fma::new().with_threads(args.threads);
             run_frame(&simd, &stack, &weights, &grid, mode, &input)?
+        }
+        KernelChoice::Winograd | KernelChoice::WinogradF2 => {
+            let form = if kernel == KernelChoice::Winograd {
+                Form::F4
+            } else {
+                Form::F2
+            };
+            let wino = Winograd::new()
+                .with_form(form)
+                .with_threads(args.threads)
+                .prepare(&weights);
+            run_frame(&wino, &stack, &weights, &grid, mode, &input)?
         }
         _ => run_frame(&Portable, &stack, &weights, &grid, mode, &input)?,
     };

@@ -8,6 +8,7 @@
 pub mod bench;
 pub mod bench_cluster;
 pub mod bench_transport;
+pub mod bench_winograd;
 pub mod check;
 pub mod coded_demo;
 pub mod config;

@@ -12,8 +12,8 @@ use clap::{Parser, Subcommand};
 use tessera_backends::model_files::ModelFiles;
 use tessera_backends::weights_writer::write_weights;
 use tessera_pi::{
-    bench, bench_cluster, bench_transport, check, coded_demo, demo, detect, edge, gateway, keygen,
-    layers,
+    bench, bench_cluster, bench_transport, bench_winograd, check, coded_demo, demo, detect, edge,
+    gateway, keygen, layers,
 };
 
 /// Tessera: run a CNN across a cluster of small devices.
@@ -70,6 +70,9 @@ enum Bench {
     /// FMA peak, then YOLOv2's fused layers through the reference, portable and SIMD kernels
     /// (1 and 2 threads), and a tiled run against the full frame.
     Kernels(bench::Args),
+    /// Winograd kernels: per-layer worst error against exact sums (and the direct kernel's),
+    /// and how much block-aligned tiles grow the overlap (3x3, 5x5, plain and reuse).
+    Winograd(bench_winograd::Args),
     /// The TCP link against datagrams on a lossy wire (smoltcp, virtual time): messages in
     /// time and latency per size and loss.
     Transport(bench_transport::Args),
@@ -103,6 +106,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(&args),
         Command::Bench(Bench::Cluster(args)) => bench_cluster::run(&args),
         Command::Bench(Bench::Kernels(args)) => bench::run(&args),
+        Command::Bench(Bench::Winograd(args)) => bench_winograd::run(&args),
         Command::Bench(Bench::Transport(args)) => bench_transport::run(&args),
     };
     match result {

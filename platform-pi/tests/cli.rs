@@ -85,28 +85,34 @@ fn yolov2_layers_full_and_tiled_dumps_are_identical() {
         ("3x3r", &["--grid", "3x3", "--reuse"]),
         ("5x5", &["--grid", "5x5"]),
     ];
-    let mut dumps = Vec::new();
-    for (name, extra) in runs {
-        let dump = dir.path(&format!("{name}.f32"));
-        let mut args: Vec<&str> = base.to_vec();
-        args.extend_from_slice(extra);
-        args.extend_from_slice(&["--dump", &dump]);
-        let text = ok(&args);
-        assert!(text.contains("time "), "{text}");
-        dumps.push(std::fs::read(&dump).unwrap());
+    // The default kernels, then both Winograd forms: tiles equal the full frame bit for bit.
+    for kernel in ["auto", "winograd", "winograd-f2"] {
+        let mut dumps = Vec::new();
+        for (name, extra) in runs {
+            let dump = dir.path(&format!("{name}-{kernel}.f32"));
+            let mut args: Vec<&str> = base.to_vec();
+            args.extend_from_slice(extra);
+            args.extend_from_slice(&["--kernel", kernel, "--dump", &dump]);
+            let text = ok(&args);
+            assert!(text.contains("time "), "{text}");
+            dumps.push(std::fs::read(&dump).unwrap());
+        }
+        assert_eq!(dumps[0].len(), 38 * 38 * 256 * 4);
+        let values: Vec<f32> = dumps[0]
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        assert!(values.iter().all(|v| v.is_finite()));
+        assert!(values.iter().any(|&v| v != values[0]), "output is constant");
+        assert!(
+            dumps[1] == dumps[0],
+            "{kernel}: 3x3 with reuse differs from the full frame"
+        );
+        assert!(
+            dumps[2] == dumps[0],
+            "{kernel}: 5x5 differs from the full frame"
+        );
     }
-    assert_eq!(dumps[0].len(), 38 * 38 * 256 * 4);
-    let values: Vec<f32> = dumps[0]
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect();
-    assert!(values.iter().all(|v| v.is_finite()));
-    assert!(values.iter().any(|&v| v != values[0]), "output is constant");
-    assert!(
-        dumps[1] == dumps[0],
-        "3x3 with reuse differs from the full frame"
-    );
-    assert!(dumps[2] == dumps[0], "5x5 differs from the full frame");
 }
 
 #[test]

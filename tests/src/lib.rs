@@ -4,6 +4,7 @@
 //!   fused prefix).
 //! - [`strips`]: a [`StripStore`](tessera_core::exec::StripStore) in a hash map.
 //! - [`events`]: the virtual clock and event loop of in-memory clusters.
+//! - [`tiles`]: random fused stacks and their parameters, run tile by tile and stitched.
 //! - [`port`]: TCP ports: one the OS just handed out (port 0) for a single address, one free on
 //!   every 127.0.0.x of a loopback cluster.
 
@@ -14,6 +15,7 @@ pub mod events;
 pub mod net;
 pub mod port;
 pub mod strips;
+pub mod tiles;
 
 pub use events::{run, EventQueue, Stop, World};
 pub use net::{conv, network, pool, yolo16};

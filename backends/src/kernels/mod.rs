@@ -107,11 +107,13 @@ mod scratch;
 mod threads;
 #[allow(unsafe_code)]
 mod wide;
+pub mod winograd;
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod x86;
 
 pub use detect::Isa;
+pub use winograd::{Form, Winograd};
 
 use channels::blocks;
 use pack::group_len;

@@ -63,6 +63,7 @@ pub struct FrameStats {
 
 /// Runs layers `[0, L)` of `stack` on `input` (CHW, the network input) over `grid`, stitching
 /// the tiles' outputs into the full output map. A 1x1 grid is the whole frame on one device.
+/// The plans are made from `stack` [aligned](FusedStack::aligned) to `kernels`' block grids.
 pub fn run_frame<K: Kernels>(
     kernels: &K,
     stack: &FusedStack<'_>,
@@ -71,6 +72,8 @@ pub fn run_frame<K: Kernels>(
     mode: Mode,
     input: &[f32],
 ) -> Result<(Vec<f32>, FrameStats), FrameError> {
+    let aligned = stack.aligned(kernels);
+    let stack = &aligned;
     let in_shape = stack.input();
     let out_shape = stack.output();
     let memory = MemoryPlan::new(stack, grid, mode).map_err(FrameError::Memory)?;

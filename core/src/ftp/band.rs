@@ -62,6 +62,7 @@ pub struct Bands<'s, 'n> {
     out: Region,
     own: Region,
     next: u32,
+    anchored: bool,
 }
 
 impl Iterator for Bands<'_, '_> {
@@ -71,7 +72,15 @@ impl Iterator for Bands<'_, '_> {
         if self.next >= self.out.y.end {
             return None;
         }
-        let end = self.next.saturating_add(BAND_ROWS).min(self.out.y.end);
+        // Below a block-wise layer (see `FusedStack::aligned`) bands end on absolute
+        // multiples of BAND_ROWS, so their layer-ℓ rows start on its block grid and no band
+        // computes a block row twice.
+        let step_end = if self.anchored {
+            (self.next / BAND_ROWS + 1).saturating_mul(BAND_ROWS)
+        } else {
+            self.next.saturating_add(BAND_ROWS)
+        };
+        let end = step_end.min(self.out.y.end);
         let out = Region::new(self.out.x, Span::new(self.next, end));
         self.next = end;
         let input = self.stack.back(self.layer + 1, out);
@@ -103,6 +112,7 @@ pub fn bands<'s, 'n>(
         out,
         own: plan.output(layer),
         next: out.y.start,
+        anchored: stack.alignment(layer) > 1,
     })
 }
 
@@ -120,6 +130,7 @@ pub fn bands_over<'s, 'n>(
         out,
         own: plan.output(layer),
         next: out.y.start,
+        anchored: stack.alignment(layer) > 1,
     }
 }
 

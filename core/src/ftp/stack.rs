@@ -1,15 +1,20 @@
 //! The fused prefix of a network and backward region propagation (docs/design.md §2.3).
 
 use super::{PlanError, MAX_FUSED};
-use crate::kernel::input_span;
+use crate::kernel::{align_region, input_span, Kernels};
 use crate::model::{Layer, LayerKind, Network, Shape};
 use crate::region::Region;
 
 /// Layers `[0, L)` of a network, all conv or maxpool, that FTP runs tile by tile.
+///
+/// A stack may carry a per-layer output alignment ([`FusedStack::aligned`]): the region math
+/// then rounds each such layer's output region out to its block grid before taking the
+/// layer's input region, so tiles hold every input their kernel's whole blocks read.
 #[derive(Clone, Copy, Debug)]
 pub struct FusedStack<'a> {
     net: &'a Network,
     len: usize,
+    align: [u8; MAX_FUSED],
 }
 
 impl<'a> FusedStack<'a> {
@@ -26,7 +31,32 @@ impl<'a> FusedStack<'a> {
         {
             return Err(PlanError::NotFusable { layer });
         }
-        Ok(FusedStack { net, len: layers })
+        Ok(FusedStack {
+            net,
+            len: layers,
+            align: [1; MAX_FUSED],
+        })
+    }
+
+    /// This stack with each conv layer's output alignment taken from `kernels`
+    /// ([`Kernels::conv_alignment`]; at most 255, larger values count as 1). Plans made from
+    /// the result give every tile the input a block-wise kernel needs, so tiles stay
+    /// bit-identical to the full frame with it.
+    pub fn aligned<K: Kernels + ?Sized>(mut self, kernels: &K) -> Self {
+        for (l, layer) in self.layers().iter().enumerate() {
+            self.align[l] = match &layer.kind {
+                LayerKind::Conv(c) => u8::try_from(kernels.conv_alignment(c, layer.input))
+                    .unwrap_or(1)
+                    .max(1),
+                _ => 1,
+            };
+        }
+        self
+    }
+
+    /// The output alignment of layer `layer` (1: none; see [`FusedStack::aligned`]).
+    pub fn alignment(&self, layer: usize) -> u32 {
+        self.align.get(layer).map_or(1, |&m| u32::from(m))
     }
 
     /// The whole network.
@@ -65,12 +95,13 @@ impl<'a> FusedStack<'a> {
     }
 
     /// The region of layer `layer`'s input that its output region `out` depends on (general
-    /// conv formula and offset maxpool windows, clamped to the map). Empty for a layer index
-    /// outside the stack.
+    /// conv formula and offset maxpool windows, clamped to the map; an aligned layer's `out`
+    /// first rounded out to its block grid). Empty for a layer index outside the stack.
     pub fn back(&self, layer: usize, out: Region) -> Region {
         let Some(l) = self.layers().get(layer) else {
             return Region::default();
         };
+        let out = align_region(out, self.alignment(layer), l.output.w, l.output.h);
         let (size, stride, pad) = match &l.kind {
             LayerKind::Conv(c) => (c.size, c.stride, c.pad),
             LayerKind::MaxPool(p) => (p.size, p.stride, p.offset()),

@@ -76,6 +76,43 @@ pub trait Kernels {
         input: &FeatureView<'_>,
         out: &mut FeatureViewMut<'_>,
     ) -> Result<(), KernelError>;
+
+    /// The output block grid of `conv` on an input map `map`: `1` (the default) when every
+    /// output is computed on its own; `m > 1` when outputs are computed in `m × m` blocks
+    /// anchored at multiples of `m` in absolute map coordinates (Winograd transforms), each
+    /// block's values depending on the block's whole input window. Such a kernel needs its
+    /// input view to cover [`aligned_input_region`] of the output region, and a tiled plan
+    /// made with [`FusedStack::aligned`](crate::ftp::FusedStack::aligned) provides it.
+    fn conv_alignment(&self, conv: &Conv, map: Shape) -> u32 {
+        let _ = (conv, map);
+        1
+    }
+}
+
+/// `out` rounded out to the grid of `m × m` blocks anchored at the map origin, clipped to the
+/// `w × h` output map (`m ≤ 1` or an empty region: unchanged).
+pub fn align_region(out: Region, m: u32, w: u32, h: u32) -> Region {
+    if m <= 1 || out.is_empty() {
+        return out;
+    }
+    let round = |s: Span, extent: u32| {
+        let start = s.start / m * m;
+        let end = (s.end.div_ceil(m).saturating_mul(m)).min(extent).max(s.end);
+        Span::new(start, end)
+    };
+    Region::new(round(out.x, w), round(out.y, h))
+}
+
+/// The input region a block-wise conv (blocks of `m`, see [`Kernels::conv_alignment`]) reads
+/// for output region `out`: the dependencies of `out` rounded out to whole blocks, clamped to
+/// the input map.
+pub fn aligned_input_region(conv: &Conv, map: Shape, m: u32, out: Region) -> Option<Region> {
+    let (w, h) = (conv.out_extent(map.w).ok()?, conv.out_extent(map.h).ok()?);
+    let o = align_region(out, m, w, h);
+    Some(Region::new(
+        input_span(o.x, conv.size, conv.stride, conv.pad, map.w),
+        input_span(o.y, conv.size, conv.stride, conv.pad, map.h),
+    ))
 }
 
 /// Input interval needed along one axis for output interval `out` of a window op

@@ -1,0 +1,123 @@
+//! Which blocks a call computes and how a chunk of them is laid out in the scratch buffers.
+//!
+//! Blocks are anchored at multiples of `m` in absolute output coordinates: block `(bx, by)`
+//! computes outputs `[bx·m, bx·m + m) × [by·m, by·m + m)` from inputs starting at
+//! `(bx·m − pad, by·m − pad)`. A call computes every block its output region touches, whole,
+//! a chunk of block rows at a time.
+//!
+//! Buffers of a chunk of `n` block rows (`P = n · nbx` blocks, block `p = row · nbx + col`):
+//! - phase input, per channel: `prow = n·m + α − m` input rows, each as `m` phases of `ncp`
+//!   columns (padded column `X = j·m + q` at phase `q`, index `j`), so the `W` blocks of a lane
+//!   vector read each tap as one contiguous run;
+//! - `V[ξ][c][pp]` (input transforms), `M[k][ξ][pp]` (products), `pp ≥ P + W` so lane
+//!   vectors and GEMM tiles never leave the buffers.
+
+use tessera_core::model::{Conv, Shape};
+use tessera_core::region::Region;
+
+use super::form::{Form, W};
+use super::MR;
+
+/// Scratch bytes a chunk may take at least (its `V` and `M`); more when the layer's
+/// transformed filters are larger, so those stream from memory once per call or few times.
+const CHUNK_BYTES: usize = 8 << 20;
+
+/// The block grid of one call.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Geo {
+    pub form: Form,
+    pub m: usize,
+    pub a: usize,
+    /// `α²`.
+    pub e: usize,
+    pub pad: i64,
+    /// Input map width and height.
+    pub in_w: i64,
+    pub in_h: i64,
+    /// First block column and row, and how many.
+    pub bx0: usize,
+    pub nbx: usize,
+    pub by0: usize,
+    pub nby: usize,
+    /// Input channels, output channels, output channels padded to [`MR`].
+    pub c: usize,
+    pub k: usize,
+    pub kp: usize,
+    /// Columns of each phase.
+    pub ncp: usize,
+    /// Block rows per chunk.
+    pub rows: usize,
+}
+
+/// Block rows `[by, by + n)` of a call.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Chunk {
+    pub by: usize,
+    pub n: usize,
+}
+
+impl Geo {
+    /// The blocks of output region `r` (not empty) of `conv` on input map `map`.
+    pub fn new(form: Form, conv: &Conv, map: Shape, r: Region) -> Geo {
+        let m = form.m();
+        let a = form.alpha();
+        let (bx0, by0) = (r.x.start as usize / m, r.y.start as usize / m);
+        let nbx = (r.x.end as usize).div_ceil(m) - bx0;
+        let nby = (r.y.end as usize).div_ceil(m) - by0;
+        let c = map.c as usize;
+        let k = conv.filters as usize;
+        let kp = k.div_ceil(MR) * MR;
+        let e = a * a;
+        let row_bytes = e * (c + kp) * nbx * 4;
+        let u_bytes = e * c * kp * 4;
+        let rows = (CHUNK_BYTES.max(u_bytes) / row_bytes.max(1)).clamp(1, nby);
+        Geo {
+            form,
+            m,
+            a,
+            e,
+            pad: conv.pad as i64,
+            in_w: map.w as i64,
+            in_h: map.h as i64,
+            bx0,
+            nbx,
+            by0,
+            nby,
+            c,
+            k,
+            kp,
+            ncp: nbx.div_ceil(W) * W + a / m + 1,
+            rows,
+        }
+    }
+
+    /// The chunks, top to bottom.
+    pub fn chunks(&self) -> impl Iterator<Item = Chunk> + '_ {
+        (0..self.nby.div_ceil(self.rows)).map(|i| Chunk {
+            by: self.by0 + i * self.rows,
+            n: self.rows.min(self.nby - i * self.rows),
+        })
+    }
+
+    /// Input rows of a chunk's phase planes.
+    pub fn prow(&self, n: usize) -> usize {
+        n * self.m + self.a - self.m
+    }
+
+    /// Elements of one channel's phase plane for a chunk of `n` block rows.
+    pub fn plane(&self, n: usize) -> usize {
+        self.prow(n) * self.m * self.ncp
+    }
+
+    /// Padded block count `pp` of a chunk of `n` block rows: at least `P + W`, an odd number
+    /// of 16-float (64-byte) lines, so rows `pp` apart spread over the L1 sets.
+    pub fn pp(&self, n: usize) -> usize {
+        let lines = (n * self.nbx + W).div_ceil(16);
+        (lines | 1) * 16
+    }
+
+    /// Lane vectors per block row.
+    pub fn groups(&self) -> usize {
+        self.nbx.div_ceil(W)
+    }
+}

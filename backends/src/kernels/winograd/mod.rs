@@ -1,0 +1,463 @@
+//! Winograd convolutions for 3×3 stride-1 layers ([`Winograd`]): F(2×2,3×3) or F(4×4,3×3)
+//! ([`Form`]), every other layer on the direct [`Fma`] kernels.
+//!
+//! A conv's outputs are computed in `m × m` blocks anchored at multiples of `m` in absolute
+//! map coordinates: per block, the `α × α` input window (`α = m + 2`) of every input channel
+//! is transformed (`Bᵀ d B`), multiplied element-wise with the transformed filters
+//! (`U = G g Gᵀ`, computed once per layer by [`Winograd::prepare`]) and summed over input
+//! channels — `α²` small GEMMs per chunk of blocks — and the sum is transformed back
+//! (`Aᵀ M A`), then batch norm and activation are applied as in [`Fma`]. F4 does 36
+//! multiplications per 16 outputs and input channel where direct convolution does 144.
+//!
+//! # Tiles stay bit-identical
+//!
+//! An output's value depends on where it sits in its block (each of the `m × m` positions is
+//! a different sum), so blocks are anchored to the map, and a call computes every block its
+//! output region touches, whole, exactly as the full frame does.
+//!
+//! With F4, a block's values also depend (through rounding) on its whole 6×6 input window,
+//! not only on each output's 3×3 receptive field (F4's `Aᵀ` rows mix all of `M`'s rows, whose
+//! `Bᵀ` rows mix inputs outside the field; in exact arithmetic those terms cancel, in floating
+//! point they leave rounding). So an F4 call needs the input of the whole blocks:
+//! [`Kernels::conv_alignment`] reports 4, and a plan made from
+//! [`FusedStack::aligned`](tessera_core::ftp::FusedStack::aligned) rounds each F4 layer's
+//! output region out to the block grid before taking its input region; a call whose input
+//! view misses part of it is refused with [`KernelError::InputTooSmall`]. That widens tiles
+//! (`tessera bench winograd` measures by how much).
+//!
+//! F2 needs no alignment: each row of its `Bᵀ` and `Aᵀ` touches only inputs of the outputs it
+//! serves (output row 0 reads `Bᵀ` rows 0–2, which read input rows 0–2; output row 1 reads
+//! rows 1–3, which read input rows 1–3), so every output is computed from its own receptive
+//! field only, even in floating point. Inputs of a block outside the view are read as zero
+//! and reach only outputs outside the region. F2 tiles plan exactly as direct ones.
+//!
+//! Each value is computed by one thread with the same operations whatever the region, chunk,
+//! thread count or instruction set (`isa`), so tiled == full frame and `n` threads == one, bit
+//! for bit.
+//!
+//! # Numerics
+//!
+//! Winograd's sums differ from direct convolution's: the transforms add and scale input
+//! values before the products (F4's coefficients reach 5 in `Bᵀ`, 8 in `Aᵀ`), so the error
+//! grows with `m`. The tests check every output against the reference within
+//! `TOL_F2`/`TOL_F4 · Σ|w·x|`, and docs/kernels.md lists the measured worst case per layer.
+
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::marker::PhantomData;
+
+use tessera_core::kernel::{
+    aligned_input_region, batch_norm, check_conv_call, KernelError, Kernels,
+};
+use tessera_core::model::weights::{ConvParams, Weights};
+use tessera_core::model::{Activation, Conv, LayerKind, MaxPool, Shape};
+use tessera_core::tensor::{FeatureView, FeatureViewMut};
+
+mod filters;
+mod form;
+mod geo;
+#[allow(unsafe_code)]
+mod isa;
+mod stages;
+
+pub use form::Form;
+
+use super::{Fma, Isa};
+use filters::Prepared;
+use geo::{Chunk, Geo};
+use isa::Path;
+use stages::{InputJob, ProductJob};
+
+/// Output channels per GEMM tile row block.
+const MR: usize = 6;
+
+/// Fewest input channels a 3×3 layer needs to run as Winograd by default: below it (YOLOv2's
+/// 3-channel layer 0) the transforms cost more than the products they save.
+pub const MIN_CHANNELS: u32 = 16;
+
+/// Winograd kernels for 3×3 stride-1 convs, [`Fma`] for the rest (see the module docs).
+///
+/// `'w` is the lifetime of the weights the kernel was [`prepare`](Winograd::prepare)d for.
+#[derive(Clone, Debug)]
+pub struct Winograd<'w> {
+    direct: Fma,
+    form: Form,
+    min_channels: u32,
+    prepared: Option<Arc<Vec<Prepared>>>,
+    _weights: PhantomData<&'w [f32]>,
+}
+
+impl Default for Winograd<'_> {
+    fn default() -> Self {
+        Winograd::new()
+    }
+}
+
+impl<'w> Winograd<'w> {
+    /// F(4×4,3×3) on layers of at least [`MIN_CHANNELS`] input channels, the fastest
+    /// instruction set of this machine, one thread; filters transformed per call until
+    /// [`prepare`](Winograd::prepare)d.
+    pub fn new() -> Self {
+        Winograd {
+            direct: Fma::new(),
+            form: Form::F4,
+            min_channels: MIN_CHANNELS,
+            prepared: None,
+            _weights: PhantomData,
+        }
+    }
+
+    /// A given instruction set (for its vector variant; `Scalar` runs the generic code), or
+    /// `None` if this machine cannot run it.
+    pub fn with_isa(self, isa: Isa) -> Option<Self> {
+        Some(Winograd {
+            direct: Fma::with_isa(isa)?.with_threads(self.direct.threads()),
+            ..self
+        })
+    }
+
+    /// Splits each conv over `threads` threads (input channels for the transforms, output
+    /// channels for the products; results do not depend on it).
+    pub fn with_threads(self, threads: usize) -> Self {
+        Winograd {
+            direct: self.direct.with_threads(threads),
+            ..self
+        }
+    }
+
+    /// Runs every Winograd layer in `form`.
+    pub fn with_form(self, form: Form) -> Self {
+        Winograd {
+            form,
+            prepared: None,
+            ..self
+        }
+    }
+
+    /// Runs 3×3 stride-1 layers of at least `c` input channels as Winograd (the rest direct).
+    pub fn with_min_channels(self, c: u32) -> Self {
+        Winograd {
+            min_channels: c,
+            ..self
+        }
+    }
+
+    /// Transforms the filters of every Winograd layer of `weights` once; later calls with
+    /// those layers' parameters use them.
+    pub fn prepare<'a>(self, weights: &Weights<'a>) -> Winograd<'a> {
+        let net = weights.network();
+        let mut done = Vec::new();
+        for (l, layer) in net.layers().iter().enumerate().take(weights.layers()) {
+            let (LayerKind::Conv(conv), Some(params)) = (&layer.kind, weights.conv(l)) else {
+                continue;
+            };
+            if let Some(form) = self.form_for(conv, layer.input) {
+                done.push(Prepared::new(form, &params, layer.input.c as usize));
+            }
+        }
+        Winograd {
+            direct: self.direct,
+            form: self.form,
+            min_channels: self.min_channels,
+            prepared: Some(Arc::new(done)),
+            _weights: PhantomData,
+        }
+    }
+
+    /// The instruction set in use.
+    pub fn isa(&self) -> Isa {
+        self.direct.isa()
+    }
+
+    /// Threads per conv.
+    pub fn threads(&self) -> usize {
+        self.direct.threads()
+    }
+
+    /// The form of the Winograd layers.
+    pub fn form(&self) -> Form {
+        self.form
+    }
+
+    /// The form `conv` runs in, or `None` for direct convolution.
+    pub fn form_for(&self, conv: &Conv, map: Shape) -> Option<Form> {
+        (conv.size == 3 && conv.stride == 1 && conv.pad <= 2 && map.c >= self.min_channels)
+            .then_some(self.form)
+    }
+
+    fn prepared_for(&self, form: Form, params: &ConvParams<'_>) -> Option<&[f32]> {
+        let all = self.prepared.as_deref()?;
+        all.iter()
+            .find(|p| p.is_for(form, params))
+            .map(|p| p.u.as_slice())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &self,
+        form: Form,
+        conv: &Conv,
+        map: Shape,
+        params: &ConvParams<'_>,
+        input: &FeatureView<'_>,
+        out: &mut FeatureViewMut<'_>,
+    ) {
+        let region = out.region();
+        let geo = Geo::new(form, conv, map, region);
+        let post: Vec<(f32, f32)> = (0..geo.k)
+            .map(|o| {
+                let f = batch_norm::fold(params, o);
+                (f.scale as f32, f.shift)
+            })
+            .collect();
+        let leaky = conv.activation == Activation::Leaky;
+        let path = Path::of(self.isa());
+        let threads = self.threads();
+        let data = out.data();
+        with_scratch(|s| {
+            let u: &[f32] = match self.prepared_for(form, params) {
+                Some(u) => u,
+                None => {
+                    grow(&mut s.u, filters::len(form, geo.c, geo.k));
+                    filters::transform(form, params.weights, geo.c, geo.k, &mut s.u);
+                    &s.u
+                }
+            };
+            for chunk in geo.chunks() {
+                let (plane, pp) = (geo.plane(chunk.n), geo.pp(chunk.n));
+                grow(&mut s.phase, geo.c * plane);
+                grow(&mut s.v, geo.c * geo.e * pp);
+                grow(&mut s.m, geo.kp * geo.e * pp);
+                let phase = &mut s.phase[..geo.c * plane];
+                let v = &mut s.v[..geo.c * geo.e * pp];
+                input_split(path, &geo, chunk, input, phase, v, threads);
+                let m = &mut s.m[..geo.kp * geo.e * pp];
+                let job = Products {
+                    geo: &geo,
+                    chunk,
+                    u,
+                    v,
+                    post: &post,
+                    leaky,
+                    region,
+                };
+                product_split(path, &job, m, data, threads);
+            }
+        });
+    }
+}
+
+impl Kernels for Winograd<'_> {
+    fn conv(
+        &self,
+        conv: &Conv,
+        map: Shape,
+        params: &ConvParams<'_>,
+        input: &FeatureView<'_>,
+        out: &mut FeatureViewMut<'_>,
+    ) -> Result<(), KernelError> {
+        let Some(form) = self.form_for(conv, map) else {
+            return self.direct.conv(conv, map, params, input, out);
+        };
+        check_conv_call(conv, map, params, input, out)?;
+        let region = out.region();
+        if region.is_empty() {
+            return Ok(());
+        }
+        let needed = aligned_input_region(conv, map, form.alignment(), region)
+            .ok_or(KernelError::OutputOutsideMap)?;
+        if !input.region().covers(&needed) {
+            return Err(KernelError::InputTooSmall {
+                needed,
+                have: input.region(),
+            });
+        }
+        self.run(form, conv, map, params, input, out);
+        Ok(())
+    }
+
+    fn maxpool(
+        &self,
+        pool: &MaxPool,
+        map: Shape,
+        input: &FeatureView<'_>,
+        out: &mut FeatureViewMut<'_>,
+    ) -> Result<(), KernelError> {
+        self.direct.maxpool(pool, map, input, out)
+    }
+
+    fn conv_alignment(&self, conv: &Conv, map: Shape) -> u32 {
+        self.form_for(conv, map).map_or(1, |f| f.alignment())
+    }
+}
+
+/// The product stage's inputs shared by all threads.
+struct Products<'a> {
+    geo: &'a Geo,
+    chunk: Chunk,
+    u: &'a [f32],
+    v: &'a [f32],
+    post: &'a [(f32, f32)],
+    leaky: bool,
+    region: tessera_core::region::Region,
+}
+
+/// Range `t` of `n` items cut into `threads` nearly equal contiguous ranges.
+fn range(n: usize, threads: usize, t: usize) -> (usize, usize) {
+    (n * t / threads, n * (t + 1) / threads)
+}
+
+/// The input stage over channel ranges on `threads` threads: each gets its channels' phase
+/// planes and their rows of `V[ξ][c]`.
+fn input_split(
+    path: Path,
+    geo: &Geo,
+    chunk: Chunk,
+    input: &FeatureView<'_>,
+    phase: &mut [f32],
+    v: &mut [f32],
+    threads: usize,
+) {
+    let plane = geo.plane(chunk.n);
+    let pp = geo.pp(chunk.n);
+    let c = geo.c;
+    let threads = threads.clamp(1, c.max(1));
+    let mut rows: Vec<Vec<&mut [f32]>> = (0..threads)
+        .map(|t| {
+            let (c0, c1) = range(c, threads, t);
+            Vec::with_capacity(geo.e * (c1 - c0))
+        })
+        .collect();
+    // Row `ξ·C + c` goes to the thread of channel `c`, in ξ-major order.
+    let owner = |ci: usize| {
+        (0..threads)
+            .find(|&t| range(c, threads, t).1 > ci)
+            .unwrap_or(0)
+    };
+    for (i, row) in v.chunks_exact_mut(pp).take(geo.e * c).enumerate() {
+        rows[owner(i % c)].push(row);
+    }
+    let job = |t: usize, phase: &mut [f32], v: &mut [&mut [f32]]| {
+        isa::input(
+            path,
+            InputJob {
+                geo,
+                chunk,
+                input,
+                c0: range(c, threads, t).0,
+                phase,
+                v,
+            },
+        )
+    };
+    #[cfg(feature = "std")]
+    if threads > 1 {
+        let job = &job;
+        std::thread::scope(|scope| {
+            let mut rest = phase;
+            for (t, mine) in rows.iter_mut().enumerate() {
+                let (c0, c1) = range(c, threads, t);
+                let (ph, tail) = rest.split_at_mut((c1 - c0) * plane);
+                rest = tail;
+                if t + 1 == threads {
+                    job(t, ph, mine);
+                } else {
+                    scope.spawn(move || job(t, ph, mine));
+                }
+            }
+        });
+        return;
+    }
+    job(0, &mut phase[..c * plane], &mut rows[0]);
+}
+
+/// The product stage over output channel block ranges on `threads` threads.
+fn product_split(path: Path, p: &Products<'_>, m: &mut [f32], out: &mut [f32], threads: usize) {
+    let geo = p.geo;
+    let nkb = geo.kp / MR;
+    let mlen = MR * geo.e * geo.pp(p.chunk.n);
+    let area = p.region.area() as usize;
+    let threads = threads.clamp(1, nkb.max(1));
+    // Output channels of blocks [kb0, kb1): the last block may be partly padding.
+    let out_of = |kb: usize| (kb * MR).min(geo.k) * area;
+    let run = |kb0: usize, m: &'_ mut [f32], out: &'_ mut [f32]| {
+        isa::product(
+            path,
+            ProductJob {
+                geo,
+                chunk: p.chunk,
+                u: p.u,
+                v: p.v,
+                kb0,
+                m,
+                post: p.post,
+                leaky: p.leaky,
+                region: p.region,
+                out,
+            },
+        )
+    };
+    #[cfg(feature = "std")]
+    if threads > 1 {
+        std::thread::scope(|scope| {
+            let (mut mrest, mut orest) = (m, out);
+            for t in 0..threads {
+                let (kb0, kb1) = range(nkb, threads, t);
+                let (mine, mtail) = mrest.split_at_mut((kb1 - kb0) * mlen);
+                let (oute, otail) = orest.split_at_mut(out_of(kb1) - out_of(kb0));
+                (mrest, orest) = (mtail, otail);
+                if t + 1 == threads {
+                    run(kb0, mine, oute);
+                } else {
+                    scope.spawn(move || run(kb0, mine, oute));
+                }
+            }
+        });
+        return;
+    }
+    let _ = (threads, out_of);
+    run(0, &mut m[..nkb * mlen], out);
+}
+
+/// Each thread's buffers, kept between calls.
+#[derive(Default)]
+struct Scratch {
+    phase: Vec<f32>,
+    v: Vec<f32>,
+    m: Vec<f32>,
+    u: Vec<f32>,
+}
+
+/// Grows `v` to at least `len` elements (never shrinks: kept between calls).
+fn grow(v: &mut Vec<f32>, len: usize) {
+    if v.len() < len {
+        v.reserve_exact(len - v.len());
+        v.resize(len, 0.0);
+    }
+}
+
+#[cfg(feature = "std")]
+std::thread_local! {
+    static SCRATCH: core::cell::RefCell<Scratch> = core::cell::RefCell::new(Scratch::default());
+}
+
+/// Runs `f` with this thread's scratch buffers (fresh ones without `std`).
+fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> T) -> T {
+    #[cfg(feature = "std")]
+    {
+        SCRATCH.with(|s| {
+            let mut v = s.take();
+            let r = f(&mut v);
+            s.replace(v);
+            r
+        })
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        f(&mut Scratch::default())
+    }
+}

@@ -1,0 +1,231 @@
+#!/usr/bin/env python3
+"""Tessera's kernels against onnxruntime on YOLOv2-608 layers [0, 16), side by side.
+
+Builds the fused layers as an ONNX graph (Conv, BatchNormalization, LeakyRelu, MaxPool)
+from the cfg and a Darknet weights file that `tessera gen-weights` writes, runs it in
+onnxruntime on a seeded random input, checks Tessera's outputs of the same layers, weights and
+input (`tessera layers --input-raw ... --dump`, direct and Winograd kernels) against it, then
+times both engines on 1 and 2 threads in one run: --rounds alternating rounds of onnxruntime
+(best of --reps `run` calls) and `tessera bench kernels --json` (direct and Winograd,
+effective GFLOP/s = the direct convolution's FLOPs over the time), the best of each kept.
+
+Needs numpy, onnx and onnxruntime (pip); not part of the Rust build or CI:
+
+    python3 -m venv /tmp/onnx-venv && /tmp/onnx-venv/bin/pip install numpy onnx onnxruntime
+    cargo build --release -p tessera-pi --bin tessera
+    /tmp/onnx-venv/bin/python ci/onnx-bench/bench.py --tessera target/release/tessera
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CFG = os.path.join(HERE, "..", "..", "data", "yolov2-608.cfg")
+# Outputs must agree within this fraction of the largest |output| (direct and Winograd alike;
+# both engines round differently from each other and from exact arithmetic).
+TOLERANCE = 1e-4
+
+
+def parse_cfg(path):
+    """The cfg's sections as (name, {key: value}) in order."""
+    sections = []
+    for line in open(path):
+        line = line.split("#")[0].strip()
+        if not line:
+            continue
+        if line.startswith("["):
+            sections.append((line.strip("[]"), {}))
+        else:
+            key, value = (s.strip() for s in line.split("=", 1))
+            sections[-1][1][key] = value
+    return sections
+
+
+def read_weights(path):
+    """The values after a Darknet weights header (major, minor, revision, seen)."""
+    data = open(path, "rb").read()
+    major, minor, _ = np.frombuffer(data[:12], "<i4")
+    seen = 8 if major * 10 + minor >= 2 and major < 1000 and minor < 1000 else 4
+    return np.frombuffer(data[12 + seen:], "<f4")
+
+
+def build(cfg, values, upto):
+    """ONNX model of layers [0, upto), its FLOPs (2·MACs) and output shape."""
+    net = dict(cfg[0][1])
+    c, h, w = int(net["channels"]), int(net["height"]), int(net["width"])
+    nodes, inits = [], []
+    cur, at, flop = "input", 0, 0
+    in_shape = [1, c, h, w]
+    for i, (kind, p) in enumerate(cfg[1:upto + 1]):
+        out = f"l{i}"
+        if kind == "convolutional":
+            n, k = int(p["filters"]), int(p["size"])
+            s = int(p.get("stride", 1))
+            pad = k // 2 if int(p.get("pad", 0)) else 0
+            bn = int(p.get("batch_normalize", 0))
+            take = lambda m: (values[at:at + m], at + m)
+            biases, at = take(n)
+            if bn:
+                scales, at = take(n)
+                mean, at = take(n)
+                var, at = take(n)
+            wts, at = take(n * c * k * k)
+            inits.append(numpy_helper.from_array(wts.reshape(n, c, k, k).copy(), f"w{i}"))
+            conv_out = f"c{i}"
+            if bn:
+                nodes.append(helper.make_node("Conv", [cur, f"w{i}"], [conv_out],
+                                              kernel_shape=[k, k], strides=[s, s],
+                                              pads=[pad] * 4))
+                for name, v in (("s", scales), ("b", biases), ("m", mean), ("v", var)):
+                    inits.append(numpy_helper.from_array(v.copy(), f"{name}{i}"))
+                nodes.append(helper.make_node("BatchNormalization",
+                                              [conv_out, f"s{i}", f"b{i}", f"m{i}", f"v{i}"],
+                                              [f"n{i}"], epsilon=1e-6))
+                conv_out = f"n{i}"
+            else:
+                inits.append(numpy_helper.from_array(biases.copy(), f"b{i}"))
+                nodes.append(helper.make_node("Conv", [cur, f"w{i}", f"b{i}"], [conv_out],
+                                              kernel_shape=[k, k], strides=[s, s],
+                                              pads=[pad] * 4))
+            h2, w2 = (h + 2 * pad - k) // s + 1, (w + 2 * pad - k) // s + 1
+            flop += 2 * n * c * k * k * h2 * w2
+            if p.get("activation") == "leaky":
+                nodes.append(helper.make_node("LeakyRelu", [conv_out], [out], alpha=0.1))
+            else:
+                nodes.append(helper.make_node("Identity", [conv_out], [out]))
+            c, h, w = n, h2, w2
+        elif kind == "maxpool":
+            k, s = int(p["size"]), int(p["stride"])
+            assert h % s == 0 and w % s == 0 and k == s, "only even 2x2/2 pools"
+            nodes.append(helper.make_node("MaxPool", [cur], [out], kernel_shape=[k, k],
+                                          strides=[s, s]))
+            h, w = h // s, w // s
+        else:
+            raise SystemExit(f"layer {i}: {kind} is not fusable")
+        cur = out
+    nodes.append(helper.make_node("Identity", [cur], ["output"]))
+    graph = helper.make_graph(
+        nodes, "yolov2_0_%d" % upto,
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, in_shape)],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, c, h, w])],
+        inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model, flop, (c, h, w)
+
+
+def session(model, threads):
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(model.SerializeToString(), opts,
+                                providers=["CPUExecutionProvider"])
+
+
+def best_time(sess, x, reps):
+    sess.run(None, {"input": x})
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        sess.run(None, {"input": x})
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def tessera(args, *cmd):
+    return subprocess.run([args.tessera, *cmd], check=True, capture_output=True,
+                          text=True).stdout
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--tessera", required=True, help="the tessera binary (release build)")
+    ap.add_argument("--workdir", default="/tmp/tessera-onnx-bench")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--upto", type=int, default=16)
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="alternating rounds of both engines (best figure of each kept)")
+    args = ap.parse_args()
+    os.makedirs(args.workdir, exist_ok=True)
+    wpath = os.path.join(args.workdir, "yolov2.weights")
+    ipath = os.path.join(args.workdir, "input.raw")
+    tessera(args, "gen-weights", "--seed", str(args.seed), "--out", wpath)
+    cfg = parse_cfg(CFG)
+    model, flop, (c, h, w) = build(cfg, read_weights(wpath), args.upto)
+    net = cfg[0][1]
+    x = np.random.default_rng(args.seed).random(
+        (1, int(net["channels"]), int(net["height"]), int(net["width"])), dtype=np.float32)
+    x.tofile(ipath)
+
+    # Outputs: ours (direct and Winograd, whole frame and 3x3 with reuse) against onnxruntime.
+    want = session(model, 1).run(None, {"input": x})[0].reshape(c, h, w)
+    scale = float(np.abs(want).max())
+    print(f"yolov2-608 layers [0, {args.upto}): {flop / 1e9:.2f} GFLOP, output {c}x{h}x{w}, "
+          f"max |output| {scale:.4g}; onnxruntime {ort.__version__}, numpy {np.__version__}")
+    ok = True
+    reuse = ["--grid", "3x3", "--reuse"]
+    runs = (("simd", []), ("winograd", []), ("winograd", reuse), ("winograd-f2", []),
+            ("winograd-f2", reuse))
+    for kernel, grid in runs:
+        dump = os.path.join(args.workdir, f"out-{kernel}{len(grid)}.raw")
+        tessera(args, "layers", "--weights", wpath, "--input-raw", ipath, "--upto",
+                str(args.upto), "--kernel", kernel, "--dump", dump, *grid)
+        got = np.fromfile(dump, "<f4").reshape(c, h, w)
+        err = float(np.abs(got - want).max()) / scale
+        good = err <= TOLERANCE
+        ok &= good
+        print(f"check {kernel:11} {' '.join(grid) or 'full frame':17}: max |tessera - onnxruntime| "
+              f"= {err:.2e} of max |output| ({'ok' if good else 'OVER'} the {TOLERANCE:g} tolerance)")
+
+    # Speed, one run: rounds of onnxruntime on 1 and 2 threads then Tessera's kernel bench,
+    # alternating so a change of the machine's load hits both; the best of each figure counts.
+    sessions = {t: session(model, t) for t in (1, 2)}
+    ort_s = {1: float("inf"), 2: float("inf")}
+    ours = {}
+    loads = []
+    for _ in range(args.rounds):
+        for t in (1, 2):
+            ort_s[t] = min(ort_s[t], best_time(sessions[t], x, args.reps))
+        report = json.loads(tessera(args, "bench", "kernels", "--json", "--fma-only",
+                                    "--no-tiled", "--reps", str(args.reps), "--upto",
+                                    str(args.upto)))
+        loads += [report["loadavg_start"], report["loadavg_end"]]
+        for key, field in ((("direct", 1), "total_gflops_1t"), (("direct", 2), "total_gflops_2t"),
+                           (("winograd", 1), "total_gflops_winograd_1t"),
+                           (("winograd", 2), "total_gflops_winograd_2t")):
+            ours[key] = max(ours.get(key, 0.0), report[field])
+    ort_g = {t: flop / s / 1e9 for t, s in ort_s.items()}
+    print(f"load average {loads[0]} -> {loads[-1]}; best of {args.rounds} rounds x {args.reps} "
+          f"runs; GFLOP/s = {flop / 1e9:.2f} GFLOP / time")
+    print(f"{'engine':28} {'1 thread':>9} {'2 threads':>10} {'2t/1t':>6}")
+    print(f"{'onnxruntime':28} {ort_g[1]:9.1f} {ort_g[2]:10.1f} {ort_g[2] / ort_g[1]:6.2f}")
+    for k in ("direct", "winograd"):
+        g1, g2 = ours[(k, 1)], ours[(k, 2)]
+        print(f"{'tessera ' + k + ' (effective)':28} {g1:9.1f} {g2:10.1f} {g2 / g1:6.2f}"
+              f"   vs onnxruntime {g1 / ort_g[1]:.2f}x / {g2 / ort_g[2]:.2f}x")
+    g1, g2 = ours[("winograd", 1)], ours[("winograd", 2)]
+    targets = [
+        ("winograd >= 1.25x onnxruntime, 1 thread", g1 / ort_g[1] >= 1.25),
+        ("winograd >= 1.25x onnxruntime, 2 threads", g2 / ort_g[2] >= 1.25),
+        ("winograd 2 threads >= 1.9x one", g2 / g1 >= 1.9),
+    ]
+    for name, met in targets:
+        print(f"target {name}: {'met' if met else 'MISSED'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
