@@ -17,7 +17,7 @@ use tessera_core::model::Network;
 use tessera_core::wire::Policy;
 
 use crate::cluster::ClusterSpec;
-use crate::driver::{Model, NodeStats};
+use crate::driver::{Model, NodeStats, SourceFrame};
 use crate::local::{fused_model, run_local, Faults, FusedModelError, LocalError, LocalRun};
 use crate::pipeline::KernelChoice;
 
@@ -137,12 +137,13 @@ fn cluster(
     c
 }
 
-/// Every configuration, one run per frame of `input` (the network input), from `port` on;
-/// `progress` sees each row as it is made.
+/// Every configuration, one run per frame of `input` (the network input, and the picture a
+/// data source ships in its place when it has one), from `port` on; `progress` sees each row
+/// as it is made.
 pub fn sweep(
     net: &Network,
     params: &[f32],
-    input: &[f32],
+    input: &SourceFrame,
     setup: BenchSetup,
     port: &mut u16,
     mut progress: impl FnMut(&PolicyRow),
@@ -155,7 +156,7 @@ pub fn sweep(
                 let mut runs = Vec::new();
                 for _ in 0..setup.frames {
                     let c = cluster(policy, grid, edges, 1, port, setup.kernel);
-                    let images = vec![input.to_vec()];
+                    let images = vec![input.clone()];
                     let r = run_local(
                         &c,
                         model.clone(),
@@ -179,7 +180,7 @@ pub fn sweep(
 pub fn two_sources(
     net: &Network,
     params: &[f32],
-    input: &[f32],
+    input: &SourceFrame,
     setup: BenchSetup,
     port: &mut u16,
 ) -> Result<Vec<TwoSources>, BenchError> {
@@ -187,7 +188,7 @@ pub fn two_sources(
     for policy in [Policy::Wsh, Policy::WstS] {
         let c = cluster(policy, (3, 3), 2, 2, port, setup.kernel);
         let frames = 2 * setup.frames;
-        let images = vec![input.to_vec(); frames];
+        let images = vec![input.clone(); frames];
         let r = run_local(
             &c,
             model(net, params, (3, 3))?,

@@ -8,13 +8,13 @@
 use anyhow::{anyhow, Context, Error};
 use clap::Args as ClapArgs;
 
+use tessera_backends::driver::SourceFrame;
 use tessera_backends::gen_weights;
 use tessera_backends::node_memory::{self, RssRun};
 use tessera_backends::policy_bench::{sweep, two_sources, BenchSetup};
 
 use crate::config::NodeKernel;
 use crate::files;
-use crate::image::{Image, ImageFiles};
 
 /// Arguments of `tessera bench cluster`.
 #[derive(ClapArgs, Debug)]
@@ -93,8 +93,10 @@ pub fn run(args: &Args) -> Result<(), Error> {
         .replace("height=608", &format!("height={side}"));
     let net = tessera_core::model::cfg::parse(&text).map_err(|e| anyhow!("bench cfg: {}", e))?;
     let params = gen_weights::params(&net, 16, 1);
-    let img = Image::decode(files::DEFAULT_IMAGE).map_err(|e| anyhow!("sample image: {}", e))?;
-    let input = img.letterbox(args.size as usize, args.size as usize).data;
+    // The sample JPEG as a camera captures it: the source ships these bytes, not tile inputs.
+    let n = args.size as usize;
+    let input = SourceFrame::captured(files::DEFAULT_IMAGE.to_vec(), n, n)
+        .map_err(|e| anyhow!("sample image: {}", e))?;
     let mut port = args.port;
     let setup = BenchSetup {
         kernel: args.kernel,

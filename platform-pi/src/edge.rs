@@ -11,14 +11,13 @@ use clap::Args as ClapArgs;
 use tessera_backends::cluster::{per_start_frame_number, CodedRole, NodeOptions};
 use tessera_backends::coded::tail::{worker_model, TailPlace};
 use tessera_backends::coded::CodedModel;
-use tessera_backends::driver::{Finished, NodeStats};
+use tessera_backends::driver::{Finished, NodeStats, SourceFrame};
 use tessera_backends::frame_source::{FrameSource, Next, SOURCE_QUEUE};
 use tessera_core::model::Network;
 use tessera_core::wire::NodeId;
 
 use crate::config::Cluster;
 use crate::drop_log::DropLog;
-use crate::image::{Image, ImageFiles};
 use crate::node::{node_counters, own_model, start, StatsClock};
 use crate::signals::Signals;
 
@@ -250,14 +249,18 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
             match source.poll() {
                 Next::Frame(p) => {
                     let (w, h) = (shape.w as usize, shape.h as usize);
-                    let img = Image::load_letterboxed(&p, w, h)
+                    // The file's bytes go to the nodes that compute its tiles; they decode them
+                    // as this node does.
+                    let img = std::fs::read(&p)
+                        .map_err(Error::from)
+                        .and_then(|bytes| Ok(SourceFrame::captured(bytes, w, h)?))
                         .with_context(|| format!("loading {}", p.display()));
                     if let Err(e) = source.consumed(&p) {
                         eprintln!("removing {}: {e}", p.display());
                     }
                     match img {
                         Ok(img) => {
-                            node.submit(img.data)
+                            node.submit(img)
                                 .map_err(|e| anyhow!("feeding frames: {}", e))?;
                             c.fed += 1;
                         }

@@ -20,6 +20,7 @@ pub mod heap;
 pub mod node_thread;
 #[cfg(feature = "std")]
 pub mod readiness;
+pub mod shipped;
 #[cfg(feature = "std")]
 pub mod thread;
 
@@ -51,6 +52,8 @@ use crate::coded::{
     BoxedGlue, BoxedShards, CodedFinished, CodedMessage, CodedNodeStats, CodedPart,
 };
 use crate::link::{Link, LinkConfig, LinkError, LinkEvent, LinkStats, Received};
+use crate::pipeline::{letterbox_window, Picture, Rgb8};
+use shipped::{Assembly, ChunkError, Progress};
 
 /// A source of the current time for a driver loop: the system's monotonic clock on Linux, a
 /// virtual clock in the simulator. The core itself never reads a clock; the driver asks this
@@ -87,6 +90,13 @@ struct FrameData {
     output: Option<Vec<f32>>,
     /// Gateway BODP: the input map of the current layer (the image for layer 0).
     layer_input: Option<(u8, Vec<f32>)>,
+    /// The frame's picture as captured: a data source's, shipped to the nodes its tiles go
+    /// to, or one received whole, from which this node cuts its tiles' inputs.
+    picture: Option<Arc<Picture>>,
+    /// Data source: the peers that hold `picture` (shipped since they last connected).
+    shipped: BTreeSet<NodeId>,
+    /// The picture being received, chunk by chunk.
+    incoming: Option<Assembly>,
     /// Received tile inputs (worker or thief).
     tasks: BTreeMap<u16, (Region, Vec<f32>)>,
     /// Received BODP stripe inputs: (layer, stripe) → (input region, output region, values).
@@ -147,13 +157,51 @@ pub struct Finished {
     pub tiles_by: Vec<(NodeId, u32)>,
 }
 
+/// A frame a data source submits: the network input, and the picture it was made from.
+#[derive(Clone, Debug, Default)]
+pub struct SourceFrame {
+    /// The network input (CHW), which the source computes its own tiles from.
+    pub input: Vec<f32>,
+    /// The picture as captured, letterboxed to make `input` (`pipeline::letterbox_of`). With
+    /// one, a tile lent to another node goes as a `TileTask` after the picture (once per node),
+    /// not as its `f32` input: the receiver decodes and cuts the same values.
+    pub picture: Option<Arc<Picture>>,
+}
+
+impl SourceFrame {
+    /// A frame from a captured JPEG or PNG file: decoded once, letterboxed to `w × h` for the
+    /// source's own tiles, the file's bytes kept to ship.
+    #[cfg(feature = "codecs")]
+    pub fn captured(
+        bytes: Vec<u8>,
+        w: usize,
+        h: usize,
+    ) -> Result<Self, crate::pipeline::PictureError> {
+        let (picture, px) = Picture::captured(bytes)?;
+        Ok(SourceFrame {
+            input: crate::pipeline::letterbox_of(&px, w, h).data,
+            picture: Some(Arc::new(picture)),
+        })
+    }
+}
+
+impl From<Vec<f32>> for SourceFrame {
+    /// A frame without a picture: its tiles are shipped as `f32` inputs.
+    fn from(input: Vec<f32>) -> Self {
+        SourceFrame {
+            input,
+            picture: None,
+        }
+    }
+}
+
 /// A frame [`Node::submit`] did not take, handed back.
 #[derive(Debug)]
 pub struct Refused {
     /// Why the state machine refused it.
     pub reason: SubmitError,
     /// The frame, untouched.
-    pub image: Vec<f32>,
+    pub image: SourceFrame,
 }
 
 /// Why the driver could not start.
@@ -215,6 +263,9 @@ pub struct Node<S: TcpFullStack, X: Executor> {
     /// The coded stage on this node, and the columns of the fused output it takes (gateway).
     /// Boxed for the reason [`Machine`] is (a coded gateway's part is ~60 KiB).
     coded: Option<(Box<NodeCoded>, usize)>,
+    /// The last shipped picture decoded here: the tiles of one frame a node computes share
+    /// one decode, and no more than one frame's pixels are held.
+    decoded: Option<(FrameKey, Arc<Rgb8>)>,
 }
 
 /// A link event kept in arrival order until the link's poll returns.
@@ -235,6 +286,8 @@ fn bytes_of(f: &FrameData) -> usize {
         + f.results.values().map(|(_, x)| v(x)).sum::<usize>()
         + f.layer_results.values().map(|(_, x)| v(x)).sum::<usize>()
         + f.strips.values().map(|s| v(&s.data)).sum::<usize>()
+        + f.picture.as_ref().map_or(0, |p| p.bytes.len())
+        + f.incoming.as_ref().map_or(0, Assembly::held)
 }
 
 fn read_tensor(t: &Tensor<'_>) -> Vec<f32> {
@@ -271,6 +324,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             computing: false,
             up: BTreeSet::new(),
             coded: None,
+            decoded: None,
         })
     }
 
@@ -340,16 +394,23 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         self.frames.len()
     }
 
-    /// Starts a frame at this node (a data source) with `image` (CHW, the network input). A
-    /// frame the machine refuses (no gateway, too many in flight) is handed back with the
-    /// reason, so a caller can retry it without keeping a copy.
-    pub fn submit(&mut self, now: Instant, image: Vec<f32>) -> Result<FrameKey, Refused> {
+    /// Starts a frame at this node (a data source) with `image` (the network input, CHW, and
+    /// optionally its picture, see [`SourceFrame`]). A frame the machine refuses (no gateway,
+    /// too many in flight) is handed back with the reason, so a caller can retry it without
+    /// keeping a copy.
+    pub fn submit(
+        &mut self,
+        now: Instant,
+        image: impl Into<SourceFrame>,
+    ) -> Result<FrameKey, Refused> {
+        let image = image.into();
         let key = match machine!(&mut self.machine, m => m.submit_frame(now)) {
             Ok(key) => key,
             Err(reason) => return Err(Refused { reason, image }),
         };
         let f = self.frames.entry(key).or_default();
-        f.image = Some(Arc::new(image));
+        f.image = Some(Arc::new(image.input));
+        f.picture = image.picture;
         f.started = now;
         self.pump(now);
         Ok(key)
@@ -440,6 +501,15 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
 
     fn on_message(&mut self, now: Instant, from: NodeId, r: Received) {
         let msg = r.message();
+        // A picture in transit is the driver's: the `TileTask`s that follow it are the
+        // machine's.
+        if msg.kind() == Kind::PictureChunk {
+            if let Err(e) = self.take_chunk(now, from, &msg) {
+                self.stats.refused += 1;
+                warn!("node {}: picture from {} refused: {}", self.id(), from, e);
+            }
+            return;
+        }
         let verdict = machine!(&mut self.machine, m => m.on_message(now, from, &msg));
         match verdict {
             Ok(Verdict::Accept) => self.keep(now, from, r),
@@ -468,8 +538,111 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         }
     }
 
+    /// Adds a received picture chunk to its frame; the frame's picture once all are in.
+    fn take_chunk(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        msg: &Message<'_>,
+    ) -> Result<(), ChunkError> {
+        let Some(frame) = msg.frame() else {
+            return Ok(());
+        };
+        if matches!(self.machine, Machine::Gateway(_)) {
+            return Err(ChunkError::Gateway);
+        }
+        if frame.origin != from || from == self.id() {
+            return Err(ChunkError::NotOrigin { from, frame });
+        }
+        self.forget_stale(frame);
+        let f = frame_entry(&mut self.frames, frame, now);
+        match Assembly::add(f.incoming.take(), msg)? {
+            Progress::Partial(a) => f.incoming = Some(a),
+            Progress::Complete(p) => {
+                f.picture = Some(Arc::new(p));
+                if self.decoded.as_ref().is_some_and(|(k, _)| *k == frame) {
+                    self.decoded = None;
+                }
+            }
+        }
+        self.note_store();
+        Ok(())
+    }
+
+    /// Sends `frame`'s picture to `to` unless it holds it already; false when the link refused
+    /// a chunk (the peer then does not count as holding it).
+    fn ship_picture(&mut self, now: Instant, to: NodeId, frame: FrameKey) -> bool {
+        let Some(f) = self.frames.get(&frame) else {
+            return false;
+        };
+        let Some(picture) = f.picture.clone() else {
+            return false;
+        };
+        if f.shipped.contains(&to) {
+            return true;
+        }
+        for m in shipped::chunks(frame, &picture) {
+            let sent = self.link.send(now, to, &m, Body::Message);
+            if sent.is_err() {
+                self.note_send(sent);
+                return false;
+            }
+        }
+        if let Some(f) = self.frames.get_mut(&frame) {
+            f.shipped.insert(to);
+        }
+        true
+    }
+
+    /// Sends `task` (a `TileTask`) after its frame's picture, which goes once per peer: the
+    /// peer cuts the tile's input itself.
+    fn send_tile_task(&mut self, now: Instant, to: NodeId, task: Message<'static>) {
+        let Some(frame) = task.frame() else {
+            return;
+        };
+        if self.ship_picture(now, to, frame) {
+            let sent = self.link.send_control(now, to, &task);
+            self.note_send(sent);
+        }
+    }
+
+    /// The network input over `region` cut from `frame`'s received picture: decoded once per
+    /// frame, letterboxed over the tile's region only.
+    fn cut_from_picture(&mut self, frame: FrameKey, region: Region) -> Option<Vec<f32>> {
+        let px = match &self.decoded {
+            Some((k, px)) if *k == frame => px.clone(),
+            _ => {
+                let picture = self.frames.get(&frame)?.picture.clone()?;
+                let px = match picture.pixels() {
+                    Ok(px) => Arc::new(px),
+                    Err(e) => {
+                        warn!("node {}: frame {}: {}", self.id(), frame, e);
+                        return None;
+                    }
+                };
+                self.decoded = Some((frame, px.clone()));
+                px
+            }
+        };
+        let shape = self.model.net.input();
+        if shape.c != 3 {
+            return None;
+        }
+        let (w, h) = (shape.w as usize, shape.h as usize);
+        let xs = region.x.start as usize..region.x.end as usize;
+        let ys = region.y.start as usize..region.y.end as usize;
+        if xs.end > w || ys.end > h {
+            return None;
+        }
+        Some(letterbox_window(px.as_ref(), w, h, xs, ys))
+    }
+
     /// Tells the machine `p` is gone (once per connection).
     fn peer_down(&mut self, now: Instant, p: NodeId) {
+        for f in self.frames.values_mut() {
+            // A peer that comes back may have lost what it held: ship again.
+            f.shipped.remove(&p);
+        }
         if self.up.remove(&p) {
             machine!(&mut self.machine, m => m.on_disconnected(now, p));
             if let Some((c, _)) = &mut self.coded {
@@ -711,6 +884,14 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     Body::Values(img),
                 );
                 self.note_send(sent);
+            }
+            Action::SendTask {
+                to,
+                frame,
+                tile,
+                mode,
+            } if self.frames.get(&frame).is_some_and(|f| f.picture.is_some()) => {
+                self.send_tile_task(now, to, Message::TileTask { frame, tile, mode })
             }
             Action::SendTask {
                 to,
@@ -969,10 +1150,15 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     .frames
                     .get_mut(&frame)
                     .and_then(|f| f.tasks.remove(&tile));
-                // A tile of a frame held here reads its region of the shared image in place.
+                // A tile of a frame held here reads its region of the shared image in place; a
+                // tile sent as a `TileTask` is cut from the frame's picture.
                 let input = match given {
                     Some((region, values)) => Some((region, Arc::new(values))),
-                    None => self.shared_image(frame),
+                    None => self.shared_image(frame).or_else(|| {
+                        let region = self.model.plan(tile, mode).ok()?.input(0);
+                        let values = self.cut_from_picture(frame, region)?;
+                        Some((region, Arc::new(values)))
+                    }),
                 };
                 // Only the strips this tile reads, not the frame's whole store. An edge moves
                 // them into the job: each strip serves the one tile on its side, which runs

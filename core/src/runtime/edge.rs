@@ -382,9 +382,11 @@ impl Edge {
         let v = match *msg {
             // Session messages belong to the transport; one passed up anyway changes nothing.
             Message::Heartbeat | Message::Hello { .. } => Verdict::Accept,
+            // A `TileTask` is a `Task` whose input the driver cuts from the frame's picture.
             Message::Task {
                 frame, tile, mode, ..
-            } => {
+            }
+            | Message::TileTask { frame, tile, mode } => {
                 check_tile(tile)?;
                 let asked = match self.ask {
                     Ask::Victim { victim, .. } => stealing && victim == from,

@@ -48,6 +48,7 @@ pub mod frame;
 mod ids;
 mod kind;
 pub mod message;
+mod picture;
 mod policy;
 mod stream;
 mod strips;
@@ -60,6 +61,7 @@ pub use frame::{Frame, HeaderRepr, FLAG_AUTH, HEADER_LEN, MAGIC, TAG_LEN, VERSIO
 pub use ids::{FrameKey, NodeId, Role, GATEWAY, PROBE};
 pub use kind::Kind;
 pub use message::{Message, MAX_PREFIX_LEN};
+pub use picture::{PictureBytes, PictureFormat, MAX_PICTURE_CHUNK};
 pub use policy::{ParsePolicyError, Policy};
 pub use stream::{Body, FrameEncoder, StripSource};
 pub use strips::{StripEntry, StripsIter, StripsView, StripsWriter, STRIP_DESC_LEN};
