@@ -76,6 +76,9 @@ pub struct ClusterSpec {
     pub timeouts: Timeouts,
     /// The nodes.
     pub nodes: Vec<ClusterNode>,
+    /// WST-S: strips stay on the node that made them, thieves recompute
+    /// (`Config::local_reuse`); every node of the cluster must agree.
+    pub local_reuse: bool,
 }
 
 impl ClusterSpec {
@@ -112,6 +115,7 @@ impl ClusterSpec {
                 connect: StdDuration::from_secs(2),
             },
             nodes,
+            local_reuse: true,
         }
     }
 
@@ -129,6 +133,7 @@ impl ClusterSpec {
         cfg.tile_timeout = dur(self.timeouts.tile);
         cfg.frame_deadline = dur(self.timeouts.frame);
         cfg.steal_backoff = dur(self.timeouts.steal_backoff);
+        cfg.local_reuse = self.local_reuse;
         Ok(cfg)
     }
 }

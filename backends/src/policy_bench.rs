@@ -37,6 +37,9 @@ pub struct PolicyRow {
     pub grid: (u32, u32),
     /// Edges.
     pub edges: u16,
+    /// WST-S: strips stay where they were made (`Config::local_reuse`); false for the
+    /// gateway's strip cache (and for the other policies, which move no strips).
+    pub local_reuse: bool,
     /// Mean seconds per frame.
     pub secs_per_frame: f64,
     /// Bytes sent by all nodes per frame.
@@ -83,7 +86,13 @@ pub enum BenchError {
 }
 
 /// One configuration's figures from its runs.
-pub fn summarize(policy: Policy, grid: (u32, u32), edges: u16, runs: &[LocalRun]) -> PolicyRow {
+pub fn summarize(
+    policy: Policy,
+    grid: (u32, u32),
+    edges: u16,
+    local_reuse: bool,
+    runs: &[LocalRun],
+) -> PolicyRow {
     let frames: usize = runs
         .iter()
         .map(|r| r.source_latency.len())
@@ -111,6 +120,7 @@ pub fn summarize(policy: Policy, grid: (u32, u32), edges: u16, runs: &[LocalRun]
         policy,
         grid,
         edges,
+        local_reuse,
         secs_per_frame: secs / frames as f64,
         bytes_per_frame: bytes as f64 / frames as f64,
         edge_compute_bytes: edge(|s| s.peak_compute_bytes),
@@ -137,6 +147,16 @@ fn cluster(
     c
 }
 
+/// The configurations of a sweep at each grid and edge count: every policy, WST-S with its
+/// strips kept where they were made and with the gateway's strip cache.
+const POLICIES: [(Policy, bool); 5] = [
+    (Policy::Wsh, false),
+    (Policy::Wst, false),
+    (Policy::WstS, true),
+    (Policy::WstS, false),
+    (Policy::Bodp, false),
+];
+
 /// Every configuration, one run per frame of `input` (the network input, and the picture a
 /// data source ships in its place when it has one), from `port` on; `progress` sees each row
 /// as it is made.
@@ -151,11 +171,12 @@ pub fn sweep(
     let mut rows = Vec::new();
     for edges in [1u16, 2] {
         for grid in [(3, 3), (5, 5)] {
-            for policy in [Policy::Wsh, Policy::Wst, Policy::WstS, Policy::Bodp] {
+            for (policy, local_reuse) in POLICIES {
                 let model = model(net, params, grid)?;
                 let mut runs = Vec::new();
                 for _ in 0..setup.frames {
-                    let c = cluster(policy, grid, edges, 1, port, setup.kernel);
+                    let mut c = cluster(policy, grid, edges, 1, port, setup.kernel);
+                    c.local_reuse = local_reuse;
                     let images = vec![input.clone()];
                     let r = run_local(
                         &c,
@@ -167,7 +188,7 @@ pub fn sweep(
                     );
                     runs.push(r.map_err(BenchError::Run)?);
                 }
-                let row = summarize(policy, grid, edges, &runs);
+                let row = summarize(policy, grid, edges, local_reuse, &runs);
                 progress(&row);
                 rows.push(row);
             }

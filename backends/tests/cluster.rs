@@ -82,12 +82,14 @@ fn run_cluster(
     edges: u16,
     frames: usize,
     image: SourceFrame,
+    local_reuse: bool,
 ) -> (Vec<Finished>, Vec<f32>, Vec<NodeStats>) {
     let model = Arc::new(model(grid));
     let stack = FusedStack::new(&model.net, model.layers).unwrap();
     let g = Grid::new(grid.0, grid.1, Partition::Darknet, &stack).unwrap();
     let mut cfg = Config::new(policy, &stack, g);
     cfg.tile_timeout = Duration::from_secs(5);
+    cfg.local_reuse = local_reuse;
     let p = port();
     let peers = loopback(edges, p);
     let start = StdInstant::now();
@@ -133,7 +135,7 @@ fn run_cluster(
 
 fn check(policy: Policy, grid: (u32, u32), edges: u16) {
     let image = values(48 * 40 * 3, 11).into();
-    let (done, expect, _) = run_cluster(policy, grid, edges, 2, image);
+    let (done, expect, _) = run_cluster(policy, grid, edges, 2, image, false);
     check_output(policy, grid, edges, &done, &expect);
 }
 
@@ -167,13 +169,18 @@ fn every_policy_matches_the_single_device_run() {
     }
 }
 
-/// Runs the stealing policies on `image` (which has a picture): the tiles lent go as
-/// `TileTask`s after the picture, the receivers cut their inputs from their own decode, and the
-/// stitched output is still the single-device run's, bit for bit.
+/// Runs the stealing policies on `image` (which has a picture), WST-S with strips through the
+/// gateway and kept where they were made: the tiles lent go as `TileTask`s after the picture,
+/// the receivers cut their inputs from their own decode, and the stitched output is still the
+/// single-device run's, bit for bit.
 fn check_shipped(image: SourceFrame) {
     assert!(image.picture.is_some());
-    for policy in [Policy::Wst, Policy::WstS] {
-        let (done, expect, stats) = run_cluster(policy, (3, 3), 2, 2, image.clone());
+    for (policy, local) in [
+        (Policy::Wst, false),
+        (Policy::WstS, false),
+        (Policy::WstS, true),
+    ] {
+        let (done, expect, stats) = run_cluster(policy, (3, 3), 2, 2, image.clone(), local);
         check_output(policy, (3, 3), 2, &done, &expect);
         // Someone besides the source computed tiles: from the shipped picture.
         let helped: u32 = done

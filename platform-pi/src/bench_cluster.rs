@@ -11,7 +11,8 @@ use clap::Args as ClapArgs;
 use tessera_backends::driver::SourceFrame;
 use tessera_backends::gen_weights;
 use tessera_backends::node_memory::{self, RssRun};
-use tessera_backends::policy_bench::{sweep, two_sources, BenchSetup};
+use tessera_backends::policy_bench::{sweep, two_sources, BenchSetup, PolicyRow};
+use tessera_core::wire::Policy;
 
 use crate::config::NodeKernel;
 use crate::files;
@@ -56,6 +57,60 @@ fn node_memory(args: &Args) -> Result<Vec<RssRun>, Error> {
         },
     )?;
     Ok(runs)
+}
+
+/// Where a row's WST-S strips go (`null` for policies that move none).
+fn strips(r: &PolicyRow) -> serde_json::Value {
+    match (r.policy, r.local_reuse) {
+        (Policy::WstS, true) => "local".into(),
+        (Policy::WstS, false) => "gateway".into(),
+        _ => serde_json::Value::Null,
+    }
+}
+
+/// Issue 14's byte targets against the rows: YOLOv2-608 3x3, gateway + 2 edges, WST-S with
+/// strips kept local at most 2.0 MiB per frame (f32), and WST-S never above WST at any grid
+/// and edge count.
+fn targets(rows: &[PolicyRow]) -> serde_json::Value {
+    const MIB: f64 = 1024.0 * 1024.0;
+    let find = |p: Policy, local: bool, grid: (u32, u32), edges: u16| {
+        rows.iter()
+            .find(|r| r.policy == p && r.local_reuse == local && r.grid == grid && r.edges == edges)
+            .map(|r| r.bytes_per_frame / MIB)
+    };
+    let mut not_above = Vec::new();
+    for r in rows
+        .iter()
+        .filter(|r| r.policy == Policy::WstS && r.local_reuse)
+    {
+        if let Some(wst) = find(Policy::Wst, false, r.grid, r.edges) {
+            let mib = r.bytes_per_frame / MIB;
+            not_above.push(serde_json::json!({
+                "grid": format!("{}x{}", r.grid.0, r.grid.1),
+                "edges": r.edges,
+                "wst_s_mib": mib,
+                "wst_mib": wst,
+                "met": mib <= wst,
+            }));
+        }
+    }
+    let wst_s = find(Policy::WstS, true, (3, 3), 2);
+    serde_json::json!({
+        "wst_s_3x3_2_edges_f32_mib": {
+            "limit": 2.0,
+            "measured": wst_s,
+            "met": wst_s.is_some_and(|m| m <= 2.0),
+        },
+        "wst_s_not_above_wst": not_above,
+    })
+}
+
+/// A row's name in the table.
+fn label(r: &PolicyRow) -> String {
+    match (r.policy, r.local_reuse) {
+        (Policy::WstS, false) => "WST-S/gw".into(),
+        (p, _) => p.label().into(),
+    }
 }
 
 /// Runs the benchmark.
@@ -106,7 +161,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
         if !args.json {
             eprintln!(
                 "  {} {}x{} {} edge(s): {:.3} s/frame",
-                row.policy.label(),
+                label(row),
                 row.grid.0,
                 row.grid.1,
                 row.edges,
@@ -122,6 +177,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
             .map(|r| {
                 serde_json::json!({
                     "policy": r.policy.label(),
+                    "strips": strips(r),
                     "grid": format!("{}x{}", r.grid.0, r.grid.1),
                     "edges": r.edges,
                     "secs_per_frame": r.secs_per_frame,
@@ -147,6 +203,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
         let s = serde_json::json!({
             "size": args.size,
             "frames_per_config": args.frames,
+            "targets": targets(&rows),
             "configs": configs,
             "two_sources": two_sources,
             "node_memory": runs,
@@ -159,14 +216,15 @@ pub fn run(args: &Args) -> Result<(), Error> {
         args.size, args.frames, args.kernel
     );
     println!(
-        "{:<7} {:<5} {:>5} {:>10} {:>14} {:>16} {:>15}",
+        "{:<9} {:<5} {:>5} {:>10} {:>14} {:>16} {:>15}",
         "policy", "grid", "edges", "s/frame", "MiB/frame", "edge compute MiB", "edge store MiB"
     );
+    println!("(WST-S: strips kept where they were made; WST-S/gw: through the gateway's cache)");
     const MIB: f64 = 1024.0 * 1024.0;
     for r in &rows {
         println!(
-            "{:<7} {:<5} {:>5} {:>10.3} {:>14.2} {:>16.2} {:>15.2}",
-            r.policy.label(),
+            "{:<9} {:<5} {:>5} {:>10.3} {:>14.2} {:>16.2} {:>15.2}",
+            label(r),
             format!("{}x{}", r.grid.0, r.grid.1),
             r.edges,
             r.secs_per_frame,

@@ -49,6 +49,9 @@ pub struct Cluster {
     pub tail: TailPlace,
     /// A coded tail: its frame deadline and data grace.
     pub coded: CodedConfig,
+    /// WST-S strips stay where they were made (`reuse = "local"`, the default) or go through
+    /// the gateway's cache (`reuse = "gateway"`).
+    pub local_reuse: bool,
 }
 
 /// The conv kernel of a cluster's nodes (`auto`, `portable` or `simd`).
@@ -116,6 +119,7 @@ struct RawCluster {
     tail: Option<At<String>>,
     tail_deadline_ms: Option<At<u64>>,
     tail_grace_ms: Option<At<u64>>,
+    reuse: Option<At<String>>,
     nodes: Vec<RawNode>,
 }
 
@@ -332,6 +336,17 @@ impl Cluster {
             Some(l) => *l.get_ref(),
             None => 16,
         };
+        let local_reuse = match &raw.reuse {
+            None => true,
+            Some(r) => match r.get_ref().as_str() {
+                "local" => true,
+                "gateway" => false,
+                other => {
+                    p.at(r, format!("reuse = \"{other}\": \"local\" or \"gateway\""));
+                    true
+                }
+            },
+        };
         let insecure = raw.insecure.as_ref().is_some_and(|i| *i.get_ref());
         let key = match (&raw.key, insecure) {
             (Some(k), false) => p.check(k, parse_key(k.get_ref())).map(Some),
@@ -466,6 +481,7 @@ impl Cluster {
             written,
             tail,
             coded,
+            local_reuse,
         })
     }
 
@@ -479,6 +495,7 @@ impl Cluster {
             kernel: self.kernel,
             timeouts: self.timeouts,
             nodes: self.nodes.clone(),
+            local_reuse: self.local_reuse,
         }
     }
 

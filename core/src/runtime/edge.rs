@@ -572,7 +572,7 @@ impl Edge {
             self.actions.send(thief, Message::NoTask);
             return;
         };
-        let (grid, reuse) = (self.cfg.grid, self.cfg.reuse());
+        let (grid, reuse) = (self.cfg.grid, self.cfg.reuse_mode());
         let deadline = self.now + self.cfg.tile_timeout;
         let Some(f) = self.own[i].as_mut() else {
             return;
@@ -635,7 +635,7 @@ impl Edge {
         // 1. Own frames (WST): the owner takes from the head.
         if self.cfg.stealing() {
             if let Some(i) = oldest(&self.own, |f| f.seq, |f| f.queued() > 0) {
-                let (grid, reuse) = (self.cfg.grid, self.cfg.reuse());
+                let (grid, reuse) = (self.cfg.grid, self.cfg.reuse_mode());
                 if let Some(f) = self.own[i].as_mut() {
                     if let Some(pick) = f.pick(&grid, reuse, End::Head) {
                         f.run(pick.tile);
@@ -752,7 +752,8 @@ impl Edge {
         self.stats.tiles_computed += 1;
         match work {
             Work::Tile { frame, tile, mode } => {
-                if mode == Mode::Reuse && self.cfg.grid.level(tile as usize) == Level::Zero {
+                let level0 = self.cfg.grid.level(tile as usize) == Level::Zero;
+                if mode == Mode::Reuse && level0 && !self.cfg.local_reuse {
                     self.actions.push(Action::SendStrips {
                         to: GATEWAY,
                         frame,
