@@ -12,6 +12,7 @@ use tessera_core::runtime::{
     MAX_FRAMES_PER_SOURCE, MAX_IDLE_BACKOFF, REJECT_NO_STRIPS,
 };
 use tessera_core::time::{Duration, Instant};
+use tessera_core::wire::Precision;
 use tessera_core::wire::{
     FrameKey, Kind, Message, NodeId, Policy, Role, StripsView, Tensor, GATEWAY,
 };
@@ -37,6 +38,7 @@ const EMPTY: Tensor<'static> = Tensor {
     },
     channels: 0,
     data: &[],
+    precision: Precision::F32,
 };
 
 fn t(ms: u64) -> Instant {

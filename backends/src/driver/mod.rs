@@ -39,7 +39,9 @@ use tessera_core::runtime::{
 };
 use tessera_core::tensor::{copy_overlap, region_len, FeatureView, FeatureViewMut};
 use tessera_core::time::Instant;
-use tessera_core::wire::{Body, FrameKey, Kind, Message, NodeId, StripSource, Tensor, GATEWAY};
+use tessera_core::wire::{
+    Body, FrameKey, Kind, Message, NodeId, Precision, StripSource, Tensor, GATEWAY,
+};
 use tessera_core::Region;
 use tessera_log::{debug, warn};
 
@@ -876,6 +878,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     region: Region::full(shape.w, shape.h),
                     channels: shape.c,
                     data: &[],
+                    precision: Precision::F32,
                 };
                 let sent = self.link.send(
                     now,
@@ -915,6 +918,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     region,
                     channels: c,
                     data: &[],
+                    precision: Precision::F32,
                 };
                 let sent = self.link.send(
                     now,
@@ -941,6 +945,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     region,
                     channels: c,
                     data: &[],
+                    precision: Precision::F32,
                 };
                 let sent = self.link.send(
                     now,
@@ -1000,6 +1005,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     region,
                     channels: c,
                     data: &[],
+                    precision: Precision::F32,
                 };
                 let msg = Message::LayerTask {
                     frame,
@@ -1033,6 +1039,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     region,
                     channels: c,
                     data: &[],
+                    precision: Precision::F32,
                 };
                 let sent = self.link.send(
                     now,
