@@ -21,7 +21,7 @@ use tessera_core::model::{Network, Shape};
 use tessera_core::runtime::Config;
 use tessera_core::tensor::FeatureView;
 use tessera_core::time::{Duration, Instant};
-use tessera_core::wire::{Key, Policy};
+use tessera_core::wire::{Key, Policy, Precision};
 use tessera_core::Region;
 use tessera_testkit::{conv, pool};
 
@@ -83,6 +83,7 @@ fn run_cluster(
     frames: usize,
     image: SourceFrame,
     local_reuse: bool,
+    transfer: Precision,
 ) -> (Vec<Finished>, Vec<f32>, Vec<NodeStats>) {
     let model = Arc::new(model(grid));
     let stack = FusedStack::new(&model.net, model.layers).unwrap();
@@ -110,6 +111,9 @@ fn run_cluster(
             .unwrap()
         })
         .collect();
+    for n in nodes.iter_mut() {
+        n.set_transfer(transfer);
+    }
     let mut submitted = 0;
     let mut done = Vec::new();
     while done.len() < frames {
@@ -135,7 +139,7 @@ fn run_cluster(
 
 fn check(policy: Policy, grid: (u32, u32), edges: u16) {
     let image = values(48 * 40 * 3, 11).into();
-    let (done, expect, _) = run_cluster(policy, grid, edges, 2, image, false);
+    let (done, expect, _) = run_cluster(policy, grid, edges, 2, image, false, Precision::F32);
     check_output(policy, grid, edges, &done, &expect);
 }
 
@@ -180,7 +184,8 @@ fn check_shipped(image: SourceFrame) {
         (Policy::WstS, false),
         (Policy::WstS, true),
     ] {
-        let (done, expect, stats) = run_cluster(policy, (3, 3), 2, 2, image.clone(), local);
+        let (done, expect, stats) =
+            run_cluster(policy, (3, 3), 2, 2, image.clone(), local, Precision::F32);
         check_output(policy, (3, 3), 2, &done, &expect);
         // Someone besides the source computed tiles: from the shipped picture.
         let helped: u32 = done
@@ -213,4 +218,53 @@ fn tiles_cut_from_shipped_pixels_match_the_single_device_run() {
 fn tiles_cut_from_a_shipped_jpeg_match_the_single_device_run() {
     let image = SourceFrame::captured(DEFAULT_IMAGE.to_vec(), 48, 40).unwrap();
     check_shipped(image);
+}
+
+/// Tile results sent in f16 or i8 (strips kept local, so each result is the exact tile output
+/// rounded once): every stitched value is within the precision's rounding of the exact one,
+/// and some differ (the precision is really used).
+#[test]
+fn results_in_a_smaller_precision_are_within_its_rounding() {
+    let image: SourceFrame = values(48 * 40 * 3, 11).into();
+    for transfer in [Precision::F16, Precision::I8] {
+        let (done, expect, _) =
+            run_cluster(Policy::WstS, (3, 3), 2, 1, image.clone(), true, transfer);
+        let out = done[0].output.as_ref().expect("gateway output");
+        let c = 6;
+        let plane = expect.len() / c;
+        let mut differ = 0;
+        for (i, (a, b)) in out.iter().zip(&expect).enumerate() {
+            let tol = match transfer {
+                Precision::F16 => b.abs() / 2048.0 + 1e-7,
+                // Half a step of the channel's scale; a tile's scale is at most the map's.
+                _ => {
+                    let ch = &expect[i / plane * plane..(i / plane + 1) * plane];
+                    ch.iter().fold(0.0f32, |m, v| m.max(v.abs())) / 254.0 + 1e-6
+                }
+            };
+            assert!((a - b).abs() <= tol, "{transfer:?} value {i}: {a} vs {b}");
+            differ += usize::from(a.to_bits() != b.to_bits());
+        }
+        assert!(differ > 0, "{transfer:?}: every value exact");
+    }
+}
+
+/// Strips through the gateway in f16: the level-1 tiles compute from rounded strips, so their
+/// error grows through the layers, but the frame completes and stays close.
+#[test]
+fn strips_in_f16_through_the_gateway_stay_close() {
+    let image: SourceFrame = values(48 * 40 * 3, 11).into();
+    let (done, expect, stats) =
+        run_cluster(Policy::WstS, (3, 3), 2, 2, image, false, Precision::F16);
+    let max = expect.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    for f in &done {
+        assert!(f.complete);
+        let out = f.output.as_ref().expect("gateway output");
+        let err = out
+            .iter()
+            .zip(&expect)
+            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(err <= max * 1e-2, "max error {err} of {max}");
+    }
+    assert!(stats.iter().all(|s| s.failed_jobs == 0 && s.refused == 0));
 }

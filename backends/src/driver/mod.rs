@@ -18,6 +18,7 @@ pub mod compute;
 pub mod heap;
 #[cfg(feature = "std")]
 pub mod node_thread;
+pub mod packed;
 #[cfg(feature = "std")]
 pub mod readiness;
 pub mod shipped;
@@ -268,6 +269,8 @@ pub struct Node<S: TcpFullStack, X: Executor> {
     /// The last shipped picture decoded here: the tiles of one frame a node computes share
     /// one decode, and no more than one frame's pixels are held.
     decoded: Option<(FrameKey, Arc<Rgb8>)>,
+    /// Wire precision of the tile results and strips this node sends.
+    transfer: Precision,
 }
 
 /// A link event kept in arrival order until the link's poll returns.
@@ -327,6 +330,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             up: BTreeSet::new(),
             coded: None,
             decoded: None,
+            transfer: Precision::F32,
         })
     }
 
@@ -358,6 +362,12 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         if let Machine::Edge(e) = &mut self.machine {
             e.set_next_frame(first);
         }
+    }
+
+    /// Sends tile results and strips packed in `precision` (`f32`, the default, is
+    /// bit-exact; `f16` and `i8` trade accuracy for bytes). Receivers read any precision.
+    pub fn set_transfer(&mut self, precision: Precision) {
+        self.transfer = precision;
     }
 
     /// This node's id.
@@ -596,6 +606,32 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         true
     }
 
+    /// Sends a tile result packed in the node's transfer precision.
+    #[allow(clippy::too_many_arguments)]
+    fn send_packed_result(
+        &mut self,
+        now: Instant,
+        to: NodeId,
+        frame: FrameKey,
+        tile: u16,
+        region: Region,
+        channels: u32,
+        values: &[f32],
+    ) {
+        let sent = packed::values(values, channels, self.transfer)
+            .and_then(|bytes| {
+                let output = Tensor::packed(region, channels, self.transfer, &bytes)?;
+                let msg = Message::Result {
+                    frame,
+                    tile,
+                    output,
+                };
+                Ok(self.link.send(now, to, &msg, Body::Message))
+            })
+            .unwrap_or_else(|e| Err(LinkError::Wire(e)));
+        self.note_send(sent);
+    }
+
     /// Sends `task` (a `TileTask`) after its frame's picture, which goes once per peer: the
     /// peer cuts the tile's input itself.
     fn send_tile_task(&mut self, now: Instant, to: NodeId, task: Message<'static>) {
@@ -732,6 +768,14 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 let f = frame_entry(&mut self.frames, frame, now);
                 f.layer_tasks
                     .insert((layer, stripe), (region, output, values));
+            }
+            // Packed values are read back one by one (an `f32` tensor is taken in place).
+            (Message::Result { frame, output, .. }, _) if output.precision != Precision::F32 => {
+                let Some(shape) = out_shape else { return };
+                let values: Vec<f32> = output.values().collect();
+                let f = frame_entry(&mut self.frames, frame, now);
+                *f.tiles_by.entry(from).or_default() += 1;
+                f.stitch_output(shape, output.region, output.channels, &values);
             }
             (Message::Result { frame, .. }, Some((region, channels, span))) => {
                 let Some(shape) = out_shape else { return };
@@ -941,6 +985,10 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     return;
                 };
                 let c = self.model.stack().map(|s| s.output().c).unwrap_or(0);
+                if self.transfer != Precision::F32 {
+                    self.send_packed_result(now, to, frame, tile, region, c, &values);
+                    return;
+                }
                 let t = Tensor {
                     region,
                     channels: c,
@@ -987,7 +1035,30 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     tile,
                     strips: tessera_core::wire::StripsView::EMPTY,
                 };
-                let sent = self.link.send(now, to, &msg, Body::Strips(&sources));
+                let sent = match self.transfer {
+                    Precision::F32 => self.link.send(now, to, &msg, Body::Strips(&sources)),
+                    p => match packed::strips(&sources, p) {
+                        Ok((bytes, count)) => {
+                            let strips = tessera_core::wire::StripsView::new_checked(
+                                count,
+                                &bytes,
+                                &tessera_core::wire::Limits::LARGE,
+                            );
+                            match strips {
+                                Ok(strips) => {
+                                    let msg = Message::Strips {
+                                        frame,
+                                        tile,
+                                        strips,
+                                    };
+                                    self.link.send(now, to, &msg, Body::Message)
+                                }
+                                Err(e) => Err(LinkError::Wire(e)),
+                            }
+                        }
+                        Err(e) => Err(LinkError::Wire(e)),
+                    },
+                };
                 self.note_send(sent);
                 self.drop_sent_strips(frame, tile, sides);
             }
