@@ -14,7 +14,7 @@ use alloc::vec::Vec;
 use std::time::Duration;
 
 use tessera_core::model::Network;
-use tessera_core::wire::Policy;
+use tessera_core::wire::{Policy, Precision};
 
 use crate::cluster::ClusterSpec;
 use crate::driver::{Model, NodeStats, SourceFrame};
@@ -40,6 +40,8 @@ pub struct PolicyRow {
     /// WST-S: strips stay where they were made (`Config::local_reuse`); false for the
     /// gateway's strip cache (and for the other policies, which move no strips).
     pub local_reuse: bool,
+    /// Wire precision of the tile results and strips.
+    pub transfer: Precision,
     /// Mean seconds per frame.
     pub secs_per_frame: f64,
     /// Bytes sent by all nodes per frame.
@@ -121,6 +123,7 @@ pub fn summarize(
         grid,
         edges,
         local_reuse,
+        transfer: Precision::F32,
         secs_per_frame: secs / frames as f64,
         bytes_per_frame: bytes as f64 / frames as f64,
         edge_compute_bytes: edge(|s| s.peak_compute_bytes),
@@ -193,6 +196,42 @@ pub fn sweep(
                 rows.push(row);
             }
         }
+    }
+    Ok(rows)
+}
+
+/// WST-S with local strips, 3x3, gateway + 2 edges (the byte target), with tile
+/// results sent in each of `precisions`, from `port` on.
+pub fn transfer_rows(
+    net: &Network,
+    params: &[f32],
+    input: &SourceFrame,
+    setup: BenchSetup,
+    port: &mut u16,
+    precisions: &[Precision],
+) -> Result<Vec<PolicyRow>, BenchError> {
+    let (policy, grid, edges) = (Policy::WstS, (3, 3), 2);
+    let mut rows = Vec::new();
+    for &p in precisions {
+        let model = model(net, params, grid)?;
+        let mut runs = Vec::new();
+        for _ in 0..setup.frames {
+            let mut c = cluster(policy, grid, edges, 1, port, setup.kernel);
+            c.transfer = p;
+            let images = vec![input.clone()];
+            let r = run_local(
+                &c,
+                model.clone(),
+                &images,
+                &Faults::default(),
+                RUN_TIMEOUT,
+                None,
+            );
+            runs.push(r.map_err(BenchError::Run)?);
+        }
+        let mut row = summarize(policy, grid, edges, true, &runs);
+        row.transfer = p;
+        rows.push(row);
     }
     Ok(rows)
 }

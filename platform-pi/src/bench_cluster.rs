@@ -8,11 +8,16 @@
 use anyhow::{anyhow, Context, Error};
 use clap::Args as ClapArgs;
 
+use tessera_backends::builtin::{DEFAULT_IMAGE, SECOND_IMAGE};
 use tessera_backends::driver::SourceFrame;
 use tessera_backends::gen_weights;
 use tessera_backends::node_memory::{self, RssRun};
-use tessera_backends::policy_bench::{sweep, two_sources, BenchSetup, PolicyRow};
-use tessera_core::wire::Policy;
+use tessera_backends::pipeline::{AnyKernel, DetectSetup};
+use tessera_backends::policy_bench::{sweep, transfer_rows, two_sources, BenchSetup, PolicyRow};
+use tessera_backends::transfer_error::{transfer_error, TransferError};
+use tessera_core::ftp::{Mode, Partition};
+use tessera_core::model::Network;
+use tessera_core::wire::{Policy, Precision};
 
 use crate::config::NodeKernel;
 use crate::files;
@@ -68,10 +73,45 @@ fn strips(r: &PolicyRow) -> serde_json::Value {
     }
 }
 
+/// The wire precisions measured besides `f32`.
+const SMALLER: [Precision; 2] = [Precision::F16, Precision::I8];
+
+/// What `f16`/`i8` tile results do to the layer-15 map and the boxes of both sample frames
+/// (the whole network with generated weights, 3x3 grid).
+fn transfer_errors(
+    args: &Args,
+    net: &Network,
+) -> Result<Vec<(&'static str, TransferError)>, Error> {
+    let params = gen_weights::params(net, net.layers().len(), 1);
+    let kernels = AnyKernel::of(args.kernel);
+    let n = args.size as usize;
+    let setup = DetectSetup {
+        upto: 16,
+        grid: (3, 3),
+        partition: Partition::Darknet,
+        mode: Mode::Plain,
+        thresh: 0.24,
+        nms: 0.45,
+    };
+    let mut out = Vec::new();
+    for (name, bytes) in [("0.jpg", DEFAULT_IMAGE), ("1.jpg", SECOND_IMAGE)] {
+        let frame = SourceFrame::captured(bytes.to_vec(), n, n)
+            .map_err(|e| anyhow!("sample image {name}: {e}"))?;
+        let dims = frame
+            .picture
+            .as_ref()
+            .map_or((n, n), |p| (p.width as usize, p.height as usize));
+        let errors = transfer_error(&kernels, net, &params, &frame.input, dims, &setup, &SMALLER)
+            .map_err(|e| anyhow!("measuring {name}: {e}"))?;
+        out.extend(errors.into_iter().map(|e| (name, e)));
+    }
+    Ok(out)
+}
+
 /// Issue 14's byte targets against the rows: YOLOv2-608 3x3, gateway + 2 edges, WST-S with
-/// strips kept local at most 2.0 MiB per frame (f32), and WST-S never above WST at any grid
-/// and edge count.
-fn targets(rows: &[PolicyRow]) -> serde_json::Value {
+/// strips kept local at most 2.0 MiB per frame with f32 and 1.0 MiB with f16 tile results, and
+/// WST-S never above WST at any grid and edge count.
+fn targets(rows: &[PolicyRow], transfer: &[PolicyRow]) -> serde_json::Value {
     const MIB: f64 = 1024.0 * 1024.0;
     let find = |p: Policy, local: bool, grid: (u32, u32), edges: u16| {
         rows.iter()
@@ -95,11 +135,20 @@ fn targets(rows: &[PolicyRow]) -> serde_json::Value {
         }
     }
     let wst_s = find(Policy::WstS, true, (3, 3), 2);
+    let f16 = transfer
+        .iter()
+        .find(|r| r.transfer == Precision::F16)
+        .map(|r| r.bytes_per_frame / MIB);
     serde_json::json!({
         "wst_s_3x3_2_edges_f32_mib": {
             "limit": 2.0,
             "measured": wst_s,
             "met": wst_s.is_some_and(|m| m <= 2.0),
+        },
+        "wst_s_3x3_2_edges_f16_mib": {
+            "limit": 1.0,
+            "measured": f16,
+            "met": f16.is_some_and(|m| m <= 1.0),
         },
         "wst_s_not_above_wst": not_above,
     })
@@ -171,6 +220,9 @@ pub fn run(args: &Args) -> Result<(), Error> {
     })?;
     // Two data sources (both edges have a camera): frames overlap in the cluster.
     let multi = two_sources(&net, &params, &input, setup, &mut port)?;
+    // The issue's target configuration with smaller tile results, and what they cost.
+    let transfer = transfer_rows(&net, &params, &input, setup, &mut port, &SMALLER)?;
+    let errors = transfer_errors(args, &net)?;
     if args.json {
         let configs: Vec<_> = rows
             .iter()
@@ -203,7 +255,30 @@ pub fn run(args: &Args) -> Result<(), Error> {
         let s = serde_json::json!({
             "size": args.size,
             "frames_per_config": args.frames,
-            "targets": targets(&rows),
+            "targets": targets(&rows, &transfer),
+            "transfer": transfer.iter().map(|r| serde_json::json!({
+                "precision": r.transfer.label(),
+                "policy": r.policy.label(),
+                "strips": strips(r),
+                "grid": format!("{}x{}", r.grid.0, r.grid.1),
+                "edges": r.edges,
+                "secs_per_frame": r.secs_per_frame,
+                "bytes_per_frame": r.bytes_per_frame,
+            })).collect::<Vec<_>>(),
+            "transfer_error": errors.iter().map(|(frame, e)| serde_json::json!({
+                "frame": frame,
+                "precision": e.precision.label(),
+                "layer15_max_abs": e.max_abs,
+                "layer15_mean_abs": e.mean_abs,
+                "layer15_max_value": e.max_value,
+                "boxes_f32": e.boxes_exact,
+                "boxes": e.boxes,
+                "matched_iou_0_5": e.matched,
+                "min_iou": e.min_iou,
+                "max_prob_change": e.max_prob_change,
+                "top_prob_f32": e.top_prob.0,
+                "top_prob": e.top_prob.1,
+            })).collect::<Vec<_>>(),
             "configs": configs,
             "two_sources": two_sources,
             "node_memory": runs,
@@ -236,6 +311,34 @@ pub fn run(args: &Args) -> Result<(), Error> {
     if !memory.is_empty() {
         println!("\npeak resident memory of node processes (VmHWM), YOLOv2-608, wst-s:");
         print!("{}", node_memory::table(&memory));
+    }
+    println!("\nWST-S (local strips) 3x3, 2 edges, smaller tile results:");
+    for r in &transfer {
+        println!(
+            "  {:<4} {:>8.3} s/frame {:>8.2} MiB/frame",
+            r.transfer.label(),
+            r.secs_per_frame,
+            r.bytes_per_frame / MIB
+        );
+    }
+    println!(
+        "\nerror of smaller tile results (3x3, layer-15 map, then the tail's boxes; generated weights):"
+    );
+    for (frame, e) in &errors {
+        println!(
+            "  {frame} {:<4} max |err| {:.2e} of {:.2e} (mean {:.2e}); boxes {}/{} ({} match at IoU>=0.5), min IoU {:.3}, max prob change {:.4}, top prob {:.4} -> {:.4}",
+            e.precision.label(),
+            e.max_abs,
+            e.max_value,
+            e.mean_abs,
+            e.boxes,
+            e.boxes_exact,
+            e.matched,
+            e.min_iou,
+            e.max_prob_change,
+            e.top_prob.0,
+            e.top_prob.1
+        );
     }
     println!("\ntwo data sources (2 edges, both cameras), 3x3:");
     for t in &multi {
