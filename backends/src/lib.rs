@@ -74,6 +74,8 @@ pub mod nal_smoltcp;
 #[cfg(feature = "std")]
 pub mod nal_std;
 #[cfg(all(feature = "std", feature = "simd"))]
+pub mod node;
+#[cfg(all(feature = "std", feature = "simd"))]
 pub mod node_memory;
 #[cfg(feature = "alloc")]
 pub mod pipeline;

@@ -136,6 +136,23 @@ impl<'a, D: Device> SmolNet<'a, D> {
     /// over 64 KiB enables window scaling.
     pub fn new<B>(
         cfg: NetConfig,
+        device: D,
+        storage: &'a mut [SocketStorage<'a>],
+        buffers: B,
+        now: Instant,
+    ) -> Self
+    where
+        B: IntoIterator<Item = (&'a mut [u8], &'a mut [u8])>,
+    {
+        Self::with_hardware(cfg, HardwareAddress::Ip, device, storage, buffers, now)
+    }
+
+    /// As [`SmolNet::new`], on a device whose medium needs a hardware address: an Ethernet
+    /// controller (`HardwareAddress::Ethernet`, with smoltcp's `medium-ethernet` feature
+    /// enabled by the platform) answers ARP for `cfg.address` and resolves on-link peers.
+    pub fn with_hardware<B>(
+        cfg: NetConfig,
+        hardware: HardwareAddress,
         mut device: D,
         storage: &'a mut [SocketStorage<'a>],
         buffers: B,
@@ -145,7 +162,7 @@ impl<'a, D: Device> SmolNet<'a, D> {
         B: IntoIterator<Item = (&'a mut [u8], &'a mut [u8])>,
     {
         let cap = storage.len().min(MAX_SOCKETS);
-        let mut config = Config::new(HardwareAddress::Ip);
+        let mut config = Config::new(hardware);
         config.random_seed = cfg.seed;
         let mut iface = Interface::new(config, &mut device, smol_instant(now));
         iface.update_ip_addrs(|a| {

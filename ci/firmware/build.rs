@@ -1,5 +1,29 @@
-//! Puts memory.x on the linker search path for cortex-m-rt's link.x.
+//! Puts memory.x on the linker search path for cortex-m-rt's link.x, and passes the gateway
+//! image's settings from the build's environment (each with a default for a local try):
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `TESSERA_GW_KEY` | the cluster key, 64 hex digits (the cluster file's `key`) | a test key |
+//! | `TESSERA_GW_FINGERPRINT` | the model fingerprint the edges' `Hello` carries, 16 hex digits (`tessera check` prints it) | 0 |
+//! | `TESSERA_GW_PORT` | the port the gateway listens on | 7000 |
+//! | `TESSERA_GW_EDGES` | edges, ids 1..=N | 2 |
+//! | `TESSERA_GW_GRID` | FTP grid | 3x3 |
+//! | `TESSERA_GW_POLICY` | scheduling policy | wst-s |
+//! | `TESSERA_GW_FRAMES` | frames to collect before exiting | 1 |
 use std::{env, fs, path::PathBuf};
+
+const SETTINGS: [(&str, &str); 7] = [
+    (
+        "TESSERA_GW_KEY",
+        "0707070707070707070707070707070707070707070707070707070707070707",
+    ),
+    ("TESSERA_GW_FINGERPRINT", "0000000000000000"),
+    ("TESSERA_GW_PORT", "7000"),
+    ("TESSERA_GW_EDGES", "2"),
+    ("TESSERA_GW_GRID", "3x3"),
+    ("TESSERA_GW_POLICY", "wst-s"),
+    ("TESSERA_GW_FRAMES", "1"),
+];
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
@@ -7,4 +31,9 @@ fn main() {
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed=memory.x");
     println!("cargo:rerun-if-changed=build.rs");
+    for (name, default) in SETTINGS {
+        println!("cargo:rerun-if-env-changed={name}");
+        let value = env::var(name).unwrap_or_else(|_| default.to_string());
+        println!("cargo:rustc-env={name}={value}");
+    }
 }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use tessera_backends::cluster::ClusterSpec;
 use tessera_backends::model_files::{ModelFileError, ModelFiles};
-use tessera_backends::model_fingerprint::ModelIdentity;
+use tessera_backends::node::Deployment;
 use tessera_core::ftp::GridShape;
 use tessera_core::runtime::coded::CodedConfig;
 use tessera_core::wire::{NodeId, Policy, Precision};
@@ -516,23 +516,20 @@ impl Cluster {
         }
     }
 
+    /// What a node of this cluster runs from (`tessera_backends::node`).
+    pub fn deployment(&self) -> Deployment {
+        Deployment {
+            spec: self.spec(),
+            model: self.model.clone(),
+            tail: self.tail,
+            coded: self.coded,
+        }
+    }
+
     /// The model fingerprint of this cluster as this machine runs it (reads the cfg and the
     /// fused layers' part of the weights file).
     pub fn fingerprint(&self) -> Result<u64, ModelFileError> {
-        ModelIdentity {
-            files: &self.model,
-            layers: self.layers,
-            grid: self.grid,
-            kernel: self.kernel,
-            policy: self.policy,
-            tail: self.tail,
-        }
-        .fingerprint()
-    }
-
-    /// The coded workers of a coded tail: every edge, in id order (shard `i` on the `i`-th).
-    pub fn workers(&self) -> Vec<NodeId> {
-        self.edges().map(|n| n.id).collect()
+        self.deployment().fingerprint()
     }
 
     /// The node with `id`, if listed.
@@ -632,7 +629,7 @@ mod tests {
         assert_eq!(c.tail, TailPlace::Coded(TailScheme::Cdc(1)));
         assert_eq!(c.coded.frame_deadline.total_micros(), 9_000_000);
         assert_eq!(c.coded.data_grace.total_micros(), 500_000);
-        assert_eq!(c.workers(), vec![1, 2, 3]);
+        assert_eq!(c.deployment().workers(), vec![1, 2, 3]);
         assert_eq!(Cluster::parse(EXAMPLE).unwrap().tail, TailPlace::Gateway);
         let late = text.replace("tail_grace_ms = 500", "tail_grace_ms = 9000");
         let e = err(&late);

@@ -1,25 +1,19 @@
-//! `tessera edge`: an edge of a cluster described by a TOML file; a data source when given
-//! frames (files, a spool directory or a list of paths), fed with back-pressure.
+//! `tessera edge`: an edge of a cluster described by a TOML file
+//! (`tessera_backends::node::run_edge`); a data source when given frames (files, a spool
+//! directory or a list of paths), read and letterboxed here.
 
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{anyhow, Context, Error};
 use clap::Args as ClapArgs;
 
-use tessera_backends::cluster::{per_start_frame_number, CodedRole, NodeOptions};
-use tessera_backends::coded::tail::{worker_model, TailPlace};
-use tessera_backends::coded::CodedModel;
 use tessera_backends::driver::{Finished, NodeStats, SourceFrame};
-use tessera_backends::frame_source::{FrameSource, Next, SOURCE_QUEUE};
-use tessera_core::model::Network;
-use tessera_core::wire::NodeId;
+use tessera_backends::frame_source::{FrameSource, SOURCE_QUEUE};
+use tessera_backends::node::{run_edge, EdgeHost, EdgeRun, EdgeUp, FrameError, SourceCounts};
 
 use crate::config::Cluster;
-use crate::drop_log::DropLog;
-use crate::node::{node_counters, own_model, start, StatsClock};
-use crate::signals::Signals;
+use crate::node::NodeLog;
 
 /// Arguments of `tessera edge`.
 #[derive(ClapArgs, Debug)]
@@ -69,58 +63,64 @@ fn inflight_parser() -> impl clap::builder::TypedValueParser<Value = usize> {
         .map(|v| v as usize)
 }
 
-/// Edge `id`'s share of the cluster's coded tail (`None`: the tail runs on the gateway): the
-/// shards assigned to it only, made one tail layer at a time from that layer's parameters.
-fn worker_tail(
-    cluster: &Cluster,
-    net: &Network,
-    id: NodeId,
-) -> Result<Option<Arc<CodedModel>>, Error> {
-    let TailPlace::Coded(scheme) = cluster.tail else {
-        return Ok(None);
-    };
-    let workers = cluster.workers();
-    let split = scheme.layer_scheme(workers.len())?;
-    let mut source = cluster.model.layers(net)?;
-    let model = worker_model(net, cluster.layers, split, &workers, id, |j| {
-        source.layer(j)
-    })
-    .with_context(|| format!("the cluster file's tail = \"{scheme}\""))?;
-    Ok(Some(Arc::new(model)))
+/// The edge process: prints, reads frames, hears signals.
+struct Host {
+    id: u16,
+    /// What it feeds, for the start line.
+    feeding: String,
+    log: NodeLog,
+    who: String,
+    /// Network input side (frames are letterboxed to it).
+    input: (usize, usize),
 }
 
-/// What a data-source edge's frames became.
-#[derive(Clone, Copy, Debug, Default)]
-struct SourceCounts {
-    fed: usize,
-    done: usize,
-    failed: usize,
-    /// Frames from a live source (directory, list) that did not load or decode.
-    skipped: usize,
-}
-
-/// Counts and prints a frame finished at a source.
-fn report(c: &mut SourceCounts, f: &Finished) {
-    if f.complete {
-        c.done += 1;
-    } else {
-        c.failed += 1;
+impl EdgeHost for Host {
+    fn stop_requested(&self) -> bool {
+        self.log.signals.stop_requested()
     }
-    println!(
-        "frame {}.{}: {} in {} ms",
-        f.frame.origin,
-        f.frame.number,
-        if f.complete { "done" } else { "FAILED" },
-        f.latency.total_millis()
-    );
+
+    fn started(&mut self, up: &EdgeUp) {
+        if let Some(bytes) = up.shard_bytes {
+            println!("edge {}: coded tail shards held, {bytes} bytes", self.id);
+        }
+        println!(
+            "edge {} up, feeding {}, model {:016x}",
+            self.id, self.feeding, up.fingerprint
+        );
+    }
+
+    fn turn(&mut self, counts: &SourceCounts, stats: &NodeStats) {
+        let id = self.id;
+        self.log.turn(&self.who, stats, || counts.line(id, stats));
+    }
+
+    fn load(&mut self, path: &Path) -> Result<SourceFrame, FrameError> {
+        let (w, h) = self.input;
+        // The file's bytes go to the nodes that compute its tiles; they decode them as this
+        // node does.
+        Ok(SourceFrame::captured(std::fs::read(path)?, w, h)?)
+    }
+
+    fn finished(&mut self, f: &Finished) {
+        println!(
+            "frame {}.{}: {} in {} ms",
+            f.frame.origin,
+            f.frame.number,
+            if f.complete { "done" } else { "FAILED" },
+            f.latency.total_millis()
+        );
+    }
+
+    fn warn(&mut self, message: &str) {
+        eprintln!("{message}");
+    }
 }
 
 /// Runs an edge until its frames are done (or `--seconds` pass, or SIGTERM/SIGINT; then it
 /// feeds no new frame and waits for the ones in flight, at most their deadline, reports them,
 /// prints the counters and exits 0).
 pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
-    tessera_backends::driver::heap::tune_heap();
-    let signals = Signals::install().context("installing signal handlers")?;
+    let log = NodeLog::start(args.stats_every)?;
     let cluster = Cluster::load(&args.cluster)?;
     let Some(me) = cluster.node(args.id).filter(|_| args.id != 0) else {
         return Err(anyhow!(
@@ -144,37 +144,7 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
         // Inputs are decoded lazily: check now that each is there, not mid-run.
         std::fs::metadata(p).with_context(|| format!("reading {}", p.display()))?;
     }
-    let (net, model, coded) = if cluster.tail == TailPlace::Gateway {
-        let (net, params) = cluster.model.load(cluster.layers)?;
-        let model = own_model(&net, params, cluster.layers, cluster.grid)?;
-        (net, model, None)
-    } else {
-        // A coded worker holds the fused layers' parameters and its own shards of the tail,
-        // made one tail layer at a time (never every tail layer at once).
-        let (net, params) = cluster.model.load(cluster.layers)?;
-        let coded = worker_tail(&cluster, &net, args.id)?;
-        if let Some(m) = &coded {
-            println!(
-                "edge {}: coded tail shards held, {} bytes",
-                args.id,
-                m.worker_param_bytes(args.id)
-            );
-        }
-        let model = own_model(&net, params, cluster.layers, cluster.grid)?;
-        (net, model, coded)
-    };
-    let fingerprint = cluster.fingerprint()?;
-    let options = NodeOptions {
-        model_fingerprint: fingerprint,
-        slowdown: args.slowdown,
-        // A device reboots: its frames must not be mistaken for its previous life's.
-        first_frame: Some(per_start_frame_number()),
-        coded: coded.map(CodedRole::Worker),
-        ..NodeOptions::default()
-    };
-    let node = start(&cluster, args.id, model, options)?;
-    let shape = net.input();
-    let (mut source, feeding) = match (&args.input_dir, &args.input_list) {
+    let (source, feeding) = match (&args.input_dir, &args.input_list) {
         (Some(dir), _) => (
             FrameSource::dir(dir).with_context(|| format!("reading {}", dir.display()))?,
             format!("frames from {}", dir.display()),
@@ -189,115 +159,27 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
             (source, format!("{total} frames"))
         }
     };
-    // The source has no more frames (a live one: until stopped).
-    let mut ended = false;
-    println!(
-        "edge {} up, feeding {feeding}, model {fingerprint:016x}",
-        args.id
-    );
-    let start = Instant::now();
-    // A frame in flight ends (done or failed) within the source's frame deadline.
-    let drain = cluster.timeouts.frame + cluster.timeouts.tile + Duration::from_secs(1);
-    let mut stopping: Option<Instant> = None;
-    let mut c = SourceCounts::default();
-    let mut stats = StatsClock::new(args.stats_every);
-    let (mut drops, who) = (DropLog::default(), format!("edge {}", args.id));
-    let line = |c: &SourceCounts, s: &NodeStats| {
-        format!(
-            "edge {}: fed {}, done {}, failed {}, skipped {}, computed {}, lent {}, \
-             re-dispatched {}, {}",
-            args.id,
-            c.fed,
-            c.done,
-            c.failed,
-            c.skipped,
-            s.runtime.tiles_computed,
-            s.runtime.tiles_lent,
-            s.runtime.tiles_redispatched,
-            node_counters(s)
-        )
+    let net = cluster.model.network()?;
+    let mut host = Host {
+        id: args.id,
+        feeding,
+        log,
+        who: format!("edge {}", args.id),
+        input: (net.input().w as usize, net.input().h as usize),
     };
-    loop {
-        // The link gave up after a run of refused Hellos (wrong key, unknown id...): say why.
-        if let Some(r) = node.stats().link.gave_up {
-            return Err(anyhow!("edge {}: {}", args.id, r));
-        }
-        let timed_out = args
-            .seconds
-            .is_some_and(|s| start.elapsed() >= Duration::from_secs(s));
-        if stopping.is_none() && (timed_out || signals.stop_requested()) {
-            stopping = Some(Instant::now());
-        }
-        let finished = c.done + c.failed;
-        match stopping {
-            // Frames the node never took (no gateway) are not waited for: none is in flight.
-            Some(at)
-                if c.fed == finished
-                    || node.stats().frames_in_flight == 0
-                    || at.elapsed() >= drain =>
-            {
-                break
-            }
-            None if ended && c.fed > 0 && finished == c.fed => break,
-            _ => {}
-        }
-        if stats.due(&signals) {
-            println!("{}", line(&c, &node.stats()));
-        }
-        drops.report(&who, &node.stats().link.dropped);
-        if stopping.is_none() && !ended && c.fed - finished < args.inflight {
-            match source.poll() {
-                Next::Frame(p) => {
-                    let (w, h) = (shape.w as usize, shape.h as usize);
-                    // The file's bytes go to the nodes that compute its tiles; they decode them
-                    // as this node does.
-                    let img = std::fs::read(&p)
-                        .map_err(Error::from)
-                        .and_then(|bytes| Ok(SourceFrame::captured(bytes, w, h)?))
-                        .with_context(|| format!("loading {}", p.display()));
-                    if let Err(e) = source.consumed(&p) {
-                        eprintln!("removing {}: {e}", p.display());
-                    }
-                    match img {
-                        Ok(img) => {
-                            node.submit(img)
-                                .map_err(|e| anyhow!("feeding frames: {}", e))?;
-                            c.fed += 1;
-                        }
-                        // A camera's bad frame costs that frame, not the edge.
-                        Err(e) if source.live() => {
-                            eprintln!("edge {}: skipped a frame: {e:#}", args.id);
-                            c.skipped += 1;
-                        }
-                        Err(e) => return Err(e),
-                    }
-                    continue;
-                }
-                Next::NotYet => {}
-                Next::Unreadable(why) => {
-                    eprintln!("{why}");
-                    ended = true;
-                }
-                Next::Done => ended = true,
-            }
-        }
-        if let Some(f) = node.next_finished(Duration::from_millis(200)) {
-            report(&mut c, &f);
-        }
-    }
-    // Frames reported finished before the node's counters said none is in flight.
-    for f in node.try_finished() {
-        report(&mut c, &f);
-    }
-    let s = node.stop();
-    let unfinished = c.fed - (c.done + c.failed);
-    if unfinished > 0 {
+    let run = EdgeRun {
+        id: args.id,
+        slowdown: args.slowdown,
+        inflight: args.inflight,
+        seconds: args.seconds.map(Duration::from_secs),
+    };
+    let end = run_edge(&cluster.deployment(), run, source, &mut host)?;
+    if end.unfinished > 0 {
         println!(
-            "edge {}: {unfinished} frames unfinished at stop (not taken by the node, or past \
-             the wait)",
-            args.id
+            "edge {}: {} frames unfinished at stop (not taken by the node, or past the wait)",
+            args.id, end.unfinished
         );
     }
-    println!("{}", line(&c, &s));
+    println!("{}", end.counts.line(args.id, &end.stats));
     Ok(())
 }

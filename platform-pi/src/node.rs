@@ -1,37 +1,24 @@
-//! What the node commands (`tessera gateway`, `tessera edge`) share: the model a node owns,
-//! starting the node of a cluster file, and when and what their counters lines print.
+//! What the node commands (`tessera gateway`, `tessera edge`) share: the heap settings and
+//! signal handlers they start with, and when their counters and refusal lines print.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context, Error};
+use anyhow::{Context, Error};
 
-use tessera_backends::cluster::{start_node, NodeOptions};
-use tessera_backends::driver::node_thread::NodeThread;
-use tessera_backends::driver::{Model, NodeStats};
-use tessera_core::ftp::Partition;
-use tessera_core::model::Network;
-use tessera_core::wire::NodeId;
+use tessera_backends::driver::NodeStats;
 
-use crate::config::Cluster;
+use crate::drop_log::DropLog;
 use crate::signals::Signals;
 
 /// When a node command prints its counters line: every `--stats-every` seconds, on SIGUSR1.
-pub(crate) struct StatsClock {
+struct StatsClock {
     every: Option<Duration>,
     last: Instant,
 }
 
 impl StatsClock {
-    pub(crate) fn new(every: Option<u64>) -> Self {
-        StatsClock {
-            every: every.map(Duration::from_secs),
-            last: Instant::now(),
-        }
-    }
-
     /// True when a line is due now (SIGUSR1 arrived, or the period passed).
-    pub(crate) fn due(&mut self, signals: &Signals) -> bool {
+    fn due(&mut self, signals: &Signals) -> bool {
         let asked = signals.take_report();
         let periodic = self.every.is_some_and(|e| self.last.elapsed() >= e);
         if asked || periodic {
@@ -41,33 +28,35 @@ impl StatsClock {
     }
 }
 
-/// The link's and the node's counters, for the stats lines.
-pub(crate) fn node_counters(s: &NodeStats) -> String {
-    format!(
-        "{} in flight, {} refused, {} sends refused, link {:?}",
-        s.frames_in_flight, s.refused, s.sends_refused, s.link
-    )
+/// A node process's signals and its stdout/stderr lines about the node.
+pub(crate) struct NodeLog {
+    /// SIGTERM/SIGINT/SIGUSR1.
+    pub(crate) signals: Signals,
+    stats: StatsClock,
+    drops: DropLog,
 }
 
-/// Starts node `id` of `cluster` on its own threads.
-pub(crate) fn start(
-    cluster: &Cluster,
-    id: NodeId,
-    model: Arc<Model>,
-    options: NodeOptions,
-) -> Result<NodeThread, Error> {
-    start_node(&cluster.spec(), id, model, options).with_context(|| format!("starting node {id}"))
-}
+impl NodeLog {
+    /// Tunes the heap and installs the signal handlers (call first, before other threads);
+    /// counters print every `stats_every` seconds, and on SIGUSR1.
+    pub(crate) fn start(stats_every: Option<u64>) -> Result<NodeLog, Error> {
+        tessera_backends::driver::heap::tune_heap();
+        Ok(NodeLog {
+            signals: Signals::install().context("installing signal handlers")?,
+            stats: StatsClock {
+                every: stats_every.map(Duration::from_secs),
+                last: Instant::now(),
+            },
+            drops: DropLog::default(),
+        })
+    }
 
-/// The model of a node that owns `params` (the fused layers' parameters, or more when the node
-/// also runs layers after them): no copy is made.
-pub fn own_model(
-    net: &Network,
-    params: Vec<f32>,
-    layers: usize,
-    grid: (u32, u32),
-) -> Result<Arc<Model>, Error> {
-    Model::new(net.clone(), params, layers, grid, Partition::Darknet)
-        .map(Arc::new)
-        .map_err(|e| anyhow!("model: {}", e))
+    /// One turn of node `who`'s loop: the counters line (`line`) when due, a line per new
+    /// refusal reason.
+    pub(crate) fn turn(&mut self, who: &str, stats: &NodeStats, line: impl FnOnce() -> String) {
+        if self.stats.due(&self.signals) {
+            println!("{}", line());
+        }
+        self.drops.report(who, &stats.link.dropped);
+    }
 }

@@ -8,7 +8,7 @@ use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use tessera_core::kernel::{tail, KernelError, Kernels};
 use tessera_core::model::{LayerKind, Network};
@@ -66,7 +66,7 @@ pub struct TailGlue<K> {
     route_use: Arc<[usize]>,
     /// Per frame, the outputs still to be read, by layer.
     frames: BTreeMap<FrameKey, BTreeMap<usize, Vec<f32>>>,
-    failures: Arc<AtomicU64>,
+    failures: Arc<AtomicUsize>,
     last_failure: Option<CodedTailError>,
 }
 
@@ -85,7 +85,7 @@ impl<K: Kernels> TailGlue<K> {
             convs,
             route_use,
             frames: BTreeMap::new(),
-            failures: Arc::new(AtomicU64::new(0)),
+            failures: Arc::new(AtomicUsize::new(0)),
             last_failure: None,
         }
     }
@@ -97,7 +97,7 @@ impl<K: Kernels> TailGlue<K> {
 
     /// Counts steps that failed (their output replaced by an empty map); shared with clones of
     /// the returned handle.
-    pub fn failures(&self) -> Arc<AtomicU64> {
+    pub fn failures(&self) -> Arc<AtomicUsize> {
         self.failures.clone()
     }
 
@@ -216,6 +216,6 @@ impl<K: Kernels> Glue for TailGlue<K> {
     }
 
     fn failed_steps(&self) -> u64 {
-        self.failures.load(Ordering::Relaxed)
+        self.failures.load(Ordering::Relaxed) as u64
     }
 }

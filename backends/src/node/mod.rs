@@ -1,0 +1,33 @@
+//! The two node processes of a deployed cluster, end to end: what a gateway or an edge loads
+//! (only the parameters of the layers it runs), how it starts on the cluster's link, and its
+//! main loop until its frames are done or it is asked to stop.
+//!
+//! The process around it (the `tessera` binary on a device) supplies the cluster
+//! ([`Deployment`], from its cluster file), the stop signal, where results go, how frames are
+//! read from disk and what is printed: the [`GatewayHost`] and [`EdgeHost`] traits.
+
+extern crate alloc;
+extern crate std;
+
+mod deployment;
+mod edge;
+mod gateway;
+
+pub use deployment::{Deployment, SetupError};
+pub use edge::{run_edge, EdgeEnd, EdgeError, EdgeHost, EdgeRun, EdgeUp, FrameError, SourceCounts};
+pub use gateway::{
+    run_gateway, GatewayCounts, GatewayEnd, GatewayHost, GatewayRun, GatewayTail, Saved,
+};
+
+use alloc::format;
+use alloc::string::String;
+
+use crate::driver::NodeStats;
+
+/// The link's and the node's counters, for a node's counters line.
+pub fn node_counters(s: &NodeStats) -> String {
+    format!(
+        "{} in flight, {} refused, {} sends refused, link {:?}",
+        s.frames_in_flight, s.refused, s.sends_refused, s.link
+    )
+}

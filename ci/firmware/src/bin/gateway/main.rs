@@ -1,0 +1,299 @@
+//! The gateway of a Tessera cluster on a Cortex-M4 (qemu `mps2-an386`): the same driver, link
+//! and runtime state machine that `tessera gateway` runs on Linux, over smoltcp on the board's
+//! LAN9118 Ethernet controller. Linux `tessera edge` processes dial it; it schedules their
+//! tiles (WST-S, WST, WSH), keeps the overlap strips, re-dispatches on timeouts and collects
+//! each frame's fused output.
+//!
+//! Its settings come from the build's environment (see `build.rs`: the cluster key, the model
+//! fingerprint every node's `Hello` carries, the port, edges, grid, policy and frames to run).
+//! For every finished frame it prints one line over semihosting with an FNV-1a digest of the
+//! fused output's bits, then exits 0 after the configured number of frames (1 when a frame
+//! failed or a setting is wrong).
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+mod clock;
+mod lan9118;
+mod memory;
+
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+use core::net::{Ipv4Addr, SocketAddr};
+use core::panic::PanicInfo;
+use core::str::FromStr;
+
+use cortex_m_rt::{entry, exception, ExceptionFrame};
+use cortex_m_semihosting::{debug, hprintln};
+use smoltcp::iface::SocketStorage;
+use smoltcp::wire::HardwareAddress;
+
+use tessera_backends::driver::{Inline, Model, Node, ParamSource};
+use tessera_backends::link::{HandshakeConfig, LinkConfig, MAX_BACKOFF};
+use tessera_backends::nal_smoltcp::{NetConfig, SmolNet, SmolStack};
+use tessera_core::ftp::{FusedStack, Grid, GridShape, Partition};
+use tessera_core::kernel::Portable;
+use tessera_core::runtime::Config;
+use tessera_core::time::Duration;
+use tessera_core::wire::{Key, Limits, NodeId, Policy};
+
+use clock::Clock;
+use lan9118::Lan9118;
+
+/// Fused layers (YOLOv2's first 16).
+const FUSED: usize = 16;
+/// qemu user networking: the guest's address and subnet.
+const ADDRESS: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 15);
+const PREFIX: u8 = 24;
+/// Sockets: one connection per edge plus listeners waiting for the next.
+const SOCKETS: usize = 8;
+/// Each socket's receive and send buffer: a 64 KiB window without window scaling.
+const SOCKET_BUFFER: usize = 65535;
+
+/// Exits qemu with `ok` (semihosting `SYS_EXIT`).
+fn exit(ok: bool) -> ! {
+    debug::exit(if ok {
+        debug::EXIT_SUCCESS
+    } else {
+        debug::EXIT_FAILURE
+    });
+    #[allow(clippy::empty_loop)]
+    loop {}
+}
+
+/// A setting from the build's environment, or exit 1 naming it.
+fn setting<T: FromStr>(name: &str, text: &str) -> T {
+    match text.parse() {
+        Ok(v) => v,
+        Err(_) => {
+            hprintln!("gateway: bad setting {} = {:?}", name, text);
+            exit(false)
+        }
+    }
+}
+
+fn fnv1a(values: &[f32]) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for v in values {
+        for b in v.to_bits().to_le_bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+#[entry]
+fn main() -> ! {
+    memory::init_heap();
+    let port: u16 = setting("TESSERA_GW_PORT", env!("TESSERA_GW_PORT"));
+    let edges: NodeId = setting("TESSERA_GW_EDGES", env!("TESSERA_GW_EDGES"));
+    let frames: usize = setting("TESSERA_GW_FRAMES", env!("TESSERA_GW_FRAMES"));
+    let shape: GridShape = setting("TESSERA_GW_GRID", env!("TESSERA_GW_GRID"));
+    let policy: Policy = setting("TESSERA_GW_POLICY", env!("TESSERA_GW_POLICY"));
+    let fingerprint = match u64::from_str_radix(env!("TESSERA_GW_FINGERPRINT"), 16) {
+        Ok(f) => f,
+        Err(_) => {
+            hprintln!("gateway: TESSERA_GW_FINGERPRINT is not 16 hex digits");
+            exit(false)
+        }
+    };
+    let Ok(key) = Key::from_hex(env!("TESSERA_GW_KEY")) else {
+        hprintln!("gateway: TESSERA_GW_KEY is not 64 hex digits");
+        exit(false)
+    };
+
+    let net = match tessera_core::model::cfg::parse(tessera_backends::builtin::DEFAULT_CFG) {
+        Ok(n) => n,
+        Err(e) => {
+            hprintln!("gateway: cfg: {:?}", e);
+            exit(false)
+        }
+    };
+    let grid = (shape.rows, shape.cols);
+    // The gateway computes only when no edge is left; it has no parameters to do so here.
+    let none = ParamSource(Arc::new(|| None));
+    let model = match Model::deferred(net, FUSED, grid, Partition::Darknet, none) {
+        Ok(m) => Arc::new(m),
+        Err(e) => {
+            hprintln!("gateway: model: {}", e);
+            exit(false)
+        }
+    };
+    let cfg = {
+        let stack = FusedStack::new(&model.net, FUSED).unwrap_or_else(|e| {
+            hprintln!("gateway: stack: {:?}", e);
+            exit(false)
+        });
+        let g = Grid::new(grid.0, grid.1, Partition::Darknet, &stack).unwrap_or_else(|e| {
+            hprintln!("gateway: grid: {:?}", e);
+            exit(false)
+        });
+        let mut c = Config::new(policy, &stack, g);
+        // qemu is far slower than a Pi: generous, as the loopback tests' timeouts are.
+        c.tile_timeout = Duration::from_millis(60_000);
+        c.frame_deadline = Duration::from_millis(600_000);
+        c.steal_backoff = Duration::from_millis(20);
+        c
+    };
+
+    let nic = match unsafe_nic() {
+        Ok(n) => n,
+        Err(e) => {
+            hprintln!("gateway: LAN9118: {:?}", e);
+            exit(false)
+        }
+    };
+    let mac = nic.mac();
+    let mut clock = Clock::new(&nic);
+    let start = clock.now(&nic);
+    hprintln!(
+        "gateway: {} {} grid, {} edges, port {}, MAC {}, heap {} KiB",
+        policy,
+        shape,
+        edges,
+        port,
+        mac,
+        memory::HEAP_BYTES / 1024
+    );
+
+    let storage: &'static mut [SocketStorage<'static>] =
+        Box::leak(Box::new([SocketStorage::EMPTY; SOCKETS]));
+    let buffers: Vec<(&'static mut [u8], &'static mut [u8])> = (0..SOCKETS)
+        .map(|_| {
+            (
+                Box::leak(vec![0u8; SOCKET_BUFFER].into_boxed_slice()) as &mut [u8],
+                Box::leak(vec![0u8; SOCKET_BUFFER].into_boxed_slice()) as &mut [u8],
+            )
+        })
+        .collect();
+    let smol = RefCell::new(SmolNet::with_hardware(
+        NetConfig {
+            address: ADDRESS,
+            prefix_len: PREFIX,
+            seed: clock.now(&nic).total_micros() ^ 0x7e55_e7a0,
+            backlog: 3,
+            first_port: 49152,
+        },
+        HardwareAddress::Ethernet(mac),
+        nic,
+        storage,
+        buffers,
+        start,
+    ));
+    let link = LinkConfig {
+        me: 0,
+        port,
+        // The gateway never dials (edges dial it); the addresses only name the ids it accepts.
+        peers: (1..=edges)
+            .map(|id| (id, SocketAddr::from(([10, 0, 2, 2], port))))
+            .collect(),
+        key: Some(key),
+        limits: Limits::LARGE,
+        first_seq: 1 + start.total_micros(),
+        peer_dead: Duration::from_millis(10_000),
+        retry: Duration::from_millis(50),
+        max_backoff: MAX_BACKOFF,
+        connect: Duration::from_millis(2000),
+        backlog: 4 << 20,
+        handshake: HandshakeConfig {
+            model: fingerprint,
+            deadline: Duration::from_millis(10_000),
+            ..HandshakeConfig::DEFAULT
+        },
+    };
+    let exec = Inline::new(Portable, model.clone());
+    let mut node = match Node::new(SmolStack::new(&smol), link, cfg, model, exec, start) {
+        Ok(n) => n,
+        Err(e) => {
+            hprintln!("gateway: node: {:?}", e);
+            exit(false)
+        }
+    };
+
+    let mut done = 0usize;
+    let mut failed = 0usize;
+    let mut drops_seen = 0u64;
+    loop {
+        let now = {
+            let mut s = smol.borrow_mut();
+            let now = clock.now(s.device());
+            s.poll(now);
+            now
+        };
+        node.poll(now);
+        smol.borrow_mut().poll(now);
+        for f in node.take_finished() {
+            let secs = f.latency.total_micros() as f64 / 1e6;
+            match &f.output {
+                Some(out) if f.complete => {
+                    hprintln!(
+                        "frame {}/{}: fused output {} values, fnv1a {:016x}, tiles {:?}, {:.1} s in the gateway (qemu time)",
+                        f.frame.origin,
+                        f.frame.number,
+                        out.len(),
+                        fnv1a(out),
+                        f.tiles_by,
+                        secs
+                    );
+                    done += 1;
+                }
+                _ => {
+                    hprintln!("frame {}/{}: FAILED", f.frame.origin, f.frame.number);
+                    failed += 1;
+                }
+            }
+            node.frame_done(now, f.frame, f.complete);
+        }
+        let stats = node.stats();
+        let drops = stats.link.dropped.total();
+        if drops != drops_seen {
+            // The log line of a refused connection (a forged or malformed first frame, an
+            // unknown id, ...): the counters say which.
+            hprintln!(
+                "gateway: connection dropped ({} in all): {:?}",
+                drops,
+                stats.link.dropped
+            );
+            drops_seen = drops;
+        }
+        if done + failed >= frames {
+            let c = smol.borrow().device().counters();
+            hprintln!(
+                "gateway: summary frames={} failed={} redispatched={} dropped={} forged={} heap_peak_kib={} nic_rx={} nic_tx={} nic_rx_dropped={}",
+                done,
+                failed,
+                stats.runtime.tiles_redispatched,
+                drops,
+                stats.link.forged + stats.link.dropped.forged,
+                memory::heap_peak() / 1024,
+                c.received,
+                c.sent,
+                c.rx_dropped
+            );
+            exit(failed == 0)
+        }
+    }
+}
+
+fn unsafe_nic() -> Result<Lan9118, lan9118::InitError> {
+    // SAFETY: the MPS2 AN386 board has its LAN9118 at `MPS2_BASE`, and this is the only
+    // driver created for it.
+    unsafe { Lan9118::new(lan9118::MPS2_BASE) }
+}
+
+#[panic_handler]
+fn panic(info: &PanicInfo) -> ! {
+    hprintln!("PANIC: {}", info);
+    exit(false)
+}
+
+#[exception]
+unsafe fn HardFault(ef: &ExceptionFrame) -> ! {
+    hprintln!("HARD FAULT: {:?}", ef);
+    exit(false)
+}
