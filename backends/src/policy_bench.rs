@@ -160,6 +160,47 @@ const POLICIES: [(Policy, bool); 5] = [
     (Policy::Bodp, false),
 ];
 
+/// One configuration of a sweep.
+#[derive(Clone, Copy, Debug)]
+struct Configuration {
+    policy: Policy,
+    grid: (u32, u32),
+    edges: u16,
+    local_reuse: bool,
+    transfer: Precision,
+}
+
+/// `setup.frames` runs of `c` (one frame of `input` each), summed up.
+fn measure(
+    net: &Network,
+    params: &[f32],
+    input: &SourceFrame,
+    setup: BenchSetup,
+    port: &mut u16,
+    c: Configuration,
+) -> Result<PolicyRow, BenchError> {
+    let model = model(net, params, c.grid)?;
+    let mut runs = Vec::new();
+    for _ in 0..setup.frames {
+        let mut spec = cluster(c.policy, c.grid, c.edges, 1, port, setup.kernel);
+        spec.local_reuse = c.local_reuse;
+        spec.transfer = c.transfer;
+        let images = vec![input.clone()];
+        let r = run_local(
+            &spec,
+            model.clone(),
+            &images,
+            &Faults::default(),
+            RUN_TIMEOUT,
+            None,
+        );
+        runs.push(r.map_err(BenchError::Run)?);
+    }
+    let mut row = summarize(c.policy, c.grid, c.edges, c.local_reuse, &runs);
+    row.transfer = c.transfer;
+    Ok(row)
+}
+
 /// Every configuration, one run per frame of `input` (the network input, and the picture a
 /// data source ships in its place when it has one), from `port` on; `progress` sees each row
 /// as it is made.
@@ -175,23 +216,14 @@ pub fn sweep(
     for edges in [1u16, 2] {
         for grid in [(3, 3), (5, 5)] {
             for (policy, local_reuse) in POLICIES {
-                let model = model(net, params, grid)?;
-                let mut runs = Vec::new();
-                for _ in 0..setup.frames {
-                    let mut c = cluster(policy, grid, edges, 1, port, setup.kernel);
-                    c.local_reuse = local_reuse;
-                    let images = vec![input.clone()];
-                    let r = run_local(
-                        &c,
-                        model.clone(),
-                        &images,
-                        &Faults::default(),
-                        RUN_TIMEOUT,
-                        None,
-                    );
-                    runs.push(r.map_err(BenchError::Run)?);
-                }
-                let row = summarize(policy, grid, edges, local_reuse, &runs);
+                let c = Configuration {
+                    policy,
+                    grid,
+                    edges,
+                    local_reuse,
+                    transfer: Precision::F32,
+                };
+                let row = measure(net, params, input, setup, port, c)?;
                 progress(&row);
                 rows.push(row);
             }
@@ -210,30 +242,19 @@ pub fn transfer_rows(
     port: &mut u16,
     precisions: &[Precision],
 ) -> Result<Vec<PolicyRow>, BenchError> {
-    let (policy, grid, edges) = (Policy::WstS, (3, 3), 2);
-    let mut rows = Vec::new();
-    for &p in precisions {
-        let model = model(net, params, grid)?;
-        let mut runs = Vec::new();
-        for _ in 0..setup.frames {
-            let mut c = cluster(policy, grid, edges, 1, port, setup.kernel);
-            c.transfer = p;
-            let images = vec![input.clone()];
-            let r = run_local(
-                &c,
-                model.clone(),
-                &images,
-                &Faults::default(),
-                RUN_TIMEOUT,
-                None,
-            );
-            runs.push(r.map_err(BenchError::Run)?);
-        }
-        let mut row = summarize(policy, grid, edges, true, &runs);
-        row.transfer = p;
-        rows.push(row);
-    }
-    Ok(rows)
+    precisions
+        .iter()
+        .map(|&transfer| {
+            let c = Configuration {
+                policy: Policy::WstS,
+                grid: (3, 3),
+                edges: 2,
+                local_reuse: true,
+                transfer,
+            };
+            measure(net, params, input, setup, port, c)
+        })
+        .collect()
 }
 
 /// Two data sources (2 edges, both cameras, 3x3) feeding `2 × frames` frames: WSH and WST-S.

@@ -508,20 +508,27 @@ fn wst_s_coverage_follows_strip_delivery() {
     assert!(g.on_message(t(6), 2, &bad).is_err());
 }
 
-#[test]
-fn wst_s_source_reuses_with_local_and_fetched_strips() {
-    let mut e = Edge::new(config(Policy::WstS), 1, t(0));
+/// A WST-S data source (edge 1) with one frame submitted, computing its first tile: the edge,
+/// the frame and that work. Checkerboard order, level-0 tiles in Reuse mode (they keep their
+/// strips).
+fn wst_s_source(cfg: Config) -> (Edge, FrameKey, Work) {
+    let mut e = Edge::new(cfg, 1, t(0));
     e.on_connected(t(0), GATEWAY);
     drain_edge(&mut e, t(0));
     let f = e.submit_frame(t(0)).unwrap();
     let mut a = drain_edge(&mut e, t(0));
-    // Checkerboard order, level-0 tiles in Reuse mode (they keep their strips).
     let first = Work::Tile {
         frame: f,
         tile: 0,
         mode: Mode::Reuse,
     };
     assert_eq!(a.pop(), Some(Action::Compute(first)));
+    (e, f, first)
+}
+
+#[test]
+fn wst_s_source_reuses_with_local_and_fetched_strips() {
+    let (mut e, f, first) = wst_s_source(config(Policy::WstS));
     // Thief 4 steals the tail: level-1 tiles are not ready, so it gets level-0 tile 8.
     e.on_message(t(1), 4, &Message::StealTask).unwrap();
     assert_eq!(
@@ -635,17 +642,7 @@ fn wst_s_source_reuses_with_local_and_fetched_strips() {
 fn wst_s_with_local_reuse_moves_no_strips() {
     let mut cfg = config(Policy::WstS);
     cfg.local_reuse = true;
-    let mut e = Edge::new(cfg, 1, t(0));
-    e.on_connected(t(0), GATEWAY);
-    drain_edge(&mut e, t(0));
-    let f = e.submit_frame(t(0)).unwrap();
-    let mut a = drain_edge(&mut e, t(0));
-    let first = Work::Tile {
-        frame: f,
-        tile: 0,
-        mode: Mode::Reuse,
-    };
-    assert_eq!(a.pop(), Some(Action::Compute(first)));
+    let (mut e, f, first) = wst_s_source(cfg);
     // A thief gets the tail tile (level-1 tile 7) Plain: it recomputes the overlap instead of
     // fetching strips.
     e.on_message(t(1), 4, &Message::StealTask).unwrap();
@@ -683,11 +680,7 @@ fn wst_s_with_local_reuse_moves_no_strips() {
         assert_eq!(a.last(), Some(&Action::Compute(current)));
     }
     // Thieves get every tile Plain, level-0 ones too: strips kept there would have no reader.
-    let mut e = Edge::new(cfg, 1, t(0));
-    e.on_connected(t(0), GATEWAY);
-    drain_edge(&mut e, t(0));
-    let f = e.submit_frame(t(0)).unwrap();
-    drain_edge(&mut e, t(0));
+    let (mut e, f, _) = wst_s_source(cfg);
     for _ in 0..4 {
         // Thieves take 7, 5, 3, 1 (Plain), then level-0 tile 8.
         e.on_message(t(1), 4, &Message::StealTask).unwrap();

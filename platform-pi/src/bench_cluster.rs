@@ -162,6 +162,21 @@ fn targets(rows: &[PolicyRow], transfer: &[PolicyRow]) -> serde_json::Value {
     })
 }
 
+/// A row of the sweep (or of the transfer runs) in the JSON report.
+fn row_json(r: &PolicyRow) -> serde_json::Value {
+    serde_json::json!({
+        "policy": r.policy.label(),
+        "strips": strips(r),
+        "transfer": r.transfer.label(),
+        "grid": format!("{}x{}", r.grid.0, r.grid.1),
+        "edges": r.edges,
+        "secs_per_frame": r.secs_per_frame,
+        "bytes_per_frame": r.bytes_per_frame,
+        "edge_compute_bytes": r.edge_compute_bytes,
+        "edge_store_bytes": r.edge_store_bytes,
+    })
+}
+
 /// A row's name in the table.
 fn label(r: &PolicyRow) -> String {
     match (r.policy, r.local_reuse) {
@@ -232,21 +247,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
     let transfer = transfer_rows(&net, &params, &input, setup, &mut port, &SMALLER)?;
     let errors = transfer_errors(args, &net)?;
     if args.json {
-        let configs: Vec<_> = rows
-            .iter()
-            .map(|r| {
-                serde_json::json!({
-                    "policy": r.policy.label(),
-                    "strips": strips(r),
-                    "grid": format!("{}x{}", r.grid.0, r.grid.1),
-                    "edges": r.edges,
-                    "secs_per_frame": r.secs_per_frame,
-                    "bytes_per_frame": r.bytes_per_frame,
-                    "edge_compute_bytes": r.edge_compute_bytes,
-                    "edge_store_bytes": r.edge_store_bytes,
-                })
-            })
-            .collect();
+        let configs: Vec<_> = rows.iter().map(row_json).collect();
         let two_sources: Vec<_> = multi
             .iter()
             .map(|t| {
@@ -264,15 +265,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
             "size": args.size,
             "frames_per_config": args.frames,
             "targets": targets(&rows, &transfer),
-            "transfer": transfer.iter().map(|r| serde_json::json!({
-                "precision": r.transfer.label(),
-                "policy": r.policy.label(),
-                "strips": strips(r),
-                "grid": format!("{}x{}", r.grid.0, r.grid.1),
-                "edges": r.edges,
-                "secs_per_frame": r.secs_per_frame,
-                "bytes_per_frame": r.bytes_per_frame,
-            })).collect::<Vec<_>>(),
+            "transfer": transfer.iter().map(row_json).collect::<Vec<_>>(),
             "transfer_error": errors.iter().map(|(frame, e)| serde_json::json!({
                 "frame": frame,
                 "precision": e.precision.label(),

@@ -15,34 +15,17 @@ pub enum ImageError {
     /// The file could not be read.
     #[error("cannot read image: {0}")]
     Io(std::io::Error),
-    /// Neither a JPEG nor a PNG signature.
-    #[error("not a JPEG or PNG file")]
-    UnknownFormat,
-    /// The JPEG decoder rejected the data.
-    #[error("bad JPEG: {0}")]
-    Jpeg(String),
-    /// The PNG decoder rejected the data.
-    #[error("bad PNG: {0}")]
-    Png(String),
-    /// Zero or absurd dimensions, or an unsupported pixel layout.
-    #[error("unsupported image: {0}")]
-    Unsupported(String),
-}
-
-impl From<PictureError> for ImageError {
-    fn from(e: PictureError) -> Self {
-        match e {
-            PictureError::UnknownFormat => ImageError::UnknownFormat,
-            PictureError::Jpeg(m) => ImageError::Jpeg(m),
-            PictureError::Png(m) => ImageError::Png(m),
-            other => ImageError::Unsupported(other.to_string()),
-        }
-    }
+    /// The bytes are not a picture this build decodes (format, decoder, size).
+    #[error("{0}")]
+    Picture(#[from] PictureError),
+    /// The PNG encoder failed.
+    #[error("writing PNG: {0}")]
+    PngOut(String),
 }
 
 impl From<PixelsError> for ImageError {
     fn from(e: PixelsError) -> Self {
-        ImageError::Unsupported(e.to_string())
+        ImageError::Picture(e.into())
     }
 }
 
@@ -92,7 +75,7 @@ pub fn write_png(img: &Image, path: &Path) -> Result<(), ImageError> {
     enc.set_depth(png::BitDepth::Eight);
     let mut writer = enc
         .write_header()
-        .map_err(|e| ImageError::Png(e.to_string()))?;
+        .map_err(|e| ImageError::PngOut(e.to_string()))?;
     let mut px = Vec::with_capacity(img.w * img.h * 3);
     for y in 0..img.h {
         for x in 0..img.w {
@@ -104,7 +87,7 @@ pub fn write_png(img: &Image, path: &Path) -> Result<(), ImageError> {
     }
     writer
         .write_image_data(&px)
-        .map_err(|e| ImageError::Png(e.to_string()))
+        .map_err(|e| ImageError::PngOut(e.to_string()))
 }
 
 /// Writes `img` with the detections drawn (`classes`: the network's class count, for colours)
@@ -136,7 +119,7 @@ mod tests {
         }
         assert!(matches!(
             Image::decode_letterboxed(b"nope", 8, 8),
-            Err(ImageError::UnknownFormat)
+            Err(ImageError::Picture(PictureError::UnknownFormat))
         ));
     }
 
@@ -163,11 +146,11 @@ mod tests {
     fn rejects_garbage() {
         assert!(matches!(
             Image::decode(b"hello"),
-            Err(ImageError::UnknownFormat)
+            Err(ImageError::Picture(PictureError::UnknownFormat))
         ));
         assert!(matches!(
             Image::decode(&[0xFF, 0xD8, 0xFF, 0x00, 1, 2]),
-            Err(ImageError::Jpeg(_))
+            Err(ImageError::Picture(PictureError::Jpeg(_)))
         ));
         assert!(Image::decode(b"\x89PNG\r\n\x1a\nxxxx").is_err());
     }

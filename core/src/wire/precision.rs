@@ -4,6 +4,7 @@
 //! the values back as `f32`.
 
 use super::WireError;
+use crate::round::round_half_away;
 
 /// The encoding of a tensor's values on the wire.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -85,7 +86,7 @@ impl Precision {
                     scales[c * 4..c * 4 + 4].copy_from_slice(&scale.to_le_bytes());
                     for (v, b) in vs.iter().zip(&mut bytes[c * plane..(c + 1) * plane]) {
                         let q = if scale > 0.0 {
-                            libm_round(v / scale).clamp(-127.0, 127.0)
+                            round_half_away(v / scale).clamp(-127.0, 127.0)
                         } else {
                             0.0
                         };
@@ -130,19 +131,6 @@ fn plane_len(count: usize, channels: usize) -> Result<usize, WireError> {
         return Err(WireError::TensorSize);
     }
     Ok(count / channels)
-}
-
-/// Rounds half away from zero (`f32::round` needs std).
-fn libm_round(x: f32) -> f32 {
-    let t = x as i32 as f32;
-    let d = x - t;
-    if d >= 0.5 {
-        t + 1.0
-    } else if d <= -0.5 {
-        t - 1.0
-    } else {
-        t
-    }
 }
 
 /// `x` as an IEEE half float (bits), rounded to nearest even; overflow gives infinity.
