@@ -194,6 +194,36 @@ fn small_net() -> Network {
 }
 
 #[test]
+fn the_coded_gateways_tail_is_the_full_tails_plan_without_parameters() {
+    let net = small_net();
+    let n = net.layers().len();
+    let params = gen_weights::params(&net, n, 5);
+    let weights = Weights::new(&net, n, &params).unwrap();
+    for scheme in schemes() {
+        let full = CodedTail::new(&net, &weights, 16, scheme, &WORKERS).unwrap();
+        let gateway = CodedTail::for_gateway(&net, 16, scheme, &WORKERS).unwrap();
+        assert_eq!(gateway.model().plan(), full.model().plan(), "{scheme:?}");
+        assert_eq!(gateway.conv_layers(), full.conv_layers());
+        assert_eq!(gateway.cols(), full.cols());
+        assert_eq!(gateway.model().worker(), None);
+        assert!(full.whole_tail_bytes() > 0);
+        assert_eq!(gateway.whole_tail_bytes(), 0, "no layer weights");
+        for l in 0..full.model().len() {
+            let (g, f) = (
+                gateway.model().layer(l).unwrap(),
+                full.model().layer(l).unwrap(),
+            );
+            assert_eq!((g.in_len, g.rows), (f.in_len, f.rows));
+            assert_eq!(gateway.model().conv(l), full.model().conv(l));
+        }
+        for &node in &WORKERS {
+            assert!(full.model().worker_param_bytes(node) > 0);
+            assert_eq!(gateway.model().worker_param_bytes(node), 0, "no shard");
+        }
+    }
+}
+
+#[test]
 fn a_worker_tail_built_layer_by_layer_equals_the_gateway_tail_cut_to_it() {
     let net = small_net();
     let n = net.layers().len();

@@ -10,9 +10,11 @@
 //! | `TESSERA_GW_GRID` | FTP grid | 3x3 |
 //! | `TESSERA_GW_POLICY` | scheduling policy | wst-s |
 //! | `TESSERA_GW_FRAMES` | frames to collect before exiting | 1 |
+//! | `TESSERA_GW_TAIL` | `none` (stop at the fused output) or the cluster file's coded `tail` (`cdc:R`, `2mr`, `uncoded`) | none |
+//! | `TESSERA_GW_TAIL_DEADLINE_MS` / `_GRACE_MS` | the file's `tail_deadline_ms` / `tail_grace_ms` | 120000 / 250 |
 use std::{env, fs, path::PathBuf};
 
-const SETTINGS: [(&str, &str); 7] = [
+const SETTINGS: [(&str, &str); 10] = [
     (
         "TESSERA_GW_KEY",
         "0707070707070707070707070707070707070707070707070707070707070707",
@@ -23,6 +25,9 @@ const SETTINGS: [(&str, &str); 7] = [
     ("TESSERA_GW_GRID", "3x3"),
     ("TESSERA_GW_POLICY", "wst-s"),
     ("TESSERA_GW_FRAMES", "1"),
+    ("TESSERA_GW_TAIL", "none"),
+    ("TESSERA_GW_TAIL_DEADLINE_MS", "120000"),
+    ("TESSERA_GW_TAIL_GRACE_MS", "250"),
 ];
 
 fn main() {

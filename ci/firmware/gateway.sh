@@ -3,10 +3,13 @@
 # (LAN9118 on qemu user networking, its port forwarded to 127.0.0.1) and two Linux
 # `tessera edge` processes around it, YOLOv2-608 with generated weights on a 3x3 grid, twice:
 #
-#   wst-s  one frame with both edges at full speed (edge 2 steals from the source, strips
-#          through the gateway's cache): the fused output must equal one machine's run bit
-#          for bit (`tessera layers`, same kernels); then a forged connection (random bytes)
-#          reaches the gateway: dropped, counted and logged;
+#   wst-s  one frame with both edges at full speed (edge 2 steals from the source) and the
+#          layers after the fused ones coded over the edges (`tail = "uncoded"`: each edge
+#          computes half of every tail convolution's filters; the board runs the pools,
+#          routes, reorg and region and decodes the boxes): the fused output must equal one
+#          machine's run bit for bit (`tessera layers`, same kernels), and the boxes those of
+#          a Linux `tessera gateway` on the same cluster file, bit for bit; before the frame, a
+#          forged connection (random bytes) reaches the gateway: dropped, counted and logged;
 #   wsh    the gateway queues every tile itself; edge 2 runs 1000x slowed down, takes a tile
 #          and is killed (SIGKILL) holding it: the gateway must re-dispatch that tile and the
 #          frame's output must again equal the reference.
@@ -59,11 +62,12 @@ fail() {
   for f in "$work"/*.log; do echo "--- $(basename "$f")"; tail -n 30 "$f"; done
   exit 1
 }
-wait_for() { # wait_for FILE PATTERN SECONDS: until FILE has a line matching PATTERN
+wait_for() { # wait_for FILE PATTERN SECONDS: until FILE has a line matching PATTERN (and
+  # the gateway, $watched, still runs)
   local i
   for ((i = 0; i < $3 * 10; i++)); do
     grep -q -- "$2" "$1" 2>/dev/null && return 0
-    kill -0 "$qemu" 2>/dev/null || { echo "gateway.sh: the gateway exited" >&2; return 1; }
+    kill -0 "$watched" 2>/dev/null || { echo "gateway.sh: the gateway exited" >&2; return 1; }
     sleep 0.1
   done
   echo "gateway.sh: no '$2' in $(basename "$1") after $3 s" >&2
@@ -81,19 +85,18 @@ feed() { # feed NAME: one frame into the source's spool directory (whole files o
   cp "$image" "$work/spool/.$1.jpg" && mv "$work/spool/.$1.jpg" "$work/spool/$1.jpg"
 }
 
-# start POLICY: a cluster file, the image built for it, the gateway on qemu.
-start() {
-  policy=$1
+# cluster POLICY TAIL: the cluster file (tail: the file's `tail`).
+cluster() {
   # A port free on 127.0.0.1 (qemu forwards it to the gateway's port in its user network).
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   cat >"$work/cluster.toml" <<EOF
-policy = "$policy"
+policy = "$1"
 grid = "3x3"
 layers = 16
 kernel = "auto"
 key = "$key"
 seed = 1
-tail = "gateway"
+tail = "$2"
 [timeouts]
 tile_ms = 120000
 frame_ms = 600000
@@ -111,6 +114,12 @@ source = true
 id = 2
 addr = "127.0.0.3:$port"
 EOF
+}
+
+# start POLICY TAIL: the image built for the cluster file, the gateway on qemu (TAIL: `none`,
+# or the file's coded tail).
+start() {
+  policy=$1
   fingerprint=$("$tessera" check --cluster "$work/cluster.toml" --id 1 --timeout-ms 200 2>/dev/null |
     sed -n 's/^model here: //p' || true)
   [ -n "$fingerprint" ] || fail "no model fingerprint from tessera check"
@@ -120,6 +129,7 @@ EOF
     unset CARGO_TARGET_DIR
     TESSERA_GW_KEY=$key TESSERA_GW_FINGERPRINT=$fingerprint TESSERA_GW_PORT=$port \
       TESSERA_GW_EDGES=2 TESSERA_GW_GRID=3x3 TESSERA_GW_POLICY=$policy TESSERA_GW_FRAMES=1 \
+      TESSERA_GW_TAIL=$2 \
       cargo build --release --target thumbv7em-none-eabihf --bin gateway
   ) || fail "building the gateway image"
   timeout 900 qemu-system-arm -machine mps2-an386 -cpu cortex-m4 -nographic \
@@ -127,9 +137,10 @@ EOF
     -nic "user,hostfwd=tcp:127.0.0.1:$port-:$port" -kernel "$elf" \
     </dev/null >"$work/gateway-$policy.log" 2>&1 &
   qemu=$!
+  watched=$qemu
   pids+=("$qemu")
   wait_for "$work/gateway-$policy.log" "^gateway: $policy" 60 || fail "the gateway did not start"
-  rm -rf "$work/spool" && mkdir "$work/spool"
+  rm -rf "$work/spool" && mkdir -p "$work/spool"
 }
 
 # finish POLICY: waits for the gateway to exit, checks its frame against the reference and
@@ -149,17 +160,38 @@ finish() {
 image=$root/data/images/0.jpg
 elf=$root/ci/firmware/target/thumbv7em-none-eabihf/release/gateway
 qemu=
+watched=
 # The reference: layers 0-15 of the frame on this machine.
 timeout 600 "$tessera" layers --input "$image" --upto 16 --dump "$work/ref.f32" >/dev/null
 reference=$(fnv1a "$work/ref.f32")
 echo "reference fused output (one machine): fnv1a $reference"
 key=$("$tessera" keygen | tail -1)
 
-start wst-s
+# The boxes of the same cluster with a Linux gateway: the reference for the board's.
+cluster wst-s uncoded
+mkdir "$work/spool" "$work/linux"
+RUST_LOG=info timeout 600 "$tessera" gateway --cluster "$work/cluster.toml" --out "$work/linux" \
+  --frames 1 >"$work/linux-gateway.log" 2>&1 &
+linux=$!
+watched=$linux
+pids+=("$linux")
+edge 2 linux-edge2.log
+edge 1 linux-edge1.log --input-dir "$work/spool"
+# Coded workers make their shards (about 190 MB each) before they dial.
+wait_for "$work/linux-edge2.log" "peer 0 up" 300 || fail "edge 2 did not reach the Linux gateway"
+wait_for "$work/linux-edge1.log" "peer 0 up" 300 || fail "edge 1 did not reach the Linux gateway"
+feed f0
+wait "$linux" || fail "the Linux gateway failed"
+for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+wait 2>/dev/null || true
+pids=()
+echo "reference boxes (Linux gateway): $(ls "$work/linux")"
+
+start wst-s uncoded
 edge 2 edge2-wst-s.log
 edge 1 edge1-wst-s.log --input-dir "$work/spool"
-wait_for "$work/edge2-wst-s.log" "peer 0 up" 60 || fail "edge 2 did not reach the gateway"
-wait_for "$work/edge1-wst-s.log" "peer 0 up" 60 || fail "edge 1 did not reach the gateway"
+wait_for "$work/edge2-wst-s.log" "peer 0 up" 300 || fail "edge 2 did not reach the gateway"
+wait_for "$work/edge1-wst-s.log" "peer 0 up" 300 || fail "edge 1 did not reach the gateway"
 # A hostile connection first: random bytes where a sealed Hello belongs.
 python3 -c "
 import os, socket
@@ -169,11 +201,23 @@ s.close()"
 wait_for "$work/gateway-wst-s.log" "connection dropped" 60 || fail "the forged connection was not counted"
 feed f1
 finish wst-s
+python3 - "$work/linux"/*.json "$work/gateway-wst-s.log" <<'EOF' || fail "the board's boxes differ from the Linux gateway's"
+# Same boxes, bit for bit: class, probability and relative box of each, in order.
+import json, re, struct, sys
+bits = lambda v: struct.unpack("<I", struct.pack("<f", float(v)))[0]
+ref = [(d["class_id"], *map(bits, (d["prob"], *(d["relative"][k] for k in "xywh"))))
+       for d in json.load(open(sys.argv[1]))["detections"]]
+pat = re.compile(r"box class (\d+) prob (\S+) x (\S+) y (\S+) w (\S+) h (\S+)")
+got = [(int(m[1]), *map(bits, m.groups()[1:])) for m in map(pat.match, open(sys.argv[2])) if m]
+print(f"boxes: board {len(got)}, Linux gateway {len(ref)}, identical: {got == ref}")
+sys.exit(0 if got == ref and got else 1)
+EOF
 dropped=$(echo "$summary" | sed -n 's/.* dropped=\([0-9]*\).*/\1/p')
 [ "${dropped:-0}" -ge 1 ] || fail "no dropped connection counted"
 flash_ram
 
-start wsh
+cluster wsh gateway
+start wsh none
 edge 1 edge1-wsh.log --input-dir "$work/spool"
 edge 2 edge2-wsh.log --slowdown 1000 --stats-every 1
 slow=$edge_pid

@@ -4,13 +4,14 @@
 //! two caller-owned ping-pong buffers, each [`MemoryPlan::tile_buffer_elems`] long; the layer-0
 //! input is read from the caller's view and the last layer writes straight into `out`. The pairs
 //! of [`PAIRS`](crate::ftp::band::PAIRS) run in row bands when the stack goes past them
-//! ([`crate::ftp::band`]), so the largest outputs of the stack never exist whole.
+//! ([`crate::ftp::band`]), the first two of them chained, so the largest outputs of the stack
+//! never exist whole.
 //!
 //! [`MemoryPlan::tile_buffer_elems`]: crate::ftp::MemoryPlan::tile_buffer_elems
 
 use core::fmt;
 
-use crate::ftp::band::{self, Bands};
+use crate::ftp::band::{self, Band, Bands};
 use crate::ftp::{FusedStack, Side, TilePlan};
 use crate::kernel::{KernelError, Kernels};
 use crate::model::weights::Weights;
@@ -252,63 +253,197 @@ fn received<'s, S: StripStore>(
     Ok(strip)
 }
 
-/// The banded pair `(l, l+1)` of a tile: `Ô_{l+1}` into `dst`, `spare` as scratch. Layer-`l`
-/// send strips are computed as regions of their own first; then each band computes its
-/// layer-`l` rows, stitches received layer-`l` strips in, and runs layer `l+1` into `dst`.
-#[allow(clippy::too_many_arguments)]
-fn banded_pair<K: Kernels, S: StripStore>(
-    kernels: &K,
-    stack: &FusedStack<'_>,
-    weights: &Weights<'_>,
-    plan: &TilePlan,
-    l: usize,
-    bands: Bands<'_, '_>,
-    input: &FeatureView<'_>,
-    dst: &mut [f32],
-    spare: &mut [f32],
-    strips: &mut S,
-) -> Result<(), ExecError> {
-    let (c0, c1) = (stack.layers()[l].output.c, stack.layers()[l + 1].output.c);
-    for side in Side::ALL {
-        let r = plan.send(l, side);
-        if r.is_empty() {
-            continue;
-        }
-        let mut s = FeatureViewMut::new(&mut *spare, r, c0)?;
-        layer_step(kernels, stack, weights, l, input, &mut s)?;
-        strips.put(plan.tile(), l, side, &s.as_view())?;
+/// What every step of one tile reads: the kernels, the fused layers, their weights and the
+/// tile's plan.
+struct Tile<'t, K> {
+    kernels: &'t K,
+    stack: &'t FusedStack<'t>,
+    weights: &'t Weights<'t>,
+    plan: &'t TilePlan,
+}
+
+impl<K: Kernels> Tile<'_, K> {
+    /// Layer `l` on `input` into `out`.
+    fn step(
+        &self,
+        l: usize,
+        input: &FeatureView<'_>,
+        out: &mut FeatureViewMut<'_>,
+    ) -> Result<(), ExecError> {
+        layer_step(self.kernels, self.stack, self.weights, l, input, out)
     }
-    let mut whole = FeatureViewMut::new(dst, plan.output(l + 1), c1)?;
-    for b in bands {
-        let (computed, rest) = split(spare, region_len(&b.computed, c0)?)?;
-        let mut own = FeatureViewMut::new(computed, b.computed, c0)?;
-        if !b.computed.is_empty() {
-            layer_step(kernels, stack, weights, l, input, &mut own)?;
-        }
-        let (stitched, rest) = if b.computed == b.input {
-            (None, rest)
-        } else {
-            let (st, rest) = split(rest, region_len(&b.input, c0)?)?;
-            let mut st = FeatureViewMut::new(st, b.input, c0)?;
-            copy_overlap(&own.as_view(), &mut st);
-            for side in Side::ALL {
-                let r = plan.receive(l, side).intersect(&b.input);
-                if r.is_empty() {
-                    continue;
-                }
-                copy_overlap(&received(strips, plan, l, side, r, c0)?, &mut st);
+
+    /// Output channels of layer `l`.
+    fn channels(&self, l: usize) -> u32 {
+        self.stack.layers()[l].output.c
+    }
+
+    /// The banded pair `(l, l+1)`: `Ô_{l+1}` into `dst`, `spare` as scratch. Layer-`l` send
+    /// strips are computed as regions of their own first; then each band computes its layer-`l`
+    /// rows, stitches received layer-`l` strips in, and runs layer `l+1` into `dst`.
+    fn banded_pair<S: StripStore>(
+        &self,
+        l: usize,
+        bands: Bands<'_, '_>,
+        input: &FeatureView<'_>,
+        dst: &mut [f32],
+        spare: &mut [f32],
+        strips: &mut S,
+    ) -> Result<(), ExecError> {
+        self.send_first(l, input, spare, strips)?;
+        let mut whole = FeatureViewMut::new(dst, self.plan.output(l + 1), self.channels(l + 1))?;
+        self.band_rows(l, bands, input, &mut whole, spare, strips)
+    }
+
+    /// The layer-`l` send strips of the first layer of a banded pair, each computed from
+    /// `input` as a region of its own (in `spare`) and `put`.
+    fn send_first<S: StripStore>(
+        &self,
+        l: usize,
+        input: &FeatureView<'_>,
+        spare: &mut [f32],
+        strips: &mut S,
+    ) -> Result<(), ExecError> {
+        for side in Side::ALL {
+            let r = self.plan.send(l, side);
+            if r.is_empty() {
+                continue;
             }
-            (Some(st), rest)
-        };
-        let band_in = match &stitched {
-            Some(st) => st.as_view(),
-            None => own.as_view(),
-        };
-        let mut out = FeatureViewMut::new(rest, b.out, c1)?;
-        layer_step(kernels, stack, weights, l + 1, &band_in, &mut out)?;
-        copy_overlap(&out.as_view(), &mut whole);
+            let mut s = FeatureViewMut::new(&mut *spare, r, self.channels(l))?;
+            self.step(l, input, &mut s)?;
+            strips.put(self.plan.tile(), l, side, &s.as_view())?;
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// `bands` of pair `(l, l+1)`: each band's layer-`l` rows from `input`, received layer-`l`
+    /// strips stitched in, layer `l+1` copied into `whole` (which may cover more or less than
+    /// the bands). `spare` is scratch.
+    fn band_rows<S: StripStore>(
+        &self,
+        l: usize,
+        bands: impl Iterator<Item = Band>,
+        input: &FeatureView<'_>,
+        whole: &mut FeatureViewMut<'_>,
+        spare: &mut [f32],
+        strips: &mut S,
+    ) -> Result<(), ExecError> {
+        let (c0, c1) = (self.channels(l), self.channels(l + 1));
+        for b in bands {
+            let (computed, rest) = split(spare, region_len(&b.computed, c0)?)?;
+            let mut own = FeatureViewMut::new(computed, b.computed, c0)?;
+            if !b.computed.is_empty() {
+                self.step(l, input, &mut own)?;
+            }
+            let (stitched, rest) = if b.computed == b.input {
+                (None, rest)
+            } else {
+                let (st, rest) = split(rest, region_len(&b.input, c0)?)?;
+                let mut st = FeatureViewMut::new(st, b.input, c0)?;
+                copy_overlap(&own.as_view(), &mut st);
+                for side in Side::ALL {
+                    let r = self.plan.receive(l, side).intersect(&b.input);
+                    if r.is_empty() {
+                        continue;
+                    }
+                    copy_overlap(&received(strips, self.plan, l, side, r, c0)?, &mut st);
+                }
+                (Some(st), rest)
+            };
+            let band_in = match &stitched {
+                Some(st) => st.as_view(),
+                None => own.as_view(),
+            };
+            let mut out = FeatureViewMut::new(rest, b.out, c1)?;
+            self.step(l + 1, &band_in, &mut out)?;
+            copy_overlap(&out.as_view(), whole);
+        }
+        Ok(())
+    }
+
+    /// `Î_2` over `region` for the chained pairs ([`band::CHAINED`]): the tile's own `Ô_1`
+    /// rows computed by pair `(0, 1)` in bands from the tile `input`, received layer-1 strips
+    /// stitched in. Returns the view (at the start of `buf`) and the rest of `buf`.
+    fn chained_input<'b, S: StripStore>(
+        &self,
+        input: &FeatureView<'_>,
+        region: Region,
+        buf: &'b mut [f32],
+        strips: &mut S,
+    ) -> Result<(FeatureViewMut<'b>, &'b mut [f32]), ExecError> {
+        let c = self.channels(1);
+        let (x, rest) = split(buf, region_len(&region, c)?)?;
+        let mut x = FeatureViewMut::new(x, region, c)?;
+        let own = region.intersect(&self.plan.output(1));
+        if !own.is_empty() {
+            let bands = band::bands_over(self.stack, self.plan, 0, own);
+            self.band_rows(0, bands, input, &mut x, rest, strips)?;
+        }
+        for side in Side::ALL {
+            let r = self.plan.receive(1, side).intersect(&region);
+            if r.is_empty() {
+                continue;
+            }
+            copy_overlap(&received(strips, self.plan, 1, side, r, c)?, &mut x);
+        }
+        Ok((x, rest))
+    }
+
+    /// The chained pairs `(0, 1)` and `(2, 3)` ([`band::CHAINED`]): `Ô_3` into `dst` from
+    /// the tile `input`, `spare` as scratch; `Ô_0`, `Ô_1` and `Ô_2` exist only band by band.
+    /// The send strips of layers 0, 1 and 2 are computed as regions of their own first.
+    fn chain<S: StripStore>(
+        &self,
+        input: &FeatureView<'_>,
+        dst: &mut [f32],
+        spare: &mut [f32],
+        strips: &mut S,
+    ) -> Result<(), ExecError> {
+        const L: usize = band::CHAINED;
+        let (stack, plan) = (self.stack, self.plan);
+        self.send_first(0, input, spare, strips)?;
+        for side in Side::ALL {
+            let r = plan.send(1, side);
+            if r.is_empty() {
+                continue;
+            }
+            let (s, rest) = split(spare, region_len(&r, self.channels(1))?)?;
+            let mut s = FeatureViewMut::new(s, r, self.channels(1))?;
+            self.band_rows(
+                0,
+                band::bands_over(stack, plan, 0, r),
+                input,
+                &mut s,
+                rest,
+                strips,
+            )?;
+            strips.put(plan.tile(), 1, side, &s.as_view())?;
+        }
+        for side in Side::ALL {
+            let r = plan.send(L, side);
+            if r.is_empty() {
+                continue;
+            }
+            let (x, rest) = self.chained_input(input, stack.back(L, r), spare, strips)?;
+            let (s, _) = split(rest, region_len(&r, self.channels(L))?)?;
+            let mut s = FeatureViewMut::new(s, r, self.channels(L))?;
+            self.step(L, &x.as_view(), &mut s)?;
+            strips.put(plan.tile(), L, side, &s.as_view())?;
+        }
+        let mut whole = FeatureViewMut::new(dst, plan.output(L + 1), self.channels(L + 1))?;
+        let bands = band::bands(stack, plan, L).ok_or(ExecError::PlanMismatch)?;
+        for b in bands {
+            let one = core::iter::once(b);
+            if b.computed.is_empty() {
+                // Every layer-2 row of this band arrives as strips: no `Î_2` is read.
+                self.band_rows(L, one, input, &mut whole, spare, strips)?;
+                continue;
+            }
+            let (x, rest) = self.chained_input(input, stack.back(L, b.computed), spare, strips)?;
+            self.band_rows(L, one, &x.as_view(), &mut whole, rest, strips)?;
+        }
+        Ok(())
+    }
 }
 
 /// `buf` cut after `n` values; a short buffer is [`ExecError::BufferTooSmall`] (the caller
@@ -396,26 +531,38 @@ pub fn run_tile<'o, K: Kernels, S: StripStore>(
         });
     }
 
+    let tile = Tile {
+        kernels,
+        stack,
+        weights,
+        plan,
+    };
     let mut src = Src::Input;
     let mut l = 0;
     while l < last {
         // Write into the buffer not holding the input.
         let dst = if src == Src::A { Src::B } else { Src::A };
-        if let Some(bands) = band::bands(stack, plan, l) {
+        if l == 0 && band::chained(stack, plan) {
+            // Layers 0-3 at once; what follows handles layer 3's output.
+            let o_len = region_len(
+                &plan.output(band::CHAINED + 1),
+                stack.layers()[band::CHAINED + 1].output.c,
+            )?;
+            let (free, held) = pick(buf_a, buf_b, dst);
+            let (o, _) = split(free, o_len)?;
+            tile.chain(input, o, held, strips)?;
+            l = band::CHAINED + 1;
+        } else if let Some(bands) = band::bands(stack, plan, l) {
             // Layer l exists only band by band; what follows handles layer l + 1's output.
             let o_len = region_len(&plan.output(l + 1), stack.layers()[l + 1].output.c)?;
             let (free, held) = pick(buf_a, buf_b, dst);
             if src == Src::Input {
                 let (o, _) = split(free, o_len)?;
-                banded_pair(
-                    kernels, stack, weights, plan, l, bands, input, o, held, strips,
-                )?;
+                tile.banded_pair(l, bands, input, o, held, strips)?;
             } else {
                 let i = FeatureView::new(held, plan.input(l), stack.layers()[l].input.c)?;
                 let (o, spare) = split(free, o_len)?;
-                banded_pair(
-                    kernels, stack, weights, plan, l, bands, &i, o, spare, strips,
-                )?;
+                tile.banded_pair(l, bands, &i, o, spare, strips)?;
             }
             l += 1;
         } else {
@@ -423,10 +570,10 @@ pub fn run_tile<'o, K: Kernels, S: StripStore>(
             let (free, held) = pick(buf_a, buf_b, dst);
             let mut o = FeatureViewMut::new(free, plan.output(l), layer.output.c)?;
             if src == Src::Input {
-                layer_step(kernels, stack, weights, l, input, &mut o)?;
+                tile.step(l, input, &mut o)?;
             } else {
                 let i = FeatureView::new(held, plan.input(l), layer.input.c)?;
-                layer_step(kernels, stack, weights, l, &i, &mut o)?;
+                tile.step(l, &i, &mut o)?;
             }
         }
         let cout = stack.layers()[l].output.c;
@@ -469,10 +616,10 @@ pub fn run_tile<'o, K: Kernels, S: StripStore>(
         };
         let mut o = FeatureViewMut::new(&mut *out, tile_region, out_c)?;
         if src == Src::Input {
-            layer_step(kernels, stack, weights, last, input, &mut o)?;
+            tile.step(last, input, &mut o)?;
         } else {
             let i = FeatureView::new(held, plan.input(last), stack.layers()[last].input.c)?;
-            layer_step(kernels, stack, weights, last, &i, &mut o)?;
+            tile.step(last, &i, &mut o)?;
         }
     }
     Ok(FeatureView::new(out, tile_region, out_c)?)

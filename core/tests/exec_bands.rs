@@ -1,10 +1,10 @@
 //! Banded pairs (`ftp::band`): a YOLO-shaped stack large enough for many bands, run through
 //! `run_tile` on several grids in Plain and Reuse mode, equals the stack run layer by layer on
-//! whole maps bit for bit; the bands, stitched bands and strips it relies on really occur, and
-//! the buffers are smaller than the layer-0 output they replace.
+//! whole maps bit for bit; the bands, stitched bands, chained pairs and strips it relies on
+//! really occur, and the buffers are smaller than the layer-0 and layer-1 outputs they replace.
 
 use tessera_core::exec::{buffer_elems, run_tile, scratch_elems, TileJob};
-use tessera_core::ftp::band::{bands, BAND_ROWS, PAIRS};
+use tessera_core::ftp::band::{bands, chained, BAND_ROWS, PAIRS};
 use tessera_core::ftp::{FusedStack, Grid, MemoryPlan, Mode, Partition, TilePlan};
 use tessera_core::kernel::{Kernels, Reference};
 use tessera_core::model::weights::{param_count, Weights};
@@ -157,7 +157,7 @@ fn check(net: &Network) -> (usize, [usize; 8]) {
     let w = Weights::new(net, upto, &data).unwrap();
     let input = values(stack.input().elements().unwrap(), 11);
     let expect = full_frame(net, upto, &w, &input);
-    let (mut stitched_bands, mut puts) = (0, [0; 8]);
+    let (mut stitched_bands, mut puts, mut chains) = (0, [0; 8], 0);
     for (rows, cols) in [(1, 1), (2, 2), (3, 3)] {
         let grid = Grid::new(rows, cols, Partition::Darknet, &stack).unwrap();
         for mode in [Mode::Plain, Mode::Reuse] {
@@ -185,6 +185,9 @@ fn check(net: &Network) -> (usize, [usize; 8]) {
                 assert!([1, 3, 5, 7]
                     .iter()
                     .all(|&l| bands(&stack, &plan, l).is_none()));
+                let both = bands(&stack, &plan, 0).is_some() && bands(&stack, &plan, 2).is_some();
+                assert_eq!(chained(&stack, &plan), both);
+                chains += usize::from(both);
             }
             let (got, store) = tiled(&stack, &grid, mode, &w, &input);
             assert!(same_bits(&got, &expect), "{rows}x{cols} {mode:?}");
@@ -193,6 +196,7 @@ fn check(net: &Network) -> (usize, [usize; 8]) {
             }
         }
     }
+    assert!(chains > 0, "no tile chains pairs (0, 1) and (2, 3)");
     (stitched_bands, puts)
 }
 
@@ -212,17 +216,28 @@ fn banded_tiles_equal_the_layer_by_layer_frame() {
 
     let net = net();
     let stack = FusedStack::new(&net, 9).unwrap();
-    // Whole frame: 56 pooled rows in 14 bands; buffers hold no full layer-0 (or layer-2) map.
+    // Whole frame: 56 pooled rows in 14 bands; buffers hold no full layer-0, layer-1 or
+    // layer-2 map: pairs (0, 1) and (2, 3) are chained, so the largest map held is Ô_3.
     let one = Grid::new(1, 1, Partition::Darknet, &stack).unwrap();
     let plan = TilePlan::new(&stack, &one, 0, Mode::Plain).unwrap();
     assert_eq!(
         bands(&stack, &plan, 0).unwrap().count(),
         56 / BAND_ROWS as usize
     );
+    assert!(chained(&stack, &plan));
     let mem = MemoryPlan::new(&stack, &one, Mode::Plain).unwrap();
     assert!(mem.tile_buffer_elems < 96 * 112 * 8);
     assert!(mem.tile_buffer_elems < 48 * 56 * 12);
-    assert_eq!(mem.tile_buffer_elems, 48 * 56 * 8);
+    assert!(
+        mem.tile_buffer_elems < 48 * 56 * 8,
+        "{}",
+        mem.tile_buffer_elems
+    );
+    assert_eq!(
+        mem.tile_buffers_elems[0],
+        24 * 28 * 12,
+        "Ô_3 whole, in the first buffer"
+    );
 }
 
 #[test]

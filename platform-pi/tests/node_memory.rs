@@ -102,9 +102,17 @@ fn node_processes_keep_only_what_they_run() {
 /// every tail layer at once (190 MB) or the whole coded model (686 MB).
 const CODED_MISS: u64 = 16 * MIB;
 
+/// Most a coded gateway may peak at. The issue sets it no target; it holds no tail
+/// parameters (the workers hold the shards; `CodedTail::for_gateway`), the fused layers'
+/// only if it computes a tile itself, plus the glue's maps (a route keeps layer 16's and
+/// 24's output per frame). Release build, `tessera bench cluster --memory-only`: 26.5 MiB at
+/// 3x3, where it held every layer and every shard before (676 MiB).
+const CODED_GATEWAY: u64 = 48 * MIB;
+
 /// Every edge a coded worker (`tail = "cdc:1"` over the three edges, 5x5): each holds its
 /// fused layers and only its own shards of the tail (95 MB each), so its target grows by
 /// exactly the shard bytes it reports; the bound adds [`CODED_MISS`] and the same headroom.
+/// The gateway stays within [`CODED_GATEWAY`].
 #[test]
 fn coded_workers_keep_only_their_shards() {
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_tessera"));
@@ -123,6 +131,14 @@ fn coded_workers_keep_only_their_shards() {
     })
     .unwrap();
     println!("{}", table(std::slice::from_ref(&run)));
+    let gateway = &run.nodes[0];
+    assert_eq!(gateway.role, Role::GatewayCoded);
+    assert!(
+        gateway.peak_bytes <= CODED_GATEWAY,
+        "coded gateway: VmHWM {:.1} MiB > {:.0} MiB",
+        gateway.peak_bytes as f64 / MIB as f64,
+        CODED_GATEWAY as f64 / MIB as f64
+    );
     for n in run.nodes.iter().filter(|n| n.id != 0) {
         assert!(n.shard_bytes > 0, "edge {} holds no shards", n.id);
         let target = n.target_bytes.expect("an edge has a target");

@@ -218,6 +218,9 @@ enum Holds {
     All,
     /// Only the shards assigned to this worker.
     Worker(NodeId),
+    /// No shard and no weights: codes, geometry and plan only, all a coded gateway needs
+    /// (it sends inputs, decodes and glues; workers compute).
+    Plan,
 }
 
 /// Layers, their codes and the shards' parameters. The gateway holds every shard and every
@@ -289,6 +292,18 @@ impl CodedModel {
         Self::build(layers, schemes, workers, false, Holds::Worker(node))
     }
 
+    /// The coded gateway's model: as [`CodedModel::with_geometry`] without any shard or
+    /// weights (each layer is given with empty `weights` and `bias`, its shape only), so a
+    /// gateway never holds the tail's parameters.
+    pub fn plan_only(
+        layers: Vec<(LinearLayer, Option<ConvGeom>)>,
+        schemes: &[LayerScheme],
+        workers: &[NodeId],
+    ) -> Result<CodedModel, CodedModelError> {
+        let layers = layers.into_iter().map(Ok).enumerate();
+        Self::build(layers, schemes, workers, false, Holds::Plan)
+    }
+
     /// This model as worker `node` holds it: the shards assigned to `node` only, no layer
     /// weights (what [`CodedModel::for_worker`] builds without ever holding every layer).
     pub fn retain_worker(mut self, node: NodeId) -> CodedModel {
@@ -347,10 +362,11 @@ impl CodedModel {
         })
     }
 
-    /// The worker whose shards only this model holds (`None`: it holds every shard).
+    /// The worker whose shards only this model holds (`None`: it holds every shard, or none
+    /// on a [`CodedModel::plan_only`] model).
     pub fn worker(&self) -> Option<NodeId> {
         match self.holds {
-            Holds::All => None,
+            Holds::All | Holds::Plan => None,
             Holds::Worker(n) => Some(n),
         }
     }
@@ -605,11 +621,12 @@ impl CodedModel {
                 }
             }
         } else {
-            let floats: Vec<Option<Vec<f32>>> = usable
+            // The results' words are the values' bits: viewed, not copied (a gateway decodes
+            // layers of megabytes, a microcontroller's among them).
+            let views: Vec<Option<&[f32]>> = usable
                 .iter()
-                .map(|r| r.map(|r| r.iter().map(|&w| f32::from_bits(w)).collect()))
+                .map(|r| r.map(bytemuck::cast_slice::<u32, f32>))
                 .collect();
-            let views: Vec<Option<&[f32]>> = floats.iter().map(|r| r.as_deref()).collect();
             self.assemble(p, &views, cols, decode, &mut pre)?;
         }
         for v in pre.iter_mut() {
@@ -786,8 +803,10 @@ fn prepare_layer(
     }
     let taps = conv.map_or(1, |g| (g.size * g.size) as usize);
     let row_len = layer.in_len.saturating_mul(taps);
-    let shape_ok = layer.weights.len() == layer.rows.saturating_mul(row_len)
-        && layer.bias.len() == layer.rows
+    // A plan-only layer comes without weights.
+    let sized = |len: usize, want: usize| len == want || (holds == Holds::Plan && len == 0);
+    let shape_ok = sized(layer.weights.len(), layer.rows.saturating_mul(row_len))
+        && sized(layer.bias.len(), layer.rows)
         && layer.rows > 0
         && layer.in_len > 0;
     if !shape_ok {
@@ -1024,11 +1043,13 @@ impl Prepared {
 
     /// Drops what `holds` does not keep: another worker's shards and the layer's weights.
     fn keep_only(&mut self, holds: Holds) {
-        let Holds::Worker(node) = holds else {
-            return;
+        let node = match holds {
+            Holds::All => return,
+            Holds::Worker(node) => Some(node),
+            Holds::Plan => None,
         };
         for (s, shard) in self.shards.iter_mut().enumerate() {
-            if self.spec.workers().get(s) != Some(&node) {
+            if node.is_none() || self.spec.workers().get(s) != node.as_ref() {
                 *shard = None;
             }
         }

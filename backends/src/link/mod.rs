@@ -251,6 +251,11 @@ impl<S: TcpFullStack> Link<S> {
         let mut chunk = vec![0u8; CHUNK.min(encoder.frame_len())];
         let conn = &mut self.conns[idx];
         conn.last_sent = now;
+        if !conn.tx.is_empty() {
+            // Queued behind others: room for the whole frame at once, not grown by doubling
+            // (a megabyte frame would otherwise briefly hold two and a half of itself).
+            conn.tx.reserve_exact(encoder.frame_len());
+        }
         loop {
             let n = encoder.fill(&mut chunk);
             if n == 0 {
@@ -274,6 +279,10 @@ impl<S: TcpFullStack> Link<S> {
                         }
                     }
                 }
+            }
+            if at < n && conn.tx.is_empty() {
+                // The socket took what it could: the rest of the frame waits whole.
+                conn.tx.reserve_exact(encoder.frame_len());
             }
             conn.tx.extend(&chunk[at..n]);
         }

@@ -1,6 +1,6 @@
 //! A node's view of its deployed cluster ([`Deployment`]) and the models it builds from it:
 //! the fused layers' parameters only on an edge (plus its own coded-tail shards), deferred on a
-//! gateway without the tail, every layer on a gateway that runs it.
+//! gateway without the tail or with a coded one, every layer on a gateway that runs it.
 
 extern crate alloc;
 extern crate std;
@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 use std::eprintln;
 
 use tessera_core::ftp::Partition;
-use tessera_core::model::weights::{Weights, WeightsError};
+use tessera_core::model::weights::WeightsError;
 use tessera_core::model::Network;
 use tessera_core::runtime::coded::CodedConfig;
 use tessera_core::wire::NodeId;
@@ -140,14 +140,10 @@ impl Deployment {
             .map_err(SetupError::Model)
     }
 
-    /// The coded tail of a cluster with `tail = SCHEME` (`None`: the tail runs on the
-    /// gateway): every convolution after the fused layers split over every edge. `params`
-    /// are every layer's.
-    pub fn coded_tail(
-        &self,
-        net: &Network,
-        params: &[f32],
-    ) -> Result<Option<CodedTail>, SetupError> {
+    /// The coded tail of a cluster with `tail = SCHEME` as its gateway holds it (`None`: the
+    /// tail runs on the gateway): every convolution after the fused layers split over every
+    /// edge, codes and plan only ([`CodedTail::for_gateway`]: the shards are the workers').
+    pub fn gateway_tail(&self, net: &Network) -> Result<Option<CodedTail>, SetupError> {
         let TailPlace::Coded(scheme) = self.tail else {
             return Ok(None);
         };
@@ -155,8 +151,7 @@ impl Deployment {
         let split = scheme
             .layer_scheme(workers.len())
             .map_err(|error| SetupError::Scheme { scheme, error })?;
-        let weights = Weights::new(net, net.layers().len(), params).map_err(SetupError::Weights)?;
-        CodedTail::new(net, &weights, self.spec.layers, split, &workers)
+        CodedTail::for_gateway(net, self.spec.layers, split, &workers)
             .map(Some)
             .map_err(|error| SetupError::Tail { scheme, error })
     }

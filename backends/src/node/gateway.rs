@@ -16,7 +16,7 @@ use tessera_core::model::weights::Weights;
 
 use super::{node_counters, Deployment, SetupError};
 use crate::cluster::{CodedRole, NodeOptions};
-use crate::coded::tail::TailJoin;
+use crate::coded::tail::{TailJoin, TailPlace};
 use crate::coded::CodedFinished;
 use crate::driver::{Finished, NodeStats};
 use crate::frame_result::{FrameResult, ResultError, TailWork};
@@ -26,7 +26,7 @@ use crate::pipeline::AnyKernel;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GatewayTail {
     /// Run them (here, or coded over the edges) and decode boxes: the gateway holds every
-    /// layer's parameters.
+    /// layer's parameters, or with a coded tail none of the tail's (the workers hold them).
     Run,
     /// Stop at the fused output: the gateway loads the fused layers' parameters only if it
     /// computes a tile itself (no edge left).
@@ -123,15 +123,21 @@ pub fn run_gateway(
     run: GatewayRun,
     host: &mut dyn GatewayHost,
 ) -> Result<GatewayEnd, SetupError> {
-    let (model, coded) = match run.tail {
-        GatewayTail::Run => {
-            let (net, params) = d.model.load(usize::MAX)?;
-            let coded = d.coded_tail(&net, &params)?;
+    let (model, coded) = match (run.tail, d.tail) {
+        (GatewayTail::Run, TailPlace::Gateway) => {
             // The model owns the one parameter buffer; the tail views its layers past the
             // fused ones.
-            (d.own_model(&net, params)?, coded)
+            let (net, params) = d.model.load(usize::MAX)?;
+            (d.own_model(&net, params)?, None)
         }
-        GatewayTail::None => (d.deferred_model()?, None),
+        // A coded gateway holds no tail parameters (the workers hold the shards), and the
+        // fused layers' only when it computes a tile itself, as without the tail.
+        (GatewayTail::Run, TailPlace::Coded(_)) => {
+            let model = d.deferred_model()?;
+            let coded = d.gateway_tail(&model.net)?;
+            (model, coded)
+        }
+        (GatewayTail::None, _) => (d.deferred_model()?, None),
     };
     let net = model.net.clone();
     let work = match (&coded, run.tail) {

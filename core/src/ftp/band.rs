@@ -1,4 +1,4 @@
-//! Row bands of layer pairs: the outputs of layers 0, 2, 4 and 6 never exist whole.
+//! Row bands of layer pairs: the outputs of layers 0, 1, 2, 4 and 6 never exist whole.
 //!
 //! The first layers have the largest outputs of the stack (high resolution, growing channel
 //! counts), yet only the next layer reads each. A pair `(ℓ, ℓ+1)` starting at a layer of
@@ -12,9 +12,15 @@
 //! region of layer `ℓ` (they are thin: computing them again is cheaper than holding `Ô_ℓ`);
 //! a level-1 tile stitches the strips it receives into each band's layer-`ℓ+1` input.
 //!
-//! Buffers: for the pair at layer 0 the input is the caller's view, `Ô_1` fills one ping-pong
-//! buffer and the band scratch the other; for a later pair `Î_ℓ` holds one buffer, so the
-//! other holds `Ô_{ℓ+1}` followed by the band scratch.
+//! The pairs `(0, 1)` and `(2, 3)` are chained ([`CHAINED`]): each band of pair `(2, 3)`
+//! computes the layer-1 rows it reads through pair `(0, 1)`, itself in bands, so `Ô_1` never
+//! exists whole either; layer-1 send strips, like layer-0 and layer-2 ones, are computed as
+//! regions of their own.
+//!
+//! Buffers: for chained pairs `Ô_3` fills one ping-pong buffer and the chain's scratch the
+//! other; an unchained pair at layer 0 (whose input is the caller's view) puts `Ô_1` in one
+//! and the band scratch in the other; for a later pair `Î_ℓ` holds one buffer, so the other
+//! holds `Ô_{ℓ+1}` followed by the band scratch.
 
 use super::{FusedStack, PlanError, Side, TilePlan};
 use crate::region::{Region, Span};
@@ -29,6 +35,12 @@ pub const BAND_ROWS: u32 = 4;
 /// cost no recomputation (their second layer has no row overlap) and shrink the conv kernel's
 /// padded input copy, which then never spans more than a band of layers 0–6.
 pub const PAIRS: [usize; 4] = [0, 2, 4, 6];
+
+/// The pair whose input is never whole either: pair `(2, 3)` reads `Ô_1` band by band, each
+/// band's rows computed on demand by pair `(0, 1)` from the tile input (the layer-1 rows two
+/// neighbouring bands both read are computed twice). YOLOv2's `Ô_1` is the largest map the
+/// pairs leave whole (1.8 MiB of a 5x5 tile's 3.0 MiB of buffers); only `Ô_3` is.
+pub const CHAINED: usize = 2;
 
 /// One band of the pair `(ℓ, ℓ+1)`: `out` rows of `Ô_{ℓ+1}`, the layer-`ℓ+1` input they
 /// read, and the part of it the tile computes at layer `ℓ` (the rest arrives as strips).
@@ -94,6 +106,88 @@ pub fn bands<'s, 'n>(
     })
 }
 
+/// The bands of pair `(layer, layer + 1)` over the rows of `out` (a region of `Ô_{layer+1}`
+/// the tile computes itself) rather than over the tile's whole output.
+pub fn bands_over<'s, 'n>(
+    stack: &'s FusedStack<'n>,
+    plan: &TilePlan,
+    layer: usize,
+    out: Region,
+) -> Bands<'s, 'n> {
+    Bands {
+        stack,
+        layer,
+        out,
+        own: plan.output(layer),
+        next: out.y.start,
+    }
+}
+
+/// Whether `run_tile` chains the pairs `(0, 1)` and `(CHAINED, CHAINED + 1)` for `plan`:
+/// both are banded, so `Ô_1` never exists whole.
+pub fn chained(stack: &FusedStack<'_>, plan: &TilePlan) -> bool {
+    bands(stack, plan, 0).is_some() && bands(stack, plan, CHAINED).is_some()
+}
+
+/// Scratch of one band `b` of pair `(l, l+1)`: its computed layer-`l` rows, their stitched
+/// copy when strips are received, and its layer-`l+1` rows.
+fn band_scratch(stack: &FusedStack<'_>, l: usize, b: &Band) -> Result<u64, PlanError> {
+    let layers = stack.layers();
+    let (c0, c1) = (layers[l].output.c, layers[l + 1].output.c);
+    let mut n = elems(b.computed, c0)?;
+    if b.computed != b.input {
+        n = add(n, elems(b.input, c0)?)?;
+    }
+    add(n, elems(b.out, c1)?)
+}
+
+/// Scratch pair `(0, 1)` needs to compute `Ô_1` over `out` in bands.
+fn rows_scratch(stack: &FusedStack<'_>, plan: &TilePlan, out: Region) -> Result<u64, PlanError> {
+    let mut need = 0;
+    if out.is_empty() {
+        return Ok(0);
+    }
+    for b in bands_over(stack, plan, 0, out) {
+        need = need.max(band_scratch(stack, 0, &b)?);
+    }
+    Ok(need)
+}
+
+/// Scratch of the chained pairs beside `Ô_3` (see [`CHAINED`]): for each layer-0 send strip
+/// its values; for each layer-1 one its values and pair `(0, 1)`'s bands; for each layer-2
+/// send strip and each band of pair `(2, 3)` the `Î_2` rows it reads (`Ô_1` rows made by pair
+/// `(0, 1)`, received strips stitched in) and then its own layer-2 scratch.
+fn chain_scratch(stack: &FusedStack<'_>, plan: &TilePlan) -> Result<u64, PlanError> {
+    let layers = stack.layers();
+    let (c0, c1, c2) = (layers[0].output.c, layers[1].output.c, layers[2].output.c);
+    let mut need = 0u64;
+    // Î_2 over `x`, then `after` more.
+    let with_input = |x: Region, after: u64| -> Result<u64, PlanError> {
+        let own = x.intersect(&plan.output(1));
+        add(elems(x, c1)?, rows_scratch(stack, plan, own)?.max(after))
+    };
+    for side in Side::ALL {
+        need = need.max(elems(plan.send(0, side), c0)?);
+        let r1 = plan.send(1, side);
+        if !r1.is_empty() {
+            need = need.max(add(elems(r1, c1)?, rows_scratch(stack, plan, r1)?)?);
+        }
+        let r2 = plan.send(2, side);
+        if !r2.is_empty() {
+            need = need.max(with_input(stack.back(2, r2), elems(r2, c2)?)?);
+        }
+    }
+    for b in bands_over(stack, plan, CHAINED, plan.output(CHAINED + 1)) {
+        let own = band_scratch(stack, CHAINED, &b)?;
+        need = need.max(if b.computed.is_empty() {
+            own
+        } else {
+            with_input(stack.back(CHAINED, b.computed), own)?
+        });
+    }
+    Ok(need)
+}
+
 /// Values in `channels × r`, checked.
 fn elems(r: Region, channels: u32) -> Result<u64, PlanError> {
     r.area()
@@ -116,8 +210,9 @@ pub fn scratch_elems(stack: &FusedStack<'_>, plan: &TilePlan) -> Result<u64, Pla
 /// plus the pair's scratch (the largest layer-`ℓ` send strip or band: its computed layer-`ℓ`
 /// rows, their stitched copy when strips are received, and its layer-`ℓ+1` rows) in the
 /// buffer not holding `Î_ℓ`; for the pair at layer 0, whose input is the caller's, the scratch
-/// goes to the other buffer. The largest output of the stack sits in one buffer only, so the
-/// two need not be the same size.
+/// goes to the other buffer. Chained pairs (see [`CHAINED`]) put `Ô_3` in the first buffer and
+/// their scratch in the second. The largest output of the stack sits in one buffer only, so
+/// the two need not be the same size.
 pub fn buffer_elems(stack: &FusedStack<'_>, plan: &TilePlan) -> Result<[u64; 2], PlanError> {
     let layers = stack.layers();
     let last = stack.len() - 1;
@@ -128,18 +223,21 @@ pub fn buffer_elems(stack: &FusedStack<'_>, plan: &TilePlan) -> Result<[u64; 2],
     while l < last {
         let dst = if src == Some(0) { 1 } else { 0 };
         let other = 1 - dst;
-        if let Some(bands) = bands(stack, plan, l) {
-            let (c0, c1) = (layers[l].output.c, layers[l + 1].output.c);
+        if l == 0 && chained(stack, plan) {
+            // Layers 0-3 at once from the caller's input: `Ô_3` here, the chain's scratch in
+            // the other buffer.
+            l = CHAINED + 1;
+            need[dst] = need[dst].max(elems(plan.output(l), layers[l].output.c)?);
+            need[other] = need[other].max(chain_scratch(stack, plan)?);
+        } else if let Some(bands) = bands(stack, plan, l) {
+            let c0 = layers[l].output.c;
+            let c1 = layers[l + 1].output.c;
             let mut scratch = 0u64;
             for side in Side::ALL {
                 scratch = scratch.max(elems(plan.send(l, side), c0)?);
             }
             for b in bands {
-                let mut n = elems(b.computed, c0)?;
-                if b.computed != b.input {
-                    n = add(n, elems(b.input, c0)?)?;
-                }
-                scratch = scratch.max(add(n, elems(b.out, c1)?)?);
+                scratch = scratch.max(band_scratch(stack, l, &b)?);
             }
             let o = elems(plan.output(l + 1), c1)?;
             if src.is_none() {

@@ -278,6 +278,13 @@ fn coded_layer(l: &Layer, w: Vec<f32>, b: Vec<f32>) -> Option<(LinearLayer, Opti
     ))
 }
 
+/// [`CodedModel::with_geometry`] or [`CodedModel::plan_only`].
+type CodedModelFn = fn(
+    Vec<(LinearLayer, Option<ConvGeom>)>,
+    &[LayerScheme],
+    &[NodeId],
+) -> Result<CodedModel, CodedModelError>;
+
 /// The coded tail of a network: its model and where each coded layer sits in the network.
 #[derive(Clone, Debug)]
 pub struct CodedTail {
@@ -300,19 +307,50 @@ impl CodedTail {
         scheme: LayerScheme,
         workers: &[NodeId],
     ) -> Result<CodedTail, CodedTailError> {
+        let layer = |j: usize| {
+            let missing = CodedTailError::Weights { layer: j };
+            let params = weights.conv(j).ok_or(missing.clone())?;
+            let l = &net.layers()[j];
+            let (w, b) = fold_batch_norm(&params, l.conv().map_or(0, |c| c.filters as usize));
+            coded_layer(l, w, b).ok_or(missing)
+        };
+        Self::build(net, from, scheme, workers, layer, CodedModel::with_geometry)
+    }
+
+    /// The tail as the coded gateway holds it: the same layers, codes and plan as
+    /// [`CodedTail::new`] without any parameters ([`CodedModel::plan_only`]): the gateway
+    /// sends inputs, decodes and glues, the workers hold the shards.
+    pub fn for_gateway(
+        net: &Network,
+        from: usize,
+        scheme: LayerScheme,
+        workers: &[NodeId],
+    ) -> Result<CodedTail, CodedTailError> {
+        let layer = |j: usize| {
+            coded_layer(&net.layers()[j], Vec::new(), Vec::new())
+                .ok_or(CodedTailError::Weights { layer: j })
+        };
+        Self::build(net, from, scheme, workers, layer, CodedModel::plan_only)
+    }
+
+    /// The tail of `net` from `from`: each coded layer as `layer` makes it (by network
+    /// index), the model as `model` builds it from them.
+    fn build(
+        net: &Network,
+        from: usize,
+        scheme: LayerScheme,
+        workers: &[NodeId],
+        layer: impl FnMut(usize) -> Result<(LinearLayer, Option<ConvGeom>), CodedTailError>,
+        model: CodedModelFn,
+    ) -> Result<CodedTail, CodedTailError> {
         let (convs, route_use) = layout(net, from)?;
         let coded = convs
             .iter()
-            .map(|&j| {
-                let missing = CodedTailError::Weights { layer: j };
-                let params = weights.conv(j).ok_or(missing.clone())?;
-                let l = &net.layers()[j];
-                let (w, b) = fold_batch_norm(&params, l.conv().map_or(0, |c| c.filters as usize));
-                coded_layer(l, w, b).ok_or(missing)
-            })
+            .copied()
+            .map(layer)
             .collect::<Result<Vec<_>, CodedTailError>>()?;
         let schemes = vec![scheme; coded.len()];
-        let model = CodedModel::with_geometry(coded, &schemes, workers)?;
+        let model = model(coded, &schemes, workers)?;
         let tail = CodedTail {
             net: Arc::new(net.clone()),
             from,

@@ -32,11 +32,17 @@ use cortex_m_semihosting::{debug, hprintln};
 use smoltcp::iface::SocketStorage;
 use smoltcp::wire::HardwareAddress;
 
-use tessera_backends::driver::{Inline, Model, Node, ParamSource};
+use tessera_backends::coded::tail::{CodedTail, Joined, TailJoin, TailScheme};
+use tessera_backends::coded::{BoxedGlue, BoxedShards, CodedFinished, CodedPart, InlineShards};
+use tessera_backends::driver::{Finished, Inline, Model, Node, ParamSource};
 use tessera_backends::link::{HandshakeConfig, LinkConfig, MAX_BACKOFF};
 use tessera_backends::nal_smoltcp::{NetConfig, SmolNet, SmolStack};
+use tessera_backends::pipeline::boxes;
+use tessera_core::detect::{DEFAULT_NMS, DEFAULT_THRESH};
 use tessera_core::ftp::{FusedStack, Grid, GridShape, Partition};
 use tessera_core::kernel::Portable;
+use tessera_core::model::Network;
+use tessera_core::runtime::coded::CodedConfig;
 use tessera_core::runtime::Config;
 use tessera_core::time::Duration;
 use tessera_core::wire::{Key, Limits, NodeId, Policy};
@@ -51,8 +57,8 @@ const ADDRESS: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 15);
 const PREFIX: u8 = 24;
 /// Sockets: one connection per edge plus listeners waiting for the next.
 const SOCKETS: usize = 8;
-/// Each socket's receive and send buffer: a 64 KiB window without window scaling.
-const SOCKET_BUFFER: usize = 65535;
+/// Each socket's receive and send buffer (the TCP window): 0.5 MiB in all, of a 16 MiB heap.
+const SOCKET_BUFFER: usize = 32 * 1024;
 
 /// Exits qemu with `ok` (semihosting `SYS_EXIT`).
 fn exit(ok: bool) -> ! {
@@ -102,6 +108,15 @@ fn main() -> ! {
             exit(false)
         }
     };
+    let tail = match env!("TESSERA_GW_TAIL") {
+        "none" => None,
+        t => Some(setting::<TailScheme>("TESSERA_GW_TAIL", t)),
+    };
+    let tail_deadline: u64 = setting(
+        "TESSERA_GW_TAIL_DEADLINE_MS",
+        env!("TESSERA_GW_TAIL_DEADLINE_MS"),
+    );
+    let tail_grace: u64 = setting("TESSERA_GW_TAIL_GRACE_MS", env!("TESSERA_GW_TAIL_GRACE_MS"));
     let Ok(key) = Key::from_hex(env!("TESSERA_GW_KEY")) else {
         hprintln!("gateway: TESSERA_GW_KEY is not 64 hex digits");
         exit(false)
@@ -117,6 +132,21 @@ fn main() -> ! {
     let grid = (shape.rows, shape.cols);
     // The gateway computes only when no edge is left; it has no parameters to do so here.
     let none = ParamSource(Arc::new(|| None));
+    // The layers after the fused ones, coded over the edges: this gateway holds no weights
+    // of them, only their shapes and codes; it runs the pools, routes, reorg and region.
+    let workers: Vec<NodeId> = (1..=edges).collect();
+    let coded = tail.map(|scheme| {
+        let split = scheme.layer_scheme(workers.len()).unwrap_or_else(|e| {
+            hprintln!("gateway: tail {}: {:?}", scheme, e);
+            exit(false)
+        });
+        CodedTail::for_gateway(&net, FUSED, split, &workers).unwrap_or_else(|e| {
+            hprintln!("gateway: coded tail: {:?}", e);
+            exit(false)
+        })
+    });
+    let (image_w, image_h) = (net.input().w as usize, net.input().h as usize);
+    let net_for_boxes = net.clone();
     let model = match Model::deferred(net, FUSED, grid, Partition::Darknet, none) {
         Ok(m) => Arc::new(m),
         Err(e) => {
@@ -215,6 +245,28 @@ fn main() -> ! {
         }
     };
 
+    if let Some(t) = &coded {
+        let config = CodedConfig {
+            data_grace: Duration::from_millis(tail_grace),
+            ..CodedConfig::new(Duration::from_millis(tail_deadline))
+        };
+        let exec: BoxedShards = Box::new(InlineShards::new(Portable));
+        let glue: BoxedGlue = Box::new(t.glue(Portable));
+        match CodedPart::new(0, t.model().clone(), config, exec, glue) {
+            Ok(part) => node.attach_coded(part, t.cols()),
+            Err(e) => {
+                hprintln!("gateway: coded part: {:?}", e);
+                exit(false)
+            }
+        }
+        hprintln!(
+            "gateway: tail {} coded over {} edges ({} coded layers), no tail weights held",
+            tail.map_or(TailScheme::Uncoded, |s| s),
+            edges,
+            t.conv_layers().len()
+        );
+    }
+    let mut join = coded.as_ref().map(|_| TailJoin::new());
     let mut done = 0usize;
     let mut failed = 0usize;
     let mut drops_seen = 0u64;
@@ -227,10 +279,10 @@ fn main() -> ! {
         };
         node.poll(now);
         smol.borrow_mut().poll(now);
-        for f in node.take_finished() {
-            let secs = f.latency.total_micros() as f64 / 1e6;
-            match &f.output {
-                Some(out) if f.complete => {
+        let mut joined: Vec<Joined> = Vec::new();
+        for mut f in node.take_finished() {
+            match f.output.as_mut().filter(|_| f.complete) {
+                Some(out) => {
                     hprintln!(
                         "frame {}/{}: fused output {} values, fnv1a {:016x}, tiles {:?}, {:.1} s in the gateway (qemu time)",
                         f.frame.origin,
@@ -238,14 +290,46 @@ fn main() -> ! {
                         out.len(),
                         fnv1a(out),
                         f.tiles_by,
-                        secs
+                        f.latency.total_micros() as f64 / 1e6
                     );
-                    done += 1;
+                    // The coded stage has its own copy: free this one while the tail runs.
+                    *out = Vec::new();
                 }
-                _ => {
-                    hprintln!("frame {}/{}: FAILED", f.frame.origin, f.frame.number);
-                    failed += 1;
-                }
+                None => hprintln!("frame {}/{}: FAILED", f.frame.origin, f.frame.number),
+            }
+            match &mut join {
+                Some(j) => joined.extend(j.frame(f)),
+                None => joined.push(Joined {
+                    frame: f,
+                    tail: None,
+                }),
+            }
+        }
+        if let Some(j) = &mut join {
+            for t in node.take_tails() {
+                joined.extend(j.tail(t));
+            }
+        }
+        for Joined { frame: f, tail: t } in joined {
+            let ok = f.complete
+                && match (&coded, &t) {
+                    (None, _) => true,
+                    (Some(_), Some(t)) if t.quality.is_complete() => {
+                        print_boxes(&net_for_boxes, &f, t, (image_w, image_h))
+                    }
+                    (Some(_), _) => {
+                        hprintln!(
+                            "frame {}/{}: coded tail lost",
+                            f.frame.origin,
+                            f.frame.number
+                        );
+                        false
+                    }
+                };
+            if ok {
+                done += 1;
+            } else {
+                failed += 1;
             }
             node.frame_done(now, f.frame, f.complete);
         }
@@ -280,6 +364,43 @@ fn main() -> ! {
     }
 }
 
+/// Prints a frame's boxes (network-input coordinates, as `tessera gateway --out` writes them);
+/// false when they cannot be decoded.
+fn print_boxes(net: &Network, f: &Finished, t: &CodedFinished, (w, h): (usize, usize)) -> bool {
+    match boxes(net, &t.output, w, h, DEFAULT_THRESH, DEFAULT_NMS) {
+        Ok(dets) => {
+            hprintln!(
+                "frame {}/{}: coded tail in {:.1} s (qemu time), {} boxes",
+                f.frame.origin,
+                f.frame.number,
+                t.latency.total_micros() as f64 / 1e6,
+                dets.len()
+            );
+            for d in &dets {
+                hprintln!(
+                    "box class {} prob {} x {} y {} w {} h {}",
+                    d.class,
+                    d.prob,
+                    d.x,
+                    d.y,
+                    d.w,
+                    d.h
+                );
+            }
+            true
+        }
+        Err(e) => {
+            hprintln!(
+                "frame {}/{}: boxes: {:?}",
+                f.frame.origin,
+                f.frame.number,
+                e
+            );
+            false
+        }
+    }
+}
+
 fn unsafe_nic() -> Result<Lan9118, lan9118::InitError> {
     // SAFETY: the MPS2 AN386 board has its LAN9118 at `MPS2_BASE`, and this is the only
     // driver created for it.
@@ -288,7 +409,12 @@ fn unsafe_nic() -> Result<Lan9118, lan9118::InitError> {
 
 #[panic_handler]
 fn panic(info: &PanicInfo) -> ! {
-    hprintln!("PANIC: {}", info);
+    hprintln!(
+        "PANIC: {} (heap {} KiB in use, peak {} KiB)",
+        info,
+        memory::heap_in_use() / 1024,
+        memory::heap_peak() / 1024
+    );
     exit(false)
 }
 

@@ -56,3 +56,8 @@ pub fn init_heap() {
 pub fn heap_peak() -> usize {
     PEAK.load(Ordering::Relaxed)
 }
+
+/// Heap bytes in use now.
+pub fn heap_in_use() -> usize {
+    IN_USE.load(Ordering::Relaxed)
+}
