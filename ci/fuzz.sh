@@ -6,7 +6,8 @@
 #
 # Targets (fuzz/fuzz_targets/): frame_parser (wire frames, stream decoder, payload parsers),
 # link_handshake (a connection's first bytes through a real link), cfg_parser (model::cfg::parse),
-# weights_reader (model::weights::decode).
+# weights_reader (model::weights::decode), datagram_parser (wire::datagram: raw datagrams and
+# genuine ones reordered, duplicated, corrupted and late through a reassembler).
 # Seeds are read from fuzz/corpus/<target>/ and never written to: new inputs go to a scratch
 # corpus under fuzz/target/. A crash leaves its input in fuzz/artifacts/<target>/ and fails the
 # script. Installs cargo-fuzz if missing; needs the nightly toolchain.
@@ -20,7 +21,7 @@ export CARGO_TARGET_DIR="$root/fuzz/target"
 
 seconds="${FUZZ_SECONDS:-20}"
 toolchain="${FUZZ_TOOLCHAIN:-nightly}"
-all_targets=(frame_parser link_handshake cfg_parser weights_reader)
+all_targets=(frame_parser link_handshake cfg_parser weights_reader datagram_parser)
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=("${all_targets[@]}")
 

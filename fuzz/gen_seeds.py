@@ -74,3 +74,22 @@ hs = {
 }
 for name, data in hs.items():
     open(f'corpus/link_handshake/{name}', 'wb').write(data)
+
+# datagram_parser: records [op, len, bytes]; see fuzz_targets/datagram_parser.rs.
+os.makedirs('corpus/datagram_parser', exist_ok=True)
+def rec(op, *b):
+    return bytes([op, len(b)]) + bytes(b)
+seeds = {
+    # A 3-fragment message from sender 0, delivered out of order with a duplicate.
+    'reorder_dup': rec(1, 0, 200, 0, 20, 7) + rec(2, 2, 0) + rec(2, 0, 0) + rec(2, 0, 0) + rec(2, 1, 0),
+    # A message, one fragment corrupted, the rest late.
+    'corrupt_late': rec(1, 1, 0, 2, 5, 1) + rec(2, 0, 0, 0x40, 9) + rec(3, 10) + rec(2, 1, 0),
+    # Raw bytes with the datagram magic.
+    'raw': rec(0, *b'TSDG\x01\x07\x00\x00' + bytes(40)),
+    # Forgeries from sender 3 and small messages filling the slots.
+    'forged_full': rec(1, 3, 10, 0, 5, 0) + rec(2, 0, 0) + rec(1, 0, 0, 8, 9, 0) + rec(1, 1, 0, 8, 9, 0)
+                   + rec(1, 2, 0, 8, 9, 0) + rec(1, 0, 0, 8, 9, 0) + rec(2, 1, 0) + rec(2, 40, 0) + rec(2, 80, 0)
+                   + rec(2, 120, 0) + rec(2, 160, 0),
+}
+for name, b in seeds.items():
+    open(f'corpus/datagram_parser/{name}', 'wb').write(b)

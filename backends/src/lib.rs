@@ -4,11 +4,13 @@
 //!   any embedded-nal TCP stack.
 //! - `driver` (feature `alloc`): binds the core runtime state machines to a link, tensor
 //!   stores and an executor.
+//! - `dgram` (feature `alloc`): the datagram transport over any embedded-nal UDP stack
+//!   (authenticated, fragmented, deadline-bounded, never retransmitted), and a lossy wrapper.
 //! - `coded` (feature `alloc`): the coded (CDC) stage driver: linear layers split into data and
 //!   parity shards over workers, decoded at the gateway under a frame deadline.
 //! - `pipeline` (feature `alloc`): one frame on one machine: the fused stack tile by tile, the
 //!   tail, region decoding; the kernel set chosen at run time (feature `simd`).
-//! - `nal_std` (feature `std`): embedded-nal TCP stack over std sockets; `weights_file`: the
+//! - `nal_std` (feature `std`): embedded-nal TCP and UDP stacks over std sockets; `weights_file`: the
 //!   parameters of the layers a node runs, read from a Darknet weights file validated whole.
 //! - `cluster` (features `std` + `simd`): a cluster's description and starting one node of it
 //!   on its own threads; `local`: a whole cluster in one process on loopback, with faults and
@@ -28,6 +30,10 @@
 //!   written as a Darknet file.
 //! - `annotate` (feature `alloc`): detections drawn on a frame; `detections_json` (feature
 //!   `std`): a frame's detections as a JSON report.
+//! - `mem_device` (features `alloc` + `smoltcp`): an in-memory smoltcp device for tests and
+//!   virtual-time measurements.
+//! - `transport_bench` (features `alloc` + `smoltcp`): the TCP link against datagrams under
+//!   packet loss, two smoltcp nodes in virtual time (`tessera bench transport`).
 //! - `kernels` (feature `simd`): FMA conv kernels (AVX2+FMA, NEON), multi-core with `std`;
 //!   `unsafe` is allowed only in its arch modules.
 #![no_std]
@@ -50,6 +56,8 @@ pub mod coded;
 #[cfg(feature = "std")]
 pub mod detections_json;
 #[cfg(feature = "alloc")]
+pub mod dgram;
+#[cfg(feature = "alloc")]
 pub mod driver;
 #[cfg(all(feature = "std", feature = "simd"))]
 pub mod fault_spec;
@@ -65,6 +73,8 @@ pub mod kernel_report;
 pub mod link;
 #[cfg(all(feature = "std", feature = "simd"))]
 pub mod local;
+#[cfg(all(feature = "alloc", feature = "smoltcp"))]
+pub mod mem_device;
 #[cfg(all(feature = "std", feature = "simd"))]
 pub mod model_files;
 #[cfg(all(feature = "std", feature = "simd"))]
@@ -85,6 +95,8 @@ pub mod policy_bench;
 pub mod probe;
 #[cfg(feature = "std")]
 pub mod transfer_error;
+#[cfg(all(feature = "alloc", feature = "smoltcp"))]
+pub mod transport_bench;
 #[cfg(feature = "std")]
 pub mod weights_file;
 #[cfg(feature = "std")]

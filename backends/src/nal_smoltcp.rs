@@ -1,4 +1,4 @@
-//! embedded-nal TCP stack over smoltcp: the same [`Link`](crate::link) and driver that run on
+//! embedded-nal TCP and UDP stacks over smoltcp: the same [`Link`](crate::link) and driver that run on
 //! Linux sockets run on a smoltcp [`Interface`], in the simulator or on a target without an OS.
 //!
 //! No allocation: the caller provides the socket storage and every socket's receive and
@@ -20,19 +20,30 @@
 //!   puts a fresh pool socket in LISTEN in its place.
 //! - `close` aborts (the pool socket is free again at once). The link only closes connections
 //!   it has given up on, so nothing in flight is wanted any more.
+//!
+//! UDP (the datagram transport): [`SmolNet::add_udp`] adds UDP sockets with their own packet
+//! buffers to a pool of their own (room for them must be left in the socket storage). A
+//! `bind` to port 0 or a `connect` takes an ephemeral port; a full transmit buffer is
+//! `WouldBlock`; a received datagram larger than the caller's buffer is dropped by smoltcp and
+//! reported as `Truncated`.
 
 use core::cell::RefCell;
 use core::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 
-use embedded_nal::{nb, TcpClientStack, TcpError, TcpErrorKind, TcpFullStack};
+use embedded_nal::{
+    nb, TcpClientStack, TcpError, TcpErrorKind, TcpFullStack, UdpClientStack, UdpFullStack,
+};
 use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet, SocketStorage};
 use smoltcp::phy::Device;
-use smoltcp::socket::tcp;
+use smoltcp::socket::{tcp, udp};
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint};
 use tessera_core::time::Instant;
 
 /// Most sockets one [`SmolNet`] manages (connections plus listening backlog).
 pub const MAX_SOCKETS: usize = 48;
+
+/// Most UDP sockets one [`SmolNet`] manages.
+pub const MAX_UDP_SOCKETS: usize = 8;
 
 /// First port of the ephemeral range used for outgoing connections.
 pub const EPHEMERAL_FIRST: u16 = 49152;
@@ -49,6 +60,8 @@ pub enum SmolError {
     Unaddressable,
     /// The connection was closed, refused or reset.
     Closed,
+    /// A received datagram was larger than the buffer given (and was dropped).
+    Truncated,
 }
 
 impl TcpError for SmolError {
@@ -67,6 +80,7 @@ impl core::fmt::Display for SmolError {
             SmolError::InvalidState => "socket in the wrong state",
             SmolError::Unaddressable => "address not reachable (IPv4 only)",
             SmolError::Closed => "connection closed",
+            SmolError::Truncated => "datagram larger than the receive buffer (dropped)",
         })
     }
 }
@@ -121,6 +135,10 @@ pub struct SmolNet<'a, D: Device> {
     device: D,
     sockets: SocketSet<'a>,
     slots: heapless::Vec<Slot, MAX_SOCKETS>,
+    /// UDP sockets: handle and whether a `SmolUdpSocket` holds it.
+    udp: heapless::Vec<(SocketHandle, bool), MAX_UDP_SOCKETS>,
+    /// Sockets the storage holds.
+    capacity: usize,
     now: smoltcp::time::Instant,
     next_port: u16,
     backlog: usize,
@@ -161,7 +179,8 @@ impl<'a, D: Device> SmolNet<'a, D> {
     where
         B: IntoIterator<Item = (&'a mut [u8], &'a mut [u8])>,
     {
-        let cap = storage.len().min(MAX_SOCKETS);
+        let capacity = storage.len();
+        let cap = capacity.min(MAX_SOCKETS);
         let mut config = Config::new(hardware);
         config.random_seed = cfg.seed;
         let mut iface = Interface::new(config, &mut device, smol_instant(now));
@@ -185,6 +204,8 @@ impl<'a, D: Device> SmolNet<'a, D> {
             device,
             sockets,
             slots,
+            udp: heapless::Vec::new(),
+            capacity,
             now: smol_instant(now),
             next_port: cfg.first_port.max(EPHEMERAL_FIRST),
             backlog: cfg.backlog.max(1),
@@ -209,6 +230,29 @@ impl<'a, D: Device> SmolNet<'a, D> {
         self.iface
             .poll_at(self.now, &self.sockets)
             .map(|t| Instant::from_micros(t.total_micros().max(0) as u64))
+    }
+
+    /// Adds a UDP socket with these packet buffers (`*_meta`: one entry per datagram queued,
+    /// `rx`/`tx`: their payload bytes) to the UDP pool. Needs a free place in the socket
+    /// storage given to [`SmolNet::new`] and in [`MAX_UDP_SOCKETS`] ([`SmolError::NoSocket`]).
+    pub fn add_udp(
+        &mut self,
+        rx_meta: &'a mut [udp::PacketMetadata],
+        rx: &'a mut [u8],
+        tx_meta: &'a mut [udp::PacketMetadata],
+        tx: &'a mut [u8],
+    ) -> Result<(), SmolError> {
+        if self.slots.len() + self.udp.len() >= self.capacity || self.udp.is_full() {
+            return Err(SmolError::NoSocket);
+        }
+        let s = udp::Socket::new(
+            udp::PacketBuffer::new(rx_meta, rx),
+            udp::PacketBuffer::new(tx_meta, tx),
+        );
+        let handle = self.sockets.add(s);
+        self.udp
+            .push((handle, false))
+            .map_err(|_| SmolError::NoSocket)
     }
 
     /// The device (e.g. to hand it received packets or take transmitted ones).
@@ -315,6 +359,43 @@ impl<'a, D: Device> SmolNet<'a, D> {
             }
         }
     }
+}
+
+impl<'a, D: Device> SmolNet<'a, D> {
+    /// Takes a free UDP socket and binds it to `port` (an ephemeral one when 0).
+    fn open_udp(&mut self, port: u16) -> Result<usize, SmolError> {
+        let i = self
+            .udp
+            .iter()
+            .position(|(_, used)| !used)
+            .ok_or(SmolError::NoSocket)?;
+        let port = if port == 0 {
+            self.ephemeral_port()
+        } else {
+            port
+        };
+        let sock = self.sockets.get_mut::<udp::Socket>(self.udp[i].0);
+        sock.close();
+        sock.bind(port).map_err(|_| SmolError::Unaddressable)?;
+        self.udp[i].1 = true;
+        Ok(i)
+    }
+
+    fn udp_socket(&mut self, i: usize) -> Result<&mut udp::Socket<'a>, SmolError> {
+        match self.udp.get(i) {
+            Some(&(h, true)) => Ok(self.sockets.get_mut::<udp::Socket>(h)),
+            _ => Err(SmolError::InvalidState),
+        }
+    }
+}
+
+/// A UDP socket of [`SmolStack`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum SmolUdpSocket {
+    /// Created, not bound.
+    Fresh,
+    /// Bound: index of its pool socket, and where `send` goes (set by `connect`).
+    Bound(usize, Option<SocketAddr>),
 }
 
 /// The embedded-nal face of a [`SmolNet`] kept in a `RefCell`.
@@ -482,5 +563,184 @@ impl<D: Device> TcpFullStack for SmolStack<'_, '_, D> {
         let IpAddress::Ipv4(a) = remote.addr;
         let addr = SocketAddr::V4(SocketAddrV4::new(a, remote.port));
         Ok((SmolSocket::Connected(i), addr))
+    }
+}
+
+impl<D: Device> UdpClientStack for SmolStack<'_, '_, D> {
+    type UdpSocket = SmolUdpSocket;
+    type Error = SmolError;
+
+    fn socket(&mut self) -> Result<SmolUdpSocket, SmolError> {
+        Ok(SmolUdpSocket::Fresh)
+    }
+
+    fn connect(&mut self, socket: &mut SmolUdpSocket, remote: SocketAddr) -> Result<(), SmolError> {
+        endpoint(remote)?;
+        match socket {
+            SmolUdpSocket::Fresh => {
+                let i = self.net.borrow_mut().open_udp(0)?;
+                *socket = SmolUdpSocket::Bound(i, Some(remote));
+            }
+            SmolUdpSocket::Bound(_, r) => *r = Some(remote),
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, socket: &mut SmolUdpSocket, buffer: &[u8]) -> nb::Result<(), SmolError> {
+        let SmolUdpSocket::Bound(_, Some(remote)) = *socket else {
+            return Err(nb::Error::Other(SmolError::InvalidState));
+        };
+        self.send_to(socket, remote, buffer)
+    }
+
+    fn receive(
+        &mut self,
+        socket: &mut SmolUdpSocket,
+        buffer: &mut [u8],
+    ) -> nb::Result<(usize, SocketAddr), SmolError> {
+        let SmolUdpSocket::Bound(i, _) = *socket else {
+            return Err(nb::Error::Other(SmolError::InvalidState));
+        };
+        let mut net = self.net.borrow_mut();
+        match net.udp_socket(i)?.recv_slice(buffer) {
+            Ok((n, meta)) => {
+                let IpAddress::Ipv4(a) = meta.endpoint.addr;
+                Ok((n, SocketAddr::V4(SocketAddrV4::new(a, meta.endpoint.port))))
+            }
+            Err(udp::RecvError::Exhausted) => Err(nb::Error::WouldBlock),
+            Err(udp::RecvError::Truncated) => Err(nb::Error::Other(SmolError::Truncated)),
+        }
+    }
+
+    fn close(&mut self, socket: SmolUdpSocket) -> Result<(), SmolError> {
+        if let SmolUdpSocket::Bound(i, _) = socket {
+            let mut net = self.net.borrow_mut();
+            net.udp_socket(i)?.close();
+            net.udp[i].1 = false;
+        }
+        Ok(())
+    }
+}
+
+impl<D: Device> UdpFullStack for SmolStack<'_, '_, D> {
+    fn bind(&mut self, socket: &mut SmolUdpSocket, local_port: u16) -> Result<(), SmolError> {
+        if *socket != SmolUdpSocket::Fresh {
+            return Err(SmolError::InvalidState);
+        }
+        let i = self.net.borrow_mut().open_udp(local_port)?;
+        *socket = SmolUdpSocket::Bound(i, None);
+        Ok(())
+    }
+
+    fn send_to(
+        &mut self,
+        socket: &mut SmolUdpSocket,
+        remote: SocketAddr,
+        buffer: &[u8],
+    ) -> nb::Result<(), SmolError> {
+        let SmolUdpSocket::Bound(i, _) = *socket else {
+            return Err(nb::Error::Other(SmolError::InvalidState));
+        };
+        let remote = endpoint(remote)?;
+        let mut net = self.net.borrow_mut();
+        match net.udp_socket(i)?.send_slice(buffer, remote) {
+            Ok(()) => Ok(()),
+            Err(udp::SendError::BufferFull) => Err(nb::Error::WouldBlock),
+            Err(udp::SendError::Unaddressable) => Err(nb::Error::Other(SmolError::Unaddressable)),
+        }
+    }
+}
+
+#[cfg(all(test, feature = "alloc"))]
+mod tests {
+    extern crate std;
+    use super::*;
+    use crate::mem_device::MemDevice as Wire;
+    use std::vec;
+    use std::vec::Vec;
+
+    fn cfg(last: u8) -> NetConfig {
+        NetConfig {
+            address: Ipv4Addr::new(10, 0, 0, last),
+            prefix_len: 24,
+            seed: last as u64,
+            backlog: 1,
+            first_port: EPHEMERAL_FIRST,
+        }
+    }
+
+    #[test]
+    fn udp_datagrams_between_two_interfaces() {
+        let mut storage_a = [SocketStorage::EMPTY; 1];
+        let mut storage_b = [SocketStorage::EMPTY; 1];
+        let mut mem: Vec<Vec<u8>> = (0..4).map(|_| vec![0u8; 4096]).collect();
+        let mut metas: Vec<Vec<udp::PacketMetadata>> = (0..4)
+            .map(|_| vec![udp::PacketMetadata::EMPTY; 4])
+            .collect();
+        let [m0, m1, m2, m3] = &mut metas[..] else {
+            unreachable!()
+        };
+        let [b0, b1, b2, b3] = &mut mem[..] else {
+            unreachable!()
+        };
+        let none = core::iter::empty::<(&mut [u8], &mut [u8])>();
+        let a = RefCell::new(SmolNet::new(
+            cfg(1),
+            Wire::default(),
+            &mut storage_a,
+            none,
+            Instant::ZERO,
+        ));
+        let none = core::iter::empty::<(&mut [u8], &mut [u8])>();
+        let b = RefCell::new(SmolNet::new(
+            cfg(2),
+            Wire::default(),
+            &mut storage_b,
+            none,
+            Instant::ZERO,
+        ));
+        a.borrow_mut().add_udp(m0, b0, m1, b1).unwrap();
+        b.borrow_mut().add_udp(m2, b2, m3, b3).unwrap();
+        // The storage holds one socket: a second is a typed refusal, not smoltcp's panic.
+        let (mut m4, mut b4) = ([udp::PacketMetadata::EMPTY; 1], [0u8; 8]);
+        let (mut m5, mut b5) = ([udp::PacketMetadata::EMPTY; 1], [0u8; 8]);
+        assert_eq!(
+            a.borrow_mut().add_udp(&mut m4, &mut b4, &mut m5, &mut b5),
+            Err(SmolError::NoSocket)
+        );
+        let (mut sa, mut sb) = (SmolStack::new(&a), SmolStack::new(&b));
+        let mut x = UdpClientStack::socket(&mut sa).unwrap();
+        let mut y = UdpClientStack::socket(&mut sb).unwrap();
+        UdpFullStack::bind(&mut sb, &mut y, 7000).unwrap();
+        let to = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 7000);
+        UdpClientStack::connect(&mut sa, &mut x, to).unwrap();
+        UdpClientStack::send(&mut sa, &mut x, b"datagram").unwrap();
+        let mut buf = [0u8; 64];
+        assert!(matches!(
+            UdpClientStack::receive(&mut sb, &mut y, &mut buf),
+            Err(nb::Error::WouldBlock)
+        ));
+        let t = Instant::from_millis(1);
+        a.borrow_mut().poll(t);
+        let packets: Vec<Vec<u8>> = a.borrow_mut().device_mut().tx.drain(..).collect();
+        assert_eq!(packets.len(), 1);
+        b.borrow_mut().device_mut().rx.extend(packets);
+        b.borrow_mut().poll(t);
+        let (n, from) = UdpClientStack::receive(&mut sb, &mut y, &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"datagram");
+        assert_eq!(from.ip(), IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
+        assert!(from.port() >= EPHEMERAL_FIRST);
+        // A datagram larger than the caller's buffer is a typed error.
+        UdpFullStack::send_to(&mut sa, &mut x, to, &[7u8; 100]).unwrap();
+        a.borrow_mut().poll(t);
+        let packets: Vec<Vec<u8>> = a.borrow_mut().device_mut().tx.drain(..).collect();
+        b.borrow_mut().device_mut().rx.extend(packets);
+        b.borrow_mut().poll(t);
+        assert!(matches!(
+            UdpClientStack::receive(&mut sb, &mut y, &mut buf),
+            Err(nb::Error::Other(SmolError::Truncated))
+        ));
+        UdpClientStack::close(&mut sa, x).unwrap();
+        UdpClientStack::close(&mut sb, y).unwrap();
     }
 }

@@ -1,4 +1,4 @@
-//! embedded-nal TCP stack over std sockets (Linux, e.g. a Raspberry Pi).
+//! embedded-nal TCP and UDP stacks over std sockets (Linux, e.g. a Raspberry Pi).
 //!
 //! Every socket is non-blocking: `send`, `receive`, `accept` and `connect` return
 //! `nb::Error::WouldBlock` instead of waiting, so one driver thread serves every peer with
@@ -19,6 +19,10 @@
 //! Edge-triggered writable readiness fires only on a change (connect completed, send buffer
 //! space freed after a send hit `WouldBlock`), so sockets without a pending backlog or connect
 //! never wake the loop for it.
+//!
+//! UDP ([`StdUdpStack`], for the datagram transport) is a stack of its own over the same
+//! address and registry (one type implementing both would make every `socket()` call on it
+//! ambiguous): non-blocking too, `receive` and `send` say `WouldBlock` rather than wait.
 
 extern crate alloc;
 extern crate std;
@@ -27,9 +31,11 @@ use alloc::sync::Arc;
 use core::net::{IpAddr, SocketAddr};
 use std::io::{self, Read, Write};
 
-use embedded_nal::{nb, TcpClientStack, TcpError, TcpErrorKind, TcpFullStack};
+use embedded_nal::{
+    nb, TcpClientStack, TcpError, TcpErrorKind, TcpFullStack, UdpClientStack, UdpFullStack,
+};
 use mio::event::Source;
-use mio::net::{TcpListener, TcpStream};
+use mio::net::{TcpListener, TcpStream, UdpSocket};
 use mio::{Interest, Registry, Token};
 
 /// An I/O error from a std socket, with its embedded-nal kind.
@@ -211,7 +217,8 @@ fn other(e: io::Error) -> nb::Error<StdTcpError> {
     nb::Error::Other(e.into())
 }
 
-fn would_block<T>(r: io::Result<T>) -> nb::Result<T, StdTcpError> {
+/// `WouldBlock` (and an interrupted call) as `nb`'s, any other error as the stack's.
+fn would_block<T, E: From<io::Error>>(r: io::Result<T>) -> nb::Result<T, E> {
     r.map_err(|e| match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => nb::Error::WouldBlock,
         _ => nb::Error::Other(e.into()),
@@ -342,13 +349,179 @@ impl TcpFullStack for StdStack {
     }
 }
 
+/// Receive and send buffer asked for each UDP socket, bytes.
+pub const UDP_BUFFER: usize = 4 << 20;
+
+/// An I/O error from a std UDP socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StdUdpError(pub io::ErrorKind);
+
+impl From<io::Error> for StdUdpError {
+    fn from(e: io::Error) -> Self {
+        StdUdpError(e.kind())
+    }
+}
+
+impl core::fmt::Display for StdUdpError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "UDP socket error: {}", self.0)
+    }
+}
+
+impl std::error::Error for StdUdpError {}
+
+/// A UDP socket of [`StdStack`]: not opened yet, or bound (and maybe connected to `remote`).
+#[derive(Debug)]
+pub enum StdUdpSocket {
+    /// Created, not bound.
+    Fresh,
+    /// Bound to a local port; `remote` is where `send` goes (set by `connect`).
+    Open {
+        /// The socket.
+        socket: UdpSocket,
+        /// The connected peer, if any.
+        remote: Option<SocketAddr>,
+    },
+}
+
+/// embedded-nal's UDP stacks over std sockets: the address and readiness registry of a
+/// [`StdStack`] (see [`StdStack::udp`]).
+#[derive(Debug, Clone)]
+pub struct StdUdpStack {
+    inner: StdStack,
+}
+
+impl StdStack {
+    /// A UDP stack on the same address, registering its sockets with the same registry.
+    pub fn udp(&self) -> StdUdpStack {
+        StdUdpStack {
+            inner: self.clone(),
+        }
+    }
+}
+
+impl StdUdpStack {
+    /// A UDP stack bound to `local_ip`, its sockets registered nowhere (the caller polls).
+    pub fn new(local_ip: IpAddr) -> Self {
+        StdStack::new(local_ip).udp()
+    }
+
+    /// The local address of an open UDP socket (e.g. the port a bind to port 0 got).
+    pub fn local_addr(&self, socket: &StdUdpSocket) -> Option<SocketAddr> {
+        match socket {
+            StdUdpSocket::Open { socket, .. } => socket.local_addr().ok(),
+            StdUdpSocket::Fresh => None,
+        }
+    }
+
+    /// Binds a fresh UDP socket to `port` on the stack's address and registers it.
+    fn open_udp(&mut self, socket: &mut StdUdpSocket, port: u16) -> Result<(), StdUdpError> {
+        if !matches!(socket, StdUdpSocket::Fresh) {
+            return Err(StdUdpError(io::ErrorKind::InvalidInput));
+        }
+        let mut s = UdpSocket::bind(SocketAddr::new(self.inner.local_ip, port))?;
+        // A message of many datagrams arrives as a burst: the default receive buffer
+        // (208 KiB, about 90 Ethernet-sized datagrams) would drop its tail. Best effort: Linux
+        // caps the request at net.core.rmem_max / wmem_max (docs/datagram.md).
+        let sock = socket2::SockRef::from(&s);
+        let _ = sock.set_recv_buffer_size(UDP_BUFFER);
+        let _ = sock.set_send_buffer_size(UDP_BUFFER);
+        self.inner.register(&mut s)?;
+        *socket = StdUdpSocket::Open {
+            socket: s,
+            remote: None,
+        };
+        Ok(())
+    }
+}
+
+impl UdpClientStack for StdUdpStack {
+    type UdpSocket = StdUdpSocket;
+    type Error = StdUdpError;
+
+    fn socket(&mut self) -> Result<StdUdpSocket, StdUdpError> {
+        Ok(StdUdpSocket::Fresh)
+    }
+
+    /// Binds to an ephemeral port on the stack's address; `send` then goes to `remote`.
+    fn connect(
+        &mut self,
+        socket: &mut StdUdpSocket,
+        remote: SocketAddr,
+    ) -> Result<(), StdUdpError> {
+        if matches!(socket, StdUdpSocket::Fresh) {
+            self.open_udp(socket, 0)?;
+        }
+        match socket {
+            StdUdpSocket::Open { remote: r, .. } => {
+                *r = Some(remote);
+                Ok(())
+            }
+            StdUdpSocket::Fresh => Err(StdUdpError(io::ErrorKind::InvalidInput)),
+        }
+    }
+
+    fn send(&mut self, socket: &mut StdUdpSocket, buffer: &[u8]) -> nb::Result<(), StdUdpError> {
+        let StdUdpSocket::Open {
+            remote: Some(remote),
+            ..
+        } = socket
+        else {
+            return Err(nb::Error::Other(StdUdpError(io::ErrorKind::NotConnected)));
+        };
+        let remote = *remote;
+        self.send_to(socket, remote, buffer)
+    }
+
+    fn receive(
+        &mut self,
+        socket: &mut StdUdpSocket,
+        buffer: &mut [u8],
+    ) -> nb::Result<(usize, SocketAddr), StdUdpError> {
+        let StdUdpSocket::Open { socket, .. } = socket else {
+            return Err(nb::Error::Other(StdUdpError(io::ErrorKind::NotConnected)));
+        };
+        would_block(socket.recv_from(buffer))
+    }
+
+    fn close(&mut self, socket: StdUdpSocket) -> Result<(), StdUdpError> {
+        if let StdUdpSocket::Open { mut socket, .. } = socket {
+            self.inner.deregister(&mut socket);
+        }
+        Ok(())
+    }
+}
+
+impl UdpFullStack for StdUdpStack {
+    fn bind(&mut self, socket: &mut StdUdpSocket, local_port: u16) -> Result<(), StdUdpError> {
+        self.open_udp(socket, local_port)
+    }
+
+    fn send_to(
+        &mut self,
+        socket: &mut StdUdpSocket,
+        remote: SocketAddr,
+        buffer: &[u8],
+    ) -> nb::Result<(), StdUdpError> {
+        let StdUdpSocket::Open { socket, .. } = socket else {
+            return Err(nb::Error::Other(StdUdpError(io::ErrorKind::NotConnected)));
+        };
+        let n = would_block(socket.send_to(buffer, remote))?;
+        if n != buffer.len() {
+            // Datagrams are sent whole or not at all; a short count is a broken socket.
+            return Err(nb::Error::Other(StdUdpError(io::ErrorKind::WriteZero)));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use core::time::Duration;
     use std::time::Instant;
 
-    fn block<T>(mut f: impl FnMut() -> nb::Result<T, StdTcpError>) -> Result<T, StdTcpError> {
+    fn block<T, E>(mut f: impl FnMut() -> nb::Result<T, E>) -> Result<T, E> {
         let start = Instant::now();
         loop {
             match f() {
@@ -479,5 +652,36 @@ mod tests {
         block(|| stack.connect(&mut client, addr)).unwrap();
         stack.close(client).unwrap();
         stack.close(server).unwrap();
+    }
+
+    #[test]
+    fn udp_datagrams_between_two_bound_sockets() {
+        let mut a = StdUdpStack::new("127.0.0.1".parse().unwrap());
+        let mut b = StdStack::new("127.0.0.1".parse().unwrap()).udp();
+        let (mut sa, mut sb) = (a.socket().unwrap(), b.socket().unwrap());
+        a.bind(&mut sa, 0).unwrap();
+        b.bind(&mut sb, 0).unwrap();
+        let (aa, ba) = (a.local_addr(&sa).unwrap(), b.local_addr(&sb).unwrap());
+        let mut buf = [0u8; 64];
+        assert!(matches!(
+            b.receive(&mut sb, &mut buf),
+            Err(nb::Error::WouldBlock)
+        ));
+        block(|| a.send_to(&mut sa, ba, b"one")).unwrap();
+        let (n, from) = block(|| b.receive(&mut sb, &mut buf)).unwrap();
+        assert_eq!((&buf[..n], from), (&b"one"[..], aa));
+        // A connected client socket answers to the bound one.
+        let mut c = a.socket().unwrap();
+        a.connect(&mut c, ba).unwrap();
+        block(|| a.send(&mut c, b"two")).unwrap();
+        let (n, _) = block(|| b.receive(&mut sb, &mut buf)).unwrap();
+        assert_eq!(&buf[..n], b"two");
+        // Misuse is an error, not a panic.
+        let mut fresh = a.socket().unwrap();
+        assert!(a.send(&mut fresh, b"x").is_err());
+        assert!(a.bind(&mut sa, 0).is_err());
+        a.close(sa).unwrap();
+        a.close(c).unwrap();
+        b.close(sb).unwrap();
     }
 }

@@ -6,13 +6,12 @@
 
 mod common;
 
-use common::{link, loopback, port, values};
+use common::{linear_layer as layer, link, loopback, port, values};
 use std::sync::Arc;
 use std::time::Instant as StdInstant;
 
 use tessera_backends::coded::{
-    Activation, CodedFinished, CodedModel, CodedNode, InlineShards, LayerScheme, LinearLayer,
-    Numeric,
+    Activation, CodedFinished, CodedModel, CodedNode, InlineShards, LayerScheme, Numeric,
 };
 use tessera_backends::nal_std::StdStack;
 use tessera_core::runtime::coded::{CodedConfig, Protection};
@@ -20,17 +19,6 @@ use tessera_core::time::{Duration, Instant};
 use tessera_core::wire::{Key, NodeId};
 
 const WORKERS: u16 = 8;
-
-fn layer(in_len: usize, rows: usize, seed: u32, act: Activation, numeric: Numeric) -> LinearLayer {
-    LinearLayer {
-        in_len,
-        rows,
-        weights: values(rows * in_len, seed),
-        bias: values(rows, seed + 1),
-        activation: act,
-        numeric,
-    }
-}
 
 fn model(numeric: Numeric, scheme: [LayerScheme; 2]) -> CodedModel {
     let workers: Vec<NodeId> = (1..=WORKERS).collect();

@@ -1741,6 +1741,55 @@ fn worker_refuses_duplicates_and_a_full_queue() {
 }
 
 #[test]
+fn worker_abandons_a_computation_past_its_budget_and_starts_the_next() {
+    let mut w = CodedWorker::new();
+    let (a, b) = (work(0, 0, 0), work(0, 1, 0));
+    let d = Duration::from_millis(10);
+    assert_eq!(w.on_task(t(0), a, d), Verdict::Accept);
+    assert_eq!(
+        w.on_task(t(0), b, Duration::from_millis(50)),
+        Verdict::Accept
+    );
+    assert_eq!(w.poll(t(0)), Some(WorkerAction::Compute(a)));
+    assert_eq!(w.overdue_at(), Some(t(10_001)));
+    assert_eq!(w.overdue(t(10_000)), None, "at its budget: still in time");
+    assert_eq!(w.abandon(t(10_000)), Err(CodedError::NotOverdue));
+    assert_eq!(w.overdue(t(10_001)), Some(a));
+    w.abandon(t(10_001)).unwrap();
+    assert!(!w.is_computing());
+    assert_eq!(w.poll(t(10_001)), Some(WorkerAction::Drop(a)));
+    assert_eq!(w.poll(t(10_001)), Some(WorkerAction::Compute(b)));
+    // The stopped job's result never comes; b's does, in its budget.
+    w.on_computed(t(20_000)).unwrap();
+    assert_eq!(w.poll(t(20_000)), Some(WorkerAction::SendResult(b)));
+    assert_eq!(w.abandon(t(20_000)), Err(CodedError::NotComputing));
+    let st = w.stats();
+    assert_eq!((st.received, st.sent, st.late, st.abandoned), (2, 1, 1, 1));
+}
+
+#[test]
+fn a_task_of_a_later_layer_supersedes_the_frames_earlier_tasks() {
+    let mut w = CodedWorker::new();
+    let d = Duration::from_secs(1);
+    let (a, b, other) = (work(0, 0, 0), work(0, 0, 1), work(1, 0, 0));
+    for x in [a, b, other] {
+        assert_eq!(w.on_task(t(0), x, d), Verdict::Accept);
+    }
+    assert_eq!(w.poll(t(0)), Some(WorkerAction::Compute(a)));
+    // Frame 0's layer 1 arrives: its layer-0 work is a straggler's, of no use any more.
+    let next = work(0, 1, 0);
+    w.supersede(t(5), next);
+    assert_eq!(w.on_task(t(5), next, d), Verdict::Accept);
+    assert_eq!(w.overdue(t(5)), None);
+    assert_eq!(w.overdue(t(6)), Some(a));
+    w.abandon(t(6)).unwrap();
+    assert_eq!(w.poll(t(6)), Some(WorkerAction::Drop(a)));
+    assert_eq!(w.poll(t(6)), Some(WorkerAction::Drop(b)));
+    // Another frame's task is untouched.
+    assert_eq!(w.poll(t(6)), Some(WorkerAction::Compute(other)));
+}
+
+#[test]
 fn worker_on_computed_without_a_task_is_an_error() {
     let mut w = CodedWorker::new();
     assert_eq!(w.on_computed(t(0)), Err(CodedError::NotComputing));
@@ -1960,7 +2009,7 @@ proptest! {
         min_samples in 0usize..4,
     ) {
         let allocator = if quality_aware { Allocator::QualityAware } else { Allocator::Uniform };
-        let mut gw = gateway_with(CodedConfig { frame_deadline: deadline, allocator, min_samples, data_grace: Duration::ZERO });
+        let mut gw = gateway_with(CodedConfig { frame_deadline: deadline, allocator, min_samples, data_grace: Duration::ZERO, copies: 1 });
         let plan = gw.plan().clone();
         let mut now = 0u64;
         for op in ops {

@@ -1399,3 +1399,69 @@ fn frames_awaiting_done_hold_their_slots_so_the_backlog_is_bounded() {
     assert!(drain_gw(&mut g, t(3)).is_empty(), "own frames tell nobody");
     assert!(g.submit_frame(t(4)).is_ok());
 }
+
+#[test]
+fn a_steal_reply_after_its_request_timed_out_is_discarded_not_refused() {
+    // Under loss a victim's Task can come after the thief's request timed out: it is dropped
+    // quietly (the victim's tile timeout covers the tile) instead of as a protocol error,
+    // which cost the connection and every message queued on it.
+    let mut e = Edge::new(config(Policy::Wst), 1, t(0));
+    let f = FrameKey::new(2, 0);
+    e.on_connected(t(0), GATEWAY);
+    e.on_connected(t(0), 2);
+    assert_eq!(
+        drain_edge(&mut e, t(0)),
+        vec![send(GATEWAY, Message::StealRequest)]
+    );
+    let reply = Message::StealReply { victim: Some(2) };
+    assert_eq!(e.on_message(t(1), GATEWAY, &reply), Ok(Verdict::Accept));
+    assert_eq!(drain_edge(&mut e, t(1)), vec![send(2, Message::StealTask)]);
+    // The request times out (tile_timeout 100 ms); the thief asks the gateway again.
+    assert_eq!(
+        drain_edge(&mut e, t(200)),
+        vec![send(GATEWAY, Message::StealRequest)]
+    );
+    assert_eq!(e.on_message(t(250), 2, &task(f, 4)), Ok(Verdict::Discard));
+    assert_eq!(drain_edge(&mut e, t(250)), vec![]);
+    // One request, one reply: a second Task from 2 was never asked for.
+    assert!(matches!(
+        e.on_message(t(260), 2, &task(f, 5)),
+        Err(RuntimeError::Unexpected {
+            peer: 2,
+            kind: Kind::Task
+        })
+    ));
+    // A node never asked stays refused.
+    assert!(e.on_message(t(260), 3, &task(f, 6)).is_err());
+}
+
+#[test]
+fn an_own_reuse_tile_whose_job_failed_is_computed_again_plain() {
+    let mut e = Edge::new(config(Policy::WstS), 1, t(0));
+    e.on_connected(t(0), GATEWAY);
+    let _ = drain_edge(&mut e, t(0));
+    let f = e.submit_frame(t(1)).unwrap();
+    let first = drain_edge(&mut e, t(1))
+        .into_iter()
+        .find_map(|a| match a {
+            Action::Compute(w) => Some(w),
+            _ => None,
+        })
+        .expect("the source computes a tile of its own frame");
+    let Work::Tile { tile, mode, .. } = first else {
+        panic!("{first:?}");
+    };
+    assert_eq!(mode, Mode::Reuse, "WST-S computes with reuse");
+    // The model refused the job (a strip went missing): Plain from the tile's input.
+    e.on_compute_failed(t(2));
+    let plain = Work::Tile {
+        frame: f,
+        tile,
+        mode: Mode::Plain,
+    };
+    assert_eq!(drain_edge(&mut e, t(2)), vec![Action::Compute(plain)]);
+    assert_eq!(e.stats().plain_fallbacks, 1);
+    // Plain fails too: the edge gives the work up instead of computing forever.
+    e.on_compute_failed(t(3));
+    assert_eq!(e.on_computed(t(4), plain), Err(RuntimeError::NotComputing));
+}

@@ -1,7 +1,8 @@
 //! `tessera coded`: the coded (CDC) stage on a loopback cluster — a gateway and W workers on
-//! 127.0.0.x, each its own thread with real authenticated TCP links — running a chain of fully
-//! connected layers split into data and parity shards (or replicated, or uncoded), with
-//! workers that can be absent from the start, or stop answering mid-run.
+//! 127.0.0.x, each its own thread with real authenticated TCP links (or, with
+//! `--transport datagram`, authenticated UDP datagrams, `--loss` of them dropped) — running a
+//! chain of fully connected layers split into data and parity shards (or replicated, or
+//! uncoded), with workers that can be absent from the start, or stop answering mid-run.
 //!
 //! Every frame's output is compared with the centralised computation of the same model:
 //! bit-exact in int8 mode (any `r` losses are decoded exactly), within the decode error bound
@@ -13,11 +14,13 @@ use std::sync::Arc;
 use anyhow::{anyhow, Context, Error};
 use clap::Args as ClapArgs;
 
-use tessera_backends::coded::loopback::{run_loopback, LoopbackFrame, LoopbackSpec};
+use tessera_backends::coded::loopback::{run_loopback, LoopbackFrame, LoopbackSpec, Transport};
 use tessera_backends::coded::tail::{bit_identical, max_abs_diff, TailScheme};
 use tessera_backends::coded::{generated_chain, CodedModel, CodedNodeStats};
+use tessera_backends::dgram::DgramStats;
 use tessera_core::runtime::coded::{Allocator, CodedConfig};
 use tessera_core::time::Duration;
+use tessera_core::wire::datagram::DropReason;
 use tessera_core::wire::NodeId;
 
 use tessera_core::rng::SplitMix64;
@@ -56,9 +59,25 @@ pub struct Args {
     /// Workers that stop answering after the first frame (comma-separated ids).
     #[arg(long, value_delimiter = ',')]
     pub stall: Vec<NodeId>,
-    /// Seed of the generated weights and inputs.
+    /// Seed of the generated weights and inputs (and of the datagram loss).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// What carries shards and results: tcp (authenticated links) or datagram (authenticated
+    /// UDP datagrams, never retransmitted).
+    #[arg(long, value_enum, default_value_t = TransportArg::Tcp)]
+    pub transport: TransportArg,
+    /// Fraction of datagrams every node drops on send (datagram transport only), 0..1.
+    #[arg(long, default_value_t = 0.0)]
+    pub loss: f64,
+}
+
+/// What carries the coded stage's messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TransportArg {
+    /// Authenticated TCP links.
+    Tcp,
+    /// Authenticated UDP datagrams.
+    Datagram,
 }
 
 /// How `tessera coded` protects its layers.
@@ -142,6 +161,21 @@ pub fn run(args: &Args) -> Result<(), Error> {
         .and_then(|l| l.local_addr())
         .context("finding a free port")?
         .port();
+    let transport = match args.transport {
+        _ if !(0.0..=1.0).contains(&args.loss) => {
+            return Err(anyhow!(
+                "reading --loss: '{}' is not a fraction 0..1",
+                args.loss
+            ));
+        }
+        TransportArg::Tcp if args.loss > 0.0 => {
+            return Err(anyhow!(
+                "reading --loss: loss is injected on the datagram transport only (--transport datagram)"
+            ));
+        }
+        TransportArg::Tcp => Transport::Tcp,
+        TransportArg::Datagram => Transport::Datagram { loss: args.loss },
+    };
     let mut key = [0u8; 32];
     let mut rng = SplitMix64::new(args.seed ^ 0x006b_6579);
     key.iter_mut().for_each(|b| *b = rng.next_u64() as u8);
@@ -154,9 +188,34 @@ pub fn run(args: &Args) -> Result<(), Error> {
         seed: args.seed,
         key,
         port,
+        transport,
     };
     let run = run_loopback(model.clone(), &spec).context("running the coded cluster")?;
-    report(args, &model, &run.gateway, &run.frames)
+    report(args, &model, &run.gateway, &run.frames)?;
+    if let Some(d) = run.dgram {
+        report_dgram(&d);
+    }
+    Ok(())
+}
+
+/// The gateway's datagram counters.
+fn report_dgram(d: &DgramStats) {
+    let drops: Vec<String> = DropReason::ALL
+        .iter()
+        .map(|&r| format!("{} {}", r.name(), d.rx.dropped(r)))
+        .collect();
+    println!(
+        "gateway datagrams: {} messages / {} datagrams sent, {} accepted, {} messages delivered, \
+         {} expired in reassembly; dropped: {}; wrong source {}, unparsable {}",
+        d.sent_messages,
+        d.sent_datagrams,
+        d.rx.accepted,
+        d.rx.delivered,
+        d.rx.expired,
+        drops.join(", "),
+        d.wrong_source,
+        d.bad_message
+    );
 }
 
 fn report(

@@ -7,6 +7,7 @@
 
 pub mod bench;
 pub mod bench_cluster;
+pub mod bench_transport;
 pub mod check;
 pub mod coded_demo;
 pub mod config;

@@ -12,7 +12,8 @@ use clap::{Parser, Subcommand};
 use tessera_backends::model_files::ModelFiles;
 use tessera_backends::weights_writer::write_weights;
 use tessera_pi::{
-    bench, bench_cluster, check, coded_demo, demo, detect, edge, gateway, keygen, layers,
+    bench, bench_cluster, bench_transport, check, coded_demo, demo, detect, edge, gateway, keygen,
+    layers,
 };
 
 /// Tessera: run a CNN across a cluster of small devices.
@@ -69,6 +70,9 @@ enum Bench {
     /// FMA peak, then YOLOv2's fused layers through the reference, portable and SIMD kernels
     /// (1 and 2 threads), and a tiled run against the full frame.
     Kernels(bench::Args),
+    /// The TCP link against datagrams on a lossy wire (smoltcp, virtual time): messages in
+    /// time and latency per size and loss.
+    Transport(bench_transport::Args),
 }
 
 fn main() -> ExitCode {
@@ -99,6 +103,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(&args),
         Command::Bench(Bench::Cluster(args)) => bench_cluster::run(&args),
         Command::Bench(Bench::Kernels(args)) => bench::run(&args),
+        Command::Bench(Bench::Transport(args)) => bench_transport::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

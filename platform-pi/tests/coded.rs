@@ -1,21 +1,17 @@
-//! `tessera coded`: the coded stage over real loopback TCP, from the command line.
+//! `tessera coded`: the coded stage over real loopback TCP or UDP datagrams, from the command
+//! line.
 
-use std::process::Command;
+mod common;
 
-fn tessera(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(args)
-        .output()
-        .expect("run tessera");
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
-}
+use common::run_tessera as tessera;
 
-#[test]
-fn int8_cdc_survives_an_absent_and_a_stalling_worker_bit_exactly() {
+/// Runs 6 frames of an int8 CDC chain (r = 2) with worker 3 absent and worker 6 stalling on
+/// `transport`; every frame must be bit-exact. Returns the output.
+fn exact_despite_an_absent_and_a_stalling_worker(transport: &str) -> String {
     let (ok, out) = tessera(&[
         "coded",
+        "--transport",
+        transport,
         "--frames",
         "6",
         "--r",
@@ -33,6 +29,20 @@ fn int8_cdc_survives_an_absent_and_a_stalling_worker_bit_exactly() {
         "{out}"
     );
     assert!(out.contains("0 expired"), "{out}");
+    out
+}
+
+#[test]
+fn int8_cdc_survives_an_absent_and_a_stalling_worker_bit_exactly() {
+    exact_despite_an_absent_and_a_stalling_worker("tcp");
+}
+
+#[test]
+fn on_datagrams_cdc_survives_an_absent_and_a_stalling_worker_bit_exactly() {
+    let out = exact_despite_an_absent_and_a_stalling_worker("datagram");
+    // Nothing was lost to the network (no --loss): no datagram dropped for any reason.
+    assert!(out.contains("gateway datagrams:"), "{out}");
+    assert!(out.contains("forged 0, replayed 0"), "{out}");
 }
 
 #[test]
@@ -64,6 +74,12 @@ fn bad_arguments_are_clear_errors() {
         (&["coded", "--dims", "64,x"][..], "--dims"),
         (&["coded", "--r", "8"][..], "--scheme"),
         (&["coded", "--allocator", "greedy"][..], "--allocator"),
+        (&["coded", "--loss", "0.1"][..], "--transport datagram"),
+        (
+            &["coded", "--transport", "datagram", "--loss", "2"][..],
+            "--loss",
+        ),
+        (&["coded", "--transport", "pigeon"][..], "--transport"),
     ] {
         let (ok, out) = tessera(args);
         assert!(!ok, "{args:?} succeeded: {out}");

@@ -5,9 +5,9 @@
 //! source edge within that plus its `SOURCE_QUEUE` queued frames, the gateway without the tail
 //! within 24 MiB, each with 10 % headroom (run-to-run variation of the peak; this binary's
 //! test profile also adds about 1 MiB to every node). Release build, `tessera bench cluster
-//! --memory-only`: 5x5 edges 23.7–24.2 MiB (at their 24 MiB target), the 5x5 source
-//! 33.0–33.7 MiB (over its 32.5 MiB target, within the headroom); this test's runs peak a
-//! little higher (5x5 edges 24.4–24.7 MiB, source 34.0 MiB).
+//! --memory-only`: 5x5 edges 23.0–23.2 MiB (under their 24 MiB target since pairs (0, 1) and
+//! (2, 3) are chained), the 5x5 source 32.8 MiB (over its 32.5 MiB target, within the
+//! headroom).
 //! The run lasts 40 frames or more, so a per-frame leak shows: helpers used to keep every
 //! frame's strips (+0.7 MiB a frame at 3x3), and a node that loaded the whole model (204 MB of
 //! parameters) or kept per-job buffers would exceed the bounds as well.
@@ -95,9 +95,9 @@ fn node_processes_keep_only_what_they_run() {
 
 /// What a coded worker may peak at beyond its target: the coded convolution's own buffers
 /// (the kernel's scratch for a 19×19×1280 input, the shard's input and output, several MiB)
-/// are counted by the target, which the workers miss by about 10 MiB at 5x5 (release
-/// build, `tessera bench cluster --memory-only`: 124.5–124.8 MiB on the non-source edges
-/// against 114.7 MiB, 135.5 MiB on the source against 123.1 MiB). This test guards what the
+/// are counted by the target, which the workers miss by 9–11 MiB at 5x5 (release
+/// build, `tessera bench cluster --memory-only`: 123.7–124.6 MiB on the non-source edges
+/// against 114.7 MiB, 134.0 MiB on the source against 123.1 MiB). This test guards what the
 /// design promises instead: a worker holds its own shards and one tail layer at a time, never
 /// every tail layer at once (190 MB) or the whole coded model (686 MB).
 const CODED_MISS: u64 = 16 * MIB;

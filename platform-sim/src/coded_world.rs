@@ -32,6 +32,12 @@
 //! Calibrating `rate` so that one shard computes in 50 ms makes `A × base` exactly the
 //! paper's reply-time model; the experiments say which rate they use.
 //!
+//! A job past its task's budget is stopped ([`CodedSimConfig::stop_late_jobs`]): the worker
+//! would drop its result anyway. Before issue 15 it ran to its end, and since the reply-time
+//! tail is charged to the job (a draw of several seconds is not rare), one straggling shard
+//! held that worker's next tasks — the next layer of the same frame and the frames after it —
+//! which is why most uncoded frames missed their deadline even without loss.
+//!
 //! # Faults
 //!
 //! The [`Fault`]s of `world.rs`, times counted from the moment every worker is connected
@@ -48,14 +54,16 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use tessera_backends::coded::{
-    CodedFinished, CodedModel, CodedNode, CodedNodeStats, LayerRecord, ShardDone, ShardExecutor,
-    ShardJob,
+    CodedDgramNode, CodedFinished, CodedModel, CodedNode, CodedNodeStats, CodedSubmitError,
+    LayerRecord, ShardDone, ShardExecutor, ShardJob,
 };
-use tessera_backends::nal_smoltcp::SmolStack;
+use tessera_backends::dgram::DgramConfig;
+use tessera_backends::nal_smoltcp::{SmolNet, SmolStack};
 use tessera_core::deadline::LinkDelay;
-use tessera_core::runtime::coded::{CodedConfig, CodedStats, Quality};
+use tessera_core::runtime::coded::{CodedConfig, CodedGateway, CodedStats, Quality};
 use tessera_core::time::{Duration, Instant};
-use tessera_core::wire::{NodeId, GATEWAY};
+use tessera_core::wire::datagram::DEFAULT_DATAGRAM_LEN;
+use tessera_core::wire::{FrameKey, Key, NodeId, GATEWAY};
 
 use crate::device::SimDevice;
 use crate::fault::{link_faults, Fault};
@@ -69,6 +77,17 @@ use crate::sim_core::{impl_sim_node, Core, SimNode, TracedJob, Workload};
 
 /// The TCP port every node listens on.
 pub const PORT: u16 = 7100;
+
+/// How the coded stage's tasks and results travel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// The authenticated TCP link (`CodedNode`): a lost segment delays every message behind
+    /// it by a retransmission timeout (smoltcp: at least 1 s, doubling).
+    Tcp,
+    /// Authenticated datagrams (`CodedDgramNode`): a lost fragment loses its message at once
+    /// (an erasure), never retransmitted.
+    Datagram,
+}
 
 /// The per-job factor on a shard's compute time.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -120,6 +139,11 @@ pub struct CodedSimConfig {
     pub limit: Duration,
     /// TCP receive and transmit buffer per socket, bytes.
     pub socket_buffer: usize,
+    /// How shards and results travel: the authenticated TCP link or authenticated datagrams.
+    pub transport: Transport,
+    /// Workers stop a shard job at its budget (its result would be dropped anyway) instead of
+    /// finishing it while the tasks behind it wait (`false`: the behaviour before issue 15).
+    pub stop_late_jobs: bool,
 }
 
 impl CodedSimConfig {
@@ -151,6 +175,8 @@ impl CodedSimConfig {
             peer_dead: Duration::from_secs(3),
             limit: Duration::from_secs(24 * 3600),
             socket_buffer: 32 * 1024,
+            stop_late_jobs: true,
+            transport: Transport::Tcp,
         }
     }
 }
@@ -248,6 +274,7 @@ pub struct SimShards {
     arrival: Arrival,
     rng: SplitMix64,
     pending: PendingJob<ShardDone>,
+    stop_late: bool,
 }
 
 impl SimShards {
@@ -266,6 +293,7 @@ impl SimShards {
             arrival,
             rng: derive(seed, 0xc0de_0000 + u64::from(node)),
             pending: PendingJob::default(),
+            stop_late: true,
         }
     }
 }
@@ -306,6 +334,23 @@ impl ShardExecutor for SimShards {
     fn poll(&mut self) -> Option<ShardDone> {
         self.pending.take_due(&self.shared)
     }
+
+    /// A simulated job stops at once (unless [`CodedSimConfig::stop_late_jobs`] is off).
+    fn can_cancel(&self) -> bool {
+        self.stop_late
+    }
+
+    fn cancel(&mut self) -> bool {
+        if !self.stop_late || !self.pending.cancel(&self.shared) {
+            return false;
+        }
+        let mut sh = self.shared.borrow_mut();
+        let now = sh.now.total_micros();
+        if let Some(j) = sh.jobs.last_mut() {
+            j.end = j.end.min(now);
+        }
+        true
+    }
 }
 
 fn address(id: NodeId) -> Ipv4Addr {
@@ -315,6 +360,90 @@ fn address(id: NodeId) -> Ipv4Addr {
 type SimCoded<'n, 'a> = CodedNode<SmolStack<'n, 'a, SimDevice>, SimShards>;
 
 impl_sim_node!(SimCoded<'_, '_>, CodedFinished, ShardRecord);
+
+type SimDgram<'n, 'a> = CodedDgramNode<SmolStack<'n, 'a, SimDevice>, SimShards>;
+
+/// A datagram node has no connections: every peer it was given counts as up.
+struct DgramSim<'n, 'a> {
+    node: SimDgram<'n, 'a>,
+    peers: usize,
+}
+
+impl SimNode for DgramSim<'_, '_> {
+    type Finished = CodedFinished;
+    type Job = ShardRecord;
+    fn poll(&mut self, now: Instant) {
+        self.node.poll(now)
+    }
+    fn poll_at(&self) -> Option<Instant> {
+        self.node.poll_at()
+    }
+    fn take_finished(&mut self) -> Vec<CodedFinished> {
+        self.node.take_finished()
+    }
+    fn peers_up(&self) -> usize {
+        self.peers
+    }
+}
+
+/// What the coded workload needs of a node, whatever its transport.
+trait StageNode: SimNode<Finished = CodedFinished, Job = ShardRecord> {
+    fn submit_frame(
+        &mut self,
+        now: Instant,
+        input: &[f32],
+        cols: usize,
+    ) -> Result<FrameKey, CodedSubmitError>;
+    fn frames_in_flight(&self) -> usize;
+    fn gateway_machine(&self) -> Option<&CodedGateway>;
+    fn node_stats(&self) -> CodedNodeStats;
+    fn node_id(&self) -> NodeId;
+}
+
+/// `StageNode` by the node's inherent methods (`CodedNode` and `CodedDgramNode` share them; a
+/// `DgramSim` reaches its node's by `Deref`).
+macro_rules! impl_stage_node {
+    ($node:ty) => {
+        impl StageNode for $node {
+            fn submit_frame(
+                &mut self,
+                now: Instant,
+                input: &[f32],
+                cols: usize,
+            ) -> Result<FrameKey, CodedSubmitError> {
+                self.submit(now, input, cols)
+            }
+            fn frames_in_flight(&self) -> usize {
+                self.in_flight()
+            }
+            fn gateway_machine(&self) -> Option<&CodedGateway> {
+                self.gateway()
+            }
+            fn node_stats(&self) -> CodedNodeStats {
+                self.stats()
+            }
+            fn node_id(&self) -> NodeId {
+                self.id()
+            }
+        }
+    };
+}
+
+impl<'n, 'a> std::ops::Deref for DgramSim<'n, 'a> {
+    type Target = SimDgram<'n, 'a>;
+    fn deref(&self) -> &Self::Target {
+        &self.node
+    }
+}
+
+impl std::ops::DerefMut for DgramSim<'_, '_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.node
+    }
+}
+
+impl_stage_node!(SimCoded<'_, '_>);
+impl_stage_node!(DgramSim<'_, '_>);
 
 impl TracedJob for ShardRecord {
     fn work_words(&self) -> [u64; 3] {
@@ -343,36 +472,86 @@ struct Stage<'c> {
 /// Runs `cfg` until every frame left the stage (or the gateway crashed, or the time limit).
 pub fn run(cfg: &CodedSimConfig) -> CodedOutcome {
     let n = cfg.workers as usize + 1;
-    let sockets = n + 3;
     let addresses: Vec<Ipv4Addr> = (0..n).map(|i| address(i as NodeId)).collect();
-    let mut memory = SocketMemory::new(n, sockets, cfg.socket_buffer);
-    let nets = interfaces(&mut memory, &addresses, cfg.net.mtu, cfg.seed);
-    let mut nodes = Vec::with_capacity(n);
-    let mut shared = Vec::with_capacity(n);
-    for (i, net) in nets.iter().enumerate() {
-        let id = i as NodeId;
-        // The gateway talks to every worker; a worker only to the gateway.
-        let peers = if id == GATEWAY {
+    // The gateway talks to every worker; a worker only to the gateway.
+    let peers = |id: NodeId| -> Vec<(NodeId, SocketAddr)> {
+        if id == GATEWAY {
             (1..n as NodeId)
                 .map(|p| (p, SocketAddr::from((address(p), PORT))))
                 .collect()
         } else {
             vec![(GATEWAY, SocketAddr::from((address(GATEWAY), PORT)))]
-        };
-        let link = link_config(id, PORT, peers, cfg.secure, [9; 32], cfg.peer_dead);
+        }
+    };
+    let executor = |id: NodeId| {
         let sh = Rc::new(RefCell::new(ShardShared::default()));
-        let exec = SimShards::new(sh.clone(), id, cfg.gflops, cfg.arrival, cfg.seed);
-        let node = CodedNode::new(
-            SmolStack::new(net),
-            link,
-            cfg.model.clone(),
-            cfg.coded,
-            exec,
-        )
-        .expect("coded node starts");
-        nodes.push(node);
-        shared.push(sh);
+        let mut exec = SimShards::new(sh.clone(), id, cfg.gflops, cfg.arrival, cfg.seed);
+        exec.stop_late = cfg.stop_late_jobs;
+        (sh, exec)
+    };
+    match cfg.transport {
+        Transport::Tcp => {
+            let mut memory = SocketMemory::new(n, n + 3, cfg.socket_buffer);
+            let nets = interfaces(&mut memory, &addresses, cfg.net.mtu, cfg.seed);
+            let mut nodes = Vec::with_capacity(n);
+            let mut shared = Vec::with_capacity(n);
+            for (i, net) in nets.iter().enumerate() {
+                let id = i as NodeId;
+                let link = link_config(id, PORT, peers(id), cfg.secure, [9; 32], cfg.peer_dead);
+                let (sh, exec) = executor(id);
+                let node = CodedNode::new(
+                    SmolStack::new(net),
+                    link,
+                    cfg.model.clone(),
+                    cfg.coded,
+                    exec,
+                )
+                .expect("coded node starts");
+                nodes.push(node);
+                shared.push(sh);
+            }
+            run_nodes(cfg, &addresses, &nets, nodes, shared)
+        }
+        Transport::Datagram => {
+            // Room for a layer's tasks (or results) in flight at once, fragments included.
+            let mut memory = SocketMemory::with_udp(n, 0, 0, 256, 256 * 1024);
+            let nets = interfaces(&mut memory, &addresses, cfg.net.mtu, cfg.seed);
+            let mut nodes = Vec::with_capacity(n);
+            let mut shared = Vec::with_capacity(n);
+            for (i, net) in nets.iter().enumerate() {
+                let id = i as NodeId;
+                let p = peers(id);
+                let mut d = DgramConfig::new(id, PORT, p.clone(), Key::new([9; 32]));
+                d.max_datagram = cfg.net.mtu.saturating_sub(28).min(DEFAULT_DATAGRAM_LEN);
+                d.max_message = 1 << 20;
+                // A task's budget is its message lifetime; nothing waits past the frame.
+                d.max_lifetime = cfg.coded.frame_deadline;
+                d.lifetime = cfg.coded.frame_deadline;
+                d.backlog = 1 << 20;
+                let (sh, exec) = executor(id);
+                let node =
+                    CodedDgramNode::new(SmolStack::new(net), d, cfg.model.clone(), cfg.coded, exec)
+                        .expect("coded datagram node starts");
+                nodes.push(DgramSim {
+                    node,
+                    peers: p.len(),
+                });
+                shared.push(sh);
+            }
+            run_nodes(cfg, &addresses, &nets, nodes, shared)
+        }
     }
+}
+
+/// The shared loop over `nodes` (either transport), and what it produced.
+fn run_nodes<N: StageNode>(
+    cfg: &CodedSimConfig,
+    addresses: &[Ipv4Addr],
+    nets: &[RefCell<SmolNet<'_, SimDevice>>],
+    nodes: Vec<N>,
+    shared: Vec<Rc<RefCell<ShardShared>>>,
+) -> CodedOutcome {
+    let n = nodes.len();
     let mut faults = link_faults(&cfg.faults);
     if cfg.loss > 0.0 {
         faults.push(LinkFault {
@@ -385,8 +564,8 @@ pub fn run(cfg: &CodedSimConfig) -> CodedOutcome {
     let medium = Medium::new(cfg.net.clone(), n, cfg.seed ^ 0xc0de_d000, faults);
     let limit = cfg.limit.total_micros();
     let mut core = Core::new(
-        &addresses,
-        &nets,
+        addresses,
+        nets,
         nodes,
         shared,
         vec![medium],
@@ -404,7 +583,7 @@ pub fn run(cfg: &CodedSimConfig) -> CodedOutcome {
     core.run(&mut w);
     let g = &core.nodes[GATEWAY as usize];
     let mut fitted = Vec::new();
-    if let Some(m) = g.gateway() {
+    if let Some(m) = g.gateway_machine() {
         for worker in 1..n as NodeId {
             for l in 0..cfg.model.len() {
                 if let Some(d) = m.link_model(worker, l) {
@@ -422,32 +601,36 @@ pub fn run(cfg: &CodedSimConfig) -> CodedOutcome {
         virtual_us: core.now,
         steps: core.steps,
         ready_at: core.ready_at,
-        gateway: g.stats().gateway.unwrap_or_default(),
-        nodes: core.nodes.iter().map(|n| (n.id(), n.stats())).collect(),
+        gateway: g.node_stats().gateway.unwrap_or_default(),
+        nodes: core
+            .nodes
+            .iter()
+            .map(|n| (n.node_id(), n.node_stats()))
+            .collect(),
         medium: (m.bytes, m.packets, m.lost),
         jobs: core.jobs(),
         fitted,
     }
 }
 
-impl<'n, 'a> Workload<SimCoded<'n, 'a>> for Stage<'_> {
+impl<N: StageNode> Workload<N> for Stage<'_> {
     /// A wake-up in the past is the link's dial time of a peer whose connection is still
     /// being set up (SYN retransmission under loss): re-checked every 200 µs, not every µs.
     const PAST_WAKE_US: u64 = 200;
 
     /// The gateway has a link to every worker, every worker to the gateway.
-    fn connected(&self, core: &Core<'_, '_, SimCoded<'n, 'a>>) -> bool {
+    fn connected(&self, core: &Core<'_, '_, N>) -> bool {
         let workers = core.nodes.len() - 1;
         core.nodes[GATEWAY as usize].peers_up() == workers
             && core.nodes.iter().skip(1).all(|n| n.peers_up() == 1)
     }
 
-    fn on_ready(&mut self, core: &mut Core<'_, '_, SimCoded<'n, 'a>>) {
+    fn on_ready(&mut self, core: &mut Core<'_, '_, N>) {
         self.next_submit = core.now;
     }
 
     /// Every frame left the stage, or the gateway crashed.
-    fn done(&self, core: &Core<'_, '_, SimCoded<'n, 'a>>) -> bool {
+    fn done(&self, core: &Core<'_, '_, N>) -> bool {
         (self.submitted >= self.cfg.frames && self.pending.is_empty())
             || !core.alive[GATEWAY as usize]
     }
@@ -457,25 +640,25 @@ impl<'n, 'a> Workload<SimCoded<'n, 'a>> for Stage<'_> {
     }
 
     /// A submission is due: the gateway steps now.
-    fn at(&mut self, core: &mut Core<'_, '_, SimCoded<'n, 'a>>, t: u64) {
+    fn at(&mut self, core: &mut Core<'_, '_, N>, t: u64) {
         if t >= self.next_submit {
             core.wake[GATEWAY as usize] = t;
         }
     }
 
     /// The gateway submits every frame that is due and that it accepts.
-    fn polled(&mut self, core: &mut Core<'_, '_, SimCoded<'n, 'a>>, i: usize) {
+    fn polled(&mut self, core: &mut Core<'_, '_, N>, i: usize) {
         if i != GATEWAY as usize {
             return;
         }
         while self.submitted < self.cfg.frames && core.now >= self.next_submit {
-            if self.cfg.period.is_none() && core.nodes[i].in_flight() > 0 {
+            if self.cfg.period.is_none() && core.nodes[i].frames_in_flight() > 0 {
                 self.next_submit = u64::MAX;
                 break;
             }
             let idx = self.submitted;
             let input = &self.cfg.inputs[idx % self.cfg.inputs.len()];
-            match core.nodes[i].submit(Instant::from_micros(core.now), input, self.cfg.cols) {
+            match core.nodes[i].submit_frame(Instant::from_micros(core.now), input, self.cfg.cols) {
                 Ok(key) => {
                     self.pending.insert(key.number, (idx, core.now));
                     self.submitted += 1;
@@ -497,7 +680,7 @@ impl<'n, 'a> Workload<SimCoded<'n, 'a>> for Stage<'_> {
         }
     }
 
-    fn finished(&mut self, core: &mut Core<'_, '_, SimCoded<'n, 'a>>, _i: usize, f: CodedFinished) {
+    fn finished(&mut self, core: &mut Core<'_, '_, N>, _i: usize, f: CodedFinished) {
         let Some((idx, submitted)) = self.pending.remove(&f.frame.number) else {
             return;
         };

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use tessera_core::time::Duration;
 use tessera_core::wire::Policy;
 
 use std::fmt::Write as _;
@@ -122,7 +123,7 @@ fn base(a: &OutArgs, policy: Policy, grid: (u32, u32), edges: u16) -> Res<SimCon
     if policy == Policy::Bodp {
         // Whole stripes cross the gateway every layer (see the report): give them time.
         cfg.tile_timeout = tessera_core::time::Duration::from_secs(600);
-        cfg.frame_deadline = tessera_core::time::Duration::from_secs(3000);
+        cfg.frame_deadline = Duration::from_secs(3000);
     }
     Ok(cfg)
 }
@@ -430,29 +431,35 @@ pub struct FaultRow {
     pub scenario: String,
     /// Completed of submitted (YOLO, cost model).
     pub completed: (usize, usize),
-    /// Latency percentiles p50, p99, s.
-    pub p50: f64,
-    /// p99.
-    pub p99: f64,
+    /// Latency p50 of the completed frames, s (`None`: no frame completed).
+    pub p50: Option<f64>,
+    /// p99 of the completed frames, s (`None`: no frame completed).
+    pub p99: Option<f64>,
     /// Small net, real kernels: correct of completed (of submitted).
     pub correct: (usize, usize, usize),
     /// Re-dispatched tiles (YOLO run).
     pub redispatched: u32,
 }
 
-fn percentile(xs: &mut [f64], p: f64) -> f64 {
+/// Percentile `p` of `xs` (nearest rank), `None` for no samples.
+fn percentile(xs: &mut [f64], p: f64) -> Option<f64> {
     if xs.is_empty() {
-        return f64::NAN;
+        return None;
     }
     xs.sort_by(|a, b| a.total_cmp(b));
     let i = ((p / 100.0) * (xs.len() - 1) as f64).round() as usize;
-    xs[i.min(xs.len() - 1)]
+    Some(xs[i.min(xs.len() - 1)])
+}
+
+/// A latency for a CSV cell: empty when no frame completed (never `NaN`).
+fn csv_seconds(v: Option<f64>) -> String {
+    v.map_or_else(String::new, |v| format!("{v:.3}"))
 }
 
 /// Experiment 4: faults (YOLO cost model for latency, small net with real kernels for
 /// correctness under the same scenario scaled to its frame time).
 pub fn faults(a: &OutArgs) -> Res<Vec<FaultRow>> {
-    let frames = if a.quick { 4 } else { 20 };
+    let frames = if a.quick { 4 } else { 100 };
     let yolo_mid = 4_000_000; // µs: mid-way through a ~10 s YOLO frame
     let small_mid = 20_000; // µs: mid-way through a small-net frame
     let scen: Vec<(String, Vec<Fault>, f64, Vec<Fault>)> = vec![
@@ -518,6 +525,8 @@ pub fn faults(a: &OutArgs) -> Res<Vec<FaultRow>> {
         cfg.frames = frames;
         cfg.faults = yf;
         cfg.net.loss = loss;
+        // Every frame gets its whole deadline: a run cut short would hide frames unsubmitted.
+        cfg.limit = Duration::from_micros(cfg.frame_deadline.total_micros() * (frames as u64 + 1));
         let out = run(&cfg);
         let mut lat: Vec<f64> = out
             .frames
@@ -535,6 +544,7 @@ pub fn faults(a: &OutArgs) -> Res<Vec<FaultRow>> {
         sc.frames = frames;
         sc.faults = sf;
         sc.net.loss = loss;
+        sc.limit = Duration::from_micros(sc.frame_deadline.total_micros() * (frames as u64 + 1));
         let so = run(&sc);
         let ok = so.frames.iter().filter(|f| f.correct == Some(true)).count();
         let row = FaultRow {
@@ -552,13 +562,13 @@ pub fn faults(a: &OutArgs) -> Res<Vec<FaultRow>> {
     for r in &rows {
         let _ = writeln!(
             s,
-            "{},{},{},{:.1},{:.3},{:.3},{},{},{},{}",
+            "{},{},{},{:.1},{},{},{},{},{},{}",
             r.scenario,
             r.completed.0,
             r.completed.1,
             100.0 * r.completed.0 as f64 / r.completed.1.max(1) as f64,
-            r.p50,
-            r.p99,
+            csv_seconds(r.p50),
+            csv_seconds(r.p99),
             r.redispatched,
             r.correct.0,
             r.correct.1,

@@ -6,6 +6,7 @@ use std::cell::RefCell;
 use std::net::{Ipv4Addr, SocketAddr};
 
 use smoltcp::iface::SocketStorage;
+use smoltcp::socket::udp::PacketMetadata;
 use tessera_backends::link::LinkConfig;
 use tessera_backends::nal_smoltcp::{NetConfig, SmolNet};
 use tessera_core::time::{Duration, Instant};
@@ -13,23 +14,57 @@ use tessera_core::wire::{Key, Limits, NodeId};
 
 use crate::device::SimDevice;
 
-/// The socket slots and TCP buffers of every node's interface. The interfaces borrow them
-/// for the whole run, so the world owns them next to the interfaces.
+/// The socket slots and TCP buffers of every node's interface (and optionally one UDP
+/// socket each). The interfaces borrow them for the whole run, so the world owns them next to
+/// the interfaces.
 pub struct SocketMemory<'a> {
     storage: Vec<SocketStorage<'a>>,
     bytes: Vec<u8>,
     sockets: usize,
     buffer: usize,
+    udp: Option<UdpMemory>,
+}
+
+/// One UDP socket per node: its packet metadata and buffers, each way.
+struct UdpMemory {
+    meta: Vec<PacketMetadata>,
+    bytes: Vec<u8>,
+    packets: usize,
+    buffer: usize,
 }
 
 impl SocketMemory<'_> {
-    /// Room for `nodes` interfaces of `sockets` sockets, `buffer` bytes each way.
+    /// Room for `nodes` interfaces of `sockets` TCP sockets, `buffer` bytes each way.
     pub fn new(nodes: usize, sockets: usize, buffer: usize) -> Self {
         SocketMemory {
             storage: (0..nodes * sockets).map(|_| SocketStorage::EMPTY).collect(),
             bytes: vec![0u8; nodes * sockets * 2 * buffer],
             sockets,
             buffer,
+            udp: None,
+        }
+    }
+
+    /// As [`SocketMemory::new`], plus one UDP socket per node holding up to `packets`
+    /// datagrams and `buffer` bytes each way.
+    pub fn with_udp(
+        nodes: usize,
+        sockets: usize,
+        tcp_buffer: usize,
+        packets: usize,
+        buffer: usize,
+    ) -> Self {
+        SocketMemory {
+            storage: (0..nodes * (sockets + 1))
+                .map(|_| SocketStorage::EMPTY)
+                .collect(),
+            udp: Some(UdpMemory {
+                meta: vec![PacketMetadata::EMPTY; nodes * 2 * packets],
+                bytes: vec![0u8; nodes * 2 * buffer],
+                packets,
+                buffer,
+            }),
+            ..SocketMemory::new(nodes, sockets, tcp_buffer)
         }
     }
 }
@@ -48,11 +83,19 @@ pub fn interfaces<'a>(
         bytes,
         sockets,
         buffer,
+        udp,
     } = memory;
     let sockets = *sockets;
-    let mut chunks = bytes.chunks_mut(*buffer);
+    let per = sockets + usize::from(udp.is_some());
+    let mut chunks = bytes.chunks_mut((*buffer).max(1));
+    let mut udp_parts = udp.as_mut().map(|u| {
+        (
+            u.meta.chunks_mut(u.packets.max(1)),
+            u.bytes.chunks_mut(u.buffer.max(1)),
+        )
+    });
     storage
-        .chunks_mut(sockets)
+        .chunks_mut(per)
         .zip(addresses)
         .enumerate()
         .map(|(i, (st, &address))| {
@@ -64,7 +107,7 @@ pub fn interfaces<'a>(
                     )
                 })
                 .collect();
-            RefCell::new(SmolNet::new(
+            let mut net = SmolNet::new(
                 NetConfig {
                     address,
                     prefix_len: 16,
@@ -76,7 +119,16 @@ pub fn interfaces<'a>(
                 st,
                 pairs,
                 Instant::ZERO,
-            ))
+            );
+            if let Some((meta, bytes)) = udp_parts.as_mut() {
+                let (rx_meta, tx_meta) = (meta.next(), meta.next());
+                let (rx, tx) = (bytes.next(), bytes.next());
+                if let (Some(rm), Some(tm), Some(r), Some(t)) = (rx_meta, tx_meta, rx, tx) {
+                    net.add_udp(rm, r, tm, t)
+                        .expect("a socket slot is kept for UDP");
+                }
+            }
+            RefCell::new(net)
         })
         .collect()
 }

@@ -66,6 +66,16 @@ impl<D> PendingJob<D> {
         self.0 = Some((end, done));
     }
 
+    /// Drops the running job's result (the job was stopped): true when one was running; the
+    /// node is idle again.
+    pub fn cancel<R>(&mut self, clock: &RefCell<JobClock<R>>) -> bool {
+        let running = self.0.take().is_some();
+        if running {
+            clock.borrow_mut().busy_until = None;
+        }
+        running
+    }
+
     /// The result once `clock` has reached its end (the node is idle again), else `None`.
     pub fn take_due<R>(&mut self, clock: &RefCell<JobClock<R>>) -> Option<D> {
         let now = clock.borrow().now;

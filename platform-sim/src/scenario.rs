@@ -62,6 +62,7 @@
 
 use serde::Deserialize;
 use tessera_core::ftp::GridShape;
+use tessera_core::time::Duration;
 use tessera_core::wire::{NodeId, Policy, Precision};
 
 use crate::medium::NetModel;
@@ -100,6 +101,14 @@ pub struct ScenarioFile {
     pub reuse: Option<String>,
     /// Wire precision of tile results and strips: `f32` (the default), `f16` or `i8`.
     pub transfer: Option<String>,
+    /// A peer silent this long is dropped by the link, ms.
+    pub peer_dead_ms: Option<f64>,
+    /// The runtime's tile/stripe timeout (a late tile is re-dispatched), ms.
+    pub tile_timeout_ms: Option<f64>,
+    /// Frame deadline, ms.
+    pub frame_deadline_ms: Option<f64>,
+    /// TCP receive and transmit buffer per socket, KiB.
+    pub socket_kib: Option<usize>,
     /// Faults.
     #[serde(default)]
     pub fault: Vec<FaultSpec>,
@@ -287,6 +296,20 @@ pub fn parse_testbed(text: &str) -> Result<(SimConfig, Vec<TestbedFault>), Scena
             return Err(ScenarioError::Value("gflops"));
         }
         cfg.gflops = g;
+    }
+    let ms = |v: Option<f64>, name: &'static str, d: Duration| match v {
+        Some(v) if v > 0.0 && v.is_finite() => Ok(Duration::from_micros(us(v))),
+        Some(_) => Err(ScenarioError::Value(name)),
+        None => Ok(d),
+    };
+    cfg.peer_dead = ms(f.peer_dead_ms, "peer_dead_ms", cfg.peer_dead)?;
+    cfg.tile_timeout = ms(f.tile_timeout_ms, "tile_timeout_ms", cfg.tile_timeout)?;
+    cfg.frame_deadline = ms(f.frame_deadline_ms, "frame_deadline_ms", cfg.frame_deadline)?;
+    if let Some(k) = f.socket_kib {
+        if !(1..=1024).contains(&k) {
+            return Err(ScenarioError::Value("socket_kib"));
+        }
+        cfg.socket_buffer = k * 1024;
     }
     for spec in f.fault {
         let fault = match spec {

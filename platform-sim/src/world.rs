@@ -121,7 +121,7 @@ impl SimConfig {
             net: NetModel::ethernet(),
             gflops: 0.05,
             tile_timeout: Duration::from_millis(500),
-            peer_dead: Duration::from_millis(600),
+            peer_dead: Duration::from_millis(3500),
             frame_deadline: Duration::from_secs(60),
             limit: Duration::from_secs(120),
             ..SimConfig::yolo(policy, grid, edges)

@@ -101,3 +101,39 @@ fn accuracy_under_loss() {
     let (uncoded, r2) = (rows[1].acc[0], rows[1].acc[2]);
     assert!(r2 > uncoded, "CDC r=2 {r2} vs uncoded {uncoded}");
 }
+
+#[test]
+fn coded_accuracy_over_datagrams_degrades_gracefully() {
+    // `cdc accuracy` at a reduced size (120 test images, seed 1): the coded stage on
+    // authenticated datagrams over the simulated WiFi, each task and result sent 3 times, loss
+    // on every IP packet. Issue 15's targets for CDC r = 2 with quality-aware budgets, and the
+    // knee of the uncoded split.
+    let (rows, reference, _, frames) = cdc::rt_accuracy_rows(
+        &data(),
+        Some(120),
+        cdc::RT_DIGITS_DEADLINE_MS,
+        &[0.2, 0.3],
+        1,
+        tessera_sim::coded_world::Transport::Datagram,
+        3,
+    )
+    .unwrap();
+    assert_eq!(frames, 120);
+    assert!(reference > 0.97, "int8 reference {reference}");
+    let col = |name: &str| {
+        cdc::RT_ACCURACY_CASES
+            .iter()
+            .position(|c| c.name == name)
+            .unwrap()
+    };
+    let (uncoded, r2) = (col("uncoded+uniform"), col("CDC r=2+aware"));
+    for (row, floor) in rows.iter().zip([0.90, 0.80]) {
+        let (u, c) = (row.cells[uncoded].accuracy, row.cells[r2].accuracy);
+        assert!(c >= floor, "loss {}: CDC r=2+aware {c} < {floor}", row.loss);
+        assert!(
+            c >= u + 0.05,
+            "loss {}: CDC r=2+aware {c} vs uncoded {u}",
+            row.loss
+        );
+    }
+}

@@ -223,3 +223,82 @@ fn frames_survive_packet_loss() {
         assert_eq!(f.exact, Some(true));
     }
 }
+
+#[test]
+fn a_worker_stops_a_shard_past_its_budget_so_the_next_tasks_are_not_held() {
+    // The Pi 3 WiFi reply-time tail charged to every job (50 ms shards, 3 s frames, as in
+    // `cdc accuracy`), uncoded (k = 8): a straggling job used to run to its end while the
+    // worker's next tasks (the next layer of the frame, the next frames) waited behind it.
+    // Stopped at its budget, the worker takes them on time.
+    let run_with = |stop: bool| {
+        let mut c = config(8, 0, 60, 3000);
+        c.gflops /= 5.0;
+        c.arrival = Arrival::Pi3Wifi(pi3_wifi_reply_model());
+        c.stop_late_jobs = stop;
+        c.check = false;
+        run(&c)
+    };
+    let (old, new) = (run_with(false), run_with(true));
+    assert_eq!(old.frames.len(), 60);
+    assert_eq!(new.frames.len(), 60);
+    let abandoned: u32 = new
+        .nodes
+        .iter()
+        .filter_map(|(_, s)| s.worker.map(|w| w.abandoned))
+        .sum();
+    assert!(abandoned > 0, "no job was stopped");
+    let old_abandoned: u32 = old
+        .nodes
+        .iter()
+        .filter_map(|(_, s)| s.worker.map(|w| w.abandoned))
+        .sum();
+    assert_eq!(old_abandoned, 0);
+    assert!(
+        new.gateway.expired < old.gateway.expired,
+        "layers expired: {} stopping late jobs vs {} finishing them",
+        new.gateway.expired,
+        old.gateway.expired
+    );
+    let quality = |o: &CodedOutcome| {
+        o.frames
+            .iter()
+            .map(|f| f64::from(f.quality.fraction))
+            .sum::<f64>()
+    };
+    assert!(
+        quality(&new) > quality(&old),
+        "rows delivered: {} vs {}",
+        quality(&new),
+        quality(&old)
+    );
+}
+
+#[test]
+fn over_datagrams_a_killed_worker_and_loss_are_erasures_the_parity_covers() {
+    use tessera_sim::coded_world::Transport;
+    let datagram = |seed: u64| {
+        let mut c = config(4, 2, 24, 2_000);
+        c.transport = Transport::Datagram;
+        c.coded.copies = 2;
+        c.loss = 0.1;
+        c.seed = seed;
+        c.faults = vec![Fault::Crash {
+            node: 2,
+            at: 95_000,
+        }];
+        run(&c)
+    };
+    let o = datagram(3);
+    // No connection notices the dead worker: its shards are erasures at their timeouts, and
+    // lost datagrams are erasures at once; two parities cover both.
+    assert_eq!(o.frames.len(), 24, "every frame leaves the stage");
+    let exact = o.frames.iter().filter(|f| f.exact == Some(true)).count();
+    assert!(exact >= 20, "{exact} of 24 frames exact");
+    for f in o.frames.iter().filter(|f| f.quality.is_complete()) {
+        assert_eq!(f.exact, Some(true), "frame {} decoded wrong", f.index);
+    }
+    assert!(o.gateway.recovered > 0, "parity recovered no layer");
+    assert!(o.medium.2 > 0, "no packet was lost");
+    assert_eq!(datagram(3).trace_hash, o.trace_hash, "same seed, same run");
+    assert_ne!(datagram(4).trace_hash, o.trace_hash);
+}

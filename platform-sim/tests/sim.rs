@@ -291,3 +291,26 @@ fn testbed_only_faults_are_refused_by_the_simulator_and_read_by_the_testbed() {
     assert!(parse("inflight = 0").is_err());
     assert!(parse_testbed("[[fault]]\nkind = \"restart\"\nnode = 7\nat_ms = 1").is_err());
 }
+
+#[test]
+fn crash_plus_loss_on_every_link_keeps_every_frame_complete_and_correct() {
+    // Issue 15's scenario: WST-S 3x3, 4 edges, edge 2 crashes at 300 ms while every link loses
+    // 5 % of its packets. The link's liveness outlasts a TCP retransmission (smoltcp's RTO is
+    // at least 1 s), late tiles are re-dispatched by the runtime, a steal reply that comes
+    // after its request timed out is discarded (not refused, which dropped the connection),
+    // and a job the model refuses (a strip lost with a connection) is computed again Plain.
+    for seed in 1..=8 {
+        let mut cfg = SimConfig::small(Policy::WstS, (3, 3), 4);
+        cfg.frames = 6;
+        cfg.seed = seed;
+        cfg.net.loss = 0.05;
+        cfg.faults = vec![Fault::Crash {
+            node: 2,
+            at: 300_000,
+        }];
+        let out = check_all_correct(&cfg, &format!("crash + 5 % loss, seed {seed}"));
+        assert_eq!(out.completed(), 6, "seed {seed}: {:?}", out.frames);
+        let lost: u64 = out.medium.iter().map(|m| m.2).sum();
+        assert!(lost > 0, "seed {seed}: no packet was lost");
+    }
+}

@@ -1,12 +1,15 @@
 //! The coded stage alone on a loopback cluster (std, [`run_loopback`]): a gateway and `W`
-//! workers on 127.0.0.x, each a [`CodedNode`] with its own authenticated link, the workers on
-//! threads of their own that sleep until a socket is ready or the link's next deadline; the
-//! gateway submits frames one after another from the caller's thread. Workers may be absent
-//! from the start or stop answering after the first frame (a stall: sockets open, silent).
+//! workers on 127.0.0.x, each a [`CodedNode`] with its own authenticated link (or, with
+//! [`Transport::Datagram`], a [`CodedDgramNode`] on UDP behind a seeded lossy layer), the
+//! workers on threads of their own that sleep until a socket is ready or the node's next
+//! deadline; the gateway submits frames one after another from the caller's thread. Workers
+//! may be absent from the start or stop answering after the first frame (a stall: sockets
+//! open, silent).
 
 extern crate alloc;
 extern crate std;
 
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -18,15 +21,32 @@ use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use tessera_core::runtime::coded::CodedConfig;
 use tessera_core::time::{Duration, Instant};
-use tessera_core::wire::{Key, Limits, NodeId, GATEWAY};
+use tessera_core::wire::{FrameKey, Key, Limits, NodeId, GATEWAY, MAX_PREFIX_LEN};
 
-use super::{CodedFinished, CodedModel, CodedNode, CodedNodeStats, CodedSubmitError, InlineShards};
+use super::{
+    CodedDgramError, CodedDgramNode, CodedFinished, CodedModel, CodedNode, CodedNodeStats,
+    CodedSubmitError, InlineShards,
+};
 use crate::cluster::{epoch_micros, loopback_addr};
+use crate::dgram::{DgramConfig, DgramStats, LossyUdp};
 use crate::driver::readiness::{Readiness, Wake};
 use crate::driver::DriverError;
 use crate::link::{LinkConfig, DEFAULT_BACKLOG, MAX_BACKOFF};
-use crate::nal_std::StdStack;
+use crate::nal_std::{StdStack, StdUdpStack};
 use tessera_core::rng::SplitMix64;
+
+/// What carries the coded stage's messages.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Transport {
+    /// Authenticated TCP links (the default).
+    Tcp,
+    /// Authenticated datagrams over UDP, every node dropping `loss` of the datagrams it
+    /// sends (seeded; 0 loses nothing).
+    Datagram {
+        /// Fraction of datagrams each node drops on send.
+        loss: f64,
+    },
+}
 
 /// How to run the coded stage on loopback.
 #[derive(Clone, Debug)]
@@ -45,8 +65,10 @@ pub struct LoopbackSpec {
     pub seed: u64,
     /// Cluster key.
     pub key: [u8; 32],
-    /// Port of every node (each on its own 127.0.0.x address).
+    /// Port of every node (each on its own 127.0.0.x address; TCP or UDP).
     pub port: u16,
+    /// What carries the shards and results.
+    pub transport: Transport,
 }
 
 /// A frame of a loopback run.
@@ -65,6 +87,8 @@ pub struct LoopbackRun {
     pub frames: Vec<LoopbackFrame>,
     /// The gateway's counters.
     pub gateway: CodedNodeStats,
+    /// The gateway's datagram counters, on [`Transport::Datagram`].
+    pub dgram: Option<DgramStats>,
 }
 
 /// Why a loopback run failed.
@@ -78,6 +102,14 @@ pub enum LoopbackError {
         node: NodeId,
         /// Why.
         error: DriverError,
+    },
+    /// A node did not start on datagrams.
+    #[error("starting coded node {node} on datagrams: {error}")]
+    StartDgram {
+        /// The node.
+        node: NodeId,
+        /// Why.
+        error: CodedDgramError,
     },
     /// A poll set or a thread could not be created.
     #[error("starting a node's loop: {0}")]
@@ -103,7 +135,71 @@ pub enum LoopbackError {
     },
 }
 
-type LoopNode = CodedNode<StdStack, InlineShards>;
+/// What the loops need of a node, whatever its transport.
+trait LoopNode: Send + 'static {
+    fn id(&self) -> NodeId;
+    fn poll(&mut self, now: Instant);
+    fn poll_at(&self) -> Option<Instant>;
+    /// More work to do at once (no waiting for readiness).
+    fn more(&self) -> bool;
+    /// Workers the gateway can reach (every started one on datagrams: no connections).
+    fn reachable(&self, started: usize) -> usize;
+    fn submit(&mut self, now: Instant, x: &[f32]) -> Result<FrameKey, CodedSubmitError>;
+    fn take_finished(&mut self) -> Vec<CodedFinished>;
+    fn in_flight(&self) -> usize;
+    fn stats(&self) -> (CodedNodeStats, Option<DgramStats>);
+}
+
+/// `LoopNode` for a node type: the methods both node types share, and the three that differ.
+macro_rules! loop_node {
+    ($ty:ty, more: $more:expr, reachable: $reach:expr, dgram: $dgram:expr) => {
+        impl LoopNode for $ty {
+            fn id(&self) -> NodeId {
+                self.id()
+            }
+            fn poll(&mut self, now: Instant) {
+                self.poll(now)
+            }
+            fn poll_at(&self) -> Option<Instant> {
+                self.poll_at()
+            }
+            fn more(&self) -> bool {
+                $more(self)
+            }
+            fn reachable(&self, started: usize) -> usize {
+                $reach(self, started)
+            }
+            fn submit(&mut self, now: Instant, x: &[f32]) -> Result<FrameKey, CodedSubmitError> {
+                self.submit(now, x, 1)
+            }
+            fn take_finished(&mut self) -> Vec<CodedFinished> {
+                self.take_finished()
+            }
+            fn in_flight(&self) -> usize {
+                self.in_flight()
+            }
+            fn stats(&self) -> (CodedNodeStats, Option<DgramStats>) {
+                (self.stats(), $dgram(self))
+            }
+        }
+    };
+}
+
+type TcpNode = CodedNode<StdStack, InlineShards>;
+type UdpNode = CodedDgramNode<LossyUdp<StdUdpStack>, InlineShards>;
+
+loop_node!(
+    TcpNode,
+    more: |n: &TcpNode| n.link().more(),
+    reachable: |n: &TcpNode, _| n.link().peers_up().count(),
+    dgram: |_| None
+);
+loop_node!(
+    UdpNode,
+    more: |n: &UdpNode| n.more(),
+    reachable: |_, started| started,
+    dgram: |n: &UdpNode| Some(n.dgram_stats())
+);
 
 /// A worker on its own thread; dropping it stops and joins the thread.
 struct Worker {
@@ -123,8 +219,8 @@ impl Drop for Worker {
 }
 
 /// How long a loop sleeps until `node` next needs a poll.
-fn timeout(node: &LoopNode, now: Instant) -> Option<StdDuration> {
-    if node.link().more() {
+fn timeout(node: &dyn LoopNode, now: Instant) -> Option<StdDuration> {
+    if node.more() {
         return Some(StdDuration::ZERO);
     }
     node.poll_at()
@@ -132,7 +228,7 @@ fn timeout(node: &LoopNode, now: Instant) -> Option<StdDuration> {
 }
 
 fn start_worker(
-    mut node: LoopNode,
+    mut node: Box<dyn LoopNode>,
     mut ready: Readiness,
     stalled: Option<Arc<AtomicBool>>,
 ) -> Result<Worker, LoopbackError> {
@@ -151,7 +247,7 @@ fn start_worker(
                 }
                 let now = Instant::from_micros(clock.elapsed().as_micros() as u64);
                 node.poll(now);
-                if ready.wait(timeout(&node, now)).is_err() {
+                if ready.wait(timeout(&*node, now)).is_err() {
                     std::thread::sleep(StdDuration::from_millis(10));
                 }
             }
@@ -174,31 +270,51 @@ pub fn run_loopback(
     let addr = |id: NodeId| loopback_addr(id % 250, spec.port);
     let peers: Vec<(NodeId, SocketAddr)> = (0..=spec.workers).map(|id| (id, addr(id))).collect();
     let first_seq = epoch_micros().max(1);
-    let make = |id: NodeId| -> Result<(LoopNode, Readiness), LoopbackError> {
-        let link = LinkConfig {
-            me: id,
-            port: spec.port,
-            peers: peers.iter().copied().filter(|(q, _)| *q != id).collect(),
-            key: Some(Key::new(spec.key)),
-            limits: Limits::LARGE,
-            first_seq,
-            peer_dead: Duration::from_secs(3),
-            retry: Duration::from_millis(20),
-            max_backoff: MAX_BACKOFF,
-            connect: Duration::from_secs(2),
-            backlog: DEFAULT_BACKLOG,
-            handshake: Default::default(),
-        };
+    let make = |id: NodeId| -> Result<(Box<dyn LoopNode>, Readiness), LoopbackError> {
+        let others: Vec<(NodeId, SocketAddr)> =
+            peers.iter().copied().filter(|(q, _)| *q != id).collect();
         let ready = Readiness::new().map_err(LoopbackError::Io)?;
         let stack = ready.stack(addr(id).ip()).map_err(LoopbackError::Io)?;
-        let node = CodedNode::new(
-            stack,
-            link,
-            model.clone(),
-            spec.config,
-            InlineShards::default(),
-        )
-        .map_err(|error| LoopbackError::Start { node: id, error })?;
+        let node: Box<dyn LoopNode> = match spec.transport {
+            Transport::Tcp => {
+                let link = LinkConfig {
+                    me: id,
+                    port: spec.port,
+                    peers: others,
+                    key: Some(Key::new(spec.key)),
+                    limits: Limits::LARGE,
+                    first_seq,
+                    peer_dead: Duration::from_secs(3),
+                    retry: Duration::from_millis(20),
+                    max_backoff: MAX_BACKOFF,
+                    connect: Duration::from_secs(2),
+                    backlog: DEFAULT_BACKLOG,
+                    handshake: Default::default(),
+                };
+                let exec = InlineShards::default();
+                Box::new(
+                    CodedNode::new(stack, link, model.clone(), spec.config, exec)
+                        .map_err(|error| LoopbackError::Start { node: id, error })?,
+                )
+            }
+            Transport::Datagram { loss } => {
+                let mut cfg = DgramConfig::new(id, spec.port, others, Key::new(spec.key));
+                cfg.first_counter = first_seq;
+                // Every message fits a reassembly slot: the largest layer input of a frame.
+                let largest = (0..model.len())
+                    .filter_map(|l| model.layer(l).map(|x| x.in_len * model.layer_cols(l, 1)))
+                    .max()
+                    .unwrap_or(0);
+                cfg.max_message = cfg.max_message.max(4 * largest + MAX_PREFIX_LEN);
+                let seed = spec.seed ^ 0x6c6f_7373 ^ u64::from(id) << 32;
+                let udp = LossyUdp::new(stack.udp(), loss, seed);
+                let exec = InlineShards::default();
+                Box::new(
+                    CodedDgramNode::new(udp, cfg, model.clone(), spec.config, exec)
+                        .map_err(|error| LoopbackError::StartDgram { node: id, error })?,
+                )
+            }
+        };
         Ok((node, ready))
     };
     let (mut gateway, mut ready) = make(GATEWAY)?;
@@ -223,7 +339,7 @@ pub fn run_loopback(
                 done: frames.len(),
                 frames: spec.frames,
                 limit,
-                up: gateway.link().peers_up().count(),
+                up: gateway.reachable(started),
                 started,
             });
         }
@@ -231,7 +347,7 @@ pub fn run_loopback(
         gateway.poll(t);
         // Wait for the whole cluster once; after that a worker that went silent (and was
         // dropped by the link) is the stage's business, not a reason to stop submitting.
-        let ready_now = !inputs.is_empty() || gateway.link().peers_up().count() >= started;
+        let ready_now = !inputs.is_empty() || gateway.reachable(started) >= started;
         if ready_now && gateway.in_flight() == 0 && inputs.len() == frames.len() {
             if frames.len() == 1 {
                 stalled.store(true, Ordering::Relaxed);
@@ -239,7 +355,7 @@ pub fn run_loopback(
             let x: Vec<f32> = (0..model.in_len())
                 .map(|_| rng.uniform_f32(0.0, 1.0))
                 .collect();
-            let key = gateway.submit(t, &x, 1).map_err(LoopbackError::Submit)?;
+            let key = gateway.submit(t, &x).map_err(LoopbackError::Submit)?;
             inputs.insert(key, x);
             continue;
         }
@@ -249,7 +365,7 @@ pub fn run_loopback(
         }
         // Until a socket is ready or the next deadline; at most 50 ms, so the wait for the
         // cluster to connect is seen.
-        let wait = timeout(&gateway, t).map_or(StdDuration::from_millis(50), |d| {
+        let wait = timeout(&*gateway, t).map_or(StdDuration::from_millis(50), |d| {
             d.min(StdDuration::from_millis(50))
         });
         if ready.wait(Some(wait)).is_err() {
@@ -257,8 +373,10 @@ pub fn run_loopback(
         }
     }
     drop(workers);
+    let (gateway, dgram) = gateway.stats();
     Ok(LoopbackRun {
         frames,
-        gateway: gateway.stats(),
+        gateway,
+        dgram,
     })
 }

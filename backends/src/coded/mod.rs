@@ -10,7 +10,8 @@
 //! the same code runs over Linux sockets and over smoltcp in the simulator.
 //!
 //! The stage itself is a [`CodedPart`] without a link: [`CodedNode`] gives it a link of its
-//! own (a node that runs only the coded stage); `driver::Node::attach_coded` runs it on an
+//! own (a node that runs only the coded stage), [`CodedDgramNode`] the datagram transport
+//! instead (any [`CodedTransport`] will do); `driver::Node::attach_coded` runs it on an
 //! FTP node's link, so a device has one link and one port for both stages.
 //!
 //! [`tail`] maps a network's tail (YOLOv2's layers 16–31) onto coded layers; with `std`,
@@ -18,6 +19,7 @@
 
 extern crate alloc;
 
+mod dgram_node;
 mod generated;
 #[cfg(all(feature = "std", feature = "simd"))]
 pub mod loopback;
@@ -26,6 +28,7 @@ mod part;
 pub mod tail;
 #[cfg(feature = "std")]
 mod thread_shards;
+mod transport;
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -37,6 +40,7 @@ use tessera_core::runtime::coded::{
 use tessera_core::time::{Duration, Instant};
 use tessera_core::wire::{FrameKey, NodeId};
 
+pub use dgram_node::{CodedDgramError, CodedDgramNode};
 pub use generated::generated_chain;
 pub use model::{
     Activation, CodedModel, CodedModelError, ConvGeom, LayerScheme, LinearLayer, Numeric,
@@ -44,6 +48,7 @@ pub use model::{
 pub use part::{BoxedGlue, BoxedShards, CodedMessage, CodedPart, CODED_QUEUE};
 #[cfg(feature = "std")]
 pub use thread_shards::ThreadShards;
+pub use transport::CodedTransport;
 
 use crate::driver::DriverError;
 use crate::link::{Link, LinkConfig, LinkEvent, LinkStats};
@@ -103,6 +108,16 @@ pub trait ShardExecutor {
     fn start(&mut self, model: &Arc<CodedModel>, job: ShardJob);
     /// The finished job, once.
     fn poll(&mut self) -> Option<ShardDone>;
+    /// Whether [`cancel`](Self::cancel) can stop a running job (default: no).
+    fn can_cancel(&self) -> bool {
+        false
+    }
+    /// Stops the running job, whose result will never come: true when stopped. The worker
+    /// abandons a computation past its budget this way; an executor that cannot stop one
+    /// (the default) finishes it, and its result is dropped as late.
+    fn cancel(&mut self) -> bool {
+        false
+    }
 }
 
 /// Computes at [`ShardExecutor::start`], convolutions with `K`.

@@ -12,22 +12,22 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use embedded_nal::TcpFullStack;
 use tessera_core::runtime::coded::{
     CodedAction, CodedConfig, CodedError, CodedGateway, CodedWorker, Quality, ShardWork,
     WorkerAction,
 };
 use tessera_core::runtime::Verdict;
 use tessera_core::time::{Duration, Instant};
-use tessera_core::wire::{Body, FrameKey, Message, NodeId, Tensor, GATEWAY};
+use tessera_core::wire::{FrameKey, Message, NodeId, Tensor, GATEWAY};
 use tessera_core::Region;
 use tessera_log::{debug, warn};
 
+use super::CodedTransport;
 use super::{
     CodedFinished, CodedModel, CodedModelError, CodedNodeStats, CodedSubmitError, Glue,
     LayerRecord, ShardDone, ShardExecutor, ShardJob,
 };
-use crate::link::{Link, Received};
+use crate::link::Received;
 
 /// Frames a gateway's [`CodedPart::queue`] holds while the stage is full
 /// (`MAX_CODED_FRAMES` in flight); past that a frame leaves at once with nothing decoded.
@@ -45,6 +45,14 @@ impl ShardExecutor for BoxedShards {
 
     fn poll(&mut self) -> Option<ShardDone> {
         (**self).poll()
+    }
+
+    fn can_cancel(&self) -> bool {
+        (**self).can_cancel()
+    }
+
+    fn cancel(&mut self) -> bool {
+        (**self).cancel()
     }
 }
 
@@ -96,8 +104,8 @@ enum Role {
     },
     Worker {
         machine: CodedWorker,
-        /// Inputs (and then results) of accepted tasks: (cols, words).
-        tasks: BTreeMap<TaskKey, (usize, Vec<u32>)>,
+        /// Inputs (and then results) of accepted tasks: (cols, words, end of budget).
+        tasks: BTreeMap<TaskKey, (usize, Vec<u32>, Instant)>,
     },
 }
 
@@ -210,11 +218,23 @@ pub struct CodedPart<X: ShardExecutor, G: Glue = super::Chain> {
     glue: G,
     finished: Vec<CodedFinished>,
     stats: CodedNodeStats,
+    /// [`CodedConfig::copies`]: sends per task or result on a datagram transport.
+    copies: u8,
 }
 
 impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
+    /// Sends per coded message on transport `L`: a stream transport delivers every message
+    /// it accepts, so once.
+    fn copies<L: CodedTransport>(&self) -> u8 {
+        if L::CONNECTED {
+            1
+        } else {
+            self.copies.max(1)
+        }
+    }
+
     /// The coded part of node `me` (0: the gateway, with `config` and `glue` between its
-    /// layers; a worker ignores both).
+    /// layers; a worker uses only `config.copies`).
     pub fn new(
         me: NodeId,
         model: Arc<CodedModel>,
@@ -249,6 +269,7 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
             glue,
             finished: Vec::new(),
             stats,
+            copies: config.copies,
         })
     }
 
@@ -308,7 +329,14 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
     pub fn poll_at(&self) -> Option<Instant> {
         match &self.role {
             Role::Gateway { machine, .. } => machine.poll_at(),
-            Role::Worker { machine, .. } => machine.poll_at(),
+            Role::Worker { machine, .. } => {
+                // A computation past its budget is abandoned when the executor can stop it.
+                let overdue = machine.overdue_at().filter(|_| self.exec.can_cancel());
+                match (machine.poll_at(), overdue) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
         }
     }
 
@@ -343,10 +371,10 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
 
     /// Gateway: starts a frame on `input` (`in_len × cols` values, row-major), numbered by
     /// this part (frames `(0, n)`).
-    pub fn submit<S: TcpFullStack>(
+    pub fn submit<L: CodedTransport>(
         &mut self,
         now: Instant,
-        link: &mut Link<S>,
+        link: &mut L,
         input: &[f32],
         cols: usize,
     ) -> Result<FrameKey, CodedSubmitError> {
@@ -369,10 +397,10 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
     /// `MAX_CODED_FRAMES` in flight waits (at most [`CODED_QUEUE`] do; past that, or when
     /// `input` does not fit, it leaves at once, reported by [`CodedPart::take_finished`] with
     /// nothing decoded). Its latency counts the wait.
-    pub fn queue<S: TcpFullStack>(
+    pub fn queue<L: CodedTransport>(
         &mut self,
         now: Instant,
-        link: &mut Link<S>,
+        link: &mut L,
         frame: FrameKey,
         input: &[f32],
         cols: usize,
@@ -470,7 +498,8 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
     }
 
     /// Does all pending work: a finished computation, waiting frames, due timers, actions.
-    pub fn poll<S: TcpFullStack>(&mut self, now: Instant, link: &mut Link<S>) {
+    pub fn poll<L: CodedTransport>(&mut self, now: Instant, link: &mut L) {
+        self.abandon_overdue(now);
         loop {
             self.admit(now);
             self.pump(now, link);
@@ -484,19 +513,43 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
         self.pump(now, link);
     }
 
-    fn refuse<S: TcpFullStack>(&mut self, link: &mut Link<S>, peer: NodeId) {
+    /// A worker's computation past its budget is stopped (when the executor can), so the
+    /// tasks behind it are not held up for a result the worker would drop anyway.
+    fn abandon_overdue(&mut self, now: Instant) {
+        let Role::Worker { machine, .. } = &mut self.role else {
+            return;
+        };
+        if machine.overdue(now).is_some() && self.exec.cancel() {
+            let _ = machine.abandon(now);
+        }
+    }
+
+    /// Counts a protocol violation by `peer` and drops it from `link`: its shards in flight
+    /// are erasures; over a connected transport it is down until it comes back up.
+    pub fn refuse_peer<L: CodedTransport>(&mut self, link: &mut L, peer: NodeId) {
         self.stats.refused += 1;
-        link.disconnect(peer);
-        self.on_peer_down(peer);
+        link.refuse_peer(peer);
+        self.lost::<L>(peer);
+    }
+
+    /// `peer`'s shards in flight are erasures now; it stays down only over a connected
+    /// transport (which will report it up again).
+    fn lost<L: CodedTransport>(&mut self, peer: NodeId) {
+        if let Role::Gateway { machine, .. } = &mut self.role {
+            machine.on_worker_lost(peer);
+            if !L::CONNECTED {
+                machine.on_worker_up(peer);
+            }
+        }
     }
 
     /// Handles a coded message from `from` (a task at a worker, a result at the gateway); a
     /// message that breaks the protocol drops its peer. The actions it leads to are carried
     /// out by the next [`CodedPart::poll`] (so a poll's messages all count before a decode).
-    pub fn on_message<S: TcpFullStack>(
+    pub fn on_message<L: CodedTransport>(
         &mut self,
         now: Instant,
-        link: &mut Link<S>,
+        link: &mut L,
         from: NodeId,
         m: CodedMessage,
     ) {
@@ -515,11 +568,12 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
                     .layer(work.layer as usize)
                     .is_some_and(|l| l.in_len.saturating_mul(cols) == words.len() && cols > 0);
                 if from != GATEWAY || !fits {
-                    self.refuse(link, from);
+                    self.refuse_peer(link, from);
                     return;
                 }
+                machine.supersede(now, work);
                 if machine.on_task(now, work, budget) == Verdict::Accept {
-                    tasks.insert(task_key(&work), (cols, words));
+                    tasks.insert(task_key(&work), (cols, words, now.saturating_add(budget)));
                 }
             }
             (
@@ -535,7 +589,7 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
                         .on_result(now, from, work.frame, work.layer, work.shard)
                         .is_err_and(|e| e.peer_fault());
                     if fault {
-                        self.refuse(link, from);
+                        self.refuse_peer(link, from);
                     }
                     return;
                 };
@@ -543,7 +597,7 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
                     .model
                     .result_len(work.layer as usize, work.shard as usize, f.cols);
                 if need != Some(words.len()) {
-                    self.refuse(link, from);
+                    self.refuse_peer(link, from);
                     return;
                 }
                 match machine.on_result(now, from, work.frame, work.layer, work.shard) {
@@ -551,12 +605,12 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
                         f.results.insert(work.shard, words);
                     }
                     Ok(Verdict::Discard) => {}
-                    Err(e) if e.peer_fault() => self.refuse(link, from),
+                    Err(e) if e.peer_fault() => self.refuse_peer(link, from),
                     Err(_) => {}
                 }
             }
             // A task at the gateway or a result at a worker.
-            _ => self.refuse(link, from),
+            _ => self.refuse_peer(link, from),
         }
     }
 
@@ -580,7 +634,7 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
     }
 
     /// Carries out every queued action.
-    fn pump<S: TcpFullStack>(&mut self, now: Instant, link: &mut Link<S>) {
+    fn pump<L: CodedTransport>(&mut self, now: Instant, link: &mut L) {
         loop {
             match &mut self.role {
                 Role::Gateway { machine, .. } => match machine.poll(now) {
@@ -595,16 +649,8 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
         }
     }
 
-    fn gateway_act<S: TcpFullStack>(
-        &mut self,
-        now: Instant,
-        link: &mut Link<S>,
-        action: CodedAction,
-    ) {
-        let Role::Gateway {
-            machine, frames, ..
-        } = &mut self.role
-        else {
+    fn gateway_act<L: CodedTransport>(&mut self, now: Instant, link: &mut L, action: CodedAction) {
+        let Role::Gateway { frames, .. } = &mut self.role else {
             return;
         };
         match action {
@@ -636,14 +682,18 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
                     budget_us: budget.total_micros().min(u64::from(u32::MAX)) as u32,
                     input,
                 };
-                if let Err(e) = link.send(now, to, &msg, Body::Message) {
+                if let Err(e) = link.send_coded(now, to, &msg, Some(budget)) {
                     // Not connected (or its backlog is full): an erasure now rather than at
                     // the timeout.
                     debug!(
                         "coded: frame {} layer {} shard {}: an erasure: {}",
                         frame, layer, shard, e
                     );
-                    machine.on_worker_lost(to);
+                    self.lost::<L>(to);
+                } else {
+                    for _ in 1..self.copies::<L>() {
+                        let _ = link.send_coded(now, to, &msg, Some(budget));
+                    }
                 }
             }
             CodedAction::Decode {
@@ -734,18 +784,14 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
         }
     }
 
-    fn worker_act<S: TcpFullStack>(
-        &mut self,
-        now: Instant,
-        link: &mut Link<S>,
-        action: WorkerAction,
-    ) {
+    fn worker_act<L: CodedTransport>(&mut self, now: Instant, link: &mut L, action: WorkerAction) {
+        let copies = self.copies::<L>();
         let Role::Worker { tasks, .. } = &mut self.role else {
             return;
         };
         match action {
             WorkerAction::Compute(work) => {
-                let Some((cols, input)) = tasks.get_mut(&task_key(&work)) else {
+                let Some((cols, input, _)) = tasks.get_mut(&task_key(&work)) else {
                     // Unreachable: every accepted task stored its input. Unblock the machine.
                     self.stats.failed_jobs += 1;
                     if let Role::Worker { machine, .. } = &mut self.role {
@@ -761,7 +807,7 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
                 self.exec.start(&self.model, job);
             }
             WorkerAction::SendResult(work) => {
-                let Some((cols, out)) = tasks.remove(&task_key(&work)) else {
+                let Some((cols, out, ends)) = tasks.remove(&task_key(&work)) else {
                     return;
                 };
                 let rows = (out.len() / cols.max(1)) as u32;
@@ -776,8 +822,11 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
                     output,
                 };
                 // A refused send is a lost result: the gateway's budget turns it into an
-                // erasure.
-                let _ = link.send(now, GATEWAY, &msg, Body::Message);
+                // erasure. It is worth nothing after the task's budget.
+                let lifetime = ends.saturating_duration_since(now);
+                for _ in 0..copies {
+                    let _ = link.send_coded(now, GATEWAY, &msg, Some(lifetime));
+                }
             }
             WorkerAction::Drop(work) => {
                 tasks.remove(&task_key(&work));

@@ -825,6 +825,9 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 // A peer sent an input the plan rejects; the machine's timeouts recover.
                 self.stats.failed_jobs += 1;
                 warn!("node {}: a job failed: {}", self.id(), e);
+                if let Machine::Edge(m) = &mut self.machine {
+                    m.on_compute_failed(now);
+                }
                 return;
             }
         };

@@ -19,7 +19,7 @@ use crate::cluster::{start_node, ClusterSpec, NodeOptions, StartError};
 use crate::coded::tail::{
     worker_model, CodedTail, CodedTailError, SchemeError, TailPlace, TailScheme, WorkerTailError,
 };
-use crate::coded::CodedModel;
+use crate::coded::{CodedModel, LayerScheme};
 use crate::driver::node_thread::NodeThread;
 use crate::driver::{Model, ModelError, ParamSource};
 use crate::model_files::{ModelFileError, ModelFiles};
@@ -140,10 +140,9 @@ impl Deployment {
             .map_err(SetupError::Model)
     }
 
-    /// The coded tail of a cluster with `tail = SCHEME` as its gateway holds it (`None`: the
-    /// tail runs on the gateway): every convolution after the fused layers split over every
-    /// edge, codes and plan only ([`CodedTail::for_gateway`]: the shards are the workers').
-    pub fn gateway_tail(&self, net: &Network) -> Result<Option<CodedTail>, SetupError> {
+    /// A coded tail's scheme, each layer's split over the workers, and the workers (`None`:
+    /// the tail runs on the gateway).
+    fn coded_split(&self) -> Result<Option<(TailScheme, LayerScheme, Vec<NodeId>)>, SetupError> {
         let TailPlace::Coded(scheme) = self.tail else {
             return Ok(None);
         };
@@ -151,6 +150,16 @@ impl Deployment {
         let split = scheme
             .layer_scheme(workers.len())
             .map_err(|error| SetupError::Scheme { scheme, error })?;
+        Ok(Some((scheme, split, workers)))
+    }
+
+    /// The coded tail of a cluster with `tail = SCHEME` as its gateway holds it (`None`: the
+    /// tail runs on the gateway): every convolution after the fused layers split over every
+    /// edge, codes and plan only ([`CodedTail::for_gateway`]: the shards are the workers').
+    pub fn gateway_tail(&self, net: &Network) -> Result<Option<CodedTail>, SetupError> {
+        let Some((scheme, split, workers)) = self.coded_split()? else {
+            return Ok(None);
+        };
         CodedTail::for_gateway(net, self.spec.layers, split, &workers)
             .map(Some)
             .map_err(|error| SetupError::Tail { scheme, error })
@@ -163,13 +172,9 @@ impl Deployment {
         net: &Network,
         id: NodeId,
     ) -> Result<Option<Arc<CodedModel>>, SetupError> {
-        let TailPlace::Coded(scheme) = self.tail else {
+        let Some((scheme, split, workers)) = self.coded_split()? else {
             return Ok(None);
         };
-        let workers = self.workers();
-        let split = scheme
-            .layer_scheme(workers.len())
-            .map_err(|error| SetupError::Scheme { scheme, error })?;
         let mut source = self.model.layers(net)?;
         let model = worker_model(net, self.spec.layers, split, &workers, id, |j| {
             source.layer(j)

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 
+use tessera_backends::coded::{Activation, LinearLayer, Numeric};
 use tessera_backends::link::LinkConfig;
 use tessera_core::rng::SplitMix64;
 use tessera_core::time::Duration;
@@ -12,6 +13,24 @@ use tessera_core::wire::{Key, Limits, NodeId};
 pub fn values(n: usize, seed: u32) -> Vec<f32> {
     let mut rng = SplitMix64::new(u64::from(seed));
     (0..n).map(|_| rng.uniform_f32(-1.0, 1.0)).collect()
+}
+
+/// A coded layer `in_len → rows` with deterministic weights and bias from `seed`.
+pub fn linear_layer(
+    in_len: usize,
+    rows: usize,
+    seed: u32,
+    activation: Activation,
+    numeric: Numeric,
+) -> LinearLayer {
+    LinearLayer {
+        in_len,
+        rows,
+        weights: values(rows * in_len, seed),
+        bias: values(rows, seed + 1),
+        activation,
+        numeric,
+    }
 }
 
 /// A TCP port free on every 127.0.0.x a moment ago (every node of a test listens on it, each on its

@@ -12,7 +12,7 @@ use super::queue::{earliest, Actions};
 use super::sets::{neighbour_sides, side_bit, PeerSet, TileSet};
 use super::source::{oldest, End, SrcFrame};
 use super::{
-    Action, Config, RuntimeError, Stats, SubmitError, Verdict, Work, MAX_EDGE_WORK,
+    Action, Config, RuntimeError, Stats, SubmitError, Verdict, Work, MAX_EDGES, MAX_EDGE_WORK,
     MAX_FRAMES_PER_SOURCE,
 };
 
@@ -95,6 +95,10 @@ pub struct Edge {
     inbox: Deque<Inbound, MAX_EDGE_WORK>,
     current: Option<Current>,
     ask: Ask,
+    /// Unanswered `StealTask`s per victim (index = node id). Under loss a reply may come after
+    /// its request timed out: it is discarded, not refused as a protocol error (which dropped
+    /// the connection, and every message queued on it, under 5 % loss).
+    unanswered: [u8; MAX_EDGES + 1],
     /// Consecutive `StealReply { victim: None }` answers: the idle backoff doubles with each.
     turned_away: u32,
     stats: Stats,
@@ -130,6 +134,7 @@ impl Edge {
             inbox: Deque::new(),
             current: None,
             ask: Ask::Idle,
+            unanswered: [0; MAX_EDGES + 1],
             turned_away: 0,
             stats: Stats::default(),
         }
@@ -208,6 +213,9 @@ impl Edge {
             self.gateway_down();
         } else {
             self.edges_up.remove(peer);
+            if let Some(n) = self.unanswered.get_mut(usize::from(peer)) {
+                *n = 0;
+            }
             for i in 0..MAX_FRAMES_PER_SOURCE {
                 if self.own[i].as_mut().is_some_and(|f| f.peer_gone(peer)) {
                     self.stats.tiles_redispatched += 1;
@@ -219,6 +227,17 @@ impl Edge {
             }
         }
         self.kick();
+    }
+
+    /// A reply from `victim` to one of this edge's `StealTask`s: false when none is unanswered.
+    fn answered(&mut self, victim: NodeId) -> bool {
+        match self.unanswered.get_mut(usize::from(victim)) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        }
     }
 
     fn gateway_down(&mut self) {
@@ -388,10 +407,15 @@ impl Edge {
             }
             | Message::TileTask { frame, tile, mode } => {
                 check_tile(tile)?;
-                let asked = match self.ask {
-                    Ask::Victim { victim, .. } => stealing && victim == from,
-                    _ => false,
-                };
+                let current = matches!(self.ask, Ask::Victim { victim, .. } if victim == from);
+                let replied = self.answered(from);
+                if stealing && replied && !current {
+                    // A reply to a request that timed out: the victim's own timeout covers
+                    // the tile; dropped quietly rather than as a protocol error (which cost
+                    // the connection).
+                    return Ok(Verdict::Discard);
+                }
+                let asked = stealing && current;
                 if !(asked || (policy == Policy::Wsh && gw)) {
                     return unexpected;
                 }
@@ -401,12 +425,13 @@ impl Edge {
                 let _ = self.inbox.push_back(Inbound {
                     work: Work::Tile { frame, tile, mode },
                 });
-                if asked || matches!(self.ask, Ask::Task { .. } | Ask::Parked) {
+                if current || matches!(self.ask, Ask::Task { .. } | Ask::Parked) {
                     self.ask = Ask::Idle;
                 }
                 Verdict::Accept
             }
             Message::NoTask => {
+                self.answered(from);
                 match self.ask {
                     Ask::Task { .. } if gw => self.ask = Ask::Parked,
                     Ask::Victim { victim, .. } if victim == from => {
@@ -431,6 +456,9 @@ impl Edge {
                         Some(v) => {
                             self.turned_away = 0;
                             self.actions.send(v, Message::StealTask);
+                            if let Some(n) = self.unanswered.get_mut(usize::from(v)) {
+                                *n = n.saturating_add(1);
+                            }
                             self.ask = Ask::Victim {
                                 victim: v,
                                 until: now + self.cfg.tile_timeout,
@@ -786,6 +814,27 @@ impl Edge {
         }
         self.kick();
         Ok(Verdict::Accept)
+    }
+
+    /// The driver could not compute the current work (its model refused the inputs it has,
+    /// e.g. a Reuse tile whose strip went missing with a dropped connection). An own Reuse
+    /// tile is computed again Plain from its input, as when its strips are not fetched in
+    /// time; other work is given up (its lender's tile timeout re-dispatches it), so the edge
+    /// is never left computing forever.
+    pub fn on_compute_failed(&mut self, now: Instant) {
+        self.now = now;
+        match self.current {
+            Some(Current {
+                work: Work::Tile { mode, .. },
+                own: true,
+                fetch: None,
+            }) if mode != Mode::Plain => self.fetch_failed(),
+            Some(Current { fetch: None, .. }) => {
+                self.current = None;
+                self.kick();
+            }
+            _ => {}
+        }
     }
 
     /// Runs due timers, then returns the next action, if any. Call until `None` after every

@@ -132,7 +132,12 @@ struct State {
 impl State {
     fn new(key: &Key, header: &[u8; HEADER_LEN]) -> Self {
         let f = Frame::new_unchecked(&header[..]);
-        let nonce = nonce(f.sender(), f.seq());
+        Self::with_nonce(key, nonce(f.sender(), f.seq()), header)
+    }
+
+    /// The state for `nonce`, with a 32-byte associated data block (a frame's or a
+    /// datagram's header).
+    fn with_nonce(key: &Key, nonce: [u8; 12], header: &[u8; HEADER_LEN]) -> Self {
         let mut cipher = ChaCha20::new(&Array(key.0), &Array(nonce));
         let mut otk = [0u8; 32];
         cipher.apply_keystream(&mut otk);
@@ -215,7 +220,14 @@ pub fn open(
     payload: &mut [u8],
     tag: &[u8; TAG_LEN],
 ) -> Result<(), WireError> {
-    let mut st = State::new(key, header);
+    verify_then_decrypt(State::new(key, header), payload, tag)
+}
+
+fn verify_then_decrypt(
+    mut st: State,
+    payload: &mut [u8],
+    tag: &[u8; TAG_LEN],
+) -> Result<(), WireError> {
     st.mac.update(payload);
     let State {
         mut cipher, mac, ..
@@ -225,6 +237,33 @@ pub fn open(
         .map_err(|_| WireError::Forged)?;
     cipher.apply_keystream(payload);
     Ok(())
+}
+
+/// Encrypts `payload` in place under an explicit `nonce` and returns the tag (AAD = the
+/// 32-byte `header`). For the datagram transport, whose nonces live in their own domain
+/// ([`datagram`](super::datagram)); frames use [`seal`].
+pub fn seal_with_nonce(
+    key: &Key,
+    nonce: [u8; 12],
+    header: &[u8; HEADER_LEN],
+    payload: &mut [u8],
+) -> [u8; TAG_LEN] {
+    let mut s = Sealer {
+        state: State::with_nonce(key, nonce, header),
+    };
+    s.seal_chunk(payload);
+    s.finish()
+}
+
+/// [`open`] under an explicit `nonce` (see [`seal_with_nonce`]).
+pub fn open_with_nonce(
+    key: &Key,
+    nonce: [u8; 12],
+    header: &[u8; HEADER_LEN],
+    payload: &mut [u8],
+    tag: &[u8; TAG_LEN],
+) -> Result<(), WireError> {
+    verify_then_decrypt(State::with_nonce(key, nonce, header), payload, tag)
 }
 
 /// Counts of authentication outcomes at a receiver.

@@ -24,7 +24,9 @@
 //!   buffer;
 //! * [`FrameEncoder`]: a frame pulled out chunk by chunk, tensors converted and sealed on the
 //!   fly, so a large tensor is never copied into a frame buffer; [`FrameDecoder`]: stream bytes
-//!   in, whole frames out, bounded by the caller's buffer.
+//!   in, whole frames out, bounded by the caller's buffer;
+//! * [`datagram`]: the other transport, for messages worth less late than lost: the
+//!   datagram layout, a fragmenter and a reassembler with per-message deadlines.
 //!
 //! ```
 //! use tessera_core::wire::{self, AuthStats, FrameKey, Key, Limits, Message, ReplayWindow};
@@ -43,6 +45,7 @@ use core::fmt;
 pub mod auth;
 mod codec;
 mod cursor;
+pub mod datagram;
 mod decoder;
 pub mod frame;
 mod ids;

@@ -15,6 +15,14 @@ use tessera_testkit::free_port;
 
 /// The `tessera` binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_tessera");
+/// Runs `tessera args` to completion: whether it succeeded, and its stdout then stderr.
+pub fn run_tessera(args: &[&str]) -> (bool, String) {
+    let out = Command::new(BIN).args(args).output().expect("run tessera");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
 /// Longest wait for one expected event (a loaded CI machine is slow, not broken).
 pub const WAIT: Duration = Duration::from_secs(120);
 

@@ -169,6 +169,31 @@ pub struct RunArgs {
     /// Accuracy: frame deadline, ms (default [`RT_DIGITS_DEADLINE_MS`]).
     #[arg(long)]
     pub deadline_ms: Option<u64>,
+    /// How shards and results travel: `datagram` (authenticated UDP, a lost fragment is an
+    /// erasure) or `tcp` (the authenticated link, a lost segment is a retransmission delay).
+    #[arg(long, value_enum, default_value_t = TransportArg::Datagram)]
+    pub transport: TransportArg,
+    /// Sends of every task and result on the datagram transport (see `CodedConfig::copies`).
+    #[arg(long, default_value_t = 3)]
+    pub copies: u8,
+}
+
+/// `--transport` of the runtime experiments.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportArg {
+    /// Authenticated datagrams.
+    Datagram,
+    /// The authenticated TCP link.
+    Tcp,
+}
+
+impl From<TransportArg> for crate::coded_world::Transport {
+    fn from(t: TransportArg) -> Self {
+        match t {
+            TransportArg::Datagram => crate::coded_world::Transport::Datagram,
+            TransportArg::Tcp => crate::coded_world::Transport::Tcp,
+        }
+    }
 }
 
 pub(super) fn write_csv(dir: &Path, name: &str, text: &str) -> Result<PathBuf, Box<dyn Error>> {

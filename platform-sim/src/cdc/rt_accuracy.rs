@@ -13,7 +13,7 @@ use tessera_core::time::Duration;
 use super::reply::{pi3_wifi_reply_model, PI3_FC_MS};
 use super::runtime_setup::rate_for;
 use super::{write_csv, RunArgs};
-use crate::coded_world::{self, Arrival, CodedSimConfig};
+use crate::coded_world::{self, Arrival, CodedSimConfig, Transport};
 use crate::digits::{self, Sample, HIDDEN, PIXELS};
 
 /// Default frame deadline of runtime experiment c, ms.
@@ -168,6 +168,8 @@ pub fn rt_accuracy_rows(
     deadline_ms: u64,
     losses: &[f64],
     seed: u64,
+    transport: Transport,
+    copies: u8,
 ) -> Result<RtAccuracyRun, Box<dyn Error>> {
     let all = digits::load(data)?;
     let (train, test) = digits::split(&all);
@@ -201,12 +203,14 @@ pub fn rt_accuracy_rows(
             );
             c.coded = CodedConfig {
                 allocator: case.allocator,
+                copies,
                 ..CodedConfig::new(Duration::from_millis(deadline_ms))
             };
             c.gflops = rate;
             c.arrival = Arrival::Pi3Wifi(pi3_wifi_reply_model());
             c.loss = loss;
             c.seed = seed;
+            c.transport = transport;
             let o = coded_world::run(&c);
             let n = o.frames.len().max(1) as f64;
             let ok = o
@@ -235,8 +239,15 @@ pub fn rt_accuracy_rows(
 /// `tessera-sim cdc accuracy`: runtime experiment c.
 pub fn rt_accuracy(a: &RunArgs) -> Result<(String, Vec<RtAccuracyRow>), Box<dyn Error>> {
     let deadline = a.deadline_ms.unwrap_or(RT_DIGITS_DEADLINE_MS);
-    let (rows, reference, float_acc, frames) =
-        rt_accuracy_rows(&a.data, a.frames, deadline, &RT_LOSSES, a.seed)?;
+    let (rows, reference, float_acc, frames) = rt_accuracy_rows(
+        &a.data,
+        a.frames,
+        deadline,
+        &RT_LOSSES,
+        a.seed,
+        a.transport.into(),
+        a.copies,
+    )?;
     let mut s = String::new();
     writeln!(
         s,
@@ -244,11 +255,19 @@ pub fn rt_accuracy(a: &RunArgs) -> Result<(String, Vec<RtAccuracyRow>), Box<dyn 
     )?;
     writeln!(
         s,
-        "64-32-10 MLP (float test accuracy {:.2} %; int8 centralised reference {:.2} %), hidden layer k = {} (4 units per worker), output layer k = {} (2 logits per worker), + r parity shards each on workers 9..8+r; {frames} test images, one frame each, back to back; frame deadline {deadline} ms; shards of the hidden layer compute in 50 ms × Pi 3 reply factor (output layer in 12.5 ms ×); loss = probability each IP packet on every link is dropped (TCP retransmits: loss becomes delay, delay past a timeout an erasure, missing rows are zeros); aware = quality-aware allocator (gamma models fitted from the gateway's round trips, 8 samples per worker and layer first); seed {}",
+        "64-32-10 MLP (float test accuracy {:.2} %; int8 centralised reference {:.2} %), hidden layer k = {} (4 units per worker), output layer k = {} (2 logits per worker), + r parity shards each on workers 9..8+r; {frames} test images, one frame each, back to back; frame deadline {deadline} ms; shards of the hidden layer compute in 50 ms × Pi 3 reply factor (output layer in 12.5 ms ×); loss = probability each IP packet on every link is dropped; {}; missing rows are zeros; aware = quality-aware allocator (gamma models fitted from the gateway's round trips, 8 samples per worker and layer first); a worker stops a shard at its budget; seed {}",
         100.0 * float_acc,
         100.0 * reference,
         DIGITS_K.0,
         DIGITS_K.1,
+        match a.transport {
+            super::TransportArg::Datagram => format!(
+                "shards and results on authenticated datagrams, each sent {} time(s) (a lost datagram is an erasure, never retransmitted)",
+                a.copies
+            ),
+            super::TransportArg::Tcp =>
+                "shards and results on the authenticated TCP link (loss becomes retransmission delay, delay past a timeout an erasure)".to_string(),
+        },
         a.seed
     )?;
     let mut csv = String::from("loss");

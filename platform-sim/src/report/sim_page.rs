@@ -215,9 +215,9 @@ fn communication(s: &mut String, pts: &[Point]) -> Result<(), ChartError> {
 fn faults(s: &mut String, flt: &[FaultRow]) {
     s.push_str("<h2>4. Faults (WST-S 3x3, 4 edges, source edge 1)</h2><table><tr><th>scenario</th><th>YOLO frames done</th><th>p50 s</th><th>p99 s</th><th>re-dispatched</th><th>small net (real kernels): bit-exact / done / submitted</th><th>published</th></tr>");
     for r in flt {
-        let _ = write!(s, "<tr><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}/{}/{}</td><td class='paper'>–</td></tr>", r.scenario, r.completed.0, r.completed.1, figure(r.p50), figure(r.p99), r.redispatched, r.correct.0, r.correct.1, r.correct.2);
+        let _ = write!(s, "<tr><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}/{}/{}</td><td class='paper'>–</td></tr>", r.scenario, r.completed.0, r.completed.1, figure(r.p50.unwrap_or(f64::NAN)), figure(r.p99.unwrap_or(f64::NAN)), r.redispatched, r.correct.0, r.correct.1, r.correct.2);
     }
-    s.push_str("</table><p>Neither DeepThings nor MoDNN evaluates crashes, stragglers or loss, so this table has no published column to fill. Crashes are detected by link silence (peer_dead = 10 s for YOLO runs: a 4 MiB frame on a 12 Mbit/s path holds the connection longer than the 3 s default, during which no message completes), then the lost tiles are re-dispatched. Loss is repaired by smoltcp's TCP retransmission (no congestion control; RTO backoff), which is what stretches p99 at 10–20 %.</p>");
+    s.push_str("</table><p>Neither DeepThings nor MoDNN evaluates crashes, stragglers or loss, so this table has no published column to fill. Crashes are detected by link silence (peer_dead = 10 s for YOLO runs: a 4 MiB frame on a 12 Mbit/s path holds the connection longer than the 3 s default, during which no message completes), then the lost tiles are re-dispatched. Loss is repaired by smoltcp's TCP retransmission (no congestion control; at least 1 s RTO, doubling; go-back-N after a timeout), which is what stretches p99 from 5 % and ends most frames at their deadline at 10–20 %: a YOLO frame's 4 MiB of tiles cross lossy TCP links (docs/loss.md). Rows with no complete frame have no latency.</p>");
 }
 
 fn sources(s: &mut String, src: &[SourceRow]) -> Result<(), ChartError> {

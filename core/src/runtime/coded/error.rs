@@ -36,6 +36,8 @@ pub enum CodedError {
     Busy,
     /// `on_computed` without a computation running.
     NotComputing,
+    /// `abandon` while the running computation is still within its budget.
+    NotOverdue,
     /// The code refused (see [`CodeError`]).
     Code(CodeError),
 }
@@ -60,6 +62,7 @@ impl core::fmt::Display for CodedError {
             }
             CodedError::Busy => write!(f, "{MAX_WORKER_TASKS} coded tasks already queued"),
             CodedError::NotComputing => f.write_str("no coded task is computing"),
+            CodedError::NotOverdue => f.write_str("the computing coded task is within its budget"),
             CodedError::Code(e) => write!(f, "code: {e}"),
         }
     }

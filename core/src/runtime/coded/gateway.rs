@@ -30,16 +30,23 @@ pub struct CodedConfig {
     /// (within their timeouts): zero decodes from the first results (CDC); a small grace makes
     /// float layers bit-identical to a centralised run whenever the data shards come.
     pub data_grace: Duration,
+    /// Times every task and result is sent on a datagram transport (a stream transport sends
+    /// once): a message of one datagram on a link losing a fraction `p` then arrives with
+    /// probability `1 − p^copies`, with no retransmission to wait for. Duplicates are
+    /// dropped by the receiver (the worker's queue, the layer's `Duplicate` verdict).
+    pub copies: u8,
 }
 
 impl CodedConfig {
-    /// `frame_deadline` with the uniform allocator, 8 samples before fitting, no data grace.
+    /// `frame_deadline` with the uniform allocator, 8 samples before fitting, no data grace,
+    /// one copy of each message.
     pub const fn new(frame_deadline: Duration) -> CodedConfig {
         CodedConfig {
             frame_deadline,
             allocator: Allocator::Uniform,
             min_samples: 8,
             data_grace: Duration::from_micros(0),
+            copies: 1,
         }
     }
 }

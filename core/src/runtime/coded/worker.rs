@@ -46,6 +46,8 @@ pub struct WorkerStats {
     pub sent: u32,
     /// Tasks or results dropped past their budget.
     pub late: u32,
+    /// Computations abandoned at their budget (also counted in `late`).
+    pub abandoned: u32,
 }
 
 /// The worker side: a bounded FIFO of shard tasks with budgets, one computing at a time.
@@ -110,6 +112,46 @@ impl CodedWorker {
     /// True while a task computes.
     pub fn is_computing(&self) -> bool {
         self.computing.is_some()
+    }
+
+    /// The running computation once `now` is past its budget: its result would be dropped,
+    /// so a driver whose executor can stop it calls [`abandon`](Self::abandon) and the worker
+    /// moves on. Otherwise one straggling shard holds every task queued behind it (the next
+    /// layer of the same frame, later frames) until it ends.
+    pub fn overdue(&self, now: Instant) -> Option<ShardWork> {
+        self.computing.filter(|t| now > t.expires).map(|t| t.work)
+    }
+
+    /// A task of `work`'s frame at `work`'s layer arrived at `now`: a gateway sends a frame's
+    /// next layer only once the layer before has ended, so the frame's earlier-layer tasks
+    /// still here (stragglers past a decode) are of no use. Their budgets end now: queued ones
+    /// are dropped, a running one is [`overdue`](Self::overdue) from the next instant.
+    pub fn supersede(&mut self, now: Instant, work: ShardWork) {
+        for t in self.computing.iter_mut().chain(self.queue.iter_mut()) {
+            if t.work.frame == work.frame && t.work.layer < work.layer && t.expires > now {
+                t.expires = now;
+            }
+        }
+    }
+
+    /// When the running computation passes its budget (see [`overdue`](Self::overdue)).
+    pub fn overdue_at(&self) -> Option<Instant> {
+        self.computing
+            .map(|t| t.expires.saturating_add(Duration::from_micros(1)))
+    }
+
+    /// The running computation was stopped at `now`, past its budget: its task is dropped
+    /// (a `Drop` action) and the next one may start.
+    pub fn abandon(&mut self, now: Instant) -> Result<(), CodedError> {
+        let t = self.computing.ok_or(CodedError::NotComputing)?;
+        if now <= t.expires {
+            return Err(CodedError::NotOverdue);
+        }
+        self.computing = None;
+        self.stats.late += 1;
+        self.stats.abandoned += 1;
+        let _ = self.actions.push_back(WorkerAction::Drop(t.work));
+        Ok(())
     }
 
     /// Next action at `now`.
