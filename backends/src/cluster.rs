@@ -19,7 +19,7 @@ use tessera_core::ftp::{FusedStack, Grid, Partition, PlanError};
 use tessera_core::runtime::coded::CodedConfig;
 use tessera_core::runtime::Config;
 use tessera_core::time::{Duration, Instant};
-use tessera_core::wire::{Key, Limits, NodeId, Policy};
+use tessera_core::wire::{Key, Limits, NodeId, Policy, Precision};
 
 use crate::coded::tail::CodedTail;
 use crate::coded::{BoxedGlue, BoxedShards, Chain, CodedModel, CodedModelError, CodedPart};
@@ -76,6 +76,11 @@ pub struct ClusterSpec {
     pub timeouts: Timeouts,
     /// The nodes.
     pub nodes: Vec<ClusterNode>,
+    /// WST-S: strips stay on the node that made them, thieves recompute
+    /// (`Config::local_reuse`); every node of the cluster must agree.
+    pub local_reuse: bool,
+    /// Wire precision of the tile results and strips every node sends (`f32`: bit-exact).
+    pub transfer: Precision,
 }
 
 impl ClusterSpec {
@@ -112,6 +117,8 @@ impl ClusterSpec {
                 connect: StdDuration::from_secs(2),
             },
             nodes,
+            local_reuse: true,
+            transfer: Precision::F32,
         }
     }
 
@@ -129,6 +136,7 @@ impl ClusterSpec {
         cfg.tile_timeout = dur(self.timeouts.tile);
         cfg.frame_deadline = dur(self.timeouts.frame);
         cfg.steal_backoff = dur(self.timeouts.steal_backoff);
+        cfg.local_reuse = self.local_reuse;
         Ok(cfg)
     }
 }
@@ -320,6 +328,7 @@ pub fn start_node(
     if let Some(first) = options.first_frame {
         node.set_first_frame(first);
     }
+    node.set_transfer(cluster.transfer);
     let kernel = AnyKernel::of(cluster.kernel);
     let coded = match options.coded {
         None => None,

@@ -15,8 +15,9 @@
 //! - `cluster` (features `std` + `simd`): a cluster's description and starting one node of it
 //!   on its own threads; `local`: a whole cluster in one process on loopback, with faults and
 //!   an optional coded tail, `fault_spec` its faults as the demo spells them; `bench`: the
-//!   kernel benchmark's measurements, `kernel_report` their JSON report; `policy_bench`: the
-//!   policies measured on loopback; `probe`: what `tessera check` asks a node.
+//!   kernel benchmark's measurements, `kernel_report` their JSON report; `transfer_error`
+//!   (feature `std`): what `f16`/`i8` tile results cost the fused output and the boxes;
+//!   `policy_bench`: the policies measured on loopback; `probe`: what `tessera check` asks a node.
 //! - `frame_result` (features `alloc` + `simd`): a gateway's final result of a frame (fused
 //!   output, the tail run here, or the coded stage's output; then boxes).
 //! - `gen_weights` (feature `alloc`): seeded random parameters in Darknet order
@@ -94,6 +95,8 @@ pub mod pipeline;
 pub mod policy_bench;
 #[cfg(all(feature = "std", feature = "simd"))]
 pub mod probe;
+#[cfg(feature = "std")]
+pub mod transfer_error;
 #[cfg(all(feature = "alloc", feature = "smoltcp"))]
 pub mod transport_bench;
 #[cfg(feature = "std")]

@@ -22,7 +22,7 @@ use crate::cluster::{start_node, ClusterSpec, CodedRole, NodeOptions, StartError
 use crate::coded::tail::CodedTail;
 use crate::coded::CodedFinished;
 use crate::driver::node_thread::{NodeThread, SubmitError};
-use crate::driver::{Finished, Model, ModelError, NodeStats};
+use crate::driver::{Finished, Model, ModelError, NodeStats, SourceFrame};
 
 /// The result of a local cluster run.
 #[derive(Debug)]
@@ -127,15 +127,15 @@ pub fn fused_model(
     .map_err(FusedModelError::Model)
 }
 
-/// Runs `images` (network inputs) through `cluster`'s nodes started in this process, spread
+/// Runs `images` (network inputs, with or without their pictures) through `cluster`'s nodes started in this process, spread
 /// over the sources round-robin, under `faults`; with `tail`, the nodes also run the coded
 /// tail on their links (every complete frame's fused output enters it; a killed or slow edge
 /// is hit in both stages). Returns when every frame finished at the gateway and its source
 /// (and left the coded tail), or after `timeout` with what finished.
-pub fn run_local(
+pub fn run_local<I: Clone + Into<SourceFrame>>(
     cluster: &ClusterSpec,
     model: Arc<Model>,
-    images: &[Vec<f32>],
+    images: &[I],
     faults: &Faults,
     timeout: StdDuration,
     tail: Option<&TailSpec>,

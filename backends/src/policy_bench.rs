@@ -14,10 +14,10 @@ use alloc::vec::Vec;
 use std::time::Duration;
 
 use tessera_core::model::Network;
-use tessera_core::wire::Policy;
+use tessera_core::wire::{Policy, Precision};
 
 use crate::cluster::ClusterSpec;
-use crate::driver::{Model, NodeStats};
+use crate::driver::{Model, NodeStats, SourceFrame};
 use crate::local::{fused_model, run_local, Faults, FusedModelError, LocalError, LocalRun};
 use crate::pipeline::KernelChoice;
 
@@ -37,6 +37,11 @@ pub struct PolicyRow {
     pub grid: (u32, u32),
     /// Edges.
     pub edges: u16,
+    /// WST-S: strips stay where they were made (`Config::local_reuse`); false for the
+    /// gateway's strip cache (and for the other policies, which move no strips).
+    pub local_reuse: bool,
+    /// Wire precision of the tile results and strips.
+    pub transfer: Precision,
     /// Mean seconds per frame.
     pub secs_per_frame: f64,
     /// Bytes sent by all nodes per frame.
@@ -83,7 +88,13 @@ pub enum BenchError {
 }
 
 /// One configuration's figures from its runs.
-pub fn summarize(policy: Policy, grid: (u32, u32), edges: u16, runs: &[LocalRun]) -> PolicyRow {
+pub fn summarize(
+    policy: Policy,
+    grid: (u32, u32),
+    edges: u16,
+    local_reuse: bool,
+    runs: &[LocalRun],
+) -> PolicyRow {
     let frames: usize = runs
         .iter()
         .map(|r| r.source_latency.len())
@@ -111,6 +122,8 @@ pub fn summarize(policy: Policy, grid: (u32, u32), edges: u16, runs: &[LocalRun]
         policy,
         grid,
         edges,
+        local_reuse,
+        transfer: Precision::F32,
         secs_per_frame: secs / frames as f64,
         bytes_per_frame: bytes as f64 / frames as f64,
         edge_compute_bytes: edge(|s| s.peak_compute_bytes),
@@ -137,12 +150,64 @@ fn cluster(
     c
 }
 
-/// Every configuration, one run per frame of `input` (the network input), from `port` on;
-/// `progress` sees each row as it is made.
+/// The configurations of a sweep at each grid and edge count: every policy, WST-S with its
+/// strips kept where they were made and with the gateway's strip cache.
+const POLICIES: [(Policy, bool); 5] = [
+    (Policy::Wsh, false),
+    (Policy::Wst, false),
+    (Policy::WstS, true),
+    (Policy::WstS, false),
+    (Policy::Bodp, false),
+];
+
+/// One configuration of a sweep.
+#[derive(Clone, Copy, Debug)]
+struct Configuration {
+    policy: Policy,
+    grid: (u32, u32),
+    edges: u16,
+    local_reuse: bool,
+    transfer: Precision,
+}
+
+/// `setup.frames` runs of `c` (one frame of `input` each), summed up.
+fn measure(
+    net: &Network,
+    params: &[f32],
+    input: &SourceFrame,
+    setup: BenchSetup,
+    port: &mut u16,
+    c: Configuration,
+) -> Result<PolicyRow, BenchError> {
+    let model = model(net, params, c.grid)?;
+    let mut runs = Vec::new();
+    for _ in 0..setup.frames {
+        let mut spec = cluster(c.policy, c.grid, c.edges, 1, port, setup.kernel);
+        spec.local_reuse = c.local_reuse;
+        spec.transfer = c.transfer;
+        let images = vec![input.clone()];
+        let r = run_local(
+            &spec,
+            model.clone(),
+            &images,
+            &Faults::default(),
+            RUN_TIMEOUT,
+            None,
+        );
+        runs.push(r.map_err(BenchError::Run)?);
+    }
+    let mut row = summarize(c.policy, c.grid, c.edges, c.local_reuse, &runs);
+    row.transfer = c.transfer;
+    Ok(row)
+}
+
+/// Every configuration, one run per frame of `input` (the network input, and the picture a
+/// data source ships in its place when it has one), from `port` on; `progress` sees each row
+/// as it is made.
 pub fn sweep(
     net: &Network,
     params: &[f32],
-    input: &[f32],
+    input: &SourceFrame,
     setup: BenchSetup,
     port: &mut u16,
     mut progress: impl FnMut(&PolicyRow),
@@ -150,23 +215,15 @@ pub fn sweep(
     let mut rows = Vec::new();
     for edges in [1u16, 2] {
         for grid in [(3, 3), (5, 5)] {
-            for policy in [Policy::Wsh, Policy::Wst, Policy::WstS, Policy::Bodp] {
-                let model = model(net, params, grid)?;
-                let mut runs = Vec::new();
-                for _ in 0..setup.frames {
-                    let c = cluster(policy, grid, edges, 1, port, setup.kernel);
-                    let images = vec![input.to_vec()];
-                    let r = run_local(
-                        &c,
-                        model.clone(),
-                        &images,
-                        &Faults::default(),
-                        RUN_TIMEOUT,
-                        None,
-                    );
-                    runs.push(r.map_err(BenchError::Run)?);
-                }
-                let row = summarize(policy, grid, edges, &runs);
+            for (policy, local_reuse) in POLICIES {
+                let c = Configuration {
+                    policy,
+                    grid,
+                    edges,
+                    local_reuse,
+                    transfer: Precision::F32,
+                };
+                let row = measure(net, params, input, setup, port, c)?;
                 progress(&row);
                 rows.push(row);
             }
@@ -175,11 +232,36 @@ pub fn sweep(
     Ok(rows)
 }
 
+/// WST-S with local strips, 3x3, gateway + 2 edges (the byte target), with tile
+/// results sent in each of `precisions`, from `port` on.
+pub fn transfer_rows(
+    net: &Network,
+    params: &[f32],
+    input: &SourceFrame,
+    setup: BenchSetup,
+    port: &mut u16,
+    precisions: &[Precision],
+) -> Result<Vec<PolicyRow>, BenchError> {
+    precisions
+        .iter()
+        .map(|&transfer| {
+            let c = Configuration {
+                policy: Policy::WstS,
+                grid: (3, 3),
+                edges: 2,
+                local_reuse: true,
+                transfer,
+            };
+            measure(net, params, input, setup, port, c)
+        })
+        .collect()
+}
+
 /// Two data sources (2 edges, both cameras, 3x3) feeding `2 × frames` frames: WSH and WST-S.
 pub fn two_sources(
     net: &Network,
     params: &[f32],
-    input: &[f32],
+    input: &SourceFrame,
     setup: BenchSetup,
     port: &mut u16,
 ) -> Result<Vec<TwoSources>, BenchError> {
@@ -187,7 +269,7 @@ pub fn two_sources(
     for policy in [Policy::Wsh, Policy::WstS] {
         let c = cluster(policy, (3, 3), 2, 2, port, setup.kernel);
         let frames = 2 * setup.frames;
-        let images = vec![input.to_vec(); frames];
+        let images = vec![input.clone(); frames];
         let r = run_local(
             &c,
             model(net, params, (3, 3))?,

@@ -8,8 +8,11 @@ use common::{link, loopback, port, values};
 use std::sync::Arc;
 use std::time::Instant as StdInstant;
 
-use tessera_backends::driver::{Finished, Inline, Model, Node};
+#[cfg(feature = "codecs")]
+use tessera_backends::builtin::DEFAULT_IMAGE;
+use tessera_backends::driver::{Finished, Inline, Model, Node, NodeStats, SourceFrame};
 use tessera_backends::nal_std::StdStack;
+use tessera_backends::pipeline::{letterbox_of, Picture, Rgb8};
 use tessera_core::exec::{run_tile, NoStrips, TileJob};
 use tessera_core::ftp::{FusedStack, Grid, Mode, Partition, TilePlan};
 use tessera_core::kernel::Portable;
@@ -18,7 +21,7 @@ use tessera_core::model::{Network, Shape};
 use tessera_core::runtime::Config;
 use tessera_core::tensor::FeatureView;
 use tessera_core::time::{Duration, Instant};
-use tessera_core::wire::{Key, Policy};
+use tessera_core::wire::{Key, Policy, Precision};
 use tessera_core::Region;
 use tessera_testkit::{conv, pool};
 
@@ -71,18 +74,23 @@ fn reference(model: &Model, image: &[f32]) -> Vec<f32> {
     out
 }
 
-/// Runs `frames` frames from edge 1 through a cluster; returns what the gateway finished.
+/// Runs `frames` frames of `image` from edge 1 through a cluster; returns what the gateway
+/// finished, the single-device output, and every node's counters.
 fn run_cluster(
     policy: Policy,
     grid: (u32, u32),
     edges: u16,
     frames: usize,
-) -> (Vec<Finished>, Vec<f32>) {
+    image: SourceFrame,
+    local_reuse: bool,
+    transfer: Precision,
+) -> (Vec<Finished>, Vec<f32>, Vec<NodeStats>) {
     let model = Arc::new(model(grid));
     let stack = FusedStack::new(&model.net, model.layers).unwrap();
     let g = Grid::new(grid.0, grid.1, Partition::Darknet, &stack).unwrap();
     let mut cfg = Config::new(policy, &stack, g);
     cfg.tile_timeout = Duration::from_secs(5);
+    cfg.local_reuse = local_reuse;
     let p = port();
     let peers = loopback(edges, p);
     let start = StdInstant::now();
@@ -103,7 +111,9 @@ fn run_cluster(
             .unwrap()
         })
         .collect();
-    let image = values(48 * 40 * 3, 11);
+    for n in nodes.iter_mut() {
+        n.set_transfer(transfer);
+    }
     let mut submitted = 0;
     let mut done = Vec::new();
     while done.len() < frames {
@@ -123,13 +133,18 @@ fn run_cluster(
         done.extend(nodes[0].take_finished());
         std::thread::sleep(std::time::Duration::from_micros(200));
     }
-    let expect = reference(&model, &image);
-    (done, expect)
+    let expect = reference(&model, &image.input);
+    (done, expect, nodes.iter().map(|n| n.stats()).collect())
 }
 
 fn check(policy: Policy, grid: (u32, u32), edges: u16) {
-    let (done, expect) = run_cluster(policy, grid, edges, 2);
-    for f in &done {
+    let image = values(48 * 40 * 3, 11).into();
+    let (done, expect, _) = run_cluster(policy, grid, edges, 2, image, false, Precision::F32);
+    check_output(policy, grid, edges, &done, &expect);
+}
+
+fn check_output(policy: Policy, grid: (u32, u32), edges: u16, done: &[Finished], expect: &[f32]) {
+    for f in done {
         println!(
             "{policy:?} {grid:?} {edges} edges: frame {:?} in {} by {:?}",
             f.frame, f.latency, f.tiles_by
@@ -142,7 +157,7 @@ fn check(policy: Policy, grid: (u32, u32), edges: u16) {
         let out = f.output.as_ref().expect("gateway output");
         assert!(
             out.iter()
-                .zip(&expect)
+                .zip(expect)
                 .all(|(a, b)| a.to_bits() == b.to_bits()),
             "{policy:?} {grid:?} {edges} edges: output differs from the single-device run"
         );
@@ -156,4 +171,100 @@ fn every_policy_matches_the_single_device_run() {
             check(policy, (3, 3), edges);
         }
     }
+}
+
+/// Runs the stealing policies on `image` (which has a picture), WST-S with strips through the
+/// gateway and kept where they were made: the tiles lent go as `TileTask`s after the picture,
+/// the receivers cut their inputs from their own decode, and the stitched output is still the
+/// single-device run's, bit for bit.
+fn check_shipped(image: SourceFrame) {
+    assert!(image.picture.is_some());
+    for (policy, local) in [
+        (Policy::Wst, false),
+        (Policy::WstS, false),
+        (Policy::WstS, true),
+    ] {
+        let (done, expect, stats) =
+            run_cluster(policy, (3, 3), 2, 2, image.clone(), local, Precision::F32);
+        check_output(policy, (3, 3), 2, &done, &expect);
+        // Someone besides the source computed tiles: from the shipped picture.
+        let helped: u32 = done
+            .iter()
+            .flat_map(|f| &f.tiles_by)
+            .filter(|(id, _)| *id != 1)
+            .map(|(_, n)| n)
+            .sum();
+        assert!(helped > 0, "{policy:?}: the source computed every tile");
+        for (id, s) in stats.iter().enumerate() {
+            assert_eq!(s.failed_jobs, 0, "{policy:?}: node {id} failed a job");
+            assert_eq!(s.refused, 0, "{policy:?}: node {id} refused a message");
+        }
+    }
+}
+
+#[test]
+fn tiles_cut_from_shipped_pixels_match_the_single_device_run() {
+    let px: Vec<u8> = (0..61 * 37 * 3).map(|i| (i * 7919 % 251) as u8).collect();
+    let rgb = Rgb8::new(61, 37, px).unwrap();
+    let image = SourceFrame {
+        input: letterbox_of(&rgb, 48, 40).data,
+        picture: Some(Arc::new(Picture::from_pixels(&rgb).unwrap())),
+    };
+    check_shipped(image);
+}
+
+#[cfg(feature = "codecs")]
+#[test]
+fn tiles_cut_from_a_shipped_jpeg_match_the_single_device_run() {
+    let image = SourceFrame::captured(DEFAULT_IMAGE.to_vec(), 48, 40).unwrap();
+    check_shipped(image);
+}
+
+/// Tile results sent in f16 or i8 (strips kept local, so each result is the exact tile output
+/// rounded once): every stitched value is within the precision's rounding of the exact one,
+/// and some differ (the precision is really used).
+#[test]
+fn results_in_a_smaller_precision_are_within_its_rounding() {
+    let image: SourceFrame = values(48 * 40 * 3, 11).into();
+    for transfer in [Precision::F16, Precision::I8] {
+        let (done, expect, _) =
+            run_cluster(Policy::WstS, (3, 3), 2, 1, image.clone(), true, transfer);
+        let out = done[0].output.as_ref().expect("gateway output");
+        let c = 6;
+        let plane = expect.len() / c;
+        let mut differ = 0;
+        for (i, (a, b)) in out.iter().zip(&expect).enumerate() {
+            let tol = match transfer {
+                Precision::F16 => b.abs() / 2048.0 + 1e-7,
+                // Half a step of the channel's scale; a tile's scale is at most the map's.
+                _ => {
+                    let ch = &expect[i / plane * plane..(i / plane + 1) * plane];
+                    ch.iter().fold(0.0f32, |m, v| m.max(v.abs())) / 254.0 + 1e-6
+                }
+            };
+            assert!((a - b).abs() <= tol, "{transfer:?} value {i}: {a} vs {b}");
+            differ += usize::from(a.to_bits() != b.to_bits());
+        }
+        assert!(differ > 0, "{transfer:?}: every value exact");
+    }
+}
+
+/// Strips through the gateway in f16: the level-1 tiles compute from rounded strips, so their
+/// error grows through the layers, but the frame completes and stays close.
+#[test]
+fn strips_in_f16_through_the_gateway_stay_close() {
+    let image: SourceFrame = values(48 * 40 * 3, 11).into();
+    let (done, expect, stats) =
+        run_cluster(Policy::WstS, (3, 3), 2, 2, image, false, Precision::F16);
+    let max = expect.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    for f in &done {
+        assert!(f.complete);
+        let out = f.output.as_ref().expect("gateway output");
+        let err = out
+            .iter()
+            .zip(&expect)
+            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(err <= max * 1e-2, "max error {err} of {max}");
+    }
+    assert!(stats.iter().all(|s| s.failed_jobs == 0 && s.refused == 0));
 }

@@ -100,6 +100,7 @@ fn two_nodes_exchange_a_large_tensor_authenticated() {
         region,
         channels: 1,
         data: &[],
+        precision: tessera_core::wire::Precision::F32,
     };
     let msg = Message::Result {
         frame: FrameKey::new(1, 0),

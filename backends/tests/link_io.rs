@@ -13,6 +13,7 @@ use socket2::{Domain, Socket, Type};
 use tessera_backends::link::{Link, LinkConfig, LinkError, LinkEvent, MAX_BACKOFF};
 use tessera_backends::nal_std::StdStack;
 use tessera_core::time::{Duration, Instant};
+use tessera_core::wire::Precision;
 use tessera_core::wire::{Body, FrameKey, Key, Limits, Message, NodeId, Tensor};
 use tessera_core::Region;
 
@@ -116,6 +117,7 @@ fn tensor_msg(n: u32) -> (Message<'static>, Vec<f32>) {
         region: Region::full(1024, n),
         channels: 1,
         data: &[],
+        precision: Precision::F32,
     };
     let msg = Message::Result {
         frame: FrameKey::new(1, 0),

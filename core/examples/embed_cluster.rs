@@ -20,6 +20,7 @@ use tessera_core::ftp::{FusedStack, Grid, Partition};
 use tessera_core::model::{Activation, Conv, LayerKind, MaxPool, Network, Shape};
 use tessera_core::runtime::{Action, Config, Edge, Gateway, RuntimeError, Verdict, Work};
 use tessera_core::time::{Duration, Instant};
+use tessera_core::wire::Precision;
 use tessera_core::wire::{FrameKey, Message, NodeId, Policy, StripsView, Tensor, GATEWAY};
 use tessera_core::{Region, Span};
 
@@ -108,6 +109,7 @@ const NO_DATA: Tensor<'static> = Tensor {
     },
     channels: 0,
     data: &[],
+    precision: Precision::F32,
 };
 
 impl Net {

@@ -21,6 +21,7 @@ pub mod kernel;
 pub mod model;
 pub mod region;
 pub mod rng;
+pub mod round;
 pub mod runtime;
 pub mod tensor;
 pub mod time;

@@ -11,6 +11,7 @@ use tessera_core::ftp::{FusedStack, Grid, Level, Mode, Partition, Side};
 use tessera_core::region::Region;
 use tessera_core::runtime::{Action, Config, Edge, Gateway, RuntimeError, Verdict, Work};
 use tessera_core::time::{Duration, Instant};
+use tessera_core::wire::Precision;
 use tessera_core::wire::{FrameKey, Message, NodeId, Policy, StripsView, Tensor};
 use tessera_testkit::{run, yolo16, EventQueue, Stop, World};
 
@@ -33,6 +34,7 @@ const EMPTY: Tensor<'static> = Tensor {
     },
     channels: 0,
     data: &[],
+    precision: Precision::F32,
 };
 
 impl Msg {

@@ -12,6 +12,7 @@ use tessera_core::runtime::{
     MAX_FRAMES_PER_SOURCE, MAX_IDLE_BACKOFF, REJECT_NO_STRIPS,
 };
 use tessera_core::time::{Duration, Instant};
+use tessera_core::wire::Precision;
 use tessera_core::wire::{
     FrameKey, Kind, Message, NodeId, Policy, Role, StripsView, Tensor, GATEWAY,
 };
@@ -37,6 +38,7 @@ const EMPTY: Tensor<'static> = Tensor {
     },
     channels: 0,
     data: &[],
+    precision: Precision::F32,
 };
 
 fn t(ms: u64) -> Instant {
@@ -506,20 +508,27 @@ fn wst_s_coverage_follows_strip_delivery() {
     assert!(g.on_message(t(6), 2, &bad).is_err());
 }
 
-#[test]
-fn wst_s_source_reuses_with_local_and_fetched_strips() {
-    let mut e = Edge::new(config(Policy::WstS), 1, t(0));
+/// A WST-S data source (edge 1) with one frame submitted, computing its first tile: the edge,
+/// the frame and that work. Checkerboard order, level-0 tiles in Reuse mode (they keep their
+/// strips).
+fn wst_s_source(cfg: Config) -> (Edge, FrameKey, Work) {
+    let mut e = Edge::new(cfg, 1, t(0));
     e.on_connected(t(0), GATEWAY);
     drain_edge(&mut e, t(0));
     let f = e.submit_frame(t(0)).unwrap();
     let mut a = drain_edge(&mut e, t(0));
-    // Checkerboard order, level-0 tiles in Reuse mode (they keep their strips).
     let first = Work::Tile {
         frame: f,
         tile: 0,
         mode: Mode::Reuse,
     };
     assert_eq!(a.pop(), Some(Action::Compute(first)));
+    (e, f, first)
+}
+
+#[test]
+fn wst_s_source_reuses_with_local_and_fetched_strips() {
+    let (mut e, f, first) = wst_s_source(config(Policy::WstS));
     // Thief 4 steals the tail: level-1 tiles are not ready, so it gets level-0 tile 8.
     e.on_message(t(1), 4, &Message::StealTask).unwrap();
     assert_eq!(
@@ -627,6 +636,80 @@ fn wst_s_source_reuses_with_local_and_fetched_strips() {
     assert!(!e.strip_wanted(f, 2, Side::Below));
     assert!(!e.strip_wanted(f, 4, Side::Right));
     assert!(e.strip_wanted(f, 4, Side::Below));
+}
+
+#[test]
+fn wst_s_with_local_reuse_moves_no_strips() {
+    let mut cfg = config(Policy::WstS);
+    cfg.local_reuse = true;
+    let (mut e, f, first) = wst_s_source(cfg);
+    // A thief gets the tail tile (level-1 tile 7) Plain: it recomputes the overlap instead of
+    // fetching strips.
+    e.on_message(t(1), 4, &Message::StealTask).unwrap();
+    assert_eq!(
+        drain_edge(&mut e, t(1)),
+        vec![Action::SendTask {
+            to: 4,
+            frame: f,
+            tile: 7,
+            mode: Mode::Plain
+        }]
+    );
+    // The owner keeps its level-0 strips (Reuse) and sends none; its level-1 tiles, whose
+    // neighbours are all local, run Reuse without fetching anything.
+    let mut current = first;
+    for (now, expect) in (2..).zip([2u16, 4, 6, 8, 1, 3, 5]) {
+        e.on_computed(t(now), current).unwrap();
+        let a = drain_edge(&mut e, t(now));
+        let moved = a.iter().any(|x| {
+            matches!(
+                x,
+                Action::SendStrips { .. }
+                    | Action::Send {
+                        msg: Message::StripRequest { .. },
+                        ..
+                    }
+            )
+        });
+        assert!(!moved, "{a:?}");
+        current = Work::Tile {
+            frame: f,
+            tile: expect,
+            mode: Mode::Reuse,
+        };
+        assert_eq!(a.last(), Some(&Action::Compute(current)));
+    }
+    // Thieves get every tile Plain, level-0 ones too: strips kept there would have no reader.
+    let (mut e, f, _) = wst_s_source(cfg);
+    for _ in 0..4 {
+        // Thieves take 7, 5, 3, 1 (Plain), then level-0 tile 8.
+        e.on_message(t(1), 4, &Message::StealTask).unwrap();
+        drain_edge(&mut e, t(1));
+    }
+    e.on_message(t(1), 4, &Message::StealTask).unwrap();
+    assert_eq!(
+        drain_edge(&mut e, t(1)),
+        vec![Action::SendTask {
+            to: 4,
+            frame: f,
+            tile: 8,
+            mode: Mode::Plain
+        }]
+    );
+    // The gateway covers a level-0 tile on its result alone.
+    let mut cfg = config(Policy::WstS);
+    cfg.local_reuse = true;
+    let mut g = Gateway::new(cfg, t(0));
+    g.on_connected(t(0), 1);
+    g.on_connected(t(0), 2);
+    g.on_message(t(1), 1, &Message::Register { frame: f, tiles: 9 })
+        .unwrap();
+    drain_gw(&mut g, t(1));
+    assert_eq!(g.on_message(t(2), 2, &result(f, 0)), Ok(Verdict::Accept));
+    assert_eq!(
+        drain_gw(&mut g, t(2)),
+        vec![send(1, Message::Coverage { frame: f, tile: 0 })]
+    );
 }
 
 #[test]

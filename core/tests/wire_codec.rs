@@ -8,6 +8,7 @@ use tessera_core::wire::{
     Limits, Message, Policy, Receiver, ReplayWindow, Role, Sender, StripSource, StripsView, Tensor,
     WireError, HEADER_LEN, TAG_LEN,
 };
+use tessera_core::wire::{PictureBytes, PictureFormat, Precision};
 use tessera_core::{Region, Span};
 
 const KEY: Key = Key::new([0x42; 32]);
@@ -127,6 +128,31 @@ fn every_message<'a>(a: &'a [u8], strips: StripsView<'a>) -> Vec<Message<'a>> {
             layer: 1,
             shard: 9,
             output: t,
+        },
+        Message::PictureChunk {
+            frame: FK,
+            format: PictureFormat::Jpeg,
+            width: 640,
+            height: 480,
+            total: 70_000,
+            offset: 65_536,
+            data: PictureBytes(&a[..20]),
+        },
+        Message::TileTask {
+            frame: FK,
+            tile: 4,
+            mode: Mode::Reuse,
+        },
+        // Results packed in f16 (2 bytes a value) and i8 (a scale per channel, a byte a value).
+        Message::Result {
+            frame: FK,
+            tile: 3,
+            output: Tensor::packed(region(10, 14, 20, 23), 2, Precision::F16, &a[..48]).unwrap(),
+        },
+        Message::Result {
+            frame: FK,
+            tile: 3,
+            output: Tensor::packed(region(10, 14, 20, 23), 2, Precision::I8, &a[..32]).unwrap(),
         },
         // Empty tensor.
         Message::Result {
@@ -391,6 +417,7 @@ fn every_error_kind() {
             region: region(0, 2, 0, 2),
             channels: 1,
             data: &[0; 12],
+            precision: Precision::F32,
         },
     };
     assert_eq!(bad.emit(&mut [0; 64]), Err(WireError::TensorSize));
@@ -516,6 +543,7 @@ fn streaming_from_f32_values_and_feature_views() {
             region: r,
             channels: 2,
             data: &[],
+            precision: Precision::F32,
         },
     };
     let mut buf = vec![0u8; 1024];

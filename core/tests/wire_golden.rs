@@ -13,6 +13,7 @@ use tessera_core::wire::{
     self, AuthStats, Body, FrameEncoder, FrameKey, Key, Kind, Limits, Message, ReplayWindow, Role,
     StripSource, StripsView, Tensor,
 };
+use tessera_core::wire::{PictureBytes, PictureFormat, Precision};
 use tessera_core::{Region, Span};
 
 /// Frame `0x05060708` of origin `0x0304`: `04 03` then `08 07 06 05` on the wire.
@@ -198,8 +199,45 @@ fn golden<'a>(t: Tensor<'a>, strips: StripsView<'a>) -> Vec<(Message<'a>, String
             },
             fk(&format!("292a{TENSOR_HEX}")),
         ),
+        (
+            Message::PictureChunk {
+                frame: FK,
+                format: PictureFormat::Png,
+                width: 0x2b2c,
+                height: 0x2d2e,
+                total: 0x2f30_3132,
+                offset: 0x3334_3536,
+                data: PictureBytes(&[0x37, 0x38]),
+            },
+            fk("022c2b2e2d3231302f36353433020000003738"),
+        ),
+        (
+            Message::TileTask {
+                frame: FK,
+                tile: 0x3940,
+                mode: Mode::Reuse,
+            },
+            fk("403901"),
+        ),
+        (
+            // The f16 tensor (1.0, -2.0): precision tag 1 in the top byte of the channel word.
+            Message::Result {
+                frame: FK,
+                tile: 0x4142,
+                output: Tensor::packed(region(1, 2, 3, 4), 2, Precision::F16, &F16_TENSOR).unwrap(),
+            },
+            fk(concat!(
+                "4241",
+                "01000000020000000300000004000000",
+                "02000001",
+                "003c00c0"
+            )),
+        ),
     ]
 }
+
+/// The golden tensor's values (1.0, -2.0) as little-endian halves.
+const F16_TENSOR: [u8; 4] = [0x00, 0x3c, 0x00, 0xc0];
 
 /// Runs `f` on the golden table (the strips are encoded into a local buffer).
 fn with_golden(f: impl FnOnce(&[(Message<'_>, String)])) {

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use tessera_core::ftp::{Mode, Side};
 use tessera_core::wire::{
     self, open, AuthStats, Body, FrameDecoder, FrameEncoder, FrameKey, Key, Kind, Limits, Message,
-    ReplayWindow, Role, StripsView, Tensor, HEADER_LEN,
+    PictureBytes, PictureFormat, ReplayWindow, Role, StripsView, Tensor, HEADER_LEN,
 };
 use tessera_core::{Region, Span};
 
@@ -36,7 +36,7 @@ fn rect() -> impl Strategy<Value = (u32, u32, u32, u32)> {
 fn spec() -> impl Strategy<Value = Spec> {
     (
         (
-            1u8..=19,
+            1u8..=23,
             any::<u16>(),
             any::<u32>(),
             any::<u16>(),
@@ -177,6 +177,21 @@ fn message<'a>(s: &Spec, b: &'a Built) -> Message<'a> {
             layer: s.d,
             shard: s.c as u8,
             output: t,
+        },
+        Kind::PictureChunk => Message::PictureChunk {
+            frame,
+            format: [PictureFormat::Rgb8, PictureFormat::Jpeg, PictureFormat::Png]
+                [s.d as usize % 3],
+            width: s.a,
+            height: s.c,
+            total: s.b,
+            offset: s.b / 3,
+            data: PictureBytes(&b.data),
+        },
+        Kind::TileTask => Message::TileTask {
+            frame,
+            tile: s.c,
+            mode: if s.flag { Mode::Reuse } else { Mode::Plain },
         },
     }
 }

@@ -17,7 +17,7 @@ use tessera_backends::model_files::{ModelFileError, ModelFiles};
 use tessera_backends::node::Deployment;
 use tessera_core::ftp::GridShape;
 use tessera_core::runtime::coded::CodedConfig;
-use tessera_core::wire::{NodeId, Policy};
+use tessera_core::wire::{NodeId, Policy, Precision};
 
 /// Most edges a cluster file may list.
 pub const MAX_EDGES: usize = 16;
@@ -49,6 +49,12 @@ pub struct Cluster {
     pub tail: TailPlace,
     /// A coded tail: its frame deadline and data grace.
     pub coded: CodedConfig,
+    /// WST-S strips stay where they were made (`reuse = "local"`, the default) or go through
+    /// the gateway's cache (`reuse = "gateway"`).
+    pub local_reuse: bool,
+    /// Wire precision of tile results and strips: `transfer = "f32"` (the default,
+    /// bit-exact), `"f16"` or `"i8"`.
+    pub transfer: Precision,
 }
 
 /// The conv kernel of a cluster's nodes (`auto`, `portable` or `simd`).
@@ -116,6 +122,8 @@ struct RawCluster {
     tail: Option<At<String>>,
     tail_deadline_ms: Option<At<u64>>,
     tail_grace_ms: Option<At<u64>>,
+    reuse: Option<At<String>>,
+    transfer: Option<At<String>>,
     nodes: Vec<RawNode>,
 }
 
@@ -332,6 +340,28 @@ impl Cluster {
             Some(l) => *l.get_ref(),
             None => 16,
         };
+        let local_reuse = match &raw.reuse {
+            None => true,
+            Some(r) => match r.get_ref().as_str() {
+                "local" => true,
+                "gateway" => false,
+                other => {
+                    p.at(r, format!("reuse = \"{other}\": \"local\" or \"gateway\""));
+                    true
+                }
+            },
+        };
+        let transfer = match &raw.transfer {
+            None => Precision::F32,
+            Some(t) => Precision::parse(t.get_ref()).unwrap_or_else(|| {
+                let bad = t.get_ref();
+                p.at(
+                    t,
+                    format!("transfer = \"{bad}\": \"f32\", \"f16\" or \"i8\""),
+                );
+                Precision::F32
+            }),
+        };
         let insecure = raw.insecure.as_ref().is_some_and(|i| *i.get_ref());
         let key = match (&raw.key, insecure) {
             (Some(k), false) => p.check(k, parse_key(k.get_ref())).map(Some),
@@ -466,6 +496,8 @@ impl Cluster {
             written,
             tail,
             coded,
+            local_reuse,
+            transfer,
         })
     }
 
@@ -479,6 +511,8 @@ impl Cluster {
             kernel: self.kernel,
             timeouts: self.timeouts,
             nodes: self.nodes.clone(),
+            local_reuse: self.local_reuse,
+            transfer: self.transfer,
         }
     }
 
@@ -527,6 +561,18 @@ mod tests {
         assert_eq!(c.edges().count(), 3);
         assert!(c.node(1).unwrap().source);
         assert_eq!(c.timeouts.tile, Duration::from_millis(10_000));
+        // WST-S strips stay local, values go as computed, unless the file says otherwise.
+        assert!(c.local_reuse);
+        assert_eq!(c.transfer, Precision::F32);
+        let c = Cluster::parse(&format!(
+            "reuse = \"gateway\"\ntransfer = \"f16\"\n{EXAMPLE}"
+        ))
+        .unwrap();
+        assert!(!c.local_reuse);
+        assert_eq!(
+            (c.spec().transfer, c.spec().local_reuse),
+            (Precision::F16, false)
+        );
     }
 
     fn err(text: &str) -> String {
@@ -545,6 +591,8 @@ mod tests {
             ("tail = \"raid\"", "unknown tail 'raid': use gateway, cdc:R"),
             ("tail = \"cdc:3\"", "cdc:3 needs more than 3 edges"),
             ("tail_grace_ms = 10", "time a coded tail"),
+            ("transfer = \"f8\"", "\"f32\", \"f16\" or \"i8\""),
+            ("reuse = \"edges\"", "\"local\" or \"gateway\""),
         ];
         for (line, needle) in cases {
             let key = line.split('=').next().unwrap().trim();

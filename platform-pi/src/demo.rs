@@ -17,6 +17,7 @@ use tessera_backends::builtin::SECOND_IMAGE;
 use tessera_backends::cluster::ClusterSpec;
 use tessera_backends::coded::tail::{self, CheckSummary, CodedCheck, CodedTail, TailScheme};
 use tessera_backends::detections_json::to_json;
+use tessera_backends::driver::SourceFrame;
 use tessera_backends::fault_spec::FaultSpec;
 use tessera_backends::gen_weights;
 use tessera_backends::local::{fused_model, run_local, TailSpec};
@@ -103,17 +104,19 @@ pub struct Args {
     pub absent: Vec<u16>,
 }
 
-fn load_images(paths: &[PathBuf]) -> Result<Vec<(String, Image)>, Error> {
+/// A demo frame: its name, the decoded image (boxes are drawn on it) and the file's bytes
+/// (what its source ships to the nodes that compute its tiles).
+type DemoImage = (String, Image, Vec<u8>);
+
+fn load_images(paths: &[PathBuf]) -> Result<Vec<DemoImage>, Error> {
     if paths.is_empty() {
+        let sample = |name: &str, bytes: &[u8]| -> Result<DemoImage, Error> {
+            let img = Image::decode(bytes).with_context(|| format!("bundled sample {name}"))?;
+            Ok((name.into(), img, bytes.to_vec()))
+        };
         return Ok(vec![
-            (
-                "0".into(),
-                Image::decode(files::DEFAULT_IMAGE).context("bundled sample 0")?,
-            ),
-            (
-                "1".into(),
-                Image::decode(SECOND_IMAGE).context("bundled sample 1")?,
-            ),
+            sample("0", files::DEFAULT_IMAGE)?,
+            sample("1", SECOND_IMAGE)?,
         ]);
     }
     paths
@@ -123,9 +126,9 @@ fn load_images(paths: &[PathBuf]) -> Result<Vec<(String, Image)>, Error> {
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "frame".into());
-            Image::load(p)
-                .with_context(|| format!("loading {}", p.display()))
-                .map(|i| (name, i))
+            let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+            let img = Image::decode(&bytes).with_context(|| format!("loading {}", p.display()))?;
+            Ok((name, img, bytes))
         })
         .collect()
 }
@@ -245,14 +248,14 @@ pub fn run(args: &Args) -> Result<(), Error> {
     cluster.kernel = args.kernel;
     let images = load_images(&args.input)?;
     let shape = net.input();
-    let inputs: Vec<Vec<f32>> = (0..args.frames)
+    // Each source ships its frame's file, not f32 tile inputs (`driver::SourceFrame`).
+    let inputs: Vec<SourceFrame> = (0..args.frames)
         .map(|i| {
-            images[i % images.len()]
-                .1
-                .letterbox(shape.w as usize, shape.h as usize)
-                .data
+            let bytes = images[i % images.len()].2.clone();
+            SourceFrame::captured(bytes, shape.w as usize, shape.h as usize)
         })
-        .collect();
+        .collect::<Result<_, _>>()
+        .context("letterboxing a frame")?;
     println!(
         "demo: gateway + {} edges on 127.0.0.1..{} port {}, {:?}, grid {}, {:?} kernel, {} frames from {} source(s){}",
         args.edges,
@@ -337,7 +340,7 @@ frame         latency     done  tiles per node               boxes"
         let (Some(out), false) = (&f.output, args.no_tail) else {
             continue;
         };
-        let (name, img) = &images[i % images.len()];
+        let (name, img, _) = &images[i % images.len()];
         let stem = args.out.join(format!("frame{i}-{name}"));
         let kernel = AnyKernel::of(args.kernel);
         let n = match &coded {

@@ -8,12 +8,11 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Error};
 use clap::Args as ClapArgs;
 
-use tessera_backends::driver::{Finished, NodeStats};
+use tessera_backends::driver::{Finished, NodeStats, SourceFrame};
 use tessera_backends::frame_source::{FrameSource, SOURCE_QUEUE};
 use tessera_backends::node::{run_edge, EdgeHost, EdgeRun, EdgeUp, FrameError, SourceCounts};
 
 use crate::config::Cluster;
-use crate::image::{Image, ImageFiles};
 use crate::node::NodeLog;
 
 /// Arguments of `tessera edge`.
@@ -95,9 +94,11 @@ impl EdgeHost for Host {
         self.log.turn(&self.who, stats, || counts.line(id, stats));
     }
 
-    fn load(&mut self, path: &Path) -> Result<Vec<f32>, FrameError> {
+    fn load(&mut self, path: &Path) -> Result<SourceFrame, FrameError> {
         let (w, h) = self.input;
-        Ok(Image::load_letterboxed(path, w, h)?.data)
+        // The file's bytes go to the nodes that compute its tiles; they decode them as this
+        // node does.
+        Ok(SourceFrame::captured(std::fs::read(path)?, w, h)?)
     }
 
     fn finished(&mut self, f: &Finished) {

@@ -3,12 +3,8 @@
 
 use std::path::Path;
 
-use zune_jpeg::zune_core::colorspace::ColorSpace;
-use zune_jpeg::zune_core::options::DecoderOptions;
-use zune_jpeg::JpegDecoder;
-
 use tessera_backends::annotate::draw;
-use tessera_backends::pipeline::{letterbox_of, PixelsError, Rgb8};
+use tessera_backends::pipeline::{decode_pixels, letterbox_of, PictureError, PixelsError, Rgb8};
 use tessera_core::detect::Detection;
 
 pub use tessera_backends::pipeline::{Image, MAX_SIDE};
@@ -19,23 +15,17 @@ pub enum ImageError {
     /// The file could not be read.
     #[error("cannot read image: {0}")]
     Io(std::io::Error),
-    /// Neither a JPEG nor a PNG signature.
-    #[error("not a JPEG or PNG file")]
-    UnknownFormat,
-    /// The JPEG decoder rejected the data.
-    #[error("bad JPEG: {0}")]
-    Jpeg(String),
-    /// The PNG decoder rejected the data.
-    #[error("bad PNG: {0}")]
-    Png(String),
-    /// Zero or absurd dimensions, or an unsupported pixel layout.
-    #[error("unsupported image: {0}")]
-    Unsupported(String),
+    /// The bytes are not a picture this build decodes (format, decoder, size).
+    #[error("{0}")]
+    Picture(#[from] PictureError),
+    /// The PNG encoder failed.
+    #[error("writing PNG: {0}")]
+    PngOut(String),
 }
 
 impl From<PixelsError> for ImageError {
     fn from(e: PixelsError) -> Self {
-        ImageError::Unsupported(e.to_string())
+        ImageError::Picture(e.into())
     }
 }
 
@@ -71,61 +61,10 @@ impl ImageFiles for Image {
     }
 }
 
-/// JPEG or PNG bytes as 8-bit RGB pixels.
+/// JPEG or PNG bytes as 8-bit RGB pixels (the decoder every node of a cluster runs on the
+/// pictures data sources ship).
 fn decode_rgb(bytes: &[u8]) -> Result<Rgb8, ImageError> {
-    if bytes.starts_with(&[0xFF, 0xD8]) {
-        decode_jpeg(bytes)
-    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-        decode_png(bytes)
-    } else {
-        Err(ImageError::UnknownFormat)
-    }
-}
-
-fn decode_jpeg(bytes: &[u8]) -> Result<Rgb8, ImageError> {
-    let options = DecoderOptions::default()
-        .jpeg_set_out_colorspace(ColorSpace::RGB)
-        .set_max_width(MAX_SIDE)
-        .set_max_height(MAX_SIDE);
-    let mut decoder = JpegDecoder::new_with_options(bytes, options);
-    let px = decoder
-        .decode()
-        .map_err(|e| ImageError::Jpeg(format!("{e:?}")))?;
-    let info = decoder
-        .info()
-        .ok_or_else(|| ImageError::Jpeg("no header".into()))?;
-    Ok(Rgb8::new(info.width as usize, info.height as usize, px)?)
-}
-
-fn decode_png(bytes: &[u8]) -> Result<Rgb8, ImageError> {
-    let mut decoder = png::Decoder::new(bytes);
-    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
-    let mut reader = decoder
-        .read_info()
-        .map_err(|e| ImageError::Png(e.to_string()))?;
-    let (w, h) = (reader.info().width as usize, reader.info().height as usize);
-    if w == 0 || h == 0 || w > MAX_SIDE || h > MAX_SIDE {
-        return Err(ImageError::Unsupported(format!("{w}x{h}")));
-    }
-    let mut buf = vec![0; reader.output_buffer_size()];
-    let frame = reader
-        .next_frame(&mut buf)
-        .map_err(|e| ImageError::Png(e.to_string()))?;
-    let px = &buf[..frame.buffer_size()];
-    let rgb: Vec<u8> = match frame.color_type {
-        png::ColorType::Rgb => px.to_vec(),
-        png::ColorType::Rgba => px
-            .chunks_exact(4)
-            .flat_map(|p| [p[0], p[1], p[2]])
-            .collect(),
-        png::ColorType::Grayscale => px.iter().flat_map(|&g| [g, g, g]).collect(),
-        png::ColorType::GrayscaleAlpha => px
-            .chunks_exact(2)
-            .flat_map(|p| [p[0], p[0], p[0]])
-            .collect(),
-        other => return Err(ImageError::Unsupported(format!("{other:?}"))),
-    };
-    Ok(Rgb8::new(w, h, rgb)?)
+    Ok(decode_pixels(bytes)?)
 }
 
 /// Writes `img` (values clamped to `[0, 1]`) as an 8-bit RGB PNG.
@@ -136,7 +75,7 @@ pub fn write_png(img: &Image, path: &Path) -> Result<(), ImageError> {
     enc.set_depth(png::BitDepth::Eight);
     let mut writer = enc
         .write_header()
-        .map_err(|e| ImageError::Png(e.to_string()))?;
+        .map_err(|e| ImageError::PngOut(e.to_string()))?;
     let mut px = Vec::with_capacity(img.w * img.h * 3);
     for y in 0..img.h {
         for x in 0..img.w {
@@ -148,7 +87,7 @@ pub fn write_png(img: &Image, path: &Path) -> Result<(), ImageError> {
     }
     writer
         .write_image_data(&px)
-        .map_err(|e| ImageError::Png(e.to_string()))
+        .map_err(|e| ImageError::PngOut(e.to_string()))
 }
 
 /// Writes `img` with the detections drawn (`classes`: the network's class count, for colours)
@@ -180,7 +119,7 @@ mod tests {
         }
         assert!(matches!(
             Image::decode_letterboxed(b"nope", 8, 8),
-            Err(ImageError::UnknownFormat)
+            Err(ImageError::Picture(PictureError::UnknownFormat))
         ));
     }
 
@@ -207,11 +146,11 @@ mod tests {
     fn rejects_garbage() {
         assert!(matches!(
             Image::decode(b"hello"),
-            Err(ImageError::UnknownFormat)
+            Err(ImageError::Picture(PictureError::UnknownFormat))
         ));
         assert!(matches!(
             Image::decode(&[0xFF, 0xD8, 0xFF, 0x00, 1, 2]),
-            Err(ImageError::Jpeg(_))
+            Err(ImageError::Picture(PictureError::Jpeg(_)))
         ));
         assert!(Image::decode(b"\x89PNG\r\n\x1a\nxxxx").is_err());
     }

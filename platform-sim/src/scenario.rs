@@ -37,6 +37,9 @@
 //! ```
 //!
 //! `inflight = N` (default 1) lets each source keep N frames submitted and unfinished.
+//! `reuse = "local"` keeps WST-S strips where they were made (default `"gateway"`: through the
+//! gateway's cache); `transfer = "f16"` or `"i8"` sends tile results and strips in a smaller
+//! precision (default `"f32"`).
 //!
 //! The network testbed (`tessera-testbed`, real processes in network namespaces) reads the
 //! same files, and two fault kinds only it can apply: `freeze` (SIGSTOP at `from_ms`, SIGCONT
@@ -60,7 +63,7 @@
 use serde::Deserialize;
 use tessera_core::ftp::GridShape;
 use tessera_core::time::Duration;
-use tessera_core::wire::{NodeId, Policy};
+use tessera_core::wire::{NodeId, Policy, Precision};
 
 use crate::medium::NetModel;
 use crate::models::Net;
@@ -94,6 +97,10 @@ pub struct ScenarioFile {
     pub seed: Option<u64>,
     /// Device rate, GFLOP/s.
     pub gflops: Option<f64>,
+    /// WST-S strips: `local` or `gateway` (the default).
+    pub reuse: Option<String>,
+    /// Wire precision of tile results and strips: `f32` (the default), `f16` or `i8`.
+    pub transfer: Option<String>,
     /// A peer silent this long is dropped by the link, ms.
     pub peer_dead_ms: Option<f64>,
     /// The runtime's tile/stripe timeout (a late tile is re-dispatched), ms.
@@ -276,6 +283,14 @@ pub fn parse_testbed(text: &str) -> Result<(SimConfig, Vec<TestbedFault>), Scena
         cfg.sources = s;
     }
     cfg.seed = f.seed.unwrap_or(cfg.seed);
+    cfg.local_reuse = match f.reuse.as_deref() {
+        None | Some("gateway") => false,
+        Some("local") => true,
+        Some(_) => return Err(ScenarioError::Value("reuse")),
+    };
+    if let Some(t) = &f.transfer {
+        cfg.transfer = Precision::parse(t).ok_or(ScenarioError::Value("transfer"))?;
+    }
     if let Some(g) = f.gflops {
         if g <= 0.0 {
             return Err(ScenarioError::Value("gflops"));

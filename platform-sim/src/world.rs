@@ -19,7 +19,7 @@ use tessera_backends::driver::{Finished, Model, Node, NodeStats};
 use tessera_backends::nal_smoltcp::SmolStack;
 use tessera_core::runtime::Config;
 use tessera_core::time::{Duration, Instant};
-use tessera_core::wire::{FrameKey, NodeId, Policy, GATEWAY};
+use tessera_core::wire::{FrameKey, NodeId, Policy, Precision, GATEWAY};
 
 use crate::compute::{ExecShared, JobRecord, Kernels, SimExecutor, PI3_GFLOPS};
 use crate::device::SimDevice;
@@ -77,6 +77,11 @@ pub struct SimConfig {
     pub frame_deadline: Duration,
     /// TCP receive and transmit buffer per socket, bytes.
     pub socket_buffer: usize,
+    /// WST-S strips stay where they were made (`runtime::Config::local_reuse`); off: through
+    /// the gateway's cache, as the calibrated runs have it.
+    pub local_reuse: bool,
+    /// Wire precision of tile results and strips.
+    pub transfer: Precision,
 }
 
 impl SimConfig {
@@ -103,6 +108,8 @@ impl SimConfig {
             peer_dead: Duration::from_secs(10),
             frame_deadline: Duration::from_secs(600),
             socket_buffer: 32 * 1024,
+            local_reuse: false,
+            transfer: Precision::F32,
         }
     }
 
@@ -237,6 +244,7 @@ pub fn run(cfg: &SimConfig) -> Outcome {
     rt.tile_timeout = cfg.tile_timeout;
     // Liveness (`peer_dead`) is the link's alone: the machines only hear peers up and down.
     rt.frame_deadline = cfg.frame_deadline;
+    rt.local_reuse = cfg.local_reuse;
     let mut nodes = Vec::with_capacity(n);
     let mut execs = Vec::with_capacity(n);
     for (i, net) in nets.iter().enumerate() {
@@ -260,7 +268,7 @@ pub fn run(cfg: &SimConfig) -> Outcome {
             i,
             id,
         );
-        let node = Node::new(
+        let mut node = Node::new(
             SmolStack::new(net),
             link,
             rt,
@@ -269,6 +277,7 @@ pub fn run(cfg: &SimConfig) -> Outcome {
             Instant::ZERO,
         )
         .expect("node starts");
+        node.set_transfer(cfg.transfer);
         nodes.push(node);
         execs.push(shared);
     }

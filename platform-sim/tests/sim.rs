@@ -61,6 +61,21 @@ fn every_policy_is_bit_exact_through_the_sim() {
 }
 
 #[test]
+fn wst_s_with_local_strips_is_bit_exact_through_the_sim() {
+    for grid in [(3, 3), (2, 3)] {
+        let mut cfg = SimConfig::small(Policy::WstS, grid, 3);
+        cfg.frames = 2;
+        cfg.local_reuse = true;
+        check_all_correct(&cfg, &format!("WST-S local strips {grid:?} 3 edges"));
+    }
+    let cfg = tessera_sim::scenario::parse("reuse = \"local\"\ntransfer = \"f16\"\n").unwrap();
+    assert!(cfg.local_reuse);
+    assert_eq!(cfg.transfer, tessera_core::wire::Precision::F16);
+    assert!(tessera_sim::scenario::parse("transfer = \"f64\"").is_err());
+    assert!(tessera_sim::scenario::parse("reuse = \"edge\"").is_err());
+}
+
+#[test]
 fn same_seed_same_trace_other_seed_other_trace() {
     let mut cfg = SimConfig::small(Policy::WstS, (3, 3), 3);
     cfg.frames = 2;

@@ -1,5 +1,6 @@
 //! The cluster file every node of a testbed run reads (`tessera gateway|edge --cluster`),
-//! written from the scenario: the simulator's policy, grid, timeouts and addressing.
+//! written from the scenario: the simulator's policy, grid, strip reuse, wire precision,
+//! timeouts and addressing.
 
 use serde::Serialize;
 use tessera_core::rng::SplitMix64;
@@ -16,6 +17,8 @@ struct File {
     kernel: &'static str,
     key: String,
     seed: u64,
+    reuse: &'static str,
+    transfer: &'static str,
     timeouts: Timeouts,
     nodes: Vec<Node>,
 }
@@ -52,6 +55,9 @@ pub fn render(cfg: &SimConfig) -> Result<String, toml::ser::Error> {
         kernel: "auto",
         key: key(cfg.seed),
         seed: cfg.seed,
+        // As the simulator runs the scenario (cluster files default to local strips).
+        reuse: if cfg.local_reuse { "local" } else { "gateway" },
+        transfer: cfg.transfer.label(),
         timeouts: Timeouts {
             tile_ms: cfg.tile_timeout.total_millis(),
             frame_ms: cfg.frame_deadline.total_millis(),
@@ -80,6 +86,8 @@ mod tests {
         let cfg = SimConfig::yolo(Policy::WstS, (3, 3), 2);
         let t = render(&cfg).unwrap();
         assert!(t.contains("policy = \"wst-s\""));
+        assert!(t.contains("reuse = \"gateway\""));
+        assert!(t.contains("transfer = \"f32\""));
         assert!(t.contains("addr = \"10.77.0.3:7700\""));
         assert_eq!(t.matches("source = true").count(), 1);
         assert_eq!(key(1).len(), 64);

@@ -233,26 +233,9 @@ pub struct CodedModel {
     holds: Holds,
 }
 
-/// `f32::round` (half away from zero) without `std`, which this `no_std` crate lacks.
-fn round_f32(x: f32) -> f32 {
-    // From 2^23 on every f32 is an integer (and NaN/inf pass through).
-    if x.is_nan() || x.abs() >= 8_388_608.0 {
-        return x;
-    }
-    let t = x as i32 as f32;
-    let d = x - t;
-    if d >= 0.5 {
-        t + 1.0
-    } else if d <= -0.5 {
-        t - 1.0
-    } else {
-        t
-    }
-}
-
 /// `x` rounded to an integer in `[-limit, limit]` (NaN: 0).
 fn round_clamped(x: f32, limit: f32) -> f32 {
-    let q = round_f32(x);
+    let q = tessera_core::round::round_half_away(x);
     if q.is_nan() {
         0.0
     } else {

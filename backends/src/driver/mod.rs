@@ -18,8 +18,10 @@ pub mod compute;
 pub mod heap;
 #[cfg(feature = "std")]
 pub mod node_thread;
+pub mod packed;
 #[cfg(feature = "std")]
 pub mod readiness;
+pub mod shipped;
 #[cfg(feature = "std")]
 pub mod thread;
 
@@ -38,7 +40,9 @@ use tessera_core::runtime::{
 };
 use tessera_core::tensor::{copy_overlap, region_len, FeatureView, FeatureViewMut};
 use tessera_core::time::Instant;
-use tessera_core::wire::{Body, FrameKey, Kind, Message, NodeId, StripSource, Tensor, GATEWAY};
+use tessera_core::wire::{
+    Body, FrameKey, Kind, Message, NodeId, Precision, StripSource, Tensor, GATEWAY,
+};
 use tessera_core::Region;
 use tessera_log::{debug, warn};
 
@@ -51,6 +55,8 @@ use crate::coded::{
     BoxedGlue, BoxedShards, CodedFinished, CodedMessage, CodedNodeStats, CodedPart,
 };
 use crate::link::{Link, LinkConfig, LinkError, LinkEvent, LinkStats, Received};
+use crate::pipeline::{letterbox_window, Picture, Rgb8};
+use shipped::{Assembly, ChunkError, Progress};
 
 /// A source of the current time for a driver loop: the system's monotonic clock on Linux, a
 /// virtual clock in the simulator. The core itself never reads a clock; the driver asks this
@@ -87,6 +93,13 @@ struct FrameData {
     output: Option<Vec<f32>>,
     /// Gateway BODP: the input map of the current layer (the image for layer 0).
     layer_input: Option<(u8, Vec<f32>)>,
+    /// The frame's picture as captured: a data source's, shipped to the nodes its tiles go
+    /// to, or one received whole, from which this node cuts its tiles' inputs.
+    picture: Option<Arc<Picture>>,
+    /// Data source: the peers that hold `picture` (shipped since they last connected).
+    shipped: BTreeSet<NodeId>,
+    /// The picture being received, chunk by chunk.
+    incoming: Option<Assembly>,
     /// Received tile inputs (worker or thief).
     tasks: BTreeMap<u16, (Region, Vec<f32>)>,
     /// Received BODP stripe inputs: (layer, stripe) → (input region, output region, values).
@@ -147,13 +160,51 @@ pub struct Finished {
     pub tiles_by: Vec<(NodeId, u32)>,
 }
 
+/// A frame a data source submits: the network input, and the picture it was made from.
+#[derive(Clone, Debug, Default)]
+pub struct SourceFrame {
+    /// The network input (CHW), which the source computes its own tiles from.
+    pub input: Vec<f32>,
+    /// The picture as captured, letterboxed to make `input` (`pipeline::letterbox_of`). With
+    /// one, a tile lent to another node goes as a `TileTask` after the picture (once per node),
+    /// not as its `f32` input: the receiver decodes and cuts the same values.
+    pub picture: Option<Arc<Picture>>,
+}
+
+impl SourceFrame {
+    /// A frame from a captured JPEG or PNG file: decoded once, letterboxed to `w × h` for the
+    /// source's own tiles, the file's bytes kept to ship.
+    #[cfg(feature = "codecs")]
+    pub fn captured(
+        bytes: Vec<u8>,
+        w: usize,
+        h: usize,
+    ) -> Result<Self, crate::pipeline::PictureError> {
+        let (picture, px) = Picture::captured(bytes)?;
+        Ok(SourceFrame {
+            input: crate::pipeline::letterbox_of(&px, w, h).data,
+            picture: Some(Arc::new(picture)),
+        })
+    }
+}
+
+impl From<Vec<f32>> for SourceFrame {
+    /// A frame without a picture: its tiles are shipped as `f32` inputs.
+    fn from(input: Vec<f32>) -> Self {
+        SourceFrame {
+            input,
+            picture: None,
+        }
+    }
+}
+
 /// A frame [`Node::submit`] did not take, handed back.
 #[derive(Debug)]
 pub struct Refused {
     /// Why the state machine refused it.
     pub reason: SubmitError,
     /// The frame, untouched.
-    pub image: Vec<f32>,
+    pub image: SourceFrame,
 }
 
 /// Why the driver could not start.
@@ -215,6 +266,8 @@ pub struct Node<S: TcpFullStack, X: Executor> {
     /// The coded stage on this node, and the columns of the fused output it takes (gateway).
     /// Boxed for the reason [`Machine`] is (a coded gateway's part is ~60 KiB).
     coded: Option<(Box<NodeCoded>, usize)>,
+    /// Wire precision of the tile results and strips this node sends.
+    transfer: Precision,
 }
 
 /// A link event kept in arrival order until the link's poll returns.
@@ -235,6 +288,8 @@ fn bytes_of(f: &FrameData) -> usize {
         + f.results.values().map(|(_, x)| v(x)).sum::<usize>()
         + f.layer_results.values().map(|(_, x)| v(x)).sum::<usize>()
         + f.strips.values().map(|s| v(&s.data)).sum::<usize>()
+        + f.picture.as_ref().map_or(0, |p| p.bytes.len())
+        + f.incoming.as_ref().map_or(0, Assembly::held)
 }
 
 fn read_tensor(t: &Tensor<'_>) -> Vec<f32> {
@@ -271,6 +326,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             computing: false,
             up: BTreeSet::new(),
             coded: None,
+            transfer: Precision::F32,
         })
     }
 
@@ -302,6 +358,12 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         if let Machine::Edge(e) = &mut self.machine {
             e.set_next_frame(first);
         }
+    }
+
+    /// Sends tile results and strips packed in `precision` (`f32`, the default, is
+    /// bit-exact; `f16` and `i8` trade accuracy for bytes). Receivers read any precision.
+    pub fn set_transfer(&mut self, precision: Precision) {
+        self.transfer = precision;
     }
 
     /// This node's id.
@@ -340,16 +402,23 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         self.frames.len()
     }
 
-    /// Starts a frame at this node (a data source) with `image` (CHW, the network input). A
-    /// frame the machine refuses (no gateway, too many in flight) is handed back with the
-    /// reason, so a caller can retry it without keeping a copy.
-    pub fn submit(&mut self, now: Instant, image: Vec<f32>) -> Result<FrameKey, Refused> {
+    /// Starts a frame at this node (a data source) with `image` (the network input, CHW, and
+    /// optionally its picture, see [`SourceFrame`]). A frame the machine refuses (no gateway,
+    /// too many in flight) is handed back with the reason, so a caller can retry it without
+    /// keeping a copy.
+    pub fn submit(
+        &mut self,
+        now: Instant,
+        image: impl Into<SourceFrame>,
+    ) -> Result<FrameKey, Refused> {
+        let image = image.into();
         let key = match machine!(&mut self.machine, m => m.submit_frame(now)) {
             Ok(key) => key,
             Err(reason) => return Err(Refused { reason, image }),
         };
         let f = self.frames.entry(key).or_default();
-        f.image = Some(Arc::new(image));
+        f.image = Some(Arc::new(image.input));
+        f.picture = image.picture;
         f.started = now;
         self.pump(now);
         Ok(key)
@@ -440,6 +509,15 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
 
     fn on_message(&mut self, now: Instant, from: NodeId, r: Received) {
         let msg = r.message();
+        // A picture in transit is the driver's: the `TileTask`s that follow it are the
+        // machine's.
+        if msg.kind() == Kind::PictureChunk {
+            if let Err(e) = self.take_chunk(now, from, &msg) {
+                self.stats.refused += 1;
+                warn!("node {}: picture from {} refused: {}", self.id(), from, e);
+            }
+            return;
+        }
         let verdict = machine!(&mut self.machine, m => m.on_message(now, from, &msg));
         match verdict {
             Ok(Verdict::Accept) => self.keep(now, from, r),
@@ -468,8 +546,129 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         }
     }
 
+    /// Adds a received picture chunk to its frame; the frame's picture once all are in.
+    fn take_chunk(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        msg: &Message<'_>,
+    ) -> Result<(), ChunkError> {
+        let Some(frame) = msg.frame() else {
+            return Ok(());
+        };
+        if matches!(self.machine, Machine::Gateway(_)) {
+            return Err(ChunkError::Gateway);
+        }
+        if frame.origin != from || from == self.id() {
+            return Err(ChunkError::NotOrigin { from, frame });
+        }
+        self.forget_stale(frame);
+        let f = frame_entry(&mut self.frames, frame, now);
+        match Assembly::add(f.incoming.take(), msg)? {
+            Progress::Partial(a) => f.incoming = Some(a),
+            Progress::Complete(p) => {
+                f.picture = Some(Arc::new(p));
+            }
+        }
+        self.note_store();
+        Ok(())
+    }
+
+    /// Sends `frame`'s picture to `to` unless it holds it already; false when the link refused
+    /// a chunk (the peer then does not count as holding it).
+    fn ship_picture(&mut self, now: Instant, to: NodeId, frame: FrameKey) -> bool {
+        let Some(f) = self.frames.get(&frame) else {
+            return false;
+        };
+        let Some(picture) = f.picture.clone() else {
+            return false;
+        };
+        if f.shipped.contains(&to) {
+            return true;
+        }
+        for m in shipped::chunks(frame, &picture) {
+            let sent = self.link.send(now, to, &m, Body::Message);
+            if sent.is_err() {
+                self.note_send(sent);
+                return false;
+            }
+        }
+        if let Some(f) = self.frames.get_mut(&frame) {
+            f.shipped.insert(to);
+        }
+        true
+    }
+
+    /// Sends a tile result packed in the node's transfer precision.
+    #[allow(clippy::too_many_arguments)]
+    fn send_packed_result(
+        &mut self,
+        now: Instant,
+        to: NodeId,
+        frame: FrameKey,
+        tile: u16,
+        region: Region,
+        channels: u32,
+        values: &[f32],
+    ) {
+        let sent = packed::values(values, channels, self.transfer)
+            .and_then(|bytes| {
+                let output = Tensor::packed(region, channels, self.transfer, &bytes)?;
+                let msg = Message::Result {
+                    frame,
+                    tile,
+                    output,
+                };
+                Ok(self.link.send(now, to, &msg, Body::Message))
+            })
+            .unwrap_or_else(|e| Err(LinkError::Wire(e)));
+        self.note_send(sent);
+    }
+
+    /// Sends `task` (a `TileTask`) after its frame's picture, which goes once per peer: the
+    /// peer cuts the tile's input itself.
+    fn send_tile_task(&mut self, now: Instant, to: NodeId, task: Message<'static>) {
+        let Some(frame) = task.frame() else {
+            return;
+        };
+        if self.ship_picture(now, to, frame) {
+            let sent = self.link.send_control(now, to, &task);
+            self.note_send(sent);
+        }
+    }
+
+    /// The network input over `region` cut from `frame`'s received picture. The picture is
+    /// decoded for each tile and its pixels dropped before the tile runs: a helper edge never
+    /// holds a decoded frame while it computes (one decode per tile instead of per frame;
+    /// keeping a 640x480 frame's 0.9 MB of pixels between tiles raised a 5x5 edge's peak).
+    fn cut_from_picture(&self, frame: FrameKey, region: Region) -> Option<Vec<f32>> {
+        let picture = self.frames.get(&frame)?.picture.as_ref()?;
+        let px: Rgb8 = match picture.pixels() {
+            Ok(px) => px,
+            Err(e) => {
+                warn!("node {}: frame {}: {}", self.id(), frame, e);
+                return None;
+            }
+        };
+        let shape = self.model.net.input();
+        if shape.c != 3 {
+            return None;
+        }
+        let (w, h) = (shape.w as usize, shape.h as usize);
+        let xs = region.x.start as usize..region.x.end as usize;
+        let ys = region.y.start as usize..region.y.end as usize;
+        if xs.end > w || ys.end > h {
+            return None;
+        }
+        Some(letterbox_window(&px, w, h, xs, ys))
+    }
+
     /// Tells the machine `p` is gone (once per connection).
     fn peer_down(&mut self, now: Instant, p: NodeId) {
+        for f in self.frames.values_mut() {
+            // A peer that comes back may have lost what it held: ship again.
+            f.shipped.remove(&p);
+        }
         if self.up.remove(&p) {
             machine!(&mut self.machine, m => m.on_disconnected(now, p));
             if let Some((c, _)) = &mut self.coded {
@@ -557,6 +756,14 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 let f = frame_entry(&mut self.frames, frame, now);
                 f.layer_tasks
                     .insert((layer, stripe), (region, output, values));
+            }
+            // Packed values are read back one by one (an `f32` tensor is taken in place).
+            (Message::Result { frame, output, .. }, _) if output.precision != Precision::F32 => {
+                let Some(shape) = out_shape else { return };
+                let values: Vec<f32> = output.values().collect();
+                let f = frame_entry(&mut self.frames, frame, now);
+                *f.tiles_by.entry(from).or_default() += 1;
+                f.stitch_output(shape, output.region, output.channels, &values);
             }
             (Message::Result { frame, .. }, Some((region, channels, span))) => {
                 let Some(shape) = out_shape else { return };
@@ -706,6 +913,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     region: Region::full(shape.w, shape.h),
                     channels: shape.c,
                     data: &[],
+                    precision: Precision::F32,
                 };
                 let sent = self.link.send(
                     now,
@@ -714,6 +922,14 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     Body::Values(img),
                 );
                 self.note_send(sent);
+            }
+            Action::SendTask {
+                to,
+                frame,
+                tile,
+                mode,
+            } if self.frames.get(&frame).is_some_and(|f| f.picture.is_some()) => {
+                self.send_tile_task(now, to, Message::TileTask { frame, tile, mode })
             }
             Action::SendTask {
                 to,
@@ -737,6 +953,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     region,
                     channels: c,
                     data: &[],
+                    precision: Precision::F32,
                 };
                 let sent = self.link.send(
                     now,
@@ -759,10 +976,15 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     return;
                 };
                 let c = self.model.stack().map(|s| s.output().c).unwrap_or(0);
+                if self.transfer != Precision::F32 {
+                    self.send_packed_result(now, to, frame, tile, region, c, &values);
+                    return;
+                }
                 let t = Tensor {
                     region,
                     channels: c,
                     data: &[],
+                    precision: Precision::F32,
                 };
                 let sent = self.link.send(
                     now,
@@ -804,7 +1026,30 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     tile,
                     strips: tessera_core::wire::StripsView::EMPTY,
                 };
-                let sent = self.link.send(now, to, &msg, Body::Strips(&sources));
+                let sent = match self.transfer {
+                    Precision::F32 => self.link.send(now, to, &msg, Body::Strips(&sources)),
+                    p => match packed::strips(&sources, p) {
+                        Ok((bytes, count)) => {
+                            let strips = tessera_core::wire::StripsView::new_checked(
+                                count,
+                                &bytes,
+                                &tessera_core::wire::Limits::LARGE,
+                            );
+                            match strips {
+                                Ok(strips) => {
+                                    let msg = Message::Strips {
+                                        frame,
+                                        tile,
+                                        strips,
+                                    };
+                                    self.link.send(now, to, &msg, Body::Message)
+                                }
+                                Err(e) => Err(LinkError::Wire(e)),
+                            }
+                        }
+                        Err(e) => Err(LinkError::Wire(e)),
+                    },
+                };
                 self.note_send(sent);
                 self.drop_sent_strips(frame, tile, sides);
             }
@@ -822,6 +1067,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     region,
                     channels: c,
                     data: &[],
+                    precision: Precision::F32,
                 };
                 let msg = Message::LayerTask {
                     frame,
@@ -855,6 +1101,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     region,
                     channels: c,
                     data: &[],
+                    precision: Precision::F32,
                 };
                 let sent = self.link.send(
                     now,
@@ -972,10 +1219,15 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     .frames
                     .get_mut(&frame)
                     .and_then(|f| f.tasks.remove(&tile));
-                // A tile of a frame held here reads its region of the shared image in place.
+                // A tile of a frame held here reads its region of the shared image in place; a
+                // tile sent as a `TileTask` is cut from the frame's picture.
                 let input = match given {
                     Some((region, values)) => Some((region, Arc::new(values))),
-                    None => self.shared_image(frame),
+                    None => self.shared_image(frame).or_else(|| {
+                        let region = self.model.plan(tile, mode).ok()?.input(0);
+                        let values = self.cut_from_picture(frame, region)?;
+                        Some((region, Arc::new(values)))
+                    }),
                 };
                 // Only the strips this tile reads, not the frame's whole store. An edge moves
                 // them into the job: each strip serves the one tile on its side, which runs

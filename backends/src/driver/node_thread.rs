@@ -22,7 +22,7 @@ use std::time::Duration as StdDuration;
 use tessera_core::wire::{FrameKey, NodeId};
 
 use super::readiness::{Readiness, Wake};
-use super::{Clock, Executor, Finished, Node, NodeStats};
+use super::{Clock, Executor, Finished, Node, NodeStats, SourceFrame};
 use crate::coded::CodedFinished;
 use crate::nal_std::StdStack;
 
@@ -36,7 +36,7 @@ pub enum SubmitError {
     /// [`FRAME_QUEUE`] frames are waiting already (only from [`NodeThread::try_submit`]);
     /// the frame is handed back.
     #[error("frame queue full ({} frames waiting)", FRAME_QUEUE)]
-    Full(Vec<f32>),
+    Full(SourceFrame),
     /// The node has stopped.
     #[error("the node has stopped")]
     Stopped,
@@ -48,7 +48,7 @@ pub struct NodeThread {
     id: NodeId,
     stop: Arc<AtomicBool>,
     wake: Wake,
-    frames: SyncSender<Vec<f32>>,
+    frames: SyncSender<SourceFrame>,
     finished: Receiver<Finished>,
     tails: Receiver<CodedFinished>,
     done: mpsc::Sender<(FrameKey, bool)>,
@@ -74,7 +74,7 @@ impl NodeThread {
         let wake = ready.waker();
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(Mutex::new(NodeStats::default()));
-        let (frames, frame_rx) = mpsc::sync_channel::<Vec<f32>>(FRAME_QUEUE);
+        let (frames, frame_rx) = mpsc::sync_channel::<SourceFrame>(FRAME_QUEUE);
         let (fin_tx, finished) = mpsc::channel();
         let (tail_tx, tails) = mpsc::channel();
         let (done, done_rx) = mpsc::channel();
@@ -112,16 +112,18 @@ impl NodeThread {
 
     /// Queues a frame (CHW network input) at this node, a data source. Back-pressure: blocks
     /// while [`FRAME_QUEUE`] frames are waiting.
-    pub fn submit(&self, image: Vec<f32>) -> Result<(), SubmitError> {
-        self.frames.send(image).map_err(|_| SubmitError::Stopped)?;
+    pub fn submit(&self, image: impl Into<SourceFrame>) -> Result<(), SubmitError> {
+        self.frames
+            .send(image.into())
+            .map_err(|_| SubmitError::Stopped)?;
         self.wake.wake();
         Ok(())
     }
 
     /// Queues a frame without waiting: [`SubmitError::Full`] hands it back when the queue is
     /// full.
-    pub fn try_submit(&self, image: Vec<f32>) -> Result<(), SubmitError> {
-        self.frames.try_send(image).map_err(|e| match e {
+    pub fn try_submit(&self, image: impl Into<SourceFrame>) -> Result<(), SubmitError> {
+        self.frames.try_send(image.into()).map_err(|e| match e {
             TrySendError::Full(img) => SubmitError::Full(img),
             TrySendError::Disconnected(_) => SubmitError::Stopped,
         })?;
@@ -181,7 +183,7 @@ struct Loop<X: Executor, C: Clock> {
     node: Node<StdStack, X>,
     ready: Readiness,
     clock: C,
-    frames: Receiver<Vec<f32>>,
+    frames: Receiver<SourceFrame>,
     finished: mpsc::Sender<Finished>,
     tails: mpsc::Sender<CodedFinished>,
     done: Receiver<(FrameKey, bool)>,
@@ -194,7 +196,7 @@ impl<X: Executor, C: Clock> Loop<X, C> {
     fn run(&mut self, stop: &AtomicBool) -> NodeStats {
         // A frame taken off the queue that the node has not accepted yet (no gateway, or its
         // frames in flight at the limit): retried after the next event, never dropped.
-        let mut held: Option<Vec<f32>> = None;
+        let mut held: Option<SourceFrame> = None;
         while !stop.load(Ordering::Relaxed) {
             self.node.poll(self.clock.now());
             while let Ok((frame, complete)) = self.done.try_recv() {

@@ -16,7 +16,7 @@ use super::{node_counters, Deployment, SetupError};
 use crate::cluster::{per_start_frame_number, CodedRole, NodeOptions};
 use crate::coded::tail::TailPlace;
 use crate::driver::node_thread::SubmitError;
-use crate::driver::{Finished, NodeStats};
+use crate::driver::{Finished, NodeStats, SourceFrame};
 use crate::frame_source::{FrameSource, Next};
 use crate::link::Refusal;
 
@@ -79,8 +79,9 @@ pub trait EdgeHost {
     fn started(&mut self, up: &EdgeUp);
     /// Each turn of the loop (at least every 200 ms): the counters, to print when due.
     fn turn(&mut self, counts: &SourceCounts, stats: &NodeStats);
-    /// Reads the frame file `path` as the network's input tensor (decoded, letterboxed).
-    fn load(&mut self, path: &Path) -> Result<alloc::vec::Vec<f32>, FrameError>;
+    /// Reads the frame file `path`: the network's input tensor (decoded, letterboxed) and,
+    /// to ship instead of tile inputs, the picture as captured (see [`SourceFrame`]).
+    fn load(&mut self, path: &Path) -> Result<SourceFrame, FrameError>;
     /// A frame of this source finished (done or failed).
     fn finished(&mut self, f: &Finished);
     /// Something the operator should hear about that does not stop the edge.

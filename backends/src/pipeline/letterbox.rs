@@ -7,6 +7,7 @@ extern crate alloc;
 
 use alloc::vec;
 use alloc::vec::Vec;
+use core::ops::Range;
 
 /// Largest side accepted (bounds memory on a 1 GB device).
 pub const MAX_SIDE: usize = 8192;
@@ -192,6 +193,11 @@ impl Rgb8 {
         (self.w, self.h)
     }
 
+    /// The interleaved pixels.
+    pub fn bytes(&self) -> &[u8] {
+        &self.px
+    }
+
     /// The float image ([`Image::from_interleaved`]).
     pub fn to_image(&self) -> Image {
         Image::from_interleaved(self.w, self.h, 3, &self.px)
@@ -231,10 +237,16 @@ impl Samples for Rgb8 {
 /// Row `r` of channel `k` of `src` resampled to `dst.len()` columns (one row of
 /// [`Image::resize`]'s column pass).
 fn column_row<S: Samples>(src: &S, r: usize, k: usize, dst: &mut [f32]) {
-    let (sw, _, _) = src.dims();
     let w = dst.len();
+    column_span(src, r, k, w, 0, dst);
+}
+
+/// Columns `from..from + dst.len()` of [`column_row`] to `w` columns: each column is computed
+/// on its own, so a span has the values of the whole row's.
+fn column_span<S: Samples>(src: &S, r: usize, k: usize, w: usize, from: usize, dst: &mut [f32]) {
+    let (sw, _, _) = src.dims();
     let w_scale = scale(sw, w);
-    for (c, d) in dst.iter_mut().enumerate() {
+    for (c, d) in (from..).zip(dst.iter_mut()) {
         *d = if c == w - 1 || sw == 1 {
             src.sample(sw - 1, r, k)
         } else {
@@ -250,33 +262,64 @@ fn column_row<S: Samples>(src: &S, r: usize, k: usize, dst: &mut [f32]) {
 /// from the two source rows it reads, resampled on the fly (the same operations in the same
 /// order, so the same values).
 pub fn letterbox_of<S: Samples>(src: &S, w: usize, h: usize) -> Image {
+    let (_, _, ch) = src.dims();
+    Image {
+        w,
+        h,
+        c: ch,
+        data: letterbox_window(src, w, h, 0..w, 0..h),
+    }
+}
+
+/// The window `xs × ys` of [`letterbox_of`]`(src, w, h)`, CHW over the window (every channel of
+/// `src`), computed alone: a node that holds only a frame's 8-bit pixels makes each tile's
+/// input with this, and never the whole float canvas. The values are those of the whole
+/// canvas bit for bit (each canvas value depends only on its own row and column). The window
+/// is clipped to the canvas.
+pub fn letterbox_window<S: Samples>(
+    src: &S,
+    w: usize,
+    h: usize,
+    xs: Range<usize>,
+    ys: Range<usize>,
+) -> Vec<f32> {
     let (sw, sh, ch) = src.dims();
+    let xs = xs.start.min(w)..xs.end.min(w).max(xs.start.min(w));
+    let ys = ys.start.min(h)..ys.end.min(h).max(ys.start.min(h));
+    let (ww, wh) = (xs.len(), ys.len());
+    let mut out = vec![0.5f32; ww * wh * ch];
     let (new_w, new_h) = fitted(sw, sh, w, h);
     let (dx, dy) = ((w - new_w) / 2, (h - new_h) / 2);
-    let mut boxed = Image::filled(w, h, ch, 0.5);
+    // The picture's columns and rows inside the window (canvas coordinates).
+    let cx = xs.start.max(dx)..xs.end.min(dx + new_w);
+    let cy = ys.start.max(dy)..ys.end.min(dy + new_h);
+    if cx.is_empty() || cy.is_empty() {
+        return out;
+    }
     let h_scale = scale(sh, new_h);
-    let (mut upper, mut lower) = (vec![0.0f32; new_w], vec![0.0f32; new_w]);
+    let (mut upper, mut lower) = (vec![0.0f32; cx.len()], vec![0.0f32; cx.len()]);
     for k in 0..ch {
-        for r in 0..new_h {
-            let at = (k * h + r + dy) * w + dx;
-            let row = &mut boxed.data[at..at + new_w];
+        for y in cy.clone() {
+            let r = y - dy;
+            let at = (k * wh + y - ys.start) * ww + cx.start - xs.start;
+            let row = &mut out[at..at + cx.len()];
             // As in `rows_into`: the last row is the last source row.
             if r == new_h - 1 || sh == 1 {
-                column_row(src, sh - 1, k, row);
+                column_span(src, sh - 1, k, new_w, cx.start - dx, row);
                 continue;
             }
             let sy = r as f32 * h_scale;
             let iy = sy as usize;
             let fy = sy - iy as f32;
-            column_row(src, iy, k, &mut upper);
-            column_row(src, iy + 1, k, &mut lower);
+            column_span(src, iy, k, new_w, cx.start - dx, &mut upper);
+            column_span(src, iy + 1, k, new_w, cx.start - dx, &mut lower);
             for ((o, &a), &b) in row.iter_mut().zip(&upper).zip(&lower) {
                 let top = (1.0 - fy) * a;
                 *o = top + fy * b;
             }
         }
     }
-    boxed
+    out
 }
 
 /// The resized size Darknet's letterbox uses for a `sw × sh` image on a `w × h` canvas.
@@ -348,6 +391,38 @@ mod tests {
                 .iter()
                 .zip(&via.data)
                 .all(|(a, b)| a.to_bits() == b.to_bits()));
+        }
+    }
+
+    #[test]
+    fn a_window_of_the_letterbox_equals_the_whole_canvas_there() {
+        let px: Vec<u8> = (0..37 * 23 * 3).map(|i| (i * 7919 % 256) as u8).collect();
+        let rgb = Rgb8::new(37, 23, px).unwrap();
+        for (w, h) in [(64, 64), (41, 32), (31, 57)] {
+            let whole = letterbox_of(&rgb, w, h);
+            for (xs, ys) in [
+                (0..w, 0..h),
+                (3..20, 0..9),
+                (10..w, 25..h),
+                (0..1, 5..6),
+                (7..7, 0..h),
+            ] {
+                let win = letterbox_window(&rgb, w, h, xs.clone(), ys.clone());
+                assert_eq!(win.len(), xs.len() * ys.len() * 3);
+                let mut i = 0;
+                for k in 0..3 {
+                    for y in ys.clone() {
+                        for x in xs.clone() {
+                            assert_eq!(
+                                win[i].to_bits(),
+                                whole.at(x, y, k).to_bits(),
+                                "{x},{y},{k}"
+                            );
+                            i += 1;
+                        }
+                    }
+                }
+            }
         }
     }
 

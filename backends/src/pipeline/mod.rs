@@ -17,6 +17,7 @@ mod frame;
 mod kernel;
 mod labels;
 mod letterbox;
+mod picture;
 mod tail;
 
 pub use aligned::AlignedBuf;
@@ -27,5 +28,9 @@ pub use frame::{run_frame, FrameError, FrameStats};
 #[cfg(feature = "simd")]
 pub use kernel::{AnyKernel, KernelChoice, UnknownKernel};
 pub use labels::{class_color, class_name, PixelBox, COCO_NAMES};
-pub use letterbox::{letterbox_of, Image, PixelsError, Rgb8, Samples, MAX_SIDE};
+pub use letterbox::{letterbox_of, letterbox_window, Image, PixelsError, Rgb8, Samples, MAX_SIDE};
+pub use picture::{
+    check_bounds, decode_pixels, sniff, Picture, PictureError, MAX_PICTURE_BYTES,
+    MAX_PICTURE_PIXELS,
+};
 pub use tail::{run_tail, Tail, TailError, TailRun};

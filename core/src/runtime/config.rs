@@ -4,6 +4,8 @@ use crate::ftp::{FusedStack, Grid, MAX_FUSED};
 use crate::time::Duration;
 use crate::wire::Policy;
 
+use super::source::Reuse;
+
 /// Output extents `(width, height)` of every fused layer: what BODP splits into stripes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StackShape {
@@ -85,6 +87,13 @@ pub struct Config {
     /// finished frames is bounded by [`MAX_GATEWAY_FRAMES`](super::MAX_GATEWAY_FRAMES) and a
     /// source, which holds a frame until `FrameDone`, feeds no faster than results are made.
     pub confirm_done: bool,
+    /// WST-S: overlap strips stay on the node that computed them; nothing sends or fetches
+    /// strips. A level-1 tile runs `Reuse` only on the node that computed all its level-0
+    /// neighbours (the data source, or the gateway for its own frames); every tile lent to a
+    /// thief runs `Plain` (the thief recomputes the overlap instead of fetching it). Reuse then
+    /// saves compute where it is free and never costs bytes: WST-S sends what WST sends.
+    /// Off: strips go through the gateway's cache (docs/design.md §5).
+    pub local_reuse: bool,
 }
 
 impl Config {
@@ -106,6 +115,7 @@ impl Config {
             frame_deadline: Duration::from_secs(60),
             gateway_fallback: true,
             confirm_done: false,
+            local_reuse: false,
         }
     }
 
@@ -115,6 +125,15 @@ impl Config {
 
     pub(crate) fn reuse(&self) -> bool {
         self.policy == Policy::WstS
+    }
+
+    /// How tiles of a data source's queue reuse strips.
+    pub(crate) fn reuse_mode(&self) -> Reuse {
+        match (self.reuse(), self.local_reuse) {
+            (false, _) => Reuse::Off,
+            (true, false) => Reuse::Shared,
+            (true, true) => Reuse::Local,
+        }
     }
 
     pub(crate) fn stealing(&self) -> bool {

@@ -401,9 +401,11 @@ impl Edge {
         let v = match *msg {
             // Session messages belong to the transport; one passed up anyway changes nothing.
             Message::Heartbeat | Message::Hello { .. } => Verdict::Accept,
+            // A `TileTask` is a `Task` whose input the driver cuts from the frame's picture.
             Message::Task {
                 frame, tile, mode, ..
-            } => {
+            }
+            | Message::TileTask { frame, tile, mode } => {
                 check_tile(tile)?;
                 let current = matches!(self.ask, Ask::Victim { victim, .. } if victim == from);
                 let replied = self.answered(from);
@@ -598,7 +600,7 @@ impl Edge {
             self.actions.send(thief, Message::NoTask);
             return;
         };
-        let (grid, reuse) = (self.cfg.grid, self.cfg.reuse());
+        let (grid, reuse) = (self.cfg.grid, self.cfg.reuse_mode());
         let deadline = self.now + self.cfg.tile_timeout;
         let Some(f) = self.own[i].as_mut() else {
             return;
@@ -661,7 +663,7 @@ impl Edge {
         // 1. Own frames (WST): the owner takes from the head.
         if self.cfg.stealing() {
             if let Some(i) = oldest(&self.own, |f| f.seq, |f| f.queued() > 0) {
-                let (grid, reuse) = (self.cfg.grid, self.cfg.reuse());
+                let (grid, reuse) = (self.cfg.grid, self.cfg.reuse_mode());
                 if let Some(f) = self.own[i].as_mut() {
                     if let Some(pick) = f.pick(&grid, reuse, End::Head) {
                         f.run(pick.tile);
@@ -778,7 +780,8 @@ impl Edge {
         self.stats.tiles_computed += 1;
         match work {
             Work::Tile { frame, tile, mode } => {
-                if mode == Mode::Reuse && self.cfg.grid.level(tile as usize) == Level::Zero {
+                let level0 = self.cfg.grid.level(tile as usize) == Level::Zero;
+                if mode == Mode::Reuse && level0 && !self.cfg.local_reuse {
                     self.actions.push(Action::SendStrips {
                         to: GATEWAY,
                         frame,

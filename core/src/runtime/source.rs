@@ -44,6 +44,17 @@ pub(crate) struct SrcFrame {
     pub registered: bool,
 }
 
+/// How a data source's tiles reuse overlap strips.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reuse {
+    /// No reuse (WSH, WST): every tile `Plain`.
+    Off,
+    /// WST-S with the gateway's strip cache: strips go where they are needed.
+    Shared,
+    /// WST-S with strips that stay where they were made (`Config::local_reuse`).
+    Local,
+}
+
 /// Which end of the queue a tile is taken from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum End {
@@ -109,9 +120,10 @@ impl SrcFrame {
         self.queue.len() as u16
     }
 
-    /// Every existing neighbour of `t` is covered, or (owner) computed here. Returns the
-    /// neighbours to fetch from the gateway, or `None` when some neighbour is not ready.
-    fn readiness(&self, grid: &Grid, t: u16, owner: bool) -> Option<TileSet> {
+    /// Every existing neighbour of `t` is covered, or (owner) computed here; with `local`,
+    /// every one is computed here. Returns the neighbours to fetch from the gateway, or `None`
+    /// when some neighbour is not ready.
+    fn readiness(&self, grid: &Grid, t: u16, owner: bool, local: bool) -> Option<TileSet> {
         let mut fetch = TileSet::default();
         for side in Side::ALL {
             let Some(n) = grid.neighbour(t as usize, side) else {
@@ -121,7 +133,7 @@ impl SrcFrame {
             if owner && self.local.contains(n) {
                 continue;
             }
-            if !self.covered.contains(n) {
+            if local || !self.covered.contains(n) {
                 return None;
             }
             fetch.insert(n);
@@ -132,8 +144,9 @@ impl SrcFrame {
     /// The tile to take from `end` and its mode. With reuse, level-0 tiles run `Reuse` (plain
     /// compute that keeps its strips); a level-1 tile runs `Reuse` only when every neighbour is
     /// ready, and tiles that would have to fall back to `Plain` are passed over while a ready
-    /// one exists further in.
-    pub(crate) fn pick(&self, grid: &Grid, reuse: bool, end: End) -> Option<Pick> {
+    /// one exists further in. With [`Reuse::Local`] a thief's tiles are all `Plain` and the
+    /// owner's level-1 tiles need every neighbour computed here.
+    pub(crate) fn pick(&self, grid: &Grid, reuse: Reuse, end: End) -> Option<Pick> {
         let plain = |t: u8| Pick {
             tile: t as u16,
             mode: Mode::Plain,
@@ -143,10 +156,11 @@ impl SrcFrame {
             End::Head => *self.queue.first()?,
             End::Tail => *self.queue.last()?,
         };
-        if !reuse {
+        let owner = end == End::Head;
+        if reuse == Reuse::Off || (reuse == Reuse::Local && !owner) {
             return Some(plain(first));
         }
-        let owner = end == End::Head;
+        let local = reuse == Reuse::Local;
         let check = |t: u8| -> Option<Pick> {
             if grid.level(t as usize) == Level::Zero {
                 return Some(Pick {
@@ -155,11 +169,12 @@ impl SrcFrame {
                     fetch: TileSet::default(),
                 });
             }
-            self.readiness(grid, t as u16, owner).map(|fetch| Pick {
-                tile: t as u16,
-                mode: Mode::Reuse,
-                fetch: if owner { fetch } else { TileSet::default() },
-            })
+            self.readiness(grid, t as u16, owner, local)
+                .map(|fetch| Pick {
+                    tile: t as u16,
+                    mode: Mode::Reuse,
+                    fetch: if owner { fetch } else { TileSet::default() },
+                })
         };
         let found = match end {
             End::Head => self.queue.iter().find_map(|&t| check(t)),

@@ -28,11 +28,13 @@ pub enum Kind {
     Reject = 19,
     CodedTask = 20,
     CodedResult = 21,
+    PictureChunk = 22,
+    TileTask = 23,
 }
 
 impl Kind {
     /// Every kind, in code order.
-    pub const ALL: [Kind; 21] = [
+    pub const ALL: [Kind; 23] = [
         Kind::Hello,
         Kind::Register,
         Kind::Unregister,
@@ -54,12 +56,14 @@ impl Kind {
         Kind::Reject,
         Kind::CodedTask,
         Kind::CodedResult,
+        Kind::PictureChunk,
+        Kind::TileTask,
     ];
 
     /// The kind with wire code `code`.
     pub fn from_u8(code: u8) -> Result<Kind, WireError> {
         match code {
-            1..=21 => Ok(Kind::ALL[code as usize - 1]),
+            1..=23 => Ok(Kind::ALL[code as usize - 1]),
             _ => Err(WireError::UnknownKind),
         }
     }

@@ -14,6 +14,7 @@ use crate::region::Region;
 use super::cursor::{Field, Reader, Writer};
 use super::ids::{FrameKey, NodeId, Role};
 use super::kind::Kind;
+use super::picture::{PictureBytes, PictureFormat};
 use super::strips::StripsView;
 use super::tensor::Tensor;
 use super::{Limits, WireError};
@@ -63,6 +64,36 @@ pub enum Message<'a> {
         mode: Mode,
         /// The tile's layer-0 input region.
         input: Tensor<'a>,
+    },
+    /// A tile to compute from the frame's picture, which the sender shipped to the receiver
+    /// before (`PictureChunk`s on the same connection): the receiver cuts the tile's layer-0
+    /// input from its own decode of the picture. Otherwise as [`Message::Task`].
+    TileTask {
+        /// The frame.
+        frame: FrameKey,
+        /// Tile (task) id `i·M + j`.
+        tile: u16,
+        /// Plain or reuse computation.
+        mode: Mode,
+    },
+    /// Data source → a node that will compute tiles of `frame`: bytes `offset..offset +
+    /// data.len()` of the frame's picture as captured (`total` bytes in all, `width × height`
+    /// pixels). Sent once per node and frame, in order, before the first `TileTask`.
+    PictureChunk {
+        /// The frame.
+        frame: FrameKey,
+        /// How the bytes encode the pixels.
+        format: PictureFormat,
+        /// Picture columns.
+        width: u16,
+        /// Picture rows.
+        height: u16,
+        /// Bytes of the whole picture.
+        total: u32,
+        /// Where this chunk starts in the picture.
+        offset: u32,
+        /// The chunk (at most [`MAX_PICTURE_CHUNK`](super::MAX_PICTURE_CHUNK) bytes).
+        data: PictureBytes<'a>,
     },
     /// Reply to `StealTask` or `TaskRequest`: nothing to do.
     NoTask,
@@ -183,6 +214,8 @@ impl<'a> Message<'a> {
             Message::Register { frame, .. }
             | Message::Unregister { frame }
             | Message::Task { frame, .. }
+            | Message::TileTask { frame, .. }
+            | Message::PictureChunk { frame, .. }
             | Message::Result { frame, .. }
             | Message::Strips { frame, .. }
             | Message::StripRequest { frame, .. }
@@ -201,6 +234,7 @@ impl<'a> Message<'a> {
     pub const fn task(&self) -> Option<u16> {
         match *self {
             Message::Task { tile, .. }
+            | Message::TileTask { tile, .. }
             | Message::Result { tile, .. }
             | Message::Strips { tile, .. }
             | Message::StripRequest { tile, .. }
@@ -246,6 +280,7 @@ impl<'a> Message<'a> {
     pub fn trailing_data(&self) -> &'a [u8] {
         match self {
             Message::Strips { strips, .. } => strips.bytes,
+            Message::PictureChunk { data, .. } => data.0,
             m => m.tensor().map_or(&[], |t| t.data),
         }
     }
@@ -431,4 +466,9 @@ layouts! {
     Reject { code: u16 }
     CodedTask { frame: FrameKey, layer: u8, shard: u8, budget_us: u32, input: Tensor }
     CodedResult { frame: FrameKey, layer: u8, shard: u8, output: Tensor }
+    PictureChunk {
+        frame: FrameKey, format: PictureFormat, width: u16, height: u16, total: u32,
+        offset: u32, data: PictureBytes,
+    }
+    TileTask { frame: FrameKey, tile: u16, mode: Mode }
 }

@@ -18,6 +18,7 @@ use super::cursor::Writer;
 use super::frame::{HeaderRepr, HEADER_LEN, TAG_LEN};
 use super::ids::NodeId;
 use super::message::{Message, MAX_PREFIX_LEN};
+use super::precision::Precision;
 use super::strips::{StripDesc, StripsView, STRIP_DESC_LEN};
 use super::tensor::{encode_f32, tensor_byte_len, TensorDesc, VALUE_LEN};
 use super::WireError;
@@ -322,6 +323,7 @@ impl<'a> FrameEncoder<'a> {
             tensor: TensorDesc {
                 region: e.view.region(),
                 channels: e.view.channels(),
+                precision: Precision::F32,
             },
         };
         // Regions of views are never inverted and the descriptor fits: this cannot fail.
@@ -343,9 +345,13 @@ impl<'a> FrameEncoder<'a> {
     }
 }
 
-/// The region and channels of the trailing tensor of `msg` (`BadValue`: it has none).
+/// The region and channels of the trailing tensor of `msg` (`BadValue`: it has none, or one
+/// packed in a smaller precision: streamed values are `f32`).
 fn tensor_of(msg: &Message<'_>) -> Result<(Region, u32), WireError> {
     let t = msg.tensor().ok_or(WireError::BadValue)?;
+    if t.precision != Precision::F32 {
+        return Err(WireError::BadValue);
+    }
     Ok((t.region, t.channels))
 }
 

@@ -6,6 +6,7 @@ use crate::region::Region;
 use crate::tensor::FeatureView;
 
 use super::cursor::{Field, Reader, Writer};
+use super::precision::Precision;
 use super::tensor::{encode_f32, Tensor, TensorDesc};
 use super::{Limits, WireError};
 
@@ -83,6 +84,7 @@ impl<'a> Field<'a> for StripEntry<'a> {
             tensor: TensorDesc {
                 region: v.tensor.region,
                 channels: v.tensor.channels,
+                precision: v.tensor.precision,
             },
         })
     }
@@ -243,6 +245,7 @@ impl<'b> StripsWriter<'b> {
         side: Side,
         region: &Region,
         channels: u32,
+        precision: Precision,
     ) -> Result<&mut [u8], WireError> {
         if self.count == u16::MAX {
             return Err(WireError::Oversized);
@@ -250,6 +253,7 @@ impl<'b> StripsWriter<'b> {
         let tensor = TensorDesc {
             region: *region,
             channels,
+            precision,
         };
         let n = tensor.data_len().ok_or(WireError::TensorSize)?;
         let mut w = Writer::new(&mut self.buf[self.len..]);
@@ -267,15 +271,28 @@ impl<'b> StripsWriter<'b> {
 
     /// Appends the strip `view` of fused layer `layer` on `side`, encoding its values.
     pub fn push(&mut self, layer: u8, side: Side, view: &FeatureView<'_>) -> Result<(), WireError> {
-        let out = self.entry(layer, side, &view.region(), view.channels())?;
+        let out = self.entry(layer, side, &view.region(), view.channels(), Precision::F32)?;
         encode_f32(view.data(), out);
         Ok(())
+    }
+
+    /// [`StripsWriter::push`] with the values packed in `precision`.
+    pub fn push_packed(
+        &mut self,
+        layer: u8,
+        side: Side,
+        view: &FeatureView<'_>,
+        precision: Precision,
+    ) -> Result<(), WireError> {
+        let channels = view.channels();
+        let out = self.entry(layer, side, &view.region(), channels, precision)?;
+        precision.pack(view.data(), channels as usize, out)
     }
 
     /// Appends a strip already in wire form.
     pub fn push_tensor(&mut self, layer: u8, side: Side, t: &Tensor<'_>) -> Result<(), WireError> {
         t.check()?;
-        let out = self.entry(layer, side, &t.region, t.channels)?;
+        let out = self.entry(layer, side, &t.region, t.channels, t.precision)?;
         out.copy_from_slice(t.data);
         Ok(())
     }

@@ -4,6 +4,7 @@ use crate::region::{Region, Span};
 use crate::tensor::FeatureView;
 
 use super::cursor::{get_u32, put, Field, Reader, Writer};
+use super::precision::Precision;
 use super::{Limits, WireError};
 
 /// Size in bytes of one tensor value on the wire.
@@ -23,17 +24,22 @@ mod field {
 /// Bytes of a tensor's descriptor on the wire (region `x0 x1 y0 y1`, channels), before its data.
 pub const TENSOR_DESC_LEN: usize = <TensorDesc as Field>::LEN;
 
-/// A CHW `f32` tensor over `channels × region`, as little-endian bytes borrowed from a buffer.
+/// A CHW tensor over `channels × region`, as bytes borrowed from a buffer: little-endian
+/// `f32`, or packed in a smaller [`Precision`].
 ///
-/// `data.len()` must be `4 × channels × region.area()`; [`Tensor::new`] and the parser check it.
+/// `data.len()` must be `precision.data_len(channels × region.area(), channels)` (for `f32`,
+/// `4 × channels × area`); [`Tensor::new`] and the parser check it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tensor<'a> {
     /// The region of the feature map the values cover (absolute coordinates).
     pub region: Region,
     /// Number of channels.
     pub channels: u32,
-    /// `channels × height × width` little-endian `f32`, channel-major, then row, then column.
+    /// `channels × height × width` values, channel-major, then row, then column, encoded as
+    /// `precision` says.
     pub data: &'a [u8],
+    /// How `data` encodes the values.
+    pub precision: Precision,
 }
 
 /// Bytes needed for `channels × region` values, or `None` if it overflows `usize`.
@@ -47,10 +53,21 @@ pub fn tensor_byte_len(region: &Region, channels: u32) -> Option<usize> {
 impl<'a> Tensor<'a> {
     /// A tensor over `data`, which must hold exactly `4 × channels × area` bytes.
     pub fn new(region: Region, channels: u32, data: &'a [u8]) -> Result<Self, WireError> {
+        Tensor::packed(region, channels, Precision::F32, data)
+    }
+
+    /// A tensor over `data` packed in `precision` (its length is checked).
+    pub fn packed(
+        region: Region,
+        channels: u32,
+        precision: Precision,
+        data: &'a [u8],
+    ) -> Result<Self, WireError> {
         let t = Tensor {
             region,
             channels,
             data,
+            precision,
         };
         t.check()?;
         Ok(t)
@@ -58,34 +75,42 @@ impl<'a> Tensor<'a> {
 
     /// Checks the data length against the shape.
     pub fn check(&self) -> Result<(), WireError> {
-        match tensor_byte_len(&self.region, self.channels) {
+        let n = (self.region.area() as usize).checked_mul(self.channels as usize);
+        match n.and_then(|n| self.precision.data_len(n, self.channels as usize)) {
             Some(n) if n == self.data.len() => Ok(()),
             _ => Err(WireError::TensorSize),
         }
     }
 
-    /// Number of `f32` values (`data.len() / 4`).
-    pub const fn len(&self) -> usize {
-        self.data.len() / VALUE_LEN
+    /// Number of values (`channels × area`, as far as `data` holds them).
+    pub fn len(&self) -> usize {
+        match self.precision {
+            Precision::F32 => self.data.len() / VALUE_LEN,
+            Precision::F16 => self.data.len() / 2,
+            Precision::I8 => self.data.len().saturating_sub(4 * self.channels as usize),
+        }
     }
 
     /// True when the tensor holds no value.
-    pub const fn is_empty(&self) -> bool {
-        self.data.len() < VALUE_LEN
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// The values, decoded one by one.
     pub fn values(&self) -> impl Iterator<Item = f32> + 'a {
-        self.data
-            .chunks_exact(VALUE_LEN)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        let (data, p, channels) = (self.data, self.precision, self.channels as usize);
+        let n = self.len();
+        (0..n).map(move |i| p.value(data, i, n, channels))
     }
 
     /// Decodes the values into the first `self.len()` elements of `out`; returns that count.
     pub fn read_f32(&self, out: &mut [f32]) -> Result<usize, WireError> {
         let n = self.len();
         let out = out.get_mut(..n).ok_or(WireError::BufferTooSmall)?;
-        decode_f32(self.data, out);
+        match self.precision {
+            Precision::F32 => decode_f32(self.data, out),
+            _ => out.iter_mut().zip(self.values()).for_each(|(o, v)| *o = v),
+        }
         Ok(n)
     }
 
@@ -106,6 +131,7 @@ impl<'a> Tensor<'a> {
             region,
             channels,
             data: buf,
+            precision: Precision::F32,
         })
     }
 
@@ -174,17 +200,23 @@ impl Field<'_> for Region {
     }
 }
 
-/// The shape of a tensor: its descriptor on the wire.
+/// The shape of a tensor and the encoding of its values: its descriptor on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TensorDesc {
     pub(crate) region: Region,
     pub(crate) channels: u32,
+    pub(crate) precision: Precision,
 }
+
+/// Channel counts take the low 24 bits of a descriptor's channel word, the [`Precision`] tag
+/// the top 8 (0 for `f32`, so an `f32` descriptor is just its channel count).
+const CHANNEL_BITS: u32 = 24;
 
 impl TensorDesc {
     /// Bytes of the values it describes (`None`: overflows `usize`).
     pub(crate) fn data_len(&self) -> Option<usize> {
-        tensor_byte_len(&self.region, self.channels)
+        let n = (self.region.area() as usize).checked_mul(self.channels as usize)?;
+        self.precision.data_len(n, self.channels as usize)
     }
 
     /// Reads the values it describes, checked against the limits and the bytes left.
@@ -204,25 +236,36 @@ impl TensorDesc {
             region: self.region,
             channels: self.channels,
             data: r.take(n)?,
+            precision: self.precision,
         })
     }
 }
 
-/// A tensor descriptor: the region, then the channel count (checked against the limits).
+/// A tensor descriptor: the region, then the channel word (the channel count, checked against
+/// the limits, and the precision tag above it).
 impl Field<'_> for TensorDesc {
     type Value = TensorDesc;
     const LEN: usize = <Region as Field>::LEN + <u32 as Field>::LEN;
     fn read(r: &mut Reader<'_>, limits: &Limits) -> Result<TensorDesc, WireError> {
         let region = r.field::<Region>(limits)?;
-        let channels = r.field::<u32>(limits)?;
+        let word = r.field::<u32>(limits)?;
+        let channels = word & ((1 << CHANNEL_BITS) - 1);
         if channels > limits.max_channels {
             return Err(WireError::Oversized);
         }
-        Ok(TensorDesc { region, channels })
+        let precision = Precision::from_tag((word >> CHANNEL_BITS) as u8)?;
+        Ok(TensorDesc {
+            region,
+            channels,
+            precision,
+        })
     }
     fn write(v: &TensorDesc, w: &mut Writer<'_>) -> Result<(), WireError> {
+        if v.channels >> CHANNEL_BITS != 0 {
+            return Err(WireError::Oversized);
+        }
         w.field::<Region>(&v.region)?;
-        w.field::<u32>(&v.channels)
+        w.field::<u32>(&(v.channels | u32::from(v.precision.tag()) << CHANNEL_BITS))
     }
 }
 
@@ -239,6 +282,7 @@ impl<'a> Field<'a> for Tensor<'a> {
         w.field::<TensorDesc>(&TensorDesc {
             region: v.region,
             channels: v.channels,
+            precision: v.precision,
         })
     }
     fn check(v: &Tensor<'a>) -> Result<(), WireError> {

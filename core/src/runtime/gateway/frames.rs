@@ -236,7 +236,10 @@ impl Gateway {
     /// Reports coverage once the result (and, with reuse, a level-0 tile's strips) is held:
     /// readiness follows delivery.
     fn cover(&mut self, i: usize, tile: u16) {
-        let needs_strips = self.cfg.reuse() && self.cfg.grid.level(tile as usize) == Level::Zero;
+        // With local reuse no strips come: the result alone covers a tile.
+        let needs_strips = self.cfg.reuse()
+            && !self.cfg.local_reuse
+            && self.cfg.grid.level(tile as usize) == Level::Zero;
         let Some(f) = self.frames[i].as_mut() else {
             return;
         };

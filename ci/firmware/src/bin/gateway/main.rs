@@ -165,6 +165,8 @@ fn main() -> ! {
         c.tile_timeout = Duration::from_millis(60_000);
         c.frame_deadline = Duration::from_millis(600_000);
         c.steal_backoff = Duration::from_millis(20);
+        // WST-S strips stay on the edges, as cluster files have it by default (reuse = "local").
+        c.local_reuse = true;
         c
     };
 
