@@ -14,6 +14,8 @@
 #          and is killed (SIGKILL) holding it: the gateway must re-dispatch that tile and the
 #          frame's output must again equal the reference.
 #
+# The board's log lines (tessera-log over defmt on its UART) are decoded with defmt-print
+# (installed if missing) and must name the refused connection.
 # Prints the image's flash and RAM use and the frame times (qemu time on this host: not Pi or
 # microcontroller time). Every process runs under `timeout` and is stopped by PID.
 # Usage: ci/firmware/gateway.sh [path/to/tessera]   (default: target/release/tessera)
@@ -21,6 +23,12 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 tessera=${1:-${CARGO_TARGET_DIR:-$root/target}/release/tessera}
 [ -x "$tessera" ] || { echo "gateway.sh: no tessera binary at $tessera (build it first)" >&2; exit 2; }
+
+# The host side of the board's defmt log.
+command -v defmt-print >/dev/null || {
+  echo "gateway.sh: installing defmt-print"
+  cargo install defmt-print --locked --quiet || exit 1
+}
 
 work=$(mktemp -d)
 pids=()
@@ -132,11 +140,12 @@ start() {
     TESSERA_GW_KEY=$key TESSERA_GW_FINGERPRINT=$fingerprint TESSERA_GW_PORT=$port \
       TESSERA_GW_EDGES=2 TESSERA_GW_GRID=3x3 TESSERA_GW_POLICY=$policy TESSERA_GW_FRAMES=1 \
       TESSERA_GW_TAIL=$2 TESSERA_GW_TAIL_DEADLINE_MS=$tail_ms \
-      cargo build --release --target thumbv7em-none-eabihf --bin gateway
+      DEFMT_LOG=info cargo build --release --target thumbv7em-none-eabihf --bin gateway
   ) || fail "building the gateway image"
   timeout 900 qemu-system-arm -machine mps2-an386 -cpu cortex-m4 -nographic \
     -semihosting-config enable=on,target=native \
-    -nic "user,hostfwd=tcp:127.0.0.1:$port-:$port" -kernel "$elf" \
+    -nic "user,hostfwd=tcp:127.0.0.1:$port-:$port" -serial "file:$work/defmt-$policy.bin" -monitor none \
+    -kernel "$elf" \
     </dev/null >"$work/gateway-$policy.log" 2>&1 &
   qemu=$!
   watched=$qemu
@@ -154,6 +163,10 @@ finish() {
   out=$(sed -n 's/.*fnv1a \([0-9a-f]*\).*/\1/p' "$log")
   [ "$out" = "$reference" ] || fail "$1: fused output '$out' differs from the reference $reference"
   summary=$(grep "^gateway: summary" "$log")
+  # The board's log lines: defmt frames on its UART, decoded with the image's ELF.
+  defmt-print -e "$elf" <"$work/defmt-$1.bin" >"$work/defmt-$1.log" 2>&1 ||
+    fail "$1: defmt-print could not decode the board's log"
+  sed 's/^/defmt: /' "$work/defmt-$1.log"
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   pids=()
@@ -218,6 +231,8 @@ sys.exit(0 if got == ref and got else 1)
 EOF
 dropped=$(echo "$summary" | sed -n 's/.* dropped=\([0-9]*\).*/\1/p')
 [ "${dropped:-0}" -ge 1 ] || fail "no dropped connection counted"
+grep -q "refused a connection from" "$work/defmt-wst-s.log" ||
+  fail "no defmt log line for the refused connection"
 flash_ram
 
 cluster wsh gateway

@@ -6,6 +6,7 @@
 #![no_std]
 #![no_main]
 
+mod defmt_uart;
 mod ftp;
 mod name;
 mod net;

@@ -15,6 +15,8 @@
 extern crate alloc;
 
 mod clock;
+#[path = "../../defmt_uart.rs"]
+mod defmt_uart;
 mod lan9118;
 mod memory;
 

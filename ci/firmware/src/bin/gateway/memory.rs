@@ -3,7 +3,7 @@
 //! sized from the cluster's edges, and a heap for the rest, handed to a linked-list allocator
 //! with the peak of what was in use counted.
 //!
-//! The data SRAM (4 MiB) keeps the image's statics, the stack and a second heap of 3 MiB:
+//! The data SRAM (4 MiB) keeps the image's statics, the stack and a second heap of 3.5 MiB:
 //! an allocation the PSRAM heap cannot place (full, or no free block large enough: the
 //! coded tail's layers are megabytes each) is tried there. Every buffer the driver, link and
 //! runtime allocate (frames, tile results, the coded tail's layers) lives in one of the two.
@@ -32,7 +32,7 @@ pub const HEAP_BYTES: usize = PSRAM_BYTES - SOCKET_BYTES;
 #[link_section = ".psram"]
 static mut HEAP_MEMORY: [MaybeUninit<u8>; HEAP_BYTES] = [MaybeUninit::uninit(); HEAP_BYTES];
 /// Bytes of the second heap, in the data SRAM (the rest of it is the stack).
-pub const SRAM_HEAP_BYTES: usize = 3 << 20;
+pub const SRAM_HEAP_BYTES: usize = 7 << 19;
 
 #[link_section = ".uninit.sram_heap"]
 static mut SRAM_HEAP_MEMORY: [MaybeUninit<u8>; SRAM_HEAP_BYTES] =
