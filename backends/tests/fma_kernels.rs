@@ -6,11 +6,12 @@ use proptest::prelude::*;
 use tessera_backends::kernels::{Fma, Isa};
 use tessera_core::ftp::{FusedStack, Grid, Mode, Partition};
 use tessera_core::kernel::{input_span, KernelError, Kernels, Reference};
-use tessera_core::model::weights::{BatchNorm, ConvParams, Weights};
-use tessera_core::model::{Activation, Conv, MaxPool, Shape};
+use tessera_core::model::weights::{ConvParams, Weights};
+use tessera_core::model::{MaxPool, Shape};
 use tessera_core::region::{Region, Span};
 use tessera_core::rng::SplitMix64;
-use tessera_core::tensor::{copy_overlap, FeatureView, FeatureViewMut};
+use tessera_core::tensor::{FeatureView, FeatureViewMut};
+use tessera_testkit::conv_layer::{ConvSpec, RandomConv};
 use tessera_testkit::tiles::{build, net_params, same_bits, tiled, Spec};
 
 /// The kernels under test: every instruction set this machine runs (the scalar path first,
@@ -22,20 +23,13 @@ fn kernels() -> Vec<Fma> {
 }
 
 /// One conv layer with random parameters (variances positive, as in a trained net).
-struct Layer {
-    conv: Conv,
-    map: Shape,
-    biases: Vec<f32>,
-    scales: Vec<f32>,
-    mean: Vec<f32>,
-    variance: Vec<f32>,
-    weights: Vec<f32>,
-    input: Vec<f32>,
-}
+#[derive(Debug)]
+struct Layer(RandomConv);
 
-impl std::fmt::Debug for Layer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?} on {:?}", self.conv, self.map)
+impl std::ops::Deref for Layer {
+    type Target = RandomConv;
+    fn deref(&self) -> &RandomConv {
+        &self.0
     }
 }
 
@@ -53,48 +47,19 @@ impl Layer {
         leaky: bool,
         rng: &mut SplitMix64,
     ) -> Self {
-        let n = filters as usize;
-        let conv = Conv {
+        let spec = ConvSpec {
+            w,
+            h,
+            c,
             filters,
             size: k,
             stride,
             pad,
-            batch_norm: bn,
-            activation: if leaky {
-                Activation::Leaky
-            } else {
-                Activation::Linear
-            },
+            bn,
+            leaky,
+            bias_without_bn: true,
         };
-        let map = Shape::new(w, h, c);
-        Layer {
-            biases: (0..n).map(|_| rng.uniform_f32(-1.0, 1.0)).collect(),
-            scales: (0..n).map(|_| rng.uniform_f32(-1.0, 1.0) + 1.5).collect(),
-            mean: (0..n).map(|_| rng.uniform_f32(-1.0, 1.0) * 0.5).collect(),
-            variance: (0..n)
-                .map(|_| rng.uniform_f32(-1.0, 1.0).abs() + 0.1)
-                .collect(),
-            weights: (0..conv.weight_count(c).unwrap())
-                .map(|_| rng.uniform_f32(-1.0, 1.0))
-                .collect(),
-            input: (0..(w * h * c) as usize)
-                .map(|_| rng.uniform_f32(-1.0, 1.0))
-                .collect(),
-            conv,
-            map,
-        }
-    }
-
-    fn params(&self) -> ConvParams<'_> {
-        ConvParams {
-            biases: &self.biases,
-            bn: self.conv.batch_norm.then_some(BatchNorm {
-                scales: &self.scales,
-                mean: &self.mean,
-                variance: &self.variance,
-            }),
-            weights: &self.weights,
-        }
+        Layer(RandomConv::new(&spec, rng))
     }
 
     fn out_map(&self) -> (u32, u32) {
@@ -111,20 +76,7 @@ impl Layer {
             input_span(region.x, c.size, c.stride, c.pad, self.map.w),
             input_span(region.y, c.size, c.stride, c.pad, self.map.h),
         );
-        let full = FeatureView::new(
-            &self.input,
-            Region::full(self.map.w, self.map.h),
-            self.map.c,
-        )
-        .unwrap();
-        let mut buf = vec![0.0; (needed.area() as usize * self.map.c as usize).max(1)];
-        let mut iv = FeatureViewMut::new(&mut buf, needed, self.map.c).unwrap();
-        copy_overlap(&full, &mut iv);
-        let mut out = vec![f32::NAN; region.area() as usize * c.filters as usize];
-        let mut ov = FeatureViewMut::new(&mut out, region, c.filters).unwrap();
-        k.conv(c, self.map, &self.params(), &iv.as_view(), &mut ov)
-            .unwrap();
-        out
+        self.run_from(k, region, needed).unwrap()
     }
 
     /// The documented bound on |FMA − reference| at output (o, x, y):

@@ -6,11 +6,11 @@ use proptest::prelude::*;
 use tessera_backends::kernels::{Form, Isa, Winograd};
 use tessera_core::ftp::{FusedStack, Grid, Mode, Partition};
 use tessera_core::kernel::{aligned_input_region, KernelError, Kernels};
-use tessera_core::model::weights::{BatchNorm, ConvParams, Weights};
-use tessera_core::model::{Activation, Conv, Network, Shape};
+use tessera_core::model::weights::Weights;
+use tessera_core::model::Network;
 use tessera_core::region::{Region, Span};
 use tessera_core::rng::SplitMix64;
-use tessera_core::tensor::{copy_overlap, FeatureView, FeatureViewMut};
+use tessera_testkit::conv_layer::{ConvSpec, RandomConv};
 use tessera_testkit::tiles::{build, net_params, same_bits, tiled, Spec};
 
 /// Stated bound on the error of a Winograd conv sum, relative to `Σ|w·x|` of the output:
@@ -35,93 +35,33 @@ fn kernels(form: Form) -> Vec<Winograd<'static>> {
         .collect()
 }
 
-/// One 3×3 stride-1 conv layer with random parameters.
-struct Layer {
-    conv: Conv,
-    map: Shape,
-    biases: Vec<f32>,
-    scales: Vec<f32>,
-    mean: Vec<f32>,
-    variance: Vec<f32>,
-    weights: Vec<f32>,
-    input: Vec<f32>,
-}
+/// One 3×3 stride-1 conv layer with random parameters (biases only with batch norm, leaky
+/// exactly then).
+#[derive(Debug)]
+struct Layer(RandomConv);
 
-impl std::fmt::Debug for Layer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?} on {:?}", self.conv, self.map)
+impl std::ops::Deref for Layer {
+    type Target = RandomConv;
+    fn deref(&self) -> &RandomConv {
+        &self.0
     }
 }
 
 impl Layer {
     fn new(w: u32, h: u32, c: u32, filters: u32, bn: bool, rng: &mut SplitMix64) -> Self {
-        let n = filters as usize;
-        let conv = Conv {
+        let spec = ConvSpec {
+            w,
+            h,
+            c,
             filters,
             size: 3,
             stride: 1,
             pad: 1,
-            batch_norm: bn,
-            activation: if bn {
-                Activation::Leaky
-            } else {
-                Activation::Linear
-            },
+            bn,
+            leaky: bn,
+            bias_without_bn: false,
         };
-        let map = Shape::new(w, h, c);
-        Layer {
-            biases: (0..n)
-                .map(|_| if bn { rng.uniform_f32(-1.0, 1.0) } else { 0.0 })
-                .collect(),
-            scales: (0..n).map(|_| rng.uniform_f32(-1.0, 1.0) + 1.5).collect(),
-            mean: (0..n).map(|_| rng.uniform_f32(-1.0, 1.0) * 0.5).collect(),
-            variance: (0..n)
-                .map(|_| rng.uniform_f32(-1.0, 1.0).abs() + 0.1)
-                .collect(),
-            weights: (0..conv.weight_count(c).unwrap())
-                .map(|_| rng.uniform_f32(-1.0, 1.0))
-                .collect(),
-            input: (0..(w * h * c) as usize)
-                .map(|_| rng.uniform_f32(-1.0, 1.0))
-                .collect(),
-            conv,
-            map,
-        }
-    }
-
-    fn params(&self) -> ConvParams<'_> {
-        ConvParams {
-            biases: &self.biases,
-            bn: self.conv.batch_norm.then_some(BatchNorm {
-                scales: &self.scales,
-                mean: &self.mean,
-                variance: &self.variance,
-            }),
-            weights: &self.weights,
-        }
-    }
-
-    /// Runs `k` on `region` from an input view holding exactly `needed`.
-    fn run_from<K: Kernels>(
-        &self,
-        k: &K,
-        region: Region,
-        needed: Region,
-    ) -> Result<Vec<f32>, KernelError> {
-        let full = FeatureView::new(
-            &self.input,
-            Region::full(self.map.w, self.map.h),
-            self.map.c,
-        )
-        .unwrap();
-        let mut buf = vec![0.0; (needed.area() as usize * self.map.c as usize).max(1)];
-        let mut iv = FeatureViewMut::new(&mut buf, needed, self.map.c).unwrap();
-        copy_overlap(&full, &mut iv);
-        let c = &self.conv;
-        let mut out = vec![f32::NAN; region.area() as usize * c.filters as usize];
-        let mut ov = FeatureViewMut::new(&mut out, region, c.filters).unwrap();
-        k.conv(c, self.map, &self.params(), &iv.as_view(), &mut ov)?;
-        Ok(out)
+        Layer(RandomConv::new(&spec, rng))
     }
 
     /// Runs `k` on `region` from an input view holding exactly what its blocks read.

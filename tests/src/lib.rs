@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests of the Tessera crates (a dev-dependency only).
 //!
+//! - [`conv_layer`]: one conv layer with random parameters and input, run on any region.
 //! - [`net`]: layer and network builders (a conv, a pool, a network from layers, YOLOv2's
 //!   fused prefix).
 //! - [`strips`]: a [`StripStore`](tessera_core::exec::StripStore) in a hash map.
@@ -11,6 +12,7 @@
 #![forbid(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod conv_layer;
 pub mod events;
 pub mod net;
 pub mod port;
