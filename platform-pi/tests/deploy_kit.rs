@@ -176,9 +176,15 @@ fn the_host_package_installs_and_its_units_run_a_cluster_that_survives_a_restart
 
     // The shipped cluster file has no key: check names the line.
     let conf_s = conf.display().to_string();
+    let key_line = std::fs::read_to_string(&conf)
+        .unwrap()
+        .lines()
+        .position(|l| l.trim_start().starts_with("key ="))
+        .expect("the shipped cluster file has a key line")
+        + 1;
     let (ok, said) = run(&tessera_s, &["check", "--cluster", &conf_s]);
     assert!(
-        !ok && said.contains(":17: key must be 64 hex digits"),
+        !ok && said.contains(&format!(":{key_line}: key must be 64 hex digits")),
         "{said}"
     );
 
