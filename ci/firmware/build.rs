@@ -10,11 +10,12 @@
 //! | `TESSERA_GW_GRID` | FTP grid | 3x3 |
 //! | `TESSERA_GW_POLICY` | scheduling policy | wst-s |
 //! | `TESSERA_GW_FRAMES` | frames to collect before exiting | 1 |
+//! | `TESSERA_GW_REUSE` | the cluster file's `reuse`: `local` (WST-S strips stay on the edges) or `gateway` (through this gateway's strip cache) | local |
 //! | `TESSERA_GW_TAIL` | `none` (stop at the fused output) or the cluster file's coded `tail` (`cdc:R`, `2mr`, `uncoded`) | none |
 //! | `TESSERA_GW_TAIL_DEADLINE_MS` / `_GRACE_MS` | the file's `tail_deadline_ms` / `tail_grace_ms` | 120000 / 250 |
 use std::{env, fs, path::PathBuf};
 
-const SETTINGS: [(&str, &str); 10] = [
+const SETTINGS: [(&str, &str); 11] = [
     (
         "TESSERA_GW_KEY",
         "0707070707070707070707070707070707070707070707070707070707070707",
@@ -25,6 +26,7 @@ const SETTINGS: [(&str, &str); 10] = [
     ("TESSERA_GW_GRID", "3x3"),
     ("TESSERA_GW_POLICY", "wst-s"),
     ("TESSERA_GW_FRAMES", "1"),
+    ("TESSERA_GW_REUSE", "local"),
     ("TESSERA_GW_TAIL", "none"),
     ("TESSERA_GW_TAIL_DEADLINE_MS", "120000"),
     ("TESSERA_GW_TAIL_GRACE_MS", "250"),

@@ -3,7 +3,8 @@
 # (LAN9118 on qemu user networking, its port forwarded to 127.0.0.1) and two Linux
 # `tessera edge` processes around it, YOLOv2-608 with generated weights on a 3x3 grid, twice:
 #
-#   wst-s  one frame with both edges at full speed (edge 2 steals from the source) and the
+#   wst-s  one frame with both edges at full speed (edge 2 steals from the source, overlap
+#          strips through the board's strip cache: `reuse = "gateway"`) and the
 #          layers after the fused ones coded over the edges (`tail = "uncoded"`: each edge
 #          computes half of every tail convolution's filters; the board runs the pools,
 #          routes, reorg and region and decodes the boxes): the fused output must equal one
@@ -94,7 +95,7 @@ feed() { # feed NAME: one frame into the source's spool directory (whole files o
   cp "$image" "$work/spool/.$1.jpg" && mv "$work/spool/.$1.jpg" "$work/spool/$1.jpg"
 }
 
-# cluster POLICY TAIL: the cluster file (tail: the file's `tail`).
+# cluster POLICY TAIL [REUSE]: the cluster file (its `tail`, and `reuse`, default local).
 cluster() {
   # A port free on 127.0.0.1 (qemu forwards it to the gateway's port in its user network).
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -106,6 +107,7 @@ kernel = "auto"
 key = "$key"
 seed = 1
 tail = "$2"
+reuse = "${3:-local}"
 $([ "$2" = gateway ] || echo "tail_deadline_ms = $tail_ms")
 [timeouts]
 tile_ms = 120000
@@ -126,8 +128,8 @@ addr = "127.0.0.3:$port"
 EOF
 }
 
-# start POLICY TAIL: the image built for the cluster file, the gateway on qemu (TAIL: `none`,
-# or the file's coded tail).
+# start POLICY TAIL [REUSE]: the image built for the cluster file, the gateway on qemu (TAIL:
+# `none`, or the file's coded tail; REUSE: the file's `reuse`, default local).
 start() {
   policy=$1
   fingerprint=$("$tessera" check --cluster "$work/cluster.toml" --id 1 --timeout-ms 200 2>/dev/null |
@@ -139,7 +141,7 @@ start() {
     unset CARGO_TARGET_DIR
     TESSERA_GW_KEY=$key TESSERA_GW_FINGERPRINT=$fingerprint TESSERA_GW_PORT=$port \
       TESSERA_GW_EDGES=2 TESSERA_GW_GRID=3x3 TESSERA_GW_POLICY=$policy TESSERA_GW_FRAMES=1 \
-      TESSERA_GW_TAIL=$2 TESSERA_GW_TAIL_DEADLINE_MS=$tail_ms \
+      TESSERA_GW_TAIL=$2 TESSERA_GW_TAIL_DEADLINE_MS=$tail_ms TESSERA_GW_REUSE=${3:-local} \
       DEFMT_LOG=info cargo build --release --target thumbv7em-none-eabihf --bin gateway
   ) || fail "building the gateway image"
   timeout 900 qemu-system-arm -machine mps2-an386 -cpu cortex-m4 -nographic \
@@ -185,7 +187,7 @@ echo "reference fused output (one machine): fnv1a $reference"
 key=$("$tessera" keygen | tail -1)
 
 # The boxes of the same cluster with a Linux gateway: the reference for the board's.
-cluster wst-s uncoded
+cluster wst-s uncoded gateway
 mkdir "$work/spool" "$work/linux"
 RUST_LOG=info timeout 600 "$tessera" gateway --cluster "$work/cluster.toml" --out "$work/linux" \
   --frames 1 >"$work/linux-gateway.log" 2>&1 &
@@ -204,7 +206,7 @@ wait 2>/dev/null || true
 pids=()
 echo "reference boxes (Linux gateway): $(ls "$work/linux")"
 
-start wst-s uncoded
+start wst-s uncoded gateway
 edge 2 edge2-wst-s.log
 edge 1 edge1-wst-s.log --input-dir "$work/spool"
 wait_for "$work/edge2-wst-s.log" "peer 0 up" 300 || fail "edge 2 did not reach the gateway"

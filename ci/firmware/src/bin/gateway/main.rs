@@ -107,6 +107,14 @@ fn main() -> ! {
             exit(false)
         }
     };
+    let reuse_local = match env!("TESSERA_GW_REUSE") {
+        "local" => true,
+        "gateway" => false,
+        other => {
+            hprintln!("gateway: bad setting TESSERA_GW_REUSE = {:?}", other);
+            exit(false)
+        }
+    };
     let tail = match env!("TESSERA_GW_TAIL") {
         "none" => None,
         t => Some(setting::<TailScheme>("TESSERA_GW_TAIL", t)),
@@ -167,8 +175,9 @@ fn main() -> ! {
         c.tile_timeout = Duration::from_millis(60_000);
         c.frame_deadline = Duration::from_millis(600_000);
         c.steal_backoff = Duration::from_millis(20);
-        // WST-S strips stay on the edges, as cluster files have it by default (reuse = "local").
-        c.local_reuse = true;
+        // WST-S strips stay on the edges (reuse = "local", the cluster files' default) or go
+        // through this gateway's strip cache (reuse = "gateway").
+        c.local_reuse = reuse_local;
         c
     };
 
