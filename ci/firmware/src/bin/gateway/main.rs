@@ -70,6 +70,14 @@ fn exit(ok: bool) -> ! {
     loop {}
 }
 
+/// `r`'s value, or exit 1 after a line naming `what` and the error.
+fn or_exit<T, E: core::fmt::Debug>(what: &str, r: Result<T, E>) -> T {
+    r.unwrap_or_else(|e| {
+        hprintln!("gateway: {}: {:?}", what, e);
+        exit(false)
+    })
+}
+
 /// A setting from the build's environment, or exit 1 naming it.
 fn setting<T: FromStr>(name: &str, text: &str) -> T {
     match text.parse() {
@@ -129,13 +137,10 @@ fn main() -> ! {
         exit(false)
     };
 
-    let net = match tessera_core::model::cfg::parse(tessera_backends::builtin::DEFAULT_CFG) {
-        Ok(n) => n,
-        Err(e) => {
-            hprintln!("gateway: cfg: {:?}", e);
-            exit(false)
-        }
-    };
+    let net = or_exit(
+        "cfg",
+        tessera_core::model::cfg::parse(tessera_backends::builtin::DEFAULT_CFG),
+    );
     let grid = (shape.rows, shape.cols);
     // The gateway computes only when no edge is left; it has no parameters to do so here.
     let none = ParamSource(Arc::new(|| None));
@@ -143,33 +148,25 @@ fn main() -> ! {
     // of them, only their shapes and codes; it runs the pools, routes, reorg and region.
     let workers: Vec<NodeId> = (1..=edges).collect();
     let coded = tail.map(|scheme| {
-        let split = scheme.layer_scheme(workers.len()).unwrap_or_else(|e| {
-            hprintln!("gateway: tail {}: {:?}", scheme, e);
-            exit(false)
-        });
-        CodedTail::for_gateway(&net, FUSED, split, &workers).unwrap_or_else(|e| {
-            hprintln!("gateway: coded tail: {:?}", e);
-            exit(false)
-        })
+        let split = or_exit("tail scheme", scheme.layer_scheme(workers.len()));
+        or_exit(
+            "coded tail",
+            CodedTail::for_gateway(&net, FUSED, split, &workers),
+        )
     });
     let (image_w, image_h) = (net.input().w as usize, net.input().h as usize);
-    let net_for_boxes = net.clone();
-    let model = match Model::deferred(net, FUSED, grid, Partition::Darknet, none) {
-        Ok(m) => Arc::new(m),
-        Err(e) => {
-            hprintln!("gateway: model: {}", e);
-            exit(false)
-        }
-    };
+    let model = Arc::new(or_exit(
+        "model",
+        Model::deferred(net, FUSED, grid, Partition::Darknet, none),
+    ));
+    // The region layer's decode reads the network; the node owns the model's other handle.
+    let boxes_model = model.clone();
     let cfg = {
-        let stack = FusedStack::new(&model.net, FUSED).unwrap_or_else(|e| {
-            hprintln!("gateway: stack: {:?}", e);
-            exit(false)
-        });
-        let g = Grid::new(grid.0, grid.1, Partition::Darknet, &stack).unwrap_or_else(|e| {
-            hprintln!("gateway: grid: {:?}", e);
-            exit(false)
-        });
+        let stack = or_exit("stack", FusedStack::new(&model.net, FUSED));
+        let g = or_exit(
+            "grid",
+            Grid::new(grid.0, grid.1, Partition::Darknet, &stack),
+        );
         let mut c = Config::new(policy, &stack, g);
         // qemu is far slower than a Pi: generous, as the loopback tests' timeouts are.
         c.tile_timeout = Duration::from_millis(60_000);
@@ -181,13 +178,7 @@ fn main() -> ! {
         c
     };
 
-    let nic = match unsafe_nic() {
-        Ok(n) => n,
-        Err(e) => {
-            hprintln!("gateway: LAN9118: {:?}", e);
-            exit(false)
-        }
-    };
+    let nic = or_exit("LAN9118", unsafe_nic());
     let mac = nic.mac();
     let mut clock = Clock::new(&nic);
     let start = clock.now(&nic);
@@ -252,31 +243,26 @@ fn main() -> ! {
         },
     };
     let exec = Inline::new(Portable, model.clone());
-    let mut node = match Node::new(SmolStack::new(&smol), link, cfg, model, exec, start) {
-        Ok(n) => n,
-        Err(e) => {
-            hprintln!("gateway: node: {:?}", e);
-            exit(false)
-        }
-    };
+    let mut node = or_exit(
+        "node",
+        Node::new(SmolStack::new(&smol), link, cfg, model, exec, start),
+    );
 
-    if let Some(t) = &coded {
+    if let (Some(t), Some(scheme)) = (&coded, tail) {
         let config = CodedConfig {
             data_grace: Duration::from_millis(tail_grace),
             ..CodedConfig::new(Duration::from_millis(tail_deadline))
         };
         let exec: BoxedShards = Box::new(InlineShards::new(Portable));
         let glue: BoxedGlue = Box::new(t.glue(Portable));
-        match CodedPart::new(0, t.model().clone(), config, exec, glue) {
-            Ok(part) => node.attach_coded(part, t.cols()),
-            Err(e) => {
-                hprintln!("gateway: coded part: {:?}", e);
-                exit(false)
-            }
-        }
+        let part = or_exit(
+            "coded part",
+            CodedPart::new(0, t.model().clone(), config, exec, glue),
+        );
+        node.attach_coded(part, t.cols());
         hprintln!(
             "gateway: tail {} coded over {} edges ({} coded layers), no tail weights held",
-            tail.map_or(TailScheme::Uncoded, |s| s),
+            scheme,
             edges,
             t.conv_layers().len()
         );
@@ -338,7 +324,7 @@ fn main() -> ! {
                 && match (&coded, &t) {
                     (None, _) => true,
                     (Some(_), Some(t)) if t.quality.is_complete() => {
-                        print_boxes(&net_for_boxes, &f, t, (image_w, image_h))
+                        print_boxes(&boxes_model.net, &f, t, (image_w, image_h))
                     }
                     (Some(_), _) => {
                         hprintln!(
