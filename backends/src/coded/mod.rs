@@ -15,7 +15,8 @@
 //! FTP node's link, so a device has one link and one port for both stages.
 //!
 //! [`tail`] maps a network's tail (YOLOv2's layers 16–31) onto coded layers; with `std`,
-//! [`ThreadShards`] computes a worker's shards on its own thread.
+//! [`ThreadShards`] computes a worker's shards on its own thread; `loopback` runs the stage
+//! alone on loopback (`tessera coded`) and `loopback_report` words its results.
 
 extern crate alloc;
 
@@ -23,6 +24,8 @@ mod dgram_node;
 mod generated;
 #[cfg(all(feature = "std", feature = "simd"))]
 pub mod loopback;
+#[cfg(all(feature = "std", feature = "simd"))]
+pub mod loopback_report;
 pub mod model;
 mod part;
 pub mod tail;
