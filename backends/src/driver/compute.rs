@@ -19,6 +19,9 @@ use tessera_core::model::{LayerKind, Network};
 use tessera_core::runtime::Work;
 use tessera_core::tensor::{region_len, FeatureView, FeatureViewMut};
 use tessera_core::Region;
+use tessera_log::warn;
+
+use crate::pipeline::{letterbox_window, Picture};
 
 /// A network with its parameters and the partition every node of a run agrees on.
 #[derive(Clone, Debug)]
@@ -67,6 +70,10 @@ pub enum ModelError {
     /// A deferred model's parameter source produced none.
     #[error("the model's parameters could not be loaded")]
     NoParams,
+    /// A tile's input could not be cut from its frame's picture (it did not decode, or the
+    /// tile lies outside the network input).
+    #[error("tile input: the frame's picture does not make it")]
+    Picture,
 }
 
 impl Model {
@@ -289,6 +296,17 @@ impl Workspace {
         self.len() == 0
     }
 
+    /// The larger buffer's memory as bytes, for what is needed only before a tile runs (a
+    /// picture decoded to cut the tile's input from).
+    fn scratch_bytes(&mut self) -> &mut [u8] {
+        let larger = if self.a.len() >= self.b.len() {
+            &mut self.a
+        } else {
+            &mut self.b
+        };
+        bytemuck::cast_slice_mut(larger.as_mut_slice())
+    }
+
     /// Both buffers, grown to at least `elems` (never shrunk).
     fn buffers(&mut self, elems: [usize; 2]) -> (&mut [f32], &mut [f32]) {
         for (v, n) in [(&mut self.a, elems[0]), (&mut self.b, elems[1])] {
@@ -311,8 +329,37 @@ pub struct Job {
     pub input_region: Region,
     /// CHW input values: received for this job, or the frame's image shared with its node.
     pub input: Arc<Vec<f32>>,
+    /// The frame's picture as captured, when the tile's input is to be cut from it over
+    /// `input_region` (then `input` is empty): the job decodes it into its workspace's idle
+    /// buffers, so a node never holds a decoded frame besides them.
+    pub picture: Option<Arc<Picture>>,
     /// Neighbours' strips (level-1 Reuse tiles).
     pub strips: Strips,
+}
+
+/// The network input over `region` cut from `picture` (letterboxed to the network's input, as
+/// the source made it), the picture decoded into `ws`'s buffers.
+fn cut_input(
+    stack: &FusedStack<'_>,
+    picture: &Picture,
+    region: Region,
+    ws: &mut Workspace,
+) -> Result<Vec<f32>, ModelError> {
+    let shape = stack.input();
+    let (w, h) = (shape.w as usize, shape.h as usize);
+    let xs = region.x.start as usize..region.x.end as usize;
+    let ys = region.y.start as usize..region.y.end as usize;
+    if shape.c != 3 || xs.end > w || ys.end > h {
+        return Err(ModelError::Picture);
+    }
+    let mut spill = Vec::new();
+    let px = picture
+        .pixels_in(ws.scratch_bytes(), &mut spill)
+        .map_err(|e| {
+            warn!("a tile's picture: {}", e);
+            ModelError::Picture
+        })?;
+    Ok(letterbox_window(&px, w, h, xs, ys))
 }
 
 /// A finished job.
@@ -350,12 +397,19 @@ pub fn execute_in<K: Kernels>(
             let plan = model.plan(tile, mode)?;
             let scratch =
                 tessera_core::exec::buffer_elems(&stack, &plan).map_err(ModelError::Exec)?;
+            // Grown first: a picture decodes into them, before the tile overwrites them.
+            ws.buffers(scratch);
+            let cut = match &job.picture {
+                Some(p) => Some(cut_input(&stack, p, job.input_region, ws)?),
+                None => None,
+            };
+            let values = cut.as_deref().unwrap_or(&job.input);
             let (a, b) = ws.buffers(scratch);
             let region = plan.output(stack.len() - 1);
             let out_c = stack.output().c;
             let mut out =
                 vec![0.0f32; region_len(&region, out_c).map_err(|e| ModelError::Exec(e.into()))?];
-            let input = FeatureView::new(&job.input, job.input_region, stack.input().c)
+            let input = FeatureView::new(values, job.input_region, stack.input().c)
                 .map_err(|e| ModelError::Exec(e.into()))?;
             let mut strips = job.strips;
             let mut produced = Strips::new();
@@ -378,8 +432,8 @@ pub fn execute_in<K: Kernels>(
             }
             let strip_bytes: usize = strips.values().map(|s| s.data.len() * 4).sum();
             // The input the tile reads (of a shared frame, no more is the job's).
-            let read = region_len(&plan.input(0), stack.input().c).unwrap_or(job.input.len());
-            let buffer_bytes = 4 * (read.min(job.input.len()) + ws.len() + out.len()) + strip_bytes;
+            let read = region_len(&plan.input(0), stack.input().c).unwrap_or(values.len());
+            let buffer_bytes = 4 * (read.min(values.len()) + ws.len() + out.len()) + strip_bytes;
             // What the tile put beyond what it was given are its own strips.
             for (k, s) in strips {
                 if k.0 == tile {
@@ -515,6 +569,7 @@ mod tests {
             },
             input_region: Region::full(16, 12),
             input: Arc::new((0..16 * 12 * 3).map(|i| (i % 13) as f32 / 13.0).collect()),
+            picture: None,
             strips: Strips::new(),
         }
     }

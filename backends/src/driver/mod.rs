@@ -55,7 +55,7 @@ use crate::coded::{
     BoxedGlue, BoxedShards, CodedFinished, CodedMessage, CodedNodeStats, CodedPart,
 };
 use crate::link::{Link, LinkConfig, LinkError, LinkEvent, LinkStats, Received};
-use crate::pipeline::{letterbox_window, Picture, Rgb8};
+use crate::pipeline::Picture;
 use shipped::{Assembly, ChunkError, Progress};
 
 /// A source of the current time for a driver loop: the system's monotonic clock on Linux, a
@@ -637,32 +637,6 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         }
     }
 
-    /// The network input over `region` cut from `frame`'s received picture. The picture is
-    /// decoded for each tile and its pixels dropped before the tile runs: a helper edge never
-    /// holds a decoded frame while it computes (one decode per tile instead of per frame;
-    /// keeping a 640x480 frame's 0.9 MB of pixels between tiles raised a 5x5 edge's peak).
-    fn cut_from_picture(&self, frame: FrameKey, region: Region) -> Option<Vec<f32>> {
-        let picture = self.frames.get(&frame)?.picture.as_ref()?;
-        let px: Rgb8 = match picture.pixels() {
-            Ok(px) => px,
-            Err(e) => {
-                warn!("node {}: frame {}: {}", self.id(), frame, e);
-                return None;
-            }
-        };
-        let shape = self.model.net.input();
-        if shape.c != 3 {
-            return None;
-        }
-        let (w, h) = (shape.w as usize, shape.h as usize);
-        let xs = region.x.start as usize..region.x.end as usize;
-        let ys = region.y.start as usize..region.y.end as usize;
-        if xs.end > w || ys.end > h {
-            return None;
-        }
-        Some(letterbox_window(&px, w, h, xs, ys))
-    }
-
     /// Tells the machine `p` is gone (once per connection).
     fn peer_down(&mut self, now: Instant, p: NodeId) {
         for f in self.frames.values_mut() {
@@ -1220,14 +1194,19 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     .get_mut(&frame)
                     .and_then(|f| f.tasks.remove(&tile));
                 // A tile of a frame held here reads its region of the shared image in place; a
-                // tile sent as a `TileTask` is cut from the frame's picture.
+                // tile sent as a `TileTask` is cut from the frame's picture by the job itself
+                // (decoded into the compute thread's idle buffers, one decode per tile: a
+                // helper edge never holds a decoded frame).
                 let input = match given {
-                    Some((region, values)) => Some((region, Arc::new(values))),
-                    None => self.shared_image(frame).or_else(|| {
-                        let region = self.model.plan(tile, mode).ok()?.input(0);
-                        let values = self.cut_from_picture(frame, region)?;
-                        Some((region, Arc::new(values)))
-                    }),
+                    Some((region, values)) => Some((region, Arc::new(values), None)),
+                    None => self
+                        .shared_image(frame)
+                        .map(|(region, image)| (region, image, None))
+                        .or_else(|| {
+                            let region = self.model.plan(tile, mode).ok()?.input(0);
+                            let picture = self.frames.get(&frame)?.picture.clone()?;
+                            Some((region, Arc::new(Vec::new()), Some(picture)))
+                        }),
                 };
                 // Only the strips this tile reads, not the frame's whole store. An edge moves
                 // them into the job: each strip serves the one tile on its side, which runs
@@ -1240,10 +1219,11 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     (Some(f), Ok(plan)) => needed_strips(&f.strips, &plan),
                     _ => Strips::new(),
                 };
-                input.map(|(input_region, input)| Job {
+                input.map(|(input_region, input, picture)| Job {
                     work,
                     input_region,
                     input,
+                    picture,
                     strips,
                 })
             }
@@ -1262,6 +1242,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                         work,
                         input_region,
                         input: Arc::new(input),
+                        picture: None,
                         strips: Strips::new(),
                     }),
                     None => {
@@ -1270,6 +1251,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                                 work,
                                 input_region,
                                 input: Arc::new(input),
+                                picture: None,
                                 strips: Strips::new(),
                             })
                     }

@@ -203,6 +203,53 @@ impl Rgb8 {
         Image::from_interleaved(self.w, self.h, 3, &self.px)
             .expect("checked when the pixels were made")
     }
+
+    /// The interleaved pixels, given up.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.px
+    }
+
+    /// The pixels seen as an [`RgbView`].
+    pub fn view(&self) -> RgbView<'_> {
+        RgbView {
+            w: self.w,
+            h: self.h,
+            px: &self.px,
+        }
+    }
+}
+
+/// 8-bit RGB pixels, interleaved, in memory someone else owns (a picture's own bytes, or a
+/// node's scratch buffer it was decoded into): the same samples as [`Rgb8`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RgbView<'a> {
+    w: usize,
+    h: usize,
+    px: &'a [u8],
+}
+
+impl<'a> RgbView<'a> {
+    /// `w × h` pixels, 3 bytes each.
+    pub fn new(w: usize, h: usize, px: &'a [u8]) -> Result<Self, PixelsError> {
+        check(w, h, 3, px.len())?;
+        Ok(RgbView { w, h, px })
+    }
+
+    /// Width and height.
+    pub fn size(&self) -> (usize, usize) {
+        (self.w, self.h)
+    }
+}
+
+impl Samples for RgbView<'_> {
+    fn dims(&self) -> (usize, usize, usize) {
+        (self.w, self.h, 3)
+    }
+
+    /// The value [`Image::from_interleaved`] stores for this pixel.
+    fn sample(&self, x: usize, y: usize, c: usize) -> f32 {
+        self.px[(y * self.w + x) * 3 + c] as f32 / 255.0
+    }
 }
 
 /// An image the resampling reads value by value.

@@ -35,7 +35,9 @@ pub use kernel::{AnyKernel, KernelChoice, UnknownKernel};
 #[cfg(feature = "simd")]
 pub use kernel_pick::{kernel_name, winograd_name, DetectKernel};
 pub use labels::{class_color, class_name, PixelBox, COCO_NAMES};
-pub use letterbox::{letterbox_of, letterbox_window, Image, PixelsError, Rgb8, Samples, MAX_SIDE};
+pub use letterbox::{
+    letterbox_of, letterbox_window, Image, PixelsError, Rgb8, RgbView, Samples, MAX_SIDE,
+};
 pub use picture::{
     check_bounds, decode_pixels, sniff, Picture, PictureError, MAX_PICTURE_BYTES,
     MAX_PICTURE_PIXELS,

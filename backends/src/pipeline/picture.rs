@@ -11,7 +11,7 @@ use alloc::vec::Vec;
 
 use tessera_core::wire::PictureFormat;
 
-use super::letterbox::{PixelsError, Rgb8, MAX_SIDE};
+use super::letterbox::{PixelsError, Rgb8, RgbView, MAX_SIDE};
 
 /// Largest picture a node accepts, in bytes as shipped (a raw 1080p frame is 6.2 MB).
 pub const MAX_PICTURE_BYTES: usize = 16 << 20;
@@ -118,6 +118,49 @@ impl Picture {
         Ok((picture, px))
     }
 
+    /// The picture's pixels, checked against its declared size, decoded into `scratch` (memory
+    /// the caller holds anyway, such as a node's idle tile buffers) when they fit there, else
+    /// into `spill`; raw pixels are read where they are. A node cutting one tile's input so
+    /// holds no decoded frame of its own.
+    pub fn pixels_in<'s>(
+        &'s self,
+        scratch: &'s mut [u8],
+        spill: &'s mut Vec<u8>,
+    ) -> Result<RgbView<'s>, PictureError> {
+        let (w, h) = (self.width as usize, self.height as usize);
+        check_bounds(w, h, self.bytes.len())?;
+        let decoded = match self.format {
+            PictureFormat::Rgb8 => return Ok(RgbView::new(w, h, &self.bytes)?),
+            #[cfg(feature = "codecs")]
+            PictureFormat::Jpeg => {
+                let out = match scratch.get_mut(..w * h * 3) {
+                    Some(out) => out,
+                    None => {
+                        spill.clear();
+                        spill.resize(w * h * 3, 0);
+                        spill.as_mut_slice()
+                    }
+                };
+                let size = codecs::jpeg_into(&self.bytes, w, h, out)?;
+                (size, &*out)
+            }
+            f => {
+                let _ = &scratch; // Without `codecs`, nothing decodes into it.
+                let px = decode_file(f, &self.bytes, w, h)?;
+                let size = px.size();
+                *spill = px.into_bytes();
+                (size, spill.as_slice())
+            }
+        };
+        match decoded {
+            ((dw, dh), px) if (dw, dh) == (w, h) => Ok(RgbView::new(w, h, px)?),
+            (size, _) => Err(PictureError::SizeMismatch {
+                declared: (w, h),
+                decoded: size,
+            }),
+        }
+    }
+
     /// The picture's pixels, checked against its declared size.
     pub fn pixels(&self) -> Result<Rgb8, PictureError> {
         let (w, h) = (self.width as usize, self.height as usize);
@@ -201,6 +244,34 @@ mod codecs {
         Ok(Rgb8::new(info.width as usize, info.height as usize, px)?)
     }
 
+    /// Decodes a JPEG of declared size `w × h` into `out` (exactly `w·h·3` bytes); the size it
+    /// decoded to.
+    pub(super) fn jpeg_into(
+        bytes: &[u8],
+        w: usize,
+        h: usize,
+        out: &mut [u8],
+    ) -> Result<(usize, usize), PictureError> {
+        let options = DecoderOptions::default()
+            .jpeg_set_out_colorspace(ColorSpace::RGB)
+            .set_max_width(w)
+            .set_max_height(h);
+        let mut decoder = JpegDecoder::new_with_options(bytes, options);
+        let bad = |e| PictureError::Jpeg(format!("{e:?}"));
+        decoder.decode_headers().map_err(bad)?;
+        let (dw, dh) = decoder
+            .dimensions()
+            .ok_or_else(|| PictureError::Jpeg("no header".into()))?;
+        if (dw, dh) != (w, h) || decoder.output_buffer_size() != Some(out.len()) {
+            return Err(PictureError::SizeMismatch {
+                declared: (w, h),
+                decoded: (dw, dh),
+            });
+        }
+        decoder.decode_into(out).map_err(bad)?;
+        Ok((dw, dh))
+    }
+
     pub(super) fn png(bytes: &[u8], max_w: usize, max_h: usize) -> Result<Rgb8, PictureError> {
         let mut decoder = png::Decoder::new(bytes);
         decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
@@ -258,5 +329,35 @@ mod tests {
         };
         assert!(matches!(huge.pixels(), Err(PictureError::TooLarge { .. })));
         assert_eq!(sniff(b"nope"), Err(PictureError::UnknownFormat));
+        // Raw pixels are read where they are, whatever the scratch.
+        let mut spill = Vec::new();
+        let view = p.pixels_in(&mut [], &mut spill).unwrap();
+        assert_eq!(view, rgb.view());
+        assert!(spill.is_empty());
+    }
+
+    #[cfg(feature = "codecs")]
+    #[test]
+    fn decoding_into_scratch_or_spill_gives_the_decoded_pixels() {
+        let (p, px) = Picture::captured(crate::builtin::DEFAULT_IMAGE.to_vec()).unwrap();
+        let n = px.bytes().len();
+        // Room enough: decoded in the scratch, nothing spilt.
+        let mut scratch = vec![7u8; n + 100];
+        let mut spill = Vec::new();
+        assert_eq!(p.pixels_in(&mut scratch, &mut spill).unwrap(), px.view());
+        assert!(spill.is_empty());
+        assert_eq!(&scratch[..n], px.bytes());
+        // Too little: the spill holds them, the scratch is untouched.
+        let mut small = vec![7u8; n - 1];
+        assert_eq!(p.pixels_in(&mut small, &mut spill).unwrap(), px.view());
+        assert_eq!(spill.len(), n);
+        assert!(small.iter().all(|&b| b == 7));
+        // A picture whose declared size differs from its file's is refused either way.
+        let lying = Picture {
+            height: p.height - 1,
+            ..p.clone()
+        };
+        assert!(lying.pixels_in(&mut scratch, &mut spill).is_err());
+        assert!(lying.pixels_in(&mut [], &mut spill).is_err());
     }
 }
