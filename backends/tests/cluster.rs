@@ -133,7 +133,15 @@ fn run_cluster(
         done.extend(nodes[0].take_finished());
         std::thread::sleep(std::time::Duration::from_micros(200));
     }
-    let expect = reference(&model, &image.input);
+    // A picture-only frame's input is the picture letterboxed, as every node cuts it.
+    let input = match &image.picture {
+        Some(p) if image.input.is_empty() => {
+            let shape = model.net.input();
+            letterbox_of(&p.pixels().unwrap(), shape.w as usize, shape.h as usize).data
+        }
+        _ => image.input.clone(),
+    };
+    let expect = reference(&model, &input);
     (done, expect, nodes.iter().map(|n| n.stats()).collect())
 }
 
@@ -177,8 +185,9 @@ fn every_policy_matches_the_single_device_run() {
 /// gateway and kept where they were made: the tiles lent go as `TileTask`s after the picture,
 /// the receivers cut their inputs from their own decode, and the stitched output is still the
 /// single-device run's, bit for bit.
-fn check_shipped(image: SourceFrame) {
+fn check_shipped(image: SourceFrame) -> Vec<Finished> {
     assert!(image.picture.is_some());
+    let mut all = Vec::new();
     for (policy, local) in [
         (Policy::Wst, false),
         (Policy::WstS, false),
@@ -199,7 +208,9 @@ fn check_shipped(image: SourceFrame) {
             assert_eq!(s.failed_jobs, 0, "{policy:?}: node {id} failed a job");
             assert_eq!(s.refused, 0, "{policy:?}: node {id} refused a message");
         }
+        all.extend(done);
     }
+    all
 }
 
 #[test]
@@ -218,6 +229,23 @@ fn tiles_cut_from_shipped_pixels_match_the_single_device_run() {
 fn tiles_cut_from_a_shipped_jpeg_match_the_single_device_run() {
     let image = SourceFrame::captured(DEFAULT_IMAGE.to_vec(), 48, 40).unwrap();
     check_shipped(image);
+}
+
+/// A source that keeps only the JPEG (no float input, as `tessera edge` runs WST and WST-S)
+/// cuts its own tiles from it as the helpers do: the same output, bit for bit.
+#[cfg(feature = "codecs")]
+#[test]
+fn a_source_holding_only_the_jpeg_cuts_its_own_tiles_too() {
+    let image = SourceFrame::picture_only(DEFAULT_IMAGE.to_vec()).unwrap();
+    assert!(image.input.is_empty());
+    let done = check_shipped(image);
+    let own: u32 = done
+        .iter()
+        .flat_map(|f| &f.tiles_by)
+        .filter(|(id, _)| *id == 1)
+        .map(|(_, n)| n)
+        .sum();
+    assert!(own > 0, "the source computed no tile of its own");
 }
 
 /// Tile results sent in f16 or i8 (strips kept local, so each result is the exact tile output

@@ -12,6 +12,8 @@ use tessera_backends::driver::{Finished, NodeStats, SourceFrame};
 use tessera_backends::frame_source::{FrameSource, SOURCE_QUEUE};
 use tessera_backends::node::{run_edge, EdgeHost, EdgeRun, EdgeUp, FrameError, SourceCounts};
 
+use tessera_core::wire::Policy;
+
 use crate::config::Cluster;
 use crate::node::NodeLog;
 
@@ -72,6 +74,8 @@ struct Host {
     who: String,
     /// Network input side (frames are letterboxed to it).
     input: (usize, usize),
+    /// The cluster's policy (whether this source needs frames' float inputs).
+    policy: Policy,
 }
 
 impl EdgeHost for Host {
@@ -97,8 +101,13 @@ impl EdgeHost for Host {
     fn load(&mut self, path: &Path) -> Result<SourceFrame, FrameError> {
         let (w, h) = self.input;
         // The file's bytes go to the nodes that compute its tiles; they decode them as this
-        // node does.
-        Ok(SourceFrame::captured(std::fs::read(path)?, w, h)?)
+        // node does (and, under WST and WST-S, this node too, tile by tile).
+        Ok(SourceFrame::for_policy(
+            self.policy,
+            std::fs::read(path)?,
+            w,
+            h,
+        )?)
     }
 
     fn finished(&mut self, f: &Finished) {
@@ -166,6 +175,7 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
         log,
         who: format!("edge {}", args.id),
         input: (net.input().w as usize, net.input().h as usize),
+        policy: cluster.policy,
     };
     let run = EdgeRun {
         id: args.id,

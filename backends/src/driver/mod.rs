@@ -41,7 +41,7 @@ use tessera_core::runtime::{
 use tessera_core::tensor::{copy_overlap, region_len, FeatureView, FeatureViewMut};
 use tessera_core::time::Instant;
 use tessera_core::wire::{
-    Body, FrameKey, Kind, Message, NodeId, Precision, StripSource, Tensor, GATEWAY,
+    Body, FrameKey, Kind, Message, NodeId, Policy, Precision, StripSource, Tensor, GATEWAY,
 };
 use tessera_core::Region;
 use tessera_log::{debug, warn};
@@ -163,7 +163,8 @@ pub struct Finished {
 /// A frame a data source submits: the network input, and the picture it was made from.
 #[derive(Clone, Debug, Default)]
 pub struct SourceFrame {
-    /// The network input (CHW), which the source computes its own tiles from.
+    /// The network input (CHW), which the source computes its own tiles from; empty when
+    /// they are cut from `picture` as other nodes cut theirs ([`SourceFrame::picture_only`]).
     pub input: Vec<f32>,
     /// The picture as captured, letterboxed to make `input` (`pipeline::letterbox_of`). With
     /// one, a tile lent to another node goes as a `TileTask` after the picture (once per node),
@@ -185,6 +186,42 @@ impl SourceFrame {
             input: crate::pipeline::letterbox_of(&px, w, h).data,
             picture: Some(Arc::new(picture)),
         })
+    }
+
+    /// A frame from a captured JPEG or PNG file kept as it is (decoded once to check it):
+    /// every tile's input is cut from the picture by the node that runs it, the source's own
+    /// tiles too, so a frame in flight costs its file's bytes, not its float input. For
+    /// policies whose tiles are all cut from pictures ([`Self::cut_on_nodes`]).
+    #[cfg(feature = "codecs")]
+    pub fn picture_only(bytes: Vec<u8>) -> Result<Self, crate::pipeline::PictureError> {
+        let (picture, _) = Picture::captured(bytes)?;
+        Ok(SourceFrame {
+            input: Vec::new(),
+            picture: Some(Arc::new(picture)),
+        })
+    }
+
+    /// Whether `policy` needs no float input at the source when frames come with pictures:
+    /// WST and WST-S run tiles, each cut from the picture where it runs; WSH submits whole
+    /// frames to the gateway and BODP splits layer 0's input map, both as floats.
+    pub fn cut_on_nodes(policy: Policy) -> bool {
+        matches!(policy, Policy::Wst | Policy::WstS)
+    }
+
+    /// A captured file as `policy` runs it: [`Self::picture_only`] where
+    /// [`Self::cut_on_nodes`], else [`Self::captured`] (letterboxed to `w × h`).
+    #[cfg(feature = "codecs")]
+    pub fn for_policy(
+        policy: Policy,
+        bytes: Vec<u8>,
+        w: usize,
+        h: usize,
+    ) -> Result<Self, crate::pipeline::PictureError> {
+        if Self::cut_on_nodes(policy) {
+            Self::picture_only(bytes)
+        } else {
+            Self::captured(bytes, w, h)
+        }
     }
 }
 
@@ -1157,7 +1194,13 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
 
     /// The frame's whole image, shared, with its region (the network input's full map).
     fn shared_image(&self, frame: FrameKey) -> Option<(Region, Arc<Vec<f32>>)> {
-        let img = self.frames.get(&frame)?.image.as_ref()?;
+        // Empty: a picture-only frame (`SourceFrame::picture_only`), cut tile by tile.
+        let img = self
+            .frames
+            .get(&frame)?
+            .image
+            .as_ref()
+            .filter(|i| !i.is_empty())?;
         let shape = self.model.net.input();
         Some((Region::full(shape.w, shape.h), img.clone()))
     }
