@@ -8,7 +8,7 @@ use embedded_nal::{TcpFullStack, UdpFullStack};
 use tessera_core::time::{Duration, Instant};
 use tessera_core::wire::{Body, Message, NodeId};
 
-use crate::dgram::{DgramEndpoint, DgramSendError};
+use crate::dgram::{BoxedLane, DgramEndpoint, DgramSendError};
 use crate::link::{Link, LinkError};
 
 /// A transport for the coded stage's messages.
@@ -57,6 +57,24 @@ impl<S: TcpFullStack> CodedTransport for Link<S> {
 }
 
 impl<U: UdpFullStack> CodedTransport for DgramEndpoint<U> {
+    type Error = DgramSendError;
+
+    fn send_coded(
+        &mut self,
+        now: Instant,
+        to: NodeId,
+        msg: &Message<'_>,
+        lifetime: Option<Duration>,
+    ) -> Result<(), DgramSendError> {
+        self.send(now, to, msg, lifetime)
+    }
+
+    const CONNECTED: bool = false;
+
+    fn refuse_peer(&mut self, _: NodeId) {}
+}
+
+impl CodedTransport for BoxedLane {
     type Error = DgramSendError;
 
     fn send_coded(
