@@ -2,12 +2,15 @@
 //! should hear about (a wrong key, an id claimed from a second address, a flood): the counters
 //! say how many, this says when.
 
+use tessera_backends::dgram::DgramStats;
 use tessera_backends::link::Drops;
+use tessera_core::wire::datagram::DropReason;
 
 /// Remembers the counters it last reported, so each poll prints only what is new.
 #[derive(Default)]
 pub struct DropLog {
     seen: Drops,
+    datagrams: DgramStats,
 }
 
 impl DropLog {
@@ -30,6 +33,33 @@ impl DropLog {
             );
         }
         self.seen = *now;
+    }
+
+    /// Prints one line per reason a coded datagram was dropped for whose count grew since the
+    /// last call (losses and late fragments are the network's and only counted).
+    pub fn report_datagrams(&mut self, who: &str, now: &DgramStats) {
+        let (a, b) = (&self.datagrams, now);
+        let by_reason = [
+            DropReason::Malformed,
+            DropReason::Forged,
+            DropReason::Replayed,
+            DropReason::Oversized,
+            DropReason::OutOfWindow,
+        ]
+        .map(|r| (r.name(), a.rx.dropped(r), b.rx.dropped(r)));
+        let more = [
+            ("wrong_source", a.wrong_source, b.wrong_source),
+            ("bad_message", a.bad_message, b.bad_message),
+        ];
+        for (what, seen, now) in by_reason.into_iter().chain(more) {
+            if now > seen {
+                eprintln!(
+                    "{who}: dropped {} datagram(s): {what} ({now} so far)",
+                    now - seen
+                );
+            }
+        }
+        self.datagrams = *now;
     }
 }
 

@@ -58,5 +58,8 @@ impl NodeLog {
             println!("{}", line());
         }
         self.drops.report(who, &stats.link.dropped);
+        if let Some(d) = &stats.datagrams {
+            self.drops.report_datagrams(who, d);
+        }
     }
 }

@@ -435,4 +435,12 @@ fn an_edge_drops_and_counts_junk_forged_replayed_and_misaddressed_datagrams() {
     ] {
         assert_eq!(counter(line, name), n, "{name}: {line}");
     }
+    // The operator hears of them too, by reason.
+    let log = std::fs::read_to_string(out.with_extension("err")).unwrap();
+    for reason in ["malformed", "forged", "replayed", "wrong_source"] {
+        assert!(
+            log.contains(&format!("edge 2: dropped 1 datagram(s): {reason}")),
+            "{reason}: {log}"
+        );
+    }
 }
