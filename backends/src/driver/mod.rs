@@ -54,7 +54,8 @@ pub use compute::{
 };
 
 use crate::coded::{
-    BoxedGlue, BoxedShards, CodedFinished, CodedMessage, CodedNodeStats, CodedPart,
+    BoxedGlue, BoxedShards, CodedFinished, CodedMessage, CodedNodeStats, CodedPart, StageEvent,
+    StageTransport,
 };
 use crate::dgram::{BoxedLane, DgramStats};
 use crate::link::{Link, LinkConfig, LinkError, LinkEvent, LinkStats, Received};
@@ -537,15 +538,15 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             self.drop_dead_strips();
         }
         if let (Some((c, _)), Some(lane)) = (&mut self.coded, &mut self.lane) {
-            let mut incoming: Vec<(NodeId, Option<CodedMessage>)> = Vec::new();
-            lane.poll(now, &mut |from, m| {
-                incoming.push((from, CodedMessage::capture(&m)))
-            });
-            for (from, m) in incoming {
-                match m {
-                    Some(m) => c.on_message(now, lane, from, m),
+            let mut incoming = Vec::new();
+            lane.poll_stage(now, &mut incoming);
+            for ev in incoming {
+                match ev {
+                    StageEvent::Coded(from, m) => c.on_message(now, lane, from, m),
                     // Another kind on the coded datagrams: a protocol violation, counted.
-                    None => c.refuse_peer(lane, from),
+                    StageEvent::Foreign(from) => c.refuse_peer(lane, from),
+                    // Peers come and go on the link.
+                    StageEvent::Up(_) | StageEvent::Down(_) => {}
                 }
             }
         }
