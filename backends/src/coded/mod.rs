@@ -15,13 +15,16 @@
 //! link (or its datagram lane), so a device has one port number for both stages.
 //!
 //! [`tail`] maps a network's tail (YOLOv2's layers 16–31) onto coded layers; with `std`,
-//! [`ThreadShards`] computes a worker's shards on its own thread.
+//! [`ThreadShards`] computes a worker's shards on its own thread; `loopback` runs the stage
+//! alone on loopback (`tessera coded`) and `loopback_report` words its results.
 
 extern crate alloc;
 
 mod generated;
 #[cfg(all(feature = "std", feature = "simd"))]
 pub mod loopback;
+#[cfg(all(feature = "std", feature = "simd"))]
+pub mod loopback_report;
 pub mod model;
 mod node;
 mod part;

@@ -5,15 +5,18 @@
 //! The process around it (the `tessera` binary on a device) supplies the cluster
 //! ([`Deployment`], from its cluster file), the stop signal, where results go, how frames are
 //! read from disk and what is printed: the [`GatewayHost`] and [`EdgeHost`] traits.
+//! [`DropLog`] words the link's refusals an operator should hear about.
 
 extern crate alloc;
 extern crate std;
 
 mod deployment;
+mod drop_log;
 mod edge;
 mod gateway;
 
 pub use deployment::{Deployment, SetupError};
+pub use drop_log::DropLog;
 pub use edge::{run_edge, EdgeEnd, EdgeError, EdgeHost, EdgeRun, EdgeUp, FrameError, SourceCounts};
 pub use gateway::{
     run_gateway, GatewayCounts, GatewayEnd, GatewayHost, GatewayRun, GatewayTail, Saved,
