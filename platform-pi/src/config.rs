@@ -49,6 +49,9 @@ pub struct Cluster {
     pub tail: TailPlace,
     /// A coded tail: its frame deadline and data grace.
     pub coded: CodedConfig,
+    /// A coded tail's shards and results on the TCP link (`tail_transport = "tcp"`, the
+    /// default) or on authenticated datagrams (`"datagram"`).
+    pub tail_transport: TailTransport,
     /// WST-S strips stay where they were made (`reuse = "local"`, the default) or go through
     /// the gateway's cache (`reuse = "gateway"`).
     pub local_reuse: bool,
@@ -68,6 +71,9 @@ pub use tessera_backends::cluster::ClusterNode as Node;
 
 /// Where the tail runs (`tail = "gateway"`, or a coded scheme across the edges).
 pub use tessera_backends::coded::tail::TailPlace;
+
+/// How a coded tail's messages travel (`tail_transport = "tcp"` or `"datagram"`).
+pub use tessera_backends::dgram::TailTransport;
 
 /// One thing wrong with a cluster file, and where.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -122,6 +128,7 @@ struct RawCluster {
     tail: Option<At<String>>,
     tail_deadline_ms: Option<At<u64>>,
     tail_grace_ms: Option<At<u64>>,
+    tail_transport: Option<At<String>>,
     reuse: Option<At<String>>,
     transfer: Option<At<String>>,
     nodes: Vec<RawNode>,
@@ -291,6 +298,16 @@ fn tail_of(raw: &RawCluster, p: &mut Problems<'_>, edges: usize) -> (TailPlace, 
             );
         }
     }
+    if let Some(v) = raw
+        .tail_transport
+        .as_ref()
+        .filter(|_| place == TailPlace::Gateway)
+    {
+        p.at(
+            v,
+            "tail_transport carries a coded tail: set tail = \"cdc:R\", \"2mr\" or \"uncoded\"",
+        );
+    }
     let micros = |ms: u64| tessera_core::time::Duration::from_micros(ms * 1000);
     let coded = CodedConfig {
         data_grace: micros(grace_ms),
@@ -459,6 +476,17 @@ impl Cluster {
             p.whole(format!("{edges} edges; a cluster has 1..={MAX_EDGES}"));
         }
         let (tail, coded) = tail_of(&raw, &mut p, edges);
+        let tail_transport = match &raw.tail_transport {
+            Some(t) => p
+                .check(t, t.get_ref().parse::<TailTransport>())
+                .unwrap_or_default(),
+            None => TailTransport::Tcp,
+        };
+        if let (Some(t), TailTransport::Datagram, Some(None)) =
+            (&raw.tail_transport, tail_transport, key)
+        {
+            p.at(t, "tail_transport = \"datagram\" authenticates with the cluster key: insecure = true has none");
+        }
         let (Some(policy), Some(grid), Some(key), Some(kernel), true) =
             (policy, grid, key, kernel, p.list.is_empty())
         else {
@@ -496,6 +524,7 @@ impl Cluster {
             written,
             tail,
             coded,
+            tail_transport,
             local_reuse,
             transfer,
         })
@@ -523,6 +552,7 @@ impl Cluster {
             model: self.model.clone(),
             tail: self.tail,
             coded: self.coded,
+            tail_transport: self.tail_transport,
         }
     }
 

@@ -60,5 +60,10 @@ impl NodeLog {
         for line in self.drops.report(who, &stats.link.dropped) {
             eprintln!("{line}");
         }
+        if let Some(d) = &stats.datagrams {
+            for line in self.drops.report_datagrams(who, d) {
+                eprintln!("{line}");
+            }
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tessera_backends::coded::tail::TailScheme;
 use tessera_core::wire::{Policy, Precision};
-use tessera_pi::config::{Cluster, TailPlace};
+use tessera_pi::config::{Cluster, TailPlace, TailTransport};
 
 const EXAMPLE: &str = include_str!("../../cluster.example.toml");
 
@@ -50,6 +50,10 @@ fn bad_files_say_what_is_wrong() {
         ("tail = \"raid\"", "unknown tail 'raid': use gateway, cdc:R"),
         ("tail = \"cdc:3\"", "cdc:3 needs more than 3 edges"),
         ("tail_grace_ms = 10", "time a coded tail"),
+        (
+            "tail_transport = \"datagram\"",
+            "tail_transport carries a coded tail",
+        ),
         ("transfer = \"f8\"", "\"f32\", \"f16\" or \"i8\""),
         ("reuse = \"edges\"", "\"local\" or \"gateway\""),
     ];
@@ -195,4 +199,28 @@ fn host_names_are_resolved_and_bad_addresses_named_with_their_lines() {
     );
     assert!(e.problems[0].message.contains("cannot resolve"), "{e}");
     assert!(e.problems[1].message.contains("HOST:PORT"), "{e}");
+}
+
+#[test]
+fn a_coded_tail_goes_on_datagrams_only_when_asked_and_keyed() {
+    let coded = EXAMPLE.replace("tail = \"gateway\"", "tail = \"cdc:1\"");
+    let c = Cluster::parse(&coded).unwrap();
+    assert_eq!(c.tail_transport, TailTransport::Tcp);
+    let dgram = coded.replace(
+        "tail = \"cdc:1\"",
+        "tail = \"cdc:1\"\ntail_transport = \"datagram\"",
+    );
+    let c = Cluster::parse(&dgram).unwrap();
+    assert_eq!(c.deployment().tail_transport, TailTransport::Datagram);
+    // Both ends must agree: the fingerprint tells them apart.
+    let tcp = Cluster::parse(&coded).unwrap();
+    assert_ne!(c.fingerprint().unwrap(), tcp.fingerprint().unwrap());
+    let line = line_of(&dgram, "tail_transport");
+    let udp = dgram.replace("\"datagram\"", "\"udp\"");
+    let e = err(&udp);
+    assert!(e.starts_with(&format!("line {line}: ")), "{e}");
+    assert!(e.contains("unknown tail_transport 'udp'"), "{e}");
+    let open = dgram.replace("key = ", "insecure = true\n# key = ");
+    let e = err(&open);
+    assert!(e.contains("authenticates with the cluster key"), "{e}");
 }

@@ -8,12 +8,16 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use tessera_core::wire::datagram::DropReason;
+
+use crate::dgram::DgramStats;
 use crate::link::Drops;
 
 /// Remembers the counters it last reported, so each poll prints only what is new.
 #[derive(Default)]
 pub struct DropLog {
     seen: Drops,
+    datagrams: DgramStats,
 }
 
 impl DropLog {
@@ -37,6 +41,35 @@ impl DropLog {
             ));
         }
         self.seen = *now;
+        lines
+    }
+
+    /// One line per reason a coded datagram was dropped for whose count grew since the last
+    /// call (losses and late fragments are the network's and only counted).
+    pub fn report_datagrams(&mut self, who: &str, now: &DgramStats) -> Vec<String> {
+        let mut lines = Vec::new();
+        let (a, b) = (&self.datagrams, now);
+        let by_reason = [
+            DropReason::Malformed,
+            DropReason::Forged,
+            DropReason::Replayed,
+            DropReason::Oversized,
+            DropReason::OutOfWindow,
+        ]
+        .map(|r| (r.name(), a.rx.dropped(r), b.rx.dropped(r)));
+        let more = [
+            ("wrong_source", a.wrong_source, b.wrong_source),
+            ("bad_message", a.bad_message, b.bad_message),
+        ];
+        for (what, seen, now) in by_reason.into_iter().chain(more) {
+            if now > seen {
+                lines.push(format!(
+                    "{who}: dropped {} datagram(s): {what} ({now} so far)",
+                    now - seen
+                ));
+            }
+        }
+        self.datagrams = *now;
         lines
     }
 }
