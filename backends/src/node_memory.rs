@@ -482,7 +482,11 @@ pub fn measure(s: &RssSetup) -> Result<RssRun, MeasureError> {
         }
     }
     let mut nodes = Vec::new();
-    for (i, c) in procs.children.iter().enumerate() {
+    for (i, c) in procs.children.iter_mut().enumerate() {
+        // A node gone since the last check has no `VmHWM` left: say which and how.
+        if let Ok(Some(status)) = c.try_wait() {
+            return Err(MeasureError::Exited { id: i, status });
+        }
         let role = match i {
             0 if coded => Role::GatewayCoded,
             0 if s.tail => Role::GatewayWithTail,

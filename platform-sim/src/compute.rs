@@ -113,6 +113,12 @@ pub fn zero_done(model: &Model, job: Job) -> Result<Done, ModelError> {
                 }
             }
             let scratch = scratch_elems(&stack, &plan).map_err(ModelError::Exec)?;
+            // A tile cut from the frame's picture holds the input it cuts, as `execute` counts.
+            let input = match job.picture {
+                Some(_) => region_len(&job.input_region, stack.input().c)
+                    .map_err(|e| ModelError::Exec(e.into()))?,
+                None => job.input.len(),
+            };
             let given: usize = job.strips.values().map(|s| s.data.len() * 4).sum();
             let made: usize = strips.values().map(|s| s.data.len() * 4).sum();
             Ok(Done {
@@ -120,7 +126,7 @@ pub fn zero_done(model: &Model, job: Job) -> Result<Done, ModelError> {
                 region,
                 output: vec![0.0; n],
                 strips,
-                buffer_bytes: 4 * (job.input.len() + 2 * scratch + n) + given + made,
+                buffer_bytes: 4 * (input + 2 * scratch + n) + given + made,
             })
         }
         Work::Layer { layer, output, .. } => {

@@ -22,6 +22,7 @@ use tessera_core::code::{encode, replicate, shard, Arithmetic, Code, CodeError, 
 use tessera_core::kernel::{Kernels, Portable};
 use tessera_core::model::weights::ConvParams;
 use tessera_core::model::{Activation as ConvActivation, Conv, Shape};
+use tessera_core::region::Span;
 use tessera_core::runtime::coded::{
     CodedError, CodedLayerSpec, CodedPlan, Protection, ShardWork, MAX_CODED_LAYERS,
 };
@@ -1058,8 +1059,24 @@ impl Prepared {
     }
 }
 
+/// Bytes of padded input a coded convolution's kernel works on at once: a shard's output rows
+/// are computed in bands whose padded input rows fit, not over the whole padded map (YOLOv2's
+/// 19x19x1280 input padded is 2.3 MB of kernel scratch, kept by the thread between calls).
+const CONV_BAND_BYTES: usize = 640 * 1024;
+
+/// Output rows of a band of a `size × size` convolution over a `width`-wide, `in_len`-channel
+/// map: as many as keep the band's padded input within [`CONV_BAND_BYTES`] (at least one).
+fn band_rows(size: usize, width: usize, in_len: usize) -> usize {
+    let row = (width + size - 1) * in_len * 4;
+    (CONV_BAND_BYTES / row.max(1))
+        .saturating_sub(size - 1)
+        .max(1)
+}
+
 /// One shard of a convolution: `rows` filters (`w`, `b`, no batch norm, linear) over the
-/// `in_len`-channel map `x`, into `out` (`rows × cols`). `None` if the kernel refuses.
+/// `in_len`-channel map `x`, into `out` (`rows × cols`). `None` if the kernel refuses. Wider
+/// than 1×1, it runs in bands of output rows ([`band_rows`]); each output keeps its own
+/// summation order, so the result is the whole map's bit for bit.
 #[allow(clippy::too_many_arguments)]
 fn conv_shard<K: Kernels>(
     kernels: &K,
@@ -1087,6 +1104,89 @@ fn conv_shard<K: Kernels>(
     };
     let full = Region::full(g.width, g.height);
     let src = FeatureView::new(x, full, in_len as u32).ok()?;
-    let mut dst = FeatureViewMut::new(out, full, rows as u32).ok()?;
-    kernels.conv(&conv, map, &params, &src, &mut dst).ok()
+    let (width, height) = (g.width as usize, g.height as usize);
+    let band = band_rows(g.size as usize, width, in_len);
+    if g.size == 1 || band >= height {
+        let mut dst = FeatureViewMut::new(out, full, rows as u32).ok()?;
+        return kernels.conv(&conv, map, &params, &src, &mut dst).ok();
+    }
+    let mut part = vec![0.0f32; rows * band * width];
+    for y0 in (0..height).step_by(band) {
+        let y1 = (y0 + band).min(height);
+        let plane = (y1 - y0) * width;
+        let region = Region::new(Span::new(0, g.width), Span::new(y0 as u32, y1 as u32));
+        let mut dst = FeatureViewMut::new(&mut part[..rows * plane], region, rows as u32).ok()?;
+        kernels.conv(&conv, map, &params, &src, &mut dst).ok()?;
+        for (c, values) in part[..rows * plane].chunks_exact(plane).enumerate() {
+            let at = c * height * width + y0 * width;
+            out.get_mut(at..at + plane)?.copy_from_slice(values);
+        }
+    }
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_core::kernel::Portable;
+
+    /// A 3x3 shard over a map wide enough in channels to run in bands gives the whole map's
+    /// convolution bit for bit (portable and FMA kernels).
+    #[test]
+    fn banded_conv_shards_equal_the_whole_map() {
+        let (width, height, in_len, rows) = (5u32, 47u32, 1024usize, 3usize);
+        let band = band_rows(3, width as usize, in_len);
+        assert!(
+            band < height as usize / 2,
+            "the test must cross bands: {band}"
+        );
+        let g = ConvGeom {
+            size: 3,
+            width,
+            height,
+        };
+        let val = |i: usize, m: usize| ((i * 7919) % m) as f32 / m as f32 - 0.5;
+        let x: Vec<f32> = (0..in_len * g.cols()).map(|i| val(i, 97)).collect();
+        let w: Vec<f32> = (0..rows * in_len * 9).map(|i| val(i, 89) * 0.1).collect();
+        let b: Vec<f32> = (0..rows).map(|i| i as f32 * 0.25).collect();
+        let whole = |kernels: &dyn Fn(&mut [f32])| {
+            let mut out = vec![0.0f32; rows * g.cols()];
+            kernels(&mut out);
+            out
+        };
+        let conv = Conv {
+            filters: rows as u32,
+            size: 3,
+            stride: 1,
+            pad: 1,
+            batch_norm: false,
+            activation: ConvActivation::Linear,
+        };
+        let map = Shape::new(width, height, in_len as u32);
+        let params = ConvParams {
+            biases: &b,
+            bn: None,
+            weights: &w,
+        };
+        let full = Region::full(width, height);
+        let src = FeatureView::new(&x, full, in_len as u32).unwrap();
+        let expect = whole(&|out| {
+            let mut dst = FeatureViewMut::new(out, full, rows as u32).unwrap();
+            Portable.conv(&conv, map, &params, &src, &mut dst).unwrap();
+        });
+        let mut banded = vec![0.0f32; rows * g.cols()];
+        conv_shard(&Portable, g, in_len, rows, &w, &b, &x, &mut banded).unwrap();
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&banded), bits(&expect));
+        #[cfg(feature = "simd")]
+        {
+            let fma = crate::kernels::Fma::new();
+            let expect = whole(&|out| {
+                let mut dst = FeatureViewMut::new(out, full, rows as u32).unwrap();
+                fma.conv(&conv, map, &params, &src, &mut dst).unwrap();
+            });
+            conv_shard(&fma, g, in_len, rows, &w, &b, &x, &mut banded).unwrap();
+            assert_eq!(bits(&banded), bits(&expect));
+        }
+    }
 }
