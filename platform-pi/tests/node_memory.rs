@@ -5,9 +5,9 @@
 //! source edge within that plus its `SOURCE_QUEUE` queued frames, the gateway without the tail
 //! within 24 MiB, each with 10 % headroom (run-to-run variation of the peak; this binary's
 //! test profile also adds about 1 MiB to every node). Release build, `tessera bench cluster
-//! --memory-only`: 5x5 edges 23.0–23.2 MiB (under their 24 MiB target since pairs (0, 1) and
-//! (2, 3) are chained), the 5x5 source 32.8 MiB (over its 32.5 MiB target, within the
-//! headroom).
+//! --memory-only --frames 40`: 5x5 edges 23.6–23.7 MiB (each decodes a tile's picture into its
+//! idle tile buffers), the 5x5 source 25.4 MiB (it keeps frames as their JPEG and cuts its own
+//! tiles like the others), 3x3 edges 25.9–26.1 MiB, the 3x3 source 27.3 MiB.
 //! The run lasts 40 frames or more, so a per-frame leak shows: helpers used to keep every
 //! frame's strips (+0.7 MiB a frame at 3x3), and a node that loaded the whole model (204 MB of
 //! parameters) or kept per-job buffers would exceed the bounds as well.
@@ -68,6 +68,17 @@ fn node_processes_keep_only_what_they_run() {
             if n.role == Role::SourceEdge {
                 let edge = Role::Edge.target_bytes(r.grid).unwrap();
                 assert_eq!(target, edge + SOURCE_QUEUE as u64 * FRAME_BYTES);
+                // Under WST-S the source keeps its frames as JPEG, not as float inputs: half a
+                // float frame over an edge's bound is already more than it needs.
+                let no_float_frames = edge + edge * HEADROOM / 100 + FRAME_BYTES / 2;
+                assert!(
+                    n.peak_bytes <= no_float_frames,
+                    "{}x{} source: VmHWM {:.1} MiB > {:.1} MiB: float frames held?",
+                    r.grid.0,
+                    r.grid.1,
+                    n.peak_bytes as f64 / MIB as f64,
+                    no_float_frames as f64 / MIB as f64
+                );
             }
             let bound = target + target * HEADROOM / 100;
             assert!(

@@ -7,6 +7,7 @@
 
 extern crate alloc;
 
+use alloc::borrow::Cow;
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::Arc;
@@ -135,8 +136,14 @@ fn words_of(t: &Tensor<'_>) -> Vec<u32> {
         .collect()
 }
 
-fn bytes_of(words: &[u32]) -> Vec<u8> {
-    words.iter().flat_map(|w| w.to_le_bytes()).collect()
+/// Words as the wire's little-endian bytes: the words' own memory where that is their layout
+/// (no copy of a shard's input or result beside the link's), a copy elsewhere.
+fn bytes_of(words: &[u32]) -> Cow<'_, [u8]> {
+    if cfg!(target_endian = "little") {
+        Cow::Borrowed(bytemuck::cast_slice(words))
+    } else {
+        Cow::Owned(words.iter().flat_map(|w| w.to_le_bytes()).collect())
+    }
 }
 
 /// A coded message's tensor, shard and (a task's) budget.
@@ -650,6 +657,7 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
     }
 
     fn gateway_act<L: CodedTransport>(&mut self, now: Instant, link: &mut L, action: CodedAction) {
+        let copies = self.copies::<L>();
         let Role::Gateway { frames, .. } = &mut self.role else {
             return;
         };
@@ -682,7 +690,13 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
                     budget_us: budget.total_micros().min(u64::from(u32::MAX)) as u32,
                     input,
                 };
-                if let Err(e) = link.send_coded(now, to, &msg, Some(budget)) {
+                let sent = link.send_coded(now, to, &msg, Some(budget));
+                if sent.is_ok() {
+                    for _ in 1..copies {
+                        let _ = link.send_coded(now, to, &msg, Some(budget));
+                    }
+                }
+                if let Err(e) = sent {
                     // Not connected (or its backlog is full): an erasure now rather than at
                     // the timeout.
                     debug!(
@@ -690,10 +704,6 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
                         frame, layer, shard, e
                     );
                     self.lost::<L>(to);
-                } else {
-                    for _ in 1..self.copies::<L>() {
-                        let _ = link.send_coded(now, to, &msg, Some(budget));
-                    }
                 }
             }
             CodedAction::Decode {
