@@ -82,6 +82,12 @@ pub struct SimConfig {
     pub local_reuse: bool,
     /// Wire precision of tile results and strips.
     pub transfer: Precision,
+    /// A source's own results unconfirmed by the gateway before it leaves its tiles to
+    /// thieves (`runtime::Config::results_ahead`; 0, the default: no limit).
+    pub results_ahead: u8,
+    /// Thieves ask for their next tile while computing (`runtime::Config::prefetch`; off by
+    /// default, as the calibrated runs have it).
+    pub prefetch: bool,
 }
 
 impl SimConfig {
@@ -110,6 +116,8 @@ impl SimConfig {
             socket_buffer: 32 * 1024,
             local_reuse: false,
             transfer: Precision::F32,
+            results_ahead: 0,
+            prefetch: false,
         }
     }
 
@@ -245,6 +253,8 @@ pub fn run(cfg: &SimConfig) -> Outcome {
     // Liveness (`peer_dead`) is the link's alone: the machines only hear peers up and down.
     rt.frame_deadline = cfg.frame_deadline;
     rt.local_reuse = cfg.local_reuse;
+    rt.results_ahead = cfg.results_ahead;
+    rt.prefetch = cfg.prefetch;
     let mut nodes = Vec::with_capacity(n);
     let mut execs = Vec::with_capacity(n);
     for (i, net) in nets.iter().enumerate() {

@@ -655,13 +655,33 @@ impl Edge {
         }
     }
 
+    /// Own tiles computed here whose results the gateway has not yet confirmed (`Coverage`):
+    /// results still on their way through this node's uplink.
+    fn results_ahead(&self) -> u16 {
+        self.own
+            .iter()
+            .flatten()
+            .map(|f| f.local.difference(f.covered).len())
+            .sum()
+    }
+
+    /// The owner leaves its queued tiles to thieves for now: [`Config::results_ahead`] of its
+    /// results are still unconfirmed.
+    fn held_back(&self) -> bool {
+        self.cfg.results_ahead > 0 && self.results_ahead() >= u16::from(self.cfg.results_ahead)
+    }
+
     /// Starts the next piece of work, or asks for some.
     fn kick(&mut self) {
-        if self.current.is_some() || !self.gateway_up {
+        if !self.gateway_up {
             return;
         }
-        // 1. Own frames (WST): the owner takes from the head.
-        if self.cfg.stealing() {
+        if self.current.is_some() {
+            self.prefetch();
+            return;
+        }
+        // 1. Own frames (WST): the owner takes from the head, unless its uplink is behind.
+        if self.cfg.stealing() && !self.held_back() {
             if let Some(i) = oldest(&self.own, |f| f.seq, |f| f.queued() > 0) {
                 let (grid, reuse) = (self.cfg.grid, self.cfg.reuse_mode());
                 if let Some(f) = self.own[i].as_mut() {
@@ -704,8 +724,9 @@ impl Edge {
             self.start(job.work, false, fetch);
             return;
         }
-        // 3. Ask for work.
-        if self.ask != Ask::Idle {
+        // 3. Ask for work, unless own tiles wait (held back for thieves: a stolen tile's
+        // result would queue behind the same uplink).
+        if self.ask != Ask::Idle || self.own_queued() {
             return;
         }
         let until = self.now + self.cfg.tile_timeout;
@@ -720,6 +741,30 @@ impl Edge {
             }
             Policy::Bodp => {}
         }
+    }
+
+    /// Some own frame has queued tiles.
+    fn own_queued(&self) -> bool {
+        self.cfg.stealing() && self.own.iter().flatten().any(|f| f.queued() > 0)
+    }
+
+    /// [`Config::prefetch`]: while computing, a thief with nothing waiting and no own queued
+    /// tile asks for its next tile now, so it arrives before this one is done.
+    fn prefetch(&mut self) {
+        let stealing = matches!(self.cfg.policy, Policy::Wst | Policy::WstS);
+        if !self.cfg.prefetch
+            || !stealing
+            || !self.inbox.is_empty()
+            || self.ask != Ask::Idle
+            || self.own_queued()
+            || self.current.is_some_and(|c| c.fetch.is_some())
+        {
+            return;
+        }
+        self.actions.send(GATEWAY, Message::StealRequest);
+        self.ask = Ask::Steal {
+            until: self.now + self.cfg.tile_timeout,
+        };
     }
 
     /// Begins `work`: fetches the strips of the level-0 tiles in `fetch` first, if any.
