@@ -91,6 +91,10 @@ fn run_cluster(
     let mut cfg = Config::new(policy, &stack, g);
     cfg.tile_timeout = Duration::from_secs(5);
     cfg.local_reuse = local_reuse;
+    // Paced as cluster files run it: a source two results ahead leaves its tiles to thieves,
+    // which prefetch.
+    cfg.results_ahead = 2;
+    cfg.prefetch = true;
     let p = port();
     let peers = loopback(edges, p);
     let start = StdInstant::now();

@@ -591,6 +591,16 @@ mod tests {
             (c.spec().transfer, c.spec().local_reuse),
             (Precision::F16, false)
         );
+        // Stealing is paced to the links unless the file turns it off.
+        assert_eq!(c.pacing, Pacing::default());
+        let c = Cluster::parse(&format!("results_ahead = 0\nprefetch = false\n{EXAMPLE}")).unwrap();
+        assert_eq!(
+            c.spec().pacing,
+            Pacing {
+                results_ahead: 0,
+                prefetch: false
+            }
+        );
     }
 
     fn err(text: &str) -> String {
@@ -611,6 +621,7 @@ mod tests {
             ("tail_grace_ms = 10", "time a coded tail"),
             ("transfer = \"f8\"", "\"f32\", \"f16\" or \"i8\""),
             ("reuse = \"edges\"", "\"local\" or \"gateway\""),
+            ("results_ahead = 9", "outside 0..=8"),
         ];
         for (line, needle) in cases {
             let key = line.split('=').next().unwrap().trim();
