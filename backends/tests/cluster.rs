@@ -74,17 +74,17 @@ fn reference(model: &Model, image: &[f32]) -> Vec<f32> {
     out
 }
 
-/// Runs `frames` frames of `image` from edge 1 through a cluster; returns what the gateway
-/// finished, the single-device output, and every node's counters.
-fn run_cluster(
+type TestNode = Node<StdStack, Inline<Portable>>;
+
+/// A gateway and `edges` edges on loopback, created at `now`.
+fn nodes(
     policy: Policy,
     grid: (u32, u32),
     edges: u16,
-    frames: usize,
-    image: SourceFrame,
     local_reuse: bool,
     transfer: Precision,
-) -> (Vec<Finished>, Vec<f32>, Vec<NodeStats>) {
+    now: Instant,
+) -> (Arc<Model>, Vec<TestNode>) {
     let model = Arc::new(model(grid));
     let stack = FusedStack::new(&model.net, model.layers).unwrap();
     let g = Grid::new(grid.0, grid.1, Partition::Darknet, &stack).unwrap();
@@ -97,10 +97,8 @@ fn run_cluster(
     cfg.prefetch = true;
     let p = port();
     let peers = loopback(edges, p);
-    let start = StdInstant::now();
-    let now = || Instant::from_micros(start.elapsed().as_micros() as u64);
     let key = Key::new([9; 32]);
-    let mut nodes: Vec<Node<StdStack, Inline<Portable>>> = peers
+    let mut nodes: Vec<TestNode> = peers
         .iter()
         .map(|&(id, addr)| {
             let link = link(id, &peers, p, &key, Duration::from_secs(3));
@@ -110,7 +108,7 @@ fn run_cluster(
                 cfg,
                 model.clone(),
                 Inline::new(Portable, model.clone()),
-                now(),
+                now,
             )
             .unwrap()
         })
@@ -118,6 +116,23 @@ fn run_cluster(
     for n in nodes.iter_mut() {
         n.set_transfer(transfer);
     }
+    (model, nodes)
+}
+
+/// Runs `frames` frames of `image` from edge 1 through a cluster; returns what the gateway
+/// finished, the single-device output, and every node's counters.
+fn run_cluster(
+    policy: Policy,
+    grid: (u32, u32),
+    edges: u16,
+    frames: usize,
+    image: SourceFrame,
+    local_reuse: bool,
+    transfer: Precision,
+) -> (Vec<Finished>, Vec<f32>, Vec<NodeStats>) {
+    let start = StdInstant::now();
+    let now = || Instant::from_micros(start.elapsed().as_micros() as u64);
+    let (model, mut nodes) = nodes(policy, grid, edges, local_reuse, transfer, now());
     let mut submitted = 0;
     let mut done = Vec::new();
     while done.len() < frames {
@@ -208,13 +223,7 @@ fn check_shipped(image: SourceFrame) {
 
 #[test]
 fn tiles_cut_from_shipped_pixels_match_the_single_device_run() {
-    let px: Vec<u8> = (0..61 * 37 * 3).map(|i| (i * 7919 % 251) as u8).collect();
-    let rgb = Rgb8::new(61, 37, px).unwrap();
-    let image = SourceFrame {
-        input: letterbox_of(&rgb, 48, 40).data,
-        picture: Some(Arc::new(Picture::from_pixels(&rgb).unwrap())),
-    };
-    check_shipped(image);
+    check_shipped(shipped_pixels());
 }
 
 #[cfg(feature = "codecs")]
@@ -271,4 +280,66 @@ fn strips_in_f16_through_the_gateway_stay_close() {
         assert!(err <= max * 1e-2, "max error {err} of {max}");
     }
     assert!(stats.iter().all(|s| s.failed_jobs == 0 && s.refused == 0));
+}
+
+/// A frame of raw pixels with its picture, for the shipping tests.
+fn shipped_pixels() -> SourceFrame {
+    let px: Vec<u8> = (0..61 * 37 * 3).map(|i| (i * 7919 % 251) as u8).collect();
+    let rgb = Rgb8::new(61, 37, px).unwrap();
+    SourceFrame {
+        input: letterbox_of(&rgb, 48, 40).data,
+        picture: Some(Arc::new(Picture::from_pixels(&rgb).unwrap())),
+    }
+}
+
+/// A source ships a new frame's picture to the nodes that took tiles of its last frame as it
+/// submits the frame, before any of them asks for a tile of it.
+#[test]
+fn a_new_frames_picture_goes_at_once_to_the_last_frames_thieves() {
+    let image = shipped_pixels();
+    let picture_bytes = image.picture.as_ref().unwrap().bytes.len() as u64;
+    let start = StdInstant::now();
+    let now = || Instant::from_micros(start.elapsed().as_micros() as u64);
+    let (_, mut nodes) = nodes(Policy::Wst, (3, 3), 2, true, Precision::F32, now());
+    let poll = |nodes: &mut Vec<TestNode>| {
+        let t = now();
+        for n in nodes.iter_mut() {
+            n.poll(t);
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    };
+    while nodes[0].link().peers_up().count() < 2 {
+        assert!(start.elapsed().as_secs() < 20, "cluster did not connect");
+        poll(&mut nodes);
+    }
+    // Frames one at a time until edge 2 computed a tile of one.
+    let mut frames = 0;
+    loop {
+        assert!(frames < 20, "edge 2 took no tile of {frames} frames");
+        nodes[1].submit(now(), image.clone()).unwrap();
+        frames += 1;
+        let mut by = Vec::new();
+        while nodes[1].take_finished().is_empty() {
+            assert!(start.elapsed().as_secs() < 20, "cluster stalled");
+            poll(&mut nodes);
+            by.extend(
+                nodes[0]
+                    .take_finished()
+                    .into_iter()
+                    .flat_map(|f| f.tiles_by),
+            );
+        }
+        if by.iter().any(|&(id, n)| id == 2 && n > 0) {
+            break;
+        }
+    }
+    // The next frame's picture leaves with its submission.
+    let before = nodes[1].link().stats().bytes_sent + nodes[1].link().backlog(2) as u64;
+    nodes[1].submit(now(), image.clone()).unwrap();
+    let after = nodes[1].link().stats().bytes_sent + nodes[1].link().backlog(2) as u64;
+    assert!(
+        after - before >= picture_bytes,
+        "{} bytes sent at submission, picture {picture_bytes}",
+        after - before
+    );
 }

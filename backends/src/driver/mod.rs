@@ -98,6 +98,8 @@ struct FrameData {
     picture: Option<Arc<Picture>>,
     /// Data source: the peers that hold `picture` (shipped since they last connected).
     shipped: BTreeSet<NodeId>,
+    /// Data source: the peers it lent a tile of this frame to.
+    took: BTreeSet<NodeId>,
     /// The picture being received, chunk by chunk.
     incoming: Option<Assembly>,
     /// Received tile inputs (worker or thief).
@@ -268,6 +270,9 @@ pub struct Node<S: TcpFullStack, X: Executor> {
     coded: Option<(Box<NodeCoded>, usize)>,
     /// Wire precision of the tile results and strips this node sends.
     transfer: Precision,
+    /// Data source: the peers that took a tile of the last own frame that ended here; a new
+    /// frame's picture goes to them as it is submitted (see [`Node::submit`]).
+    takers: BTreeSet<NodeId>,
 }
 
 /// A link event kept in arrival order until the link's poll returns.
@@ -327,6 +332,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             up: BTreeSet::new(),
             coded: None,
             transfer: Precision::F32,
+            takers: BTreeSet::new(),
         })
     }
 
@@ -421,6 +427,19 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         f.picture = image.picture;
         f.started = now;
         self.pump(now);
+        // The picture goes now to the nodes that took tiles of the last frame: they will
+        // likely steal from this one too, and the transfer overlaps the frames before it
+        // instead of delaying the first tile lent. A peer that then takes nothing drops out
+        // of `takers` when this frame ends.
+        let early: Vec<NodeId> = self
+            .takers
+            .iter()
+            .copied()
+            .filter(|p| self.up.contains(p))
+            .collect();
+        for p in early {
+            self.ship_picture(now, p, key);
+        }
         Ok(key)
     }
 
@@ -634,6 +653,9 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         if self.ship_picture(now, to, frame) {
             let sent = self.link.send_control(now, to, &task);
             self.note_send(sent);
+            if let Some(f) = self.frames.get_mut(&frame) {
+                f.took.insert(to);
+            }
         }
     }
 
@@ -1148,6 +1170,9 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             });
             return;
         };
+        if f.picture.is_some() && frame.origin == self.id() {
+            self.takers = core::mem::take(&mut f.took);
+        }
         let is_gateway = matches!(self.machine, Machine::Gateway(_));
         let bodp = f.layer_input.is_some();
         let output = if is_gateway && complete {
