@@ -139,14 +139,15 @@ fn a_prefetching_thief_holds_its_next_tile_before_the_current_one_is_done() {
         assert_eq!(e.on_message(t(now + 1), 1, &task), Ok(Verdict::Accept));
         drain(e, t(now + 1))
     };
-    // The first tile starts, and the thief asks for the next one at once.
+    // The first tile starts, and the thief asks for the next one at once (nothing measured
+    // yet).
     assert_eq!(
         round_trip(&mut e, 1, 8),
         vec![Action::Compute(plain(f, 8)), steal]
     );
     // The next tile arrives while 8 computes: it waits, and no third is asked for.
     assert_eq!(round_trip(&mut e, 3, 7), vec![]);
-    // 8 done: 7 starts without a round trip, and the next request goes out.
+    // 8 done: 7 starts without a round trip.
     e.on_computed(t(10), plain(f, 8)).unwrap();
     let a = drain(&mut e, t(10));
     assert_eq!(
@@ -157,10 +158,14 @@ fn a_prefetching_thief_holds_its_next_tile_before_the_current_one_is_done() {
                 frame: f,
                 tile: 8
             },
-            Action::Compute(plain(f, 7)),
-            steal
+            Action::Compute(plain(f, 7))
         ]
     );
+    // Tile 8 took 8 ms and tile 7 came 2 ms after it was asked for: the next request goes
+    // 2 ms before 7 should be done (t = 16), not at once.
+    assert_eq!(e.poll_at(), Some(t(16)));
+    assert_eq!(drain(&mut e, t(15)), vec![]);
+    assert_eq!(drain(&mut e, t(16)), vec![steal]);
 }
 
 #[test]

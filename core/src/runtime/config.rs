@@ -102,7 +102,9 @@ pub struct Config {
     /// link without a rate estimate; a link faster than compute never reaches it. 0: no limit.
     pub results_ahead: u8,
     /// WST/WST-S thief: ask for the next tile while computing a stolen one (at most one task
-    /// waits), so a thief does not sit idle for a steal round trip between tiles.
+    /// waits), one steal round trip before the current tile should be done (both as last
+    /// measured), so a thief neither sits idle for a round trip between tiles nor holds a
+    /// tile idle behind its current one that its owner could have computed.
     pub prefetch: bool,
 }
 
