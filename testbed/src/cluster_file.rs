@@ -99,4 +99,15 @@ mod tests {
         assert_eq!(t.matches("source = true").count(), 1);
         assert_eq!(key(1).len(), 64);
     }
+
+    #[test]
+    fn the_20_mbit_scenario_runs_paced_local_strips_at_20_mbit() {
+        let text = include_str!("../scenarios/links20/wsts-3x3.toml");
+        let (cfg, _) = crate::run::scenario(text).unwrap();
+        assert_eq!(cfg.net.rate_bps, 20e6);
+        let t = render(&cfg).unwrap();
+        assert!(t.contains("reuse = \"local\""));
+        assert!(t.contains("results_ahead = 2"));
+        assert!(t.contains("prefetch = true"));
+    }
 }
