@@ -314,3 +314,47 @@ fn crash_plus_loss_on_every_link_keeps_every_frame_complete_and_correct() {
         assert!(lost > 0, "seed {seed}: no packet was lost");
     }
 }
+
+#[test]
+fn shipped_pictures_are_bit_exact_and_cut_the_sources_bytes() {
+    use tessera_sim::experiments::as_deployed;
+    // Real kernels: thieves cut their tiles from the shipped JPEG and match the single-device
+    // run of the same letterboxed input, without loss and under crash + 5 % loss.
+    let mut cfg = SimConfig::small(Policy::WstS, (3, 3), 3);
+    as_deployed(&mut cfg);
+    cfg.frames = 2;
+    let out = check_all_correct(&cfg, "WST-S 3x3 with shipped pictures");
+    let helped: u32 = out
+        .frames
+        .iter()
+        .flat_map(|f| f.tiles_by.iter())
+        .filter(|(n, _)| *n != 1)
+        .map(|(_, t)| t)
+        .sum();
+    assert!(helped > 0, "no tile left the source: {:?}", out.frames);
+    let mut cfg = SimConfig::small(Policy::WstS, (3, 3), 4);
+    as_deployed(&mut cfg);
+    cfg.frames = 4;
+    cfg.net.loss = 0.05;
+    cfg.faults = vec![Fault::Crash {
+        node: 2,
+        at: 300_000,
+    }];
+    check_all_correct(&cfg, "shipped pictures, crash + 5 % loss");
+    // YOLO's cost model: the source sends a 94 KB JPEG per helper instead of each lent
+    // tile's f32 input (416 × 416 × 3 floats for the whole frame).
+    let source_bytes = |deployed: bool| {
+        let mut cfg = SimConfig::yolo(Policy::WstS, (3, 3), 4);
+        if deployed {
+            as_deployed(&mut cfg);
+        }
+        let out = run(&cfg);
+        assert_eq!(out.completed(), 1, "deployed {deployed}: {:?}", out.frames);
+        out.sent[0][1]
+    };
+    let (f32_tiles, pictures) = (source_bytes(false), source_bytes(true));
+    assert!(
+        pictures * 3 < f32_tiles,
+        "source sent {pictures} B with pictures, {f32_tiles} B with f32 tiles"
+    );
+}
