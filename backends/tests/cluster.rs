@@ -173,6 +173,29 @@ fn every_policy_matches_the_single_device_run() {
     }
 }
 
+/// MoDNN keeps each stripe on its worker and moves only the overlap rows through the gateway:
+/// the stitched output is still the single-device run's bit for bit (with 3 edges a middle
+/// stripe takes rows from both sides), no node refuses a message or fails a job, every edge
+/// computes, and the run moves fewer bytes than the gateway-resident BODP.
+#[test]
+fn modnn_keeps_stripes_on_the_workers_bit_exact_with_fewer_bytes_than_bodp() {
+    let image: SourceFrame = values(48 * 40 * 3, 11).into();
+    let sent = |stats: &[NodeStats]| stats.iter().map(|s| s.link.bytes_sent).sum::<u64>();
+    let run = |policy| run_cluster(policy, (3, 3), 3, 2, image.clone(), false, Precision::F32);
+    let (done, expect, modnn) = run(Policy::Modnn);
+    check_output(Policy::Modnn, (3, 3), 3, &done, &expect);
+    for (id, s) in modnn.iter().enumerate() {
+        assert_eq!(s.failed_jobs, 0, "node {id} failed a job");
+        assert_eq!(s.refused, 0, "node {id} refused a message");
+        if id > 0 {
+            assert!(s.runtime.tiles_computed > 0, "edge {id} computed nothing");
+        }
+    }
+    let (_, _, bodp) = run(Policy::Bodp);
+    println!("bytes sent: MoDNN {}, BODP {}", sent(&modnn), sent(&bodp));
+    assert!(sent(&modnn) < sent(&bodp));
+}
+
 /// Runs the stealing policies on `image` (which has a picture), WST-S with strips through the
 /// gateway and kept where they were made: the tiles lent go as `TileTask`s after the picture,
 /// the receivers cut their inputs from their own decode, and the stitched output is still the

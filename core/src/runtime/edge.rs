@@ -555,6 +555,8 @@ impl Edge {
                     _ => Verdict::Discard,
                 }
             }
+            // MoDNN: the overlap rows of the next stripe, kept by the driver for that stripe.
+            Message::Strips { .. } if gw && policy == Policy::Modnn => Verdict::Accept,
             Message::Reject { .. } if gw => {
                 if self.current.is_some_and(|c| c.fetch.is_some()) {
                     self.fetch_failed();
@@ -567,7 +569,7 @@ impl Edge {
                 stripe,
                 output,
                 ..
-            } if gw && policy == Policy::Bodp => {
+            } if gw && matches!(policy, Policy::Bodp | Policy::Modnn) => {
                 if layer as usize >= self.cfg.layers.len() {
                     return Err(RuntimeError::StripeOutOfRange { layer, stripe });
                 }
@@ -718,7 +720,7 @@ impl Edge {
                 self.actions.send(GATEWAY, Message::StealRequest);
                 self.ask = Ask::Steal { until };
             }
-            Policy::Bodp => {}
+            Policy::Bodp | Policy::Modnn => {}
         }
     }
 
