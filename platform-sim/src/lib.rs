@@ -16,6 +16,7 @@
 //!   same loop.
 //! - [`cdc`], [`digits`]: the coded-computing experiments and the digits MLP.
 //! - [`scenario`]: TOML scenario files.
+//! - [`targets`]: issue 14's latency targets (papers' rate and our NEON kernel's Pi 3 rate).
 //! - [`report`]: the HTML report pages; [`calibration`]: the testbed's calibration rows it
 //!   can include.
 #![forbid(unsafe_code)]
@@ -38,4 +39,5 @@ pub mod report;
 pub mod rng;
 pub mod scenario;
 mod sim_core;
+pub mod targets;
 pub mod world;

@@ -15,8 +15,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use tessera_backends::driver::{Finished, Model, Node, NodeStats};
+use tessera_backends::driver::{Finished, Model, Node, NodeStats, SourceFrame};
 use tessera_backends::nal_smoltcp::SmolStack;
+use tessera_backends::pipeline::Picture;
 use tessera_core::runtime::Config;
 use tessera_core::time::{Duration, Instant};
 use tessera_core::wire::{FrameKey, NodeId, Policy, Precision, GATEWAY};
@@ -82,6 +83,10 @@ pub struct SimConfig {
     pub local_reuse: bool,
     /// Wire precision of tile results and strips.
     pub transfer: Precision,
+    /// Sources hold the frame as captured (the sample JPEG, [`models::SAMPLE_JPEG`]) and ship
+    /// it once per node that computes a tile of it, as the real nodes do; off: lent tiles go
+    /// as `f32` inputs. WSH, BODP and MoDNN submit the `f32` input to the gateway either way.
+    pub picture: bool,
 }
 
 impl SimConfig {
@@ -110,6 +115,7 @@ impl SimConfig {
             socket_buffer: 32 * 1024,
             local_reuse: false,
             transfer: Precision::F32,
+            picture: true,
         }
     }
 
@@ -124,6 +130,8 @@ impl SimConfig {
             peer_dead: Duration::from_millis(3500),
             frame_deadline: Duration::from_secs(60),
             limit: Duration::from_secs(120),
+            // Its random inputs are not a picture: tiles go as `f32`.
+            picture: false,
             ..SimConfig::yolo(policy, grid, edges)
         }
     }
@@ -225,6 +233,8 @@ struct Cameras<'c> {
     pending: BTreeMap<(usize, FrameKey), (u64, u32)>,
     /// Single-device outputs by image number, computed once.
     references: BTreeMap<u32, Vec<f32>>,
+    /// The picture every frame ships (with `SimConfig::picture`).
+    picture: Option<Arc<Picture>>,
 }
 
 /// Runs `cfg` to completion (every frame finished or abandoned) or its time limit.
@@ -305,6 +315,7 @@ pub fn run(cfg: &SimConfig) -> Outcome {
         frames: Vec::new(),
         pending: BTreeMap::new(),
         references: BTreeMap::new(),
+        picture: cfg.picture.then(|| Arc::new(models::sample_picture())),
     };
     core.run(&mut w);
     Outcome {
@@ -363,7 +374,10 @@ impl<'n, 'a> Workload<SimNodeOf<'n, 'a>> for Cameras<'_> {
         {
             let k = self.sources[s].submitted as u32;
             let real = self.cfg.kernels == Kernels::Real;
-            let img = models::image(&self.model, k, real);
+            let img = SourceFrame {
+                input: models::image(&self.model, k, real),
+                picture: self.picture.clone(),
+            };
             match core.nodes[i].submit(Instant::from_micros(core.now), img) {
                 Ok(key) => {
                     self.sources[s].submitted += 1;

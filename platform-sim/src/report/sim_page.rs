@@ -31,6 +31,8 @@ pub struct SimReport<'a> {
     pub gantt: (&'a SimConfig, &'a Outcome),
     /// The testbed's calibration rows and the file they came from.
     pub testbed: Option<(&'a [calibration::Row], String)>,
+    /// Issue 14's target runs and verdicts.
+    pub targets: (&'a [crate::targets::Run], &'a [crate::targets::Target]),
 }
 
 /// One series per policy of `pts` (grid `gr`, at most 6 devices), `f` giving each point.
@@ -67,6 +69,7 @@ pub fn html(r: &SimReport) -> Result<String, ChartError> {
     let t1 = single_device_s(gflops);
     let mut s = page_head("Tessera simulator report");
     let _ = write!(s, "<h1>Tessera simulator report</h1><p>YOLOv2 608×608 fused layers 0–15 (26.0 GFLOP unpartitioned), <b>cost model</b>: every device computes at {gflops:.2} GFLOP/s (single device {t1:.1} s) and returns zero-filled outputs of the right size — timing only; correctness is checked separately with real kernels on a small net. Network: {}. Seed {}. The driver and state machines are those of platform-pi, over smoltcp. Shaded cells are published figures (the DeepThings evaluation, its MoDNN baseline, Hadidi et al.); a dash means the paper gives none for that row.</p>", if a.net == "wifi" { "Pi 3 stations on one 2.4 GHz 802.11n AP (40 Mbit/s + 120 µs/packet per air hop, 2 hops Pi→AP→Pi, ≈ 24 Mbit/s TCP per hop), latency 0.5 ms + Gamma(2, 0.75 ms)" } else { "100 Mbit/s switched Ethernet" }, a.seed);
+    targets(&mut s, r.targets.0, r.targets.1);
     experiment1(&mut s, pts, t1)?;
     papers_beside(&mut s, pts, t1);
     memory(&mut s, r.memory);
@@ -82,13 +85,59 @@ pub fn html(r: &SimReport) -> Result<String, ChartError> {
     Ok(s)
 }
 
+/// Issue 14's targets: the verdicts, then the runs behind them.
+fn targets(s: &mut String, runs: &[crate::targets::Run], verdicts: &[crate::targets::Target]) {
+    let _ = write!(s, "<h2>Targets (issue 14)</h2><p>Six Pi 3 edges on WiFi, YOLOv2 3x3, one source, strips kept where they were made, the sample JPEG shipped once per helper. The papers' rate is {:.2} GFLOP/s; the NEON rate, {:.2} GFLOP/s, is our direct kernel's instruction count on a Cortex-A53 (docs/report.md).</p>", crate::compute::PI3_GFLOPS, crate::targets::neon_gflops());
+    s.push_str("<table><tr><th>target</th><th>figure</th><th>bound</th><th>met</th></tr>");
+    for t in verdicts {
+        let _ = write!(
+            s,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            super::style::esc(&t.what),
+            seconds(t.figure),
+            super::style::esc(&t.bound),
+            if t.met { "yes" } else { "<b>missed</b>" }
+        );
+    }
+    s.push_str("</table><table><tr><th>policy</th><th>GFLOP/s</th><th>transfer</th><th>latency</th><th>p10–p90</th><th>frames</th><th>MiB/frame sent</th></tr>");
+    for r in runs {
+        let _ = write!(
+            s,
+            "<tr><td>{}</td><td>{:.2}</td><td>{}</td><td>{}</td><td>{:.2}–{:.2} s</td><td>{} of {}</td><td>{:.2}</td></tr>",
+            r.policy.label(),
+            r.gflops,
+            r.transfer.label(),
+            seconds(r.latency),
+            r.spread.0,
+            r.spread.1,
+            r.completed.0,
+            r.completed.1,
+            r.link_mib
+        );
+    }
+    s.push_str("</table>");
+}
+
+/// A latency cell: seconds with two decimals, or a note when no frame completed.
+fn seconds(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.2} s")
+    } else {
+        "no frame completed".into()
+    }
+}
+
 fn experiment1(s: &mut String, pts: &[Point], t1: f64) -> Result<(), ChartError> {
     s.push_str("<h2>1. Latency and speedup vs devices</h2>");
     for gr in grids(pts) {
-        // BODP's latencies are an order of magnitude above the others': its own panel, so the
-        // FTP policies keep a readable scale.
-        let ftp = [Policy::Wsh, Policy::Wst, Policy::WstS];
-        for (which, policies) in [("FTP policies", &ftp[..]), ("BODP", &[Policy::Bodp][..])] {
+        // The gateway-resident BODP's latencies are an order of magnitude above the others':
+        // its own panel, so the FTP policies and MoDNN keep a readable scale.
+        let ftp = [Policy::Wsh, Policy::Wst, Policy::WstS, Policy::Modnn];
+        let bodp = [Policy::Bodp];
+        for (which, policies) in [
+            ("FTP policies and MoDNN", &ftp[..]),
+            ("gateway-resident BODP", &bodp[..]),
+        ] {
             let series = per_policy(pts, gr, policies, |q| ChartPoint {
                 x: q.devices as f64,
                 y: q.latency,
