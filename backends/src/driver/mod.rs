@@ -37,7 +37,7 @@ use tessera_core::model::Shape;
 use tessera_core::region::Span;
 use tessera_core::runtime::{
     modnn_boundaries, modnn_missing, Action, Config, Edge, Gateway, RuntimeError, Stats,
-    SubmitError, Verdict, Work, MAX_FRAMES_PER_SOURCE, MODNN_BAND_SIDES,
+    SubmitError, Verdict, Work, MAX_FRAMES_PER_SOURCE, MAX_GATEWAY_FRAMES, MODNN_BAND_SIDES,
 };
 use tessera_core::tensor::{copy_overlap, region_len, FeatureView, FeatureViewMut};
 use tessera_core::time::Instant;
@@ -529,6 +529,12 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             Ok(Verdict::Discard) => {}
             Err(e) => {
                 self.stats.refused += 1;
+                if let (Machine::Gateway(_), Some(frame)) = (&self.machine, msg.frame()) {
+                    // A submission refused: the picture that came before it goes too.
+                    if msg.kind() == Kind::FrameSubmit {
+                        self.frames.remove(&frame);
+                    }
+                }
                 if e.peer_fault() {
                     warn!("node {}: dropping peer {}: {}", self.id(), from, e);
                     self.link.disconnect(from);
@@ -561,11 +567,21 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         let Some(frame) = msg.frame() else {
             return Ok(());
         };
-        if matches!(self.machine, Machine::Gateway(_)) {
+        let gateway = matches!(self.machine, Machine::Gateway(_));
+        if gateway && !self.layered() {
             return Err(ChunkError::Gateway);
         }
-        if frame.origin != from || from == self.id() {
+        // Under BODP and MoDNN the gateway forwards the source's picture to the workers.
+        let forwarded = from == GATEWAY && self.layered();
+        if (frame.origin != from && !forwarded) || from == self.id() {
             return Err(ChunkError::NotOrigin { from, frame });
+        }
+        // A gateway holds pictures only for as many frames as it can track.
+        if gateway
+            && !self.frames.contains_key(&frame)
+            && self.frames.len() >= 2 * MAX_GATEWAY_FRAMES
+        {
+            return Err(ChunkError::Busy);
         }
         self.forget_stale(frame);
         let f = frame_entry(&mut self.frames, frame, now);
@@ -577,6 +593,15 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         }
         self.note_store();
         Ok(())
+    }
+
+    /// The run is layer by layer (BODP or MoDNN): a source with a picture submits the picture,
+    /// and the gateway ships it to the workers for their layer-0 stripes.
+    fn layered(&self) -> bool {
+        matches!(
+            machine!(&self.machine, m => m.config().policy),
+            Policy::Bodp | Policy::Modnn
+        )
     }
 
     /// Sends `frame`'s picture to `to` unless it holds it already; false when the link refused
@@ -742,6 +767,8 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 let f = frame_entry(&mut self.frames, frame, now);
                 f.tasks.insert(tile, (region, values));
             }
+            // Submitted as a picture (BODP, MoDNN): the chunks came first.
+            (Message::FrameSubmit { .. }, Some((region, _, _))) if region.is_empty() => {}
             (Message::FrameSubmit { frame, .. }, Some((_, _, span))) => {
                 let values = r.into_values(span);
                 let f = frame_entry(&mut self.frames, frame, now);
@@ -914,6 +941,21 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 let sent = self.link.send_control(now, to, &msg);
                 self.note_send(sent);
             }
+            Action::SubmitFrame { frame } if self.layered() && self.has_picture(frame) => {
+                // The picture, then a submission without the tensor: the gateway cuts the
+                // layer-0 stripes from it (or ships it on to the workers).
+                if self.ship_picture(now, GATEWAY, frame) {
+                    let t = Tensor {
+                        region: Region::default(),
+                        channels: self.model.net.input().c,
+                        data: &[],
+                        precision: Precision::F32,
+                    };
+                    let msg = Message::FrameSubmit { frame, input: t };
+                    let sent = self.link.send(now, GATEWAY, &msg, Body::Values(&[]));
+                    self.note_send(sent);
+                }
+            }
             Action::SubmitFrame { frame } => {
                 let Some(img) = self.frames.get(&frame).and_then(|f| f.image.as_ref()) else {
                     return;
@@ -1044,6 +1086,37 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 );
                 self.note_send(sent);
                 self.drop_sent_strips(frame, tile, sides);
+            }
+            Action::SendLayerTask {
+                to,
+                frame,
+                layer,
+                stripe,
+                output,
+            } if layer == 0 && self.has_picture(frame) && self.shared_image(frame).is_none() => {
+                // The frame came as a picture: the worker cuts its rows from it.
+                if self.ship_picture(now, to, frame) {
+                    let need = self
+                        .model
+                        .stack()
+                        .map(|s| s.back(0, output))
+                        .unwrap_or_default();
+                    let input = Tensor {
+                        region: Region::new(need.x, Span::new(need.y.start, need.y.start)),
+                        channels: self.model.net.input().c,
+                        data: &[],
+                        precision: Precision::F32,
+                    };
+                    let msg = Message::LayerTask {
+                        frame,
+                        layer,
+                        stripe,
+                        output,
+                        input,
+                    };
+                    let sent = self.link.send(now, to, &msg, Body::Values(&[]));
+                    self.note_send(sent);
+                }
             }
             Action::SendLayerTask {
                 to,
@@ -1198,6 +1271,11 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         });
     }
 
+    /// This node holds `frame`'s picture.
+    fn has_picture(&self, frame: FrameKey) -> bool {
+        self.frames.get(&frame).is_some_and(|f| f.picture.is_some())
+    }
+
     /// The frame's whole image, shared, with its region (the network input's full map).
     fn shared_image(&self, frame: FrameKey) -> Option<(Region, Arc<Vec<f32>>)> {
         let img = self.frames.get(&frame)?.image.as_ref()?;
@@ -1215,15 +1293,19 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         let stack = self.model.stack().ok()?;
         let l = stack.layers().get(layer as usize)?;
         let f = self.frames.get(&frame)?;
+        let region = stack.back(layer as usize, output);
         let map = if layer == 0 {
-            f.image.as_ref()?
+            match f.image.as_ref() {
+                Some(image) => image,
+                // Submitted as a picture: cut the rows from it.
+                None => return Some((region, l.input.c, self.cut_from_picture(frame, region)?)),
+            }
         } else {
             match &f.layer_input {
                 Some((at, m)) if *at == layer => m,
                 _ => return None,
             }
         };
-        let region = stack.back(layer as usize, output);
         let values = slice(map, Region::full(l.input.w, l.input.h), l.input.c, region)?;
         Some((region, l.input.c, values))
     }
@@ -1283,6 +1365,13 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     Some((input_region, _, input)) if input_region.covers(&need) => Some(Job {
                         work,
                         input_region,
+                        input: Arc::new(input),
+                        strips: Strips::new(),
+                    }),
+                    // Layer 0 of a frame shipped as a picture: cut from it.
+                    Some(_) if layer == 0 => self.cut_from_picture(frame, need).map(|input| Job {
+                        work,
+                        input_region: need,
                         input: Arc::new(input),
                         strips: Strips::new(),
                     }),
