@@ -942,19 +942,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 self.note_send(sent);
             }
             Action::SubmitFrame { frame } if self.layered() && self.has_picture(frame) => {
-                // The picture, then a submission without the tensor: the gateway cuts the
-                // layer-0 stripes from it (or ships it on to the workers).
-                if self.ship_picture(now, GATEWAY, frame) {
-                    let t = Tensor {
-                        region: Region::default(),
-                        channels: self.model.net.input().c,
-                        data: &[],
-                        precision: Precision::F32,
-                    };
-                    let msg = Message::FrameSubmit { frame, input: t };
-                    let sent = self.link.send(now, GATEWAY, &msg, Body::Values(&[]));
-                    self.note_send(sent);
-                }
+                self.submit_picture(now, frame)
             }
             Action::SubmitFrame { frame } => {
                 let Some(img) = self.frames.get(&frame).and_then(|f| f.image.as_ref()) else {
@@ -1094,29 +1082,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 stripe,
                 output,
             } if layer == 0 && self.has_picture(frame) && self.shared_image(frame).is_none() => {
-                // The frame came as a picture: the worker cuts its rows from it.
-                if self.ship_picture(now, to, frame) {
-                    let need = self
-                        .model
-                        .stack()
-                        .map(|s| s.back(0, output))
-                        .unwrap_or_default();
-                    let input = Tensor {
-                        region: Region::new(need.x, Span::new(need.y.start, need.y.start)),
-                        channels: self.model.net.input().c,
-                        data: &[],
-                        precision: Precision::F32,
-                    };
-                    let msg = Message::LayerTask {
-                        frame,
-                        layer,
-                        stripe,
-                        output,
-                        input,
-                    };
-                    let sent = self.link.send(now, to, &msg, Body::Values(&[]));
-                    self.note_send(sent);
-                }
+                self.send_picture_stripe(now, to, frame, stripe, output)
             }
             Action::SendLayerTask {
                 to,
@@ -1410,6 +1376,58 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 }
             }
         }
+    }
+
+    /// BODP/MoDNN source: submits `frame` as its picture, then a `FrameSubmit` without the
+    /// tensor: the gateway cuts the layer-0 stripes from it (or ships it on to the workers).
+    fn submit_picture(&mut self, now: Instant, frame: FrameKey) {
+        if !self.ship_picture(now, GATEWAY, frame) {
+            return;
+        }
+        let t = Tensor {
+            region: Region::default(),
+            channels: self.model.net.input().c,
+            data: &[],
+            precision: Precision::F32,
+        };
+        let msg = Message::FrameSubmit { frame, input: t };
+        let sent = self.link.send(now, GATEWAY, &msg, Body::Values(&[]));
+        self.note_send(sent);
+    }
+
+    /// BODP/MoDNN gateway, a frame submitted as a picture: ships the picture to `to` (once),
+    /// then layer 0's `LayerTask` without input rows: the worker cuts them from the picture.
+    fn send_picture_stripe(
+        &mut self,
+        now: Instant,
+        to: NodeId,
+        frame: FrameKey,
+        stripe: u16,
+        output: Region,
+    ) {
+        if !self.ship_picture(now, to, frame) {
+            return;
+        }
+        let need = self
+            .model
+            .stack()
+            .map(|s| s.back(0, output))
+            .unwrap_or_default();
+        let input = Tensor {
+            region: Region::new(need.x, Span::new(need.y.start, need.y.start)),
+            channels: self.model.net.input().c,
+            data: &[],
+            precision: Precision::F32,
+        };
+        let msg = Message::LayerTask {
+            frame,
+            layer: 0,
+            stripe,
+            output,
+            input,
+        };
+        let sent = self.link.send(now, to, &msg, Body::Values(&[]));
+        self.note_send(sent);
     }
 
     /// Sends `Strips { frame, tile, sources }` in the node's transfer precision.
