@@ -1,9 +1,10 @@
 //! Issue 14's simulator targets, run and judged: six Pi 3 on WiFi, YOLOv2's fused layers, one
-//! source. At the papers' device rate ([`PI3_GFLOPS`]): WST-S 3x3 under the DeepThings
-//! evaluation's 6.8 s, reuse (WST-S) faster than none (WST), and MoDNN within ±25 % of the
-//! paper's 8.1 s. At the rate of our own NEON kernel on a Pi 3 ([`pi3_neon_gflops`]): WST-S
-//! 3x3 at most 1.4 s per frame, `f16` transfer allowed. `tessera-sim report` prints them and
-//! tables them in `report.html` and `targets.csv`.
+//! source. At the papers' device rate ([`PI3_GFLOPS`]), per grid (3x3, 5x5): WST-S under the
+//! DeepThings evaluation's 6.8 s, and reuse (WST-S, strips kept local or through the gateway's
+//! cache, the faster) faster than none (WST); MoDNN within ±25 % of the paper's 8.1 s. At the
+//! rate of our own NEON kernel on a Pi 3 ([`pi3_neon_gflops`]): WST-S 3x3 at most 1.4 s per
+//! frame, `f16` transfer allowed. `tessera-sim report` prints them and tables them in
+//! `report.html` and `targets.csv`; `tessera-sim targets` runs only these.
 
 use std::fmt::Write as _;
 
@@ -31,6 +32,10 @@ pub const DEVICES: u16 = 6;
 pub struct Run {
     /// Policy.
     pub policy: Policy,
+    /// Tile grid.
+    pub grid: (u32, u32),
+    /// WST-S strips kept where they were made (else through the gateway's cache).
+    pub local_reuse: bool,
     /// Device rate, GFLOP/s.
     pub gflops: f64,
     /// Wire precision of results and strips.
@@ -58,14 +63,35 @@ pub struct Target {
     pub met: bool,
 }
 
-/// Runs `policy` on the target setup (3x3, [`DEVICES`] edges, WiFi, strips kept local as a
-/// cluster file has it) at `gflops` with `transfer`.
-pub fn measure(a: &OutArgs, policy: Policy, gflops: f64, transfer: Precision) -> Run {
-    let mut cfg = SimConfig::yolo(policy, (3, 3), DEVICES);
+/// One configuration of the target setup ([`DEVICES`] edges, WiFi).
+#[derive(Clone, Copy, Debug)]
+pub struct Setup {
+    /// Policy.
+    pub policy: Policy,
+    /// Tile grid.
+    pub grid: (u32, u32),
+    /// WST-S strips kept where they were made.
+    pub local_reuse: bool,
+    /// Device rate, GFLOP/s.
+    pub gflops: f64,
+    /// Wire precision of results and strips.
+    pub transfer: Precision,
+}
+
+/// Runs `s` (10 frames, 3 with `--quick`).
+pub fn measure(a: &OutArgs, s: Setup) -> Run {
+    let Setup {
+        policy,
+        grid,
+        local_reuse,
+        gflops,
+        transfer,
+    } = s;
+    let mut cfg = SimConfig::yolo(policy, grid, DEVICES);
     cfg.seed = a.seed;
     cfg.gflops = gflops;
     cfg.net = NetModel::wifi();
-    cfg.local_reuse = true;
+    cfg.local_reuse = local_reuse;
     cfg.transfer = transfer;
     cfg.frames = if a.quick { 3 } else { 10 };
     let out = run(&cfg);
@@ -83,6 +109,8 @@ pub fn measure(a: &OutArgs, policy: Policy, gflops: f64, transfer: Precision) ->
     let sent: u64 = out.nodes.iter().map(|n| n.2.link.bytes_sent).sum();
     let r = Run {
         policy,
+        grid,
+        local_reuse,
         gflops,
         transfer,
         latency,
@@ -91,8 +119,15 @@ pub fn measure(a: &OutArgs, policy: Policy, gflops: f64, transfer: Precision) ->
         link_mib: sent as f64 / out.submitted.max(1) as f64 / 1048576.0,
     };
     eprintln!(
-        "  target run {} {:.2} GFLOP/s {:?}: {:.2} s ({} of {}), {:.2} MiB/frame",
+        "  target run {} {}x{}{} {:.2} GFLOP/s {:?}: {:.2} s ({} of {}), {:.2} MiB/frame",
         policy.label(),
+        grid.0,
+        grid.1,
+        if local_reuse {
+            ""
+        } else {
+            " strips via gateway"
+        },
         gflops,
         transfer,
         r.latency,
@@ -108,47 +143,75 @@ pub fn neon_gflops() -> f64 {
     pi3_neon_gflops(&models::model(Net::Yolo16, (1, 1)))
 }
 
-/// Every target run: WST-S, WST and MoDNN at the papers' rate; WST-S in `f32` and `f16` at the
-/// NEON rate.
+/// Every target run: per grid WST and WST-S (strips local, and through the gateway) and MoDNN
+/// at the papers' rate; WST-S 3x3 in `f32` and `f16` at the NEON rate.
 pub fn runs(a: &OutArgs) -> Vec<Run> {
-    let neon = neon_gflops();
-    vec![
-        measure(a, Policy::WstS, PI3_GFLOPS, Precision::F32),
-        measure(a, Policy::Wst, PI3_GFLOPS, Precision::F32),
-        measure(a, Policy::Modnn, PI3_GFLOPS, Precision::F32),
-        measure(a, Policy::WstS, neon, Precision::F32),
-        measure(a, Policy::WstS, neon, Precision::F16),
-    ]
+    let at = |policy, grid, local_reuse, gflops, transfer| Setup {
+        policy,
+        grid,
+        local_reuse,
+        gflops,
+        transfer,
+    };
+    let (paper, neon, f32) = (PI3_GFLOPS, neon_gflops(), Precision::F32);
+    let mut setups = Vec::new();
+    for grid in [(3, 3), (5, 5)] {
+        setups.push(at(Policy::Wst, grid, true, paper, f32));
+        setups.push(at(Policy::WstS, grid, true, paper, f32));
+        setups.push(at(Policy::WstS, grid, false, paper, f32));
+    }
+    setups.push(at(Policy::Modnn, (3, 3), true, paper, f32));
+    setups.push(at(Policy::WstS, (3, 3), true, neon, f32));
+    setups.push(at(Policy::WstS, (3, 3), true, neon, Precision::F16));
+    setups.into_iter().map(|s| measure(a, s)).collect()
 }
 
-/// The verdicts on `runs` (as [`runs`] orders them).
+/// The verdicts on `runs`.
 pub fn judge(runs: &[Run]) -> Vec<Target> {
-    let find = |p: Policy, paper: bool, t: Precision| {
+    let at_paper = |r: &&Run| r.gflops == PI3_GFLOPS && r.transfer == Precision::F32;
+    let find = |p: Policy, grid: (u32, u32), local: Option<bool>| {
         runs.iter()
-            .find(|r| r.policy == p && (r.gflops == PI3_GFLOPS) == paper && r.transfer == t)
-            .map_or(f64::NAN, |r| r.latency)
+            .filter(at_paper)
+            .filter(|r| r.policy == p && r.grid == grid && local.is_none_or(|l| l == r.local_reuse))
+            .map(|r| r.latency)
+            .fold(f64::NAN, f64::min)
     };
-    let wst_s = find(Policy::WstS, true, Precision::F32);
-    let wst = find(Policy::Wst, true, Precision::F32);
-    let modnn = find(Policy::Modnn, true, Precision::F32);
-    let neon = find(Policy::WstS, false, Precision::F16);
+    let modnn = find(Policy::Modnn, (3, 3), None);
+    let neon = runs
+        .iter()
+        .find(|r| r.gflops != PI3_GFLOPS && r.transfer == Precision::F16)
+        .map_or(f64::NAN, |r| r.latency);
     let (lo, hi) = (
         PAPER_MODNN_S * (1.0 - MODNN_TOLERANCE),
         PAPER_MODNN_S * (1.0 + MODNN_TOLERANCE),
     );
-    vec![
-        Target {
-            what: "WST-S 3x3, paper's rate".into(),
+    let mut v = Vec::new();
+    for grid in [(3, 3), (5, 5)] {
+        let (local, shared) = (
+            find(Policy::WstS, grid, Some(true)),
+            find(Policy::WstS, grid, Some(false)),
+        );
+        let (wst_s, how) = if local <= shared || shared.is_nan() {
+            (local, "strips local")
+        } else {
+            (shared, "strips via gateway")
+        };
+        let wst = find(Policy::Wst, grid, None);
+        let g = format!("{}x{}", grid.0, grid.1);
+        v.push(Target {
+            what: format!("WST-S {g} ({how}), paper's rate"),
             figure: wst_s,
             bound: format!("< {PAPER_WST_S_S} s (paper)"),
             met: wst_s < PAPER_WST_S_S,
-        },
-        Target {
-            what: "WST 3x3 (no reuse), paper's rate".into(),
+        });
+        v.push(Target {
+            what: format!("WST {g} (no reuse), paper's rate"),
             figure: wst,
             bound: format!("> WST-S's {wst_s:.2} s (reuse faster)"),
             met: wst_s < wst,
-        },
+        });
+    }
+    v.extend([
         Target {
             what: "MoDNN 1x6 stripes, paper's rate".into(),
             figure: modnn,
@@ -161,19 +224,23 @@ pub fn judge(runs: &[Run]) -> Vec<Target> {
             bound: format!("≤ {NEON_BOUND_S} s"),
             met: neon <= NEON_BOUND_S,
         },
-    ]
+    ]);
+    v
 }
 
 /// The runs as CSV.
 pub fn csv(runs: &[Run]) -> String {
     let mut s = String::from(
-        "policy,gflops,transfer,devices,latency_s,p10_s,p90_s,completed,submitted,link_mib_per_frame\n",
+        "policy,grid,strips,gflops,transfer,devices,latency_s,p10_s,p90_s,completed,submitted,link_mib_per_frame\n",
     );
     for r in runs {
         let _ = writeln!(
             s,
-            "{},{:.2},{},{},{:.3},{:.3},{:.3},{},{},{:.3}",
+            "{},{}x{},{},{:.2},{},{},{:.3},{:.3},{:.3},{},{},{:.3}",
             r.policy.label(),
+            r.grid.0,
+            r.grid.1,
+            if r.local_reuse { "local" } else { "gateway" },
             r.gflops,
             r.transfer.label(),
             DEVICES,
