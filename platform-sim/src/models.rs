@@ -2,7 +2,7 @@
 //! for real kernels, with deterministic parameters and inputs.
 
 use tessera_backends::driver::{Model, ModelError};
-use tessera_backends::pipeline::{run_frame, FrameError, Picture};
+use tessera_backends::pipeline::{run_frame, FrameError};
 use tessera_core::ftp::{Grid, Mode, Partition, PlanError};
 use tessera_core::kernel::Portable;
 use tessera_core::model::weights::param_count;
@@ -11,18 +11,6 @@ use tessera_core::rng::SplitMix64;
 
 /// The YOLOv2 608×608 cfg the project ships.
 pub const YOLO_CFG: &str = include_str!("../../data/yolov2-608.cfg");
-/// The picture sources ship (the repository's sample frame `data/images/0.jpg`, 93,767 bytes,
-/// the one `tessera bench cluster` sends).
-pub const SAMPLE_JPEG: &[u8] = include_bytes!("../../data/images/0.jpg");
-
-/// [`SAMPLE_JPEG`] as a captured picture. Its pixels are not the cost model's input (zeros):
-/// only its bytes on the wire and its decode at the receivers matter there.
-pub fn sample_picture() -> Picture {
-    Picture::captured(SAMPLE_JPEG.to_vec())
-        .expect("the sample JPEG decodes")
-        .0
-}
-
 /// Fused layers of YOLOv2 (docs/design.md §2.1).
 pub const YOLO_FUSED: usize = 16;
 

@@ -39,7 +39,9 @@
 //! `inflight = N` (default 1) lets each source keep N frames submitted and unfinished.
 //! `reuse = "local"` keeps WST-S strips where they were made (default `"gateway"`: through the
 //! gateway's cache); `transfer = "f16"` or `"i8"` sends tile results and strips in a smaller
-//! precision (default `"f32"`).
+//! precision (default `"f32"`). `picture = true` has each source ship a bundled JPEG once per
+//! peer and lend tiles as `TileTask`s cut from it, the real node's bytes (default: each lent
+//! tile's `f32` input, the papers' model).
 //!
 //! The network testbed (`tessera-testbed`, real processes in network namespaces) reads the
 //! same files, and two fault kinds only it can apply: `freeze` (SIGSTOP at `from_ms`, SIGCONT
@@ -101,6 +103,8 @@ pub struct ScenarioFile {
     pub reuse: Option<String>,
     /// Wire precision of tile results and strips: `f32` (the default), `f16` or `i8`.
     pub transfer: Option<String>,
+    /// Sources ship the captured JPEG, as the real node does (default false: `f32` tiles).
+    pub picture: Option<bool>,
     /// A peer silent this long is dropped by the link, ms.
     pub peer_dead_ms: Option<f64>,
     /// The runtime's tile/stripe timeout (a late tile is re-dispatched), ms.
@@ -288,6 +292,7 @@ pub fn parse_testbed(text: &str) -> Result<(SimConfig, Vec<TestbedFault>), Scena
         Some("local") => true,
         Some(_) => return Err(ScenarioError::Value("reuse")),
     };
+    cfg.picture = f.picture.unwrap_or(cfg.picture);
     if let Some(t) = &f.transfer {
         cfg.transfer = Precision::parse(t).ok_or(ScenarioError::Value("transfer"))?;
     }

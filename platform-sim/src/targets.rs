@@ -93,6 +93,8 @@ pub fn measure(a: &OutArgs, s: Setup) -> Run {
     cfg.net = NetModel::wifi();
     cfg.local_reuse = local_reuse;
     cfg.transfer = transfer;
+    // The deployed node's bytes: the captured JPEG once per peer.
+    cfg.picture = true;
     cfg.frames = if a.quick { 3 } else { 10 };
     let out = run(&cfg);
     let done: Vec<f64> = out

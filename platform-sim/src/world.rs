@@ -17,7 +17,6 @@ use std::sync::Arc;
 
 use tessera_backends::driver::{Finished, Model, Node, NodeStats, SourceFrame};
 use tessera_backends::nal_smoltcp::SmolStack;
-use tessera_backends::pipeline::Picture;
 use tessera_core::runtime::Config;
 use tessera_core::time::{Duration, Instant};
 use tessera_core::wire::{FrameKey, NodeId, Policy, Precision, GATEWAY};
@@ -29,6 +28,7 @@ pub use crate::fault::Fault;
 use crate::interfaces::{interfaces, link_config, SocketMemory};
 use crate::medium::{Medium, NetModel};
 use crate::models::{self, Net};
+use crate::pictures::Pictures;
 pub use crate::sim_core::TraceHash;
 use crate::sim_core::{impl_sim_node, Core, SimNode, TracedJob, Workload};
 
@@ -83,9 +83,8 @@ pub struct SimConfig {
     pub local_reuse: bool,
     /// Wire precision of tile results and strips.
     pub transfer: Precision,
-    /// Sources hold the frame as captured (the sample JPEG, [`models::SAMPLE_JPEG`]) and ship
-    /// it once per node that computes a tile of it, as the real nodes do; off: lent tiles go
-    /// as `f32` inputs. WSH, BODP and MoDNN submit the `f32` input to the gateway either way.
+    /// Sources ship the captured JPEG (once per peer; lent tiles go as `TileTask`s cut from
+    /// it), as the real node does; off: each lent tile's `f32` input, the papers' byte model.
     pub picture: bool,
 }
 
@@ -115,7 +114,7 @@ impl SimConfig {
             socket_buffer: 32 * 1024,
             local_reuse: false,
             transfer: Precision::F32,
-            picture: true,
+            picture: false,
         }
     }
 
@@ -130,8 +129,6 @@ impl SimConfig {
             peer_dead: Duration::from_millis(3500),
             frame_deadline: Duration::from_secs(60),
             limit: Duration::from_secs(120),
-            // Its random inputs are not a picture: tiles go as `f32`.
-            picture: false,
             ..SimConfig::yolo(policy, grid, edges)
         }
     }
@@ -233,8 +230,21 @@ struct Cameras<'c> {
     pending: BTreeMap<(usize, FrameKey), (u64, u32)>,
     /// Single-device outputs by image number, computed once.
     references: BTreeMap<u32, Vec<f32>>,
-    /// The picture every frame ships (with `SimConfig::picture`).
-    picture: Option<Arc<Picture>>,
+    /// The bundled pictures (`SimConfig::picture`).
+    pictures: Option<Pictures>,
+}
+
+impl Cameras<'_> {
+    /// Frame `k` as its camera hands it over: a bundled picture, or the model's test input.
+    fn frame(&self, k: u32) -> SourceFrame {
+        match &self.pictures {
+            Some(p) => p.frame(k),
+            None => {
+                let real = self.cfg.kernels == Kernels::Real;
+                models::image(&self.model, k, real).into()
+            }
+        }
+    }
 }
 
 /// Runs `cfg` to completion (every frame finished or abandoned) or its time limit.
@@ -308,14 +318,17 @@ pub fn run(cfg: &SimConfig) -> Outcome {
         .collect();
     let limit = cfg.limit.total_micros();
     let mut core = Core::new(&addresses, &nets, nodes, execs, media, &cfg.faults, limit);
+    let pictures = cfg
+        .picture
+        .then(|| Pictures::new(&model).expect("the bundled pictures decode"));
     let mut w = Cameras {
         cfg,
         model,
+        pictures,
         sources,
         frames: Vec::new(),
         pending: BTreeMap::new(),
         references: BTreeMap::new(),
-        picture: cfg.picture.then(|| Arc::new(models::sample_picture())),
     };
     core.run(&mut w);
     Outcome {
@@ -373,11 +386,7 @@ impl<'n, 'a> Workload<SimNodeOf<'n, 'a>> for Cameras<'_> {
             && self.sources[s].submitted < self.cfg.frames
         {
             let k = self.sources[s].submitted as u32;
-            let real = self.cfg.kernels == Kernels::Real;
-            let img = SourceFrame {
-                input: models::image(&self.model, k, real),
-                picture: self.picture.clone(),
-            };
+            let img = self.frame(k);
             match core.nodes[i].submit(Instant::from_micros(core.now), img) {
                 Ok(key) => {
                     self.sources[s].submitted += 1;
@@ -405,11 +414,12 @@ impl<'n, 'a> Workload<SimNodeOf<'n, 'a>> for Cameras<'_> {
         };
         let correct = match (self.cfg.kernels, &f.output) {
             (Kernels::Real, Some(out)) if f.complete => {
-                let model = self.model.clone();
-                let want = self.references.entry(k).or_insert_with(|| {
+                if !self.references.contains_key(&k) {
                     // A reference that cannot run leaves nothing to match: not correct.
-                    models::reference(&model, &models::image(&model, k, true)).unwrap_or_default()
-                });
+                    let r = models::reference(&self.model, &self.frame(k).input);
+                    self.references.insert(k, r.unwrap_or_default());
+                }
+                let want = &self.references[&k];
                 Some(
                     out.len() == want.len()
                         && out

@@ -9,7 +9,9 @@
 //!
 //! A node may also run the coded tail ([`Node::attach_coded`]): its coded messages go to its
 //! [`NodeCoded`] part and peer up/down to both stages, so FTP, BODP and coded traffic share
-//! the node's one link, port, key and liveness.
+//! the node's one link, port, key and liveness. With a [`BoxedLane`]
+//! ([`Node::set_coded_lane`]) the coded stage's shards and results travel as datagrams on the
+//! node's UDP port of the same number instead; peer up/down still come from the link.
 
 extern crate alloc;
 
@@ -53,8 +55,10 @@ pub use compute::{
 };
 
 use crate::coded::{
-    BoxedGlue, BoxedShards, CodedFinished, CodedMessage, CodedNodeStats, CodedPart,
+    BoxedGlue, BoxedShards, CodedFinished, CodedMessage, CodedNodeStats, CodedPart, StageEvent,
+    StageTransport,
 };
+use crate::dgram::{BoxedLane, DgramStats};
 use crate::link::{Link, LinkConfig, LinkError, LinkEvent, LinkStats, Received};
 use crate::pipeline::{letterbox_window, Picture, Rgb8};
 use shipped::{Assembly, ChunkError, Progress};
@@ -73,6 +77,22 @@ pub trait Clock {
 enum Machine {
     Gateway(Box<Gateway>),
     Edge(Box<Edge>),
+}
+
+/// Runs `$e` with the node's coded part as `$c` and its transport as `$t` (the datagram lane
+/// when it has one, else the link); nothing without a coded part.
+macro_rules! coded_via {
+    ($node:expr, $c:ident, $cols:pat, $t:ident => $e:expr) => {
+        if let Some(($c, $cols)) = &mut $node.coded {
+            match &mut $node.lane {
+                Some($t) => $e,
+                None => {
+                    let $t = &mut $node.link;
+                    $e
+                }
+            }
+        }
+    };
 }
 
 macro_rules! machine {
@@ -246,6 +266,9 @@ pub struct NodeStats {
     /// The coded part's counters, when the node runs one (its `link` counters are this
     /// node's, as `link` above: both stages share the link).
     pub coded: Option<CodedNodeStats>,
+    /// The coded stage's datagram counters, when it runs on datagrams
+    /// ([`Node::set_coded_lane`]): sent, received, dropped per reason.
+    pub datagrams: Option<DgramStats>,
     /// Frames in flight at the state machine (gateway: in the cluster plus complete ones
     /// awaiting `frame_done`; source: its own, until `FrameDone`).
     pub frames_in_flight: usize,
@@ -270,6 +293,8 @@ pub struct Node<S: TcpFullStack, X: Executor> {
     /// The coded stage on this node, and the columns of the fused output it takes (gateway).
     /// Boxed for the reason [`Machine`] is (a coded gateway's part is ~60 KiB).
     coded: Option<(Box<NodeCoded>, usize)>,
+    /// The coded stage's datagram transport (`None`: the link).
+    lane: Option<BoxedLane>,
     /// Wire precision of the tile results and strips this node sends.
     transfer: Precision,
 }
@@ -331,6 +356,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             computing: false,
             up: BTreeSet::new(),
             coded: None,
+            lane: None,
             transfer: Precision::F32,
         })
     }
@@ -345,6 +371,19 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             part.on_peer_up(p);
         }
         self.coded = Some((Box::new(part), cols));
+    }
+
+    /// Carries the coded stage's tasks and results on `lane` (authenticated datagrams)
+    /// instead of the link. Peer up/down still come from the link: a peer whose connection
+    /// dropped gets no shards until it is back, and its shards in flight are erasures.
+    pub fn set_coded_lane(&mut self, lane: BoxedLane) {
+        self.lane = Some(lane);
+    }
+
+    /// True when the node has I/O left to do at once (readiness will not report it again):
+    /// the link's or the datagram lane's.
+    pub fn more(&self) -> bool {
+        self.link.more() || self.lane.as_ref().is_some_and(|l| l.more())
     }
 
     /// Frames that left the coded stage since the last call (gateway with a coded part).
@@ -394,6 +433,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             link: s.link,
             ..c.stats()
         });
+        s.datagrams = self.lane.as_ref().map(|l| l.stats());
         s
     }
 
@@ -448,7 +488,8 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
     pub fn poll_at(&self) -> Option<Instant> {
         let a = machine!(&self.machine, m => m.poll_at());
         let c = self.coded.as_ref().and_then(|(c, _)| c.poll_at());
-        [a, self.link.poll_at(), c].into_iter().flatten().min()
+        let d = self.lane.as_ref().and_then(|l| l.poll_at());
+        [a, self.link.poll_at(), c, d].into_iter().flatten().min()
     }
 
     /// One step of a driver loop: [`Node::poll`] at `clock.now()`; returns when the node next
@@ -486,11 +527,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 Event::Up(p) => self.peer_up(now, p),
                 Event::Down(p) => self.peer_down(now, p),
                 Event::Message(p, r) => self.on_message(now, p, r),
-                Event::Coded(p, m) => {
-                    if let Some((c, _)) = &mut self.coded {
-                        c.on_message(now, &mut self.link, p, m);
-                    }
-                }
+                Event::Coded(p, m) => coded_via!(self, c, _, t => c.on_message(now, t, p, m)),
             }
             // Each event may queue a burst of actions (a reconnected source re-registers all
             // its frames); carry them out before the next event needs room.
@@ -505,8 +542,21 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         if changed {
             self.drop_dead_strips();
         }
-        if let Some((c, _)) = &mut self.coded {
-            c.poll(now, &mut self.link);
+        if let (Some((c, _)), Some(lane)) = (&mut self.coded, &mut self.lane) {
+            let mut incoming = Vec::new();
+            lane.poll_stage(now, &mut incoming);
+            for ev in incoming {
+                match ev {
+                    StageEvent::Coded(from, m) => c.on_message(now, lane, from, m),
+                    // Another kind on the coded datagrams: a protocol violation, counted.
+                    StageEvent::Foreign(from) => c.refuse_peer(lane, from),
+                    // Peers come and go on the link.
+                    StageEvent::Up(_) | StageEvent::Down(_) => {}
+                }
+            }
+        }
+        if self.coded.is_some() {
+            coded_via!(self, c, _, t => c.poll(now, t));
             // The coded part may have dropped a peer that broke its protocol.
             self.pump(now);
         }
@@ -1216,17 +1266,15 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         } else {
             None
         };
-        if let (Some((c, cols)), Some(out)) = (&mut self.coded, &output) {
-            // A refused input (it does not fit the coded model) leaves the stage at once as a
-            // lost frame, reported by `take_tails`.
-            if let Err(e) = c.queue(now, &mut self.link, frame, out, *cols) {
-                warn!(
-                    "node {}: frame {} lost before the coded tail: {}",
-                    self.id(),
-                    frame,
-                    e
-                );
-            }
+        if let Some(out) = &output {
+            let me = self.link.me();
+            coded_via!(self, c, cols, t => {
+                // A refused input (it does not fit the coded model) leaves the stage at once
+                // as a lost frame, reported by `take_tails`.
+                if let Err(e) = c.queue(now, t, frame, out, *cols) {
+                    warn!("node {}: frame {} lost before the coded tail: {}", me, frame, e);
+                }
+            });
         }
         self.finished.push(Finished {
             frame,
