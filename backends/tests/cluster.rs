@@ -192,6 +192,50 @@ fn every_policy_matches_the_single_device_run() {
     }
 }
 
+/// MoDNN keeps each stripe on its worker and moves only the overlap rows through the gateway:
+/// the stitched output is still the single-device run's bit for bit (with 3 edges a middle
+/// stripe takes rows from both sides), no node refuses a message or fails a job, every edge
+/// computes, and the run moves fewer bytes than the gateway-resident BODP.
+#[test]
+fn modnn_keeps_stripes_on_the_workers_bit_exact_with_fewer_bytes_than_bodp() {
+    let image: SourceFrame = values(48 * 40 * 3, 11).into();
+    let sent = |stats: &[NodeStats]| stats.iter().map(|s| s.link.bytes_sent).sum::<u64>();
+    let run = |policy| run_cluster(policy, (3, 3), 3, 2, image.clone(), false, Precision::F32);
+    let (done, expect, modnn) = run(Policy::Modnn);
+    check_output(Policy::Modnn, (3, 3), 3, &done, &expect);
+    for (id, s) in modnn.iter().enumerate() {
+        assert_eq!(s.failed_jobs, 0, "node {id} failed a job");
+        assert_eq!(s.refused, 0, "node {id} refused a message");
+        if id > 0 {
+            assert!(s.runtime.tiles_computed > 0, "edge {id} computed nothing");
+        }
+    }
+    let (_, _, bodp) = run(Policy::Bodp);
+    println!("bytes sent: MoDNN {}, BODP {}", sent(&modnn), sent(&bodp));
+    assert!(sent(&modnn) < sent(&bodp));
+}
+
+/// BODP and MoDNN with a frame that has a picture: the source submits the picture, the
+/// gateway ships it to each worker, which cuts its layer-0 rows from it; bit-exact still.
+#[test]
+fn layered_policies_with_a_shipped_picture_match_the_single_device_run() {
+    let px: Vec<u8> = (0..61 * 37 * 3).map(|i| (i * 7919 % 251) as u8).collect();
+    let rgb = Rgb8::new(61, 37, px).unwrap();
+    let image = SourceFrame {
+        input: letterbox_of(&rgb, 48, 40).data,
+        picture: Some(Arc::new(Picture::from_pixels(&rgb).unwrap())),
+    };
+    for policy in [Policy::Bodp, Policy::Modnn] {
+        let (done, expect, stats) =
+            run_cluster(policy, (3, 3), 3, 2, image.clone(), false, Precision::F32);
+        check_output(policy, (3, 3), 3, &done, &expect);
+        for (id, s) in stats.iter().enumerate() {
+            assert_eq!(s.failed_jobs, 0, "{policy:?}: node {id} failed a job");
+            assert_eq!(s.refused, 0, "{policy:?}: node {id} refused a message");
+        }
+    }
+}
+
 /// Runs the stealing policies on `image` (which has a picture), WST-S with strips through the
 /// gateway and kept where they were made: the tiles lent go as `TileTask`s after the picture,
 /// the receivers cut their inputs from their own decode, and the stitched output is still the

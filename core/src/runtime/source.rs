@@ -88,6 +88,22 @@ impl SrcFrame {
             for t in grid.schedule() {
                 let _ = queue.push(t as u8);
             }
+            // Within each level, the tiles with most neighbours (most halo, the largest) at
+            // the ends where they are taken first: level 0 from the head (the owner), level 1
+            // from the tail (thieves), so the largest tile is not left for the last round.
+            let sides = |t: u8| {
+                Side::ALL
+                    .iter()
+                    .filter(|&&s| grid.neighbour(t as usize, s).is_some())
+                    .count()
+            };
+            let split = queue
+                .iter()
+                .position(|&t| grid.level(t as usize) == Level::One)
+                .unwrap_or(queue.len());
+            let (zero, one) = queue.split_at_mut(split);
+            zero.sort_by_key(|&t| core::cmp::Reverse(sides(t)));
+            one.sort_by_key(|&t| sides(t));
         } else {
             for t in 0..n {
                 let _ = queue.push(t as u8);
