@@ -60,7 +60,7 @@ use crate::coded::{
 };
 use crate::dgram::{BoxedLane, DgramStats};
 use crate::link::{Link, LinkConfig, LinkError, LinkEvent, LinkStats, Received};
-use crate::pipeline::Picture;
+use crate::pipeline::{letterbox_window, Picture, Rgb8};
 use shipped::{Assembly, ChunkError, Progress};
 
 /// A source of the current time for a driver loop: the system's monotonic clock on Linux, a
@@ -776,6 +776,30 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         }
     }
 
+    /// BODP: the network input over `region` cut from `frame`'s received picture, on this
+    /// thread (a layer-0 stripe; a tile's input is cut by its job, see `Job::picture`).
+    fn cut_from_picture(&self, frame: FrameKey, region: Region) -> Option<Vec<f32>> {
+        let picture = self.frames.get(&frame)?.picture.as_ref()?;
+        let px: Rgb8 = match picture.pixels() {
+            Ok(px) => px,
+            Err(e) => {
+                warn!("node {}: frame {}: {}", self.id(), frame, e);
+                return None;
+            }
+        };
+        let shape = self.model.net.input();
+        if shape.c != 3 {
+            return None;
+        }
+        let (w, h) = (shape.w as usize, shape.h as usize);
+        let xs = region.x.start as usize..region.x.end as usize;
+        let ys = region.y.start as usize..region.y.end as usize;
+        if xs.end > w || ys.end > h {
+            return None;
+        }
+        Some(letterbox_window(&px, w, h, xs, ys))
+    }
+
     /// Tells the machine `p` is gone (once per connection).
     fn peer_down(&mut self, now: Instant, p: NodeId) {
         for f in self.frames.values_mut() {
@@ -1436,6 +1460,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                         work,
                         input_region: need,
                         input: Arc::new(input),
+                        picture: None,
                         strips: Strips::new(),
                     }),
                     // MoDNN: the kept stripe plus the rows the gateway forwarded.
@@ -1445,6 +1470,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                             work,
                             input_region: need,
                             input: Arc::new(input),
+                            picture: None,
                             strips: Strips::new(),
                         }),
                     None => {
