@@ -136,17 +136,21 @@ pub fn summary(
         );
     }
     if let Some(t) = tiled {
-        let _ = writeln!(
-            out,
-            "tiled check (fma, 1 thread): 3x3 grid with reuse {:.1} ms vs full frame {:.1} ms: time ratio {:.3}, FLOP ratio {:.3} -> {} (bound: FLOP ratio + 0.10); outputs equal bit for bit",
-            t.tiled * 1e3,
-            t.full * 1e3,
-            t.time_ratio(),
-            t.flop_ratio,
-            if t.within_bound() { "ok" } else { "OVER" }
-        );
+        out += &tiled_line("fma", t);
     }
     out
+}
+
+/// The tiled check of `kernel` (on one thread) as a line.
+fn tiled_line(kernel: &str, t: &TiledCheck) -> String {
+    format!(
+        "tiled check ({kernel}, 1 thread): 3x3 grid with reuse {:.1} ms vs full frame {:.1} ms: time ratio {:.3}, FLOP ratio {:.3} -> {} (bound: FLOP ratio + 0.10); outputs equal bit for bit\n",
+        t.tiled * 1e3,
+        t.full * 1e3,
+        t.time_ratio(),
+        t.flop_ratio,
+        if t.within_bound() { "ok" } else { "OVER" }
+    )
 }
 
 /// The Winograd kernel's totals (effective GFLOP/s: direct-convolution FLOPs over its time)
@@ -168,15 +172,7 @@ pub fn winograd_summary(form: Form, totals: &LayerTimes, tiled: Option<&TiledChe
         w1 / w2
     );
     if let Some(t) = tiled {
-        let _ = writeln!(
-            out,
-            "tiled check (winograd, 1 thread): 3x3 grid with reuse {:.1} ms vs full frame {:.1} ms: time ratio {:.3}, FLOP ratio {:.3} -> {} (bound: FLOP ratio + 0.10); outputs equal bit for bit",
-            t.tiled * 1e3,
-            t.full * 1e3,
-            t.time_ratio(),
-            t.flop_ratio,
-            if t.within_bound() { "ok" } else { "OVER" }
-        );
+        out += &tiled_line("winograd", t);
     }
     out
 }
