@@ -133,8 +133,17 @@ fn check_layer(form: Form, layer: &Layer, rng: &mut SplitMix64) -> Result<(), Te
             }
         }
         prop_assert!(same_bits(&got, &want), "{:?} region {sub:?}", k.isa());
-        let two = layer.run(&k.clone().with_threads(2), full);
-        prop_assert!(same_bits(&two, &base), "{:?} 2 threads", k.isa());
+        // Threads split the block rows: 2 and 3 (uneven ranges), whole map and sub-region.
+        for t in [2, 3] {
+            let kt = k.clone().with_threads(t);
+            prop_assert!(
+                same_bits(&layer.run(&kt, full), &base),
+                "{:?} {t} threads",
+                k.isa()
+            );
+            let got = layer.run(&kt, sub);
+            prop_assert!(same_bits(&got, &want), "{:?} {t} threads {sub:?}", k.isa());
+        }
     }
     Ok(())
 }

@@ -29,22 +29,21 @@ fn fma(a: f32, b: f32, c: f32) -> f32 {
     }
 }
 
-/// The input stage of channels `c0..c0 + n` of a chunk.
-pub(super) struct InputJob<'a, 'r> {
+/// The input stage of a chunk (all input channels).
+pub(super) struct InputJob<'a> {
     pub geo: &'a Geo,
     pub chunk: Chunk,
     pub input: &'a FeatureView<'a>,
-    pub c0: usize,
-    /// `n` phase planes.
+    /// One phase plane per channel.
     pub phase: &'a mut [f32],
-    /// The rows `V[ξ][c]` (`pp` blocks each) of the `n` channels, `ξ`-major.
-    pub v: &'a mut [&'r mut [f32]],
+    /// `V[ξ][c][pp]`.
+    pub v: &'a mut [f32],
 }
 
 /// Copies the channels' input rows into phase planes (zeros outside the map and the view),
 /// then writes every block's `Bᵀ d B` to `V`.
 #[inline(always)]
-pub(super) fn input(job: InputJob<'_, '_>) {
+pub(super) fn input(job: InputJob<'_>) {
     match job.geo.form {
         Form::F2 => input_form::<2, 4>(job),
         Form::F4 => input_form::<4, 6>(job),
@@ -63,7 +62,7 @@ const fn form_of<const M: usize>() -> Form {
 
 /// [`input`] for block side `M`, `α = A` (loops of constant length, unrolled).
 #[inline(always)]
-fn input_form<const M: usize, const A: usize>(job: InputJob<'_, '_>) {
+fn input_form<const M: usize, const A: usize>(job: InputJob<'_>) {
     let g = job.geo;
     let (m, a) = (M, A);
     let form = form_of::<M>();
@@ -71,9 +70,9 @@ fn input_form<const M: usize, const A: usize>(job: InputJob<'_, '_>) {
     let vr = job.input.region();
     let x_first = (g.bx0 * m) as i64 - g.pad;
     let y_first = (job.chunk.by * m) as i64 - g.pad;
-    let n = job.phase.len() / plane;
+    let (n, pp) = (g.c, g.pp(job.chunk.n));
     for ci in 0..n {
-        let c = job.c0 + ci;
+        let c = ci;
         let ph = &mut job.phase[ci * plane..][..plane];
         for r in 0..g.prow(job.chunk.n) {
             let y = y_first + r as i64;
@@ -131,7 +130,8 @@ fn input_form<const M: usize, const A: usize>(job: InputJob<'_, '_>) {
                     }
                     let vv = bt(form, &col);
                     for (xr, vx) in vv.iter().enumerate().take(a) {
-                        job.v[(xr * a + xc) * n + ci][p..][..valid].copy_from_slice(&vx[..valid]);
+                        let row = ((xr * a + xc) * n + ci) * pp;
+                        job.v[row + p..][..valid].copy_from_slice(&vx[..valid]);
                     }
                 }
             }
@@ -139,23 +139,25 @@ fn input_form<const M: usize, const A: usize>(job: InputJob<'_, '_>) {
     }
 }
 
-/// The product stage of output channel blocks `kb0..kb0 + n` of a chunk.
-pub(super) struct ProductJob<'a> {
+/// The product stage of a chunk (all output channels).
+pub(super) struct ProductJob<'a, 'o> {
     pub geo: &'a Geo,
     pub chunk: Chunk,
     /// All transformed filters of the layer.
     pub u: &'a [f32],
     /// `V[ξ][c][pp]` of all channels.
     pub v: &'a [f32],
-    pub kb0: usize,
-    /// Products of the blocks' channels: `n · MR · α² · pp`.
+    /// Products `M[k][ξ][pp]` (`kp` channels).
     pub m: &'a mut [f32],
     /// Folded batch norm `(a, b)` of every output channel of the layer.
     pub post: &'a [(f32, f32)],
     pub leaky: bool,
-    /// The output region, and the output values of the blocks' channels (`[k][y][x]` over it).
+    /// The output region.
     pub region: Region,
-    pub out: &'a mut [f32],
+    /// Per output channel, its rows of the region from map row `y0` on (`[y][x]`): the rows
+    /// this thread's blocks cover.
+    pub out: &'a mut [&'o mut [f32]],
+    pub y0: usize,
 }
 
 /// One `MR × NR` tile of products over input channels `0..c` of `u`/`v`, continuing the sums
@@ -191,7 +193,7 @@ const CB: usize = 128;
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn gemm_tile<const NR: usize>(
-    job: &mut ProductJob<'_>,
+    job: &mut ProductJob<'_, '_>,
     pp: usize,
     xi: usize,
     kb: usize,
@@ -200,7 +202,7 @@ fn gemm_tile<const NR: usize>(
     cn: usize,
 ) {
     let (e, c) = (job.geo.e, job.geo.c);
-    let u = &job.u[(((job.kb0 + kb) * e + xi) * c + c0) * MR..][..cn * MR];
+    let u = &job.u[((kb * e + xi) * c + c0) * MR..][..cn * MR];
     let at = |r: usize| ((kb * MR + r) * e + xi) * pp + pv;
     let mut acc = [[0.0; NR]; MR];
     if c0 > 0 {
@@ -217,7 +219,7 @@ fn gemm_tile<const NR: usize>(
 /// Products (`NR` blocks per GEMM tile, a 16-block tile at the end), then output transforms
 /// into `out`.
 #[inline(always)]
-pub(super) fn product<const NR: usize>(mut job: ProductJob<'_>) {
+pub(super) fn product<const NR: usize>(mut job: ProductJob<'_, '_>) {
     let g = job.geo;
     let (e, c) = (g.e, g.c);
     let pp = g.pp(job.chunk.n);
@@ -252,19 +254,18 @@ pub(super) fn product<const NR: usize>(mut job: ProductJob<'_>) {
 /// Output transforms, batch norm and activation of the job's channels, stored where they
 /// fall inside the region.
 #[inline(always)]
-fn output<const M: usize, const A: usize>(job: &mut ProductJob<'_>, nkb: usize) {
+fn output<const M: usize, const A: usize>(job: &mut ProductJob<'_, '_>, nkb: usize) {
     let g = job.geo;
     let (m, a, e) = (M, A, g.e);
     let form = form_of::<M>();
     let pp = g.pp(job.chunk.n);
     let r = job.region;
-    let (rw, rh) = (r.width() as usize, r.height() as usize);
-    let k0 = job.kb0 * MR;
-    let kn = (nkb * MR).min(g.k - k0);
+    let rw = r.width() as usize;
+    let kn = (nkb * MR).min(g.k);
     for kl in 0..kn {
-        let (pa, pb) = job.post[k0 + kl];
+        let (pa, pb) = job.post[kl];
         let mk = &job.m[kl * e * pp..][..e * pp];
-        let out = &mut job.out[kl * rw * rh..][..rw * rh];
+        let out = &mut *job.out[kl];
         for br in 0..job.chunk.n {
             let by = job.chunk.by + br;
             for grp in 0..g.groups() {
@@ -307,7 +308,7 @@ fn output<const M: usize, const A: usize>(job: &mut ProductJob<'_>, nkb: usize) 
                             line[lane * m + j] = v;
                         }
                     }
-                    let row = (oy - r.y.start as usize) * rw;
+                    let row = (oy - job.y0) * rw;
                     out[row + xa - r.x.start as usize..][..xb - xa]
                         .copy_from_slice(&line[xa - x_abs..xb - x_abs]);
                 }
