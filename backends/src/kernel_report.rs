@@ -106,7 +106,10 @@ struct TiledReport {
     full_s: f64,
     tiled_s: f64,
     time_ratio: f64,
+    /// Tiled over full FLOPs of the plan run (block-aligned regions).
     flop_ratio: f64,
+    /// The same for unaligned regions (direct kernels): the bound's base.
+    direct_flop_ratio: f64,
     ok: bool,
 }
 
@@ -209,6 +212,7 @@ impl TiledReport {
             tiled_s: num(t.tiled),
             time_ratio: num(t.time_ratio()),
             flop_ratio: num(t.flop_ratio),
+            direct_flop_ratio: num(t.direct_flop_ratio),
             ok: t.within_bound(),
         }
     }

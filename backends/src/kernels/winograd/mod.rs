@@ -50,6 +50,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::marker::PhantomData;
 
+use tessera_core::ftp::{FusedStack, Grid, Mode, PlanError};
 use tessera_core::kernel::{
     aligned_input_region, batch_norm, check_conv_call, KernelError, Kernels,
 };
@@ -57,6 +58,7 @@ use tessera_core::model::weights::{ConvParams, Weights};
 use tessera_core::model::{Activation, Conv, LayerKind, MaxPool, Shape};
 use tessera_core::tensor::{FeatureView, FeatureViewMut};
 
+pub mod choice;
 mod filters;
 mod form;
 mod geo;
@@ -87,6 +89,9 @@ pub struct Winograd<'w> {
     direct: Fma,
     form: Form,
     min_channels: u32,
+    /// Per class of layers, the method a cost model chose ([`Winograd::planned`]); layers
+    /// not in it run in `form`.
+    table: Option<Arc<Vec<(choice::Key, choice::Method)>>>,
     prepared: Option<Arc<Vec<Prepared>>>,
     _weights: PhantomData<&'w [f32]>,
 }
@@ -106,6 +111,7 @@ impl<'w> Winograd<'w> {
             direct: Fma::new(),
             form: Form::F4,
             min_channels: MIN_CHANNELS,
+            table: None,
             prepared: None,
             _weights: PhantomData,
         }
@@ -163,6 +169,7 @@ impl<'w> Winograd<'w> {
             direct: self.direct,
             form: self.form,
             min_channels: self.min_channels,
+            table: self.table,
             prepared: Some(Arc::new(done)),
             _weights: PhantomData,
         }
@@ -183,10 +190,60 @@ impl<'w> Winograd<'w> {
         self.form
     }
 
+    /// Chooses F4, F2 or direct per layer of `stack` for one frame on `grid` in `mode`, by the
+    /// cost model of [`choice`]: the method per layer that makes the whole plan cheapest
+    /// (tiles widened by F4's block alignment included). Layers of equal conv and input
+    /// shape share a method. Every node that plans the same stack, grid and mode gets the
+    /// same choice, so tiles stay bit-identical to the full frame run with this kernel.
+    /// [`prepare`](Winograd::prepare) afterwards, for the chosen forms.
+    pub fn planned(
+        self,
+        stack: &FusedStack<'_>,
+        grid: &Grid,
+        mode: Mode,
+    ) -> Result<Self, PlanError> {
+        let table = choice::choose(&self, stack, grid, mode)?;
+        Ok(self.with_table(table))
+    }
+
+    /// The form each layer of `stack` runs in (`None`: direct; pools `None`).
+    pub fn layer_forms(&self, stack: &FusedStack<'_>) -> Vec<Option<Form>> {
+        stack
+            .layers()
+            .iter()
+            .map(|l| match &l.kind {
+                LayerKind::Conv(c) => self.form_for(c, l.input),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// This kernel with a method per class of layers (the rest in its form).
+    fn with_table(self, table: Vec<(choice::Key, choice::Method)>) -> Self {
+        Winograd {
+            table: Some(Arc::new(table)),
+            prepared: None,
+            ..self
+        }
+    }
+
+    /// True for the convs this kernel may transform: 3×3 stride-1 of at least its minimum
+    /// input channels.
+    pub fn eligible(&self, conv: &Conv, map: Shape) -> bool {
+        conv.size == 3 && conv.stride == 1 && conv.pad <= 2 && map.c >= self.min_channels
+    }
+
     /// The form `conv` runs in, or `None` for direct convolution.
     pub fn form_for(&self, conv: &Conv, map: Shape) -> Option<Form> {
-        (conv.size == 3 && conv.stride == 1 && conv.pad <= 2 && map.c >= self.min_channels)
-            .then_some(self.form)
+        if !self.eligible(conv, map) {
+            return None;
+        }
+        let chosen = self.table.as_deref().and_then(|t| {
+            t.iter()
+                .find(|(key, _)| *key == (*conv, map))
+                .map(|&(_, method)| method)
+        });
+        chosen.unwrap_or(Some(self.form))
     }
 
     fn prepared_for(&self, form: Form, params: &ConvParams<'_>) -> Option<&[f32]> {
