@@ -63,6 +63,10 @@ pub struct LayerTimes {
     pub wino1: Option<f64>,
     /// Winograd kernel, [`THREADS_MULTI`] threads.
     pub wino2: Option<f64>,
+    /// FMA kernel, one thread, on-CPU time ([`thread_cpu_seconds`]).
+    pub fma1_cpu: Option<f64>,
+    /// Winograd kernel, one thread, on-CPU time.
+    pub wino1_cpu: Option<f64>,
 }
 
 impl LayerTimes {
@@ -78,6 +82,8 @@ impl LayerTimes {
             fma2: rows.iter().map(|r| r.fma2).sum(),
             wino1: opt(|r| r.wino1),
             wino2: opt(|r| r.wino2),
+            fma1_cpu: opt(|r| r.fma1_cpu),
+            wino1_cpu: opt(|r| r.wino1_cpu),
         }
     }
 }
@@ -94,12 +100,19 @@ pub struct TiledCheck {
     pub flop_ratio: f64,
     /// The same with unaligned regions: what direct kernels compute (the bound's base).
     pub direct_flop_ratio: f64,
+    /// Full frame and tiled, on-CPU seconds ([`thread_cpu_seconds`]).
+    pub cpu: Option<(f64, f64)>,
 }
 
 impl TiledCheck {
     /// Tiled time over full time.
     pub fn time_ratio(&self) -> f64 {
         self.tiled / self.full
+    }
+
+    /// Tiled over full on-CPU time (NaN when not measured).
+    pub fn cpu_ratio(&self) -> f64 {
+        self.cpu.map_or(f64::NAN, |(f, t)| t / f)
     }
 
     /// The bound: tiled time ≤ full time × (direct-plan FLOP ratio + 10 %): alignment's extra
@@ -145,6 +158,35 @@ pub enum BenchError {
     /// The 3×3 reuse output differs from the full frame's.
     #[error("tiled check: 3x3 reuse output differs from the full frame")]
     TiledDiffers,
+}
+
+/// Seconds the calling thread has spent on a CPU (Linux: `/proc/thread-self/schedstat`, in
+/// nanoseconds), `None` where that is not available. Unlike wall-clock time it does not count
+/// time the thread waited for a core, so one-thread figures stay comparable on a loaded
+/// machine (caches and memory bandwidth are still shared).
+pub fn thread_cpu_seconds() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(ns as f64 / 1e9)
+}
+
+/// The fastest of `reps` runs of `f` on this thread: (wall-clock seconds, on-CPU seconds of
+/// this thread, when available).
+fn best_cpu<F: FnMut() -> Result<(), BenchError>>(
+    reps: usize,
+    mut f: F,
+) -> Result<(f64, Option<f64>), BenchError> {
+    let (mut wall, mut cpu) = (f64::INFINITY, None::<f64>);
+    for _ in 0..reps.max(1) {
+        let c0 = thread_cpu_seconds();
+        let start = Instant::now();
+        f()?;
+        wall = wall.min(start.elapsed().as_secs_f64());
+        if let (Some(a), Some(b)) = (c0, thread_cpu_seconds()) {
+            cpu = Some(cpu.map_or(b - a, |c| c.min(b - a)));
+        }
+    }
+    Ok((wall, cpu))
 }
 
 /// The fastest of `reps` runs of `f`, wall-clock seconds.
@@ -248,7 +290,7 @@ pub fn bench_layers(
             flop: 2.0 * layer.macs() as f64,
             ..LayerTimes::default()
         };
-        row.fma1 = best(bench.reps, || {
+        (row.fma1, row.fma1_cpu) = best_cpu(bench.reps, || {
             run_layer(&fma1, layer, weights, l, &iv, out, full)
         })?;
         row.fma2 = best(bench.reps, || {
@@ -256,9 +298,10 @@ pub fn bench_layers(
         })?;
         if bench.winograd.is_some() {
             let mut scratch = vec![1.0f32; out.len()];
-            row.wino1 = Some(best(bench.reps, || {
+            let (wall, cpu) = best_cpu(bench.reps, || {
                 run_layer(&wino1, layer, weights, l, &iv, &mut scratch, full)
-            })?);
+            })?;
+            (row.wino1, row.wino1_cpu) = (Some(wall), cpu);
             row.wino2 = Some(best(bench.reps, || {
                 run_layer(&wino2, layer, weights, l, &iv, &mut scratch, full)
             })?);
@@ -296,7 +339,7 @@ pub fn tiled_check<K: Kernels>(
     let one = Grid::new(1, 1, Partition::Darknet, stack).map_err(BenchError::Plan)?;
     let three = Grid::new(3, 3, Partition::Darknet, stack).map_err(BenchError::Plan)?;
     let run = |grid: &Grid, mode: Mode, out: &mut Vec<f32>, macs: &mut u64| {
-        best(reps, || {
+        best_cpu(reps, || {
             let (o, stats) =
                 run_frame(k, stack, weights, grid, mode, input).map_err(BenchError::Frame)?;
             *out = o;
@@ -316,9 +359,11 @@ pub fn tiled_check<K: Kernels>(
         return Err(BenchError::TiledDiffers);
     }
     let plain = frame_macs(stack, &three, Mode::Reuse).map_err(BenchError::Plan)?;
+    let ((full, full_cpu), (tiled, tiled_cpu)) = (full, tiled);
     Ok(TiledCheck {
         full,
         tiled,
+        cpu: full_cpu.zip(tiled_cpu),
         flop_ratio: macs.1 as f64 / macs.0 as f64,
         direct_flop_ratio: plain as f64 / macs.0 as f64,
     })
