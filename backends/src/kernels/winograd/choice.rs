@@ -16,6 +16,7 @@
 //!
 //! Costs are in direct-convolution multiply-accumulates (MACs) of the FMA kernel:
 //! - direct conv: `area · k · c · size²`; max pool: [`POOL`] per window tap;
+//! - per call, [`STREAM`] per filter value the call reads (tiles pay it once each);
 //! - Winograd, per `m × m` block its region touches: `α²·c·kp` GEMM MACs at [`GEMM`] each
 //!   (last tile padding, products stored and reloaded between channel passes) plus
 //!   [`TRANSFORM`] per transformed element (`α²·(c + kp)`: the input and output transforms,
@@ -43,6 +44,12 @@ pub const TRANSFORM: f64 = 16.0;
 /// Cost of one max-pool window tap, in direct MACs.
 pub const POOL: f64 = 0.25;
 
+/// Cost of streaming one filter value (direct) or transformed filter value (Winograd) into a
+/// call, in direct MACs: every call (every tile of every layer) reads its layer's filters once
+/// from memory, and the deep layers' filters (MiBs) do not stay cached between tiles. F4's
+/// transformed filters are 4× the direct ones, F2's 1.8×.
+pub const STREAM: f64 = 80.0;
+
 /// Largest number of assignments tried exhaustively (3 methods per class); past it the
 /// classes are chosen one at a time, the others fixed.
 const EXHAUSTIVE: usize = 729;
@@ -56,11 +63,16 @@ pub type Key = (Conv, Shape);
 /// The methods tried, in the order ties resolve to.
 const METHODS: [Method; 3] = [None, Some(Form::F2), Some(Form::F4)];
 
-/// Estimated cost of computing output region `r` of `conv` on input map `map` with `method`.
+/// Estimated cost of one call computing output region `r` of `conv` on input map `map` with
+/// `method` (nothing for an empty region).
 pub fn conv_cost(conv: &Conv, map: Shape, method: Method, r: Region) -> f64 {
+    if r.is_empty() {
+        return 0.0;
+    }
     let (c, k) = (f64::from(map.c), f64::from(conv.filters));
+    let taps = f64::from(conv.size * conv.size);
     match method {
-        None => r.area() as f64 * k * c * f64::from(conv.size * conv.size),
+        None => r.area() as f64 * k * c * taps + STREAM * k * c * taps,
         Some(form) => {
             let m = form.m() as u32;
             let blocks = |s: tessera_core::region::Span| {
@@ -73,7 +85,7 @@ pub fn conv_cost(conv: &Conv, map: Shape, method: Method, r: Region) -> f64 {
             let n = f64::from(blocks(r.x)) * f64::from(blocks(r.y));
             let e = form.elems() as f64;
             let kp = (conv.filters as usize).div_ceil(MR) as f64 * MR as f64;
-            n * (GEMM * e * c * kp + TRANSFORM * e * (c + kp))
+            n * (GEMM * e * c * kp + TRANSFORM * e * (c + kp)) + STREAM * e * c * kp
         }
     }
 }
@@ -182,9 +194,12 @@ mod tests {
         assert!(f4 < f2 && f2 < direct, "{f4} {f2} {direct}");
         // One output row past a block edge costs a whole extra block row.
         let r = |y1| Region::new(Span::new(0, 38), Span::new(0, y1));
+        let stream = conv_cost(&conv(512), map, Some(Form::F4), r(0));
         let a = conv_cost(&conv(512), map, Some(Form::F4), r(4));
         let b = conv_cost(&conv(512), map, Some(Form::F4), r(5));
-        assert_eq!(b, 2.0 * a);
+        let c = conv_cost(&conv(512), map, Some(Form::F4), r(8));
+        assert_eq!(stream, 0.0);
+        assert!(a > 0.0 && b == c && b < 2.0 * a);
     }
 
     #[test]

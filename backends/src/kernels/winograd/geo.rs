@@ -119,9 +119,4 @@ impl Geo {
         let lines = (n * self.nbx + W).div_ceil(16);
         (lines | 1) * 16
     }
-
-    /// Lane vectors per block row.
-    pub fn groups(&self) -> usize {
-        self.nbx.div_ceil(W)
-    }
 }

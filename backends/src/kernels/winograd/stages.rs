@@ -107,36 +107,67 @@ fn input_form<const M: usize, const A: usize>(job: InputJob<'_>) {
                 }
             }
         }
-        for br in 0..job.chunk.n {
-            for grp in 0..g.groups() {
-                let valid = W.min(g.nbx - grp * W);
-                let mut d = [[[0.0f32; W]; AMAX]; AMAX];
+        let blocks = job.chunk.n * g.nbx;
+        for p in (0..blocks).step_by(W) {
+            let valid = W.min(blocks - p);
+            let mut d = [[[0.0f32; W]; AMAX]; AMAX];
+            for seg in segments(p, valid, g.nbx) {
                 for (sr, drow) in d.iter_mut().enumerate().take(a) {
-                    let row = br * m + sr;
+                    let row = seg.br * m + sr;
                     for (sc, dv) in drow.iter_mut().enumerate().take(a) {
-                        let at = (row * m + sc % m) * g.ncp + grp * W + sc / m;
-                        dv.copy_from_slice(&ph[at..][..W]);
+                        let at = (row * m + sc % m) * g.ncp + seg.bx + sc / m;
+                        dv[seg.lane..][..seg.len].copy_from_slice(&ph[at..][..seg.len]);
                     }
                 }
-                let mut t = [[[0.0f32; W]; AMAX]; AMAX];
+            }
+            let mut t = [[[0.0f32; W]; AMAX]; AMAX];
+            for sr in 0..a {
+                t[sr] = bt(form, &d[sr]);
+            }
+            for xc in 0..a {
+                let mut col = [[0.0f32; W]; AMAX];
                 for sr in 0..a {
-                    t[sr] = bt(form, &d[sr]);
+                    col[sr] = t[sr][xc];
                 }
-                let p = br * g.nbx + grp * W;
-                for xc in 0..a {
-                    let mut col = [[0.0f32; W]; AMAX];
-                    for sr in 0..a {
-                        col[sr] = t[sr][xc];
-                    }
-                    let vv = bt(form, &col);
-                    for (xr, vx) in vv.iter().enumerate().take(a) {
-                        let row = ((xr * a + xc) * n + ci) * pp;
-                        job.v[row + p..][..valid].copy_from_slice(&vx[..valid]);
-                    }
+                let vv = bt(form, &col);
+                for (xr, vx) in vv.iter().enumerate().take(a) {
+                    let row = ((xr * a + xc) * n + ci) * pp;
+                    job.v[row + p..][..valid].copy_from_slice(&vx[..valid]);
                 }
             }
         }
     }
+}
+
+/// Lanes `[lane, lane + len)` of a lane vector: blocks `bx..bx + len` of chunk block row `br`.
+#[derive(Clone, Copy)]
+struct Segment {
+    lane: usize,
+    br: usize,
+    bx: usize,
+    len: usize,
+}
+
+/// The block-row pieces of the lane vector of chunk blocks `p..p + valid` (blocks numbered
+/// row by row, `nbx` per row): lane vectors run over the chunk's blocks in order, across
+/// block rows, so narrow maps and tiles fill every lane.
+#[inline(always)]
+fn segments(p: usize, valid: usize, nbx: usize) -> impl Iterator<Item = Segment> {
+    let mut q = p;
+    core::iter::from_fn(move || {
+        (q < p + valid).then(|| {
+            let (br, bx) = (q / nbx, q % nbx);
+            let len = (nbx - bx).min(p + valid - q);
+            let seg = Segment {
+                lane: q - p,
+                br,
+                bx,
+                len,
+            };
+            q += len;
+            seg
+        })
+    })
 }
 
 /// The product stage of a chunk (all output channels).
@@ -266,11 +297,10 @@ fn output<const M: usize, const A: usize>(job: &mut ProductJob<'_, '_>, nkb: usi
         let (pa, pb) = job.post[kl];
         let mk = &job.m[kl * e * pp..][..e * pp];
         let out = &mut *job.out[kl];
-        for br in 0..job.chunk.n {
-            let by = job.chunk.by + br;
-            for grp in 0..g.groups() {
-                let valid = W.min(g.nbx - grp * W);
-                let p = br * g.nbx + grp * W;
+        let blocks = job.chunk.n * g.nbx;
+        for p in (0..blocks).step_by(W) {
+            let valid = W.min(blocks - p);
+            {
                 let mut t = [[[0.0f32; W]; 4]; AMAX];
                 for (xr, tr) in t.iter_mut().enumerate().take(a) {
                     let mut mm = [[0.0f32; W]; AMAX];
@@ -288,29 +318,32 @@ fn output<const M: usize, const A: usize>(job: &mut ProductJob<'_, '_>, nkb: usi
                     }
                     *yj = at(form, &col);
                 }
-                let x_abs = (g.bx0 + grp * W) * m;
-                let (xa, xb) = (
-                    (r.x.start as usize).max(x_abs),
-                    (r.x.end as usize).min(x_abs + valid * m),
-                );
-                for i in 0..m {
-                    let oy = by * m + i;
-                    if oy < r.y.start as usize || oy >= r.y.end as usize || xa >= xb {
-                        continue;
-                    }
-                    let mut line = [0.0f32; W * 4];
-                    for lane in 0..W {
-                        for j in 0..m {
-                            let mut v = fma(y[j][i][lane], pa, pb);
-                            if job.leaky && v <= 0.0 {
-                                v *= 0.1;
-                            }
-                            line[lane * m + j] = v;
+                for seg in segments(p, valid, g.nbx) {
+                    // Lanes [lane, lane + len) are blocks bx.. of block row br.
+                    let x_abs = (g.bx0 + seg.bx) * m;
+                    let (xa, xb) = (
+                        (r.x.start as usize).max(x_abs),
+                        (r.x.end as usize).min(x_abs + seg.len * m),
+                    );
+                    for i in 0..m {
+                        let oy = (job.chunk.by + seg.br) * m + i;
+                        if oy < r.y.start as usize || oy >= r.y.end as usize || xa >= xb {
+                            continue;
                         }
+                        let mut line = [0.0f32; W * 4];
+                        for lane in 0..seg.len {
+                            for j in 0..m {
+                                let mut v = fma(y[j][i][seg.lane + lane], pa, pb);
+                                if job.leaky && v <= 0.0 {
+                                    v *= 0.1;
+                                }
+                                line[lane * m + j] = v;
+                            }
+                        }
+                        let row = (oy - job.y0) * rw;
+                        out[row + xa - r.x.start as usize..][..xb - xa]
+                            .copy_from_slice(&line[xa - x_abs..xb - x_abs]);
                     }
-                    let row = (oy - job.y0) * rw;
-                    out[row + xa - r.x.start as usize..][..xb - xa]
-                        .copy_from_slice(&line[xa - x_abs..xb - x_abs]);
                 }
             }
         }
