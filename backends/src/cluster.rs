@@ -2,7 +2,7 @@
 //! ([`ClusterSpec`]: policy, grid, key, timeouts, every node's one address) and
 //! [`start_node`], which binds the node's address and runs it on its own threads (a
 //! [`NodeThread`] polling the link, a compute thread, and, with a [`CodedRole`], the coded
-//! stage on the same link).
+//! stage on the same link, or on datagrams through the UDP port of the same number).
 
 extern crate alloc;
 extern crate std;
@@ -24,6 +24,9 @@ use tessera_core::wire::{Key, Limits, NodeId, Policy, Precision};
 use crate::coded::tail::CodedTail;
 use crate::coded::{BoxedGlue, BoxedShards, Chain, CodedModel, CodedModelError, CodedPart};
 use crate::coded::{InlineShards, ThreadShards};
+use crate::dgram::{
+    BoxedLane, DevLoss, DgramConfig, DgramEndpoint, DgramError, LossyUdp, TailTransport,
+};
 use crate::driver::node_thread::NodeThread;
 use crate::driver::readiness::Readiness;
 use crate::driver::thread::ThreadExecutor;
@@ -81,6 +84,30 @@ pub struct ClusterSpec {
     pub local_reuse: bool,
     /// Wire precision of the tile results and strips every node sends (`f32`: bit-exact).
     pub transfer: Precision,
+    /// How a data source paces its tiles by the gateway's receipts and whether thieves
+    /// prefetch (`Config::results_ahead`, `Config::prefetch`).
+    pub pacing: Pacing,
+}
+
+/// Pacing of work stealing to the links (see `Config::results_ahead`, `Config::prefetch`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pacing {
+    /// A source's own results unconfirmed by the gateway before it leaves its tiles to
+    /// thieves (0: no limit).
+    pub results_ahead: u8,
+    /// A thief asks for its next tile while computing one.
+    pub prefetch: bool,
+}
+
+impl Default for Pacing {
+    /// Two results ahead (one on the wire, one queued behind it, so the uplink never idles
+    /// for want of a result), prefetch on.
+    fn default() -> Self {
+        Pacing {
+            results_ahead: 2,
+            prefetch: true,
+        }
+    }
 }
 
 impl ClusterSpec {
@@ -119,6 +146,7 @@ impl ClusterSpec {
             nodes,
             local_reuse: true,
             transfer: Precision::F32,
+            pacing: Pacing::default(),
         }
     }
 
@@ -137,6 +165,8 @@ impl ClusterSpec {
         cfg.frame_deadline = dur(self.timeouts.frame);
         cfg.steal_backoff = dur(self.timeouts.steal_backoff);
         cfg.local_reuse = self.local_reuse;
+        cfg.results_ahead = self.pacing.results_ahead;
+        cfg.prefetch = self.pacing.prefetch;
         Ok(cfg)
     }
 }
@@ -221,6 +251,11 @@ pub struct NodeOptions {
     /// Fingerprint of the model this node runs, carried by its `Hello`: peers with another
     /// are refused ([`HandshakeConfig::model`](crate::link::HandshakeConfig::model)).
     pub model_fingerprint: u64,
+    /// How the coded part's tasks and results travel (with a [`CodedRole`]).
+    pub tail_transport: TailTransport,
+    /// Development only: drop this share of the node's coded datagrams on purpose
+    /// ([`DevLoss`]; ignored on the link).
+    pub dev_loss: Option<DevLoss>,
 }
 
 impl Default for NodeOptions {
@@ -232,6 +267,8 @@ impl Default for NodeOptions {
             confirm_done: false,
             coded: None,
             model_fingerprint: 0,
+            tail_transport: TailTransport::Tcp,
+            dev_loss: None,
         }
     }
 }
@@ -257,6 +294,17 @@ pub enum StartError {
         /// Why.
         error: DriverError,
     },
+    /// The coded datagrams are authenticated with the cluster key, and there is none.
+    #[error("tail_transport = \"datagram\" needs the cluster key (insecure = true has none)")]
+    DatagramsNeedKey,
+    /// The coded stage's UDP socket could not be opened.
+    #[error("the coded datagrams on {addr}: {error}")]
+    Datagram {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        error: DgramError,
+    },
     /// A poll set or a thread could not be created.
     #[error("creating {what}: {error}")]
     Io {
@@ -269,6 +317,16 @@ pub enum StartError {
 
 fn io(what: &'static str) -> impl FnOnce(io::Error) -> StartError {
     move |error| StartError::Io { what, error }
+}
+
+/// Every node of `cluster` but `id`, with its address (TCP and UDP alike).
+fn link_peers(cluster: &ClusterSpec, id: NodeId) -> Vec<(NodeId, SocketAddr)> {
+    cluster
+        .nodes
+        .iter()
+        .filter(|n| n.id != id)
+        .map(|n| (n.id, n.addr))
+        .collect()
 }
 
 /// Starts node `id` of `cluster` with `model` (the fused layers' parameters): binds its
@@ -284,12 +342,7 @@ pub fn start_node(
     let link = LinkConfig {
         me: id,
         port: addr.port(),
-        peers: cluster
-            .nodes
-            .iter()
-            .filter(|n| n.id != id)
-            .map(|n| (n.id, n.addr))
-            .collect(),
+        peers: link_peers(cluster, id),
         key: options.key.unwrap_or(cluster.key).map(Key::new),
         limits: Limits::LARGE,
         first_seq: epoch_micros().max(1),
@@ -322,6 +375,8 @@ pub fn start_node(
     }
     .map_err(io("a compute thread"))?;
     let stack = ready.stack(addr.ip()).map_err(io("the node's sockets"))?;
+    // Same address and poll set: a coded datagram wakes the node loop as a segment does.
+    let udp = stack.udp();
     let now = crate::driver::Clock::now(&clock);
     let mut node = Node::new(stack, link, cfg, model, exec, now)
         .map_err(|error| StartError::Driver { addr, error })?;
@@ -359,6 +414,25 @@ pub fn start_node(
     if let Some((model, config, exec, glue, cols)) = coded {
         let part = CodedPart::new(id, model, config, exec, glue).map_err(StartError::Coded)?;
         node.attach_coded(part, cols);
+        if options.tail_transport == TailTransport::Datagram {
+            let key = options
+                .key
+                .unwrap_or(cluster.key)
+                .ok_or(StartError::DatagramsNeedKey)?;
+            let mut dgram =
+                DgramConfig::new(id, addr.port(), link_peers(cluster, id), Key::new(key));
+            dgram.first_counter = epoch_micros().max(1);
+            let error = |error| StartError::Datagram { addr, error };
+            let lane: BoxedLane = match options.dev_loss {
+                None => Box::new(DgramEndpoint::new(udp, dgram).map_err(error)?),
+                Some(l) => {
+                    let seed = l.seed.unwrap_or(u64::from(id));
+                    let lossy = LossyUdp::new(udp, l.loss, seed);
+                    Box::new(DgramEndpoint::new(lossy, dgram).map_err(error)?)
+                }
+            };
+            node.set_coded_lane(lane);
+        }
     }
     NodeThread::spawn(node, ready, clock, format!("tessera-node-{id}"))
         .map_err(io("the node thread"))

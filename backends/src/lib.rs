@@ -15,9 +15,12 @@
 //! - `cluster` (features `std` + `simd`): a cluster's description and starting one node of it
 //!   on its own threads; `local`: a whole cluster in one process on loopback, with faults and
 //!   an optional coded tail, `fault_spec` its faults as the demo spells them; `bench`: the
-//!   kernel benchmark's measurements, `kernel_report` their JSON report; `transfer_error`
-//!   (feature `std`): what `f16`/`i8` tile results cost the fused output and the boxes;
-//!   `policy_bench`: the policies measured on loopback; `probe`: what `tessera check` asks a node.
+//!   kernel benchmark's measurements, `kernel_report` their JSON report and `kernel_table`
+//!   their table; `transfer_error` (feature `std`): what `f16`/`i8` tile results cost the
+//!   fused output and the boxes; `policy_bench`: the policies measured on loopback,
+//!   `policy_report` (with `codecs`) their tables, targets and JSON; `probe`: what
+//!   `tessera check` asks a node, `probe_table` the table of the answers; `local_report`:
+//!   what `tessera demo` prints of a local run.
 //! - `frame_result` (features `alloc` + `simd`): a gateway's final result of a frame (fused
 //!   output, the tail run here, or the coded stage's output; then boxes).
 //! - `gen_weights` (feature `alloc`): seeded random parameters in Darknet order
@@ -71,10 +74,14 @@ pub mod frame_source;
 pub mod gen_weights;
 #[cfg(all(feature = "std", feature = "simd"))]
 pub mod kernel_report;
+#[cfg(all(feature = "std", feature = "simd"))]
+pub mod kernel_table;
 #[cfg(feature = "alloc")]
 pub mod link;
 #[cfg(all(feature = "std", feature = "simd"))]
 pub mod local;
+#[cfg(all(feature = "std", feature = "simd"))]
+pub mod local_report;
 #[cfg(all(feature = "alloc", feature = "smoltcp"))]
 pub mod mem_device;
 #[cfg(all(feature = "std", feature = "simd"))]
@@ -93,8 +100,12 @@ pub mod node_memory;
 pub mod pipeline;
 #[cfg(all(feature = "std", feature = "simd"))]
 pub mod policy_bench;
+#[cfg(all(feature = "codecs", feature = "simd"))]
+pub mod policy_report;
 #[cfg(all(feature = "std", feature = "simd"))]
 pub mod probe;
+#[cfg(all(feature = "std", feature = "simd"))]
+pub mod probe_table;
 #[cfg(feature = "std")]
 pub mod transfer_error;
 #[cfg(all(feature = "alloc", feature = "smoltcp"))]

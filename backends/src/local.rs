@@ -174,6 +174,7 @@ pub fn run_local<I: Clone + Into<SourceFrame>>(
                 },
                 _ => CodedRole::Worker(t.tail.model().clone()),
             }),
+            ..NodeOptions::default()
         };
         let node = start_node(cluster, n.id, model.clone(), options)
             .map_err(|error| LocalError::Start { node: n.id, error })?;

@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use tessera_core::wire::Policy;
 
 use crate::coded::tail::TailPlace;
+use crate::dgram::TailTransport;
 use crate::model_files::{ModelFileError, ModelFiles};
 use crate::pipeline::KernelChoice;
 
@@ -51,6 +52,9 @@ pub struct ModelIdentity<'a> {
     pub policy: Policy,
     /// Where the layers after the fused ones run.
     pub tail: TailPlace,
+    /// How a coded tail's messages travel (a TCP worker and a datagram gateway would never
+    /// hear each other: refused at Hello instead).
+    pub tail_transport: TailTransport,
 }
 
 impl ModelIdentity<'_> {
@@ -85,7 +89,11 @@ impl ModelIdentity<'_> {
         let grid = [rows.to_le_bytes(), cols.to_le_bytes()].concat();
         let kernel = format!("{:?}", self.kernel);
         // Where the tail runs too: coded tail shards on the edges change the protocol.
-        let policy = format!("{:?} {}", self.policy, self.tail);
+        // The transport only when not the default, so TCP clusters keep their fingerprints.
+        let policy = match self.tail_transport {
+            TailTransport::Tcp => format!("{:?} {}", self.policy, self.tail),
+            t => format!("{:?} {} {t}", self.policy, self.tail),
+        };
         let digests = [
             network.finalize(),
             Sha256::digest(&grid),
@@ -136,6 +144,7 @@ mod tests {
             kernel: KernelChoice::Portable,
             policy: Policy::WstS,
             tail: TailPlace::Gateway,
+            tail_transport: TailTransport::Tcp,
         }
     }
 
@@ -192,6 +201,11 @@ mod tests {
             ..base(&files)
         };
         assert_eq!(differences(fp(&c), f0), ["policy or tail"]);
+        let d = ModelIdentity {
+            tail_transport: TailTransport::Datagram,
+            ..c.clone()
+        };
+        assert_eq!(differences(fp(&d), fp(&c)), ["policy or tail"]);
     }
 
     #[test]

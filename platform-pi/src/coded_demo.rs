@@ -14,13 +14,12 @@ use std::sync::Arc;
 use anyhow::{anyhow, Context, Error};
 use clap::Args as ClapArgs;
 
-use tessera_backends::coded::loopback::{run_loopback, LoopbackFrame, LoopbackSpec, Transport};
-use tessera_backends::coded::tail::{bit_identical, max_abs_diff, TailScheme};
-use tessera_backends::coded::{generated_chain, CodedModel, CodedNodeStats};
-use tessera_backends::dgram::DgramStats;
+use tessera_backends::coded::loopback::{run_loopback, LoopbackSpec, Transport};
+use tessera_backends::coded::loopback_report::{dgram_line, report};
+use tessera_backends::coded::tail::TailScheme;
+use tessera_backends::coded::{generated_chain, CodedModel};
 use tessera_core::runtime::coded::{Allocator, CodedConfig};
 use tessera_core::time::Duration;
-use tessera_core::wire::datagram::DropReason;
 use tessera_core::wire::NodeId;
 
 use tessera_core::rng::SplitMix64;
@@ -136,14 +135,6 @@ pub fn model(args: &Args) -> Result<CodedModel, Error> {
         .context("building the coded model")
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
 /// Runs `tessera coded`.
 pub fn run(args: &Args) -> Result<(), Error> {
     let model = Arc::new(model(args)?);
@@ -191,116 +182,13 @@ pub fn run(args: &Args) -> Result<(), Error> {
         transport,
     };
     let run = run_loopback(model.clone(), &spec).context("running the coded cluster")?;
-    report(args, &model, &run.gateway, &run.frames)?;
+    print!(
+        "{}",
+        report(&model, args.float, args.workers, &run.gateway, &run.frames)
+            .context("computing the reference")?
+    );
     if let Some(d) = run.dgram {
-        report_dgram(&d);
-    }
-    Ok(())
-}
-
-/// The gateway's datagram counters.
-fn report_dgram(d: &DgramStats) {
-    let drops: Vec<String> = DropReason::ALL
-        .iter()
-        .map(|&r| format!("{} {}", r.name(), d.rx.dropped(r)))
-        .collect();
-    println!(
-        "gateway datagrams: {} messages / {} datagrams sent, {} accepted, {} messages delivered, \
-         {} expired in reassembly; dropped: {}; wrong source {}, unparsable {}",
-        d.sent_messages,
-        d.sent_datagrams,
-        d.rx.accepted,
-        d.rx.delivered,
-        d.rx.expired,
-        drops.join(", "),
-        d.wrong_source,
-        d.bad_message
-    );
-}
-
-fn report(
-    args: &Args,
-    model: &CodedModel,
-    gateway: &CodedNodeStats,
-    done: &[LoopbackFrame],
-) -> Result<(), Error> {
-    let mut lat = Vec::new();
-    let mut exact = 0;
-    let mut worst: f64 = 0.0;
-    for LoopbackFrame { finished: f, input } in done {
-        let expect = model
-            .reference(input, 1)
-            .context("computing the reference")?;
-        let same = bit_identical(&f.output, &expect);
-        let err = max_abs_diff(&f.output, &expect);
-        worst = worst.max(if f.quality.is_complete() { err } else { 0.0 });
-        exact += same as usize;
-        let layers: Vec<String> = f
-            .layers
-            .iter()
-            .map(|l| {
-                format!(
-                    "{:.1} ms {}{}",
-                    l.latency.total_micros() as f64 / 1000.0,
-                    if l.decoded { "decoded" } else { "expired" },
-                    format_args!(" from {:#x}", l.present)
-                )
-            })
-            .collect();
-        println!(
-            "frame {:>3}: {:>8.1} ms  quality {:.3}{}  {}  [{}]",
-            f.frame.number,
-            f.latency.total_micros() as f64 / 1000.0,
-            f.quality.fraction,
-            if f.quality.is_complete() {
-                ""
-            } else {
-                " (rows lost)"
-            },
-            if same {
-                "= reference".to_string()
-            } else {
-                format!("max |err| {err:.3e}")
-            },
-            layers.join(", ")
-        );
-        lat.push(f.latency.total_micros() as f64 / 1000.0);
-    }
-    lat.sort_by(f64::total_cmp);
-    let full: usize = (0..model.len())
-        .filter_map(|l| model.layer(l))
-        .map(|l| {
-            let w = if args.float { 4 } else { 1 };
-            l.weights.len() * w + l.bias.len() * 4
-        })
-        .sum();
-    let per_worker = (1..=args.workers)
-        .map(|id| model.worker_param_bytes(id))
-        .max()
-        .unwrap_or(0);
-    println!(
-        "{} frames: p50 {:.1} ms, p99 {:.1} ms; {exact} bit-identical to the centralised run{}",
-        done.len(),
-        percentile(&lat, 0.5),
-        percentile(&lat, 0.99),
-        if args.float {
-            format!(", complete frames within {worst:.3e}")
-        } else {
-            String::new()
-        }
-    );
-    println!(
-        "parameters: {:.2} MiB for the whole model, at most {:.2} MiB on one worker ({:.0}%)",
-        full as f64 / 1048576.0,
-        per_worker as f64 / 1048576.0,
-        100.0 * per_worker as f64 / full.max(1) as f64
-    );
-    if let Some(s) = gateway.gateway {
-        println!(
-            "gateway: {} layers decoded ({} recovered from parity or replicas), {} expired, \
-             {} shards re-sent, {} results discarded, {} budgets from fitted link models",
-            s.decoded, s.recovered, s.expired, s.resent, s.discarded, s.fitted_budgets
-        );
+        println!("{}", dgram_line(&d));
     }
     Ok(())
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, Error};
 use serde::Deserialize;
 
-use tessera_backends::cluster::ClusterSpec;
+use tessera_backends::cluster::{ClusterSpec, Pacing};
 use tessera_backends::model_files::{ModelFileError, ModelFiles};
 use tessera_backends::node::Deployment;
 use tessera_core::ftp::GridShape;
@@ -49,12 +49,18 @@ pub struct Cluster {
     pub tail: TailPlace,
     /// A coded tail: its frame deadline and data grace.
     pub coded: CodedConfig,
+    /// A coded tail's shards and results on the TCP link (`tail_transport = "tcp"`, the
+    /// default) or on authenticated datagrams (`"datagram"`).
+    pub tail_transport: TailTransport,
     /// WST-S strips stay where they were made (`reuse = "local"`, the default) or go through
     /// the gateway's cache (`reuse = "gateway"`).
     pub local_reuse: bool,
     /// Wire precision of tile results and strips: `transfer = "f32"` (the default,
     /// bit-exact), `"f16"` or `"i8"`.
     pub transfer: Precision,
+    /// `results_ahead = N` (0..=8, default 2; 0: no limit) and `prefetch = true|false`
+    /// (default true).
+    pub pacing: Pacing,
 }
 
 /// The conv kernel of a cluster's nodes (`auto`, `portable` or `simd`).
@@ -68,6 +74,9 @@ pub use tessera_backends::cluster::ClusterNode as Node;
 
 /// Where the tail runs (`tail = "gateway"`, or a coded scheme across the edges).
 pub use tessera_backends::coded::tail::TailPlace;
+
+/// How a coded tail's messages travel (`tail_transport = "tcp"` or `"datagram"`).
+pub use tessera_backends::dgram::TailTransport;
 
 /// One thing wrong with a cluster file, and where.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -122,8 +131,11 @@ struct RawCluster {
     tail: Option<At<String>>,
     tail_deadline_ms: Option<At<u64>>,
     tail_grace_ms: Option<At<u64>>,
+    tail_transport: Option<At<String>>,
     reuse: Option<At<String>>,
     transfer: Option<At<String>>,
+    results_ahead: Option<At<u8>>,
+    prefetch: Option<At<bool>>,
     nodes: Vec<RawNode>,
 }
 
@@ -291,6 +303,16 @@ fn tail_of(raw: &RawCluster, p: &mut Problems<'_>, edges: usize) -> (TailPlace, 
             );
         }
     }
+    if let Some(v) = raw
+        .tail_transport
+        .as_ref()
+        .filter(|_| place == TailPlace::Gateway)
+    {
+        p.at(
+            v,
+            "tail_transport carries a coded tail: set tail = \"cdc:R\", \"2mr\" or \"uncoded\"",
+        );
+    }
     let micros = |ms: u64| tessera_core::time::Duration::from_micros(ms * 1000);
     let coded = CodedConfig {
         data_grace: micros(grace_ms),
@@ -362,6 +384,17 @@ impl Cluster {
                 Precision::F32
             }),
         };
+        let mut pacing = Pacing::default();
+        if let Some(n) = &raw.results_ahead {
+            if *n.get_ref() > 8 {
+                p.at(n, format!("results_ahead = {} outside 0..=8", n.get_ref()));
+            } else {
+                pacing.results_ahead = *n.get_ref();
+            }
+        }
+        if let Some(b) = &raw.prefetch {
+            pacing.prefetch = *b.get_ref();
+        }
         let insecure = raw.insecure.as_ref().is_some_and(|i| *i.get_ref());
         let key = match (&raw.key, insecure) {
             (Some(k), false) => p.check(k, parse_key(k.get_ref())).map(Some),
@@ -459,6 +492,17 @@ impl Cluster {
             p.whole(format!("{edges} edges; a cluster has 1..={MAX_EDGES}"));
         }
         let (tail, coded) = tail_of(&raw, &mut p, edges);
+        let tail_transport = match &raw.tail_transport {
+            Some(t) => p
+                .check(t, t.get_ref().parse::<TailTransport>())
+                .unwrap_or_default(),
+            None => TailTransport::Tcp,
+        };
+        if let (Some(t), TailTransport::Datagram, Some(None)) =
+            (&raw.tail_transport, tail_transport, key)
+        {
+            p.at(t, "tail_transport = \"datagram\" authenticates with the cluster key: insecure = true has none");
+        }
         let (Some(policy), Some(grid), Some(key), Some(kernel), true) =
             (policy, grid, key, kernel, p.list.is_empty())
         else {
@@ -496,8 +540,10 @@ impl Cluster {
             written,
             tail,
             coded,
+            tail_transport,
             local_reuse,
             transfer,
+            pacing,
         })
     }
 
@@ -513,6 +559,7 @@ impl Cluster {
             nodes: self.nodes.clone(),
             local_reuse: self.local_reuse,
             transfer: self.transfer,
+            pacing: self.pacing,
         }
     }
 
@@ -523,6 +570,7 @@ impl Cluster {
             model: self.model.clone(),
             tail: self.tail,
             coded: self.coded,
+            tail_transport: self.tail_transport,
         }
     }
 
@@ -540,201 +588,5 @@ impl Cluster {
     /// The edges (every node but the gateway).
     pub fn edges(&self) -> impl Iterator<Item = &Node> {
         self.nodes.iter().filter(|n| n.id != 0)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tessera_backends::coded::tail::TailScheme;
-
-    const EXAMPLE: &str = include_str!("../../cluster.example.toml");
-
-    #[test]
-    fn the_example_parses() {
-        let c = Cluster::parse(EXAMPLE).unwrap();
-        assert_eq!(c.policy, Policy::WstS);
-        assert_eq!(c.grid, (3, 3));
-        assert_eq!(c.layers, 16);
-        assert!(c.key.is_some());
-        assert_eq!(c.nodes.len(), 4);
-        assert_eq!(c.edges().count(), 3);
-        assert!(c.node(1).unwrap().source);
-        assert_eq!(c.timeouts.tile, Duration::from_millis(10_000));
-        // WST-S strips stay local, values go as computed, unless the file says otherwise.
-        assert!(c.local_reuse);
-        assert_eq!(c.transfer, Precision::F32);
-        let c = Cluster::parse(&format!(
-            "reuse = \"gateway\"\ntransfer = \"f16\"\n{EXAMPLE}"
-        ))
-        .unwrap();
-        assert!(!c.local_reuse);
-        assert_eq!(
-            (c.spec().transfer, c.spec().local_reuse),
-            (Precision::F16, false)
-        );
-    }
-
-    fn err(text: &str) -> String {
-        Cluster::parse(text).unwrap_err().to_string()
-    }
-
-    #[test]
-    fn bad_files_say_what_is_wrong() {
-        let cases: &[(&str, &str)] = &[
-            ("policy = \"fifo\"", "unknown policy"),
-            ("grid = \"9x9\"", "outside 1x1..8x8"),
-            ("grid = \"3by3\"", "NxM"),
-            ("key = \"abcd\"", "64 hex digits"),
-            ("layers = 0", "outside 1..=32"),
-            ("colour = \"red\"", "unknown field"),
-            ("tail = \"raid\"", "unknown tail 'raid': use gateway, cdc:R"),
-            ("tail = \"cdc:3\"", "cdc:3 needs more than 3 edges"),
-            ("tail_grace_ms = 10", "time a coded tail"),
-            ("transfer = \"f8\"", "\"f32\", \"f16\" or \"i8\""),
-            ("reuse = \"edges\"", "\"local\" or \"gateway\""),
-        ];
-        for (line, needle) in cases {
-            let key = line.split('=').next().unwrap().trim();
-            let text: String = EXAMPLE
-                .lines()
-                .filter(|l| {
-                    !l.trim_start().starts_with(&format!("{key} "))
-                        && !l.trim_start().starts_with(&format!("{key}="))
-                })
-                .map(|l| format!("{l}\n"))
-                .collect();
-            let text = format!("{line}\n{text}");
-            let err = err(&text);
-            assert!(err.contains(needle), "{line}: {err}");
-            assert!(err.starts_with("line 1: "), "{line}: {err}");
-        }
-        let dup = EXAMPLE.replace("id = 2", "id = 1");
-        assert!(err(&dup).contains("listed twice"));
-        let no_gw = EXAMPLE.replace("id = 0", "id = 9");
-        assert!(err(&no_gw).contains("no gateway"));
-        let both = format!("insecure = true\n{EXAMPLE}");
-        assert!(err(&both).contains("not both"));
-        let zero = EXAMPLE.replace("tile_ms = 10000", "tile_ms = 0");
-        assert!(err(&zero).contains("tile_ms"));
-    }
-
-    #[test]
-    fn a_coded_tail_is_read_with_its_timing() {
-        let text = EXAMPLE.replace(
-            "tail = \"gateway\"",
-            "tail = \"cdc:1\"\ntail_deadline_ms = 9000\ntail_grace_ms = 500",
-        );
-        let c = Cluster::parse(&text).unwrap();
-        assert_eq!(c.tail, TailPlace::Coded(TailScheme::Cdc(1)));
-        assert_eq!(c.coded.frame_deadline.total_micros(), 9_000_000);
-        assert_eq!(c.coded.data_grace.total_micros(), 500_000);
-        assert_eq!(c.deployment().workers(), vec![1, 2, 3]);
-        assert_eq!(Cluster::parse(EXAMPLE).unwrap().tail, TailPlace::Gateway);
-        let late = text.replace("tail_grace_ms = 500", "tail_grace_ms = 9000");
-        let e = err(&late);
-        let line = line_of(&late, "tail_grace_ms");
-        assert!(e.starts_with(&format!("line {line}: ")), "{e}");
-        assert!(e.contains("below tail_deadline_ms"), "{e}");
-        let zero = text.replace("tail_deadline_ms = 9000", "tail_deadline_ms = 0");
-        assert!(err(&zero).contains("tail_deadline_ms must be"));
-    }
-
-    /// The 1-based line of the first line of `text` containing `needle`.
-    fn line_of(text: &str, needle: &str) -> usize {
-        text.lines().position(|l| l.contains(needle)).unwrap() + 1
-    }
-
-    #[test]
-    fn absurd_settings_are_all_reported_at_once_with_their_lines() {
-        let text = EXAMPLE
-            .replace("127.0.0.1:7700", "127.0.0.1:0")
-            .replace(
-                "id = 0\naddr = \"127.0.0.1:0\"",
-                "id = 0\naddr = \"127.0.0.1:0\"\nsource = true",
-            )
-            .replace("127.0.0.4:7700", "127.0.0.3:7700")
-            .replace("frame_ms = 60000", "frame_ms = 0")
-            .replace("connect_ms = 2000", "connect_ms = 0");
-        let e = Cluster::parse(&text).unwrap_err();
-        let lines: Vec<(Option<usize>, &str)> = e
-            .problems
-            .iter()
-            .map(|p| (p.line, p.message.as_str()))
-            .collect();
-        let has = |line: usize, needle: &str| {
-            lines
-                .iter()
-                .any(|(l, m)| *l == Some(line) && m.contains(needle))
-        };
-        assert_eq!(lines.len(), 5, "{e}");
-        assert!(has(line_of(&text, "frame_ms"), "frame_ms"), "{e}");
-        assert!(has(line_of(&text, "connect_ms"), "connect_ms"), "{e}");
-        assert!(has(line_of(&text, "127.0.0.1:0"), "port 0"), "{e}");
-        let gw_source = text
-            .lines()
-            .enumerate()
-            .skip(line_of(&text, "127.0.0.1:0"))
-            .find(|(_, l)| l.trim() == "source = true")
-            .unwrap()
-            .0
-            + 1;
-        assert!(has(gw_source, "on the gateway"), "{e}");
-        let second = text.rfind("127.0.0.3:7700").unwrap();
-        let second_line = text[..second].matches('\n').count() + 1;
-        assert!(has(second_line, "listed twice"), "{e}");
-        // In file order.
-        let order: Vec<usize> = lines.iter().filter_map(|(l, _)| *l).collect();
-        assert!(order.windows(2).all(|w| w[0] <= w[1]), "{e}");
-    }
-
-    #[test]
-    fn other_absurd_settings_are_refused() {
-        let cases: &[(&str, &str, &str)] = &[
-            ("127.0.0.2:7700", "0.0.0.0:7700", "not a node's own address"),
-            ("tile_ms = 10000", "tile_ms = 60000", "below frame_ms"),
-            ("id = 3", "id = 17", "above 16"),
-            (
-                "peer_dead_ms = 5000",
-                "peer_dead_ms = 3600001",
-                "peer_dead_ms",
-            ),
-        ];
-        for (from, to, needle) in cases {
-            let text = EXAMPLE.replace(from, to);
-            let e = err(&text);
-            let line = line_of(&text, to);
-            assert!(
-                e.contains(&format!("line {line}: ")) && e.contains(needle),
-                "{to}: {e}"
-            );
-        }
-        // A syntax error keeps toml's own line.
-        let e = err(&format!("{EXAMPLE}\n[[nodes]\n"));
-        assert!(e.starts_with("line "), "{e}");
-    }
-
-    #[test]
-    fn host_names_are_resolved_and_bad_addresses_named_with_their_lines() {
-        let text = EXAMPLE.replace("127.0.0.3:7700", "localhost:7701");
-        let c = Cluster::parse(&text).unwrap();
-        let n = c.node(2).unwrap();
-        assert!(n.addr.ip().is_loopback() && n.addr.port() == 7701, "{n:?}");
-        assert_eq!(c.written[2], "localhost:7701");
-        let text = EXAMPLE
-            .replace("127.0.0.3:7700", "no-such-host.invalid:7700")
-            .replace("127.0.0.4:7700", "127.0.0.4");
-        let e = Cluster::parse(&text).unwrap_err();
-        let lines: Vec<Option<usize>> = e.problems.iter().map(|p| p.line).collect();
-        assert_eq!(
-            lines,
-            [
-                Some(line_of(&text, "no-such-host.invalid")),
-                Some(line_of(&text, "\"127.0.0.4\""))
-            ],
-            "{e}"
-        );
-        assert!(e.problems[0].message.contains("cannot resolve"), "{e}");
-        assert!(e.problems[1].message.contains("HOST:PORT"), "{e}");
     }
 }

@@ -15,12 +15,16 @@ use clap::Args as ClapArgs;
 
 use tessera_backends::builtin::SECOND_IMAGE;
 use tessera_backends::cluster::ClusterSpec;
-use tessera_backends::coded::tail::{self, CheckSummary, CodedCheck, CodedTail, TailScheme};
+use tessera_backends::coded::tail::{self, CodedCheck, CodedTail, TailScheme};
 use tessera_backends::detections_json::to_json;
 use tessera_backends::driver::SourceFrame;
 use tessera_backends::fault_spec::FaultSpec;
 use tessera_backends::gen_weights;
 use tessera_backends::local::{fused_model, run_local, TailSpec};
+use tessera_backends::local_report::{
+    check_line, coded_frame_line, coded_summary, coded_tail_line, frame_key, frame_line,
+    node_table, FRAME_HEADER,
+};
 use tessera_backends::model_files::ModelFiles;
 use tessera_backends::pipeline::class_name;
 use tessera_backends::pipeline::{boxes, run_tail, AnyKernel};
@@ -29,8 +33,8 @@ use tessera_core::ftp::GridShape;
 use tessera_core::kernel::Kernels;
 use tessera_core::model::weights::Weights;
 use tessera_core::model::Network;
-use tessera_core::runtime::coded::{CodedConfig, Protection};
-use tessera_core::wire::{FrameKey, NodeId, Policy};
+use tessera_core::runtime::coded::CodedConfig;
+use tessera_core::wire::{NodeId, Policy};
 
 use crate::config::NodeKernel;
 use crate::files;
@@ -42,7 +46,7 @@ pub struct Args {
     /// Number of edges.
     #[arg(long, default_value_t = 3)]
     pub edges: u16,
-    /// Policy: wsh, wst, wst-s or bodp.
+    /// Policy: wsh, wst, wst-s, bodp or modnn.
     #[arg(long, default_value = "wst-s")]
     pub policy: Policy,
     /// Tile grid NxM.
@@ -270,16 +274,8 @@ pub fn run(args: &Args) -> Result<(), Error> {
     );
     let tail = match coded {
         Some(c) => {
-            let s = c.scheme();
-            println!(
-                "coded tail: {} ({} data + {} {} shards per layer) over {} coded layers (network layers {:?}), on the nodes' links",
-                args.coded_tail.map_or(String::new(), |t| t.to_string()),
-                s.k,
-                if s.protection == Protection::Replicated { s.k } else { s.r },
-                if s.protection == Protection::Replicated { "replica" } else { "parity" },
-                c.conv_layers().len(),
-                c.conv_layers(),
-            );
+            let scheme = args.coded_tail.map_or(String::new(), |t| t.to_string());
+            println!("{}", coded_tail_line(&scheme, &c));
             let micros = |ms: u64| tessera_core::time::Duration::from_micros(ms * 1000);
             Some(TailSpec {
                 tail: Arc::new(c),
@@ -302,38 +298,17 @@ pub fn run(args: &Args) -> Result<(), Error> {
     )?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    println!(
-        "
-frame         latency     done  tiles per node               boxes"
-    );
-    // Frames were spread round-robin over sources 1..=S, numbered per source from 0.
+    println!("\n{FRAME_HEADER}");
     let mut failed = 0;
     let mut checks: Vec<CodedCheck> = Vec::new();
     let mut tail_ms: Vec<f64> = Vec::new();
-    for (i, _) in inputs.iter().enumerate() {
-        let s = args.sources as usize;
-        let key = FrameKey::new(1 + (i % s) as u16, (i / s) as u32);
-        let lat = run.source_latency.get(&key).map_or("-".to_string(), |d| {
-            format!("{:.0} ms", d.as_secs_f64() * 1e3)
-        });
+    for i in 0..inputs.len() {
+        let key = frame_key(i, args.sources);
+        println!("{}", frame_line(&run, key));
         let Some(f) = run.gateway.get(&key) else {
-            println!(
-                "{:<10} {:>10} {:>8}",
-                format!("{}.{}", key.origin, key.number),
-                lat,
-                "LOST"
-            );
             failed += 1;
             continue;
         };
-        let tiles: Vec<String> = f.tiles_by.iter().map(|(n, c)| format!("{n}:{c}")).collect();
-        println!(
-            "{:<10} {:>10} {:>8}  {:<28}",
-            format!("{}.{}", key.origin, key.number),
-            lat,
-            if f.complete { "yes" } else { "FAILED" },
-            tiles.join(" ")
-        );
         if !f.complete {
             failed += 1;
         }
@@ -346,45 +321,18 @@ frame         latency     done  tiles per node               boxes"
         let n = match &coded {
             None => postprocess(&kernel, &net, &params, layers, out, img, &stem)?,
             Some(c) => {
-                let Some(done) = run.tails.get(&key) else {
+                let Some(fin) = run.tails.get(&key) else {
                     println!("    coded tail LOST");
                     failed += 1;
                     continue;
                 };
-                let fin = done;
-                let layer_ms: Vec<String> = fin
-                    .layers
-                    .iter()
-                    .map(|l| format!("{:.0}", l.latency.total_micros() as f64 / 1e3))
-                    .collect();
-                println!(
-                    "    coded tail {:.0} ms (per layer ms: {}), quality {:.3}{}",
-                    fin.latency.total_micros() as f64 / 1e3,
-                    layer_ms.join(" "),
-                    fin.quality.fraction,
-                    if fin.quality.is_complete() {
-                        ""
-                    } else {
-                        " (rows lost)"
-                    }
-                );
+                println!("{}", coded_frame_line(fin));
                 tail_ms.push(fin.latency.total_micros() as f64 / 1e3);
                 let weights = Weights::new(&net, all, &params).context("viewing the weights")?;
                 let (check, dets) =
-                    tail::check(&kernel, &net, &weights, c, out, done, (img.w, img.h))?;
+                    tail::check(&kernel, &net, &weights, c, out, fin, (img.w, img.h))?;
                 write_outputs(&net, &dets, img, &stem)?;
-                println!(
-                    "    {}; {} of {} layers decoded with parity/replicas; vs plain tail max |d| {:.2e}, detections {}",
-                    if check.bit_identical {
-                        "= centralised coded run (bit-identical)".to_string()
-                    } else {
-                        format!("max |d| {:.2e} from the centralised coded run", check.vs_reference)
-                    },
-                    check.recovered_layers,
-                    fin.layers.len(),
-                    check.vs_plain,
-                    if check.detections_match { "match the plain tail's" } else { "DIFFER from the plain tail's" }
-                );
+                println!("{}", check_line(&check, fin.layers.len()));
                 if !fin.quality.is_complete() {
                     failed += 1;
                 }
@@ -394,86 +342,12 @@ frame         latency     done  tiles per node               boxes"
         };
         println!("    {n} boxes -> {}.png / .json", stem.display());
     }
-    println!(
-        "\n{:<6} {:>12} {:>12} {:>9} {:>6} {:>8} {:>8} {:>7} {:>10}",
-        "node",
-        "sent MiB",
-        "recv MiB",
-        "computed",
-        "lent",
-        "re-disp",
-        "discard",
-        "reuse",
-        "peak MiB"
-    );
-    for (id, s) in &run.stats {
-        println!(
-            "{:<6} {:>12.2} {:>12.2} {:>9} {:>6} {:>8} {:>8} {:>7} {:>10.1}",
-            if *id == 0 {
-                "gw".to_string()
-            } else {
-                format!("edge{id}")
-            },
-            s.link.bytes_sent as f64 / (1 << 20) as f64,
-            s.link.bytes_received as f64 / (1 << 20) as f64,
-            s.runtime.tiles_computed,
-            s.runtime.tiles_lent,
-            s.runtime.tiles_redispatched,
-            s.runtime.discarded,
-            s.runtime.reuse_runs,
-            s.peak_store_bytes as f64 / (1 << 20) as f64,
-        );
-    }
+    print!("\n{}", node_table(&run));
     if let Some(c) = &coded {
-        let mib = |b: usize| b as f64 / (1 << 20) as f64;
-        let whole = c.whole_tail_bytes();
-        let per: Vec<String> = (1..=args.edges)
-            .map(|id| {
-                let b = c.model().worker_param_bytes(id);
-                format!(
-                    "edge{id} {:.1} MiB ({:.0}%)",
-                    mib(b),
-                    100.0 * b as f64 / whole.max(1) as f64
-                )
-            })
-            .collect();
-        println!(
-            "\ncoded tail weights: whole tail {:.1} MiB (BN folded, f32) on one device without coding; held per edge: {}",
-            mib(whole),
-            per.join(", ")
+        print!(
+            "\n{}",
+            coded_summary(c, args.edges, &checks, &mut tail_ms, &run)
         );
-        let s = CheckSummary::of(&checks);
-        tail_ms.sort_by(f64::total_cmp);
-        println!(
-            "coded tail: {} frames, {:.0} ms median in the stage; {} of {} bit-identical to the centralised coded run{}; max |d| vs plain tail {:.2e}; detections match the plain tail in {} of {}",
-            s.frames,
-            tail_ms.get(tail_ms.len() / 2).copied().unwrap_or(f64::NAN),
-            s.exact,
-            s.frames,
-            if s.exact < s.frames {
-                format!(" (others within {:.2e}: {} layers decoded from parity/replicas, float decode is not bit-exact)", s.worst_vs_reference, s.recovered_layers)
-            } else {
-                String::new()
-            },
-            s.worst_vs_plain,
-            s.same_detections,
-            s.frames
-        );
-        let coded_stats = run.stats.iter().filter_map(|(id, s)| Some((id, s.coded?)));
-        for (id, s) in coded_stats {
-            if let Some(g) = s.gateway {
-                println!(
-                    "coded gateway: {} layers decoded ({} recovered), {} expired, {} shards re-sent, {} results discarded; glue failures {}",
-                    g.decoded, g.recovered, g.expired, g.resent, g.discarded, s.glue_failures
-                );
-            }
-            if let Some(w) = s.worker {
-                println!(
-                    "coded edge{id}: {} shards received, {} sent, {} late",
-                    w.received, w.sent, w.late,
-                );
-            }
-        }
     }
     println!(
         "\n{} frames in {:.2} s",

@@ -7,10 +7,12 @@ use std::path::PathBuf;
 use anyhow::{anyhow, Context, Error};
 
 use tessera_backends::detections_json::to_json;
-use tessera_backends::kernels::{Fma, Form, Winograd};
+use tessera_backends::kernels::{Fma, Winograd};
 use tessera_backends::model_files::ModelFiles;
-use tessera_backends::pipeline::{class_name, PixelBox};
-use tessera_backends::pipeline::{detect_frame, AnyKernel, DetectSetup};
+pub use tessera_backends::pipeline::DetectKernel;
+use tessera_backends::pipeline::{
+    detect_frame, detect_report, kernel_name, winograd_name, AnyKernel, DetectRun, DetectSetup,
+};
 use tessera_core::detect::{DEFAULT_NMS, DEFAULT_THRESH};
 use tessera_core::ftp::{GridShape, Mode, Partition};
 use tessera_core::model::weights::Weights;
@@ -145,88 +147,21 @@ pub fn run(args: &Args) -> Result<(), Error> {
         let text = to_json(&frame.detections, img.w, img.h).context("writing JSON")?;
         std::fs::write(json, text).with_context(|| format!("writing {}", json.display()))?;
     }
-    let gflop = |from: usize, to: usize| 2.0 * (net.macs(to) - net.macs(from)) as f64 / 1e9;
-    let mut report = format!(
-        "{}x{} image, grid {}x{}{}, kernel {}: layers [0, {}) {:.3} s ({:.1} GFLOP), tail [{}, {}) \
-         {:.3} s ({:.1} GFLOP), decode+nms {:.4} s; {} boxes (thresh {}, nms {})\n",
-        img.w,
-        img.h,
-        grid.0,
-        grid.1,
-        if args.reuse { " with reuse" } else { "" },
-        name,
-        args.upto,
-        frame.stack_secs,
-        gflop(0, args.upto),
-        args.upto,
-        all,
-        frame.tail_secs,
-        gflop(args.upto, all),
-        frame.decode_secs,
-        frame.detections.len(),
-        args.thresh,
-        args.nms,
-    );
-    for d in frame.detections.iter().take(args.show) {
-        let b = PixelBox::of(d, img.w, img.h);
-        report += &format!(
-            "{}: {:.0}% ({}, {})-({}, {})\n",
-            class_name(d.class),
-            d.prob * 100.0,
-            b.left,
-            b.top,
-            b.right,
-            b.bottom
-        );
-    }
-    if frame.detections.len() > args.show {
-        report += &format!("... {} more\n", frame.detections.len() - args.show);
-    }
+    let run = DetectRun {
+        image: (img.w, img.h),
+        grid,
+        reuse: args.reuse,
+        kernel: &name,
+        upto: args.upto,
+        thresh: args.thresh,
+        nms: args.nms,
+        show: args.show,
+    };
+    let mut report = detect_report(&net, &run, &frame);
     for path in [&args.png, &args.json].into_iter().flatten() {
         report += &format!("wrote {}\n", path.display());
     }
     // A closed stdout only cuts the report short.
     let _ = std::io::stdout().lock().write_all(report.as_bytes());
     Ok(())
-}
-
-/// `--kernel` of `tessera detect`: a node's kernel set or the Winograd kernels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DetectKernel {
-    /// `auto`, `portable` or `simd`.
-    Node(NodeKernel),
-    /// `winograd` (F4) or `winograd-f2`.
-    Winograd(Form),
-}
-
-impl DetectKernel {
-    /// Parses `winograd`, `winograd-f2` or a node kernel name.
-    pub fn parse(s: &str) -> Result<DetectKernel, String> {
-        match s {
-            "winograd" => Ok(DetectKernel::Winograd(Form::F4)),
-            "winograd-f2" => Ok(DetectKernel::Winograd(Form::F2)),
-            _ => NodeKernel::parse(s)
-                .map(DetectKernel::Node)
-                .map_err(|e| format!("{e}, winograd or winograd-f2")),
-        }
-    }
-}
-
-/// How the Winograd kernels are named in reports.
-pub fn winograd_name(k: &Winograd<'_>) -> String {
-    format!(
-        "winograd ({:?}, {:?}, {} threads)",
-        k.form(),
-        k.isa(),
-        k.threads()
-    )
-}
-
-/// How a kernel set is named in reports (`portable`, or `simd` with its instruction set and
-/// threads).
-pub fn kernel_name(k: &AnyKernel) -> String {
-    match k {
-        AnyKernel::Portable => "portable".into(),
-        AnyKernel::Simd(f) => format!("simd ({:?}, {} threads)", f.isa(), f.threads()),
-    }
 }

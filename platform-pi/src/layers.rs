@@ -1,15 +1,15 @@
 //! `tessera layers`: run the fused layers on one machine and dump the result.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{anyhow, Context, Error};
 use clap::ValueEnum;
 
 use tessera_backends::kernels::{Fma, Form, Winograd};
 use tessera_backends::model_files::ModelFiles;
-use tessera_backends::pipeline::{run_frame, FrameStats, KernelChoice as NodeKernel};
-use tessera_core::ftp::{FusedStack, Grid, GridShape, MemoryPlan, Mode, Partition};
+use tessera_backends::pipeline::{layers_report, run_frame, KernelChoice as NodeKernel};
+use tessera_core::ftp::{FusedStack, Grid, GridShape, Mode, Partition};
 use tessera_core::kernel::{Portable, Reference};
 use tessera_core::model::weights::Weights;
 
@@ -85,7 +85,6 @@ pub struct Args {
     #[arg(long)]
     pub dump: Option<PathBuf>,
 }
-const MIB: f64 = 1024.0 * 1024.0;
 
 /// Runs the command.
 pub fn run(args: &Args) -> Result<(), Error> {
@@ -171,72 +170,19 @@ pub fn run(args: &Args) -> Result<(), Error> {
     if let Some(dump) = &args.dump {
         files::write_raw(dump, &output)?;
     }
-    report(
-        kernel,
-        &stack,
-        &grid,
-        mode,
-        &stats,
-        elapsed,
-        args.dump.as_ref(),
-    )
-}
-
-fn report(
-    kernel: KernelChoice,
-    stack: &FusedStack<'_>,
-    grid: &Grid,
-    mode: Mode,
-    stats: &FrameStats,
-    elapsed: Duration,
-    dump: Option<&PathBuf>,
-) -> Result<(), Error> {
-    let out = stack.output();
-    let full_macs = stack.network().macs(stack.len());
-    let secs = elapsed.as_secs_f64();
-    println!(
-        "layers [0, {}) {}x{}x{} -> {}x{}x{}, grid {}x{}{}, kernel {:?}",
-        stack.len(),
-        stack.input().w,
-        stack.input().h,
-        stack.input().c,
-        out.w,
-        out.h,
-        out.c,
-        grid.rows(),
-        grid.cols(),
-        if mode == Mode::Reuse {
-            " with reuse"
-        } else {
-            ""
-        },
-        kernel,
+    print!(
+        "{}",
+        layers_report(
+            &format!("{kernel:?}"),
+            &stack,
+            &grid,
+            mode,
+            &stats,
+            elapsed.as_secs_f64()
+        )
+        .context("planning memory")?
     );
-    println!(
-        "time {:.3} s for {} tiles, {:.2} GFLOP ({:.3}x the full frame's {:.2} GFLOP), {:.1} GFLOP/s",
-        secs,
-        stats.tiles,
-        2.0 * stats.macs as f64 / 1e9,
-        stats.macs as f64 / full_macs as f64,
-        2.0 * full_macs as f64 / 1e9,
-        2.0 * stats.macs as f64 / 1e9 / secs,
-    );
-    let memory = MemoryPlan::new(stack, grid, mode).context("planning memory")?;
-    let weight_bytes = MemoryPlan::weight_bytes(stack).context("sizing the weights")?;
-    println!(
-        "memory: tile peak {:.2} MiB (in+out of a layer), ping-pong buffers 2 x {:.2} MiB; full frame peak {:.2} MiB ({:.0} % less per device); fused weights {:.2} MiB",
-        memory.tile_peak_bytes as f64 / MIB,
-        memory.tile_buffer_elems as f64 * 4.0 / MIB,
-        memory.full_peak_bytes as f64 / MIB,
-        100.0 * (1.0 - memory.tile_peak_bytes as f64 / memory.full_peak_bytes as f64),
-        weight_bytes as f64 / MIB,
-    );
-    println!(
-        "traffic: layer-0 inputs {:.2} MiB, strips {:.2} MiB",
-        memory.input_bytes as f64 / MIB,
-        stats.strip_bytes as f64 / MIB,
-    );
-    if let Some(dump) = dump {
+    if let Some(dump) = &args.dump {
         println!("wrote {}", dump.display());
     }
     Ok(())

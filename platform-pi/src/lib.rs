@@ -5,8 +5,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(missing_docs)]
 
-pub mod bench;
 pub mod bench_cluster;
+pub mod bench_kernels;
 pub mod bench_transport;
 pub mod bench_winograd;
 pub mod check;
@@ -14,7 +14,6 @@ pub mod coded_demo;
 pub mod config;
 pub mod demo;
 pub mod detect;
-pub mod drop_log;
 pub mod edge;
 pub mod files;
 pub mod gateway;

@@ -12,8 +12,8 @@ use clap::{Parser, Subcommand};
 use tessera_backends::model_files::ModelFiles;
 use tessera_backends::weights_writer::write_weights;
 use tessera_pi::{
-    bench, bench_cluster, bench_transport, bench_winograd, check, coded_demo, demo, detect, edge,
-    gateway, keygen, layers,
+    bench_cluster, bench_kernels, bench_transport, bench_winograd, check, coded_demo, demo, detect,
+    edge, gateway, keygen, layers,
 };
 
 /// Tessera: run a CNN across a cluster of small devices.
@@ -69,7 +69,7 @@ enum Bench {
     Cluster(bench_cluster::Args),
     /// FMA peak, then YOLOv2's fused layers through the reference, portable and SIMD kernels
     /// (1 and 2 threads), and a tiled run against the full frame.
-    Kernels(bench::Args),
+    Kernels(bench_kernels::Args),
     /// Winograd kernels: per-layer worst error against exact sums (and the direct kernel's),
     /// and how much block-aligned tiles grow the overlap (3x3, 5x5, plain and reuse).
     Winograd(bench_winograd::Args),
@@ -105,7 +105,7 @@ fn main() -> ExitCode {
         Command::Keygen(args) => keygen::run(&args),
         Command::Check(args) => check::run(&args),
         Command::Bench(Bench::Cluster(args)) => bench_cluster::run(&args),
-        Command::Bench(Bench::Kernels(args)) => bench::run(&args),
+        Command::Bench(Bench::Kernels(args)) => bench_kernels::run(&args),
         Command::Bench(Bench::Winograd(args)) => bench_winograd::run(&args),
         Command::Bench(Bench::Transport(args)) => bench_transport::run(&args),
     };

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Error};
 
 use tessera_backends::driver::NodeStats;
+use tessera_backends::node::DropLog;
 
-use crate::drop_log::DropLog;
 use crate::signals::Signals;
 
 /// When a node command prints its counters line: every `--stats-every` seconds, on SIGUSR1.
@@ -57,6 +57,13 @@ impl NodeLog {
         if self.stats.due(&self.signals) {
             println!("{}", line());
         }
-        self.drops.report(who, &stats.link.dropped);
+        for line in self.drops.report(who, &stats.link.dropped) {
+            eprintln!("{line}");
+        }
+        if let Some(d) = &stats.datagrams {
+            for line in self.drops.report_datagrams(who, d) {
+                eprintln!("{line}");
+            }
+        }
     }
 }

@@ -10,6 +10,12 @@
 //! than any shard takes, so every layer is its data shards' exact concatenation in both runs
 //! (a float parity decode would be close, not bit-equal). Waits are bounded only so a broken
 //! cluster fails instead of hanging; every child is killed by PID when its handle drops.
+//!
+//! The same cluster with `tail_transport = "datagram"` runs the tail's shards and results as
+//! authenticated UDP datagrams on each node's port, with the parity edge losing 30 % of the
+//! datagrams it sends (`TESSERA_DEV_DGRAM_LOSS`): while only parity is lost the boxes are
+//! byte-equal again. A lone edge shows what it does with datagrams that are junk, forged,
+//! replayed or from the wrong address: dropped and counted, never a crash.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -20,6 +26,7 @@ use tessera_backends::builtin::DEFAULT_CFG;
 use tessera_backends::cluster::ClusterSpec;
 use tessera_backends::coded::tail::{CodedTail, TailScheme};
 use tessera_backends::detections_json::to_json;
+use tessera_backends::dgram::DEV_LOSS_VAR;
 use tessera_backends::gen_weights;
 use tessera_backends::local::{fused_model, run_local, Faults, TailSpec};
 use tessera_backends::pipeline::boxes;
@@ -65,11 +72,17 @@ impl Drop for Proc {
     }
 }
 
-fn spawn(args: &[&str], out: &Path) -> Proc {
+/// Starts `tessera ARGS`, its output in `out`.{out,err}; `loss`: its
+/// `TESSERA_DEV_DGRAM_LOSS`.
+fn spawn(args: &[&str], out: &Path, loss: Option<&str>) -> Proc {
     let log = |ext: &str| std::fs::File::create(out.with_extension(ext)).unwrap();
+    let mut cmd = Command::new(BIN);
+    match loss {
+        Some(l) => cmd.env(DEV_LOSS_VAR, l),
+        None => cmd.env_remove(DEV_LOSS_VAR),
+    };
     Proc(
-        Command::new(BIN)
-            .args(args)
+        cmd.args(args)
             .stdout(Stdio::from(log("out")))
             .stderr(Stdio::from(log("err")))
             .spawn()
@@ -86,18 +99,23 @@ impl Drop for Dir {
     }
 }
 
-/// The boxes JSON of each frame the processes ran, in frame order.
-fn run_processes(dir: &Path) -> Vec<String> {
+fn key_hex() -> String {
+    KEY.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Writes the cluster file (and its cfg) into `dir` with the nodes on `port` and `extra`
+/// top-level settings; returns its path.
+fn cluster_file(dir: &Path, port: u16, extra: &str) -> String {
     let cfg_path = dir.join("yolo160.cfg");
     std::fs::write(&cfg_path, small_cfg()).unwrap();
-    let port = loopback_port();
-    let hex: String = KEY.iter().map(|b| format!("{b:02x}")).collect();
     let mut text = format!(
         "policy = \"wst-s\"\ngrid = \"3x3\"\nlayers = {LAYERS}\nseed = {SEED}\n\
-         kernel = \"portable\"\nkey = \"{hex}\"\ncfg = \"{}\"\n\
-         tail = \"cdc:1\"\ntail_deadline_ms = {DEADLINE_MS}\ntail_grace_ms = {GRACE_MS}\n\n\
+         kernel = \"portable\"\nkey = \"{}\"\ncfg = \"{}\"\n\
+         tail = \"cdc:1\"\ntail_deadline_ms = {DEADLINE_MS}\ntail_grace_ms = {GRACE_MS}\n\
+         {extra}\n\
          [timeouts]\ntile_ms = 20000\nframe_ms = 240000\nsteal_backoff_ms = 20\n\
          peer_dead_ms = 3000\nconnect_ms = 1000\n",
+        key_hex(),
         cfg_path.display()
     );
     for id in 0..=EDGES {
@@ -109,7 +127,14 @@ fn run_processes(dir: &Path) -> Vec<String> {
     }
     let file = dir.join("cluster.toml");
     std::fs::write(&file, text).unwrap();
-    let file = file.display().to_string();
+    file.display().to_string()
+}
+
+/// The boxes JSON of each frame the processes ran, in frame order, and the gateway's stdout.
+/// `extra`: cluster-file settings; `loss`: each edge's `TESSERA_DEV_DGRAM_LOSS`, if any.
+fn run_processes(dir: &Path, extra: &str, loss: &[(u16, &str)]) -> (Vec<String>, String) {
+    let file = cluster_file(dir, loopback_port(), extra);
+    let loss_of = |id: u16| loss.iter().find(|(e, _)| *e == id).map(|&(_, l)| l);
     let out = dir.join("out");
     let (out_s, frames) = (out.display().to_string(), images().len().to_string());
     let mut gateway = spawn(
@@ -123,6 +148,7 @@ fn run_processes(dir: &Path) -> Vec<String> {
             &out_s,
         ],
         &dir.join("gateway"),
+        None,
     );
     let mut edges: Vec<Proc> = (2..=EDGES)
         .map(|id| {
@@ -130,6 +156,7 @@ fn run_processes(dir: &Path) -> Vec<String> {
             spawn(
                 &["edge", "--cluster", &file, "--id", &id],
                 &dir.join(format!("edge{id}")),
+                loss_of(id.parse().unwrap()),
             )
         })
         .collect();
@@ -138,7 +165,7 @@ fn run_processes(dir: &Path) -> Vec<String> {
     for i in &inputs {
         args.extend(["--input", i]);
     }
-    edges.push(spawn(&args, &dir.join("edge1")));
+    edges.push(spawn(&args, &dir.join("edge1"), loss_of(1)));
     let start = Instant::now();
     let status = loop {
         if let Some(s) = gateway.0.try_wait().unwrap() {
@@ -169,10 +196,22 @@ fn run_processes(dir: &Path) -> Vec<String> {
         })
         .collect();
     files.sort();
-    files
+    let boxes = files
         .iter()
         .map(|(_, p)| std::fs::read_to_string(p).unwrap())
-        .collect()
+        .collect();
+    (boxes, said)
+}
+
+/// The cluster in this process (TCP link): each frame's boxes JSON as the gateway writes it.
+fn in_process() -> Vec<String> {
+    let net = cfg::parse(&small_cfg()).unwrap();
+    let params = gen_weights::params(&net, net.layers().len(), SEED);
+    let inputs: Vec<Vec<f32>> = images()
+        .iter()
+        .map(|p| Image::load_letterboxed(p, 160, 160).unwrap().data)
+        .collect();
+    run_in_process(&net, &params, &inputs)
 }
 
 /// The same cluster in this process: each frame's boxes JSON as the gateway writes it.
@@ -216,15 +255,8 @@ fn gateway_and_edges_run_the_files_coded_tail_as_the_one_process_run_does() {
     let dir = std::env::temp_dir().join(format!("tessera-coded-cluster-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let dir = Dir(dir);
-    let separate = run_processes(&dir.0);
-
-    let net = cfg::parse(&small_cfg()).unwrap();
-    let params = gen_weights::params(&net, net.layers().len(), SEED);
-    let inputs: Vec<Vec<f32>> = images()
-        .iter()
-        .map(|p| Image::load_letterboxed(p, 160, 160).unwrap().data)
-        .collect();
-    let together = run_in_process(&net, &params, &inputs);
+    let (separate, _) = run_processes(&dir.0, "", &[]);
+    let together = in_process();
     assert_eq!(separate.len(), together.len());
     for (n, (a, b)) in separate.iter().zip(&together).enumerate() {
         assert_eq!(a, b, "frame {n}: separate processes vs one process");
@@ -283,4 +315,132 @@ fn a_tail_the_cluster_cannot_run_is_refused_at_start_with_its_line() {
     let coded = example.replace("tail = \"gateway\"", "tail = \"cdc:1\"");
     let e = run(&coded, &["gateway", "--tail", "none"]);
     assert!(e.contains("--tail none, but") && e.contains("cdc:1"), "{e}");
+}
+
+/// Counter `name` of the `datagrams ...` part of a node's counters line (`name N`).
+fn counter(line: &str, name: &str) -> u64 {
+    let (_, d) = line
+        .split_once(", datagrams ")
+        .unwrap_or_else(|| panic!("no datagram counters in: {line}"));
+    let at = d
+        .find(&format!("{name} "))
+        .unwrap_or_else(|| panic!("no {name} in: {line}"));
+    d[at + name.len() + 1..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{name} is no count in: {line}"))
+}
+
+/// The last counters line of `who` in `said` that has datagram counters.
+fn counters_line<'s>(said: &'s str, who: &str) -> &'s str {
+    said.lines()
+        .rev()
+        .find(|l| l.starts_with(who) && l.contains("datagrams "))
+        .unwrap_or_else(|| panic!("no {who} line with datagram counters: {said}"))
+}
+
+#[test]
+fn on_datagrams_with_the_parity_edge_losing_a_third_the_boxes_are_the_same() {
+    let dir = std::env::temp_dir().join(format!("tessera-coded-dgram-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Dir(dir);
+    // cdc:1 over three edges: data shards on edges 1 and 2, parity on edge 3, whose sent
+    // datagrams are lost at 30 % (seeded). A lost parity result costs nothing: the data shards
+    // arrive within the grace and each layer is their exact concatenation.
+    let (separate, said) = run_processes(&dir.0, "tail_transport = \"datagram\"", &[(3, "0.3:11")]);
+    let warned = std::fs::read_to_string(dir.0.join("edge3.err")).unwrap();
+    assert!(
+        warned.contains(&format!("WARNING: {DEV_LOSS_VAR}")),
+        "{warned}"
+    );
+    let together = in_process();
+    assert_eq!(separate.len(), together.len());
+    for (n, (a, b)) in separate.iter().zip(&together).enumerate() {
+        assert_eq!(a, b, "frame {n}: datagram processes vs one process on TCP");
+    }
+    // The shards went as datagrams, and the parity edge's losses show: every task sent would
+    // have been answered, fewer answers were delivered.
+    let line = counters_line(&said, "gateway:");
+    let (sent, delivered) = (counter(line, "sent"), counter(line, "delivered"));
+    assert!(sent >= 2 * 3, "{line}");
+    assert!(delivered < sent, "{line}");
+    assert_eq!(counter(line, "forged"), 0, "{line}");
+}
+
+#[test]
+fn an_edge_drops_and_counts_junk_forged_replayed_and_misaddressed_datagrams() {
+    use tessera_core::wire::datagram::{DatagramSender, DEFAULT_DATAGRAM_LEN};
+    use tessera_core::wire::Key;
+
+    let dir = std::env::temp_dir().join(format!("tessera-dgram-junk-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Dir(dir);
+    let port = loopback_port();
+    let file = cluster_file(&dir.0, port, "tail_transport = \"datagram\"");
+    // The test stands at the gateway's UDP address (no gateway runs): edge 2 takes datagrams
+    // from there as the gateway's.
+    let sock = std::net::UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    let out = dir.0.join("edge2");
+    let mut edge = spawn(
+        &["edge", "--cluster", &file, "--id", "2", "--seconds", "8"],
+        &out,
+        None,
+    );
+    let start = Instant::now();
+    while !std::fs::read_to_string(out.with_extension("out"))
+        .unwrap_or_default()
+        .contains("edge 2 up")
+    {
+        assert!(start.elapsed() < WAIT, "edge 2 did not start");
+        assert!(edge.0.try_wait().unwrap().is_none(), "edge 2 exited early");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let seal = |tx: &mut DatagramSender, body: &[u8]| {
+        // Kind 0xEE is no message kind: authentic, but not a message.
+        let lifetime = CoreDuration::from_millis(500);
+        let mut out = tx.start(0xEE, lifetime, body.len()).unwrap();
+        let mut buf = vec![0u8; DEFAULT_DATAGRAM_LEN];
+        let n = tx.next_datagram(&mut out, body, &mut buf).unwrap().unwrap();
+        buf.truncate(n);
+        buf
+    };
+    let mut as_gateway = DatagramSender::new(0, Key::new(KEY), 1, DEFAULT_DATAGRAM_LEN).unwrap();
+    let authentic = seal(&mut as_gateway, b"not a message");
+    let mut forged = seal(&mut as_gateway, b"not a message either");
+    *forged.last_mut().unwrap() ^= 1;
+    let mut as_edge1 = DatagramSender::new(1, Key::new(KEY), 1, DEFAULT_DATAGRAM_LEN).unwrap();
+    let misaddressed = seal(&mut as_edge1, b"edge 1, says the header");
+    let to = format!("127.0.0.3:{port}");
+    for d in [&b"junk"[..], &forged, &authentic, &authentic, &misaddressed] {
+        sock.send_to(d, &to).unwrap();
+    }
+    let status = loop {
+        if let Some(s) = edge.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < WAIT, "edge 2 did not stop");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let said = std::fs::read_to_string(out.with_extension("out")).unwrap();
+    assert!(status.success(), "edge 2: {status}\n{said}");
+    let line = counters_line(&said, "edge 2:");
+    for (name, n) in [
+        ("malformed", 1),
+        ("forged", 1),
+        ("replayed", 1),
+        ("wrong_source", 1),
+        ("bad_message", 1),
+        ("accepted", 1),
+    ] {
+        assert_eq!(counter(line, name), n, "{name}: {line}");
+    }
+    // The operator hears of them too, by reason.
+    let log = std::fs::read_to_string(out.with_extension("err")).unwrap();
+    for reason in ["malformed", "forged", "replayed", "wrong_source"] {
+        assert!(
+            log.contains(&format!("edge 2: dropped 1 datagram(s): {reason}")),
+            "{reason}: {log}"
+        );
+    }
 }

@@ -9,21 +9,24 @@
 //! task's budget, or drops the work. Like the FTP driver, it takes time as an argument, so
 //! the same code runs over Linux sockets and over smoltcp in the simulator.
 //!
-//! The stage itself is a [`CodedPart`] without a link: [`CodedNode`] gives it a link of its
-//! own (a node that runs only the coded stage), [`CodedDgramNode`] the datagram transport
-//! instead (any [`CodedTransport`] will do); `driver::Node::attach_coded` runs it on an
-//! FTP node's link, so a device has one link and one port for both stages.
+//! The stage itself is a [`CodedPart`] without a link: [`CodedNodeOn`] gives it a transport
+//! of its own (a node that runs only the coded stage): a link ([`CodedNode`]) or the datagram
+//! transport ([`CodedDgramNode`]); `driver::Node::attach_coded` runs it on an FTP node's
+//! link (or its datagram lane), so a device has one port number for both stages.
 //!
 //! [`tail`] maps a network's tail (YOLOv2's layers 16–31) onto coded layers; with `std`,
-//! [`ThreadShards`] computes a worker's shards on its own thread.
+//! [`ThreadShards`] computes a worker's shards on its own thread; `loopback` runs the stage
+//! alone on loopback (`tessera coded`) and `loopback_report` words its results.
 
 extern crate alloc;
 
-mod dgram_node;
 mod generated;
 #[cfg(all(feature = "std", feature = "simd"))]
 pub mod loopback;
+#[cfg(all(feature = "std", feature = "simd"))]
+pub mod loopback_report;
 pub mod model;
+mod node;
 mod part;
 pub mod tail;
 #[cfg(feature = "std")]
@@ -33,25 +36,21 @@ mod transport;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use embedded_nal::TcpFullStack;
-use tessera_core::runtime::coded::{
-    CodedConfig, CodedError, CodedGateway, CodedStats, Quality, ShardWork, WorkerStats,
-};
-use tessera_core::time::{Duration, Instant};
-use tessera_core::wire::{FrameKey, NodeId};
+use tessera_core::runtime::coded::{CodedError, CodedStats, Quality, ShardWork, WorkerStats};
+use tessera_core::time::Duration;
+use tessera_core::wire::FrameKey;
 
-pub use dgram_node::{CodedDgramError, CodedDgramNode};
 pub use generated::generated_chain;
 pub use model::{
     Activation, CodedModel, CodedModelError, ConvGeom, LayerScheme, LinearLayer, Numeric,
 };
+pub use node::{CodedDgramError, CodedDgramNode, CodedNode, CodedNodeOn};
 pub use part::{BoxedGlue, BoxedShards, CodedMessage, CodedPart, CODED_QUEUE};
 #[cfg(feature = "std")]
 pub use thread_shards::ThreadShards;
-pub use transport::CodedTransport;
+pub use transport::{CodedTransport, StageEvent, StageTransport};
 
-use crate::driver::DriverError;
-use crate::link::{Link, LinkConfig, LinkEvent, LinkStats};
+use crate::link::LinkStats;
 
 /// What the gateway computes itself between coded layers: a network's non-linear or
 /// data-movement layers (pooling, routes, reorg, the detection head), so a coded chain can be
@@ -213,126 +212,4 @@ pub struct CodedNodeStats {
     pub param_bytes: usize,
     /// Gateway: steps of the glue between layers that failed (see [`Glue::failed_steps`]).
     pub glue_failures: u64,
-}
-
-/// One node of a coded run with a link of its own: link + [`CodedPart`] (gateway or worker
-/// machine, model, executor, and the gateway's glue between layers). A node that also runs
-/// FTP holds its coded part in its [`crate::driver::Node`] instead (one link for both).
-pub struct CodedNode<S: TcpFullStack, X: ShardExecutor, G: Glue = Chain> {
-    link: Link<S>,
-    part: CodedPart<X, G>,
-}
-
-impl<S: TcpFullStack, X: ShardExecutor> CodedNode<S, X, Chain> {
-    /// A node running as `link.me` (0: the gateway, with `config`) over `stack`; each layer
-    /// feeds the next.
-    pub fn new(
-        stack: S,
-        link: LinkConfig,
-        model: Arc<CodedModel>,
-        config: CodedConfig,
-        exec: X,
-    ) -> Result<Self, DriverError> {
-        Self::with_glue(stack, link, model, config, exec, Chain)
-    }
-}
-
-impl<S: TcpFullStack, X: ShardExecutor, G: Glue> CodedNode<S, X, G> {
-    /// As [`CodedNode::new`], with `glue` computing between the gateway's layers.
-    pub fn with_glue(
-        stack: S,
-        link: LinkConfig,
-        model: Arc<CodedModel>,
-        config: CodedConfig,
-        exec: X,
-        glue: G,
-    ) -> Result<Self, DriverError> {
-        let part =
-            CodedPart::new(link.me, model, config, exec, glue).map_err(DriverError::Coded)?;
-        let link = Link::new(stack, link).map_err(DriverError::Link)?;
-        Ok(CodedNode { link, part })
-    }
-
-    /// This node's id.
-    pub fn id(&self) -> NodeId {
-        self.link.me()
-    }
-
-    /// The link.
-    pub fn link(&self) -> &Link<S> {
-        &self.link
-    }
-
-    /// The gateway machine (e.g. for its fitted link models), on the gateway.
-    pub fn gateway(&self) -> Option<&CodedGateway> {
-        self.part.gateway()
-    }
-
-    /// Counters so far.
-    pub fn stats(&self) -> CodedNodeStats {
-        CodedNodeStats {
-            link: self.link.stats(),
-            ..self.part.stats()
-        }
-    }
-
-    /// Frames finished since the last call.
-    pub fn take_finished(&mut self) -> Vec<CodedFinished> {
-        self.part.take_finished()
-    }
-
-    /// Frames in the stage (gateway).
-    pub fn in_flight(&self) -> usize {
-        self.part.in_flight()
-    }
-
-    /// True while a worker computes.
-    pub fn computing(&self) -> bool {
-        self.part.computing()
-    }
-
-    /// Gateway: starts a frame on `input` (`in_len × cols` values, row-major).
-    pub fn submit(
-        &mut self,
-        now: Instant,
-        input: &[f32],
-        cols: usize,
-    ) -> Result<FrameKey, CodedSubmitError> {
-        self.part.submit(now, &mut self.link, input, cols)
-    }
-
-    /// When the node next needs a poll without I/O.
-    pub fn poll_at(&self) -> Option<Instant> {
-        match (self.part.poll_at(), self.link.poll_at()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    /// Does all pending work: network I/O, a finished computation, due timers, actions.
-    pub fn poll(&mut self, now: Instant) {
-        let mut events: Vec<(NodeId, bool)> = Vec::new();
-        let mut incoming: Vec<(NodeId, CodedMessage)> = Vec::new();
-        self.link.poll(now, |_, ev| match ev {
-            LinkEvent::Up(p) => events.push((p, true)),
-            LinkEvent::Down(p, _) => events.push((p, false)),
-            LinkEvent::Message(p, r) => {
-                if let Ok(m) = CodedMessage::take(r) {
-                    incoming.push((p, m));
-                }
-            }
-            LinkEvent::Refused(_) => {}
-        });
-        for (p, up) in events {
-            if up {
-                self.part.on_peer_up(p);
-            } else {
-                self.part.on_peer_down(p);
-            }
-        }
-        for (from, m) in incoming {
-            self.part.on_message(now, &mut self.link, from, m);
-        }
-        self.part.poll(now, &mut self.link);
-    }
 }

@@ -7,13 +7,23 @@
 //! retransmission timeout (200 ms and more on Linux, a second on smoltcp) and holds up every
 //! message behind it; a lost datagram costs its message, at once, and nothing else. The coded
 //! stage turns a lost shard or result into an erasure its parity covers, so its messages go
-//! here when the cluster chooses (see `coded::CodedDgramNode` and `docs/datagram.md`).
+//! here when the cluster chooses ([`TailTransport`]; a deployed node carries them on a
+//! [`DgramLane`], a stand-alone coded node is `coded::CodedDgramNode`; see
+//! `docs/datagram.md`).
 
+#[cfg(feature = "std")]
+mod dev_loss;
 mod endpoint;
+mod lane;
 mod lossy;
+mod tail_transport;
 
+#[cfg(feature = "std")]
+pub use dev_loss::{DevLoss, DevLossError, DEV_LOSS_VAR};
 pub use endpoint::{DgramConfig, DgramEndpoint, DgramError, DgramSendError, DgramStats};
+pub use lane::{BoxedLane, DgramLane};
 pub use lossy::{LossySocket, LossyUdp};
+pub use tail_transport::{TailTransport, TransportError};
 
 /// Reassembly slots of an endpoint (messages in reassembly at once).
 pub const DGRAM_SLOTS: usize = 16;

@@ -222,7 +222,7 @@ impl<X: Executor, C: Clock> Loop<X, C> {
                 *s = self.node.stats();
             }
             // Readiness is edge-triggered: work the link left behind is not reported again.
-            let timeout = if self.node.link().more() {
+            let timeout = if self.node.more() {
                 Some(StdDuration::ZERO)
             } else {
                 self.node.poll_at().map(|at| {

@@ -20,6 +20,7 @@ use crate::coded::tail::{
     worker_model, CodedTail, CodedTailError, SchemeError, TailPlace, TailScheme, WorkerTailError,
 };
 use crate::coded::{CodedModel, LayerScheme};
+use crate::dgram::{DevLoss, DevLossError, TailTransport};
 use crate::driver::node_thread::NodeThread;
 use crate::driver::{Model, ModelError, ParamSource};
 use crate::model_files::{ModelFileError, ModelFiles};
@@ -37,6 +38,8 @@ pub struct Deployment {
     pub tail: TailPlace,
     /// A coded tail's frame deadline and data grace.
     pub coded: CodedConfig,
+    /// How a coded tail's shards and results travel (TCP link or datagrams).
+    pub tail_transport: TailTransport,
 }
 
 /// Why a node could not set up its model or start.
@@ -76,6 +79,9 @@ pub enum SetupError {
         /// Why.
         error: WorkerTailError<ModelFileError>,
     },
+    /// The development loss knob is set to something unreadable.
+    #[error(transparent)]
+    DevLoss(#[from] DevLossError),
     /// The node did not start.
     #[error("starting node {id}: {error}")]
     Start {
@@ -97,8 +103,32 @@ impl Deployment {
             kernel: self.spec.kernel,
             policy: self.spec.policy,
             tail: self.tail,
+            tail_transport: self.tail_transport,
         }
         .fingerprint()
+    }
+
+    /// The development loss knob ([`DevLoss::from_env`]) for node `id`, said loudly on stderr
+    /// when set: it loses the node's coded datagrams on purpose.
+    pub fn dev_loss(&self, id: NodeId) -> Result<Option<DevLoss>, SetupError> {
+        let Some(l) = DevLoss::from_env()? else {
+            return Ok(None);
+        };
+        let seed = l.seed.unwrap_or(u64::from(id));
+        if self.tail_transport == TailTransport::Datagram && self.tail != TailPlace::Gateway {
+            eprintln!(
+                "node {id}: WARNING: {}: dropping {:.1} % of this node's coded datagrams on \
+                 purpose (seed {seed}); a test knob, never for a deployment",
+                crate::dgram::DEV_LOSS_VAR,
+                l.loss * 100.0
+            );
+        } else {
+            eprintln!(
+                "node {id}: WARNING: {} is set but the coded tail is not on datagrams: ignored",
+                crate::dgram::DEV_LOSS_VAR
+            );
+        }
+        Ok(Some(l))
     }
 
     /// The coded workers of a coded tail: every edge, in id order (shard `i` on the `i`-th).

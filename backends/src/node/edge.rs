@@ -166,6 +166,8 @@ pub fn run_edge(
         // A device reboots: its frames must not be mistaken for its previous life's.
         first_frame: Some(per_start_frame_number()),
         coded: coded.map(CodedRole::Worker),
+        tail_transport: d.tail_transport,
+        dev_loss: d.dev_loss(id)?,
         ..NodeOptions::default()
     };
     let node = d.start(id, model, options)?;

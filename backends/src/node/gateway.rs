@@ -159,6 +159,8 @@ pub fn run_gateway(
             tail: Arc::new(t),
             config: d.coded,
         }),
+        tail_transport: d.tail_transport,
+        dev_loss: d.dev_loss(0)?,
         ..NodeOptions::default()
     };
     let node = d.start(0, model.clone(), options)?;

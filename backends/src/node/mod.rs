@@ -5,15 +5,18 @@
 //! The process around it (the `tessera` binary on a device) supplies the cluster
 //! ([`Deployment`], from its cluster file), the stop signal, where results go, how frames are
 //! read from disk and what is printed: the [`GatewayHost`] and [`EdgeHost`] traits.
+//! [`DropLog`] words the link's refusals an operator should hear about.
 
 extern crate alloc;
 extern crate std;
 
 mod deployment;
+mod drop_log;
 mod edge;
 mod gateway;
 
 pub use deployment::{Deployment, SetupError};
+pub use drop_log::DropLog;
 pub use edge::{run_edge, EdgeEnd, EdgeError, EdgeHost, EdgeRun, EdgeUp, FrameError, SourceCounts};
 pub use gateway::{
     run_gateway, GatewayCounts, GatewayEnd, GatewayHost, GatewayRun, GatewayTail, Saved,
@@ -22,12 +25,43 @@ pub use gateway::{
 use alloc::format;
 use alloc::string::String;
 
+use tessera_core::wire::datagram::DropReason;
+
+use crate::dgram::DgramStats;
 use crate::driver::NodeStats;
 
-/// The link's and the node's counters, for a node's counters line.
+/// The link's and the node's counters (and the coded datagrams', when the tail runs on
+/// them), for a node's counters line.
 pub fn node_counters(s: &NodeStats) -> String {
-    format!(
+    let mut line = format!(
         "{} in flight, {} refused, {} sends refused, link {:?}",
         s.frames_in_flight, s.refused, s.sends_refused, s.link
-    )
+    );
+    if let Some(d) = &s.datagrams {
+        line += &format!(", datagrams {}", datagram_counters(d));
+    }
+    line
+}
+
+/// A datagram endpoint's counters in one line: sent, delivered, expired, and each drop
+/// reason by name (`forged 2`), so an operator or a test reads what was refused and why.
+pub fn datagram_counters(d: &DgramStats) -> String {
+    let mut line = format!(
+        "sent {} messages in {} datagrams ({} unsent late, {} refused), accepted {}, \
+         delivered {}, expired {}, wrong_source {}, bad_message {}, socket_errors {}",
+        d.sent_messages,
+        d.sent_datagrams,
+        d.unsent_late,
+        d.refused,
+        d.rx.accepted,
+        d.rx.delivered,
+        d.rx.expired,
+        d.wrong_source,
+        d.bad_message,
+        d.socket_errors
+    );
+    for r in DropReason::ALL {
+        line += &format!(", {} {}", r.name(), d.rx.dropped(r));
+    }
+    line
 }
