@@ -1647,10 +1647,11 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 Some(v) => cut.push((side, r, v)),
                 None => {
                     warn!(
-                        "node {}: frame {}: rows {:?} of layer {} missing for stripe {}",
+                        "node {}: frame {}: rows {}..{} of layer {} missing for stripe {}",
                         self.id(),
                         frame,
-                        rows,
+                        rows.start,
+                        rows.end,
                         prev,
                         stripe
                     );
