@@ -84,6 +84,30 @@ pub struct ClusterSpec {
     pub local_reuse: bool,
     /// Wire precision of the tile results and strips every node sends (`f32`: bit-exact).
     pub transfer: Precision,
+    /// How a data source paces its tiles by the gateway's receipts and whether thieves
+    /// prefetch (`Config::results_ahead`, `Config::prefetch`).
+    pub pacing: Pacing,
+}
+
+/// Pacing of work stealing to the links (see `Config::results_ahead`, `Config::prefetch`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pacing {
+    /// A source's own results unconfirmed by the gateway before it leaves its tiles to
+    /// thieves (0: no limit).
+    pub results_ahead: u8,
+    /// A thief asks for its next tile while computing one.
+    pub prefetch: bool,
+}
+
+impl Default for Pacing {
+    /// Two results ahead (one on the wire, one queued behind it, so the uplink never idles
+    /// for want of a result), prefetch on.
+    fn default() -> Self {
+        Pacing {
+            results_ahead: 2,
+            prefetch: true,
+        }
+    }
 }
 
 impl ClusterSpec {
@@ -122,6 +146,7 @@ impl ClusterSpec {
             nodes,
             local_reuse: true,
             transfer: Precision::F32,
+            pacing: Pacing::default(),
         }
     }
 
@@ -140,6 +165,8 @@ impl ClusterSpec {
         cfg.frame_deadline = dur(self.timeouts.frame);
         cfg.steal_backoff = dur(self.timeouts.steal_backoff);
         cfg.local_reuse = self.local_reuse;
+        cfg.results_ahead = self.pacing.results_ahead;
+        cfg.prefetch = self.pacing.prefetch;
         Ok(cfg)
     }
 }

@@ -74,6 +74,51 @@ fn reference(model: &Model, image: &[f32]) -> Vec<f32> {
     out
 }
 
+type TestNode = Node<StdStack, Inline<Portable>>;
+
+/// A gateway and `edges` edges on loopback, created at `now`.
+fn nodes(
+    policy: Policy,
+    grid: (u32, u32),
+    edges: u16,
+    local_reuse: bool,
+    transfer: Precision,
+    now: Instant,
+) -> (Arc<Model>, Vec<TestNode>) {
+    let model = Arc::new(model(grid));
+    let stack = FusedStack::new(&model.net, model.layers).unwrap();
+    let g = Grid::new(grid.0, grid.1, Partition::Darknet, &stack).unwrap();
+    let mut cfg = Config::new(policy, &stack, g);
+    cfg.tile_timeout = Duration::from_secs(5);
+    cfg.local_reuse = local_reuse;
+    // Paced as cluster files run it: a source two results ahead leaves its tiles to thieves,
+    // which prefetch.
+    cfg.results_ahead = 2;
+    cfg.prefetch = true;
+    let p = port();
+    let peers = loopback(edges, p);
+    let key = Key::new([9; 32]);
+    let mut nodes: Vec<TestNode> = peers
+        .iter()
+        .map(|&(id, addr)| {
+            let link = link(id, &peers, p, &key, Duration::from_secs(3));
+            Node::new(
+                StdStack::new(addr.ip()),
+                link,
+                cfg,
+                model.clone(),
+                Inline::new(Portable, model.clone()),
+                now,
+            )
+            .unwrap()
+        })
+        .collect();
+    for n in nodes.iter_mut() {
+        n.set_transfer(transfer);
+    }
+    (model, nodes)
+}
+
 /// Runs `frames` frames of `image` from edge 1 through a cluster; returns what the gateway
 /// finished, the single-device output, and every node's counters.
 fn run_cluster(
@@ -85,35 +130,9 @@ fn run_cluster(
     local_reuse: bool,
     transfer: Precision,
 ) -> (Vec<Finished>, Vec<f32>, Vec<NodeStats>) {
-    let model = Arc::new(model(grid));
-    let stack = FusedStack::new(&model.net, model.layers).unwrap();
-    let g = Grid::new(grid.0, grid.1, Partition::Darknet, &stack).unwrap();
-    let mut cfg = Config::new(policy, &stack, g);
-    cfg.tile_timeout = Duration::from_secs(5);
-    cfg.local_reuse = local_reuse;
-    let p = port();
-    let peers = loopback(edges, p);
     let start = StdInstant::now();
     let now = || Instant::from_micros(start.elapsed().as_micros() as u64);
-    let key = Key::new([9; 32]);
-    let mut nodes: Vec<Node<StdStack, Inline<Portable>>> = peers
-        .iter()
-        .map(|&(id, addr)| {
-            let link = link(id, &peers, p, &key, Duration::from_secs(3));
-            Node::new(
-                StdStack::new(addr.ip()),
-                link,
-                cfg,
-                model.clone(),
-                Inline::new(Portable, model.clone()),
-                now(),
-            )
-            .unwrap()
-        })
-        .collect();
-    for n in nodes.iter_mut() {
-        n.set_transfer(transfer);
-    }
+    let (model, mut nodes) = nodes(policy, grid, edges, local_reuse, transfer, now());
     let mut submitted = 0;
     let mut done = Vec::new();
     while done.len() < frames {
@@ -173,6 +192,50 @@ fn every_policy_matches_the_single_device_run() {
     }
 }
 
+/// MoDNN keeps each stripe on its worker and moves only the overlap rows through the gateway:
+/// the stitched output is still the single-device run's bit for bit (with 3 edges a middle
+/// stripe takes rows from both sides), no node refuses a message or fails a job, every edge
+/// computes, and the run moves fewer bytes than the gateway-resident BODP.
+#[test]
+fn modnn_keeps_stripes_on_the_workers_bit_exact_with_fewer_bytes_than_bodp() {
+    let image: SourceFrame = values(48 * 40 * 3, 11).into();
+    let sent = |stats: &[NodeStats]| stats.iter().map(|s| s.link.bytes_sent).sum::<u64>();
+    let run = |policy| run_cluster(policy, (3, 3), 3, 2, image.clone(), false, Precision::F32);
+    let (done, expect, modnn) = run(Policy::Modnn);
+    check_output(Policy::Modnn, (3, 3), 3, &done, &expect);
+    for (id, s) in modnn.iter().enumerate() {
+        assert_eq!(s.failed_jobs, 0, "node {id} failed a job");
+        assert_eq!(s.refused, 0, "node {id} refused a message");
+        if id > 0 {
+            assert!(s.runtime.tiles_computed > 0, "edge {id} computed nothing");
+        }
+    }
+    let (_, _, bodp) = run(Policy::Bodp);
+    println!("bytes sent: MoDNN {}, BODP {}", sent(&modnn), sent(&bodp));
+    assert!(sent(&modnn) < sent(&bodp));
+}
+
+/// BODP and MoDNN with a frame that has a picture: the source submits the picture, the
+/// gateway ships it to each worker, which cuts its layer-0 rows from it; bit-exact still.
+#[test]
+fn layered_policies_with_a_shipped_picture_match_the_single_device_run() {
+    let px: Vec<u8> = (0..61 * 37 * 3).map(|i| (i * 7919 % 251) as u8).collect();
+    let rgb = Rgb8::new(61, 37, px).unwrap();
+    let image = SourceFrame {
+        input: letterbox_of(&rgb, 48, 40).data,
+        picture: Some(Arc::new(Picture::from_pixels(&rgb).unwrap())),
+    };
+    for policy in [Policy::Bodp, Policy::Modnn] {
+        let (done, expect, stats) =
+            run_cluster(policy, (3, 3), 3, 2, image.clone(), false, Precision::F32);
+        check_output(policy, (3, 3), 3, &done, &expect);
+        for (id, s) in stats.iter().enumerate() {
+            assert_eq!(s.failed_jobs, 0, "{policy:?}: node {id} failed a job");
+            assert_eq!(s.refused, 0, "{policy:?}: node {id} refused a message");
+        }
+    }
+}
+
 /// Runs the stealing policies on `image` (which has a picture), WST-S with strips through the
 /// gateway and kept where they were made: the tiles lent go as `TileTask`s after the picture,
 /// the receivers cut their inputs from their own decode, and the stitched output is still the
@@ -204,13 +267,7 @@ fn check_shipped(image: SourceFrame) {
 
 #[test]
 fn tiles_cut_from_shipped_pixels_match_the_single_device_run() {
-    let px: Vec<u8> = (0..61 * 37 * 3).map(|i| (i * 7919 % 251) as u8).collect();
-    let rgb = Rgb8::new(61, 37, px).unwrap();
-    let image = SourceFrame {
-        input: letterbox_of(&rgb, 48, 40).data,
-        picture: Some(Arc::new(Picture::from_pixels(&rgb).unwrap())),
-    };
-    check_shipped(image);
+    check_shipped(shipped_pixels());
 }
 
 #[cfg(feature = "codecs")]
@@ -267,4 +324,66 @@ fn strips_in_f16_through_the_gateway_stay_close() {
         assert!(err <= max * 1e-2, "max error {err} of {max}");
     }
     assert!(stats.iter().all(|s| s.failed_jobs == 0 && s.refused == 0));
+}
+
+/// A frame of raw pixels with its picture, for the shipping tests.
+fn shipped_pixels() -> SourceFrame {
+    let px: Vec<u8> = (0..61 * 37 * 3).map(|i| (i * 7919 % 251) as u8).collect();
+    let rgb = Rgb8::new(61, 37, px).unwrap();
+    SourceFrame {
+        input: letterbox_of(&rgb, 48, 40).data,
+        picture: Some(Arc::new(Picture::from_pixels(&rgb).unwrap())),
+    }
+}
+
+/// A source ships a new frame's picture to the nodes that took tiles of its last frame as it
+/// submits the frame, before any of them asks for a tile of it.
+#[test]
+fn a_new_frames_picture_goes_at_once_to_the_last_frames_thieves() {
+    let image = shipped_pixels();
+    let picture_bytes = image.picture.as_ref().unwrap().bytes.len() as u64;
+    let start = StdInstant::now();
+    let now = || Instant::from_micros(start.elapsed().as_micros() as u64);
+    let (_, mut nodes) = nodes(Policy::Wst, (3, 3), 2, true, Precision::F32, now());
+    let poll = |nodes: &mut Vec<TestNode>| {
+        let t = now();
+        for n in nodes.iter_mut() {
+            n.poll(t);
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    };
+    while nodes[0].link().peers_up().count() < 2 {
+        assert!(start.elapsed().as_secs() < 20, "cluster did not connect");
+        poll(&mut nodes);
+    }
+    // Frames one at a time until edge 2 computed a tile of one.
+    let mut frames = 0;
+    loop {
+        assert!(frames < 20, "edge 2 took no tile of {frames} frames");
+        nodes[1].submit(now(), image.clone()).unwrap();
+        frames += 1;
+        let mut by = Vec::new();
+        while nodes[1].take_finished().is_empty() {
+            assert!(start.elapsed().as_secs() < 20, "cluster stalled");
+            poll(&mut nodes);
+            by.extend(
+                nodes[0]
+                    .take_finished()
+                    .into_iter()
+                    .flat_map(|f| f.tiles_by),
+            );
+        }
+        if by.iter().any(|&(id, n)| id == 2 && n > 0) {
+            break;
+        }
+    }
+    // The next frame's picture leaves with its submission.
+    let before = nodes[1].link().stats().bytes_sent + nodes[1].link().backlog(2) as u64;
+    nodes[1].submit(now(), image.clone()).unwrap();
+    let after = nodes[1].link().stats().bytes_sent + nodes[1].link().backlog(2) as u64;
+    assert!(
+        after - before >= picture_bytes,
+        "{} bytes sent at submission, picture {picture_bytes}",
+        after - before
+    );
 }

@@ -16,9 +16,9 @@ use tessera_core::code::{encode, replicate, shard, Arithmetic, Code, CodeError, 
 use tessera_core::deadline::LinkDelay;
 use tessera_core::rng::SplitMix64;
 use tessera_core::runtime::coded::{
-    expected_quality, Allocator, CodedAction, CodedConfig, CodedError, CodedGateway,
-    CodedLayerSpec, CodedPlan, CodedWorker, Protection, Quality, ShardWork, WorkerAction,
-    MAX_CODED_FRAMES, MAX_CODED_LAYERS, MAX_WORKER_TASKS,
+    decode_probability, expected_quality, fit_round_trips, Allocator, CodedAction, CodedConfig,
+    CodedError, CodedGateway, CodedLayerSpec, CodedPlan, CodedWorker, Protection, Quality,
+    ShardWork, WorkerAction, MAX_CODED_FRAMES, MAX_CODED_LAYERS, MAX_WORKER_TASKS,
 };
 use tessera_core::runtime::{Verdict, MAX_EDGES};
 use tessera_core::time::{Duration, Instant};
@@ -2468,4 +2468,100 @@ fn a_data_grace_waits_for_pending_data_shards_then_decodes_from_parity() {
     assert_eq!(l.poll(t(119)), None);
     assert_eq!(l.poll_at(), Some(t(120)));
     assert_eq!(l.poll(t(120)), Some(LayerAction::Decode { present: 0b101 }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Round trips cut short are censored, not lost; the probability a layer decodes.
+// ---------------------------------------------------------------------------------------------
+
+/// The simulator's Pi 3 WiFi reply model (50 ms + a heavy gamma tail) with loss `loss`.
+fn reply_model(loss: f64) -> LinkDelay {
+    LinkDelay {
+        loc: 50.0,
+        shape: 0.3126,
+        scale: 2206.0,
+        loss,
+    }
+}
+
+/// `n` round trips of `truth`, every one longer than `cut` ms (or lost) censored at `cut`.
+fn cut_trips(truth: LinkDelay, n: usize, cut: f64, seed: u64) -> (Vec<f64>, Vec<f64>) {
+    let mut rng = SplitMix64::new(seed);
+    let (mut delivered, mut censored) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        match truth.sample(&mut rng) {
+            Some(d) if d <= cut => delivered.push(d),
+            _ => censored.push(cut),
+        }
+    }
+    (delivered, censored)
+}
+
+#[test]
+fn censored_round_trips_keep_the_tail_that_counting_them_lost_hides() {
+    // Workers stop at a 1.8 s budget: a trip past it never reports. Counted as losses, the
+    // fit claims 2.9 s gains almost nothing over 1.8 s; censored, it sees most of the tail the
+    // budget cut. (The EM matches moments, not the likelihood: it reads part of that tail as
+    // loss, so its curve stays a little under the truth past the cut.)
+    for (seed, loss) in [(1, 0.0), (2, 0.0), (3, 0.0), (4, 0.0), (5, 0.1), (6, 0.1)] {
+        let truth = reply_model(loss);
+        let (d, c) = cut_trips(truth, 4000, 1800.0, seed);
+        assert!(c.len() > 300, "seed {seed}: {} censored", c.len());
+        let lost = LinkDelay::fit(&d, c.len()).unwrap();
+        let fit = fit_round_trips(&d, &c).unwrap();
+        let what = format!("seed {seed}: truth {truth:?}, as losses {lost:?}, censored {fit:?}");
+        let gain = |m: &LinkDelay| m.delivery(2900.0) - m.delivery(1800.0);
+        let want = gain(&truth);
+        assert!(want > 0.04, "{what}: true gain {want}");
+        assert!(gain(&lost) < want / 4.0, "{what}: as losses");
+        assert!(gain(&fit) > want * 2.0 / 3.0, "{what}: censored");
+        for t in [300.0, 1000.0, 1800.0, 2900.0] {
+            let (want, have) = (truth.delivery(t), fit.delivery(t));
+            assert!(
+                (have - want).abs() < 0.03,
+                "{what}: at {t} ms {have} vs {want}"
+            );
+        }
+        assert!(fit.loss < loss + 0.08 && fit.loss > loss - 0.02, "{what}");
+    }
+    // Nothing censored: the plain moment fit.
+    let (d, _) = cut_trips(reply_model(0.0), 200, f64::INFINITY, 3);
+    assert_eq!(fit_round_trips(&d, &[]), LinkDelay::fit(&d, 0));
+    assert!(fit_round_trips(&[5.0], &[1.0, 2.0]).is_err());
+}
+
+#[test]
+fn decode_probability_matches_enumeration() {
+    let p = [0.9, 0.3, 0.75, 0.5, 0.6, 0.2];
+    let models: Vec<LinkDelay> = p.iter().map(|&q| link(q)).collect();
+    for (k, r, prot) in [
+        (6, 0, Protection::Coded),
+        (4, 2, Protection::Coded),
+        (5, 1, Protection::Coded),
+        (3, 3, Protection::Replicated),
+    ] {
+        let s = spec(12, k, r, prot);
+        let n = k + r;
+        let mut want = 0.0;
+        for mask in 0u32..1 << n {
+            let prob: f64 = (0..n)
+                .map(|i| if mask >> i & 1 == 1 { p[i] } else { 1.0 - p[i] })
+                .product();
+            let whole = match prot {
+                Protection::Coded => mask.count_ones() as usize >= k,
+                Protection::Replicated => {
+                    (0..k).all(|d| mask >> d & 1 == 1 || mask >> (d + k) & 1 == 1)
+                }
+            };
+            if whole {
+                want += prob;
+            }
+        }
+        let have = decode_probability(&s, &models[..n], LATE);
+        assert!(
+            (have - want).abs() < 1e-12,
+            "k {k} r {r} {prot:?}: {have} vs {want}"
+        );
+        assert!(have <= expected_quality(&s, &models[..n], LATE) + 1e-12);
+    }
 }

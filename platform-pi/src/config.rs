@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, Error};
 use serde::Deserialize;
 
-use tessera_backends::cluster::ClusterSpec;
+use tessera_backends::cluster::{ClusterSpec, Pacing};
 use tessera_backends::model_files::{ModelFileError, ModelFiles};
 use tessera_backends::node::Deployment;
 use tessera_core::ftp::GridShape;
@@ -61,6 +61,9 @@ pub struct Cluster {
     /// Wire precision of tile results and strips: `transfer = "f32"` (the default,
     /// bit-exact), `"f16"` or `"i8"`.
     pub transfer: Precision,
+    /// `results_ahead = N` (0..=8, default 2; 0: no limit) and `prefetch = true|false`
+    /// (default true).
+    pub pacing: Pacing,
 }
 
 /// The conv kernel of a cluster's nodes (`auto`, `portable` or `simd`).
@@ -135,6 +138,8 @@ struct RawCluster {
     tail_copies: Option<At<u8>>,
     reuse: Option<At<String>>,
     transfer: Option<At<String>>,
+    results_ahead: Option<At<u8>>,
+    prefetch: Option<At<bool>>,
     nodes: Vec<RawNode>,
 }
 
@@ -383,6 +388,17 @@ impl Cluster {
                 Precision::F32
             }),
         };
+        let mut pacing = Pacing::default();
+        if let Some(n) = &raw.results_ahead {
+            if *n.get_ref() > 8 {
+                p.at(n, format!("results_ahead = {} outside 0..=8", n.get_ref()));
+            } else {
+                pacing.results_ahead = *n.get_ref();
+            }
+        }
+        if let Some(b) = &raw.prefetch {
+            pacing.prefetch = *b.get_ref();
+        }
         let insecure = raw.insecure.as_ref().is_some_and(|i| *i.get_ref());
         let key = match (&raw.key, insecure) {
             (Some(k), false) => p.check(k, parse_key(k.get_ref())).map(Some),
@@ -548,6 +564,7 @@ impl Cluster {
             tail_transport,
             local_reuse,
             transfer,
+            pacing,
         })
     }
 
@@ -563,6 +580,7 @@ impl Cluster {
             nodes: self.nodes.clone(),
             local_reuse: self.local_reuse,
             transfer: self.transfer,
+            pacing: self.pacing,
         }
     }
 

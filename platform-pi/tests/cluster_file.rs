@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use tessera_backends::cluster::Pacing;
 use tessera_backends::coded::tail::TailScheme;
 use tessera_core::wire::{Policy, Precision};
 use tessera_pi::config::{Cluster, TailPlace, TailTransport};
@@ -32,6 +33,16 @@ fn the_example_parses() {
         (c.spec().transfer, c.spec().local_reuse),
         (Precision::F16, false)
     );
+    // Stealing is paced to the links unless the file turns it off.
+    assert_eq!(c.pacing, Pacing::default());
+    let c = Cluster::parse(&format!("results_ahead = 0\nprefetch = false\n{EXAMPLE}")).unwrap();
+    assert_eq!(
+        c.spec().pacing,
+        Pacing {
+            results_ahead: 0,
+            prefetch: false
+        }
+    );
 }
 
 fn err(text: &str) -> String {
@@ -57,6 +68,7 @@ fn bad_files_say_what_is_wrong() {
         ("tail_copies = 3", "set tail_transport = \"datagram\""),
         ("transfer = \"f8\"", "\"f32\", \"f16\" or \"i8\""),
         ("reuse = \"edges\"", "\"local\" or \"gateway\""),
+        ("results_ahead = 9", "outside 0..=8"),
     ];
     for (line, needle) in cases {
         let key = line.split('=').next().unwrap().trim();

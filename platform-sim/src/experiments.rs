@@ -120,6 +120,10 @@ fn base(a: &OutArgs, policy: Policy, grid: (u32, u32), edges: u16) -> Res<SimCon
     cfg.seed = a.seed;
     cfg.gflops = a.gflops.unwrap_or(PI3_GFLOPS);
     cfg.net = NetModel::preset(&a.net).ok_or("unknown net preset")?;
+    // As a deployed node: the captured JPEG once per peer, WST-S strips kept where they were
+    // made (a cluster file's default).
+    cfg.picture = true;
+    cfg.local_reuse = true;
     if policy == Policy::Bodp {
         // Whole stripes cross the gateway every layer (see the report): give them time.
         cfg.tile_timeout = tessera_core::time::Duration::from_secs(600);
@@ -456,8 +460,27 @@ fn csv_seconds(v: Option<f64>) -> String {
     v.map_or_else(String::new, |v| format!("{v:.3}"))
 }
 
+/// TCP socket buffers (each way) of the fault runs: about one bandwidth-delay product of a
+/// Pi-to-Pi WiFi stream (12 Mbit/s × ≈ 5 ms ≈ 7.5 KB) plus room for a burst. smoltcp resends
+/// everything from the first hole after a timeout, starts again from a one-segment window
+/// and takes no RTT sample until it is past the rewound data, so each further loss in that
+/// flight doubles the timeout (1, 2, 4 … s). A small window keeps that flight short: at 10 %
+/// loss 12 KiB completed 99–100 of 100 YOLO frames per seed where 32 KiB completed 37
+/// (docs/loss.md has the sweep); without loss it costs nothing measurable.
+pub const FAULT_SOCKET_BUFFER: usize = 12 * 1024;
+
+/// `cfg` moving the bytes the deployed node moves: the captured JPEG once per peer instead of
+/// `f32` tile inputs, WST-S strips kept where they were made (`reuse = "local"`, the cluster
+/// file's default), over sockets sized by [`FAULT_SOCKET_BUFFER`].
+pub fn as_deployed(cfg: &mut SimConfig) {
+    cfg.picture = true;
+    cfg.local_reuse = true;
+    cfg.socket_buffer = FAULT_SOCKET_BUFFER;
+}
+
 /// Experiment 4: faults (YOLO cost model for latency, small net with real kernels for
-/// correctness under the same scenario scaled to its frame time).
+/// correctness under the same scenario scaled to its frame time), both with the deployed
+/// node's bytes ([`as_deployed`]).
 pub fn faults(a: &OutArgs) -> Res<Vec<FaultRow>> {
     let frames = if a.quick { 4 } else { 100 };
     let yolo_mid = 4_000_000; // µs: mid-way through a ~10 s YOLO frame
@@ -522,6 +545,7 @@ pub fn faults(a: &OutArgs) -> Res<Vec<FaultRow>> {
     let mut rows = Vec::new();
     for (name, yf, loss, sf) in scen {
         let mut cfg = base(a, Policy::WstS, (3, 3), 4)?;
+        as_deployed(&mut cfg);
         cfg.frames = frames;
         cfg.faults = yf;
         cfg.net.loss = loss;
@@ -540,6 +564,7 @@ pub fn faults(a: &OutArgs) -> Res<Vec<FaultRow>> {
             .map(|n| n.2.runtime.tiles_redispatched)
             .sum();
         let mut sc = SimConfig::small(Policy::WstS, (3, 3), 4);
+        as_deployed(&mut sc);
         sc.seed = a.seed;
         sc.frames = frames;
         sc.faults = sf;
@@ -649,8 +674,22 @@ pub fn sources(a: &OutArgs) -> Res<Vec<SourceRow>> {
     Ok(rows)
 }
 
+/// Issue 14's targets (`crate::targets`): runs them, writes `targets.csv`, prints the verdicts.
+pub fn targets(a: &OutArgs) -> Res<(Vec<crate::targets::Run>, Vec<crate::targets::Target>)> {
+    let runs = crate::targets::runs(a);
+    write(a, "targets.csv", &crate::targets::csv(&runs))?;
+    let verdicts = crate::targets::judge(&runs);
+    println!(
+        "targets (6 Pi 3, WiFi; NEON rate {:.2} GFLOP/s):\n{}",
+        crate::targets::neon_gflops(),
+        crate::targets::text(&verdicts)
+    );
+    Ok((runs, verdicts))
+}
+
 /// Every experiment, and the HTML report.
 pub fn report(a: &OutArgs) -> Res<()> {
+    let targets = targets(a)?;
     let pts = sweep(a)?;
     write(a, "speedup.csv", &speedup_csv(a, &pts))?;
     write(a, "comm.csv", &comm_csv(&pts))?;
@@ -685,6 +724,7 @@ pub fn report(a: &OutArgs) -> Res<()> {
         sources: &src,
         gantt: (&g, &gantt),
         testbed: testbed.as_ref().map(|(r, p)| (&r[..], p.clone())),
+        targets: (&targets.0, &targets.1),
     })?;
     write(a, "report.html", &html)?;
     Ok(())

@@ -5,7 +5,8 @@
 //! - [`medium`]: link model (shared WiFi channel or switched Ethernet), presets, loss, outages.
 //! - [`device`]: the smoltcp device of a node on that medium.
 //! - [`compute`]: the executor in virtual time (real kernels or the FLOP cost model).
-//! - [`models`]: YOLOv2's fused layers and a small net for real kernels.
+//! - [`models`]: YOLOv2's fused layers and a small net for real kernels; [`pictures`]: the
+//!   bundled JPEGs a camera ships when the run models the real node's bytes.
 //! - [`job_clock`]: a node's running job in virtual time (shared by both executors).
 //! - [`fault`]: scripted crashes, stragglers, loss bursts and link outages.
 //! - `interfaces`: each node's smoltcp interface and link configuration.
@@ -16,6 +17,7 @@
 //!   same loop.
 //! - [`cdc`], [`digits`]: the coded-computing experiments and the digits MLP.
 //! - [`scenario`]: TOML scenario files.
+//! - [`targets`]: issue 14's latency targets (papers' rate and our NEON kernel's Pi 3 rate).
 //! - [`report`]: the HTML report pages; [`calibration`]: the testbed's calibration rows it
 //!   can include.
 #![forbid(unsafe_code)]
@@ -34,8 +36,10 @@ mod interfaces;
 pub mod job_clock;
 pub mod medium;
 pub mod models;
+pub mod pictures;
 pub mod report;
 pub mod rng;
 pub mod scenario;
 mod sim_core;
+pub mod targets;
 pub mod world;

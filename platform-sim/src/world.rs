@@ -15,7 +15,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use tessera_backends::driver::{Finished, Model, Node, NodeStats};
+use tessera_backends::driver::{Finished, Model, Node, NodeStats, SourceFrame};
 use tessera_backends::nal_smoltcp::SmolStack;
 use tessera_core::runtime::Config;
 use tessera_core::time::{Duration, Instant};
@@ -28,6 +28,7 @@ pub use crate::fault::Fault;
 use crate::interfaces::{interfaces, link_config, SocketMemory};
 use crate::medium::{Medium, NetModel};
 use crate::models::{self, Net};
+use crate::pictures::Pictures;
 pub use crate::sim_core::TraceHash;
 use crate::sim_core::{impl_sim_node, Core, SimNode, TracedJob, Workload};
 
@@ -82,6 +83,15 @@ pub struct SimConfig {
     pub local_reuse: bool,
     /// Wire precision of tile results and strips.
     pub transfer: Precision,
+    /// A source's own results unconfirmed by the gateway before it leaves its tiles to
+    /// thieves (`runtime::Config::results_ahead`; 0, the default: no limit).
+    pub results_ahead: u8,
+    /// Thieves ask for their next tile while computing (`runtime::Config::prefetch`; off by
+    /// default, as the calibrated runs have it).
+    pub prefetch: bool,
+    /// Sources ship the captured JPEG (once per peer; lent tiles go as `TileTask`s cut from
+    /// it), as the real node does; off: each lent tile's `f32` input, the papers' byte model.
+    pub picture: bool,
 }
 
 impl SimConfig {
@@ -110,6 +120,9 @@ impl SimConfig {
             socket_buffer: 32 * 1024,
             local_reuse: false,
             transfer: Precision::F32,
+            results_ahead: 0,
+            prefetch: false,
+            picture: false,
         }
     }
 
@@ -225,6 +238,21 @@ struct Cameras<'c> {
     pending: BTreeMap<(usize, FrameKey), (u64, u32)>,
     /// Single-device outputs by image number, computed once.
     references: BTreeMap<u32, Vec<f32>>,
+    /// The bundled pictures (`SimConfig::picture`).
+    pictures: Option<Pictures>,
+}
+
+impl Cameras<'_> {
+    /// Frame `k` as its camera hands it over: a bundled picture, or the model's test input.
+    fn frame(&self, k: u32) -> SourceFrame {
+        match &self.pictures {
+            Some(p) => p.frame(k),
+            None => {
+                let real = self.cfg.kernels == Kernels::Real;
+                models::image(&self.model, k, real).into()
+            }
+        }
+    }
 }
 
 /// Runs `cfg` to completion (every frame finished or abandoned) or its time limit.
@@ -245,6 +273,8 @@ pub fn run(cfg: &SimConfig) -> Outcome {
     // Liveness (`peer_dead`) is the link's alone: the machines only hear peers up and down.
     rt.frame_deadline = cfg.frame_deadline;
     rt.local_reuse = cfg.local_reuse;
+    rt.results_ahead = cfg.results_ahead;
+    rt.prefetch = cfg.prefetch;
     let mut nodes = Vec::with_capacity(n);
     let mut execs = Vec::with_capacity(n);
     for (i, net) in nets.iter().enumerate() {
@@ -298,9 +328,13 @@ pub fn run(cfg: &SimConfig) -> Outcome {
         .collect();
     let limit = cfg.limit.total_micros();
     let mut core = Core::new(&addresses, &nets, nodes, execs, media, &cfg.faults, limit);
+    let pictures = cfg
+        .picture
+        .then(|| Pictures::new(&model).expect("the bundled pictures decode"));
     let mut w = Cameras {
         cfg,
         model,
+        pictures,
         sources,
         frames: Vec::new(),
         pending: BTreeMap::new(),
@@ -362,8 +396,7 @@ impl<'n, 'a> Workload<SimNodeOf<'n, 'a>> for Cameras<'_> {
             && self.sources[s].submitted < self.cfg.frames
         {
             let k = self.sources[s].submitted as u32;
-            let real = self.cfg.kernels == Kernels::Real;
-            let img = models::image(&self.model, k, real);
+            let img = self.frame(k);
             match core.nodes[i].submit(Instant::from_micros(core.now), img) {
                 Ok(key) => {
                     self.sources[s].submitted += 1;
@@ -391,11 +424,12 @@ impl<'n, 'a> Workload<SimNodeOf<'n, 'a>> for Cameras<'_> {
         };
         let correct = match (self.cfg.kernels, &f.output) {
             (Kernels::Real, Some(out)) if f.complete => {
-                let model = self.model.clone();
-                let want = self.references.entry(k).or_insert_with(|| {
+                if !self.references.contains_key(&k) {
                     // A reference that cannot run leaves nothing to match: not correct.
-                    models::reference(&model, &models::image(&model, k, true)).unwrap_or_default()
-                });
+                    let r = models::reference(&self.model, &self.frame(k).input);
+                    self.references.insert(k, r.unwrap_or_default());
+                }
+                let want = &self.references[&k];
                 Some(
                     out.len() == want.len()
                         && out

@@ -11,7 +11,8 @@ use crate::runtime::{Verdict, MAX_EDGES};
 use crate::time::{Duration, Instant};
 use crate::wire::{FrameKey, NodeId};
 
-use super::budget::{best_timeout, Allocator, RttLog};
+use super::budget::{best_timeout, Allocator};
+use super::trips::{RttLog, Trip};
 use super::{CodedError, CodedPlan, MAX_CODED_FRAMES, MAX_CODED_LAYERS};
 
 /// Capacity of a coded machine's action queue.
@@ -139,7 +140,8 @@ struct Flight {
 
 /// A task sent and not yet answered: its round trip is logged when the result comes, even
 /// after the layer ended (stragglers must count, or the model would only see the fastest `k`),
-/// and as a loss if nothing came by its frame's deadline.
+/// and as censored if nothing came by its frame's deadline: longer than the time the shard
+/// could still count (its budget, or less if its layer ended first), see `trips`.
 #[derive(Clone, Copy, Debug)]
 struct Outstanding {
     frame: FrameKey,
@@ -148,6 +150,22 @@ struct Outstanding {
     worker: NodeId,
     sent_at: Instant,
     expires: Instant,
+    /// The shard's budget (the worker stops computing past it).
+    budget: Duration,
+    /// How long its layer had been open when it ended (decoded or expired).
+    waited: Option<Duration>,
+}
+
+impl Outstanding {
+    /// The unanswered round trip as a censored observation at `now`: it was longer than the
+    /// time the gateway waited, at most the budget after which the worker stopped.
+    fn censored(&self, now: Instant) -> Trip {
+        let waited = self
+            .waited
+            .unwrap_or_else(|| now.saturating_duration_since(self.sent_at))
+            .min(self.budget);
+        Trip::Censored(waited.total_micros() as f32 / 1000.0)
+    }
 }
 
 /// Outstanding tasks tracked for round trips (the oldest is counted lost when full).
@@ -286,7 +304,7 @@ impl CodedGateway {
             .position(|o| o.frame == frame && o.layer == layer && o.shard == shard);
         if let Some(o) = sent.and_then(|i| remove_at(&mut self.outstanding, i)) {
             let ms = now.saturating_duration_since(o.sent_at).total_micros() as f32 / 1000.0;
-            self.log_rtt(from, layer as usize, Some(ms));
+            self.log_rtt(from, layer as usize, Trip::Delivered(ms));
         }
         let Some(f) = self
             .flights
@@ -349,7 +367,7 @@ impl CodedGateway {
                 break;
             }
             self.outstanding.pop_front();
-            self.log_rtt(o.worker, o.layer as usize, None);
+            self.log_rtt(o.worker, o.layer as usize, o.censored(now));
         }
         let mut i = 0;
         while i < self.flights.len() {
@@ -428,10 +446,12 @@ impl CodedGateway {
                     worker: to,
                     sent_at: now,
                     expires: f.deadline,
+                    budget,
+                    waited: None,
                 };
                 if let Err(o) = self.outstanding.push_back(o) {
                     if let Some(old) = self.outstanding.pop_front() {
-                        self.log_rtt(old.worker, old.layer as usize, None);
+                        self.log_rtt(old.worker, old.layer as usize, old.censored(now));
                     }
                     let _ = self.outstanding.push_back(o);
                 }
@@ -491,11 +511,19 @@ impl CodedGateway {
         }
     }
 
-    /// Flight `i`'s layer ended: log the round trips that never came, start the next layer or
-    /// finish the frame (its actions queue behind the current one).
+    /// Flight `i`'s layer ended: note how long its unanswered shards were waited for (their
+    /// censoring point), start the next layer or finish the frame (its actions queue behind the
+    /// current one).
     fn next_layer(&mut self, now: Instant, i: usize) {
         let f = &self.flights[i];
         let (key, deadline, next) = (f.key, f.deadline, f.layer as usize + 1);
+        for o in self
+            .outstanding
+            .iter_mut()
+            .filter(|o| o.frame == key && o.layer as usize + 1 == next && o.waited.is_none())
+        {
+            o.waited = Some(now.saturating_duration_since(o.sent_at));
+        }
         if next < self.plan.layers().len() {
             match self.layer_state(now, deadline, next) {
                 Ok(state) => {
@@ -520,7 +548,7 @@ impl CodedGateway {
         });
     }
 
-    fn log_rtt(&mut self, worker: NodeId, layer: usize, sample: Option<f32>) {
+    fn log_rtt(&mut self, worker: NodeId, layer: usize, sample: Trip) {
         if let Some(i) = self.rtt_nodes.iter().position(|&n| n == worker) {
             if let Some(log) = self.rtt[i].get_mut(layer) {
                 log.push(sample);

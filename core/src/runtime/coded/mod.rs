@@ -19,11 +19,16 @@
 //! * [`Allocator::Uniform`] (the baseline): the remaining time split evenly over the layers
 //!   left.
 //! * [`Allocator::QualityAware`]: per (worker, layer) a shifted-gamma delay model
-//!   ([`LinkDelay`](crate::deadline::LinkDelay)) is fitted from the round trips this gateway observed (send to result,
-//!   compute included; results that never came count as losses). The layer's timeout `t` maximises the expected
-//!   quality of the frame, `E[q_l(t)] · Π_{later} E[q_j((R − t)/(L − 1))]`, where `E[q]` is the
-//!   expected fraction of output rows the layer delivers (decoded, or the data shards that
-//!   arrived) under the fitted models. Until every worker involved has
+//!   ([`LinkDelay`](crate::deadline::LinkDelay)) is fitted from the round trips this gateway
+//!   observed (send to result, compute included). A result that never came is censored, not
+//!   lost: the trip took longer than the gateway waited for it (at most the shard's budget,
+//!   after which the worker stops), and a loss rate is estimated alongside
+//!   ([`fit_round_trips`]). The layer's timeout `t` maximises the expected quality of the
+//!   frame counting that the layer ends when it decodes, usually before `t`:
+//!   `Σ_{x ≤ t} P(decoded in (x', x]) · Q(R − x) + (E[q_l(t)] − P(decoded by t)) · Q(R − t)`,
+//!   where `E[q]` is the expected fraction of output rows a layer delivers (decoded, or the
+//!   data shards that arrived) under the fitted models and `Q(r)` the later layers' product
+//!   of `E[q_j]` sharing `r` evenly. Until every worker involved has
 //!   [`CodedConfig::min_samples`] round trips, it falls back to uniform.
 //!
 //! Workers ([`CodedWorker`]) drop a task they cannot start within its budget and a result
@@ -35,12 +40,14 @@ mod budget;
 mod error;
 mod gateway;
 mod plan;
+mod trips;
 mod worker;
 
-pub use budget::{expected_quality, Allocator};
+pub use budget::{decode_probability, expected_quality, Allocator};
 pub use error::CodedError;
 pub use gateway::{CodedAction, CodedConfig, CodedGateway, CodedStats, Quality};
 pub use plan::{CodedLayerSpec, CodedPlan, Protection};
+pub use trips::fit_round_trips;
 pub use worker::{CodedWorker, ShardWork, WorkerAction, WorkerStats};
 
 /// Most coded layers in a plan.
