@@ -192,13 +192,15 @@ fn every_policy_matches_the_single_device_run() {
     }
 }
 
-/// Runs the stealing policies on `image` (which has a picture), WST-S with strips through the
-/// gateway and kept where they were made: the tiles lent go as `TileTask`s after the picture,
+/// Runs WSH and the stealing policies on `image` (which has a picture), WST-S with strips
+/// through the gateway and kept where they were made: the tiles lent go as `TileTask`s after
+/// the picture (under WSH the source ships it to the gateway, which relays it to its workers),
 /// the receivers cut their inputs from their own decode, and the stitched output is still the
 /// single-device run's, bit for bit.
 fn check_shipped(image: SourceFrame) {
     assert!(image.picture.is_some());
     for (policy, local) in [
+        (Policy::Wsh, false),
         (Policy::Wst, false),
         (Policy::WstS, false),
         (Policy::WstS, true),
@@ -214,6 +216,17 @@ fn check_shipped(image: SourceFrame) {
             .map(|(_, n)| n)
             .sum();
         assert!(helped > 0, "{policy:?}: the source computed every tile");
+        let picture = image.picture.as_ref().map_or(0, |p| p.bytes.len());
+        if policy == Policy::Wsh && picture < image.input.len() * 4 {
+            // Submitted as the picture (relayed by the gateway), not as `f32` input: the
+            // source sent less than its frames' inputs (raw pixels are a quarter of them).
+            let inputs = (2 * image.input.len() * 4) as u64;
+            assert!(
+                stats[1].link.bytes_sent < inputs,
+                "WSH source sent {} bytes, the f32 inputs are {inputs}",
+                stats[1].link.bytes_sent
+            );
+        }
         for (id, s) in stats.iter().enumerate() {
             assert_eq!(s.failed_jobs, 0, "{policy:?}: node {id} failed a job");
             assert_eq!(s.refused, 0, "{policy:?}: node {id} refused a message");

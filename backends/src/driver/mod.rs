@@ -43,7 +43,7 @@ use tessera_core::runtime::{
 use tessera_core::tensor::{copy_overlap, region_len, FeatureView, FeatureViewMut};
 use tessera_core::time::Instant;
 use tessera_core::wire::{
-    Body, FrameKey, Kind, Message, NodeId, Precision, StripSource, Tensor, GATEWAY,
+    Body, FrameKey, Kind, Message, NodeId, Policy, Precision, StripSource, Tensor, GATEWAY,
 };
 use tessera_core::Region;
 use tessera_log::{debug, warn};
@@ -625,10 +625,14 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         let Some(frame) = msg.frame() else {
             return Ok(());
         };
-        if matches!(self.machine, Machine::Gateway(_)) {
-            return Err(ChunkError::Gateway);
-        }
-        if frame.origin != from || from == self.id() {
+        // Under WSH the source ships the picture to the gateway, which relays it to the
+        // workers it hands the frame's tiles to.
+        let relayed = match &self.machine {
+            Machine::Gateway(g) if g.config().policy == Policy::Wsh => false,
+            Machine::Gateway(_) => return Err(ChunkError::Gateway),
+            Machine::Edge(e) => e.config().policy == Policy::Wsh && from == GATEWAY,
+        };
+        if (frame.origin != from && !relayed) || from == self.id() {
             return Err(ChunkError::NotOrigin { from, frame });
         }
         self.forget_stale(frame);
@@ -666,6 +670,12 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             f.shipped.insert(to);
         }
         true
+    }
+
+    /// A WSH frame of this source that has its picture: it is submitted as the picture.
+    fn wsh_picture(&self, frame: FrameKey) -> bool {
+        let wsh = machine!(&self.machine, m => m.config().policy) == Policy::Wsh;
+        wsh && self.frames.get(&frame).is_some_and(|f| f.picture.is_some())
     }
 
     /// Sends a tile result packed in the node's transfer precision.
@@ -812,7 +822,10 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             (Message::FrameSubmit { frame, .. }, Some((_, _, span))) => {
                 let values = r.into_values(span);
                 let f = frame_entry(&mut self.frames, frame, now);
-                f.image = Some(Arc::new(values));
+                // An empty input: the frame came as its picture (chunks before it).
+                if !values.is_empty() {
+                    f.image = Some(Arc::new(values));
+                }
             }
             (
                 Message::LayerTask {
@@ -973,6 +986,24 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             Action::Send { to, msg } => {
                 let sent = self.link.send_control(now, to, &msg);
                 self.note_send(sent);
+            }
+            Action::SubmitFrame { frame } if self.wsh_picture(frame) => {
+                // WSH: the picture goes to the gateway, which relays it to its workers; the
+                // submission carries no values.
+                if self.ship_picture(now, GATEWAY, frame) {
+                    let t = Tensor {
+                        region: Region::full(0, 0),
+                        channels: 0,
+                        data: &[],
+                        precision: Precision::F32,
+                    };
+                    let sent = self.link.send_control(
+                        now,
+                        GATEWAY,
+                        &Message::FrameSubmit { frame, input: t },
+                    );
+                    self.note_send(sent);
+                }
             }
             Action::SubmitFrame { frame } => {
                 let Some(img) = self.frames.get(&frame).and_then(|f| f.image.as_ref()) else {

@@ -13,7 +13,7 @@ use crate::pipeline::{check_bounds, Picture, PictureError};
 /// Why a picture chunk was refused (the assembly of that frame's picture is dropped).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ChunkError {
-    /// Only a frame's data source ships its picture.
+    /// Only a frame's data source ships its picture (and, under WSH, the gateway relays it).
     #[error("node {from} shipped a picture of frame {frame}, which it did not start")]
     NotOrigin {
         /// The sender.
@@ -21,8 +21,8 @@ pub enum ChunkError {
         /// The frame.
         frame: FrameKey,
     },
-    /// A gateway computes no tile from a shipped picture.
-    #[error("a gateway takes no pictures")]
+    /// A gateway takes pictures only under WSH, where it hands out the frame's tiles.
+    #[error("a gateway takes pictures only under WSH")]
     Gateway,
     /// The picture is past this node's bounds.
     #[error("{0}")]
