@@ -678,6 +678,24 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         wsh && self.frames.get(&frame).is_some_and(|f| f.picture.is_some())
     }
 
+    /// WSH: submits `frame` as its picture, which the gateway relays to its workers; the
+    /// `FrameSubmit` after it carries no values.
+    fn submit_picture(&mut self, now: Instant, frame: FrameKey) {
+        if !self.ship_picture(now, GATEWAY, frame) {
+            return;
+        }
+        let input = Tensor {
+            region: Region::full(0, 0),
+            channels: 0,
+            data: &[],
+            precision: Precision::F32,
+        };
+        let sent = self
+            .link
+            .send_control(now, GATEWAY, &Message::FrameSubmit { frame, input });
+        self.note_send(sent);
+    }
+
     /// Sends a tile result packed in the node's transfer precision.
     #[allow(clippy::too_many_arguments)]
     fn send_packed_result(
@@ -988,22 +1006,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 self.note_send(sent);
             }
             Action::SubmitFrame { frame } if self.wsh_picture(frame) => {
-                // WSH: the picture goes to the gateway, which relays it to its workers; the
-                // submission carries no values.
-                if self.ship_picture(now, GATEWAY, frame) {
-                    let t = Tensor {
-                        region: Region::full(0, 0),
-                        channels: 0,
-                        data: &[],
-                        precision: Precision::F32,
-                    };
-                    let sent = self.link.send_control(
-                        now,
-                        GATEWAY,
-                        &Message::FrameSubmit { frame, input: t },
-                    );
-                    self.note_send(sent);
-                }
+                self.submit_picture(now, frame)
             }
             Action::SubmitFrame { frame } => {
                 let Some(img) = self.frames.get(&frame).and_then(|f| f.image.as_ref()) else {
