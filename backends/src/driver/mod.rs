@@ -120,6 +120,8 @@ struct FrameData {
     shipped: BTreeSet<NodeId>,
     /// Data source: the peers it lent a tile of this frame to.
     took: BTreeSet<NodeId>,
+    /// Gateway: the frame's `FrameSubmit` came (a WSH picture arrives before it).
+    submitted: bool,
     /// The picture being received, chunk by chunk.
     incoming: Option<Assembly>,
     /// Received tile inputs (worker or thief).
@@ -635,6 +637,9 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         if (frame.origin != from && !relayed) || from == self.id() {
             return Err(ChunkError::NotOrigin { from, frame });
         }
+        if matches!(self.machine, Machine::Gateway(_)) {
+            self.bound_unsubmitted(frame);
+        }
         self.forget_stale(frame);
         let f = frame_entry(&mut self.frames, frame, now);
         match Assembly::add(f.incoming.take(), msg)? {
@@ -645,6 +650,34 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         }
         self.note_store();
         Ok(())
+    }
+
+    /// Gateway: keeps at most [`MAX_FRAMES_PER_SOURCE`] pictures whose `FrameSubmit` has not
+    /// come (or was refused) by forgetting the oldest before a new frame's first chunk, so
+    /// pictures sent without their submissions cost bounded memory.
+    fn bound_unsubmitted(&mut self, frame: FrameKey) {
+        if self.frames.contains_key(&frame) {
+            return;
+        }
+        let waiting = |f: &FrameData| !f.submitted && (f.picture.is_some() || f.incoming.is_some());
+        let count = self.frames.values().filter(|f| waiting(f)).count();
+        if count < MAX_FRAMES_PER_SOURCE {
+            return;
+        }
+        let oldest = self
+            .frames
+            .iter()
+            .filter(|(_, f)| waiting(f))
+            .min_by_key(|(_, f)| f.started)
+            .map(|(k, _)| *k);
+        if let Some(k) = oldest {
+            debug!(
+                "node {}: picture of frame {} never submitted, dropped",
+                self.id(),
+                k
+            );
+            self.frames.remove(&k);
+        }
     }
 
     /// Sends `frame`'s picture to `to` unless it holds it already; false when the link refused
@@ -840,6 +873,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             (Message::FrameSubmit { frame, .. }, Some((_, _, span))) => {
                 let values = r.into_values(span);
                 let f = frame_entry(&mut self.frames, frame, now);
+                f.submitted = true;
                 // An empty input: the frame came as its picture (chunks before it).
                 if !values.is_empty() {
                     f.image = Some(Arc::new(values));
