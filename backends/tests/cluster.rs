@@ -373,7 +373,7 @@ fn a_wsh_gateway_keeps_a_bounded_number_of_pictures_never_submitted() {
     let key = Key::new([9; 32]);
     let cfg = link(1, &peers, port, &key, Duration::from_secs(3));
     let mut edge = Link::new(StdStack::new(peers[1].1.ip()), cfg).unwrap();
-    let mut poll = |gateway: &mut TestNode, edge: &mut Link<StdStack>| {
+    let poll = |gateway: &mut TestNode, edge: &mut Link<StdStack>| {
         let t = now();
         gateway.poll(t);
         edge.poll(t, |_, _| {});
