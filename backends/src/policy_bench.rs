@@ -152,12 +152,13 @@ fn cluster(
 
 /// The configurations of a sweep at each grid and edge count: every policy, WST-S with its
 /// strips kept where they were made and with the gateway's strip cache.
-const POLICIES: [(Policy, bool); 5] = [
+const POLICIES: [(Policy, bool); 6] = [
     (Policy::Wsh, false),
     (Policy::Wst, false),
     (Policy::WstS, true),
     (Policy::WstS, false),
     (Policy::Bodp, false),
+    (Policy::Modnn, false),
 ];
 
 /// One configuration of a sweep.

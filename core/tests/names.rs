@@ -7,22 +7,28 @@ use tessera_core::wire::{ParsePolicyError, Policy};
 #[test]
 fn policies_parse_their_own_names_in_any_case() {
     let names: Vec<String> = Policy::ALL.iter().map(|p| p.to_string()).collect();
-    assert_eq!(names, ["wsh", "wst", "wst-s", "bodp"]);
+    assert_eq!(names, ["wsh", "wst", "wst-s", "bodp", "modnn"]);
     for p in Policy::ALL {
         assert_eq!(p.name().parse(), Ok(p));
         assert_eq!(
             p.label().parse(),
             Ok(p),
-            "the report label is the name upper-cased"
+            "the report label is the name in other case"
         );
+        assert!(p.label().eq_ignore_ascii_case(p.name()));
+    }
+    for p in [Policy::Wsh, Policy::Wst, Policy::WstS, Policy::Bodp] {
         assert_eq!(p.label(), p.name().to_ascii_uppercase());
     }
     assert_eq!("Wst-S".parse(), Ok(Policy::WstS));
+    assert_eq!(Policy::Modnn.label(), "MoDNN", "spelt as its paper does");
 }
 
 #[test]
 fn other_policy_spellings_are_refused() {
-    for s in ["", "fifo", "wst_s", "wsts", "modnn", " wsh", "wsh ", "wst-"] {
+    for s in [
+        "", "fifo", "wst_s", "wsts", "mo-dnn", " wsh", "wsh ", "wst-",
+    ] {
         assert_eq!(s.parse::<Policy>(), Err(ParsePolicyError), "{s:?}");
     }
     assert!(ParsePolicyError.to_string().contains("wst-s"));

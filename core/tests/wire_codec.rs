@@ -471,7 +471,7 @@ fn tensor_helpers_little_endian() {
     for p in Policy::ALL {
         assert_eq!(Policy::from_code(p.code()), Ok(p));
     }
-    assert_eq!(Policy::from_code(4), Err(WireError::BadValue));
+    assert_eq!(Policy::from_code(5), Err(WireError::BadValue));
 }
 
 #[test]

@@ -46,7 +46,7 @@ pub struct Args {
     /// Number of edges.
     #[arg(long, default_value_t = 3)]
     pub edges: u16,
-    /// Policy: wsh, wst, wst-s or bodp.
+    /// Policy: wsh, wst, wst-s, bodp or modnn.
     #[arg(long, default_value = "wst-s")]
     pub policy: Policy,
     /// Tile grid NxM.

@@ -13,6 +13,16 @@
 //! `PI3_NEON_GFLOPS = 3.0` is what a good 4-core NEON conv kernel reaches on the Pi 3's
 //! Cortex-A53 at 1.2 GHz (peak 4 cores × 1.2 GHz × 4 FLOP/cycle = 19.2 GFLOP/s; 15–20 %
 //! efficiency for direct/GEMM conv with 1 GB of LPDDR2 is typical); `--gflops 3` selects it.
+//!
+//! [`pi3_neon_gflops`] derives a Pi 3 rate from Tessera's own NEON direct kernel instead, by
+//! instruction counts (docs/report.md, "A Pi 3 at our NEON kernels' speed"): the micro-kernel
+//! (`backends/src/kernels/neon.rs`) computes a tile of 6 output channels × 16 columns of one
+//! output row; each step (one input channel and kernel tap) issues 24 `fmla` on q registers,
+//! 4 input loads and 6 weight broadcasts. A Cortex-A53 issues one 128-bit `fmla` every two
+//! cycles and its loads beside them, so a step takes [`NEON_STEP_CYCLES`]; a layer takes
+//! ⌈C_out/6⌉ × ⌈W_out/16⌉ × H_out × C_in·k² steps, split over the 4 cores, at 1.2 GHz.
+//! Nothing else is charged (no cache miss, no thread start, no pool, no throttling): an upper
+//! bound on the speed our kernels could reach on a Pi 3, not a measurement.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -33,6 +43,36 @@ use crate::job_clock::{JobClock, PendingJob};
 pub const PI3_GFLOPS: f64 = 1.53;
 /// A good NEON kernel on a Pi 3 (see the module docs), GFLOP/s.
 pub const PI3_NEON_GFLOPS: f64 = 3.0;
+
+/// Cortex-A53 clock of a Raspberry Pi 3 B, Hz.
+pub const PI3_CLOCK_HZ: f64 = 1.2e9;
+/// Cortex-A53 cores of a Pi 3, each running a share of a layer's output channels.
+pub const PI3_CORES: u32 = 4;
+/// Output channels × columns of one NEON micro-kernel tile (6 × 4 vectors of 4 lanes).
+pub const NEON_TILE: (u32, u32) = (6, 16);
+/// Cycles of one micro-kernel step: 24 `fmla` at one per two cycles (the step's 4 loads and 6
+/// broadcasts dual-issue beside them).
+pub const NEON_STEP_CYCLES: u64 = 48;
+
+/// The rate Tessera's NEON direct kernel reaches on a Pi 3 over `model`'s fused convolutions by
+/// instruction counts (see the module docs): their FLOPs over the cycles of their micro-kernel
+/// steps on [`PI3_CORES`] cores at [`PI3_CLOCK_HZ`], GFLOP/s.
+pub fn pi3_neon_gflops(model: &Model) -> f64 {
+    let Ok(stack) = model.stack() else { return 0.0 };
+    let (mut flops, mut cycles) = (0u64, 0u64);
+    for l in stack.layers() {
+        let LayerKind::Conv(c) = &l.kind else {
+            continue;
+        };
+        let taps = (l.input.c * c.size * c.size) as u64;
+        let (o, i) = (l.output, NEON_TILE);
+        let steps = o.c.div_ceil(i.0) as u64 * o.w.div_ceil(i.1) as u64 * o.h as u64 * taps;
+        cycles += steps * NEON_STEP_CYCLES;
+        flops += 2 * (o.c * o.w * o.h) as u64 * taps;
+    }
+    let seconds = cycles as f64 / PI3_CORES as f64 / PI3_CLOCK_HZ;
+    flops as f64 / seconds.max(f64::MIN_POSITIVE) / 1e9
+}
 
 /// How jobs are computed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

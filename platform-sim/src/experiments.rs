@@ -120,6 +120,10 @@ fn base(a: &OutArgs, policy: Policy, grid: (u32, u32), edges: u16) -> Res<SimCon
     cfg.seed = a.seed;
     cfg.gflops = a.gflops.unwrap_or(PI3_GFLOPS);
     cfg.net = NetModel::preset(&a.net).ok_or("unknown net preset")?;
+    // As a deployed node: the captured JPEG once per peer, WST-S strips kept where they were
+    // made (a cluster file's default).
+    cfg.picture = true;
+    cfg.local_reuse = true;
     if policy == Policy::Bodp {
         // Whole stripes cross the gateway every layer (see the report): give them time.
         cfg.tile_timeout = tessera_core::time::Duration::from_secs(600);
@@ -670,8 +674,22 @@ pub fn sources(a: &OutArgs) -> Res<Vec<SourceRow>> {
     Ok(rows)
 }
 
+/// Issue 14's targets (`crate::targets`): runs them, writes `targets.csv`, prints the verdicts.
+pub fn targets(a: &OutArgs) -> Res<(Vec<crate::targets::Run>, Vec<crate::targets::Target>)> {
+    let runs = crate::targets::runs(a);
+    write(a, "targets.csv", &crate::targets::csv(&runs))?;
+    let verdicts = crate::targets::judge(&runs);
+    println!(
+        "targets (6 Pi 3, WiFi; NEON rate {:.2} GFLOP/s):\n{}",
+        crate::targets::neon_gflops(),
+        crate::targets::text(&verdicts)
+    );
+    Ok((runs, verdicts))
+}
+
 /// Every experiment, and the HTML report.
 pub fn report(a: &OutArgs) -> Res<()> {
+    let targets = targets(a)?;
     let pts = sweep(a)?;
     write(a, "speedup.csv", &speedup_csv(a, &pts))?;
     write(a, "comm.csv", &comm_csv(&pts))?;
@@ -706,6 +724,7 @@ pub fn report(a: &OutArgs) -> Res<()> {
         sources: &src,
         gantt: (&g, &gantt),
         testbed: testbed.as_ref().map(|(r, p)| (&r[..], p.clone())),
+        targets: (&targets.0, &targets.1),
     })?;
     write(a, "report.html", &html)?;
     Ok(())

@@ -17,6 +17,7 @@
 //!   same loop.
 //! - [`cdc`], [`digits`]: the coded-computing experiments and the digits MLP.
 //! - [`scenario`]: TOML scenario files.
+//! - [`targets`]: issue 14's latency targets (papers' rate and our NEON kernel's Pi 3 rate).
 //! - [`report`]: the HTML report pages; [`calibration`]: the testbed's calibration rows it
 //!   can include.
 #![forbid(unsafe_code)]
@@ -40,4 +41,5 @@ pub mod report;
 pub mod rng;
 pub mod scenario;
 mod sim_core;
+pub mod targets;
 pub mod world;

@@ -42,6 +42,9 @@ enum Cmd {
     Sources(experiments::OutArgs),
     /// Every experiment, CSVs and an HTML report with SVG plots and a Gantt chart.
     Report(experiments::OutArgs),
+    /// Issue 14's targets alone: WST-S, WST and MoDNN on 6 Pi 3 over WiFi at the papers'
+    /// rate, WST-S at our NEON kernel's Pi 3 rate (targets.csv and a printed table).
+    Targets(experiments::OutArgs),
     /// Coded distributed computing: train-digits, latency, failures, accuracy, all.
     Cdc(tessera_sim::cdc::CdcArgs),
 }
@@ -87,6 +90,7 @@ fn main() -> ExitCode {
         Cmd::Faults(a) => experiments::faults(&a).map(|_| ()),
         Cmd::Sources(a) => experiments::sources(&a).map(|_| ()),
         Cmd::Report(a) => experiments::report(&a),
+        Cmd::Targets(a) => experiments::targets(&a).map(|_| ()),
         Cmd::Cdc(a) => tessera_sim::cdc::run(&a),
     };
     match r {

@@ -51,6 +51,9 @@ impl Default for TraceHash {
     }
 }
 
+/// Most extra polls of a node at one instant for frames waiting in its sockets.
+const MORE_ROUNDS: usize = 1024;
+
 /// What the loop needs of a node kind (`driver::Node`, `coded::CodedNode`).
 pub trait SimNode {
     /// What the node reports when a frame leaves it.
@@ -65,6 +68,12 @@ pub trait SimNode {
     fn take_finished(&mut self) -> Vec<Self::Finished>;
     /// Peers whose links are up.
     fn peers_up(&self) -> usize;
+    /// The last poll read a frame, and more may wait behind it in a socket (the link reads
+    /// one frame per connection and poll; readiness will not report the rest again). Nodes
+    /// without such a link have nothing waiting.
+    fn more(&self) -> bool {
+        false
+    }
 }
 
 /// Implements [`SimNode`] for `$node` (with `$finished` frames and `$job` records) by its
@@ -87,6 +96,9 @@ macro_rules! impl_sim_node {
             }
             fn peers_up(&self) -> usize {
                 self.link().peers_up().count()
+            }
+            fn more(&self) -> bool {
+                self.link().more()
             }
         }
     };
@@ -361,6 +373,14 @@ impl<'n, 'a, N: SimNode> Core<'n, 'a, N> {
         self.nets[i].borrow_mut().poll(t);
         let jobs_before = self.execs[i].borrow().jobs.len();
         self.nodes[i].poll(t);
+        // Frames that arrived together are all read at this instant, as the node thread does
+        // on Linux (a zero wait while the link has more); otherwise the second of two
+        // messages in one segment waited for the node's next packet or heartbeat.
+        let mut rounds = 0;
+        while self.nodes[i].more() && rounds < MORE_ROUNDS {
+            self.nodes[i].poll(t);
+            rounds += 1;
+        }
         if self.ready {
             w.polled(self, i);
         }

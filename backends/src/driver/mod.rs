@@ -36,9 +36,10 @@ use alloc::vec::Vec;
 use embedded_nal::TcpFullStack;
 use tessera_core::ftp::Side;
 use tessera_core::model::Shape;
+use tessera_core::region::Span;
 use tessera_core::runtime::{
-    Action, Config, Edge, Gateway, RuntimeError, Stats, SubmitError, Verdict, Work,
-    MAX_FRAMES_PER_SOURCE,
+    modnn_boundaries, modnn_missing, Action, Config, Edge, Gateway, RuntimeError, Stats,
+    SubmitError, Verdict, Work, MAX_FRAMES_PER_SOURCE, MAX_GATEWAY_FRAMES, MODNN_BAND_SIDES,
 };
 use tessera_core::tensor::{copy_overlap, region_len, FeatureView, FeatureViewMut};
 use tessera_core::time::Instant;
@@ -120,12 +121,13 @@ struct FrameData {
     shipped: BTreeSet<NodeId>,
     /// Data source: the peers it lent a tile of this frame to.
     took: BTreeSet<NodeId>,
-    /// Gateway: the frame's `FrameSubmit` came (a WSH picture arrives before it).
-    submitted: bool,
     /// The picture being received, chunk by chunk.
     incoming: Option<Assembly>,
     /// Received tile inputs (worker or thief).
     tasks: BTreeMap<u16, (Region, Vec<f32>)>,
+    /// MoDNN worker: the output of its last stripe (layer, rows, values), the next layer's
+    /// input apart from the rows the gateway forwards.
+    kept: Option<(u8, Region, Vec<f32>)>,
     /// Received BODP stripe inputs: (layer, stripe) → (input region, output region, values).
     layer_tasks: BTreeMap<(u8, u16), (Region, Region, Vec<f32>)>,
     /// Computed outputs waiting to be sent.
@@ -319,6 +321,7 @@ fn bytes_of(f: &FrameData) -> usize {
         + f.layer_tasks.values().map(|(_, _, x)| v(x)).sum::<usize>()
         + f.results.values().map(|(_, x)| v(x)).sum::<usize>()
         + f.layer_results.values().map(|(_, x)| v(x)).sum::<usize>()
+        + f.kept.as_ref().map_or(0, |(_, _, x)| v(x))
         + f.strips.values().map(|s| v(&s.data)).sum::<usize>()
         + f.picture.as_ref().map_or(0, |p| p.bytes.len())
         + f.incoming.as_ref().map_or(0, Assembly::held)
@@ -595,6 +598,12 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             Ok(Verdict::Discard) => {}
             Err(e) => {
                 self.stats.refused += 1;
+                if let (Machine::Gateway(_), Some(frame)) = (&self.machine, msg.frame()) {
+                    // A submission refused: the picture that came before it goes too.
+                    if msg.kind() == Kind::FrameSubmit {
+                        self.frames.remove(&frame);
+                    }
+                }
                 if e.peer_fault() {
                     warn!("node {}: dropping peer {}: {}", self.id(), from, e);
                     self.link.disconnect(from);
@@ -627,18 +636,21 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         let Some(frame) = msg.frame() else {
             return Ok(());
         };
-        // Under WSH the source ships the picture to the gateway, which relays it to the
-        // workers it hands the frame's tiles to.
-        let relayed = match &self.machine {
-            Machine::Gateway(g) if g.config().policy == Policy::Wsh => false,
-            Machine::Gateway(_) => return Err(ChunkError::Gateway),
-            Machine::Edge(e) => e.config().policy == Policy::Wsh && from == GATEWAY,
-        };
-        if (frame.origin != from && !relayed) || from == self.id() {
+        let gateway = matches!(self.machine, Machine::Gateway(_));
+        if gateway && !self.relays_pictures() {
+            return Err(ChunkError::Gateway);
+        }
+        // Under WSH, BODP and MoDNN the gateway forwards the source's picture to the workers.
+        let forwarded = from == GATEWAY && self.relays_pictures();
+        if (frame.origin != from && !forwarded) || from == self.id() {
             return Err(ChunkError::NotOrigin { from, frame });
         }
-        if matches!(self.machine, Machine::Gateway(_)) {
-            self.bound_unsubmitted(frame);
+        // A gateway holds pictures only for as many frames as it can track.
+        if gateway
+            && !self.frames.contains_key(&frame)
+            && self.frames.len() >= 2 * MAX_GATEWAY_FRAMES
+        {
+            return Err(ChunkError::Busy);
         }
         self.forget_stale(frame);
         let f = frame_entry(&mut self.frames, frame, now);
@@ -652,32 +664,13 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         Ok(())
     }
 
-    /// Gateway: keeps at most [`MAX_FRAMES_PER_SOURCE`] pictures whose `FrameSubmit` has not
-    /// come (or was refused) by forgetting the oldest before a new frame's first chunk, so
-    /// pictures sent without their submissions cost bounded memory.
-    fn bound_unsubmitted(&mut self, frame: FrameKey) {
-        if self.frames.contains_key(&frame) {
-            return;
-        }
-        let waiting = |f: &FrameData| !f.submitted && (f.picture.is_some() || f.incoming.is_some());
-        let count = self.frames.values().filter(|f| waiting(f)).count();
-        if count < MAX_FRAMES_PER_SOURCE {
-            return;
-        }
-        let oldest = self
-            .frames
-            .iter()
-            .filter(|(_, f)| waiting(f))
-            .min_by_key(|(_, f)| f.started)
-            .map(|(k, _)| *k);
-        if let Some(k) = oldest {
-            debug!(
-                "node {}: picture of frame {} never submitted, dropped",
-                self.id(),
-                k
-            );
-            self.frames.remove(&k);
-        }
+    /// The gateway hands out the frame's work (WSH: tiles; BODP, MoDNN: layer-0 stripes): a
+    /// source with a picture submits the picture, and the gateway relays it to the workers.
+    fn relays_pictures(&self) -> bool {
+        matches!(
+            machine!(&self.machine, m => m.config().policy),
+            Policy::Wsh | Policy::Bodp | Policy::Modnn
+        )
     }
 
     /// Sends `frame`'s picture to `to` unless it holds it already; false when the link refused
@@ -703,30 +696,6 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             f.shipped.insert(to);
         }
         true
-    }
-
-    /// A WSH frame of this source that has its picture: it is submitted as the picture.
-    fn wsh_picture(&self, frame: FrameKey) -> bool {
-        let wsh = machine!(&self.machine, m => m.config().policy) == Policy::Wsh;
-        wsh && self.frames.get(&frame).is_some_and(|f| f.picture.is_some())
-    }
-
-    /// WSH: submits `frame` as its picture, which the gateway relays to its workers; the
-    /// `FrameSubmit` after it carries no values.
-    fn submit_picture(&mut self, now: Instant, frame: FrameKey) {
-        if !self.ship_picture(now, GATEWAY, frame) {
-            return;
-        }
-        let input = Tensor {
-            region: Region::full(0, 0),
-            channels: 0,
-            data: &[],
-            precision: Precision::F32,
-        };
-        let sent = self
-            .link
-            .send_control(now, GATEWAY, &Message::FrameSubmit { frame, input });
-        self.note_send(sent);
     }
 
     /// Sends a tile result packed in the node's transfer precision.
@@ -870,14 +839,12 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 let f = frame_entry(&mut self.frames, frame, now);
                 f.tasks.insert(tile, (region, values));
             }
+            // Submitted as a picture (WSH, BODP, MoDNN): the chunks came first.
+            (Message::FrameSubmit { .. }, Some((region, _, _))) if region.is_empty() => {}
             (Message::FrameSubmit { frame, .. }, Some((_, _, span))) => {
                 let values = r.into_values(span);
                 let f = frame_entry(&mut self.frames, frame, now);
-                f.submitted = true;
-                // An empty input: the frame came as its picture (chunks before it).
-                if !values.is_empty() {
-                    f.image = Some(Arc::new(values));
-                }
+                f.image = Some(Arc::new(values));
             }
             (
                 Message::LayerTask {
@@ -891,6 +858,11 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             ) => {
                 let values = r.into_values(span);
                 let f = frame_entry(&mut self.frames, frame, now);
+                if layer == 0 {
+                    // A (re)started frame: rows forwarded for an earlier attempt are stale.
+                    f.strips.clear();
+                    f.kept = None;
+                }
                 f.layer_tasks
                     .insert((layer, stripe), (region, output, values));
             }
@@ -909,6 +881,8 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 *f.tiles_by.entry(from).or_default() += 1;
                 f.stitch_output(shape, region, channels, &values);
             }
+            // MoDNN before the last layer: the stripe stayed on its worker.
+            (Message::LayerResult { .. }, Some((region, _, _))) if region.is_empty() => {}
             (Message::LayerResult { frame, layer, .. }, Some((region, _, span))) => {
                 let values = r.into_values(span);
                 self.store_layer_output(frame, layer, region, &values);
@@ -1039,7 +1013,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 let sent = self.link.send_control(now, to, &msg);
                 self.note_send(sent);
             }
-            Action::SubmitFrame { frame } if self.wsh_picture(frame) => {
+            Action::SubmitFrame { frame } if self.relays_pictures() && self.has_picture(frame) => {
                 self.submit_picture(now, frame)
             }
             Action::SubmitFrame { frame } => {
@@ -1161,37 +1135,26 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                         })
                     })
                     .collect();
-                let msg = Message::Strips {
+                let sent = Self::send_strips(
+                    &mut self.link,
+                    self.transfer,
+                    now,
+                    to,
                     frame,
                     tile,
-                    strips: tessera_core::wire::StripsView::EMPTY,
-                };
-                let sent = match self.transfer {
-                    Precision::F32 => self.link.send(now, to, &msg, Body::Strips(&sources)),
-                    p => match packed::strips(&sources, p) {
-                        Ok((bytes, count)) => {
-                            let strips = tessera_core::wire::StripsView::new_checked(
-                                count,
-                                &bytes,
-                                &tessera_core::wire::Limits::LARGE,
-                            );
-                            match strips {
-                                Ok(strips) => {
-                                    let msg = Message::Strips {
-                                        frame,
-                                        tile,
-                                        strips,
-                                    };
-                                    self.link.send(now, to, &msg, Body::Message)
-                                }
-                                Err(e) => Err(LinkError::Wire(e)),
-                            }
-                        }
-                        Err(e) => Err(LinkError::Wire(e)),
-                    },
-                };
+                    &sources,
+                );
                 self.note_send(sent);
                 self.drop_sent_strips(frame, tile, sides);
+            }
+            Action::SendLayerTask {
+                to,
+                frame,
+                layer,
+                stripe,
+                output,
+            } if layer == 0 && self.has_picture(frame) && self.shared_image(frame).is_none() => {
+                self.send_picture_stripe(now, to, frame, stripe, output)
             }
             Action::SendLayerTask {
                 to,
@@ -1231,6 +1194,15 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 let Some((region, values)) = f.layer_results.remove(&(layer, stripe)) else {
                     return;
                 };
+                let modnn = machine!(&self.machine, m => m.config().policy) == Policy::Modnn;
+                let last = self
+                    .model
+                    .stack()
+                    .map_or(true, |s| layer as usize + 1 >= s.len());
+                if modnn && !last {
+                    self.send_boundaries(now, to, (frame, layer, stripe), region, values);
+                    return;
+                }
                 let c = self
                     .model
                     .stack()
@@ -1256,12 +1228,28 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 );
                 self.note_send(sent);
             }
-            Action::Compute(work) => self.compute(work),
+            Action::SendHalo {
+                to,
+                frame,
+                layer,
+                stripe,
+                output,
+                held,
+            } => self.send_halo(now, to, (frame, layer, stripe), output, held),
+            Action::Compute(work) => self.compute(now, work),
             Action::LayerComplete { frame, layer } => {
                 if let Some(f) = self.frames.get_mut(&frame) {
+                    // MoDNN: the boundary rows of this layer serve the next one only.
+                    f.strips.retain(|&(_, l, _), _| l == layer);
                     if let Some(map) = f.output.take() {
                         f.layer_input = Some((layer + 1, map));
                     }
+                }
+            }
+            Action::RestartLayers { frame } => {
+                if let Some(f) = self.frames.get_mut(&frame) {
+                    f.strips.clear();
+                    f.output = None;
                 }
             }
             Action::FrameComplete { frame } => self.finish(now, frame, true),
@@ -1322,6 +1310,11 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         });
     }
 
+    /// This node holds `frame`'s picture.
+    fn has_picture(&self, frame: FrameKey) -> bool {
+        self.frames.get(&frame).is_some_and(|f| f.picture.is_some())
+    }
+
     /// The frame's whole image, shared, with its region (the network input's full map).
     fn shared_image(&self, frame: FrameKey) -> Option<(Region, Arc<Vec<f32>>)> {
         let img = self.frames.get(&frame)?.image.as_ref()?;
@@ -1339,20 +1332,24 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         let stack = self.model.stack().ok()?;
         let l = stack.layers().get(layer as usize)?;
         let f = self.frames.get(&frame)?;
+        let region = stack.back(layer as usize, output);
         let map = if layer == 0 {
-            f.image.as_ref()?
+            match f.image.as_ref() {
+                Some(image) => image,
+                // Submitted as a picture: cut the rows from it.
+                None => return Some((region, l.input.c, self.cut_from_picture(frame, region)?)),
+            }
         } else {
             match &f.layer_input {
                 Some((at, m)) if *at == layer => m,
                 _ => return None,
             }
         };
-        let region = stack.back(layer as usize, output);
         let values = slice(map, Region::full(l.input.w, l.input.h), l.input.c, region)?;
         Some((region, l.input.c, values))
     }
 
-    fn compute(&mut self, work: Work) {
+    fn compute(&mut self, now: Instant, work: Work) {
         let job = match work {
             Work::Tile { frame, tile, mode } => {
                 // The job takes the received input (it was only kept for this job).
@@ -1398,13 +1395,34 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     .frames
                     .get_mut(&frame)
                     .and_then(|f| f.layer_tasks.remove(&(layer, stripe)));
+                let need = self
+                    .model
+                    .stack()
+                    .map(|s| s.back(layer as usize, output))
+                    .unwrap_or_default();
                 match given {
-                    Some((input_region, _, input)) => Some(Job {
+                    Some((input_region, _, input)) if input_region.covers(&need) => Some(Job {
                         work,
                         input_region,
                         input: Arc::new(input),
                         strips: Strips::new(),
                     }),
+                    // Layer 0 of a frame shipped as a picture: cut from it.
+                    Some(_) if layer == 0 => self.cut_from_picture(frame, need).map(|input| Job {
+                        work,
+                        input_region: need,
+                        input: Arc::new(input),
+                        strips: Strips::new(),
+                    }),
+                    // MoDNN: the kept stripe plus the rows the gateway forwarded.
+                    Some(_) => self
+                        .modnn_input(frame, layer, stripe, need)
+                        .map(|input| Job {
+                            work,
+                            input_region: need,
+                            input: Arc::new(input),
+                            strips: Strips::new(),
+                        }),
                     None => {
                         self.layer_input(frame, layer, output)
                             .map(|(input_region, _, input)| Job {
@@ -1422,8 +1440,289 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 self.computing = true;
                 self.exec.start(job);
             }
-            None => self.stats.failed_jobs += 1,
+            None => {
+                self.stats.failed_jobs += 1;
+                // A stripe whose forwarded rows are missing: the edge must not wait for it
+                // forever (the gateway's timeout restarts the frame).
+                if let (Machine::Edge(m), Work::Layer { .. }) = (&mut self.machine, work) {
+                    m.on_compute_failed(now);
+                }
+            }
         }
+    }
+
+    /// WSH/BODP/MoDNN source: submits `frame` as its picture, then a `FrameSubmit` without the
+    /// tensor: the gateway cuts the layer-0 stripes from it or ships it on to the workers (WSH:
+    /// before their first `TileTask` of the frame).
+    fn submit_picture(&mut self, now: Instant, frame: FrameKey) {
+        if !self.ship_picture(now, GATEWAY, frame) {
+            return;
+        }
+        let t = Tensor {
+            region: Region::default(),
+            channels: self.model.net.input().c,
+            data: &[],
+            precision: Precision::F32,
+        };
+        let msg = Message::FrameSubmit { frame, input: t };
+        let sent = self.link.send(now, GATEWAY, &msg, Body::Values(&[]));
+        self.note_send(sent);
+    }
+
+    /// BODP/MoDNN gateway, a frame submitted as a picture: ships the picture to `to` (once),
+    /// then layer 0's `LayerTask` without input rows: the worker cuts them from the picture.
+    fn send_picture_stripe(
+        &mut self,
+        now: Instant,
+        to: NodeId,
+        frame: FrameKey,
+        stripe: u16,
+        output: Region,
+    ) {
+        if !self.ship_picture(now, to, frame) {
+            return;
+        }
+        let need = self
+            .model
+            .stack()
+            .map(|s| s.back(0, output))
+            .unwrap_or_default();
+        let input = Tensor {
+            region: Region::new(need.x, Span::new(need.y.start, need.y.start)),
+            channels: self.model.net.input().c,
+            data: &[],
+            precision: Precision::F32,
+        };
+        let msg = Message::LayerTask {
+            frame,
+            layer: 0,
+            stripe,
+            output,
+            input,
+        };
+        let sent = self.link.send(now, to, &msg, Body::Values(&[]));
+        self.note_send(sent);
+    }
+
+    /// Sends `Strips { frame, tile, sources }` in the node's transfer precision.
+    fn send_strips(
+        link: &mut Link<S>,
+        transfer: Precision,
+        now: Instant,
+        to: NodeId,
+        frame: FrameKey,
+        tile: u16,
+        sources: &[StripSource<'_>],
+    ) -> Result<(), LinkError> {
+        let msg = Message::Strips {
+            frame,
+            tile,
+            strips: tessera_core::wire::StripsView::EMPTY,
+        };
+        match transfer {
+            Precision::F32 => link.send(now, to, &msg, Body::Strips(sources)),
+            p => {
+                let (bytes, count) = packed::strips(sources, p).map_err(LinkError::Wire)?;
+                let strips = tessera_core::wire::StripsView::new_checked(
+                    count,
+                    &bytes,
+                    &tessera_core::wire::Limits::LARGE,
+                )
+                .map_err(LinkError::Wire)?;
+                let msg = Message::Strips {
+                    frame,
+                    tile,
+                    strips,
+                };
+                link.send(now, to, &msg, Body::Message)
+            }
+        }
+    }
+
+    /// MoDNN worker, stripe `id = (frame, layer, stripe)` computed (`values` over `region`)
+    /// before the last layer: keeps it as the next layer's input, sends the gateway the rows
+    /// other stripes read next (`Strips`), then a `LayerResult` with no values over a
+    /// zero-width region of the stripe's rows.
+    fn send_boundaries(
+        &mut self,
+        now: Instant,
+        to: NodeId,
+        (frame, layer, stripe): (FrameKey, u8, u16),
+        region: Region,
+        values: Vec<f32>,
+    ) {
+        let Ok(stack) = self.model.stack() else {
+            return;
+        };
+        let Some(c) = stack.layers().get(layer as usize).map(|l| l.output.c) else {
+            return;
+        };
+        let bands = modnn_boundaries(&stack, layer as usize, region.y);
+        let cut: Vec<(Side, Region, Vec<f32>)> = bands
+            .iter()
+            .zip(MODNN_BAND_SIDES)
+            .filter(|(rows, _)| !rows.is_empty())
+            .filter_map(|(rows, side)| {
+                let r = Region::new(region.x, *rows);
+                Some((side, r, slice(&values, region, c, r)?))
+            })
+            .collect();
+        let sources: Vec<StripSource<'_>> = cut
+            .iter()
+            .filter_map(|(side, r, v)| {
+                Some(StripSource {
+                    layer,
+                    side: *side,
+                    view: FeatureView::new(v, *r, c).ok()?,
+                })
+            })
+            .collect();
+        if !sources.is_empty() {
+            let sent = Self::send_strips(
+                &mut self.link,
+                self.transfer,
+                now,
+                to,
+                frame,
+                stripe,
+                &sources,
+            );
+            self.note_send(sent);
+        }
+        let done = Tensor {
+            region: Region::new(Span::new(region.x.start, region.x.start), region.y),
+            channels: c,
+            data: &[],
+            precision: Precision::F32,
+        };
+        let msg = Message::LayerResult {
+            frame,
+            layer,
+            stripe,
+            output: done,
+        };
+        let sent = self.link.send(now, to, &msg, Body::Values(&[]));
+        self.note_send(sent);
+        if let Some(f) = self.frames.get_mut(&frame) {
+            f.kept = Some((layer, region, values));
+        }
+    }
+
+    /// MoDNN gateway: sends worker `to` the rows of layer `layer − 1`'s output that computing
+    /// `output` reads beyond the rows `held` it keeps, cut from the boundary rows the workers
+    /// sent, then the `LayerTask` (no input rows). Rows not all here: nothing is sent (the
+    /// stripe's timeout restarts the frame).
+    fn send_halo(
+        &mut self,
+        now: Instant,
+        to: NodeId,
+        (frame, layer, stripe): (FrameKey, u8, u16),
+        output: Region,
+        held: Span,
+    ) {
+        let Ok(stack) = self.model.stack() else {
+            return;
+        };
+        let (Some(l), Some(prev)) = (stack.layers().get(layer as usize), layer.checked_sub(1))
+        else {
+            return;
+        };
+        let c = l.input.c;
+        let need = stack.back(layer as usize, output);
+        let Some(f) = self.frames.get(&frame) else {
+            return;
+        };
+        let mut cut: Vec<(Side, Region, Vec<f32>)> = Vec::new();
+        let bands = modnn_missing(&stack, layer as usize, output, held);
+        for (rows, side) in bands.iter().zip(MODNN_BAND_SIDES) {
+            if rows.is_empty() {
+                continue;
+            }
+            let r = Region::new(need.x, *rows);
+            let sources = f
+                .strips
+                .iter()
+                .filter(|(&(_, l, _), _)| l == prev)
+                .map(|(_, s)| s);
+            match gather(r, c, sources) {
+                Some(v) => cut.push((side, r, v)),
+                None => {
+                    warn!(
+                        "node {}: frame {}: rows {}..{} of layer {} missing for stripe {}",
+                        self.id(),
+                        frame,
+                        rows.start,
+                        rows.end,
+                        prev,
+                        stripe
+                    );
+                    return;
+                }
+            }
+        }
+        let sources: Vec<StripSource<'_>> = cut
+            .iter()
+            .filter_map(|(side, r, v)| {
+                Some(StripSource {
+                    layer: prev,
+                    side: *side,
+                    view: FeatureView::new(v, *r, c).ok()?,
+                })
+            })
+            .collect();
+        if !sources.is_empty() {
+            let sent = Self::send_strips(
+                &mut self.link,
+                self.transfer,
+                now,
+                to,
+                frame,
+                stripe,
+                &sources,
+            );
+            self.note_send(sent);
+        }
+        let input = Tensor {
+            region: Region::new(need.x, Span::new(need.y.start, need.y.start)),
+            channels: c,
+            data: &[],
+            precision: Precision::F32,
+        };
+        let msg = Message::LayerTask {
+            frame,
+            layer,
+            stripe,
+            output,
+            input,
+        };
+        let sent = self.link.send(now, to, &msg, Body::Values(&[]));
+        self.note_send(sent);
+    }
+
+    /// MoDNN worker: the input `need` of stripe `stripe` of layer `layer`, from the stripe it
+    /// kept at layer `layer − 1` and the rows the gateway forwarded (both taken).
+    fn modnn_input(
+        &mut self,
+        frame: FrameKey,
+        layer: u8,
+        stripe: u16,
+        need: Region,
+    ) -> Option<Vec<f32>> {
+        let stack = self.model.stack().ok()?;
+        let c = stack.layers().get(layer as usize)?.input.c;
+        let prev = layer.checked_sub(1)?;
+        let f = self.frames.get_mut(&frame)?;
+        let kept = f.kept.take().filter(|(l, _, _)| *l == prev);
+        let forwarded: Vec<Strip> = MODNN_BAND_SIDES
+            .iter()
+            .filter_map(|side| f.strips.remove(&(stripe, prev, side.index() as u8)))
+            .collect();
+        let kept = kept.map(|(_, region, data)| Strip {
+            region,
+            channels: c,
+            data,
+        });
+        gather(need, c, kept.iter().chain(forwarded.iter()))
     }
 
     /// True on an edge for a frame another source started: it computes some of its tiles and
@@ -1463,6 +1762,27 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
     pub fn computing(&self) -> bool {
         self.computing
     }
+}
+
+/// The values over `region` (`channels` deep) copied from `parts`, which must cover every
+/// row of it (they are disjoint row bands of a map, each covering `region`'s columns).
+fn gather<'s>(
+    region: Region,
+    channels: u32,
+    parts: impl Iterator<Item = &'s Strip>,
+) -> Option<Vec<f32>> {
+    let mut out = vec![0.0f32; region_len(&region, channels).ok()?];
+    let mut dst = FeatureViewMut::new(&mut out, region, channels).ok()?;
+    let mut rows = 0;
+    for p in parts {
+        let src = FeatureView::new(&p.data, p.region, p.channels).ok()?;
+        if p.channels != channels || !p.region.x.covers(&region.x) {
+            continue;
+        }
+        rows += p.region.y.intersect(&region.y).len();
+        copy_overlap(&src, &mut dst);
+    }
+    (rows == region.y.len()).then_some(out)
 }
 
 /// Copies `region` out of a CHW map covering `full`.

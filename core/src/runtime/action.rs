@@ -2,7 +2,7 @@
 //! the driver does with a received payload ([`Verdict`]).
 
 use crate::ftp::Mode;
-use crate::region::Region;
+use crate::region::{Region, Span};
 use crate::wire::{FrameKey, Message, NodeId};
 
 /// A unit of computation the driver runs and reports back with `on_computed`.
@@ -105,7 +105,29 @@ pub enum Action {
         /// Output rows to compute.
         output: Region,
     },
-    /// BODP edge: send `LayerResult { frame, layer, stripe, output }`.
+    /// MoDNN gateway, layer `layer` ≥ 1: worker `to` keeps rows `held` of layer `layer − 1`'s
+    /// output (its stripe there); send it the other rows of
+    /// `FusedStack::back(layer, output)` (at most a band above and one below, cut from the
+    /// boundary rows the workers sent) as `Strips { frame, tile: stripe }` entries of layer
+    /// `layer − 1`, then `LayerTask { frame, layer, stripe, output }` with no input rows.
+    SendHalo {
+        /// Destination.
+        to: NodeId,
+        /// The frame.
+        frame: FrameKey,
+        /// Fused layer (≥ 1).
+        layer: u8,
+        /// Stripe index.
+        stripe: u16,
+        /// Output rows to compute.
+        output: Region,
+        /// Rows of the previous layer's output the worker holds.
+        held: Span,
+    },
+    /// BODP edge: send `LayerResult { frame, layer, stripe, output }`. MoDNN edge, before the
+    /// last layer: keep the stripe's output, send the rows of it other stripes need next
+    /// (`runtime::modnn_boundaries`) as `Strips`, then a `LayerResult` with no values over a
+    /// zero-width region of the stripe's rows.
     SendLayerResult {
         /// Destination (the gateway).
         to: NodeId,
@@ -125,6 +147,12 @@ pub enum Action {
         frame: FrameKey,
         /// Fused layer.
         layer: u8,
+    },
+    /// MoDNN gateway: `frame` starts again from layer 0 (a worker holding a stripe left or
+    /// is late); drop the boundary rows and partial output kept for it.
+    RestartLayers {
+        /// The frame.
+        frame: FrameKey,
     },
     /// Gateway: every tile (BODP: the last layer) is in; stitch, run the tail, free the frame's
     /// storage. Source edge: the gateway finished the frame; drop its image and strips.

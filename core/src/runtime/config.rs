@@ -151,6 +151,11 @@ impl Config {
         }
     }
 
+    /// Layer by layer in stripes: BODP or MoDNN.
+    pub(crate) fn layered(&self) -> bool {
+        matches!(self.policy, Policy::Bodp | Policy::Modnn)
+    }
+
     pub(crate) fn stealing(&self) -> bool {
         matches!(self.policy, Policy::Wst | Policy::WstS)
     }

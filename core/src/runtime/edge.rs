@@ -572,6 +572,8 @@ impl Edge {
                     _ => Verdict::Discard,
                 }
             }
+            // MoDNN: the overlap rows of the next stripe, kept by the driver for that stripe.
+            Message::Strips { .. } if gw && policy == Policy::Modnn => Verdict::Accept,
             Message::Reject { .. } if gw => {
                 if self.current.is_some_and(|c| c.fetch.is_some()) {
                     self.fetch_failed();
@@ -584,7 +586,7 @@ impl Edge {
                 stripe,
                 output,
                 ..
-            } if gw && policy == Policy::Bodp => {
+            } if gw && matches!(policy, Policy::Bodp | Policy::Modnn) => {
                 if layer as usize >= self.cfg.layers.len() {
                     return Err(RuntimeError::StripeOutOfRange { layer, stripe });
                 }
@@ -757,7 +759,7 @@ impl Edge {
                 self.ask = Ask::Steal { until };
                 self.pace.asked = Some(self.now);
             }
-            Policy::Bodp => {}
+            Policy::Bodp | Policy::Modnn => {}
         }
     }
 

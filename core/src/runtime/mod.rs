@@ -74,7 +74,14 @@
 //!   into one stripe per alive edge sized by its last measured speed, sends `LayerTask` (rows
 //!   plus halo of the layer's input), waits for every `LayerResult` (lock-step), re-dispatches a
 //!   late stripe to the fastest other edge (both results accepted, first wins), emits
-//!   [`Action::LayerComplete`], then the next layer; after the last, `FrameComplete`.
+//!   [`Action::LayerComplete`], then the next layer; after the last, `FrameComplete`. The
+//!   gateway holds each whole map (gateway-resident).
+//! * **MoDNN** — as BODP at layer 0; then each worker keeps its stripe. After a layer it sends
+//!   `Strips` (the boundary rows other stripes read next, [`modnn_boundaries`]) and a
+//!   `LayerResult` with no values; the gateway sends each worker the rows it lacks
+//!   ([`Action::SendHalo`]: `Strips`, then a `LayerTask` with no input rows). The last layer's
+//!   `LayerResult`s carry the stripes. A worker lost or late after layer 0 restarts the frame
+//!   from layer 0.
 //!
 //! # Layout
 //!
@@ -98,6 +105,7 @@ pub use action::{Action, Verdict, Work, REJECT_NO_STRIPS};
 pub use config::{Config, StackShape};
 pub use edge::{Edge, MAX_IDLE_BACKOFF};
 pub use error::{RuntimeError, SubmitError};
+pub use gateway::modnn::{modnn_boundaries, modnn_missing, modnn_next_rows, MODNN_BAND_SIDES};
 pub use gateway::Gateway;
 
 /// Most edges a gateway tracks at once.

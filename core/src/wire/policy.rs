@@ -7,7 +7,7 @@ use super::WireError;
 
 /// Scheduling policy of a run.
 ///
-/// Spelt `wsh`, `wst`, `wst-s` and `bodp` in cluster files, scenarios and command-line flags
+/// Spelt `wsh`, `wst`, `wst-s`, `bodp` and `modnn` in cluster files, scenarios and command-line flags
 /// ([`Policy::name`], [`Display`](fmt::Display), [`FromStr`], which ignores ASCII case); the
 /// report label is the upper-case form ([`Policy::label`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -18,13 +18,23 @@ pub enum Policy {
     Wst,
     /// Work stealing with data-reuse scheduling (overlap strips exchanged).
     WstS,
-    /// The MoDNN baseline: 1-D biased partition, layer-by-layer through the gateway.
+    /// Gateway-resident BODP: a 1-D biased partition, layer by layer, the gateway holding
+    /// each whole feature map and shipping every stripe's input out at every layer.
     Bodp,
+    /// MoDNN as published: a 1-D biased partition whose stripes stay on the workers across
+    /// the fused layers; only the overlap rows move between layers, through the gateway.
+    Modnn,
 }
 
 impl Policy {
     /// Every policy, in code order.
-    pub const ALL: [Policy; 4] = [Policy::Wsh, Policy::Wst, Policy::WstS, Policy::Bodp];
+    pub const ALL: [Policy; 5] = [
+        Policy::Wsh,
+        Policy::Wst,
+        Policy::WstS,
+        Policy::Bodp,
+        Policy::Modnn,
+    ];
 
     /// Wire code (index in [`Policy::ALL`]).
     pub const fn code(self) -> u8 {
@@ -33,6 +43,7 @@ impl Policy {
             Policy::Wst => 1,
             Policy::WstS => 2,
             Policy::Bodp => 3,
+            Policy::Modnn => 4,
         }
     }
 
@@ -44,23 +55,25 @@ impl Policy {
             .ok_or(WireError::BadValue)
     }
 
-    /// The policy's name in files and flags: `wsh`, `wst`, `wst-s` or `bodp`.
+    /// The policy's name in files and flags: `wsh`, `wst`, `wst-s`, `bodp` or `modnn`.
     pub const fn name(self) -> &'static str {
         match self {
             Policy::Wsh => "wsh",
             Policy::Wst => "wst",
             Policy::WstS => "wst-s",
             Policy::Bodp => "bodp",
+            Policy::Modnn => "modnn",
         }
     }
 
-    /// The policy's label in reports and plots: `WSH`, `WST`, `WST-S` or `BODP`.
+    /// The policy's label in reports and plots: `WSH`, `WST`, `WST-S`, `BODP` or `MoDNN`.
     pub const fn label(self) -> &'static str {
         match self {
             Policy::Wsh => "WSH",
             Policy::Wst => "WST",
             Policy::WstS => "WST-S",
             Policy::Bodp => "BODP",
+            Policy::Modnn => "MoDNN",
         }
     }
 }
@@ -77,7 +90,7 @@ pub struct ParsePolicyError;
 
 impl fmt::Display for ParsePolicyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("unknown policy (expected wsh, wst, wst-s or bodp)")
+        f.write_str("unknown policy (expected wsh, wst, wst-s, bodp or modnn)")
     }
 }
 

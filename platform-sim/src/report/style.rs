@@ -4,7 +4,7 @@
 use plotters::style::RGBColor;
 use tessera_core::wire::Policy;
 
-/// The palette: the first four belong to the policies (see [`colour`]).
+/// The palette: the first five belong to the policies (see [`colour`]).
 const PALETTE: [RGBColor; 10] = [
     RGBColor(0x1f, 0x77, 0xb4),
     RGBColor(0xff, 0x7f, 0x0e),

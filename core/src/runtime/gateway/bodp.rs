@@ -1,14 +1,16 @@
-//! BODP at the gateway, MoDNN's Biased One-Dimensional Partition (docs/design.md §5): for each
-//! fused layer in lock-step, the output rows split into one stripe per alive edge sized by its
-//! measured speed, late stripes re-dispatched to the fastest other edge, the next layer started
-//! when every stripe is in.
+//! Gateway-resident BODP, MoDNN's Biased One-Dimensional Partition with the gateway holding
+//! every feature map (docs/design.md §5): for each fused layer in lock-step, the output rows
+//! split into one stripe per alive edge sized by its measured speed, each stripe's input rows
+//! shipped out, late stripes re-dispatched to the fastest other edge, the next layer started
+//! when every stripe is in. The lock-step, the split and the re-dispatch serve MoDNN as
+//! published too (`modnn`), whose stripes stay on the workers.
 
 use heapless::Vec;
 use tessera_log::info;
 
 use crate::region::{Region, Span};
 use crate::time::Instant;
-use crate::wire::{FrameKey, Message, NodeId, GATEWAY};
+use crate::wire::{FrameKey, Message, NodeId, Policy, GATEWAY};
 
 use super::super::queue::earliest;
 use super::super::source::oldest;
@@ -39,6 +41,9 @@ pub(super) struct Stripe {
 /// The lock-step state of one BODP frame.
 #[derive(Clone, Debug)]
 pub(super) struct Bodp {
+    /// The gateway holds each layer's whole map (BODP, or a MoDNN frame computed here while no
+    /// edge was alive); otherwise the workers keep their stripes (MoDNN).
+    pub(super) resident: bool,
     pub(super) layer: u8,
     pub(super) width: u32,
     pub(super) stripes: Vec<Stripe, MAX_STRIPES>,
@@ -94,13 +99,31 @@ impl Gateway {
                     p.outstanding = p.outstanding.saturating_sub(1);
                     p.late = false;
                 }
+                let rows = match *msg {
+                    Message::LayerResult { output, .. } => output.region.y,
+                    _ => Span::default(),
+                };
                 match self.frame(frame) {
+                    // A result for other rows belongs to an earlier split of this layer.
+                    Some(i)
+                        if self
+                            .stripe_rows(i, layer, stripe)
+                            .is_some_and(|r| r != rows) =>
+                    {
+                        Ok(Verdict::Discard)
+                    }
                     Some(i) => self.stripe_in(i, from, layer, stripe),
                     None => Ok(Verdict::Discard),
                 }
             }
             _ => Err(RuntimeError::unexpected(from, msg)),
         }
+    }
+
+    /// The rows of `stripe` of frame slot `i`'s current layer, if that is `layer`.
+    fn stripe_rows(&self, i: usize, layer: u8, stripe: u16) -> Option<Span> {
+        let b = self.frames[i].as_ref()?.bodp.as_ref()?;
+        (b.layer == layer).then(|| b.stripes.get(stripe as usize).map(|s| s.rows))?
     }
 
     /// BODP: the output region of `stripe` of `frame`'s current layer `layer` (where an
@@ -176,7 +199,10 @@ impl Gateway {
 
     /// Alive workers and their weights (unmeasured ones get the mean of the measured): those
     /// with room and not late, else any with room in their work queue.
-    fn workers(&self, exclude: Option<NodeId>) -> heapless::Vec<(NodeId, u64), MAX_EDGES> {
+    pub(super) fn workers(
+        &self,
+        exclude: Option<NodeId>,
+    ) -> heapless::Vec<(NodeId, u64), MAX_EDGES> {
         let measured: heapless::Vec<u64, MAX_EDGES> = self
             .peers
             .iter()
@@ -213,7 +239,7 @@ impl Gateway {
     }
 
     /// One more stripe out at `to`.
-    fn sent_stripe(&mut self, to: NodeId) {
+    pub(super) fn sent_stripe(&mut self, to: NodeId) {
         if let Some(p) = self.peer_mut(to) {
             p.outstanding = p.outstanding.saturating_add(1);
         }
@@ -235,8 +261,10 @@ impl Gateway {
         if workers.is_empty() {
             if self.alive_edges() > 0 {
                 // Every edge's queue is full: the layer starts when one has room (`kick`).
+                let resident = self.cfg.policy == Policy::Bodp;
                 if let Some(f) = self.frames[i].as_mut() {
                     f.bodp = Some(Bodp {
+                        resident,
                         layer,
                         width,
                         stripes: heapless::Vec::new(),
@@ -249,6 +277,7 @@ impl Gateway {
         let weights: heapless::Vec<u64, MAX_EDGES> = workers.iter().map(|w| w.1).collect();
         let spans = split(height, &weights);
         let mut b = Bodp {
+            resident: self.cfg.policy == Policy::Bodp || workers.iter().any(|w| w.0 == GATEWAY),
             layer,
             width,
             stripes: heapless::Vec::new(),
@@ -300,6 +329,9 @@ impl Gateway {
             Some(b) => b.stripes.len(),
             None => return,
         };
+        if self.cfg.policy == Policy::Modnn && self.modnn_reassign(i, gone) {
+            return;
+        }
         for k in 0..n {
             let Some((frame, layer, width, s)) = self.frames[i].as_ref().and_then(|f| {
                 let b = f.bodp.as_ref()?;
@@ -408,6 +440,11 @@ impl Gateway {
         s.running = false;
         let rows = s.rows.len() as u64;
         let sent = if s.to == from { s.sent } else { s.first_sent };
+        if !b.resident {
+            // MoDNN: the stripe stays where it was computed.
+            s.to = from;
+        }
+        let resident = b.resident;
         let all = b.all_done();
         let frame = f.key;
         if from != GATEWAY {
@@ -420,8 +457,10 @@ impl Gateway {
             self.actions.push(Action::LayerComplete { frame, layer });
             if layer as usize + 1 >= self.cfg.layers.len() {
                 self.finish(i, true);
-            } else {
+            } else if resident {
                 self.bodp_start(i, layer + 1);
+            } else {
+                self.modnn_next(i, layer + 1);
             }
         }
         Ok(Verdict::Accept)

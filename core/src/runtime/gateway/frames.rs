@@ -137,7 +137,7 @@ impl Gateway {
         self.seq += 1;
         let deadline = self.now + self.cfg.frame_deadline;
         let holds_input = self.cfg.policy == Policy::Wsh || key.origin == GATEWAY;
-        let src = (holds_input && self.cfg.policy != Policy::Bodp)
+        let src = (holds_input && !self.cfg.layered())
             .then(|| SrcFrame::new(key, self.seq, deadline, &self.cfg.grid, self.cfg.reuse()));
         self.frames[i] = Some(GwFrame {
             key,
@@ -150,7 +150,7 @@ impl Gateway {
             src,
             bodp: None,
         });
-        if self.cfg.policy == Policy::Bodp {
+        if self.cfg.layered() {
             self.bodp_start(i, 0);
         }
         Some(i)

@@ -88,7 +88,7 @@ impl Gateway {
             return;
         }
         let work = match self.cfg.policy {
-            Policy::Bodp => self.local_stripe(),
+            Policy::Bodp | Policy::Modnn => self.local_stripe(),
             _ => self.local_tile(),
         };
         if let Some(w) = work {

@@ -1,10 +1,12 @@
 //! The gateway: the frames it tracks and the edges connected to it, one module per policy —
 //! WSH's central tile queue, WST's victim registry, WST-S's strip cache and coverage, BODP's
-//! layer-by-layer coordinator — and the gateway as a source and fallback worker of its own.
+//! layer-by-layer coordinator (gateway-resident maps), MoDNN's (worker-resident stripes) — and
+//! the gateway as a source and fallback worker of its own.
 
 mod bodp;
 mod frames;
 mod local;
+pub(super) mod modnn;
 mod peers;
 mod wsh;
 mod wst;
@@ -90,6 +92,7 @@ impl Gateway {
                 Policy::Wst => self.on_wst(p, from, msg)?,
                 Policy::WstS => self.on_wst_s(p, from, msg)?,
                 Policy::Bodp => self.on_bodp(p, from, msg)?,
+                Policy::Modnn => self.on_modnn(p, from, msg)?,
             },
         };
         if v == Verdict::Discard {
@@ -113,7 +116,7 @@ impl Gateway {
     /// edge, and computes here when no edge is alive.
     fn kick(&mut self) {
         match self.cfg.policy {
-            Policy::Bodp => self.bodp_kick(),
+            Policy::Bodp | Policy::Modnn => self.bodp_kick(),
             Policy::Wsh => self.feed_hungry(),
             Policy::Wst | Policy::WstS => {}
         }

@@ -1,0 +1,274 @@
+//! Issue 14's simulator targets, run and judged: six Pi 3 on WiFi, YOLOv2's fused layers, one
+//! source. At the papers' device rate ([`PI3_GFLOPS`]), per grid (3x3, 5x5): WST-S under the
+//! DeepThings evaluation's 6.8 s, and reuse (WST-S, strips kept local or through the gateway's
+//! cache, the faster) faster than none (WST); MoDNN within ±25 % of the paper's 8.1 s. At the
+//! rate of our own NEON kernel on a Pi 3 ([`pi3_neon_gflops`]): WST-S 3x3 at most 1.4 s per
+//! frame, `f16` transfer allowed. `tessera-sim report` prints them and tables them in
+//! `report.html` and `targets.csv`; `tessera-sim targets` runs only these.
+
+use std::fmt::Write as _;
+
+use tessera_core::wire::{Policy, Precision};
+
+use crate::compute::{pi3_neon_gflops, PI3_GFLOPS};
+use crate::experiments::{quantile, OutArgs};
+use crate::medium::NetModel;
+use crate::models::{self, Net};
+use crate::world::{run, SimConfig};
+
+/// The DeepThings evaluation's FTP-WST-S latency on six Pi 3, s.
+pub const PAPER_WST_S_S: f64 = 6.8;
+/// The same evaluation's MoDNN latency on six Pi 3, s.
+pub const PAPER_MODNN_S: f64 = 8.1;
+/// MoDNN's tolerance around the paper's figure.
+pub const MODNN_TOLERANCE: f64 = 0.25;
+/// Issue 14's bound for the fused layers at our NEON kernels' Pi 3 rate, s.
+pub const NEON_BOUND_S: f64 = 1.4;
+/// Edges of every target run.
+pub const DEVICES: u16 = 6;
+
+/// One measured configuration.
+#[derive(Clone, Debug)]
+pub struct Run {
+    /// Policy.
+    pub policy: Policy,
+    /// Tile grid.
+    pub grid: (u32, u32),
+    /// WST-S strips kept where they were made (else through the gateway's cache).
+    pub local_reuse: bool,
+    /// Device rate, GFLOP/s.
+    pub gflops: f64,
+    /// Wire precision of results and strips.
+    pub transfer: Precision,
+    /// Mean latency of the completed frames, s (NaN: none).
+    pub latency: f64,
+    /// 10th and 90th percentile, s.
+    pub spread: (f64, f64),
+    /// Frames completed of submitted.
+    pub completed: (usize, usize),
+    /// Link payload bytes every node sent, per frame, MiB.
+    pub link_mib: f64,
+}
+
+/// One target and its verdict.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// What is measured.
+    pub what: String,
+    /// The figure, s.
+    pub figure: f64,
+    /// The bound, as text.
+    pub bound: String,
+    /// Met.
+    pub met: bool,
+}
+
+/// One configuration of the target setup ([`DEVICES`] edges, WiFi).
+#[derive(Clone, Copy, Debug)]
+pub struct Setup {
+    /// Policy.
+    pub policy: Policy,
+    /// Tile grid.
+    pub grid: (u32, u32),
+    /// WST-S strips kept where they were made.
+    pub local_reuse: bool,
+    /// Device rate, GFLOP/s.
+    pub gflops: f64,
+    /// Wire precision of results and strips.
+    pub transfer: Precision,
+}
+
+/// Runs `s` (10 frames, 3 with `--quick`).
+pub fn measure(a: &OutArgs, s: Setup) -> Run {
+    let Setup {
+        policy,
+        grid,
+        local_reuse,
+        gflops,
+        transfer,
+    } = s;
+    let mut cfg = SimConfig::yolo(policy, grid, DEVICES);
+    cfg.seed = a.seed;
+    cfg.gflops = gflops;
+    cfg.net = NetModel::wifi();
+    cfg.local_reuse = local_reuse;
+    cfg.transfer = transfer;
+    // The deployed node's bytes: the captured JPEG once per peer.
+    cfg.picture = true;
+    cfg.frames = if a.quick { 3 } else { 10 };
+    let out = run(&cfg);
+    let done: Vec<f64> = out
+        .frames
+        .iter()
+        .filter(|f| f.complete)
+        .map(|f| f.latency_s())
+        .collect();
+    let latency = if done.is_empty() {
+        f64::NAN
+    } else {
+        done.iter().sum::<f64>() / done.len() as f64
+    };
+    let sent: u64 = out.nodes.iter().map(|n| n.2.link.bytes_sent).sum();
+    let r = Run {
+        policy,
+        grid,
+        local_reuse,
+        gflops,
+        transfer,
+        latency,
+        spread: (quantile(&done, 0.1), quantile(&done, 0.9)),
+        completed: (done.len(), out.submitted),
+        link_mib: sent as f64 / out.submitted.max(1) as f64 / 1048576.0,
+    };
+    eprintln!(
+        "  target run {} {}x{}{} {:.2} GFLOP/s {:?}: {:.2} s ({} of {}), {:.2} MiB/frame",
+        policy.label(),
+        grid.0,
+        grid.1,
+        if local_reuse {
+            ""
+        } else {
+            " strips via gateway"
+        },
+        gflops,
+        transfer,
+        r.latency,
+        r.completed.0,
+        r.completed.1,
+        r.link_mib
+    );
+    r
+}
+
+/// The rate of our NEON kernel on a Pi 3 for YOLOv2's fused layers, GFLOP/s.
+pub fn neon_gflops() -> f64 {
+    pi3_neon_gflops(&models::model(Net::Yolo16, (1, 1)))
+}
+
+/// Every target run: per grid WST and WST-S (strips local, and through the gateway) and MoDNN
+/// at the papers' rate; WST-S 3x3 in `f32` and `f16` at the NEON rate.
+pub fn runs(a: &OutArgs) -> Vec<Run> {
+    let at = |policy, grid, local_reuse, gflops, transfer| Setup {
+        policy,
+        grid,
+        local_reuse,
+        gflops,
+        transfer,
+    };
+    let (paper, neon, f32) = (PI3_GFLOPS, neon_gflops(), Precision::F32);
+    let mut setups = Vec::new();
+    for grid in [(3, 3), (5, 5)] {
+        setups.push(at(Policy::Wst, grid, true, paper, f32));
+        setups.push(at(Policy::WstS, grid, true, paper, f32));
+        setups.push(at(Policy::WstS, grid, false, paper, f32));
+    }
+    setups.push(at(Policy::Modnn, (3, 3), true, paper, f32));
+    setups.push(at(Policy::WstS, (3, 3), true, neon, f32));
+    setups.push(at(Policy::WstS, (3, 3), true, neon, Precision::F16));
+    setups.into_iter().map(|s| measure(a, s)).collect()
+}
+
+/// The verdicts on `runs`.
+pub fn judge(runs: &[Run]) -> Vec<Target> {
+    let at_paper = |r: &&Run| r.gflops == PI3_GFLOPS && r.transfer == Precision::F32;
+    let find = |p: Policy, grid: (u32, u32), local: Option<bool>| {
+        runs.iter()
+            .filter(at_paper)
+            .filter(|r| r.policy == p && r.grid == grid && local.is_none_or(|l| l == r.local_reuse))
+            .map(|r| r.latency)
+            .fold(f64::NAN, f64::min)
+    };
+    let modnn = find(Policy::Modnn, (3, 3), None);
+    let neon = runs
+        .iter()
+        .find(|r| r.gflops != PI3_GFLOPS && r.transfer == Precision::F16)
+        .map_or(f64::NAN, |r| r.latency);
+    let (lo, hi) = (
+        PAPER_MODNN_S * (1.0 - MODNN_TOLERANCE),
+        PAPER_MODNN_S * (1.0 + MODNN_TOLERANCE),
+    );
+    let mut v = Vec::new();
+    for grid in [(3, 3), (5, 5)] {
+        let (local, shared) = (
+            find(Policy::WstS, grid, Some(true)),
+            find(Policy::WstS, grid, Some(false)),
+        );
+        let (wst_s, how) = if local <= shared || shared.is_nan() {
+            (local, "strips local")
+        } else {
+            (shared, "strips via gateway")
+        };
+        let wst = find(Policy::Wst, grid, None);
+        let g = format!("{}x{}", grid.0, grid.1);
+        v.push(Target {
+            what: format!("WST-S {g} ({how}), paper's rate"),
+            figure: wst_s,
+            bound: format!("< {PAPER_WST_S_S} s (paper)"),
+            met: wst_s < PAPER_WST_S_S,
+        });
+        v.push(Target {
+            what: format!("WST {g} (no reuse), paper's rate"),
+            figure: wst,
+            bound: format!("> WST-S's {wst_s:.2} s (reuse faster)"),
+            met: wst_s < wst,
+        });
+    }
+    v.extend([
+        Target {
+            what: "MoDNN 1x6 stripes, paper's rate".into(),
+            figure: modnn,
+            bound: format!("{lo:.2}–{hi:.2} s (paper 8.1 s ± 25 %)"),
+            met: (lo..=hi).contains(&modnn),
+        },
+        Target {
+            what: "WST-S 3x3, f16 transfer, NEON rate".into(),
+            figure: neon,
+            bound: format!("≤ {NEON_BOUND_S} s"),
+            met: neon <= NEON_BOUND_S,
+        },
+    ]);
+    v
+}
+
+/// The runs as CSV.
+pub fn csv(runs: &[Run]) -> String {
+    let mut s = String::from(
+        "policy,grid,strips,gflops,transfer,devices,latency_s,p10_s,p90_s,completed,submitted,link_mib_per_frame\n",
+    );
+    for r in runs {
+        let _ = writeln!(
+            s,
+            "{},{}x{},{},{:.2},{},{},{:.3},{:.3},{:.3},{},{},{:.3}",
+            r.policy.label(),
+            r.grid.0,
+            r.grid.1,
+            if r.local_reuse { "local" } else { "gateway" },
+            r.gflops,
+            r.transfer.label(),
+            DEVICES,
+            r.latency,
+            r.spread.0,
+            r.spread.1,
+            r.completed.0,
+            r.completed.1,
+            r.link_mib
+        );
+    }
+    s
+}
+
+/// The verdicts as printed lines (a Markdown table).
+pub fn text(targets: &[Target]) -> String {
+    let mut s = String::from("| target | figure | bound | met |\n|---|---|---|---|\n");
+    for t in targets {
+        let _ = writeln!(
+            s,
+            "| {} | {:.2} s | {} | {} |",
+            t.what,
+            t.figure,
+            t.bound,
+            if t.met { "yes" } else { "MISSED" }
+        );
+    }
+    s
+}
