@@ -102,8 +102,9 @@ impl SrcFrame {
                 .position(|&t| grid.level(t as usize) == Level::One)
                 .unwrap_or(queue.len());
             let (zero, one) = queue.split_at_mut(split);
-            zero.sort_by_key(|&t| core::cmp::Reverse(sides(t)));
-            one.sort_by_key(|&t| sides(t));
+            // Ties keep row-major order (the tile id breaks them; no allocation to sort).
+            zero.sort_unstable_by_key(|&t| (core::cmp::Reverse(sides(t)), t));
+            one.sort_unstable_by_key(|&t| (sides(t), t));
         } else {
             for t in 0..n {
                 let _ = queue.push(t as u8);
