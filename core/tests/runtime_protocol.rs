@@ -510,7 +510,7 @@ fn wst_s_coverage_follows_strip_delivery() {
 
 /// A WST-S data source (edge 1) with one frame submitted, computing its first tile: the edge,
 /// the frame and that work. Checkerboard order, level-0 tiles in Reuse mode (they keep their
-/// strips); with local strips the centre tile (most neighbours, the largest) comes first.
+/// strips); the centre tile (most neighbours, the largest) first.
 fn wst_s_source(cfg: Config) -> (Edge, FrameKey, Work) {
     let mut e = Edge::new(cfg, 1, t(0));
     e.on_connected(t(0), GATEWAY);
@@ -519,7 +519,7 @@ fn wst_s_source(cfg: Config) -> (Edge, FrameKey, Work) {
     let mut a = drain_edge(&mut e, t(0));
     let first = Work::Tile {
         frame: f,
-        tile: if cfg.local_reuse { 4 } else { 0 },
+        tile: 4,
         mode: Mode::Reuse,
     };
     assert_eq!(a.pop(), Some(Action::Compute(first)));
@@ -542,8 +542,8 @@ fn wst_s_source_reuses_with_local_and_fetched_strips() {
     );
     let mut now = 2;
     let mut current = first;
-    // The owner computes 0, 2, 4, 6 (level 0), then level-1 tile 1 (neighbours 0, 2, 4 local).
-    for expect in [2u16, 4, 6, 1, 3] {
+    // The owner computes 4, 0, 2, 6 (level 0), then level-1 tile 1 (neighbours 0, 2, 4 local).
+    for expect in [0u16, 2, 6, 1, 3] {
         e.on_computed(t(now), current).unwrap();
         let a = drain_edge(&mut e, t(now));
         let Some(Action::Compute(w)) = a.last().copied() else {

@@ -88,12 +88,9 @@ impl SrcFrame {
             for t in grid.schedule() {
                 let _ = queue.push(t as u8);
             }
-        }
-        if reuse == Reuse::Local {
-            // Strips stay local, so level 1 need not wait for fetched strips: within each
-            // level the tiles with most neighbours (most halo, the largest) go where they are
-            // taken first, level 0 at the head (the owner) and level 1 at the tail
-            // (thieves), so the largest tile is not left for the last round.
+            // Within each level, the tiles with most neighbours (most halo, the largest) go
+            // where they are taken first, level 0 at the head (the owner) and level 1 at the
+            // tail (thieves), so the largest tile is not left for the last round.
             let sides = |t: u8| {
                 Side::ALL
                     .iter()
@@ -108,7 +105,7 @@ impl SrcFrame {
             // Ties keep row-major order (the tile id breaks them; no allocation to sort).
             zero.sort_unstable_by_key(|&t| (core::cmp::Reverse(sides(t)), t));
             one.sort_unstable_by_key(|&t| (sides(t), t));
-        } else if reuse == Reuse::Off {
+        } else {
             for t in 0..n {
                 let _ = queue.push(t as u8);
             }
