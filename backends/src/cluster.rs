@@ -84,6 +84,30 @@ pub struct ClusterSpec {
     pub local_reuse: bool,
     /// Wire precision of the tile results and strips every node sends (`f32`: bit-exact).
     pub transfer: Precision,
+    /// How a data source paces its tiles by the gateway's receipts and whether thieves
+    /// prefetch (`Config::results_ahead`, `Config::prefetch`).
+    pub pacing: Pacing,
+}
+
+/// Pacing of work stealing to the links (see `Config::results_ahead`, `Config::prefetch`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pacing {
+    /// A source's own results unconfirmed by the gateway before it leaves its tiles to
+    /// thieves (0: no limit).
+    pub results_ahead: u8,
+    /// A thief asks for its next tile while computing one.
+    pub prefetch: bool,
+}
+
+impl Default for Pacing {
+    /// Two results ahead (one on the wire, one queued behind it, so the uplink never idles
+    /// for want of a result), prefetch on.
+    fn default() -> Self {
+        Pacing {
+            results_ahead: 2,
+            prefetch: true,
+        }
+    }
 }
 
 impl ClusterSpec {
@@ -122,6 +146,7 @@ impl ClusterSpec {
             nodes,
             local_reuse: true,
             transfer: Precision::F32,
+            pacing: Pacing::default(),
         }
     }
 
@@ -140,6 +165,8 @@ impl ClusterSpec {
         cfg.frame_deadline = dur(self.timeouts.frame);
         cfg.steal_backoff = dur(self.timeouts.steal_backoff);
         cfg.local_reuse = self.local_reuse;
+        cfg.results_ahead = self.pacing.results_ahead;
+        cfg.prefetch = self.pacing.prefetch;
         Ok(cfg)
     }
 }
@@ -226,6 +253,9 @@ pub struct NodeOptions {
     pub model_fingerprint: u64,
     /// How the coded part's tasks and results travel (with a [`CodedRole`]).
     pub tail_transport: TailTransport,
+    /// A coded worker's sends per result on datagrams (`CodedConfig::copies`; the gateway's
+    /// come from its role's configuration).
+    pub worker_copies: u8,
     /// Development only: drop this share of the node's coded datagrams on purpose
     /// ([`DevLoss`]; ignored on the link).
     pub dev_loss: Option<DevLoss>,
@@ -241,6 +271,7 @@ impl Default for NodeOptions {
             coded: None,
             model_fingerprint: 0,
             tail_transport: TailTransport::Tcp,
+            worker_copies: 1,
             dev_loss: None,
         }
     }
@@ -373,8 +404,11 @@ pub fn start_node(
                 AnyKernel::Simd(k) => ThreadShards::new(k, slowdown, Some(wake.clone())),
             }
             .map_err(io("a coded compute thread"))?;
-            // A worker's part ignores the stage's configuration (the gateway's).
-            let config = CodedConfig::new(Duration::from_secs(1));
+            // A worker's part takes only the copies of the stage's configuration.
+            let config = CodedConfig {
+                copies: options.worker_copies,
+                ..CodedConfig::new(Duration::from_secs(1))
+            };
             Some((
                 model,
                 config,

@@ -69,6 +69,11 @@ pub struct KernelReport {
     winograd_speedup_2t: f64,
     winograd_over_fma_1t: f64,
     winograd_over_fma_2t: f64,
+    /// FMA kernel, one thread, GFLOP/s by on-CPU time (time waiting for a core not counted:
+    /// comparable on a loaded machine; `null` where the OS does not report it).
+    total_gflops_1t_cpu: Option<f64>,
+    /// Winograd kernel, one thread, effective GFLOP/s by on-CPU time.
+    total_gflops_winograd_1t_cpu: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tiled: Option<TiledReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -95,6 +100,8 @@ struct LayerReport {
     winograd_gflops_2t: Option<f64>,
     winograd_time_1t_s: f64,
     winograd_time_2t_s: f64,
+    time_1t_cpu_s: Option<f64>,
+    winograd_time_1t_cpu_s: Option<f64>,
 }
 
 /// The tiled run against the full frame.
@@ -106,7 +113,12 @@ struct TiledReport {
     full_s: f64,
     tiled_s: f64,
     time_ratio: f64,
+    /// Tiled over full FLOPs of the plan run (block-aligned regions).
     flop_ratio: f64,
+    /// The same for unaligned regions (direct kernels): the bound's base.
+    direct_flop_ratio: f64,
+    /// Tiled over full on-CPU time (`null`: not measured).
+    time_ratio_cpu: Option<f64>,
     ok: bool,
 }
 
@@ -162,6 +174,8 @@ impl KernelReport {
                 winograd_gflops_2t: rate(r.flop, secs(r.wino2)),
                 winograd_time_1t_s: num(secs(r.wino1)),
                 winograd_time_2t_s: num(secs(r.wino2)),
+                time_1t_cpu_s: r.fma1_cpu.map(num),
+                winograd_time_1t_cpu_s: r.wino1_cpu.map(num),
             })
             .collect();
         let [loadavg_start, loadavg_end] = run.load.clone();
@@ -193,6 +207,8 @@ impl KernelReport {
             winograd_speedup_2t: num(secs(totals.wino1) / secs(totals.wino2)),
             winograd_over_fma_1t: num(totals.fma1 / secs(totals.wino1)),
             winograd_over_fma_2t: num(totals.fma2 / secs(totals.wino2)),
+            total_gflops_1t_cpu: totals.fma1_cpu.map(|t| num(gflops(totals.flop, t))),
+            total_gflops_winograd_1t_cpu: totals.wino1_cpu.map(|t| num(gflops(totals.flop, t))),
             tiled: tiled.map(TiledReport::of),
             tiled_winograd: tiled_winograd.map(TiledReport::of),
         }
@@ -209,6 +225,8 @@ impl TiledReport {
             tiled_s: num(t.tiled),
             time_ratio: num(t.time_ratio()),
             flop_ratio: num(t.flop_ratio),
+            direct_flop_ratio: num(t.direct_flop_ratio),
+            time_ratio_cpu: t.cpu.map(|_| num(t.cpu_ratio())),
             ok: t.within_bound(),
         }
     }
@@ -231,6 +249,8 @@ mod tests {
             fma2: 0.25,
             wino1: Some(0.25),
             wino2: None,
+            fma1_cpu: Some(0.5),
+            wino1_cpu: None,
         };
         let pool = LayerTimes {
             name: "max 2x2/2".to_string(),
@@ -265,5 +285,9 @@ mod tests {
         assert_eq!(v["winograd_over_fma_1t"], 2.0);
         assert_eq!(v["winograd_form"], "F4");
         assert!(v["total_gflops_winograd_2t"].is_null());
+        // 2 GFLOP over the conv's and the pool's 0.5 s each.
+        assert_eq!(v["total_gflops_1t_cpu"], 2.0);
+        assert_eq!(v["layers"][0]["time_1t_cpu_s"], 0.5);
+        assert!(v["total_gflops_winograd_1t_cpu"].is_null());
     }
 }

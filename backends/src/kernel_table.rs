@@ -145,6 +145,7 @@ pub fn summary(
             t.flop_ratio,
             if t.within_bound() { "ok" } else { "OVER" }
         );
+        let _ = writeln!(out, "  by on-CPU time: tiled/full {:.3}", t.cpu_ratio());
     }
     out
 }
@@ -167,16 +168,36 @@ pub fn winograd_summary(form: Form, totals: &LayerTimes, tiled: Option<&TiledChe
         totals.fma2 / w2,
         w1 / w2
     );
+    if let (Some(f), Some(w)) = (totals.fma1_cpu, totals.wino1_cpu) {
+        let _ = writeln!(
+            out,
+            "by on-CPU time (waits for a core not counted), 1 thread: fma {:.1} GFLOP/s, winograd {:.1} effective ({:.2}x fma)",
+            gflops(totals.flop, f),
+            gflops(totals.flop, w),
+            f / w
+        );
+    }
     if let Some(t) = tiled {
         let _ = writeln!(
             out,
-            "tiled check (winograd, 1 thread): 3x3 grid with reuse {:.1} ms vs full frame {:.1} ms: time ratio {:.3}, FLOP ratio {:.3} -> {} (bound: FLOP ratio + 0.10); outputs equal bit for bit",
+            "tiled check (winograd, 1 thread, forms chosen for the grid): 3x3 grid with reuse {:.1} ms vs full frame {:.1} ms: time ratio {:.3}, FLOP ratio {:.3} (direct plan) / {:.3} (aligned plan) -> {} (bound: direct FLOP ratio + 0.10); outputs equal bit for bit",
             t.tiled * 1e3,
             t.full * 1e3,
             t.time_ratio(),
+            t.direct_flop_ratio,
             t.flop_ratio,
             if t.within_bound() { "ok" } else { "OVER" }
         );
+        let _ = writeln!(out, "  by on-CPU time: tiled/full {:.3}", t.cpu_ratio());
     }
     out
+}
+
+/// Per-layer forms as `- - F4 - F2 ...` (`-`: direct or a pool).
+pub fn forms_line(forms: &[Option<Form>]) -> String {
+    forms
+        .iter()
+        .map(|f| f.map_or("-".to_string(), |f| format!("{f:?}")))
+        .collect::<Vec<_>>()
+        .join(" ")
 }

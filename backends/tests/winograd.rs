@@ -133,8 +133,17 @@ fn check_layer(form: Form, layer: &Layer, rng: &mut SplitMix64) -> Result<(), Te
             }
         }
         prop_assert!(same_bits(&got, &want), "{:?} region {sub:?}", k.isa());
-        let two = layer.run(&k.clone().with_threads(2), full);
-        prop_assert!(same_bits(&two, &base), "{:?} 2 threads", k.isa());
+        // Threads split the block rows: 2 and 3 (uneven ranges), whole map and sub-region.
+        for t in [2, 3] {
+            let kt = k.clone().with_threads(t);
+            prop_assert!(
+                same_bits(&layer.run(&kt, full), &base),
+                "{:?} {t} threads",
+                k.isa()
+            );
+            let got = layer.run(&kt, sub);
+            prop_assert!(same_bits(&got, &want), "{:?} {t} threads {sub:?}", k.isa());
+        }
     }
     Ok(())
 }
@@ -254,7 +263,6 @@ fn spec() -> impl Strategy<Value = Spec> {
 }
 
 /// Checks tiled == full frame for `grid` (plain and reuse), and 2 threads == 1.
-#[allow(clippy::too_many_arguments)]
 fn check_grid(
     net: &Network,
     form: Form,
@@ -262,12 +270,26 @@ fn check_grid(
     cols: u32,
     seed: u64,
 ) -> Result<(), TestCaseError> {
-    let upto = net.layers().len();
     let k = Winograd::new().with_form(form).with_min_channels(1);
-    let stack = FusedStack::new(net, upto).unwrap().aligned(&k);
-    let o = stack.output();
+    check_grid_with(net, |_, _| k.clone(), rows, cols, seed)
+}
+
+/// [`check_grid`] with the kernel `make` returns for the stack and grid.
+fn check_grid_with(
+    net: &Network,
+    make: impl Fn(&FusedStack<'_>, &Grid) -> Winograd<'static>,
+    rows: u32,
+    cols: u32,
+    seed: u64,
+) -> Result<(), TestCaseError> {
+    let upto = net.layers().len();
+    let plain = FusedStack::new(net, upto).unwrap();
+    let o = plain.output();
     let (rows, cols) = (rows.min(o.h), cols.min(o.w));
-    let grid = Grid::new(rows, cols, Partition::Balanced, &stack).unwrap();
+    let grid = Grid::new(rows, cols, Partition::Balanced, &plain).unwrap();
+    let k = make(&plain, &grid);
+    let form = k.form();
+    let stack = plain.aligned(&k);
     let one = Grid::new(1, 1, Partition::Balanced, &stack).unwrap();
     let mut rng = SplitMix64::new(seed);
     let data = net_params(net, upto, &mut rng);
@@ -334,6 +356,53 @@ fn yolo_like_stack_3x3_reuse_and_5x5() {
             check_grid(&net, form, rows, cols, 11).unwrap();
         }
     }
+}
+
+/// The cost model's per-layer choice for a 3×3 grid with reuse (F4 on some layers): tiles
+/// equal the full frame run with the same choice, as 3×3 (plain and reuse) and 5×5.
+#[test]
+fn planned_choice_tiles_equal_full_frame() {
+    let specs = [
+        Some((3, 1, 16)),
+        None,
+        Some((3, 1, 64)),
+        Some((1, 1, 32)),
+        Some((3, 1, 64)),
+        None,
+        Some((3, 1, 128)),
+    ];
+    let net = build(192, 192, 3, &specs);
+    let plan = |stack: &FusedStack<'_>, _: &Grid| {
+        let three = Grid::new(3, 3, Partition::Balanced, stack).unwrap();
+        let k = Winograd::new().planned(stack, &three, Mode::Reuse).unwrap();
+        let forms = k.layer_forms(stack);
+        assert!(forms.contains(&Some(Form::F4)), "{forms:?}");
+        k
+    };
+    for (rows, cols) in [(3, 3), (5, 5)] {
+        check_grid_with(&net, plan, rows, cols, 5).unwrap();
+    }
+}
+
+/// On YOLOv2's fused layers the model runs the whole frame's deep layers as F4, and a 3×3
+/// grid with reuse (tiles of 13 outputs on the 38-wide maps) avoids F4 where rounding its
+/// regions to the 4-grid would cost more than it saves.
+#[test]
+fn planned_choice_follows_the_plan_on_yolov2() {
+    let net = tessera_testkit::net::yolo16();
+    let stack = FusedStack::new(&net, 16).unwrap();
+    let forms = |rows: u32, mode: Mode| {
+        let grid = Grid::new(rows, rows, Partition::Darknet, &stack).unwrap();
+        let k = Winograd::new().planned(&stack, &grid, mode).unwrap();
+        k.layer_forms(&stack)
+    };
+    let full = forms(1, Mode::Plain);
+    let tiled = forms(3, Mode::Reuse);
+    println!("full frame {full:?}\n3x3 reuse {tiled:?}");
+    assert_eq!(full[14], Some(Form::F4), "{full:?}");
+    assert_ne!(full, tiled);
+    let f4 = |forms: &[Option<Form>]| forms.iter().filter(|f| **f == Some(Form::F4)).count();
+    assert!(f4(&tiled) < f4(&full), "{tiled:?}");
 }
 
 /// The worst relative error over 3000 random small layers per form, printed (the figures

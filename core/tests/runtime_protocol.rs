@@ -509,8 +509,8 @@ fn wst_s_coverage_follows_strip_delivery() {
 }
 
 /// A WST-S data source (edge 1) with one frame submitted, computing its first tile: the edge,
-/// the frame and that work. Checkerboard order, level-0 tiles in Reuse mode (they keep their
-/// strips); the centre tile (most neighbours, the largest) first.
+/// the frame and that work. Checkerboard order, the tiles with most neighbours first within
+/// a level (the 3x3 centre, 4, leads), level-0 tiles in Reuse mode (they keep their strips).
 fn wst_s_source(cfg: Config) -> (Edge, FrameKey, Work) {
     let mut e = Edge::new(cfg, 1, t(0));
     e.on_connected(t(0), GATEWAY);

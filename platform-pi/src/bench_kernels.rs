@@ -9,10 +9,10 @@ use anyhow::{Context, Error};
 use tessera_backends::bench::{bench_layers, peak_gflops, tiled_check, LayerBench, LayerTimes};
 use tessera_backends::gen_weights;
 use tessera_backends::kernel_report::{KernelReport, KernelRun};
-use tessera_backends::kernel_table::{loadavg, row, summary, winograd_summary};
+use tessera_backends::kernel_table::{forms_line, loadavg, row, summary, winograd_summary};
 use tessera_backends::kernels::{Fma, Form, Winograd};
 use tessera_backends::model_files::ModelFiles;
-use tessera_core::ftp::FusedStack;
+use tessera_core::ftp::{FusedStack, Grid, Mode, Partition};
 use tessera_core::model::weights::Weights;
 
 use crate::files;
@@ -89,9 +89,20 @@ pub fn run(args: &Args) -> Result<(), Error> {
     let tiled_wino = if args.no_tiled || args.no_winograd {
         None
     } else {
+        // The per-layer choice the cost model makes for the 3x3 grid with reuse, on the full
+        // frame too (bit-identical tiles need the same choice).
+        let three = Grid::new(3, 3, Partition::Darknet, &stack).context("3x3 grid")?;
         let wino = Winograd::new()
             .with_form(args.winograd_form)
-            .prepare(&weights);
+            .planned(&stack, &three, Mode::Reuse)
+            .context("choosing the winograd forms")?;
+        if !args.json {
+            println!(
+                "winograd forms chosen for 3x3 with reuse (per layer, - = direct): {}",
+                forms_line(&wino.layer_forms(&stack))
+            );
+        }
+        let wino = wino.prepare(&weights);
         Some(
             tiled_check(&wino, &stack, &weights, &image, args.reps)
                 .context("tiled check (winograd)")?,

@@ -12,12 +12,15 @@ use std::time::Duration;
 use anyhow::{Context, Error};
 use serde::Deserialize;
 
-use tessera_backends::cluster::ClusterSpec;
+use tessera_backends::cluster::{ClusterSpec, Pacing};
 use tessera_backends::model_files::{ModelFileError, ModelFiles};
 use tessera_backends::node::Deployment;
 use tessera_core::ftp::GridShape;
 use tessera_core::runtime::coded::CodedConfig;
 use tessera_core::wire::{NodeId, Policy, Precision};
+
+/// Most sends of each coded task or result on datagrams (`tail_copies`).
+const MAX_TAIL_COPIES: u8 = 8;
 
 /// Most edges a cluster file may list.
 pub const MAX_EDGES: usize = 16;
@@ -58,6 +61,9 @@ pub struct Cluster {
     /// Wire precision of tile results and strips: `transfer = "f32"` (the default,
     /// bit-exact), `"f16"` or `"i8"`.
     pub transfer: Precision,
+    /// `results_ahead = N` (0..=8, default 2; 0: no limit) and `prefetch = true|false`
+    /// (default true).
+    pub pacing: Pacing,
 }
 
 /// The conv kernel of a cluster's nodes (`auto`, `portable` or `simd`).
@@ -129,8 +135,11 @@ struct RawCluster {
     tail_deadline_ms: Option<At<u64>>,
     tail_grace_ms: Option<At<u64>>,
     tail_transport: Option<At<String>>,
+    tail_copies: Option<At<u8>>,
     reuse: Option<At<String>>,
     transfer: Option<At<String>>,
+    results_ahead: Option<At<u8>>,
+    prefetch: Option<At<bool>>,
     nodes: Vec<RawNode>,
 }
 
@@ -379,6 +388,17 @@ impl Cluster {
                 Precision::F32
             }),
         };
+        let mut pacing = Pacing::default();
+        if let Some(n) = &raw.results_ahead {
+            if *n.get_ref() > 8 {
+                p.at(n, format!("results_ahead = {} outside 0..=8", n.get_ref()));
+            } else {
+                pacing.results_ahead = *n.get_ref();
+            }
+        }
+        if let Some(b) = &raw.prefetch {
+            pacing.prefetch = *b.get_ref();
+        }
         let insecure = raw.insecure.as_ref().is_some_and(|i| *i.get_ref());
         let key = match (&raw.key, insecure) {
             (Some(k), false) => p.check(k, parse_key(k.get_ref())).map(Some),
@@ -482,6 +502,23 @@ impl Cluster {
                 .unwrap_or_default(),
             None => TailTransport::Tcp,
         };
+        if let Some(c) = &raw.tail_copies {
+            if !(1..=MAX_TAIL_COPIES).contains(c.get_ref()) {
+                p.at(
+                    c,
+                    format!("tail_copies = {}: 1..={MAX_TAIL_COPIES}", c.get_ref()),
+                );
+            } else if tail_transport != TailTransport::Datagram {
+                p.at(
+                    c,
+                    "tail_copies repeats coded datagrams: set tail_transport = \"datagram\"",
+                );
+            }
+        }
+        let coded = CodedConfig {
+            copies: raw.tail_copies.as_ref().map_or(1, |c| *c.get_ref()),
+            ..coded
+        };
         if let (Some(t), TailTransport::Datagram, Some(None)) =
             (&raw.tail_transport, tail_transport, key)
         {
@@ -527,6 +564,7 @@ impl Cluster {
             tail_transport,
             local_reuse,
             transfer,
+            pacing,
         })
     }
 
@@ -542,6 +580,7 @@ impl Cluster {
             nodes: self.nodes.clone(),
             local_reuse: self.local_reuse,
             transfer: self.transfer,
+            pacing: self.pacing,
         }
     }
 

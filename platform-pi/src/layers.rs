@@ -30,6 +30,9 @@ pub enum KernelChoice {
     Winograd,
     /// Winograd F(2x2,3x3) likewise (fewer savings, smaller errors, tiles as with direct).
     WinogradF2,
+    /// F4, F2 or direct per layer, as a cost model chooses for the grid and mode run (tiles
+    /// bit-identical to the whole frame run with the same choice: `--plan-grid`).
+    WinogradPlanned,
     /// SIMD where there is a vector path (x86_64, aarch64), portable elsewhere.
     Auto,
 }
@@ -71,6 +74,13 @@ pub struct Args {
     /// Threads per conv for `--kernel simd`.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// With `--kernel winograd-planned`: choose the forms for this grid (NxM) instead of the
+    /// one run, so a whole-frame run can use a tiled plan's choice.
+    #[arg(long)]
+    pub plan_grid: Option<GridShape>,
+    /// With `--plan-grid`: choose for that grid with data reuse.
+    #[arg(long, requires = "plan_grid")]
+    pub plan_reuse: bool,
     /// Where to write the output (raw little-endian f32, CHW).
     #[arg(long)]
     pub dump: Option<PathBuf>,
@@ -127,6 +137,31 @@ pub fn run(args: &Args) -> Result<(), Error> {
                 .with_form(form)
                 .with_threads(args.threads)
                 .prepare(&weights);
+            run_frame(&wino, &stack, &weights, &grid, mode, &input)?
+        }
+        KernelChoice::WinogradPlanned => {
+            let (plan_grid, plan_mode) = match args.plan_grid {
+                Some(g) => {
+                    let (r, c) = g.into();
+                    let g = Grid::new(r, c, partition, &stack)
+                        .with_context(|| format!("plan grid {r}x{c}"))?;
+                    (
+                        g,
+                        if args.plan_reuse {
+                            Mode::Reuse
+                        } else {
+                            Mode::Plain
+                        },
+                    )
+                }
+                None => (grid, mode),
+            };
+            let wino = Winograd::new()
+                .with_threads(args.threads)
+                .planned(&stack, &plan_grid, plan_mode)
+                .context("choosing the winograd forms")?;
+            eprintln!("winograd forms per layer: {:?}", wino.layer_forms(&stack));
+            let wino = wino.prepare(&weights);
             run_frame(&wino, &stack, &weights, &grid, mode, &input)?
         }
         _ => run_frame(&Portable, &stack, &weights, &grid, mode, &input)?,

@@ -85,14 +85,19 @@ fn yolov2_layers_full_and_tiled_dumps_are_identical() {
         ("3x3r", &["--grid", "3x3", "--reuse"]),
         ("5x5", &["--grid", "5x5"]),
     ];
-    // The default kernels, then both Winograd forms: tiles equal the full frame bit for bit.
-    for kernel in ["auto", "winograd", "winograd-f2"] {
+    // The default kernels, both Winograd forms, and the cost model's per-layer choice for a
+    // 3x3 grid with reuse (every run with that choice): tiles equal the full frame bit for bit.
+    let planned: &[&str] = &["--plan-grid", "3x3", "--plan-reuse"];
+    for kernel in ["auto", "winograd", "winograd-f2", "winograd-planned"] {
         let mut dumps = Vec::new();
         for (name, extra) in runs {
             let dump = dir.path(&format!("{name}-{kernel}.f32"));
             let mut args: Vec<&str> = base.to_vec();
             args.extend_from_slice(extra);
             args.extend_from_slice(&["--kernel", kernel, "--dump", &dump]);
+            if kernel == "winograd-planned" {
+                args.extend_from_slice(planned);
+            }
             let text = ok(&args);
             assert!(text.contains("time "), "{text}");
             dumps.push(std::fs::read(&dump).unwrap());

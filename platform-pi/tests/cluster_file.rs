@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use tessera_backends::cluster::Pacing;
 use tessera_backends::coded::tail::TailScheme;
 use tessera_core::wire::{Policy, Precision};
 use tessera_pi::config::{Cluster, TailPlace, TailTransport};
@@ -32,6 +33,16 @@ fn the_example_parses() {
         (c.spec().transfer, c.spec().local_reuse),
         (Precision::F16, false)
     );
+    // Stealing is paced to the links unless the file turns it off.
+    assert_eq!(c.pacing, Pacing::default());
+    let c = Cluster::parse(&format!("results_ahead = 0\nprefetch = false\n{EXAMPLE}")).unwrap();
+    assert_eq!(
+        c.spec().pacing,
+        Pacing {
+            results_ahead: 0,
+            prefetch: false
+        }
+    );
 }
 
 fn err(text: &str) -> String {
@@ -54,8 +65,10 @@ fn bad_files_say_what_is_wrong() {
             "tail_transport = \"datagram\"",
             "tail_transport carries a coded tail",
         ),
+        ("tail_copies = 3", "set tail_transport = \"datagram\""),
         ("transfer = \"f8\"", "\"f32\", \"f16\" or \"i8\""),
         ("reuse = \"edges\"", "\"local\" or \"gateway\""),
+        ("results_ahead = 9", "outside 0..=8"),
     ];
     for (line, needle) in cases {
         let key = line.split('=').next().unwrap().trim();
@@ -212,6 +225,10 @@ fn a_coded_tail_goes_on_datagrams_only_when_asked_and_keyed() {
     );
     let c = Cluster::parse(&dgram).unwrap();
     assert_eq!(c.deployment().tail_transport, TailTransport::Datagram);
+    assert_eq!(c.coded.copies, 1);
+    let thrice = Cluster::parse(&format!("tail_copies = 3\n{dgram}")).unwrap();
+    assert_eq!(thrice.deployment().coded.copies, 3);
+    assert!(err(&format!("tail_copies = 0\n{dgram}")).contains("tail_copies = 0: 1..=8"));
     // Both ends must agree: the fingerprint tells them apart.
     let tcp = Cluster::parse(&coded).unwrap();
     assert_ne!(c.fingerprint().unwrap(), tcp.fingerprint().unwrap());

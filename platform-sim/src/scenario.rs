@@ -41,7 +41,9 @@
 //! gateway's cache); `transfer = "f16"` or `"i8"` sends tile results and strips in a smaller
 //! precision (default `"f32"`). `picture = true` has each source ship a bundled JPEG once per
 //! peer and lend tiles as `TileTask`s cut from it, the real node's bytes (default: each lent
-//! tile's `f32` input, the papers' model).
+//! tile's `f32` input, the papers' model). `results_ahead = N` (default 0: no limit) and
+//! `prefetch = true` pace work stealing to the links (`runtime::Config::results_ahead`,
+//! `prefetch`; cluster files default to 2 and true).
 //!
 //! The network testbed (`tessera-testbed`, real processes in network namespaces) reads the
 //! same files, and two fault kinds only it can apply: `freeze` (SIGSTOP at `from_ms`, SIGCONT
@@ -103,6 +105,11 @@ pub struct ScenarioFile {
     pub reuse: Option<String>,
     /// Wire precision of tile results and strips: `f32` (the default), `f16` or `i8`.
     pub transfer: Option<String>,
+    /// A source's own results unconfirmed by the gateway before it leaves its tiles to
+    /// thieves (0..=8; default 0: no limit).
+    pub results_ahead: Option<u8>,
+    /// Thieves ask for their next tile while computing (default false).
+    pub prefetch: Option<bool>,
     /// Sources ship the captured JPEG, as the real node does (default false: `f32` tiles).
     pub picture: Option<bool>,
     /// A peer silent this long is dropped by the link, ms.
@@ -296,6 +303,13 @@ pub fn parse_testbed(text: &str) -> Result<(SimConfig, Vec<TestbedFault>), Scena
     if let Some(t) = &f.transfer {
         cfg.transfer = Precision::parse(t).ok_or(ScenarioError::Value("transfer"))?;
     }
+    if let Some(n) = f.results_ahead {
+        if n > 8 {
+            return Err(ScenarioError::Value("results_ahead"));
+        }
+        cfg.results_ahead = n;
+    }
+    cfg.prefetch = f.prefetch.unwrap_or(cfg.prefetch);
     if let Some(g) = f.gflops {
         if g <= 0.0 {
             return Err(ScenarioError::Value("gflops"));

@@ -83,6 +83,12 @@ pub struct SimConfig {
     pub local_reuse: bool,
     /// Wire precision of tile results and strips.
     pub transfer: Precision,
+    /// A source's own results unconfirmed by the gateway before it leaves its tiles to
+    /// thieves (`runtime::Config::results_ahead`; 0, the default: no limit).
+    pub results_ahead: u8,
+    /// Thieves ask for their next tile while computing (`runtime::Config::prefetch`; off by
+    /// default, as the calibrated runs have it).
+    pub prefetch: bool,
     /// Sources ship the captured JPEG (once per peer; lent tiles go as `TileTask`s cut from
     /// it), as the real node does; off: each lent tile's `f32` input, the papers' byte model.
     pub picture: bool,
@@ -114,6 +120,8 @@ impl SimConfig {
             socket_buffer: 32 * 1024,
             local_reuse: false,
             transfer: Precision::F32,
+            results_ahead: 0,
+            prefetch: false,
             picture: false,
         }
     }
@@ -265,6 +273,8 @@ pub fn run(cfg: &SimConfig) -> Outcome {
     // Liveness (`peer_dead`) is the link's alone: the machines only hear peers up and down.
     rt.frame_deadline = cfg.frame_deadline;
     rt.local_reuse = cfg.local_reuse;
+    rt.results_ahead = cfg.results_ahead;
+    rt.prefetch = cfg.prefetch;
     let mut nodes = Vec::with_capacity(n);
     let mut execs = Vec::with_capacity(n);
     for (i, net) in nets.iter().enumerate() {

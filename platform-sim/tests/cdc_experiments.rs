@@ -112,7 +112,7 @@ fn coded_accuracy_over_datagrams_degrades_gracefully() {
         &data(),
         Some(120),
         cdc::RT_DIGITS_DEADLINE_MS,
-        &[0.2, 0.3],
+        &[0.2, 0.3, 0.0],
         1,
         tessera_sim::coded_world::Transport::Datagram,
         3,
@@ -126,8 +126,28 @@ fn coded_accuracy_over_datagrams_degrades_gracefully() {
             .position(|c| c.name == name)
             .unwrap()
     };
+    // What the quality-aware allocator maximises, the expected fraction of rows delivered, is
+    // at least the uniform split's for every scheme, with and without loss (the cases come
+    // in uniform, aware pairs).
+    for row in &rows {
+        for (u, a) in row.cells.chunks(2).zip(cdc::RT_ACCURACY_CASES.chunks(2)) {
+            assert!(
+                u[1].quality >= u[0].quality,
+                "loss {}: {} quality {} < {} {}",
+                row.loss,
+                a[1].name,
+                u[1].quality,
+                a[0].name,
+                u[0].quality
+            );
+        }
+    }
+    // Without loss (the first 8 frames of each worker run on uniform budgets): issue 15's 97 %
+    // is met on the 360 images of `tessera-sim cdc accuracy`, here 96.7 % of 120.
+    let clean = rows[2].cells[col("CDC r=2+aware")].accuracy;
+    assert!(clean >= 0.96, "0 % loss: CDC r=2+aware {clean}");
     let (uncoded, r2) = (col("uncoded+uniform"), col("CDC r=2+aware"));
-    for (row, floor) in rows.iter().zip([0.90, 0.80]) {
+    for (row, floor) in rows[..2].iter().zip([0.90, 0.80]) {
         let (u, c) = (row.cells[uncoded].accuracy, row.cells[r2].accuracy);
         assert!(c >= floor, "loss {}: CDC r=2+aware {c} < {floor}", row.loss);
         assert!(

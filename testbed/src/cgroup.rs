@@ -3,7 +3,9 @@
 //! CFS quota, the fraction of one host core that computes at the emulated device's rate.
 //! Only that thread is limited: the node's network thread keeps answering at host speed, as
 //! a Pi's other cores would. The v1 controller takes single threads (`tasks`); where it is
-//! not mounted the testbed falls back to the edge's `--slowdown` (see `run`).
+//! not mounted the testbed falls back to the edge's `--slowdown` (see `run`). The groups
+//! weigh more than the host's other work (`cpu.shares`), so a loaded host does not hold the
+//! emulated devices below their rate.
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +19,10 @@ pub const CPU_V1: &str = "/sys/fs/cgroup/cpu";
 const PERIOD_US: u64 = 100_000;
 /// The kernel's smallest quota, µs.
 const MIN_QUOTA_US: u64 = 1_000;
+/// CPU weight of the run's base group: 16 times a lone task's (1024), so other work on a
+/// loaded host does not hold the compute threads below their quota (the quota still caps
+/// them).
+const SHARES: u32 = 16_384;
 
 /// A cgroup operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +69,8 @@ impl CpuGroups {
         let base = Path::new(CPU_V1).join(names.cgroup());
         remove(&base);
         io(&base, std::fs::create_dir(&base))?;
+        let s = base.join("cpu.shares");
+        io(&s, std::fs::write(&s, SHARES.to_string()))?;
         Ok(CpuGroups { base })
     }
 

@@ -1,6 +1,6 @@
 //! The cluster file every node of a testbed run reads (`tessera gateway|edge --cluster`),
 //! written from the scenario: the simulator's policy, grid, strip reuse, wire precision,
-//! timeouts and addressing.
+//! pacing, timeouts and addressing.
 
 use serde::Serialize;
 use tessera_core::rng::SplitMix64;
@@ -19,6 +19,8 @@ struct File {
     seed: u64,
     reuse: &'static str,
     transfer: &'static str,
+    results_ahead: u8,
+    prefetch: bool,
     timeouts: Timeouts,
     nodes: Vec<Node>,
 }
@@ -58,6 +60,9 @@ pub fn render(cfg: &SimConfig) -> Result<String, toml::ser::Error> {
         // As the simulator runs the scenario (cluster files default to local strips).
         reuse: if cfg.local_reuse { "local" } else { "gateway" },
         transfer: cfg.transfer.label(),
+        // As the simulator runs it (cluster files default to 2 and true).
+        results_ahead: cfg.results_ahead,
+        prefetch: cfg.prefetch,
         timeouts: Timeouts {
             tile_ms: cfg.tile_timeout.total_millis(),
             frame_ms: cfg.frame_deadline.total_millis(),
@@ -88,8 +93,21 @@ mod tests {
         assert!(t.contains("policy = \"wst-s\""));
         assert!(t.contains("reuse = \"gateway\""));
         assert!(t.contains("transfer = \"f32\""));
+        assert!(t.contains("results_ahead = 0"));
+        assert!(t.contains("prefetch = false"));
         assert!(t.contains("addr = \"10.77.0.3:7700\""));
         assert_eq!(t.matches("source = true").count(), 1);
         assert_eq!(key(1).len(), 64);
+    }
+
+    #[test]
+    fn the_20_mbit_scenario_runs_paced_local_strips_at_20_mbit() {
+        let text = include_str!("../scenarios/links20/wsts-3x3.toml");
+        let (cfg, _) = crate::run::scenario(text).unwrap();
+        assert_eq!(cfg.net.rate_bps, 20e6);
+        let t = render(&cfg).unwrap();
+        assert!(t.contains("reuse = \"local\""));
+        assert!(t.contains("results_ahead = 2"));
+        assert!(t.contains("prefetch = true"));
     }
 }

@@ -53,6 +53,11 @@ struct Common {
     /// Token-bucket queue, bytes (the access point's or switch port's buffer).
     #[arg(long, default_value_t = 262_144)]
     queue_bytes: u32,
+    /// One link per ordered pair of nodes at the preset's rate (an `htb` class per
+    /// destination on each sender) instead of the preset's shared channel or switch; `run`
+    /// only, the simulator has no such topology.
+    #[arg(long)]
+    pairs: bool,
     /// How nodes are held to the device's compute rate.
     #[arg(long, value_enum, default_value_t = ComputeMode::Auto)]
     compute: ComputeMode,
@@ -134,6 +139,7 @@ fn options(c: &Common, out: PathBuf, stop: &Arc<AtomicBool>) -> Res<Options> {
         host_gflops: c.host_gflops,
         timeout: Duration::from_secs(c.timeout_s),
         queue_bytes: c.queue_bytes,
+        pairs: c.pairs,
         compute: c.compute,
         stop: stop.clone(),
     })
@@ -212,6 +218,9 @@ fn main() -> ExitCode {
             Ok(())
         }
         Cmd::Calibrate { scenarios, common } => {
+            if common.pairs {
+                return Err("--pairs has no simulator counterpart to calibrate against".into());
+            }
             let mut rows = Vec::new();
             for s in &scenarios {
                 let name = name_of(s);

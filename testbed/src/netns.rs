@@ -144,7 +144,7 @@ impl Cell {
         }
         run("ip", &["-n", &ap, "link", "add", BRIDGE, "type", "bridge"])?;
         run("ip", &["-n", &ap, "link", "set", BRIDGE, "up"])?;
-        if matches!(model.topology, Topology::SharedChannel { .. }) {
+        if matches!(model.topology, Topology::SharedChannel { .. }) && !q.pairs {
             run(
                 "ip",
                 &["-n", &ap, "link", "add", CHANNEL_DEV, "type", "ifb"],

@@ -60,6 +60,8 @@ pub struct Options {
     pub timeout: Duration,
     /// Token-bucket queue, bytes.
     pub queue_bytes: u32,
+    /// One link per ordered pair of nodes (`shape::QueueSpec::pairs`).
+    pub pairs: bool,
     /// Compute rate method.
     pub compute: ComputeMode,
     /// Set by a signal: stop now (cleanup still runs).
@@ -324,6 +326,7 @@ pub fn run(name: &str, text: &str, o: &Options) -> Result<Outcome, RunError> {
         &cfg.net,
         QueueSpec {
             limit_bytes: o.queue_bytes,
+            pairs: o.pairs,
         },
     )?;
     // Residual loss of the preset or scenario: the whole run, every sender.
@@ -365,8 +368,16 @@ pub fn run(name: &str, text: &str, o: &Options) -> Result<Outcome, RunError> {
             cfg.gflops
         )
     };
+    let links = if o.pairs {
+        format!(
+            "; links: one per ordered pair at {:.1} Mbit/s",
+            cfg.net.rate_bps / 1e6
+        )
+    } else {
+        String::new()
+    };
     eprintln!(
-        "testbed: {name}: {}; compute: {compute}",
+        "testbed: {name}: {}{links}; compute: {compute}",
         tessera_sim::experiments::describe(&cfg)
     );
     let cluster_path = o.out.join("cluster.toml");

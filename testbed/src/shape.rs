@@ -11,6 +11,12 @@
 //! bytes, plus its fixed per-packet medium time (MAC contention, preamble, ACK) expressed as
 //! bytes at the link rate, less the 14-byte Ethernet header the kernel already counts.
 //! The model's propagation latency has no equivalent: this kernel has no `netem`.
+//!
+//! - **Point-to-point pairs** (`QueueSpec::pairs`, testbed only): every ordered pair of
+//!   nodes gets its own token bucket at the model's rate on the sender's interface (an `htb`
+//!   class per destination address), as if each pair had its own cable: node i's traffic to
+//!   j never waits for its traffic to k, and a node receives from all its peers at once. The
+//!   simulator has no such topology.
 
 use tessera_core::wire::NodeId;
 use tessera_sim::medium::{NetModel, Topology};
@@ -27,6 +33,9 @@ const MAX_FRAME: u32 = 1514;
 pub struct QueueSpec {
     /// Bytes a token bucket queues before it drops (an access point's or a switch's buffer).
     pub limit_bytes: u32,
+    /// One link per ordered pair of nodes at the model's rate, instead of the model's
+    /// topology (see the module docs).
+    pub pairs: bool,
 }
 
 /// One `tc` invocation: `tc -n NS ARGS`.
@@ -70,6 +79,9 @@ pub fn commands(model: &NetModel, names: &Names, nodes: &[NodeId], q: QueueSpec)
     let ov = overhead_bytes(model);
     let ap = names.ap();
     let mut out = Vec::new();
+    if q.pairs {
+        return pair_commands(model.rate_bps, ov, names, nodes, q);
+    }
     match model.topology {
         Topology::SharedChannel { relay_hops } => {
             let rate = model.rate_bps / relay_hops.max(1) as f64;
@@ -105,12 +117,58 @@ pub fn commands(model: &NetModel, names: &Names, nodes: &[NodeId], q: QueueSpec)
     out
 }
 
+/// One `htb` class per destination on every node's interface, each at `bps` with a
+/// `bfifo` of the queue's size; traffic to other addresses (ARP) is not shaped.
+fn pair_commands(bps: f64, ov: u32, names: &Names, nodes: &[NodeId], q: QueueSpec) -> Vec<Tc> {
+    let burst = 2 * (MAX_FRAME + ov);
+    let mut out = Vec::new();
+    for &id in nodes {
+        let ns = names.node(id);
+        out.push(tc(
+            ns.clone(),
+            words(&format!(
+                "qdisc add dev {NODE_DEV} root handle 1: stab overhead {ov} htb"
+            )),
+        ));
+        for &peer in nodes.iter().filter(|&&p| p != id) {
+            // Class minors are hexadecimal to tc.
+            let class = format!("1:{:x}", u32::from(peer) + 1);
+            out.push(tc(
+                ns.clone(),
+                words(&format!(
+                    "class add dev {NODE_DEV} parent 1: classid {class} htb rate {}bit \
+                     ceil {}bit burst {burst} cburst {burst} quantum {burst}",
+                    bps.round() as u64,
+                    bps.round() as u64
+                )),
+            ));
+            out.push(tc(
+                ns.clone(),
+                words(&format!(
+                    "qdisc add dev {NODE_DEV} parent {class} bfifo limit {}",
+                    q.limit_bytes.max(burst)
+                )),
+            ));
+            out.push(tc(
+                ns.clone(),
+                words(&format!(
+                    "filter add dev {NODE_DEV} parent 1: protocol ip u32 match ip dst {}/32 \
+                     flowid {class}",
+                    Names::addr(peer)
+                )),
+            ));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const Q: QueueSpec = QueueSpec {
         limit_bytes: 262_144,
+        pairs: false,
     };
 
     #[test]
@@ -144,5 +202,29 @@ mod tests {
             .iter()
             .all(|t| t.args.contains(&"100000000bit".to_string())));
         assert_eq!(c.iter().filter(|t| t.ns == "t-ap").count(), 2);
+    }
+
+    #[test]
+    fn pairs_shape_every_ordered_pair_on_its_sender() {
+        let mut m = NetModel::ethernet();
+        m.rate_bps = 20e6;
+        let names = Names::new("t").unwrap();
+        let q = QueueSpec { pairs: true, ..Q };
+        let c = commands(&m, &names, &[0, 1, 2], q);
+        assert!(c.iter().all(|t| t.ns != "t-ap"), "the bridge is not shaped");
+        let classes: Vec<_> = c
+            .iter()
+            .filter(|t| t.args.get(..2) == Some(&["class".to_string(), "add".to_string()]))
+            .collect();
+        assert_eq!(classes.len(), 6, "3 nodes, 2 peers each");
+        assert!(classes
+            .iter()
+            .all(|t| t.args.contains(&"20000000bit".to_string())));
+        // Node 1's traffic to node 2 (10.77.0.3) goes to class 1:3.
+        let f = c
+            .iter()
+            .find(|t| t.ns == "t-n1" && t.args.contains(&"10.77.0.3/32".to_string()))
+            .unwrap();
+        assert_eq!(f.args.last().map(String::as_str), Some("1:3"));
     }
 }

@@ -119,6 +119,8 @@ struct FrameData {
     picture: Option<Arc<Picture>>,
     /// Data source: the peers that hold `picture` (shipped since they last connected).
     shipped: BTreeSet<NodeId>,
+    /// Data source: the peers it lent a tile of this frame to.
+    took: BTreeSet<NodeId>,
     /// The picture being received, chunk by chunk.
     incoming: Option<Assembly>,
     /// Received tile inputs (worker or thief).
@@ -297,6 +299,9 @@ pub struct Node<S: TcpFullStack, X: Executor> {
     lane: Option<BoxedLane>,
     /// Wire precision of the tile results and strips this node sends.
     transfer: Precision,
+    /// Data source: the peers that took a tile of the last own frame that ended here; a new
+    /// frame's picture goes to them as it is submitted (see [`Node::submit`]).
+    takers: BTreeSet<NodeId>,
 }
 
 /// A link event kept in arrival order until the link's poll returns.
@@ -358,6 +363,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             coded: None,
             lane: None,
             transfer: Precision::F32,
+            takers: BTreeSet::new(),
         })
     }
 
@@ -466,6 +472,19 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         f.picture = image.picture;
         f.started = now;
         self.pump(now);
+        // The picture goes now to the nodes that took tiles of the last frame: they will
+        // likely steal from this one too, and the transfer overlaps the frames before it
+        // instead of delaying the first tile lent. A peer that then takes nothing drops out
+        // of `takers` when this frame ends.
+        let early: Vec<NodeId> = self
+            .takers
+            .iter()
+            .copied()
+            .filter(|p| self.up.contains(p))
+            .collect();
+        for p in early {
+            self.ship_picture(now, p, key);
+        }
         Ok(key)
     }
 
@@ -618,11 +637,11 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             return Ok(());
         };
         let gateway = matches!(self.machine, Machine::Gateway(_));
-        if gateway && !self.layered() {
+        if gateway && !self.relays_pictures() {
             return Err(ChunkError::Gateway);
         }
-        // Under BODP and MoDNN the gateway forwards the source's picture to the workers.
-        let forwarded = from == GATEWAY && self.layered();
+        // Under WSH, BODP and MoDNN the gateway forwards the source's picture to the workers.
+        let forwarded = from == GATEWAY && self.relays_pictures();
         if (frame.origin != from && !forwarded) || from == self.id() {
             return Err(ChunkError::NotOrigin { from, frame });
         }
@@ -645,12 +664,12 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         Ok(())
     }
 
-    /// The run is layer by layer (BODP or MoDNN): a source with a picture submits the picture,
-    /// and the gateway ships it to the workers for their layer-0 stripes.
-    fn layered(&self) -> bool {
+    /// The gateway hands out the frame's work (WSH: tiles; BODP, MoDNN: layer-0 stripes): a
+    /// source with a picture submits the picture, and the gateway relays it to the workers.
+    fn relays_pictures(&self) -> bool {
         matches!(
             machine!(&self.machine, m => m.config().policy),
-            Policy::Bodp | Policy::Modnn
+            Policy::Wsh | Policy::Bodp | Policy::Modnn
         )
     }
 
@@ -714,6 +733,9 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         if self.ship_picture(now, to, frame) {
             let sent = self.link.send_control(now, to, &task);
             self.note_send(sent);
+            if let Some(f) = self.frames.get_mut(&frame) {
+                f.took.insert(to);
+            }
         }
     }
 
@@ -817,7 +839,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 let f = frame_entry(&mut self.frames, frame, now);
                 f.tasks.insert(tile, (region, values));
             }
-            // Submitted as a picture (BODP, MoDNN): the chunks came first.
+            // Submitted as a picture (WSH, BODP, MoDNN): the chunks came first.
             (Message::FrameSubmit { .. }, Some((region, _, _))) if region.is_empty() => {}
             (Message::FrameSubmit { frame, .. }, Some((_, _, span))) => {
                 let values = r.into_values(span);
@@ -991,7 +1013,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 let sent = self.link.send_control(now, to, &msg);
                 self.note_send(sent);
             }
-            Action::SubmitFrame { frame } if self.layered() && self.has_picture(frame) => {
+            Action::SubmitFrame { frame } if self.relays_pictures() && self.has_picture(frame) => {
                 self.submit_picture(now, frame)
             }
             Action::SubmitFrame { frame } => {
@@ -1254,6 +1276,9 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             });
             return;
         };
+        if f.picture.is_some() && frame.origin == self.id() {
+            self.takers = core::mem::take(&mut f.took);
+        }
         let is_gateway = matches!(self.machine, Machine::Gateway(_));
         let bodp = f.layer_input.is_some();
         let output = if is_gateway && complete {
@@ -1426,8 +1451,9 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         }
     }
 
-    /// BODP/MoDNN source: submits `frame` as its picture, then a `FrameSubmit` without the
-    /// tensor: the gateway cuts the layer-0 stripes from it (or ships it on to the workers).
+    /// WSH/BODP/MoDNN source: submits `frame` as its picture, then a `FrameSubmit` without the
+    /// tensor: the gateway cuts the layer-0 stripes from it or ships it on to the workers (WSH:
+    /// before their first `TileTask` of the frame).
     fn submit_picture(&mut self, now: Instant, frame: FrameKey) {
         if !self.ship_picture(now, GATEWAY, frame) {
             return;
@@ -1622,10 +1648,11 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 Some(v) => cut.push((side, r, v)),
                 None => {
                     warn!(
-                        "node {}: frame {}: rows {:?} of layer {} missing for stripe {}",
+                        "node {}: frame {}: rows {}..{} of layer {} missing for stripe {}",
                         self.id(),
                         frame,
-                        rows,
+                        rows.start,
+                        rows.end,
                         prev,
                         stripe
                     );

@@ -94,12 +94,25 @@ pub struct Config {
     /// saves compute where it is free and never costs bytes: WST-S sends what WST sends.
     /// Off: strips go through the gateway's cache (docs/design.md §5).
     pub local_reuse: bool,
+    /// WST/WST-S data source: the most of its own tiles it keeps ahead of the gateway
+    /// (computed here, their `Coverage` not yet back) before it leaves its other queued tiles
+    /// to thieves. Where results leave slower than they are computed (a slow uplink), more
+    /// would only wait behind the link while an idle thief could compute them and send them
+    /// over its own. `Coverage` is the gateway's receipt, so the limit follows the measured
+    /// link without a rate estimate; a link faster than compute never reaches it. 0: no limit.
+    pub results_ahead: u8,
+    /// WST/WST-S thief: ask for the next tile while computing a stolen one (at most one task
+    /// waits), one steal round trip before the current tile should be done (both as last
+    /// measured), so a thief neither sits idle for a round trip between tiles nor holds a
+    /// tile idle behind its current one that its owner could have computed.
+    pub prefetch: bool,
 }
 
 impl Config {
     /// A configuration with the default timeouts: tile 2 s, steal backoff 50 ms, frame 60 s,
-    /// gateway fallback on, `FrameDone` as soon as every tile is in (`confirm_done` off). Connection liveness is not the machines' concern: the transport
-    /// reports peers up and down.
+    /// gateway fallback on, `FrameDone` as soon as every tile is in (`confirm_done` off), no limit
+    /// on results ahead, no prefetch. Connection liveness is not the machines' concern: the
+    /// transport reports peers up and down.
     pub fn new(policy: Policy, stack: &FusedStack<'_>, grid: Grid) -> Config {
         Config::with_shape(policy, StackShape::from_stack(stack), grid)
     }
@@ -116,6 +129,8 @@ impl Config {
             gateway_fallback: true,
             confirm_done: false,
             local_reuse: false,
+            results_ahead: 0,
+            prefetch: false,
         }
     }
 

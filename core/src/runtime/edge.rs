@@ -101,7 +101,20 @@ pub struct Edge {
     unanswered: [u8; MAX_EDGES + 1],
     /// Consecutive `StealReply { victim: None }` answers: the idle backoff doubles with each.
     turned_away: u32,
+    /// Prefetch timing: when the current work started, how long the last work took, and
+    /// when the pending steal request went out and how long the last one took to bring a
+    /// tile (see [`Edge::prefetch_at`]).
+    pace: Pace,
     stats: Stats,
+}
+
+/// What a prefetching thief measured of its own compute and of its steal round trips.
+#[derive(Clone, Copy, Debug, Default)]
+struct Pace {
+    started: Option<Instant>,
+    compute: Duration,
+    asked: Option<Instant>,
+    fetch: Duration,
 }
 
 /// Longest wait of an idle thief between steal requests. The gateway also sends a `Register`
@@ -136,6 +149,7 @@ impl Edge {
             ask: Ask::Idle,
             unanswered: [0; MAX_EDGES + 1],
             turned_away: 0,
+            pace: Pace::default(),
             stats: Stats::default(),
         }
     }
@@ -431,6 +445,9 @@ impl Edge {
                 let _ = self.inbox.push_back(Inbound {
                     work: Work::Tile { frame, tile, mode },
                 });
+                if let Some(at) = self.pace.asked.take() {
+                    self.pace.fetch = now.saturating_duration_since(at);
+                }
                 if current || matches!(self.ask, Ask::Task { .. } | Ask::Parked) {
                     self.ask = Ask::Idle;
                 }
@@ -663,13 +680,33 @@ impl Edge {
         }
     }
 
+    /// Own tiles computed here whose results the gateway has not yet confirmed (`Coverage`):
+    /// results still on their way through this node's uplink.
+    fn results_ahead(&self) -> u16 {
+        self.own
+            .iter()
+            .flatten()
+            .map(|f| f.local.difference(f.covered).len())
+            .sum()
+    }
+
+    /// The owner leaves its queued tiles to thieves for now: [`Config::results_ahead`] of its
+    /// results are still unconfirmed.
+    fn held_back(&self) -> bool {
+        self.cfg.results_ahead > 0 && self.results_ahead() >= u16::from(self.cfg.results_ahead)
+    }
+
     /// Starts the next piece of work, or asks for some.
     fn kick(&mut self) {
-        if self.current.is_some() || !self.gateway_up {
+        if !self.gateway_up {
             return;
         }
-        // 1. Own frames (WST): the owner takes from the head.
-        if self.cfg.stealing() {
+        if self.current.is_some() {
+            self.prefetch();
+            return;
+        }
+        // 1. Own frames (WST): the owner takes from the head, unless its uplink is behind.
+        if self.cfg.stealing() && !self.held_back() {
             if let Some(i) = oldest(&self.own, |f| f.seq, |f| f.queued() > 0) {
                 let (grid, reuse) = (self.cfg.grid, self.cfg.reuse_mode());
                 if let Some(f) = self.own[i].as_mut() {
@@ -712,8 +749,9 @@ impl Edge {
             self.start(job.work, false, fetch);
             return;
         }
-        // 3. Ask for work.
-        if self.ask != Ask::Idle {
+        // 3. Ask for work, unless own tiles wait (held back for thieves: a stolen tile's
+        // result would queue behind the same uplink).
+        if self.ask != Ask::Idle || self.own_queued() {
             return;
         }
         let until = self.now + self.cfg.tile_timeout;
@@ -725,13 +763,60 @@ impl Edge {
             Policy::Wst | Policy::WstS => {
                 self.actions.send(GATEWAY, Message::StealRequest);
                 self.ask = Ask::Steal { until };
+                self.pace.asked = Some(self.now);
             }
             Policy::Bodp | Policy::Modnn => {}
         }
     }
 
+    /// Some own frame has queued tiles.
+    fn own_queued(&self) -> bool {
+        self.cfg.stealing() && self.own.iter().flatten().any(|f| f.queued() > 0)
+    }
+
+    /// [`Config::prefetch`]: when a computing thief with nothing waiting and no own queued
+    /// tile asks for its next one: one steal round trip (as the last one took) before the
+    /// current work ends (if it takes as long as the last one), so the tile arrives as this
+    /// one is done, not held idle behind it while its owner could have computed it. Not before
+    /// a tile was timed (a thief would grab a whole round of tiles while computing its first).
+    /// `None` when it should not ask.
+    fn prefetch_at(&self) -> Option<Instant> {
+        let stealing = matches!(self.cfg.policy, Policy::Wst | Policy::WstS);
+        if !self.cfg.prefetch
+            || !stealing
+            || !self.gateway_up
+            || !self.inbox.is_empty()
+            || self.ask != Ask::Idle
+            || self.own_queued()
+            || self.current.is_none_or(|c| c.fetch.is_some())
+            || self.pace.compute.is_zero()
+        {
+            return None;
+        }
+        let started = self.pace.started?;
+        let lead = Duration::from_micros(
+            self.pace
+                .compute
+                .total_micros()
+                .saturating_sub(self.pace.fetch.total_micros()),
+        );
+        Some(started + lead)
+    }
+
+    /// Asks for the next tile if [`Edge::prefetch_at`] says it is time.
+    fn prefetch(&mut self) {
+        if self.prefetch_at().is_some_and(|at| at <= self.now) {
+            self.actions.send(GATEWAY, Message::StealRequest);
+            self.ask = Ask::Steal {
+                until: self.now + self.cfg.tile_timeout,
+            };
+            self.pace.asked = Some(self.now);
+        }
+    }
+
     /// Begins `work`: fetches the strips of the level-0 tiles in `fetch` first, if any.
     fn start(&mut self, work: Work, own: bool, fetch: TileSet) {
+        self.pace.started = Some(self.now);
         if let Work::Tile { mode, tile, .. } = work {
             if mode == Mode::Reuse && self.cfg.grid.level(tile as usize) == Level::One {
                 self.stats.reuse_runs += 1;
@@ -786,6 +871,9 @@ impl Edge {
         let own = self.current.is_some_and(|c| c.own);
         self.current = None;
         self.stats.tiles_computed += 1;
+        if let Some(at) = self.pace.started.take() {
+            self.pace.compute = now.saturating_duration_since(at);
+        }
         match work {
             Work::Tile { frame, tile, mode } => {
                 let level0 = self.cfg.grid.level(tile as usize) == Level::Zero;
@@ -925,6 +1013,7 @@ impl Edge {
         {
             at = earliest(at, Some(until));
         }
+        at = earliest(at, self.prefetch_at());
         for f in self.own.iter().flatten() {
             at = earliest(at, Some(f.deadline));
             at = earliest(at, f.next_deadline());

@@ -26,6 +26,10 @@ impl TileSet {
     pub(crate) fn len(&self) -> u16 {
         self.0.count_ones() as u16
     }
+    /// The members of `self` not in `other`.
+    pub(crate) fn difference(&self, other: TileSet) -> TileSet {
+        TileSet(self.0 & !other.0)
+    }
 }
 
 /// A set of node ids: the peers a machine was told are connected.

@@ -102,9 +102,9 @@ impl SrcFrame {
                 .position(|&t| grid.level(t as usize) == Level::One)
                 .unwrap_or(queue.len());
             let (zero, one) = queue.split_at_mut(split);
-            // Ties keep row-major order (the tile id breaks them; no allocation to sort).
-            zero.sort_unstable_by_key(|&t| (core::cmp::Reverse(sides(t)), t));
-            one.sort_unstable_by_key(|&t| (sides(t), t));
+            // Stable (ties keep the level order) and allocation-free: at most 25 tiles.
+            insertion_sort_by_key(zero, |t| core::cmp::Reverse(sides(t)));
+            insertion_sort_by_key(one, sides);
         } else {
             for t in 0..n {
                 let _ = queue.push(t as u8);
@@ -310,4 +310,15 @@ pub(crate) fn oldest<T>(
         .filter_map(|(i, s)| s.as_ref().filter(|s| f(s)).map(|s| (seq(s), i)))
         .min()
         .map(|(_, i)| i)
+}
+
+/// A stable in-place sort for short slices; `slice::sort_by_key` needs `alloc`.
+fn insertion_sort_by_key<K: Ord>(v: &mut [u8], key: impl Fn(u8) -> K) {
+    for i in 1..v.len() {
+        let mut j = i;
+        while j > 0 && key(v[j - 1]) > key(v[j]) {
+            v.swap(j - 1, j);
+            j -= 1;
+        }
+    }
 }

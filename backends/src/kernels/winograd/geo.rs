@@ -47,6 +47,8 @@ pub(super) struct Geo {
     pub ncp: usize,
     /// Block rows per chunk.
     pub rows: usize,
+    /// The call's output region.
+    pub region: Region,
 }
 
 /// Block rows `[by, by + n)` of a call.
@@ -88,14 +90,16 @@ impl Geo {
             kp,
             ncp: nbx.div_ceil(W) * W + a / m + 1,
             rows,
+            region: r,
         }
     }
 
-    /// The chunks, top to bottom.
-    pub fn chunks(&self) -> impl Iterator<Item = Chunk> + '_ {
-        (0..self.nby.div_ceil(self.rows)).map(|i| Chunk {
-            by: self.by0 + i * self.rows,
-            n: self.rows.min(self.nby - i * self.rows),
+    /// The chunks of block rows `[b0, b1)` (call-relative), top to bottom.
+    pub fn chunks(&self, b0: usize, b1: usize) -> impl Iterator<Item = Chunk> + '_ {
+        let n = b1.saturating_sub(b0);
+        (0..n.div_ceil(self.rows)).map(move |i| Chunk {
+            by: self.by0 + b0 + i * self.rows,
+            n: self.rows.min(n - i * self.rows),
         })
     }
 
@@ -114,10 +118,5 @@ impl Geo {
     pub fn pp(&self, n: usize) -> usize {
         let lines = (n * self.nbx + W).div_ceil(16);
         (lines | 1) * 16
-    }
-
-    /// Lane vectors per block row.
-    pub fn groups(&self) -> usize {
-        self.nbx.div_ceil(W)
     }
 }

@@ -40,7 +40,7 @@ impl Path {
 }
 
 /// Runs the input stage on `path`.
-pub(super) fn input(path: Path, job: InputJob<'_, '_>) {
+pub(super) fn input(path: Path, job: InputJob<'_>) {
     match path {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Path::of` picks `Avx512` only when the CPU reports AVX-512F (and AVX2, FMA).
@@ -53,7 +53,7 @@ pub(super) fn input(path: Path, job: InputJob<'_, '_>) {
 }
 
 /// Runs the product stage on `path`.
-pub(super) fn product(path: Path, job: ProductJob<'_>) {
+pub(super) fn product(path: Path, job: ProductJob<'_, '_>) {
     match path {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as in `input`.
@@ -67,24 +67,24 @@ pub(super) fn product(path: Path, job: ProductJob<'_>) {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn input_avx2(job: InputJob<'_, '_>) {
+fn input_avx2(job: InputJob<'_>) {
     stages::input(job)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-fn input_avx512(job: InputJob<'_, '_>) {
+fn input_avx512(job: InputJob<'_>) {
     stages::input(job)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn product_avx2(job: ProductJob<'_>) {
+fn product_avx2(job: ProductJob<'_, '_>) {
     stages::product::<16>(job)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-fn product_avx512(job: ProductJob<'_>) {
+fn product_avx512(job: ProductJob<'_, '_>) {
     stages::product::<32>(job)
 }

@@ -50,6 +50,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::marker::PhantomData;
 
+use tessera_core::ftp::{FusedStack, Grid, Mode, PlanError};
 use tessera_core::kernel::{
     aligned_input_region, batch_norm, check_conv_call, KernelError, Kernels,
 };
@@ -57,6 +58,7 @@ use tessera_core::model::weights::{ConvParams, Weights};
 use tessera_core::model::{Activation, Conv, LayerKind, MaxPool, Shape};
 use tessera_core::tensor::{FeatureView, FeatureViewMut};
 
+pub mod choice;
 mod filters;
 mod form;
 mod geo;
@@ -68,7 +70,7 @@ pub use form::Form;
 
 use super::{Fma, Isa};
 use filters::Prepared;
-use geo::{Chunk, Geo};
+use geo::Geo;
 use isa::Path;
 use stages::{InputJob, ProductJob};
 
@@ -87,6 +89,9 @@ pub struct Winograd<'w> {
     direct: Fma,
     form: Form,
     min_channels: u32,
+    /// Per class of layers, the method a cost model chose ([`Winograd::planned`]); layers
+    /// not in it run in `form`.
+    table: Option<Arc<Vec<(choice::Key, choice::Method)>>>,
     prepared: Option<Arc<Vec<Prepared>>>,
     _weights: PhantomData<&'w [f32]>,
 }
@@ -106,6 +111,7 @@ impl<'w> Winograd<'w> {
             direct: Fma::new(),
             form: Form::F4,
             min_channels: MIN_CHANNELS,
+            table: None,
             prepared: None,
             _weights: PhantomData,
         }
@@ -120,8 +126,8 @@ impl<'w> Winograd<'w> {
         })
     }
 
-    /// Splits each conv over `threads` threads (input channels for the transforms, output
-    /// channels for the products; results do not depend on it).
+    /// Splits each conv over `threads` threads (by block rows: each thread transforms,
+    /// multiplies and writes its own blocks; results do not depend on it).
     pub fn with_threads(self, threads: usize) -> Self {
         Winograd {
             direct: self.direct.with_threads(threads),
@@ -163,6 +169,7 @@ impl<'w> Winograd<'w> {
             direct: self.direct,
             form: self.form,
             min_channels: self.min_channels,
+            table: self.table,
             prepared: Some(Arc::new(done)),
             _weights: PhantomData,
         }
@@ -183,10 +190,60 @@ impl<'w> Winograd<'w> {
         self.form
     }
 
+    /// Chooses F4, F2 or direct per layer of `stack` for one frame on `grid` in `mode`, by the
+    /// cost model of [`choice`]: the method per layer that makes the whole plan cheapest
+    /// (tiles widened by F4's block alignment included). Layers of equal conv and input
+    /// shape share a method. Every node that plans the same stack, grid and mode gets the
+    /// same choice, so tiles stay bit-identical to the full frame run with this kernel.
+    /// [`prepare`](Winograd::prepare) afterwards, for the chosen forms.
+    pub fn planned(
+        self,
+        stack: &FusedStack<'_>,
+        grid: &Grid,
+        mode: Mode,
+    ) -> Result<Self, PlanError> {
+        let table = choice::choose(&self, stack, grid, mode)?;
+        Ok(self.with_table(table))
+    }
+
+    /// The form each layer of `stack` runs in (`None`: direct; pools `None`).
+    pub fn layer_forms(&self, stack: &FusedStack<'_>) -> Vec<Option<Form>> {
+        stack
+            .layers()
+            .iter()
+            .map(|l| match &l.kind {
+                LayerKind::Conv(c) => self.form_for(c, l.input),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// This kernel with a method per class of layers (the rest in its form).
+    fn with_table(self, table: Vec<(choice::Key, choice::Method)>) -> Self {
+        Winograd {
+            table: Some(Arc::new(table)),
+            prepared: None,
+            ..self
+        }
+    }
+
+    /// True for the convs this kernel may transform: 3×3 stride-1 of at least its minimum
+    /// input channels.
+    pub fn eligible(&self, conv: &Conv, map: Shape) -> bool {
+        conv.size == 3 && conv.stride == 1 && conv.pad <= 2 && map.c >= self.min_channels
+    }
+
     /// The form `conv` runs in, or `None` for direct convolution.
     pub fn form_for(&self, conv: &Conv, map: Shape) -> Option<Form> {
-        (conv.size == 3 && conv.stride == 1 && conv.pad <= 2 && map.c >= self.min_channels)
-            .then_some(self.form)
+        if !self.eligible(conv, map) {
+            return None;
+        }
+        let chosen = self.table.as_deref().and_then(|t| {
+            t.iter()
+                .find(|(key, _)| *key == (*conv, map))
+                .map(|&(_, method)| method)
+        });
+        chosen.unwrap_or(Some(self.form))
     }
 
     fn prepared_for(&self, form: Form, params: &ConvParams<'_>) -> Option<&[f32]> {
@@ -214,38 +271,76 @@ impl<'w> Winograd<'w> {
                 (f.scale as f32, f.shift)
             })
             .collect();
-        let leaky = conv.activation == Activation::Leaky;
-        let path = Path::of(self.isa());
-        let threads = self.threads();
-        let data = out.data();
+        let owned;
+        let u: &[f32] = match self.prepared_for(form, params) {
+            Some(u) => u,
+            None => {
+                let mut t = alloc::vec![0.0; filters::len(form, geo.c, geo.k)];
+                filters::transform(form, params.weights, geo.c, geo.k, &mut t);
+                owned = t;
+                &owned
+            }
+        };
+        let job = Rows {
+            path: Path::of(self.isa()),
+            geo: &geo,
+            input,
+            u,
+            post: &post,
+            leaky: conv.activation == Activation::Leaky,
+        };
+        split_rows(&job, out.data(), self.threads());
+    }
+}
+
+/// What every thread of a call shares (read only).
+struct Rows<'a> {
+    path: Path,
+    geo: &'a Geo,
+    input: &'a FeatureView<'a>,
+    u: &'a [f32],
+    post: &'a [(f32, f32)],
+    leaky: bool,
+}
+
+impl Rows<'_> {
+    /// Computes block rows `[b0, b1)` (call-relative) chunk by chunk with this thread's
+    /// scratch; `out` holds, per output channel, the region rows from map row `y0` on that
+    /// those blocks cover.
+    fn run(&self, b0: usize, b1: usize, out: &mut [&mut [f32]], y0: usize) {
+        let geo = self.geo;
         with_scratch(|s| {
-            let u: &[f32] = match self.prepared_for(form, params) {
-                Some(u) => u,
-                None => {
-                    grow(&mut s.u, filters::len(form, geo.c, geo.k));
-                    filters::transform(form, params.weights, geo.c, geo.k, &mut s.u);
-                    &s.u
-                }
-            };
-            for chunk in geo.chunks() {
+            for chunk in geo.chunks(b0, b1) {
                 let (plane, pp) = (geo.plane(chunk.n), geo.pp(chunk.n));
                 grow(&mut s.phase, geo.c * plane);
                 grow(&mut s.v, geo.c * geo.e * pp);
                 grow(&mut s.m, geo.kp * geo.e * pp);
-                let phase = &mut s.phase[..geo.c * plane];
                 let v = &mut s.v[..geo.c * geo.e * pp];
-                input_split(path, &geo, chunk, input, phase, v, threads);
-                let m = &mut s.m[..geo.kp * geo.e * pp];
-                let job = Products {
-                    geo: &geo,
-                    chunk,
-                    u,
-                    v,
-                    post: &post,
-                    leaky,
-                    region,
-                };
-                product_split(path, &job, m, data, threads);
+                isa::input(
+                    self.path,
+                    InputJob {
+                        geo,
+                        chunk,
+                        input: self.input,
+                        phase: &mut s.phase[..geo.c * plane],
+                        v,
+                    },
+                );
+                isa::product(
+                    self.path,
+                    ProductJob {
+                        geo,
+                        chunk,
+                        u: self.u,
+                        v: &s.v[..geo.c * geo.e * pp],
+                        m: &mut s.m[..geo.kp * geo.e * pp],
+                        post: self.post,
+                        leaky: self.leaky,
+                        region: geo.region,
+                        out: &mut *out,
+                        y0,
+                    },
+                );
             }
         });
     }
@@ -295,132 +390,48 @@ impl Kernels for Winograd<'_> {
     }
 }
 
-/// The product stage's inputs shared by all threads.
-struct Products<'a> {
-    geo: &'a Geo,
-    chunk: Chunk,
-    u: &'a [f32],
-    v: &'a [f32],
-    post: &'a [(f32, f32)],
-    leaky: bool,
-    region: tessera_core::region::Region,
-}
-
-/// Range `t` of `n` items cut into `threads` nearly equal contiguous ranges.
-fn range(n: usize, threads: usize, t: usize) -> (usize, usize) {
-    (n * t / threads, n * (t + 1) / threads)
-}
-
-/// The input stage over channel ranges on `threads` threads: each gets its channels' phase
-/// planes and their rows of `V[ξ][c]`.
-fn input_split(
-    path: Path,
-    geo: &Geo,
-    chunk: Chunk,
-    input: &FeatureView<'_>,
-    phase: &mut [f32],
-    v: &mut [f32],
-    threads: usize,
-) {
-    let plane = geo.plane(chunk.n);
-    let pp = geo.pp(chunk.n);
-    let c = geo.c;
-    let threads = threads.clamp(1, c.max(1));
-    let mut rows: Vec<Vec<&mut [f32]>> = (0..threads)
-        .map(|t| {
-            let (c0, c1) = range(c, threads, t);
-            Vec::with_capacity(geo.e * (c1 - c0))
-        })
-        .collect();
-    // Row `ξ·C + c` goes to the thread of channel `c`, in ξ-major order.
-    let owner = |ci: usize| {
-        (0..threads)
-            .find(|&t| range(c, threads, t).1 > ci)
-            .unwrap_or(0)
+/// Runs the call's block rows cut into `threads` nearly equal ranges, one per thread (the
+/// caller's thread takes the last): each thread transforms, multiplies and writes only its own
+/// blocks, with its own scratch, so threads share nothing they write and need no barrier.
+/// `out` is the output over the region, `[k][y][x]`.
+fn split_rows(job: &Rows<'_>, out: &mut [f32], threads: usize) {
+    let geo = job.geo;
+    let r = geo.region;
+    let (m, rw, rh) = (geo.m, r.width() as usize, r.height() as usize);
+    // Without `std` there are no threads.
+    let threads = if cfg!(feature = "std") {
+        threads.clamp(1, geo.nby)
+    } else {
+        1
     };
-    for (i, row) in v.chunks_exact_mut(pp).take(geo.e * c).enumerate() {
-        rows[owner(i % c)].push(row);
+    // First region row of block row `b` (call-relative), clamped to the region.
+    let row_of = |b: usize| ((geo.by0 + b) * m).clamp(r.y.start as usize, r.y.end as usize);
+    let cut = |t: usize| geo.nby * t / threads;
+    let mut parts: Vec<Vec<&mut [f32]>> = (0..threads).map(|_| Vec::with_capacity(geo.k)).collect();
+    for plane in out.chunks_exact_mut(rw * rh).take(geo.k) {
+        let mut rest = plane;
+        for (t, part) in parts.iter_mut().enumerate() {
+            let rows = row_of(cut(t + 1)) - row_of(cut(t));
+            let (mine, tail) = rest.split_at_mut(rows * rw);
+            part.push(mine);
+            rest = tail;
+        }
     }
-    let job = |t: usize, phase: &mut [f32], v: &mut [&mut [f32]]| {
-        isa::input(
-            path,
-            InputJob {
-                geo,
-                chunk,
-                input,
-                c0: range(c, threads, t).0,
-                phase,
-                v,
-            },
-        )
-    };
+    let y0 = |t: usize| row_of(cut(t));
     #[cfg(feature = "std")]
     if threads > 1 {
-        let job = &job;
         std::thread::scope(|scope| {
-            let mut rest = phase;
-            for (t, mine) in rows.iter_mut().enumerate() {
-                let (c0, c1) = range(c, threads, t);
-                let (ph, tail) = rest.split_at_mut((c1 - c0) * plane);
-                rest = tail;
+            for (t, part) in parts.iter_mut().enumerate() {
                 if t + 1 == threads {
-                    job(t, ph, mine);
+                    job.run(cut(t), cut(t + 1), part, y0(t));
                 } else {
-                    scope.spawn(move || job(t, ph, mine));
+                    scope.spawn(move || job.run(cut(t), cut(t + 1), part, y0(t)));
                 }
             }
         });
         return;
     }
-    job(0, &mut phase[..c * plane], &mut rows[0]);
-}
-
-/// The product stage over output channel block ranges on `threads` threads.
-fn product_split(path: Path, p: &Products<'_>, m: &mut [f32], out: &mut [f32], threads: usize) {
-    let geo = p.geo;
-    let nkb = geo.kp / MR;
-    let mlen = MR * geo.e * geo.pp(p.chunk.n);
-    let area = p.region.area() as usize;
-    let threads = threads.clamp(1, nkb.max(1));
-    // Output channels of blocks [kb0, kb1): the last block may be partly padding.
-    let out_of = |kb: usize| (kb * MR).min(geo.k) * area;
-    let run = |kb0: usize, m: &'_ mut [f32], out: &'_ mut [f32]| {
-        isa::product(
-            path,
-            ProductJob {
-                geo,
-                chunk: p.chunk,
-                u: p.u,
-                v: p.v,
-                kb0,
-                m,
-                post: p.post,
-                leaky: p.leaky,
-                region: p.region,
-                out,
-            },
-        )
-    };
-    #[cfg(feature = "std")]
-    if threads > 1 {
-        std::thread::scope(|scope| {
-            let (mut mrest, mut orest) = (m, out);
-            for t in 0..threads {
-                let (kb0, kb1) = range(nkb, threads, t);
-                let (mine, mtail) = mrest.split_at_mut((kb1 - kb0) * mlen);
-                let (oute, otail) = orest.split_at_mut(out_of(kb1) - out_of(kb0));
-                (mrest, orest) = (mtail, otail);
-                if t + 1 == threads {
-                    run(kb0, mine, oute);
-                } else {
-                    scope.spawn(move || run(kb0, mine, oute));
-                }
-            }
-        });
-        return;
-    }
-    let _ = (threads, out_of);
-    run(0, &mut m[..nkb * mlen], out);
+    job.run(0, geo.nby, &mut parts[0], y0(0));
 }
 
 /// Each thread's buffers, kept between calls.
@@ -429,7 +440,6 @@ struct Scratch {
     phase: Vec<f32>,
     v: Vec<f32>,
     m: Vec<f32>,
-    u: Vec<f32>,
 }
 
 /// Grows `v` to at least `len` elements (never shrinks: kept between calls).

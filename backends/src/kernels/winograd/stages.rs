@@ -29,22 +29,21 @@ fn fma(a: f32, b: f32, c: f32) -> f32 {
     }
 }
 
-/// The input stage of channels `c0..c0 + n` of a chunk.
-pub(super) struct InputJob<'a, 'r> {
+/// The input stage of a chunk (all input channels).
+pub(super) struct InputJob<'a> {
     pub geo: &'a Geo,
     pub chunk: Chunk,
     pub input: &'a FeatureView<'a>,
-    pub c0: usize,
-    /// `n` phase planes.
+    /// One phase plane per channel.
     pub phase: &'a mut [f32],
-    /// The rows `V[ξ][c]` (`pp` blocks each) of the `n` channels, `ξ`-major.
-    pub v: &'a mut [&'r mut [f32]],
+    /// `V[ξ][c][pp]`.
+    pub v: &'a mut [f32],
 }
 
 /// Copies the channels' input rows into phase planes (zeros outside the map and the view),
 /// then writes every block's `Bᵀ d B` to `V`.
 #[inline(always)]
-pub(super) fn input(job: InputJob<'_, '_>) {
+pub(super) fn input(job: InputJob<'_>) {
     match job.geo.form {
         Form::F2 => input_form::<2, 4>(job),
         Form::F4 => input_form::<4, 6>(job),
@@ -63,7 +62,7 @@ const fn form_of<const M: usize>() -> Form {
 
 /// [`input`] for block side `M`, `α = A` (loops of constant length, unrolled).
 #[inline(always)]
-fn input_form<const M: usize, const A: usize>(job: InputJob<'_, '_>) {
+fn input_form<const M: usize, const A: usize>(job: InputJob<'_>) {
     let g = job.geo;
     let (m, a) = (M, A);
     let form = form_of::<M>();
@@ -71,9 +70,9 @@ fn input_form<const M: usize, const A: usize>(job: InputJob<'_, '_>) {
     let vr = job.input.region();
     let x_first = (g.bx0 * m) as i64 - g.pad;
     let y_first = (job.chunk.by * m) as i64 - g.pad;
-    let n = job.phase.len() / plane;
+    let (n, pp) = (g.c, g.pp(job.chunk.n));
     for ci in 0..n {
-        let c = job.c0 + ci;
+        let c = ci;
         let ph = &mut job.phase[ci * plane..][..plane];
         for r in 0..g.prow(job.chunk.n) {
             let y = y_first + r as i64;
@@ -108,70 +107,107 @@ fn input_form<const M: usize, const A: usize>(job: InputJob<'_, '_>) {
                 }
             }
         }
-        for br in 0..job.chunk.n {
-            for grp in 0..g.groups() {
-                let valid = W.min(g.nbx - grp * W);
-                let mut d = [[[0.0f32; W]; AMAX]; AMAX];
+        let blocks = job.chunk.n * g.nbx;
+        for p in (0..blocks).step_by(W) {
+            let valid = W.min(blocks - p);
+            let mut d = [[[0.0f32; W]; AMAX]; AMAX];
+            for seg in segments(p, valid, g.nbx) {
                 for (sr, drow) in d.iter_mut().enumerate().take(a) {
-                    let row = br * m + sr;
+                    let row = seg.br * m + sr;
                     for (sc, dv) in drow.iter_mut().enumerate().take(a) {
-                        let at = (row * m + sc % m) * g.ncp + grp * W + sc / m;
-                        dv.copy_from_slice(&ph[at..][..W]);
+                        let at = (row * m + sc % m) * g.ncp + seg.bx + sc / m;
+                        dv[seg.lane..][..seg.len].copy_from_slice(&ph[at..][..seg.len]);
                     }
                 }
-                let mut t = [[[0.0f32; W]; AMAX]; AMAX];
+            }
+            let mut t = [[[0.0f32; W]; AMAX]; AMAX];
+            for sr in 0..a {
+                t[sr] = bt(form, &d[sr]);
+            }
+            for xc in 0..a {
+                let mut col = [[0.0f32; W]; AMAX];
                 for sr in 0..a {
-                    t[sr] = bt(form, &d[sr]);
+                    col[sr] = t[sr][xc];
                 }
-                let p = br * g.nbx + grp * W;
-                for xc in 0..a {
-                    let mut col = [[0.0f32; W]; AMAX];
-                    for sr in 0..a {
-                        col[sr] = t[sr][xc];
-                    }
-                    let vv = bt(form, &col);
-                    for (xr, vx) in vv.iter().enumerate().take(a) {
-                        job.v[(xr * a + xc) * n + ci][p..][..valid].copy_from_slice(&vx[..valid]);
-                    }
+                let vv = bt(form, &col);
+                for (xr, vx) in vv.iter().enumerate().take(a) {
+                    let row = ((xr * a + xc) * n + ci) * pp;
+                    job.v[row + p..][..valid].copy_from_slice(&vx[..valid]);
                 }
             }
         }
     }
 }
 
-/// The product stage of output channel blocks `kb0..kb0 + n` of a chunk.
-pub(super) struct ProductJob<'a> {
+/// Lanes `[lane, lane + len)` of a lane vector: blocks `bx..bx + len` of chunk block row `br`.
+#[derive(Clone, Copy)]
+struct Segment {
+    lane: usize,
+    br: usize,
+    bx: usize,
+    len: usize,
+}
+
+/// The block-row pieces of the lane vector of chunk blocks `p..p + valid` (blocks numbered
+/// row by row, `nbx` per row): lane vectors run over the chunk's blocks in order, across
+/// block rows, so narrow maps and tiles fill every lane.
+#[inline(always)]
+fn segments(p: usize, valid: usize, nbx: usize) -> impl Iterator<Item = Segment> {
+    let mut q = p;
+    core::iter::from_fn(move || {
+        (q < p + valid).then(|| {
+            let (br, bx) = (q / nbx, q % nbx);
+            let len = (nbx - bx).min(p + valid - q);
+            let seg = Segment {
+                lane: q - p,
+                br,
+                bx,
+                len,
+            };
+            q += len;
+            seg
+        })
+    })
+}
+
+/// The product stage of a chunk (all output channels).
+pub(super) struct ProductJob<'a, 'o> {
     pub geo: &'a Geo,
     pub chunk: Chunk,
     /// All transformed filters of the layer.
     pub u: &'a [f32],
     /// `V[ξ][c][pp]` of all channels.
     pub v: &'a [f32],
-    pub kb0: usize,
-    /// Products of the blocks' channels: `n · MR · α² · pp`.
+    /// Products `M[k][ξ][pp]` (`kp` channels).
     pub m: &'a mut [f32],
     /// Folded batch norm `(a, b)` of every output channel of the layer.
     pub post: &'a [(f32, f32)],
     pub leaky: bool,
-    /// The output region, and the output values of the blocks' channels (`[k][y][x]` over it).
+    /// The output region.
     pub region: Region,
-    pub out: &'a mut [f32],
+    /// Per output channel, its rows of the region from map row `y0` on (`[y][x]`): the rows
+    /// this thread's blocks cover.
+    pub out: &'a mut [&'o mut [f32]],
+    pub y0: usize,
 }
 
-/// One `MR × NR` tile of products over input channels `0..c` of `u`/`v`, continuing the sums
-/// `acc` (zeros for the first channel block): `Σ_c u[c][r] · v[c][j]` in channel order, one
-/// fused multiply-add per term.
+/// One `MR × NR` tile of products (blocks `pv..pv + NR` of rows `vstride` apart) over input
+/// channels `0..c` of `u`/`v`, continuing the sums `acc` (zeros for the first channel block):
+/// `Σ_c u[c][r] · v[c][j]` in channel order, one fused multiply-add per term.
 #[inline(always)]
 fn tile<const NR: usize>(
     mut acc: [[f32; NR]; MR],
     u: &[f32],
     v: &[f32],
     vstride: usize,
+    pv: usize,
     c: usize,
 ) -> [[f32; NR]; MR] {
-    for ci in 0..c {
-        let uu: &[f32; MR] = u[ci * MR..][..MR].try_into().expect("MR weights");
-        let vv: &[f32; NR] = v[ci * vstride..][..NR].try_into().expect("NR blocks");
+    // Whole rows and whole weight groups: the slice checks left are loop-invariant, so the
+    // hottest loop carries none.
+    let rows = v[..c * vstride].chunks_exact(vstride);
+    for (uu, vrow) in u[..c * MR].chunks_exact(MR).zip(rows) {
+        let vv = &vrow[pv..pv + NR];
         for r in 0..MR {
             for j in 0..NR {
                 acc[r][j] = fma(uu[r], vv[j], acc[r][j]);
@@ -191,7 +227,7 @@ const CB: usize = 128;
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn gemm_tile<const NR: usize>(
-    job: &mut ProductJob<'_>,
+    job: &mut ProductJob<'_, '_>,
     pp: usize,
     xi: usize,
     kb: usize,
@@ -200,7 +236,7 @@ fn gemm_tile<const NR: usize>(
     cn: usize,
 ) {
     let (e, c) = (job.geo.e, job.geo.c);
-    let u = &job.u[(((job.kb0 + kb) * e + xi) * c + c0) * MR..][..cn * MR];
+    let u = &job.u[((kb * e + xi) * c + c0) * MR..][..cn * MR];
     let at = |r: usize| ((kb * MR + r) * e + xi) * pp + pv;
     let mut acc = [[0.0; NR]; MR];
     if c0 > 0 {
@@ -208,7 +244,7 @@ fn gemm_tile<const NR: usize>(
             row.copy_from_slice(&job.m[at(r)..][..NR]);
         }
     }
-    let acc = tile::<NR>(acc, u, &job.v[(xi * c + c0) * pp + pv..], pp, cn);
+    let acc = tile::<NR>(acc, u, &job.v[(xi * c + c0) * pp..], pp, pv, cn);
     for (r, row) in acc.iter().enumerate() {
         job.m[at(r)..][..NR].copy_from_slice(row);
     }
@@ -217,7 +253,7 @@ fn gemm_tile<const NR: usize>(
 /// Products (`NR` blocks per GEMM tile, a 16-block tile at the end), then output transforms
 /// into `out`.
 #[inline(always)]
-pub(super) fn product<const NR: usize>(mut job: ProductJob<'_>) {
+pub(super) fn product<const NR: usize>(mut job: ProductJob<'_, '_>) {
     let g = job.geo;
     let (e, c) = (g.e, g.c);
     let pp = g.pp(job.chunk.n);
@@ -252,24 +288,22 @@ pub(super) fn product<const NR: usize>(mut job: ProductJob<'_>) {
 /// Output transforms, batch norm and activation of the job's channels, stored where they
 /// fall inside the region.
 #[inline(always)]
-fn output<const M: usize, const A: usize>(job: &mut ProductJob<'_>, nkb: usize) {
+fn output<const M: usize, const A: usize>(job: &mut ProductJob<'_, '_>, nkb: usize) {
     let g = job.geo;
     let (m, a, e) = (M, A, g.e);
     let form = form_of::<M>();
     let pp = g.pp(job.chunk.n);
     let r = job.region;
-    let (rw, rh) = (r.width() as usize, r.height() as usize);
-    let k0 = job.kb0 * MR;
-    let kn = (nkb * MR).min(g.k - k0);
+    let rw = r.width() as usize;
+    let kn = (nkb * MR).min(g.k);
     for kl in 0..kn {
-        let (pa, pb) = job.post[k0 + kl];
+        let (pa, pb) = job.post[kl];
         let mk = &job.m[kl * e * pp..][..e * pp];
-        let out = &mut job.out[kl * rw * rh..][..rw * rh];
-        for br in 0..job.chunk.n {
-            let by = job.chunk.by + br;
-            for grp in 0..g.groups() {
-                let valid = W.min(g.nbx - grp * W);
-                let p = br * g.nbx + grp * W;
+        let out = &mut *job.out[kl];
+        let blocks = job.chunk.n * g.nbx;
+        for p in (0..blocks).step_by(W) {
+            let valid = W.min(blocks - p);
+            {
                 let mut t = [[[0.0f32; W]; 4]; AMAX];
                 for (xr, tr) in t.iter_mut().enumerate().take(a) {
                     let mut mm = [[0.0f32; W]; AMAX];
@@ -287,29 +321,32 @@ fn output<const M: usize, const A: usize>(job: &mut ProductJob<'_>, nkb: usize) 
                     }
                     *yj = at(form, &col);
                 }
-                let x_abs = (g.bx0 + grp * W) * m;
-                let (xa, xb) = (
-                    (r.x.start as usize).max(x_abs),
-                    (r.x.end as usize).min(x_abs + valid * m),
-                );
-                for i in 0..m {
-                    let oy = by * m + i;
-                    if oy < r.y.start as usize || oy >= r.y.end as usize || xa >= xb {
-                        continue;
-                    }
-                    let mut line = [0.0f32; W * 4];
-                    for lane in 0..W {
-                        for j in 0..m {
-                            let mut v = fma(y[j][i][lane], pa, pb);
-                            if job.leaky && v <= 0.0 {
-                                v *= 0.1;
-                            }
-                            line[lane * m + j] = v;
+                for seg in segments(p, valid, g.nbx) {
+                    // Lanes [lane, lane + len) are blocks bx.. of block row br.
+                    let x_abs = (g.bx0 + seg.bx) * m;
+                    let (xa, xb) = (
+                        (r.x.start as usize).max(x_abs),
+                        (r.x.end as usize).min(x_abs + seg.len * m),
+                    );
+                    for i in 0..m {
+                        let oy = (job.chunk.by + seg.br) * m + i;
+                        if oy < r.y.start as usize || oy >= r.y.end as usize || xa >= xb {
+                            continue;
                         }
+                        let mut line = [0.0f32; W * 4];
+                        for lane in 0..seg.len {
+                            for j in 0..m {
+                                let mut v = fma(y[j][i][seg.lane + lane], pa, pb);
+                                if job.leaky && v <= 0.0 {
+                                    v *= 0.1;
+                                }
+                                line[lane * m + j] = v;
+                            }
+                        }
+                        let row = (oy - job.y0) * rw;
+                        out[row + xa - r.x.start as usize..][..xb - xa]
+                            .copy_from_slice(&line[xa - x_abs..xb - x_abs]);
                     }
-                    let row = (oy - r.y.start as usize) * rw;
-                    out[row + xa - r.x.start as usize..][..xb - xa]
-                        .copy_from_slice(&line[xa - x_abs..xb - x_abs]);
                 }
             }
         }

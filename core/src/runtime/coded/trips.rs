@@ -15,8 +15,13 @@ use crate::deadline::{FitError, LinkDelay};
 
 use super::RTT_WINDOW;
 
-/// EM rounds of the censored fit (each is `O(RTT_WINDOW)` incomplete-gamma evaluations).
+/// Most EM rounds of the censored fit (each is three incomplete-gamma evaluations per
+/// censored trip); it stops earlier once a round moves no parameter by more than
+/// [`SETTLED`] (relative; absolute for the loss).
 const EM_ROUNDS: usize = 24;
+
+/// A round that changes the model less than this ends the EM.
+const SETTLED: f64 = 1e-4;
 
 /// Survival below which the tail moments use the gamma's exponential tail (the ratio of two
 /// tiny incomplete gammas loses its precision there).
@@ -95,10 +100,10 @@ impl RttLog {
     }
 }
 
-/// `E[X | X > x]` and `E[X² | X > x]` for `X ~ Gamma(κ, θ)`, `x ≥ 0`.
-fn tail_moments(shape: f64, scale: f64, x: f64) -> (f64, f64) {
+/// `E[X | X > x]` and `E[X² | X > x]` for `X ~ Gamma(κ, θ)`, `x ≥ 0`, given the survival
+/// `q0 = P(X > x)`.
+fn tail_moments(shape: f64, scale: f64, x: f64, q0: f64) -> (f64, f64) {
     let z = x / scale;
-    let q0 = 1.0 - reg_lower(shape, z);
     if q0 < TINY_TAIL || !q0.is_finite() {
         // Far in the tail the excess over `x` is about exponential with mean θ.
         let m1 = x + scale;
@@ -134,13 +139,14 @@ fn fit_censored(start: LinkDelay, d: &[f64], c: &[f64]) -> LinkDelay {
         let (mut late, mut e1, mut e2) = (0.0, 0.0, 0.0);
         for &cj in c {
             let x = (cj - loc).max(0.0);
-            let survive = (1.0 - model.loss) * (1.0 - reg_lower(model.shape, x / model.scale));
+            let q0 = 1.0 - reg_lower(model.shape, x / model.scale);
+            let survive = (1.0 - model.loss) * q0;
             let w = if survive + model.loss > 0.0 {
                 survive / (survive + model.loss)
             } else {
                 0.0
             };
-            let (m1, m2) = tail_moments(model.shape, model.scale, x);
+            let (m1, m2) = tail_moments(model.shape, model.scale, x, q0);
             late += w;
             e1 += w * m1;
             e2 += w * m2;
@@ -151,12 +157,19 @@ fn fit_censored(start: LinkDelay, d: &[f64], c: &[f64]) -> LinkDelay {
         if !(mean.is_finite() && var.is_finite() && mean > 0.0 && var > 0.0) {
             break;
         }
-        model = LinkDelay {
+        let next = LinkDelay {
             loc,
             shape: mean * mean / var,
             scale: var / mean,
             loss: ((m - late) / (n + m)).clamp(0.0, 1.0),
         };
+        let settled = (next.shape - model.shape).abs() <= SETTLED * model.shape
+            && (next.scale - model.scale).abs() <= SETTLED * model.scale
+            && (next.loss - model.loss).abs() <= SETTLED;
+        model = next;
+        if settled {
+            break;
+        }
     }
     model
 }
