@@ -253,6 +253,9 @@ pub struct NodeOptions {
     pub model_fingerprint: u64,
     /// How the coded part's tasks and results travel (with a [`CodedRole`]).
     pub tail_transport: TailTransport,
+    /// A coded worker's sends per result on datagrams (`CodedConfig::copies`; the gateway's
+    /// come from its role's configuration).
+    pub worker_copies: u8,
     /// Development only: drop this share of the node's coded datagrams on purpose
     /// ([`DevLoss`]; ignored on the link).
     pub dev_loss: Option<DevLoss>,
@@ -268,6 +271,7 @@ impl Default for NodeOptions {
             coded: None,
             model_fingerprint: 0,
             tail_transport: TailTransport::Tcp,
+            worker_copies: 1,
             dev_loss: None,
         }
     }
@@ -400,8 +404,11 @@ pub fn start_node(
                 AnyKernel::Simd(k) => ThreadShards::new(k, slowdown, Some(wake.clone())),
             }
             .map_err(io("a coded compute thread"))?;
-            // A worker's part ignores the stage's configuration (the gateway's).
-            let config = CodedConfig::new(Duration::from_secs(1));
+            // A worker's part takes only the copies of the stage's configuration.
+            let config = CodedConfig {
+                copies: options.worker_copies,
+                ..CodedConfig::new(Duration::from_secs(1))
+            };
             Some((
                 model,
                 config,

@@ -10,7 +10,9 @@ use std::time::Instant as StdInstant;
 
 #[cfg(feature = "codecs")]
 use tessera_backends::builtin::DEFAULT_IMAGE;
+use tessera_backends::driver::shipped::chunks;
 use tessera_backends::driver::{Finished, Inline, Model, Node, NodeStats, SourceFrame};
+use tessera_backends::link::Link;
 use tessera_backends::nal_std::StdStack;
 use tessera_backends::pipeline::{letterbox_of, Picture, Rgb8};
 use tessera_core::exec::{run_tile, NoStrips, TileJob};
@@ -18,10 +20,10 @@ use tessera_core::ftp::{FusedStack, Grid, Mode, Partition, TilePlan};
 use tessera_core::kernel::Portable;
 use tessera_core::model::weights::param_count;
 use tessera_core::model::{Network, Shape};
-use tessera_core::runtime::Config;
+use tessera_core::runtime::{Config, MAX_GATEWAY_FRAMES};
 use tessera_core::tensor::FeatureView;
 use tessera_core::time::{Duration, Instant};
-use tessera_core::wire::{Key, Policy, Precision};
+use tessera_core::wire::{Body, FrameKey, Key, Policy, Precision, GATEWAY};
 use tessera_core::Region;
 use tessera_testkit::{conv, pool};
 
@@ -76,7 +78,7 @@ fn reference(model: &Model, image: &[f32]) -> Vec<f32> {
 
 type TestNode = Node<StdStack, Inline<Portable>>;
 
-/// A gateway and `edges` edges on loopback, created at `now`.
+/// A gateway and `edges` edges on loopback, created at `now`, and their port.
 fn nodes(
     policy: Policy,
     grid: (u32, u32),
@@ -84,7 +86,7 @@ fn nodes(
     local_reuse: bool,
     transfer: Precision,
     now: Instant,
-) -> (Arc<Model>, Vec<TestNode>) {
+) -> (Arc<Model>, Vec<TestNode>, u16) {
     let model = Arc::new(model(grid));
     let stack = FusedStack::new(&model.net, model.layers).unwrap();
     let g = Grid::new(grid.0, grid.1, Partition::Darknet, &stack).unwrap();
@@ -116,7 +118,7 @@ fn nodes(
     for n in nodes.iter_mut() {
         n.set_transfer(transfer);
     }
-    (model, nodes)
+    (model, nodes, p)
 }
 
 /// Runs `frames` frames of `image` from edge 1 through a cluster; returns what the gateway
@@ -132,7 +134,7 @@ fn run_cluster(
 ) -> (Vec<Finished>, Vec<f32>, Vec<NodeStats>) {
     let start = StdInstant::now();
     let now = || Instant::from_micros(start.elapsed().as_micros() as u64);
-    let (model, mut nodes) = nodes(policy, grid, edges, local_reuse, transfer, now());
+    let (model, mut nodes, _) = nodes(policy, grid, edges, local_reuse, transfer, now());
     let mut submitted = 0;
     let mut done = Vec::new();
     while done.len() < frames {
@@ -219,12 +221,7 @@ fn modnn_keeps_stripes_on_the_workers_bit_exact_with_fewer_bytes_than_bodp() {
 /// gateway ships it to each worker, which cuts its layer-0 rows from it; bit-exact still.
 #[test]
 fn layered_policies_with_a_shipped_picture_match_the_single_device_run() {
-    let px: Vec<u8> = (0..61 * 37 * 3).map(|i| (i * 7919 % 251) as u8).collect();
-    let rgb = Rgb8::new(61, 37, px).unwrap();
-    let image = SourceFrame {
-        input: letterbox_of(&rgb, 48, 40).data,
-        picture: Some(Arc::new(Picture::from_pixels(&rgb).unwrap())),
-    };
+    let image = shipped_pixels();
     for policy in [Policy::Bodp, Policy::Modnn] {
         let (done, expect, stats) =
             run_cluster(policy, (3, 3), 3, 2, image.clone(), false, Precision::F32);
@@ -236,13 +233,15 @@ fn layered_policies_with_a_shipped_picture_match_the_single_device_run() {
     }
 }
 
-/// Runs the stealing policies on `image` (which has a picture), WST-S with strips through the
-/// gateway and kept where they were made: the tiles lent go as `TileTask`s after the picture,
+/// Runs WSH and the stealing policies on `image` (which has a picture), WST-S with strips
+/// through the gateway and kept where they were made: the tiles lent go as `TileTask`s after
+/// the picture (under WSH the source ships it to the gateway, which relays it to its workers),
 /// the receivers cut their inputs from their own decode, and the stitched output is still the
 /// single-device run's, bit for bit.
 fn check_shipped(image: SourceFrame) {
     assert!(image.picture.is_some());
     for (policy, local) in [
+        (Policy::Wsh, false),
         (Policy::Wst, false),
         (Policy::WstS, false),
         (Policy::WstS, true),
@@ -258,6 +257,17 @@ fn check_shipped(image: SourceFrame) {
             .map(|(_, n)| n)
             .sum();
         assert!(helped > 0, "{policy:?}: the source computed every tile");
+        let picture = image.picture.as_ref().map_or(0, |p| p.bytes.len());
+        if policy == Policy::Wsh && picture < image.input.len() * 4 {
+            // Submitted as the picture (relayed by the gateway), not as `f32` input: the
+            // source sent less than its frames' inputs (raw pixels are a quarter of them).
+            let inputs = (2 * image.input.len() * 4) as u64;
+            assert!(
+                stats[1].link.bytes_sent < inputs,
+                "WSH source sent {} bytes, the f32 inputs are {inputs}",
+                stats[1].link.bytes_sent
+            );
+        }
         for (id, s) in stats.iter().enumerate() {
             assert_eq!(s.failed_jobs, 0, "{policy:?}: node {id} failed a job");
             assert_eq!(s.refused, 0, "{policy:?}: node {id} refused a message");
@@ -344,7 +354,7 @@ fn a_new_frames_picture_goes_at_once_to_the_last_frames_thieves() {
     let picture_bytes = image.picture.as_ref().unwrap().bytes.len() as u64;
     let start = StdInstant::now();
     let now = || Instant::from_micros(start.elapsed().as_micros() as u64);
-    let (_, mut nodes) = nodes(Policy::Wst, (3, 3), 2, true, Precision::F32, now());
+    let (_, mut nodes, _) = nodes(Policy::Wst, (3, 3), 2, true, Precision::F32, now());
     let poll = |nodes: &mut Vec<TestNode>| {
         let t = now();
         for n in nodes.iter_mut() {
@@ -385,5 +395,55 @@ fn a_new_frames_picture_goes_at_once_to_the_last_frames_thieves() {
         after - before >= picture_bytes,
         "{} bytes sent at submission, picture {picture_bytes}",
         after - before
+    );
+}
+
+/// A WSH gateway takes a source's pictures before their `FrameSubmit`s; pictures whose
+/// submission never comes are bounded (past as many frames as it may track, refused), not
+/// kept for good.
+#[test]
+fn a_wsh_gateway_keeps_a_bounded_number_of_pictures_never_submitted() {
+    let start = StdInstant::now();
+    let now = || Instant::from_micros(start.elapsed().as_micros() as u64);
+    let (_, mut nodes, port) = nodes(Policy::Wsh, (3, 3), 1, false, Precision::F32, now());
+    // Edge 1 is a bare link: it sends chunks and nothing else.
+    let mut gateway = nodes.remove(0);
+    drop(nodes);
+    let peers = loopback(1, port);
+    let key = Key::new([9; 32]);
+    let cfg = link(1, &peers, port, &key, Duration::from_secs(3));
+    let mut edge = Link::new(StdStack::new(peers[1].1.ip()), cfg).unwrap();
+    let poll = |gateway: &mut TestNode, edge: &mut Link<StdStack>| {
+        let t = now();
+        gateway.poll(t);
+        edge.poll(t, |_, _| {});
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    };
+    while !edge.is_up(GATEWAY) || gateway.link().peers_up().count() < 1 {
+        assert!(start.elapsed().as_secs() < 20, "no connection");
+        poll(&mut gateway, &mut edge);
+    }
+    let image = shipped_pixels();
+    let picture = image.picture.as_ref().unwrap();
+    let bound = 2 * MAX_GATEWAY_FRAMES;
+    for n in 0..(bound + 8) as u32 {
+        for m in chunks(FrameKey::new(1, n), picture) {
+            edge.send(now(), GATEWAY, &m, Body::Message).unwrap();
+        }
+        poll(&mut gateway, &mut edge);
+    }
+    let sent = edge.stats().bytes_sent;
+    while gateway.link().stats().bytes_received < sent {
+        assert!(start.elapsed().as_secs() < 20, "chunks not received");
+        poll(&mut gateway, &mut edge);
+    }
+    assert_eq!(
+        gateway.frames_held(),
+        bound,
+        "the gateway took pictures up to its bound"
+    );
+    assert!(
+        gateway.stats().refused >= 8,
+        "the pictures past it were refused"
     );
 }

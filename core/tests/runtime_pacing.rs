@@ -109,7 +109,7 @@ fn without_the_limit_a_source_computes_ahead_of_its_receipts() {
 }
 
 #[test]
-fn a_prefetching_thief_holds_its_next_tile_before_the_current_one_is_done() {
+fn a_prefetching_thief_asks_one_round_trip_before_its_tile_should_be_done() {
     let mut cfg = config(Policy::Wst);
     cfg.prefetch = true;
     let mut e = Edge::new(cfg, 2, t(0));
@@ -139,33 +139,46 @@ fn a_prefetching_thief_holds_its_next_tile_before_the_current_one_is_done() {
         assert_eq!(e.on_message(t(now + 1), 1, &task), Ok(Verdict::Accept));
         drain(e, t(now + 1))
     };
-    // The first tile starts, and the thief asks for the next one at once (nothing measured
-    // yet).
-    assert_eq!(
-        round_trip(&mut e, 1, 8),
-        vec![Action::Compute(plain(f, 8)), steal]
-    );
-    // The next tile arrives while 8 computes: it waits, and no third is asked for.
-    assert_eq!(round_trip(&mut e, 3, 7), vec![]);
-    // 8 done: 7 starts without a round trip.
+    // The first tile: nothing timed yet, so no request while it computes.
+    assert_eq!(round_trip(&mut e, 1, 8), vec![Action::Compute(plain(f, 8))]);
+    assert_eq!(e.poll_at(), None);
+    // 8 took 8 ms; the idle thief asks, and 7 comes 2 ms later.
     e.on_computed(t(10), plain(f, 8)).unwrap();
-    let a = drain(&mut e, t(10));
     assert_eq!(
-        a,
+        drain(&mut e, t(10)),
         vec![
             Action::SendResult {
                 to: GATEWAY,
                 frame: f,
                 tile: 8
             },
-            Action::Compute(plain(f, 7))
+            steal
         ]
     );
-    // Tile 8 took 8 ms and tile 7 came 2 ms after it was asked for: the next request goes
-    // 2 ms before 7 should be done (t = 16), not at once.
-    assert_eq!(e.poll_at(), Some(t(16)));
-    assert_eq!(drain(&mut e, t(15)), vec![]);
-    assert_eq!(drain(&mut e, t(16)), vec![steal]);
+    assert_eq!(
+        round_trip(&mut e, 11, 7),
+        vec![Action::Compute(plain(f, 7))]
+    );
+    // The next request goes 2 ms before 7 should be done (started at 12: t = 18).
+    assert_eq!(e.poll_at(), Some(t(18)));
+    assert_eq!(drain(&mut e, t(17)), vec![]);
+    assert_eq!(drain(&mut e, t(18)), vec![steal]);
+    // Tile 6 arrives while 7 computes: it waits, and no third is asked for.
+    assert_eq!(round_trip(&mut e, 19, 6), vec![]);
+    assert_eq!(e.poll_at(), None);
+    // 7 done: 6 starts without a round trip.
+    e.on_computed(t(21), plain(f, 7)).unwrap();
+    assert_eq!(
+        drain(&mut e, t(21)),
+        vec![
+            Action::SendResult {
+                to: GATEWAY,
+                frame: f,
+                tile: 7
+            },
+            Action::Compute(plain(f, 6))
+        ]
+    );
 }
 
 #[test]

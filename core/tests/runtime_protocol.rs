@@ -509,8 +509,8 @@ fn wst_s_coverage_follows_strip_delivery() {
 }
 
 /// A WST-S data source (edge 1) with one frame submitted, computing its first tile: the edge,
-/// the frame and that work. Checkerboard order, level-0 tiles in Reuse mode (they keep their
-/// strips).
+/// the frame and that work. Checkerboard order, the tiles with most neighbours first within
+/// a level (the 3x3 centre, 4, leads), level-0 tiles in Reuse mode (they keep their strips).
 fn wst_s_source(cfg: Config) -> (Edge, FrameKey, Work) {
     let mut e = Edge::new(cfg, 1, t(0));
     e.on_connected(t(0), GATEWAY);
@@ -519,7 +519,7 @@ fn wst_s_source(cfg: Config) -> (Edge, FrameKey, Work) {
     let mut a = drain_edge(&mut e, t(0));
     let first = Work::Tile {
         frame: f,
-        tile: 0,
+        tile: 4,
         mode: Mode::Reuse,
     };
     assert_eq!(a.pop(), Some(Action::Compute(first)));
@@ -542,8 +542,8 @@ fn wst_s_source_reuses_with_local_and_fetched_strips() {
     );
     let mut now = 2;
     let mut current = first;
-    // The owner computes 0, 2, 4, 6 (level 0), then level-1 tile 1 (neighbours 0, 2, 4 local).
-    for expect in [2u16, 4, 6, 1, 3] {
+    // The owner computes 4, 0, 2, 6 (level 0), then level-1 tile 1 (neighbours 0, 2, 4 local).
+    for expect in [0u16, 2, 6, 1, 3] {
         e.on_computed(t(now), current).unwrap();
         let a = drain_edge(&mut e, t(now));
         let Some(Action::Compute(w)) = a.last().copied() else {
@@ -658,7 +658,7 @@ fn wst_s_with_local_reuse_moves_no_strips() {
     // The owner keeps its level-0 strips (Reuse) and sends none; its level-1 tiles, whose
     // neighbours are all local, run Reuse without fetching anything.
     let mut current = first;
-    for (now, expect) in (2..).zip([2u16, 4, 6, 8, 1, 3, 5]) {
+    for (now, expect) in (2..).zip([0u16, 2, 6, 8, 1, 3, 5]) {
         e.on_computed(t(now), current).unwrap();
         let a = drain_edge(&mut e, t(now));
         let moved = a.iter().any(|x| {

@@ -19,6 +19,9 @@ use tessera_core::ftp::GridShape;
 use tessera_core::runtime::coded::CodedConfig;
 use tessera_core::wire::{NodeId, Policy, Precision};
 
+/// Most sends of each coded task or result on datagrams (`tail_copies`).
+const MAX_TAIL_COPIES: u8 = 8;
+
 /// Most edges a cluster file may list.
 pub const MAX_EDGES: usize = 16;
 
@@ -132,6 +135,7 @@ struct RawCluster {
     tail_deadline_ms: Option<At<u64>>,
     tail_grace_ms: Option<At<u64>>,
     tail_transport: Option<At<String>>,
+    tail_copies: Option<At<u8>>,
     reuse: Option<At<String>>,
     transfer: Option<At<String>>,
     results_ahead: Option<At<u8>>,
@@ -497,6 +501,23 @@ impl Cluster {
                 .check(t, t.get_ref().parse::<TailTransport>())
                 .unwrap_or_default(),
             None => TailTransport::Tcp,
+        };
+        if let Some(c) = &raw.tail_copies {
+            if !(1..=MAX_TAIL_COPIES).contains(c.get_ref()) {
+                p.at(
+                    c,
+                    format!("tail_copies = {}: 1..={MAX_TAIL_COPIES}", c.get_ref()),
+                );
+            } else if tail_transport != TailTransport::Datagram {
+                p.at(
+                    c,
+                    "tail_copies repeats coded datagrams: set tail_transport = \"datagram\"",
+                );
+            }
+        }
+        let coded = CodedConfig {
+            copies: raw.tail_copies.as_ref().map_or(1, |c| *c.get_ref()),
+            ..coded
         };
         if let (Some(t), TailTransport::Datagram, Some(None)) =
             (&raw.tail_transport, tail_transport, key)

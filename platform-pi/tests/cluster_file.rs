@@ -65,6 +65,7 @@ fn bad_files_say_what_is_wrong() {
             "tail_transport = \"datagram\"",
             "tail_transport carries a coded tail",
         ),
+        ("tail_copies = 3", "set tail_transport = \"datagram\""),
         ("transfer = \"f8\"", "\"f32\", \"f16\" or \"i8\""),
         ("reuse = \"edges\"", "\"local\" or \"gateway\""),
         ("results_ahead = 9", "outside 0..=8"),
@@ -224,6 +225,10 @@ fn a_coded_tail_goes_on_datagrams_only_when_asked_and_keyed() {
     );
     let c = Cluster::parse(&dgram).unwrap();
     assert_eq!(c.deployment().tail_transport, TailTransport::Datagram);
+    assert_eq!(c.coded.copies, 1);
+    let thrice = Cluster::parse(&format!("tail_copies = 3\n{dgram}")).unwrap();
+    assert_eq!(thrice.deployment().coded.copies, 3);
+    assert!(err(&format!("tail_copies = 0\n{dgram}")).contains("tail_copies = 0: 1..=8"));
     // Both ends must agree: the fingerprint tells them apart.
     let tcp = Cluster::parse(&coded).unwrap();
     assert_ne!(c.fingerprint().unwrap(), tcp.fingerprint().unwrap());

@@ -105,13 +105,13 @@ fn key_hex() -> String {
 
 /// Writes the cluster file (and its cfg) into `dir` with the nodes on `port` and `extra`
 /// top-level settings; returns its path.
-fn cluster_file(dir: &Path, port: u16, extra: &str) -> String {
+fn cluster_file(dir: &Path, port: u16, grace_ms: u64, extra: &str) -> String {
     let cfg_path = dir.join("yolo160.cfg");
     std::fs::write(&cfg_path, small_cfg()).unwrap();
     let mut text = format!(
         "policy = \"wst-s\"\ngrid = \"3x3\"\nlayers = {LAYERS}\nseed = {SEED}\n\
          kernel = \"portable\"\nkey = \"{}\"\ncfg = \"{}\"\n\
-         tail = \"cdc:1\"\ntail_deadline_ms = {DEADLINE_MS}\ntail_grace_ms = {GRACE_MS}\n\
+         tail = \"cdc:1\"\ntail_deadline_ms = {DEADLINE_MS}\ntail_grace_ms = {grace_ms}\n\
          {extra}\n\
          [timeouts]\ntile_ms = 20000\nframe_ms = 240000\nsteal_backoff_ms = 20\n\
          peer_dead_ms = 3000\nconnect_ms = 1000\n",
@@ -132,8 +132,13 @@ fn cluster_file(dir: &Path, port: u16, extra: &str) -> String {
 
 /// The boxes JSON of each frame the processes ran, in frame order, and the gateway's stdout.
 /// `extra`: cluster-file settings; `loss`: each edge's `TESSERA_DEV_DGRAM_LOSS`, if any.
-fn run_processes(dir: &Path, extra: &str, loss: &[(u16, &str)]) -> (Vec<String>, String) {
-    let file = cluster_file(dir, loopback_port(), extra);
+fn run_processes(
+    dir: &Path,
+    grace_ms: u64,
+    extra: &str,
+    loss: &[(u16, &str)],
+) -> (Vec<String>, String) {
+    let file = cluster_file(dir, loopback_port(), grace_ms, extra);
     let loss_of = |id: u16| loss.iter().find(|(e, _)| *e == id).map(|&(_, l)| l);
     let out = dir.join("out");
     let (out_s, frames) = (out.display().to_string(), images().len().to_string());
@@ -255,7 +260,7 @@ fn gateway_and_edges_run_the_files_coded_tail_as_the_one_process_run_does() {
     let dir = std::env::temp_dir().join(format!("tessera-coded-cluster-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let dir = Dir(dir);
-    let (separate, _) = run_processes(&dir.0, "", &[]);
+    let (separate, _) = run_processes(&dir.0, GRACE_MS, "", &[]);
     let together = in_process();
     assert_eq!(separate.len(), together.len());
     for (n, (a, b)) in separate.iter().zip(&together).enumerate() {
@@ -348,7 +353,12 @@ fn on_datagrams_with_the_parity_edge_losing_a_third_the_boxes_are_the_same() {
     // cdc:1 over three edges: data shards on edges 1 and 2, parity on edge 3, whose sent
     // datagrams are lost at 30 % (seeded). A lost parity result costs nothing: the data shards
     // arrive within the grace and each layer is their exact concatenation.
-    let (separate, said) = run_processes(&dir.0, "tail_transport = \"datagram\"", &[(3, "0.3:11")]);
+    let (separate, said) = run_processes(
+        &dir.0,
+        GRACE_MS,
+        "tail_transport = \"datagram\"",
+        &[(3, "0.3:11")],
+    );
     let warned = std::fs::read_to_string(dir.0.join("edge3.err")).unwrap();
     assert!(
         warned.contains(&format!("WARNING: {DEV_LOSS_VAR}")),
@@ -377,7 +387,7 @@ fn an_edge_drops_and_counts_junk_forged_replayed_and_misaddressed_datagrams() {
     std::fs::create_dir_all(&dir).unwrap();
     let dir = Dir(dir);
     let port = loopback_port();
-    let file = cluster_file(&dir.0, port, "tail_transport = \"datagram\"");
+    let file = cluster_file(&dir.0, port, GRACE_MS, "tail_transport = \"datagram\"");
     // The test stands at the gateway's UDP address (no gateway runs): edge 2 takes datagrams
     // from there as the gateway's.
     let sock = std::net::UdpSocket::bind(("127.0.0.1", port)).unwrap();
@@ -443,4 +453,54 @@ fn an_edge_drops_and_counts_junk_forged_replayed_and_misaddressed_datagrams() {
             "{reason}: {log}"
         );
     }
+}
+
+/// True when two JSON values have the same shape and strings, and numbers within
+/// `10⁻³·max(1, |v|)` (as `detections_match`: a parity decode moves boxes by about `10⁻⁵`).
+fn json_close(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value as V;
+    match (a, b) {
+        (V::Number(x), V::Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            (x - y).abs() <= 1e-3 * x.abs().max(y.abs()).max(1.0)
+        }
+        (V::Array(x), V::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| json_close(x, y))
+        }
+        (V::Object(x), V::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_close(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+#[test]
+fn on_datagrams_with_a_data_edge_losing_its_results_parity_recovers_every_frame() {
+    let dir = std::env::temp_dir().join(format!("tessera-coded-dgram-data-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Dir(dir);
+    // Edge 2 holds data shard 1 and loses 60 % of the datagrams it sends: most of its results
+    // never arrive, and after a short grace each such layer is decoded from edge 1's data
+    // shard and edge 3's parity (one shard lost of three: r = 1 covers it).
+    let (separate, said) = run_processes(
+        &dir.0,
+        500,
+        "tail_transport = \"datagram\"",
+        &[(2, "0.6:5")],
+    );
+    assert!(!said.contains("FAILED"), "{said}");
+    let together = in_process();
+    assert_eq!(separate.len(), together.len());
+    for (n, (a, b)) in separate.iter().zip(&together).enumerate() {
+        let (a, b): (serde_json::Value, serde_json::Value) = (
+            serde_json::from_str(a).unwrap(),
+            serde_json::from_str(b).unwrap(),
+        );
+        assert!(json_close(&a, &b), "frame {n}: {a}\nvs {b}");
+    }
+    // Results were lost (fewer delivered than tasks sent), yet every frame decoded.
+    let line = counters_line(&said, "gateway:");
+    assert!(counter(line, "delivered") < counter(line, "sent"), "{line}");
 }

@@ -36,6 +36,11 @@ fn clock_ticks_per_second() -> u64 {
 /// A cluster file in `dir` for a gateway and edges 1–2 (edge 1 the source) on
 /// 127.0.0.`subnet`.x running YOLOv2 at 160 × 160; returns its path.
 fn cluster_file(dir: &Scratch, subnet: u8) -> String {
+    cluster_file_with(dir, subnet, "")
+}
+
+/// As [`cluster_file`], with `top` (top-level settings) first.
+fn cluster_file_with(dir: &Scratch, subnet: u8, top: &str) -> String {
     let cfg = dir.join("yolo160.cfg");
     write_small_cfg(&cfg);
     let text = cluster_text_timed(
@@ -47,7 +52,7 @@ fn cluster_file(dir: &Scratch, subnet: u8) -> String {
         IDLE_TIMEOUTS,
     );
     let file = dir.join("cluster.toml");
-    std::fs::write(&file, text).unwrap();
+    std::fs::write(&file, format!("{top}{text}")).unwrap();
     file.to_string_lossy().into_owned()
 }
 
@@ -120,6 +125,30 @@ fn a_source_and_an_edge_without_their_gateway_use_under_one_percent_of_a_core() 
                 "--repeat",
                 "20",
             ]),
+        ),
+        (
+            "edge 2",
+            Proc::tessera(&["edge", "--cluster", &file, "--id", "2"]),
+        ),
+    ];
+    assert_idle(&mut procs);
+}
+
+/// With the coded tail on datagrams every node also has a UDP socket in its poll set: an idle
+/// one must not wake the loop (nor leave it polling on `more`).
+#[test]
+fn an_idle_cluster_with_its_coded_tail_on_datagrams_uses_under_one_percent_of_a_core() {
+    let dir = Scratch::new("idle-cpu-datagrams");
+    let file = cluster_file_with(
+        &dir,
+        93,
+        "tail = \"cdc:1\"\ntail_transport = \"datagram\"\n",
+    );
+    let mut procs = [
+        ("gateway", Proc::tessera(&["gateway", "--cluster", &file])),
+        (
+            "source edge 1",
+            Proc::tessera(&["edge", "--cluster", &file, "--id", "1"]),
         ),
         (
             "edge 2",

@@ -637,11 +637,11 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             return Ok(());
         };
         let gateway = matches!(self.machine, Machine::Gateway(_));
-        if gateway && !self.layered() {
+        if gateway && !self.relays_pictures() {
             return Err(ChunkError::Gateway);
         }
-        // Under BODP and MoDNN the gateway forwards the source's picture to the workers.
-        let forwarded = from == GATEWAY && self.layered();
+        // Under WSH, BODP and MoDNN the gateway forwards the source's picture to the workers.
+        let forwarded = from == GATEWAY && self.relays_pictures();
         if (frame.origin != from && !forwarded) || from == self.id() {
             return Err(ChunkError::NotOrigin { from, frame });
         }
@@ -664,12 +664,12 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         Ok(())
     }
 
-    /// The run is layer by layer (BODP or MoDNN): a source with a picture submits the picture,
-    /// and the gateway ships it to the workers for their layer-0 stripes.
-    fn layered(&self) -> bool {
+    /// The gateway hands out the frame's work (WSH: tiles; BODP, MoDNN: layer-0 stripes): a
+    /// source with a picture submits the picture, and the gateway relays it to the workers.
+    fn relays_pictures(&self) -> bool {
         matches!(
             machine!(&self.machine, m => m.config().policy),
-            Policy::Bodp | Policy::Modnn
+            Policy::Wsh | Policy::Bodp | Policy::Modnn
         )
     }
 
@@ -839,7 +839,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 let f = frame_entry(&mut self.frames, frame, now);
                 f.tasks.insert(tile, (region, values));
             }
-            // Submitted as a picture (BODP, MoDNN): the chunks came first.
+            // Submitted as a picture (WSH, BODP, MoDNN): the chunks came first.
             (Message::FrameSubmit { .. }, Some((region, _, _))) if region.is_empty() => {}
             (Message::FrameSubmit { frame, .. }, Some((_, _, span))) => {
                 let values = r.into_values(span);
@@ -1013,7 +1013,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 let sent = self.link.send_control(now, to, &msg);
                 self.note_send(sent);
             }
-            Action::SubmitFrame { frame } if self.layered() && self.has_picture(frame) => {
+            Action::SubmitFrame { frame } if self.relays_pictures() && self.has_picture(frame) => {
                 self.submit_picture(now, frame)
             }
             Action::SubmitFrame { frame } => {
@@ -1451,8 +1451,9 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         }
     }
 
-    /// BODP/MoDNN source: submits `frame` as its picture, then a `FrameSubmit` without the
-    /// tensor: the gateway cuts the layer-0 stripes from it (or ships it on to the workers).
+    /// WSH/BODP/MoDNN source: submits `frame` as its picture, then a `FrameSubmit` without the
+    /// tensor: the gateway cuts the layer-0 stripes from it or ships it on to the workers (WSH:
+    /// before their first `TileTask` of the frame).
     fn submit_picture(&mut self, now: Instant, frame: FrameKey) {
         if !self.ship_picture(now, GATEWAY, frame) {
             return;

@@ -13,8 +13,8 @@ use crate::pipeline::{check_bounds, Picture, PictureError};
 /// Why a picture chunk was refused (the assembly of that frame's picture is dropped).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ChunkError {
-    /// Only a frame's data source ships its picture (and, under BODP and MoDNN, the gateway
-    /// it submitted the frame to).
+    /// Only a frame's data source ships its picture (and, under WSH, BODP and MoDNN, the
+    /// gateway it submitted the frame to).
     #[error("node {from} shipped a picture of frame {frame}, which it did not start")]
     NotOrigin {
         /// The sender.
@@ -22,7 +22,7 @@ pub enum ChunkError {
         /// The frame.
         frame: FrameKey,
     },
-    /// A gateway takes pictures only under BODP and MoDNN (it cuts their layer-0 stripes).
+    /// A gateway takes pictures only under WSH, BODP and MoDNN (it hands out their work).
     #[error("a gateway takes no pictures under this policy")]
     Gateway,
     /// The gateway holds pictures for as many frames as it may track already.

@@ -167,6 +167,7 @@ pub fn run_edge(
         first_frame: Some(per_start_frame_number()),
         coded: coded.map(CodedRole::Worker),
         tail_transport: d.tail_transport,
+        worker_copies: d.coded.copies,
         dev_loss: d.dev_loss(id)?,
         ..NodeOptions::default()
     };

@@ -771,8 +771,9 @@ impl Edge {
     /// [`Config::prefetch`]: when a computing thief with nothing waiting and no own queued
     /// tile asks for its next one: one steal round trip (as the last one took) before the
     /// current work ends (if it takes as long as the last one), so the tile arrives as this
-    /// one is done, not held idle behind it while its owner could have computed it. At once
-    /// before anything was measured. `None` when it should not ask.
+    /// one is done, not held idle behind it while its owner could have computed it. Not before
+    /// a tile was timed (a thief would grab a whole round of tiles while computing its first).
+    /// `None` when it should not ask.
     fn prefetch_at(&self) -> Option<Instant> {
         let stealing = matches!(self.cfg.policy, Policy::Wst | Policy::WstS);
         if !self.cfg.prefetch
@@ -782,10 +783,11 @@ impl Edge {
             || self.ask != Ask::Idle
             || self.own_queued()
             || self.current.is_none_or(|c| c.fetch.is_some())
+            || self.pace.compute.is_zero()
         {
             return None;
         }
-        let started = self.pace.started.unwrap_or(self.now);
+        let started = self.pace.started?;
         let lead = Duration::from_micros(
             self.pace
                 .compute

@@ -44,8 +44,9 @@
 //! # Message sequences
 //!
 //!
-//! * **WSH** — source: `FrameSubmit` (action [`Action::SubmitFrame`]) → gateway queues the
-//!   frame's tiles (oldest frame first across sources). Worker: `TaskRequest` → `Task` (lent
+//! * **WSH** — source: `FrameSubmit` (action [`Action::SubmitFrame`]; the driver may send the
+//!   frame's picture before it and no values in it, and then relays the picture to the workers
+//!   with their tasks) → gateway queues the frame's tiles (oldest frame first across sources). Worker: `TaskRequest` → `Task` (lent
 //!   with a deadline) or `NoTask` (the worker is parked: the gateway pushes a `Task` as soon as
 //!   work appears) → compute → `Result`. Gateway: all tiles in → [`Action::FrameComplete`] and
 //!   `FrameDone` to the source.

@@ -191,20 +191,23 @@ pub(super) struct ProductJob<'a, 'o> {
     pub y0: usize,
 }
 
-/// One `MR × NR` tile of products over input channels `0..c` of `u`/`v`, continuing the sums
-/// `acc` (zeros for the first channel block): `Σ_c u[c][r] · v[c][j]` in channel order, one
-/// fused multiply-add per term.
+/// One `MR × NR` tile of products (blocks `pv..pv + NR` of rows `vstride` apart) over input
+/// channels `0..c` of `u`/`v`, continuing the sums `acc` (zeros for the first channel block):
+/// `Σ_c u[c][r] · v[c][j]` in channel order, one fused multiply-add per term.
 #[inline(always)]
 fn tile<const NR: usize>(
     mut acc: [[f32; NR]; MR],
     u: &[f32],
     v: &[f32],
     vstride: usize,
+    pv: usize,
     c: usize,
 ) -> [[f32; NR]; MR] {
-    for ci in 0..c {
-        let uu: &[f32; MR] = u[ci * MR..][..MR].try_into().expect("MR weights");
-        let vv: &[f32; NR] = v[ci * vstride..][..NR].try_into().expect("NR blocks");
+    // Whole rows and whole weight groups: the slice checks left are loop-invariant, so the
+    // hottest loop carries none.
+    let rows = v[..c * vstride].chunks_exact(vstride);
+    for (uu, vrow) in u[..c * MR].chunks_exact(MR).zip(rows) {
+        let vv = &vrow[pv..pv + NR];
         for r in 0..MR {
             for j in 0..NR {
                 acc[r][j] = fma(uu[r], vv[j], acc[r][j]);
@@ -241,7 +244,7 @@ fn gemm_tile<const NR: usize>(
             row.copy_from_slice(&job.m[at(r)..][..NR]);
         }
     }
-    let acc = tile::<NR>(acc, u, &job.v[(xi * c + c0) * pp + pv..], pp, cn);
+    let acc = tile::<NR>(acc, u, &job.v[(xi * c + c0) * pp..], pp, pv, cn);
     for (r, row) in acc.iter().enumerate() {
         job.m[at(r)..][..NR].copy_from_slice(row);
     }
