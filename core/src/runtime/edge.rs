@@ -278,7 +278,7 @@ impl Edge {
             }) => Some((frame, tile)),
             _ => None,
         };
-        let (grid, reuse) = (self.cfg.grid, self.cfg.reuse());
+        let (grid, reuse) = (self.cfg.grid, self.cfg.reuse_mode());
         let mut after = 0;
         while let Some(i) = oldest(&self.own, |f| f.seq, |f| f.seq > after) {
             let Some(f) = self.own[i].as_mut() else {
@@ -345,7 +345,13 @@ impl Edge {
                 .filter(|_| self.frames_in_flight() < MAX_FRAMES_PER_SOURCE)
                 .ok_or(SubmitError::TooManyFrames)?;
             self.seq += 1;
-            let mut f = SrcFrame::new(key, self.seq, deadline, &self.cfg.grid, self.cfg.reuse());
+            let mut f = SrcFrame::new(
+                key,
+                self.seq,
+                deadline,
+                &self.cfg.grid,
+                self.cfg.reuse_mode(),
+            );
             f.registered = true;
             self.actions.send(
                 GATEWAY,

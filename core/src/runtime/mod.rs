@@ -88,8 +88,9 @@
 //! `config` (what every node of a run shares), `action` (what the machines ask of the driver),
 //! `error`, `queue` (the bounded action queue), `sets` (tile, peer and side sets), `source`
 //! (a data source's tile queue, shared by the edge and the gateway's own frames), `edge`, and
-//! `gateway/`: `peers`, `frames`, one module per policy (`wsh`, `wst`, `wst_s`, `bodp`) and
-//! `local` (the gateway as a source and fallback worker). [`coded`] is the CDC stage.
+//! `gateway/`: `peers`, `frames`, one module per policy (`wsh`, `wst`, `wst_s`, `bodp`,
+//! `modnn`) and `local` (the gateway as a source and fallback worker). [`coded`] is the CDC
+//! stage.
 
 mod action;
 pub mod coded;

@@ -80,17 +80,17 @@ impl SrcFrame {
         seq: u64,
         deadline: Instant,
         grid: &Grid,
-        reuse: bool,
+        reuse: Reuse,
     ) -> Self {
         let mut queue = Vec::new();
         let n = grid.tile_count().min(MAX_TILES);
-        if reuse {
+        if reuse != Reuse::Off {
             for t in grid.schedule() {
                 let _ = queue.push(t as u8);
             }
-            // Within each level, the tiles with most neighbours (most halo, the largest) at
-            // the ends where they are taken first: level 0 from the head (the owner), level 1
-            // from the tail (thieves), so the largest tile is not left for the last round.
+            // Within each level, the tiles with most neighbours (most halo, the largest) go
+            // where they are taken first, level 0 at the head (the owner) and level 1 at the
+            // tail (thieves), so the largest tile is not left for the last round.
             let sides = |t: u8| {
                 Side::ALL
                     .iter()
@@ -126,7 +126,7 @@ impl SrcFrame {
     /// Starts the frame over for a gateway that may know nothing of it (a restarted one):
     /// every tile queued again, computed ones too, since their results went to the old
     /// gateway; `running` (a tile of this frame being computed here) stays running.
-    pub(crate) fn restart(&mut self, grid: &Grid, reuse: bool, running: Option<u16>) {
+    pub(crate) fn restart(&mut self, grid: &Grid, reuse: Reuse, running: Option<u16>) {
         *self = SrcFrame::new(self.key, self.seq, self.deadline, grid, reuse);
         if let Some(t) = running {
             self.run(t);

@@ -137,8 +137,15 @@ impl Gateway {
         self.seq += 1;
         let deadline = self.now + self.cfg.frame_deadline;
         let holds_input = self.cfg.policy == Policy::Wsh || key.origin == GATEWAY;
-        let src = (holds_input && !self.cfg.layered())
-            .then(|| SrcFrame::new(key, self.seq, deadline, &self.cfg.grid, self.cfg.reuse()));
+        let src = (holds_input && !self.cfg.layered()).then(|| {
+            SrcFrame::new(
+                key,
+                self.seq,
+                deadline,
+                &self.cfg.grid,
+                self.cfg.reuse_mode(),
+            )
+        });
         self.frames[i] = Some(GwFrame {
             key,
             seq: self.seq,
