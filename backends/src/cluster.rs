@@ -429,6 +429,11 @@ pub fn start_node(
             let mut dgram =
                 DgramConfig::new(id, addr.port(), link_peers(cluster, id), Key::new(key));
             dgram.first_counter = epoch_micros().max(1);
+            // A coded message is worth its sender's lifetime (the layer's budget), up to the
+            // frame's deadline: a node that lags (a loaded CPU) still completes it in time.
+            // Slots of messages that went quiet are taken by newer ones, so a long cap does
+            // not let lost fragments hold the reassembler.
+            dgram.max_lifetime = dur(cluster.timeouts.frame).max(dgram.max_lifetime);
             let error = |error| StartError::Datagram { addr, error };
             let lane: BoxedLane = match options.dev_loss {
                 None => Box::new(DgramEndpoint::new(udp, dgram).map_err(error)?),

@@ -199,6 +199,33 @@ fn capacity_limits_are_typed_drops() {
 }
 
 #[test]
+fn a_new_message_takes_the_slot_of_the_one_that_went_quiet() {
+    let mut tx = DatagramSender::new(2, KEY, 1, 100).unwrap();
+    let mut r: Reassembler<Vec<u8>, 1, 1> =
+        Reassembler::new(KEY, Duration::from_secs(1), [vec![0; 300]]);
+    let (_, a) = datagrams(&mut tx, 300, Duration::from_secs(1));
+    let (_, c) = datagrams(&mut tx, 200, Duration::from_secs(1));
+    let mut b = a[0].clone();
+    assert_eq!(r.receive(T0, &mut b), Ok(None));
+    // Later, the first message still incomplete: the second one takes its slot.
+    let t1 = T0 + Duration::from_millis(10);
+    let mut b = c[0].clone();
+    assert_eq!(r.receive(t1, &mut b), Ok(None));
+    assert_eq!(r.stats().expired, 1);
+    assert_eq!(r.stats().dropped(DropReason::Full), 0);
+    // The given-up message's fragments are late now; the new one completes.
+    let mut b = a[1].clone();
+    assert!(r.receive(t1, &mut b).is_err());
+    let (last, rest) = c[1..].split_last().unwrap();
+    for d in rest {
+        let mut b = d.clone();
+        assert_eq!(r.receive(t1, &mut b), Ok(None));
+    }
+    let mut b = last.clone();
+    assert!(matches!(r.receive(t1, &mut b), Ok(Some(_))));
+}
+
+#[test]
 fn a_member_repeating_or_contradicting_a_fragment_is_refused() {
     // Two senders claiming node 2 (one key: membership, not identity) with distinct counters.
     let mut a = DatagramSender::new(2, KEY, 1, 100).unwrap();

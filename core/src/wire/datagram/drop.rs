@@ -23,7 +23,8 @@ pub enum DropReason {
     OutOfWindow,
     /// The fragment's message is past its deadline, or already delivered or expired.
     Late,
-    /// Every reassembly slot is busy (or the table of senders is full).
+    /// Every reassembly slot that fits is busy with a message that took a fragment at this
+    /// same instant (or the table of senders is full); a quieter one is given up instead.
     Full,
 }
 

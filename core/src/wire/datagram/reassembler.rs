@@ -38,6 +38,8 @@ struct Assembly {
     /// Bit `i`: fragment `i` stored.
     have: [u64; MAX_FRAGMENTS / 64],
     deadline: Instant,
+    /// When its latest fragment arrived.
+    last: Instant,
 }
 
 impl Assembly {
@@ -263,6 +265,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const SLOTS: usize, const PEERS: usize>
         }
         a.have[word] |= bit;
         a.got += 1;
+        a.last = now;
         let whole = a.got == a.count;
         self.slots[i].buf.as_mut()[r.fragment()].copy_from_slice(payload);
         if !whole {
@@ -287,16 +290,35 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const SLOTS: usize, const PEERS: usize>
             let _ = done.accept(u64::from(r.message));
             return Ok(Step::Inline(*r));
         }
-        // The smallest free slot the message fits in.
+        // The smallest free slot the message fits in; with none free, the slot that fits and
+        // has waited longest for a fragment, given up (counted expired): a message that has
+        // gone quiet has most likely lost a fragment, and the newer one still has its time.
+        // A slot that took a fragment at this same instant is never taken.
         let len = r.len as usize;
-        let i = self
+        let fits = |s: &Slot<B>| s.buf.as_ref().len() >= len;
+        let free = self
             .slots
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.busy.is_none() && s.buf.as_ref().len() >= len)
+            .filter(|(_, s)| s.busy.is_none() && fits(s))
             .min_by_key(|(_, s)| s.buf.as_ref().len())
-            .map(|(i, _)| i)
-            .ok_or(DropReason::Full)?;
+            .map(|(i, _)| i);
+        let i = match free {
+            Some(i) => i,
+            None => {
+                let quiet = self
+                    .slots
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, s)| Some((s.busy.as_ref()?.last, i)).filter(|_| fits(s)))
+                    .filter(|&(last, _)| last < now)
+                    .min()
+                    .map(|(_, i)| i)
+                    .ok_or(DropReason::Full)?;
+                self.give_up(quiet);
+                quiet
+            }
+        };
         let lifetime = r.lifetime().min(self.max_lifetime);
         let mut a = Assembly {
             sender: r.sender,
@@ -308,6 +330,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const SLOTS: usize, const PEERS: usize>
             got: 1,
             have: [0; MAX_FRAGMENTS / 64],
             deadline: now.saturating_add(lifetime),
+            last: now,
         };
         a.have[r.index as usize / 64] |= 1 << (r.index % 64);
         self.slots[i].buf.as_mut()[r.fragment()].copy_from_slice(payload);
