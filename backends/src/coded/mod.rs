@@ -1,5 +1,5 @@
 //! The coded (CDC) stage driver: binds `runtime::coded`'s gateway and worker machines to a
-//! [`Link`] over any embedded-nal stack, to a [`CodedModel`] and to a [`ShardExecutor`].
+//! [`Link`](crate::link::Link) over any embedded-nal stack, to a [`CodedModel`] and to a [`ShardExecutor`].
 //!
 //! The gateway takes a frame's input ([`CodedNode::submit`]), sends each layer's shards as
 //! `CodedTask`s, keeps the `CodedResult`s the machine accepts, decodes (or zero-fills on
