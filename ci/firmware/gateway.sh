@@ -246,12 +246,15 @@ wait_for "$work/edge2-wsh.log" "peer 0 up" 60 || fail "edge 2 did not reach the 
 wait_for "$work/edge1-wsh.log" "peer 0 up" 60 || fail "edge 1 did not reach the gateway"
 feed f2
 # Edge 2 asks the gateway for work as soon as the frame is queued; slowed 1000x, its tile
-# takes minutes. Once its counters show a tile's input received (a 3x3 tile's layer-0 input
-# is about 0.5 MB), kill the edge process itself (not its `timeout` wrapper).
+# takes minutes. Under WSH the gateway relays the frame's picture (the JPEG) to a worker just
+# before the worker's first tile task, so once edge 2's counters show the picture's bytes
+# received (its heartbeats alone take far longer to add up to them), it holds a tile: kill
+# the edge process itself (not its `timeout` wrapper).
+picture_bytes=$(stat -c %s "$image")
 held=
 for ((i = 0; i < 3000; i++)); do
   got=$(sed -n 's/^edge 2:.*bytes_received: \([0-9]*\).*/\1/p' "$work/edge2-wsh.log" | tail -1)
-  if [ "${got:-0}" -ge 300000 ]; then held=$got; break; fi
+  if [ "${got:-0}" -ge "$picture_bytes" ]; then held=$got; break; fi
   kill -0 "$qemu" 2>/dev/null || break
   sleep 0.1
 done
