@@ -1591,6 +1591,41 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         }
     }
 
+    /// MoDNN: sends `cut` (row bands of layer `layer`'s output, `c` channels each) to `to` as
+    /// one `Strips` message of `stripe`; nothing when there are none.
+    fn send_bands(
+        &mut self,
+        now: Instant,
+        to: NodeId,
+        (frame, layer, stripe): (FrameKey, u8, u16),
+        c: u32,
+        cut: &[(Side, Region, Vec<f32>)],
+    ) {
+        let sources: Vec<StripSource<'_>> = cut
+            .iter()
+            .filter_map(|(side, r, v)| {
+                Some(StripSource {
+                    layer,
+                    side: *side,
+                    view: FeatureView::new(v, *r, c).ok()?,
+                })
+            })
+            .collect();
+        if sources.is_empty() {
+            return;
+        }
+        let sent = Self::send_strips(
+            &mut self.link,
+            self.transfer,
+            now,
+            to,
+            frame,
+            stripe,
+            &sources,
+        );
+        self.note_send(sent);
+    }
+
     /// MoDNN worker, stripe `id = (frame, layer, stripe)` computed (`values` over `region`)
     /// before the last layer: keeps it as the next layer's input, sends the gateway the rows
     /// other stripes read next (`Strips`), then a `LayerResult` with no values over a
@@ -1619,28 +1654,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 Some((side, r, slice(&values, region, c, r)?))
             })
             .collect();
-        let sources: Vec<StripSource<'_>> = cut
-            .iter()
-            .filter_map(|(side, r, v)| {
-                Some(StripSource {
-                    layer,
-                    side: *side,
-                    view: FeatureView::new(v, *r, c).ok()?,
-                })
-            })
-            .collect();
-        if !sources.is_empty() {
-            let sent = Self::send_strips(
-                &mut self.link,
-                self.transfer,
-                now,
-                to,
-                frame,
-                stripe,
-                &sources,
-            );
-            self.note_send(sent);
-        }
+        self.send_bands(now, to, (frame, layer, stripe), c, &cut);
         let done = Tensor {
             region: Region::new(Span::new(region.x.start, region.x.start), region.y),
             channels: c,
@@ -1712,28 +1726,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 }
             }
         }
-        let sources: Vec<StripSource<'_>> = cut
-            .iter()
-            .filter_map(|(side, r, v)| {
-                Some(StripSource {
-                    layer: prev,
-                    side: *side,
-                    view: FeatureView::new(v, *r, c).ok()?,
-                })
-            })
-            .collect();
-        if !sources.is_empty() {
-            let sent = Self::send_strips(
-                &mut self.link,
-                self.transfer,
-                now,
-                to,
-                frame,
-                stripe,
-                &sources,
-            );
-            self.note_send(sent);
-        }
+        self.send_bands(now, to, (frame, prev, stripe), c, &cut);
         let input = Tensor {
             region: Region::new(need.x, Span::new(need.y.start, need.y.start)),
             channels: c,
