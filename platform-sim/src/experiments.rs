@@ -174,6 +174,14 @@ pub fn device_counts(quick: bool) -> Vec<u16> {
 /// Frames per point of experiment 1.
 pub const SWEEP_FRAMES: usize = 10;
 
+/// The mean of `v`, NaN when empty.
+pub fn mean(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
 /// The `q` quantile (nearest rank) of `v`, NaN when empty.
 pub fn quantile(v: &[f64], q: f64) -> f64 {
     if v.is_empty() {
@@ -199,17 +207,8 @@ pub fn sweep(a: &OutArgs) -> Res<Vec<Point>> {
                 cfg.frames = SWEEP_FRAMES;
                 let t0 = std::time::Instant::now();
                 let out = run(&cfg);
-                let done: Vec<f64> = out
-                    .frames
-                    .iter()
-                    .filter(|f| f.complete)
-                    .map(|f| f.latency_s())
-                    .collect();
-                let latency = if done.is_empty() {
-                    f64::NAN
-                } else {
-                    done.iter().sum::<f64>() / done.len() as f64
-                };
+                let done = out.latencies_s();
+                let latency = mean(&done);
                 let n = out.submitted.max(1) as f64;
                 let medium: u64 = out.medium.iter().map(|m| m.0).sum();
                 let link: u64 = out.nodes.iter().map(|n| n.2.link.bytes_sent).sum();
@@ -552,12 +551,7 @@ pub fn faults(a: &OutArgs) -> Res<Vec<FaultRow>> {
         // Every frame gets its whole deadline: a run cut short would hide frames unsubmitted.
         cfg.limit = Duration::from_micros(cfg.frame_deadline.total_micros() * (frames as u64 + 1));
         let out = run(&cfg);
-        let mut lat: Vec<f64> = out
-            .frames
-            .iter()
-            .filter(|f| f.complete)
-            .map(|f| f.latency_s())
-            .collect();
+        let mut lat = out.latencies_s();
         let redispatched = out
             .nodes
             .iter()
@@ -631,12 +625,7 @@ pub fn sources(a: &OutArgs) -> Res<Vec<SourceRow>> {
             cfg.sources = (1..=d).collect();
             cfg.frames = 3;
             let out = run(&cfg);
-            let max = out
-                .frames
-                .iter()
-                .filter(|f| f.complete)
-                .map(|f| f.latency_s())
-                .fold(0.0, f64::max);
+            let max = out.latencies_s().into_iter().fold(0.0, f64::max);
             let span = out
                 .frames
                 .iter()

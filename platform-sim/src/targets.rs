@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use tessera_core::wire::{Policy, Precision};
 
 use crate::compute::{pi3_neon_gflops, PI3_GFLOPS};
-use crate::experiments::{quantile, OutArgs};
+use crate::experiments::{mean, quantile, OutArgs};
 use crate::medium::NetModel;
 use crate::models::{self, Net};
 use crate::world::{run, SimConfig};
@@ -97,17 +97,8 @@ pub fn measure(a: &OutArgs, s: Setup) -> Run {
     cfg.picture = true;
     cfg.frames = if a.quick { 3 } else { 10 };
     let out = run(&cfg);
-    let done: Vec<f64> = out
-        .frames
-        .iter()
-        .filter(|f| f.complete)
-        .map(|f| f.latency_s())
-        .collect();
-    let latency = if done.is_empty() {
-        f64::NAN
-    } else {
-        done.iter().sum::<f64>() / done.len() as f64
-    };
+    let done = out.latencies_s();
+    let latency = mean(&done);
     let sent: u64 = out.nodes.iter().map(|n| n.2.link.bytes_sent).sum();
     let r = Run {
         policy,

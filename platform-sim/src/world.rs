@@ -200,6 +200,15 @@ impl Outcome {
     pub fn completed(&self) -> usize {
         self.frames.iter().filter(|f| f.complete).count()
     }
+
+    /// Latencies of the completed frames, s, in finishing order.
+    pub fn latencies_s(&self) -> Vec<f64> {
+        self.frames
+            .iter()
+            .filter(|f| f.complete)
+            .map(|f| f.latency_s())
+            .collect()
+    }
 }
 
 fn address(cluster: usize, id: NodeId) -> Ipv4Addr {
