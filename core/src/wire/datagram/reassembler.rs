@@ -310,7 +310,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const SLOTS: usize, const PEERS: usize>
                     .slots
                     .iter()
                     .enumerate()
-                    .filter_map(|(i, s)| Some((s.busy.as_ref()?.last, i)).filter(|_| fits(s)))
+                    .filter(|(_, s)| fits(s))
+                    .filter_map(|(i, s)| Some((s.busy.as_ref()?.last, i)))
                     .filter(|&(last, _)| last < now)
                     .min()
                     .map(|(_, i)| i)
