@@ -90,6 +90,9 @@ pub enum SetupError {
         /// Why.
         error: StartError,
     },
+    /// The thread that sets the node up could not be created ([`super::set_up`]).
+    #[error("creating the set-up thread: {0}")]
+    SetUpThread(std::io::Error),
 }
 
 impl Deployment {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use tessera_core::wire::NodeId;
 
-use super::{node_counters, Deployment, SetupError};
+use super::{node_counters, set_up, Deployment, SetupError};
 use crate::cluster::{per_start_frame_number, CodedRole, NodeOptions};
 use crate::coded::tail::TailPlace;
 use crate::driver::node_thread::SubmitError;
@@ -150,28 +150,31 @@ pub fn run_edge(
     host: &mut dyn EdgeHost,
 ) -> Result<EdgeEnd, EdgeError> {
     let id = run.id;
-    let (net, params) = d.model.load(d.spec.layers).map_err(SetupError::from)?;
-    // A coded worker holds the fused layers' parameters and its own shards of the tail,
-    // made one tail layer at a time (never every tail layer at once).
-    let coded = match d.tail {
-        TailPlace::Gateway => None,
-        TailPlace::Coded(_) => d.worker_tail(&net, id)?,
-    };
-    let shard_bytes = coded.as_ref().map(|m| m.worker_param_bytes(id) as u64);
-    let model = d.own_model(&net, params)?;
-    let fingerprint = d.fingerprint().map_err(SetupError::from)?;
-    let options = NodeOptions {
-        model_fingerprint: fingerprint,
-        slowdown: run.slowdown,
-        // A device reboots: its frames must not be mistaken for its previous life's.
-        first_frame: Some(per_start_frame_number()),
-        coded: coded.map(CodedRole::Worker),
-        tail_transport: d.tail_transport,
-        worker_copies: d.coded.copies,
-        dev_loss: d.dev_loss(id)?,
-        ..NodeOptions::default()
-    };
-    let node = d.start(id, model, options)?;
+    // On a thread of its own, whose stack is handed back when it ends (`set_up`).
+    let (node, fingerprint, shard_bytes) = set_up(|| {
+        let (net, params) = d.model.load(d.spec.layers).map_err(SetupError::from)?;
+        // A coded worker holds the fused layers' parameters and its own shards of the tail,
+        // made one tail layer at a time (never every tail layer at once).
+        let coded = match d.tail {
+            TailPlace::Gateway => None,
+            TailPlace::Coded(_) => d.worker_tail(&net, id)?,
+        };
+        let shard_bytes = coded.as_ref().map(|m| m.worker_param_bytes(id) as u64);
+        let model = d.own_model(&net, params)?;
+        let fingerprint = d.fingerprint().map_err(SetupError::from)?;
+        let options = NodeOptions {
+            model_fingerprint: fingerprint,
+            slowdown: run.slowdown,
+            // A device reboots: its frames must not be mistaken for its previous life's.
+            first_frame: Some(per_start_frame_number()),
+            coded: coded.map(CodedRole::Worker),
+            tail_transport: d.tail_transport,
+            worker_copies: d.coded.copies,
+            dev_loss: d.dev_loss(id)?,
+            ..NodeOptions::default()
+        };
+        Ok::<_, EdgeError>((d.start(id, model, options)?, fingerprint, shard_bytes))
+    })?;
     host.started(&EdgeUp {
         fingerprint,
         shard_bytes,

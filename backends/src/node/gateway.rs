@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tessera_core::model::weights::Weights;
 
-use super::{node_counters, Deployment, SetupError};
+use super::{node_counters, set_up, Deployment, SetupError};
 use crate::cluster::{CodedRole, NodeOptions};
 use crate::coded::tail::{TailJoin, TailPlace};
 use crate::coded::CodedFinished;
@@ -123,47 +123,52 @@ pub fn run_gateway(
     run: GatewayRun,
     host: &mut dyn GatewayHost,
 ) -> Result<GatewayEnd, SetupError> {
-    let (model, coded) = match (run.tail, d.tail) {
-        (GatewayTail::Run, TailPlace::Gateway) => {
-            // The model owns the one parameter buffer; the tail views its layers past the
-            // fused ones.
-            let (net, params) = d.model.load(usize::MAX)?;
-            (d.own_model(&net, params)?, None)
-        }
-        // A coded gateway holds no tail parameters (the workers hold the shards), and the
-        // fused layers' only when it computes a tile itself, as without the tail.
-        (GatewayTail::Run, TailPlace::Coded(_)) => {
-            let model = d.deferred_model()?;
-            let coded = d.gateway_tail(&model.net)?;
-            (model, coded)
-        }
-        (GatewayTail::None, _) => (d.deferred_model()?, None),
-    };
+    // On a thread of its own, whose stack is handed back when it ends (`set_up`).
+    let (model, coded_tail, fingerprint, node) = set_up(|| {
+        let (model, coded) = match (run.tail, d.tail) {
+            (GatewayTail::Run, TailPlace::Gateway) => {
+                // The model owns the one parameter buffer; the tail views its layers past the
+                // fused ones.
+                let (net, params) = d.model.load(usize::MAX)?;
+                (d.own_model(&net, params)?, None)
+            }
+            // A coded gateway holds no tail parameters (the workers hold the shards), and the
+            // fused layers' only when it computes a tile itself, as without the tail.
+            (GatewayTail::Run, TailPlace::Coded(_)) => {
+                let model = d.deferred_model()?;
+                let coded = d.gateway_tail(&model.net)?;
+                (model, coded)
+            }
+            (GatewayTail::None, _) => (d.deferred_model()?, None),
+        };
+        let fingerprint = d.fingerprint()?;
+        let coded_tail = coded.is_some();
+        let options = NodeOptions {
+            confirm_done: true,
+            model_fingerprint: fingerprint,
+            coded: coded.map(|t| CodedRole::Gateway {
+                tail: Arc::new(t),
+                config: d.coded,
+            }),
+            tail_transport: d.tail_transport,
+            dev_loss: d.dev_loss(0)?,
+            ..NodeOptions::default()
+        };
+        let node = d.start(0, model.clone(), options)?;
+        Ok::<_, SetupError>((model, coded_tail, fingerprint, node))
+    })?;
     let net = model.net.clone();
-    let work = match (&coded, run.tail) {
-        (Some(_), _) => TailWork::Coded,
-        (None, GatewayTail::Run) => TailWork::Here {
+    let work = match (coded_tail, run.tail) {
+        (true, _) => TailWork::Coded,
+        (false, GatewayTail::Run) => TailWork::Here {
             kernel: AnyKernel::of(d.spec.kernel),
             weights: Box::new(
                 Weights::new(&net, net.layers().len(), &model.params)
                     .map_err(SetupError::Weights)?,
             ),
         },
-        (None, GatewayTail::None) => TailWork::None,
+        (false, GatewayTail::None) => TailWork::None,
     };
-    let fingerprint = d.fingerprint()?;
-    let options = NodeOptions {
-        confirm_done: true,
-        model_fingerprint: fingerprint,
-        coded: coded.map(|t| CodedRole::Gateway {
-            tail: Arc::new(t),
-            config: d.coded,
-        }),
-        tail_transport: d.tail_transport,
-        dev_loss: d.dev_loss(0)?,
-        ..NodeOptions::default()
-    };
-    let node = d.start(0, model.clone(), options)?;
     host.started(fingerprint);
     let coded_run = matches!(work, TailWork::Coded);
     let mut counts = GatewayCounts::default();

@@ -14,6 +14,7 @@ mod deployment;
 mod drop_log;
 mod edge;
 mod gateway;
+mod set_up;
 
 pub use deployment::{Deployment, SetupError};
 pub use drop_log::DropLog;
@@ -29,6 +30,7 @@ use tessera_core::wire::datagram::DropReason;
 
 use crate::dgram::DgramStats;
 use crate::driver::NodeStats;
+use set_up::set_up;
 
 /// The link's and the node's counters (and the coded datagrams', when the tail runs on
 /// them), for a node's counters line.
