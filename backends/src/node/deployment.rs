@@ -90,7 +90,7 @@ pub enum SetupError {
         /// Why.
         error: StartError,
     },
-    /// The thread that sets the node up could not be created ([`super::set_up`]).
+    /// The thread that sets the node up (loads the model, starts the node) could not be created.
     #[error("creating the set-up thread: {0}")]
     SetUpThread(std::io::Error),
 }
