@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tessera_backends::frame_source::SOURCE_QUEUE;
-use tessera_backends::node_memory::{measure, table, Role, RssSetup, FRAME_BYTES};
+use tessera_backends::node_memory::{measure, table, NodeRss, Role, RssSetup, FRAME_BYTES};
 use tessera_backends::pipeline::KernelChoice as NodeKernel;
 
 const MIB: u64 = 1024 * 1024;
@@ -25,11 +25,11 @@ const MIB: u64 = 1024 * 1024;
 const HEADROOM: u64 = 10;
 
 /// Most a node of `role` on `grid` may peak at, from what this test measured with its
-/// test-profile binary (4 runs of 40 frames on a 2-core machine at load 4–10; release figures
-/// in `docs/deploy.md`), plus about 2 MiB of margin: gateway 11.1–11.2 MiB; 3x3 edges 26.2–26.3
-/// and source 28.4; 5x5 edges 24.6–24.8 and source 27.1. A node that grows past these has
-/// started to hold something new per frame or per tile, even while it is still within the
-/// issue's targets.
+/// test-profile binary (2 runs of 40 frames on a 2-core machine at load 4–10; release figures
+/// in `docs/deploy.md`), plus about 2 MiB of margin: gateway 11.1–11.2 MiB; 3x3 edges 26.2–26.4
+/// and source 28.4–28.6; 5x5 edges 24.6–24.8 and source 26.4–27.1. A node that grows past
+/// these has started to hold something new per frame or per tile, even while it is still
+/// within the targets.
 fn achieved_bound(role: Role, grid: (u32, u32)) -> u64 {
     let small = grid.0 * grid.1 < 25;
     match (role, small) {
@@ -52,6 +52,25 @@ fn ports(net: u8) -> [u16; 4] {
         *port = l.local_addr().unwrap().port();
     }
     p
+}
+
+/// Bytes as MiB.
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / MIB as f64
+}
+
+/// Asserts that node `n` of a `grid` run peaked within `bound` (`what`: what the bound is).
+fn assert_within(n: &NodeRss, grid: (u32, u32), bound: u64, what: &str) {
+    assert!(
+        n.peak_bytes <= bound,
+        "{}x{} node {} ({}): VmHWM {:.1} MiB > {:.1} MiB ({what})",
+        grid.0,
+        grid.1,
+        n.id,
+        n.role.name(),
+        mib(n.peak_bytes),
+        mib(bound)
+    );
 }
 
 #[test]
@@ -94,33 +113,15 @@ fn node_processes_keep_only_what_they_run() {
                     "{}x{} source: VmHWM {:.1} MiB > {:.1} MiB: float frames held?",
                     r.grid.0,
                     r.grid.1,
-                    n.peak_bytes as f64 / MIB as f64,
-                    no_float_frames as f64 / MIB as f64
+                    mib(n.peak_bytes),
+                    mib(no_float_frames)
                 );
             }
             let bound = target + target * HEADROOM / 100;
-            assert!(
-                n.peak_bytes <= bound,
-                "{}x{} node {} ({}): VmHWM {:.1} MiB > {:.1} MiB (target {:.1} MiB + {HEADROOM} %)",
-                r.grid.0,
-                r.grid.1,
-                n.id,
-                n.role.name(),
-                n.peak_bytes as f64 / MIB as f64,
-                bound as f64 / MIB as f64,
-                target as f64 / MIB as f64
-            );
+            let over_target = format!("target {:.1} MiB + {HEADROOM} %", mib(target));
+            assert_within(n, r.grid, bound, &over_target);
             let achieved = achieved_bound(n.role, r.grid);
-            assert!(
-                n.peak_bytes <= achieved,
-                "{}x{} node {} ({}): VmHWM {:.1} MiB > {:.1} MiB, more than it used to hold",
-                r.grid.0,
-                r.grid.1,
-                n.id,
-                n.role.name(),
-                n.peak_bytes as f64 / MIB as f64,
-                achieved as f64 / MIB as f64
-            );
+            assert_within(n, r.grid, achieved, "more than it held when measured");
             if n.id != 0 {
                 assert!(n.tiles > 0, "edge {} computed no tile: not measured", n.id);
             }
@@ -178,8 +179,8 @@ fn coded_workers_keep_only_their_shards() {
     assert!(
         gateway.peak_bytes <= CODED_GATEWAY,
         "coded gateway: VmHWM {:.1} MiB > {:.0} MiB",
-        gateway.peak_bytes as f64 / MIB as f64,
-        CODED_GATEWAY as f64 / MIB as f64
+        mib(gateway.peak_bytes),
+        mib(CODED_GATEWAY)
     );
     for n in run.nodes.iter().filter(|n| n.id != 0) {
         assert!(n.shard_bytes > 0, "edge {} holds no shards", n.id);
@@ -194,10 +195,10 @@ fn coded_workers_keep_only_their_shards() {
             "coded worker {} ({}): VmHWM {:.1} MiB > {:.1} MiB ({:.1} MiB of shards + {:.0} MiB)",
             n.id,
             n.role.name(),
-            n.peak_bytes as f64 / MIB as f64,
-            bound as f64 / MIB as f64,
-            n.shard_bytes as f64 / MIB as f64,
-            CODED_BESIDE_SHARDS as f64 / MIB as f64
+            mib(n.peak_bytes),
+            mib(bound),
+            mib(n.shard_bytes),
+            mib(CODED_BESIDE_SHARDS)
         );
         assert!(n.tiles > 0, "edge {} computed no tile: not measured", n.id);
     }
