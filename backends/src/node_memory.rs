@@ -232,10 +232,12 @@ pub struct RssSetup {
     pub timeout: Duration,
 }
 
-/// Child processes killed (by PID) and reaped on drop, and the cluster file removed.
+/// Child processes killed (by PID) and reaped on drop, then their files removed (the cluster
+/// file, the source's picture): only then, as a source reads its picture for every frame and
+/// ends when it is gone, which would lose its `VmHWM` reading.
 struct Procs {
     children: Vec<Child>,
-    file: PathBuf,
+    files: Vec<PathBuf>,
 }
 
 impl Drop for Procs {
@@ -244,7 +246,9 @@ impl Drop for Procs {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let _ = std::fs::remove_file(&self.file);
+        for f in &self.files {
+            let _ = std::fs::remove_file(f);
+        }
     }
 }
 
@@ -378,7 +382,7 @@ pub fn measure(s: &RssSetup) -> Result<RssRun, MeasureError> {
     std::fs::write(&file, cluster_text(s)).map_err(file_error("writing", &file))?;
     let mut procs = Procs {
         children: Vec::new(),
-        file: file.clone(),
+        files: alloc::vec![file.clone()],
     };
     let cluster = file.display().to_string();
     let arg = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
@@ -404,11 +408,12 @@ pub fn measure(s: &RssSetup) -> Result<RssRun, MeasureError> {
         s.ports[0]
     ));
     std::fs::write(&image, DEFAULT_IMAGE).map_err(file_error("writing", &image))?;
+    procs.files.push(image.clone());
     let image_arg = image.display().to_string();
     // More frames than are ever waited for: a source that ran out would exit before its
     // `VmHWM` is read (a reaped-to-be process has no such line).
     let repeat = (2 * s.max_frames + 8).to_string();
-    let source = spawn(
+    procs.children.push(spawn(
         &s.exe,
         &arg(&[
             "edge",
@@ -424,11 +429,7 @@ pub fn measure(s: &RssSetup) -> Result<RssRun, MeasureError> {
             "3600",
         ]),
         coded,
-    );
-    let source = source.inspect_err(|_| {
-        let _ = std::fs::remove_file(&image);
-    })?;
-    procs.children.push(source);
+    )?);
     std::thread::sleep(Duration::from_millis(300));
     for id in 2..=3 {
         let id = id.to_string();
@@ -473,7 +474,6 @@ pub fn measure(s: &RssSetup) -> Result<RssRun, MeasureError> {
             _ => {}
         }
     };
-    let _ = std::fs::remove_file(&image);
     outcome?;
     read_shards(&edge_lines, &mut shards);
     if coded {
