@@ -98,6 +98,7 @@ mod config;
 mod edge;
 mod error;
 mod gateway;
+mod link_cost;
 mod queue;
 mod sets;
 mod source;
@@ -108,6 +109,7 @@ pub use edge::{Edge, MAX_IDLE_BACKOFF};
 pub use error::{RuntimeError, SubmitError};
 pub use gateway::modnn::{modnn_boundaries, modnn_missing, modnn_next_rows, MODNN_BAND_SIDES};
 pub use gateway::Gateway;
+pub use link_cost::{LinkEstimate, StripFetch, TileCosts};
 
 /// Most edges a gateway tracks at once.
 pub const MAX_EDGES: usize = 16;
@@ -137,6 +139,13 @@ pub struct Stats {
     pub reuse_runs: u32,
     /// Reuse runs that fell back to Plain because strips could not be fetched.
     pub plain_fallbacks: u32,
+    /// `reuse = "link"`: level-1 tiles whose strips this node fetched from other edges
+    /// (its link model said fetching was cheaper).
+    pub link_fetches: u32,
+    /// `reuse = "link"`: level-1 tiles whose overlap this node recomputed although other
+    /// edges held the strips (the link model said recomputing was cheaper, or a holder was
+    /// not reachable).
+    pub link_recomputes: u32,
     /// Frames abandoned (gateway).
     pub frames_failed: u32,
 }

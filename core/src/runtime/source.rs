@@ -7,7 +7,7 @@ use heapless::Vec;
 use crate::ftp::Mode;
 use crate::ftp::{Grid, Level, Side, MAX_TILES};
 use crate::time::Instant;
-use crate::wire::{FrameKey, NodeId};
+use crate::wire::{FrameKey, NodeId, StripHolders, GATEWAY};
 
 use super::queue::earliest;
 use super::sets::TileSet;
@@ -42,6 +42,9 @@ pub(crate) struct SrcFrame {
     pub covered: TileSet,
     /// The gateway was told this frame has stealable tiles.
     pub registered: bool,
+    /// The node each tile was last lent to (`GATEWAY`: never lent): under [`Reuse::Link`], a
+    /// covered level-0 tile's strips are there.
+    lent_to: [NodeId; MAX_TILES],
 }
 
 /// How a data source's tiles reuse overlap strips.
@@ -53,6 +56,20 @@ pub(crate) enum Reuse {
     Shared,
     /// WST-S with strips that stay where they were made (`Config::local_reuse`).
     Local,
+    /// WST-S with strips that stay where they were made and go edge to edge to a level-1
+    /// tile's node when its link model says so (`Config::link_reuse`).
+    Link,
+}
+
+impl Reuse {
+    /// The rule for the gateway's own frames: it lends no strips edge to edge, so `Link` is
+    /// `Local` there.
+    pub(crate) fn at_gateway(self) -> Reuse {
+        match self {
+            Reuse::Link => Reuse::Local,
+            r => r,
+        }
+    }
 }
 
 /// Which end of the queue a tile is taken from.
@@ -69,9 +86,11 @@ pub(crate) enum End {
 pub(crate) struct Pick {
     pub tile: u16,
     pub mode: Mode,
-    /// Level-0 neighbours whose strips must be fetched from the gateway before a Reuse run
-    /// (owner only; a thief fetches every existing side).
-    pub fetch: TileSet,
+    /// A level-1 Reuse tile: per side, the node holding the neighbour's strips (the source
+    /// itself for strips it made; the gateway for strips in its cache; under [`Reuse::Link`]
+    /// the edge a neighbour was lent to). Shared thieves fetch every side from the gateway and
+    /// get none here.
+    pub holders: Option<StripHolders>,
 }
 
 impl SrcFrame {
@@ -120,6 +139,7 @@ impl SrcFrame {
             local: TileSet::default(),
             covered: TileSet::default(),
             registered: false,
+            lent_to: [GATEWAY; MAX_TILES],
         }
     }
 
@@ -137,37 +157,44 @@ impl SrcFrame {
         self.queue.len() as u16
     }
 
-    /// Every existing neighbour of `t` is covered, or (owner) computed here; with `local`,
-    /// every one is computed here. Returns the neighbours to fetch from the gateway, or `None`
-    /// when some neighbour is not ready.
-    fn readiness(&self, grid: &Grid, t: u16, owner: bool, local: bool) -> Option<TileSet> {
-        let mut fetch = TileSet::default();
+    /// Where the strips of each existing neighbour of level-1 `t` are, or `None` when some
+    /// neighbour is not ready. A neighbour computed here is held here (by the owner, or by the
+    /// thief it is lent to under [`Reuse::Link`]); otherwise it must be covered: its strips are
+    /// at the gateway ([`Reuse::Shared`]) or on the edge it was lent to ([`Reuse::Link`]).
+    /// With [`Reuse::Local`] every neighbour must have been computed here.
+    fn readiness(&self, grid: &Grid, t: u16, owner: bool, reuse: Reuse) -> Option<StripHolders> {
+        let mut holders = StripHolders::default();
         for side in Side::ALL {
             let Some(n) = grid.neighbour(t as usize, side) else {
                 continue;
             };
             let n = n as u16;
-            if owner && self.local.contains(n) {
-                continue;
-            }
-            if local || !self.covered.contains(n) {
-                return None;
-            }
-            fetch.insert(n);
+            let here = self.local.contains(n);
+            let holder = match reuse {
+                _ if here && (owner || reuse == Reuse::Link) => self.key.origin,
+                Reuse::Shared if self.covered.contains(n) => GATEWAY,
+                Reuse::Link if self.covered.contains(n) && self.lent_to[n as usize] != GATEWAY => {
+                    self.lent_to[n as usize]
+                }
+                _ => return None,
+            };
+            holders.set(side, Some(holder));
         }
-        Some(fetch)
+        Some(holders)
     }
 
     /// The tile to take from `end` and its mode. With reuse, level-0 tiles run `Reuse` (plain
     /// compute that keeps its strips); a level-1 tile runs `Reuse` only when every neighbour is
     /// ready, and tiles that would have to fall back to `Plain` are passed over while a ready
     /// one exists further in. With [`Reuse::Local`] a thief's tiles are all `Plain` and the
-    /// owner's level-1 tiles need every neighbour computed here.
+    /// owner's level-1 tiles need every neighbour computed here. With [`Reuse::Link`] a ready
+    /// level-1 tile comes with its strips' holders, thieves' included: the node that runs it
+    /// decides whether to fetch them (and a thief gets it `Plain`, see `Config::link_reuse`).
     pub(crate) fn pick(&self, grid: &Grid, reuse: Reuse, end: End) -> Option<Pick> {
         let plain = |t: u8| Pick {
             tile: t as u16,
             mode: Mode::Plain,
-            fetch: TileSet::default(),
+            holders: None,
         };
         let first = match end {
             End::Head => *self.queue.first()?,
@@ -177,20 +204,19 @@ impl SrcFrame {
         if reuse == Reuse::Off || (reuse == Reuse::Local && !owner) {
             return Some(plain(first));
         }
-        let local = reuse == Reuse::Local;
         let check = |t: u8| -> Option<Pick> {
             if grid.level(t as usize) == Level::Zero {
                 return Some(Pick {
                     tile: t as u16,
                     mode: Mode::Reuse,
-                    fetch: TileSet::default(),
+                    holders: None,
                 });
             }
-            self.readiness(grid, t as u16, owner, local)
-                .map(|fetch| Pick {
+            self.readiness(grid, t as u16, owner, reuse)
+                .map(|holders| Pick {
                     tile: t as u16,
                     mode: Mode::Reuse,
-                    fetch: if owner { fetch } else { TileSet::default() },
+                    holders: (owner || reuse == Reuse::Link).then_some(holders),
                 })
         };
         let found = match end {
@@ -219,6 +245,7 @@ impl SrcFrame {
         self.unqueue(t);
         if t < self.tiles {
             self.state[t as usize] = TileState::Lent { to, deadline };
+            self.lent_to[t as usize] = to;
         }
     }
 

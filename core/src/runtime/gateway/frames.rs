@@ -143,7 +143,7 @@ impl Gateway {
                 self.seq,
                 deadline,
                 &self.cfg.grid,
-                self.cfg.reuse_mode(),
+                self.cfg.reuse_mode().at_gateway(),
             )
         });
         self.frames[i] = Some(GwFrame {
@@ -243,10 +243,9 @@ impl Gateway {
     /// Reports coverage once the result (and, with reuse, a level-0 tile's strips) is held:
     /// readiness follows delivery.
     fn cover(&mut self, i: usize, tile: u16) {
-        // With local reuse no strips come: the result alone covers a tile.
-        let needs_strips = self.cfg.reuse()
-            && !self.cfg.local_reuse
-            && self.cfg.grid.level(tile as usize) == Level::Zero;
+        // Strips kept where they were made (local, link) never come: the result alone covers.
+        let needs_strips =
+            self.cfg.strips_at_gateway() && self.cfg.grid.level(tile as usize) == Level::Zero;
         let Some(f) = self.frames[i].as_mut() else {
             return;
         };

@@ -53,7 +53,7 @@ impl Gateway {
         ) else {
             return false;
         };
-        let (grid, reuse) = (self.cfg.grid, self.cfg.reuse_mode());
+        let (grid, reuse) = (self.cfg.grid, self.cfg.reuse_mode().at_gateway());
         let deadline = self.now + self.cfg.tile_timeout;
         let Some(f) = self.frames[i].as_mut() else {
             return false;

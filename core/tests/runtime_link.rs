@@ -1,0 +1,461 @@
+//! WST-S with `reuse = "link"`: a data source tells a thief where a level-1 tile's strips are
+//! (`StripHolders`), the node running the tile fetches them edge to edge or recomputes the
+//! overlap as its link model (or a forced rule) says, and a fetch that fails or is late runs
+//! the tile `Plain` from its whole input.
+
+use tessera_core::ftp::{FusedStack, Grid, Mode, Partition, Side};
+use tessera_core::model::{Network, Shape};
+use tessera_core::region::{Region, Span};
+use tessera_core::runtime::{Action, Config, Edge, RuntimeError, StripFetch, Verdict, Work};
+use tessera_core::tensor::FeatureView;
+use tessera_core::time::{Duration, Instant};
+use tessera_core::wire::{
+    FrameKey, Limits, Message, NodeId, Policy, Precision, StripHolders, StripsView, Tensor,
+    WireError, GATEWAY, PROBE,
+};
+use tessera_testkit::{conv, network, pool};
+
+fn net() -> Network {
+    network(Shape::new(64, 64, 3), [conv(4, 3), pool(), conv(8, 3)])
+}
+
+/// WST-S on a 3x3 grid with strips edge to edge, fetch or recompute chosen by `rule`.
+fn config(rule: StripFetch) -> Config {
+    let n = net();
+    let stack = FusedStack::new(&n, 3).unwrap();
+    let grid = Grid::new(3, 3, Partition::Darknet, &stack).unwrap();
+    let mut c = Config::new(Policy::WstS, &stack, grid);
+    c.tile_timeout = Duration::from_millis(100);
+    c.local_reuse = true;
+    c.link_reuse = true;
+    c.strip_fetch = rule;
+    c
+}
+
+fn t(ms: u64) -> Instant {
+    Instant::from_millis(ms)
+}
+
+fn drain(e: &mut Edge, now: Instant) -> Vec<Action> {
+    std::iter::from_fn(|| e.poll(now)).collect()
+}
+
+fn send(to: NodeId, msg: Message<'static>) -> Action {
+    Action::Send { to, msg }
+}
+
+const NO_INPUT: Tensor<'static> = Tensor {
+    region: Region {
+        x: Span { start: 0, end: 0 },
+        y: Span { start: 0, end: 0 },
+    },
+    channels: 0,
+    data: &[],
+    precision: Precision::F32,
+};
+
+fn task(frame: FrameKey, tile: u16, mode: Mode) -> Message<'static> {
+    Message::Task {
+        frame,
+        tile,
+        mode,
+        input: NO_INPUT,
+    }
+}
+
+/// Tile 7 (row 2, column 1) of a frame of source 1: 4 above and 6 left computed at the
+/// source, 8 right computed by edge 4.
+fn holders_of_7() -> StripHolders {
+    let mut h = StripHolders::default();
+    h.set(Side::Above, Some(1));
+    h.set(Side::Left, Some(1));
+    h.set(Side::Right, Some(4));
+    h
+}
+
+/// One strip entry (a 1×1 strip of one channel) in `buf`.
+fn one_strip(buf: &mut [u8]) -> StripsView<'_> {
+    let v = [0.5f32];
+    let mut w = StripsView::writer(buf);
+    let region = Region::new(Span::new(0, 1), Span::new(0, 1));
+    w.push(0, Side::Left, &FeatureView::new(&v, region, 1).unwrap())
+        .unwrap();
+    w.finish()
+}
+
+/// Edge 5, a thief connected to the gateway and to edges 1 (the source) and 4, that asked
+/// victim 1 for work at `t(1)`.
+fn thief(cfg: Config) -> Edge {
+    let mut e = Edge::new(cfg, 5, t(0));
+    for p in [GATEWAY, 1, 4] {
+        e.on_connected(t(0), p);
+    }
+    assert_eq!(
+        drain(&mut e, t(0)),
+        vec![send(GATEWAY, Message::StealRequest)]
+    );
+    e.on_message(t(1), GATEWAY, &Message::StealReply { victim: Some(1) })
+        .unwrap();
+    assert_eq!(drain(&mut e, t(1)), vec![send(1, Message::StealTask)]);
+    e
+}
+
+/// The thief receives level-1 tile 7, lent `Plain` after its holders, at `now`.
+fn lend_7(e: &mut Edge, f: FrameKey, now: u64) -> Vec<Action> {
+    let holders = Message::StripHolders {
+        frame: f,
+        tile: 7,
+        holders: holders_of_7(),
+    };
+    assert_eq!(e.on_message(t(now), 1, &holders), Ok(Verdict::Accept));
+    assert_eq!(
+        e.on_message(t(now), 1, &task(f, 7, Mode::Plain)),
+        Ok(Verdict::Accept)
+    );
+    drain(e, t(now))
+}
+
+fn requests_for_7(f: FrameKey) -> [Action; 3] {
+    // Each neighbour's strip on its side facing 7, from the node holding it.
+    let req = |to, tile, side: Side| {
+        send(
+            to,
+            Message::StripRequest {
+                frame: f,
+                tile,
+                sides: 1 << side.index(),
+            },
+        )
+    };
+    [
+        req(4, 8, Side::Left),
+        req(1, 4, Side::Below),
+        req(1, 6, Side::Right),
+    ]
+}
+
+fn tile7(f: FrameKey, mode: Mode) -> Action {
+    Action::Compute(Work::Tile {
+        frame: f,
+        tile: 7,
+        mode,
+    })
+}
+
+#[test]
+fn the_source_lends_level_0_tiles_reuse_and_a_ready_level_1_tile_with_its_holders() {
+    let mut e = Edge::new(config(StripFetch::Always), 1, t(0));
+    for p in [GATEWAY, 4, 5] {
+        e.on_connected(t(0), p);
+    }
+    drain(&mut e, t(0));
+    let f = e.submit_frame(t(0)).unwrap();
+    let mut current = match drain(&mut e, t(0)).pop() {
+        Some(Action::Compute(w)) => w,
+        a => panic!("{a:?}"),
+    };
+    // Thief 4 steals: level-1 tiles are not ready, so it gets level-0 tile 8, Reuse (it keeps
+    // the strips its neighbours will ask it for).
+    e.on_message(t(1), 4, &Message::StealTask).unwrap();
+    assert_eq!(
+        drain(&mut e, t(1)),
+        vec![Action::SendTask {
+            to: 4,
+            frame: f,
+            tile: 8,
+            mode: Mode::Reuse
+        }]
+    );
+    // The owner computes 4, 0, 2, 6, then starts 1 (every neighbour here).
+    for now in 2..6 {
+        e.on_computed(t(now), current).unwrap();
+        current = match drain(&mut e, t(now)).pop() {
+            Some(Action::Compute(w)) => w,
+            a => panic!("{a:?}"),
+        };
+    }
+    assert_eq!(
+        current,
+        Work::Tile {
+            frame: f,
+            tile: 1,
+            mode: Mode::Reuse
+        }
+    );
+    // 8's result reaches the gateway: tile 7 (4 and 6 here, 8 on edge 4) is ready. Thief 5
+    // gets it Plain, after where its strips are.
+    e.on_message(t(6), GATEWAY, &Message::Coverage { frame: f, tile: 8 })
+        .unwrap();
+    e.on_message(t(6), 5, &Message::StealTask).unwrap();
+    assert_eq!(
+        drain(&mut e, t(6)),
+        vec![
+            send(
+                5,
+                Message::StripHolders {
+                    frame: f,
+                    tile: 7,
+                    holders: holders_of_7()
+                }
+            ),
+            Action::SendTask {
+                to: 5,
+                frame: f,
+                tile: 7,
+                mode: Mode::Plain
+            }
+        ]
+    );
+    // The owner finishes 1 and 3 (all neighbours here); tile 5 needs 8's strip from edge 4:
+    // asked edge to edge.
+    let mut now = 7;
+    let a = loop {
+        e.on_computed(t(now), current).unwrap();
+        let a = drain(&mut e, t(now));
+        now += 1;
+        match a.last() {
+            Some(Action::Compute(w)) => current = *w,
+            _ => break a,
+        }
+        assert!(now < 20, "no fetch");
+    };
+    assert_eq!(
+        a.last(),
+        Some(&send(
+            4,
+            Message::StripRequest {
+                frame: f,
+                tile: 8,
+                sides: 1 << Side::Above.index()
+            }
+        ))
+    );
+    assert!(!a.iter().any(|x| matches!(x, Action::Compute(_))), "{a:?}");
+    let mut buf = [0u8; 64];
+    let strips = Message::Strips {
+        frame: f,
+        tile: 8,
+        strips: one_strip(&mut buf),
+    };
+    // From the wrong node: not the one asked.
+    assert_eq!(e.on_message(t(now), 5, &strips), Ok(Verdict::Discard));
+    assert_eq!(e.on_message(t(now), 4, &strips), Ok(Verdict::Accept));
+    assert_eq!(
+        drain(&mut e, t(now)),
+        vec![Action::Compute(Work::Tile {
+            frame: f,
+            tile: 5,
+            mode: Mode::Reuse
+        })]
+    );
+    assert_eq!(e.stats().link_fetches, 1);
+}
+
+#[test]
+fn a_thief_told_to_fetch_asks_each_holder_and_runs_reuse_once_every_strip_is_in() {
+    let mut e = thief(config(StripFetch::Always));
+    let f = FrameKey::new(1, 0);
+    let a = lend_7(&mut e, f, 2);
+    assert_eq!(a, requests_for_7(f).to_vec());
+    let mut buf = [0u8; 64];
+    let entry = one_strip(&mut buf);
+    let strips = |tile| Message::Strips {
+        frame: f,
+        tile,
+        strips: entry,
+    };
+    // 8's strips come from edge 4 only; 4's from the source.
+    assert_eq!(e.on_message(t(3), 1, &strips(8)), Ok(Verdict::Discard));
+    assert_eq!(e.on_message(t(3), 4, &strips(8)), Ok(Verdict::Accept));
+    assert_eq!(e.on_message(t(3), 1, &strips(6)), Ok(Verdict::Accept));
+    assert!(drain(&mut e, t(3)).is_empty());
+    assert_eq!(e.on_message(t(4), 1, &strips(4)), Ok(Verdict::Accept));
+    assert_eq!(drain(&mut e, t(4)), vec![tile7(f, Mode::Reuse)]);
+    let s = e.stats();
+    assert_eq!((s.link_fetches, s.link_recomputes, s.reuse_runs), (1, 0, 1));
+}
+
+#[test]
+fn a_thief_told_to_recompute_runs_the_tile_plain_at_once() {
+    let mut e = thief(config(StripFetch::Never));
+    let f = FrameKey::new(1, 0);
+    assert_eq!(lend_7(&mut e, f, 2), vec![tile7(f, Mode::Plain)]);
+    let s = e.stats();
+    assert_eq!((s.link_fetches, s.link_recomputes, s.reuse_runs), (0, 1, 0));
+}
+
+#[test]
+fn a_failed_or_late_fetch_runs_the_tile_plain_from_its_whole_input() {
+    let f = FrameKey::new(1, 0);
+    // A holder that no longer has the strips answers with none.
+    let mut e = thief(config(StripFetch::Always));
+    lend_7(&mut e, f, 2);
+    let none = Message::Strips {
+        frame: f,
+        tile: 8,
+        strips: StripsView::EMPTY,
+    };
+    assert_eq!(e.on_message(t(3), 4, &none), Ok(Verdict::Discard));
+    assert_eq!(drain(&mut e, t(3)), vec![tile7(f, Mode::Plain)]);
+    assert_eq!(e.stats().plain_fallbacks, 1);
+    // A holder that goes away.
+    let mut e = thief(config(StripFetch::Always));
+    lend_7(&mut e, f, 2);
+    e.on_disconnected(t(3), 4);
+    assert!(drain(&mut e, t(3)).contains(&tile7(f, Mode::Plain)));
+    // A holder that refuses.
+    let mut e = thief(config(StripFetch::Always));
+    lend_7(&mut e, f, 2);
+    e.on_message(t(3), 1, &Message::Reject { code: 1 }).unwrap();
+    assert_eq!(drain(&mut e, t(3)), vec![tile7(f, Mode::Plain)]);
+    // Strips that never come: the fetch's own timeout, well inside the tile timeout.
+    let mut e = thief(config(StripFetch::Always));
+    lend_7(&mut e, f, 2);
+    let at = e.poll_at().unwrap();
+    assert!(at > t(2) && at < t(2 + 100), "{at:?}");
+    assert!(drain(&mut e, at).contains(&tile7(f, Mode::Plain)));
+}
+
+/// The thief computes level-0 tile 8 (lent `Reuse`) in `took`, then is lent tile 7: what
+/// does its link model choose?
+fn model_choice(took: Duration) -> Vec<Action> {
+    let cfg = config(StripFetch::Model);
+    let mut e = thief(cfg);
+    let f = FrameKey::new(1, 0);
+    e.on_message(t(2), 1, &task(f, 8, Mode::Reuse)).unwrap();
+    let a = drain(&mut e, t(2));
+    let w = Work::Tile {
+        frame: f,
+        tile: 8,
+        mode: Mode::Reuse,
+    };
+    assert!(a.contains(&Action::Compute(w)), "{a:?}");
+    let done = t(2) + took;
+    e.on_computed(done, w).unwrap();
+    // It sends the result and asks again (gateway, then victim 1).
+    assert_eq!(
+        drain(&mut e, done),
+        vec![
+            Action::SendResult {
+                to: GATEWAY,
+                frame: f,
+                tile: 8
+            },
+            send(GATEWAY, Message::StealRequest)
+        ]
+    );
+    e.on_message(done, GATEWAY, &Message::StealReply { victim: Some(1) })
+        .unwrap();
+    drain(&mut e, done);
+    let now = done.total_millis() + 1;
+    lend_7(&mut e, f, now)
+}
+
+#[test]
+fn the_link_model_fetches_for_a_slow_node_and_recomputes_on_a_fast_one() {
+    let f = FrameKey::new(1, 0);
+    let cfg = config(StripFetch::Model);
+    // What is at stake: tile 8's work, the overlap 7 saves, the strips it needs.
+    let (tile8, saved) = (cfg.costs.macs(8, Mode::Reuse), cfg.costs.saved_macs(7));
+    let bytes: u64 = Side::ALL.iter().map(|&s| cfg.costs.strip_bytes(7, s)).sum();
+    assert!(tile8 > 0 && saved > 0 && bytes > 0);
+    // Tile 8 in 10 s: the overlap would take 10 s × saved / tile8, far more than the strips at
+    // the prior link (5 ms + bytes at 2.5 MB/s): fetch.
+    let slow = model_choice(Duration::from_secs(10));
+    assert_eq!(slow, requests_for_7(f).to_vec());
+    // Tile 8 in 1 µs: recomputing the overlap is instant: run Plain.
+    let fast = model_choice(Duration::from_micros(1));
+    assert_eq!(fast, vec![tile7(f, Mode::Plain)]);
+}
+
+#[test]
+fn a_holder_serves_strip_requests_from_other_edges_and_refuses_malformed_ones() {
+    let mut e = Edge::new(config(StripFetch::Model), 4, t(0));
+    for p in [GATEWAY, 5] {
+        e.on_connected(t(0), p);
+    }
+    drain(&mut e, t(0));
+    let f = FrameKey::new(1, 0);
+    let ask = |tile, sides| Message::StripRequest {
+        frame: f,
+        tile,
+        sides,
+    };
+    let left = 1 << Side::Left.index();
+    assert_eq!(e.on_message(t(1), 5, &ask(8, left)), Ok(Verdict::Accept));
+    assert_eq!(
+        drain(&mut e, t(1)),
+        vec![Action::SendStrips {
+            to: 5,
+            frame: f,
+            tile: 8,
+            sides: left
+        }]
+    );
+    // Level-1 tiles make no strips; tile 8 has no neighbour below.
+    let below = 1 << Side::Below.index();
+    for bad in [ask(7, left), ask(8, below)] {
+        assert!(matches!(
+            e.on_message(t(2), 5, &bad),
+            Err(RuntimeError::Unexpected { peer: 5, .. })
+        ));
+    }
+    // Holders on a side with no neighbour (tile 7 has none below), or none where there is one.
+    let mut wrong = holders_of_7();
+    wrong.set(Side::Below, Some(1));
+    let mut missing = holders_of_7();
+    missing.set(Side::Right, None);
+    for h in [wrong, missing] {
+        let m = Message::StripHolders {
+            frame: f,
+            tile: 7,
+            holders: h,
+        };
+        assert!(matches!(
+            e.on_message(t(3), 5, &m),
+            Err(RuntimeError::Unexpected { peer: 5, .. })
+        ));
+    }
+    // Holders from a node this edge did not ask for work: dropped, counted.
+    let m = Message::StripHolders {
+        frame: f,
+        tile: 7,
+        holders: holders_of_7(),
+    };
+    assert_eq!(e.on_message(t(4), 5, &m), Ok(Verdict::Discard));
+    assert_eq!(e.stats().discarded, 1);
+    // Without link reuse an edge serves no strips.
+    let mut cfg = config(StripFetch::Model);
+    cfg.link_reuse = false;
+    let mut e = Edge::new(cfg, 4, t(0));
+    e.on_connected(t(0), 5);
+    assert!(e.on_message(t(1), 5, &ask(8, left)).is_err());
+}
+
+#[test]
+fn strip_holders_on_the_wire_name_a_node_or_none() {
+    let m = Message::StripHolders {
+        frame: FrameKey::new(1, 7),
+        tile: 7,
+        holders: holders_of_7(),
+    };
+    let mut buf = [0u8; 64];
+    let n = m.emit(&mut buf).unwrap();
+    assert_eq!(n, 6 + 2 + 8);
+    // Below: none (0xffff); right: 4; above: 1; left: 1.
+    assert_eq!(&buf[8..n], &[0xff, 0xff, 4, 0, 1, 0, 1, 0]);
+    assert_eq!(Message::parse(m.kind(), &buf[..n], &Limits::LARGE), Ok(m));
+    assert_eq!(
+        Message::parse(m.kind(), &buf[..n - 1], &Limits::LARGE),
+        Err(WireError::Truncated)
+    );
+    // The reserved id cannot be named a holder.
+    let mut h = holders_of_7();
+    h.set(Side::Below, Some(PROBE));
+    let bad = Message::StripHolders {
+        frame: FrameKey::new(1, 7),
+        tile: 7,
+        holders: h,
+    };
+    assert_eq!(bad.emit(&mut buf), Err(WireError::BadValue));
+}
