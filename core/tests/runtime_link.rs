@@ -6,7 +6,9 @@
 use tessera_core::ftp::{FusedStack, Grid, Mode, Partition, Side};
 use tessera_core::model::{Network, Shape};
 use tessera_core::region::{Region, Span};
-use tessera_core::runtime::{Action, Config, Edge, RuntimeError, StripFetch, Verdict, Work};
+use tessera_core::runtime::{
+    Action, Config, Edge, LinkEstimate, RuntimeError, StripFetch, Verdict, Work,
+};
 use tessera_core::tensor::FeatureView;
 use tessera_core::time::{Duration, Instant};
 use tessera_core::wire::{
@@ -458,4 +460,94 @@ fn strip_holders_on_the_wire_name_a_node_or_none() {
         holders: h,
     };
     assert_eq!(bad.emit(&mut buf), Err(WireError::BadValue));
+}
+
+/// A source whose centre tile took 1 s, with the four corners lent at `t(1)`: the level-1
+/// tiles all wait for a corner. With a fast link (the strips cost nothing) a corner due about
+/// now is worth waiting for: the source holds the tiles (a thief gets `NoTask`) and, once the
+/// corners are covered, runs one `Reuse` with their strips fetched from the thieves. With a
+/// link so slow that fetching never pays, it does not wait: level-1 tiles go `Plain` at once.
+#[test]
+fn a_source_holds_level_1_tiles_for_neighbours_about_done_only_when_reuse_would_pay() {
+    for fast in [true, false] {
+        let mut cfg = config(StripFetch::Model);
+        cfg.tile_timeout = Duration::from_secs(10);
+        cfg.link_prior = LinkEstimate {
+            rtt: Duration::from_micros(0),
+            bytes_per_s: if fast { 1 << 40 } else { 1 },
+        };
+        let mut e = Edge::new(cfg, 1, t(0));
+        for p in [GATEWAY, 4, 5, 6, 7, 8] {
+            e.on_connected(t(0), p);
+        }
+        drain(&mut e, t(0));
+        let f = e.submit_frame(t(0)).unwrap();
+        let centre = Work::Tile {
+            frame: f,
+            tile: 4,
+            mode: Mode::Reuse,
+        };
+        assert_eq!(drain(&mut e, t(0)).pop(), Some(Action::Compute(centre)));
+        // Thieves 4..=7 take the corners from the tail: 8, 6, 2, 0.
+        for (thief, tile) in [(4, 8), (5, 6), (6, 2), (7, 0)] {
+            e.on_message(t(1), thief, &Message::StealTask).unwrap();
+            assert_eq!(
+                drain(&mut e, t(1)),
+                vec![Action::SendTask {
+                    to: thief,
+                    frame: f,
+                    tile,
+                    mode: Mode::Reuse
+                }]
+            );
+        }
+        e.on_computed(t(1000), centre).unwrap();
+        let a = drain(&mut e, t(1000));
+        e.on_message(t(1000), 8, &Message::StealTask).unwrap();
+        let lent = drain(&mut e, t(1000));
+        if !fast {
+            assert!(
+                matches!(
+                    a.last(),
+                    Some(Action::Compute(Work::Tile {
+                        mode: Mode::Plain,
+                        ..
+                    }))
+                ),
+                "{a:?}"
+            );
+            assert!(
+                matches!(
+                    lent.last(),
+                    Some(Action::SendTask {
+                        to: 8,
+                        mode: Mode::Plain,
+                        ..
+                    })
+                ),
+                "{lent:?}"
+            );
+            continue;
+        }
+        assert!(!a.iter().any(|x| matches!(x, Action::Compute(_))), "{a:?}");
+        assert_eq!(lent, vec![send(8, Message::NoTask)]);
+        // Corners 0 and 2 come in: tile 1 (0, 2 and the centre) runs Reuse with the strips
+        // of 0 and 2 fetched from the thieves that computed them.
+        for tile in [0, 2] {
+            e.on_message(t(1100), GATEWAY, &Message::Coverage { frame: f, tile })
+                .unwrap();
+        }
+        let a = drain(&mut e, t(1100));
+        let ask = |to, tile, side: Side| {
+            send(
+                to,
+                Message::StripRequest {
+                    frame: f,
+                    tile,
+                    sides: 1 << side.index(),
+                },
+            )
+        };
+        assert_eq!(a, vec![ask(6, 2, Side::Left), ask(7, 0, Side::Right)]);
+    }
 }

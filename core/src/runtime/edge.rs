@@ -149,6 +149,32 @@ struct Pace {
     fetch: Duration,
 }
 
+/// `reuse = "link"`: what a data source needs to judge whether a level-1 tile whose
+/// neighbours are still being computed is worth waiting for ([`SrcFrame::worth_waiting`]).
+#[derive(Clone, Copy)]
+struct HoldRule<'a> {
+    rate: ComputeRate,
+    cfg: &'a Config,
+}
+
+impl HoldRule<'_> {
+    /// Hold level-1 `t` of `f` when its neighbours should be done before running it `Plain`
+    /// would have paid off: the overlap at this node's rate, less the strips' transfer at the
+    /// prior link. Neighbours are expected to take what they would take here.
+    fn holds(&self, f: &SrcFrame, grid: &crate::ftp::Grid, t: u16, now: Instant) -> bool {
+        let costs = &self.cfg.costs;
+        let Some(overlap) = self.rate.time(costs.saved_macs(t)) else {
+            return false;
+        };
+        let bytes: u64 = Side::ALL.iter().map(|&s| costs.strip_bytes(t, s)).sum();
+        let fetch = self.cfg.link_prior.transfer(bytes);
+        let penalty =
+            Duration::from_micros(overlap.total_micros().saturating_sub(fetch.total_micros()));
+        let expect = |n: u16| self.rate.time(costs.macs(n, Mode::Reuse));
+        f.worth_waiting(grid, t, now, expect, penalty)
+    }
+}
+
 /// Longest wait of an idle thief between steal requests. The gateway also sends a `Register`
 /// notice to a thief it turned away as soon as work appears, so the wait only bounds how long a
 /// missed notice could delay it; an idle cluster then costs a request a second per edge, not one
@@ -330,7 +356,12 @@ impl Edge {
                 break;
             };
             after = f.seq;
-            f.restart(&grid, reuse, running.filter(|r| r.0 == f.key).map(|r| r.1));
+            let since = self.pace.started.unwrap_or(self.now);
+            f.restart(
+                &grid,
+                reuse,
+                running.filter(|r| r.0 == f.key).map(|r| (r.1, since)),
+            );
             f.registered = f.queued() > 0;
             if f.registered {
                 self.actions.send(
@@ -738,16 +769,17 @@ impl Edge {
             self.actions.send(thief, Message::NoTask);
             return;
         };
-        let (grid, reuse) = (self.cfg.grid, self.cfg.reuse_mode());
+        let reuse = self.cfg.reuse_mode();
         let deadline = self.now + self.cfg.tile_timeout;
-        let Some(f) = self.own[i].as_mut() else {
-            return;
-        };
-        let Some(pick) = f.pick(&grid, reuse, End::Tail) else {
+        let now = self.now;
+        let Some(pick) = self.pick(i, End::Tail) else {
             self.actions.send(thief, Message::NoTask);
             return;
         };
-        f.lend(pick.tile, thief, deadline);
+        let Some(f) = self.own[i].as_mut() else {
+            return;
+        };
+        f.lend(pick.tile, thief, now, deadline);
         self.stats.tiles_lent += 1;
         let mut mode = pick.mode;
         if let (Reuse::Link, Some(holders)) = (reuse, pick.holders) {
@@ -868,10 +900,10 @@ impl Edge {
         // 1. Own frames (WST): the owner takes from the head, unless its uplink is behind.
         if self.cfg.stealing() && !self.held_back() {
             if let Some(i) = oldest(&self.own, |f| f.seq, |f| f.queued() > 0) {
-                let (grid, reuse) = (self.cfg.grid, self.cfg.reuse_mode());
+                let (found, now) = (self.pick(i, End::Head), self.now);
                 if let Some(f) = self.own[i].as_mut() {
-                    if let Some(pick) = f.pick(&grid, reuse, End::Head) {
-                        f.run(pick.tile);
+                    if let Some(pick) = found {
+                        f.run(pick.tile, now);
                         let frame = f.key;
                         if f.queued() == 0 && f.registered {
                             f.registered = false;
@@ -928,6 +960,23 @@ impl Edge {
             }
             Policy::Bodp | Policy::Modnn => {}
         }
+    }
+
+    /// The tile of own frame `i` to take from `end` (see [`SrcFrame::pick_or_hold`]).
+    fn pick(&self, i: usize, end: End) -> Option<super::source::Pick> {
+        let f = self.own.get(i)?.as_ref()?;
+        let (grid, reuse, hold) = (self.cfg.grid, self.cfg.reuse_mode(), self.hold_rule());
+        f.pick_or_hold(&grid, reuse, end, |t| {
+            hold.is_some_and(|h| h.holds(f, &grid, t, self.now))
+        })
+    }
+
+    /// The rule for holding level-1 tiles back, under `reuse = "link"` only.
+    fn hold_rule(&self) -> Option<HoldRule<'_>> {
+        (self.cfg.reuse_mode() == Reuse::Link).then_some(HoldRule {
+            rate: self.rate,
+            cfg: &self.cfg,
+        })
     }
 
     /// Some own frame has queued tiles.
@@ -1230,6 +1279,11 @@ impl Edge {
             at = earliest(at, Some(f.until));
         }
         at = earliest(at, self.prefetch_at());
+        if self.current.is_none() && self.own_queued() && self.hold_rule().is_some() {
+            // A source holding level-1 tiles for their neighbours looks again now and then
+            // (their `Coverage` wakes it at once; this bounds a wrong guess of their end).
+            at = earliest(at, Some(self.now + self.cfg.steal_backoff));
+        }
         for f in self.own.iter().flatten() {
             at = earliest(at, Some(f.deadline));
             at = earliest(at, f.next_deadline());

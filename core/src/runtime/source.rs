@@ -6,7 +6,7 @@ use heapless::Vec;
 
 use crate::ftp::Mode;
 use crate::ftp::{Grid, Level, Side, MAX_TILES};
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 use crate::wire::{FrameKey, NodeId, StripHolders, GATEWAY};
 
 use super::queue::earliest;
@@ -45,6 +45,8 @@ pub(crate) struct SrcFrame {
     /// The node each tile was last lent to (`GATEWAY`: never lent): under [`Reuse::Link`], a
     /// covered level-0 tile's strips are there.
     lent_to: [NodeId; MAX_TILES],
+    /// When each tile started running here or was lent.
+    since: [Instant; MAX_TILES],
 }
 
 /// How a data source's tiles reuse overlap strips.
@@ -140,16 +142,17 @@ impl SrcFrame {
             covered: TileSet::default(),
             registered: false,
             lent_to: [GATEWAY; MAX_TILES],
+            since: [Instant::ZERO; MAX_TILES],
         }
     }
 
     /// Starts the frame over for a gateway that may know nothing of it (a restarted one):
     /// every tile queued again, computed ones too, since their results went to the old
     /// gateway; `running` (a tile of this frame being computed here) stays running.
-    pub(crate) fn restart(&mut self, grid: &Grid, reuse: Reuse, running: Option<u16>) {
+    pub(crate) fn restart(&mut self, grid: &Grid, reuse: Reuse, running: Option<(u16, Instant)>) {
         *self = SrcFrame::new(self.key, self.seq, self.deadline, grid, reuse);
-        if let Some(t) = running {
-            self.run(t);
+        if let Some((t, since)) = running {
+            self.run(t, since);
         }
     }
 
@@ -191,6 +194,19 @@ impl SrcFrame {
     /// level-1 tile comes with its strips' holders, thieves' included: the node that runs it
     /// decides whether to fetch them (and a thief gets it `Plain`, see `Config::link_reuse`).
     pub(crate) fn pick(&self, grid: &Grid, reuse: Reuse, end: End) -> Option<Pick> {
+        self.pick_or_hold(grid, reuse, end, |_| false)
+    }
+
+    /// As [`SrcFrame::pick`], but a level-1 tile that is not ready runs `Plain` only when
+    /// `hold` says its neighbours are not worth waiting for (see [`SrcFrame::worth_waiting`]);
+    /// `None` when every queued tile is such a tile.
+    pub(crate) fn pick_or_hold(
+        &self,
+        grid: &Grid,
+        reuse: Reuse,
+        end: End,
+        hold: impl Fn(u16) -> bool,
+    ) -> Option<Pick> {
         let plain = |t: u8| Pick {
             tile: t as u16,
             mode: Mode::Plain,
@@ -223,7 +239,54 @@ impl SrcFrame {
             End::Head => self.queue.iter().find_map(|&t| check(t)),
             End::Tail => self.queue.iter().rev().find_map(|&t| check(t)),
         };
-        Some(found.unwrap_or(plain(first)))
+        if found.is_some() {
+            return found;
+        }
+        // Nothing ready: the first tile not worth waiting for, Plain.
+        let fallback = |&t: &u8| !hold(t as u16);
+        match end {
+            End::Head => self.queue.iter().find(|t| fallback(t)),
+            End::Tail => self.queue.iter().rev().find(|t| fallback(t)),
+        }
+        .map(|&t| plain(t))
+    }
+
+    /// Whether level-1 `t`, not ready, is better left queued until its neighbours are done
+    /// than run `Plain` now: every neighbour not done is being computed (here or lent), none
+    /// is overdue (running past twice its expected time, `expect`), and the last is expected
+    /// done sooner than `penalty` (what running `Plain` costs over running `Reuse` once the
+    /// strips are in). `expect` is `None` when nothing was timed yet: then never.
+    pub(crate) fn worth_waiting(
+        &self,
+        grid: &Grid,
+        t: u16,
+        now: Instant,
+        expect: impl Fn(u16) -> Option<Duration>,
+        penalty: Duration,
+    ) -> bool {
+        let mut until = now;
+        for side in Side::ALL {
+            let Some(n) = grid.neighbour(t as usize, side) else {
+                continue;
+            };
+            let n = n as u16;
+            if self.done(n) || self.covered.contains(n) {
+                continue;
+            }
+            match self.state.get(n as usize) {
+                Some(TileState::Running | TileState::Lent { .. }) => {}
+                _ => return false,
+            }
+            let Some(e) = expect(n) else {
+                return false;
+            };
+            let since = self.since[n as usize];
+            if now > since + e + e {
+                return false;
+            }
+            until = until.max(since + e);
+        }
+        until.saturating_duration_since(now) < penalty
     }
 
     fn unqueue(&mut self, t: u16) {
@@ -233,19 +296,21 @@ impl SrcFrame {
     }
 
     /// Takes `t` out of the queue to compute it here.
-    pub(crate) fn run(&mut self, t: u16) {
+    pub(crate) fn run(&mut self, t: u16, now: Instant) {
         self.unqueue(t);
         if t < self.tiles {
+            self.since[t as usize] = now;
             self.state[t as usize] = TileState::Running;
         }
     }
 
     /// Takes `t` out of the queue and lends it to `to` until `deadline`.
-    pub(crate) fn lend(&mut self, t: u16, to: NodeId, deadline: Instant) {
+    pub(crate) fn lend(&mut self, t: u16, to: NodeId, now: Instant, deadline: Instant) {
         self.unqueue(t);
         if t < self.tiles {
             self.state[t as usize] = TileState::Lent { to, deadline };
             self.lent_to[t as usize] = to;
+            self.since[t as usize] = now;
         }
     }
 

@@ -109,7 +109,7 @@ impl Gateway {
             let src = f.src.as_mut()?;
             // The gateway holds every strip it covered, so nothing is fetched.
             let pick = src.pick(&grid, reuse, End::Head)?;
-            src.run(pick.tile);
+            src.run(pick.tile, self.now);
             Some(Work::Tile {
                 frame: f.key,
                 tile: pick.tile,

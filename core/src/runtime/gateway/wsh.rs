@@ -64,7 +64,7 @@ impl Gateway {
         let Some(pick) = src.pick(&grid, reuse, end) else {
             return false;
         };
-        src.lend(pick.tile, to, deadline);
+        src.lend(pick.tile, to, self.now, deadline);
         self.stats.tiles_lent += 1;
         self.actions.push(Action::SendTask {
             to,
