@@ -318,9 +318,9 @@ fn a_failed_or_late_fetch_runs_the_tile_plain_from_its_whole_input() {
     assert!(drain(&mut e, at).contains(&tile7(f, Mode::Plain)));
 }
 
-/// The thief computes level-0 tile 8 (lent `Reuse`) in `took`, then is lent tile 7: what
-/// does its link model choose?
-fn model_choice(took: Duration) -> Vec<Action> {
+/// The thief computes level-0 tile 8 (lent `Reuse`) in `took`, then is lent tile 7 of frame
+/// `f`: the thief and what its link model chose.
+fn model_choice(took: Duration) -> (Edge, Vec<Action>) {
     let cfg = config(StripFetch::Model);
     let mut e = thief(cfg);
     let f = FrameKey::new(1, 0);
@@ -350,11 +350,13 @@ fn model_choice(took: Duration) -> Vec<Action> {
         .unwrap();
     drain(&mut e, done);
     let now = done.total_millis() + 1;
-    lend_7(&mut e, f, now)
+    let a = lend_7(&mut e, f, now);
+    (e, a)
 }
 
 #[test]
-fn the_link_model_fetches_for_a_slow_node_and_recomputes_on_a_fast_one() {
+fn the_link_model_fetches_when_it_pays_tries_an_unmeasured_link_once_and_recomputes_on_a_slow_one()
+{
     let f = FrameKey::new(1, 0);
     let cfg = config(StripFetch::Model);
     // What is at stake: tile 8's work, the overlap 7 saves, the strips it needs.
@@ -363,11 +365,50 @@ fn the_link_model_fetches_for_a_slow_node_and_recomputes_on_a_fast_one() {
     assert!(tile8 > 0 && saved > 0 && bytes > 0);
     // Tile 8 in 10 s: the overlap would take 10 s × saved / tile8, far more than the strips at
     // the prior link (5 ms + bytes at 2.5 MB/s): fetch.
-    let slow = model_choice(Duration::from_secs(10));
+    let (_, slow) = model_choice(Duration::from_secs(10));
     assert_eq!(slow, requests_for_7(f).to_vec());
-    // Tile 8 in 1 µs: recomputing the overlap is instant: run Plain.
-    let fast = model_choice(Duration::from_micros(1));
-    assert_eq!(fast, vec![tile7(f, Mode::Plain)]);
+    // Tile 8 in 1 µs: recomputing is instant, but neither holder's link was measured: it
+    // fetches once to measure them.
+    let (mut e, fast) = model_choice(Duration::from_micros(1));
+    assert_eq!(fast, requests_for_7(f).to_vec());
+    // The strips come, 20 KiB from each holder, just inside the fetch's timeout.
+    let mut buf = vec![0u8; 24 << 10];
+    let values = vec![0.5f32; 5 << 10];
+    let mut w = StripsView::writer(&mut buf);
+    let region = Region::new(Span::new(0, 64), Span::new(0, 80));
+    w.push(
+        0,
+        Side::Left,
+        &FeatureView::new(&values, region, 1).unwrap(),
+    )
+    .unwrap();
+    let big = w.finish();
+    let now = Instant::from_micros(e.poll_at().unwrap().total_micros() - 1);
+    for (from, tile) in [(4, 8), (1, 4), (1, 6)] {
+        let m = Message::Strips {
+            frame: f,
+            tile,
+            strips: big,
+        };
+        e.on_message(now, from, &m).unwrap();
+    }
+    let w7 = Work::Tile {
+        frame: f,
+        tile: 7,
+        mode: Mode::Reuse,
+    };
+    assert_eq!(drain(&mut e, now), vec![Action::Compute(w7)]);
+    e.on_computed(now, w7).unwrap();
+    drain(&mut e, now);
+    // Tile 7 of the next frame: both links now measured, the node far faster: recompute.
+    e.on_message(now, GATEWAY, &Message::StealReply { victim: Some(1) })
+        .unwrap();
+    drain(&mut e, now);
+    let g = FrameKey::new(1, 1);
+    let a = lend_7(&mut e, g, now.total_millis() + 1);
+    assert_eq!(a, vec![tile7(g, Mode::Plain)]);
+    let s = e.stats();
+    assert_eq!((s.link_fetches, s.link_recomputes), (1, 1));
 }
 
 #[test]

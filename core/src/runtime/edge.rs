@@ -1106,13 +1106,15 @@ impl Edge {
     /// `from` (by side), if fetching them is worth it: every holder is another edge connected
     /// to this one (strips are not relayed through the gateway), and [`Config::strip_fetch`]
     /// says so, by default when the slowest holder's round trip plus bytes arrive before the
-    /// overlap could be recomputed at this node's measured rate.
+    /// overlap could be recomputed at this node's measured rate, or when a holder's link rate
+    /// was never measured (one fetch measures it).
     fn fetch_worth(&self, tile: u16, from: &StripHolders) -> Option<Duration> {
-        let mut fetch = Duration::from_micros(0);
+        let (mut fetch, mut explore) = (Duration::from_micros(0), false);
         for &h in from.0.iter().flatten() {
             if h == GATEWAY || !self.edges_up.contains(h) {
                 return None;
             }
+            explore |= !self.links.rate_known(h);
             let bytes: u64 = Side::ALL
                 .iter()
                 .filter(|&&s| from.on(s) == Some(h))
@@ -1121,7 +1123,7 @@ impl Edge {
             fetch = fetch.max(self.links.estimate(h, self.cfg.link_prior).transfer(bytes));
         }
         let recompute = self.rate.time(self.cfg.costs.saved_macs(tile));
-        fetch_pays(self.cfg.strip_fetch, fetch, recompute)
+        fetch_pays(self.cfg.strip_fetch, fetch, recompute, explore)
             .then(|| fetch_timeout(fetch, recompute, self.cfg.tile_timeout))
     }
 

@@ -15,6 +15,9 @@ use crate::wire::{NodeId, STRIP_DESC_LEN, VALUE_LEN};
 
 use super::MAX_EDGES;
 
+/// Smallest transfer that measures a link's rate; a smaller one is mostly round trip.
+pub const MIN_RATE_SAMPLE: u64 = 16 << 10;
+
 /// How a node chooses between fetching strips and recomputing the overlap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum StripFetch {
@@ -154,8 +157,13 @@ impl PeerLinks {
     }
 
     /// `bytes` came from `peer` `took` after they were asked for: a rate sample once the
-    /// round trip is taken off (averaged with the previous estimate).
+    /// round trip is taken off (averaged with the previous estimate); under
+    /// [`MIN_RATE_SAMPLE`] bytes, a round-trip sample.
     pub(crate) fn note_transfer(&mut self, peer: NodeId, bytes: u64, took: Duration) {
+        if bytes < MIN_RATE_SAMPLE {
+            self.note_rtt(peer, took);
+            return;
+        }
         let rtt = self
             .rtt
             .get(usize::from(peer))
@@ -171,6 +179,13 @@ impl PeerLinks {
             Some(old) => (old + sample) / 2,
             None => sample,
         });
+    }
+
+    /// Whether a transfer rate was measured on the link to `peer`.
+    pub(crate) fn rate_known(&self, peer: NodeId) -> bool {
+        self.rate
+            .get(usize::from(peer))
+            .is_some_and(|r| r.is_some())
     }
 
     /// The link to `peer`: what was measured, `prior` for what was not.
@@ -214,12 +229,19 @@ impl ComputeRate {
 
 /// The decision: fetch when the strips arrive before the overlap could be recomputed.
 /// `fetch` is the slowest holder's transfer, `recompute` the overlap at this node's rate
-/// (`None`: not measured yet, so fetching cannot be shown to pay).
-pub(crate) fn fetch_pays(rule: StripFetch, fetch: Duration, recompute: Option<Duration>) -> bool {
+/// (`None`: not measured yet, so fetching cannot be shown to pay). `explore`: some holder's
+/// link has no measured rate (only strips and `f32` inputs measure one): fetch anyway, once,
+/// so it gets one; the fetch timeout bounds what a slow link costs.
+pub(crate) fn fetch_pays(
+    rule: StripFetch,
+    fetch: Duration,
+    recompute: Option<Duration>,
+    explore: bool,
+) -> bool {
     match rule {
         StripFetch::Always => true,
         StripFetch::Never => false,
-        StripFetch::Model => recompute.is_some_and(|r| fetch < r),
+        StripFetch::Model => recompute.is_some_and(|r| explore || fetch < r),
     }
 }
 
@@ -259,18 +281,21 @@ mod tests {
         let fetch = PRIOR.transfer(250_000); // 105 ms
         let fast = Some(Duration::from_millis(50));
         let slow = Some(Duration::from_millis(200));
-        assert!(!fetch_pays(StripFetch::Model, fetch, fast));
-        assert!(fetch_pays(StripFetch::Model, fetch, slow));
+        assert!(!fetch_pays(StripFetch::Model, fetch, fast, false));
+        assert!(fetch_pays(StripFetch::Model, fetch, slow, false));
+        // A link never measured is tried once.
+        assert!(fetch_pays(StripFetch::Model, fetch, fast, true));
         // Nothing timed yet: no basis to fetch.
-        assert!(!fetch_pays(StripFetch::Model, fetch, None));
-        assert!(fetch_pays(StripFetch::Always, fetch, fast));
-        assert!(!fetch_pays(StripFetch::Never, fetch, slow));
+        assert!(!fetch_pays(StripFetch::Model, fetch, None, true));
+        assert!(fetch_pays(StripFetch::Always, fetch, fast, false));
+        assert!(!fetch_pays(StripFetch::Never, fetch, slow, true));
     }
 
     #[test]
     fn measured_links_replace_the_prior_and_a_slow_reply_moves_the_round_trip_a_little() {
         let mut links = PeerLinks::default();
         assert_eq!(links.estimate(3, PRIOR), PRIOR);
+        assert!(!links.rate_known(3));
         links.note_rtt(3, Duration::from_millis(2));
         assert_eq!(links.estimate(3, PRIOR).rtt, Duration::from_millis(2));
         // A reply that queued behind a picture: the estimate moves by an eighth.
@@ -282,10 +307,15 @@ mod tests {
         // 1 MB in 1 ms round trip + 100 ms: 10 MB/s.
         links.note_transfer(3, 1_000_000, Duration::from_millis(101));
         assert_eq!(links.estimate(3, PRIOR).bytes_per_s, 10_000_000);
+        assert!(links.rate_known(3));
+        // A small transfer is a round trip, not a rate.
+        links.note_transfer(5, 100, Duration::from_millis(3));
+        assert!(!links.rate_known(5));
+        assert_eq!(links.estimate(5, PRIOR).rtt, Duration::from_millis(3));
         // Other peers keep the prior; ids past the table are ignored, never a panic.
         assert_eq!(links.estimate(4, PRIOR), PRIOR);
         links.note_rtt(NodeId::MAX, Duration::from_millis(1));
-        links.note_transfer(NodeId::MAX, 1, Duration::from_millis(1));
+        links.note_transfer(NodeId::MAX, 1 << 20, Duration::from_millis(1));
         assert_eq!(links.estimate(NodeId::MAX, PRIOR), PRIOR);
     }
 
