@@ -69,7 +69,11 @@
 //!   neighbour, sides: the side facing it }` per neighbour, answered by `Strips` (or `Reject`,
 //!   whereupon a source falls back to `Plain`, a thief drops the tile). Otherwise `Plain`. The
 //!   owner passes over, and thieves skip from the tail, level-1 tiles that would fall back while
-//!   a ready tile exists.
+//!   a ready tile exists. With [`Config::link_reuse`] strips stay where they were made; a ready
+//!   level-1 tile goes to a thief `Plain` after `StripHolders` (who holds each neighbour's
+//!   strips), and the node running it sends each holding edge a `StripRequest` or recomputes
+//!   the overlap, as its link model says (`link_cost`); a source keeps a level-1 tile queued
+//!   while its neighbours are about done (a thief gets `NoTask`).
 //! * **BODP** — source: `FrameSubmit`. Gateway: for each fused layer, splits the output rows
 //!   into one stripe per alive edge sized by its last measured speed, sends `LayerTask` (rows
 //!   plus halo of the layer's input), waits for every `LayerResult` (lock-step), re-dispatches a
@@ -86,8 +90,9 @@
 //! # Layout
 //!
 //! `config` (what every node of a run shares), `action` (what the machines ask of the driver),
-//! `error`, `queue` (the bounded action queue), `sets` (tile, peer and side sets), `source`
-//! (a data source's tile queue, shared by the edge and the gateway's own frames), `edge`, and
+//! `error`, `queue` (the bounded action queue), `link_cost` (fetch strips or recompute),
+//! `sets` (tile, peer and side sets), `source` (a data source's tile queue, shared by the edge
+//! and the gateway's own frames), `edge`, and
 //! `gateway/`: `peers`, `frames`, one module per policy (`wsh`, `wst`, `wst_s`, `bodp`,
 //! `modnn`) and `local` (the gateway as a source and fallback worker). [`coded`] is the CDC
 //! stage.
