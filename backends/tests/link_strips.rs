@@ -7,73 +7,21 @@
 
 mod common;
 
-use common::{link, loopback, port, values};
+use common::{link, loopback, port, single_device, small_model, values};
 use std::sync::Arc;
 use std::time::Instant as StdInstant;
 
-use tessera_backends::driver::{Finished, Inline, Model, Node, NodeStats, SourceFrame};
+use tessera_backends::driver::{Finished, Inline, Node, NodeStats, SourceFrame};
 use tessera_backends::nal_std::StdStack;
 use tessera_backends::pipeline::{letterbox_of, Picture, Rgb8};
-use tessera_core::exec::{run_tile, NoStrips, TileJob};
-use tessera_core::ftp::{FusedStack, Grid, Mode, Partition, TilePlan};
+use tessera_core::ftp::{FusedStack, Grid, Partition};
 use tessera_core::kernel::Portable;
-use tessera_core::model::weights::param_count;
-use tessera_core::model::Shape;
 use tessera_core::runtime::{Config, StripFetch};
-use tessera_core::tensor::FeatureView;
 use tessera_core::time::{Duration, Instant};
 use tessera_core::wire::{Key, Policy};
-use tessera_core::Region;
-use tessera_testkit::{conv, pool};
 
 const W: u32 = 48;
 const H: u32 = 40;
-
-fn model() -> Model {
-    let layers = [
-        conv(8, 3),
-        pool(),
-        conv(8, 3),
-        conv(4, 1),
-        conv(8, 3),
-        pool(),
-        conv(6, 3),
-    ];
-    let net = tessera_testkit::network(Shape::new(W, H, 3), layers);
-    let n = net.layers().len();
-    let mut params = values(param_count(&net, n).unwrap(), 3);
-    // Batch-norm variances must be positive.
-    params.iter_mut().for_each(|v| *v = v.abs() * 0.5 + 0.05);
-    Model::new(net, params, n, (3, 3), Partition::Darknet).unwrap()
-}
-
-/// The whole frame on one device.
-fn reference(model: &Model, image: &[f32]) -> Vec<f32> {
-    let stack = FusedStack::new(&model.net, model.layers).unwrap();
-    let grid = Grid::new(1, 1, Partition::Darknet, &stack).unwrap();
-    let plan = TilePlan::new(&stack, &grid, 0, Mode::Plain).unwrap();
-    let n = tessera_core::exec::scratch_elems(&stack, &plan).unwrap();
-    let (mut a, mut b) = (vec![0.0; n], vec![0.0; n]);
-    let s = stack.output();
-    let mut out = vec![0.0; (s.w * s.h * s.c) as usize];
-    let input = FeatureView::new(image, Region::full(W, H), 3).unwrap();
-    let w = model.weights().unwrap();
-    run_tile(
-        TileJob {
-            kernels: &Portable,
-            stack: &stack,
-            weights: &w,
-            plan: &plan,
-            input: &input,
-            buf_a: &mut a,
-            buf_b: &mut b,
-            strips: &mut NoStrips,
-        },
-        &mut out,
-    )
-    .unwrap();
-    out
-}
 
 type TestNode = Node<StdStack, Inline<Portable>>;
 
@@ -81,7 +29,7 @@ type TestNode = Node<StdStack, Inline<Portable>>;
 /// with link reuse; edge 2 always fetches strips, edge 3 never does. Returns the finished
 /// frames, the single-device output and every node's counters.
 fn run(image: SourceFrame, frames: usize) -> (Vec<Finished>, Vec<f32>, Vec<NodeStats>) {
-    let model = Arc::new(model());
+    let model = Arc::new(small_model((3, 3)));
     let stack = FusedStack::new(&model.net, model.layers).unwrap();
     let grid = Grid::new(3, 3, Partition::Darknet, &stack).unwrap();
     let mut cfg = Config::new(Policy::WstS, &stack, grid);
@@ -149,7 +97,7 @@ fn run(image: SourceFrame, frames: usize) -> (Vec<Finished>, Vec<f32>, Vec<NodeS
         }
         _ => image.input.clone(),
     };
-    let expect = reference(&model, &input);
+    let expect = single_device(&model, &input);
     (done, expect, nodes.iter().map(|n| n.stats()).collect())
 }
 

@@ -12,9 +12,9 @@ use tessera_core::runtime::{
 use tessera_core::tensor::FeatureView;
 use tessera_core::time::{Duration, Instant};
 use tessera_core::wire::{
-    FrameKey, Limits, Message, NodeId, Policy, Precision, StripHolders, StripsView, Tensor,
-    WireError, GATEWAY, PROBE,
+    FrameKey, Limits, Message, NodeId, Policy, StripHolders, StripsView, WireError, GATEWAY, PROBE,
 };
+use tessera_testkit::machines::{drain_edge as drain, send, t, NO_TENSOR as NO_INPUT};
 use tessera_testkit::{conv, network, pool};
 
 fn net() -> Network {
@@ -33,28 +33,6 @@ fn config(rule: StripFetch) -> Config {
     c.strip_fetch = rule;
     c
 }
-
-fn t(ms: u64) -> Instant {
-    Instant::from_millis(ms)
-}
-
-fn drain(e: &mut Edge, now: Instant) -> Vec<Action> {
-    std::iter::from_fn(|| e.poll(now)).collect()
-}
-
-fn send(to: NodeId, msg: Message<'static>) -> Action {
-    Action::Send { to, msg }
-}
-
-const NO_INPUT: Tensor<'static> = Tensor {
-    region: Region {
-        x: Span { start: 0, end: 0 },
-        y: Span { start: 0, end: 0 },
-    },
-    channels: 0,
-    data: &[],
-    precision: Precision::F32,
-};
 
 fn task(frame: FrameKey, tile: u16, mode: Mode) -> Message<'static> {
     Message::Task {
@@ -117,22 +95,24 @@ fn lend_7(e: &mut Edge, f: FrameKey, now: u64) -> Vec<Action> {
     drain(e, t(now))
 }
 
+/// Node `to` is asked for the strip of `tile` of frame `f` on `side`.
+fn strip_request(to: NodeId, f: FrameKey, tile: u16, side: Side) -> Action {
+    send(
+        to,
+        Message::StripRequest {
+            frame: f,
+            tile,
+            sides: 1 << side.index(),
+        },
+    )
+}
+
 fn requests_for_7(f: FrameKey) -> [Action; 3] {
     // Each neighbour's strip on its side facing 7, from the node holding it.
-    let req = |to, tile, side: Side| {
-        send(
-            to,
-            Message::StripRequest {
-                frame: f,
-                tile,
-                sides: 1 << side.index(),
-            },
-        )
-    };
     [
-        req(4, 8, Side::Left),
-        req(1, 4, Side::Below),
-        req(1, 6, Side::Right),
+        strip_request(4, f, 8, Side::Left),
+        strip_request(1, f, 4, Side::Below),
+        strip_request(1, f, 6, Side::Right),
     ]
 }
 
@@ -221,17 +201,7 @@ fn the_source_lends_level_0_tiles_reuse_and_a_ready_level_1_tile_with_its_holder
         }
         assert!(now < 20, "no fetch");
     };
-    assert_eq!(
-        a.last(),
-        Some(&send(
-            4,
-            Message::StripRequest {
-                frame: f,
-                tile: 8,
-                sides: 1 << Side::Above.index()
-            }
-        ))
-    );
+    assert_eq!(a.last(), Some(&strip_request(4, f, 8, Side::Above)));
     assert!(!a.iter().any(|x| matches!(x, Action::Compute(_))), "{a:?}");
     let mut buf = [0u8; 64];
     let strips = Message::Strips {
@@ -579,16 +549,10 @@ fn a_source_holds_level_1_tiles_for_neighbours_about_done_only_when_reuse_would_
                 .unwrap();
         }
         let a = drain(&mut e, t(1100));
-        let ask = |to, tile, side: Side| {
-            send(
-                to,
-                Message::StripRequest {
-                    frame: f,
-                    tile,
-                    sides: 1 << side.index(),
-                },
-            )
-        };
-        assert_eq!(a, vec![ask(6, 2, Side::Left), ask(7, 0, Side::Right)]);
+        let want = [
+            strip_request(6, f, 2, Side::Left),
+            strip_request(7, f, 0, Side::Right),
+        ];
+        assert_eq!(a, want.to_vec());
     }
 }
