@@ -27,6 +27,9 @@ enum Cmd {
     Run {
         /// The scenario.
         scenario: PathBuf,
+        /// Print where the time went instead: each node's jobs per frame (as `timeline`).
+        #[arg(long)]
+        timeline: bool,
     },
     /// 64 nodes (4 clusters of a gateway and 15 edges) × 100 YOLOv2 frames, cost model: speed.
     Bench(experiments::BenchArgs),
@@ -74,9 +77,17 @@ fn main() -> ExitCode {
     env_logger::init();
     let cli = Cli::parse();
     let r: Result<(), Box<dyn std::error::Error>> = match cli.cmd {
-        Cmd::Run { scenario: path } => (|| {
+        Cmd::Run {
+            scenario: path,
+            timeline,
+        } => (|| {
             let text = std::fs::read_to_string(&path)?;
             let cfg = scenario::parse(&text)?;
+            if timeline {
+                let title = experiments::describe(&cfg);
+                print!("{}", tessera_sim::timeline::timeline_of(&cfg, &title));
+                return Ok(());
+            }
             let t0 = std::time::Instant::now();
             let out = run(&cfg);
             println!("{}", experiments::describe(&cfg));

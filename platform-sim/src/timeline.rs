@@ -12,12 +12,25 @@ use tessera_core::wire::NodeId;
 
 use crate::experiments::OutArgs;
 use crate::targets::{config, Setup};
-use crate::world::run;
+use crate::world::{run, SimConfig};
 
 /// The timeline of `s` as text.
 pub fn timeline(a: &OutArgs, s: Setup) -> String {
     let cfg = config(a, s);
-    let out = run(&cfg);
+    let title = format!(
+        "{} {}x{} strips {} at {:.2} GFLOP/s",
+        s.policy.label(),
+        s.grid.0,
+        s.grid.1,
+        s.strips.label(),
+        s.gflops
+    );
+    timeline_of(&cfg, &title)
+}
+
+/// The timeline of a run of `cfg` as text, under `title`.
+pub fn timeline_of(cfg: &SimConfig, title: &str) -> String {
+    let out = run(cfg);
     let mut t = String::new();
     let (ip_bytes, _, _) = out.medium.first().copied().unwrap_or_default();
     let air = |bytes: f64| {
@@ -30,13 +43,8 @@ pub fn timeline(a: &OutArgs, s: Setup) -> String {
     let frames = out.submitted.max(1) as f64;
     let _ = writeln!(
         t,
-        "{} {}x{} strips {} at {:.2} GFLOP/s, {} edges: {} of {} frames; medium {:.2} MiB/frame \
-         of IP ({:.2} s of air time a frame)",
-        s.policy.label(),
-        s.grid.0,
-        s.grid.1,
-        s.strips.label(),
-        s.gflops,
+        "{title}, {} edges: {} of {} frames; medium {:.2} MiB/frame of IP ({:.2} s of air \
+         time a frame)",
         cfg.edges,
         out.completed(),
         out.submitted,
