@@ -7,14 +7,14 @@ use tessera_core::ftp::{FusedStack, Grid, Mode, Partition, Side};
 use tessera_core::model::{Network, Shape};
 use tessera_core::region::{Region, Span};
 use tessera_core::runtime::{
-    Action, Config, Edge, LinkEstimate, RuntimeError, StripFetch, Verdict, Work,
+    Action, Config, Edge, Gateway, LinkEstimate, RuntimeError, StripFetch, Verdict, Work,
 };
 use tessera_core::tensor::FeatureView;
 use tessera_core::time::{Duration, Instant};
 use tessera_core::wire::{
     FrameKey, Limits, Message, NodeId, Policy, StripHolders, StripsView, WireError, GATEWAY, PROBE,
 };
-use tessera_testkit::machines::{drain_edge as drain, send, t, NO_TENSOR as NO_INPUT};
+use tessera_testkit::machines::{drain_edge as drain, drain_gw, send, t, NO_TENSOR as NO_INPUT};
 use tessera_testkit::{conv, network, pool};
 
 fn net() -> Network {
@@ -555,4 +555,93 @@ fn a_source_holds_level_1_tiles_for_neighbours_about_done_only_when_reuse_would_
         ];
         assert_eq!(a, want.to_vec());
     }
+}
+
+/// An edge with no connection to a holder asks the gateway, which forwards the request to the
+/// edge whose result of that tile came in and sends the strips on; with no known holder, or
+/// the holder gone, the asker gets `Reject`.
+#[test]
+fn strips_go_through_the_gateway_only_when_no_direct_path_exists() {
+    let f = FrameKey::new(1, 0);
+    // The thief reaches the source but not edge 4, which holds 8's strips.
+    let mut e = Edge::new(config(StripFetch::Always), 5, t(0));
+    for p in [GATEWAY, 1] {
+        e.on_connected(t(0), p);
+    }
+    drain(&mut e, t(0));
+    e.on_message(t(1), GATEWAY, &Message::StealReply { victim: Some(1) })
+        .unwrap();
+    drain(&mut e, t(1));
+    let a = lend_7(&mut e, f, 2);
+    let want = [
+        strip_request(GATEWAY, f, 8, Side::Left),
+        strip_request(1, f, 4, Side::Below),
+        strip_request(1, f, 6, Side::Right),
+    ];
+    assert_eq!(a, want.to_vec());
+
+    let mut g = Gateway::new(config(StripFetch::Always), t(0));
+    for p in [1, 4, 5] {
+        g.on_connected(t(0), p);
+    }
+    g.on_message(t(1), 1, &Message::Register { frame: f, tiles: 9 })
+        .unwrap();
+    drain_gw(&mut g, t(1));
+    let result = Message::Result {
+        frame: f,
+        tile: 8,
+        output: NO_INPUT,
+    };
+    assert_eq!(g.on_message(t(2), 4, &result), Ok(Verdict::Accept));
+    drain_gw(&mut g, t(2));
+    let left = 1 << Side::Left.index();
+    let ask = |tile| Message::StripRequest {
+        frame: f,
+        tile,
+        sides: left,
+    };
+    g.on_message(t(3), 5, &ask(8)).unwrap();
+    assert_eq!(drain_gw(&mut g, t(3)), vec![send(4, ask(8))]);
+    let mut buf = [0u8; 64];
+    let strips = Message::Strips {
+        frame: f,
+        tile: 8,
+        strips: one_strip(&mut buf),
+    };
+    // Only the holder's answer is relayed, once.
+    assert_eq!(g.on_message(t(4), 1, &strips), Ok(Verdict::Discard));
+    assert_eq!(g.on_message(t(4), 4, &strips), Ok(Verdict::Accept));
+    assert_eq!(
+        drain_gw(&mut g, t(4)),
+        vec![Action::SendStrips {
+            to: 5,
+            frame: f,
+            tile: 8,
+            sides: left
+        }]
+    );
+    assert_eq!(g.on_message(t(5), 4, &strips), Ok(Verdict::Discard));
+    // No result of 6 yet: nobody to ask.
+    let reject = send(5, Message::Reject { code: 1 });
+    g.on_message(t(6), 5, &ask(6)).unwrap();
+    assert_eq!(drain_gw(&mut g, t(6)), vec![reject]);
+    // The holder leaves while a relay waits on it.
+    g.on_message(t(7), 5, &ask(8)).unwrap();
+    drain_gw(&mut g, t(7));
+    g.on_disconnected(t(8), 4);
+    assert!(drain_gw(&mut g, t(8)).contains(&reject));
+    // A holder edge answers the gateway's relayed request like an edge's.
+    let mut h = Edge::new(config(StripFetch::Model), 4, t(0));
+    h.on_connected(t(0), GATEWAY);
+    drain(&mut h, t(0));
+    h.on_message(t(1), GATEWAY, &ask(8)).unwrap();
+    assert_eq!(
+        drain(&mut h, t(1)),
+        vec![Action::SendStrips {
+            to: GATEWAY,
+            frame: f,
+            tile: 8,
+            sides: left
+        }]
+    );
 }

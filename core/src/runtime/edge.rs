@@ -665,8 +665,8 @@ impl Edge {
                 let Some(fetch) = self.awaited(frame, tile, from) else {
                     return Ok(self.discard());
                 };
-                if strips.count() == 0 && !gw {
-                    // The holding edge no longer has them: recompute.
+                if strips.count() == 0 && (!gw || link) {
+                    // The holder no longer has them: recompute.
                     self.fetch_failed();
                     Verdict::Discard
                 } else {
@@ -684,8 +684,9 @@ impl Edge {
                     Verdict::Accept
                 }
             }
-            // `reuse = "link"`: another edge asks for strips this node made.
-            Message::StripRequest { frame, tile, sides } if link && !gw => {
+            // `reuse = "link"`: another edge (or the gateway, relaying) asks for strips this
+            // node made.
+            Message::StripRequest { frame, tile, sides } if link => {
                 check_tile(tile)?;
                 let level0 = self.cfg.grid.level(tile as usize) == Level::Zero;
                 if !level0 || sides & !neighbour_sides(&self.cfg.grid, tile) != 0 {
@@ -1056,7 +1057,7 @@ impl Edge {
             // Strips all here, or through the gateway's cache: no choice to make.
             let mode = if missing.len() == 0 || !link {
                 Mode::Reuse
-            } else if let Some(wait) = self.fetch_worth(tile, &from) {
+            } else if let Some(wait) = self.fetch_worth(tile, &mut from) {
                 until = self.now + wait;
                 self.stats.link_fetches += 1;
                 Mode::Reuse
@@ -1103,24 +1104,36 @@ impl Edge {
     }
 
     /// `reuse = "link"`: how long to wait for the strips of level-1 `tile` from the holders in
-    /// `from` (by side), if fetching them is worth it: every holder is another edge connected
-    /// to this one (strips are not relayed through the gateway), and [`Config::strip_fetch`]
-    /// says so, by default when the slowest holder's round trip plus bytes arrive before the
-    /// overlap could be recomputed at this node's measured rate, or when a holder's link rate
-    /// was never measured (one fetch measures it).
-    fn fetch_worth(&self, tile: u16, from: &StripHolders) -> Option<Duration> {
+    /// `from` (by side), if fetching them is worth it. A holder this edge has no connection to
+    /// is asked through the gateway, which relays (its side in `from` becomes the gateway, and
+    /// the transfer counts twice). [`Config::strip_fetch`] decides, by default when the
+    /// slowest holder's round trip plus bytes arrive before the overlap could be recomputed at
+    /// this node's measured rate, or when a holder's link rate was never measured (one fetch
+    /// measures it).
+    fn fetch_worth(&self, tile: u16, from: &mut StripHolders) -> Option<Duration> {
         let (mut fetch, mut explore) = (Duration::from_micros(0), false);
-        for &h in from.0.iter().flatten() {
-            if h == GATEWAY || !self.edges_up.contains(h) {
+        for side in Side::ALL {
+            let Some(h) = from.on(side) else { continue };
+            if h == GATEWAY || self.edges_up.contains(h) {
+                continue;
+            }
+            if !self.gateway_up {
                 return None;
             }
+            from.set(side, Some(GATEWAY));
+        }
+        for &h in from.0.iter().flatten() {
             explore |= !self.links.rate_known(h);
             let bytes: u64 = Side::ALL
                 .iter()
                 .filter(|&&s| from.on(s) == Some(h))
                 .map(|&s| self.cfg.costs.strip_bytes(tile, s))
                 .sum();
-            fetch = fetch.max(self.links.estimate(h, self.cfg.link_prior).transfer(bytes));
+            let one = self.links.estimate(h, self.cfg.link_prior).transfer(bytes);
+            let hops = if h == GATEWAY { 2 } else { 1 };
+            fetch = fetch.max(Duration::from_micros(
+                one.total_micros().saturating_mul(hops),
+            ));
         }
         let recompute = self.rate.time(self.cfg.costs.saved_macs(tile));
         fetch_pays(self.cfg.strip_fetch, fetch, recompute, explore)

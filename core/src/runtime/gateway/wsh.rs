@@ -21,7 +21,7 @@ impl Gateway {
                 Ok(Verdict::Accept)
             }
             Message::FrameSubmit { frame, .. } => self.submitted(p, from, frame),
-            Message::Result { frame, tile, .. } => self.result(frame, tile),
+            Message::Result { frame, tile, .. } => self.result(from, frame, tile),
             _ => Err(RuntimeError::unexpected(from, msg)),
         }
     }
