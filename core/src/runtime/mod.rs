@@ -72,8 +72,9 @@
 //!   a ready tile exists. With [`Config::link_reuse`] strips stay where they were made; a ready
 //!   level-1 tile goes to a thief `Plain` after `StripHolders` (who holds each neighbour's
 //!   strips), and the node running it sends each holding edge a `StripRequest` or recomputes
-//!   the overlap, as its link model says (`link_cost`); a source keeps a level-1 tile queued
-//!   while its neighbours are about done (a thief gets `NoTask`).
+//!   the overlap, as its link model says (`link_cost`), through the gateway (which relays to
+//!   the edge whose result came in) only without a direct connection; a source keeps a level-1
+//!   tile queued while its neighbours are about done (a thief gets `NoTask`).
 //! * **BODP** — source: `FrameSubmit`. Gateway: for each fused layer, splits the output rows
 //!   into one stripe per alive edge sized by its last measured speed, sends `LayerTask` (rows
 //!   plus halo of the layer's input), waits for every `LayerResult` (lock-step), re-dispatches a
