@@ -26,9 +26,14 @@ const H: u32 = 40;
 type TestNode = Node<StdStack, Inline<Portable>>;
 
 /// Runs `frames` frames of `image` from edge 1 through a gateway and edges 1–3 under WST-S
-/// with link reuse; edge 2 always fetches strips, edge 3 never does. Returns the finished
-/// frames, the single-device output and every node's counters.
-fn run(image: SourceFrame, frames: usize) -> (Vec<Finished>, Vec<f32>, Vec<NodeStats>) {
+/// with link reuse; edge 2 always fetches strips, edge 3 never does; with `split`, edges 2
+/// and 3 have no connection to each other. Returns the finished frames, the single-device
+/// output and every node's counters.
+fn run(
+    image: SourceFrame,
+    frames: usize,
+    split: bool,
+) -> (Vec<Finished>, Vec<f32>, Vec<NodeStats>) {
     let model = Arc::new(small_model((3, 3)));
     let stack = FusedStack::new(&model.net, model.layers).unwrap();
     let grid = Grid::new(3, 3, Partition::Darknet, &stack).unwrap();
@@ -57,7 +62,9 @@ fn run(image: SourceFrame, frames: usize) -> (Vec<Finished>, Vec<f32>, Vec<NodeS
                 strip_fetch: rule(id),
                 ..cfg
             };
-            let link = link(id, &peers, p, &key, Duration::from_secs(3));
+            let apart = |q: u16| split && id + q == 5 && id.abs_diff(q) == 1;
+            let known: Vec<_> = peers.iter().copied().filter(|&(q, _)| !apart(q)).collect();
+            let link = link(id, &known, p, &key, Duration::from_secs(3));
             let exec = Inline::new(Portable, model.clone());
             Node::new(
                 StdStack::new(addr.ip()),
@@ -81,9 +88,10 @@ fn run(image: SourceFrame, frames: usize) -> (Vec<Finished>, Vec<f32>, Vec<NodeS
         for n in nodes.iter_mut() {
             n.poll(t);
         }
+        let thieves = if split { 2 } else { 3 };
         let ready = nodes[0].link().peers_up().count() == 3
-            && nodes[2].link().peers_up().count() == 3
-            && nodes[3].link().peers_up().count() == 3;
+            && nodes[2].link().peers_up().count() == thieves
+            && nodes[3].link().peers_up().count() == thieves;
         // One frame at a time: each starts with every tile queued at the source.
         if submitted == done.len() && ready && nodes[1].submit(t, image.clone()).is_ok() {
             submitted += 1;
@@ -101,8 +109,8 @@ fn run(image: SourceFrame, frames: usize) -> (Vec<Finished>, Vec<f32>, Vec<NodeS
     (done, expect, nodes.iter().map(|n| n.stats()).collect())
 }
 
-fn check(what: &str, image: SourceFrame) {
-    let (done, expect, stats) = run(image, 6);
+fn check(what: &str, image: SourceFrame, split: bool) -> Vec<NodeStats> {
+    let (done, expect, stats) = run(image, 6, split);
     for f in &done {
         println!("{what}: frame {:?} tiles by {:?}", f.frame, f.tiles_by);
         assert!(f.complete, "{what}: frame {:?} failed", f.frame);
@@ -141,11 +149,12 @@ fn check(what: &str, image: SourceFrame) {
         "{what}: edge 3 recomputed no overlap"
     );
     assert_eq!(recomputer.link_fetches, 0, "{what}: edge 3 fetched");
+    stats
 }
 
 #[test]
 fn strips_go_edge_to_edge_or_are_recomputed_and_the_output_is_bit_exact() {
-    check("f32 inputs", values((W * H * 3) as usize, 11).into());
+    check("f32 inputs", values((W * H * 3) as usize, 11).into(), false);
     // Shipped as a picture: thieves cut a level-1 tile's whole input, or its reduced one when
     // they fetch, from their own decode.
     let px: Vec<u8> = (0..61 * 37 * 3).map(|i| (i * 7919 % 251) as u8).collect();
@@ -154,5 +163,15 @@ fn strips_go_edge_to_edge_or_are_recomputed_and_the_output_is_bit_exact() {
         input: letterbox_of(&rgb, W as usize, H as usize).data,
         picture: Some(Arc::new(Picture::from_pixels(&rgb).unwrap())),
     };
-    check("picture", image);
+    check("picture", image, false);
+}
+
+/// Edges 2 and 3 have no connection to each other: strips one holds for the other's tile go
+/// through the gateway, and the output is still bit-exact.
+#[test]
+fn without_a_direct_path_strips_go_through_the_gateway() {
+    let stats = check("split", values((W * H * 3) as usize, 11).into(), true);
+    let relayed = stats[0].runtime.strips_relayed;
+    println!("split: the gateway relayed {relayed} strip answers");
+    assert!(relayed >= 1, "nothing relayed");
 }

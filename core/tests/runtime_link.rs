@@ -621,6 +621,7 @@ fn strips_go_through_the_gateway_only_when_no_direct_path_exists() {
         }]
     );
     assert_eq!(g.on_message(t(5), 4, &strips), Ok(Verdict::Discard));
+    assert_eq!(g.stats().strips_relayed, 1);
     // No result of 6 yet: nobody to ask.
     let reject = send(5, Message::Reject { code: 1 });
     g.on_message(t(6), 5, &ask(6)).unwrap();

@@ -152,6 +152,9 @@ pub struct Stats {
     /// edges held the strips (the link model said recomputing was cheaper, or a holder was
     /// not reachable).
     pub link_recomputes: u32,
+    /// `reuse = "link"`, gateway: strip answers relayed from a holder to an edge without a
+    /// connection to it.
+    pub strips_relayed: u32,
     /// Frames abandoned (gateway).
     pub frames_failed: u32,
 }

@@ -59,6 +59,7 @@ impl Gateway {
             }
             *slot = None;
             v = Verdict::Accept;
+            self.stats.strips_relayed += 1;
             self.actions.push(Action::SendStrips {
                 to: r.to,
                 frame,
