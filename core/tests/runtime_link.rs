@@ -107,6 +107,16 @@ fn strip_request(to: NodeId, f: FrameKey, tile: u16, side: Side) -> Action {
     )
 }
 
+/// The strips of `tile` of frame `f` on `sides` are sent to `to`.
+fn strips_to(to: NodeId, f: FrameKey, tile: u16, sides: u8) -> Action {
+    Action::SendStrips {
+        to,
+        frame: f,
+        tile,
+        sides,
+    }
+}
+
 fn requests_for_7(f: FrameKey) -> [Action; 3] {
     // Each neighbour's strip on its side facing 7, from the node holding it.
     [
@@ -396,15 +406,7 @@ fn a_holder_serves_strip_requests_from_other_edges_and_refuses_malformed_ones() 
     };
     let left = 1 << Side::Left.index();
     assert_eq!(e.on_message(t(1), 5, &ask(8, left)), Ok(Verdict::Accept));
-    assert_eq!(
-        drain(&mut e, t(1)),
-        vec![Action::SendStrips {
-            to: 5,
-            frame: f,
-            tile: 8,
-            sides: left
-        }]
-    );
+    assert_eq!(drain(&mut e, t(1)), vec![strips_to(5, f, 8, left)]);
     // Level-1 tiles make no strips; tile 8 has no neighbour below.
     let below = 1 << Side::Below.index();
     for bad in [ask(7, left), ask(8, below)] {
@@ -611,15 +613,7 @@ fn strips_go_through_the_gateway_only_when_no_direct_path_exists() {
     // Only the holder's answer is relayed, once.
     assert_eq!(g.on_message(t(4), 1, &strips), Ok(Verdict::Discard));
     assert_eq!(g.on_message(t(4), 4, &strips), Ok(Verdict::Accept));
-    assert_eq!(
-        drain_gw(&mut g, t(4)),
-        vec![Action::SendStrips {
-            to: 5,
-            frame: f,
-            tile: 8,
-            sides: left
-        }]
-    );
+    assert_eq!(drain_gw(&mut g, t(4)), vec![strips_to(5, f, 8, left)]);
     assert_eq!(g.on_message(t(5), 4, &strips), Ok(Verdict::Discard));
     assert_eq!(g.stats().strips_relayed, 1);
     // No result of 6 yet: nobody to ask.
@@ -636,13 +630,5 @@ fn strips_go_through_the_gateway_only_when_no_direct_path_exists() {
     h.on_connected(t(0), GATEWAY);
     drain(&mut h, t(0));
     h.on_message(t(1), GATEWAY, &ask(8)).unwrap();
-    assert_eq!(
-        drain(&mut h, t(1)),
-        vec![Action::SendStrips {
-            to: GATEWAY,
-            frame: f,
-            tile: 8,
-            sides: left
-        }]
-    );
+    assert_eq!(drain(&mut h, t(1)), vec![strips_to(GATEWAY, f, 8, left)]);
 }

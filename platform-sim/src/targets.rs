@@ -106,6 +106,21 @@ pub struct Setup {
     pub transfer: Precision,
 }
 
+impl Setup {
+    /// `policy grid strips rate transfer`, as the progress lines and timelines name a setup.
+    pub fn label(&self) -> String {
+        format!(
+            "{} {}x{} strips {} {:.2} GFLOP/s {}",
+            self.policy.label(),
+            self.grid.0,
+            self.grid.1,
+            self.strips.label(),
+            self.gflops,
+            self.transfer.label()
+        )
+    }
+}
+
 /// The simulator configuration of `s` (10 frames, 3 with `--quick`).
 pub fn config(a: &OutArgs, s: Setup) -> SimConfig {
     let mut cfg = SimConfig::yolo(s.policy, s.grid, DEVICES);
@@ -145,13 +160,8 @@ pub fn measure(a: &OutArgs, s: Setup) -> Run {
         link_mib: sent as f64 / out.submitted.max(1) as f64 / 1048576.0,
     };
     eprintln!(
-        "  target run {} {}x{} strips {} {:.2} GFLOP/s {:?}: {:.2} s ({} of {}), {:.2} MiB/frame",
-        policy.label(),
-        grid.0,
-        grid.1,
-        strips.label(),
-        gflops,
-        transfer,
+        "  target run {}: {:.2} s ({} of {}), {:.2} MiB/frame",
+        s.label(),
         r.latency,
         r.completed.0,
         r.completed.1,

@@ -16,16 +16,7 @@ use crate::world::{run, SimConfig};
 
 /// The timeline of `s` as text.
 pub fn timeline(a: &OutArgs, s: Setup) -> String {
-    let cfg = config(a, s);
-    let title = format!(
-        "{} {}x{} strips {} at {:.2} GFLOP/s",
-        s.policy.label(),
-        s.grid.0,
-        s.grid.1,
-        s.strips.label(),
-        s.gflops
-    );
-    timeline_of(&cfg, &title)
+    timeline_of(&config(a, s), &s.label())
 }
 
 /// The timeline of a run of `cfg` as text, under `title`.
