@@ -264,7 +264,7 @@ impl SrcFrame {
         expect: impl Fn(u16) -> Option<Duration>,
         penalty: Duration,
     ) -> bool {
-        let mut until = now;
+        let (mut until, mut waiting) = (now, false);
         for side in Side::ALL {
             let Some(n) = grid.neighbour(t as usize, side) else {
                 continue;
@@ -274,7 +274,7 @@ impl SrcFrame {
                 continue;
             }
             match self.state.get(n as usize) {
-                Some(TileState::Running | TileState::Lent { .. }) => {}
+                Some(TileState::Running | TileState::Lent { .. }) => waiting = true,
                 _ => return false,
             }
             let Some(e) = expect(n) else {
@@ -286,7 +286,8 @@ impl SrcFrame {
             }
             until = until.max(since + e);
         }
-        until.saturating_duration_since(now) < penalty
+        // Nothing in progress (every neighbour done, yet the tile not ready): nothing to wait for.
+        waiting && until.saturating_duration_since(now) < penalty
     }
 
     fn unqueue(&mut self, t: u16) {
