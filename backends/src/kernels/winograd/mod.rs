@@ -64,7 +64,15 @@ mod form;
 mod geo;
 #[allow(unsafe_code)]
 mod isa;
+#[allow(unsafe_code)]
+mod lanes;
+#[allow(unsafe_code)]
 mod stages;
+#[allow(unsafe_code)]
+mod transform;
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod x86;
 
 pub use form::Form;
 
@@ -311,19 +319,20 @@ impl Rows<'_> {
         let geo = self.geo;
         with_scratch(|s| {
             for chunk in geo.chunks(b0, b1) {
-                let (plane, pp) = (geo.plane(chunk.n), geo.pp(chunk.n));
-                grow(&mut s.phase, geo.c * plane);
+                let pp = geo.pp(chunk.n);
+                grow(&mut s.row, geo.row_len());
+                grow(&mut s.h, geo.prow(chunk.n) * geo.h_row());
                 grow(&mut s.v, geo.c * geo.e * pp);
                 grow(&mut s.m, geo.kp * geo.e * pp);
-                let v = &mut s.v[..geo.c * geo.e * pp];
                 isa::input(
                     self.path,
                     InputJob {
                         geo,
                         chunk,
                         input: self.input,
-                        phase: &mut s.phase[..geo.c * plane],
-                        v,
+                        row: &mut s.row,
+                        h: &mut s.h,
+                        v: &mut s.v[..geo.c * geo.e * pp],
                     },
                 );
                 isa::product(
@@ -336,7 +345,6 @@ impl Rows<'_> {
                         m: &mut s.m[..geo.kp * geo.e * pp],
                         post: self.post,
                         leaky: self.leaky,
-                        region: geo.region,
                         out: &mut *out,
                         y0,
                     },
@@ -437,7 +445,8 @@ fn split_rows(job: &Rows<'_>, out: &mut [f32], threads: usize) {
 /// Each thread's buffers, kept between calls.
 #[derive(Default)]
 struct Scratch {
-    phase: Vec<f32>,
+    row: Vec<f32>,
+    h: Vec<f32>,
     v: Vec<f32>,
     m: Vec<f32>,
 }
