@@ -1,5 +1,5 @@
-//! Transformed filters `U[kb][ξ][c][r]` (output channel `kb·MR + r`, zero past the layer's
-//! filters): computed once per layer when the kernel is prepared for a model
+//! Transformed filters `U[ξ][kb][c][r]` (output channel `kb·MR + r`, zero past the layer's
+//! filters; one transform element's filters are contiguous, so a GEMM streams them in order): computed once per layer when the kernel is prepared for a model
 //! ([`Prepared`]), or per call for weights it was not prepared for.
 
 extern crate alloc;
@@ -19,7 +19,8 @@ pub(super) fn len(form: Form, c: usize, k: usize) -> usize {
 /// Transforms `weights` (`[k][c][3][3]`) into `u` (at least [`len`] elements).
 pub(super) fn transform(form: Form, weights: &[f32], c: usize, k: usize, u: &mut [f32]) {
     let e = form.elems();
-    let kp = k.div_ceil(MR) * MR;
+    let nkb = k.div_ceil(MR);
+    let kp = nkb * MR;
     let mut one = [0.0f32; AMAX * AMAX];
     for o in 0..kp {
         let (kb, r) = (o / MR, o % MR);
@@ -31,7 +32,7 @@ pub(super) fn transform(form: Form, weights: &[f32], c: usize, k: usize, u: &mut
                 one = [0.0; AMAX * AMAX];
             }
             for (xi, &val) in one[..e].iter().enumerate() {
-                u[((kb * e + xi) * c + ci) * MR + r] = val;
+                u[((xi * nkb + kb) * c + ci) * MR + r] = val;
             }
         }
     }

@@ -220,7 +220,7 @@ pub(super) unsafe fn product<L: Lanes>(mut job: ProductJob<'_, '_>) {
     let nkb = job.m.len() / (MR * e * pp);
     // Blocks with products: the chunk's, rounded up to whole vectors (≤ pp).
     let used = (job.chunk.n * g.nbx).div_ceil(W) * W;
-    // Every index below: filters `((kb·e + ξ)·c + c)·MR + r < nkb·e·c·MR`, `V` rows
+    // Every index below: filters `((ξ·nkb + kb)·c + c)·MR + r < e·nkb·c·MR`, `V` rows
     // `(ξ·c + c)·pp + p` with `p < used ≤ pp`, `M` rows `(k·e + ξ)·pp + p`, `k < nkb·MR`.
     assert!(job.u.len() >= nkb * e * c * MR && job.v.len() >= e * c * pp && used <= pp);
     let (u, v, m) = (job.u.as_ptr(), job.v.as_ptr(), job.m.as_mut_ptr());
@@ -239,7 +239,7 @@ pub(super) unsafe fn product<L: Lanes>(mut job: ProductJob<'_, '_>) {
                     1
                 };
                 for kb in 0..nkb {
-                    let uk = ((kb * e + xi) * c + c0) * MR;
+                    let uk = ((xi * nkb + kb) * c + c0) * MR;
                     let vk = (xi * c + c0) * pp + pv;
                     let mk = (kb * MR * e + xi) * pp + pv;
                     // SAFETY: `L`'s CPU features (the caller); the tile's reads and writes
