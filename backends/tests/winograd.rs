@@ -153,7 +153,9 @@ fn check_layer(form: Form, layer: &Layer, rng: &mut SplitMix64) -> Result<(), Te
 #[test]
 fn many_channels_and_wide_maps() {
     let mut rng = SplitMix64::new(3);
-    for (w, h, c, filters) in [(9, 7, 200, 13), (150, 6, 20, 7)] {
+    // The third is deep enough for two threads to split its output channels (530 filters,
+    // not a multiple of the 6-channel blocks); three split its block rows.
+    for (w, h, c, filters) in [(9, 7, 200, 13), (150, 6, 20, 7), (10, 9, 20, 530)] {
         let layer = Layer::new(w, h, c, filters, false, &mut rng);
         for form in [Form::F2, Form::F4] {
             check_layer(form, &layer, &mut rng).unwrap();
@@ -222,6 +224,29 @@ proptest! {
                     prop_assert!((got[i] as f64 - want).abs() <= bound, "{o} {x} {y}: {} vs {want}", got[i]);
                     i += 1;
                 }
+            }
+        }
+    }
+}
+
+/// A deep layer with batch norm and leaky activation, whose output channels two threads split
+/// between them (each with its own channels' filters and batch norm): equal to one thread bit
+/// for bit on every instruction set, full map and sub-region.
+#[test]
+fn threads_splitting_output_channels_equal_one() {
+    let mut rng = SplitMix64::new(5);
+    let layer = Layer::new(11, 9, 12, 530, true, &mut rng);
+    let full = Region::full(11, 9);
+    let sub = Region::new(Span::new(3, 10), Span::new(2, 7));
+    for form in [Form::F2, Form::F4] {
+        for k in kernels(form) {
+            let two = k.clone().with_threads(2);
+            for r in [full, sub] {
+                assert!(
+                    same_bits(&layer.run(&two, r), &layer.run(&k, r)),
+                    "{form:?} {:?} {r:?}",
+                    k.isa()
+                );
             }
         }
     }

@@ -136,17 +136,19 @@ unsafe fn input_form<L: Lanes, const M: usize, const A: usize>(job: InputJob<'_>
 pub(super) struct ProductJob<'a, 'o> {
     pub geo: &'a Geo,
     pub chunk: Chunk,
+    /// The job's first output channel block (its channels start at `kb0·MR`).
+    pub kb0: usize,
     /// All transformed filters of the layer.
     pub u: &'a [f32],
     /// `V[ξ][c][pp]` of all channels.
     pub v: &'a [f32],
-    /// Products `M[k][ξ][pp]` (`kp` channels).
+    /// Products `M[k][ξ][pp]` of the job's channel blocks.
     pub m: &'a mut [f32],
     /// Folded batch norm `(a, b)` of every output channel of the layer.
     pub post: &'a [(f32, f32)],
     pub leaky: bool,
-    /// Per output channel, its rows of the region from map row `y0` on (`[y][x]`): the rows
-    /// this thread's blocks cover.
+    /// Per output channel of the job, its rows of the region from map row `y0` on (`[y][x]`):
+    /// the rows this thread's blocks cover.
     pub out: &'a mut [&'o mut [f32]],
     pub y0: usize,
 }
@@ -218,11 +220,13 @@ pub(super) unsafe fn product<L: Lanes>(mut job: ProductJob<'_, '_>) {
     let (e, c) = (g.e, g.c);
     let pp = g.pp(job.chunk.n);
     let nkb = job.m.len() / (MR * e * pp);
+    let (kb0, nkb_all) = (job.kb0, g.kp / MR);
     // Blocks with products: the chunk's, rounded up to whole vectors (≤ pp).
     let used = (job.chunk.n * g.nbx).div_ceil(W) * W;
-    // Every index below: filters `((ξ·nkb + kb)·c + c)·MR + r < e·nkb·c·MR`, `V` rows
+    // Every index below: filters `((ξ·nkb_all + kb0 + kb)·c + c)·MR + r < e·nkb_all·c·MR`, `V` rows
     // `(ξ·c + c)·pp + p` with `p < used ≤ pp`, `M` rows `(k·e + ξ)·pp + p`, `k < nkb·MR`.
-    assert!(job.u.len() >= nkb * e * c * MR && job.v.len() >= e * c * pp && used <= pp);
+    assert!(kb0 + nkb <= nkb_all && job.u.len() >= nkb_all * e * c * MR);
+    assert!(job.v.len() >= e * c * pp && used <= pp);
     let (u, v, m) = (job.u.as_ptr(), job.v.as_ptr(), job.m.as_mut_ptr());
     for xi in 0..e {
         let mut c0 = 0;
@@ -239,7 +243,7 @@ pub(super) unsafe fn product<L: Lanes>(mut job: ProductJob<'_, '_>) {
                     1
                 };
                 for kb in 0..nkb {
-                    let uk = ((xi * nkb + kb) * c + c0) * MR;
+                    let uk = ((xi * nkb_all + kb0 + kb) * c + c0) * MR;
                     let vk = (xi * c + c0) * pp + pv;
                     let mk = (kb * MR * e + xi) * pp + pv;
                     // SAFETY: `L`'s CPU features (the caller); the tile's reads and writes
@@ -291,12 +295,12 @@ unsafe fn output<L: Lanes, const M: usize, const A: usize>(
         (job.chunk.by * M).max(ry0),
         ((job.chunk.by + n) * M).min(ry1),
     );
-    let kn = (nkb * MR).min(g.k);
+    let kn = (nkb * MR).min(g.k - job.kb0 * MR);
     assert!(job.m.len() >= kn * e * pp && cy0 >= job.y0 && job.out.len() >= kn);
     // SAFETY: `L`'s CPU features (the caller).
     let tenth = unsafe { L::splat(0.1) };
     for kl in 0..kn {
-        let (pa, pb) = job.post[kl];
+        let (pa, pb) = job.post[job.kb0 * MR + kl];
         // SAFETY: `L`'s CPU features (the caller).
         let (va, vb) = unsafe { (L::splat(pa), L::splat(pb)) };
         let mk = job.m[kl * e * pp..][..e * pp].as_ptr();
