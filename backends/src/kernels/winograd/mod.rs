@@ -410,15 +410,18 @@ const SPLIT_CHANNELS: usize = 256;
 
 /// Runs the call over `threads` threads (the caller's thread takes the last part), each with
 /// its own scratch, writing only its own outputs, so threads share nothing they write and need
-/// no barrier: by output channels for deep layers ([`SPLIT_CHANNELS`]; each thread transforms
-/// every input block), else by block rows (each transforms, multiplies and writes its own
-/// blocks). `out` is the output over the region, `[k][y][x]`.
+/// no barrier: by output channels for deep layers ([`SPLIT_CHANNELS`]) and for calls of fewer
+/// block rows than threads (each thread transforms every input block), else by block rows
+/// (each transforms, multiplies and writes its own blocks). `out` is the output over the
+/// region, `[k][y][x]`.
 fn split(job: &Rows<'_>, out: &mut [f32], threads: usize) {
     let geo = job.geo;
     let r = geo.region;
     let (m, rw, rh) = (geo.m, r.width() as usize, r.height() as usize);
     let nkb = geo.kp / MR;
-    let by_channels = threads > 1 && geo.k >= SPLIT_CHANNELS * threads;
+    // Also by channels when there are fewer block rows than threads (the thin bands of
+    // banded layers: one block row of F4 per band of layer 4).
+    let by_channels = threads > 1 && (geo.k >= SPLIT_CHANNELS * threads || geo.nby < threads);
     // Without `std` there are no threads.
     let threads = if !cfg!(feature = "std") {
         1
