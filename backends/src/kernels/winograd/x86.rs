@@ -1,7 +1,8 @@
-//! The x86_64 lane vectors: [`Zmm`] (one AVX-512F register) and [`Ymm2`] (two AVX2 registers,
-//! FMA). One intrinsic (or a fixed shuffle sequence) per operation; the methods carry no
-//! `#[target_feature]` (which would forbid `#[inline(always)]`): they are inlined into the
-//! `avx512f` / `avx2,fma` entry functions of `isa`, whose callers check the CPU.
+//! The x86_64 lane vectors: [`Zmm`] (one AVX-512F register, the direct kernels' vector) and
+//! [`Ymm2`] (two AVX2 registers, FMA). One intrinsic (or a fixed shuffle sequence) per
+//! operation; the methods carry no `#[target_feature]` (which would forbid
+//! `#[inline(always)]`): they are inlined into the `avx512f` / `avx2,fma` entry functions of
+//! `isa`, whose callers check the CPU.
 //!
 //! Data movement: [`Zmm`] deinterleaves a row's taps with `vpermt2ps` (four loads and eight
 //! permutes give the four phases of 64 values; the two taps of the next block are the first
@@ -10,11 +11,9 @@
 
 use core::arch::x86_64::*;
 
+pub(super) use super::super::avx512::Zmm;
+use super::super::wide::Vector;
 use super::lanes::{Lanes, W};
-
-/// 16 lanes in one zmm register (AVX-512F).
-#[derive(Clone, Copy)]
-pub(super) struct Zmm(__m512);
 
 /// `vpermt2ps` index vector.
 #[inline(always)]
@@ -71,36 +70,6 @@ impl Lanes for Zmm {
     const MAX_NV: usize = 4;
 
     #[inline(always)]
-    unsafe fn zero() -> Self {
-        // SAFETY: the caller guarantees AVX-512F.
-        Zmm(unsafe { _mm512_setzero_ps() })
-    }
-
-    #[inline(always)]
-    unsafe fn splat(x: f32) -> Self {
-        // SAFETY: the caller guarantees AVX-512F.
-        Zmm(unsafe { _mm512_set1_ps(x) })
-    }
-
-    #[inline(always)]
-    unsafe fn load(p: *const f32) -> Self {
-        // SAFETY: AVX-512F and 16 readable values at `p` (the trait's contract).
-        Zmm(unsafe { _mm512_loadu_ps(p) })
-    }
-
-    #[inline(always)]
-    unsafe fn broadcast(p: *const f32) -> Self {
-        // SAFETY: AVX-512F and a readable `*p` (the trait's contract).
-        Zmm(unsafe { _mm512_set1_ps(*p) })
-    }
-
-    #[inline(always)]
-    unsafe fn store(self, p: *mut f32) {
-        // SAFETY: AVX-512F and 16 writable values at `p` (the trait's contract).
-        unsafe { _mm512_storeu_ps(p, self.0) }
-    }
-
-    #[inline(always)]
     unsafe fn add(self, b: Self) -> Self {
         // SAFETY: the caller guarantees AVX-512F.
         Zmm(unsafe { _mm512_add_ps(self.0, b.0) })
@@ -116,19 +85,6 @@ impl Lanes for Zmm {
     unsafe fn mul(self, b: Self) -> Self {
         // SAFETY: the caller guarantees AVX-512F.
         Zmm(unsafe { _mm512_mul_ps(self.0, b.0) })
-    }
-
-    #[inline(always)]
-    unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
-        // SAFETY: the caller guarantees AVX-512F.
-        Zmm(unsafe { _mm512_fmadd_ps(a.0, b.0, c.0) })
-    }
-
-    #[inline(always)]
-    unsafe fn leaky(self, tenth: Self) -> Self {
-        // MAXPS returns its second operand unless the first is greater: `y > s ? y : s`.
-        // SAFETY: the caller guarantees AVX-512F.
-        Zmm(unsafe { _mm512_max_ps(self.0, _mm512_mul_ps(self.0, tenth.0)) })
     }
 
     #[inline(always)]
@@ -198,9 +154,9 @@ impl Lanes for Zmm {
 #[derive(Clone, Copy)]
 pub(super) struct Ymm2(__m256, __m256);
 
-impl Lanes for Ymm2 {
-    // 6 × 2 ymm accumulators, 2 column vectors and a broadcast: 15 of the 16 ymm registers.
-    const MAX_NV: usize = 1;
+impl Vector for Ymm2 {
+    const LANES: usize = W;
+    const TILE: usize = 1;
 
     #[inline(always)]
     unsafe fn zero() -> Self {
@@ -237,24 +193,6 @@ impl Lanes for Ymm2 {
     }
 
     #[inline(always)]
-    unsafe fn add(self, b: Self) -> Self {
-        // SAFETY: the caller guarantees AVX2.
-        unsafe { Ymm2(_mm256_add_ps(self.0, b.0), _mm256_add_ps(self.1, b.1)) }
-    }
-
-    #[inline(always)]
-    unsafe fn sub(self, b: Self) -> Self {
-        // SAFETY: the caller guarantees AVX2.
-        unsafe { Ymm2(_mm256_sub_ps(self.0, b.0), _mm256_sub_ps(self.1, b.1)) }
-    }
-
-    #[inline(always)]
-    unsafe fn mul(self, b: Self) -> Self {
-        // SAFETY: the caller guarantees AVX2.
-        unsafe { Ymm2(_mm256_mul_ps(self.0, b.0), _mm256_mul_ps(self.1, b.1)) }
-    }
-
-    #[inline(always)]
     unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
         // SAFETY: the caller guarantees AVX2 and FMA.
         unsafe {
@@ -275,6 +213,29 @@ impl Lanes for Ymm2 {
                 _mm256_max_ps(self.1, _mm256_mul_ps(self.1, tenth.1)),
             )
         }
+    }
+}
+
+impl Lanes for Ymm2 {
+    // 6 × 2 ymm accumulators, 2 column vectors and a broadcast: 15 of the 16 ymm registers.
+    const MAX_NV: usize = 1;
+
+    #[inline(always)]
+    unsafe fn add(self, b: Self) -> Self {
+        // SAFETY: the caller guarantees AVX2.
+        unsafe { Ymm2(_mm256_add_ps(self.0, b.0), _mm256_add_ps(self.1, b.1)) }
+    }
+
+    #[inline(always)]
+    unsafe fn sub(self, b: Self) -> Self {
+        // SAFETY: the caller guarantees AVX2.
+        unsafe { Ymm2(_mm256_sub_ps(self.0, b.0), _mm256_sub_ps(self.1, b.1)) }
+    }
+
+    #[inline(always)]
+    unsafe fn mul(self, b: Self) -> Self {
+        // SAFETY: the caller guarantees AVX2.
+        unsafe { Ymm2(_mm256_mul_ps(self.0, b.0), _mm256_mul_ps(self.1, b.1)) }
     }
 
     #[inline(always)]
