@@ -1,12 +1,14 @@
 //! The stages compiled for each instruction set: the generic stages (`stages`) on a lane
 //! vector ([`Lanes`](super::lanes::Lanes)) inlined into functions with AVX-512F ([`Zmm`]) or
-//! AVX2+FMA ([`Ymm2`]) enabled, or on the portable [`Plain`] vector. aarch64 needs no variant:
-//! NEON and fused multiply-add are part of its baseline, so the portable build is the NEON
-//! path there. Results are bit-identical on every path (no instruction changes a rounding:
-//! products and sums are the same IEEE operations, FMAs stay fused).
+//! AVX2+FMA ([`Ymm2`]) enabled, on NEON's [`Q4`] (aarch64, where NEON and fused multiply-add
+//! are baseline), or on the portable [`Plain`] vector. Results are bit-identical on every path
+//! (no instruction changes a rounding: products and sums are the same IEEE operations, FMAs
+//! stay fused).
 #![deny(unsafe_op_in_unsafe_fn)]
 
 use super::lanes::Plain;
+#[cfg(target_arch = "aarch64")]
+use super::neon::Q4;
 use super::stages::{self, InputJob, ProductJob};
 #[cfg(target_arch = "x86_64")]
 use super::x86::{Ymm2, Zmm};
@@ -23,6 +25,9 @@ pub(super) enum Path {
     /// AVX-512F ([`Zmm`]), GEMM tiles of 6 × 64 blocks.
     #[cfg(target_arch = "x86_64")]
     Avx512,
+    /// NEON ([`Q4`]), GEMM tiles of 6 × 16 blocks.
+    #[cfg(target_arch = "aarch64")]
+    Neon,
 }
 
 impl Path {
@@ -37,6 +42,8 @@ impl Path {
             Isa::Avx512 => Path::Avx512,
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2Fma => Path::Avx2,
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => Path::Neon,
             _ => Path::Generic,
         }
     }
@@ -51,6 +58,9 @@ pub(super) fn input(path: Path, job: InputJob<'_>) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Path::of` picks `Avx2` only when the CPU reports AVX2 and FMA.
         Path::Avx2 => unsafe { input_avx2(job) },
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: NEON is baseline on aarch64.
+        Path::Neon => unsafe { stages::input::<Q4>(job) },
         // SAFETY: the portable vector needs no CPU feature.
         Path::Generic => unsafe { stages::input::<Plain>(job) },
     }
@@ -65,6 +75,9 @@ pub(super) fn product(path: Path, job: ProductJob<'_, '_>) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as in `input`.
         Path::Avx2 => unsafe { product_avx2(job) },
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: NEON is baseline on aarch64.
+        Path::Neon => unsafe { stages::product::<Q4>(job) },
         // SAFETY: the portable vector needs no CPU feature.
         Path::Generic => unsafe { stages::product::<Plain>(job) },
     }

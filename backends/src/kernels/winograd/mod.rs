@@ -67,6 +67,9 @@ mod geo;
 mod isa;
 #[allow(unsafe_code)]
 mod lanes;
+#[cfg(target_arch = "aarch64")]
+#[allow(unsafe_code)]
+mod neon;
 #[allow(unsafe_code)]
 mod stages;
 #[allow(unsafe_code)]
