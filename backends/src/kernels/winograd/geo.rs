@@ -103,7 +103,7 @@ impl Geo {
         })
     }
 
-    /// Input rows of a chunk's phase planes.
+    /// Input rows a chunk of `n` block rows reads (`n·m + α − m`).
     pub fn prow(&self, n: usize) -> usize {
         n * self.m + self.a - self.m
     }

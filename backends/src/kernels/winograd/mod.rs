@@ -138,8 +138,9 @@ impl<'w> Winograd<'w> {
         })
     }
 
-    /// Splits each conv over `threads` threads (by block rows: each thread transforms,
-    /// multiplies and writes its own blocks; results do not depend on it).
+    /// Splits each conv over `threads` threads (by block rows, or by output channels for deep
+    /// layers and thin calls: each thread writes only its own outputs; results do not depend
+    /// on it).
     pub fn with_threads(self, threads: usize) -> Self {
         Winograd {
             direct: self.direct.with_threads(threads),
