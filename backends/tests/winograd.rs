@@ -287,7 +287,8 @@ fn spec() -> impl Strategy<Value = Spec> {
     ]
 }
 
-/// Checks tiled == full frame for `grid` (plain and reuse), and 2 threads == 1.
+/// Checks tiled == full frame for `grid` (plain and reuse), 2 threads == 1, and the kernel
+/// prepared for the weights == the one transforming per call.
 fn check_grid(
     net: &Network,
     form: Form,
@@ -319,11 +320,15 @@ fn check_grid_with(
     let mut rng = SplitMix64::new(seed);
     let data = net_params(net, upto, &mut rng);
     let weights = Weights::new(net, upto, &data).unwrap();
+    let per_call = k.clone();
     let k = k.prepare(&weights);
     let input: Vec<f32> = (0..stack.input().elements().unwrap())
         .map(|_| rng.uniform_f32(-1.0, 1.0))
         .collect();
     let whole = tiled(&k, &stack, &one, Mode::Plain, &weights, &input);
+    // Filters and batch norm prepared once per model, or computed per call: the same bits.
+    let fresh = tiled(&per_call, &stack, &one, Mode::Plain, &weights, &input);
+    prop_assert!(same_bits(&fresh, &whole), "{form:?} prepared vs per call");
     for mode in [Mode::Plain, Mode::Reuse] {
         let got = tiled(&k, &stack, &grid, mode, &weights, &input);
         prop_assert!(same_bits(&got, &whole), "{form:?} {mode:?} {rows}x{cols}");

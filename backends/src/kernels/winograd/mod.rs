@@ -52,9 +52,7 @@ use core::marker::PhantomData;
 use core::ops::Range;
 
 use tessera_core::ftp::{FusedStack, Grid, Mode, PlanError};
-use tessera_core::kernel::{
-    aligned_input_region, batch_norm, check_conv_call, KernelError, Kernels,
-};
+use tessera_core::kernel::{aligned_input_region, check_conv_call, KernelError, Kernels};
 use tessera_core::model::weights::{ConvParams, Weights};
 use tessera_core::model::{Activation, Conv, LayerKind, MaxPool, Shape};
 use tessera_core::tensor::{FeatureView, FeatureViewMut};
@@ -259,11 +257,9 @@ impl<'w> Winograd<'w> {
         chosen.unwrap_or(Some(self.form))
     }
 
-    fn prepared_for(&self, form: Form, params: &ConvParams<'_>) -> Option<&[f32]> {
+    fn prepared_for(&self, form: Form, params: &ConvParams<'_>) -> Option<&Prepared> {
         let all = self.prepared.as_deref()?;
-        all.iter()
-            .find(|p| p.is_for(form, params))
-            .map(|p| p.u.as_slice())
+        all.iter().find(|p| p.is_for(form, params))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -278,20 +274,14 @@ impl<'w> Winograd<'w> {
     ) {
         let region = out.region();
         let geo = Geo::new(form, conv, map, region);
-        let post: Vec<(f32, f32)> = (0..geo.k)
-            .map(|o| {
-                let f = batch_norm::fold(params, o);
-                (f.scale as f32, f.shift)
-            })
-            .collect();
         let owned;
-        let u: &[f32] = match self.prepared_for(form, params) {
-            Some(u) => u,
+        let (u, post): (&[f32], &[(f32, f32)]) = match self.prepared_for(form, params) {
+            Some(p) => (&p.u, &p.post),
             None => {
                 let mut t = alloc::vec![0.0; filters::len(form, geo.c, geo.k)];
                 filters::transform(form, params.weights, geo.c, geo.k, &mut t);
-                owned = t;
-                &owned
+                owned = (t, filters::post(params, geo.k));
+                (&owned.0, &owned.1)
             }
         };
         let job = Rows {
@@ -299,7 +289,7 @@ impl<'w> Winograd<'w> {
             geo: &geo,
             input,
             u,
-            post: &post,
+            post,
             leaky: conv.activation == Activation::Leaky,
         };
         split(&job, out.data(), self.threads());
