@@ -82,6 +82,10 @@ pub struct ClusterSpec {
     /// WST-S: strips stay on the node that made them, thieves recompute
     /// (`Config::local_reuse`); every node of the cluster must agree.
     pub local_reuse: bool,
+    /// WST-S, `reuse = "link"` (over `local_reuse`): strips stay where they were made and go
+    /// edge to edge to the node of a level-1 tile when its link model says fetching beats
+    /// recomputing (`Config::link_reuse`); every node of the cluster must agree.
+    pub link_reuse: bool,
     /// Wire precision of the tile results and strips every node sends (`f32`: bit-exact).
     pub transfer: Precision,
     /// How a data source paces its tiles by the gateway's receipts and whether thieves
@@ -145,6 +149,7 @@ impl ClusterSpec {
             },
             nodes,
             local_reuse: true,
+            link_reuse: false,
             transfer: Precision::F32,
             pacing: Pacing::default(),
         }
@@ -165,6 +170,7 @@ impl ClusterSpec {
         cfg.frame_deadline = dur(self.timeouts.frame);
         cfg.steal_backoff = dur(self.timeouts.steal_backoff);
         cfg.local_reuse = self.local_reuse;
+        cfg.link_reuse = self.link_reuse;
         cfg.results_ahead = self.pacing.results_ahead;
         cfg.prefetch = self.pacing.prefetch;
         Ok(cfg)

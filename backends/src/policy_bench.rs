@@ -40,6 +40,9 @@ pub struct PolicyRow {
     /// WST-S: strips stay where they were made (`Config::local_reuse`); false for the
     /// gateway's strip cache (and for the other policies, which move no strips).
     pub local_reuse: bool,
+    /// WST-S: strips edge to edge by the link model (`Config::link_reuse`, with
+    /// `local_reuse`).
+    pub link_reuse: bool,
     /// Wire precision of the tile results and strips.
     pub transfer: Precision,
     /// Mean seconds per frame.
@@ -92,7 +95,7 @@ pub fn summarize(
     policy: Policy,
     grid: (u32, u32),
     edges: u16,
-    local_reuse: bool,
+    (local_reuse, link_reuse): (bool, bool),
     runs: &[LocalRun],
 ) -> PolicyRow {
     let frames: usize = runs
@@ -123,6 +126,7 @@ pub fn summarize(
         grid,
         edges,
         local_reuse,
+        link_reuse,
         transfer: Precision::F32,
         secs_per_frame: secs / frames as f64,
         bytes_per_frame: bytes as f64 / frames as f64,
@@ -151,14 +155,16 @@ fn cluster(
 }
 
 /// The configurations of a sweep at each grid and edge count: every policy, WST-S with its
-/// strips kept where they were made and with the gateway's strip cache.
-const POLICIES: [(Policy, bool); 6] = [
-    (Policy::Wsh, false),
-    (Policy::Wst, false),
-    (Policy::WstS, true),
-    (Policy::WstS, false),
-    (Policy::Bodp, false),
-    (Policy::Modnn, false),
+/// strips kept where they were made, fetched edge to edge by the link model, and with the
+/// gateway's strip cache (policy, `local_reuse`, `link_reuse`).
+const POLICIES: [(Policy, bool, bool); 7] = [
+    (Policy::Wsh, false, false),
+    (Policy::Wst, false, false),
+    (Policy::WstS, true, false),
+    (Policy::WstS, true, true),
+    (Policy::WstS, false, false),
+    (Policy::Bodp, false, false),
+    (Policy::Modnn, false, false),
 ];
 
 /// One configuration of a sweep.
@@ -168,6 +174,7 @@ struct Configuration {
     grid: (u32, u32),
     edges: u16,
     local_reuse: bool,
+    link_reuse: bool,
     transfer: Precision,
 }
 
@@ -185,6 +192,7 @@ fn measure(
     for _ in 0..setup.frames {
         let mut spec = cluster(c.policy, c.grid, c.edges, 1, port, setup.kernel);
         spec.local_reuse = c.local_reuse;
+        spec.link_reuse = c.link_reuse;
         spec.transfer = c.transfer;
         let images = vec![input.clone()];
         let r = run_local(
@@ -197,7 +205,8 @@ fn measure(
         );
         runs.push(r.map_err(BenchError::Run)?);
     }
-    let mut row = summarize(c.policy, c.grid, c.edges, c.local_reuse, &runs);
+    let reuse = (c.local_reuse, c.link_reuse);
+    let mut row = summarize(c.policy, c.grid, c.edges, reuse, &runs);
     row.transfer = c.transfer;
     Ok(row)
 }
@@ -216,12 +225,13 @@ pub fn sweep(
     let mut rows = Vec::new();
     for edges in [1u16, 2] {
         for grid in [(3, 3), (5, 5)] {
-            for (policy, local_reuse) in POLICIES {
+            for (policy, local_reuse, link_reuse) in POLICIES {
                 let c = Configuration {
                     policy,
                     grid,
                     edges,
                     local_reuse,
+                    link_reuse,
                     transfer: Precision::F32,
                 };
                 let row = measure(net, params, input, setup, port, c)?;
@@ -251,6 +261,7 @@ pub fn transfer_rows(
                 grid: (3, 3),
                 edges: 2,
                 local_reuse: true,
+                link_reuse: false,
                 transfer,
             };
             measure(net, params, input, setup, port, c)

@@ -46,9 +46,10 @@ const MIB: f64 = 1024.0 * 1024.0;
 
 /// Where a row's WST-S strips go (`null` for policies that move none).
 pub fn strips(r: &PolicyRow) -> serde_json::Value {
-    match (r.policy, r.local_reuse) {
-        (Policy::WstS, true) => "local".into(),
-        (Policy::WstS, false) => "gateway".into(),
+    match (r.policy, r.local_reuse, r.link_reuse) {
+        (Policy::WstS, _, true) => "link".into(),
+        (Policy::WstS, true, false) => "local".into(),
+        (Policy::WstS, false, false) => "gateway".into(),
         _ => serde_json::Value::Null,
     }
 }
@@ -97,16 +98,15 @@ pub fn transfer_errors(
 /// strips kept local at most 2.0 MiB per frame with f32 and 1.0 MiB with f16 tile results, and
 /// WST-S never above WST at any grid and edge count (within [`CONTROL_NOISE`]).
 pub fn targets(rows: &[PolicyRow], transfer: &[PolicyRow]) -> serde_json::Value {
-    let find = |p: Policy, local: bool, grid: (u32, u32), edges: u16| {
+    // Strips kept local (not the edge-to-edge link mode, which trades bytes for time).
+    let local = |r: &PolicyRow| r.local_reuse && !r.link_reuse;
+    let find = |p: Policy, want_local: bool, grid: (u32, u32), edges: u16| {
         rows.iter()
-            .find(|r| r.policy == p && r.local_reuse == local && r.grid == grid && r.edges == edges)
+            .find(|r| r.policy == p && local(r) == want_local && r.grid == grid && r.edges == edges)
             .map(|r| r.bytes_per_frame / MIB)
     };
     let mut not_above = Vec::new();
-    for r in rows
-        .iter()
-        .filter(|r| r.policy == Policy::WstS && r.local_reuse)
-    {
+    for r in rows.iter().filter(|r| r.policy == Policy::WstS && local(r)) {
         if let Some(wst) = find(Policy::Wst, false, r.grid, r.edges) {
             let mib = r.bytes_per_frame / MIB;
             // Both move the same data; their control messages (steal requests, replies,
@@ -159,9 +159,10 @@ pub fn row_json(r: &PolicyRow) -> serde_json::Value {
 
 /// A row's name in the table.
 pub fn label(r: &PolicyRow) -> String {
-    match (r.policy, r.local_reuse) {
-        (Policy::WstS, false) => "WST-S/gw".into(),
-        (p, _) => p.label().into(),
+    match (r.policy, r.local_reuse, r.link_reuse) {
+        (Policy::WstS, _, true) => "WST-S/link".into(),
+        (Policy::WstS, false, _) => "WST-S/gw".into(),
+        (p, _, _) => p.label().into(),
     }
 }
 
@@ -176,7 +177,7 @@ pub fn policy_table(rows: &[PolicyRow], size: u32, frames: usize, kernel: Kernel
         "{:<9} {:<5} {:>5} {:>10} {:>14} {:>16} {:>15}",
         "policy", "grid", "edges", "s/frame", "MiB/frame", "edge compute MiB", "edge store MiB"
     );
-    out += "(WST-S: strips kept where they were made; WST-S/gw: through the gateway's cache)\n";
+    out += "(WST-S: strips kept where they were made; WST-S/link: fetched edge to edge when the link model says so; WST-S/gw: through the gateway's cache)\n";
     for r in rows {
         let _ = writeln!(
             out,

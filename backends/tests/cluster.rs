@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{link, loopback, port, values};
+use common::{link, loopback, port, single_device, small_model, values};
 use std::sync::Arc;
 use std::time::Instant as StdInstant;
 
@@ -15,66 +15,11 @@ use tessera_backends::driver::{Finished, Inline, Model, Node, NodeStats, SourceF
 use tessera_backends::link::Link;
 use tessera_backends::nal_std::StdStack;
 use tessera_backends::pipeline::{letterbox_of, Picture, Rgb8};
-use tessera_core::exec::{run_tile, NoStrips, TileJob};
-use tessera_core::ftp::{FusedStack, Grid, Mode, Partition, TilePlan};
+use tessera_core::ftp::{FusedStack, Grid, Partition};
 use tessera_core::kernel::Portable;
-use tessera_core::model::weights::param_count;
-use tessera_core::model::{Network, Shape};
 use tessera_core::runtime::{Config, MAX_GATEWAY_FRAMES};
-use tessera_core::tensor::FeatureView;
 use tessera_core::time::{Duration, Instant};
 use tessera_core::wire::{Body, FrameKey, Key, Policy, Precision, GATEWAY};
-use tessera_core::Region;
-use tessera_testkit::{conv, pool};
-
-fn network() -> Network {
-    let layers = [
-        conv(8, 3),
-        pool(),
-        conv(8, 3),
-        conv(4, 1),
-        conv(8, 3),
-        pool(),
-        conv(6, 3),
-    ];
-    tessera_testkit::network(Shape::new(48, 40, 3), layers)
-}
-
-fn model(grid: (u32, u32)) -> Model {
-    let net = network();
-    let layers = net.layers().len();
-    let mut params = values(param_count(&net, layers).unwrap(), 3);
-    // Batch-norm variances must be positive: every 4th block of a BN layer is variance; make all |x|+0.5.
-    params.iter_mut().for_each(|v| *v = v.abs() * 0.5 + 0.05);
-    Model::new(net, params, layers, grid, Partition::Darknet).unwrap()
-}
-
-fn reference(model: &Model, image: &[f32]) -> Vec<f32> {
-    let stack = FusedStack::new(&model.net, model.layers).unwrap();
-    let grid = Grid::new(1, 1, Partition::Darknet, &stack).unwrap();
-    let plan = TilePlan::new(&stack, &grid, 0, Mode::Plain).unwrap();
-    let n = tessera_core::exec::scratch_elems(&stack, &plan).unwrap();
-    let (mut a, mut b) = (vec![0.0; n], vec![0.0; n]);
-    let s = stack.output();
-    let mut out = vec![0.0; (s.w * s.h * s.c) as usize];
-    let input = FeatureView::new(image, Region::full(48, 40), 3).unwrap();
-    let w = model.weights().unwrap();
-    run_tile(
-        TileJob {
-            kernels: &Portable,
-            stack: &stack,
-            weights: &w,
-            plan: &plan,
-            input: &input,
-            buf_a: &mut a,
-            buf_b: &mut b,
-            strips: &mut NoStrips,
-        },
-        &mut out,
-    )
-    .unwrap();
-    out
-}
 
 type TestNode = Node<StdStack, Inline<Portable>>;
 
@@ -87,7 +32,7 @@ fn nodes(
     transfer: Precision,
     now: Instant,
 ) -> (Arc<Model>, Vec<TestNode>, u16) {
-    let model = Arc::new(model(grid));
+    let model = Arc::new(small_model(grid));
     let stack = FusedStack::new(&model.net, model.layers).unwrap();
     let g = Grid::new(grid.0, grid.1, Partition::Darknet, &stack).unwrap();
     let mut cfg = Config::new(policy, &stack, g);
@@ -162,7 +107,7 @@ fn run_cluster(
         }
         _ => image.input.clone(),
     };
-    let expect = reference(&model, &input);
+    let expect = single_device(&model, &input);
     (done, expect, nodes.iter().map(|n| n.stats()).collect())
 }
 

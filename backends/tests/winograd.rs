@@ -153,7 +153,9 @@ fn check_layer(form: Form, layer: &Layer, rng: &mut SplitMix64) -> Result<(), Te
 #[test]
 fn many_channels_and_wide_maps() {
     let mut rng = SplitMix64::new(3);
-    for (w, h, c, filters) in [(9, 7, 200, 13), (150, 6, 20, 7)] {
+    // The third is deep enough for two threads to split its output channels (530 filters,
+    // not a multiple of the 6-channel blocks); three split its block rows.
+    for (w, h, c, filters) in [(9, 7, 200, 13), (150, 6, 20, 7), (10, 9, 20, 530)] {
         let layer = Layer::new(w, h, c, filters, false, &mut rng);
         for form in [Form::F2, Form::F4] {
             check_layer(form, &layer, &mut rng).unwrap();
@@ -227,6 +229,29 @@ proptest! {
     }
 }
 
+/// A deep layer with batch norm and leaky activation, whose output channels two threads split
+/// between them (each with its own channels' filters and batch norm): equal to one thread bit
+/// for bit on every instruction set, full map and sub-region.
+#[test]
+fn threads_splitting_output_channels_equal_one() {
+    let mut rng = SplitMix64::new(5);
+    let layer = Layer::new(11, 9, 12, 530, true, &mut rng);
+    let full = Region::full(11, 9);
+    let sub = Region::new(Span::new(3, 10), Span::new(2, 7));
+    for form in [Form::F2, Form::F4] {
+        for k in kernels(form) {
+            let two = k.clone().with_threads(2);
+            for r in [full, sub] {
+                assert!(
+                    same_bits(&layer.run(&two, r), &layer.run(&k, r)),
+                    "{form:?} {:?} {r:?}",
+                    k.isa()
+                );
+            }
+        }
+    }
+}
+
 /// An input view covering only the direct conv's dependencies, not the whole blocks', is
 /// refused with the region the blocks need.
 #[test]
@@ -262,7 +287,8 @@ fn spec() -> impl Strategy<Value = Spec> {
     ]
 }
 
-/// Checks tiled == full frame for `grid` (plain and reuse), and 2 threads == 1.
+/// Checks tiled == full frame for `grid` (plain and reuse), 2 threads == 1, and the kernel
+/// prepared for the weights == the one transforming per call.
 fn check_grid(
     net: &Network,
     form: Form,
@@ -294,11 +320,15 @@ fn check_grid_with(
     let mut rng = SplitMix64::new(seed);
     let data = net_params(net, upto, &mut rng);
     let weights = Weights::new(net, upto, &data).unwrap();
+    let per_call = k.clone();
     let k = k.prepare(&weights);
     let input: Vec<f32> = (0..stack.input().elements().unwrap())
         .map(|_| rng.uniform_f32(-1.0, 1.0))
         .collect();
     let whole = tiled(&k, &stack, &one, Mode::Plain, &weights, &input);
+    // Filters and batch norm prepared once per model, or computed per call: the same bits.
+    let fresh = tiled(&per_call, &stack, &one, Mode::Plain, &weights, &input);
+    prop_assert!(same_bits(&fresh, &whole), "{form:?} prepared vs per call");
     for mode in [Mode::Plain, Mode::Reuse] {
         let got = tiled(&k, &stack, &grid, mode, &weights, &input);
         prop_assert!(same_bits(&got, &whole), "{form:?} {mode:?} {rows}x{cols}");

@@ -12,22 +12,9 @@ use tessera_core::runtime::{
     modnn_boundaries, modnn_missing, modnn_next_rows, Action, Config, Gateway, Verdict,
 };
 use tessera_core::time::{Duration, Instant};
-use tessera_core::wire::{FrameKey, Message, NodeId, Policy, Precision, StripsView, Tensor};
+use tessera_core::wire::{FrameKey, Message, NodeId, Policy, StripsView, Tensor};
+use tessera_testkit::machines::{t, NO_TENSOR as EMPTY};
 use tessera_testkit::yolo16;
-
-fn t(ms: u64) -> Instant {
-    Instant::from_millis(ms)
-}
-
-const EMPTY: Tensor<'static> = Tensor {
-    region: Region {
-        x: Span { start: 0, end: 0 },
-        y: Span { start: 0, end: 0 },
-    },
-    channels: 0,
-    data: &[],
-    precision: Precision::F32,
-};
 
 /// Row bands of `height` rows cut at the cumulative `weights`.
 fn partition(height: u32, weights: &[u32]) -> Vec<Span> {

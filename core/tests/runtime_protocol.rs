@@ -12,10 +12,10 @@ use tessera_core::runtime::{
     MAX_FRAMES_PER_SOURCE, MAX_IDLE_BACKOFF, REJECT_NO_STRIPS,
 };
 use tessera_core::time::{Duration, Instant};
-use tessera_core::wire::Precision;
 use tessera_core::wire::{
     FrameKey, Kind, Message, NodeId, Policy, Role, StripsView, Tensor, GATEWAY,
 };
+use tessera_testkit::machines::{drain_edge, drain_gw, send, t, NO_TENSOR as EMPTY};
 use tessera_testkit::{conv, network, pool};
 
 fn net() -> Network {
@@ -29,20 +29,6 @@ fn config(policy: Policy) -> Config {
     let mut c = Config::new(policy, &stack, grid);
     c.tile_timeout = Duration::from_millis(100);
     c
-}
-
-const EMPTY: Tensor<'static> = Tensor {
-    region: Region {
-        x: Span { start: 0, end: 0 },
-        y: Span { start: 0, end: 0 },
-    },
-    channels: 0,
-    data: &[],
-    precision: Precision::F32,
-};
-
-fn t(ms: u64) -> Instant {
-    Instant::from_millis(ms)
 }
 
 fn hello(node: NodeId) -> Message<'static> {
@@ -68,18 +54,6 @@ fn task(frame: FrameKey, tile: u16) -> Message<'static> {
         mode: Mode::Plain,
         input: EMPTY,
     }
-}
-
-fn drain_gw(g: &mut Gateway, now: Instant) -> Vec<Action> {
-    std::iter::from_fn(|| g.poll(now)).collect()
-}
-
-fn drain_edge(e: &mut Edge, now: Instant) -> Vec<Action> {
-    std::iter::from_fn(|| e.poll(now)).collect()
-}
-
-fn send(to: NodeId, msg: Message<'static>) -> Action {
-    Action::Send { to, msg }
 }
 
 #[test]

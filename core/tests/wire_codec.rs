@@ -8,7 +8,7 @@ use tessera_core::wire::{
     Limits, Message, Policy, Receiver, ReplayWindow, Role, Sender, StripSource, StripsView, Tensor,
     WireError, HEADER_LEN, TAG_LEN,
 };
-use tessera_core::wire::{PictureBytes, PictureFormat, Precision};
+use tessera_core::wire::{PictureBytes, PictureFormat, Precision, StripHolders};
 use tessera_core::{Region, Span};
 
 const KEY: Key = Key::new([0x42; 32]);
@@ -142,6 +142,11 @@ fn every_message<'a>(a: &'a [u8], strips: StripsView<'a>) -> Vec<Message<'a>> {
             frame: FK,
             tile: 4,
             mode: Mode::Reuse,
+        },
+        Message::StripHolders {
+            frame: FK,
+            tile: 5,
+            holders: StripHolders([Some(2), Some(0), None, Some(7)]),
         },
         // Results packed in f16 (2 bytes a value) and i8 (a scale per channel, a byte a value).
         Message::Result {

@@ -13,7 +13,7 @@ use tessera_core::wire::{
     self, AuthStats, Body, FrameEncoder, FrameKey, Key, Kind, Limits, Message, ReplayWindow, Role,
     StripSource, StripsView, Tensor,
 };
-use tessera_core::wire::{PictureBytes, PictureFormat, Precision};
+use tessera_core::wire::{PictureBytes, PictureFormat, Precision, StripHolders};
 use tessera_core::{Region, Span};
 
 /// Frame `0x05060708` of origin `0x0304`: `04 03` then `08 07 06 05` on the wire.
@@ -218,6 +218,15 @@ fn golden<'a>(t: Tensor<'a>, strips: StripsView<'a>) -> Vec<(Message<'a>, String
                 mode: Mode::Reuse,
             },
             fk("403901"),
+        ),
+        (
+            // Holders by side (below, right, above, left): node 1, none (0xffff), 0x0203, none.
+            Message::StripHolders {
+                frame: FK,
+                tile: 0x3940,
+                holders: StripHolders([Some(1), None, Some(0x0203), None]),
+            },
+            fk("40390100ffff0302ffff"),
         ),
         (
             // The f16 tensor (1.0, -2.0): precision tag 1 in the top byte of the channel word.

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use tessera_core::ftp::{Mode, Side};
 use tessera_core::wire::{
     self, open, AuthStats, Body, FrameDecoder, FrameEncoder, FrameKey, Key, Kind, Limits, Message,
-    PictureBytes, PictureFormat, ReplayWindow, Role, StripsView, Tensor, HEADER_LEN,
+    PictureBytes, PictureFormat, ReplayWindow, Role, StripHolders, StripsView, Tensor, HEADER_LEN,
 };
 use tessera_core::{Region, Span};
 
@@ -36,7 +36,7 @@ fn rect() -> impl Strategy<Value = (u32, u32, u32, u32)> {
 fn spec() -> impl Strategy<Value = Spec> {
     (
         (
-            1u8..=23,
+            1u8..=24,
             any::<u16>(),
             any::<u32>(),
             any::<u16>(),
@@ -192,6 +192,14 @@ fn message<'a>(s: &Spec, b: &'a Built) -> Message<'a> {
             frame,
             tile: s.c,
             mode: if s.flag { Mode::Reuse } else { Mode::Plain },
+        },
+        // Any id but the reserved one (`PROBE`) names a holder; `d`'s bits say which sides have one.
+        Kind::StripHolders => Message::StripHolders {
+            frame,
+            tile: s.c,
+            holders: StripHolders(core::array::from_fn(|i| {
+                (s.d & (1 << i) != 0).then_some(s.a.wrapping_add(i as u16) % 0xffff)
+            })),
         },
     }
 }

@@ -55,9 +55,12 @@ pub struct Cluster {
     /// A coded tail's shards and results on the TCP link (`tail_transport = "tcp"`, the
     /// default) or on authenticated datagrams (`"datagram"`).
     pub tail_transport: TailTransport,
-    /// WST-S strips stay where they were made (`reuse = "local"`, the default) or go through
-    /// the gateway's cache (`reuse = "gateway"`).
+    /// WST-S strips stay where they were made (`reuse = "local"`, the default, and `"link"`)
+    /// or go through the gateway's cache (`reuse = "gateway"`).
     pub local_reuse: bool,
+    /// `reuse = "link"`: strips go edge to edge when the link model says fetching beats
+    /// recomputing the overlap.
+    pub link_reuse: bool,
     /// Wire precision of tile results and strips: `transfer = "f32"` (the default,
     /// bit-exact), `"f16"` or `"i8"`.
     pub transfer: Precision,
@@ -366,14 +369,18 @@ impl Cluster {
             Some(l) => *l.get_ref(),
             None => 16,
         };
-        let local_reuse = match &raw.reuse {
-            None => true,
+        let (local_reuse, link_reuse) = match &raw.reuse {
+            None => (true, false),
             Some(r) => match r.get_ref().as_str() {
-                "local" => true,
-                "gateway" => false,
+                "local" => (true, false),
+                "gateway" => (false, false),
+                "link" => (true, true),
                 other => {
-                    p.at(r, format!("reuse = \"{other}\": \"local\" or \"gateway\""));
-                    true
+                    p.at(
+                        r,
+                        format!("reuse = \"{other}\": \"local\", \"gateway\" or \"link\""),
+                    );
+                    (true, false)
                 }
             },
         };
@@ -563,6 +570,7 @@ impl Cluster {
             coded,
             tail_transport,
             local_reuse,
+            link_reuse,
             transfer,
             pacing,
         })
@@ -579,6 +587,7 @@ impl Cluster {
             timeouts: self.timeouts,
             nodes: self.nodes.clone(),
             local_reuse: self.local_reuse,
+            link_reuse: self.link_reuse,
             transfer: self.transfer,
             pacing: self.pacing,
         }

@@ -33,6 +33,10 @@ fn the_example_parses() {
         (c.spec().transfer, c.spec().local_reuse),
         (Precision::F16, false)
     );
+    // Edge-to-edge strips: kept where made, fetched by the link model.
+    assert!(!Cluster::parse(EXAMPLE).unwrap().link_reuse);
+    let c = Cluster::parse(&format!("reuse = \"link\"\n{EXAMPLE}")).unwrap();
+    assert_eq!((c.spec().local_reuse, c.spec().link_reuse), (true, true));
     // Stealing is paced to the links unless the file turns it off.
     assert_eq!(c.pacing, Pacing::default());
     let c = Cluster::parse(&format!("results_ahead = 0\nprefetch = false\n{EXAMPLE}")).unwrap();
@@ -67,7 +71,7 @@ fn bad_files_say_what_is_wrong() {
         ),
         ("tail_copies = 3", "set tail_transport = \"datagram\""),
         ("transfer = \"f8\"", "\"f32\", \"f16\" or \"i8\""),
-        ("reuse = \"edges\"", "\"local\" or \"gateway\""),
+        ("reuse = \"edges\"", "\"local\", \"gateway\" or \"link\""),
         ("results_ahead = 9", "outside 0..=8"),
     ];
     for (line, needle) in cases {

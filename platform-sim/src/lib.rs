@@ -42,4 +42,5 @@ pub mod rng;
 pub mod scenario;
 mod sim_core;
 pub mod targets;
+pub mod timeline;
 pub mod world;

@@ -27,6 +27,9 @@ enum Cmd {
     Run {
         /// The scenario.
         scenario: PathBuf,
+        /// Print where the time went instead: each node's jobs per frame (as `timeline`).
+        #[arg(long)]
+        timeline: bool,
     },
     /// 64 nodes (4 clusters of a gateway and 15 edges) × 100 YOLOv2 frames, cost model: speed.
     Bench(experiments::BenchArgs),
@@ -45,8 +48,27 @@ enum Cmd {
     /// Issue 14's targets alone: WST-S, WST and MoDNN on 6 Pi 3 over WiFi at the papers'
     /// rate, WST-S at our NEON kernel's Pi 3 rate (targets.csv and a printed table).
     Targets(experiments::OutArgs),
+    /// Where the time of one target configuration goes: per frame, each node's jobs and busy
+    /// share, and the medium's bytes.
+    Timeline(TimelineArgs),
     /// Coded distributed computing: train-digits, latency, failures, accuracy, all.
     Cdc(tessera_sim::cdc::CdcArgs),
+}
+
+/// `tessera-sim timeline`: one configuration of the targets' setup (6 Pi 3 on WiFi).
+#[derive(clap::Args)]
+struct TimelineArgs {
+    #[command(flatten)]
+    out: experiments::OutArgs,
+    /// Policy: wst, wst-s, ...
+    #[arg(long, default_value = "wst-s")]
+    policy: tessera_core::wire::Policy,
+    /// Tile grid, e.g. 3x3.
+    #[arg(long, default_value = "3x3")]
+    grid: tessera_core::ftp::GridShape,
+    /// WST-S strips: local, link or gateway.
+    #[arg(long, default_value = "local")]
+    strips: String,
 }
 
 fn main() -> ExitCode {
@@ -55,9 +77,17 @@ fn main() -> ExitCode {
     env_logger::init();
     let cli = Cli::parse();
     let r: Result<(), Box<dyn std::error::Error>> = match cli.cmd {
-        Cmd::Run { scenario: path } => (|| {
+        Cmd::Run {
+            scenario: path,
+            timeline,
+        } => (|| {
             let text = std::fs::read_to_string(&path)?;
             let cfg = scenario::parse(&text)?;
+            if timeline {
+                let title = experiments::describe(&cfg);
+                print!("{}", tessera_sim::timeline::timeline_of(&cfg, &title));
+                return Ok(());
+            }
             let t0 = std::time::Instant::now();
             let out = run(&cfg);
             println!("{}", experiments::describe(&cfg));
@@ -91,6 +121,24 @@ fn main() -> ExitCode {
         Cmd::Sources(a) => experiments::sources(&a).map(|_| ()),
         Cmd::Report(a) => experiments::report(&a),
         Cmd::Targets(a) => experiments::targets(&a).map(|_| ()),
+        Cmd::Timeline(a) => (|| {
+            use tessera_sim::targets::{Setup, Strips};
+            let strips = match a.strips.as_str() {
+                "local" => Strips::Local,
+                "link" => Strips::Link,
+                "gateway" => Strips::Gateway,
+                _ => return Err("--strips: local, link or gateway".into()),
+            };
+            let setup = Setup {
+                policy: a.policy,
+                grid: a.grid.into(),
+                strips,
+                gflops: a.out.gflops.unwrap_or(tessera_sim::compute::PI3_GFLOPS),
+                transfer: tessera_core::wire::Precision::F32,
+            };
+            print!("{}", tessera_sim::timeline::timeline(&a.out, setup));
+            Ok(())
+        })(),
         Cmd::Cdc(a) => tessera_sim::cdc::run(&a),
     };
     match r {

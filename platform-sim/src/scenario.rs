@@ -38,7 +38,8 @@
 //!
 //! `inflight = N` (default 1) lets each source keep N frames submitted and unfinished.
 //! `reuse = "local"` keeps WST-S strips where they were made (default `"gateway"`: through the
-//! gateway's cache); `transfer = "f16"` or `"i8"` sends tile results and strips in a smaller
+//! gateway's cache); `reuse = "link"` keeps them there too but lets a level-1 tile's node fetch
+//! them edge to edge when its link model says that beats recomputing; `transfer = "f16"` or `"i8"` sends tile results and strips in a smaller
 //! precision (default `"f32"`). `picture = true` has each source ship a bundled JPEG once per
 //! peer and lend tiles as `TileTask`s cut from it, the real node's bytes (default: each lent
 //! tile's `f32` input, the papers' model). `results_ahead = N` (default 0: no limit) and
@@ -101,7 +102,7 @@ pub struct ScenarioFile {
     pub seed: Option<u64>,
     /// Device rate, GFLOP/s.
     pub gflops: Option<f64>,
-    /// WST-S strips: `local` or `gateway` (the default).
+    /// WST-S strips: `local`, `link` or `gateway` (the default).
     pub reuse: Option<String>,
     /// Wire precision of tile results and strips: `f32` (the default), `f16` or `i8`.
     pub transfer: Option<String>,
@@ -294,9 +295,10 @@ pub fn parse_testbed(text: &str) -> Result<(SimConfig, Vec<TestbedFault>), Scena
         cfg.sources = s;
     }
     cfg.seed = f.seed.unwrap_or(cfg.seed);
-    cfg.local_reuse = match f.reuse.as_deref() {
-        None | Some("gateway") => false,
-        Some("local") => true,
+    (cfg.local_reuse, cfg.link_reuse) = match f.reuse.as_deref() {
+        None | Some("gateway") => (false, false),
+        Some("local") => (true, false),
+        Some("link") => (true, true),
         Some(_) => return Err(ScenarioError::Value("reuse")),
     };
     cfg.picture = f.picture.unwrap_or(cfg.picture);

@@ -1,7 +1,7 @@
 //! Issue 14's simulator targets, run and judged: six Pi 3 on WiFi, YOLOv2's fused layers, one
 //! source. At the papers' device rate ([`PI3_GFLOPS`]), per grid (3x3, 5x5): WST-S under the
-//! DeepThings evaluation's 6.8 s, and reuse (WST-S, strips kept local or through the gateway's
-//! cache, the faster) faster than none (WST); MoDNN within ±25 % of the paper's 8.1 s. At the
+//! DeepThings evaluation's 6.8 s, and reuse (WST-S, strips kept local, edge to edge by the link
+//! model, or through the gateway's cache: the fastest) faster than none (WST); MoDNN within ±25 % of the paper's 8.1 s. At the
 //! rate of our own NEON kernel on a Pi 3 ([`pi3_neon_gflops`]): WST-S 3x3 at most 1.4 s per
 //! frame, `f16` transfer allowed. `tessera-sim report` prints them and tables them in
 //! `report.html` and `targets.csv`; `tessera-sim targets` runs only these.
@@ -27,6 +27,34 @@ pub const NEON_BOUND_S: f64 = 1.4;
 /// Edges of every target run.
 pub const DEVICES: u16 = 6;
 
+/// Where WST-S overlap strips go (`reuse` in scenario and cluster files).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strips {
+    /// Kept where they were made; thieves recompute the overlap.
+    Local,
+    /// Kept where they were made; fetched edge to edge when the link model says so.
+    Link,
+    /// Through the gateway's cache.
+    Gateway,
+}
+
+impl Strips {
+    /// The name in files and tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            Strips::Local => "local",
+            Strips::Link => "link",
+            Strips::Gateway => "gateway",
+        }
+    }
+
+    /// Sets `cfg`'s reuse keys.
+    pub fn apply(self, cfg: &mut SimConfig) {
+        cfg.local_reuse = self != Strips::Gateway;
+        cfg.link_reuse = self == Strips::Link;
+    }
+}
+
 /// One measured configuration.
 #[derive(Clone, Debug)]
 pub struct Run {
@@ -34,8 +62,8 @@ pub struct Run {
     pub policy: Policy,
     /// Tile grid.
     pub grid: (u32, u32),
-    /// WST-S strips kept where they were made (else through the gateway's cache).
-    pub local_reuse: bool,
+    /// Where WST-S strips go.
+    pub strips: Strips,
     /// Device rate, GFLOP/s.
     pub gflops: f64,
     /// Wire precision of results and strips.
@@ -70,12 +98,41 @@ pub struct Setup {
     pub policy: Policy,
     /// Tile grid.
     pub grid: (u32, u32),
-    /// WST-S strips kept where they were made.
-    pub local_reuse: bool,
+    /// Where WST-S strips go.
+    pub strips: Strips,
     /// Device rate, GFLOP/s.
     pub gflops: f64,
     /// Wire precision of results and strips.
     pub transfer: Precision,
+}
+
+impl Setup {
+    /// `policy grid strips rate transfer`, as the progress lines and timelines name a setup.
+    pub fn label(&self) -> String {
+        format!(
+            "{} {}x{} strips {} {:.2} GFLOP/s {}",
+            self.policy.label(),
+            self.grid.0,
+            self.grid.1,
+            self.strips.label(),
+            self.gflops,
+            self.transfer.label()
+        )
+    }
+}
+
+/// The simulator configuration of `s` (10 frames, 3 with `--quick`).
+pub fn config(a: &OutArgs, s: Setup) -> SimConfig {
+    let mut cfg = SimConfig::yolo(s.policy, s.grid, DEVICES);
+    cfg.seed = a.seed;
+    cfg.gflops = s.gflops;
+    cfg.net = NetModel::wifi();
+    s.strips.apply(&mut cfg);
+    cfg.transfer = s.transfer;
+    // The deployed node's bytes: the captured JPEG once per peer.
+    cfg.picture = true;
+    cfg.frames = if a.quick { 3 } else { 10 };
+    cfg
 }
 
 /// Runs `s` (10 frames, 3 with `--quick`).
@@ -83,27 +140,18 @@ pub fn measure(a: &OutArgs, s: Setup) -> Run {
     let Setup {
         policy,
         grid,
-        local_reuse,
+        strips,
         gflops,
         transfer,
     } = s;
-    let mut cfg = SimConfig::yolo(policy, grid, DEVICES);
-    cfg.seed = a.seed;
-    cfg.gflops = gflops;
-    cfg.net = NetModel::wifi();
-    cfg.local_reuse = local_reuse;
-    cfg.transfer = transfer;
-    // The deployed node's bytes: the captured JPEG once per peer.
-    cfg.picture = true;
-    cfg.frames = if a.quick { 3 } else { 10 };
-    let out = run(&cfg);
+    let out = run(&config(a, s));
     let done = out.latencies_s();
     let latency = mean(&done);
     let sent: u64 = out.nodes.iter().map(|n| n.2.link.bytes_sent).sum();
     let r = Run {
         policy,
         grid,
-        local_reuse,
+        strips,
         gflops,
         transfer,
         latency,
@@ -112,17 +160,8 @@ pub fn measure(a: &OutArgs, s: Setup) -> Run {
         link_mib: sent as f64 / out.submitted.max(1) as f64 / 1048576.0,
     };
     eprintln!(
-        "  target run {} {}x{}{} {:.2} GFLOP/s {:?}: {:.2} s ({} of {}), {:.2} MiB/frame",
-        policy.label(),
-        grid.0,
-        grid.1,
-        if local_reuse {
-            ""
-        } else {
-            " strips via gateway"
-        },
-        gflops,
-        transfer,
+        "  target run {}: {:.2} s ({} of {}), {:.2} MiB/frame",
+        s.label(),
         r.latency,
         r.completed.0,
         r.completed.1,
@@ -136,36 +175,38 @@ pub fn neon_gflops() -> f64 {
     pi3_neon_gflops(&models::model(Net::Yolo16, (1, 1)))
 }
 
-/// Every target run: per grid WST and WST-S (strips local, and through the gateway) and MoDNN
-/// at the papers' rate; WST-S 3x3 in `f32` and `f16` at the NEON rate.
+/// Every target run: per grid WST and WST-S (strips local, edge to edge, and through the
+/// gateway) and MoDNN at the papers' rate; WST-S 3x3 in `f32` and `f16` at the NEON rate.
 pub fn runs(a: &OutArgs) -> Vec<Run> {
-    let at = |policy, grid, local_reuse, gflops, transfer| Setup {
+    let at = |policy, grid, strips, gflops, transfer| Setup {
         policy,
         grid,
-        local_reuse,
+        strips,
         gflops,
         transfer,
     };
+    let (local, link, gateway) = (Strips::Local, Strips::Link, Strips::Gateway);
     let (paper, neon, f32) = (PI3_GFLOPS, neon_gflops(), Precision::F32);
     let mut setups = Vec::new();
     for grid in [(3, 3), (5, 5)] {
-        setups.push(at(Policy::Wst, grid, true, paper, f32));
-        setups.push(at(Policy::WstS, grid, true, paper, f32));
-        setups.push(at(Policy::WstS, grid, false, paper, f32));
+        setups.push(at(Policy::Wst, grid, local, paper, f32));
+        setups.push(at(Policy::WstS, grid, local, paper, f32));
+        setups.push(at(Policy::WstS, grid, link, paper, f32));
+        setups.push(at(Policy::WstS, grid, gateway, paper, f32));
     }
-    setups.push(at(Policy::Modnn, (3, 3), true, paper, f32));
-    setups.push(at(Policy::WstS, (3, 3), true, neon, f32));
-    setups.push(at(Policy::WstS, (3, 3), true, neon, Precision::F16));
+    setups.push(at(Policy::Modnn, (3, 3), local, paper, f32));
+    setups.push(at(Policy::WstS, (3, 3), local, neon, f32));
+    setups.push(at(Policy::WstS, (3, 3), local, neon, Precision::F16));
     setups.into_iter().map(|s| measure(a, s)).collect()
 }
 
 /// The verdicts on `runs`.
 pub fn judge(runs: &[Run]) -> Vec<Target> {
     let at_paper = |r: &&Run| r.gflops == PI3_GFLOPS && r.transfer == Precision::F32;
-    let find = |p: Policy, grid: (u32, u32), local: Option<bool>| {
+    let find = |p: Policy, grid: (u32, u32), strips: Option<Strips>| {
         runs.iter()
             .filter(at_paper)
-            .filter(|r| r.policy == p && r.grid == grid && local.is_none_or(|l| l == r.local_reuse))
+            .filter(|r| r.policy == p && r.grid == grid && strips.is_none_or(|s| s == r.strips))
             .map(|r| r.latency)
             .fold(f64::NAN, f64::min)
     };
@@ -180,15 +221,14 @@ pub fn judge(runs: &[Run]) -> Vec<Target> {
     );
     let mut v = Vec::new();
     for grid in [(3, 3), (5, 5)] {
-        let (local, shared) = (
-            find(Policy::WstS, grid, Some(true)),
-            find(Policy::WstS, grid, Some(false)),
-        );
-        let (wst_s, how) = if local <= shared || shared.is_nan() {
-            (local, "strips local")
-        } else {
-            (shared, "strips via gateway")
-        };
+        // The fastest way of moving strips (NaN, a run with no frame, never wins).
+        let (wst_s, how) = [Strips::Local, Strips::Link, Strips::Gateway]
+            .into_iter()
+            .map(|s| (find(Policy::WstS, grid, Some(s)), s))
+            .filter(|(l, _)| !l.is_nan())
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .map_or((f64::NAN, "none"), |(l, s)| (l, s.label()));
+        let how = format!("strips {how}");
         let wst = find(Policy::Wst, grid, None);
         let g = format!("{}x{}", grid.0, grid.1);
         v.push(Target {
@@ -233,7 +273,7 @@ pub fn csv(runs: &[Run]) -> String {
             r.policy.label(),
             r.grid.0,
             r.grid.1,
-            if r.local_reuse { "local" } else { "gateway" },
+            r.strips.label(),
             r.gflops,
             r.transfer.label(),
             DEVICES,

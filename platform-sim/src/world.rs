@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use tessera_backends::driver::{Finished, Model, Node, NodeStats, SourceFrame};
 use tessera_backends::nal_smoltcp::SmolStack;
-use tessera_core::runtime::Config;
+use tessera_core::runtime::{Config, StripFetch};
 use tessera_core::time::{Duration, Instant};
 use tessera_core::wire::{FrameKey, NodeId, Policy, Precision, GATEWAY};
 
@@ -81,6 +81,13 @@ pub struct SimConfig {
     /// WST-S strips stay where they were made (`runtime::Config::local_reuse`); off: through
     /// the gateway's cache, as the calibrated runs have it.
     pub local_reuse: bool,
+    /// WST-S strips stay where they were made and go edge to edge to a level-1 tile's node
+    /// when its link model says fetching beats recomputing (`runtime::Config::link_reuse`;
+    /// over `local_reuse`).
+    pub link_reuse: bool,
+    /// With `link_reuse`: fetch or recompute by the link model (the default), or always or
+    /// never (`runtime::Config::strip_fetch`).
+    pub strip_fetch: StripFetch,
     /// Wire precision of tile results and strips.
     pub transfer: Precision,
     /// A source's own results unconfirmed by the gateway before it leaves its tiles to
@@ -119,6 +126,8 @@ impl SimConfig {
             frame_deadline: Duration::from_secs(600),
             socket_buffer: 32 * 1024,
             local_reuse: false,
+            link_reuse: false,
+            strip_fetch: StripFetch::Model,
             transfer: Precision::F32,
             results_ahead: 0,
             prefetch: false,
@@ -282,6 +291,8 @@ pub fn run(cfg: &SimConfig) -> Outcome {
     // Liveness (`peer_dead`) is the link's alone: the machines only hear peers up and down.
     rt.frame_deadline = cfg.frame_deadline;
     rt.local_reuse = cfg.local_reuse;
+    rt.link_reuse = cfg.link_reuse;
+    rt.strip_fetch = cfg.strip_fetch;
     rt.results_ahead = cfg.results_ahead;
     rt.prefetch = cfg.prefetch;
     let mut nodes = Vec::with_capacity(n);

@@ -76,6 +76,44 @@ fn wst_s_with_local_strips_is_bit_exact_through_the_sim() {
     assert!(tessera_sim::scenario::parse("reuse = \"edge\"").is_err());
 }
 
+/// `reuse = "link"`: level-1 tiles' strips go edge to edge (or the overlap is recomputed) and
+/// every frame is still the single-device run's; a run is a function of its seed. Forced to
+/// fetch, level-1 tiles run `Reuse` with strips from other edges; forced to recompute, they
+/// run `Plain` although other edges hold their strips.
+#[test]
+fn wst_s_with_link_strips_is_bit_exact_and_deterministic_through_the_sim() {
+    use tessera_core::runtime::StripFetch;
+    let run_with = |rule| {
+        let mut cfg = SimConfig::small(Policy::WstS, (3, 3), 3);
+        cfg.frames = 2;
+        cfg.local_reuse = true;
+        cfg.link_reuse = true;
+        cfg.strip_fetch = rule;
+        let out = check_all_correct(&cfg, &format!("WST-S link strips {rule:?}"));
+        let sum = |f: fn(&tessera_core::runtime::Stats) -> u32| {
+            out.nodes.iter().map(|n| f(&n.2.runtime)).sum::<u32>()
+        };
+        let counts = (sum(|s| s.link_fetches), sum(|s| s.link_recomputes));
+        (out.trace_hash, counts)
+    };
+    let (hash, (fetched, recomputed)) = run_with(StripFetch::Always);
+    assert!(fetched >= 1, "no strips fetched edge to edge");
+    assert_eq!(recomputed, 0);
+    assert_eq!(
+        run_with(StripFetch::Always).0,
+        hash,
+        "same seed, other trace"
+    );
+    let (_, (fetched, recomputed)) = run_with(StripFetch::Never);
+    assert_eq!(fetched, 0);
+    assert!(recomputed >= 1, "no overlap recomputed");
+    // The link model decides one way or the other, and the frames stay exact.
+    let (_, (fetched, recomputed)) = run_with(StripFetch::Model);
+    assert!(fetched + recomputed >= 1);
+    let cfg = tessera_sim::scenario::parse("reuse = \"link\"\n").unwrap();
+    assert!(cfg.local_reuse && cfg.link_reuse);
+}
+
 #[test]
 fn same_seed_same_trace_other_seed_other_trace() {
     let mut cfg = SimConfig::small(Policy::WstS, (3, 3), 3);

@@ -58,7 +58,11 @@ pub fn render(cfg: &SimConfig) -> Result<String, toml::ser::Error> {
         key: key(cfg.seed),
         seed: cfg.seed,
         // As the simulator runs the scenario (cluster files default to local strips).
-        reuse: if cfg.local_reuse { "local" } else { "gateway" },
+        reuse: match (cfg.link_reuse, cfg.local_reuse) {
+            (true, _) => "link",
+            (false, true) => "local",
+            (false, false) => "gateway",
+        },
         transfer: cfg.transfer.label(),
         // As the simulator runs it (cluster files default to 2 and true).
         results_ahead: cfg.results_ahead,

@@ -5,6 +5,7 @@
 //!   fused prefix).
 //! - [`strips`]: a [`StripStore`](tessera_core::exec::StripStore) in a hash map.
 //! - [`events`]: the virtual clock and event loop of in-memory clusters.
+//! - [`machines`]: driving the runtime's state machines by hand (instants, actions).
 //! - [`tiles`]: random fused stacks and their parameters, run tile by tile and stitched.
 //! - [`port`]: TCP ports: one the OS just handed out (port 0) for a single address, one free on
 //!   every 127.0.0.x of a loopback cluster.
@@ -14,6 +15,7 @@
 
 pub mod conv_layer;
 pub mod events;
+pub mod machines;
 pub mod net;
 pub mod port;
 pub mod strips;

@@ -1154,11 +1154,11 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 tile,
                 sides,
             } => {
-                let Some(f) = self.frames.get(&frame) else {
-                    return;
-                };
-                let sources: Vec<StripSource<'_>> = f
-                    .strips
+                // Strips this node does not hold (any more) go as an empty `Strips`: the asker
+                // recomputes at once instead of waiting out its fetch timeout.
+                let none = BTreeMap::new();
+                let held = self.frames.get(&frame).map_or(&none, |f| &f.strips);
+                let sources: Vec<StripSource<'_>> = held
                     .iter()
                     .filter(|((t, _, s), _)| *t == tile && sides & (1 << s) != 0)
                     .filter_map(|((_, layer, s), strip)| {

@@ -4,7 +4,12 @@
 use std::net::SocketAddr;
 
 use tessera_backends::coded::{Activation, LinearLayer, Numeric};
+use tessera_backends::driver::Model;
 use tessera_backends::link::LinkConfig;
+use tessera_core::ftp::{FusedStack, Grid, Mode, Partition};
+use tessera_core::kernel::Portable;
+use tessera_core::model::weights::param_count;
+use tessera_core::model::Shape;
 use tessera_core::rng::SplitMix64;
 use tessera_core::time::Duration;
 use tessera_core::wire::{Key, Limits, NodeId};
@@ -68,4 +73,33 @@ pub fn link(
         backlog: tessera_backends::link::DEFAULT_BACKLOG,
         handshake: Default::default(),
     }
+}
+
+/// The loopback clusters' test net: 48×40×3 in, seven layers (two pools), on `grid`, with
+/// deterministic parameters (batch-norm variances positive).
+pub fn small_model(grid: (u32, u32)) -> Model {
+    use tessera_testkit::{conv, pool};
+    let layers = [
+        conv(8, 3),
+        pool(),
+        conv(8, 3),
+        conv(4, 1),
+        conv(8, 3),
+        pool(),
+        conv(6, 3),
+    ];
+    let net = tessera_testkit::network(Shape::new(48, 40, 3), layers);
+    let n = net.layers().len();
+    let mut params = values(param_count(&net, n).unwrap(), 3);
+    // Every 4th block of a BN layer is a variance: make all |x|·0.5 + 0.05.
+    params.iter_mut().for_each(|v| *v = v.abs() * 0.5 + 0.05);
+    Model::new(net, params, n, grid, Partition::Darknet).unwrap()
+}
+
+/// `model`'s output for `image` on one device (the whole frame as one tile).
+pub fn single_device(model: &Model, image: &[f32]) -> Vec<f32> {
+    let stack = FusedStack::new(&model.net, model.layers).unwrap();
+    let grid = Grid::new(1, 1, Partition::Darknet, &stack).unwrap();
+    let w = model.weights().unwrap();
+    tessera_testkit::tiles::tiled(&Portable, &stack, &grid, Mode::Plain, &w, image)
 }

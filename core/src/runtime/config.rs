@@ -4,6 +4,7 @@ use crate::ftp::{FusedStack, Grid, MAX_FUSED};
 use crate::time::Duration;
 use crate::wire::Policy;
 
+use super::link_cost::{LinkEstimate, StripFetch, TileCosts};
 use super::source::Reuse;
 
 /// Output extents `(width, height)` of every fused layer: what BODP splits into stripes.
@@ -94,6 +95,22 @@ pub struct Config {
     /// saves compute where it is free and never costs bytes: WST-S sends what WST sends.
     /// Off: strips go through the gateway's cache (docs/design.md §5).
     pub local_reuse: bool,
+    /// WST-S, `reuse = "link"` (takes precedence over `local_reuse`): strips stay on the node
+    /// that computed them, as with `local_reuse`, but a node about to run a level-1 tile whose
+    /// neighbours' strips sit on other edges fetches them from there, edge to edge, when its
+    /// link model says that is cheaper than recomputing the overlap ([`Config::strip_fetch`]).
+    /// Thieves then run level-0 tiles `Reuse` (keeping their strips for the neighbours) and get
+    /// level-1 tiles `Plain`, with a `StripHolders` message saying where the strips are.
+    pub link_reuse: bool,
+    /// `reuse = "link"`: how fetch or recompute is chosen (the link model by default; always
+    /// or never, to force either in tests). Each node decides for itself, so nodes may differ.
+    pub strip_fetch: StripFetch,
+    /// `reuse = "link"`: the link assumed to a peer before anything was measured on it.
+    pub link_prior: LinkEstimate,
+    /// Multiply-adds and strip bytes per tile, for the link model ([`Config::new`] fills it
+    /// from the stack; [`Config::with_shape`] leaves it unknown, and the model then never
+    /// fetches).
+    pub costs: TileCosts,
     /// WST/WST-S data source: the most of its own tiles it keeps ahead of the gateway
     /// (computed here, their `Coverage` not yet back) before it leaves its other queued tiles
     /// to thieves. Where results leave slower than they are computed (a slow uplink), more
@@ -111,10 +128,13 @@ pub struct Config {
 impl Config {
     /// A configuration with the default timeouts: tile 2 s, steal backoff 50 ms, frame 60 s,
     /// gateway fallback on, `FrameDone` as soon as every tile is in (`confirm_done` off), no limit
-    /// on results ahead, no prefetch. Connection liveness is not the machines' concern: the
+    /// on results ahead, no prefetch; strips through the gateway under WST-S, and a link prior
+    /// of 5 ms and 2.5 MB/s (20 Mbit/s) for `reuse = "link"`. Connection liveness is not the machines' concern: the
     /// transport reports peers up and down.
     pub fn new(policy: Policy, stack: &FusedStack<'_>, grid: Grid) -> Config {
-        Config::with_shape(policy, StackShape::from_stack(stack), grid)
+        let mut c = Config::with_shape(policy, StackShape::from_stack(stack), grid);
+        c.costs = TileCosts::new(stack, &grid);
+        c
     }
 
     /// As [`Config::new`] from extents already extracted.
@@ -129,6 +149,13 @@ impl Config {
             gateway_fallback: true,
             confirm_done: false,
             local_reuse: false,
+            link_reuse: false,
+            strip_fetch: StripFetch::Model,
+            link_prior: LinkEstimate {
+                rtt: Duration::from_millis(5),
+                bytes_per_s: 2_500_000,
+            },
+            costs: TileCosts::UNKNOWN,
             results_ahead: 0,
             prefetch: false,
         }
@@ -144,11 +171,18 @@ impl Config {
 
     /// How tiles of a data source's queue reuse strips.
     pub(crate) fn reuse_mode(&self) -> Reuse {
-        match (self.reuse(), self.local_reuse) {
-            (false, _) => Reuse::Off,
-            (true, false) => Reuse::Shared,
-            (true, true) => Reuse::Local,
+        match (self.reuse(), self.link_reuse, self.local_reuse) {
+            (false, _, _) => Reuse::Off,
+            (true, true, _) => Reuse::Link,
+            (true, false, false) => Reuse::Shared,
+            (true, false, true) => Reuse::Local,
         }
+    }
+
+    /// Level-0 strips go to the gateway's cache, which covers a level-0 tile only once it
+    /// holds them.
+    pub(crate) fn strips_at_gateway(&self) -> bool {
+        self.reuse_mode() == Reuse::Shared
     }
 
     /// Layer by layer in stripes: BODP or MoDNN.

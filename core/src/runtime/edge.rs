@@ -6,11 +6,12 @@ use tessera_log::debug;
 
 use crate::ftp::{Level, Mode, Side};
 use crate::time::{Duration, Instant};
-use crate::wire::{FrameKey, Message, NodeId, Policy, GATEWAY};
+use crate::wire::{FrameKey, Message, NodeId, Policy, StripHolders, GATEWAY};
 
+use super::link_cost::{fetch_pays, fetch_timeout, ComputeRate, PeerLinks};
 use super::queue::{earliest, Actions};
 use super::sets::{neighbour_sides, side_bit, PeerSet, TileSet};
-use super::source::{oldest, End, SrcFrame};
+use super::source::{oldest, End, Reuse, SrcFrame};
 use super::{
     Action, Config, RuntimeError, Stats, SubmitError, Verdict, Work, MAX_EDGES, MAX_EDGE_WORK,
     MAX_FRAMES_PER_SOURCE,
@@ -25,8 +26,12 @@ enum Ask {
     Task { until: Instant },
     /// WST: `StealRequest` sent to the gateway.
     Steal { until: Instant },
-    /// WST: `StealTask` sent to `victim`.
-    Victim { victim: NodeId, until: Instant },
+    /// WST: `StealTask` sent to `victim` at `sent`.
+    Victim {
+        victim: NodeId,
+        sent: Instant,
+        until: Instant,
+    },
     /// Found nothing: ask again at `until`, or on a `Register` notice.
     Backoff { until: Instant },
     /// WSH: got `NoTask`; the gateway pushes a `Task` when work appears.
@@ -37,6 +42,8 @@ enum Ask {
 #[derive(Clone, Copy, Debug)]
 struct Inbound {
     work: Work,
+    /// `reuse = "link"`: where the strips of this level-1 tile's neighbours are.
+    holders: Option<StripHolders>,
 }
 
 /// What the edge is doing now.
@@ -45,8 +52,26 @@ struct Current {
     work: Work,
     /// A tile of one of this edge's own frames.
     own: bool,
-    /// Strips still awaited from the gateway (by producing level-0 tile), and until when.
-    fetch: Option<(TileSet, Instant)>,
+    /// The whole input is at hand (an own tile, or a tile lent `Plain` under `reuse =
+    /// "link"`), so a `Reuse` run whose strips fail can still run `Plain`.
+    full_input: bool,
+    /// Strips still awaited, if any.
+    fetch: Option<Fetch>,
+    /// When the computation was handed to the driver (its time feeds the compute rate).
+    since: Instant,
+}
+
+/// Strips a level-1 tile waits for.
+#[derive(Clone, Copy, Debug)]
+struct Fetch {
+    /// The level-0 neighbours whose strips have not come.
+    missing: TileSet,
+    /// Per side of the tile, the node asked for that neighbour's strips.
+    from: StripHolders,
+    /// When they were asked for.
+    asked: Instant,
+    /// Past this the tile runs `Plain` (or, without its whole input, is given up).
+    until: Instant,
 }
 
 /// A WSH/BODP frame submitted to the gateway, until `FrameDone`.
@@ -105,6 +130,13 @@ pub struct Edge {
     /// when the pending steal request went out and how long the last one took to bring a
     /// tile (see [`Edge::prefetch_at`]).
     pace: Pace,
+    /// `reuse = "link"`: the last `StripHolders` from a victim (victim, frame, tile), for the
+    /// task that follows it.
+    offer: Option<(NodeId, FrameKey, u16, StripHolders)>,
+    /// `reuse = "link"`: round trips and rates measured on the links to other edges.
+    links: PeerLinks,
+    /// `reuse = "link"`: this node's measured multiply-adds per second.
+    rate: ComputeRate,
     stats: Stats,
 }
 
@@ -115,6 +147,32 @@ struct Pace {
     compute: Duration,
     asked: Option<Instant>,
     fetch: Duration,
+}
+
+/// `reuse = "link"`: what a data source needs to judge whether a level-1 tile whose
+/// neighbours are still being computed is worth waiting for ([`SrcFrame::worth_waiting`]).
+#[derive(Clone, Copy)]
+struct HoldRule<'a> {
+    rate: ComputeRate,
+    cfg: &'a Config,
+}
+
+impl HoldRule<'_> {
+    /// Hold level-1 `t` of `f` when its neighbours should be done before running it `Plain`
+    /// would have paid off: the overlap at this node's rate, less the strips' transfer at the
+    /// prior link. Neighbours are expected to take what they would take here.
+    fn holds(&self, f: &SrcFrame, grid: &crate::ftp::Grid, t: u16, now: Instant) -> bool {
+        let costs = &self.cfg.costs;
+        let Some(overlap) = self.rate.time(costs.saved_macs(t)) else {
+            return false;
+        };
+        let bytes: u64 = Side::ALL.iter().map(|&s| costs.strip_bytes(t, s)).sum();
+        let fetch = self.cfg.link_prior.transfer(bytes);
+        let penalty =
+            Duration::from_micros(overlap.total_micros().saturating_sub(fetch.total_micros()));
+        let expect = |n: u16| self.rate.time(costs.macs(n, Mode::Reuse));
+        f.worth_waiting(grid, t, now, expect, penalty)
+    }
 }
 
 /// Longest wait of an idle thief between steal requests. The gateway also sends a `Register`
@@ -150,6 +208,9 @@ impl Edge {
             unanswered: [0; MAX_EDGES + 1],
             turned_away: 0,
             pace: Pace::default(),
+            offer: None,
+            links: PeerLinks::default(),
+            rate: ComputeRate::default(),
             stats: Stats::default(),
         }
     }
@@ -239,8 +300,18 @@ impl Edge {
             if matches!(self.ask, Ask::Victim { victim, .. } if victim == peer) {
                 self.ask = Ask::Idle;
             }
+            if self.fetching_from(peer) {
+                self.fetch_failed();
+            }
         }
         self.kick();
+    }
+
+    /// The current tile waits for strips from `peer`.
+    fn fetching_from(&self, peer: NodeId) -> bool {
+        self.current
+            .and_then(|c| c.fetch)
+            .is_some_and(|f| f.from.0.contains(&Some(peer)))
     }
 
     /// A reply from `victim` to one of this edge's `StealTask`s: false when none is unanswered.
@@ -285,7 +356,12 @@ impl Edge {
                 break;
             };
             after = f.seq;
-            f.restart(&grid, reuse, running.filter(|r| r.0 == f.key).map(|r| r.1));
+            let since = self.pace.started.unwrap_or(self.now);
+            f.restart(
+                &grid,
+                reuse,
+                running.filter(|r| r.0 == f.key).map(|r| (r.1, since)),
+            );
             f.registered = f.queued() > 0;
             if f.registered {
                 self.actions.send(
@@ -418,6 +494,7 @@ impl Edge {
         };
         let policy = self.cfg.policy;
         let stealing = self.cfg.stealing();
+        let link = self.cfg.reuse_mode() == Reuse::Link;
         let v = match *msg {
             // Session messages belong to the transport; one passed up anyway changes nothing.
             Message::Heartbeat | Message::Hello { .. } => Verdict::Accept,
@@ -442,9 +519,27 @@ impl Edge {
                 if self.inbox.is_full() {
                     return Err(RuntimeError::WorkQueueFull);
                 }
+                let holders = self
+                    .offer
+                    .take()
+                    .filter(|o| (o.0, o.1, o.2) == (from, frame, tile))
+                    .map(|o| o.3);
                 let _ = self.inbox.push_back(Inbound {
                     work: Work::Tile { frame, tile, mode },
+                    holders,
                 });
+                if let Ask::Victim { sent, .. } = self.ask {
+                    if current {
+                        let took = now.saturating_duration_since(sent);
+                        match msg {
+                            Message::Task { .. } => {
+                                self.links
+                                    .note_transfer(from, msg.buffer_len() as u64, took)
+                            }
+                            _ => self.links.note_rtt(from, took),
+                        }
+                    }
+                }
                 if let Some(at) = self.pace.asked.take() {
                     self.pace.fetch = now.saturating_duration_since(at);
                 }
@@ -457,7 +552,9 @@ impl Edge {
                 self.answered(from);
                 match self.ask {
                     Ask::Task { .. } if gw => self.ask = Ask::Parked,
-                    Ask::Victim { victim, .. } if victim == from => {
+                    Ask::Victim { victim, sent, .. } if victim == from => {
+                        self.links
+                            .note_rtt(from, now.saturating_duration_since(sent));
                         self.ask = Ask::Backoff {
                             until: now + self.cfg.steal_backoff,
                         }
@@ -484,6 +581,7 @@ impl Edge {
                             }
                             self.ask = Ask::Victim {
                                 victim: v,
+                                sent: now,
                                 until: now + self.cfg.tile_timeout,
                             };
                         }
@@ -558,29 +656,75 @@ impl Edge {
                     Verdict::Discard
                 }
             }
-            Message::Strips { frame, tile, .. } if gw && policy == Policy::WstS => {
+            Message::Strips {
+                frame,
+                tile,
+                strips,
+            } if policy == Policy::WstS && (gw || link) => {
                 check_tile(tile)?;
-                match self.current.as_mut() {
-                    Some(Current {
-                        work: Work::Tile { frame: f, .. },
-                        fetch: Some((missing, _)),
-                        ..
-                    }) if *f == frame && missing.contains(tile) => {
-                        missing.remove(tile);
-                        if missing.len() == 0 {
-                            if let Some(c) = self.current.as_mut() {
-                                c.fetch = None;
-                                self.actions.push(Action::Compute(c.work));
-                            }
-                        }
-                        Verdict::Accept
+                let Some(fetch) = self.awaited(frame, tile, from) else {
+                    return Ok(self.discard());
+                };
+                if strips.count() == 0 && (!gw || link) {
+                    // The holder no longer has them: recompute.
+                    self.fetch_failed();
+                    Verdict::Discard
+                } else {
+                    if !gw {
+                        let took = now.saturating_duration_since(fetch.asked);
+                        self.links
+                            .note_transfer(from, msg.buffer_len() as u64, took);
                     }
-                    _ => Verdict::Discard,
+                    if let Some(Current { fetch: Some(f), .. }) = self.current.as_mut() {
+                        f.missing.remove(tile);
+                        if f.missing.len() == 0 {
+                            self.computing_now();
+                        }
+                    }
+                    Verdict::Accept
                 }
+            }
+            // `reuse = "link"`: another edge (or the gateway, relaying) asks for strips this
+            // node made.
+            Message::StripRequest { frame, tile, sides } if link => {
+                check_tile(tile)?;
+                let level0 = self.cfg.grid.level(tile as usize) == Level::Zero;
+                if !level0 || sides & !neighbour_sides(&self.cfg.grid, tile) != 0 {
+                    return unexpected;
+                }
+                self.actions.push(Action::SendStrips {
+                    to: from,
+                    frame,
+                    tile,
+                    sides,
+                });
+                Verdict::Accept
+            }
+            // `reuse = "link"`: a victim says where the strips of the tile it lends next are.
+            Message::StripHolders {
+                frame,
+                tile,
+                holders,
+            } if link && !gw => {
+                check_tile(tile)?;
+                let grid = self.cfg.grid;
+                let consistent = grid.level(tile as usize) == Level::One
+                    && Side::ALL.iter().all(|&s| {
+                        grid.neighbour(tile as usize, s).is_some() == holders.on(s).is_some()
+                    });
+                if !consistent {
+                    return unexpected;
+                }
+                if !matches!(self.ask, Ask::Victim { victim, .. } if victim == from) {
+                    // Ahead of a task for a request that timed out: that task is dropped too.
+                    return Ok(self.discard());
+                }
+                self.offer = Some((from, frame, tile, holders));
+                Verdict::Accept
             }
             // MoDNN: the overlap rows of the next stripe, kept by the driver for that stripe.
             Message::Strips { .. } if gw && policy == Policy::Modnn => Verdict::Accept,
-            Message::Reject { .. } if gw => {
+            Message::Reject { .. } if gw || self.fetching_from(from) => {
                 if self.current.is_some_and(|c| c.fetch.is_some()) {
                     self.fetch_failed();
                 }
@@ -606,6 +750,7 @@ impl Edge {
                         stripe,
                         output,
                     },
+                    holders: None,
                 });
                 Verdict::Accept
             }
@@ -625,22 +770,36 @@ impl Edge {
             self.actions.send(thief, Message::NoTask);
             return;
         };
-        let (grid, reuse) = (self.cfg.grid, self.cfg.reuse_mode());
+        let reuse = self.cfg.reuse_mode();
         let deadline = self.now + self.cfg.tile_timeout;
-        let Some(f) = self.own[i].as_mut() else {
-            return;
-        };
-        let Some(pick) = f.pick(&grid, reuse, End::Tail) else {
+        let now = self.now;
+        let Some(pick) = self.pick(i, End::Tail) else {
             self.actions.send(thief, Message::NoTask);
             return;
         };
-        f.lend(pick.tile, thief, deadline);
+        let Some(f) = self.own[i].as_mut() else {
+            return;
+        };
+        f.lend(pick.tile, thief, now, deadline);
         self.stats.tiles_lent += 1;
+        let mut mode = pick.mode;
+        if let (Reuse::Link, Some(holders)) = (reuse, pick.holders) {
+            // The thief decides between fetching and recomputing: it gets the whole input.
+            mode = Mode::Plain;
+            self.actions.send(
+                thief,
+                Message::StripHolders {
+                    frame: f.key,
+                    tile: pick.tile,
+                    holders,
+                },
+            );
+        }
         self.actions.push(Action::SendTask {
             to: thief,
             frame: f.key,
             tile: pick.tile,
-            mode: pick.mode,
+            mode,
         });
         if f.queued() == 0 && f.registered {
             f.registered = false;
@@ -649,8 +808,9 @@ impl Edge {
         }
     }
 
-    /// The strips could not be fetched: an own tile runs Plain from its full input; a stolen
-    /// Reuse tile (reduced input only) is dropped and the victim's deadline re-queues it.
+    /// The strips could not be fetched (or a `Reuse` run failed): a tile whose whole input is
+    /// here runs Plain from it; a stolen Reuse tile (reduced input only) is dropped and the
+    /// victim's deadline re-queues it.
     fn fetch_failed(&mut self) {
         let Some(c) = self.current else {
             return;
@@ -658,7 +818,7 @@ impl Edge {
         let Work::Tile { frame, tile, .. } = c.work else {
             return;
         };
-        if c.own {
+        if c.full_input {
             let work = Work::Tile {
                 frame,
                 tile,
@@ -666,8 +826,9 @@ impl Edge {
             };
             self.current = Some(Current {
                 work,
-                own: true,
                 fetch: None,
+                since: self.now,
+                ..c
             });
             self.stats.plain_fallbacks += 1;
             debug!(
@@ -678,6 +839,38 @@ impl Edge {
         } else {
             self.current = None;
         }
+    }
+
+    /// The fetch under way for the current tile, if it waits for `tile`'s strips from `from`.
+    fn awaited(&self, frame: FrameKey, tile: u16, from: NodeId) -> Option<Fetch> {
+        let c = self.current?;
+        let fetch = c.fetch?;
+        let Work::Tile {
+            frame: f, tile: t, ..
+        } = c.work
+        else {
+            return None;
+        };
+        let side = Side::ALL
+            .into_iter()
+            .find(|&s| self.cfg.grid.neighbour(t as usize, s) == Some(tile as usize))?;
+        (f == frame && fetch.missing.contains(tile) && fetch.from.on(side) == Some(from))
+            .then_some(fetch)
+    }
+
+    /// Every strip is in: the current tile goes to the driver.
+    fn computing_now(&mut self) {
+        if let Some(c) = self.current.as_mut() {
+            c.fetch = None;
+            c.since = self.now;
+            self.actions.push(Action::Compute(c.work));
+        }
+    }
+
+    /// Counts a payload answered with `Discard` outside the main match.
+    fn discard(&mut self) -> Verdict {
+        self.stats.discarded += 1;
+        Verdict::Discard
     }
 
     /// Own tiles computed here whose results the gateway has not yet confirmed (`Coverage`):
@@ -708,10 +901,10 @@ impl Edge {
         // 1. Own frames (WST): the owner takes from the head, unless its uplink is behind.
         if self.cfg.stealing() && !self.held_back() {
             if let Some(i) = oldest(&self.own, |f| f.seq, |f| f.queued() > 0) {
-                let (grid, reuse) = (self.cfg.grid, self.cfg.reuse_mode());
+                let (found, now) = (self.pick(i, End::Head), self.now);
                 if let Some(f) = self.own[i].as_mut() {
-                    if let Some(pick) = f.pick(&grid, reuse, End::Head) {
-                        f.run(pick.tile);
+                    if let Some(pick) = found {
+                        f.run(pick.tile, now);
                         let frame = f.key;
                         if f.queued() == 0 && f.registered {
                             f.registered = false;
@@ -722,31 +915,32 @@ impl Edge {
                             tile: pick.tile,
                             mode: pick.mode,
                         };
-                        self.start(work, true, pick.fetch);
+                        self.start(work, true, pick.holders);
                         return;
                     }
                 }
             }
         }
-        // 2. Received work.
+        // 2. Received work. A Reuse level-1 tile lent under shared reuse fetches every side
+        // from the gateway; under link reuse the victim said where the strips are.
         if let Some(job) = self.inbox.pop_front() {
-            let fetch = match job.work {
+            let holders = match job.work {
                 Work::Tile {
                     tile,
                     mode: Mode::Reuse,
                     ..
                 } if self.cfg.grid.level(tile as usize) == Level::One => {
-                    let mut all = TileSet::default();
+                    let mut all = StripHolders::default();
                     for side in Side::ALL {
-                        if let Some(n) = self.cfg.grid.neighbour(tile as usize, side) {
-                            all.insert(n as u16);
+                        if self.cfg.grid.neighbour(tile as usize, side).is_some() {
+                            all.set(side, Some(GATEWAY));
                         }
                     }
-                    all
+                    Some(all)
                 }
-                _ => TileSet::default(),
+                _ => job.holders,
             };
-            self.start(job.work, false, fetch);
+            self.start(job.work, false, holders);
             return;
         }
         // 3. Ask for work, unless own tiles wait (held back for thieves: a stolen tile's
@@ -767,6 +961,23 @@ impl Edge {
             }
             Policy::Bodp | Policy::Modnn => {}
         }
+    }
+
+    /// The tile of own frame `i` to take from `end` (see [`SrcFrame::pick_or_hold`]).
+    fn pick(&self, i: usize, end: End) -> Option<super::source::Pick> {
+        let f = self.own.get(i)?.as_ref()?;
+        let (grid, reuse, hold) = (self.cfg.grid, self.cfg.reuse_mode(), self.hold_rule());
+        f.pick_or_hold(&grid, reuse, end, |t| {
+            hold.is_some_and(|h| h.holds(f, &grid, t, self.now))
+        })
+    }
+
+    /// The rule for holding level-1 tiles back, under `reuse = "link"` only.
+    fn hold_rule(&self) -> Option<HoldRule<'_>> {
+        (self.cfg.reuse_mode() == Reuse::Link).then_some(HoldRule {
+            rate: self.rate,
+            cfg: &self.cfg,
+        })
     }
 
     /// Some own frame has queued tiles.
@@ -814,47 +1025,119 @@ impl Edge {
         }
     }
 
-    /// Begins `work`: fetches the strips of the level-0 tiles in `fetch` first, if any.
-    fn start(&mut self, work: Work, own: bool, fetch: TileSet) {
+    /// Begins `work`. A level-1 tile with `holders` (where each neighbour's strips are) runs
+    /// `Reuse`, fetching the strips held elsewhere first; under `reuse = "link"` only when the
+    /// link model says fetching beats recomputing the overlap, else it runs `Plain`.
+    fn start(&mut self, work: Work, own: bool, holders: Option<StripHolders>) {
         self.pace.started = Some(self.now);
-        if let Work::Tile { mode, tile, .. } = work {
+        let link = self.cfg.reuse_mode() == Reuse::Link;
+        let mut current = Current {
+            work,
+            own,
+            full_input: own || link,
+            fetch: None,
+            since: self.now,
+        };
+        if let (Work::Tile { frame, tile, .. }, Some(holders)) = (work, holders) {
+            let mut from = StripHolders::default();
+            let mut missing = TileSet::default();
+            for side in Side::ALL {
+                let (Some(n), Some(h)) = (
+                    self.cfg.grid.neighbour(tile as usize, side),
+                    holders.on(side),
+                ) else {
+                    continue;
+                };
+                if h != self.id {
+                    from.set(side, Some(h));
+                    missing.insert(n as u16);
+                }
+            }
+            let mut until = self.now + self.cfg.tile_timeout;
+            // Strips all here, or through the gateway's cache: no choice to make.
+            let mode = if missing.len() == 0 || !link {
+                Mode::Reuse
+            } else if let Some(wait) = self.fetch_worth(tile, &mut from) {
+                until = self.now + wait;
+                self.stats.link_fetches += 1;
+                Mode::Reuse
+            } else {
+                self.stats.link_recomputes += 1;
+                missing = TileSet::default();
+                Mode::Plain
+            };
+            current.work = Work::Tile { frame, tile, mode };
+            if missing.len() > 0 {
+                for side in Side::ALL {
+                    let (Some(n), Some(h)) =
+                        (self.cfg.grid.neighbour(tile as usize, side), from.on(side))
+                    else {
+                        continue;
+                    };
+                    // The strip of `n` on its side facing `tile`.
+                    self.actions.send(
+                        h,
+                        Message::StripRequest {
+                            frame,
+                            tile: n as u16,
+                            sides: side_bit(side.opposite()),
+                        },
+                    );
+                }
+                current.fetch = Some(Fetch {
+                    missing,
+                    from,
+                    asked: self.now,
+                    until,
+                });
+            }
+        }
+        if let Work::Tile { mode, tile, .. } = current.work {
             if mode == Mode::Reuse && self.cfg.grid.level(tile as usize) == Level::One {
                 self.stats.reuse_runs += 1;
             }
         }
-        if fetch.len() == 0 {
-            self.current = Some(Current {
-                work,
-                own,
-                fetch: None,
-            });
-            self.actions.push(Action::Compute(work));
-            return;
+        self.current = Some(current);
+        if current.fetch.is_none() {
+            self.actions.push(Action::Compute(current.work));
         }
-        let Work::Tile { frame, tile, .. } = work else {
-            return;
-        };
+    }
+
+    /// `reuse = "link"`: how long to wait for the strips of level-1 `tile` from the holders in
+    /// `from` (by side), if fetching them is worth it. A holder this edge has no connection to
+    /// is asked through the gateway, which relays (its side in `from` becomes the gateway, and
+    /// the transfer counts twice). [`Config::strip_fetch`] decides, by default when the
+    /// slowest holder's round trip plus bytes arrive before the overlap could be recomputed at
+    /// this node's measured rate, or when a holder's link rate was never measured (one fetch
+    /// measures it).
+    fn fetch_worth(&self, tile: u16, from: &mut StripHolders) -> Option<Duration> {
+        let (mut fetch, mut explore) = (Duration::from_micros(0), false);
         for side in Side::ALL {
-            let Some(n) = self.cfg.grid.neighbour(tile as usize, side) else {
+            let Some(h) = from.on(side) else { continue };
+            if h == GATEWAY || self.edges_up.contains(h) {
                 continue;
-            };
-            if fetch.contains(n as u16) {
-                // The strip of `n` on its side facing `tile`.
-                self.actions.send(
-                    GATEWAY,
-                    Message::StripRequest {
-                        frame,
-                        tile: n as u16,
-                        sides: side_bit(side.opposite()),
-                    },
-                );
             }
+            if !self.gateway_up {
+                return None;
+            }
+            from.set(side, Some(GATEWAY));
         }
-        self.current = Some(Current {
-            work,
-            own,
-            fetch: Some((fetch, self.now + self.cfg.tile_timeout)),
-        });
+        for &h in from.0.iter().flatten() {
+            explore |= !self.links.rate_known(h);
+            let bytes: u64 = Side::ALL
+                .iter()
+                .filter(|&&s| from.on(s) == Some(h))
+                .map(|&s| self.cfg.costs.strip_bytes(tile, s))
+                .sum();
+            let one = self.links.estimate(h, self.cfg.link_prior).transfer(bytes);
+            let hops = if h == GATEWAY { 2 } else { 1 };
+            fetch = fetch.max(Duration::from_micros(
+                one.total_micros().saturating_mul(hops),
+            ));
+        }
+        let recompute = self.rate.time(self.cfg.costs.saved_macs(tile));
+        fetch_pays(self.cfg.strip_fetch, fetch, recompute, explore)
+            .then(|| fetch_timeout(fetch, recompute, self.cfg.tile_timeout))
     }
 
     /// The driver finished `work` handed out with [`Action::Compute`]: the edge sends the result
@@ -864,12 +1147,16 @@ impl Edge {
         if !self.actions.room() {
             return Err(RuntimeError::Busy);
         }
-        match self.current {
-            Some(c) if c.work == work && c.fetch.is_none() => {}
+        let since = match self.current {
+            Some(c) if c.work == work && c.fetch.is_none() => c.since,
             _ => return Err(RuntimeError::NotComputing),
-        }
+        };
         let own = self.current.is_some_and(|c| c.own);
         self.current = None;
+        if let Work::Tile { tile, mode, .. } = work {
+            let macs = self.cfg.costs.macs(tile, mode);
+            self.rate.note(macs, now.saturating_duration_since(since));
+        }
         self.stats.tiles_computed += 1;
         if let Some(at) = self.pace.started.take() {
             self.pace.compute = now.saturating_duration_since(at);
@@ -877,7 +1164,7 @@ impl Edge {
         match work {
             Work::Tile { frame, tile, mode } => {
                 let level0 = self.cfg.grid.level(tile as usize) == Level::Zero;
-                if mode == Mode::Reuse && level0 && !self.cfg.local_reuse {
+                if mode == Mode::Reuse && level0 && self.cfg.strips_at_gateway() {
                     self.actions.push(Action::SendStrips {
                         to: GATEWAY,
                         frame,
@@ -922,8 +1209,9 @@ impl Edge {
         match self.current {
             Some(Current {
                 work: Work::Tile { mode, .. },
-                own: true,
+                full_input: true,
                 fetch: None,
+                ..
             }) if mode != Mode::Plain => self.fetch_failed(),
             Some(Current { fetch: None, .. }) => {
                 self.current = None;
@@ -955,12 +1243,8 @@ impl Edge {
             }
             _ => {}
         }
-        if let Some(Current {
-            fetch: Some((_, until)),
-            ..
-        }) = self.current
-        {
-            if until <= now {
+        if let Some(Current { fetch: Some(f), .. }) = self.current {
+            if f.until <= now {
                 self.fetch_failed();
             }
         }
@@ -1006,14 +1290,15 @@ impl Edge {
             | Ask::Backoff { until } => at = earliest(at, Some(until)),
             Ask::Idle | Ask::Parked => {}
         }
-        if let Some(Current {
-            fetch: Some((_, until)),
-            ..
-        }) = self.current
-        {
-            at = earliest(at, Some(until));
+        if let Some(Current { fetch: Some(f), .. }) = self.current {
+            at = earliest(at, Some(f.until));
         }
         at = earliest(at, self.prefetch_at());
+        if self.current.is_none() && self.own_queued() && self.hold_rule().is_some() {
+            // A source holding level-1 tiles for their neighbours looks again now and then
+            // (their `Coverage` wakes it at once; this bounds a wrong guess of their end).
+            at = earliest(at, Some(self.now + self.cfg.steal_backoff));
+        }
         for f in self.own.iter().flatten() {
             at = earliest(at, Some(f.deadline));
             at = earliest(at, f.next_deadline());

@@ -69,7 +69,12 @@
 //!   neighbour, sides: the side facing it }` per neighbour, answered by `Strips` (or `Reject`,
 //!   whereupon a source falls back to `Plain`, a thief drops the tile). Otherwise `Plain`. The
 //!   owner passes over, and thieves skip from the tail, level-1 tiles that would fall back while
-//!   a ready tile exists.
+//!   a ready tile exists. With [`Config::link_reuse`] strips stay where they were made; a ready
+//!   level-1 tile goes to a thief `Plain` after `StripHolders` (who holds each neighbour's
+//!   strips), and the node running it sends each holding edge a `StripRequest` or recomputes
+//!   the overlap, as its link model says (`link_cost`), through the gateway (which relays to
+//!   the edge whose result came in) only without a direct connection; a source keeps a level-1
+//!   tile queued while its neighbours are about done (a thief gets `NoTask`).
 //! * **BODP** — source: `FrameSubmit`. Gateway: for each fused layer, splits the output rows
 //!   into one stripe per alive edge sized by its last measured speed, sends `LayerTask` (rows
 //!   plus halo of the layer's input), waits for every `LayerResult` (lock-step), re-dispatches a
@@ -86,8 +91,9 @@
 //! # Layout
 //!
 //! `config` (what every node of a run shares), `action` (what the machines ask of the driver),
-//! `error`, `queue` (the bounded action queue), `sets` (tile, peer and side sets), `source`
-//! (a data source's tile queue, shared by the edge and the gateway's own frames), `edge`, and
+//! `error`, `queue` (the bounded action queue), `link_cost` (fetch strips or recompute),
+//! `sets` (tile, peer and side sets), `source` (a data source's tile queue, shared by the edge
+//! and the gateway's own frames), `edge`, and
 //! `gateway/`: `peers`, `frames`, one module per policy (`wsh`, `wst`, `wst_s`, `bodp`,
 //! `modnn`) and `local` (the gateway as a source and fallback worker). [`coded`] is the CDC
 //! stage.
@@ -98,6 +104,7 @@ mod config;
 mod edge;
 mod error;
 mod gateway;
+mod link_cost;
 mod queue;
 mod sets;
 mod source;
@@ -108,6 +115,7 @@ pub use edge::{Edge, MAX_IDLE_BACKOFF};
 pub use error::{RuntimeError, SubmitError};
 pub use gateway::modnn::{modnn_boundaries, modnn_missing, modnn_next_rows, MODNN_BAND_SIDES};
 pub use gateway::Gateway;
+pub use link_cost::{LinkEstimate, StripFetch, TileCosts};
 
 /// Most edges a gateway tracks at once.
 pub const MAX_EDGES: usize = 16;
@@ -137,6 +145,16 @@ pub struct Stats {
     pub reuse_runs: u32,
     /// Reuse runs that fell back to Plain because strips could not be fetched.
     pub plain_fallbacks: u32,
+    /// `reuse = "link"`: level-1 tiles whose strips this node fetched from other edges
+    /// (its link model said fetching was cheaper).
+    pub link_fetches: u32,
+    /// `reuse = "link"`: level-1 tiles whose overlap this node recomputed although other
+    /// edges held the strips (the link model said recomputing was cheaper, or a holder was
+    /// not reachable).
+    pub link_recomputes: u32,
+    /// `reuse = "link"`, gateway: strip answers relayed from a holder to an edge without a
+    /// connection to it.
+    pub strips_relayed: u32,
     /// Frames abandoned (gateway).
     pub frames_failed: u32,
 }

@@ -6,8 +6,8 @@ use heapless::Vec;
 
 use crate::ftp::Mode;
 use crate::ftp::{Grid, Level, Side, MAX_TILES};
-use crate::time::Instant;
-use crate::wire::{FrameKey, NodeId};
+use crate::time::{Duration, Instant};
+use crate::wire::{FrameKey, NodeId, StripHolders, GATEWAY};
 
 use super::queue::earliest;
 use super::sets::TileSet;
@@ -42,6 +42,11 @@ pub(crate) struct SrcFrame {
     pub covered: TileSet,
     /// The gateway was told this frame has stealable tiles.
     pub registered: bool,
+    /// The node each tile was last lent to (`GATEWAY`: never lent): under [`Reuse::Link`], a
+    /// covered level-0 tile's strips are there.
+    lent_to: [NodeId; MAX_TILES],
+    /// When each tile started running here or was lent.
+    since: [Instant; MAX_TILES],
 }
 
 /// How a data source's tiles reuse overlap strips.
@@ -53,6 +58,20 @@ pub(crate) enum Reuse {
     Shared,
     /// WST-S with strips that stay where they were made (`Config::local_reuse`).
     Local,
+    /// WST-S with strips that stay where they were made and go edge to edge to a level-1
+    /// tile's node when its link model says so (`Config::link_reuse`).
+    Link,
+}
+
+impl Reuse {
+    /// The rule for the gateway's own frames: it lends no strips edge to edge, so `Link` is
+    /// `Local` there.
+    pub(crate) fn at_gateway(self) -> Reuse {
+        match self {
+            Reuse::Link => Reuse::Local,
+            r => r,
+        }
+    }
 }
 
 /// Which end of the queue a tile is taken from.
@@ -69,9 +88,11 @@ pub(crate) enum End {
 pub(crate) struct Pick {
     pub tile: u16,
     pub mode: Mode,
-    /// Level-0 neighbours whose strips must be fetched from the gateway before a Reuse run
-    /// (owner only; a thief fetches every existing side).
-    pub fetch: TileSet,
+    /// A level-1 Reuse tile: per side, the node holding the neighbour's strips (the source
+    /// itself for strips it made; the gateway for strips in its cache; under [`Reuse::Link`]
+    /// the edge a neighbour was lent to). Shared thieves fetch every side from the gateway and
+    /// get none here.
+    pub holders: Option<StripHolders>,
 }
 
 impl SrcFrame {
@@ -120,16 +141,18 @@ impl SrcFrame {
             local: TileSet::default(),
             covered: TileSet::default(),
             registered: false,
+            lent_to: [GATEWAY; MAX_TILES],
+            since: [Instant::ZERO; MAX_TILES],
         }
     }
 
     /// Starts the frame over for a gateway that may know nothing of it (a restarted one):
     /// every tile queued again, computed ones too, since their results went to the old
     /// gateway; `running` (a tile of this frame being computed here) stays running.
-    pub(crate) fn restart(&mut self, grid: &Grid, reuse: Reuse, running: Option<u16>) {
+    pub(crate) fn restart(&mut self, grid: &Grid, reuse: Reuse, running: Option<(u16, Instant)>) {
         *self = SrcFrame::new(self.key, self.seq, self.deadline, grid, reuse);
-        if let Some(t) = running {
-            self.run(t);
+        if let Some((t, since)) = running {
+            self.run(t, since);
         }
     }
 
@@ -137,37 +160,57 @@ impl SrcFrame {
         self.queue.len() as u16
     }
 
-    /// Every existing neighbour of `t` is covered, or (owner) computed here; with `local`,
-    /// every one is computed here. Returns the neighbours to fetch from the gateway, or `None`
-    /// when some neighbour is not ready.
-    fn readiness(&self, grid: &Grid, t: u16, owner: bool, local: bool) -> Option<TileSet> {
-        let mut fetch = TileSet::default();
+    /// Where the strips of each existing neighbour of level-1 `t` are, or `None` when some
+    /// neighbour is not ready. A neighbour computed here is held here (by the owner, or by the
+    /// thief it is lent to under [`Reuse::Link`]); otherwise it must be covered: its strips are
+    /// at the gateway ([`Reuse::Shared`]) or on the edge it was lent to ([`Reuse::Link`]).
+    /// With [`Reuse::Local`] every neighbour must have been computed here.
+    fn readiness(&self, grid: &Grid, t: u16, owner: bool, reuse: Reuse) -> Option<StripHolders> {
+        let mut holders = StripHolders::default();
         for side in Side::ALL {
             let Some(n) = grid.neighbour(t as usize, side) else {
                 continue;
             };
             let n = n as u16;
-            if owner && self.local.contains(n) {
-                continue;
-            }
-            if local || !self.covered.contains(n) {
-                return None;
-            }
-            fetch.insert(n);
+            let here = self.local.contains(n);
+            let holder = match reuse {
+                _ if here && (owner || reuse == Reuse::Link) => self.key.origin,
+                Reuse::Shared if self.covered.contains(n) => GATEWAY,
+                Reuse::Link if self.covered.contains(n) && self.lent_to[n as usize] != GATEWAY => {
+                    self.lent_to[n as usize]
+                }
+                _ => return None,
+            };
+            holders.set(side, Some(holder));
         }
-        Some(fetch)
+        Some(holders)
     }
 
     /// The tile to take from `end` and its mode. With reuse, level-0 tiles run `Reuse` (plain
     /// compute that keeps its strips); a level-1 tile runs `Reuse` only when every neighbour is
     /// ready, and tiles that would have to fall back to `Plain` are passed over while a ready
     /// one exists further in. With [`Reuse::Local`] a thief's tiles are all `Plain` and the
-    /// owner's level-1 tiles need every neighbour computed here.
+    /// owner's level-1 tiles need every neighbour computed here. With [`Reuse::Link`] a ready
+    /// level-1 tile comes with its strips' holders, thieves' included: the node that runs it
+    /// decides whether to fetch them (and a thief gets it `Plain`, see `Config::link_reuse`).
     pub(crate) fn pick(&self, grid: &Grid, reuse: Reuse, end: End) -> Option<Pick> {
+        self.pick_or_hold(grid, reuse, end, |_| false)
+    }
+
+    /// As [`SrcFrame::pick`], but a level-1 tile that is not ready runs `Plain` only when
+    /// `hold` says its neighbours are not worth waiting for (see [`SrcFrame::worth_waiting`]);
+    /// `None` when every queued tile is such a tile.
+    pub(crate) fn pick_or_hold(
+        &self,
+        grid: &Grid,
+        reuse: Reuse,
+        end: End,
+        hold: impl Fn(u16) -> bool,
+    ) -> Option<Pick> {
         let plain = |t: u8| Pick {
             tile: t as u16,
             mode: Mode::Plain,
-            fetch: TileSet::default(),
+            holders: None,
         };
         let first = match end {
             End::Head => *self.queue.first()?,
@@ -177,27 +220,74 @@ impl SrcFrame {
         if reuse == Reuse::Off || (reuse == Reuse::Local && !owner) {
             return Some(plain(first));
         }
-        let local = reuse == Reuse::Local;
         let check = |t: u8| -> Option<Pick> {
             if grid.level(t as usize) == Level::Zero {
                 return Some(Pick {
                     tile: t as u16,
                     mode: Mode::Reuse,
-                    fetch: TileSet::default(),
+                    holders: None,
                 });
             }
-            self.readiness(grid, t as u16, owner, local)
-                .map(|fetch| Pick {
+            self.readiness(grid, t as u16, owner, reuse)
+                .map(|holders| Pick {
                     tile: t as u16,
                     mode: Mode::Reuse,
-                    fetch: if owner { fetch } else { TileSet::default() },
+                    holders: (owner || reuse == Reuse::Link).then_some(holders),
                 })
         };
         let found = match end {
             End::Head => self.queue.iter().find_map(|&t| check(t)),
             End::Tail => self.queue.iter().rev().find_map(|&t| check(t)),
         };
-        Some(found.unwrap_or(plain(first)))
+        if found.is_some() {
+            return found;
+        }
+        // Nothing ready: the first tile not worth waiting for, Plain.
+        let fallback = |&t: &u8| !hold(t as u16);
+        match end {
+            End::Head => self.queue.iter().find(|t| fallback(t)),
+            End::Tail => self.queue.iter().rev().find(|t| fallback(t)),
+        }
+        .map(|&t| plain(t))
+    }
+
+    /// Whether level-1 `t`, not ready, is better left queued until its neighbours are done
+    /// than run `Plain` now: every neighbour not done is being computed (here or lent), none
+    /// is overdue (running past twice its expected time, `expect`), and the last is expected
+    /// done sooner than `penalty` (what running `Plain` costs over running `Reuse` once the
+    /// strips are in). `expect` is `None` when nothing was timed yet: then never.
+    pub(crate) fn worth_waiting(
+        &self,
+        grid: &Grid,
+        t: u16,
+        now: Instant,
+        expect: impl Fn(u16) -> Option<Duration>,
+        penalty: Duration,
+    ) -> bool {
+        let (mut until, mut waiting) = (now, false);
+        for side in Side::ALL {
+            let Some(n) = grid.neighbour(t as usize, side) else {
+                continue;
+            };
+            let n = n as u16;
+            if self.done(n) || self.covered.contains(n) {
+                continue;
+            }
+            match self.state.get(n as usize) {
+                Some(TileState::Running | TileState::Lent { .. }) => waiting = true,
+                _ => return false,
+            }
+            let Some(e) = expect(n) else {
+                return false;
+            };
+            let since = self.since[n as usize];
+            if now > since + e + e {
+                return false;
+            }
+            until = until.max(since + e);
+        }
+        // Nothing in progress (every neighbour done, yet the tile not ready): nothing to wait for.
+        waiting && until.saturating_duration_since(now) < penalty
     }
 
     fn unqueue(&mut self, t: u16) {
@@ -207,18 +297,21 @@ impl SrcFrame {
     }
 
     /// Takes `t` out of the queue to compute it here.
-    pub(crate) fn run(&mut self, t: u16) {
+    pub(crate) fn run(&mut self, t: u16, now: Instant) {
         self.unqueue(t);
         if t < self.tiles {
+            self.since[t as usize] = now;
             self.state[t as usize] = TileState::Running;
         }
     }
 
     /// Takes `t` out of the queue and lends it to `to` until `deadline`.
-    pub(crate) fn lend(&mut self, t: u16, to: NodeId, deadline: Instant) {
+    pub(crate) fn lend(&mut self, t: u16, to: NodeId, now: Instant, deadline: Instant) {
         self.unqueue(t);
         if t < self.tiles {
             self.state[t as usize] = TileState::Lent { to, deadline };
+            self.lent_to[t as usize] = to;
+            self.since[t as usize] = now;
         }
     }
 

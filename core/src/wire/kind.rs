@@ -30,11 +30,12 @@ pub enum Kind {
     CodedResult = 21,
     PictureChunk = 22,
     TileTask = 23,
+    StripHolders = 24,
 }
 
 impl Kind {
     /// Every kind, in code order.
-    pub const ALL: [Kind; 23] = [
+    pub const ALL: [Kind; 24] = [
         Kind::Hello,
         Kind::Register,
         Kind::Unregister,
@@ -58,12 +59,13 @@ impl Kind {
         Kind::CodedResult,
         Kind::PictureChunk,
         Kind::TileTask,
+        Kind::StripHolders,
     ];
 
     /// The kind with wire code `code`.
     pub fn from_u8(code: u8) -> Result<Kind, WireError> {
         match code {
-            1..=23 => Ok(Kind::ALL[code as usize - 1]),
+            1..=24 => Ok(Kind::ALL[code as usize - 1]),
             _ => Err(WireError::UnknownKind),
         }
     }

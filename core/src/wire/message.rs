@@ -12,6 +12,7 @@ use crate::ftp::Mode;
 use crate::region::Region;
 
 use super::cursor::{Field, Reader, Writer};
+use super::holders::StripHolders;
 use super::ids::{FrameKey, NodeId, Role};
 use super::kind::Kind;
 use super::picture::{PictureBytes, PictureFormat};
@@ -127,6 +128,19 @@ pub enum Message<'a> {
         /// Bit `s.index()` set for each wanted [`Side`](crate::ftp::Side) `s` (bits 4..8 must be clear).
         sides: u8,
     },
+    /// WST-S with `reuse = "link"`, data source → thief, right before the `Task` or `TileTask`
+    /// of level-1 tile `tile` (sent `Plain`, with its whole input): which nodes hold the strips
+    /// of its level-0 neighbours. The thief fetches them from there with `StripRequest`s (edge
+    /// to edge) and runs the tile `Reuse`, or recomputes the overlap, whichever its link model
+    /// says is cheaper.
+    StripHolders {
+        /// The frame.
+        frame: FrameKey,
+        /// The level-1 tile about to be lent.
+        tile: u16,
+        /// Per side, the node holding the neighbour's strips.
+        holders: StripHolders,
+    },
     /// Gateway → origin: the tile's result and strips are held by the gateway.
     Coverage {
         /// The frame.
@@ -219,6 +233,7 @@ impl<'a> Message<'a> {
             | Message::Result { frame, .. }
             | Message::Strips { frame, .. }
             | Message::StripRequest { frame, .. }
+            | Message::StripHolders { frame, .. }
             | Message::Coverage { frame, .. }
             | Message::FrameSubmit { frame, .. }
             | Message::FrameDone { frame, .. }
@@ -238,6 +253,7 @@ impl<'a> Message<'a> {
             | Message::Result { tile, .. }
             | Message::Strips { tile, .. }
             | Message::StripRequest { tile, .. }
+            | Message::StripHolders { tile, .. }
             | Message::Coverage { tile, .. } => Some(tile),
             Message::LayerTask { stripe, .. } | Message::LayerResult { stripe, .. } => Some(stripe),
             _ => None,
@@ -471,4 +487,5 @@ layouts! {
         offset: u32, data: PictureBytes,
     }
     TileTask { frame: FrameKey, tile: u16, mode: Mode }
+    StripHolders { frame: FrameKey, tile: u16, holders: StripHolders }
 }

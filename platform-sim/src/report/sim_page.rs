@@ -87,7 +87,7 @@ pub fn html(r: &SimReport) -> Result<String, ChartError> {
 
 /// Issue 14's targets: the verdicts, then the runs behind them.
 fn targets(s: &mut String, runs: &[crate::targets::Run], verdicts: &[crate::targets::Target]) {
-    let _ = write!(s, "<h2>Targets (issue 14)</h2><p>Six Pi 3 edges on WiFi, YOLOv2, one source, the two bundled JPEGs in turn, each shipped once per helper; WST-S with its strips kept where they were made or through the gateway's cache (the faster is judged). The papers' rate is {:.2} GFLOP/s; the NEON rate, {:.2} GFLOP/s, is our direct kernel's instruction count on a Cortex-A53 (docs/report.md).</p>", crate::compute::PI3_GFLOPS, crate::targets::neon_gflops());
+    let _ = write!(s, "<h2>Targets (issue 14)</h2><p>Six Pi 3 edges on WiFi, YOLOv2, one source, the two bundled JPEGs in turn, each shipped once per helper; WST-S with its strips kept where they were made, fetched edge to edge by the link model, or through the gateway's cache (the fastest is judged). The papers' rate is {:.2} GFLOP/s; the NEON rate, {:.2} GFLOP/s, is our direct kernel's instruction count on a Cortex-A53 (docs/report.md).</p>", crate::compute::PI3_GFLOPS, crate::targets::neon_gflops());
     s.push_str("<table><tr><th>target</th><th>figure</th><th>bound</th><th>met</th></tr>");
     for t in verdicts {
         let _ = write!(
@@ -107,7 +107,7 @@ fn targets(s: &mut String, runs: &[crate::targets::Run], verdicts: &[crate::targ
             r.policy.label(),
             r.grid.0,
             r.grid.1,
-            if r.policy == Policy::WstS { if r.local_reuse { "local" } else { "via gateway" } } else { "–" },
+            if r.policy == Policy::WstS { r.strips.label() } else { "–" },
             r.gflops,
             r.transfer.label(),
             seconds(r.latency),

@@ -10,13 +10,14 @@
 //! rounds like its scalar counterpart (one rounding for `fma`), so every instantiation
 //! computes the same bits.
 //!
-//! Why a software vector: the development and CI machines have no AVX-512 (and no emulator
-//! for it). `Soft<16, 4>` runs exactly the AVX-512 instantiation's code (16 lanes, 4-vector
+//! Why a software vector: not every machine has AVX-512 (the project's first ones did not, and
+//! there is no emulator for it here). `Soft<16, 4>` runs exactly the AVX-512 instantiation's code (16 lanes, 4-vector
 //! tiles) on any target ([`super::Isa::Soft16`]), so the property tests compare it with the
 //! scalar path bit for bit and thereby test everything of the AVX-512 path but the intrinsics
 //! themselves; the unit tests (`wide/tests.rs`) run the AVX2 and NEON geometries ([`Soft`] with
 //! 8 and 4 lanes) the same way, and, for Miri, the same generic kernel with the stack-copy
 //! partial vectors of `Ymm` and `Q` on buffers exactly as long as [`Row::check`] demands.
+//! `Soft<16, 1>` is also the Winograd stages' portable lane vector (`winograd::lanes`).
 //!
 //! Tiles: `N ≤ 6` output channels × `NV ≤ V::TILE` vectors of one output row (AVX2 6 × 2 ymm,
 //! 16 columns; NEON 6 × 4 q, 16 columns; AVX-512 and Soft16 6 × 4, 64 columns): full tiles,
@@ -110,7 +111,7 @@ pub(super) trait Vector: Copy {
 /// scalar one over the lanes (`fma` is [`super::fma`], the scalar path's). Slow; it exists to
 /// run the generic kernel, with the geometry of a hardware vector, on any machine.
 #[derive(Clone, Copy)]
-pub(super) struct Soft<const L: usize, const T: usize>([f32; L]);
+pub(super) struct Soft<const L: usize, const T: usize>(pub(super) [f32; L]);
 
 impl<const L: usize, const T: usize> Vector for Soft<L, T> {
     const LANES: usize = L;

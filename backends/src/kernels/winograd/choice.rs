@@ -22,8 +22,10 @@
 //!   [`TRANSFORM`] per transformed element (`α²·(c + kp)`: the input and output transforms,
 //!   which stream `V` and `M` through the caches).
 //!
-//! The constants were fitted to `tessera bench kernels` on an x86_64 AVX-512 machine (layer by
-//! layer ratios of F4 and F2 to direct, docs/kernels.md); they only rank the options.
+//! The constants were fitted to per-layer times of the hand-written AVX-512 stages on an
+//! x86_64 Zen 5 machine (F4 layers 2, 8 and 12 against direct; the per-call filter streaming
+//! from the extra time of 3×3 tiles of layers 12/14, docs/kernels.md); they only rank the
+//! options.
 
 extern crate alloc;
 
@@ -36,10 +38,10 @@ use tessera_core::region::Region;
 use super::{Form, Winograd, MR};
 
 /// Cost of one Winograd GEMM multiply-accumulate, in direct MACs.
-pub const GEMM: f64 = 1.5;
+pub const GEMM: f64 = 1.44;
 
 /// Cost of one transformed element (input or output transform), in direct MACs.
-pub const TRANSFORM: f64 = 16.0;
+pub const TRANSFORM: f64 = 10.0;
 
 /// Cost of one max-pool window tap, in direct MACs.
 pub const POOL: f64 = 0.25;
@@ -48,7 +50,7 @@ pub const POOL: f64 = 0.25;
 /// call, in direct MACs: every call (every tile of every layer) reads its layer's filters once
 /// from memory, and the deep layers' filters (MiBs) do not stay cached between tiles. F4's
 /// transformed filters are 4× the direct ones, F2's 1.8×.
-pub const STREAM: f64 = 80.0;
+pub const STREAM: f64 = 50.0;
 
 /// Largest number of assignments tried exhaustively (3 methods per class); past it the
 /// classes are chosen one at a time, the others fixed.

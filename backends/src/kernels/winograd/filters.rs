@@ -1,11 +1,13 @@
-//! Transformed filters `U[kb][ξ][c][r]` (output channel `kb·MR + r`, zero past the layer's
-//! filters): computed once per layer when the kernel is prepared for a model
-//! ([`Prepared`]), or per call for weights it was not prepared for.
+//! Transformed filters `U[ξ][kb][c][r]` (output channel `kb·MR + r`, zero past the layer's
+//! filters; one transform element's filters are contiguous, so a GEMM streams them in order)
+//! and the folded batch norm: computed once per layer when the kernel is prepared for a model
+//! ([`Prepared`]), or per call for parameters it was not prepared for.
 
 extern crate alloc;
 
 use alloc::vec::Vec;
 
+use tessera_core::kernel::batch_norm;
 use tessera_core::model::weights::ConvParams;
 
 use super::form::{filter, Form, AMAX};
@@ -19,7 +21,8 @@ pub(super) fn len(form: Form, c: usize, k: usize) -> usize {
 /// Transforms `weights` (`[k][c][3][3]`) into `u` (at least [`len`] elements).
 pub(super) fn transform(form: Form, weights: &[f32], c: usize, k: usize, u: &mut [f32]) {
     let e = form.elems();
-    let kp = k.div_ceil(MR) * MR;
+    let nkb = k.div_ceil(MR);
+    let kp = nkb * MR;
     let mut one = [0.0f32; AMAX * AMAX];
     for o in 0..kp {
         let (kb, r) = (o / MR, o % MR);
@@ -31,41 +34,62 @@ pub(super) fn transform(form: Form, weights: &[f32], c: usize, k: usize, u: &mut
                 one = [0.0; AMAX * AMAX];
             }
             for (xi, &val) in one[..e].iter().enumerate() {
-                u[((kb * e + xi) * c + ci) * MR + r] = val;
+                u[((xi * nkb + kb) * c + ci) * MR + r] = val;
             }
         }
     }
 }
 
-/// One layer's transformed filters, found again by the address and length of the weights
-/// they came from (the prepared kernel borrows those weights, so the address cannot be
+/// The addresses and lengths of a layer's parameter slices: what finds its prepared
+/// transforms again (the prepared kernel borrows those parameters, so the addresses cannot be
 /// reused for other values while it lives).
+fn key(params: &ConvParams<'_>) -> [(usize, usize); 5] {
+    let at = |s: &[f32]| (s.as_ptr() as usize, s.len());
+    let bn = params
+        .bn
+        .map_or([(0, 0); 3], |b| [at(b.scales), at(b.mean), at(b.variance)]);
+    [at(params.weights), at(params.biases), bn[0], bn[1], bn[2]]
+}
+
+/// One layer's transformed filters and folded batch norm, found again by its parameters'
+/// addresses ([`key`]).
 #[derive(Debug)]
 pub(super) struct Prepared {
-    addr: usize,
-    len: usize,
+    key: [(usize, usize); 5],
     form: Form,
     pub u: Vec<f32>,
+    /// `(a, b)` of every output channel: the folded batch norm and bias.
+    pub post: Vec<(f32, f32)>,
 }
 
 impl Prepared {
-    /// Transforms `params`' filters (`c` input channels).
+    /// Transforms `params`' filters (`c` input channels) and folds their batch norm.
     pub fn new(form: Form, params: &ConvParams<'_>, c: usize) -> Prepared {
         let k = params.biases.len();
         let mut u = alloc::vec![0.0; len(form, c, k)];
         transform(form, params.weights, c, k, &mut u);
         Prepared {
-            addr: params.weights.as_ptr() as usize,
-            len: params.weights.len(),
+            key: key(params),
             form,
             u,
+            post: post(params, k),
         }
     }
 
     /// True when these are `params`' filters in `form`.
     pub fn is_for(&self, form: Form, params: &ConvParams<'_>) -> bool {
-        self.form == form
-            && self.addr == params.weights.as_ptr() as usize
-            && self.len == params.weights.len()
+        self.form == form && self.key == key(params)
     }
+}
+
+/// The folded batch norm and bias `(a, b)` of output channels `0..k`, as [`Fma`] applies them.
+///
+/// [`Fma`]: crate::kernels::Fma
+pub(super) fn post(params: &ConvParams<'_>, k: usize) -> Vec<(f32, f32)> {
+    (0..k)
+        .map(|o| {
+            let f = batch_norm::fold(params, o);
+            (f.scale as f32, f.shift)
+        })
+        .collect()
 }

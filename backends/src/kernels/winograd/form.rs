@@ -1,19 +1,12 @@
-//! The two Winograd forms, F(2×2,3×3) and F(4×4,3×3): their 1-D input and output transforms
-//! on vectors of [`W`] blocks (one block per lane), and the filter transform.
+//! The two Winograd forms, F(2×2,3×3) and F(4×4,3×3), and their filter transform (the input
+//! and output transforms are in `transform`).
 //!
 //! Matrices (Lavin & Gray's interpolation points 0, ±1, ±2, ∞ for F4), with `ξ = (ξr, ξc)`:
 //! `V = Bᵀ d B` (input, `α × α`), `U = G g Gᵀ` (filter), `Y = Aᵀ (Σ_c U ⊙ V) A` (output,
-//! `m × m`). The transforms below are those products written out with their small integer
-//! coefficients; the filter transform runs in f64 and is rounded once.
-
-/// Blocks per transform vector (lanes). 16: one AVX-512 register, two AVX2 ones.
-pub(super) const W: usize = 16;
+//! `m × m`). The filter transform runs in f64 and is rounded once.
 
 /// Largest `α = m + 2` (F4's 6).
 pub(super) const AMAX: usize = 6;
-
-/// One lane vector: `W` blocks' values of one transform element.
-pub(super) type V = [f32; W];
 
 /// Which Winograd form a layer runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -60,94 +53,6 @@ impl Form {
     /// 4 for F4).
     pub fn mult_saving(self) -> f64 {
         (self.m() * self.m() * 9) as f64 / self.elems() as f64
-    }
-}
-
-// Plain loops over the lanes (`array::from_fn` is not always inlined, and a call would run
-// outside the caller's target features).
-#[inline(always)]
-fn add(a: &V, b: &V) -> V {
-    let mut r = [0.0; W];
-    for i in 0..W {
-        r[i] = a[i] + b[i];
-    }
-    r
-}
-
-#[inline(always)]
-fn sub(a: &V, b: &V) -> V {
-    let mut r = [0.0; W];
-    for i in 0..W {
-        r[i] = a[i] - b[i];
-    }
-    r
-}
-
-/// `a + k·b`.
-#[inline(always)]
-fn axpy(a: &V, k: f32, b: &V) -> V {
-    let mut r = [0.0; W];
-    for i in 0..W {
-        r[i] = a[i] + k * b[i];
-    }
-    r
-}
-
-/// `Bᵀ d` along one axis: `α` vectors in, `α` out (only the first `α` of each array are used).
-#[inline(always)]
-pub(super) fn bt(form: Form, d: &[V; AMAX]) -> [V; AMAX] {
-    let z = [0.0; W];
-    match form {
-        Form::F2 => [
-            sub(&d[0], &d[2]),
-            add(&d[1], &d[2]),
-            sub(&d[2], &d[1]),
-            sub(&d[1], &d[3]),
-            z,
-            z,
-        ],
-        Form::F4 => {
-            let s12 = add(&d[1], &d[2]);
-            let d12 = sub(&d[1], &d[2]);
-            let s34 = add(&d[3], &d[4]);
-            let d43 = sub(&d[4], &d[3]);
-            let d42 = sub(&d[4], &d[2]);
-            let d31 = sub(&d[3], &d[1]);
-            [
-                axpy(&axpy(&d[4], -5.0, &d[2]), 4.0, &d[0]),
-                axpy(&s34, -4.0, &s12),
-                axpy(&d43, 4.0, &d12),
-                axpy(&d42, 2.0, &d31),
-                axpy(&d42, -2.0, &d31),
-                axpy(&axpy(&d[5], -5.0, &d[3]), 4.0, &d[1]),
-            ]
-        }
-    }
-}
-
-/// `Aᵀ m` along one axis: `α` vectors in, `m` out (only the first `m` are meaningful).
-#[inline(always)]
-pub(super) fn at(form: Form, m: &[V; AMAX]) -> [V; 4] {
-    let z = [0.0; W];
-    match form {
-        Form::F2 => [
-            add(&add(&m[0], &m[1]), &m[2]),
-            sub(&sub(&m[1], &m[2]), &m[3]),
-            z,
-            z,
-        ],
-        Form::F4 => {
-            let s12 = add(&m[1], &m[2]);
-            let d12 = sub(&m[1], &m[2]);
-            let s34 = add(&m[3], &m[4]);
-            let d34 = sub(&m[3], &m[4]);
-            [
-                add(&add(&m[0], &s12), &s34),
-                axpy(&d12, 2.0, &d34),
-                axpy(&s12, 4.0, &s34),
-                add(&axpy(&d12, 8.0, &d34), &m[5]),
-            ]
-        }
     }
 }
 

@@ -6,16 +6,16 @@
 //! a chunk of block rows at a time.
 //!
 //! Buffers of a chunk of `n` block rows (`P = n · nbx` blocks, block `p = row · nbx + col`):
-//! - phase input, per channel: `prow = n·m + α − m` input rows, each as `m` phases of `ncp`
-//!   columns (padded column `X = j·m + q` at phase `q`, index `j`), so the `W` blocks of a lane
-//!   vector read each tap as one contiguous run;
+//! - one zero-padded input row ([`Geo::row_len`]) and one channel's row transforms: `prow =
+//!   n·m + α − m` input rows of `α` taps × `ng` vectors of `W` blocks ([`Geo::h_row`] each);
 //! - `V[ξ][c][pp]` (input transforms), `M[k][ξ][pp]` (products), `pp ≥ P + W` so lane
 //!   vectors and GEMM tiles never leave the buffers.
 
 use tessera_core::model::{Conv, Shape};
 use tessera_core::region::Region;
 
-use super::form::{Form, W};
+use super::form::Form;
+use super::lanes::{TAPS_READ, W};
 use super::MR;
 
 /// Scratch bytes a chunk may take at least (its `V` and `M`); more when the layer's
@@ -43,8 +43,8 @@ pub(super) struct Geo {
     pub c: usize,
     pub k: usize,
     pub kp: usize,
-    /// Columns of each phase.
-    pub ncp: usize,
+    /// Lane vectors per block row, `⌈nbx / W⌉`.
+    pub ng: usize,
     /// Block rows per chunk.
     pub rows: usize,
     /// The call's output region.
@@ -88,7 +88,7 @@ impl Geo {
             c,
             k,
             kp,
-            ncp: nbx.div_ceil(W) * W + a / m + 1,
+            ng: nbx.div_ceil(W),
             rows,
             region: r,
         }
@@ -103,14 +103,21 @@ impl Geo {
         })
     }
 
-    /// Input rows of a chunk's phase planes.
+    /// Input rows a chunk of `n` block rows reads (`n·m + α − m`).
     pub fn prow(&self, n: usize) -> usize {
         n * self.m + self.a - self.m
     }
 
-    /// Elements of one channel's phase plane for a chunk of `n` block rows.
-    pub fn plane(&self, n: usize) -> usize {
-        self.prow(n) * self.m * self.ncp
+    /// Elements of the zero-padded input row: every lane vector's taps
+    /// ([`Lanes::taps`](super::lanes::Lanes::taps) reads `TAPS_READ` values from its first
+    /// block on).
+    pub fn row_len(&self) -> usize {
+        (self.ng - 1) * W * self.m + TAPS_READ
+    }
+
+    /// Elements of one input row's transforms (`α` taps × `ng` vectors).
+    pub fn h_row(&self) -> usize {
+        self.a * self.ng * W
     }
 
     /// Padded block count `pp` of a chunk of `n` block rows: at least `P + W`, an odd number

@@ -1,12 +1,17 @@
-//! The stages compiled for each instruction set: the same code (`stages`) inlined into
-//! functions with AVX2+FMA or AVX-512F enabled, where the compiler turns the lane loops into
-//! 8- or 16-wide vector instructions and the GEMM tiles into register-blocked FMAs. aarch64
-//! needs no variant: NEON and fused multiply-add are part of its baseline, so the generic
-//! build is the NEON path there. Results are bit-identical on every path (no instruction
-//! changes a rounding: products and sums are the same IEEE operations, FMAs stay fused).
+//! The stages compiled for each instruction set: the generic stages (`stages`) on a lane
+//! vector ([`Lanes`](super::lanes::Lanes)) inlined into functions with AVX-512F ([`Zmm`]) or
+//! AVX2+FMA ([`Ymm2`]) enabled, on NEON's [`Q4`] (aarch64, where NEON and fused multiply-add
+//! are baseline), or on the portable [`Plain`] vector. Results are bit-identical on every path
+//! (no instruction changes a rounding: products and sums are the same IEEE operations, FMAs
+//! stay fused).
 #![deny(unsafe_op_in_unsafe_fn)]
 
+use super::lanes::Plain;
+#[cfg(target_arch = "aarch64")]
+use super::neon::Q4;
 use super::stages::{self, InputJob, ProductJob};
+#[cfg(target_arch = "x86_64")]
+use super::x86::{Ymm2, Zmm};
 use crate::kernels::Isa;
 
 /// Which compiled variant runs.
@@ -14,12 +19,15 @@ use crate::kernels::Isa;
 pub(super) enum Path {
     /// Baseline code of the target (x86_64: SSE2 and libm's `fmaf`; aarch64: NEON).
     Generic,
-    /// AVX2 + FMA, GEMM tiles of 6 × 16 blocks.
+    /// AVX2 + FMA ([`Ymm2`]), GEMM tiles of 6 × 16 blocks.
     #[cfg(target_arch = "x86_64")]
     Avx2,
-    /// AVX-512F, GEMM tiles of 6 × 32 blocks.
+    /// AVX-512F ([`Zmm`]), GEMM tiles of 6 × 64 blocks.
     #[cfg(target_arch = "x86_64")]
     Avx512,
+    /// NEON ([`Q4`]), GEMM tiles of 6 × 16 blocks.
+    #[cfg(target_arch = "aarch64")]
+    Neon,
 }
 
 impl Path {
@@ -34,6 +42,8 @@ impl Path {
             Isa::Avx512 => Path::Avx512,
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2Fma => Path::Avx2,
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => Path::Neon,
             _ => Path::Generic,
         }
     }
@@ -48,7 +58,11 @@ pub(super) fn input(path: Path, job: InputJob<'_>) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Path::of` picks `Avx2` only when the CPU reports AVX2 and FMA.
         Path::Avx2 => unsafe { input_avx2(job) },
-        Path::Generic => stages::input(job),
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: NEON is baseline on aarch64.
+        Path::Neon => unsafe { stages::input::<Q4>(job) },
+        // SAFETY: the portable vector needs no CPU feature.
+        Path::Generic => unsafe { stages::input::<Plain>(job) },
     }
 }
 
@@ -61,30 +75,38 @@ pub(super) fn product(path: Path, job: ProductJob<'_, '_>) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as in `input`.
         Path::Avx2 => unsafe { product_avx2(job) },
-        Path::Generic => stages::product::<16>(job),
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: NEON is baseline on aarch64.
+        Path::Neon => unsafe { stages::product::<Q4>(job) },
+        // SAFETY: the portable vector needs no CPU feature.
+        Path::Generic => unsafe { stages::product::<Plain>(job) },
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn input_avx2(job: InputJob<'_>) {
-    stages::input(job)
+    // SAFETY: this function runs only where AVX2 and FMA are (its target features).
+    unsafe { stages::input::<Ymm2>(job) }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 fn input_avx512(job: InputJob<'_>) {
-    stages::input(job)
+    // SAFETY: this function runs only where AVX-512F is (its target features).
+    unsafe { stages::input::<Zmm>(job) }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn product_avx2(job: ProductJob<'_, '_>) {
-    stages::product::<16>(job)
+    // SAFETY: as in `input_avx2`.
+    unsafe { stages::product::<Ymm2>(job) }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 fn product_avx512(job: ProductJob<'_, '_>) {
-    stages::product::<32>(job)
+    // SAFETY: as in `input_avx512`.
+    unsafe { stages::product::<Zmm>(job) }
 }

@@ -49,11 +49,10 @@ extern crate std;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::marker::PhantomData;
+use core::ops::Range;
 
 use tessera_core::ftp::{FusedStack, Grid, Mode, PlanError};
-use tessera_core::kernel::{
-    aligned_input_region, batch_norm, check_conv_call, KernelError, Kernels,
-};
+use tessera_core::kernel::{aligned_input_region, check_conv_call, KernelError, Kernels};
 use tessera_core::model::weights::{ConvParams, Weights};
 use tessera_core::model::{Activation, Conv, LayerKind, MaxPool, Shape};
 use tessera_core::tensor::{FeatureView, FeatureViewMut};
@@ -64,7 +63,18 @@ mod form;
 mod geo;
 #[allow(unsafe_code)]
 mod isa;
+#[allow(unsafe_code)]
+mod lanes;
+#[cfg(target_arch = "aarch64")]
+#[allow(unsafe_code)]
+mod neon;
+#[allow(unsafe_code)]
 mod stages;
+#[allow(unsafe_code)]
+mod transform;
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod x86;
 
 pub use form::Form;
 
@@ -126,8 +136,9 @@ impl<'w> Winograd<'w> {
         })
     }
 
-    /// Splits each conv over `threads` threads (by block rows: each thread transforms,
-    /// multiplies and writes its own blocks; results do not depend on it).
+    /// Splits each conv over `threads` threads (by block rows, or by output channels for deep
+    /// layers and thin calls: each thread writes only its own outputs; results do not depend
+    /// on it).
     pub fn with_threads(self, threads: usize) -> Self {
         Winograd {
             direct: self.direct.with_threads(threads),
@@ -246,11 +257,9 @@ impl<'w> Winograd<'w> {
         chosen.unwrap_or(Some(self.form))
     }
 
-    fn prepared_for(&self, form: Form, params: &ConvParams<'_>) -> Option<&[f32]> {
+    fn prepared_for(&self, form: Form, params: &ConvParams<'_>) -> Option<&Prepared> {
         let all = self.prepared.as_deref()?;
-        all.iter()
-            .find(|p| p.is_for(form, params))
-            .map(|p| p.u.as_slice())
+        all.iter().find(|p| p.is_for(form, params))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -265,20 +274,14 @@ impl<'w> Winograd<'w> {
     ) {
         let region = out.region();
         let geo = Geo::new(form, conv, map, region);
-        let post: Vec<(f32, f32)> = (0..geo.k)
-            .map(|o| {
-                let f = batch_norm::fold(params, o);
-                (f.scale as f32, f.shift)
-            })
-            .collect();
         let owned;
-        let u: &[f32] = match self.prepared_for(form, params) {
-            Some(u) => u,
+        let (u, post): (&[f32], &[(f32, f32)]) = match self.prepared_for(form, params) {
+            Some(p) => (&p.u, &p.post),
             None => {
                 let mut t = alloc::vec![0.0; filters::len(form, geo.c, geo.k)];
                 filters::transform(form, params.weights, geo.c, geo.k, &mut t);
-                owned = t;
-                &owned
+                owned = (t, filters::post(params, geo.k));
+                (&owned.0, &owned.1)
             }
         };
         let job = Rows {
@@ -286,10 +289,10 @@ impl<'w> Winograd<'w> {
             geo: &geo,
             input,
             u,
-            post: &post,
+            post,
             leaky: conv.activation == Activation::Leaky,
         };
-        split_rows(&job, out.data(), self.threads());
+        split(&job, out.data(), self.threads());
     }
 }
 
@@ -304,26 +307,28 @@ struct Rows<'a> {
 }
 
 impl Rows<'_> {
-    /// Computes block rows `[b0, b1)` (call-relative) chunk by chunk with this thread's
-    /// scratch; `out` holds, per output channel, the region rows from map row `y0` on that
-    /// those blocks cover.
-    fn run(&self, b0: usize, b1: usize, out: &mut [&mut [f32]], y0: usize) {
+    /// Computes output channel blocks `kb` of block `rows` (call-relative) chunk by
+    /// chunk with this thread's scratch; `out` holds, per output channel of `kb`, the region
+    /// rows from map row `y0` on that those blocks cover.
+    fn run(&self, rows: Range<usize>, kb: Range<usize>, out: &mut [&mut [f32]], y0: usize) {
         let geo = self.geo;
+        let nkb = kb.len();
         with_scratch(|s| {
-            for chunk in geo.chunks(b0, b1) {
-                let (plane, pp) = (geo.plane(chunk.n), geo.pp(chunk.n));
-                grow(&mut s.phase, geo.c * plane);
+            for chunk in geo.chunks(rows.start, rows.end) {
+                let pp = geo.pp(chunk.n);
+                grow(&mut s.row, geo.row_len());
+                grow(&mut s.h, geo.prow(chunk.n) * geo.h_row());
                 grow(&mut s.v, geo.c * geo.e * pp);
-                grow(&mut s.m, geo.kp * geo.e * pp);
-                let v = &mut s.v[..geo.c * geo.e * pp];
+                grow(&mut s.m, nkb * MR * geo.e * pp);
                 isa::input(
                     self.path,
                     InputJob {
                         geo,
                         chunk,
                         input: self.input,
-                        phase: &mut s.phase[..geo.c * plane],
-                        v,
+                        row: &mut s.row,
+                        h: &mut s.h,
+                        v: &mut s.v[..geo.c * geo.e * pp],
                     },
                 );
                 isa::product(
@@ -331,12 +336,12 @@ impl Rows<'_> {
                     ProductJob {
                         geo,
                         chunk,
+                        kb0: kb.start,
                         u: self.u,
                         v: &s.v[..geo.c * geo.e * pp],
-                        m: &mut s.m[..geo.kp * geo.e * pp],
+                        m: &mut s.m[..nkb * MR * geo.e * pp],
                         post: self.post,
                         leaky: self.leaky,
-                        region: geo.region,
                         out: &mut *out,
                         y0,
                     },
@@ -390,54 +395,110 @@ impl Kernels for Winograd<'_> {
     }
 }
 
-/// Runs the call's block rows cut into `threads` nearly equal ranges, one per thread (the
-/// caller's thread takes the last): each thread transforms, multiplies and writes only its own
-/// blocks, with its own scratch, so threads share nothing they write and need no barrier.
-/// `out` is the output over the region, `[k][y][x]`.
-fn split_rows(job: &Rows<'_>, out: &mut [f32], threads: usize) {
+/// Output channels per thread from which a call splits its output channels between threads
+/// rather than its block rows: such layers run on small maps, where a thread's share of block
+/// rows leaves its last lane vectors part empty and every thread would read all of the large
+/// transformed filters; split by channels, each thread reads only its own filters and
+/// transforms the whole (small) input itself.
+const SPLIT_CHANNELS: usize = 256;
+
+/// Runs the call over `threads` threads (the caller's thread takes the last part), each with
+/// its own scratch, writing only its own outputs, so threads share nothing they write and need
+/// no barrier: by output channels for deep layers ([`SPLIT_CHANNELS`]) and for calls of fewer
+/// block rows than threads (each thread transforms every input block), else by block rows
+/// (each transforms, multiplies and writes its own blocks). `out` is the output over the
+/// region, `[k][y][x]`.
+fn split(job: &Rows<'_>, out: &mut [f32], threads: usize) {
     let geo = job.geo;
     let r = geo.region;
     let (m, rw, rh) = (geo.m, r.width() as usize, r.height() as usize);
+    let nkb = geo.kp / MR;
+    // Also by channels when there are fewer block rows than threads (the thin bands of
+    // banded layers: one block row of F4 per band of layer 4).
+    let by_channels = threads > 1 && (geo.k >= SPLIT_CHANNELS * threads || geo.nby < threads);
     // Without `std` there are no threads.
-    let threads = if cfg!(feature = "std") {
-        threads.clamp(1, geo.nby)
-    } else {
+    let threads = if !cfg!(feature = "std") {
         1
+    } else if by_channels {
+        threads.clamp(1, nkb)
+    } else {
+        threads.clamp(1, geo.nby)
     };
-    // First region row of block row `b` (call-relative), clamped to the region.
-    let row_of = |b: usize| ((geo.by0 + b) * m).clamp(r.y.start as usize, r.y.end as usize);
-    let cut = |t: usize| geo.nby * t / threads;
-    let mut parts: Vec<Vec<&mut [f32]>> = (0..threads).map(|_| Vec::with_capacity(geo.k)).collect();
-    for plane in out.chunks_exact_mut(rw * rh).take(geo.k) {
-        let mut rest = plane;
-        for (t, part) in parts.iter_mut().enumerate() {
-            let rows = row_of(cut(t + 1)) - row_of(cut(t));
-            let (mine, tail) = rest.split_at_mut(rows * rw);
-            part.push(mine);
-            rest = tail;
+    let planes = out.chunks_exact_mut(rw * rh).take(geo.k);
+    let mut parts: Vec<Part<'_>> = Vec::with_capacity(threads);
+    if by_channels {
+        let cut = |t: usize| nkb * t / threads;
+        let mut planes = planes;
+        for t in 0..threads {
+            let kb = cut(t)..cut(t + 1);
+            let n = (kb.end * MR).min(geo.k) - kb.start * MR;
+            let mine: Vec<&mut [f32]> = planes.by_ref().take(n).collect();
+            parts.push(Part {
+                rows: 0..geo.nby,
+                kb,
+                out: mine,
+                y0: r.y.start as usize,
+            });
+        }
+    } else {
+        // First region row of block row `b` (call-relative), clamped to the region.
+        let row_of = |b: usize| ((geo.by0 + b) * m).clamp(r.y.start as usize, r.y.end as usize);
+        let cut = |t: usize| geo.nby * t / threads;
+        for t in 0..threads {
+            parts.push(Part {
+                rows: cut(t)..cut(t + 1),
+                kb: 0..nkb,
+                out: Vec::with_capacity(geo.k),
+                y0: row_of(cut(t)),
+            });
+        }
+        for plane in planes {
+            let mut rest = plane;
+            for part in parts.iter_mut() {
+                let rows = row_of(part.rows.end) - row_of(part.rows.start);
+                let (mine, tail) = rest.split_at_mut(rows * rw);
+                part.out.push(mine);
+                rest = tail;
+            }
         }
     }
-    let y0 = |t: usize| row_of(cut(t));
     #[cfg(feature = "std")]
     if threads > 1 {
         std::thread::scope(|scope| {
+            let last = parts.len() - 1;
             for (t, part) in parts.iter_mut().enumerate() {
-                if t + 1 == threads {
-                    job.run(cut(t), cut(t + 1), part, y0(t));
+                if t == last {
+                    part.run(job);
                 } else {
-                    scope.spawn(move || job.run(cut(t), cut(t + 1), part, y0(t)));
+                    scope.spawn(move || part.run(job));
                 }
             }
         });
         return;
     }
-    job.run(0, geo.nby, &mut parts[0], y0(0));
+    parts[0].run(job);
+}
+
+/// One thread's share of a call: block rows, output channel blocks, and its output planes'
+/// rows from map row `y0` on.
+struct Part<'o> {
+    rows: Range<usize>,
+    kb: Range<usize>,
+    out: Vec<&'o mut [f32]>,
+    y0: usize,
+}
+
+impl Part<'_> {
+    fn run(&mut self, job: &Rows<'_>) {
+        job.run(self.rows.clone(), self.kb.clone(), &mut self.out, self.y0);
+    }
 }
 
 /// Each thread's buffers, kept between calls.
 #[derive(Default)]
 struct Scratch {
-    phase: Vec<f32>,
+    row: Vec<f32>,
+    h: Vec<f32>,
     v: Vec<f32>,
     m: Vec<f32>,
 }

@@ -1,351 +1,372 @@
-//! The two stages of a chunk, written once over lane arrays and compiled per instruction set
-//! (`isa`): the input stage (phase copy and input transforms of a range of channels) and the
+//! The two stages of a chunk, written once over a lane vector ([`Lanes`]) and compiled per
+//! instruction set (`isa`): the input stage (input transforms of every channel) and the
 //! product stage (the batched element-wise products as small GEMMs, then output transforms,
-//! batch norm and activation, for a range of output channel blocks).
+//! batch norm and activation).
+//!
+//! Input: each input row of the chunk is copied once into a zero-padded row, its blocks'
+//! taps are deinterleaved into lane vectors ([`Lanes::taps`]: 16 blocks per vector, one
+//! block per lane) and transformed along the row (`Bᵀ` on the row's taps); the results of
+//! `α` consecutive rows are then transformed down the columns into `V[ξ][c][p]`. A block
+//! row is transformed in vectors of 16 blocks from its first block; the last vector of a row
+//! is written whole and its lanes past the row's end are overwritten by the next row's first
+//! vector (rows are written in order), so `V` holds the chunk's blocks densely.
+//!
+//! Products: per transform element `ξ`, `M[k][ξ][p] = Σ_c U[k][ξ][c] · V[ξ][c][p]` in register
+//! tiles of [`MR`] output channels × `NV` vectors of 16 blocks (AVX-512 up to 4, AVX2 and the
+//! portable vector 1); each output is one chain of fused multiply-adds over the channels in
+//! order, whatever the tile.
 //!
 //! Every value is computed by the same operations in the same order whatever the chunk,
 //! thread, region or instruction set (no reassociation: Rust never contracts or reorders
 //! float operations), so all paths agree bit for bit and tiles equal the full frame.
+//!
+//! Pointer arithmetic: each stage checks its buffers' lengths against the largest index it
+//! forms once, at its start; the loops then use unchecked lane loads and stores.
 // Index loops: the transforms read their arrays across two dimensions at once.
 #![allow(clippy::needless_range_loop)]
 
-use tessera_core::region::Region;
 use tessera_core::tensor::FeatureView;
 
-use super::form::{at, bt, Form, AMAX, W};
+use super::form::Form;
 use super::geo::{Chunk, Geo};
+use super::lanes::{Lanes, W};
+use super::transform::{at, bt};
 use super::MR;
-
-/// `a·b + c` with one rounding.
-#[inline(always)]
-fn fma(a: f32, b: f32, c: f32) -> f32 {
-    #[cfg(feature = "std")]
-    {
-        a.mul_add(b, c)
-    }
-    #[cfg(not(feature = "std"))]
-    {
-        libm::fmaf(a, b, c)
-    }
-}
 
 /// The input stage of a chunk (all input channels).
 pub(super) struct InputJob<'a> {
     pub geo: &'a Geo,
     pub chunk: Chunk,
     pub input: &'a FeatureView<'a>,
-    /// One phase plane per channel.
-    pub phase: &'a mut [f32],
+    /// One zero-padded input row ([`Geo::row_len`]).
+    pub row: &'a mut [f32],
+    /// One channel's row transforms ([`Geo::h_len`]).
+    pub h: &'a mut [f32],
     /// `V[ξ][c][pp]`.
     pub v: &'a mut [f32],
 }
 
-/// Copies the channels' input rows into phase planes (zeros outside the map and the view),
-/// then writes every block's `Bᵀ d B` to `V`.
+/// Writes every block's `Bᵀ d B` to `V`.
+///
+/// # Safety
+///
+/// The CPU runs `L` (the caller checks it).
 #[inline(always)]
-pub(super) fn input(job: InputJob<'_>) {
-    match job.geo.form {
-        Form::F2 => input_form::<2, 4>(job),
-        Form::F4 => input_form::<4, 6>(job),
-    }
-}
-
-/// The form of output block side `M` (constant after monomorphisation).
-#[inline(always)]
-const fn form_of<const M: usize>() -> Form {
-    if M == 2 {
-        Form::F2
-    } else {
-        Form::F4
-    }
-}
-
-/// [`input`] for block side `M`, `α = A` (loops of constant length, unrolled).
-#[inline(always)]
-fn input_form<const M: usize, const A: usize>(job: InputJob<'_>) {
-    let g = job.geo;
-    let (m, a) = (M, A);
-    let form = form_of::<M>();
-    let plane = g.plane(job.chunk.n);
-    let vr = job.input.region();
-    let x_first = (g.bx0 * m) as i64 - g.pad;
-    let y_first = (job.chunk.by * m) as i64 - g.pad;
-    let (n, pp) = (g.c, g.pp(job.chunk.n));
-    for ci in 0..n {
-        let c = ci;
-        let ph = &mut job.phase[ci * plane..][..plane];
-        for r in 0..g.prow(job.chunk.n) {
-            let y = y_first + r as i64;
-            let dst = &mut ph[r * m * g.ncp..][..m * g.ncp];
-            let inside = y >= 0 && y < g.in_h && vr.y.contains(y as u32);
-            if !inside {
-                dst.fill(0.0);
-                continue;
-            }
-            let row = job.input.row(c as u32, y as u32);
-            let (xs, xe) = (vr.x.start as i64, vr.x.end.min(g.in_w as u32) as i64);
-            for q in 0..m {
-                // Phase q holds columns x = x_first + j·m + q: those in [xs, xe) come from the
-                // row (j in [lo, hi)), the rest are zeros.
-                let first = |bound: i64| {
-                    let d = bound - x_first - q as i64;
-                    (if d <= 0 {
-                        0
-                    } else {
-                        (d + m as i64 - 1) / m as i64
-                    })
-                    .min(g.ncp as i64) as usize
-                };
-                let (lo, hi) = (first(xs), first(xe).max(first(xs)));
-                let ph = &mut dst[q * g.ncp..][..g.ncp];
-                ph[..lo].fill(0.0);
-                ph[hi..].fill(0.0);
-                // x of j = lo, at or right of xs.
-                let start = (x_first + (q + lo * m) as i64 - xs).max(0) as usize;
-                for (j, v) in ph[lo..hi].iter_mut().enumerate() {
-                    *v = row[start + j * m];
-                }
-            }
+pub(super) unsafe fn input<L: Lanes>(job: InputJob<'_>) {
+    // SAFETY: `L`'s CPU features, as the caller guarantees.
+    unsafe {
+        match job.geo.form {
+            Form::F2 => input_form::<L, 2, 4>(job),
+            Form::F4 => input_form::<L, 4, 6>(job),
         }
-        let blocks = job.chunk.n * g.nbx;
-        for p in (0..blocks).step_by(W) {
-            let valid = W.min(blocks - p);
-            let mut d = [[[0.0f32; W]; AMAX]; AMAX];
-            for seg in segments(p, valid, g.nbx) {
-                for (sr, drow) in d.iter_mut().enumerate().take(a) {
-                    let row = seg.br * m + sr;
-                    for (sc, dv) in drow.iter_mut().enumerate().take(a) {
-                        let at = (row * m + sc % m) * g.ncp + seg.bx + sc / m;
-                        dv[seg.lane..][..seg.len].copy_from_slice(&ph[at..][..seg.len]);
+    }
+}
+
+/// [`input`] for block side `M`, `α = A`.
+#[inline(always)]
+unsafe fn input_form<L: Lanes, const M: usize, const A: usize>(job: InputJob<'_>) {
+    let g = job.geo;
+    let n = job.chunk.n;
+    let (c, nbx, ng, pp) = (g.c, g.nbx, g.ng, g.pp(n));
+    let prow = g.prow(n);
+    let (rl, hl) = (g.row_len(), g.h_row());
+    let vr = job.input.region();
+    let x_first = (g.bx0 * M) as i64 - g.pad;
+    let y_first = (job.chunk.by * M) as i64 - g.pad;
+    // The padded row's values taken from the input: [lo, hi).
+    let (xs, xe) = (i64::from(vr.x.start), i64::from(vr.x.end).min(g.in_w));
+    let lo = (xs - x_first).clamp(0, rl as i64) as usize;
+    let hi = (xe - x_first).clamp(lo as i64, rl as i64) as usize;
+    // Every index below: taps of group `ng − 1` read `[(ng − 1)·W·M, … + TAPS_READ)` of the
+    // row (`row_len` covers it), rows of `h` are `< prow`, and `V` columns `p + W ≤ P + W ≤
+    // pp` (the last group of a block row starts below `nbx`).
+    assert!(job.row.len() >= rl && job.h.len() >= prow * hl && job.v.len() >= A * A * c * pp);
+    assert!((n - 1) * nbx + (ng - 1) * W + W <= pp);
+    let row = &mut job.row[..rl];
+    for ci in 0..c {
+        for r in 0..prow {
+            let y = y_first + r as i64;
+            if y >= 0 && y < g.in_h && vr.y.contains(y as u32) && lo < hi {
+                let src = job.input.row(ci as u32, y as u32);
+                row[..lo].fill(0.0);
+                let from = (x_first + lo as i64 - xs) as usize;
+                row[lo..hi].copy_from_slice(&src[from..from + hi - lo]);
+                row[hi..].fill(0.0);
+            } else {
+                row.fill(0.0);
+            }
+            let hrow = job.h[r * hl..][..hl].as_mut_ptr();
+            for gi in 0..ng {
+                // SAFETY: `L`'s CPU features (the caller); the taps stay inside `row` and the
+                // stores inside `hrow` (`hl = A·ng·W`), see the checks above.
+                unsafe {
+                    let taps = L::taps::<M, A>(row.as_ptr().add(gi * W * M));
+                    let t = bt::<L, M, A>(&taps);
+                    for xc in 0..A {
+                        t[xc].store(hrow.add((xc * ng + gi) * W));
                     }
                 }
             }
-            let mut t = [[[0.0f32; W]; AMAX]; AMAX];
-            for sr in 0..a {
-                t[sr] = bt(form, &d[sr]);
-            }
-            for xc in 0..a {
-                let mut col = [[0.0f32; W]; AMAX];
-                for sr in 0..a {
-                    col[sr] = t[sr][xc];
-                }
-                let vv = bt(form, &col);
-                for (xr, vx) in vv.iter().enumerate().take(a) {
-                    let row = ((xr * a + xc) * n + ci) * pp;
-                    job.v[row + p..][..valid].copy_from_slice(&vx[..valid]);
+        }
+        let h = job.h.as_ptr();
+        let v = job.v.as_mut_ptr();
+        for br in 0..n {
+            for gi in 0..ng {
+                let p = br * nbx + gi * W;
+                for xc in 0..A {
+                    // SAFETY: `L`'s CPU features; rows `br·M + sr < prow` of `h` and columns
+                    // `p..p + W ≤ pp` of `V`, see the checks above.
+                    unsafe {
+                        let mut col = [L::zero(); A];
+                        for sr in 0..A {
+                            col[sr] = L::load(h.add((br * M + sr) * hl + (xc * ng + gi) * W));
+                        }
+                        let t = bt::<L, M, A>(&col);
+                        for xr in 0..A {
+                            t[xr].store(v.add(((xr * A + xc) * c + ci) * pp + p));
+                        }
+                    }
                 }
             }
         }
     }
-}
-
-/// Lanes `[lane, lane + len)` of a lane vector: blocks `bx..bx + len` of chunk block row `br`.
-#[derive(Clone, Copy)]
-struct Segment {
-    lane: usize,
-    br: usize,
-    bx: usize,
-    len: usize,
-}
-
-/// The block-row pieces of the lane vector of chunk blocks `p..p + valid` (blocks numbered
-/// row by row, `nbx` per row): lane vectors run over the chunk's blocks in order, across
-/// block rows, so narrow maps and tiles fill every lane.
-#[inline(always)]
-fn segments(p: usize, valid: usize, nbx: usize) -> impl Iterator<Item = Segment> {
-    let mut q = p;
-    core::iter::from_fn(move || {
-        (q < p + valid).then(|| {
-            let (br, bx) = (q / nbx, q % nbx);
-            let len = (nbx - bx).min(p + valid - q);
-            let seg = Segment {
-                lane: q - p,
-                br,
-                bx,
-                len,
-            };
-            q += len;
-            seg
-        })
-    })
 }
 
 /// The product stage of a chunk (all output channels).
 pub(super) struct ProductJob<'a, 'o> {
     pub geo: &'a Geo,
     pub chunk: Chunk,
+    /// The job's first output channel block (its channels start at `kb0·MR`).
+    pub kb0: usize,
     /// All transformed filters of the layer.
     pub u: &'a [f32],
     /// `V[ξ][c][pp]` of all channels.
     pub v: &'a [f32],
-    /// Products `M[k][ξ][pp]` (`kp` channels).
+    /// Products `M[k][ξ][pp]` of the job's channel blocks.
     pub m: &'a mut [f32],
     /// Folded batch norm `(a, b)` of every output channel of the layer.
     pub post: &'a [(f32, f32)],
     pub leaky: bool,
-    /// The output region.
-    pub region: Region,
-    /// Per output channel, its rows of the region from map row `y0` on (`[y][x]`): the rows
-    /// this thread's blocks cover.
+    /// Per output channel of the job, its rows of the region from map row `y0` on (`[y][x]`):
+    /// the rows this thread's blocks cover.
     pub out: &'a mut [&'o mut [f32]],
     pub y0: usize,
 }
 
-/// One `MR × NR` tile of products (blocks `pv..pv + NR` of rows `vstride` apart) over input
-/// channels `0..c` of `u`/`v`, continuing the sums `acc` (zeros for the first channel block):
-/// `Σ_c u[c][r] · v[c][j]` in channel order, one fused multiply-add per term.
-#[inline(always)]
-fn tile<const NR: usize>(
-    mut acc: [[f32; NR]; MR],
-    u: &[f32],
-    v: &[f32],
-    vstride: usize,
-    pv: usize,
-    c: usize,
-) -> [[f32; NR]; MR] {
-    // Whole rows and whole weight groups: the slice checks left are loop-invariant, so the
-    // hottest loop carries none.
-    let rows = v[..c * vstride].chunks_exact(vstride);
-    for (uu, vrow) in u[..c * MR].chunks_exact(MR).zip(rows) {
-        let vv = &vrow[pv..pv + NR];
-        for r in 0..MR {
-            for j in 0..NR {
-                acc[r][j] = fma(uu[r], vv[j], acc[r][j]);
-            }
-        }
-    }
-    acc
-}
-
-/// Input channels per GEMM pass: a tile's `V` rows (`CB × NR` values) stay in L1 while every
+/// Input channels per GEMM pass: a tile's `V` rows (`CB × NV·W` values) stay in L1 while every
 /// output channel block runs over them; later passes continue the sums stored in `M` (an f32
 /// stored and reloaded is exact, so each sum is the same chain as in one pass).
 const CB: usize = 128;
 
-/// One `MR × NR` tile at blocks `pv..pv + NR` of output channel block `kb` (job-relative),
-/// element `xi`, input channels `c0..c0 + cn`.
+/// One `MR × NV·W` tile of products: `m[r·ms + j] (+)= Σ_c u[c·MR + r] · v[c·vs + j]` over
+/// `c < cn`, in channel order, one fused multiply-add per term, continuing the sums stored in
+/// `m` when `more`.
+///
+/// # Safety
+///
+/// `L`'s CPU features; `u[..cn·MR]`, `v[c·vs..c·vs + NV·W]` (`c < cn`) readable and
+/// `m[r·ms..r·ms + NV·W]` (`r < MR`) readable and writable.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn gemm_tile<const NR: usize>(
-    job: &mut ProductJob<'_, '_>,
-    pp: usize,
-    xi: usize,
-    kb: usize,
-    pv: usize,
-    c0: usize,
+unsafe fn tile<L: Lanes, const NV: usize>(
+    u: *const f32,
+    v: *const f32,
+    vs: usize,
+    m: *mut f32,
+    ms: usize,
     cn: usize,
+    more: bool,
 ) {
-    let (e, c) = (job.geo.e, job.geo.c);
-    let u = &job.u[((kb * e + xi) * c + c0) * MR..][..cn * MR];
-    let at = |r: usize| ((kb * MR + r) * e + xi) * pp + pv;
-    let mut acc = [[0.0; NR]; MR];
-    if c0 > 0 {
-        for (r, row) in acc.iter_mut().enumerate() {
-            row.copy_from_slice(&job.m[at(r)..][..NR]);
+    // SAFETY: as the function's contract states.
+    unsafe {
+        let mut acc = [[L::zero(); NV]; MR];
+        if more {
+            for r in 0..MR {
+                for j in 0..NV {
+                    acc[r][j] = L::load(m.add(r * ms + j * W));
+                }
+            }
         }
-    }
-    let acc = tile::<NR>(acc, u, &job.v[(xi * c + c0) * pp..], pp, pv, cn);
-    for (r, row) in acc.iter().enumerate() {
-        job.m[at(r)..][..NR].copy_from_slice(row);
+        for ci in 0..cn {
+            let vp = v.add(ci * vs);
+            let mut x = [L::zero(); NV];
+            for j in 0..NV {
+                x[j] = L::load(vp.add(j * W));
+            }
+            let up = u.add(ci * MR);
+            for r in 0..MR {
+                let w = L::broadcast(up.add(r));
+                for j in 0..NV {
+                    acc[r][j] = L::fma(w, x[j], acc[r][j]);
+                }
+            }
+        }
+        for r in 0..MR {
+            for j in 0..NV {
+                acc[r][j].store(m.add(r * ms + j * W));
+            }
+        }
     }
 }
 
-/// Products (`NR` blocks per GEMM tile, a 16-block tile at the end), then output transforms
-/// into `out`.
+/// Products (tiles of up to `L::MAX_NV` vectors, narrower at the end of the chunk), then
+/// output transforms into `out`.
+///
+/// # Safety
+///
+/// The CPU runs `L` (the caller checks it).
 #[inline(always)]
-pub(super) fn product<const NR: usize>(mut job: ProductJob<'_, '_>) {
+pub(super) unsafe fn product<L: Lanes>(mut job: ProductJob<'_, '_>) {
     let g = job.geo;
     let (e, c) = (g.e, g.c);
     let pp = g.pp(job.chunk.n);
     let nkb = job.m.len() / (MR * e * pp);
-    // Blocks with products: the chunk's, rounded up to whole 16-block tiles.
-    let used = (job.chunk.n * g.nbx).div_ceil(16) * 16;
+    let (kb0, nkb_all) = (job.kb0, g.kp / MR);
+    // Blocks with products: the chunk's, rounded up to whole vectors (≤ pp).
+    let used = (job.chunk.n * g.nbx).div_ceil(W) * W;
+    // Every index below: filters `((ξ·nkb_all + kb0 + kb)·c + c)·MR + r < e·nkb_all·c·MR`, `V` rows
+    // `(ξ·c + c)·pp + p` with `p < used ≤ pp`, `M` rows `(k·e + ξ)·pp + p`, `k < nkb·MR`.
+    assert!(kb0 + nkb <= nkb_all && job.u.len() >= nkb_all * e * c * MR);
+    assert!(job.v.len() >= e * c * pp && used <= pp);
+    let (u, v, m) = (job.u.as_ptr(), job.v.as_ptr(), job.m.as_mut_ptr());
     for xi in 0..e {
         let mut c0 = 0;
         while c0 < c {
             let cn = CB.min(c - c0);
             let mut pv = 0;
             while pv < used {
-                let wide = pv + NR <= used;
+                let left = (used - pv) / W;
+                let nv = if L::MAX_NV >= 4 && left >= 4 {
+                    4
+                } else if L::MAX_NV >= 2 && left >= 2 {
+                    2
+                } else {
+                    1
+                };
                 for kb in 0..nkb {
-                    if wide {
-                        gemm_tile::<NR>(&mut job, pp, xi, kb, pv, c0, cn);
-                    } else {
-                        gemm_tile::<16>(&mut job, pp, xi, kb, pv, c0, cn);
+                    let uk = ((xi * nkb_all + kb0 + kb) * c + c0) * MR;
+                    let vk = (xi * c + c0) * pp + pv;
+                    let mk = (kb * MR * e + xi) * pp + pv;
+                    // SAFETY: `L`'s CPU features (the caller); the tile's reads and writes
+                    // stay inside `u`, `v` and `m` (checked above: `pv + nv·W ≤ used`).
+                    unsafe {
+                        let args = (u.add(uk), v.add(vk), pp, m.add(mk), e * pp, cn, c0 > 0);
+                        match nv {
+                            4 => {
+                                tile::<L, 4>(args.0, args.1, args.2, args.3, args.4, args.5, args.6)
+                            }
+                            2 => {
+                                tile::<L, 2>(args.0, args.1, args.2, args.3, args.4, args.5, args.6)
+                            }
+                            _ => {
+                                tile::<L, 1>(args.0, args.1, args.2, args.3, args.4, args.5, args.6)
+                            }
+                        }
                     }
                 }
-                pv += if wide { NR } else { 16 };
+                pv += nv * W;
             }
             c0 += cn;
         }
     }
-    match g.form {
-        Form::F2 => output::<2, 4>(&mut job, nkb),
-        Form::F4 => output::<4, 6>(&mut job, nkb),
+    // SAFETY: `L`'s CPU features (the caller).
+    unsafe {
+        match g.form {
+            Form::F2 => output::<L, 2, 4>(&mut job, nkb),
+            Form::F4 => output::<L, 4, 6>(&mut job, nkb),
+        }
     }
 }
 
-/// Output transforms, batch norm and activation of the job's channels, stored where they
-/// fall inside the region.
+/// Output transforms, batch norm and activation of the chunk's blocks, stored where they fall
+/// inside the region.
 #[inline(always)]
-fn output<const M: usize, const A: usize>(job: &mut ProductJob<'_, '_>, nkb: usize) {
+unsafe fn output<L: Lanes, const M: usize, const A: usize>(
+    job: &mut ProductJob<'_, '_>,
+    nkb: usize,
+) {
     let g = job.geo;
-    let (m, a, e) = (M, A, g.e);
-    let form = form_of::<M>();
-    let pp = g.pp(job.chunk.n);
-    let r = job.region;
-    let rw = r.width() as usize;
-    let kn = (nkb * MR).min(g.k);
+    let (e, n, nbx, ng) = (g.e, job.chunk.n, g.nbx, g.ng);
+    let pp = g.pp(n);
+    let r = g.region;
+    let (rx0, rw) = (r.x.start as usize, r.width() as usize);
+    let (ry0, ry1) = (r.y.start as usize, r.y.end as usize);
+    // The region rows this chunk covers, and the output rows they need.
+    let (cy0, cy1) = (
+        (job.chunk.by * M).max(ry0),
+        ((job.chunk.by + n) * M).min(ry1),
+    );
+    let kn = (nkb * MR).min(g.k - job.kb0 * MR);
+    assert!(job.m.len() >= kn * e * pp && cy0 >= job.y0 && job.out.len() >= kn);
+    // SAFETY: `L`'s CPU features (the caller).
+    let tenth = unsafe { L::splat(0.1) };
     for kl in 0..kn {
-        let (pa, pb) = job.post[kl];
-        let mk = &job.m[kl * e * pp..][..e * pp];
+        let (pa, pb) = job.post[job.kb0 * MR + kl];
+        // SAFETY: `L`'s CPU features (the caller).
+        let (va, vb) = unsafe { (L::splat(pa), L::splat(pb)) };
+        let mk = job.m[kl * e * pp..][..e * pp].as_ptr();
         let out = &mut *job.out[kl];
-        let blocks = job.chunk.n * g.nbx;
-        for p in (0..blocks).step_by(W) {
-            let valid = W.min(blocks - p);
-            {
-                let mut t = [[[0.0f32; W]; 4]; AMAX];
-                for (xr, tr) in t.iter_mut().enumerate().take(a) {
-                    let mut mm = [[0.0f32; W]; AMAX];
-                    for (xc, v) in mm.iter_mut().enumerate().take(a) {
-                        v.copy_from_slice(&mk[(xr * a + xc) * pp + p..][..W]);
-                    }
-                    *tr = at(form, &mm);
+        assert!(out.len() >= (cy1.max(cy0) - job.y0) * rw);
+        for br in 0..n {
+            let oy0 = (job.chunk.by + br) * M;
+            let (i0, i1) = (ry0.max(oy0), ry1.min(oy0 + M));
+            if i0 >= i1 {
+                continue;
+            }
+            for gi in 0..ng {
+                let p = br * nbx + gi * W;
+                let x_abs = (g.bx0 + gi * W) * M;
+                let (xa, xb) = (
+                    rx0.max(x_abs),
+                    (rx0 + rw).min(x_abs + (nbx - gi * W).min(W) * M),
+                );
+                if xa >= xb {
+                    continue;
                 }
-                // y[j][i]: output row i, column j of each lane's block.
-                let mut y = [[[0.0f32; W]; 4]; 4];
-                for (j, yj) in y.iter_mut().enumerate().take(m) {
-                    let mut col = [[0.0f32; W]; AMAX];
-                    for xr in 0..a {
-                        col[xr] = t[xr][j];
+                // SAFETY: `L`'s CPU features; `M` columns `p..p + W ≤ pp` of rows `ξ < e`
+                // (checked above, as in `product`).
+                let y = unsafe {
+                    let mut t = [[L::zero(); M]; A];
+                    for xr in 0..A {
+                        let mut mm = [L::zero(); A];
+                        for xc in 0..A {
+                            mm[xc] = L::load(mk.add((xr * A + xc) * pp + p));
+                        }
+                        t[xr] = at::<L, M, A>(&mm);
                     }
-                    *yj = at(form, &col);
-                }
-                for seg in segments(p, valid, g.nbx) {
-                    // Lanes [lane, lane + len) are blocks bx.. of block row br.
-                    let x_abs = (g.bx0 + seg.bx) * m;
-                    let (xa, xb) = (
-                        (r.x.start as usize).max(x_abs),
-                        (r.x.end as usize).min(x_abs + seg.len * m),
-                    );
-                    for i in 0..m {
-                        let oy = (job.chunk.by + seg.br) * m + i;
-                        if oy < r.y.start as usize || oy >= r.y.end as usize || xa >= xb {
-                            continue;
+                    // y[j][i]: output row i, column j of each lane's block.
+                    let mut y = [[L::zero(); M]; M];
+                    for j in 0..M {
+                        let mut col = [L::zero(); A];
+                        for xr in 0..A {
+                            col[xr] = t[xr][j];
                         }
-                        let mut line = [0.0f32; W * 4];
-                        for lane in 0..seg.len {
-                            for j in 0..m {
-                                let mut v = fma(y[j][i][seg.lane + lane], pa, pb);
-                                if job.leaky && v <= 0.0 {
-                                    v *= 0.1;
-                                }
-                                line[lane * m + j] = v;
-                            }
+                        y[j] = at::<L, M, A>(&col);
+                    }
+                    y
+                };
+                for oy in i0..i1 {
+                    let i = oy - oy0;
+                    // SAFETY: `L`'s CPU features (the caller).
+                    let vals: [L; M] = unsafe {
+                        let mut vals = [L::zero(); M];
+                        for j in 0..M {
+                            let z = L::fma(y[j][i], va, vb);
+                            vals[j] = if job.leaky { z.leaky(tenth) } else { z };
                         }
-                        let row = (oy - job.y0) * rw;
-                        out[row + xa - r.x.start as usize..][..xb - xa]
-                            .copy_from_slice(&line[xa - x_abs..xb - x_abs]);
+                        vals
+                    };
+                    let at_row = (oy - job.y0) * rw;
+                    let dst = &mut out[at_row + xa - rx0..at_row + xb - rx0];
+                    if xa == x_abs && xb - xa == W * M {
+                        // SAFETY: `L`'s CPU features; `dst` holds exactly `M·W` values.
+                        unsafe { L::store_interleaved::<M>(&vals, dst.as_mut_ptr()) };
+                    } else {
+                        let mut line = [0.0f32; 4 * W];
+                        // SAFETY: `L`'s CPU features; `line` holds `4·W ≥ M·W` values.
+                        unsafe { L::store_interleaved::<M>(&vals, line.as_mut_ptr()) };
+                        for (d, s) in dst.iter_mut().zip(&line[xa - x_abs..]) {
+                            *d = *s;
+                        }
                     }
                 }
             }

@@ -3,6 +3,7 @@
 //! confirms the final result).
 
 use crate::ftp::Level;
+use crate::ftp::MAX_TILES;
 use crate::time::Instant;
 use crate::wire::{FrameKey, Message, NodeId, Policy, GATEWAY};
 
@@ -23,6 +24,9 @@ pub(super) struct GwFrame {
     pub(super) strips: TileSet,
     /// Coverage already reported to the origin.
     pub(super) told: TileSet,
+    /// The edge whose result of each tile came in (`GATEWAY`: none yet): under link reuse
+    /// it holds a level-0 tile's strips, which the gateway can relay.
+    pub(super) by: [NodeId; MAX_TILES],
     /// WST: the origin announced stealable tiles.
     pub(super) registered: bool,
     /// The input is here: WSH frames, and the gateway's own frames.
@@ -143,7 +147,7 @@ impl Gateway {
                 self.seq,
                 deadline,
                 &self.cfg.grid,
-                self.cfg.reuse_mode(),
+                self.cfg.reuse_mode().at_gateway(),
             )
         });
         self.frames[i] = Some(GwFrame {
@@ -153,6 +157,7 @@ impl Gateway {
             results: TileSet::default(),
             strips: TileSet::default(),
             told: TileSet::default(),
+            by: [GATEWAY; MAX_TILES],
             registered: key.origin == GATEWAY && self.cfg.stealing(),
             src,
             bodp: None,
@@ -192,11 +197,24 @@ impl Gateway {
         }
     }
 
-    /// `Result` (WSH, WST, WST-S): a tile's output from an edge.
-    pub(super) fn result(&mut self, frame: FrameKey, tile: u16) -> Result<Verdict, RuntimeError> {
+    /// `Result` (WSH, WST, WST-S): a tile's output from edge `from`.
+    pub(super) fn result(
+        &mut self,
+        from: NodeId,
+        frame: FrameKey,
+        tile: u16,
+    ) -> Result<Verdict, RuntimeError> {
         self.check_tile(tile)?;
         Ok(match self.lookup(frame) {
-            Some(i) => self.tile_in(i, tile, false),
+            Some(i) => {
+                let v = self.tile_in(i, tile, false);
+                if let (Verdict::Accept, Some(f)) = (v, self.frames[i].as_mut()) {
+                    if let Some(b) = f.by.get_mut(tile as usize) {
+                        *b = from;
+                    }
+                }
+                v
+            }
             None => Verdict::Discard,
         })
     }
@@ -243,10 +261,9 @@ impl Gateway {
     /// Reports coverage once the result (and, with reuse, a level-0 tile's strips) is held:
     /// readiness follows delivery.
     fn cover(&mut self, i: usize, tile: u16) {
-        // With local reuse no strips come: the result alone covers a tile.
-        let needs_strips = self.cfg.reuse()
-            && !self.cfg.local_reuse
-            && self.cfg.grid.level(tile as usize) == Level::Zero;
+        // Strips kept where they were made (local, link) never come: the result alone covers.
+        let needs_strips =
+            self.cfg.strips_at_gateway() && self.cfg.grid.level(tile as usize) == Level::Zero;
         let Some(f) = self.frames[i].as_mut() else {
             return;
         };

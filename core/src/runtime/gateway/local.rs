@@ -104,12 +104,12 @@ impl Gateway {
             |f| f.seq,
             |f| f.src.as_ref().is_some_and(|s| s.queued() > 0),
         )?;
-        let (grid, reuse) = (self.cfg.grid, self.cfg.reuse_mode());
+        let (grid, reuse) = (self.cfg.grid, self.cfg.reuse_mode().at_gateway());
         self.frames[i].as_mut().and_then(|f| {
             let src = f.src.as_mut()?;
             // The gateway holds every strip it covered, so nothing is fetched.
             let pick = src.pick(&grid, reuse, End::Head)?;
-            src.run(pick.tile);
+            src.run(pick.tile, self.now);
             Some(Work::Tile {
                 frame: f.key,
                 tile: pick.tile,

@@ -8,6 +8,7 @@ mod frames;
 mod local;
 pub(super) mod modnn;
 mod peers;
+mod relay;
 mod wsh;
 mod wst;
 mod wst_s;
@@ -19,6 +20,7 @@ use crate::wire::{Message, NodeId, Policy};
 
 use self::frames::{Awaiting, GwFrame};
 use self::peers::Peer;
+use self::relay::{Relay, MAX_RELAYS};
 use super::queue::{earliest, Actions};
 use super::{Action, Config, RuntimeError, Stats, Verdict, Work, MAX_EDGES, MAX_GATEWAY_FRAMES};
 
@@ -39,6 +41,8 @@ pub struct Gateway {
     seq: u64,
     own_next: u32,
     computing: Option<Work>,
+    /// Link reuse: strip requests relayed to the holding edge.
+    relays: [Option<Relay>; MAX_RELAYS],
     stats: Stats,
 }
 
@@ -56,6 +60,7 @@ impl Gateway {
             seq: 0,
             own_next: 0,
             computing: None,
+            relays: [None; MAX_RELAYS],
             stats: Stats::default(),
         }
     }

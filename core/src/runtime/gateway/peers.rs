@@ -116,6 +116,7 @@ impl Gateway {
             return;
         };
         self.peers[p] = None;
+        self.relays_peer_gone(peer);
         let (stealing, timeout) = (self.cfg.stealing(), self.cfg.tile_timeout);
         for i in 0..MAX_GATEWAY_FRAMES {
             let Some(f) = self.frames[i].as_mut() else {

@@ -21,7 +21,7 @@ impl Gateway {
                 Ok(Verdict::Accept)
             }
             Message::FrameSubmit { frame, .. } => self.submitted(p, from, frame),
-            Message::Result { frame, tile, .. } => self.result(frame, tile),
+            Message::Result { frame, tile, .. } => self.result(from, frame, tile),
             _ => Err(RuntimeError::unexpected(from, msg)),
         }
     }
@@ -53,7 +53,7 @@ impl Gateway {
         ) else {
             return false;
         };
-        let (grid, reuse) = (self.cfg.grid, self.cfg.reuse_mode());
+        let (grid, reuse) = (self.cfg.grid, self.cfg.reuse_mode().at_gateway());
         let deadline = self.now + self.cfg.tile_timeout;
         let Some(f) = self.frames[i].as_mut() else {
             return false;
@@ -64,7 +64,7 @@ impl Gateway {
         let Some(pick) = src.pick(&grid, reuse, end) else {
             return false;
         };
-        src.lend(pick.tile, to, deadline);
+        src.lend(pick.tile, to, self.now, deadline);
         self.stats.tiles_lent += 1;
         self.actions.push(Action::SendTask {
             to,

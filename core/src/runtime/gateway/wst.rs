@@ -61,7 +61,7 @@ impl Gateway {
                 }
                 Ok(Verdict::Accept)
             }
-            Message::Result { frame, tile, .. } => self.result(frame, tile),
+            Message::Result { frame, tile, .. } => self.result(from, frame, tile),
             _ => Err(RuntimeError::unexpected(from, msg)),
         }
     }

@@ -4,6 +4,8 @@
 use crate::ftp::Level;
 use crate::wire::{Message, NodeId};
 
+use super::super::source::Reuse;
+
 use super::super::{Action, RuntimeError, Verdict, REJECT_NO_STRIPS};
 use super::{Gateway, Handled};
 
@@ -15,6 +17,9 @@ impl Gateway {
                 self.check_tile(tile)?;
                 if self.cfg.grid.level(tile as usize) != Level::Zero {
                     return Err(RuntimeError::unexpected(from, msg));
+                }
+                if self.cfg.reuse_mode() == Reuse::Link {
+                    return Ok(self.relay_strips(from, frame, tile));
                 }
                 Ok(self.strips(frame, tile))
             }
@@ -34,6 +39,8 @@ impl Gateway {
                         tile,
                         sides,
                     });
+                } else if self.cfg.reuse_mode() == Reuse::Link {
+                    self.relay_request(from, frame, tile, sides);
                 } else {
                     self.actions.send(
                         from,
