@@ -25,9 +25,9 @@ const MIB: u64 = 1024 * 1024;
 const HEADROOM: u64 = 10;
 
 /// Most a node of `role` on `grid` may peak at, from what this test measured with its
-/// test-profile binary (2 runs of 40 frames on a 2-core machine at load 4–10; release figures
-/// in `docs/deploy.md`), plus about 2 MiB of margin: gateway 11.1–11.2 MiB; 3x3 edges 26.2–26.4
-/// and source 28.4–28.6; 5x5 edges 24.6–24.8 and source 26.4–27.1. A node that grows past
+/// test-profile binary (3 runs of 40 frames on a 2-core machine at load 4–10; release figures
+/// in `docs/deploy.md`), plus about 2 MiB of margin: gateway 11.1–11.4 MiB; 3x3 edges 26.1–26.4
+/// and source 28.4–28.9; 5x5 edges 24.6–24.9 and source 26.4–27.1. A node that grows past
 /// these has started to hold something new per frame or per tile, even while it is still
 /// within the targets.
 fn achieved_bound(role: Role, grid: (u32, u32)) -> u64 {
@@ -35,7 +35,7 @@ fn achieved_bound(role: Role, grid: (u32, u32)) -> u64 {
     match (role, small) {
         (Role::Gateway, _) => 13 * MIB,
         (Role::Edge, true) => 28 * MIB,
-        (Role::SourceEdge, true) => 30 * MIB + MIB / 2,
+        (Role::SourceEdge, true) => 31 * MIB,
         (Role::Edge, false) => 26 * MIB + MIB / 2,
         (Role::SourceEdge, false) => 29 * MIB,
         // Not measured here.
