@@ -632,3 +632,63 @@ fn strips_go_through_the_gateway_only_when_no_direct_path_exists() {
     h.on_message(t(1), GATEWAY, &ask(8)).unwrap();
     assert_eq!(drain(&mut h, t(1)), vec![strips_to(GATEWAY, f, 8, left)]);
 }
+
+/// Relays wait for a holder that never answers until their frame is retired, no longer: the
+/// relay table fills (the asker is refused and recomputes), and frees when the frame ends.
+#[test]
+fn relays_to_a_silent_holder_end_with_their_frame() {
+    let f = FrameKey::new(1, 0);
+    let mut g = Gateway::new(config(StripFetch::Always), t(0));
+    for p in [1, 4, 5] {
+        g.on_connected(t(0), p);
+    }
+    let left = 1 << Side::Left.index();
+    let ask = |frame, tile| Message::StripRequest {
+        frame,
+        tile,
+        sides: left,
+    };
+    let result = |frame, tile| Message::Result {
+        frame,
+        tile,
+        output: NO_INPUT,
+    };
+    g.on_message(t(1), 1, &Message::Register { frame: f, tiles: 9 })
+        .unwrap();
+    assert_eq!(g.on_message(t(2), 4, &result(f, 8)), Ok(Verdict::Accept));
+    drain_gw(&mut g, t(2));
+    // Edge 4 holds tile 8's strips and never answers: every ask takes a relay slot until none
+    // is left.
+    let reject = send(5, Message::Reject { code: 1 });
+    let mut forwarded = 0;
+    loop {
+        g.on_message(t(3), 5, &ask(f, 8)).unwrap();
+        let a = drain_gw(&mut g, t(3));
+        if a == vec![reject] {
+            break;
+        }
+        assert_eq!(a, vec![send(4, ask(f, 8))]);
+        forwarded += 1;
+        assert!(forwarded <= 64, "the relay table never filled");
+    }
+    assert!(forwarded > 0);
+    // The frame completes: its relays go with it, and the next frame's asks are relayed.
+    for tile in 0..8 {
+        g.on_message(t(4), 1, &result(f, tile)).unwrap();
+    }
+    drain_gw(&mut g, t(4));
+    let f2 = FrameKey::new(1, 1);
+    g.on_message(
+        t(5),
+        1,
+        &Message::Register {
+            frame: f2,
+            tiles: 9,
+        },
+    )
+    .unwrap();
+    g.on_message(t(5), 4, &result(f2, 8)).unwrap();
+    drain_gw(&mut g, t(5));
+    g.on_message(t(6), 5, &ask(f2, 8)).unwrap();
+    assert_eq!(drain_gw(&mut g, t(6)), vec![send(4, ask(f2, 8))]);
+}

@@ -305,6 +305,7 @@ impl Gateway {
             return;
         };
         let frame = f.key;
+        self.relays_frame_done(frame);
         self.actions.push(if complete {
             Action::FrameComplete { frame }
         } else {

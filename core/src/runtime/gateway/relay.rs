@@ -70,6 +70,16 @@ impl Gateway {
         v
     }
 
+    /// `frame` is retired: relays still waiting for its strips are dropped, so a holder that
+    /// never answers cannot keep a slot past its frame.
+    pub(super) fn relays_frame_done(&mut self, frame: FrameKey) {
+        for slot in self.relays.iter_mut() {
+            if slot.is_some_and(|r| r.frame == frame) {
+                *slot = None;
+            }
+        }
+    }
+
     /// Edge `peer` is gone: relays it asked for are dropped, and those waiting on it as
     /// holder are refused (the asker recomputes).
     pub(super) fn relays_peer_gone(&mut self, peer: NodeId) {
