@@ -56,6 +56,21 @@ fn cluster_file_with(dir: &Scratch, subnet: u8, top: &str) -> String {
     file.to_string_lossy().into_owned()
 }
 
+/// The gateway, source edge 1 and edge 2 of `file`, each a `tessera` process.
+fn whole_cluster(file: &str) -> [(&'static str, Proc); 3] {
+    [
+        ("gateway", Proc::tessera(&["gateway", "--cluster", file])),
+        (
+            "source edge 1",
+            Proc::tessera(&["edge", "--cluster", file, "--id", "1"]),
+        ),
+        (
+            "edge 2",
+            Proc::tessera(&["edge", "--cluster", file, "--id", "2"]),
+        ),
+    ]
+}
+
 /// Waits for every process's up line, lets start-up settle, then asserts each uses under 1 %
 /// of a core over 10 s and is still running.
 fn assert_idle(procs: &mut [(&str, Proc)]) {
@@ -90,18 +105,7 @@ fn assert_idle(procs: &mut [(&str, Proc)]) {
 fn an_idle_gateway_and_idle_edges_use_under_one_percent_of_a_core() {
     let dir = Scratch::new("idle-cpu");
     let file = cluster_file(&dir, 91);
-    let mut procs = [
-        ("gateway", Proc::tessera(&["gateway", "--cluster", &file])),
-        (
-            "source edge 1",
-            Proc::tessera(&["edge", "--cluster", &file, "--id", "1"]),
-        ),
-        (
-            "edge 2",
-            Proc::tessera(&["edge", "--cluster", &file, "--id", "2"]),
-        ),
-    ];
-    assert_idle(&mut procs);
+    assert_idle(&mut whole_cluster(&file));
 }
 
 /// A source with frames to feed and an edge whose gateway is not (yet) there wait for it
@@ -144,16 +148,5 @@ fn an_idle_cluster_with_its_coded_tail_on_datagrams_uses_under_one_percent_of_a_
         93,
         "tail = \"cdc:1\"\ntail_transport = \"datagram\"\n",
     );
-    let mut procs = [
-        ("gateway", Proc::tessera(&["gateway", "--cluster", &file])),
-        (
-            "source edge 1",
-            Proc::tessera(&["edge", "--cluster", &file, "--id", "1"]),
-        ),
-        (
-            "edge 2",
-            Proc::tessera(&["edge", "--cluster", &file, "--id", "2"]),
-        ),
-    ];
-    assert_idle(&mut procs);
+    assert_idle(&mut whole_cluster(&file));
 }
