@@ -120,6 +120,30 @@ struct TiledReport {
     /// Tiled over full on-CPU time (`null`: not measured).
     time_ratio_cpu: Option<f64>,
     ok: bool,
+    /// Seconds outside the kernel calls (copies, strips, buffers), full frame and tiled.
+    outside_kernels_full_s: f64,
+    outside_kernels_tiled_s: f64,
+    /// Per layer, the kernel calls of the two runs.
+    layers: Vec<TiledLayerReport>,
+}
+
+/// One layer of the tiled check: tiled (all tiles) against the full frame.
+#[derive(Clone, Debug, Serialize)]
+struct TiledLayerReport {
+    layer: usize,
+    name: String,
+    calls_full: usize,
+    calls_tiled: usize,
+    full_s: f64,
+    tiled_s: f64,
+    time_ratio: f64,
+    /// Direct-convolution GFLOP of the regions computed, full frame and tiled (0 for pools).
+    gflop_full: f64,
+    gflop_tiled: f64,
+    /// Tiled over full: planned outputs, outputs in whole blocks, products with padded lanes.
+    flop_ratio: Option<f64>,
+    block_ratio: Option<f64>,
+    product_ratio: Option<f64>,
 }
 
 /// Four decimals (NaN and infinities stay so, and serialize as `null`).
@@ -228,6 +252,31 @@ impl TiledReport {
             direct_flop_ratio: num(t.direct_flop_ratio),
             time_ratio_cpu: t.cpu.map(|_| num(t.cpu_ratio())),
             ok: t.within_bound(),
+            outside_kernels_full_s: num(t.outside_kernels(false)),
+            outside_kernels_tiled_s: num(t.outside_kernels(true)),
+            layers: t
+                .layers
+                .iter()
+                .enumerate()
+                .map(|(layer, r)| {
+                    let (f, g) = (&r.full.work, &r.tiled.work);
+                    let ratio = |a: u64, b: u64| (b > 0).then(|| num(a as f64 / b as f64));
+                    TiledLayerReport {
+                        layer,
+                        name: r.name.split_whitespace().collect::<Vec<_>>().join(" "),
+                        calls_full: r.full.calls,
+                        calls_tiled: r.tiled.calls,
+                        full_s: r.full.seconds,
+                        tiled_s: r.tiled.seconds,
+                        time_ratio: num(r.tiled.seconds / r.full.seconds),
+                        gflop_full: num(2.0 * f.macs as f64 / 1e9),
+                        gflop_tiled: num(2.0 * g.macs as f64 / 1e9),
+                        flop_ratio: ratio(g.macs, f.macs),
+                        block_ratio: ratio(g.block_macs, f.block_macs),
+                        product_ratio: ratio(g.products, f.products),
+                    }
+                })
+                .collect(),
         }
     }
 }

@@ -146,7 +146,48 @@ pub fn summary(
             if t.within_bound() { "ok" } else { "OVER" }
         );
         let _ = writeln!(out, "  by on-CPU time: tiled/full {:.3}", t.cpu_ratio());
+        out += &tiled_layers(t);
     }
+    out
+}
+
+/// The tiled check per layer: kernel time tiled (all tiles) against the full frame beside the
+/// work ratios (planned outputs, whole blocks, products with padded lanes), and the time
+/// outside the kernels (copies, strips, buffers).
+pub fn tiled_layers(t: &TiledCheck) -> String {
+    let mut out = String::new();
+    let ratio = |a: u64, b: u64| fig(a as f64 / b as f64, 3, "");
+    let _ = writeln!(
+        out,
+        "  {:>3} {:30} {:>11} {:>8} {:>8} {:>7} {:>6} {:>6} {:>6} {:>6}",
+        "l", "layer", "calls", "full ms", "tiled ms", "+ms", "time", "MACs", "blocks", "prod"
+    );
+    for (l, r) in t.layers.iter().enumerate() {
+        let (f, g) = (&r.full, &r.tiled);
+        let _ = writeln!(
+            out,
+            "  {:>3} {:30} {:>4} -> {:<4} {:>8.2} {:>8.2} {:>7.2} {:>6.3} {:>6} {:>6} {:>6}",
+            l,
+            r.name,
+            f.calls,
+            g.calls,
+            f.seconds * 1e3,
+            g.seconds * 1e3,
+            (g.seconds - f.seconds) * 1e3,
+            g.seconds / f.seconds,
+            ratio(g.work.macs, f.work.macs),
+            ratio(g.work.block_macs, f.work.block_macs),
+            ratio(g.work.products, f.work.products),
+        );
+    }
+    let (f, g) = (t.outside_kernels(false), t.outside_kernels(true));
+    let _ = writeln!(
+        out,
+        "  outside the kernels (copies, strips, buffers): {:.2} -> {:.2} ms ({:+.2})",
+        f * 1e3,
+        g * 1e3,
+        (g - f) * 1e3
+    );
     out
 }
 
@@ -189,6 +230,7 @@ pub fn winograd_summary(form: Form, totals: &LayerTimes, tiled: Option<&TiledChe
             if t.within_bound() { "ok" } else { "OVER" }
         );
         let _ = writeln!(out, "  by on-CPU time: tiled/full {:.3}", t.cpu_ratio());
+        out += &tiled_layers(t);
     }
     out
 }

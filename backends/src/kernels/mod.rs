@@ -113,7 +113,7 @@ pub mod winograd;
 mod x86;
 
 pub use detect::Isa;
-pub use winograd::{Form, Winograd};
+pub use winograd::{Form, Winograd, Work};
 
 use channels::blocks;
 use pack::group_len;

@@ -1,0 +1,209 @@
+//! Per-layer time and work of a frame's kernel calls (std), for the tiled check's breakdown
+//! ([`crate::bench::tiled_check`]).
+//!
+//! [`LayerTimer`] wraps a set of kernels: it finds each call's layer (a conv by its weights,
+//! a pool by its input shape: YOLOv2's pools all see different maps), times the call and keeps
+//! its output region. [`per_layer`] then sums the calls of each layer with the work the
+//! kernels did for them ([`KernelWork`]): the planned outputs, the outputs rounded out to
+//! whole Winograd blocks, and the products with padded lanes. A tiled frame's time over the
+//! full frame's, layer by layer, set beside those work ratios shows which part of the gap is
+//! extra work and which is cost per call.
+
+extern crate alloc;
+extern crate std;
+
+use alloc::vec::Vec;
+use core::cell::RefCell;
+use std::time::Instant;
+
+use tessera_core::ftp::FusedStack;
+use tessera_core::kernel::{KernelError, Kernels};
+use tessera_core::model::weights::{ConvParams, Weights};
+use tessera_core::model::{Conv, LayerKind, MaxPool, Shape};
+use tessera_core::region::Region;
+use tessera_core::tensor::{FeatureView, FeatureViewMut};
+
+use crate::kernels::{Fma, Winograd};
+
+/// One kernel call: its layer, output region and wall-clock seconds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Call {
+    /// The layer (index into the stack).
+    pub layer: usize,
+    /// The output region it computed.
+    pub region: Region,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// Kernels `K` that record every call ([`Call`]); results are `K`'s, bit for bit.
+#[derive(Debug)]
+pub struct LayerTimer<'k, K> {
+    inner: &'k K,
+    /// Per conv layer, the address of its weights.
+    convs: Vec<(usize, usize)>,
+    /// Per pool layer, its input shape.
+    pools: Vec<(Shape, usize)>,
+    calls: RefCell<Vec<Call>>,
+}
+
+impl<'k, K: Kernels> LayerTimer<'k, K> {
+    /// Wraps `inner` for frames of `stack` with `weights`.
+    pub fn new(inner: &'k K, stack: &FusedStack<'_>, weights: &Weights<'_>) -> Self {
+        let (mut convs, mut pools) = (Vec::new(), Vec::new());
+        for (l, layer) in stack.layers().iter().enumerate() {
+            match &layer.kind {
+                LayerKind::Conv(_) => {
+                    if let Some(p) = weights.conv(l) {
+                        convs.push((p.weights.as_ptr() as usize, l));
+                    }
+                }
+                LayerKind::MaxPool(_) => pools.push((layer.input, l)),
+                _ => {}
+            }
+        }
+        LayerTimer {
+            inner,
+            convs,
+            pools,
+            calls: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// The calls recorded since the last `take`, in order.
+    pub fn take(&self) -> Vec<Call> {
+        self.calls.take()
+    }
+
+    fn record(&self, layer: Option<usize>, region: Region, start: Instant) {
+        let seconds = start.elapsed().as_secs_f64();
+        if let Some(layer) = layer {
+            self.calls.borrow_mut().push(Call {
+                layer,
+                region,
+                seconds,
+            });
+        }
+    }
+}
+
+impl<K: Kernels> Kernels for LayerTimer<'_, K> {
+    fn conv(
+        &self,
+        conv: &Conv,
+        map: Shape,
+        params: &ConvParams<'_>,
+        input: &FeatureView<'_>,
+        out: &mut FeatureViewMut<'_>,
+    ) -> Result<(), KernelError> {
+        let key = params.weights.as_ptr() as usize;
+        let layer = self.convs.iter().find(|c| c.0 == key).map(|c| c.1);
+        let start = Instant::now();
+        let r = self.inner.conv(conv, map, params, input, out);
+        self.record(layer, out.region(), start);
+        r
+    }
+
+    fn maxpool(
+        &self,
+        pool: &MaxPool,
+        map: Shape,
+        input: &FeatureView<'_>,
+        out: &mut FeatureViewMut<'_>,
+    ) -> Result<(), KernelError> {
+        let layer = self.pools.iter().find(|p| p.0 == map).map(|p| p.1);
+        let start = Instant::now();
+        let r = self.inner.maxpool(pool, map, input, out);
+        self.record(layer, out.region(), start);
+        r
+    }
+
+    fn conv_alignment(&self, conv: &Conv, map: Shape) -> u32 {
+        self.inner.conv_alignment(conv, map)
+    }
+}
+
+/// What one conv call computes, in multiply-accumulates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CallWork {
+    /// Direct convolution over the call's region.
+    pub macs: u64,
+    /// Direct convolution over the region rounded out to the kernel's whole blocks.
+    pub block_macs: u64,
+    /// Products the kernel runs, padded lanes included (Winograd: lanes × `α²` × channels in
+    /// and out; direct: `macs`). Only ratios between calls of one layer are meaningful.
+    pub products: u64,
+}
+
+/// Kernels that can count a call's work ([`CallWork`]).
+pub trait KernelWork {
+    /// The work of `conv` on input map `map` over output `region`.
+    fn call_work(&self, conv: &Conv, map: Shape, region: Region) -> CallWork;
+}
+
+/// Direct convolution's multiply-accumulates over `region`.
+fn direct_macs(conv: &Conv, map: Shape, region: Region) -> u64 {
+    region.area() * u64::from(conv.filters) * u64::from(map.c) * u64::from(conv.size).pow(2)
+}
+
+impl KernelWork for Fma {
+    fn call_work(&self, conv: &Conv, map: Shape, region: Region) -> CallWork {
+        let macs = direct_macs(conv, map, region);
+        CallWork {
+            macs,
+            block_macs: macs,
+            products: macs,
+        }
+    }
+}
+
+impl KernelWork for Winograd<'_> {
+    fn call_work(&self, conv: &Conv, map: Shape, region: Region) -> CallWork {
+        let macs = direct_macs(conv, map, region);
+        let Some(w) = self.work(conv, map, region) else {
+            return CallWork {
+                macs,
+                block_macs: macs,
+                products: macs,
+            };
+        };
+        let per_output = u64::from(conv.filters) * u64::from(map.c) * 9;
+        let m = w.form.m() as u64;
+        CallWork {
+            macs,
+            block_macs: w.blocks * m * m * per_output,
+            products: w.lanes * w.form.elems() as u64 * u64::from(map.c) * u64::from(conv.filters),
+        }
+    }
+}
+
+/// One layer's calls of one frame, summed.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LayerCalls {
+    /// Calls.
+    pub calls: usize,
+    /// Wall-clock seconds of the calls.
+    pub seconds: f64,
+    /// Their work (zero for pools).
+    pub work: CallWork,
+}
+
+/// `calls` summed per layer of `stack` (one entry per layer), work counted by `k`.
+pub fn per_layer<K: KernelWork>(k: &K, stack: &FusedStack<'_>, calls: &[Call]) -> Vec<LayerCalls> {
+    let layers = stack.layers();
+    let mut out = alloc::vec![LayerCalls::default(); layers.len()];
+    for call in calls {
+        let Some(sum) = out.get_mut(call.layer) else {
+            continue;
+        };
+        sum.calls += 1;
+        sum.seconds += call.seconds;
+        if let LayerKind::Conv(c) = &layers[call.layer].kind {
+            let w = k.call_work(c, layers[call.layer].input, call.region);
+            sum.work.macs += w.macs;
+            sum.work.block_macs += w.block_macs;
+            sum.work.products += w.products;
+        }
+    }
+    out
+}
