@@ -370,7 +370,8 @@ pub fn bench_layers(
 /// Runs `input` through `stack` whole and as a 3×3 grid with reuse (kernels `k`, the stack
 /// aligned to them), best of `reps` each; refuses outputs that differ in any bit. `stack` is
 /// the unaligned stack (its plan gives the direct FLOP ratio). Every kernel call is timed
-/// ([`LayerTimer`]); each layer's time is its least over the runs.
+/// ([`LayerTimer`]); each layer's time is its least over the runs, by the wall clock and, in
+/// as many runs again, on the CPU.
 pub fn tiled_check<K: Kernels + KernelWork>(
     k: &K,
     stack: &FusedStack<'_>,
@@ -397,9 +398,7 @@ pub fn tiled_check<K: Kernels + KernelWork>(
                 Some(b) => {
                     // Each layer's least time over the runs: one disturbed call (a loaded
                     // machine) then spoils one run's layer, not the breakdown.
-                    for (bl, l) in b.layers.iter_mut().zip(&layers) {
-                        bl.seconds = bl.seconds.min(l.seconds);
-                    }
+                    least(&mut b.layers, &layers);
                     b.wall = b.wall.min(wall);
                 }
                 None => {
@@ -414,11 +413,24 @@ pub fn tiled_check<K: Kernels + KernelWork>(
             }
         }
         // `reps.max(1)` runs: there is a fastest.
-        let best = best.ok_or(BenchError::TiledDiffers)?;
-        Ok(FrameRun {
-            cpu: cpu_min,
-            ..best
-        })
+        let mut best = best.ok_or(BenchError::TiledDiffers)?;
+        best.cpu = cpu_min;
+        // Then each layer's on-CPU time, in runs of their own (each reading yields).
+        if let Some(on_cpu) = LayerTimer::new(k, stack, weights).on_cpu() {
+            let mut cpu: Option<Vec<LayerCalls>> = None;
+            for _ in 0..reps.max(1) {
+                run_frame(&on_cpu, stack, weights, grid, mode, input).map_err(BenchError::Frame)?;
+                let layers = per_layer(k, stack, &on_cpu.take());
+                match cpu.as_mut() {
+                    Some(c) => least(c, &layers),
+                    None => cpu = Some(layers),
+                }
+            }
+            for (b, c) in best.layers.iter_mut().zip(cpu.iter().flatten()) {
+                b.cpu_seconds = Some(c.seconds);
+            }
+        }
+        Ok(best)
     };
     let full = run(&one, Mode::Plain)?;
     let tiled = run(&three, Mode::Reuse)?;
@@ -450,6 +462,13 @@ pub fn tiled_check<K: Kernels + KernelWork>(
         direct_flop_ratio: plain as f64 / full.macs as f64,
         layers,
     })
+}
+
+/// Lowers each layer's seconds in `into` to those in `other` where less.
+fn least(into: &mut [LayerCalls], other: &[LayerCalls]) {
+    for (a, b) in into.iter_mut().zip(other) {
+        a.seconds = a.seconds.min(b.seconds);
+    }
 }
 
 /// A frame's timed runs: the least wall-clock time, the least on-CPU time, the least time of

@@ -137,6 +137,10 @@ struct TiledLayerReport {
     full_s: f64,
     tiled_s: f64,
     time_ratio: f64,
+    /// On-CPU seconds (`null`: not measured) and their ratio.
+    full_cpu_s: Option<f64>,
+    tiled_cpu_s: Option<f64>,
+    time_ratio_cpu: Option<f64>,
     /// Direct-convolution GFLOP of the regions computed, full frame and tiled (0 for pools).
     gflop_full: f64,
     gflop_tiled: f64,
@@ -269,6 +273,13 @@ impl TiledReport {
                         full_s: r.full.seconds,
                         tiled_s: r.tiled.seconds,
                         time_ratio: num(r.tiled.seconds / r.full.seconds),
+                        full_cpu_s: r.full.cpu_seconds,
+                        tiled_cpu_s: r.tiled.cpu_seconds,
+                        time_ratio_cpu: r
+                            .tiled
+                            .cpu_seconds
+                            .zip(r.full.cpu_seconds)
+                            .map(|(t, f)| num(t / f)),
                         gflop_full: num(2.0 * f.macs as f64 / 1e9),
                         gflop_tiled: num(2.0 * g.macs as f64 / 1e9),
                         flop_ratio: ratio(g.macs, f.macs),

@@ -151,39 +151,70 @@ pub fn summary(
     out
 }
 
-/// The tiled check per layer: kernel time tiled (all tiles) against the full frame beside the
-/// work ratios (planned outputs, whole blocks, products with padded lanes), and the time
-/// outside the kernels (copies, strips, buffers).
+/// The tiled check per layer: kernel time tiled (all tiles) against the full frame, on-CPU
+/// (wall clock where not measured) and the wall-clock ratio, beside the work ratios (planned
+/// outputs, whole blocks, products with padded lanes), and the wall-clock time outside the
+/// kernels (copies, strips, buffers).
 pub fn tiled_layers(t: &TiledCheck) -> String {
     let mut out = String::new();
     let ratio = |a: u64, b: u64| fig(a as f64 / b as f64, 3, "");
+    let cpu = t.layers.iter().all(|l| l.full.cpu_seconds.is_some());
     let _ = writeln!(
         out,
-        "  {:>3} {:30} {:>11} {:>8} {:>8} {:>7} {:>6} {:>6} {:>6} {:>6}",
-        "l", "layer", "calls", "full ms", "tiled ms", "+ms", "time", "MACs", "blocks", "prod"
+        "  {:>3} {:30} {:>11} {:>8} {:>8} {:>7} {:>6} {:>6} {:>6} {:>6} {:>6}",
+        "l",
+        "layer",
+        "calls",
+        "full ms",
+        "tiled ms",
+        "+ms",
+        if cpu { "cpu" } else { "wall" },
+        "wall",
+        "MACs",
+        "blocks",
+        "prod"
     );
+    let (mut full, mut tiled) = (0.0, 0.0);
     for (l, r) in t.layers.iter().enumerate() {
         let (f, g) = (&r.full, &r.tiled);
+        let (fs, gs) = if cpu {
+            (secs(f.cpu_seconds), secs(g.cpu_seconds))
+        } else {
+            (f.seconds, g.seconds)
+        };
+        (full, tiled) = (full + fs, tiled + gs);
         let _ = writeln!(
             out,
-            "  {:>3} {:30} {:>4} -> {:<4} {:>8.2} {:>8.2} {:>7.2} {:>6.3} {:>6} {:>6} {:>6}",
+            "  {:>3} {:30} {:>4} -> {:<4} {:>8.2} {:>8.2} {:>7.2} {:>6.3} {:>6.3} {:>6} {:>6} {:>6}",
             l,
             r.name,
             f.calls,
             g.calls,
-            f.seconds * 1e3,
-            g.seconds * 1e3,
-            (g.seconds - f.seconds) * 1e3,
+            fs * 1e3,
+            gs * 1e3,
+            (gs - fs) * 1e3,
+            gs / fs,
             g.seconds / f.seconds,
             ratio(g.work.macs, f.work.macs),
             ratio(g.work.block_macs, f.work.block_macs),
             ratio(g.work.products, f.work.products),
         );
     }
+    let _ = writeln!(
+        out,
+        "  {:>3} {:30} {:>11} {:>8.2} {:>8.2} {:>7.2} {:>6.3}",
+        "",
+        "kernel calls",
+        "",
+        full * 1e3,
+        tiled * 1e3,
+        (tiled - full) * 1e3,
+        tiled / full
+    );
     let (f, g) = (t.outside_kernels(false), t.outside_kernels(true));
     let _ = writeln!(
         out,
-        "  outside the kernels (copies, strips, buffers): {:.2} -> {:.2} ms ({:+.2})",
+        "  outside the kernels (wall clock: copies, strips, buffers): {:.2} -> {:.2} ms ({:+.2})",
         f * 1e3,
         g * 1e3,
         (g - f) * 1e3

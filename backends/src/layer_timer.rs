@@ -2,8 +2,10 @@
 //! ([`crate::bench::tiled_check`]).
 //!
 //! [`LayerTimer`] wraps a set of kernels: it finds each call's layer (a conv by its weights,
-//! a pool by its input shape: YOLOv2's pools all see different maps), times the call and keeps
-//! its output region. [`per_layer`] then sums the calls of each layer with the work the
+//! a pool by its input shape: YOLOv2's pools all see different maps), times the call (wall
+//! clock, or on-CPU time with [`LayerTimer::on_cpu`]: on a loaded machine nearly every
+//! millisecond-long call waits for a core at some point, which wall-clock time counts) and
+//! keeps its output region. [`per_layer`] then sums the calls of each layer with the work the
 //! kernels did for them ([`KernelWork`]): the planned outputs, the outputs rounded out to
 //! whole Winograd blocks, and the products with padded lanes. A tiled frame's time over the
 //! full frame's, layer by layer, set beside those work ratios shows which part of the gap is
@@ -14,6 +16,8 @@ extern crate std;
 
 use alloc::vec::Vec;
 use core::cell::RefCell;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::time::Instant;
 
 use tessera_core::ftp::FusedStack;
@@ -25,14 +29,14 @@ use tessera_core::tensor::{FeatureView, FeatureViewMut};
 
 use crate::kernels::{Fma, Winograd};
 
-/// One kernel call: its layer, output region and wall-clock seconds.
+/// One kernel call: its layer, output region and seconds (wall clock or on-CPU).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Call {
     /// The layer (index into the stack).
     pub layer: usize,
     /// The output region it computed.
     pub region: Region,
-    /// Wall-clock seconds.
+    /// Seconds: wall clock, or on-CPU ([`LayerTimer::on_cpu`]).
     pub seconds: f64,
 }
 
@@ -45,6 +49,45 @@ pub struct LayerTimer<'k, K> {
     /// Per pool layer, its input shape.
     pools: Vec<(Shape, usize)>,
     calls: RefCell<Vec<Call>>,
+    /// Time calls on the CPU instead of the wall clock.
+    cpu: Option<CpuClock>,
+}
+
+/// This thread's on-CPU seconds from its open `/proc/thread-self/schedstat`: a yield (the
+/// kernel then adds the running slice, see [`crate::bench::thread_cpu_seconds`]) and one
+/// `pread`.
+#[derive(Debug)]
+struct CpuClock {
+    file: File,
+    /// The least on-CPU time of an empty interval (the readings' own cost), taken off every
+    /// call.
+    overhead: f64,
+}
+
+impl CpuClock {
+    /// The clock of the calling thread, `None` where the OS does not provide it.
+    fn open() -> Option<CpuClock> {
+        let mut clock = CpuClock {
+            file: File::open("/proc/thread-self/schedstat").ok()?,
+            overhead: 0.0,
+        };
+        let mut least = f64::INFINITY;
+        for _ in 0..32 {
+            let a = clock.now()?;
+            least = least.min(clock.now()? - a);
+        }
+        clock.overhead = least;
+        Some(clock)
+    }
+
+    fn now(&self) -> Option<f64> {
+        std::thread::yield_now();
+        let mut buf = [0u8; 96];
+        let n = self.file.read_at(&mut buf, 0).ok()?;
+        let text = core::str::from_utf8(&buf[..n]).ok()?;
+        let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
+        Some(ns as f64 / 1e9)
+    }
 }
 
 impl<'k, K: Kernels> LayerTimer<'k, K> {
@@ -67,7 +110,18 @@ impl<'k, K: Kernels> LayerTimer<'k, K> {
             convs,
             pools,
             calls: RefCell::new(Vec::new()),
+            cpu: None,
         }
+    }
+
+    /// Times calls by the calling thread's on-CPU time (less the readings' own cost), or
+    /// `None` where the OS does not report it. Only for calls on the thread that calls this
+    /// (one-thread kernels); each reading yields, so wall-clock times of such runs mean little.
+    pub fn on_cpu(self) -> Option<Self> {
+        Some(LayerTimer {
+            cpu: Some(CpuClock::open()?),
+            ..self
+        })
     }
 
     /// The calls recorded since the last `take`, in order.
@@ -75,8 +129,16 @@ impl<'k, K: Kernels> LayerTimer<'k, K> {
         self.calls.take()
     }
 
-    fn record(&self, layer: Option<usize>, region: Region, start: Instant) {
-        let seconds = start.elapsed().as_secs_f64();
+    /// Runs `f` (the call of `layer` over `region`) and records its time.
+    fn timed<T>(&self, layer: Option<usize>, region: Region, f: impl FnOnce() -> T) -> T {
+        let (start, c0) = (Instant::now(), self.cpu.as_ref().and_then(CpuClock::now));
+        let r = f();
+        let seconds = match (&self.cpu, c0) {
+            (Some(clock), Some(c0)) => clock
+                .now()
+                .map_or(f64::NAN, |c| (c - c0 - clock.overhead).max(0.0)),
+            _ => start.elapsed().as_secs_f64(),
+        };
         if let Some(layer) = layer {
             self.calls.borrow_mut().push(Call {
                 layer,
@@ -84,6 +146,7 @@ impl<'k, K: Kernels> LayerTimer<'k, K> {
                 seconds,
             });
         }
+        r
     }
 }
 
@@ -98,10 +161,10 @@ impl<K: Kernels> Kernels for LayerTimer<'_, K> {
     ) -> Result<(), KernelError> {
         let key = params.weights.as_ptr() as usize;
         let layer = self.convs.iter().find(|c| c.0 == key).map(|c| c.1);
-        let start = Instant::now();
-        let r = self.inner.conv(conv, map, params, input, out);
-        self.record(layer, out.region(), start);
-        r
+        let region = out.region();
+        self.timed(layer, region, || {
+            self.inner.conv(conv, map, params, input, out)
+        })
     }
 
     fn maxpool(
@@ -112,10 +175,8 @@ impl<K: Kernels> Kernels for LayerTimer<'_, K> {
         out: &mut FeatureViewMut<'_>,
     ) -> Result<(), KernelError> {
         let layer = self.pools.iter().find(|p| p.0 == map).map(|p| p.1);
-        let start = Instant::now();
-        let r = self.inner.maxpool(pool, map, input, out);
-        self.record(layer, out.region(), start);
-        r
+        let region = out.region();
+        self.timed(layer, region, || self.inner.maxpool(pool, map, input, out))
     }
 
     fn conv_alignment(&self, conv: &Conv, map: Shape) -> u32 {
@@ -184,6 +245,8 @@ pub struct LayerCalls {
     pub calls: usize,
     /// Wall-clock seconds of the calls.
     pub seconds: f64,
+    /// On-CPU seconds of the calls (`None`: not measured).
+    pub cpu_seconds: Option<f64>,
     /// Their work (zero for pools).
     pub work: CallWork,
 }
