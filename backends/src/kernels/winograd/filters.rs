@@ -14,7 +14,6 @@ use tessera_core::kernel::batch_norm;
 use tessera_core::model::weights::ConvParams;
 
 use super::form::{filter, Form, AMAX};
-use super::lanes::W;
 use super::MR;
 
 /// Input channels per GEMM pass: a tile's `V` rows (`CB × NV·W` values) stay in L1 while every
@@ -36,40 +35,8 @@ pub(super) fn len(form: Form, c: usize, k: usize) -> usize {
     k.div_ceil(MR) * MR * form.elems() * c
 }
 
-/// Output channels per group of the channel-major copy ([`k_offset`]): four lane vectors.
-pub(super) const KG: usize = 4 * W;
-
-/// Output channels of the channel-major copy: `k` rounded up to whole lane vectors.
-pub(super) fn kq(k: usize) -> usize {
-    k.div_ceil(W) * W
-}
-
-/// Elements of the channel-major copy of `k` filters over `c` channels.
-pub(super) fn k_len(form: Form, c: usize, k: usize) -> usize {
-    form.elems() * c * kq(k)
-}
-
-/// Where input channel `ci` of transform element `xi` and output channel group `g` (channels
-/// `g·KG..`) starts in the channel-major copy `U[ξ][g][c][kk]` (`kq` output channels, zero past
-/// the layer's; the group's `min(KG, kq − g·KG)` channels follow, contiguous). The chunks'
-/// last, partly filled lane vectors multiply with it, vectorised over output channels
-/// (`tail`).
-pub(super) fn k_offset(xi: usize, g: usize, ci: usize, c: usize, kq: usize) -> usize {
-    let gw = KG.min(kq - g * KG);
-    xi * c * kq + g * KG * c + ci * gw
-}
-
-/// Transforms `weights` (`[k][c][3][3]`) into `u` (at least [`len`] elements) and its
-/// channel-major copy `uk` (at least [`k_len`]).
-pub(super) fn transform(
-    form: Form,
-    weights: &[f32],
-    c: usize,
-    k: usize,
-    u: &mut [f32],
-    uk: &mut [f32],
-) {
-    let kq = kq(k);
+/// Transforms `weights` (`[k][c][3][3]`) into `u` (at least [`len`] elements).
+pub(super) fn transform(form: Form, weights: &[f32], c: usize, k: usize, u: &mut [f32]) {
     let e = form.elems();
     let nkb = k.div_ceil(MR);
     let kp = nkb * MR;
@@ -86,9 +53,6 @@ pub(super) fn transform(
             let c0 = ci / CB * CB;
             for (xi, &val) in one[..e].iter().enumerate() {
                 u[offset(xi, kb, c0, c, kp) + (ci - c0) * MR + r] = val;
-                if o < kq {
-                    uk[k_offset(xi, o / KG, ci, c, kq) + o % KG] = val;
-                }
             }
         }
     }
@@ -112,8 +76,6 @@ pub(super) struct Prepared {
     key: [(usize, usize); 5],
     form: Form,
     pub u: Vec<f32>,
-    /// The channel-major copy of `u` ([`k_offset`]).
-    pub uk: Vec<f32>,
     /// `(a, b)` of every output channel: the folded batch norm and bias.
     pub post: Vec<(f32, f32)>,
 }
@@ -123,13 +85,11 @@ impl Prepared {
     pub fn new(form: Form, params: &ConvParams<'_>, c: usize) -> Prepared {
         let k = params.biases.len();
         let mut u = alloc::vec![0.0; len(form, c, k)];
-        let mut uk = alloc::vec![0.0; k_len(form, c, k)];
-        transform(form, params.weights, c, k, &mut u, &mut uk);
+        transform(form, params.weights, c, k, &mut u);
         Prepared {
             key: key(params),
             form,
             u,
-            uk,
             post: post(params, k),
         }
     }

@@ -72,8 +72,6 @@ mod neon;
 #[allow(unsafe_code)]
 mod stages;
 #[allow(unsafe_code)]
-mod tail;
-#[allow(unsafe_code)]
 mod transform;
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
@@ -302,14 +300,13 @@ impl<'w> Winograd<'w> {
         let region = out.region();
         let geo = Geo::new(form, conv, map, region);
         let owned;
-        let (u, uk, post): (&[f32], &[f32], &[(f32, f32)]) = match self.prepared_for(form, params) {
-            Some(p) => (&p.u, &p.uk, &p.post),
+        let (u, post): (&[f32], &[(f32, f32)]) = match self.prepared_for(form, params) {
+            Some(p) => (&p.u, &p.post),
             None => {
                 let mut t = alloc::vec![0.0; filters::len(form, geo.c, geo.k)];
-                let mut tk = alloc::vec![0.0; filters::k_len(form, geo.c, geo.k)];
-                filters::transform(form, params.weights, geo.c, geo.k, &mut t, &mut tk);
-                owned = (t, tk, filters::post(params, geo.k));
-                (&owned.0, &owned.1, &owned.2)
+                filters::transform(form, params.weights, geo.c, geo.k, &mut t);
+                owned = (t, filters::post(params, geo.k));
+                (&owned.0, &owned.1)
             }
         };
         let job = Rows {
@@ -317,7 +314,6 @@ impl<'w> Winograd<'w> {
             geo: &geo,
             input,
             u,
-            uk,
             post,
             leaky: conv.activation == Activation::Leaky,
         };
@@ -343,8 +339,6 @@ struct Rows<'a> {
     geo: &'a Geo,
     input: &'a FeatureView<'a>,
     u: &'a [f32],
-    /// `u`'s channel-major copy (`filters::k_offset`).
-    uk: &'a [f32],
     post: &'a [(f32, f32)],
     leaky: bool,
 }
@@ -381,7 +375,6 @@ impl Rows<'_> {
                         chunk,
                         kb0: kb.start,
                         u: self.u,
-                        uk: self.uk,
                         v: &s.v[..geo.c * geo.e * pp],
                         m: &mut s.m[..nkb * MR * geo.e * pp],
                         post: self.post,

@@ -31,7 +31,6 @@ use super::filters::{self, CB};
 use super::form::Form;
 use super::geo::{Chunk, Geo};
 use super::lanes::{Lanes, W};
-use super::tail::{self, TailJob};
 use super::transform::{at, bt};
 use super::MR;
 
@@ -142,8 +141,6 @@ pub(super) struct ProductJob<'a, 'o> {
     pub kb0: usize,
     /// All transformed filters of the layer.
     pub u: &'a [f32],
-    /// Their channel-major copy (`filters::k_offset`).
-    pub uk: &'a [f32],
     /// `V[ξ][c][pp]` of all channels.
     pub v: &'a [f32],
     /// Products `M[k][ξ][pp]` of the job's channel blocks.
@@ -228,20 +225,8 @@ pub(super) unsafe fn product<L: Lanes>(mut job: ProductJob<'_, '_>) {
     let pp = g.pp(job.chunk.n);
     let nkb = job.m.len() / (MR * e * pp);
     let (kb0, nkb_all) = (job.kb0, g.kp / MR);
-    // Blocks with products in lane vectors: the chunk's, rounded up to whole vectors (≤ pp),
-    // or down when a job of every output channel leaves the last part-filled vector to
-    // `tail`.
-    let blocks = job.chunk.n * g.nbx;
-    let rest = if kb0 == 0 && nkb == nkb_all {
-        blocks % W
-    } else {
-        0
-    };
-    let used = if rest > 0 {
-        blocks - rest
-    } else {
-        blocks.div_ceil(W) * W
-    };
+    // Blocks with products: the chunk's, rounded up to whole vectors (≤ pp).
+    let used = (job.chunk.n * g.nbx).div_ceil(W) * W;
     // Every index below: filters `offset(ξ, kb0 + kb, c0) + c·MR + r < e·nkb_all·c·MR`, `V` rows
     // `(ξ·c + c)·pp + p` with `p < used ≤ pp`, `M` rows `(k·e + ξ)·pp + p`, `k < nkb·MR`.
     assert!(kb0 + nkb <= nkb_all && job.u.len() >= nkb_all * e * c * MR);
@@ -285,23 +270,6 @@ pub(super) unsafe fn product<L: Lanes>(mut job: ProductJob<'_, '_>) {
                 pv += nv * W;
             }
             c0 += cn;
-        }
-    }
-    if rest > 0 {
-        // SAFETY: `L`'s CPU features (the caller).
-        unsafe {
-            tail::products::<L>(TailJob {
-                uk: job.uk,
-                v: job.v,
-                m: &mut *job.m,
-                e,
-                c,
-                k: g.k,
-                kq: filters::kq(g.k),
-                pp,
-                p0: used,
-                r: rest,
-            });
         }
     }
     // SAFETY: `L`'s CPU features (the caller).
