@@ -108,6 +108,20 @@ pub struct TiledCheck {
     pub layers: Vec<TiledLayer>,
 }
 
+/// The kernel calls of a tiled check summed over its layers ([`TiledCheck::kernel_sums`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct KernelSums {
+    /// On-CPU seconds (else wall clock).
+    pub cpu: bool,
+    /// Full frame, seconds.
+    pub full: f64,
+    /// Tiled, seconds.
+    pub tiled: f64,
+    /// What tiled would take if each layer's time grew as its products (padded lanes
+    /// included) from the full frame's: the time the extra work explains.
+    pub by_work: f64,
+}
+
 /// One layer of the tiled check: its calls in the full frame and in the tiled frame.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TiledLayer {
@@ -144,6 +158,24 @@ impl TiledCheck {
         } else {
             self.full - calls
         }
+    }
+
+    /// The layers' kernel times summed: on-CPU where every layer has it, else wall clock.
+    pub fn kernel_sums(&self) -> KernelSums {
+        let cpu = self.layers.iter().all(|l| l.full.cpu_seconds.is_some());
+        let mut sums = KernelSums {
+            cpu,
+            ..KernelSums::default()
+        };
+        for l in &self.layers {
+            let (f, t) = (l.full.time(cpu), l.tiled.time(cpu));
+            let (pf, pt) = (l.full.work.products, l.tiled.work.products);
+            sums.full += f;
+            sums.tiled += t;
+            // Pools (no products) count at their measured time.
+            sums.by_work += if pf > 0 { f * pt as f64 / pf as f64 } else { t };
+        }
+        sums
     }
 
     /// Tiled over full on-CPU time (NaN when not measured).

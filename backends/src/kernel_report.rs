@@ -123,6 +123,12 @@ struct TiledReport {
     /// Seconds outside the kernel calls (copies, strips, buffers), full frame and tiled.
     outside_kernels_full_s: f64,
     outside_kernels_tiled_s: f64,
+    /// The kernel calls summed: full and tiled seconds (on-CPU when `kernel_cpu`), and the
+    /// tiled time each layer's products (padded lanes included) would explain.
+    kernel_cpu: bool,
+    kernel_full_s: f64,
+    kernel_tiled_s: f64,
+    kernel_tiled_by_work_s: f64,
     /// Per layer, the kernel calls of the two runs.
     layers: Vec<TiledLayerReport>,
 }
@@ -245,6 +251,7 @@ impl KernelReport {
 
 impl TiledReport {
     fn of(t: &TiledCheck) -> TiledReport {
+        let sums = t.kernel_sums();
         TiledReport {
             grid: "3x3",
             reuse: true,
@@ -258,6 +265,10 @@ impl TiledReport {
             ok: t.within_bound(),
             outside_kernels_full_s: num(t.outside_kernels(false)),
             outside_kernels_tiled_s: num(t.outside_kernels(true)),
+            kernel_cpu: sums.cpu,
+            kernel_full_s: sums.full,
+            kernel_tiled_s: sums.tiled,
+            kernel_tiled_by_work_s: sums.by_work,
             layers: t
                 .layers
                 .iter()

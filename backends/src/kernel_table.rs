@@ -11,7 +11,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt::Write as _;
 
-use crate::bench::{LayerTimes, TiledCheck, THREADS_MULTI as THREADS};
+use crate::bench::{KernelSums, LayerTimes, TiledCheck, THREADS_MULTI as THREADS};
 use crate::kernel_report::{gflops, secs};
 use crate::kernels::Form;
 
@@ -158,7 +158,8 @@ pub fn summary(
 pub fn tiled_layers(t: &TiledCheck) -> String {
     let mut out = String::new();
     let ratio = |a: u64, b: u64| fig(a as f64 / b as f64, 3, "");
-    let cpu = t.layers.iter().all(|l| l.full.cpu_seconds.is_some());
+    let sums = t.kernel_sums();
+    let cpu = sums.cpu;
     let _ = writeln!(
         out,
         "  {:>3} {:30} {:>11} {:>8} {:>8} {:>7} {:>6} {:>6} {:>6} {:>6} {:>6}",
@@ -168,21 +169,15 @@ pub fn tiled_layers(t: &TiledCheck) -> String {
         "full ms",
         "tiled ms",
         "+ms",
-        if cpu { "cpu" } else { "wall" },
+        if sums.cpu { "cpu" } else { "wall" },
         "wall",
         "MACs",
         "blocks",
         "prod"
     );
-    let (mut full, mut tiled) = (0.0, 0.0);
     for (l, r) in t.layers.iter().enumerate() {
         let (f, g) = (&r.full, &r.tiled);
-        let (fs, gs) = if cpu {
-            (secs(f.cpu_seconds), secs(g.cpu_seconds))
-        } else {
-            (f.seconds, g.seconds)
-        };
-        (full, tiled) = (full + fs, tiled + gs);
+        let (fs, gs) = (r.full.time(cpu), r.tiled.time(cpu));
         let _ = writeln!(
             out,
             "  {:>3} {:30} {:>4} -> {:<4} {:>8.2} {:>8.2} {:>7.2} {:>6.3} {:>6.3} {:>6} {:>6} {:>6}",
@@ -200,6 +195,12 @@ pub fn tiled_layers(t: &TiledCheck) -> String {
             ratio(g.work.products, f.work.products),
         );
     }
+    let KernelSums {
+        full,
+        tiled,
+        by_work,
+        ..
+    } = sums;
     let _ = writeln!(
         out,
         "  {:>3} {:30} {:>11} {:>8.2} {:>8.2} {:>7.2} {:>6.3}",
@@ -210,6 +211,12 @@ pub fn tiled_layers(t: &TiledCheck) -> String {
         tiled * 1e3,
         (tiled - full) * 1e3,
         tiled / full
+    );
+    let _ = writeln!(
+        out,
+        "  if each layer's time grew as its products (padded lanes included): tiled {:.2} ms, ratio {:.3}",
+        by_work * 1e3,
+        by_work / full
     );
     let (f, g) = (t.outside_kernels(false), t.outside_kernels(true));
     let _ = writeln!(

@@ -251,6 +251,17 @@ pub struct LayerCalls {
     pub work: CallWork,
 }
 
+impl LayerCalls {
+    /// On-CPU seconds when `cpu` (NaN when not measured), else wall-clock seconds.
+    pub fn time(&self, cpu: bool) -> f64 {
+        if cpu {
+            self.cpu_seconds.unwrap_or(f64::NAN)
+        } else {
+            self.seconds
+        }
+    }
+}
+
 /// `calls` summed per layer of `stack` (one entry per layer), work counted by `k`.
 pub fn per_layer<K: KernelWork>(k: &K, stack: &FusedStack<'_>, calls: &[Call]) -> Vec<LayerCalls> {
     let layers = stack.layers();
