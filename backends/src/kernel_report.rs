@@ -361,4 +361,51 @@ mod tests {
         assert_eq!(v["layers"][0]["time_1t_cpu_s"], 0.5);
         assert!(v["total_gflops_winograd_1t_cpu"].is_null());
     }
+
+    #[test]
+    fn tiled_breakdown_per_layer_and_by_work() {
+        use crate::bench::{TiledCheck, TiledLayer};
+        use crate::layer_timer::{CallWork, LayerCalls};
+        let calls = |n, s: f64, macs, products| LayerCalls {
+            calls: n,
+            seconds: s,
+            cpu_seconds: Some(s / 2.0),
+            work: CallWork {
+                macs,
+                block_macs: macs,
+                products,
+            },
+        };
+        let conv = TiledLayer {
+            name: "conv".to_string(),
+            full: calls(1, 0.02, 100, 100),
+            tiled: calls(9, 0.04, 110, 150),
+        };
+        let pool = TiledLayer {
+            name: "max".to_string(),
+            full: calls(1, 0.002, 0, 0),
+            tiled: calls(9, 0.004, 0, 0),
+        };
+        let t = TiledCheck {
+            full: 0.025,
+            tiled: 0.05,
+            flop_ratio: 1.1,
+            direct_flop_ratio: 1.1,
+            cpu: None,
+            layers: vec![conv, pool],
+        };
+        // On-CPU: the conv 10 -> 20 ms, the pool 1 -> 2 ms; by work the conv would take 15.
+        let sums = t.kernel_sums();
+        assert!(sums.cpu);
+        assert!((sums.by_work - 0.017).abs() < 1e-12 && (sums.tiled - 0.022).abs() < 1e-12);
+        let r = TiledReport::of(&t);
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["layers"][0]["product_ratio"], 1.5);
+        assert_eq!(v["layers"][0]["time_ratio_cpu"], 2.0);
+        assert_eq!(v["layers"][0]["calls_tiled"], 9);
+        assert!(v["layers"][1]["product_ratio"].is_null());
+        assert_eq!(v["kernel_tiled_by_work_s"], 0.017);
+        // Wall clock outside the kernels: 50 − 44 ms.
+        assert!((t.outside_kernels(true) - 0.006).abs() < 1e-12);
+    }
 }
