@@ -424,14 +424,23 @@ fn split(team: &Team, job: &Rows<'_>, out: &mut [f32], threads: usize) {
     } else {
         threads.clamp(1, geo.nby * nkb)
     };
-    // Each thread's pieces (block rows, channel blocks), in row-major order over threads.
+    // Each thread's pieces (block rows, channel blocks), in row-major order over threads,
+    // each cut into chunks of nearly equal rows (9 rows in chunks of 7 would leave a chunk
+    // of 2: its own pass over the transformed filters for little work).
     let pieces: Vec<Vec<(Range<usize>, Range<usize>)>> = (0..threads)
         .map(|t| {
-            if by_channels {
+            let mine = if by_channels {
                 alloc::vec![(0..geo.nby, nkb * t / threads..nkb * (t + 1) / threads)]
             } else {
                 shares(geo.nby, nkb, threads, t)
-            }
+            };
+            mine.into_iter()
+                .flat_map(|(rows, kb)| {
+                    let n = rows.len().div_ceil(geo.rows);
+                    let cut = move |i: usize| rows.start + rows.len() * i / n;
+                    (0..n).map(move |i| (cut(i)..cut(i + 1), kb.clone()))
+                })
+                .collect()
         })
         .collect();
     // First region row of block row `b` (call-relative), clamped to the region.
