@@ -19,8 +19,9 @@
 //! runs), `row` (the micro-kernels' unit of work and the scalar path), `pad` (the zero-padded
 //! input copy), `pack` (weights packed per output channel block), `channels` (output channel
 //! blocks and per-thread ranges), `blocking` (one thread's loop nest, blocked for L1), `conv`
-//! (the padded and the flat 1×1 layouts), `scratch` (per-thread buffers), `threads` (scoped
-//! thread splits) and `pool` (max pools). This file holds the public surface ([`Fma`],
+//! (the padded and the flat 1×1 layouts), `scratch` (per-thread buffers), `threads` (how a
+//! call's work is split over the kernel's threads), `workers` (the persistent worker threads)
+//! and `pool` (max pools). This file holds the public surface ([`Fma`],
 //! [`Isa`], [`fma_peak_loop`]) and the dispatch to them.
 //!
 //! # What every output is
@@ -76,10 +77,13 @@
 //!
 //! # Threads
 //!
-//! With `std` and [`Fma::with_threads`], the padding copy is split over channels and the conv
-//! over equal contiguous ranges of output channels, each cut into its own blocks
-//! (`std::thread::scope`); max pools over channels. Each output is computed by exactly one
-//! thread with the same operations, so the result does not depend on the thread count.
+//! With `std` and [`Fma::with_threads`], a kernel owns `threads − 1` persistent worker threads
+//! (`workers`), parked between calls and shared by its clones; a call hands them its parts
+//! and runs the last one itself. The padding copy is split over channels, then the conv over
+//! equal contiguous ranges of output channels, each thread cutting its range into its own
+//! blocks and packing its own weights just before they run (one dispatch per conv, nothing
+//! serial between the threads); max pools over channels. Each output is computed by exactly
+//! one thread with the same operations, so the result does not depend on the thread count.
 
 use tessera_core::kernel::{check_conv_call, KernelError, Kernels};
 use tessera_core::model::weights::ConvParams;
