@@ -7,7 +7,8 @@
 //! - `dgram` (feature `alloc`): the datagram transport over any embedded-nal UDP stack
 //!   (authenticated, fragmented, deadline-bounded, never retransmitted), and a lossy wrapper.
 //! - `coded` (feature `alloc`): the coded (CDC) stage driver: linear layers split into data and
-//!   parity shards over workers, decoded at the gateway under a frame deadline.
+//!   parity shards over workers, decoded at the gateway under a frame deadline; `coded_demo`
+//!   (features `std` + `simd`): the stage alone on loopback, as `tessera coded` runs it.
 //! - `pipeline` (feature `alloc`): one frame on one machine: the fused stack tile by tile, the
 //!   tail, region decoding; the kernel set chosen at run time (feature `simd`).
 //! - `nal_std` (feature `std`): embedded-nal TCP and UDP stacks over std sockets; `weights_file`: the
@@ -20,7 +21,8 @@
 //!   fused output and the boxes; `policy_bench`: the policies measured on loopback,
 //!   `policy_report` (with `codecs`) their tables, targets and JSON; `probe`: what
 //!   `tessera check` asks a node, `probe_table` the table of the answers; `local_report`:
-//!   what `tessera demo` prints of a local run.
+//!   what `tessera demo` prints of a local run; `demo` (features `codecs` + `simd`): the
+//!   demo itself, a local run of pictures through the tail to boxes.
 //! - `frame_result` (features `alloc` + `simd`): a gateway's final result of a frame (fused
 //!   output, the tail run here, or the coded stage's output; then boxes).
 //! - `gen_weights` (feature `alloc`): seeded random parameters in Darknet order
@@ -58,6 +60,10 @@ pub mod builtin;
 pub mod cluster;
 #[cfg(feature = "alloc")]
 pub mod coded;
+#[cfg(all(feature = "std", feature = "simd"))]
+pub mod coded_demo;
+#[cfg(all(feature = "codecs", feature = "simd"))]
+pub mod demo;
 #[cfg(feature = "std")]
 pub mod detections_json;
 #[cfg(feature = "alloc")]
