@@ -12,14 +12,14 @@ use clap::Args as ClapArgs;
 use tessera_backends::builtin::SECOND_IMAGE;
 use tessera_backends::coded::tail::TailScheme;
 use tessera_backends::demo::{run_demo, DemoOutput, DemoPicture, DemoSpec};
-use tessera_backends::detections_json::to_json;
 use tessera_core::detect::Detection;
 use tessera_core::ftp::GridShape;
+use tessera_core::model::Network;
 use tessera_core::wire::Policy;
 
 use crate::config::NodeKernel;
 use crate::files;
-use crate::image::{write_annotated, Image, ImageFiles};
+use crate::image::{Image, ImageFiles};
 
 /// Arguments of `tessera demo`.
 #[derive(ClapArgs, Debug, Clone)]
@@ -148,16 +148,12 @@ impl DemoOutput for Host<'_> {
         frame: usize,
         picture: usize,
         dets: &[Detection],
-        classes: u32,
+        net: &Network,
     ) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
         let (name, img) = &self.pictures[picture];
         let stem = self.out.join(format!("frame{frame}-{name}"));
-        let png = stem.with_extension("png");
-        write_annotated(img, dets, classes, &png)
-            .with_context(|| format!("writing {}", png.display()))?;
-        let json = stem.with_extension("json");
-        let text = to_json(dets, img.w, img.h).context("writing JSON")?;
-        std::fs::write(&json, text).with_context(|| format!("writing {}", json.display()))?;
+        let (png, json) = (stem.with_extension("png"), stem.with_extension("json"));
+        files::write_boxes(img, dets, net, Some(&png), Some(&json))?;
         Ok(format!("{}.png / .json", stem.display()))
     }
 }

@@ -77,7 +77,7 @@ pub enum DemoError {
     #[error("{0}")]
     Check(#[from] CheckError),
     /// The host could not save a frame's outputs.
-    #[error("{0}")]
+    #[error(transparent)]
     Save(Box<dyn std::error::Error + Send + Sync>),
     /// Frames did not complete (the report was printed).
     #[error("demo: {0} frame(s) did not complete")]

@@ -18,7 +18,7 @@ use alloc::vec::Vec;
 
 use tessera_core::detect::{Detection, DEFAULT_NMS, DEFAULT_THRESH};
 use tessera_core::model::weights::Weights;
-use tessera_core::model::{LayerKind, Network};
+use tessera_core::model::Network;
 use tessera_core::runtime::coded::CodedConfig;
 use tessera_core::time::Duration;
 use tessera_core::wire::NodeId;
@@ -53,14 +53,14 @@ pub trait DemoOutput {
     fn say(&mut self, text: &str);
     /// Called once the cluster has run, before the first frame is saved.
     fn ready(&mut self) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
-    /// Saves frame `frame`'s boxes, drawn on picture `picture` (`classes`: the network's class
-    /// count); returns what was written, for the report.
+    /// Saves frame `frame`'s boxes, found by `net` on picture `picture`; returns what was
+    /// written, for the report.
     fn save(
         &mut self,
         frame: usize,
         picture: usize,
         dets: &[Detection],
-        classes: u32,
+        net: &Network,
     ) -> Result<String, Box<dyn std::error::Error + Send + Sync>>;
 }
 
@@ -71,14 +71,6 @@ pub struct DemoSummary {
     pub frames: usize,
     /// Frames that completed (the fused stack, and a coded tail in full).
     pub completed: usize,
-}
-
-/// The network's class count (80 when its last layer is no region layer).
-fn classes(net: &Network) -> u32 {
-    match net.layers().last().map(|l| &l.kind) {
-        Some(LayerKind::Region(r)) => r.classes,
-        _ => 80,
-    }
 }
 
 /// Runs the demo `spec` over `pictures` (cycled over the frames), reporting and saving through
@@ -205,9 +197,7 @@ pub fn run_demo(
         let Some((dets, check)) = done else {
             continue;
         };
-        let saved = out
-            .save(i, picture, &dets, classes(&net))
-            .map_err(DemoError::Save)?;
+        let saved = out.save(i, picture, &dets, &net).map_err(DemoError::Save)?;
         for d in dets.iter().take(5) {
             out.say(&format!(
                 "    {:<14} {:>5.1} %\n",
