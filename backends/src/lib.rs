@@ -19,8 +19,10 @@
 //!   kernel benchmark's measurements, `kernel_report` their JSON report and `kernel_table`
 //!   their table; `transfer_error` (feature `std`): what `f16`/`i8` tile results cost the
 //!   fused output and the boxes; `policy_bench`: the policies measured on loopback,
-//!   `policy_report` (with `codecs`) their tables, targets and JSON; `probe`: what
-//!   `tessera check` asks a node, `probe_table` the table of the answers; `local_report`:
+//!   `policy_report` (with `codecs`) their tables, targets and JSON, `cluster_bench` (with
+//!   `codecs`) the whole `tessera bench cluster`; `probe`: what
+//!   `tessera check` asks a node, `probe_table` the table of the answers, `node_check` every
+//!   node of a cluster probed from this machine; `local_report`:
 //!   what `tessera demo` prints of a local run; `demo` (features `codecs` + `simd`): the
 //!   demo itself, a local run of pictures through the tail to boxes.
 //! - `frame_result` (features `alloc` + `simd`): a gateway's final result of a frame (fused
@@ -38,7 +40,8 @@
 //! - `mem_device` (features `alloc` + `smoltcp`): an in-memory smoltcp device for tests and
 //!   virtual-time measurements.
 //! - `transport_bench` (features `alloc` + `smoltcp`): the TCP link against datagrams under
-//!   packet loss, two smoltcp nodes in virtual time (`tessera bench transport`).
+//!   packet loss, two smoltcp nodes in virtual time (`tessera bench transport`), and
+//!   `transport_table` what that command prints.
 //! - `kernels` (feature `simd`): FMA conv kernels (AVX2+FMA, NEON), multi-core with `std`,
 //!   and Winograd kernels for 3×3 stride-1 convs; `unsafe` is allowed only in its arch
 //!   modules. `winograd_report` (features `std` + `simd`): the Winograd kernels' measured
@@ -58,6 +61,8 @@ pub mod bench;
 pub mod builtin;
 #[cfg(all(feature = "std", feature = "simd"))]
 pub mod cluster;
+#[cfg(all(feature = "codecs", feature = "simd"))]
+pub mod cluster_bench;
 #[cfg(feature = "alloc")]
 pub mod coded;
 #[cfg(all(feature = "std", feature = "simd"))]
@@ -101,6 +106,8 @@ pub mod nal_std;
 #[cfg(all(feature = "std", feature = "simd"))]
 pub mod node;
 #[cfg(all(feature = "std", feature = "simd"))]
+pub mod node_check;
+#[cfg(all(feature = "std", feature = "simd"))]
 pub mod node_memory;
 #[cfg(feature = "alloc")]
 pub mod pipeline;
@@ -116,6 +123,8 @@ pub mod probe_table;
 pub mod transfer_error;
 #[cfg(all(feature = "alloc", feature = "smoltcp"))]
 pub mod transport_bench;
+#[cfg(all(feature = "alloc", feature = "smoltcp"))]
+pub mod transport_table;
 #[cfg(feature = "std")]
 pub mod weights_file;
 #[cfg(feature = "std")]
