@@ -54,15 +54,16 @@ pub fn run(args: &Args) -> Result<(), Error> {
             ));
         }
     };
+    let spec = &cluster.deployment.spec;
     println!(
         "cluster file {}: ok ({:?}, grid {}x{}, {} fused layers, {} nodes, {})",
         path.display(),
-        cluster.policy,
-        cluster.grid.0,
-        cluster.grid.1,
-        cluster.layers,
-        cluster.nodes.len(),
-        if cluster.key.is_some() {
+        spec.policy,
+        spec.grid.0,
+        spec.grid.1,
+        spec.layers,
+        spec.nodes.len(),
+        if spec.key.is_some() {
             "authenticated"
         } else {
             "INSECURE"
@@ -70,8 +71,8 @@ pub fn run(args: &Args) -> Result<(), Error> {
     );
     let timeout = args
         .timeout_ms
-        .map_or(cluster.timeouts.connect, Duration::from_millis);
-    let check = check_nodes(&cluster.deployment(), &cluster.written, args.id, timeout);
+        .map_or(spec.timeouts.connect, Duration::from_millis);
+    let check = check_nodes(&cluster.deployment, &cluster.written, args.id, timeout);
     print!("{}", check.text);
     if check.problems > 0 {
         return Err(anyhow!("check: {} problem(s), see above", check.problems));

@@ -168,14 +168,14 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
             (source, format!("{total} frames"))
         }
     };
-    let net = cluster.model.network()?;
+    let net = cluster.deployment.model.network()?;
     let mut host = Host {
         id: args.id,
         feeding,
         log,
         who: format!("edge {}", args.id),
         input: (net.input().w as usize, net.input().h as usize),
-        policy: cluster.policy,
+        policy: cluster.deployment.spec.policy,
     };
     let run = EdgeRun {
         id: args.id,
@@ -183,7 +183,7 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
         inflight: args.inflight,
         seconds: args.seconds.map(Duration::from_secs),
     };
-    let end = run_edge(&cluster.deployment(), run, source, &mut host)?;
+    let end = run_edge(&cluster.deployment, run, source, &mut host)?;
     if end.unfinished > 0 {
         println!(
             "edge {}: {} frames unfinished at stop (not taken by the node, or past the wait)",
