@@ -158,8 +158,7 @@ impl GatewayHost for Host<'_> {
 /// Runs the gateway until `--frames` frames are finished, or SIGTERM/SIGINT (see
 /// [`run_gateway`]); on a stop signal the counters are printed and the exit status is 0.
 pub fn gateway(args: &GatewayArgs) -> Result<(), Error> {
-    let log = NodeLog::start(args.stats_every)?;
-    let cluster = Cluster::load(&args.cluster)?;
+    let (log, cluster, input) = NodeLog::start_node(&args.cluster, args.stats_every)?;
     if cluster.deployment.tail != TailPlace::Gateway && args.tail == Tail::None {
         return Err(anyhow!(
             "gateway: --tail none, but {} runs the tail coded (tail = \"{}\")",
@@ -167,8 +166,6 @@ pub fn gateway(args: &GatewayArgs) -> Result<(), Error> {
             cluster.deployment.tail
         ));
     }
-    let net = cluster.deployment.model.network()?;
-    let input = (net.input().w as usize, net.input().h as usize);
     let mut host = Host {
         cluster: &cluster,
         args,
