@@ -45,7 +45,8 @@
 //! - `kernels` (feature `simd`): FMA conv kernels (AVX2+FMA, NEON), multi-core with `std`,
 //!   and Winograd kernels for 3×3 stride-1 convs; `unsafe` is allowed only in its arch
 //!   modules. `winograd_report` (features `std` + `simd`): the Winograd kernels' measured
-//!   errors and tile overlap.
+//!   errors and tile overlap; `winograd_bench` (features `codecs` + `simd`): what
+//!   `tessera bench winograd` prints of them.
 #![no_std]
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -129,6 +130,8 @@ pub mod transport_table;
 pub mod weights_file;
 #[cfg(feature = "std")]
 pub mod weights_writer;
+#[cfg(all(feature = "codecs", feature = "simd"))]
+pub mod winograd_bench;
 #[cfg(all(feature = "std", feature = "simd"))]
 pub mod winograd_report;
 
