@@ -4,23 +4,15 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 
-use anyhow::{anyhow, Context, Error};
+use anyhow::{anyhow, Error};
 
-use tessera_backends::detections_json::to_json;
-use tessera_backends::kernels::{Fma, Winograd};
 use tessera_backends::model_files::ModelFiles;
 pub use tessera_backends::pipeline::DetectKernel;
-use tessera_backends::pipeline::{
-    detect_frame, detect_report, kernel_name, winograd_name, AnyKernel, DetectRun, DetectSetup,
-};
+use tessera_backends::pipeline::{detect_report, detect_with, DetectRun, DetectSetup};
 use tessera_core::detect::{DEFAULT_NMS, DEFAULT_THRESH};
 use tessera_core::ftp::{GridShape, Mode, Partition};
-use tessera_core::model::weights::Weights;
-use tessera_core::model::LayerKind;
 
-use crate::config::NodeKernel;
 use crate::files;
-use crate::image::{write_annotated, Image, ImageFiles};
 
 /// Arguments of `tessera detect`.
 #[derive(clap::Args, Debug)]
@@ -87,66 +79,35 @@ pub fn run(args: &Args) -> Result<(), Error> {
         seed: args.seed,
     };
     let net = model_files.network()?;
-    let all = net.layers().len();
-    let params = model_files.params(&net, all)?;
-    let img = match &args.input {
-        Some(path) => Image::load(path).with_context(|| format!("loading {}", path.display()))?,
-        None => Image::decode(files::DEFAULT_IMAGE).context("decoding the built-in sample")?,
-    };
+    let params = model_files.params(&net, net.layers().len())?;
+    let img = files::load_image(args.input.as_deref())?;
+    let input = files::network_input(&img, &net)?;
     let grid: (u32, u32) = args.grid.map_or((1, 1), Into::into);
-    let partition = if args.balanced {
-        Partition::Balanced
-    } else {
-        Partition::Darknet
-    };
-    let mode = if args.reuse { Mode::Reuse } else { Mode::Plain };
-    let kernels = match args.kernel {
-        DetectKernel::Node(NodeKernel::Portable) => AnyKernel::Portable,
-        DetectKernel::Node(NodeKernel::Simd) | DetectKernel::Winograd(_) => {
-            AnyKernel::Simd(Fma::new().with_threads(args.threads))
-        }
-    };
-    let shape = net.input();
-    if shape.c != 3 {
-        return Err(anyhow!(
-            "preparing the input: network takes {} channels, images have 3",
-            shape.c
-        ));
-    }
-    let input = img.letterbox(shape.w as usize, shape.h as usize).data;
     let setup = DetectSetup {
         upto: args.upto,
         grid,
-        partition,
-        mode,
+        partition: if args.balanced {
+            Partition::Balanced
+        } else {
+            Partition::Darknet
+        },
+        mode: if args.reuse { Mode::Reuse } else { Mode::Plain },
         thresh: args.thresh,
         nms: args.nms,
     };
-    let (frame, name) = if let DetectKernel::Winograd(form) = args.kernel {
-        let weights = Weights::new(&net, all, &params).context("viewing the weights")?;
-        let wino = Winograd::new()
-            .with_form(form)
-            .with_threads(args.threads)
-            .prepare(&weights);
-        let frame = detect_frame(&wino, &net, &params, &input, (img.w, img.h), &setup)?;
-        (frame, winograd_name(&wino))
-    } else {
-        let frame = detect_frame(&kernels, &net, &params, &input, (img.w, img.h), &setup)?;
-        (frame, kernel_name(&kernels))
-    };
-    let classes = match net.layers().last().map(|l| &l.kind) {
-        Some(LayerKind::Region(p)) => p.classes,
-        _ => 1,
-    };
+    let image = (img.w, img.h);
+    let (frame, name) = detect_with(
+        args.kernel,
+        args.threads,
+        &net,
+        &params,
+        &input,
+        image,
+        &setup,
+    )?;
     // Files first: a closed stdout (`| head`) must not lose them.
-    if let Some(png) = &args.png {
-        write_annotated(&img, &frame.detections, classes, png)
-            .with_context(|| format!("writing {}", png.display()))?;
-    }
-    if let Some(json) = &args.json {
-        let text = to_json(&frame.detections, img.w, img.h).context("writing JSON")?;
-        std::fs::write(json, text).with_context(|| format!("writing {}", json.display()))?;
-    }
+    let (png, json) = (args.png.as_deref(), args.json.as_deref());
+    files::write_boxes(&img, &frame.detections, &net, png, json)?;
     let run = DetectRun {
         image: (img.w, img.h),
         grid,

@@ -83,13 +83,13 @@ impl GatewayHost for Host<'_> {
         let c = self.cluster;
         println!(
             "gateway up: {:?}, grid {}x{}, {} edges, tail {}, model {fingerprint:016x}",
-            c.policy,
-            c.grid.0,
-            c.grid.1,
+            c.deployment.spec.policy,
+            c.deployment.spec.grid.0,
+            c.deployment.spec.grid.1,
             c.edges().count(),
             match self.args.tail {
                 Tail::None => "none".to_string(),
-                Tail::Run => c.tail.to_string(),
+                Tail::Run => c.deployment.tail.to_string(),
             }
         );
     }
@@ -158,17 +158,14 @@ impl GatewayHost for Host<'_> {
 /// Runs the gateway until `--frames` frames are finished, or SIGTERM/SIGINT (see
 /// [`run_gateway`]); on a stop signal the counters are printed and the exit status is 0.
 pub fn gateway(args: &GatewayArgs) -> Result<(), Error> {
-    let log = NodeLog::start(args.stats_every)?;
-    let cluster = Cluster::load(&args.cluster)?;
-    if cluster.tail != TailPlace::Gateway && args.tail == Tail::None {
+    let (log, cluster, input) = NodeLog::start_node(&args.cluster, args.stats_every)?;
+    if cluster.deployment.tail != TailPlace::Gateway && args.tail == Tail::None {
         return Err(anyhow!(
             "gateway: --tail none, but {} runs the tail coded (tail = \"{}\")",
             args.cluster.display(),
-            cluster.tail
+            cluster.deployment.tail
         ));
     }
-    let net = cluster.model.network()?;
-    let input = (net.input().w as usize, net.input().h as usize);
     let mut host = Host {
         cluster: &cluster,
         args,
@@ -182,7 +179,7 @@ pub fn gateway(args: &GatewayArgs) -> Result<(), Error> {
         },
         frames: args.frames,
     };
-    let end = run_gateway(&cluster.deployment(), run, &mut host)?;
+    let end = run_gateway(&cluster.deployment, run, &mut host)?;
     if end.stopped {
         println!(
             "gateway: stopped by signal; {} frames abandoned in flight",
