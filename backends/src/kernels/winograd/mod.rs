@@ -458,8 +458,8 @@ fn split(team: &Team, job: &Rows<'_>, out: &mut [f32], threads: usize) {
                 .collect()
         })
         .collect();
-    // Each plane's rows go, in order, to the pieces holding its channel block (pieces of the
-    // same rows are consecutive and hold disjoint channel blocks, so each row goes once).
+    // Each plane's rows go, in order, to the pieces holding its channel block: for any one
+    // channel block, those pieces come in row order and cover every block row once.
     for (k, plane) in out.chunks_exact_mut(rw * rh).take(geo.k).enumerate() {
         let mut rest = plane;
         for part in parts.iter_mut().flatten() {
