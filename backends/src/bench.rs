@@ -142,22 +142,9 @@ impl TiledCheck {
     /// Seconds of the full (`tiled` false) or tiled frame spent outside the kernel calls: the
     /// least frame time less the layers' least times (so at most what it took in any run).
     pub fn outside_kernels(&self, tiled: bool) -> f64 {
-        let calls: f64 = self
-            .layers
-            .iter()
-            .map(|l| {
-                if tiled {
-                    l.tiled.seconds
-                } else {
-                    l.full.seconds
-                }
-            })
-            .sum();
-        if tiled {
-            self.tiled - calls
-        } else {
-            self.full - calls
-        }
+        let side = |l: &TiledLayer| if tiled { l.tiled } else { l.full };
+        let calls: f64 = self.layers.iter().map(|l| side(l).seconds).sum();
+        (if tiled { self.tiled } else { self.full }) - calls
     }
 
     /// The layers' kernel times summed: on-CPU where every layer has it, else wall clock.
