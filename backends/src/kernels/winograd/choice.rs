@@ -17,7 +17,7 @@
 //! Costs are in direct-convolution multiply-accumulates (MACs) of the FMA kernel:
 //! - direct conv: `area · k · c · size²`; max pool: [`POOL`] per window tap;
 //! - per call, [`STREAM`] per transformed filter value the call reads ([`STREAM_DIRECT`] per
-//!   filter value of a direct call, which packs its weights too; tiles pay it once each);
+//!   filter value of a direct call; tiles pay it once each);
 //! - Winograd, per `m × m` block its region touches: `α²·c·kp` GEMM MACs at [`GEMM`] each
 //!   (last tile padding, products stored and reloaded between channel passes) plus
 //!   [`TRANSFORM`] per transformed element (`α²·(c + kp)`: the input and output transforms,
@@ -52,8 +52,8 @@ pub const POOL: f64 = 0.25;
 /// filters (MiBs; F4's are 4× the direct ones, F2's 1.8×) do not stay cached between tiles.
 pub const STREAM: f64 = 50.0;
 
-/// The same for one filter value of a direct call, which also packs its weights on every call
-/// (fitted to 3×3 tiles of layers 12/14: about 1.4 ms per call over its share of the frame).
+/// The same for one filter value of a direct call (fitted to 3×3 tiles of YOLOv2's layers
+/// 12/14, whose direct calls take about 1.4 ms each over their share of the frame).
 pub const STREAM_DIRECT: f64 = 125.0;
 
 /// Largest number of assignments tried exhaustively (3 methods per class); past it the
