@@ -30,8 +30,7 @@ use crate::dgram::{
 use crate::driver::node_thread::NodeThread;
 use crate::driver::readiness::Readiness;
 use crate::driver::thread::ThreadExecutor;
-use crate::driver::{DriverError, Model, Node};
-use crate::kernels::Fma;
+use crate::driver::{BlockGrid, DriverError, Model, Node};
 use crate::link::{HandshakeConfig, LinkConfig, DEFAULT_BACKLOG, MAX_BACKOFF};
 use crate::pipeline::{AnyKernel, KernelChoice};
 
@@ -163,6 +162,7 @@ impl ClusterSpec {
     /// The runtime configuration of this cluster for `model`'s network. Liveness
     /// (`peer_dead`) is the link's alone: the machines only hear peers up and down.
     pub fn runtime_config(&self, model: &Model) -> Result<Config, PlanError> {
+        // Unaligned: the extents and link-cost estimates need no block grid.
         let stack = FusedStack::new(&model.net, model.layers)?;
         let grid = Grid::new(self.grid.0, self.grid.1, Partition::Darknet, &stack)?;
         let mut cfg = Config::new(self.policy, &stack, grid);
@@ -293,6 +293,10 @@ pub enum StartError {
     /// The cluster's grid does not fit the model.
     #[error("the cluster's grid: {0}")]
     Plan(PlanError),
+    /// `kernel = "winograd"` with a policy that splits layers into stripes (BODP, MoDNN):
+    /// its blocks are aligned for FTP tiles only.
+    #[error("kernel = \"winograd\" runs FTP tiles only, not the {0} policy's stripes")]
+    WinogradStripes(&'static str),
     /// The coded tail's model or plan is unusable.
     #[error("the coded stage: {0}")]
     Coded(CodedModelError),
@@ -323,6 +327,36 @@ pub enum StartError {
         /// Why.
         error: io::Error,
     },
+}
+
+/// The kernels of `cluster`'s tiles for `model`: `winograd` planned for the cluster's grid
+/// (F4, F2 or direct per layer, the same on every node), the direct kernels otherwise.
+pub fn tile_kernels(cluster: &ClusterSpec, model: &Model) -> Result<AnyKernel, StartError> {
+    if cluster.kernel != KernelChoice::Winograd {
+        return Ok(AnyKernel::of(cluster.kernel));
+    }
+    if matches!(cluster.policy, Policy::Bodp | Policy::Modnn) {
+        return Err(StartError::WinogradStripes(cluster.policy.name()));
+    }
+    let stack = FusedStack::new(&model.net, model.layers).map_err(StartError::Plan)?;
+    let grid = Grid::new(cluster.grid.0, cluster.grid.1, Partition::Darknet, &stack)
+        .map_err(StartError::Plan)?;
+    AnyKernel::planned(cluster.kernel, &stack, &grid).map_err(StartError::Plan)
+}
+
+/// `model` with its plans aligned to the block grid of `cluster`'s tile kernels
+/// ([`tile_kernels`]; unchanged for direct kernels or when already aligned). Taken over when
+/// the caller holds no other reference, copied otherwise: nodes sharing one process align
+/// once before they start ([`crate::local::run_local`] does).
+pub fn node_model(cluster: &ClusterSpec, model: Arc<Model>) -> Result<Arc<Model>, StartError> {
+    let AnyKernel::Winograd(w) = tile_kernels(cluster, &model)? else {
+        return Ok(model);
+    };
+    if model.has_blocks() {
+        return Ok(model);
+    }
+    let owned = Arc::try_unwrap(model).unwrap_or_else(|shared| (*shared).clone());
+    Ok(Arc::new(owned.with_blocks(BlockGrid(Arc::new(w)))))
 }
 
 fn io(what: &'static str) -> impl FnOnce(io::Error) -> StartError {
@@ -366,21 +400,24 @@ pub fn start_node(
             ..HandshakeConfig::DEFAULT
         },
     };
+    let tiles = tile_kernels(cluster, &model)?;
+    let model = node_model(cluster, model)?;
     let mut cfg = cluster.runtime_config(&model).map_err(StartError::Plan)?;
     cfg.confirm_done = options.confirm_done;
     let clock = MonoClock::new();
     let ready = Readiness::new().map_err(io("a poll set"))?;
     let wake = ready.waker();
     let slowdown = options.slowdown;
-    let exec = match cluster.kernel {
-        KernelChoice::Portable => ThreadExecutor::new(
+    let exec = match tiles {
+        AnyKernel::Portable => ThreadExecutor::new(
             tessera_core::kernel::Portable,
             model.clone(),
             slowdown,
             Some(wake.clone()),
         ),
-        KernelChoice::Simd => {
-            ThreadExecutor::new(Fma::new(), model.clone(), slowdown, Some(wake.clone()))
+        AnyKernel::Simd(k) => ThreadExecutor::new(k, model.clone(), slowdown, Some(wake.clone())),
+        AnyKernel::Winograd(k) => {
+            ThreadExecutor::new(k, model.clone(), slowdown, Some(wake.clone()))
         }
     }
     .map_err(io("a compute thread"))?;
@@ -408,6 +445,7 @@ pub fn start_node(
                     ThreadShards::new(tessera_core::kernel::Portable, slowdown, Some(wake.clone()))
                 }
                 AnyKernel::Simd(k) => ThreadShards::new(k, slowdown, Some(wake.clone())),
+                AnyKernel::Winograd(k) => ThreadShards::new(k, slowdown, Some(wake.clone())),
             }
             .map_err(io("a coded compute thread"))?;
             // A worker's part takes only the copies of the stage's configuration.

@@ -16,9 +16,9 @@ use tessera_core::ftp::Partition;
 use tessera_core::model::weights::{param_count, WeightsError};
 use tessera_core::model::Network;
 use tessera_core::runtime::coded::CodedConfig;
-use tessera_core::wire::{FrameKey, NodeId};
+use tessera_core::wire::{FrameKey, NodeId, GATEWAY};
 
-use crate::cluster::{start_node, ClusterSpec, CodedRole, NodeOptions, StartError};
+use crate::cluster::{node_model, start_node, ClusterSpec, CodedRole, NodeOptions, StartError};
 use crate::coded::tail::CodedTail;
 use crate::coded::CodedFinished;
 use crate::driver::node_thread::{NodeThread, SubmitError};
@@ -150,6 +150,11 @@ pub fn run_local<I: Clone + Into<SourceFrame>>(
     if sources.is_empty() {
         return Err(LocalError::NoSource);
     }
+    // Aligned once for all nodes (a `winograd` cluster's block grid), not copied per node.
+    let model = node_model(cluster, model).map_err(|error| LocalError::Start {
+        node: GATEWAY,
+        error,
+    })?;
     let mut nodes: Vec<NodeThread> = Vec::new();
     for n in cluster
         .nodes

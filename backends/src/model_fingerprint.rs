@@ -13,13 +13,17 @@
 extern crate alloc;
 
 use alloc::format;
+use alloc::string::String;
 use alloc::vec::Vec;
 
 use sha2::{Digest, Sha256};
+use tessera_core::ftp::{FusedStack, Grid, Mode, Partition};
+use tessera_core::model::Network;
 use tessera_core::wire::Policy;
 
 use crate::coded::tail::TailPlace;
 use crate::dgram::TailTransport;
+use crate::kernels::Winograd;
 use crate::model_files::{ModelFileError, ModelFiles};
 use crate::pipeline::KernelChoice;
 
@@ -87,7 +91,7 @@ impl ModelIdentity<'_> {
         }
         let (rows, cols) = self.grid;
         let grid = [rows.to_le_bytes(), cols.to_le_bytes()].concat();
-        let kernel = format!("{:?}", self.kernel);
+        let kernel = kernel_part(self.kernel, &net, layers, self.grid);
         // Where the tail runs too: coded tail shards on the edges change the protocol.
         // The transport only when not the default, so TCP clusters keep their fingerprints.
         let policy = match self.tail_transport {
@@ -107,6 +111,21 @@ impl ModelIdentity<'_> {
         }
         Ok(fp)
     }
+}
+
+/// The kernel's part: its name, and for `winograd` the form planned per fused layer (the plan
+/// follows from the network, layers and grid, hashed too, and from the planner's cost model:
+/// named, so nodes whose builds plan differently are refused).
+fn kernel_part(kernel: KernelChoice, net: &Network, layers: usize, grid: (u32, u32)) -> String {
+    if kernel != KernelChoice::Winograd {
+        return format!("{kernel:?}");
+    }
+    let forms = FusedStack::new(net, layers).and_then(|stack| {
+        let g = Grid::new(grid.0, grid.1, Partition::Darknet, &stack)?;
+        let w = Winograd::new().planned(&stack, &g, Mode::Reuse)?;
+        Ok(w.layer_forms(&stack))
+    });
+    format!("{kernel:?} {forms:?}")
 }
 
 /// What differs between nodes with fingerprints `a` and `b` (empty when they are equal).
@@ -196,6 +215,16 @@ mod tests {
             ..base(&files)
         };
         assert_eq!(differences(fp(&c), f0), ["conv kernel"]);
+        let w = ModelIdentity {
+            kernel: KernelChoice::Winograd,
+            ..base(&files)
+        };
+        assert_eq!(differences(fp(&w), f0), ["conv kernel"], "winograd");
+        assert_eq!(
+            differences(fp(&w), fp(&c)),
+            ["conv kernel"],
+            "winograd vs simd"
+        );
         let c = ModelIdentity {
             tail: TailPlace::Coded(crate::coded::tail::TailScheme::Cdc(1)),
             ..base(&files)

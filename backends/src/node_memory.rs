@@ -256,6 +256,7 @@ fn cluster_text(s: &RssSetup) -> String {
     let kernel = match s.kernel {
         NodeKernel::Simd => "simd",
         NodeKernel::Portable => "portable",
+        NodeKernel::Winograd => "winograd",
     };
     let mut t = format!(
         "policy = \"wst-s\"\ngrid = \"{}x{}\"\nlayers = 16\nkernel = \"{kernel}\"\n\

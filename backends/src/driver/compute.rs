@@ -39,6 +39,20 @@ pub struct Model {
     pub partition: Partition,
     /// Where a deferred model's parameters come from.
     source: Option<ParamSource>,
+    /// The kernels whose block grid every plan follows ([`Model::with_blocks`]).
+    blocks: Option<BlockGrid>,
+}
+
+/// Kernels whose conv block grid ([`Kernels::conv_alignment`]) a model's plans are
+/// [aligned](FusedStack::aligned) to: block-wise kernels (Winograd F4) then get the input of
+/// whole blocks in every tile, so tiles stay bit-identical to the full frame.
+#[derive(Clone)]
+pub struct BlockGrid(pub alloc::sync::Arc<dyn Kernels + Send + Sync>);
+
+impl core::fmt::Debug for BlockGrid {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("BlockGrid")
+    }
 }
 
 /// Produces a model's fused-layer parameters on demand (reads or generates them); `None` when
@@ -92,6 +106,7 @@ impl Model {
             grid,
             partition,
             source: None,
+            blocks: None,
         };
         let stack = m.stack()?;
         Grid::new(grid.0, grid.1, partition, &stack).map_err(ModelError::Plan)?;
@@ -118,6 +133,7 @@ impl Model {
             grid,
             partition,
             source: Some(source),
+            blocks: None,
         };
         let stack = m.stack()?;
         Grid::new(grid.0, grid.1, partition, &stack).map_err(ModelError::Plan)?;
@@ -143,12 +159,33 @@ impl Model {
             self.grid,
             self.partition,
         )?;
-        Ok(alloc::sync::Arc::new(m))
+        Ok(alloc::sync::Arc::new(Model {
+            blocks: self.blocks.clone(),
+            ..m
+        }))
     }
 
-    /// The fused stack `[0, L)`.
+    /// This model with its plans aligned to `blocks`' conv block grid (every node of a run
+    /// must align to the same kernels, or tiles miss inputs their kernels read).
+    pub fn with_blocks(self, blocks: BlockGrid) -> Model {
+        Model {
+            blocks: Some(blocks),
+            ..self
+        }
+    }
+
+    /// True when the plans follow a block grid ([`Model::with_blocks`]).
+    pub fn has_blocks(&self) -> bool {
+        self.blocks.is_some()
+    }
+
+    /// The fused stack `[0, L)`, aligned to the model's block grid if it has one.
     pub fn stack(&self) -> Result<FusedStack<'_>, ModelError> {
-        FusedStack::new(&self.net, self.layers).map_err(ModelError::Plan)
+        let stack = FusedStack::new(&self.net, self.layers).map_err(ModelError::Plan)?;
+        Ok(match &self.blocks {
+            Some(b) => stack.aligned(&*b.0),
+            None => stack,
+        })
     }
 
     /// The grid.

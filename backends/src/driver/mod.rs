@@ -50,7 +50,7 @@ use tessera_core::Region;
 use tessera_log::{debug, warn};
 
 pub use compute::{
-    execute, execute_in, needed_strips, take_strips, Done, Executor, Inline, Job, Model,
+    execute, execute_in, needed_strips, take_strips, BlockGrid, Done, Executor, Inline, Job, Model,
     ModelError, ParamSource, Strip, StripMap, Strips, Workspace,
 };
 

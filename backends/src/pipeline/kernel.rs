@@ -10,15 +10,22 @@ use tessera_core::model::weights::ConvParams;
 use tessera_core::model::{Conv, MaxPool, Shape};
 use tessera_core::tensor::{FeatureView, FeatureViewMut};
 
-use crate::kernels::Fma;
+use tessera_core::ftp::{FusedStack, Grid, Mode, PlanError};
 
-/// Which kernels a node runs (`portable`, `simd` or `auto`, as a cluster file's `kernel`).
+use crate::kernels::{Fma, Winograd};
+
+/// Which kernels a node runs (`portable`, `simd`, `winograd` or `auto`, as a cluster file's
+/// `kernel`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KernelChoice {
     /// The blocked portable kernel (bit-identical to the reference).
     Portable,
     /// The FMA SIMD kernels (within a stated bound of the reference).
     Simd,
+    /// Winograd for 3x3 stride-1 convs, F4, F2 or direct per layer as planned for the
+    /// cluster's stack and grid ([`Winograd::planned`]); the rest, and the tail, on [`Fma`].
+    /// Never chosen by `auto`: an edge would hold the transformed filters.
+    Winograd,
 }
 
 impl KernelChoice {
@@ -32,16 +39,25 @@ impl KernelChoice {
         }
     }
 
-    /// Parses `auto`, `portable` or `simd` (as [`str::parse`]; a function for argument
+    /// The direct kernels of this choice: itself, or SIMD for `winograd` (the tail and BODP
+    /// stripes run direct).
+    pub fn direct(self) -> KernelChoice {
+        match self {
+            KernelChoice::Winograd => KernelChoice::Simd,
+            k => k,
+        }
+    }
+
+    /// Parses `auto`, `portable`, `simd` or `winograd` (as [`str::parse`]; a function for argument
     /// parsers).
     pub fn parse(s: &str) -> Result<KernelChoice, UnknownKernel> {
         s.parse()
     }
 }
 
-/// A kernel name that is not `auto`, `portable` or `simd` (the name given).
+/// A kernel name that is not `auto`, `portable`, `simd` or `winograd` (the name given).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown kernel {0:?} (auto, portable, simd)")]
+#[error("unknown kernel {0:?} (auto, portable, simd, winograd)")]
 pub struct UnknownKernel(pub String);
 
 impl FromStr for KernelChoice {
@@ -52,6 +68,7 @@ impl FromStr for KernelChoice {
             "auto" => Ok(KernelChoice::auto()),
             "portable" => Ok(KernelChoice::Portable),
             "simd" => Ok(KernelChoice::Simd),
+            "winograd" => Ok(KernelChoice::Winograd),
             other => Err(UnknownKernel(other.to_string())),
         }
     }
@@ -64,14 +81,36 @@ pub enum AnyKernel {
     Portable,
     /// The SIMD [`Fma`] kernels.
     Simd(Fma),
+    /// [`Winograd`] kernels planned for a stack and grid, filters transformed per call (a
+    /// prepared kernel borrows the weights).
+    Winograd(Winograd<'static>),
 }
 
 impl AnyKernel {
-    /// The kernels of `k` (SIMD on one thread).
+    /// The direct kernels of `k` (SIMD on one thread; SIMD for `winograd`, whose plan needs
+    /// the stack and grid: [`AnyKernel::planned`]).
     pub fn of(k: KernelChoice) -> AnyKernel {
-        match k {
+        match k.direct() {
             KernelChoice::Portable => AnyKernel::Portable,
-            KernelChoice::Simd => AnyKernel::Simd(Fma::new()),
+            _ => AnyKernel::Simd(Fma::new()),
+        }
+    }
+
+    /// The kernels of `k` for tiles of `stack` on `grid` (Reuse mode, as a cluster's edges run
+    /// them): for `winograd`, the forms [`Winograd::planned`] chooses, the same on every node
+    /// that plans the same stack and grid.
+    pub fn planned(
+        k: KernelChoice,
+        stack: &FusedStack<'_>,
+        grid: &Grid,
+    ) -> Result<AnyKernel, PlanError> {
+        match k {
+            KernelChoice::Winograd => Ok(AnyKernel::Winograd(Winograd::new().planned(
+                stack,
+                grid,
+                Mode::Reuse,
+            )?)),
+            k => Ok(AnyKernel::of(k)),
         }
     }
 }
@@ -88,6 +127,7 @@ impl Kernels for AnyKernel {
         match self {
             AnyKernel::Portable => Portable.conv(conv, map, params, input, out),
             AnyKernel::Simd(k) => k.conv(conv, map, params, input, out),
+            AnyKernel::Winograd(k) => k.conv(conv, map, params, input, out),
         }
     }
 
@@ -101,6 +141,14 @@ impl Kernels for AnyKernel {
         match self {
             AnyKernel::Portable => Portable.maxpool(pool, map, input, out),
             AnyKernel::Simd(k) => k.maxpool(pool, map, input, out),
+            AnyKernel::Winograd(k) => k.maxpool(pool, map, input, out),
+        }
+    }
+
+    fn conv_alignment(&self, conv: &Conv, map: Shape) -> u32 {
+        match self {
+            AnyKernel::Winograd(k) => k.conv_alignment(conv, map),
+            _ => 1,
         }
     }
 }

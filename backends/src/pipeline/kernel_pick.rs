@@ -52,6 +52,7 @@ pub fn kernel_name(k: &AnyKernel) -> String {
     match k {
         AnyKernel::Portable => "portable".into(),
         AnyKernel::Simd(f) => format!("simd ({:?}, {} threads)", f.isa(), f.threads()),
+        AnyKernel::Winograd(w) => format!("{} planned", winograd_name(w)),
     }
 }
 
@@ -67,6 +68,11 @@ pub fn detect_with(
     image: (usize, usize),
     setup: &DetectSetup,
 ) -> Result<(FrameDetections, String), DetectError> {
+    // One frame on one machine has no cluster grid to plan for: a node's `winograd` runs F4.
+    let kernel = match kernel {
+        DetectKernel::Node(KernelChoice::Winograd) => DetectKernel::Winograd(Form::F4),
+        k => k,
+    };
     match kernel {
         DetectKernel::Winograd(form) => {
             let weights =
@@ -81,7 +87,7 @@ pub fn detect_with(
         DetectKernel::Node(choice) => {
             let kernels = match choice {
                 KernelChoice::Portable => AnyKernel::Portable,
-                KernelChoice::Simd => AnyKernel::Simd(Fma::new().with_threads(threads)),
+                _ => AnyKernel::Simd(Fma::new().with_threads(threads)),
             };
             let frame = detect_frame(&kernels, net, params, input, image, setup)?;
             Ok((frame, kernel_name(&kernels)))
