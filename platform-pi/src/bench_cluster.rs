@@ -21,7 +21,7 @@ pub struct Args {
     /// Print one JSON object instead of tables.
     #[arg(long)]
     pub json: bool,
-    /// Conv kernel of every node: auto, portable or simd.
+    /// Conv kernel of every node: auto, portable, simd or winograd.
     #[arg(long, default_value = "auto", value_parser = NodeKernel::parse)]
     pub kernel: NodeKernel,
     /// First port (each configuration takes the next; the node processes all use it, on

@@ -38,7 +38,7 @@ pub struct Cluster {
     pub written: Vec<String>,
 }
 
-/// The conv kernel of a cluster's nodes (`auto`, `portable` or `simd`).
+/// The conv kernel of a cluster's nodes (`auto`, `portable`, `simd` or `winograd`).
 pub use tessera_backends::pipeline::KernelChoice as NodeKernel;
 
 /// Timeouts, all finite and positive.

@@ -48,7 +48,8 @@ pub struct Args {
     /// Seed of the generated weights.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Conv kernel of every node: auto (SIMD on x86_64/aarch64), portable or simd.
+    /// Conv kernel of every node: auto (SIMD on x86_64/aarch64), portable, simd or winograd
+    /// (planned for the grid; FTP policies only).
     #[arg(long, default_value = "auto", value_parser = NodeKernel::parse)]
     pub kernel: NodeKernel,
     /// Run without authentication (measurements only).
