@@ -15,7 +15,7 @@ use tessera_core::model::Network;
 use tessera_core::runtime::coded::CodedConfig;
 use tessera_core::wire::NodeId;
 
-use crate::cluster::{start_node, ClusterSpec, NodeOptions, StartError};
+use crate::cluster::{node_model, start_node, ClusterSpec, NodeOptions, StartError};
 use crate::coded::tail::{
     worker_model, CodedTail, CodedTailError, SchemeError, TailPlace, TailScheme, WorkerTailError,
 };
@@ -82,6 +82,9 @@ pub enum SetupError {
     /// The development loss knob is set to something unreadable.
     #[error(transparent)]
     DevLoss(#[from] DevLossError),
+    /// The cluster's kernel cannot run this model (e.g. `winograd` with a stripe policy).
+    #[error("the cluster's kernel: {0}")]
+    Kernel(StartError),
     /// The node did not start.
     #[error("starting node {id}: {error}")]
     Start {
@@ -148,9 +151,15 @@ impl Deployment {
     /// node also runs layers after them): no copy is made.
     pub fn own_model(&self, net: &Network, params: Vec<f32>) -> Result<Arc<Model>, SetupError> {
         let s = &self.spec;
-        Model::new(net.clone(), params, s.layers, s.grid, Partition::Darknet)
-            .map(Arc::new)
-            .map_err(SetupError::Model)
+        let m = Model::new(net.clone(), params, s.layers, s.grid, Partition::Darknet)
+            .map_err(SetupError::Model)?;
+        self.on_block_grid(m)
+    }
+
+    /// `m` planned on the block grid of the cluster's kernel, aligned before the model is
+    /// shared, so `start_node` need not copy it (a gateway's tail shares its parameters).
+    fn on_block_grid(&self, m: Model) -> Result<Arc<Model>, SetupError> {
+        node_model(&self.spec, Arc::new(m)).map_err(SetupError::Kernel)
     }
 
     /// The fused layers' model of a gateway without the tail: it computes tiles only when no
@@ -168,9 +177,9 @@ impl Deployment {
                 None
             }
         }));
-        Model::deferred(net, layers, self.spec.grid, Partition::Darknet, source)
-            .map(Arc::new)
-            .map_err(SetupError::Model)
+        let m = Model::deferred(net, layers, self.spec.grid, Partition::Darknet, source)
+            .map_err(SetupError::Model)?;
+        self.on_block_grid(m)
     }
 
     /// A coded tail's scheme, each layer's split over the workers, and the workers (`None`:
