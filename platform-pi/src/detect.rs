@@ -6,41 +6,28 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, Error};
 
-use tessera_backends::model_files::ModelFiles;
 pub use tessera_backends::pipeline::DetectKernel;
 use tessera_backends::pipeline::{detect_report, detect_with, DetectRun, DetectSetup};
 use tessera_core::detect::{DEFAULT_NMS, DEFAULT_THRESH};
-use tessera_core::ftp::{GridShape, Mode, Partition};
 
 use crate::files;
+use crate::run_args::{ModelArgs, TileArgs};
 
 /// Arguments of `tessera detect`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Darknet cfg file [default: the built-in yolov2-608.cfg].
-    #[arg(long)]
-    pub cfg: Option<PathBuf>,
-    /// Darknet weights file for the whole network [default: generated from --seed].
-    #[arg(long)]
-    pub weights: Option<PathBuf>,
-    /// Seed of the generated weights when no --weights is given.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    /// The model files.
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// JPEG or PNG frame [default: the built-in sample image].
     #[arg(long)]
     pub input: Option<PathBuf>,
     /// Layers [0, upto) run tile by tile (YOLOv2's fused stack is 16); the rest is the tail.
     #[arg(long, default_value_t = 16)]
     pub upto: usize,
-    /// Tile grid NxM (N rows, M columns) of the fused stack [default: 1x1].
-    #[arg(long)]
-    pub grid: Option<GridShape>,
-    /// Data-reuse scheduling of the fused stack.
-    #[arg(long, requires = "grid")]
-    pub reuse: bool,
-    /// Balanced tile split instead of the original system's rule.
-    #[arg(long)]
-    pub balanced: bool,
+    /// How the fused stack is tiled.
+    #[command(flatten)]
+    pub tiles: TileArgs,
     /// Kernels: `auto` (SIMD where there is a vector path), `simd`, `portable`
     /// (bit-identical to the reference), `winograd` (F(4x4,3x3) on 3x3 stride-1 layers) or
     /// `winograd-f2` (F(2x2,3x3)).
@@ -73,25 +60,17 @@ pub fn run(args: &Args) -> Result<(), Error> {
             return Err(anyhow!("{}: {t} is outside [0, 1]", name));
         }
     }
-    let model_files = ModelFiles {
-        cfg: args.cfg.clone(),
-        weights: args.weights.clone(),
-        seed: args.seed,
-    };
+    let model_files = args.model.files();
     let net = model_files.network()?;
     let params = model_files.params(&net, net.layers().len())?;
     let img = files::load_image(args.input.as_deref())?;
     let input = files::network_input(&img, &net)?;
-    let grid: (u32, u32) = args.grid.map_or((1, 1), Into::into);
+    let grid = args.tiles.grid();
     let setup = DetectSetup {
         upto: args.upto,
         grid,
-        partition: if args.balanced {
-            Partition::Balanced
-        } else {
-            Partition::Darknet
-        },
-        mode: if args.reuse { Mode::Reuse } else { Mode::Plain },
+        partition: args.tiles.partition(),
+        mode: args.tiles.mode(),
         thresh: args.thresh,
         nms: args.nms,
     };
@@ -111,7 +90,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
     let run = DetectRun {
         image: (img.w, img.h),
         grid,
-        reuse: args.reuse,
+        reuse: args.tiles.reuse,
         kernel: &name,
         upto: args.upto,
         thresh: args.thresh,

@@ -8,7 +8,6 @@ use clap::Args as ClapArgs;
 
 use tessera_backends::coded::tail::TailPlace;
 use tessera_backends::coded::CodedFinished;
-use tessera_backends::detections_json::to_json;
 use tessera_backends::driver::{Finished, NodeStats};
 use tessera_backends::frame_result::{FrameResult, ResultError};
 use tessera_backends::node::{
@@ -105,7 +104,6 @@ impl GatewayHost for Host<'_> {
         result: Result<FrameResult<'_>, ResultError>,
     ) -> Saved {
         let key = f.frame;
-        let name = |ext: &str| format!("frame-{}-{}.{ext}", key.origin, key.number);
         let made = match result {
             Err(e) => {
                 println!("frame {}.{} FAILED", key.origin, key.number);
@@ -114,34 +112,11 @@ impl GatewayHost for Host<'_> {
                 }
                 return Saved::Failed;
             }
-            Ok(FrameResult::Fused(out)) => {
-                println!(
-                    "frame {}.{}: {} ms in the cluster, fused output {} values, tiles {:?}",
-                    key.origin,
-                    key.number,
-                    f.latency.total_millis(),
-                    out.len(),
-                    f.tiles_by
-                );
-                let bytes: Vec<u8> = out.iter().flat_map(|v| v.to_le_bytes()).collect();
-                self.write(&name("f32"), &bytes)
-            }
-            Ok(FrameResult::Boxes(dets)) => {
-                let how = tail.map_or(String::new(), |t| {
-                    format!(", coded tail {} ms", t.latency.total_millis())
-                });
-                println!(
-                    "frame {}.{}: {} ms in the cluster{how}, {} boxes, tiles {:?}",
-                    key.origin,
-                    key.number,
-                    f.latency.total_millis(),
-                    dets.len(),
-                    f.tiles_by
-                );
-                let (w, h) = self.input;
-                to_json(&dets, w, h)
+            Ok(r) => {
+                println!("{}", r.line(f, tail));
+                r.file(f, self.input)
                     .context("writing JSON")
-                    .and_then(|j| self.write(&name("json"), j.as_bytes()))
+                    .and_then(|(name, bytes)| self.write(&name, &bytes))
             }
         };
         let Err(e) = made else {

@@ -6,11 +6,11 @@ use anyhow::{anyhow, Error};
 use clap::ValueEnum;
 
 use tessera_backends::kernels::Form;
-use tessera_backends::model_files::ModelFiles;
 use tessera_backends::pipeline::{run_layers, LayersKernel, LayersSetup};
-use tessera_core::ftp::{GridShape, Mode, Partition};
+use tessera_core::ftp::GridShape;
 
 use crate::files;
+use crate::run_args::{mode, ModelArgs, TileArgs};
 
 /// Which kernel set runs the layers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -37,15 +37,9 @@ pub enum KernelChoice {
 /// Arguments of `tessera layers`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Darknet cfg file [default: the built-in yolov2-608.cfg].
-    #[arg(long)]
-    pub cfg: Option<PathBuf>,
-    /// Darknet weights file for the whole network [default: generated from --seed].
-    #[arg(long)]
-    pub weights: Option<PathBuf>,
-    /// Seed of the generated weights when no --weights is given.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    /// The model files.
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// JPEG or PNG frame, letterboxed to the network input as Darknet does
     /// [default: the built-in sample image].
     #[arg(long, conflicts_with = "input_raw")]
@@ -56,15 +50,9 @@ pub struct Args {
     /// Run layers [0, upto) (YOLOv2's fused stack is 16 layers).
     #[arg(long, default_value_t = 16)]
     pub upto: usize,
-    /// Tile grid NxM (N rows, M columns); without it the frame runs whole.
-    #[arg(long)]
-    pub grid: Option<GridShape>,
-    /// Data-reuse scheduling (checkerboard order, overlap strips).
-    #[arg(long, requires = "grid")]
-    pub reuse: bool,
-    /// Balanced tile split instead of the original system's rule.
-    #[arg(long)]
-    pub balanced: bool,
+    /// How the fused stack is tiled.
+    #[command(flatten)]
+    pub tiles: TileArgs,
     /// Kernel set (`portable` and `reference` agree bit for bit).
     #[arg(long, value_enum, default_value_t = KernelChoice::Auto)]
     pub kernel: KernelChoice,
@@ -97,22 +85,9 @@ impl From<KernelChoice> for LayersKernel {
     }
 }
 
-/// `Mode::Reuse` when `reuse`.
-fn mode(reuse: bool) -> Mode {
-    if reuse {
-        Mode::Reuse
-    } else {
-        Mode::Plain
-    }
-}
-
 /// Runs the command (`tessera_backends::pipeline::run_layers`).
 pub fn run(args: &Args) -> Result<(), Error> {
-    let model_files = ModelFiles {
-        cfg: args.cfg.clone(),
-        weights: args.weights.clone(),
-        seed: args.seed,
-    };
+    let model_files = args.model.files();
     let net = model_files.network()?;
     let elements = net
         .input()
@@ -124,13 +99,9 @@ pub fn run(args: &Args) -> Result<(), Error> {
     };
     let setup = LayersSetup {
         upto: args.upto,
-        grid: args.grid.map_or((1, 1), Into::into),
-        partition: if args.balanced {
-            Partition::Balanced
-        } else {
-            Partition::Darknet
-        },
-        mode: mode(args.reuse),
+        grid: args.tiles.grid(),
+        partition: args.tiles.partition(),
+        mode: args.tiles.mode(),
         kernel: args.kernel.into(),
         threads: args.threads,
         plan: args.plan_grid.map(|g| (g.into(), mode(args.plan_reuse))),
