@@ -17,7 +17,7 @@
 //!   on its own threads; `local`: a whole cluster in one process on loopback, with faults and
 //!   an optional coded tail, `fault_spec` its faults as the demo spells them; `bench`: the
 //!   kernel benchmark's measurements, `kernel_report` their JSON report and `kernel_table`
-//!   their table; `transfer_error` (feature `std`): what `f16`/`i8` tile results cost the
+//!   their table, `kernel_bench` (with `codecs`) the whole `tessera bench kernels`; `transfer_error` (feature `std`): what `f16`/`i8` tile results cost the
 //!   fused output and the boxes; `policy_bench`: the policies measured on loopback,
 //!   `policy_report` (with `codecs`) their tables, targets and JSON, `cluster_bench` (with
 //!   `codecs`) the whole `tessera bench cluster`; `probe`: what
@@ -84,6 +84,8 @@ pub mod frame_result;
 pub mod frame_source;
 #[cfg(feature = "alloc")]
 pub mod gen_weights;
+#[cfg(all(feature = "codecs", feature = "simd"))]
+pub mod kernel_bench;
 #[cfg(all(feature = "std", feature = "simd"))]
 pub mod kernel_report;
 #[cfg(all(feature = "std", feature = "simd"))]
