@@ -7,20 +7,15 @@ extern crate alloc;
 extern crate std;
 
 use alloc::format;
-use alloc::string::String;
 use alloc::vec::Vec;
 
-use tessera_core::ftp::{FusedStack, Grid, Mode, Partition, PlanError};
-use tessera_core::model::weights::{Weights, WeightsError};
+use tessera_core::ftp::{Grid, Mode, Partition, PlanError};
 
 use crate::bench::{bench_layers, peak_gflops, tiled_check, BenchError, LayerBench, LayerTimes};
-use crate::builtin::DEFAULT_IMAGE;
-use crate::gen_weights;
 use crate::kernel_report::{KernelReport, KernelRun};
 use crate::kernel_table::{forms_line, loadavg, row, summary, tiled_layers, winograd_summary};
 use crate::kernels::{Fma, Form, Winograd};
-use crate::model_files::{ModelFileError, ModelFiles};
-use crate::pipeline::{decode_pixels, letterbox_of, PictureError};
+use crate::yolo_bench_setup::{SetupError, YoloBench};
 
 /// The benchmark's settings.
 #[derive(Clone, Copy, Debug)]
@@ -51,23 +46,17 @@ pub struct KernelBench {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KernelBenchError {
-    /// The built-in cfg did not load.
+    /// The model or the input could not be made.
     #[error("{0}")]
-    Model(#[from] ModelFileError),
-    /// The layers do not fuse, or the 3x3 grid does not fit them.
+    Setup(#[from] SetupError),
+    /// The 3x3 grid does not fit the layers, or the Winograd forms could not be chosen.
     #[error("{what}: {error}")]
     Plan {
         /// What was planned.
-        what: String,
+        what: &'static str,
         /// Why.
         error: PlanError,
     },
-    /// The generated parameters do not cover the layers.
-    #[error("viewing the weights: {0}")]
-    Weights(#[from] WeightsError),
-    /// The sample image did not decode.
-    #[error("decoding the built-in sample: {0}")]
-    Picture(#[from] PictureError),
     /// A measurement failed.
     #[error("{what}: {error}")]
     Bench {
@@ -89,13 +78,11 @@ fn bench(what: &'static str) -> impl FnOnce(BenchError) -> KernelBenchError {
 impl KernelBench {
     /// Runs the benchmark; its output goes to `say` as it is measured (whole lines).
     pub fn run(&self, mut say: impl FnMut(&str)) -> Result<(), KernelBenchError> {
-        let net = ModelFiles::default().network()?;
-        let upto = self.upto;
-        let plan = |what: String| move |error| KernelBenchError::Plan { what, error };
-        let stack =
-            FusedStack::new(&net, upto).map_err(plan(format!("fusing layers [0, {upto})")))?;
-        let params = gen_weights::params(&net, upto, self.seed);
-        let weights = Weights::new(&net, upto, &params)?;
+        let setup = YoloBench::load(self.upto, self.seed)?;
+        let (net, upto, image) = (&setup.net, self.upto, &setup.image);
+        let plan = |what: &'static str| move |error| KernelBenchError::Plan { what, error };
+        let stack = setup.stack()?;
+        let weights = setup.weights()?;
         let fma = Fma::new();
         let isa = fma.isa();
         let load = loadavg();
@@ -108,13 +95,6 @@ impl KernelBench {
             ));
             say(&format!("measured single-core FMA peak: {peak:.1} GFLOP/s (measured again at the end; the higher is used)\n"));
         }
-        let shape = net.input();
-        let image = letterbox_of(
-            &decode_pixels(DEFAULT_IMAGE)?,
-            shape.w as usize,
-            shape.h as usize,
-        )
-        .data;
         let winograd = self.winograd.then_some(self.form);
         let layers = LayerBench {
             reps: self.reps,
@@ -125,7 +105,7 @@ impl KernelBench {
         let rows = if self.tiled_only {
             Vec::new()
         } else {
-            bench_layers(&net, &weights, upto, &image, &layers, |l, r| {
+            bench_layers(net, &weights, upto, image, &layers, |l, r| {
                 if tables {
                     say(&row(l, r, peak));
                 }
@@ -136,7 +116,7 @@ impl KernelBench {
             None
         } else {
             Some(
-                tiled_check(&fma, &stack, &weights, &image, self.reps)
+                tiled_check(&fma, &stack, &weights, image, self.reps)
                     .map_err(bench("tiled check"))?,
             )
         };
@@ -145,12 +125,11 @@ impl KernelBench {
         } else {
             // The per-layer choice the cost model makes for the 3x3 grid with reuse, on the
             // full frame too (bit-identical tiles need the same choice).
-            let three =
-                Grid::new(3, 3, Partition::Darknet, &stack).map_err(plan("3x3 grid".into()))?;
+            let three = Grid::new(3, 3, Partition::Darknet, &stack).map_err(plan("3x3 grid"))?;
             let wino = Winograd::new()
                 .with_form(self.form)
                 .planned(&stack, &three, Mode::Reuse)
-                .map_err(plan("choosing the winograd forms".into()))?;
+                .map_err(plan("choosing the winograd forms"))?;
             if tables {
                 say(&format!(
                     "winograd forms chosen for 3x3 with reuse (per layer, - = direct): {}\n",
@@ -159,7 +138,7 @@ impl KernelBench {
             }
             let wino = wino.prepare(&weights);
             Some(
-                tiled_check(&wino, &stack, &weights, &image, self.reps)
+                tiled_check(&wino, &stack, &weights, image, self.reps)
                     .map_err(bench("tiled check (winograd)"))?,
             )
         };
@@ -227,7 +206,13 @@ mod tests {
             form: Form::F4,
         };
         let e = bench.run(|t| panic!("said {t}")).unwrap_err();
-        assert!(matches!(e, KernelBenchError::Plan { .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                KernelBenchError::Setup(SetupError::Fuse { upto: 99, .. })
+            ),
+            "{e}"
+        );
         assert!(e.to_string().starts_with("fusing layers [0, 99): "), "{e}");
     }
 }

@@ -46,7 +46,8 @@
 //!   and Winograd kernels for 3×3 stride-1 convs; `unsafe` is allowed only in its arch
 //!   modules. `winograd_report` (features `std` + `simd`): the Winograd kernels' measured
 //!   errors and tile overlap; `winograd_bench` (features `codecs` + `simd`): what
-//!   `tessera bench winograd` prints of them.
+//!   `tessera bench winograd` prints of them; `yolo_bench_setup` what both kernel benchmarks
+//!   measure on.
 #![no_std]
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -138,6 +139,8 @@ pub mod weights_writer;
 pub mod winograd_bench;
 #[cfg(all(feature = "std", feature = "simd"))]
 pub mod winograd_report;
+#[cfg(all(feature = "codecs", feature = "simd"))]
+pub mod yolo_bench_setup;
 
 #[cfg(feature = "simd")]
 pub mod kernels;
