@@ -17,7 +17,7 @@
 //!   on its own threads; `local`: a whole cluster in one process on loopback, with faults and
 //!   an optional coded tail, `fault_spec` its faults as the demo spells them; `bench`: the
 //!   kernel benchmark's measurements, `kernel_report` their JSON report and `kernel_table`
-//!   their table; `transfer_error` (feature `std`): what `f16`/`i8` tile results cost the
+//!   their table, `kernel_bench` (with `codecs`) the whole `tessera bench kernels`; `transfer_error` (feature `std`): what `f16`/`i8` tile results cost the
 //!   fused output and the boxes; `policy_bench`: the policies measured on loopback,
 //!   `policy_report` (with `codecs`) their tables, targets and JSON, `cluster_bench` (with
 //!   `codecs`) the whole `tessera bench cluster`; `probe`: what
@@ -46,7 +46,8 @@
 //!   and Winograd kernels for 3×3 stride-1 convs; `unsafe` is allowed only in its arch
 //!   modules. `winograd_report` (features `std` + `simd`): the Winograd kernels' measured
 //!   errors and tile overlap; `winograd_bench` (features `codecs` + `simd`): what
-//!   `tessera bench winograd` prints of them.
+//!   `tessera bench winograd` prints of them; `yolo_bench_setup` what both kernel benchmarks
+//!   measure on.
 #![no_std]
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -84,6 +85,8 @@ pub mod frame_result;
 pub mod frame_source;
 #[cfg(feature = "alloc")]
 pub mod gen_weights;
+#[cfg(all(feature = "codecs", feature = "simd"))]
+pub mod kernel_bench;
 #[cfg(all(feature = "std", feature = "simd"))]
 pub mod kernel_report;
 #[cfg(all(feature = "std", feature = "simd"))]
@@ -136,6 +139,8 @@ pub mod weights_writer;
 pub mod winograd_bench;
 #[cfg(all(feature = "std", feature = "simd"))]
 pub mod winograd_report;
+#[cfg(all(feature = "codecs", feature = "simd"))]
+pub mod yolo_bench_setup;
 
 #[cfg(feature = "simd")]
 pub mod kernels;

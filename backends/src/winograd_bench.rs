@@ -10,16 +10,12 @@ use alloc::format;
 use alloc::string::String;
 use core::fmt::Write as _;
 
-use tessera_core::ftp::{FusedStack, Mode, PlanError};
-use tessera_core::model::weights::{Weights, WeightsError};
+use tessera_core::ftp::Mode;
 
 use crate::bench::BenchError;
-use crate::builtin::DEFAULT_IMAGE;
-use crate::gen_weights;
 use crate::kernels::{Form, Winograd};
-use crate::model_files::{ModelFileError, ModelFiles};
-use crate::pipeline::{decode_pixels, letterbox_of, PictureError};
 use crate::winograd_report::{layer_errors, overlap};
+use crate::yolo_bench_setup::{SetupError, YoloBench};
 
 /// The benchmark's settings.
 #[derive(Clone, Copy, Debug)]
@@ -38,23 +34,9 @@ pub struct WinogradBench {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WinogradBenchError {
-    /// The built-in cfg did not load.
+    /// The model or the input could not be made.
     #[error("{0}")]
-    Model(#[from] ModelFileError),
-    /// The layers do not fuse.
-    #[error("fusing layers [0, {upto}): {error}")]
-    Fuse {
-        /// Layers asked for.
-        upto: usize,
-        /// Why.
-        error: PlanError,
-    },
-    /// The generated parameters do not cover the layers.
-    #[error("viewing the weights: {0}")]
-    Weights(#[from] WeightsError),
-    /// The sample image did not decode.
-    #[error("decoding the built-in sample: {0}")]
-    Picture(#[from] PictureError),
+    Setup(#[from] SetupError),
     /// The error measurement failed.
     #[error("measuring the errors: {0}")]
     Errors(BenchError),
@@ -66,20 +48,11 @@ pub enum WinogradBenchError {
 impl WinogradBench {
     /// Runs the benchmark and returns its report.
     pub fn run(&self) -> Result<String, WinogradBenchError> {
-        let net = ModelFiles::default().network()?;
-        let upto = self.upto;
-        let stack = FusedStack::new(&net, upto)
-            .map_err(|error| WinogradBenchError::Fuse { upto, error })?;
-        let params = gen_weights::params(&net, upto, self.seed);
-        let weights = Weights::new(&net, upto, &params)?;
+        let setup = YoloBench::load(self.upto, self.seed)?;
+        let (net, upto, image) = (&setup.net, self.upto, &setup.image);
+        let stack = setup.stack()?;
+        let weights = setup.weights()?;
         let wino = Winograd::new().with_form(self.form).prepare(&weights);
-        let shape = net.input();
-        let image = letterbox_of(
-            &decode_pixels(DEFAULT_IMAGE)?,
-            shape.w as usize,
-            shape.h as usize,
-        )
-        .data;
         let mut out = format!(
             "tessera bench winograd: YOLOv2 608 layers [0, {upto}), seed {}; error = |out - exact| / (|a|*sum|w*x| + |b|), worst over {} top and {} middle output rows\n",
             self.seed, self.rows, self.rows
@@ -89,7 +62,7 @@ impl WinogradBench {
             "{:>5} {:<27} {:>5} {:>10} {:>11} {:>11}",
             "layer", "", "form", "outputs", "direct", "winograd"
         );
-        let errors = layer_errors(&net, &weights, &wino, upto, &image, self.rows)
+        let errors = layer_errors(net, &weights, &wino, upto, image, self.rows)
             .map_err(WinogradBenchError::Errors)?;
         for e in &errors {
             let _ = writeln!(
@@ -155,7 +128,7 @@ mod tests {
         let bad = WinogradBench { upto: 99, ..bench };
         assert!(matches!(
             bad.run(),
-            Err(WinogradBenchError::Fuse { upto: 99, .. })
+            Err(WinogradBenchError::Setup(SetupError::Fuse { upto: 99, .. }))
         ));
     }
 }

@@ -13,7 +13,7 @@ use tessera_core::detect::Detection;
 
 use crate::image::{write_annotated, Image, ImageFiles};
 
-pub use tessera_backends::builtin::{DEFAULT_CFG, DEFAULT_IMAGE};
+pub use tessera_backends::builtin::DEFAULT_IMAGE;
 
 /// Reads a CHW little-endian f32 tensor of exactly `elements` values.
 pub fn load_raw(path: &Path, elements: usize) -> Result<Vec<f32>, Error> {
