@@ -12,7 +12,7 @@ mod common;
 use std::cell::Cell;
 
 use common::values;
-use tessera_backends::coded::tail::{worker_model, CodedTail, WorkerTailError};
+use tessera_backends::coded::tail::{worker_model, CodedTail, CodedTailError, WorkerTailError};
 use tessera_backends::coded::{
     Activation, CodedModel, CodedModelError, ConvGeom, LayerScheme, LinearLayer, Numeric,
 };
@@ -201,7 +201,17 @@ fn the_coded_gateways_tail_is_the_full_tails_plan_without_parameters() {
     let weights = Weights::new(&net, n, &params).unwrap();
     for scheme in schemes() {
         let full = CodedTail::new(&net, &weights, 16, scheme, &WORKERS).unwrap();
-        let gateway = CodedTail::for_gateway(&net, 16, scheme, &WORKERS).unwrap();
+        let raw = |j: usize| {
+            let at = param_count(&net, j).unwrap();
+            Some(params[at..at + layer_param_count(&net, j).unwrap()].to_vec())
+        };
+        let gateway = CodedTail::for_gateway(&net, 16, scheme, &WORKERS, raw).unwrap();
+        // The 1x1 conv on the route (26) has fewer parameters than input values: the gateway
+        // runs it, and needs its parameters.
+        assert_eq!(CodedTail::gateway_layers(&net, 16).unwrap(), [26]);
+        assert!(!full.conv_layers().contains(&26));
+        let refused = CodedTail::for_gateway(&net, 16, scheme, &WORKERS, |_| None).unwrap_err();
+        assert_eq!(refused, CodedTailError::Weights { layer: 26 });
         assert_eq!(gateway.model().plan(), full.model().plan(), "{scheme:?}");
         assert_eq!(gateway.conv_layers(), full.conv_layers());
         assert_eq!(gateway.cols(), full.cols());
