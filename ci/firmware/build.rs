@@ -16,7 +16,7 @@
 //! | `TESSERA_GW_SEED` | the cluster file's `seed` (the gateway generates the parameters of the tail convolutions it runs itself) | 1 |
 use std::{env, fs, path::PathBuf};
 
-const SETTINGS: [(&str, &str); 11] = [
+const SETTINGS: [(&str, &str); 12] = [
     (
         "TESSERA_GW_KEY",
         "0707070707070707070707070707070707070707070707070707070707070707",
