@@ -398,7 +398,7 @@ pub fn start_node(
     let coded = match options.coded {
         None => None,
         Some(CodedRole::Gateway { tail, config }) => {
-            let exec: BoxedShards = Box::new(InlineShards::new(kernel));
+            let exec: BoxedShards = Box::new(InlineShards::new(kernel.clone()));
             let glue: BoxedGlue = Box::new(tail.glue(kernel));
             Some((tail.model().clone(), config, exec, glue, tail.cols()))
         }

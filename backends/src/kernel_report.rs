@@ -100,6 +100,8 @@ struct LayerReport {
     winograd_gflops_2t: Option<f64>,
     winograd_time_1t_s: f64,
     winograd_time_2t_s: f64,
+    /// Winograd one-thread time over two-thread time.
+    winograd_speedup_2t: f64,
     time_1t_cpu_s: Option<f64>,
     winograd_time_1t_cpu_s: Option<f64>,
 }
@@ -125,6 +127,11 @@ struct TiledReport {
 /// Four decimals (NaN and infinities stay so, and serialize as `null`).
 fn num(x: f64) -> f64 {
     (x * 1e4).round() / 1e4
+}
+
+/// Seconds to the microsecond (a max pool's call takes 0.1 ms or less).
+fn num_s(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
 }
 
 /// GFLOP/s of `flop` in `t` seconds.
@@ -167,15 +174,16 @@ impl KernelReport {
                 fraction_of_peak_1t: (r.flop > 0.0).then(|| num(gflops(r.flop, r.fma1) / peak)),
                 ratio_to_portable_1t: num(secs(r.portable) / r.fma1),
                 speedup_2t: num(r.fma1 / r.fma2),
-                time_1t_s: num(r.fma1),
-                time_2t_s: num(r.fma2),
-                time_portable_s: num(secs(r.portable)),
+                time_1t_s: num_s(r.fma1),
+                time_2t_s: num_s(r.fma2),
+                time_portable_s: num_s(secs(r.portable)),
                 winograd_gflops_1t: rate(r.flop, secs(r.wino1)),
                 winograd_gflops_2t: rate(r.flop, secs(r.wino2)),
-                winograd_time_1t_s: num(secs(r.wino1)),
-                winograd_time_2t_s: num(secs(r.wino2)),
-                time_1t_cpu_s: r.fma1_cpu.map(num),
-                winograd_time_1t_cpu_s: r.wino1_cpu.map(num),
+                winograd_time_1t_s: num_s(secs(r.wino1)),
+                winograd_time_2t_s: num_s(secs(r.wino2)),
+                winograd_speedup_2t: num(secs(r.wino1) / secs(r.wino2)),
+                time_1t_cpu_s: r.fma1_cpu.map(num_s),
+                winograd_time_1t_cpu_s: r.wino1_cpu.map(num_s),
             })
             .collect();
         let [loadavg_start, loadavg_end] = run.load.clone();
@@ -282,12 +290,19 @@ mod tests {
         assert!(v.get("tiled").is_none());
         assert_eq!(v["layers"][0]["winograd_gflops_1t"], 8.0);
         assert!(v["layers"][0]["winograd_gflops_2t"].is_null());
+        assert!(v["layers"][0]["winograd_speedup_2t"].is_null());
         assert_eq!(v["winograd_over_fma_1t"], 2.0);
         assert_eq!(v["winograd_form"], "F4");
         assert!(v["total_gflops_winograd_2t"].is_null());
         // 2 GFLOP over the conv's and the pool's 0.5 s each.
         assert_eq!(v["total_gflops_1t_cpu"], 2.0);
         assert_eq!(v["layers"][0]["time_1t_cpu_s"], 0.5);
+        // Times to the microsecond, not to 0.1 ms.
+        let mut fast = rows[1].clone();
+        fast.fma2 = 12.3456e-6;
+        let r = KernelReport::new(&run, &[fast.clone()], &fast, None, None);
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["layers"][0]["time_2t_s"], 12e-6);
         assert!(v["total_gflops_winograd_1t_cpu"].is_null());
     }
 }

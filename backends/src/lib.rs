@@ -7,7 +7,8 @@
 //! - `dgram` (feature `alloc`): the datagram transport over any embedded-nal UDP stack
 //!   (authenticated, fragmented, deadline-bounded, never retransmitted), and a lossy wrapper.
 //! - `coded` (feature `alloc`): the coded (CDC) stage driver: linear layers split into data and
-//!   parity shards over workers, decoded at the gateway under a frame deadline.
+//!   parity shards over workers, decoded at the gateway under a frame deadline; `coded_demo`
+//!   (features `std` + `simd`): the stage alone on loopback, as `tessera coded` runs it.
 //! - `pipeline` (feature `alloc`): one frame on one machine: the fused stack tile by tile, the
 //!   tail, region decoding; the kernel set chosen at run time (feature `simd`).
 //! - `nal_std` (feature `std`): embedded-nal TCP and UDP stacks over std sockets; `weights_file`: the
@@ -18,9 +19,12 @@
 //!   kernel benchmark's measurements, `kernel_report` their JSON report and `kernel_table`
 //!   their table; `transfer_error` (feature `std`): what `f16`/`i8` tile results cost the
 //!   fused output and the boxes; `policy_bench`: the policies measured on loopback,
-//!   `policy_report` (with `codecs`) their tables, targets and JSON; `probe`: what
-//!   `tessera check` asks a node, `probe_table` the table of the answers; `local_report`:
-//!   what `tessera demo` prints of a local run.
+//!   `policy_report` (with `codecs`) their tables, targets and JSON, `cluster_bench` (with
+//!   `codecs`) the whole `tessera bench cluster`; `probe`: what
+//!   `tessera check` asks a node, `probe_table` the table of the answers, `node_check` every
+//!   node of a cluster probed from this machine; `local_report`:
+//!   what `tessera demo` prints of a local run; `demo` (features `codecs` + `simd`): the
+//!   demo itself, a local run of pictures through the tail to boxes.
 //! - `frame_result` (features `alloc` + `simd`): a gateway's final result of a frame (fused
 //!   output, the tail run here, or the coded stage's output; then boxes).
 //! - `gen_weights` (feature `alloc`): seeded random parameters in Darknet order
@@ -36,11 +40,13 @@
 //! - `mem_device` (features `alloc` + `smoltcp`): an in-memory smoltcp device for tests and
 //!   virtual-time measurements.
 //! - `transport_bench` (features `alloc` + `smoltcp`): the TCP link against datagrams under
-//!   packet loss, two smoltcp nodes in virtual time (`tessera bench transport`).
+//!   packet loss, two smoltcp nodes in virtual time (`tessera bench transport`), and
+//!   `transport_table` what that command prints.
 //! - `kernels` (feature `simd`): FMA conv kernels (AVX2+FMA, NEON), multi-core with `std`,
 //!   and Winograd kernels for 3×3 stride-1 convs; `unsafe` is allowed only in its arch
 //!   modules. `winograd_report` (features `std` + `simd`): the Winograd kernels' measured
-//!   errors and tile overlap.
+//!   errors and tile overlap; `winograd_bench` (features `codecs` + `simd`): what
+//!   `tessera bench winograd` prints of them.
 #![no_std]
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -56,8 +62,14 @@ pub mod bench;
 pub mod builtin;
 #[cfg(all(feature = "std", feature = "simd"))]
 pub mod cluster;
+#[cfg(all(feature = "codecs", feature = "simd"))]
+pub mod cluster_bench;
 #[cfg(feature = "alloc")]
 pub mod coded;
+#[cfg(all(feature = "std", feature = "simd"))]
+pub mod coded_demo;
+#[cfg(all(feature = "codecs", feature = "simd"))]
+pub mod demo;
 #[cfg(feature = "std")]
 pub mod detections_json;
 #[cfg(feature = "alloc")]
@@ -95,6 +107,8 @@ pub mod nal_std;
 #[cfg(all(feature = "std", feature = "simd"))]
 pub mod node;
 #[cfg(all(feature = "std", feature = "simd"))]
+pub mod node_check;
+#[cfg(all(feature = "std", feature = "simd"))]
 pub mod node_memory;
 #[cfg(feature = "alloc")]
 pub mod pipeline;
@@ -110,10 +124,14 @@ pub mod probe_table;
 pub mod transfer_error;
 #[cfg(all(feature = "alloc", feature = "smoltcp"))]
 pub mod transport_bench;
+#[cfg(all(feature = "alloc", feature = "smoltcp"))]
+pub mod transport_table;
 #[cfg(feature = "std")]
 pub mod weights_file;
 #[cfg(feature = "std")]
 pub mod weights_writer;
+#[cfg(all(feature = "codecs", feature = "simd"))]
+pub mod winograd_bench;
 #[cfg(all(feature = "std", feature = "simd"))]
 pub mod winograd_report;
 

@@ -191,7 +191,7 @@ proptest! {
                 }
             }
             for t in [2, 3] {
-                let threaded = layer.run(&k.with_threads(t), sub);
+                let threaded = layer.run(&k.clone().with_threads(t), sub);
                 prop_assert!(same_bits(&threaded, &part), "{:?} {t} threads", k.isa());
             }
             match &first {
@@ -231,7 +231,10 @@ fn yolo_like_shapes() {
         }
         for kern in kernels() {
             for t in [1, 2, 4] {
-                assert!(same_bits(&layer.run(&kern.with_threads(t), full), &base));
+                assert!(same_bits(
+                    &layer.run(&kern.clone().with_threads(t), full),
+                    &base
+                ));
             }
         }
     }
@@ -350,7 +353,7 @@ proptest! {
                 let got = tiled(&k, &stack, &grid, mode, &weights, &input);
                 prop_assert!(same_bits(&got, &whole), "{:?} {mode:?} {rows}x{cols}", k.isa());
             }
-            let two = tiled(&k.with_threads(2), &stack, &grid, Mode::Reuse, &weights, &input);
+            let two = tiled(&k.clone().with_threads(2), &stack, &grid, Mode::Reuse, &weights, &input);
             prop_assert!(same_bits(&two, &whole), "{:?} 2 threads", k.isa());
         }
     }

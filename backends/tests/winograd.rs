@@ -366,6 +366,52 @@ proptest! {
     }
 }
 
+/// One kernel's persistent threads serve every layer of a stack, frame after frame: direct
+/// layer 0 (padded path), pools, a deep F4 layer whose output channels two threads split
+/// (odd block rows), a 1×1 conv (flat path) whose threads pack several weight groups each,
+/// and F4 layers whose block rows × channel blocks are shared unevenly (9 block rows): 2 and 3
+/// threads equal one bit for bit, full frame and a 3×3 grid with reuse.
+#[test]
+fn one_pool_serves_every_layer_of_a_stack() {
+    let specs = [
+        Some((3, 1, 16)),
+        None,
+        Some((3, 1, 530)),
+        Some((1, 1, 400)),
+        Some((3, 1, 24)),
+        None,
+        Some((3, 1, 7)),
+    ];
+    let net = build(76, 70, 3, &specs);
+    let upto = net.layers().len();
+    let k1 = Winograd::new();
+    let plain = FusedStack::new(&net, upto).unwrap();
+    let stack = plain.aligned(&k1);
+    let mut rng = SplitMix64::new(23);
+    let data = net_params(&net, upto, &mut rng);
+    let weights = Weights::new(&net, upto, &data).unwrap();
+    let k1 = k1.prepare(&weights);
+    let one = Grid::new(1, 1, Partition::Balanced, &stack).unwrap();
+    let three = Grid::new(3, 3, Partition::Balanced, &stack).unwrap();
+    for t in [2, 3] {
+        let kt = k1.clone().with_threads(t);
+        assert_eq!(kt.threads(), t);
+        for frame in 0..2u64 {
+            let input: Vec<f32> = (0..stack.input().elements().unwrap())
+                .map(|_| rng.uniform_f32(-1.0, 1.0))
+                .collect();
+            for (grid, mode) in [(&one, Mode::Plain), (&three, Mode::Reuse)] {
+                let want = tiled(&k1, &stack, grid, mode, &weights, &input);
+                let got = tiled(&kt, &stack, grid, mode, &weights, &input);
+                assert!(
+                    same_bits(&got, &want),
+                    "{t} threads, frame {frame}, {mode:?}"
+                );
+            }
+        }
+    }
+}
+
 /// A YOLOv2-like stack (3×3 convs and pools, 1×1s between) as 3×3 with reuse and 5×5.
 #[test]
 fn yolo_like_stack_3x3_reuse_and_5x5() {

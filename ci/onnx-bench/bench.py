@@ -205,14 +205,18 @@ def main():
     ort_s = {1: float("inf"), 2: float("inf")}
     ort_cpu = float("inf")
     ours = {}
+    per_round = {"onnxruntime": [], "direct": [], "winograd": []}
     loads = []
     tiled = {}
     for rnd in range(args.rounds):
+        walls = {}
         for t in (1, 2):
             wall, cpu = best_time(sessions[t], x, args.reps)
+            walls[t] = wall
             ort_s[t] = min(ort_s[t], wall)
             if t == 1:
                 ort_cpu = min(ort_cpu, cpu)
+        per_round["onnxruntime"].append(walls[1] / walls[2])
         # The tiled check (3x3 grid with reuse against the full frame, both kernels) in the
         # first round only: it is the slowest part and its ratios move little between runs.
         report = json.loads(tessera(args, "bench", "kernels", "--json", "--fma-only",
@@ -228,6 +232,9 @@ def main():
                            (("direct", "cpu"), "total_gflops_1t_cpu"),
                            (("winograd", "cpu"), "total_gflops_winograd_1t_cpu")):
             ours[key] = max(ours.get(key, 0.0), report[field] or 0.0)
+        per_round["direct"].append(report["total_gflops_2t"] / report["total_gflops_1t"])
+        per_round["winograd"].append(report["total_gflops_winograd_2t"]
+                                     / report["total_gflops_winograd_1t"])
     ort_g = {t: flop / s / 1e9 for t, s in ort_s.items()}
     print(f"load average {loads[0]} -> {loads[-1]}; best of {args.rounds} rounds x {args.reps} "
           f"runs; GFLOP/s = {flop / 1e9:.2f} GFLOP / time")
@@ -237,6 +244,8 @@ def main():
         g1, g2 = ours[(k, 1)], ours[(k, 2)]
         print(f"{'tessera ' + k + ' (effective)':28} {g1:9.1f} {g2:10.1f} {g2 / g1:6.2f}"
               f"   vs onnxruntime {g1 / ort_g[1]:.2f}x / {g2 / ort_g[2]:.2f}x")
+    print("2t/1t within each round (both thread counts timed back to back): " + "; ".join(
+        f"{k} {' '.join(f'{r:.2f}' for r in v)}" for k, v in per_round.items()))
     ort_c = flop / ort_cpu / 1e9
     print(f"by on-CPU time, 1 thread (time waiting for a core not counted): onnxruntime "
           f"{ort_c:.1f}, tessera direct {ours[('direct', 'cpu')]:.1f} "

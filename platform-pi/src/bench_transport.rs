@@ -5,10 +5,11 @@
 //! latency of those that arrived: the figures behind which messages travel on datagrams
 //! (docs/datagram.md).
 
-use anyhow::{anyhow, Error};
+use anyhow::Error;
 use clap::Args as ClapArgs;
 
-use tessera_backends::transport_bench::{measure, TransportRow, TransportSpec};
+use tessera_backends::transport_bench::TransportSpec;
+use tessera_backends::transport_table::report;
 use tessera_core::time::Duration;
 
 /// Arguments of `tessera bench transport`.
@@ -40,22 +41,8 @@ pub struct Args {
     pub seed: u64,
 }
 
-fn ms(d: Option<Duration>) -> String {
-    d.map_or("-".into(), |d| {
-        format!("{:.1}", d.total_micros() as f64 / 1000.0)
-    })
-}
-
 /// Runs `tessera bench transport`.
 pub fn run(args: &Args) -> Result<(), Error> {
-    if let Some(l) = args.loss.iter().find(|l| !(0.0..=1.0).contains(*l)) {
-        return Err(anyhow!("reading --loss: '{l}' is not a fraction 0..1"));
-    }
-    if args.sizes.is_empty() || args.messages == 0 || args.rate_mbps == 0 {
-        return Err(anyhow!(
-            "reading --sizes, --messages, --rate-mbps: need at least one size, one message and a rate"
-        ));
-    }
     let spec = TransportSpec {
         sizes: args.sizes.clone(),
         losses: args.loss.clone(),
@@ -66,31 +53,6 @@ pub fn run(args: &Args) -> Result<(), Error> {
         deadline: Duration::from_millis(args.deadline_ms),
         seed: args.seed,
     };
-    println!(
-        "smoltcp, virtual time: {} messages every {} ms, one-way {} ms, {} Mbit/s, deadline {} ms, seed {}",
-        args.messages, args.interval_ms, args.one_way_ms, args.rate_mbps, args.deadline_ms, args.seed
-    );
-    println!(
-        "{:>9} {:>7} {:>5} {:>10} {:>9} {:>9} {:>9} {:>9}",
-        "transport", "bytes", "loss", "delivered", "in time", "p50 ms", "p99 ms", "max ms"
-    );
-    for r in measure(&spec) {
-        print_row(&r);
-    }
+    print!("{}", report(&spec)?);
     Ok(())
-}
-
-fn print_row(r: &TransportRow) {
-    let pct = |n: usize| format!("{:.1}%", 100.0 * n as f64 / r.sent.max(1) as f64);
-    println!(
-        "{:>9} {:>7} {:>5.2} {:>10} {:>9} {:>9} {:>9} {:>9}",
-        r.transport.name(),
-        r.bytes,
-        r.loss,
-        pct(r.delivered),
-        pct(r.in_time),
-        ms(r.quantile(0.5)),
-        ms(r.quantile(0.99)),
-        ms(r.quantile(1.0)),
-    );
 }

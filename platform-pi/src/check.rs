@@ -14,9 +14,8 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Error};
 use clap::Args as ClapArgs;
 
-use tessera_backends::probe::{probe, Probe};
-use tessera_backends::probe_table::{own_address, table, Row};
-use tessera_core::wire::{Key, NodeId};
+use tessera_backends::node_check::check_nodes;
+use tessera_core::wire::NodeId;
 
 use crate::config::Cluster;
 
@@ -55,76 +54,29 @@ pub fn run(args: &Args) -> Result<(), Error> {
             ));
         }
     };
+    let spec = &cluster.deployment.spec;
     println!(
         "cluster file {}: ok ({:?}, grid {}x{}, {} fused layers, {} nodes, {})",
         path.display(),
-        cluster.policy,
-        cluster.grid.0,
-        cluster.grid.1,
-        cluster.layers,
-        cluster.nodes.len(),
-        if cluster.key.is_some() {
+        spec.policy,
+        spec.grid.0,
+        spec.grid.1,
+        spec.layers,
+        spec.nodes.len(),
+        if spec.key.is_some() {
             "authenticated"
         } else {
             "INSECURE"
         }
     );
-    let mut problems = 0usize;
-    let ours = match cluster.fingerprint() {
-        Ok(f) => {
-            println!("model here: {f:016x}");
-            Some(f)
-        }
-        Err(e) => {
-            println!("model here: {e}");
-            problems += 1;
-            None
-        }
-    };
-    if let Some(id) = args.id {
-        match cluster.node(id).map(|n| (n, own_address(n.addr))) {
-            None => {
-                println!("this machine: no node {id} in the file");
-                problems += 1;
-            }
-            Some((n, Ok(state))) => println!("this machine: node {id} at {}: {state}", n.addr),
-            Some((_, Err(why))) => {
-                println!("this machine: node {id}: {why}");
-                problems += 1;
-            }
-        }
-    }
     let timeout = args
         .timeout_ms
-        .map_or(cluster.timeouts.connect, Duration::from_millis);
-    let key = cluster.key.map(Key::new);
-    // Every node at once: a cluster of unreachable nodes costs one timeout, not one each.
-    let rows: Vec<Row> = std::thread::scope(|s| {
-        let probes: Vec<_> = cluster
-            .nodes
-            .iter()
-            .map(|n| (n, s.spawn(|| probe(n.addr, key.as_ref(), timeout))))
-            .collect();
-        probes
-            .into_iter()
-            .zip(&cluster.written)
-            .map(|((n, h), written)| Row {
-                id: n.id,
-                addr: n.addr,
-                written: written.clone(),
-                probe: h
-                    .join()
-                    .unwrap_or_else(|_| Probe::NoAnswer("probe thread panicked".into())),
-                ours,
-            })
-            .collect()
-    });
-    println!();
-    print!("{}", table(&rows));
-    problems += rows.iter().filter(|r| !r.ok()).count();
-    if problems > 0 {
-        return Err(anyhow!("check: {problems} problem(s), see above"));
+        .map_or(spec.timeouts.connect, Duration::from_millis);
+    let check = check_nodes(&cluster.deployment, &cluster.written, args.id, timeout);
+    print!("{}", check.text);
+    if check.problems > 0 {
+        return Err(anyhow!("check: {} problem(s), see above", check.problems));
     }
-    println!("all {} nodes ok", rows.len());
+    println!("all {} nodes ok", check.nodes);
     Ok(())
 }

@@ -9,20 +9,14 @@
 //! in float mode. The run prints per-frame latency and quality, then p50/p99, the shard
 //! parameters each worker holds against the whole model, and the gateway's counters.
 
-use std::sync::Arc;
-
-use anyhow::{anyhow, Context, Error};
+use anyhow::Error;
 use clap::Args as ClapArgs;
 
-use tessera_backends::coded::loopback::{run_loopback, LoopbackSpec, Transport};
-use tessera_backends::coded::loopback_report::{dgram_line, report};
 use tessera_backends::coded::tail::TailScheme;
-use tessera_backends::coded::{generated_chain, CodedModel};
-use tessera_core::runtime::coded::{Allocator, CodedConfig};
+use tessera_backends::coded_demo::CodedDemo;
+use tessera_core::runtime::coded::Allocator;
 use tessera_core::time::Duration;
 use tessera_core::wire::NodeId;
-
-use tessera_core::rng::SplitMix64;
 
 /// Arguments of `tessera coded`.
 #[derive(ClapArgs, Debug, Clone)]
@@ -100,95 +94,29 @@ pub enum AllocatorArg {
     Quality,
 }
 
-/// `list` checked against the workers 1..=`workers`.
-fn ids(list: &[NodeId], workers: u16) -> Result<Vec<NodeId>, Error> {
-    match list.iter().find(|id| !(1..=workers).contains(id)) {
-        Some(id) => Err(anyhow!(
-            "reading worker ids: '{id}' is not a worker id 1..={workers}"
-        )),
-        None => Ok(list.to_vec()),
-    }
-}
-
-/// The model of `args`: layers with generated weights, split as asked over the workers.
-pub fn model(args: &Args) -> Result<CodedModel, Error> {
-    let dims = &args.dims;
-    if dims.len() < 2 || dims.contains(&0) {
-        return Err(anyhow!(
-            "reading --dims: need at least two positive widths (input, then each layer's output)"
-        ));
-    }
-    let w = args.workers as usize;
-    let (name, scheme) = match args.scheme {
-        Scheme::Cdc => ("cdc", TailScheme::Cdc(args.r)),
-        Scheme::TwoMr => ("2mr", TailScheme::TwoMr),
-        Scheme::Uncoded => ("uncoded", TailScheme::Uncoded),
-    };
-    let scheme = scheme.layer_scheme(w).map_err(|_| {
-        anyhow!(
-            "reading --scheme: '{name}' with {w} workers and r = {}: use cdc (r < W), 2mr or uncoded",
-            args.r
-        )
-    })?;
-    let workers: Vec<NodeId> = (1..=args.workers).collect();
-    generated_chain(dims, scheme, &workers, args.float, args.seed)
-        .context("building the coded model")
-}
-
-/// Runs `tessera coded`.
+/// Runs `tessera coded` (`tessera_backends::coded_demo`).
 pub fn run(args: &Args) -> Result<(), Error> {
-    let model = Arc::new(model(args)?);
-    let absent = ids(&args.absent, args.workers)?;
-    let stall = ids(&args.stall, args.workers)?;
-    let allocator = match args.allocator {
-        AllocatorArg::Uniform => Allocator::Uniform,
-        AllocatorArg::Quality => Allocator::QualityAware,
-    };
-    let config = CodedConfig {
-        allocator,
-        ..CodedConfig::new(Duration::from_millis(args.deadline_ms))
-    };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .context("finding a free port")?
-        .port();
-    let transport = match args.transport {
-        _ if !(0.0..=1.0).contains(&args.loss) => {
-            return Err(anyhow!(
-                "reading --loss: '{}' is not a fraction 0..1",
-                args.loss
-            ));
-        }
-        TransportArg::Tcp if args.loss > 0.0 => {
-            return Err(anyhow!(
-                "reading --loss: loss is injected on the datagram transport only (--transport datagram)"
-            ));
-        }
-        TransportArg::Tcp => Transport::Tcp,
-        TransportArg::Datagram => Transport::Datagram { loss: args.loss },
-    };
-    let mut key = [0u8; 32];
-    let mut rng = SplitMix64::new(args.seed ^ 0x006b_6579);
-    key.iter_mut().for_each(|b| *b = rng.next_u64() as u8);
-    let spec = LoopbackSpec {
+    let transport = CodedDemo::transport(args.transport == TransportArg::Datagram, args.loss)?;
+    let demo = CodedDemo {
         workers: args.workers,
-        absent,
-        stall,
+        scheme: match args.scheme {
+            Scheme::Cdc => TailScheme::Cdc(args.r),
+            Scheme::TwoMr => TailScheme::TwoMr,
+            Scheme::Uncoded => TailScheme::Uncoded,
+        },
+        dims: args.dims.clone(),
+        float: args.float,
         frames: args.frames,
-        config,
+        deadline: Duration::from_millis(args.deadline_ms),
+        allocator: match args.allocator {
+            AllocatorArg::Uniform => Allocator::Uniform,
+            AllocatorArg::Quality => Allocator::QualityAware,
+        },
+        absent: args.absent.clone(),
+        stall: args.stall.clone(),
         seed: args.seed,
-        key,
-        port,
         transport,
     };
-    let run = run_loopback(model.clone(), &spec).context("running the coded cluster")?;
-    print!(
-        "{}",
-        report(&model, args.float, args.workers, &run.gateway, &run.frames)
-            .context("computing the reference")?
-    );
-    if let Some(d) = run.dgram {
-        println!("{}", dgram_line(&d));
-    }
+    print!("{}", demo.run()?);
     Ok(())
 }

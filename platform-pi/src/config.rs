@@ -25,48 +25,17 @@ const MAX_TAIL_COPIES: u8 = 8;
 /// Most edges a cluster file may list.
 pub const MAX_EDGES: usize = 16;
 
-/// A validated cluster description.
+/// A validated cluster description: what its nodes run from, and how the file wrote their
+/// addresses.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Cluster {
-    /// Scheduling policy.
-    pub policy: Policy,
-    /// Tile grid (rows, columns) over the last fused layer's output.
-    pub grid: (u32, u32),
-    /// Number of fused layers run on the edges (`[0, L)`).
-    pub layers: usize,
-    /// Pre-shared cluster key (ChaCha20-Poly1305), `None` when insecure.
-    pub key: Option<[u8; 32]>,
-    /// Conv kernel every node runs (all nodes must agree for bit-identical tiles).
-    pub kernel: NodeKernel,
-    /// Darknet cfg and weights (or the built-in cfg, and weights generated from a seed).
-    pub model: ModelFiles,
-    /// Timeouts of every exchange.
-    pub timeouts: Timeouts,
-    /// The gateway (id 0) and the edges, sorted by id (host names resolved when the file was
-    /// loaded).
-    pub nodes: Vec<Node>,
+    /// Policy, grid, fused layers, key, kernel, timeouts, nodes (sorted by id, host names
+    /// resolved when the file was loaded), strips, transfer and pacing; the model files; the
+    /// tail and its coded stage.
+    pub deployment: Deployment,
     /// Each node's address as the file writes it (`192.168.1.11:7700`, `tessera-1.local:7700`),
-    /// in the order of `nodes`.
+    /// in the order of the deployment's nodes.
     pub written: Vec<String>,
-    /// Where the layers after the fused ones run.
-    pub tail: TailPlace,
-    /// A coded tail: its frame deadline and data grace.
-    pub coded: CodedConfig,
-    /// A coded tail's shards and results on the TCP link (`tail_transport = "tcp"`, the
-    /// default) or on authenticated datagrams (`"datagram"`).
-    pub tail_transport: TailTransport,
-    /// WST-S strips stay where they were made (`reuse = "local"`, the default, and `"link"`)
-    /// or go through the gateway's cache (`reuse = "gateway"`).
-    pub local_reuse: bool,
-    /// `reuse = "link"`: strips go edge to edge when the link model says fetching beats
-    /// recomputing the overlap.
-    pub link_reuse: bool,
-    /// Wire precision of tile results and strips: `transfer = "f32"` (the default,
-    /// bit-exact), `"f16"` or `"i8"`.
-    pub transfer: Precision,
-    /// `results_ahead = N` (0..=8, default 2; 0: no limit) and `prefetch = true|false`
-    /// (default true).
-    pub pacing: Pacing,
 }
 
 /// The conv kernel of a cluster's nodes (`auto`, `portable` or `simd`).
@@ -553,70 +522,46 @@ impl Cluster {
         nodes.sort_by_key(|(n, _)| n.id);
         let (nodes, written) = nodes.into_iter().unzip();
         Ok(Cluster {
-            policy,
-            grid,
-            layers,
-            key,
-            kernel,
-            model: ModelFiles {
-                cfg: raw.cfg,
-                weights: raw.weights,
-                seed: raw.seed,
+            deployment: Deployment {
+                spec: ClusterSpec {
+                    policy,
+                    grid,
+                    layers,
+                    key,
+                    kernel,
+                    timeouts,
+                    nodes,
+                    local_reuse,
+                    link_reuse,
+                    transfer,
+                    pacing,
+                },
+                model: ModelFiles {
+                    cfg: raw.cfg,
+                    weights: raw.weights,
+                    seed: raw.seed,
+                },
+                tail,
+                coded,
+                tail_transport,
             },
-            timeouts,
-            nodes,
             written,
-            tail,
-            coded,
-            tail_transport,
-            local_reuse,
-            link_reuse,
-            transfer,
-            pacing,
         })
-    }
-
-    /// What the nodes agree on, for starting one (`tessera_backends::cluster::start_node`).
-    pub fn spec(&self) -> ClusterSpec {
-        ClusterSpec {
-            policy: self.policy,
-            grid: self.grid,
-            layers: self.layers,
-            key: self.key,
-            kernel: self.kernel,
-            timeouts: self.timeouts,
-            nodes: self.nodes.clone(),
-            local_reuse: self.local_reuse,
-            link_reuse: self.link_reuse,
-            transfer: self.transfer,
-            pacing: self.pacing,
-        }
-    }
-
-    /// What a node of this cluster runs from (`tessera_backends::node`).
-    pub fn deployment(&self) -> Deployment {
-        Deployment {
-            spec: self.spec(),
-            model: self.model.clone(),
-            tail: self.tail,
-            coded: self.coded,
-            tail_transport: self.tail_transport,
-        }
     }
 
     /// The model fingerprint of this cluster as this machine runs it (reads the cfg and the
     /// fused layers' part of the weights file).
     pub fn fingerprint(&self) -> Result<u64, ModelFileError> {
-        self.deployment().fingerprint()
+        self.deployment.fingerprint()
     }
 
     /// The node with `id`, if listed.
     pub fn node(&self, id: NodeId) -> Option<&Node> {
-        self.nodes.iter().find(|n| n.id == id)
+        self.deployment.spec.nodes.iter().find(|n| n.id == id)
     }
 
     /// The edges (every node but the gateway).
     pub fn edges(&self) -> impl Iterator<Item = &Node> {
-        self.nodes.iter().filter(|n| n.id != 0)
+        self.deployment.spec.nodes.iter().filter(|n| n.id != 0)
     }
 }

@@ -14,7 +14,6 @@ use tessera_backends::node::{run_edge, EdgeHost, EdgeRun, EdgeUp, FrameError, So
 
 use tessera_core::wire::Policy;
 
-use crate::config::Cluster;
 use crate::node::NodeLog;
 
 /// Arguments of `tessera edge`.
@@ -129,8 +128,7 @@ impl EdgeHost for Host {
 /// feeds no new frame and waits for the ones in flight, at most their deadline, reports them,
 /// prints the counters and exits 0).
 pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
-    let log = NodeLog::start(args.stats_every)?;
-    let cluster = Cluster::load(&args.cluster)?;
+    let (log, cluster, input) = NodeLog::start_node(&args.cluster, args.stats_every)?;
     let Some(me) = cluster.node(args.id).filter(|_| args.id != 0) else {
         return Err(anyhow!(
             "edge: no edge with id {} in {}",
@@ -168,14 +166,13 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
             (source, format!("{total} frames"))
         }
     };
-    let net = cluster.model.network()?;
     let mut host = Host {
         id: args.id,
         feeding,
         log,
         who: format!("edge {}", args.id),
-        input: (net.input().w as usize, net.input().h as usize),
-        policy: cluster.policy,
+        input,
+        policy: cluster.deployment.spec.policy,
     };
     let run = EdgeRun {
         id: args.id,
@@ -183,7 +180,7 @@ pub fn edge(args: &EdgeArgs) -> Result<(), Error> {
         inflight: args.inflight,
         seconds: args.seconds.map(Duration::from_secs),
     };
-    let end = run_edge(&cluster.deployment(), run, source, &mut host)?;
+    let end = run_edge(&cluster.deployment, run, source, &mut host)?;
     if end.unfinished > 0 {
         println!(
             "edge {}: {} frames unfinished at stop (not taken by the node, or past the wait)",

@@ -1,4 +1,5 @@
-//! Input tensors from files: raw f32 tensors, and images letterboxed for the network.
+//! Tensors and pictures in files: raw f32 tensors, images letterboxed for the network, and a
+//! frame's boxes out (the frame with them drawn, as PNG; the boxes as JSON).
 
 use std::path::Path;
 
@@ -6,7 +7,11 @@ use anyhow::{anyhow, Context, Error};
 
 use tessera_core::model::Network;
 
-use crate::image::{Image, ImageFiles};
+use tessera_backends::detections_json::to_json;
+use tessera_backends::pipeline::class_count;
+use tessera_core::detect::Detection;
+
+use crate::image::{write_annotated, Image, ImageFiles};
 
 pub use tessera_backends::builtin::{DEFAULT_CFG, DEFAULT_IMAGE};
 
@@ -33,9 +38,16 @@ pub fn write_raw(path: &Path, values: &[f32]) -> Result<(), Error> {
     std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
-/// Loads an image (the built-in sample when `path` is `None`) and letterboxes it to the network
-/// input, as Darknet prepares a frame.
-pub fn load_image_input(path: Option<&Path>, net: &Network) -> Result<Vec<f32>, Error> {
+/// Loads an image: `path`, or the built-in sample when `None`.
+pub fn load_image(path: Option<&Path>) -> Result<Image, Error> {
+    match path {
+        Some(path) => Image::load(path).with_context(|| format!("loading {}", path.display())),
+        None => Image::decode(DEFAULT_IMAGE).context("decoding the built-in sample"),
+    }
+}
+
+/// `img` letterboxed to the network input, as Darknet prepares a frame.
+pub fn network_input(img: &Image, net: &Network) -> Result<Vec<f32>, Error> {
     let shape = net.input();
     if shape.c != 3 {
         return Err(anyhow!(
@@ -43,9 +55,30 @@ pub fn load_image_input(path: Option<&Path>, net: &Network) -> Result<Vec<f32>, 
             shape.c
         ));
     }
-    let img = match path {
-        Some(path) => Image::load(path).with_context(|| format!("loading {}", path.display()))?,
-        None => Image::decode(DEFAULT_IMAGE).context("decoding the built-in sample")?,
-    };
     Ok(img.letterbox(shape.w as usize, shape.h as usize).data)
+}
+
+/// [`load_image`] then [`network_input`].
+pub fn load_image_input(path: Option<&Path>, net: &Network) -> Result<Vec<f32>, Error> {
+    network_input(&load_image(path)?, net)
+}
+
+/// Writes `dets`, found by `net` on `img`, drawn on it as a PNG at `png` and as JSON at
+/// `json` (each when given).
+pub fn write_boxes(
+    img: &Image,
+    dets: &[Detection],
+    net: &Network,
+    png: Option<&Path>,
+    json: Option<&Path>,
+) -> Result<(), Error> {
+    if let Some(png) = png {
+        write_annotated(img, dets, class_count(net), png)
+            .with_context(|| format!("writing {}", png.display()))?;
+    }
+    if let Some(json) = json {
+        let text = to_json(dets, img.w, img.h).context("writing JSON")?;
+        std::fs::write(json, text).with_context(|| format!("writing {}", json.display()))?;
+    }
+    Ok(())
 }

@@ -8,7 +8,6 @@ use clap::Args as ClapArgs;
 
 use tessera_backends::coded::tail::TailPlace;
 use tessera_backends::coded::CodedFinished;
-use tessera_backends::detections_json::to_json;
 use tessera_backends::driver::{Finished, NodeStats};
 use tessera_backends::frame_result::{FrameResult, ResultError};
 use tessera_backends::node::{
@@ -83,13 +82,13 @@ impl GatewayHost for Host<'_> {
         let c = self.cluster;
         println!(
             "gateway up: {:?}, grid {}x{}, {} edges, tail {}, model {fingerprint:016x}",
-            c.policy,
-            c.grid.0,
-            c.grid.1,
+            c.deployment.spec.policy,
+            c.deployment.spec.grid.0,
+            c.deployment.spec.grid.1,
             c.edges().count(),
             match self.args.tail {
                 Tail::None => "none".to_string(),
-                Tail::Run => c.tail.to_string(),
+                Tail::Run => c.deployment.tail.to_string(),
             }
         );
     }
@@ -105,7 +104,6 @@ impl GatewayHost for Host<'_> {
         result: Result<FrameResult<'_>, ResultError>,
     ) -> Saved {
         let key = f.frame;
-        let name = |ext: &str| format!("frame-{}-{}.{ext}", key.origin, key.number);
         let made = match result {
             Err(e) => {
                 println!("frame {}.{} FAILED", key.origin, key.number);
@@ -114,34 +112,11 @@ impl GatewayHost for Host<'_> {
                 }
                 return Saved::Failed;
             }
-            Ok(FrameResult::Fused(out)) => {
-                println!(
-                    "frame {}.{}: {} ms in the cluster, fused output {} values, tiles {:?}",
-                    key.origin,
-                    key.number,
-                    f.latency.total_millis(),
-                    out.len(),
-                    f.tiles_by
-                );
-                let bytes: Vec<u8> = out.iter().flat_map(|v| v.to_le_bytes()).collect();
-                self.write(&name("f32"), &bytes)
-            }
-            Ok(FrameResult::Boxes(dets)) => {
-                let how = tail.map_or(String::new(), |t| {
-                    format!(", coded tail {} ms", t.latency.total_millis())
-                });
-                println!(
-                    "frame {}.{}: {} ms in the cluster{how}, {} boxes, tiles {:?}",
-                    key.origin,
-                    key.number,
-                    f.latency.total_millis(),
-                    dets.len(),
-                    f.tiles_by
-                );
-                let (w, h) = self.input;
-                to_json(&dets, w, h)
+            Ok(r) => {
+                println!("{}", r.line(f, tail));
+                r.file(f, self.input)
                     .context("writing JSON")
-                    .and_then(|j| self.write(&name("json"), j.as_bytes()))
+                    .and_then(|(name, bytes)| self.write(&name, &bytes))
             }
         };
         let Err(e) = made else {
@@ -158,17 +133,14 @@ impl GatewayHost for Host<'_> {
 /// Runs the gateway until `--frames` frames are finished, or SIGTERM/SIGINT (see
 /// [`run_gateway`]); on a stop signal the counters are printed and the exit status is 0.
 pub fn gateway(args: &GatewayArgs) -> Result<(), Error> {
-    let log = NodeLog::start(args.stats_every)?;
-    let cluster = Cluster::load(&args.cluster)?;
-    if cluster.tail != TailPlace::Gateway && args.tail == Tail::None {
+    let (log, cluster, input) = NodeLog::start_node(&args.cluster, args.stats_every)?;
+    if cluster.deployment.tail != TailPlace::Gateway && args.tail == Tail::None {
         return Err(anyhow!(
             "gateway: --tail none, but {} runs the tail coded (tail = \"{}\")",
             args.cluster.display(),
-            cluster.tail
+            cluster.deployment.tail
         ));
     }
-    let net = cluster.model.network()?;
-    let input = (net.input().w as usize, net.input().h as usize);
     let mut host = Host {
         cluster: &cluster,
         args,
@@ -182,7 +154,7 @@ pub fn gateway(args: &GatewayArgs) -> Result<(), Error> {
         },
         frames: args.frames,
     };
-    let end = run_gateway(&cluster.deployment(), run, &mut host)?;
+    let end = run_gateway(&cluster.deployment, run, &mut host)?;
     if end.stopped {
         println!(
             "gateway: stopped by signal; {} frames abandoned in flight",

@@ -22,4 +22,5 @@ pub mod keygen;
 pub mod layers;
 pub mod node;
 pub mod result_file;
+pub mod run_args;
 pub mod signals;

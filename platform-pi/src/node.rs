@@ -1,6 +1,8 @@
-//! What the node commands (`tessera gateway`, `tessera edge`) share: the heap settings and
-//! signal handlers they start with, and when their counters and refusal lines print.
+//! What the node commands (`tessera gateway`, `tessera edge`) share: the heap settings,
+//! signal handlers and cluster file they start with, and when their counters and refusal
+//! lines print.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Error};
@@ -8,6 +10,7 @@ use anyhow::{Context, Error};
 use tessera_backends::driver::NodeStats;
 use tessera_backends::node::DropLog;
 
+use crate::config::Cluster;
 use crate::signals::Signals;
 
 /// When a node command prints its counters line: every `--stats-every` seconds, on SIGUSR1.
@@ -49,6 +52,18 @@ impl NodeLog {
             },
             drops: DropLog::default(),
         })
+    }
+
+    /// [`NodeLog::start`], then the cluster file at `path` loaded, and the network input's
+    /// width and height (frames are letterboxed to it; boxes are relative to it).
+    pub(crate) fn start_node(
+        path: &Path,
+        stats_every: Option<u64>,
+    ) -> Result<(NodeLog, Cluster, (usize, usize)), Error> {
+        let log = NodeLog::start(stats_every)?;
+        let cluster = Cluster::load(path)?;
+        let input = cluster.deployment.model.network()?.input();
+        Ok((log, cluster, (input.w as usize, input.h as usize)))
     }
 
     /// One turn of node `who`'s loop: the counters line (`line`) when due, a line per new

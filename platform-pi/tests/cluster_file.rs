@@ -13,35 +13,41 @@ const EXAMPLE: &str = include_str!("../../cluster.example.toml");
 #[test]
 fn the_example_parses() {
     let c = Cluster::parse(EXAMPLE).unwrap();
-    assert_eq!(c.policy, Policy::WstS);
-    assert_eq!(c.grid, (3, 3));
-    assert_eq!(c.layers, 16);
-    assert!(c.key.is_some());
-    assert_eq!(c.nodes.len(), 4);
+    assert_eq!(c.deployment.spec.policy, Policy::WstS);
+    assert_eq!(c.deployment.spec.grid, (3, 3));
+    assert_eq!(c.deployment.spec.layers, 16);
+    assert!(c.deployment.spec.key.is_some());
+    assert_eq!(c.deployment.spec.nodes.len(), 4);
     assert_eq!(c.edges().count(), 3);
     assert!(c.node(1).unwrap().source);
-    assert_eq!(c.timeouts.tile, Duration::from_millis(10_000));
+    assert_eq!(
+        c.deployment.spec.timeouts.tile,
+        Duration::from_millis(10_000)
+    );
     // WST-S strips stay local, values go as computed, unless the file says otherwise.
-    assert!(c.local_reuse);
-    assert_eq!(c.transfer, Precision::F32);
+    assert!(c.deployment.spec.local_reuse);
+    assert_eq!(c.deployment.spec.transfer, Precision::F32);
     let c = Cluster::parse(&format!(
         "reuse = \"gateway\"\ntransfer = \"f16\"\n{EXAMPLE}"
     ))
     .unwrap();
-    assert!(!c.local_reuse);
+    assert!(!c.deployment.spec.local_reuse);
     assert_eq!(
-        (c.spec().transfer, c.spec().local_reuse),
+        (c.deployment.spec.transfer, c.deployment.spec.local_reuse),
         (Precision::F16, false)
     );
     // Edge-to-edge strips: kept where made, fetched by the link model.
-    assert!(!Cluster::parse(EXAMPLE).unwrap().link_reuse);
+    assert!(!Cluster::parse(EXAMPLE).unwrap().deployment.spec.link_reuse);
     let c = Cluster::parse(&format!("reuse = \"link\"\n{EXAMPLE}")).unwrap();
-    assert_eq!((c.spec().local_reuse, c.spec().link_reuse), (true, true));
+    assert_eq!(
+        (c.deployment.spec.local_reuse, c.deployment.spec.link_reuse),
+        (true, true)
+    );
     // Stealing is paced to the links unless the file turns it off.
-    assert_eq!(c.pacing, Pacing::default());
+    assert_eq!(c.deployment.spec.pacing, Pacing::default());
     let c = Cluster::parse(&format!("results_ahead = 0\nprefetch = false\n{EXAMPLE}")).unwrap();
     assert_eq!(
-        c.spec().pacing,
+        c.deployment.spec.pacing,
         Pacing {
             results_ahead: 0,
             prefetch: false
@@ -106,11 +112,14 @@ fn a_coded_tail_is_read_with_its_timing() {
         "tail = \"cdc:1\"\ntail_deadline_ms = 9000\ntail_grace_ms = 500",
     );
     let c = Cluster::parse(&text).unwrap();
-    assert_eq!(c.tail, TailPlace::Coded(TailScheme::Cdc(1)));
-    assert_eq!(c.coded.frame_deadline.total_micros(), 9_000_000);
-    assert_eq!(c.coded.data_grace.total_micros(), 500_000);
-    assert_eq!(c.deployment().workers(), vec![1, 2, 3]);
-    assert_eq!(Cluster::parse(EXAMPLE).unwrap().tail, TailPlace::Gateway);
+    assert_eq!(c.deployment.tail, TailPlace::Coded(TailScheme::Cdc(1)));
+    assert_eq!(c.deployment.coded.frame_deadline.total_micros(), 9_000_000);
+    assert_eq!(c.deployment.coded.data_grace.total_micros(), 500_000);
+    assert_eq!(c.deployment.workers(), vec![1, 2, 3]);
+    assert_eq!(
+        Cluster::parse(EXAMPLE).unwrap().deployment.tail,
+        TailPlace::Gateway
+    );
     let late = text.replace("tail_grace_ms = 500", "tail_grace_ms = 9000");
     let e = err(&late);
     let line = line_of(&late, "tail_grace_ms");
@@ -222,16 +231,16 @@ fn host_names_are_resolved_and_bad_addresses_named_with_their_lines() {
 fn a_coded_tail_goes_on_datagrams_only_when_asked_and_keyed() {
     let coded = EXAMPLE.replace("tail = \"gateway\"", "tail = \"cdc:1\"");
     let c = Cluster::parse(&coded).unwrap();
-    assert_eq!(c.tail_transport, TailTransport::Tcp);
+    assert_eq!(c.deployment.tail_transport, TailTransport::Tcp);
     let dgram = coded.replace(
         "tail = \"cdc:1\"",
         "tail = \"cdc:1\"\ntail_transport = \"datagram\"",
     );
     let c = Cluster::parse(&dgram).unwrap();
-    assert_eq!(c.deployment().tail_transport, TailTransport::Datagram);
-    assert_eq!(c.coded.copies, 1);
+    assert_eq!(c.deployment.tail_transport, TailTransport::Datagram);
+    assert_eq!(c.deployment.coded.copies, 1);
     let thrice = Cluster::parse(&format!("tail_copies = 3\n{dgram}")).unwrap();
-    assert_eq!(thrice.deployment().coded.copies, 3);
+    assert_eq!(thrice.deployment.coded.copies, 3);
     assert!(err(&format!("tail_copies = 0\n{dgram}")).contains("tail_copies = 0: 1..=8"));
     // Both ends must agree: the fingerprint tells them apart.
     let tcp = Cluster::parse(&coded).unwrap();

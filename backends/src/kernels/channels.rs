@@ -1,5 +1,7 @@
 //! How a conv's output channels are cut: into micro-kernel blocks of up to [`R`] channels
-//! ([`blocks`]) and into per-thread ranges ([`thread_range`], [`thread_blocks`]).
+//! ([`blocks`]) and into per-thread ranges ([`thread_range`]), each thread's range cut into
+//! its own blocks (32 filters on 2 threads: 6+6+4 | 6+6+4, where splitting whole blocks gives
+//! 18 | 14). Which block an output channel falls in does not change its sum.
 
 use super::R;
 
@@ -34,60 +36,42 @@ pub(super) fn thread_range(filters: usize, threads: usize, t: usize) -> (usize, 
     (filters * t / threads, filters * (t + 1) / threads)
 }
 
-/// The output channel blocks of a conv run on `threads` threads: each thread's
-/// [`thread_range`] cut into [`blocks`], so the threads get equal work (32 filters on 2
-/// threads: 6+6+4 | 6+6+4, where splitting whole blocks gives 18 | 14). Which block an output
-/// channel falls in does not change its sum, so results do not depend on it.
-pub(super) fn thread_blocks(
-    filters: usize,
-    threads: usize,
-) -> impl Iterator<Item = (usize, usize)> {
-    (0..threads).flat_map(move |t| {
-        let (a, b) = thread_range(filters, threads, t);
-        blocks(b - a).map(move |(o, n)| (a + o, n))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     extern crate alloc;
 
     use alloc::vec::Vec;
 
-    use super::{blocks, thread_blocks, R};
+    use super::{blocks, thread_range, R};
 
-    /// Thread blocks tile `0..filters` in order with blocks of at most `R`, each thread's
-    /// channels differ from the others' by at most one, and one thread's blocks are `blocks`.
+    /// The blocks of each thread's range tile it in order with blocks of at most `R`, and the
+    /// threads' ranges tile `0..filters` with sizes within one of each other.
     #[test]
-    fn thread_blocks_partition_the_filters_evenly() {
+    fn thread_ranges_partition_the_filters_evenly() {
         for filters in 1..200 {
-            assert!(thread_blocks(filters, 1).eq(blocks(filters)));
-            for threads in 1..=blocks(filters).count().min(8) {
+            for threads in 1..=8usize.min(filters) {
                 let mut next = 0;
-                let mut per_thread = [0usize; 8];
-                for (o, n) in thread_blocks(filters, threads) {
-                    assert_eq!(o, next, "{filters} filters, {threads} threads");
-                    assert!((1..=R).contains(&n));
-                    let t = (0..threads)
-                        .find(|&t| o < filters * (t + 1) / threads)
-                        .unwrap();
-                    assert!(
-                        o + n <= filters * (t + 1) / threads,
-                        "a block spans threads"
-                    );
-                    per_thread[t] += n;
-                    next = o + n;
+                let mut sizes = Vec::new();
+                for t in 0..threads {
+                    let (a, b) = thread_range(filters, threads, t);
+                    assert_eq!(a, next, "{filters} filters, {threads} threads");
+                    let mut o = 0;
+                    for (o0, n) in blocks(b - a) {
+                        assert_eq!(o0, o);
+                        assert!((1..=R).contains(&n));
+                        o += n;
+                    }
+                    assert_eq!(o, b - a);
+                    sizes.push(b - a);
+                    next = b;
                 }
                 assert_eq!(next, filters);
-                let used = &per_thread[..threads];
-                let (lo, hi) = (used.iter().min().unwrap(), used.iter().max().unwrap());
-                assert!(hi - lo <= 1, "{filters} on {threads}: {used:?}");
+                let (lo, hi) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+                assert!(hi - lo <= 1, "{filters} on {threads}: {sizes:?}");
             }
         }
-        // YOLOv2's layer 0 on 2 threads: 16 channels each (whole blocks would give 18 | 14).
-        assert_eq!(
-            thread_blocks(32, 2).collect::<Vec<_>>(),
-            [(0, 6), (6, 6), (12, 4), (16, 6), (22, 6), (28, 4)]
-        );
+        // YOLOv2's layer 0 on 2 threads: 16 channels each, as 6+6+4.
+        assert_eq!(thread_range(32, 2, 0), (0, 16));
+        assert_eq!(blocks(16).collect::<Vec<_>>(), [(0, 6), (6, 6), (12, 4)]);
     }
 }

@@ -19,8 +19,9 @@
 //! runs), `row` (the micro-kernels' unit of work and the scalar path), `pad` (the zero-padded
 //! input copy), `pack` (weights packed per output channel block), `channels` (output channel
 //! blocks and per-thread ranges), `blocking` (one thread's loop nest, blocked for L1), `conv`
-//! (the padded and the flat 1×1 layouts), `scratch` (per-thread buffers), `threads` (scoped
-//! thread splits) and `pool` (max pools). This file holds the public surface ([`Fma`],
+//! (the padded and the flat 1×1 layouts), `scratch` (per-thread buffers), `threads` (how a
+//! call's work is split over the kernel's threads), `workers` (the persistent worker threads)
+//! and `pool` (max pools). This file holds the public surface ([`Fma`],
 //! [`Isa`], [`fma_peak_loop`]) and the dispatch to them.
 //!
 //! # What every output is
@@ -76,10 +77,13 @@
 //!
 //! # Threads
 //!
-//! With `std` and [`Fma::with_threads`], the padding copy is split over channels and the conv
-//! over equal contiguous ranges of output channels, each cut into its own blocks
-//! (`std::thread::scope`); max pools over channels. Each output is computed by exactly one
-//! thread with the same operations, so the result does not depend on the thread count.
+//! With `std` and [`Fma::with_threads`], a kernel owns `threads − 1` persistent worker threads
+//! (`workers`), parked between calls and shared by its clones; a call hands them its parts
+//! and runs the last one itself. The padding copy is split over channels, then the conv over
+//! equal contiguous ranges of output channels, each thread cutting its range into its own
+//! blocks and packing its own weights just before they run (one dispatch per conv, nothing
+//! serial between the threads); max pools over channels. Each output is computed by exactly
+//! one thread with the same operations, so the result does not depend on the thread count.
 
 use tessera_core::kernel::{check_conv_call, KernelError, Kernels};
 use tessera_core::model::weights::ConvParams;
@@ -108,6 +112,9 @@ mod threads;
 #[allow(unsafe_code)]
 mod wide;
 pub mod winograd;
+#[cfg(feature = "std")]
+#[allow(unsafe_code)]
+mod workers;
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod x86;
@@ -116,12 +123,11 @@ pub use detect::Isa;
 pub use winograd::{Form, Winograd};
 
 use channels::blocks;
-use pack::group_len;
 use pad::PadGeo;
 use pool::maxpool;
 use row::{fma, row_scalar, Post, Row};
-use scratch::with_scratch;
-use threads::{fill_split, pool_split};
+use scratch::with_pad;
+use threads::{fill_split, pool_split, Team};
 
 /// Output channels per micro-kernel call.
 const R: usize = 6;
@@ -129,10 +135,12 @@ const R: usize = 6;
 const LANES: usize = 16;
 
 /// FMA conv kernels (see the module docs for the exact per-output definition).
-#[derive(Clone, Copy, Debug)]
+///
+/// Clones share the threads of [`with_threads`](Fma::with_threads).
+#[derive(Clone, Debug)]
 pub struct Fma {
     isa: Isa,
-    threads: usize,
+    team: Team,
 }
 
 impl Default for Fma {
@@ -146,24 +154,30 @@ impl Fma {
     pub fn new() -> Self {
         Fma {
             isa: Isa::detect(),
-            threads: 1,
+            team: Team::default(),
         }
     }
 
     /// A given instruction set, or `None` if this machine cannot run it.
     pub fn with_isa(isa: Isa) -> Option<Self> {
-        isa.is_available().then_some(Fma { isa, threads: 1 })
+        isa.is_available().then(|| Fma {
+            isa,
+            team: Team::default(),
+        })
     }
 
     /// Splits each conv's output channels over `threads` threads (at least 1; with `std` only,
-    /// otherwise it stays 1). Results do not depend on it.
+    /// otherwise it stays 1). Results do not depend on it. Starts `threads − 1` worker
+    /// threads, parked between calls and ended when the last clone of this kernel is dropped
+    /// (none if `threads` is the current count).
     pub fn with_threads(self, threads: usize) -> Self {
-        let threads = if cfg!(feature = "std") {
-            threads.max(1)
-        } else {
-            1
-        };
-        Fma { threads, ..self }
+        if threads.max(1) == self.threads() {
+            return self;
+        }
+        Fma {
+            team: Team::new(threads),
+            ..self
+        }
     }
 
     /// The instruction set in use.
@@ -173,7 +187,7 @@ impl Fma {
 
     /// Threads per conv.
     pub fn threads(&self) -> usize {
-        self.threads
+        self.team.threads()
     }
 }
 
@@ -260,22 +274,19 @@ impl Kernels for Fma {
             return Ok(());
         }
         let n = conv.filters as usize;
-        let threads = self.threads.min(blocks(n).count());
+        let threads = self.threads().min(blocks(n).count());
         if conv.size == 1 && conv.stride == 1 && conv.pad == 0 && input.region() == region {
-            with_scratch(|scratch| self.conv_flat(conv, map, params, input, threads, scratch, out));
+            self.conv_flat(conv, map, params, input, threads, out);
             return Ok(());
         }
         let geo = PadGeo::new(conv, map, region);
-        with_scratch(|scratch| {
-            let per = conv.weight_count(map.c).unwrap_or(0) / n;
-            scratch.reserve(geo.len, group_len(n, per) * per);
-            let pad = &mut scratch.pad[..geo.len];
+        with_pad(geo.len, |pad| {
             if threads <= 1 {
                 geo.fill(input, 0, pad);
             } else {
-                fill_split(&geo, input, map.c as usize, threads, pad);
+                fill_split(&self.team, &geo, input, map.c as usize, threads, pad);
             }
-            self.conv_padded(conv, map, params, &geo, pad, &mut scratch.packed, out);
+            self.conv_padded(conv, map, params, &geo, pad, threads, out);
         });
         Ok(())
     }
@@ -287,10 +298,10 @@ impl Kernels for Fma {
         input: &FeatureView<'_>,
         out: &mut FeatureViewMut<'_>,
     ) -> Result<(), KernelError> {
-        let threads = self.threads.min(map.c as usize);
+        let threads = self.threads().min(map.c as usize);
         if threads <= 1 || input.channels() != map.c || out.channels() != map.c {
             return maxpool(pool, map, input, out);
         }
-        pool_split(pool, map, input, out, threads)
+        pool_split(&self.team, pool, map, input, out, threads)
     }
 }

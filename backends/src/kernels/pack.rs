@@ -2,7 +2,7 @@
 //! (one weight stream per micro-kernel call), in groups of output channels bounded by
 //! [`PACK_ELEMS`].
 
-use super::channels::thread_blocks;
+use super::channels::blocks;
 use super::R;
 
 /// Most packed weights a conv holds at once, in f32 (256 KiB): a conv with more is run in groups
@@ -20,16 +20,10 @@ pub(super) fn group_len(filters: usize, per: usize) -> usize {
     (PACK_ELEMS / per.max(1) / R).max(1) * R
 }
 
-/// Packs `[o][t]` weights (`per` taps each) block by block ([`thread_blocks`]) as
+/// Packs `[o][t]` weights (`per` taps each) block by block ([`blocks`]) as
 /// `[block][t][o - o0]`.
-pub(super) fn pack(
-    weights: &[f32],
-    filters: usize,
-    per: usize,
-    threads: usize,
-    packed: &mut [f32],
-) {
-    for (o0, n) in thread_blocks(filters, threads) {
+pub(super) fn pack(weights: &[f32], filters: usize, per: usize, packed: &mut [f32]) {
+    for (o0, n) in blocks(filters) {
         let dst = &mut packed[o0 * per..(o0 + n) * per];
         for r in 0..n {
             let src = &weights[(o0 + r) * per..(o0 + r + 1) * per];

@@ -1,4 +1,5 @@
-//! Each thread's conv buffers (the padded input and the packed weights), kept between calls.
+//! Each thread's conv buffers (the padded input, and the packed weights of the output channels
+//! it computes), kept between calls: with persistent workers they stay warm for good.
 
 #[cfg(feature = "std")]
 extern crate std;
@@ -9,48 +10,63 @@ use alloc::vec::Vec;
 
 #[cfg(feature = "std")]
 std::thread_local! {
-    /// Each thread's padded-input buffer, kept between calls (no page faults per call).
-    static SCRATCH: core::cell::RefCell<Scratch> = const {
-        core::cell::RefCell::new(Scratch { pad: Vec::new(), packed: Vec::new() })
-    };
+    /// The padded input of the calling thread (no page faults per call).
+    static PAD: core::cell::RefCell<Vec<f32>> = const { core::cell::RefCell::new(Vec::new()) };
+    /// The packed weights of each thread's output channels.
+    static PACKED: core::cell::RefCell<Vec<f32>> = const { core::cell::RefCell::new(Vec::new()) };
 }
 
-/// Buffers of one conv call: the padded input and the packed weights.
-#[derive(Default)]
-pub(super) struct Scratch {
-    /// The padded input ([`PadGeo`](super::pad::PadGeo)), or the 1×1 flat path's tail copy.
-    pub(super) pad: Vec<f32>,
-    /// Packed weights of one group of output channels.
-    pub(super) packed: Vec<f32>,
-}
-
-impl Scratch {
-    /// Grows the buffers to at least `pad` and `packed` elements (never shrinks them: they are
-    /// kept between calls).
-    pub(super) fn reserve(&mut self, pad: usize, packed: usize) {
-        for (v, len) in [(&mut self.pad, pad), (&mut self.packed, packed)] {
-            if v.len() < len {
-                // Exactly: a doubled capacity would stay resident for good.
-                v.reserve_exact(len - v.len());
-                v.resize(len, 0.0);
-            }
-        }
+/// Grows `v` to at least `len` elements (never shrinks it: it is kept between calls).
+fn reserve(v: &mut Vec<f32>, len: usize) {
+    if v.len() < len {
+        // Exactly: a doubled capacity would stay resident for good.
+        v.reserve_exact(len - v.len());
+        v.resize(len, 0.0);
     }
 }
 
-/// Runs `f` with this thread's scratch buffers (fresh ones without `std`).
-pub(super) fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> T) -> T {
+/// Runs `f` with this thread's buffer of `slot`, at least `len` long (a fresh one without
+/// `std`).
+#[cfg(feature = "std")]
+fn with<T>(
+    slot: &'static std::thread::LocalKey<core::cell::RefCell<Vec<f32>>>,
+    len: usize,
+    f: impl FnOnce(&mut [f32]) -> T,
+) -> T {
+    slot.with(|s| {
+        let mut v = s.take();
+        reserve(&mut v, len);
+        let r = f(&mut v[..len]);
+        s.replace(v);
+        r
+    })
+}
+
+/// Runs `f` with this thread's padded-input buffer, `len` elements (the padded input
+/// ([`PadGeo`](super::pad::PadGeo)), or the 1×1 flat path's tail copy).
+pub(super) fn with_pad<T>(len: usize, f: impl FnOnce(&mut [f32]) -> T) -> T {
     #[cfg(feature = "std")]
     {
-        SCRATCH.with(|s| {
-            let mut v = s.take();
-            let r = f(&mut v);
-            s.replace(v);
-            r
-        })
+        with(&PAD, len, f)
     }
     #[cfg(not(feature = "std"))]
     {
-        f(&mut Scratch::default())
+        let mut v = Vec::new();
+        reserve(&mut v, len);
+        f(&mut v)
+    }
+}
+
+/// Runs `f` with this thread's packed-weights buffer, `len` elements.
+pub(super) fn with_packed<T>(len: usize, f: impl FnOnce(&mut [f32]) -> T) -> T {
+    #[cfg(feature = "std")]
+    {
+        with(&PACKED, len, f)
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        let mut v = Vec::new();
+        reserve(&mut v, len);
+        f(&mut v)
     }
 }

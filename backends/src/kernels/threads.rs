@@ -1,13 +1,12 @@
-//! Work split over scoped threads (`std` only; one thread otherwise): the padding copy and
-//! max pools by channel ranges, the conv by each thread's [`thread_range`] of output channels.
-//! Each output is computed by exactly one thread with the same operations as on one thread.
+//! Work split over a kernel's threads ([`Team`]: the caller plus persistent [`Workers`] with
+//! `std`; one thread otherwise): the padding copy and max pools by channel ranges, the conv by
+//! each thread's [`thread_range`] of output channels. Each output is computed by exactly one
+//! thread with the same operations as on one thread.
 
-#[cfg(feature = "std")]
 extern crate alloc;
-#[cfg(feature = "std")]
-extern crate std;
 
 #[cfg(feature = "std")]
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use tessera_core::kernel::KernelError;
@@ -15,14 +14,61 @@ use tessera_core::model::{MaxPool, Shape};
 use tessera_core::tensor::{FeatureView, FeatureViewMut};
 
 use super::blocking::{conv_range, Ctx};
-#[cfg(feature = "std")]
 use super::channels::thread_range;
+use super::pack::{group_len, pack};
 use super::pad::PadGeo;
 use super::pool::maxpool;
-
-/// Fills the padded buffer with channel ranges on `threads` threads.
+use super::scratch::with_packed;
 #[cfg(feature = "std")]
+use super::workers::Workers;
+
+/// A kernel's threads: created once with the kernel (its clones share them), so a call hands
+/// its parts to parked workers instead of spawning threads.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Team {
+    #[cfg(feature = "std")]
+    workers: Option<Arc<Workers>>,
+}
+
+impl Team {
+    /// `threads` threads (the caller and `threads − 1` workers); one without `std`.
+    pub(crate) fn new(threads: usize) -> Team {
+        #[cfg(feature = "std")]
+        {
+            Team {
+                workers: (threads > 1).then(|| Arc::new(Workers::new(threads))),
+            }
+        }
+        #[cfg(not(feature = "std"))]
+        {
+            let _ = threads;
+            Team {}
+        }
+    }
+
+    /// Threads of a call.
+    pub(crate) fn threads(&self) -> usize {
+        #[cfg(feature = "std")]
+        if let Some(w) = &self.workers {
+            return w.threads();
+        }
+        1
+    }
+
+    /// Runs `f` on each of `parts` (at most [`threads`](Self::threads)), part `t` on thread
+    /// `t` (the caller takes the last), and returns the results in order.
+    pub(crate) fn map<P: Send, R: Send>(&self, parts: Vec<P>, f: impl Fn(P) -> R + Sync) -> Vec<R> {
+        #[cfg(feature = "std")]
+        if let (Some(w), true) = (&self.workers, parts.len() > 1) {
+            return w.map(parts, f);
+        }
+        parts.into_iter().map(f).collect()
+    }
+}
+
+/// Fills the padded buffer with channel ranges on `threads` threads of `team`.
 pub(super) fn fill_split(
+    team: &Team,
     geo: &PadGeo,
     input: &FeatureView<'_>,
     c: usize,
@@ -31,39 +77,21 @@ pub(super) fn fill_split(
 ) {
     let plane = geo.plane;
     let threads = threads.min(c).max(1);
-    std::thread::scope(|scope| {
-        let mut rest = pad;
-        let mut c0 = 0;
-        for t in 0..threads {
-            let c1 = c * (t + 1) / threads;
-            let (mine, tail) = rest.split_at_mut((c1 - c0) * plane);
-            rest = tail;
-            let start = c0;
-            if t + 1 == threads {
-                geo.fill(input, start, mine);
-            } else {
-                scope.spawn(move || geo.fill(input, start, mine));
-            }
-            c0 = c1;
-        }
-    });
+    let mut parts = Vec::with_capacity(threads);
+    let mut rest = pad;
+    for t in 0..threads {
+        let (c0, c1) = thread_range(c, threads, t);
+        let (mine, tail) = rest.split_at_mut((c1 - c0) * plane);
+        rest = tail;
+        parts.push((c0, mine));
+    }
+    team.map(parts, |(c0, mine)| geo.fill(input, c0, mine));
 }
 
-#[cfg(not(feature = "std"))]
-pub(super) fn fill_split(
-    geo: &PadGeo,
-    input: &FeatureView<'_>,
-    _: usize,
-    _: usize,
-    pad: &mut [f32],
-) {
-    geo.fill(input, 0, pad);
-}
-
-/// Max pool with channel ranges on `threads` threads (a pool is exact, so results equal one
-/// thread's).
-#[cfg(feature = "std")]
+/// Max pool with channel ranges on `threads` threads of `team` (a pool is exact, so results
+/// equal one thread's).
 pub(super) fn pool_split(
+    team: &Team,
     pool: &MaxPool,
     map: Shape,
     input: &FeatureView<'_>,
@@ -74,80 +102,68 @@ pub(super) fn pool_split(
     let (iplane, oplane) = (ir.area() as usize, or.area() as usize);
     let c = map.c as usize;
     let src = input.data();
-    let dst = out.data();
-    std::thread::scope(|scope| {
-        let mut rest = dst;
-        let mut handles = Vec::new();
-        let mut result = Ok(());
-        let mut c0 = 0;
-        for t in 0..threads {
-            let c1 = c * (t + 1) / threads;
-            let (mine, tail) = rest.split_at_mut((c1 - c0) * oplane);
-            rest = tail;
-            let part = &src[c0 * iplane..c1 * iplane];
-            let shape = Shape::new(map.w, map.h, (c1 - c0) as u32);
-            let mut job = move || -> Result<(), KernelError> {
-                let iv = FeatureView::new(part, ir, shape.c)
-                    .map_err(|_| KernelError::ChannelMismatch)?;
-                let mut ov = FeatureViewMut::new(mine, or, shape.c)
-                    .map_err(|_| KernelError::ChannelMismatch)?;
-                maxpool(pool, shape, &iv, &mut ov)
-            };
-            if t + 1 == threads {
-                result = job();
-            } else {
-                handles.push(scope.spawn(job));
-            }
-            c0 = c1;
-        }
-        for h in handles {
-            let r = h.join().expect("pool thread panicked");
-            if result.is_ok() {
-                result = r;
-            }
-        }
-        result
-    })
-}
-
-#[cfg(not(feature = "std"))]
-pub(super) fn pool_split(
-    pool: &MaxPool,
-    map: Shape,
-    input: &FeatureView<'_>,
-    out: &mut FeatureViewMut<'_>,
-    _: usize,
-) -> Result<(), KernelError> {
-    maxpool(pool, map, input, out)
-}
-
-/// Runs the conv's `n` output channels: on this thread for one thread, else each thread's
-/// [`thread_range`] on a scoped thread (the caller's thread takes the last range).
-#[cfg(feature = "std")]
-pub(super) fn split(ctx: &Ctx<'_>, n: usize, threads: usize, data: &mut [f32]) {
-    if threads <= 1 {
-        return conv_range(ctx, 0, n, data);
+    let mut parts = Vec::with_capacity(threads);
+    let mut rest = out.data();
+    for t in 0..threads {
+        let (c0, c1) = thread_range(c, threads, t);
+        let (mine, tail) = rest.split_at_mut((c1 - c0) * oplane);
+        rest = tail;
+        parts.push((&src[c0 * iplane..c1 * iplane], mine));
     }
-    let oplane = ctx.oplane;
-    std::thread::scope(|scope| {
-        let mut rest = data;
-        let mut o = 0;
-        for t in 0..threads {
-            let end = thread_range(n, threads, t).1;
-            let (mine, tail) = rest.split_at_mut((end - o) * oplane);
-            rest = tail;
-            let oa = o;
-            if t + 1 == threads {
-                conv_range(ctx, oa, end, mine);
-            } else {
-                scope.spawn(move || conv_range(ctx, oa, end, mine));
-            }
-            o = end;
-        }
-    });
+    team.map(parts, |(part, mine)| {
+        let shape = Shape::new(map.w, map.h, (part.len() / iplane.max(1)) as u32);
+        let iv = FeatureView::new(part, ir, shape.c).map_err(|_| KernelError::ChannelMismatch)?;
+        let mut ov =
+            FeatureViewMut::new(mine, or, shape.c).map_err(|_| KernelError::ChannelMismatch)?;
+        maxpool(pool, shape, &iv, &mut ov)
+    })
+    .into_iter()
+    .collect()
 }
 
-#[cfg(not(feature = "std"))]
-pub(super) fn split(ctx: &Ctx<'_>, n: usize, _: usize, data: &mut [f32]) {
-    conv_range(ctx, 0, n, data);
+/// Runs the conv's output channels (`ctxs[0].ab`; `ctxs` are the parts of its region, all
+/// with the same channels, `packed` not yet set): each of `threads` threads of `team` its
+/// [`thread_range`] (the caller's thread takes the last), in groups of [`group_len`] channels
+/// whose weights (`[o][tap]`) the thread packs into its own buffer just before they run. One
+/// dispatch per conv, nothing serial between threads.
+pub(super) fn split(
+    team: &Team,
+    ctxs: &[Ctx<'_>],
+    weights: &[f32],
+    threads: usize,
+    data: &mut [f32],
+) {
+    let n = ctxs[0].ab.len();
+    let per = weights.len() / n.max(1);
+    let oplane = ctxs[0].oplane;
+    let threads = threads.max(1);
+    let mut parts = Vec::with_capacity(threads);
+    let mut rest = data;
+    for t in 0..threads {
+        let (oa, ob) = thread_range(n, threads, t);
+        let (mine, tail) = rest.split_at_mut((ob - oa) * oplane);
+        rest = tail;
+        parts.push((oa, ob, mine));
+    }
+    team.map(parts, |(oa, ob, mine)| {
+        let group = group_len(ob - oa, per);
+        with_packed(group.min(ob - oa) * per, |buf| {
+            let mut g0 = oa;
+            while g0 < ob {
+                let gn = group.min(ob - g0);
+                let packed = &mut buf[..gn * per];
+                pack(&weights[g0 * per..(g0 + gn) * per], gn, per, packed);
+                let out = &mut mine[(g0 - oa) * oplane..(g0 - oa + gn) * oplane];
+                for ctx in ctxs.iter().filter(|c| !c.region.is_empty()) {
+                    let ctx = Ctx {
+                        packed,
+                        ab: &ctx.ab[g0..g0 + gn],
+                        ..*ctx
+                    };
+                    conv_range(&ctx, out);
+                }
+                g0 += gn;
+            }
+        })
+    });
 }

@@ -58,7 +58,7 @@ impl FromStr for KernelChoice {
 }
 
 /// The kernels of a node, chosen at run time.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub enum AnyKernel {
     /// [`Portable`] (bit-identical to the reference).
     Portable,

@@ -1,13 +1,18 @@
 //! The `--kernel` of a run on one machine (`tessera detect`): a node's kernel set or the
-//! Winograd kernels ([`DetectKernel`]), and how reports name kernels.
+//! Winograd kernels ([`DetectKernel`]), a frame's boxes with it ([`detect_with`]), and how
+//! reports name kernels.
 
 extern crate alloc;
 
 use alloc::format;
 use alloc::string::String;
 
+#[cfg(feature = "std")]
+use super::{detect_frame, DetectError, DetectSetup, FrameDetections};
 use super::{AnyKernel, KernelChoice};
-use crate::kernels::{Form, Winograd};
+use crate::kernels::{Fma, Form, Winograd};
+#[cfg(feature = "std")]
+use tessera_core::model::{weights::Weights, Network};
 
 /// A node's kernel set or the Winograd kernels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,5 +52,39 @@ pub fn kernel_name(k: &AnyKernel) -> String {
     match k {
         AnyKernel::Portable => "portable".into(),
         AnyKernel::Simd(f) => format!("simd ({:?}, {} threads)", f.isa(), f.threads()),
+    }
+}
+
+/// [`detect_frame`] with `kernel` (SIMD and Winograd on `threads` threads per conv); returns
+/// the boxes and the kernels' name for the report.
+#[cfg(feature = "std")]
+pub fn detect_with(
+    kernel: DetectKernel,
+    threads: usize,
+    net: &Network,
+    params: &[f32],
+    input: &[f32],
+    image: (usize, usize),
+    setup: &DetectSetup,
+) -> Result<(FrameDetections, String), DetectError> {
+    match kernel {
+        DetectKernel::Winograd(form) => {
+            let weights =
+                Weights::new(net, net.layers().len(), params).map_err(DetectError::Weights)?;
+            let wino = Winograd::new()
+                .with_form(form)
+                .with_threads(threads)
+                .prepare(&weights);
+            let frame = detect_frame(&wino, net, params, input, image, setup)?;
+            Ok((frame, winograd_name(&wino)))
+        }
+        DetectKernel::Node(choice) => {
+            let kernels = match choice {
+                KernelChoice::Portable => AnyKernel::Portable,
+                KernelChoice::Simd => AnyKernel::Simd(Fma::new().with_threads(threads)),
+            };
+            let frame = detect_frame(&kernels, net, params, input, image, setup)?;
+            Ok((frame, kernel_name(&kernels)))
+        }
     }
 }

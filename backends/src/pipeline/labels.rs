@@ -7,6 +7,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 
 use tessera_core::detect::Detection;
+use tessera_core::model::{LayerKind, Network};
 
 /// The 80 COCO class names, one per line, in YOLOv2's class order.
 pub const COCO_NAMES: &str = include_str!("../../../data/coco.names");
@@ -18,6 +19,15 @@ pub fn class_name(class: u16) -> String {
         .nth(class as usize)
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|| format!("class {class}"))
+}
+
+/// The class count of `net`'s `[region]` layer (80, COCO's, without one): how many box
+/// colours a drawing spreads over.
+pub fn class_count(net: &Network) -> u32 {
+    match net.layers().last().map(|l| &l.kind) {
+        Some(LayerKind::Region(r)) => r.classes,
+        _ => 80,
+    }
 }
 
 /// A box in pixels of the original image, edges inclusive, as Darknet's `draw_detections`

@@ -3,7 +3,8 @@
 //! what boxes are called and where they sit in the image ([`class_name`], [`PixelBox`]), the
 //! network input made from an image ([`Image`], Darknet's letterbox), and
 //! the kernel set chosen at run time ([`AnyKernel`], [`DetectKernel`], feature `simd`), and
-//! what a run on one machine reports ([`layers_report`], [`detect_report`], feature `std`).
+//! what a run on one machine reports ([`layers_report`], [`detect_report`], feature `std`);
+//! the fused layers with any kernel set ([`run_layers`], features `std` + `simd`).
 //!
 //! The cluster runs the same pieces split over nodes (tiles on the edges, the tail on the
 //! gateway); these are the single-machine runs the cluster's results are checked against, and
@@ -19,6 +20,8 @@ mod kernel;
 #[cfg(feature = "simd")]
 mod kernel_pick;
 mod labels;
+#[cfg(all(feature = "std", feature = "simd"))]
+mod layers_run;
 mod letterbox;
 mod picture;
 #[cfg(feature = "std")]
@@ -32,9 +35,13 @@ pub use detect_frame::{detect_frame, DetectError, DetectSetup, FrameDetections};
 pub use frame::{run_frame, FrameError, FrameStats};
 #[cfg(feature = "simd")]
 pub use kernel::{AnyKernel, KernelChoice, UnknownKernel};
+#[cfg(all(feature = "std", feature = "simd"))]
+pub use kernel_pick::detect_with;
 #[cfg(feature = "simd")]
 pub use kernel_pick::{kernel_name, winograd_name, DetectKernel};
-pub use labels::{class_color, class_name, PixelBox, COCO_NAMES};
+pub use labels::{class_color, class_count, class_name, PixelBox, COCO_NAMES};
+#[cfg(all(feature = "std", feature = "simd"))]
+pub use layers_run::{run_layers, LayersError, LayersKernel, LayersRun, LayersSetup};
 pub use letterbox::{
     letterbox_of, letterbox_window, Image, PixelsError, Rgb8, RgbView, Samples, MAX_SIDE,
 };

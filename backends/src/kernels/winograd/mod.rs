@@ -78,6 +78,7 @@ mod x86;
 
 pub use form::Form;
 
+use super::threads::Team;
 use super::{Fma, Isa};
 use filters::Prepared;
 use geo::Geo;
@@ -292,7 +293,7 @@ impl<'w> Winograd<'w> {
             post,
             leaky: conv.activation == Activation::Leaky,
         };
-        split(&job, out.data(), self.threads());
+        split(&self.direct.team, &job, out.data(), self.threads());
     }
 }
 
@@ -402,13 +403,15 @@ impl Kernels for Winograd<'_> {
 /// transforms the whole (small) input itself.
 const SPLIT_CHANNELS: usize = 256;
 
-/// Runs the call over `threads` threads (the caller's thread takes the last part), each with
+/// Runs the call over `threads` threads (the caller's thread takes the last share), each with
 /// its own scratch, writing only its own outputs, so threads share nothing they write and need
-/// no barrier: by output channels for deep layers ([`SPLIT_CHANNELS`]) and for calls of fewer
-/// block rows than threads (each thread transforms every input block), else by block rows
-/// (each transforms, multiplies and writes its own blocks). `out` is the output over the
-/// region, `[k][y][x]`.
-fn split(job: &Rows<'_>, out: &mut [f32], threads: usize) {
+/// no barrier. Deep layers ([`SPLIT_CHANNELS`]) and calls of fewer block rows than threads
+/// split output channel blocks (each thread transforms every input block); the rest split the
+/// `block rows × channel blocks` work in row-major order into equal shares ([`shares`]), so
+/// an odd number of block rows does not leave one thread a whole row more: a row two threads
+/// share is input-transformed by both, each multiplying its own channel blocks. `out` is the
+/// output over the region, `[k][y][x]`.
+fn split(team: &Team, job: &Rows<'_>, out: &mut [f32], threads: usize) {
     let geo = job.geo;
     let r = geo.region;
     let (m, rw, rh) = (geo.m, r.width() as usize, r.height() as usize);
@@ -416,67 +419,82 @@ fn split(job: &Rows<'_>, out: &mut [f32], threads: usize) {
     // Also by channels when there are fewer block rows than threads (the thin bands of
     // banded layers: one block row of F4 per band of layer 4).
     let by_channels = threads > 1 && (geo.k >= SPLIT_CHANNELS * threads || geo.nby < threads);
-    // Without `std` there are no threads.
-    let threads = if !cfg!(feature = "std") {
-        1
-    } else if by_channels {
+    let threads = if by_channels {
         threads.clamp(1, nkb)
     } else {
-        threads.clamp(1, geo.nby)
+        threads.clamp(1, geo.nby * nkb)
     };
-    let planes = out.chunks_exact_mut(rw * rh).take(geo.k);
-    let mut parts: Vec<Part<'_>> = Vec::with_capacity(threads);
-    if by_channels {
-        let cut = |t: usize| nkb * t / threads;
-        let mut planes = planes;
-        for t in 0..threads {
-            let kb = cut(t)..cut(t + 1);
-            let n = (kb.end * MR).min(geo.k) - kb.start * MR;
-            let mine: Vec<&mut [f32]> = planes.by_ref().take(n).collect();
-            parts.push(Part {
-                rows: 0..geo.nby,
-                kb,
-                out: mine,
-                y0: r.y.start as usize,
-            });
-        }
-    } else {
-        // First region row of block row `b` (call-relative), clamped to the region.
-        let row_of = |b: usize| ((geo.by0 + b) * m).clamp(r.y.start as usize, r.y.end as usize);
-        let cut = |t: usize| geo.nby * t / threads;
-        for t in 0..threads {
-            parts.push(Part {
-                rows: cut(t)..cut(t + 1),
-                kb: 0..nkb,
-                out: Vec::with_capacity(geo.k),
-                y0: row_of(cut(t)),
-            });
-        }
-        for plane in planes {
-            let mut rest = plane;
-            for part in parts.iter_mut() {
-                let rows = row_of(part.rows.end) - row_of(part.rows.start);
-                let (mine, tail) = rest.split_at_mut(rows * rw);
-                part.out.push(mine);
-                rest = tail;
+    // Each thread's pieces (block rows, channel blocks), in row-major order over threads,
+    // each cut into chunks of nearly equal rows (9 rows in chunks of 7 would leave a chunk
+    // of 2: its own pass over the transformed filters for little work).
+    let pieces: Vec<Vec<(Range<usize>, Range<usize>)>> = (0..threads)
+        .map(|t| {
+            let mine = if by_channels {
+                alloc::vec![(0..geo.nby, nkb * t / threads..nkb * (t + 1) / threads)]
+            } else {
+                shares(geo.nby, nkb, threads, t)
+            };
+            mine.into_iter()
+                .flat_map(|(rows, kb)| {
+                    let n = rows.len().div_ceil(geo.rows);
+                    let cut = move |i: usize| rows.start + rows.len() * i / n;
+                    (0..n).map(move |i| (cut(i)..cut(i + 1), kb.clone()))
+                })
+                .collect()
+        })
+        .collect();
+    // First region row of block row `b` (call-relative), clamped to the region.
+    let row_of = |b: usize| ((geo.by0 + b) * m).clamp(r.y.start as usize, r.y.end as usize);
+    let mut parts: Vec<Vec<Part<'_>>> = pieces
+        .iter()
+        .map(|mine| {
+            mine.iter()
+                .map(|(rows, kb)| Part {
+                    rows: rows.clone(),
+                    kb: kb.clone(),
+                    out: Vec::with_capacity((kb.len() * MR).min(geo.k)),
+                    y0: row_of(rows.start),
+                })
+                .collect()
+        })
+        .collect();
+    // Each plane's rows go, in order, to the pieces holding its channel block: for any one
+    // channel block, those pieces come in row order and cover every block row once.
+    for (k, plane) in out.chunks_exact_mut(rw * rh).take(geo.k).enumerate() {
+        let mut rest = plane;
+        for part in parts.iter_mut().flatten() {
+            if !part.kb.contains(&(k / MR)) {
+                continue;
             }
+            let rows = part.rows.clone();
+            let (mine, tail) = rest.split_at_mut((row_of(rows.end) - row_of(rows.start)) * rw);
+            part.out.push(mine);
+            rest = tail;
         }
     }
-    #[cfg(feature = "std")]
-    if threads > 1 {
-        std::thread::scope(|scope| {
-            let last = parts.len() - 1;
-            for (t, part) in parts.iter_mut().enumerate() {
-                if t == last {
-                    part.run(job);
-                } else {
-                    scope.spawn(move || part.run(job));
-                }
-            }
-        });
-        return;
+    team.map(parts, |mut mine| mine.iter_mut().for_each(|p| p.run(job)));
+}
+
+/// Thread `t`'s share of `nby` block rows × `nkb` channel blocks split over `threads` in
+/// row-major order: pieces `(block rows, channel blocks)` — a partial first row, whole rows, a
+/// partial last row — that together hold `nby·nkb·t/threads..nby·nkb·(t+1)/threads`.
+fn shares(nby: usize, nkb: usize, threads: usize, t: usize) -> Vec<(Range<usize>, Range<usize>)> {
+    let total = nby * nkb;
+    let (mut u, end) = (total * t / threads, total * (t + 1) / threads);
+    let mut pieces = Vec::new();
+    while u < end {
+        let (b, j) = (u / nkb, u % nkb);
+        if j != 0 || end < (b + 1) * nkb {
+            let j1 = nkb.min(j + (end - u));
+            pieces.push((b..b + 1, j..j1));
+            u += j1 - j;
+        } else {
+            let b1 = end / nkb;
+            pieces.push((b..b1, 0..nkb));
+            u = b1 * nkb;
+        }
     }
-    parts[0].run(job);
+    pieces
 }
 
 /// One thread's share of a call: block rows, output channel blocks, and its output planes'
@@ -530,5 +548,46 @@ fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> T) -> T {
     #[cfg(not(feature = "std"))]
     {
         f(&mut Scratch::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate alloc;
+
+    use alloc::vec::Vec;
+
+    use super::shares;
+
+    /// The shares tile `rows × channel blocks` in row-major order, thread after thread, each
+    /// within one unit of the others, and a share of whole rows is one piece.
+    #[test]
+    fn shares_split_the_work_evenly_in_order() {
+        for nby in 1..24 {
+            for nkb in 1..12 {
+                for threads in 1..=4.min(nby * nkb) {
+                    let mut next = 0;
+                    let mut sizes = Vec::new();
+                    for t in 0..threads {
+                        let mut size = 0;
+                        for (rows, kb) in shares(nby, nkb, threads, t) {
+                            assert!(!rows.is_empty() && !kb.is_empty() && rows.end <= nby);
+                            assert!(kb.end <= nkb);
+                            assert!(rows.len() == 1 || kb == (0..nkb), "{rows:?} {kb:?}");
+                            assert_eq!(rows.start * nkb + kb.start, next);
+                            next = (rows.end - 1) * nkb + kb.end;
+                            size += rows.len() * kb.len();
+                        }
+                        sizes.push(size);
+                    }
+                    assert_eq!(next, nby * nkb);
+                    let (lo, hi) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+                    assert!(hi - lo <= 1, "{nby}×{nkb} on {threads}: {sizes:?}");
+                }
+            }
+        }
+        // YOLOv2's layer 8 in F4 on two threads: 19 block rows of 43 channel blocks.
+        assert_eq!(shares(19, 43, 2, 0), [(0..9, 0..43), (9..10, 0..21)]);
+        assert_eq!(shares(19, 43, 2, 1), [(9..10, 21..43), (10..19, 0..43)]);
     }
 }
