@@ -13,7 +13,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use tessera_core::kernel::{tail, KernelError, Kernels};
 use tessera_core::model::weights::ConvParams;
-use tessera_core::model::{LayerKind, Network};
+use tessera_core::model::{Layer, LayerKind, Network};
 use tessera_core::tensor::{FeatureView, FeatureViewMut, ViewError};
 use tessera_core::wire::FrameKey;
 use tessera_core::Region;
@@ -151,7 +151,6 @@ impl<K: Kernels> TailGlue<K> {
             let len = layer.output.elements().ok_or(fail(GlueError::Overflow))?;
             let mut out = vec![0.0f32; len];
             let read = |source: usize| store.get(&source).ok_or(fail(GlueError::Gone { source }));
-            let view = |e| fail(GlueError::View(e));
             let op = |e| fail(GlueError::Op(e));
             match &layer.kind {
                 LayerKind::Conv(conv) => {
@@ -160,26 +159,16 @@ impl<K: Kernels> TailGlue<K> {
                         .get(&j)
                         .and_then(|raw| ConvParams::of(layer, raw))
                         .ok_or(fail(GlueError::Conv))?;
-                    let map = layer.input;
-                    let src = FeatureView::new(read(j - 1)?, Region::full(map.w, map.h), map.c)
-                        .map_err(view)?;
-                    let o = layer.output;
-                    let mut dst =
-                        FeatureViewMut::new(&mut out, Region::full(o.w, o.h), o.c).map_err(view)?;
-                    self.kernels
-                        .conv(conv, map, &params, &src, &mut dst)
-                        .map_err(|e| fail(GlueError::Kernel(e)))?;
+                    whole_maps(layer, read(j - 1)?, &mut out, |src, dst| {
+                        self.kernels.conv(conv, layer.input, &params, src, dst)
+                    })
+                    .map_err(fail)?;
                 }
                 LayerKind::MaxPool(pool) => {
-                    let map = layer.input;
-                    let src = FeatureView::new(read(j - 1)?, Region::full(map.w, map.h), map.c)
-                        .map_err(view)?;
-                    let o = layer.output;
-                    let mut dst =
-                        FeatureViewMut::new(&mut out, Region::full(o.w, o.h), o.c).map_err(view)?;
-                    self.kernels
-                        .maxpool(pool, map, &src, &mut dst)
-                        .map_err(|e| fail(GlueError::Kernel(e)))?;
+                    whole_maps(layer, read(j - 1)?, &mut out, |src, dst| {
+                        self.kernels.maxpool(pool, layer.input, src, dst)
+                    })
+                    .map_err(fail)?;
                 }
                 LayerKind::Route(r) => {
                     let mut sources = Vec::with_capacity(r.layers.len());
@@ -227,6 +216,19 @@ impl<K: Kernels> TailGlue<K> {
             }
         }
     }
+}
+
+/// Runs `kernel` from `layer`'s whole input map `input` into its whole output map `out`.
+fn whole_maps(
+    layer: &Layer,
+    input: &[f32],
+    out: &mut [f32],
+    kernel: impl FnOnce(&FeatureView<'_>, &mut FeatureViewMut<'_>) -> Result<(), KernelError>,
+) -> Result<(), GlueError> {
+    let (i, o) = (layer.input, layer.output);
+    let src = FeatureView::new(input, Region::full(i.w, i.h), i.c).map_err(GlueError::View)?;
+    let mut dst = FeatureViewMut::new(out, Region::full(o.w, o.h), o.c).map_err(GlueError::View)?;
+    kernel(&src, &mut dst).map_err(GlueError::Kernel)
 }
 
 impl<K: Kernels> Glue for TailGlue<K> {
