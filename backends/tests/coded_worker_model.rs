@@ -277,3 +277,39 @@ fn a_worker_tail_built_layer_by_layer_equals_the_gateway_tail_cut_to_it() {
         "{e}"
     );
 }
+
+/// The convolution the gateway runs itself (26) gives the same bits whatever the gateway's
+/// kernels (it runs on the portable one), so a board's gateway and a Linux one decode the same
+/// tail from the same workers' results; the glue around it (pools, routes, reorg, region) is
+/// exact on any kernel already.
+#[test]
+fn the_gateways_own_conv_does_not_depend_on_its_kernels() {
+    use tessera_backends::coded::Glue;
+    let net = small_net();
+    let n = net.layers().len();
+    let params = gen_weights::params(&net, n, 5);
+    let weights = Weights::new(&net, n, &params).unwrap();
+    let tail = CodedTail::new(&net, &weights, 16, schemes()[0], &WORKERS).unwrap();
+    let run = |glue: &mut dyn Glue| {
+        let frame = FrameKey::new(1, 0);
+        let convs = tail.conv_layers();
+        let last = convs.len() - 1;
+        let output = |l: usize| {
+            let len = net.layers()[convs[l]].output.elements().unwrap();
+            values(len, 40 + l as u32)
+        };
+        // Every coded layer's input the glue makes (layer 29's reads 26's output), and the
+        // tail's output.
+        let mut made: Vec<f32> = Vec::new();
+        for l in 0..last {
+            made.extend(glue.between(frame, l, output(l)));
+        }
+        made.extend(glue.finish(frame, output(last)));
+        made
+    };
+    let portable = run(&mut tail.glue(tessera_core::kernel::Portable));
+    let fma = run(&mut tail.glue(tessera_backends::kernels::Fma::new()));
+    assert!(!portable.is_empty());
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&portable), bits(&fma));
+}

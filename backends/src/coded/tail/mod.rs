@@ -12,8 +12,9 @@
 //! the route from layer 16) is the exception: the gateway holds its parameters and runs it, so
 //! its input (3.0 MB for YOLOv2-608) never travels to, nor waits in, any worker.
 //!
-//! Everything else runs on the gateway in a [`TailGlue`]: those convolutions and max pools
-//! through the gateway's kernels, route, reorg and region through
+//! Everything else runs on the gateway in a [`TailGlue`]: those convolutions on the portable
+//! kernel (so the output does not depend on the gateway's kernels), max pools through the
+//! gateway's kernels, route, reorg and region through
 //! `tessera_core::kernel::tail`, as the plain tail ([`crate::pipeline::run_tail`]) does. The
 //! glue keeps, per frame, the outputs a later route reads (layer 16 for route 25, layer 24 for
 //! route 28) until that route ran, and forgets the frame when it finishes.
