@@ -26,6 +26,7 @@ use tessera_core::region::{Region, Span};
 use tessera_core::tensor::{FeatureView, FeatureViewMut, ViewError};
 
 use crate::kernels::{fma_peak_loop, Fma, Form, Isa, Winograd};
+use crate::layer_timer::{per_layer, KernelWork, LayerCalls, LayerTimer};
 use crate::pipeline::{run_frame, AlignedBuf, FrameError};
 
 /// Threads of the multi-core measurement.
@@ -89,8 +90,8 @@ impl LayerTimes {
 }
 
 /// Times of the full frame and of a 3×3 grid with reuse (one thread, the same kernels), with
-/// the FLOP ratios; the outputs were equal bit for bit.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// the FLOP ratios and the per-layer breakdown; the outputs were equal bit for bit.
+#[derive(Clone, Debug, PartialEq)]
 pub struct TiledCheck {
     /// Full frame, seconds.
     pub full: f64,
@@ -102,12 +103,66 @@ pub struct TiledCheck {
     pub direct_flop_ratio: f64,
     /// Full frame and tiled, on-CPU seconds ([`thread_cpu_seconds`]).
     pub cpu: Option<(f64, f64)>,
+    /// Per layer of the stack, the kernel calls of the full and tiled runs (each layer's least
+    /// time over the runs).
+    pub layers: Vec<TiledLayer>,
+}
+
+/// The kernel calls of a tiled check summed over its layers ([`TiledCheck::kernel_sums`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct KernelSums {
+    /// On-CPU seconds (else wall clock).
+    pub cpu: bool,
+    /// Full frame, seconds.
+    pub full: f64,
+    /// Tiled, seconds.
+    pub tiled: f64,
+    /// What tiled would take if each layer's time grew as its products (padded lanes
+    /// included) from the full frame's: the time the extra work explains.
+    pub by_work: f64,
+}
+
+/// One layer of the tiled check: its calls in the full frame and in the tiled frame.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TiledLayer {
+    /// What the layer is ([`layer_name`]).
+    pub name: String,
+    /// The full frame's calls.
+    pub full: LayerCalls,
+    /// The 3×3 grid's calls (all tiles).
+    pub tiled: LayerCalls,
 }
 
 impl TiledCheck {
     /// Tiled time over full time.
     pub fn time_ratio(&self) -> f64 {
         self.tiled / self.full
+    }
+
+    /// Seconds of the full (`tiled` false) or tiled frame spent outside the kernel calls: the
+    /// least frame time less the layers' least times (so at most what it took in any run).
+    pub fn outside_kernels(&self, tiled: bool) -> f64 {
+        let side = |l: &TiledLayer| if tiled { l.tiled } else { l.full };
+        let calls: f64 = self.layers.iter().map(|l| side(l).seconds).sum();
+        (if tiled { self.tiled } else { self.full }) - calls
+    }
+
+    /// The layers' kernel times summed: on-CPU where every layer has it, else wall clock.
+    pub fn kernel_sums(&self) -> KernelSums {
+        let cpu = self.layers.iter().all(|l| l.full.cpu_seconds.is_some());
+        let mut sums = KernelSums {
+            cpu,
+            ..KernelSums::default()
+        };
+        for l in &self.layers {
+            let (f, t) = (l.full.time(cpu), l.tiled.time(cpu));
+            let (pf, pt) = (l.full.work.products, l.tiled.work.products);
+            sums.full += f;
+            sums.tiled += t;
+            // Pools (no products) count at their measured time.
+            sums.by_work += if pf > 0 { f * pt as f64 / pf as f64 } else { t };
+        }
+        sums
     }
 
     /// Tiled over full on-CPU time (NaN when not measured).
@@ -333,8 +388,10 @@ pub fn bench_layers(
 
 /// Runs `input` through `stack` whole and as a 3×3 grid with reuse (kernels `k`, the stack
 /// aligned to them), best of `reps` each; refuses outputs that differ in any bit. `stack` is
-/// the unaligned stack (its plan gives the direct FLOP ratio).
-pub fn tiled_check<K: Kernels>(
+/// the unaligned stack (its plan gives the direct FLOP ratio). Every kernel call is timed
+/// ([`LayerTimer`]); each layer's time is its least over the runs, by the wall clock and, in
+/// as many runs again, on the CPU.
+pub fn tiled_check<K: Kernels + KernelWork>(
     k: &K,
     stack: &FusedStack<'_>,
     weights: &Weights<'_>,
@@ -343,33 +400,103 @@ pub fn tiled_check<K: Kernels>(
 ) -> Result<TiledCheck, BenchError> {
     let one = Grid::new(1, 1, Partition::Darknet, stack).map_err(BenchError::Plan)?;
     let three = Grid::new(3, 3, Partition::Darknet, stack).map_err(BenchError::Plan)?;
-    let run = |grid: &Grid, mode: Mode, out: &mut Vec<f32>, macs: &mut u64| {
-        best_cpu(reps, || {
-            let (o, stats) =
-                run_frame(k, stack, weights, grid, mode, input).map_err(BenchError::Frame)?;
-            *out = o;
-            *macs = stats.macs;
-            Ok(())
-        })
+    let timer = LayerTimer::new(k, stack, weights);
+    let run = |grid: &Grid, mode: Mode| -> Result<FrameRun, BenchError> {
+        let (mut best, mut cpu_min) = (None::<FrameRun>, None::<f64>);
+        for _ in 0..reps.max(1) {
+            let c0 = thread_cpu_seconds();
+            let start = Instant::now();
+            let (out, stats) =
+                run_frame(&timer, stack, weights, grid, mode, input).map_err(BenchError::Frame)?;
+            let wall = start.elapsed().as_secs_f64();
+            if let (Some(a), Some(b)) = (c0, thread_cpu_seconds()) {
+                cpu_min = Some(cpu_min.map_or(b - a, |c| c.min(b - a)));
+            }
+            let layers = per_layer(k, stack, &timer.take());
+            match best.as_mut() {
+                Some(b) => {
+                    // Each layer's least time over the runs: one disturbed call (a loaded
+                    // machine) then spoils one run's layer, not the breakdown.
+                    least(&mut b.layers, &layers);
+                    b.wall = b.wall.min(wall);
+                }
+                None => {
+                    best = Some(FrameRun {
+                        wall,
+                        cpu: None,
+                        out,
+                        macs: stats.macs,
+                        layers,
+                    })
+                }
+            }
+        }
+        // `reps.max(1)` runs: there is a fastest.
+        let mut best = best.ok_or(BenchError::TiledDiffers)?;
+        best.cpu = cpu_min;
+        // Then each layer's on-CPU time, in runs of their own (each reading yields).
+        if let Some(on_cpu) = LayerTimer::new(k, stack, weights).on_cpu() {
+            let mut cpu: Option<Vec<LayerCalls>> = None;
+            for _ in 0..reps.max(1) {
+                run_frame(&on_cpu, stack, weights, grid, mode, input).map_err(BenchError::Frame)?;
+                let layers = per_layer(k, stack, &on_cpu.take());
+                match cpu.as_mut() {
+                    Some(c) => least(c, &layers),
+                    None => cpu = Some(layers),
+                }
+            }
+            for (b, c) in best.layers.iter_mut().zip(cpu.iter().flatten()) {
+                b.cpu_seconds = Some(c.seconds);
+            }
+        }
+        Ok(best)
     };
-    let (mut full_out, mut tiled_out, mut macs) = (Vec::new(), Vec::new(), (0, 0));
-    let full = run(&one, Mode::Plain, &mut full_out, &mut macs.0)?;
-    let tiled = run(&three, Mode::Reuse, &mut tiled_out, &mut macs.1)?;
-    let same = full_out.len() == tiled_out.len()
-        && full_out
+    let full = run(&one, Mode::Plain)?;
+    let tiled = run(&three, Mode::Reuse)?;
+    let same = full.out.len() == tiled.out.len()
+        && full
+            .out
             .iter()
-            .zip(&tiled_out)
+            .zip(&tiled.out)
             .all(|(a, b)| a.to_bits() == b.to_bits());
     if !same {
         return Err(BenchError::TiledDiffers);
     }
     let plain = frame_macs(stack, &three, Mode::Reuse).map_err(BenchError::Plan)?;
-    let ((full, full_cpu), (tiled, tiled_cpu)) = (full, tiled);
+    let layers = stack
+        .layers()
+        .iter()
+        .zip(full.layers.iter().zip(&tiled.layers))
+        .map(|(layer, (f, t))| TiledLayer {
+            name: layer_name(layer),
+            full: *f,
+            tiled: *t,
+        })
+        .collect();
     Ok(TiledCheck {
-        full,
-        tiled,
-        cpu: full_cpu.zip(tiled_cpu),
-        flop_ratio: macs.1 as f64 / macs.0 as f64,
-        direct_flop_ratio: plain as f64 / macs.0 as f64,
+        full: full.wall,
+        tiled: tiled.wall,
+        cpu: full.cpu.zip(tiled.cpu),
+        flop_ratio: tiled.macs as f64 / full.macs as f64,
+        direct_flop_ratio: plain as f64 / full.macs as f64,
+        layers,
     })
+}
+
+/// Lowers each layer's seconds in `into` to those in `other` where less.
+fn least(into: &mut [LayerCalls], other: &[LayerCalls]) {
+    for (a, b) in into.iter_mut().zip(other) {
+        a.seconds = a.seconds.min(b.seconds);
+    }
+}
+
+/// A frame's timed runs: the least wall-clock time, the least on-CPU time, the least time of
+/// each layer, and the first run's output.
+struct FrameRun {
+    wall: f64,
+    /// The least on-CPU seconds over the runs.
+    cpu: Option<f64>,
+    out: Vec<f32>,
+    macs: u64,
+    layers: Vec<LayerCalls>,
 }

@@ -122,6 +122,40 @@ struct TiledReport {
     /// Tiled over full on-CPU time (`null`: not measured).
     time_ratio_cpu: Option<f64>,
     ok: bool,
+    /// Seconds outside the kernel calls (copies, strips, buffers), full frame and tiled.
+    outside_kernels_full_s: f64,
+    outside_kernels_tiled_s: f64,
+    /// The kernel calls summed: full and tiled seconds (on-CPU when `kernel_cpu`), and the
+    /// tiled time each layer's products (padded lanes included) would explain.
+    kernel_cpu: bool,
+    kernel_full_s: f64,
+    kernel_tiled_s: f64,
+    kernel_tiled_by_work_s: f64,
+    /// Per layer, the kernel calls of the two runs.
+    layers: Vec<TiledLayerReport>,
+}
+
+/// One layer of the tiled check: tiled (all tiles) against the full frame.
+#[derive(Clone, Debug, Serialize)]
+struct TiledLayerReport {
+    layer: usize,
+    name: String,
+    calls_full: usize,
+    calls_tiled: usize,
+    full_s: f64,
+    tiled_s: f64,
+    time_ratio: f64,
+    /// On-CPU seconds (`null`: not measured) and their ratio.
+    full_cpu_s: Option<f64>,
+    tiled_cpu_s: Option<f64>,
+    time_ratio_cpu: Option<f64>,
+    /// Direct-convolution GFLOP of the regions computed, full frame and tiled (0 for pools).
+    gflop_full: f64,
+    gflop_tiled: f64,
+    /// Tiled over full: planned outputs, outputs in whole blocks, products with padded lanes.
+    flop_ratio: Option<f64>,
+    block_ratio: Option<f64>,
+    product_ratio: Option<f64>,
 }
 
 /// Four decimals (NaN and infinities stay so, and serialize as `null`).
@@ -225,6 +259,7 @@ impl KernelReport {
 
 impl TiledReport {
     fn of(t: &TiledCheck) -> TiledReport {
+        let sums = t.kernel_sums();
         TiledReport {
             grid: "3x3",
             reuse: true,
@@ -236,6 +271,42 @@ impl TiledReport {
             direct_flop_ratio: num(t.direct_flop_ratio),
             time_ratio_cpu: t.cpu.map(|_| num(t.cpu_ratio())),
             ok: t.within_bound(),
+            outside_kernels_full_s: num(t.outside_kernels(false)),
+            outside_kernels_tiled_s: num(t.outside_kernels(true)),
+            kernel_cpu: sums.cpu,
+            kernel_full_s: sums.full,
+            kernel_tiled_s: sums.tiled,
+            kernel_tiled_by_work_s: sums.by_work,
+            layers: t
+                .layers
+                .iter()
+                .enumerate()
+                .map(|(layer, r)| {
+                    let (f, g) = (&r.full.work, &r.tiled.work);
+                    let ratio = |a: u64, b: u64| (b > 0).then(|| num(a as f64 / b as f64));
+                    TiledLayerReport {
+                        layer,
+                        name: r.name.split_whitespace().collect::<Vec<_>>().join(" "),
+                        calls_full: r.full.calls,
+                        calls_tiled: r.tiled.calls,
+                        full_s: r.full.seconds,
+                        tiled_s: r.tiled.seconds,
+                        time_ratio: num(r.tiled.seconds / r.full.seconds),
+                        full_cpu_s: r.full.cpu_seconds,
+                        tiled_cpu_s: r.tiled.cpu_seconds,
+                        time_ratio_cpu: r
+                            .tiled
+                            .cpu_seconds
+                            .zip(r.full.cpu_seconds)
+                            .map(|(t, f)| num(t / f)),
+                        gflop_full: num(2.0 * f.macs as f64 / 1e9),
+                        gflop_tiled: num(2.0 * g.macs as f64 / 1e9),
+                        flop_ratio: ratio(g.macs, f.macs),
+                        block_ratio: ratio(g.block_macs, f.block_macs),
+                        product_ratio: ratio(g.products, f.products),
+                    }
+                })
+                .collect(),
         }
     }
 }
@@ -304,5 +375,52 @@ mod tests {
         let v = serde_json::to_value(&r).unwrap();
         assert_eq!(v["layers"][0]["time_2t_s"], 12e-6);
         assert!(v["total_gflops_winograd_1t_cpu"].is_null());
+    }
+
+    #[test]
+    fn tiled_breakdown_per_layer_and_by_work() {
+        use crate::bench::{TiledCheck, TiledLayer};
+        use crate::layer_timer::{CallWork, LayerCalls};
+        let calls = |n, s: f64, macs, products| LayerCalls {
+            calls: n,
+            seconds: s,
+            cpu_seconds: Some(s / 2.0),
+            work: CallWork {
+                macs,
+                block_macs: macs,
+                products,
+            },
+        };
+        let conv = TiledLayer {
+            name: "conv".to_string(),
+            full: calls(1, 0.02, 100, 100),
+            tiled: calls(9, 0.04, 110, 150),
+        };
+        let pool = TiledLayer {
+            name: "max".to_string(),
+            full: calls(1, 0.002, 0, 0),
+            tiled: calls(9, 0.004, 0, 0),
+        };
+        let t = TiledCheck {
+            full: 0.025,
+            tiled: 0.05,
+            flop_ratio: 1.1,
+            direct_flop_ratio: 1.1,
+            cpu: None,
+            layers: vec![conv, pool],
+        };
+        // On-CPU: the conv 10 -> 20 ms, the pool 1 -> 2 ms; by work the conv would take 15.
+        let sums = t.kernel_sums();
+        assert!(sums.cpu);
+        assert!((sums.by_work - 0.017).abs() < 1e-12 && (sums.tiled - 0.022).abs() < 1e-12);
+        let r = TiledReport::of(&t);
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["layers"][0]["product_ratio"], 1.5);
+        assert_eq!(v["layers"][0]["time_ratio_cpu"], 2.0);
+        assert_eq!(v["layers"][0]["calls_tiled"], 9);
+        assert!(v["layers"][1]["product_ratio"].is_null());
+        assert_eq!(v["kernel_tiled_by_work_s"], 0.017);
+        // Wall clock outside the kernels: 50 − 44 ms.
+        assert!((t.outside_kernels(true) - 0.006).abs() < 1e-12);
     }
 }

@@ -11,7 +11,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt::Write as _;
 
-use crate::bench::{LayerTimes, TiledCheck, THREADS_MULTI as THREADS};
+use crate::bench::{KernelSums, LayerTimes, TiledCheck, THREADS_MULTI as THREADS};
 use crate::kernel_report::{gflops, secs};
 use crate::kernels::Form;
 
@@ -146,7 +146,86 @@ pub fn summary(
             if t.within_bound() { "ok" } else { "OVER" }
         );
         let _ = writeln!(out, "  by on-CPU time: tiled/full {:.3}", t.cpu_ratio());
+        out += &tiled_layers(t);
     }
+    out
+}
+
+/// The tiled check per layer: kernel time tiled (all tiles) against the full frame, on-CPU
+/// (wall clock where not measured) and the wall-clock ratio, beside the work ratios (planned
+/// outputs, whole blocks, products with padded lanes), and the wall-clock time outside the
+/// kernels (copies, strips, buffers).
+pub fn tiled_layers(t: &TiledCheck) -> String {
+    let mut out = String::new();
+    let ratio = |a: u64, b: u64| fig(a as f64 / b as f64, 3, "");
+    let sums = t.kernel_sums();
+    let cpu = sums.cpu;
+    let _ = writeln!(
+        out,
+        "  {:>3} {:30} {:>11} {:>8} {:>8} {:>7} {:>6} {:>6} {:>6} {:>6} {:>6}",
+        "l",
+        "layer",
+        "calls",
+        "full ms",
+        "tiled ms",
+        "+ms",
+        if sums.cpu { "cpu" } else { "wall" },
+        "wall",
+        "MACs",
+        "blocks",
+        "prod"
+    );
+    for (l, r) in t.layers.iter().enumerate() {
+        let (f, g) = (&r.full, &r.tiled);
+        let (fs, gs) = (r.full.time(cpu), r.tiled.time(cpu));
+        let _ = writeln!(
+            out,
+            "  {:>3} {:30} {:>4} -> {:<4} {:>8.2} {:>8.2} {:>7.2} {:>6.3} {:>6.3} {:>6} {:>6} {:>6}",
+            l,
+            r.name,
+            f.calls,
+            g.calls,
+            fs * 1e3,
+            gs * 1e3,
+            (gs - fs) * 1e3,
+            gs / fs,
+            g.seconds / f.seconds,
+            ratio(g.work.macs, f.work.macs),
+            ratio(g.work.block_macs, f.work.block_macs),
+            ratio(g.work.products, f.work.products),
+        );
+    }
+    let KernelSums {
+        full,
+        tiled,
+        by_work,
+        ..
+    } = sums;
+    let _ = writeln!(
+        out,
+        "  {:>3} {:30} {:>11} {:>8.2} {:>8.2} {:>7.2} {:>6.3}",
+        "",
+        "kernel calls",
+        "",
+        full * 1e3,
+        tiled * 1e3,
+        (tiled - full) * 1e3,
+        tiled / full
+    );
+    let _ = writeln!(
+        out,
+        "  if each layer's time grew as its products (padded lanes included): tiled {:.2} ms, ratio {:.3}",
+        by_work * 1e3,
+        by_work / full
+    );
+    let (f, g) = (t.outside_kernels(false), t.outside_kernels(true));
+    let _ = writeln!(
+        out,
+        "  outside the kernels (wall clock: copies, strips, buffers): {:.2} -> {:.2} ms ({:+.2})",
+        f * 1e3,
+        g * 1e3,
+        (g - f) * 1e3
+    );
     out
 }
 
@@ -189,6 +268,7 @@ pub fn winograd_summary(form: Form, totals: &LayerTimes, tiled: Option<&TiledChe
             if t.within_bound() { "ok" } else { "OVER" }
         );
         let _ = writeln!(out, "  by on-CPU time: tiled/full {:.3}", t.cpu_ratio());
+        out += &tiled_layers(t);
     }
     out
 }

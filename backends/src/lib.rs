@@ -88,6 +88,8 @@ pub mod gen_weights;
 pub mod kernel_report;
 #[cfg(all(feature = "std", feature = "simd"))]
 pub mod kernel_table;
+#[cfg(all(feature = "std", feature = "simd"))]
+pub mod layer_timer;
 #[cfg(feature = "alloc")]
 pub mod link;
 #[cfg(all(feature = "std", feature = "simd"))]

@@ -502,3 +502,59 @@ fn measure_worst_relative_error() {
         assert!(worst <= tol(form));
     }
 }
+
+/// The tiled check's per-layer breakdown (`bench::tiled_check`, F4 and direct layers): every
+/// layer's calls are found and counted, the full frame's calls cover each conv's map at least
+/// once, whole blocks never count less than the region, and the tiled frame (bit-identical,
+/// or the check fails) makes at least as many calls.
+#[cfg(feature = "std")]
+#[test]
+fn tiled_check_breaks_time_and_work_down_per_layer() {
+    use tessera_backends::bench::tiled_check;
+    let specs = [
+        Some((3, 1, 16)),
+        None,
+        Some((3, 1, 32)),
+        Some((1, 1, 16)),
+        Some((3, 1, 32)),
+    ];
+    let net = build(96, 96, 3, &specs);
+    let upto = net.layers().len();
+    let stack = FusedStack::new(&net, upto).unwrap();
+    let mut rng = SplitMix64::new(5);
+    let data = net_params(&net, upto, &mut rng);
+    let weights = Weights::new(&net, upto, &data).unwrap();
+    // F4 on the 16- and 32-channel 3×3 layers (aligned plans), direct on the first.
+    let k = Winograd::new().with_form(Form::F4);
+    let forms = k.layer_forms(&stack);
+    assert!(
+        forms.contains(&Some(Form::F4)) && forms[0].is_none(),
+        "{forms:?}"
+    );
+    let k = k.prepare(&weights);
+    let input: Vec<f32> = (0..stack.input().elements().unwrap())
+        .map(|_| rng.uniform_f32(-1.0, 1.0))
+        .collect();
+    let t = tiled_check(&k, &stack, &weights, &input, 1).unwrap();
+    assert_eq!(t.layers.len(), upto);
+    for (l, (layer, r)) in net.layers().iter().zip(&t.layers).enumerate() {
+        assert!(
+            r.full.calls >= 1 && r.tiled.calls >= r.full.calls,
+            "layer {l}: {r:?}"
+        );
+        let (f, g) = (&r.full.work, &r.tiled.work);
+        if layer.conv().is_some() {
+            // Chained bands recompute their halo rows: at least the whole map.
+            assert!(f.macs >= layer.macs(), "layer {l}: {r:?}");
+            assert!(g.macs >= f.macs && f.block_macs >= f.macs && g.block_macs >= g.macs);
+            assert!(f.products > 0, "layer {l}: {r:?}");
+        } else {
+            assert_eq!((f.macs, g.products), (0, 0), "layer {l}");
+        }
+    }
+    let sums = t.kernel_sums();
+    assert!(
+        sums.full > 0.0 && sums.tiled > 0.0 && sums.by_work > 0.0,
+        "{sums:?}"
+    );
+}

@@ -38,6 +38,10 @@ pub struct Args {
     /// Skip the tiled-run check.
     #[arg(long)]
     pub no_tiled: bool,
+    /// Run only the tiled checks (direct, and Winograd unless `--no-winograd`) and print
+    /// them with their per-layer breakdown; no per-layer timing, no JSON.
+    #[arg(long, conflicts_with_all = ["no_tiled", "json"])]
+    pub tiled_only: bool,
     /// Time only the FMA kernel (skip the slow reference and portable runs).
     #[arg(long)]
     pub fma_only: bool,
@@ -75,12 +79,16 @@ pub fn run(args: &Args) -> Result<(), Error> {
         fma_only: args.fma_only,
         winograd: (!args.no_winograd).then_some(args.winograd_form),
     };
-    let rows = bench_layers(&net, &weights, upto, &image, &bench, |l, r| {
-        if !args.json {
-            print!("{}", row(l, r, peak));
-        }
-    })
-    .context("measuring the layers")?;
+    let rows = if args.tiled_only {
+        Vec::new()
+    } else {
+        bench_layers(&net, &weights, upto, &image, &bench, |l, r| {
+            if !args.json {
+                print!("{}", row(l, r, peak));
+            }
+        })
+        .context("measuring the layers")?
+    };
     let tiled = if args.no_tiled {
         None
     } else {
@@ -108,6 +116,25 @@ pub fn run(args: &Args) -> Result<(), Error> {
                 .context("tiled check (winograd)")?,
         )
     };
+    if args.tiled_only {
+        for (name, t) in [("fma", &tiled), ("winograd", &tiled_wino)] {
+            if let Some(t) = t {
+                println!(
+                    "tiled check ({name}, 1 thread): 3x3 with reuse {:.2} ms vs full frame {:.2} ms: time ratio {:.3} (on-CPU {:.3}), FLOP ratio {:.3}, direct FLOP ratio {:.3}, bound {:.3}",
+                    t.tiled * 1e3,
+                    t.full * 1e3,
+                    t.time_ratio(),
+                    t.cpu_ratio(),
+                    t.flop_ratio,
+                    t.direct_flop_ratio,
+                    t.direct_flop_ratio + 0.10
+                );
+                print!("{}", tessera_backends::kernel_table::tiled_layers(t));
+            }
+        }
+        println!("load average at the end: {}", loadavg());
+        return Ok(());
+    }
     peak = peak.max(peak_gflops(isa));
     let totals = LayerTimes::total("total", &rows);
     if args.json {

@@ -120,7 +120,7 @@ mod workers;
 mod x86;
 
 pub use detect::Isa;
-pub use winograd::{Form, Winograd};
+pub use winograd::{Form, Winograd, Work};
 
 use channels::blocks;
 use pad::PadGeo;

@@ -16,7 +16,8 @@
 //!
 //! Costs are in direct-convolution multiply-accumulates (MACs) of the FMA kernel:
 //! - direct conv: `area · k · c · size²`; max pool: [`POOL`] per window tap;
-//! - per call, [`STREAM`] per filter value the call reads (tiles pay it once each);
+//! - per call, [`STREAM`] per transformed filter value the call reads ([`STREAM_DIRECT`] per
+//!   filter value of a direct call; tiles pay it once each);
 //! - Winograd, per `m × m` block its region touches: `α²·c·kp` GEMM MACs at [`GEMM`] each
 //!   (last tile padding, products stored and reloaded between channel passes) plus
 //!   [`TRANSFORM`] per transformed element (`α²·(c + kp)`: the input and output transforms,
@@ -46,11 +47,14 @@ pub const TRANSFORM: f64 = 10.0;
 /// Cost of one max-pool window tap, in direct MACs.
 pub const POOL: f64 = 0.25;
 
-/// Cost of streaming one filter value (direct) or transformed filter value (Winograd) into a
-/// call, in direct MACs: every call (every tile of every layer) reads its layer's filters once
-/// from memory, and the deep layers' filters (MiBs) do not stay cached between tiles. F4's
-/// transformed filters are 4× the direct ones, F2's 1.8×.
+/// Cost of streaming one transformed filter value into a Winograd call, in direct MACs: every
+/// call (every tile of every layer) reads its layer's filters once, and the deep layers'
+/// filters (MiBs; F4's are 4× the direct ones, F2's 1.8×) do not stay cached between tiles.
 pub const STREAM: f64 = 50.0;
+
+/// The same for one filter value of a direct call (fitted to 3×3 tiles of YOLOv2's layers
+/// 12/14, whose direct calls take about 1.4 ms each over their share of the frame).
+pub const STREAM_DIRECT: f64 = 125.0;
 
 /// Largest number of assignments tried exhaustively (3 methods per class); past it the
 /// classes are chosen one at a time, the others fixed.
@@ -74,7 +78,7 @@ pub fn conv_cost(conv: &Conv, map: Shape, method: Method, r: Region) -> f64 {
     let (c, k) = (f64::from(map.c), f64::from(conv.filters));
     let taps = f64::from(conv.size * conv.size);
     match method {
-        None => r.area() as f64 * k * c * taps + STREAM * k * c * taps,
+        None => r.area() as f64 * k * c * taps + STREAM_DIRECT * k * c * taps,
         Some(form) => {
             let m = form.m() as u32;
             let blocks = |s: tessera_core::region::Span| {

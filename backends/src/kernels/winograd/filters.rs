@@ -1,6 +1,9 @@
-//! Transformed filters `U[ξ][kb][c][r]` (output channel `kb·MR + r`, zero past the layer's
-//! filters; one transform element's filters are contiguous, so a GEMM streams them in order)
-//! and the folded batch norm: computed once per layer when the kernel is prepared for a model
+//! Transformed filters `U[ξ][pass][kb][c][r]` (output channel `kb·MR + r`, zero past the
+//! layer's filters; input channels in passes of [`CB`], the last one shorter) and the folded
+//! batch norm. A GEMM pass over one transform element and [`CB`] input channels reads its
+//! filters as one contiguous run, in order (with the channels of all passes side by side, a
+//! deep layer's pass read 3 KiB runs 6 KiB apart, which the hardware prefetchers follow badly
+//! across pages). The filters are computed once per layer when the kernel is prepared for a model
 //! ([`Prepared`]), or per call for parameters it was not prepared for.
 
 extern crate alloc;
@@ -12,6 +15,20 @@ use tessera_core::model::weights::ConvParams;
 
 use super::form::{filter, Form, AMAX};
 use super::MR;
+
+/// Input channels per GEMM pass: a tile's `V` rows (`CB × NV·W` values) stay in L1 while every
+/// output channel block runs over them; later passes continue the sums stored in `M` (an f32
+/// stored and reloaded is exact, so each sum is the same chain as in one pass).
+pub(super) const CB: usize = 128;
+
+/// Where the filters of transform element `xi`, output channel block `kb` and input channels
+/// `c0..` of the pass starting at `c0` (a multiple of [`CB`]) start in `U`, for `c` input
+/// channels and `kp` output channels (padded to [`MR`]); the pass's channels follow at
+/// [`MR`] values each.
+pub(super) fn offset(xi: usize, kb: usize, c0: usize, c: usize, kp: usize) -> usize {
+    let cn = CB.min(c - c0);
+    (xi * c + c0) * kp + kb * cn * MR
+}
 
 /// Elements of the transformed filters of `k` filters over `c` channels.
 pub(super) fn len(form: Form, c: usize, k: usize) -> usize {
@@ -33,8 +50,9 @@ pub(super) fn transform(form: Form, weights: &[f32], c: usize, k: usize, u: &mut
             } else {
                 one = [0.0; AMAX * AMAX];
             }
+            let c0 = ci / CB * CB;
             for (xi, &val) in one[..e].iter().enumerate() {
-                u[((xi * nkb + kb) * c + ci) * MR + r] = val;
+                u[offset(xi, kb, c0, c, kp) + (ci - c0) * MR + r] = val;
             }
         }
     }

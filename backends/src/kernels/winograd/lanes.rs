@@ -37,6 +37,12 @@ pub(super) trait Lanes: Vector {
     unsafe fn taps<const M: usize, const A: usize>(p: *const f32) -> [Self; A];
     /// Writes `v[q]` lane `j` to `p[M·j + q]` for `q < M`: `M·W` consecutive values.
     unsafe fn store_interleaved<const M: usize>(v: &[Self; M], p: *mut f32);
+    /// Hints that the cache line of `p` will be read soon: any address (a prefetch never
+    /// faults or changes a value); a no-op by default.
+    #[inline(always)]
+    unsafe fn prefetch(p: *const f32) {
+        let _ = p;
+    }
 }
 
 /// Values a `taps` call may read from its pointer on: enough for every implementation (the

@@ -55,6 +55,7 @@ use tessera_core::ftp::{FusedStack, Grid, Mode, PlanError};
 use tessera_core::kernel::{aligned_input_region, check_conv_call, KernelError, Kernels};
 use tessera_core::model::weights::{ConvParams, Weights};
 use tessera_core::model::{Activation, Conv, LayerKind, MaxPool, Shape};
+use tessera_core::region::Region;
 use tessera_core::tensor::{FeatureView, FeatureViewMut};
 
 pub mod choice;
@@ -258,6 +259,30 @@ impl<'w> Winograd<'w> {
         chosen.unwrap_or(Some(self.form))
     }
 
+    /// What one call of `conv` over output `region` computes on one thread (`None`: the layer
+    /// runs direct). Counted from the same block grid and chunks the call uses, so a bench
+    /// can tell rounding to blocks and padded lanes apart from time.
+    pub fn work(&self, conv: &Conv, map: Shape, region: Region) -> Option<Work> {
+        let form = self.form_for(conv, map)?;
+        if region.is_empty() {
+            return Some(Work {
+                form,
+                blocks: 0,
+                lanes: 0,
+            });
+        }
+        let geo = Geo::new(form, conv, map, region);
+        let lanes = geo
+            .chunks(0, geo.nby)
+            .map(|ch| (ch.n * geo.nbx).div_ceil(lanes::W) * lanes::W)
+            .sum::<usize>();
+        Some(Work {
+            form,
+            blocks: (geo.nbx * geo.nby) as u64,
+            lanes: lanes as u64,
+        })
+    }
+
     fn prepared_for(&self, form: Form, params: &ConvParams<'_>) -> Option<&Prepared> {
         let all = self.prepared.as_deref()?;
         all.iter().find(|p| p.is_for(form, params))
@@ -295,6 +320,18 @@ impl<'w> Winograd<'w> {
         };
         split(&self.direct.team, &job, out.data(), self.threads());
     }
+}
+
+/// What one Winograd call computes ([`Winograd::work`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Work {
+    /// The form the call runs in.
+    pub form: Form,
+    /// Blocks of `m × m` outputs (the region rounded out to whole blocks).
+    pub blocks: u64,
+    /// Block lanes the products run over: each chunk's blocks rounded up to whole lane
+    /// vectors (the padded lanes cost as much as the used ones).
+    pub lanes: u64,
 }
 
 /// What every thread of a call shares (read only).

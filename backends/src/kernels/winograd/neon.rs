@@ -80,6 +80,19 @@ impl Lanes for Q4 {
     const MAX_NV: usize = 1;
 
     #[inline(always)]
+    unsafe fn prefetch(p: *const f32) {
+        // SAFETY: `prfm` is a hint: it changes no register, flag or memory and never faults,
+        // whatever the address.
+        unsafe {
+            core::arch::asm!(
+                "prfm pldl1keep, [{p}]",
+                p = in(reg) p,
+                options(nostack, readonly, preserves_flags)
+            );
+        }
+    }
+
+    #[inline(always)]
     unsafe fn add(self, b: Self) -> Self {
         // SAFETY: NEON is baseline on aarch64.
         Q4::each(|i| unsafe { vaddq_f32(self.0[i], b.0[i]) })

@@ -27,6 +27,7 @@
 
 use tessera_core::tensor::FeatureView;
 
+use super::filters::{self, CB};
 use super::form::Form;
 use super::geo::{Chunk, Geo};
 use super::lanes::{Lanes, W};
@@ -153,10 +154,11 @@ pub(super) struct ProductJob<'a, 'o> {
     pub y0: usize,
 }
 
-/// Input channels per GEMM pass: a tile's `V` rows (`CB × NV·W` values) stay in L1 while every
-/// output channel block runs over them; later passes continue the sums stored in `M` (an f32
-/// stored and reloaded is exact, so each sum is the same chain as in one pass).
-const CB: usize = 128;
+/// How far ahead of its reads a GEMM tile prefetches the filters (values): about 1000 cycles
+/// of products, longer than a miss to memory. A small tile's call reads the deep layers'
+/// transformed filters (8 MiB for 256→512 as F2) once, from memory: without the hint the
+/// products wait for them.
+const PREFETCH: usize = 1024;
 
 /// One `MR × NV·W` tile of products: `m[r·ms + j] (+)= Σ_c u[c·MR + r] · v[c·vs + j]` over
 /// `c < cn`, in channel order, one fused multiply-add per term, continuing the sums stored in
@@ -193,6 +195,8 @@ unsafe fn tile<L: Lanes, const NV: usize>(
                 x[j] = L::load(vp.add(j * W));
             }
             let up = u.add(ci * MR);
+            // The filters stream in order (one run per pass, `filters`): hint the line ahead.
+            L::prefetch(up.wrapping_add(PREFETCH));
             for r in 0..MR {
                 let w = L::broadcast(up.add(r));
                 for j in 0..NV {
@@ -223,7 +227,7 @@ pub(super) unsafe fn product<L: Lanes>(mut job: ProductJob<'_, '_>) {
     let (kb0, nkb_all) = (job.kb0, g.kp / MR);
     // Blocks with products: the chunk's, rounded up to whole vectors (≤ pp).
     let used = (job.chunk.n * g.nbx).div_ceil(W) * W;
-    // Every index below: filters `((ξ·nkb_all + kb0 + kb)·c + c)·MR + r < e·nkb_all·c·MR`, `V` rows
+    // Every index below: filters `offset(ξ, kb0 + kb, c0) + c·MR + r < e·nkb_all·c·MR`, `V` rows
     // `(ξ·c + c)·pp + p` with `p < used ≤ pp`, `M` rows `(k·e + ξ)·pp + p`, `k < nkb·MR`.
     assert!(kb0 + nkb <= nkb_all && job.u.len() >= nkb_all * e * c * MR);
     assert!(job.v.len() >= e * c * pp && used <= pp);
@@ -243,7 +247,7 @@ pub(super) unsafe fn product<L: Lanes>(mut job: ProductJob<'_, '_>) {
                     1
                 };
                 for kb in 0..nkb {
-                    let uk = ((xi * nkb_all + kb0 + kb) * c + c0) * MR;
+                    let uk = filters::offset(xi, kb0 + kb, c0, c, nkb_all * MR);
                     let vk = (xi * c + c0) * pp + pv;
                     let mk = (kb * MR * e + xi) * pp + pv;
                     // SAFETY: `L`'s CPU features (the caller); the tile's reads and writes

@@ -70,6 +70,12 @@ impl Lanes for Zmm {
     const MAX_NV: usize = 4;
 
     #[inline(always)]
+    unsafe fn prefetch(p: *const f32) {
+        // SAFETY: SSE (x86_64 baseline); a prefetch reads nothing and never faults.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
+    }
+
+    #[inline(always)]
     unsafe fn add(self, b: Self) -> Self {
         // SAFETY: the caller guarantees AVX-512F.
         Zmm(unsafe { _mm512_add_ps(self.0, b.0) })
@@ -219,6 +225,12 @@ impl Vector for Ymm2 {
 impl Lanes for Ymm2 {
     // 6 × 2 ymm accumulators, 2 column vectors and a broadcast: 15 of the 16 ymm registers.
     const MAX_NV: usize = 1;
+
+    #[inline(always)]
+    unsafe fn prefetch(p: *const f32) {
+        // SAFETY: SSE (x86_64 baseline); a prefetch reads nothing and never faults.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
+    }
 
     #[inline(always)]
     unsafe fn add(self, b: Self) -> Self {
