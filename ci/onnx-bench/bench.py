@@ -265,8 +265,12 @@ def main():
         ("winograd >= 1.25x onnxruntime, 1 thread", g1 / ort_g[1] >= 1.25),
         ("winograd >= 1.25x onnxruntime, 2 threads", g2 / ort_g[2] >= 1.25),
         ("winograd 2 threads >= 1.9x one", g2 / g1 >= 1.9),
-        ("winograd tiled 3x3 reuse time <= FLOP ratio + 10 %",
-         bool(tw) and tw["time_ratio"] <= tw["direct_flop_ratio"] + 0.10),
+        # On-CPU where the kernel reads it: wall-clock ratios also count time spent waiting for
+        # a core, which other processes decide. The bound is the direct plan's FLOP ratio, the
+        # stricter one (Winograd's block-aligned regions do more work than that).
+        ("winograd tiled 3x3 reuse time (on-CPU) <= FLOP ratio + 10 %",
+         bool(tw) and (tw["time_ratio_cpu"] or tw["time_ratio"])
+         <= tw["direct_flop_ratio"] + 0.10),
     ]
     for name, met in targets:
         print(f"target {name}: {'met' if met else 'MISSED'}")

@@ -433,17 +433,24 @@ impl Kernels for Winograd<'_> {
     }
 }
 
-/// Output channels per thread from which a call splits its output channels between threads
-/// rather than its block rows: such layers run on small maps, where a thread's share of block
-/// rows leaves its last lane vectors part empty and every thread would read all of the large
-/// transformed filters; split by channels, each thread reads only its own filters and
-/// transforms the whole (small) input itself.
+/// Output channels per thread from which a small call ([`SPLIT_BLOCKS`]) splits its output
+/// channels between threads rather than its block rows: split by rows, each thread would read
+/// all of the large transformed filters for a few blocks and leave its last lane vectors part
+/// empty; split by channels, each thread reads only its own filters and transforms the whole
+/// (small) input itself.
 const SPLIT_CHANNELS: usize = 256;
+
+/// Blocks below which a deep call ([`SPLIT_CHANNELS`]) splits by channels: tiles of the deep
+/// layers (a 13×13 tile is 16 F4 blocks). Whole 38×38 maps (100 F4 blocks) split by rows:
+/// with the filters prefetched in the GEMM, the input transform each thread repeats costs
+/// more than the filters it shares (YOLOv2 layers 12/14 on 2 threads: 1.86× one thread by
+/// rows, 1.76× by channels).
+const SPLIT_BLOCKS: usize = 64;
 
 /// Runs the call over `threads` threads (the caller's thread takes the last share), each with
 /// its own scratch, writing only its own outputs, so threads share nothing they write and need
-/// no barrier. Deep layers ([`SPLIT_CHANNELS`]) and calls of fewer block rows than threads
-/// split output channel blocks (each thread transforms every input block); the rest split the
+/// no barrier. Small calls of deep layers ([`SPLIT_CHANNELS`]) and calls of fewer block rows
+/// than threads split output channel blocks (each thread transforms every input block); the rest split the
 /// `block rows × channel blocks` work in row-major order into equal shares ([`shares`]), so
 /// an odd number of block rows does not leave one thread a whole row more: a row two threads
 /// share is input-transformed by both, each multiplying its own channel blocks. `out` is the
@@ -455,7 +462,8 @@ fn split(team: &Team, job: &Rows<'_>, out: &mut [f32], threads: usize) {
     let nkb = geo.kp / MR;
     // Also by channels when there are fewer block rows than threads (the thin bands of
     // banded layers: one block row of F4 per band of layer 4).
-    let by_channels = threads > 1 && (geo.k >= SPLIT_CHANNELS * threads || geo.nby < threads);
+    let deep_and_small = geo.k >= SPLIT_CHANNELS * threads && geo.nbx * geo.nby < SPLIT_BLOCKS;
+    let by_channels = threads > 1 && (deep_and_small || geo.nby < threads);
     let threads = if by_channels {
         threads.clamp(1, nkb)
     } else {
