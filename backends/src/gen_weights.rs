@@ -46,3 +46,16 @@ pub fn params(net: &Network, upto: usize, seed: u64) -> Vec<f32> {
     }
     out
 }
+
+/// The parameters of layer `j` alone for `seed`, the same values [`params`] gives it (the
+/// stream skipped past the layers before it); `None` past the network's end or when the
+/// count overflows.
+pub fn layer(net: &Network, j: usize, seed: u64) -> Option<Vec<f32>> {
+    let layer = net.layers().get(j)?;
+    let before = tessera_core::model::weights::param_count(net, j).ok()?;
+    let mut rng = SplitMix64::new(seed);
+    rng.skip(before as u64);
+    let mut out = Vec::new();
+    layer_params(&mut rng, layer, &mut out);
+    Some(out)
+}

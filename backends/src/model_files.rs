@@ -21,9 +21,8 @@ use tessera_core::model::weights::{param_count, WeightsError};
 use tessera_core::model::{Footprint, FootprintError, Network};
 
 use crate::builtin::DEFAULT_CFG;
-use crate::gen_weights::{layer_params, params};
+use crate::gen_weights::{self, params};
 use crate::weights_file::{read_prefix, LayerReader, WeightsFileError};
-use tessera_core::rng::SplitMix64;
 
 /// Most memory a network may need on one device (parameters plus its largest activations,
 /// see [`Footprint`]): 2 GiB, twice a Raspberry Pi 3's RAM and about 7 times YOLOv2-608's
@@ -196,13 +195,9 @@ impl LayerParams<'_> {
                     })
             }
             LayerParams::Seeded(net, seed) => {
-                let layer = net.layers().get(j).ok_or(ModelFileError::NoLayer(j))?;
-                let before = param_count(net, j).map_err(ModelFileError::Count)?;
-                let mut rng = SplitMix64::new(*seed);
-                rng.skip(before as u64);
-                let mut out = Vec::new();
-                layer_params(&mut rng, layer, &mut out);
-                Ok(out)
+                net.layers().get(j).ok_or(ModelFileError::NoLayer(j))?;
+                param_count(net, j).map_err(ModelFileError::Count)?;
+                gen_weights::layer(net, j, *seed).ok_or(ModelFileError::NoLayer(j))
             }
         }
     }

@@ -12,7 +12,7 @@ mod common;
 use std::cell::Cell;
 
 use common::values;
-use tessera_backends::coded::tail::{worker_model, CodedTail, WorkerTailError};
+use tessera_backends::coded::tail::{worker_model, CodedTail, CodedTailError, WorkerTailError};
 use tessera_backends::coded::{
     Activation, CodedModel, CodedModelError, ConvGeom, LayerScheme, LinearLayer, Numeric,
 };
@@ -201,7 +201,17 @@ fn the_coded_gateways_tail_is_the_full_tails_plan_without_parameters() {
     let weights = Weights::new(&net, n, &params).unwrap();
     for scheme in schemes() {
         let full = CodedTail::new(&net, &weights, 16, scheme, &WORKERS).unwrap();
-        let gateway = CodedTail::for_gateway(&net, 16, scheme, &WORKERS).unwrap();
+        let raw = |j: usize| {
+            let at = param_count(&net, j).unwrap();
+            Some(params[at..at + layer_param_count(&net, j).unwrap()].to_vec())
+        };
+        let gateway = CodedTail::for_gateway(&net, 16, scheme, &WORKERS, raw).unwrap();
+        // The 1x1 conv on the route (26) has fewer parameters than input values: the gateway
+        // runs it, and needs its parameters.
+        assert_eq!(CodedTail::gateway_layers(&net, 16).unwrap(), [26]);
+        assert!(!full.conv_layers().contains(&26));
+        let refused = CodedTail::for_gateway(&net, 16, scheme, &WORKERS, |_| None).unwrap_err();
+        assert_eq!(refused, CodedTailError::Weights { layer: 26 });
         assert_eq!(gateway.model().plan(), full.model().plan(), "{scheme:?}");
         assert_eq!(gateway.conv_layers(), full.conv_layers());
         assert_eq!(gateway.cols(), full.cols());
@@ -266,4 +276,40 @@ fn a_worker_tail_built_layer_by_layer_equals_the_gateway_tail_cut_to_it() {
         matches!(e, WorkerTailError::Params { layer: 29, .. }),
         "{e}"
     );
+}
+
+/// The convolution the gateway runs itself (26) gives the same bits whatever the gateway's
+/// kernels (it runs on the portable one), so a board's gateway and a Linux one decode the same
+/// tail from the same workers' results; the glue around it (pools, routes, reorg, region) is
+/// exact on any kernel already.
+#[test]
+fn the_gateways_own_conv_does_not_depend_on_its_kernels() {
+    use tessera_backends::coded::Glue;
+    let net = small_net();
+    let n = net.layers().len();
+    let params = gen_weights::params(&net, n, 5);
+    let weights = Weights::new(&net, n, &params).unwrap();
+    let tail = CodedTail::new(&net, &weights, 16, schemes()[0], &WORKERS).unwrap();
+    let run = |glue: &mut dyn Glue| {
+        let frame = FrameKey::new(1, 0);
+        let convs = tail.conv_layers();
+        let last = convs.len() - 1;
+        let output = |l: usize| {
+            let len = net.layers()[convs[l]].output.elements().unwrap();
+            values(len, 40 + l as u32)
+        };
+        // Every coded layer's input the glue makes (layer 29's reads 26's output), and the
+        // tail's output.
+        let mut made: Vec<f32> = Vec::new();
+        for l in 0..last {
+            made.extend(glue.between(frame, l, output(l)));
+        }
+        made.extend(glue.finish(frame, output(last)));
+        made
+    };
+    let portable = run(&mut tail.glue(tessera_core::kernel::Portable));
+    let fma = run(&mut tail.glue(tessera_backends::kernels::Fma::new()));
+    assert!(!portable.is_empty());
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&portable), bits(&fma));
 }

@@ -13,9 +13,10 @@
 //! | `TESSERA_GW_REUSE` | the cluster file's `reuse`: `local` (WST-S strips stay on the edges) or `gateway` (through this gateway's strip cache) | local |
 //! | `TESSERA_GW_TAIL` | `none` (stop at the fused output) or the cluster file's coded `tail` (`cdc:R`, `2mr`, `uncoded`) | none |
 //! | `TESSERA_GW_TAIL_DEADLINE_MS` / `_GRACE_MS` | the file's `tail_deadline_ms` / `tail_grace_ms` | 120000 / 250 |
+//! | `TESSERA_GW_SEED` | the cluster file's `seed` (the gateway generates the parameters of the tail convolutions it runs itself) | 1 |
 use std::{env, fs, path::PathBuf};
 
-const SETTINGS: [(&str, &str); 11] = [
+const SETTINGS: [(&str, &str); 12] = [
     (
         "TESSERA_GW_KEY",
         "0707070707070707070707070707070707070707070707070707070707070707",
@@ -30,6 +31,7 @@ const SETTINGS: [(&str, &str); 11] = [
     ("TESSERA_GW_TAIL", "none"),
     ("TESSERA_GW_TAIL_DEADLINE_MS", "120000"),
     ("TESSERA_GW_TAIL_GRACE_MS", "250"),
+    ("TESSERA_GW_SEED", "1"),
 ];
 
 fn main() {

@@ -142,6 +142,7 @@ start() {
     TESSERA_GW_KEY=$key TESSERA_GW_FINGERPRINT=$fingerprint TESSERA_GW_PORT=$port \
       TESSERA_GW_EDGES=2 TESSERA_GW_GRID=3x3 TESSERA_GW_POLICY=$policy TESSERA_GW_FRAMES=1 \
       TESSERA_GW_TAIL=$2 TESSERA_GW_TAIL_DEADLINE_MS=$tail_ms TESSERA_GW_REUSE=${3:-local} \
+      TESSERA_GW_SEED=1 \
       DEFMT_LOG=info cargo build --release --target thumbv7em-none-eabihf --bin gateway
   ) || fail "building the gateway image"
   timeout 900 qemu-system-arm -machine mps2-an386 -cpu cortex-m4 -nographic \

@@ -136,22 +136,26 @@ fn node_processes_keep_only_what_they_run() {
 
 /// What a coded worker may hold beside its own shards' weights: the issue's target for it is a
 /// 5x5 edge's 24 MiB plus those weights, which leaves nothing for the coded stage's own
-/// buffers: its inputs as the link receives them (1.5–3.0 MB each for YOLOv2's tail; 3.0–4.5 MB
-/// of them at once in heap profiles, a task computing while the next arrives), the shard's
-/// output (up to 1.5 MB) and the kernel's scratch (1.9 MB). Measured: 30.9–31.7 MiB here (test
-/// profile, 3 frames, 5x5, where the target allows 24); 30.2–40.9 MiB in release runs of 40
-/// frames at 3x3 and 5x5 (`tessera bench cluster --memory-only --frames 40`, six workers in
-/// three runs; the peak varies with how many inputs a worker holds at once). The bound guards
-/// what the design promises: a worker holds its own shards and a few tail layers' inputs at a
-/// time, never every tail layer at once (190 MB) or the whole coded model (686 MB).
-const CODED_BESIDE_SHARDS: u64 = 44 * MIB;
+/// buffers: its inputs as the link receives them (0.7–1.9 MB each for YOLOv2's tail, about
+/// 5.6 MB of them at once in a heap profile: the input computing, the next ones queued, one
+/// arriving), the shard's output (up to 1.5 MB) and the kernel's scratch. Layer 26's 3.0 MB
+/// input no longer reaches a worker (the gateway runs that layer), and a worker frees queued
+/// inputs it will only drop as soon as the next task shows it. Measured: 29.7–30.9 MiB here
+/// (test profile, 3 frames, 5x5); 29.4–32.1 MiB in release runs of 40 frames at 3x3 and 5x5
+/// (`tessera bench cluster --memory-only --frames 40`, three runs at load 7–15),
+/// where the peak reached 40.9 MiB while stale inputs stayed queued. The bound (about 4 MiB
+/// over the largest) guards that, and what the design promises: a worker holds its own shards
+/// and a few tail layers' inputs at a time, never every tail layer at once (190 MB) or the
+/// whole coded model (686 MB).
+const CODED_BESIDE_SHARDS: u64 = 36 * MIB;
 
-/// Most a coded gateway may peak at. The issue sets it no target; it holds no tail
-/// parameters (the workers hold the shards; `CodedTail::for_gateway`), the fused layers'
-/// only if it computes a tile itself, plus the glue's maps (a route keeps layer 16's and
-/// 24's output per frame). Measured: 22.8 MiB here, 23.9–25.6 MiB in release runs of 40
-/// frames, where it held every layer and every shard before (676 MiB).
-const CODED_GATEWAY: u64 = 30 * MIB;
+/// Most a coded gateway may peak at. The issue sets it no target; it holds no coded layer's
+/// parameters (the workers hold the shards; `CodedTail::for_gateway`), only those of layer 26
+/// (0.13 MB), which it runs itself; the fused layers' only if it computes a tile itself; plus
+/// the glue's maps (a route keeps layer 16's and 24's output per frame). Measured: 22.5 MiB
+/// here, 23.0–25.1 MiB in release runs of 40 frames, where it held every layer and every shard
+/// before (676 MiB).
+const CODED_GATEWAY: u64 = 28 * MIB;
 
 /// Every edge a coded worker (`tail = "cdc:1"` over the three edges, 5x5): each holds its
 /// fused layers and only its own shards of the tail (95 MB each): its peak is its shard bytes

@@ -197,13 +197,22 @@ impl Deployment {
 
     /// The coded tail of a cluster with `tail = SCHEME` as its gateway holds it (`None`: the
     /// tail runs on the gateway): every convolution after the fused layers split over every
-    /// edge, codes and plan only ([`CodedTail::for_gateway`]: the shards are the workers').
+    /// edge, codes and plan only ([`CodedTail::for_gateway`]: the shards are the workers'),
+    /// with the parameters of the few small convolutions the gateway runs itself
+    /// ([`CodedTail::gateway_layers`]), read (or generated) one layer at a time.
     pub fn gateway_tail(&self, net: &Network) -> Result<Option<CodedTail>, SetupError> {
         let Some((scheme, split, workers)) = self.coded_split()? else {
             return Ok(None);
         };
-        CodedTail::for_gateway(net, self.spec.layers, split, &workers)
-            .map(Some)
+        let mut source = self.model.layers(net)?;
+        let mut failed = None;
+        let tail = CodedTail::for_gateway(net, self.spec.layers, split, &workers, |j| {
+            source.layer(j).map_err(|e| failed = Some(e)).ok()
+        });
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
+        tail.map(Some)
             .map_err(|error| SetupError::Tail { scheme, error })
     }
 

@@ -1,5 +1,6 @@
-//! The gateway's work between coded layers ([`TailGlue`]): max pools through the core
-//! kernels, route, reorg and region through `tessera_core::kernel::tail`.
+//! The gateway's work between coded layers ([`TailGlue`]): the convolutions it runs itself
+//! (on the portable kernel), max pools through its kernels, route, reorg and region through
+//! `tessera_core::kernel::tail`.
 
 extern crate alloc;
 
@@ -10,8 +11,9 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use tessera_core::kernel::{tail, KernelError, Kernels};
-use tessera_core::model::{LayerKind, Network};
+use tessera_core::kernel::{tail, KernelError, Kernels, Portable};
+use tessera_core::model::weights::ConvParams;
+use tessera_core::model::{Layer, LayerKind, Network};
 use tessera_core::tensor::{FeatureView, FeatureViewMut, ViewError};
 use tessera_core::wire::FrameKey;
 use tessera_core::Region;
@@ -24,7 +26,7 @@ use super::CodedTailError;
 pub enum GlueError {
     /// The layer's output size overflows.
     Overflow,
-    /// A convolution the coded model does not hold.
+    /// A convolution the coded model does not hold and the gateway has no parameters of.
     Conv,
     /// An output the layer reads is not held (any more).
     Gone {
@@ -33,7 +35,7 @@ pub enum GlueError {
     },
     /// A map does not fit its view.
     View(ViewError),
-    /// The max-pool kernel refused its views.
+    /// The conv or max-pool kernel refused its views.
     Kernel(KernelError),
     /// A route, reorg or region refused its maps.
     Op(tail::TailError),
@@ -45,7 +47,9 @@ impl fmt::Display for GlueError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             GlueError::Overflow => f.write_str("output size overflows"),
-            GlueError::Conv => f.write_str("a convolution outside the coded model"),
+            GlueError::Conv => {
+                f.write_str("a convolution neither coded nor with parameters on the gateway")
+            }
             GlueError::Gone { source } => write!(f, "output of layer {source} is gone"),
             GlueError::View(e) => write!(f, "{e}"),
             GlueError::Kernel(e) => write!(f, "{e}"),
@@ -57,13 +61,17 @@ impl fmt::Display for GlueError {
 
 impl core::error::Error for GlueError {}
 
-/// The gateway's work between the coded layers of one tail: pools, routes, reorgs and the
-/// region head, with the outputs routes read kept per frame.
+/// Parameters (Darknet order) of the tail convolutions the gateway runs itself, by layer.
+pub(super) type GatewayConvs = Arc<BTreeMap<usize, Vec<f32>>>;
+
+/// The gateway's work between the coded layers of one tail: its own convolutions, pools,
+/// routes, reorgs and the region head, with the outputs routes read kept per frame.
 pub struct TailGlue<K> {
     kernels: K,
     net: Arc<Network>,
     convs: Arc<[usize]>,
     route_use: Arc<[usize]>,
+    gateway_convs: GatewayConvs,
     /// Per frame, the outputs still to be read, by layer.
     frames: BTreeMap<FrameKey, BTreeMap<usize, Vec<f32>>>,
     failures: Arc<AtomicUsize>,
@@ -72,18 +80,21 @@ pub struct TailGlue<K> {
 
 impl<K: Kernels> TailGlue<K> {
     /// The glue of the tail of `net` whose coded layers are `convs`, with `route_use` the last
-    /// route reading each layer's output (0: none).
+    /// route reading each layer's output (0: none), running the convolutions of
+    /// `gateway_convs` itself.
     pub(super) fn new(
         kernels: K,
         net: Arc<Network>,
         convs: Arc<[usize]>,
         route_use: Arc<[usize]>,
+        gateway_convs: GatewayConvs,
     ) -> TailGlue<K> {
         TailGlue {
             kernels,
             net,
             convs,
             route_use,
+            gateway_convs,
             frames: BTreeMap::new(),
             failures: Arc::new(AtomicUsize::new(0)),
             last_failure: None,
@@ -140,20 +151,28 @@ impl<K: Kernels> TailGlue<K> {
             let len = layer.output.elements().ok_or(fail(GlueError::Overflow))?;
             let mut out = vec![0.0f32; len];
             let read = |source: usize| store.get(&source).ok_or(fail(GlueError::Gone { source }));
-            let view = |e| fail(GlueError::View(e));
             let op = |e| fail(GlueError::Op(e));
             match &layer.kind {
-                LayerKind::Conv(_) => return Err(fail(GlueError::Conv)),
+                LayerKind::Conv(conv) => {
+                    let params = self
+                        .gateway_convs
+                        .get(&j)
+                        .and_then(|raw| ConvParams::of(layer, raw))
+                        .ok_or(fail(GlueError::Conv))?;
+                    // On the portable kernel whatever the gateway's: the tail's output then
+                    // does not depend on which gateway runs it (a board's or a Linux one's), as
+                    // it does not for the pools (exact on every kernel) and the coded layers
+                    // (the workers compute them). YOLOv2's layer 26 is 47 M multiply-adds.
+                    whole_maps(layer, read(j - 1)?, &mut out, |src, dst| {
+                        Portable.conv(conv, layer.input, &params, src, dst)
+                    })
+                    .map_err(fail)?;
+                }
                 LayerKind::MaxPool(pool) => {
-                    let map = layer.input;
-                    let src = FeatureView::new(read(j - 1)?, Region::full(map.w, map.h), map.c)
-                        .map_err(view)?;
-                    let o = layer.output;
-                    let mut dst =
-                        FeatureViewMut::new(&mut out, Region::full(o.w, o.h), o.c).map_err(view)?;
-                    self.kernels
-                        .maxpool(pool, map, &src, &mut dst)
-                        .map_err(|e| fail(GlueError::Kernel(e)))?;
+                    whole_maps(layer, read(j - 1)?, &mut out, |src, dst| {
+                        self.kernels.maxpool(pool, layer.input, src, dst)
+                    })
+                    .map_err(fail)?;
                 }
                 LayerKind::Route(r) => {
                     let mut sources = Vec::with_capacity(r.layers.len());
@@ -201,6 +220,19 @@ impl<K: Kernels> TailGlue<K> {
             }
         }
     }
+}
+
+/// Runs `kernel` from `layer`'s whole input map `input` into its whole output map `out`.
+fn whole_maps(
+    layer: &Layer,
+    input: &[f32],
+    out: &mut [f32],
+    kernel: impl FnOnce(&FeatureView<'_>, &mut FeatureViewMut<'_>) -> Result<(), KernelError>,
+) -> Result<(), GlueError> {
+    let (i, o) = (layer.input, layer.output);
+    let src = FeatureView::new(input, Region::full(i.w, i.h), i.c).map_err(GlueError::View)?;
+    let mut dst = FeatureViewMut::new(out, Region::full(o.w, o.h), o.c).map_err(GlueError::View)?;
+    kernel(&src, &mut dst).map_err(GlueError::Kernel)
 }
 
 impl<K: Kernels> Glue for TailGlue<K> {

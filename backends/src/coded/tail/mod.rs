@@ -1,18 +1,23 @@
 //! The network's tail as coded (CDC) layers across the edges.
 //!
-//! Every convolution of the tail (`[from, end)`; for YOLOv2 from 16: layers 16, 18–24, 26, 29
-//! and 30) becomes one coded layer of a [`CodedModel`]: its filters split over `k` data shards
+//! Every convolution of the tail (`[from, end)`; for YOLOv2 from 16: layers 16, 18–24, 29 and
+//! 30) becomes one coded layer of a [`CodedModel`]: its filters split over `k` data shards
 //! plus parity (or replicas), each edge holding only its shards' weights. Batch norm is folded
 //! into the weights and bias exactly as the SIMD kernel folds it
 //! (`tessera_core::kernel::batch_norm::fold`: `a = γ/(√σ² + ε)` in double precision,
 //! `w' = w·a`, `b' = β − μ·a`, rounded to f32), and the activation (leaky or linear) is applied
 //! by the gateway after decoding.
 //!
-//! Everything else runs on the gateway in a [`TailGlue`]: max pools through the core kernels,
-//! route, reorg and region through `tessera_core::kernel::tail`, as the plain tail
-//! ([`crate::pipeline::run_tail`]) does. The glue keeps, per frame, the outputs a later route reads (layer 16
-//! for route 25, layer 24 for route 28) until that route ran, and forgets the frame when it
-//! finishes.
+//! A convolution with fewer parameters than input values (YOLOv2's layer 26, the 1x1 conv on
+//! the route from layer 16) is the exception: the gateway holds its parameters and runs it, so
+//! its input (3.0 MB for YOLOv2-608) never travels to, nor waits in, any worker.
+//!
+//! Everything else runs on the gateway in a [`TailGlue`]: those convolutions on the portable
+//! kernel (so the output does not depend on the gateway's kernels), max pools through the
+//! gateway's kernels, route, reorg and region through
+//! `tessera_core::kernel::tail`, as the plain tail ([`crate::pipeline::run_tail`]) does. The
+//! glue keeps, per frame, the outputs a later route reads (layer 16 for route 25, layer 24 for
+//! route 28) until that route ran, and forgets the frame when it finishes.
 
 extern crate alloc;
 
@@ -27,6 +32,7 @@ mod worker;
 
 pub use check::{check, detections_match, CheckError, CodedCheck};
 pub use compare::{bit_identical, max_abs_diff};
+use glue::GatewayConvs;
 pub use glue::{GlueError, TailGlue};
 pub use join::{Joined, TailJoin};
 pub use place::{PlaceError, TailPlace};
@@ -34,6 +40,7 @@ pub use scheme::{SchemeError, TailScheme};
 pub use summary::CheckSummary;
 pub use worker::{worker_model, WorkerTailError};
 
+use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -204,9 +211,35 @@ fn scale_filters(w: &mut [f32], scales: Option<&[f64]>) {
     }
 }
 
-/// The tail `[from, end)` of `net` checked for running coded: the network index of each
-/// convolution (stride 1, "same"), and per layer the last route reading its output (0: none).
-fn layout(net: &Network, from: usize) -> Result<(Vec<usize>, Vec<usize>), CodedTailError> {
+/// Whether tail convolution `l` runs on the gateway, in the glue, rather than coded: when it
+/// has fewer parameters than input values, the gateway holding its parameters costs less than
+/// every worker receiving (and holding) its input. YOLOv2's layer 26 (a 1x1 conv on the route
+/// from layer 16) has 33 K parameters and a 739 K-value input: coded, it sent 3.0 MB to every
+/// worker each frame, the largest input a worker held. The first tail convolution always runs
+/// coded: its input is the fused output the stage starts from.
+fn on_gateway(l: &Layer, first: bool) -> bool {
+    let (Some(c), Some(inputs)) = (l.conv(), l.input.elements()) else {
+        return false;
+    };
+    let per_filter = if c.batch_norm { 4 } else { 1 };
+    let params = c
+        .weight_count(l.input.c)
+        .and_then(|w| w.checked_add(c.filters as usize * per_filter));
+    !first && params.is_some_and(|p| p < inputs)
+}
+
+/// The tail `[from, end)` of `net` checked for running coded.
+struct Layout {
+    /// Network index of each coded convolution (stride 1, "same").
+    coded: Vec<usize>,
+    /// Network index of each convolution the gateway runs ([`on_gateway`]).
+    gateway: Vec<usize>,
+    /// Per layer, the last route reading its output (0: none).
+    route_use: Vec<usize>,
+}
+
+/// [`Layout`] of the tail `[from, end)` of `net`, or why it cannot run coded.
+fn layout(net: &Network, from: usize) -> Result<Layout, CodedTailError> {
     let layers = net.layers();
     if from == 0 || from >= layers.len() {
         return Err(CodedTailError::Range {
@@ -219,6 +252,7 @@ fn layout(net: &Network, from: usize) -> Result<(Vec<usize>, Vec<usize>), CodedT
     }
     let mut route_use = vec![0usize; layers.len()];
     let mut convs = Vec::new();
+    let mut gateway = Vec::new();
     for (j, l) in layers.iter().enumerate().skip(from) {
         match &l.kind {
             LayerKind::Conv(c) => {
@@ -231,7 +265,11 @@ fn layout(net: &Network, from: usize) -> Result<(Vec<usize>, Vec<usize>), CodedT
                         pad: c.pad,
                     });
                 }
-                convs.push(j);
+                if on_gateway(l, j == from) {
+                    gateway.push(j);
+                } else {
+                    convs.push(j);
+                }
             }
             LayerKind::Route(r) => {
                 for &src in r.layers.iter() {
@@ -251,7 +289,11 @@ fn layout(net: &Network, from: usize) -> Result<(Vec<usize>, Vec<usize>), CodedT
     if convs.len() > MAX_CODED_LAYERS {
         return Err(CodedTailError::TooManyConvs { count: convs.len() });
     }
-    Ok((convs, route_use))
+    Ok(Layout {
+        coded: convs,
+        gateway,
+        route_use,
+    })
 }
 
 /// Convolution `l` (checked by [`layout`]) as a float coded layer of folded weights `w` and
@@ -293,13 +335,28 @@ pub struct CodedTail {
     convs: Arc<[usize]>,
     /// Last route reading each layer's output (0: none).
     route_use: Arc<[usize]>,
+    /// Parameters of the convolutions the gateway runs itself ([`on_gateway`]).
+    gateway_convs: GatewayConvs,
     model: Arc<CodedModel>,
     scheme: LayerScheme,
 }
 
+/// Conv layer `params` as one buffer in Darknet order (biases, batch norm, weights).
+fn darknet_order(params: &ConvParams<'_>) -> Vec<f32> {
+    let mut raw = params.biases.to_vec();
+    if let Some(bn) = params.bn {
+        raw.extend_from_slice(bn.scales);
+        raw.extend_from_slice(bn.mean);
+        raw.extend_from_slice(bn.variance);
+    }
+    raw.extend_from_slice(params.weights);
+    raw
+}
+
 impl CodedTail {
     /// The tail `[from, end)` of `net` with `weights` (covering it), every convolution split
-    /// by `scheme` over `workers` (shard `i` on `workers[i % len]`).
+    /// by `scheme` over `workers` (shard `i` on `workers[i % len]`), except those the gateway
+    /// runs itself ([`CodedTail::gateway_layers`]).
     pub fn new(
         net: &Network,
         weights: &Weights<'_>,
@@ -314,41 +371,82 @@ impl CodedTail {
             let (w, b) = fold_batch_norm(&params, l.conv().map_or(0, |c| c.filters as usize));
             coded_layer(l, w, b).ok_or(missing)
         };
-        Self::build(net, from, scheme, workers, layer, CodedModel::with_geometry)
+        let raw = |j: usize| weights.conv(j).map(|p| darknet_order(&p));
+        Self::build(
+            net,
+            from,
+            scheme,
+            workers,
+            layer,
+            raw,
+            CodedModel::with_geometry,
+        )
     }
 
     /// The tail as the coded gateway holds it: the same layers, codes and plan as
-    /// [`CodedTail::new`] without any parameters ([`CodedModel::plan_only`]): the gateway
-    /// sends inputs, decodes and glues, the workers hold the shards.
+    /// [`CodedTail::new`] without the coded layers' parameters ([`CodedModel::plan_only`]):
+    /// the gateway sends inputs, decodes and glues, the workers hold the shards. `params(j)`
+    /// gives (in Darknet order) the parameters of each convolution `j` the gateway runs itself
+    /// ([`CodedTail::gateway_layers`]); `None` refuses the tail.
     pub fn for_gateway(
         net: &Network,
         from: usize,
         scheme: LayerScheme,
         workers: &[NodeId],
+        params: impl FnMut(usize) -> Option<Vec<f32>>,
     ) -> Result<CodedTail, CodedTailError> {
         let layer = |j: usize| {
             coded_layer(&net.layers()[j], Vec::new(), Vec::new())
                 .ok_or(CodedTailError::Weights { layer: j })
         };
-        Self::build(net, from, scheme, workers, layer, CodedModel::plan_only)
+        Self::build(
+            net,
+            from,
+            scheme,
+            workers,
+            layer,
+            params,
+            CodedModel::plan_only,
+        )
+    }
+
+    /// Network index of each convolution of the tail `[from, end)` of `net` that the gateway
+    /// runs itself rather than coded: those with fewer parameters than input values (for
+    /// YOLOv2 from 16: layer 26).
+    pub fn gateway_layers(net: &Network, from: usize) -> Result<Vec<usize>, CodedTailError> {
+        Ok(layout(net, from)?.gateway)
     }
 
     /// The tail of `net` from `from`: each coded layer as `layer` makes it (by network
-    /// index), the model as `model` builds it from them.
+    /// index), each gateway convolution's parameters as `raw` gives them, the model as
+    /// `model` builds it from the coded layers.
     fn build(
         net: &Network,
         from: usize,
         scheme: LayerScheme,
         workers: &[NodeId],
         layer: impl FnMut(usize) -> Result<(LinearLayer, Option<ConvGeom>), CodedTailError>,
+        mut raw: impl FnMut(usize) -> Option<Vec<f32>>,
         model: CodedModelFn,
     ) -> Result<CodedTail, CodedTailError> {
-        let (convs, route_use) = layout(net, from)?;
+        let Layout {
+            coded: convs,
+            gateway,
+            route_use,
+        } = layout(net, from)?;
         let coded = convs
             .iter()
             .copied()
             .map(layer)
             .collect::<Result<Vec<_>, CodedTailError>>()?;
+        let gateway_convs = gateway
+            .into_iter()
+            .map(|j| {
+                raw(j)
+                    .map(|p| (j, p))
+                    .ok_or(CodedTailError::Weights { layer: j })
+            })
+            .collect::<Result<BTreeMap<_, _>, _>>()?;
         let schemes = vec![scheme; coded.len()];
         let model = model(coded, &schemes, workers)?;
         let tail = CodedTail {
@@ -356,6 +454,7 @@ impl CodedTail {
             from,
             convs: convs.into(),
             route_use: route_use.into(),
+            gateway_convs: Arc::new(gateway_convs),
             model: Arc::new(model),
             scheme,
         };
@@ -426,6 +525,7 @@ impl CodedTail {
             self.net.clone(),
             self.convs.clone(),
             self.route_use.clone(),
+            self.gateway_convs.clone(),
         )
     }
 

@@ -63,9 +63,9 @@ impl<E> From<CodedTailError> for WorkerTailError<E> {
 /// Worker `node`'s model of the tail `[from, end)` of `net`, every convolution split by
 /// `scheme` over `workers` as [`super::CodedTail::new`] splits it: the same shards, bit for
 /// bit, holding only `node`'s. `params(j)` returns convolution `j`'s parameters in Darknet
-/// order; it is called once per tail convolution, the largest first (so the peak is the
-/// shards plus about one large layer), and each layer is dropped once `node`'s shards of it
-/// are made.
+/// order; it is called once per coded tail convolution (not for those the gateway runs), the
+/// largest first (so the peak is the shards plus about one large layer), and each layer is
+/// dropped once `node`'s shards of it are made.
 pub fn worker_model<E, P>(
     net: &Network,
     from: usize,
@@ -77,7 +77,7 @@ pub fn worker_model<E, P>(
 where
     P: FnMut(usize) -> Result<Vec<f32>, E>,
 {
-    let (convs, _) = layout(net, from)?;
+    let convs = layout(net, from)?.coded;
     let schemes = alloc::vec![scheme; convs.len()];
     let mut read = |j: usize| {
         let raw = params(j).map_err(|error| WorkerTailError::Params { layer: j, error })?;

@@ -36,6 +36,7 @@ use smoltcp::wire::HardwareAddress;
 use tessera_backends::coded::tail::{CodedTail, Joined, TailJoin, TailScheme};
 use tessera_backends::coded::{BoxedGlue, BoxedShards, CodedFinished, CodedPart, InlineShards};
 use tessera_backends::driver::{Finished, Inline, Model, Node, ParamSource};
+use tessera_backends::gen_weights;
 use tessera_backends::link::{HandshakeConfig, LinkConfig, MAX_BACKOFF};
 use tessera_backends::nal_smoltcp::{NetConfig, SmolNet, SmolStack};
 use tessera_backends::pipeline::boxes;
@@ -132,6 +133,7 @@ fn main() -> ! {
         env!("TESSERA_GW_TAIL_DEADLINE_MS"),
     );
     let tail_grace: u64 = setting("TESSERA_GW_TAIL_GRACE_MS", env!("TESSERA_GW_TAIL_GRACE_MS"));
+    let seed: u64 = setting("TESSERA_GW_SEED", env!("TESSERA_GW_SEED"));
     let Ok(key) = Key::from_hex(env!("TESSERA_GW_KEY")) else {
         hprintln!("gateway: TESSERA_GW_KEY is not 64 hex digits");
         exit(false)
@@ -145,13 +147,17 @@ fn main() -> ! {
     // The gateway computes only when no edge is left; it has no parameters to do so here.
     let none = ParamSource(Arc::new(|| None));
     // The layers after the fused ones, coded over the edges: this gateway holds no weights
-    // of them, only their shapes and codes; it runs the pools, routes, reorg and region.
+    // of the coded ones, only their shapes and codes; it runs the pools, routes, reorg and
+    // region, and the small 1x1 conv on the route (its parameters generated from the
+    // cluster's seed, as the edges generate theirs).
     let workers: Vec<NodeId> = (1..=edges).collect();
     let coded = tail.map(|scheme| {
         let split = or_exit("tail scheme", scheme.layer_scheme(workers.len()));
         or_exit(
             "coded tail",
-            CodedTail::for_gateway(&net, FUSED, split, &workers),
+            CodedTail::for_gateway(&net, FUSED, split, &workers, |j| {
+                gen_weights::layer(&net, j, seed)
+            }),
         )
     });
     let (image_w, image_h) = (net.input().w as usize, net.input().h as usize);
@@ -261,7 +267,7 @@ fn main() -> ! {
         );
         node.attach_coded(part, t.cols());
         hprintln!(
-            "gateway: tail {} coded over {} edges ({} coded layers), no tail weights held",
+            "gateway: tail {} coded over {} edges ({} coded layers), no coded layer's weights held",
             scheme,
             edges,
             t.conv_layers().len()
