@@ -349,14 +349,20 @@ pub fn tile_kernels(cluster: &ClusterSpec, model: &Model) -> Result<AnyKernel, S
 /// the caller holds no other reference, copied otherwise: nodes sharing one process align
 /// once before they start ([`crate::local::run_local`] does).
 pub fn node_model(cluster: &ClusterSpec, model: Arc<Model>) -> Result<Arc<Model>, StartError> {
-    let AnyKernel::Winograd(w) = tile_kernels(cluster, &model)? else {
-        return Ok(model);
+    let tiles = tile_kernels(cluster, &model)?;
+    Ok(on_block_grid(&tiles, model))
+}
+
+/// `model` aligned to the block grid of `tiles` (see [`node_model`]).
+fn on_block_grid(tiles: &AnyKernel, model: Arc<Model>) -> Arc<Model> {
+    let AnyKernel::Winograd(w) = tiles else {
+        return model;
     };
     if model.has_blocks() {
-        return Ok(model);
+        return model;
     }
     let owned = Arc::try_unwrap(model).unwrap_or_else(|shared| (*shared).clone());
-    Ok(Arc::new(owned.with_blocks(BlockGrid(Arc::new(w)))))
+    Arc::new(owned.with_blocks(BlockGrid(Arc::new(w.clone()))))
 }
 
 fn io(what: &'static str) -> impl FnOnce(io::Error) -> StartError {
@@ -400,8 +406,9 @@ pub fn start_node(
             ..HandshakeConfig::DEFAULT
         },
     };
+    // Planned once: the model's block grid and the compute thread's kernels are the same plan.
     let tiles = tile_kernels(cluster, &model)?;
-    let model = node_model(cluster, model)?;
+    let model = on_block_grid(&tiles, model);
     let mut cfg = cluster.runtime_config(&model).map_err(StartError::Plan)?;
     cfg.confirm_done = options.confirm_done;
     let clock = MonoClock::new();
