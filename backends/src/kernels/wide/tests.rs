@@ -444,7 +444,8 @@ fn conv_on(
 }
 
 /// YOLO-like convs (3×3 with L1 chunking and 64-column blocks, 1×1 with chunking, small
-/// maps, odd filter counts) on Soft16 equal the scalar path bit for bit, whole and tiled.
+/// maps, odd filter counts, rows computed in groups) on Soft16 equal the scalar path bit for
+/// bit, whole and tiled.
 #[test]
 fn soft16_conv_equals_scalar() {
     let mut rng = Rng::new(0xc0_5e16);
@@ -457,6 +458,10 @@ fn soft16_conv_equals_scalar() {
         (13, 13, 5, 8, 3, 1),
         (37, 6, 9, 6, 5, 2),
         (70, 2, 3, 32, 3, 1),
+        // Row groups: a full tile and a 1-vector rest (4-row tiles), a 2-vector rest with
+        // L1 chunks (2-row tiles).
+        (80, 9, 24, 7, 3, 1),
+        (90, 8, 40, 12, 3, 1),
     ];
     for (w, h, c, filters, k, pad) in layers {
         let conv = Conv {
