@@ -6,6 +6,7 @@
 //! stay fused).
 #![deny(unsafe_op_in_unsafe_fn)]
 
+use super::columns;
 use super::lanes::Plain;
 #[cfg(target_arch = "aarch64")]
 use super::neon::Q4;
@@ -46,6 +47,19 @@ impl Path {
             Isa::Neon => Path::Neon,
             _ => Path::Generic,
         }
+    }
+}
+
+/// The lanes a chunk's products round its blocks up to on `path` (`columns::step`).
+pub(super) fn lane_step(path: Path) -> usize {
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512 => columns::step::<Zmm>(),
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2 => columns::step::<Ymm2>(),
+        #[cfg(target_arch = "aarch64")]
+        Path::Neon => columns::step::<Q4>(),
+        Path::Generic => columns::step::<Plain>(),
     }
 }
 

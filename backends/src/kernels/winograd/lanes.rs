@@ -16,6 +16,10 @@ use super::super::wide::{Soft, Vector};
 /// Lanes per vector: blocks per transform vector and per GEMM column group.
 pub(super) const W: usize = 16;
 
+/// Lanes of a half vector ([`Lanes::Half`]): the product stage's last column group of a chunk
+/// when at most this many of its lanes hold blocks (see `columns`).
+pub(super) const HALF: usize = W / 2;
+
 /// A [`Vector`] of [`W`] lanes with what the Winograd stages add to the direct kernels' needs.
 ///
 /// # Safety
@@ -26,6 +30,14 @@ pub(super) const W: usize = 16;
 pub(super) trait Lanes: Vector {
     /// Most 16-lane column groups of a GEMM tile (its accumulators are `MR × NV` vectors).
     const MAX_NV: usize;
+    /// Half a vector ([`HALF`] lanes, the same operations and roundings) for a chunk's
+    /// last, half-filled column group.
+    type Half: Vector;
+    /// Whether products use [`Lanes::Half`]: where a half vector takes half the
+    /// instructions of a whole one.
+    const HALVES: bool;
+    /// Most full column groups a GEMM tile keeps in registers beside a half vector.
+    const HALF_NV: usize;
     /// `self + b`.
     unsafe fn add(self, b: Self) -> Self;
     /// `self − b`.
@@ -66,6 +78,10 @@ impl<const T: usize> Soft<W, T> {
 impl<const T: usize> Lanes for Soft<W, T> {
     // 6 × 16 accumulators: 24 NEON registers on aarch64.
     const MAX_NV: usize = 1;
+    // Half the scalar operations; also the oracle of the AVX2 and NEON half vectors.
+    type Half = Soft<HALF, 1>;
+    const HALVES: bool = true;
+    const HALF_NV: usize = 0;
 
     #[inline(always)]
     unsafe fn add(self, b: Self) -> Self {

@@ -59,6 +59,7 @@ use tessera_core::region::Region;
 use tessera_core::tensor::{FeatureView, FeatureViewMut};
 
 pub mod choice;
+mod columns;
 mod filters;
 mod form;
 mod geo;
@@ -274,7 +275,7 @@ impl<'w> Winograd<'w> {
         let geo = Geo::new(form, conv, map, region);
         let lanes = geo
             .chunks(0, geo.nby)
-            .map(|ch| (ch.n * geo.nbx).div_ceil(lanes::W) * lanes::W)
+            .map(|ch| columns::used_by(ch.n * geo.nbx, isa::lane_step(Path::of(self.isa()))))
             .sum::<usize>();
         Some(Work {
             form,
@@ -330,7 +331,8 @@ pub struct Work {
     /// Blocks of `m × m` outputs (the region rounded out to whole blocks).
     pub blocks: u64,
     /// Block lanes the products run over: each chunk's blocks rounded up to whole lane
-    /// vectors (the padded lanes cost as much as the used ones).
+    /// vectors, or half ones where the instruction set has cheap halves (the padded lanes
+    /// cost as much as the used ones).
     pub lanes: u64,
 }
 

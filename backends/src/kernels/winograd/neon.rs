@@ -1,4 +1,4 @@
-//! The aarch64 lane vector [`Q4`]: 16 lanes in four NEON q registers. NEON and fused
+//! The aarch64 lane vector [`Q4`]: 16 lanes in four NEON q registers (its half vector: two). NEON and fused
 //! multiply-add are baseline on aarch64, so no CPU check is needed. One intrinsic per register
 //! and operation; the taps of a row come deinterleaved from `ld4` (`ld2` for F2), and output
 //! rows go back interleaved with `st4` (`st2`), where the portable vector leaves the shuffles
@@ -7,53 +7,56 @@
 use core::arch::aarch64::*;
 
 use super::super::wide::Vector;
-use super::lanes::{Lanes, W};
+use super::lanes::Lanes;
 
-/// 16 lanes in four q registers (lanes `4i..4i + 4` in register `i`).
+/// `4·N` lanes in `N` q registers (lanes `4i..4i + 4` in register `i`).
 #[derive(Clone, Copy)]
-pub(super) struct Q4([float32x4_t; 4]);
+pub(super) struct Qn<const N: usize>([float32x4_t; N]);
 
-impl Q4 {
+/// 16 lanes in four q registers: the lane vector.
+pub(super) type Q4 = Qn<4>;
+
+impl<const N: usize> Qn<N> {
     /// `f` on each register.
     #[inline(always)]
-    fn each(f: impl Fn(usize) -> float32x4_t) -> Q4 {
-        Q4([f(0), f(1), f(2), f(3)])
+    fn each(f: impl Fn(usize) -> float32x4_t) -> Self {
+        Qn(core::array::from_fn(f))
     }
 }
 
-impl Vector for Q4 {
-    const LANES: usize = W;
+impl<const N: usize> Vector for Qn<N> {
+    const LANES: usize = 4 * N;
     const TILE: usize = 1;
 
     #[inline(always)]
     unsafe fn zero() -> Self {
         // SAFETY: NEON is baseline on aarch64.
-        Q4::each(|_| unsafe { vdupq_n_f32(0.0) })
+        Qn::each(|_| unsafe { vdupq_n_f32(0.0) })
     }
 
     #[inline(always)]
     unsafe fn splat(x: f32) -> Self {
         // SAFETY: NEON is baseline on aarch64.
-        Q4::each(|_| unsafe { vdupq_n_f32(x) })
+        Qn::each(|_| unsafe { vdupq_n_f32(x) })
     }
 
     #[inline(always)]
     unsafe fn load(p: *const f32) -> Self {
-        // SAFETY: 16 readable values at `p` (the trait's contract).
-        Q4::each(|i| unsafe { vld1q_f32(p.add(4 * i)) })
+        // SAFETY: `4·N` readable values at `p` (the trait's contract).
+        Qn::each(|i| unsafe { vld1q_f32(p.add(4 * i)) })
     }
 
     #[inline(always)]
     unsafe fn broadcast(p: *const f32) -> Self {
         // SAFETY: `*p` is readable (the trait's contract).
         let x = unsafe { vld1q_dup_f32(p) };
-        Q4([x; 4])
+        Qn([x; N])
     }
 
     #[inline(always)]
     unsafe fn store(self, p: *mut f32) {
         for (i, r) in self.0.iter().enumerate() {
-            // SAFETY: 16 writable values at `p` (the trait's contract).
+            // SAFETY: `4·N` writable values at `p` (the trait's contract).
             unsafe { vst1q_f32(p.add(4 * i), *r) };
         }
     }
@@ -61,14 +64,14 @@ impl Vector for Q4 {
     #[inline(always)]
     unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
         // SAFETY: NEON is baseline on aarch64; `vfmaq_f32(c, a, b)` is `c + a·b`, one rounding.
-        Q4::each(|i| unsafe { vfmaq_f32(c.0[i], a.0[i], b.0[i]) })
+        Qn::each(|i| unsafe { vfmaq_f32(c.0[i], a.0[i], b.0[i]) })
     }
 
     #[inline(always)]
     unsafe fn leaky(self, tenth: Self) -> Self {
         // `y > s ? y : s` with `s = 0.1·y`, as the portable vector (a NaN compares false: `s`).
         // SAFETY: NEON is baseline on aarch64.
-        Q4::each(|i| unsafe {
+        Qn::each(|i| unsafe {
             let (y, s) = (self.0[i], vmulq_f32(self.0[i], tenth.0[i]));
             vbslq_f32(vcgtq_f32(y, s), y, s)
         })
@@ -78,6 +81,10 @@ impl Vector for Q4 {
 impl Lanes for Q4 {
     // 6 × 4 accumulators, 4 column registers and a broadcast: 29 of the 32 q registers.
     const MAX_NV: usize = 1;
+    // Two q registers instead of four: 6 × 2 accumulators, alone in a tile.
+    type Half = Qn<2>;
+    const HALVES: bool = true;
+    const HALF_NV: usize = 0;
 
     #[inline(always)]
     unsafe fn prefetch(p: *const f32) {
@@ -95,24 +102,24 @@ impl Lanes for Q4 {
     #[inline(always)]
     unsafe fn add(self, b: Self) -> Self {
         // SAFETY: NEON is baseline on aarch64.
-        Q4::each(|i| unsafe { vaddq_f32(self.0[i], b.0[i]) })
+        Qn::each(|i| unsafe { vaddq_f32(self.0[i], b.0[i]) })
     }
 
     #[inline(always)]
     unsafe fn sub(self, b: Self) -> Self {
         // SAFETY: NEON is baseline on aarch64.
-        Q4::each(|i| unsafe { vsubq_f32(self.0[i], b.0[i]) })
+        Qn::each(|i| unsafe { vsubq_f32(self.0[i], b.0[i]) })
     }
 
     #[inline(always)]
     unsafe fn mul(self, b: Self) -> Self {
         // SAFETY: NEON is baseline on aarch64.
-        Q4::each(|i| unsafe { vmulq_f32(self.0[i], b.0[i]) })
+        Qn::each(|i| unsafe { vmulq_f32(self.0[i], b.0[i]) })
     }
 
     #[inline(always)]
     unsafe fn taps<const M: usize, const A: usize>(p: *const f32) -> [Self; A] {
-        let mut r = [Q4([zero_q(); 4]); A];
+        let mut r = [Qn([zero_q(); 4]); A];
         match M {
             4 => {
                 for i in 0..4 {

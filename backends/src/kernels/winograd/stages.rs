@@ -13,8 +13,11 @@
 //!
 //! Products: per transform element `ξ`, `M[k][ξ][p] = Σ_c U[k][ξ][c] · V[ξ][c][p]` in register
 //! tiles of [`MR`] output channels × `NV` vectors of 16 blocks (AVX-512 up to 4, AVX2 and the
-//! portable vector 1); each output is one chain of fused multiply-adds over the channels in
-//! order, whatever the tile.
+//! portable vector 1), the chunk's last, half-filled group in a half vector where that is
+//! cheaper (`columns`); each
+//! output is one chain of fused multiply-adds over the channels in order, whatever the tile.
+//! Lanes of `M` past the chunk's products keep stale values; the output transform computes
+//! them along but stores only blocks of the chunk.
 //!
 //! Every value is computed by the same operations in the same order whatever the chunk,
 //! thread, region or instruction set (no reassociation: Rust never contracts or reorders
@@ -27,10 +30,12 @@
 
 use tessera_core::tensor::FeatureView;
 
+use super::super::wide::Vector;
+use super::columns;
 use super::filters::{self, CB};
 use super::form::Form;
 use super::geo::{Chunk, Geo};
-use super::lanes::{Lanes, W};
+use super::lanes::{Lanes, HALF, W};
 use super::transform::{at, bt};
 use super::MR;
 
@@ -160,16 +165,16 @@ pub(super) struct ProductJob<'a, 'o> {
 /// products wait for them.
 const PREFETCH: usize = 1024;
 
-/// One `MR × NV·W` tile of products: `m[r·ms + j] (+)= Σ_c u[c·MR + r] · v[c·vs + j]` over
-/// `c < cn`, in channel order, one fused multiply-add per term, continuing the sums stored in
-/// `m` when `more`.
+/// One `MR × (NV·W + H·HALF)` tile of products: `m[r·ms + j] (+)= Σ_c u[c·MR + r] ·
+/// v[c·vs + j]` over `c < cn`, in channel order, one fused multiply-add per term, continuing
+/// the sums stored in `m` when `more`; the last `H ≤ 1` column group is a half vector.
 ///
 /// # Safety
 ///
-/// `L`'s CPU features; `u[..cn·MR]`, `v[c·vs..c·vs + NV·W]` (`c < cn`) readable and
-/// `m[r·ms..r·ms + NV·W]` (`r < MR`) readable and writable.
+/// `L`'s CPU features; `u[..cn·MR]`, `v[c·vs..c·vs + NV·W + H·HALF]` (`c < cn`) readable and
+/// `m[r·ms..r·ms + NV·W + H·HALF]` (`r < MR`) readable and writable.
 #[inline(always)]
-unsafe fn tile<L: Lanes, const NV: usize>(
+unsafe fn tile<L: Lanes, const NV: usize, const H: usize>(
     u: *const f32,
     v: *const f32,
     vs: usize,
@@ -181,10 +186,14 @@ unsafe fn tile<L: Lanes, const NV: usize>(
     // SAFETY: as the function's contract states.
     unsafe {
         let mut acc = [[L::zero(); NV]; MR];
+        let mut acch = [[<L::Half as Vector>::zero(); H]; MR];
         if more {
             for r in 0..MR {
                 for j in 0..NV {
                     acc[r][j] = L::load(m.add(r * ms + j * W));
+                }
+                for j in 0..H {
+                    acch[r][j] = L::Half::load(m.add(r * ms + NV * W + j * HALF));
                 }
             }
         }
@@ -194,13 +203,25 @@ unsafe fn tile<L: Lanes, const NV: usize>(
             for j in 0..NV {
                 x[j] = L::load(vp.add(j * W));
             }
+            let mut xh = [<L::Half as Vector>::zero(); H];
+            for j in 0..H {
+                xh[j] = L::Half::load(vp.add(NV * W + j * HALF));
+            }
             let up = u.add(ci * MR);
             // The filters stream in order (one run per pass, `filters`): hint the line ahead.
             L::prefetch(up.wrapping_add(PREFETCH));
             for r in 0..MR {
-                let w = L::broadcast(up.add(r));
-                for j in 0..NV {
-                    acc[r][j] = L::fma(w, x[j], acc[r][j]);
+                if NV > 0 {
+                    let w = L::broadcast(up.add(r));
+                    for j in 0..NV {
+                        acc[r][j] = L::fma(w, x[j], acc[r][j]);
+                    }
+                }
+                if H > 0 {
+                    let w = L::Half::broadcast(up.add(r));
+                    for j in 0..H {
+                        acch[r][j] = L::Half::fma(w, xh[j], acch[r][j]);
+                    }
                 }
             }
         }
@@ -208,12 +229,15 @@ unsafe fn tile<L: Lanes, const NV: usize>(
             for j in 0..NV {
                 acc[r][j].store(m.add(r * ms + j * W));
             }
+            for j in 0..H {
+                acch[r][j].store(m.add(r * ms + NV * W + j * HALF));
+            }
         }
     }
 }
 
-/// Products (tiles of up to `L::MAX_NV` vectors, narrower at the end of the chunk), then
-/// output transforms into `out`.
+/// Products (register tiles cut by [`columns::tiles`]: the chunk's blocks rounded up to whole
+/// or half vectors), then output transforms into `out`.
 ///
 /// # Safety
 ///
@@ -225,8 +249,8 @@ pub(super) unsafe fn product<L: Lanes>(mut job: ProductJob<'_, '_>) {
     let pp = g.pp(job.chunk.n);
     let nkb = job.m.len() / (MR * e * pp);
     let (kb0, nkb_all) = (job.kb0, g.kp / MR);
-    // Blocks with products: the chunk's, rounded up to whole vectors (≤ pp).
-    let used = (job.chunk.n * g.nbx).div_ceil(W) * W;
+    // Blocks with products: the chunk's, rounded up to (half) vectors (≤ pp).
+    let used = columns::used::<L>(job.chunk.n * g.nbx);
     // Every index below: filters `offset(ξ, kb0 + kb, c0) + c·MR + r < e·nkb_all·c·MR`, `V` rows
     // `(ξ·c + c)·pp + p` with `p < used ≤ pp`, `M` rows `(k·e + ξ)·pp + p`, `k < nkb·MR`.
     assert!(kb0 + nkb <= nkb_all && job.u.len() >= nkb_all * e * c * MR);
@@ -236,38 +260,29 @@ pub(super) unsafe fn product<L: Lanes>(mut job: ProductJob<'_, '_>) {
         let mut c0 = 0;
         while c0 < c {
             let cn = CB.min(c - c0);
-            let mut pv = 0;
-            while pv < used {
-                let left = (used - pv) / W;
-                let nv = if L::MAX_NV >= 4 && left >= 4 {
-                    4
-                } else if L::MAX_NV >= 2 && left >= 2 {
-                    2
-                } else {
-                    1
-                };
+            for cols in columns::tiles(used, L::MAX_NV, L::HALF_NV) {
+                let pv = cols.first;
                 for kb in 0..nkb {
                     let uk = filters::offset(xi, kb0 + kb, c0, c, nkb_all * MR);
                     let vk = (xi * c + c0) * pp + pv;
                     let mk = (kb * MR * e + xi) * pp + pv;
                     // SAFETY: `L`'s CPU features (the caller); the tile's reads and writes
-                    // stay inside `u`, `v` and `m` (checked above: `pv + nv·W ≤ used`).
+                    // stay inside `u`, `v` and `m` (checked above: the tiles end at `used`).
                     unsafe {
-                        let args = (u.add(uk), v.add(vk), pp, m.add(mk), e * pp, cn, c0 > 0);
-                        match nv {
-                            4 => {
-                                tile::<L, 4>(args.0, args.1, args.2, args.3, args.4, args.5, args.6)
-                            }
-                            2 => {
-                                tile::<L, 2>(args.0, args.1, args.2, args.3, args.4, args.5, args.6)
-                            }
-                            _ => {
-                                tile::<L, 1>(args.0, args.1, args.2, args.3, args.4, args.5, args.6)
-                            }
+                        let a = (u.add(uk), v.add(vk), pp, m.add(mk), e * pp, cn, c0 > 0);
+                        match (cols.nv, cols.half) {
+                            (4, false) => tile::<L, 4, 0>(a.0, a.1, a.2, a.3, a.4, a.5, a.6),
+                            (3, false) => tile::<L, 3, 0>(a.0, a.1, a.2, a.3, a.4, a.5, a.6),
+                            (2, false) => tile::<L, 2, 0>(a.0, a.1, a.2, a.3, a.4, a.5, a.6),
+                            (1, false) => tile::<L, 1, 0>(a.0, a.1, a.2, a.3, a.4, a.5, a.6),
+                            (3, true) => tile::<L, 3, 1>(a.0, a.1, a.2, a.3, a.4, a.5, a.6),
+                            (2, true) => tile::<L, 2, 1>(a.0, a.1, a.2, a.3, a.4, a.5, a.6),
+                            (1, true) => tile::<L, 1, 1>(a.0, a.1, a.2, a.3, a.4, a.5, a.6),
+                            (0, true) => tile::<L, 0, 1>(a.0, a.1, a.2, a.3, a.4, a.5, a.6),
+                            _ => unreachable!("tile of {} vectors", cols.nv),
                         }
                     }
                 }
-                pv += nv * W;
             }
             c0 += cn;
         }

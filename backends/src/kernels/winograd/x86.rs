@@ -13,6 +13,7 @@ use core::arch::x86_64::*;
 
 pub(super) use super::super::avx512::Zmm;
 use super::super::wide::Vector;
+use super::super::x86::Ymm;
 use super::lanes::{Lanes, W};
 
 /// `vpermt2ps` index vector.
@@ -68,6 +69,13 @@ impl Zmm {
 impl Lanes for Zmm {
     // 6 × 4 accumulators, 4 column vectors and a broadcast: 29 of the 32 zmm registers.
     const MAX_NV: usize = 4;
+    // Not used: a ymm FMA issues as one instruction like a zmm one, and on Zen 5 (full
+    // 512-bit pipes) it takes as long; its broadcast would be a second load per weight.
+    // Measured: layer 4's 17-block tile calls ran slower with a ymm tail (10.5 ms against
+    // 10.4, `tessera bench kernels --tiled-only`).
+    type Half = Ymm;
+    const HALVES: bool = false;
+    const HALF_NV: usize = 0;
 
     #[inline(always)]
     unsafe fn prefetch(p: *const f32) {
@@ -225,6 +233,10 @@ impl Vector for Ymm2 {
 impl Lanes for Ymm2 {
     // 6 × 2 ymm accumulators, 2 column vectors and a broadcast: 15 of the 16 ymm registers.
     const MAX_NV: usize = 1;
+    // One ymm instead of two: 6 accumulators, alone in a tile.
+    type Half = Ymm;
+    const HALVES: bool = true;
+    const HALF_NV: usize = 0;
 
     #[inline(always)]
     unsafe fn prefetch(p: *const f32) {
