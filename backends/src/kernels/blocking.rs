@@ -63,6 +63,10 @@ const XBLOCK_WIDE: usize = 64;
 /// L1/L2 meanwhile: with chunks outermost, every chunk re-read and re-wrote the whole output
 /// from L3 or memory, which two threads contend for (1×1 512→256 on 38×38: 2 threads 1.46×
 /// one before, 1.73× after).
+///
+/// On the 16-lane kernel, rows that end in a narrow tile go in groups ([`group_rows`],
+/// [`run_group`]): the narrow rest of up to 4 rows is one multi-row tile, so narrow FTP tile
+/// rows (13–15 columns on the deep layers) reuse each broadcast weight like a wide row.
 pub(super) fn conv_range(ctx: &Ctx<'_>, out: &mut [f32]) {
     let ncols = ctx.region.width() as usize;
     let oplane = ctx.oplane;
