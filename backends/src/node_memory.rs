@@ -90,8 +90,11 @@ fn file_error<'a>(
     }
 }
 
-/// Bytes in a MiB (`VmHWM` is in KiB; targets are in MiB).
+/// Bytes in a MiB (`VmHWM` is in KiB; the table prints MiB).
 const MIB: u64 = 1024 * 1024;
+/// Bytes in one of the MB: decimal, as it counts 50.98 M parameters as "204 MB" (so
+/// "24 MB" is 22.89 MiB).
+pub const MB: u64 = 1_000_000;
 /// Bytes of one queued YOLOv2-608 frame at the source (608 × 608 × 3 f32).
 pub const FRAME_BYTES: u64 = 608 * 608 * 3 * 4;
 
@@ -123,16 +126,17 @@ impl Role {
         }
     }
 
-    /// The YOLOv2-608 target for this role on `grid`, in bytes (`None`: no target).
+    /// The YOLOv2-608 target for this role on `grid`, in bytes (`None`: no target), in the
+    /// issue's decimal [`MB`].
     ///
-    /// A non-source edge: 32 MiB on grids of fewer than 25 tiles (3x3), 24 MiB from 5x5 on; a
+    /// A non-source edge: 32 MB on grids of fewer than 25 tiles (3x3), 24 MB from 5x5 on; a
     /// source edge that plus its [`SOURCE_QUEUE`] queued frames; the gateway without the tail
-    /// 24 MiB; none for the gateway with the tail (it holds all 50.98 M parameters) or a coded
-    /// one. A coded worker adds its shard weights ([`NodeRss::shard_bytes`]).
+    /// 24 MB; none for the gateway with the tail (it holds all 50.98 M parameters) or a coded
+    /// one. A coded worker adds its shard weights ([`NodeRss::shard_bytes`]) to its edge's.
     pub fn target_bytes(self, grid: (u32, u32)) -> Option<u64> {
-        let edge = if grid.0 * grid.1 >= 25 { 24 } else { 32 } * MIB;
+        let edge = if grid.0 * grid.1 >= 25 { 24 } else { 32 } * MB;
         match self {
-            Role::Gateway => Some(24 * MIB),
+            Role::Gateway => Some(24 * MB),
             Role::GatewayWithTail | Role::GatewayCoded => None,
             Role::SourceEdge => Some(edge + SOURCE_QUEUE as u64 * FRAME_BYTES),
             Role::Edge => Some(edge),
@@ -551,18 +555,32 @@ pub fn yolo_runs(
     Ok(runs)
 }
 
-/// The runs as a table, one row per node, MiB.
+/// The runs as a table, one row per node, in MiB (2^20 bytes), each target also in the issue's
+/// decimal MB (10^6 bytes) it is set in.
 pub fn table(runs: &[RssRun]) -> String {
     let mut s = format!(
-        "{:<5} {:<6} {:>3} {:<13} {:>9} {:>10} {:>11} {:>6} {:>6}\n",
-        "grid", "tail", "id", "role", "VmHWM MiB", "shards MiB", "target MiB", "tiles", "target"
+        "{:<5} {:<6} {:>3} {:<13} {:>9} {:>10} {:>10} {:>9} {:>6} {:>6}\n",
+        "grid",
+        "tail",
+        "id",
+        "role",
+        "VmHWM MiB",
+        "shards MiB",
+        "target MiB",
+        "target MB",
+        "tiles",
+        "target"
     );
     let mib = |b: u64| b as f64 / MIB as f64;
+    let mb = |b: u64| b as f64 / MB as f64;
     for r in runs {
         for n in &r.nodes {
             let target = n
                 .target_bytes
-                .map_or("-".to_string(), |t| format!("{:.1}", mib(t)));
+                .map_or("-".to_string(), |t| format!("{:.2}", mib(t)));
+            let target_mb = n
+                .target_bytes
+                .map_or("-".to_string(), |t| format!("{:.2}", mb(t)));
             let verdict = match n.within_target() {
                 Some(true) => "pass",
                 Some(false) => "miss",
@@ -570,7 +588,7 @@ pub fn table(runs: &[RssRun]) -> String {
             };
             let _ = writeln!(
                 s,
-                "{:<5} {:<6} {:>3} {:<13} {:>9.1} {:>10.1} {:>11} {:>6} {:>6}",
+                "{:<5} {:<6} {:>3} {:<13} {:>9.2} {:>10.2} {:>10} {:>9} {:>6} {:>6}",
                 format!("{}x{}", r.grid.0, r.grid.1),
                 r.coded.as_deref().unwrap_or("-"),
                 n.id,
@@ -578,6 +596,7 @@ pub fn table(runs: &[RssRun]) -> String {
                 mib(n.peak_bytes),
                 mib(n.shard_bytes),
                 target,
+                target_mb,
                 n.tiles,
                 verdict
             );
@@ -608,10 +627,36 @@ mod tests {
     }
 
     #[test]
+    fn targets_are_in_decimal_megabytes() {
+        // 24 MB is 22.89 MiB, not 24 MiB: a 5x5 edge at 23.5 MiB misses it.
+        let e = Role::Edge.target_bytes((5, 5)).unwrap();
+        assert_eq!(e, 24_000_000);
+        assert!(e < 23 * MIB && e > 22 * MIB + 880 * 1024);
+        assert_eq!(Role::Edge.target_bytes((3, 3)), Some(32_000_000));
+        assert_eq!(Role::Gateway.target_bytes((5, 5)), Some(24_000_000));
+        let n = NodeRss {
+            id: 2,
+            role: Role::Edge,
+            peak_bytes: 23 * MIB + MIB / 2,
+            tiles: 1,
+            shard_bytes: 0,
+            target_bytes: Some(e),
+        };
+        assert_eq!(n.within_target(), Some(false));
+        let t = table(&[RssRun {
+            grid: (5, 5),
+            coded: None,
+            frames: 1,
+            nodes: vec![n],
+        }]);
+        let row = t.lines().nth(1).unwrap();
+        assert!(row.contains(" 22.89 ") && row.contains(" 24.00 "), "{row}");
+        assert!(row.ends_with("miss"), "{row}");
+    }
+
+    #[test]
     fn source_target_adds_its_queued_frames() {
         let e = Role::Edge.target_bytes((5, 5)).unwrap();
-        assert_eq!(e, 24 * MIB);
-        assert_eq!(Role::Edge.target_bytes((3, 3)), Some(32 * MIB));
         assert_eq!(
             Role::SourceEdge.target_bytes((5, 5)),
             Some(e + SOURCE_QUEUE as u64 * FRAME_BYTES)

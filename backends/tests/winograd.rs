@@ -252,6 +252,29 @@ fn threads_splitting_output_channels_equal_one() {
     }
 }
 
+/// Calls whose threads share each chunk's input transforms (fewer block rows than threads),
+/// over several chunks (block rows wide enough for one row per chunk): each thread transforms
+/// its input channels into one `V`, then multiplies its output channels over every block;
+/// equal to one thread bit for bit, full map and a sub-region starting mid-block.
+#[test]
+fn threads_sharing_input_transforms_over_chunks_equal_one() {
+    let mut rng = SplitMix64::new(11);
+    // Three block rows each; one row of blocks per chunk (over the chunk's scratch bound).
+    for (form, w, h) in [(Form::F2, 244, 6), (Form::F4, 244, 10)] {
+        let layer = Layer::new(w, h, 16, 530, true, &mut rng);
+        let full = Region::full(w, h);
+        let sub = Region::new(Span::new(5, 200), Span::new(3, h));
+        let k = Winograd::new().with_form(form).with_min_channels(1);
+        for r in [full, sub] {
+            let want = layer.run(&k, r);
+            for t in [4, 5] {
+                let got = layer.run(&k.clone().with_threads(t), r);
+                assert!(same_bits(&got, &want), "{form:?} {t} threads {r:?}");
+            }
+        }
+    }
+}
+
 /// An input view covering only the direct conv's dependencies, not the whole blocks', is
 /// refused with the region the blocks need.
 #[test]

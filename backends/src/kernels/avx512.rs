@@ -160,6 +160,43 @@ fn row_avx512<const N: usize>(
     }
 }
 
+/// Computes `N` output channels of `rows` consecutive output rows of a narrow 3×3 row segment
+/// (see [`wide::rows_generic`]): row `i` reads from `job.base + i·job.row` and writes
+/// `out[r·oplane + orow + i·ostep + j]`.
+pub(super) fn rows<const N: usize>(
+    job: &Row<'_>,
+    post: &Post,
+    out: &mut [f32],
+    oplane: usize,
+    orow: usize,
+    rows: usize,
+    ostep: usize,
+) {
+    assert!(available());
+    // SAFETY: the CPU has AVX-512F (checked above), `rows_avx512`'s target feature.
+    unsafe { rows_avx512::<N>(job, post, out, oplane, orow, rows, ostep) }
+}
+
+/// [`rows`] compiled with AVX-512F, after `wide::checked_rows` bounded every index.
+#[target_feature(enable = "avx512f")]
+fn rows_avx512<const N: usize>(
+    job: &Row<'_>,
+    post: &Post,
+    out: &mut [f32],
+    oplane: usize,
+    orow: usize,
+    rows: usize,
+    ostep: usize,
+) {
+    if wide::checked_rows::<Zmm, N>(job, out, oplane, orow, rows, ostep) {
+        // SAFETY: this function runs only where AVX-512F is (its target feature), and
+        // `checked_rows` passed: `rows_generic`'s contract.
+        unsafe {
+            wide::rows_generic::<Zmm, N>(job, post, out.as_mut_ptr(), oplane, orow, rows, ostep)
+        }
+    }
+}
+
 /// [`PEAK_CHAINS`] independent chains of `acc = acc·m + a` on zmm registers, `iters` times
 /// (`PEAK_CHAINS · 32` flops per iteration); returns a checksum so the loop is not removed.
 pub(super) fn peak(iters: u64) -> f32 {

@@ -175,6 +175,8 @@ pub fn run_edge(
         };
         Ok::<_, EdgeError>((d.start(id, model, options)?, fingerprint, shard_bytes))
     })?;
+    // What ran only to set up no longer counts in the resident set.
+    super::release_set_up_code();
     host.started(&EdgeUp {
         fingerprint,
         shard_bytes,

@@ -169,6 +169,8 @@ pub fn run_gateway(
         },
         (false, GatewayTail::None) => TailWork::None,
     };
+    // What ran only to set up no longer counts in the resident set.
+    super::release_set_up_code();
     host.started(fingerprint);
     let coded_run = matches!(work, TailWork::Coded);
     let mut counts = GatewayCounts::default();

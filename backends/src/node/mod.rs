@@ -15,6 +15,7 @@ mod drop_log;
 mod edge;
 mod gateway;
 mod set_up;
+mod set_up_code;
 
 pub use deployment::{Deployment, SetupError};
 pub use drop_log::DropLog;
@@ -31,6 +32,7 @@ use tessera_core::wire::datagram::DropReason;
 use crate::dgram::DgramStats;
 use crate::driver::NodeStats;
 use set_up::set_up;
+pub use set_up_code::{release_set_up_code, CodeRelease};
 
 /// The link's and the node's counters (and the coded datagrams', when the tail runs on
 /// them), for a node's counters line.

@@ -34,6 +34,10 @@
 
 use super::row::{Post, Row};
 
+mod rows;
+
+pub(super) use rows::{checked_rows, rows_for, rows_generic};
+
 /// The most lanes of a [`Vector`] (AVX-512's 16): the size of the stack copies of
 /// [`Vector::load_part`] and [`Vector::store_part`].
 const MAX_LANES: usize = 16;
@@ -197,6 +201,38 @@ pub(super) fn row_soft<const N: usize>(
     orow: usize,
 ) {
     row_soft_as::<16, 4, N>(job, post, out, oplane, orow)
+}
+
+/// `rows` output rows of a narrow 3×3 row segment (see [`rows_generic`]) on `Soft<16, 4>`,
+/// the AVX-512 geometry.
+pub(super) fn rows_soft<const N: usize>(
+    job: &Row<'_>,
+    post: &Post,
+    out: &mut [f32],
+    oplane: usize,
+    orow: usize,
+    rows: usize,
+    ostep: usize,
+) {
+    rows_soft_as::<16, 4, N>(job, post, out, oplane, orow, rows, ostep)
+}
+
+/// [`rows_soft`] on `Soft<L, T>`.
+fn rows_soft_as<const L: usize, const T: usize, const N: usize>(
+    job: &Row<'_>,
+    post: &Post,
+    out: &mut [f32],
+    oplane: usize,
+    orow: usize,
+    rows: usize,
+    ostep: usize,
+) {
+    if checked_rows::<Soft<L, T>, N>(job, out, oplane, orow, rows, ostep) {
+        // SAFETY: Soft needs no CPU feature; `checked_rows` did what `rows_generic` asks.
+        unsafe {
+            rows_generic::<Soft<L, T>, N>(job, post, out.as_mut_ptr(), oplane, orow, rows, ostep)
+        }
+    }
 }
 
 /// [`row_soft`] on `Soft<L, T>`: the generic kernel with any lane count and tile width.

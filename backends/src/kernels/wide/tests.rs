@@ -8,7 +8,7 @@ use std::vec::Vec;
 
 use super::super::row::{row_scalar, Post, Row};
 use super::super::{Fma, Isa, LANES, R};
-use super::{checked, row_generic, row_soft, row_soft_as, Soft, Vector};
+use super::{checked, row_generic, row_soft, row_soft_as, rows_soft, rows_soft_as, Soft, Vector};
 
 use tessera_core::kernel::{input_span, Kernels};
 use tessera_core::model::weights::{BatchNorm, ConvParams};
@@ -444,7 +444,8 @@ fn conv_on(
 }
 
 /// YOLO-like convs (3×3 with L1 chunking and 64-column blocks, 1×1 with chunking, small
-/// maps, odd filter counts) on Soft16 equal the scalar path bit for bit, whole and tiled.
+/// maps, odd filter counts, rows computed in groups) on Soft16 equal the scalar path bit for
+/// bit, whole and tiled.
 #[test]
 fn soft16_conv_equals_scalar() {
     let mut rng = Rng::new(0xc0_5e16);
@@ -457,6 +458,10 @@ fn soft16_conv_equals_scalar() {
         (13, 13, 5, 8, 3, 1),
         (37, 6, 9, 6, 5, 2),
         (70, 2, 3, 32, 3, 1),
+        // Row groups: a full tile and a 1-vector rest (4-row tiles), a 2-vector rest with
+        // L1 chunks (2-row tiles).
+        (80, 9, 24, 7, 3, 1),
+        (90, 8, 40, 12, 3, 1),
     ];
     for (w, h, c, filters, k, pad) in layers {
         let conv = Conv {
@@ -496,6 +501,168 @@ fn soft16_conv_equals_scalar() {
             let a = conv_on(Isa::Soft16, &conv, map, &params, &input, region);
             let b = conv_on(Isa::Scalar, &conv, map, &params, &input, region);
             assert!(same_bits(&a, &b), "{conv:?} on {map:?}, {region:?}");
+        }
+    }
+}
+
+/// A safe multi-row entry: `N` channels of `rows` rows of a 3×3 job, row `i` into
+/// `out[r·oplane + orow + i·ostep + j]`.
+type RowsFn = fn(&Row<'_>, &Post, &mut [f32], usize, usize, usize, usize);
+
+/// The multi-row entries of one kernel for `N = 1..=6`.
+macro_rules! rows_entries {
+    ($f:ident $(:: $g:ident)* $(, $c:literal)*) => {
+        [
+            $f$(::$g)*::<$($c,)* 1>,
+            $f$(::$g)*::<$($c,)* 2>,
+            $f$(::$g)*::<$($c,)* 3>,
+            $f$(::$g)*::<$($c,)* 4>,
+            $f$(::$g)*::<$($c,)* 5>,
+            $f$(::$g)*::<$($c,)* 6>,
+        ] as [RowsFn; 6]
+    };
+}
+
+/// One random multi-row job (3×3, `rows` rows of columns `j0..j0 + width`, random kernel
+/// rows in the map, first/last/leaky flags) through `run` and, row by row, through
+/// `row_scalar`; asserts both outputs equal bit for bit. Input and output buffers are exactly
+/// as long as the last row's [`Row::check`] demands for `lanes`, so Miri reports any access
+/// past them.
+#[allow(clippy::too_many_arguments)]
+fn rows_case(
+    name: &str,
+    rng: &mut Rng,
+    run: RowsFn,
+    lanes: usize,
+    n: usize,
+    rows: usize,
+    channels: usize,
+    j0: usize,
+    width: usize,
+) {
+    let k = 3;
+    let j1 = j0 + width;
+    let wp = j1.div_ceil(LANES) * LANES + k - 1;
+    let ky0 = if rng.below(4) == 0 { rng.below(k) } else { 0 };
+    let nky = if ky0 > 0 || rng.below(4) == 0 {
+        rng.below(k - ky0 + 1)
+    } else {
+        k
+    };
+    let plane = (k + rows - 1) * wp;
+    let input: Vec<f32> = (0..channels * plane).map(|_| rng.f()).collect();
+    let weights: Vec<f32> = (0..channels * k * k * n).map(|_| rng.f()).collect();
+    let (first, last, leaky) = (rng.below(2) == 0, rng.below(2) == 0, rng.below(2) == 0);
+    let mut post = Post {
+        a: [1.0; R],
+        b: [0.0; R],
+        leaky,
+    };
+    for r in 0..n {
+        post.a[r] = rng.f() + 1.5;
+        post.b[r] = rng.f();
+    }
+    let orow = rng.below(3);
+    let ostep = j1 + rng.below(4);
+    let oplane = orow + (rows - 1) * ostep + j1 + rng.below(20);
+    let mut stored: Vec<f32> = (0..n * oplane).map(|_| rng.f() * 4.0).collect();
+    stored.truncate((n - 1) * oplane + orow + (rows - 1) * ostep + j1);
+    let input_len = if nky == 0 || channels == 0 {
+        0
+    } else {
+        let cols = j0 + width.div_ceil(lanes) * lanes;
+        (ky0 + rows - 1) * wp + (channels - 1) * plane + (nky - 1) * wp + cols + k - 1
+    };
+    let job = Row {
+        input: &input[..input_len],
+        base: ky0 * wp,
+        plane,
+        row: wp,
+        channels,
+        ky0,
+        nky,
+        k,
+        stride: 1,
+        weights: &weights,
+        j0,
+        j1,
+        first,
+        last,
+    };
+    let mut a = stored.clone();
+    let mut b = stored;
+    run(&job, &post, &mut a, oplane, orow, rows, ostep);
+    for i in 0..rows {
+        let one = Row {
+            base: job.base + i * wp,
+            ..job
+        };
+        row_scalar(&one, n, &post, &mut b, oplane, orow + i * ostep);
+    }
+    assert!(
+        same_bits(&a, &b),
+        "{name} n={n} rows={rows} c={channels} j0={j0} w={width} ky0={ky0} nky={nky} \
+         first={first} last={last} leaky={leaky}"
+    );
+}
+
+/// The multi-row kernels of `lanes`-lane vectors and `tile`-vector tiles: every row count
+/// and width a tile takes (`rows · ceil(width / lanes) ≤ tile`), against the scalar path
+/// row by row.
+fn rows_all(
+    name: &str,
+    rng: &mut Rng,
+    lanes: usize,
+    tile: usize,
+    runs: [RowsFn; 6],
+    widths: &[usize],
+) {
+    for (run, n) in runs.into_iter().zip(1..) {
+        for &width in widths {
+            for rows in 2..=tile / width.div_ceil(lanes) {
+                let channels = rng.below(4);
+                let j0 = 16 * rng.below(2);
+                rows_case(name, rng, run, lanes, n, rows, channels, j0, width);
+            }
+        }
+    }
+}
+
+/// The multi-row tiles (AVX-512 geometry, and 8 lanes × 2 for the generic code), and the
+/// AVX-512 ones where this machine has AVX-512F, equal the scalar path row by row, on tight
+/// buffers (Miri runs the `pointer_` tests).
+#[test]
+fn pointer_rows_equal_scalar_on_tight_buffers() {
+    let mut rng = Rng::new(0x5eed_4044);
+    rows_all(
+        "soft16",
+        &mut rng,
+        16,
+        4,
+        rows_entries!(rows_soft),
+        &[1, 13, 16, 17, 32],
+    );
+    rows_all(
+        "soft 8x2",
+        &mut rng,
+        8,
+        2,
+        rows_entries!(rows_soft_as, 8, 2),
+        &[1, 5, 8],
+    );
+    #[cfg(target_arch = "x86_64")]
+    {
+        use super::super::avx512;
+        if avx512::available() && !cfg!(miri) {
+            let widths: Vec<usize> = (1..=32).collect();
+            rows_all(
+                "avx512",
+                &mut rng,
+                16,
+                4,
+                rows_entries!(avx512::rows),
+                &widths,
+            );
         }
     }
 }
