@@ -599,7 +599,7 @@ fn planned_plans_buffers_stay_close_to_direct() {
     ] {
         let grid = Grid::new(rows, rows, Partition::Darknet, &stack).unwrap();
         let k = Winograd::new().planned(&stack, &grid, mode).unwrap();
-        let aligned = stack.clone().aligned(&k);
+        let aligned = stack.aligned(&k);
         let direct = MemoryPlan::new(&stack, &grid, mode).unwrap();
         let wino = MemoryPlan::new(&aligned, &grid, mode).unwrap();
         let mib = |e: usize| e as f64 * 4.0 / (1 << 20) as f64;
