@@ -582,3 +582,34 @@ fn tiled_check_breaks_time_and_work_down_per_layer() {
         "{sums:?}"
     );
 }
+
+/// The tile buffers of YOLOv2's planned Winograd runs (the stack aligned to the chosen forms,
+/// whose bands are `BLOCK_BAND_ROWS` tall) against the direct plan's, printed; they stay
+/// within 1.25× (16-row bands would take up to 1.94×; docs/kernels.md lists them).
+#[test]
+fn planned_plans_buffers_stay_close_to_direct() {
+    use tessera_core::ftp::MemoryPlan;
+    let net = tessera_testkit::net::yolo16();
+    let stack = FusedStack::new(&net, 16).unwrap();
+    for (rows, mode) in [
+        (1, Mode::Plain),
+        (3, Mode::Reuse),
+        (5, Mode::Plain),
+        (5, Mode::Reuse),
+    ] {
+        let grid = Grid::new(rows, rows, Partition::Darknet, &stack).unwrap();
+        let k = Winograd::new().planned(&stack, &grid, mode).unwrap();
+        let aligned = stack.aligned(&k);
+        let direct = MemoryPlan::new(&stack, &grid, mode).unwrap();
+        let wino = MemoryPlan::new(&aligned, &grid, mode).unwrap();
+        let mib = |e: usize| e as f64 * 4.0 / (1 << 20) as f64;
+        println!(
+            "{rows}x{rows} {mode:?}: buffers 2 x {:.2} MiB direct, 2 x {:.2} MiB winograd; tile peak {:.2} / {:.2} MiB",
+            mib(direct.tile_buffer_elems),
+            mib(wino.tile_buffer_elems),
+            direct.tile_peak_bytes as f64 / (1 << 20) as f64,
+            wino.tile_peak_bytes as f64 / (1 << 20) as f64,
+        );
+        assert!(wino.tile_buffer_elems * 4 <= direct.tile_buffer_elems * 5);
+    }
+}
