@@ -22,8 +22,9 @@ use alloc::vec::Vec;
 use core::ops::Range;
 
 use super::super::threads::Team;
+use super::columns::used_by;
 use super::geo::{Chunk, Geo};
-use super::lanes::W;
+use super::isa::lane_step;
 use super::{grow, with_scratch, with_v, xi_rows, Rows, MR};
 
 /// Output channels per thread from which a small call ([`SPLIT_BLOCKS`]) is shared rather than
@@ -43,16 +44,18 @@ pub(super) fn split(team: &Team, job: &Rows<'_>, out: &mut [f32], threads: usize
     let threads = threads.clamp(1, geo.nby * nkb);
     let pieces = row_pieces(geo, nkb, threads);
     let shared = threads.min(nkb).min(geo.c);
-    if shared > 1 && shared_pays(geo, nkb, threads, shared, &pieces) {
+    let step = lane_step(job.path);
+    if shared > 1 && shared_pays(geo, nkb, threads, shared, step, &pieces) {
         split_shared(team, job, out, shared);
     } else {
         split_rows(team, job, out, pieces);
     }
 }
 
-/// Block lanes the products of a chunk of `n` block rows run over (padded lanes included).
-fn lanes(geo: &Geo, n: usize) -> usize {
-    (n * geo.nbx).div_ceil(W) * W
+/// Block lanes the products of a chunk of `n` block rows run over (padded lanes included),
+/// its blocks rounded up to `step` lanes (the instruction set's, `isa::lane_step`).
+fn lanes(geo: &Geo, n: usize, step: usize) -> usize {
+    used_by(n * geo.nbx, step)
 }
 
 /// True if sharing the call between `shared` threads beats splitting it by rows (`pieces`,
@@ -64,6 +67,7 @@ fn shared_pays(
     nkb: usize,
     threads: usize,
     shared: usize,
+    step: usize,
     pieces: &[Vec<(Range<usize>, Range<usize>)>],
 ) -> bool {
     let deep_and_small = geo.k >= SPLIT_CHANNELS * threads && geo.nbx * geo.nby < SPLIT_BLOCKS;
@@ -74,13 +78,13 @@ fn shared_pays(
         .iter()
         .map(|mine| {
             mine.iter()
-                .map(|(rows, kb)| lanes(geo, rows.len()) * kb.len())
+                .map(|(rows, kb)| lanes(geo, rows.len(), step) * kb.len())
                 .sum::<usize>()
         })
         .max()
         .unwrap_or(0);
     let by_chunks = cut(0..geo.nby, geo.rows)
-        .map(|rows| lanes(geo, rows.len()))
+        .map(|rows| lanes(geo, rows.len(), step))
         .sum::<usize>()
         * nkb.div_ceil(shared);
     by_rows * 32 > by_chunks * 33
@@ -262,10 +266,12 @@ mod tests {
     use tessera_core::model::{Activation, Conv, Shape};
     use tessera_core::region::Region;
 
+    use super::super::lanes::W;
     use super::super::{Form, Geo, MR};
     use super::{cut, row_pieces, shared_pays, shares};
 
-    /// Whether a whole-map call of YOLOv2 layer `(w, c → k)` in `form` on 2 threads is shared.
+    /// Whether a whole-map call of YOLOv2 layer `(w, c → k)` in `form` on 2 threads is shared,
+    /// products in whole 16-block vectors (AVX-512).
     fn shared_on_two(form: Form, w: u32, c: u32, k: u32) -> bool {
         let conv = Conv {
             filters: k,
@@ -277,7 +283,7 @@ mod tests {
         };
         let geo = Geo::new(form, &conv, Shape::new(w, w, c), Region::full(w, w));
         let nkb = geo.kp / MR;
-        shared_pays(&geo, nkb, 2, 2, &row_pieces(&geo, nkb, 2))
+        shared_pays(&geo, nkb, 2, 2, W, &row_pieces(&geo, nkb, 2))
     }
 
     /// The 38×38 layers (10×10 F4 blocks: 2 × 64 padded lanes by rows, 112 shared) and F2
