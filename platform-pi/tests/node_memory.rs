@@ -141,7 +141,7 @@ fn node_processes_keep_only_what_they_run() {
 /// arriving), the shard's output (up to 1.5 MB) and the kernel's scratch. Layer 26's 3.0 MB
 /// input no longer reaches a worker (the gateway runs that layer), a worker frees queued
 /// inputs it will only drop as soon as the next task shows it, and the code it ran only to set
-/// up is unmapped once it is set up (`node::release_set_up_code`, 2–3 MiB). Measured: 27.0–28.7
+/// up is unmapped once it is set up (`node::release_set_up_code`, 2–3 MiB). Measured: 27.0–29.2
 /// MiB here (test profile, 3 frames, 5x5); 27.0–29.7 MiB in release runs of 40 frames at 3x3
 /// and 5x5 (`tessera bench cluster --memory-only --frames 40`, three runs at load 7–12), where
 /// the peak reached 40.9 MiB while stale inputs stayed queued and 29.4–32.1 MiB while set-up
