@@ -252,6 +252,29 @@ fn threads_splitting_output_channels_equal_one() {
     }
 }
 
+/// Calls whose threads share each chunk's input transforms (fewer block rows than threads),
+/// over several chunks (block rows wide enough for one row per chunk): each thread transforms
+/// its input channels into one `V`, then multiplies its output channels over every block;
+/// equal to one thread bit for bit, full map and a sub-region starting mid-block.
+#[test]
+fn threads_sharing_input_transforms_over_chunks_equal_one() {
+    let mut rng = SplitMix64::new(11);
+    // Three block rows each; one row of blocks per chunk (over the chunk's scratch bound).
+    for (form, w, h) in [(Form::F2, 244, 6), (Form::F4, 244, 10)] {
+        let layer = Layer::new(w, h, 16, 530, true, &mut rng);
+        let full = Region::full(w, h);
+        let sub = Region::new(Span::new(5, 200), Span::new(3, h));
+        let k = Winograd::new().with_form(form).with_min_channels(1);
+        for r in [full, sub] {
+            let want = layer.run(&k, r);
+            for t in [4, 5] {
+                let got = layer.run(&k.clone().with_threads(t), r);
+                assert!(same_bits(&got, &want), "{form:?} {t} threads {r:?}");
+            }
+        }
+    }
+}
+
 /// An input view covering only the direct conv's dependencies, not the whole blocks', is
 /// refused with the region the blocks need.
 #[test]
@@ -558,4 +581,35 @@ fn tiled_check_breaks_time_and_work_down_per_layer() {
         sums.full > 0.0 && sums.tiled > 0.0 && sums.by_work > 0.0,
         "{sums:?}"
     );
+}
+
+/// The tile buffers of YOLOv2's planned Winograd runs (the stack aligned to the chosen forms,
+/// whose bands are `BLOCK_BAND_ROWS` tall) against the direct plan's, printed; they stay
+/// within 1.25× (16-row bands would take up to 1.94×; docs/kernels.md lists them).
+#[test]
+fn planned_plans_buffers_stay_close_to_direct() {
+    use tessera_core::ftp::MemoryPlan;
+    let net = tessera_testkit::net::yolo16();
+    let stack = FusedStack::new(&net, 16).unwrap();
+    for (rows, mode) in [
+        (1, Mode::Plain),
+        (3, Mode::Reuse),
+        (5, Mode::Plain),
+        (5, Mode::Reuse),
+    ] {
+        let grid = Grid::new(rows, rows, Partition::Darknet, &stack).unwrap();
+        let k = Winograd::new().planned(&stack, &grid, mode).unwrap();
+        let aligned = stack.aligned(&k);
+        let direct = MemoryPlan::new(&stack, &grid, mode).unwrap();
+        let wino = MemoryPlan::new(&aligned, &grid, mode).unwrap();
+        let mib = |e: usize| e as f64 * 4.0 / (1 << 20) as f64;
+        println!(
+            "{rows}x{rows} {mode:?}: buffers 2 x {:.2} MiB direct, 2 x {:.2} MiB winograd; tile peak {:.2} / {:.2} MiB",
+            mib(direct.tile_buffer_elems),
+            mib(wino.tile_buffer_elems),
+            direct.tile_peak_bytes as f64 / (1 << 20) as f64,
+            wino.tile_peak_bytes as f64 / (1 << 20) as f64,
+        );
+        assert!(wino.tile_buffer_elems * 4 <= direct.tile_buffer_elems * 5);
+    }
 }

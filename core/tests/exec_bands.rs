@@ -4,13 +4,15 @@
 //! really occur, and the buffers are smaller than the layer-0 and layer-1 outputs they replace.
 
 use tessera_core::exec::{buffer_elems, run_tile, scratch_elems, TileJob};
-use tessera_core::ftp::band::{bands, chained, BAND_ROWS, PAIRS};
+use tessera_core::ftp::band::{band_rows, bands, chained, BAND_ROWS, BLOCK_BAND_ROWS, PAIRS};
 use tessera_core::ftp::{FusedStack, Grid, MemoryPlan, Mode, Partition, TilePlan};
-use tessera_core::kernel::{Kernels, Reference};
+use tessera_core::kernel::{KernelError, Kernels, Reference};
+use tessera_core::model::weights::ConvParams;
 use tessera_core::model::weights::{param_count, Weights};
-use tessera_core::model::{LayerKind, Network, Shape};
+use tessera_core::model::{Conv, LayerKind, MaxPool, Network, Shape};
 use tessera_core::region::Region;
 use tessera_core::tensor::{copy_overlap, FeatureView, FeatureViewMut};
+
 use tessera_testkit::{conv, pool, MapStore};
 
 /// Deterministic values in [-1, 1) (an LCG is enough to make every output depend on them).
@@ -249,4 +251,82 @@ fn a_short_stack_is_not_banded() {
     let plan = TilePlan::new(&stack, &one, 0, Mode::Plain).unwrap();
     assert!(bands(&stack, &plan, 0).is_none());
     assert_eq!(scratch_elems(&stack, &plan).unwrap(), 96 * 112 * 8);
+}
+
+/// The reference kernels, asking 3×3 convs for regions aligned to blocks of 4 as Winograd
+/// F(4×4, 3×3) does.
+struct Blockwise;
+
+impl Kernels for Blockwise {
+    fn conv(
+        &self,
+        conv: &Conv,
+        map: Shape,
+        params: &ConvParams<'_>,
+        input: &FeatureView<'_>,
+        out: &mut FeatureViewMut<'_>,
+    ) -> Result<(), KernelError> {
+        Reference.conv(conv, map, params, input, out)
+    }
+
+    fn maxpool(
+        &self,
+        pool: &MaxPool,
+        map: Shape,
+        input: &FeatureView<'_>,
+        out: &mut FeatureViewMut<'_>,
+    ) -> Result<(), KernelError> {
+        Reference.maxpool(pool, map, input, out)
+    }
+
+    fn conv_alignment(&self, conv: &Conv, _map: Shape) -> u32 {
+        if conv.size == 3 {
+            4
+        } else {
+            1
+        }
+    }
+}
+
+#[test]
+fn block_aligned_stacks_band_taller_on_their_grid() {
+    let net = net();
+    let upto = net.layers().len();
+    assert_eq!(band_rows(&FusedStack::new(&net, upto).unwrap()), BAND_ROWS);
+    let stack = FusedStack::new(&net, upto).unwrap().aligned(&Blockwise);
+    assert_eq!(band_rows(&stack), BLOCK_BAND_ROWS);
+    let data = params(&net, upto);
+    let w = Weights::new(&net, upto, &data).unwrap();
+    let input = values(stack.input().elements().unwrap(), 5);
+    let expect = full_frame(&net, upto, &w, &input);
+    let mut banded = 0;
+    for (rows, cols) in [(1, 1), (3, 3)] {
+        let grid = Grid::new(rows, cols, Partition::Darknet, &stack).unwrap();
+        for mode in [Mode::Plain, Mode::Reuse] {
+            for t in 0..grid.tile_count() {
+                let plan = TilePlan::new(&stack, &grid, t, mode).unwrap();
+                for l in PAIRS {
+                    let Some(b) = bands(&stack, &plan, l) else {
+                        assert!(plan.output(l + 1).y.len() <= BLOCK_BAND_ROWS);
+                        continue;
+                    };
+                    let end = plan.output(l + 1).y.end;
+                    for band in b {
+                        banded += 1;
+                        assert!(band.out.height() <= BLOCK_BAND_ROWS, "{band:?}");
+                        // Below a block-wise layer, bands end on multiples of their height.
+                        let y1 = band.out.y.end;
+                        assert!(stack.alignment(l) == 1 || y1 == end || y1 % BLOCK_BAND_ROWS == 0);
+                    }
+                }
+            }
+            let (got, _) = tiled(&stack, &grid, mode, &w, &input);
+            assert!(same_bits(&got, &expect), "{rows}x{cols} {mode:?}");
+        }
+    }
+    // Whole frame: 56 pooled rows in 7 bands.
+    let one = Grid::new(1, 1, Partition::Darknet, &stack).unwrap();
+    let plan = TilePlan::new(&stack, &one, 0, Mode::Plain).unwrap();
+    assert_eq!(bands(&stack, &plan, 0).unwrap().count(), 7);
+    assert!(banded > 7);
 }

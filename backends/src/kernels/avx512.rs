@@ -5,7 +5,9 @@
 //! and 1 broadcast weight, 29 of the 32 zmm registers. The rest of a row takes one tile of 3, 2
 //! or 1 vectors whose last vector is loaded and stored under a mask (`_mm512_maskz_loadu_ps` /
 //! `_mm512_mask_storeu_ps`; masked-off lanes are not accessed, so they cannot fault). Input
-//! vectors are always read whole: the padded rows are rounded up to 16 columns.
+//! vectors are always read whole: the padded rows are rounded up to 16 columns. A narrow rest
+//! of a 3×3 row (1 or 2 vectors) can run over 2–4 output rows at once ([`rows`], see
+//! `wide::rows`), so its broadcast weights feed as many FMAs as a full tile's.
 //!
 //! The CPU is checked at run time (`is_x86_feature_detected!("avx512f")` with `std`, the
 //! compile-time target features without it); AVX-512F includes the 512-bit FMA. The only

@@ -63,12 +63,24 @@ const XBLOCK_WIDE: usize = 64;
 /// L1/L2 meanwhile: with chunks outermost, every chunk re-read and re-wrote the whole output
 /// from L3 or memory, which two threads contend for (1×1 512→256 on 38×38: 2 threads 1.46×
 /// one before, 1.73× after).
+///
+/// On the 16-lane kernel, rows that end in a narrow tile go in groups ([`group_rows`],
+/// [`run_group`]): the narrow rest of up to 4 rows is one multi-row tile, so narrow FTP tile
+/// rows (13–15 columns on the deep layers) reuse each broadcast weight like a wide row.
 pub(super) fn conv_range(ctx: &Ctx<'_>, out: &mut [f32]) {
     let ncols = ctx.region.width() as usize;
     let oplane = ctx.oplane;
     let kk = ctx.k * ctx.k;
-    let rr = rows_per_tile(ctx.isa, ctx.k, ctx.s, ncols);
-    // A multi-row tile reads `k + rr − 1` input rows per channel.
+    // A row of several tiles whose input fits L1 runs whole, one call per row and channel
+    // block: a row group's input would not fit, and chunking it for L1 would make each call
+    // one 64-column tile (layer 0, 3 channels: 10 % slower).
+    let fits = ctx.c * ctx.k * ctx.wp * 4 <= L1_BUDGET;
+    let rr = if fits && ncols > XBLOCK_WIDE {
+        1
+    } else {
+        group_rows(ctx.isa, ctx.k, ctx.s, ncols)
+    };
+    // A group of `rr` rows reads `k + rr − 1` input rows per channel.
     let row_bytes = ctx.c * (ctx.k + rr - 1) * ctx.wp * 4;
     let (chunk, xblock) = if row_bytes <= L1_BUDGET || ctx.s != 1 {
         (ctx.c, ncols.max(1))
@@ -92,7 +104,7 @@ pub(super) fn conv_range(ctx: &Ctx<'_>, out: &mut [f32]) {
     while y < y1 {
         let ys = y as i64 * ctx.s as i64 - ctx.p;
         let (ky0, ky1) = rows_of(y);
-        // Rows sharing these kernel rows go into one multi-row tile (`rr` at most).
+        // Rows sharing these kernel rows form one group (`rr` at most).
         let mut rows = 1;
         while rows < rr && y + (rows as u32) < y1 && rows_of(y + rows as u32) == (ky0, ky1) {
             rows += 1;
@@ -138,7 +150,7 @@ pub(super) fn conv_range(ctx: &Ctx<'_>, out: &mut [f32]) {
                     };
                     let out = &mut out[o * oplane..];
                     if rows > 1 {
-                        run_rows(ctx.isa, &job, n, &post, out, oplane, orow, rows, ncols);
+                        run_group(ctx.isa, &job, n, &post, out, oplane, orow, rows, ncols);
                     } else {
                         run_row(ctx.isa, &job, n, &post, out, oplane, orow);
                     }
@@ -151,20 +163,71 @@ pub(super) fn conv_range(ctx: &Ctx<'_>, out: &mut [f32]) {
     }
 }
 
-/// Output rows one tile computes on `isa` for a `k`×`k` stride-`s` conv whose rows have
-/// `ncols` columns: several on the 16-lane kernel (AVX-512 and its software twin) when a 3×3
-/// stride-1 row is narrower than its 64-column tile (FTP tiles of the deep layers are 12 to
-/// 15 columns wide), else 1. The AVX2 and NEON tiles are 16 columns, which such rows fill.
-fn rows_per_tile(isa: Isa, k: usize, s: usize, ncols: usize) -> usize {
+/// Output rows computed together on `isa` for a `k`×`k` stride-`s` conv whose rows have
+/// `ncols` columns: on the 16-lane kernel (AVX-512 and its software twin), when a 3×3
+/// stride-1 row ends in a tile of at most 2 vectors (rows of 1–32 columns, as the deep
+/// layers' FTP tiles are, or 64-column tiles plus up to 32), as many rows as one tile of that
+/// rest holds ([`wide::rows_for`]: 4 for up to 16 columns, 2 for up to 32), which then share
+/// their weight loads ([`run_group`]); else 1. The AVX2 and NEON tiles are 16 columns, which
+/// such rows fill.
+fn group_rows(isa: Isa, k: usize, s: usize, ncols: usize) -> usize {
     match isa {
-        Isa::Avx512 | Isa::Soft16 if k == 3 && s == 1 => wide::rows_for(LANES, 4, ncols),
+        Isa::Avx512 | Isa::Soft16 if k == 3 && s == 1 && !ncols.is_multiple_of(XBLOCK_WIDE) => {
+            wide::rows_for(LANES, 4, ncols % XBLOCK_WIDE)
+        }
         _ => 1,
     }
 }
 
 /// Runs `rows` consecutive output rows of `job` (row `i` from `job.base + i·job.row`, into
-/// `out` at `orow + i·ostep`) as multi-row tiles of `n` channels on `isa` (one that
-/// [`rows_per_tile`] gives several rows).
+/// `out` at `orow + i·ostep`), `n` channels on `isa` (one that [`group_rows`] groups): each
+/// row's full 64-column tiles one row at a time, then the narrower rest of the rows in
+/// multi-row tiles of as many rows as it allows.
+#[allow(clippy::too_many_arguments)]
+fn run_group(
+    isa: Isa,
+    job: &Row<'_>,
+    n: usize,
+    post: &Post,
+    out: &mut [f32],
+    oplane: usize,
+    orow: usize,
+    rows: usize,
+    ostep: usize,
+) {
+    let width = job.j1 - job.j0;
+    let main = width / XBLOCK_WIDE * XBLOCK_WIDE;
+    let row = |i: usize, j0: usize, j1: usize| Row {
+        base: job.base + i * job.row,
+        j0,
+        j1,
+        ..*job
+    };
+    if main > 0 {
+        for i in 0..rows {
+            let r = row(i, job.j0, job.j0 + main);
+            run_row(isa, &r, n, post, out, oplane, orow + i * ostep);
+        }
+    }
+    if main == width {
+        return;
+    }
+    let per = wide::rows_for(LANES, 4, width - main);
+    let mut i = 0;
+    while i < rows {
+        let m = per.min(rows - i);
+        let r = row(i, job.j0 + main, job.j1);
+        if m > 1 {
+            run_rows(isa, &r, n, post, out, oplane, orow + i * ostep, m, ostep);
+        } else {
+            run_row(isa, &r, n, post, out, oplane, orow + i * ostep);
+        }
+        i += m;
+    }
+}
+
+/// Runs `rows` consecutive output rows of `job` (row `i` from `job.base + i·job.row`, into
+/// `out` at `orow + i·ostep`) as one multi-row tile of `n` channels on the 16-lane kernel.
 #[allow(clippy::too_many_arguments)]
 fn run_rows(
     isa: Isa,
@@ -194,6 +257,6 @@ fn run_rows(
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => by_n!(avx512::rows),
         Isa::Soft16 => by_n!(wide::rows_soft),
-        _ => unreachable!("rows_per_tile gives {isa:?} one row per tile"),
+        _ => unreachable!("group_rows gives {isa:?} one row at a time"),
     }
 }

@@ -9,7 +9,7 @@
 //! | module | [`Isa`] | tile (channels × columns) |
 //! |---|---|---|
 //! | `x86` + `wide` | `Avx2Fma` | 6 × 16 (2 ymm); 3×3: 6 × 16 and 4 × 24 in inline asm |
-//! | `avx512` + `wide` | `Avx512` | 6 × 64 (4 zmm), masked tails |
+//! | `avx512` + `wide` | `Avx512` | 6 × 64 (4 zmm), masked tails; narrow rests: 6 × 2–4 rows × 1–2 zmm |
 //! | `wide` | `Soft16` | the AVX-512 instantiation on a software vector: its test oracle |
 //! | `neon` + `wide` | `Neon` | 6 × 16 (4 q) |
 //! | `armv7` | `Armv7Neon` | 6 × 8, 6 × 4 (inline asm) |
@@ -68,7 +68,8 @@
 //! `area mod 16` columns from a small padded copy) — and the weights are packed per block of
 //! output channels as `[c][ky][kx][o]`, so the micro-kernels never test borders and read one
 //! weight stream. A micro-kernel computes up to 6 output channels × a few vectors of columns of
-//! one output row (table above), broadcasting each weight against shifted input vectors; the
+//! one output row (several rows for narrow ones on AVX-512: table above), broadcasting each
+//! weight against shifted input vectors; the
 //! last block of a row is narrower and stores only its valid columns. When one
 //! output row's input does not fit in L1, input channels are cut into chunks (sums carried in
 //! the output between chunks, exactly) and every channel block runs on an L1-resident column

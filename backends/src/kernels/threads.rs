@@ -66,7 +66,9 @@ impl Team {
     }
 }
 
-/// Fills the padded buffer with channel ranges on `threads` threads of `team`.
+/// Fills the padded buffer on `threads` threads of `team`, each an equal range of its padded
+/// rows counted over all channels (a layer of fewer channels than threads, such as YOLOv2's
+/// 3-channel layer 0, still splits evenly).
 pub(super) fn fill_split(
     team: &Team,
     geo: &PadGeo,
@@ -75,17 +77,25 @@ pub(super) fn fill_split(
     threads: usize,
     pad: &mut [f32],
 ) {
-    let plane = geo.plane;
-    let threads = threads.min(c).max(1);
+    let rows = c * geo.nrows;
+    let threads = threads.min(rows).max(1);
+    if threads == 1 {
+        return geo.fill(input, 0, pad);
+    }
     let mut parts = Vec::with_capacity(threads);
     let mut rest = pad;
     for t in 0..threads {
-        let (c0, c1) = thread_range(c, threads, t);
-        let (mine, tail) = rest.split_at_mut((c1 - c0) * plane);
+        let (u0, u1) = (rows * t / threads, rows * (t + 1) / threads);
+        let len = if t + 1 == threads {
+            rest.len()
+        } else {
+            geo.row_start(u1) - geo.row_start(u0)
+        };
+        let (mine, tail) = rest.split_at_mut(len);
         rest = tail;
-        parts.push((c0, mine));
+        parts.push((u0..u1, mine));
     }
-    team.map(parts, |(c0, mine)| geo.fill(input, c0, mine));
+    team.map(parts, |(units, mine)| geo.fill_rows(input, units, mine));
 }
 
 /// Max pool with channel ranges on `threads` threads of `team` (a pool is exact, so results

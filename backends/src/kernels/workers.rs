@@ -35,9 +35,12 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// How long a worker (or a waiting caller) spins before it parks: the gap between two
-/// dispatches of one frame is a few microseconds, well below a futex wake-up's cost.
-const SPIN: Duration = Duration::from_micros(50);
+/// How long a worker (or a waiting caller) spins before it parks. The gap between two
+/// dispatches of one frame is a few microseconds, but a worker starts spinning when its own
+/// part ends, and parts of one call end up to ~150 µs apart (a core shared with interrupts or
+/// other processes): a parked worker costs the next call 15–40 µs of wake-up on a KVM guest
+/// (measured per part with a probe around `Team::map`, YOLOv2 layers 12–15).
+const SPIN: Duration = Duration::from_micros(250);
 
 /// The job of one call: part `t` of `parts` runs `f(t)`.
 #[derive(Clone, Copy)]

@@ -3,7 +3,7 @@
 //! The first layers have the largest outputs of the stack (high resolution, growing channel
 //! counts), yet only the next layer reads each. A pair `(ℓ, ℓ+1)` starting at a layer of
 //! [`PAIRS`] is run in bands: layer `ℓ+1`'s output `Ô_{ℓ+1}` is computed [`BAND_ROWS`] rows
-//! at a time; for each band the tile computes the layer-`ℓ` rows that band reads
+//! at a time ([`BLOCK_BAND_ROWS`] in stacks aligned to block-wise kernels); for each band the tile computes the layer-`ℓ` rows that band reads
 //! (`back_{ℓ+1}(band)`, overlap rows recomputed), stitches in received layer-`ℓ` strips, runs
 //! layer `ℓ+1` on them and copies the result into `Ô_{ℓ+1}`. Every output value is still one
 //! kernel call's sum in the same order, so banded tiles are bit-identical to unbanded ones.
@@ -29,6 +29,24 @@ use crate::region::{Region, Span};
 /// (their second layers are 2×2 pools and a 1×1 conv), so thin bands cost only more, smaller
 /// kernel calls; each band's rows and their padded input copy are held at once.
 pub const BAND_ROWS: u32 = 4;
+
+/// Rows per band of a stack aligned to block-wise kernels (any layer of alignment > 1, see
+/// `FusedStack::aligned`: Winograd F(4×4, 3×3)). Such a kernel pays per call: it reads the
+/// layer's transformed filters (1.2 MiB for YOLOv2's layer 4) and pads each call's blocks to
+/// whole lane vectors, so a 4-row band of a tile's layer 4 (one block row of 17 blocks) ran
+/// its products over 32 lanes. Twice the rows halve the calls; the bands' scratch grows with
+/// them (`buffer_elems` counts it).
+pub const BLOCK_BAND_ROWS: u32 = 8;
+
+/// Rows per band of `stack`: [`BLOCK_BAND_ROWS`] when it is aligned to block-wise kernels,
+/// else [`BAND_ROWS`].
+pub fn band_rows(stack: &FusedStack<'_>) -> u32 {
+    if (0..stack.len()).any(|l| stack.alignment(l) > 1) {
+        BLOCK_BAND_ROWS
+    } else {
+        BAND_ROWS
+    }
+}
 
 /// First layers of the pairs run in bands. YOLOv2: conv 0 → maxpool 1 and conv 2 → maxpool 3
 /// remove the two largest maps from the buffers; conv 4 → conv 1×1 5 and conv 6 → maxpool 7
@@ -62,6 +80,8 @@ pub struct Bands<'s, 'n> {
     out: Region,
     own: Region,
     next: u32,
+    /// Rows per band ([`band_rows`]).
+    rows: u32,
     anchored: bool,
 }
 
@@ -73,12 +93,12 @@ impl Iterator for Bands<'_, '_> {
             return None;
         }
         // Below a block-wise layer (see `FusedStack::aligned`) bands end on absolute
-        // multiples of BAND_ROWS, so their layer-ℓ rows start on its block grid and no band
-        // computes a block row twice.
+        // multiples of their height, so their layer-ℓ rows start on its block grid and no
+        // band computes a block row twice.
         let step_end = if self.anchored {
-            (self.next / BAND_ROWS + 1).saturating_mul(BAND_ROWS)
+            (self.next / self.rows + 1).saturating_mul(self.rows)
         } else {
-            self.next.saturating_add(BAND_ROWS)
+            self.next.saturating_add(self.rows)
         };
         let end = step_end.min(self.out.y.end);
         let out = Region::new(self.out.x, Span::new(self.next, end));
@@ -103,7 +123,8 @@ pub fn bands<'s, 'n>(
     layer: usize,
 ) -> Option<Bands<'s, 'n>> {
     let out = plan.output(layer + 1);
-    if !PAIRS.contains(&layer) || layer + 2 >= stack.len() || out.y.len() <= BAND_ROWS {
+    let rows = band_rows(stack);
+    if !PAIRS.contains(&layer) || layer + 2 >= stack.len() || out.y.len() <= rows {
         return None;
     }
     Some(Bands {
@@ -112,6 +133,7 @@ pub fn bands<'s, 'n>(
         out,
         own: plan.output(layer),
         next: out.y.start,
+        rows,
         anchored: stack.alignment(layer) > 1,
     })
 }
@@ -130,6 +152,7 @@ pub fn bands_over<'s, 'n>(
         out,
         own: plan.output(layer),
         next: out.y.start,
+        rows: band_rows(stack),
         anchored: stack.alignment(layer) > 1,
     }
 }

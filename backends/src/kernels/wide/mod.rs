@@ -27,6 +27,8 @@
 //! see [`Row::check`]). Per output the chain is the one of the module docs of [`super`]:
 //! `acc = fma(w, x, acc)` over channels, kernel rows and taps in order.
 //!
+//! `rows` adds tiles over several output rows for narrow 3×3 row segments (1–2 vectors).
+//!
 //! The tile width is a const generic (the accumulators are `[[V; NV]; N]`), and array lengths
 //! cannot come from an associated const on stable Rust, so [`tile`] picks `NV` with a `match`
 //! whose arms beyond `V::TILE` are guarded off.

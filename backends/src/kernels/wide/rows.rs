@@ -16,7 +16,7 @@ use super::super::row::{Post, Row};
 use super::{finish, start, Vector};
 
 /// Most output rows of one tile.
-pub(in super::super) const MAX_ROWS: usize = 4;
+const MAX_ROWS: usize = 4;
 
 /// Output rows one tile of `tile` vectors of `lanes` takes for row segments of `cols`
 /// columns: `tile / ceil(cols / lanes)` (at most [`MAX_ROWS`]), 1 when a row fills a tile.

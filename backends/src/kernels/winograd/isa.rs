@@ -64,7 +64,7 @@ pub(super) fn lane_step(path: Path) -> usize {
 }
 
 /// Runs the input stage on `path`.
-pub(super) fn input(path: Path, job: InputJob<'_>) {
+pub(super) fn input(path: Path, job: InputJob<'_, '_>) {
     match path {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Path::of` picks `Avx512` only when the CPU reports AVX-512F (and AVX2, FMA).
@@ -99,14 +99,14 @@ pub(super) fn product(path: Path, job: ProductJob<'_, '_>) {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn input_avx2(job: InputJob<'_>) {
+fn input_avx2(job: InputJob<'_, '_>) {
     // SAFETY: this function runs only where AVX2 and FMA are (its target features).
     unsafe { stages::input::<Ymm2>(job) }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-fn input_avx512(job: InputJob<'_>) {
+fn input_avx512(job: InputJob<'_, '_>) {
     // SAFETY: this function runs only where AVX-512F is (its target features).
     unsafe { stages::input::<Zmm>(job) }
 }

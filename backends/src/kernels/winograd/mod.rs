@@ -70,6 +70,7 @@ mod lanes;
 #[cfg(target_arch = "aarch64")]
 #[allow(unsafe_code)]
 mod neon;
+mod split;
 #[allow(unsafe_code)]
 mod stages;
 #[allow(unsafe_code)]
@@ -80,11 +81,12 @@ mod x86;
 
 pub use form::Form;
 
-use super::threads::Team;
 use super::{Fma, Isa};
 use filters::Prepared;
+use geo::Chunk;
 use geo::Geo;
 use isa::Path;
+use split::split;
 use stages::{InputJob, ProductJob};
 
 /// Output channels per GEMM tile row block.
@@ -139,9 +141,9 @@ impl<'w> Winograd<'w> {
         })
     }
 
-    /// Splits each conv over `threads` threads (by block rows, or by output channels for deep
-    /// layers and thin calls: each thread writes only its own outputs; results do not depend
-    /// on it).
+    /// Splits each conv over `threads` threads (by block rows, or sharing each chunk's input
+    /// transforms and splitting output channels where rows would pad more lanes: each thread
+    /// writes only its own outputs; results do not depend on it).
     pub fn with_threads(self, threads: usize) -> Self {
         Winograd {
             direct: self.direct.with_threads(threads),
@@ -347,48 +349,80 @@ struct Rows<'a> {
 }
 
 impl Rows<'_> {
+    /// Transforms input `channels` of `chunk` into `v` (per transform element, the `V` rows of
+    /// those channels) with this thread's buffers `s`.
+    fn input(&self, chunk: Chunk, channels: Range<usize>, v: &mut [&mut [f32]], s: &mut Scratch) {
+        let geo = self.geo;
+        grow(&mut s.row, geo.row_len());
+        grow(&mut s.h, geo.prow(chunk.n) * geo.h_row());
+        isa::input(
+            self.path,
+            InputJob {
+                geo,
+                chunk,
+                input: self.input,
+                row: &mut s.row,
+                h: &mut s.h,
+                channels,
+                v,
+            },
+        );
+    }
+
+    /// Multiplies output channel blocks `kb` over every block of `chunk` (`v`: its `V` of all
+    /// input channels, products in `m`) and transforms them into `out`: per output channel of
+    /// `kb`, the region rows from map row `y0` on that the chunk covers.
+    fn product(
+        &self,
+        chunk: Chunk,
+        kb: Range<usize>,
+        v: &[f32],
+        m: &mut Vec<f32>,
+        out: &mut [&mut [f32]],
+        y0: usize,
+    ) {
+        let geo = self.geo;
+        let len = kb.len() * MR * geo.e * geo.pp(chunk.n);
+        grow(m, len);
+        isa::product(
+            self.path,
+            ProductJob {
+                geo,
+                chunk,
+                kb0: kb.start,
+                u: self.u,
+                v,
+                m: &mut m[..len],
+                post: self.post,
+                leaky: self.leaky,
+                out,
+                y0,
+            },
+        );
+    }
+
     /// Computes output channel blocks `kb` of block `rows` (call-relative) chunk by
     /// chunk with this thread's scratch; `out` holds, per output channel of `kb`, the region
     /// rows from map row `y0` on that those blocks cover.
     fn run(&self, rows: Range<usize>, kb: Range<usize>, out: &mut [&mut [f32]], y0: usize) {
         let geo = self.geo;
-        let nkb = kb.len();
         with_scratch(|s| {
             for chunk in geo.chunks(rows.start, rows.end) {
                 let pp = geo.pp(chunk.n);
-                grow(&mut s.row, geo.row_len());
-                grow(&mut s.h, geo.prow(chunk.n) * geo.h_row());
-                grow(&mut s.v, geo.c * geo.e * pp);
-                grow(&mut s.m, nkb * MR * geo.e * pp);
-                isa::input(
-                    self.path,
-                    InputJob {
-                        geo,
-                        chunk,
-                        input: self.input,
-                        row: &mut s.row,
-                        h: &mut s.h,
-                        v: &mut s.v[..geo.c * geo.e * pp],
-                    },
-                );
-                isa::product(
-                    self.path,
-                    ProductJob {
-                        geo,
-                        chunk,
-                        kb0: kb.start,
-                        u: self.u,
-                        v: &s.v[..geo.c * geo.e * pp],
-                        m: &mut s.m[..nkb * MR * geo.e * pp],
-                        post: self.post,
-                        leaky: self.leaky,
-                        out: &mut *out,
-                        y0,
-                    },
-                );
+                let len = geo.c * geo.e * pp;
+                grow(&mut s.v, len);
+                let mut v = core::mem::take(&mut s.v);
+                self.input(chunk, 0..geo.c, &mut xi_rows(&mut v[..len], geo.c * pp), s);
+                self.product(chunk, kb.clone(), &v[..len], &mut s.m, out, y0);
+                s.v = v;
             }
         });
     }
+}
+
+/// `v` (a chunk's `V[ξ][c][pp]`) cut into its rows per transform element, `per` values each.
+fn xi_rows(v: &mut [f32], per: usize) -> Vec<&mut [f32]> {
+    v.chunks_exact_mut(per).collect()
 }
 
 impl Kernels for Winograd<'_> {
@@ -435,130 +469,6 @@ impl Kernels for Winograd<'_> {
     }
 }
 
-/// Output channels per thread from which a small call ([`SPLIT_BLOCKS`]) splits its output
-/// channels between threads rather than its block rows: split by rows, each thread would read
-/// all of the large transformed filters for a few blocks and leave its last lane vectors part
-/// empty; split by channels, each thread reads only its own filters and transforms the whole
-/// (small) input itself.
-const SPLIT_CHANNELS: usize = 256;
-
-/// Blocks below which a deep call ([`SPLIT_CHANNELS`]) splits by channels: tiles of the deep
-/// layers (a 13×13 tile is 16 F4 blocks). Whole 38×38 maps (100 F4 blocks) split by rows:
-/// with the filters prefetched in the GEMM, the input transform each thread repeats costs
-/// more than the filters it shares (YOLOv2 layers 12/14 on 2 threads: 1.86× one thread by
-/// rows, 1.76× by channels).
-const SPLIT_BLOCKS: usize = 64;
-
-/// Runs the call over `threads` threads (the caller's thread takes the last share), each with
-/// its own scratch, writing only its own outputs, so threads share nothing they write and need
-/// no barrier. Small calls of deep layers ([`SPLIT_CHANNELS`]) and calls of fewer block rows
-/// than threads split output channel blocks (each thread transforms every input block); the rest split the
-/// `block rows × channel blocks` work in row-major order into equal shares ([`shares`]), so
-/// an odd number of block rows does not leave one thread a whole row more: a row two threads
-/// share is input-transformed by both, each multiplying its own channel blocks. `out` is the
-/// output over the region, `[k][y][x]`.
-fn split(team: &Team, job: &Rows<'_>, out: &mut [f32], threads: usize) {
-    let geo = job.geo;
-    let r = geo.region;
-    let (m, rw, rh) = (geo.m, r.width() as usize, r.height() as usize);
-    let nkb = geo.kp / MR;
-    // Also by channels when there are fewer block rows than threads (the thin bands of
-    // banded layers: one block row of F4 per band of layer 4).
-    let deep_and_small = geo.k >= SPLIT_CHANNELS * threads && geo.nbx * geo.nby < SPLIT_BLOCKS;
-    let by_channels = threads > 1 && (deep_and_small || geo.nby < threads);
-    let threads = if by_channels {
-        threads.clamp(1, nkb)
-    } else {
-        threads.clamp(1, geo.nby * nkb)
-    };
-    // Each thread's pieces (block rows, channel blocks), in row-major order over threads,
-    // each cut into chunks of nearly equal rows (9 rows in chunks of 7 would leave a chunk
-    // of 2: its own pass over the transformed filters for little work).
-    let pieces: Vec<Vec<(Range<usize>, Range<usize>)>> = (0..threads)
-        .map(|t| {
-            let mine = if by_channels {
-                alloc::vec![(0..geo.nby, nkb * t / threads..nkb * (t + 1) / threads)]
-            } else {
-                shares(geo.nby, nkb, threads, t)
-            };
-            mine.into_iter()
-                .flat_map(|(rows, kb)| {
-                    let n = rows.len().div_ceil(geo.rows);
-                    let cut = move |i: usize| rows.start + rows.len() * i / n;
-                    (0..n).map(move |i| (cut(i)..cut(i + 1), kb.clone()))
-                })
-                .collect()
-        })
-        .collect();
-    // First region row of block row `b` (call-relative), clamped to the region.
-    let row_of = |b: usize| ((geo.by0 + b) * m).clamp(r.y.start as usize, r.y.end as usize);
-    let mut parts: Vec<Vec<Part<'_>>> = pieces
-        .iter()
-        .map(|mine| {
-            mine.iter()
-                .map(|(rows, kb)| Part {
-                    rows: rows.clone(),
-                    kb: kb.clone(),
-                    out: Vec::with_capacity((kb.len() * MR).min(geo.k)),
-                    y0: row_of(rows.start),
-                })
-                .collect()
-        })
-        .collect();
-    // Each plane's rows go, in order, to the pieces holding its channel block: for any one
-    // channel block, those pieces come in row order and cover every block row once.
-    for (k, plane) in out.chunks_exact_mut(rw * rh).take(geo.k).enumerate() {
-        let mut rest = plane;
-        for part in parts.iter_mut().flatten() {
-            if !part.kb.contains(&(k / MR)) {
-                continue;
-            }
-            let rows = part.rows.clone();
-            let (mine, tail) = rest.split_at_mut((row_of(rows.end) - row_of(rows.start)) * rw);
-            part.out.push(mine);
-            rest = tail;
-        }
-    }
-    team.map(parts, |mut mine| mine.iter_mut().for_each(|p| p.run(job)));
-}
-
-/// Thread `t`'s share of `nby` block rows × `nkb` channel blocks split over `threads` in
-/// row-major order: pieces `(block rows, channel blocks)` — a partial first row, whole rows, a
-/// partial last row — that together hold `nby·nkb·t/threads..nby·nkb·(t+1)/threads`.
-fn shares(nby: usize, nkb: usize, threads: usize, t: usize) -> Vec<(Range<usize>, Range<usize>)> {
-    let total = nby * nkb;
-    let (mut u, end) = (total * t / threads, total * (t + 1) / threads);
-    let mut pieces = Vec::new();
-    while u < end {
-        let (b, j) = (u / nkb, u % nkb);
-        if j != 0 || end < (b + 1) * nkb {
-            let j1 = nkb.min(j + (end - u));
-            pieces.push((b..b + 1, j..j1));
-            u += j1 - j;
-        } else {
-            let b1 = end / nkb;
-            pieces.push((b..b1, 0..nkb));
-            u = b1 * nkb;
-        }
-    }
-    pieces
-}
-
-/// One thread's share of a call: block rows, output channel blocks, and its output planes'
-/// rows from map row `y0` on.
-struct Part<'o> {
-    rows: Range<usize>,
-    kb: Range<usize>,
-    out: Vec<&'o mut [f32]>,
-    y0: usize,
-}
-
-impl Part<'_> {
-    fn run(&mut self, job: &Rows<'_>) {
-        job.run(self.rows.clone(), self.kb.clone(), &mut self.out, self.y0);
-    }
-}
-
 /// Each thread's buffers, kept between calls.
 #[derive(Default)]
 struct Scratch {
@@ -598,43 +508,19 @@ fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> T) -> T {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    extern crate alloc;
-
-    use alloc::vec::Vec;
-
-    use super::shares;
-
-    /// The shares tile `rows × channel blocks` in row-major order, thread after thread, each
-    /// within one unit of the others, and a share of whole rows is one piece.
-    #[test]
-    fn shares_split_the_work_evenly_in_order() {
-        for nby in 1..24 {
-            for nkb in 1..12 {
-                for threads in 1..=4.min(nby * nkb) {
-                    let mut next = 0;
-                    let mut sizes = Vec::new();
-                    for t in 0..threads {
-                        let mut size = 0;
-                        for (rows, kb) in shares(nby, nkb, threads, t) {
-                            assert!(!rows.is_empty() && !kb.is_empty() && rows.end <= nby);
-                            assert!(kb.end <= nkb);
-                            assert!(rows.len() == 1 || kb == (0..nkb), "{rows:?} {kb:?}");
-                            assert_eq!(rows.start * nkb + kb.start, next);
-                            next = (rows.end - 1) * nkb + kb.end;
-                            size += rows.len() * kb.len();
-                        }
-                        sizes.push(size);
-                    }
-                    assert_eq!(next, nby * nkb);
-                    let (lo, hi) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
-                    assert!(hi - lo <= 1, "{nby}×{nkb} on {threads}: {sizes:?}");
-                }
-            }
-        }
-        // YOLOv2's layer 8 in F4 on two threads: 19 block rows of 43 channel blocks.
-        assert_eq!(shares(19, 43, 2, 0), [(0..9, 0..43), (9..10, 0..21)]);
-        assert_eq!(shares(19, 43, 2, 1), [(9..10, 21..43), (10..19, 0..43)]);
+/// Runs `f` with this thread's `V` buffer taken out of its scratch (its other buffers stay
+/// for this thread's own parts of the call; a fresh one without `std`): the `V` that a call's
+/// threads share.
+fn with_v<T>(f: impl FnOnce(&mut Vec<f32>) -> T) -> T {
+    #[cfg(feature = "std")]
+    {
+        let mut v = SCRATCH.with(|s| core::mem::take(&mut s.borrow_mut().v));
+        let r = f(&mut v);
+        SCRATCH.with(|s| s.borrow_mut().v = v);
+        r
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        f(&mut Vec::new())
     }
 }

@@ -28,6 +28,8 @@
 // Index loops: the transforms read their arrays across two dimensions at once.
 #![allow(clippy::needless_range_loop)]
 
+use core::ops::Range;
+
 use tessera_core::tensor::FeatureView;
 
 use super::super::wide::Vector;
@@ -39,8 +41,9 @@ use super::lanes::{Lanes, HALF, W};
 use super::transform::{at, bt};
 use super::MR;
 
-/// The input stage of a chunk (all input channels).
-pub(super) struct InputJob<'a> {
+/// The input stage of a chunk, for a range of its input channels (threads of one call may
+/// share a chunk's `V`, each transforming its own channels).
+pub(super) struct InputJob<'a, 'v> {
     pub geo: &'a Geo,
     pub chunk: Chunk,
     pub input: &'a FeatureView<'a>,
@@ -48,8 +51,10 @@ pub(super) struct InputJob<'a> {
     pub row: &'a mut [f32],
     /// One channel's row transforms ([`Geo::h_len`]).
     pub h: &'a mut [f32],
-    /// `V[ξ][c][pp]`.
-    pub v: &'a mut [f32],
+    /// The input channels to transform.
+    pub channels: Range<usize>,
+    /// Per transform element `ξ` (`α²` of them), the rows `V[ξ][channels][pp]`.
+    pub v: &'a mut [&'v mut [f32]],
 }
 
 /// Writes every block's `Bᵀ d B` to `V`.
@@ -58,7 +63,7 @@ pub(super) struct InputJob<'a> {
 ///
 /// The CPU runs `L` (the caller checks it).
 #[inline(always)]
-pub(super) unsafe fn input<L: Lanes>(job: InputJob<'_>) {
+pub(super) unsafe fn input<L: Lanes>(job: InputJob<'_, '_>) {
     // SAFETY: `L`'s CPU features, as the caller guarantees.
     unsafe {
         match job.geo.form {
@@ -70,7 +75,7 @@ pub(super) unsafe fn input<L: Lanes>(job: InputJob<'_>) {
 
 /// [`input`] for block side `M`, `α = A`.
 #[inline(always)]
-unsafe fn input_form<L: Lanes, const M: usize, const A: usize>(job: InputJob<'_>) {
+unsafe fn input_form<L: Lanes, const M: usize, const A: usize>(job: InputJob<'_, '_>) {
     let g = job.geo;
     let n = job.chunk.n;
     let (c, nbx, ng, pp) = (g.c, g.nbx, g.ng, g.pp(n));
@@ -86,10 +91,17 @@ unsafe fn input_form<L: Lanes, const M: usize, const A: usize>(job: InputJob<'_>
     // Every index below: taps of group `ng − 1` read `[(ng − 1)·W·M, … + TAPS_READ)` of the
     // row (`row_len` covers it), rows of `h` are `< prow`, and `V` columns `p + W ≤ P + W ≤
     // pp` (the last group of a block row starts below `nbx`).
-    assert!(job.row.len() >= rl && job.h.len() >= prow * hl && job.v.len() >= A * A * c * pp);
+    let cs = job.channels.clone();
+    assert!(job.row.len() >= rl && job.h.len() >= prow * hl && cs.end <= c);
+    assert!(job.v.len() == A * A && job.v.iter().all(|r| r.len() >= cs.len() * pp));
     assert!((n - 1) * nbx + (ng - 1) * W + W <= pp);
     let row = &mut job.row[..rl];
-    for ci in 0..c {
+    // `α² ≤ 36` (F4).
+    let mut vrow = [core::ptr::null_mut::<f32>(); 36];
+    for (d, r) in vrow.iter_mut().zip(job.v.iter_mut()) {
+        *d = r.as_mut_ptr();
+    }
+    for ci in cs.clone() {
         for r in 0..prow {
             let y = y_first + r as i64;
             if y >= 0 && y < g.in_h && vr.y.contains(y as u32) && lo < hi {
@@ -115,13 +127,13 @@ unsafe fn input_form<L: Lanes, const M: usize, const A: usize>(job: InputJob<'_>
             }
         }
         let h = job.h.as_ptr();
-        let v = job.v.as_mut_ptr();
+        let cl = ci - cs.start;
         for br in 0..n {
             for gi in 0..ng {
                 let p = br * nbx + gi * W;
                 for xc in 0..A {
                     // SAFETY: `L`'s CPU features; rows `br·M + sr < prow` of `h` and columns
-                    // `p..p + W ≤ pp` of `V`, see the checks above.
+                    // `p..p + W ≤ pp` of row `cl` of `V[ξ]`, see the checks above.
                     unsafe {
                         let mut col = [L::zero(); A];
                         for sr in 0..A {
@@ -129,7 +141,7 @@ unsafe fn input_form<L: Lanes, const M: usize, const A: usize>(job: InputJob<'_>
                         }
                         let t = bt::<L, M, A>(&col);
                         for xr in 0..A {
-                            t[xr].store(v.add(((xr * A + xc) * c + ci) * pp + p));
+                            t[xr].store(vrow[xr * A + xc].add(cl * pp + p));
                         }
                     }
                 }
