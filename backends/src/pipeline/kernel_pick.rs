@@ -10,7 +10,9 @@ use alloc::string::String;
 #[cfg(feature = "std")]
 use super::{detect_frame, DetectError, DetectSetup, FrameDetections};
 use super::{AnyKernel, KernelChoice};
-use crate::kernels::{Fma, Form, Winograd};
+#[cfg(feature = "std")]
+use crate::kernels::Fma;
+use crate::kernels::{Form, Winograd};
 #[cfg(feature = "std")]
 use tessera_core::model::{weights::Weights, Network};
 
