@@ -3,8 +3,9 @@
 //!
 //! Asserts the memory targets, in the decimal MB (24 MB = 22.89 MiB): a non-source edge
 //! within 32 MB at 3x3 and 24 MB at 5x5, the source edge within that plus its `SOURCE_QUEUE`
-//! queued frames, the gateway without the tail within 24 MB, each with 10 % headroom (run-to-run variation of the peak; this binary's
-//! test profile, without the release profile's LTO, also adds about 1 MiB to every node). It
+//! queued frames, the gateway without the tail within 24 MB, each with 10 % headroom
+//! (run-to-run variation of the peak; this binary's test profile, without the release
+//! profile's LTO, also adds about 1 MiB to every node). It
 //! also asserts what is achieved now ([`achieved_bound`]), which is tighter than the targets
 //! where they are generous (3x3, sources, the gateway).
 //! The run lasts 40 frames or more, so a per-frame leak shows: helpers used to keep every
@@ -27,8 +28,8 @@ const HEADROOM: u64 = 10;
 /// Most a node of `role` on `grid` may peak at, from what this test measured with its
 /// test-profile binary (two runs of 40 frames on a 2-core machine at load 4–9; release figures
 /// in `docs/deploy.md`), plus about 2 MiB of margin: gateway 8.3–8.5 MiB; 3x3 edges 23.7–24.0
-/// and source 26.0; 5x5 edges 22.2–22.3 and source 23.6–24.3. A node that grows past these has started to
-/// hold something new per frame or per tile, or keeps the code it ran only to set up
+/// and source 26.0; 5x5 edges 22.2–22.3 and source 23.6–24.3. A node that grows past these has
+/// started to hold something new per frame or per tile, or keeps the code it ran only to set up
 /// (`node::release_set_up_code`: 2–3 MiB), even while it is still within the targets.
 fn achieved_bound(role: Role, grid: (u32, u32)) -> u64 {
     let small = grid.0 * grid.1 < 25;
@@ -142,10 +143,10 @@ fn node_processes_keep_only_what_they_run() {
 /// input no longer reaches a worker (the gateway runs that layer), a worker frees queued
 /// inputs it will only drop as soon as the next task shows it, and the code it ran only to set
 /// up is unmapped once it is set up (`node::release_set_up_code`, 2–3 MiB). Measured: 27.0–29.2
-/// MiB here (test profile, 3 frames, 5x5); 27.0–29.7 MiB in release runs of 40 frames at 3x3
-/// and 5x5 (`tessera bench cluster --memory-only --frames 40`, three runs at load 7–12), where
+/// MiB here (test profile, 3 frames, 5x5); 27.0–30.3 MiB in release runs of 40 frames at 3x3
+/// and 5x5 (`tessera bench cluster --memory-only --frames 40`, four runs at load 7–13), where
 /// the peak reached 40.9 MiB while stale inputs stayed queued and 29.4–32.1 MiB while set-up
-/// code stayed mapped. The bound (about 4 MiB over the largest) guards that, and what the
+/// code stayed mapped. The bound (about 3 MiB over the largest) guards that, and what the
 /// design promises: a worker holds its own shards and a few tail layers' inputs at a time,
 /// never every tail layer at once (190 MB) or the whole coded model (686 MB).
 const CODED_BESIDE_SHARDS: u64 = 33 * MIB;
@@ -154,7 +155,7 @@ const CODED_BESIDE_SHARDS: u64 = 33 * MIB;
 /// parameters (the workers hold the shards; `CodedTail::for_gateway`), only those of layer 26
 /// (0.13 MB), which it runs itself; the fused layers' only if it computes a tile itself; plus
 /// the glue's maps (a route keeps layer 16's and 24's output per frame). Measured: 17.9–21.4 MiB
-/// here, 20.4–22.5 MiB in release runs of 40 frames (23.0–25.1 MiB while set-up code stayed
+/// here, 19.2–22.5 MiB in release runs of 40 frames (23.0–25.1 MiB while set-up code stayed
 /// mapped), where it held every layer and every shard before (676 MiB).
 const CODED_GATEWAY: u64 = 25 * MIB;
 
