@@ -42,9 +42,10 @@ fn same_bits(a: &[f32], b: &[f32]) -> bool {
 /// A safe row entry: `N` channels of a row job into `out[r·oplane + orow + j]`.
 type RowFn = fn(&Row<'_>, &Post, &mut [f32], usize, usize);
 
-/// The entries of one kernel for `N = 1..=6`.
+/// The entries of one kernel for `N = 1..=6`, as [`RowFn`]s (or, with a leading `[Type]`,
+/// as that entry type: `[RowsFn]` for the multi-row kernels).
 macro_rules! entries {
-    ($f:ident $(:: $g:ident)* $(, $c:literal)*) => {
+    ([$t:ty] $f:ident $(:: $g:ident)* $(, $c:literal)*) => {
         [
             $f$(::$g)*::<$($c,)* 1>,
             $f$(::$g)*::<$($c,)* 2>,
@@ -52,7 +53,10 @@ macro_rules! entries {
             $f$(::$g)*::<$($c,)* 4>,
             $f$(::$g)*::<$($c,)* 5>,
             $f$(::$g)*::<$($c,)* 6>,
-        ] as [RowFn; 6]
+        ] as [$t; 6]
+    };
+    ($($k:tt)*) => {
+        entries!([RowFn] $($k)*)
     };
 }
 
@@ -509,20 +513,6 @@ fn soft16_conv_equals_scalar() {
 /// `out[r·oplane + orow + i·ostep + j]`.
 type RowsFn = fn(&Row<'_>, &Post, &mut [f32], usize, usize, usize, usize);
 
-/// The multi-row entries of one kernel for `N = 1..=6`.
-macro_rules! rows_entries {
-    ($f:ident $(:: $g:ident)* $(, $c:literal)*) => {
-        [
-            $f$(::$g)*::<$($c,)* 1>,
-            $f$(::$g)*::<$($c,)* 2>,
-            $f$(::$g)*::<$($c,)* 3>,
-            $f$(::$g)*::<$($c,)* 4>,
-            $f$(::$g)*::<$($c,)* 5>,
-            $f$(::$g)*::<$($c,)* 6>,
-        ] as [RowsFn; 6]
-    };
-}
-
 /// One random multi-row job (3×3, `rows` rows of columns `j0..j0 + width`, random kernel
 /// rows in the map, first/last/leaky flags) through `run` and, row by row, through
 /// `row_scalar`; asserts both outputs equal bit for bit. Input and output buffers are exactly
@@ -647,7 +637,7 @@ fn pointer_rows_equal_scalar_on_tight_buffers() {
         &mut rng,
         16,
         4,
-        rows_entries!(rows_soft),
+        entries!([RowsFn] rows_soft),
         &[1, 13, 16, 17, 32],
     );
     rows_all(
@@ -655,7 +645,7 @@ fn pointer_rows_equal_scalar_on_tight_buffers() {
         &mut rng,
         8,
         2,
-        rows_entries!(rows_soft_as, 8, 2),
+        entries!([RowsFn] rows_soft_as, 8, 2),
         &[1, 5, 8],
     );
     #[cfg(target_arch = "x86_64")]
@@ -668,7 +658,7 @@ fn pointer_rows_equal_scalar_on_tight_buffers() {
                 &mut rng,
                 16,
                 4,
-                rows_entries!(avx512::rows),
+                entries!([RowsFn] avx512::rows),
                 &widths,
             );
         }
