@@ -99,9 +99,16 @@ fn spans(smaps: &str, exe_inode: u64) -> Vec<Span> {
     let mut out = Vec::new();
     let mut cur: Option<Entry> = None;
     for line in smaps.lines() {
-        if let Some(e) = Entry::parse(line, exe_inode) {
+        // A counter line starts with `Name:`; any other line heads the next mapping, and one
+        // that does not parse ends the current mapping without starting one, so its counters
+        // are never credited to the mapping before it.
+        let counter = line
+            .split_whitespace()
+            .next()
+            .is_some_and(|w| w.ends_with(':'));
+        if !counter {
             out.extend(cur.take().and_then(Entry::take));
-            cur = Some(e);
+            cur = Entry::parse(line, exe_inode);
         } else if let Some(e) = cur.as_mut() {
             if let Some(rss) = kib_field(line, "Rss") {
                 e.span.rss = rss;
@@ -206,6 +213,19 @@ Anonymous:             0 kB
         assert_eq!(s[1].rss, 3460 * 1024);
         // Another executable's inode: its mappings are not this process's own.
         assert_eq!(spans(SMAPS, 1).len(), 1);
+    }
+
+    #[test]
+    fn counters_after_an_unreadable_header_are_not_the_previous_mappings() {
+        // The executable's text has not been counted yet when a header that does not parse
+        // follows; the `Anonymous: 0 kB` and `Rss` under that header are not its own.
+        let smaps = "\
+10000000-10100000 r-xp 00000000 fd:01 4242 /usr/bin/tessera
+zzzz-10200000 r-xp 00000000 fd:01 4242 /usr/bin/tessera
+Rss:                 468 kB
+Anonymous:             0 kB
+";
+        assert_eq!(spans(smaps, 4242), []);
     }
 
     #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
