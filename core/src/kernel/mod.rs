@@ -200,6 +200,32 @@ pub fn check_conv_call(
     check_window(conv.size, conv.stride, conv.pad, map, out_map, input, out)
 }
 
+/// Checks a max pool call the way [`check_conv_call`] checks a conv: channel counts, the output
+/// region inside the output map, and the input view covering what the output depends on.
+pub(crate) fn check_pool_call(
+    pool: &MaxPool,
+    map: Shape,
+    input: &FeatureView<'_>,
+    out: &FeatureViewMut<'_>,
+) -> Result<Region, KernelError> {
+    if input.channels() != map.c || out.channels() != map.c {
+        return Err(KernelError::ChannelMismatch);
+    }
+    let out_map = (
+        pool.out_extent(map.w).unwrap_or(0),
+        pool.out_extent(map.h).unwrap_or(0),
+    );
+    check_window(
+        pool.size,
+        pool.stride,
+        pool.offset(),
+        map,
+        out_map,
+        input,
+        out,
+    )
+}
+
 /// Per-output-channel post-processing, computed exactly as Darknet does at inference:
 /// `((x − μ) / (√σ² + ε))` in double precision ([`batch_norm::denominator`]), `· γ`, `+ β`,
 /// then the activation.

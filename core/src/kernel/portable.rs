@@ -10,7 +10,7 @@
 //! no FMA), so results match [`Reference`](super::Reference) bit for bit; blocking only
 //! interleaves independent sums.
 
-use super::{check_conv_call, check_window, input_span, KernelError, Kernels, Post};
+use super::{check_conv_call, check_pool_call, input_span, KernelError, Kernels, Post};
 use crate::model::weights::ConvParams;
 use crate::model::{Conv, MaxPool, Shape};
 use crate::region::Span;
@@ -270,22 +270,7 @@ impl Kernels for Portable {
         input: &FeatureView<'_>,
         out: &mut FeatureViewMut<'_>,
     ) -> Result<(), KernelError> {
-        if input.channels() != map.c || out.channels() != map.c {
-            return Err(KernelError::ChannelMismatch);
-        }
-        let out_map = (
-            pool.out_extent(map.w).unwrap_or(0),
-            pool.out_extent(map.h).unwrap_or(0),
-        );
-        check_window(
-            pool.size,
-            pool.stride,
-            pool.offset(),
-            map,
-            out_map,
-            input,
-            out,
-        )?;
+        check_pool_call(pool, map, input, out)?;
         let region = out.region();
         if region.is_empty() {
             return Ok(());

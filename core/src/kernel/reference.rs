@@ -1,7 +1,7 @@
 //! The plain reference kernels: one output at a time, the oracle every faster kernel is
 //! checked against.
 
-use super::{check_conv_call, check_window, KernelError, Kernels, Post};
+use super::{check_conv_call, check_pool_call, KernelError, Kernels, Post};
 use crate::model::weights::ConvParams;
 use crate::model::{Conv, MaxPool, Shape};
 use crate::tensor::{FeatureView, FeatureViewMut};
@@ -59,22 +59,7 @@ impl Kernels for Reference {
         input: &FeatureView<'_>,
         out: &mut FeatureViewMut<'_>,
     ) -> Result<(), KernelError> {
-        if input.channels() != map.c || out.channels() != map.c {
-            return Err(KernelError::ChannelMismatch);
-        }
-        let out_map = (
-            pool.out_extent(map.w).unwrap_or(0),
-            pool.out_extent(map.h).unwrap_or(0),
-        );
-        check_window(
-            pool.size,
-            pool.stride,
-            pool.offset(),
-            map,
-            out_map,
-            input,
-            out,
-        )?;
+        check_pool_call(pool, map, input, out)?;
         let (z, s, q) = (pool.size as i64, pool.stride as i64, pool.offset() as i64);
         let region = out.region();
         for c in 0..map.c {
