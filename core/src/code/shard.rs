@@ -34,6 +34,30 @@ fn check(
     len(Buffer::Output, rows.checked_mul(cols), out)
 }
 
+/// `out = W·x + b` row by row, each column's sum accumulated in input order with `acc`, after
+/// checking every length.
+fn rows_times<W: Copy, X: Copy, O: Copy>(
+    w: &[W],
+    b: &[O],
+    x: &[X],
+    in_len: usize,
+    cols: usize,
+    out: &mut [O],
+    acc: impl Fn(O, W, X) -> O,
+) -> Result<(), CodeError> {
+    check(w.len(), b.len(), x.len(), in_len, cols, out.len())?;
+    for (i, (o, &bias)) in out.chunks_exact_mut(cols.max(1)).zip(b).enumerate() {
+        let row = w.get(i * in_len..(i + 1) * in_len).unwrap_or(&[]);
+        o.fill(bias);
+        for (&a, xr) in row.iter().zip(x.chunks_exact(cols.max(1))) {
+            for (o, &v) in o.iter_mut().zip(xr) {
+                *o = acc(*o, a, v);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `f32` shard product (row by row, each column's sum accumulated in input order).
 pub fn gemm_f32(
     w: &[f32],
@@ -43,17 +67,7 @@ pub fn gemm_f32(
     cols: usize,
     out: &mut [f32],
 ) -> Result<(), CodeError> {
-    check(w.len(), b.len(), x.len(), in_len, cols, out.len())?;
-    for (i, (o, &bias)) in out.chunks_exact_mut(cols.max(1)).zip(b).enumerate() {
-        let row = w.get(i * in_len..(i + 1) * in_len).unwrap_or(&[]);
-        o.fill(bias);
-        for (&a, xr) in row.iter().zip(x.chunks_exact(cols.max(1))) {
-            for (o, &v) in o.iter_mut().zip(xr) {
-                *o += a * v;
-            }
-        }
-    }
-    Ok(())
+    rows_times(w, b, x, in_len, cols, out, |o, a, v| o + a * v)
 }
 
 /// int8 data shard: `i32` accumulation, wrapping (exact while the true value fits an `i32`).
@@ -65,18 +79,9 @@ pub fn gemm_i8(
     cols: usize,
     out: &mut [i32],
 ) -> Result<(), CodeError> {
-    check(w.len(), b.len(), x.len(), in_len, cols, out.len())?;
-    for (i, (o, &bias)) in out.chunks_exact_mut(cols.max(1)).zip(b).enumerate() {
-        let row = w.get(i * in_len..(i + 1) * in_len).unwrap_or(&[]);
-        o.fill(bias);
-        for (&a, xr) in row.iter().zip(x.chunks_exact(cols.max(1))) {
-            let a = i32::from(a);
-            for (o, &v) in o.iter_mut().zip(xr) {
-                *o = o.wrapping_add(a.wrapping_mul(i32::from(v)));
-            }
-        }
-    }
-    Ok(())
+    rows_times(w, b, x, in_len, cols, out, |o, a, v| {
+        o.wrapping_add(i32::from(a).wrapping_mul(i32::from(v)))
+    })
 }
 
 /// Single-parity integer shard: `i32` parity weights, everything modulo `2^32`.
@@ -88,17 +93,9 @@ pub fn gemm_wrapping(
     cols: usize,
     out: &mut [i32],
 ) -> Result<(), CodeError> {
-    check(w.len(), b.len(), x.len(), in_len, cols, out.len())?;
-    for (i, (o, &bias)) in out.chunks_exact_mut(cols.max(1)).zip(b).enumerate() {
-        let row = w.get(i * in_len..(i + 1) * in_len).unwrap_or(&[]);
-        o.fill(bias);
-        for (&a, xr) in row.iter().zip(x.chunks_exact(cols.max(1))) {
-            for (o, &v) in o.iter_mut().zip(xr) {
-                *o = o.wrapping_add(a.wrapping_mul(i32::from(v)));
-            }
-        }
-    }
-    Ok(())
+    rows_times(w, b, x, in_len, cols, out, |o, a, v| {
+        o.wrapping_add(a.wrapping_mul(i32::from(v)))
+    })
 }
 
 /// `GF(p)` parity shard: weights and bias are field elements (`< p`), the result is the field
