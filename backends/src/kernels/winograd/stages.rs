@@ -28,6 +28,9 @@
 // Index loops: the transforms read their arrays across two dimensions at once.
 #![allow(clippy::needless_range_loop)]
 
+extern crate alloc;
+
+use alloc::vec::Vec;
 use core::ops::Range;
 
 use tessera_core::tensor::FeatureView;
@@ -613,6 +616,22 @@ unsafe fn output_cm<L: Lanes, const M: usize, const A: usize>(
     // SAFETY: `L`'s CPU features (the caller).
     let tenth = unsafe { L::splat(0.1) };
     let mp = job.m.as_ptr();
+    // Full groups of `W / M` blocks (greedy from the left) and the single blocks left.
+    let per = W / M;
+    let (mut starts, mut singles) = (Vec::new(), Vec::new());
+    let mut bc = 0;
+    while bc < nbx {
+        let x_abs = (g.bx0 + bc) * M;
+        if bc + per <= nbx && x_abs >= rx0 && x_abs + W <= rx0 + rw {
+            starts.push(bc);
+            bc += per;
+        } else {
+            singles.push(bc);
+            bc += 1;
+        }
+    }
+    // SAFETY: `L`'s CPU features (the caller).
+    let mut ysr = alloc::vec![[[unsafe { L::zero() }; M]; M]; nbx];
     for gi in 0..ng {
         let live = W.min(kreal.saturating_sub(gi * W));
         if live == 0 {
@@ -633,7 +652,36 @@ unsafe fn output_cm<L: Lanes, const M: usize, const A: usize>(
             if i0 >= i1 {
                 continue;
             }
-            for bc in 0..nbx {
+            // Groups of `W / M` blocks whose `W` output columns all lie in the region: their
+            // rows go out as whole vectors per plane (transposed), row by row along the block
+            // row, so each plane is written in runs; other blocks one value at a time.
+            for &b0 in &starts {
+                for b in b0..b0 + per {
+                    // SAFETY: `L`'s CPU features; block `br·nbx + b` is the chunk's (above).
+                    ysr[b] =
+                        unsafe { block_y::<L, M, A>(mp.add((br * nbx + b) * ms + gi * W), xs) };
+                }
+            }
+            for oy in i0..i1 {
+                let i = oy - oy0;
+                for &b0 in &starts {
+                    let at = (oy - job.y0) * rw + (g.bx0 + b0) * M - rx0;
+                    // SAFETY: `L`'s CPU features; plane `l < live` holds `rows·rw ≥ at + W`
+                    // values (checked above and by the group's bounds).
+                    unsafe {
+                        let mut zs = [L::zero(); W];
+                        for q in 0..W {
+                            let z = L::fma(ysr[b0 + q / M][q % M][i], va, vb);
+                            zs[q] = if job.leaky { z.leaky(tenth) } else { z };
+                        }
+                        L::transpose(&mut zs);
+                        for l in 0..live {
+                            zs[l].store(planes[l].add(at));
+                        }
+                    }
+                }
+            }
+            for &bc in &singles {
                 let x_abs = (g.bx0 + bc) * M;
                 let (xa, xb) = (rx0.max(x_abs), (rx0 + rw).min(x_abs + M));
                 if xa >= xb {
@@ -642,26 +690,7 @@ unsafe fn output_cm<L: Lanes, const M: usize, const A: usize>(
                 let p = br * nbx + bc;
                 // SAFETY: `L`'s CPU features; `M[p][ξ][gi·W..gi·W + W]`, `p < n·nbx`, `ξ < e`
                 // (checked above: `e·xs ≤ ms`).
-                let y = unsafe {
-                    let mk = mp.add(p * ms + gi * W);
-                    let mut t = [[L::zero(); M]; A];
-                    for xr in 0..A {
-                        let mut mm = [L::zero(); A];
-                        for xc in 0..A {
-                            mm[xc] = L::load(mk.add((xr * A + xc) * xs));
-                        }
-                        t[xr] = at::<L, M, A>(&mm);
-                    }
-                    let mut y = [[L::zero(); M]; M];
-                    for j in 0..M {
-                        let mut col = [L::zero(); A];
-                        for xr in 0..A {
-                            col[xr] = t[xr][j];
-                        }
-                        y[j] = at::<L, M, A>(&col);
-                    }
-                    y
-                };
+                let y = unsafe { block_y::<L, M, A>(mp.add(p * ms + gi * W), xs) };
                 for oy in i0..i1 {
                     let i = oy - oy0;
                     let at_row = (oy - job.y0) * rw;
@@ -681,5 +710,38 @@ unsafe fn output_cm<L: Lanes, const M: usize, const A: usize>(
                 }
             }
         }
+    }
+}
+
+/// `Aᵀ M A` of one block on vectors of [`W`] channels: `y[j][i]` is output row `i`, column
+/// `j` (`mk`: the block's `M[ξ = 0]` at the group's channels, `ξ` values `xs` apart).
+///
+/// # Safety
+///
+/// `L`'s CPU features; `W` values readable at `mk + ξ·xs` for `ξ < A²`.
+#[inline(always)]
+unsafe fn block_y<L: Lanes, const M: usize, const A: usize>(
+    mk: *const f32,
+    xs: usize,
+) -> [[L; M]; M] {
+    // SAFETY: as the function's contract states.
+    unsafe {
+        let mut t = [[L::zero(); M]; A];
+        for xr in 0..A {
+            let mut mm = [L::zero(); A];
+            for xc in 0..A {
+                mm[xc] = L::load(mk.add((xr * A + xc) * xs));
+            }
+            t[xr] = at::<L, M, A>(&mm);
+        }
+        let mut y = [[L::zero(); M]; M];
+        for j in 0..M {
+            let mut col = [L::zero(); A];
+            for xr in 0..A {
+                col[xr] = t[xr][j];
+            }
+            y[j] = at::<L, M, A>(&col);
+        }
+        y
     }
 }
