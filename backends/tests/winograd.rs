@@ -3,7 +3,7 @@
 #![cfg(feature = "simd")]
 
 use proptest::prelude::*;
-use tessera_backends::kernels::{Form, Isa, Winograd};
+use tessera_backends::kernels::{Form, Isa, Layout, Winograd};
 use tessera_core::ftp::{FusedStack, Grid, Mode, Partition};
 use tessera_core::kernel::{aligned_input_region, KernelError, Kernels};
 use tessera_core::model::weights::Weights;
@@ -26,12 +26,19 @@ fn tol(form: Form) -> f64 {
     }
 }
 
-/// Every instruction set this machine runs, the generic code (`Scalar`) first; every
-/// Winograd layer whatever its channel count.
+/// Every instruction set this machine runs, the generic code (`Scalar`) first, each with
+/// blocks and with output channels in the lanes ([`Layout`]); every Winograd layer whatever
+/// its channel count.
 fn kernels(form: Form) -> Vec<Winograd<'static>> {
     Isa::available()
         .filter_map(|isa| Winograd::new().with_isa(isa))
         .map(|k| k.with_form(form).with_min_channels(1))
+        .flat_map(|k| {
+            [
+                k.clone().with_layout(Layout::Blocks),
+                k.with_layout(Layout::Channels),
+            ]
+        })
         .collect()
 }
 
@@ -122,7 +129,7 @@ fn check_layer(form: Form, layer: &Layer, rng: &mut SplitMix64) -> Result<(), Te
     prop_assert!(worst <= tol(form), "{form:?}: relative error {worst:e}");
     let sub = sub_region(rng, w, h);
     for k in &ks {
-        prop_assert!(same_bits(&layer.run(k, full), &base), "{:?}", k.isa());
+        prop_assert!(same_bits(&layer.run(k, full), &base), "{k:?}");
         let got = layer.run(k, sub);
         let mut want = Vec::new();
         for o in 0..filters {
@@ -132,17 +139,13 @@ fn check_layer(form: Form, layer: &Layer, rng: &mut SplitMix64) -> Result<(), Te
                 }
             }
         }
-        prop_assert!(same_bits(&got, &want), "{:?} region {sub:?}", k.isa());
+        prop_assert!(same_bits(&got, &want), "{k:?} region {sub:?}");
         // Threads split the block rows: 2 and 3 (uneven ranges), whole map and sub-region.
         for t in [2, 3] {
             let kt = k.clone().with_threads(t);
-            prop_assert!(
-                same_bits(&layer.run(&kt, full), &base),
-                "{:?} {t} threads",
-                k.isa()
-            );
+            prop_assert!(same_bits(&layer.run(&kt, full), &base), "{k:?} {t} threads");
             let got = layer.run(&kt, sub);
-            prop_assert!(same_bits(&got, &want), "{:?} {t} threads {sub:?}", k.isa());
+            prop_assert!(same_bits(&got, &want), "{k:?} {t} threads {sub:?}");
         }
     }
     Ok(())
@@ -265,11 +268,17 @@ fn threads_sharing_input_transforms_over_chunks_equal_one() {
         let full = Region::full(w, h);
         let sub = Region::new(Span::new(5, 200), Span::new(3, h));
         let k = Winograd::new().with_form(form).with_min_channels(1);
+        let cm = k.clone().with_layout(Layout::Channels);
         for r in [full, sub] {
             let want = layer.run(&k, r);
             for t in [4, 5] {
                 let got = layer.run(&k.clone().with_threads(t), r);
                 assert!(same_bits(&got, &want), "{form:?} {t} threads {r:?}");
+                let got = layer.run(&cm.clone().with_threads(t), r);
+                assert!(
+                    same_bits(&got, &want),
+                    "{form:?} {t} threads {r:?} channels"
+                );
             }
         }
     }
@@ -311,7 +320,8 @@ fn spec() -> impl Strategy<Value = Spec> {
 }
 
 /// Checks tiled == full frame for `grid` (plain and reuse), 2 threads == 1, and the kernel
-/// prepared for the weights == the one transforming per call.
+/// prepared for the weights == the one transforming per call, with blocks and with output
+/// channels in the lanes.
 fn check_grid(
     net: &Network,
     form: Form,
@@ -319,8 +329,14 @@ fn check_grid(
     cols: u32,
     seed: u64,
 ) -> Result<(), TestCaseError> {
-    let k = Winograd::new().with_form(form).with_min_channels(1);
-    check_grid_with(net, |_, _| k.clone(), rows, cols, seed)
+    for layout in [Layout::Blocks, Layout::Channels] {
+        let k = Winograd::new()
+            .with_form(form)
+            .with_min_channels(1)
+            .with_layout(layout);
+        check_grid_with(net, |_, _| k.clone(), rows, cols, seed)?;
+    }
+    Ok(())
 }
 
 /// [`check_grid`] with the kernel `make` returns for the stack and grid.
@@ -481,6 +497,37 @@ fn planned_choice_tiles_equal_full_frame() {
     };
     for (rows, cols) in [(3, 3), (5, 5)] {
         check_grid_with(&net, plan, rows, cols, 5).unwrap();
+    }
+}
+
+/// With AVX-512 (whole 16-block vectors), [`Layout::Auto`] runs YOLOv2's 256→512 layers
+/// (12 and 14) with output channels in the lanes, in F2 and F4, and keeps blocks in the lanes
+/// on the shallower ones, whose whole maps pad few lanes for many outputs; the forced layouts
+/// hold everywhere.
+#[test]
+fn auto_layout_puts_channels_in_the_lanes_of_the_deep_layers() {
+    let net = tessera_testkit::net::yolo16();
+    let Some(k) = Winograd::new().with_isa(Isa::Avx512) else {
+        return;
+    };
+    for form in [Form::F2, Form::F4] {
+        let mut deep = Vec::new();
+        for (l, layer) in net.layers().iter().enumerate().take(16) {
+            let tessera_core::model::LayerKind::Conv(conv) = &layer.kind else {
+                continue;
+            };
+            if !k.eligible(conv, layer.input) {
+                continue;
+            }
+            if k.channel_major(form, conv, layer.input) {
+                deep.push(l);
+            }
+            let blocks = k.clone().with_layout(Layout::Blocks);
+            let channels = k.clone().with_layout(Layout::Channels);
+            assert!(!blocks.channel_major(form, conv, layer.input));
+            assert!(channels.channel_major(form, conv, layer.input));
+        }
+        assert_eq!(deep, [12, 14], "{form:?}");
     }
 }
 

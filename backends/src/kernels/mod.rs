@@ -121,7 +121,7 @@ mod workers;
 mod x86;
 
 pub use detect::Isa;
-pub use winograd::{Form, Winograd, Work};
+pub use winograd::{Form, Layout, Winograd, Work};
 
 use channels::blocks;
 use pad::PadGeo;

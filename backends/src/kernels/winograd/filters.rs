@@ -5,6 +5,10 @@
 //! deep layer's pass read 3 KiB runs 6 KiB apart, which the hardware prefetchers follow badly
 //! across pages). The filters are computed once per layer when the kernel is prepared for a model
 //! ([`Prepared`]), or per call for parameters it was not prepared for.
+//!
+//! Channel major (`U[ξ][g][c][W]`, output channel `g·W + l`, [`transform_cm`]): for layers
+//! whose products run with output channels in the lanes. Each group of [`W`] output channels
+//! is one contiguous run over the input channels per transform element.
 
 extern crate alloc;
 
@@ -14,6 +18,7 @@ use tessera_core::kernel::batch_norm;
 use tessera_core::model::weights::ConvParams;
 
 use super::form::{filter, Form, AMAX};
+use super::lanes::W;
 use super::MR;
 
 /// Input channels per GEMM pass: a tile's `V` rows (`CB × NV·W` values) stay in L1 while every
@@ -33,6 +38,55 @@ pub(super) fn offset(xi: usize, kb: usize, c0: usize, c: usize, kp: usize) -> us
 /// Elements of the transformed filters of `k` filters over `c` channels.
 pub(super) fn len(form: Form, c: usize, k: usize) -> usize {
     k.div_ceil(MR) * MR * form.elems() * c
+}
+
+/// Output channel groups of [`W`] per tile of channel-major filters: a GEMM tile of up to
+/// `KT` groups reads its pass's filters as one contiguous run.
+pub(super) const KT: usize = 4;
+
+/// Input channels per channel-major GEMM pass: a pass's filter tile (`CBM × KT·W` values,
+/// 16 KiB) and the `V` lines its block groups share stay in a 32 KiB L1.
+pub(super) const CBM: usize = 64;
+
+/// Channel-major `U[ξ][pass][t][c][j][l]`: transform element `xi`, the input channel pass
+/// starting at `c0` (a multiple of [`CBM`]), tile `t` of [`KT`] output channel groups (the
+/// last one shorter), input channel `c0 + ci`, group `t·KT + j`, channel `l` of the group.
+/// Returns where group `g` starts (at `ci = 0`), the stride from one input channel to the
+/// next (the tile's groups × [`W`]) and where `g`'s tile starts, for `c` input channels and
+/// `ng` groups.
+pub(super) fn at_cm(xi: usize, c0: usize, g: usize, c: usize, ng: usize) -> (usize, usize, usize) {
+    let cn = CBM.min(c - c0);
+    let t = g / KT;
+    let nt = KT.min(ng - t * KT);
+    let tile = (xi * c + c0) * ng * W + t * KT * W * cn;
+    (tile + (g - t * KT) * W, nt * W, tile)
+}
+
+/// Elements of the channel-major transformed filters of `k` filters over `c` channels.
+pub(super) fn len_cm(form: Form, c: usize, k: usize) -> usize {
+    k.div_ceil(W) * W * form.elems() * c
+}
+
+/// Transforms `weights` (`[k][c][3][3]`) into channel-major `u` (at least [`len_cm`]
+/// elements, [`at_cm`]): the same values as [`transform`], in another order.
+pub(super) fn transform_cm(form: Form, weights: &[f32], c: usize, k: usize, u: &mut [f32]) {
+    let e = form.elems();
+    let ng = k.div_ceil(W);
+    let mut one = [0.0f32; AMAX * AMAX];
+    for o in 0..ng * W {
+        for ci in 0..c {
+            if o < k {
+                filter(form, &weights[(o * c + ci) * 9..][..9], &mut one);
+            } else {
+                one = [0.0; AMAX * AMAX];
+            }
+            let c0 = ci / CBM * CBM;
+            for (xi, &val) in one[..e].iter().enumerate() {
+                let (at, cs, _) = at_cm(xi, c0, o / W, c, ng);
+                u[at + (ci - c0) * cs + o % W] = val;
+            }
+        }
+    }
 }
 
 /// Transforms `weights` (`[k][c][3][3]`) into `u` (at least [`len`] elements).
@@ -75,28 +129,44 @@ fn key(params: &ConvParams<'_>) -> [(usize, usize); 5] {
 pub(super) struct Prepared {
     key: [(usize, usize); 5],
     form: Form,
+    /// Whether `u` is channel major ([`transform_cm`]).
+    pub cm: bool,
     pub u: Vec<f32>,
     /// `(a, b)` of every output channel: the folded batch norm and bias.
     pub post: Vec<(f32, f32)>,
 }
 
 impl Prepared {
-    /// Transforms `params`' filters (`c` input channels) and folds their batch norm.
-    pub fn new(form: Form, params: &ConvParams<'_>, c: usize) -> Prepared {
+    /// Transforms `params`' filters (`c` input channels; channel major when `cm`) and folds
+    /// their batch norm.
+    pub fn new(form: Form, params: &ConvParams<'_>, c: usize, cm: bool) -> Prepared {
         let k = params.biases.len();
-        let mut u = alloc::vec![0.0; len(form, c, k)];
-        transform(form, params.weights, c, k, &mut u);
+        let u = filters_of(form, params.weights, c, k, cm);
         Prepared {
             key: key(params),
             form,
+            cm,
             u,
             post: post(params, k),
         }
     }
 
-    /// True when these are `params`' filters in `form`.
-    pub fn is_for(&self, form: Form, params: &ConvParams<'_>) -> bool {
-        self.form == form && self.key == key(params)
+    /// True when these are `params`' filters in `form` (channel major when `cm`).
+    pub fn is_for(&self, form: Form, params: &ConvParams<'_>, cm: bool) -> bool {
+        self.form == form && self.cm == cm && self.key == key(params)
+    }
+}
+
+/// The transformed filters of `weights`, channel major when `cm`.
+pub(super) fn filters_of(form: Form, weights: &[f32], c: usize, k: usize, cm: bool) -> Vec<f32> {
+    if cm {
+        let mut u = alloc::vec![0.0; len_cm(form, c, k)];
+        transform_cm(form, weights, c, k, &mut u);
+        u
+    } else {
+        let mut u = alloc::vec![0.0; len(form, c, k)];
+        transform(form, weights, c, k, &mut u);
+        u
     }
 }
 

@@ -39,10 +39,13 @@ pub(super) struct Geo {
     pub nbx: usize,
     pub by0: usize,
     pub nby: usize,
-    /// Input channels, output channels, output channels padded to [`MR`].
+    /// Input channels, output channels, output channels padded to [`Geo::kr`].
     pub c: usize,
     pub k: usize,
     pub kp: usize,
+    /// Output channels per channel block: [`MR`] (blocks in the lanes) or [`W`] (channel
+    /// major: output channels in the lanes, [`Geo::channel_major`]).
+    pub kr: usize,
     /// Lane vectors per block row, `⌈nbx / W⌉`.
     pub ng: usize,
     /// Block rows per chunk.
@@ -88,10 +91,36 @@ impl Geo {
             c,
             k,
             kp,
+            kr: MR,
             ng: nbx.div_ceil(W),
             rows,
             region: r,
         }
+    }
+
+    /// This grid with the products channel major: output channels in the lanes, in blocks
+    /// of [`W`] (the filters laid out by `filters::transform_cm`).
+    pub fn channel_major(self) -> Geo {
+        Geo {
+            kr: W,
+            kp: self.k.div_ceil(W) * W,
+            ..self
+        }
+    }
+
+    /// Channel-major products `M[p][ξ][k]` of `kn` output channels (a multiple of [`W`]):
+    /// the strides from one `ξ` to the next and from one block to the next, each an odd number
+    /// of 64-byte lines so that a tile's rows and an output transform's loads spread over the
+    /// L1 sets (with strides of whole KiBs they would all fall in one set).
+    pub fn cm_strides(&self, kn: usize) -> (usize, usize) {
+        let odd = |x: usize| ((x / 16) | 1) * 16;
+        let xs = odd(kn);
+        (xs, odd(self.e * xs))
+    }
+
+    /// True when the products run with output channels in the lanes.
+    pub fn is_channel_major(&self) -> bool {
+        self.kr == W
     }
 
     /// The chunks of block rows `[b0, b1)` (call-relative), top to bottom.

@@ -49,6 +49,27 @@ pub(super) trait Lanes: Vector {
     unsafe fn taps<const M: usize, const A: usize>(p: *const f32) -> [Self; A];
     /// Writes `v[q]` lane `j` to `p[M·j + q]` for `q < M`: `M·W` consecutive values.
     unsafe fn store_interleaved<const M: usize>(v: &[Self; M], p: *mut f32);
+    /// Transposes `W` vectors as a `W × W` matrix: lane `j` of `v[i]` goes to lane `i` of
+    /// `v[j]` (values only copied). By default through memory.
+    #[inline(always)]
+    unsafe fn transpose(v: &mut [Self; W]) {
+        let mut a = [[0.0f32; W]; W];
+        // SAFETY: every row of `a` holds `W` values.
+        unsafe {
+            for i in 0..W {
+                v[i].store(a[i].as_mut_ptr());
+            }
+            let mut b = [[0.0f32; W]; W];
+            for i in 0..W {
+                for j in 0..W {
+                    b[j][i] = a[i][j];
+                }
+            }
+            for i in 0..W {
+                v[i] = Self::load(b[i].as_ptr());
+            }
+        }
+    }
     /// Hints that the cache line of `p` will be read soon: any address (a prefetch never
     /// faults or changes a value); a no-op by default.
     #[inline(always)]

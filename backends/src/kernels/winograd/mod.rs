@@ -81,6 +81,19 @@ mod x86;
 
 pub use form::Form;
 
+/// How a Winograd layer lays out its products ([`Winograd::with_layout`]); every layout
+/// computes the same bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Per layer, by a count of the lanes its calls would pad ([`Winograd::channel_major`]).
+    Auto,
+    /// Blocks in the lanes: each chunk's blocks rounded up to whole lane vectors.
+    Blocks,
+    /// Output channels in the lanes (in groups of 16): no block lanes padded, each output
+    /// value stored to its channel plane on its own.
+    Channels,
+}
+
 use super::{Fma, Isa};
 use filters::Prepared;
 use geo::Chunk;
@@ -91,6 +104,14 @@ use stages::{InputJob, ProductJob};
 
 /// Output channels per GEMM tile row block.
 const MR: usize = 6;
+
+/// What storing one output value to its channel plane costs channel major, in lane
+/// multiply-adds of the products ([`Winograd::channel_major`]), with what else channel major
+/// loses on a whole map folded in. Fitted to YOLOv2-608 on AVX-512 (docs/kernels.md): the
+/// 256→512 layers (F2 and F4 break even at 66 and 70) go channel major, their whole maps as
+/// fast that way; the 128→256 layers (F4 19, F2 4) and shallower ones, whose whole maps ran
+/// slower channel major, keep blocks in the lanes.
+const SCATTER: u64 = 32;
 
 /// Fewest input channels a 3×3 layer needs to run as Winograd by default: below it (YOLOv2's
 /// 3-channel layer 0) the transforms cost more than the products they save.
@@ -107,6 +128,7 @@ pub struct Winograd<'w> {
     /// Per class of layers, the method a cost model chose ([`Winograd::planned`]); layers
     /// not in it run in `form`.
     table: Option<Arc<Vec<(choice::Key, choice::Method)>>>,
+    layout: Layout,
     prepared: Option<Arc<Vec<Prepared>>>,
     _weights: PhantomData<&'w [f32]>,
 }
@@ -127,6 +149,7 @@ impl<'w> Winograd<'w> {
             form: Form::F4,
             min_channels: MIN_CHANNELS,
             table: None,
+            layout: Layout::Auto,
             prepared: None,
             _weights: PhantomData,
         }
@@ -160,6 +183,16 @@ impl<'w> Winograd<'w> {
         }
     }
 
+    /// Lays out the products of every Winograd layer as `layout` (default [`Layout::Auto`]);
+    /// results do not depend on it.
+    pub fn with_layout(self, layout: Layout) -> Self {
+        Winograd {
+            layout,
+            prepared: None,
+            ..self
+        }
+    }
+
     /// Runs 3×3 stride-1 layers of at least `c` input channels as Winograd (the rest direct).
     pub fn with_min_channels(self, c: u32) -> Self {
         Winograd {
@@ -178,7 +211,8 @@ impl<'w> Winograd<'w> {
                 continue;
             };
             if let Some(form) = self.form_for(conv, layer.input) {
-                done.push(Prepared::new(form, &params, layer.input.c as usize));
+                let cm = self.channel_major(form, conv, layer.input);
+                done.push(Prepared::new(form, &params, layer.input.c as usize, cm));
             }
         }
         Winograd {
@@ -186,6 +220,7 @@ impl<'w> Winograd<'w> {
             form: self.form,
             min_channels: self.min_channels,
             table: self.table,
+            layout: self.layout,
             prepared: Some(Arc::new(done)),
             _weights: PhantomData,
         }
@@ -275,9 +310,14 @@ impl<'w> Winograd<'w> {
             });
         }
         let geo = Geo::new(form, conv, map, region);
+        let step = if self.channel_major(form, conv, map) {
+            1
+        } else {
+            isa::lane_step(Path::of(self.isa()))
+        };
         let lanes = geo
             .chunks(0, geo.nby)
-            .map(|ch| columns::used_by(ch.n * geo.nbx, isa::lane_step(Path::of(self.isa()))))
+            .map(|ch| columns::used_by(ch.n * geo.nbx, step))
             .sum::<usize>();
         Some(Work {
             form,
@@ -286,9 +326,42 @@ impl<'w> Winograd<'w> {
         })
     }
 
-    fn prepared_for(&self, form: Form, params: &ConvParams<'_>) -> Option<&Prepared> {
+    /// Whether `conv` (in `form`, on input `map`) runs its products with output channels in
+    /// the lanes (`stages::product_cm`). [`Layout::Auto`] counts, on the layer's whole-map
+    /// call (one thread), what each layout adds: blocks in the lanes pad each chunk's blocks
+    /// to whole vectors (`α²·c·k` multiply-adds per padded lane), channel major stores each
+    /// output value to its channel plane on its own ([`SCATTER`] lane multiply-adds each). A
+    /// layer's choice does not depend on the call, so its filters are laid out once; tiles,
+    /// whose calls pad more lanes, gain more than the whole map (docs/kernels.md).
+    pub fn channel_major(&self, form: Form, conv: &Conv, map: Shape) -> bool {
+        match self.layout {
+            Layout::Blocks => false,
+            Layout::Channels => true,
+            Layout::Auto => {
+                // 3×3 stride 1: the output map is the input widened by `2·pad − 2`.
+                let grow = |x: u32| (x + 2 * conv.pad).saturating_sub(2);
+                let (w, h) = (grow(map.w), grow(map.h));
+                if w == 0 || h == 0 {
+                    return false;
+                }
+                let geo = Geo::new(form, conv, map, Region::full(w, h));
+                let step = isa::lane_step(Path::of(self.isa()));
+                let padded: usize = geo
+                    .chunks(0, geo.nby)
+                    .map(|ch| columns::used_by(ch.n * geo.nbx, step) - ch.n * geo.nbx)
+                    .sum();
+                let blocks = geo.nbx * geo.nby;
+                let by_blocks = (padded * geo.e * geo.c * geo.kp) as u64;
+                let by_channels =
+                    (blocks * geo.m * geo.m * geo.k.div_ceil(lanes::W) * lanes::W) as u64 * SCATTER;
+                by_blocks > by_channels
+            }
+        }
+    }
+
+    fn prepared_for(&self, form: Form, params: &ConvParams<'_>, cm: bool) -> Option<&Prepared> {
         let all = self.prepared.as_deref()?;
-        all.iter().find(|p| p.is_for(form, params))
+        all.iter().find(|p| p.is_for(form, params, cm))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -302,13 +375,14 @@ impl<'w> Winograd<'w> {
         out: &mut FeatureViewMut<'_>,
     ) {
         let region = out.region();
+        let cm = self.channel_major(form, conv, map);
         let geo = Geo::new(form, conv, map, region);
+        let geo = if cm { geo.channel_major() } else { geo };
         let owned;
-        let (u, post): (&[f32], &[(f32, f32)]) = match self.prepared_for(form, params) {
+        let (u, post): (&[f32], &[(f32, f32)]) = match self.prepared_for(form, params, cm) {
             Some(p) => (&p.u, &p.post),
             None => {
-                let mut t = alloc::vec![0.0; filters::len(form, geo.c, geo.k)];
-                filters::transform(form, params.weights, geo.c, geo.k, &mut t);
+                let t = filters::filters_of(form, params.weights, geo.c, geo.k, cm);
                 owned = (t, filters::post(params, geo.k));
                 (&owned.0, &owned.1)
             }
@@ -382,7 +456,11 @@ impl Rows<'_> {
         y0: usize,
     ) {
         let geo = self.geo;
-        let len = kb.len() * MR * geo.e * geo.pp(chunk.n);
+        let len = if geo.is_channel_major() {
+            chunk.n * geo.nbx * geo.cm_strides(kb.len() * geo.kr).1
+        } else {
+            kb.len() * MR * geo.e * geo.pp(chunk.n)
+        };
         grow(m, len);
         isa::product(
             self.path,
@@ -390,6 +468,7 @@ impl Rows<'_> {
                 geo,
                 chunk,
                 kb0: kb.start,
+                nkb: kb.len(),
                 u: self.u,
                 v,
                 m: &mut m[..len],

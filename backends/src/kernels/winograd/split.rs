@@ -25,7 +25,7 @@ use super::super::threads::Team;
 use super::columns::used_by;
 use super::geo::{Chunk, Geo};
 use super::isa::lane_step;
-use super::{grow, with_scratch, with_v, xi_rows, Rows, MR};
+use super::{grow, with_scratch, with_v, xi_rows, Rows};
 
 /// Output channels per thread from which a small call ([`SPLIT_BLOCKS`]) is shared rather than
 /// split by rows: split by rows, each thread would read all of the large transformed filters
@@ -40,11 +40,16 @@ const SPLIT_BLOCKS: usize = 64;
 /// by rows (see the module docs). `out` is the output over the region, `[k][y][x]`.
 pub(super) fn split(team: &Team, job: &Rows<'_>, out: &mut [f32], threads: usize) {
     let geo = job.geo;
-    let nkb = geo.kp / MR;
+    let nkb = geo.kp / geo.kr;
     let threads = threads.clamp(1, geo.nby * nkb);
     let pieces = row_pieces(geo, nkb, threads);
     let shared = threads.min(nkb).min(geo.c);
-    let step = lane_step(job.path);
+    // Channel major, a chunk's products pad no block lanes.
+    let step = if geo.is_channel_major() {
+        1
+    } else {
+        lane_step(job.path)
+    };
     if shared > 1 && shared_pays(geo, nkb, threads, shared, step, &pieces) {
         split_shared(team, job, out, shared);
     } else {
@@ -134,7 +139,7 @@ fn split_rows(
             mine.into_iter()
                 .map(|(rows, kb)| Part {
                     y0: row_of(geo, rows.start),
-                    out: Vec::with_capacity((kb.len() * MR).min(geo.k)),
+                    out: Vec::with_capacity((kb.len() * geo.kr).min(geo.k)),
                     rows,
                     kb,
                 })
@@ -146,7 +151,7 @@ fn split_rows(
     for (k, plane) in out.chunks_exact_mut(rw * rh).take(geo.k).enumerate() {
         let mut rest = plane;
         for part in parts.iter_mut().flatten() {
-            if !part.kb.contains(&(k / MR)) {
+            if !part.kb.contains(&(k / geo.kr)) {
                 continue;
             }
             let len = (row_of(geo, part.rows.end) - row_of(geo, part.rows.start)) * rw;
@@ -170,7 +175,7 @@ fn split_shared(team: &Team, job: &Rows<'_>, out: &mut [f32], threads: usize) {
     let geo = job.geo;
     let r = geo.region;
     let (rw, rh) = (r.width() as usize, r.height() as usize);
-    let nkb = geo.kp / MR;
+    let nkb = geo.kp / geo.kr;
     let range = |n: usize, t: usize| n * t / threads..n * (t + 1) / threads;
     let chunks: Vec<Range<usize>> = cut(0..geo.nby, geo.rows).collect();
     // outs[i][t]: thread t's output planes, the rows of chunk i.
@@ -180,7 +185,7 @@ fn split_shared(team: &Team, job: &Rows<'_>, out: &mut [f32], threads: usize) {
         .collect();
     for (k, plane) in out.chunks_exact_mut(rw * rh).take(geo.k).enumerate() {
         let t = (0..threads)
-            .find(|&t| range(nkb, t).contains(&(k / MR)))
+            .find(|&t| range(nkb, t).contains(&(k / geo.kr)))
             .unwrap_or(threads - 1);
         let mut rest = plane;
         for (i, rows) in chunks.iter().enumerate() {

@@ -28,13 +28,16 @@
 // Index loops: the transforms read their arrays across two dimensions at once.
 #![allow(clippy::needless_range_loop)]
 
+extern crate alloc;
+
+use alloc::vec::Vec;
 use core::ops::Range;
 
 use tessera_core::tensor::FeatureView;
 
 use super::super::wide::Vector;
 use super::columns;
-use super::filters::{self, CB};
+use super::filters::{self, CB, CBM, KT};
 use super::form::Form;
 use super::geo::{Chunk, Geo};
 use super::lanes::{Lanes, HALF, W};
@@ -154,8 +157,10 @@ unsafe fn input_form<L: Lanes, const M: usize, const A: usize>(job: InputJob<'_,
 pub(super) struct ProductJob<'a, 'o> {
     pub geo: &'a Geo,
     pub chunk: Chunk,
-    /// The job's first output channel block (its channels start at `kb0·MR`).
+    /// The job's first output channel block and how many (channels `kb0·kr..`, `kr` =
+    /// [`MR`], or [`W`] channel major).
     pub kb0: usize,
+    pub nkb: usize,
     /// All transformed filters of the layer.
     pub u: &'a [f32],
     /// `V[ξ][c][pp]` of all channels.
@@ -257,16 +262,20 @@ unsafe fn tile<L: Lanes, const NV: usize, const H: usize>(
 #[inline(always)]
 pub(super) unsafe fn product<L: Lanes>(mut job: ProductJob<'_, '_>) {
     let g = job.geo;
+    if g.is_channel_major() {
+        // SAFETY: `L`'s CPU features (the caller).
+        return unsafe { product_cm::<L>(job) };
+    }
     let (e, c) = (g.e, g.c);
     let pp = g.pp(job.chunk.n);
-    let nkb = job.m.len() / (MR * e * pp);
+    let nkb = job.nkb;
     let (kb0, nkb_all) = (job.kb0, g.kp / MR);
     // Blocks with products: the chunk's, rounded up to (half) vectors (≤ pp).
     let used = columns::used::<L>(job.chunk.n * g.nbx);
     // Every index below: filters `offset(ξ, kb0 + kb, c0) + c·MR + r < e·nkb_all·c·MR`, `V` rows
     // `(ξ·c + c)·pp + p` with `p < used ≤ pp`, `M` rows `(k·e + ξ)·pp + p`, `k < nkb·MR`.
     assert!(kb0 + nkb <= nkb_all && job.u.len() >= nkb_all * e * c * MR);
-    assert!(job.v.len() >= e * c * pp && used <= pp);
+    assert!(job.v.len() >= e * c * pp && used <= pp && job.m.len() >= nkb * MR * e * pp);
     let (u, v, m) = (job.u.as_ptr(), job.v.as_ptr(), job.m.as_mut_ptr());
     for xi in 0..e {
         let mut c0 = 0;
@@ -402,5 +411,337 @@ unsafe fn output<L: Lanes, const M: usize, const A: usize>(
                 }
             }
         }
+    }
+}
+
+/// Blocks per channel-major register tile: each block's `V` value is broadcast against
+/// `NV` vectors of 16 output channels ([`MR`] × `NV` accumulators, as the block-major tiles).
+const NB: usize = MR;
+
+/// One channel-major tile of products: `m[b·ms + j·W + l] (+)= Σ_c u[c·us + j·W + l] ·
+/// v[c·vs + b]` for blocks `b < B`, channel vectors `j < NV`, over `c < cn` in channel
+/// order, one fused multiply-add per term (`fma(u, v, acc)`, the operands of the
+/// block-major tile's), continuing the sums stored in `m` when `more`.
+///
+/// The filters of a tile are read by every block group of the chunk, mostly from cache; the
+/// first group of a tile (`i = 0`) hints its own lines ahead, and group `i` hints lines
+/// `2·(i·cn + c)` and the next of `next` (the next filter tile, `lines` of them), so the next
+/// tile's filters arrive while this one runs rather than in a burst at its start.
+///
+/// # Safety
+///
+/// `L`'s CPU features; `u[c·us..c·us + NV·W]`, `v[c·vs..c·vs + B]` (`c < cn`) readable and
+/// `m[b·ms..b·ms + NV·W]` (`b < B`) readable and writable.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn tile_cm<L: Lanes, const B: usize, const NV: usize>(
+    u: *const f32,
+    us: usize,
+    v: *const f32,
+    vs: usize,
+    m: *mut f32,
+    ms: usize,
+    cn: usize,
+    more: bool,
+    i: usize,
+    next: *const f32,
+    lines: usize,
+) {
+    // SAFETY: as the function's contract states.
+    unsafe {
+        let mut acc = [[L::zero(); NV]; B];
+        if more {
+            for b in 0..B {
+                for j in 0..NV {
+                    acc[b][j] = L::load(m.add(b * ms + j * W));
+                }
+            }
+        }
+        for ci in 0..cn {
+            let up = u.add(ci * us);
+            let mut w = [L::zero(); NV];
+            for j in 0..NV {
+                w[j] = L::load(up.add(j * W));
+            }
+            if i == 0 {
+                for j in 0..NV {
+                    L::prefetch(up.wrapping_add(PREFETCH + j * W));
+                }
+            }
+            let line = 2 * (i * cn + ci);
+            if line < lines {
+                L::prefetch(next.wrapping_add(line * W));
+                L::prefetch(next.wrapping_add(line * W + W));
+            }
+            let vp = v.add(ci * vs);
+            for b in 0..B {
+                let x = L::broadcast(vp.add(b));
+                for j in 0..NV {
+                    acc[b][j] = L::fma(w[j], x, acc[b][j]);
+                }
+            }
+        }
+        for b in 0..B {
+            for j in 0..NV {
+                acc[b][j].store(m.add(b * ms + j * W));
+            }
+        }
+    }
+}
+
+/// The product stage with output channels in the lanes (channel-major filters,
+/// `filters::transform_cm`; `job.kb0` and `job.m`'s channels in groups of [`W`]): products
+/// `M[p][ξ][k]` over exactly the chunk's blocks, then output transforms into `out`.
+///
+/// # Safety
+///
+/// The CPU runs `L` (the caller checks it).
+#[inline(always)]
+unsafe fn product_cm<L: Lanes>(mut job: ProductJob<'_, '_>) {
+    let g = job.geo;
+    let (e, c) = (g.e, g.c);
+    let pp = g.pp(job.chunk.n);
+    let blocks = job.chunk.n * g.nbx;
+    let ng_all = g.kp / W;
+    let ng = job.nkb;
+    let kn = ng * W;
+    let (xs, ms) = g.cm_strides(kn);
+    let kg0 = job.kb0;
+    // Every index below: filters `at_cm(ξ, c0, g) + c·cs + l < e·ng_all·c·W`, `V`
+    // `(ξ·c + c)·pp + p` with `p < blocks ≤ pp`, `M` `p·ms + ξ·xs + k` with `k < kn ≤ xs`
+    // and `e·xs ≤ ms`.
+    assert!(kg0 + ng <= ng_all && job.u.len() >= ng_all * e * c * W);
+    assert!(job.v.len() >= e * c * pp && blocks <= pp && job.m.len() >= blocks * ms);
+    let (u, v, m) = (job.u.as_ptr(), job.v.as_ptr(), job.m.as_mut_ptr());
+    for xi in 0..e {
+        let mut c0 = 0;
+        while c0 < c {
+            let cn = CBM.min(c - c0);
+            let mut kt = 0;
+            while kt < ng {
+                let ga = kg0 + kt;
+                // Within one filter tile (`KT` groups).
+                let nv = L::MAX_NV.min(ng - kt).min(KT - ga % KT);
+                let (uk, us, tile) = filters::at_cm(xi, c0, ga, c, ng_all);
+                let tile_len = us * cn;
+                let next = u.wrapping_add(tile + tile_len);
+                let lines = tile_len / W;
+                let mut p0 = 0;
+                let mut i = 0;
+                while p0 < blocks {
+                    let nb = NB.min(blocks - p0);
+                    let vk = (xi * c + c0) * pp + p0;
+                    let mk = p0 * ms + xi * xs + kt * W;
+                    // SAFETY: `L`'s CPU features (the caller); the tile's reads and writes
+                    // stay inside `u`, `v` and `m` (checked above).
+                    unsafe {
+                        let a = (u.add(uk), us, v.add(vk), pp, m.add(mk), ms);
+                        let more = c0 > 0;
+                        macro_rules! go {
+                            ($b:literal, $nv:literal) => {
+                                tile_cm::<L, $b, $nv>(
+                                    a.0, a.1, a.2, a.3, a.4, a.5, cn, more, i, next, lines,
+                                )
+                            };
+                        }
+                        match (nb, nv) {
+                            (6, 4) => go!(6, 4),
+                            (6, 3) => go!(6, 3),
+                            (6, 2) => go!(6, 2),
+                            (6, 1) => go!(6, 1),
+                            (5, 4) => go!(5, 4),
+                            (5, 3) => go!(5, 3),
+                            (5, 2) => go!(5, 2),
+                            (5, 1) => go!(5, 1),
+                            (4, 4) => go!(4, 4),
+                            (4, 3) => go!(4, 3),
+                            (4, 2) => go!(4, 2),
+                            (4, 1) => go!(4, 1),
+                            (3, 4) => go!(3, 4),
+                            (3, 3) => go!(3, 3),
+                            (3, 2) => go!(3, 2),
+                            (3, 1) => go!(3, 1),
+                            (2, 4) => go!(2, 4),
+                            (2, 3) => go!(2, 3),
+                            (2, 2) => go!(2, 2),
+                            (2, 1) => go!(2, 1),
+                            (1, 4) => go!(1, 4),
+                            (1, 3) => go!(1, 3),
+                            (1, 2) => go!(1, 2),
+                            (1, 1) => go!(1, 1),
+                            _ => unreachable!("tile of {nb} blocks × {nv} vectors"),
+                        }
+                    }
+                    p0 += nb;
+                    i += 1;
+                }
+                kt += nv;
+            }
+            c0 += cn;
+        }
+    }
+    // SAFETY: `L`'s CPU features (the caller).
+    unsafe {
+        match g.form {
+            Form::F2 => output_cm::<L, 2, 4>(&mut job, ng),
+            Form::F4 => output_cm::<L, 4, 6>(&mut job, ng),
+        }
+    }
+}
+
+/// [`output`] for channel-major products: per group of [`W`] output channels and block, the
+/// same transforms, batch norm and activation on a vector of 16 channels, each value then
+/// stored to its channel plane.
+#[inline(always)]
+unsafe fn output_cm<L: Lanes, const M: usize, const A: usize>(
+    job: &mut ProductJob<'_, '_>,
+    ng: usize,
+) {
+    let g = job.geo;
+    let (n, nbx) = (job.chunk.n, g.nbx);
+    let kn = ng * W;
+    let (xs, ms) = g.cm_strides(kn);
+    let r = g.region;
+    let (rx0, rw) = (r.x.start as usize, r.width() as usize);
+    let (ry0, ry1) = (r.y.start as usize, r.y.end as usize);
+    let (cy0, cy1) = (
+        (job.chunk.by * M).max(ry0),
+        ((job.chunk.by + n) * M).min(ry1),
+    );
+    let k0 = job.kb0 * W;
+    let kreal = kn.min(g.k - k0);
+    assert!(job.m.len() >= n * nbx * ms && cy0 >= job.y0 && job.out.len() >= kreal);
+    let rows = cy1.max(cy0) - job.y0;
+    let mut planes = [core::ptr::null_mut::<f32>(); W];
+    // SAFETY: `L`'s CPU features (the caller).
+    let tenth = unsafe { L::splat(0.1) };
+    let mp = job.m.as_ptr();
+    // Full groups of `W / M` blocks (greedy from the left) and the single blocks left.
+    let per = W / M;
+    let (mut starts, mut singles) = (Vec::new(), Vec::new());
+    let mut bc = 0;
+    while bc < nbx {
+        let x_abs = (g.bx0 + bc) * M;
+        if bc + per <= nbx && x_abs >= rx0 && x_abs + W <= rx0 + rw {
+            starts.push(bc);
+            bc += per;
+        } else {
+            singles.push(bc);
+            bc += 1;
+        }
+    }
+    // SAFETY: `L`'s CPU features (the caller).
+    let mut ysr = alloc::vec![[[unsafe { L::zero() }; M]; M]; nbx];
+    for gi in 0..ng {
+        let live = W.min(kreal.saturating_sub(gi * W));
+        if live == 0 {
+            break;
+        }
+        let (mut pa, mut pb) = ([0.0f32; W], [0.0f32; W]);
+        for l in 0..live {
+            (pa[l], pb[l]) = job.post[k0 + gi * W + l];
+            let plane = &mut *job.out[gi * W + l];
+            assert!(plane.len() >= rows * rw);
+            planes[l] = plane.as_mut_ptr();
+        }
+        // SAFETY: `L`'s CPU features (the caller); `pa`, `pb` hold `W` values.
+        let (va, vb) = unsafe { (L::load(pa.as_ptr()), L::load(pb.as_ptr())) };
+        for br in 0..n {
+            let oy0 = (job.chunk.by + br) * M;
+            let (i0, i1) = (ry0.max(oy0), ry1.min(oy0 + M));
+            if i0 >= i1 {
+                continue;
+            }
+            // Groups of `W / M` blocks whose `W` output columns all lie in the region: their
+            // rows go out as whole vectors per plane (transposed), row by row along the block
+            // row, so each plane is written in runs; other blocks one value at a time.
+            for &b0 in &starts {
+                for b in b0..b0 + per {
+                    // SAFETY: `L`'s CPU features; block `br·nbx + b` is the chunk's (above).
+                    ysr[b] =
+                        unsafe { block_y::<L, M, A>(mp.add((br * nbx + b) * ms + gi * W), xs) };
+                }
+            }
+            for oy in i0..i1 {
+                let i = oy - oy0;
+                for &b0 in &starts {
+                    let at = (oy - job.y0) * rw + (g.bx0 + b0) * M - rx0;
+                    // SAFETY: `L`'s CPU features; plane `l < live` holds `rows·rw ≥ at + W`
+                    // values (checked above and by the group's bounds).
+                    unsafe {
+                        let mut zs = [L::zero(); W];
+                        for q in 0..W {
+                            let z = L::fma(ysr[b0 + q / M][q % M][i], va, vb);
+                            zs[q] = if job.leaky { z.leaky(tenth) } else { z };
+                        }
+                        L::transpose(&mut zs);
+                        for l in 0..live {
+                            zs[l].store(planes[l].add(at));
+                        }
+                    }
+                }
+            }
+            for &bc in &singles {
+                let x_abs = (g.bx0 + bc) * M;
+                let (xa, xb) = (rx0.max(x_abs), (rx0 + rw).min(x_abs + M));
+                if xa >= xb {
+                    continue;
+                }
+                let p = br * nbx + bc;
+                // SAFETY: `L`'s CPU features; `M[p][ξ][gi·W..gi·W + W]`, `p < n·nbx`, `ξ < e`
+                // (checked above: `e·xs ≤ ms`).
+                let y = unsafe { block_y::<L, M, A>(mp.add(p * ms + gi * W), xs) };
+                for oy in i0..i1 {
+                    let i = oy - oy0;
+                    let at_row = (oy - job.y0) * rw;
+                    for ox in xa..xb {
+                        let mut vals = [0.0f32; W];
+                        // SAFETY: `L`'s CPU features; `vals` holds `W` values; plane `l <
+                        // live` holds `rows·rw > at_row + ox − rx0` values (checked above).
+                        unsafe {
+                            let z = L::fma(y[ox - x_abs][i], va, vb);
+                            let z = if job.leaky { z.leaky(tenth) } else { z };
+                            z.store(vals.as_mut_ptr());
+                            for l in 0..live {
+                                *planes[l].add(at_row + ox - rx0) = vals[l];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `Aᵀ M A` of one block on vectors of [`W`] channels: `y[j][i]` is output row `i`, column
+/// `j` (`mk`: the block's `M[ξ = 0]` at the group's channels, `ξ` values `xs` apart).
+///
+/// # Safety
+///
+/// `L`'s CPU features; `W` values readable at `mk + ξ·xs` for `ξ < A²`.
+#[inline(always)]
+unsafe fn block_y<L: Lanes, const M: usize, const A: usize>(
+    mk: *const f32,
+    xs: usize,
+) -> [[L; M]; M] {
+    // SAFETY: as the function's contract states.
+    unsafe {
+        let mut t = [[L::zero(); M]; A];
+        for xr in 0..A {
+            let mut mm = [L::zero(); A];
+            for xc in 0..A {
+                mm[xc] = L::load(mk.add((xr * A + xc) * xs));
+            }
+            t[xr] = at::<L, M, A>(&mm);
+        }
+        let mut y = [[L::zero(); M]; M];
+        for j in 0..M {
+            let mut col = [L::zero(); A];
+            for xr in 0..A {
+                col[xr] = t[xr][j];
+            }
+            y[j] = at::<L, M, A>(&col);
+        }
+        y
     }
 }

@@ -84,6 +84,38 @@ impl Lanes for Zmm {
     }
 
     #[inline(always)]
+    unsafe fn transpose(v: &mut [Self; W]) {
+        // SAFETY: AVX-512F (the caller); shuffles only.
+        unsafe {
+            // Per 128-bit lane `k` (columns 4k..4k + 4): rows paired, then quads: `u[g][c]`
+            // holds column `4k + c` of rows `4g..4g + 4` in lane `k`.
+            let mut u = [[_mm512_setzero_ps(); 4]; 4];
+            for g in 0..4 {
+                let r = |i: usize| v[4 * g + i].0;
+                let t0 = _mm512_castps_pd(_mm512_unpacklo_ps(r(0), r(1)));
+                let t1 = _mm512_castps_pd(_mm512_unpackhi_ps(r(0), r(1)));
+                let t2 = _mm512_castps_pd(_mm512_unpacklo_ps(r(2), r(3)));
+                let t3 = _mm512_castps_pd(_mm512_unpackhi_ps(r(2), r(3)));
+                u[g][0] = _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2));
+                u[g][1] = _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2));
+                u[g][2] = _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3));
+                u[g][3] = _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3));
+            }
+            // Row `4k + c` of the result: lane `k` of `u[0][c]`, `u[1][c]`, `u[2][c]`, `u[3][c]`.
+            for c in 0..4 {
+                let p01 = _mm512_shuffle_f32x4::<0x44>(u[0][c], u[1][c]);
+                let q01 = _mm512_shuffle_f32x4::<0xEE>(u[0][c], u[1][c]);
+                let p23 = _mm512_shuffle_f32x4::<0x44>(u[2][c], u[3][c]);
+                let q23 = _mm512_shuffle_f32x4::<0xEE>(u[2][c], u[3][c]);
+                v[c] = Zmm(_mm512_shuffle_f32x4::<0x88>(p01, p23));
+                v[4 + c] = Zmm(_mm512_shuffle_f32x4::<0xDD>(p01, p23));
+                v[8 + c] = Zmm(_mm512_shuffle_f32x4::<0x88>(q01, q23));
+                v[12 + c] = Zmm(_mm512_shuffle_f32x4::<0xDD>(q01, q23));
+            }
+        }
+    }
+
+    #[inline(always)]
     unsafe fn add(self, b: Self) -> Self {
         // SAFETY: the caller guarantees AVX-512F.
         Zmm(unsafe { _mm512_add_ps(self.0, b.0) })
