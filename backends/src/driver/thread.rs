@@ -45,10 +45,13 @@ impl Drop for Joiner {
     }
 }
 
+/// Where a tile job's result goes.
+type TileDone = Sender<Result<Done, ModelError>>;
+
 /// What the thread serves: the tile side (kernels, model, results), the shard side
 /// (kernels, results, the flag that drops queued shards), or both.
 struct Sides<KT, KS> {
-    tiles: Option<(KT, Arc<Model>, Sender<Result<Done, ModelError>>)>,
+    tiles: Option<(KT, Arc<Model>, TileDone)>,
     shards: Option<(KS, Sender<ShardDone>, Arc<AtomicBool>)>,
 }
 
