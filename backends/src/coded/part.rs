@@ -146,6 +146,11 @@ impl Pacer {
         self.busy.get(&to).is_some_and(|&(_, until)| now < until)
     }
 
+    /// True when a task is held for `to`.
+    fn holds(&self, to: NodeId) -> bool {
+        self.held.iter().any(|h| h.to == to)
+    }
+
     /// `work` went to `to`; its budget ends at `until`.
     fn sent(&mut self, to: NodeId, work: &ShardWork, until: Instant) {
         self.busy.insert(to, (task_key(work), until));
@@ -828,7 +833,10 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
         let Role::Gateway { frames, pacer, .. } = &mut self.role else {
             return;
         };
-        if L::CONNECTED && pacer.is_busy(t.to, now) {
+        // Behind the tasks already held for the worker: in the order the machine asked, as
+        // the worker's own queue took them (a frame's next layer, asked as the worker answers,
+        // must not pass an earlier frame's task held meanwhile, whose budget runs).
+        if L::CONNECTED && (pacer.is_busy(t.to, now) || pacer.holds(t.to)) {
             pacer.held.push_back(t);
             return;
         }
@@ -1165,6 +1173,16 @@ mod tests {
         assert_eq!(link.take(), []);
         gw.poll(at(1000), &mut link);
         assert_eq!(link.take(), [(3, 1, 400)]);
+        // Frame 2 is held for every worker (each has frame 1's task). Worker 1 answers frame 1
+        // and, before the next poll, frame 3 asks for it: frame 3's task waits behind frame
+        // 2's, held since before, whose budget runs.
+        gw.submit(at(1010), &mut link, &input, 1).unwrap();
+        assert_eq!(link.take(), []);
+        gw.on_message(at(1020), &mut link, 1, result(1, 1));
+        gw.submit(at(1030), &mut link, &input, 1).unwrap();
+        assert_eq!(link.take(), [], "frame 3 does not pass frame 2");
+        gw.poll(at(1040), &mut link);
+        assert_eq!(link.take(), [(1, 2, 970)], "the older task first");
 
         // A held task whose layer ended meanwhile is not sent.
         let mut gw = gateway(1000);
