@@ -629,7 +629,8 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
             let Some(h) = pacer.next_due(now) else {
                 return;
             };
-            self.send_task(now, link, h);
+            // The oldest held for its worker, which is free.
+            self.send_task(now, link, h, false);
         }
     }
 
@@ -798,7 +799,7 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
                     budget,
                     asked: now,
                 };
-                self.send_task(now, link, held);
+                self.send_task(now, link, held, true);
             }
             CodedAction::Decode {
                 frame,
@@ -825,10 +826,10 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
         }
     }
 
-    /// Sends task `t` (as the machine asked at `t.asked`) now, or holds it while its worker has
-    /// an earlier one (see [`Pacer`]); drops it if its layer ended or its budget ran out while
+    /// Sends task `t` (as the machine asked at `t.asked`; `fresh`: just asked, not taken from
+    /// the held ones) now, or holds it while its worker has an earlier one (see [`Pacer`]); drops it if its layer ended or its budget ran out while
     /// held (the machine counts it as an erasure then).
-    fn send_task<L: CodedTransport>(&mut self, now: Instant, link: &mut L, t: Held) {
+    fn send_task<L: CodedTransport>(&mut self, now: Instant, link: &mut L, t: Held, fresh: bool) {
         let copies = self.copies::<L>();
         let Role::Gateway { frames, pacer, .. } = &mut self.role else {
             return;
@@ -836,7 +837,7 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
         // Behind the tasks already held for the worker: in the order the machine asked, as
         // the worker's own queue took them (a frame's next layer, asked as the worker answers,
         // must not pass an earlier frame's task held meanwhile, whose budget runs).
-        if L::CONNECTED && (pacer.is_busy(t.to, now) || pacer.holds(t.to)) {
+        if L::CONNECTED && (pacer.is_busy(t.to, now) || (fresh && pacer.holds(t.to))) {
             pacer.held.push_back(t);
             return;
         }
