@@ -330,7 +330,7 @@ impl<'w> Winograd<'w> {
     /// the lanes (`stages::product_cm`). [`Layout::Auto`] counts, on the layer's whole-map
     /// call (one thread), what each layout adds: blocks in the lanes pad each chunk's blocks
     /// to whole vectors (`α²·c·k` multiply-adds per padded lane), channel major stores each
-    /// output value to its channel plane on its own ([`SCATTER`] lane multiply-adds each). A
+    /// output value to its channel plane on its own (`SCATTER`, 32 lane multiply-adds each). A
     /// layer's choice does not depend on the call, so its filters are laid out once; tiles,
     /// whose calls pad more lanes, gain more than the whole map (docs/kernels.md).
     pub fn channel_major(&self, form: Form, conv: &Conv, map: Shape) -> bool {
