@@ -70,6 +70,19 @@ pub(super) trait Lanes: Vector {
             }
         }
     }
+    /// Writes lanes `lo..hi` (`lo < hi ≤ W`) to `p + lo .. p + hi`; only those addresses need
+    /// be valid (`p` itself may lie outside the allocation). By default through memory.
+    #[inline(always)]
+    unsafe fn store_lanes(self, p: *mut f32, lo: usize, hi: usize) {
+        let mut a = [0.0f32; W];
+        // SAFETY: `a` holds `W` values; `p + j` (`lo ≤ j < hi`) is writable (the contract).
+        unsafe {
+            self.store(a.as_mut_ptr());
+            for j in lo..hi {
+                *p.wrapping_add(j) = a[j];
+            }
+        }
+    }
     /// Hints that the cache line of `p` will be read soon: any address (a prefetch never
     /// faults or changes a value); a no-op by default.
     #[inline(always)]

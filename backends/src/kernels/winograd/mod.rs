@@ -89,8 +89,8 @@ pub enum Layout {
     Auto,
     /// Blocks in the lanes: each chunk's blocks rounded up to whole lane vectors.
     Blocks,
-    /// Output channels in the lanes (in groups of 16): no block lanes padded, each output
-    /// value stored to its channel plane on its own.
+    /// Output channels in the lanes (in groups of 16): no block lanes padded, the outputs
+    /// transposed into their channel planes.
     Channels,
 }
 
@@ -107,11 +107,16 @@ const MR: usize = 6;
 
 /// What storing one output value to its channel plane costs channel major, in lane
 /// multiply-adds of the products ([`Winograd::channel_major`]), with what else channel major
-/// loses on a whole map folded in. Fitted to YOLOv2-608 on AVX-512 (docs/kernels.md): the
-/// 256→512 layers (F2 and F4 break even at 66 and 70) go channel major, their whole maps as
-/// fast that way; the 128→256 layers (F4 19, F2 4) and shallower ones, whose whole maps ran
-/// slower channel major, keep blocks in the lanes.
+/// loses on a whole map folded in. Fitted to YOLOv2-608 on AVX-512 before channel major's
+/// output was transposed (docs/kernels.md): the 256→512 layers (F2 and F4 break even at 66
+/// and 70) go channel major; kept for the other instruction sets, where nothing was measured.
 const SCATTER: u64 = 32;
+
+/// On AVX-512, layers of at least this many products per output value and output channel
+/// (`α²·c / m²`) run channel major whatever their lanes pad: with the output transposed, their
+/// whole maps are as fast that way and their tiles, which pad more lanes, faster. Fitted to
+/// YOLOv2-608 (docs/kernels.md): F4 64→128 (144) gains, F4 32→64 (72) loses on its whole map.
+const CM_PRODUCTS: usize = 144;
 
 /// Fewest input channels a 3×3 layer needs to run as Winograd by default: below it (YOLOv2's
 /// 3-channel layer 0) the transforms cost more than the products they save.
@@ -329,10 +334,11 @@ impl<'w> Winograd<'w> {
     /// Whether `conv` (in `form`, on input `map`) runs its products with output channels in
     /// the lanes (`stages::product_cm`). [`Layout::Auto`] counts, on the layer's whole-map
     /// call (one thread), what each layout adds: blocks in the lanes pad each chunk's blocks
-    /// to whole vectors (`α²·c·k` multiply-adds per padded lane), channel major stores each
-    /// output value to its channel plane on its own (`SCATTER`, 32 lane multiply-adds each). A
-    /// layer's choice does not depend on the call, so its filters are laid out once; tiles,
-    /// whose calls pad more lanes, gain more than the whole map (docs/kernels.md).
+    /// to whole vectors (`α²·c·k` multiply-adds per padded lane), channel major transposes
+    /// its outputs into the channel planes (`SCATTER`, 32 lane multiply-adds per value); on
+    /// AVX-512 a layer of at least `CM_PRODUCTS` products per output value runs channel major
+    /// anyway (measured: its whole map no slower, its tiles faster). A layer's choice does not
+    /// depend on the call, so its filters are laid out once (docs/kernels.md).
     pub fn channel_major(&self, form: Form, conv: &Conv, map: Shape) -> bool {
         match self.layout {
             Layout::Blocks => false,
@@ -354,7 +360,8 @@ impl<'w> Winograd<'w> {
                 let by_blocks = (padded * geo.e * geo.c * geo.kp) as u64;
                 let by_channels =
                     (blocks * geo.m * geo.m * geo.k.div_ceil(lanes::W) * lanes::W) as u64 * SCATTER;
-                by_blocks > by_channels
+                let deep = geo.e * geo.c >= CM_PRODUCTS * geo.m * geo.m;
+                by_blocks > by_channels || (deep && Path::of(self.isa()) == avx512())
             }
         }
     }
@@ -397,6 +404,14 @@ impl<'w> Winograd<'w> {
         };
         split(&self.direct.team, &job, out.data(), self.threads());
     }
+}
+
+/// The AVX-512 path, or one that never matches where it does not exist.
+fn avx512() -> Path {
+    #[cfg(target_arch = "x86_64")]
+    return Path::Avx512;
+    #[cfg(not(target_arch = "x86_64"))]
+    return Path::Generic;
 }
 
 /// What one Winograd call computes ([`Winograd::work`]).

@@ -84,6 +84,14 @@ impl Lanes for Zmm {
     }
 
     #[inline(always)]
+    unsafe fn store_lanes(self, p: *mut f32, lo: usize, hi: usize) {
+        // Lanes `lo..hi` set; a masked-off lane is neither written nor faults.
+        let mask = ((1u32 << hi) - (1u32 << lo)) as __mmask16;
+        // SAFETY: AVX-512F (the caller); the lanes written are valid (the contract).
+        unsafe { _mm512_mask_storeu_ps(p, mask, self.0) }
+    }
+
+    #[inline(always)]
     unsafe fn transpose(v: &mut [Self; W]) {
         // SAFETY: AVX-512F (the caller); shuffles only.
         unsafe {
