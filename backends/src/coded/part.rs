@@ -114,6 +114,25 @@ fn release_stale(tasks: &mut Tasks, now: Instant, work: &ShardWork) {
     }
 }
 
+/// `work` came again (the gateway re-sends a shard whose budget ran out when parity cannot
+/// cover) while its first copy is here: that copy counts until `ends` now, as the worker
+/// machine's does, and gets its input back if it was freed as stale and waits to compute.
+/// Not an accepted task (a full queue): nothing to do, the words are dropped.
+fn sent_again(
+    tasks: &mut Tasks,
+    work: &ShardWork,
+    ends: Instant,
+    words: Vec<u32>,
+    computing: Option<ShardWork>,
+) {
+    if let Some(t) = tasks.get_mut(&task_key(work)) {
+        t.2 = t.2.max(ends);
+        if t.1.is_empty() && computing != Some(*work) {
+            t.1 = words;
+        }
+    }
+}
+
 /// A task the gateway machine asked to send, held while its worker still has an earlier one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Held {
@@ -695,8 +714,11 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
                 }
                 machine.supersede(now, work);
                 release_stale(tasks, now, &work);
+                let ends = now.saturating_add(budget);
                 if machine.on_task(now, work, budget) == Verdict::Accept {
-                    tasks.insert(task_key(&work), (cols, words, now.saturating_add(budget)));
+                    tasks.insert(task_key(&work), (cols, words, ends));
+                } else {
+                    sent_again(tasks, &work, ends, words, machine.computing());
                 }
             }
             (
@@ -1021,6 +1043,42 @@ mod tests {
     use super::*;
     use crate::coded::{Activation, Chain, InlineShards, LayerScheme, LinearLayer, Numeric};
     use tessera_core::runtime::coded::Protection;
+
+    #[test]
+    fn a_task_sent_again_keeps_the_later_budget_and_an_input_to_compute() {
+        let at = |ms: u64| Instant::from_micros(ms * 1000);
+        let (queued, running, unknown) = (work(1, 0), work(2, 0), work(3, 0));
+        let mut tasks = Tasks::new();
+        tasks.insert(task_key(&queued), (1, Vec::new(), at(10))); // freed as stale
+        tasks.insert(task_key(&running), (1, Vec::new(), at(10))); // input taken to compute
+        sent_again(
+            &mut tasks,
+            &queued,
+            at(30),
+            alloc::vec![4, 5],
+            Some(running),
+        );
+        sent_again(
+            &mut tasks,
+            &running,
+            at(30),
+            alloc::vec![4, 5],
+            Some(running),
+        );
+        sent_again(
+            &mut tasks,
+            &unknown,
+            at(30),
+            alloc::vec![4, 5],
+            Some(running),
+        );
+        assert_eq!(tasks[&task_key(&queued)], (1, alloc::vec![4, 5], at(30)));
+        assert_eq!(tasks[&task_key(&running)], (1, Vec::new(), at(30)));
+        assert_eq!(tasks.len(), 2, "a task the machine refused is not stored");
+        // A shorter budget never cuts the one in hand.
+        sent_again(&mut tasks, &queued, at(20), alloc::vec![6], None);
+        assert_eq!(tasks[&task_key(&queued)], (1, alloc::vec![4, 5], at(30)));
+    }
 
     fn work(frame: u32, layer: u8) -> ShardWork {
         ShardWork {
