@@ -415,19 +415,40 @@ pub fn start_node(
     let ready = Readiness::new().map_err(io("a poll set"))?;
     let wake = ready.waker();
     let slowdown = options.slowdown;
-    let exec = match tiles {
-        AnyKernel::Portable => ThreadExecutor::new(
-            tessera_core::kernel::Portable,
-            model.clone(),
-            slowdown,
-            Some(wake.clone()),
-        ),
-        AnyKernel::Simd(k) => ThreadExecutor::new(k, model.clone(), slowdown, Some(wake.clone())),
-        AnyKernel::Winograd(k) => {
-            ThreadExecutor::new(k, model.clone(), slowdown, Some(wake.clone()))
+    // The tail's shards run direct kernels whatever the tiles run.
+    let kernel = AnyKernel::of(cluster.kernel);
+    // A coded worker computes its tiles and its shards on one thread (see `with_shards`).
+    let (exec, worker_shards) = match &options.coded {
+        Some(CodedRole::Worker(_)) => {
+            let (tiles, shards) = ThreadExecutor::with_shards(
+                tiles,
+                kernel.clone(),
+                model.clone(),
+                slowdown,
+                Some(wake.clone()),
+            )
+            .map_err(io("a compute thread"))?;
+            (tiles, Some(shards))
         }
-    }
-    .map_err(io("a compute thread"))?;
+        _ => {
+            let exec = match tiles {
+                AnyKernel::Portable => ThreadExecutor::new(
+                    tessera_core::kernel::Portable,
+                    model.clone(),
+                    slowdown,
+                    Some(wake.clone()),
+                ),
+                AnyKernel::Simd(k) => {
+                    ThreadExecutor::new(k, model.clone(), slowdown, Some(wake.clone()))
+                }
+                AnyKernel::Winograd(k) => {
+                    ThreadExecutor::new(k, model.clone(), slowdown, Some(wake.clone()))
+                }
+            }
+            .map_err(io("a compute thread"))?;
+            (exec, None)
+        }
+    };
     let stack = ready.stack(addr.ip()).map_err(io("the node's sockets"))?;
     // Same address and poll set: a coded datagram wakes the node loop as a segment does.
     let udp = stack.udp();
@@ -438,7 +459,6 @@ pub fn start_node(
         node.set_first_frame(first);
     }
     node.set_transfer(cluster.transfer);
-    let kernel = AnyKernel::of(cluster.kernel);
     let coded = match options.coded {
         None => None,
         Some(CodedRole::Gateway { tail, config }) => {
@@ -447,14 +467,12 @@ pub fn start_node(
             Some((tail.model().clone(), config, exec, glue, tail.cols()))
         }
         Some(CodedRole::Worker(model)) => {
-            let exec = match kernel {
-                AnyKernel::Portable => {
-                    ThreadShards::new(tessera_core::kernel::Portable, slowdown, Some(wake.clone()))
-                }
-                AnyKernel::Simd(k) => ThreadShards::new(k, slowdown, Some(wake.clone())),
-                AnyKernel::Winograd(k) => ThreadShards::new(k, slowdown, Some(wake.clone())),
-            }
-            .map_err(io("a coded compute thread"))?;
+            let exec = match worker_shards {
+                Some(shards) => shards,
+                // Always made above; else a thread of its own.
+                None => ThreadShards::new(kernel, slowdown, Some(wake.clone()))
+                    .map_err(io("a coded compute thread"))?,
+            };
             // A worker's part takes only the copies of the stage's configuration.
             let config = CodedConfig {
                 copies: options.worker_copies,

@@ -1741,6 +1741,52 @@ fn worker_refuses_duplicates_and_a_full_queue() {
 }
 
 #[test]
+fn a_task_sent_again_extends_the_budget_of_the_copy_in_hand() {
+    let mut w = CodedWorker::new();
+    let (a, b) = (work(0, 0, 0), work(1, 0, 0));
+    let d = Duration::from_millis(10);
+    assert_eq!(w.on_task(t(0), a, d), Verdict::Accept);
+    assert_eq!(w.on_task(t(0), b, d), Verdict::Accept);
+    assert_eq!(w.poll(t(0)), Some(WorkerAction::Compute(a)));
+    assert_eq!(w.computing(), Some(a));
+    // Both budgets end at 10 ms; the gateway sends both again at 12 ms with 20 ms more.
+    assert_eq!(
+        w.on_task(t(12_000), a, Duration::from_millis(20)),
+        Verdict::Discard
+    );
+    assert_eq!(
+        w.on_task(t(12_000), b, Duration::from_millis(20)),
+        Verdict::Discard
+    );
+    assert_eq!(
+        w.overdue(t(12_001)),
+        None,
+        "the computing copy runs to 32 ms now"
+    );
+    // Past the first budget, within the second: the result goes out, and the queued copy,
+    // whose budget ended while it waited, is computed too.
+    w.on_computed(t(25_000)).unwrap();
+    assert_eq!(w.poll(t(25_000)), Some(WorkerAction::SendResult(a)));
+    assert_eq!(w.poll(t(25_000)), Some(WorkerAction::Compute(b)));
+    w.on_computed(t(32_000)).unwrap();
+    assert_eq!(w.poll(t(32_000)), Some(WorkerAction::SendResult(b)));
+    // A shorter budget sent again never cuts the one in hand.
+    assert_eq!(
+        w.on_task(t(40_000), a, Duration::from_millis(50)),
+        Verdict::Accept
+    );
+    assert_eq!(
+        w.on_task(t(41_000), a, Duration::from_millis(1)),
+        Verdict::Discard
+    );
+    assert_eq!(w.poll(t(60_000)), Some(WorkerAction::Compute(a)));
+    w.on_computed(t(90_000)).unwrap();
+    assert_eq!(w.poll(t(90_000)), Some(WorkerAction::SendResult(a)));
+    let st = w.stats();
+    assert_eq!((st.received, st.sent, st.late), (3, 3, 0));
+}
+
+#[test]
 fn worker_abandons_a_computation_past_its_budget_and_starts_the_next() {
     let mut w = CodedWorker::new();
     let (a, b) = (work(0, 0, 0), work(0, 1, 0));

@@ -480,6 +480,46 @@ impl CodedModel {
         cols: usize,
         input: &[u32],
     ) -> Result<Vec<u32>, CodedModelError> {
+        let mut out = Vec::new();
+        Ok(
+            match self.shard(kernels, work, cols, input, &mut out, &mut Vec::new())? {
+                Computed::Words(w) => w,
+                Computed::InOut(n) => out[..n].iter().map(|v| v.to_bits()).collect(),
+            },
+        )
+    }
+
+    /// [`compute_shard_with`](Self::compute_shard_with) on buffers a compute thread keeps
+    /// anyway (grown if short, never shrunk; their values are overwritten): a convolution's
+    /// result is computed in `out`, its bands of output rows in `band`, and the result is then
+    /// copied into `input`'s own allocation, cut to the result's length (no larger than the
+    /// input for YOLOv2's tail), so a shard never holds a fresh result beside its input.
+    pub fn compute_shard_in<K: Kernels>(
+        &self,
+        kernels: &K,
+        work: ShardWork,
+        cols: usize,
+        input: Vec<u32>,
+        out: &mut Vec<f32>,
+        band: &mut Vec<f32>,
+    ) -> Result<Vec<u32>, CodedModelError> {
+        Ok(match self.shard(kernels, work, cols, &input, out, band)? {
+            Computed::Words(w) => w,
+            Computed::InOut(n) => into_words(input, &out[..n]),
+        })
+    }
+
+    /// Computes a shard: a float convolution's result into `out[..n]` (`InOut(n)`), others
+    /// as new words.
+    fn shard<K: Kernels>(
+        &self,
+        kernels: &K,
+        work: ShardWork,
+        cols: usize,
+        input: &[u32],
+        out: &mut Vec<f32>,
+        band: &mut Vec<f32>,
+    ) -> Result<Computed, CodedModelError> {
         let p = self
             .layers
             .get(work.layer as usize)
@@ -507,18 +547,19 @@ impl CodedModel {
         if let (Some(g), ShardParams::F32 { w, b }) = (p.conv, params) {
             // The wire words read as floats in place (no copy of the input).
             let x: &[f32] = bytemuck::cast_slice(input);
-            let mut out = vec![0.0f32; rows * cols];
+            let n = rows * cols;
+            grow(out, n);
             if rows > 0 {
-                conv_shard(kernels, g, in_len, rows, w, b, x, &mut out).ok_or(
+                conv_shard(kernels, g, in_len, rows, w, b, x, &mut out[..n], band).ok_or(
                     CodedModelError::Conv {
                         layer: work.layer as usize,
                     },
                 )?;
             }
-            return Ok(out.into_iter().map(f32::to_bits).collect());
+            return Ok(Computed::InOut(n));
         }
         let int_x = || -> Vec<i8> { input.iter().map(|&w| w as i32 as i8).collect() };
-        Ok(match params {
+        Ok(Computed::Words(match params {
             ShardParams::F32 { w, b } => {
                 let x: &[f32] = bytemuck::cast_slice(input);
                 let mut out = vec![0.0f32; rows * cols];
@@ -540,7 +581,7 @@ impl CodedModel {
                 shard::gemm_mod_p(w, b, &int_x(), in_len, cols, &mut out)?;
                 out.into_iter().map(|v| v as u32).collect()
             }
-        })
+        }))
     }
 
     /// Rows × cols words expected from shard `shard` of layer `l`.
@@ -1059,6 +1100,35 @@ impl Prepared {
     }
 }
 
+/// A shard's result: new words, or the first `n` values of the caller's buffer.
+enum Computed {
+    Words(Vec<u32>),
+    InOut(usize),
+}
+
+/// Grows `v` to at least `len` elements (never shrinks it: a compute thread keeps it).
+fn grow(v: &mut Vec<f32>, len: usize) {
+    if v.len() < len {
+        // Exactly: a doubled capacity would stay resident for good.
+        v.reserve_exact(len - v.len());
+        v.resize(len, 0.0);
+    }
+}
+
+/// `values` as wire words in `words`' allocation when it is long enough (cut to their length
+/// and shrunk: the tail's pages go back), in a new one otherwise.
+fn into_words(mut words: Vec<u32>, values: &[f32]) -> Vec<u32> {
+    if words.len() < values.len() {
+        return values.iter().map(|v| v.to_bits()).collect();
+    }
+    words.truncate(values.len());
+    for (w, v) in words.iter_mut().zip(values) {
+        *w = v.to_bits();
+    }
+    words.shrink_to_fit();
+    words
+}
+
 /// Bytes of padded input a coded convolution's kernel works on at once: a shard's output rows
 /// are computed in bands whose padded input rows fit, not over the whole padded map (YOLOv2's
 /// 19x19x1280 input padded is 2.3 MB of kernel scratch, kept by the thread between calls).
@@ -1087,6 +1157,7 @@ fn conv_shard<K: Kernels>(
     b: &[f32],
     x: &[f32],
     out: &mut [f32],
+    part: &mut Vec<f32>,
 ) -> Option<()> {
     let conv = Conv {
         filters: rows as u32,
@@ -1110,7 +1181,7 @@ fn conv_shard<K: Kernels>(
         let mut dst = FeatureViewMut::new(out, full, rows as u32).ok()?;
         return kernels.conv(&conv, map, &params, &src, &mut dst).ok();
     }
-    let mut part = vec![0.0f32; rows * band * width];
+    grow(part, rows * band * width);
     for y0 in (0..height).step_by(band) {
         let y1 = (y0 + band).min(height);
         let plane = (y1 - y0) * width;
@@ -1175,7 +1246,20 @@ mod tests {
             Portable.conv(&conv, map, &params, &src, &mut dst).unwrap();
         });
         let mut banded = vec![0.0f32; rows * g.cols()];
-        conv_shard(&Portable, g, in_len, rows, &w, &b, &x, &mut banded).unwrap();
+        // A band buffer lent by a compute thread holds an earlier job's values: overwritten.
+        let mut band = vec![f32::NAN; 7];
+        conv_shard(
+            &Portable,
+            g,
+            in_len,
+            rows,
+            &w,
+            &b,
+            &x,
+            &mut banded,
+            &mut band,
+        )
+        .unwrap();
         let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&banded), bits(&expect));
         #[cfg(feature = "simd")]
@@ -1185,7 +1269,8 @@ mod tests {
                 let mut dst = FeatureViewMut::new(out, full, rows as u32).unwrap();
                 fma.conv(&conv, map, &params, &src, &mut dst).unwrap();
             });
-            conv_shard(&fma, g, in_len, rows, &w, &b, &x, &mut banded).unwrap();
+            band.iter_mut().for_each(|v| *v = f32::NAN);
+            conv_shard(&fma, g, in_len, rows, &w, &b, &x, &mut banded, &mut band).unwrap();
             assert_eq!(bits(&banded), bits(&expect));
         }
     }

@@ -114,6 +114,95 @@ fn release_stale(tasks: &mut Tasks, now: Instant, work: &ShardWork) {
     }
 }
 
+/// `work` came again (the gateway re-sends a shard whose budget ran out when parity cannot
+/// cover) while its first copy is here: that copy counts until `ends` now, as the worker
+/// machine's does, and gets its input back if it was freed as stale and waits to compute.
+/// Not an accepted task (a full queue): nothing to do, the words are dropped.
+fn sent_again(
+    tasks: &mut Tasks,
+    work: &ShardWork,
+    ends: Instant,
+    words: Vec<u32>,
+    computing: Option<ShardWork>,
+) {
+    if let Some(t) = tasks.get_mut(&task_key(work)) {
+        t.2 = t.2.max(ends);
+        if t.1.is_empty() && computing != Some(*work) {
+            t.1 = words;
+        }
+    }
+}
+
+/// A task the gateway machine asked to send, held while its worker still has an earlier one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Held {
+    to: NodeId,
+    work: ShardWork,
+    /// The machine's budget for it, counted from `asked`.
+    budget: Duration,
+    asked: Instant,
+}
+
+/// Gateway, on a connected transport: a worker is sent one coded task at a time, the next
+/// only once its result came (or its budget ended, or the worker went down). A worker then
+/// holds one received input, not the input it computes plus the ones queued behind it (YOLOv2's
+/// tail inputs are up to 1.8 MB each). A held task keeps the machine's timing: the machine
+/// counts it sent when it asked, so its budget shrinks by the wait, and a late or lost result
+/// is the erasure parity covers, as before; a task whose layer ended while held is not sent.
+/// The cost is a round trip per task in which the worker's link carries no next input (its
+/// compute thread has its tiles to do meanwhile). A datagram transport has no such pacing: a
+/// lost result would hold the worker's next task until its budget ends.
+#[derive(Debug, Default)]
+struct Pacer {
+    /// Per worker: the task it was last sent, with no result yet, and when its budget ends.
+    busy: BTreeMap<NodeId, (TaskKey, Instant)>,
+    /// Tasks held, in the order the machine asked for them.
+    held: VecDeque<Held>,
+}
+
+impl Pacer {
+    fn is_busy(&self, to: NodeId, now: Instant) -> bool {
+        self.busy.get(&to).is_some_and(|&(_, until)| now < until)
+    }
+
+    /// True when a task is held for `to`.
+    fn holds(&self, to: NodeId) -> bool {
+        self.held.iter().any(|h| h.to == to)
+    }
+
+    /// `work` went to `to`; its budget ends at `until`.
+    fn sent(&mut self, to: NodeId, work: &ShardWork, until: Instant) {
+        self.busy.insert(to, (task_key(work), until));
+    }
+
+    /// `from` answered `work`: free for its next task if that was the one in its hands.
+    fn answered(&mut self, from: NodeId, work: &ShardWork) {
+        if self.busy.get(&from).is_some_and(|b| b.0 == task_key(work)) {
+            self.busy.remove(&from);
+        }
+    }
+
+    /// `peer` is gone: nothing in its hands, nothing held for it.
+    fn forget(&mut self, peer: NodeId) {
+        self.busy.remove(&peer);
+        self.held.retain(|h| h.to != peer);
+    }
+
+    /// The first held task whose worker is free at `now`, taken out.
+    fn next_due(&mut self, now: Instant) -> Option<Held> {
+        let i = self.held.iter().position(|h| !self.is_busy(h.to, now))?;
+        self.held.remove(i)
+    }
+
+    /// When a worker with held tasks is free at the latest (its budget ends).
+    fn poll_at(&self) -> Option<Instant> {
+        self.held
+            .iter()
+            .filter_map(|h| self.busy.get(&h.to).map(|b| b.1))
+            .min()
+    }
+}
+
 /// One per node for its lifetime: the size difference costs nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
@@ -123,6 +212,7 @@ enum Role {
         frames: BTreeMap<FrameKey, GatewayFrame>,
         waiting: VecDeque<Waiting>,
         next: u32,
+        pacer: Pacer,
     },
     Worker {
         machine: CodedWorker,
@@ -278,6 +368,7 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
                 frames: BTreeMap::new(),
                 waiting: VecDeque::new(),
                 next: 0,
+                pacer: Pacer::default(),
             }
         } else {
             Role::Worker {
@@ -356,7 +447,10 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
     /// When the part next needs a poll without I/O.
     pub fn poll_at(&self) -> Option<Instant> {
         match &self.role {
-            Role::Gateway { machine, .. } => machine.poll_at(),
+            Role::Gateway { machine, pacer, .. } => match (machine.poll_at(), pacer.poll_at()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
             Role::Worker { machine, .. } => {
                 // A computation past its budget is abandoned when the executor can stop it.
                 let overdue = machine.overdue_at().filter(|_| self.exec.can_cancel());
@@ -377,8 +471,9 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
 
     /// Peer `p` is gone: its pending shards are erasures now.
     pub fn on_peer_down(&mut self, p: NodeId) {
-        if let Role::Gateway { machine, .. } = &mut self.role {
+        if let Role::Gateway { machine, pacer, .. } = &mut self.role {
             machine.on_worker_lost(p);
+            pacer.forget(p);
         }
     }
 
@@ -539,6 +634,23 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
         }
         self.admit(now);
         self.pump(now, link);
+        self.release_held(now, link);
+        // A held task that could not be sent made its worker's shards erasures.
+        self.pump(now, link);
+    }
+
+    /// Gateway: sends the held tasks whose workers are free now.
+    fn release_held<L: CodedTransport>(&mut self, now: Instant, link: &mut L) {
+        loop {
+            let Role::Gateway { pacer, .. } = &mut self.role else {
+                return;
+            };
+            let Some(h) = pacer.next_due(now) else {
+                return;
+            };
+            // The oldest held for its worker, which is free.
+            self.send_task(now, link, h, false);
+        }
     }
 
     /// A worker's computation past its budget is stopped (when the executor can), so the
@@ -563,8 +675,9 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
     /// `peer`'s shards in flight are erasures now; it stays down only over a connected
     /// transport (which will report it up again).
     fn lost<L: CodedTransport>(&mut self, peer: NodeId) {
-        if let Role::Gateway { machine, .. } = &mut self.role {
+        if let Role::Gateway { machine, pacer, .. } = &mut self.role {
             machine.on_worker_lost(peer);
+            pacer.forget(peer);
             if !L::CONNECTED {
                 machine.on_worker_up(peer);
             }
@@ -601,16 +714,23 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
                 }
                 machine.supersede(now, work);
                 release_stale(tasks, now, &work);
+                let ends = now.saturating_add(budget);
                 if machine.on_task(now, work, budget) == Verdict::Accept {
-                    tasks.insert(task_key(&work), (cols, words, now.saturating_add(budget)));
+                    tasks.insert(task_key(&work), (cols, words, ends));
+                } else {
+                    sent_again(tasks, &work, ends, words, machine.computing());
                 }
             }
             (
                 Incoming::Result { work, words },
                 Role::Gateway {
-                    machine, frames, ..
+                    machine,
+                    frames,
+                    pacer,
+                    ..
                 },
             ) => {
+                pacer.answered(from, &work);
                 let Some(f) = frames.get_mut(&work.frame) else {
                     // The frame already left the stage (a straggler): the machine still logs
                     // its round trip for the delay model, then discards it.
@@ -679,7 +799,6 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
     }
 
     fn gateway_act<L: CodedTransport>(&mut self, now: Instant, link: &mut L, action: CodedAction) {
-        let copies = self.copies::<L>();
         let Role::Gateway { frames, .. } = &mut self.role else {
             return;
         };
@@ -691,42 +810,18 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
                 shard,
                 budget,
             } => {
-                let Some(f) = frames.get_mut(&frame) else {
-                    return;
-                };
-                f.layer_started.get_or_insert(now);
-                let in_len = self.model.layer(layer as usize).map_or(0, |l| l.in_len);
-                let data = bytes_of(&f.input);
-                // A convolution's input travels as its map; other layers as `cols × 1`.
-                let region = match self.model.conv(layer as usize) {
-                    Some(g) => Region::full(g.width, g.height),
-                    None => Region::full(f.cols as u32, 1),
-                };
-                let Ok(input) = Tensor::new(region, in_len as u32, &data) else {
-                    return;
-                };
-                let msg = Message::CodedTask {
+                let work = ShardWork {
                     frame,
                     layer,
                     shard,
-                    budget_us: budget.total_micros().min(u64::from(u32::MAX)) as u32,
-                    input,
                 };
-                let sent = link.send_coded(now, to, &msg, Some(budget));
-                if sent.is_ok() {
-                    for _ in 1..copies {
-                        let _ = link.send_coded(now, to, &msg, Some(budget));
-                    }
-                }
-                if let Err(e) = sent {
-                    // Not connected (or its backlog is full): an erasure now rather than at
-                    // the timeout.
-                    debug!(
-                        "coded: frame {} layer {} shard {}: an erasure: {}",
-                        frame, layer, shard, e
-                    );
-                    self.lost::<L>(to);
-                }
+                let held = Held {
+                    to,
+                    work,
+                    budget,
+                    asked: now,
+                };
+                self.send_task(now, link, held, true);
             }
             CodedAction::Decode {
                 frame,
@@ -750,6 +845,82 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
                     });
                 }
             }
+        }
+    }
+
+    /// Sends task `t` (as the machine asked at `t.asked`; `fresh`: just asked, not taken from
+    /// the held ones) now, or holds it while its worker has an earlier one (see [`Pacer`]); drops it if its layer ended or its budget ran out while
+    /// held (the machine counts it as an erasure then).
+    fn send_task<L: CodedTransport>(&mut self, now: Instant, link: &mut L, t: Held, fresh: bool) {
+        let copies = self.copies::<L>();
+        let Role::Gateway { frames, pacer, .. } = &mut self.role else {
+            return;
+        };
+        // Behind the tasks already held for the worker: in the order the machine asked, as
+        // the worker's own queue took them (a frame's next layer, asked as the worker answers,
+        // must not pass an earlier frame's task held meanwhile, whose budget runs).
+        if L::CONNECTED && (pacer.is_busy(t.to, now) || (fresh && pacer.holds(t.to))) {
+            pacer.held.push_back(t);
+            return;
+        }
+        let Held {
+            to,
+            work,
+            budget,
+            asked,
+        } = t;
+        let ShardWork {
+            frame,
+            layer,
+            shard,
+        } = work;
+        // The frame's layer `layer` still open: its input is the frame's current one.
+        let Some(f) = frames
+            .get_mut(&frame)
+            .filter(|f| f.layers.len() == layer as usize)
+        else {
+            return;
+        };
+        let waited = now.saturating_duration_since(asked).total_micros();
+        let budget = Duration::from_micros(budget.total_micros().saturating_sub(waited));
+        if budget.is_zero() {
+            return;
+        }
+        f.layer_started.get_or_insert(now);
+        let in_len = self.model.layer(layer as usize).map_or(0, |l| l.in_len);
+        let data = bytes_of(&f.input);
+        // A convolution's input travels as its map; other layers as `cols × 1`.
+        let region = match self.model.conv(layer as usize) {
+            Some(g) => Region::full(g.width, g.height),
+            None => Region::full(f.cols as u32, 1),
+        };
+        let Ok(input) = Tensor::new(region, in_len as u32, &data) else {
+            return;
+        };
+        let msg = Message::CodedTask {
+            frame,
+            layer,
+            shard,
+            budget_us: budget.total_micros().min(u64::from(u32::MAX)) as u32,
+            input,
+        };
+        let sent = link.send_coded(now, to, &msg, Some(budget));
+        if sent.is_ok() {
+            for _ in 1..copies {
+                let _ = link.send_coded(now, to, &msg, Some(budget));
+            }
+            if L::CONNECTED {
+                pacer.sent(to, &work, now.saturating_add(budget));
+            }
+        }
+        if let Err(e) = sent {
+            // Not connected (or its backlog is full): an erasure now rather than at
+            // the timeout.
+            debug!(
+                "coded: frame {} layer {} shard {}: an erasure: {}",
+                frame, layer, shard, e
+            );
+            self.lost::<L>(to);
         }
     }
 
@@ -870,6 +1041,44 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::coded::{Activation, Chain, InlineShards, LayerScheme, LinearLayer, Numeric};
+    use tessera_core::runtime::coded::Protection;
+
+    #[test]
+    fn a_task_sent_again_keeps_the_later_budget_and_an_input_to_compute() {
+        let at = |ms: u64| Instant::from_micros(ms * 1000);
+        let (queued, running, unknown) = (work(1, 0), work(2, 0), work(3, 0));
+        let mut tasks = Tasks::new();
+        tasks.insert(task_key(&queued), (1, Vec::new(), at(10))); // freed as stale
+        tasks.insert(task_key(&running), (1, Vec::new(), at(10))); // input taken to compute
+        sent_again(
+            &mut tasks,
+            &queued,
+            at(30),
+            alloc::vec![4, 5],
+            Some(running),
+        );
+        sent_again(
+            &mut tasks,
+            &running,
+            at(30),
+            alloc::vec![4, 5],
+            Some(running),
+        );
+        sent_again(
+            &mut tasks,
+            &unknown,
+            at(30),
+            alloc::vec![4, 5],
+            Some(running),
+        );
+        assert_eq!(tasks[&task_key(&queued)], (1, alloc::vec![4, 5], at(30)));
+        assert_eq!(tasks[&task_key(&running)], (1, Vec::new(), at(30)));
+        assert_eq!(tasks.len(), 2, "a task the machine refused is not stored");
+        // A shorter budget never cuts the one in hand.
+        sent_again(&mut tasks, &queued, at(20), alloc::vec![6], None);
+        assert_eq!(tasks[&task_key(&queued)], (1, alloc::vec![4, 5], at(30)));
+    }
 
     fn work(frame: u32, layer: u8) -> ShardWork {
         ShardWork {
@@ -905,6 +1114,163 @@ mod tests {
             tasks.len(),
             entries.len(),
             "entries stay for the machine's Drop"
+        );
+    }
+
+    /// A connected transport that records the tasks sent: (to, work, budget).
+    #[derive(Default)]
+    struct Recorder(Vec<(NodeId, ShardWork, Duration)>);
+
+    impl CodedTransport for Recorder {
+        type Error = &'static str;
+
+        fn send_coded(
+            &mut self,
+            _: Instant,
+            to: NodeId,
+            msg: &Message<'_>,
+            _: Option<Duration>,
+        ) -> Result<(), &'static str> {
+            if let Message::CodedTask {
+                frame,
+                layer,
+                shard,
+                budget_us,
+                ..
+            } = *msg
+            {
+                let work = ShardWork {
+                    frame,
+                    layer,
+                    shard,
+                };
+                self.0
+                    .push((to, work, Duration::from_micros(budget_us.into())));
+            }
+            Ok(())
+        }
+
+        const CONNECTED: bool = true;
+
+        fn refuse_peer(&mut self, _: NodeId) {}
+    }
+
+    impl Recorder {
+        /// The workers sent a task since the last call, with the tasks' frame numbers and
+        /// budgets.
+        fn take(&mut self) -> Vec<(NodeId, u32, u64)> {
+            let mut v: Vec<_> = self
+                .0
+                .drain(..)
+                .map(|(to, w, b)| (to, w.frame.number, b.total_millis()))
+                .collect();
+            v.sort();
+            v
+        }
+    }
+
+    /// A gateway of one linear layer over workers 1-3 (2 data shards and a parity shard), each
+    /// frame given `deadline_ms` (the layer's budget).
+    fn gateway(deadline_ms: u64) -> CodedPart<InlineShards> {
+        let layer = LinearLayer {
+            in_len: 4,
+            rows: 4,
+            weights: (0..16).map(|i| i as f32 / 16.0).collect(),
+            bias: alloc::vec![0.0; 4],
+            activation: Activation::Linear,
+            numeric: Numeric::Float,
+        };
+        let scheme = LayerScheme {
+            k: 2,
+            r: 1,
+            protection: Protection::Coded,
+        };
+        let model = Arc::new(CodedModel::new(alloc::vec![layer], &[scheme], &[1, 2, 3]).unwrap());
+        let config = CodedConfig::new(Duration::from_millis(deadline_ms));
+        CodedPart::new(GATEWAY, model, config, InlineShards::default(), Chain).unwrap()
+    }
+
+    /// Worker `from`'s result of shard `from − 1` of frame `number` (2 rows, 1 column).
+    fn result(from: NodeId, number: u32) -> CodedMessage {
+        let bytes = [0u8; 8];
+        let msg = Message::CodedResult {
+            frame: FrameKey::new(GATEWAY, number),
+            layer: 0,
+            shard: (from - 1) as u8,
+            output: Tensor::new(Region::full(1, 1), 2, &bytes).unwrap(),
+        };
+        CodedMessage::capture(&msg).unwrap()
+    }
+
+    /// On a connected transport a worker has one task at a time: the next goes once its result
+    /// came, or once its budget ended (with what is left of the machine's budget); a task whose
+    /// layer ended while held is never sent.
+    #[test]
+    fn the_gateway_sends_a_worker_its_next_task_once_it_answered() {
+        let at = |ms: u64| Instant::from_millis(ms);
+        let mut gw = gateway(1000);
+        let mut link = Recorder::default();
+        let input = [1.0f32, 2.0, 3.0, 4.0];
+        gw.submit(at(0), &mut link, &input, 1).unwrap();
+        assert_eq!(link.take(), [(1, 0, 1000), (2, 0, 1000), (3, 0, 1000)]);
+        // Frame 1 comes while every worker has frame 0's task: held.
+        gw.submit(at(400), &mut link, &input, 1).unwrap();
+        assert_eq!(link.take(), []);
+        assert_eq!(gw.poll_at(), Some(at(1000)), "the first budget to end");
+        // Worker 1 answers frame 0: it gets frame 1's task, 100 ms of its budget gone.
+        gw.on_message(at(500), &mut link, 1, result(1, 0));
+        gw.poll(at(500), &mut link);
+        assert_eq!(link.take(), [(1, 1, 900)]);
+        // Worker 2 answers: frame 0 decodes (2 of 3), worker 2 gets frame 1's task.
+        gw.on_message(at(600), &mut link, 2, result(2, 0));
+        gw.poll(at(600), &mut link);
+        assert_eq!(link.take(), [(2, 1, 800)]);
+        assert_eq!(gw.take_finished().len(), 1);
+        // Worker 3 never answers: its budget for frame 0 ends at 1000 ms, and then it gets
+        // frame 1's task with what is left of it (400 ms).
+        gw.poll(at(999), &mut link);
+        assert_eq!(link.take(), []);
+        gw.poll(at(1000), &mut link);
+        assert_eq!(link.take(), [(3, 1, 400)]);
+        // Frame 2 is held for every worker (each has frame 1's task). Worker 1 answers frame 1
+        // and, before the next poll, frame 3 asks for it: frame 3's task waits behind frame
+        // 2's, held since before, whose budget runs.
+        gw.submit(at(1010), &mut link, &input, 1).unwrap();
+        assert_eq!(link.take(), []);
+        gw.on_message(at(1020), &mut link, 1, result(1, 1));
+        gw.submit(at(1030), &mut link, &input, 1).unwrap();
+        assert_eq!(link.take(), [], "frame 3 does not pass frame 2");
+        gw.poll(at(1040), &mut link);
+        assert_eq!(link.take(), [(1, 2, 970)], "the older task first");
+
+        // A held task whose layer ended meanwhile is not sent.
+        let mut gw = gateway(1000);
+        gw.submit(at(0), &mut link, &input, 1).unwrap();
+        gw.submit(at(10), &mut link, &input, 1).unwrap();
+        assert_eq!(link.take().len(), 3);
+        gw.on_message(at(20), &mut link, 1, result(1, 0));
+        gw.on_message(at(20), &mut link, 2, result(2, 0));
+        gw.poll(at(20), &mut link);
+        assert_eq!(link.take(), [(1, 1, 990), (2, 1, 990)]);
+        gw.on_message(at(30), &mut link, 1, result(1, 1));
+        gw.on_message(at(30), &mut link, 2, result(2, 1));
+        gw.poll(at(30), &mut link);
+        assert_eq!(gw.take_finished().len(), 2, "both frames decoded");
+        gw.poll(at(1000), &mut link);
+        assert_eq!(link.take(), [], "frame 1 no longer needs worker 3");
+        // A worker that went down has nothing in its hands and nothing held for it.
+        gw.submit(at(1100), &mut link, &input, 1).unwrap();
+        assert_eq!(link.take().len(), 3);
+        gw.submit(at(1110), &mut link, &input, 1).unwrap();
+        gw.on_peer_down(3);
+        gw.poll(at(1120), &mut link);
+        assert_eq!(link.take(), [], "frame 3's task for worker 3 is dropped");
+        gw.on_peer_up(3);
+        gw.submit(at(1130), &mut link, &input, 1).unwrap();
+        assert_eq!(
+            link.take(),
+            [(3, 4, 1000)],
+            "worker 3 is free on its return"
         );
     }
 }

@@ -344,6 +344,18 @@ impl Workspace {
         bytemuck::cast_slice_mut(larger.as_mut_slice())
     }
 
+    /// Both buffers, the larger first, for a job of another kind on the same thread while no
+    /// tile runs (a coded shard's result and its band of output rows:
+    /// [`crate::coded::CodedModel::compute_shard_in`]).
+    #[cfg(feature = "std")]
+    pub(crate) fn lend(&mut self) -> (&mut Vec<f32>, &mut Vec<f32>) {
+        if self.a.len() >= self.b.len() {
+            (&mut self.a, &mut self.b)
+        } else {
+            (&mut self.b, &mut self.a)
+        }
+    }
+
     /// Both buffers, grown to at least `elems` (never shrunk).
     fn buffers(&mut self, elems: [usize; 2]) -> (&mut [f32], &mut [f32]) {
         for (v, n) in [(&mut self.a, elems[0]), (&mut self.b, elems[1])] {

@@ -71,14 +71,18 @@ impl CodedWorker {
     }
 
     /// A `CodedTask` arrived at `now` with `budget`. Accept: keep its input until `Compute`
-    /// or `Drop` names it; `Busy`: the queue is full (the gateway's timeout covers it).
+    /// or `Drop` names it. Discard: the queue is full (the gateway's timeout covers it), or
+    /// the task is here already. A gateway sends a shard again when its budget ran out and
+    /// parity cannot cover: the copy in hand (computing, or queued) then counts until the
+    /// later of its budget and the new one, so a slow computation's result is still sent.
     pub fn on_task(&mut self, now: Instant, work: ShardWork, budget: Duration) -> Verdict {
-        let dup = self
+        let here = self
             .computing
-            .iter()
-            .chain(self.queue.iter())
-            .any(|t| t.work == work);
-        if dup {
+            .iter_mut()
+            .chain(self.queue.iter_mut())
+            .find(|t| t.work == work);
+        if let Some(t) = here {
+            t.expires = t.expires.max(now.saturating_add(budget));
             return Verdict::Discard;
         }
         self.stats.received += 1;
@@ -112,6 +116,11 @@ impl CodedWorker {
     /// True while a task computes.
     pub fn is_computing(&self) -> bool {
         self.computing.is_some()
+    }
+
+    /// The task computing, if any.
+    pub fn computing(&self) -> Option<ShardWork> {
+        self.computing.map(|t| t.work)
     }
 
     /// The running computation once `now` is past its budget: its result would be dropped,
