@@ -141,11 +141,11 @@ fn node_processes_keep_only_what_they_run() {
 /// the gateway paces them) and the kernels' padded input of a shard's bands. A shard computes in
 /// the idle tile buffers, over its own input (`CodedModel::compute_shard_in`), and the code it
 /// ran only to set up is unmapped once it is set up (`node::release_set_up_code`, 2–3 MiB).
-/// Measured: 23.5–23.6 MiB here (test profile, 20 frames, 5x5, load 5–8), 22.7–23.6 MiB in
+/// Measured: 23.5–23.6 MiB here (test profile, 3 frames, 5x5, load 5–8), 22.7–23.6 MiB in
 /// release runs of 40 frames (`tessera bench cluster --memory-only --frames 40`, two runs at
 /// load 5–9); earlier builds peaked at 27.0–29.2 MiB here, 40.9 MiB while stale inputs stayed
-/// queued and 29.4–32.1 MiB while set-up code stayed mapped. The bound (about 3.4 MiB over the largest) guards that, and what the design
-/// promises: a worker holds its own shards and one tail layer's input at a time, never every
+/// queued and 29.4–32.1 MiB while set-up code stayed mapped. The bound (about 3.4 MiB over the
+/// largest) guards that, and what the design promises: a worker holds its own shards and one tail layer's input at a time, never every
 /// tail layer at once (190 MB) or the whole coded model (686 MB).
 const CODED_BESIDE_SHARDS: u64 = 27 * MIB;
 
