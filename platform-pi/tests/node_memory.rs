@@ -137,19 +137,17 @@ fn node_processes_keep_only_what_they_run() {
 
 /// What a coded worker may hold beside its own shards' weights: the issue's target for it is a
 /// 5x5 edge's 24 MB (22.89 MiB) plus those weights, which leaves nothing for the coded stage's own
-/// buffers: its inputs as the link receives them (0.7–1.9 MB each for YOLOv2's tail, about
-/// 5.6 MB of them at once in a heap profile: the input computing, the next ones queued, one
-/// arriving), the shard's output (up to 1.5 MB) and the kernel's scratch. Layer 26's 3.0 MB
-/// input no longer reaches a worker (the gateway runs that layer), a worker frees queued
-/// inputs it will only drop as soon as the next task shows it, and the code it ran only to set
-/// up is unmapped once it is set up (`node::release_set_up_code`, 2–3 MiB). Measured: 27.0–29.2
-/// MiB here (test profile, 3 frames, 5x5); 27.0–30.3 MiB in release runs of 40 frames at 3x3
-/// and 5x5 (`tessera bench cluster --memory-only --frames 40`, four runs at load 7–13), where
-/// the peak reached 40.9 MiB while stale inputs stayed queued and 29.4–32.1 MiB while set-up
-/// code stayed mapped. The bound (about 3 MiB over the largest) guards that, and what the
-/// design promises: a worker holds its own shards and a few tail layers' inputs at a time,
-/// never every tail layer at once (190 MB) or the whole coded model (686 MB).
-const CODED_BESIDE_SHARDS: u64 = 33 * MIB;
+/// buffers: a coded input as the link receives it (0.7–1.8 MB for YOLOv2's tail; one at a time,
+/// the gateway paces them) and the kernels' padded input of a shard's bands. A shard computes in
+/// the idle tile buffers, over its own input (`CodedModel::compute_shard_in`), and the code it
+/// ran only to set up is unmapped once it is set up (`node::release_set_up_code`, 2–3 MiB).
+/// Measured: 23.5–23.6 MiB here (test profile, 3 frames, 5x5, load 5–8), 22.7–23.6 MiB in
+/// release runs of 40 frames (`tessera bench cluster --memory-only --frames 40`, two runs at
+/// load 5–9); earlier builds peaked at 27.0–29.2 MiB here, 40.9 MiB while stale inputs stayed
+/// queued and 29.4–32.1 MiB while set-up code stayed mapped. The bound (about 3.4 MiB over the
+/// largest) guards that, and what the design promises: a worker holds its own shards and one tail layer's input at a time, never every
+/// tail layer at once (190 MB) or the whole coded model (686 MB).
+const CODED_BESIDE_SHARDS: u64 = 27 * MIB;
 
 /// Most a coded gateway may peak at. The issue sets it no target; it holds no coded layer's
 /// parameters (the workers hold the shards; `CodedTail::for_gateway`), only those of layer 26

@@ -41,6 +41,8 @@ use tessera_core::time::Duration;
 use tessera_core::wire::FrameKey;
 
 pub use generated::generated_chain;
+#[cfg(feature = "std")]
+pub(crate) use model::CONV_BAND_BYTES;
 pub use model::{
     Activation, CodedModel, CodedModelError, ConvGeom, LayerScheme, LinearLayer, Numeric,
 };

@@ -482,44 +482,71 @@ impl CodedModel {
     ) -> Result<Vec<u32>, CodedModelError> {
         let mut out = Vec::new();
         Ok(
-            match self.shard(kernels, work, cols, input, &mut out, &mut Vec::new())? {
+            match self.shard(
+                kernels,
+                work,
+                cols,
+                input,
+                &mut out,
+                &mut Vec::new(),
+                CONV_BAND_BYTES,
+            )? {
                 Computed::Words(w) => w,
                 Computed::InOut(n) => out[..n].iter().map(|v| v.to_bits()).collect(),
             },
         )
     }
 
-    /// [`compute_shard_with`](Self::compute_shard_with) on buffers a compute thread keeps
-    /// anyway (grown if short, never shrunk; their values are overwritten): a convolution's
-    /// result is computed in `out`, its bands of output rows in `band`, and the result is then
-    /// copied into `input`'s own allocation, cut to the result's length (no larger than the
-    /// input for YOLOv2's tail), so a shard never holds a fresh result beside its input.
+    /// [`compute_shard_with`](Self::compute_shard_with) on memory a compute thread holds
+    /// anyway: `input`'s own allocation becomes the result (cut to the result's length, no
+    /// larger than the input for YOLOv2's tail), and `buf` (grown if short, never shrunk; its
+    /// values are overwritten) takes what is computed on the way. A convolution wider than
+    /// 1×1 with no more filters than input channels is computed in place, in bands of output
+    /// rows sized so that the kernels' padded input of a band fits in `pad_bytes` (the
+    /// caller's scratch for it): each band goes to `buf`, then into the input rows no later
+    /// band reads, the last `size / 2` rows held back in `buf` until the next band is done.
+    /// Others are computed in `buf` and copied into the input's allocation. Either way a shard
+    /// never holds a result beside its input.
     pub fn compute_shard_in<K: Kernels>(
         &self,
         kernels: &K,
         work: ShardWork,
         cols: usize,
-        input: Vec<u32>,
-        out: &mut Vec<f32>,
-        band: &mut Vec<f32>,
+        mut input: Vec<u32>,
+        buf: &mut Vec<f32>,
+        pad_bytes: usize,
     ) -> Result<Vec<u32>, CodedModelError> {
-        Ok(match self.shard(kernels, work, cols, &input, out, band)? {
-            Computed::Words(w) => w,
-            Computed::InOut(n) => into_words(input, &out[..n]),
-        })
+        let (p, params, rows) = self.checked(work, cols, input.len())?;
+        if let (Some(g), ShardParams::F32 { w, b }) = (p.conv, params) {
+            let in_len = p.layer.in_len;
+            let band = band_rows(g.size as usize, g.width as usize, in_len, pad_bytes);
+            let x: &mut [f32] = bytemuck::cast_slice_mut(&mut input);
+            if let Some(done) = conv_shard_in_place(kernels, g, in_len, rows, w, b, x, buf, band) {
+                done.ok_or(CodedModelError::Conv {
+                    layer: work.layer as usize,
+                })?;
+                input.truncate(rows * cols);
+                input.shrink_to_fit();
+                return Ok(input);
+            }
+        }
+        let mut part = Vec::new();
+        Ok(
+            match self.shard(kernels, work, cols, &input, buf, &mut part, pad_bytes)? {
+                Computed::Words(w) => w,
+                Computed::InOut(n) => into_words(input, &buf[..n]),
+            },
+        )
     }
 
-    /// Computes a shard: a float convolution's result into `out[..n]` (`InOut(n)`), others
-    /// as new words.
-    fn shard<K: Kernels>(
+    /// Layer `work.layer`'s record, shard `work.shard`'s parameters and rows, once the shard
+    /// is known, held, and given an input of `len` words fitting `cols`.
+    fn checked(
         &self,
-        kernels: &K,
         work: ShardWork,
         cols: usize,
-        input: &[u32],
-        out: &mut Vec<f32>,
-        band: &mut Vec<f32>,
-    ) -> Result<Computed, CodedModelError> {
+        len: usize,
+    ) -> Result<(&Prepared, &ShardParams, usize), CodedModelError> {
         let p = self
             .layers
             .get(work.layer as usize)
@@ -536,13 +563,26 @@ impl CodedModel {
             })?;
         let need = p.layer.in_len.saturating_mul(cols);
         let geometry_ok = p.conv.is_none_or(|g| g.cols() == cols);
-        if input.len() != need || cols == 0 || !geometry_ok {
-            return Err(CodedModelError::Length {
-                need,
-                have: input.len(),
-            });
+        if len != need || cols == 0 || !geometry_ok {
+            return Err(CodedModelError::Length { need, have: len });
         }
-        let rows = p.spec.shard_rows(s)?;
+        Ok((p, params, p.spec.shard_rows(s)?))
+    }
+
+    /// Computes a shard: a float convolution's result into `out[..n]` (`InOut(n)`, its bands
+    /// in `band`, each band's padded input within about `pad_bytes`), others as new words.
+    #[allow(clippy::too_many_arguments)]
+    fn shard<K: Kernels>(
+        &self,
+        kernels: &K,
+        work: ShardWork,
+        cols: usize,
+        input: &[u32],
+        out: &mut Vec<f32>,
+        band: &mut Vec<f32>,
+        pad_bytes: usize,
+    ) -> Result<Computed, CodedModelError> {
+        let (p, params, rows) = self.checked(work, cols, input.len())?;
         let in_len = p.layer.in_len;
         if let (Some(g), ShardParams::F32 { w, b }) = (p.conv, params) {
             // The wire words read as floats in place (no copy of the input).
@@ -550,11 +590,22 @@ impl CodedModel {
             let n = rows * cols;
             grow(out, n);
             if rows > 0 {
-                conv_shard(kernels, g, in_len, rows, w, b, x, &mut out[..n], band).ok_or(
-                    CodedModelError::Conv {
-                        layer: work.layer as usize,
-                    },
-                )?;
+                let rows_per_band = band_rows(g.size as usize, g.width as usize, in_len, pad_bytes);
+                conv_shard(
+                    kernels,
+                    g,
+                    in_len,
+                    rows,
+                    w,
+                    b,
+                    x,
+                    &mut out[..n],
+                    band,
+                    rows_per_band,
+                )
+                .ok_or(CodedModelError::Conv {
+                    layer: work.layer as usize,
+                })?;
             }
             return Ok(Computed::InOut(n));
         }
@@ -1129,24 +1180,53 @@ fn into_words(mut words: Vec<u32>, values: &[f32]) -> Vec<u32> {
     words
 }
 
-/// Bytes of padded input a coded convolution's kernel works on at once: a shard's output rows
-/// are computed in bands whose padded input rows fit, not over the whole padded map (YOLOv2's
-/// 19x19x1280 input padded is 2.3 MB of kernel scratch, kept by the thread between calls).
-const CONV_BAND_BYTES: usize = 640 * 1024;
+/// Bytes of padded input a coded convolution's kernel works on at once when the caller names
+/// no scratch of its own ([`CodedModel::compute_shard_with`]): a shard's output rows are
+/// computed in bands whose padded input rows fit, not over the whole padded map (YOLOv2's
+/// 19x19x1280 input padded is 3.3 MB of kernel scratch, kept by the thread between calls).
+pub(crate) const CONV_BAND_BYTES: usize = 1024 * 1024;
+
+/// Widest vector, in `f32` lanes, the kernels pad a row to (AVX-512's 16).
+const PAD_LANES: usize = 16;
 
 /// Output rows of a band of a `size × size` convolution over a `width`-wide, `in_len`-channel
-/// map: as many as keep the band's padded input within [`CONV_BAND_BYTES`] (at least one).
-fn band_rows(size: usize, width: usize, in_len: usize) -> usize {
-    let row = (width + size - 1) * in_len * 4;
-    (CONV_BAND_BYTES / row.max(1))
+/// map whose padded input fits `pad_bytes` (at least one). As the FMA kernels lay it out: rows
+/// of whole vectors plus `size − 1` columns, each channel's plane rounded up to an odd number
+/// of 64-byte lines (at most 32 values more).
+fn band_rows(size: usize, width: usize, in_len: usize, pad_bytes: usize) -> usize {
+    let row = width.div_ceil(PAD_LANES) * PAD_LANES + size - 1;
+    let per_channel = pad_bytes / 4 / in_len.max(1);
+    (per_channel.saturating_sub(32) / row.max(1))
         .saturating_sub(size - 1)
         .max(1)
 }
 
+/// A float convolution's parts, as the kernels take them.
+fn conv_parts(g: ConvGeom, in_len: usize, rows: usize) -> (Conv, Shape, Region) {
+    let conv = Conv {
+        filters: rows as u32,
+        size: g.size,
+        stride: 1,
+        pad: g.size / 2,
+        batch_norm: false,
+        activation: ConvActivation::Linear,
+    };
+    (
+        conv,
+        Shape::new(g.width, g.height, in_len as u32),
+        Region::full(g.width, g.height),
+    )
+}
+
+/// The output rows `y0..y1` of the whole map, as a region.
+fn rows_region(g: ConvGeom, y0: usize, y1: usize) -> Region {
+    Region::new(Span::new(0, g.width), Span::new(y0 as u32, y1 as u32))
+}
+
 /// One shard of a convolution: `rows` filters (`w`, `b`, no batch norm, linear) over the
 /// `in_len`-channel map `x`, into `out` (`rows × cols`). `None` if the kernel refuses. Wider
-/// than 1×1, it runs in bands of output rows ([`band_rows`]); each output keeps its own
-/// summation order, so the result is the whole map's bit for bit.
+/// than 1×1, it runs in bands of `band` output rows; each output keeps its own summation
+/// order, so the result is the whole map's bit for bit.
 #[allow(clippy::too_many_arguments)]
 fn conv_shard<K: Kernels>(
     kernels: &K,
@@ -1158,25 +1238,16 @@ fn conv_shard<K: Kernels>(
     x: &[f32],
     out: &mut [f32],
     part: &mut Vec<f32>,
+    band: usize,
 ) -> Option<()> {
-    let conv = Conv {
-        filters: rows as u32,
-        size: g.size,
-        stride: 1,
-        pad: g.size / 2,
-        batch_norm: false,
-        activation: ConvActivation::Linear,
-    };
-    let map = Shape::new(g.width, g.height, in_len as u32);
+    let (conv, map, full) = conv_parts(g, in_len, rows);
     let params = ConvParams {
         biases: b,
         bn: None,
         weights: w,
     };
-    let full = Region::full(g.width, g.height);
     let src = FeatureView::new(x, full, in_len as u32).ok()?;
     let (width, height) = (g.width as usize, g.height as usize);
-    let band = band_rows(g.size as usize, width, in_len);
     if g.size == 1 || band >= height {
         let mut dst = FeatureViewMut::new(out, full, rows as u32).ok()?;
         return kernels.conv(&conv, map, &params, &src, &mut dst).ok();
@@ -1185,7 +1256,7 @@ fn conv_shard<K: Kernels>(
     for y0 in (0..height).step_by(band) {
         let y1 = (y0 + band).min(height);
         let plane = (y1 - y0) * width;
-        let region = Region::new(Span::new(0, g.width), Span::new(y0 as u32, y1 as u32));
+        let region = rows_region(g, y0, y1);
         let mut dst = FeatureViewMut::new(&mut part[..rows * plane], region, rows as u32).ok()?;
         kernels.conv(&conv, map, &params, &src, &mut dst).ok()?;
         for (c, values) in part[..rows * plane].chunks_exact(plane).enumerate() {
@@ -1194,6 +1265,82 @@ fn conv_shard<K: Kernels>(
         }
     }
     Some(())
+}
+
+/// [`conv_shard`] with the result written over its own input `x` (its first
+/// `rows × height × width` values): band by band, each band computed into `buf`, then its
+/// rows below the first input row a later band reads copied into `x` (those input rows are
+/// dead in every channel, and output channel `c` lands on input channel `c`'s rows), the
+/// rest (`size / 2` rows) held in `buf` until the next band is done. The kernels read a band's
+/// input rows only (`size / 2` beyond it on each side), so every band sees the input as it
+/// came. `None` when it does not apply (a 1×1 or single-band convolution, more filters than
+/// input channels, bands shorter than `size / 2`): compute it elsewhere; `Some(None)` if the
+/// kernel refused.
+#[allow(clippy::too_many_arguments)]
+fn conv_shard_in_place<K: Kernels>(
+    kernels: &K,
+    g: ConvGeom,
+    in_len: usize,
+    rows: usize,
+    w: &[f32],
+    b: &[f32],
+    x: &mut [f32],
+    buf: &mut Vec<f32>,
+    band: usize,
+) -> Option<Option<()>> {
+    let (width, height) = (g.width as usize, g.height as usize);
+    let hold = g.size as usize / 2;
+    // A band held in `buf` is at most what `buf` takes besides the held rows, when it is
+    // already larger than the smallest band (a compute thread's tile buffer is not grown).
+    let fit = (buf.len() / (rows * width).max(1)).saturating_sub(hold);
+    let band = if fit > hold { band.min(fit) } else { band };
+    if g.size == 1 || band >= height || band < hold || rows == 0 || rows > in_len {
+        return None;
+    }
+    let (conv, map, full) = conv_parts(g, in_len, rows);
+    let params = ConvParams {
+        biases: b,
+        bn: None,
+        weights: w,
+    };
+    let plane_hw = height * width;
+    grow(buf, rows * (band + hold) * width);
+    let (cur, held) = buf.split_at_mut(rows * band * width);
+    // Output rows `held_rows` of every channel wait in `held` (channel `c` at `c·hold·width`).
+    let mut held_rows = 0..0;
+    for y0 in (0..height).step_by(band) {
+        let y1 = (y0 + band).min(height);
+        let plane = (y1 - y0) * width;
+        {
+            let Ok(src) = FeatureView::new(x, full, in_len as u32) else {
+                return Some(None);
+            };
+            let region = rows_region(g, y0, y1);
+            let Ok(mut dst) = FeatureViewMut::new(&mut cur[..rows * plane], region, rows as u32)
+            else {
+                return Some(None);
+            };
+            if kernels.conv(&conv, map, &params, &src, &mut dst).is_err() {
+                return Some(None);
+            }
+        }
+        // Input rows from `free` on are read by the next band (a full one: `band ≥ hold`).
+        let free = if y1 == height { height } else { y1 - hold };
+        for c in 0..rows {
+            let base = c * plane_hw;
+            let n = held_rows.len() * width;
+            let at = base + held_rows.start * width;
+            x[at..at + n].copy_from_slice(&held[c * hold * width..][..n]);
+            let n = (free - y0) * width;
+            let at = base + y0 * width;
+            x[at..at + n].copy_from_slice(&cur[c * plane..][..n]);
+            let n = (y1 - free) * width;
+            held[c * hold * width..][..n]
+                .copy_from_slice(&cur[c * plane + (free - y0) * width..][..n]);
+        }
+        held_rows = free..y1;
+    }
+    Some(Some(()))
 }
 
 #[cfg(test)]
@@ -1206,7 +1353,7 @@ mod tests {
     #[test]
     fn banded_conv_shards_equal_the_whole_map() {
         let (width, height, in_len, rows) = (5u32, 47u32, 1024usize, 3usize);
-        let band = band_rows(3, width as usize, in_len);
+        let band = band_rows(3, width as usize, in_len, CONV_BAND_BYTES);
         assert!(
             band < height as usize / 2,
             "the test must cross bands: {band}"
@@ -1247,7 +1394,7 @@ mod tests {
         });
         let mut banded = vec![0.0f32; rows * g.cols()];
         // A band buffer lent by a compute thread holds an earlier job's values: overwritten.
-        let mut band = vec![f32::NAN; 7];
+        let mut part = vec![f32::NAN; 7];
         conv_shard(
             &Portable,
             g,
@@ -1257,7 +1404,8 @@ mod tests {
             &b,
             &x,
             &mut banded,
-            &mut band,
+            &mut part,
+            band,
         )
         .unwrap();
         let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
@@ -1269,9 +1417,138 @@ mod tests {
                 let mut dst = FeatureViewMut::new(out, full, rows as u32).unwrap();
                 fma.conv(&conv, map, &params, &src, &mut dst).unwrap();
             });
-            band.iter_mut().for_each(|v| *v = f32::NAN);
-            conv_shard(&fma, g, in_len, rows, &w, &b, &x, &mut banded, &mut band).unwrap();
+            part.iter_mut().for_each(|v| *v = f32::NAN);
+            conv_shard(
+                &fma,
+                g,
+                in_len,
+                rows,
+                &w,
+                &b,
+                &x,
+                &mut banded,
+                &mut part,
+                band,
+            )
+            .unwrap();
             assert_eq!(bits(&banded), bits(&expect));
+        }
+    }
+
+    /// The whole map's convolution of `x` by `rows` filters of `size × size`, on `kernels`.
+    fn whole_map<K: Kernels>(
+        kernels: &K,
+        g: ConvGeom,
+        in_len: usize,
+        rows: usize,
+        w: &[f32],
+        b: &[f32],
+        x: &[f32],
+    ) -> Vec<u32> {
+        let (conv, map, full) = conv_parts(g, in_len, rows);
+        let params = ConvParams {
+            biases: b,
+            bn: None,
+            weights: w,
+        };
+        let src = FeatureView::new(x, full, in_len as u32).unwrap();
+        let mut out = vec![0.0f32; rows * g.cols()];
+        let mut dst = FeatureViewMut::new(&mut out, full, rows as u32).unwrap();
+        kernels.conv(&conv, map, &params, &src, &mut dst).unwrap();
+        out.iter().map(|v| v.to_bits()).collect()
+    }
+
+    /// Computed over its own input, band by band (bands of 1 to 9 rows, the last one short or
+    /// not; 3x3 and 5x5; as many filters as input channels and fewer), a shard gives the whole
+    /// map's convolution bit for bit, from a buffer holding an earlier job's values; a band
+    /// shorter than the rows it holds back, a 1×1 or more filters than channels are refused.
+    fn in_place_equals_the_whole_map<K: Kernels>(kernels: &K) {
+        let val = |i: usize, m: usize| ((i * 7919) % m) as f32 / m as f32 - 0.5;
+        for (size, width, height, in_len, rows) in
+            [(3, 7, 11, 24, 24), (3, 5, 13, 32, 9), (5, 6, 12, 16, 16)]
+        {
+            let g = ConvGeom {
+                size,
+                width,
+                height,
+            };
+            let x: Vec<f32> = (0..in_len * g.cols()).map(|i| val(i, 97)).collect();
+            let k = (size * size) as usize;
+            let w: Vec<f32> = (0..rows * in_len * k).map(|i| val(i, 89) * 0.1).collect();
+            let b: Vec<f32> = (0..rows).map(|i| i as f32 * 0.25).collect();
+            let expect = whole_map(kernels, g, in_len, rows, &w, &b, &x);
+            let hold = size as usize / 2;
+            for band in hold..10 {
+                let mut y = x.clone();
+                let mut buf = Vec::new();
+                let done =
+                    conv_shard_in_place(kernels, g, in_len, rows, &w, &b, &mut y, &mut buf, band);
+                if band >= height as usize {
+                    assert_eq!(done, None, "one band: computed elsewhere");
+                    continue;
+                }
+                assert_eq!(done, Some(Some(())), "{size}x{size}, band {band}");
+                let got: Vec<u32> = y[..rows * g.cols()].iter().map(|v| v.to_bits()).collect();
+                assert_eq!(got, expect, "{size}x{size} {in_len}->{rows}, band {band}");
+                // A buffer lent by a compute thread holds an earlier job's values.
+                buf.iter_mut().for_each(|v| *v = f32::NAN);
+                let mut y = x.clone();
+                conv_shard_in_place(kernels, g, in_len, rows, &w, &b, &mut y, &mut buf, band);
+                let again: Vec<u32> = y[..rows * g.cols()].iter().map(|v| v.to_bits()).collect();
+                assert_eq!(again, expect, "{size}x{size}, band {band}, a used buffer");
+            }
+            if hold > 1 {
+                let mut y = x.clone();
+                let short =
+                    conv_shard_in_place(kernels, g, in_len, rows, &w, &b, &mut y, &mut vec![], 1);
+                assert_eq!(short, None);
+            }
+        }
+        let g = ConvGeom {
+            size: 3,
+            width: 4,
+            height: 9,
+        };
+        let mut y = vec![0.5f32; 4 * g.cols()];
+        let (w, b) = (vec![0.1f32; 5 * 4 * 9], vec![0.0f32; 5]);
+        let more = conv_shard_in_place(kernels, g, 4, 5, &w, &b, &mut y, &mut vec![], 2);
+        assert_eq!(more, None, "more filters than input channels");
+        let g1 = ConvGeom {
+            size: 1,
+            width: 4,
+            height: 9,
+        };
+        let (w, b) = (vec![0.1f32; 2 * 4], vec![0.0f32; 2]);
+        let one = conv_shard_in_place(kernels, g1, 4, 2, &w, &b, &mut y, &mut vec![], 2);
+        assert_eq!(one, None, "a 1x1 convolution");
+    }
+
+    #[test]
+    fn in_place_shards_equal_the_whole_map_portable() {
+        in_place_equals_the_whole_map(&Portable);
+    }
+
+    #[cfg(feature = "simd")]
+    #[test]
+    fn in_place_shards_equal_the_whole_map_fma() {
+        in_place_equals_the_whole_map(&crate::kernels::Fma::new());
+    }
+
+    /// A band's padded input, laid out as the FMA kernels do, fits the bytes it was sized
+    /// for (YOLOv2's tail maps: 38x38x256, 19x19x512, 19x19x1024, 19x19x1280).
+    #[test]
+    fn bands_fit_their_padded_input_budget() {
+        for (width, in_len) in [(38usize, 256usize), (19, 512), (19, 1024), (19, 1280)] {
+            for budget in [256 * 1024, 640 * 1024, 1_000_000, CONV_BAND_BYTES] {
+                let band = band_rows(3, width, in_len, budget);
+                let wp = width.div_ceil(PAD_LANES) * PAD_LANES + 2;
+                let lines = ((band + 2) * wp).div_ceil(16);
+                let bytes = (lines | 1) * 16 * in_len * 4;
+                assert!(
+                    band == 1 || bytes <= budget,
+                    "{width}x{in_len}: {band} rows, {bytes} > {budget}"
+                );
+            }
         }
     }
 }

@@ -22,7 +22,21 @@ use tessera_core::kernel::Kernels;
 
 use super::compute::{execute_in, Done, Executor, Job, Model, ModelError, Workspace};
 use super::readiness::Wake;
-use crate::coded::{CodedModel, ShardDone, ShardJob, ThreadShards};
+use crate::coded::{CodedModel, ShardDone, ShardJob, ThreadShards, CONV_BAND_BYTES};
+
+/// Runs `f` with `pad` as the calling thread's padded-input scratch of the FMA kernels
+/// (`kernels::with_pad_lent`); without them, nothing to lend.
+fn lent_pad<T>(pad: &mut Vec<f32>, f: impl FnOnce() -> T) -> T {
+    #[cfg(feature = "simd")]
+    {
+        crate::kernels::with_pad_lent(pad, f)
+    }
+    #[cfg(not(feature = "simd"))]
+    {
+        let _ = pad;
+        f()
+    }
+}
 
 /// A job of a compute thread: a fused tile (or BODP layer) or a coded shard.
 pub(crate) enum Task {
@@ -125,16 +139,25 @@ where
                         if stop.load(Ordering::Relaxed) {
                             continue;
                         }
-                        let (out, band) = match &tiles {
+                        let (pad, buf) = match &tiles {
                             Some((_, model, _)) => ws
                                 .get_or_insert_with(|| Workspace::new(model).unwrap_or_default())
                                 .lend(),
                             None => (&mut own.0, &mut own.1),
                         };
-                        // The input's allocation becomes the result: it is of no use once
-                        // computed.
-                        let output = coded
-                            .compute_shard_in(kernels, job.work, job.cols, job.input, out, band);
+                        // The input's allocation becomes the result (computed in place, or
+                        // copied there): it is of no use once computed. The idle tile buffers
+                        // hold the kernels' padded input and the bands.
+                        let pad_bytes = if tiles.is_some() && !pad.is_empty() {
+                            pad.len() * 4
+                        } else {
+                            CONV_BAND_BYTES
+                        };
+                        let output = lent_pad(pad, || {
+                            coded.compute_shard_in(
+                                kernels, job.work, job.cols, job.input, buf, pad_bytes,
+                            )
+                        });
                         straggle(t0, slowdown, Some(stop));
                         let _ = done.send(ShardDone {
                             work: job.work,

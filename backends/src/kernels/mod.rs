@@ -128,6 +128,8 @@ use pad::PadGeo;
 use pool::maxpool;
 use row::{fma, row_scalar, Post, Row};
 use scratch::with_pad;
+#[cfg(feature = "std")]
+pub(crate) use scratch::with_pad_lent;
 use threads::{fill_split, pool_split, Team};
 
 /// Output channels per micro-kernel call.

@@ -57,6 +57,27 @@ pub(super) fn with_pad<T>(len: usize, f: impl FnOnce(&mut [f32]) -> T) -> T {
     }
 }
 
+/// Runs `f` with `buf` as this thread's padded-input buffer (the thread's own is kept aside and
+/// put back after): a job of another kind lends memory it holds idle meanwhile (a coded
+/// worker's tile buffers, during a shard), so the kernels' padded input of the shard's bands
+/// does not grow the thread's own buffer for good. Grown by the kernels if short (`buf` keeps
+/// the growth).
+#[cfg(feature = "std")]
+pub(crate) fn with_pad_lent<T>(buf: &mut Vec<f32>, f: impl FnOnce() -> T) -> T {
+    /// Puts the thread's own buffer back, and the lent one to its owner, even if `f` panics.
+    struct Back<'b>(&'b mut Vec<f32>, Vec<f32>);
+    impl Drop for Back<'_> {
+        fn drop(&mut self) {
+            let own = core::mem::take(&mut self.1);
+            *self.0 = PAD.with(|s| s.replace(own));
+        }
+    }
+    let lent = core::mem::take(buf);
+    let own = PAD.with(|s| s.replace(lent));
+    let _back = Back(buf, own);
+    f()
+}
+
 /// Runs `f` with this thread's packed-weights buffer, `len` elements.
 pub(super) fn with_packed<T>(len: usize, f: impl FnOnce(&mut [f32]) -> T) -> T {
     #[cfg(feature = "std")]
