@@ -111,6 +111,16 @@ impl Duration {
     }
 }
 
+/// The earlier of two optional deadlines (`None`: no deadline), as the state machines merge
+/// their parts' `poll_at`.
+pub fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
 impl Add<Duration> for Instant {
     type Output = Instant;
     fn add(self, d: Duration) -> Instant {

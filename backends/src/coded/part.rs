@@ -18,7 +18,7 @@ use tessera_core::runtime::coded::{
     WorkerAction,
 };
 use tessera_core::runtime::Verdict;
-use tessera_core::time::{Duration, Instant};
+use tessera_core::time::{earliest, Duration, Instant};
 use tessera_core::wire::{FrameKey, Message, NodeId, Tensor, GATEWAY};
 use tessera_core::Region;
 use tessera_log::{debug, warn};
@@ -447,17 +447,11 @@ impl<X: ShardExecutor, G: Glue> CodedPart<X, G> {
     /// When the part next needs a poll without I/O.
     pub fn poll_at(&self) -> Option<Instant> {
         match &self.role {
-            Role::Gateway { machine, pacer, .. } => match (machine.poll_at(), pacer.poll_at()) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            },
+            Role::Gateway { machine, pacer, .. } => earliest(machine.poll_at(), pacer.poll_at()),
             Role::Worker { machine, .. } => {
                 // A computation past its budget is abandoned when the executor can stop it.
                 let overdue = machine.overdue_at().filter(|_| self.exec.can_cancel());
-                match (machine.poll_at(), overdue) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                }
+                earliest(machine.poll_at(), overdue)
             }
         }
     }

@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 use core::net::SocketAddr;
 
 use embedded_nal::{nb, UdpFullStack};
-use tessera_core::time::{Duration, Instant};
+use tessera_core::time::{earliest, Duration, Instant};
 use tessera_core::wire::datagram::{
     Datagram, DatagramRepr, DatagramSender, DatagramStats, Outgoing, Reassembler, SendError,
     DEFAULT_DATAGRAM_LEN,
@@ -240,10 +240,7 @@ impl<U: UdpFullStack> DgramEndpoint<U> {
     /// waiting message's expiry.
     pub fn poll_at(&self) -> Option<Instant> {
         let waiting = self.queue.iter().map(|p| p.expires).min();
-        match (self.rx.poll_at(), waiting) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        earliest(self.rx.poll_at(), waiting)
     }
 
     /// Sends `msg` to `to`; its receiver waits `lifetime` (the configured default when

@@ -45,7 +45,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use embedded_nal::{nb, TcpError, TcpFullStack};
-use tessera_core::time::{Duration, Instant};
+use tessera_core::time::{earliest, Duration, Instant};
 use tessera_core::wire::{
     self, Body, Frame, HeaderRepr, Message, NodeId, ReplayWindow, Role, Sender, FLAG_AUTH, GATEWAY,
     HEADER_LEN, PROBE,
@@ -359,10 +359,7 @@ impl<S: TcpFullStack> Link<S> {
                 }
             })
             .min();
-        match (dial, live) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        earliest(dial, live)
     }
 
     /// Accepts, dials, reads, flushes and checks liveness; reports what happened through

@@ -9,13 +9,14 @@ use crate::time::{Duration, Instant};
 use crate::wire::{FrameKey, Message, NodeId, Policy, StripHolders, GATEWAY};
 
 use super::link_cost::{fetch_pays, fetch_timeout, ComputeRate, PeerLinks};
-use super::queue::{earliest, Actions};
+use super::queue::Actions;
 use super::sets::{neighbour_sides, side_bit, PeerSet, TileSet};
 use super::source::{oldest, End, Reuse, SrcFrame};
 use super::{
     Action, Config, RuntimeError, Stats, SubmitError, Verdict, Work, MAX_EDGES, MAX_EDGE_WORK,
     MAX_FRAMES_PER_SOURCE,
 };
+use crate::time::earliest;
 
 /// Where the edge stands in asking for work.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

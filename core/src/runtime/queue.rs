@@ -2,7 +2,6 @@
 
 use heapless::Deque;
 
-use crate::time::Instant;
 use crate::wire::{Message, NodeId};
 
 use super::{Action, ACTION_QUEUE};
@@ -35,14 +34,5 @@ impl Actions {
     }
     pub(crate) fn send(&mut self, to: NodeId, msg: Message<'static>) {
         self.push(Action::Send { to, msg });
-    }
-}
-
-/// The earlier of two optional deadlines.
-pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(x), Some(y)) => Some(x.min(y)),
-        (x, None) => x,
-        (None, y) => y,
     }
 }

@@ -9,8 +9,8 @@ use crate::ftp::{Grid, Level, Side, MAX_TILES};
 use crate::time::{Duration, Instant};
 use crate::wire::{FrameKey, NodeId, StripHolders, GATEWAY};
 
-use super::queue::earliest;
 use super::sets::TileSet;
+use crate::time::earliest;
 
 /// Where a tile of a queued frame is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use crate::code::dispatch::{CodedLayer, LayerAction, ResultVerdict};
 use crate::code::MAX_SHARDS;
 use crate::deadline::LinkDelay;
 use crate::runtime::{Verdict, MAX_EDGES};
-use crate::time::{Duration, Instant};
+use crate::time::{earliest, Duration, Instant};
 use crate::wire::{FrameKey, NodeId};
 
 use super::budget::{best_timeout, Allocator};
@@ -390,10 +390,7 @@ impl CodedGateway {
         }
         let flights = self.flights.iter().filter_map(|f| f.state.poll_at()).min();
         let lost = self.outstanding.front().map(|o| o.expires);
-        match (flights, lost) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        earliest(flights, lost)
     }
 
     /// One action of flight `i`, advancing it to its next layer when one ends.

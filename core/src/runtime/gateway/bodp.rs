@@ -12,10 +12,10 @@ use crate::region::{Region, Span};
 use crate::time::Instant;
 use crate::wire::{FrameKey, Message, NodeId, Policy, GATEWAY};
 
-use super::super::queue::earliest;
 use super::super::source::oldest;
 use super::super::{Action, RuntimeError, Verdict, Work, MAX_EDGES, MAX_EDGE_WORK, MAX_STRIPES};
 use super::{Gateway, Handled};
+use crate::time::earliest;
 
 /// One stripe of the current layer of a BODP frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

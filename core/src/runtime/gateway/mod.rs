@@ -21,8 +21,9 @@ use crate::wire::{Message, NodeId, Policy};
 use self::frames::{Awaiting, GwFrame};
 use self::peers::Peer;
 use self::relay::{Relay, MAX_RELAYS};
-use super::queue::{earliest, Actions};
+use super::queue::Actions;
 use super::{Action, Config, RuntimeError, Stats, Verdict, Work, MAX_EDGES, MAX_GATEWAY_FRAMES};
+use crate::time::earliest;
 
 /// What handling a message gives: the verdict on its payload, or why it was refused.
 type Handled = Result<Verdict, RuntimeError>;
