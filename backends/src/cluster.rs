@@ -431,21 +431,8 @@ pub fn start_node(
             (tiles, Some(shards))
         }
         _ => {
-            let exec = match tiles {
-                AnyKernel::Portable => ThreadExecutor::new(
-                    tessera_core::kernel::Portable,
-                    model.clone(),
-                    slowdown,
-                    Some(wake.clone()),
-                ),
-                AnyKernel::Simd(k) => {
-                    ThreadExecutor::new(k, model.clone(), slowdown, Some(wake.clone()))
-                }
-                AnyKernel::Winograd(k) => {
-                    ThreadExecutor::new(k, model.clone(), slowdown, Some(wake.clone()))
-                }
-            }
-            .map_err(io("a compute thread"))?;
+            let exec = ThreadExecutor::new(tiles, model.clone(), slowdown, Some(wake.clone()))
+                .map_err(io("a compute thread"))?;
             (exec, None)
         }
     };

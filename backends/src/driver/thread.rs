@@ -101,8 +101,7 @@ where
     let thread = std::thread::Builder::new()
         .name(name.into())
         .spawn(move || {
-            let Sides { tiles, shards } = sides;
-            let mut tiles = tiles;
+            let Sides { mut tiles, shards } = sides;
             // Sized once for the worst tile, when the first job comes (a gateway may never
             // compute); a model the plan rejects fails each tile job instead. A shard borrows
             // its band buffer from it: the two kinds of job never run at once.
