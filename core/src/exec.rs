@@ -2,12 +2,15 @@
 //!
 //! [`run_tile`] is the only code path: a full frame is the single tile of a 1×1 grid. It uses
 //! two caller-owned ping-pong buffers, each [`MemoryPlan::tile_buffer_elems`] long; the layer-0
-//! input is read from the caller's view and the last layer writes straight into `out`. The pairs
+//! input is read from the caller's view, or from the end of the second buffer where the caller
+//! cut it ([`TileInput::InB`], buffers of [`MemoryPlan::tile_buffers_in_elems`]: a node then
+//! holds no tile input beside them), and the last layer writes straight into `out`. The pairs
 //! of [`PAIRS`](crate::ftp::band::PAIRS) run in row bands when the stack goes past them
 //! ([`crate::ftp::band`]), the first two of them chained, so the largest outputs of the stack
 //! never exist whole.
 //!
 //! [`MemoryPlan::tile_buffer_elems`]: crate::ftp::MemoryPlan::tile_buffer_elems
+//! [`MemoryPlan::tile_buffers_in_elems`]: crate::ftp::MemoryPlan::tile_buffers_in_elems
 
 use core::fmt;
 
@@ -458,6 +461,70 @@ fn split(buf: &mut [f32], n: usize) -> Result<(&mut [f32], &mut [f32]), ExecErro
     Ok(buf.split_at_mut(n))
 }
 
+/// The tile's input and the second buffer's scratch for the first step: `held` whole beside a
+/// caller's view, or its head beside an input cut into its end ([`TileInput::InB`]).
+fn first<'h>(
+    stack: &FusedStack<'_>,
+    plan: &TilePlan,
+    input: TileInput<'h>,
+    held: &'h mut [f32],
+) -> Result<(FeatureView<'h>, &'h mut [f32]), ExecError> {
+    match input {
+        TileInput::View(input) => Ok((*input, held)),
+        TileInput::InB => {
+            let n = region_len(&plan.input(0), stack.input().c)?;
+            let at = held.len().checked_sub(n).ok_or(ExecError::BufferTooSmall {
+                needed: n,
+                available: held.len(),
+            })?;
+            let (head, tail) = held.split_at_mut(at);
+            let input = FeatureView::new(tail, plan.input(0), stack.input().c)?;
+            Ok((input, head))
+        }
+    }
+}
+
+/// Where a tile's layer-0 input is.
+#[derive(Clone, Copy, Debug)]
+pub enum TileInput<'j> {
+    /// A view covering `plan.input(0)` with all input channels, held by the caller.
+    View(&'j FeatureView<'j>),
+    /// Cut by the caller into the end of `buf_b` ([`input_slot`]): the tile reads it during its
+    /// first step, which takes its scratch from the rest of `buf_b`, so a node holds no input
+    /// beside the two buffers ([`buffer_elems_in`] sizes them).
+    InB,
+}
+
+/// Where a [`TileInput::InB`] tile's input goes: the last `|plan.input(0)| · C_0` values of
+/// `buf_b`, channel by channel, row by row over `plan.input(0)`.
+pub fn input_slot<'b>(
+    stack: &FusedStack<'_>,
+    plan: &TilePlan,
+    buf_b: &'b mut [f32],
+) -> Result<&'b mut [f32], ExecError> {
+    let n = region_len(&plan.input(0), stack.input().c)?;
+    let at = buf_b
+        .len()
+        .checked_sub(n)
+        .ok_or(ExecError::BufferTooSmall {
+            needed: n,
+            available: buf_b.len(),
+        })?;
+    Ok(&mut buf_b[at..])
+}
+
+/// [`buffer_elems`] when the input is cut into the second buffer ([`TileInput::InB`]; see
+/// [`band::buffer_elems_in`]).
+pub fn buffer_elems_in(stack: &FusedStack<'_>, plan: &TilePlan) -> Result<[usize; 2], ExecError> {
+    let overflow = |_| ExecError::View(ViewError::Overflow);
+    let [a, b] =
+        band::buffer_elems_in(stack, plan).map_err(|_| ExecError::View(ViewError::Overflow))?;
+    Ok([
+        usize::try_from(a).map_err(overflow)?,
+        usize::try_from(b).map_err(overflow)?,
+    ])
+}
+
 /// One tile to run, each part named: the model, the tile's plan and input, the scratch
 /// buffers and the strip store [`run_tile`] works with.
 #[derive(Debug)]
@@ -470,11 +537,12 @@ pub struct TileJob<'j, K, S> {
     pub weights: &'j Weights<'j>,
     /// The tile's regions at every layer.
     pub plan: &'j TilePlan,
-    /// A view covering `plan.input(0)` with all input channels.
-    pub input: &'j FeatureView<'j>,
+    /// Where the layer-0 input is.
+    pub input: TileInput<'j>,
     /// First ping-pong buffer: at least the first [`buffer_elems`] value long.
     pub buf_a: &'j mut [f32],
-    /// Second ping-pong buffer: at least the second [`buffer_elems`] value long.
+    /// Second ping-pong buffer: at least the second [`buffer_elems`] value long (of
+    /// [`buffer_elems_in`] with [`TileInput::InB`]).
     pub buf_b: &'j mut [f32],
     /// Where a level-0 Reuse tile puts its strips and a level-1 Reuse tile gets its
     /// neighbours'.
@@ -484,7 +552,9 @@ pub struct TileJob<'j, K, S> {
 /// Runs layers `0..L` of `job.stack` on one planned tile and returns the grid tile of the last
 /// layer's output, written at the start of `out`.
 ///
-/// `job.input` must cover `plan.input(0)` with all input channels. `buf_a` and `buf_b` need the
+/// A `job.input` view must cover `plan.input(0)` with all input channels; an input in the
+/// second buffer ([`TileInput::InB`]) fills its [`input_slot`], and `buf_b` needs the second
+/// [`buffer_elems_in`] value. `buf_a` and `buf_b` need the
 /// two [`buffer_elems`] values (at most `MemoryPlan::tile_buffers_elems`; [`scratch_elems`]
 /// each always does). A level-0 Reuse tile
 /// `put`s each of its send strips as soon as the layer is done (the first layer of a banded
@@ -508,14 +578,19 @@ pub fn run_tile<'o, K: Kernels, S: StripStore>(
     if plan.len() != stack.len() {
         return Err(ExecError::PlanMismatch);
     }
-    let needed = plan.input(0);
-    if !input.region().covers(&needed) || input.channels() != stack.input().c {
-        return Err(ExecError::InputMismatch {
-            needed,
-            have: input.region(),
-        });
-    }
-    let [need_a, need_b] = buffer_elems(stack, plan)?;
+    let [need_a, need_b] = match input {
+        TileInput::View(input) => {
+            let needed = plan.input(0);
+            if !input.region().covers(&needed) || input.channels() != stack.input().c {
+                return Err(ExecError::InputMismatch {
+                    needed,
+                    have: input.region(),
+                });
+            }
+            buffer_elems(stack, plan)?
+        }
+        TileInput::InB => buffer_elems_in(stack, plan)?,
+    };
     for (needed, available) in [(need_a, buf_a.len()), (need_b, buf_b.len())] {
         if available < needed {
             return Err(ExecError::BufferTooSmall { needed, available });
@@ -550,7 +625,8 @@ pub fn run_tile<'o, K: Kernels, S: StripStore>(
             )?;
             let (free, held) = pick(buf_a, buf_b, dst);
             let (o, _) = split(free, o_len)?;
-            tile.chain(input, o, held, strips)?;
+            let (input, held) = first(stack, plan, input, held)?;
+            tile.chain(&input, o, held, strips)?;
             l = band::CHAINED + 1;
         } else if let Some(bands) = band::bands(stack, plan, l) {
             // Layer l exists only band by band; what follows handles layer l + 1's output.
@@ -558,7 +634,8 @@ pub fn run_tile<'o, K: Kernels, S: StripStore>(
             let (free, held) = pick(buf_a, buf_b, dst);
             if src == Src::Input {
                 let (o, _) = split(free, o_len)?;
-                tile.banded_pair(l, bands, input, o, held, strips)?;
+                let (input, held) = first(stack, plan, input, held)?;
+                tile.banded_pair(l, bands, &input, o, held, strips)?;
             } else {
                 let i = FeatureView::new(held, plan.input(l), stack.layers()[l].input.c)?;
                 let (o, spare) = split(free, o_len)?;
@@ -570,7 +647,7 @@ pub fn run_tile<'o, K: Kernels, S: StripStore>(
             let (free, held) = pick(buf_a, buf_b, dst);
             let mut o = FeatureViewMut::new(free, plan.output(l), layer.output.c)?;
             if src == Src::Input {
-                tile.step(l, input, &mut o)?;
+                tile.step(l, &first(stack, plan, input, held)?.0, &mut o)?;
             } else {
                 let i = FeatureView::new(held, plan.input(l), layer.input.c)?;
                 tile.step(l, &i, &mut o)?;
@@ -616,7 +693,15 @@ pub fn run_tile<'o, K: Kernels, S: StripStore>(
         };
         let mut o = FeatureViewMut::new(&mut *out, tile_region, out_c)?;
         if src == Src::Input {
-            tile.step(last, input, &mut o)?;
+            let input = match input {
+                TileInput::View(input) => *input,
+                TileInput::InB => {
+                    let n = region_len(&plan.input(0), stack.input().c)?;
+                    let at = buf_b.len().checked_sub(n).ok_or(ExecError::PlanMismatch)?;
+                    FeatureView::new(&buf_b[at..], plan.input(0), stack.input().c)?
+                }
+            };
+            tile.step(last, &input, &mut o)?;
         } else {
             let i = FeatureView::new(held, plan.input(last), stack.layers()[last].input.c)?;
             tile.step(last, &i, &mut o)?;

@@ -3,7 +3,9 @@
 //! whole maps bit for bit; the bands, stitched bands, chained pairs and strips it relies on
 //! really occur, and the buffers are smaller than the layer-0 and layer-1 outputs they replace.
 
-use tessera_core::exec::{buffer_elems, run_tile, scratch_elems, TileJob};
+use tessera_core::exec::{
+    buffer_elems, buffer_elems_in, input_slot, run_tile, scratch_elems, TileInput, TileJob,
+};
 use tessera_core::ftp::band::{band_rows, bands, chained, BAND_ROWS, BLOCK_BAND_ROWS, PAIRS};
 use tessera_core::ftp::{FusedStack, Grid, MemoryPlan, Mode, Partition, TilePlan};
 use tessera_core::kernel::{KernelError, Kernels, Reference};
@@ -11,7 +13,7 @@ use tessera_core::model::weights::ConvParams;
 use tessera_core::model::weights::{param_count, Weights};
 use tessera_core::model::{Conv, LayerKind, MaxPool, Network, Shape};
 use tessera_core::region::Region;
-use tessera_core::tensor::{copy_overlap, FeatureView, FeatureViewMut};
+use tessera_core::tensor::{copy_overlap, region_len, FeatureView, FeatureViewMut};
 
 use tessera_testkit::{conv, pool, MapStore};
 
@@ -99,39 +101,65 @@ fn full_frame(net: &Network, upto: usize, w: &Weights<'_>, input: &[f32]) -> Vec
 }
 
 /// Every tile in schedule order with buffers of exactly `tile_buffers_elems` (the second
-/// smaller than the first, NaN-filled); the stitched output and the strip store.
+/// smaller than the first, NaN-filled), or with `cut` of `tile_buffers_in_elems` and each
+/// tile's input cut into the end of the second; the stitched output and the strip store.
 fn tiled(
     stack: &FusedStack<'_>,
     grid: &Grid,
     mode: Mode,
     w: &Weights<'_>,
     input: &[f32],
+    cut: bool,
 ) -> (Vec<f32>, MapStore) {
     let (ishape, oshape) = (stack.input(), stack.output());
     let full_in = FeatureView::new(input, Region::full(ishape.w, ishape.h), ishape.c).unwrap();
     let mem = MemoryPlan::new(stack, grid, mode).unwrap();
     let mut store = MapStore::default();
     let mut result = vec![f32::NAN; oshape.elements().unwrap()];
-    let [na, nb] = mem.tile_buffers_elems;
-    assert_eq!(na.max(nb), mem.tile_buffer_elems);
+    let [na, nb] = if cut {
+        mem.tile_buffers_in_elems
+    } else {
+        mem.tile_buffers_elems
+    };
+    assert_eq!(
+        mem.tile_buffers_elems[0].max(mem.tile_buffers_elems[1]),
+        mem.tile_buffer_elems
+    );
+    // The input in the second buffer costs it no more than the input itself.
+    assert_eq!(mem.tile_buffers_in_elems[0], mem.tile_buffers_elems[0]);
+    assert!(mem.tile_buffers_in_elems[1] >= mem.tile_buffers_elems[1]);
+    assert!(mem.tile_buffers_in_elems[1] <= mem.tile_buffers_elems[1] + mem.tile_input_elems);
     let mut a = vec![f32::NAN; na];
     let mut b = vec![f32::NAN; nb];
     let mut out = vec![f32::NAN; mem.tile_output_elems];
     for t in grid.schedule() {
         let plan = TilePlan::new(stack, grid, t, mode).unwrap();
         assert!(scratch_elems(stack, &plan).unwrap() <= mem.tile_buffer_elems);
-        let [pa, pb] = buffer_elems(stack, &plan).unwrap();
+        let [pa, pb] = if cut {
+            buffer_elems_in(stack, &plan).unwrap()
+        } else {
+            buffer_elems(stack, &plan).unwrap()
+        };
         assert!(pa <= na && pb <= nb);
         let mut own = vec![0.0; mem.tile_input_elems];
         let mut iv = FeatureViewMut::new(&mut own, plan.input(0), ishape.c).unwrap();
         copy_overlap(&full_in, &mut iv);
+        let iv = iv.as_view();
+        let tile_input = if cut {
+            input_slot(stack, &plan, &mut b)
+                .unwrap()
+                .copy_from_slice(&own[..region_len(&plan.input(0), ishape.c).unwrap()]);
+            TileInput::InB
+        } else {
+            TileInput::View(&iv)
+        };
         let got = run_tile(
             TileJob {
                 kernels: &Reference,
                 stack,
                 weights: w,
                 plan: &plan,
-                input: &iv.as_view(),
+                input: tile_input,
                 buf_a: &mut a,
                 buf_b: &mut b,
                 strips: &mut store,
@@ -191,8 +219,13 @@ fn check(net: &Network) -> (usize, [usize; 8]) {
                 assert_eq!(chained(&stack, &plan), both);
                 chains += usize::from(both);
             }
-            let (got, store) = tiled(&stack, &grid, mode, &w, &input);
+            let (got, store) = tiled(&stack, &grid, mode, &w, &input, false);
             assert!(same_bits(&got, &expect), "{rows}x{cols} {mode:?}");
+            let (cut, _) = tiled(&stack, &grid, mode, &w, &input, true);
+            assert!(
+                same_bits(&cut, &expect),
+                "{rows}x{cols} {mode:?}, input in the buffer"
+            );
             if mode == Mode::Reuse {
                 puts.iter_mut().zip(store.puts()).for_each(|(a, b)| *a += b);
             }
@@ -320,8 +353,10 @@ fn block_aligned_stacks_band_taller_on_their_grid() {
                     }
                 }
             }
-            let (got, _) = tiled(&stack, &grid, mode, &w, &input);
-            assert!(same_bits(&got, &expect), "{rows}x{cols} {mode:?}");
+            for cut in [false, true] {
+                let (got, _) = tiled(&stack, &grid, mode, &w, &input, cut);
+                assert!(same_bits(&got, &expect), "{rows}x{cols} {mode:?} cut {cut}");
+            }
         }
     }
     // Whole frame: 56 pooled rows in 7 bands.

@@ -2,7 +2,7 @@
 //! and with data reuse, over random stacks, inputs, grids and weights.
 
 use proptest::prelude::*;
-use tessera_core::exec::{run_tile, NoStrips, TileJob};
+use tessera_core::exec::{run_tile, NoStrips, TileInput, TileJob};
 use tessera_core::ftp::{
     FusedStack, Grid, Level, MemoryPlan, Mode, Partition, PlanError, TilePlan,
 };
@@ -159,7 +159,7 @@ fn tiled(
                 stack,
                 weights: w,
                 plan: &plan,
-                input: &tile_in,
+                input: TileInput::View(&tile_in),
                 buf_a: &mut a,
                 buf_b: &mut b,
                 strips: &mut store,

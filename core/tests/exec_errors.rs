@@ -1,8 +1,8 @@
 //! Typed errors (never panics) for bad buffers, missing strips, absurd grids and stacks.
 
 use tessera_core::exec::{
-    buffer_elems, run_tile, scratch_elems, ArrayStripStore, ExecError, NoStrips, StripStore,
-    TileJob,
+    buffer_elems, buffer_elems_in, input_slot, run_tile, scratch_elems, ArrayStripStore, ExecError,
+    NoStrips, StripStore, TileInput, TileJob,
 };
 use tessera_core::ftp::{
     FusedStack, Grid, MemoryPlan, Mode, Partition, PlanError, Side, TilePlan, MAX_FUSED,
@@ -11,7 +11,7 @@ use tessera_core::kernel::Reference;
 use tessera_core::model::weights::{param_count, Weights};
 use tessera_core::model::{Activation, Conv, LayerKind, MaxPool, Network, Route, Shape};
 use tessera_core::region::Region;
-use tessera_core::tensor::FeatureView;
+use tessera_core::tensor::{region_len, FeatureView};
 
 fn conv(filters: u32, size: u32) -> LayerKind {
     LayerKind::Conv(Conv {
@@ -93,7 +93,7 @@ fn buffers_input_output_and_plan_errors() {
             stack: &stack,
             weights: &w,
             plan: &plan,
-            input: &input,
+            input: TileInput::View(&input),
             buf_a: &mut a,
             buf_b: &mut short,
             strips: &mut NoStrips,
@@ -108,6 +108,39 @@ fn buffers_input_output_and_plan_errors() {
             available: need_b - 1
         }
     );
+    // An input cut into the second buffer: it needs room for the input besides the first
+    // step's scratch, and says so when short.
+    let [_, need_in] = buffer_elems_in(&stack, &plan).unwrap();
+    let mut short = vec![0.0; need_in - 1];
+    assert_eq!(
+        input_slot(&stack, &plan, &mut short).unwrap().len(),
+        region_len(&plan.input(0), 2).unwrap()
+    );
+    let err = run_tile(
+        TileJob {
+            kernels: &Reference,
+            stack: &stack,
+            weights: &w,
+            plan: &plan,
+            input: TileInput::InB,
+            buf_a: &mut a,
+            buf_b: &mut short,
+            strips: &mut NoStrips,
+        },
+        &mut out,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        ExecError::BufferTooSmall {
+            needed: need_in,
+            available: need_in - 1
+        }
+    );
+    assert!(matches!(
+        input_slot(&stack, &plan, &mut [0.0; 3]),
+        Err(ExecError::BufferTooSmall { .. })
+    ));
     let mut b = vec![0.0; mem.tile_buffer_elems];
     let mut tiny = vec![0.0; mem.tile_output_elems - 1];
     assert!(matches!(
@@ -117,7 +150,7 @@ fn buffers_input_output_and_plan_errors() {
                 stack: &stack,
                 weights: &w,
                 plan: &plan,
-                input: &input,
+                input: TileInput::View(&input),
                 buf_a: &mut a,
                 buf_b: &mut b,
                 strips: &mut NoStrips
@@ -136,7 +169,7 @@ fn buffers_input_output_and_plan_errors() {
                 stack: &stack,
                 weights: &w,
                 plan: &plan,
-                input: &small_in,
+                input: TileInput::View(&small_in),
                 buf_a: &mut a,
                 buf_b: &mut b,
                 strips: &mut NoStrips
@@ -154,7 +187,7 @@ fn buffers_input_output_and_plan_errors() {
                 stack: &stack,
                 weights: &w1,
                 plan: &plan,
-                input: &input,
+                input: TileInput::View(&input),
                 buf_a: &mut a,
                 buf_b: &mut b,
                 strips: &mut NoStrips
@@ -175,7 +208,7 @@ fn buffers_input_output_and_plan_errors() {
                 stack: &stack,
                 weights: &w,
                 plan: &p1,
-                input: &input,
+                input: TileInput::View(&input),
                 buf_a: &mut a,
                 buf_b: &mut b,
                 strips: &mut NoStrips
@@ -192,7 +225,7 @@ fn buffers_input_output_and_plan_errors() {
             stack: &stack,
             weights: &w,
             plan: &plan,
-            input: &input,
+            input: TileInput::View(&input),
             buf_a: &mut a,
             buf_b: &mut b,
             strips: &mut NoStrips,
@@ -228,7 +261,7 @@ fn missing_and_mismatched_strips() {
                 stack: &stack,
                 weights: &w,
                 plan: &plan,
-                input: &input,
+                input: TileInput::View(&input),
                 buf_a: &mut a,
                 buf_b: &mut b,
                 strips: &mut NoStrips
@@ -252,7 +285,7 @@ fn missing_and_mismatched_strips() {
                 stack: &stack,
                 weights: &w,
                 plan: &plan,
-                input: &input,
+                input: TileInput::View(&input),
                 buf_a: &mut a,
                 buf_b: &mut b,
                 strips: &mut wrong
@@ -271,7 +304,7 @@ fn missing_and_mismatched_strips() {
                 stack: &stack,
                 weights: &w,
                 plan: &plan,
-                input: &input,
+                input: TileInput::View(&input),
                 buf_a: &mut a,
                 buf_b: &mut b,
                 strips: &mut wrong
@@ -289,7 +322,7 @@ fn missing_and_mismatched_strips() {
                 stack: &stack,
                 weights: &w,
                 plan: &p0,
-                input: &input,
+                input: TileInput::View(&input),
                 buf_a: &mut a,
                 buf_b: &mut b,
                 strips: &mut wrong
@@ -307,7 +340,7 @@ fn missing_and_mismatched_strips() {
             stack: &stack,
             weights: &w,
             plan: &fallback,
-            input: &input,
+            input: TileInput::View(&input),
             buf_a: &mut a,
             buf_b: &mut b,
             strips: &mut NoStrips
@@ -406,7 +439,7 @@ fn array_store_runs_reuse_and_reports_full() {
                 stack: &stack,
                 weights: &w,
                 plan: &plain,
-                input: &input,
+                input: TileInput::View(&input),
                 buf_a: &mut a,
                 buf_b: &mut b,
                 strips: &mut NoStrips,
@@ -422,7 +455,7 @@ fn array_store_runs_reuse_and_reports_full() {
                 stack: &stack,
                 weights: &w,
                 plan: &reuse,
-                input: &input,
+                input: TileInput::View(&input),
                 buf_a: &mut a,
                 buf_b: &mut b,
                 strips: &mut *store,
@@ -452,7 +485,7 @@ fn array_store_runs_reuse_and_reports_full() {
                 stack: &stack,
                 weights: &w,
                 plan: &p0,
-                input: &input,
+                input: TileInput::View(&input),
                 buf_a: &mut a,
                 buf_b: &mut b,
                 strips: &mut tiny

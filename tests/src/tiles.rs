@@ -2,7 +2,7 @@
 //! parameters ([`net_params`]), a grid's tiles run through the executor and stitched
 //! ([`tiled`]), and a bit-for-bit comparison ([`same_bits`]).
 
-use tessera_core::exec::{run_tile, TileJob};
+use tessera_core::exec::{run_tile, TileInput, TileJob};
 use tessera_core::ftp::{FusedStack, Grid, MemoryPlan, Mode, TilePlan};
 use tessera_core::kernel::Kernels;
 use tessera_core::model::weights::{param_count, Weights};
@@ -87,7 +87,7 @@ pub fn tiled<K: Kernels>(
                 stack,
                 weights: w,
                 plan: &plan,
-                input: &iv.as_view(),
+                input: TileInput::View(&iv.as_view()),
                 buf_a: &mut a,
                 buf_b: &mut b,
                 strips: &mut store,

@@ -11,7 +11,9 @@ use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use tessera_core::exec::{run_tile, ExecError, StripStore, TileJob};
+use tessera_core::exec::{
+    buffer_elems, buffer_elems_in, input_slot, run_tile, ExecError, StripStore, TileInput, TileJob,
+};
 use tessera_core::ftp::{FusedStack, Grid, MemoryPlan, Mode, Partition, PlanError, Side, TilePlan};
 use tessera_core::kernel::{KernelError, Kernels};
 use tessera_core::model::weights::{Weights, WeightsError};
@@ -21,7 +23,7 @@ use tessera_core::tensor::{region_len, FeatureView, FeatureViewMut};
 use tessera_core::Region;
 use tessera_log::warn;
 
-use crate::pipeline::{letterbox_window, Picture};
+use crate::pipeline::{letterbox_window_into, Picture};
 
 /// A network with its parameters and the partition every node of a run agrees on.
 #[derive(Clone, Debug)]
@@ -309,14 +311,16 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    /// Buffers for every tile job of `model` (`MemoryPlan::tile_buffers_elems`: the first
-    /// holds the stack's largest output, the second is smaller).
+    /// Buffers for every tile job of `model` (`MemoryPlan::tile_buffers_in_elems`: the first
+    /// holds the stack's largest output, the second a tile's input cut from a picture beside
+    /// the first layers' scratch).
     pub fn new(model: &Model) -> Result<Workspace, ModelError> {
         let stack = model.stack()?;
         // A Reuse plan's capacities also cover every tile's Plain plan.
         let plan =
             MemoryPlan::new(&stack, &model.grid()?, Mode::Reuse).map_err(ModelError::Plan)?;
-        let [a, b] = plan.tile_buffers_elems;
+        // Tiles cut from pictures take their input in the second buffer.
+        let [a, b] = plan.tile_buffers_in_elems;
         Ok(Workspace {
             a: vec![0.0; a],
             b: vec![0.0; b],
@@ -331,17 +335,6 @@ impl Workspace {
     /// True before any buffer is allocated.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    /// The larger buffer's memory as bytes, for what is needed only before a tile runs (a
-    /// picture decoded to cut the tile's input from).
-    fn scratch_bytes(&mut self) -> &mut [u8] {
-        let larger = if self.a.len() >= self.b.len() {
-            &mut self.a
-        } else {
-            &mut self.b
-        };
-        bytemuck::cast_slice_mut(larger.as_mut_slice())
     }
 
     /// Both buffers, the larger first, for a job of another kind on the same thread while no
@@ -386,16 +379,20 @@ pub struct Job {
     pub strips: Strips,
 }
 
-/// The network input over `region` cut from `picture` (letterboxed to the network's input, as
-/// the source made it), the picture decoded into `ws`'s buffers.
+/// The tile's input, `plan.input(0)` of the network input (letterboxed as the source made
+/// it), cut from `picture` into the end of `b` where `run_tile` reads it
+/// ([`TileInput::InB`]); the picture is decoded into `a`, idle until the tile's first layer
+/// writes it (into a buffer of its own when it does not fit).
 fn cut_input(
     stack: &FusedStack<'_>,
+    plan: &TilePlan,
     picture: &Picture,
-    region: Region,
-    ws: &mut Workspace,
-) -> Result<Vec<f32>, ModelError> {
+    a: &mut [f32],
+    b: &mut [f32],
+) -> Result<(), ModelError> {
     let shape = stack.input();
     let (w, h) = (shape.w as usize, shape.h as usize);
+    let region = plan.input(0);
     let xs = region.x.start as usize..region.x.end as usize;
     let ys = region.y.start as usize..region.y.end as usize;
     if shape.c != 3 || xs.end > w || ys.end > h {
@@ -403,12 +400,16 @@ fn cut_input(
     }
     let mut spill = Vec::new();
     let px = picture
-        .pixels_in(ws.scratch_bytes(), &mut spill)
+        .pixels_in(bytemuck::cast_slice_mut(a), &mut spill)
         .map_err(|e| {
             warn!("a tile's picture: {}", e);
             ModelError::Picture
         })?;
-    Ok(letterbox_window(&px, w, h, xs, ys))
+    let slot = input_slot(stack, plan, b).map_err(ModelError::Exec)?;
+    if !letterbox_window_into(&px, w, h, xs, ys, slot) {
+        return Err(ModelError::Picture);
+    }
+    Ok(())
 }
 
 /// A finished job.
@@ -444,22 +445,28 @@ pub fn execute_in<K: Kernels>(
     match job.work {
         Work::Tile { tile, mode, .. } => {
             let plan = model.plan(tile, mode)?;
-            let scratch =
-                tessera_core::exec::buffer_elems(&stack, &plan).map_err(ModelError::Exec)?;
-            // Grown first: a picture decodes into them, before the tile overwrites them.
-            ws.buffers(scratch);
-            let cut = match &job.picture {
-                Some(p) => Some(cut_input(&stack, p, job.input_region, ws)?),
-                None => None,
-            };
-            let values = cut.as_deref().unwrap_or(&job.input);
+            let scratch = match job.picture {
+                Some(_) => buffer_elems_in(&stack, &plan),
+                None => buffer_elems(&stack, &plan),
+            }
+            .map_err(ModelError::Exec)?;
             let (a, b) = ws.buffers(scratch);
+            if let Some(p) = &job.picture {
+                cut_input(&stack, &plan, p, a, b)?;
+            }
             let region = plan.output(stack.len() - 1);
             let out_c = stack.output().c;
             let mut out =
                 vec![0.0f32; region_len(&region, out_c).map_err(|e| ModelError::Exec(e.into()))?];
-            let input = FeatureView::new(values, job.input_region, stack.input().c)
-                .map_err(|e| ModelError::Exec(e.into()))?;
+            let view;
+            let input = match job.picture {
+                Some(_) => TileInput::InB,
+                None => {
+                    view = FeatureView::new(&job.input, job.input_region, stack.input().c)
+                        .map_err(|e| ModelError::Exec(e.into()))?;
+                    TileInput::View(&view)
+                }
+            };
             let mut strips = job.strips;
             let mut produced = Strips::new();
             {
@@ -470,7 +477,7 @@ pub fn execute_in<K: Kernels>(
                         stack: &stack,
                         weights: &weights,
                         plan: &plan,
-                        input: &input,
+                        input,
                         buf_a: a,
                         buf_b: b,
                         strips: &mut store,
@@ -480,9 +487,10 @@ pub fn execute_in<K: Kernels>(
                 .map_err(ModelError::Exec)?;
             }
             let strip_bytes: usize = strips.values().map(|s| s.data.len() * 4).sum();
-            // The input the tile reads (of a shared frame, no more is the job's).
-            let read = region_len(&plan.input(0), stack.input().c).unwrap_or(values.len());
-            let buffer_bytes = 4 * (read.min(values.len()) + ws.len() + out.len()) + strip_bytes;
+            // The input the tile reads (of a shared frame, no more is the job's; a cut input
+            // lies in the buffers).
+            let read = region_len(&plan.input(0), stack.input().c).unwrap_or(job.input.len());
+            let buffer_bytes = 4 * (read.min(job.input.len()) + ws.len() + out.len()) + strip_bytes;
             // What the tile put beyond what it was given are its own strips.
             for (k, s) in strips {
                 if k.0 == tile {

@@ -10,7 +10,7 @@ extern crate alloc;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use tessera_core::exec::{run_tile, ExecError, TileJob};
+use tessera_core::exec::{run_tile, ExecError, TileInput, TileJob};
 use tessera_core::ftp::{tile_macs, FusedStack, Grid, MemoryPlan, Mode, PlanError, TilePlan};
 use tessera_core::kernel::Kernels;
 use tessera_core::model::weights::Weights;
@@ -108,7 +108,7 @@ pub fn run_frame<K: Kernels>(
                 stack,
                 weights,
                 plan: &plan,
-                input: &src,
+                input: TileInput::View(&src),
                 buf_a: buf_a.as_mut_slice(),
                 buf_b: buf_b.as_mut_slice(),
                 strips: &mut strips,

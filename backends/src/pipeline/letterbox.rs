@@ -330,18 +330,44 @@ pub fn letterbox_window<S: Samples>(
     xs: Range<usize>,
     ys: Range<usize>,
 ) -> Vec<f32> {
+    let (xs, ys) = clip(w, h, xs, ys);
+    let mut out = vec![0.0f32; xs.len() * ys.len() * src.dims().2];
+    letterbox_window_into(src, w, h, xs, ys, &mut out);
+    out
+}
+
+/// The window clipped to a `w × h` canvas.
+fn clip(w: usize, h: usize, xs: Range<usize>, ys: Range<usize>) -> (Range<usize>, Range<usize>) {
+    (
+        xs.start.min(w)..xs.end.min(w).max(xs.start.min(w)),
+        ys.start.min(h)..ys.end.min(h).max(ys.start.min(h)),
+    )
+}
+
+/// [`letterbox_window`] into `out` (a tile's input cut straight into its buffer): false, and
+/// `out` untouched, unless `out` holds exactly the clipped window's values.
+pub fn letterbox_window_into<S: Samples>(
+    src: &S,
+    w: usize,
+    h: usize,
+    xs: Range<usize>,
+    ys: Range<usize>,
+    out: &mut [f32],
+) -> bool {
     let (sw, sh, ch) = src.dims();
-    let xs = xs.start.min(w)..xs.end.min(w).max(xs.start.min(w));
-    let ys = ys.start.min(h)..ys.end.min(h).max(ys.start.min(h));
+    let (xs, ys) = clip(w, h, xs, ys);
     let (ww, wh) = (xs.len(), ys.len());
-    let mut out = vec![0.5f32; ww * wh * ch];
+    if out.len() != ww * wh * ch {
+        return false;
+    }
+    out.fill(0.5);
     let (new_w, new_h) = fitted(sw, sh, w, h);
     let (dx, dy) = ((w - new_w) / 2, (h - new_h) / 2);
     // The picture's columns and rows inside the window (canvas coordinates).
     let cx = xs.start.max(dx)..xs.end.min(dx + new_w);
     let cy = ys.start.max(dy)..ys.end.min(dy + new_h);
     if cx.is_empty() || cy.is_empty() {
-        return out;
+        return true;
     }
     let h_scale = scale(sh, new_h);
     let (mut upper, mut lower) = (vec![0.0f32; cx.len()], vec![0.0f32; cx.len()]);
@@ -366,7 +392,7 @@ pub fn letterbox_window<S: Samples>(
             }
         }
     }
-    out
+    true
 }
 
 /// The resized size Darknet's letterbox uses for a `sw × sh` image on a `w × h` canvas.

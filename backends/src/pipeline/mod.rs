@@ -43,7 +43,8 @@ pub use labels::{class_color, class_count, class_name, PixelBox, COCO_NAMES};
 #[cfg(all(feature = "std", feature = "simd"))]
 pub use layers_run::{run_layers, LayersError, LayersKernel, LayersRun, LayersSetup};
 pub use letterbox::{
-    letterbox_of, letterbox_window, Image, PixelsError, Rgb8, RgbView, Samples, MAX_SIDE,
+    letterbox_of, letterbox_window, letterbox_window_into, Image, PixelsError, Rgb8, RgbView,
+    Samples, MAX_SIDE,
 };
 pub use picture::{
     check_bounds, decode_pixels, sniff, Picture, PictureError, MAX_PICTURE_BYTES,

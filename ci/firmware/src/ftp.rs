@@ -4,7 +4,9 @@
 
 use core::fmt::Write;
 
-use tessera_core::exec::{run_tile, ArrayStripStore, ExecError, NoStrips, StripStore, TileJob};
+use tessera_core::exec::{
+    run_tile, ArrayStripStore, ExecError, NoStrips, StripStore, TileInput, TileJob,
+};
 use tessera_core::ftp::{FusedStack, Grid, Level, MemoryPlan, Mode, Partition, TilePlan};
 use tessera_core::kernel::{Kernels, Portable, Reference};
 use tessera_core::tensor::{copy_overlap, FeatureView, FeatureViewMut};
@@ -138,7 +140,7 @@ fn frame<K: Kernels>(
                 stack: &stack,
                 weights: &weights,
                 plan: &plan,
-                input: &tile_in,
+                input: TileInput::View(&tile_in),
                 buf_a: &mut *a,
                 buf_b: &mut *b,
                 strips: &mut store,
@@ -190,7 +192,7 @@ fn missing_strip(fx: &Fixture) -> Result<(), Failure> {
             stack: &stack,
             weights: &weights,
             plan: &plan,
-            input: &input,
+            input: TileInput::View(&input),
             buf_a: &mut a,
             buf_b: &mut b,
             strips: &mut none,

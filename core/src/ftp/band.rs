@@ -301,6 +301,42 @@ pub fn buffer_elems(stack: &FusedStack<'_>, plan: &TilePlan) -> Result<[u64; 2],
     Ok(need)
 }
 
+/// Elements the first step of `run_tile` (layer 0 alone, its banded pair, or the chained
+/// pairs) takes in the second buffer while it still reads the tile's input: the chain's or the
+/// pair's scratch, none for a layer 0 computed whole into the first buffer. Everything the
+/// second buffer holds after that step comes once the input is dead.
+pub fn input_scratch_elems(stack: &FusedStack<'_>, plan: &TilePlan) -> Result<u64, PlanError> {
+    if stack.len() < 2 {
+        // The only layer writes straight into the caller's output.
+        return Ok(0);
+    }
+    if chained(stack, plan) {
+        return chain_scratch(stack, plan);
+    }
+    let Some(bands) = bands(stack, plan, 0) else {
+        return Ok(0);
+    };
+    let c0 = stack.layers()[0].output.c;
+    let mut scratch = 0u64;
+    for side in Side::ALL {
+        scratch = scratch.max(elems(plan.send(0, side), c0)?);
+    }
+    for b in bands {
+        scratch = scratch.max(band_scratch(stack, 0, &b)?);
+    }
+    Ok(scratch)
+}
+
+/// [`buffer_elems`] for a tile whose input the caller cut into the end of the second buffer
+/// (`exec::TileInput::InB`): the second also holds the input beside the first step's
+/// scratch ([`input_scratch_elems`]), and is grown only where the two exceed what it needs
+/// anyway.
+pub fn buffer_elems_in(stack: &FusedStack<'_>, plan: &TilePlan) -> Result<[u64; 2], PlanError> {
+    let [a, b] = buffer_elems(stack, plan)?;
+    let input = elems(plan.input(0), stack.input().c)?;
+    Ok([a, b.max(add(input_scratch_elems(stack, plan)?, input)?)])
+}
+
 fn add(a: u64, b: u64) -> Result<u64, PlanError> {
     a.checked_add(b).ok_or(PlanError::Overflow)
 }

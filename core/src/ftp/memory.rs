@@ -1,6 +1,6 @@
 //! Buffer sizes, traffic and work per frame for a grid and mode (docs/design.md §2.5, §2.6, §3.2).
 
-use super::band::buffer_elems;
+use super::band::{buffer_elems, buffer_elems_in};
 use super::{FusedStack, Grid, Mode, Partition, PlanError, Side, TilePlan};
 use crate::model::weights::{layer_param_count, param_count};
 use crate::model::LayerKind;
@@ -22,6 +22,10 @@ pub struct MemoryPlan {
     /// ([`band::buffer_elems`](super::band::buffer_elems)): the larger is
     /// `tile_buffer_elems`; the stack's largest output sits in one buffer only.
     pub tile_buffers_elems: [usize; 2],
+    /// The same when each tile's input is cut into the end of the second buffer
+    /// ([`band::buffer_elems_in`](super::band::buffer_elems_in)): the second is larger only
+    /// where the input and the first step's scratch exceed what it needs for later layers.
+    pub tile_buffers_in_elems: [usize; 2],
     /// Largest layer-0 input of a tile, in f32 (`|Î_0| · C_0`).
     pub tile_input_elems: usize,
     /// Largest last-layer output of a tile, in f32 (grid tile × `C'_{L−1}`).
@@ -90,6 +94,7 @@ impl MemoryPlan {
         let mut m = MemoryPlan {
             tile_buffer_elems: 0,
             tile_buffers_elems: [0; 2],
+            tile_buffers_in_elems: [0; 2],
             tile_input_elems: 0,
             tile_output_elems: 0,
             tile_peak_bytes: 0,
@@ -105,7 +110,8 @@ impl MemoryPlan {
             tiled_macs: 0,
             full_macs: stack.macs(),
         };
-        let (mut buffers, mut input, mut output) = ([0u64; 2], 0u64, 0u64);
+        let (mut buffers, mut buffers_in) = ([0u64; 2], [0u64; 2]);
+        let (mut input, mut output) = (0u64, 0u64);
         for t in 0..grid.tile_count() {
             let plan = TilePlan::new(stack, grid, t, mode)?;
             // Capacities also cover the Plain fallback of a level-1 Reuse tile (never smaller).
@@ -113,6 +119,8 @@ impl MemoryPlan {
             for sized in [&plan, &plain] {
                 let [a, b] = buffer_elems(stack, sized)?;
                 buffers = [buffers[0].max(a), buffers[1].max(b)];
+                let [a, b] = buffer_elems_in(stack, sized)?;
+                buffers_in = [buffers_in[0].max(a), buffers_in[1].max(b)];
                 input = input.max(elems(sized.input(0), stack.input().c)?);
                 output = output.max(elems(sized.output(last), stack.output().c)?);
             }
@@ -138,6 +146,7 @@ impl MemoryPlan {
         }
         m.tile_buffers_elems = [to_usize(buffers[0])?, to_usize(buffers[1])?];
         m.tile_buffer_elems = to_usize(buffers[0].max(buffers[1]))?;
+        m.tile_buffers_in_elems = [to_usize(buffers_in[0])?, to_usize(buffers_in[1])?];
         m.tile_input_elems = to_usize(input)?;
         m.tile_output_elems = to_usize(output)?;
         let whole = Grid::new(1, 1, Partition::Darknet, stack)?;
