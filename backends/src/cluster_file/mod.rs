@@ -36,7 +36,7 @@ pub fn written<T>(value: T) -> At<T> {
 /// The default timeouts (ms): tile, frame, steal backoff, peer dead, connect.
 pub const DEFAULT_TIMEOUTS_MS: [u64; 5] = [10_000, 60_000, 20, 5_000, 2_000];
 
-/// The default coded tail frame deadline and data grace (ms), as `tessera demo`'s.
+/// The default coded tail frame deadline and data grace (ms), also `tessera demo`'s.
 pub const DEFAULT_TAIL_MS: [u64; 2] = [120_000, 250];
 
 /// The fused layers when the file gives none.
