@@ -471,7 +471,7 @@ impl Cluster {
 
     /// The node with `id`, if listed.
     pub fn node(&self, id: NodeId) -> Option<&Node> {
-        self.deployment.spec.nodes.iter().find(|n| n.id == id)
+        self.deployment.spec.node(id)
     }
 
     /// The edges (every node but the gateway).
