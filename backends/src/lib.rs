@@ -13,6 +13,8 @@
 //!   tail, region decoding; the kernel set chosen at run time (feature `simd`).
 //! - `nal_std` (feature `std`): embedded-nal TCP and UDP stacks over std sockets; `weights_file`: the
 //!   parameters of the layers a node runs, read from a Darknet weights file validated whole.
+//! - `cluster_file` (feature `std`): the TOML cluster file's one layout, read and written
+//!   (with `simd`, validated into a node's deployment).
 //! - `cluster` (features `std` + `simd`): a cluster's description and starting one node of it
 //!   on its own threads; `local`: a whole cluster in one process on loopback, with faults and
 //!   an optional coded tail, `fault_spec` its faults as the demo spells them; `bench`: the
@@ -65,6 +67,8 @@ pub mod builtin;
 pub mod cluster;
 #[cfg(all(feature = "codecs", feature = "simd"))]
 pub mod cluster_bench;
+#[cfg(feature = "std")]
+pub mod cluster_file;
 #[cfg(feature = "alloc")]
 pub mod coded;
 #[cfg(all(feature = "std", feature = "simd"))]

@@ -18,7 +18,10 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
+use tessera_core::wire::{NodeId, Policy};
+
 use crate::builtin::DEFAULT_IMAGE;
+use crate::cluster_file::{written, ClusterFile, FileNode};
 use crate::frame_source::SOURCE_QUEUE;
 use crate::pipeline::KernelChoice as NodeKernel;
 
@@ -256,31 +259,20 @@ impl Drop for Procs {
     }
 }
 
+/// The run's cluster file: WST-S, node `i` a source for `i == 1`, defaults elsewhere.
 fn cluster_text(s: &RssSetup) -> String {
-    let kernel = match s.kernel {
-        NodeKernel::Simd => "simd",
-        NodeKernel::Portable => "portable",
-        NodeKernel::Winograd => "winograd",
-    };
-    let mut t = format!(
-        "policy = \"wst-s\"\ngrid = \"{}x{}\"\nlayers = 16\nkernel = \"{kernel}\"\n\
-         key = \"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\"\nseed = 1\n\
-         [timeouts]\ntile_ms = 10000\nframe_ms = 60000\nsteal_backoff_ms = 20\n\
-         peer_dead_ms = 5000\nconnect_ms = 2000\n",
-        s.grid.0, s.grid.1
-    );
-    if let Some(tail) = &s.coded {
-        // Before the first table: a top-level key.
-        t = t.replacen("[timeouts]", &format!("tail = \"{tail}\"\n[timeouts]"), 1);
-    }
-    for (i, port) in s.ports.iter().enumerate() {
-        let addr = SocketAddr::from((Ipv4Addr::new(127, 0, s.net, i as u8 + 1), *port));
-        let _ = write!(t, "[[nodes]]\nid = {i}\naddr = \"{addr}\"\n");
-        if i == 1 {
-            t.push_str("source = true\n");
-        }
-    }
-    t
+    let nodes = (0..s.ports.len())
+        .zip(s.ports)
+        .map(|(i, port)| {
+            let addr = SocketAddr::from((Ipv4Addr::new(127, 0, s.net, i as u8 + 1), port));
+            FileNode::new(i as NodeId, addr, i == 1)
+        })
+        .collect();
+    let key = core::array::from_fn(|i| i as u8);
+    let mut f = ClusterFile::new(Policy::WstS, s.grid, &key, nodes);
+    f.kernel = Some(written(s.kernel.name().into()));
+    f.tail = s.coded.clone().map(written);
+    f.to_toml().expect("a cluster file's values serialize")
 }
 
 /// `VmHWM` (peak resident set) of a running process, in bytes.

@@ -10,6 +10,7 @@ use anyhow::{Context, Error};
 use clap::Args as ClapArgs;
 
 use tessera_backends::builtin::SECOND_IMAGE;
+use tessera_backends::cluster_file::DEFAULT_TAIL_MS;
 use tessera_backends::coded::tail::TailScheme;
 use tessera_backends::demo::{run_demo, DemoOutput, DemoPicture, DemoSpec};
 use tessera_core::detect::Detection;
@@ -72,12 +73,12 @@ pub struct Args {
     #[arg(long, value_name = "SCHEME", value_parser = TailScheme::parse)]
     pub coded_tail: Option<TailScheme>,
     /// Coded tail frame deadline, ms (a frame leaves the coded stage by then, complete or not).
-    #[arg(long, default_value_t = 120_000)]
+    #[arg(long, default_value_t = DEFAULT_TAIL_MS[0])]
     pub coded_deadline_ms: u64,
     /// Once parity could decode a coded tail layer, wait this long (ms) for its data shards
     /// still computing: then the layer is exact (bit-identical to the centralised run) rather
     /// than a float decode. 0: decode from the first results, as CDC does.
-    #[arg(long, default_value_t = 250)]
+    #[arg(long, default_value_t = DEFAULT_TAIL_MS[1])]
     pub coded_grace_ms: u64,
     /// Stop edge ID (its FTP node and its coded worker) SECS seconds after the start: ID@SECS.
     #[arg(long, value_name = "ID@SECS")]

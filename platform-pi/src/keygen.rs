@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Error};
 use clap::Args as ClapArgs;
+use tessera_backends::cluster_file::key_hex;
 
 /// Arguments of `tessera keygen`.
 #[derive(ClapArgs, Debug)]
@@ -26,14 +27,9 @@ pub fn fresh_key() -> Result<[u8; 32], Error> {
     Ok(key)
 }
 
-/// `key` as the 64 hex digits a cluster file's `key = "..."` takes.
-pub fn to_hex(key: &[u8; 32]) -> String {
-    key.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Prints a fresh key on stdout (and writes it to `--out`).
 pub fn run(args: &Args) -> Result<(), Error> {
-    let hex = to_hex(&fresh_key()?);
+    let hex = key_hex(&fresh_key()?);
     if let Some(path) = &args.out {
         let at = || format!("writing {}", path.display());
         let mut f = OpenOptions::new()
@@ -51,12 +47,12 @@ pub fn run(args: &Args) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::parse_key;
+    use tessera_backends::cluster_file::parse_key;
 
     #[test]
     fn a_fresh_key_parses_and_differs_from_the_next() {
         let (a, b) = (fresh_key().unwrap(), fresh_key().unwrap());
         assert_ne!(a, b);
-        assert_eq!(parse_key(&to_hex(&a)), Ok(a));
+        assert_eq!(parse_key(&key_hex(&a)), Ok(a));
     }
 }

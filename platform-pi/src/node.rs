@@ -61,7 +61,7 @@ impl NodeLog {
         stats_every: Option<u64>,
     ) -> Result<(NodeLog, Cluster, (usize, usize)), Error> {
         let log = NodeLog::start(stats_every)?;
-        let cluster = Cluster::load(path)?;
+        let cluster = crate::config::load(path)?;
         let input = cluster.deployment.model.network()?.input();
         Ok((log, cluster, (input.w as usize, input.h as usize)))
     }

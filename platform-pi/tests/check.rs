@@ -6,7 +6,8 @@
 
 mod common;
 
-use common::{cluster_text, keygen, write_small_cfg, Proc, Scratch, BIN};
+use common::{cluster_file, keygen, write_small_cfg, Proc, Scratch, BIN};
+use tessera_backends::cluster_file::ClusterFile;
 
 /// Runs `tessera check args` to its end: (exit code, output).
 fn check(args: &[&str]) -> (Option<i32>, String) {
@@ -49,7 +50,8 @@ fn check_names_a_different_model_a_wrong_key_and_dead_nodes_then_passes() {
         std::fs::read_to_string(&out).unwrap().trim(),
         printed.trim()
     );
-    let a = cluster_text([127, 0, 98], 2, &key, 3, &cfg);
+    let f = cluster_file([127, 0, 98], 2, &key, 3, &cfg);
+    let a = f.to_toml().unwrap();
     let write = |name: &str, text: &str| {
         let p = dir.join(name);
         std::fs::write(&p, text).unwrap();
@@ -57,7 +59,7 @@ fn check_names_a_different_model_a_wrong_key_and_dead_nodes_then_passes() {
     };
     let file_a = write("a.toml", &a);
     // Same addresses and key, other weights.
-    let file_b = write("b.toml", &a.replace("seed = 3", "seed = 4"));
+    let file_b = write("b.toml", &ClusterFile { seed: 4, ..f }.to_toml().unwrap());
     let file_c = write("c.toml", &a.replace(&key, &keygen()));
 
     // The gateway runs other weights: edge 1 is refused before any frame and says why. Its

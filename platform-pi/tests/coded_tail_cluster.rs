@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use tessera_backends::builtin::DEFAULT_CFG;
 use tessera_backends::cluster::ClusterSpec;
+use tessera_backends::cluster_file::{written, ClusterFile, FileNode, FileTimeouts};
 use tessera_backends::coded::tail::{CodedTail, TailScheme};
 use tessera_backends::detections_json::to_json;
 use tessera_backends::dgram::DEV_LOSS_VAR;
@@ -99,46 +100,44 @@ impl Drop for Dir {
     }
 }
 
-fn key_hex() -> String {
-    KEY.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Writes the cluster file (and its cfg) into `dir` with the nodes on `port` and `extra`
-/// top-level settings; returns its path.
-fn cluster_file(dir: &Path, port: u16, grace_ms: u64, extra: &str) -> String {
+/// Writes the cluster file (and its cfg) into `dir` with the nodes on `port`, the coded tail
+/// on datagrams if `datagram`; returns its path.
+fn cluster_file(dir: &Path, port: u16, grace_ms: u64, datagram: bool) -> String {
     let cfg_path = dir.join("yolo160.cfg");
     std::fs::write(&cfg_path, small_cfg()).unwrap();
-    let mut text = format!(
-        "policy = \"wst-s\"\ngrid = \"3x3\"\nlayers = {LAYERS}\nseed = {SEED}\n\
-         kernel = \"portable\"\nkey = \"{}\"\ncfg = \"{}\"\n\
-         tail = \"cdc:1\"\ntail_deadline_ms = {DEADLINE_MS}\ntail_grace_ms = {grace_ms}\n\
-         {extra}\n\
-         [timeouts]\ntile_ms = 20000\nframe_ms = 240000\nsteal_backoff_ms = 20\n\
-         peer_dead_ms = 3000\nconnect_ms = 1000\n",
-        key_hex(),
-        cfg_path.display()
-    );
-    for id in 0..=EDGES {
-        text += &format!(
-            "\n[[nodes]]\nid = {id}\naddr = \"127.0.0.{}:{port}\"\nsource = {}\n",
-            id + 1,
-            id == 1
-        );
-    }
+    let nodes = (0..=EDGES)
+        .map(|id| FileNode::new(id, format!("127.0.0.{}:{port}", id + 1), id == 1))
+        .collect();
+    let mut f = ClusterFile::new(Policy::WstS, (3, 3), &KEY, nodes);
+    f.layers = Some(written(LAYERS));
+    f.seed = SEED;
+    f.kernel = Some(written("portable".into()));
+    f.cfg = Some(cfg_path);
+    f.tail = Some(written("cdc:1".into()));
+    f.tail_deadline_ms = Some(written(DEADLINE_MS));
+    f.tail_grace_ms = Some(written(grace_ms));
+    f.tail_transport = datagram.then(|| written("datagram".into()));
+    f.timeouts = Some(FileTimeouts {
+        tile_ms: written(20_000),
+        frame_ms: written(240_000),
+        steal_backoff_ms: written(20),
+        peer_dead_ms: written(3000),
+        connect_ms: written(1000),
+    });
     let file = dir.join("cluster.toml");
-    std::fs::write(&file, text).unwrap();
+    std::fs::write(&file, f.to_toml().unwrap()).unwrap();
     file.display().to_string()
 }
 
 /// The boxes JSON of each frame the processes ran, in frame order, and the gateway's stdout.
-/// `extra`: cluster-file settings; `loss`: each edge's `TESSERA_DEV_DGRAM_LOSS`, if any.
+/// `datagram`: the coded tail on datagrams; `loss`: each edge's `TESSERA_DEV_DGRAM_LOSS`, if any.
 fn run_processes(
     dir: &Path,
     grace_ms: u64,
-    extra: &str,
+    datagram: bool,
     loss: &[(u16, &str)],
 ) -> (Vec<String>, String) {
-    let file = cluster_file(dir, loopback_port(), grace_ms, extra);
+    let file = cluster_file(dir, loopback_port(), grace_ms, datagram);
     let loss_of = |id: u16| loss.iter().find(|(e, _)| *e == id).map(|&(_, l)| l);
     let out = dir.join("out");
     let (out_s, frames) = (out.display().to_string(), images().len().to_string());
@@ -260,7 +259,7 @@ fn gateway_and_edges_run_the_files_coded_tail_as_the_one_process_run_does() {
     let dir = std::env::temp_dir().join(format!("tessera-coded-cluster-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let dir = Dir(dir);
-    let (separate, _) = run_processes(&dir.0, GRACE_MS, "", &[]);
+    let (separate, _) = run_processes(&dir.0, GRACE_MS, false, &[]);
     let together = in_process();
     assert_eq!(separate.len(), together.len());
     for (n, (a, b)) in separate.iter().zip(&together).enumerate() {
@@ -353,12 +352,7 @@ fn on_datagrams_with_the_parity_edge_losing_a_third_the_boxes_are_the_same() {
     // cdc:1 over three edges: data shards on edges 1 and 2, parity on edge 3, whose sent
     // datagrams are lost at 30 % (seeded). A lost parity result costs nothing: the data shards
     // arrive within the grace and each layer is their exact concatenation.
-    let (separate, said) = run_processes(
-        &dir.0,
-        GRACE_MS,
-        "tail_transport = \"datagram\"",
-        &[(3, "0.3:11")],
-    );
+    let (separate, said) = run_processes(&dir.0, GRACE_MS, true, &[(3, "0.3:11")]);
     let warned = std::fs::read_to_string(dir.0.join("edge3.err")).unwrap();
     assert!(
         warned.contains(&format!("WARNING: {DEV_LOSS_VAR}")),
@@ -387,7 +381,7 @@ fn an_edge_drops_and_counts_junk_forged_replayed_and_misaddressed_datagrams() {
     std::fs::create_dir_all(&dir).unwrap();
     let dir = Dir(dir);
     let port = loopback_port();
-    let file = cluster_file(&dir.0, port, GRACE_MS, "tail_transport = \"datagram\"");
+    let file = cluster_file(&dir.0, port, GRACE_MS, true);
     // The test stands at the gateway's UDP address (no gateway runs): edge 2 takes datagrams
     // from there as the gateway's.
     let sock = std::net::UdpSocket::bind(("127.0.0.1", port)).unwrap();
@@ -484,12 +478,7 @@ fn on_datagrams_with_a_data_edge_losing_its_results_parity_recovers_every_frame(
     // Edge 2 holds data shard 1 and loses 60 % of the datagrams it sends: most of its results
     // never arrive, and after a short grace each such layer is decoded from edge 1's data
     // shard and edge 3's parity (one shard lost of three: r = 1 covers it).
-    let (separate, said) = run_processes(
-        &dir.0,
-        500,
-        "tail_transport = \"datagram\"",
-        &[(2, "0.6:5")],
-    );
+    let (separate, said) = run_processes(&dir.0, 500, true, &[(2, "0.6:5")]);
     assert!(!said.contains("FAILED"), "{said}");
     let together = in_process();
     assert_eq!(separate.len(), together.len());

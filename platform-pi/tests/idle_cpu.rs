@@ -9,14 +9,19 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{cluster_text_timed, write_small_cfg, Proc, Scratch};
+use common::{cluster_file as cluster_of, write_small_cfg, Proc, Scratch};
+use tessera_backends::cluster_file::{written, ClusterFile, FileTimeouts};
 
 /// Timeouts as in cluster.example.toml but `steal_backoff_ms`: an idle thief asks the gateway
 /// for work every `steal_backoff` (a runtime policy, not the loop), which at 20 ms is ~50
 /// request/reply pairs a second per edge and alone costs 0.5-0.8 % of a core here; at 200 ms
 /// the test measures the loop with margin under a loaded CI.
-const IDLE_TIMEOUTS: &str = "tile_ms = 10000\nframe_ms = 60000\nsteal_backoff_ms = 200\n\
-                             peer_dead_ms = 5000\nconnect_ms = 2000\n";
+fn idle_timeouts() -> FileTimeouts {
+    FileTimeouts {
+        steal_backoff_ms: written(200),
+        ..FileTimeouts::default()
+    }
+}
 
 /// CPU time `p` used so far, in clock ticks.
 fn cpu_ticks(p: &Proc) -> u64 {
@@ -36,23 +41,18 @@ fn clock_ticks_per_second() -> u64 {
 /// A cluster file in `dir` for a gateway and edges 1–2 (edge 1 the source) on
 /// 127.0.0.`subnet`.x running YOLOv2 at 160 × 160; returns its path.
 fn cluster_file(dir: &Scratch, subnet: u8) -> String {
-    cluster_file_with(dir, subnet, "")
+    cluster_file_with(dir, subnet, |_| {})
 }
 
-/// As [`cluster_file`], with `top` (top-level settings) first.
-fn cluster_file_with(dir: &Scratch, subnet: u8, top: &str) -> String {
+/// As [`cluster_file`], with `set` changing the file first.
+fn cluster_file_with(dir: &Scratch, subnet: u8, set: impl FnOnce(&mut ClusterFile)) -> String {
     let cfg = dir.join("yolo160.cfg");
     write_small_cfg(&cfg);
-    let text = cluster_text_timed(
-        [127, 0, subnet],
-        2,
-        &"5a".repeat(32),
-        1,
-        &cfg,
-        IDLE_TIMEOUTS,
-    );
+    let mut f = cluster_of([127, 0, subnet], 2, &"5a".repeat(32), 1, &cfg);
+    f.timeouts = Some(idle_timeouts());
+    set(&mut f);
     let file = dir.join("cluster.toml");
-    std::fs::write(&file, format!("{top}{text}")).unwrap();
+    std::fs::write(&file, f.to_toml().unwrap()).unwrap();
     file.to_string_lossy().into_owned()
 }
 
@@ -143,10 +143,9 @@ fn a_source_and_an_edge_without_their_gateway_use_under_one_percent_of_a_core() 
 #[test]
 fn an_idle_cluster_with_its_coded_tail_on_datagrams_uses_under_one_percent_of_a_core() {
     let dir = Scratch::new("idle-cpu-datagrams");
-    let file = cluster_file_with(
-        &dir,
-        93,
-        "tail = \"cdc:1\"\ntail_transport = \"datagram\"\n",
-    );
+    let file = cluster_file_with(&dir, 93, |f| {
+        f.tail = Some(written("cdc:1".into()));
+        f.tail_transport = Some(written("datagram".into()));
+    });
     assert_idle(&mut whole_cluster(&file));
 }

@@ -31,7 +31,9 @@ use std::time::{Duration, Instant};
 
 use common::{Proc, Scratch};
 use tessera_backends::builtin::DEFAULT_CFG;
+use tessera_backends::cluster_file::{written, ClusterFile, FileNode, FileTimeouts};
 use tessera_backends::node_memory::{fd_count, vm_rss};
+use tessera_core::wire::Policy;
 
 /// Frames of the soak proper.
 const FRAMES: usize = 250;
@@ -138,20 +140,23 @@ fn a_cluster_of_processes_runs_250_frames_in_steady_state() {
     let image = dir.0.join("frame.jpg");
     std::fs::write(&image, tessera_backends::builtin::DEFAULT_IMAGE).unwrap();
     let out = dir.0.join("out");
-    let mut text = format!(
-        "policy = \"wst-s\"\ngrid = \"2x2\"\nlayers = 16\nseed = 3\nkey = \"{}\"\ncfg = \"{}\"\n\
-         [timeouts]\ntile_ms = 5000\nframe_ms = 60000\nsteal_backoff_ms = 20\n\
-         peer_dead_ms = 3000\nconnect_ms = 1000\n",
-        "3c".repeat(32),
-        cfg.display()
-    );
-    for (i, port) in ports().iter().enumerate() {
-        text += &format!(
-            "[[nodes]]\nid = {i}\naddr = \"127.0.{NET}.{}:{port}\"\n{}",
-            i + 1,
-            if i == 1 { "source = true\n" } else { "" }
-        );
-    }
+    let nodes = ports()
+        .iter()
+        .enumerate()
+        .map(|(i, port)| FileNode::new(i as u16, format!("127.0.{NET}.{}:{port}", i + 1), i == 1))
+        .collect();
+    let mut f = ClusterFile::new(Policy::WstS, (2, 2), &[0x3c; 32], nodes);
+    f.layers = Some(written(16));
+    f.seed = 3;
+    f.cfg = Some(cfg.clone());
+    f.timeouts = Some(FileTimeouts {
+        tile_ms: written(5000),
+        frame_ms: written(60_000),
+        steal_backoff_ms: written(20),
+        peer_dead_ms: written(3000),
+        connect_ms: written(1000),
+    });
+    let text = f.to_toml().unwrap();
     let file = dir.0.join("cluster.toml");
     std::fs::write(&file, text).unwrap();
     let (file, out_s, image) = (

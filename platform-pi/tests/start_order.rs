@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 
 use common::Proc;
 use tessera_backends::builtin::DEFAULT_CFG;
+use tessera_backends::cluster_file::{written, ClusterFile, FileNode};
+use tessera_core::wire::Policy;
 
 /// Longest wait for one expected event (a loaded CI machine is slow, not broken).
 const WAIT: Duration = Duration::from_secs(90);
@@ -77,20 +79,15 @@ impl Cluster {
         )
         .unwrap();
         let port = 40_000 + (pid % 20_000) as u16;
-        let mut text = format!(
-            "policy = \"wst-s\"\ngrid = \"3x3\"\nlayers = 16\nseed = 3\n\
-             key = \"{}\"\ncfg = \"{}\"\n\n[timeouts]\ntile_ms = 2000\nframe_ms = 30000\n\
-             steal_backoff_ms = 20\npeer_dead_ms = 1000\nconnect_ms = 500\n",
-            "5a".repeat(32),
-            cfg.display()
-        );
-        for id in 0..=3u16 {
-            text += &format!(
-                "\n[[nodes]]\nid = {id}\naddr = \"127.77.{k}.{}:{port}\"\nsource = {}\n",
-                id + 1,
-                id == SOURCE
-            );
-        }
+        let nodes = (0..=3u16)
+            .map(|id| FileNode::new(id, format!("127.77.{k}.{}:{port}", id + 1), id == SOURCE))
+            .collect();
+        let mut f = ClusterFile::new(Policy::WstS, (3, 3), &[0x5a; 32], nodes);
+        f.layers = Some(written(16));
+        f.seed = 3;
+        f.cfg = Some(cfg.clone());
+        f.timeouts = Some(common::short_timeouts());
+        let text = f.to_toml().unwrap();
         let file = dir.join("cluster.toml");
         std::fs::write(&file, text).unwrap();
         Cluster {

@@ -2,87 +2,54 @@
 //! written from the scenario: the simulator's policy, grid, strip reuse, wire precision,
 //! pacing, timeouts and addressing.
 
-use serde::Serialize;
+use tessera_backends::cluster_file::{written, ClusterFile, FileNode, FileTimeouts};
 use tessera_core::rng::SplitMix64;
-use tessera_core::wire::NodeId;
 use tessera_sim::world::SimConfig;
 
 use crate::names::{Names, PORT};
 
-#[derive(Serialize)]
-struct File {
-    policy: &'static str,
-    grid: String,
-    layers: usize,
-    kernel: &'static str,
-    key: String,
-    seed: u64,
-    reuse: &'static str,
-    transfer: &'static str,
-    results_ahead: u8,
-    prefetch: bool,
-    timeouts: Timeouts,
-    nodes: Vec<Node>,
-}
-
-#[derive(Serialize)]
-struct Timeouts {
-    tile_ms: u64,
-    frame_ms: u64,
-    steal_backoff_ms: u64,
-    peer_dead_ms: u64,
-    connect_ms: u64,
-}
-
-#[derive(Serialize)]
-struct Node {
-    id: NodeId,
-    addr: String,
-    source: bool,
-}
-
 /// A run's pre-shared key (private namespaces only; derived from the seed so reruns match).
-fn key(seed: u64) -> String {
+fn key(seed: u64) -> [u8; 32] {
     let mut rng = SplitMix64::new(seed);
-    (0..4).map(|_| format!("{:016x}", rng.next_u64())).collect()
+    let mut key = [0u8; 32];
+    for word in key.chunks_exact_mut(8) {
+        word.copy_from_slice(&rng.next_u64().to_be_bytes());
+    }
+    key
 }
 
 /// The cluster file of `cfg` (YOLOv2's 16 fused layers, generated weights from its seed;
 /// the steal backoff is the runtime's default, which the simulator uses).
 pub fn render(cfg: &SimConfig) -> Result<String, toml::ser::Error> {
-    let f = File {
-        policy: cfg.policy.name(),
-        grid: format!("{}x{}", cfg.grid.0, cfg.grid.1),
-        layers: tessera_sim::models::YOLO_FUSED,
-        kernel: "auto",
-        key: key(cfg.seed),
-        seed: cfg.seed,
-        // As the simulator runs the scenario (cluster files default to local strips).
-        reuse: match (cfg.link_reuse, cfg.local_reuse) {
-            (true, _) => "link",
-            (false, true) => "local",
-            (false, false) => "gateway",
-        },
-        transfer: cfg.transfer.label(),
-        // As the simulator runs it (cluster files default to 2 and true).
-        results_ahead: cfg.results_ahead,
-        prefetch: cfg.prefetch,
-        timeouts: Timeouts {
-            tile_ms: cfg.tile_timeout.total_millis(),
-            frame_ms: cfg.frame_deadline.total_millis(),
-            steal_backoff_ms: 50,
-            peer_dead_ms: cfg.peer_dead.total_millis(),
-            connect_ms: 2_000,
-        },
-        nodes: (0..=cfg.edges)
-            .map(|id| Node {
-                id,
-                addr: format!("{}:{PORT}", Names::addr(id)),
-                source: cfg.sources.contains(&id),
-            })
-            .collect(),
+    let nodes = (0..=cfg.edges)
+        .map(|id| {
+            let addr = format!("{}:{PORT}", Names::addr(id));
+            FileNode::new(id, addr, cfg.sources.contains(&id))
+        })
+        .collect();
+    let mut f = ClusterFile::new(cfg.policy, cfg.grid, &key(cfg.seed), nodes);
+    f.layers = Some(written(tessera_sim::models::YOLO_FUSED));
+    f.kernel = Some(written("auto".into()));
+    f.seed = cfg.seed;
+    // As the simulator runs the scenario (cluster files default to local strips).
+    let reuse = match (cfg.link_reuse, cfg.local_reuse) {
+        (true, _) => "link",
+        (false, true) => "local",
+        (false, false) => "gateway",
     };
-    toml::to_string(&f)
+    f.reuse = Some(written(reuse.into()));
+    f.transfer = Some(written(cfg.transfer.label().into()));
+    // As the simulator runs it (cluster files default to 2 and true).
+    f.results_ahead = Some(written(cfg.results_ahead));
+    f.prefetch = Some(written(cfg.prefetch));
+    f.timeouts = Some(FileTimeouts {
+        tile_ms: written(cfg.tile_timeout.total_millis()),
+        frame_ms: written(cfg.frame_deadline.total_millis()),
+        steal_backoff_ms: written(50),
+        peer_dead_ms: written(cfg.peer_dead.total_millis()),
+        ..FileTimeouts::default()
+    });
+    f.to_toml()
 }
 
 #[cfg(test)]
@@ -101,7 +68,7 @@ mod tests {
         assert!(t.contains("prefetch = false"));
         assert!(t.contains("addr = \"10.77.0.3:7700\""));
         assert_eq!(t.matches("source = true").count(), 1);
-        assert_eq!(key(1).len(), 64);
+        assert!(t.contains(&tessera_backends::cluster_file::key_hex(&key(1))));
     }
 
     #[test]

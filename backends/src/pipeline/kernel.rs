@@ -48,6 +48,15 @@ impl KernelChoice {
         }
     }
 
+    /// The name a cluster file's `kernel` and `--kernel` take.
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelChoice::Portable => "portable",
+            KernelChoice::Simd => "simd",
+            KernelChoice::Winograd => "winograd",
+        }
+    }
+
     /// Parses `auto`, `portable`, `simd` or `winograd` (as [`str::parse`]; a function for argument
     /// parsers).
     pub fn parse(s: &str) -> Result<KernelChoice, UnknownKernel> {

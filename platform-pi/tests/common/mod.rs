@@ -11,6 +11,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tessera_backends::builtin::DEFAULT_CFG;
+use tessera_backends::cluster_file::{parse_key, written, ClusterFile, FileNode, FileTimeouts};
+use tessera_core::wire::Policy;
 use tessera_testkit::free_port;
 
 /// The `tessera` binary under test.
@@ -253,38 +255,39 @@ pub fn write_small_cfg(path: &Path) {
 }
 
 /// Short timeouts: failures and restarts show within seconds.
-pub const SHORT_TIMEOUTS: &str = "tile_ms = 2000\nframe_ms = 30000\nsteal_backoff_ms = 20\n\
-                                  peer_dead_ms = 1000\nconnect_ms = 500\n";
-
-/// A cluster file's text: gateway 0 and edges 1..=edges on `subnet`.(id+1), each on a port
-/// the OS found free; edge 1 is a data source; [`SHORT_TIMEOUTS`].
-pub fn cluster_text(subnet: [u8; 3], edges: u16, key: &str, seed: u64, cfg: &Path) -> String {
-    cluster_text_timed(subnet, edges, key, seed, cfg, SHORT_TIMEOUTS)
+pub fn short_timeouts() -> FileTimeouts {
+    FileTimeouts {
+        tile_ms: written(2000),
+        frame_ms: written(30_000),
+        steal_backoff_ms: written(20),
+        peer_dead_ms: written(1000),
+        connect_ms: written(500),
+    }
 }
 
-/// As [`cluster_text`] with `timeouts` (the `[timeouts]` section's lines).
-pub fn cluster_text_timed(
-    subnet: [u8; 3],
-    edges: u16,
-    key: &str,
-    seed: u64,
-    cfg: &Path,
-    timeouts: &str,
-) -> String {
-    let mut text = format!(
-        "policy = \"wst-s\"\ngrid = \"3x3\"\nlayers = 16\nkernel = \"portable\"\nseed = {seed}\n\
-         key = \"{key}\"\ncfg = \"{}\"\n\n[timeouts]\n{timeouts}",
-        cfg.display()
-    );
-    for id in 0..=edges {
-        let ip = Ipv4Addr::new(subnet[0], subnet[1], subnet[2], id as u8 + 1);
-        let port = free_port(ip);
-        text += &format!(
-            "\n[[nodes]]\nid = {id}\naddr = \"{ip}:{port}\"\nsource = {}\n",
-            id == 1
-        );
-    }
-    text
+/// A cluster file: WST-S on a 3x3 grid, portable kernels, the model of `cfg` with weights
+/// from `seed`; gateway 0 and edges 1..=edges on `subnet`.(id+1), each on a port the OS found
+/// free; edge 1 is a data source; [`short_timeouts`].
+pub fn cluster_file(subnet: [u8; 3], edges: u16, key: &str, seed: u64, cfg: &Path) -> ClusterFile {
+    let nodes = (0..=edges)
+        .map(|id| {
+            let ip = Ipv4Addr::new(subnet[0], subnet[1], subnet[2], id as u8 + 1);
+            FileNode::new(id, format!("{ip}:{}", free_port(ip)), id == 1)
+        })
+        .collect();
+    let mut f = ClusterFile::new(Policy::WstS, (3, 3), &parse_key(key).unwrap(), nodes);
+    f.kernel = Some(written("portable".into()));
+    f.cfg = Some(cfg.to_path_buf());
+    f.seed = seed;
+    f.timeouts = Some(short_timeouts());
+    f
+}
+
+/// [`cluster_file`]'s text.
+pub fn cluster_text(subnet: [u8; 3], edges: u16, key: &str, seed: u64, cfg: &Path) -> String {
+    cluster_file(subnet, edges, key, seed, cfg)
+        .to_toml()
+        .unwrap()
 }
 
 /// A fresh key from `tessera keygen`.

@@ -1,14 +1,24 @@
-//! The cluster file (`tessera_pi::config`): the example parses, and every bad setting is
-//! refused with its line.
+//! The cluster file: the example parses, every bad setting is refused with its line, and a
+//! written file reads back as what was written.
 
+extern crate alloc;
+extern crate std;
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
 use std::time::Duration;
 
-use tessera_backends::cluster::Pacing;
-use tessera_backends::coded::tail::TailScheme;
 use tessera_core::wire::{Policy, Precision};
-use tessera_pi::config::{Cluster, TailPlace, TailTransport};
 
-const EXAMPLE: &str = include_str!("../../cluster.example.toml");
+use super::*;
+use crate::cluster::Pacing;
+use crate::coded::tail::{TailPlace, TailScheme};
+use crate::dgram::TailTransport;
+use crate::pipeline::KernelChoice;
+
+const EXAMPLE: &str = include_str!("../../../cluster.example.toml");
 
 #[test]
 fn the_example_parses() {
@@ -253,4 +263,69 @@ fn a_coded_tail_goes_on_datagrams_only_when_asked_and_keyed() {
     let open = dgram.replace("key = ", "insecure = true\n# key = ");
     let e = err(&open);
     assert!(e.contains("authenticates with the cluster key"), "{e}");
+}
+
+#[test]
+fn a_written_file_reads_back_as_written() {
+    let key = [7u8; 32];
+    let nodes = vec![
+        FileNode::new(0, "127.0.0.1:7700", false),
+        FileNode::new(1, "127.0.0.2:7700", true),
+        FileNode::new(2, "127.0.0.3:7700", false),
+    ];
+    let mut f = ClusterFile::new(Policy::Bodp, (2, 3), &key, nodes);
+    f.kernel = Some(written(KernelChoice::Winograd.name().into()));
+    f.tail = Some(written("cdc:1".into()));
+    f.reuse = Some(written("link".into()));
+    f.results_ahead = Some(written(0));
+    f.timeouts = Some(FileTimeouts {
+        frame_ms: written(30_000),
+        ..FileTimeouts::default()
+    });
+    let text = f.to_toml().unwrap();
+    let c = Cluster::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let spec = &c.deployment.spec;
+    assert_eq!(
+        (spec.policy, spec.grid, spec.key),
+        (Policy::Bodp, (2, 3), Some(key))
+    );
+    assert_eq!(
+        (spec.layers, c.deployment.model.seed),
+        (DEFAULT_LAYERS, DEFAULT_SEED)
+    );
+    assert_eq!(spec.kernel, KernelChoice::Winograd);
+    assert_eq!(c.deployment.tail, TailPlace::Coded(TailScheme::Cdc(1)));
+    assert_eq!((spec.local_reuse, spec.link_reuse), (true, true));
+    assert_eq!(spec.pacing.results_ahead, 0);
+    let [tile, _, steal_backoff, peer_dead, connect] = DEFAULT_TIMEOUTS_MS;
+    let ms = |d: Duration| d.as_millis() as u64;
+    let t = spec.timeouts;
+    assert_eq!(
+        [t.tile, t.frame, t.steal_backoff, t.peer_dead, t.connect].map(ms),
+        [tile, 30_000, steal_backoff, peer_dead, connect]
+    );
+    assert_eq!(
+        c.written,
+        ["127.0.0.1:7700", "127.0.0.2:7700", "127.0.0.3:7700"]
+    );
+    assert!(c.node(1).unwrap().source && !c.node(2).unwrap().source);
+    // Absent settings stay out of the text (their defaults are read back above).
+    assert!(
+        !text.contains("insecure") && !text.contains("tail_copies"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_file_without_timeouts_runs_the_defaults() {
+    let text = EXAMPLE
+        .lines()
+        .filter(|l| !l.contains("_ms =") && !l.starts_with("[timeouts]"))
+        .map(|l| format!("{l}\n"))
+        .collect::<String>();
+    let t = Cluster::parse(&text).unwrap().deployment.spec.timeouts;
+    assert_eq!(
+        [t.tile, t.frame, t.steal_backoff, t.peer_dead, t.connect],
+        DEFAULT_TIMEOUTS_MS.map(Duration::from_millis)
+    );
 }
