@@ -387,7 +387,8 @@ pub fn bench_layers(
 }
 
 /// Runs `input` through `stack` whole and as a 3×3 grid with reuse (kernels `k`, the stack
-/// aligned to them), best of `reps` each; refuses outputs that differ in any bit. `stack` is
+/// aligned to them), best of `reps` each, the two alternating run for run; refuses outputs
+/// that differ in any bit. `stack` is
 /// the unaligned stack (its plan gives the direct FLOP ratio). Every kernel call is timed
 /// ([`LayerTimer`]); each layer's time is its least over the runs, by the wall clock and, in
 /// as many runs again, on the CPU.
@@ -401,58 +402,71 @@ pub fn tiled_check<K: Kernels + KernelWork>(
     let one = Grid::new(1, 1, Partition::Darknet, stack).map_err(BenchError::Plan)?;
     let three = Grid::new(3, 3, Partition::Darknet, stack).map_err(BenchError::Plan)?;
     let timer = LayerTimer::new(k, stack, weights);
-    let run = |grid: &Grid, mode: Mode| -> Result<FrameRun, BenchError> {
-        let (mut best, mut cpu_min) = (None::<FrameRun>, None::<f64>);
-        for _ in 0..reps.max(1) {
-            let c0 = thread_cpu_seconds();
-            let start = Instant::now();
-            let (out, stats) =
-                run_frame(&timer, stack, weights, grid, mode, input).map_err(BenchError::Frame)?;
-            let wall = start.elapsed().as_secs_f64();
-            if let (Some(a), Some(b)) = (c0, thread_cpu_seconds()) {
-                cpu_min = Some(cpu_min.map_or(b - a, |c| c.min(b - a)));
+    // One timed run of `grid` folded into `best`.
+    let rep = |grid: &Grid, mode: Mode, best: &mut Option<FrameRun>| -> Result<(), BenchError> {
+        let c0 = thread_cpu_seconds();
+        let start = Instant::now();
+        let (out, stats) =
+            run_frame(&timer, stack, weights, grid, mode, input).map_err(BenchError::Frame)?;
+        let wall = start.elapsed().as_secs_f64();
+        let cpu = c0.zip(thread_cpu_seconds()).map(|(a, b)| b - a);
+        let layers = per_layer(k, stack, &timer.take());
+        match best.as_mut() {
+            Some(b) => {
+                // Each layer's least time over the runs: one disturbed call (a loaded
+                // machine) then spoils one run's layer, not the breakdown.
+                least(&mut b.layers, &layers);
+                b.wall = b.wall.min(wall);
+                b.cpu = match (b.cpu, cpu) {
+                    (Some(x), Some(y)) => Some(x.min(y)),
+                    (x, y) => x.or(y),
+                };
             }
-            let layers = per_layer(k, stack, &timer.take());
-            match best.as_mut() {
-                Some(b) => {
-                    // Each layer's least time over the runs: one disturbed call (a loaded
-                    // machine) then spoils one run's layer, not the breakdown.
-                    least(&mut b.layers, &layers);
-                    b.wall = b.wall.min(wall);
-                }
-                None => {
-                    best = Some(FrameRun {
-                        wall,
-                        cpu: None,
-                        out,
-                        macs: stats.macs,
-                        layers,
-                    })
+            None => {
+                *best = Some(FrameRun {
+                    wall,
+                    cpu,
+                    out,
+                    macs: stats.macs,
+                    layers,
+                })
+            }
+        }
+        Ok(())
+    };
+    // The full frame and the tiles alternate, run for run: a slow spell of the machine (other
+    // processes, a host's neighbours) then falls on both, not on one side of the ratio.
+    let (mut full, mut tiled) = (None, None);
+    for _ in 0..reps.max(1) {
+        rep(&one, Mode::Plain, &mut full)?;
+        rep(&three, Mode::Reuse, &mut tiled)?;
+    }
+    // `reps.max(1)` runs each: there is a fastest.
+    let (mut full, mut tiled) = full.zip(tiled).ok_or(BenchError::TiledDiffers)?;
+    // Then each layer's on-CPU time, in runs of their own (each reading yields), alternating
+    // as well.
+    if let Some(on_cpu) = LayerTimer::new(k, stack, weights).on_cpu() {
+        let (mut cpu_full, mut cpu_tiled): (Option<Vec<LayerCalls>>, Option<Vec<LayerCalls>>) =
+            (None, None);
+        for _ in 0..reps.max(1) {
+            for (grid, mode, acc) in [
+                (&one, Mode::Plain, &mut cpu_full),
+                (&three, Mode::Reuse, &mut cpu_tiled),
+            ] {
+                run_frame(&on_cpu, stack, weights, grid, mode, input).map_err(BenchError::Frame)?;
+                let layers = per_layer(k, stack, &on_cpu.take());
+                match acc.as_mut() {
+                    Some(c) => least(c, &layers),
+                    None => *acc = Some(layers),
                 }
             }
         }
-        // `reps.max(1)` runs: there is a fastest.
-        let mut best = best.ok_or(BenchError::TiledDiffers)?;
-        best.cpu = cpu_min;
-        // Then each layer's on-CPU time, in runs of their own (each reading yields).
-        if let Some(on_cpu) = LayerTimer::new(k, stack, weights).on_cpu() {
-            let mut cpu: Option<Vec<LayerCalls>> = None;
-            for _ in 0..reps.max(1) {
-                run_frame(&on_cpu, stack, weights, grid, mode, input).map_err(BenchError::Frame)?;
-                let layers = per_layer(k, stack, &on_cpu.take());
-                match cpu.as_mut() {
-                    Some(c) => least(c, &layers),
-                    None => cpu = Some(layers),
-                }
-            }
-            for (b, c) in best.layers.iter_mut().zip(cpu.iter().flatten()) {
+        for (run, cpu) in [(&mut full, cpu_full), (&mut tiled, cpu_tiled)] {
+            for (b, c) in run.layers.iter_mut().zip(cpu.iter().flatten()) {
                 b.cpu_seconds = Some(c.seconds);
             }
         }
-        Ok(best)
-    };
-    let full = run(&one, Mode::Plain)?;
-    let tiled = run(&three, Mode::Reuse)?;
+    }
     let same = full.out.len() == tiled.out.len()
         && full
             .out
