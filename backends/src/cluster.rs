@@ -22,8 +22,8 @@ use tessera_core::time::{Duration, Instant};
 use tessera_core::wire::{Key, Limits, NodeId, Policy, Precision};
 
 use crate::coded::tail::CodedTail;
+use crate::coded::InlineShards;
 use crate::coded::{BoxedGlue, BoxedShards, Chain, CodedModel, CodedModelError, CodedPart};
-use crate::coded::{InlineShards, ThreadShards};
 use crate::dgram::{
     BoxedLane, DevLoss, DgramConfig, DgramEndpoint, DgramError, LossyUdp, TailTransport,
 };
@@ -417,23 +417,41 @@ pub fn start_node(
     let slowdown = options.slowdown;
     // The tail's shards run direct kernels whatever the tiles run.
     let kernel = AnyKernel::of(cluster.kernel);
-    // A coded worker computes its tiles and its shards on one thread (see `with_shards`).
-    let (exec, worker_shards) = match &options.coded {
-        Some(CodedRole::Worker(_)) => {
+    let tile_thread = |tiles| {
+        ThreadExecutor::new(tiles, model.clone(), slowdown, Some(wake.clone()))
+            .map_err(io("a compute thread"))
+    };
+    let (exec, coded) = match options.coded {
+        None => (tile_thread(tiles)?, None),
+        Some(CodedRole::Gateway { tail, config }) => {
+            let shards: BoxedShards = Box::new(InlineShards::new(kernel.clone()));
+            let glue: BoxedGlue = Box::new(tail.glue(kernel));
+            let part = (tail.model().clone(), config, shards, glue, tail.cols());
+            (tile_thread(tiles)?, Some(part))
+        }
+        // A coded worker computes its tiles and its shards on one thread (see `with_shards`).
+        Some(CodedRole::Worker(coded_model)) => {
             let (tiles, shards) = ThreadExecutor::with_shards(
                 tiles,
-                kernel.clone(),
+                kernel,
                 model.clone(),
                 slowdown,
                 Some(wake.clone()),
             )
             .map_err(io("a compute thread"))?;
-            (tiles, Some(shards))
-        }
-        _ => {
-            let exec = ThreadExecutor::new(tiles, model.clone(), slowdown, Some(wake.clone()))
-                .map_err(io("a compute thread"))?;
-            (exec, None)
+            // A worker's part takes only the copies of the stage's configuration.
+            let config = CodedConfig {
+                copies: options.worker_copies,
+                ..CodedConfig::new(Duration::from_secs(1))
+            };
+            let part = (
+                coded_model,
+                config,
+                Box::new(shards) as BoxedShards,
+                Box::new(Chain) as BoxedGlue,
+                0,
+            );
+            (tiles, Some(part))
         }
     };
     let stack = ready.stack(addr.ip()).map_err(io("the node's sockets"))?;
@@ -446,34 +464,6 @@ pub fn start_node(
         node.set_first_frame(first);
     }
     node.set_transfer(cluster.transfer);
-    let coded = match options.coded {
-        None => None,
-        Some(CodedRole::Gateway { tail, config }) => {
-            let exec: BoxedShards = Box::new(InlineShards::new(kernel.clone()));
-            let glue: BoxedGlue = Box::new(tail.glue(kernel));
-            Some((tail.model().clone(), config, exec, glue, tail.cols()))
-        }
-        Some(CodedRole::Worker(model)) => {
-            let exec = match worker_shards {
-                Some(shards) => shards,
-                // Always made above; else a thread of its own.
-                None => ThreadShards::new(kernel, slowdown, Some(wake.clone()))
-                    .map_err(io("a coded compute thread"))?,
-            };
-            // A worker's part takes only the copies of the stage's configuration.
-            let config = CodedConfig {
-                copies: options.worker_copies,
-                ..CodedConfig::new(Duration::from_secs(1))
-            };
-            Some((
-                model,
-                config,
-                Box::new(exec) as BoxedShards,
-                Box::new(Chain) as BoxedGlue,
-                0,
-            ))
-        }
-    };
     if let Some((model, config, exec, glue, cols)) = coded {
         let part = CodedPart::new(id, model, config, exec, glue).map_err(StartError::Coded)?;
         node.attach_coded(part, cols);

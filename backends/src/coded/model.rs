@@ -492,7 +492,11 @@ impl CodedModel {
                 CONV_BAND_BYTES,
             )? {
                 Computed::Words(w) => w,
-                Computed::InOut(n) => out[..n].iter().map(|v| v.to_bits()).collect(),
+                Computed::InOut(n) => {
+                    // The same allocation, as words (in-place collect: same size and alignment).
+                    out.truncate(n);
+                    out.into_iter().map(f32::to_bits).collect()
+                }
             },
         )
     }
@@ -1202,7 +1206,13 @@ fn band_rows(size: usize, width: usize, in_len: usize, pad_bytes: usize) -> usiz
 }
 
 /// A float convolution's parts, as the kernels take them.
-fn conv_parts(g: ConvGeom, in_len: usize, rows: usize) -> (Conv, Shape, Region) {
+fn conv_parts<'w>(
+    g: ConvGeom,
+    in_len: usize,
+    rows: usize,
+    w: &'w [f32],
+    b: &'w [f32],
+) -> (Conv, Shape, Region, ConvParams<'w>) {
     let conv = Conv {
         filters: rows as u32,
         size: g.size,
@@ -1215,6 +1225,11 @@ fn conv_parts(g: ConvGeom, in_len: usize, rows: usize) -> (Conv, Shape, Region) 
         conv,
         Shape::new(g.width, g.height, in_len as u32),
         Region::full(g.width, g.height),
+        ConvParams {
+            biases: b,
+            bn: None,
+            weights: w,
+        },
     )
 }
 
@@ -1240,12 +1255,7 @@ fn conv_shard<K: Kernels>(
     part: &mut Vec<f32>,
     band: usize,
 ) -> Option<()> {
-    let (conv, map, full) = conv_parts(g, in_len, rows);
-    let params = ConvParams {
-        biases: b,
-        bn: None,
-        weights: w,
-    };
+    let (conv, map, full, params) = conv_parts(g, in_len, rows, w, b);
     let src = FeatureView::new(x, full, in_len as u32).ok()?;
     let (width, height) = (g.width as usize, g.height as usize);
     if g.size == 1 || band >= height {
@@ -1297,12 +1307,7 @@ fn conv_shard_in_place<K: Kernels>(
     if g.size == 1 || band >= height || band < hold || rows == 0 || rows > in_len {
         return None;
     }
-    let (conv, map, full) = conv_parts(g, in_len, rows);
-    let params = ConvParams {
-        biases: b,
-        bn: None,
-        weights: w,
-    };
+    let (conv, map, full, params) = conv_parts(g, in_len, rows, w, b);
     let plane_hw = height * width;
     grow(buf, rows * (band + hold) * width);
     let (cur, held) = buf.split_at_mut(rows * band * width);
@@ -1445,12 +1450,7 @@ mod tests {
         b: &[f32],
         x: &[f32],
     ) -> Vec<u32> {
-        let (conv, map, full) = conv_parts(g, in_len, rows);
-        let params = ConvParams {
-            biases: b,
-            bn: None,
-            weights: w,
-        };
+        let (conv, map, full, params) = conv_parts(g, in_len, rows, w, b);
         let src = FeatureView::new(x, full, in_len as u32).unwrap();
         let mut out = vec![0.0f32; rows * g.cols()];
         let mut dst = FeatureViewMut::new(&mut out, full, rows as u32).unwrap();

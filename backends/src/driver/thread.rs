@@ -122,9 +122,7 @@ where
                         // A deferred model's parameters are loaded by the first job.
                         let r = model.loaded().and_then(|m| {
                             *model = m;
-                            let ws =
-                                ws.get_or_insert_with(|| Workspace::new(model).unwrap_or_default());
-                            execute_in(kernels, model, job, ws)
+                            execute_in(kernels, model, job, workspace(&mut ws, model))
                         });
                         straggle(t0, slowdown, None);
                         // The executor is gone: its results are of no use.
@@ -139,9 +137,7 @@ where
                             continue;
                         }
                         let (pad, buf) = match &tiles {
-                            Some((_, model, _)) => ws
-                                .get_or_insert_with(|| Workspace::new(model).unwrap_or_default())
-                                .lend(),
+                            Some((_, model, _)) => workspace(&mut ws, model).lend(),
                             None => (&mut own.0, &mut own.1),
                         };
                         // The input's allocation becomes the result (computed in place, or
@@ -233,6 +229,12 @@ impl ThreadExecutor {
         };
         Ok((tiles, shards))
     }
+}
+
+/// The compute thread's tile buffers, sized once for the worst tile of `model` when first
+/// needed (by a tile, or by a shard borrowing them).
+fn workspace<'w>(ws: &'w mut Option<Workspace>, model: &Model) -> &'w mut Workspace {
+    ws.get_or_insert_with(|| Workspace::new(model).unwrap_or_default())
 }
 
 /// A thread of shards only (`ThreadShards::new`).
