@@ -179,9 +179,13 @@ pub fn scratch_elems(stack: &FusedStack<'_>, plan: &TilePlan) -> Result<usize, E
 /// [`band::buffer_elems`]): [`run_tile`] takes buffers of
 /// these sizes, or larger.
 pub fn buffer_elems(stack: &FusedStack<'_>, plan: &TilePlan) -> Result<[usize; 2], ExecError> {
+    elems_of(band::buffer_elems(stack, plan))
+}
+
+/// A plan's two buffer sizes as `usize`.
+fn elems_of(r: Result<[u64; 2], crate::ftp::PlanError>) -> Result<[usize; 2], ExecError> {
     let overflow = |_| ExecError::View(ViewError::Overflow);
-    let [a, b] =
-        band::buffer_elems(stack, plan).map_err(|_| ExecError::View(ViewError::Overflow))?;
+    let [a, b] = r.map_err(|_| ExecError::View(ViewError::Overflow))?;
     Ok([
         usize::try_from(a).map_err(overflow)?,
         usize::try_from(b).map_err(overflow)?,
@@ -472,12 +476,7 @@ fn first<'h>(
     match input {
         TileInput::View(input) => Ok((*input, held)),
         TileInput::InB => {
-            let n = region_len(&plan.input(0), stack.input().c)?;
-            let at = held.len().checked_sub(n).ok_or(ExecError::BufferTooSmall {
-                needed: n,
-                available: held.len(),
-            })?;
-            let (head, tail) = held.split_at_mut(at);
+            let (head, tail) = held.split_at_mut(slot_at(stack, plan, held.len())?);
             let input = FeatureView::new(tail, plan.input(0), stack.input().c)?;
             Ok((input, head))
         }
@@ -502,27 +501,23 @@ pub fn input_slot<'b>(
     plan: &TilePlan,
     buf_b: &'b mut [f32],
 ) -> Result<&'b mut [f32], ExecError> {
-    let n = region_len(&plan.input(0), stack.input().c)?;
-    let at = buf_b
-        .len()
-        .checked_sub(n)
-        .ok_or(ExecError::BufferTooSmall {
-            needed: n,
-            available: buf_b.len(),
-        })?;
+    let at = slot_at(stack, plan, buf_b.len())?;
     Ok(&mut buf_b[at..])
+}
+
+/// Where [`input_slot`] starts in a second buffer of `len` values.
+fn slot_at(stack: &FusedStack<'_>, plan: &TilePlan, len: usize) -> Result<usize, ExecError> {
+    let n = region_len(&plan.input(0), stack.input().c)?;
+    len.checked_sub(n).ok_or(ExecError::BufferTooSmall {
+        needed: n,
+        available: len,
+    })
 }
 
 /// [`buffer_elems`] when the input is cut into the second buffer ([`TileInput::InB`]; see
 /// [`band::buffer_elems_in`]).
 pub fn buffer_elems_in(stack: &FusedStack<'_>, plan: &TilePlan) -> Result<[usize; 2], ExecError> {
-    let overflow = |_| ExecError::View(ViewError::Overflow);
-    let [a, b] =
-        band::buffer_elems_in(stack, plan).map_err(|_| ExecError::View(ViewError::Overflow))?;
-    Ok([
-        usize::try_from(a).map_err(overflow)?,
-        usize::try_from(b).map_err(overflow)?,
-    ])
+    elems_of(band::buffer_elems_in(stack, plan))
 }
 
 /// One tile to run, each part named: the model, the tile's plan and input, the scratch
@@ -696,8 +691,7 @@ pub fn run_tile<'o, K: Kernels, S: StripStore>(
             let input = match input {
                 TileInput::View(input) => *input,
                 TileInput::InB => {
-                    let n = region_len(&plan.input(0), stack.input().c)?;
-                    let at = buf_b.len().checked_sub(n).ok_or(ExecError::PlanMismatch)?;
+                    let at = slot_at(stack, plan, buf_b.len())?;
                     FeatureView::new(&buf_b[at..], plan.input(0), stack.input().c)?
                 }
             };
