@@ -27,7 +27,7 @@ use tessera_core::tensor::{FeatureView, FeatureViewMut, ViewError};
 
 use crate::kernels::{fma_peak_loop, Fma, Form, Isa, Winograd};
 use crate::layer_timer::{per_layer, KernelWork, LayerCalls, LayerTimer};
-use crate::pipeline::{run_frame, AlignedBuf, FrameError};
+use crate::pipeline::{run_frame_in, AlignedBuf, FrameBuffers, FrameError};
 
 /// Threads of the multi-core measurement.
 pub const THREADS_MULTI: usize = 2;
@@ -402,12 +402,24 @@ pub fn tiled_check<K: Kernels + KernelWork>(
     let one = Grid::new(1, 1, Partition::Darknet, stack).map_err(BenchError::Plan)?;
     let three = Grid::new(3, 3, Partition::Darknet, stack).map_err(BenchError::Plan)?;
     let timer = LayerTimer::new(k, stack, weights);
+    // Each frame's buffers are made once, as a node makes its own: the runs time the layers,
+    // not the allocator (a whole frame's buffers are several times a tile's, and their pages
+    // would be faulted in and zeroed anew every run).
+    let buffers = |grid: &Grid, mode: Mode| {
+        FrameBuffers::new(&timer, stack, grid, mode).map_err(BenchError::Frame)
+    };
+    let (mut bufs_one, mut bufs_three) =
+        (buffers(&one, Mode::Plain)?, buffers(&three, Mode::Reuse)?);
     // One timed run of `grid` folded into `best`.
-    let rep = |grid: &Grid, mode: Mode, best: &mut Option<FrameRun>| -> Result<(), BenchError> {
+    let rep = |grid: &Grid,
+               mode: Mode,
+               bufs: &mut FrameBuffers,
+               best: &mut Option<FrameRun>|
+     -> Result<(), BenchError> {
         let c0 = thread_cpu_seconds();
         let start = Instant::now();
-        let (out, stats) =
-            run_frame(&timer, stack, weights, grid, mode, input).map_err(BenchError::Frame)?;
+        let stats = run_frame_in(&timer, stack, weights, grid, mode, input, bufs)
+            .map_err(BenchError::Frame)?;
         let wall = start.elapsed().as_secs_f64();
         let cpu = c0.zip(thread_cpu_seconds()).map(|(a, b)| b - a);
         let layers = per_layer(k, stack, &timer.take());
@@ -426,7 +438,7 @@ pub fn tiled_check<K: Kernels + KernelWork>(
                 *best = Some(FrameRun {
                     wall,
                     cpu,
-                    out,
+                    out: bufs.output().to_vec(),
                     macs: stats.macs,
                     layers,
                 })
@@ -438,8 +450,8 @@ pub fn tiled_check<K: Kernels + KernelWork>(
     // processes, a host's neighbours) then falls on both, not on one side of the ratio.
     let (mut full, mut tiled) = (None, None);
     for _ in 0..reps.max(1) {
-        rep(&one, Mode::Plain, &mut full)?;
-        rep(&three, Mode::Reuse, &mut tiled)?;
+        rep(&one, Mode::Plain, &mut bufs_one, &mut full)?;
+        rep(&three, Mode::Reuse, &mut bufs_three, &mut tiled)?;
     }
     // `reps.max(1)` runs each: there is a fastest.
     let (mut full, mut tiled) = full.zip(tiled).ok_or(BenchError::TiledDiffers)?;
@@ -449,11 +461,12 @@ pub fn tiled_check<K: Kernels + KernelWork>(
         let (mut cpu_full, mut cpu_tiled): (Option<Vec<LayerCalls>>, Option<Vec<LayerCalls>>) =
             (None, None);
         for _ in 0..reps.max(1) {
-            for (grid, mode, acc) in [
-                (&one, Mode::Plain, &mut cpu_full),
-                (&three, Mode::Reuse, &mut cpu_tiled),
+            for (grid, mode, bufs, acc) in [
+                (&one, Mode::Plain, &mut bufs_one, &mut cpu_full),
+                (&three, Mode::Reuse, &mut bufs_three, &mut cpu_tiled),
             ] {
-                run_frame(&on_cpu, stack, weights, grid, mode, input).map_err(BenchError::Frame)?;
+                run_frame_in(&on_cpu, stack, weights, grid, mode, input, bufs)
+                    .map_err(BenchError::Frame)?;
                 let layers = per_layer(k, stack, &on_cpu.take());
                 match acc.as_mut() {
                     Some(c) => least(c, &layers),

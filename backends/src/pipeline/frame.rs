@@ -61,6 +61,47 @@ pub struct FrameStats {
     pub strip_bytes: usize,
 }
 
+/// The buffers [`run_frame_in`] works in, sized from the memory plan of one stack, grid and
+/// mode: made once, they serve every frame run with them (a node allocates its buffers once;
+/// a benchmark then times the layers, not the allocator).
+pub struct FrameBuffers {
+    buf_a: AlignedBuf,
+    buf_b: AlignedBuf,
+    tile_in: AlignedBuf,
+    tile_out: AlignedBuf,
+    output: Vec<f32>,
+}
+
+impl FrameBuffers {
+    /// Buffers for `grid` in `mode` over `stack` [aligned](FusedStack::aligned) to `kernels`.
+    pub fn new<K: Kernels>(
+        kernels: &K,
+        stack: &FusedStack<'_>,
+        grid: &Grid,
+        mode: Mode,
+    ) -> Result<FrameBuffers, FrameError> {
+        let stack = stack.aligned(kernels);
+        let memory = MemoryPlan::new(&stack, grid, mode).map_err(FrameError::Memory)?;
+        let out = stack.output();
+        let output_len =
+            region_len(&Region::full(out.w, out.h), out.c).map_err(FrameError::Output)?;
+        // Cache-line-aligned layer buffers: a kernel's output rows then start on lines, so its
+        // 16-column tiles store whole lines (a few percent on the wide early layers).
+        Ok(FrameBuffers {
+            buf_a: AlignedBuf::new(memory.tile_buffer_elems),
+            buf_b: AlignedBuf::new(memory.tile_buffer_elems),
+            tile_in: AlignedBuf::new(memory.tile_input_elems),
+            tile_out: AlignedBuf::new(memory.tile_output_elems),
+            output: vec![0.0; output_len],
+        })
+    }
+
+    /// The output map of the last frame run in these buffers.
+    pub fn output(&self) -> &[f32] {
+        &self.output
+    }
+}
+
 /// Runs layers `[0, L)` of `stack` on `input` (CHW, the network input) over `grid`, stitching
 /// the tiles' outputs into the full output map. A 1x1 grid is the whole frame on one device.
 /// The plans are made from `stack` [aligned](FusedStack::aligned) to `kernels`' block grids.
@@ -72,20 +113,34 @@ pub fn run_frame<K: Kernels>(
     mode: Mode,
     input: &[f32],
 ) -> Result<(Vec<f32>, FrameStats), FrameError> {
+    let mut bufs = FrameBuffers::new(kernels, stack, grid, mode)?;
+    let stats = run_frame_in(kernels, stack, weights, grid, mode, input, &mut bufs)?;
+    Ok((bufs.output, stats))
+}
+
+/// [`run_frame`] in buffers made for the same stack, grid and mode ([`FrameBuffers::new`]);
+/// the output map is left in them ([`FrameBuffers::output`]).
+pub fn run_frame_in<K: Kernels>(
+    kernels: &K,
+    stack: &FusedStack<'_>,
+    weights: &Weights<'_>,
+    grid: &Grid,
+    mode: Mode,
+    input: &[f32],
+    bufs: &mut FrameBuffers,
+) -> Result<FrameStats, FrameError> {
     let aligned = stack.aligned(kernels);
     let stack = &aligned;
     let in_shape = stack.input();
     let out_shape = stack.output();
-    let memory = MemoryPlan::new(stack, grid, mode).map_err(FrameError::Memory)?;
-    // Cache-line-aligned layer buffers: a kernel's output rows then start on lines, so its
-    // 16-column tiles store whole lines (a few percent on the wide early layers).
-    let mut buf_a = AlignedBuf::new(memory.tile_buffer_elems);
-    let mut buf_b = AlignedBuf::new(memory.tile_buffer_elems);
-    let mut tile_in = AlignedBuf::new(memory.tile_input_elems);
-    let mut tile_out = AlignedBuf::new(memory.tile_output_elems);
+    let FrameBuffers {
+        buf_a,
+        buf_b,
+        tile_in,
+        tile_out,
+        output,
+    } = bufs;
     let full_region = Region::full(out_shape.w, out_shape.h);
-    let mut output =
-        vec![0.0f32; region_len(&full_region, out_shape.c).map_err(FrameError::Output)?];
     let image = FeatureView::new(input, Region::full(in_shape.w, in_shape.h), in_shape.c)
         .map_err(FrameError::Input)?;
     let mut held = Strips::new();
@@ -116,14 +171,13 @@ pub fn run_frame<K: Kernels>(
             tile_out.as_mut_slice(),
         )
         .map_err(failed)?;
-        let mut full = FeatureViewMut::new(&mut output, full_region, out_shape.c)
-            .map_err(FrameError::Output)?;
+        let mut full =
+            FeatureViewMut::new(output, full_region, out_shape.c).map_err(FrameError::Output)?;
         copy_overlap(&result, &mut full);
     }
-    let stats = FrameStats {
+    Ok(FrameStats {
         tiles: grid.tile_count(),
         macs,
         strip_bytes: strips.bytes(),
-    };
-    Ok((output, stats))
+    })
 }

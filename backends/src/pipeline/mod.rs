@@ -32,7 +32,7 @@ pub use aligned::AlignedBuf;
 pub use decode::{boxes, DecodeError};
 #[cfg(feature = "std")]
 pub use detect_frame::{detect_frame, DetectError, DetectSetup, FrameDetections};
-pub use frame::{run_frame, FrameError, FrameStats};
+pub use frame::{run_frame, run_frame_in, FrameBuffers, FrameError, FrameStats};
 #[cfg(feature = "simd")]
 pub use kernel::{AnyKernel, KernelChoice, UnknownKernel};
 #[cfg(all(feature = "std", feature = "simd"))]
