@@ -66,6 +66,19 @@ impl Team {
     }
 }
 
+impl Team {
+    /// Runs `f` on every piece of `lists` (list `t` is thread `t`'s share), a thread that
+    /// finishes its own taking pieces from the back of the others' (see `Workers::steal`):
+    /// each piece runs exactly once, computing the same values on any thread.
+    pub(crate) fn steal<P: Send>(&self, lists: Vec<Vec<P>>, f: impl Fn(P) + Sync) {
+        #[cfg(feature = "std")]
+        if let (Some(w), true) = (&self.workers, lists.len() > 1) {
+            return w.steal(lists, f);
+        }
+        lists.into_iter().flatten().for_each(f);
+    }
+}
+
 /// Fills the padded buffer on `threads` threads of `team`, each an equal range of its padded
 /// rows counted over all channels (a layer of fewer channels than threads, such as YOLOv2's
 /// 3-channel layer 0, still splits evenly).

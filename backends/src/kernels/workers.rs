@@ -182,7 +182,9 @@ impl Workers {
             self.shared.epoch.store(st.epoch, Ordering::Release);
         }
         self.shared.wake.notify_all();
+        let t0 = Instant::now();
         let mine = catch_unwind(AssertUnwindSafe(|| f(parts - 1)));
+        let t1 = Instant::now();
         spin(|| self.shared.pending.load(Ordering::Acquire) == 0);
         let mut st = self.shared.lock();
         while st.pending > 0 {
@@ -193,6 +195,17 @@ impl Workers {
                 .unwrap_or_else(PoisonError::into_inner);
         }
         st.job = None;
+        {
+            let own = (t1 - t0).as_nanos() as u64;
+            let wait = t1.elapsed().as_nanos() as u64;
+            probe::OWN.fetch_add(own, Ordering::Relaxed);
+            probe::WAIT.fetch_add(wait, Ordering::Relaxed);
+            probe::CALLS.fetch_add(1, Ordering::Relaxed);
+            if wait > 100_000 {
+                probe::BIG.fetch_add(1, Ordering::Relaxed);
+                probe::BIGNS.fetch_add(wait, Ordering::Relaxed);
+            }
+        }
         let panicked = core::mem::take(&mut st.panicked);
         drop(st);
         if let Err(payload) = mine {
@@ -229,8 +242,130 @@ impl Workers {
     }
 }
 
+#[allow(missing_docs)]
+pub mod probe {
+    use core::sync::atomic::AtomicU64;
+    pub static OWN: AtomicU64 = AtomicU64::new(0);
+    pub static WAIT: AtomicU64 = AtomicU64::new(0);
+    pub static CALLS: AtomicU64 = AtomicU64::new(0);
+    pub static BIG: AtomicU64 = AtomicU64::new(0);
+    pub static BIGNS: AtomicU64 = AtomicU64::new(0);
+    pub static STOLEN: AtomicU64 = AtomicU64::new(0);
+}
+
+/// Claims on the pieces of a [`Workers::steal`] call: per list, the next piece from the front
+/// (its owner's) and the end (a thief's, from the back), in one atomic word, so a piece is
+/// claimed by exactly one thread whichever end reaches it.
+struct Claims {
+    /// Per list: `front << 32 | end`, pieces `front..end` not yet claimed.
+    bounds: Vec<AtomicU64>,
+}
+
+impl Claims {
+    fn new(lens: impl Iterator<Item = usize>) -> Claims {
+        Claims {
+            bounds: lens
+                .map(|n| AtomicU64::new(u64::try_from(n).expect("pieces fit 32 bits")))
+                .collect(),
+        }
+    }
+
+    /// Claims piece `front` (its owner) or `end − 1` (a thief) of list `l`, if any is left.
+    fn claim(&self, l: usize, back: bool) -> Option<usize> {
+        let b = &self.bounds[l];
+        let mut cur = b.load(Ordering::Acquire);
+        loop {
+            let (front, end) = (cur >> 32, cur & 0xffff_ffff);
+            if front >= end {
+                return None;
+            }
+            let (next, piece) = if back {
+                (cur - 1, end - 1)
+            } else {
+                (cur + (1 << 32), front)
+            };
+            match b.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Some(piece as usize),
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    /// The list with the most unclaimed pieces, if any is left.
+    fn victim(&self) -> Option<usize> {
+        let left = |l: usize| {
+            let b = self.bounds[l].load(Ordering::Acquire);
+            (b & 0xffff_ffff).saturating_sub(b >> 32)
+        };
+        (0..self.bounds.len())
+            .map(|l| (left(l), l))
+            .max()
+            .filter(|&(n, _)| n > 0)
+            .map(|(_, l)| l)
+    }
+}
+
+impl Workers {
+    /// Runs `f` on every piece of `lists` (one list per thread, at most
+    /// [`threads`](Self::threads) are served by their own thread): thread `t` runs list `t`
+    /// front to back, then takes pieces from the back of the list with the most left, so a
+    /// thread the OS deschedules delays the call by at most the piece it is running. Each
+    /// piece runs exactly once, on whichever thread claims it.
+    pub fn steal<P: Send>(&self, lists: Vec<Vec<P>>, f: impl Fn(P) + Sync) {
+        let claims = Claims::new(lists.iter().map(Vec::len));
+        let starts: Vec<usize> = lists
+            .iter()
+            .scan(0, |at, l| {
+                let s = *at;
+                *at += l.len();
+                Some(s)
+            })
+            .collect();
+        // One uncontended lock per piece: the claim makes each slot one thread's.
+        let slots: Vec<Mutex<Option<P>>> = lists
+            .into_iter()
+            .flatten()
+            .map(|p| Mutex::new(Some(p)))
+            .collect();
+        let run = |l: usize, i: usize| {
+            let piece = slots[starts[l] + i]
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+                .expect("each piece is claimed once");
+            f(piece);
+        };
+        self.run(starts.len(), &|t| {
+            while let Some(i) = claims.claim(t, false) {
+                run(t, i);
+            }
+            while let Some(l) = claims.victim() {
+                if let Some(i) = claims.claim(l, true) {
+                    probe::STOLEN.fetch_add(1, Ordering::Relaxed);
+                    run(l, i);
+                }
+            }
+        });
+    }
+}
+
 impl Drop for Workers {
     fn drop(&mut self) {
+        if std::env::var_os("TESSERA_PROBE").is_some() {
+            use probe::*;
+            let c = CALLS.swap(0, Ordering::Relaxed);
+            if c > 0 {
+                std::eprintln!(
+                    "probe: calls {} own {:.1} ms wait {:.2} ms waits>100us {} ({:.2} ms) stolen {}",
+                    c,
+                    OWN.swap(0, Ordering::Relaxed) as f64 / 1e6,
+                    WAIT.swap(0, Ordering::Relaxed) as f64 / 1e6,
+                    BIG.swap(0, Ordering::Relaxed),
+                    BIGNS.swap(0, Ordering::Relaxed) as f64 / 1e6,
+                    STOLEN.swap(0, Ordering::Relaxed)
+                );
+            }
+        }
         self.shared.lock().shutdown = true;
         self.shared.wake.notify_all();
         for h in self.handles.drain(..) {
@@ -340,6 +475,77 @@ mod tests {
         let w = Workers::new(2);
         let got = w.map(vec![0, 1], |p| w.map(vec![p, p + 10], |q| q + 1));
         assert_eq!(got, [vec![1, 11], vec![2, 12]]);
+    }
+
+    /// Claims from both ends of a list meet without a gap or a double: interleaved front
+    /// and back claims hand out every index once; the victim is the list with most left.
+    #[test]
+    fn claims_from_both_ends_take_each_piece_once() {
+        for n in 0..12usize {
+            for pattern in 0..16u32 {
+                let c = Claims::new([n, 3].into_iter());
+                let mut seen = vec![0; n];
+                let mut step = 0;
+                loop {
+                    let back = pattern >> (step % 4) & 1 == 1;
+                    step += 1;
+                    match c.claim(0, back) {
+                        Some(i) => seen[i] += 1,
+                        None => break,
+                    }
+                }
+                assert!(seen.iter().all(|&s| s == 1), "{n} {pattern}: {seen:?}");
+                assert_eq!(c.claim(0, false), None);
+                assert_eq!(c.claim(0, true), None);
+                assert_eq!(c.victim(), Some(1));
+                assert_eq!(c.claim(1, true), Some(2));
+                assert_eq!(c.claim(1, false), Some(0));
+                assert_eq!(c.claim(1, true), Some(1));
+                assert_eq!(c.victim(), None);
+            }
+        }
+    }
+
+    /// Every piece runs exactly once whoever claims it, with any number of lists (more than
+    /// threads, empty ones), and a thread blocked in its first piece has its other pieces
+    /// taken by the others: the call below could not finish otherwise.
+    #[test]
+    fn steal_runs_each_piece_once() {
+        let calls = if cfg!(miri) { 3 } else { 100 };
+        for threads in 1..=3 {
+            let w = Workers::new(threads);
+            for call in 0..calls {
+                let lens = [call % 5, 3, 0, 7][..threads.max(2) + call % 2].to_vec();
+                let total: usize = lens.iter().sum();
+                let hits: Vec<Vec<AtomicUsize>> = lens
+                    .iter()
+                    .map(|&n| (0..n).map(|_| AtomicUsize::new(0)).collect())
+                    .collect();
+                let done = AtomicUsize::new(0);
+                let lists: Vec<Vec<(usize, usize)>> = lens
+                    .iter()
+                    .enumerate()
+                    .map(|(l, &n)| (0..n).map(|i| (l, i)).collect())
+                    .collect();
+                w.steal(lists, |(l, i)| {
+                    if threads > 1 && (l, i) == (0, 0) {
+                        // Waits for every other piece, its list's included (one thread
+                        // would wait for itself).
+                        while done.load(Ordering::Acquire) + 1 < total {
+                            std::thread::yield_now();
+                        }
+                    }
+                    hits[l][i].fetch_add(1, Ordering::Relaxed);
+                    done.fetch_add(1, Ordering::Release);
+                });
+                for (l, h) in hits.iter().enumerate() {
+                    for (i, h) in h.iter().enumerate() {
+                        assert_eq!(h.load(Ordering::Relaxed), 1, "piece {i} of list {l}");
+                    }
+                }
+                assert_eq!(done.load(Ordering::Relaxed), total);
+            }
+        }
     }
 
     /// Dropping the workers ends and joins every thread: nothing holds the shared state after.
