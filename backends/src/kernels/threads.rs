@@ -19,6 +19,7 @@ use super::pack::{group_len, pack};
 use super::pad::PadGeo;
 use super::pool::maxpool;
 use super::scratch::with_packed;
+use super::R;
 #[cfg(feature = "std")]
 use super::workers::Workers;
 
@@ -144,10 +145,16 @@ pub(super) fn pool_split(
     .collect()
 }
 
+/// Pieces at least of each thread's output channels in the conv split: a thread done with
+/// its own takes the others' unstarted pieces (`Team::steal`).
+const DIRECT_PIECES: usize = 2;
+
 /// Runs the conv's output channels (`ctxs[0].ab`; `ctxs` are the parts of its region, all
 /// with the same channels, `packed` not yet set): each of `threads` threads of `team` its
 /// [`thread_range`] (the caller's thread takes the last), in groups of [`group_len`] channels
-/// whose weights (`[o][tap]`) the thread packs into its own buffer just before they run. One
+/// (at most a [`DIRECT_PIECES`]th of the range, in whole blocks of `R`) whose weights
+/// (`[o][tap]`) the thread running the group packs into its own buffer just before they run.
+/// A thread done with its groups takes unstarted groups of the others ([`Team::steal`]). One
 /// dispatch per conv, nothing serial between threads.
 pub(super) fn split(
     team: &Team,
@@ -160,32 +167,34 @@ pub(super) fn split(
     let per = weights.len() / n.max(1);
     let oplane = ctxs[0].oplane;
     let threads = threads.max(1);
-    let mut parts = Vec::with_capacity(threads);
+    let mut lists = Vec::with_capacity(threads);
     let mut rest = data;
     for t in 0..threads {
         let (oa, ob) = thread_range(n, threads, t);
-        let (mine, tail) = rest.split_at_mut((ob - oa) * oplane);
-        rest = tail;
-        parts.push((oa, ob, mine));
+        let cap = (ob - oa).div_ceil(DIRECT_PIECES).div_ceil(R) * R;
+        let group = group_len(ob - oa, per).min(cap).max(1);
+        let mut pieces = Vec::new();
+        let mut g0 = oa;
+        while g0 < ob {
+            let gn = group.min(ob - g0);
+            let (mine, tail) = rest.split_at_mut(gn * oplane);
+            rest = tail;
+            pieces.push((g0, gn, mine));
+            g0 += gn;
+        }
+        lists.push(pieces);
     }
-    team.map(parts, |(oa, ob, mine)| {
-        let group = group_len(ob - oa, per);
-        with_packed(group.min(ob - oa) * per, |buf| {
-            let mut g0 = oa;
-            while g0 < ob {
-                let gn = group.min(ob - g0);
-                let packed = &mut buf[..gn * per];
-                pack(&weights[g0 * per..(g0 + gn) * per], gn, per, packed);
-                let out = &mut mine[(g0 - oa) * oplane..(g0 - oa + gn) * oplane];
-                for ctx in ctxs.iter().filter(|c| !c.region.is_empty()) {
-                    let ctx = Ctx {
-                        packed,
-                        ab: &ctx.ab[g0..g0 + gn],
-                        ..*ctx
-                    };
-                    conv_range(&ctx, out);
-                }
-                g0 += gn;
+    team.steal(lists, |(g0, gn, out)| {
+        with_packed(gn * per, |buf| {
+            let packed = &mut buf[..gn * per];
+            pack(&weights[g0 * per..(g0 + gn) * per], gn, per, packed);
+            for ctx in ctxs.iter().filter(|c| !c.region.is_empty()) {
+                let ctx = Ctx {
+                    packed,
+                    ab: &ctx.ab[g0..g0 + gn],
+                    ..*ctx
+                };
+                conv_range(&ctx, out);
             }
         })
     });
