@@ -19,9 +19,9 @@ use super::pack::{group_len, pack};
 use super::pad::PadGeo;
 use super::pool::maxpool;
 use super::scratch::with_packed;
-use super::R;
 #[cfg(feature = "std")]
 use super::workers::Workers;
+use super::R;
 
 /// A kernel's threads: created once with the kernel (its clones share them), so a call hands
 /// its parts to parked workers instead of spawning threads.

@@ -23,6 +23,20 @@
 //! Calls from two threads at once, or from inside a job, do not wait for the workers: a call
 //! that finds them busy runs its parts one after another on its own thread (same results:
 //! every part computes the same values on any thread).
+//!
+//! # Stealing pieces
+//!
+//! [`Workers::steal`] is a [`run`](Workers::run) whose part `t` runs thread `t`'s list of
+//! pieces front to back, then takes unstarted pieces from the back of the list with the most
+//! left: a thread the OS deschedules (a KVM guest's vCPU, for 0.1–1 ms) holds up the call by
+//! the piece it is in, not by its whole share. It adds no `unsafe`: it runs under `run`'s
+//! invariant, a piece is claimed by one compare-exchange on its list's `front << 32 | end`
+//! word (so the owner, from the front, and thieves, from the back, never claim one piece
+//! twice), and the claimer moves it out of its own mutex slot. A piece computes the same
+//! values on any thread, so the results do not depend on who ran what. The tests check that
+//! claims from both ends hand out each piece once, and that every piece runs exactly once
+//! when a thread blocks in its first piece until all the others, its own list's included,
+//! are done (the call could not end without the others taking them).
 
 extern crate alloc;
 extern crate std;

@@ -199,7 +199,11 @@ fn split_shared(team: &Team, job: &Rows<'_>, out: &mut [f32], threads: usize) {
     // outs[i][t][j]: the output planes of piece j of thread t, the rows of chunk i.
     let mut outs: Vec<Vec<Vec<Vec<&mut [f32]>>>> = chunks
         .iter()
-        .map(|_| kbs.iter().map(|l| l.iter().map(|_| Vec::new()).collect()).collect())
+        .map(|_| {
+            kbs.iter()
+                .map(|l| l.iter().map(|_| Vec::new()).collect())
+                .collect()
+        })
         .collect();
     for (k, plane) in out.chunks_exact_mut(rw * rh).take(geo.k).enumerate() {
         let (t, j) = kbs
