@@ -21,7 +21,6 @@ use super::pool::maxpool;
 use super::scratch::with_packed;
 #[cfg(feature = "std")]
 use super::workers::Workers;
-use super::R;
 
 /// A kernel's threads: created once with the kernel (its clones share them), so a call hands
 /// its parts to parked workers instead of spawning threads.
@@ -145,14 +144,10 @@ pub(super) fn pool_split(
     .collect()
 }
 
-/// Pieces at least of each thread's output channels in the conv split: a thread done with
-/// its own takes the others' unstarted pieces (`Team::steal`).
-const DIRECT_PIECES: usize = 2;
-
 /// Runs the conv's output channels (`ctxs[0].ab`; `ctxs` are the parts of its region, all
 /// with the same channels, `packed` not yet set): each of `threads` threads of `team` its
 /// [`thread_range`] (the caller's thread takes the last), in groups of [`group_len`] channels
-/// (at most a [`DIRECT_PIECES`]th of the range, in whole blocks of `R`) whose weights
+/// whose weights
 /// (`[o][tap]`) the thread running the group packs into its own buffer just before they run.
 /// A thread done with its groups takes unstarted groups of the others ([`Team::steal`]). One
 /// dispatch per conv, nothing serial between threads.
@@ -171,8 +166,7 @@ pub(super) fn split(
     let mut rest = data;
     for t in 0..threads {
         let (oa, ob) = thread_range(n, threads, t);
-        let cap = (ob - oa).div_ceil(DIRECT_PIECES).div_ceil(R) * R;
-        let group = group_len(ob - oa, per).min(cap).max(1);
+        let group = group_len(ob - oa, per);
         let mut pieces = Vec::new();
         let mut g0 = oa;
         while g0 < ob {

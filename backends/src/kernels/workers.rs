@@ -196,9 +196,7 @@ impl Workers {
             self.shared.epoch.store(st.epoch, Ordering::Release);
         }
         self.shared.wake.notify_all();
-        let t0 = Instant::now();
         let mine = catch_unwind(AssertUnwindSafe(|| f(parts - 1)));
-        let t1 = Instant::now();
         spin(|| self.shared.pending.load(Ordering::Acquire) == 0);
         let mut st = self.shared.lock();
         while st.pending > 0 {
@@ -209,17 +207,6 @@ impl Workers {
                 .unwrap_or_else(PoisonError::into_inner);
         }
         st.job = None;
-        {
-            let own = (t1 - t0).as_nanos() as u64;
-            let wait = t1.elapsed().as_nanos() as u64;
-            probe::OWN.fetch_add(own, Ordering::Relaxed);
-            probe::WAIT.fetch_add(wait, Ordering::Relaxed);
-            probe::CALLS.fetch_add(1, Ordering::Relaxed);
-            if wait > 100_000 {
-                probe::BIG.fetch_add(1, Ordering::Relaxed);
-                probe::BIGNS.fetch_add(wait, Ordering::Relaxed);
-            }
-        }
         let panicked = core::mem::take(&mut st.panicked);
         drop(st);
         if let Err(payload) = mine {
@@ -254,17 +241,6 @@ impl Workers {
             })
             .collect()
     }
-}
-
-#[allow(missing_docs)]
-pub mod probe {
-    use core::sync::atomic::AtomicU64;
-    pub static OWN: AtomicU64 = AtomicU64::new(0);
-    pub static WAIT: AtomicU64 = AtomicU64::new(0);
-    pub static CALLS: AtomicU64 = AtomicU64::new(0);
-    pub static BIG: AtomicU64 = AtomicU64::new(0);
-    pub static BIGNS: AtomicU64 = AtomicU64::new(0);
-    pub static STOLEN: AtomicU64 = AtomicU64::new(0);
 }
 
 /// Claims on the pieces of a [`Workers::steal`] call: per list, the next piece from the front
@@ -355,7 +331,6 @@ impl Workers {
             }
             while let Some(l) = claims.victim() {
                 if let Some(i) = claims.claim(l, true) {
-                    probe::STOLEN.fetch_add(1, Ordering::Relaxed);
                     run(l, i);
                 }
             }
@@ -365,21 +340,6 @@ impl Workers {
 
 impl Drop for Workers {
     fn drop(&mut self) {
-        if std::env::var_os("TESSERA_PROBE").is_some() {
-            use probe::*;
-            let c = CALLS.swap(0, Ordering::Relaxed);
-            if c > 0 {
-                std::eprintln!(
-                    "probe: calls {} own {:.1} ms wait {:.2} ms waits>100us {} ({:.2} ms) stolen {}",
-                    c,
-                    OWN.swap(0, Ordering::Relaxed) as f64 / 1e6,
-                    WAIT.swap(0, Ordering::Relaxed) as f64 / 1e6,
-                    BIG.swap(0, Ordering::Relaxed),
-                    BIGNS.swap(0, Ordering::Relaxed) as f64 / 1e6,
-                    STOLEN.swap(0, Ordering::Relaxed)
-                );
-            }
-        }
         self.shared.lock().shutdown = true;
         self.shared.wake.notify_all();
         for h in self.handles.drain(..) {
