@@ -66,6 +66,19 @@ impl Team {
     }
 }
 
+impl Team {
+    /// Runs `f` on every piece of `lists` (list `t` is thread `t`'s share), a thread that
+    /// finishes its own taking pieces from the back of the others' (see `Workers::steal`):
+    /// each piece runs exactly once, computing the same values on any thread.
+    pub(crate) fn steal<P: Send>(&self, lists: Vec<Vec<P>>, f: impl Fn(P) + Sync) {
+        #[cfg(feature = "std")]
+        if let (Some(w), true) = (&self.workers, lists.len() > 1) {
+            return w.steal(lists, f);
+        }
+        lists.into_iter().flatten().for_each(f);
+    }
+}
+
 /// Fills the padded buffer on `threads` threads of `team`, each an equal range of its padded
 /// rows counted over all channels (a layer of fewer channels than threads, such as YOLOv2's
 /// 3-channel layer 0, still splits evenly).
@@ -134,7 +147,9 @@ pub(super) fn pool_split(
 /// Runs the conv's output channels (`ctxs[0].ab`; `ctxs` are the parts of its region, all
 /// with the same channels, `packed` not yet set): each of `threads` threads of `team` its
 /// [`thread_range`] (the caller's thread takes the last), in groups of [`group_len`] channels
-/// whose weights (`[o][tap]`) the thread packs into its own buffer just before they run. One
+/// whose weights
+/// (`[o][tap]`) the thread running the group packs into its own buffer just before they run.
+/// A thread done with its groups takes unstarted groups of the others ([`Team::steal`]). One
 /// dispatch per conv, nothing serial between threads.
 pub(super) fn split(
     team: &Team,
@@ -147,32 +162,33 @@ pub(super) fn split(
     let per = weights.len() / n.max(1);
     let oplane = ctxs[0].oplane;
     let threads = threads.max(1);
-    let mut parts = Vec::with_capacity(threads);
+    let mut lists = Vec::with_capacity(threads);
     let mut rest = data;
     for t in 0..threads {
         let (oa, ob) = thread_range(n, threads, t);
-        let (mine, tail) = rest.split_at_mut((ob - oa) * oplane);
-        rest = tail;
-        parts.push((oa, ob, mine));
-    }
-    team.map(parts, |(oa, ob, mine)| {
         let group = group_len(ob - oa, per);
-        with_packed(group.min(ob - oa) * per, |buf| {
-            let mut g0 = oa;
-            while g0 < ob {
-                let gn = group.min(ob - g0);
-                let packed = &mut buf[..gn * per];
-                pack(&weights[g0 * per..(g0 + gn) * per], gn, per, packed);
-                let out = &mut mine[(g0 - oa) * oplane..(g0 - oa + gn) * oplane];
-                for ctx in ctxs.iter().filter(|c| !c.region.is_empty()) {
-                    let ctx = Ctx {
-                        packed,
-                        ab: &ctx.ab[g0..g0 + gn],
-                        ..*ctx
-                    };
-                    conv_range(&ctx, out);
-                }
-                g0 += gn;
+        let mut pieces = Vec::new();
+        let mut g0 = oa;
+        while g0 < ob {
+            let gn = group.min(ob - g0);
+            let (mine, tail) = rest.split_at_mut(gn * oplane);
+            rest = tail;
+            pieces.push((g0, gn, mine));
+            g0 += gn;
+        }
+        lists.push(pieces);
+    }
+    team.steal(lists, |(g0, gn, out)| {
+        with_packed(gn * per, |buf| {
+            let packed = &mut buf[..gn * per];
+            pack(&weights[g0 * per..(g0 + gn) * per], gn, per, packed);
+            for ctx in ctxs.iter().filter(|c| !c.region.is_empty()) {
+                let ctx = Ctx {
+                    packed,
+                    ab: &ctx.ab[g0..g0 + gn],
+                    ..*ctx
+                };
+                conv_range(&ctx, out);
             }
         })
     });

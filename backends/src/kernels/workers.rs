@@ -23,6 +23,20 @@
 //! Calls from two threads at once, or from inside a job, do not wait for the workers: a call
 //! that finds them busy runs its parts one after another on its own thread (same results:
 //! every part computes the same values on any thread).
+//!
+//! # Stealing pieces
+//!
+//! [`Workers::steal`] is a [`run`](Workers::run) whose part `t` runs thread `t`'s list of
+//! pieces front to back, then takes unstarted pieces from the back of the list with the most
+//! left: a thread the OS deschedules (a KVM guest's vCPU, for 0.1–1 ms) holds up the call by
+//! the piece it is in, not by its whole share. It adds no `unsafe`: it runs under `run`'s
+//! invariant, a piece is claimed by one compare-exchange on its list's `front << 32 | end`
+//! word (so the owner, from the front, and thieves, from the back, never claim one piece
+//! twice), and the claimer moves it out of its own mutex slot. A piece computes the same
+//! values on any thread, so the results do not depend on who ran what. The tests check that
+//! claims from both ends hand out each piece once, and that every piece runs exactly once
+//! when a thread blocks in its first piece until all the others, its own list's included,
+//! are done (the call could not end without the others taking them).
 
 extern crate alloc;
 extern crate std;
@@ -229,6 +243,101 @@ impl Workers {
     }
 }
 
+/// Claims on the pieces of a [`Workers::steal`] call: per list, the next piece from the front
+/// (its owner's) and the end (a thief's, from the back), in one atomic word, so a piece is
+/// claimed by exactly one thread whichever end reaches it.
+struct Claims {
+    /// Per list: `front << 32 | end`, pieces `front..end` not yet claimed.
+    bounds: Vec<AtomicU64>,
+}
+
+impl Claims {
+    fn new(lens: impl Iterator<Item = usize>) -> Claims {
+        Claims {
+            bounds: lens
+                .map(|n| AtomicU64::new(u64::try_from(n).expect("pieces fit 32 bits")))
+                .collect(),
+        }
+    }
+
+    /// Claims piece `front` (its owner) or `end − 1` (a thief) of list `l`, if any is left.
+    fn claim(&self, l: usize, back: bool) -> Option<usize> {
+        let b = &self.bounds[l];
+        let mut cur = b.load(Ordering::Acquire);
+        loop {
+            let (front, end) = (cur >> 32, cur & 0xffff_ffff);
+            if front >= end {
+                return None;
+            }
+            let (next, piece) = if back {
+                (cur - 1, end - 1)
+            } else {
+                (cur + (1 << 32), front)
+            };
+            match b.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Some(piece as usize),
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    /// The list with the most unclaimed pieces, if any is left.
+    fn victim(&self) -> Option<usize> {
+        let left = |l: usize| {
+            let b = self.bounds[l].load(Ordering::Acquire);
+            (b & 0xffff_ffff).saturating_sub(b >> 32)
+        };
+        (0..self.bounds.len())
+            .map(|l| (left(l), l))
+            .max()
+            .filter(|&(n, _)| n > 0)
+            .map(|(_, l)| l)
+    }
+}
+
+impl Workers {
+    /// Runs `f` on every piece of `lists` (one list per thread, at most
+    /// [`threads`](Self::threads) are served by their own thread): thread `t` runs list `t`
+    /// front to back, then takes pieces from the back of the list with the most left, so a
+    /// thread the OS deschedules delays the call by at most the piece it is running. Each
+    /// piece runs exactly once, on whichever thread claims it.
+    pub fn steal<P: Send>(&self, lists: Vec<Vec<P>>, f: impl Fn(P) + Sync) {
+        let claims = Claims::new(lists.iter().map(Vec::len));
+        let starts: Vec<usize> = lists
+            .iter()
+            .scan(0, |at, l| {
+                let s = *at;
+                *at += l.len();
+                Some(s)
+            })
+            .collect();
+        // One uncontended lock per piece: the claim makes each slot one thread's.
+        let slots: Vec<Mutex<Option<P>>> = lists
+            .into_iter()
+            .flatten()
+            .map(|p| Mutex::new(Some(p)))
+            .collect();
+        let run = |l: usize, i: usize| {
+            let piece = slots[starts[l] + i]
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+                .expect("each piece is claimed once");
+            f(piece);
+        };
+        self.run(starts.len(), &|t| {
+            while let Some(i) = claims.claim(t, false) {
+                run(t, i);
+            }
+            while let Some(l) = claims.victim() {
+                if let Some(i) = claims.claim(l, true) {
+                    run(l, i);
+                }
+            }
+        });
+    }
+}
+
 impl Drop for Workers {
     fn drop(&mut self) {
         self.shared.lock().shutdown = true;
@@ -340,6 +449,77 @@ mod tests {
         let w = Workers::new(2);
         let got = w.map(vec![0, 1], |p| w.map(vec![p, p + 10], |q| q + 1));
         assert_eq!(got, [vec![1, 11], vec![2, 12]]);
+    }
+
+    /// Claims from both ends of a list meet without a gap or a double: interleaved front
+    /// and back claims hand out every index once; the victim is the list with most left.
+    #[test]
+    fn claims_from_both_ends_take_each_piece_once() {
+        for n in 0..12usize {
+            for pattern in 0..16u32 {
+                let c = Claims::new([n, 3].into_iter());
+                let mut seen = vec![0; n];
+                let mut step = 0;
+                loop {
+                    let back = pattern >> (step % 4) & 1 == 1;
+                    step += 1;
+                    match c.claim(0, back) {
+                        Some(i) => seen[i] += 1,
+                        None => break,
+                    }
+                }
+                assert!(seen.iter().all(|&s| s == 1), "{n} {pattern}: {seen:?}");
+                assert_eq!(c.claim(0, false), None);
+                assert_eq!(c.claim(0, true), None);
+                assert_eq!(c.victim(), Some(1));
+                assert_eq!(c.claim(1, true), Some(2));
+                assert_eq!(c.claim(1, false), Some(0));
+                assert_eq!(c.claim(1, true), Some(1));
+                assert_eq!(c.victim(), None);
+            }
+        }
+    }
+
+    /// Every piece runs exactly once whoever claims it, with any number of lists (more than
+    /// threads, empty ones), and a thread blocked in its first piece has its other pieces
+    /// taken by the others: the call below could not finish otherwise.
+    #[test]
+    fn steal_runs_each_piece_once() {
+        let calls = if cfg!(miri) { 3 } else { 100 };
+        for threads in 1..=3 {
+            let w = Workers::new(threads);
+            for call in 0..calls {
+                let lens = [call % 5, 3, 0, 7][..threads.max(2) + call % 2].to_vec();
+                let total: usize = lens.iter().sum();
+                let hits: Vec<Vec<AtomicUsize>> = lens
+                    .iter()
+                    .map(|&n| (0..n).map(|_| AtomicUsize::new(0)).collect())
+                    .collect();
+                let done = AtomicUsize::new(0);
+                let lists: Vec<Vec<(usize, usize)>> = lens
+                    .iter()
+                    .enumerate()
+                    .map(|(l, &n)| (0..n).map(|i| (l, i)).collect())
+                    .collect();
+                w.steal(lists, |(l, i)| {
+                    if threads > 1 && (l, i) == (0, 0) {
+                        // Waits for every other piece, its list's included (one thread
+                        // would wait for itself).
+                        while done.load(Ordering::Acquire) + 1 < total {
+                            std::thread::yield_now();
+                        }
+                    }
+                    hits[l][i].fetch_add(1, Ordering::Relaxed);
+                    done.fetch_add(1, Ordering::Release);
+                });
+                for (l, h) in hits.iter().enumerate() {
+                    for (i, h) in h.iter().enumerate() {
+                        assert_eq!(h.load(Ordering::Relaxed), 1, "piece {i} of list {l}");
+                    }
+                }
+                assert_eq!(done.load(Ordering::Relaxed), total);
+            }
+        }
     }
 
     /// Dropping the workers ends and joins every thread: nothing holds the shared state after.
