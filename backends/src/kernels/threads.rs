@@ -64,9 +64,7 @@ impl Team {
         }
         parts.into_iter().map(f).collect()
     }
-}
 
-impl Team {
     /// Runs `f` on every piece of `lists` (list `t` is thread `t`'s share), a thread that
     /// finishes its own taking pieces from the back of the others' (see `Workers::steal`):
     /// each piece runs exactly once, computing the same values on any thread.
@@ -147,8 +145,8 @@ pub(super) fn pool_split(
 /// Runs the conv's output channels (`ctxs[0].ab`; `ctxs` are the parts of its region, all
 /// with the same channels, `packed` not yet set): each of `threads` threads of `team` its
 /// [`thread_range`] (the caller's thread takes the last), in groups of [`group_len`] channels
-/// whose weights
-/// (`[o][tap]`) the thread running the group packs into its own buffer just before they run.
+/// whose weights (`[o][tap]`) the thread running the group packs into its own buffer just
+/// before they run.
 /// A thread done with its groups takes unstarted groups of the others ([`Team::steal`]). One
 /// dispatch per conv, nothing serial between threads.
 pub(super) fn split(
