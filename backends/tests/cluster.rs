@@ -19,7 +19,7 @@ use tessera_core::ftp::{FusedStack, Grid, Partition};
 use tessera_core::kernel::Portable;
 use tessera_core::runtime::{Config, MAX_GATEWAY_FRAMES};
 use tessera_core::time::{Duration, Instant};
-use tessera_core::wire::{Body, FrameKey, Key, Policy, Precision, GATEWAY};
+use tessera_core::wire::{Body, FrameKey, Key, Message, Policy, Precision, GATEWAY};
 
 type TestNode = Node<StdStack, Inline<Portable>>;
 
@@ -419,4 +419,121 @@ fn a_wsh_gateway_keeps_a_bounded_number_of_pictures_never_submitted() {
         gateway.stats().refused >= 8,
         "the pictures past it were refused"
     );
+}
+
+/// A helper drops a frame's picture and strips when the frame is over: the source passes its
+/// `FrameDone` on to the nodes it shipped the picture to. Without it a helper kept them until
+/// the source's frame numbers moved `MAX_FRAMES_PER_SOURCE` (8) on.
+#[test]
+fn a_helper_drops_a_frames_picture_when_its_source_says_it_is_done() {
+    let image = shipped_pixels();
+    let start = StdInstant::now();
+    let now = || Instant::from_micros(start.elapsed().as_micros() as u64);
+    let (_, mut nodes, _) = nodes(Policy::WstS, (3, 3), 2, true, Precision::F32, now());
+    let mut held = 0;
+    let mut poll = |nodes: &mut Vec<TestNode>| {
+        let t = now();
+        for n in nodes.iter_mut() {
+            n.poll(t);
+        }
+        held = held.max(nodes[2].frames_held());
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    };
+    while nodes[0].link().peers_up().count() < 2 {
+        assert!(start.elapsed().as_secs() < 20, "cluster did not connect");
+        poll(&mut nodes);
+    }
+    // Frames one at a time until edge 2 computed a tile of one, then one more (its picture
+    // goes to edge 2 as it is submitted): fewer frames than the window that forgets.
+    let mut frames = 0;
+    let mut helped = false;
+    while !helped {
+        assert!(frames < 7, "edge 2 took no tile of {frames} frames");
+        for last in [false, true] {
+            if last && !helped {
+                break;
+            }
+            nodes[1].submit(now(), image.clone()).unwrap();
+            frames += 1;
+            while nodes[1].take_finished().is_empty() {
+                assert!(start.elapsed().as_secs() < 20, "cluster stalled");
+                poll(&mut nodes);
+                helped |= nodes[0]
+                    .take_finished()
+                    .iter()
+                    .flat_map(|f| &f.tiles_by)
+                    .any(|&(id, n)| id == 2 && n > 0);
+            }
+        }
+    }
+    while nodes[2].frames_held() > 0 {
+        assert!(
+            start.elapsed().as_secs() < 20,
+            "edge 2 still holds {} frames after all {frames} are done",
+            nodes[2].frames_held()
+        );
+        poll(&mut nodes);
+    }
+    assert!(held > 0, "edge 2 never held a frame");
+    for (id, n) in nodes.iter().enumerate() {
+        assert_eq!(n.stats().refused, 0, "node {id} refused a message");
+    }
+}
+
+/// A `FrameDone` from an edge that is not the frame's source changes nothing at the edge it
+/// reaches: refused and counted, the frame's picture kept.
+#[test]
+fn a_frame_done_from_another_edge_is_refused() {
+    let start = StdInstant::now();
+    let now = || Instant::from_micros(start.elapsed().as_micros() as u64);
+    let (_, mut nodes, port) = nodes(Policy::WstS, (3, 3), 2, false, Precision::F32, now());
+    // Edge 2 is a bare link; edge 1 holds a picture of edge 2's frame 5.
+    let mut edge1 = nodes.remove(1);
+    drop(nodes);
+    let peers = loopback(2, port);
+    let key = Key::new([9; 32]);
+    let mut bare = Link::new(
+        StdStack::new(peers[2].1.ip()),
+        link(2, &peers, port, &key, Duration::from_secs(3)),
+    )
+    .unwrap();
+    let mut poll = |edge1: &mut TestNode, bare: &mut Link<StdStack>| {
+        let t = now();
+        edge1.poll(t);
+        bare.poll(t, |_, _| {});
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    };
+    while !bare.is_up(1) {
+        assert!(start.elapsed().as_secs() < 20, "no connection");
+        poll(&mut edge1, &mut bare);
+    }
+    let picture = shipped_pixels().picture.unwrap();
+    for m in chunks(FrameKey::new(2, 5), &picture) {
+        bare.send(now(), 1, &m, Body::Message).unwrap();
+    }
+    // Frame 1.5 is edge 1's own number space: edge 2 is not its source.
+    let done = Message::FrameDone {
+        frame: FrameKey::new(1, 5),
+        complete: true,
+    };
+    bare.send_control(now(), 1, &done).unwrap();
+    while edge1.stats().refused == 0 {
+        assert!(
+            start.elapsed().as_secs() < 20,
+            "the FrameDone was not refused"
+        );
+        poll(&mut edge1, &mut bare);
+    }
+    assert_eq!(edge1.frames_held(), 1, "the shipped picture is kept");
+    // From its source, the picture goes.
+    let done = Message::FrameDone {
+        frame: FrameKey::new(2, 5),
+        complete: true,
+    };
+    bare.send_control(now(), 1, &done).unwrap();
+    while edge1.frames_held() > 0 {
+        assert!(start.elapsed().as_secs() < 20, "the picture was kept");
+        poll(&mut edge1, &mut bare);
+    }
+    assert_eq!(edge1.stats().refused, 1);
 }

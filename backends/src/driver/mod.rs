@@ -142,6 +142,14 @@ struct FrameData {
 }
 
 impl FrameData {
+    /// No work of the frame waits here: no task to compute, no result unsent.
+    fn idle(&self) -> bool {
+        self.tasks.is_empty()
+            && self.layer_tasks.is_empty()
+            && self.results.is_empty()
+            && self.layer_results.is_empty()
+    }
+
     /// Copies `values` (CHW over `region`, `channels` deep) into this frame's output map of
     /// `shape`, allocating the map on first use. Mismatched channels are ignored.
     fn stitch_output(&mut self, shape: Shape, region: Region, channels: u32, values: &[f32]) {
@@ -630,6 +638,15 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             }
             return;
         }
+        // A source passing on its frame's `FrameDone` to an edge: the driver's too (the edge
+        // machine hears `FrameDone` from the gateway only).
+        let edge = matches!(self.machine, Machine::Edge(_));
+        if msg.kind() == Kind::FrameDone && from != GATEWAY && edge {
+            if let Some(frame) = msg.frame() {
+                self.forget_done(from, frame);
+            }
+            return;
+        }
         let verdict = machine!(&mut self.machine, m => m.on_message(now, from, &msg));
         match verdict {
             Ok(Verdict::Accept) => self.keep(now, from, r),
@@ -844,12 +861,28 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         let window = MAX_FRAMES_PER_SOURCE as u32;
         self.frames.retain(|k, f| {
             let behind = frame.number.wrapping_sub(k.number);
-            let idle = f.tasks.is_empty()
-                && f.layer_tasks.is_empty()
-                && f.results.is_empty()
-                && f.layer_results.is_empty();
-            k.origin != frame.origin || behind < window || behind > u32::MAX / 2 || !idle
+            k.origin != frame.origin || behind < window || behind > u32::MAX / 2 || !f.idle()
         });
+    }
+
+    /// Edge: `from`, `frame`'s source, says the frame is over: what this node holds of it
+    /// (the picture, strips) goes now unless work of it still waits here (then
+    /// [`forget_stale`](Self::forget_stale) takes it later). From another node it is refused
+    /// and counted.
+    fn forget_done(&mut self, from: NodeId, frame: FrameKey) {
+        if frame.origin != from {
+            self.stats.refused += 1;
+            warn!(
+                "node {}: FrameDone for {} from {}, not its source",
+                self.id(),
+                frame,
+                from
+            );
+            return;
+        }
+        if self.frames.get(&frame).is_some_and(FrameData::idle) {
+            self.frames.remove(&frame);
+        }
     }
 
     /// Stores the payload of an accepted message. A tensor becomes its values in the buffer it
@@ -1314,6 +1347,13 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         };
         if f.picture.is_some() && frame.origin == self.id() {
             self.takers = core::mem::take(&mut f.took);
+            // The nodes holding the picture may drop it, and the frame's strips, now.
+            for &p in f.shipped.iter().filter(|&&p| p != GATEWAY) {
+                let sent = self
+                    .link
+                    .send_control(now, p, &Message::FrameDone { frame, complete });
+                self.note_send(sent);
+            }
         }
         let is_gateway = matches!(self.machine, Machine::Gateway(_));
         let bodp = f.layer_input.is_some();
@@ -1494,9 +1534,10 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             }
             None => {
                 self.stats.failed_jobs += 1;
-                // A stripe whose forwarded rows are missing: the edge must not wait for it
-                // forever (the gateway's timeout restarts the frame).
-                if let (Machine::Edge(m), Work::Layer { .. }) = (&mut self.machine, work) {
+                // A stripe whose forwarded rows are missing, a tile of a frame whose picture
+                // went with its `FrameDone`: the edge must not wait for it forever (the
+                // gateway's timeout restarts a frame still running).
+                if let Machine::Edge(m) = &mut self.machine {
                     m.on_compute_failed(now);
                 }
             }

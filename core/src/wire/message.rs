@@ -155,7 +155,10 @@ pub enum Message<'a> {
         /// The input image tensor.
         input: Tensor<'a>,
     },
-    /// Gateway → origin: the frame is finished (`complete` false when it was abandoned).
+    /// Gateway → origin: the frame is finished (`complete` false when it was abandoned). The
+    /// origin then passes it on to the nodes it shipped the frame's picture to, which drop
+    /// what they hold of the frame (its picture, strips) instead of keeping it until the
+    /// source's frame numbers move on.
     FrameDone {
         /// The frame.
         frame: FrameKey,
