@@ -497,7 +497,7 @@ fn a_frame_done_from_another_edge_is_refused() {
         link(2, &peers, port, &key, Duration::from_secs(3)),
     )
     .unwrap();
-    let mut poll = |edge1: &mut TestNode, bare: &mut Link<StdStack>| {
+    let poll = |edge1: &mut TestNode, bare: &mut Link<StdStack>| {
         let t = now();
         edge1.poll(t);
         bare.poll(t, |_, _| {});
