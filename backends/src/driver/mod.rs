@@ -638,14 +638,14 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             }
             return;
         }
-        // A source passing on its frame's `FrameDone` to an edge: the driver's too (the edge
-        // machine hears `FrameDone` from the gateway only).
+        // `FrameDone` of another node's frame, passed on by its source or by the gateway that
+        // relayed its picture: the driver's (the edge machine hears only its own frames').
         let edge = matches!(self.machine, Machine::Edge(_));
-        if msg.kind() == Kind::FrameDone && from != GATEWAY && edge {
-            if let Some(frame) = msg.frame() {
+        if let (true, Kind::FrameDone, Some(frame)) = (edge, msg.kind(), msg.frame()) {
+            if frame.origin != self.id() {
                 self.forget_done(from, frame);
+                return;
             }
-            return;
         }
         let verdict = machine!(&mut self.machine, m => m.on_message(now, from, &msg));
         match verdict {
@@ -865,15 +865,15 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         });
     }
 
-    /// Edge: `from`, `frame`'s source, says the frame is over: what this node holds of it
-    /// (the picture, strips) goes now unless work of it still waits here (then
-    /// [`forget_stale`](Self::forget_stale) takes it later). From another node it is refused
-    /// and counted.
+    /// Edge: `from`, the source of `frame` (another node's) or the gateway, says the frame is
+    /// over: what this node holds of it (the picture, strips) goes now unless work of it still
+    /// waits here (then [`forget_stale`](Self::forget_stale) takes it later). From another
+    /// edge it is refused and counted.
     fn forget_done(&mut self, from: NodeId, frame: FrameKey) {
-        if frame.origin != from {
+        if from != frame.origin && from != GATEWAY {
             self.stats.refused += 1;
             warn!(
-                "node {}: FrameDone for {} from {}, not its source",
+                "node {}: FrameDone for {} from {}, neither its source nor the gateway",
                 self.id(),
                 frame,
                 from
@@ -1345,17 +1345,24 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             });
             return;
         };
+        let is_gateway = matches!(self.machine, Machine::Gateway(_));
         if f.picture.is_some() && frame.origin == self.id() {
             self.takers = core::mem::take(&mut f.took);
-            // The nodes holding the picture may drop it, and the frame's strips, now.
-            for &p in f.shipped.iter().filter(|&&p| p != GATEWAY) {
+        }
+        if f.picture.is_some() && (frame.origin == self.id() || is_gateway) {
+            // The nodes this one shipped the picture to may drop it, and the frame's strips,
+            // now (the origin hears the gateway's own `FrameDone`).
+            let to = f
+                .shipped
+                .iter()
+                .filter(|&&p| p != GATEWAY && p != frame.origin);
+            for &p in to {
                 let sent = self
                     .link
                     .send_control(now, p, &Message::FrameDone { frame, complete });
                 self.note_send(sent);
             }
         }
-        let is_gateway = matches!(self.machine, Machine::Gateway(_));
         let bodp = f.layer_input.is_some();
         let output = if is_gateway && complete {
             if bodp {
