@@ -156,9 +156,9 @@ pub enum Message<'a> {
         input: Tensor<'a>,
     },
     /// Gateway → origin: the frame is finished (`complete` false when it was abandoned). The
-    /// origin then passes it on to the nodes it shipped the frame's picture to, which drop
-    /// what they hold of the frame (its picture, strips) instead of keeping it until the
-    /// source's frame numbers move on.
+    /// origin, or the gateway where it relayed the picture, passes it on to the nodes it
+    /// shipped the frame's picture to, which drop what they hold of the frame (its picture,
+    /// strips) instead of keeping it until the source's frame numbers move on.
     FrameDone {
         /// The frame.
         frame: FrameKey,

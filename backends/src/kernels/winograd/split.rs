@@ -18,6 +18,7 @@
 
 extern crate alloc;
 
+use alloc::vec;
 use alloc::vec::Vec;
 use core::ops::Range;
 
@@ -165,66 +166,53 @@ fn split_rows(
     });
 }
 
-/// Pieces per thread of each stage of the shared split: a thread done with its own takes
-/// the others' unstarted pieces (`Team::steal`; one piece: a thread not yet running when the
-/// stage is posted has its share taken). Four pieces per thread, cutting each thread's channel
-/// ranges finer, measured slower on two threads (2 t / 1 t median 1.57 against 1.71, 14
-/// alternating runs each on a busy machine).
-const SHARED_PIECES: usize = 1;
-
-/// A piece of the shared split's input stage: input channels and their rows of `V`.
-type InputPiece<'v> = (Range<usize>, Vec<&'v mut [f32]>);
-
-/// `n` units cut into `threads` lists of [`SHARED_PIECES`] nearly equal ranges each, in
-/// order, empty ranges left out.
-fn shared_pieces(n: usize, threads: usize) -> Vec<Vec<Range<usize>>> {
-    let all = threads * SHARED_PIECES;
+/// `n` units cut into `threads` nearly equal ranges, in order: one piece per thread of each
+/// stage of the shared split. A thread done with its own takes a thread's piece not yet
+/// started (`Team::steal`: a thread not yet running when the stage is posted has its share
+/// taken). Four pieces per thread, cutting each thread's channel ranges finer, measured slower
+/// on two threads (2 t / 1 t median 1.57 against 1.71, 14 alternating runs each on a busy
+/// machine).
+fn shared_ranges(n: usize, threads: usize) -> Vec<Range<usize>> {
     (0..threads)
-        .map(|t| {
-            (t * SHARED_PIECES..(t + 1) * SHARED_PIECES)
-                .map(|i| n * i / all..n * (i + 1) / all)
-                .filter(|r| !r.is_empty())
-                .collect()
-        })
+        .map(|t| n * t / threads..n * (t + 1) / threads)
+        .collect()
+}
+
+/// Each thread's one piece, as the lists [`Team::steal`] takes (an empty piece: no list).
+fn one_each<P>(pieces: impl IntoIterator<Item = P>, empty: impl Fn(&P) -> bool) -> Vec<Vec<P>> {
+    pieces
+        .into_iter()
+        .map(|p| if empty(&p) { Vec::new() } else { vec![p] })
         .collect()
 }
 
 /// The shared split over `threads` threads (at most the input channels and the channel
-/// blocks): per chunk, the threads transform the input channels, [`shared_pieces`] of them,
-/// into the caller's `V`, then, after every piece is done, multiply the output channel
-/// blocks, [`shared_pieces`] of them, over all the chunk's blocks.
+/// blocks): per chunk, each thread transforms its input channels ([`shared_ranges`]) into the
+/// caller's `V`, then, after every thread's are done, multiplies its output channel blocks
+/// over all the chunk's blocks.
 fn split_shared(team: &Team, job: &Rows<'_>, out: &mut [f32], threads: usize) {
     let geo = job.geo;
     let r = geo.region;
     let (rw, rh) = (r.width() as usize, r.height() as usize);
     let nkb = geo.kp / geo.kr;
-    let kbs = shared_pieces(nkb, threads);
-    let cs = shared_pieces(geo.c, threads);
+    let kbs = shared_ranges(nkb, threads);
+    let cs = shared_ranges(geo.c, threads);
     let chunks: Vec<Range<usize>> = cut(0..geo.nby, geo.rows).collect();
-    // outs[i][t][j]: the output planes of piece j of thread t, the rows of chunk i.
-    let mut outs: Vec<Vec<Vec<Vec<&mut [f32]>>>> = chunks
+    // outs[i][t]: the output planes of thread t's channel blocks, the rows of chunk i.
+    let mut outs: Vec<Vec<Vec<&mut [f32]>>> = chunks
         .iter()
-        .map(|_| {
-            kbs.iter()
-                .map(|l| l.iter().map(|_| Vec::new()).collect())
-                .collect()
-        })
+        .map(|_| kbs.iter().map(|_| Vec::new()).collect())
         .collect();
     for (k, plane) in out.chunks_exact_mut(rw * rh).take(geo.k).enumerate() {
-        let (t, j) = kbs
+        let t = kbs
             .iter()
-            .enumerate()
-            .find_map(|(t, l)| {
-                l.iter()
-                    .position(|kb| kb.contains(&(k / geo.kr)))
-                    .map(|j| (t, j))
-            })
-            .expect("the pieces cover every channel block");
+            .position(|kb| kb.contains(&(k / geo.kr)))
+            .expect("the ranges cover every channel block");
         let mut rest = plane;
         for (i, rows) in chunks.iter().enumerate() {
             let len = (row_of(geo, rows.end) - row_of(geo, rows.start)) * rw;
             let (mine, tail) = rest.split_at_mut(len);
-            outs[i][t][j].push(mine);
+            outs[i][t].push(mine);
             rest = tail;
         }
     }
@@ -236,32 +224,26 @@ fn split_shared(team: &Team, job: &Rows<'_>, out: &mut [f32], threads: usize) {
             };
             let per = geo.c * geo.pp(chunk.n);
             grow(v, geo.e * per);
-            let mut inputs: Vec<Vec<InputPiece<'_>>> = cs
+            // inputs[t]: thread t's input channels and their rows of each of `V`'s planes.
+            let mut inputs: Vec<(Range<usize>, Vec<&mut [f32]>)> = cs
                 .iter()
-                .map(|l| {
-                    l.iter()
-                        .map(|c| (c.clone(), Vec::with_capacity(geo.e)))
-                        .collect()
-                })
+                .map(|c| (c.clone(), Vec::with_capacity(geo.e)))
                 .collect();
             for xi in xi_rows(&mut v[..geo.e * per], per) {
                 let mut rest = xi;
-                for (cs, mine) in inputs.iter_mut().flatten() {
+                for (cs, mine) in inputs.iter_mut() {
                     let (a, b) = rest.split_at_mut(cs.len() * geo.pp(chunk.n));
                     mine.push(a);
                     rest = b;
                 }
             }
-            team.steal(inputs, |(cs, mut mine)| {
-                with_scratch(|s| job.input(chunk, cs, &mut mine, s))
-            });
+            team.steal(
+                one_each(inputs, |(cs, _)| cs.is_empty()),
+                |(cs, mut mine)| with_scratch(|s| job.input(chunk, cs, &mut mine, s)),
+            );
             let v: &[f32] = &v[..geo.e * per];
             let y0 = row_of(geo, rows.start);
-            let products: Vec<Vec<_>> = outs
-                .into_iter()
-                .zip(&kbs)
-                .map(|(o, l)| l.iter().cloned().zip(o).collect())
-                .collect();
+            let products = one_each(kbs.iter().cloned().zip(outs), |(kb, _)| kb.is_empty());
             team.steal(products, |(kb, mut o)| {
                 with_scratch(|s| job.product(chunk, kb, v, &mut s.m, &mut o, y0))
             });
