@@ -412,6 +412,11 @@ fn cut_input(
     Ok(())
 }
 
+/// A tensor or region error of a job, as the error of the tile executor it would be.
+fn exec_error(e: impl Into<ExecError>) -> ModelError {
+    ModelError::Exec(e.into())
+}
+
 /// A finished job.
 #[derive(Clone, Debug)]
 pub struct Done {
@@ -445,28 +450,23 @@ pub fn execute_in<K: Kernels>(
     match job.work {
         Work::Tile { tile, mode, .. } => {
             let plan = model.plan(tile, mode)?;
-            let scratch = match job.picture {
-                Some(_) => buffer_elems_in(&stack, &plan),
-                None => buffer_elems(&stack, &plan),
-            }
-            .map_err(ModelError::Exec)?;
-            let (a, b) = ws.buffers(scratch);
+            // A tile of a picture cuts its input into the second buffer, which is sized for it.
+            let view;
+            let (input, scratch) = match job.picture {
+                Some(_) => (TileInput::InB, buffer_elems_in(&stack, &plan)),
+                None => {
+                    view = FeatureView::new(&job.input, job.input_region, stack.input().c)
+                        .map_err(exec_error)?;
+                    (TileInput::View(&view), buffer_elems(&stack, &plan))
+                }
+            };
+            let (a, b) = ws.buffers(scratch.map_err(ModelError::Exec)?);
             if let Some(p) = &job.picture {
                 cut_input(&stack, &plan, p, a, b)?;
             }
             let region = plan.output(stack.len() - 1);
             let out_c = stack.output().c;
-            let mut out =
-                vec![0.0f32; region_len(&region, out_c).map_err(|e| ModelError::Exec(e.into()))?];
-            let view;
-            let input = match job.picture {
-                Some(_) => TileInput::InB,
-                None => {
-                    view = FeatureView::new(&job.input, job.input_region, stack.input().c)
-                        .map_err(|e| ModelError::Exec(e.into()))?;
-                    TileInput::View(&view)
-                }
-            };
+            let mut out = vec![0.0f32; region_len(&region, out_c).map_err(exec_error)?];
             let mut strips = job.strips;
             let mut produced = Strips::new();
             {
@@ -510,15 +510,10 @@ pub fn execute_in<K: Kernels>(
                 .layers()
                 .get(layer as usize)
                 .ok_or(ModelError::Plan(PlanError::Overflow))?;
-            let input = FeatureView::new(&job.input, job.input_region, l.input.c)
-                .map_err(|e| ModelError::Exec(e.into()))?;
-            let mut out = vec![
-                0.0f32;
-                region_len(&output, l.output.c)
-                    .map_err(|e| ModelError::Exec(e.into()))?
-            ];
-            let mut view = FeatureViewMut::new(&mut out, output, l.output.c)
-                .map_err(|e| ModelError::Exec(e.into()))?;
+            let input =
+                FeatureView::new(&job.input, job.input_region, l.input.c).map_err(exec_error)?;
+            let mut out = vec![0.0f32; region_len(&output, l.output.c).map_err(exec_error)?];
+            let mut view = FeatureViewMut::new(&mut out, output, l.output.c).map_err(exec_error)?;
             match &l.kind {
                 LayerKind::Conv(c) => {
                     let params = weights.conv(layer as usize).ok_or(ModelError::Exec(
