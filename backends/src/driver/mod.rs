@@ -1092,12 +1092,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 let Ok(shape) = self.model.stack().map(|s| s.input()) else {
                     return;
                 };
-                let t = Tensor {
-                    region: Region::full(shape.w, shape.h),
-                    channels: shape.c,
-                    data: &[],
-                    precision: Precision::F32,
-                };
+                let t = Tensor::streamed(Region::full(shape.w, shape.h), shape.c);
                 let sent = self.link.send(
                     now,
                     GATEWAY,
@@ -1132,12 +1127,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     return;
                 };
                 let region = plan.input(0);
-                let t = Tensor {
-                    region,
-                    channels: c,
-                    data: &[],
-                    precision: Precision::F32,
-                };
+                let t = Tensor::streamed(region, c);
                 let sent = self.link.send(
                     now,
                     to,
@@ -1163,12 +1153,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     self.send_packed_result(now, to, frame, tile, region, c, &values);
                     return;
                 }
-                let t = Tensor {
-                    region,
-                    channels: c,
-                    data: &[],
-                    precision: Precision::F32,
-                };
+                let t = Tensor::streamed(region, c);
                 let sent = self.link.send(
                     now,
                     to,
@@ -1235,12 +1220,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                 let Some((region, c, values)) = self.layer_input(frame, layer, output) else {
                     return;
                 };
-                let t = Tensor {
-                    region,
-                    channels: c,
-                    data: &[],
-                    precision: Precision::F32,
-                };
+                let t = Tensor::streamed(region, c);
                 let msg = Message::LayerTask {
                     frame,
                     layer,
@@ -1278,12 +1258,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
                     .ok()
                     .and_then(|s| s.layers().get(layer as usize).map(|l| l.output.c))
                     .unwrap_or(0);
-                let t = Tensor {
-                    region,
-                    channels: c,
-                    data: &[],
-                    precision: Precision::F32,
-                };
+                let t = Tensor::streamed(region, c);
                 let sent = self.link.send(
                     now,
                     to,
@@ -1558,12 +1533,7 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         if !self.ship_picture(now, GATEWAY, frame) {
             return;
         }
-        let t = Tensor {
-            region: Region::default(),
-            channels: self.model.net.input().c,
-            data: &[],
-            precision: Precision::F32,
-        };
+        let t = Tensor::streamed(Region::default(), self.model.net.input().c);
         let msg = Message::FrameSubmit { frame, input: t };
         let sent = self.link.send(now, GATEWAY, &msg, Body::Values(&[]));
         self.note_send(sent);
@@ -1587,12 +1557,10 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             .stack()
             .map(|s| s.back(0, output))
             .unwrap_or_default();
-        let input = Tensor {
-            region: Region::new(need.x, Span::new(need.y.start, need.y.start)),
-            channels: self.model.net.input().c,
-            data: &[],
-            precision: Precision::F32,
-        };
+        let input = Tensor::streamed(
+            Region::new(need.x, Span::new(need.y.start, need.y.start)),
+            self.model.net.input().c,
+        );
         let msg = Message::LayerTask {
             frame,
             layer: 0,
@@ -1703,12 +1671,10 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             })
             .collect();
         self.send_bands(now, to, (frame, layer, stripe), c, &cut);
-        let done = Tensor {
-            region: Region::new(Span::new(region.x.start, region.x.start), region.y),
-            channels: c,
-            data: &[],
-            precision: Precision::F32,
-        };
+        let done = Tensor::streamed(
+            Region::new(Span::new(region.x.start, region.x.start), region.y),
+            c,
+        );
         let msg = Message::LayerResult {
             frame,
             layer,
@@ -1775,12 +1741,10 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             }
         }
         self.send_bands(now, to, (frame, prev, stripe), c, &cut);
-        let input = Tensor {
-            region: Region::new(need.x, Span::new(need.y.start, need.y.start)),
-            channels: c,
-            data: &[],
-            precision: Precision::F32,
-        };
+        let input = Tensor::streamed(
+            Region::new(need.x, Span::new(need.y.start, need.y.start)),
+            c,
+        );
         let msg = Message::LayerTask {
             frame,
             layer,

@@ -56,6 +56,18 @@ impl<'a> Tensor<'a> {
         Tensor::packed(region, channels, Precision::F32, data)
     }
 
+    /// The descriptor of an `f32` tensor over `channels × region` without its values: those a
+    /// send streams from elsewhere (`Body::Values`, `Body::Region`), or none at all (an empty
+    /// region).
+    pub const fn streamed(region: Region, channels: u32) -> Self {
+        Tensor {
+            region,
+            channels,
+            data: &[],
+            precision: Precision::F32,
+        }
+    }
+
     /// A tensor over `data` packed in `precision` (its length is checked).
     pub fn packed(
         region: Region,
