@@ -23,6 +23,9 @@ use tessera_core::wire::{Body, FrameKey, Key, Message, Policy, Precision, GATEWA
 
 type TestNode = Node<StdStack, Inline<Portable>>;
 
+/// The test cluster's key.
+const KEY: [u8; 32] = [9; 32];
+
 /// A gateway and `edges` edges on loopback, created at `now`, and their port.
 fn nodes(
     policy: Policy,
@@ -44,7 +47,7 @@ fn nodes(
     cfg.prefetch = true;
     let p = port();
     let peers = loopback(edges, p);
-    let key = Key::new([9; 32]);
+    let key = Key::new(KEY);
     let mut nodes: Vec<TestNode> = peers
         .iter()
         .map(|&(id, addr)| {
@@ -371,6 +374,15 @@ fn a_new_frames_picture_goes_at_once_to_the_last_frames_thieves() {
     );
 }
 
+/// Edge `id` of a cluster of `edges` edges on `port` (as [`nodes`] makes them) as a bare link:
+/// what a test sends on it, and nothing else.
+fn bare_link(id: u16, edges: u16, port: u16) -> Link<StdStack> {
+    let peers = loopback(edges, port);
+    let key = Key::new(KEY);
+    let cfg = link(id, &peers, port, &key, Duration::from_secs(3));
+    Link::new(StdStack::new(peers[id as usize].1.ip()), cfg).unwrap()
+}
+
 /// A WSH gateway takes a source's pictures before their `FrameSubmit`s; pictures whose
 /// submission never comes are bounded (past as many frames as it may track, refused), not
 /// kept for good.
@@ -382,10 +394,7 @@ fn a_wsh_gateway_keeps_a_bounded_number_of_pictures_never_submitted() {
     // Edge 1 is a bare link: it sends chunks and nothing else.
     let mut gateway = nodes.remove(0);
     drop(nodes);
-    let peers = loopback(1, port);
-    let key = Key::new([9; 32]);
-    let cfg = link(1, &peers, port, &key, Duration::from_secs(3));
-    let mut edge = Link::new(StdStack::new(peers[1].1.ip()), cfg).unwrap();
+    let mut edge = bare_link(1, 1, port);
     let poll = |gateway: &mut TestNode, edge: &mut Link<StdStack>| {
         let t = now();
         gateway.poll(t);
@@ -498,13 +507,7 @@ fn a_frame_done_from_another_edge_is_refused() {
     // Edge 2 is a bare link; edge 1 holds a picture of edge 2's frame 5.
     let mut edge1 = nodes.remove(1);
     drop(nodes);
-    let peers = loopback(2, port);
-    let key = Key::new([9; 32]);
-    let mut bare = Link::new(
-        StdStack::new(peers[2].1.ip()),
-        link(2, &peers, port, &key, Duration::from_secs(3)),
-    )
-    .unwrap();
+    let mut bare = bare_link(2, 2, port);
     let poll = |edge1: &mut TestNode, bare: &mut Link<StdStack>| {
         let t = now();
         edge1.poll(t);
