@@ -640,9 +640,8 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
         }
         // `FrameDone` of another node's frame, passed on by its source or by the gateway that
         // relayed its picture: the driver's (the edge machine hears only its own frames').
-        let edge = matches!(self.machine, Machine::Edge(_));
-        if let (true, Kind::FrameDone, Some(frame)) = (edge, msg.kind(), msg.frame()) {
-            if frame.origin != self.id() {
+        if msg.kind() == Kind::FrameDone && matches!(self.machine, Machine::Edge(_)) {
+            if let Some(frame) = msg.frame().filter(|f| f.origin != self.id()) {
                 self.forget_done(from, frame);
                 return;
             }
@@ -1321,10 +1320,11 @@ impl<S: TcpFullStack, X: Executor> Node<S, X> {
             return;
         };
         let is_gateway = matches!(self.machine, Machine::Gateway(_));
-        if f.picture.is_some() && frame.origin == self.id() {
-            self.takers = core::mem::take(&mut f.took);
-        }
-        if f.picture.is_some() && (frame.origin == self.id() || is_gateway) {
+        let own = frame.origin == self.id();
+        if f.picture.is_some() && (own || is_gateway) {
+            if own {
+                self.takers = core::mem::take(&mut f.took);
+            }
             // The nodes this one shipped the picture to may drop it, and the frame's strips,
             // now (the origin hears the gateway's own `FrameDone`).
             let to = f
