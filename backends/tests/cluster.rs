@@ -383,6 +383,13 @@ fn bare_link(id: u16, edges: u16, port: u16) -> Link<StdStack> {
     Link::new(StdStack::new(peers[id as usize].1.ip()), cfg).unwrap()
 }
 
+/// One turn at `t` of `node` and the bare link beside it.
+fn poll_beside(node: &mut TestNode, bare: &mut Link<StdStack>, t: Instant) {
+    node.poll(t);
+    bare.poll(t, |_, _| {});
+    std::thread::sleep(std::time::Duration::from_micros(200));
+}
+
 /// A WSH gateway takes a source's pictures before their `FrameSubmit`s; pictures whose
 /// submission never comes are bounded (past as many frames as it may track, refused), not
 /// kept for good.
@@ -395,12 +402,8 @@ fn a_wsh_gateway_keeps_a_bounded_number_of_pictures_never_submitted() {
     let mut gateway = nodes.remove(0);
     drop(nodes);
     let mut edge = bare_link(1, 1, port);
-    let poll = |gateway: &mut TestNode, edge: &mut Link<StdStack>| {
-        let t = now();
-        gateway.poll(t);
-        edge.poll(t, |_, _| {});
-        std::thread::sleep(std::time::Duration::from_micros(200));
-    };
+    let poll =
+        |gateway: &mut TestNode, edge: &mut Link<StdStack>| poll_beside(gateway, edge, now());
     while !edge.is_up(GATEWAY) || gateway.link().peers_up().count() < 1 {
         assert!(start.elapsed().as_secs() < 20, "no connection");
         poll(&mut gateway, &mut edge);
@@ -508,12 +511,7 @@ fn a_frame_done_from_another_edge_is_refused() {
     let mut edge1 = nodes.remove(1);
     drop(nodes);
     let mut bare = bare_link(2, 2, port);
-    let poll = |edge1: &mut TestNode, bare: &mut Link<StdStack>| {
-        let t = now();
-        edge1.poll(t);
-        bare.poll(t, |_, _| {});
-        std::thread::sleep(std::time::Duration::from_micros(200));
-    };
+    let poll = |edge1: &mut TestNode, bare: &mut Link<StdStack>| poll_beside(edge1, bare, now());
     while !bare.is_up(1) {
         assert!(start.elapsed().as_secs() < 20, "no connection");
         poll(&mut edge1, &mut bare);
