@@ -18,9 +18,13 @@ use super::form::Form;
 use super::lanes::{TAPS_READ, W};
 use super::MR;
 
-/// Scratch bytes a chunk may take at least (its `V` and `M`); more when the layer's
-/// transformed filters are larger, so those stream from memory once per call or few times.
-const CHUNK_BYTES: usize = 8 << 20;
+/// Scratch bytes a chunk may take at least (its `V` and `M`, to the nearest block row); more
+/// when the layer's transformed filters are larger, so those stream from memory once per call
+/// or few times. The products read `V` and `M` again for every `ξ`: two threads' chunks of
+/// 8 MiB (YOLOv2's layers 2–10 as whole maps took 7 block rows) outgrew the share of L3 they
+/// get beside each other, and those layers ran 1.5–1.7× as fast on two threads as on one;
+/// with 4 block rows, 1.8–2.0×, and no slower on one (docs/kernels.md, "Chunk size").
+const CHUNK_BYTES: usize = 4 << 20;
 
 /// The block grid of one call.
 #[derive(Clone, Copy, Debug)]
@@ -75,7 +79,7 @@ impl Geo {
         let e = a * a;
         let row_bytes = e * (c + kp) * nbx * 4;
         let u_bytes = e * c * kp * 4;
-        let rows = (CHUNK_BYTES.max(u_bytes) / row_bytes.max(1)).clamp(1, nby);
+        let rows = ((CHUNK_BYTES.max(u_bytes) + row_bytes / 2) / row_bytes.max(1)).clamp(1, nby);
         Geo {
             form,
             m,
