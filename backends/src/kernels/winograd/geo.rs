@@ -22,8 +22,8 @@ use super::MR;
 /// when the layer's transformed filters are larger, so those stream from memory once per call
 /// or few times. The products read `V` and `M` again for every `ξ`: two threads' chunks of
 /// 8 MiB (YOLOv2's layers 2–10 as whole maps took 7 block rows) outgrew the share of L3 they
-/// get beside each other, and those layers ran 1.5–1.7× as fast on two threads as on one;
-/// with 4 block rows, 1.8–2.0×, and no slower on one (docs/kernels.md, "Chunk size").
+/// get beside each other, and those layers ran 1.5–1.8× as fast on two threads as on one;
+/// with 4 block rows, 1.75–2.0×, and no slower on one (docs/kernels.md, "Chunk size").
 const CHUNK_BYTES: usize = 4 << 20;
 
 /// The block grid of one call.
