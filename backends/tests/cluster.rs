@@ -402,11 +402,9 @@ fn a_wsh_gateway_keeps_a_bounded_number_of_pictures_never_submitted() {
     let mut gateway = nodes.remove(0);
     drop(nodes);
     let mut edge = bare_link(1, 1, port);
-    let poll =
-        |gateway: &mut TestNode, edge: &mut Link<StdStack>| poll_beside(gateway, edge, now());
     while !edge.is_up(GATEWAY) || gateway.link().peers_up().count() < 1 {
         assert!(start.elapsed().as_secs() < 20, "no connection");
-        poll(&mut gateway, &mut edge);
+        poll_beside(&mut gateway, &mut edge, now());
     }
     let image = shipped_pixels();
     let picture = image.picture.as_ref().unwrap();
@@ -415,12 +413,12 @@ fn a_wsh_gateway_keeps_a_bounded_number_of_pictures_never_submitted() {
         for m in chunks(FrameKey::new(1, n), picture) {
             edge.send(now(), GATEWAY, &m, Body::Message).unwrap();
         }
-        poll(&mut gateway, &mut edge);
+        poll_beside(&mut gateway, &mut edge, now());
     }
     let sent = edge.stats().bytes_sent;
     while gateway.link().stats().bytes_received < sent {
         assert!(start.elapsed().as_secs() < 20, "chunks not received");
-        poll(&mut gateway, &mut edge);
+        poll_beside(&mut gateway, &mut edge, now());
     }
     assert_eq!(
         gateway.frames_held(),
@@ -511,10 +509,9 @@ fn a_frame_done_from_another_edge_is_refused() {
     let mut edge1 = nodes.remove(1);
     drop(nodes);
     let mut bare = bare_link(2, 2, port);
-    let poll = |edge1: &mut TestNode, bare: &mut Link<StdStack>| poll_beside(edge1, bare, now());
     while !bare.is_up(1) {
         assert!(start.elapsed().as_secs() < 20, "no connection");
-        poll(&mut edge1, &mut bare);
+        poll_beside(&mut edge1, &mut bare, now());
     }
     let picture = shipped_pixels().picture.unwrap();
     for m in chunks(FrameKey::new(2, 5), &picture) {
@@ -531,7 +528,7 @@ fn a_frame_done_from_another_edge_is_refused() {
             start.elapsed().as_secs() < 20,
             "the FrameDone was not refused"
         );
-        poll(&mut edge1, &mut bare);
+        poll_beside(&mut edge1, &mut bare, now());
     }
     assert_eq!(edge1.frames_held(), 1, "the shipped picture is kept");
     // From its source, the picture goes.
@@ -542,7 +539,7 @@ fn a_frame_done_from_another_edge_is_refused() {
     bare.send_control(now(), 1, &done).unwrap();
     while edge1.frames_held() > 0 {
         assert!(start.elapsed().as_secs() < 20, "the picture was kept");
-        poll(&mut edge1, &mut bare);
+        poll_beside(&mut edge1, &mut bare, now());
     }
     assert_eq!(edge1.stats().refused, 1);
 }
