@@ -43,6 +43,8 @@ pub struct LayerBench {
     pub fma_only: bool,
     /// Time the Winograd kernel in this form too (one and [`THREADS_MULTI`] threads).
     pub winograd: Option<Form>,
+    /// Instruction set of the FMA and Winograd kernels (one this machine runs).
+    pub isa: Isa,
 }
 
 /// Times of one layer (or of a sum of layers), in seconds.
@@ -213,6 +215,12 @@ pub enum BenchError {
     /// The 3×3 reuse output differs from the full frame's.
     #[error("tiled check: 3x3 reuse output differs from the full frame")]
     TiledDiffers,
+    /// The kernels' instruction set does not run on this machine.
+    #[error("instruction set {} is not available on this machine", .isa.name())]
+    IsaUnavailable {
+        /// The instruction set.
+        isa: Isa,
+    },
 }
 
 /// Seconds the calling thread has spent on a CPU (Linux: `/proc/thread-self/schedstat`, in
@@ -328,9 +336,12 @@ pub fn bench_layers(
     bench: &LayerBench,
     mut on_layer: impl FnMut(usize, &LayerTimes),
 ) -> Result<Vec<LayerTimes>, BenchError> {
-    let fma1 = Fma::new();
-    let fma2 = Fma::new().with_threads(THREADS_MULTI);
+    let unavailable = || BenchError::IsaUnavailable { isa: bench.isa };
+    let fma1 = Fma::with_isa(bench.isa).ok_or_else(unavailable)?;
+    let fma2 = fma1.clone().with_threads(THREADS_MULTI);
     let wino1 = Winograd::new()
+        .with_isa(bench.isa)
+        .ok_or_else(unavailable)?
         .with_form(bench.winograd.unwrap_or(Form::F4))
         .prepare(weights);
     let wino2 = wino1.clone().with_threads(THREADS_MULTI);

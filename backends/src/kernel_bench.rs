@@ -14,7 +14,7 @@ use tessera_core::ftp::{Grid, Mode, Partition, PlanError};
 use crate::bench::{bench_layers, peak_gflops, tiled_check, BenchError, LayerBench, LayerTimes};
 use crate::kernel_report::{KernelReport, KernelRun};
 use crate::kernel_table::{forms_line, loadavg, row, summary, tiled_layers, winograd_summary};
-use crate::kernels::{Fma, Form, Winograd};
+use crate::kernels::{Fma, Form, Isa, Winograd};
 use crate::yolo_bench_setup::{SetupError, YoloBench};
 
 /// The benchmark's settings.
@@ -40,6 +40,9 @@ pub struct KernelBench {
     pub winograd: bool,
     /// Winograd form of the 3x3 layers.
     pub form: Form,
+    /// Instruction set of the FMA and Winograd kernels (`None`: the fastest this machine
+    /// runs, [`Isa::detect`]).
+    pub isa: Option<Isa>,
 }
 
 /// Why the benchmark could not run.
@@ -65,9 +68,23 @@ pub enum KernelBenchError {
         /// Why.
         error: BenchError,
     },
+    /// The instruction set asked for does not run on this machine.
+    #[error("instruction set {} is not available on this machine (it runs: {})", .isa.name(), available())]
+    IsaUnavailable {
+        /// The instruction set asked for.
+        isa: Isa,
+    },
     /// The JSON report did not serialise.
     #[error("writing JSON: {0}")]
     Json(#[from] serde_json::Error),
+}
+
+/// The names of the instruction sets this machine runs.
+fn available() -> alloc::string::String {
+    Isa::available()
+        .map(Isa::name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `error` in measurement `what`.
@@ -78,13 +95,13 @@ fn bench(what: &'static str) -> impl FnOnce(BenchError) -> KernelBenchError {
 impl KernelBench {
     /// Runs the benchmark; its output goes to `say` as it is measured (whole lines).
     pub fn run(&self, mut say: impl FnMut(&str)) -> Result<(), KernelBenchError> {
+        let isa = self.isa.unwrap_or_else(Isa::detect);
+        let fma = Fma::with_isa(isa).ok_or(KernelBenchError::IsaUnavailable { isa })?;
         let setup = YoloBench::load(self.upto, self.seed)?;
         let (net, upto, image) = (&setup.net, self.upto, &setup.image);
         let plan = |what: &'static str| move |error| KernelBenchError::Plan { what, error };
         let stack = setup.stack()?;
         let weights = setup.weights()?;
-        let fma = Fma::new();
-        let isa = fma.isa();
         let load = loadavg();
         let mut peak = peak_gflops(isa);
         let tables = !self.json;
@@ -101,6 +118,7 @@ impl KernelBench {
             reference_rows: self.reference_rows,
             fma_only: self.fma_only,
             winograd,
+            isa,
         };
         let rows = if self.tiled_only {
             Vec::new()
@@ -127,6 +145,8 @@ impl KernelBench {
             // full frame too (bit-identical tiles need the same choice).
             let three = Grid::new(3, 3, Partition::Darknet, &stack).map_err(plan("3x3 grid"))?;
             let wino = Winograd::new()
+                .with_isa(isa)
+                .ok_or(KernelBenchError::IsaUnavailable { isa })?
                 .with_form(self.form)
                 .planned(&stack, &three, Mode::Reuse)
                 .map_err(plan("choosing the winograd forms"))?;
@@ -204,6 +224,7 @@ mod tests {
             fma_only: true,
             winograd: true,
             form: Form::F4,
+            isa: None,
         };
         let e = bench.run(|t| panic!("said {t}")).unwrap_err();
         assert!(
@@ -214,5 +235,35 @@ mod tests {
             "{e}"
         );
         assert!(e.to_string().starts_with("fusing layers [0, 99): "), "{e}");
+    }
+
+    #[test]
+    fn an_instruction_set_this_machine_lacks_is_refused_before_anything_is_timed() {
+        let Some(missing) = Isa::ALL.into_iter().find(|isa| !isa.is_available()) else {
+            return;
+        };
+        let bench = KernelBench {
+            json: false,
+            seed: 1,
+            reps: 1,
+            reference_rows: 0.1,
+            upto: 16,
+            no_tiled: false,
+            tiled_only: false,
+            fma_only: true,
+            winograd: true,
+            form: Form::F4,
+            isa: Some(missing),
+        };
+        let e = bench.run(|t| panic!("said {t}")).unwrap_err();
+        assert!(
+            matches!(e, KernelBenchError::IsaUnavailable { isa } if isa == missing),
+            "{e}"
+        );
+        let text = e.to_string();
+        assert!(
+            text.contains(missing.name()) && text.contains("scalar"),
+            "{text}"
+        );
     }
 }

@@ -178,6 +178,9 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--upto", type=int, default=16)
+    ap.add_argument("--isa", help="Tessera's instruction set in the timed runs (`tessera bench "
+                    "kernels --isa`: avx2 times the AVX2 kernels on an AVX-512 machine); default "
+                    "the fastest the machine runs")
     ap.add_argument("--rounds", type=int, default=3,
                     help="alternating rounds of both engines (best figure of each kept)")
     args = ap.parse_args()
@@ -231,8 +234,9 @@ def main():
                 ort_cpu = min(ort_cpu, cpu)
         per_round["onnxruntime"].append(walls[1] / walls[2])
         # With the tiled check (3x3 grid with reuse against the full frame, both kernels).
+        isa = ["--isa", args.isa] if args.isa else []
         report = json.loads(tessera(args, "bench", "kernels", "--json", "--fma-only",
-                                    "--reps", str(args.reps), "--upto", str(args.upto)))
+                                    "--reps", str(args.reps), "--upto", str(args.upto), *isa))
         loads += [report["loadavg_start"], report["loadavg_end"]]
         for key, rounds in tiled.items():
             if report.get(key):
@@ -248,7 +252,7 @@ def main():
                                      / report["total_gflops_winograd_1t"])
     ort_g = {t: flop / s / 1e9 for t, s in ort_s.items()}
     print(f"load average {loads[0]} -> {loads[-1]}; best of {args.rounds} rounds x {args.reps} "
-          f"runs; GFLOP/s = {flop / 1e9:.2f} GFLOP / time")
+          f"runs; GFLOP/s = {flop / 1e9:.2f} GFLOP / time; Tessera's kernels on {report['isa']}")
     print(f"{'engine':28} {'1 thread':>9} {'2 threads':>10} {'2t/1t':>6}")
     print(f"{'onnxruntime':28} {ort_g[1]:9.1f} {ort_g[2]:10.1f} {ort_g[2] / ort_g[1]:6.2f}")
     for k in ("direct", "winograd"):

@@ -7,7 +7,7 @@
 use anyhow::Error;
 
 use tessera_backends::kernel_bench::KernelBench;
-use tessera_backends::kernels::Form;
+use tessera_backends::kernels::{Form, Isa};
 
 /// Arguments of `tessera bench kernels`.
 #[derive(clap::Args, Debug)]
@@ -43,6 +43,19 @@ pub struct Args {
     /// Winograd form of the 3x3 layers: f4 (F(4x4,3x3)) or f2 (F(2x2,3x3)).
     #[arg(long, default_value = "f4", value_parser = crate::bench_winograd::parse_form)]
     pub winograd_form: Form,
+    /// Instruction set of the FMA and Winograd kernels: scalar, avx2, avx512, neon,
+    /// armv7-neon or soft16 (default: the fastest this machine runs). Refused when the
+    /// machine lacks it.
+    #[arg(long, value_parser = parse_isa)]
+    pub isa: Option<Isa>,
+}
+
+/// An instruction set by its name (`Isa::name`).
+fn parse_isa(s: &str) -> Result<Isa, String> {
+    Isa::from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = Isa::ALL.into_iter().map(Isa::name).collect();
+        format!("unknown instruction set {s:?} ({})", names.join(", "))
+    })
 }
 
 /// Runs the command (`tessera_backends::kernel_bench`), printing as it measures.
@@ -58,6 +71,7 @@ pub fn run(args: &Args) -> Result<(), Error> {
         fma_only: args.fma_only,
         winograd: !args.no_winograd,
         form: args.winograd_form,
+        isa: args.isa,
     };
     bench.run(|text| print!("{text}"))?;
     Ok(())

@@ -42,6 +42,24 @@ impl Isa {
         Isa::Armv7Neon,
     ];
 
+    /// The name [`Isa::from_name`] reads: `scalar`, `avx2`, `neon`, `avx512`, `soft16`,
+    /// `armv7-neon`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2Fma => "avx2",
+            Isa::Neon => "neon",
+            Isa::Avx512 => "avx512",
+            Isa::Soft16 => "soft16",
+            Isa::Armv7Neon => "armv7-neon",
+        }
+    }
+
+    /// The instruction set called `name` (see [`Isa::name`]), available here or not.
+    pub fn from_name(name: &str) -> Option<Isa> {
+        Isa::ALL.into_iter().find(|isa| isa.name() == name)
+    }
+
     /// Every instruction set this machine runs, [`Isa::Scalar`] first.
     pub fn available() -> impl Iterator<Item = Isa> {
         Isa::ALL.into_iter().filter(|isa| isa.is_available())
@@ -84,5 +102,20 @@ impl Isa {
             #[allow(unreachable_patterns)]
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Isa;
+
+    /// Every instruction set is found by its name, and no other name finds one.
+    #[test]
+    fn names_round_trip() {
+        for isa in Isa::ALL {
+            assert_eq!(Isa::from_name(isa.name()), Some(isa));
+        }
+        assert_eq!(Isa::from_name("AVX2"), None);
+        assert_eq!(Isa::from_name("sse"), None);
     }
 }
