@@ -6,8 +6,8 @@
 //! a chunk of block rows at a time.
 //!
 //! Buffers of a chunk of `n` block rows (`P = n · nbx` blocks, block `p = row · nbx + col`):
-//! - one zero-padded input row ([`Geo::row_len`]) and one channel's row transforms: `prow =
-//!   n·m + α − m` input rows of `α` taps × `ng` vectors of `W` blocks ([`Geo::h_row`] each);
+//! - one zero-padded input row ([`Geo::row_len`]) and one channel's row transforms of its
+//!   `prow = n·m + α − m` input rows, by rows or flat ([`Geo::h_flat`], [`Geo::h_len`]);
 //! - `V[ξ][c][pp]` (input transforms), `M[k][ξ][pp]` (products), `pp ≥ P + W` so lane
 //!   vectors and GEMM tiles never leave the buffers.
 
@@ -148,9 +148,32 @@ impl Geo {
         (self.ng - 1) * W * self.m + TAPS_READ
     }
 
-    /// Elements of one input row's transforms (`α` taps × `ng` vectors).
-    pub fn h_row(&self) -> usize {
-        self.a * self.ng * W
+    /// How a chunk of `n` block rows holds its row transforms `h` for the column transforms
+    /// that follow: by input rows (`prow` rows of `α` outputs × `ng` vectors; each block
+    /// row's column transforms then run over its `ng` vectors), or, when that saves an eighth
+    /// of those vectors, flat: `α²` planes of [`Geo::h_plane`], plane `(sr, xc)` holding
+    /// output `xc` of the row transform of sub-row `sr` of each block's window, block `p` at
+    /// `p`, so the column transforms run over the chunk's `P` blocks in `⌈P / W⌉` vectors.
+    /// Flat, a row two block rows' windows share is stored twice. A narrow call's rows waste
+    /// most of their last vector (a tile's 13 blocks take 16 lanes, a strip's 2 blocks 16),
+    /// and so do YOLOv2's whole 38- and 19-block rows.
+    pub fn h_flat(&self, n: usize) -> bool {
+        (n * self.nbx).div_ceil(W) * 8 <= n * self.ng * 7
+    }
+
+    /// Elements of one plane of flat row transforms ([`Geo::h_flat`]): the `P` blocks of a
+    /// chunk of `n` block rows plus one vector (the last group of a row is stored whole).
+    pub fn h_plane(&self, n: usize) -> usize {
+        n * self.nbx + W
+    }
+
+    /// Elements of a chunk's row transforms ([`Geo::h_flat`]).
+    pub fn h_len(&self, n: usize) -> usize {
+        if self.h_flat(n) {
+            self.e * self.h_plane(n)
+        } else {
+            self.prow(n) * self.a * self.ng * W
+        }
     }
 
     /// Padded block count `pp` of a chunk of `n` block rows: at least `P + W`, an odd number
@@ -158,5 +181,61 @@ impl Geo {
     pub fn pp(&self, n: usize) -> usize {
         let lines = (n * self.nbx + W).div_ceil(16);
         (lines | 1) * 16
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tessera_core::model::{Activation, Conv, Shape};
+    use tessera_core::region::{Region, Span};
+
+    use super::super::lanes::W;
+    use super::{Form, Geo};
+
+    /// A YOLOv2-like 3×3 conv of `c` → `k` channels on a `w`×`w` map, the call over `r`.
+    fn geo(form: Form, w: u32, c: u32, k: u32, r: Region) -> Geo {
+        let conv = Conv {
+            filters: k,
+            size: 3,
+            stride: 1,
+            pad: 1,
+            batch_norm: true,
+            activation: Activation::Leaky,
+        };
+        Geo::new(form, &conv, Shape::new(w, w, c), r)
+    }
+
+    /// The column transforms go flat where rows fill little of their last vector: YOLOv2's
+    /// 304-wide map (76 F4 blocks in 80 lanes) stays by rows, its 76-wide map (19 blocks in
+    /// 32 lanes), a narrow tile and a strip go flat; either way `h` holds what the stage
+    /// writes.
+    #[test]
+    fn narrow_rows_transform_their_columns_flat() {
+        let full = |w| Region::full(w, w);
+        let wide = geo(Form::F4, 304, 32, 64, full(304));
+        assert!(!wide.h_flat(wide.rows));
+        let deep = geo(Form::F4, 76, 128, 256, full(76));
+        assert!(deep.h_flat(deep.rows));
+        // A 3×3 grid's middle tile of the 76-wide map: 7 × 7 blocks, 4 vectors flat, 7 by
+        // rows.
+        let span = Span::new(24, 52);
+        let tile = geo(Form::F4, 76, 128, 256, Region::new(span, span));
+        assert_eq!((tile.nbx, tile.nby), (7, 7));
+        assert!(tile.h_flat(7));
+        let strip = geo(
+            Form::F2,
+            76,
+            128,
+            256,
+            Region::new(Span::new(40, 44), Span::new(0, 76)),
+        );
+        assert!(strip.h_flat(strip.rows));
+        for g in [wide, deep, tile, strip] {
+            for n in 1..=g.rows {
+                let flat = g.e * (n * g.nbx + W);
+                let by_rows = g.prow(n) * g.a * g.ng * W;
+                assert_eq!(g.h_len(n), if g.h_flat(n) { flat } else { by_rows });
+            }
+        }
     }
 }

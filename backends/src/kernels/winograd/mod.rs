@@ -443,7 +443,7 @@ impl Rows<'_> {
     fn input(&self, chunk: Chunk, channels: Range<usize>, v: &mut [&mut [f32]], s: &mut Scratch) {
         let geo = self.geo;
         grow(&mut s.row, geo.row_len());
-        grow(&mut s.h, geo.prow(chunk.n) * geo.h_row());
+        grow(&mut s.h, geo.h_len(chunk.n));
         isa::input(
             self.path,
             InputJob {

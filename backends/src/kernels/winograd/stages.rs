@@ -7,9 +7,12 @@
 //! taps are deinterleaved into lane vectors ([`Lanes::taps`]: 16 blocks per vector, one
 //! block per lane) and transformed along the row (`Bᵀ` on the row's taps); the results of
 //! `α` consecutive rows are then transformed down the columns into `V[ξ][c][p]`. A block
-//! row is transformed in vectors of 16 blocks from its first block; the last vector of a row
-//! is written whole and its lanes past the row's end are overwritten by the next row's first
-//! vector (rows are written in order), so `V` holds the chunk's blocks densely.
+//! row is transformed along its rows in vectors of 16 blocks from its first block; the last
+//! vector of a row is written whole and its lanes past the row's end are overwritten by the
+//! next row's first vector (rows are written in order), so `V` holds the chunk's blocks
+//! densely. The column transforms run per block row, or, where that saves an eighth of their
+//! vectors, over the chunk's blocks in a row (`Geo::h_flat`: narrow calls, whose rows fill
+//! little of their last vector).
 //!
 //! Products: per transform element `ξ`, `M[k][ξ][p] = Σ_c U[k][ξ][c] · V[ξ][c][p]` in register
 //! tiles of [`MR`] output channels × `NV` vectors of 16 blocks (AVX-512 up to 4, AVX2 and the
@@ -83,7 +86,15 @@ unsafe fn input_form<L: Lanes, const M: usize, const A: usize>(job: InputJob<'_,
     let n = job.chunk.n;
     let (c, nbx, ng, pp) = (g.c, g.nbx, g.ng, g.pp(n));
     let prow = g.prow(n);
-    let (rl, hl) = (g.row_len(), g.h_row());
+    let (rl, hq, flat) = (g.row_len(), g.h_plane(n), g.h_flat(n));
+    // Elements between sub-rows and between row-transform outputs `xc` in `h` (see
+    // `Geo::h_flat`): flat, plane `(sr, xc)` at `(sr·A + xc)·hq`; by rows, input row `r`'s
+    // output `xc` at `r·A·ng·W + xc·ng·W`.
+    let (s_sr, s_xc) = if flat {
+        (A * hq, hq)
+    } else {
+        (A * ng * W, ng * W)
+    };
     let vr = job.input.region();
     let x_first = (g.bx0 * M) as i64 - g.pad;
     let y_first = (job.chunk.by * M) as i64 - g.pad;
@@ -92,12 +103,15 @@ unsafe fn input_form<L: Lanes, const M: usize, const A: usize>(job: InputJob<'_,
     let lo = (xs - x_first).clamp(0, rl as i64) as usize;
     let hi = (xe - x_first).clamp(lo as i64, rl as i64) as usize;
     // Every index below: taps of group `ng − 1` read `[(ng − 1)·W·M, … + TAPS_READ)` of the
-    // row (`row_len` covers it), rows of `h` are `< prow`, and `V` columns `p + W ≤ P + W ≤
-    // pp` (the last group of a block row starts below `nbx`).
+    // row (`row_len` covers it). Flat, the `A²` planes of `h` take vectors from column `br·nbx
+    // + gi·W` of block row `br < n` (the last group starts below `nbx`) and give them from
+    // `q < P`, so each ends below `P + W ≤ hq`; by rows, `h` has `prow` rows of `A·ng·W`.
+    // `V` columns end below `P + W ≤ pp` either way.
     let cs = job.channels.clone();
-    assert!(job.row.len() >= rl && job.h.len() >= prow * hl && cs.end <= c);
+    assert!(job.row.len() >= rl && job.h.len() >= g.h_len(n) && cs.end <= c);
+    assert!(g.h_len(n) >= if flat { A * A * hq } else { prow * A * ng * W });
     assert!(job.v.len() == A * A && job.v.iter().all(|r| r.len() >= cs.len() * pp));
-    assert!((n - 1) * nbx + (ng - 1) * W + W <= pp);
+    assert!((n - 1) * nbx + (ng - 1) * W + W <= hq && n * nbx + W <= hq.min(pp));
     let row = &mut job.row[..rl];
     // `α² ≤ 36` (F4).
     let mut vrow = [core::ptr::null_mut::<f32>(); 36];
@@ -116,36 +130,59 @@ unsafe fn input_form<L: Lanes, const M: usize, const A: usize>(job: InputJob<'_,
             } else {
                 row.fill(0.0);
             }
-            let hrow = job.h[r * hl..][..hl].as_mut_ptr();
+            // Flat, row `r` is sub-row `sr = r − br·M` of block rows `br` (one or, in the
+            // `A − M` rows two blocks overlap, two); by rows it is stored once.
+            let brs = if flat {
+                r.saturating_sub(A - 1).div_ceil(M)..(r / M + 1).min(n)
+            } else {
+                0..1
+            };
+            let h = job.h.as_mut_ptr();
             for gi in 0..ng {
                 // SAFETY: `L`'s CPU features (the caller); the taps stay inside `row` and the
-                // stores inside `hrow` (`hl = A·ng·W`), see the checks above.
+                // stores inside `h`, see the checks above.
                 unsafe {
                     let taps = L::taps::<M, A>(row.as_ptr().add(gi * W * M));
                     let t = bt::<L, M, A>(&taps);
-                    for xc in 0..A {
-                        t[xc].store(hrow.add((xc * ng + gi) * W));
+                    for br in brs.clone() {
+                        let at = if flat {
+                            (r - br * M) * s_sr + br * nbx + gi * W
+                        } else {
+                            r * s_sr + gi * W
+                        };
+                        for xc in 0..A {
+                            t[xc].store(h.add(at + xc * s_xc));
+                        }
                     }
                 }
             }
         }
         let h = job.h.as_ptr();
         let cl = ci - cs.start;
-        for br in 0..n {
-            for gi in 0..ng {
-                let p = br * nbx + gi * W;
-                for xc in 0..A {
-                    // SAFETY: `L`'s CPU features; rows `br·M + sr < prow` of `h` and columns
-                    // `p..p + W ≤ pp` of row `cl` of `V[ξ]`, see the checks above.
-                    unsafe {
-                        let mut col = [L::zero(); A];
-                        for sr in 0..A {
-                            col[sr] = L::load(h.add((br * M + sr) * hl + (xc * ng + gi) * W));
-                        }
-                        let t = bt::<L, M, A>(&col);
-                        for xr in 0..A {
-                            t[xr].store(vrow[xr * A + xc].add(cl * pp + p));
-                        }
+        // The vectors of blocks the column transforms run over: their first `V` column `q`,
+        // and where their sub-row 0 is in `h`. (Index arithmetic only: a closure does not
+        // take its function's target features, so the lane operations stay in the loop.)
+        let vectors = if flat { n * nbx } else { n * ng * W }.div_ceil(W);
+        let vector = |i: usize| {
+            if flat {
+                (i * W, i * W)
+            } else {
+                let (br, gi) = (i / ng, i % ng);
+                (br * nbx + gi * W, br * M * s_sr + gi * W)
+            }
+        };
+        for (q, at) in (0..vectors).map(vector) {
+            for xc in 0..A {
+                // SAFETY: `L`'s CPU features; `h` and columns `q..q + W ≤ pp` of row `cl` of
+                // `V[ξ]` as the checks above bound them.
+                unsafe {
+                    let mut col = [L::zero(); A];
+                    for sr in 0..A {
+                        col[sr] = L::load(h.add(at + sr * s_sr + xc * s_xc));
+                    }
+                    let t = bt::<L, M, A>(&col);
+                    for xr in 0..A {
+                        t[xr].store(vrow[xr * A + xc].add(cl * pp + q));
                     }
                 }
             }
