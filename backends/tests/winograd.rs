@@ -372,8 +372,10 @@ fn check_grid_with(
         let got = tiled(&k, &stack, &grid, mode, &weights, &input);
         prop_assert!(same_bits(&got, &whole), "{form:?} {mode:?} {rows}x{cols}");
     }
+    // Prepared for two threads: the direct layers' weights packed for their two threads'
+    // groups.
     let two = tiled(
-        &k.clone().with_threads(2),
+        &per_call.with_threads(2).prepare(&weights),
         &stack,
         &grid,
         Mode::Reuse,
@@ -410,7 +412,8 @@ proptest! {
 /// (odd block rows), a 1×1 conv (flat path) whose threads pack two weight groups each on 2
 /// threads (130 × 530 weights each, over the packing bound), and F4 layers whose block rows ×
 /// channel blocks are shared unevenly (7 block rows): 2 and 3 threads equal one bit for bit,
-/// full frame and a 3×3 grid with reuse.
+/// full frame and a 3×3 grid with reuse, prepared for their own thread count (the direct
+/// layers' weights packed once, per thread's groups) or for one (packed per call).
 #[test]
 fn one_pool_serves_every_layer_of_a_stack() {
     let specs = [
@@ -433,8 +436,12 @@ fn one_pool_serves_every_layer_of_a_stack() {
     let k1 = k1.prepare(&weights);
     let one = Grid::new(1, 1, Partition::Balanced, &stack).unwrap();
     let three = Grid::new(3, 3, Partition::Balanced, &stack).unwrap();
-    for t in [2, 3] {
-        let kt = k1.clone().with_threads(t);
+    for (t, own) in [(2, false), (2, true), (3, false), (3, true)] {
+        let kt = if own {
+            Winograd::new().with_threads(t).prepare(&weights)
+        } else {
+            k1.clone().with_threads(t)
+        };
         assert_eq!(kt.threads(), t);
         for frame in 0..2u64 {
             let input: Vec<f32> = (0..stack.input().elements().unwrap())
@@ -445,7 +452,7 @@ fn one_pool_serves_every_layer_of_a_stack() {
                 let got = tiled(&kt, &stack, grid, mode, &weights, &input);
                 assert!(
                     same_bits(&got, &want),
-                    "{t} threads, frame {frame}, {mode:?}"
+                    "{t} threads (prepared for them: {own}), frame {frame}, {mode:?}"
                 );
             }
         }

@@ -1,10 +1,11 @@
 //! The conv proper on one of two input layouts: the zero-padded copy ([`PadGeo`]), or a 1×1
 //! stride-1 conv's own planes read in place; in both, each thread runs its output channels in
-//! groups whose weights it packs just before they run ([`split`]).
+//! groups whose weights it packs just before they run, or reads packed once ([`Prepacked`])
+//! ([`split`]).
 
 extern crate alloc;
 
-use alloc::vec::Vec;
+use alloc::borrow::Cow;
 
 use tessera_core::kernel::batch_norm;
 use tessera_core::model::weights::ConvParams;
@@ -13,6 +14,7 @@ use tessera_core::region::{Region, Span};
 use tessera_core::tensor::{FeatureView, FeatureViewMut};
 
 use super::blocking::Ctx;
+use super::pack::Prepacked;
 use super::pad::PadGeo;
 use super::scratch::with_pad;
 use super::threads::split;
@@ -23,11 +25,13 @@ impl Fma {
     /// contiguous row, read in place (no padded copy); the plane's last `area mod 16` columns
     /// run on a small zero-padded copy, so whole-vector reads stay inside the buffers. Each
     /// output is the same chain as on the padded path.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn conv_flat(
         &self,
         conv: &Conv,
         map: Shape,
         params: &ConvParams<'_>,
+        pre: Option<&Prepacked>,
         input: &FeatureView<'_>,
         threads: usize,
         out: &mut FeatureViewMut<'_>,
@@ -44,7 +48,7 @@ impl Fma {
                 dst[part.len()..].fill(0.0);
             }
             let tail: &[f32] = tail;
-            let ab: Vec<(f32, f32)> = (0..n).map(|o| fold(params, o)).collect();
+            let ab = folded(params, n, pre);
             let row = |cols: usize| Region::new(Span::new(0, cols as u32), Span::new(0, 1));
             let base = Ctx {
                 isa: self.isa,
@@ -76,6 +80,7 @@ impl Fma {
                 &self.team,
                 &[base, rest],
                 params.weights,
+                pre.map(|p| &p.packed[..]),
                 threads,
                 out.data(),
             );
@@ -89,14 +94,14 @@ impl Fma {
         conv: &Conv,
         map: Shape,
         params: &ConvParams<'_>,
+        pre: Option<&Prepacked>,
         geo: &PadGeo,
         pad: &[f32],
         threads: usize,
         out: &mut FeatureViewMut<'_>,
     ) {
         let region = out.region();
-        let n = conv.filters as usize;
-        let ab: Vec<(f32, f32)> = (0..n).map(|o| fold(params, o)).collect();
+        let ab = folded(params, conv.filters as usize, pre);
         let ctx = Ctx {
             isa: self.isa,
             pad,
@@ -115,7 +120,14 @@ impl Fma {
             oplane: region.area() as usize,
             ocol0: 0,
         };
-        split(&self.team, &[ctx], params.weights, threads, out.data());
+        split(
+            &self.team,
+            &[ctx],
+            params.weights,
+            pre.map(|p| &p.packed[..]),
+            threads,
+            out.data(),
+        );
     }
 }
 
@@ -123,4 +135,16 @@ impl Fma {
 fn fold(params: &ConvParams<'_>, o: usize) -> (f32, f32) {
     let f = batch_norm::fold(params, o);
     (f.scale as f32, f.shift)
+}
+
+/// The folded `(a, b)` of output channels `0..n`: `pre`'s, or folded now.
+pub(super) fn folded<'p>(
+    params: &ConvParams<'_>,
+    n: usize,
+    pre: Option<&'p Prepacked>,
+) -> Cow<'p, [(f32, f32)]> {
+    match pre {
+        Some(p) => Cow::Borrowed(&p.ab),
+        None => Cow::Owned((0..n).map(|o| fold(params, o)).collect()),
+    }
 }

@@ -19,7 +19,8 @@
 //! runs), `row` (the micro-kernels' unit of work and the scalar path), `pad` (the zero-padded
 //! input copy), `pack` (weights packed per output channel block), `channels` (output channel
 //! blocks and per-thread ranges), `blocking` (one thread's loop nest, blocked for L1), `conv`
-//! (the padded and the flat 1×1 layouts), `scratch` (per-thread buffers), `threads` (how a
+//! (the padded and the flat 1×1 layouts), `param_key` (what finds a layer's prepared weights),
+//! `scratch` (per-thread buffers), `threads` (how a
 //! call's work is split over the kernel's threads), `workers` (the persistent worker threads)
 //! and `pool` (max pools). This file holds the public surface ([`Fma`],
 //! [`Isa`], [`fma_peak_loop`]) and the dispatch to them.
@@ -82,8 +83,9 @@
 //! (`workers`), parked between calls and shared by its clones; a call hands them its parts
 //! and runs the last one itself. The padding copy is split over channels, then the conv over
 //! equal contiguous ranges of output channels, each thread cutting its range into its own
-//! blocks and packing its own weights just before they run (one dispatch per conv, nothing
-//! serial between the threads); max pools over channels. Each output is computed by exactly
+//! blocks and packing its own weights just before they run, or reading them packed once for
+//! that thread count where a prepared `Winograd` holds its direct layers' weights (one dispatch
+//! per conv, nothing serial between the threads); max pools over channels. Each output is computed by exactly
 //! one thread with the same operations, so the result does not depend on the thread count.
 
 use tessera_core::kernel::{check_conv_call, KernelError, Kernels};
@@ -106,6 +108,7 @@ mod detect;
 mod neon;
 mod pack;
 mod pad;
+mod param_key;
 mod pool;
 mod row;
 mod scratch;
@@ -124,6 +127,8 @@ pub use detect::Isa;
 pub use winograd::{Form, Layout, Winograd, Work};
 
 use channels::blocks;
+use conv::folded;
+use pack::Prepacked;
 use pad::PadGeo;
 use pool::maxpool;
 use row::{fma, row_scalar, Post, Row};
@@ -262,12 +267,28 @@ fn run_row(
     }
 }
 
-impl Kernels for Fma {
-    fn conv(
+impl Fma {
+    /// `params`' weights packed once for this kernel's calls of `conv` (whose filters they
+    /// are): what [`conv_with`](Fma::conv_with) reads instead of packing them per call.
+    fn prepack(&self, conv: &Conv, params: &ConvParams<'_>) -> Prepacked {
+        let n = conv.filters as usize;
+        let ab = folded(params, n, None).into_owned();
+        Prepacked::new(params, ab, self.call_threads(conv))
+    }
+
+    /// Threads a call of `conv` runs on: no more than it has output channel blocks.
+    fn call_threads(&self, conv: &Conv) -> usize {
+        self.threads().min(blocks(conv.filters as usize).count())
+    }
+
+    /// [`Kernels::conv`] with `params`' weights read from `pre` where it holds them packed
+    /// for this call (else packed per call).
+    fn conv_with(
         &self,
         conv: &Conv,
         map: Shape,
         params: &ConvParams<'_>,
+        pre: Option<&Prepacked>,
         input: &FeatureView<'_>,
         out: &mut FeatureViewMut<'_>,
     ) -> Result<(), KernelError> {
@@ -276,10 +297,10 @@ impl Kernels for Fma {
         if region.is_empty() {
             return Ok(());
         }
-        let n = conv.filters as usize;
-        let threads = self.threads().min(blocks(n).count());
+        let threads = self.call_threads(conv);
+        let pre = pre.filter(|p| p.is_for(params, threads));
         if conv.size == 1 && conv.stride == 1 && conv.pad == 0 && input.region() == region {
-            self.conv_flat(conv, map, params, input, threads, out);
+            self.conv_flat(conv, map, params, pre, input, threads, out);
             return Ok(());
         }
         let geo = PadGeo::new(conv, map, region);
@@ -289,9 +310,22 @@ impl Kernels for Fma {
             } else {
                 fill_split(&self.team, &geo, input, map.c as usize, threads, pad);
             }
-            self.conv_padded(conv, map, params, &geo, pad, threads, out);
+            self.conv_padded(conv, map, params, pre, &geo, pad, threads, out);
         });
         Ok(())
+    }
+}
+
+impl Kernels for Fma {
+    fn conv(
+        &self,
+        conv: &Conv,
+        map: Shape,
+        params: &ConvParams<'_>,
+        input: &FeatureView<'_>,
+        out: &mut FeatureViewMut<'_>,
+    ) -> Result<(), KernelError> {
+        self.conv_with(conv, map, params, None, input, out)
     }
 
     fn maxpool(

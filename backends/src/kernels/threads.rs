@@ -15,7 +15,7 @@ use tessera_core::tensor::{FeatureView, FeatureViewMut};
 
 use super::blocking::{conv_range, Ctx};
 use super::channels::thread_range;
-use super::pack::{group_len, pack};
+use super::pack::{groups, pack};
 use super::pad::PadGeo;
 use super::pool::maxpool;
 use super::scratch::with_packed;
@@ -144,50 +144,53 @@ pub(super) fn pool_split(
 
 /// Runs the conv's output channels (`ctxs[0].ab`; `ctxs` are the parts of its region, all
 /// with the same channels, `packed` not yet set): each of `threads` threads of `team` its
-/// [`thread_range`] (the caller's thread takes the last), in groups of [`group_len`] channels
-/// whose weights (`[o][tap]`) the thread running the group packs into its own buffer just
-/// before they run.
+/// [`groups`] (the caller's thread takes the last), each group's weights (`[o][tap]`) read
+/// from `pre` (the layer packed once for `threads`, [`Prepacked`](super::pack::Prepacked)) or
+/// packed by the thread running the group into its own buffer just before they run.
 /// A thread done with its groups takes unstarted groups of the others ([`Team::steal`]). One
 /// dispatch per conv, nothing serial between threads.
 pub(super) fn split(
     team: &Team,
     ctxs: &[Ctx<'_>],
     weights: &[f32],
+    pre: Option<&[f32]>,
     threads: usize,
     data: &mut [f32],
 ) {
     let n = ctxs[0].ab.len();
     let per = weights.len() / n.max(1);
     let oplane = ctxs[0].oplane;
-    let threads = threads.max(1);
-    let mut lists = Vec::with_capacity(threads);
     let mut rest = data;
-    for t in 0..threads {
-        let (oa, ob) = thread_range(n, threads, t);
-        let group = group_len(ob - oa, per);
-        let mut pieces = Vec::new();
-        let mut g0 = oa;
-        while g0 < ob {
-            let gn = group.min(ob - g0);
-            let (mine, tail) = rest.split_at_mut(gn * oplane);
-            rest = tail;
-            pieces.push((g0, gn, mine));
-            g0 += gn;
-        }
-        lists.push(pieces);
-    }
-    team.steal(lists, |(g0, gn, out)| {
-        with_packed(gn * per, |buf| {
-            let packed = &mut buf[..gn * per];
-            pack(&weights[g0 * per..(g0 + gn) * per], gn, per, packed);
-            for ctx in ctxs.iter().filter(|c| !c.region.is_empty()) {
-                let ctx = Ctx {
-                    packed,
-                    ab: &ctx.ab[g0..g0 + gn],
-                    ..*ctx
-                };
-                conv_range(&ctx, out);
-            }
+    let lists = groups(n, per, threads.max(1))
+        .into_iter()
+        .map(|list| {
+            list.into_iter()
+                .map(|(g0, gn)| {
+                    let (mine, tail) = core::mem::take(&mut rest).split_at_mut(gn * oplane);
+                    rest = tail;
+                    (g0, gn, mine)
+                })
+                .collect()
         })
+        .collect();
+    let run = |g0: usize, gn: usize, packed: &[f32], out: &mut [f32]| {
+        for ctx in ctxs.iter().filter(|c| !c.region.is_empty()) {
+            let ctx = Ctx {
+                packed,
+                ab: &ctx.ab[g0..g0 + gn],
+                ..*ctx
+            };
+            conv_range(&ctx, out);
+        }
+    };
+    team.steal(lists, |(g0, gn, out): (usize, usize, &mut [f32])| {
+        let at = g0 * per..(g0 + gn) * per;
+        match pre {
+            Some(pre) => run(g0, gn, &pre[at], out),
+            None => with_packed(gn * per, |buf| {
+                pack(&weights[at], gn, per, buf);
+                run(g0, gn, buf, out)
+            }),
+        }
     });
 }

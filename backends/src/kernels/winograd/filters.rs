@@ -20,6 +20,7 @@ use tessera_core::model::weights::ConvParams;
 use super::form::{filter, Form, AMAX};
 use super::lanes::W;
 use super::MR;
+use crate::kernels::param_key::ParamKey;
 
 /// Input channels per GEMM pass: a tile's `V` rows (`CB × NV·W` values) stay in L1 while every
 /// output channel block runs over them; later passes continue the sums stored in `M` (an f32
@@ -112,22 +113,11 @@ pub(super) fn transform(form: Form, weights: &[f32], c: usize, k: usize, u: &mut
     }
 }
 
-/// The addresses and lengths of a layer's parameter slices: what finds its prepared
-/// transforms again (the prepared kernel borrows those parameters, so the addresses cannot be
-/// reused for other values while it lives).
-fn key(params: &ConvParams<'_>) -> [(usize, usize); 5] {
-    let at = |s: &[f32]| (s.as_ptr() as usize, s.len());
-    let bn = params
-        .bn
-        .map_or([(0, 0); 3], |b| [at(b.scales), at(b.mean), at(b.variance)]);
-    [at(params.weights), at(params.biases), bn[0], bn[1], bn[2]]
-}
-
 /// One layer's transformed filters and folded batch norm, found again by its parameters'
-/// addresses ([`key`]).
+/// addresses ([`ParamKey`]).
 #[derive(Debug)]
 pub(super) struct Prepared {
-    key: [(usize, usize); 5],
+    key: ParamKey,
     form: Form,
     /// Whether `u` is channel major ([`transform_cm`]).
     pub cm: bool,
@@ -143,7 +133,7 @@ impl Prepared {
         let k = params.biases.len();
         let u = filters_of(form, params.weights, c, k, cm);
         Prepared {
-            key: key(params),
+            key: ParamKey::of(params),
             form,
             cm,
             u,
@@ -153,7 +143,7 @@ impl Prepared {
 
     /// True when these are `params`' filters in `form` (channel major when `cm`).
     pub fn is_for(&self, form: Form, params: &ConvParams<'_>, cm: bool) -> bool {
-        self.form == form && self.cm == cm && self.key == key(params)
+        self.form == form && self.cm == cm && self.key == ParamKey::of(params)
     }
 }
 

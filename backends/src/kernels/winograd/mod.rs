@@ -94,6 +94,7 @@ pub enum Layout {
     Channels,
 }
 
+use super::pack::Prepacked;
 use super::{Fma, Isa};
 use filters::Prepared;
 use geo::Chunk;
@@ -135,6 +136,8 @@ pub struct Winograd<'w> {
     table: Option<Arc<Vec<(choice::Key, choice::Method)>>>,
     layout: Layout,
     prepared: Option<Arc<Vec<Prepared>>>,
+    /// The direct layers' weights packed once ([`prepare`](Winograd::prepare)).
+    packed: Option<Arc<Vec<Prepacked>>>,
     _weights: PhantomData<&'w [f32]>,
 }
 
@@ -156,6 +159,7 @@ impl<'w> Winograd<'w> {
             table: None,
             layout: Layout::Auto,
             prepared: None,
+            packed: None,
             _weights: PhantomData,
         }
     }
@@ -184,6 +188,7 @@ impl<'w> Winograd<'w> {
         Winograd {
             form,
             prepared: None,
+            packed: None,
             ..self
         }
     }
@@ -194,6 +199,7 @@ impl<'w> Winograd<'w> {
         Winograd {
             layout,
             prepared: None,
+            packed: None,
             ..self
         }
     }
@@ -206,11 +212,13 @@ impl<'w> Winograd<'w> {
         }
     }
 
-    /// Transforms the filters of every Winograd layer of `weights` once; later calls with
-    /// those layers' parameters use them.
+    /// Transforms the filters of every Winograd layer of `weights` once, and packs the direct
+    /// layers' weights for this kernel's threads; later calls with those layers' parameters
+    /// use them (a tile's call would otherwise pack its layer's weights again).
     pub fn prepare<'a>(self, weights: &Weights<'a>) -> Winograd<'a> {
         let net = weights.network();
         let mut done = Vec::new();
+        let mut packed = Vec::new();
         for (l, layer) in net.layers().iter().enumerate().take(weights.layers()) {
             let (LayerKind::Conv(conv), Some(params)) = (&layer.kind, weights.conv(l)) else {
                 continue;
@@ -218,6 +226,8 @@ impl<'w> Winograd<'w> {
             if let Some(form) = self.form_for(conv, layer.input) {
                 let cm = self.channel_major(form, conv, layer.input);
                 done.push(Prepared::new(form, &params, layer.input.c as usize, cm));
+            } else {
+                packed.push(self.direct.prepack(conv, &params));
             }
         }
         Winograd {
@@ -227,6 +237,7 @@ impl<'w> Winograd<'w> {
             table: self.table,
             layout: self.layout,
             prepared: Some(Arc::new(done)),
+            packed: Some(Arc::new(packed)),
             _weights: PhantomData,
         }
     }
@@ -279,6 +290,7 @@ impl<'w> Winograd<'w> {
         Winograd {
             table: Some(Arc::new(table)),
             prepared: None,
+            packed: None,
             ..self
         }
     }
@@ -529,7 +541,12 @@ impl Kernels for Winograd<'_> {
         out: &mut FeatureViewMut<'_>,
     ) -> Result<(), KernelError> {
         let Some(form) = self.form_for(conv, map) else {
-            return self.direct.conv(conv, map, params, input, out);
+            let threads = self.direct.call_threads(conv);
+            let pre = self
+                .packed
+                .as_deref()
+                .and_then(|all| all.iter().find(|p| p.is_for(params, threads)));
+            return self.direct.conv_with(conv, map, params, pre, input, out);
         };
         check_conv_call(conv, map, params, input, out)?;
         let region = out.region();
