@@ -6,6 +6,7 @@
 extern crate alloc;
 
 use alloc::borrow::Cow;
+use alloc::vec::Vec;
 
 use tessera_core::kernel::batch_norm;
 use tessera_core::model::weights::ConvParams;
@@ -131,20 +132,25 @@ impl Fma {
     }
 }
 
-/// Batch norm and bias of output channel `o` folded into `(a, b)` (see the module docs).
-fn fold(params: &ConvParams<'_>, o: usize) -> (f32, f32) {
-    let f = batch_norm::fold(params, o);
-    (f.scale as f32, f.shift)
+/// Batch norm and bias of output channels `0..n` folded into `(a, b)` each (see the module
+/// docs): what the direct and the Winograd kernels apply to their sums.
+pub(super) fn fold_all(params: &ConvParams<'_>, n: usize) -> Vec<(f32, f32)> {
+    (0..n)
+        .map(|o| {
+            let f = batch_norm::fold(params, o);
+            (f.scale as f32, f.shift)
+        })
+        .collect()
 }
 
 /// The folded `(a, b)` of output channels `0..n`: `pre`'s, or folded now.
-pub(super) fn folded<'p>(
+fn folded<'p>(
     params: &ConvParams<'_>,
     n: usize,
     pre: Option<&'p Prepacked>,
 ) -> Cow<'p, [(f32, f32)]> {
     match pre {
         Some(p) => Cow::Borrowed(&p.ab),
-        None => Cow::Owned((0..n).map(|o| fold(params, o)).collect()),
+        None => Cow::Owned(fold_all(params, n)),
     }
 }

@@ -127,7 +127,7 @@ pub use detect::Isa;
 pub use winograd::{Form, Layout, Winograd, Work};
 
 use channels::blocks;
-use conv::folded;
+use conv::fold_all;
 use pack::Prepacked;
 use pad::PadGeo;
 use pool::maxpool;
@@ -271,8 +271,7 @@ impl Fma {
     /// `params`' weights packed once for this kernel's calls of `conv` (whose filters they
     /// are): what [`conv_with`](Fma::conv_with) reads instead of packing them per call.
     fn prepack(&self, conv: &Conv, params: &ConvParams<'_>) -> Prepacked {
-        let n = conv.filters as usize;
-        let ab = folded(params, n, None).into_owned();
+        let ab = fold_all(params, conv.filters as usize);
         Prepacked::new(params, ab, self.call_threads(conv))
     }
 
@@ -281,14 +280,14 @@ impl Fma {
         self.threads().min(blocks(conv.filters as usize).count())
     }
 
-    /// [`Kernels::conv`] with `params`' weights read from `pre` where it holds them packed
-    /// for this call (else packed per call).
+    /// [`Kernels::conv`] with `params`' weights read from the one of `pre` packed for this
+    /// call, if any (else packed per call).
     fn conv_with(
         &self,
         conv: &Conv,
         map: Shape,
         params: &ConvParams<'_>,
-        pre: Option<&Prepacked>,
+        pre: &[Prepacked],
         input: &FeatureView<'_>,
         out: &mut FeatureViewMut<'_>,
     ) -> Result<(), KernelError> {
@@ -298,7 +297,7 @@ impl Fma {
             return Ok(());
         }
         let threads = self.call_threads(conv);
-        let pre = pre.filter(|p| p.is_for(params, threads));
+        let pre = pre.iter().find(|p| p.is_for(params, threads));
         if conv.size == 1 && conv.stride == 1 && conv.pad == 0 && input.region() == region {
             self.conv_flat(conv, map, params, pre, input, threads, out);
             return Ok(());
@@ -325,7 +324,7 @@ impl Kernels for Fma {
         input: &FeatureView<'_>,
         out: &mut FeatureViewMut<'_>,
     ) -> Result<(), KernelError> {
-        self.conv_with(conv, map, params, None, input, out)
+        self.conv_with(conv, map, params, &[], input, out)
     }
 
     fn maxpool(

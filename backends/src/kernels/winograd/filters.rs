@@ -14,12 +14,12 @@ extern crate alloc;
 
 use alloc::vec::Vec;
 
-use tessera_core::kernel::batch_norm;
 use tessera_core::model::weights::ConvParams;
 
 use super::form::{filter, Form, AMAX};
 use super::lanes::W;
 use super::MR;
+use crate::kernels::conv::fold_all;
 use crate::kernels::param_key::ParamKey;
 
 /// Input channels per GEMM pass: a tile's `V` rows (`CB × NV·W` values) stay in L1 while every
@@ -137,7 +137,7 @@ impl Prepared {
             form,
             cm,
             u,
-            post: post(params, k),
+            post: fold_all(params, k),
         }
     }
 
@@ -158,16 +158,4 @@ pub(super) fn filters_of(form: Form, weights: &[f32], c: usize, k: usize, cm: bo
         transform(form, weights, c, k, &mut u);
         u
     }
-}
-
-/// The folded batch norm and bias `(a, b)` of output channels `0..k`, as [`Fma`] applies them.
-///
-/// [`Fma`]: crate::kernels::Fma
-pub(super) fn post(params: &ConvParams<'_>, k: usize) -> Vec<(f32, f32)> {
-    (0..k)
-        .map(|o| {
-            let f = batch_norm::fold(params, o);
-            (f.scale as f32, f.shift)
-        })
-        .collect()
 }

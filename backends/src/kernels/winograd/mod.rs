@@ -94,6 +94,7 @@ pub enum Layout {
     Channels,
 }
 
+use super::conv::fold_all;
 use super::pack::Prepacked;
 use super::{Fma, Isa};
 use filters::Prepared;
@@ -402,7 +403,7 @@ impl<'w> Winograd<'w> {
             Some(p) => (&p.u, &p.post),
             None => {
                 let t = filters::filters_of(form, params.weights, geo.c, geo.k, cm);
-                owned = (t, filters::post(params, geo.k));
+                owned = (t, fold_all(params, geo.k));
                 (&owned.0, &owned.1)
             }
         };
@@ -541,11 +542,7 @@ impl Kernels for Winograd<'_> {
         out: &mut FeatureViewMut<'_>,
     ) -> Result<(), KernelError> {
         let Some(form) = self.form_for(conv, map) else {
-            let threads = self.direct.call_threads(conv);
-            let pre = self
-                .packed
-                .as_deref()
-                .and_then(|all| all.iter().find(|p| p.is_for(params, threads)));
+            let pre = self.packed.as_deref().map_or(&[][..], |all| &all[..]);
             return self.direct.conv_with(conv, map, params, pre, input, out);
         };
         check_conv_call(conv, map, params, input, out)?;
