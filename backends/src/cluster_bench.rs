@@ -61,13 +61,13 @@ pub enum ClusterBenchError {
     #[error("sample image: {0}")]
     Picture(#[from] PictureError),
     /// A node process measurement failed.
-    #[error("{0}")]
+    #[error(transparent)]
     Memory(#[from] MeasureError),
     /// A loopback run failed.
-    #[error("{0}")]
+    #[error(transparent)]
     Bench(#[from] BenchError),
     /// The transfer-error samples failed.
-    #[error("{0}")]
+    #[error(transparent)]
     Samples(#[from] SampleError),
 }
 

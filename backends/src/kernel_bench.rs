@@ -50,7 +50,7 @@ pub struct KernelBench {
 #[non_exhaustive]
 pub enum KernelBenchError {
     /// The model or the input could not be made.
-    #[error("{0}")]
+    #[error(transparent)]
     Setup(#[from] SetupError),
     /// The 3x3 grid does not fit the layers, or the Winograd forms could not be chosen.
     #[error("{what}: {error}")]

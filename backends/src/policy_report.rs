@@ -191,6 +191,9 @@ pub fn policy_table(rows: &[PolicyRow], size: u32, frames: usize, kernel: Kernel
             r.edge_store_bytes as f64 / MIB
         );
     }
+    if kernel == KernelChoice::Winograd {
+        out += "(BODP and MoDNN not run: winograd nodes compute fused tiles only)\n";
+    }
     out
 }
 

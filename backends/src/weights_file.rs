@@ -21,10 +21,10 @@ const CHUNK: usize = 1 << 16;
 #[non_exhaustive]
 pub enum WeightsFileError {
     /// Reading or seeking failed.
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] io::Error),
     /// The header is unreadable, or the contents are not parameters.
-    #[error("{0}")]
+    #[error(transparent)]
     Weights(#[from] WeightsError),
     /// The file's size does not match the network.
     #[error("{len} bytes, the network needs {expected}: {error}")]

@@ -35,7 +35,7 @@ pub struct WinogradBench {
 #[non_exhaustive]
 pub enum WinogradBenchError {
     /// The model or the input could not be made.
-    #[error("{0}")]
+    #[error(transparent)]
     Setup(#[from] SetupError),
     /// The error measurement failed.
     #[error("measuring the errors: {0}")]

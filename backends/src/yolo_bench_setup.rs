@@ -20,7 +20,7 @@ use crate::pipeline::{decode_pixels, letterbox_of, PictureError};
 #[non_exhaustive]
 pub enum SetupError {
     /// The built-in cfg did not load.
-    #[error("{0}")]
+    #[error(transparent)]
     Model(#[from] ModelFileError),
     /// The layers do not fuse.
     #[error("fusing layers [0, {upto}): {error}")]

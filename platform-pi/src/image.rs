@@ -16,7 +16,7 @@ pub enum ImageError {
     #[error("cannot read image: {0}")]
     Io(std::io::Error),
     /// The bytes are not a picture this build decodes (format, decoder, size).
-    #[error("{0}")]
+    #[error(transparent)]
     Picture(#[from] PictureError),
     /// The PNG encoder failed.
     #[error("writing PNG: {0}")]

@@ -36,16 +36,16 @@ pub enum DemoError {
     #[error("demo: --coded-tail and --no-tail exclude each other")]
     CodedWithoutTail,
     /// The faults do not fit the cluster.
-    #[error("{0}")]
+    #[error(transparent)]
     Faults(#[from] FaultError),
     /// The coded tail's scheme does not fit the edges.
     #[error("--coded-tail: {0}")]
     Scheme(#[from] SchemeError),
     /// The cfg could not be read.
-    #[error("{0}")]
+    #[error(transparent)]
     Model(#[from] ModelFileError),
     /// The fused layers' model could not be made.
-    #[error("{0}")]
+    #[error(transparent)]
     Fused(#[from] FusedModelError),
     /// The parameters do not cover the network.
     #[error("viewing the weights: {0}")]
@@ -65,16 +65,16 @@ pub enum DemoError {
     #[error("letterboxing a frame: {0}")]
     Letterbox(#[from] PictureError),
     /// The cluster run failed.
-    #[error("{0}")]
+    #[error(transparent)]
     Local(#[from] LocalError),
     /// The gateway's tail failed on a frame.
-    #[error("{0}")]
+    #[error(transparent)]
     Tail(#[from] TailError),
     /// Boxes could not be decoded from a frame's output.
-    #[error("{0}")]
+    #[error(transparent)]
     Decode(#[from] DecodeError),
     /// A coded tail's output could not be checked.
-    #[error("{0}")]
+    #[error(transparent)]
     Check(#[from] CheckError),
     /// The host could not save a frame's outputs.
     #[error(transparent)]

@@ -38,6 +38,32 @@ fn lent_pad<T>(pad: &mut Vec<f32>, f: impl FnOnce() -> T) -> T {
     }
 }
 
+/// Kernels a compute thread readies for its model's parameters when its first tile job comes
+/// (a deferred model's loads them then): a Winograd kernel transforms its filters once there
+/// instead of in every tile's call.
+pub trait ForModel: Kernels + Sized {
+    /// These kernels for `model`, whose parameters are loaded.
+    fn for_model(&self, model: &Arc<Model>) -> Result<Self, ModelError>;
+}
+
+impl ForModel for tessera_core::kernel::Portable {
+    fn for_model(&self, _: &Arc<Model>) -> Result<Self, ModelError> {
+        Ok(*self)
+    }
+}
+
+/// Readies `kernels` for `model` (loaded) unless done (`ready`). A model whose weights do not
+/// view keeps the kernels as they are: its jobs fail on their own.
+fn ready_for<K: ForModel>(kernels: &mut K, model: &Arc<Model>, ready: &mut bool) {
+    if *ready {
+        return;
+    }
+    if let Ok(k) = kernels.for_model(model) {
+        *kernels = k;
+    }
+    *ready = true;
+}
+
 /// A job of a compute thread: a fused tile (or BODP layer) or a coded shard.
 pub(crate) enum Task {
     /// Through the node's [`Executor`].
@@ -94,7 +120,7 @@ fn spawn<KT, KS>(
     wake: Option<Wake>,
 ) -> std::io::Result<(Sender<Task>, Arc<Joiner>)>
 where
-    KT: Kernels + Send + 'static,
+    KT: ForModel + Send + 'static,
     KS: Kernels + Send + 'static,
 {
     let (jobs, rx) = mpsc::channel::<Task>();
@@ -108,6 +134,9 @@ where
             let mut ws: Option<Workspace> = None;
             // Without a tile side (a thread of shards only): a shard's result and band buffers.
             let mut own: (Vec<f32>, Vec<f32>) = Default::default();
+            // The tile kernels are readied by the first tile job, off the node's loop (a
+            // gateway that never computes a tile never holds what they prepare).
+            let mut ready = false;
             // Jobs run in the order they were queued. A node starts one tile and its coded
             // part one shard at a time, so at most one of each waits: they alternate, and a
             // shard of an older frame waits for at most one tile of a newer one (and the
@@ -122,6 +151,7 @@ where
                         // A deferred model's parameters are loaded by the first job.
                         let r = model.loaded().and_then(|m| {
                             *model = m;
+                            ready_for(kernels, model, &mut ready);
                             execute_in(kernels, model, job, workspace(&mut ws, model))
                         });
                         straggle(t0, slowdown, None);
@@ -178,8 +208,9 @@ pub struct ThreadExecutor {
 }
 
 impl ThreadExecutor {
-    /// A compute thread for `model` with `kernels`; `wake` (if any) is woken after each job.
-    pub fn new<K: Kernels + Send + 'static>(
+    /// A compute thread for `model` with `kernels` ([readied](ForModel) for it on the thread);
+    /// `wake` (if any) is woken after each job.
+    pub fn new<K: ForModel + Send + 'static>(
         kernels: K,
         model: Arc<Model>,
         slowdown: f64,
@@ -210,7 +241,7 @@ impl ThreadExecutor {
         wake: Option<Wake>,
     ) -> std::io::Result<(Self, ThreadShards)>
     where
-        K: Kernels + Send + 'static,
+        K: ForModel + Send + 'static,
         KS: Kernels + Send + 'static,
     {
         let (tile_tx, done) = mpsc::channel();
@@ -278,8 +309,9 @@ mod tests {
     use super::*;
     use crate::coded::{Activation, LayerScheme, LinearLayer, Numeric, ShardExecutor};
     use crate::coded::{CodedModel, ConvGeom};
-    use crate::driver::compute::{execute, Strips};
+    use crate::driver::compute::{execute, ParamSource, Strips};
     use alloc::vec;
+    use core::sync::atomic::AtomicUsize;
     use std::collections::HashSet;
     use std::thread::ThreadId;
     use tessera_core::ftp::{Mode, Partition};
@@ -330,6 +362,104 @@ mod tests {
             self.note();
             Portable.maxpool(pool, map, input, out)
         }
+    }
+
+    impl ForModel for Seen {
+        fn for_model(&self, _: &Arc<Model>) -> Result<Self, ModelError> {
+            Ok(self.clone())
+        }
+    }
+
+    /// The portable kernels, noting for each conv whether they had been readied for a model
+    /// (and for which parameters), and how often they were readied.
+    #[derive(Clone, Default)]
+    struct Readied {
+        /// The address of the parameters readied for, once readied.
+        params: Option<usize>,
+        log: Arc<Mutex<Vec<Option<usize>>>>,
+        readied: Arc<AtomicUsize>,
+    }
+
+    impl ForModel for Readied {
+        fn for_model(&self, model: &Arc<Model>) -> Result<Self, ModelError> {
+            self.readied.fetch_add(1, Ordering::SeqCst);
+            Ok(Readied {
+                params: Some(model.params.as_ptr() as usize),
+                ..self.clone()
+            })
+        }
+    }
+
+    impl Kernels for Readied {
+        fn conv(
+            &self,
+            conv: &Conv,
+            map: Shape,
+            params: &ConvParams<'_>,
+            input: &FeatureView<'_>,
+            out: &mut FeatureViewMut<'_>,
+        ) -> Result<(), KernelError> {
+            self.log.lock().unwrap().push(self.params);
+            Portable.conv(conv, map, params, input, out)
+        }
+
+        fn maxpool(
+            &self,
+            pool: &MaxPool,
+            map: Shape,
+            input: &FeatureView<'_>,
+            out: &mut FeatureViewMut<'_>,
+        ) -> Result<(), KernelError> {
+            Portable.maxpool(pool, map, input, out)
+        }
+    }
+
+    /// Runs tiles 0..4 on `exec`, each to its result (compared with the inline run's).
+    fn run_tiles(exec: &mut ThreadExecutor) {
+        for t in 0..4u16 {
+            exec.start(tile(t));
+            let done = loop {
+                if let Some(d) = exec.poll() {
+                    break d.unwrap();
+                }
+                std::thread::yield_now();
+            };
+            let expect = execute(&Portable, &model(), tile(t)).unwrap();
+            assert_eq!(bits(&done.output), bits(&expect.output));
+        }
+    }
+
+    /// A loaded model's kernels are readied once, and every conv runs on the readied kernels.
+    #[test]
+    fn kernels_are_readied_for_a_loaded_model_once() {
+        let k = Readied::default();
+        let m = model();
+        let at = m.params.as_ptr() as usize;
+        let mut exec = ThreadExecutor::new(k.clone(), m, 1.0, None).unwrap();
+        run_tiles(&mut exec);
+        assert_eq!(k.readied.load(Ordering::SeqCst), 1);
+        let log = k.log.lock().unwrap().clone();
+        assert!(!log.is_empty());
+        assert!(log.iter().all(|p| *p == Some(at)), "{log:?}");
+    }
+
+    /// A deferred model's kernels are readied once its first job has loaded the parameters,
+    /// for those parameters (not before: there is nothing to prepare).
+    #[test]
+    fn kernels_are_readied_for_a_deferred_model_when_it_loads() {
+        let k = Readied::default();
+        let loaded = model();
+        let params = loaded.params.clone();
+        let source = ParamSource(Arc::new(move || Some(params.clone())));
+        let m = Model::deferred(net(), 3, (2, 2), Partition::Darknet, source).unwrap();
+        let empty = Some(m.params.as_ptr() as usize);
+        let mut exec = ThreadExecutor::new(k.clone(), Arc::new(m), 1.0, None).unwrap();
+        run_tiles(&mut exec);
+        assert_eq!(k.readied.load(Ordering::SeqCst), 1);
+        let log = k.log.lock().unwrap().clone();
+        let first = log[0];
+        assert!(first.is_some() && first != empty, "{log:?}");
+        assert!(log.iter().all(|p| *p == first), "{log:?}");
     }
 
     fn net() -> Network {

@@ -24,7 +24,7 @@ pub enum KernelChoice {
     Simd,
     /// Winograd for 3x3 stride-1 convs, F4, F2 or direct per layer as planned for the
     /// cluster's stack and grid ([`Winograd::planned`]); the rest, and the tail, on [`Fma`].
-    /// Never chosen by `auto`: an edge would hold the transformed filters.
+    /// Never chosen by `auto`: an edge holds the transformed filters.
     Winograd,
 }
 
@@ -90,8 +90,9 @@ pub enum AnyKernel {
     Portable,
     /// The SIMD [`Fma`] kernels.
     Simd(Fma),
-    /// [`Winograd`] kernels planned for a stack and grid, filters transformed per call (a
-    /// prepared kernel borrows the weights).
+    /// [`Winograd`] kernels planned for a stack and grid. As planned, they transform filters
+    /// in every call; a node's compute thread prepares them for its model once
+    /// ([`ForModel`](crate::driver::thread::ForModel)).
     Winograd(Winograd<'static>),
 }
 

@@ -114,7 +114,7 @@ pub enum LayersError {
         error: PlanError,
     },
     /// The parameters could not be read.
-    #[error("{0}")]
+    #[error(transparent)]
     Params(#[from] ModelFileError),
     /// The parameters do not cover the layers.
     #[error("viewing the weights: {0}")]
@@ -123,7 +123,7 @@ pub enum LayersError {
     #[error("choosing the winograd forms: {0}")]
     Forms(PlanError),
     /// A tile failed.
-    #[error("{0}")]
+    #[error(transparent)]
     Frame(#[from] FrameError),
     /// The memory plan of the report was refused.
     #[error("planning memory: {0}")]

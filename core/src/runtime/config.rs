@@ -187,7 +187,7 @@ impl Config {
 
     /// Layer by layer in stripes: BODP or MoDNN.
     pub(crate) fn layered(&self) -> bool {
-        matches!(self.policy, Policy::Bodp | Policy::Modnn)
+        self.policy.layered()
     }
 
     pub(crate) fn stealing(&self) -> bool {

@@ -55,6 +55,11 @@ impl Policy {
             .ok_or(WireError::BadValue)
     }
 
+    /// True for the policies that run layer by layer in stripes (BODP, MoDNN), not fused tiles.
+    pub const fn layered(self) -> bool {
+        matches!(self, Policy::Bodp | Policy::Modnn)
+    }
+
     /// The policy's name in files and flags: `wsh`, `wst`, `wst-s`, `bodp` or `modnn`.
     pub const fn name(self) -> &'static str {
         match self {

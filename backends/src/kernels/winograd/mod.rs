@@ -48,6 +48,7 @@ extern crate std;
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::any::Any;
 use core::marker::PhantomData;
 use core::ops::Range;
 
@@ -139,6 +140,9 @@ pub struct Winograd<'w> {
     prepared: Option<Arc<Vec<Prepared>>>,
     /// The direct layers' weights packed once ([`prepare`](Winograd::prepare)).
     packed: Option<Arc<Vec<Prepacked>>>,
+    /// What holds the weights of a kernel [`prepare_owned`](Winograd::prepare_owned): kept
+    /// alive, so the addresses its prepared layers are found by stay theirs.
+    _owner: Option<Arc<dyn Any + Send + Sync>>,
     _weights: PhantomData<&'w [f32]>,
 }
 
@@ -161,6 +165,7 @@ impl<'w> Winograd<'w> {
             layout: Layout::Auto,
             prepared: None,
             packed: None,
+            _owner: None,
             _weights: PhantomData,
         }
     }
@@ -190,6 +195,7 @@ impl<'w> Winograd<'w> {
             form,
             prepared: None,
             packed: None,
+            _owner: None,
             ..self
         }
     }
@@ -201,6 +207,7 @@ impl<'w> Winograd<'w> {
             layout,
             prepared: None,
             packed: None,
+            _owner: None,
             ..self
         }
     }
@@ -239,8 +246,41 @@ impl<'w> Winograd<'w> {
             layout: self.layout,
             prepared: Some(Arc::new(done)),
             packed: Some(Arc::new(packed)),
+            _owner: None,
             _weights: PhantomData,
         }
+    }
+
+    /// As [`prepare`](Winograd::prepare), for the weights `view` finds in `owner`, which the
+    /// kernel then holds: a kernel of no borrowed lifetime, for a thread that keeps it (a
+    /// node's compute thread, whose model is shared). `view`'s error is returned as it is.
+    pub fn prepare_owned<T, E>(
+        self,
+        owner: Arc<T>,
+        view: impl FnOnce(&T) -> Result<Weights<'_>, E>,
+    ) -> Result<Winograd<'static>, E>
+    where
+        T: Send + Sync + 'static,
+    {
+        let k = self.prepare(&view(&owner)?);
+        Ok(Winograd {
+            direct: k.direct,
+            form: k.form,
+            min_channels: k.min_channels,
+            table: k.table,
+            layout: k.layout,
+            prepared: k.prepared,
+            packed: k.packed,
+            _owner: Some(owner),
+            _weights: PhantomData,
+        })
+    }
+
+    /// True once [`prepare`](Winograd::prepare)d (or
+    /// [`prepare_owned`](Winograd::prepare_owned)): calls with those weights reuse the
+    /// transformed filters.
+    pub fn is_prepared(&self) -> bool {
+        self.prepared.is_some()
     }
 
     /// The instruction set in use.
@@ -292,6 +332,7 @@ impl<'w> Winograd<'w> {
             table: Some(Arc::new(table)),
             prepared: None,
             packed: None,
+            _owner: None,
             ..self
         }
     }
