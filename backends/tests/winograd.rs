@@ -2,6 +2,8 @@
 //! across instruction sets, regions, threads and tiles (with block-aligned plans).
 #![cfg(feature = "simd")]
 
+use std::sync::Arc;
+
 use proptest::prelude::*;
 use tessera_backends::kernels::{Form, Isa, Layout, Winograd};
 use tessera_core::ftp::{FusedStack, Grid, Mode, Partition};
@@ -459,6 +461,40 @@ fn one_pool_serves_every_layer_of_a_stack() {
             }
         }
     }
+}
+
+/// A kernel prepared for weights an `Arc` owns (as a node's compute thread prepares for its
+/// model) holds them while it lives and computes what one prepared for borrowed weights does,
+/// full frame and 3×3 with reuse.
+#[test]
+fn prepared_owned_holds_its_weights_and_matches_prepared() {
+    let specs = [Some((3, 1, 16)), None, Some((3, 1, 24)), Some((1, 1, 20))];
+    let net = build(44, 40, 3, &specs);
+    let upto = net.layers().len();
+    let mut rng = SplitMix64::new(31);
+    let data = net_params(&net, upto, &mut rng);
+    // The network with its parameters, as a node's model holds them.
+    let model = Arc::new((net.clone(), data));
+    let owned = Winograd::new()
+        .prepare_owned(model.clone(), |(net, data)| Weights::new(net, upto, data))
+        .unwrap();
+    assert!(owned.is_prepared() && !Winograd::new().is_prepared());
+    assert_eq!(Arc::strong_count(&model), 2, "the kernel holds the weights");
+    let weights = Weights::new(&model.0, upto, &model.1).unwrap();
+    let borrowed = Winograd::new().prepare(&weights);
+    let stack = FusedStack::new(&net, upto).unwrap().aligned(&owned);
+    let one = Grid::new(1, 1, Partition::Darknet, &stack).unwrap();
+    let three = Grid::new(3, 3, Partition::Darknet, &stack).unwrap();
+    let input: Vec<f32> = (0..stack.input().elements().unwrap())
+        .map(|_| rng.uniform_f32(-1.0, 1.0))
+        .collect();
+    for (grid, mode) in [(&one, Mode::Plain), (&three, Mode::Reuse)] {
+        let want = tiled(&borrowed, &stack, grid, mode, &weights, &input);
+        let got = tiled(&owned, &stack, grid, mode, &weights, &input);
+        assert!(same_bits(&got, &want), "{mode:?}");
+    }
+    drop(owned);
+    assert_eq!(Arc::strong_count(&model), 1, "dropped with the kernel");
 }
 
 /// A YOLOv2-like stack (3×3 convs and pools, 1×1s between) as 3×3 with reuse and 5×5.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_backends::cluster::{tile_kernels, ClusterSpec, StartError};
+use tessera_backends::driver::thread::ForModel;
 use tessera_backends::driver::Model;
 use tessera_backends::kernels::{Form, Winograd};
 use tessera_backends::local::{run_local, Faults, LocalError};
@@ -100,8 +101,15 @@ fn run_and_compare(edges: u16) -> u32 {
         .count();
     assert!(widened > 0, "no tile plan is widened by F4's blocks");
     let c = cluster(Policy::WstS, model.layers, edges);
-    match tile_kernels(&c, &model).unwrap() {
-        AnyKernel::Winograd(w) => assert_eq!(w.layer_forms(&stack), forms),
+    // As planned, the kernels transform filters per call; a node's compute thread readies
+    // them for its model: prepared, the same forms.
+    let tiles = tile_kernels(&c, &model).unwrap();
+    match (&tiles, tiles.for_model(&model).unwrap()) {
+        (AnyKernel::Winograd(raw), AnyKernel::Winograd(w)) => {
+            assert_eq!(raw.layer_forms(&stack), forms);
+            assert_eq!(w.layer_forms(&stack), forms);
+            assert!(!raw.is_prepared() && w.is_prepared());
+        }
         other => panic!("winograd cluster runs {other:?}"),
     }
     let shape = model.net.input();
