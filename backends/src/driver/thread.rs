@@ -325,17 +325,27 @@ mod tests {
     use tessera_core::Region;
     use tessera_testkit::{conv, network};
 
-    /// The portable kernels, noting which threads call them.
-    #[derive(Clone)]
-    struct Seen(Arc<Mutex<HashSet<ThreadId>>>);
+    /// The portable kernels, noting which threads call them, for each conv whether they had
+    /// been readied for a model (and for which parameters), and how often they were readied.
+    #[derive(Clone, Default)]
+    struct Seen {
+        threads: Arc<Mutex<HashSet<ThreadId>>>,
+        /// The address of the parameters readied for, once readied.
+        params: Option<usize>,
+        convs: Arc<Mutex<Vec<Option<usize>>>>,
+        readied: Arc<AtomicUsize>,
+    }
 
     impl Seen {
         fn note(&self) {
-            self.0.lock().unwrap().insert(std::thread::current().id());
+            self.threads
+                .lock()
+                .unwrap()
+                .insert(std::thread::current().id());
         }
 
         fn threads(&self) -> HashSet<ThreadId> {
-            self.0.lock().unwrap().clone()
+            self.threads.lock().unwrap().clone()
         }
     }
 
@@ -349,6 +359,7 @@ mod tests {
             out: &mut FeatureViewMut<'_>,
         ) -> Result<(), KernelError> {
             self.note();
+            self.convs.lock().unwrap().push(self.params);
             Portable.conv(conv, map, params, input, out)
         }
 
@@ -365,52 +376,12 @@ mod tests {
     }
 
     impl ForModel for Seen {
-        fn for_model(&self, _: &Arc<Model>) -> Result<Self, ModelError> {
-            Ok(self.clone())
-        }
-    }
-
-    /// The portable kernels, noting for each conv whether they had been readied for a model
-    /// (and for which parameters), and how often they were readied.
-    #[derive(Clone, Default)]
-    struct Readied {
-        /// The address of the parameters readied for, once readied.
-        params: Option<usize>,
-        log: Arc<Mutex<Vec<Option<usize>>>>,
-        readied: Arc<AtomicUsize>,
-    }
-
-    impl ForModel for Readied {
         fn for_model(&self, model: &Arc<Model>) -> Result<Self, ModelError> {
             self.readied.fetch_add(1, Ordering::SeqCst);
-            Ok(Readied {
+            Ok(Seen {
                 params: Some(model.params.as_ptr() as usize),
                 ..self.clone()
             })
-        }
-    }
-
-    impl Kernels for Readied {
-        fn conv(
-            &self,
-            conv: &Conv,
-            map: Shape,
-            params: &ConvParams<'_>,
-            input: &FeatureView<'_>,
-            out: &mut FeatureViewMut<'_>,
-        ) -> Result<(), KernelError> {
-            self.log.lock().unwrap().push(self.params);
-            Portable.conv(conv, map, params, input, out)
-        }
-
-        fn maxpool(
-            &self,
-            pool: &MaxPool,
-            map: Shape,
-            input: &FeatureView<'_>,
-            out: &mut FeatureViewMut<'_>,
-        ) -> Result<(), KernelError> {
-            Portable.maxpool(pool, map, input, out)
         }
     }
 
@@ -432,13 +403,13 @@ mod tests {
     /// A loaded model's kernels are readied once, and every conv runs on the readied kernels.
     #[test]
     fn kernels_are_readied_for_a_loaded_model_once() {
-        let k = Readied::default();
+        let k = Seen::default();
         let m = model();
         let at = m.params.as_ptr() as usize;
         let mut exec = ThreadExecutor::new(k.clone(), m, 1.0, None).unwrap();
         run_tiles(&mut exec);
         assert_eq!(k.readied.load(Ordering::SeqCst), 1);
-        let log = k.log.lock().unwrap().clone();
+        let log = k.convs.lock().unwrap().clone();
         assert!(!log.is_empty());
         assert!(log.iter().all(|p| *p == Some(at)), "{log:?}");
     }
@@ -447,7 +418,7 @@ mod tests {
     /// for those parameters (not before: there is nothing to prepare).
     #[test]
     fn kernels_are_readied_for_a_deferred_model_when_it_loads() {
-        let k = Readied::default();
+        let k = Seen::default();
         let loaded = model();
         let params = loaded.params.clone();
         let source = ParamSource(Arc::new(move || Some(params.clone())));
@@ -456,7 +427,7 @@ mod tests {
         let mut exec = ThreadExecutor::new(k.clone(), Arc::new(m), 1.0, None).unwrap();
         run_tiles(&mut exec);
         assert_eq!(k.readied.load(Ordering::SeqCst), 1);
-        let log = k.log.lock().unwrap().clone();
+        let log = k.convs.lock().unwrap().clone();
         let first = log[0];
         assert!(first.is_some() && first != empty, "{log:?}");
         assert!(log.iter().all(|p| *p == first), "{log:?}");
@@ -544,7 +515,7 @@ mod tests {
     /// bit), and nothing runs on the caller's thread.
     #[test]
     fn one_thread_computes_tiles_and_shards() {
-        let seen = Seen(Arc::default());
+        let seen = Seen::default();
         let (coded, cols, input) = coded();
         let (mut tiles, mut shards) =
             ThreadExecutor::with_shards(seen.clone(), seen.clone(), model(), 1.0, None).unwrap();
