@@ -74,6 +74,9 @@ pub struct ClusterSpec {
     pub key: Option<[u8; 32]>,
     /// Conv kernels of every node.
     pub kernel: KernelChoice,
+    /// Threads each node's convolutions run on (tiles and tail alike; results do not depend
+    /// on it).
+    pub threads: usize,
     /// Timeouts.
     pub timeouts: Timeouts,
     /// The nodes.
@@ -139,6 +142,7 @@ impl ClusterSpec {
             layers,
             key,
             kernel: KernelChoice::Portable,
+            threads: 1,
             timeouts: Timeouts {
                 tile: StdDuration::from_secs(20),
                 frame: StdDuration::from_secs(300),
@@ -333,7 +337,7 @@ pub enum StartError {
 /// (F4, F2 or direct per layer, the same on every node), the direct kernels otherwise.
 pub fn tile_kernels(cluster: &ClusterSpec, model: &Model) -> Result<AnyKernel, StartError> {
     if cluster.kernel != KernelChoice::Winograd {
-        return Ok(AnyKernel::of(cluster.kernel));
+        return Ok(AnyKernel::of(cluster.kernel).with_threads(cluster.threads));
     }
     if cluster.policy.layered() {
         return Err(StartError::WinogradStripes(cluster.policy.name()));
@@ -341,7 +345,10 @@ pub fn tile_kernels(cluster: &ClusterSpec, model: &Model) -> Result<AnyKernel, S
     let stack = FusedStack::new(&model.net, model.layers).map_err(StartError::Plan)?;
     let grid = Grid::new(cluster.grid.0, cluster.grid.1, Partition::Darknet, &stack)
         .map_err(StartError::Plan)?;
-    AnyKernel::planned(cluster.kernel, &stack, &grid).map_err(StartError::Plan)
+    // Threads before the kernels are prepared: the direct layers are packed per thread.
+    AnyKernel::planned(cluster.kernel, &stack, &grid)
+        .map(|k| k.with_threads(cluster.threads))
+        .map_err(StartError::Plan)
 }
 
 /// A node's tile kernels readied for its model: a Winograd kernel transforms the Winograd
@@ -430,7 +437,7 @@ pub fn start_node(
     let wake = ready.waker();
     let slowdown = options.slowdown;
     // The tail's shards run direct kernels whatever the tiles run.
-    let kernel = AnyKernel::of(cluster.kernel);
+    let kernel = AnyKernel::of(cluster.kernel).with_threads(cluster.threads);
     let tile_thread = |tiles| {
         ThreadExecutor::new(tiles, model.clone(), slowdown, Some(wake.clone()))
             .map_err(io("a compute thread"))

@@ -62,9 +62,10 @@ fn cluster(policy: Policy, layers: usize, edges: u16) -> ClusterSpec {
 #[test]
 fn a_winograd_cluster_equals_the_planned_single_process_run_bit_for_bit() {
     // One edge: it holds every level-0 tile's strips, so its level-1 tiles run in Reuse
-    // mode whatever the timing; two edges: tiles and strips cross the links.
+    // mode whatever the timing; two edges: tiles and strips cross the links, and every
+    // node's convolutions run on 2 threads (its kernels prepared for them).
     for edges in [1, 2] {
-        let reused = run_and_compare(edges);
+        let reused = run_and_compare(edges, edges as usize);
         println!("{edges} edges: {reused} tiles in Reuse mode");
         if edges == 1 {
             assert!(reused > 0, "no tile ran in Reuse mode");
@@ -72,9 +73,10 @@ fn a_winograd_cluster_equals_the_planned_single_process_run_bit_for_bit() {
     }
 }
 
-/// Runs two frames through a `winograd` cluster of `edges` edges and checks them against the
-/// planned single-process run; returns how many tiles ran in Reuse mode.
-fn run_and_compare(edges: u16) -> u32 {
+/// Runs two frames through a `winograd` cluster of `edges` edges, its convolutions on
+/// `threads` threads, and checks them against the planned single-process run on one thread;
+/// returns how many tiles ran in Reuse mode.
+fn run_and_compare(edges: u16, threads: usize) -> u32 {
     let model = Arc::new(model());
     let stack = FusedStack::new(&model.net, model.layers).unwrap();
     let grid = Grid::new(GRID.0, GRID.1, Partition::Darknet, &stack).unwrap();
@@ -100,7 +102,8 @@ fn run_and_compare(edges: u16) -> u32 {
         })
         .count();
     assert!(widened > 0, "no tile plan is widened by F4's blocks");
-    let c = cluster(Policy::WstS, model.layers, edges);
+    let mut c = cluster(Policy::WstS, model.layers, edges);
+    c.threads = threads;
     // As planned, the kernels transform filters per call; a node's compute thread readies
     // them for its model: prepared, the same forms.
     let tiles = tile_kernels(&c, &model).unwrap();
@@ -109,6 +112,7 @@ fn run_and_compare(edges: u16) -> u32 {
             assert_eq!(raw.layer_forms(&stack), forms);
             assert_eq!(w.layer_forms(&stack), forms);
             assert!(!raw.is_prepared() && w.is_prepared());
+            assert_eq!(w.threads(), threads);
         }
         other => panic!("winograd cluster runs {other:?}"),
     }

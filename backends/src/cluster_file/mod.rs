@@ -42,6 +42,11 @@ pub const DEFAULT_TAIL_MS: [u64; 2] = [120_000, 250];
 /// The fused layers when the file gives none.
 pub const DEFAULT_LAYERS: usize = 16;
 
+/// Most threads a node's convolutions may run on (a cluster file's `threads`): a Pi 3 has 4
+/// cores, and the service units allow a node 32 tasks (its tile and tail kernels each start
+/// `threads − 1` workers beside its own threads).
+pub const MAX_THREADS: u8 = 8;
+
 /// The generated weights' seed when the file gives none.
 pub const DEFAULT_SEED: u64 = 1;
 
@@ -64,6 +69,9 @@ pub struct ClusterFile {
     /// Conv kernel: `auto` (the default), `portable`, `simd` or `winograd`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kernel: Option<At<String>>,
+    /// Threads each node's convolutions run on (1, the default, up to [`MAX_THREADS`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threads: Option<At<u8>>,
     /// No key: unauthenticated links.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub insecure: Option<At<bool>>,
@@ -184,6 +192,7 @@ impl ClusterFile {
             layers: None,
             key: Some(written(key_hex(key))),
             kernel: None,
+            threads: None,
             insecure: None,
             cfg: None,
             weights: None,

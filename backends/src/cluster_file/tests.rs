@@ -53,6 +53,10 @@ fn the_example_parses() {
         (c.deployment.spec.local_reuse, c.deployment.spec.link_reuse),
         (true, true)
     );
+    // Convolutions on one thread unless the file says more.
+    assert_eq!(c.deployment.spec.threads, 1);
+    let c4 = Cluster::parse(&format!("threads = 4\n{EXAMPLE}")).unwrap();
+    assert_eq!(c4.deployment.spec.threads, 4);
     // Stealing is paced to the links unless the file turns it off.
     assert_eq!(c.deployment.spec.pacing, Pacing::default());
     let c = Cluster::parse(&format!("results_ahead = 0\nprefetch = false\n{EXAMPLE}")).unwrap();
@@ -89,6 +93,9 @@ fn bad_files_say_what_is_wrong() {
         ("transfer = \"f8\"", "\"f32\", \"f16\" or \"i8\""),
         ("reuse = \"edges\"", "\"local\", \"gateway\" or \"link\""),
         ("results_ahead = 9", "outside 0..=8"),
+        ("threads = 0", "threads = 0 outside 1..=8"),
+        ("threads = 9", "threads = 9 outside 1..=8"),
+        ("threads = 300", "integer `300`, expected u8"),
     ];
     for (line, needle) in cases {
         let key = line.split('=').next().unwrap().trim();

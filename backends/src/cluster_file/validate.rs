@@ -18,7 +18,7 @@ use tessera_core::runtime::coded::CodedConfig;
 use tessera_core::runtime::MAX_EDGES;
 use tessera_core::wire::{NodeId, Policy, Precision};
 
-use super::{At, ClusterFile, DEFAULT_LAYERS, DEFAULT_TAIL_MS};
+use super::{At, ClusterFile, DEFAULT_LAYERS, DEFAULT_TAIL_MS, MAX_THREADS};
 use crate::cluster::{ClusterNode as Node, ClusterSpec, Pacing, Timeouts};
 use crate::coded::tail::TailPlace;
 use crate::dgram::TailTransport;
@@ -320,6 +320,17 @@ impl Cluster {
             ),
             None => KernelChoice::parse("auto").ok(),
         };
+        let threads = match &raw.threads {
+            Some(n) if !(1..=MAX_THREADS).contains(n.get_ref()) => {
+                p.at(
+                    n,
+                    format!("threads = {} outside 1..={MAX_THREADS}", n.get_ref()),
+                );
+                1
+            }
+            Some(n) => *n.get_ref() as usize,
+            None => 1,
+        };
         // Absent: the defaults, which pass every check below.
         let t = raw.timeouts.clone().unwrap_or_default();
         let timeouts = Timeouts {
@@ -443,6 +454,7 @@ impl Cluster {
                     layers,
                     key,
                     kernel,
+                    threads,
                     timeouts,
                     nodes,
                     local_reuse,

@@ -106,6 +106,15 @@ impl AnyKernel {
         }
     }
 
+    /// These kernels on `threads` threads per conv (the portable kernel runs on one).
+    pub fn with_threads(self, threads: usize) -> AnyKernel {
+        match self {
+            AnyKernel::Portable => AnyKernel::Portable,
+            AnyKernel::Simd(k) => AnyKernel::Simd(k.with_threads(threads)),
+            AnyKernel::Winograd(k) => AnyKernel::Winograd(k.with_threads(threads)),
+        }
+    }
+
     /// The kernels of `k` for tiles of `stack` on `grid` (Reuse mode, as a cluster's edges run
     /// them): for `winograd`, the forms [`Winograd::planned`] chooses, the same on every node
     /// that plans the same stack and grid.
