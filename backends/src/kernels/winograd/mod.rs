@@ -224,6 +224,33 @@ impl<'w> Winograd<'w> {
     /// layers' weights for this kernel's threads; later calls with those layers' parameters
     /// use them (a tile's call would otherwise pack its layer's weights again).
     pub fn prepare<'a>(self, weights: &Weights<'a>) -> Winograd<'a> {
+        self.prepared(weights, None)
+    }
+
+    /// As [`prepare`](Winograd::prepare), for the weights `view` finds in `owner`, which the
+    /// kernel then holds: a kernel of no borrowed lifetime, for a thread that keeps it (a
+    /// node's compute thread, whose model is shared). `view`'s error is returned as it is.
+    pub fn prepare_owned<T, E>(
+        self,
+        owner: Arc<T>,
+        view: impl FnOnce(&T) -> Result<Weights<'_>, E>,
+    ) -> Result<Winograd<'static>, E>
+    where
+        T: Send + Sync + 'static,
+    {
+        let weights = view(&owner)?;
+        let held: Arc<dyn Any + Send + Sync> = owner.clone();
+        Ok(self.prepared(&weights, Some(held)))
+    }
+
+    /// What [`prepare`](Winograd::prepare) and [`prepare_owned`](Winograd::prepare_owned)
+    /// make. The lifetime `'a` is the callers' to tie: to the weights, or to nothing when
+    /// `owner` holds them.
+    fn prepared<'a>(
+        self,
+        weights: &Weights<'_>,
+        owner: Option<Arc<dyn Any + Send + Sync>>,
+    ) -> Winograd<'a> {
         let net = weights.network();
         let mut done = Vec::new();
         let mut packed = Vec::new();
@@ -246,34 +273,9 @@ impl<'w> Winograd<'w> {
             layout: self.layout,
             prepared: Some(Arc::new(done)),
             packed: Some(Arc::new(packed)),
-            _owner: None,
+            _owner: owner,
             _weights: PhantomData,
         }
-    }
-
-    /// As [`prepare`](Winograd::prepare), for the weights `view` finds in `owner`, which the
-    /// kernel then holds: a kernel of no borrowed lifetime, for a thread that keeps it (a
-    /// node's compute thread, whose model is shared). `view`'s error is returned as it is.
-    pub fn prepare_owned<T, E>(
-        self,
-        owner: Arc<T>,
-        view: impl FnOnce(&T) -> Result<Weights<'_>, E>,
-    ) -> Result<Winograd<'static>, E>
-    where
-        T: Send + Sync + 'static,
-    {
-        let k = self.prepare(&view(&owner)?);
-        Ok(Winograd {
-            direct: k.direct,
-            form: k.form,
-            min_channels: k.min_channels,
-            table: k.table,
-            layout: k.layout,
-            prepared: k.prepared,
-            packed: k.packed,
-            _owner: Some(owner),
-            _weights: PhantomData,
-        })
     }
 
     /// True once [`prepare`](Winograd::prepare)d (or
