@@ -351,6 +351,13 @@ pub fn tile_kernels(cluster: &ClusterSpec, model: &Model) -> Result<AnyKernel, S
         .map_err(StartError::Plan)
 }
 
+/// The kernels of a node's part of the tail, on the cluster's threads: the direct kernels of
+/// its choice (the tail's and the coded shards' convolutions run direct whatever the tiles
+/// run), whether the gateway runs the whole tail or the edges compute coded shards of it.
+pub fn tail_kernels(cluster: &ClusterSpec) -> AnyKernel {
+    AnyKernel::of(cluster.kernel).with_threads(cluster.threads)
+}
+
 /// A node's tile kernels readied for its model: a Winograd kernel transforms the Winograd
 /// layers' filters and packs the direct layers' weights once, holding the model (unprepared,
 /// every tile's call would do both again: about 4x the time of a YOLOv2 3x3 frame's tiles).
@@ -436,8 +443,7 @@ pub fn start_node(
     let ready = Readiness::new().map_err(io("a poll set"))?;
     let wake = ready.waker();
     let slowdown = options.slowdown;
-    // The tail's shards run direct kernels whatever the tiles run.
-    let kernel = AnyKernel::of(cluster.kernel).with_threads(cluster.threads);
+    let kernel = tail_kernels(cluster);
     let tile_thread = |tiles| {
         ThreadExecutor::new(tiles, model.clone(), slowdown, Some(wake.clone()))
             .map_err(io("a compute thread"))

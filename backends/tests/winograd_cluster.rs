@@ -10,7 +10,7 @@ use common::values;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tessera_backends::cluster::{tile_kernels, ClusterSpec, StartError};
+use tessera_backends::cluster::{tail_kernels, tile_kernels, ClusterSpec, StartError};
 use tessera_backends::driver::thread::ForModel;
 use tessera_backends::driver::Model;
 use tessera_backends::kernels::{Form, Winograd};
@@ -115,6 +115,11 @@ fn run_and_compare(edges: u16, threads: usize) -> u32 {
             assert_eq!(w.threads(), threads);
         }
         other => panic!("winograd cluster runs {other:?}"),
+    }
+    // The tail (the gateway's, or coded shards) runs direct, on the same threads.
+    match tail_kernels(&c) {
+        AnyKernel::Simd(k) => assert_eq!(k.threads(), threads),
+        other => panic!("a winograd cluster's tail runs {other:?}"),
     }
     let shape = model.net.input();
     let images: Vec<Vec<f32>> = (0..2)

@@ -15,12 +15,11 @@ use std::time::Duration;
 use tessera_core::model::weights::Weights;
 
 use super::{node_counters, set_up, Deployment, SetupError};
-use crate::cluster::{CodedRole, NodeOptions};
+use crate::cluster::{tail_kernels, CodedRole, NodeOptions};
 use crate::coded::tail::{TailJoin, TailPlace};
 use crate::coded::CodedFinished;
 use crate::driver::{Finished, NodeStats};
 use crate::frame_result::{FrameResult, ResultError, TailWork};
-use crate::pipeline::AnyKernel;
 
 /// Whether the gateway runs the layers after the fused ones.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -161,7 +160,7 @@ pub fn run_gateway(
     let work = match (coded_tail, run.tail) {
         (true, _) => TailWork::Coded,
         (false, GatewayTail::Run) => TailWork::Here {
-            kernel: AnyKernel::of(d.spec.kernel),
+            kernel: tail_kernels(&d.spec),
             weights: Box::new(
                 Weights::new(&net, net.layers().len(), &model.params)
                     .map_err(SetupError::Weights)?,
