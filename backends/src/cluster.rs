@@ -443,7 +443,8 @@ pub fn start_node(
     let ready = Readiness::new().map_err(io("a poll set"))?;
     let wake = ready.waker();
     let slowdown = options.slowdown;
-    let kernel = tail_kernels(cluster);
+    // Made only where a coded part runs: a kernel on threads starts its workers.
+    let kernel = || tail_kernels(cluster);
     let tile_thread = |tiles| {
         ThreadExecutor::new(tiles, model.clone(), slowdown, Some(wake.clone()))
             .map_err(io("a compute thread"))
@@ -451,16 +452,19 @@ pub fn start_node(
     let (exec, coded) = match options.coded {
         None => (tile_thread(tiles)?, None),
         Some(CodedRole::Gateway { tail, config }) => {
+            let kernel = kernel();
             let shards: BoxedShards = Box::new(InlineShards::new(kernel.clone()));
             let glue: BoxedGlue = Box::new(tail.glue(kernel));
             let part = (tail.model().clone(), config, shards, glue, tail.cols());
             (tile_thread(tiles)?, Some(part))
         }
-        // A coded worker computes its tiles and its shards on one thread (see `with_shards`).
+        // A coded worker computes its tiles and its shards on one thread (see `with_shards`),
+        // so both kernels share one set of workers.
         Some(CodedRole::Worker(coded_model)) => {
+            let shards = tiles.direct();
             let (tiles, shards) = ThreadExecutor::with_shards(
                 tiles,
-                kernel,
+                shards,
                 model.clone(),
                 slowdown,
                 Some(wake.clone()),

@@ -43,8 +43,8 @@ pub const DEFAULT_TAIL_MS: [u64; 2] = [120_000, 250];
 pub const DEFAULT_LAYERS: usize = 16;
 
 /// Most threads a node's convolutions may run on (a cluster file's `threads`): a Pi 3 has 4
-/// cores, and the service units allow a node 32 tasks (its tile and tail kernels each start
-/// `threads − 1` workers beside its own threads).
+/// cores, and the service units allow a node 32 tasks (a gateway's tile and tail kernels each
+/// start `threads − 1` workers beside its own threads; an edge's shards share its tiles').
 pub const MAX_THREADS: u8 = 8;
 
 /// The generated weights' seed when the file gives none.

@@ -115,6 +115,16 @@ impl AnyKernel {
         }
     }
 
+    /// The direct kernels of these on the same threads (clones share their workers): what a
+    /// node that computes its tiles and its coded shards on one thread runs the shards on.
+    pub fn direct(&self) -> AnyKernel {
+        match self {
+            AnyKernel::Portable => AnyKernel::Portable,
+            AnyKernel::Simd(k) => AnyKernel::Simd(k.clone()),
+            AnyKernel::Winograd(k) => AnyKernel::Simd(k.direct().clone()),
+        }
+    }
+
     /// The kernels of `k` for tiles of `stack` on `grid` (Reuse mode, as a cluster's edges run
     /// them): for `winograd`, the forms [`Winograd::planned`] chooses, the same on every node
     /// that plans the same stack and grid.

@@ -295,6 +295,12 @@ impl<'w> Winograd<'w> {
         self.direct.threads()
     }
 
+    /// The direct kernel of the layers it does not transform, on the same threads (its
+    /// workers are this kernel's: calls of both from one thread share them).
+    pub fn direct(&self) -> &Fma {
+        &self.direct
+    }
+
     /// The form of the Winograd layers.
     pub fn form(&self) -> Form {
         self.form
