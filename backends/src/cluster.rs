@@ -339,7 +339,7 @@ pub fn tile_kernels(cluster: &ClusterSpec, model: &Model) -> Result<AnyKernel, S
     if cluster.kernel != KernelChoice::Winograd {
         return Ok(AnyKernel::of(cluster.kernel).with_threads(cluster.threads));
     }
-    if cluster.policy.layered() {
+    if !cluster.kernel.runs(cluster.policy) {
         return Err(StartError::WinogradStripes(cluster.policy.name()));
     }
     let stack = FusedStack::new(&model.net, model.layers).map_err(StartError::Plan)?;

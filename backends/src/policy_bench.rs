@@ -228,7 +228,7 @@ pub fn sweep(
             for (policy, local_reuse, link_reuse) in POLICIES {
                 // Winograd nodes refuse the stripe policies (their stripes are not on the
                 // block grid): those rows are left out, not failed.
-                if setup.kernel == KernelChoice::Winograd && policy.layered() {
+                if !setup.kernel.runs(policy) {
                     continue;
                 }
                 let c = Configuration {

@@ -112,6 +112,17 @@ fn bad_files_say_what_is_wrong() {
         assert!(err.contains(needle), "{line}: {err}");
         assert!(err.starts_with("line 1: "), "{line}: {err}");
     }
+    // Winograd with a stripe policy: refused at the kernel's line, not only when a node starts.
+    let stripes = EXAMPLE
+        .replace("kernel = \"auto\"", "kernel = \"winograd\"")
+        .replace("policy = \"wst-s\"", "policy = \"bodp\"");
+    let line = 1 + EXAMPLE
+        .lines()
+        .position(|l| l.starts_with("kernel ="))
+        .unwrap();
+    let err_stripes = err(&stripes);
+    let want = format!("line {line}: kernel = \"winograd\" runs FTP tiles only, not the bodp");
+    assert!(err_stripes.contains(&want), "{err_stripes}");
     let dup = EXAMPLE.replace("id = 2", "id = 1");
     assert!(err(&dup).contains("listed twice"));
     let no_gw = EXAMPLE.replace("id = 0", "id = 9");
@@ -280,7 +291,7 @@ fn a_written_file_reads_back_as_written() {
         FileNode::new(1, "127.0.0.2:7700", true),
         FileNode::new(2, "127.0.0.3:7700", false),
     ];
-    let mut f = ClusterFile::new(Policy::Bodp, (2, 3), &key, nodes);
+    let mut f = ClusterFile::new(Policy::Wst, (2, 3), &key, nodes);
     f.kernel = Some(written(KernelChoice::Winograd.name().into()));
     f.tail = Some(written("cdc:1".into()));
     f.reuse = Some(written("link".into()));
@@ -294,7 +305,7 @@ fn a_written_file_reads_back_as_written() {
     let spec = &c.deployment.spec;
     assert_eq!(
         (spec.policy, spec.grid, spec.key),
-        (Policy::Bodp, (2, 3), Some(key))
+        (Policy::Wst, (2, 3), Some(key))
     );
     assert_eq!(
         (spec.layers, c.deployment.model.seed),

@@ -19,7 +19,7 @@ use tessera_core::runtime::MAX_EDGES;
 use tessera_core::wire::{NodeId, Policy, Precision};
 
 use super::{At, ClusterFile, DEFAULT_LAYERS, DEFAULT_TAIL_MS, MAX_THREADS};
-use crate::cluster::{ClusterNode as Node, ClusterSpec, Pacing, Timeouts};
+use crate::cluster::{ClusterNode as Node, ClusterSpec, Pacing, StartError, Timeouts};
 use crate::coded::tail::TailPlace;
 use crate::dgram::TailTransport;
 use crate::model_files::{ModelFileError, ModelFiles};
@@ -320,6 +320,15 @@ impl Cluster {
             ),
             None => KernelChoice::parse("auto").ok(),
         };
+        if let (Some(k), Some(policy)) = (kernel, policy) {
+            if !k.runs(policy) {
+                let stripes = StartError::WinogradStripes(policy.name()).to_string();
+                match &raw.kernel {
+                    Some(at) => p.at(at, stripes),
+                    None => p.whole(stripes),
+                }
+            }
+        }
         let threads = match &raw.threads {
             Some(n) if !(1..=MAX_THREADS).contains(n.get_ref()) => {
                 p.at(

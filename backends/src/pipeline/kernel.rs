@@ -9,6 +9,7 @@ use tessera_core::kernel::{KernelError, Kernels, Portable};
 use tessera_core::model::weights::ConvParams;
 use tessera_core::model::{Conv, MaxPool, Shape};
 use tessera_core::tensor::{FeatureView, FeatureViewMut};
+use tessera_core::wire::Policy;
 
 use tessera_core::ftp::{FusedStack, Grid, Mode, PlanError};
 
@@ -37,6 +38,12 @@ impl KernelChoice {
         } else {
             KernelChoice::Portable
         }
+    }
+
+    /// Whether nodes of this kernel run `policy`: `winograd` computes FTP tiles, whose regions
+    /// its block grid aligns, not the layer-by-layer stripes of BODP and MoDNN.
+    pub fn runs(self, policy: Policy) -> bool {
+        !(self == KernelChoice::Winograd && policy.layered())
     }
 
     /// The direct kernels of this choice: itself, or SIMD for `winograd` (the tail and BODP
