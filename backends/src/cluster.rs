@@ -443,8 +443,6 @@ pub fn start_node(
     let ready = Readiness::new().map_err(io("a poll set"))?;
     let wake = ready.waker();
     let slowdown = options.slowdown;
-    // Made only where a coded part runs: a kernel on threads starts its workers.
-    let kernel = || tail_kernels(cluster);
     let tile_thread = |tiles| {
         ThreadExecutor::new(tiles, model.clone(), slowdown, Some(wake.clone()))
             .map_err(io("a compute thread"))
@@ -452,7 +450,7 @@ pub fn start_node(
     let (exec, coded) = match options.coded {
         None => (tile_thread(tiles)?, None),
         Some(CodedRole::Gateway { tail, config }) => {
-            let kernel = kernel();
+            let kernel = tail_kernels(cluster);
             let shards: BoxedShards = Box::new(InlineShards::new(kernel.clone()));
             let glue: BoxedGlue = Box::new(tail.glue(kernel));
             let part = (tail.model().clone(), config, shards, glue, tail.cols());

@@ -320,13 +320,10 @@ impl Cluster {
             ),
             None => KernelChoice::parse("auto").ok(),
         };
-        if let (Some(k), Some(policy)) = (kernel, policy) {
+        // Absent, the kernel is `auto`, which runs every policy.
+        if let (Some(at), Some(k), Some(policy)) = (&raw.kernel, kernel, policy) {
             if !k.runs(policy) {
-                let stripes = StartError::WinogradStripes(policy.name()).to_string();
-                match &raw.kernel {
-                    Some(at) => p.at(at, stripes),
-                    None => p.whole(stripes),
-                }
+                p.at(at, StartError::WinogradStripes(policy.name()).to_string());
             }
         }
         let threads = match &raw.threads {
