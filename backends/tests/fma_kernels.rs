@@ -11,7 +11,7 @@ use tessera_core::model::{MaxPool, Shape};
 use tessera_core::region::{Region, Span};
 use tessera_core::rng::SplitMix64;
 use tessera_core::tensor::{FeatureView, FeatureViewMut};
-use tessera_testkit::conv_layer::{ConvSpec, RandomConv};
+use tessera_testkit::conv_layer::{window_holds, ConvSpec, RandomConv, UNTOUCHED};
 use tessera_testkit::tiles::{build, net_params, same_bits, tiled, Spec};
 
 /// The kernels under test: every instruction set this machine runs (the scalar path first,
@@ -71,12 +71,22 @@ impl Layer {
 
     /// Runs `k` on `region`, from an input view holding exactly what the region needs.
     fn run<K: Kernels>(&self, k: &K, region: Region) -> Vec<f32> {
+        self.run_from(k, region, self.needed(region)).unwrap()
+    }
+
+    /// [`Layer::run`] through a window of a buffer laid out as `layout`.
+    fn run_window<K: Kernels>(&self, k: &K, region: Region, layout: Region) -> Vec<f32> {
+        self.run_within(k, region, self.needed(region), layout)
+            .unwrap()
+    }
+
+    /// The input region `region` reads.
+    fn needed(&self, region: Region) -> Region {
         let c = &self.conv;
-        let needed = Region::new(
+        Region::new(
             input_span(region.x, c.size, c.stride, c.pad, self.map.w),
             input_span(region.y, c.size, c.stride, c.pad, self.map.h),
-        );
-        self.run_from(k, region, needed).unwrap()
+        )
     }
 
     /// The documented bound on |FMA − reference| at output (o, x, y):
@@ -109,6 +119,15 @@ impl Layer {
         };
         2.0 * (n + 4.0) * f32::EPSILON as f64 / 2.0 * (a * (sum + mu) + self.biases[o].abs() as f64)
     }
+}
+
+/// `r` grown by 0–3 on each side (not past 0): a buffer an output window of `r` lies in.
+fn around(rng: &mut SplitMix64, r: Region) -> Region {
+    let mut more = || rng.below(4) as u32;
+    Region::new(
+        Span::new(r.x.start.saturating_sub(more()), r.x.end + more()),
+        Span::new(r.y.start.saturating_sub(more()), r.y.end + more()),
+    )
 }
 
 /// A random sub-region of the output map (tile edges anywhere).
@@ -194,6 +213,13 @@ proptest! {
                 let threaded = layer.run(&k.clone().with_threads(t), sub);
                 prop_assert!(same_bits(&threaded, &part), "{:?} {t} threads", k.isa());
             }
+            // Through a window of a larger buffer: the region alone written, the same bits.
+            let layout = around(&mut rng, sub);
+            for t in [1, 2] {
+                let win = layer.run_window(&k.clone().with_threads(t), sub, layout);
+                let holds = window_holds(&win, layout, sub, layer.conv.filters, &part);
+                prop_assert!(holds.is_ok(), "{:?} {t} threads: {}", k.isa(), holds.unwrap_err());
+            }
             match &first {
                 None => first = Some(got),
                 Some(f) => prop_assert!(same_bits(f, &got), "{:?} differs from the scalar path", k.isa()),
@@ -229,12 +255,17 @@ fn yolo_like_shapes() {
                 assert!((g as f64 - e as f64).abs() <= layer.bound(o, x, y));
             }
         }
+        // The full map as a window of a buffer wider and taller than it (an FTP tile's
+        // output written into its next layer's input).
+        let layout = Region::new(Span::new(0, w + 3), Span::new(0, h + 2));
         for kern in kernels() {
             for t in [1, 2, 4] {
-                assert!(same_bits(
-                    &layer.run(&kern.clone().with_threads(t), full),
-                    &base
-                ));
+                let kern = kern.clone().with_threads(t);
+                assert!(same_bits(&layer.run(&kern, full), &base));
+                let win = layer.run_window(&kern, full, layout);
+                if let Err(e) = window_holds(&win, layout, full, f, &base) {
+                    panic!("{:?} {t} threads: {e}", kern.isa());
+                }
             }
         }
     }
@@ -272,6 +303,13 @@ proptest! {
                 let mut ov = FeatureViewMut::new(&mut got, region, c).unwrap();
                 Fma::new().with_threads(t).maxpool(&pool, map, &iv, &mut ov).unwrap();
                 prop_assert!(same_bits(&got, &want), "{pool:?} {region:?} {t} threads");
+                // Through a window of a larger buffer: the region alone written.
+                let layout = around(&mut rng, region);
+                let mut buf = vec![UNTOUCHED; layout.area() as usize * c as usize];
+                let mut ov = FeatureViewMut::within(&mut buf, layout, region, c).unwrap();
+                Fma::new().with_threads(t).maxpool(&pool, map, &iv, &mut ov).unwrap();
+                let holds = window_holds(&buf, layout, region, c, &want);
+                prop_assert!(holds.is_ok(), "{pool:?} {t} threads: {}", holds.unwrap_err());
             }
         }
     }

@@ -12,7 +12,7 @@ use tessera_core::model::weights::Weights;
 use tessera_core::model::Network;
 use tessera_core::region::{Region, Span};
 use tessera_core::rng::SplitMix64;
-use tessera_testkit::conv_layer::{ConvSpec, RandomConv};
+use tessera_testkit::conv_layer::{window_holds, ConvSpec, RandomConv};
 use tessera_testkit::tiles::{build, net_params, same_bits, tiled, Spec};
 
 /// Stated bound on the error of a Winograd conv sum, relative to `Σ|w·x|` of the output:
@@ -78,6 +78,13 @@ impl Layer {
         let m = k.conv_alignment(&self.conv, self.map);
         let needed = aligned_input_region(&self.conv, self.map, m, region).unwrap();
         self.run_from(k, region, needed).unwrap()
+    }
+
+    /// [`Layer::run`] through a window of a buffer laid out as `layout`.
+    fn run_window<K: Kernels>(&self, k: &K, region: Region, layout: Region) -> Vec<f32> {
+        let m = k.conv_alignment(&self.conv, self.map);
+        let needed = aligned_input_region(&self.conv, self.map, m, region).unwrap();
+        self.run_within(k, region, needed, layout).unwrap()
     }
 
     /// The exact sum of output `(o, x, y)` and `Σ|w·x|` over its taps, in f64.
@@ -149,6 +156,13 @@ fn check_layer(form: Form, layer: &Layer, rng: &mut SplitMix64) -> Result<(), Te
             let got = layer.run(&kt, sub);
             prop_assert!(same_bits(&got, &want), "{k:?} {t} threads {sub:?}");
         }
+        // Through a window of a larger buffer (1 and 2 threads): the region alone written.
+        let layout = around(rng, sub);
+        for t in [1, 2] {
+            let got = layer.run_window(&k.clone().with_threads(t), sub, layout);
+            let holds = window_holds(&got, layout, sub, filters, &want);
+            prop_assert!(holds.is_ok(), "{k:?} {t} threads: {}", holds.unwrap_err());
+        }
     }
     Ok(())
 }
@@ -170,6 +184,15 @@ fn many_channels_and_wide_maps() {
 
 fn form() -> impl Strategy<Value = Form> {
     prop_oneof![Just(Form::F2), Just(Form::F4)]
+}
+
+/// `r` grown by 0–3 on each side (not past 0): a buffer an output window of `r` lies in.
+fn around(rng: &mut SplitMix64, r: Region) -> Region {
+    let mut more = || rng.below(4) as u32;
+    Region::new(
+        Span::new(r.x.start.saturating_sub(more()), r.x.end + more()),
+        Span::new(r.y.start.saturating_sub(more()), r.y.end + more()),
+    )
 }
 
 /// A random sub-region of a `w × h` map.
@@ -273,6 +296,11 @@ fn threads_sharing_input_transforms_over_chunks_equal_one() {
         let cm = k.clone().with_layout(Layout::Channels);
         for r in [full, sub] {
             let want = layer.run(&k, r);
+            // The region as a window of a buffer 3 wider and 2 taller.
+            let layout = Region::new(
+                Span::new(r.x.start.saturating_sub(1), r.x.end + 2),
+                Span::new(r.y.start.saturating_sub(1), r.y.end + 1),
+            );
             for t in [4, 5] {
                 let got = layer.run(&k.clone().with_threads(t), r);
                 assert!(same_bits(&got, &want), "{form:?} {t} threads {r:?}");
@@ -281,6 +309,12 @@ fn threads_sharing_input_transforms_over_chunks_equal_one() {
                     same_bits(&got, &want),
                     "{form:?} {t} threads {r:?} channels"
                 );
+                for kt in [&k, &cm] {
+                    let got = layer.run_window(&kt.clone().with_threads(t), r, layout);
+                    if let Err(e) = window_holds(&got, layout, r, 530, &want) {
+                        panic!("{form:?} {t} threads {kt:?}: {e}");
+                    }
+                }
             }
         }
     }

@@ -260,6 +260,23 @@ fn received<'s, S: StripStore>(
     Ok(strip)
 }
 
+/// Copies the layer-`l` strips this tile receives into `x` (each where it meets `x`'s region).
+fn receive<S: StripStore>(
+    x: &mut FeatureViewMut<'_>,
+    strips: &S,
+    plan: &TilePlan,
+    l: usize,
+) -> Result<(), ExecError> {
+    for side in Side::ALL {
+        let r = plan.receive(l, side).intersect(&x.region());
+        if r.is_empty() {
+            continue;
+        }
+        copy_overlap(&received(strips, plan, l, side, r, x.channels())?, x);
+    }
+    Ok(())
+}
+
 /// What every step of one tile reads: the kernels, the fused layers, their weights and the
 /// tile's plan.
 struct Tile<'t, K> {
@@ -337,32 +354,19 @@ impl<K: Kernels> Tile<'_, K> {
     ) -> Result<(), ExecError> {
         let (c0, c1) = (self.channels(l), self.channels(l + 1));
         for b in bands {
-            let (computed, rest) = split(spare, region_len(&b.computed, c0)?)?;
-            let mut own = FeatureViewMut::new(computed, b.computed, c0)?;
+            // The band's layer-`l` input laid out whole; its own rows (inside it) are written
+            // in place and the received strips around them, so nothing is copied twice.
+            let (x, rest) = split(spare, region_len(&b.input, c0)?)?;
             if !b.computed.is_empty() {
+                let mut own = FeatureViewMut::within(&mut *x, b.input, b.computed, c0)?;
                 self.step(l, input, &mut own)?;
             }
-            let (stitched, rest) = if b.computed == b.input {
-                (None, rest)
-            } else {
-                let (st, rest) = split(rest, region_len(&b.input, c0)?)?;
-                let mut st = FeatureViewMut::new(st, b.input, c0)?;
-                copy_overlap(&own.as_view(), &mut st);
-                for side in Side::ALL {
-                    let r = self.plan.receive(l, side).intersect(&b.input);
-                    if r.is_empty() {
-                        continue;
-                    }
-                    copy_overlap(&received(strips, self.plan, l, side, r, c0)?, &mut st);
-                }
-                (Some(st), rest)
-            };
-            let band_in = match &stitched {
-                Some(st) => st.as_view(),
-                None => own.as_view(),
-            };
+            let mut x = FeatureViewMut::new(x, b.input, c0)?;
+            if b.computed != b.input {
+                receive(&mut x, strips, self.plan, l)?;
+            }
             let mut out = FeatureViewMut::new(rest, b.out, c1)?;
-            self.step(l + 1, &band_in, &mut out)?;
+            self.step(l + 1, &x.as_view(), &mut out)?;
             copy_overlap(&out.as_view(), whole);
         }
         Ok(())
@@ -386,13 +390,7 @@ impl<K: Kernels> Tile<'_, K> {
             let bands = band::bands_over(self.stack, self.plan, 0, own);
             self.band_rows(0, bands, input, &mut x, rest, strips)?;
         }
-        for side in Side::ALL {
-            let r = self.plan.receive(1, side).intersect(&region);
-            if r.is_empty() {
-                continue;
-            }
-            copy_overlap(&received(strips, self.plan, 1, side, r, c)?, &mut x);
-        }
+        receive(&mut x, strips, self.plan, 1)?;
         Ok((x, rest))
     }
 
@@ -612,7 +610,8 @@ pub fn run_tile<'o, K: Kernels, S: StripStore>(
     while l < last {
         // Write into the buffer not holding the input.
         let dst = if src == Src::A { Src::B } else { Src::A };
-        if l == 0 && band::chained(stack, plan) {
+        // The region `dst` is laid out as once layer `l` (as advanced) is done.
+        let layout = if l == 0 && band::chained(stack, plan) {
             // Layers 0-3 at once; what follows handles layer 3's output.
             let o_len = region_len(
                 &plan.output(band::CHAINED + 1),
@@ -623,6 +622,7 @@ pub fn run_tile<'o, K: Kernels, S: StripStore>(
             let (input, held) = first(stack, plan, input, held)?;
             tile.chain(&input, o, held, strips)?;
             l = band::CHAINED + 1;
+            plan.output(l)
         } else if let Some(bands) = band::bands(stack, plan, l) {
             // Layer l exists only band by band; what follows handles layer l + 1's output.
             let o_len = region_len(&plan.output(l + 1), stack.layers()[l + 1].output.c)?;
@@ -637,46 +637,49 @@ pub fn run_tile<'o, K: Kernels, S: StripStore>(
                 tile.banded_pair(l, bands, &i, o, spare, strips)?;
             }
             l += 1;
+            plan.output(l)
         } else {
             let layer = &stack.layers()[l];
             let (free, held) = pick(buf_a, buf_b, dst);
-            let mut o = FeatureViewMut::new(free, plan.output(l), layer.output.c)?;
+            let laid = band::output_layout(plan, l);
+            let mut o = FeatureViewMut::within(free, laid, plan.output(l), layer.output.c)?;
             if src == Src::Input {
                 tile.step(l, &first(stack, plan, input, held)?.0, &mut o)?;
             } else {
                 let i = FeatureView::new(held, plan.input(l), layer.input.c)?;
                 tile.step(l, &i, &mut o)?;
             }
-        }
+            laid
+        };
         let cout = stack.layers()[l].output.c;
         let computed = plan.output(l);
         // The other buffer's content (this layer's input) is dead now: use it as scratch.
         let (done, spare) = pick(buf_a, buf_b, dst);
-        let done = FeatureView::new(done, computed, cout)?;
+        let done_view = FeatureView::new(done, layout, cout)?;
         for side in Side::ALL {
             let r = plan.send(l, side);
             if r.is_empty() {
                 continue;
             }
             let mut s = FeatureViewMut::new(spare, r, cout)?;
-            copy_overlap(&done, &mut s);
+            copy_overlap(&done_view, &mut s);
             strips.put(plan.tile(), l, side, &s.as_view())?;
         }
         let next = plan.input(l + 1);
-        if next == computed {
+        if next == layout {
+            // Written in place into the next input: the received strips go around it.
+            if layout != computed {
+                let mut x = FeatureViewMut::new(done, next, cout)?;
+                receive(&mut x, strips, plan, l)?;
+            }
             src = dst;
             l += 1;
             continue;
         }
+        let done = FeatureView::new(done, computed, cout)?;
         let mut stitched = FeatureViewMut::new(spare, next, cout)?;
         copy_overlap(&done, &mut stitched);
-        for side in Side::ALL {
-            let r = plan.receive(l, side);
-            if r.is_empty() {
-                continue;
-            }
-            copy_overlap(&received(strips, plan, l, side, r, cout)?, &mut stitched);
-        }
+        receive(&mut stitched, strips, plan, l)?;
         // The plan checked that Ô_ℓ plus the strips cover Î_{ℓ+1}.
         src = if dst == Src::A { Src::B } else { Src::A };
         l += 1;

@@ -18,6 +18,13 @@ pub enum ViewError {
     },
     /// `channels × area` overflows `usize`.
     Overflow,
+    /// A windowed view's region is not inside the buffer's layout.
+    Outside {
+        /// The region to view.
+        region: Region,
+        /// The region the buffer is laid out as.
+        layout: Region,
+    },
 }
 
 impl core::fmt::Display for ViewError {
@@ -27,6 +34,12 @@ impl core::fmt::Display for ViewError {
                 write!(f, "buffer holds {available} values, region needs {needed}")
             }
             ViewError::Overflow => f.write_str("region size overflows"),
+            ViewError::Outside { region, layout } => {
+                write!(
+                    f,
+                    "region {region:?} lies outside the buffer's layout {layout:?}"
+                )
+            }
         }
     }
 }
@@ -95,10 +108,29 @@ impl<'a> FeatureView<'a> {
     }
 }
 
-/// A mutable CHW view of `channels × region`.
+/// Where a [`FeatureViewMut`]'s region lies in its buffer: the region's first value
+/// (channel 0, its top-left pixel) at `offset`, rows `row` values apart, channels `plane`
+/// values apart. A dense view has `offset = 0`, `row = width`, `plane = area`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Strides {
+    /// Index of the region's first value in [`FeatureViewMut::data`].
+    pub offset: usize,
+    /// Values between vertically adjacent pixels.
+    pub row: usize,
+    /// Values between channels.
+    pub plane: usize,
+}
+
+/// A mutable CHW view of `channels × region`, over a buffer laid out as `channels × layout`
+/// for some `layout` covering `region` (usually `layout = region`: a dense view).
+///
+/// A windowed view ([`FeatureViewMut::within`]) lets a layer write its output straight into
+/// the buffer its next layer reads, laid out as that layer's larger input region, whose other
+/// pixels are filled from elsewhere (a tile's received strips). Kernels write the region only.
 #[derive(Debug)]
 pub struct FeatureViewMut<'a> {
     data: &'a mut [f32],
+    layout: Region,
     region: Region,
     channels: u32,
 }
@@ -106,21 +138,47 @@ pub struct FeatureViewMut<'a> {
 impl<'a> FeatureViewMut<'a> {
     /// Views the first `channels × region.area()` values of `data`.
     pub fn new(data: &'a mut [f32], region: Region, channels: u32) -> Result<Self, ViewError> {
-        let needed = region_len(&region, channels)?;
+        Self::within(data, region, region, channels)
+    }
+
+    /// Views `region` of the first `channels × layout.area()` values of `data`, laid out as
+    /// `layout` ([`ViewError::Outside`] unless `layout` covers `region`).
+    pub fn within(
+        data: &'a mut [f32],
+        layout: Region,
+        region: Region,
+        channels: u32,
+    ) -> Result<Self, ViewError> {
+        if !layout.covers(&region) {
+            return Err(ViewError::Outside { region, layout });
+        }
+        let needed = region_len(&layout, channels)?;
         let available = data.len();
         let data = data
             .get_mut(..needed)
             .ok_or(ViewError::TooShort { needed, available })?;
         Ok(FeatureViewMut {
             data,
+            layout,
             region,
             channels,
         })
     }
 
-    /// The region this view covers.
+    /// The region this view covers (the values a kernel computes).
     pub const fn region(&self) -> Region {
         self.region
+    }
+
+    /// The region the buffer is laid out as (the view's region for a dense view).
+    pub const fn layout(&self) -> Region {
+        self.layout
+    }
+
+    /// True when the buffer holds the region alone (`layout == region`): its values are
+    /// [`data`](Self::data), CHW, rows `region.width()` long.
+    pub fn is_dense(&self) -> bool {
+        self.layout == self.region
     }
 
     /// Number of channels.
@@ -128,16 +186,28 @@ impl<'a> FeatureViewMut<'a> {
         self.channels
     }
 
-    /// All values, CHW.
+    /// The whole buffer, CHW over [`layout`](Self::layout) (see [`strides`](Self::strides)).
     pub fn data(&mut self) -> &mut [f32] {
         self.data
     }
 
-    /// A read-only view of the same values.
+    /// Where the region lies in [`data`](Self::data).
+    pub fn strides(&self) -> Strides {
+        let (l, r) = (&self.layout, &self.region);
+        let row = l.width() as usize;
+        Strides {
+            offset: (r.y.start.saturating_sub(l.y.start)) as usize * row
+                + r.x.start.saturating_sub(l.x.start) as usize,
+            row,
+            plane: row * l.height() as usize,
+        }
+    }
+
+    /// A read-only view of the whole buffer (its [`layout`](Self::layout)).
     pub fn as_view(&self) -> FeatureView<'_> {
         FeatureView {
             data: self.data,
-            region: self.region,
+            region: self.layout,
             channels: self.channels,
         }
     }
@@ -145,10 +215,10 @@ impl<'a> FeatureViewMut<'a> {
     /// Mutable values of channel `c`, row `y` (absolute), all columns of the region.
     /// Panics if `c` or `y` is outside the view; callers check regions first.
     pub fn row_mut(&mut self, c: u32, y: u32) -> &mut [f32] {
-        let w = self.region.width() as usize;
-        let h = self.region.height() as usize;
-        let start = (c as usize * h + (y - self.region.y.start) as usize) * w;
-        &mut self.data[start..start + w]
+        let s = self.strides();
+        assert!(c < self.channels && self.region.y.contains(y));
+        let start = s.offset + c as usize * s.plane + (y - self.region.y.start) as usize * s.row;
+        &mut self.data[start..start + self.region.width() as usize]
     }
 }
 
@@ -195,5 +265,40 @@ mod tests {
             Region::new(Span::new(12, 13), Span::new(5, 7))
         );
         assert_eq!(out, [2.0, 5.0]);
+    }
+
+    #[test]
+    fn windows_write_their_region_inside_the_layout() {
+        let layout = Region::new(Span::new(2, 6), Span::new(1, 4));
+        let inner = Region::new(Span::new(3, 5), Span::new(2, 4));
+        let mut buf = [0.0f32; 24];
+        assert_eq!(
+            FeatureViewMut::within(&mut buf, inner, layout, 2).unwrap_err(),
+            ViewError::Outside {
+                region: layout,
+                layout: inner
+            }
+        );
+        assert!(FeatureViewMut::within(&mut buf[..23], layout, inner, 2).is_err());
+        let mut w = FeatureViewMut::within(&mut buf, layout, inner, 2).unwrap();
+        assert!(!w.is_dense());
+        assert_eq!(
+            w.strides(),
+            Strides {
+                offset: 5,
+                row: 4,
+                plane: 12
+            }
+        );
+        w.row_mut(1, 3).copy_from_slice(&[7.0, 8.0]);
+        assert_eq!(w.as_view().region(), layout);
+        assert_eq!(w.as_view().at(1, 3, 3), 7.0);
+        let mut want = [0.0f32; 24];
+        want[12 + 2 * 4 + 1] = 7.0;
+        want[12 + 2 * 4 + 2] = 8.0;
+        assert_eq!(buf, want);
+        let d = FeatureViewMut::new(&mut want, inner, 2).unwrap();
+        assert!(d.is_dense());
+        assert_eq!(d.strides().offset, 0);
     }
 }

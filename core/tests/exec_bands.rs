@@ -6,7 +6,9 @@
 use tessera_core::exec::{
     buffer_elems, buffer_elems_in, input_slot, run_tile, scratch_elems, TileInput, TileJob,
 };
-use tessera_core::ftp::band::{band_rows, bands, chained, BAND_ROWS, BLOCK_BAND_ROWS, PAIRS};
+use tessera_core::ftp::band::{
+    band_rows, bands, chained, output_layout, BAND_ROWS, BLOCK_BAND_ROWS, PAIRS,
+};
 use tessera_core::ftp::{FusedStack, Grid, MemoryPlan, Mode, Partition, TilePlan};
 use tessera_core::kernel::{KernelError, Kernels, Reference};
 use tessera_core::model::weights::ConvParams;
@@ -179,8 +181,9 @@ fn same_bits(a: &[f32], b: &[f32]) -> bool {
 }
 
 /// Runs `net` on 1×1, 2×2 and 3×3 grids in both modes against the layer-by-layer frame;
-/// returns (bands stitching received strips, strips put per layer in Reuse mode).
-fn check(net: &Network) -> (usize, [usize; 8]) {
+/// returns (bands stitching received strips, unbanded layers written in place into a larger
+/// next input, strips put per layer in Reuse mode).
+fn check(net: &Network) -> (usize, usize, [usize; 8]) {
     let upto = net.layers().len();
     let stack = FusedStack::new(net, upto).unwrap();
     let data = params(net, upto);
@@ -188,6 +191,7 @@ fn check(net: &Network) -> (usize, [usize; 8]) {
     let input = values(stack.input().elements().unwrap(), 11);
     let expect = full_frame(net, upto, &w, &input);
     let (mut stitched_bands, mut puts, mut chains) = (0, [0; 8], 0);
+    let mut in_place = 0;
     for (rows, cols) in [(1, 1), (2, 2), (3, 3)] {
         let grid = Grid::new(rows, cols, Partition::Darknet, &stack).unwrap();
         for mode in [Mode::Plain, Mode::Reuse] {
@@ -215,6 +219,13 @@ fn check(net: &Network) -> (usize, [usize; 8]) {
                 assert!([1, 3, 5, 7]
                     .iter()
                     .all(|&l| bands(&stack, &plan, l).is_none()));
+                // Layers run whole (not the second of a banded pair) whose output is laid out
+                // as the larger next input: written in place, strips around.
+                in_place += (0..stack.len() - 1)
+                    .filter(|&l| bands(&stack, &plan, l).is_none())
+                    .filter(|&l| l == 0 || bands(&stack, &plan, l - 1).is_none())
+                    .filter(|&l| output_layout(&plan, l) != plan.output(l))
+                    .count();
                 let both = bands(&stack, &plan, 0).is_some() && bands(&stack, &plan, 2).is_some();
                 assert_eq!(chained(&stack, &plan), both);
                 chains += usize::from(both);
@@ -232,21 +243,22 @@ fn check(net: &Network) -> (usize, [usize; 8]) {
         }
     }
     assert!(chains > 0, "no tile chains pairs (0, 1) and (2, 3)");
-    (stitched_bands, puts)
+    (stitched_bands, in_place, puts)
 }
 
 #[test]
 fn banded_tiles_equal_the_layer_by_layer_frame() {
-    let (stitched, puts) = check(&net());
+    let (stitched, _, puts) = check(&net());
     // Aligned pools and 1×1 convs: no strips of the banded layers, so no band stitches any.
     assert_eq!(
         (stitched, puts[0], puts[2], puts[4], puts[6]),
         (0, 0, 0, 0, 0)
     );
     assert!(puts[1] > 0 && puts[3] > 0 && puts[5] > 0, "{puts:?}");
-    let (stitched, puts) = check(&halo_net());
-    // Banded layers send their strips (computed on their own) and level-1 tiles stitch them.
-    assert!(stitched > 0);
+    let (stitched, in_place, puts) = check(&halo_net());
+    // Banded layers send their strips (computed on their own) and level-1 tiles stitch them;
+    // layers run whole write into their next input in place.
+    assert!(stitched > 0 && in_place > 0, "{stitched} {in_place}");
     assert!(PAIRS.iter().all(|&l| puts[l] > 0), "{puts:?}");
 
     let net = net();

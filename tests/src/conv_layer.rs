@@ -124,6 +124,19 @@ impl RandomConv {
         region: Region,
         needed: Region,
     ) -> Result<Vec<f32>, KernelError> {
+        self.run_within(k, region, needed, region)
+    }
+
+    /// [`run_from`](Self::run_from) writing through a window: the output buffer is laid out
+    /// as `layout` (covering `region`) and filled with [`UNTOUCHED`] before the call; returns
+    /// the whole buffer (see [`window_holds`]).
+    pub fn run_within<K: Kernels>(
+        &self,
+        k: &K,
+        region: Region,
+        needed: Region,
+        layout: Region,
+    ) -> Result<Vec<f32>, KernelError> {
         let full = FeatureView::new(
             &self.input,
             Region::full(self.map.w, self.map.h),
@@ -134,9 +147,46 @@ impl RandomConv {
         let mut iv = FeatureViewMut::new(&mut buf, needed, self.map.c).unwrap();
         copy_overlap(&full, &mut iv);
         let c = &self.conv;
-        let mut out = vec![f32::NAN; region.area() as usize * c.filters as usize];
-        let mut ov = FeatureViewMut::new(&mut out, region, c.filters).unwrap();
+        let mut out = vec![UNTOUCHED; layout.area() as usize * c.filters as usize];
+        let mut ov = FeatureViewMut::within(&mut out, layout, region, c.filters).unwrap();
         k.conv(c, self.map, &self.params(), &iv.as_view(), &mut ov)?;
         Ok(out)
     }
+}
+
+/// What a windowed output buffer holds before a kernel runs: a NaN with a payload no kernel
+/// computes.
+pub const UNTOUCHED: f32 = f32::from_bits(0x7fc0_5a5a);
+
+/// Checks a buffer laid out as `layout` (`c` channels) after a kernel wrote `region` of it
+/// through a window: the region holds `dense` (the same call's dense output) bit for bit and
+/// every other value is still [`UNTOUCHED`]. Returns the first difference.
+pub fn window_holds(
+    buf: &[f32],
+    layout: Region,
+    region: Region,
+    c: u32,
+    dense: &[f32],
+) -> Result<(), String> {
+    let (lw, lh) = (layout.width(), layout.height());
+    for ch in 0..c {
+        for y in layout.y.start..layout.y.end {
+            for x in layout.x.start..layout.x.end {
+                let at = ((ch * lh + y - layout.y.start) * lw + x - layout.x.start) as usize;
+                let want = if region.y.contains(y) && region.x.contains(x) {
+                    let (rw, rh) = (region.width(), region.height());
+                    dense[((ch * rh + y - region.y.start) * rw + x - region.x.start) as usize]
+                } else {
+                    UNTOUCHED
+                };
+                if buf[at].to_bits() != want.to_bits() {
+                    return Err(format!(
+                        "channel {ch} ({x}, {y}) of layout {layout:?}, region {region:?}: {} (want {})",
+                        buf[at], want
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }

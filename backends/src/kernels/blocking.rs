@@ -30,9 +30,11 @@ pub(super) struct Ctx<'a> {
     pub(super) ab: &'a [(f32, f32)],
     pub(super) leaky: bool,
     pub(super) region: Region,
-    /// Elements between output planes, and the output column of the region's column 0 (the
-    /// flat 1×1 path computes a plane as one row, its last columns apart).
+    /// Elements between output planes and between output rows, and the output column of the
+    /// region's column 0 (the flat 1×1 path computes a plane as one row, its last columns
+    /// apart).
     pub(super) oplane: usize,
+    pub(super) orow: usize,
     pub(super) ocol0: usize,
 }
 
@@ -114,7 +116,7 @@ pub(super) fn conv_range(ctx: &Ctx<'_>, out: &mut [f32]) {
         } else {
             0
         };
-        let orow = (y - y0) as usize * ncols + ctx.ocol0;
+        let orow = (y - y0) as usize * ctx.orow + ctx.ocol0;
         let mut j0 = 0;
         while j0 < ncols {
             let j1 = (j0 + xblock).min(ncols);
@@ -150,7 +152,7 @@ pub(super) fn conv_range(ctx: &Ctx<'_>, out: &mut [f32]) {
                     };
                     let out = &mut out[o * oplane..];
                     if rows > 1 {
-                        run_group(ctx.isa, &job, n, &post, out, oplane, orow, rows, ncols);
+                        run_group(ctx.isa, &job, n, &post, out, oplane, orow, rows, ctx.orow);
                     } else {
                         run_row(ctx.isa, &job, n, &post, out, oplane, orow);
                     }

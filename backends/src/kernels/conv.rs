@@ -67,6 +67,7 @@ impl Fma {
                 leaky: conv.activation == Activation::Leaky,
                 region: row(main),
                 oplane: area,
+                orow: area,
                 ocol0: 0,
             };
             let rest = Ctx {
@@ -88,7 +89,8 @@ impl Fma {
         });
     }
 
-    /// The conv proper, on the padded input `pad` laid out as `geo`.
+    /// The conv proper, on the padded input `pad` laid out as `geo`, into `out` through its
+    /// strides (dense or a window).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn conv_padded(
         &self,
@@ -102,6 +104,7 @@ impl Fma {
         out: &mut FeatureViewMut<'_>,
     ) {
         let region = out.region();
+        let strides = out.strides();
         let ab = folded(params, conv.filters as usize, pre);
         let ctx = Ctx {
             isa: self.isa,
@@ -118,7 +121,8 @@ impl Fma {
             ab: &ab,
             leaky: conv.activation == Activation::Leaky,
             region,
-            oplane: region.area() as usize,
+            oplane: strides.plane,
+            orow: strides.row,
             ocol0: 0,
         };
         split(
@@ -127,7 +131,7 @@ impl Fma {
             params.weights,
             pre.map(|p| &p.packed[..]),
             threads,
-            out.data(),
+            &mut out.data()[strides.offset..],
         );
     }
 }

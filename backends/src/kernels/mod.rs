@@ -298,7 +298,9 @@ impl Fma {
         }
         let threads = self.call_threads(conv);
         let pre = pre.iter().find(|p| p.is_for(params, threads));
-        if conv.size == 1 && conv.stride == 1 && conv.pad == 0 && input.region() == region {
+        // The flat path writes each plane as one row: a dense output only.
+        let flat = conv.size == 1 && conv.stride == 1 && conv.pad == 0;
+        if flat && input.region() == region && out.is_dense() {
             self.conv_flat(conv, map, params, pre, input, threads, out);
             return Ok(());
         }

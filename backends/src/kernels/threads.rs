@@ -119,8 +119,9 @@ pub(super) fn pool_split(
     out: &mut FeatureViewMut<'_>,
     threads: usize,
 ) -> Result<(), KernelError> {
-    let (ir, or) = (input.region(), out.region());
-    let (iplane, oplane) = (ir.area() as usize, or.area() as usize);
+    // Channel ranges of the output's buffer (its layout: the region, or a window's buffer).
+    let (ir, or, layout) = (input.region(), out.region(), out.layout());
+    let (iplane, oplane) = (ir.area() as usize, layout.area() as usize);
     let c = map.c as usize;
     let src = input.data();
     let mut parts = Vec::with_capacity(threads);
@@ -134,8 +135,8 @@ pub(super) fn pool_split(
     team.map(parts, |(part, mine)| {
         let shape = Shape::new(map.w, map.h, (part.len() / iplane.max(1)) as u32);
         let iv = FeatureView::new(part, ir, shape.c).map_err(|_| KernelError::ChannelMismatch)?;
-        let mut ov =
-            FeatureViewMut::new(mine, or, shape.c).map_err(|_| KernelError::ChannelMismatch)?;
+        let mut ov = FeatureViewMut::within(mine, layout, or, shape.c)
+            .map_err(|_| KernelError::ChannelMismatch)?;
         maxpool(pool, shape, &iv, &mut ov)
     })
     .into_iter()
@@ -166,7 +167,9 @@ pub(super) fn split(
         .map(|list| {
             list.into_iter()
                 .map(|(g0, gn)| {
-                    let (mine, tail) = core::mem::take(&mut rest).split_at_mut(gn * oplane);
+                    // A window's last plane ends before the buffer's (at its region's end).
+                    let all = core::mem::take(&mut rest);
+                    let (mine, tail) = all.split_at_mut((gn * oplane).min(all.len()));
                     rest = tail;
                     (g0, gn, mine)
                 })

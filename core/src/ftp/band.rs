@@ -163,16 +163,12 @@ pub fn chained(stack: &FusedStack<'_>, plan: &TilePlan) -> bool {
     bands(stack, plan, 0).is_some() && bands(stack, plan, CHAINED).is_some()
 }
 
-/// Scratch of one band `b` of pair `(l, l+1)`: its computed layer-`l` rows, their stitched
-/// copy when strips are received, and its layer-`l+1` rows.
+/// Scratch of one band `b` of pair `(l, l+1)`: its layer-`l` input (its computed rows written
+/// in place, received strips stitched around them) and its layer-`l+1` rows.
 fn band_scratch(stack: &FusedStack<'_>, l: usize, b: &Band) -> Result<u64, PlanError> {
     let layers = stack.layers();
     let (c0, c1) = (layers[l].output.c, layers[l + 1].output.c);
-    let mut n = elems(b.computed, c0)?;
-    if b.computed != b.input {
-        n = add(n, elems(b.input, c0)?)?;
-    }
-    add(n, elems(b.out, c1)?)
+    add(elems(b.input, c0)?, elems(b.out, c1)?)
 }
 
 /// Scratch pair `(0, 1)` needs to compute `Ô_1` over `out` in bands.
@@ -236,13 +232,26 @@ pub fn scratch_elems(stack: &FusedStack<'_>, plan: &TilePlan) -> Result<u64, Pla
     Ok(a.max(b))
 }
 
+/// The region the buffer of an unbanded layer `ℓ`'s output is laid out as: the next input
+/// `Î_{ℓ+1}` when it covers `Ô_ℓ` (the layer writes its rows in place and received strips
+/// fill the rest), else `Ô_ℓ` (stitched into `Î_{ℓ+1}` in the other buffer).
+pub fn output_layout(plan: &TilePlan, l: usize) -> Region {
+    let (out, next) = (plan.output(l), plan.input(l + 1));
+    if next.covers(&out) {
+        next
+    } else {
+        out
+    }
+}
+
 /// Elements `run_tile`'s first and second ping-pong buffer need for `plan`, following which
 /// buffer holds what: the first takes layer 0's output, then the two alternate.
 ///
-/// Unbanded: a layer's output `Ô_ℓ` in the buffer not holding its input, its send strips and
-/// the stitched next input `Î_{ℓ+1}` in the other one. For a banded pair at `ℓ`: `Ô_{ℓ+1}`
-/// plus the pair's scratch (the largest layer-`ℓ` send strip or band: its computed layer-`ℓ`
-/// rows, their stitched copy when strips are received, and its layer-`ℓ+1` rows) in the
+/// Unbanded: a layer's output in the buffer not holding its input, laid out as
+/// [`output_layout`] (`Î_{ℓ+1}` when that covers `Ô_ℓ`), its send strips (and the stitched
+/// `Î_{ℓ+1}` when the output is laid out as `Ô_ℓ`) in the other one. For a banded pair at `ℓ`: `Ô_{ℓ+1}`
+/// plus the pair's scratch (the largest layer-`ℓ` send strip or band: its layer-`ℓ` input rows
+/// and its layer-`ℓ+1` rows) in the
 /// buffer not holding `Î_ℓ`; for the pair at layer 0, whose input is the caller's, the scratch
 /// goes to the other buffer. Chained pairs (see [`CHAINED`]) put `Ô_3` in the first buffer and
 /// their scratch in the second. The largest output of the stack sits in one buffer only, so
@@ -257,12 +266,14 @@ pub fn buffer_elems(stack: &FusedStack<'_>, plan: &TilePlan) -> Result<[u64; 2],
     while l < last {
         let dst = if src == Some(0) { 1 } else { 0 };
         let other = 1 - dst;
-        if l == 0 && chained(stack, plan) {
+        // The region `dst` is laid out as once layer `l` (as advanced) is done.
+        let laid = if l == 0 && chained(stack, plan) {
             // Layers 0-3 at once from the caller's input: `Ô_3` here, the chain's scratch in
             // the other buffer.
             l = CHAINED + 1;
             need[dst] = need[dst].max(elems(plan.output(l), layers[l].output.c)?);
             need[other] = need[other].max(chain_scratch(stack, plan)?);
+            plan.output(l)
         } else if let Some(bands) = bands(stack, plan, l) {
             let c0 = layers[l].output.c;
             let c1 = layers[l + 1].output.c;
@@ -281,16 +292,19 @@ pub fn buffer_elems(stack: &FusedStack<'_>, plan: &TilePlan) -> Result<[u64; 2],
                 need[dst] = need[dst].max(add(o, scratch)?);
             }
             l += 1;
+            plan.output(l)
         } else {
-            need[dst] = need[dst].max(elems(plan.output(l), layers[l].output.c)?);
-        }
-        // Send strips and the stitched next input go to the buffer holding this layer's input.
+            let laid = output_layout(plan, l);
+            need[dst] = need[dst].max(elems(laid, layers[l].output.c)?);
+            laid
+        };
+        // Send strips and a stitched next input go to the buffer holding this layer's input.
         let c = layers[l].output.c;
         for side in Side::ALL {
             need[other] = need[other].max(elems(plan.send(l, side), c)?);
         }
         let next = plan.input(l + 1);
-        if next == plan.output(l) {
+        if next == laid {
             src = Some(dst);
         } else {
             need[other] = need[other].max(elems(next, c)?);

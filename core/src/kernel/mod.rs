@@ -56,7 +56,9 @@ impl fmt::Display for KernelError {
 impl core::error::Error for KernelError {}
 
 /// A set of layer kernels. Implementations must keep the per-output summation order
-/// independent of the region (see the module docs).
+/// independent of the region (see the module docs), and write `out.region()` only: an output
+/// view may be a window of a larger buffer ([`FeatureViewMut::within`]) whose other values
+/// belong to the caller.
 pub trait Kernels {
     /// Computes `out.region()` of a convolution whose input map has shape `map`.
     fn conv(

@@ -11,8 +11,13 @@
 //! - `V[ξ][c][pp]` (input transforms), `M[k][ξ][pp]` (products), `pp ≥ P + W` so lane
 //!   vectors and GEMM tiles never leave the buffers.
 
+extern crate alloc;
+
+use alloc::vec::Vec;
+
 use tessera_core::model::{Conv, Shape};
 use tessera_core::region::Region;
+use tessera_core::tensor::Strides;
 
 use super::form::Form;
 use super::lanes::{TAPS_READ, W};
@@ -56,6 +61,10 @@ pub(super) struct Geo {
     pub rows: usize,
     /// The call's output region.
     pub region: Region,
+    /// Values between the output's rows and between its planes: the region's width and area,
+    /// or those of the buffer an output window lies in.
+    pub orow: usize,
+    pub oplane: usize,
 }
 
 /// Block rows `[by, by + n)` of a call.
@@ -99,7 +108,40 @@ impl Geo {
             ng: nbx.div_ceil(W),
             rows,
             region: r,
+            orow: r.width() as usize,
+            oplane: r.area() as usize,
         }
+    }
+
+    /// This grid writing its output through `s` (a window's strides).
+    pub fn writing(self, s: Strides) -> Geo {
+        Geo {
+            orow: s.row,
+            oplane: s.plane,
+            ..self
+        }
+    }
+
+    /// Values from the first output of `rows` region rows of a plane to the last, inclusive.
+    pub fn out_span(&self, rows: usize) -> usize {
+        match rows {
+            0 => 0,
+            n => (n - 1) * self.orow + self.region.width() as usize,
+        }
+    }
+
+    /// The first `k` output planes of `out` (the output from the region's first value on),
+    /// each [`out_span`](Self::out_span) of the region's rows long.
+    pub fn planes<'o>(&self, out: &'o mut [f32]) -> Vec<&'o mut [f32]> {
+        let span = self.out_span(self.region.height() as usize);
+        let mut rest = out;
+        let mut planes = Vec::with_capacity(self.k);
+        for _ in 0..self.k {
+            let (plane, tail) = rest.split_at_mut(span);
+            planes.push(plane);
+            rest = tail.get_mut(self.oplane - span..).unwrap_or_default();
+        }
+        planes
     }
 
     /// This grid with the products channel major: output channels in the lanes, in blocks

@@ -445,7 +445,8 @@ impl<'w> Winograd<'w> {
     ) {
         let region = out.region();
         let cm = self.channel_major(form, conv, map);
-        let geo = Geo::new(form, conv, map, region);
+        let strides = out.strides();
+        let geo = Geo::new(form, conv, map, region).writing(strides);
         let geo = if cm { geo.channel_major() } else { geo };
         let owned;
         let (u, post): (&[f32], &[(f32, f32)]) = match self.prepared_for(form, params, cm) {
@@ -464,7 +465,12 @@ impl<'w> Winograd<'w> {
             post,
             leaky: conv.activation == Activation::Leaky,
         };
-        split(&self.direct.team, &job, out.data(), self.threads());
+        split(
+            &self.direct.team,
+            &job,
+            &mut out.data()[strides.offset..],
+            self.threads(),
+        );
     }
 }
 

@@ -132,8 +132,6 @@ fn split_rows(
     pieces: Vec<Vec<(Range<usize>, Range<usize>)>>,
 ) {
     let geo = job.geo;
-    let r = geo.region;
-    let (rw, rh) = (r.width() as usize, r.height() as usize);
     let mut parts: Vec<Vec<Part<'_>>> = pieces
         .into_iter()
         .map(|mine| {
@@ -149,14 +147,14 @@ fn split_rows(
         .collect();
     // Each plane's rows go, in order, to the pieces holding its channel block: for any one
     // channel block, those pieces come in row order and cover every block row once.
-    for (k, plane) in out.chunks_exact_mut(rw * rh).take(geo.k).enumerate() {
+    for (k, plane) in geo.planes(out).into_iter().enumerate() {
         let mut rest = plane;
         for part in parts.iter_mut().flatten() {
             if !part.kb.contains(&(k / geo.kr)) {
                 continue;
             }
-            let len = (row_of(geo, part.rows.end) - row_of(geo, part.rows.start)) * rw;
-            let (mine, tail) = rest.split_at_mut(len);
+            let len = (row_of(geo, part.rows.end) - row_of(geo, part.rows.start)) * geo.orow;
+            let (mine, tail) = rest.split_at_mut(len.min(rest.len()));
             part.out.push(mine);
             rest = tail;
         }
@@ -192,8 +190,6 @@ fn one_each<P>(pieces: impl IntoIterator<Item = P>, empty: impl Fn(&P) -> bool) 
 /// over all the chunk's blocks.
 fn split_shared(team: &Team, job: &Rows<'_>, out: &mut [f32], threads: usize) {
     let geo = job.geo;
-    let r = geo.region;
-    let (rw, rh) = (r.width() as usize, r.height() as usize);
     let nkb = geo.kp / geo.kr;
     let kbs = shared_ranges(nkb, threads);
     let cs = shared_ranges(geo.c, threads);
@@ -203,15 +199,15 @@ fn split_shared(team: &Team, job: &Rows<'_>, out: &mut [f32], threads: usize) {
         .iter()
         .map(|_| kbs.iter().map(|_| Vec::new()).collect())
         .collect();
-    for (k, plane) in out.chunks_exact_mut(rw * rh).take(geo.k).enumerate() {
+    for (k, plane) in geo.planes(out).into_iter().enumerate() {
         let t = kbs
             .iter()
             .position(|kb| kb.contains(&(k / geo.kr)))
             .expect("the ranges cover every channel block");
         let mut rest = plane;
         for (i, rows) in chunks.iter().enumerate() {
-            let len = (row_of(geo, rows.end) - row_of(geo, rows.start)) * rw;
-            let (mine, tail) = rest.split_at_mut(len);
+            let len = (row_of(geo, rows.end) - row_of(geo, rows.start)) * geo.orow;
+            let (mine, tail) = rest.split_at_mut(len.min(rest.len()));
             outs[i][t].push(mine);
             rest = tail;
         }

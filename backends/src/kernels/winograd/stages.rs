@@ -382,7 +382,7 @@ unsafe fn output<L: Lanes, const M: usize, const A: usize>(
         let (va, vb) = unsafe { (L::splat(pa), L::splat(pb)) };
         let mk = job.m[kl * e * pp..][..e * pp].as_ptr();
         let out = &mut *job.out[kl];
-        assert!(out.len() >= (cy1.max(cy0) - job.y0) * rw);
+        assert!(out.len() >= g.out_span(cy1.max(cy0) - job.y0));
         for br in 0..n {
             let oy0 = (job.chunk.by + br) * M;
             let (i0, i1) = (ry0.max(oy0), ry1.min(oy0 + M));
@@ -432,7 +432,7 @@ unsafe fn output<L: Lanes, const M: usize, const A: usize>(
                         }
                         vals
                     };
-                    let at_row = (oy - job.y0) * rw;
+                    let at_row = (oy - job.y0) * g.orow;
                     let dst = &mut out[at_row + xa - rx0..at_row + xb - rx0];
                     if xa == x_abs && xb - xa == W * M {
                         // SAFETY: `L`'s CPU features; `dst` holds exactly `M·W` values.
@@ -678,7 +678,7 @@ unsafe fn output_cm<L: Lanes, const M: usize, const A: usize>(
         for l in 0..live {
             (pa[l], pb[l]) = job.post[k0 + gi * W + l];
             let plane = &mut *job.out[gi * W + l];
-            assert!(plane.len() >= rows * rw);
+            assert!(plane.len() >= g.out_span(rows));
             planes[l] = plane.as_mut_ptr();
         }
         // SAFETY: `L`'s CPU features (the caller); `pa`, `pb` hold `W` values.
@@ -704,9 +704,10 @@ unsafe fn output_cm<L: Lanes, const M: usize, const A: usize>(
                 for &(b0, b1, lo, hi) in &groups {
                     // Lane `q` of a plane's vector is column `(bx0 + b0)·M + q`, at `at + q`
                     // of the plane (`at` may lie before the plane: `lo` lanes are skipped).
-                    let at = ((oy - job.y0) * rw + (g.bx0 + b0) * M).wrapping_sub(rx0);
-                    // SAFETY: `L`'s CPU features; plane `l < live` holds `rows·rw` values, of
-                    // which `at + lo .. at + hi` are this row's columns in the region.
+                    let at = ((oy - job.y0) * g.orow + (g.bx0 + b0) * M).wrapping_sub(rx0);
+                    // SAFETY: `L`'s CPU features; plane `l < live` holds `out_span(rows)`
+                    // values, of which `at + lo .. at + hi` are this row's columns in the
+                    // region.
                     unsafe {
                         let mut zs = [L::zero(); W];
                         for q in 0..(b1 - b0) * M {
