@@ -256,8 +256,16 @@ fn yolo_like_shapes() {
             }
         }
         // The full map as a window of a buffer wider and taller than it (an FTP tile's
-        // output written into its next layer's input).
+        // output written into its next layer's input), and its rows but the first as a
+        // window of full-width rows (a band of a larger output: 1×1 convs stay flat).
         let layout = Region::new(Span::new(0, w + 3), Span::new(0, h + 2));
+        let band = Region::new(full.x, Span::new(1, h));
+        let band_layout = Region::new(full.x, Span::new(0, h + 2));
+        let band_base: Vec<f32> = base
+            .chunks(w as usize * h as usize)
+            .flat_map(|plane| &plane[w as usize..])
+            .copied()
+            .collect();
         for kern in kernels() {
             for t in [1, 2, 4] {
                 let kern = kern.clone().with_threads(t);
@@ -265,6 +273,10 @@ fn yolo_like_shapes() {
                 let win = layer.run_window(&kern, full, layout);
                 if let Err(e) = window_holds(&win, layout, full, f, &base) {
                     panic!("{:?} {t} threads: {e}", kern.isa());
+                }
+                let win = layer.run_window(&kern, band, band_layout);
+                if let Err(e) = window_holds(&win, band_layout, band, f, &band_base) {
+                    panic!("{:?} {t} threads, rows: {e}", kern.isa());
                 }
             }
         }

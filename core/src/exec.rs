@@ -341,8 +341,9 @@ impl<K: Kernels> Tile<'_, K> {
     }
 
     /// `bands` of pair `(l, l+1)`: each band's layer-`l` rows from `input`, received layer-`l`
-    /// strips stitched in, layer `l+1` copied into `whole` (which may cover more or less than
-    /// the bands). `spare` is scratch.
+    /// strips stitched in, layer `l+1` into `whole` (which may cover more or less than the
+    /// bands: a band it covers is computed in place, others are copied in). `spare` is
+    /// scratch.
     fn band_rows<S: StripStore>(
         &self,
         l: usize,
@@ -365,9 +366,14 @@ impl<K: Kernels> Tile<'_, K> {
             if b.computed != b.input {
                 receive(&mut x, strips, self.plan, l)?;
             }
-            let mut out = FeatureViewMut::new(rest, b.out, c1)?;
-            self.step(l + 1, &x.as_view(), &mut out)?;
-            copy_overlap(&out.as_view(), whole);
+            if whole.region().covers(&b.out) {
+                // Straight into the band's rows of `whole`.
+                self.step(l + 1, &x.as_view(), &mut whole.window(b.out)?)?;
+            } else {
+                let mut out = FeatureViewMut::new(rest, b.out, c1)?;
+                self.step(l + 1, &x.as_view(), &mut out)?;
+                copy_overlap(&out.as_view(), whole);
+            }
         }
         Ok(())
     }

@@ -203,6 +203,18 @@ impl<'a> FeatureViewMut<'a> {
         }
     }
 
+    /// A view of `region` (inside this view's region) of the same buffer, for a call that
+    /// computes part of this view ([`ViewError::Outside`] if it is not inside).
+    pub fn window(&mut self, region: Region) -> Result<FeatureViewMut<'_>, ViewError> {
+        if !self.region.covers(&region) {
+            return Err(ViewError::Outside {
+                region,
+                layout: self.region,
+            });
+        }
+        FeatureViewMut::within(self.data, self.layout, region, self.channels)
+    }
+
     /// A read-only view of the whole buffer (its [`layout`](Self::layout)).
     pub fn as_view(&self) -> FeatureView<'_> {
         FeatureView {
@@ -297,8 +309,16 @@ mod tests {
         want[12 + 2 * 4 + 1] = 7.0;
         want[12 + 2 * 4 + 2] = 8.0;
         assert_eq!(buf, want);
-        let d = FeatureViewMut::new(&mut want, inner, 2).unwrap();
+        let mut d = FeatureViewMut::new(&mut want, inner, 2).unwrap();
         assert!(d.is_dense());
         assert_eq!(d.strides().offset, 0);
+        let mut w = FeatureViewMut::within(&mut buf, layout, inner, 2).unwrap();
+        assert!(w.window(layout).is_err());
+        let one = Region::new(Span::new(4, 5), Span::new(3, 4));
+        let mut part = w.window(one).unwrap();
+        assert_eq!((part.layout(), part.region()), (layout, one));
+        part.row_mut(0, 3)[0] = 9.0;
+        assert_eq!(buf[2 * 4 + 2], 9.0);
+        assert!(d.window(one).is_ok());
     }
 }

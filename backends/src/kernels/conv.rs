@@ -25,7 +25,8 @@ impl Fma {
     /// A 1×1 stride-1 conv whose input view is its output region: each channel plane is one
     /// contiguous row, read in place (no padded copy); the plane's last `area mod 16` columns
     /// run on a small zero-padded copy, so whole-vector reads stay inside the buffers. Each
-    /// output is the same chain as on the padded path.
+    /// output is the same chain as on the padded path. The output's region must be one run of
+    /// each plane of its buffer (full-width rows).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn conv_flat(
         &self,
@@ -42,6 +43,7 @@ impl Fma {
         let area = out.region().area() as usize;
         let main = area - area % LANES;
         let src = input.data();
+        let strides = out.strides();
         with_pad(c * LANES, |tail| {
             for (ci, dst) in tail.chunks_exact_mut(LANES).enumerate() {
                 let part = &src[ci * area + main..(ci + 1) * area];
@@ -66,7 +68,7 @@ impl Fma {
                 ab: &ab,
                 leaky: conv.activation == Activation::Leaky,
                 region: row(main),
-                oplane: area,
+                oplane: strides.plane,
                 orow: area,
                 ocol0: 0,
             };
@@ -84,7 +86,7 @@ impl Fma {
                 params.weights,
                 pre.map(|p| &p.packed[..]),
                 threads,
-                out.data(),
+                &mut out.data()[strides.offset..],
             );
         });
     }

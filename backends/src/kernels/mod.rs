@@ -298,9 +298,10 @@ impl Fma {
         }
         let threads = self.call_threads(conv);
         let pre = pre.iter().find(|p| p.is_for(params, threads));
-        // The flat path writes each plane as one row: a dense output only.
+        // The flat path writes each plane's region as one run: the output's rows must be
+        // whole rows of its buffer (a dense view, or a window of full-width rows: a band).
         let flat = conv.size == 1 && conv.stride == 1 && conv.pad == 0;
-        if flat && input.region() == region && out.is_dense() {
+        if flat && input.region() == region && out.layout().x == region.x {
             self.conv_flat(conv, map, params, pre, input, threads, out);
             return Ok(());
         }
