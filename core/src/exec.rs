@@ -297,14 +297,22 @@ impl<K: Kernels> Tile<'_, K> {
         layer_step(self.kernels, self.stack, self.weights, l, input, out)
     }
 
+    /// `Ô_l` in `buf` laid out as [`band::output_layout`] (the next input, when it covers
+    /// `Ô_l`).
+    fn laid_out<'b>(&self, l: usize, buf: &'b mut [f32]) -> Result<FeatureViewMut<'b>, ExecError> {
+        let (out, layout) = (self.plan.output(l), band::output_layout(self.plan, l));
+        Ok(FeatureViewMut::within(buf, layout, out, self.channels(l))?)
+    }
+
     /// Output channels of layer `l`.
     fn channels(&self, l: usize) -> u32 {
         self.stack.layers()[l].output.c
     }
 
-    /// The banded pair `(l, l+1)`: `Ô_{l+1}` into `dst`, `spare` as scratch. Layer-`l` send
-    /// strips are computed as regions of their own first; then each band computes its layer-`l`
-    /// rows, stitches received layer-`l` strips in, and runs layer `l+1` into `dst`.
+    /// The banded pair `(l, l+1)`: `Ô_{l+1}` into `dst` (laid out as
+    /// [`band::output_layout`]), `spare` as scratch. Layer-`l` send strips are computed as
+    /// regions of their own first; then each band computes its layer-`l` rows, stitches
+    /// received layer-`l` strips in, and runs layer `l+1` into `dst`.
     fn banded_pair<S: StripStore>(
         &self,
         l: usize,
@@ -315,7 +323,7 @@ impl<K: Kernels> Tile<'_, K> {
         strips: &mut S,
     ) -> Result<(), ExecError> {
         self.send_first(l, input, spare, strips)?;
-        let mut whole = FeatureViewMut::new(dst, self.plan.output(l + 1), self.channels(l + 1))?;
+        let mut whole = self.laid_out(l + 1, dst)?;
         self.band_rows(l, bands, input, &mut whole, spare, strips)
     }
 
@@ -441,7 +449,7 @@ impl<K: Kernels> Tile<'_, K> {
             self.step(L, &x.as_view(), &mut s)?;
             strips.put(plan.tile(), L, side, &s.as_view())?;
         }
-        let mut whole = FeatureViewMut::new(dst, plan.output(L + 1), self.channels(L + 1))?;
+        let mut whole = self.laid_out(L + 1, dst)?;
         let bands = band::bands(stack, plan, L).ok_or(ExecError::PlanMismatch)?;
         for b in bands {
             let one = core::iter::once(b);
@@ -619,19 +627,18 @@ pub fn run_tile<'o, K: Kernels, S: StripStore>(
         // The region `dst` is laid out as once layer `l` (as advanced) is done.
         let layout = if l == 0 && band::chained(stack, plan) {
             // Layers 0-3 at once; what follows handles layer 3's output.
-            let o_len = region_len(
-                &plan.output(band::CHAINED + 1),
-                stack.layers()[band::CHAINED + 1].output.c,
-            )?;
+            let l3 = band::CHAINED + 1;
+            let o_len = region_len(&band::output_layout(plan, l3), stack.layers()[l3].output.c)?;
             let (free, held) = pick(buf_a, buf_b, dst);
             let (o, _) = split(free, o_len)?;
             let (input, held) = first(stack, plan, input, held)?;
             tile.chain(&input, o, held, strips)?;
-            l = band::CHAINED + 1;
-            plan.output(l)
+            l = l3;
+            band::output_layout(plan, l)
         } else if let Some(bands) = band::bands(stack, plan, l) {
             // Layer l exists only band by band; what follows handles layer l + 1's output.
-            let o_len = region_len(&plan.output(l + 1), stack.layers()[l + 1].output.c)?;
+            let laid = band::output_layout(plan, l + 1);
+            let o_len = region_len(&laid, stack.layers()[l + 1].output.c)?;
             let (free, held) = pick(buf_a, buf_b, dst);
             if src == Src::Input {
                 let (o, _) = split(free, o_len)?;
@@ -643,7 +650,7 @@ pub fn run_tile<'o, K: Kernels, S: StripStore>(
                 tile.banded_pair(l, bands, &i, o, spare, strips)?;
             }
             l += 1;
-            plan.output(l)
+            laid
         } else {
             let layer = &stack.layers()[l];
             let (free, held) = pick(buf_a, buf_b, dst);

@@ -91,7 +91,7 @@
 use tessera_core::kernel::{check_conv_call, KernelError, Kernels};
 use tessera_core::model::weights::ConvParams;
 use tessera_core::model::{Conv, MaxPool, Shape};
-use tessera_core::tensor::{FeatureView, FeatureViewMut};
+use tessera_core::tensor::{copy_overlap, FeatureView, FeatureViewMut};
 
 #[cfg(target_arch = "arm")]
 #[allow(unsafe_code)]
@@ -132,9 +132,9 @@ use pack::Prepacked;
 use pad::PadGeo;
 use pool::maxpool;
 use row::{fma, row_scalar, Post, Row};
-use scratch::with_pad;
 #[cfg(feature = "std")]
 pub(crate) use scratch::with_pad_lent;
+use scratch::{with_out, with_pad};
 use threads::{fill_split, pool_split, Team};
 
 /// Output channels per micro-kernel call.
@@ -298,11 +298,25 @@ impl Fma {
         }
         let threads = self.call_threads(conv);
         let pre = pre.iter().find(|p| p.is_for(params, threads));
-        // The flat path writes each plane's region as one run: the output's rows must be
-        // whole rows of its buffer (a dense view, or a window of full-width rows: a band).
         let flat = conv.size == 1 && conv.stride == 1 && conv.pad == 0;
-        if flat && input.region() == region && out.layout().x == region.x {
-            self.conv_flat(conv, map, params, pre, input, threads, out);
+        if flat && input.region() == region {
+            // The flat path writes each plane's region as one run: whole rows of the output's
+            // buffer (a dense view, or a window of full-width rows: a band).
+            if out.layout().x == region.x {
+                self.conv_flat(conv, map, params, pre, input, threads, out);
+            } else {
+                // Part rows of a wider buffer: computed flat, then copied in (the padded path
+                // would copy the input, which a 1×1 conv reads from more channels).
+                // `out`'s buffer holds more than `len` values: neither step can fail.
+                let len = region.area() as usize * conv.filters as usize;
+                with_out(len, |buf| {
+                    let mut dense = FeatureViewMut::new(buf, region, conv.filters)
+                        .map_err(|_| KernelError::OutputOutsideMap)?;
+                    self.conv_flat(conv, map, params, pre, input, threads, &mut dense);
+                    copy_overlap(&dense.as_view(), out);
+                    Ok::<(), KernelError>(())
+                })?;
+            }
             return Ok(());
         }
         let geo = PadGeo::new(conv, map, region);

@@ -14,6 +14,8 @@ std::thread_local! {
     static PAD: core::cell::RefCell<Vec<f32>> = const { core::cell::RefCell::new(Vec::new()) };
     /// The packed weights of each thread's output channels.
     static PACKED: core::cell::RefCell<Vec<f32>> = const { core::cell::RefCell::new(Vec::new()) };
+    /// A dense output computed before it is copied into a window (see [`with_out`]).
+    static OUT: core::cell::RefCell<Vec<f32>> = const { core::cell::RefCell::new(Vec::new()) };
 }
 
 /// Grows `v` to at least `len` elements (never shrinks it: it is kept between calls).
@@ -83,6 +85,21 @@ pub(super) fn with_packed<T>(len: usize, f: impl FnOnce(&mut [f32]) -> T) -> T {
     #[cfg(feature = "std")]
     {
         with(&PACKED, len, f)
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        let mut v = Vec::new();
+        reserve(&mut v, len);
+        f(&mut v)
+    }
+}
+
+/// Runs `f` with this thread's dense-output buffer, `len` elements: a 1×1 conv's output for a
+/// window of part rows, computed on the flat path and then copied in.
+pub(super) fn with_out<T>(len: usize, f: impl FnOnce(&mut [f32]) -> T) -> T {
+    #[cfg(feature = "std")]
+    {
+        with(&OUT, len, f)
     }
     #[cfg(not(feature = "std"))]
     {

@@ -248,14 +248,14 @@ pub fn output_layout(plan: &TilePlan, l: usize) -> Region {
 /// buffer holds what: the first takes layer 0's output, then the two alternate.
 ///
 /// Unbanded: a layer's output in the buffer not holding its input, laid out as
-/// [`output_layout`] (`Î_{ℓ+1}` when that covers `Ô_ℓ`), its send strips (and the stitched
-/// `Î_{ℓ+1}` when the output is laid out as `Ô_ℓ`) in the other one. For a banded pair at `ℓ`: `Ô_{ℓ+1}`
-/// plus the pair's scratch (the largest layer-`ℓ` send strip or band: its layer-`ℓ` input rows
-/// and its layer-`ℓ+1` rows) in the
-/// buffer not holding `Î_ℓ`; for the pair at layer 0, whose input is the caller's, the scratch
-/// goes to the other buffer. Chained pairs (see [`CHAINED`]) put `Ô_3` in the first buffer and
-/// their scratch in the second. The largest output of the stack sits in one buffer only, so
-/// the two need not be the same size.
+/// [`output_layout`] (`Î_{ℓ+1}` when that covers `Ô_ℓ`); its send strips, and the stitched
+/// `Î_{ℓ+1}` when the output is laid out as `Ô_ℓ`, in the other one. For a banded pair at `ℓ`:
+/// `Ô_{ℓ+1}` (laid out the same way) plus the pair's scratch (the largest layer-`ℓ` send strip
+/// or band: its layer-`ℓ` input rows and its layer-`ℓ+1` rows) in the buffer not holding `Î_ℓ`;
+/// for the pair at layer 0, whose input is the caller's, the scratch goes to the other buffer.
+/// Chained pairs (see [`CHAINED`]) put `Ô_3` in the first buffer and their scratch in the
+/// second. The largest output of the stack sits in one buffer only, so the two need not be the
+/// same size.
 pub fn buffer_elems(stack: &FusedStack<'_>, plan: &TilePlan) -> Result<[u64; 2], PlanError> {
     let layers = stack.layers();
     let last = stack.len() - 1;
@@ -271,9 +271,10 @@ pub fn buffer_elems(stack: &FusedStack<'_>, plan: &TilePlan) -> Result<[u64; 2],
             // Layers 0-3 at once from the caller's input: `Ô_3` here, the chain's scratch in
             // the other buffer.
             l = CHAINED + 1;
-            need[dst] = need[dst].max(elems(plan.output(l), layers[l].output.c)?);
+            let laid = output_layout(plan, l);
+            need[dst] = need[dst].max(elems(laid, layers[l].output.c)?);
             need[other] = need[other].max(chain_scratch(stack, plan)?);
-            plan.output(l)
+            laid
         } else if let Some(bands) = bands(stack, plan, l) {
             let c0 = layers[l].output.c;
             let c1 = layers[l + 1].output.c;
@@ -284,7 +285,8 @@ pub fn buffer_elems(stack: &FusedStack<'_>, plan: &TilePlan) -> Result<[u64; 2],
             for b in bands {
                 scratch = scratch.max(band_scratch(stack, l, &b)?);
             }
-            let o = elems(plan.output(l + 1), c1)?;
+            let laid = output_layout(plan, l + 1);
+            let o = elems(laid, c1)?;
             if src.is_none() {
                 need[dst] = need[dst].max(o);
                 need[other] = need[other].max(scratch);
@@ -292,7 +294,7 @@ pub fn buffer_elems(stack: &FusedStack<'_>, plan: &TilePlan) -> Result<[u64; 2],
                 need[dst] = need[dst].max(add(o, scratch)?);
             }
             l += 1;
-            plan.output(l)
+            laid
         } else {
             let laid = output_layout(plan, l);
             need[dst] = need[dst].max(elems(laid, layers[l].output.c)?);
