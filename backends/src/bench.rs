@@ -105,6 +105,11 @@ pub struct TiledCheck {
     pub direct_flop_ratio: f64,
     /// Full frame and tiled, on-CPU seconds ([`thread_cpu_seconds`]).
     pub cpu: Option<(f64, f64)>,
+    /// Full frame and tiled, the least wall-clock seconds a run spent outside its kernel
+    /// calls (copies, strips, buffers). Each run's own: the least frame time less the layers'
+    /// least times (which may come from other runs) would count the spread of nine times
+    /// more calls as time outside them.
+    pub outside: (f64, f64),
     /// Per layer of the stack, the kernel calls of the full and tiled runs (each layer's least
     /// time over the runs).
     pub layers: Vec<TiledLayer>,
@@ -142,11 +147,13 @@ impl TiledCheck {
     }
 
     /// Seconds of the full (`tiled` false) or tiled frame spent outside the kernel calls: the
-    /// least frame time less the layers' least times (so at most what it took in any run).
+    /// least over the runs of a run's time less its own calls' ([`TiledCheck::outside`]).
     pub fn outside_kernels(&self, tiled: bool) -> f64 {
-        let side = |l: &TiledLayer| if tiled { l.tiled } else { l.full };
-        let calls: f64 = self.layers.iter().map(|l| side(l).seconds).sum();
-        (if tiled { self.tiled } else { self.full }) - calls
+        if tiled {
+            self.outside.1
+        } else {
+            self.outside.0
+        }
     }
 
     /// The layers' kernel times summed: on-CPU where every layer has it, else wall clock.
@@ -434,8 +441,11 @@ pub fn tiled_check<K: Kernels + KernelWork>(
         let wall = start.elapsed().as_secs_f64();
         let cpu = c0.zip(thread_cpu_seconds()).map(|(a, b)| b - a);
         let layers = per_layer(k, stack, &timer.take());
+        // This run's time outside its own kernel calls.
+        let outside = wall - layers.iter().map(|l| l.seconds).sum::<f64>();
         match best.as_mut() {
             Some(b) => {
+                b.outside = b.outside.min(outside);
                 // Each layer's least time over the runs: one disturbed call (a loaded
                 // machine) then spoils one run's layer, not the breakdown.
                 least(&mut b.layers, &layers);
@@ -448,6 +458,7 @@ pub fn tiled_check<K: Kernels + KernelWork>(
             None => {
                 *best = Some(FrameRun {
                     wall,
+                    outside,
                     cpu,
                     out: bufs.output().to_vec(),
                     macs: stats.macs,
@@ -514,6 +525,7 @@ pub fn tiled_check<K: Kernels + KernelWork>(
     Ok(TiledCheck {
         full: full.wall,
         tiled: tiled.wall,
+        outside: (full.outside, tiled.outside),
         cpu: full.cpu.zip(tiled.cpu),
         flop_ratio: tiled.macs as f64 / full.macs as f64,
         direct_flop_ratio: plain as f64 / full.macs as f64,
@@ -532,6 +544,8 @@ fn least(into: &mut [LayerCalls], other: &[LayerCalls]) {
 /// each layer, and the first run's output.
 struct FrameRun {
     wall: f64,
+    /// The least time outside the kernel calls within one run.
+    outside: f64,
     /// The least on-CPU seconds over the runs.
     cpu: Option<f64>,
     out: Vec<f32>,
