@@ -349,9 +349,8 @@ impl<K: Kernels> Tile<'_, K> {
     }
 
     /// `bands` of pair `(l, l+1)`: each band's layer-`l` rows from `input`, received layer-`l`
-    /// strips stitched in, layer `l+1` into `whole` (which may cover more or less than the
-    /// bands: a band it covers is computed in place, others are copied in). `spare` is
-    /// scratch.
+    /// strips stitched in, layer `l+1` computed into the band's rows of `whole` (which covers
+    /// them: every caller bands the rows of the view it passes). `spare` is scratch.
     fn band_rows<S: StripStore>(
         &self,
         l: usize,
@@ -361,11 +360,11 @@ impl<K: Kernels> Tile<'_, K> {
         spare: &mut [f32],
         strips: &mut S,
     ) -> Result<(), ExecError> {
-        let (c0, c1) = (self.channels(l), self.channels(l + 1));
+        let c0 = self.channels(l);
         for b in bands {
             // The band's layer-`l` input laid out whole; its own rows (inside it) are written
             // in place and the received strips around them, so nothing is copied twice.
-            let (x, rest) = split(spare, region_len(&b.input, c0)?)?;
+            let (x, _) = split(spare, region_len(&b.input, c0)?)?;
             if !b.computed.is_empty() {
                 let mut own = FeatureViewMut::within(&mut *x, b.input, b.computed, c0)?;
                 self.step(l, input, &mut own)?;
@@ -374,14 +373,8 @@ impl<K: Kernels> Tile<'_, K> {
             if b.computed != b.input {
                 receive(&mut x, strips, self.plan, l)?;
             }
-            if whole.region().covers(&b.out) {
-                // Straight into the band's rows of `whole`.
-                self.step(l + 1, &x.as_view(), &mut whole.window(b.out)?)?;
-            } else {
-                let mut out = FeatureViewMut::new(rest, b.out, c1)?;
-                self.step(l + 1, &x.as_view(), &mut out)?;
-                copy_overlap(&out.as_view(), whole);
-            }
+            // Straight into the band's rows of `whole`.
+            self.step(l + 1, &x.as_view(), &mut whole.window(b.out)?)?;
         }
         Ok(())
     }

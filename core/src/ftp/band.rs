@@ -164,11 +164,10 @@ pub fn chained(stack: &FusedStack<'_>, plan: &TilePlan) -> bool {
 }
 
 /// Scratch of one band `b` of pair `(l, l+1)`: its layer-`l` input (its computed rows written
-/// in place, received strips stitched around them) and its layer-`l+1` rows.
+/// in place, received strips stitched around them); its layer-`l+1` rows go straight into the
+/// pair's output.
 fn band_scratch(stack: &FusedStack<'_>, l: usize, b: &Band) -> Result<u64, PlanError> {
-    let layers = stack.layers();
-    let (c0, c1) = (layers[l].output.c, layers[l + 1].output.c);
-    add(elems(b.input, c0)?, elems(b.out, c1)?)
+    elems(b.input, stack.layers()[l].output.c)
 }
 
 /// Scratch pair `(0, 1)` needs to compute `Ô_1` over `out` in bands.
@@ -251,7 +250,7 @@ pub fn output_layout(plan: &TilePlan, l: usize) -> Region {
 /// [`output_layout`] (`Î_{ℓ+1}` when that covers `Ô_ℓ`); its send strips, and the stitched
 /// `Î_{ℓ+1}` when the output is laid out as `Ô_ℓ`, in the other one. For a banded pair at `ℓ`:
 /// `Ô_{ℓ+1}` (laid out the same way) plus the pair's scratch (the largest layer-`ℓ` send strip
-/// or band: its layer-`ℓ` input rows and its layer-`ℓ+1` rows) in the buffer not holding `Î_ℓ`;
+/// or band: its layer-`ℓ` input rows) in the buffer not holding `Î_ℓ`;
 /// for the pair at layer 0, whose input is the caller's, the scratch goes to the other buffer.
 /// Chained pairs (see [`CHAINED`]) put `Ô_3` in the first buffer and their scratch in the
 /// second. The largest output of the stack sits in one buffer only, so the two need not be the
