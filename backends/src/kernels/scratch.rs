@@ -27,36 +27,44 @@ fn reserve(v: &mut Vec<f32>, len: usize) {
     }
 }
 
+/// A per-thread buffer kept between calls; without `std`, a marker (each call allocates).
+#[cfg(feature = "std")]
+type Slot = std::thread::LocalKey<core::cell::RefCell<Vec<f32>>>;
+#[cfg(not(feature = "std"))]
+struct Slot;
+#[cfg(not(feature = "std"))]
+static PAD: Slot = Slot;
+#[cfg(not(feature = "std"))]
+static PACKED: Slot = Slot;
+#[cfg(not(feature = "std"))]
+static OUT: Slot = Slot;
+
 /// Runs `f` with this thread's buffer of `slot`, at least `len` long (a fresh one without
 /// `std`).
-#[cfg(feature = "std")]
-fn with<T>(
-    slot: &'static std::thread::LocalKey<core::cell::RefCell<Vec<f32>>>,
-    len: usize,
-    f: impl FnOnce(&mut [f32]) -> T,
-) -> T {
-    slot.with(|s| {
-        let mut v = s.take();
+fn with<T>(slot: &'static Slot, len: usize, f: impl FnOnce(&mut [f32]) -> T) -> T {
+    #[cfg(feature = "std")]
+    {
+        slot.with(|s| {
+            let mut v = s.take();
+            reserve(&mut v, len);
+            let r = f(&mut v[..len]);
+            s.replace(v);
+            r
+        })
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        let _ = slot;
+        let mut v = Vec::new();
         reserve(&mut v, len);
-        let r = f(&mut v[..len]);
-        s.replace(v);
-        r
-    })
+        f(&mut v)
+    }
 }
 
 /// Runs `f` with this thread's padded-input buffer, `len` elements (the padded input
 /// ([`PadGeo`](super::pad::PadGeo)), or the 1×1 flat path's tail copy).
 pub(super) fn with_pad<T>(len: usize, f: impl FnOnce(&mut [f32]) -> T) -> T {
-    #[cfg(feature = "std")]
-    {
-        with(&PAD, len, f)
-    }
-    #[cfg(not(feature = "std"))]
-    {
-        let mut v = Vec::new();
-        reserve(&mut v, len);
-        f(&mut v)
-    }
+    with(&PAD, len, f)
 }
 
 /// Runs `f` with `buf` as this thread's padded-input buffer (the thread's own is kept aside and
@@ -82,29 +90,11 @@ pub(crate) fn with_pad_lent<T>(buf: &mut Vec<f32>, f: impl FnOnce() -> T) -> T {
 
 /// Runs `f` with this thread's packed-weights buffer, `len` elements.
 pub(super) fn with_packed<T>(len: usize, f: impl FnOnce(&mut [f32]) -> T) -> T {
-    #[cfg(feature = "std")]
-    {
-        with(&PACKED, len, f)
-    }
-    #[cfg(not(feature = "std"))]
-    {
-        let mut v = Vec::new();
-        reserve(&mut v, len);
-        f(&mut v)
-    }
+    with(&PACKED, len, f)
 }
 
 /// Runs `f` with this thread's dense-output buffer, `len` elements: a 1×1 conv's output for a
 /// window of part rows, computed on the flat path and then copied in.
 pub(super) fn with_out<T>(len: usize, f: impl FnOnce(&mut [f32]) -> T) -> T {
-    #[cfg(feature = "std")]
-    {
-        with(&OUT, len, f)
-    }
-    #[cfg(not(feature = "std"))]
-    {
-        let mut v = Vec::new();
-        reserve(&mut v, len);
-        f(&mut v)
-    }
+    with(&OUT, len, f)
 }
