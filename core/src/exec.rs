@@ -138,14 +138,17 @@ impl From<ViewError> for ExecError {
 /// side of the sender on which the receiver sits. A receiver on side `s` of its neighbour `n`
 /// therefore asks for `(n, layer, s.opposite())` of its own sides.
 pub trait StripStore {
-    /// Stores a copy of `strip` (exactly `plan.send(layer, side)` of the sender, all output
-    /// channels). The view borrows scratch memory that is overwritten afterwards.
+    /// Stores a copy of the strip `region` of `from` (exactly `plan.send(layer, side)` of the
+    /// sender, all output channels; `from` covers it, often as part of the sender's whole
+    /// layer output, so the strip is copied once, here: [`FeatureView::rows_in`] reads it).
+    /// `from` borrows scratch memory that is overwritten afterwards.
     fn put(
         &mut self,
         tile: usize,
         layer: usize,
         side: Side,
-        strip: &FeatureView<'_>,
+        from: &FeatureView<'_>,
+        region: Region,
     ) -> Result<(), ExecError>;
 
     /// The strip stored under that key, if any.
@@ -158,7 +161,14 @@ pub trait StripStore {
 pub struct NoStrips;
 
 impl StripStore for NoStrips {
-    fn put(&mut self, _: usize, _: usize, _: Side, _: &FeatureView<'_>) -> Result<(), ExecError> {
+    fn put(
+        &mut self,
+        _: usize,
+        _: usize,
+        _: Side,
+        _: &FeatureView<'_>,
+        _: Region,
+    ) -> Result<(), ExecError> {
         Ok(())
     }
 
@@ -343,7 +353,7 @@ impl<K: Kernels> Tile<'_, K> {
             }
             let mut s = FeatureViewMut::new(&mut *spare, r, self.channels(l))?;
             self.step(l, input, &mut s)?;
-            strips.put(self.plan.tile(), l, side, &s.as_view())?;
+            strips.put(self.plan.tile(), l, side, &s.as_view(), r)?;
         }
         Ok(())
     }
@@ -429,7 +439,7 @@ impl<K: Kernels> Tile<'_, K> {
                 rest,
                 strips,
             )?;
-            strips.put(plan.tile(), 1, side, &s.as_view())?;
+            strips.put(plan.tile(), 1, side, &s.as_view(), r)?;
         }
         for side in Side::ALL {
             let r = plan.send(L, side);
@@ -440,7 +450,7 @@ impl<K: Kernels> Tile<'_, K> {
             let (s, _) = split(rest, region_len(&r, self.channels(L))?)?;
             let mut s = FeatureViewMut::new(s, r, self.channels(L))?;
             self.step(L, &x.as_view(), &mut s)?;
-            strips.put(plan.tile(), L, side, &s.as_view())?;
+            strips.put(plan.tile(), L, side, &s.as_view(), r)?;
         }
         let mut whole = self.laid_out(L + 1, dst)?;
         let bands = band::bands(stack, plan, L).ok_or(ExecError::PlanMismatch)?;
@@ -664,12 +674,9 @@ pub fn run_tile<'o, K: Kernels, S: StripStore>(
         let done_view = FeatureView::new(done, layout, cout)?;
         for side in Side::ALL {
             let r = plan.send(l, side);
-            if r.is_empty() {
-                continue;
+            if !r.is_empty() {
+                strips.put(plan.tile(), l, side, &done_view, r)?;
             }
-            let mut s = FeatureViewMut::new(spare, r, cout)?;
-            copy_overlap(&done_view, &mut s);
-            strips.put(plan.tile(), l, side, &s.as_view())?;
         }
         let next = plan.input(l + 1);
         if next == layout {
@@ -776,23 +783,28 @@ impl<const SLOTS: usize, const ELEMS: usize> StripStore for ArrayStripStore<SLOT
         tile: usize,
         layer: usize,
         side: Side,
-        strip: &FeatureView<'_>,
+        from: &FeatureView<'_>,
+        region: Region,
     ) -> Result<(), ExecError> {
-        let data = strip.data();
+        let rows = from.rows_in(region)?;
         let end = self
             .used
-            .checked_add(data.len())
+            .checked_add(region_len(&region, from.channels())?)
             .filter(|&e| e <= ELEMS)
             .ok_or(ExecError::StoreFull)?;
         let slot = self.slots.get_mut(self.count).ok_or(ExecError::StoreFull)?;
-        self.arena[self.used..end].copy_from_slice(data);
+        let mut at = self.used;
+        for row in rows {
+            self.arena[at..at + row.len()].copy_from_slice(row);
+            at += row.len();
+        }
         *slot = Some(Slot {
             tile,
             layer,
             side,
             at: self.used,
-            region: strip.region(),
-            channels: strip.channels(),
+            region,
+            channels: from.channels(),
         });
         self.used = end;
         self.count += 1;

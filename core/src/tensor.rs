@@ -106,6 +106,32 @@ impl<'a> FeatureView<'a> {
     pub fn at(&self, c: u32, x: u32, y: u32) -> f32 {
         self.row(c, y)[(x - self.region.x.start) as usize]
     }
+
+    /// The values of `channels × part` in CHW order, one row of `part` at a time: what a
+    /// dense view of `part` would hold, read in place. [`ViewError::Outside`] unless the
+    /// view covers `part`.
+    pub fn rows_in(
+        &self,
+        part: Region,
+    ) -> Result<impl Iterator<Item = &'a [f32]> + use<'a>, ViewError> {
+        if !self.region.covers(&part) {
+            return Err(ViewError::Outside {
+                region: part,
+                layout: self.region,
+            });
+        }
+        let view = *self;
+        // An empty `part` is covered wherever it lies: it has no rows.
+        let rows = if part.is_empty() {
+            0..0
+        } else {
+            part.y.start..part.y.end
+        };
+        let x0 = part.x.start.saturating_sub(self.region.x.start) as usize;
+        let n = part.width() as usize;
+        Ok((0..self.channels)
+            .flat_map(move |c| rows.clone().map(move |y| &view.row(c, y)[x0..x0 + n])))
+    }
 }
 
 /// Where a [`FeatureViewMut`]'s region lies in its buffer: the region's first value
@@ -241,14 +267,30 @@ pub fn copy_overlap(src: &FeatureView<'_>, dst: &mut FeatureViewMut<'_>) -> Regi
     if common.is_empty() || src.channels() != dst.channels() {
         return Region::default();
     }
-    let (x0, x1) = (common.x.start, common.x.end);
-    for c in 0..src.channels() {
-        for y in common.y.start..common.y.end {
-            let s = src.row(c, y);
-            let sx = (x0 - src.region().x.start) as usize;
-            let dx = (x0 - dst.region().x.start) as usize;
-            let n = (x1 - x0) as usize;
-            dst.row_mut(c, y)[dx..dx + n].copy_from_slice(&s[sx..sx + n]);
+    let (sr, dr) = (src.region(), dst.region());
+    let (n, h) = (common.width() as usize, common.height() as usize);
+    // Offsets of `common`'s first value and strides, once: strips are often a few values
+    // wide and thousands of rows tall, so per-row bookkeeping would cost more than the copy.
+    let s_row = sr.width() as usize;
+    let s_plane = s_row * sr.height() as usize;
+    let s0 =
+        (common.y.start - sr.y.start) as usize * s_row + (common.x.start - sr.x.start) as usize;
+    let d = dst.strides();
+    let d0 = d.offset
+        + (common.y.start - dr.y.start) as usize * d.row
+        + (common.x.start - dr.x.start) as usize;
+    let from = src.data();
+    let to = dst.data();
+    for c in 0..src.channels() as usize {
+        let (s, t) = (s0 + c * s_plane, d0 + c * d.plane);
+        if n == s_row && n == d.row {
+            // Whole rows on both sides: the plane's part is one run.
+            to[t..t + n * h].copy_from_slice(&from[s..s + n * h]);
+            continue;
+        }
+        for y in 0..h {
+            let (s, t) = (s + y * s_row, t + y * d.row);
+            to[t..t + n].copy_from_slice(&from[s..s + n]);
         }
     }
     common
@@ -320,5 +362,59 @@ mod tests {
         part.row_mut(0, 3)[0] = 9.0;
         assert_eq!(buf[2 * 4 + 2], 9.0);
         assert!(d.window(one).is_ok());
+    }
+
+    #[test]
+    fn copy_overlap_writes_the_common_part_through_windows() {
+        let span = |a, b| Span::new(a, b);
+        let layout = Region::new(span(1, 7), span(0, 5));
+        let srcs = [
+            Region::new(span(0, 9), span(0, 6)),
+            Region::new(span(2, 4), span(1, 5)),
+            Region::new(span(5, 9), span(3, 4)),
+            Region::new(span(8, 9), span(0, 6)),
+            // As wide as the layout: each plane's part copied as one run.
+            Region::new(span(1, 7), span(1, 4)),
+        ];
+        let windows = [
+            layout,
+            Region::new(span(2, 6), span(1, 4)),
+            Region::new(span(6, 7), span(0, 5)),
+        ];
+        for src_r in srcs {
+            let n = region_len(&src_r, 2).unwrap();
+            let data: std::vec::Vec<f32> = (0..n).map(|i| i as f32).collect();
+            let src = FeatureView::new(&data, src_r, 2).unwrap();
+            for win in windows {
+                let mut buf = [-1.0f32; 60];
+                let mut dst = FeatureViewMut::within(&mut buf, layout, win, 2).unwrap();
+                let common = copy_overlap(&src, &mut dst);
+                assert_eq!(common, src_r.intersect(&win));
+                let all = FeatureView::new(&buf, layout, 2).unwrap();
+                for c in 0..2 {
+                    for y in layout.y.start..layout.y.end {
+                        for x in layout.x.start..layout.x.end {
+                            let inside = common.x.contains(x) && common.y.contains(y);
+                            let want = if inside { src.at(c, x, y) } else { -1.0 };
+                            assert_eq!(all.at(c, x, y), want, "{src_r:?} {win:?} {c} {x} {y}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rows_in_reads_a_part_in_place() {
+        let r = Region::new(Span::new(10, 13), Span::new(5, 7));
+        let data: [f32; 12] = core::array::from_fn(|i| i as f32);
+        let v = FeatureView::new(&data, r, 2).unwrap();
+        let part = Region::new(Span::new(11, 13), Span::new(6, 7));
+        let got: [&[f32]; 2] = [&[4.0, 5.0], &[10.0, 11.0]];
+        assert!(v.rows_in(part).unwrap().eq(got));
+        assert_eq!(v.rows_in(r).unwrap().flatten().count(), 12);
+        assert_eq!(v.rows_in(Region::default()).unwrap().count(), 0);
+        let out = Region::new(Span::new(12, 14), Span::new(6, 7));
+        assert!(matches!(v.rows_in(out), Err(ViewError::Outside { .. })));
     }
 }

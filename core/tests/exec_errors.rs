@@ -10,8 +10,8 @@ use tessera_core::ftp::{
 use tessera_core::kernel::Reference;
 use tessera_core::model::weights::{param_count, Weights};
 use tessera_core::model::{Activation, Conv, LayerKind, MaxPool, Network, Route, Shape};
-use tessera_core::region::Region;
-use tessera_core::tensor::{region_len, FeatureView};
+use tessera_core::region::{Region, Span};
+use tessera_core::tensor::{region_len, FeatureView, ViewError};
 
 fn conv(filters: u32, size: u32) -> LayerKind {
     LayerKind::Conv(Conv {
@@ -42,7 +42,14 @@ fn small() -> Network {
 struct Fixed(Vec<f32>, Region, u32);
 
 impl StripStore for Fixed {
-    fn put(&mut self, _: usize, _: usize, _: Side, _: &FeatureView<'_>) -> Result<(), ExecError> {
+    fn put(
+        &mut self,
+        _: usize,
+        _: usize,
+        _: Side,
+        _: &FeatureView<'_>,
+        _: Region,
+    ) -> Result<(), ExecError> {
         Err(ExecError::StoreFull)
     }
 
@@ -495,4 +502,28 @@ fn array_store_runs_reuse_and_reports_full() {
         .unwrap_err(),
         ExecError::StoreFull
     );
+}
+
+#[test]
+fn array_store_copies_the_strip_out_of_a_larger_view() {
+    // Two channels over x 0..4, y 0..3: value = 100·c + 10·y + x.
+    let whole = Region::new(Span::new(0, 4), Span::new(0, 3));
+    let data: Vec<f32> = (0..2)
+        .flat_map(|c| (0..3).flat_map(move |y| (0..4).map(move |x| (100 * c + 10 * y + x) as f32)))
+        .collect();
+    let view = FeatureView::new(&data, whole, 2).unwrap();
+    let strip = Region::new(Span::new(3, 4), Span::new(1, 3));
+    let mut store: ArrayStripStore<2, 8> = ArrayStripStore::new();
+    store.put(4, 1, Side::Right, &view, strip).unwrap();
+    let got = store.get(4, 1, Side::Right).unwrap();
+    assert_eq!((got.region(), got.channels()), (strip, 2));
+    assert_eq!(got.data(), &[13.0, 23.0, 113.0, 123.0]);
+    // A strip the view does not cover is a typed error and stores nothing.
+    let outside = Region::new(Span::new(3, 5), Span::new(1, 3));
+    assert!(matches!(
+        store.put(4, 2, Side::Right, &view, outside),
+        Err(ExecError::View(ViewError::Outside { .. }))
+    ));
+    assert_eq!(store.len(), 1);
+    assert!(store.get(4, 2, Side::Right).is_none());
 }

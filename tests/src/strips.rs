@@ -31,9 +31,11 @@ impl StripStore for MapStore {
         tile: usize,
         layer: usize,
         side: Side,
-        strip: &FeatureView<'_>,
+        from: &FeatureView<'_>,
+        region: Region,
     ) -> Result<(), ExecError> {
-        let v = (strip.data().to_vec(), strip.region(), strip.channels());
+        let data = from.rows_in(region)?.flatten().copied().collect();
+        let v = (data, region, from.channels());
         self.strips.insert((tile, layer, side), v);
         if let Some(n) = self.puts.get_mut(layer) {
             *n += 1;

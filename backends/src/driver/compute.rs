@@ -230,6 +230,15 @@ impl StripMap<'_> {
     pub fn bytes(&self) -> usize {
         self.0.values().map(|s| s.data.len() * 4).sum()
     }
+
+    /// Empties every strip but keeps its memory: the next `put` under its key (the next frame
+    /// of the same plans) copies into it instead of allocating, and until then `get` finds
+    /// nothing there.
+    pub fn recycle(&mut self) {
+        for s in self.0.values_mut() {
+            s.data.clear();
+        }
+    }
 }
 
 impl StripStore for StripMap<'_> {
@@ -238,15 +247,23 @@ impl StripStore for StripMap<'_> {
         tile: usize,
         layer: usize,
         side: Side,
-        strip: &FeatureView<'_>,
+        from: &FeatureView<'_>,
+        region: Region,
     ) -> Result<(), ExecError> {
+        let rows = from.rows_in(region)?;
         let key = (tile as u16, layer as u8, side.index() as u8);
-        let s = Strip {
-            region: strip.region(),
-            channels: strip.channels(),
-            data: strip.data().to_vec(),
-        };
-        self.0.insert(key, s);
+        let s = self.0.entry(key).or_insert_with(|| Strip {
+            region,
+            channels: 0,
+            data: Vec::new(),
+        });
+        s.region = region;
+        s.channels = from.channels();
+        s.data.clear();
+        s.data.reserve(region_len(&region, s.channels)?);
+        for row in rows {
+            s.data.extend_from_slice(row);
+        }
         Ok(())
     }
 
@@ -681,5 +698,35 @@ mod tests {
         let short = ParamSource(Arc::new(|| Some(vec![0.5; 3])));
         let m = Arc::new(Model::deferred(net(), 3, (2, 2), Partition::Darknet, short).unwrap());
         assert!(matches!(m.loaded(), Err(ModelError::Weights(_))));
+    }
+
+    #[test]
+    fn recycled_strips_keep_their_memory_and_serve_nothing_until_put_again() {
+        use tessera_core::region::Span;
+        let whole = Region::new(Span::new(0, 4), Span::new(0, 2));
+        let data: Vec<f32> = (0..8).map(|i| i as f32).collect();
+        let view = FeatureView::new(&data, whole, 1).unwrap();
+        let strip = Region::new(Span::new(2, 4), Span::new(0, 2));
+        let mut held = Strips::new();
+        let mut store = StripMap(&mut held);
+        store.put(3, 0, Side::Right, &view, strip).unwrap();
+        assert_eq!(
+            store.get(3, 0, Side::Right).unwrap().data(),
+            &[2.0, 3.0, 6.0, 7.0]
+        );
+        let before = store.0[&(3, 0, Side::Right.index() as u8)].data.as_ptr();
+        store.recycle();
+        assert_eq!(store.bytes(), 0);
+        assert!(
+            store.get(3, 0, Side::Right).is_none(),
+            "a stale strip is never read"
+        );
+        store.put(3, 0, Side::Right, &view, strip).unwrap();
+        let after = &store.0[&(3, 0, Side::Right.index() as u8)].data;
+        assert_eq!(after.as_ptr(), before, "the strip's memory was reused");
+        assert_eq!(store.bytes(), 16);
+        // A region outside the view is a typed error.
+        let outside = Region::new(Span::new(3, 5), Span::new(0, 2));
+        assert!(store.put(3, 1, Side::Right, &view, outside).is_err());
     }
 }

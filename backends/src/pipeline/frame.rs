@@ -1,8 +1,9 @@
 //! Running the fused layers of one frame on one machine, whole or tile by tile.
 //!
-//! Tiles run in the data source's order (level 0 first, then level 1), each from the input
-//! region a data source would ship it, through the core executor, and are stitched into the
-//! full output map. With reuse, level-0 tiles leave their overlap strips in a strip map (the
+//! Tiles run in the data source's order (level 0 first, then level 1) through the core
+//! executor, each reading its input region of the image in place (a data source ships exactly
+//! that region; on one machine the image is already here), and are stitched into the full
+//! output map. With reuse, level-0 tiles leave their overlap strips in a strip map (the
 //! driver's, as the gateway's cache holds them in a cluster) for the level-1 tiles.
 
 extern crate alloc;
@@ -67,9 +68,11 @@ pub struct FrameStats {
 pub struct FrameBuffers {
     buf_a: AlignedBuf,
     buf_b: AlignedBuf,
-    tile_in: AlignedBuf,
     tile_out: AlignedBuf,
     output: Vec<f32>,
+    /// The reuse strips, kept from frame to frame so their memory is reused
+    /// ([`StripMap::recycle`]).
+    strips: Strips,
 }
 
 impl FrameBuffers {
@@ -90,9 +93,9 @@ impl FrameBuffers {
         Ok(FrameBuffers {
             buf_a: AlignedBuf::new(memory.tile_buffer_elems),
             buf_b: AlignedBuf::new(memory.tile_buffer_elems),
-            tile_in: AlignedBuf::new(memory.tile_input_elems),
             tile_out: AlignedBuf::new(memory.tile_output_elems),
             output: vec![0.0; output_len],
+            strips: Strips::new(),
         })
     }
 
@@ -136,34 +139,28 @@ pub fn run_frame_in<K: Kernels>(
     let FrameBuffers {
         buf_a,
         buf_b,
-        tile_in,
         tile_out,
         output,
+        strips: held,
     } = bufs;
     let full_region = Region::full(out_shape.w, out_shape.h);
     let image = FeatureView::new(input, Region::full(in_shape.w, in_shape.h), in_shape.c)
         .map_err(FrameError::Input)?;
-    let mut held = Strips::new();
-    let mut strips = StripMap(&mut held);
+    let mut strips = StripMap(held);
+    strips.recycle();
     let mut macs = 0u64;
     for tile in grid.schedule() {
         let plan = TilePlan::new(stack, grid, tile, mode)
             .map_err(|error| FrameError::Plan { tile, error })?;
         macs += tile_macs(stack, &plan);
         let failed = |error: ExecError| FrameError::Tile { tile, error };
-        let r0 = plan.input(0);
-        let mut dst = FeatureViewMut::new(tile_in.as_mut_slice(), r0, in_shape.c)
-            .map_err(|e| failed(e.into()))?;
-        copy_overlap(&image, &mut dst);
-        let src =
-            FeatureView::new(tile_in.as_slice(), r0, in_shape.c).map_err(|e| failed(e.into()))?;
         let result = run_tile(
             TileJob {
                 kernels,
                 stack,
                 weights,
                 plan: &plan,
-                input: TileInput::View(&src),
+                input: TileInput::View(&image),
                 buf_a: buf_a.as_mut_slice(),
                 buf_b: buf_b.as_mut_slice(),
                 strips: &mut strips,
