@@ -134,17 +134,31 @@ impl<'a> FeatureView<'a> {
     }
 }
 
-/// Where a [`FeatureViewMut`]'s region lies in its buffer: the region's first value
+/// Where a region lies in a CHW buffer laid out as a region covering it (a
+/// [`FeatureViewMut`]'s, or part of a dense view; [`Strides::of`]): the region's first value
 /// (channel 0, its top-left pixel) at `offset`, rows `row` values apart, channels `plane`
 /// values apart. A dense view has `offset = 0`, `row = width`, `plane = area`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Strides {
-    /// Index of the region's first value in [`FeatureViewMut::data`].
+    /// Index of the region's first value in the buffer ([`FeatureViewMut::data`]).
     pub offset: usize,
     /// Values between vertically adjacent pixels.
     pub row: usize,
     /// Values between channels.
     pub plane: usize,
+}
+
+impl Strides {
+    /// Where `region` lies in a buffer laid out as `layout` (which covers it).
+    pub fn of(layout: Region, region: Region) -> Strides {
+        let row = layout.width() as usize;
+        Strides {
+            offset: (region.y.start.saturating_sub(layout.y.start)) as usize * row
+                + region.x.start.saturating_sub(layout.x.start) as usize,
+            row,
+            plane: row * layout.height() as usize,
+        }
+    }
 }
 
 /// A mutable CHW view of `channels × region`, over a buffer laid out as `channels × layout`
@@ -219,14 +233,7 @@ impl<'a> FeatureViewMut<'a> {
 
     /// Where the region lies in [`data`](Self::data).
     pub fn strides(&self) -> Strides {
-        let (l, r) = (&self.layout, &self.region);
-        let row = l.width() as usize;
-        Strides {
-            offset: (r.y.start.saturating_sub(l.y.start)) as usize * row
-                + r.x.start.saturating_sub(l.x.start) as usize,
-            row,
-            plane: row * l.height() as usize,
-        }
+        Strides::of(self.layout, self.region)
     }
 
     /// A view of `region` (inside this view's region) of the same buffer, for a call that
@@ -267,30 +274,25 @@ pub fn copy_overlap(src: &FeatureView<'_>, dst: &mut FeatureViewMut<'_>) -> Regi
     if common.is_empty() || src.channels() != dst.channels() {
         return Region::default();
     }
-    let (sr, dr) = (src.region(), dst.region());
     let (n, h) = (common.width() as usize, common.height() as usize);
-    // Offsets of `common`'s first value and strides, once: strips are often a few values
-    // wide and thousands of rows tall, so per-row bookkeeping would cost more than the copy.
-    let s_row = sr.width() as usize;
-    let s_plane = s_row * sr.height() as usize;
-    let s0 =
-        (common.y.start - sr.y.start) as usize * s_row + (common.x.start - sr.x.start) as usize;
-    let d = dst.strides();
-    let d0 = d.offset
-        + (common.y.start - dr.y.start) as usize * d.row
-        + (common.x.start - dr.x.start) as usize;
+    // Where `common` lies on each side, once: strips are often a few values wide and
+    // thousands of rows tall, so per-row bookkeeping would cost more than the copy.
+    let (s, d) = (
+        Strides::of(src.region(), common),
+        Strides::of(dst.layout(), common),
+    );
     let from = src.data();
     let to = dst.data();
     for c in 0..src.channels() as usize {
-        let (s, t) = (s0 + c * s_plane, d0 + c * d.plane);
-        if n == s_row && n == d.row {
+        let (f, t) = (s.offset + c * s.plane, d.offset + c * d.plane);
+        if n == s.row && n == d.row {
             // Whole rows on both sides: the plane's part is one run.
-            to[t..t + n * h].copy_from_slice(&from[s..s + n * h]);
+            to[t..t + n * h].copy_from_slice(&from[f..f + n * h]);
             continue;
         }
         for y in 0..h {
-            let (s, t) = (s + y * s_row, t + y * d.row);
-            to[t..t + n].copy_from_slice(&from[s..s + n]);
+            let (f, t) = (f + y * s.row, t + y * d.row);
+            to[t..t + n].copy_from_slice(&from[f..f + n]);
         }
     }
     common
