@@ -20,7 +20,7 @@ use crate::kernel::{KernelError, Kernels};
 use crate::model::weights::Weights;
 use crate::model::LayerKind;
 use crate::region::Region;
-use crate::tensor::{copy_overlap, region_len, FeatureView, FeatureViewMut, ViewError};
+use crate::tensor::{copy_overlap, region_len, slide_rows, FeatureView, FeatureViewMut, ViewError};
 
 /// Why a tile could not be run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -391,23 +391,38 @@ impl<K: Kernels> Tile<'_, K> {
 
     /// `Î_2` over `region` for the chained pairs ([`band::CHAINED`]): the tile's own `Ô_1`
     /// rows computed by pair `(0, 1)` in bands from the tile `input`, received layer-1 strips
-    /// stitched in. Returns the view (at the start of `buf`) and the rest of `buf`.
+    /// stitched in. `buf` may start with `held`, the previous band's `Î_2` (empty: nothing
+    /// held); the rows both read (layer 2's 3×3 window reaches two rows past a band) are moved
+    /// to where `region` holds them, not computed again. Returns the view (at the start of
+    /// `buf`) and the rest of `buf`.
     fn chained_input<'b, S: StripStore>(
         &self,
         input: &FeatureView<'_>,
         region: Region,
+        held: Region,
         buf: &'b mut [f32],
         strips: &mut S,
     ) -> Result<(FeatureViewMut<'b>, &'b mut [f32]), ExecError> {
         let c = self.channels(1);
+        let mut fresh = region;
+        if !held.is_empty() {
+            let kept = slide_rows(buf, held, region, c)?;
+            // Only rows kept at the top count: the rest of the region is then one block.
+            if !kept.is_empty() && kept.y.start == region.y.start {
+                fresh.y.start = kept.y.end;
+            }
+        }
         let (x, rest) = split(buf, region_len(&region, c)?)?;
         let mut x = FeatureViewMut::new(x, region, c)?;
-        let own = region.intersect(&self.plan.output(1));
+        if fresh.is_empty() {
+            return Ok((x, rest));
+        }
+        let own = fresh.intersect(&self.plan.output(1));
         if !own.is_empty() {
             let bands = band::bands_over(self.stack, self.plan, 0, own);
             self.band_rows(0, bands, input, &mut x, rest, strips)?;
         }
-        receive(&mut x, strips, self.plan, 1)?;
+        receive(&mut x.window(fresh)?, strips, self.plan, 1)?;
         Ok((x, rest))
     }
 
@@ -446,7 +461,8 @@ impl<K: Kernels> Tile<'_, K> {
             if r.is_empty() {
                 continue;
             }
-            let (x, rest) = self.chained_input(input, stack.back(L, r), spare, strips)?;
+            let (x, rest) =
+                self.chained_input(input, stack.back(L, r), Region::default(), spare, strips)?;
             let (s, _) = split(rest, region_len(&r, self.channels(L))?)?;
             let mut s = FeatureViewMut::new(s, r, self.channels(L))?;
             self.step(L, &x.as_view(), &mut s)?;
@@ -454,15 +470,20 @@ impl<K: Kernels> Tile<'_, K> {
         }
         let mut whole = self.laid_out(L + 1, dst)?;
         let bands = band::bands(stack, plan, L).ok_or(ExecError::PlanMismatch)?;
+        // The `Î_2` the start of `spare` holds from the previous band (see `chained_input`).
+        let mut held = Region::default();
         for b in bands {
             let one = core::iter::once(b);
             if b.computed.is_empty() {
                 // Every layer-2 row of this band arrives as strips: no `Î_2` is read.
                 self.band_rows(L, one, input, &mut whole, spare, strips)?;
+                held = Region::default();
                 continue;
             }
-            let (x, rest) = self.chained_input(input, stack.back(L, b.computed), spare, strips)?;
+            let region = stack.back(L, b.computed);
+            let (x, rest) = self.chained_input(input, region, held, spare, strips)?;
             self.band_rows(L, one, &x.as_view(), &mut whole, rest, strips)?;
+            held = region;
         }
         Ok(())
     }

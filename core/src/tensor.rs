@@ -267,6 +267,57 @@ impl<'a> FeatureViewMut<'a> {
     }
 }
 
+/// Re-lays `buf`, which holds `from` (dense, `channels` planes), out as `to` in place, keeping
+/// the rows the two share: what a band moving down a map carries into the next band instead of
+/// computing again. Both must span the same columns (else nothing is kept); returns the rows
+/// kept, where `to` now holds their values (its other rows hold stale values to overwrite).
+/// `buf` must hold both layouts.
+pub fn slide_rows(
+    buf: &mut [f32],
+    from: Region,
+    to: Region,
+    channels: u32,
+) -> Result<Region, ViewError> {
+    for r in [&from, &to] {
+        let needed = region_len(r, channels)?;
+        if buf.len() < needed {
+            return Err(ViewError::TooShort {
+                needed,
+                available: buf.len(),
+            });
+        }
+    }
+    let kept = from.intersect(&to);
+    if kept.is_empty() || from.x != to.x {
+        return Ok(Region::default());
+    }
+    let w = to.width() as usize;
+    let len = kept.height() as usize * w;
+    let (pf, pt) = (from.area() as usize, to.area() as usize);
+    let (of, ot) = (
+        (kept.y.start - from.y.start) as usize * w,
+        (kept.y.start - to.y.start) as usize * w,
+    );
+    let at = |c: usize| (c * pf + of, c * pt + ot);
+    // Each plane moves by `c·(pt − pf) + ot − of`, linear in `c`: planes moving up are moved
+    // last plane first, then the others first plane first, so no plane overwrites one not yet
+    // moved (every move stays inside its own plane of `to`).
+    let n = channels as usize;
+    for c in (0..n).rev() {
+        let (f, t) = at(c);
+        if t > f {
+            buf.copy_within(f..f + len, t);
+        }
+    }
+    for c in 0..n {
+        let (f, t) = at(c);
+        if t < f {
+            buf.copy_within(f..f + len, t);
+        }
+    }
+    Ok(kept)
+}
+
 /// Copies the part of `src` that lies in `dst`'s region into `dst` (channels must match;
 /// returns the copied sub-region, empty if they do not meet).
 pub fn copy_overlap(src: &FeatureView<'_>, dst: &mut FeatureViewMut<'_>) -> Region {
@@ -364,6 +415,59 @@ mod tests {
         part.row_mut(0, 3)[0] = 9.0;
         assert_eq!(buf[2 * 4 + 2], 9.0);
         assert!(d.window(one).is_ok());
+    }
+
+    #[test]
+    fn slide_rows_keeps_the_shared_rows_in_place() {
+        let span = |a, b| Span::new(a, b);
+        let cols = span(2, 5);
+        let value = |c: u32, x: u32, y: u32| (c * 100 + y * 10 + x) as f32;
+        // Every pair of row spans in 0..6 (down, up, shorter, longer, apart), 1–3 channels:
+        // plane offsets move both ways, so both loops' orders are exercised.
+        for channels in 1..=3u32 {
+            for (a, b, c, d) in (0..6u32).flat_map(|a| {
+                (a + 1..=6).flat_map(move |b| {
+                    (0..6u32).flat_map(move |c| (c + 1..=6).map(move |d| (a, b, c, d)))
+                })
+            }) {
+                let (from, to) = (Region::new(cols, span(a, b)), Region::new(cols, span(c, d)));
+                let mut buf = std::vec![f32::NAN; 3 * 6 * 3];
+                {
+                    let mut v = FeatureViewMut::new(&mut buf, from, channels).unwrap();
+                    for ch in 0..channels {
+                        for y in a..b {
+                            for (x, o) in v.row_mut(ch, y).iter_mut().enumerate() {
+                                *o = value(ch, cols.start + x as u32, y);
+                            }
+                        }
+                    }
+                }
+                let kept = slide_rows(&mut buf, from, to, channels).unwrap();
+                assert_eq!(kept, from.intersect(&to), "{from:?} -> {to:?}");
+                let v = FeatureView::new(&buf, to, channels).unwrap();
+                for ch in 0..channels {
+                    for y in kept.y.start..kept.y.end {
+                        for x in cols.start..cols.end {
+                            assert_eq!(v.at(ch, x, y), value(ch, x, y), "{from:?} -> {to:?}");
+                        }
+                    }
+                }
+            }
+        }
+        // Other columns keep nothing; a buffer short of either layout is refused.
+        let (from, to) = (
+            Region::new(cols, span(0, 4)),
+            Region::new(span(1, 5), span(2, 6)),
+        );
+        let mut buf = [0.0f32; 16];
+        assert_eq!(slide_rows(&mut buf, from, to, 1), Ok(Region::default()));
+        assert_eq!(
+            slide_rows(&mut buf[..11], from, Region::new(cols, span(2, 6)), 1),
+            Err(ViewError::TooShort {
+                needed: 12,
+                available: 11
+            })
+        );
     }
 
     #[test]

@@ -377,3 +377,86 @@ fn block_aligned_stacks_band_taller_on_their_grid() {
     assert_eq!(bands(&stack, &plan, 0).unwrap().count(), 7);
     assert!(banded > 7);
 }
+
+/// The reference kernels, counting the outputs each layer's calls compute (a layer told by its
+/// input map's shape: the first layer of that shape).
+struct Counting {
+    maps: Vec<Shape>,
+    outputs: std::cell::RefCell<Vec<u64>>,
+}
+
+impl Counting {
+    fn count(&self, map: Shape, out: &FeatureViewMut<'_>) {
+        let l = self.maps.iter().position(|&m| m == map).unwrap();
+        self.outputs.borrow_mut()[l] += out.region().area();
+    }
+}
+
+impl Kernels for Counting {
+    fn conv(
+        &self,
+        conv: &Conv,
+        map: Shape,
+        params: &ConvParams<'_>,
+        input: &FeatureView<'_>,
+        out: &mut FeatureViewMut<'_>,
+    ) -> Result<(), KernelError> {
+        self.count(map, out);
+        Reference.conv(conv, map, params, input, out)
+    }
+
+    fn maxpool(
+        &self,
+        pool: &MaxPool,
+        map: Shape,
+        input: &FeatureView<'_>,
+        out: &mut FeatureViewMut<'_>,
+    ) -> Result<(), KernelError> {
+        self.count(map, out);
+        Reference.maxpool(pool, map, input, out)
+    }
+}
+
+#[test]
+fn chained_bands_compute_each_layer_1_row_once() {
+    // Each band of pair (2, 3) reads two layer-1 rows past its own, which the next band reads
+    // too: they are carried over, so the whole frame computes layers 0 and 1 once per value.
+    let net = net();
+    let upto = net.layers().len();
+    let stack = FusedStack::new(&net, upto).unwrap();
+    let data = params(&net, upto);
+    let w = Weights::new(&net, upto, &data).unwrap();
+    let input = values(stack.input().elements().unwrap(), 3);
+    let k = Counting {
+        maps: net.layers()[..upto].iter().map(|l| l.input).collect(),
+        outputs: std::cell::RefCell::new(vec![0; upto]),
+    };
+    let one = Grid::new(1, 1, Partition::Darknet, &stack).unwrap();
+    let plan = TilePlan::new(&stack, &one, 0, Mode::Plain).unwrap();
+    assert!(chained(&stack, &plan));
+    let [na, nb] = buffer_elems(&stack, &plan).unwrap();
+    let (mut a, mut b) = (vec![f32::NAN; na], vec![f32::NAN; nb]);
+    let mut out = vec![f32::NAN; stack.output().elements().unwrap()];
+    let iv = FeatureView::new(&input, plan.input(0), stack.input().c).unwrap();
+    let got = run_tile(
+        TileJob {
+            kernels: &k,
+            stack: &stack,
+            weights: &w,
+            plan: &plan,
+            input: TileInput::View(&iv),
+            buf_a: &mut a,
+            buf_b: &mut b,
+            strips: &mut MapStore::default(),
+        },
+        &mut out,
+    )
+    .unwrap();
+    assert!(same_bits(got.data(), &full_frame(&net, upto, &w, &input)));
+    // The chained layers 0–3 (whose input shapes no later layer shares).
+    let outputs = k.outputs.borrow();
+    for (l, layer) in net.layers()[..4].iter().enumerate() {
+        let o = layer.output;
+        assert_eq!(outputs[l], u64::from(o.w * o.h), "layer {l}: {outputs:?}");
+    }
+}

@@ -55,9 +55,10 @@ pub fn band_rows(stack: &FusedStack<'_>) -> u32 {
 pub const PAIRS: [usize; 4] = [0, 2, 4, 6];
 
 /// The pair whose input is never whole either: pair `(2, 3)` reads `Ô_1` band by band, each
-/// band's rows computed on demand by pair `(0, 1)` from the tile input (the layer-1 rows two
-/// neighbouring bands both read are computed twice). YOLOv2's `Ô_1` is the largest map the
-/// pairs leave whole (1.8 MiB of a 5x5 tile's 3.0 MiB of buffers); only `Ô_3` is.
+/// band's rows computed on demand by pair `(0, 1)` from the tile input (the two layer-1 rows
+/// neighbouring bands both read are carried from one band's input to the next, not computed
+/// twice). YOLOv2's `Ô_1` is the largest map the pairs leave whole (1.8 MiB of a 5x5 tile's
+/// 3.0 MiB of buffers); only `Ô_3` is.
 pub const CHAINED: usize = 2;
 
 /// One band of the pair `(ℓ, ℓ+1)`: `out` rows of `Ô_{ℓ+1}`, the layer-`ℓ+1` input they
