@@ -299,9 +299,9 @@ pub fn slide_rows(
         (kept.y.start - to.y.start) as usize * w,
     );
     let at = |c: usize| (c * pf + of, c * pt + ot);
-    // Each plane moves by `c·(pt − pf) + ot − of`, linear in `c`: planes moving up are moved
-    // last plane first, then the others first plane first, so no plane overwrites one not yet
-    // moved (every move stays inside its own plane of `to`).
+    // Plane `c` moves by `c·(pt − pf) + ot − of`, linear in `c`: the planes moving to higher
+    // offsets go first, last plane first, then the others, first plane first, so no plane
+    // overwrites one not yet moved (each lands inside its own plane of `to`).
     let n = channels as usize;
     for c in (0..n).rev() {
         let (f, t) = at(c);
