@@ -102,10 +102,12 @@ fn full_frame(net: &Network, upto: usize, w: &Weights<'_>, input: &[f32]) -> Vec
     cur
 }
 
-/// Every tile in schedule order with buffers of exactly `tile_buffers_elems` (the second
-/// smaller than the first, NaN-filled), or with `cut` of `tile_buffers_in_elems` and each
-/// tile's input cut into the end of the second; the stitched output and the strip store.
+/// Every tile in schedule order through `kernels`, with buffers of exactly `tile_buffers_elems`
+/// (the second smaller than the first, NaN-filled), or with `cut` of `tile_buffers_in_elems`
+/// and each tile's input cut into the end of the second; the stitched output and the strip
+/// store.
 fn tiled(
+    kernels: &impl Kernels,
     stack: &FusedStack<'_>,
     grid: &Grid,
     mode: Mode,
@@ -157,7 +159,7 @@ fn tiled(
         };
         let got = run_tile(
             TileJob {
-                kernels: &Reference,
+                kernels,
                 stack,
                 weights: w,
                 plan: &plan,
@@ -230,9 +232,9 @@ fn check(net: &Network) -> (usize, usize, [usize; 8]) {
                 assert_eq!(chained(&stack, &plan), both);
                 chains += usize::from(both);
             }
-            let (got, store) = tiled(&stack, &grid, mode, &w, &input, false);
+            let (got, store) = tiled(&Reference, &stack, &grid, mode, &w, &input, false);
             assert!(same_bits(&got, &expect), "{rows}x{cols} {mode:?}");
-            let (cut, _) = tiled(&stack, &grid, mode, &w, &input, true);
+            let (cut, _) = tiled(&Reference, &stack, &grid, mode, &w, &input, true);
             assert!(
                 same_bits(&cut, &expect),
                 "{rows}x{cols} {mode:?}, input in the buffer"
@@ -366,7 +368,7 @@ fn block_aligned_stacks_band_taller_on_their_grid() {
                 }
             }
             for cut in [false, true] {
-                let (got, _) = tiled(&stack, &grid, mode, &w, &input, cut);
+                let (got, _) = tiled(&Reference, &stack, &grid, mode, &w, &input, cut);
                 assert!(same_bits(&got, &expect), "{rows}x{cols} {mode:?} cut {cut}");
             }
         }
@@ -434,25 +436,8 @@ fn chained_bands_compute_each_layer_1_row_once() {
     let one = Grid::new(1, 1, Partition::Darknet, &stack).unwrap();
     let plan = TilePlan::new(&stack, &one, 0, Mode::Plain).unwrap();
     assert!(chained(&stack, &plan));
-    let [na, nb] = buffer_elems(&stack, &plan).unwrap();
-    let (mut a, mut b) = (vec![f32::NAN; na], vec![f32::NAN; nb]);
-    let mut out = vec![f32::NAN; stack.output().elements().unwrap()];
-    let iv = FeatureView::new(&input, plan.input(0), stack.input().c).unwrap();
-    let got = run_tile(
-        TileJob {
-            kernels: &k,
-            stack: &stack,
-            weights: &w,
-            plan: &plan,
-            input: TileInput::View(&iv),
-            buf_a: &mut a,
-            buf_b: &mut b,
-            strips: &mut MapStore::default(),
-        },
-        &mut out,
-    )
-    .unwrap();
-    assert!(same_bits(got.data(), &full_frame(&net, upto, &w, &input)));
+    let (got, _) = tiled(&k, &stack, &one, Mode::Plain, &w, &input, false);
+    assert!(same_bits(&got, &full_frame(&net, upto, &w, &input)));
     // The chained layers 0–3 (whose input shapes no later layer shares).
     let outputs = k.outputs.borrow();
     for (l, layer) in net.layers()[..4].iter().enumerate() {
