@@ -15,6 +15,10 @@ and 1.31 in one day's runs.
 Prints every figure of the Winograd issue: both engines on 1 and 2 threads (wall), one thread
 on-CPU, the ratios, the tiled time ratios, and which targets are met.
 
+`--isa avx2` runs both engines on AVX2 on an AVX-512 machine: Tessera through its own flag,
+onnxruntime by re-running this script with `hide_avx512.c` preloaded (needs gcc and an x86 CPU
+with Linux's CPUID faulting, flag `cpuid_fault`).
+
 Needs numpy, onnx and onnxruntime (pip); not part of the Rust build or CI:
 
     python3 -m venv /tmp/onnx-venv && /tmp/onnx-venv/bin/pip install numpy onnx onnxruntime
@@ -39,6 +43,8 @@ CFG = os.path.join(HERE, "..", "..", "data", "yolov2-608.cfg")
 # Outputs must agree within this fraction of the largest |output| (direct and Winograd alike;
 # both engines round differently from each other and from exact arithmetic).
 TOLERANCE = 1e-4
+# Set in the process that runs with AVX-512 hidden from cpuid (see `hide_avx512`).
+HIDDEN = "TESSERA_BENCH_AVX512_HIDDEN"
 
 
 def parse_cfg(path):
@@ -180,8 +186,27 @@ def median_ratio(rounds):
 
 
 def tessera(args, *cmd):
+    # Without the AVX-512-hiding shim: `--isa` alone chooses Tessera's kernels.
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
     return subprocess.run([args.tessera, *cmd], check=True, capture_output=True,
-                          text=True).stdout
+                          text=True, env=env).stdout
+
+
+def hide_avx512(args):
+    """Runs this script again with `hide_avx512.so` preloaded (built here with gcc), so that
+    onnxruntime, like Tessera's `--isa avx2`, runs its AVX2 kernels on an AVX-512 machine.
+    Returns in the re-run process only; exits if the shim cannot work here."""
+    if os.environ.get(HIDDEN) == "1":
+        return
+    shim = os.path.join(args.workdir, "hide_avx512.so")
+    try:
+        subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-o", shim,
+                        os.path.join(HERE, "hide_avx512.c")], check=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        sys.exit(f"bench.py: cannot build the AVX-512-hiding shim ({e}); "
+                 "--onnxruntime-native keeps onnxruntime's own instruction set")
+    env = dict(os.environ, LD_PRELOAD=shim, **{HIDDEN: "1"})
+    os.execve(sys.executable, [sys.executable, *sys.argv], env)
 
 
 def main():
@@ -193,11 +218,22 @@ def main():
     ap.add_argument("--upto", type=int, default=16)
     ap.add_argument("--isa", help="Tessera's instruction set in the timed runs (`tessera bench "
                     "kernels --isa`: avx2 times the AVX2 kernels on an AVX-512 machine); default "
-                    "the fastest the machine runs")
+                    "the fastest the machine runs. avx2 also hides AVX-512 from onnxruntime "
+                    "(hide_avx512.c: Linux CPUID faulting), so both engines run AVX2 as on an "
+                    "AVX2-only machine")
+    ap.add_argument("--onnxruntime-native", action="store_true",
+                    help="with --isa avx2, leave onnxruntime its own choice (AVX-512 here)")
     ap.add_argument("--rounds", type=int, default=3,
                     help="alternating rounds of both engines (best figure of each kept)")
     args = ap.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
+    if args.isa == "avx2" and not args.onnxruntime_native:
+        hide_avx512(args)
+    # What onnxruntime can use, as numpy's own cpuid check saw it in this process.
+    seen = np._core._multiarray_umath.__cpu_features__
+    ort_isa = "AVX-512" if seen.get("AVX512F") else "AVX2" if seen.get("AVX2") else "below AVX2"
+    if os.environ.get(HIDDEN) == "1" and ort_isa != "AVX2":
+        sys.exit(f"bench.py: the shim did not hide AVX-512 (numpy sees {ort_isa})")
     wpath = os.path.join(args.workdir, "yolov2.weights")
     ipath = os.path.join(args.workdir, "input.raw")
     tessera(args, "gen-weights", "--seed", str(args.seed), "--out", wpath)
@@ -272,7 +308,8 @@ def main():
     ort_g = {t: flop / s / 1e9 for t, s in ort_s.items()}
     print(f"load average {loads[0]} -> {loads[-1]}; best of {args.rounds} rounds x {args.reps} "
           f"runs (Tessera's per layer); GFLOP/s = {flop / 1e9:.2f} GFLOP / time; Tessera's "
-          f"kernels on {report['isa']}")
+          f"kernels on {report['isa']}, onnxruntime sees {ort_isa}"
+          f"{' (AVX-512 hidden from cpuid)' if os.environ.get(HIDDEN) == '1' else ''}")
     print(f"{'engine':28} {'1 thread':>9} {'2 threads':>10} {'2t/1t':>6}")
     print(f"{'onnxruntime':28} {ort_g[1]:9.1f} {ort_g[2]:10.1f} {ort_g[2] / ort_g[1]:6.2f}")
     for k in ("direct", "winograd"):
