@@ -17,7 +17,9 @@
 //! themselves; the unit tests (`wide/tests.rs`) run the AVX2 and NEON geometries ([`Soft`] with
 //! 8 and 4 lanes) the same way, and, for Miri, the same generic kernel with the stack-copy
 //! partial vectors of `Ymm` and `Q` on buffers exactly as long as [`Row::check`] demands.
-//! `Soft<16, 1>` is also the Winograd stages' portable lane vector (`winograd::lanes`).
+//! These checking geometries run through [`Outlined`] (each operation a call, which keeps
+//! their many instances small); `Soft<16, 1>`, inlined, is also the Winograd stages' portable
+//! lane vector (`winograd::lanes`).
 //!
 //! Tiles: `N ≤ 6` output channels × `NV ≤ V::TILE` vectors of one output row (AVX2 6 × 2 ymm,
 //! 16 columns; NEON 6 × 4 q, 16 columns; AVX-512 and Soft16 6 × 4, 64 columns): full tiles,
@@ -193,6 +195,75 @@ impl<const L: usize, const T: usize> Vector for Soft<L, T> {
     }
 }
 
+/// `V` with every operation a call: the software geometries that only check the generic
+/// kernel ([`row_soft`], [`rows_soft`] and the unit tests' other geometries) instantiate it on
+/// `Outlined<Soft<L, T>>`. Inlined, each of their `N × NV × K` tiles unrolls `L` scalar lanes
+/// per operation, and those instances were most of this crate's machine code (a lib test
+/// binary's 8.6 MB, 3.6 of them these checks) and of its build time. The kernel's code and
+/// every operation's rounding are the same. [`Soft`] itself stays inlined: `Soft<16, 1>` is
+/// the Winograd stages' portable vector, the one armhf runs.
+#[derive(Clone, Copy)]
+pub(super) struct Outlined<V>(pub(super) V);
+
+impl<V: Vector> Vector for Outlined<V> {
+    const LANES: usize = V::LANES;
+    const TILE: usize = V::TILE;
+
+    #[inline(never)]
+    unsafe fn zero() -> Self {
+        // SAFETY: the caller's contract is `V`'s.
+        Outlined(unsafe { V::zero() })
+    }
+
+    #[inline(never)]
+    unsafe fn splat(x: f32) -> Self {
+        // SAFETY: the caller's contract is `V`'s.
+        Outlined(unsafe { V::splat(x) })
+    }
+
+    #[inline(never)]
+    unsafe fn broadcast(p: *const f32) -> Self {
+        // SAFETY: the caller's contract is `V`'s.
+        Outlined(unsafe { V::broadcast(p) })
+    }
+
+    #[inline(never)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the caller's contract is `V`'s.
+        Outlined(unsafe { V::load(p) })
+    }
+
+    #[inline(never)]
+    unsafe fn load_part(p: *const f32, n: usize) -> Self {
+        // SAFETY: the caller's contract is `V`'s.
+        Outlined(unsafe { V::load_part(p, n) })
+    }
+
+    #[inline(never)]
+    unsafe fn store(self, p: *mut f32) {
+        // SAFETY: the caller's contract is `V`'s.
+        unsafe { self.0.store(p) }
+    }
+
+    #[inline(never)]
+    unsafe fn store_part(self, p: *mut f32, n: usize) {
+        // SAFETY: the caller's contract is `V`'s.
+        unsafe { self.0.store_part(p, n) }
+    }
+
+    #[inline(never)]
+    unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
+        // SAFETY: the caller's contract is `V`'s.
+        Outlined(unsafe { V::fma(a.0, b.0, c.0) })
+    }
+
+    #[inline(never)]
+    unsafe fn leaky(self, tenth: Self) -> Self {
+        // SAFETY: the caller's contract is `V`'s.
+        Outlined(unsafe { self.0.leaky(tenth.0) })
+    }
+}
+
 /// Computes `N` output channels of one row segment (stride 1) into `out[r·oplane + orow + j]`
 /// with the generic kernel on `Soft<16, 4>`, the AVX-512 geometry (see [`super::Isa::Soft16`]).
 pub(super) fn row_soft<const N: usize>(
@@ -219,7 +290,7 @@ pub(super) fn rows_soft<const N: usize>(
     rows_soft_as::<16, 4, N>(job, post, out, oplane, orow, rows, ostep)
 }
 
-/// [`rows_soft`] on `Soft<L, T>`.
+/// [`rows_soft`] on `Soft<L, T>` ([`Outlined`]).
 fn rows_soft_as<const L: usize, const T: usize, const N: usize>(
     job: &Row<'_>,
     post: &Post,
@@ -229,15 +300,17 @@ fn rows_soft_as<const L: usize, const T: usize, const N: usize>(
     rows: usize,
     ostep: usize,
 ) {
-    if checked_rows::<Soft<L, T>, N>(job, out, oplane, orow, rows, ostep) {
+    type V<const L: usize, const T: usize> = Outlined<Soft<L, T>>;
+    if checked_rows::<V<L, T>, N>(job, out, oplane, orow, rows, ostep) {
         // SAFETY: Soft needs no CPU feature; `checked_rows` did what `rows_generic` asks.
         unsafe {
-            rows_generic::<Soft<L, T>, N>(job, post, out.as_mut_ptr(), oplane, orow, rows, ostep)
+            rows_generic::<V<L, T>, N>(job, post, out.as_mut_ptr(), oplane, orow, rows, ostep)
         }
     }
 }
 
-/// [`row_soft`] on `Soft<L, T>`: the generic kernel with any lane count and tile width.
+/// [`row_soft`] on `Soft<L, T>` ([`Outlined`]): the generic kernel with any lane count and
+/// tile width.
 fn row_soft_as<const L: usize, const T: usize, const N: usize>(
     job: &Row<'_>,
     post: &Post,
@@ -245,9 +318,9 @@ fn row_soft_as<const L: usize, const T: usize, const N: usize>(
     oplane: usize,
     orow: usize,
 ) {
-    if checked::<Soft<L, T>, N>(job, out, oplane, orow) {
+    if checked::<Outlined<Soft<L, T>>, N>(job, out, oplane, orow) {
         // SAFETY: Soft needs no CPU feature; `checked` did what `row_generic` asks.
-        unsafe { row_generic::<Soft<L, T>, N>(job, post, out.as_mut_ptr(), oplane, orow) }
+        unsafe { row_generic::<Outlined<Soft<L, T>>, N>(job, post, out.as_mut_ptr(), oplane, orow) }
     }
 }
 

@@ -8,7 +8,9 @@ use std::vec::Vec;
 
 use super::super::row::{row_scalar, Post, Row};
 use super::super::{Fma, Isa, LANES, R};
-use super::{checked, row_generic, row_soft, row_soft_as, rows_soft, rows_soft_as, Soft, Vector};
+use super::{
+    checked, row_generic, row_soft, row_soft_as, rows_soft, rows_soft_as, Outlined, Soft, Vector,
+};
 
 use tessera_core::kernel::{input_span, Kernels};
 use tessera_core::model::weights::{BatchNorm, ConvParams};
@@ -266,7 +268,7 @@ impl<V: Vector> Vector for Copied<V> {
 }
 
 /// The generic kernel on `Copied<Soft<L, T>>`: the AVX2 (`8, 2`) or NEON (`4, 4`)
-/// geometry with their partial-vector code.
+/// geometry with their partial-vector code (each operation a call, as [`Outlined`] makes them).
 fn row_copied<const L: usize, const T: usize, const N: usize>(
     job: &Row<'_>,
     post: &Post,
@@ -274,10 +276,11 @@ fn row_copied<const L: usize, const T: usize, const N: usize>(
     oplane: usize,
     orow: usize,
 ) {
-    if checked::<Copied<Soft<L, T>>, N>(job, out, oplane, orow) {
+    type V<const L: usize, const T: usize> = Copied<Outlined<Soft<L, T>>>;
+    if checked::<V<L, T>, N>(job, out, oplane, orow) {
         // SAFETY: a software vector needs no CPU feature; `checked` did what
         // `row_generic` asks.
-        unsafe { row_generic::<Copied<Soft<L, T>>, N>(job, post, out.as_mut_ptr(), oplane, orow) }
+        unsafe { row_generic::<V<L, T>, N>(job, post, out.as_mut_ptr(), oplane, orow) }
     }
 }
 
