@@ -2,7 +2,7 @@
 //! the stitched output must equal the single-device run bit for bit.
 #![cfg(feature = "std")]
 
-mod common;
+use crate::common;
 
 use common::{link, loopback, port, single_device, small_model, values};
 use std::sync::Arc;

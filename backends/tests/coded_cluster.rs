@@ -4,7 +4,7 @@
 //! with the quality reported.
 #![cfg(feature = "std")]
 
-mod common;
+use crate::common;
 
 use common::{linear_layer as layer, link, loopback, port, values};
 use std::sync::Arc;

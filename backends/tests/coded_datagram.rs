@@ -4,7 +4,7 @@
 //! at its deadline with its loss reported (not a hang, not a wrong answer).
 #![cfg(feature = "std")]
 
-mod common;
+use crate::common;
 
 use common::{linear_layer, values};
 use std::net::SocketAddr;

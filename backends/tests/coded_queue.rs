@@ -6,7 +6,7 @@
 //! rows lost.
 #![cfg(feature = "std")]
 
-mod common;
+use crate::common;
 
 use common::{link, loopback, port, values};
 use std::collections::BTreeMap;

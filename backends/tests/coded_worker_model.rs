@@ -7,7 +7,7 @@
 //! cannot be read stops the build there.
 #![cfg(all(feature = "std", feature = "simd"))]
 
-mod common;
+use crate::common;
 
 use std::cell::Cell;
 

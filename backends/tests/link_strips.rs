@@ -5,7 +5,7 @@
 //! as a picture.
 #![cfg(feature = "std")]
 
-mod common;
+use crate::common;
 
 use common::{link, loopback, port, single_device, small_model, values};
 use std::sync::Arc;

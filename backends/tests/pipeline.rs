@@ -3,7 +3,7 @@
 //! region, boxes decode, and bad input gets typed errors.
 #![cfg(all(feature = "alloc", feature = "simd"))]
 
-mod common;
+use crate::common;
 
 use tessera_backends::kernels::Fma;
 use tessera_backends::pipeline::{

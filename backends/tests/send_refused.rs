@@ -4,7 +4,7 @@
 //! `Node`'s send handling).
 #![cfg(feature = "std")]
 
-mod common;
+use crate::common;
 
 use common::{link, loopback, port, values};
 use std::cell::Cell;

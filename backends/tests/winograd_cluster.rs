@@ -1,9 +1,9 @@
 //! A loopback cluster with `kernel = winograd`: the stitched output must equal the
 //! single-process run of the same frame with the same planned Winograd kernel on the same grid,
 //! bit for bit, and a stripe policy is refused.
-#![cfg(feature = "std")]
+#![cfg(all(feature = "std", feature = "simd"))]
 
-mod common;
+use crate::common;
 
 use common::values;
 

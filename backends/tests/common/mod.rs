@@ -1,5 +1,5 @@
 //! Helpers shared by the loopback cluster tests.
-#![allow(dead_code)] // each test binary uses its own subset
+#![allow(dead_code)] // each test module uses its own subset
 
 use std::net::SocketAddr;
 
