@@ -230,9 +230,10 @@ def main():
     if args.isa == "avx2" and not args.onnxruntime_native:
         hide_avx512(args)
     # What onnxruntime can use, as numpy's own cpuid check saw it in this process.
+    hidden = os.environ.get(HIDDEN) == "1"
     seen = np._core._multiarray_umath.__cpu_features__
     ort_isa = "AVX-512" if seen.get("AVX512F") else "AVX2" if seen.get("AVX2") else "below AVX2"
-    if os.environ.get(HIDDEN) == "1" and ort_isa != "AVX2":
+    if hidden and ort_isa != "AVX2":
         sys.exit(f"bench.py: the shim did not hide AVX-512 (numpy sees {ort_isa})")
     wpath = os.path.join(args.workdir, "yolov2.weights")
     ipath = os.path.join(args.workdir, "input.raw")
@@ -309,7 +310,7 @@ def main():
     print(f"load average {loads[0]} -> {loads[-1]}; best of {args.rounds} rounds x {args.reps} "
           f"runs (Tessera's per layer); GFLOP/s = {flop / 1e9:.2f} GFLOP / time; Tessera's "
           f"kernels on {report['isa']}, onnxruntime sees {ort_isa}"
-          f"{' (AVX-512 hidden from cpuid)' if os.environ.get(HIDDEN) == '1' else ''}")
+          f"{' (AVX-512 hidden from cpuid)' if hidden else ''}")
     print(f"{'engine':28} {'1 thread':>9} {'2 threads':>10} {'2t/1t':>6}")
     print(f"{'onnxruntime':28} {ort_g[1]:9.1f} {ort_g[2]:10.1f} {ort_g[2] / ort_g[1]:6.2f}")
     for k in ("direct", "winograd"):
