@@ -10,6 +10,8 @@
 //! else it gets a tile of its own. Each lane's products are the same chain of fused
 //! multiply-adds in any tile, so the cut never changes a bit.
 
+use core::ops::Range;
+
 use super::lanes::{Lanes, HALF, W};
 
 /// One GEMM register tile of a chunk: `nv` full vectors from column `first` (a multiple of
@@ -43,7 +45,11 @@ pub(super) fn used_by(blocks: usize, step: usize) -> usize {
 
 /// The tiles over `used` columns (a multiple of [`HALF`]), left to right: full tiles of up
 /// to `max_nv` vectors, and a half vector with at most `half_nv` full ones beside it.
-pub(super) fn tiles(used: usize, max_nv: usize, half_nv: usize) -> impl Iterator<Item = Cols> {
+pub(super) fn tiles(
+    used: usize,
+    max_nv: usize,
+    half_nv: usize,
+) -> impl Iterator<Item = Cols> + Clone {
     let (full, mut half) = (used / W, !used.is_multiple_of(W));
     let mut first = 0;
     core::iter::from_fn(move || {
@@ -78,6 +84,34 @@ pub(super) fn tiles(used: usize, max_nv: usize, half_nv: usize) -> impl Iterator
         };
         first += nv * W;
         Some(t)
+    })
+}
+
+/// The tiles of [`tiles`]`(used, max_nv, half_nv)` in runs (by index) of at most `cols`
+/// columns each, a tile wider than that on its own: the product stage runs every output
+/// channel block over one run's tiles before the next run, so each block's filters are read
+/// once per run, while the run's `V` rows stay in L1.
+pub(super) fn panels(
+    used: usize,
+    max_nv: usize,
+    half_nv: usize,
+    cols: usize,
+) -> impl Iterator<Item = Range<usize>> {
+    let mut widths = tiles(used, max_nv, half_nv).map(|t| t.nv * W + usize::from(t.half) * HALF);
+    let mut next = widths.next();
+    let mut start = 0;
+    core::iter::from_fn(move || {
+        let mut width = next?;
+        let mut end = start + 1;
+        next = widths.next();
+        while let Some(w) = next.filter(|w| width + w <= cols) {
+            width += w;
+            end += 1;
+            next = widths.next();
+        }
+        let run = start..end;
+        start = end;
+        Some(run)
     })
 }
 
@@ -131,5 +165,34 @@ mod tests {
         assert_eq!(cut(152, W), [(4, false), (4, false), (2, false)]);
         let one = tiles(used_by(3, HALF), 1, 0).map(|t| t.nv);
         assert_eq!(one.collect::<Vec<_>>(), [0]);
+    }
+
+    /// The runs take every tile once, in order, none empty, each within its columns unless
+    /// it is one tile.
+    #[test]
+    fn panels_run_over_every_tile_once() {
+        for (max_nv, half_nv) in [(4, 3), (1, 0), (2, 1)] {
+            for blocks in 1..200 {
+                let used = used_by(blocks, HALF);
+                let ts: Vec<Cols> = tiles(used, max_nv, half_nv).collect();
+                for cols in [HALF, W, 2 * W, 3 * W, 8 * W] {
+                    let mut next = 0;
+                    for run in panels(used, max_nv, half_nv, cols) {
+                        assert_eq!(run.start, next);
+                        assert!(run.end > run.start);
+                        let width: usize = ts[run.clone()]
+                            .iter()
+                            .map(|t| t.nv * W + if t.half { HALF } else { 0 })
+                            .sum();
+                        assert!(width <= cols || run.len() == 1, "{blocks} {cols} {run:?}");
+                        next = run.end;
+                    }
+                    assert_eq!(next, ts.len());
+                }
+            }
+        }
+        // AVX2 (one vector a tile, halves): a 3×3 tile's 49 blocks in two runs of 32 columns.
+        let runs: Vec<_> = panels(used_by(49, HALF), 1, 0, 2 * W).collect();
+        assert_eq!(runs, [0..2, 2..4]);
     }
 }

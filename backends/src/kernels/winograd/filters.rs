@@ -22,8 +22,8 @@ use super::MR;
 use crate::kernels::conv::fold_all;
 use crate::kernels::param_key::ParamKey;
 
-/// Input channels per GEMM pass: a tile's `V` rows (`CB × NV·W` values) stay in L1 while every
-/// output channel block runs over them; later passes continue the sums stored in `M` (an f32
+/// Input channels per GEMM pass: a run of tiles' `V` rows (`CB` × the run's columns) stay in
+/// L1 while every output channel block runs over them; later passes continue the sums stored in `M` (an f32
 /// stored and reloaded is exact, so each sum is the same chain as in one pass).
 pub(super) const CB: usize = 128;
 

@@ -219,6 +219,10 @@ pub(super) struct ProductJob<'a, 'o> {
 /// products wait for them.
 const PREFETCH: usize = 1024;
 
+/// Bytes of `V` (a pass's rows of a run of column tiles) the product stage keeps in L1 while
+/// every output channel block runs over them: half a 32 KiB L1, beside the block's filters.
+const PANEL_BYTES: usize = 16 << 10;
+
 /// One `MR × (NV·W + H·HALF)` tile of products: `m[r·ms + j] (+)= Σ_c u[c·MR + r] ·
 /// v[c·vs + j]` over `c < cn`, in channel order, one fused multiply-add per term, continuing
 /// the sums stored in `m` when `more`; the last `H ≤ 1` column group is a half vector.
@@ -291,7 +295,11 @@ unsafe fn tile<L: Lanes, const NV: usize, const H: usize>(
 }
 
 /// Products (register tiles cut by [`columns::tiles`]: the chunk's blocks rounded up to whole
-/// or half vectors), then output transforms into `out`.
+/// or half vectors), then output transforms into `out`. Every output channel block runs over
+/// a run of tiles ([`columns::panels`], [`PANEL_BYTES`] of `V`) before the next run, so a
+/// block's filters are read once per run rather than once per tile (AVX2's tiles are one
+/// vector wide: a 3×3 tile's 49 F2 blocks took four reads of the layer's filters, the first
+/// from memory where they were not cached, and now two).
 ///
 /// # Safety
 ///
@@ -318,9 +326,12 @@ pub(super) unsafe fn product<L: Lanes>(mut job: ProductJob<'_, '_>) {
         let mut c0 = 0;
         while c0 < c {
             let cn = CB.min(c - c0);
-            for cols in columns::tiles(used, L::MAX_NV, L::HALF_NV) {
-                let pv = cols.first;
-                for kb in 0..nkb {
+            let tiles = columns::tiles(used, L::MAX_NV, L::HALF_NV);
+            let panel = (PANEL_BYTES / (4 * cn)).max(W);
+            for run in columns::panels(used, L::MAX_NV, L::HALF_NV, panel) {
+                let run_tiles = || tiles.clone().skip(run.start).take(run.len());
+                for (kb, cols) in (0..nkb).flat_map(|kb| run_tiles().map(move |t| (kb, t))) {
+                    let pv = cols.first;
                     let uk = filters::offset(xi, kb0 + kb, c0, c, nkb_all * MR);
                     let vk = (xi * c + c0) * pp + pv;
                     let mk = (kb * MR * e + xi) * pp + pv;
