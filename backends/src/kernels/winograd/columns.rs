@@ -23,6 +23,13 @@ pub(super) struct Cols {
     pub half: bool,
 }
 
+impl Cols {
+    /// Columns the tile spans.
+    pub fn width(&self) -> usize {
+        self.nv * W + usize::from(self.half) * HALF
+    }
+}
+
 /// Columns with products for a chunk of `blocks` blocks on lane vector `L`: rounded up to
 /// [`HALF`] lanes where `L` has cheap half vectors, else to [`W`].
 pub(super) fn used<L: Lanes>(blocks: usize) -> usize {
@@ -97,7 +104,7 @@ pub(super) fn panels(
     half_nv: usize,
     cols: usize,
 ) -> impl Iterator<Item = Range<usize>> {
-    let mut widths = tiles(used, max_nv, half_nv).map(|t| t.nv * W + usize::from(t.half) * HALF);
+    let mut widths = tiles(used, max_nv, half_nv).map(|t| t.width());
     let mut next = widths.next();
     let mut start = 0;
     core::iter::from_fn(move || {
@@ -140,7 +147,7 @@ mod tests {
                     assert!(t.nv <= if t.half { half_nv } else { max_nv });
                     assert!(t.nv > 0 || t.half);
                     assert!(!t.half || i == ts.len() - 1);
-                    next += t.nv * W + if t.half { HALF } else { 0 };
+                    next += t.width();
                     assert!(
                         max_nv < 3 || t.nv != 1 || t.half || i == 0,
                         "{blocks} {ts:?}"
@@ -180,10 +187,7 @@ mod tests {
                     for run in panels(used, max_nv, half_nv, cols) {
                         assert_eq!(run.start, next);
                         assert!(run.end > run.start);
-                        let width: usize = ts[run.clone()]
-                            .iter()
-                            .map(|t| t.nv * W + if t.half { HALF } else { 0 })
-                            .sum();
+                        let width: usize = ts[run.clone()].iter().map(Cols::width).sum();
                         assert!(width <= cols || run.len() == 1, "{blocks} {cols} {run:?}");
                         next = run.end;
                     }

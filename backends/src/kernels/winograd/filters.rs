@@ -23,8 +23,8 @@ use crate::kernels::conv::fold_all;
 use crate::kernels::param_key::ParamKey;
 
 /// Input channels per GEMM pass: a run of tiles' `V` rows (`CB` × the run's columns) stay in
-/// L1 while every output channel block runs over them; later passes continue the sums stored in `M` (an f32
-/// stored and reloaded is exact, so each sum is the same chain as in one pass).
+/// L1 while every output channel block runs over them; later passes continue the sums stored
+/// in `M` (an f32 stored and reloaded is exact, so each sum is the same chain as in one pass).
 pub(super) const CB: usize = 128;
 
 /// Where the filters of transform element `xi`, output channel block `kb` and input channels

@@ -329,26 +329,27 @@ pub(super) unsafe fn product<L: Lanes>(mut job: ProductJob<'_, '_>) {
             let tiles = columns::tiles(used, L::MAX_NV, L::HALF_NV);
             let panel = (PANEL_BYTES / (4 * cn)).max(W);
             for run in columns::panels(used, L::MAX_NV, L::HALF_NV, panel) {
-                let run_tiles = || tiles.clone().skip(run.start).take(run.len());
-                for (kb, cols) in (0..nkb).flat_map(|kb| run_tiles().map(move |t| (kb, t))) {
-                    let pv = cols.first;
-                    let uk = filters::offset(xi, kb0 + kb, c0, c, nkb_all * MR);
-                    let vk = (xi * c + c0) * pp + pv;
-                    let mk = (kb * MR * e + xi) * pp + pv;
-                    // SAFETY: `L`'s CPU features (the caller); the tile's reads and writes
-                    // stay inside `u`, `v` and `m` (checked above: the tiles end at `used`).
-                    unsafe {
-                        let a = (u.add(uk), v.add(vk), pp, m.add(mk), e * pp, cn, c0 > 0);
-                        match (cols.nv, cols.half) {
-                            (4, false) => tile::<L, 4, 0>(a.0, a.1, a.2, a.3, a.4, a.5, a.6),
-                            (3, false) => tile::<L, 3, 0>(a.0, a.1, a.2, a.3, a.4, a.5, a.6),
-                            (2, false) => tile::<L, 2, 0>(a.0, a.1, a.2, a.3, a.4, a.5, a.6),
-                            (1, false) => tile::<L, 1, 0>(a.0, a.1, a.2, a.3, a.4, a.5, a.6),
-                            (3, true) => tile::<L, 3, 1>(a.0, a.1, a.2, a.3, a.4, a.5, a.6),
-                            (2, true) => tile::<L, 2, 1>(a.0, a.1, a.2, a.3, a.4, a.5, a.6),
-                            (1, true) => tile::<L, 1, 1>(a.0, a.1, a.2, a.3, a.4, a.5, a.6),
-                            (0, true) => tile::<L, 0, 1>(a.0, a.1, a.2, a.3, a.4, a.5, a.6),
-                            _ => unreachable!("tile of {} vectors", cols.nv),
+                for kb in 0..nkb {
+                    for cols in tiles.clone().skip(run.start).take(run.len()) {
+                        let pv = cols.first;
+                        let uk = filters::offset(xi, kb0 + kb, c0, c, nkb_all * MR);
+                        let vk = (xi * c + c0) * pp + pv;
+                        let mk = (kb * MR * e + xi) * pp + pv;
+                        // SAFETY: `L`'s CPU features (the caller); the tile's reads and writes
+                        // stay inside `u`, `v` and `m` (checked above: the tiles end at `used`).
+                        unsafe {
+                            let a = (u.add(uk), v.add(vk), pp, m.add(mk), e * pp, cn, c0 > 0);
+                            match (cols.nv, cols.half) {
+                                (4, false) => tile::<L, 4, 0>(a.0, a.1, a.2, a.3, a.4, a.5, a.6),
+                                (3, false) => tile::<L, 3, 0>(a.0, a.1, a.2, a.3, a.4, a.5, a.6),
+                                (2, false) => tile::<L, 2, 0>(a.0, a.1, a.2, a.3, a.4, a.5, a.6),
+                                (1, false) => tile::<L, 1, 0>(a.0, a.1, a.2, a.3, a.4, a.5, a.6),
+                                (3, true) => tile::<L, 3, 1>(a.0, a.1, a.2, a.3, a.4, a.5, a.6),
+                                (2, true) => tile::<L, 2, 1>(a.0, a.1, a.2, a.3, a.4, a.5, a.6),
+                                (1, true) => tile::<L, 1, 1>(a.0, a.1, a.2, a.3, a.4, a.5, a.6),
+                                (0, true) => tile::<L, 0, 1>(a.0, a.1, a.2, a.3, a.4, a.5, a.6),
+                                _ => unreachable!("tile of {} vectors", cols.nv),
+                            }
                         }
                     }
                 }
