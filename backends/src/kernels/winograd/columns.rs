@@ -94,17 +94,15 @@ pub(super) fn tiles(
     })
 }
 
-/// The tiles of [`tiles`]`(used, max_nv, half_nv)` in runs (by index) of at most `cols`
-/// columns each, a tile wider than that on its own: the product stage runs every output
-/// channel block over one run's tiles before the next run, so each block's filters are read
-/// once per run, while the run's `V` rows stay in L1.
+/// `tiles` in runs (by index) of at most `cols` columns each, a tile wider than that on its
+/// own: the product stage runs every output channel block over one run's tiles before the
+/// next run, so each block's filters are read once per run, while the run's `V` rows stay in
+/// L1.
 pub(super) fn panels(
-    used: usize,
-    max_nv: usize,
-    half_nv: usize,
+    tiles: impl Iterator<Item = Cols>,
     cols: usize,
 ) -> impl Iterator<Item = Range<usize>> {
-    let mut widths = tiles(used, max_nv, half_nv).map(|t| t.width());
+    let mut widths = tiles.map(|t| t.width());
     let mut next = widths.next();
     let mut start = 0;
     core::iter::from_fn(move || {
@@ -184,7 +182,7 @@ mod tests {
                 let ts: Vec<Cols> = tiles(used, max_nv, half_nv).collect();
                 for cols in [HALF, W, 2 * W, 3 * W, 8 * W] {
                     let mut next = 0;
-                    for run in panels(used, max_nv, half_nv, cols) {
+                    for run in panels(ts.iter().copied(), cols) {
                         assert_eq!(run.start, next);
                         assert!(run.end > run.start);
                         let width: usize = ts[run.clone()].iter().map(Cols::width).sum();
@@ -196,7 +194,7 @@ mod tests {
             }
         }
         // AVX2 (one vector a tile, halves): a 3×3 tile's 49 blocks in two runs of 32 columns.
-        let runs: Vec<_> = panels(used_by(49, HALF), 1, 0, 2 * W).collect();
+        let runs: Vec<_> = panels(tiles(used_by(49, HALF), 1, 0), 2 * W).collect();
         assert_eq!(runs, [0..2, 2..4]);
     }
 }

@@ -327,8 +327,8 @@ pub(super) unsafe fn product<L: Lanes>(mut job: ProductJob<'_, '_>) {
         while c0 < c {
             let cn = CB.min(c - c0);
             let tiles = columns::tiles(used, L::MAX_NV, L::HALF_NV);
-            let panel = (PANEL_BYTES / (4 * cn)).max(W);
-            for run in columns::panels(used, L::MAX_NV, L::HALF_NV, panel) {
+            let panel = (PANEL_BYTES / (size_of::<f32>() * cn)).max(W);
+            for run in columns::panels(tiles.clone(), panel) {
                 for kb in 0..nkb {
                     for cols in tiles.clone().skip(run.start).take(run.len()) {
                         let pv = cols.first;
