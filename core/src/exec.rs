@@ -807,18 +807,15 @@ impl<const SLOTS: usize, const ELEMS: usize> StripStore for ArrayStripStore<SLOT
         from: &FeatureView<'_>,
         region: Region,
     ) -> Result<(), ExecError> {
-        let rows = from.rows_in(region)?;
+        // A strip the view misses is refused as such, before the store counts its room.
+        from.check_covers(region)?;
         let end = self
             .used
             .checked_add(region_len(&region, from.channels())?)
             .filter(|&e| e <= ELEMS)
             .ok_or(ExecError::StoreFull)?;
         let slot = self.slots.get_mut(self.count).ok_or(ExecError::StoreFull)?;
-        let mut at = self.used;
-        for row in rows {
-            self.arena[at..at + row.len()].copy_from_slice(row);
-            at += row.len();
-        }
+        from.copy_part(region, &mut self.arena[self.used..end])?;
         *slot = Some(Slot {
             tile,
             layer,

@@ -107,6 +107,39 @@ impl<'a> FeatureView<'a> {
         self.row(c, y)[(x - self.region.x.start) as usize]
     }
 
+    /// [`ViewError::Outside`] unless the view covers `part`.
+    pub fn check_covers(&self, part: Region) -> Result<(), ViewError> {
+        if self.region.covers(&part) {
+            Ok(())
+        } else {
+            Err(ViewError::Outside {
+                region: part,
+                layout: self.region,
+            })
+        }
+    }
+
+    /// Copies `channels × part` into `out` in CHW order: what a dense view of `part` holds.
+    /// [`ViewError::Outside`] unless the view covers `part`, [`ViewError::TooShort`] when
+    /// `out` is shorter than that; values of `out` past it are left alone.
+    pub fn copy_part(&self, part: Region, out: &mut [f32]) -> Result<(), ViewError> {
+        self.check_covers(part)?;
+        let needed = region_len(&part, self.channels)?;
+        let available = out.len();
+        let out = out
+            .get_mut(..needed)
+            .ok_or(ViewError::TooShort { needed, available })?;
+        if needed == 0 {
+            return Ok(());
+        }
+        let s = Strides::of(self.region, part);
+        let (n, h) = (part.width() as usize, part.height() as usize);
+        for (c, to) in out.chunks_exact_mut(n * h).enumerate() {
+            copy_rows(to, n, &self.data[s.offset + c * s.plane..], s.row, n, h);
+        }
+        Ok(())
+    }
+
     /// The values of `channels × part` in CHW order, one row of `part` at a time: what a
     /// dense view of `part` would hold, read in place. [`ViewError::Outside`] unless the
     /// view covers `part`.
@@ -114,12 +147,7 @@ impl<'a> FeatureView<'a> {
         &self,
         part: Region,
     ) -> Result<impl Iterator<Item = &'a [f32]> + use<'a>, ViewError> {
-        if !self.region.covers(&part) {
-            return Err(ViewError::Outside {
-                region: part,
-                layout: self.region,
-            });
-        }
+        self.check_covers(part)?;
         let view = *self;
         // An empty `part` is covered wherever it lies: it has no rows.
         let rows = if part.is_empty() {
@@ -341,12 +369,43 @@ pub fn copy_overlap(src: &FeatureView<'_>, dst: &mut FeatureViewMut<'_>) -> Regi
             to[t..t + n * h].copy_from_slice(&from[f..f + n * h]);
             continue;
         }
-        for y in 0..h {
-            let (f, t) = (f + y * s.row, t + y * d.row);
-            to[t..t + n].copy_from_slice(&from[f..f + n]);
-        }
+        copy_rows(&mut to[t..], d.row, &from[f..], s.row, n, h);
     }
     common
+}
+
+/// Copies `h` rows of `n` values, `from_row` values apart in `from`, to rows `to_row` apart in
+/// `to`. Rows of up to eight values are moved by fixed-size copies: strips are often two
+/// values wide and thousands of rows tall, and a `memcpy` call per row costs more than its
+/// values.
+fn copy_rows(to: &mut [f32], to_row: usize, from: &[f32], from_row: usize, n: usize, h: usize) {
+    fn fixed<const N: usize>(
+        to: &mut [f32],
+        to_row: usize,
+        from: &[f32],
+        from_row: usize,
+        h: usize,
+    ) {
+        for y in 0..h {
+            let row: &[f32; N] = from[y * from_row..][..N].try_into().unwrap_or(&[0.0; N]);
+            to[y * to_row..][..N].copy_from_slice(row);
+        }
+    }
+    match n {
+        1 => fixed::<1>(to, to_row, from, from_row, h),
+        2 => fixed::<2>(to, to_row, from, from_row, h),
+        3 => fixed::<3>(to, to_row, from, from_row, h),
+        4 => fixed::<4>(to, to_row, from, from_row, h),
+        5 => fixed::<5>(to, to_row, from, from_row, h),
+        6 => fixed::<6>(to, to_row, from, from_row, h),
+        7 => fixed::<7>(to, to_row, from, from_row, h),
+        8 => fixed::<8>(to, to_row, from, from_row, h),
+        _ => {
+            for y in 0..h {
+                to[y * to_row..][..n].copy_from_slice(&from[y * from_row..][..n]);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -508,6 +567,45 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn copy_part_copies_every_width_densely() {
+        // Widths 1–8 are moved by fixed-size copies, wider ones by slices: both against
+        // `rows_in`, and nothing written past the part.
+        let r = Region::new(Span::new(3, 16), Span::new(2, 6));
+        let n = region_len(&r, 3).unwrap();
+        let data: std::vec::Vec<f32> = (0..n).map(|i| i as f32).collect();
+        let v = FeatureView::new(&data, r, 3).unwrap();
+        for x0 in 3..16 {
+            for x1 in x0 + 1..=16 {
+                for (y0, y1) in [(2, 6), (3, 5), (5, 6)] {
+                    let part = Region::new(Span::new(x0, x1), Span::new(y0, y1));
+                    let len = region_len(&part, 3).unwrap();
+                    let mut out = std::vec![-1.0f32; len + 1];
+                    v.copy_part(part, &mut out).unwrap();
+                    let want: std::vec::Vec<f32> =
+                        v.rows_in(part).unwrap().flatten().copied().collect();
+                    assert_eq!(out[..len], want[..], "{part:?}");
+                    assert_eq!(out[len], -1.0, "{part:?}");
+                }
+            }
+        }
+        let mut out = [0.0f32; 6];
+        let outside = Region::new(Span::new(14, 17), Span::new(2, 3));
+        assert!(matches!(
+            v.copy_part(outside, &mut out),
+            Err(ViewError::Outside { .. })
+        ));
+        let part = Region::new(Span::new(4, 6), Span::new(2, 3));
+        assert_eq!(
+            v.copy_part(part, &mut out[..5]),
+            Err(ViewError::TooShort {
+                needed: 6,
+                available: 5
+            })
+        );
+        assert_eq!(v.copy_part(Region::default(), &mut []), Ok(()));
     }
 
     #[test]

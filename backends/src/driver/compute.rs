@@ -250,7 +250,9 @@ impl StripStore for StripMap<'_> {
         from: &FeatureView<'_>,
         region: Region,
     ) -> Result<(), ExecError> {
-        let rows = from.rows_in(region)?;
+        // Checked before the map is touched: a strip the view misses leaves nothing behind.
+        from.check_covers(region)?;
+        let len = region_len(&region, from.channels())?;
         let key = (tile as u16, layer as u8, side.index() as u8);
         let s = self.0.entry(key).or_insert_with(|| Strip {
             region,
@@ -260,11 +262,8 @@ impl StripStore for StripMap<'_> {
         s.region = region;
         s.channels = from.channels();
         s.data.clear();
-        s.data.reserve(region_len(&region, s.channels)?);
-        for row in rows {
-            s.data.extend_from_slice(row);
-        }
-        Ok(())
+        s.data.resize(len, 0.0);
+        Ok(from.copy_part(region, &mut s.data)?)
     }
 
     fn get(&self, tile: usize, layer: usize, side: Side) -> Option<FeatureView<'_>> {
@@ -728,5 +727,9 @@ mod tests {
         // A region outside the view is a typed error.
         let outside = Region::new(Span::new(3, 5), Span::new(0, 2));
         assert!(store.put(3, 1, Side::Right, &view, outside).is_err());
+        assert!(
+            store.get(3, 1, Side::Right).is_none(),
+            "a failed put leaves nothing"
+        );
     }
 }
