@@ -151,8 +151,40 @@ pub trait StripStore {
         region: Region,
     ) -> Result<(), ExecError>;
 
+    /// Copies `part` of `from` into the strip `region` stored under the key, as [`put`]
+    /// would store it whole: a part under a key that holds no strip of that region and
+    /// channel count makes the strip (its other values zero until their parts come), a later
+    /// part fills it in. A level-0 tile computing a layer in row bands sends its strips of that
+    /// layer this way, band by band, instead of computing each strip again on its own. Parts
+    /// may overlap (they then hold the same values). `from` covers `part`.
+    ///
+    /// [`put`]: StripStore::put
+    fn put_part(
+        &mut self,
+        tile: usize,
+        layer: usize,
+        side: Side,
+        from: &FeatureView<'_>,
+        region: Region,
+        part: Region,
+    ) -> Result<(), ExecError>;
+
     /// The strip stored under that key, if any.
     fn get(&self, tile: usize, layer: usize, side: Side) -> Option<FeatureView<'_>>;
+}
+
+/// Copies `part` of `from` into `buf`, laid out as the strip `region` with `from`'s channels
+/// (what [`StripStore::put_part`] does to a strip's values).
+pub fn copy_part_into(
+    buf: &mut [f32],
+    region: Region,
+    from: &FeatureView<'_>,
+    part: Region,
+) -> Result<(), ExecError> {
+    from.check_covers(part)?;
+    let mut to = FeatureViewMut::within(buf, region, part, from.channels())?;
+    copy_overlap(from, &mut to);
+    Ok(())
 }
 
 /// A store that keeps nothing: for Plain mode, where no strip is exchanged. Strips put by a
@@ -172,8 +204,86 @@ impl StripStore for NoStrips {
         Ok(())
     }
 
+    fn put_part(
+        &mut self,
+        _: usize,
+        _: usize,
+        _: Side,
+        _: &FeatureView<'_>,
+        _: Region,
+        _: Region,
+    ) -> Result<(), ExecError> {
+        Ok(())
+    }
+
     fn get(&self, _: usize, _: usize, _: Side) -> Option<FeatureView<'_>> {
         None
+    }
+}
+
+/// Layers whose strips may be sent in parts: the layers of the banded pairs
+/// ([`band::PAIRS`]) and their second layers.
+const PARTED: usize = band::PAIRS[band::PAIRS.len() - 1] + 2;
+
+/// The tile's store, and how far each strip sent in parts ([`StripStore::put_part`]) is
+/// filled: the rows from its top down to `filled[layer][side]` arrived whole-width, in
+/// order. A strip not filled by the time its layer is done is computed on its own and `put`.
+struct Sending<'s, S> {
+    store: &'s mut S,
+    filled: [[u32; 4]; PARTED],
+}
+
+impl<'s, S: StripStore> Sending<'s, S> {
+    fn new(store: &'s mut S) -> Self {
+        Sending {
+            store,
+            filled: [[0; 4]; PARTED],
+        }
+    }
+
+    /// Whether the strip `region` of `layer` on `side` arrived whole in parts.
+    fn filled(&self, layer: usize, side: Side, region: Region) -> bool {
+        self.filled
+            .get(layer)
+            .is_some_and(|f| f[side.index()] >= region.y.end)
+    }
+}
+
+impl<S: StripStore> StripStore for Sending<'_, S> {
+    fn put(
+        &mut self,
+        tile: usize,
+        layer: usize,
+        side: Side,
+        from: &FeatureView<'_>,
+        region: Region,
+    ) -> Result<(), ExecError> {
+        self.store.put(tile, layer, side, from, region)
+    }
+
+    fn put_part(
+        &mut self,
+        tile: usize,
+        layer: usize,
+        side: Side,
+        from: &FeatureView<'_>,
+        region: Region,
+        part: Region,
+    ) -> Result<(), ExecError> {
+        self.store.put_part(tile, layer, side, from, region, part)?;
+        if let Some(f) = self.filled.get_mut(layer) {
+            let end = &mut f[side.index()];
+            let from_top = (*end).max(region.y.start);
+            // Whole-width parts that continue the filled rows extend them.
+            if part.x == region.x && part.y.start <= from_top {
+                *end = from_top.max(part.y.end);
+            }
+        }
+        Ok(())
+    }
+
+    fn get(&self, tile: usize, layer: usize, side: Side) -> Option<FeatureView<'_>> {
+        self.store.get(tile, layer, side)
     }
 }
 
@@ -319,10 +429,30 @@ impl<K: Kernels> Tile<'_, K> {
         self.stack.layers()[l].output.c
     }
 
+    /// The parts of the layer-`l` send strips that lie in `rows`, just computed in `from`
+    /// ([`StripStore::put_part`]).
+    fn send_parts<S: StripStore>(
+        &self,
+        l: usize,
+        from: &FeatureView<'_>,
+        rows: Region,
+        strips: &mut S,
+    ) -> Result<(), ExecError> {
+        for side in Side::ALL {
+            let r = self.plan.send(l, side);
+            let part = r.intersect(&rows);
+            if !part.is_empty() {
+                strips.put_part(self.plan.tile(), l, side, from, r, part)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The banded pair `(l, l+1)`: `Ô_{l+1}` into `dst` (laid out as
-    /// [`band::output_layout`]), `spare` as scratch. Layer-`l` send strips are computed as
-    /// regions of their own first; then each band computes its layer-`l` rows, stitches
-    /// received layer-`l` strips in, and runs layer `l+1` into `dst`.
+    /// [`band::output_layout`]), `spare` as scratch. Each band computes its layer-`l` rows
+    /// (sending the parts of the layer-`l` strips among them), stitches received layer-`l`
+    /// strips in, and runs layer `l+1` into `dst`; a strip the bands did not fill is then
+    /// computed as a region of its own.
     fn banded_pair<S: StripStore>(
         &self,
         l: usize,
@@ -330,25 +460,25 @@ impl<K: Kernels> Tile<'_, K> {
         input: &FeatureView<'_>,
         dst: &mut [f32],
         spare: &mut [f32],
-        strips: &mut S,
+        strips: &mut Sending<'_, S>,
     ) -> Result<(), ExecError> {
-        self.send_first(l, input, spare, strips)?;
         let mut whole = self.laid_out(l + 1, dst)?;
-        self.band_rows(l, bands, input, &mut whole, spare, strips)
+        self.band_rows(l, bands, input, &mut whole, spare, strips)?;
+        self.send_rest(l, input, spare, strips)
     }
 
-    /// The layer-`l` send strips of the first layer of a banded pair, each computed from
-    /// `input` as a region of its own (in `spare`) and `put`.
-    fn send_first<S: StripStore>(
+    /// The layer-`l` send strips of the first layer of a banded pair that its bands did not
+    /// fill, each computed from `input` as a region of its own (in `spare`) and `put`.
+    fn send_rest<S: StripStore>(
         &self,
         l: usize,
         input: &FeatureView<'_>,
         spare: &mut [f32],
-        strips: &mut S,
+        strips: &mut Sending<'_, S>,
     ) -> Result<(), ExecError> {
         for side in Side::ALL {
             let r = self.plan.send(l, side);
-            if r.is_empty() {
+            if r.is_empty() || strips.filled(l, side, r) {
                 continue;
             }
             let mut s = FeatureViewMut::new(&mut *spare, r, self.channels(l))?;
@@ -378,6 +508,7 @@ impl<K: Kernels> Tile<'_, K> {
             if !b.computed.is_empty() {
                 let mut own = FeatureViewMut::within(&mut *x, b.input, b.computed, c0)?;
                 self.step(l, input, &mut own)?;
+                self.send_parts(l, &own.as_view(), b.computed, strips)?;
             }
             let mut x = FeatureViewMut::new(x, b.input, c0)?;
             if b.computed != b.input {
@@ -421,6 +552,7 @@ impl<K: Kernels> Tile<'_, K> {
         if !own.is_empty() {
             let bands = band::bands_over(self.stack, self.plan, 0, own);
             self.band_rows(0, bands, input, &mut x, rest, strips)?;
+            self.send_parts(1, &x.as_view(), own, strips)?;
         }
         receive(&mut x.window(fresh)?, strips, self.plan, 1)?;
         Ok((x, rest))
@@ -428,46 +560,17 @@ impl<K: Kernels> Tile<'_, K> {
 
     /// The chained pairs `(0, 1)` and `(2, 3)` ([`band::CHAINED`]): `Ô_3` into `dst` from
     /// the tile `input`, `spare` as scratch; `Ô_0`, `Ô_1` and `Ô_2` exist only band by band.
-    /// The send strips of layers 0, 1 and 2 are computed as regions of their own first.
+    /// The bands send the parts of the layer-0, 1 and 2 strips they compute; a strip they did
+    /// not fill is then computed as a region of its own.
     fn chain<S: StripStore>(
         &self,
         input: &FeatureView<'_>,
         dst: &mut [f32],
         spare: &mut [f32],
-        strips: &mut S,
+        strips: &mut Sending<'_, S>,
     ) -> Result<(), ExecError> {
         const L: usize = band::CHAINED;
         let (stack, plan) = (self.stack, self.plan);
-        self.send_first(0, input, spare, strips)?;
-        for side in Side::ALL {
-            let r = plan.send(1, side);
-            if r.is_empty() {
-                continue;
-            }
-            let (s, rest) = split(spare, region_len(&r, self.channels(1))?)?;
-            let mut s = FeatureViewMut::new(s, r, self.channels(1))?;
-            self.band_rows(
-                0,
-                band::bands_over(stack, plan, 0, r),
-                input,
-                &mut s,
-                rest,
-                strips,
-            )?;
-            strips.put(plan.tile(), 1, side, &s.as_view(), r)?;
-        }
-        for side in Side::ALL {
-            let r = plan.send(L, side);
-            if r.is_empty() {
-                continue;
-            }
-            let (x, rest) =
-                self.chained_input(input, stack.back(L, r), Region::default(), spare, strips)?;
-            let (s, _) = split(rest, region_len(&r, self.channels(L))?)?;
-            let mut s = FeatureViewMut::new(s, r, self.channels(L))?;
-            self.step(L, &x.as_view(), &mut s)?;
-            strips.put(plan.tile(), L, side, &s.as_view(), r)?;
-        }
         let mut whole = self.laid_out(L + 1, dst)?;
         let bands = band::bands(stack, plan, L).ok_or(ExecError::PlanMismatch)?;
         // The `Î_2` the start of `spare` holds from the previous band (see `chained_input`).
@@ -484,6 +587,36 @@ impl<K: Kernels> Tile<'_, K> {
             let (x, rest) = self.chained_input(input, region, held, spare, strips)?;
             self.band_rows(L, one, &x.as_view(), &mut whole, rest, strips)?;
             held = region;
+        }
+        self.send_rest(0, input, spare, strips)?;
+        for side in Side::ALL {
+            let r = plan.send(1, side);
+            if r.is_empty() || strips.filled(1, side, r) {
+                continue;
+            }
+            let (s, rest) = split(spare, region_len(&r, self.channels(1))?)?;
+            let mut s = FeatureViewMut::new(s, r, self.channels(1))?;
+            self.band_rows(
+                0,
+                band::bands_over(stack, plan, 0, r),
+                input,
+                &mut s,
+                rest,
+                strips,
+            )?;
+            strips.put(plan.tile(), 1, side, &s.as_view(), r)?;
+        }
+        for side in Side::ALL {
+            let r = plan.send(L, side);
+            if r.is_empty() || strips.filled(L, side, r) {
+                continue;
+            }
+            let (x, rest) =
+                self.chained_input(input, stack.back(L, r), Region::default(), spare, strips)?;
+            let (s, _) = split(rest, region_len(&r, self.channels(L))?)?;
+            let mut s = FeatureViewMut::new(s, r, self.channels(L))?;
+            self.step(L, &x.as_view(), &mut s)?;
+            strips.put(plan.tile(), L, side, &s.as_view(), r)?;
         }
         Ok(())
     }
@@ -588,8 +721,9 @@ pub struct TileJob<'j, K, S> {
 /// [`buffer_elems_in`] value. `buf_a` and `buf_b` need the
 /// two [`buffer_elems`] values (at most `MemoryPlan::tile_buffers_elems`; [`scratch_elems`]
 /// each always does). A level-0 Reuse tile
-/// `put`s each of its send strips as soon as the layer is done (the first layer of a banded
-/// pair: computed on their own, before the pair's bands); a level-1 Reuse tile stitches each
+/// `put`s each of its send strips as soon as the layer is done (the layers run in bands send
+/// theirs in parts, band by band, with [`StripStore::put_part`]; a strip the bands do not
+/// fill is computed on its own after them); a level-1 Reuse tile stitches each
 /// next input (each band's, in a banded pair) from its own output plus the strips it `get`s,
 /// and fails with [`ExecError::MissingStrip`] when one is absent.
 pub fn run_tile<'o, K: Kernels, S: StripStore>(
@@ -643,6 +777,7 @@ pub fn run_tile<'o, K: Kernels, S: StripStore>(
         weights,
         plan,
     };
+    let strips = &mut Sending::new(strips);
     let mut src = Src::Input;
     let mut l = 0;
     while l < last {
@@ -704,7 +839,7 @@ pub fn run_tile<'o, K: Kernels, S: StripStore>(
             // Written in place into the next input: the received strips go around it.
             if layout != computed {
                 let mut x = FeatureViewMut::new(done, next, cout)?;
-                receive(&mut x, strips, plan, l)?;
+                receive(&mut x, &*strips, plan, l)?;
             }
             src = dst;
             l += 1;
@@ -713,7 +848,7 @@ pub fn run_tile<'o, K: Kernels, S: StripStore>(
         let done = FeatureView::new(done, computed, cout)?;
         let mut stitched = FeatureViewMut::new(spare, next, cout)?;
         copy_overlap(&done, &mut stitched);
-        receive(&mut stitched, strips, plan, l)?;
+        receive(&mut stitched, &*strips, plan, l)?;
         // The plan checked that Ô_ℓ plus the strips cover Î_{ℓ+1}.
         src = if dst == Src::A { Src::B } else { Src::A };
         l += 1;
@@ -798,6 +933,46 @@ impl<const SLOTS: usize, const ELEMS: usize> ArrayStripStore<SLOTS, ELEMS> {
     }
 }
 
+impl<const SLOTS: usize, const ELEMS: usize> ArrayStripStore<SLOTS, ELEMS> {
+    /// The newest slot stored under the key.
+    fn slot(&self, tile: usize, layer: usize, side: Side) -> Option<&Slot> {
+        self.slots[..self.count]
+            .iter()
+            .rev()
+            .flatten()
+            .find(|s| (s.tile, s.layer, s.side) == (tile, layer, side))
+    }
+
+    /// Room for a new strip `region` of `channels` under the key, appended after the others
+    /// (shadowing an older one): its values, not yet written.
+    fn append(
+        &mut self,
+        tile: usize,
+        layer: usize,
+        side: Side,
+        region: Region,
+        channels: u32,
+    ) -> Result<&mut [f32], ExecError> {
+        let at = self.used;
+        let end = at
+            .checked_add(region_len(&region, channels)?)
+            .filter(|&e| e <= ELEMS)
+            .ok_or(ExecError::StoreFull)?;
+        let slot = self.slots.get_mut(self.count).ok_or(ExecError::StoreFull)?;
+        *slot = Some(Slot {
+            tile,
+            layer,
+            side,
+            at,
+            region,
+            channels,
+        });
+        self.used = end;
+        self.count += 1;
+        Ok(&mut self.arena[at..end])
+    }
+}
+
 impl<const SLOTS: usize, const ELEMS: usize> StripStore for ArrayStripStore<SLOTS, ELEMS> {
     fn put(
         &mut self,
@@ -809,33 +984,38 @@ impl<const SLOTS: usize, const ELEMS: usize> StripStore for ArrayStripStore<SLOT
     ) -> Result<(), ExecError> {
         // A strip the view misses is refused as such, before the store counts its room.
         from.check_covers(region)?;
-        let end = self
-            .used
-            .checked_add(region_len(&region, from.channels())?)
-            .filter(|&e| e <= ELEMS)
-            .ok_or(ExecError::StoreFull)?;
-        let slot = self.slots.get_mut(self.count).ok_or(ExecError::StoreFull)?;
-        from.copy_part(region, &mut self.arena[self.used..end])?;
-        *slot = Some(Slot {
-            tile,
-            layer,
-            side,
-            at: self.used,
-            region,
-            channels: from.channels(),
-        });
-        self.used = end;
-        self.count += 1;
-        Ok(())
+        let values = self.append(tile, layer, side, region, from.channels())?;
+        Ok(from.copy_part(region, values)?)
+    }
+
+    fn put_part(
+        &mut self,
+        tile: usize,
+        layer: usize,
+        side: Side,
+        from: &FeatureView<'_>,
+        region: Region,
+        part: Region,
+    ) -> Result<(), ExecError> {
+        from.check_covers(part)?;
+        let channels = from.channels();
+        let values = match self.slot(tile, layer, side) {
+            Some(s) if (s.region, s.channels) == (region, channels) => {
+                let (at, len) = (s.at, region_len(&region, channels)?);
+                &mut self.arena[at..at + len]
+            }
+            _ => {
+                let values = self.append(tile, layer, side, region, channels)?;
+                values.fill(0.0);
+                values
+            }
+        };
+        copy_part_into(values, region, from, part)
     }
 
     fn get(&self, tile: usize, layer: usize, side: Side) -> Option<FeatureView<'_>> {
         // Newest first, so a re-put key shadows the old copy.
-        let s = self.slots[..self.count]
-            .iter()
-            .rev()
-            .flatten()
-            .find(|s| (s.tile, s.layer, s.side) == (tile, layer, side))?;
+        let s = self.slot(tile, layer, side)?;
         FeatureView::new(&self.arena[s.at..self.used], s.region, s.channels).ok()
     }
 }

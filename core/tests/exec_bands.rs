@@ -184,15 +184,15 @@ fn same_bits(a: &[f32], b: &[f32]) -> bool {
 
 /// Runs `net` on 1×1, 2×2 and 3×3 grids in both modes against the layer-by-layer frame;
 /// returns (bands stitching received strips, unbanded layers written in place into a larger
-/// next input, strips put per layer in Reuse mode).
-fn check(net: &Network) -> (usize, usize, [usize; 8]) {
+/// next input, strips put whole and strips sent in parts per layer in Reuse mode).
+fn check(net: &Network) -> (usize, usize, [usize; 8], [usize; 8]) {
     let upto = net.layers().len();
     let stack = FusedStack::new(net, upto).unwrap();
     let data = params(net, upto);
     let w = Weights::new(net, upto, &data).unwrap();
     let input = values(stack.input().elements().unwrap(), 11);
     let expect = full_frame(net, upto, &w, &input);
-    let (mut stitched_bands, mut puts, mut chains) = (0, [0; 8], 0);
+    let (mut stitched_bands, mut puts, mut parted, mut chains) = (0, [0; 8], [0; 8], 0);
     let mut in_place = 0;
     for (rows, cols) in [(1, 1), (2, 2), (3, 3)] {
         let grid = Grid::new(rows, cols, Partition::Darknet, &stack).unwrap();
@@ -241,27 +241,36 @@ fn check(net: &Network) -> (usize, usize, [usize; 8]) {
             );
             if mode == Mode::Reuse {
                 puts.iter_mut().zip(store.puts()).for_each(|(a, b)| *a += b);
+                parted
+                    .iter_mut()
+                    .zip(store.parted())
+                    .for_each(|(a, b)| *a += b);
             }
         }
     }
     assert!(chains > 0, "no tile chains pairs (0, 1) and (2, 3)");
-    (stitched_bands, in_place, puts)
+    (stitched_bands, in_place, puts, parted)
 }
 
 #[test]
 fn banded_tiles_equal_the_layer_by_layer_frame() {
-    let (stitched, _, puts) = check(&net());
+    let (stitched, _, puts, parted) = check(&net());
     // Aligned pools and 1×1 convs: no strips of the banded layers, so no band stitches any.
+    let sent = |l: usize| puts[l] + parted[l];
     assert_eq!(
-        (stitched, puts[0], puts[2], puts[4], puts[6]),
+        (stitched, sent(0), sent(2), sent(4), sent(6)),
         (0, 0, 0, 0, 0)
     );
-    assert!(puts[1] > 0 && puts[3] > 0 && puts[5] > 0, "{puts:?}");
-    let (stitched, in_place, puts) = check(&halo_net());
-    // Banded layers send their strips (computed on their own) and level-1 tiles stitch them;
-    // layers run whole write into their next input in place.
+    // Layer 1's strips (of the chained pairs, whose `Ô_1` is never whole) go in parts.
+    assert!(
+        parted[1] > 0 && puts[3] > 0 && puts[5] > 0,
+        "{puts:?} {parted:?}"
+    );
+    let (stitched, in_place, puts, parted) = check(&halo_net());
+    // Banded layers send their strips band by band and level-1 tiles stitch them; layers run
+    // whole write into their next input in place.
     assert!(stitched > 0 && in_place > 0, "{stitched} {in_place}");
-    assert!(PAIRS.iter().all(|&l| puts[l] > 0), "{puts:?}");
+    assert!(PAIRS.iter().all(|&l| parted[l] > 0), "{puts:?} {parted:?}");
 
     let net = net();
     let stack = FusedStack::new(&net, 9).unwrap();

@@ -53,6 +53,18 @@ impl StripStore for Fixed {
         Err(ExecError::StoreFull)
     }
 
+    fn put_part(
+        &mut self,
+        _: usize,
+        _: usize,
+        _: Side,
+        _: &FeatureView<'_>,
+        _: Region,
+        _: Region,
+    ) -> Result<(), ExecError> {
+        Err(ExecError::StoreFull)
+    }
+
     fn get(&self, _: usize, _: usize, _: Side) -> Option<FeatureView<'_>> {
         FeatureView::new(&self.0, self.1, self.2).ok()
     }
@@ -526,4 +538,50 @@ fn array_store_copies_the_strip_out_of_a_larger_view() {
     ));
     assert_eq!(store.len(), 1);
     assert!(store.get(4, 2, Side::Right).is_none());
+}
+
+#[test]
+fn array_store_fills_a_strip_sent_in_parts() {
+    // One channel over x 0..4, y 0..4: value = 10·y + x.
+    let whole = Region::new(Span::new(0, 4), Span::new(0, 4));
+    let data: Vec<f32> = (0..4)
+        .flat_map(|y| (0..4).map(move |x| (10 * y + x) as f32))
+        .collect();
+    let view = FeatureView::new(&data, whole, 1).unwrap();
+    let strip = Region::new(Span::new(2, 4), Span::new(0, 4));
+    let rows = |a, b| Region::new(Span::new(2, 4), Span::new(a, b));
+    let mut store: ArrayStripStore<4, 16> = ArrayStripStore::new();
+    // Two overlapping parts, bottom first: one strip, filled.
+    store
+        .put_part(1, 0, Side::Right, &view, strip, rows(1, 4))
+        .unwrap();
+    store
+        .put_part(1, 0, Side::Right, &view, strip, rows(0, 2))
+        .unwrap();
+    assert_eq!(store.len(), 1);
+    let got = store.get(1, 0, Side::Right).unwrap();
+    assert_eq!(got.region(), strip);
+    assert_eq!(got.data(), &[2.0, 3.0, 12.0, 13.0, 22.0, 23.0, 32.0, 33.0]);
+    // A part the view misses is refused and changes nothing.
+    let small =
+        FeatureView::new(&data[..8], Region::new(Span::new(0, 4), Span::new(0, 2)), 1).unwrap();
+    assert!(matches!(
+        store.put_part(1, 0, Side::Right, &small, strip, rows(2, 3)),
+        Err(ExecError::View(ViewError::Outside { .. }))
+    ));
+    assert_eq!(store.get(1, 0, Side::Right).unwrap().data()[4], 22.0);
+    // A part of another region under the key starts a new strip (zero until filled).
+    let short = Region::new(Span::new(2, 4), Span::new(0, 2));
+    store
+        .put_part(1, 0, Side::Right, &view, short, rows(1, 2))
+        .unwrap();
+    assert_eq!(
+        store.get(1, 0, Side::Right).unwrap().data(),
+        &[0.0, 0.0, 12.0, 13.0]
+    );
+    // Past the arena: a typed error.
+    assert_eq!(
+        store.put_part(2, 0, Side::Left, &view, strip, rows(0, 1)),
+        Err(ExecError::StoreFull)
+    );
 }

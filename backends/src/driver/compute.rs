@@ -12,7 +12,8 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use tessera_core::exec::{
-    buffer_elems, buffer_elems_in, input_slot, run_tile, ExecError, StripStore, TileInput, TileJob,
+    buffer_elems, buffer_elems_in, copy_part_into, input_slot, run_tile, ExecError, StripStore,
+    TileInput, TileJob,
 };
 use tessera_core::ftp::{FusedStack, Grid, MemoryPlan, Mode, Partition, PlanError, Side, TilePlan};
 use tessera_core::kernel::{KernelError, Kernels};
@@ -264,6 +265,33 @@ impl StripStore for StripMap<'_> {
         s.data.clear();
         s.data.resize(len, 0.0);
         Ok(from.copy_part(region, &mut s.data)?)
+    }
+
+    fn put_part(
+        &mut self,
+        tile: usize,
+        layer: usize,
+        side: Side,
+        from: &FeatureView<'_>,
+        region: Region,
+        part: Region,
+    ) -> Result<(), ExecError> {
+        from.check_covers(part)?;
+        let len = region_len(&region, from.channels())?;
+        let key = (tile as u16, layer as u8, side.index() as u8);
+        let s = self.0.entry(key).or_insert_with(|| Strip {
+            region,
+            channels: 0,
+            data: Vec::new(),
+        });
+        // A part of another strip than the one held (or of none: recycled) starts it anew.
+        if (s.region, s.channels, s.data.len()) != (region, from.channels(), len) {
+            s.region = region;
+            s.channels = from.channels();
+            s.data.clear();
+            s.data.resize(len, 0.0);
+        }
+        copy_part_into(&mut s.data, region, from, part)
     }
 
     fn get(&self, tile: usize, layer: usize, side: Side) -> Option<FeatureView<'_>> {
@@ -731,5 +759,33 @@ mod tests {
             store.get(3, 1, Side::Right).is_none(),
             "a failed put leaves nothing"
         );
+        // A strip sent in parts: filled part by part, begun anew after a recycle.
+        let top = Region::new(Span::new(2, 4), Span::new(0, 1));
+        let bottom = Region::new(Span::new(2, 4), Span::new(1, 2));
+        store
+            .put_part(3, 2, Side::Right, &view, strip, bottom)
+            .unwrap();
+        assert_eq!(
+            store.get(3, 2, Side::Right).unwrap().data(),
+            &[0.0, 0.0, 6.0, 7.0]
+        );
+        store
+            .put_part(3, 2, Side::Right, &view, strip, top)
+            .unwrap();
+        assert_eq!(
+            store.get(3, 2, Side::Right).unwrap().data(),
+            &[2.0, 3.0, 6.0, 7.0]
+        );
+        store.recycle();
+        store
+            .put_part(3, 2, Side::Right, &view, strip, top)
+            .unwrap();
+        assert_eq!(
+            store.get(3, 2, Side::Right).unwrap().data(),
+            &[2.0, 3.0, 0.0, 0.0]
+        );
+        assert!(store
+            .put_part(3, 2, Side::Right, &view, strip, outside)
+            .is_err());
     }
 }

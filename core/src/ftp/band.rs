@@ -8,14 +8,16 @@
 //! layer `ℓ+1` on them and copies the result into `Ô_{ℓ+1}`. Every output value is still one
 //! kernel call's sum in the same order, so banded tiles are bit-identical to unbanded ones.
 //!
-//! Layer-`ℓ` strips a level-0 Reuse tile sends are computed separately, each as its own output
-//! region of layer `ℓ` (they are thin: computing them again is cheaper than holding `Ô_ℓ`);
-//! a level-1 tile stitches the strips it receives into each band's layer-`ℓ+1` input.
+//! A level-0 Reuse tile sends its layer-`ℓ` strips band by band: each band puts the part of
+//! each strip among the rows it computes (`StripStore::put_part`). A strip the bands do not
+//! fill (rows or columns layer `ℓ+1` does not read) is then computed as a layer-`ℓ` region of
+//! its own. A level-1 tile stitches the strips it receives into each band's layer-`ℓ+1` input.
 //!
 //! The pairs `(0, 1)` and `(2, 3)` are chained ([`CHAINED`]): each band of pair `(2, 3)`
 //! computes the layer-1 rows it reads through pair `(0, 1)`, itself in bands, so `Ô_1` never
-//! exists whole either; layer-1 send strips, like layer-0 and layer-2 ones, are computed as
-//! regions of their own.
+//! exists whole either; layer-1 send strips, like layer-0 and layer-2 ones, are sent in parts
+//! as those rows are computed (YOLOv2's layer-1 strips thus cost no layer-0 work of their
+//! own).
 //!
 //! Buffers: for chained pairs `Ô_3` fills one ping-pong buffer and the chain's scratch the
 //! other; an unchained pair at layer 0 (whose input is the caller's view) puts `Ô_1` in one
