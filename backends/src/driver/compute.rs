@@ -242,6 +242,35 @@ impl StripMap<'_> {
     }
 }
 
+impl StripMap<'_> {
+    /// The values of the strip `region` × `channels` under the key: those held when the key
+    /// holds that strip (a recycled one holds none), else made anew, zero, in the key's
+    /// memory.
+    fn values(
+        &mut self,
+        tile: usize,
+        layer: usize,
+        side: Side,
+        region: Region,
+        channels: u32,
+    ) -> Result<&mut [f32], ExecError> {
+        let len = region_len(&region, channels)?;
+        let key = (tile as u16, layer as u8, side.index() as u8);
+        let s = self.0.entry(key).or_insert_with(|| Strip {
+            region,
+            channels,
+            data: Vec::new(),
+        });
+        if (s.region, s.channels, s.data.len()) != (region, channels, len) {
+            s.region = region;
+            s.channels = channels;
+            s.data.clear();
+            s.data.resize(len, 0.0);
+        }
+        Ok(&mut s.data)
+    }
+}
+
 impl StripStore for StripMap<'_> {
     fn put(
         &mut self,
@@ -253,18 +282,8 @@ impl StripStore for StripMap<'_> {
     ) -> Result<(), ExecError> {
         // Checked before the map is touched: a strip the view misses leaves nothing behind.
         from.check_covers(region)?;
-        let len = region_len(&region, from.channels())?;
-        let key = (tile as u16, layer as u8, side.index() as u8);
-        let s = self.0.entry(key).or_insert_with(|| Strip {
-            region,
-            channels: 0,
-            data: Vec::new(),
-        });
-        s.region = region;
-        s.channels = from.channels();
-        s.data.clear();
-        s.data.resize(len, 0.0);
-        Ok(from.copy_part(region, &mut s.data)?)
+        let values = self.values(tile, layer, side, region, from.channels())?;
+        Ok(from.copy_part(region, values)?)
     }
 
     fn put_part(
@@ -277,21 +296,8 @@ impl StripStore for StripMap<'_> {
         part: Region,
     ) -> Result<(), ExecError> {
         from.check_covers(part)?;
-        let len = region_len(&region, from.channels())?;
-        let key = (tile as u16, layer as u8, side.index() as u8);
-        let s = self.0.entry(key).or_insert_with(|| Strip {
-            region,
-            channels: 0,
-            data: Vec::new(),
-        });
-        // A part of another strip than the one held (or of none: recycled) starts it anew.
-        if (s.region, s.channels, s.data.len()) != (region, from.channels(), len) {
-            s.region = region;
-            s.channels = from.channels();
-            s.data.clear();
-            s.data.resize(len, 0.0);
-        }
-        copy_part_into(&mut s.data, region, from, part)
+        let values = self.values(tile, layer, side, region, from.channels())?;
+        copy_part_into(values, region, from, part)
     }
 
     fn get(&self, tile: usize, layer: usize, side: Side) -> Option<FeatureView<'_>> {
