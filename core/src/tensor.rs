@@ -386,9 +386,9 @@ fn copy_rows(to: &mut [f32], to_row: usize, from: &[f32], from_row: usize, n: us
         from_row: usize,
         h: usize,
     ) {
+        // `N` is a constant, so each row's copy is a few moves, not a call.
         for y in 0..h {
-            let row: &[f32; N] = from[y * from_row..][..N].try_into().unwrap_or(&[0.0; N]);
-            to[y * to_row..][..N].copy_from_slice(row);
+            to[y * to_row..][..N].copy_from_slice(&from[y * from_row..][..N]);
         }
     }
     match n {
