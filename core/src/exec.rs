@@ -221,8 +221,8 @@ impl StripStore for NoStrips {
     }
 }
 
-/// Layers whose strips may be sent in parts: the layers of the banded pairs
-/// ([`band::PAIRS`]) and their second layers.
+/// Strips of layers `0..PARTED` may be sent in parts: those reach past every banded pair
+/// ([`band::PAIRS`]) and its second layer.
 const PARTED: usize = band::PAIRS[band::PAIRS.len() - 1] + 2;
 
 /// The tile's store, and how far each strip sent in parts ([`StripStore::put_part`]) is
