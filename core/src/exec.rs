@@ -173,20 +173,6 @@ pub trait StripStore {
     fn get(&self, tile: usize, layer: usize, side: Side) -> Option<FeatureView<'_>>;
 }
 
-/// Copies `part` of `from` into `buf`, laid out as the strip `region` with `from`'s channels
-/// (what [`StripStore::put_part`] does to a strip's values).
-pub fn copy_part_into(
-    buf: &mut [f32],
-    region: Region,
-    from: &FeatureView<'_>,
-    part: Region,
-) -> Result<(), ExecError> {
-    from.check_covers(part)?;
-    let mut to = FeatureViewMut::within(buf, region, part, from.channels())?;
-    copy_overlap(from, &mut to);
-    Ok(())
-}
-
 /// A store that keeps nothing: for Plain mode, where no strip is exchanged. Strips put by a
 /// level-0 Reuse tile are dropped (its own output is unaffected).
 #[derive(Clone, Copy, Debug, Default)]
@@ -985,7 +971,7 @@ impl<const SLOTS: usize, const ELEMS: usize> StripStore for ArrayStripStore<SLOT
         // A strip the view misses is refused as such, before the store counts its room.
         from.check_covers(region)?;
         let values = self.append(tile, layer, side, region, from.channels())?;
-        Ok(from.copy_part(region, values)?)
+        Ok(from.copy_part(region, values, region)?)
     }
 
     fn put_part(
@@ -1010,7 +996,7 @@ impl<const SLOTS: usize, const ELEMS: usize> StripStore for ArrayStripStore<SLOT
                 values
             }
         };
-        copy_part_into(values, region, from, part)
+        Ok(from.copy_part(part, values, region)?)
     }
 
     fn get(&self, tile: usize, layer: usize, side: Side) -> Option<FeatureView<'_>> {

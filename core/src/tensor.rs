@@ -119,24 +119,21 @@ impl<'a> FeatureView<'a> {
         }
     }
 
-    /// Copies `channels × part` into `out` in CHW order: what a dense view of `part` holds.
-    /// [`ViewError::Outside`] unless the view covers `part`, [`ViewError::TooShort`] when
-    /// `out` is shorter than that; values of `out` past it are left alone.
-    pub fn copy_part(&self, part: Region, out: &mut [f32]) -> Result<(), ViewError> {
+    /// Copies `channels × part` into `out`, laid out as `layout` (CHW over `layout`, which
+    /// covers `part`; `layout = part` makes a dense copy). [`ViewError::Outside`] unless the
+    /// view covers `part` and `layout` covers it, [`ViewError::TooShort`] when `out` is
+    /// shorter than `layout`'s values; `out`'s other values are left alone.
+    pub fn copy_part(
+        &self,
+        part: Region,
+        out: &mut [f32],
+        layout: Region,
+    ) -> Result<(), ViewError> {
         self.check_covers(part)?;
-        let needed = region_len(&part, self.channels)?;
-        let available = out.len();
-        let out = out
-            .get_mut(..needed)
-            .ok_or(ViewError::TooShort { needed, available })?;
-        if needed == 0 {
-            return Ok(());
-        }
-        let s = Strides::of(self.region, part);
-        let (n, h) = (part.width() as usize, part.height() as usize);
-        for (c, to) in out.chunks_exact_mut(n * h).enumerate() {
-            copy_rows(to, n, &self.data[s.offset + c * s.plane..], s.row, n, h);
-        }
+        copy_overlap(
+            self,
+            &mut FeatureViewMut::within(out, layout, part, self.channels)?,
+        );
         Ok(())
     }
 
@@ -572,7 +569,7 @@ mod tests {
     #[test]
     fn copy_part_copies_every_width_densely() {
         // Widths 1–8 are moved by fixed-size copies, wider ones by slices: both against
-        // `rows_in`, and nothing written past the part.
+        // `rows_in`, and nothing written past the part (copied densely: layout = part).
         let r = Region::new(Span::new(3, 16), Span::new(2, 6));
         let n = region_len(&r, 3).unwrap();
         let data: std::vec::Vec<f32> = (0..n).map(|i| i as f32).collect();
@@ -583,7 +580,7 @@ mod tests {
                     let part = Region::new(Span::new(x0, x1), Span::new(y0, y1));
                     let len = region_len(&part, 3).unwrap();
                     let mut out = std::vec![-1.0f32; len + 1];
-                    v.copy_part(part, &mut out).unwrap();
+                    v.copy_part(part, &mut out, part).unwrap();
                     let want: std::vec::Vec<f32> =
                         v.rows_in(part).unwrap().flatten().copied().collect();
                     assert_eq!(out[..len], want[..], "{part:?}");
@@ -594,18 +591,32 @@ mod tests {
         let mut out = [0.0f32; 6];
         let outside = Region::new(Span::new(14, 17), Span::new(2, 3));
         assert!(matches!(
-            v.copy_part(outside, &mut out),
+            v.copy_part(outside, &mut out, outside),
             Err(ViewError::Outside { .. })
         ));
         let part = Region::new(Span::new(4, 6), Span::new(2, 3));
         assert_eq!(
-            v.copy_part(part, &mut out[..5]),
+            v.copy_part(part, &mut out[..5], part),
             Err(ViewError::TooShort {
                 needed: 6,
                 available: 5
             })
         );
-        assert_eq!(v.copy_part(Region::default(), &mut []), Ok(()));
+        assert_eq!(
+            v.copy_part(Region::default(), &mut [], Region::default()),
+            Ok(())
+        );
+        // Into a larger layout: the part lands at its place, the rest stays.
+        let layout = Region::new(Span::new(4, 7), Span::new(2, 4));
+        let mut out = [-1.0f32; 6];
+        let one = FeatureView::new(&data[..n / 3], r, 1).unwrap();
+        one.copy_part(part, &mut out, layout).unwrap();
+        // Row y = 2 of the view starts at x = 3: values 1 and 2 are x = 4 and 5.
+        assert_eq!(out, [1.0, 2.0, -1.0, -1.0, -1.0, -1.0]);
+        assert!(matches!(
+            one.copy_part(layout, &mut out, part),
+            Err(ViewError::Outside { .. })
+        ));
     }
 
     #[test]

@@ -12,8 +12,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use tessera_core::exec::{
-    buffer_elems, buffer_elems_in, copy_part_into, input_slot, run_tile, ExecError, StripStore,
-    TileInput, TileJob,
+    buffer_elems, buffer_elems_in, input_slot, run_tile, ExecError, StripStore, TileInput, TileJob,
 };
 use tessera_core::ftp::{FusedStack, Grid, MemoryPlan, Mode, Partition, PlanError, Side, TilePlan};
 use tessera_core::kernel::{KernelError, Kernels};
@@ -283,7 +282,7 @@ impl StripStore for StripMap<'_> {
         // Checked before the map is touched: a strip the view misses leaves nothing behind.
         from.check_covers(region)?;
         let values = self.values(tile, layer, side, region, from.channels())?;
-        Ok(from.copy_part(region, values)?)
+        Ok(from.copy_part(region, values, region)?)
     }
 
     fn put_part(
@@ -297,7 +296,7 @@ impl StripStore for StripMap<'_> {
     ) -> Result<(), ExecError> {
         from.check_covers(part)?;
         let values = self.values(tile, layer, side, region, from.channels())?;
-        copy_part_into(values, region, from, part)
+        Ok(from.copy_part(part, values, region)?)
     }
 
     fn get(&self, tile: usize, layer: usize, side: Side) -> Option<FeatureView<'_>> {
